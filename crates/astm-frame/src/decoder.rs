@@ -1,0 +1,118 @@
+//! A frame decoder that owns its buffer: push bytes as they arrive, take items out.
+
+use crate::control::{EOT, ETB, ETX};
+use crate::scanner::{DecoderConfig, FrameScanner, Item};
+
+/// Compact the buffer once this many consumed bytes sit at its front.
+const COMPACT_AT: usize = 4096;
+
+/// An incremental decoder for one direction of a link.
+///
+/// Bytes may arrive in any chunking, one at a time over a serial line or many frames per TCP
+/// read, with the same result. Memory stays bounded by one frame (`max_frame_len`) plus the chunk
+/// being pushed, provided [`next_item`](Self::next_item) is called until it returns `None` after
+/// each [`push`](Self::push).
+///
+/// ```
+/// use astm_frame::{DecoderConfig, FrameDecoder, Item};
+///
+/// let mut decoder = FrameDecoder::new(DecoderConfig::default());
+/// let mut texts = Vec::new();
+/// for byte in b"\x021A|B|C|D\r\x03BF\r\n" {
+///     decoder.push(std::slice::from_ref(byte));
+///     while let Some(item) = decoder.next_item() {
+///         if let Item::Frame(frame) = item {
+///             assert!(frame.checksum_ok());
+///             texts.push(frame.text().to_vec());
+///         }
+///     }
+/// }
+/// assert_eq!(texts, [b"A|B|C|D\r".to_vec()]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    scanner: FrameScanner,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder with the given configuration.
+    #[must_use]
+    pub const fn new(config: DecoderConfig) -> Self {
+        Self {
+            scanner: FrameScanner::new(config),
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &DecoderConfig {
+        self.scanner.config()
+    }
+
+    /// Appends received bytes.
+    #[inline]
+    pub fn push(&mut self, data: &[u8]) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start >= COMPACT_AT || self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete item, or `None` until more bytes are pushed.
+    #[inline]
+    pub fn next_item(&mut self) -> Option<Item<'_>> {
+        let Self {
+            scanner,
+            buf,
+            start,
+        } = self;
+        let buf: &Vec<u8> = buf;
+        // Fast path for a frame arriving in pieces (a serial line, small TCP reads): if the new
+        // bytes hold no terminator and the frame is still within bounds, there is nothing to do.
+        if let Some(scanned) = scanner.pending_frame() {
+            let pending = &buf[*start..];
+            let limit = scanner.config().max_frame_len.saturating_sub(5);
+            if pending.len() <= limit
+                && memchr::memchr3(ETX, ETB, EOT, &pending[scanned.min(pending.len())..]).is_none()
+            {
+                scanner.frame_scanned_to(pending.len());
+                return None;
+            }
+        }
+        loop {
+            let pending = &buf[*start..];
+            if pending.is_empty() {
+                return None;
+            }
+            let scanned = scanner.scan(pending);
+            *start += scanned.consumed;
+            match scanned.item {
+                Some(item) => return Some(item),
+                // Only skipped trailer bytes: look again.
+                None if scanned.consumed > 0 => {}
+                None => return None,
+            }
+        }
+    }
+
+    /// Bytes held that do not yet form an item.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Drops buffered bytes and the scan position (a new connection).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+        self.scanner.reset();
+    }
+}

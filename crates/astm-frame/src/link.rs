@@ -1,0 +1,829 @@
+//! The E1381 / LIS1-A link state machine for one station, sans-IO (§6, Annex A1).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::control::Control;
+use crate::decoder::FrameDecoder;
+use crate::frame::{FrameDefect, FrameEnd, next_frame_number};
+use crate::framer::{FramedMessage, FramerConfig};
+use crate::scanner::{BrokenReason, DecoderConfig, Item};
+
+/// Which end of the link this station is. It decides contention (§6.2.7.1): the instrument has
+/// priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The analyzer.
+    Instrument,
+    /// The computer system (LIS).
+    Computer,
+}
+
+/// What a station does when its ENQ crosses the peer's ENQ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ContentionPolicy {
+    /// The standard: an instrument waits and re-sends ENQ, a computer yields and waits for the
+    /// instrument's ENQ.
+    #[default]
+    ByRole,
+    /// Always yield, whatever the role (what some simulators do).
+    Yield,
+    /// Always insist, as an instrument does.
+    Insist,
+}
+
+/// What the receiver hands over as one message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Assembly {
+    /// Each E1381 message: the texts of an ETB chain and its ETX frame (the standard's unit). With
+    /// one record per frame, that is one record.
+    #[default]
+    PerEndFrame,
+    /// Everything accepted between ENQ and EOT, handed over at EOT: one E1394 message H...L as
+    /// instruments send it.
+    PerTransfer,
+}
+
+/// The timers of §6.5.2, and the waits of §6.2.6, §6.2.7.1 and §6.3.5.3. Defaults are the
+/// standard's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timers {
+    /// Sender: wait for a reply to ENQ (15 s).
+    pub enq_reply: Duration,
+    /// Sender: wait for a reply to a frame (15 s).
+    pub frame_reply: Duration,
+    /// Receiver: wait for the next frame or EOT (30 s).
+    pub receive: Duration,
+    /// Sender: wait after a NAK to ENQ, or after an unanswered ENQ, before the next ENQ (10 s).
+    pub enq_retry: Duration,
+    /// Sender: wait after an honoured receiver interrupt before the next ENQ (15 s).
+    pub interrupt_hold_off: Duration,
+    /// Instrument: wait after contention before re-sending ENQ (1 s).
+    pub contention_retry: Duration,
+    /// Computer: wait after contention for the instrument's ENQ (20 s).
+    pub contention_yield: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            enq_reply: Duration::from_secs(15),
+            frame_reply: Duration::from_secs(15),
+            receive: Duration::from_secs(30),
+            enq_retry: Duration::from_secs(10),
+            interrupt_hold_off: Duration::from_secs(15),
+            contention_retry: Duration::from_secs(1),
+            contention_yield: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Configuration of a [`Link`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkConfig {
+    /// Instrument or computer.
+    pub role: Role,
+    /// Timer values.
+    pub timers: Timers,
+    /// How outgoing messages are framed (240-byte text by default).
+    pub framer: FramerConfig,
+    /// How incoming bytes are decoded (64,000-byte frames, strict, by default).
+    pub decoder: DecoderConfig,
+    /// Contention behaviour.
+    pub contention: ContentionPolicy,
+    /// What the receiver hands over as one message.
+    pub assembly: Assembly,
+    /// Transmissions of one frame before the message is aborted (§6.5.1.2: six).
+    pub max_transmissions: u32,
+    /// ENQs per message (each answered by NAK or nothing) before the message is aborted.
+    pub max_enq_attempts: u32,
+    /// Honour a receiver interrupt (EOT in place of ACK) by ending the transfer; when `false`, the
+    /// EOT counts as an ACK (as cobas analyzers do).
+    pub honor_interrupt: bool,
+    /// Largest message the receiver assembles; a larger one is discarded and reported.
+    pub max_message_len: usize,
+}
+
+impl LinkConfig {
+    /// The standard configuration for `role`.
+    #[must_use]
+    pub fn new(role: Role) -> Self {
+        Self {
+            role,
+            timers: Timers::default(),
+            framer: FramerConfig::default(),
+            decoder: DecoderConfig::default(),
+            contention: ContentionPolicy::ByRole,
+            assembly: Assembly::PerEndFrame,
+            max_transmissions: 6,
+            max_enq_attempts: 6,
+            honor_interrupt: true,
+            max_message_len: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Identifies a message given to [`Link::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbortReason {
+    /// One frame was sent this many times without an ACK (§6.5.1.2).
+    #[error("frame {frame_number} not accepted after {transmissions} transmissions")]
+    TooManyTransmissions {
+        /// The frame number.
+        frame_number: u8,
+        /// How often it was sent.
+        transmissions: u32,
+    },
+    /// No reply to a frame within the timer (§6.5.2.3).
+    #[error("no reply to frame {frame_number} within the reply timer")]
+    NoReplyToFrame {
+        /// The frame number.
+        frame_number: u8,
+    },
+    /// Every ENQ was answered with NAK or not at all.
+    #[error("link not established after {attempts} ENQs (receiver busy or silent)")]
+    LinkNotEstablished {
+        /// ENQs sent.
+        attempts: u32,
+    },
+    /// The receiver asked to stop (EOT in place of ACK) before the last frame (§6.3.5).
+    #[error("receiver interrupt before the last frame")]
+    ReceiverInterrupt,
+}
+
+/// Why the receiver dropped a partly received message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscardReason {
+    /// No frame or EOT within the receive timer (§6.5.2.4).
+    #[error("no frame within the receive timer")]
+    ReceiveTimeout,
+    /// EOT arrived in the middle of an ETB chain.
+    #[error("transfer ended in the middle of a message")]
+    EndedMidMessage,
+    /// ENQ arrived in the middle of an ETB chain: the sender started over.
+    #[error("sender started a new transfer in the middle of a message")]
+    RestartedMidMessage,
+    /// The message grew past `max_message_len`.
+    #[error("message longer than the limit of {0} bytes")]
+    TooLong(usize),
+}
+
+/// A problem on the link that does not end a message by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// A frame was rejected with NAK.
+    #[error("frame rejected: {0}")]
+    FrameRejected(FrameDefect),
+    /// A frame number was neither the last accepted nor the next (NAKed).
+    #[error("unexpected frame number {received} (expected {expected})")]
+    UnexpectedFrameNumber {
+        /// The number that would have been accepted.
+        expected: u8,
+        /// The number received.
+        received: u8,
+    },
+    /// A repeat of the last accepted frame: ACKed, not delivered twice.
+    #[error("duplicate of frame {0} acknowledged again")]
+    DuplicateFrame(u8),
+    /// Bytes that began a frame but did not complete one.
+    #[error("broken frame of {len} bytes: {reason}")]
+    BrokenFrame {
+        /// Bytes skipped.
+        len: usize,
+        /// Why.
+        reason: BrokenReason,
+    },
+    /// Bytes outside frames.
+    #[error("{0} bytes of junk outside frames skipped")]
+    Junk(usize),
+    /// A frame arrived while no transfer was established; it got no reply.
+    #[error("frame outside a transfer ignored")]
+    FrameOutsideTransfer,
+    /// A reply other than ACK or EOT to a frame; the frame is sent again.
+    #[error("frame {frame_number} not acknowledged; sending it again")]
+    Retransmitting {
+        /// The frame number.
+        frame_number: u8,
+    },
+}
+
+/// What happened on the link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A complete message arrived (see [`Assembly`]). Every frame of it passed its checks.
+    MessageReceived(Vec<u8>),
+    /// The peer acknowledged every frame of a message.
+    MessageSent(MessageId),
+    /// A message was given up; its text is handed back so nothing is lost.
+    MessageAborted {
+        /// The message.
+        id: MessageId,
+        /// Why.
+        reason: AbortReason,
+        /// The message text, to send again or store.
+        message: Vec<u8>,
+    },
+    /// A partly received message was dropped.
+    ReceiveDiscarded {
+        /// Why.
+        reason: DiscardReason,
+        /// Bytes of text dropped.
+        len: usize,
+    },
+    /// A problem that did not end a message.
+    LinkError(LinkError),
+}
+
+/// The phase of the link (Annex A1 of LIS1-A).
+///
+/// ```text
+///                        send() / timer                ACK
+///   +---------+  ---------------------------> +--------------+ ------> +------------------+
+///   | Neutral |         ENQ sent             | Establishing |         | Sending (frame)  |
+///   +---------+ <---------------------------  +--------------+         +------------------+
+///     ^  ^  |      NAK: wait 10 s; timeout:     | ENQ (contention)       |  ACK: next frame
+///     |  |  |      EOT, wait 10 s               |                        |  NAK/other: resend,
+///     |  |  |                                   v                        |   6th failure: EOT
+///     |  |  |   instrument: wait 1 s, ENQ  +-----------------+           |  last ACK: EOT
+///     |  |  |   computer:  ---------------> | ContentionYield |           |  EOT: interrupt
+///     |  |  |                               +-----------------+           |  timeout: EOT
+///     |  |  |   ENQ (ACK sent)                |  instrument ENQ: ACK      |
+///     |  |  +-------------------------------+|-------------------------+ |
+///     |  |        +-----------+ <------------+                          | |
+///     |  |        | Receiving | <--------------------------------------+ |
+///     |  |        +-----------+  frames: ACK / NAK                        |
+///     |  +------- EOT, or 30 s without a frame                            |
+///     +---------------------------------------------------------------------+
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkState {
+    /// No transfer (§6.1.4). A queued message waits here for its hold-off to pass.
+    Neutral,
+    /// ENQ sent, waiting for ACK, NAK or ENQ (§6.2).
+    Establishing,
+    /// A computer that met contention waits for the instrument's ENQ (§6.2.7.1).
+    ContentionYield,
+    /// A frame is out, waiting for its reply (§6.3).
+    Sending,
+    /// Receiving frames (§6.3, receiver side).
+    Receiving,
+}
+
+#[derive(Debug)]
+struct Outgoing {
+    id: MessageId,
+    framed: FramedMessage,
+    /// Index of the frame in flight.
+    index: usize,
+    number: u8,
+    transmissions: u32,
+    enq_attempts: u32,
+}
+
+/// One station of an E1381 link, either side, with time passed in (sans-IO).
+///
+/// The caller owns the transport and the clock:
+/// - give it received bytes with [`handle_input`](Self::handle_input) and messages to send with
+///   [`send`](Self::send);
+/// - write out what [`poll_transmit`](Self::poll_transmit) returns;
+/// - call [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)'s
+///   instant passes;
+/// - take [`poll_event`](Self::poll_event)s.
+///
+/// After every `handle_*` or `send`, call `poll_transmit`, then `poll_timeout`, then
+/// `poll_event` until each returns `None`.
+///
+/// ```
+/// use std::time::Instant;
+/// use astm_frame::{Event, Link, LinkConfig, Role};
+///
+/// let now = Instant::now();
+/// let mut lis = Link::new(LinkConfig::new(Role::Computer));
+/// // An instrument's transfer, as captured on the wire.
+/// lis.handle_input(b"\x05", now);
+/// lis.handle_input(b"\x021H|\\^&\r\x03E5\r\n\x022L|1|N\r\x0305\r\n\x04", now);
+/// let mut replies = Vec::new();
+/// while lis.poll_transmit(&mut replies).is_some() {}
+/// assert_eq!(replies, b"\x06\x06\x06");
+/// assert_eq!(lis.poll_event(), Some(Event::MessageReceived(b"H|\\^&\r".to_vec())));
+/// assert_eq!(lis.poll_event(), Some(Event::MessageReceived(b"L|1|N\r".to_vec())));
+/// ```
+#[derive(Debug)]
+pub struct Link {
+    config: LinkConfig,
+    decoder: FrameDecoder,
+    core: Core,
+}
+
+#[derive(Debug)]
+struct Core {
+    config: LinkConfig,
+    state: LinkState,
+    deadline: Option<Instant>,
+    /// No ENQ before this instant (after NAK, contention, interrupt, unanswered ENQ).
+    enq_not_before: Option<Instant>,
+    queue: VecDeque<Outgoing>,
+    next_id: u64,
+    transmit: Vec<u8>,
+    events: VecDeque<Event>,
+    busy: bool,
+    interrupt_requested: bool,
+    // Receiver side.
+    expected_number: u8,
+    last_accepted: Option<u8>,
+    partial: Vec<u8>,
+    transfer: Vec<u8>,
+    discarding: bool,
+    bare_records: Vec<u8>,
+}
+
+impl Link {
+    /// A station in the neutral state.
+    #[must_use]
+    pub fn new(config: LinkConfig) -> Self {
+        Self {
+            config,
+            decoder: FrameDecoder::new(config.decoder),
+            core: Core {
+                config,
+                state: LinkState::Neutral,
+                deadline: None,
+                enq_not_before: None,
+                queue: VecDeque::new(),
+                next_id: 0,
+                transmit: Vec::new(),
+                events: VecDeque::new(),
+                busy: false,
+                interrupt_requested: false,
+                expected_number: 1,
+                last_accepted: None,
+                partial: Vec::new(),
+                transfer: Vec::new(),
+                discarding: false,
+                bare_records: Vec::new(),
+            },
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &LinkConfig {
+        &self.config
+    }
+
+    /// The current phase.
+    #[must_use]
+    pub const fn state(&self) -> LinkState {
+        self.core.state
+    }
+
+    /// Whether nothing is in progress or queued.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.core.state == LinkState::Neutral && self.core.queue.is_empty()
+    }
+
+    /// Messages waiting to be sent, including the one in flight.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.core.queue.len()
+    }
+
+    /// Queues a message (records separated by CR) and starts establishment if the link is free.
+    pub fn send(&mut self, message: Vec<u8>, now: Instant) -> MessageId {
+        let id = MessageId(self.core.next_id);
+        self.core.next_id += 1;
+        self.core.queue.push_back(Outgoing {
+            id,
+            framed: FramedMessage::new(message, self.config.framer),
+            index: 0,
+            number: 1,
+            transmissions: 0,
+            enq_attempts: 0,
+        });
+        self.core.maybe_establish(now);
+        id
+    }
+
+    /// Answer ENQs with NAK while `busy` (§6.2.5: cannot receive now).
+    pub fn set_busy(&mut self, busy: bool) {
+        self.core.busy = busy;
+    }
+
+    /// While receiving, answer the next accepted frame with EOT instead of ACK: ask the sender to
+    /// stop so this station can send (receiver interrupt, §6.3.5).
+    pub fn request_interrupt(&mut self) {
+        self.core.interrupt_requested = true;
+    }
+
+    /// Feeds bytes received from the peer.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) {
+        self.decoder.push(data);
+        while let Some(item) = self.decoder.next_item() {
+            self.core.on_item(item, now);
+        }
+    }
+
+    /// Tells the link that `now` has come; acts on every timer that has expired. A call before
+    /// any timer is due does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.on_timeout(now);
+    }
+
+    /// Appends the bytes to send to `buf`; returns how many, or `None` if there are none.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
+        if self.core.transmit.is_empty() {
+            return None;
+        }
+        let n = self.core.transmit.len();
+        buf.append(&mut self.core.transmit);
+        Some(n)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.core.state {
+            LinkState::Neutral if !self.core.queue.is_empty() => self.core.enq_not_before,
+            LinkState::Neutral => None,
+            _ => self.core.deadline,
+        }
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.events.pop_front()
+    }
+}
+
+impl Core {
+    fn control(&mut self, control: Control) {
+        self.transmit.push(control.byte());
+    }
+
+    fn error(&mut self, error: LinkError) {
+        self.events.push_back(Event::LinkError(error));
+    }
+
+    fn to_neutral(&mut self, now: Instant) {
+        self.state = LinkState::Neutral;
+        self.deadline = None;
+        self.maybe_establish(now);
+    }
+
+    /// Sends ENQ if a message waits, the link is neutral and no hold-off applies (§6.2.4).
+    fn maybe_establish(&mut self, now: Instant) {
+        if self.state != LinkState::Neutral || self.queue.is_empty() {
+            return;
+        }
+        if self.enq_not_before.is_some_and(|t| now < t) {
+            return;
+        }
+        self.enq_not_before = None;
+        let out = self.queue.front_mut().expect("queue is not empty");
+        out.enq_attempts += 1;
+        self.control(Control::Enq);
+        self.state = LinkState::Establishing;
+        self.deadline = Some(now + self.config.timers.enq_reply);
+    }
+
+    /// Gives up the message at the front of the queue.
+    fn abort_front(&mut self, reason: AbortReason) {
+        if let Some(out) = self.queue.pop_front() {
+            self.events.push_back(Event::MessageAborted {
+                id: out.id,
+                reason,
+                message: out.framed.into_text(),
+            });
+        }
+    }
+
+    /// An ENQ went unanswered or was refused: retry later, or give up.
+    fn enq_failed(&mut self, now: Instant) {
+        let attempts = self.queue.front().map_or(0, |o| o.enq_attempts);
+        if attempts >= self.config.max_enq_attempts {
+            self.abort_front(AbortReason::LinkNotEstablished { attempts });
+            self.enq_not_before = None;
+        } else {
+            self.enq_not_before = Some(now + self.config.timers.enq_retry);
+        }
+        self.to_neutral(now);
+    }
+
+    fn transmit_frame(&mut self, now: Instant) {
+        let Some(out) = self.queue.front_mut() else {
+            return;
+        };
+        out.transmissions += 1;
+        let (index, number) = (out.index, out.number);
+        let _ = out.framed.encode_frame(index, number, &mut self.transmit);
+        self.state = LinkState::Sending;
+        self.deadline = Some(now + self.config.timers.frame_reply);
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        match self.state {
+            LinkState::Neutral => self.maybe_establish(now),
+            _ if self.deadline.is_none_or(|d| now < d) => {}
+            LinkState::Establishing => {
+                // §6.5.2.1: no reply to ENQ -> termination phase.
+                self.control(Control::Eot);
+                self.enq_failed(now);
+            }
+            LinkState::ContentionYield => self.to_neutral(now),
+            LinkState::Sending => {
+                // §6.5.2.3: no reply to a frame -> abort, termination phase.
+                let frame_number = self.queue.front().map_or(0, |o| o.number);
+                self.control(Control::Eot);
+                self.abort_front(AbortReason::NoReplyToFrame { frame_number });
+                self.to_neutral(now);
+            }
+            LinkState::Receiving => {
+                // §6.5.2.4: discard the incomplete message, back to neutral.
+                self.discard_partial(DiscardReason::ReceiveTimeout);
+                self.discard_transfer(DiscardReason::ReceiveTimeout);
+                self.to_neutral(now);
+            }
+        }
+    }
+
+    fn on_item(&mut self, item: Item<'_>, now: Instant) {
+        match (self.state, item) {
+            // §6.5.1.2: while a frame waits for its reply, any other character is a NAK.
+            (LinkState::Sending, item) => self.on_frame_reply(item, now),
+            (_, Item::Junk(bytes)) => self.error(LinkError::Junk(bytes.len())),
+            (_, Item::Record(record)) => self.on_bare_record(record),
+            (LinkState::Neutral | LinkState::ContentionYield, Item::Control(Control::Enq)) => {
+                self.accept_enq(now);
+            }
+            (LinkState::Neutral | LinkState::ContentionYield, Item::Frame(_)) => {
+                self.error(LinkError::FrameOutsideTransfer);
+            }
+            (LinkState::Neutral | LinkState::ContentionYield, _) => {}
+            (LinkState::Establishing, Item::Control(control)) => self.on_enq_reply(control, now),
+            (LinkState::Establishing, _) => {}
+            (LinkState::Receiving, item) => self.on_receiving(item, now),
+        }
+    }
+
+    fn accept_enq(&mut self, now: Instant) {
+        if self.busy {
+            self.control(Control::Nak);
+            return;
+        }
+        self.control(Control::Ack);
+        self.state = LinkState::Receiving;
+        self.deadline = Some(now + self.config.timers.receive);
+        self.expected_number = 1;
+        self.last_accepted = None;
+    }
+
+    fn on_enq_reply(&mut self, control: Control, now: Instant) {
+        match control {
+            Control::Ack => {
+                if let Some(out) = self.queue.front_mut() {
+                    out.index = 0;
+                    out.number = 1;
+                    out.transmissions = 0;
+                    out.enq_attempts = 0;
+                }
+                self.transmit_frame(now);
+            }
+            Control::Nak => self.enq_failed(now),
+            Control::Enq => {
+                let insist = match self.config.contention {
+                    ContentionPolicy::ByRole => self.config.role == Role::Instrument,
+                    ContentionPolicy::Insist => true,
+                    ContentionPolicy::Yield => false,
+                };
+                if insist {
+                    // §6.2.7.1: the instrument waits at least 1 s, then sends ENQ again.
+                    if let Some(out) = self.queue.front_mut() {
+                        out.enq_attempts = out.enq_attempts.saturating_sub(1);
+                    }
+                    self.enq_not_before = Some(now + self.config.timers.contention_retry);
+                    self.state = LinkState::Neutral;
+                    self.deadline = None;
+                } else {
+                    // The computer yields and waits up to 20 s for the instrument's ENQ.
+                    self.state = LinkState::ContentionYield;
+                    self.deadline = Some(now + self.config.timers.contention_yield);
+                }
+            }
+            Control::Eot => {}
+        }
+    }
+
+    fn on_frame_reply(&mut self, item: Item<'_>, now: Instant) {
+        let Some(out) = self.queue.front() else {
+            self.to_neutral(now);
+            return;
+        };
+        let last = out.index + 1 >= out.framed.len();
+        let (frame_number, transmissions) = (out.number, out.transmissions);
+        match item {
+            Item::Control(Control::Ack) => self.frame_accepted(now),
+            Item::Control(Control::Eot) if !self.config.honor_interrupt => {
+                self.frame_accepted(now);
+            }
+            Item::Control(Control::Eot) => {
+                // §6.3.5.3: accepted, and the receiver wants the link.
+                self.control(Control::Eot);
+                self.enq_not_before = Some(now + self.config.timers.interrupt_hold_off);
+                if last {
+                    self.message_sent();
+                } else {
+                    self.abort_front(AbortReason::ReceiverInterrupt);
+                }
+                self.to_neutral(now);
+            }
+            _ if transmissions >= self.config.max_transmissions => {
+                // §6.5.1.2: the sixth failure ends the transfer.
+                self.control(Control::Eot);
+                self.abort_front(AbortReason::TooManyTransmissions {
+                    frame_number,
+                    transmissions,
+                });
+                self.to_neutral(now);
+            }
+            _ => {
+                // §6.5.1.2: NAK or any other character: send the same frame again.
+                self.error(LinkError::Retransmitting { frame_number });
+                self.transmit_frame(now);
+            }
+        }
+    }
+
+    fn message_sent(&mut self) {
+        if let Some(out) = self.queue.pop_front() {
+            self.events.push_back(Event::MessageSent(out.id));
+        }
+    }
+
+    fn frame_accepted(&mut self, now: Instant) {
+        let Some(out) = self.queue.front_mut() else {
+            return;
+        };
+        if out.index + 1 < out.framed.len() {
+            out.index += 1;
+            out.number = next_frame_number(out.number);
+            out.transmissions = 0;
+            self.transmit_frame(now);
+        } else {
+            // §6.4: termination.
+            self.control(Control::Eot);
+            self.message_sent();
+            self.to_neutral(now);
+        }
+    }
+
+    fn on_receiving(&mut self, item: Item<'_>, now: Instant) {
+        self.deadline = Some(now + self.config.timers.receive);
+        match item {
+            Item::Frame(frame) => {
+                if let Some(defect) = frame.defect() {
+                    self.control(Control::Nak);
+                    self.error(LinkError::FrameRejected(defect));
+                    return;
+                }
+                if !self.config.decoder.leniency.unchecked_frame_numbers {
+                    let number = frame.number().unwrap_or(u8::MAX);
+                    if number != self.expected_number {
+                        if Some(number) == self.last_accepted {
+                            // §6.5.1: our ACK was lost; accept again, deliver once.
+                            self.control(Control::Ack);
+                            self.error(LinkError::DuplicateFrame(number));
+                        } else {
+                            self.control(Control::Nak);
+                            self.error(LinkError::UnexpectedFrameNumber {
+                                expected: self.expected_number,
+                                received: number,
+                            });
+                        }
+                        return;
+                    }
+                    self.last_accepted = Some(number);
+                    self.expected_number = next_frame_number(number);
+                }
+                if std::mem::take(&mut self.interrupt_requested) {
+                    self.control(Control::Eot);
+                } else {
+                    self.control(Control::Ack);
+                }
+                self.append(frame.text(), frame.end());
+            }
+            Item::Broken {
+                bytes,
+                reason: reason @ BrokenReason::TooLong(_),
+            } => {
+                self.control(Control::Nak);
+                self.error(LinkError::BrokenFrame {
+                    len: bytes.len(),
+                    reason,
+                });
+            }
+            Item::Broken { bytes, reason } => {
+                // Whatever interrupted the frame is handled next; the sender will time out or
+                // has already moved on, so no reply.
+                self.error(LinkError::BrokenFrame {
+                    len: bytes.len(),
+                    reason,
+                });
+            }
+            Item::Control(Control::Eot) => {
+                self.discard_partial(DiscardReason::EndedMidMessage);
+                if !self.transfer.is_empty() {
+                    let message = std::mem::take(&mut self.transfer);
+                    self.events.push_back(Event::MessageReceived(message));
+                }
+                self.discarding = false;
+                // The receiver that interrupted us has had its turn (§6.3.5.3).
+                self.enq_not_before = None;
+                self.to_neutral(now);
+            }
+            Item::Control(Control::Enq) => {
+                self.discard_partial(DiscardReason::RestartedMidMessage);
+                self.discard_transfer(DiscardReason::RestartedMidMessage);
+                self.accept_enq(now);
+            }
+            Item::Control(_) | Item::Junk(_) | Item::Record(_) => {}
+        }
+    }
+
+    fn append(&mut self, text: &[u8], end: FrameEnd) {
+        let limit = self.config.max_message_len;
+        if !self.discarding && self.partial.len() + self.transfer.len() + text.len() > limit {
+            self.discarding = true;
+        }
+        if self.discarding {
+            if end == FrameEnd::End {
+                self.discarding = false;
+                let len = self.partial.len() + text.len();
+                self.partial.clear();
+                self.events.push_back(Event::ReceiveDiscarded {
+                    reason: DiscardReason::TooLong(limit),
+                    len,
+                });
+            }
+            return;
+        }
+        self.partial.extend_from_slice(text);
+        if end == FrameEnd::End {
+            match self.config.assembly {
+                Assembly::PerEndFrame => {
+                    let message = std::mem::take(&mut self.partial);
+                    self.events.push_back(Event::MessageReceived(message));
+                }
+                Assembly::PerTransfer => self.transfer.append(&mut self.partial),
+            }
+        }
+    }
+
+    fn discard_partial(&mut self, reason: DiscardReason) {
+        if !self.partial.is_empty() {
+            let len = self.partial.len();
+            self.partial.clear();
+            self.events
+                .push_back(Event::ReceiveDiscarded { reason, len });
+        }
+        self.discarding = false;
+    }
+
+    fn discard_transfer(&mut self, reason: DiscardReason) {
+        if !self.transfer.is_empty() {
+            let len = self.transfer.len();
+            self.transfer.clear();
+            self.events
+                .push_back(Event::ReceiveDiscarded { reason, len });
+        }
+    }
+
+    /// Unframed mode: bare records collect until the L record ends the message.
+    fn on_bare_record(&mut self, record: &[u8]) {
+        if self.bare_records.len() + record.len() + 1 > self.config.max_message_len {
+            let len = self.bare_records.len() + record.len();
+            self.bare_records.clear();
+            self.events.push_back(Event::ReceiveDiscarded {
+                reason: DiscardReason::TooLong(self.config.max_message_len),
+                len,
+            });
+            return;
+        }
+        self.bare_records.extend_from_slice(record);
+        self.bare_records.push(crate::control::CR);
+        if matches!(record.first(), Some(b'L' | b'l')) {
+            let message = std::mem::take(&mut self.bare_records);
+            self.events.push_back(Event::MessageReceived(message));
+        }
+    }
+}

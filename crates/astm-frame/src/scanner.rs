@@ -1,0 +1,438 @@
+//! The incremental frame scanner: finds control characters, frames, bare records and junk in a
+//! byte stream, in any chunking, without rescanning.
+
+use memchr::{memchr2, memchr3};
+
+use crate::control::{CR, Control, ENQ, EOT, ETB, ETX, LF, STX};
+use crate::frame::{Frame, FrameEnd, LIS1_A_MAX_FRAME};
+
+/// Deviations from E1381 that real instruments need, each off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Leniency {
+    /// Accept lower-case hex checksums (`bf` for `BF`).
+    pub lowercase_checksum: bool,
+    /// Accept frames without the CR LF trailer, or with only CR or only LF.
+    pub missing_trailer: bool,
+    /// Do not check frame numbers: accept any sequence, and frames with no FN digit at all.
+    pub unchecked_frame_numbers: bool,
+    /// Accept frames whose checksum does not match (the mismatch is still reported).
+    pub unverified_checksum: bool,
+    /// Accept bare records (`H|...<CR>` with no STX framing); a message ends with its L record.
+    pub unframed_records: bool,
+}
+
+impl Leniency {
+    /// Every deviation refused: the standard.
+    pub const STRICT: Self = Self {
+        lowercase_checksum: false,
+        missing_trailer: false,
+        unchecked_frame_numbers: false,
+        unverified_checksum: false,
+        unframed_records: false,
+    };
+
+    /// Every deviation accepted.
+    pub const ALL: Self = Self {
+        lowercase_checksum: true,
+        missing_trailer: true,
+        unchecked_frame_numbers: true,
+        unverified_checksum: true,
+        unframed_records: true,
+    };
+}
+
+/// How the scanner reads a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecoderConfig {
+    /// Largest frame accepted, including STX, FN, terminator, checksum and CR LF. Default: 64,000
+    /// (LIS1-A), which also admits every E1381-95 frame of at most 247.
+    pub max_frame_len: usize,
+    /// Accepted deviations from the standard.
+    pub leniency: Leniency,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_len: LIS1_A_MAX_FRAME,
+            leniency: Leniency::STRICT,
+        }
+    }
+}
+
+/// Why bytes that began as a frame (or a bare record) did not form one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokenReason {
+    /// A control character (STX, ENQ or EOT) arrived before the frame's terminator and checksum:
+    /// the sender gave up on the frame or bytes were lost. Scanning resumes at that character.
+    #[error("frame interrupted by {0:#04x} before it was complete")]
+    Interrupted(u8),
+    /// No terminator within the configured maximum frame length. The bytes after it are skipped
+    /// as junk until the next STX or control character.
+    #[error("no ETB/ETX within the maximum frame length of {0} bytes")]
+    TooLong(usize),
+    /// The input ended inside a frame or bare record (only from [`FrameScanner::iter`], which
+    /// is given a complete buffer).
+    #[error("input ended before the frame was complete")]
+    Unfinished,
+}
+
+/// Something found in the byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// A one-byte control message.
+    Control(Control),
+    /// A complete frame, valid or not (see [`Frame::defect`]).
+    Frame(Frame<'a>),
+    /// A bare record without framing, without its CR/LF terminator (only with
+    /// [`Leniency::unframed_records`]).
+    Record(&'a [u8]),
+    /// Bytes that began a frame but did not complete one.
+    Broken {
+        /// The bytes skipped.
+        bytes: &'a [u8],
+        /// Why they were skipped.
+        reason: BrokenReason,
+    },
+    /// Bytes outside any frame (line noise, stray CR LF, a peer speaking another protocol).
+    Junk(&'a [u8]),
+}
+
+/// What one call to [`FrameScanner::scan`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Scanned<'a> {
+    /// Bytes at the front of the input that are done with: drop them before the next call.
+    pub consumed: usize,
+    /// The item found; `None` means more input is needed.
+    pub item: Option<Item<'a>>,
+}
+
+/// Optional trailer bytes still to skip after a frame accepted without them (lenient mode), so a
+/// late CR LF is not reported as junk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingTrailer {
+    None,
+    CrOrLf,
+    Lf,
+}
+
+/// A resumable scanner over a caller-owned buffer (the sans-IO core of the decoders).
+///
+/// Call [`scan`](Self::scan) with the unconsumed bytes; drop `consumed` bytes from the front;
+/// when it returns no item, append more bytes and call again. The scanner remembers how far it
+/// looked, so bytes arriving one at a time are not rescanned.
+///
+/// ```
+/// use astm_frame::{DecoderConfig, FrameScanner, Item};
+///
+/// let wire = b"\x05\x021H|\\^&\r\x03E5\r\n\x04";
+/// let mut scanner = FrameScanner::new(DecoderConfig::default());
+/// let items: Vec<Item<'_>> = scanner.iter(wire).collect();
+/// assert_eq!(items.len(), 3);
+/// assert!(matches!(items[1], Item::Frame(f) if f.is_valid() && f.text() == b"H|\\^&\r"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrameScanner {
+    config: DecoderConfig,
+    /// How far (from the start of the pending frame or record) the last call looked.
+    resume: usize,
+    /// The pending bytes are a frame (not a bare record).
+    in_frame: bool,
+    trailer: PendingTrailer,
+}
+
+impl FrameScanner {
+    /// A scanner with the given configuration.
+    #[must_use]
+    pub const fn new(config: DecoderConfig) -> Self {
+        Self {
+            config,
+            resume: 0,
+            in_frame: false,
+            trailer: PendingTrailer::None,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    /// Forgets the scan position, for a new stream.
+    pub fn reset(&mut self) {
+        self.resume = 0;
+        self.in_frame = false;
+        self.trailer = PendingTrailer::None;
+    }
+
+    /// Iterates over the items of a complete buffer. Bytes of an unfinished frame at its end are
+    /// reported as [`Item::Broken`].
+    pub fn iter<'s, 'a>(&'s mut self, buf: &'a [u8]) -> Items<'s, 'a> {
+        Items {
+            scanner: self,
+            rest: buf,
+        }
+    }
+
+    /// Whether the last call stopped inside a frame that starts at the front of the buffer, and
+    /// how far it looked: a decoder can then check new bytes for a terminator without a call.
+    #[inline]
+    pub(crate) fn pending_frame(&self) -> Option<usize> {
+        (self.resume > 0 && self.in_frame).then_some(self.resume)
+    }
+
+    /// Records that bytes up to `len` of a pending frame hold no ETX, ETB or EOT.
+    #[inline]
+    pub(crate) fn frame_scanned_to(&mut self, len: usize) {
+        self.resume = len;
+    }
+
+    /// Looks for the next item at the front of `buf`. See the type's documentation for the
+    /// calling contract.
+    pub fn scan<'a>(&mut self, buf: &'a [u8]) -> Scanned<'a> {
+        let start = self.skip_trailer(buf);
+        let rest = &buf[start..];
+        let Some(&first) = rest.first() else {
+            return Scanned {
+                consumed: start,
+                item: None,
+            };
+        };
+        let (consumed, item) = match first {
+            STX => self.scan_frame(rest),
+            ENQ | EOT | crate::control::ACK | crate::control::NAK => {
+                let control = Control::from_byte(first).map(Item::Control);
+                (1, control)
+            }
+            _ if self.config.leniency.unframed_records => self.scan_record(rest),
+            _ => {
+                let end = rest
+                    .iter()
+                    .position(|&b| b == STX || Control::from_byte(b).is_some())
+                    .unwrap_or(rest.len());
+                (end, Some(Item::Junk(&rest[..end])))
+            }
+        };
+        if item.is_some() {
+            self.resume = 0;
+        }
+        self.in_frame = item.is_none() && first == STX;
+        Scanned {
+            consumed: start + consumed,
+            item,
+        }
+    }
+
+    fn skip_trailer(&mut self, buf: &[u8]) -> usize {
+        let mut start = 0;
+        if self.trailer == PendingTrailer::CrOrLf {
+            match buf.first() {
+                Some(&CR) => {
+                    start = 1;
+                    self.trailer = PendingTrailer::Lf;
+                }
+                Some(_) => self.trailer = PendingTrailer::Lf,
+                None => return 0,
+            }
+        }
+        if self.trailer == PendingTrailer::Lf {
+            match buf.get(start) {
+                Some(&LF) => {
+                    start += 1;
+                    self.trailer = PendingTrailer::None;
+                }
+                Some(_) => self.trailer = PendingTrailer::None,
+                None => {}
+            }
+        }
+        start
+    }
+
+    /// `frame` starts with STX.
+    fn scan_frame<'a>(&mut self, frame: &'a [u8]) -> (usize, Option<Item<'a>>) {
+        let leniency = self.config.leniency;
+        // The terminator may sit at most at max - 5 (it is followed by C1 C2 CR LF).
+        let last_terminator = self.config.max_frame_len.saturating_sub(5).max(1);
+        let window_end = frame.len().min(last_terminator + 1);
+        let from = self.resume.clamp(1, window_end);
+        // EOT is searched with the terminators: a sender that gives up mid-frame sends it, and
+        // the frame must not wait for an ETX that will never come.
+        let Some(found) = memchr3(ETX, ETB, EOT, &frame[from..window_end]) else {
+            if window_end <= last_terminator {
+                self.resume = frame.len();
+                return (0, None);
+            }
+            let reason = BrokenReason::TooLong(self.config.max_frame_len);
+            let bytes = &frame[..window_end];
+            return (window_end, Some(Item::Broken { bytes, reason }));
+        };
+        let terminator = from + found;
+        // FN plus text: the only place a restricted byte can hide.
+        let body = &frame[1..terminator];
+        let (body_sum, any_restricted) = crate::control::sum_and_restricted(body);
+        if any_restricted && let Some(p) = memchr3(STX, ENQ, EOT, body) {
+            let at = 1 + p;
+            return (at, Some(broken(&frame[..at], body[p])));
+        }
+        if frame[terminator] == EOT {
+            return (terminator, Some(broken(&frame[..terminator], EOT)));
+        }
+        let restricted = if any_restricted {
+            crate::control::find_restricted(body)
+        } else {
+            None
+        };
+        if frame.len() < terminator + 3 {
+            self.resume = terminator;
+            return (0, None);
+        }
+        let received = [frame[terminator + 1], frame[terminator + 2]];
+        if let Some(i) = received.iter().position(|&b| matches!(b, STX | ENQ | EOT)) {
+            let at = terminator + 1 + i;
+            return (at, Some(broken(&frame[..at], frame[at])));
+        }
+        let after = terminator + 3;
+        let (end, trailer_ok) = if leniency.missing_trailer {
+            match &frame[after..] {
+                [CR, LF, ..] => (after + 2, true),
+                [CR] => {
+                    self.trailer = PendingTrailer::Lf;
+                    (after + 1, false)
+                }
+                [CR, _, ..] | [LF, ..] => (after + 1, false),
+                [] => {
+                    self.trailer = PendingTrailer::CrOrLf;
+                    (after, false)
+                }
+                [_, ..] => (after, false),
+            }
+        } else {
+            match &frame[after..] {
+                [CR, LF, ..] => (after + 2, true),
+                [] | [CR] => {
+                    self.resume = terminator;
+                    return (0, None);
+                }
+                [CR, _, ..] => (after + 1, false),
+                [_, ..] => (after, false),
+            }
+        };
+        let end_kind = if frame[terminator] == ETX {
+            FrameEnd::End
+        } else {
+            FrameEnd::Intermediate
+        };
+        let numbered = !leniency.unchecked_frame_numbers
+            || (terminator > 1 && (b'0'..=b'7').contains(&frame[1]));
+        // STX immediately followed by the terminator has no FN where one is required.
+        let number_missing = numbered && terminator == 1;
+        let (number_byte, text) = if numbered && !number_missing {
+            (Some(frame[1]), &frame[2..terminator])
+        } else {
+            (None, &frame[1..terminator])
+        };
+        let parsed = Frame::check(
+            &frame[..end],
+            number_byte,
+            text,
+            end_kind,
+            received,
+            trailer_ok,
+            &leniency,
+            body_sum,
+            number_missing,
+            // Offsets within the text, which starts after FN when there is one.
+            restricted.and_then(|p| p.checked_sub(usize::from(number_byte.is_some()))),
+        );
+        (end, Some(Item::Frame(parsed)))
+    }
+
+    /// `rest` starts with a byte that is neither STX nor a control character.
+    fn scan_record<'a>(&mut self, rest: &'a [u8]) -> (usize, Option<Item<'a>>) {
+        if matches!(rest[0], CR | LF) {
+            // Blank lines between bare records.
+            let end = rest
+                .iter()
+                .position(|&b| !matches!(b, CR | LF))
+                .unwrap_or(rest.len());
+            return (end, Some(Item::Junk(&rest[..end])));
+        }
+        let limit = self.config.max_frame_len;
+        let window_end = rest.len().min(limit);
+        let from = self.resume.clamp(0, window_end);
+        let Some(found) = memchr2(CR, LF, &rest[from..window_end]) else {
+            if let Some(p) = rest[from..window_end]
+                .iter()
+                .position(|&b| b == STX || Control::from_byte(b).is_some())
+            {
+                let at = from + p;
+                return (at, Some(broken(&rest[..at], rest[at])));
+            }
+            if window_end < limit {
+                self.resume = rest.len();
+                return (0, None);
+            }
+            let bytes = &rest[..window_end];
+            let reason = BrokenReason::TooLong(limit);
+            return (window_end, Some(Item::Broken { bytes, reason }));
+        };
+        let end = from + found;
+        let record = &rest[..end];
+        if let Some(p) = record
+            .iter()
+            .position(|&b| b == STX || Control::from_byte(b).is_some())
+        {
+            return (p, Some(broken(&rest[..p], rest[p])));
+        }
+        if rest[end] == CR {
+            self.trailer = PendingTrailer::Lf;
+        }
+        (end + 1, Some(Item::Record(record)))
+    }
+}
+
+fn broken(bytes: &[u8], by: u8) -> Item<'_> {
+    Item::Broken {
+        bytes,
+        reason: BrokenReason::Interrupted(by),
+    }
+}
+
+/// Iterator over the items of a complete buffer; see [`FrameScanner::iter`].
+#[derive(Debug)]
+pub struct Items<'s, 'a> {
+    scanner: &'s mut FrameScanner,
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Items<'_, 'a> {
+    type Item = Item<'a>;
+
+    fn next(&mut self) -> Option<Item<'a>> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let scanned = self.scanner.scan(self.rest);
+            let rest = self.rest;
+            self.rest = &rest[scanned.consumed..];
+            match scanned.item {
+                Some(item) => return Some(item),
+                None if scanned.consumed > 0 => {}
+                None => {
+                    // The buffer ends inside a frame or record: nothing more will come.
+                    self.scanner.reset();
+                    self.rest = &[];
+                    let bytes = rest;
+                    return Some(Item::Broken {
+                        bytes,
+                        reason: BrokenReason::Unfinished,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,681 @@
+//! The link state machine on a simulated clock: every timer, contention from both roles, the
+//! six-failure abort, receiver interrupt, duplicate frames, and two links driving each other.
+
+use std::time::{Duration, Instant};
+
+use astm_frame::{
+    AbortReason, Assembly, ContentionPolicy, DiscardReason, Event, FrameEnd, Leniency, Link,
+    LinkConfig, LinkError, LinkState, Role, encode_frame,
+};
+
+const ENQ: u8 = 0x05;
+const ACK: u8 = 0x06;
+const NAK: u8 = 0x15;
+const EOT: u8 = 0x04;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn out(link: &mut Link) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while link.poll_transmit(&mut buf).is_some() {}
+    buf
+}
+
+fn events(link: &mut Link) -> Vec<Event> {
+    std::iter::from_fn(|| link.poll_event()).collect()
+}
+
+fn frame(number: u8, text: &[u8], end: FrameEnd) -> Vec<u8> {
+    let mut f = Vec::new();
+    encode_frame(number, text, end, &mut f);
+    f
+}
+
+/// Two stations joined by a wire with a fixed latency, on a simulated clock (after quinn's
+/// `Pair`).
+struct Pair {
+    instrument: Link,
+    computer: Link,
+    now: Instant,
+    /// Bytes in flight: (arrival time, to the computer?, bytes).
+    wire: Vec<(Instant, bool, Vec<u8>)>,
+    latency: Duration,
+    /// Everything sent, in order, as (from the instrument?, bytes).
+    transcript: Vec<(bool, Vec<u8>)>,
+    instrument_events: Vec<Event>,
+    computer_events: Vec<Event>,
+}
+
+impl Pair {
+    fn new(instrument: LinkConfig, computer: LinkConfig) -> Self {
+        Self {
+            instrument: Link::new(instrument),
+            computer: Link::new(computer),
+            now: Instant::now(),
+            wire: Vec::new(),
+            latency: Duration::from_millis(5),
+            transcript: Vec::new(),
+            instrument_events: Vec::new(),
+            computer_events: Vec::new(),
+        }
+    }
+
+    fn standard() -> Self {
+        Self::new(
+            LinkConfig::new(Role::Instrument),
+            LinkConfig::new(Role::Computer),
+        )
+    }
+
+    fn collect(&mut self) {
+        for (from_instrument, link) in [(true, &mut self.instrument), (false, &mut self.computer)] {
+            let bytes = out(link);
+            if !bytes.is_empty() {
+                self.transcript.push((from_instrument, bytes.clone()));
+                self.wire
+                    .push((self.now + self.latency, from_instrument, bytes));
+            }
+        }
+        self.instrument_events.extend(events(&mut self.instrument));
+        self.computer_events.extend(events(&mut self.computer));
+    }
+
+    /// Advances to the next arrival or timer; returns false when nothing is left to do.
+    fn step(&mut self) -> bool {
+        self.collect();
+        let next_arrival = self.wire.iter().map(|w| w.0).min();
+        let next_timer = [self.instrument.poll_timeout(), self.computer.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(next) = [next_arrival, next_timer].into_iter().flatten().min() else {
+            return false;
+        };
+        self.now = self.now.max(next);
+        let (due, later): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|w| w.0 <= self.now);
+        self.wire = later;
+        for (_, to_computer, bytes) in due {
+            if to_computer {
+                self.computer.handle_input(&bytes, self.now);
+            } else {
+                self.instrument.handle_input(&bytes, self.now);
+            }
+        }
+        self.instrument.handle_timeout(self.now);
+        self.computer.handle_timeout(self.now);
+        self.collect();
+        true
+    }
+
+    fn drive(&mut self) {
+        for _ in 0..10_000 {
+            if !self.step() {
+                return;
+            }
+        }
+        panic!("did not settle");
+    }
+}
+
+#[test]
+fn sender_and_receiver_drive_each_other() {
+    let mut pair = Pair::standard();
+    let long_record = format!("R|1|^^^M|{}\r", "9".repeat(600));
+    let messages = [
+        b"H|\\^&\rP|1\rO|1|S1\rR|1|^^^WBC|5.8\rL|1|N\r".to_vec(),
+        format!("H|\\^&\r{long_record}L|1|N\r").into_bytes(),
+    ];
+    let ids: Vec<_> = messages
+        .iter()
+        .map(|m| pair.instrument.send(m.clone(), pair.now))
+        .collect();
+    pair.drive();
+    let sent: Vec<_> = pair
+        .instrument_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageSent(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, ids);
+    let received: Vec<Vec<u8>> = pair
+        .computer_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    // One record per end frame: five records, then three (the long one via ETB frames).
+    assert_eq!(received.len(), 8);
+    assert_eq!(received.concat(), messages.concat());
+    assert_eq!(received[6], long_record.as_bytes());
+    assert!(pair.instrument.is_idle() && pair.computer.is_idle());
+    // Each message in its own transfer: ENQ ... EOT twice.
+    let enqs: usize = pair
+        .transcript
+        .iter()
+        .filter(|(from_instrument, _)| *from_instrument)
+        .map(|(_, b)| b.iter().filter(|&&x| x == ENQ).count())
+        .sum();
+    assert_eq!(enqs, 2);
+}
+
+#[test]
+fn per_transfer_assembly_hands_over_whole_messages() {
+    let mut computer = LinkConfig::new(Role::Computer);
+    computer.assembly = Assembly::PerTransfer;
+    let mut pair = Pair::new(LinkConfig::new(Role::Instrument), computer);
+    let message = b"H|\\^&\rP|1\rL|1|N\r".to_vec();
+    pair.instrument.send(message.clone(), pair.now);
+    pair.drive();
+    assert_eq!(pair.computer_events, [Event::MessageReceived(message)]);
+}
+
+#[test]
+fn no_reply_to_enq_times_out_retries_and_gives_up() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    let id = link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    let mut now = t0;
+    for attempt in 1..=6 {
+        assert_eq!(link.state(), LinkState::Establishing);
+        let deadline = link.poll_timeout().unwrap();
+        assert_eq!(deadline - now, secs(15), "attempt {attempt}");
+        link.handle_timeout(deadline - Duration::from_millis(1));
+        assert!(out(&mut link).is_empty(), "early timeout call is a no-op");
+        now = deadline;
+        link.handle_timeout(now);
+        // §6.5.2.1: termination phase.
+        assert_eq!(out(&mut link), [EOT]);
+        if attempt < 6 {
+            let retry = link.poll_timeout().unwrap();
+            assert_eq!(retry - now, secs(10));
+            now = retry;
+            link.handle_timeout(now);
+            assert_eq!(out(&mut link), [ENQ]);
+        }
+    }
+    assert!(matches!(
+        events(&mut link)[..],
+        [Event::MessageAborted { id: i, reason: AbortReason::LinkNotEstablished { attempts: 6 }, .. }] if i == id
+    ));
+    assert!(link.is_idle());
+    assert_eq!(link.poll_timeout(), None);
+}
+
+#[test]
+fn nak_to_enq_waits_ten_seconds() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[NAK], t0 + secs(1));
+    assert!(out(&mut link).is_empty());
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(11)));
+    link.handle_timeout(t0 + secs(10));
+    assert!(out(&mut link).is_empty(), "no ENQ before 10 s");
+    link.handle_timeout(t0 + secs(11));
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ACK], t0 + secs(12));
+    assert_eq!(out(&mut link), frame(1, b"H|\\^&\r", FrameEnd::End));
+}
+
+#[test]
+fn busy_receiver_naks_enq() {
+    let mut link = Link::new(LinkConfig::new(Role::Computer));
+    link.set_busy(true);
+    link.handle_input(&[ENQ], Instant::now());
+    assert_eq!(out(&mut link), [NAK]);
+    assert_eq!(link.state(), LinkState::Neutral);
+    link.set_busy(false);
+    link.handle_input(&[ENQ], Instant::now());
+    assert_eq!(out(&mut link), [ACK]);
+    assert_eq!(link.state(), LinkState::Receiving);
+}
+
+#[test]
+fn contention_instrument_has_priority() {
+    let mut pair = Pair::standard();
+    // Both want the link at the same instant: the ENQs cross on the wire.
+    let from_instrument = b"H|\\^&|||INSTRUMENT\rL|1|N\r".to_vec();
+    let from_computer = b"H|\\^&|||LIS\rL|1|N\r".to_vec();
+    pair.instrument.send(from_instrument.clone(), pair.now);
+    pair.computer.send(from_computer.clone(), pair.now);
+    let t0 = pair.now;
+    pair.drive();
+
+    // The computer yielded; the instrument re-sent ENQ after at least 1 s and sent first.
+    let enqs: usize = pair
+        .transcript
+        .iter()
+        .filter(|(from_instrument, _)| *from_instrument)
+        .map(|(_, b)| b.iter().filter(|&&x| x == ENQ).count())
+        .sum();
+    assert_eq!(
+        enqs, 2,
+        "the instrument's first ENQ met contention, the second got the link"
+    );
+    let received_by_computer: Vec<u8> = pair
+        .computer_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => Some(m.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(received_by_computer, from_instrument);
+    let received_by_instrument: Vec<u8> = pair
+        .instrument_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => Some(m.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(received_by_instrument, from_computer);
+    assert!(pair.now - t0 >= secs(1));
+    assert!(
+        pair.instrument_events
+            .iter()
+            .any(|e| matches!(e, Event::MessageSent(_)))
+    );
+    assert!(
+        pair.computer_events
+            .iter()
+            .any(|e| matches!(e, Event::MessageSent(_)))
+    );
+}
+
+#[test]
+fn contention_seen_from_the_computer_yields_for_twenty_seconds() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    let t0 = Instant::now();
+    lis.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut lis), [ENQ]);
+    lis.handle_input(&[ENQ], t0);
+    assert_eq!(
+        out(&mut lis),
+        b"",
+        "the computer does not answer the crossing ENQ"
+    );
+    assert_eq!(lis.state(), LinkState::ContentionYield);
+    assert_eq!(lis.poll_timeout(), Some(t0 + secs(20)));
+    // The instrument never comes back: after 20 s the line is neutral and we try again.
+    lis.handle_timeout(t0 + secs(20));
+    assert_eq!(out(&mut lis), [ENQ]);
+    assert_eq!(lis.state(), LinkState::Establishing);
+
+    // Same again, but this time the instrument's ENQ comes and is answered.
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    lis.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    let _ = out(&mut lis);
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&[ENQ], t0 + secs(1));
+    assert_eq!(out(&mut lis), [ACK]);
+    assert_eq!(lis.state(), LinkState::Receiving);
+}
+
+#[test]
+fn contention_seen_from_the_instrument_waits_one_second() {
+    let mut analyzer = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    analyzer.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut analyzer), [ENQ]);
+    analyzer.handle_input(&[ENQ], t0);
+    assert!(out(&mut analyzer).is_empty());
+    assert_eq!(analyzer.poll_timeout(), Some(t0 + secs(1)));
+    analyzer.handle_timeout(t0 + secs(1));
+    assert_eq!(out(&mut analyzer), [ENQ]);
+
+    // With the yielding policy (as some simulators behave) the instrument gives way instead.
+    let mut config = LinkConfig::new(Role::Instrument);
+    config.contention = ContentionPolicy::Yield;
+    let mut analyzer = Link::new(config);
+    analyzer.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    let _ = out(&mut analyzer);
+    analyzer.handle_input(&[ENQ], t0);
+    assert_eq!(analyzer.state(), LinkState::ContentionYield);
+}
+
+fn established_sender(message: &[u8]) -> (Link, Instant) {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    link.send(message.to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ACK], t0);
+    (link, t0)
+}
+
+#[test]
+fn sixth_failed_transmission_aborts_with_eot() {
+    let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
+    let first = frame(1, b"H|\\^&\r", FrameEnd::End);
+    assert_eq!(out(&mut link), first);
+    for n in 2..=6 {
+        link.handle_input(&[NAK], t0);
+        assert_eq!(
+            out(&mut link),
+            first,
+            "transmission {n} is the same frame, same FN"
+        );
+    }
+    link.handle_input(&[NAK], t0);
+    assert_eq!(out(&mut link), [EOT]);
+    let evs = events(&mut link);
+    let retransmissions = evs
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::LinkError(LinkError::Retransmitting { frame_number: 1 })
+            )
+        })
+        .count();
+    assert_eq!(retransmissions, 5);
+    assert!(matches!(
+        evs.last(),
+        Some(Event::MessageAborted {
+            reason: AbortReason::TooManyTransmissions { frame_number: 1, transmissions: 6 },
+            message,
+            ..
+        }) if message == b"H|\\^&\rL|1|N\r"
+    ));
+    assert!(link.is_idle());
+}
+
+#[test]
+fn any_reply_other_than_ack_or_eot_means_retransmit() {
+    let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
+    let first = out(&mut link);
+    link.handle_input(b"garbage", t0);
+    assert_eq!(out(&mut link), first);
+    link.handle_input(&[ENQ], t0);
+    assert_eq!(out(&mut link), first);
+    link.handle_input(&[ACK], t0);
+    assert_eq!(out(&mut link), frame(2, b"L|1|N\r", FrameEnd::End));
+}
+
+#[test]
+fn no_reply_to_a_frame_aborts_after_fifteen_seconds() {
+    let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
+    let _ = out(&mut link);
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(15)));
+    link.handle_timeout(t0 + secs(15));
+    assert_eq!(out(&mut link), [EOT]);
+    assert!(matches!(
+        events(&mut link)[..],
+        [Event::MessageAborted {
+            reason: AbortReason::NoReplyToFrame { frame_number: 1 },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn receiver_discards_a_partial_message_after_thirty_seconds() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(
+        &frame(1, b"R|1|^^^WBC|5", FrameEnd::Intermediate),
+        t0 + secs(1),
+    );
+    assert_eq!(out(&mut lis), [ACK, ACK]);
+    assert_eq!(lis.poll_timeout(), Some(t0 + secs(31)));
+    lis.handle_timeout(t0 + secs(31));
+    assert_eq!(lis.state(), LinkState::Neutral);
+    assert_eq!(
+        events(&mut lis),
+        [Event::ReceiveDiscarded {
+            reason: DiscardReason::ReceiveTimeout,
+            len: 12
+        }]
+    );
+}
+
+#[test]
+fn eot_mid_message_discards_the_partial_message() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"R|1|", FrameEnd::Intermediate), t0);
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(
+        events(&mut lis),
+        [Event::ReceiveDiscarded {
+            reason: DiscardReason::EndedMidMessage,
+            len: 4
+        }]
+    );
+}
+
+#[test]
+fn duplicate_frame_is_acked_and_delivered_once() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    let t0 = Instant::now();
+    let f1 = frame(1, b"H|\\^&\r", FrameEnd::End);
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&f1, t0);
+    lis.handle_input(&f1, t0);
+    lis.handle_input(&frame(2, b"L|1|N\r", FrameEnd::End), t0);
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, ACK, ACK]);
+    assert_eq!(
+        events(&mut lis),
+        [
+            Event::MessageReceived(b"H|\\^&\r".to_vec()),
+            Event::LinkError(LinkError::DuplicateFrame(1)),
+            Event::MessageReceived(b"L|1|N\r".to_vec()),
+        ]
+    );
+}
+
+#[test]
+fn receiver_naks_bad_frames() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    let _ = out(&mut lis);
+    // Wrong checksum.
+    lis.handle_input(b"\x021H|\\^&\r\x0300\r\n", t0);
+    // Frame number neither last nor next.
+    lis.handle_input(&frame(3, b"H|\\^&\r", FrameEnd::End), t0);
+    // Restricted character (LF) inside the text.
+    lis.handle_input(&frame(1, b"H|\n\r", FrameEnd::End), t0);
+    // Too long for a configured 64,000-byte frame.
+    let mut huge = vec![0x02, b'1'];
+    huge.extend(std::iter::repeat_n(b'x', 64_000));
+    lis.handle_input(&huge, t0);
+    assert_eq!(out(&mut lis), [NAK, NAK, NAK, NAK]);
+    let evs = events(&mut lis);
+    assert!(matches!(
+        evs[0],
+        Event::LinkError(LinkError::FrameRejected(_))
+    ));
+    assert!(matches!(
+        evs[1],
+        Event::LinkError(LinkError::UnexpectedFrameNumber {
+            expected: 1,
+            received: 3
+        })
+    ));
+    assert!(matches!(
+        evs[2],
+        Event::LinkError(LinkError::FrameRejected(_))
+    ));
+    assert!(matches!(
+        evs[3],
+        Event::LinkError(LinkError::BrokenFrame { .. })
+    ));
+    assert!(!evs.iter().any(|e| matches!(e, Event::MessageReceived(_))));
+}
+
+#[test]
+fn frames_without_enq_get_no_reply() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), Instant::now());
+    assert!(out(&mut lis).is_empty());
+    assert_eq!(
+        events(&mut lis),
+        [Event::LinkError(LinkError::FrameOutsideTransfer)]
+    );
+}
+
+#[test]
+fn receiver_interrupt_is_honoured() {
+    let mut pair = Pair::standard();
+    let long = b"H|\\^&\rP|1\rO|1\rR|1\rL|1|N\r".to_vec();
+    pair.instrument.send(long.clone(), pair.now);
+    // Let the first frame through, then the computer wants the line.
+    for _ in 0..3 {
+        pair.step();
+    }
+    pair.computer.request_interrupt();
+    pair.computer
+        .send(b"H|\\^&|||LIS\rQ|1|^S1||ALL\rL|1|N\r".to_vec(), pair.now);
+    pair.drive();
+
+    // The instrument ended its transfer, kept nothing back (the text came back in the event)...
+    let aborted = pair
+        .instrument_events
+        .iter()
+        .find_map(|e| match e {
+            Event::MessageAborted {
+                reason, message, ..
+            } => Some((*reason, message.clone())),
+            _ => None,
+        })
+        .expect("aborted by the interrupt");
+    assert_eq!(aborted, (AbortReason::ReceiverInterrupt, long));
+    // ...and received the computer's message.
+    assert!(
+        pair.instrument_events
+            .iter()
+            .any(|e| matches!(e, Event::MessageReceived(m) if m.starts_with(b"Q|1|")))
+    );
+    assert!(
+        pair.computer_events
+            .iter()
+            .any(|e| matches!(e, Event::MessageSent(_)))
+    );
+}
+
+#[test]
+fn interrupt_hold_off_is_fifteen_seconds() {
+    let (mut link, t0) = established_sender(b"H|\\^&\rP|1\rL|1|N\r");
+    let _ = out(&mut link);
+    link.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut link), [EOT]);
+    let _ = events(&mut link);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert!(out(&mut link).is_empty(), "no ENQ within the hold-off");
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(15)));
+    link.handle_timeout(t0 + secs(15));
+    assert_eq!(out(&mut link), [ENQ]);
+}
+
+#[test]
+fn interrupt_can_be_treated_as_ack() {
+    let mut config = LinkConfig::new(Role::Instrument);
+    config.honor_interrupt = false;
+    let mut link = Link::new(config);
+    let t0 = Instant::now();
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    link.handle_input(&[ACK], t0);
+    let _ = out(&mut link);
+    link.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut link), frame(2, b"L|1|N\r", FrameEnd::End));
+}
+
+#[test]
+fn enq_during_transfer_restarts_it() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"R|1|", FrameEnd::Intermediate), t0);
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, ACK, ACK]);
+    assert_eq!(
+        events(&mut lis),
+        [
+            Event::ReceiveDiscarded {
+                reason: DiscardReason::RestartedMidMessage,
+                len: 4
+            },
+            Event::MessageReceived(b"H|\\^&\r".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn oversized_messages_are_discarded_and_reported() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.max_message_len = 10;
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"R|1|12345", FrameEnd::Intermediate), t0);
+    lis.handle_input(&frame(2, b"67890\r", FrameEnd::End), t0);
+    lis.handle_input(&frame(3, b"L|1\r", FrameEnd::End), t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, ACK, ACK]);
+    assert_eq!(
+        events(&mut lis),
+        [
+            Event::ReceiveDiscarded {
+                reason: DiscardReason::TooLong(10),
+                len: 15
+            },
+            Event::MessageReceived(b"L|1\r".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn unframed_records_end_with_the_l_record() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.decoder.leniency = Leniency {
+        unframed_records: true,
+        ..Leniency::STRICT
+    };
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    lis.handle_input(b"\x05H|\\^&\r\nP|1\r\nR|1|^^^GLU|5.5\r\n", t0);
+    assert!(events(&mut lis).is_empty());
+    lis.handle_input(b"L|1|N\r\n\x04", t0);
+    assert_eq!(out(&mut lis), [ACK]);
+    assert_eq!(
+        events(&mut lis),
+        [Event::MessageReceived(
+            b"H|\\^&\rP|1\rR|1|^^^GLU|5.5\rL|1|N\r".to_vec()
+        )]
+    );
+}
+
+#[test]
+fn unchecked_frame_numbers_accept_any_sequence() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.decoder.leniency.unchecked_frame_numbers = true;
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(5, b"H|\\^&\r", FrameEnd::End), t0);
+    // No frame number at all: STX text ETX checksum.
+    let text = b"L|1|N\r";
+    let sum = astm_frame::checksum::checksum(None, text, 0x03);
+    let mut bare = vec![0x02];
+    bare.extend_from_slice(text);
+    bare.push(0x03);
+    bare.extend_from_slice(&astm_frame::checksum::to_hex(sum));
+    bare.extend_from_slice(b"\r\n");
+    lis.handle_input(&bare, t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, ACK]);
+    assert_eq!(events(&mut lis).len(), 2);
+}

@@ -1,0 +1,136 @@
+//! The tokio driver and codec over a real loopback TCP connection.
+
+use std::time::Duration;
+
+use astm_frame::codec::{AstmCodec, CodecItem, Outgoing};
+use astm_frame::driver::LinkDriver;
+use astm_frame::{Assembly, Control, FrameEnd, LinkConfig, Role};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instrument_sends_to_lis_over_tcp() {
+    // LIS1-A §8.2.1.1: the computer system is the server.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let long_result = format!("R|2|^^^NOTE|{}\r", "x".repeat(1000));
+    let messages = vec![
+        b"H|\\^&|||ANALYZER\rP|1\rO|1|S1||^^^WBC\rR|1|^^^WBC|5.8|10^3/uL\rL|1|N\r".to_vec(),
+        format!("H|\\^&|||ANALYZER\rP|1\rO|1|S2\r{long_result}L|1|N\r").into_bytes(),
+    ];
+
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut config = LinkConfig::new(Role::Computer);
+        config.assembly = Assembly::PerTransfer;
+        let mut lis = LinkDriver::new(stream, config);
+        let mut received = Vec::new();
+        while let Some(message) = lis.recv().await.unwrap() {
+            received.push(message);
+        }
+        received
+    });
+
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut analyzer = LinkDriver::new(stream, LinkConfig::new(Role::Instrument));
+    for m in &messages {
+        tokio::time::timeout(Duration::from_secs(10), analyzer.send(m.clone()))
+            .await
+            .expect("sent in time")
+            .expect("acknowledged");
+    }
+    drop(analyzer);
+    let received = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(received, messages);
+}
+
+#[tokio::test]
+async fn lis_answers_a_raw_instrument_through_the_codec() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut lis = LinkDriver::new(stream, LinkConfig::new(Role::Computer));
+        let mut records = Vec::new();
+        while let Some(m) = lis.recv().await.unwrap() {
+            records.push(m);
+        }
+        records
+    });
+
+    // A scripted instrument: codec items in, codec items out, one reply awaited per item.
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut wire = Framed::new(stream, AstmCodec::default());
+    wire.send(Outgoing::Control(Control::Enq)).await.unwrap();
+    assert_eq!(
+        wire.next().await.unwrap().unwrap(),
+        CodecItem::Control(Control::Ack)
+    );
+    // A bad checksum first: NAK; then the same frame, good.
+    tokio::io::AsyncWriteExt::write_all(wire.get_mut(), b"\x021H|\\^&\r\x0300\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        wire.next().await.unwrap().unwrap(),
+        CodecItem::Control(Control::Nak)
+    );
+    for (number, text) in [(1, &b"H|\\^&\r"[..]), (2, b"L|1|N\r")] {
+        let frame = Outgoing::Frame {
+            number,
+            text,
+            end: FrameEnd::End,
+        };
+        wire.send(frame).await.unwrap();
+        assert_eq!(
+            wire.next().await.unwrap().unwrap(),
+            CodecItem::Control(Control::Ack)
+        );
+    }
+    wire.send(Outgoing::Control(Control::Eot)).await.unwrap();
+    drop(wire);
+    let records = server.await.unwrap();
+    assert_eq!(records, [b"H|\\^&\r".to_vec(), b"L|1|N\r".to_vec()]);
+}
+
+#[tokio::test]
+async fn codec_decodes_frames_split_across_reads() {
+    let (client, server) = tokio::io::duplex(16);
+    let writer = tokio::spawn(async move {
+        let mut client = client;
+        let bytes = b"junk\x05\x021H|\\^&\r\x03E5\r\n\x022L|1|N\r\x0305\r\n\x04".to_vec();
+        for chunk in bytes.chunks(3) {
+            tokio::io::AsyncWriteExt::write_all(&mut client, chunk)
+                .await
+                .unwrap();
+        }
+    });
+    let items: Vec<CodecItem> = Framed::new(server, AstmCodec::default())
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    writer.await.unwrap();
+    // Junk is reported as it arrives, so it may come in pieces.
+    let junk: Vec<u8> = items
+        .iter()
+        .take_while(|i| matches!(i, CodecItem::Junk(_)))
+        .flat_map(|i| match i {
+            CodecItem::Junk(j) => j.to_vec(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(junk, b"junk");
+    assert!(items.contains(&CodecItem::Control(Control::Enq)));
+    let texts: Vec<&[u8]> = items
+        .iter()
+        .filter_map(|i| match i {
+            CodecItem::Frame(f) if f.defect.is_none() => Some(f.text.as_ref()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, [&b"H|\\^&\r"[..], b"L|1|N\r"]);
+    assert_eq!(items.last(), Some(&CodecItem::Control(Control::Eot)));
+}

@@ -1,0 +1,232 @@
+//! The four E1394 delimiters, declared by each header record.
+
+use crate::error::DelimiterError;
+
+/// Field, repeat, component and escape delimiters (E1394 §7.1.2, LIS2-A2 H.2).
+///
+/// Each message declares them in its header: `H`, then the field delimiter, then repeat, component and
+/// escape. `|\^&` is the recommended set; real instruments use others (`|\!~`, `` |`^& ``, `|@^\`), and
+/// some headers declare no escape character at all (`H|\^|`), which is why [`escape`](Self::escape) is
+/// an [`Option`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Delimiters {
+    field: u8,
+    repeat: u8,
+    component: u8,
+    escape: Option<u8>,
+}
+
+impl Default for Delimiters {
+    fn default() -> Self {
+        Self::STANDARD
+    }
+}
+
+impl Delimiters {
+    /// The recommended set `|\^&`.
+    pub const STANDARD: Self = Self {
+        field: b'|',
+        repeat: b'\\',
+        component: b'^',
+        escape: Some(b'&'),
+    };
+
+    /// Builds a delimiter set, checking that the bytes are distinct and usable.
+    ///
+    /// Letters, digits, CR and LF are refused.
+    pub fn new(
+        field: u8,
+        repeat: u8,
+        component: u8,
+        escape: Option<u8>,
+    ) -> Result<Self, DelimiterError> {
+        let all = [Some(field), Some(repeat), Some(component), escape];
+        for (i, byte) in all.iter().enumerate() {
+            let Some(byte) = *byte else { continue };
+            if !allowed(byte) {
+                return Err(DelimiterError::NotAllowed { byte });
+            }
+            if all[..i].contains(&Some(byte)) {
+                return Err(DelimiterError::Duplicate { byte });
+            }
+        }
+        Ok(Self {
+            field,
+            repeat,
+            component,
+            escape,
+        })
+    }
+
+    /// Reads the delimiters a header record declares.
+    ///
+    /// `header` is the record without its terminator, starting with `H` (or `h`). The field delimiter is
+    /// the byte after `H`; repeat, component and (optional) escape are the first distinct bytes of H.2.
+    /// A byte repeated in H.2 is read once: `H|\\^&`, seen in exports that wrote an escaped backslash
+    /// verbatim, declares `|\^&`. Bytes of H.2 beyond the fourth delimiter are ignored.
+    pub fn from_header(header: &[u8]) -> Result<Self, DelimiterError> {
+        if header.len() < 2 || !header[0].eq_ignore_ascii_case(&b'H') {
+            return Err(DelimiterError::HeaderTooShort);
+        }
+        let field = header[1];
+        if !allowed(field) {
+            return Err(DelimiterError::NotAllowed { byte: field });
+        }
+        let definition = definition_of(header, field);
+        let mut found = [0u8; 3];
+        let mut count = 0;
+        for &byte in definition {
+            if count == 3 {
+                break;
+            }
+            if byte == field || found[..count].contains(&byte) {
+                continue;
+            }
+            found[count] = byte;
+            count += 1;
+        }
+        if count < 2 {
+            return Err(DelimiterError::TooFewDelimiters { found: count });
+        }
+        let escape = (count == 3).then_some(found[2]);
+        Self::new(field, found[0], found[1], escape)
+    }
+
+    /// The field delimiter (`|` in the standard set).
+    pub const fn field(&self) -> u8 {
+        self.field
+    }
+
+    /// The repeat delimiter (`\` in the standard set).
+    pub const fn repeat(&self) -> u8 {
+        self.repeat
+    }
+
+    /// The component delimiter (`^` in the standard set).
+    pub const fn component(&self) -> u8 {
+        self.component
+    }
+
+    /// The escape character (`&` in the standard set), if the header declared one.
+    pub const fn escape(&self) -> Option<u8> {
+        self.escape
+    }
+
+    /// The H.2 text this set is written as: repeat, component and escape (if any).
+    pub fn definition(&self) -> Vec<u8> {
+        let mut out = vec![self.repeat, self.component];
+        out.extend(self.escape);
+        out
+    }
+
+    /// True when every delimiter is a 7-bit ASCII byte.
+    ///
+    /// A non-ASCII delimiter usually means a multi-byte character was used: Sysmex documents show `¥`
+    /// where the wire carries `\` (0x5C in Japanese code pages). See [`yen_to_backslash`].
+    ///
+    /// [`yen_to_backslash`]: crate::yen_to_backslash
+    pub fn is_ascii(&self) -> bool {
+        [self.field, self.repeat, self.component]
+            .iter()
+            .chain(self.escape.as_ref())
+            .all(u8::is_ascii)
+    }
+
+    /// True when `byte` is one of the four delimiters.
+    pub fn contains(&self, byte: u8) -> bool {
+        byte == self.field
+            || byte == self.repeat
+            || byte == self.component
+            || Some(byte) == self.escape
+    }
+}
+
+/// The raw H.2 bytes of a header: from after the field delimiter to the next one.
+pub(crate) fn definition_of(header: &[u8], field: u8) -> &[u8] {
+    let rest = header.get(2..).unwrap_or_default();
+    match memchr::memchr(field, rest) {
+        Some(end) => &rest[..end],
+        None => rest,
+    }
+}
+
+fn allowed(byte: u8) -> bool {
+    !(byte.is_ascii_alphanumeric() || byte == b'\r' || byte == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_header_sets() {
+        let cases: &[(&[u8], Delimiters)] = &[
+            (b"H|\\^&|||x", Delimiters::STANDARD),
+            (
+                b"H|\\!~|||",
+                Delimiters::new(b'|', b'\\', b'!', Some(b'~')).unwrap(),
+            ),
+            (
+                b"H|@^\\|URM",
+                Delimiters::new(b'|', b'@', b'^', Some(b'\\')).unwrap(),
+            ),
+            (
+                b"H|`^&|||",
+                Delimiters::new(b'|', b'`', b'^', Some(b'&')).unwrap(),
+            ),
+            (
+                b"H|\\^||PASS",
+                Delimiters::new(b'|', b'\\', b'^', None).unwrap(),
+            ),
+            (b"H|\\\\^&|||H550", Delimiters::STANDARD),
+            (b"h|\\^&", Delimiters::STANDARD),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(
+                Delimiters::from_header(header).as_ref(),
+                Ok(expected),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_headers() {
+        assert_eq!(
+            Delimiters::from_header(b"H"),
+            Err(DelimiterError::HeaderTooShort)
+        );
+        assert_eq!(
+            Delimiters::from_header(b"P|1"),
+            Err(DelimiterError::HeaderTooShort)
+        );
+        assert_eq!(
+            Delimiters::from_header(b"H||"),
+            Err(DelimiterError::TooFewDelimiters { found: 0 })
+        );
+        assert_eq!(
+            Delimiters::from_header(b"H|^"),
+            Err(DelimiterError::TooFewDelimiters { found: 1 })
+        );
+        assert_eq!(
+            Delimiters::from_header(b"HA^&"),
+            Err(DelimiterError::NotAllowed { byte: b'A' })
+        );
+        assert_eq!(
+            Delimiters::from_header(b"H|\\x&"),
+            Err(DelimiterError::NotAllowed { byte: b'x' })
+        );
+        assert_eq!(
+            Delimiters::new(b'|', b'^', b'^', None),
+            Err(DelimiterError::Duplicate { byte: b'^' })
+        );
+    }
+
+    #[test]
+    fn yen_header_is_flagged_not_ascii() {
+        let delims = Delimiters::from_header("H|¥^&|||".as_bytes()).unwrap();
+        assert!(!delims.is_ascii());
+        assert!(Delimiters::STANDARD.is_ascii());
+        assert_eq!(Delimiters::STANDARD.definition(), b"\\^&");
+    }
+}

@@ -1,0 +1,409 @@
+//! Typed values found in result and order records: test IDs, numbers, ranges, flags, status.
+
+use std::borrow::Cow;
+
+use nom::branch::alt;
+use nom::bytes::complete::{tag, tag_no_case, take_while, take_while1};
+use nom::character::complete::one_of;
+use nom::combinator::{all_consuming, map, opt, recognize, value};
+use nom::sequence::{delimited, preceded};
+use nom::{IResult, Parser};
+
+use crate::record::{Component, Field, Repeat};
+
+/// A universal test ID (O.5, R.3, Q.5): `universal ID ^ name ^ type ^ manufacturer's local code ^ …`.
+///
+/// The standard leaves components 1–3 for a universal code (usually empty) and puts the instrument's
+/// own code in component 4 (`^^^WBC`); vendors differ: Sysmex sends `^^^^WBC^1` (component 5),
+/// Spotchem-style exports a bare `Na` (component 1), Cepheid GeneXpert `^MTB-RIF^^…` (component 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestId<'a> {
+    repeat: Repeat<'a>,
+}
+
+impl<'a> TestId<'a> {
+    /// Wraps one repeat of a test ID field.
+    pub const fn new(repeat: Repeat<'a>) -> Self {
+        Self { repeat }
+    }
+
+    /// The repeat this ID was read from.
+    pub const fn repeat(&self) -> Repeat<'a> {
+        self.repeat
+    }
+
+    /// Component `number` (1-based).
+    pub fn component(&self, number: usize) -> Component<'a> {
+        self.repeat.component(number)
+    }
+
+    /// Component 1, the universal test ID.
+    pub fn universal_id(&self) -> Component<'a> {
+        self.component(1)
+    }
+
+    /// Component 2, the universal test name.
+    pub fn name(&self) -> Component<'a> {
+        self.component(2)
+    }
+
+    /// Component 3, the universal test ID type.
+    pub fn id_type(&self) -> Component<'a> {
+        self.component(3)
+    }
+
+    /// Component 4, the manufacturer's local code (where the standard puts it).
+    pub fn local_code(&self) -> Component<'a> {
+        self.component(4)
+    }
+
+    /// The test code wherever the vendor put it: the first non-empty component from component 4
+    /// onwards, else the first non-empty of components 1–3. `None` when every component is empty.
+    ///
+    /// ```
+    /// use astm_records::{Delimiters, Record, ResultRecord};
+    /// for (raw, code) in [("R|1|^^^WBC|5.8", "WBC"), ("R|1|^^^^WBC^1|5.8", "WBC"), ("R|1|Na|131", "Na")] {
+    ///     let record = Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?;
+    ///     let result = ResultRecord::new(record).unwrap();
+    ///     assert_eq!(result.test_code().as_deref(), Some(code));
+    /// }
+    /// # Ok::<(), astm_records::RecordError>(())
+    /// ```
+    pub fn test_code(&self) -> Option<Cow<'a, str>> {
+        let components: Vec<Component<'a>> = self.repeat.components().collect();
+        let pick = |c: &&Component<'a>| !c.raw().trim_ascii().is_empty();
+        components
+            .get(3..)
+            .and_then(|tail| tail.iter().find(pick))
+            .or_else(|| components.iter().take(3).find(pick))
+            .map(|c| match c.text() {
+                Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+                Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
+            })
+    }
+}
+
+/// All test IDs of a (possibly repeated) test ID field.
+pub fn test_ids<'a>(field: &Field<'a>) -> impl Iterator<Item = TestId<'a>> + use<'a> {
+    field.repeats().filter(|r| !r.is_empty()).map(TestId::new)
+}
+
+/// A comparison prefix on a value or range bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Comparator {
+    /// `<`
+    Less,
+    /// `<=`
+    LessOrEqual,
+    /// `>`
+    Greater,
+    /// `>=`
+    GreaterOrEqual,
+}
+
+/// A measurement value read as a number (R.4), e.g. `5.8`, `7,41`, `> 15000.00`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumericValue {
+    /// A `<`/`>` prefix, for values outside the measuring range.
+    pub comparator: Option<Comparator>,
+    /// The number; a decimal comma is read as a point.
+    pub value: f64,
+}
+
+impl NumericValue {
+    /// Parses `[<|<=|>|>=] number` with optional spaces; `None` for anything else (`-----`, `Positive`).
+    pub fn parse(text: &[u8]) -> Option<Self> {
+        let (_, (comparator, value)) = all_consuming(delimited(
+            spaces,
+            (opt(comparator), preceded(spaces, number)),
+            spaces,
+        ))
+        .parse(text)
+        .ok()?;
+        Some(Self { comparator, value })
+    }
+}
+
+/// A reference range (R.6): `3.5 to 5.1`, `4.0-10.0`, `10-120`, `-5--1`, `<5`, `>=10`, or two
+/// components `3.5^5.1`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReferenceRange {
+    /// Lower limit, if any.
+    pub low: Option<f64>,
+    /// Upper limit, if any.
+    pub high: Option<f64>,
+}
+
+impl ReferenceRange {
+    /// Parses range text; `None` when it is not a range this grammar knows.
+    ///
+    /// ```
+    /// use astm_records::ReferenceRange;
+    /// assert_eq!(ReferenceRange::parse(b"3.5 to 5.1"), Some(ReferenceRange { low: Some(3.5), high: Some(5.1) }));
+    /// assert_eq!(ReferenceRange::parse(b"4.0-10.0"), Some(ReferenceRange { low: Some(4.0), high: Some(10.0) }));
+    /// assert_eq!(ReferenceRange::parse(b"<5"), Some(ReferenceRange { low: None, high: Some(5.0) }));
+    /// ```
+    pub fn parse(text: &[u8]) -> Option<Self> {
+        all_consuming(delimited(spaces, alt((two_sided, one_sided)), spaces))
+            .parse(text)
+            .ok()
+            .map(|(_, range)| range)
+    }
+
+    /// Reads a range field: text in component 1, or low and high in components 1 and 2.
+    pub fn from_field(field: &Field<'_>) -> Option<Self> {
+        let first = field.first();
+        let (low, high) = (first.component(1), first.component(2));
+        if !high.is_empty() {
+            let low = NumericValue::parse(&low.unescaped())?;
+            let high = NumericValue::parse(&high.unescaped())?;
+            return Some(Self {
+                low: Some(low.value),
+                high: Some(high.value),
+            });
+        }
+        Self::parse(&low.unescaped())
+    }
+}
+
+fn spaces(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_while(|b: u8| b == b' ' || b == b'\t').parse(input)
+}
+
+fn number(input: &[u8]) -> IResult<&[u8], f64> {
+    let digits = || take_while1(|b: u8| b.is_ascii_digit());
+    let text = recognize((opt(one_of("+-")), digits(), opt((one_of(".,"), digits()))));
+    map(text, |t: &[u8]| {
+        // The recognised text is ASCII digits, sign and one separator, so this cannot fail in practice.
+        let t: String = t
+            .iter()
+            .map(|&b| if b == b',' { '.' } else { char::from(b) })
+            .collect();
+        t.parse::<f64>().unwrap_or(f64::NAN)
+    })
+    .parse(input)
+}
+
+fn comparator(input: &[u8]) -> IResult<&[u8], Comparator> {
+    alt((
+        value(Comparator::LessOrEqual, tag("<=")),
+        value(Comparator::GreaterOrEqual, tag(">=")),
+        value(Comparator::Less, tag("<")),
+        value(Comparator::Greater, tag(">")),
+    ))
+    .parse(input)
+}
+
+fn two_sided(input: &[u8]) -> IResult<&[u8], ReferenceRange> {
+    let separator = delimited(
+        spaces,
+        alt((tag_no_case("to"), tag(".."), tag("-"), tag("~"))),
+        spaces,
+    );
+    map((number, separator, number), |(low, _, high)| {
+        ReferenceRange {
+            low: Some(low),
+            high: Some(high),
+        }
+    })
+    .parse(input)
+}
+
+fn one_sided(input: &[u8]) -> IResult<&[u8], ReferenceRange> {
+    map(
+        (comparator, preceded(spaces, number)),
+        |(cmp, n)| match cmp {
+            Comparator::Less | Comparator::LessOrEqual => ReferenceRange {
+                low: None,
+                high: Some(n),
+            },
+            Comparator::Greater | Comparator::GreaterOrEqual => ReferenceRange {
+                low: Some(n),
+                high: None,
+            },
+        },
+    )
+    .parse(input)
+}
+
+/// A result abnormal flag (R.7), per LIS2-A2 §10.1.7 as cited by instrument drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AbnormalFlag {
+    /// `L` below low normal.
+    Low,
+    /// `H` above high normal.
+    High,
+    /// `LL` below panic low.
+    PanicLow,
+    /// `HH` above panic high.
+    PanicHigh,
+    /// `<` below absolute low (off low scale).
+    BelowScale,
+    /// `>` above absolute high (off high scale).
+    AboveScale,
+    /// `N` normal.
+    Normal,
+    /// `A` abnormal.
+    Abnormal,
+    /// `U` significant change up.
+    ChangeUp,
+    /// `D` significant change down.
+    ChangeDown,
+    /// `B` better.
+    Better,
+    /// `W` worse.
+    Worse,
+    /// Anything else (vendor flags); read the field text.
+    Other,
+}
+
+impl AbnormalFlag {
+    /// Classifies flag text (case-sensitive, spaces trimmed).
+    pub fn parse(text: &[u8]) -> Self {
+        match text.trim_ascii() {
+            b"L" => Self::Low,
+            b"H" => Self::High,
+            b"LL" => Self::PanicLow,
+            b"HH" => Self::PanicHigh,
+            b"<" => Self::BelowScale,
+            b">" => Self::AboveScale,
+            b"N" => Self::Normal,
+            b"A" => Self::Abnormal,
+            b"U" => Self::ChangeUp,
+            b"D" => Self::ChangeDown,
+            b"B" => Self::Better,
+            b"W" => Self::Worse,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Result status (R.9). `F` and `X` are the common values; the other meanings follow LIS2-A2 as
+/// restated by vendor manuals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResultStatus {
+    /// `C` correction of a previously transmitted result.
+    Correction,
+    /// `P` preliminary.
+    Preliminary,
+    /// `F` final.
+    Final,
+    /// `X` the test cannot be done.
+    CannotBeDone,
+    /// `I` in instrument, result pending.
+    Pending,
+    /// `S` partial result.
+    Partial,
+    /// `M` MIC level.
+    MicLevel,
+    /// `R` previously transmitted.
+    Retransmitted,
+    /// `N` contains necessary information to run a new order.
+    NewOrderInformation,
+    /// `Q` response to an outstanding query.
+    QueryResponse,
+    /// `V` operator verified or approved.
+    Verified,
+    /// `W` warning: validity is questionable.
+    Warning,
+    /// Anything else.
+    Other,
+}
+
+impl ResultStatus {
+    /// Classifies status text (case-insensitive, spaces trimmed); `None` when empty.
+    pub fn parse(text: &[u8]) -> Option<Self> {
+        let text = text.trim_ascii();
+        let [letter] = text else {
+            return (!text.is_empty()).then_some(Self::Other);
+        };
+        Some(match letter.to_ascii_uppercase() {
+            b'C' => Self::Correction,
+            b'P' => Self::Preliminary,
+            b'F' => Self::Final,
+            b'X' => Self::CannotBeDone,
+            b'I' => Self::Pending,
+            b'S' => Self::Partial,
+            b'M' => Self::MicLevel,
+            b'R' => Self::Retransmitted,
+            b'N' => Self::NewOrderInformation,
+            b'Q' => Self::QueryResponse,
+            b'V' => Self::Verified,
+            b'W' => Self::Warning,
+            _ => Self::Other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(low: Option<f64>, high: Option<f64>) -> Option<ReferenceRange> {
+        Some(ReferenceRange { low, high })
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            ReferenceRange::parse(b"3.5 to 5.1"),
+            range(Some(3.5), Some(5.1))
+        );
+        assert_eq!(
+            ReferenceRange::parse(b"3.5 TO 5.1"),
+            range(Some(3.5), Some(5.1))
+        );
+        assert_eq!(
+            ReferenceRange::parse(b"4.0-10.0"),
+            range(Some(4.0), Some(10.0))
+        );
+        assert_eq!(
+            ReferenceRange::parse(b"10-120"),
+            range(Some(10.0), Some(120.0))
+        );
+        assert_eq!(
+            ReferenceRange::parse(b" 1,5 - 3,0 "),
+            range(Some(1.5), Some(3.0))
+        );
+        assert_eq!(
+            ReferenceRange::parse(b"-5--1"),
+            range(Some(-5.0), Some(-1.0))
+        );
+        assert_eq!(
+            ReferenceRange::parse(b"0.5..2"),
+            range(Some(0.5), Some(2.0))
+        );
+        assert_eq!(ReferenceRange::parse(b"<5"), range(None, Some(5.0)));
+        assert_eq!(ReferenceRange::parse(b">= 10"), range(Some(10.0), None));
+        for bad in [&b""[..], b"normal", b"5", b"1-", b"1-2-3", b"a to b"] {
+            assert_eq!(ReferenceRange::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        let n = |t: &[u8]| NumericValue::parse(t).map(|n| (n.comparator, n.value));
+        assert_eq!(n(b"5.8"), Some((None, 5.8)));
+        assert_eq!(n(b"7,41"), Some((None, 7.41)));
+        assert_eq!(n(b"> 15000.00"), Some((Some(Comparator::Greater), 15000.0)));
+        assert_eq!(n(b"<=0.1"), Some((Some(Comparator::LessOrEqual), 0.1)));
+        assert_eq!(n(b"-3"), Some((None, -3.0)));
+        assert_eq!(n(b"-----"), None);
+        assert_eq!(n(b"Positive"), None);
+        assert_eq!(n(b""), None);
+    }
+
+    #[test]
+    fn flags_and_status() {
+        assert_eq!(AbnormalFlag::parse(b"HH"), AbnormalFlag::PanicHigh);
+        assert_eq!(AbnormalFlag::parse(b">"), AbnormalFlag::AboveScale);
+        assert_eq!(AbnormalFlag::parse(b"W"), AbnormalFlag::Worse);
+        assert_eq!(AbnormalFlag::parse(b"XYZ"), AbnormalFlag::Other);
+        assert_eq!(ResultStatus::parse(b"F"), Some(ResultStatus::Final));
+        assert_eq!(ResultStatus::parse(b"x"), Some(ResultStatus::CannotBeDone));
+        assert_eq!(ResultStatus::parse(b"FF"), Some(ResultStatus::Other));
+        assert_eq!(ResultStatus::parse(b""), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! Error types: one per failure area.
+
+use std::path::PathBuf;
+
+/// A template could not be loaded: unreadable, not JSON, against the schema, or its profile is
+/// missing or broken. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON.
+    #[error("{file}: invalid json at line {line}, column {column}: {reason}")]
+    Json {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the JSON parser says.
+        reason: String,
+    },
+    /// The template breaks the schema.
+    #[error("{file}: {path}: {reason}")]
+    Schema {
+        /// The file.
+        file: PathBuf,
+        /// JSON path of the offending value (`$.fields[2].type`).
+        path: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A `"profile"` reference could not be resolved or the profile is unusable.
+    #[error("{file}: $.profile: {reason}")]
+    Profile {
+        /// The template file.
+        file: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// No template of that name.
+    #[error("no template named {name:?}")]
+    NotFound {
+        /// The requested name.
+        name: String,
+    },
+}
+
+/// A SiteYearNum accession or lane code is invalid, or a lane's counter is exhausted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessionError {
+    /// A lane code that is not two ASCII digits.
+    #[error(
+        "{context} must be a 2-digit lane code used to mint SiteYearNum accessions; got: {value:?}"
+    )]
+    InvalidLane {
+        /// Where the value came from (`testSample.id`, `lane`).
+        context: String,
+        /// The rejected value.
+        value: String,
+    },
+    /// An explicit accession that is not prefix + 15 digits.
+    #[error(
+        "{context} must be a valid SiteYearNum accession ({prefix} + 15 digits, total {total} chars); got: {value:?} ({reason})"
+    )]
+    InvalidAccession {
+        /// Where the value came from (`sample_id`, `qcSample.id`).
+        context: String,
+        /// The rejected value.
+        value: String,
+        /// The configured site prefix.
+        prefix: String,
+        /// Expected total length.
+        total: usize,
+        /// What exactly is wrong.
+        reason: String,
+    },
+    /// A site prefix that is empty or contains characters other than ASCII letters and digits.
+    #[error("invalid site prefix {prefix:?}: use 1 to 10 ASCII letters or digits")]
+    InvalidPrefix {
+        /// The rejected prefix.
+        prefix: String,
+    },
+    /// A lane has minted all 99,999,999,999 sequence numbers.
+    #[error("lane {lane} has no sequence numbers left")]
+    Exhausted {
+        /// The lane.
+        lane: String,
+    },
+}
+
+/// Output could not be generated from a template.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenerateError {
+    /// The template's protocol does not produce this kind of output.
+    #[error("template {template} is {protocol}, not {wanted}")]
+    WrongProtocol {
+        /// Template name.
+        template: String,
+        /// Its protocol.
+        protocol: String,
+        /// What was asked for.
+        wanted: &'static str,
+    },
+    /// QC was asked for but the template has no usable `qc_controls`.
+    #[error("template {template}: {reason}")]
+    NoQc {
+        /// Template name.
+        template: String,
+        /// Why.
+        reason: String,
+    },
+    /// An accession problem (bad override, bad lane).
+    #[error(transparent)]
+    Accession(#[from] AccessionError),
+    /// A QC parameter problem (bad sample-name pattern).
+    #[error(transparent)]
+    Qc(#[from] qc_westgard_gen::QcError),
+    /// The XLSX writer failed.
+    #[error("cannot write xlsx: {0}")]
+    Xlsx(String),
+    /// An option is out of range (e.g. a non-finite QC deviation).
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option.
+        option: &'static str,
+        /// Why.
+        reason: String,
+    },
+}

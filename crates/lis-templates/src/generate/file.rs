@@ -1,0 +1,373 @@
+//! Result files: delimited text (CSV/TSV with the template's delimiter), XLSX, and DT-Prime XML.
+
+use chrono::{Datelike, NaiveDateTime, Timelike};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook};
+
+use super::values::{Path, ResultValue};
+use super::{Generator, Layout, ts};
+use crate::GenerateError;
+use crate::accession::Lane;
+use crate::model::FileKind;
+
+/// A generated file: a suggested name, its kind and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOutput {
+    /// Suggested file name (template name, accession or `qc`, extension); contains only ASCII
+    /// letters, digits, `-`, `_` and `.`.
+    pub file_name: String,
+    /// Text (CSV/TSV/TXT), XLSX or XML.
+    pub kind: FileKind,
+    /// The content.
+    pub bytes: Vec<u8>,
+}
+
+impl FileOutput {
+    /// The content as text, for delimited and XML files.
+    pub fn text(&self) -> Option<&str> {
+        match self.kind {
+            FileKind::Xls | FileKind::Xlsx => None,
+            _ => std::str::from_utf8(&self.bytes).ok(),
+        }
+    }
+}
+
+/// A cell: text or number.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Text(String),
+    Number(f64, String),
+}
+
+impl Cell {
+    fn text(&self) -> &str {
+        match self {
+            Self::Text(t) | Self::Number(_, t) => t,
+        }
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// RFC 4180 quoting: only when the value holds the delimiter, a quote or a line break.
+fn quote(value: &str, delimiter: &str) -> String {
+    if value.contains(delimiter)
+        || value.contains('"')
+        || value.contains('\n')
+        || value.contains('\r')
+    {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+fn delimited(rows: &[Vec<Cell>], delimiter: &str, preamble: &[String]) -> Vec<u8> {
+    let mut out = String::new();
+    for line in preamble {
+        out.push_str(line);
+        out.push('\n');
+    }
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| quote(c.text(), delimiter)).collect();
+        out.push_str(&cells.join(delimiter));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// An XLSX workbook with one sheet. The document's creation time is the generation clock, so a
+/// fixed clock gives identical bytes.
+fn xlsx(rows: &[Vec<Cell>], sheet: &str, now: NaiveDateTime) -> Result<Vec<u8>, GenerateError> {
+    let err = |e: rust_xlsxwriter::XlsxError| GenerateError::Xlsx(e.to_string());
+    let mut workbook = Workbook::new();
+    let year = u16::try_from(now.year()).unwrap_or(2000);
+    let created = ExcelDateTime::from_ymd(year, now.month() as u8, now.day() as u8)
+        .and_then(|d| {
+            d.and_hms(
+                now.hour() as u16,
+                now.minute() as u8,
+                f64::from(now.second()),
+            )
+        })
+        .map_err(err)?;
+    workbook.set_properties(&DocProperties::new().set_creation_datetime(&created));
+    let worksheet = workbook.add_worksheet();
+    worksheet.set_name(sheet).map_err(err)?;
+    for (r, row) in rows.iter().enumerate() {
+        let r = u32::try_from(r).unwrap_or(u32::MAX);
+        for (c, cell) in row.iter().enumerate() {
+            let c = u16::try_from(c).unwrap_or(u16::MAX);
+            match cell {
+                Cell::Text(t) => worksheet.write_string(r, c, t.as_str()).map_err(err)?,
+                Cell::Number(n, _) => worksheet.write_number(r, c, *n).map_err(err)?,
+            };
+        }
+    }
+    workbook.save_to_buffer().map_err(err)
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Generator<'_> {
+    fn file_config(&self) -> crate::model::FileConfig {
+        self.template.file_config.clone().unwrap_or_default()
+    }
+
+    fn mapped(&self, key: &str, default: &str) -> String {
+        self.file_config()
+            .column_mapping
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(default)
+            .to_owned()
+    }
+
+    fn delimiter(&self) -> String {
+        let config = self.file_config();
+        if self.layout == Layout::OpenElis {
+            return match (config.format, config.delimiter) {
+                (Some(FileKind::Tsv), _) => "\t".into(),
+                (_, Some(d)) if !d.is_empty() => d,
+                _ => ",".into(),
+            };
+        }
+        let format_delimiter = self
+            .template
+            .file_format
+            .as_ref()
+            .and_then(|f| f.delimiter.clone());
+        match (config.format, config.delimiter, format_delimiter) {
+            (_, Some(d), _) if !d.is_empty() => d,
+            (Some(FileKind::Tsv), _, _) => "\t".into(),
+            (_, _, Some(d)) if !d.is_empty() => d,
+            _ => ",".into(),
+        }
+    }
+
+    fn cell(value: &ResultValue) -> Cell {
+        match value.number {
+            Some(n) => Cell::Number(n, value.text.clone()),
+            None => Cell::Text(value.text.clone()),
+        }
+    }
+
+    /// Metadata lines the reader skips (`file_config.skipRows`): the template's `metadataBlock`
+    /// entries, else a line naming the analyzer, padded to the number of rows to skip.
+    fn preamble(&self, delimiter: &str) -> Vec<String> {
+        let skip = self.file_config().skip_rows.unwrap_or(0) as usize;
+        let mut lines: Vec<String> = self
+            .template
+            .extra
+            .get("metadataBlock")
+            .and_then(serde_json::Value::as_array)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        let get =
+                            |k: &str| e.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+                        format!(
+                            "{}{delimiter}{}",
+                            quote(get("key"), delimiter),
+                            quote(get("value"), delimiter)
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if lines.len() < skip {
+            let a = &self.template.analyzer;
+            lines.push(quote(
+                &format!(
+                    "{} {} (generated by lis-templates)",
+                    a.manufacturer, a.model
+                ),
+                delimiter,
+            ));
+        }
+        while lines.len() < skip {
+            lines.push(String::new());
+        }
+        lines
+    }
+
+    /// The result file: one row per field for one sample (accession on lane 99).
+    pub fn file(&mut self) -> Result<FileOutput, GenerateError> {
+        let template = self.template;
+        let accession = self.accession(Lane::FILE)?;
+        let now = ts(self.now);
+        let config = self.file_config();
+        let has_header = config.has_header.unwrap_or(true);
+        let header = vec![
+            Cell::Text(self.mapped("sample_id", "Sample Name")),
+            Cell::Text(self.mapped("test_code", "Target")),
+            Cell::Text(self.mapped("result", "Result")),
+            Cell::Text("Timestamp".into()),
+        ];
+        let mut rows = Vec::new();
+        if has_header {
+            rows.push(header);
+        }
+        let fields = template.fields.clone();
+        let mut results = Vec::new();
+        for field in &fields {
+            let value = self.field_value(field, Path::File);
+            results.push((field.code.clone(), value.clone()));
+            rows.push(vec![
+                Cell::Text(accession.clone()),
+                Cell::Text(field.code.clone()),
+                Self::cell(&value),
+                Cell::Text(now.clone()),
+            ]);
+        }
+        let base = sanitize(&format!("{}-{accession}", template.name));
+        if self.layout == Layout::OpenElis {
+            let delimiter = self.delimiter();
+            return Ok(FileOutput {
+                file_name: format!("{base}.csv"),
+                kind: FileKind::Csv,
+                bytes: delimited(&rows, &delimiter, &[]),
+            });
+        }
+        match config.format {
+            Some(FileKind::Xls | FileKind::Xlsx) => {
+                let sheet = config.sheet_name.unwrap_or_else(|| "Results".into());
+                Ok(FileOutput {
+                    file_name: format!("{base}.xlsx"),
+                    kind: FileKind::Xlsx,
+                    bytes: xlsx(&rows, &sheet, self.now)?,
+                })
+            }
+            Some(FileKind::Xml) => Ok(self.dtprime_xml(&base, &accession, &results)),
+            other => {
+                let delimiter = self.delimiter();
+                let preamble = self.preamble(&delimiter);
+                let (kind, ext) = match other {
+                    Some(FileKind::Tsv) => (FileKind::Tsv, "tsv"),
+                    Some(FileKind::Txt) => (FileKind::Txt, "txt"),
+                    _ => (FileKind::Csv, "csv"),
+                };
+                Ok(FileOutput {
+                    file_name: format!("{base}.{ext}"),
+                    kind,
+                    bytes: delimited(&rows, &delimiter, &preamble),
+                })
+            }
+        }
+    }
+
+    fn dtprime_xml(
+        &self,
+        base: &str,
+        accession: &str,
+        results: &[(String, ResultValue)],
+    ) -> FileOutput {
+        let mut body = String::new();
+        for (i, (code, value)) in results.iter().enumerate() {
+            body.push_str(&format!(
+                "      <cell name=\"{}\" x=\"{}\" y=\"1\" state=\"1\"><test value=\"{}\"><result value=\"{}\"/></test></cell>\n",
+                xml_escape(accession),
+                i + 1,
+                xml_escape(code),
+                xml_escape(&value.text)
+            ));
+        }
+        let declared = self
+            .template
+            .file_format
+            .as_ref()
+            .and_then(|f| f.encoding.clone())
+            .unwrap_or_else(|| "UTF-8".into());
+        // Only ASCII content is identical in every such encoding; otherwise say UTF-8.
+        let encoding = if body.is_ascii() {
+            declared
+        } else {
+            "UTF-8".into()
+        };
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"{}\"?>\n<package>\n  <data>\n    <plate>\n{body}    </plate>\n  </data>\n</package>\n",
+            xml_escape(&encoding)
+        );
+        FileOutput {
+            file_name: format!("{base}.xml"),
+            kind: FileKind::Xml,
+            bytes: xml.into_bytes(),
+        }
+    }
+
+    /// The QC file: one row per control, sample name from `qc_sample_id_pattern` (default
+    /// `QC-{lot}-{level}`), a Task column (`task`, default `STANDARD`); CSV, TSV or XLSX by
+    /// `file_config.format` (XLS is written as XLSX).
+    pub fn file_qc(&mut self) -> Result<FileOutput, GenerateError> {
+        let template = self.template;
+        if template.qc_controls.is_empty() {
+            return Err(GenerateError::NoQc {
+                template: template.name.clone(),
+                reason: "has no qc_controls".into(),
+            });
+        }
+        let pattern = match &template.qc_sample_id_pattern {
+            Some(p) => qc_westgard_gen::SampleNamePattern::parse(p)?,
+            None => qc_westgard_gen::SampleNamePattern::default(),
+        };
+        let now = ts(self.now);
+        let mut rows = vec![vec![
+            Cell::Text(self.mapped("sample_id", "Sample Name")),
+            Cell::Text(self.mapped("test_code", "Target Name")),
+            Cell::Text("Task".into()),
+            Cell::Text(self.mapped("result", "Quantity Mean")),
+            Cell::Text("Timestamp".into()),
+        ]];
+        for control in template.qc_controls.clone() {
+            let task = control.task.clone().unwrap_or_else(|| "STANDARD".into());
+            let value = self.qc_value(&control, Path::File);
+            rows.push(vec![
+                Cell::Text(pattern.render(&control.id(), &task)),
+                Cell::Text(control.field_code.clone()),
+                Cell::Text(task),
+                Self::cell(&value),
+                Cell::Text(now.clone()),
+            ]);
+        }
+        let base = sanitize(&format!("qc-{}-{now}", template.name));
+        match self.file_config().format {
+            Some(FileKind::Xls | FileKind::Xlsx) => Ok(FileOutput {
+                file_name: format!("{base}.xlsx"),
+                kind: FileKind::Xlsx,
+                bytes: xlsx(&rows, "Results", self.now)?,
+            }),
+            Some(FileKind::Tsv) => Ok(FileOutput {
+                file_name: format!("{base}.tsv"),
+                kind: FileKind::Tsv,
+                bytes: delimited(&rows, "\t", &[]),
+            }),
+            _ => {
+                let delimiter = if self.layout == Layout::OpenElis {
+                    ",".to_owned()
+                } else {
+                    self.delimiter()
+                };
+                Ok(FileOutput {
+                    file_name: format!("{base}.csv"),
+                    kind: FileKind::Csv,
+                    bytes: delimited(&rows, &delimiter, &[]),
+                })
+            }
+        }
+    }
+}

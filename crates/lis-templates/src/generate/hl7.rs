@@ -1,0 +1,401 @@
+//! HL7 v2 ORU^R01 messages. `mllp-hl7` escapes the values (it has no segment builder; see the crate
+//! README).
+
+use mllp_hl7::{Delimiters, escape};
+use rand::RngExt;
+
+use super::values::Path;
+use super::{Generator, Layout, ts};
+use crate::GenerateError;
+use crate::model::FieldType;
+
+/// One HL7 v2 message: segments without terminators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7Message {
+    /// The segments, `MSH` first.
+    pub segments: Vec<String>,
+}
+
+impl Hl7Message {
+    /// Segments each terminated by CR (the wire form inside MLLP).
+    pub fn to_wire(&self) -> String {
+        self.segments.iter().map(|s| format!("{s}\r")).collect()
+    }
+
+    /// Segments one per line (for display).
+    pub fn to_lines(&self) -> String {
+        self.segments.iter().map(|s| format!("{s}\n")).collect()
+    }
+}
+
+/// Escapes one value (component text) for HL7.
+fn esc_standard(value: &str) -> String {
+    String::from_utf8_lossy(&escape(value.as_bytes(), &Delimiters::STANDARD)).into_owned()
+}
+
+/// The reference writes values unescaped (`10^3/uL` in OBX-6); the OpenELIS layout does the same
+/// except for the field separator and line breaks, which would break the message.
+fn esc_openelis(value: &str) -> String {
+    value
+        .replace('|', "\\F\\")
+        .replace('\r', "\\X0D\\")
+        .replace('\n', "\\X0A\\")
+}
+
+/// Components escaped and joined with `^`.
+fn comps(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| esc_standard(p))
+        .collect::<Vec<_>>()
+        .join("^")
+}
+
+/// A segment from its fields (`fields[0]` is the segment ID), padded to `count` fields.
+fn segment(fields: &[String], count: usize) -> String {
+    let mut all: Vec<&str> = fields.iter().map(String::as_str).collect();
+    while all.len() < count {
+        all.push("");
+    }
+    all.join("|")
+}
+
+/// Fields from literals.
+fn f(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| (*p).to_owned()).collect()
+}
+
+impl Generator<'_> {
+    fn hl7_ids(&self) -> (String, String, String) {
+        let id = &self.template.identification;
+        let app = id
+            .hl7_sending_app
+            .clone()
+            .or_else(|| id.msh_sender.clone())
+            .unwrap_or_else(|| "SIMULATOR".into());
+        let facility = id
+            .hl7_sending_facility
+            .clone()
+            .unwrap_or_else(|| "LAB".into());
+        let version = self
+            .template
+            .protocol
+            .version
+            .clone()
+            .unwrap_or_else(|| "2.5.1".into());
+        (app, facility, version)
+    }
+
+    fn hl7_escaper(&self) -> fn(&str) -> String {
+        if self.layout == Layout::OpenElis {
+            esc_openelis
+        } else {
+            esc_standard
+        }
+    }
+
+    fn control_id(&mut self, prefix: &str) -> String {
+        let now = ts(self.now);
+        if self.layout == Layout::OpenElis {
+            format!("{prefix}{now}")
+        } else {
+            // Unique per message even within one second.
+            let n: u32 = self.rng.rng().random();
+            format!("{prefix}{now}{n:08X}")
+        }
+    }
+
+    /// The patient ORU^R01: MSH, PID, ORC, OBR and one OBX per field.
+    pub fn hl7(&mut self) -> Result<Hl7Message, GenerateError> {
+        let template = self.template;
+        let lane = self.lane()?;
+        let accession = self.accession(lane)?;
+        let now = ts(self.now);
+        let (app, facility, version) = self.hl7_ids();
+        let esc = self.hl7_escaper();
+        let control = self.control_id("SIM");
+        let patient = template.test_patient.clone();
+        let pid = patient
+            .as_ref()
+            .and_then(|p| p.id.clone())
+            .unwrap_or_else(|| "PAT001".into());
+        let name = patient
+            .as_ref()
+            .and_then(|p| p.name.clone())
+            .unwrap_or_else(|| "RAKOTO^JAO".into());
+        let dob = patient
+            .as_ref()
+            .and_then(|p| p.dob.clone())
+            .unwrap_or_else(|| "19850412".into());
+        let sex = patient
+            .as_ref()
+            .and_then(|p| p.sex.clone())
+            .unwrap_or_else(|| "F".into());
+        let panel = template
+            .test_sample
+            .as_ref()
+            .and_then(|s| s.kind.clone())
+            .unwrap_or_else(|| "IMMUNO^IMMUNOASSAY PANEL".into());
+        let (panel_code, panel_label) = panel.split_once('^').unwrap_or((panel.as_str(), ""));
+        let openelis = self.layout == Layout::OpenElis;
+        let mut segments = Vec::new();
+        let msh = |control: &str| {
+            segment(
+                &f(&[
+                    "MSH",
+                    "^~\\&",
+                    &esc(&app),
+                    &esc(&facility),
+                    "OpenELIS",
+                    "LAB",
+                    &now,
+                    "",
+                    "ORU^R01",
+                    control,
+                    "P",
+                    &version,
+                ]),
+                19,
+            )
+        };
+        segments.push(msh(&control));
+        let name_parts: Vec<&str> = name.split('^').collect();
+        segments.push(segment(
+            &f(&[
+                "PID",
+                "1",
+                "",
+                &format!("{}^^^HOSPITAL", esc(&pid)),
+                "",
+                &comps(&name_parts),
+                "",
+                &esc(&dob),
+                &esc(&sex),
+            ]),
+            21,
+        ));
+        let acc = esc(&accession);
+        segments.push(segment(&f(&["ORC", "RE", &acc, &acc]), 23));
+        let panel_field = format!("^^^{}^{}", esc(panel_code), esc(panel_label));
+        if openelis {
+            let mut obr = f(&["OBR", "1", &acc, &acc, &panel_field, "", "", "", &now]);
+            obr.resize(21, String::new());
+            obr[20] = "F".into();
+            segments.push(segment(&obr, 28));
+        } else {
+            let mut obr = f(&[
+                "OBR",
+                "1",
+                &acc,
+                &acc,
+                &comps(&[panel_code, panel_label]),
+                "",
+                "",
+                &now,
+            ]);
+            obr.resize(26, String::new());
+            obr[22] = now.clone();
+            obr[25] = "F".into();
+            segments.push(segment(&obr, 26));
+        }
+        for (i, field) in template.fields.iter().enumerate() {
+            let value = self.field_value(field, Path::Hl7);
+            let kind = if field.kind == FieldType::Numeric {
+                "NM"
+            } else {
+                "ST"
+            };
+            let seq = (i + 1).to_string();
+            if openelis {
+                let id = format!("^^^{}^{}", esc(&field.code), esc(&field.name));
+                segments.push(segment(
+                    &f(&[
+                        "OBX",
+                        &seq,
+                        kind,
+                        &id,
+                        "",
+                        &esc(&value.text),
+                        &esc(field.unit_str()),
+                        "",
+                        "N",
+                        "",
+                        "",
+                        "F",
+                    ]),
+                    17,
+                ));
+            } else {
+                let flag = match (field.range(), value.number) {
+                    (Some(r), Some(v)) => r.flag(v),
+                    _ => "",
+                };
+                let id = comps(&[&field.code, &field.name, "L"]);
+                let range = esc(field.normal_range.as_deref().unwrap_or(""));
+                segments.push(segment(
+                    &f(&[
+                        "OBX",
+                        &seq,
+                        kind,
+                        &id,
+                        "",
+                        &esc(&value.text),
+                        &esc(field.unit_str()),
+                        &range,
+                        flag,
+                        "",
+                        "",
+                        "F",
+                        "",
+                        "",
+                        &now,
+                    ]),
+                    15,
+                ));
+            }
+        }
+        Ok(Hl7Message { segments })
+    }
+
+    /// The QC ORU^R01: specimen `QC-{lot}-{level}` of the first control, OBR-25 `C`, one OBX per
+    /// control with OBX-3 `code^lot^level` and OBX-11 `C`.
+    pub fn hl7_qc(&mut self) -> Result<Hl7Message, GenerateError> {
+        let template = self.template;
+        let first = template
+            .qc_controls
+            .first()
+            .cloned()
+            .ok_or_else(|| GenerateError::NoQc {
+                template: template.name.clone(),
+                reason: "has no qc_controls".into(),
+            })?;
+        let now = ts(self.now);
+        let (app, facility, version) = self.hl7_ids();
+        let esc = self.hl7_escaper();
+        let control = self.control_id("QC");
+        let specimen = esc(&first.id().hl7_specimen_id());
+        let openelis = self.layout == Layout::OpenElis;
+        let mut segments = Vec::new();
+        segments.push(segment(
+            &f(&[
+                "MSH",
+                "^~\\&",
+                &esc(&app),
+                &esc(&facility),
+                "OpenELIS",
+                "LAB",
+                &now,
+                "",
+                "ORU^R01",
+                &control,
+                "P",
+                &version,
+            ]),
+            19,
+        ));
+        segments.push(segment(
+            &f(&[
+                "PID",
+                "1",
+                "",
+                "QCCTRL001^^^QC",
+                "",
+                "QC^Control",
+                "",
+                "19000101",
+                "U",
+            ]),
+            21,
+        ));
+        segments.push(segment(&f(&["ORC", "RE", &specimen, &specimen]), 23));
+        let mut obr = f(&[
+            "OBR",
+            "1",
+            &specimen,
+            &specimen,
+            if openelis {
+                "^^^QC^Quality Control"
+            } else {
+                "QC^Quality Control"
+            },
+            "",
+            "",
+            "",
+        ]);
+        if openelis {
+            obr.push(now.clone());
+            obr.resize(29, String::new());
+            obr[25] = "C".into();
+            segments.push(segment(&obr, 29));
+        } else {
+            obr[7].clone_from(&now);
+            obr.resize(26, String::new());
+            obr[22].clone_from(&now);
+            obr[25] = "C".into();
+            segments.push(segment(&obr, 26));
+        }
+        let controls = template.qc_controls.clone();
+        for (i, c) in controls.iter().enumerate() {
+            let value = self.qc_value(c, Path::Hl7);
+            let id = c.id();
+            let seq = (i + 1).to_string();
+            let unit = esc(c
+                .unit
+                .as_deref()
+                .or_else(|| {
+                    template
+                        .field(&c.field_code)
+                        .and_then(|f| f.unit.as_deref())
+                })
+                .unwrap_or(""));
+            if openelis {
+                let obx3 = format!(
+                    "^^^{}^{}^{}",
+                    esc(&id.field_code),
+                    esc(&id.lot),
+                    esc(&id.level)
+                );
+                segments.push(segment(
+                    &f(&[
+                        "OBX",
+                        &seq,
+                        "NM",
+                        &obx3,
+                        "",
+                        &value.text,
+                        &unit,
+                        "",
+                        "N",
+                        "",
+                        "",
+                        "C",
+                    ]),
+                    17,
+                ));
+            } else {
+                let obx3 = comps(&[&id.field_code, &id.lot, &id.level]);
+                segments.push(segment(
+                    &f(&[
+                        "OBX",
+                        &seq,
+                        "NM",
+                        &obx3,
+                        "",
+                        &value.text,
+                        &unit,
+                        "",
+                        "",
+                        "",
+                        "",
+                        "C",
+                        "",
+                        "",
+                        &now,
+                    ]),
+                    15,
+                ));
+            }
+        }
+        Ok(Hl7Message { segments })
+    }
+}

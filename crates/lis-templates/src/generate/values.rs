@@ -1,0 +1,215 @@
+//! Choosing and spelling result values.
+
+use qc_westgard_gen::{Category, Deviation, round_to, sd_for};
+use rand::RngExt;
+use serde_json::Number;
+
+use super::{Generator, Layout, ValueMode};
+use crate::model::{Field, FieldType, NormalRange, QcControl};
+
+/// A result value: its text and, for numbers, the number.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ResultValue {
+    pub(super) text: String,
+    pub(super) number: Option<f64>,
+}
+
+/// Python's `str(float)`: the shortest round-trip digits, whole numbers with `.0`.
+pub(super) fn python_float(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e16 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Python's `round(v, decimals)`: correctly rounded on the binary value, ties to even (what the
+/// reference does, so 5.8 + 3.5 × 0.29 = 6.81499… gives 6.81).
+pub(super) fn python_round(v: f64, decimals: usize) -> f64 {
+    format!("{v:.decimals$}").parse().unwrap_or(v)
+}
+
+/// The shortest round-trip digits, whole numbers without a decimal point.
+pub(super) fn plain_number(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A template number as the reference prints it on the ASTM path (`str()` of the JSON value:
+/// `198` stays `198`, `198.0` stays `198.0`).
+pub(super) fn json_number(n: &Number) -> String {
+    n.to_string()
+}
+
+/// A template number as the reference prints it on the HL7 path (whole floats as integers).
+pub(super) fn hl7_number(n: &Number) -> String {
+    match n.as_f64() {
+        Some(v) if n.is_f64() && v.fract() == 0.0 && v.abs() < 1e16 => format!("{v:.0}"),
+        _ => n.to_string(),
+    }
+}
+
+/// Which output path asks for a value; the reference spells values differently per path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Path {
+    Astm,
+    Hl7,
+    File,
+}
+
+impl Generator<'_> {
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        if hi > lo {
+            self.rng.rng().random_range(lo..hi)
+        } else {
+            lo
+        }
+    }
+
+    fn drawn_in_range(&mut self, field: &Field) -> f64 {
+        let (lo, hi) = field
+            .range()
+            .map_or((1.0, 100.0), NormalRange::draw_interval);
+        let v = self.uniform(lo, hi);
+        self.round2(v)
+    }
+
+    /// Two decimals: Python's rounding in the OpenELIS layout, decimal half-up otherwise.
+    fn round2(&self, v: f64) -> f64 {
+        if self.layout == Layout::OpenElis {
+            python_round(v, 2)
+        } else {
+            round_to(v, 2)
+        }
+    }
+
+    fn category(&self) -> Option<Category> {
+        self.template.analyzer.category
+    }
+
+    /// The value of `field` for a patient result.
+    pub(super) fn field_value(&mut self, field: &Field, path: Path) -> ResultValue {
+        let openelis = self.layout == Layout::OpenElis;
+        match field.kind {
+            FieldType::Numeric => {
+                let seed = field.seed_value.as_ref();
+                match (self.values, seed) {
+                    (ValueMode::Template, Some(n)) => {
+                        let text = match (openelis, path) {
+                            (true, Path::Hl7) => hl7_number(n),
+                            (true, _) => json_number(n),
+                            (false, _) => plain_number(n.as_f64().unwrap_or(0.0)),
+                        };
+                        ResultValue {
+                            text,
+                            number: n.as_f64(),
+                        }
+                    }
+                    (ValueMode::Template, None) if openelis && path == Path::Hl7 => ResultValue {
+                        text: "0".into(),
+                        number: Some(0.0),
+                    },
+                    (ValueMode::Random, Some(n)) => {
+                        let target = n.as_f64().unwrap_or(0.0);
+                        let sd = sd_for(target, None, self.category());
+                        let drawn = self.rng.value(target, sd, Deviation::Random);
+                        let mut v = self.round2(drawn);
+                        if target >= 0.0 && v < 0.0 {
+                            v = 0.0;
+                        }
+                        self.number_value(v)
+                    }
+                    _ => {
+                        let v = self.drawn_in_range(field);
+                        self.number_value(v)
+                    }
+                }
+            }
+            FieldType::Qualitative => {
+                let first = field.possible_values.first().cloned();
+                let text = match self.values {
+                    ValueMode::Template if openelis && path == Path::Hl7 => first,
+                    ValueMode::Template => field.seed_qualitative.clone().or(first),
+                    ValueMode::Random if !field.possible_values.is_empty() => {
+                        let i = self.rng.rng().random_range(0..field.possible_values.len());
+                        Some(field.possible_values[i].clone())
+                    }
+                    ValueMode::Random => field.seed_qualitative.clone(),
+                };
+                ResultValue {
+                    text: text.unwrap_or_default(),
+                    number: None,
+                }
+            }
+            FieldType::Text => {
+                let text = match (&field.seed_value, path) {
+                    (Some(n), _) => n.to_string(),
+                    (None, Path::Astm) if openelis => format!("Sample result for {}", field.name),
+                    (None, _) => format!("Result for {}", field.code),
+                };
+                ResultValue { text, number: None }
+            }
+        }
+    }
+
+    fn number_value(&self, v: f64) -> ResultValue {
+        let text = if self.layout == Layout::OpenElis {
+            python_float(v)
+        } else {
+            plain_number(v)
+        };
+        ResultValue {
+            text,
+            number: Some(v),
+        }
+    }
+
+    /// The value of a QC control. ASTM in the OpenELIS layout takes the SD from the category table
+    /// and clamps negatives to 0; HL7 and files in that layout take the control's `sd` (default 0)
+    /// and do not clamp, as the reference does. The standard layout uses the control's `sd`, else
+    /// the category table, and clamps negatives to 0 everywhere.
+    pub(super) fn qc_value(&mut self, control: &QcControl, path: Path) -> ResultValue {
+        let field = self.template.field(&control.field_code).cloned();
+        let target = match (
+            control.target,
+            field.as_ref().and_then(|f| f.seed_value.as_ref()),
+        ) {
+            (Some(t), _) => t,
+            (None, Some(n)) => n.as_f64().unwrap_or(0.0),
+            (None, None) => field.as_ref().map_or(50.0, |f| self.drawn_in_range(f)),
+        };
+        let openelis = self.layout == Layout::OpenElis;
+        let sd = match (openelis, path) {
+            (true, Path::Astm) => target.abs() * Category::sd_fraction(self.category()),
+            (true, _) => control.sd.unwrap_or(0.0),
+            (false, _) => sd_for(target, control.sd, self.category()),
+        };
+        let deviation = match self.qc_deviation {
+            Some(k) if target != 0.0 => Deviation::Shift(k),
+            Some(_) => Deviation::Shift(0.0),
+            None => Deviation::Random,
+        };
+        let drawn = self.rng.value(target, sd, deviation);
+        let mut v = self.round2(drawn);
+        let clamp = !openelis || path == Path::Astm;
+        if clamp && v < 0.0 {
+            v = 0.0;
+        }
+        self.number_value_qc(v)
+    }
+
+    fn number_value_qc(&self, v: f64) -> ResultValue {
+        let text = if self.layout == Layout::OpenElis {
+            python_float(v)
+        } else {
+            plain_number(v)
+        };
+        ResultValue {
+            text,
+            number: Some(v),
+        }
+    }
+}

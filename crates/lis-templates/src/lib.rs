@@ -1,0 +1,56 @@
+//! Laboratory analyzers as data.
+//!
+//! An analyzer is a JSON template in the OpenELIS analyzer mock's format. This crate loads
+//! templates (files, directories, or the set compiled in from the workspace's `templates/`),
+//! resolves profile-backed ones against an analyzer-profiles directory, validates them against the
+//! template schema with errors that name the file, the JSON path and the reason, and exposes a typed
+//! [`Template`]. From a template it generates:
+//!
+//! - ASTM E1394 / LIS2-A2 messages (built with [`astm_records`]),
+//! - HL7 v2 ORU^R01 messages (values escaped with [`mllp_hl7`]),
+//! - result files (CSV/TSV with the template's delimiter, XLSX, DT-Prime XML),
+//! - and the QC variant of each, with values from [`qc_westgard_gen`].
+//!
+//! The default [`Layout::Standard`] follows LIS2-A2 field positions; [`Layout::OpenElis`]
+//! reproduces the reference mock's output byte for byte. A seed and a fixed clock make output
+//! byte-identical. Accessions are SiteYearNum ([`AccessionMinter`]).
+//!
+//! ```
+//! use lis_templates::{AccessionMinter, GenerateOptions, Layout, Output, TemplateSet, generate};
+//!
+//! let templates = TemplateSet::embedded()?;
+//! let bs200 = templates.get("mindray_bs200")?;
+//! let minter = AccessionMinter::with("DEV01", 26)?;
+//! let options = GenerateOptions {
+//!     seed: Some(7),
+//!     now: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).and_then(|d| d.and_hms_opt(8, 59, 41)),
+//!     layout: Layout::OpenElis,
+//!     qc_deviation: Some(3.5),
+//!     ..GenerateOptions::default()
+//! };
+//! let Output::Hl7(qc) = generate(bs200, &minter, &options, true)? else { unreachable!() };
+//! assert_eq!(qc.segments[4], "OBX|1|NM|^^^GLU^LOT-GLU-N^NORMAL||117.5|mg/dL||N|||C|||||");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod accession;
+mod error;
+mod generate;
+mod loader;
+mod model;
+mod pattern;
+mod schema;
+
+pub use accession::{AccessionMinter, DEFAULT_PREFIX, Lane, MAX_SEQUENCE};
+pub use error::{AccessionError, GenerateError, TemplateError};
+pub use generate::{
+    AstmMessage, FileOutput, GenerateOptions, Generator, Hl7Message, Layout, Output, ValueMode,
+    generate,
+};
+pub use loader::{Profiles, TemplateSet, load_file, load_str, template_files};
+pub use model::{
+    Analyzer, AstmConfig, Category, Column, ComplementaryResult, Field, FieldType, FileConfig,
+    FileFormat, FileKind, Identification, NormalRange, Parity, Protocol, ProtocolKind, QcControl,
+    QcSample, QcSampleField, SerialConfig, Template, TestPatient, TestSample, Transport,
+};
+pub use schema::{EXTENSIONS_SCHEMA, TEMPLATE_SCHEMA};

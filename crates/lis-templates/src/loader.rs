@@ -1,0 +1,321 @@
+//! Loading templates: files, directories, strings and the embedded set; profile resolution;
+//! schema validation.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::TemplateError;
+use crate::model::Template;
+use crate::schema;
+
+/// Where `"profile"` references (e.g. `hl7/mindray-bc5380`) are resolved.
+#[derive(Debug, Clone, Default)]
+pub enum Profiles {
+    /// No profiles: a profile-backed template is an error.
+    #[default]
+    None,
+    /// An analyzer-profiles directory (`{dir}/hl7/mindray-bc5380.json`).
+    Dir(PathBuf),
+    /// Profiles already in memory, keyed by reference (`hl7/mindray-bc5380`).
+    Map(BTreeMap<String, Value>),
+}
+
+impl Profiles {
+    fn resolve(&self, reference: &str) -> Result<Value, String> {
+        let relative = Path::new(reference);
+        let safe = !reference.is_empty()
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
+        if !safe {
+            return Err(format!(
+                "profile reference {reference:?} must be a relative path like \"hl7/mindray-bc5380\""
+            ));
+        }
+        match self {
+            Self::None => Err(format!(
+                "template is profile-backed ({reference:?}) but no analyzer-profiles directory was given"
+            )),
+            Self::Map(map) => map
+                .get(reference)
+                .cloned()
+                .ok_or_else(|| format!("profile {reference:?} not found")),
+            Self::Dir(dir) => {
+                let path = dir.join(format!("{reference}.json"));
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    format!("profile {reference:?}: cannot read {}: {e}", path.display())
+                })?;
+                serde_json::from_str(&text).map_err(|e| {
+                    format!(
+                        "profile {reference:?}: {} is not valid json: {e}",
+                        path.display()
+                    )
+                })
+            }
+        }
+    }
+}
+
+const QUALITATIVE_TYPES: [&str; 6] = ["qualitative", "ordinal", "nominal", "ord", "nom", "qual"];
+
+/// Derives `fields` from a profile's `default_test_mappings`, as the mock's `profile_adapter` does:
+/// qualitative types get `possibleValues` and a negative-leaning `seedQualitative`, numerics get
+/// `seedValue` from `seedValues` or 0; then `fieldOverrides` are merged over each field.
+fn derive_fields(profile: &Value, template: &Map<String, Value>) -> Result<Vec<Value>, String> {
+    let mappings = profile
+        .get("default_test_mappings")
+        .and_then(Value::as_array)
+        .ok_or("profile has no default_test_mappings array")?;
+    let empty = Map::new();
+    let seeds = template
+        .get("seedValues")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let overrides = template
+        .get("fieldOverrides")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let mut fields = Vec::with_capacity(mappings.len());
+    for (i, mapping) in mappings.iter().enumerate() {
+        let text = |key: &str| {
+            mapping
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let code = text("test_code")
+            .or_else(|| text("obx_identifier"))
+            .or_else(|| text("analyzer_code"))
+            .ok_or_else(|| format!("default_test_mappings[{i}] has no test_code"))?;
+        let mut field = Map::new();
+        field.insert("code".into(), code.into());
+        field.insert("name".into(), text("test_name_hint").unwrap_or(code).into());
+        if let Some(loinc) = text("loinc") {
+            field.insert("loinc".into(), loinc.into());
+        }
+        field.insert(
+            "unit".into(),
+            mapping
+                .get("unit")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .into(),
+        );
+        let result_type = text("result_type").unwrap_or("").to_ascii_lowercase();
+        if QUALITATIVE_TYPES.contains(&result_type.as_str()) {
+            let values: Vec<String> = match mapping.get("values").and_then(Value::as_array) {
+                Some(v) if !v.is_empty() => v
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                _ => vec!["DETECTED".into(), "NOT DETECTED".into()],
+            };
+            let seed = match seeds.get(code).and_then(Value::as_str) {
+                Some(s) => s.to_owned(),
+                None => values
+                    .iter()
+                    .find(|v| {
+                        let up = v.to_ascii_uppercase();
+                        up.contains("NOT DETECTED") || up == "NEGATIVE" || up == "NEG"
+                    })
+                    .or_else(|| values.last())
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            field.insert("type".into(), "QUALITATIVE".into());
+            field.insert("possibleValues".into(), values.into());
+            field.insert("seedQualitative".into(), seed.into());
+        } else {
+            field.insert("type".into(), "NUMERIC".into());
+            let seed = seeds
+                .get(code)
+                .filter(|v| v.is_number())
+                .cloned()
+                .unwrap_or_else(|| Value::from(0));
+            field.insert("seedValue".into(), seed);
+        }
+        if let Some(Value::Object(patch)) = overrides.get(code) {
+            for (k, v) in patch {
+                field.insert(k.clone(), v.clone());
+            }
+        }
+        fields.push(Value::Object(field));
+    }
+    Ok(fields)
+}
+
+fn json_error(file: &Path, e: &serde_json::Error) -> TemplateError {
+    TemplateError::Json {
+        file: file.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        reason: e.to_string(),
+    }
+}
+
+/// Parses, validates and types one template. `file` names the source in errors and gives the
+/// template its name (the file stem).
+pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template, TemplateError> {
+    let schema_error = |path: String, reason: String| TemplateError::Schema {
+        file: file.to_owned(),
+        path,
+        reason,
+    };
+    let mut raw: Value = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
+    if let Some(v) = schema::validate_template(&raw).into_iter().next() {
+        return Err(schema_error(v.path, v.reason));
+    }
+    let Value::Object(object) = &mut raw else {
+        return Err(schema_error("$".into(), "expected an object".into()));
+    };
+    if let Some(reference) = object
+        .get("profile")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    {
+        let profile_error = |reason: String| TemplateError::Profile {
+            file: file.to_owned(),
+            reason,
+        };
+        let profile = profiles.resolve(&reference).map_err(profile_error)?;
+        let fields = derive_fields(&profile, object)
+            .map_err(|reason| profile_error(format!("profile {reference:?}: {reason}")))?;
+        for (i, field) in fields.iter().enumerate() {
+            let path = format!("$.fields[{i}] (derived from profile {reference:?})");
+            if let Some(v) = schema::validate_field(field, &path).into_iter().next() {
+                return Err(schema_error(v.path, v.reason));
+            }
+        }
+        if fields.is_empty() {
+            return Err(profile_error(format!(
+                "profile {reference:?} yields no fields"
+            )));
+        }
+        object.insert("fields".into(), Value::Array(fields));
+    }
+    let mut template: Template =
+        serde_json::from_value(raw).map_err(|e| schema_error("$".into(), e.to_string()))?;
+    if let Some(pattern) = &template.qc_sample_id_pattern
+        && let Err(e) = qc_westgard_gen::SampleNamePattern::parse(pattern)
+    {
+        return Err(schema_error("$.qc_sample_id_pattern".into(), e.to_string()));
+    }
+    for (i, control) in template.qc_controls.iter().enumerate() {
+        if let Some(target) = control.target
+            && !target.is_finite()
+        {
+            return Err(schema_error(
+                format!("$.qc_controls[{i}].target"),
+                "must be finite".into(),
+            ));
+        }
+    }
+    template.name = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("template")
+        .to_owned();
+    Ok(template)
+}
+
+/// Loads one template file.
+pub fn load_file(path: &Path, profiles: &Profiles) -> Result<Template, TemplateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Io {
+        file: path.to_owned(),
+        source,
+    })?;
+    load_str(&text, path, profiles)
+}
+
+/// The template files of a directory: `*.json`, not `*schema.json`, sorted by name.
+pub fn template_files(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
+    let read = std::fs::read_dir(dir).map_err(|source| TemplateError::Io {
+        file: dir.to_owned(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = read
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && p.file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|s| !s.ends_with("schema"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A named set of templates.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateSet {
+    templates: BTreeMap<String, Template>,
+}
+
+/// Templates compiled into the crate from the workspace's `templates/` directory.
+static EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+
+impl TemplateSet {
+    /// The templates compiled into this crate (the workspace's `templates/`). They are validated by
+    /// the crate's tests, so this cannot fail in a released build; a broken one is reported as an
+    /// error all the same.
+    pub fn embedded() -> Result<Self, TemplateError> {
+        let mut set = Self::default();
+        for (name, text) in EMBEDDED {
+            let file = PathBuf::from(format!("templates/{name}.json"));
+            set.insert(load_str(text, &file, &Profiles::None)?);
+        }
+        Ok(set)
+    }
+
+    /// The raw JSON of the embedded templates, by name.
+    pub fn embedded_sources() -> impl Iterator<Item = (&'static str, &'static str)> {
+        EMBEDDED.iter().copied()
+    }
+
+    /// Every template file of a directory; the first failure stops the load.
+    pub fn load_dir(dir: &Path, profiles: &Profiles) -> Result<Self, TemplateError> {
+        let mut set = Self::default();
+        for file in template_files(dir)? {
+            set.insert(load_file(&file, profiles)?);
+        }
+        Ok(set)
+    }
+
+    /// Adds (or replaces) a template under its name.
+    pub fn insert(&mut self, template: Template) {
+        self.templates.insert(template.name.clone(), template);
+    }
+
+    /// The template called `name`.
+    pub fn get(&self, name: &str) -> Result<&Template, TemplateError> {
+        self.templates
+            .get(name)
+            .ok_or_else(|| TemplateError::NotFound {
+                name: name.to_owned(),
+            })
+    }
+
+    /// Names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.templates.keys().map(String::as_str)
+    }
+
+    /// Templates, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Template> {
+        self.templates.values()
+    }
+
+    /// Number of templates.
+    pub fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty()
+    }
+}

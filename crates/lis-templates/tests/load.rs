@@ -1,0 +1,332 @@
+//! Loading: every OpenELIS template file, the embedded set, errors that name file, path and reason.
+
+mod common;
+
+use std::path::Path;
+
+use common::{data, profiles};
+use lis_templates::{
+    Category, FieldType, Profiles, ProtocolKind, TemplateError, TemplateSet, load_file, load_str,
+    template_files,
+};
+
+const OPENELIS_19: [&str; 19] = [
+    "abbott_architect_hl7",
+    "genexpert",
+    "genexpert_astm",
+    "hain_fluorocycler",
+    "horiba_micros60",
+    "horiba_pentra60",
+    "mindray_ba88a",
+    "mindray_bc2000",
+    "mindray_bc5380",
+    "mindray_bs200",
+    "mindray_bs300",
+    "mindray_bs360e",
+    "multiskan_fc",
+    "quantstudio5",
+    "quantstudio7",
+    "stago_start4",
+    "sysmex_xn",
+    "tecan_f50",
+    "wondfo_finecare",
+];
+
+#[test]
+fn every_openelis_template_file_loads_unchanged() {
+    let files = template_files(&data().join("templates")).unwrap();
+    assert_eq!(files.len(), 19);
+    for file in files {
+        let template = load_file(&file, &profiles()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!template.fields.is_empty(), "{}", template.name);
+    }
+}
+
+#[test]
+fn profile_backed_templates_derive_their_fields() {
+    let set = TemplateSet::load_dir(&data().join("templates"), &profiles()).unwrap();
+    let count = |name: &str| set.get(name).unwrap().fields.len();
+    assert_eq!(count("genexpert_astm"), 28);
+    assert_eq!(count("mindray_bc5380"), 13);
+    assert_eq!(count("mindray_bs200"), 8);
+    assert_eq!(count("mindray_bs300"), 8);
+    let gx = set.get("genexpert_astm").unwrap();
+    assert_eq!(gx.profile.as_deref(), Some("astm/genexpert-astm"));
+    let hiv = gx.field("HIV-VL").unwrap();
+    assert_eq!(hiv.version.as_deref(), Some("1.0"));
+    assert_eq!(hiv.seed_value.as_ref().unwrap().to_string(), "1250");
+    assert_eq!(hiv.complementary_results[0].name, "Conc/LOG");
+    let mtb = gx.field("MTB").unwrap();
+    assert_eq!(mtb.kind, FieldType::Qualitative);
+    assert_eq!(mtb.seed_qualitative.as_deref(), Some("NOT DETECTED"));
+    let bc = set.get("mindray_bc5380").unwrap();
+    assert_eq!(
+        bc.field("WBC")
+            .unwrap()
+            .seed_value
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        "7.5"
+    );
+    assert_eq!(
+        bc.field("RBC")
+            .unwrap()
+            .seed_value
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        "0"
+    );
+}
+
+#[test]
+fn branch_templates_load_except_the_two_that_break_the_schema() {
+    let mut failures = Vec::new();
+    for file in template_files(&data().join("templates-branch")).unwrap() {
+        if let Err(e) = load_file(&file, &profiles()) {
+            failures.push(e.to_string());
+        }
+    }
+    assert_eq!(failures.len(), 2, "{failures:#?}");
+    assert!(
+        failures[0].contains(
+            "dtprime.json: $: needs exactly one of \"fields\" or \"profile\"; found none"
+        )
+    );
+    assert!(failures[1].contains(
+        "quantstudio7.json: $.testSamples[0].sampleId: \"LM2024001\" does not match pattern ^DEV01[0-9]{15}$"
+    ));
+}
+
+#[test]
+fn embedded_templates_cover_all_openelis_names_and_the_branch() {
+    let set = TemplateSet::embedded().unwrap();
+    for name in OPENELIS_19 {
+        assert!(set.get(name).is_ok(), "{name}");
+    }
+    for name in [
+        "dtprime",
+        "fluorocycler_xt",
+        "multiskan_fc_grid",
+        "tecan_f50_grid",
+        "quantstudio7_xls",
+        "tecan_f50_magellan",
+        "multiskan_fc_wells",
+    ] {
+        assert!(set.get(name).is_ok(), "{name}");
+    }
+    assert_eq!(set.len(), 26);
+    // Profile-backed templates are materialised, so the embedded set needs no profiles.
+    assert_eq!(set.get("genexpert_astm").unwrap().fields.len(), 28);
+}
+
+#[test]
+fn embedded_templates_fix_the_reference_defects() {
+    let set = TemplateSet::embedded().unwrap();
+    let sysmex = set.get("sysmex_xn").unwrap();
+    assert_eq!(sysmex.fields[0].code, "WBC");
+    assert_eq!(sysmex.fields[0].loinc.as_deref(), Some("6690-2"));
+    assert!(sysmex.fields.iter().all(|f| f.seed_value.is_some()));
+    let ba88a = set.get("mindray_ba88a").unwrap();
+    assert_eq!(ba88a.analyzer.category, Some(Category::Chemistry));
+    assert_eq!(ba88a.fields[0].code, "GLU");
+    for name in ["genexpert", "quantstudio5", "quantstudio7"] {
+        assert_eq!(
+            set.get(name).unwrap().analyzer.category,
+            Some(Category::Molecular),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        set.get("tecan_f50")
+            .unwrap()
+            .file_config
+            .as_ref()
+            .unwrap()
+            .delimiter
+            .as_deref(),
+        Some(",")
+    );
+    assert_eq!(
+        set.get("multiskan_fc")
+            .unwrap()
+            .file_config
+            .as_ref()
+            .unwrap()
+            .skip_rows,
+        Some(0)
+    );
+    assert!(!set.get("dtprime").unwrap().fields.is_empty());
+}
+
+#[test]
+fn typed_model() {
+    let set = TemplateSet::embedded().unwrap();
+    let micros = set.get("horiba_micros60").unwrap();
+    assert_eq!(micros.protocol.kind, ProtocolKind::Astm);
+    assert_eq!(
+        micros.identification.astm_header.as_deref(),
+        Some("ABX^MICROS60^V1.5")
+    );
+    assert_eq!(micros.serial_config.as_ref().unwrap().baud_rate, 9600);
+    assert_eq!(micros.lane(), "61");
+    assert_eq!(micros.qc_controls.len(), 5);
+    assert_eq!(micros.qc_controls[0].lot(), "LOT-WBC-N");
+    let qs5 = set.get("quantstudio5").unwrap();
+    assert_eq!(qs5.qc_controls[1].sd, Some(0.4));
+    assert_eq!(
+        qs5.qc_sample_id_pattern.as_deref(),
+        Some("{level}-{lot}-001")
+    );
+    assert!(
+        set.get("hain_fluorocycler")
+            .unwrap()
+            .extra
+            .contains_key("fixture")
+    );
+}
+
+fn schema_error(json: &str) -> (String, String, String) {
+    match load_str(json, Path::new("bad/x.json"), &Profiles::None) {
+        Err(TemplateError::Schema { file, path, reason }) => {
+            (file.display().to_string(), path, reason)
+        }
+        other => panic!("expected a schema error, got {other:?}"),
+    }
+}
+
+const MINIMAL: &str = r#"{"analyzer":{"name":"A","model":"M","manufacturer":"X"},"protocol":{"type":"ASTM"},"fields":[{"code":"GLU","name":"Glucose","type":"NUMERIC"}]}"#;
+
+#[test]
+fn schema_errors_name_file_path_and_reason() {
+    assert!(load_str(MINIMAL, Path::new("ok.json"), &Profiles::None).is_ok());
+    let cases = [
+        (
+            MINIMAL.replace(r#""type":"ASTM""#, r#""type":"SMOKE""#),
+            "$.protocol.type",
+            "\"SMOKE\" is not one of",
+        ),
+        (
+            MINIMAL.replace(r#""type":"NUMERIC""#, r#""type":7"#),
+            "$.fields[0].type",
+            "expected string, found integer 7",
+        ),
+        (
+            MINIMAL.replace(r#""code":"GLU","#, ""),
+            "$.fields[0]",
+            "missing required key \"code\"",
+        ),
+        (
+            MINIMAL.replace(r#","manufacturer":"X""#, ""),
+            "$.analyzer",
+            "missing required key \"manufacturer\"",
+        ),
+        (
+            MINIMAL.replace(
+                r#""fields":"#,
+                r#""testSample":{"id":"SPECIMEN-GX-001"},"fields":"#,
+            ),
+            "$.testSample.id",
+            "does not match pattern ^[0-9]{2}$",
+        ),
+        (
+            MINIMAL.replace(
+                r#""fields":[{"code":"GLU","name":"Glucose","type":"NUMERIC"}]"#,
+                r#""fields":[]"#,
+            ),
+            "$.fields",
+            "needs at least 1 item(s), found 0",
+        ),
+        (
+            MINIMAL.replace(r#""fields":"#, r#""profile":"hl7/x","fields":"#),
+            "$",
+            "needs exactly one of \"fields\" or \"profile\"; found more than one",
+        ),
+        (
+            MINIMAL.replace(
+                r#""fields":"#,
+                r#""qc_controls":[{"field_code":"GLU","sd":-1}],"fields":"#,
+            ),
+            "$.qc_controls[0].sd",
+            "less than the minimum 0",
+        ),
+        (
+            MINIMAL.replace(
+                r#""fields":"#,
+                r#""qc_sample_id_pattern":"QC-{colour}","fields":"#,
+            ),
+            "$.qc_sample_id_pattern",
+            "unknown placeholder {colour}",
+        ),
+        (
+            MINIMAL.replace(r#""fields":"#, r#""qcSample":{"id":"DEV01"},"fields":"#),
+            "$.qcSample.id",
+            "does not match pattern",
+        ),
+    ];
+    for (json, path, reason) in cases {
+        let (file, got_path, got_reason) = schema_error(&json);
+        assert_eq!(file, "bad/x.json");
+        assert_eq!(got_path, path, "{got_reason}");
+        assert!(got_reason.contains(reason), "{got_reason}");
+    }
+}
+
+#[test]
+fn json_io_and_profile_errors() {
+    let e = load_str("{\n  \"analyzer\": ", Path::new("t.json"), &Profiles::None).unwrap_err();
+    assert!(matches!(e, TemplateError::Json { line: 2, .. }), "{e}");
+    assert!(e.to_string().starts_with("t.json: invalid json at line 2"));
+    let e = load_file(Path::new("/nonexistent/t.json"), &Profiles::None).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/t.json: cannot read")
+    );
+    let backed = r#"{"analyzer":{"name":"A","model":"M","manufacturer":"X"},"protocol":{"type":"HL7"},"profile":"hl7/nope"}"#;
+    let e = load_str(backed, Path::new("p.json"), &profiles()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("p.json: $.profile: profile \"hl7/nope\": cannot read"),
+        "{e}"
+    );
+    let escape = backed.replace("hl7/nope", "../../etc/passwd");
+    let e = load_str(&escape, Path::new("p.json"), &profiles()).unwrap_err();
+    assert!(e.to_string().contains("must be a relative path"), "{e}");
+    let e = load_str(backed, Path::new("p.json"), &Profiles::None).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no analyzer-profiles directory was given"),
+        "{e}"
+    );
+}
+
+#[test]
+fn arbitrary_json_never_panics() {
+    use proptest::prelude::*;
+    proptest!(|(text in "\\PC{0,200}")| {
+        let _ = load_str(&text, Path::new("fuzz.json"), &Profiles::None);
+    });
+    // Structured junk: a real template with values swapped for other JSON types.
+    let base: serde_json::Value = serde_json::from_str(MINIMAL).unwrap();
+    for replacement in [
+        serde_json::json!(null),
+        serde_json::json!(1.5),
+        serde_json::json!([]),
+        serde_json::json!("x"),
+    ] {
+        for key in [
+            "analyzer",
+            "protocol",
+            "fields",
+            "testSample",
+            "qc_controls",
+            "file_config",
+            "astm_config",
+        ] {
+            let mut v = base.clone();
+            v[key] = replacement.clone();
+            let _ = load_str(&v.to_string(), Path::new("fuzz.json"), &Profiles::None);
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! Building and reading HL7 acknowledgements (ACK messages).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{AckError, AckReadError};
+use crate::hl7::{AckCondition, Charset, Message, Value, Version, escape};
+
+/// MSA-1 acknowledgement code (HL7 table 0008).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AckCode {
+    /// `AA`: application accept.
+    ApplicationAccept,
+    /// `AE`: application error.
+    ApplicationError,
+    /// `AR`: application reject (failed for a reason unrelated to the content).
+    ApplicationReject,
+    /// `CA`: commit accept (enhanced mode accept acknowledgement).
+    CommitAccept,
+    /// `CE`: commit error.
+    CommitError,
+    /// `CR`: commit reject.
+    CommitReject,
+}
+
+impl AckCode {
+    /// The two-letter code.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApplicationAccept => "AA",
+            Self::ApplicationError => "AE",
+            Self::ApplicationReject => "AR",
+            Self::CommitAccept => "CA",
+            Self::CommitError => "CE",
+            Self::CommitReject => "CR",
+        }
+    }
+
+    /// Whether this is an accept (commit) acknowledgement code, governed by MSH-15.
+    #[must_use]
+    pub fn is_commit(self) -> bool {
+        matches!(
+            self,
+            Self::CommitAccept | Self::CommitError | Self::CommitReject
+        )
+    }
+
+    /// Whether the code reports success (AA or CA).
+    #[must_use]
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::ApplicationAccept | Self::CommitAccept)
+    }
+
+    /// Reads a code from bytes.
+    #[must_use]
+    pub fn from_bytes(code: &[u8]) -> Option<Self> {
+        match code.trim_ascii() {
+            b"AA" => Some(Self::ApplicationAccept),
+            b"AE" => Some(Self::ApplicationError),
+            b"AR" => Some(Self::ApplicationReject),
+            b"CA" => Some(Self::CommitAccept),
+            b"CE" => Some(Self::CommitError),
+            b"CR" => Some(Self::CommitReject),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AckCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AckCode {
+    type Err = AckReadError;
+
+    fn from_str(code: &str) -> Result<Self, AckReadError> {
+        Self::from_bytes(code.as_bytes()).ok_or_else(|| AckReadError::BadCode {
+            found: code.to_owned(),
+        })
+    }
+}
+
+/// Original or enhanced acknowledgement mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AckMode {
+    /// MSH-15 and MSH-16 empty: one application ACK (AA, AE, AR).
+    Original,
+    /// MSH-15 or MSH-16 valued: an accept ACK (CA, CE, CR) per MSH-15, then an
+    /// application ACK per MSH-16.
+    Enhanced,
+}
+
+impl AckMode {
+    /// The mode a message asks for. Values outside table 0155 count as empty, so a
+    /// Mindray analyzer's `0` / `2` in MSH-16 keeps original mode.
+    #[must_use]
+    pub fn of(message: &Message<'_>) -> Self {
+        if message.accept_ack_type().is_some() || message.application_ack_type().is_some() {
+            Self::Enhanced
+        } else {
+            Self::Original
+        }
+    }
+
+    /// The code of a positive acknowledgement in this mode: AA or CA.
+    #[must_use]
+    pub fn accept_code(self) -> AckCode {
+        match self {
+            Self::Original => AckCode::ApplicationAccept,
+            Self::Enhanced => AckCode::CommitAccept,
+        }
+    }
+}
+
+/// ERR-4 severity (HL7 table 0516).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// `W`: warning.
+    Warning,
+    /// `E`: error.
+    Error,
+    /// `F`: fatal.
+    Fatal,
+}
+
+impl Severity {
+    /// The table 0516 code.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warning => "W",
+            Self::Error => "E",
+            Self::Fatal => "F",
+        }
+    }
+}
+
+/// One error to report in an ERR segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetail {
+    /// HL7 error code (table 0357): 0 accepted, 100 segment sequence error, 101 required
+    /// field missing, 102 data type error, 103 table value not found, 200 unsupported
+    /// message type, 201 unsupported event, 202 unsupported processing ID, 203
+    /// unsupported version, 204 unknown key, 205 duplicate key, 206 record locked, 207
+    /// application internal error.
+    pub code: u16,
+    /// Human-readable text (escaped and encoded when written).
+    pub text: String,
+    /// Severity (ERR-4, 2.5+).
+    pub severity: Severity,
+    /// Where: segment id, segment sequence, field (ERR-2 from 2.5, ERR-1 before).
+    pub location: Option<(String, usize, usize)>,
+}
+
+impl ErrorDetail {
+    /// An error with a code, text and severity.
+    #[must_use]
+    pub fn new(code: u16, text: impl Into<String>, severity: Severity) -> Self {
+        Self {
+            code,
+            text: text.into(),
+            severity,
+            location: None,
+        }
+    }
+
+    /// Adds the location: segment id, its sequence in the message (1-based) and the field.
+    #[must_use]
+    pub fn at(mut self, segment: impl Into<String>, sequence: usize, field: usize) -> Self {
+        self.location = Some((segment.into(), sequence, field));
+        self
+    }
+}
+
+/// Builds the acknowledgement of a received message.
+///
+/// Following HAPI, Mirth, python-hl7 and the HL7 rules: MSH-1/2 are the received
+/// delimiters, MSH-3/4 and MSH-5/6 are swapped, MSH-7 is now, MSH-9 is `ACK` (2.1),
+/// `ACK^<trigger>` (2.2 to 2.3.1) or `ACK^<trigger>^ACK` (2.4 on, and when MSH-12 is
+/// unreadable), MSH-10 a new unique ID, MSH-11, MSH-12 (and MSH-18 when valued) are
+/// copied, MSA-2 is the received MSH-10, and an ERR segment is added per error
+/// (ERR-2/3/4 from 2.5, ERR-1 before).
+///
+/// ```
+/// use mllp_hl7::{AckBuilder, AckCode, Message};
+///
+/// let msg = Message::parse(b"MSH|^~\\&|LAB|HOSP|LIS|HOSP|20240101||ORU^R01|42|P|2.5.1")?;
+/// let ack = AckBuilder::new(&msg)
+///     .control_id("ACK1")
+///     .timestamp("20240101120000")
+///     .build()?;
+/// assert_eq!(ack, b"MSH|^~\\&|LIS|HOSP|LAB|HOSP|20240101120000||ACK^R01^ACK|ACK1|P|2.5.1\rMSA|AA|42\r");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct AckBuilder<'m, 'a> {
+    message: &'m Message<'a>,
+    code: AckCode,
+    text: Option<String>,
+    errors: Vec<ErrorDetail>,
+    control_id: Option<String>,
+    timestamp: Option<String>,
+}
+
+impl<'m, 'a> AckBuilder<'m, 'a> {
+    /// A positive acknowledgement of `message`: AA in original mode, CA in enhanced mode.
+    #[must_use]
+    pub fn new(message: &'m Message<'a>) -> Self {
+        Self {
+            message,
+            code: AckMode::of(message).accept_code(),
+            text: None,
+            errors: Vec::new(),
+            control_id: None,
+            timestamp: None,
+        }
+    }
+
+    /// Sets MSA-1.
+    #[must_use]
+    pub fn code(mut self, code: AckCode) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// Sets MSA-3, the text message.
+    #[must_use]
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Adds an ERR segment.
+    #[must_use]
+    pub fn error(mut self, error: ErrorDetail) -> Self {
+        self.errors.push(error);
+        self
+    }
+
+    /// Sets MSH-10 instead of generating a unique one.
+    #[must_use]
+    pub fn control_id(mut self, id: impl Into<String>) -> Self {
+        self.control_id = Some(id.into());
+        self
+    }
+
+    /// Sets MSH-7 instead of the current local time.
+    #[must_use]
+    pub fn timestamp(mut self, timestamp: impl Into<String>) -> Self {
+        self.timestamp = Some(timestamp.into());
+        self
+    }
+
+    /// The MSA-1 code that will be written.
+    #[must_use]
+    pub fn ack_code(&self) -> AckCode {
+        self.code
+    }
+
+    /// Whether the sender asked for this acknowledgement: always in original mode; in
+    /// enhanced mode per MSH-15 (commit codes) or MSH-16 (application codes), where an
+    /// empty field means always.
+    #[must_use]
+    pub fn is_required(&self) -> bool {
+        if AckMode::of(self.message) == AckMode::Original {
+            return true;
+        }
+        let condition = if self.code.is_commit() {
+            self.message.accept_ack_type()
+        } else {
+            self.message.application_ack_type()
+        };
+        match condition.unwrap_or(AckCondition::Always) {
+            AckCondition::Always => true,
+            AckCondition::Never => false,
+            AckCondition::Error => !self.code.is_success(),
+            AckCondition::Success => self.code.is_success(),
+        }
+    }
+
+    /// Builds the ACK only if [`is_required`](Self::is_required).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_if_required(&self) -> Result<Option<Vec<u8>>, AckError> {
+        if self.is_required() {
+            self.build().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Builds the ACK: segments terminated by CR, ready to be framed.
+    ///
+    /// # Errors
+    ///
+    /// [`AckError::IsAcknowledgement`] for an ACK (never acknowledge an ACK);
+    /// [`AckError::NoMsh`] when the message has no MSH segment.
+    pub fn build(&self) -> Result<Vec<u8>, AckError> {
+        let message = self.message;
+        let msh = message.msh().ok_or(AckError::NoMsh)?;
+        if message.is_ack() {
+            return Err(AckError::IsAcknowledgement {
+                msh9: String::from_utf8_lossy(message.msh_field(9).raw()).into_owned(),
+            });
+        }
+        let delimiters = message.delimiters();
+        let fs = delimiters.field();
+        let cs = delimiters.component();
+        let charset = message.charset().unwrap_or(Charset::Utf8);
+        let version = message.version();
+        let mut out = Vec::with_capacity(256);
+
+        out.extend_from_slice(b"MSH");
+        out.push(fs);
+        out.extend_from_slice(msh.field_or_empty(2).raw());
+        for n in [5, 6, 3, 4] {
+            out.push(fs);
+            copy_raw(&mut out, message.msh_field(n).raw(), delimiters.escape());
+        }
+        out.push(fs);
+        match &self.timestamp {
+            Some(ts) => out.extend_from_slice(&escape(ts.as_bytes(), &delimiters)),
+            None => out.extend_from_slice(
+                chrono::Local::now()
+                    .format("%Y%m%d%H%M%S%z")
+                    .to_string()
+                    .as_bytes(),
+            ),
+        }
+        out.push(fs); // MSH-8 security
+        out.push(fs);
+        out.extend_from_slice(b"ACK");
+        let trigger = message.message_type().trigger;
+        let before = |major, minor| version.is_some_and(|v| v.cmp_minor(major, minor).is_lt());
+        if !trigger.is_empty() && !before(2, 2) {
+            out.push(cs);
+            out.extend_from_slice(trigger);
+            if !before(2, 4) {
+                out.push(cs);
+                out.extend_from_slice(b"ACK");
+            }
+        }
+        out.push(fs);
+        match &self.control_id {
+            Some(id) => out.extend_from_slice(&escape(id.as_bytes(), &delimiters)),
+            None => out.extend_from_slice(new_control_id().as_bytes()),
+        }
+        out.push(fs);
+        copy_raw(&mut out, message.processing_id().raw(), delimiters.escape());
+        out.push(fs);
+        copy_raw(&mut out, message.version_id().raw(), delimiters.escape());
+        let charset_id = message.charset_id();
+        if !charset_id.is_empty() {
+            out.extend(std::iter::repeat_n(fs, 6));
+            copy_raw(&mut out, charset_id.raw(), delimiters.escape());
+        }
+        out.push(b'\r');
+
+        out.extend_from_slice(b"MSA");
+        out.push(fs);
+        out.extend_from_slice(self.code.as_str().as_bytes());
+        out.push(fs);
+        copy_raw(&mut out, message.control_id().raw(), delimiters.escape());
+        if let Some(text) = &self.text {
+            out.push(fs);
+            out.extend_from_slice(&escape(&charset.encode(text), &delimiters));
+        }
+        out.push(b'\r');
+
+        let modern_err = !before(2, 5);
+        for error in &self.errors {
+            self.write_err(&mut out, error, modern_err, charset);
+        }
+        Ok(out)
+    }
+
+    fn write_err(&self, out: &mut Vec<u8>, error: &ErrorDetail, modern: bool, charset: Charset) {
+        let delimiters = self.message.delimiters();
+        let fs = delimiters.field();
+        let cs = delimiters.component();
+        let text = charset.encode(&error.text);
+        let text = escape(&text, &delimiters);
+        let code = error.code.to_string();
+        out.extend_from_slice(b"ERR");
+        out.push(fs);
+        if modern {
+            // ERR-1 (the old composite) stays empty; ERR-2 location, ERR-3 code, ERR-4 severity.
+            out.push(fs);
+            if let Some((segment, sequence, field)) = &error.location {
+                out.extend_from_slice(&escape(segment.as_bytes(), &delimiters));
+                out.push(cs);
+                out.extend_from_slice(sequence.to_string().as_bytes());
+                out.push(cs);
+                out.extend_from_slice(field.to_string().as_bytes());
+            }
+            out.push(fs);
+            out.extend_from_slice(code.as_bytes());
+            out.push(cs);
+            out.extend_from_slice(&text);
+            out.push(cs);
+            out.extend_from_slice(b"HL70357");
+            out.push(fs);
+            out.extend_from_slice(error.severity.as_str().as_bytes());
+        } else {
+            // ERR-1: segment ^ sequence ^ field ^ code&text&HL70357.
+            if let Some((segment, sequence, field)) = &error.location {
+                out.extend_from_slice(&escape(segment.as_bytes(), &delimiters));
+                out.push(cs);
+                out.extend_from_slice(sequence.to_string().as_bytes());
+                out.push(cs);
+                out.extend_from_slice(field.to_string().as_bytes());
+            } else {
+                out.push(cs);
+                out.push(cs);
+            }
+            out.push(cs);
+            out.extend_from_slice(code.as_bytes());
+            if let Some(ss) = delimiters.subcomponent() {
+                out.push(ss);
+                out.extend_from_slice(&text);
+                out.push(ss);
+                out.extend_from_slice(b"HL70357");
+            }
+        }
+        out.push(b'\r');
+    }
+}
+
+/// Copies a received field as is (same delimiters, so escapes stay valid), except a raw
+/// LF, which a sender may leave inside a field but which could end a segment in the ACK:
+/// it becomes `\X0A\` (a space when no escape character is declared).
+fn copy_raw(out: &mut Vec<u8>, raw: &[u8], escape_char: Option<u8>) {
+    let mut rest = raw;
+    while let Some(at) = memchr::memchr(b'\n', rest) {
+        out.extend_from_slice(&rest[..at]);
+        match escape_char {
+            Some(e) => out.extend_from_slice(&[e, b'X', b'0', b'A', e]),
+            None => out.push(b' '),
+        }
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// A new message control ID, unique within the process and very likely across
+/// processes: base-36 milliseconds, process ID and a counter, 16 characters (HL7 2.3
+/// allows 20).
+#[must_use]
+pub fn new_control_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut id = String::with_capacity(16);
+    push_base36(&mut id, millis, 8);
+    push_base36(&mut id, u64::from(std::process::id()), 3);
+    push_base36(&mut id, count, 5);
+    id
+}
+
+fn push_base36(out: &mut String, value: u64, width: u32) {
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut value = value % 36u64.pow(width);
+    let mut digits = [b'0'; 8];
+    for slot in digits[..width as usize].iter_mut().rev() {
+        *slot = DIGITS[(value % 36) as usize];
+        value /= 36;
+    }
+    out.extend(digits[..width as usize].iter().map(|&b| char::from(b)));
+}
+
+/// A received acknowledgement, read from its MSA segment.
+///
+/// ```
+/// use mllp_hl7::{AckCode, AckMessage, Message};
+///
+/// let msg = Message::parse(b"MSH|^~\\&|LIS||LAB||20240101||ACK^R01^ACK|9|P|2.5.1\rMSA|AE|42|bad OBX")?;
+/// let ack = AckMessage::from_message(&msg)?;
+/// assert_eq!(ack.code, AckCode::ApplicationError);
+/// assert_eq!(ack.acknowledged_id.raw(), b"42");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct AckMessage<'a> {
+    /// MSA-1.
+    pub code: AckCode,
+    /// MSA-2: the MSH-10 of the message acknowledged (the correlation key).
+    pub acknowledged_id: Value<'a>,
+    /// MSA-3 text message (may be empty).
+    pub text: Value<'a>,
+    /// The ACK's own MSH-12 version.
+    pub version: Option<Version>,
+}
+
+impl<'a> AckMessage<'a> {
+    /// Reads the MSA segment of an ACK (or any message carrying one, e.g. a query
+    /// response).
+    ///
+    /// # Errors
+    ///
+    /// [`AckReadError`] without an MSA segment or with an unknown MSA-1.
+    pub fn from_message(message: &Message<'a>) -> Result<Self, AckReadError> {
+        let msa = message.segment(b"MSA").ok_or(AckReadError::NoMsa)?;
+        let code_value = msa.field_or_empty(1);
+        let code = AckCode::from_bytes(code_value.raw()).ok_or_else(|| AckReadError::BadCode {
+            found: String::from_utf8_lossy(code_value.raw()).into_owned(),
+        })?;
+        Ok(Self {
+            code,
+            acknowledged_id: msa.field_or_empty(2),
+            text: msa.field_or_empty(3),
+            version: message.version(),
+        })
+    }
+}

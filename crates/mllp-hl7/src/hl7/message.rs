@@ -1,0 +1,453 @@
+//! A parsed HL7 v2 message: segment index over borrowed bytes, header accessors.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use super::{Charset, Delimiters, Path, Segment, Value};
+use crate::error::{ParseError, PathError, TextError};
+
+/// A zero-copy view of one HL7 v2 message (or an FHS/BHS batch).
+///
+/// Parsing reads the delimiters from the header and indexes the segments; nothing is
+/// copied or unescaped until asked for. Segments may end in CR (the standard), LF or
+/// CR LF. A bare LF only ends a segment when a segment id (`ABC|`) or the end follows,
+/// so an LF inside a field (seen in Epic ORM feeds) stays data.
+///
+/// ```
+/// use mllp_hl7::Message;
+///
+/// let msg = Message::parse(b"MSH|^~\\&|LAB|HOSP|LIS|HOSP|20240101||ORU^R01^ORU_R01|42|P|2.5.1\rPID|1||123^^^HOSP^MR||DOE^JOHN")?;
+/// assert_eq!(msg.message_type().trigger, b"R01");
+/// assert_eq!(msg.control_id().raw(), b"42");
+/// assert_eq!(msg.get("PID-5.2")?.unwrap().raw(), b"JOHN");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    raw: &'a [u8],
+    delimiters: Delimiters,
+    segments: Vec<&'a [u8]>,
+    msh: Option<usize>,
+}
+
+/// MSH-9: message code, trigger event and message structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageType<'a> {
+    /// MSH-9.1, e.g. `ORU`.
+    pub code: &'a [u8],
+    /// MSH-9.2, e.g. `R01` (empty in HL7 2.1 style messages).
+    pub trigger: &'a [u8],
+    /// MSH-9.3, e.g. `ORU_R01` (from 2.3.1).
+    pub structure: &'a [u8],
+}
+
+/// An HL7 version from MSH-12 (`2.3.1` is major 2, minor 3, patch 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version {
+    /// Always 2 for HL7 v2.
+    pub major: u8,
+    /// Minor version.
+    pub minor: u8,
+    /// Patch level (the `1` of 2.3.1), 0 if absent.
+    pub patch: u8,
+}
+
+impl Version {
+    /// A version from its parts.
+    #[must_use]
+    pub const fn new(major: u8, minor: u8, patch: u8) -> Self {
+        Self {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// Reads `2.5.1`-style text; `None` if it is not one.
+    #[must_use]
+    pub fn parse(text: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(text).ok()?.trim();
+        let mut parts = text.split('.').map(|p| p.parse::<u8>().ok());
+        let major = parts.next()??;
+        let minor = parts.next().unwrap_or(Some(0))?;
+        let patch = parts.next().unwrap_or(Some(0))?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Self::new(major, minor, patch))
+    }
+
+    /// Compares with `major.minor`.
+    #[must_use]
+    pub fn cmp_minor(&self, major: u8, minor: u8) -> Ordering {
+        (self.major, self.minor).cmp(&(major, minor))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)?;
+        if self.patch != 0 {
+            write!(f, ".{}", self.patch)?;
+        }
+        Ok(())
+    }
+}
+
+/// When an acknowledgement is wanted (MSH-15 / MSH-16, HL7 table 0155).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AckCondition {
+    /// `AL`: always.
+    Always,
+    /// `NE`: never.
+    Never,
+    /// `ER`: only on error or reject.
+    Error,
+    /// `SU`: only on success.
+    Success,
+}
+
+impl AckCondition {
+    /// Reads a table 0155 value; anything else (Mindray analyzers put `0` or `2` in
+    /// MSH-16) is `None`.
+    #[must_use]
+    pub fn parse(value: &[u8]) -> Option<Self> {
+        match value.trim_ascii() {
+            b"AL" => Some(Self::Always),
+            b"NE" => Some(Self::Never),
+            b"ER" => Some(Self::Error),
+            b"SU" => Some(Self::Success),
+            _ => None,
+        }
+    }
+
+    /// The table 0155 code.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "AL",
+            Self::Never => "NE",
+            Self::Error => "ER",
+            Self::Success => "SU",
+        }
+    }
+}
+
+fn is_segment_start(rest: &[u8], field: u8) -> bool {
+    matches!(rest, [a, b, c, sep, ..]
+        if a.is_ascii_uppercase()
+            && (b.is_ascii_uppercase() || b.is_ascii_digit())
+            && (c.is_ascii_uppercase() || c.is_ascii_digit())
+            && *sep == field)
+}
+
+fn split_segments(raw: &[u8], field: u8) -> Vec<&[u8]> {
+    let mut segments = Vec::with_capacity(memchr::memchr_iter(b'\r', raw).count() + 1);
+    let mut start = 0;
+    let mut from = 0;
+    while let Some(at) = memchr::memchr2(b'\r', b'\n', &raw[from..]).map(|i| from + i) {
+        let next = if raw[at] == b'\r' {
+            if raw.get(at + 1) == Some(&b'\n') {
+                at + 2
+            } else {
+                at + 1
+            }
+        } else {
+            let rest = &raw[at + 1..];
+            let ends_segment = rest.is_empty()
+                || matches!(rest[0], b'\r' | b'\n')
+                || is_segment_start(rest, field);
+            if !ends_segment {
+                from = at + 1;
+                continue;
+            }
+            at + 1
+        };
+        if at > start {
+            segments.push(&raw[start..at]);
+        }
+        start = next;
+        from = next;
+    }
+    if start < raw.len() {
+        segments.push(&raw[start..]);
+    }
+    segments
+}
+
+impl<'a> Message<'a> {
+    /// Parses a message (or an FHS/BHS batch; header accessors then read its first MSH).
+    ///
+    /// # Errors
+    ///
+    /// [`ParseError`] when the input is empty, does not start with a header segment, or
+    /// declares unusable delimiters.
+    pub fn parse(raw: &'a [u8]) -> Result<Self, ParseError> {
+        let lead = raw
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        let body = &raw[lead..];
+        if body.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        if !matches!(body.get(..3), Some(b"MSH" | b"FHS" | b"BHS")) {
+            return Err(ParseError::MissingHeader {
+                found: String::from_utf8_lossy(&body[..body.len().min(8)]).into_owned(),
+            });
+        }
+        let delimiters = Delimiters::from_header(body)?;
+        let segments = split_segments(body, delimiters.field());
+        let field = delimiters.field();
+        let msh = segments
+            .iter()
+            .position(|s| s.starts_with(b"MSH") && s.get(3) == Some(&field));
+        Ok(Self {
+            raw,
+            delimiters,
+            segments,
+            msh,
+        })
+    }
+
+    /// The bytes parsed.
+    #[must_use]
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The delimiters declared in the header.
+    #[must_use]
+    pub fn delimiters(&self) -> Delimiters {
+        self.delimiters
+    }
+
+    /// Number of segments.
+    #[must_use]
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// All segments in order.
+    pub fn segments(&self) -> impl Iterator<Item = Segment<'a>> + '_ {
+        self.segments
+            .iter()
+            .map(|raw| Segment::new(raw, self.delimiters))
+    }
+
+    /// Segments with the given id, in order.
+    pub fn segments_named<'s>(&'s self, id: &'s [u8]) -> impl Iterator<Item = Segment<'a>> + 's {
+        self.segments().filter(move |s| s.id() == id)
+    }
+
+    /// The first segment with the given id.
+    #[must_use]
+    pub fn segment(&self, id: &[u8]) -> Option<Segment<'a>> {
+        self.segments().find(|s| s.id() == id)
+    }
+
+    /// The (first) MSH segment.
+    #[must_use]
+    pub fn msh(&self) -> Option<Segment<'a>> {
+        self.msh
+            .map(|i| Segment::new(self.segments[i], self.delimiters))
+    }
+
+    /// MSH field `n`; empty when absent.
+    #[must_use]
+    pub fn msh_field(&self, n: usize) -> Value<'a> {
+        match self.msh() {
+            Some(msh) => msh.field_or_empty(n),
+            None => Value::new(&[], self.delimiters),
+        }
+    }
+
+    /// MSH-3 sending application.
+    #[must_use]
+    pub fn sending_application(&self) -> Value<'a> {
+        self.msh_field(3)
+    }
+
+    /// MSH-4 sending facility.
+    #[must_use]
+    pub fn sending_facility(&self) -> Value<'a> {
+        self.msh_field(4)
+    }
+
+    /// MSH-5 receiving application.
+    #[must_use]
+    pub fn receiving_application(&self) -> Value<'a> {
+        self.msh_field(5)
+    }
+
+    /// MSH-6 receiving facility.
+    #[must_use]
+    pub fn receiving_facility(&self) -> Value<'a> {
+        self.msh_field(6)
+    }
+
+    /// MSH-7 date/time of message.
+    #[must_use]
+    pub fn timestamp(&self) -> Value<'a> {
+        self.msh_field(7)
+    }
+
+    /// MSH-8 security.
+    #[must_use]
+    pub fn security(&self) -> Value<'a> {
+        self.msh_field(8)
+    }
+
+    /// MSH-9 message type, split into code, trigger and structure.
+    #[must_use]
+    pub fn message_type(&self) -> MessageType<'a> {
+        let msh9 = self.msh_field(9);
+        let part = |n| msh9.component(n).map(|v| v.raw()).unwrap_or_default();
+        MessageType {
+            code: part(1),
+            trigger: part(2),
+            structure: part(3),
+        }
+    }
+
+    /// Whether the message is an acknowledgement (MSH-9.1 = `ACK`).
+    #[must_use]
+    pub fn is_ack(&self) -> bool {
+        self.message_type().code == b"ACK"
+    }
+
+    /// MSH-10 message control ID.
+    #[must_use]
+    pub fn control_id(&self) -> Value<'a> {
+        self.msh_field(10)
+    }
+
+    /// MSH-11 processing ID (`P`, `T`, `D`, with an optional mode component).
+    #[must_use]
+    pub fn processing_id(&self) -> Value<'a> {
+        self.msh_field(11)
+    }
+
+    /// MSH-12 version ID, raw.
+    #[must_use]
+    pub fn version_id(&self) -> Value<'a> {
+        self.msh_field(12)
+    }
+
+    /// MSH-12.1 as a [`Version`], `None` when empty or unreadable.
+    #[must_use]
+    pub fn version(&self) -> Option<Version> {
+        Version::parse(self.version_id().component(1)?.raw())
+    }
+
+    /// MSH-15 accept acknowledgement type, `None` when empty or not a table 0155 value.
+    #[must_use]
+    pub fn accept_ack_type(&self) -> Option<AckCondition> {
+        AckCondition::parse(self.msh_field(15).raw())
+    }
+
+    /// MSH-16 application acknowledgement type, `None` when empty or not a table 0155
+    /// value.
+    #[must_use]
+    pub fn application_ack_type(&self) -> Option<AckCondition> {
+        AckCondition::parse(self.msh_field(16).raw())
+    }
+
+    /// MSH-18 character set, raw (the first repetition is the message's default).
+    #[must_use]
+    pub fn charset_id(&self) -> Value<'a> {
+        self.msh_field(18)
+    }
+
+    /// The character set from MSH-18, ASCII when empty.
+    ///
+    /// # Errors
+    ///
+    /// [`TextError::Unsupported`] for a set this crate cannot decode.
+    pub fn charset(&self) -> Result<Charset, TextError> {
+        self.charset_or(Charset::Ascii)
+    }
+
+    /// The character set from MSH-18, or `default` when MSH-18 is empty (a per-connection
+    /// setting for senders that leave it out).
+    ///
+    /// # Errors
+    ///
+    /// [`TextError::Unsupported`] for a set this crate cannot decode.
+    pub fn charset_or(&self, default: Charset) -> Result<Charset, TextError> {
+        let first = self.charset_id().repetition(1);
+        match first {
+            Some(value) if !value.is_empty() => Charset::from_msh18(value.raw()),
+            _ => Ok(default),
+        }
+    }
+
+    /// The value at `path` (see [`Path`]); `Ok(None)` when the message has no such value.
+    ///
+    /// # Errors
+    ///
+    /// [`PathError`] when the path is malformed.
+    pub fn get(&self, path: &str) -> Result<Option<Value<'a>>, PathError> {
+        Ok(self.query(&path.parse()?))
+    }
+
+    /// The value at a parsed `path`.
+    #[must_use]
+    pub fn query(&self, path: &Path) -> Option<Value<'a>> {
+        let segment = self
+            .segments_named(&path.segment)
+            .nth(path.occurrence - 1)?;
+        let Some(field) = path.field else {
+            return Some(Value::atomic(segment.raw(), self.delimiters));
+        };
+        let mut value = segment.field(field)?.repetition(path.repetition)?;
+        if let Some(component) = path.component {
+            value = value.component(component)?;
+            if let Some(subcomponent) = path.subcomponent {
+                value = value.subcomponent(subcomponent)?;
+            }
+        }
+        Some(value)
+    }
+}
+
+/// Splits a batch or a file of several messages into messages: each starts at an `MSH`
+/// segment and ends before the next `MSH`, `BTS` or `FTS`. Works on CR, LF or CR LF
+/// separated input; FHS/BHS headers and trailers are left out.
+///
+/// ```
+/// let file = b"FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\rBTS|2\rFTS|1\r";
+/// let messages: Vec<_> = mllp_hl7::split_messages(file).collect();
+/// assert_eq!(messages, [&b"MSH|^~\\&|A\rPID|1\r"[..], &b"MSH|^~\\&|B\r"[..]]);
+/// ```
+pub fn split_messages(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut starts = Vec::new();
+    let mut line_start = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        let at_line_start = i == line_start;
+        if matches!(b, b'\r' | b'\n') {
+            line_start = i + 1;
+            continue;
+        }
+        if at_line_start {
+            let rest = &raw[i..];
+            if rest.starts_with(b"MSH") {
+                starts.push((i, true));
+            } else if rest.starts_with(b"BTS")
+                || rest.starts_with(b"FTS")
+                || rest.starts_with(b"BHS")
+                || rest.starts_with(b"FHS")
+            {
+                starts.push((i, false));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (k, &(start, is_msh)) in starts.iter().enumerate() {
+        if is_msh {
+            let end = starts.get(k + 1).map_or(raw.len(), |&(s, _)| s);
+            out.push(&raw[start..end]);
+        }
+    }
+    out.into_iter()
+}

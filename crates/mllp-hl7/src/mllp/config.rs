@@ -1,0 +1,220 @@
+//! Framing settings shared by the decoder and the encoder.
+
+use std::borrow::Cow;
+
+use bytes::BufMut;
+use memchr::memmem;
+
+use super::CommitAck;
+use crate::error::{ConfigError, EncodeError};
+
+/// MLLP start block `SB`, ASCII vertical tab.
+pub const START_BLOCK: u8 = 0x0B;
+/// MLLP end block `EB`, ASCII file separator.
+pub const END_BLOCK: u8 = 0x1C;
+/// Carriage return that follows the end block.
+pub const CARRIAGE_RETURN: u8 = 0x0D;
+
+/// Default cap on one message: 8 MiB leaves room for base64 PDFs and images in OBX-5
+/// while a sender that never terminates its frame cannot exhaust memory.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+
+/// How frames are delimited and how much a receiver accepts.
+///
+/// The default is MLLP release 1: start block `0x0B`, end block `0x1C`, trailer `0x0D`,
+/// strict (an end block not followed by the trailer is data) and at most
+/// [`DEFAULT_MAX_MESSAGE_SIZE`] bytes per message. Every sequence may be any non-empty
+/// byte string, as with SocketReader's `sob` / `eob` / `eod` or Mirth's frame mode:
+///
+/// ```
+/// use mllp_hl7::{MllpConfig, MllpDecoder};
+///
+/// let config = MllpConfig::default()
+///     .with_start_block(b"START-BLOCK".to_vec())
+///     .with_end_block(b"END-BLOCK".to_vec())
+///     .with_trailer(b"\r\n".to_vec());
+/// let decoder = MllpDecoder::with_config(config)?;
+/// # Ok::<(), mllp_hl7::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MllpConfig {
+    pub(crate) start_block: Cow<'static, [u8]>,
+    pub(crate) end_block: Cow<'static, [u8]>,
+    pub(crate) trailer: Cow<'static, [u8]>,
+    pub(crate) max_message_size: usize,
+    pub(crate) lenient: bool,
+}
+
+impl Default for MllpConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl MllpConfig {
+    /// MLLP release 1 as specified (see the type's documentation).
+    pub const DEFAULT: Self = Self {
+        start_block: Cow::Borrowed(&[START_BLOCK]),
+        end_block: Cow::Borrowed(&[END_BLOCK]),
+        trailer: Cow::Borrowed(&[CARRIAGE_RETURN]),
+        max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        lenient: false,
+    };
+
+    /// The default configuration.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::DEFAULT
+    }
+
+    /// Sets the start-of-block sequence (SocketReader `sob`); must not be empty.
+    #[must_use]
+    pub fn with_start_block(mut self, sequence: impl Into<Vec<u8>>) -> Self {
+        self.start_block = Cow::Owned(sequence.into());
+        self
+    }
+
+    /// Sets the end-of-block sequence (SocketReader `eob`); must not be empty.
+    #[must_use]
+    pub fn with_end_block(mut self, sequence: impl Into<Vec<u8>>) -> Self {
+        self.end_block = Cow::Owned(sequence.into());
+        self
+    }
+
+    /// Sets the sequence after the end block (SocketReader `eod`, `CR` in MLLP); may be empty.
+    #[must_use]
+    pub fn with_trailer(mut self, sequence: impl Into<Vec<u8>>) -> Self {
+        self.trailer = Cow::Owned(sequence.into());
+        self
+    }
+
+    /// Caps the payload of one message; a longer one is refused and skipped.
+    #[must_use]
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Lenient mode: an end block without its trailer still ends the frame (senders that
+    /// write `FS` without `CR`), and `NUL`, `CR` and `LF` between frames are skipped
+    /// silently (`FS CR LF` senders, NUL padding) instead of being reported as junk.
+    #[must_use]
+    pub fn with_lenient(mut self, lenient: bool) -> Self {
+        self.lenient = lenient;
+        self
+    }
+
+    /// The start-of-block sequence.
+    #[must_use]
+    pub fn start_block(&self) -> &[u8] {
+        &self.start_block
+    }
+
+    /// The end-of-block sequence.
+    #[must_use]
+    pub fn end_block(&self) -> &[u8] {
+        &self.end_block
+    }
+
+    /// The sequence expected after the end block.
+    #[must_use]
+    pub fn trailer(&self) -> &[u8] {
+        &self.trailer
+    }
+
+    /// The largest accepted payload in bytes.
+    #[must_use]
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Whether lenient mode is on.
+    #[must_use]
+    pub fn is_lenient(&self) -> bool {
+        self.lenient
+    }
+
+    /// Checks that frames can be delimited with these settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when a required sequence is empty, the start and end blocks are
+    /// equal, or the maximum size is zero.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.start_block.is_empty() {
+            return Err(ConfigError::EmptyStartBlock);
+        }
+        if self.end_block.is_empty() {
+            return Err(ConfigError::EmptyEndBlock);
+        }
+        if self.start_block == self.end_block {
+            return Err(ConfigError::StartEqualsEnd);
+        }
+        if self.max_message_size == 0 {
+            return Err(ConfigError::ZeroMaxMessageSize);
+        }
+        Ok(())
+    }
+
+    /// Frames `payload`: start block, payload, end block, trailer.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] when the payload is larger than the maximum size or contains a
+    /// sequence the receiver would take for a frame boundary (the start block, or the end
+    /// block followed by the trailer; in lenient mode the end block alone). Nothing is
+    /// written then.
+    pub fn encode(&self, payload: &[u8], out: &mut impl BufMut) -> Result<(), EncodeError> {
+        if payload.len() > self.max_message_size {
+            return Err(EncodeError::TooLarge {
+                len: payload.len(),
+                max: self.max_message_size,
+            });
+        }
+        if let Some(at) = find_sequence(payload, &self.start_block) {
+            return Err(EncodeError::ContainsStartBlock { at });
+        }
+        if let Some(at) = self.find_terminator(payload) {
+            return Err(EncodeError::ContainsEndBlock { at });
+        }
+        out.put_slice(&self.start_block);
+        out.put_slice(payload);
+        out.put_slice(&self.end_block);
+        out.put_slice(&self.trailer);
+        Ok(())
+    }
+
+    /// Writes an MLLP release 2 commit acknowledgement block (`<SB><ACK><EB><CR>` or
+    /// `<SB><NAK><EB><CR>` with the default sequences).
+    pub fn encode_commit(&self, commit: CommitAck, out: &mut impl BufMut) {
+        out.put_slice(&self.start_block);
+        out.put_u8(commit.byte());
+        out.put_slice(&self.end_block);
+        out.put_slice(&self.trailer);
+    }
+
+    /// The number of bytes a frame of `payload_len` bytes occupies on the wire.
+    #[must_use]
+    pub fn framed_len(&self, payload_len: usize) -> usize {
+        self.start_block.len() + payload_len + self.end_block.len() + self.trailer.len()
+    }
+
+    fn find_terminator(&self, payload: &[u8]) -> Option<usize> {
+        if self.lenient {
+            return find_sequence(payload, &self.end_block);
+        }
+        let mut terminator = Vec::with_capacity(self.end_block.len() + self.trailer.len());
+        terminator.extend_from_slice(&self.end_block);
+        terminator.extend_from_slice(&self.trailer);
+        find_sequence(payload, &terminator)
+    }
+}
+
+/// First occurrence of `needle` in `haystack`; `None` for an empty needle.
+pub(crate) fn find_sequence(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    match needle {
+        [] => None,
+        [byte] => memchr::memchr(*byte, haystack),
+        _ => memmem::find(haystack, needle),
+    }
+}

@@ -1,0 +1,200 @@
+//! A small async MLLP client: send messages, await their ACKs.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+
+use super::{CodecError, MllpCodec};
+use crate::ack::{AckCode, AckMessage};
+use crate::hl7::Message;
+use crate::mllp::{CommitAck, MllpFrame};
+
+/// Why a send did not get its acknowledgement.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The transport or the framing failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// No acknowledgement within the timeout.
+    #[error("mllp client: {pending} acknowledgement(s) still missing after {after:?}")]
+    Timeout {
+        /// The ACK timeout.
+        after: Duration,
+        /// Messages still unacknowledged.
+        pending: usize,
+    },
+    /// The peer closed the connection.
+    #[error("mllp client: connection closed with {pending} acknowledgement(s) missing")]
+    Closed {
+        /// Messages still unacknowledged.
+        pending: usize,
+    },
+}
+
+impl From<io::Error> for ClientError {
+    fn from(error: io::Error) -> Self {
+        Self::Codec(CodecError::Io(error))
+    }
+}
+
+/// The acknowledgement of one sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// An HL7 ACK (the whole ACK message in `payload`).
+    Ack {
+        /// MSA-1.
+        code: AckCode,
+        /// The ACK message, zero-copy from the read buffer.
+        payload: Bytes,
+    },
+    /// An MLLP release 2 commit acknowledgement.
+    Commit(CommitAck),
+}
+
+/// Sends HL7 messages over MLLP and waits for their acknowledgements.
+///
+/// An HL7 ACK is matched to its message by MSA-2 = MSH-10, so a late ACK of an earlier,
+/// timed-out message is not taken for the current one (Mirth #1441); such stale replies
+/// are counted and skipped. Payloads without MSH-10 (non-HL7) take replies in order.
+/// Several messages can be pipelined with [`send_all`](Self::send_all).
+#[derive(Debug)]
+pub struct MllpClient<S> {
+    framed: Framed<S, MllpCodec>,
+    ack_timeout: Duration,
+    stale_replies: u64,
+}
+
+impl MllpClient<TcpStream> {
+    /// Connects over TCP with the standard codec (Nagle off).
+    ///
+    /// # Errors
+    ///
+    /// The connection error.
+    pub async fn connect(address: impl ToSocketAddrs) -> io::Result<Self> {
+        let stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self::new(stream, MllpCodec::new()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
+    /// Wraps a connected stream. The ACK timeout defaults to 30 s (what analyzers such as
+    /// those OpenELIS supports wait before resending).
+    pub fn new(stream: S, codec: MllpCodec) -> Self {
+        Self {
+            framed: Framed::new(stream, codec),
+            ack_timeout: Duration::from_secs(30),
+            stale_replies: 0,
+        }
+    }
+
+    /// Sets how long to wait for acknowledgements.
+    #[must_use]
+    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// Replies skipped because they matched no message in flight.
+    #[must_use]
+    pub fn stale_replies(&self) -> u64 {
+        self.stale_replies
+    }
+
+    /// The underlying stream.
+    pub fn into_inner(self) -> S {
+        self.framed.into_inner()
+    }
+
+    /// Sends one message and waits for its acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on transport failure, timeout or close.
+    pub async fn send(&mut self, message: &[u8]) -> Result<Reply, ClientError> {
+        let mut replies = self.send_all(&[message]).await?;
+        replies.pop().ok_or(ClientError::Closed { pending: 1 })
+    }
+
+    /// Sends all messages at once (pipelined) and returns their acknowledgements in the
+    /// order sent; the timeout covers the whole batch.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on transport failure, timeout or close.
+    pub async fn send_all(&mut self, messages: &[&[u8]]) -> Result<Vec<Reply>, ClientError> {
+        let expected: Vec<Option<Vec<u8>>> = messages
+            .iter()
+            .map(|payload| {
+                Message::parse(payload)
+                    .ok()
+                    .map(|m| m.control_id().raw().to_vec())
+                    .filter(|id| !id.is_empty())
+            })
+            .collect();
+        for payload in messages {
+            self.framed.feed(*payload).await?;
+        }
+        SinkExt::<&[u8]>::flush(&mut self.framed).await?;
+
+        let mut replies: Vec<Option<Reply>> = messages.iter().map(|_| None).collect();
+        let deadline = Instant::now() + self.ack_timeout;
+        loop {
+            let pending = replies.iter().filter(|r| r.is_none()).count();
+            if pending == 0 {
+                break;
+            }
+            let next = tokio::time::timeout_at(deadline, self.framed.next())
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    after: self.ack_timeout,
+                    pending,
+                })?;
+            let frame = next.ok_or(ClientError::Closed { pending })??;
+            let slot = match frame {
+                MllpFrame::Commit(commit) => replies
+                    .iter()
+                    .position(Option::is_none)
+                    .map(|i| (i, Reply::Commit(commit))),
+                MllpFrame::Message(payload) => Self::match_ack(&replies, &expected, payload),
+                _ => continue,
+            };
+            match slot {
+                Some((i, reply)) => replies[i] = Some(reply),
+                None => self.stale_replies += 1,
+            }
+        }
+        Ok(replies.into_iter().flatten().collect())
+    }
+
+    fn match_ack(
+        replies: &[Option<Reply>],
+        expected: &[Option<Vec<u8>>],
+        payload: Bytes,
+    ) -> Option<(usize, Reply)> {
+        let message = Message::parse(&payload).ok()?;
+        let ack = AckMessage::from_message(&message).ok()?;
+        let id = ack.acknowledged_id.raw();
+        let slot = replies
+            .iter()
+            .zip(expected)
+            .position(|(reply, want)| reply.is_none() && want.as_deref() == Some(id))
+            .or_else(|| {
+                replies
+                    .iter()
+                    .zip(expected)
+                    .position(|(reply, want)| reply.is_none() && want.is_none())
+            })?;
+        let code = ack.code;
+        Some((slot, Reply::Ack { code, payload }))
+    }
+}

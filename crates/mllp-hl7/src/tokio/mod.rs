@@ -1,0 +1,9 @@
+//! Async adapters over tokio: the codec, a client and a server helper.
+
+mod client;
+mod codec;
+mod server;
+
+pub use client::{ClientError, MllpClient, Reply};
+pub use codec::{CodecError, MllpCodec};
+pub use server::{Response, auto_ack, serve, serve_connection};

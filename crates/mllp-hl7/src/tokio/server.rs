@@ -1,0 +1,89 @@
+//! A small async MLLP server: one task per connection, replies in order.
+
+use std::future::Future;
+use std::io;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_util::codec::Framed;
+
+use super::{CodecError, MllpCodec};
+use crate::ack::AckBuilder;
+use crate::hl7::Message;
+use crate::mllp::{CommitAck, MllpFrame};
+
+/// What the handler sends back for a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Response {
+    /// A message (usually an HL7 ACK), framed before sending.
+    Message(Vec<u8>),
+    /// An MLLP release 2 commit acknowledgement block.
+    Commit(CommitAck),
+}
+
+/// The handler for a server that positively acknowledges every HL7 message that asks
+/// for it: AA in original mode, CA in enhanced mode (honouring MSH-15). No reply for
+/// ACKs, junk, refused frames or payloads that are not HL7.
+#[must_use]
+pub fn auto_ack(frame: &MllpFrame) -> Option<Response> {
+    let MllpFrame::Message(payload) = frame else {
+        return None;
+    };
+    let message = Message::parse(payload).ok()?;
+    let ack = AckBuilder::new(&message).build_if_required().ok()??;
+    Some(Response::Message(ack))
+}
+
+/// Accepts connections on `listener` and serves each on its own task with
+/// [`serve_connection`]. Runs until accepting fails.
+///
+/// # Errors
+///
+/// The accept error.
+pub async fn serve<H, F>(listener: TcpListener, codec: MllpCodec, handler: H) -> io::Result<()>
+where
+    H: Fn(MllpFrame) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Option<Response>> + Send + 'static,
+{
+    loop {
+        let (stream, _peer) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let codec = codec.clone();
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            // A failing connection ends only itself.
+            let _ = serve_connection(stream, codec, handler).await;
+        });
+    }
+}
+
+/// Serves one connection: every decoded frame (messages, commit blocks, junk and
+/// refused frames alike) goes to `handler` in order, and its response, if any, is sent
+/// before the next frame is handled, so pipelined messages get their replies in order.
+/// Returns when the peer closes the connection.
+///
+/// # Errors
+///
+/// [`CodecError`] when the transport fails or a response cannot be framed.
+pub async fn serve_connection<S, H, F>(
+    stream: S,
+    codec: MllpCodec,
+    handler: H,
+) -> Result<(), CodecError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Fn(MllpFrame) -> F,
+    F: Future<Output = Option<Response>>,
+{
+    let mut framed = Framed::new(stream, codec);
+    while let Some(frame) = framed.next().await {
+        match handler(frame?).await {
+            Some(Response::Message(reply)) => framed.send(&reply[..]).await?,
+            Some(Response::Commit(commit)) => framed.send(commit).await?,
+            None => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! The async client, server and codec over real loopback TCP.
+#![cfg(feature = "tokio")]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use mllp_hl7::{
+    AckBuilder, AckCode, AckMessage, ClientError, CommitAck, Message, MllpClient, MllpCodec,
+    MllpFrame, Reply, Response, auto_ack, serve,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+
+fn oru(id: usize) -> Vec<u8> {
+    format!("MSH|^~\\&|ANALYZER|LAB|LIS|HOSP|20240101120000||ORU^R01^ORU_R01|MSG{id}|P|2.5.1\rPID|1||{id}\rOBX|1|NM|GLU||5.{id}|mmol/L\r").into_bytes()
+}
+
+async fn start_server<H, F>(handler: H) -> SocketAddr
+where
+    H: Fn(MllpFrame) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Option<Response>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, MllpCodec::new(), handler));
+    address
+}
+
+async fn auto_ack_server() -> SocketAddr {
+    start_server(|frame| async move { auto_ack(&frame) }).await
+}
+
+fn assert_ack_for(reply: &Reply, id: usize) {
+    let Reply::Ack { code, payload } = reply else {
+        panic!("expected an HL7 ACK, got {reply:?}");
+    };
+    assert_eq!(*code, AckCode::ApplicationAccept);
+    let ack = Message::parse(payload).unwrap();
+    let msa = AckMessage::from_message(&ack).unwrap();
+    assert_eq!(msa.acknowledged_id.raw(), format!("MSG{id}").as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_sends_and_awaits_each_ack() {
+    let address = auto_ack_server().await;
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(5));
+    for id in 0..20 {
+        let reply = client.send(&oru(id)).await.unwrap();
+        assert_ack_for(&reply, id);
+    }
+    assert_eq!(client.stale_replies(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_messages_get_their_acks_in_order() {
+    let address = auto_ack_server().await;
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(10));
+    let messages: Vec<Vec<u8>> = (0..500).map(oru).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let replies = client.send_all(&refs).await.unwrap();
+    assert_eq!(replies.len(), 500);
+    for (id, reply) in replies.iter().enumerate() {
+        assert_ack_for(reply, id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_handles_frames_written_in_one_write_and_byte_by_byte() {
+    let address = auto_ack_server().await;
+    let mut wire = b"junk before the first frame".to_vec();
+    for id in 0..5 {
+        mllp_hl7::encode_frame(&oru(id), &mut wire).unwrap();
+    }
+    // One write carrying five frames.
+    let stream = TcpStream::connect(address).await.unwrap();
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    framed.get_mut().write_all(&wire).await.unwrap();
+    for id in 0..5 {
+        let Some(Ok(MllpFrame::Message(payload))) = framed.next().await else {
+            panic!("no ACK {id}")
+        };
+        let ack = Message::parse(&payload).unwrap();
+        assert_eq!(
+            ack.get("MSA-2").unwrap().unwrap().raw(),
+            format!("MSG{id}").as_bytes()
+        );
+    }
+    // The same bytes one at a time.
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    for byte in &wire {
+        stream.write_all(&[*byte]).await.unwrap();
+    }
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    for id in 0..5 {
+        let Some(Ok(MllpFrame::Message(payload))) = framed.next().await else {
+            panic!("no ACK {id}")
+        };
+        let ack = Message::parse(&payload).unwrap();
+        assert_eq!(
+            ack.get("MSA-2").unwrap().unwrap().raw(),
+            format!("MSG{id}").as_bytes()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_ack_times_out() {
+    let address = start_server(|_frame| async { None }).await;
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_millis(200));
+    let error = client.send(&oru(1)).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::Timeout { pending: 1, .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_ack_for_another_message_is_not_taken() {
+    // The server first answers with an ACK for a message that is not in flight (a late
+    // ACK of an earlier, timed-out message), then with the right one.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(stream, MllpCodec::new());
+        while let Some(Ok(MllpFrame::Message(payload))) = framed.next().await {
+            let message = Message::parse(&payload).unwrap();
+            let stale = Message::parse(b"MSH|^~\\&|A||B||1||ORU^R01|OLD-1|P|2.5").unwrap();
+            let stale_ack = AckBuilder::new(&stale).build().unwrap();
+            framed.send(&stale_ack[..]).await.unwrap();
+            let ack = AckBuilder::new(&message).build().unwrap();
+            framed.send(&ack[..]).await.unwrap();
+        }
+    });
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(5));
+    assert_ack_for(&client.send(&oru(7)).await.unwrap(), 7);
+    assert_eq!(client.stale_replies(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_2_commit_acknowledgements_over_tcp() {
+    let address = start_server(|frame| async move {
+        match frame {
+            MllpFrame::Message(payload) if payload.starts_with(b"MSH") => {
+                Some(Response::Commit(CommitAck::Ack))
+            }
+            MllpFrame::Message(_) => Some(Response::Commit(CommitAck::Nak)),
+            _ => None,
+        }
+    })
+    .await;
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(5));
+    assert_eq!(
+        client.send(&oru(1)).await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    assert_eq!(
+        client.send(b"not hl7").await.unwrap(),
+        Reply::Commit(CommitAck::Nak)
+    );
+    // On the wire it is exactly the 4-byte block.
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let mut wire = Vec::new();
+    mllp_hl7::encode_frame(&oru(2), &mut wire).unwrap();
+    stream.write_all(&wire).await.unwrap();
+    let mut block = [0u8; 4];
+    stream.read_exact(&mut block).await.unwrap();
+    assert_eq!(block, CommitAck::Ack.to_block());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_connection_is_reported() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        // Read the whole frame, then drop the connection without replying.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !seen.ends_with(b"\x1c\x0d") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            seen.extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut client = MllpClient::connect(address).await.unwrap();
+    let error = client.send(&oru(1)).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::Closed { pending: 1 }),
+        "{error}"
+    );
+}

@@ -1,0 +1,447 @@
+//! MLLP framing: pipelining, junk, lenient mode, size limits, custom sequences, release 2.
+
+use bytes::{Bytes, BytesMut};
+use mllp_hl7::{
+    CommitAck, ConfigError, Decoded, EncodeError, FrameError, MllpConfig, MllpDecoder, MllpFrame,
+    SliceEvent, encode_frame,
+};
+use proptest::prelude::*;
+
+const VT: u8 = 0x0B;
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(payload, &mut out).unwrap();
+    out
+}
+
+/// Feeds `stream` in chunks of `chunk` bytes and collects every event, ending with EOF.
+fn decode_chunked(decoder: &mut MllpDecoder, stream: &[u8], chunk: usize) -> Vec<MllpFrame> {
+    let mut buf = BytesMut::new();
+    let mut events = Vec::new();
+    for piece in stream.chunks(chunk.max(1)) {
+        buf.extend_from_slice(piece);
+        while let Some(event) = decoder.decode(&mut buf) {
+            events.push(event);
+        }
+    }
+    while let Some(event) = decoder.decode_eof(&mut buf) {
+        events.push(event);
+    }
+    events
+}
+
+fn message(payload: &str) -> MllpFrame {
+    MllpFrame::Message(Bytes::copy_from_slice(payload.as_bytes()))
+}
+
+#[test]
+fn pipelined_frames_in_one_read_all_come_out() {
+    let mut stream = Vec::new();
+    for i in 0..100 {
+        stream.extend(frame(
+            format!("MSH|^~\\&|A|B|C|D|1||ORU^R01|{i}|P|2.5\rPID|{i}\r").as_bytes(),
+        ));
+    }
+    let events = decode_chunked(&mut MllpDecoder::new(), &stream, stream.len());
+    assert_eq!(events.len(), 100);
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(
+            *event,
+            message(&format!(
+                "MSH|^~\\&|A|B|C|D|1||ORU^R01|{i}|P|2.5\rPID|{i}\r"
+            ))
+        );
+    }
+}
+
+#[test]
+fn junk_before_a_start_block_is_skipped_and_reported() {
+    let mut stream = b"GARBAGE".to_vec();
+    stream.extend(frame(b"MSH|A"));
+    stream.extend_from_slice(b"\n\x00xy");
+    stream.extend(frame(b"MSH|B"));
+    stream.extend_from_slice(b"tail");
+    for chunk in [1, 2, 3, 5, stream.len()] {
+        let events = decode_chunked(&mut MllpDecoder::new(), &stream, chunk);
+        assert_eq!(
+            events,
+            vec![
+                MllpFrame::Junk { len: 7, offset: 0 },
+                message("MSH|A"),
+                MllpFrame::Junk { len: 4, offset: 15 },
+                message("MSH|B"),
+                MllpFrame::Junk { len: 4, offset: 27 },
+            ],
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
+fn junk_without_any_start_block_is_drained_not_buffered() {
+    let mut decoder = MllpDecoder::new();
+    let mut buf = BytesMut::new();
+    for _ in 0..1000 {
+        buf.extend_from_slice(&[b'x'; 1024]);
+        assert_eq!(decoder.decode(&mut buf), None);
+        assert!(buf.is_empty(), "junk must not accumulate");
+    }
+    buf.extend(frame(b"MSH|ok"));
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Some(MllpFrame::Junk {
+            len: 1_024_000,
+            offset: 0
+        })
+    );
+    assert_eq!(decoder.decode(&mut buf), Some(message("MSH|ok")));
+}
+
+#[test]
+fn strict_mode_treats_fs_without_cr_as_data() {
+    let stream = b"\x0bMSH|a\x1cb\x1c\x0d";
+    let events = decode_chunked(&mut MllpDecoder::new(), stream, 1);
+    assert_eq!(events, vec![message("MSH|a\x1cb")]);
+    // At EOF a frame that ended in FS alone is refused as truncated in strict mode.
+    let events = decode_chunked(&mut MllpDecoder::new(), b"\x0bMSH|a\x1c", 64);
+    assert_eq!(
+        events,
+        vec![MllpFrame::Error(FrameError::Truncated {
+            offset: 0,
+            len: 6
+        })]
+    );
+}
+
+#[test]
+fn lenient_mode_accepts_fs_without_cr() {
+    let config = MllpConfig::default().with_lenient(true);
+    // FS alone, then the next frame; FS CR; FS CR LF; FS at the very end of a read.
+    let stream = b"\x0bMSH|a\x1c\x0bMSH|b\x1c\x0d\x0bMSH|c\x1c\x0d\x0a\x00\x0bMSH|d\x1c";
+    for chunk in [1, 2, 4, stream.len()] {
+        let mut decoder = MllpDecoder::with_config(config.clone()).unwrap();
+        let events = decode_chunked(&mut decoder, stream, chunk);
+        assert_eq!(
+            events,
+            vec![
+                message("MSH|a"),
+                message("MSH|b"),
+                message("MSH|c"),
+                message("MSH|d")
+            ],
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
+fn lenient_frame_is_delivered_without_waiting_for_the_cr() {
+    // A sender that writes FS without CR and then waits for the ACK must get it.
+    let mut decoder = MllpDecoder::with_config(MllpConfig::default().with_lenient(true)).unwrap();
+    let mut buf = BytesMut::from(&b"\x0bMSH|a\x1c"[..]);
+    assert_eq!(decoder.decode(&mut buf), Some(message("MSH|a")));
+    // The late CR is swallowed, not reported as junk.
+    buf.extend_from_slice(b"\x0d\x0bMSH|b\x1c\x0d");
+    assert_eq!(decoder.decode(&mut buf), Some(message("MSH|b")));
+    assert_eq!(decoder.decode_eof(&mut buf), None);
+}
+
+#[test]
+fn oversized_frame_is_refused_and_decoding_resynchronises() {
+    let config = MllpConfig::default().with_max_message_size(10);
+    let mut stream = frame(b"MSH|0123456789ABCDEF");
+    stream.extend(frame(b"MSH|ok"));
+    for chunk in [1, 3, 7, stream.len()] {
+        let mut decoder = MllpDecoder::with_config(config.clone()).unwrap();
+        let events = decode_chunked(&mut decoder, &stream, chunk);
+        assert_eq!(
+            events,
+            vec![
+                MllpFrame::Error(FrameError::TooLarge { offset: 0, max: 10 }),
+                message("MSH|ok")
+            ],
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
+fn memory_stays_bounded_for_an_unterminated_frame() {
+    let config = MllpConfig::default().with_max_message_size(4096);
+    let mut decoder = MllpDecoder::with_config(config).unwrap();
+    let mut buf = BytesMut::from(&[VT][..]);
+    let mut errors = 0;
+    for _ in 0..1000 {
+        buf.extend_from_slice(&[b'A'; 1000]);
+        while let Some(event) = decoder.decode(&mut buf) {
+            assert!(matches!(
+                event,
+                MllpFrame::Error(FrameError::TooLarge { .. })
+            ));
+            errors += 1;
+        }
+        assert!(buf.len() <= 4096 + 1000 + 3, "buffer grew to {}", buf.len());
+    }
+    assert_eq!(errors, 1, "one error per refused frame");
+    buf.extend(frame(b"MSH|after"));
+    assert_eq!(decoder.decode(&mut buf), Some(message("MSH|after")));
+}
+
+#[test]
+fn a_new_start_block_inside_a_frame_drops_the_partial_frame() {
+    let stream = b"\x0bMSH|cut off\x0bMSH|whole\x1c\x0d";
+    let events = decode_chunked(&mut MllpDecoder::new(), stream, 1);
+    assert_eq!(
+        events,
+        vec![
+            MllpFrame::Error(FrameError::Interrupted { offset: 0, len: 11 }),
+            message("MSH|whole")
+        ]
+    );
+}
+
+#[test]
+fn custom_multibyte_sequences_split_anywhere() {
+    let config = MllpConfig::default()
+        .with_start_block(b"START-BLOCK".to_vec())
+        .with_end_block(b"END-BLOCK".to_vec())
+        .with_trailer(b"\r\n".to_vec());
+    let mut stream = b"STARjunk".to_vec();
+    for payload in ["MSH|one\rPID|1\r", "", "MSH|three END-BLOC START"] {
+        let mut framed = Vec::new();
+        config.encode(payload.as_bytes(), &mut framed).unwrap();
+        stream.extend(framed);
+    }
+    for chunk in 1..=stream.len() {
+        let mut decoder = MllpDecoder::with_config(config.clone()).unwrap();
+        let events = decode_chunked(&mut decoder, &stream, chunk);
+        assert_eq!(
+            events,
+            vec![
+                MllpFrame::Junk { len: 8, offset: 0 },
+                message("MSH|one\rPID|1\r"),
+                message(""),
+                message("MSH|three END-BLOC START"),
+            ],
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
+fn socketreader_style_single_byte_sequences() {
+    // sob = 0x02 (STX), eob = 0x03 (ETX), no eod.
+    let config = MllpConfig::default()
+        .with_start_block(vec![0x02])
+        .with_end_block(vec![0x03])
+        .with_trailer(Vec::new());
+    let mut decoder = MllpDecoder::with_config(config).unwrap();
+    let events = decode_chunked(&mut decoder, b"\x02MSH|a\x03\x02MSH|b\x03", 2);
+    assert_eq!(events, vec![message("MSH|a"), message("MSH|b")]);
+}
+
+#[test]
+fn truncated_frame_at_end_of_stream_is_reported() {
+    let events = decode_chunked(&mut MllpDecoder::new(), b"\x0bMSH|abc", 3);
+    assert_eq!(
+        events,
+        vec![MllpFrame::Error(FrameError::Truncated {
+            offset: 0,
+            len: 7
+        })]
+    );
+}
+
+#[test]
+fn release_2_commit_blocks_encode_and_decode() {
+    assert_eq!(CommitAck::Ack.to_block(), [0x0B, 0x06, 0x1C, 0x0D]);
+    assert_eq!(CommitAck::Nak.to_block(), [0x0B, 0x15, 0x1C, 0x0D]);
+    let mut wire = Vec::new();
+    MllpConfig::default().encode_commit(CommitAck::Ack, &mut wire);
+    MllpConfig::default().encode_commit(CommitAck::Nak, &mut wire);
+    // mllp-rs 0.1.1 sends 0x0F as its NAK: not a commit block, so it stays a message.
+    wire.extend_from_slice(&[0x0B, 0x0F, 0x1C, 0x0D]);
+    let events = decode_chunked(&mut MllpDecoder::new(), &wire, 1);
+    assert_eq!(
+        events,
+        vec![
+            MllpFrame::Commit(CommitAck::Ack),
+            MllpFrame::Commit(CommitAck::Nak),
+            MllpFrame::Message(Bytes::from_static(&[0x0F])),
+        ]
+    );
+    assert_eq!(CommitAck::from_block(&[0x0B, 0x0F, 0x1C, 0x0D]), None);
+    assert_eq!(
+        CommitAck::from_block(&CommitAck::Nak.to_block()),
+        Some(CommitAck::Nak)
+    );
+    assert_eq!(CommitAck::from_block(&[0x0B, 0x06]), None);
+}
+
+#[test]
+fn encoding_refuses_payloads_that_would_break_framing() {
+    let mut out = Vec::new();
+    assert_eq!(
+        encode_frame(b"MSH|\x0b", &mut out),
+        Err(EncodeError::ContainsStartBlock { at: 4 })
+    );
+    assert_eq!(
+        encode_frame(b"MSH|\x1c\x0d", &mut out),
+        Err(EncodeError::ContainsEndBlock { at: 4 })
+    );
+    assert_eq!(encode_frame(b"MSH|\x1cx", &mut out), Ok(()));
+    let lenient = MllpConfig::default().with_lenient(true);
+    assert_eq!(
+        lenient.encode(b"MSH|\x1cx", &mut out),
+        Err(EncodeError::ContainsEndBlock { at: 4 })
+    );
+    let small = MllpConfig::default().with_max_message_size(3);
+    assert_eq!(
+        small.encode(b"MSH|", &mut out),
+        Err(EncodeError::TooLarge { len: 4, max: 3 })
+    );
+}
+
+#[test]
+fn invalid_configs_are_refused() {
+    let refused = |config: MllpConfig| MllpDecoder::with_config(config).unwrap_err();
+    assert_eq!(
+        refused(MllpConfig::default().with_start_block(Vec::new())),
+        ConfigError::EmptyStartBlock
+    );
+    assert_eq!(
+        refused(MllpConfig::default().with_end_block(Vec::new())),
+        ConfigError::EmptyEndBlock
+    );
+    assert_eq!(
+        refused(MllpConfig::default().with_end_block(vec![VT])),
+        ConfigError::StartEqualsEnd
+    );
+    assert_eq!(
+        refused(MllpConfig::default().with_max_message_size(0)),
+        ConfigError::ZeroMaxMessageSize
+    );
+    assert!(
+        ConfigError::EmptyStartBlock
+            .to_string()
+            .starts_with("mllp config: ")
+    );
+}
+
+#[test]
+fn slice_api_reports_ranges_into_the_callers_buffer() {
+    let mut decoder = MllpDecoder::new();
+    let mut buf: Vec<u8> = b"xx".to_vec();
+    buf.extend(frame(b"MSH|a"));
+    let Decoded { consumed, event } = decoder.decode_slice(&buf);
+    assert_eq!(
+        (consumed, event),
+        (2, Some(SliceEvent::Junk { len: 2, offset: 0 }))
+    );
+    buf.drain(..consumed);
+    let step = decoder.decode_slice(&buf);
+    assert_eq!(step.event, Some(SliceEvent::Message(1..6)));
+    assert_eq!(&buf[1..6], b"MSH|a");
+    buf.drain(..step.consumed);
+    assert!(decoder.decode_slice(&buf).needs_more());
+    assert_eq!(decoder.position(), 10);
+}
+
+fn hl7ish_payload() -> impl Strategy<Value = Vec<u8>> {
+    // Any bytes except the start block, and no FS CR pair (what a valid payload is).
+    proptest::collection::vec(any::<u8>().prop_filter("no VT", |b| *b != VT), 0..300).prop_map(
+        |mut bytes| {
+            for i in 1..bytes.len() {
+                if bytes[i - 1] == 0x1C && bytes[i] == 0x0D {
+                    bytes[i] = b'x';
+                }
+            }
+            bytes
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// encode then decode gives the payloads back, whatever the read boundaries.
+    #[test]
+    fn frames_round_trip_under_any_chunking(
+        payloads in proptest::collection::vec(hl7ish_payload(), 0..12),
+        cuts in proptest::collection::vec(1usize..64, 1..64),
+    ) {
+        let mut stream = Vec::new();
+        for payload in &payloads {
+            encode_frame(payload, &mut stream).unwrap();
+        }
+        let mut decoder = MllpDecoder::new();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut rest = &stream[..];
+        let mut cut = cuts.iter().cycle();
+        while !rest.is_empty() {
+            let n = (*cut.next().unwrap()).min(rest.len());
+            buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            while let Some(event) = decoder.decode(&mut buf) {
+                out.push(event);
+            }
+        }
+        prop_assert_eq!(decoder.decode_eof(&mut buf), None);
+        let expected: Vec<MllpFrame> = payloads
+            .iter()
+            .map(|p| match CommitAck::from_payload(p) {
+                Some(commit) => MllpFrame::Commit(commit),
+                None => MllpFrame::Message(Bytes::copy_from_slice(p)),
+            })
+            .collect();
+        prop_assert_eq!(out, expected);
+    }
+
+    /// Custom multi-byte sequences round-trip too (payloads free of the sequences).
+    #[test]
+    fn custom_sequences_round_trip_under_any_chunking(
+        payloads in proptest::collection::vec("[a-z|^~ ]{0,40}", 0..8),
+        chunk in 1usize..20,
+    ) {
+        let config = MllpConfig::default()
+            .with_start_block(b"<<SB>>".to_vec())
+            .with_end_block(b"<<EB>>".to_vec())
+            .with_trailer(b"\r".to_vec());
+        let mut stream = Vec::new();
+        for payload in &payloads {
+            config.encode(payload.as_bytes(), &mut stream).unwrap();
+        }
+        let mut decoder = MllpDecoder::with_config(config).unwrap();
+        let events = decode_chunked(&mut decoder, &stream, chunk);
+        let expected: Vec<MllpFrame> = payloads.iter().map(|p| message(p)).collect();
+        prop_assert_eq!(events, expected);
+    }
+
+    /// Arbitrary bytes: no panic, every byte accounted for, buffer bounded.
+    #[test]
+    fn arbitrary_input_never_panics_and_accounts_for_every_byte(
+        stream in proptest::collection::vec(
+            prop_oneof![Just(0x0Bu8), Just(0x1C), Just(0x0D), Just(0x06), any::<u8>()], 0..2000),
+        chunk in 1usize..50,
+        lenient in any::<bool>(),
+        max in 1usize..100,
+    ) {
+        let config = MllpConfig::default().with_lenient(lenient).with_max_message_size(max);
+        let mut decoder = MllpDecoder::with_config(config).unwrap();
+        let mut buf = BytesMut::new();
+        for piece in stream.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while let Some(event) = decoder.decode(&mut buf) {
+                if let MllpFrame::Message(payload) = event {
+                    prop_assert!(payload.len() <= max);
+                }
+            }
+            prop_assert!(buf.len() <= max + chunk + 3);
+        }
+        while decoder.decode_eof(&mut buf).is_some() {}
+        prop_assert!(buf.is_empty());
+        prop_assert_eq!(decoder.position(), stream.len() as u64);
+    }
+}

@@ -1,0 +1,47 @@
+//! The one error type of this crate.
+
+/// What can go wrong when generating or evaluating QC values.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QcError {
+    /// A standard deviation that is zero, negative or not a finite number.
+    #[error("invalid standard deviation {sd} for {what}: must be a finite number greater than 0")]
+    InvalidSd {
+        /// What the SD belongs to (a control level, an evaluator).
+        what: String,
+        /// The rejected value.
+        sd: f64,
+    },
+    /// A mean or target that is not a finite number.
+    #[error("invalid mean {mean} for {what}: must be a finite number")]
+    InvalidMean {
+        /// What the mean belongs to.
+        what: String,
+        /// The rejected value.
+        mean: f64,
+    },
+    /// A disturbance parameter outside its domain.
+    #[error("invalid disturbance {what}: {reason}")]
+    InvalidDisturbance {
+        /// The disturbance, as written by the caller.
+        what: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A QC sample-name pattern with an unknown or unterminated placeholder.
+    #[error("invalid qc sample name pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern.
+        pattern: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A run whose number of values differs from the number of control levels.
+    #[error("run has {got} values but {expected} control levels are configured")]
+    LevelCount {
+        /// Levels configured.
+        expected: usize,
+        /// Values supplied.
+        got: usize,
+    },
+}

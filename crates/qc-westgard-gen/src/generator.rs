@@ -1,0 +1,86 @@
+//! QC values: Gaussian scatter from a seeded RNG, or an exact shift of k SD.
+
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand_distr::{Distribution, StandardNormal};
+
+/// How far from the target a generated value lies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Deviation {
+    /// A draw from N(target, sd).
+    Random,
+    /// Exactly `target + k × sd` (no scatter): what `--qc-deviation k` asks for.
+    Shift(f64),
+}
+
+/// A source of QC values.
+///
+/// Seeded generators use Xoshiro256++, whose output is specified and portable, so a seed gives the same
+/// values on every platform and release of this crate.
+#[derive(Debug, Clone)]
+pub struct QcGenerator {
+    rng: Xoshiro256PlusPlus,
+}
+
+impl QcGenerator {
+    /// A reproducible generator.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+        }
+    }
+
+    /// A generator seeded from the operating system.
+    pub fn from_entropy() -> Self {
+        Self {
+            rng: rand::make_rng(),
+        }
+    }
+
+    /// Seeded when `seed` is given, else from entropy.
+    pub fn new(seed: Option<u64>) -> Self {
+        seed.map_or_else(Self::from_entropy, Self::seeded)
+    }
+
+    /// The underlying RNG, for callers that draw other random things (IDs, choices) from the same
+    /// stream so that one seed fixes everything.
+    pub fn rng(&mut self) -> &mut Xoshiro256PlusPlus {
+        &mut self.rng
+    }
+
+    /// One standard-normal draw.
+    pub fn standard_normal(&mut self) -> f64 {
+        StandardNormal.sample(&mut self.rng)
+    }
+
+    /// One QC value. `Shift(k)` is exact: `target + k × sd`. `Random` draws from N(target, sd); an
+    /// SD that is zero, negative or not finite yields the target.
+    pub fn value(&mut self, target: f64, sd: f64, deviation: Deviation) -> f64 {
+        match deviation {
+            Deviation::Shift(k) => target + k * sd,
+            Deviation::Random if sd.is_finite() && sd > 0.0 => target + sd * self.standard_normal(),
+            Deviation::Random => target,
+        }
+    }
+}
+
+/// Rounds to `decimals` places, halves away from zero, working on the shortest decimal
+/// representation so that 1.005 rounds to 1.01 as a person expects (not to 1.00 as `f64` would).
+///
+/// ```
+/// # use qc_westgard_gen::round_to;
+/// assert_eq!(round_to(7.285, 2), 7.29);
+/// assert_eq!(round_to(1.005, 2), 1.01);
+/// assert_eq!(round_to(-2.5, 0), -3.0);
+/// ```
+pub fn round_to(value: f64, decimals: u32) -> f64 {
+    if !value.is_finite() {
+        return value;
+    }
+    let scale = 10f64.powi(decimals.min(15) as i32);
+    let scaled = value * scale;
+    // Correct representation error first: the shortest repr of `value` is what the user wrote.
+    let text = format!("{scaled:.6}");
+    let corrected: f64 = text.parse().unwrap_or(scaled);
+    corrected.round() / scale
+}

@@ -1,0 +1,53 @@
+//! Quality-control (QC) values that follow real statistics, Westgard rules that judge them the way
+//! OpenELIS does, and Levey-Jennings charts a person can read at a glance.
+//!
+//! - [`sd_for`] and [`Category`]: the standard deviation of a control, from its own `sd` or a
+//!   percentage of the target by analyzer category (the OpenELIS mock's table).
+//! - [`QcGenerator`]: seeded Gaussian scatter, or an exact shift of k SD ([`Deviation`]).
+//! - [`SeriesSpec`]: N runs of one or more control levels with injected error patterns (shift, trend,
+//!   increased imprecision, random outliers) — what QC software is tested with.
+//! - [`Evaluator`] and [`RuleSet`]: Westgard evaluation of each value against the history of its control
+//!   lot (`1-2s`, `1-3s`, `2-2s`, `R-4s`, `3-1s`, `4-1s`, `7T`, `10x`, and optional `2of3-2s`, `6x`,
+//!   `8x`, `9x`, `12x`); [`MultiLevelEvaluator`] pools several levels for the across-level rules.
+//! - [`ControlId`] and [`SampleNamePattern`]: the labels QC travels under (ASTM `Q.3`, HL7 specimen ID,
+//!   QC file sample names).
+//! - [`levey_jennings_svg`]: the chart.
+//!
+//! ```
+//! use qc_westgard_gen::{Deviation, Evaluator, QcGenerator, RuleSet, Status};
+//!
+//! // A glucose control: mean 100 mg/dL, SD 5.
+//! let mut generator = QcGenerator::seeded(42);
+//! let mut evaluator = Evaluator::new(100.0, 5.0, RuleSet::openelis()).unwrap();
+//!
+//! // Ten in-control runs alternating half an SD below and above, then a value 3.5 SD high.
+//! for run in 0..10 {
+//!     let k = if run % 2 == 1 { 0.5 } else { -0.5 };
+//!     let value = generator.value(100.0, 5.0, Deviation::Shift(k));
+//!     assert_eq!(evaluator.push(value).status, Status::Accepted);
+//! }
+//! let outlier = generator.value(100.0, 5.0, Deviation::Shift(3.5));
+//! let judged = evaluator.push(outlier);
+//! assert_eq!(outlier, 117.5);
+//! assert_eq!(judged.z, 3.5);
+//! assert_eq!(judged.status, Status::Rejected);
+//! assert_eq!(judged.violation_names(), vec!["1-2s", "1-3s"]);
+//! ```
+
+mod category;
+mod chart;
+mod control;
+mod error;
+mod generator;
+mod series;
+mod westgard;
+
+pub use category::{Category, sd_for};
+pub use chart::{ChartSpec, levey_jennings_svg};
+pub use control::{ControlId, SampleNamePattern};
+pub use error::QcError;
+pub use generator::{Deviation, QcGenerator, round_to};
+pub use series::{ControlLevel, Disturbance, DisturbanceKind, QcRun, Scatter, SeriesSpec};
+pub use westgard::{
+    Evaluation, Evaluator, MultiLevelEvaluator, Rule, RuleSet, Severity, Status, ZeroSide,
+};

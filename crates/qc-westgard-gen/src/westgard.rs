@@ -1,0 +1,523 @@
+//! Westgard rules, evaluated the way OpenELIS does (`WestgardRuleEvaluationServiceImpl` and the
+//! `Rule*Evaluator` classes at OpenELIS-Global-2 `568f32400`).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::QcError;
+
+/// A Westgard rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Rule {
+    /// One value beyond 2 SD (|z| ≥ 2).
+    OneTwoS,
+    /// One value beyond 3 SD (|z| ≥ 3).
+    OneThreeS,
+    /// Two consecutive values beyond 2 SD on the same side.
+    TwoTwoS,
+    /// Two consecutive values differing by 4 SD or more.
+    RFourS,
+    /// Three consecutive values beyond 1 SD on the same side.
+    ThreeOneS,
+    /// Four consecutive values beyond 1 SD on the same side.
+    FourOneS,
+    /// Seven raw values strictly rising or strictly falling.
+    SevenT,
+    /// Ten consecutive values on the same side of the mean.
+    TenX,
+    /// Two of three consecutive values beyond 2 SD on the same side (across levels).
+    TwoOfThreeTwoS,
+    /// Six consecutive values on the same side of the mean (across levels).
+    SixX,
+    /// Eight consecutive values on the same side of the mean (across levels).
+    EightX,
+    /// Nine consecutive values on the same side of the mean (across levels).
+    NineX,
+    /// Twelve consecutive values on the same side of the mean (across levels).
+    TwelveX,
+}
+
+impl Rule {
+    /// Every rule, in the order violations are reported.
+    pub const ALL: [Self; 13] = [
+        Self::OneTwoS,
+        Self::OneThreeS,
+        Self::TwoTwoS,
+        Self::RFourS,
+        Self::ThreeOneS,
+        Self::FourOneS,
+        Self::SevenT,
+        Self::TenX,
+        Self::TwoOfThreeTwoS,
+        Self::SixX,
+        Self::EightX,
+        Self::NineX,
+        Self::TwelveX,
+    ];
+
+    /// The ASCII name used in JSON output and on the command line (`1-2s`, `R-4s`, `7T`, `10x`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OneTwoS => "1-2s",
+            Self::OneThreeS => "1-3s",
+            Self::TwoTwoS => "2-2s",
+            Self::RFourS => "R-4s",
+            Self::ThreeOneS => "3-1s",
+            Self::FourOneS => "4-1s",
+            Self::SevenT => "7T",
+            Self::TenX => "10x",
+            Self::TwoOfThreeTwoS => "2of3-2s",
+            Self::SixX => "6x",
+            Self::EightX => "8x",
+            Self::NineX => "9x",
+            Self::TwelveX => "12x",
+        }
+    }
+
+    /// The rule code as OpenELIS stores it in `westgard_rule_config.rule_code` (Unicode subscripts,
+    /// e.g. `1₂ₛ`); `None` for the across-level rules OpenELIS does not have.
+    pub fn openelis_code(self) -> Option<&'static str> {
+        Some(match self {
+            Self::OneTwoS => "1₂ₛ",
+            Self::OneThreeS => "1₃ₛ",
+            Self::TwoTwoS => "2₂ₛ",
+            Self::RFourS => "R₄ₛ",
+            Self::ThreeOneS => "3₁ₛ",
+            Self::FourOneS => "4₁ₛ",
+            Self::SevenT => "7ₜ",
+            Self::TenX => "10ₓ",
+            _ => return None,
+        })
+    }
+
+    /// Number of values the rule looks at (the current one included).
+    pub fn points(self) -> usize {
+        match self {
+            Self::OneTwoS | Self::OneThreeS => 1,
+            Self::TwoTwoS | Self::RFourS => 2,
+            Self::ThreeOneS | Self::TwoOfThreeTwoS => 3,
+            Self::FourOneS => 4,
+            Self::SixX => 6,
+            Self::SevenT => 7,
+            Self::EightX => 8,
+            Self::NineX => 9,
+            Self::TenX => 10,
+            Self::TwelveX => 12,
+        }
+    }
+
+    /// Whether the rule fires on a window of values ending with the current one.
+    fn violated(self, window: &[Point], zero_side: ZeroSide) -> bool {
+        let n = self.points();
+        if window.len() < n {
+            return false; // OpenELIS: "insufficient data", not evaluated.
+        }
+        let last = &window[window.len() - n..];
+        let z = |i: usize| last[i].z;
+        match self {
+            Self::OneTwoS => z(0).abs() >= 2.0,
+            Self::OneThreeS => z(0).abs() >= 3.0,
+            Self::TwoTwoS => (z(0) >= 2.0 && z(1) >= 2.0) || (z(0) <= -2.0 && z(1) <= -2.0),
+            Self::RFourS => (z(1) - z(0)).abs() >= 4.0,
+            Self::ThreeOneS | Self::FourOneS => {
+                last.iter().all(|p| p.z >= 1.0) || last.iter().all(|p| p.z <= -1.0)
+            }
+            Self::TwoOfThreeTwoS => {
+                last.iter().filter(|p| p.z >= 2.0).count() >= 2
+                    || last.iter().filter(|p| p.z <= -2.0).count() >= 2
+            }
+            Self::SevenT => {
+                last.windows(2).all(|w| w[1].value > w[0].value)
+                    || last.windows(2).all(|w| w[1].value < w[0].value)
+            }
+            Self::TenX | Self::SixX | Self::EightX | Self::NineX | Self::TwelveX => {
+                let sides: Vec<Option<bool>> = last.iter().map(|p| zero_side.side(p.z)).collect();
+                sides[0].is_some() && sides.iter().all(|s| *s == sides[0])
+            }
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Rule {
+    type Err = String;
+
+    /// Accepts the ASCII names (`1-2s`, case-insensitive, also `1_2s`, `12s`) and the OpenELIS codes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let squash = |t: &str| t.to_ascii_lowercase().replace(['-', '_', ' '], "");
+        let wanted = squash(s);
+        Self::ALL
+            .into_iter()
+            .find(|r| squash(r.name()) == wanted || r.openelis_code() == Some(s))
+            .ok_or_else(|| format!("unknown westgard rule {s:?}"))
+    }
+}
+
+/// What a violated rule means for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Look again; the run may be accepted.
+    Warning,
+    /// Reject the run.
+    Rejection,
+}
+
+/// The judgement on one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// No rule fired.
+    Accepted,
+    /// Only warning rules fired. (OpenELIS itself has no WARNING status: it stores ACCEPTED plus
+    /// violation rows; see the crate docs.)
+    Warning,
+    /// At least one rejection rule fired.
+    Rejected,
+}
+
+impl Status {
+    /// `accepted`, `warning` or `rejected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Warning => "warning",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// How a value exactly on the mean (z = 0) counts for the "same side of the mean" rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ZeroSide {
+    /// As OpenELIS's `Rule10_xEvaluator`: `z > 0` is above, anything else (z = 0 included) below.
+    #[default]
+    Negative,
+    /// A value on the mean is on neither side and breaks the run.
+    Neither,
+}
+
+impl ZeroSide {
+    fn side(self, z: f64) -> Option<bool> {
+        if z > 0.0 {
+            Some(true)
+        } else if z < 0.0 || self == Self::Negative {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// Rules with their severities, plus evaluation options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSet {
+    rules: Vec<(Rule, Severity)>,
+    /// Prior results of the same control lot taken into account (OpenELIS: the newest 15);
+    /// `None` keeps everything.
+    pub history_limit: Option<usize>,
+    /// z = 0 handling for the "same side" rules.
+    pub zero_side: ZeroSide,
+    /// Round z to this many decimals (half away from zero) before judging; OpenELIS stores z as a
+    /// `BigDecimal` of scale 4, HALF_UP. `None` keeps full precision.
+    pub z_decimals: Option<u32>,
+}
+
+impl RuleSet {
+    /// OpenELIS-compatible: the eight rules with the severities hard-coded in its evaluator classes
+    /// (`4-1s` is a REJECTION there), 15 results of history, z = 0 on the negative side, z rounded to
+    /// 4 decimals.
+    pub fn openelis() -> Self {
+        Self {
+            rules: vec![
+                (Rule::OneTwoS, Severity::Warning),
+                (Rule::OneThreeS, Severity::Rejection),
+                (Rule::TwoTwoS, Severity::Rejection),
+                (Rule::RFourS, Severity::Rejection),
+                (Rule::ThreeOneS, Severity::Warning),
+                (Rule::FourOneS, Severity::Rejection),
+                (Rule::SevenT, Severity::Warning),
+                (Rule::TenX, Severity::Rejection),
+            ],
+            history_limit: Some(15),
+            zero_side: ZeroSide::Negative,
+            z_decimals: Some(4),
+        }
+    }
+
+    /// As [`RuleSet::openelis`] but with the severities of the mock's seed SQL and README, which
+    /// configure `4-1s` as a WARNING (OpenELIS ignores that column when it computes the status).
+    pub fn openelis_seed_config() -> Self {
+        let mut set = Self::openelis();
+        set.set(Rule::FourOneS, Severity::Warning);
+        set
+    }
+
+    /// [`RuleSet::openelis`] plus the across-level rules `2of3-2s` (rejection), `6x`, `8x`, `9x`
+    /// and `12x` (warnings), and no history limit, for use with [`MultiLevelEvaluator`].
+    pub fn extended() -> Self {
+        let mut set = Self::openelis();
+        set.history_limit = None;
+        set.set(Rule::TwoOfThreeTwoS, Severity::Rejection);
+        for rule in [Rule::SixX, Rule::EightX, Rule::NineX, Rule::TwelveX] {
+            set.set(rule, Severity::Warning);
+        }
+        set
+    }
+
+    /// No rules; add them with [`RuleSet::set`].
+    pub fn empty() -> Self {
+        Self {
+            rules: Vec::new(),
+            history_limit: None,
+            zero_side: ZeroSide::Negative,
+            z_decimals: None,
+        }
+    }
+
+    /// Enables `rule` with `severity` (replacing an earlier severity).
+    pub fn set(&mut self, rule: Rule, severity: Severity) -> &mut Self {
+        match self.rules.iter_mut().find(|(r, _)| *r == rule) {
+            Some(entry) => entry.1 = severity,
+            None => {
+                self.rules.push((rule, severity));
+                self.rules.sort_by_key(|(r, _)| *r);
+            }
+        }
+        self
+    }
+
+    /// Disables `rule`.
+    pub fn remove(&mut self, rule: Rule) -> &mut Self {
+        self.rules.retain(|(r, _)| *r != rule);
+        self
+    }
+
+    /// The enabled rules and severities.
+    pub fn rules(&self) -> &[(Rule, Severity)] {
+        &self.rules
+    }
+
+    /// The severity of `rule`, if enabled.
+    pub fn severity(&self, rule: Rule) -> Option<Severity> {
+        self.rules.iter().find(|(r, _)| *r == rule).map(|(_, s)| *s)
+    }
+
+    fn longest_window(&self) -> usize {
+        self.rules
+            .iter()
+            .map(|(r, _)| r.points())
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        Self::openelis()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Point {
+    value: f64,
+    z: f64,
+}
+
+/// The judgement on one value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Evaluation {
+    /// The value.
+    pub value: f64,
+    /// `(value − mean) / sd` (rounded as the rule set says).
+    pub z: f64,
+    /// Rules that fired, in [`Rule::ALL`] order.
+    #[serde(serialize_with = "serialize_rules")]
+    pub violations: Vec<Rule>,
+    /// Rejected if a rejection rule fired, else warning if a warning rule fired, else accepted.
+    pub status: Status,
+}
+
+fn serialize_rules<S: serde::Serializer>(rules: &[Rule], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(rules.iter().map(|r| r.name()))
+}
+
+impl Evaluation {
+    /// The names of the violated rules (`["1-2s", "1-3s"]`).
+    pub fn violation_names(&self) -> Vec<&'static str> {
+        self.violations.iter().map(|r| r.name()).collect()
+    }
+}
+
+fn status_of(violations: &[Rule], rules: &RuleSet) -> Status {
+    let severities = violations.iter().filter_map(|r| rules.severity(*r));
+    severities.fold(Status::Accepted, |status, severity| {
+        match (status, severity) {
+            (Status::Rejected, _) | (_, Severity::Rejection) => Status::Rejected,
+            _ => Status::Warning,
+        }
+    })
+}
+
+fn check_mean_sd(mean: f64, sd: f64, what: &str) -> Result<(), QcError> {
+    if !mean.is_finite() {
+        return Err(QcError::InvalidMean {
+            what: what.to_owned(),
+            mean,
+        });
+    }
+    if !(sd.is_finite() && sd > 0.0) {
+        return Err(QcError::InvalidSd {
+            what: what.to_owned(),
+            sd,
+        });
+    }
+    Ok(())
+}
+
+fn z_score(value: f64, mean: f64, sd: f64, decimals: Option<u32>) -> f64 {
+    let z = (value - mean) / sd;
+    match decimals {
+        Some(d) => crate::round_to(z, d),
+        None => z,
+    }
+}
+
+/// Westgard evaluation of one control lot: each pushed value is judged against the lot's history.
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    mean: f64,
+    sd: f64,
+    rules: RuleSet,
+    history: VecDeque<Point>,
+}
+
+impl Evaluator {
+    /// An evaluator for a lot with this mean and SD. The SD must be finite and positive (OpenELIS
+    /// would store z = 0 for SD 0, which hides every error; we refuse it instead).
+    pub fn new(mean: f64, sd: f64, rules: RuleSet) -> Result<Self, QcError> {
+        check_mean_sd(mean, sd, "evaluator")?;
+        Ok(Self {
+            mean,
+            sd,
+            rules,
+            history: VecDeque::new(),
+        })
+    }
+
+    /// The rule set.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Judges `value` (the newest result of the lot) and adds it to the history.
+    pub fn push(&mut self, value: f64) -> Evaluation {
+        let z = z_score(value, self.mean, self.sd, self.rules.z_decimals);
+        self.history.push_back(Point { value, z });
+        let window: Vec<Point> = self.history.iter().copied().collect();
+        let violations: Vec<Rule> = self
+            .rules
+            .rules()
+            .iter()
+            .map(|(r, _)| *r)
+            .filter(|r| r.violated(&window, self.rules.zero_side))
+            .collect();
+        let keep = self
+            .rules
+            .history_limit
+            .unwrap_or_else(|| self.rules.longest_window().saturating_sub(1));
+        while self.history.len() > keep {
+            self.history.pop_front();
+        }
+        let status = status_of(&violations, &self.rules);
+        Evaluation {
+            value,
+            z,
+            violations,
+            status,
+        }
+    }
+
+    /// Judges a whole sequence, oldest first.
+    pub fn evaluate_all(&mut self, values: &[f64]) -> Vec<Evaluation> {
+        values.iter().map(|v| self.push(*v)).collect()
+    }
+}
+
+/// Westgard evaluation of several control levels measured together in each run.
+///
+/// Within-level rules (the eight OpenELIS rules) use each level's own history; the across-level
+/// rules (`2of3-2s`, `6x`, `8x`, `9x`, `12x`) look at the z-scores of all levels pooled in run
+/// order (level order within a run), so that, say, three highs and three lows on the same side
+/// make a `6x`.
+#[derive(Debug, Clone)]
+pub struct MultiLevelEvaluator {
+    per_level: Vec<Evaluator>,
+    pooled: Evaluator,
+}
+
+impl MultiLevelEvaluator {
+    /// One `(mean, sd)` per level and a rule set; rules whose name is one of the across-level rules
+    /// are applied to the pooled sequence, the others per level.
+    pub fn new(levels: &[(f64, f64)], rules: RuleSet) -> Result<Self, QcError> {
+        let across = [
+            Rule::TwoOfThreeTwoS,
+            Rule::SixX,
+            Rule::EightX,
+            Rule::NineX,
+            Rule::TwelveX,
+        ];
+        let mut within = rules.clone();
+        let mut pooled = rules;
+        for rule in Rule::ALL {
+            if across.contains(&rule) {
+                within.remove(rule);
+            } else {
+                pooled.remove(rule);
+            }
+        }
+        pooled.history_limit = None;
+        let per_level = levels
+            .iter()
+            .enumerate()
+            .map(|(i, (mean, sd))| {
+                check_mean_sd(*mean, *sd, &format!("level {i}"))?;
+                Evaluator::new(*mean, *sd, within.clone())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The pooled evaluator sees z-scores directly: mean 0, SD 1.
+        let pooled = Evaluator::new(0.0, 1.0, pooled)?;
+        Ok(Self { per_level, pooled })
+    }
+
+    /// Judges one run (one value per level, in level order).
+    pub fn push_run(&mut self, values: &[f64]) -> Result<Vec<Evaluation>, QcError> {
+        if values.len() != self.per_level.len() {
+            return Err(QcError::LevelCount {
+                expected: self.per_level.len(),
+                got: values.len(),
+            });
+        }
+        let mut out = Vec::with_capacity(values.len());
+        for (evaluator, value) in self.per_level.iter_mut().zip(values) {
+            let mut evaluation = evaluator.push(*value);
+            let across = self.pooled.push(evaluation.z);
+            evaluation.violations.extend(across.violations);
+            evaluation.violations.sort();
+            let mut merged = evaluator.rules.clone();
+            for (rule, severity) in self.pooled.rules.rules() {
+                merged.set(*rule, *severity);
+            }
+            evaluation.status = status_of(&evaluation.violations, &merged);
+            out.push(evaluation);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,213 @@
+//! Statistics of the generator, series with injected errors, labels.
+
+use chrono::NaiveDate;
+use proptest::prelude::*;
+use qc_westgard_gen::{
+    Category, ControlId, ControlLevel, Deviation, Disturbance, Evaluator, QcGenerator, RuleSet,
+    SampleNamePattern, Scatter, SeriesSpec, Status, round_to, sd_for,
+};
+
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+#[test]
+fn ten_thousand_seeded_draws_have_the_target_mean_and_sd() {
+    let mut g = QcGenerator::seeded(20260101);
+    let draws: Vec<f64> = (0..10_000)
+        .map(|_| g.value(100.0, 5.0, Deviation::Random))
+        .collect();
+    let (mean, sd) = mean_sd(&draws);
+    println!("10,000 draws of N(100, 5): mean {mean:.4}, sd {sd:.4}");
+    // Standard error of the mean is 0.05; of the SD about 0.035. Allow 4 standard errors.
+    assert!((mean - 100.0).abs() < 0.2, "mean {mean}");
+    assert!((sd - 5.0).abs() < 0.15, "sd {sd}");
+    // About 95.4 % within 2 SD and 99.7 % within 3 SD.
+    let within2 = draws.iter().filter(|v| (*v - 100.0).abs() < 10.0).count() as f64 / 1e4;
+    let within3 = draws.iter().filter(|v| (*v - 100.0).abs() < 15.0).count() as f64 / 1e4;
+    println!("within 2 SD {within2:.4}, within 3 SD {within3:.4}");
+    assert!((within2 - 0.9545).abs() < 0.01, "{within2}");
+    assert!((within3 - 0.9973).abs() < 0.004, "{within3}");
+}
+
+#[test]
+fn same_seed_same_values_other_seed_other_values() {
+    let take = |seed| {
+        let mut g = QcGenerator::seeded(seed);
+        (0..5)
+            .map(|_| g.value(10.0, 1.0, Deviation::Random))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(take(7), take(7));
+    assert_ne!(take(7), take(8));
+}
+
+#[test]
+fn sd_by_category_and_explicit_sd() {
+    assert_eq!(sd_for(100.0, None, Some(Category::Hematology)), 5.0);
+    assert_eq!(sd_for(100.0, None, Some(Category::Chemistry)), 5.0);
+    assert_eq!(sd_for(100.0, None, Some(Category::Molecular)), 10.0);
+    assert_eq!(sd_for(100.0, None, Some(Category::Immunology)), 10.0);
+    assert_eq!(sd_for(100.0, None, Some(Category::Coagulation)), 8.0);
+    assert_eq!(sd_for(100.0, None, None), 5.0);
+    assert_eq!(sd_for(-100.0, None, None), 5.0);
+    assert_eq!(sd_for(32.0, Some(0.5), Some(Category::Molecular)), 0.5);
+    assert_eq!(sd_for(32.0, Some(0.0), None), 1.6);
+}
+
+#[test]
+fn reference_deviation_values() {
+    // The OpenELIS mock's verified examples (notes §7).
+    let g = &mut QcGenerator::seeded(0);
+    let hiv = sd_for(1250.0, None, Some(Category::Molecular));
+    assert_eq!(g.value(1250.0, hiv, Deviation::Shift(3.5)), 1687.5);
+    assert_eq!(g.value(1250.0, hiv, Deviation::Shift(-2.5)), 937.5);
+    let wbc = sd_for(6.2, None, Some(Category::Hematology));
+    assert_eq!(round_to(g.value(6.2, wbc, Deviation::Shift(3.5)), 2), 7.29);
+    assert_eq!(g.value(100.0, 5.0, Deviation::Shift(3.5)), 117.5);
+    assert_eq!(g.value(32.0, 0.5, Deviation::Shift(3.0)), 33.5);
+}
+
+fn start() -> chrono::NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 3, 1)
+        .unwrap()
+        .and_hms_opt(7, 30, 0)
+        .unwrap()
+}
+
+#[test]
+fn thirty_days_two_levels_with_a_shift_is_caught() {
+    let levels = vec![
+        ControlLevel::new("LOW", 50.0, 2.0),
+        ControlLevel::new("HIGH", 250.0, 10.0),
+    ];
+    let spec = SeriesSpec::daily(30, levels, start()).with(Disturbance::shift(20, 3.0));
+    let runs = QcGenerator::seeded(99).series(&spec).unwrap();
+    assert_eq!(runs.len(), 30);
+    assert_eq!(runs[29].timestamp, start() + chrono::Duration::days(29));
+    let low: Vec<f64> = runs.iter().map(|r| r.values[0]).collect();
+    let (before, _) = mean_sd(&low[..20]);
+    let (after, _) = mean_sd(&low[20..]);
+    assert!(
+        (after - before - 6.0).abs() < 2.5,
+        "before {before} after {after}"
+    );
+    let mut e = Evaluator::new(50.0, 2.0, RuleSet::openelis()).unwrap();
+    let statuses: Vec<Status> = low.iter().map(|v| e.push(*v).status).collect();
+    assert!(statuses[20..].contains(&Status::Rejected), "{statuses:?}");
+}
+
+#[test]
+fn exact_patterns_without_scatter() {
+    let mut spec = SeriesSpec::daily(10, vec![ControlLevel::new("N", 100.0, 10.0)], start())
+        .with(Disturbance::trend(5, 0.5))
+        .with(Disturbance::shift(8, -1.0));
+    spec.scatter = Scatter::None;
+    let values: Vec<f64> = QcGenerator::seeded(1)
+        .series(&spec)
+        .unwrap()
+        .iter()
+        .map(|r| r.values[0])
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            100.0, 100.0, 100.0, 100.0, 100.0, 105.0, 110.0, 115.0, 110.0, 115.0
+        ]
+    );
+}
+
+#[test]
+fn imprecision_multiplies_the_sd() {
+    let spec = SeriesSpec::daily(4000, vec![ControlLevel::new("N", 100.0, 5.0)], start())
+        .with(Disturbance::imprecision(2000, 3.0));
+    let values: Vec<f64> = QcGenerator::seeded(5)
+        .series(&spec)
+        .unwrap()
+        .iter()
+        .map(|r| r.values[0])
+        .collect();
+    let (_, sd_before) = mean_sd(&values[..2000]);
+    let (_, sd_after) = mean_sd(&values[2000..]);
+    assert!((sd_before - 5.0).abs() < 0.4, "{sd_before}");
+    assert!((sd_after - 15.0).abs() < 1.2, "{sd_after}");
+}
+
+#[test]
+fn outliers_appear_with_the_given_probability_on_the_chosen_level() {
+    let levels = vec![
+        ControlLevel::new("A", 0.0, 1.0),
+        ControlLevel::new("B", 0.0, 1.0),
+    ];
+    let mut spec = SeriesSpec::daily(5000, levels, start())
+        .with(Disturbance::outliers(0, 0.1, 6.0).on_level(1));
+    spec.scatter = Scatter::None;
+    let runs = QcGenerator::seeded(3).series(&spec).unwrap();
+    assert!(runs.iter().all(|r| r.values[0] == 0.0));
+    let outliers = runs.iter().filter(|r| r.values[1].abs() == 6.0).count() as f64 / 5000.0;
+    assert!((outliers - 0.1).abs() < 0.015, "{outliers}");
+    let up = runs.iter().filter(|r| r.values[1] == 6.0).count() as f64;
+    let down = runs.iter().filter(|r| r.values[1] == -6.0).count() as f64;
+    assert!((up / (up + down) - 0.5).abs() < 0.08);
+}
+
+#[test]
+fn invalid_specs_are_errors() {
+    let level = || vec![ControlLevel::new("N", 100.0, 5.0)];
+    let bad = [
+        SeriesSpec::daily(3, vec![ControlLevel::new("N", 100.0, 0.0)], start()),
+        SeriesSpec::daily(3, vec![ControlLevel::new("N", f64::INFINITY, 1.0)], start()),
+        SeriesSpec::daily(3, level(), start()).with(Disturbance::imprecision(0, 0.0)),
+        SeriesSpec::daily(3, level(), start()).with(Disturbance::outliers(0, 1.5, 3.0)),
+        SeriesSpec::daily(3, level(), start()).with(Disturbance::shift(0, f64::NAN)),
+        SeriesSpec::daily(3, level(), start()).with(Disturbance::shift(0, 1.0).on_level(1)),
+    ];
+    for spec in bad {
+        let err = QcGenerator::seeded(1).series(&spec).unwrap_err();
+        assert!(!err.to_string().is_empty());
+    }
+}
+
+#[test]
+fn labels() {
+    let c = ControlId::new("HIV-VL", "LOT-HIVVL-N", "N");
+    assert_eq!(c.astm_q3(), "HIV-VL^LOT-HIVVL-N^N");
+    assert_eq!(c.hl7_specimen_id(), "QC-LOT-HIVVL-N-N");
+    let p = SampleNamePattern::default();
+    assert_eq!(p.render(&c, "STANDARD"), "QC-LOT-HIVVL-N-N");
+    let p = SampleNamePattern::parse("{field_code}_{task}_{level}").unwrap();
+    assert_eq!(p.render(&c, "STANDARD"), "HIV-VL_STANDARD_N");
+    for bad in ["{lot", "lot}", "{}", "{LOT}", "QC-{sample}"] {
+        let err = SampleNamePattern::parse(bad).unwrap_err().to_string();
+        assert!(err.contains(bad), "{err}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_shift_of_k_sd_always_yields_z_k(
+        mean in -1e6f64..1e6,
+        sd in 1e-3f64..1e4,
+        k in -6.0f64..6.0,
+        seed in any::<u64>(),
+    ) {
+        let value = QcGenerator::seeded(seed).value(mean, sd, Deviation::Shift(k));
+        let mut raw = Evaluator::new(mean, sd, RuleSet::empty()).unwrap();
+        let z = raw.push(value).z;
+        prop_assert!((z - k).abs() <= 1e-9 * (1.0 + mean.abs() / sd), "z {z} k {k}");
+        let mut oe = Evaluator::new(mean, sd, RuleSet::openelis()).unwrap();
+        let rounded = oe.push(value).z;
+        prop_assert!((rounded - round_to(k, 4)).abs() <= 1e-4 + 1e-9 * mean.abs() / sd);
+    }
+
+    #[test]
+    fn evaluator_never_panics(values in proptest::collection::vec(any::<f64>(), 0..40)) {
+        let mut e = Evaluator::new(0.0, 1.0, RuleSet::extended()).unwrap();
+        for v in values {
+            let _ = e.push(v);
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Rule-by-rule Westgard tests on hand-made sequences (mean 100, SD 10, so z = (v − 100) / 10).
+
+use qc_westgard_gen::{Evaluator, MultiLevelEvaluator, Rule, RuleSet, Severity, Status, ZeroSide};
+
+fn run(rules: RuleSet, values: &[f64]) -> Vec<(Vec<&'static str>, Status)> {
+    let mut e = Evaluator::new(100.0, 10.0, rules).unwrap();
+    values
+        .iter()
+        .map(|v| {
+            let r = e.push(*v);
+            (r.violation_names(), r.status)
+        })
+        .collect()
+}
+
+fn last(rules: RuleSet, values: &[f64]) -> (Vec<&'static str>, Status) {
+    run(rules, values).pop().unwrap()
+}
+
+fn oe() -> RuleSet {
+    RuleSet::openelis()
+}
+
+#[test]
+fn in_control_values_are_accepted() {
+    for (violations, status) in run(oe(), &[101.0, 97.0, 104.0, 99.0, 102.0, 95.0]) {
+        assert!(violations.is_empty());
+        assert_eq!(status, Status::Accepted);
+    }
+}
+
+#[test]
+fn one_2s_warns_at_exactly_2_sd_and_not_below() {
+    assert_eq!(last(oe(), &[120.0]), (vec!["1-2s"], Status::Warning));
+    assert_eq!(last(oe(), &[80.0]), (vec!["1-2s"], Status::Warning));
+    assert_eq!(last(oe(), &[119.99]), (vec![], Status::Accepted));
+    assert_eq!(last(oe(), &[111.0, 122.0]).1, Status::Warning);
+}
+
+#[test]
+fn one_3s_rejects_at_exactly_3_sd() {
+    assert_eq!(
+        last(oe(), &[130.0]),
+        (vec!["1-2s", "1-3s"], Status::Rejected)
+    );
+    assert_eq!(
+        last(oe(), &[70.0]),
+        (vec!["1-2s", "1-3s"], Status::Rejected)
+    );
+    assert_eq!(last(oe(), &[129.9]), (vec!["1-2s"], Status::Warning));
+}
+
+#[test]
+fn two_2s_needs_two_consecutive_on_the_same_side() {
+    assert_eq!(
+        last(oe(), &[121.0, 122.0]),
+        (vec!["1-2s", "2-2s"], Status::Rejected)
+    );
+    assert_eq!(
+        last(oe(), &[79.0, 78.0]),
+        (vec!["1-2s", "2-2s"], Status::Rejected)
+    );
+    // Opposite sides: no 2-2s (but R-4s, 4.3 SD apart).
+    assert_eq!(last(oe(), &[121.0, 78.0]).0, vec!["1-2s", "R-4s"]);
+    // Not consecutive.
+    assert_eq!(last(oe(), &[121.0, 100.0, 122.0]).0, vec!["1-2s"]);
+}
+
+#[test]
+fn r_4s_on_a_4_sd_range_between_consecutive_values() {
+    assert_eq!(last(oe(), &[119.0, 79.0]).0, vec!["1-2s", "R-4s"]);
+    assert_eq!(last(oe(), &[119.0, 79.0]).1, Status::Rejected);
+    assert_eq!(last(oe(), &[115.0, 75.0]).0, vec!["1-2s", "R-4s"]);
+    assert_eq!(last(oe(), &[115.0, 76.0]).0, vec!["1-2s"]);
+}
+
+#[test]
+fn three_1s_warns_and_four_1s_rejects() {
+    assert_eq!(
+        last(oe(), &[111.0, 112.0, 113.0]),
+        (vec!["3-1s"], Status::Warning)
+    );
+    assert_eq!(
+        last(oe(), &[89.0, 88.0, 87.0]),
+        (vec!["3-1s"], Status::Warning)
+    );
+    assert_eq!(
+        last(oe(), &[111.0, 112.0, 113.0, 111.0]),
+        (vec!["3-1s", "4-1s"], Status::Rejected)
+    );
+    // Exactly 1 SD counts; a value inside breaks the run.
+    assert_eq!(last(oe(), &[110.0, 110.0, 110.0]).0, vec!["3-1s"]);
+    assert_eq!(last(oe(), &[111.0, 109.0, 113.0]).0, Vec::<&str>::new());
+    // Mixed sides do not count.
+    assert_eq!(last(oe(), &[111.0, 89.0, 113.0]).0, Vec::<&str>::new());
+}
+
+#[test]
+fn four_1s_is_a_warning_in_the_seed_configuration() {
+    let rules = RuleSet::openelis_seed_config();
+    assert_eq!(rules.severity(Rule::FourOneS), Some(Severity::Warning));
+    assert_eq!(
+        RuleSet::openelis().severity(Rule::FourOneS),
+        Some(Severity::Rejection)
+    );
+    assert_eq!(
+        last(rules, &[111.0, 112.0, 113.0, 111.0]),
+        (vec!["3-1s", "4-1s"], Status::Warning)
+    );
+}
+
+#[test]
+fn seven_t_on_raw_values_strictly_rising_or_falling() {
+    let rising = [95.0, 96.0, 97.0, 98.0, 99.0, 100.5, 101.0];
+    assert_eq!(last(oe(), &rising), (vec!["7T"], Status::Warning));
+    let falling: Vec<f64> = rising.iter().rev().copied().collect();
+    assert_eq!(last(oe(), &falling).0, vec!["7T"]);
+    // A repeated value breaks "strictly".
+    let flat = [95.0, 96.0, 97.0, 97.0, 99.0, 100.5, 101.0];
+    assert_eq!(last(oe(), &flat).0, Vec::<&str>::new());
+    // Six rising values are not enough.
+    assert_eq!(last(oe(), &rising[1..]).0, Vec::<&str>::new());
+}
+
+#[test]
+fn ten_x_on_ten_consecutive_on_one_side() {
+    let above = [100.5; 10];
+    assert_eq!(last(oe(), &above), (vec!["10x"], Status::Rejected));
+    assert_eq!(last(oe(), &above[..9]).0, Vec::<&str>::new());
+    let below = [99.5; 10];
+    assert_eq!(last(oe(), &below).0, vec!["10x"]);
+}
+
+#[test]
+fn ten_x_counts_the_mean_as_below_like_openelis_unless_asked_otherwise() {
+    let mut values = vec![99.0; 9];
+    values.insert(4, 100.0); // z = 0 in the middle
+    assert_eq!(last(oe(), &values).0, vec!["10x"]);
+    let mut strict = oe();
+    strict.zero_side = ZeroSide::Neither;
+    assert_eq!(last(strict, &values).0, Vec::<&str>::new());
+}
+
+#[test]
+fn history_is_limited_to_15_prior_results_in_openelis_mode() {
+    // 16 strictly rising values: the window (15 history + current) is enough for 7T every time
+    // from the 7th value, so the limit must not drop needed points.
+    let values: Vec<f64> = (0..20).map(|i| 90.0 + f64::from(i) * 0.5).collect();
+    let results = run(oe(), &values);
+    assert!(results[..6].iter().all(|(v, _)| !v.contains(&"7T")));
+    assert!(results[6..].iter().all(|(v, _)| v.contains(&"7T")));
+}
+
+#[test]
+fn across_level_rules_as_options_on_one_series() {
+    let mut rules = RuleSet::empty();
+    rules.set(Rule::TwoOfThreeTwoS, Severity::Rejection);
+    rules.set(Rule::SixX, Severity::Warning);
+    rules.set(Rule::EightX, Severity::Warning);
+    rules.set(Rule::NineX, Severity::Warning);
+    rules.set(Rule::TwelveX, Severity::Rejection);
+    assert_eq!(
+        last(rules.clone(), &[121.0, 100.0, 122.0]),
+        (vec!["2of3-2s"], Status::Rejected)
+    );
+    assert_eq!(
+        last(rules.clone(), &[121.0, 100.0, 78.0]).0,
+        Vec::<&str>::new()
+    );
+    assert_eq!(last(rules.clone(), &[101.0; 6]).0, vec!["6x"]);
+    assert_eq!(last(rules.clone(), &[101.0; 8]).0, vec!["6x", "8x"]);
+    assert_eq!(last(rules.clone(), &[101.0; 9]).0, vec!["6x", "8x", "9x"]);
+    assert_eq!(
+        last(rules.clone(), &[101.0; 12]),
+        (vec!["6x", "8x", "9x", "12x"], Status::Rejected)
+    );
+    assert_eq!(last(rules, &[101.0; 5]).0, Vec::<&str>::new());
+}
+
+#[test]
+fn multi_level_pools_levels_for_across_level_rules() {
+    // Two levels (100 ± 10 and 200 ± 20); each level alone never has 6 in a row above the mean,
+    // pooled they have 6 after three runs.
+    let mut e =
+        MultiLevelEvaluator::new(&[(100.0, 10.0), (200.0, 20.0)], RuleSet::extended()).unwrap();
+    let r1 = e.push_run(&[101.0, 202.0]).unwrap();
+    let r2 = e.push_run(&[101.0, 202.0]).unwrap();
+    assert!(r1.iter().chain(&r2).all(|x| x.violations.is_empty()));
+    let r3 = e.push_run(&[101.0, 202.0]).unwrap();
+    assert_eq!(r3[0].violation_names(), Vec::<&str>::new());
+    assert_eq!(r3[1].violation_names(), vec!["6x"]);
+    assert_eq!(r3[1].status, Status::Warning);
+    // 2of3-2s across levels: the low level at +2.1 SD and the high level at +2.2 SD in one run.
+    let r4 = e.push_run(&[121.0, 244.0]).unwrap();
+    assert!(r4[1].violations.contains(&Rule::TwoOfThreeTwoS));
+    assert_eq!(r4[1].status, Status::Rejected);
+    assert!(e.push_run(&[1.0]).is_err());
+}
+
+#[test]
+fn z_is_rounded_to_four_decimals_in_openelis_mode() {
+    let mut e = Evaluator::new(100.0, 3.0, RuleSet::openelis()).unwrap();
+    assert_eq!(e.push(101.0).z, 0.3333);
+    let mut raw = Evaluator::new(100.0, 3.0, RuleSet::empty()).unwrap();
+    assert!((raw.push(101.0).z - 1.0 / 3.0).abs() < 1e-15);
+}
+
+#[test]
+fn invalid_mean_or_sd_is_an_error_not_a_panic() {
+    assert!(Evaluator::new(100.0, 0.0, oe()).is_err());
+    assert!(Evaluator::new(100.0, -1.0, oe()).is_err());
+    assert!(Evaluator::new(f64::NAN, 1.0, oe()).is_err());
+    let message = Evaluator::new(100.0, 0.0, oe()).unwrap_err().to_string();
+    assert!(message.contains("standard deviation"), "{message}");
+}
+
+#[test]
+fn rule_names_parse_back() {
+    for rule in Rule::ALL {
+        assert_eq!(rule.name().parse::<Rule>().unwrap(), rule);
+        if let Some(code) = rule.openelis_code() {
+            assert_eq!(code.parse::<Rule>().unwrap(), rule);
+        }
+    }
+    assert_eq!("1_2S".parse::<Rule>().unwrap(), Rule::OneTwoS);
+    assert!("5x".parse::<Rule>().is_err());
+}
+
+#[test]
+fn issue_example_line() {
+    let mut e = Evaluator::new(100.0, 5.0, oe()).unwrap();
+    let json = serde_json::to_string(&e.push(111.0)).unwrap();
+    assert_eq!(
+        json,
+        r#"{"value":111.0,"z":2.2,"violations":["1-2s"],"status":"warning"}"#
+    );
+}

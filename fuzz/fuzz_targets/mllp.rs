@@ -1,0 +1,115 @@
+//! Fuzz the MLLP decoder and the HL7 reader: no panic on any input, bounded output,
+//! the same messages whatever the read boundaries, and encode/decode round trips.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mllp_hl7::bytes::BytesMut;
+use mllp_hl7::{
+    AckBuilder, Charset, Delimiters, Message, MllpConfig, MllpDecoder, MllpFrame, escape, unescape,
+};
+
+/// Messages and error count of decoding `stream` in reads of `chunk` bytes.
+fn decode(config: &MllpConfig, stream: &[u8], chunk: usize) -> (Vec<Vec<u8>>, usize) {
+    let mut decoder = MllpDecoder::with_config(config.clone()).expect("valid config");
+    let mut buf = BytesMut::new();
+    let (mut messages, mut errors) = (Vec::new(), 0);
+    let mut handle = |frame: MllpFrame, messages: &mut Vec<Vec<u8>>| match frame {
+        MllpFrame::Message(payload) => {
+            assert!(payload.len() <= config.max_message_size());
+            messages.push(payload.to_vec());
+        }
+        MllpFrame::Commit(commit) => messages.push(vec![commit.byte()]),
+        MllpFrame::Error(_) => errors += 1,
+        _ => {}
+    };
+    for read in stream.chunks(chunk.max(1)) {
+        buf.extend_from_slice(read);
+        while let Some(frame) = decoder.decode(&mut buf) {
+            handle(frame, &mut messages);
+        }
+        let bound = config.max_message_size() + chunk + config.framed_len(0);
+        assert!(buf.len() <= bound, "buffer {} > {bound}", buf.len());
+    }
+    while let Some(frame) = decoder.decode_eof(&mut buf) {
+        handle(frame, &mut messages);
+    }
+    assert!(buf.is_empty());
+    assert_eq!(decoder.position(), stream.len() as u64);
+    (messages, errors)
+}
+
+fn walk(message: &Message<'_>) {
+    for segment in message.segments() {
+        for field in segment.fields() {
+            for repetition in field.repetitions() {
+                for component in repetition.components() {
+                    let _ = component.subcomponent(2);
+                    let _ = component.text(Charset::Latin9);
+                }
+            }
+        }
+    }
+    let _ = (message.message_type(), message.version(), message.charset());
+    let _ = message.get("OBX(2)-5(1).1.1");
+    if let Ok(ack) = AckBuilder::new(message).text("fuzz").build() {
+        let ack = Message::parse(&ack).expect("our ACK parses");
+        assert!(ack.is_ack());
+        // MSA-2 is the received MSH-10 (a raw LF in it is escaped as \X0A\).
+        let msa = ack.segment(b"MSA").expect("our ACK has an MSA");
+        assert_eq!(msa.field_or_empty(2).decoded(), message.control_id().decoded());
+        assert_eq!(ack.segments().filter(|s| s.id() == b"MSA").count(), 1);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((&size, stream)) = rest.split_first() else {
+        return;
+    };
+    let mut config = MllpConfig::default()
+        .with_lenient(flags & 1 != 0)
+        .with_max_message_size(usize::from(size) * 4 + 1);
+    if flags & 2 != 0 {
+        config = config
+            .with_start_block(b"<SB>".to_vec())
+            .with_end_block(b"<EB>".to_vec())
+            .with_trailer(if flags & 4 != 0 {
+                b"\r".to_vec()
+            } else {
+                Vec::new()
+            });
+    }
+    let chunk = usize::from(flags >> 3) + 1;
+
+    // Same messages and error count whatever the read size.
+    let whole = decode(&config, stream, stream.len().max(1));
+    let chunked = decode(&config, stream, chunk);
+    assert_eq!(whole, chunked);
+
+    // Round trip: cut the input into payloads, frame what can be framed, decode.
+    let payloads: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+    let mut wire = Vec::new();
+    let mut sent = Vec::new();
+    for payload in payloads {
+        if config.encode(payload, &mut wire).is_ok() {
+            sent.push(payload.to_vec());
+        }
+    }
+    let (received, errors) = decode(&config, &wire, chunk);
+    assert_eq!(errors, 0);
+    assert_eq!(received, sent);
+
+    // The HL7 reader and ACK builder on the raw input and on a valid header + input.
+    if let Ok(message) = Message::parse(stream) {
+        walk(&message);
+    }
+    let mut with_header = b"MSH|^~\\&|A|B|C|D|1||ORU^R01|".to_vec();
+    with_header.extend_from_slice(stream);
+    if let Ok(message) = Message::parse(&with_header) {
+        walk(&message);
+    }
+    let d = Delimiters::STANDARD;
+    assert_eq!(&unescape(&escape(stream, &d), &d)[..], stream);
+});
