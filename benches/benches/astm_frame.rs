@@ -19,7 +19,9 @@ fn stream() -> Vec<u8> {
     for n in 0..1000u32 {
         encode_frame((n % 8) as u8, &record, FrameEnd::Intermediate, &mut buf);
     }
-    let big: Vec<u8> = (0..LIS1_A_MAX_TEXT).map(|i| b"R|1|^^^WBC|5.8\r"[i % 15]).collect();
+    let big: Vec<u8> = (0..LIS1_A_MAX_TEXT)
+        .map(|i| b"R|1|^^^WBC|5.8\r"[i % 15])
+        .collect();
     for n in 0..8u8 {
         encode_frame(n, &big, FrameEnd::End, &mut buf);
     }
@@ -63,7 +65,11 @@ fn decode_chunked(buf: &[u8], chunk: usize) -> usize {
 fn decode(c: &mut Criterion) {
     let buf = stream();
     let frames = decode_whole(&buf);
-    assert_eq!(frames, 125 + 1000 + 8, "every frame in the bench stream is valid");
+    assert_eq!(
+        frames,
+        125 + 1000 + 8,
+        "every frame in the bench stream is valid"
+    );
     assert_eq!(decode_chunked(&buf, 64), frames);
     assert_eq!(decode_chunked(&buf, 1), frames);
 
@@ -74,7 +80,9 @@ fn decode(c: &mut Criterion) {
     group.bench_function("chunked_64", |b| {
         b.iter(|| decode_chunked(black_box(&buf), 64))
     });
-    group.bench_function("chunked_1", |b| b.iter(|| decode_chunked(black_box(&buf), 1)));
+    group.bench_function("chunked_1", |b| {
+        b.iter(|| decode_chunked(black_box(&buf), 1))
+    });
     group.finish();
 }
 
@@ -82,7 +90,8 @@ fn encode(c: &mut Criterion) {
     // A 100-record result message; one record is long enough to need ETB frames.
     let mut message = b"H|\\^&|||BENCH|||||||P|LIS2-A2|20240101120000\rP|1\rO|1|S1\r".to_vec();
     for i in 0..97 {
-        message.extend_from_slice(format!("R|{i}|^^^T{i}|{i}.5|mmol/L|3.5 to 5.1|N||F\r").as_bytes());
+        message
+            .extend_from_slice(format!("R|{i}|^^^T{i}|{i}.5|mmol/L|3.5 to 5.1|N||F\r").as_bytes());
     }
     message.extend_from_slice(format!("C|1|I|{}|G\r", "x".repeat(600)).as_bytes());
     message.extend_from_slice(b"L|1|N\r");
@@ -91,7 +100,9 @@ fn encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("astm_frame_encode");
     group.throughput(Throughput::Bytes(wire.len() as u64));
     group.bench_function("message_240", |b| {
-        b.iter(|| FramedMessage::new(black_box(message.clone()), FramerConfig::default()).encode_all(1))
+        b.iter(|| {
+            FramedMessage::new(black_box(message.clone()), FramerConfig::default()).encode_all(1)
+        })
     });
     group.bench_function("copy_baseline", |b| b.iter(|| black_box(&wire).to_vec()));
     group.finish();

@@ -97,7 +97,9 @@ fn run() -> std::io::Result<()> {
                         message_text.extend_from_slice(frame.text());
                     }
                     previous = Some(key);
-                    let number = frame.number().map_or("null".to_string(), |n| n.to_string());
+                    let number = frame
+                        .number()
+                        .map_or_else(|| "null".to_string(), |n| n.to_string());
                     writeln!(
                         out,
                         r#"{{"event":"frame","fn":{number},"end":"{}","checksum_ok":{},"text":{}}}"#,

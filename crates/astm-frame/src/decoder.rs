@@ -1,6 +1,5 @@
 //! A frame decoder that owns its buffer: push bytes as they arrive, take items out.
 
-use crate::control::{EOT, ETB, ETX};
 use crate::scanner::{DecoderConfig, FrameScanner, Item};
 
 /// Compact the buffer once this many consumed bytes sit at its front.
@@ -63,7 +62,20 @@ impl FrameDecoder {
             self.buf.drain(..self.start);
             self.start = 0;
         }
+        let pending = self.buf.len() - self.start;
         self.buf.extend_from_slice(data);
+        // A frame arriving in pieces (a serial line, small TCP reads): when everything held so
+        // far was already scanned and the new bytes end nothing, read them once, here.
+        if self.scanner.pending_frame() == Some(pending)
+            && pending + data.len() <= self.scanner.config().max_frame_len.saturating_sub(5)
+        {
+            // Terminators are restricted characters, so bytes with none of those cannot end
+            // the frame; their sum is all the scanner needs from them.
+            let (sum, restricted) = crate::control::sum_and_restricted(data);
+            if !restricted {
+                self.scanner.frame_scanned_to(pending + data.len(), sum);
+            }
+        }
     }
 
     /// The next complete item, or `None` until more bytes are pushed.
@@ -75,17 +87,9 @@ impl FrameDecoder {
             start,
         } = self;
         let buf: &Vec<u8> = buf;
-        // Fast path for a frame arriving in pieces (a serial line, small TCP reads): if the new
-        // bytes hold no terminator and the frame is still within bounds, there is nothing to do.
-        if let Some(scanned) = scanner.pending_frame() {
-            let pending = &buf[*start..];
-            let limit = scanner.config().max_frame_len.saturating_sub(5);
-            if pending.len() <= limit
-                && memchr::memchr3(ETX, ETB, EOT, &pending[scanned.min(pending.len())..]).is_none()
-            {
-                scanner.frame_scanned_to(pending.len());
-                return None;
-            }
+        if scanner.pending_frame() == Some(buf.len() - *start) {
+            // Every byte held was scanned and ends no frame.
+            return None;
         }
         loop {
             let pending = &buf[*start..];

@@ -475,7 +475,7 @@ impl Core {
         self.events.push_back(Event::LinkError(error));
     }
 
-    fn to_neutral(&mut self, now: Instant) {
+    fn enter_neutral(&mut self, now: Instant) {
         self.state = LinkState::Neutral;
         self.deadline = None;
         self.maybe_establish(now);
@@ -517,7 +517,7 @@ impl Core {
         } else {
             self.enq_not_before = Some(now + self.config.timers.enq_retry);
         }
-        self.to_neutral(now);
+        self.enter_neutral(now);
     }
 
     fn transmit_frame(&mut self, now: Instant) {
@@ -540,19 +540,19 @@ impl Core {
                 self.control(Control::Eot);
                 self.enq_failed(now);
             }
-            LinkState::ContentionYield => self.to_neutral(now),
+            LinkState::ContentionYield => self.enter_neutral(now),
             LinkState::Sending => {
                 // §6.5.2.3: no reply to a frame -> abort, termination phase.
                 let frame_number = self.queue.front().map_or(0, |o| o.number);
                 self.control(Control::Eot);
                 self.abort_front(AbortReason::NoReplyToFrame { frame_number });
-                self.to_neutral(now);
+                self.enter_neutral(now);
             }
             LinkState::Receiving => {
                 // §6.5.2.4: discard the incomplete message, back to neutral.
                 self.discard_partial(DiscardReason::ReceiveTimeout);
                 self.discard_transfer(DiscardReason::ReceiveTimeout);
-                self.to_neutral(now);
+                self.enter_neutral(now);
             }
         }
     }
@@ -626,7 +626,7 @@ impl Core {
 
     fn on_frame_reply(&mut self, item: Item<'_>, now: Instant) {
         let Some(out) = self.queue.front() else {
-            self.to_neutral(now);
+            self.enter_neutral(now);
             return;
         };
         let last = out.index + 1 >= out.framed.len();
@@ -645,7 +645,7 @@ impl Core {
                 } else {
                     self.abort_front(AbortReason::ReceiverInterrupt);
                 }
-                self.to_neutral(now);
+                self.enter_neutral(now);
             }
             _ if transmissions >= self.config.max_transmissions => {
                 // §6.5.1.2: the sixth failure ends the transfer.
@@ -654,7 +654,7 @@ impl Core {
                     frame_number,
                     transmissions,
                 });
-                self.to_neutral(now);
+                self.enter_neutral(now);
             }
             _ => {
                 // §6.5.1.2: NAK or any other character: send the same frame again.
@@ -683,7 +683,7 @@ impl Core {
             // §6.4: termination.
             self.control(Control::Eot);
             self.message_sent();
-            self.to_neutral(now);
+            self.enter_neutral(now);
         }
     }
 
@@ -749,7 +749,7 @@ impl Core {
                 self.discarding = false;
                 // The receiver that interrupted us has had its turn (§6.3.5.3).
                 self.enq_not_before = None;
-                self.to_neutral(now);
+                self.enter_neutral(now);
             }
             Item::Control(Control::Enq) => {
                 self.discard_partial(DiscardReason::RestartedMidMessage);

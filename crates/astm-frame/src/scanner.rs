@@ -140,6 +140,10 @@ pub struct FrameScanner {
     resume: usize,
     /// The pending bytes are a frame (not a bare record).
     in_frame: bool,
+    /// Byte sum of the pending frame's bytes 1..resume (FN and text so far).
+    partial_sum: u8,
+    /// Whether those bytes hold a restricted character.
+    partial_restricted: bool,
     trailer: PendingTrailer,
 }
 
@@ -151,11 +155,14 @@ impl FrameScanner {
             config,
             resume: 0,
             in_frame: false,
+            partial_sum: 0,
+            partial_restricted: false,
             trailer: PendingTrailer::None,
         }
     }
 
     /// The configuration.
+    #[inline]
     #[must_use]
     pub const fn config(&self) -> &DecoderConfig {
         &self.config
@@ -165,6 +172,8 @@ impl FrameScanner {
     pub fn reset(&mut self) {
         self.resume = 0;
         self.in_frame = false;
+        self.partial_sum = 0;
+        self.partial_restricted = false;
         self.trailer = PendingTrailer::None;
     }
 
@@ -184,10 +193,12 @@ impl FrameScanner {
         (self.resume > 0 && self.in_frame).then_some(self.resume)
     }
 
-    /// Records that bytes up to `len` of a pending frame hold no ETX, ETB or EOT.
+    /// Records that the pending frame grew to `len` bytes, the new ones summing to `sum` and
+    /// holding no restricted character (so no terminator either).
     #[inline]
-    pub(crate) fn frame_scanned_to(&mut self, len: usize) {
+    pub(crate) fn frame_scanned_to(&mut self, len: usize, sum: u8) {
         self.resume = len;
+        self.partial_sum = self.partial_sum.wrapping_add(sum);
     }
 
     /// Looks for the next item at the front of `buf`. See the type's documentation for the
@@ -218,6 +229,8 @@ impl FrameScanner {
         };
         if item.is_some() {
             self.resume = 0;
+            self.partial_sum = 0;
+            self.partial_restricted = false;
         }
         self.in_frame = item.is_none() && first == STX;
         Scanned {
@@ -262,6 +275,10 @@ impl FrameScanner {
         // the frame must not wait for an ETX that will never come.
         let Some(found) = memchr3(ETX, ETB, EOT, &frame[from..window_end]) else {
             if window_end <= last_terminator {
+                // Sum as we go, so bytes that trickle in are read once.
+                let (sum, restricted) = crate::control::sum_and_restricted(&frame[from..]);
+                self.partial_sum = self.partial_sum.wrapping_add(sum);
+                self.partial_restricted |= restricted;
                 self.resume = frame.len();
                 return (0, None);
             }
@@ -272,7 +289,13 @@ impl FrameScanner {
         let terminator = from + found;
         // FN plus text: the only place a restricted byte can hide.
         let body = &frame[1..terminator];
-        let (body_sum, any_restricted) = crate::control::sum_and_restricted(body);
+        let (sum, restricted) = crate::control::sum_and_restricted(&frame[from..terminator]);
+        let body_sum = self.partial_sum.wrapping_add(sum);
+        let any_restricted = self.partial_restricted | restricted;
+        // If the checksum or trailer is still to come, the next call resumes at the terminator
+        // with the body already summed.
+        self.partial_sum = body_sum;
+        self.partial_restricted = any_restricted;
         if any_restricted && let Some(p) = memchr3(STX, ENQ, EOT, body) {
             let at = 1 + p;
             return (at, Some(broken(&frame[..at], body[p])));

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{AckError, AckReadError};
-use crate::hl7::{AckCondition, Charset, Message, Value, Version, escape};
+use crate::hl7::{AckCondition, Charset, Delimiters, Message, Value, Version, escape, unescape};
 
 /// MSA-1 acknowledgement code (HL7 table 0008).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -322,17 +322,21 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         out.extend_from_slice(msh.field_or_empty(2).raw());
         for n in [5, 6, 3, 4] {
             out.push(fs);
-            copy_raw(&mut out, message.msh_field(n).raw(), delimiters.escape());
+            copy_raw(&mut out, message.msh_field(n).raw(), &delimiters);
         }
         out.push(fs);
         match &self.timestamp {
-            Some(ts) => out.extend_from_slice(&escape(ts.as_bytes(), &delimiters)),
-            None => out.extend_from_slice(
-                chrono::Local::now()
-                    .format("%Y%m%d%H%M%S%z")
-                    .to_string()
-                    .as_bytes(),
-            ),
+            Some(ts) => out.extend_from_slice(&escape_text(ts.as_bytes(), &delimiters)),
+            None => {
+                // A message may declare `+` or `-` as a delimiter: leave the offset out then.
+                let now = chrono::Local::now();
+                let with_offset = now.format("%Y%m%d%H%M%S%z").to_string();
+                if with_offset.bytes().any(|b| is_delimiter(b, &delimiters)) {
+                    out.extend_from_slice(now.format("%Y%m%d%H%M%S").to_string().as_bytes());
+                } else {
+                    out.extend_from_slice(with_offset.as_bytes());
+                }
+            }
         }
         out.push(fs); // MSH-8 security
         out.push(fs);
@@ -349,17 +353,17 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         }
         out.push(fs);
         match &self.control_id {
-            Some(id) => out.extend_from_slice(&escape(id.as_bytes(), &delimiters)),
+            Some(id) => out.extend_from_slice(&escape_text(id.as_bytes(), &delimiters)),
             None => out.extend_from_slice(new_control_id().as_bytes()),
         }
         out.push(fs);
-        copy_raw(&mut out, message.processing_id().raw(), delimiters.escape());
+        copy_raw(&mut out, message.processing_id().raw(), &delimiters);
         out.push(fs);
-        copy_raw(&mut out, message.version_id().raw(), delimiters.escape());
+        copy_raw(&mut out, message.version_id().raw(), &delimiters);
         let charset_id = message.charset_id();
         if !charset_id.is_empty() {
             out.extend(std::iter::repeat_n(fs, 6));
-            copy_raw(&mut out, charset_id.raw(), delimiters.escape());
+            copy_raw(&mut out, charset_id.raw(), &delimiters);
         }
         out.push(b'\r');
 
@@ -367,10 +371,10 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         out.push(fs);
         out.extend_from_slice(self.code.as_str().as_bytes());
         out.push(fs);
-        copy_raw(&mut out, message.control_id().raw(), delimiters.escape());
+        copy_raw(&mut out, message.control_id().raw(), &delimiters);
         if let Some(text) = &self.text {
             out.push(fs);
-            out.extend_from_slice(&escape(&charset.encode(text), &delimiters));
+            out.extend_from_slice(&escape_text(&charset.encode(text), &delimiters));
         }
         out.push(b'\r');
 
@@ -386,7 +390,7 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         let fs = delimiters.field();
         let cs = delimiters.component();
         let text = charset.encode(&error.text);
-        let text = escape(&text, &delimiters);
+        let text = escape_text(&text, &delimiters);
         let code = error.code.to_string();
         out.extend_from_slice(b"ERR");
         out.push(fs);
@@ -394,7 +398,7 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
             // ERR-1 (the old composite) stays empty; ERR-2 location, ERR-3 code, ERR-4 severity.
             out.push(fs);
             if let Some((segment, sequence, field)) = &error.location {
-                out.extend_from_slice(&escape(segment.as_bytes(), &delimiters));
+                out.extend_from_slice(&escape_text(segment.as_bytes(), &delimiters));
                 out.push(cs);
                 out.extend_from_slice(sequence.to_string().as_bytes());
                 out.push(cs);
@@ -411,7 +415,7 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         } else {
             // ERR-1: segment ^ sequence ^ field ^ code&text&HL70357.
             if let Some((segment, sequence, field)) = &error.location {
-                out.extend_from_slice(&escape(segment.as_bytes(), &delimiters));
+                out.extend_from_slice(&escape_text(segment.as_bytes(), &delimiters));
                 out.push(cs);
                 out.extend_from_slice(sequence.to_string().as_bytes());
                 out.push(cs);
@@ -433,20 +437,42 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
     }
 }
 
-/// Copies a received field as is (same delimiters, so escapes stay valid), except a raw
-/// LF, which a sender may leave inside a field but which could end a segment in the ACK:
-/// it becomes `\X0A\` (a space when no escape character is declared).
-fn copy_raw(out: &mut Vec<u8>, raw: &[u8], escape_char: Option<u8>) {
-    let mut rest = raw;
-    while let Some(at) = memchr::memchr(b'\n', rest) {
-        out.extend_from_slice(&rest[..at]);
-        match escape_char {
-            Some(e) => out.extend_from_slice(&[e, b'X', b'0', b'A', e]),
-            None => out.push(b' '),
-        }
-        rest = &rest[at + 1..];
+fn is_delimiter(byte: u8, d: &Delimiters) -> bool {
+    byte == d.field()
+        || byte == d.component()
+        || [d.repetition(), d.escape(), d.subcomponent(), d.truncation()].contains(&Some(byte))
+}
+
+/// Escapes text of ours for a field; a message without an escape character cannot carry
+/// delimiters, CR or LF in data, so those become spaces.
+fn escape_text<'t>(text: &'t [u8], d: &Delimiters) -> std::borrow::Cow<'t, [u8]> {
+    if d.escape().is_some() {
+        return escape(text, d);
     }
-    out.extend_from_slice(rest);
+    text.iter()
+        .map(|&b| {
+            if is_delimiter(b, d) || b == b'\r' || b == b'\n' {
+                b' '
+            } else {
+                b
+            }
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Copies a received field as is (same delimiters, so escapes stay valid), except when it
+/// holds a raw LF, which a sender may leave inside a field but which could end a segment in
+/// the ACK: then the value is unescaped and escaped again, so the LF becomes `\X0A\` and the
+/// decoded value is unchanged (a space replaces it when no escape character is declared).
+fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
+    if memchr::memchr(b'\n', raw).is_none() {
+        out.extend_from_slice(raw);
+    } else if delimiters.escape().is_some() {
+        out.extend_from_slice(&escape(&unescape(raw, delimiters), delimiters));
+    } else {
+        out.extend(raw.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+    }
 }
 
 /// A new message control ID, unique within the process and very likely across
