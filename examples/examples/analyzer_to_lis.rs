@@ -1,0 +1,57 @@
+//! An analyzer sends a result message to a LIS over loopback TCP: `astm-frame` carries it (ENQ,
+//! frames, ACKs, EOT) and `astm-records` reads it on the LIS side.
+//!
+//! ```text
+//! cargo run -p examples --example analyzer_to_lis
+//! ```
+
+use astm_frame::driver::LinkDriver;
+use astm_frame::{Assembly, LinkConfig, Role};
+use astm_records::Message;
+use tokio::net::{TcpListener, TcpStream};
+
+const RESULT: &[u8] = b"H|\\^&|||XN-550^00-22^11001|||||||P|LIS2-A2|20240101120000\r\
+P|1||PID-0042||Doe^Jane||19800101|F\r\
+O|1|DEV01240100000000001||^^^WBC\\^^^HGB|R||||||N||||||||||||||F\r\
+R|1|^^^WBC|5.8|10*3/uL|4.0-10.0|N||F||||20240101120500\r\
+R|2|^^^HGB|13.1|g/dL|12.0-16.0|N||F||||20240101120500\r\
+L|1|N\r";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // LIS1-A §8.2.1.1: the computer system listens, the instrument connects.
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    println!("LIS listening on {address}");
+
+    let lis = tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await?;
+        let mut config = LinkConfig::new(Role::Computer);
+        config.assembly = Assembly::PerTransfer; // hand over H ... L at EOT
+        let mut link = LinkDriver::new(stream, config);
+        while let Some(text) = link.recv().await? {
+            let message = Message::parse(&text)?;
+            println!(
+                "LIS received {} records from {peer}",
+                message.records().len()
+            );
+            for result in message.results() {
+                println!(
+                    "  {} = {} {}",
+                    result.test_code().as_deref().unwrap_or("?"),
+                    result.numeric_value().map_or(f64::NAN, |v| v.value),
+                    result.units_text()
+                );
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    });
+
+    let stream = TcpStream::connect(address).await?;
+    let mut analyzer = LinkDriver::new(stream, LinkConfig::new(Role::Instrument));
+    analyzer.send(RESULT.to_vec()).await?;
+    println!("analyzer: every frame acknowledged");
+    drop(analyzer);
+    lis.await?.map_err(|e| e.to_string())?;
+    Ok(())
+}
