@@ -218,7 +218,7 @@ impl<'a> Frame<'a> {
 /// Appends one standard frame to `out`: `<STX> FN text <ETB|ETX> C1 C2 <CR><LF>`.
 ///
 /// `number` is taken modulo 8. The text is written as given: callers keep restricted characters
-/// out of it ([`crate::MessageFramer`] does not check either; the receiver would NAK them).
+/// out of it ([`crate::FramedMessage`] does not check either; the receiver would NAK them).
 pub fn encode_frame(number: u8, text: &[u8], end: FrameEnd, out: &mut Vec<u8>) {
     let fn_byte = b'0' + (number % 8);
     let sum = checksum::checksum(Some(fn_byte), text, end.byte());
