@@ -1,0 +1,3 @@
+//! `filegen` (being written).
+
+fn main() {}

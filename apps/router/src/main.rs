@@ -1,0 +1,3 @@
+//! `router` (being written).
+
+fn main() {}

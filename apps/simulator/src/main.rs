@@ -1,0 +1,3 @@
+//! `simulator` (being written).
+
+fn main() {}
