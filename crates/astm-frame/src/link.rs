@@ -490,7 +490,9 @@ impl Core {
             return;
         }
         self.enq_not_before = None;
-        let out = self.queue.front_mut().expect("queue is not empty");
+        let Some(out) = self.queue.front_mut() else {
+            return;
+        };
         out.enq_attempts += 1;
         self.control(Control::Enq);
         self.state = LinkState::Establishing;
