@@ -1,3 +1,243 @@
-//! `filegen` (being written).
+//! `filegen`: writes instrument result files from the FILE templates so LIS import pipelines can
+//! be tested at volume. The layouts, values, QC and accessions come from `lis-templates`; this is
+//! the command line around `lis_templates::files`.
 
-fn main() {}
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use lis_templates::files::{self, FileLayout, FileOptions};
+use lis_templates::{
+    AccessionMinter, FileKind, GenerateOptions, Profiles, ProtocolKind, Template, TemplateSet,
+};
+
+/// Reference fixtures compiled in, under the paths the templates' `fixture.file` names.
+const FIXTURES: [(&str, &[u8]); 6] = [
+    (
+        "fixtures/quantstudio5/results.xls",
+        include_bytes!("../fixtures/quantstudio5/results.xls"),
+    ),
+    (
+        "fixtures/quantstudio7/results.xlsx",
+        include_bytes!("../fixtures/quantstudio7/results.xlsx"),
+    ),
+    (
+        "fixtures/fluorocycler-xt/results.xlsx",
+        include_bytes!("../fixtures/fluorocycler-xt/results.xlsx"),
+    ),
+    (
+        "fixtures/tecan-f50/results.csv",
+        include_bytes!("../fixtures/tecan-f50/results.csv"),
+    ),
+    (
+        "fixtures/multiskan-fc/results.csv",
+        include_bytes!("../fixtures/multiskan-fc/results.csv"),
+    ),
+    (
+        "fixtures/wondfo-finecare/results.csv",
+        include_bytes!("../fixtures/wondfo-finecare/results.csv"),
+    ),
+];
+
+/// Progress bars appear from this many files on, and only on a terminal.
+const PROGRESS_FROM: u32 = 10;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
+    Tsv,
+    Xlsx,
+}
+
+/// Instrument result files from the FILE templates.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// FILE template name (e.g. quantstudio5, wondfo_finecare).
+    #[arg(long)]
+    template: String,
+    /// Folder to write into (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of files.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    count: u32,
+    /// Patient samples per file (controls come on top); default 8.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    samples: Option<u32>,
+    /// Container instead of what the instrument exports.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// RNG seed (file i uses seed + i): reproducible values.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// QC files: one row per qc_controls entry, names from qc_sample_id_pattern.
+    #[arg(long)]
+    qc: bool,
+    /// Shift every QC value by exactly this many SD (target + k × SD).
+    #[arg(long, requires = "qc", allow_hyphen_values = true)]
+    qc_deviation: Option<f64>,
+    /// Rewrite the template's real fixture with fresh accessions instead of generating.
+    #[arg(long, conflicts_with_all = ["qc", "format", "samples"])]
+    replay_fixture: bool,
+    /// Load templates from this folder instead of the compiled-in set (fixtures are looked up
+    /// in its parent folder first).
+    #[arg(long)]
+    templates_dir: Option<PathBuf>,
+}
+
+fn load_templates(dir: Option<&Path>) -> Result<TemplateSet> {
+    let Some(dir) = dir else {
+        return TemplateSet::embedded().context("compiled-in templates");
+    };
+    let profiles = dir
+        .parent()
+        .map(|p| p.join("analyzer-profiles"))
+        .filter(|p| p.is_dir())
+        .map_or(Profiles::None, Profiles::Dir);
+    TemplateSet::load_dir(dir, &profiles)
+        .with_context(|| format!("--templates-dir {}", dir.display()))
+}
+
+fn find_template<'a>(set: &'a TemplateSet, name: &str) -> Result<&'a Template> {
+    match set.get(name) {
+        Ok(t) if t.protocol.kind == ProtocolKind::File => Ok(t),
+        Ok(t) => bail!(
+            "template {name:?} is {}, not a FILE template; FILE templates: {}",
+            t.protocol.kind.as_str(),
+            file_templates(set)
+        ),
+        Err(_) => bail!(
+            "unknown template {name:?}; FILE templates: {}",
+            file_templates(set)
+        ),
+    }
+}
+
+fn file_templates(set: &TemplateSet) -> String {
+    set.iter()
+        .filter(|t| t.protocol.kind == ProtocolKind::File)
+        .map(|t| t.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fixture_bytes(template: &Template, templates_dir: Option<&Path>) -> Result<(String, Vec<u8>)> {
+    let Some(file) = template
+        .extra
+        .get("fixture")
+        .and_then(|f| f.get("file"))
+        .and_then(|f| f.as_str())
+    else {
+        bail!("template {:?} has no fixture to replay", template.name);
+    };
+    if let Some(root) = templates_dir.and_then(Path::parent) {
+        let path = root.join(file);
+        if path.is_file() {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            return Ok((file.to_owned(), bytes));
+        }
+    }
+    match FIXTURES.iter().find(|(name, _)| *name == file) {
+        Some((_, bytes)) => Ok((file.to_owned(), bytes.to_vec())),
+        None => bail!(
+            "fixture {file:?} of template {:?} not found (looked next to --templates-dir and in the compiled-in fixtures)",
+            template.name
+        ),
+    }
+}
+
+fn progress(count: u32) -> ProgressBar {
+    if count < PROGRESS_FROM || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(u64::from(count));
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn run(args: &Args) -> Result<String> {
+    if let Some(k) = args.qc_deviation
+        && !k.is_finite()
+    {
+        bail!("invalid value {k} for --qc-deviation: must be a finite number of SD");
+    }
+    let set = load_templates(args.templates_dir.as_deref())?;
+    let template = find_template(&set, &args.template)?;
+    let minter = AccessionMinter::new();
+    let started = Instant::now();
+    let bar = progress(args.count);
+    let mut bytes = 0usize;
+    let mut samples = 0usize;
+    let mut controls = 0usize;
+    if args.replay_fixture {
+        let (name, fixture) = fixture_bytes(template, args.templates_dir.as_deref())?;
+        for i in 0..args.count {
+            let replayed = files::replay_fixture(template, &name, &fixture, &minter, i + 1, None)
+                .with_context(|| format!("replaying {name}"))?;
+            files::write_output(&replayed.file, &args.out)?;
+            bytes += replayed.file.bytes.len();
+            samples += replayed.replaced.len();
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        return Ok(format!(
+            "filegen: replayed {name} {} time(s) for {} into {}: {samples} fresh accessions, {bytes} bytes, {:.2}s",
+            args.count,
+            template.name,
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    for i in 0..args.count {
+        let options = FileOptions {
+            generate: GenerateOptions {
+                seed: args.seed.map(|s| s.wrapping_add(u64::from(i))),
+                qc_deviation: args.qc_deviation,
+                ..GenerateOptions::default()
+            },
+            samples: args.samples.map(|n| n as usize),
+            format: args.format.map(|f| match f {
+                Format::Csv => FileKind::Csv,
+                Format::Tsv => FileKind::Tsv,
+                Format::Xlsx => FileKind::Xlsx,
+            }),
+            qc: args.qc,
+            sequence: i + 1,
+        };
+        let (_, file) = files::write_file(template, &minter, &options, &args.out)?;
+        bytes += file.file.bytes.len();
+        samples += file.accessions.len();
+        controls += file.controls.len();
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(format!(
+        "filegen: wrote {} {} file(s) for {} ({}) into {}: {samples} samples, {controls} control rows, {bytes} bytes, {:.2}s",
+        args.count,
+        if args.qc { "QC" } else { "result" },
+        template.name,
+        FileLayout::of(template).name(),
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+fn main() {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(summary) => println!("{summary}"),
+        Err(e) => {
+            eprintln!("filegen: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -137,3 +137,22 @@ pub enum GenerateError {
         reason: String,
     },
 }
+
+/// A result file could not be generated or written to its folder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// Generation failed.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    /// The file system refused.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// What was attempted (`create folder`, `write`, `rename into`).
+        action: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}

@@ -8,7 +8,8 @@
 //!
 //! - ASTM E1394 / LIS2-A2 messages (built with [`astm_records`]),
 //! - HL7 v2 ORU^R01 messages (values escaped with [`mllp_hl7`]),
-//! - result files (CSV/TSV with the template's delimiter, XLSX, DT-Prime XML),
+//! - result files (CSV/TSV with the template's delimiter, XLSX, DT-Prime XML), and in [`files`]
+//!   whole runs in each instrument's own layout, published atomically into a folder,
 //! - and the QC variant of each, with values from [`qc_westgard_gen`].
 //!
 //! The default [`Layout::Standard`] follows LIS2-A2 field positions; [`Layout::OpenElis`]
@@ -42,10 +43,11 @@ mod pattern;
 mod schema;
 
 pub use accession::{AccessionMinter, DEFAULT_PREFIX, Lane, MAX_SEQUENCE};
-pub use error::{AccessionError, GenerateError, TemplateError};
+pub use error::{AccessionError, FileError, GenerateError, TemplateError};
+pub use generate::files;
 pub use generate::{
-    AstmMessage, FileOutput, GenerateOptions, Generator, Hl7Message, Layout, Output, ValueMode,
-    generate,
+    AstmMessage, FileOutput, GenerateOptions, Generator, Hl7Message, Layout, NOT_PERFORMED,
+    OrderedSample, Output, ValueMode, generate,
 };
 pub use loader::{Profiles, TemplateSet, load_file, load_str, template_files};
 pub use model::{

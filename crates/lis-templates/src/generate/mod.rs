@@ -2,7 +2,9 @@
 
 mod astm;
 mod file;
+pub mod files;
 mod hl7;
+mod order;
 mod values;
 
 use chrono::NaiveDateTime;
@@ -15,6 +17,7 @@ use crate::{AccessionError, GenerateError};
 pub use astm::AstmMessage;
 pub use file::FileOutput;
 pub use hl7::Hl7Message;
+pub use order::{NOT_PERFORMED, OrderedSample};
 
 /// Field positions and number spelling of the generated messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,0 +1,310 @@
+//! The real `filegen` binary writing into temporary folders.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use calamine::{Data, Reader, open_workbook_auto_from_rs};
+
+fn filegen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_filegen"))
+        .args(args)
+        .output()
+        .expect("run filegen")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn sheet_rows(bytes: &[u8]) -> Vec<Vec<Data>> {
+    let mut book = open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).unwrap();
+    let sheet = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&sheet).unwrap();
+    range.rows().map(<[Data]>::to_vec).collect()
+}
+
+#[test]
+fn writes_count_files_of_samples_rows_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("imports");
+    let o = filegen(&[
+        "--template",
+        "quantstudio5",
+        "--out",
+        out.to_str().unwrap(),
+        "--count",
+        "12",
+        "--samples",
+        "7",
+        "--seed",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = stdout(&o);
+    assert!(
+        summary.starts_with(
+            "filegen: wrote 12 result file(s) for quantstudio5 (quantstudio_results) into "
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(": 84 samples, 24 control rows, "),
+        "{summary}"
+    );
+    // stderr is not a terminal here: no progress bar output at all.
+    assert_eq!(stderr(&o), "");
+    let names = names(&out);
+    assert_eq!(names.len(), 12, "{names:?}");
+    let mut accessions = std::collections::BTreeSet::new();
+    for name in &names {
+        assert!(
+            name.starts_with("QS5_") && name.ends_with(".xlsx"),
+            "{name}: no temporary files left"
+        );
+        let rows = sheet_rows(&std::fs::read(out.join(name)).unwrap());
+        // Header + (7 samples + CPOS + CNEG) × two targets: every file is complete.
+        assert_eq!(rows.len(), 1 + 9 * 2, "{name}");
+        assert_eq!(rows[0][4], Data::String("Task".into()));
+        for row in &rows[1..15] {
+            if let Data::String(id) = &row[2] {
+                accessions.insert(id.clone());
+            }
+        }
+    }
+    assert_eq!(
+        accessions.len(),
+        12 * 7,
+        "accessions are unique across the batch"
+    );
+}
+
+#[test]
+fn formats_and_delimiters() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_str().unwrap();
+    let o = filegen(&[
+        "--template",
+        "wondfo_finecare",
+        "--out",
+        p,
+        "--samples",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = &names(dir.path())[0];
+    assert!(name.starts_with("wondfo") && name.ends_with(".csv"));
+    let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("Finecare FIA Meter III Plus;")
+    );
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(text.split_once('\n').unwrap().1.as_bytes());
+    assert_eq!(reader.headers().unwrap().len(), 40);
+    assert_eq!(reader.records().count(), 6);
+
+    let tsv = dir.path().join("tsv");
+    let o = filegen(&[
+        "--template",
+        "quantstudio7",
+        "--out",
+        tsv.to_str().unwrap(),
+        "--format",
+        "tsv",
+        "--samples",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = &names(&tsv)[0];
+    assert!(name.ends_with(".tsv"), "{name}");
+    let text = std::fs::read_to_string(tsv.join(name)).unwrap();
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .from_reader(text.as_bytes());
+    assert_eq!(reader.headers().unwrap().iter().nth(4), Some("Task"));
+    assert_eq!(reader.records().count(), (2 + 2) * 2);
+
+    let xml = dir.path().join("xml");
+    let o = filegen(&[
+        "--template",
+        "dtprime",
+        "--out",
+        xml.to_str().unwrap(),
+        "--samples",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(xml.join(&names(&xml)[0])).unwrap();
+    let (text, _, errors) = encoding_rs::WINDOWS_1251.decode(&bytes);
+    assert!(!errors);
+    assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"windows-1251\"?>\r\n<package"));
+    assert_eq!(text.matches("<cell ").count(), 4);
+}
+
+#[test]
+fn qc_files_follow_the_pattern_and_the_deviation() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = filegen(&[
+        "--template",
+        "quantstudio5",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--qc",
+        "--qc-deviation",
+        "-2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("wrote 1 QC file(s)"));
+    let name = &names(dir.path())[0];
+    assert!(name.starts_with("QC-QS5_"), "{name}");
+    let rows = sheet_rows(&std::fs::read(dir.path().join(name)).unwrap());
+    assert_eq!(rows[1][2], Data::String("LPC-LOT-LPC-26B-001".into()));
+    assert_eq!(rows[1][4], Data::String("STANDARD".into()));
+    assert_eq!(rows[1][7], Data::Float(31.0)); // 32 - 2 × 0.5
+    assert_eq!(rows[2][7], Data::Float(24.2)); // 25 - 2 × 0.4
+}
+
+#[test]
+fn replay_fixture_rewrites_accessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = filegen(&[
+        "--template",
+        "tecan_f50",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--replay-fixture",
+        "--count",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("6 fresh accessions"), "{}", stdout(&o));
+    let names = names(dir.path());
+    assert_eq!(names.len(), 2);
+    let a = std::fs::read_to_string(dir.path().join(&names[0])).unwrap();
+    let b = std::fs::read_to_string(dir.path().join(&names[1])).unwrap();
+    assert!(a.starts_with("WellPosition,SampleID,Interpretation,TestCode\n"));
+    assert!(a.contains("A4,NEG,Negative,HIV ELISA") && a.contains("A5,POS,Positive,HIV ELISA"));
+    assert!(!a.contains("DEV01265100000000101"), "{a}");
+    assert_ne!(a, b);
+}
+
+#[test]
+fn templates_dir_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    let json = r#"{"analyzer":{"name":"Plate X","model":"PX","manufacturer":"Acme"},
+        "protocol":{"type":"FILE"},"file_config":{"format":"CSV","delimiter":"|"},
+        "fields":[{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}]}"#;
+    std::fs::write(templates.join("acme_px.json"), json).unwrap();
+    let out = dir.path().join("out");
+    let o = filegen(&[
+        "--template",
+        "acme_px",
+        "--out",
+        out.to_str().unwrap(),
+        "--templates-dir",
+        templates.to_str().unwrap(),
+        "--samples",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(out.join(&names(&out)[0])).unwrap();
+    assert!(text.starts_with("Sample Name|Target|Result\n"), "{text}");
+    assert_eq!(text.lines().count(), 3);
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["--template", "nope", "--out", p],
+            "unknown template \"nope\"; FILE templates: dtprime, ",
+        ),
+        (
+            &["--template", "mindray_bs200", "--out", p],
+            "template \"mindray_bs200\" is HL7, not a FILE template",
+        ),
+        (
+            &["--template", "tecan_f50", "--out", p, "--count", "abc"],
+            "invalid value 'abc' for '--count <COUNT>'",
+        ),
+        (
+            &["--template", "tecan_f50", "--out", p, "--count", "0"],
+            "invalid value '0' for '--count <COUNT>'",
+        ),
+        (
+            &["--template", "tecan_f50", "--out", p, "--samples", "1.5"],
+            "invalid value '1.5' for '--samples <SAMPLES>'",
+        ),
+        (
+            &["--template", "quantstudio5", "--out", p, "--samples", "95"],
+            "has 96 wells; 97 samples and controls do not fit",
+        ),
+        (
+            &[
+                "--template",
+                "quantstudio5",
+                "--out",
+                p,
+                "--qc",
+                "--qc-deviation",
+                "NaN",
+            ],
+            "--qc-deviation: must be a finite number",
+        ),
+        (
+            &["--template", "tecan_f50", "--out", p, "--qc"],
+            "template tecan_f50: has no qc_controls",
+        ),
+        (
+            &[
+                "--template",
+                "tecan_f50_grid",
+                "--out",
+                p,
+                "--replay-fixture",
+            ],
+            "has no fixture to replay",
+        ),
+    ];
+    for (args, message) in cases {
+        let o = filegen(args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(message), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "", "{args:?}");
+    }
+    // An unwritable folder: its parent is a regular file.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let target = blocker.join("out");
+    let o = filegen(&["--template", "tecan_f50", "--out", target.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("filegen: error: cannot create folder "),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing was written anywhere for the failed runs.
+    assert_eq!(names(dir.path()), ["file"]);
+}

@@ -1,0 +1,200 @@
+//! Replaying a real instrument export with fresh accessions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+
+use calamine::{Data, Reader};
+use chrono::NaiveDateTime;
+
+use super::file_name;
+use super::layouts::looks_like_accession;
+use super::table::{Cell, Sheet, xlsx};
+use crate::GenerateError;
+use crate::accession::{AccessionMinter, Lane};
+use crate::generate::FileOutput;
+use crate::model::{FileKind, Template};
+
+/// A replayed fixture: the new file and which accession replaced which.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ReplayedFile {
+    /// The rewritten file (CSV/TSV/TXT as text, byte for byte apart from the accessions;
+    /// XLSX/XLS as an XLSX workbook with the same sheets and cells).
+    pub file: FileOutput,
+    /// `(old, new)` pairs in order of first appearance. Every occurrence of an old accession gets
+    /// the same new one, so multi-row samples stay together; control rows are untouched.
+    pub replaced: Vec<(String, String)>,
+}
+
+/// Mints one fresh accession per distinct old one, on the old one's lane, never one the fixture
+/// already holds (a new counter would otherwise hand the fixture's own numbers back).
+struct Renamer<'a> {
+    minter: &'a AccessionMinter,
+    map: BTreeMap<String, String>,
+    order: Vec<(String, String)>,
+    existing: BTreeSet<String>,
+}
+
+/// Byte ranges of accession-shaped tokens (prefix + 15 digits, not inside a longer word).
+fn accession_spans(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i + 20 <= b.len() {
+        let starts = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let ends = i + 20 == b.len() || !b[i + 20].is_ascii_alphanumeric();
+        if starts
+            && ends
+            && text.is_char_boundary(i)
+            && text.is_char_boundary(i + 20)
+            && looks_like_accession(&text[i..i + 20])
+        {
+            spans.push((i, i + 20));
+            i += 20;
+        } else {
+            i += 1;
+        }
+    }
+    spans
+}
+
+impl Renamer<'_> {
+    fn note_existing(&mut self, text: &str) {
+        for (a, b) in accession_spans(text) {
+            self.existing.insert(text[a..b].to_owned());
+        }
+    }
+
+    fn fresh(&mut self, old: &str) -> Result<String, GenerateError> {
+        if let Some(new) = self.map.get(old) {
+            return Ok(new.clone());
+        }
+        let lane = Lane::parse(&old[7..9], "fixture accession")?;
+        let mut new = self.minter.mint(lane)?;
+        while self.existing.contains(&new) {
+            new = self.minter.mint(lane)?;
+        }
+        self.map.insert(old.to_owned(), new.clone());
+        self.order.push((old.to_owned(), new.clone()));
+        Ok(new)
+    }
+
+    /// Replaces every accession-shaped token.
+    fn rewrite(&mut self, text: &str) -> Result<String, GenerateError> {
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for (a, b) in accession_spans(text) {
+            out.push_str(&text[last..a]);
+            out.push_str(&self.fresh(&text[a..b])?);
+            last = b;
+        }
+        out.push_str(&text[last..]);
+        Ok(out)
+    }
+}
+
+fn invalid(reason: String) -> GenerateError {
+    GenerateError::InvalidOption {
+        option: "fixture",
+        reason,
+    }
+}
+
+/// Rewrites a real export (`fixture_name` tells the format by its extension: `.csv`, `.tsv`,
+/// `.txt`, `.xlsx`, `.xls`) with fresh SiteYearNum accessions from `minter`, keeping everything
+/// else — control rows, metadata, values. Legacy `.xls` is written back as XLSX. The file name
+/// follows the template's `file_pattern` like generated files.
+pub fn replay_fixture(
+    template: &Template,
+    fixture_name: &str,
+    bytes: &[u8],
+    minter: &AccessionMinter,
+    sequence: u32,
+    now: Option<NaiveDateTime>,
+) -> Result<ReplayedFile, GenerateError> {
+    let now = now.unwrap_or_else(|| chrono::Local::now().naive_local());
+    let stamp = now.format("%Y%m%d-%H%M%S").to_string();
+    let ext = fixture_name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut renamer = Renamer {
+        minter,
+        map: BTreeMap::new(),
+        order: Vec::new(),
+        existing: BTreeSet::new(),
+    };
+    let file = match ext.as_str() {
+        "csv" | "tsv" | "txt" => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| invalid(format!("{fixture_name} is not UTF-8 text: {e}")))?;
+            let kind = match ext.as_str() {
+                "tsv" => FileKind::Tsv,
+                "txt" => FileKind::Txt,
+                _ => FileKind::Csv,
+            };
+            renamer.note_existing(text);
+            FileOutput {
+                file_name: file_name(template, &stamp, sequence, &ext),
+                kind,
+                bytes: renamer.rewrite(text)?.into_bytes(),
+            }
+        }
+        "xlsx" | "xls" | "xlsm" => {
+            let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes.to_vec()))
+                .map_err(|e| invalid(format!("{fixture_name}: cannot read workbook: {e}")))?;
+            let mut ranges = Vec::new();
+            for name in book.sheet_names() {
+                let range = book
+                    .worksheet_range(&name)
+                    .map_err(|e| invalid(format!("{fixture_name}: sheet {name}: {e}")))?;
+                for cell in range.used_cells() {
+                    if let (_, _, Data::String(s)) = cell {
+                        renamer.note_existing(s);
+                    }
+                }
+                ranges.push((name, range));
+            }
+            let mut sheets = Vec::new();
+            for (name, range) in ranges {
+                let (row0, col0) = range.start().unwrap_or((0, 0));
+                let mut rows: Vec<Vec<Cell>> = vec![Vec::new(); row0 as usize];
+                for data in range.rows() {
+                    let mut row = vec![Cell::Empty; col0 as usize];
+                    for cell in data {
+                        row.push(match cell {
+                            Data::Empty => Cell::Empty,
+                            Data::String(s) => Cell::Text(renamer.rewrite(s)?),
+                            Data::Float(f) => Cell::number(*f),
+                            Data::Int(i) => Cell::number(*i as f64),
+                            Data::Bool(b) => Cell::text(if *b { "TRUE" } else { "FALSE" }),
+                            Data::DateTime(d) => Cell::number(d.as_f64()),
+                            Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::text(s.clone()),
+                            Data::Error(e) => Cell::text(format!("#{e:?}")),
+                        });
+                    }
+                    rows.push(row);
+                }
+                sheets.push(Sheet {
+                    name,
+                    rows,
+                    header_row: 0,
+                });
+            }
+            FileOutput {
+                file_name: file_name(template, &stamp, sequence, "xlsx"),
+                kind: FileKind::Xlsx,
+                bytes: xlsx(&sheets, now)?,
+            }
+        }
+        other => {
+            return Err(invalid(format!(
+                "{fixture_name}: cannot replay .{other} files (csv, tsv, txt, xlsx, xls)"
+            )));
+        }
+    };
+    Ok(ReplayedFile {
+        file,
+        replaced: renamer.order,
+    })
+}

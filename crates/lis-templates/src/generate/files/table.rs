@@ -1,0 +1,148 @@
+//! A sheet of cells and its encodings: delimited text (delimiter, line ending, character set) and
+//! XLSX workbooks.
+
+use chrono::{Datelike, NaiveDateTime, Timelike};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook};
+
+use crate::GenerateError;
+
+/// One cell of a generated sheet.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Cell {
+    /// Nothing written (an empty field in text, no cell in XLSX).
+    Empty,
+    /// Text.
+    Text(String),
+    /// A number and its spelling in text files.
+    Number(f64, String),
+}
+
+impl Cell {
+    pub(super) fn text(value: impl Into<String>) -> Self {
+        Self::Text(value.into())
+    }
+
+    /// A number spelled with `decimals` digits after the point.
+    pub(super) fn fixed(value: f64, decimals: usize) -> Self {
+        Self::Number(value, format!("{value:.decimals$}"))
+    }
+
+    /// A number spelled with the shortest round-trip digits.
+    pub(super) fn number(value: f64) -> Self {
+        let text = if value == 0.0 {
+            "0".to_owned()
+        } else {
+            format!("{value}")
+        };
+        Self::Number(value, text)
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            Self::Empty => "",
+            Self::Text(t) | Self::Number(_, t) => t,
+        }
+    }
+}
+
+/// Line ending of a text file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnding {
+    /// `\n` (the reference fixtures).
+    Lf,
+    /// `\r\n` (Windows instrument software).
+    CrLf,
+}
+
+impl LineEnding {
+    /// The bytes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lf => "\n",
+            Self::CrLf => "\r\n",
+        }
+    }
+}
+
+/// A sheet: its name (XLSX) and rows; `header_row` is the index of the column-header row (the
+/// rows before it are metadata a reader skips).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Sheet {
+    pub(super) name: String,
+    pub(super) rows: Vec<Vec<Cell>>,
+    pub(super) header_row: usize,
+}
+
+/// RFC 4180 quoting: only when the value holds the delimiter, a quote or a line break.
+fn quote(value: &str, delimiter: &str) -> String {
+    if (!delimiter.is_empty() && value.contains(delimiter))
+        || value.contains('"')
+        || value.contains('\n')
+        || value.contains('\r')
+    {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// The sheet as delimited text.
+pub(super) fn delimited(sheet: &Sheet, delimiter: &str, line_ending: LineEnding) -> String {
+    let mut out = String::new();
+    for row in &sheet.rows {
+        let cells: Vec<String> = row.iter().map(|c| quote(c.as_str(), delimiter)).collect();
+        out.push_str(&cells.join(delimiter));
+        out.push_str(line_ending.as_str());
+    }
+    out
+}
+
+/// Text in the named character set (an Encoding Standard label such as `windows-1251`);
+/// characters the set cannot hold become numeric character references. Unknown labels and
+/// UTF-16 write UTF-8. Returns the bytes and the canonical name written.
+pub(super) fn encode(text: &str, label: &str) -> (Vec<u8>, &'static str) {
+    let encoding = encoding_rs::Encoding::for_label(label.trim().as_bytes())
+        .unwrap_or(encoding_rs::UTF_8)
+        .output_encoding();
+    let (bytes, used, _) = encoding.encode(text);
+    (bytes.into_owned(), used.name())
+}
+
+/// An XLSX workbook. The document's creation time is the generation clock, so a fixed clock gives
+/// identical bytes.
+pub(super) fn xlsx(sheets: &[Sheet], now: NaiveDateTime) -> Result<Vec<u8>, GenerateError> {
+    let err = |e: rust_xlsxwriter::XlsxError| GenerateError::Xlsx(e.to_string());
+    let mut workbook = Workbook::new();
+    let year = u16::try_from(now.year()).unwrap_or(2000);
+    let created = ExcelDateTime::from_ymd(year, now.month() as u8, now.day() as u8)
+        .and_then(|d| {
+            d.and_hms(
+                now.hour() as u16,
+                now.minute() as u8,
+                f64::from(now.second()),
+            )
+        })
+        .map_err(err)?;
+    workbook.set_properties(&DocProperties::new().set_creation_datetime(&created));
+    for sheet in sheets {
+        let worksheet = workbook.add_worksheet();
+        worksheet.set_name(&sheet.name).map_err(err)?;
+        for (r, row) in sheet.rows.iter().enumerate() {
+            let r = u32::try_from(r).map_err(|_| GenerateError::Xlsx("too many rows".into()))?;
+            for (c, cell) in row.iter().enumerate() {
+                let c =
+                    u16::try_from(c).map_err(|_| GenerateError::Xlsx("too many columns".into()))?;
+                match cell {
+                    Cell::Empty => {}
+                    Cell::Text(t) => {
+                        worksheet.write_string(r, c, t.as_str()).map_err(err)?;
+                    }
+                    Cell::Number(n, _) => {
+                        worksheet.write_number(r, c, *n).map_err(err)?;
+                    }
+                }
+            }
+        }
+    }
+    workbook.save_to_buffer().map_err(err)
+}

@@ -1,0 +1,83 @@
+//! Publishing a file into a folder an importer polls: write under a hidden temporary name, flush
+//! to disk, then link or rename it into place, so the importer never sees half a file.
+
+use std::fs;
+use std::io::{ErrorKind, Write as _};
+use std::path::{Path, PathBuf};
+
+use super::sanitize;
+use crate::FileError;
+use crate::generate::FileOutput;
+
+fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> FileError {
+    let path = path.to_path_buf();
+    move |source| FileError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// The `n`-th alternative name: `stem-n.ext`.
+fn numbered(name: &str, n: u32) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) => format!("{stem}-{n}.{ext}"),
+        None => format!("{name}-{n}"),
+    }
+}
+
+/// Writes `file` into `dir` (created if missing) and returns the final path.
+///
+/// The bytes go to a hidden `.NAME.PID.tmp` first, are synced, and are then hard-linked (or, where
+/// the file system has no links, renamed) to the final name; an existing file is never
+/// overwritten — the name gets a `-1`, `-2`, … suffix instead. The file name is sanitised (ASCII
+/// letters, digits, `-`, `_`, `.`, space; no leading dot).
+pub fn write_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileError> {
+    fs::create_dir_all(dir).map_err(io(dir, "create folder"))?;
+    let name = sanitize(&file.file_name);
+    let name = if name.is_empty() {
+        "result".to_owned()
+    } else {
+        name
+    };
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .and_then(|mut f| {
+            f.write_all(&file.bytes)?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(io(&temp, "write")(e));
+    }
+    let published = publish(&temp, dir, &name);
+    let _ = fs::remove_file(&temp);
+    published
+}
+
+fn publish(temp: &Path, dir: &Path, name: &str) -> Result<PathBuf, FileError> {
+    for n in 0..10_000 {
+        let target = dir.join(if n == 0 {
+            name.to_owned()
+        } else {
+            numbered(name, n)
+        });
+        match fs::hard_link(temp, &target) {
+            Ok(()) => return Ok(target),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(_) if target.exists() => {}
+            Err(_) => {
+                fs::rename(temp, &target).map_err(io(&target, "rename into"))?;
+                return Ok(target);
+            }
+        }
+    }
+    Err(FileError::Io {
+        path: dir.join(name),
+        action: "find a free name for",
+        source: std::io::Error::from(ErrorKind::AlreadyExists),
+    })
+}

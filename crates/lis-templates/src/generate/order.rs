@@ -1,0 +1,354 @@
+//! Results for an order a LIS sent: exactly the ordered tests, unknown codes reported as not done
+//! (the reference mock's "order in, result out", `send_order_response` and the MLLP listener).
+
+use astm_records::{Delimiters, FieldBuf, RecordBuf};
+use mllp_hl7::escape;
+
+use super::values::Path;
+use super::{AstmMessage, Generator, Hl7Message, Layout, ts};
+use crate::GenerateError;
+use crate::model::FieldType;
+
+/// One ordered specimen: the LIS's specimen ID and the test codes asked for, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrderedSample {
+    /// The specimen ID as the LIS sent it (O.3 component 1, or OBR-3/ORC-3); echoed unchanged.
+    pub sample_id: String,
+    /// Test codes (R.3 / OBX-3 component 4), duplicates already removed by the caller or kept.
+    pub codes: Vec<String>,
+}
+
+/// Value text that marks a test the analyzer cannot perform (the reference's wording).
+pub const NOT_PERFORMED: &str = "TEST NOT PERFORMED";
+
+fn encode(record: &RecordBuf) -> Result<String, GenerateError> {
+    let bytes =
+        record
+            .to_bytes(&Delimiters::STANDARD)
+            .map_err(|e| GenerateError::InvalidOption {
+                option: "order",
+                reason: e.to_string(),
+            })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A record from fields already in wire form (`fields[0]` is the record type).
+fn raw(fields: &[&str]) -> Result<String, GenerateError> {
+    let kind = fields.first().and_then(|f| f.bytes().next()).unwrap_or(b'R');
+    let mut record = RecordBuf::new(kind);
+    // H.2 is the delimiter definition, written by the builder.
+    let first = if kind == b'H' { 2 } else { 1 };
+    for (i, f) in fields.iter().enumerate().skip(first) {
+        record.set(i + 1, FieldBuf::raw(f.as_bytes()));
+    }
+    encode(&record)
+}
+
+fn hl7_esc(value: &str) -> String {
+    String::from_utf8_lossy(&escape(value.as_bytes(), &mllp_hl7::Delimiters::STANDARD)).into_owned()
+}
+
+impl Generator<'_> {
+    fn order_sender(&self) -> String {
+        let a = &self.template.analyzer;
+        self.template
+            .identification
+            .astm_header
+            .clone()
+            .unwrap_or_else(|| {
+                let clean = |s: &str| s.replace('^', "");
+                format!(
+                    "{}^{}^{}",
+                    clean(&a.manufacturer),
+                    clean(&a.model),
+                    clean(&a.name)
+                )
+            })
+    }
+
+    /// An ASTM result message for `orders`: per specimen a P and an O record and one R record per
+    /// ordered code, in the order asked. A code the template does not know gets an R record with
+    /// value `TEST NOT PERFORMED` and result status `X` (R.9).
+    ///
+    /// [`Layout::OpenElis`] reproduces the reference's bytes (`O|1|{id}|||^^^|R`, no time stamps);
+    /// [`Layout::Standard`] puts the ordered tests in O.5, the report type `F` in O.26, the
+    /// reference range and flag in R.6/R.7 and the completion time in R.13.
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, Layout, OrderedSample, TemplateSet};
+    /// let templates = TemplateSet::embedded()?;
+    /// let minter = AccessionMinter::new();
+    /// let options = GenerateOptions { seed: Some(1), layout: Layout::OpenElis, ..Default::default() };
+    /// let mut generator = Generator::new(templates.get("stago_start4")?, &minter, &options)?;
+    /// let order = OrderedSample { sample_id: "DEV01260000000000123".into(), codes: vec!["PT".into(), "XYZ".into()] };
+    /// let message = generator.astm_order_results(&[order])?;
+    /// assert_eq!(message.records[2], "O|1|DEV01260000000000123|||^^^|R");
+    /// assert_eq!(message.records[3], "R|1|^^^PT|12.5|sec||||F");
+    /// assert_eq!(message.records[4], "R|2|^^^XYZ|TEST NOT PERFORMED|||||X");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn astm_order_results(
+        &mut self,
+        orders: &[OrderedSample],
+    ) -> Result<AstmMessage, GenerateError> {
+        let template = self.template;
+        let openelis = self.layout == Layout::OpenElis;
+        let now = ts(self.now);
+        let sender = self.order_sender();
+        let patient = template.test_patient.as_ref();
+        let patient_id = patient
+            .and_then(|p| p.id.clone())
+            .unwrap_or_else(|| "PAT-ORDER".into());
+        let patient_name = patient
+            .and_then(|p| p.name.clone())
+            .unwrap_or_else(|| "DOE^JOHN".into());
+        let mut records = Vec::new();
+        if openelis {
+            records.push(raw(&[
+                "H", "", "", "", &sender, "", "", "", "", "", "", "LIS2-A2",
+            ])?);
+        } else {
+            let mut h = RecordBuf::new(b'H');
+            h.set(
+                5,
+                FieldBuf::components(sender.split('^').map(str::to_owned)),
+            )
+            .set(12, "P")
+            .set(13, "LIS2-A2")
+            .set(14, now.as_str());
+            records.push(encode(&h)?);
+        }
+        let mut seq = 0u32;
+        for (i, order) in orders.iter().enumerate() {
+            let n = (i + 1).to_string();
+            if openelis {
+                records.push(raw(&["P", &n, &patient_id, "", &patient_name])?);
+                records.push(raw(&["O", &n, &order.sample_id, "", "", "^^^", "R"])?);
+            } else {
+                let mut p = RecordBuf::new(b'P');
+                p.set_sequence(u32::try_from(i + 1).unwrap_or(u32::MAX))
+                    .set(4, patient_id.as_str())
+                    .set(
+                        6,
+                        FieldBuf::components(patient_name.split('^').map(str::to_owned)),
+                    );
+                records.push(encode(&p)?);
+                let mut o = RecordBuf::new(b'O');
+                o.set_sequence(u32::try_from(i + 1).unwrap_or(u32::MAX))
+                    .set(3, order.sample_id.as_str())
+                    .set(5, FieldBuf::test_codes(order.codes.clone()))
+                    .set(6, "R")
+                    .set(26, "F");
+                records.push(encode(&o)?);
+            }
+            for code in &order.codes {
+                seq += 1;
+                let s = seq.to_string();
+                let id = format!("^^^{code}");
+                let Some(field) = template.field(code).cloned() else {
+                    if openelis {
+                        records.push(raw(&["R", &s, &id, NOT_PERFORMED, "", "", "", "", "X"])?);
+                    } else {
+                        let mut r = RecordBuf::new(b'R');
+                        r.set_sequence(seq)
+                            .set(3, FieldBuf::test_codes([code.clone()]))
+                            .set(4, NOT_PERFORMED)
+                            .set(9, "X")
+                            .set(13, now.as_str());
+                        records.push(encode(&r)?);
+                    }
+                    continue;
+                };
+                let value = self.field_value(&field, Path::Astm);
+                let numeric = field.kind == FieldType::Numeric;
+                let unit = if numeric { field.unit_str() } else { "" };
+                if openelis {
+                    records.push(raw(&["R", &s, &id, &value.text, unit, "", "", "", "F"])?);
+                } else {
+                    let range = field.normal_range.clone().unwrap_or_default();
+                    let flag = match (value.number, field.range()) {
+                        (Some(v), Some(r)) if numeric => r.flag(v),
+                        _ => "",
+                    };
+                    let mut r = RecordBuf::new(b'R');
+                    r.set_sequence(seq)
+                        .set(3, FieldBuf::test_codes([code.clone()]))
+                        .set(4, value.text.as_str())
+                        .set(5, unit)
+                        .set(6, range.as_str())
+                        .set(7, flag)
+                        .set(9, "F")
+                        .set(13, now.as_str());
+                    records.push(encode(&r)?);
+                }
+            }
+        }
+        records.push(raw(&["L", "1", "N"])?);
+        Ok(AstmMessage { records })
+    }
+
+    /// An HL7 ORU^R01 for an ORM: ORC/OBR echo `placer` and `filler`, one OBX per ordered code
+    /// in the order asked; an unknown code gets `OBX|n|ST|^^^CODE^CODE||TEST NOT PERFORMED`
+    /// with result status `X` (OBX-11), as the reference's MLLP listener does.
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, TemplateSet};
+    /// let templates = TemplateSet::embedded()?;
+    /// let minter = AccessionMinter::new();
+    /// let options = GenerateOptions { seed: Some(1), ..Default::default() };
+    /// let mut generator = Generator::new(templates.get("mindray_bs360e")?, &minter, &options)?;
+    /// let oru = generator.hl7_order_results("P1", "F1", &["ALT".into(), "NOPE".into()])?;
+    /// assert!(oru.segments[2].starts_with("ORC|RE|P1|F1|"));
+    /// assert!(oru.segments[4].starts_with("OBX|1|NM|^^^ALT^"));
+    /// assert!(oru.segments[5].starts_with("OBX|2|ST|^^^NOPE^NOPE||TEST NOT PERFORMED||||||X|"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn hl7_order_results(
+        &mut self,
+        placer: &str,
+        filler: &str,
+        codes: &[String],
+    ) -> Result<Hl7Message, GenerateError> {
+        let template = self.template;
+        let openelis = self.layout == Layout::OpenElis;
+        let now = ts(self.now);
+        let id = &template.identification;
+        let app = id
+            .hl7_sending_app
+            .clone()
+            .or_else(|| id.msh_sender.clone())
+            .unwrap_or_else(|| "SIMULATOR".into());
+        let facility = id
+            .hl7_sending_facility
+            .clone()
+            .unwrap_or_else(|| "LAB".into());
+        let version = template
+            .protocol
+            .version
+            .clone()
+            .unwrap_or_else(|| "2.5.1".into());
+        let control = if openelis {
+            format!("SIM{now}")
+        } else {
+            format!(
+                "SIM{now}{:08X}",
+                rand::RngExt::random::<u32>(self.rng.rng())
+            )
+        };
+        let pad = |mut fields: Vec<String>, count: usize| {
+            fields.resize(count.max(fields.len()), String::new());
+            fields.join("|")
+        };
+        let s = |v: &str| v.to_owned();
+        let patient = template.test_patient.as_ref();
+        let pick = |get: fn(&crate::model::TestPatient) -> Option<String>, default: &str| {
+            patient.and_then(get).unwrap_or_else(|| default.to_owned())
+        };
+        let mut segments = vec![
+            pad(
+                vec![
+                    s("MSH"),
+                    s("^~\\&"),
+                    hl7_esc(&app),
+                    hl7_esc(&facility),
+                    s("OpenELIS"),
+                    s("LAB"),
+                    now.clone(),
+                    String::new(),
+                    s("ORU^R01"),
+                    control,
+                    s("P"),
+                    version,
+                ],
+                19,
+            ),
+            pad(
+                vec![
+                    s("PID"),
+                    s("1"),
+                    String::new(),
+                    format!("{}^^^HOSPITAL", hl7_esc(&pick(|p| p.id.clone(), "PAT001"))),
+                    String::new(),
+                    pick(|p| p.name.clone(), "RAKOTO^JAO"),
+                    String::new(),
+                    pick(|p| p.dob.clone(), "19850412"),
+                    pick(|p| p.sex.clone(), "F"),
+                ],
+                20,
+            ),
+            pad(
+                vec![s("ORC"), s("RE"), hl7_esc(placer), hl7_esc(filler)],
+                22,
+            ),
+        ];
+        let mut obr = vec![
+            s("OBR"),
+            s("1"),
+            hl7_esc(placer),
+            hl7_esc(filler),
+            format!(
+                "^^^{}",
+                template
+                    .test_sample
+                    .as_ref()
+                    .and_then(|t| t.kind.clone())
+                    .unwrap_or_else(|| "IMMUNO^IMMUNOASSAY PANEL".into())
+            ),
+            String::new(),
+            String::new(),
+            now.clone(),
+        ];
+        obr.resize(27, String::new());
+        if openelis {
+            obr[20] = s("F");
+        } else {
+            obr[22].clone_from(&now);
+            obr[25] = s("F");
+        }
+        segments.push(obr.join("|"));
+        for (i, code) in codes.iter().enumerate() {
+            let n = (i + 1).to_string();
+            let code_esc = hl7_esc(code);
+            let obx = match template.field(code).cloned() {
+                Some(field) => {
+                    let value = self.field_value(&field, Path::Hl7);
+                    let kind = if field.kind == FieldType::Numeric {
+                        "NM"
+                    } else {
+                        "ST"
+                    };
+                    vec![
+                        s("OBX"),
+                        n,
+                        s(kind),
+                        format!("^^^{code_esc}^{}", hl7_esc(&field.name)),
+                        String::new(),
+                        hl7_esc(&value.text),
+                        hl7_esc(field.unit_str()),
+                        String::new(),
+                        s("N"),
+                        String::new(),
+                        String::new(),
+                        s("F"),
+                    ]
+                }
+                None => vec![
+                    s("OBX"),
+                    n,
+                    s("ST"),
+                    format!("^^^{code_esc}^{code_esc}"),
+                    String::new(),
+                    s(NOT_PERFORMED),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    s("X"),
+                ],
+            };
+            segments.push(pad(obx, 16));
+        }
+        Ok(Hl7Message { segments })
+    }
+}

@@ -1,0 +1,650 @@
+//! Instrument file layouts: every FILE template's output read back with a CSV reader, an XLSX
+//! reader or as XML and checked against the template's columns; headers compared with the
+//! reference fixtures; QC values; encodings and line endings; fixture replay; publishing.
+
+mod common;
+
+use std::io::Cursor;
+use std::path::Path;
+
+use calamine::{Data, Reader, Xlsx, open_workbook_auto_from_rs};
+use common::{at, reference_template};
+use lis_templates::files::{self, FileLayout, FileOptions, LineEnding, RenderedFile};
+use lis_templates::{
+    AccessionMinter, FileError, FileKind, GenerateError, GenerateOptions, Profiles, ProtocolKind,
+    Template, TemplateSet, load_str,
+};
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/fixtures")
+            .join(path),
+    )
+    .unwrap()
+}
+
+fn options(samples: usize, seed: u64) -> FileOptions {
+    FileOptions {
+        generate: GenerateOptions {
+            seed: Some(seed),
+            now: Some(at("20261121085941")),
+            ..GenerateOptions::default()
+        },
+        samples: Some(samples),
+        ..FileOptions::default()
+    }
+}
+
+fn minter() -> AccessionMinter {
+    AccessionMinter::with("DEV01", 26).unwrap()
+}
+
+fn cell_text(d: &Data) -> String {
+    match d {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Float(f) => format!("{f}"),
+        Data::Int(i) => i.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn workbook_rows(bytes: &[u8], sheet: Option<&str>) -> Vec<Vec<String>> {
+    let mut book = open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).unwrap();
+    let name = sheet.map_or_else(|| book.sheet_names()[0].clone(), str::to_owned);
+    let range = book.worksheet_range(&name).unwrap();
+    let (row0, _) = range.start().unwrap_or((0, 0));
+    let mut rows = vec![Vec::new(); row0 as usize];
+    rows.extend(range.rows().map(|r| r.iter().map(cell_text).collect()));
+    rows
+}
+
+/// Rows of delimited text, read line by line with a CSV reader (it would skip blank lines, which
+/// count as metadata rows here).
+fn text_rows(text: &str, delimiter: &str) -> Vec<Vec<String>> {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    body.split('\n')
+        .map(|line| {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.is_empty() {
+                return Vec::new();
+            }
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(delimiter.as_bytes()[0])
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(line.as_bytes());
+            let record = reader.records().next().unwrap().unwrap();
+            record.iter().map(str::to_owned).collect()
+        })
+        .collect()
+}
+
+fn decode(file: &RenderedFile) -> String {
+    let label = file.encoding.unwrap_or("UTF-8");
+    let encoding = encoding_rs::Encoding::for_label(label.as_bytes()).unwrap();
+    let (text, _, errors) = encoding.decode(&file.file.bytes);
+    assert!(!errors, "{}: not valid {label}", file.file.file_name);
+    text.into_owned()
+}
+
+/// The file read back as rows of text, with the reader the format calls for.
+fn read_back(file: &RenderedFile) -> Vec<Vec<String>> {
+    match file.file.kind {
+        FileKind::Xlsx => {
+            assert!(
+                file.file.bytes.starts_with(b"PK"),
+                "a real XLSX (zip) workbook"
+            );
+            Xlsx::new(Cursor::new(file.file.bytes.clone())).unwrap();
+            workbook_rows(&file.file.bytes, file.sheet.as_deref())
+        }
+        _ => {
+            let text = decode(file);
+            let ending = file.line_ending.unwrap();
+            let crlf = text.matches("\r\n").count();
+            let lf = text.matches('\n').count();
+            match ending {
+                LineEnding::CrLf => {
+                    assert_eq!(crlf, lf, "{}: every line ends CRLF", file.file.file_name)
+                }
+                LineEnding::Lf => assert_eq!(crlf, 0, "{}: LF only", file.file.file_name),
+            }
+            text_rows(&text, file.delimiter.as_deref().unwrap())
+        }
+    }
+}
+
+fn template_columns(template: &Template) -> Vec<String> {
+    let mut columns = template.columns.clone();
+    columns.sort_by_key(|c| c.index);
+    columns.into_iter().map(|c| c.name).collect()
+}
+
+fn file_templates() -> Vec<Template> {
+    TemplateSet::embedded()
+        .unwrap()
+        .iter()
+        .filter(|t| t.protocol.kind == ProtocolKind::File)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn every_file_template_has_an_instrument_layout() {
+    let layouts: Vec<(String, &str)> = file_templates()
+        .iter()
+        .map(|t| (t.name.clone(), FileLayout::of(t).name()))
+        .collect();
+    let expected = [
+        ("dtprime", "dtprime_xml"),
+        ("fluorocycler_xt", "bruker_fluorocycler"),
+        ("hain_fluorocycler", "hain_fluorocycler"),
+        ("multiskan_fc", "elisa_wells"),
+        ("multiskan_fc_grid", "plate_grid"),
+        ("multiskan_fc_wells", "multiskan_wells"),
+        ("quantstudio5", "quantstudio_results"),
+        ("quantstudio7", "quantstudio_results"),
+        ("quantstudio7_xls", "quantstudio_export"),
+        ("tecan_f50", "elisa_wells"),
+        ("tecan_f50_grid", "plate_grid"),
+        ("tecan_f50_magellan", "magellan_wells"),
+        ("wondfo_finecare", "finecare"),
+    ];
+    assert_eq!(
+        layouts,
+        expected
+            .iter()
+            .map(|(t, l)| ((*t).to_owned(), *l))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn every_file_template_reads_back_with_its_columns_accessions_and_controls() {
+    let minter = minter();
+    let mut checked = 0;
+    for template in file_templates() {
+        let layout = FileLayout::of(&template);
+        let formats: &[Option<FileKind>] = if layout == FileLayout::DtPrimeXml {
+            &[None]
+        } else {
+            &[
+                None,
+                Some(FileKind::Csv),
+                Some(FileKind::Tsv),
+                Some(FileKind::Xlsx),
+            ]
+        };
+        for format in formats {
+            let mut o = options(5, 3);
+            o.format = *format;
+            let file = files::render(&template, &minter, &o).unwrap();
+            let name = format!("{} {format:?}", template.name);
+            assert_eq!(file.accessions.len(), 5, "{name}");
+            for accession in &file.accessions {
+                minter.validate(accession, "accession").unwrap();
+            }
+            if layout == FileLayout::DtPrimeXml {
+                let text = decode(&file);
+                assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"windows-1251\"?>\r\n"));
+                assert_eq!(text.matches("<cell ").count(), 5 + file.controls.len());
+                assert_eq!(file.controls, ["C-", "C+"]);
+                for id in file.accessions.iter().chain(&file.controls) {
+                    assert!(
+                        text.contains(&format!("<cell name=\"{id}\"")),
+                        "{name}: {id}"
+                    );
+                }
+                assert!(
+                    text.contains("<result value=\"-\"/>")
+                        || text.contains("<result value=\"+\"/>")
+                );
+                assert!(text.ends_with("</package>\r\n"));
+                checked += 1;
+                continue;
+            }
+            let rows = read_back(&file);
+            let header = &rows[file.header_row];
+            assert_eq!(header, &file.columns, "{name}");
+            // The header the template declares, where it declares one.
+            let declared = template_columns(&template);
+            let hain_xlsx =
+                layout == FileLayout::HainFluoroCycler && file.file.kind == FileKind::Xlsx;
+            if !declared.is_empty() && layout != FileLayout::PlateGrid && !hain_xlsx {
+                assert_eq!(header, &declared, "{name}: the template's columns");
+            }
+            let data = &rows[file.header_row + 1..];
+            assert_eq!(data.len(), file.data_rows, "{name}");
+            let cells: Vec<&String> = data.iter().flatten().collect();
+            if layout == FileLayout::PlateGrid {
+                let numbers: Vec<String> = (1..=12).map(|c| c.to_string()).collect();
+                assert_eq!(header[1..], numbers[..], "{name}");
+                assert_eq!(data.len(), 8);
+                let readings = cells.iter().filter(|c| c.parse::<f64>().is_ok()).count();
+                assert_eq!(
+                    readings,
+                    5 + file.controls.len(),
+                    "{name}: one reading per used well"
+                );
+            } else {
+                for id in file
+                    .accessions
+                    .iter()
+                    .chain(file.controls.iter().filter(|c| !c.is_empty()))
+                {
+                    assert!(cells.contains(&id), "{name}: {id} missing");
+                }
+            }
+            // Metadata before the header comes from the template.
+            if let Some(block) = template
+                .extra
+                .get("metadataBlock")
+                .and_then(|b| b.as_array())
+            {
+                for (i, entry) in block.iter().enumerate() {
+                    assert_eq!(rows[i][0], entry["key"].as_str().unwrap(), "{name}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12 * 4 + 1);
+}
+
+#[test]
+fn quantstudio_files_have_the_task_column_and_control_rows() {
+    let minter = minter();
+    for name in ["quantstudio5", "quantstudio7"] {
+        let template = TemplateSet::embedded().unwrap().get(name).unwrap().clone();
+        let file = files::render(&template, &minter, &options(4, 9)).unwrap();
+        let rows = read_back(&file);
+        let task = rows[0].iter().position(|c| c == "Task").unwrap();
+        let sample = rows[0].iter().position(|c| c == "Sample Name").unwrap();
+        let ct = rows[0].iter().position(|c| c == "CT").unwrap();
+        // Two targets per well.
+        assert_eq!(rows.len(), 1 + (4 + 2) * 2);
+        for row in &rows[1..9] {
+            assert_eq!(row[task], "UNKNOWN");
+            assert!(row[sample].starts_with("DEV0126"));
+        }
+        let cpos: Vec<_> = rows.iter().filter(|r| r[sample] == "CPOS").collect();
+        let cneg: Vec<_> = rows.iter().filter(|r| r[sample] == "CNEG").collect();
+        assert_eq!((cpos.len(), cneg.len()), (2, 2));
+        assert!(cpos.iter().all(|r| r[task] == "STANDARD"));
+        assert!(
+            cneg.iter()
+                .all(|r| r[task] == "NTC" && r[ct] == "Undetermined")
+        );
+    }
+    // The QuantStudio 7 export: 46 metadata rows, then the 31 columns.
+    let template = TemplateSet::embedded()
+        .unwrap()
+        .get("quantstudio7_xls")
+        .unwrap()
+        .clone();
+    let file = files::render(&template, &minter, &options(3, 9)).unwrap();
+    assert_eq!(file.header_row, 46);
+    let rows = read_back(&file);
+    assert_eq!(rows[0][..2], ["Block Type", "96fast"]);
+    assert!(rows[0][2..].iter().all(String::is_empty));
+    assert_eq!(rows[46].len(), 31);
+    assert_eq!(rows[46][5], "Task");
+    let names: Vec<&str> = rows[47..].iter().map(|r| r[3].as_str()).collect();
+    for control in ["PC", "NC", "STD1_E7", "STD2_E6"] {
+        assert!(names.contains(&control), "{control}");
+    }
+    let nc = rows[47..].iter().find(|r| r[3] == "NC").unwrap();
+    assert_eq!((nc[5].as_str(), nc[8].as_str()), ("NTC", "Undetermined"));
+}
+
+#[test]
+fn headers_match_the_reference_fixtures() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = minter();
+    let render =
+        |name: &str| files::render(set.get(name).unwrap(), &minter, &options(3, 1)).unwrap();
+    let cases = [
+        ("quantstudio5", "quantstudio5/results.xls"),
+        ("quantstudio7", "quantstudio7/results.xlsx"),
+        ("hain_fluorocycler", "fluorocycler-xt/results.xlsx"),
+    ];
+    for (name, path) in cases {
+        let ours = read_back(&render(name));
+        let theirs = workbook_rows(&fixture(path), None);
+        assert_eq!(ours[0], theirs[0], "{name} vs {path}");
+    }
+    // Bruker FluoroCycler XT: the demo export has the template's first ten columns.
+    let ours = read_back(&render("fluorocycler_xt"));
+    let theirs = workbook_rows(&fixture("fluorocycler-xt/results-demo.xlsx"), None);
+    assert_eq!(ours[0][..10], theirs[0][..]);
+    for (name, path, delimiter) in [
+        ("tecan_f50", "tecan-f50/results.csv", ","),
+        ("multiskan_fc", "multiskan-fc/results.csv", ";"),
+        ("wondfo_finecare", "wondfo-finecare/results.csv", ";"),
+    ] {
+        let file = render(name);
+        assert_eq!(file.delimiter.as_deref(), Some(delimiter));
+        let ours = read_back(&file);
+        let theirs = text_rows(std::str::from_utf8(&fixture(path)).unwrap(), delimiter);
+        let h = file.header_row;
+        assert_eq!(ours[h], theirs[h], "{name} vs {path}");
+        // Metadata rows: same number of fields, same instrument fields.
+        for i in 0..h {
+            assert_eq!(ours[i].len(), theirs[i].len(), "{name} metadata row {i}");
+            assert_eq!(ours[i][..2], theirs[i][..2], "{name} metadata row {i}");
+        }
+    }
+}
+
+#[test]
+fn finecare_writes_a_metadata_line_forty_columns_and_semicolons() {
+    let template = TemplateSet::embedded()
+        .unwrap()
+        .get("wondfo_finecare")
+        .unwrap()
+        .clone();
+    let file = files::render(&template, &minter(), &options(4, 2)).unwrap();
+    let text = std::str::from_utf8(&file.file.bytes).unwrap();
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert_eq!(lines[0].split(';').count(), 41);
+    assert_eq!(lines[0].split(';').nth(20).unwrap(), "2026-11-21 08:59:41");
+    assert!(lines[1].starts_with("Serial Number;Sample Number;Sample Type;Test Name;Result;"));
+    for line in &lines[2..lines.len() - 1] {
+        assert_eq!(line.split(';').count(), 40, "{line}");
+    }
+    assert!(text.contains(";β-hCG;"), "UTF-8 test names");
+    // A reader configured like the template (skipRows 1, ';') gets 4 samples × 2 tests.
+    let rows = text_rows(text, ";");
+    let header = &rows[1];
+    let result = header.iter().position(|c| c == "Result").unwrap();
+    assert_eq!(rows.len() - 2, 8);
+    for row in &rows[2..] {
+        row[result].parse::<f64>().unwrap();
+    }
+}
+
+#[test]
+fn a_template_with_skip_rows_gets_that_many_metadata_lines() {
+    // The reference multiskan_fc declares skipRows 1 (the embedded copy follows its fixture: 0).
+    let template = reference_template("multiskan_fc");
+    assert_eq!(template.file_config.as_ref().unwrap().skip_rows, Some(1));
+    let file = files::render(&template, &minter(), &options(2, 1)).unwrap();
+    assert_eq!(file.header_row, 1);
+    let rows = read_back(&file);
+    assert_eq!(rows[0][0], "Thermo Fisher Multiskan FC");
+    assert_eq!(
+        rows[1],
+        ["WellPosition", "SampleID", "Interpretation", "TestCode"]
+    );
+    assert_eq!(
+        rows[4..],
+        [
+            vec![
+                "A3".to_owned(),
+                "NC".into(),
+                "Negative".into(),
+                "HIV ELISA".into()
+            ],
+            vec![
+                "A4".to_owned(),
+                "PC".into(),
+                "Positive".into(),
+                "HIV ELISA".into()
+            ],
+        ]
+    );
+}
+
+#[test]
+fn delimiters_encodings_and_line_endings_follow_the_instrument() {
+    let set = TemplateSet::embedded().unwrap();
+    let expect = [
+        ("tecan_f50", ",", LineEnding::Lf),
+        ("multiskan_fc", ";", LineEnding::Lf),
+        ("wondfo_finecare", ";", LineEnding::Lf),
+        ("tecan_f50_magellan", "\t", LineEnding::CrLf),
+        ("tecan_f50_grid", "\t", LineEnding::CrLf),
+        ("multiskan_fc_grid", "\t", LineEnding::CrLf),
+        ("multiskan_fc_wells", ",", LineEnding::CrLf),
+    ];
+    for (name, delimiter, ending) in expect {
+        let file = files::render(set.get(name).unwrap(), &minter(), &options(3, 1)).unwrap();
+        assert_eq!(file.delimiter.as_deref(), Some(delimiter), "{name}");
+        assert_eq!(file.line_ending, Some(ending), "{name}");
+        assert_eq!(file.encoding, Some("UTF-8"), "{name}");
+        read_back(&file);
+    }
+    let hain = set.get("hain_fluorocycler").unwrap();
+    let mut o = options(2, 1);
+    o.format = Some(FileKind::Csv);
+    let file = files::render(hain, &minter(), &o).unwrap();
+    assert_eq!(file.delimiter.as_deref(), Some(";"), "fileFormat delimiter");
+    assert_eq!(
+        read_back(&file)[0],
+        ["Position", "Sample ID", "Result", "Interpretation"]
+    );
+}
+
+#[test]
+fn dtprime_xml_is_windows_1251() {
+    let json = TemplateSet::embedded_sources()
+        .find(|(n, _)| *n == "dtprime")
+        .unwrap()
+        .1
+        .replace(
+            "Mycobacterium tuberculosis DNA (LA2M-TB)",
+            "ДНК микобактерий туберкулёза",
+        );
+    let template = load_str(&json, Path::new("dtprime.json"), &Profiles::None).unwrap();
+    let file = files::render(&template, &minter(), &options(2, 1)).unwrap();
+    assert_eq!(file.encoding, Some("windows-1251"));
+    assert!(std::str::from_utf8(&file.file.bytes).is_err(), "not UTF-8");
+    // 'Д' is 0xC4 in windows-1251.
+    assert!(file.file.bytes.contains(&0xC4));
+    let text = decode(&file);
+    assert!(text.contains("name=\"ДНК микобактерий туберкулёза\""));
+}
+
+#[test]
+fn quantstudio5_qc_file_uses_the_pattern_and_westgard_values() {
+    let set = TemplateSet::embedded().unwrap();
+    let template = set.get("quantstudio5").unwrap();
+    for (deviation, low, high) in [
+        (0.0, "32", "25"),
+        (3.0, "33.5", "26.2"),
+        (-2.0, "31", "24.2"),
+    ] {
+        let mut o = options(1, 5);
+        o.qc = true;
+        o.generate.qc_deviation = Some(deviation);
+        let file = files::render(template, &minter(), &o).unwrap();
+        assert!(file.accessions.is_empty());
+        assert_eq!(
+            file.controls,
+            ["LPC-LOT-LPC-26B-001", "HPC-LOT-HPC-26B-001"]
+        );
+        assert!(file.file.file_name.starts_with("QC-QS5_"));
+        let rows = read_back(&file);
+        let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1][col("Sample Name")], "LPC-LOT-LPC-26B-001");
+        assert_eq!(rows[1][col("Task")], "STANDARD");
+        assert_eq!(rows[1][col("Target Name")], "VIH-1");
+        assert_eq!(rows[1][col("Quantity Mean")], low);
+        assert_eq!(rows[2][col("Quantity Mean")], high);
+        assert_eq!(rows[2][col("CT")], high);
+    }
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let set = TemplateSet::embedded().unwrap();
+    let m = minter();
+    let mut qc = options(1, 1);
+    qc.qc = true;
+    let e = files::render(set.get("tecan_f50").unwrap(), &m, &qc).unwrap_err();
+    assert_eq!(e.to_string(), "template tecan_f50: has no qc_controls");
+    let e = files::render(set.get("quantstudio5").unwrap(), &m, &options(95, 1)).unwrap_err();
+    assert!(matches!(
+        e,
+        GenerateError::InvalidOption {
+            option: "samples",
+            ..
+        }
+    ));
+    assert!(
+        e.to_string()
+            .contains("has 96 wells; 97 samples and controls do not fit"),
+        "{e}"
+    );
+    let e = files::render(set.get("quantstudio5").unwrap(), &m, &options(0, 1)).unwrap_err();
+    assert!(e.to_string().contains("at least one sample"));
+    let mut csv = options(1, 1);
+    csv.format = Some(FileKind::Csv);
+    let e = files::render(set.get("dtprime").unwrap(), &m, &csv).unwrap_err();
+    assert!(e.to_string().contains("writes XML only"), "{e}");
+    let e = files::render(set.get("mindray_bs200").unwrap(), &m, &options(1, 1)).unwrap_err();
+    assert_eq!(e.to_string(), "template mindray_bs200 is HL7, not FILE");
+    let mut nan = options(1, 1);
+    nan.qc = true;
+    nan.generate.qc_deviation = Some(f64::NAN);
+    assert!(files::render(set.get("quantstudio5").unwrap(), &m, &nan).is_err());
+    // The whole plate is fine.
+    files::render(set.get("quantstudio5").unwrap(), &m, &options(94, 1)).unwrap();
+}
+
+#[test]
+fn a_seed_and_a_fixed_clock_give_identical_files() {
+    for template in file_templates() {
+        let a = files::render(&template, &minter(), &options(6, 42)).unwrap();
+        let b = files::render(&template, &minter(), &options(6, 42)).unwrap();
+        assert!(a.file == b.file, "{}", template.name);
+        let c = files::render(&template, &minter(), &options(6, 43)).unwrap();
+        if !matches!(FileLayout::of(&template), FileLayout::DtPrimeXml) {
+            assert!(
+                a.file.bytes != c.file.bytes,
+                "{}: another seed, other values",
+                template.name
+            );
+        }
+    }
+}
+
+#[test]
+fn replaying_a_csv_fixture_changes_only_the_accessions() {
+    let set = TemplateSet::embedded().unwrap();
+    let template = set.get("tecan_f50").unwrap();
+    let original = fixture("tecan-f50/results.csv");
+    let m = minter();
+    let replayed = files::replay_fixture(
+        template,
+        "results.csv",
+        &original,
+        &m,
+        1,
+        Some(at("20261121085941")),
+    )
+    .unwrap();
+    assert_eq!(replayed.replaced.len(), 3);
+    let mut expected = String::from_utf8(original.clone()).unwrap();
+    for (old, new) in &replayed.replaced {
+        assert_eq!(&new[7..9], "51", "same lane");
+        m.validate(new, "new").unwrap();
+        expected = expected.replace(old, new);
+    }
+    assert_eq!(
+        String::from_utf8(replayed.file.bytes.clone()).unwrap(),
+        expected
+    );
+    assert!(expected.contains("\nA4,NEG,Negative,HIV ELISA\nA5,POS,Positive,HIV ELISA\n"));
+    // A second replay gets other accessions.
+    let again = files::replay_fixture(template, "results.csv", &original, &m, 2, None).unwrap();
+    assert_ne!(again.replaced[0].1, replayed.replaced[0].1);
+}
+
+#[test]
+fn replaying_workbooks_keeps_every_other_cell() {
+    let set = TemplateSet::embedded().unwrap();
+    for (name, path) in [
+        ("quantstudio7", "quantstudio7/results.xlsx"),
+        ("hain_fluorocycler", "fluorocycler-xt/results.xlsx"),
+        ("quantstudio5", "quantstudio5/results.xls"),
+    ] {
+        let original = fixture(path);
+        let replayed =
+            files::replay_fixture(set.get(name).unwrap(), path, &original, &minter(), 1, None)
+                .unwrap();
+        assert_eq!(replayed.file.kind, FileKind::Xlsx);
+        assert!(replayed.file.file_name.ends_with(".xlsx"));
+        let before = workbook_rows(&original, None);
+        let after = workbook_rows(&replayed.file.bytes, None);
+        assert_eq!(before.len(), after.len(), "{name}");
+        assert!(!replayed.replaced.is_empty());
+        let mut changed = 0;
+        for (b, a) in before.iter().zip(&after) {
+            for (x, y) in b.iter().zip(a) {
+                if x != y {
+                    let pair = replayed.replaced.iter().find(|(old, _)| old == x).unwrap();
+                    assert_eq!(&pair.1, y);
+                    changed += 1;
+                }
+            }
+        }
+        assert!(
+            changed >= replayed.replaced.len(),
+            "{name}: {changed} {:?}\n{before:?}\n{after:?}",
+            replayed.replaced
+        );
+        // Controls survive.
+        let flat: Vec<&String> = after.iter().flatten().collect();
+        if name != "hain_fluorocycler" {
+            assert!(flat.iter().any(|c| *c == "CPOS") && flat.iter().any(|c| *c == "CNEG"));
+        }
+    }
+}
+
+#[test]
+fn write_output_publishes_whole_files_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = TemplateSet::embedded().unwrap();
+    let template = set.get("quantstudio7").unwrap();
+    let m = minter();
+    let mut paths = Vec::new();
+    for _ in 0..20 {
+        // Same clock and sequence: the same name every time.
+        let (path, file) = files::write_file(template, &m, &options(2, 1), dir.path()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), file.file.bytes);
+        paths.push(path);
+    }
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 20);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 20);
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("QS7_") && n.ends_with(".xlsx")),
+        "{names:?}"
+    );
+    // An unwritable folder: its parent is a regular file.
+    let blocker = dir.path().join("plain-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let e = files::write_file(template, &m, &options(1, 1), &blocker.join("out")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            FileError::Io {
+                action: "create folder",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("cannot create folder "), "{e}");
+}
