@@ -1,3 +1,339 @@
-//! `simulator` (being written).
+//! `simulator`: a drop-in, standards-correct superset of the OpenELIS analyzer mock server.
+//!
+//! With no arguments it listens on the reference's default port map on 127.0.0.1 (ASTM E1381 on
+//! 5000 and 9600-9604, HL7 over MLLP on 5380), prints one line per listener and stops cleanly on
+//! Ctrl-C or SIGTERM. `--push URL` sends generated messages (ASTM over TCP, HL7 over MLLP, or HTTP
+//! POSTs), `--serial-port` sends over RS232, `--generate-files` writes result files, `--api-port`
+//! adds the HTTP API, `seed-sql` prints the OpenELIS seed SQL. See `docs/simulator.md`.
 
-fn main() {}
+mod api;
+mod app;
+mod cli;
+mod faults;
+mod legacy;
+mod link_io;
+mod push;
+mod received;
+mod server;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use lis_templates::{Output, ProtocolKind};
+
+use crate::app::App;
+use crate::cli::Cli;
+use crate::push::Destination;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = if cli.verbose { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let app = Arc::new(App::new(cli)?);
+    let cli = &app.cli;
+    // The reference's mode precedence.
+    if let Some(dir) = &cli.generate_files {
+        generate_files(&app, dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.serial_port.is_some() {
+        bail!(
+            "--serial-port: serial mode is not available in this version of the simulator; \
+             use --push tcp://host:port, or see docs/simulator.md"
+        );
+    }
+    if let Some(dest) = &cli.push {
+        return run_push(&app, dest).await;
+    }
+    if cli.dry_run {
+        let (text, _) = next_message(&app)?;
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_server(&app).await
+}
+
+async fn run_server(app: &Arc<App>) -> anyhow::Result<ExitCode> {
+    let entries = server::port_map(app)?;
+    let bound = server::bind_all(app, entries).await?;
+    let api_port = app.cli.simulate_api_port.or(app.cli.api_port);
+    let api = match api_port {
+        Some(port) => Some(api::bind(app, port).await?),
+        None => None,
+    };
+    server::spawn_all(app, bound)?;
+    if let Some(listener) = api {
+        let addr = listener.local_addr()?;
+        println!("listening HTTP {addr} api");
+        let app = Arc::clone(app);
+        tokio::spawn(async move {
+            if let Err(e) = api::serve(app, listener).await {
+                tracing::error!("HTTP API stopped: {e}");
+            }
+        });
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    shutdown_signal().await;
+    println!("shutting down");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The next message of push / dry-run mode: display text (one record or segment per line) and
+/// the payloads (one per ASTM session; one HL7 message).
+fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
+    let cli = &app.cli;
+    let template_values = cli.seed.is_some();
+    if cli.hl7 {
+        let t = app.template(&cli.hl7_template)?;
+        if t.protocol.kind != ProtocolKind::Hl7 {
+            bail!("template {:?} is not an HL7 template", t.name);
+        }
+        if cli.qc && t.qc_controls.is_empty() {
+            bail!("template {:?} has no qc_controls defined", t.name);
+        }
+        let options = app.options(template_values, cli.qc_deviation);
+        let Output::Hl7(message) = lis_templates::generate(t, &app.minter, &options, cli.qc)?
+        else {
+            bail!("template {:?} did not produce HL7", t.name);
+        };
+        return Ok((message.to_lines(), vec![message.to_wire().into_bytes()]));
+    }
+    match &cli.template {
+        Some(name) => {
+            let t = app.template(name)?;
+            let messages = app.astm_messages(t, cli.qc, cli.qc_deviation, None, template_values)?;
+            let text = messages
+                .iter()
+                .map(lis_templates::AstmMessage::to_lines)
+                .collect();
+            Ok((
+                text,
+                messages
+                    .iter()
+                    .map(lis_templates::AstmMessage::to_bytes)
+                    .collect(),
+            ))
+        }
+        None if cli.qc => bail!("--qc requires --template (fields.json has no qc_controls)"),
+        None => {
+            let accession = app.minter.mint(lis_templates::Lane::parse("00", "lane")?)?;
+            let records =
+                legacy::message(&cli.analyzer_type, &accession, app.now(), &mut app.rng())?;
+            let text = records.iter().map(|r| format!("{r}\n")).collect();
+            let bytes = records
+                .iter()
+                .flat_map(|r| r.bytes().chain([b'\r']))
+                .collect();
+            Ok((text, vec![bytes]))
+        }
+    }
+}
+
+/// Sends one generated message to `dest`.
+async fn push_one(
+    app: &App,
+    dest: &Destination,
+    http: Option<&reqwest::Client>,
+    payloads: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    let cli = &app.cli;
+    match dest {
+        Destination::Tcp(host_port) => {
+            if cli.hl7 {
+                bail!("tcp:// carries ASTM; use mllp://host:port for HL7");
+            }
+            push::astm_tcp(
+                app,
+                host_port,
+                cli.source_ip,
+                payloads,
+                cli.keep_connection,
+                Duration::from_secs(30),
+            )
+            .await
+        }
+        Destination::Mllp(host_port) => {
+            if !cli.hl7 {
+                bail!("mllp:// carries HL7; add --hl7 or use tcp://host:port for ASTM");
+            }
+            for p in payloads {
+                push::mllp(host_port, cli.source_ip, p, Duration::from_secs(30)).await?;
+            }
+            Ok(())
+        }
+        Destination::Http(base) => {
+            let client = http.context("HTTP client")?;
+            let url = push::http_url(base, cli.hl7);
+            for p in payloads {
+                // ASTM goes as LF-separated records, HL7 as CR-separated segments (the reference).
+                let body = if cli.hl7 {
+                    String::from_utf8_lossy(p).into_owned()
+                } else {
+                    String::from_utf8_lossy(p).replace('\r', "\n")
+                };
+                push::http(app, client, &url, body).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
+    let cli = &app.cli;
+    let dest = Destination::parse(dest_text)?;
+    if cli.dry_run {
+        let count = if cli.push_continuous {
+            1
+        } else {
+            cli.push_count.max(1)
+        };
+        let mut stdout = std::io::stdout().lock();
+        for _ in 0..count {
+            let (text, _) = next_message(app)?;
+            stdout.write_all(text.as_bytes())?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let http = match dest {
+        Destination::Http(_) => Some(push::http_client(app)?),
+        _ => None,
+    };
+    let total = if cli.push_continuous {
+        None
+    } else {
+        Some(cli.push_count.max(1))
+    };
+    let bar = match total {
+        Some(n) if n > 1 => indicatif::ProgressBar::new(n),
+        Some(_) => indicatif::ProgressBar::hidden(),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    if !bar.is_hidden() {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    }
+    let interval = Duration::from_secs_f64(cli.push_interval.max(0.0));
+    let started = Instant::now();
+    let (mut sent, mut failed) = (0u64, 0u64);
+    let mut interrupted = false;
+    let mut i = 0u64;
+    while total.is_none_or(|n| i < n) {
+        if i > 0 && interval > Duration::ZERO {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown_signal() => { interrupted = true; break; }
+            }
+        }
+        i += 1;
+        let result = match next_message(app) {
+            Ok((_, payloads)) => {
+                tokio::select! {
+                    r = push_one(app, &dest, http.as_ref(), &payloads) => r,
+                    () = shutdown_signal() => { interrupted = true; break; }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                sent += 1;
+                tracing::info!("message {i} pushed to {dest_text}");
+            }
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("message {i} failed: {e:#}"));
+            }
+        }
+        bar.inc(1);
+        bar.set_message(format!("sent {sent} failed {failed}"));
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 { sent as f64 / secs } else { 0.0 };
+    eprintln!(
+        "summary: sent {sent}, failed {failed}, {rate:.1} messages/s{}",
+        if interrupted { " (interrupted)" } else { "" }
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--generate-files DIR`: one result file from `--generate-files-analyzer`.
+fn generate_files(app: &App, dir: &std::path::Path) -> anyhow::Result<()> {
+    let cli = &app.cli;
+    let t = app.template(&cli.generate_files_analyzer)?;
+    if t.protocol.kind != ProtocolKind::File {
+        bail!("template {:?} is not a FILE template", t.name);
+    }
+    let options = app.options(cli.seed.is_some(), cli.qc_deviation);
+    let Output::File(file) = lis_templates::generate(t, &app.minter, &options, cli.qc)? else {
+        bail!("template {:?} did not produce a file", t.name);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("--generate-files {}", dir.display()))?;
+    let name = api::safe_file_name(&file.file_name)
+        .with_context(|| format!("generated file name {:?}", file.file_name))?;
+    let path = dir.join(name);
+    std::fs::write(&path, &file.bytes).with_context(|| path.display().to_string())?;
+    println!("{}", path.display());
+    Ok(())
+}

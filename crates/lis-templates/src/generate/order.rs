@@ -34,7 +34,10 @@ fn encode(record: &RecordBuf) -> Result<String, GenerateError> {
 
 /// A record from fields already in wire form (`fields[0]` is the record type).
 fn raw(fields: &[&str]) -> Result<String, GenerateError> {
-    let kind = fields.first().and_then(|f| f.bytes().next()).unwrap_or(b'R');
+    let kind = fields
+        .first()
+        .and_then(|f| f.bytes().next())
+        .unwrap_or(b'R');
     let mut record = RecordBuf::new(kind);
     // H.2 is the delimiter definition, written by the builder.
     let first = if kind == b'H' { 2 } else { 1 };

@@ -1,0 +1,239 @@
+//! The command line: --check with good and bad configs (the table of errors), default
+//! config file names, --version.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn router(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_router"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run the router binary")
+}
+
+const GOOD: &str = r#"; A SocketReader config, unchanged.
+[general]
+logfile = ""
+loglvl = prod
+useconnections = socket-in_1, file-out_1, file-in_1, socket-out_1
+
+[socket-in_1]
+transtech = socket
+transdir = in
+usehl7 = True
+queuename = Queue_1
+createserversocket = True
+ipaddr = 127.0.0.1
+port = 22250
+sob = chr(0x0b)
+eod = chr(28)
+eob = chr(0x0d)
+debug = {"logcontent": False, "nacksonly": True}
+colour = blue
+
+[file-out_1]
+transtech = file
+transdir = out
+usehl7 = True
+queuename = Queue_1
+messagedir = "out/"
+hl7prefix = True
+suffix = .hl7
+
+[file-in_1]
+transtech = file
+transdir = in
+queuename = Queue_2
+messagedir = 'in'
+filemask = *.dat
+cycletime = 5
+maxfiles = 10
+
+[socket-out_1]
+transtech = socket
+transdir = out
+queuename = Queue_2
+queuedb = "queues/sr.db"
+createserversocket = False
+ipaddr = "localhost"
+port = 22251
+useack = True
+"#;
+
+#[test]
+fn check_accepts_a_socketreader_config_and_warns_about_unknowns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("socketReader.cfg"), GOOD).unwrap();
+    // No -c: router.cfg is absent, socketReader.cfg is used.
+    let out = router(dir.path(), &["--check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("socketReader.cfg: configuration OK (4 connection(s), 2 queue(s)"),
+        "{stdout}"
+    );
+    // The queuedb directory holds the store when datadir is absent.
+    assert!(stdout.contains("queues"), "{stdout}");
+    assert!(
+        stderr.contains("socketReader.cfg:19: [socket-in_1] colour: unknown key"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[socket-in_1] debug: unknown debug option \"nacksonly\""),
+        "{stderr}"
+    );
+
+    // router.cfg takes precedence over socketReader.cfg.
+    std::fs::write(dir.path().join("router.cfg"), "[general]\n").unwrap();
+    let out = router(dir.path(), &["--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("router.cfg:"));
+}
+
+#[test]
+fn check_refuses_bad_configs_naming_file_section_key_and_line() {
+    // (what to change in GOOD, the expected message fragment)
+    let table: &[(&str, &str, &str)] = &[
+        (
+            "transtech = file\ntransdir = out",
+            "transtech = ftp\ntransdir = out",
+            "bad.cfg:22: [file-out_1] transtech: unknown transtech `ftp`; allowed: file, socket",
+        ),
+        (
+            "transdir = in\nusehl7",
+            "transdir = sideways\nusehl7",
+            "bad.cfg:9: [socket-in_1] transdir: unknown transdir `sideways`; allowed: in, out",
+        ),
+        (
+            "port = 22250",
+            "port = 80",
+            "bad.cfg:14: [socket-in_1] port: 80 is out of range; allowed: 1024..65535",
+        ),
+        (
+            "port = 22251",
+            "port = 70000",
+            "[socket-out_1] port: 70000 is out of range; allowed: 1024..65535",
+        ),
+        (
+            "hl7prefix = True",
+            "hl7prefix = True\nprefix = lab_",
+            "[file-out_1] hl7prefix: cannot be combined with prefix",
+        ),
+        (
+            "messagedir = \"out/\"\n",
+            "",
+            "[file-out_1] messagedir: missing: a file connector needs messagedir",
+        ),
+        (
+            "queuename = Queue_1\nmessagedir",
+            "queuename = Queue_9\nmessagedir",
+            "bad.cfg:11: [socket-in_1] queuename: queue `Queue_1` has inputs but no outputs",
+        ),
+        (
+            "[file-in_1]",
+            "[socket-in_1]\nport = 3000\n[file-in_1]",
+            "[socket-in_1]: section defined twice (first at line 7)",
+        ),
+        (
+            "usehl7 = True\nqueuename = Queue_1\nmessagedir",
+            "usehl7 = maybe\nqueuename = Queue_1\nmessagedir",
+            "[file-out_1] usehl7: `maybe` is not a boolean",
+        ),
+        (
+            "maxfiles = 10",
+            "maxfiles = 5000",
+            "[file-in_1] maxfiles: 5000 is out of range; allowed: 1..1000",
+        ),
+        (
+            "sob = chr(0x0b)",
+            "sob = chr(0x1c)",
+            "[socket-in_1] eod: equals sob",
+        ),
+        (
+            "eob = chr(0x0d)",
+            "eob = START",
+            "[socket-in_1] eob: `START` is not a delimiter",
+        ),
+        (
+            "loglvl = prod",
+            "loglvl = verbose",
+            "bad.cfg:4: [general] loglvl: unknown log level `verbose`",
+        ),
+        (
+            "file-in_1, socket-out_1",
+            "file-in_1, socket-out_1, ghost",
+            "[general] useconnections: names connection `ghost`, but there is no section [ghost]",
+        ),
+        (
+            "suffix = .hl7",
+            "suffix = /../../etc.hl7",
+            "[file-out_1] suffix: `/../../etc.hl7` is not allowed in a file name",
+        ),
+        (
+            "debug = {\"logcontent\": False, \"nacksonly\": True}",
+            "debug = logcontent",
+            "[socket-in_1] debug: `logcontent`: expected a Python dict",
+        ),
+        (
+            "cycletime = 5",
+            "cycletime = soon",
+            "[file-in_1] cycletime: `soon` is not a number of seconds",
+        ),
+        (
+            "usehl7 = True\nqueuename = Queue_1\nmessagedir",
+            "queuename = Queue_1\nmessagedir",
+            "[file-out_1] hl7prefix: needs usehl7 = True",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to, expected) in table {
+        assert!(GOOD.contains(from), "table entry does not apply: {from}");
+        let bad = GOOD.replacen(from, to, 1);
+        std::fs::write(dir.path().join("bad.cfg"), &bad).unwrap();
+        let out = router(dir.path(), &["--check", "-c", "bad.cfg"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{expected}\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected `{expected}` in:\n{stderr}"
+        );
+        assert!(
+            !dir.path().join("router-data").exists(),
+            "--check must not create the store"
+        );
+    }
+    // The router also refuses to start (not only --check).
+    std::fs::write(
+        dir.path().join("bad.cfg"),
+        GOOD.replace("port = 22250", "port = 80"),
+    )
+    .unwrap();
+    let out = router(dir.path(), &["--configfile", "bad.cfg"]);
+    assert_eq!(out.status.code(), Some(2));
+    // A missing file and no file at all.
+    let out = router(dir.path(), &["-c", "missing.cfg"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file missing.cfg"));
+    let empty = tempfile::tempdir().unwrap();
+    let out = router(empty.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("router.cfg or socketReader.cfg"));
+}
+
+#[test]
+fn version_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = router(dir.path(), &["--version"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with(concat!("router ", env!("CARGO_PKG_VERSION")))
+    );
+    let out = router(dir.path(), &["-h"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--configfile") && help.contains("--check"),
+        "{help}"
+    );
+}

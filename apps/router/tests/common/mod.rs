@@ -1,0 +1,285 @@
+//! Helpers for the router's integration tests: start the real binary with a config file
+//! in a temporary directory, talk MLLP over loopback, run a small MLLP receiver.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use mllp_hl7::{AckBuilder, AckCode, CommitAck, Message, MllpCodec, MllpFrame};
+use tokio::net::TcpListener;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+/// Every wait in these tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HL7 ORU with control id `id` and the given MSH-3.
+pub fn oru(id: &str, msh3: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|{msh3}|LABFAC|LIS|HOSP|20240101120000||ORU^R01^ORU_R01|{id}|P|2.5.1\rPID|1||{id}\rOBX|1|NM|GLU||5.5|mmol/L\r"
+    )
+    .into_bytes()
+}
+
+/// Polls `check` until it is true; panics with `what` after [`WAIT`].
+pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Files in `dir` (not directories), sorted by name.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The router binary running with a config file in a directory.
+pub struct RouterProc {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl RouterProc {
+    /// Writes `config` to `dir/router.cfg` and starts the router on it.
+    pub async fn start(dir: &Path, config: &str) -> Self {
+        std::fs::write(dir.join("router.cfg"), config).unwrap();
+        Self::restart(dir).await
+    }
+
+    /// Starts the router on the existing `dir/router.cfg`; waits for its readiness line.
+    pub async fn restart(dir: &Path) -> Self {
+        let log = dir.join(format!(
+            "stderr-{}.log",
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_router"))
+            .arg("-c")
+            .arg(dir.join("router.cfg"))
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start the router binary");
+        let mut proc = Self {
+            child: Some(child),
+            dir: dir.to_owned(),
+            log,
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(&proc.log).unwrap_or_default();
+            if text.contains("router: started") {
+                break;
+            }
+            if let Some(status) = proc.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("router exited early ({status}):\n{text}");
+            }
+            assert!(Instant::now() < deadline, "router did not start:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        proc
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL (std's `Child::kill` on Unix).
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("router did not exit within {limit:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for RouterProc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How the test receiver answers.
+#[derive(Debug, Clone, Copy)]
+pub enum PeerReply {
+    /// HL7 ACK (AA) for HL7, commit block otherwise.
+    Accept,
+    /// AE for the first `n` messages, then as `Accept`.
+    RejectFirst(usize),
+}
+
+/// A small MLLP receiver recording every message it gets.
+pub struct Peer {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<Vec<u8>>>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Peer {
+    pub async fn start(port: u16, reply: PeerReply) -> Self {
+        Self::start_with(port, reply, MllpCodec::new()).await
+    }
+
+    pub async fn start_with(port: u16, reply: PeerReply, codec: MllpCodec) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let rejected = Arc::new(Mutex::new(0usize));
+        let task = {
+            let received = Arc::clone(&received);
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut connections = Vec::new();
+                loop {
+                    let (stream, _) = tokio::select! {
+                        () = stop.cancelled() => break,
+                        accepted = listener.accept() => accepted.unwrap(),
+                    };
+                    let received = Arc::clone(&received);
+                    let stop = stop.clone();
+                    let codec = codec.clone();
+                    let rejected = Arc::clone(&rejected);
+                    connections.push(tokio::spawn(async move {
+                        let mut framed = Framed::new(stream, codec);
+                        loop {
+                            let frame = tokio::select! {
+                                () = stop.cancelled() => break,
+                                frame = framed.next() => frame,
+                            };
+                            let Some(Ok(MllpFrame::Message(payload))) = frame else {
+                                if frame.is_none() {
+                                    break;
+                                }
+                                continue;
+                            };
+                            received.lock().unwrap().push(payload.to_vec());
+                            let reject = match reply {
+                                PeerReply::Accept => false,
+                                PeerReply::RejectFirst(n) => {
+                                    let mut count = rejected.lock().unwrap();
+                                    *count += 1;
+                                    *count <= n
+                                }
+                            };
+                            let answer = match Message::parse(&payload) {
+                                Ok(m) if m.msh().is_some() => {
+                                    let code = if reject {
+                                        AckCode::ApplicationError
+                                    } else {
+                                        AckCode::ApplicationAccept
+                                    };
+                                    Bytes::from(AckBuilder::new(&m).code(code).build().unwrap())
+                                }
+                                _ => Bytes::from(vec![
+                                    if reject {
+                                        CommitAck::Nak
+                                    } else {
+                                        CommitAck::Ack
+                                    }
+                                    .byte(),
+                                ]),
+                            };
+                            if framed.send(answer).await.is_err() {
+                                break;
+                            }
+                        }
+                    }));
+                }
+                for c in connections {
+                    c.abort();
+                    let _ = c.await;
+                }
+            })
+        };
+        Self {
+            port,
+            received,
+            stop,
+            task,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// Distinct MSH-10 control ids received.
+    pub fn control_ids(&self) -> HashSet<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|m| {
+                Message::parse(m)
+                    .ok()
+                    .map(|m| String::from_utf8_lossy(m.control_id().raw()).into_owned())
+            })
+            .collect()
+    }
+
+    /// Closes the listener and every connection.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(WAIT, self.task).await;
+    }
+}

@@ -1,0 +1,206 @@
+//! Crash and stop tests of the router binary: kill -9 and SIGTERM never lose an
+//! acknowledged message; limits refuse misbehaving senders.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use mllp_hl7::{AckCode, CommitAck, MllpClient, MllpCodec, MllpFrame, Reply};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+fn config(inp: u16, peer_port: u16) -> String {
+    format!(
+        "[general]\nuseconnections = in, out\ndatadir = store\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
+         usehl7 = True\nretrydelay = 0.05\nretrymaxdelay = 0.5\nacktimeout = 2\n"
+    )
+}
+
+/// Senders that record every control id the router acknowledged, until stopped.
+fn spawn_senders(
+    port: u16,
+    senders: usize,
+    acked: Arc<Mutex<HashSet<String>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..senders)
+        .map(|s| {
+            let acked = Arc::clone(&acked);
+            tokio::spawn(async move {
+                let Ok(c) = MllpClient::connect(("127.0.0.1", port)).await else {
+                    return;
+                };
+                let mut c = c.with_ack_timeout(Duration::from_secs(5));
+                for i in 0.. {
+                    let id = format!("S{s}M{i}");
+                    match c.send(&oru(&id, "LAB")).await {
+                        Ok(Reply::Ack {
+                            code: AckCode::ApplicationAccept,
+                            ..
+                        }) => {
+                            acked.lock().unwrap().insert(id);
+                        }
+                        _ => return, // the router died: this message was not acknowledged
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    std::fs::write(dir.path().join("router.cfg"), config(inp, peer_port)).unwrap();
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+
+    // Round 1: no receiver yet, so acknowledged messages pile up in the store.
+    let mut router = RouterProc::restart(dir.path()).await;
+    let senders = spawn_senders(inp, 4, Arc::clone(&acked));
+    wait_until("300 acknowledged messages", || {
+        acked.lock().unwrap().len() >= 300
+    })
+    .await;
+    router.kill9();
+    for s in senders {
+        let _ = tokio::time::timeout(WAIT, s).await;
+    }
+    let acked_round1 = acked.lock().unwrap().clone();
+    assert!(acked_round1.len() >= 300);
+
+    // Round 2: a receiver is up; kill again while delivering and receiving.
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    let mut router = RouterProc::restart(dir.path()).await;
+    let senders = spawn_senders(inp, 4, Arc::clone(&acked));
+    wait_until("more acknowledged messages", || {
+        acked.lock().unwrap().len() >= acked_round1.len() + 300
+    })
+    .await;
+    router.kill9();
+    for s in senders {
+        let _ = tokio::time::timeout(WAIT, s).await;
+    }
+
+    // Restart: every acknowledged message arrives (at least once).
+    let _router = RouterProc::restart(dir.path()).await;
+    let acked = acked.lock().unwrap().clone();
+    wait_until("every acknowledged message delivered", || {
+        let received = peer.control_ids();
+        acked.iter().all(|id| received.contains(id))
+    })
+    .await;
+    let received = peer.count();
+    let distinct = peer.control_ids().len();
+    eprintln!(
+        "acknowledged {}, received {received} ({distinct} distinct)",
+        acked.len()
+    );
+    peer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_zero_and_keeps_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    std::fs::write(dir.path().join("router.cfg"), config(inp, peer_port)).unwrap();
+    let mut router = RouterProc::restart(dir.path()).await;
+    let mut c = MllpClient::connect(("127.0.0.1", inp))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let id = format!("T{i}");
+        c.send(&oru(&id, "LAB")).await.unwrap();
+        acked.push(id);
+    }
+    let status = router.terminate(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+    // The server socket is closed.
+    assert!(TcpStream::connect(("127.0.0.1", inp)).await.is_err());
+    assert!(router.log_text().contains("router: started"));
+
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    let _router = RouterProc::restart(dir.path()).await;
+    wait_until("all 50 delivered after the restart", || {
+        let ids = peer.control_ids();
+        acked.iter().all(|id| ids.contains(id))
+    })
+    .await;
+    peer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_size_connections_and_idle_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (small, capped, idle) = (free_port(), free_port(), free_port());
+    let config = format!(
+        "[general]\nuseconnections = small, capped, idle, out\nloglvl = info\n\
+         [small]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {small}\nmaxmessagesize = 100\n\
+         [capped]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {capped}\nmaxconnections = 1\n\
+         [idle]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {idle}\nidletimeout = 0.3\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+
+    // Too large: a NAK commit block, then the connection is closed.
+    let stream = TcpStream::connect(("127.0.0.1", small)).await.unwrap();
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    framed.send(vec![b'x'; 500]).await.unwrap();
+    let reply = tokio::time::timeout(WAIT, framed.next()).await.unwrap();
+    assert!(
+        matches!(reply, Some(Ok(MllpFrame::Commit(CommitAck::Nak)))),
+        "{reply:?}"
+    );
+    let after = tokio::time::timeout(WAIT, framed.next()).await.unwrap();
+    assert!(
+        after.is_none() || matches!(after, Some(Err(_))),
+        "{after:?}"
+    );
+    // A message within the limit is fine.
+    let mut ok = MllpClient::connect(("127.0.0.1", small))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    assert_eq!(
+        ok.send(b"small").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+
+    // Connection cap: the second simultaneous connection is closed at once.
+    let mut first = MllpClient::connect(("127.0.0.1", capped))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    assert_eq!(
+        first.send(b"first").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    let mut second = TcpStream::connect(("127.0.0.1", capped)).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(WAIT, second.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the over-limit connection must be closed");
+
+    // Idle timeout: a silent connection is closed.
+    let mut quiet = TcpStream::connect(("127.0.0.1", idle)).await.unwrap();
+    let n = tokio::time::timeout(WAIT, quiet.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+
+    let log = router.log_text();
+    assert!(log.contains("exceeds the maximum message size"), "{log}");
+    assert!(log.contains("connection limit of 1 reached"), "{log}");
+    assert!(log.contains("idle for"), "{log}");
+}

@@ -1,0 +1,407 @@
+//! End-to-end tests of the router binary: real config files, real loopback sockets,
+//! real files, a real redb store.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mllp_hl7::{AckCode, AckMessage, CommitAck, Message, MllpClient, MllpCodec, MllpConfig, Reply};
+use tokio::net::TcpStream;
+
+async fn client(port: u16) -> MllpClient<TcpStream> {
+    MllpClient::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hl7_ack_mllp_ack_and_no_ack_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hl7, mllp, silent) = (free_port(), free_port(), free_port());
+    let config = format!(
+        r#"[general]
+useconnections = hl7-in, mllp-in, silent-in, files
+loglvl = info
+
+[hl7-in]
+transtech = socket
+transdir = in
+queuename = q
+usehl7 = True
+port = {hl7}
+
+[mllp-in]
+transtech = socket
+transdir = in
+queuename = q
+port = {mllp}
+
+[silent-in]
+transtech = socket
+transdir = in
+queuename = q
+useack = False
+port = {silent}
+
+[files]
+transtech = file
+transdir = out
+queuename = q
+messagedir = "out"
+"#
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+
+    // HL7 with usehl7: an HL7 ACK in original mode (AA, MSA-2 = MSH-10).
+    let mut c = client(hl7).await;
+    let Reply::Ack { code, payload } = c.send(&oru("MSG1", "LAB")).await.unwrap() else {
+        panic!("expected an HL7 ACK");
+    };
+    assert_eq!(code, AckCode::ApplicationAccept);
+    let ack = Message::parse(&payload).unwrap();
+    assert_eq!(
+        AckMessage::from_message(&ack)
+            .unwrap()
+            .acknowledged_id
+            .raw(),
+        b"MSG1"
+    );
+    assert_eq!(ack.sending_application().raw(), b"LIS", "MSH-3/5 swapped");
+
+    // Enhanced mode (MSH-15 = AL): a commit accept CA.
+    let enhanced = b"MSH|^~\\&|LAB|F|LIS|H|20240101||ORU^R01|ENH1|P|2.5.1|||AL|NE\rPID|1\r";
+    let Reply::Ack { code, .. } = c.send(enhanced).await.unwrap() else {
+        panic!("expected an HL7 ACK");
+    };
+    assert_eq!(code, AckCode::CommitAccept);
+
+    // Non-HL7 payload on the same usehl7 connection: the MLLP commit block.
+    assert_eq!(
+        c.send(b"plain text").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+
+    // usehl7 = False: MLLP commit ACK block even for HL7.
+    let mut m = client(mllp).await;
+    assert_eq!(
+        m.send(&oru("MSG2", "LAB")).await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+
+    // useack = False: nothing comes back, the message is still routed.
+    let silent_client = MllpClient::connect(("127.0.0.1", silent))
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_millis(500));
+    let mut silent_client = silent_client;
+    assert!(
+        silent_client.send(b"no ack please").await.is_err(),
+        "no reply expected"
+    );
+
+    let out = dir.path().join("out");
+    wait_until("5 files", || files_in(&out).len() == 5).await;
+    let contents: Vec<Vec<u8>> = files_in(&out)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(contents.contains(&oru("MSG1", "LAB")));
+    assert!(contents.contains(&b"no ack please".to_vec()));
+    for path in files_in(&out) {
+        assert!(
+            path.extension().unwrap() == "dat",
+            "default suffix .dat: {path:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_to_two_outputs_in_order_with_retry_on_ae() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    // The receiver rejects the first two deliveries with AE: they must be resent.
+    let peer = Peer::start(peer_port, PeerReply::RejectFirst(2)).await;
+    let config = format!(
+        "[general]\nuseconnections = in, files, lis\n\
+         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = lab\nport = {inp}\n\
+         [files]\ntranstech = file\ntransdir = out\nqueuename = lab\nmessagedir = out\nsuffix = .hl7\n\
+         [lis]\ntranstech = socket\ntransdir = out\nqueuename = lab\ncreateserversocket = False\n\
+         ipaddr = 127.0.0.1\nport = {peer_port}\nretrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let mut c = client(inp).await;
+    for i in 0..20 {
+        let reply = c.send(&oru(&format!("ID{i:03}"), "LAB")).await.unwrap();
+        assert!(matches!(
+            reply,
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ));
+    }
+    let out = dir.path().join("out");
+    wait_until("20 files", || files_in(&out).len() == 20).await;
+    wait_until("20 distinct messages at the peer", || {
+        peer.control_ids().len() == 20
+    })
+    .await;
+    // Per-input order at the socket output, the rejected first message resent twice.
+    let received = peer.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 22);
+    assert_eq!(received[0], oru("ID000", "LAB"));
+    assert_eq!(received[1], oru("ID000", "LAB"));
+    let accepted: Vec<Vec<u8>> = received[2..].to_vec();
+    let expected: Vec<Vec<u8>> = (0..20).map(|i| oru(&format!("ID{i:03}"), "LAB")).collect();
+    assert_eq!(accepted, expected);
+    // And in order in the file output (names sort by timestamp and counter).
+    let files: Vec<Vec<u8>> = files_in(&out)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert_eq!(files, expected);
+    peer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_in_to_socket_out_to_mllp_server_and_back_to_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let back = free_port();
+    let inbox = dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/oru_r01_2.4_ghh_lab_glucose.hl7"
+    ))
+    .unwrap();
+    // f_2 before f_10 in natural order; newline = True trims the trailing LF.
+    let messages: Vec<(String, Vec<u8>)> = (1..=12)
+        .map(|i| (format!("f_{i}.hl7"), oru(&format!("F{i:02}"), "FILELAB")))
+        .collect();
+    for (name, body) in &messages {
+        let mut body = body.clone();
+        body.push(b'\n');
+        std::fs::write(inbox.join(name), body).unwrap();
+    }
+    std::fs::write(inbox.join("ghh.hl7"), &sample).unwrap();
+    std::fs::write(inbox.join("ignored.txt"), b"not matched by the mask").unwrap();
+    let config = format!(
+        "[general]\nuseconnections = files-in, to-lis, from-lis, files-out\n\
+         [files-in]\ntranstech = file\ntransdir = in\nqueuename = outbound\nmessagedir = in\n\
+         filemask = *.hl7\ncycletime = 0.2\nmaxfiles = 5\nnewline = True\nnaturalorder = True\nsettletime = 0.1\n\
+         [to-lis]\ntranstech = socket\ntransdir = out\nqueuename = outbound\ncreateserversocket = False\nport = {back}\nusehl7 = True\n\
+         [from-lis]\ntranstech = socket\ntransdir = in\nqueuename = inbound\nport = {back}\nusehl7 = True\n\
+         [files-out]\ntranstech = file\ntransdir = out\nqueuename = inbound\nusehl7 = True\nhl7prefix = True\n\
+         messagedir = out\nsuffix = .hl7\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let out = dir.path().join("out");
+    wait_until("13 files back", || files_in(&out).len() == 13).await;
+    wait_until("inbox drained", || files_in(&inbox).len() == 1).await;
+    assert_eq!(files_in(&inbox), [inbox.join("ignored.txt")]);
+    let mut numbered: Vec<Vec<u8>> = Vec::new();
+    for path in files_in(&out) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let body = std::fs::read(&path).unwrap();
+        if name.starts_with("FILELAB_LABFAC_LIS_HOSP_ORU_") {
+            numbered.push(body);
+        } else {
+            assert_eq!(body, sample, "{name}");
+            assert!(
+                name.starts_with("GHH_LAB_ELAB-3_GHH_OE_BLDG4_ORU_"),
+                "{name}"
+            );
+        }
+    }
+    // Natural order across polls of at most 5 files, one trailing newline removed.
+    let expected: Vec<Vec<u8>> = messages.iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(numbered, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hl7prefix_names_and_a_hostile_msh3_stay_inside_messagedir() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n[in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nusehl7 = True\nhl7prefix = True\nmessagedir = deep/out\nsuffix = .hl7\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let mut c = client(port).await;
+    c.send(&oru("H1", "../../x")).await.unwrap();
+    c.send(&oru("H2", "ANALYZER")).await.unwrap();
+    let out = dir.path().join("deep/out");
+    wait_until("2 files", || files_in(&out).len() == 2).await;
+    let names: Vec<String> = files_in(&out)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("____x_LABFAC_LIS_HOSP_ORU_") && n.ends_with(".hl7")),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("ANALYZER_LABFAC_LIS_HOSP_ORU_")),
+        "{names:?}"
+    );
+    for name in &names {
+        assert!(!name.contains(".."), "{name}");
+        // MSH3_MSH4_MSH5_MSH6_TYPE_timestamp(14)_counter(5).suffix
+        let stem = name.strip_suffix(".hl7").unwrap();
+        let parts: Vec<&str> = stem.rsplitn(3, '_').collect();
+        assert_eq!(parts[0].len(), 5, "{name}");
+        assert_eq!(parts[1].len(), 14, "{name}");
+    }
+    // Nothing escaped: only the files above exist outside the store and logs.
+    assert!(!dir.path().join("x").exists());
+    assert!(!dir.path().join("deep/x").exists());
+    assert!(files_in(&dir.path().join("deep")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_delimiters_frame_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let framing = MllpConfig::default()
+        .with_start_block(b"START-BLOCK".to_vec())
+        .with_end_block(vec![0x1c, 0x1c])
+        .with_trailer(b"\r\n".to_vec());
+    let peer = Peer::start_with(
+        peer_port,
+        PeerReply::Accept,
+        MllpCodec::with_config(framing.clone()).unwrap(),
+    )
+    .await;
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {inp}\n\
+         sob = \"START-BLOCK\"\neod = chr(0x1c) + chr(28)\neob = '\\r\\n'\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
+         sob = \"START-BLOCK\"\neod = chr(28)+chr(0x1c)\neob = chr(13) + chr(10)\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let stream = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
+    let mut c =
+        MllpClient::new(stream, MllpCodec::with_config(framing).unwrap()).with_ack_timeout(WAIT);
+    // The commit block comes back in the same custom framing.
+    assert_eq!(
+        c.send(b"custom framed 1").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    assert_eq!(
+        c.send(b"custom framed 2").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    wait_until("2 messages at the peer", || peer.count() == 2).await;
+    assert_eq!(
+        *peer.received.lock().unwrap(),
+        [b"custom framed 1".to_vec(), b"custom framed 2".to_vec()]
+    );
+    peer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_socket_reconnects_after_the_peer_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
+         retrydelay = 0.05\nretrymaxdelay = 0.2\nacktimeout = 2\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    let mut c = client(inp).await;
+    c.send(&oru("R1", "LAB")).await.unwrap();
+    wait_until("R1 delivered", || peer.control_ids().contains("R1")).await;
+    peer.stop().await;
+
+    // Queued while the peer is down; delivered after it comes back on the same port.
+    c.send(&oru("R2", "LAB")).await.unwrap();
+    c.send(&oru("R3", "LAB")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    wait_until("R2 and R3 delivered after reconnect", || {
+        let ids = peer.control_ids();
+        ids.contains("R2") && ids.contains("R3")
+    })
+    .await;
+    peer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_in_client_mode_reconnects() {
+    // The router connects out to a sender (createserversocket = False on an input).
+    let dir = tempfile::tempdir().unwrap();
+    let sender_port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\ncreateserversocket = False\nport = {sender_port}\n\
+         retrydelay = 0.05\nretrymaxdelay = 0.2\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    for round in 0..2 {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", sender_port))
+            .await
+            .unwrap();
+        let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut c = MllpClient::new(stream, MllpCodec::new()).with_ack_timeout(WAIT);
+        let body = format!("round {round}");
+        assert_eq!(
+            c.send(body.as_bytes()).await.unwrap(),
+            Reply::Commit(CommitAck::Ack)
+        );
+        drop(c);
+        drop(listener);
+    }
+    let out = dir.path().join("out");
+    wait_until("2 files", || files_in(&out).len() == 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_written_and_unreadable_input_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let config = "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\ncycletime = 0.1\n\
+         settletime = 0.3\nmaxmessagesize = 4096\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
+    // A producer writing slowly: the file changes between the two looks of every poll.
+    let slow = inbox.join("slow.hl7");
+    std::fs::write(&slow, b"MSH|part1").unwrap();
+    // A temporary name is never taken; a file too large for maxmessagesize goes to error/.
+    std::fs::write(inbox.join("upload.hl7.tmp"), b"temp").unwrap();
+    std::fs::write(inbox.join("huge.hl7"), vec![b'x'; 5000]).unwrap();
+    let _router = RouterProc::start(dir.path(), config).await;
+    let out = dir.path().join("out");
+    let mut full = b"MSH|part1".to_vec();
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let chunk = format!("|chunk{i}");
+        full.extend_from_slice(chunk.as_bytes());
+        std::fs::write(&slow, &full).unwrap();
+        assert!(files_in(&out).is_empty(), "a half-written file was taken");
+    }
+    wait_until("the finished file", || files_in(&out).len() == 1).await;
+    assert_eq!(std::fs::read(&files_in(&out)[0]).unwrap(), full);
+    let error_dir = inbox.join("error");
+    wait_until("huge.hl7 in error/", || error_dir.join("huge.hl7").exists()).await;
+    assert_eq!(
+        std::fs::read(error_dir.join("huge.hl7")).unwrap().len(),
+        5000
+    );
+    assert!(inbox.join("upload.hl7.tmp").exists());
+    assert!(!slow.exists());
+}

@@ -1,0 +1,656 @@
+//! The HTTP API (axum): the reference's routes and JSON shapes, the legacy `POST /push`, and
+//! `GET /received`. Every user mistake gets a JSON 4xx.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use lis_templates::{Output, ProtocolKind, Template};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::push::{self, Destination};
+
+type Reply = Result<Response, ApiError>;
+
+/// A JSON error reply.
+#[derive(Debug)]
+pub(crate) struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+fn ok(value: Value) -> Reply {
+    Ok((StatusCode::OK, axum::Json(value)).into_response())
+}
+
+/// Binds the API listener.
+pub(crate) async fn bind(app: &App, port: u16) -> anyhow::Result<TcpListener> {
+    let addr = SocketAddr::new(app.cli.bind, port);
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (HTTP API)"))
+}
+
+/// The routes.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(health))
+        .route("/health", get(health))
+        .route("/received", get(received))
+        .route("/push", post(legacy_push))
+        .route("/simulate/astm/{name}", get(astm_get).post(astm_post))
+        .route("/simulate/hl7/{name}", get(hl7_get).post(hl7_post))
+        .route("/simulate/file/{name}", get(file_get).post(file_post))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+/// Serves the API until the process ends.
+pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(app)).await
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("Not found: {method} {}", uri.path()),
+    )
+}
+
+async fn health() -> Reply {
+    ok(json!({
+        "status": "ok",
+        "service": "Multi-Protocol Analyzer Simulator",
+        "endpoints": {
+            "GET /health": "Health check",
+            "GET /simulate/hl7/{template}": "Generate HL7 ORU^R01",
+            "POST /simulate/hl7/{template}": "Generate + push HL7 (body: destination, count, qc, qc_deviation)",
+            "GET /simulate/astm/{template}": "Generate ASTM message",
+            "POST /simulate/astm/{template}": "Generate + push ASTM (body: destination, count, sample_id, source_ip, qc, qc_deviation)",
+            "GET /simulate/file/{template}": "Generate FILE payload",
+            "POST /simulate/file/{template}": "Generate + write FILE (body: target_dir, filename, qc, qc_deviation)",
+            "POST /push": "Trigger a push (query or body: template, count, destination, analyzer_type)",
+            "GET /received": "Messages received from the LIS, newest first (query: limit)"
+        }
+    }))
+}
+
+async fn received(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
+    let limit = match query.get("limit") {
+        None => 100,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "limit must be an integer from 1 to 100000; got {text:?}"
+                ))
+            })?,
+    };
+    ok(serde_json::to_value(app.received.list(limit)).unwrap_or(Value::Null))
+}
+
+/// `{name}` must be a plain template name.
+fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(bad(format!("Missing {what} name")))
+    }
+}
+
+fn template<'a>(app: &'a App, name: &str) -> Result<&'a Template, ApiError> {
+    app.templates
+        .get(name)
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("Template not found: {name}")))
+}
+
+/// The JSON body: empty means `{}`; anything but an object is a 400.
+fn body_json(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(bad("Invalid JSON body")),
+    }
+}
+
+fn str_field(
+    body: &serde_json::Map<String, Value>,
+    keys: &[&str],
+) -> Result<Option<String>, ApiError> {
+    for key in keys {
+        match body.get(*key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => return Ok(Some(s.clone())),
+            Some(other) => return Err(bad(format!("{key} must be a string; got {other}"))),
+        }
+    }
+    Ok(None)
+}
+
+fn count_field(body: &serde_json::Map<String, Value>) -> Result<u64, ApiError> {
+    match body.get("count") {
+        None | Some(Value::Null) => Ok(1),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| bad(format!("count must be an integer from 1 to 1000; got {v}"))),
+    }
+}
+
+fn qc_fields(body: &serde_json::Map<String, Value>) -> Result<(bool, Option<f64>), ApiError> {
+    let qc = match body.get("qc") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => return Err(bad(format!("qc must be true or false; got {v}"))),
+    };
+    let deviation = match body.get("qc_deviation") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_f64()
+                .filter(|d| d.is_finite())
+                .ok_or_else(|| bad(format!("qc_deviation must be a number; got {v}")))?,
+        ),
+    };
+    Ok((qc, deviation))
+}
+
+fn check_sample(app: &App, sample: Option<&String>) -> Result<(), ApiError> {
+    if let Some(id) = sample {
+        app.minter
+            .validate(id, "sample_id")
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn check_qc(t: &Template, qc: bool) -> Result<(), ApiError> {
+    if qc && t.qc_controls.is_empty() {
+        return Err(bad(format!(
+            "Template '{}' has no qc_controls defined",
+            t.analyzer.name
+        )));
+    }
+    Ok(())
+}
+
+fn source_ip(body: &serde_json::Map<String, Value>) -> Result<Option<IpAddr>, ApiError> {
+    str_field(body, &["source_ip"])?
+        .map(|s| {
+            s.parse()
+                .map_err(|_| bad(format!("source_ip {s:?} is not an IP address")))
+        })
+        .transpose()
+}
+
+fn preview(first: &str) -> String {
+    let cut: String = first.chars().take(80).collect();
+    format!("{cut}...")
+}
+
+async fn astm_get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Reply {
+    check_name(&name, "template")?;
+    let t = template(&app, &name)?;
+    if !t.protocol.kind.is_astm() {
+        return Err(bad("Template is not ASTM protocol"));
+    }
+    let messages = app
+        .astm_messages(t, false, None, None, true)
+        .map_err(|e| bad(format!("{e:#}")))?;
+    let text: String = messages
+        .iter()
+        .map(lis_templates::AstmMessage::to_lines)
+        .collect();
+    ok(json!({"status": "generated", "template": name, "message": text}))
+}
+
+fn qc_default(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
+    check_name(&name, "template")?;
+    let body = body_json(&body)?;
+    let t = template(&app, &name)?;
+    if !t.protocol.kind.is_astm() {
+        return Err(bad("Template is not ASTM protocol"));
+    }
+    let count = count_field(&body)?;
+    let (qc, deviation) = qc_fields(&body)?;
+    check_qc(t, qc)?;
+    let sample = str_field(&body, &["sample_id", "sampleId"])?;
+    check_sample(&app, sample.as_ref())?;
+    let mut destination = str_field(&body, &["destination"])?;
+    let mut source = source_ip(&body)?;
+    if qc && destination.is_none() && name == "genexpert_astm" {
+        destination = Some(qc_default(
+            "QC_DEFAULT_ASTM_DESTINATION",
+            "tcp://openelis-analyzer-bridge:12001",
+        ));
+        if source.is_none() {
+            source = qc_default("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20.10")
+                .parse()
+                .ok();
+        }
+    }
+    let mut results = Vec::new();
+    let mut pushed = 0u64;
+    for i in 1..=count {
+        let messages = app
+            .astm_messages(t, qc, deviation, sample.clone(), app.cli.seed.is_some())
+            .map_err(|e| bad(format!("{e:#}")))?;
+        let sample_id = messages
+            .first()
+            .and_then(|m| m.records.iter().find(|r| r.starts_with("O|")))
+            .and_then(|o| o.split('|').nth(2))
+            .map(|f| f.split('^').next().unwrap_or_default().to_owned());
+        let first = messages
+            .first()
+            .and_then(|m| m.records.first())
+            .cloned()
+            .unwrap_or_default();
+        let (ok_push, error) = match &destination {
+            None => (Value::Null, Value::Null),
+            Some(dest) => {
+                let payloads: Vec<Vec<u8>> = messages
+                    .iter()
+                    .map(lis_templates::AstmMessage::to_bytes)
+                    .collect();
+                match deliver_astm(&app, dest, source, &payloads).await {
+                    Ok(()) => {
+                        pushed += 1;
+                        (Value::Bool(true), Value::Null)
+                    }
+                    Err(e) => (Value::Bool(false), Value::String(format!("{e:#}"))),
+                }
+            }
+        };
+        results.push(json!({
+            "message_number": i, "pushed": ok_push, "error": error,
+            "sample_id": sample_id, "preview": preview(&first)
+        }));
+    }
+    ok(json!({
+        "status": "completed", "template": name, "count": count, "qc": qc,
+        "pushed": destination.as_ref().map(|_| pushed),
+        "destination": destination, "source_ip": source.map(|s| s.to_string()),
+        "results": results
+    }))
+}
+
+async fn deliver_astm(
+    app: &App,
+    dest: &str,
+    source: Option<IpAddr>,
+    payloads: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    match Destination::parse(dest)? {
+        Destination::Tcp(hp) => {
+            push::astm_tcp(app, &hp, source, payloads, false, Duration::from_secs(30)).await
+        }
+        Destination::Mllp(_) => anyhow::bail!("mllp:// carries HL7; use tcp://host:port for ASTM"),
+        Destination::Http(base) => {
+            let client = push::http_client(app)?;
+            let url = push::http_url(&base, false);
+            for p in payloads {
+                push::http(
+                    app,
+                    &client,
+                    &url,
+                    String::from_utf8_lossy(p).replace('\r', "\n"),
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn deliver_hl7(
+    app: &App,
+    dest: &str,
+    source: Option<IpAddr>,
+    wire: &str,
+) -> anyhow::Result<()> {
+    match Destination::parse(dest)? {
+        Destination::Mllp(hp) => {
+            push::mllp(&hp, source, wire.as_bytes(), Duration::from_secs(30)).await
+        }
+        Destination::Tcp(_) => anyhow::bail!("tcp:// carries ASTM; use mllp://host:port for HL7"),
+        Destination::Http(base) => {
+            let client = push::http_client(app)?;
+            push::http(app, &client, &push::http_url(&base, true), wire.to_owned()).await
+        }
+    }
+}
+
+fn hl7_generate(
+    app: &App,
+    t: &Template,
+    qc: bool,
+    deviation: Option<f64>,
+    sample: Option<String>,
+) -> Result<lis_templates::Hl7Message, ApiError> {
+    let mut options = app.options(true, deviation);
+    options.sample_id = sample;
+    match lis_templates::generate(t, &app.minter, &options, qc) {
+        Ok(Output::Hl7(m)) => Ok(m),
+        Ok(_) => Err(bad("Template is not HL7 protocol")),
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+fn hl7_field(segment: &str, n: usize) -> String {
+    segment.split('|').nth(n).unwrap_or_default().to_owned()
+}
+
+fn hl7_sent(m: &lis_templates::Hl7Message, qc: bool, deviation: Option<f64>) -> Value {
+    let msh10 = m
+        .segments
+        .first()
+        .map(|s| hl7_field(s, 9))
+        .unwrap_or_default();
+    let sample = m
+        .segments
+        .iter()
+        .find(|s| s.starts_with("OBR|"))
+        .map(|s| hl7_field(s, 3));
+    json!({
+        "status": "sent", "messageId": format!("MSG-{msh10}"), "qc": qc,
+        "qc_deviation": deviation, "sample_id": sample, "message": m.to_wire()
+    })
+}
+
+async fn hl7_get(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
+    check_name(&name, "analyzer")?;
+    let t = template(&app, &name)?;
+    if t.protocol.kind != ProtocolKind::Hl7 {
+        return Err(bad("Template is not HL7 protocol"));
+    }
+    let sample = query
+        .get("sampleId")
+        .or_else(|| query.get("sample_id"))
+        .cloned();
+    check_sample(&app, sample.as_ref())?;
+    let m = hl7_generate(&app, t, false, None, sample)?;
+    ok(hl7_sent(&m, false, None))
+}
+
+async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
+    check_name(&name, "analyzer")?;
+    let body = body_json(&body)?;
+    let t = template(&app, &name)?;
+    if t.protocol.kind != ProtocolKind::Hl7 {
+        return Err(bad("Template is not HL7 protocol"));
+    }
+    let count = count_field(&body)?;
+    let (qc, deviation) = qc_fields(&body)?;
+    check_qc(t, qc)?;
+    let sample = str_field(&body, &["sampleId", "sample_id"])?;
+    check_sample(&app, sample.as_ref())?;
+    let mut destination = str_field(&body, &["destination"])?;
+    let mut source = source_ip(&body)?;
+    if qc && destination.is_none() && name == "mindray_bs200" {
+        destination = Some(qc_default(
+            "QC_DEFAULT_HL7_DESTINATION",
+            "mllp://openelis-analyzer-bridge:2575",
+        ));
+        if source.is_none() {
+            source = qc_default("QC_DEFAULT_HL7_SOURCE_IP", "10.42.22.10")
+                .parse()
+                .ok();
+        }
+    }
+    if destination.is_none() && count == 1 {
+        let m = hl7_generate(&app, t, qc, deviation, sample)?;
+        return ok(hl7_sent(&m, qc, deviation));
+    }
+    let mut results = Vec::new();
+    let mut pushed = 0u64;
+    for i in 1..=count {
+        let m = hl7_generate(&app, t, qc, deviation, sample.clone())?;
+        let sample_id = m
+            .segments
+            .iter()
+            .find(|s| s.starts_with("OBR|"))
+            .map(|s| hl7_field(s, 3));
+        let (ok_push, error) = match &destination {
+            None => (Value::Null, Value::Null),
+            Some(dest) => match deliver_hl7(&app, dest, source, &m.to_wire()).await {
+                Ok(()) => {
+                    pushed += 1;
+                    (Value::Bool(true), Value::Null)
+                }
+                Err(e) => (Value::Bool(false), Value::String(format!("{e:#}"))),
+            },
+        };
+        results.push(json!({
+            "message_number": i, "pushed": ok_push, "error": error, "sample_id": sample_id,
+            "preview": preview(m.segments.first().map_or("", String::as_str))
+        }));
+    }
+    ok(json!({
+        "status": "completed", "analyzer": name, "count": count, "qc": qc, "qc_deviation": deviation,
+        "destination": destination, "pushed": destination.as_ref().map(|_| pushed), "results": results
+    }))
+}
+
+fn file_generate(
+    app: &App,
+    t: &Template,
+    qc: bool,
+    deviation: Option<f64>,
+) -> Result<lis_templates::FileOutput, ApiError> {
+    if t.protocol.kind != ProtocolKind::File {
+        return Err(bad("Template is not FILE protocol"));
+    }
+    let options = app.options(true, deviation);
+    match lis_templates::generate(t, &app.minter, &options, qc) {
+        Ok(Output::File(f)) => Ok(f),
+        Ok(_) => Err(bad("Template is not FILE protocol")),
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+async fn file_get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Reply {
+    check_name(&name, "template")?;
+    let t = template(&app, &name)?;
+    let f = file_generate(&app, t, false, None)?;
+    ok(json!({
+        "status": "generated", "template": name, "file_name": f.file_name,
+        "format": format!("{:?}", f.kind).to_ascii_uppercase(), "content": f.text()
+    }))
+}
+
+/// A file name without directories or path tricks; `None` when nothing safe is left.
+pub(crate) fn safe_file_name(name: &str) -> Option<String> {
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    valid.then(|| name.to_owned())
+}
+
+fn file_roots(app: &App) -> Vec<PathBuf> {
+    if app.cli.file_root.is_empty() {
+        vec![
+            PathBuf::from("/data/analyzer-imports"),
+            std::env::temp_dir(),
+        ]
+    } else {
+        app.cli.file_root.clone()
+    }
+}
+
+fn resolve_target(app: &App, dir: &str) -> Result<PathBuf, ApiError> {
+    let roots = file_roots(app);
+    let listed = roots
+        .iter()
+        .map(|r| r.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let real = FsPath::new(dir)
+        .canonicalize()
+        .map_err(|_| bad(format!("target_dir {dir:?} does not exist")))?;
+    let inside = roots
+        .iter()
+        .filter_map(|r| r.canonicalize().ok())
+        .any(|r| real.starts_with(&r));
+    if !inside || !real.is_dir() {
+        return Err(bad(format!("target_dir must be under [{listed}]")));
+    }
+    Ok(real)
+}
+
+async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
+    check_name(&name, "template")?;
+    let body = body_json(&body)?;
+    let t = template(&app, &name)?;
+    let (qc, deviation) = qc_fields(&body)?;
+    check_qc(t, qc)?;
+    let target = str_field(&body, &["target_dir"])?;
+    let filename = str_field(&body, &["filename"])?;
+    let f = file_generate(&app, t, qc, deviation)?;
+    let written = match target {
+        None => None,
+        Some(dir) => {
+            let dir = resolve_target(&app, &dir)?;
+            let name = match &filename {
+                Some(n) => safe_file_name(n).ok_or_else(|| {
+                    bad(format!(
+                        "filename {n:?} must be a plain file name (letters, digits, - _ .)"
+                    ))
+                })?,
+                None => f.file_name.clone(),
+            };
+            let path = dir.join(name);
+            std::fs::write(&path, &f.bytes).map_err(|e| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })?;
+            Some(path.display().to_string())
+        }
+    };
+    ok(json!({
+        "status": "completed", "template": name, "qc": qc, "qc_deviation": deviation,
+        "written_path": written, "format": format!("{:?}", f.kind).to_ascii_uppercase(),
+        "content": f.text()
+    }))
+}
+
+async fn legacy_push(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    let body = body_json(&body)?;
+    let get = |key: &str| -> Result<Option<String>, ApiError> {
+        match str_field(&body, &[key])? {
+            Some(v) => Ok(Some(v)),
+            None => Ok(query.get(key).cloned()),
+        }
+    };
+    let count = match body.get("count") {
+        Some(_) => count_field(&body)?,
+        None => match query.get("count") {
+            None => 1,
+            Some(c) => c
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "count must be an integer from 1 to 1000; got {c:?}"
+                    ))
+                })?,
+        },
+    };
+    let template_name = get("template")?;
+    let analyzer_type = get("analyzer_type")?
+        .unwrap_or_else(|| "HEMATOLOGY".into())
+        .to_ascii_uppercase();
+    let destination = get("destination")?
+        .or_else(|| app.cli.push.clone())
+        .ok_or_else(|| bad("destination is required (or start with --push URL)"))?;
+    let t = match &template_name {
+        Some(n) => {
+            check_name(n, "template")?;
+            Some(template(&app, n)?)
+        }
+        None => None,
+    };
+    let mut results = Vec::new();
+    let mut successful = 0u64;
+    for i in 1..=count {
+        let payloads: anyhow::Result<Vec<Vec<u8>>> = match t {
+            Some(t) => app
+                .astm_messages(t, false, None, None, app.cli.seed.is_some())
+                .map(|m| m.iter().map(lis_templates::AstmMessage::to_bytes).collect()),
+            None => app
+                .minter
+                .mint(lis_templates::Lane::parse("00", "lane").map_err(|e| bad(e.to_string()))?)
+                .map_err(anyhow::Error::from)
+                .and_then(|acc| {
+                    crate::legacy::message(&analyzer_type, &acc, app.now(), &mut app.rng())
+                })
+                .map(|r| vec![r.iter().flat_map(|r| r.bytes().chain([b'\r'])).collect()]),
+        };
+        let outcome = match payloads {
+            Ok(p) => deliver_astm(&app, &destination, app.cli.source_ip, &p).await,
+            Err(e) => Err(e),
+        };
+        let mut entry = json!({"message_number": i, "success": outcome.is_ok()});
+        match (&template_name, &outcome) {
+            (_, Err(e)) => entry["error"] = json!(format!("{e:#}")),
+            (Some(n), Ok(())) => entry["template"] = json!(n),
+            (None, Ok(())) => entry["analyzer_type"] = json!(analyzer_type),
+        }
+        if outcome.is_ok() {
+            successful += 1;
+        }
+        results.push(entry);
+    }
+    ok(json!({
+        "status": "completed", "total": count, "successful": successful,
+        "failed": count - successful, "results": results
+    }))
+}

@@ -1,0 +1,182 @@
+//! State shared by every mode: templates, accession minter, options, received messages, faults.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use astm_frame::{Assembly, ContentionPolicy, LinkConfig, Role, Timers};
+use lis_templates::{
+    AccessionMinter, AstmMessage, GenerateOptions, Layout, Output, Profiles, Template, TemplateSet,
+    ValueMode,
+};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+
+use crate::cli::{Cli, ContentionArg, LayoutArg};
+use crate::faults::Faults;
+use crate::received::Received;
+
+/// The clock used with `--seed` when `--now` is not given, so a seed alone gives byte-identical
+/// output.
+pub(crate) const SEED_CLOCK: &str = "20260101120000";
+
+/// Shared state.
+#[derive(Debug)]
+pub(crate) struct App {
+    /// The command line.
+    pub(crate) cli: Cli,
+    /// Every template (embedded, then `--templates-dir`).
+    pub(crate) templates: TemplateSet,
+    /// SiteYearNum accessions, one counter per lane for every protocol.
+    pub(crate) minter: AccessionMinter,
+    /// What the LIS sent.
+    pub(crate) received: Received,
+    /// Fault injection.
+    pub(crate) faults: Arc<Faults>,
+    now: Option<chrono::NaiveDateTime>,
+    generation: AtomicU64,
+}
+
+impl App {
+    /// Loads templates and checks the options.
+    pub(crate) fn new(cli: Cli) -> anyhow::Result<Self> {
+        let mut templates = TemplateSet::embedded().context("embedded templates")?;
+        if let Some(dir) = &cli.templates_dir {
+            let profiles = cli
+                .profiles_dir
+                .clone()
+                .map_or(Profiles::None, Profiles::Dir);
+            let extra = TemplateSet::load_dir(dir, &profiles)
+                .with_context(|| format!("--templates-dir {}", dir.display()))?;
+            for template in extra.iter() {
+                templates.insert(template.clone());
+            }
+        }
+        let now = match (cli.now, cli.seed) {
+            (Some(now), _) => Some(now),
+            (None, Some(_)) => {
+                chrono::NaiveDateTime::parse_from_str(SEED_CLOCK, "%Y%m%d%H%M%S").ok()
+            }
+            (None, None) => None,
+        };
+        let minter = match now {
+            Some(t) => AccessionMinter::with(
+                lis_templates::DEFAULT_PREFIX,
+                u8::try_from(chrono::Datelike::year(&t).rem_euclid(100)).unwrap_or(0),
+            )?,
+            None => AccessionMinter::new(),
+        };
+        let faults = Arc::new(Faults::parse(&cli.fault, cli.seed)?);
+        Ok(Self {
+            received: Received::new(cli.received_capacity),
+            cli,
+            templates,
+            minter,
+            faults,
+            now,
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// The template called `name`.
+    pub(crate) fn template(&self, name: &str) -> anyhow::Result<&Template> {
+        self.templates.get(name).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown template {name:?} (known: {})",
+                self.templates.names().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    /// The layout of generated messages.
+    pub(crate) fn layout(&self) -> Layout {
+        match self.cli.layout {
+            LayoutArg::Standard => Layout::Standard,
+            LayoutArg::Openelis => Layout::OpenElis,
+        }
+    }
+
+    /// Options for the next generation: each gets its own seed (`--seed` + n), so a run is
+    /// reproducible and its messages still differ.
+    pub(crate) fn options(
+        &self,
+        template_values: bool,
+        qc_deviation: Option<f64>,
+    ) -> GenerateOptions {
+        let n = self.generation.fetch_add(1, Ordering::Relaxed);
+        GenerateOptions {
+            seed: self.cli.seed.map(|s| s.wrapping_add(n)),
+            now: self.now,
+            layout: self.layout(),
+            values: template_values.then_some(ValueMode::Template),
+            qc_deviation,
+            sample_id: None,
+        }
+    }
+
+    /// The clock: `--now`, the seed clock, or local time.
+    pub(crate) fn now(&self) -> chrono::NaiveDateTime {
+        self.now
+            .unwrap_or_else(|| chrono::Local::now().naive_local())
+    }
+
+    /// A seeded RNG for the legacy generator.
+    pub(crate) fn rng(&self) -> Xoshiro256PlusPlus {
+        let n = self.generation.fetch_add(1, Ordering::Relaxed);
+        match self.cli.seed {
+            Some(s) => Xoshiro256PlusPlus::seed_from_u64(s.wrapping_add(n)),
+            None => Xoshiro256PlusPlus::seed_from_u64(rand::RngExt::random(&mut rand::rng())),
+        }
+    }
+
+    /// ASTM messages from an ASTM/RS232 template (patient or QC).
+    pub(crate) fn astm_messages(
+        &self,
+        template: &Template,
+        qc: bool,
+        qc_deviation: Option<f64>,
+        sample_id: Option<String>,
+        template_values: bool,
+    ) -> anyhow::Result<Vec<AstmMessage>> {
+        if !template.protocol.kind.is_astm() {
+            bail!(
+                "template {:?} is not an ASTM template (protocol {})",
+                template.name,
+                template.protocol.kind.as_str()
+            );
+        }
+        if qc && template.qc_controls.is_empty() {
+            bail!("template {:?} has no qc_controls defined", template.name);
+        }
+        let mut options = self.options(template_values, qc_deviation);
+        options.sample_id = sample_id;
+        match lis_templates::generate(template, &self.minter, &options, qc)? {
+            Output::Astm(messages) => Ok(messages),
+            _ => bail!("template {:?} did not produce ASTM", template.name),
+        }
+    }
+
+    /// The E1381 configuration of a station.
+    pub(crate) fn link_config(&self, role: Role) -> LinkConfig {
+        let mut config = LinkConfig::new(role);
+        config.assembly = Assembly::PerTransfer;
+        config.contention = match self.cli.contention {
+            ContentionArg::ByRole => ContentionPolicy::ByRole,
+            ContentionArg::Yield => ContentionPolicy::Yield,
+        };
+        if let Some(ms) = self.cli.link_timer_ms {
+            let d = Duration::from_millis(ms);
+            config.timers = Timers {
+                enq_reply: d,
+                frame_reply: d,
+                receive: d,
+                enq_retry: d,
+                interrupt_hold_off: d,
+                contention_retry: d,
+                contention_yield: d,
+            };
+        }
+        config
+    }
+}

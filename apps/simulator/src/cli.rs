@@ -1,0 +1,252 @@
+//! The command line: every flag and environment variable of the OpenELIS mock server, with the
+//! same meaning and defaults, plus the simulator's own.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Analyzer simulator: a drop-in, standards-correct superset of the OpenELIS analyzer mock server.
+///
+/// With no arguments it listens on the default port map (5000 and 9600 GeneXpert ASTM, 9601-9604
+/// BA-88A, STart 4, Micros 60, Pentra 60, 5380 Mindray BC-5380 over MLLP) on 127.0.0.1.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "simulator", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Listen port in single-port mode (with `--template` or `ASTM_TEMPLATE`).
+    #[arg(short = 'p', long, env = "ASTM_PORT", default_value_t = 5000)]
+    pub(crate) port: u16,
+
+    /// Legacy `fields.json` category for `--push` without `--template` and for field-query
+    /// replies on a port without a template.
+    #[arg(
+        short = 't',
+        long = "analyzer-type",
+        env = "ANALYZER_TYPE",
+        default_value = "HEMATOLOGY"
+    )]
+    pub(crate) analyzer_type: String,
+
+    /// Milliseconds to wait before every control byte (ACK, NAK, ENQ, EOT) the server sends, and
+    /// before each MLLP ACK.
+    #[arg(
+        short = 'd',
+        long = "response-delay",
+        env = "RESPONSE_DELAY_MS",
+        default_value_t = 100
+    )]
+    pub(crate) response_delay: u64,
+
+    /// Debug logging.
+    #[arg(short = 'v', long)]
+    pub(crate) verbose: bool,
+
+    /// Push mode: `tcp://host:port` (ASTM E1381), `mllp://host:port` (HL7) or an http(s) base URL.
+    #[arg(short = 'P', long)]
+    pub(crate) push: Option<String>,
+
+    /// ASTM template for push mode; with `--port`, single-port server mode.
+    #[arg(long, env = "ASTM_TEMPLATE")]
+    pub(crate) template: Option<String>,
+
+    /// Push the QC message of the template (`qc_controls`).
+    #[arg(long)]
+    pub(crate) qc: bool,
+
+    /// Put every QC value exactly this many SD off target (omitted: Gaussian scatter).
+    #[arg(long = "qc-deviation", allow_hyphen_values = true)]
+    pub(crate) qc_deviation: Option<f64>,
+
+    /// Local address to bind outgoing TCP connections to.
+    #[arg(long = "source-ip")]
+    pub(crate) source_ip: Option<IpAddr>,
+
+    /// Print the generated message (one record or segment per line) and exit.
+    #[arg(long = "dry-run")]
+    pub(crate) dry_run: bool,
+
+    /// Messages per run.
+    #[arg(short = 'c', long = "push-count", default_value_t = 1)]
+    pub(crate) push_count: u64,
+
+    /// Seconds between pushes.
+    #[arg(short = 'i', long = "push-interval", default_value_t = 1.0)]
+    pub(crate) push_interval: f64,
+
+    /// Push until interrupted.
+    #[arg(short = 'C', long = "push-continuous")]
+    pub(crate) push_continuous: bool,
+
+    /// Port of the HTTP API.
+    #[arg(short = 'a', long = "api-port")]
+    pub(crate) api_port: Option<u16>,
+
+    /// Port of the HTTP API (wins over `--api-port`).
+    #[arg(long = "simulate-api-port")]
+    pub(crate) simulate_api_port: Option<u16>,
+
+    /// Serial mode: send one message over this serial port and exit.
+    #[arg(long = "serial-port")]
+    pub(crate) serial_port: Option<String>,
+
+    /// Template for serial mode; its baud rate, data bits, parity and stop bits are applied.
+    #[arg(long = "serial-analyzer", default_value = "horiba_pentra60")]
+    pub(crate) serial_analyzer: String,
+
+    /// File mode: write one generated result file into this directory and exit.
+    #[arg(long = "generate-files")]
+    pub(crate) generate_files: Option<PathBuf>,
+
+    /// Template for file mode.
+    #[arg(long = "generate-files-analyzer", default_value = "quantstudio7")]
+    pub(crate) generate_files_analyzer: String,
+
+    /// With `--push`: send an HL7 ORU^R01 instead of ASTM.
+    #[arg(long)]
+    pub(crate) hl7: bool,
+
+    /// HL7 template.
+    #[arg(
+        long = "hl7-template",
+        env = "HL7_TEMPLATE",
+        default_value = "abbott_architect_hl7"
+    )]
+    pub(crate) hl7_template: String,
+
+    /// Address to listen on (the container image sets 0.0.0.0).
+    #[arg(long, env = "SIMULATOR_BIND", default_value = "127.0.0.1")]
+    pub(crate) bind: IpAddr,
+
+    /// Extra or replacement templates (`*.json`), loaded over the embedded ones.
+    #[arg(long = "templates-dir")]
+    pub(crate) templates_dir: Option<PathBuf>,
+
+    /// Analyzer-profiles directory for profile-backed templates in `--templates-dir`.
+    #[arg(long = "profiles-dir", env = "ANALYZER_PROFILES_DIR")]
+    pub(crate) profiles_dir: Option<PathBuf>,
+
+    /// RNG seed: the same seed gives byte-identical messages (with `--now`).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+
+    /// Fixed clock for generated time stamps, `YYYYMMDDHHMMSS` (reproducible output).
+    #[arg(long, value_parser = parse_now)]
+    pub(crate) now: Option<chrono::NaiveDateTime>,
+
+    /// Field positions of generated messages.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Standard)]
+    pub(crate) layout: LayoutArg,
+
+    /// User for HTTP Basic auth on HTTP pushes.
+    #[arg(long, env = "SIMULATOR_PUSH_USER")]
+    pub(crate) user: Option<String>,
+
+    /// Password for HTTP Basic auth on HTTP pushes.
+    #[arg(long, env = "SIMULATOR_PUSH_PASSWORD")]
+    pub(crate) password: Option<String>,
+
+    /// Do not verify TLS certificates on HTTPS pushes.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+
+    /// Trust this PEM certificate (a self-signed LIS certificate or its CA) for HTTPS pushes.
+    #[arg(long = "ca-cert")]
+    pub(crate) ca_cert: Option<PathBuf>,
+
+    /// Push every message on one TCP connection (default: one connection per session, as the
+    /// reference does).
+    #[arg(long = "keep-connection")]
+    pub(crate) keep_connection: bool,
+
+    /// Listener override, repeatable: `PORT=TEMPLATE` (port 0 picks a free port). Replaces the
+    /// port map.
+    #[arg(long = "listen", value_name = "PORT=TEMPLATE")]
+    pub(crate) listen: Vec<String>,
+
+    /// Fault injection, repeatable: `bad-checksum=P`, `drop-ack=P`, `delay-ms=N`,
+    /// `disconnect-mid-frame=P`, `duplicate-frame=P`, `nak-enq=P` (P a probability 0..1).
+    #[arg(long = "fault", value_name = "NAME=VALUE")]
+    pub(crate) fault: Vec<String>,
+
+    /// What an ASTM port does when its ENQ meets the LIS's ENQ: the standard gives the instrument
+    /// priority (`by-role`); `yield` is the reference's behaviour.
+    #[arg(long, value_enum, default_value_t = ContentionArg::ByRole)]
+    pub(crate) contention: ContentionArg,
+
+    /// Where results for orders received on a port go: a new connection to
+    /// `ORDER_RESULT_PUSH_HOST` (as the reference), a new session on the same link, or nowhere.
+    #[arg(long = "order-results", value_enum, default_value_t = OrderResultsArg::Push)]
+    pub(crate) order_results: OrderResultsArg,
+
+    /// Host for results of received orders; empty disables the push.
+    #[arg(
+        long = "order-result-push-host",
+        env = "ORDER_RESULT_PUSH_HOST",
+        default_value = "openelis-analyzer-bridge"
+    )]
+    pub(crate) order_result_push_host: String,
+
+    /// Port for ASTM order results.
+    #[arg(
+        long = "order-result-push-astm-port",
+        env = "ORDER_RESULT_PUSH_ASTM_PORT",
+        default_value_t = 12001
+    )]
+    pub(crate) order_result_push_astm_port: u16,
+
+    /// Port for HL7 order results (ORU over MLLP).
+    #[arg(
+        long = "order-result-push-port",
+        env = "ORDER_RESULT_PUSH_PORT",
+        default_value_t = 2575
+    )]
+    pub(crate) order_result_push_port: u16,
+
+    /// How many received messages `GET /received` keeps.
+    #[arg(long = "received-capacity", default_value_t = 1000)]
+    pub(crate) received_capacity: usize,
+
+    /// Directories `POST /simulate/file` may write into (default: /data/analyzer-imports and the
+    /// temporary directory).
+    #[arg(long = "file-root")]
+    pub(crate) file_root: Vec<PathBuf>,
+
+    /// E1381 timers in milliseconds (reply to ENQ and frames, receive, retry waits), all at once;
+    /// the standard's values by default. For tests of timeouts.
+    #[arg(long = "link-timer-ms", hide = true)]
+    pub(crate) link_timer_ms: Option<u64>,
+}
+
+/// `--layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LayoutArg {
+    /// LIS2-A2 / HL7 v2 field positions.
+    Standard,
+    /// The reference mock's bytes.
+    Openelis,
+}
+
+/// `--contention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ContentionArg {
+    /// The instrument insists (waits 1 s, sends ENQ again).
+    ByRole,
+    /// Yield to the LIS and receive first (the reference).
+    Yield,
+}
+
+/// `--order-results`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OrderResultsArg {
+    /// New connection to `ORDER_RESULT_PUSH_HOST`.
+    Push,
+    /// New session on the connection the order came in on.
+    Link,
+    /// Do not send results for orders.
+    Off,
+}
+
+fn parse_now(text: &str) -> Result<chrono::NaiveDateTime, String> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S")
+        .map_err(|e| format!("expected YYYYMMDDHHMMSS: {e}"))
+}

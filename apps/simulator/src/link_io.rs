@@ -1,0 +1,288 @@
+//! Runs an `astm-frame` [`Link`] over a byte stream, with the simulator's extras in the I/O loop:
+//! the response delay before control bytes, fault injection, the idle timeout, and the reference's
+//! "six NAKs in a row, then EOT and hang up" rule for the receiver.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use astm_frame::{Control, Event, Link, MessageId};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::faults::{Fault, Faults};
+
+const STX: u8 = 0x02;
+const ENQ: u8 = 0x05;
+const ACK: u8 = 0x06;
+const NAK: u8 = 0x15;
+const EOT: u8 = 0x04;
+const LF: u8 = 0x0A;
+
+/// Why the loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkIoError {
+    /// Transport error.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the connection.
+    #[error("connection closed by the peer")]
+    Closed,
+    /// Six frames in a row were refused; EOT was sent and the connection closed.
+    #[error("six consecutive frames refused; sent EOT and closed")]
+    TooManyNaks,
+    /// A fault closed the connection in the middle of a frame.
+    #[error("connection closed mid-frame by the disconnect-mid-frame fault")]
+    FaultDisconnect,
+    /// Nothing received within the idle timeout.
+    #[error("idle for {0:?}; connection closed")]
+    Idle(Duration),
+    /// The message was not delivered.
+    #[error("message not delivered: {0}")]
+    Aborted(String),
+}
+
+/// Options of the loop.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkIoOptions {
+    /// Wait before each control byte sent (`--response-delay`).
+    pub(crate) control_delay: Duration,
+    /// Close after six consecutive NAKs sent (server side).
+    pub(crate) nak_limit: bool,
+    /// Close after this long without input.
+    pub(crate) idle: Option<Duration>,
+    /// Faults to inject.
+    pub(crate) faults: Arc<Faults>,
+    /// For log lines.
+    pub(crate) label: String,
+    /// The reference's contention behaviour: acknowledge the peer's contending ENQ at once.
+    pub(crate) yield_at_once: bool,
+}
+
+/// A [`Link`] over `T`.
+#[derive(Debug)]
+pub(crate) struct LinkIo<T> {
+    io: T,
+    link: Link,
+    options: LinkIoOptions,
+    events: VecDeque<Event>,
+    read_buf: Vec<u8>,
+    out: Vec<u8>,
+    /// ACKs still due for duplicated frames; they must not be taken for the next frame's ACK.
+    extra_acks: u32,
+    consecutive_naks: u32,
+    last_input: Instant,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
+    /// Runs `link` over `io`.
+    pub(crate) fn new(io: T, link: Link, options: LinkIoOptions) -> Self {
+        Self {
+            io,
+            link,
+            options,
+            events: VecDeque::new(),
+            read_buf: vec![0; 16 * 1024],
+            out: Vec::new(),
+            extra_acks: 0,
+            consecutive_naks: 0,
+            last_input: Instant::now(),
+        }
+    }
+
+    /// Queues a message to send in its own session; returns at once.
+    pub(crate) fn queue(&mut self, message: Vec<u8>) -> MessageId {
+        self.link.send(message, Instant::now().into_std())
+    }
+
+    /// Sends a message and waits until the peer has acknowledged every frame.
+    pub(crate) async fn send(&mut self, message: Vec<u8>) -> Result<(), LinkIoError> {
+        let id = self.queue(message);
+        loop {
+            self.flush().await?;
+            let position = self.events.iter().position(|e| match e {
+                Event::MessageSent(sent) => *sent == id,
+                Event::MessageAborted { id: aborted, .. } => *aborted == id,
+                _ => false,
+            });
+            if let Some(i) = position {
+                return match self.events.remove(i) {
+                    Some(Event::MessageAborted { reason, .. }) => {
+                        Err(LinkIoError::Aborted(reason.to_string()))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            self.step().await?;
+        }
+    }
+
+    /// The next event; `Ok(None)` when the peer has closed the connection.
+    pub(crate) async fn next_event(&mut self) -> Result<Option<Event>, LinkIoError> {
+        loop {
+            self.flush().await?;
+            if let Some(event) = self.events.pop_front() {
+                return Ok(Some(event));
+            }
+            match self.step().await {
+                Ok(()) => {}
+                Err(LinkIoError::Closed) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Shuts the write side down.
+    pub(crate) async fn shutdown(&mut self) {
+        let _ = self.io.shutdown().await;
+    }
+
+    /// Writes what the link has to send, transformed by the faults, and collects events.
+    async fn flush(&mut self) -> Result<(), LinkIoError> {
+        while self.link.poll_transmit(&mut self.out).is_some() {}
+        while let Some(event) = self.link.poll_event() {
+            self.events.push_back(event);
+        }
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let mut rest = &out[..];
+        while let Some(&first) = rest.first() {
+            let len = if first == STX {
+                memchr_lf(rest).map_or(rest.len(), |i| i + 1)
+            } else {
+                1
+            };
+            let (item, tail) = rest.split_at(len);
+            rest = tail;
+            self.write_item(item).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_item(&mut self, item: &[u8]) -> Result<(), LinkIoError> {
+        let faults = Arc::clone(&self.options.faults);
+        let label = self.options.label.as_str();
+        if faults.delay() > Duration::ZERO {
+            tokio::time::sleep(faults.delay()).await;
+        }
+        if item.first() == Some(&STX) {
+            if faults.fires(Fault::DisconnectMidFrame, label) {
+                self.io.write_all(&item[..item.len() / 2]).await?;
+                self.io.flush().await?;
+                let _ = self.io.shutdown().await;
+                return Err(LinkIoError::FaultDisconnect);
+            }
+            let mut frame = item.to_vec();
+            if faults.fires(Fault::BadChecksum, label) && frame.len() >= 5 {
+                // The two checksum characters sit before CR LF; any other valid hex is wrong.
+                let i = frame.len() - 4;
+                frame[i] = if frame[i] == b'0' { b'1' } else { b'0' };
+            }
+            self.io.write_all(&frame).await?;
+            if faults.fires(Fault::DuplicateFrame, label) {
+                self.io.write_all(&frame).await?;
+                self.extra_acks += 1;
+            }
+            self.io.flush().await?;
+            return Ok(());
+        }
+        let byte = item[0];
+        match byte {
+            ACK => {
+                self.consecutive_naks = 0;
+                if faults.fires(Fault::DropAck, label) {
+                    return Ok(());
+                }
+            }
+            NAK => self.consecutive_naks += 1,
+            _ => {}
+        }
+        if Control::from_byte(byte).is_some() && self.options.control_delay > Duration::ZERO {
+            tokio::time::sleep(self.options.control_delay).await;
+        }
+        self.io.write_all(item).await?;
+        if byte == NAK && self.options.nak_limit && self.consecutive_naks >= 6 {
+            // The reference's rule: after the sixth NAK in a row, EOT and hang up.
+            self.io.write_all(&[EOT]).await?;
+            self.io.flush().await?;
+            let _ = self.io.shutdown().await;
+            return Err(LinkIoError::TooManyNaks);
+        }
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    /// Waits for input or the next timer, and feeds it to the link.
+    async fn step(&mut self) -> Result<(), LinkIoError> {
+        let link_deadline = self.link.poll_timeout().map(Instant::from_std);
+        let idle_deadline = self.options.idle.map(|d| self.last_input + d);
+        let deadline = match (link_deadline, idle_deadline) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => Instant::now() + Duration::from_secs(3600),
+        };
+        tokio::select! {
+            read = self.io.read(&mut self.read_buf) => {
+                let n = read?;
+                if n == 0 {
+                    return Err(LinkIoError::Closed);
+                }
+                self.last_input = Instant::now();
+                let input = self.read_buf[..n].to_vec();
+                self.on_input(&input).await?;
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
+                if let Some(idle) = self.options.idle
+                    && now >= self.last_input + idle
+                    && self.link.poll_timeout().is_none()
+                {
+                    return Err(LinkIoError::Idle(idle));
+                }
+                self.link.handle_timeout(now.into_std());
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_input(&mut self, input: &[u8]) -> Result<(), LinkIoError> {
+        let faults = Arc::clone(&self.options.faults);
+        let mut filtered = Vec::with_capacity(input.len());
+        for &b in input {
+            if b == ACK && self.extra_acks > 0 {
+                // The ACK of a duplicated frame: already counted.
+                self.extra_acks -= 1;
+                continue;
+            }
+            if b == ENQ && faults.fires(Fault::NakEnq, &self.options.label) {
+                self.link.handle_input(&filtered, Instant::now().into_std());
+                filtered.clear();
+                self.flush().await?;
+                if self.options.control_delay > Duration::ZERO {
+                    tokio::time::sleep(self.options.control_delay).await;
+                }
+                self.io.write_all(&[NAK]).await?;
+                self.io.flush().await?;
+                continue;
+            }
+            if b == ENQ
+                && self.options.yield_at_once
+                && self.link.state() == astm_frame::LinkState::Establishing
+            {
+                // The contending ENQ puts the link into yield; the same ENQ, seen again, is
+                // then accepted (ACK), as the reference does.
+                filtered.extend_from_slice(&[ENQ, ENQ]);
+                continue;
+            }
+            filtered.push(b);
+        }
+        self.link.handle_input(&filtered, Instant::now().into_std());
+        Ok(())
+    }
+}
+
+fn memchr_lf(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == LF)
+}

@@ -1,0 +1,250 @@
+//! Transports that send what the simulator generates: ASTM over TCP (a full E1381 sender), HL7
+//! over MLLP, and HTTP(S) POSTs as the reference does.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use astm_frame::{Link, Role};
+use mllp_hl7::{MllpClient, MllpCodec, Reply};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::app::App;
+use crate::faults::Faults;
+use crate::link_io::{LinkIo, LinkIoOptions};
+
+/// Where a push goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// `tcp://host:port`: ASTM E1381 over TCP.
+    Tcp(String),
+    /// `mllp://host:port`: HL7 over MLLP.
+    Mllp(String),
+    /// An http(s) base URL.
+    Http(String),
+}
+
+impl Destination {
+    /// Parses a `--push` value or an API `destination`.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
+        let host_port = |rest: &str, scheme: &str| -> anyhow::Result<String> {
+            let rest = rest.trim_end_matches('/');
+            match rest.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                    Ok(rest.to_owned())
+                }
+                _ => bail!("invalid {scheme} destination (missing port): {text}"),
+            }
+        };
+        if let Some(rest) = text.strip_prefix("tcp://") {
+            Ok(Self::Tcp(host_port(rest, "TCP")?))
+        } else if let Some(rest) = text.strip_prefix("mllp://") {
+            Ok(Self::Mllp(host_port(rest, "MLLP")?))
+        } else if text.starts_with("http://") || text.starts_with("https://") {
+            Ok(Self::Http(text.trim_end_matches('/').to_owned()))
+        } else if text.contains("://") {
+            bail!("unsupported destination {text:?}: use tcp://, mllp://, http:// or https://")
+        } else {
+            // The reference treats a bare value as an HTTP base; it prepends https://.
+            Ok(Self::Http(format!(
+                "https://{}",
+                text.trim_end_matches('/')
+            )))
+        }
+    }
+}
+
+/// Opens a TCP connection, bound to `source` if given.
+pub(crate) async fn connect(
+    host_port: &str,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> anyhow::Result<TcpStream> {
+    let attempt = async {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(host_port)
+            .await
+            .with_context(|| format!("cannot resolve {host_port}"))?
+            .collect();
+        let mut last = anyhow!("no address for {host_port}");
+        for addr in addrs {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            if let Some(ip) = source {
+                socket
+                    .bind(SocketAddr::new(ip, 0))
+                    .with_context(|| format!("cannot bind source IP {ip}"))?;
+            }
+            match socket.connect(addr).await {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(stream);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    last = anyhow!("connection refused by {host_port}");
+                }
+                Err(e) => last = anyhow!("cannot connect to {host_port}: {e}"),
+            }
+        }
+        Err(last)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| anyhow!("timeout connecting to {host_port}"))?
+}
+
+fn sender_options(faults: &Arc<Faults>, label: String) -> LinkIoOptions {
+    LinkIoOptions {
+        control_delay: Duration::ZERO,
+        nak_limit: false,
+        idle: None,
+        faults: Arc::clone(faults),
+        label,
+        yield_at_once: false,
+    }
+}
+
+/// Sends ASTM messages (each CR-separated records) as E1381 sessions: one connection per
+/// session, or all on one connection with `keep_connection`.
+pub(crate) async fn astm_tcp(
+    app: &App,
+    host_port: &str,
+    source: Option<IpAddr>,
+    messages: &[Vec<u8>],
+    keep_connection: bool,
+    connect_timeout: Duration,
+) -> anyhow::Result<()> {
+    let total = messages.len();
+    let mut link: Option<LinkIo<TcpStream>> = None;
+    for (i, message) in messages.iter().enumerate() {
+        if link.is_none() {
+            let stream = connect(host_port, source, connect_timeout).await?;
+            let label = format!("push to {host_port}");
+            link = Some(LinkIo::new(
+                stream,
+                Link::new(app.link_config(Role::Instrument)),
+                sender_options(&app.faults, label),
+            ));
+        }
+        let Some(io) = link.as_mut() else {
+            continue;
+        };
+        io.send(message.clone()).await.map_err(|e| {
+            anyhow!(
+                "ASTM session S{}/{total} not accepted by {host_port}: {e}",
+                i + 1
+            )
+        })?;
+        if !keep_connection && let Some(mut io) = link.take() {
+            io.shutdown().await;
+        }
+    }
+    if let Some(mut io) = link {
+        io.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Sends one HL7 message over MLLP and waits for an accepting ACK (AA or CA).
+pub(crate) async fn mllp(
+    host_port: &str,
+    source: Option<IpAddr>,
+    message: &[u8],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let stream = connect(host_port, source, timeout).await?;
+    let mut client = MllpClient::new(stream, MllpCodec::new()).with_ack_timeout(timeout);
+    match client.send(message).await {
+        Ok(Reply::Ack { code, .. }) if code.is_success() => Ok(()),
+        Ok(Reply::Ack { code, .. }) => {
+            bail!("negative ACK from {host_port}: MSA-1 {}", code.as_str())
+        }
+        Ok(other) => bail!("unexpected reply from {host_port}: {other:?}"),
+        Err(e) => bail!("no ACK from {host_port}: {e}"),
+    }
+}
+
+/// The HTTP client for pushes: TLS verified unless `--insecure`, `--ca-cert` trusted.
+pub(crate) fn http_client(app: &App) -> anyhow::Result<reqwest::Client> {
+    // reqwest is built without a default crypto provider (no aws-lc build); use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(path) = &app.cli.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--ca-cert {}: not a PEM certificate", path.display()))?;
+        if certs.is_empty() {
+            bail!("--ca-cert {}: no certificate found", path.display());
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    if app.cli.insecure {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    if let Some(ip) = app.cli.source_ip {
+        builder = builder.local_address(ip);
+    }
+    builder.build().context("building the HTTP client")
+}
+
+/// The URL an HTTP push goes to: `{base}/api/OpenELIS-Global/analyzer/astm` or `/hl7` (a base
+/// that already ends in `/hl7` or contains `/analyzer/` is kept for HL7, as the reference does).
+pub(crate) fn http_url(base: &str, hl7: bool) -> String {
+    let base = base.trim_end_matches('/');
+    if hl7 && (base.ends_with("/hl7") || base.contains("/analyzer/")) {
+        base.to_owned()
+    } else if hl7 {
+        format!("{base}/api/OpenELIS-Global/analyzer/hl7")
+    } else {
+        format!("{base}/api/OpenELIS-Global/analyzer/astm")
+    }
+}
+
+/// POSTs `body` as `text/plain; charset=utf-8`, with Basic auth when configured.
+pub(crate) async fn http(
+    app: &App,
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+) -> anyhow::Result<()> {
+    let mut request = client
+        .post(url)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(body);
+    if let Some(user) = &app.cli.user {
+        request = request.basic_auth(user, app.cli.password.as_deref());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| describe_http_error(url, &e))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        bail!("HTTP push to {url} failed: status {status}")
+    }
+}
+
+fn describe_http_error(url: &str, error: &reqwest::Error) -> anyhow::Error {
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+        anyhow!(
+            "HTTP push to {url} failed: TLS certificate not trusted ({chain}). To fix: pass \
+             --ca-cert FILE with the server's certificate or its CA in PEM, or --insecure to skip \
+             verification (testing only)"
+        )
+    } else {
+        anyhow!("HTTP push to {url} failed: {chain}")
+    }
+}

@@ -1,0 +1,538 @@
+//! Server mode: the simulator is the instrument. ASTM ports run the `astm-frame` state machine;
+//! HL7 ports run an MLLP listener.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use astm_frame::{Event, Link, Role};
+use astm_records::{Message, TypedRecord};
+use futures_util::{SinkExt, StreamExt};
+use lis_templates::{Generator, OrderedSample, ProtocolKind};
+use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+
+use crate::app::App;
+use crate::cli::OrderResultsArg;
+use crate::legacy;
+use crate::link_io::{LinkIo, LinkIoOptions};
+use crate::push;
+
+/// The reference's `config/port_templates.json`, compiled in.
+pub(crate) const DEFAULT_PORT_MAP: &str = include_str!("../config/port_templates.json");
+
+/// Idle time after which an ASTM connection is closed (the reference's `SOCKET_TIMEOUT`).
+const ASTM_IDLE: Duration = Duration::from_secs(60);
+/// Timeout of order-result pushes (the reference's value).
+const ORDER_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One listener: a port and its template (`None`: the legacy `fields.json` behaviour).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PortEntry {
+    /// Port to listen on (0: any free port).
+    pub(crate) port: u16,
+    /// Template name.
+    pub(crate) template: Option<String>,
+}
+
+fn parse_map(text: &str, source: &str) -> anyhow::Result<Vec<PortEntry>> {
+    let map: BTreeMap<String, String> = serde_json::from_str(text)
+        .with_context(|| format!("{source}: expected a JSON object {{\"port\": \"template\"}}"))?;
+    let mut entries = Vec::new();
+    for (key, template) in map {
+        match key.parse::<u16>() {
+            Ok(port) => entries.push(PortEntry {
+                port,
+                template: Some(template),
+            }),
+            Err(_) => tracing::warn!("{source}: key {key:?} is not a port number; skipped"),
+        }
+    }
+    Ok(entries)
+}
+
+/// The listeners: `--listen`, else `PORT_TEMPLATES` / `ASTM_PORT_TEMPLATES`, else single-port
+/// mode with `--template` / `ASTM_TEMPLATE`, else the default port map.
+pub(crate) fn port_map(app: &App) -> anyhow::Result<Vec<PortEntry>> {
+    let cli = &app.cli;
+    let mut entries = if !cli.listen.is_empty() {
+        let mut entries = Vec::new();
+        for spec in &cli.listen {
+            let (port, template) = spec
+                .split_once('=')
+                .with_context(|| format!("--listen {spec:?}: expected PORT=TEMPLATE"))?;
+            let port = port
+                .parse()
+                .with_context(|| format!("--listen {spec:?}: {port:?} is not a port"))?;
+            entries.push(PortEntry {
+                port,
+                template: Some(template.to_owned()),
+            });
+        }
+        entries
+    } else if let Some((var, text)) = ["PORT_TEMPLATES", "ASTM_PORT_TEMPLATES"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().map(|t| (*v, t)))
+    {
+        let mut entries = parse_map(&text, var)?;
+        if entries.is_empty() {
+            entries.push(PortEntry {
+                port: cli.port,
+                template: cli.template.clone(),
+            });
+        }
+        entries
+    } else if let Some(template) = &cli.template {
+        vec![PortEntry {
+            port: cli.port,
+            template: Some(template.clone()),
+        }]
+    } else {
+        parse_map(DEFAULT_PORT_MAP, "config/port_templates.json")?
+    };
+    for entry in &mut entries {
+        if let Some(name) = &entry.template {
+            app.template(name)
+                .with_context(|| format!("port {}", entry.port))?;
+        }
+    }
+    entries.sort_by_key(|e| e.port);
+    Ok(entries)
+}
+
+/// A bound listener.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    /// The socket.
+    pub(crate) listener: TcpListener,
+    /// Its entry.
+    pub(crate) entry: PortEntry,
+    /// `ASTM` or `HL7`.
+    pub(crate) protocol: &'static str,
+}
+
+/// Binds every listener of the map; an address in use names the port.
+pub(crate) async fn bind_all(app: &App, entries: Vec<PortEntry>) -> anyhow::Result<Vec<Bound>> {
+    let mut bound = Vec::new();
+    for entry in entries {
+        let protocol = match &entry.template {
+            Some(name) if app.template(name)?.protocol.kind == ProtocolKind::Hl7 => "HL7",
+            _ => "ASTM",
+        };
+        let addr = SocketAddr::new(app.cli.bind, entry.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} ({protocol})"))?;
+        bound.push(Bound {
+            listener,
+            entry,
+            protocol,
+        });
+    }
+    Ok(bound)
+}
+
+/// Prints one line per listener (`listening ASTM 127.0.0.1:5000 genexpert_astm`) and serves them.
+pub(crate) fn spawn_all(app: &Arc<App>, bound: Vec<Bound>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for b in bound {
+        let addr = b.listener.local_addr()?;
+        let template = b.entry.template.clone().unwrap_or_else(|| "-".into());
+        writeln!(stdout, "listening {} {addr} {template}", b.protocol)?;
+        let app = Arc::clone(app);
+        tokio::spawn(accept_loop(app, b));
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+async fn accept_loop(app: Arc<App>, bound: Bound) {
+    loop {
+        let (stream, peer) = match bound.listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept on port {}: {e}", bound.entry.port);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let template = bound.entry.template.clone();
+        let protocol = bound.protocol;
+        tokio::spawn(async move {
+            let result = if protocol == "HL7" {
+                serve_mllp(&app, stream, peer, template).await
+            } else {
+                serve_astm(&app, stream, peer, template).await
+            };
+            match result {
+                Ok(()) => tracing::debug!("{peer}: connection closed"),
+                Err(e) => tracing::info!("{peer}: {e:#}"),
+            }
+        });
+    }
+}
+
+/// What an ASTM transfer from the LIS asked for.
+#[derive(Debug, Default)]
+struct Transfer {
+    header: bool,
+    patient: bool,
+    query: Option<(Option<String>, Vec<String>)>,
+    orders: Vec<OrderedSample>,
+    template_override: Option<String>,
+}
+
+fn read_transfer(text: &[u8]) -> Transfer {
+    let mut t = Transfer::default();
+    for record in text.split(|b| *b == b'\r' || *b == b'\n') {
+        if let Some(rest) = record.strip_prefix(b"X|") {
+            let name = rest.split(|b| *b == b'|').nth(1).unwrap_or_default();
+            t.template_override = Some(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    let Ok(message) = Message::parse(text) else {
+        return t;
+    };
+    for record in message.records() {
+        match record.typed() {
+            TypedRecord::Header(_) => t.header = true,
+            TypedRecord::Patient(_) => t.patient = true,
+            TypedRecord::Query(q) => {
+                let specimen = q.requested_specimen_id().map(|s| s.into_owned());
+                let codes = astm_records::test_ids(&q.universal_test_id())
+                    .filter_map(|id| id.test_code().map(|c| c.into_owned()))
+                    .filter(|c| !c.eq_ignore_ascii_case("ALL"))
+                    .collect();
+                t.query.get_or_insert((specimen, codes));
+            }
+            TypedRecord::Order(o) => {
+                let specimen = o.specimen_id().component(1).text().into_owned();
+                let codes: Vec<String> = o
+                    .test_ids()
+                    .filter_map(|id| id.test_code().map(|c| c.into_owned()))
+                    .collect();
+                if specimen.is_empty() || codes.is_empty() {
+                    continue;
+                }
+                match t.orders.iter_mut().find(|s| s.sample_id == specimen) {
+                    Some(sample) => {
+                        for c in codes {
+                            if !sample.codes.contains(&c) {
+                                sample.codes.push(c);
+                            }
+                        }
+                    }
+                    None => t.orders.push(OrderedSample {
+                        sample_id: specimen,
+                        codes,
+                    }),
+                }
+            }
+            _ => {}
+        }
+    }
+    t
+}
+
+fn records_to_bytes(records: &[String]) -> Vec<u8> {
+    records
+        .iter()
+        .flat_map(|r| r.bytes().chain([b'\r']))
+        .collect()
+}
+
+/// Serves one ASTM connection until the peer hangs up.
+async fn serve_astm(
+    app: &Arc<App>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut template: Option<String>,
+) -> anyhow::Result<()> {
+    let local = stream.local_addr()?;
+    let options = LinkIoOptions {
+        control_delay: Duration::from_millis(app.cli.response_delay),
+        nak_limit: true,
+        idle: Some(ASTM_IDLE),
+        faults: Arc::clone(&app.faults),
+        label: format!("port {} peer {peer}", local.port()),
+        yield_at_once: app.cli.contention == crate::cli::ContentionArg::Yield,
+    };
+    let mut io = LinkIo::new(
+        stream,
+        Link::new(app.link_config(Role::Instrument)),
+        options,
+    );
+    if let Some(name) = &template {
+        let t = app.template(name)?;
+        if t.astm_config.as_ref().is_some_and(|c| c.proactive_enq) {
+            for message in app.astm_messages(t, false, None, None, true)? {
+                io.queue(message.to_bytes());
+            }
+        }
+    }
+    loop {
+        let event = match io.next_event().await {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(()),
+            Err(e) => bail!("{e}"),
+        };
+        match event {
+            Event::MessageReceived(text) => {
+                tracing::info!(
+                    "port {} from {peer}: {} bytes received",
+                    local.port(),
+                    text.len()
+                );
+                app.received
+                    .push(local.port(), peer.to_string(), "ASTM", &text);
+                let transfer = read_transfer(&text);
+                if let Some(name) = &transfer.template_override {
+                    match app.template(name) {
+                        Ok(t) if t.protocol.kind.is_astm() => template = Some(name.clone()),
+                        _ => tracing::warn!("X record: {name:?} is not an ASTM template; ignored"),
+                    }
+                }
+                if let Err(e) = answer(app, &mut io, &transfer, template.as_deref(), local).await {
+                    tracing::warn!("port {}: cannot answer: {e:#}", local.port());
+                }
+            }
+            Event::MessageSent(_) => {
+                tracing::info!("port {}: message sent to {peer}", local.port())
+            }
+            Event::MessageAborted { reason, .. } => {
+                tracing::warn!(
+                    "port {}: message to {peer} not delivered: {reason}",
+                    local.port()
+                );
+            }
+            Event::LinkError(e) => tracing::debug!("port {}: {e}", local.port()),
+            Event::ReceiveDiscarded { reason, len } => {
+                tracing::warn!("port {}: {len} bytes discarded: {reason}", local.port());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replies to a field query, a results query or an order.
+async fn answer(
+    app: &Arc<App>,
+    io: &mut LinkIo<TcpStream>,
+    transfer: &Transfer,
+    template: Option<&str>,
+    local: SocketAddr,
+) -> anyhow::Result<()> {
+    let template = template.map(|n| app.template(n)).transpose()?;
+    if let Some((specimen, codes)) = &transfer.query
+        && transfer.header
+        && !transfer.patient
+        && transfer.orders.is_empty()
+    {
+        // Results query: results for the specimen and tests asked for.
+        let reply = match template {
+            Some(t) => {
+                let sample_id = match specimen {
+                    Some(s) => s.clone(),
+                    None => app
+                        .minter
+                        .mint(lis_templates::Lane::parse(t.lane(), "testSample.id")?)?,
+                };
+                let codes = if codes.is_empty() {
+                    t.fields.iter().map(|f| f.code.clone()).collect()
+                } else {
+                    codes.clone()
+                };
+                let options = app.options(true, None);
+                let mut generator = Generator::new(t, &app.minter, &options)?;
+                generator
+                    .astm_order_results(&[OrderedSample { sample_id, codes }])?
+                    .to_bytes()
+            }
+            None => records_to_bytes(&[
+                "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2".into(),
+                "P|1|PAT-RESULTS||DOE^JANE".into(),
+                "O|1|ACC-RESULTS".into(),
+                "R|1|^^^GLUCOSE|102.5|mg/dL".into(),
+                "L|1|N".into(),
+            ]),
+        };
+        io.queue(reply);
+        return Ok(());
+    }
+    if transfer.header
+        && !transfer.patient
+        && transfer.orders.is_empty()
+        && transfer.query.is_none()
+    {
+        // Field query: the analyzer's full result message.
+        match template {
+            Some(t) => {
+                for message in app.astm_messages(t, false, None, None, true)? {
+                    io.queue(message.to_bytes());
+                }
+            }
+            None => {
+                io.queue(records_to_bytes(&legacy::field_query_reply(
+                    &app.cli.analyzer_type,
+                )?));
+            }
+        }
+        return Ok(());
+    }
+    if transfer.orders.is_empty() {
+        return Ok(());
+    }
+    let Some(t) = template else {
+        tracing::warn!("order received on a port without template; no results");
+        return Ok(());
+    };
+    let options = app.options(true, None);
+    let mut generator = Generator::new(t, &app.minter, &options)?;
+    let reply = generator.astm_order_results(&transfer.orders)?.to_bytes();
+    match app.cli.order_results {
+        OrderResultsArg::Off => {}
+        OrderResultsArg::Link => {
+            io.queue(reply);
+        }
+        OrderResultsArg::Push => {
+            let host = app.cli.order_result_push_host.clone();
+            if host.is_empty() {
+                tracing::info!("ORDER_RESULT_PUSH_HOST is empty; order results not pushed");
+                return Ok(());
+            }
+            let dest = format!("{host}:{}", app.cli.order_result_push_astm_port);
+            let app = Arc::clone(app);
+            tokio::spawn(async move {
+                let result = push::astm_tcp(
+                    &app,
+                    &dest,
+                    Some(local.ip()),
+                    &[reply],
+                    false,
+                    ORDER_PUSH_TIMEOUT,
+                )
+                .await;
+                match result {
+                    Ok(()) => tracing::info!("order results pushed to {dest}"),
+                    Err(e) => tracing::warn!("order results push to {dest} failed: {e:#}"),
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Field `n` of an HL7 segment (standard delimiters), component `c` (1-based, 0 = whole).
+fn hl7_field(segment: &str, n: usize, c: usize) -> String {
+    let field = segment.split('|').nth(n).unwrap_or_default();
+    if c == 0 {
+        field.to_owned()
+    } else {
+        field.split('^').nth(c - 1).unwrap_or_default().to_owned()
+    }
+}
+
+/// Serves one MLLP connection: an ACK per message (MSA-2 = MSH-10), ORM -> ORU.
+async fn serve_mllp(
+    app: &Arc<App>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    template: Option<String>,
+) -> anyhow::Result<()> {
+    let local = stream.local_addr()?;
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    let delay = Duration::from_millis(app.cli.response_delay);
+    while let Some(frame) = framed.next().await {
+        let payload = match frame.context("mllp")? {
+            MllpFrame::Message(payload) => payload,
+            MllpFrame::Error(e) => {
+                tracing::warn!("port {}: refused MLLP frame from {peer}: {e}", local.port());
+                continue;
+            }
+            _ => continue,
+        };
+        app.received
+            .push(local.port(), peer.to_string(), "HL7", &payload);
+        let message = match mllp_hl7::Message::parse(&payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("port {}: not an HL7 message from {peer}: {e}", local.port());
+                continue;
+            }
+        };
+        if let Ok(Some(ack)) = AckBuilder::new(&message).build_if_required() {
+            if delay > Duration::ZERO {
+                tokio::time::sleep(delay).await;
+            }
+            framed.send(&ack[..]).await.context("sending ACK")?;
+        }
+        if message.message_type().code != b"ORM" {
+            continue;
+        }
+        let Some(name) = &template else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&payload).into_owned();
+        let segments: Vec<&str> = text.split(['\r', '\n']).filter(|s| !s.is_empty()).collect();
+        let pick = |seg: &str, n: usize| {
+            segments
+                .iter()
+                .find(|s| s.starts_with(&format!("{seg}|")))
+                .map(|s| hl7_field(s, n, 0))
+                .filter(|v| !v.is_empty())
+        };
+        let placer = pick("OBR", 2)
+            .or_else(|| pick("ORC", 2))
+            .unwrap_or_default();
+        let filler = pick("OBR", 3)
+            .or_else(|| pick("ORC", 3))
+            .unwrap_or_default();
+        let mut codes: Vec<String> = Vec::new();
+        for s in segments.iter().filter(|s| s.starts_with("OBR|")) {
+            let code = hl7_field(s, 4, 4);
+            let code = if code.is_empty() {
+                hl7_field(s, 4, 1)
+            } else {
+                code
+            };
+            if !code.is_empty() && !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        if codes.is_empty() || (placer.is_empty() && filler.is_empty()) {
+            tracing::info!("ORM without ordered codes or correlation IDs; no results");
+            continue;
+        }
+        let t = app.template(name)?;
+        let options = app.options(true, None);
+        let oru = Generator::new(t, &app.minter, &options)?
+            .hl7_order_results(&placer, &filler, &codes)?
+            .to_wire();
+        match app.cli.order_results {
+            OrderResultsArg::Off => {}
+            OrderResultsArg::Link => framed.send(oru.as_bytes()).await.context("sending ORU")?,
+            OrderResultsArg::Push => {
+                let host = app.cli.order_result_push_host.clone();
+                if host.is_empty() {
+                    continue;
+                }
+                let dest = format!("{host}:{}", app.cli.order_result_push_port);
+                tokio::spawn(async move {
+                    match push::mllp(&dest, Some(local.ip()), oru.as_bytes(), ORDER_PUSH_TIMEOUT)
+                        .await
+                    {
+                        Ok(()) => tracing::info!("order results pushed to {dest}"),
+                        Err(e) => tracing::warn!("order results push to {dest} failed: {e:#}"),
+                    }
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! ASTM ports against hand-written byte scripts and the astm-frame state machines.
+
+mod common;
+
+use astm_frame::FrameEnd;
+use common::*;
+use tokio::io::AsyncReadExt;
+
+const STAGO: &[&str] = &[
+    "--listen",
+    "0=stago_start4",
+    "-d",
+    "0",
+    "--seed",
+    "1",
+    "--api-port",
+    "0",
+];
+
+fn stago(extra: &[&str]) -> Sim {
+    let mut args = STAGO.to_vec();
+    args.extend_from_slice(extra);
+    Sim::start(&args)
+}
+
+async fn received(sim: &Sim) -> serde_json::Value {
+    http()
+        .get(sim.api_url("/received?limit=50"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_query_is_answered_with_the_template_message() {
+    let sim = stago(&[]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    let records = receive_records(&mut s).await;
+    assert!(records[0].starts_with("H|\\^&|"), "{records:?}");
+    assert!(records[0].contains("|STAGO^START4^V1.0|"), "{records:?}");
+    assert!(
+        records.iter().any(|r| r.starts_with("R|1|^^^PT|12.5|sec|")),
+        "{records:?}"
+    );
+    assert_eq!(records.last().unwrap(), "L|1|N");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_download_answers_exactly_the_ordered_tests_on_the_link() {
+    let sim = stago(&["--order-results", "link", "--layout", "openelis"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &[
+            "H|\\^&|||LIS",
+            "P|1",
+            "O|1|DEV01260000000000123||^^^PT\\^^^XYZ|R",
+            "L|1|N",
+        ],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    assert_eq!(
+        records,
+        vec![
+            "H|\\^&|||STAGO^START4^V1.0|||||||LIS2-A2",
+            "P|1|PAT-2026-003||Razafy^Sophie^C",
+            "O|1|DEV01260000000000123|||^^^|R",
+            "R|1|^^^PT|12.5|sec||||F",
+            "R|2|^^^XYZ|TEST NOT PERFORMED|||||X",
+            "L|1|N",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_results_are_pushed_to_the_order_result_host() {
+    let lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = lis.local_addr().unwrap().port().to_string();
+    let mut cmd = command(STAGO);
+    cmd.env("ORDER_RESULT_PUSH_HOST", "127.0.0.1")
+        .env("ORDER_RESULT_PUSH_ASTM_PORT", &port);
+    let sim = Sim::start_with(cmd);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||LIS", "P|1", "O|1|S-9||^^^INR|R", "L|1|N"],
+    )
+    .await;
+    let (stream, _) = tokio::time::timeout(WAIT, lis.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut link = astm_frame::driver::LinkDriver::new(
+        stream,
+        astm_frame::LinkConfig {
+            assembly: astm_frame::Assembly::PerTransfer,
+            ..astm_frame::LinkConfig::new(astm_frame::Role::Computer)
+        },
+    );
+    let message = tokio::time::timeout(WAIT, link.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(message).unwrap();
+    let records: Vec<&str> = text.split('\r').filter(|r| !r.is_empty()).collect();
+    assert!(
+        records.iter().any(|r| r.starts_with("O|1|S-9|")),
+        "{records:?}"
+    );
+    let results: Vec<&&str> = records.iter().filter(|r| r.starts_with("R|")).collect();
+    assert_eq!(results.len(), 1, "{records:?}");
+    assert!(results[0].starts_with("R|1|^^^INR|1.05|"), "{records:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_query_answers_the_requested_specimen_and_tests() {
+    let sim = stago(&[]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||LIS", "Q|1|^SPEC-42||^^^APTT|||||||O", "L|1|N"],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    assert!(
+        records.iter().any(|r| r.starts_with("O|1|SPEC-42|")),
+        "{records:?}"
+    );
+    let results: Vec<&String> = records.iter().filter(|r| r.starts_with("R|")).collect();
+    assert_eq!(results.len(), 1, "{records:?}");
+    assert!(results[0].starts_with("R|1|^^^APTT|28.5|"), "{records:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_nak_case_and_the_duplicate_frame() {
+    let sim = stago(&["--order-results", "off"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    // Bad checksum.
+    let mut bad = frame(1, b"H|\\^&|||LIS\r", FrameEnd::End);
+    let n = bad.len();
+    bad[n - 4] = if bad[n - 4] == b'0' { b'1' } else { b'0' };
+    write(&mut s, &bad).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "bad checksum");
+    // Wrong frame number.
+    write(&mut s, &frame(3, b"H|\\^&|||LIS\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "wrong FN");
+    // Restricted character in the text (checksum computed over it, so only the character is wrong).
+    write(&mut s, &frame(1, b"H|\\^&|||L\x11IS\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "restricted character");
+    // Good frame, then the same frame again (a lost ACK): ACKed, delivered once.
+    let good = frame(1, b"H|\\^&|||LIS\r", FrameEnd::End);
+    write(&mut s, &good).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    write(&mut s, &good).await;
+    assert_eq!(read_byte(&mut s).await, ACK, "repeated last frame");
+    // A record split over ETB frames is reassembled.
+    write(&mut s, &frame(2, b"P|1||PAT-", FrameEnd::Intermediate)).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    write(&mut s, &frame(3, b"SPLIT\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    write(&mut s, &frame(4, b"L|1|N\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    write(&mut s, &[EOT]).await;
+    // The transfer is visible once, records whole.
+    let mut entries = serde_json::Value::Null;
+    for _ in 0..100 {
+        entries = received(&sim).await;
+        if entries.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let entry = &entries[0];
+    assert_eq!(entry["protocol"], "ASTM");
+    assert_eq!(
+        entry["records"],
+        serde_json::json!(["H|\\^&|||LIS", "P|1||PAT-SPLIT", "L|1|N"])
+    );
+    assert!(entry["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(entry["time"].is_string() && entry["port"].is_u64() && entry["text"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_bad_frames_end_in_eot_and_close() {
+    let sim = stago(&[]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    for i in 0..6 {
+        write(&mut s, &frame(5, b"H|\\^&\r", FrameEnd::End)).await;
+        assert_eq!(read_byte(&mut s).await, NAK, "NAK {i}");
+    }
+    assert_eq!(read_byte(&mut s).await, EOT);
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0, "connection closed after EOT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_record_switches_the_template_of_the_connection() {
+    let sim = stago(&[]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "X|1|horiba_micros60|", "L|1|N"]).await;
+    let records = receive_records(&mut s).await;
+    assert!(records[0].contains("ABX^MICROS60"), "{records:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proactive_enq_and_contention() {
+    // By role: the instrument insists; after the LIS's contending ENQ it sends ENQ again.
+    let sim = Sim::start(&[
+        "--listen",
+        "0=genexpert_astm",
+        "-d",
+        "0",
+        "--link-timer-ms",
+        "300",
+    ]);
+    let mut s = connect(sim.port_of("genexpert_astm")).await;
+    assert_eq!(read_byte(&mut s).await, ENQ, "proactive ENQ on connect");
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(
+        read_byte(&mut s).await,
+        ENQ,
+        "instrument re-sends ENQ after contention"
+    );
+    write(&mut s, &[ACK]).await;
+    assert_eq!(read_byte(&mut s).await, STX, "then sends its frames");
+    drop(sim);
+
+    // Yield (the reference): the contending ENQ is acknowledged and the LIS sends first.
+    let sim = Sim::start(&[
+        "--listen",
+        "0=genexpert_astm",
+        "-d",
+        "0",
+        "--contention",
+        "yield",
+    ]);
+    let mut s = connect(sim.port_of("genexpert_astm")).await;
+    assert_eq!(read_byte(&mut s).await, ENQ);
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK, "yields to the LIS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_delay_applies_to_control_bytes() {
+    let sim = Sim::start(&["--listen", "0=stago_start4", "-d", "300"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    let started = std::time::Instant::now();
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_nak_enq_and_drop_ack() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--fault",
+        "nak-enq=1",
+    ]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "nak-enq fault");
+    drop(sim);
+
+    let sim = Sim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--fault",
+        "drop-ack=1",
+    ]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    // The ACK to ENQ is dropped too: nothing comes back.
+    let r = tokio::time::timeout(std::time::Duration::from_millis(700), s.read_u8()).await;
+    assert!(r.is_err(), "no ACK with drop-ack=1");
+}

@@ -1,0 +1,188 @@
+//! Starts the real binary and talks to it over loopback.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use astm_frame::{FrameEnd, encode_frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub const ENQ: u8 = 0x05;
+pub const ACK: u8 = 0x06;
+pub const NAK: u8 = 0x15;
+pub const EOT: u8 = 0x04;
+pub const STX: u8 = 0x02;
+
+/// A running simulator.
+pub struct Sim {
+    pub child: Child,
+    /// `(protocol, address, template)` per listener.
+    pub listeners: Vec<(String, SocketAddr, String)>,
+    pub api: Option<SocketAddr>,
+}
+
+pub fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simulator"));
+    cmd.args(args)
+        .env_remove("PORT_TEMPLATES")
+        .env_remove("ASTM_PORT_TEMPLATES")
+        .env_remove("ASTM_TEMPLATE")
+        .env_remove("ASTM_PORT")
+        .env_remove("RESPONSE_DELAY_MS")
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+impl Sim {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with(command(args))
+    }
+
+    pub fn start_with(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn simulator");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut listeners = Vec::new();
+        let mut api = None;
+        loop {
+            let Ok(line) = rx.recv_timeout(WAIT) else {
+                let _ = child.kill();
+                panic!("simulator did not print `ready` within {WAIT:?}");
+            };
+            if line == "ready" {
+                break;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            if parts.first() == Some(&"listening") && parts.len() == 4 {
+                let addr: SocketAddr = parts[2].parse().expect("address");
+                if parts[1] == "HTTP" {
+                    api = Some(addr);
+                } else {
+                    listeners.push((parts[1].to_owned(), addr, parts[3].to_owned()));
+                }
+            }
+        }
+        Self {
+            child,
+            listeners,
+            api,
+        }
+    }
+
+    pub fn port_of(&self, template: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(_, _, t)| t == template)
+            .map(|(_, a, _)| *a)
+            .expect("listener for template")
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api.expect("api"))
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn frame(number: u8, text: &[u8], end: FrameEnd) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(number, text, end, &mut out);
+    out
+}
+
+pub async fn connect(addr: SocketAddr) -> TcpStream {
+    tokio::time::timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .expect("connect timeout")
+        .expect("connect")
+}
+
+pub async fn read_byte(s: &mut TcpStream) -> u8 {
+    tokio::time::timeout(WAIT, s.read_u8())
+        .await
+        .expect("timed out waiting for a byte")
+        .expect("read")
+}
+
+/// Reads the rest of a frame after its STX, up to LF; returns the whole frame.
+pub async fn read_frame_rest(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = vec![STX];
+    loop {
+        let b = read_byte(s).await;
+        out.push(b);
+        if b == b'\n' {
+            return out;
+        }
+    }
+}
+
+pub async fn write(s: &mut TcpStream, bytes: &[u8]) {
+    s.write_all(bytes).await.expect("write");
+}
+
+/// Plays the LIS's side of a transfer: ENQ, the records (one frame each), EOT.
+pub async fn send_records(s: &mut TcpStream, records: &[&str]) {
+    write(s, &[ENQ]).await;
+    assert_eq!(read_byte(s).await, ACK, "ENQ not acknowledged");
+    for (i, r) in records.iter().enumerate() {
+        let n = u8::try_from((i + 1) % 8).unwrap();
+        write(s, &frame(n, format!("{r}\r").as_bytes(), FrameEnd::End)).await;
+        assert_eq!(read_byte(s).await, ACK, "frame {r} not acknowledged");
+    }
+    write(s, &[EOT]).await;
+}
+
+/// Receives a transfer as the LIS: expects ENQ, ACKs it and every frame, returns the records.
+pub async fn receive_records(s: &mut TcpStream) -> Vec<String> {
+    assert_eq!(read_byte(s).await, ENQ, "expected the simulator's ENQ");
+    write(s, &[ACK]).await;
+    let mut text = Vec::new();
+    loop {
+        match read_byte(s).await {
+            STX => {
+                let f = read_frame_rest(s).await;
+                // STX FN text ETX/ETB C1 C2 CR LF
+                text.extend_from_slice(&f[2..f.len() - 5]);
+                write(s, &[ACK]).await;
+            }
+            EOT => break,
+            other => panic!("unexpected byte {other:#04x}"),
+        }
+    }
+    String::from_utf8_lossy(&text)
+        .split('\r')
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(WAIT)
+        .build()
+        .expect("client")
+}

@@ -1,0 +1,614 @@
+//! Push mode (tcp://, mllp://, http(s)://), the MLLP listener, the HTTP API and the default map.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use mllp_hl7::{MllpCodec, MllpFrame};
+use tokio::net::TcpListener;
+use tokio_util::codec::Framed;
+
+fn run(args: &[&str]) -> std::process::Output {
+    let mut cmd = command(args);
+    cmd.output().expect("run simulator")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_push_is_a_full_sender_that_retransmits_after_nak() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = lis.local_addr().unwrap();
+    let receiver = tokio::spawn(async move {
+        let (mut s, _) = lis.accept().await.unwrap();
+        assert_eq!(read_byte(&mut s).await, ENQ);
+        write(&mut s, &[ACK]).await;
+        assert_eq!(read_byte(&mut s).await, STX);
+        let first = read_frame_rest(&mut s).await;
+        write(&mut s, &[NAK]).await;
+        assert_eq!(read_byte(&mut s).await, STX);
+        let again = read_frame_rest(&mut s).await;
+        assert_eq!(first, again, "same frame retransmitted");
+        write(&mut s, &[ACK]).await;
+        let mut frames = vec![first];
+        loop {
+            match read_byte(&mut s).await {
+                STX => {
+                    frames.push(read_frame_rest(&mut s).await);
+                    write(&mut s, &[ACK]).await;
+                }
+                EOT => break,
+                b => panic!("unexpected {b:#04x}"),
+            }
+        }
+        frames
+    });
+    let dest = format!("tcp://{addr}");
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["--push", &dest, "--template", "stago_start4", "--seed", "1"])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames = receiver.await.unwrap();
+    // One record per frame, ETX on each (ETB only splits long records), H first, L last.
+    assert_eq!(frames.len(), 9, "H, P, O, 5 R, L");
+    assert!(frames[0].starts_with(b"\x021H|\\^&|"));
+    assert!(frames.iter().all(|f| f[f.len() - 5] == 0x03));
+    assert_eq!(frames[7][1], b'0', "FN wraps 7 -> 0");
+    assert!(frames[8].starts_with(b"\x021L|1|N\r"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("summary: sent 1, failed 0"), "{stderr}");
+}
+
+#[test]
+fn failed_pushes_give_a_summary_and_a_non_zero_exit() {
+    let out = run(&[
+        "--push",
+        "tcp://127.0.0.1:1",
+        "--template",
+        "stago_start4",
+        "-c",
+        "2",
+        "-i",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("summary: sent 0, failed 2"), "{stderr}");
+    assert!(
+        stderr.contains("connection refused by 127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dry_run_is_byte_identical_for_a_seed() {
+    let args = [
+        "--push",
+        "tcp://127.0.0.1:1",
+        "--template",
+        "horiba_pentra60",
+        "--seed",
+        "5",
+        "--dry-run",
+    ];
+    let a = run(&args);
+    let b = run(&args);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    let text = String::from_utf8(a.stdout).unwrap();
+    assert!(
+        text.starts_with("H|\\^&|") && text.ends_with("L|1|N\n"),
+        "{text}"
+    );
+    let qc = run(&[
+        "--template",
+        "horiba_micros60",
+        "--qc",
+        "--qc-deviation",
+        "3.5",
+        "--dry-run",
+        "--layout",
+        "openelis",
+        "--seed",
+        "1",
+    ]);
+    let qc = String::from_utf8(qc.stdout).unwrap();
+    assert!(qc.contains("R|1|^^^WBC|7.29|"), "{qc}");
+    assert!(qc.contains("Q|1|WBC^LOT-WBC-N^N|7.29|"), "{qc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mllp_push_waits_for_an_accepting_ack() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = lis.local_addr().unwrap();
+    tokio::spawn(mllp_hl7::serve(
+        lis,
+        MllpCodec::new(),
+        |frame: MllpFrame| async move { mllp_hl7::auto_ack(&frame) },
+    ));
+    let dest = format!("mllp://{addr}");
+    let out = tokio::task::spawn_blocking(move || {
+        run(&[
+            "--hl7",
+            "--hl7-template",
+            "mindray_bs200",
+            "--push",
+            &dest,
+            "--qc",
+            "--qc-deviation",
+            "3.5",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mllp_listener_acks_pipelined_messages_and_turns_orm_into_oru() {
+    let results = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = results.local_addr().unwrap().port().to_string();
+    let mut cmd = command(&["--listen", "0=mindray_bc5380", "-d", "0"]);
+    cmd.env("ORDER_RESULT_PUSH_HOST", "127.0.0.1")
+        .env("ORDER_RESULT_PUSH_PORT", &port);
+    let sim = Sim::start_with(cmd);
+    let stream = connect(sim.port_of("mindray_bc5380")).await;
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    let orm = |id: &str| {
+        format!(
+            "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|{id}|P|2.3.1\rPID|1||P1\rORC|NW|PL-{id}|\rOBR|1|PL-{id}|FI-{id}|^^^WBC^White cells\r"
+        )
+    };
+    // Two messages in one write (pipelining).
+    let mut both = Vec::new();
+    for id in ["C1", "C2"] {
+        both.push(0x0b);
+        both.extend_from_slice(orm(id).as_bytes());
+        both.extend_from_slice(b"\x1c\r");
+    }
+    let inner = framed.get_mut();
+    tokio::io::AsyncWriteExt::write_all(inner, &both)
+        .await
+        .unwrap();
+    for id in ["C1", "C2"] {
+        let frame = tokio::time::timeout(WAIT, framed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let MllpFrame::Message(ack) = frame else {
+            panic!("{frame:?}")
+        };
+        let ack = String::from_utf8_lossy(&ack).into_owned();
+        assert!(ack.contains(&format!("MSA|AA|{id}")), "{ack}");
+    }
+    let (s, _) = tokio::time::timeout(WAIT, results.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut lis = Framed::new(s, MllpCodec::new());
+    let frame = tokio::time::timeout(WAIT, lis.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let MllpFrame::Message(oru) = frame.clone() else {
+        panic!("{frame:?}")
+    };
+    let text = String::from_utf8_lossy(&oru).into_owned();
+    assert!(text.contains("ORU^R01"), "{text}");
+    assert!(text.contains("OBR|1|PL-C"), "{text}");
+    let obx: Vec<&str> = text.split('\r').filter(|s| s.starts_with("OBX|")).collect();
+    assert_eq!(obx.len(), 1, "{text}");
+    assert!(obx[0].starts_with("OBX|1|NM|^^^WBC^"), "{text}");
+    if let Some(mllp_hl7::Response::Message(m)) = mllp_hl7::auto_ack(&frame) {
+        lis.send(&m[..]).await.unwrap();
+    }
+}
+
+/// What the HTTP stub saw.
+type Seen = Arc<Mutex<Vec<(Option<String>, String, String)>>>;
+
+fn stub(seen: Seen) -> axum::Router {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let ok = auth.as_deref() == Some("Basic dXNlcjpwYXNz");
+            seen.lock()
+                .unwrap()
+                .push((auth, uri.path().to_owned(), body));
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_push_with_basic_auth() {
+    let seen: Seen = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, stub(Arc::clone(&seen))).into_future());
+    let base = format!("http://{addr}");
+    let b = base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(&[
+            "--push",
+            &b,
+            "--template",
+            "stago_start4",
+            "--user",
+            "user",
+            "--password",
+            "pass",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out =
+        tokio::task::spawn_blocking(move || run(&["--push", &base, "--template", "stago_start4"]))
+            .await
+            .unwrap();
+    assert!(!out.status.success(), "no credentials -> 401 -> failure");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].1, "/api/OpenELIS-Global/analyzer/astm");
+    assert!(
+        seen[0].2.starts_with("H|\\^&|") && seen[0].2.contains("\nL|1|N\n"),
+        "{}",
+        seen[0].2
+    );
+}
+
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((s, a)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(s).await {
+                return (tls, a);
+            }
+        }
+    }
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_push_verifies_the_certificate() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("lis.pem");
+    std::fs::write(&pem, cert.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    };
+    tokio::spawn(axum::serve(listener, stub(Arc::clone(&seen))).into_future());
+    let base = format!("https://{addr}");
+    let auth = [
+        "--user",
+        "user",
+        "--password",
+        "pass",
+        "--template",
+        "stago_start4",
+    ];
+    let attempt = |extra: Vec<String>| {
+        let mut args: Vec<String> = vec!["--push".into(), base.clone()];
+        args.extend(auth.iter().map(|s| (*s).to_owned()));
+        args.extend(extra);
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&refs)
+        })
+    };
+    let rejected = attempt(vec![]).await.unwrap();
+    assert!(!rejected.status.success());
+    let stderr = String::from_utf8_lossy(&rejected.stderr);
+    assert!(
+        stderr.contains("--ca-cert") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+    let pinned = attempt(vec!["--ca-cert".into(), pem.display().to_string()])
+        .await
+        .unwrap();
+    assert!(
+        pinned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pinned.stderr)
+    );
+    let insecure = attempt(vec!["--insecure".into()]).await.unwrap();
+    assert!(
+        insecure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&insecure.stderr)
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut request = http().request(method, url);
+    if let Some(b) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(b.to_owned());
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_route_with_good_and_bad_input() {
+    use reqwest::Method;
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_addr = lis.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = lis.accept().await else {
+                break;
+            };
+            tokio::spawn(async move {
+                let mut link = astm_frame::driver::LinkDriver::new(
+                    s,
+                    astm_frame::LinkConfig::new(astm_frame::Role::Computer),
+                );
+                while let Ok(Some(_)) = link.recv().await {}
+            });
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().display().to_string();
+    let sim = Sim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+        "--file-root",
+        &root_path,
+    ]);
+    let u = |p: &str| sim.api_url(p);
+
+    let (s, v) = call(Method::GET, u("/health"), None).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
+    let (s, v) = call(Method::GET, u("/"), None).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
+
+    let (s, v) = call(Method::GET, u("/simulate/astm/stago_start4"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["status"], "generated");
+    assert!(v["message"].as_str().unwrap().ends_with("L|1|N\n"));
+    let (s, _) = call(Method::GET, u("/simulate/astm/nope"), None).await;
+    assert_eq!(s, 404);
+    let (s, _) = call(Method::GET, u("/simulate/astm/mindray_bc5380"), None).await;
+    assert_eq!(s, 400, "HL7 template on the ASTM route");
+
+    let body = format!(
+        r#"{{"destination":"tcp://{lis_addr}","count":2,"sample_id":"DEV01269900000000042"}}"#
+    );
+    let (s, v) = call(Method::POST, u("/simulate/astm/stago_start4"), Some(&body)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["pushed"], 2, "{v}");
+    assert_eq!(v["results"][0]["sample_id"], "DEV01269900000000042");
+    assert_eq!(v["results"][0]["pushed"], true);
+    for bad in [
+        r#"{"count":"abc"}"#,
+        r#"{"count":0}"#,
+        r#"{"count":1001}"#,
+        r#"{"sample_id":"BAD"}"#,
+        "{not json",
+        r#"{"qc":true}"#,
+    ] {
+        let (s, v) = call(Method::POST, u("/simulate/astm/mindray_ba88a"), Some(bad)).await;
+        if bad.contains("qc") {
+            // mindray_ba88a has qc_controls: QC works; use a template without them.
+            assert_eq!(s, 200, "{bad}: {v}");
+            let (s, v) = call(
+                Method::POST,
+                u("/simulate/astm/genexpert_astm"),
+                Some(r#"{"qc":true,"destination":"tcp://127.0.0.1:1"}"#),
+            )
+            .await;
+            assert_eq!(s, 200, "{v}");
+            assert_eq!(v["results"][0]["pushed"], false);
+            continue;
+        }
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert!(v["error"].is_string());
+    }
+
+    let (s, v) = call(
+        Method::GET,
+        u("/simulate/hl7/mindray_bc5380?sampleId=DEV01264000000000007"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["sample_id"], "DEV01264000000000007");
+    assert!(v["messageId"].as_str().unwrap().starts_with("MSG-SIM"));
+    let (s, _) = call(
+        Method::GET,
+        u("/simulate/hl7/mindray_bc5380?sampleId=BAD"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = call(Method::GET, u("/simulate/hl7/stago_start4"), None).await;
+    assert_eq!(s, 400);
+    let (s, v) = call(
+        Method::POST,
+        u("/simulate/hl7/mindray_bs200"),
+        Some(r#"{"qc":true,"qc_deviation":3.5,"count":2}"#),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+    let (s, _) = call(
+        Method::POST,
+        u("/simulate/hl7/mindray_bs200"),
+        Some(r#"{"count":"abc"}"#),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    let (s, v) = call(Method::GET, u("/simulate/file/quantstudio7"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let body = format!(r#"{{"target_dir":"{root_path}","filename":"run1.csv"}}"#);
+    let (s, v) = call(Method::POST, u("/simulate/file/tecan_f50"), Some(&body)).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(std::path::Path::new(v["written_path"].as_str().unwrap()).exists());
+    let (s, _) = call(
+        Method::POST,
+        u("/simulate/file/tecan_f50"),
+        Some(r#"{"target_dir":"/etc"}"#),
+    )
+    .await;
+    assert_eq!(s, 400, "outside the roots");
+    let body = format!(r#"{{"target_dir":"{root_path}","filename":"../evil.csv"}}"#);
+    let (s, _) = call(Method::POST, u("/simulate/file/tecan_f50"), Some(&body)).await;
+    assert_eq!(s, 400, "path tricks in names");
+    let (s, _) = call(
+        Method::GET,
+        u("/simulate/file/..%2F..%2Fetc%2Fpasswd"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    let (s, v) = call(
+        Method::POST,
+        u(&format!(
+            "/push?template=stago_start4&count=2&destination=tcp://{lis_addr}"
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["total"].as_u64(), v["successful"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    let (s, v) = call(Method::GET, u("/nowhere"), None).await;
+    assert_eq!(s, 404);
+    assert!(v["error"].is_string());
+    let (s, v) = call(Method::GET, u("/received?limit=5"), None).await;
+    assert_eq!(s, 200);
+    assert!(v.is_array());
+    let (s, _) = call(Method::GET, u("/received?limit=x"), None).await;
+    assert_eq!(s, 400);
+}
+
+#[test]
+fn generate_files_writes_a_result_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let out = run(&[
+        "--generate-files",
+        &d,
+        "--generate-files-analyzer",
+        "tecan_f50",
+        "--seed",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8(out.stdout).unwrap();
+    let content = std::fs::read(path.trim()).unwrap();
+    assert!(!content.is_empty());
+}
+
+#[test]
+fn default_port_map_starts_and_stops_on_sigterm() {
+    let ports = [5000u16, 5380, 9600, 9601, 9602, 9603, 9604];
+    for p in ports {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+            eprintln!("skipped: port {p} is busy on this machine");
+            return;
+        }
+    }
+    let mut sim = Sim::start(&[]);
+    let listed: Vec<u16> = sim.listeners.iter().map(|(_, a, _)| a.port()).collect();
+    assert_eq!(listed, ports);
+    assert!(sim.listeners.iter().all(|(_, a, _)| a.ip().is_loopback()));
+    let hl7: Vec<&str> = sim
+        .listeners
+        .iter()
+        .filter(|(p, _, _)| p == "HL7")
+        .map(|(_, _, t)| t.as_str())
+        .collect();
+    assert_eq!(hl7, ["mindray_bc5380"]);
+    for p in ports {
+        std::net::TcpStream::connect(("127.0.0.1", p)).expect("port accepts");
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &sim.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = sim.child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit on SIGTERM: {status}");
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "did not stop on SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

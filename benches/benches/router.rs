@@ -1,0 +1,233 @@
+//! Router load generator: durable MLLP -> file and MLLP -> MLLP over loopback, with 1 and
+//! 16 concurrent senders, messages/s and ACK latency percentiles.
+//!
+//! The router engine (`lis-router`) runs in-process with a real redb store in a temporary
+//! directory (`Durability::Immediate`, group commit); senders are `mllp-hl7` clients that
+//! send the 1 KB synthetic CBC ORU^R01 and wait for each HL7 ACK (stop-and-wait, as MLLP
+//! requires). The baseline in the same run is a non-durable MLLP server that ACKs at once,
+//! driven by the same load generator, so the cost of durability is visible.
+//!
+//! `cargo bench -p benches --bench router`; `ROUTER_BENCH_MESSAGES` (default 40000) sets
+//! the messages per run with 16 senders (a quarter of it with one sender).
+#![allow(missing_docs)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use lis_router::{Router, config};
+use mllp_hl7::{AckBuilder, Message, MllpClient, MllpCodec, MllpFrame, Reply};
+use tokio::net::TcpListener;
+use tokio_util::codec::Framed;
+
+const MESSAGE: &[u8] =
+    include_bytes!("../../crates/mllp-hl7/tests/data/oru_r01_2.5.1_synthetic_cbc_1k.hl7");
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// Non-durable ACK-at-once MLLP server (baseline).
+    Baseline,
+    /// Router: socket in -> durable queue -> file out.
+    File,
+    /// Router: socket in -> durable queue -> socket out to an ACKing sink.
+    Mllp,
+}
+
+struct Outcome {
+    messages: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    drained: Option<Duration>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// An MLLP server that ACKs every message at once (used as baseline and as the sink of
+/// the MLLP -> MLLP route); counts what it received.
+async fn ack_server(
+    listener: TcpListener,
+    received: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let _ = stream.set_nodelay(true);
+        let received = std::sync::Arc::clone(&received);
+        tokio::spawn(async move {
+            let mut framed = Framed::new(stream, MllpCodec::new());
+            while let Some(Ok(frame)) = framed.next().await {
+                if let MllpFrame::Message(payload) = frame {
+                    received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Ok(message) = Message::parse(&payload) else {
+                        break;
+                    };
+                    let Ok(ack) = AckBuilder::new(&message).build() else {
+                        break;
+                    };
+                    if framed.send(Bytes::from(ack)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn load(address: SocketAddr, senders: usize, per_sender: usize) -> (Duration, Vec<Duration>) {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..senders)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut client = MllpClient::connect(address)
+                    .await
+                    .expect("connect")
+                    .with_ack_timeout(Duration::from_secs(30));
+                let mut latencies = Vec::with_capacity(per_sender);
+                for _ in 0..per_sender {
+                    let sent = Instant::now();
+                    let reply = client.send(MESSAGE).await.expect("ACK");
+                    assert!(matches!(reply, Reply::Ack { .. }), "{reply:?}");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(senders * per_sender);
+    for task in tasks {
+        latencies.extend(task.await.expect("sender"));
+    }
+    (start.elapsed(), latencies)
+}
+
+async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sink_port = free_port();
+    let sink = TcpListener::bind(("127.0.0.1", sink_port))
+        .await
+        .expect("bind sink");
+    let sink_task = tokio::spawn(ack_server(sink, std::sync::Arc::clone(&received)));
+    let in_port = free_port();
+    let output = match target {
+        Target::Baseline | Target::File => {
+            "transtech = file\ntransdir = out\nmessagedir = out\nsuffix = .hl7\n".to_owned()
+        }
+        Target::Mllp => format!(
+            "transtech = socket\ntransdir = out\ncreateserversocket = False\nport = {sink_port}\nusehl7 = True\n"
+        ),
+    };
+    let text = format!(
+        "[general]\nuseconnections = in, out\ndatadir = data\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {in_port}\n\
+         [out]\nqueuename = q\n{output}"
+    );
+    let router = match target {
+        Target::Baseline => None,
+        _ => {
+            let loaded = config::load_str(&text, &dir.path().join("router.cfg")).expect("config");
+            Some(Router::start(&loaded.config).await.expect("router"))
+        }
+    };
+    let address = match &router {
+        Some(router) => router.local_addr("in").expect("bound"),
+        None => SocketAddr::from(([127, 0, 0, 1], sink_port)),
+    };
+    let started = Instant::now();
+    let (elapsed, latencies) = load(address, senders, per_sender).await;
+    let messages = senders * per_sender;
+
+    // How long the output takes to deliver everything (the queue drains behind the ACKs).
+    let delivered = || match target {
+        Target::Baseline => messages,
+        Target::File => std::fs::read_dir(dir.path().join("out")).map_or(0, |d| d.count()),
+        Target::Mllp => received.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while delivered() < messages && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drained = match target {
+        Target::Baseline => None,
+        _ => (delivered() >= messages).then(|| started.elapsed()),
+    };
+    if let Some(router) = router {
+        router.shutdown().await;
+    }
+    sink_task.abort();
+    Outcome {
+        messages,
+        elapsed,
+        latencies,
+        drained,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing else useful.
+    let quick = std::env::args().any(|a| a == "--test");
+    let total: usize = std::env::var("ROUTER_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 320 } else { 40_000 });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("router load generator: 1 KB ORU^R01, HL7 ACK per message, loopback");
+    println!(
+        "{:<24} {:>7} {:>9} {:>12} {:>9} {:>9} {:>9} {:>16}",
+        "route",
+        "senders",
+        "messages",
+        "ACKed msg/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "delivered msg/s"
+    );
+    for (name, target) in [
+        ("baseline (no store)", Target::Baseline),
+        ("MLLP -> file (durable)", Target::File),
+        ("MLLP -> MLLP (durable)", Target::Mllp),
+    ] {
+        for senders in [1, 16] {
+            let per_sender = if senders == 1 {
+                total / 4
+            } else {
+                total / senders
+            };
+            let mut outcome = runtime.block_on(run(target, senders, per_sender));
+            outcome.latencies.sort_unstable();
+            let rate = outcome.messages as f64 / outcome.elapsed.as_secs_f64();
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let delivered = match outcome.drained {
+                Some(d) => format!("{:.0}", outcome.messages as f64 / d.as_secs_f64()),
+                None => "-".to_owned(),
+            };
+            println!(
+                "{:<24} {:>7} {:>9} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>16}",
+                name,
+                senders,
+                outcome.messages,
+                rate,
+                ms(percentile(&outcome.latencies, 0.50)),
+                ms(percentile(&outcome.latencies, 0.99)),
+                ms(*outcome.latencies.last().unwrap_or(&Duration::ZERO)),
+                delivered,
+            );
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Simulator throughput: messages generated per second (what `--dry-run` does) for three templates,
+//! and ASTM messages pushed per second over loopback through the E1381 sender (what
+//! `--push tcp://` does: one session per message on a new connection), each with a baseline
+//! measured in the same run.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use astm_frame::driver::LinkDriver;
+use astm_frame::{Assembly, LinkConfig, Role};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lis_templates::{AccessionMinter, GenerateOptions, Output, TemplateSet, generate};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn generation(c: &mut Criterion) {
+    let templates = TemplateSet::embedded().expect("templates");
+    let minter = AccessionMinter::new();
+    let mut group = c.benchmark_group("simulator_generate");
+    group.throughput(Throughput::Elements(1));
+    for name in ["horiba_pentra60", "genexpert_astm", "mindray_bc5380"] {
+        let template = templates.get(name).expect("template");
+        let options = GenerateOptions {
+            seed: Some(1),
+            ..GenerateOptions::default()
+        };
+        let sample = generate(template, &minter, &options, false).expect("generate");
+        // Baseline: printing an already generated message (the floor of a dry run).
+        group.bench_function(format!("{name}/baseline_display"), |b| {
+            b.iter(|| black_box(sample.to_display_text()));
+        });
+        group.bench_function(format!("{name}/generate_and_display"), |b| {
+            b.iter(|| {
+                let output = generate(template, &minter, &options, false).expect("generate");
+                black_box(output.to_display_text())
+            });
+        });
+    }
+    group.finish();
+}
+
+async fn receiver(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let config = LinkConfig {
+                assembly: Assembly::PerTransfer,
+                ..LinkConfig::new(Role::Computer)
+            };
+            let mut link = LinkDriver::new(stream, config);
+            while let Ok(Some(_)) = link.recv().await {}
+        });
+    }
+}
+
+async fn raw_sink(listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut buf = vec![0; 64 * 1024];
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn push(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let templates = TemplateSet::embedded().expect("templates");
+    let minter = AccessionMinter::new();
+    let options = GenerateOptions {
+        seed: Some(1),
+        ..GenerateOptions::default()
+    };
+    let Ok(Output::Astm(messages)) = generate(
+        templates.get("horiba_pentra60").expect("template"),
+        &minter,
+        &options,
+        false,
+    ) else {
+        panic!("ASTM expected");
+    };
+    let message = messages[0].to_bytes();
+    let (link_addr, raw_addr) = runtime.block_on(async {
+        let a = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let b = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addrs = (a.local_addr().expect("addr"), b.local_addr().expect("addr"));
+        tokio::spawn(receiver(a));
+        tokio::spawn(raw_sink(b));
+        addrs
+    });
+    let mut group = c.benchmark_group("simulator_push");
+    group.throughput(Throughput::Elements(1));
+    // Baseline: the same bytes written on a fresh connection, no link protocol.
+    group.bench_function("pentra60/baseline_raw_tcp", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut s = TcpStream::connect(raw_addr).await.expect("connect");
+                    s.write_all(&message).await.expect("write");
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.bench_function("pentra60/e1381_session_per_connection", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let s = TcpStream::connect(link_addr).await.expect("connect");
+                    s.set_nodelay(true).expect("nodelay");
+                    let mut link = LinkDriver::new(s, LinkConfig::new(Role::Instrument));
+                    link.send(message.clone()).await.expect("send");
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, generation, push);
+criterion_main!(benches);

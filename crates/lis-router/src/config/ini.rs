@@ -1,0 +1,828 @@
+//! The SocketReader INI loader: configparser for the syntax, our own checks for the
+//! semantics, a line index so every problem names its line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use configparser::ini::Ini;
+
+use super::value;
+use super::{
+    ConfigError, Connection, ConnectorKind, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_PORT, DebugOptions, Diagnostic, FileInSettings, FileNaming, FileOutSettings, General,
+    LogLevel, RouterConfig, SocketSettings,
+};
+
+/// A loaded configuration and the warnings found on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: RouterConfig,
+    /// Problems that do not stop the router (unknown keys, ignored options).
+    pub warnings: Vec<Diagnostic>,
+}
+
+const GENERAL_KEYS: &[&str] = &[
+    "logfile",
+    "loglvl",
+    "useconnections",
+    "datadir",
+    "maxmessagesize",
+];
+const COMMON_KEYS: &[&str] = &["transtech", "transdir", "usehl7", "queuename", "debug"];
+const SOCKET_KEYS: &[&str] = &[
+    "queuedb",
+    "useack",
+    "createserversocket",
+    "ipaddr",
+    "port",
+    "sob",
+    "eod",
+    "eob",
+    "maxmessagesize",
+    "maxconnections",
+    "idletimeout",
+    "acktimeout",
+    "retrydelay",
+    "retrymaxdelay",
+];
+const FILE_KEYS: &[&str] = &["messagedir", "outputdir", "newline", "queuedb"];
+const FILE_IN_KEYS: &[&str] = &[
+    "filemask",
+    "cycletime",
+    "maxfiles",
+    "naturalorder",
+    "settletime",
+    "maxmessagesize",
+];
+const FILE_OUT_KEYS: &[&str] = &[
+    "hl7prefix",
+    "prefix",
+    "suffix",
+    "retrydelay",
+    "retrymaxdelay",
+];
+const DEBUG_KEYS: &[&str] = &["logcontent"];
+
+/// Reads and validates a config file.
+///
+/// # Errors
+///
+/// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Invalid`] with
+/// every problem found otherwise.
+pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_str(&text, path)
+}
+
+/// Validates config text; `path` names it in messages and anchors relative paths (its
+/// directory).
+///
+/// ```
+/// let text = "[general]\nuseconnections = in, out\n\
+///             [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = 2575\n\
+///             [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /tmp/out\n";
+/// let loaded = lis_router::config::load_str(text, "/etc/router.cfg".as_ref())?;
+/// assert_eq!(loaded.config.connections.len(), 2);
+/// assert_eq!(loaded.config.general.datadir, std::path::Path::new("/etc/router-data"));
+///
+/// let bad = text.replace("port = 2575", "port = 80");
+/// let error = lis_router::config::load_str(&bad, "/etc/router.cfg".as_ref()).unwrap_err();
+/// assert!(error.to_string().contains("/etc/router.cfg:7: [in] port: 80 is out of range; allowed: 1024..65535"));
+/// # Ok::<(), lis_router::config::ConfigError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] with every problem found.
+pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    let index = LineIndex::scan(text);
+    let mut ctx = Ctx {
+        file: path.to_owned(),
+        base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        index,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (name, first, again) in ctx.index.duplicate_sections.clone() {
+        ctx.problems.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: Some(again),
+            section: Some(name),
+            key: None,
+            message: format!(
+                "section defined twice (first at line {first}); section names must be unique"
+            ),
+        });
+    }
+    for (section, key, first, again) in ctx.index.duplicate_keys.clone() {
+        ctx.warnings.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: Some(again),
+            section: Some(section),
+            key: Some(key),
+            message: format!("key given twice (also at line {first}); the last value is used"),
+        });
+    }
+
+    let mut ini = Ini::new_cs();
+    let raw = match ini.read(text.to_owned()) {
+        Ok(map) => map,
+        Err(message) => {
+            ctx.problems.push(Diagnostic {
+                file: ctx.file.clone(),
+                line: None,
+                section: None,
+                key: None,
+                message: format!("not a valid INI file: {message}"),
+            });
+            return Err(ConfigError::Invalid {
+                problems: ctx.problems,
+            });
+        }
+    };
+    // Keys are case-insensitive as in Python's ConfigParser; section names are not.
+    let sections: BTreeMap<String, HashMap<String, Option<String>>> = raw
+        .into_iter()
+        .map(|(name, keys)| {
+            let keys = keys
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
+            (name, keys)
+        })
+        .collect();
+
+    let config = build(&mut ctx, &sections);
+    match config {
+        Some(config) if ctx.problems.is_empty() => Ok(Loaded {
+            config,
+            warnings: ctx.warnings,
+        }),
+        _ => {
+            ctx.problems.sort_by_key(|d| d.line.unwrap_or(0));
+            Err(ConfigError::Invalid {
+                problems: ctx.problems,
+            })
+        }
+    }
+}
+
+/// Where sections and keys are, and what is defined twice.
+#[derive(Debug, Default)]
+struct LineIndex {
+    sections: HashMap<String, usize>,
+    keys: HashMap<(String, String), usize>,
+    duplicate_sections: Vec<(String, usize, usize)>,
+    duplicate_keys: Vec<(String, String, usize, usize)>,
+}
+
+impl LineIndex {
+    fn scan(text: &str) -> Self {
+        let mut index = Self::default();
+        let mut section = String::from("default");
+        for (n, line) in text.lines().enumerate() {
+            let number = n + 1;
+            if line.starts_with([' ', '\t']) {
+                continue; // a continuation line
+            }
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with([';', '#']) {
+                continue;
+            }
+            if let Some(rest) = trimmed.strip_prefix('[')
+                && let Some(end) = rest.find(']')
+            {
+                section = rest[..end].trim().to_owned();
+                if let Some(&first) = index.sections.get(&section) {
+                    index
+                        .duplicate_sections
+                        .push((section.clone(), first, number));
+                } else {
+                    index.sections.insert(section.clone(), number);
+                }
+                continue;
+            }
+            let Some(at) = trimmed.find(['=', ':']) else {
+                continue;
+            };
+            let key = trimmed[..at].trim().to_ascii_lowercase();
+            if let Some(first) = index.keys.insert((section.clone(), key.clone()), number) {
+                index
+                    .duplicate_keys
+                    .push((section.clone(), key, first, number));
+            }
+        }
+        index
+    }
+}
+
+struct Ctx {
+    file: PathBuf,
+    base: PathBuf,
+    index: LineIndex,
+    problems: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Ctx {
+    fn diagnostic(&self, section: &str, key: Option<&str>, message: String) -> Diagnostic {
+        let line = match key {
+            Some(key) => self
+                .index
+                .keys
+                .get(&(section.to_owned(), key.to_owned()))
+                .or_else(|| self.index.sections.get(section))
+                .copied(),
+            None => self.index.sections.get(section).copied(),
+        };
+        Diagnostic {
+            file: self.file.clone(),
+            line,
+            section: Some(section.to_owned()),
+            key: key.map(str::to_owned),
+            message,
+        }
+    }
+
+    fn error(&mut self, section: &str, key: Option<&str>, message: String) {
+        let diagnostic = self.diagnostic(section, key, message);
+        self.problems.push(diagnostic);
+    }
+
+    fn warn(&mut self, section: &str, key: Option<&str>, message: String) {
+        let diagnostic = self.diagnostic(section, key, message);
+        self.warnings.push(diagnostic);
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base.join(path)
+        }
+    }
+}
+
+/// One section's values with typed getters that record problems.
+struct Section<'s> {
+    name: &'s str,
+    keys: &'s HashMap<String, Option<String>>,
+}
+
+impl Section<'_> {
+    fn raw(&self, ctx: &mut Ctx, key: &str) -> Option<String> {
+        match self.keys.get(key) {
+            None => None,
+            Some(None) => {
+                ctx.error(
+                    self.name,
+                    Some(key),
+                    "has no value; write key = value".into(),
+                );
+                None
+            }
+            Some(Some(v)) => Some(v.clone()),
+        }
+    }
+
+    fn text(&self, ctx: &mut Ctx, key: &str) -> Option<String> {
+        self.raw(ctx, key).map(|v| value::unquote(&v).to_owned())
+    }
+
+    fn parsed<T>(
+        &self,
+        ctx: &mut Ctx,
+        key: &str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> T {
+        match self.raw(ctx, key) {
+            None => default,
+            Some(raw) => parse(&raw).unwrap_or_else(|message| {
+                ctx.error(self.name, Some(key), message);
+                default
+            }),
+        }
+    }
+
+    fn boolean(&self, ctx: &mut Ctx, key: &str, default: bool) -> bool {
+        self.parsed(ctx, key, default, value::boolean)
+    }
+
+    fn seconds(&self, ctx: &mut Ctx, key: &str, default: f64, min: f64, max: f64) -> Duration {
+        self.parsed(ctx, key, Duration::from_secs_f64(default), |raw| {
+            value::seconds(raw, min, max)
+        })
+    }
+
+    fn integer(&self, ctx: &mut Ctx, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        self.parsed(ctx, key, default, |raw| value::integer(raw, min, max))
+    }
+
+    fn warn_unknown(&self, ctx: &mut Ctx, allowed: &[&[&str]], what: &str) {
+        let mut keys: Vec<&String> = self.keys.keys().collect();
+        keys.sort();
+        for key in keys {
+            if !allowed.iter().any(|set| set.contains(&key.as_str())) {
+                ctx.warn(
+                    self.name,
+                    Some(key),
+                    format!("unknown key for {what}; ignored"),
+                );
+            }
+        }
+    }
+}
+
+fn build(
+    ctx: &mut Ctx,
+    sections: &BTreeMap<String, HashMap<String, Option<String>>>,
+) -> Option<RouterConfig> {
+    let Some(general_keys) = sections.get("general") else {
+        ctx.problems.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: None,
+            section: Some("general".into()),
+            key: None,
+            message: "missing section; it must list the connections in useconnections".into(),
+        });
+        return None;
+    };
+    let general = Section {
+        name: "general",
+        keys: general_keys,
+    };
+    general.warn_unknown(ctx, &[GENERAL_KEYS], "[general]");
+    let logfile = general
+        .text(ctx, "logfile")
+        .filter(|f| !f.is_empty())
+        .map(|f| ctx.resolve(&f));
+    let loglvl = general.parsed(
+        ctx,
+        "loglvl",
+        LogLevel::Warning,
+        |raw| match value::unquote(raw).to_ascii_lowercase().as_str() {
+            "critical" => Ok(LogLevel::Critical),
+            "error" => Ok(LogLevel::Error),
+            "warning" => Ok(LogLevel::Warning),
+            "prod" => Ok(LogLevel::Prod),
+            "info" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            other => Err(format!(
+                "unknown log level `{other}`; allowed: critical, error, warning, prod, info, debug"
+            )),
+        },
+    );
+    let default_max_size = general.integer(
+        ctx,
+        "maxmessagesize",
+        DEFAULT_MAX_MESSAGE_SIZE as u64,
+        1,
+        1 << 30,
+    ) as usize;
+
+    let names: Vec<String> = match general.text(ctx, "useconnections") {
+        None => {
+            ctx.error(
+                "general",
+                None,
+                "missing key useconnections: a comma-separated list of the connection sections to run".into(),
+            );
+            return None;
+        }
+        Some(list) => list
+            .split(',')
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect(),
+    };
+    if names.is_empty() {
+        ctx.error(
+            "general",
+            Some("useconnections"),
+            "is empty; list the connection sections to run, e.g. socket-in_1, file-out_1".into(),
+        );
+    }
+
+    let mut connections = Vec::new();
+    let mut seen = Vec::new();
+    for name in &names {
+        if seen.contains(name) {
+            ctx.error(
+                "general",
+                Some("useconnections"),
+                format!("names connection `{name}` twice"),
+            );
+            continue;
+        }
+        seen.push(name.clone());
+        if name == "general" {
+            ctx.error(
+                "general",
+                Some("useconnections"),
+                "cannot name [general] as a connection".into(),
+            );
+            continue;
+        }
+        let Some(keys) = sections.get(name) else {
+            ctx.error(
+                "general",
+                Some("useconnections"),
+                format!("names connection `{name}`, but there is no section [{name}]"),
+            );
+            continue;
+        };
+        let section = Section { name, keys };
+        if let Some(connection) = connection(ctx, &section, default_max_size) {
+            connections.push(connection);
+        }
+    }
+
+    check_queues(ctx, &connections);
+    check_ports(ctx, &connections);
+
+    let datadir = match general.text(ctx, "datadir").filter(|d| !d.is_empty()) {
+        Some(dir) => ctx.resolve(&dir),
+        None => queuedb_dir(ctx, sections, &names).unwrap_or_else(|| ctx.base.join("router-data")),
+    };
+
+    Some(RouterConfig {
+        source: ctx.file.clone(),
+        general: General {
+            logfile,
+            loglvl,
+            datadir,
+        },
+        connections,
+    })
+}
+
+/// SocketReader's `queuedb` is a file path; its directory holds our store.
+fn queuedb_dir(
+    ctx: &Ctx,
+    sections: &BTreeMap<String, HashMap<String, Option<String>>>,
+    names: &[String],
+) -> Option<PathBuf> {
+    names.iter().find_map(|name| {
+        let raw = sections.get(name)?.get("queuedb")?.as_ref()?;
+        let path = ctx.resolve(value::unquote(raw));
+        if path.is_dir() || raw.trim_end_matches(['"', '\'']).ends_with('/') {
+            Some(path)
+        } else {
+            path.parent().map(Path::to_path_buf)
+        }
+    })
+}
+
+fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Option<Connection> {
+    let name = section.name;
+    let transtech = section
+        .text(ctx, "transtech")
+        .map(|t| t.to_ascii_lowercase());
+    let transdir = section
+        .text(ctx, "transdir")
+        .map(|t| t.to_ascii_lowercase());
+    let queue = section.text(ctx, "queuename");
+    let use_hl7 = section.boolean(ctx, "usehl7", false);
+    let debug = debug_options(ctx, section);
+
+    let transtech = match transtech.as_deref() {
+        Some(t @ ("file" | "socket")) => t.to_owned(),
+        Some(other) => {
+            ctx.error(
+                name,
+                Some("transtech"),
+                format!("unknown transtech `{other}`; allowed: file, socket"),
+            );
+            return None;
+        }
+        None => {
+            ctx.error(name, None, "missing key transtech (file or socket)".into());
+            return None;
+        }
+    };
+    let input = match transdir.as_deref() {
+        Some("in") => true,
+        Some("out") => false,
+        Some(other) => {
+            ctx.error(
+                name,
+                Some("transdir"),
+                format!("unknown transdir `{other}`; allowed: in, out"),
+            );
+            return None;
+        }
+        None => {
+            ctx.error(name, None, "missing key transdir (in or out)".into());
+            return None;
+        }
+    };
+    let queue = match queue {
+        Some(q) if !q.trim().is_empty() => q.trim().to_owned(),
+        Some(_) => {
+            ctx.error(
+                name,
+                Some("queuename"),
+                "is empty; name the queue this connection uses".into(),
+            );
+            return None;
+        }
+        None => {
+            ctx.error(
+                name,
+                None,
+                "missing key queuename: the queue that binds inputs to outputs".into(),
+            );
+            return None;
+        }
+    };
+
+    let kind = if transtech == "socket" {
+        let what = if input {
+            "a socket input"
+        } else {
+            "a socket output"
+        };
+        section.warn_unknown(ctx, &[COMMON_KEYS, SOCKET_KEYS], what);
+        let settings = socket(ctx, section, default_max_size)?;
+        if input {
+            ConnectorKind::SocketIn(settings)
+        } else {
+            ConnectorKind::SocketOut(settings)
+        }
+    } else if input {
+        section.warn_unknown(ctx, &[COMMON_KEYS, FILE_KEYS, FILE_IN_KEYS], "a file input");
+        ConnectorKind::FileIn(file_in(ctx, section, default_max_size)?)
+    } else {
+        section.warn_unknown(
+            ctx,
+            &[COMMON_KEYS, FILE_KEYS, FILE_OUT_KEYS],
+            "a file output",
+        );
+        ConnectorKind::FileOut(file_out(ctx, section, use_hl7)?)
+    };
+    Some(Connection {
+        name: name.to_owned(),
+        queue,
+        use_hl7,
+        kind,
+        debug,
+    })
+}
+
+fn debug_options(ctx: &mut Ctx, section: &Section<'_>) -> DebugOptions {
+    let mut options = DebugOptions::default();
+    let entries = section.parsed(ctx, "debug", Vec::new(), value::python_dict);
+    for (key, raw) in entries {
+        match key.as_str() {
+            "logcontent" => match value::boolean(&raw) {
+                Ok(on) => options.log_content = on,
+                Err(message) => ctx.error(
+                    section.name,
+                    Some("debug"),
+                    format!("\"logcontent\": {message}"),
+                ),
+            },
+            _ => ctx.warn(
+                section.name,
+                Some("debug"),
+                format!(
+                    "unknown debug option \"{key}\"; ignored (known: {})",
+                    DEBUG_KEYS.join(", ")
+                ),
+            ),
+        }
+    }
+    options
+}
+
+fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Option<SocketSettings> {
+    let name = section.name;
+    let before = ctx.problems.len();
+    let server = section.boolean(ctx, "createserversocket", true);
+    let host = section
+        .text(ctx, "ipaddr")
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    let port = section.integer(ctx, "port", u64::from(DEFAULT_PORT), 1024, 65535) as u16;
+    let start_block = section.parsed(ctx, "sob", vec![0x0b], value::delimiter);
+    let end_block = section.parsed(ctx, "eod", vec![0x1c], value::delimiter);
+    let trailer = section.parsed(ctx, "eob", vec![0x0d], value::delimiter);
+    let use_ack = section.boolean(ctx, "useack", true);
+    let max_message_size =
+        section.integer(ctx, "maxmessagesize", default_max_size as u64, 1, 1 << 30) as usize;
+    let max_connections = section.integer(
+        ctx,
+        "maxconnections",
+        DEFAULT_MAX_CONNECTIONS as u64,
+        1,
+        10_000,
+    ) as usize;
+    let idle = section.seconds(ctx, "idletimeout", 600.0, 0.0, 7.0 * 86_400.0);
+    let ack_timeout = section.seconds(ctx, "acktimeout", 30.0, 0.05, 3_600.0);
+    let retry_delay = section.seconds(ctx, "retrydelay", 1.0, 0.01, 3_600.0);
+    let retry_max_delay = section.seconds(ctx, "retrymaxdelay", 30.0, 0.01, 86_400.0);
+    if retry_max_delay < retry_delay {
+        ctx.error(
+            name,
+            Some("retrymaxdelay"),
+            "is smaller than retrydelay; the backoff ceiling must be at least the first delay"
+                .into(),
+        );
+    }
+    if start_block == end_block {
+        ctx.error(
+            name,
+            Some("eod"),
+            "equals sob; the start and end delimiters must differ".into(),
+        );
+    }
+    let settings = SocketSettings {
+        server,
+        host,
+        port,
+        start_block,
+        end_block,
+        trailer,
+        use_ack,
+        max_message_size,
+        max_connections,
+        idle_timeout: (!idle.is_zero()).then_some(idle),
+        ack_timeout,
+        retry_delay,
+        retry_max_delay,
+    };
+    (ctx.problems.len() == before).then_some(settings)
+}
+
+fn message_dir(ctx: &mut Ctx, section: &Section<'_>) -> Option<PathBuf> {
+    let dir = section
+        .text(ctx, "messagedir")
+        .or_else(|| section.text(ctx, "outputdir"));
+    match dir {
+        Some(dir) if !dir.trim().is_empty() => Some(ctx.resolve(dir.trim())),
+        _ => {
+            ctx.error(
+                section.name,
+                Some("messagedir"),
+                "missing: a file connector needs messagedir = PATH (the directory to read from or write to)".into(),
+            );
+            None
+        }
+    }
+}
+
+fn file_in(
+    ctx: &mut Ctx,
+    section: &Section<'_>,
+    default_max_size: usize,
+) -> Option<FileInSettings> {
+    let before = ctx.problems.len();
+    let dir = message_dir(ctx, section);
+    let newline = section.boolean(ctx, "newline", false);
+    let filemask = section
+        .text(ctx, "filemask")
+        .map(|m| m.trim().to_owned())
+        .unwrap_or_else(|| "*".to_owned());
+    if filemask.is_empty() || filemask.contains(['/', '\\']) {
+        ctx.error(
+            section.name,
+            Some("filemask"),
+            format!("`{filemask}` is not a file name pattern; allowed: * ? [abc] without path separators"),
+        );
+    }
+    let cycle = section.seconds(ctx, "cycletime", 120.0, 0.01, 86_400.0);
+    let max_files = section.integer(ctx, "maxfiles", 50, 1, 1000) as usize;
+    let natural_order = section.boolean(ctx, "naturalorder", false);
+    let settle = section.seconds(ctx, "settletime", 0.5, 0.0, 600.0);
+    let max_message_size =
+        section.integer(ctx, "maxmessagesize", default_max_size as u64, 1, 1 << 30) as usize;
+    let dir = dir?;
+    (ctx.problems.len() == before).then_some(FileInSettings {
+        dir,
+        filemask,
+        cycle,
+        max_files,
+        newline,
+        natural_order,
+        settle,
+        max_message_size,
+    })
+}
+
+fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileOutSettings> {
+    let name = section.name;
+    let before = ctx.problems.len();
+    let dir = message_dir(ctx, section);
+    let newline = section.boolean(ctx, "newline", false);
+    let hl7prefix = section.boolean(ctx, "hl7prefix", false);
+    let prefix = section.text(ctx, "prefix");
+    let suffix = section
+        .text(ctx, "suffix")
+        .unwrap_or_else(|| ".dat".to_owned());
+    let retry_delay = section.seconds(ctx, "retrydelay", 1.0, 0.01, 3_600.0);
+    let retry_max_delay = section.seconds(ctx, "retrymaxdelay", 30.0, 0.01, 86_400.0);
+    if hl7prefix && prefix.is_some() {
+        ctx.error(
+            name,
+            Some("hl7prefix"),
+            "cannot be combined with prefix; use one of them".into(),
+        );
+    }
+    if hl7prefix && !use_hl7 {
+        ctx.error(
+            name,
+            Some("hl7prefix"),
+            "needs usehl7 = True (names come from MSH-3..MSH-9)".into(),
+        );
+    }
+    for (key, text) in [
+        ("prefix", prefix.as_deref().unwrap_or("")),
+        ("suffix", &suffix),
+    ] {
+        if crate::filename::sanitize(text, usize::MAX) != text || text.contains("..") {
+            ctx.error(
+                name,
+                Some(key),
+                format!("`{text}` is not allowed in a file name; allowed: letters, digits, '.', '_', '-' (no '..')"),
+            );
+        }
+        if text.len() > 64 {
+            ctx.error(name, Some(key), "is longer than 64 characters".into());
+        }
+    }
+    let dir = dir?;
+    let naming = if hl7prefix {
+        FileNaming::Hl7
+    } else {
+        FileNaming::Prefix(prefix.unwrap_or_default())
+    };
+    (ctx.problems.len() == before).then_some(FileOutSettings {
+        dir,
+        naming,
+        suffix,
+        newline,
+        retry_delay,
+        retry_max_delay,
+    })
+}
+
+fn check_queues(ctx: &mut Ctx, connections: &[Connection]) {
+    let mut queues: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    for c in connections {
+        let entry = queues.entry(c.queue.as_str()).or_default();
+        if c.kind.is_input() {
+            entry.0.push(&c.name);
+        } else {
+            entry.1.push(&c.name);
+        }
+    }
+    for (queue, (inputs, outputs)) in queues {
+        if outputs.is_empty() {
+            for input in inputs {
+                ctx.error(
+                    input,
+                    Some("queuename"),
+                    format!("queue `{queue}` has inputs but no outputs; add an output connection with queuename = {queue} to useconnections"),
+                );
+            }
+        } else if inputs.is_empty() {
+            for output in outputs {
+                ctx.warn(
+                    output,
+                    Some("queuename"),
+                    format!("queue `{queue}` has no inputs; this output only delivers what is already stored"),
+                );
+            }
+        }
+    }
+}
+
+fn check_ports(ctx: &mut Ctx, connections: &[Connection]) {
+    let mut bound: HashMap<(String, u16), &str> = HashMap::new();
+    for c in connections {
+        let (ConnectorKind::SocketIn(s) | ConnectorKind::SocketOut(s)) = &c.kind else {
+            continue;
+        };
+        if !s.server {
+            continue;
+        }
+        if let Some(other) = bound.insert((s.host.clone(), s.port), &c.name) {
+            ctx.error(
+                &c.name,
+                Some("port"),
+                format!(
+                    "{}:{} is already used by server connection [{other}]",
+                    s.host, s.port
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The router's configuration model and the SocketReader INI loader.
+//!
+//! [`load_file`] / [`load_str`] read a SocketReader config file unchanged and return a
+//! validated [`RouterConfig`] plus warnings (unknown keys, unknown debug options, keys
+//! that do nothing for the connector type). Every problem names the file, line, section
+//! and key and what is allowed.
+
+mod error;
+mod ini;
+mod value;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use error::{ConfigError, Diagnostic};
+pub use ini::{Loaded, load_file, load_str};
+
+/// Default cap on one message (16 MiB).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// Default cap on simultaneous connections per server connector.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Default SocketReader port.
+pub const DEFAULT_PORT: u16 = 22222;
+
+/// A whole, validated router configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterConfig {
+    /// The file it was read from (or a label for in-memory text).
+    pub source: PathBuf,
+    /// The `[general]` section.
+    pub general: General,
+    /// The connections named in `useconnections`, in that order.
+    pub connections: Vec<Connection>,
+}
+
+impl RouterConfig {
+    /// Names of the queues in use, sorted.
+    #[must_use]
+    pub fn queue_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.connections.iter().map(|c| c.queue.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The outputs of `queue`, in configuration order.
+    pub fn outputs_of<'a>(&'a self, queue: &'a str) -> impl Iterator<Item = &'a Connection> + 'a {
+        self.connections
+            .iter()
+            .filter(move |c| c.queue == queue && !c.kind.is_input())
+    }
+}
+
+/// Log verbosity, SocketReader's `loglvl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum LogLevel {
+    /// `debug`: everything, message contents included.
+    Debug,
+    /// `info`.
+    Info,
+    /// `prod`: `warning` plus failed transfers with their full content.
+    Prod,
+    /// `warning` (the default).
+    #[default]
+    Warning,
+    /// `error`.
+    Error,
+    /// `critical`.
+    Critical,
+}
+
+impl LogLevel {
+    /// Whether failed transfers are logged with their full content (`prod` and below).
+    #[must_use]
+    pub fn logs_failed_content(self) -> bool {
+        self <= Self::Prod
+    }
+}
+
+/// The `[general]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct General {
+    /// `logfile`: where log lines go (stderr when absent).
+    pub logfile: Option<PathBuf>,
+    /// `loglvl`.
+    pub loglvl: LogLevel,
+    /// `datadir` (ours): the directory of the durable queue store.
+    pub datadir: PathBuf,
+}
+
+/// One connection (a section named in `useconnections`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    /// The section name.
+    pub name: String,
+    /// `queuename`.
+    pub queue: String,
+    /// `usehl7`: HL7 ACKs on socket input, HL7-derived names on file output.
+    pub use_hl7: bool,
+    /// Connector type and its settings.
+    pub kind: ConnectorKind,
+    /// Debug options that the router understands.
+    pub debug: DebugOptions,
+}
+
+/// The `debug` options the router understands (others are warned about and ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DebugOptions {
+    /// `"logcontent": True`: log every message's content at info level.
+    pub log_content: bool,
+}
+
+/// Connector type and direction with their settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorKind {
+    /// `transtech = socket`, `transdir = in`.
+    SocketIn(SocketSettings),
+    /// `transtech = socket`, `transdir = out`.
+    SocketOut(SocketSettings),
+    /// `transtech = file`, `transdir = in`.
+    FileIn(FileInSettings),
+    /// `transtech = file`, `transdir = out`.
+    FileOut(FileOutSettings),
+}
+
+impl ConnectorKind {
+    /// Whether this connector feeds its queue.
+    #[must_use]
+    pub fn is_input(&self) -> bool {
+        matches!(self, Self::SocketIn(_) | Self::FileIn(_))
+    }
+}
+
+/// Settings of a socket connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketSettings {
+    /// `createserversocket`: listen (true) or connect (false).
+    pub server: bool,
+    /// `ipaddr`: the address to bind or to connect to.
+    pub host: String,
+    /// `port`.
+    pub port: u16,
+    /// `sob`: start of block.
+    pub start_block: Vec<u8>,
+    /// `eod`: end of data (MLLP `FS`).
+    pub end_block: Vec<u8>,
+    /// `eob`: end of block (MLLP `CR`, after `eod`).
+    pub trailer: Vec<u8>,
+    /// `useack`: send (input) or expect (output) acknowledgements.
+    pub use_ack: bool,
+    /// `maxmessagesize` (ours).
+    pub max_message_size: usize,
+    /// `maxconnections` (ours): simultaneous connections on a server connector.
+    pub max_connections: usize,
+    /// `idletimeout` (ours): close a connection silent this long; `None` = never.
+    pub idle_timeout: Option<Duration>,
+    /// `acktimeout` (ours): how long an output waits for the peer's ACK.
+    pub ack_timeout: Duration,
+    /// `retrydelay` (ours): first delay of the retry / reconnect backoff.
+    pub retry_delay: Duration,
+    /// `retrymaxdelay` (ours): the backoff's ceiling.
+    pub retry_max_delay: Duration,
+}
+
+impl SocketSettings {
+    /// The framing settings for `mllp-hl7`.
+    #[must_use]
+    pub fn mllp_config(&self) -> mllp_hl7::MllpConfig {
+        mllp_hl7::MllpConfig::new()
+            .with_start_block(self.start_block.clone())
+            .with_end_block(self.end_block.clone())
+            .with_trailer(self.trailer.clone())
+            .with_max_message_size(self.max_message_size)
+    }
+}
+
+/// Settings of a file input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileInSettings {
+    /// `messagedir` (or `outputdir`).
+    pub dir: PathBuf,
+    /// `filemask`.
+    pub filemask: String,
+    /// `cycletime`: the polling period.
+    pub cycle: Duration,
+    /// `maxfiles`: files taken per poll.
+    pub max_files: usize,
+    /// `newline`: remove one trailing newline.
+    pub newline: bool,
+    /// `naturalorder` (ours): `f_2` before `f_10`.
+    pub natural_order: bool,
+    /// `settletime` (ours): a file must keep its size and mtime this long to be taken.
+    pub settle: Duration,
+    /// `maxmessagesize` (ours): larger files go to `error/`.
+    pub max_message_size: usize,
+}
+
+/// How output file names are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileNaming {
+    /// `prefix` + timestamp + counter + `suffix`.
+    Prefix(String),
+    /// `hl7prefix`: `MSH-3_MSH-4_MSH-5_MSH-6_TYPE_timestamp_counter` + `suffix`.
+    Hl7,
+}
+
+/// Settings of a file output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileOutSettings {
+    /// `messagedir` (or `outputdir`).
+    pub dir: PathBuf,
+    /// `prefix` or `hl7prefix`.
+    pub naming: FileNaming,
+    /// `suffix`.
+    pub suffix: String,
+    /// `newline`: append a newline.
+    pub newline: bool,
+    /// `retrydelay` (ours): first delay after a failed write.
+    pub retry_delay: Duration,
+    /// `retrymaxdelay` (ours).
+    pub retry_max_delay: Duration,
+}

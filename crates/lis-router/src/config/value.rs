@@ -1,0 +1,243 @@
+//! Parsers for SocketReader option values (Python-flavoured literals).
+
+use std::time::Duration;
+
+/// Removes one pair of matching surrounding quotes.
+pub(crate) fn unquote(raw: &str) -> &str {
+    let raw = raw.trim();
+    for quote in ['"', '\''] {
+        if raw.len() >= 2 && raw.starts_with(quote) && raw.ends_with(quote) {
+            return &raw[1..raw.len() - 1];
+        }
+    }
+    raw
+}
+
+/// Python ConfigParser's `getboolean` words.
+pub(crate) fn boolean(raw: &str) -> Result<bool, String> {
+    match unquote(raw).to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        other => Err(format!(
+            "`{other}` is not a boolean; allowed: True, False (also yes/no, on/off, 1/0)"
+        )),
+    }
+}
+
+/// An integer within `min..=max`.
+pub(crate) fn integer(raw: &str, min: u64, max: u64) -> Result<u64, String> {
+    let text = unquote(raw);
+    let value: u64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number; allowed: {min}..{max}"))?;
+    if value < min || value > max {
+        return Err(format!("{value} is out of range; allowed: {min}..{max}"));
+    }
+    Ok(value)
+}
+
+/// Seconds (fractions allowed) within `min..=max`.
+pub(crate) fn seconds(raw: &str, min: f64, max: f64) -> Result<Duration, String> {
+    let text = unquote(raw);
+    let value: f64 = text
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds; allowed: {min}..{max}"))?;
+    if value < min || value > max {
+        return Err(format!(
+            "{value} s is out of range; allowed: {min}..{max} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// A delimiter: `chr(0x0b)`, `chr(11)`, `"text"`, `'text'`, `0x0b`, or several joined
+/// with `+` (`chr(28) + chr(13)`).
+pub(crate) fn delimiter(raw: &str) -> Result<Vec<u8>, String> {
+    const ALLOWED: &str =
+        "allowed: chr(0x0b), chr(11), a quoted string such as \"END\", or parts joined with +";
+    let mut out = Vec::new();
+    for part in split_plus(raw.trim()) {
+        let part = part.trim();
+        if let Some(inner) = part.strip_prefix("chr(").and_then(|p| p.strip_suffix(')')) {
+            out.push(byte_number(inner.trim()).ok_or_else(|| {
+                format!("`{part}`: chr() needs a number 0..255 (decimal or 0x hex); {ALLOWED}")
+            })?);
+        } else if part.len() >= 2
+            && ((part.starts_with('"') && part.ends_with('"'))
+                || (part.starts_with('\'') && part.ends_with('\'')))
+        {
+            out.extend_from_slice(unescape_python(&part[1..part.len() - 1])?.as_slice());
+        } else if let Some(byte) = part
+            .strip_prefix("0x")
+            .or_else(|| part.strip_prefix("0X"))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+        } else {
+            return Err(format!("`{part}` is not a delimiter; {ALLOWED}"));
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("the delimiter is empty; {ALLOWED}"));
+    }
+    Ok(out)
+}
+
+fn byte_number(text: &str) -> Option<u8> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u8::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// Splits on `+` outside quotes.
+fn split_plus(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut quote = None;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '+') => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// Python string escapes `\xhh`, `\r`, `\n`, `\t`, `\\`, `\'`, `\"`.
+fn unescape_python(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let escape = bytes.get(i + 1).copied();
+        match escape {
+            Some(b'x') => {
+                let hex = text
+                    .get(i + 2..i + 4)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad \\x escape in \"{text}\""))?;
+                out.push(hex);
+                i += 4;
+                continue;
+            }
+            Some(b'r') => out.push(b'\r'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b @ (b'\\' | b'\'' | b'"')) => out.push(b),
+            _ => return Err(format!("unknown escape in \"{text}\"")),
+        }
+        i += 2;
+    }
+    Ok(out)
+}
+
+/// A Python dict literal of string keys: `{"a": "x", 'b': True, "c": 3}`. Values are
+/// returned as written (quotes removed).
+pub(crate) fn python_dict(raw: &str) -> Result<Vec<(String, String)>, String> {
+    const SHAPE: &str = "expected a Python dict such as {\"option\": True, \"other\": \"value\"}";
+    let text = raw.trim();
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| format!("`{text}`: {SHAPE}"))?;
+    let mut entries = Vec::new();
+    for item in split_top(inner, ',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let parts = split_top(item, ':');
+        let [key, value] = parts.as_slice() else {
+            return Err(format!("`{item}`: {SHAPE}"));
+        };
+        let key = key.trim();
+        if !(key.len() >= 2
+            && ((key.starts_with('"') && key.ends_with('"'))
+                || (key.starts_with('\'') && key.ends_with('\''))))
+        {
+            return Err(format!("debug key `{key}` must be quoted; {SHAPE}"));
+        }
+        entries.push((unquote(key).to_owned(), unquote(value).to_owned()));
+    }
+    Ok(entries)
+}
+
+/// Splits on `sep` outside quotes.
+fn split_top(text: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut quote = None;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c == sep => {
+                parts.push(&text[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters_in_every_spelling() {
+        assert_eq!(delimiter("chr(0x0b)").unwrap(), [0x0b]);
+        assert_eq!(delimiter("chr(11)").unwrap(), [0x0b]);
+        assert_eq!(delimiter("0x1c").unwrap(), [0x1c]);
+        assert_eq!(delimiter("\"START-BLOCK\"").unwrap(), b"START-BLOCK");
+        assert_eq!(delimiter("'\\x1c\\r'").unwrap(), [0x1c, 0x0d]);
+        assert_eq!(delimiter("chr(28) + chr(13)").unwrap(), [0x1c, 0x0d]);
+        assert!(delimiter("chr(300)").is_err());
+        assert!(delimiter("START").is_err());
+        assert!(delimiter("\"\"").is_err());
+    }
+
+    #[test]
+    fn python_dicts() {
+        let dict = python_dict(r#"{"logcontent": True, 'x': "a:b, c"}"#).unwrap();
+        assert_eq!(
+            dict,
+            [
+                ("logcontent".to_owned(), "True".to_owned()),
+                ("x".to_owned(), "a:b, c".to_owned())
+            ]
+        );
+        assert!(python_dict("{}").unwrap().is_empty());
+        assert!(python_dict("logcontent=True").is_err());
+        assert!(python_dict("{logcontent: True}").is_err());
+    }
+
+    #[test]
+    fn booleans_and_numbers() {
+        assert!(boolean("True").unwrap());
+        assert!(!boolean("\"false\"").unwrap());
+        assert!(boolean("maybe").is_err());
+        assert_eq!(integer("50", 1, 1000).unwrap(), 50);
+        assert!(integer("0", 1, 1000).is_err());
+        assert_eq!(
+            seconds("0.5", 0.0, 10.0).unwrap(),
+            Duration::from_millis(500)
+        );
+    }
+}

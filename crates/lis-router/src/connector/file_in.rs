@@ -1,0 +1,221 @@
+//! File input: poll a directory, queue each stable file as one message, delete it only
+//! after the commit; unreadable files go to `error/`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::printable;
+use crate::config::{Connection, FileInSettings};
+use crate::filename::{is_temporary_name, mask_matches, natural_cmp};
+use crate::store::Appender;
+
+/// The folder (inside `messagedir`) for files that cannot be read.
+pub const ERROR_DIR: &str = "error";
+
+/// What one file input needs.
+#[derive(Debug)]
+pub(crate) struct FileIn {
+    pub(crate) connection: Arc<Connection>,
+    pub(crate) settings: FileInSettings,
+    pub(crate) appender: Appender,
+    pub(crate) shutdown: CancellationToken,
+}
+
+type Look = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+impl FileIn {
+    pub(crate) async fn run(self) {
+        info!(
+            "polling {} for `{}` every {:?}",
+            self.settings.dir.display(),
+            self.settings.filemask,
+            self.settings.cycle
+        );
+        loop {
+            self.poll().await;
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.settings.cycle) => {}
+            }
+        }
+    }
+
+    /// One poll: two looks `settletime` apart, then the stable files in name order.
+    async fn poll(&self) {
+        let first = match self.look().await {
+            Ok(found) => found,
+            Err(e) => {
+                warn!("cannot list {}: {e}", self.settings.dir.display());
+                return;
+            }
+        };
+        if first.is_empty() {
+            return;
+        }
+        let stable: Look = if self.settings.settle.is_zero() {
+            first
+        } else {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.settings.settle) => {}
+            }
+            let second = self.look().await.unwrap_or_default();
+            first
+                .into_iter()
+                .filter(|entry| {
+                    let same = second.contains(entry);
+                    if !same {
+                        debug!(
+                            "{} is still being written; left for the next poll",
+                            entry.0.display()
+                        );
+                    }
+                    same
+                })
+                .collect()
+        };
+
+        // Submit every file first (one group commit), then delete each once committed.
+        let mut submitted = Vec::new();
+        for (path, len, _) in stable.into_iter().take(self.settings.max_files) {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            if len as usize > self.settings.max_message_size {
+                self.quarantine(
+                    &path,
+                    &format!(
+                        "{len} bytes exceed maxmessagesize {}",
+                        self.settings.max_message_size
+                    ),
+                )
+                .await;
+                continue;
+            }
+            let read_path = path.clone();
+            let content = match tokio::task::spawn_blocking(move || std::fs::read(read_path)).await
+            {
+                Ok(Ok(content)) => content,
+                Ok(Err(e)) => {
+                    self.quarantine(&path, &format!("cannot be read: {e}"))
+                        .await;
+                    continue;
+                }
+                Err(e) => {
+                    error!("reading {}: {e}", path.display());
+                    continue;
+                }
+            };
+            let content = self.trim(content);
+            if self.connection.debug.log_content {
+                info!("read {}: {}", path.display(), printable(&content));
+            }
+            match self.appender.submit(Bytes::from(content)).await {
+                Ok(receipt) => submitted.push((path, receipt)),
+                Err(e) => {
+                    error!("cannot queue {}: {e}; left in place", path.display());
+                    break;
+                }
+            }
+        }
+        for (path, receipt) in submitted {
+            match receipt.await {
+                Ok(Ok(seq)) => {
+                    debug!("queued {} as message {seq}", path.display());
+                    if let Err(e) = tokio::fs::remove_file(&path).await {
+                        error!(
+                            "queued {} but cannot delete it ({e}); it will be read again",
+                            path.display()
+                        );
+                    }
+                }
+                Ok(Err(e)) => error!("cannot store {}: {e}; left in place", path.display()),
+                Err(_) => error!("queue store closed; {} left in place", path.display()),
+            }
+        }
+    }
+
+    /// Matching regular files, sorted, with size and mtime.
+    async fn look(&self) -> std::io::Result<Look> {
+        let dir = self.settings.dir.clone();
+        let mask = self.settings.filemask.clone();
+        let natural = self.settings.natural_order;
+        tokio::task::spawn_blocking(move || list(&dir, &mask, natural))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    fn trim(&self, mut content: Vec<u8>) -> Vec<u8> {
+        // One LF only: a CR before it is HL7's segment terminator, not part of the
+        // newline that file output appends.
+        if self.settings.newline && content.ends_with(b"\n") {
+            content.truncate(content.len() - 1);
+        }
+        content
+    }
+
+    /// Moves a file that cannot be queued to `error/`, never deleting it.
+    async fn quarantine(&self, path: &Path, why: &str) {
+        let target_dir = self.settings.dir.join(ERROR_DIR);
+        let from = path.to_owned();
+        let moved = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+            std::fs::create_dir_all(&target_dir)?;
+            let name = from
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let mut target = target_dir.join(&name);
+            let mut n = 1;
+            while target.exists() {
+                target = target_dir.join(format!("{name}.{n}"));
+                n += 1;
+            }
+            std::fs::rename(&from, &target)?;
+            Ok(target)
+        })
+        .await;
+        match moved {
+            Ok(Ok(target)) => error!("{} {why}; moved to {}", path.display(), target.display()),
+            Ok(Err(e)) => error!(
+                "{} {why}; cannot move it to {ERROR_DIR}/: {e}",
+                path.display()
+            ),
+            Err(e) => error!("{} {why}; {e}", path.display()),
+        }
+    }
+}
+
+fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_temporary_name(name) || !mask_matches(mask, name) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        found.push((entry.path(), meta.len(), meta.modified().ok()));
+    }
+    found.sort_by(|a, b| {
+        let (a, b) = (
+            a.0.file_name().unwrap_or_default(),
+            b.0.file_name().unwrap_or_default(),
+        );
+        if natural {
+            natural_cmp(&a.to_string_lossy(), &b.to_string_lossy())
+        } else {
+            a.cmp(b)
+        }
+    });
+    Ok(found)
+}

@@ -1,0 +1,69 @@
+//! The four connectors: socket in / out and file in / out.
+
+pub(crate) mod file_in;
+pub(crate) mod file_out;
+pub(crate) mod socket_in;
+pub(crate) mod socket_out;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Exponential backoff for retries and reconnects: doubles from `first` up to `max`.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            first,
+            max,
+            next: first,
+        }
+    }
+
+    /// The delay to wait now; the following one doubles.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = self.first;
+    }
+
+    /// Sleeps for the next delay; false when shutdown came first.
+    pub(crate) async fn sleep(&mut self, shutdown: &CancellationToken) -> bool {
+        let delay = self.next_delay();
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+/// A printable excerpt of a message for log lines (`prod` / `debug` content logging).
+pub(crate) fn printable(payload: &[u8]) -> String {
+    String::from_utf8_lossy(payload)
+        .replace('\r', "\\r")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_ceiling_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let delays: Vec<_> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, [100, 200, 350, 350]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 100);
+    }
+}

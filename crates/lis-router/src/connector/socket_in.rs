@@ -1,0 +1,287 @@
+//! Socket input: receive MLLP frames, commit them, then acknowledge.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use mllp_hl7::{
+    AckBuilder, AckCode, AckMode, CommitAck, FrameError, Message, MllpCodec, MllpFrame,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, error, info, warn};
+
+use super::{Backoff, printable};
+use crate::config::{Connection, SocketSettings};
+use crate::store::{Appender, StoreError};
+
+/// What one socket input needs.
+#[derive(Debug, Clone)]
+pub(crate) struct SocketIn {
+    pub(crate) connection: Arc<Connection>,
+    pub(crate) settings: SocketSettings,
+    pub(crate) appender: Appender,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) log_failed_content: bool,
+}
+
+/// A reply owed to the peer, in arrival order.
+enum Owed {
+    /// The message was submitted; acknowledge once its commit resolves.
+    Commit {
+        receipt: oneshot::Receiver<Result<u64, StoreError>>,
+        payload: Bytes,
+    },
+    /// A negative commit block for a refused frame, then close.
+    RefuseAndClose,
+}
+
+impl SocketIn {
+    /// Accepts connections until shutdown; at most `max_connections` at once.
+    pub(crate) async fn serve(self, listener: TcpListener) {
+        let limit = Arc::new(Semaphore::new(self.settings.max_connections));
+        let tracker = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                warn!(
+                    "refusing {peer}: connection limit of {} reached",
+                    self.settings.max_connections
+                );
+                drop(stream);
+                continue;
+            };
+            info!("connection from {peer}");
+            let this = self.clone();
+            tracker.spawn(
+                async move {
+                    this.handle(stream, peer).await;
+                    drop(permit);
+                }
+                .in_current_span(),
+            );
+        }
+        drop(listener);
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    /// Client mode: connect to the peer, receive, and reconnect with backoff when the
+    /// connection drops (SocketReader's client sockets never reconnect).
+    pub(crate) async fn connect_loop(self) {
+        let address = format!("{}:{}", self.settings.host, self.settings.port);
+        let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
+        while !self.shutdown.is_cancelled() {
+            let connected = tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                connected = TcpStream::connect(&address) => connected,
+            };
+            match connected {
+                Ok(stream) => {
+                    backoff.reset();
+                    let peer = stream
+                        .peer_addr()
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    info!("connected to {address}");
+                    self.handle(stream, peer).await;
+                    info!("connection to {address} closed");
+                }
+                Err(e) => warn!("cannot connect to {address}: {e}; retrying"),
+            }
+            if !backoff.sleep(&self.shutdown).await {
+                break;
+            }
+        }
+    }
+
+    async fn handle(&self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let codec = match MllpCodec::with_config(self.settings.mllp_config()) {
+            Ok(codec) => codec,
+            Err(e) => {
+                error!("framing settings: {e}");
+                return;
+            }
+        };
+        let (sink, mut frames) = Framed::new(stream, codec).split();
+        let (owed_tx, owed_rx) = mpsc::channel::<Owed>(1024);
+        let replier = tokio::spawn(self.clone().reply(sink, owed_rx, peer).in_current_span());
+
+        loop {
+            let next = async {
+                match self.settings.idle_timeout {
+                    Some(idle) => tokio::time::timeout(idle, frames.next()).await.ok(),
+                    None => Some(frames.next().await),
+                }
+            };
+            let frame = tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                frame = next => frame,
+            };
+            let frame = match frame {
+                None => {
+                    info!(
+                        "{peer} idle for {:?}; closing",
+                        self.settings.idle_timeout.unwrap_or_default()
+                    );
+                    break;
+                }
+                Some(None) => break,
+                Some(Some(Err(e))) => {
+                    warn!("{peer}: {e}");
+                    break;
+                }
+                Some(Some(Ok(frame))) => frame,
+            };
+            match frame {
+                MllpFrame::Message(payload) => {
+                    if self.connection.debug.log_content {
+                        info!("received from {peer}: {}", printable(&payload));
+                    } else {
+                        debug!("received {} bytes from {peer}", payload.len());
+                    }
+                    let receipt = match self.appender.submit(payload.clone()).await {
+                        Ok(receipt) => receipt,
+                        Err(e) => {
+                            error!("cannot queue message from {peer}: {e}");
+                            break;
+                        }
+                    };
+                    if owed_tx
+                        .send(Owed::Commit { receipt, payload })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                MllpFrame::Error(e @ FrameError::TooLarge { .. }) => {
+                    warn!("{peer}: {e}; refusing and closing the connection");
+                    let _ = owed_tx.send(Owed::RefuseAndClose).await;
+                    break;
+                }
+                MllpFrame::Error(e) => warn!("{peer}: {e}"),
+                MllpFrame::Junk { len, offset } => {
+                    warn!(
+                        "{peer}: skipped {len} bytes outside any frame at stream offset {offset}"
+                    );
+                }
+                MllpFrame::Commit(c) => {
+                    warn!("{peer}: unexpected commit acknowledgement {c:?}; ignored")
+                }
+                other => warn!("{peer}: unexpected frame {other:?}; ignored"),
+            }
+        }
+        // The replier finishes the replies owed for messages already submitted.
+        drop(owed_tx);
+        let _ = replier.await;
+    }
+
+    async fn reply(
+        self,
+        mut sink: futures_util::stream::SplitSink<Framed<TcpStream, MllpCodec>, Bytes>,
+        mut owed: mpsc::Receiver<Owed>,
+        peer: SocketAddr,
+    ) {
+        while let Some(item) = owed.recv().await {
+            let (reply, close) = match item {
+                Owed::Commit { receipt, payload } => {
+                    let stored = match receipt.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(StoreError::Closed),
+                    };
+                    if let Err(e) = &stored {
+                        if self.log_failed_content {
+                            warn!(
+                                "message from {peer} not stored ({e}): {}",
+                                printable(&payload)
+                            );
+                        } else {
+                            warn!("message from {peer} not stored: {e}");
+                        }
+                    }
+                    (self.acknowledgement(&payload, stored.is_ok()), false)
+                }
+                Owed::RefuseAndClose => (
+                    self.settings
+                        .use_ack
+                        .then(|| Bytes::from(commit_payload(CommitAck::Nak))),
+                    true,
+                ),
+            };
+            if let Some(reply) = reply
+                && let Err(e) = sink.send(reply).await
+            {
+                warn!("cannot acknowledge to {peer}: {e}");
+                break;
+            }
+            if close {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    }
+
+    /// The reply to a message: an HL7 ACK for HL7 with `usehl7`, else the MLLP commit
+    /// block; nothing with `useack = False`, for an ACK, or when MSH-15/16 say never.
+    fn acknowledgement(&self, payload: &[u8], stored: bool) -> Option<Bytes> {
+        if !self.settings.use_ack {
+            return None;
+        }
+        if self.connection.use_hl7
+            && let Ok(message) = Message::parse(payload)
+            && message.msh().is_some()
+        {
+            if message.is_ack() {
+                debug!("received an acknowledgement; never acknowledging an ACK");
+                return None;
+            }
+            let code = match (stored, AckMode::of(&message)) {
+                (true, mode) => mode.accept_code(),
+                (false, AckMode::Original) => AckCode::ApplicationReject,
+                (false, AckMode::Enhanced) => AckCode::CommitError,
+            };
+            let mut builder = AckBuilder::new(&message).code(code);
+            if !stored {
+                builder = builder.text("message could not be stored; resend");
+            }
+            return match builder.build_if_required() {
+                Ok(ack) => ack.map(Bytes::from),
+                Err(e) => {
+                    warn!("cannot build an HL7 ACK ({e}); sending the MLLP commit block");
+                    Some(Bytes::from(commit_payload(commit_of(stored))))
+                }
+            };
+        }
+        Some(Bytes::from(commit_payload(commit_of(stored))))
+    }
+}
+
+fn commit_of(stored: bool) -> CommitAck {
+    if stored {
+        CommitAck::Ack
+    } else {
+        CommitAck::Nak
+    }
+}
+
+/// The sink frames payloads with the connection's delimiters, so a commit block is its
+/// one payload byte.
+fn commit_payload(commit: CommitAck) -> Vec<u8> {
+    vec![commit.byte()]
+}

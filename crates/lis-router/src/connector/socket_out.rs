@@ -1,0 +1,287 @@
+//! Socket output: deliver each stored message over MLLP and remove it only after the
+//! peer's ACK; a negative ACK, a timeout or a broken connection means retry with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use mllp_hl7::{AckMessage, CommitAck, Message, MllpCodec, MllpFrame};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::{Backoff, printable};
+use crate::config::{Connection, SocketSettings};
+use crate::store::{QueueStore, StoredMessage};
+
+/// How long a shutdown waits for the ACK of the message in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// What one socket output needs.
+#[derive(Debug)]
+pub(crate) struct SocketOut {
+    pub(crate) connection: Arc<Connection>,
+    pub(crate) settings: SocketSettings,
+    pub(crate) store: Arc<QueueStore>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) log_failed_content: bool,
+    /// Server mode: the bound listener the receiving system connects to.
+    pub(crate) listener: Option<TcpListener>,
+}
+
+/// Why one delivery attempt failed.
+#[derive(Debug)]
+enum Failure {
+    /// The connection is unusable: reconnect.
+    Connection(String),
+    /// The peer refused the message (AE/AR/CE/CR or NAK): resend later on the same
+    /// connection.
+    Refused(String),
+    /// Shutdown interrupted the attempt.
+    Shutdown,
+}
+
+impl SocketOut {
+    pub(crate) async fn run(mut self) {
+        let queue = self.connection.queue.clone();
+        let name = self.connection.name.clone();
+        let (mut cursor, mut committed) =
+            match (self.store.cursor(&queue, &name), self.store.watch(&queue)) {
+                (Ok(c), Ok(w)) => (c, w),
+                (Err(e), _) | (_, Err(e)) => {
+                    error!("cannot start: {e}");
+                    return;
+                }
+            };
+        let mut link: Option<Framed<TcpStream, MllpCodec>> = None;
+        let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
+        loop {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let batch = match self.store.read(&queue, cursor, 64) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    error!("cannot read the queue: {e}");
+                    if !backoff.sleep(&self.shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    changed = committed.changed() => if changed.is_err() { break },
+                }
+                continue;
+            }
+            for message in batch {
+                if !self.deliver(&message, &mut link, &mut backoff).await {
+                    return;
+                }
+                cursor = message.seq + 1;
+                // Not awaited: losing this cursor update in a crash only redelivers.
+                if self.store.advance(&queue, &name, cursor).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Delivers one message, retrying until it is acknowledged; false on shutdown.
+    async fn deliver(
+        &mut self,
+        message: &StoredMessage,
+        link: &mut Option<Framed<TcpStream, MllpCodec>>,
+        backoff: &mut Backoff,
+    ) -> bool {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return false;
+            }
+            if link.is_none() {
+                match self.open().await {
+                    Some(framed) => *link = Some(framed),
+                    None if self.shutdown.is_cancelled() => return false,
+                    None => {
+                        if !backoff.sleep(&self.shutdown).await {
+                            return false;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(framed) = link.as_mut() else {
+                continue;
+            };
+            match self.attempt(framed, &message.payload).await {
+                Ok(()) => {
+                    debug!("delivered message {}", message.seq);
+                    backoff.reset();
+                    return true;
+                }
+                Err(failure) => {
+                    let (reason, reconnect) = match failure {
+                        Failure::Shutdown => return false,
+                        Failure::Connection(r) => (r, true),
+                        Failure::Refused(r) => (r, false),
+                    };
+                    if self.log_failed_content {
+                        warn!(
+                            "delivery of message {} failed: {reason}; retrying: {}",
+                            message.seq,
+                            printable(&message.payload)
+                        );
+                    } else {
+                        warn!(
+                            "delivery of message {} failed: {reason}; retrying",
+                            message.seq
+                        );
+                    }
+                    if reconnect {
+                        *link = None;
+                    }
+                    if !backoff.sleep(&self.shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connects (client) or waits for the receiving system to connect (server).
+    async fn open(&mut self) -> Option<Framed<TcpStream, MllpCodec>> {
+        let codec = match MllpCodec::with_config(self.settings.mllp_config()) {
+            Ok(codec) => codec,
+            Err(e) => {
+                error!("framing settings: {e}");
+                return None;
+            }
+        };
+        let stream = if let Some(listener) = &self.listener {
+            let accepted = tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    info!("receiver connected from {peer}");
+                    stream
+                }
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    return None;
+                }
+            }
+        } else {
+            let address = format!("{}:{}", self.settings.host, self.settings.port);
+            let connected = tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                connected = TcpStream::connect(&address) => connected,
+            };
+            match connected {
+                Ok(stream) => {
+                    info!("connected to {address}");
+                    stream
+                }
+                Err(e) => {
+                    warn!("cannot connect to {address}: {e}; retrying");
+                    return None;
+                }
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        Some(Framed::new(stream, codec))
+    }
+
+    /// Sends the message and waits for its acknowledgement (unless `useack = False`).
+    async fn attempt(
+        &self,
+        framed: &mut Framed<TcpStream, MllpCodec>,
+        payload: &[u8],
+    ) -> Result<(), Failure> {
+        framed
+            .send(Bytes::copy_from_slice(payload))
+            .await
+            .map_err(|e| Failure::Connection(format!("send failed: {e}")))?;
+        if !self.settings.use_ack {
+            return Ok(());
+        }
+        let expected_id: Option<Vec<u8>> = Message::parse(payload)
+            .ok()
+            .filter(|m| m.msh().is_some())
+            .map(|m| m.control_id().raw().to_vec())
+            .filter(|id| !id.is_empty());
+        let wait = async {
+            loop {
+                let frame = match framed.next().await {
+                    None => return Err(Failure::Connection("peer closed the connection".into())),
+                    Some(Err(e)) => return Err(Failure::Connection(e.to_string())),
+                    Some(Ok(frame)) => frame,
+                };
+                match frame {
+                    MllpFrame::Commit(CommitAck::Ack) => return Ok(()),
+                    MllpFrame::Commit(CommitAck::Nak) => {
+                        return Err(Failure::Refused(
+                            "negative commit acknowledgement (NAK)".into(),
+                        ));
+                    }
+                    MllpFrame::Message(reply) => {
+                        match check_reply(&reply, expected_id.as_deref()) {
+                            Some(result) => return result,
+                            None => continue,
+                        }
+                    }
+                    other => debug!("ignoring {other:?} while waiting for the ACK"),
+                }
+            }
+        };
+        let timeout = self.settings.ack_timeout;
+        let grace = async {
+            self.shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = tokio::time::timeout(timeout, wait) => result.unwrap_or_else(|_| {
+                Err(Failure::Connection(format!("no acknowledgement within {timeout:?}")))
+            }),
+            () = grace => Err(Failure::Shutdown),
+        }
+    }
+}
+
+/// Reads an HL7 reply: `Some(Ok)` for AA/CA on this message, `Some(Err)` for a negative
+/// code, `None` for a reply to another message (a late ACK) that must be skipped.
+fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Failure>> {
+    let Ok(message) = Message::parse(reply) else {
+        return Some(Err(Failure::Refused(format!(
+            "unreadable reply: {}",
+            printable(reply)
+        ))));
+    };
+    let ack = match AckMessage::from_message(&message) {
+        Ok(ack) => ack,
+        Err(e) => return Some(Err(Failure::Refused(format!("reply is not an ACK: {e}")))),
+    };
+    if let Some(id) = expected_id
+        && ack.acknowledged_id.raw() != id
+    {
+        debug!(
+            "skipping a reply for control id {}",
+            String::from_utf8_lossy(ack.acknowledged_id.raw())
+        );
+        return None;
+    }
+    if ack.code.is_success() {
+        Some(Ok(()))
+    } else {
+        Some(Err(Failure::Refused(format!(
+            "peer answered {} {}",
+            ack.code,
+            String::from_utf8_lossy(ack.text.raw())
+        ))))
+    }
+}

@@ -1,0 +1,214 @@
+//! Output file names that cannot leave their directory, and input file masks.
+
+use std::cmp::Ordering;
+
+/// Longest sanitised part of a file name.
+pub const MAX_PART_LEN: usize = 64;
+
+/// Keeps letters, digits, `.`, `_` and `-`; every other character becomes `_`, a run of
+/// dots becomes one `_` (so `..` cannot survive), and the result is cut to `max_len`
+/// bytes.
+///
+/// ```
+/// use lis_router::filename::sanitize;
+///
+/// assert_eq!(sanitize("../../x", 64), "____x");
+/// assert_eq!(sanitize("LAB/ANALYZER 1", 64), "LAB_ANALYZER_1");
+/// assert_eq!(sanitize("v2.5", 64), "v2.5");
+/// ```
+#[must_use]
+pub fn sanitize(text: &str, max_len: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_len));
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if out.len() >= max_len {
+            break;
+        }
+        match c {
+            '.' if chars.peek() == Some(&'.') => {
+                while chars.peek() == Some(&'.') {
+                    chars.next();
+                }
+                out.push('_');
+            }
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') => out.push(c),
+            _ => out.push('_'),
+        }
+    }
+    out
+}
+
+/// Whether `name` matches a shell-style `mask`: `*` any run, `?` one character,
+/// `[abc]` / `[a-z]` / `[!abc]` one of a set. Case-sensitive.
+///
+/// ```
+/// use lis_router::filename::mask_matches;
+///
+/// assert!(mask_matches("tokis_*_.hl7", "tokis_0001_.hl7"));
+/// assert!(mask_matches("*.dat", "a.dat"));
+/// assert!(!mask_matches("*.dat", "a.dat.tmp"));
+/// ```
+#[must_use]
+pub fn mask_matches(mask: &str, name: &str) -> bool {
+    let mask: Vec<char> = mask.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    // Iterative wildcard matching with backtracking to the last `*`.
+    let (mut m, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        let step = match mask.get(m) {
+            Some('*') => {
+                star = Some((m, n));
+                m += 1;
+                continue;
+            }
+            Some('?') => Some(m + 1),
+            Some('[') => class_match(&mask, m, name[n]),
+            Some(&c) if c == name[n] => Some(m + 1),
+            _ => None,
+        };
+        match step {
+            Some(next) => {
+                m = next;
+                n += 1;
+            }
+            None => match star {
+                Some((star_m, star_n)) => {
+                    m = star_m + 1;
+                    n = star_n + 1;
+                    star = Some((star_m, star_n + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    mask[m..].iter().all(|&c| c == '*')
+}
+
+/// Matches `[...]` at `mask[start]` against `c`; the index after `]` on a match.
+fn class_match(mask: &[char], start: usize, c: char) -> Option<usize> {
+    let mut i = start + 1;
+    let negate = matches!(mask.get(i), Some('!' | '^'));
+    if negate {
+        i += 1;
+    }
+    let mut found = false;
+    let first = i;
+    while let Some(&m) = mask.get(i) {
+        if m == ']' && i > first {
+            return (found != negate).then_some(i + 1);
+        }
+        if mask.get(i + 1) == Some(&'-') && mask.get(i + 2).is_some_and(|&e| e != ']') {
+            if (m..=mask[i + 2]).contains(&c) {
+                found = true;
+            }
+            i += 3;
+        } else {
+            if m == c {
+                found = true;
+            }
+            i += 1;
+        }
+    }
+    // No closing bracket: a literal `[`.
+    (c == '[').then_some(start + 1)
+}
+
+/// Natural order: digit runs compare by value, so `f_2` comes before `f_10`.
+#[must_use]
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (trim_zeros(&a[..da]), trim_zeros(&b[..db]));
+                let order = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if order != Ordering::Equal {
+                    return order;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let start = digits.iter().take_while(|&&d| d == b'0').count();
+    &digits[start..]
+}
+
+/// Whether a name looks like a file still being written by its producer: hidden files,
+/// and `.tmp`, `.part`, `.partial`, `.crdownload`, `.filepart`, `~` endings.
+#[must_use]
+pub fn is_temporary_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    name.starts_with('.')
+        || name.ends_with('~')
+        || [
+            ".tmp",
+            ".part",
+            ".partial",
+            ".crdownload",
+            ".filepart",
+            ".swp",
+        ]
+        .iter()
+        .any(|s| lower.ends_with(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_blocks_traversal() {
+        for hostile in [
+            "../../x",
+            "..",
+            "/etc/passwd",
+            "..\\..\\x",
+            "a/../b",
+            "....//x",
+        ] {
+            let safe = sanitize(hostile, MAX_PART_LEN);
+            assert!(
+                !safe.contains('/') && !safe.contains('\\') && !safe.contains(".."),
+                "{hostile} -> {safe}"
+            );
+        }
+        assert_eq!(sanitize("a b", 64), "a_b");
+        assert_eq!(sanitize("ÄBC", 64), "_BC");
+        assert_eq!(sanitize(&"x".repeat(100), 64).len(), 64);
+    }
+
+    #[test]
+    fn masks() {
+        assert!(mask_matches("*", "anything"));
+        assert!(mask_matches("f_?.dat", "f_1.dat"));
+        assert!(!mask_matches("f_?.dat", "f_10.dat"));
+        assert!(mask_matches("f_[0-9]*.hl7", "f_12.hl7"));
+        assert!(!mask_matches("f_[!0-9]*.hl7", "f_12.hl7"));
+        assert!(mask_matches("*a*b*", "xxaybz"));
+        assert!(!mask_matches("*.hl7", "x.hl"));
+    }
+
+    #[test]
+    fn natural() {
+        let mut names = vec!["f_10.dat", "f_2.dat", "f_1.dat", "f_01.dat"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, ["f_1.dat", "f_01.dat", "f_2.dat", "f_10.dat"]);
+    }
+}

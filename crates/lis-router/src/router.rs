@@ -1,0 +1,188 @@
+//! Starting and stopping a router: open the store, bind the servers, spawn connectors.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span};
+
+use crate::config::{ConnectorKind, RouterConfig, SocketSettings};
+use crate::connector::file_in::FileIn;
+use crate::connector::file_out::FileOut;
+use crate::connector::socket_in::SocketIn;
+use crate::connector::socket_out::SocketOut;
+use crate::store::{QueueStore, StoreError};
+
+/// Why a router could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The queue store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A server connector could not bind its address.
+    #[error("[{connection}] cannot listen on {address}: {source}")]
+    Bind {
+        /// The connection (section) name.
+        connection: String,
+        /// `ipaddr:port`.
+        address: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A running router.
+///
+/// ```no_run
+/// # async fn run(stop: tokio::sync::oneshot::Receiver<()>) -> Result<(), Box<dyn std::error::Error>> {
+/// let loaded = lis_router::config::load_file("router.cfg")?;
+/// let router = lis_router::Router::start(&loaded.config).await?;
+/// stop.await.ok(); // e.g. SIGTERM
+/// router.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Router {
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    store: Arc<QueueStore>,
+    addresses: HashMap<String, SocketAddr>,
+}
+
+impl Router {
+    /// Opens the store under `datadir`, binds every server connector and starts all
+    /// connectors. Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] when the store cannot be opened or an address cannot be bound.
+    pub async fn start(config: &RouterConfig) -> Result<Self, StartError> {
+        let queues: Vec<(String, Vec<String>)> = config
+            .queue_names()
+            .into_iter()
+            .map(|q| {
+                let outputs = config.outputs_of(q).map(|c| c.name.clone()).collect();
+                (q.to_owned(), outputs)
+            })
+            .collect();
+        let datadir = config.general.datadir.clone();
+        let store = tokio::task::spawn_blocking(move || QueueStore::open(&datadir, &queues))
+            .await
+            .map_err(|e| StoreError::CommitFailed(e.to_string()))??;
+        let store = Arc::new(store);
+        info!("queue store {}", store.path().display());
+
+        // Bind everything before starting anything, so a bad address fails the start.
+        let mut listeners = HashMap::new();
+        let mut addresses = HashMap::new();
+        for connection in &config.connections {
+            let (ConnectorKind::SocketIn(s) | ConnectorKind::SocketOut(s)) = &connection.kind
+            else {
+                continue;
+            };
+            if !s.server {
+                continue;
+            }
+            let listener = bind(&connection.name, s).await?;
+            if let Ok(address) = listener.local_addr() {
+                info!(connection = %connection.name, "listening on {address}");
+                addresses.insert(connection.name.clone(), address);
+            }
+            listeners.insert(connection.name.clone(), listener);
+        }
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let log_failed_content = config.general.loglvl.logs_failed_content();
+        for connection in &config.connections {
+            let span = info_span!("conn", name = %connection.name);
+            let c = Arc::new(connection.clone());
+            let listener = listeners.remove(&connection.name);
+            match &connection.kind {
+                ConnectorKind::SocketIn(settings) => {
+                    let input = SocketIn {
+                        connection: Arc::clone(&c),
+                        settings: settings.clone(),
+                        appender: store.appender(&connection.queue)?,
+                        shutdown: shutdown.clone(),
+                        log_failed_content,
+                    };
+                    match listener {
+                        Some(listener) => tasks.spawn(input.serve(listener).instrument(span)),
+                        None => tasks.spawn(input.connect_loop().instrument(span)),
+                    };
+                }
+                ConnectorKind::SocketOut(settings) => {
+                    let output = SocketOut {
+                        connection: Arc::clone(&c),
+                        settings: settings.clone(),
+                        store: Arc::clone(&store),
+                        shutdown: shutdown.clone(),
+                        log_failed_content,
+                        listener,
+                    };
+                    tasks.spawn(output.run().instrument(span));
+                }
+                ConnectorKind::FileIn(settings) => {
+                    let input = FileIn {
+                        connection: Arc::clone(&c),
+                        settings: settings.clone(),
+                        appender: store.appender(&connection.queue)?,
+                        shutdown: shutdown.clone(),
+                    };
+                    tasks.spawn(input.run().instrument(span));
+                }
+                ConnectorKind::FileOut(settings) => {
+                    let output = FileOut {
+                        connection: Arc::clone(&c),
+                        settings: settings.clone(),
+                        store: Arc::clone(&store),
+                        shutdown: shutdown.clone(),
+                        log_failed_content,
+                    };
+                    tasks.spawn(output.run().instrument(span));
+                }
+            }
+        }
+        tasks.close();
+        Ok(Self {
+            shutdown,
+            tasks,
+            store,
+            addresses,
+        })
+    }
+
+    /// The bound address of a server connector (useful with port 0 in tests).
+    #[must_use]
+    pub fn local_addr(&self, connection: &str) -> Option<SocketAddr> {
+        self.addresses.get(connection).copied()
+    }
+
+    /// Stops accepting, lets in-flight commits, ACKs and file writes finish, stops the
+    /// connectors and closes the store. Everything acknowledged is already durable.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.wait().await;
+        let store = self.store;
+        // Joining the writer thread blocks; do it off the runtime threads.
+        let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+        info!("stopped");
+    }
+}
+
+async fn bind(name: &str, settings: &SocketSettings) -> Result<TcpListener, StartError> {
+    let address = format!("{}:{}", settings.host, settings.port);
+    TcpListener::bind(&address)
+        .await
+        .map_err(|source| StartError::Bind {
+            connection: name.to_owned(),
+            address,
+            source,
+        })
+}

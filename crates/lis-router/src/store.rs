@@ -1,0 +1,566 @@
+//! The durable queue store: one redb file, one table per queue, one cursor per output,
+//! and a single writer thread that groups whatever arrived while the previous commit
+//! was syncing into one transaction (group commit).
+//!
+//! Every commit uses `Durability::Immediate` (redb's default), so a message is on disk
+//! when [`Appender::submit`]'s receiver yields its sequence number; `Durability::None`
+//! would not survive `kill -9`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The store's file inside the data directory.
+pub const STORE_FILE: &str = "router.redb";
+/// Most requests folded into one transaction.
+pub const MAX_BATCH: usize = 1024;
+
+const CURSORS: TableDefinition<'static, &str, u64> = TableDefinition::new("cursors");
+
+/// Why the store failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// redb reported an error (the file is locked by another router, damaged, or the
+    /// disk failed).
+    #[error("queue store {}: {source}", path.display())]
+    Database {
+        /// The store file.
+        path: PathBuf,
+        /// The redb error.
+        source: Box<redb::Error>,
+    },
+    /// The writer thread has stopped (the router is shutting down).
+    #[error("queue store is closed")]
+    Closed,
+    /// A commit failed (disk full, I/O error); nothing of that batch is stored.
+    #[error("queue store commit failed: {0}")]
+    CommitFailed(String),
+    /// A queue that the store was not opened with.
+    #[error("unknown queue `{0}`")]
+    UnknownQueue(String),
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its sequence number in the queue (increasing, never reused).
+    pub seq: u64,
+    /// The message.
+    pub payload: Vec<u8>,
+}
+
+enum Request {
+    Append {
+        queue: usize,
+        payload: Bytes,
+        done: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    Advance {
+        queue: usize,
+        output: usize,
+        next: u64,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+struct QueueMeta {
+    name: String,
+    table: String,
+    outputs: Vec<String>,
+    committed: watch::Sender<u64>,
+}
+
+struct Shared {
+    db: Database,
+    path: PathBuf,
+    queues: Vec<QueueMeta>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The durable queues of one router.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use lis_router::store::QueueStore;
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = QueueStore::open(dir.path(), &[("q".into(), vec!["out".into()])])?;
+/// let seq = store.appender("q")?.append("MSH|^~\\&|A".into()).await?;
+/// let batch = store.read("q", store.cursor("q", "out")?, 10)?;
+/// assert_eq!(batch[0].seq, seq);
+/// store.advance("q", "out", seq + 1).await?.await??;
+/// store.close();
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct QueueStore {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Request>,
+    cursors: HashMap<(String, String), u64>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl QueueStore {
+    /// Opens (or creates) `dir/router.redb` with `queues`, each with its outputs; starts
+    /// the writer thread. A new output starts at the oldest message still stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the directory or the database cannot be opened (another
+    /// router holding it included).
+    pub fn open(dir: &Path, queues: &[(String, Vec<String>)]) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(STORE_FILE);
+        let err = |e: redb::Error| StoreError::Database {
+            path: path.clone(),
+            source: Box::new(e),
+        };
+        let db = Database::create(&path).map_err(|e| err(e.into()))?;
+
+        let mut metas = Vec::new();
+        let mut next_seqs = Vec::new();
+        let mut cursors = HashMap::new();
+        let txn = db.begin_write().map_err(|e| err(e.into()))?;
+        {
+            let mut cursor_table = txn.open_table(CURSORS).map_err(|e| err(e.into()))?;
+            for (name, outputs) in queues {
+                let table = format!("queue:{name}");
+                let messages = txn
+                    .open_table(TableDefinition::<u64, &[u8]>::new(&table))
+                    .map_err(|e| err(e.into()))?;
+                let first = messages
+                    .first()
+                    .map_err(|e| err(e.into()))?
+                    .map(|(k, _)| k.value());
+                let last = messages
+                    .last()
+                    .map_err(|e| err(e.into()))?
+                    .map(|(k, _)| k.value());
+                let next = last.map_or(0, |l| l + 1);
+                let oldest = first.unwrap_or(next);
+                for output in outputs {
+                    let key = cursor_key(name, output);
+                    let stored = cursor_table
+                        .get(key.as_str())
+                        .map_err(|e| err(e.into()))?
+                        .map(|v| v.value());
+                    let cursor = match stored {
+                        Some(c) => c.clamp(oldest, next),
+                        None => {
+                            cursor_table
+                                .insert(key.as_str(), oldest)
+                                .map_err(|e| err(e.into()))?;
+                            oldest
+                        }
+                    };
+                    cursors.insert((name.clone(), output.clone()), cursor);
+                }
+                let (committed, _) = watch::channel(next);
+                metas.push(QueueMeta {
+                    name: name.clone(),
+                    table,
+                    outputs: outputs.clone(),
+                    committed,
+                });
+                next_seqs.push((next, oldest));
+            }
+        }
+        txn.commit().map_err(|e| err(e.into()))?;
+
+        let shared = Arc::new(Shared {
+            db,
+            path,
+            queues: metas,
+        });
+        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+        let writer_cursors: Vec<Vec<u64>> = shared
+            .queues
+            .iter()
+            .map(|q| {
+                q.outputs
+                    .iter()
+                    .map(|o| cursors[&(q.name.clone(), o.clone())])
+                    .collect()
+            })
+            .collect();
+        let writer_shared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name("queue-writer".into())
+            .spawn(move || Writer::new(writer_shared, next_seqs, writer_cursors).run(rx))
+            .map_err(|source| StoreError::DataDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            shared,
+            tx,
+            cursors,
+            writer: Some(writer),
+        })
+    }
+
+    /// The store file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    fn queue_index(&self, queue: &str) -> Result<usize, StoreError> {
+        self.shared
+            .queues
+            .iter()
+            .position(|q| q.name == queue)
+            .ok_or_else(|| StoreError::UnknownQueue(queue.to_owned()))
+    }
+
+    /// A handle that appends to `queue`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnknownQueue`].
+    pub fn appender(&self, queue: &str) -> Result<Appender, StoreError> {
+        Ok(Appender {
+            queue: self.queue_index(queue)?,
+            tx: self.tx.clone(),
+        })
+    }
+
+    /// Where `output` of `queue` stood when the store was opened.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnknownQueue`] for an unknown queue or output.
+    pub fn cursor(&self, queue: &str, output: &str) -> Result<u64, StoreError> {
+        self.cursors
+            .get(&(queue.to_owned(), output.to_owned()))
+            .copied()
+            .ok_or_else(|| StoreError::UnknownQueue(format!("{queue}/{output}")))
+    }
+
+    /// Watches the queue's next sequence number (one past the last committed message).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnknownQueue`].
+    pub fn watch(&self, queue: &str) -> Result<watch::Receiver<u64>, StoreError> {
+        Ok(self.shared.queues[self.queue_index(queue)?]
+            .committed
+            .subscribe())
+    }
+
+    /// Up to `max` committed messages of `queue` from sequence `from` on.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when reading fails.
+    pub fn read(
+        &self,
+        queue: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let meta = &self.shared.queues[self.queue_index(queue)?];
+        let err = |e: redb::Error| StoreError::Database {
+            path: self.shared.path.clone(),
+            source: Box::new(e),
+        };
+        let txn = self.shared.db.begin_read().map_err(|e| err(e.into()))?;
+        let table = txn
+            .open_table(TableDefinition::<u64, &[u8]>::new(&meta.table))
+            .map_err(|e| err(e.into()))?;
+        let mut out = Vec::new();
+        for entry in table.range(from..).map_err(|e| err(e.into()))?.take(max) {
+            let (key, value) = entry.map_err(|e| err(e.into()))?;
+            out.push(StoredMessage {
+                seq: key.value(),
+                payload: value.value().to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records that `output` of `queue` has delivered everything before `next`; messages
+    /// every output has delivered are deleted in the same transaction. The returned
+    /// receiver resolves once that is committed (dropping it is fine: a lost cursor
+    /// update only means a redelivery after a crash).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnknownQueue`] or [`StoreError::Closed`].
+    pub async fn advance(
+        &self,
+        queue: &str,
+        output: &str,
+        next: u64,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+        let queue_index = self.queue_index(queue)?;
+        let output_index = self.shared.queues[queue_index]
+            .outputs
+            .iter()
+            .position(|o| o == output)
+            .ok_or_else(|| StoreError::UnknownQueue(format!("{queue}/{output}")))?;
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Advance {
+                queue: queue_index,
+                output: output_index,
+                next,
+                done,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Stops the writer after it has committed everything already submitted. Handles
+    /// still held elsewhere ([`Appender`]s) keep it alive until they are dropped.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let (tx, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for QueueStore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Appends to one queue; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Appender {
+    queue: usize,
+    tx: mpsc::Sender<Request>,
+}
+
+impl Appender {
+    /// Hands `payload` to the writer; the receiver yields its sequence number once the
+    /// transaction holding it is durably committed. Submissions through one appender
+    /// are stored in submission order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Closed`] when the store is shutting down.
+    pub async fn submit(
+        &self,
+        payload: Bytes,
+    ) -> Result<oneshot::Receiver<Result<u64, StoreError>>, StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Append {
+                queue: self.queue,
+                payload,
+                done,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Appends `payload` and waits for the durable commit.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store is closed or the commit failed.
+    pub async fn append(&self, payload: Bytes) -> Result<u64, StoreError> {
+        self.submit(payload)
+            .await?
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn cursor_key(queue: &str, output: &str) -> String {
+    format!("{queue}\u{1f}{output}")
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    /// Per queue: next sequence number and oldest retained message.
+    seqs: Vec<(u64, u64)>,
+    /// Per queue, per output.
+    cursors: Vec<Vec<u64>>,
+}
+
+impl Writer {
+    fn new(shared: Arc<Shared>, seqs: Vec<(u64, u64)>, cursors: Vec<Vec<u64>>) -> Self {
+        Self {
+            shared,
+            seqs,
+            cursors,
+        }
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch);
+        }
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Request>) {
+        let saved = (self.seqs.clone(), self.cursors.clone());
+        let mut appended = Vec::new();
+        let result = self.write(batch, &mut appended);
+        match result {
+            Ok(()) => {
+                for (done, seq) in appended {
+                    let _ = done.send(Ok(seq));
+                }
+                for request in batch.drain(..) {
+                    if let Request::Advance { done, .. } = request {
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                for (meta, (next, _)) in self.shared.queues.iter().zip(&self.seqs) {
+                    meta.committed.send_if_modified(|current| {
+                        let changed = *current != *next;
+                        *current = *next;
+                        changed
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::error!("queue store commit failed: {error}");
+                (self.seqs, self.cursors) = saved;
+                for (done, _) in appended {
+                    let _ = done.send(Err(StoreError::CommitFailed(error.to_string())));
+                }
+                for request in batch.drain(..) {
+                    match request {
+                        Request::Append { done, .. } => {
+                            let _ = done.send(Err(StoreError::Closed));
+                        }
+                        Request::Advance { done, .. } => {
+                            let _ = done.send(Err(StoreError::CommitFailed(error.to_string())));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the batch in one transaction; appended messages' senders move to
+    /// `appended` (answered after the commit returns).
+    fn write(
+        &mut self,
+        batch: &mut Vec<Request>,
+        appended: &mut Vec<(oneshot::Sender<Result<u64, StoreError>>, u64)>,
+    ) -> Result<(), redb::Error> {
+        let txn = self.shared.db.begin_write()?;
+        let mut cursor_touched = vec![false; self.shared.queues.len()];
+        {
+            let mut tables = HashMap::new();
+            let mut rest = Vec::with_capacity(batch.len());
+            for request in batch.drain(..) {
+                match request {
+                    Request::Append {
+                        queue,
+                        payload,
+                        done,
+                    } => {
+                        let table = match tables.entry(queue) {
+                            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                e.insert(txn.open_table(TableDefinition::<u64, &[u8]>::new(
+                                    &self.shared.queues[queue].table,
+                                ))?)
+                            }
+                        };
+                        let seq = self.seqs[queue].0;
+                        table.insert(seq, payload.as_ref())?;
+                        self.seqs[queue].0 = seq + 1;
+                        appended.push((done, seq));
+                    }
+                    Request::Advance {
+                        queue,
+                        output,
+                        next,
+                        done,
+                    } => {
+                        let cursor = &mut self.cursors[queue][output];
+                        if next > *cursor {
+                            *cursor = next.min(self.seqs[queue].0);
+                            cursor_touched[queue] = true;
+                        }
+                        rest.push(Request::Advance {
+                            queue,
+                            output,
+                            next,
+                            done,
+                        });
+                    }
+                }
+            }
+            *batch = rest;
+
+            let mut cursor_table = txn.open_table(CURSORS)?;
+            for (queue, meta) in self.shared.queues.iter().enumerate() {
+                if !cursor_touched[queue] {
+                    continue;
+                }
+                for (output, name) in meta.outputs.iter().enumerate() {
+                    cursor_table.insert(
+                        cursor_key(&meta.name, name).as_str(),
+                        self.cursors[queue][output],
+                    )?;
+                }
+                // Delete what every output has delivered.
+                let min = self.cursors[queue].iter().copied().min().unwrap_or(0);
+                let oldest = self.seqs[queue].1;
+                if min > oldest {
+                    let table = match tables.entry(queue) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                            txn.open_table(TableDefinition::<u64, &[u8]>::new(&meta.table))?,
+                        ),
+                    };
+                    table.retain_in(oldest..min, |_, _| false)?;
+                    self.seqs[queue].1 = min;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
