@@ -1,6 +1,5 @@
 //! State shared by every mode: templates, accession minter, options, received messages, faults.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
 use crate::cli::{Cli, ContentionArg, LayoutArg};
-use crate::faults::Faults;
+use crate::faults::FaultPlan;
 use crate::received::Received;
 
 /// The clock used with `--seed` when `--now` is not given, so a seed alone gives byte-identical
@@ -33,7 +32,7 @@ pub(crate) struct App {
     /// What the LIS sent.
     pub(crate) received: Received,
     /// Fault injection.
-    pub(crate) faults: Arc<Faults>,
+    pub(crate) faults: FaultPlan,
     now: Option<chrono::NaiveDateTime>,
     generation: AtomicU64,
 }
@@ -67,7 +66,14 @@ impl App {
             )?,
             None => AccessionMinter::new(),
         };
-        let faults = Arc::new(Faults::parse(&cli.fault, cli.seed)?);
+        let faults = FaultPlan::parse(&cli.fault, cli.seed)?;
+        for name in faults.template_scopes() {
+            if templates.get(name).is_err() {
+                bail!(
+                    "--fault {name}:...: scope {name:?} is not a port number, `push` or a known template"
+                );
+            }
+        }
         Ok(Self {
             received: Received::new(cli.received_capacity),
             cli,

@@ -13,6 +13,10 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "simulator", version, about, long_about = None)]
 pub(crate) struct Cli {
+    /// A tool instead of a mode (`seed-sql`).
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+
     /// Listen port in single-port mode (with `--template` or `ASTM_TEMPLATE`).
     #[arg(short = 'p', long, env = "ASTM_PORT", default_value_t = 5000)]
     pub(crate) port: u16,
@@ -118,19 +122,19 @@ pub(crate) struct Cli {
     pub(crate) bind: IpAddr,
 
     /// Extra or replacement templates (`*.json`), loaded over the embedded ones.
-    #[arg(long = "templates-dir")]
+    #[arg(long = "templates-dir", global = true)]
     pub(crate) templates_dir: Option<PathBuf>,
 
     /// Analyzer-profiles directory for profile-backed templates in `--templates-dir`.
-    #[arg(long = "profiles-dir", env = "ANALYZER_PROFILES_DIR")]
+    #[arg(long = "profiles-dir", env = "ANALYZER_PROFILES_DIR", global = true)]
     pub(crate) profiles_dir: Option<PathBuf>,
 
     /// RNG seed: the same seed gives byte-identical messages (with `--now`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(crate) seed: Option<u64>,
 
     /// Fixed clock for generated time stamps, `YYYYMMDDHHMMSS` (reproducible output).
-    #[arg(long, value_parser = parse_now)]
+    #[arg(long, value_parser = parse_now, global = true)]
     pub(crate) now: Option<chrono::NaiveDateTime>,
 
     /// Field positions of generated messages.
@@ -165,6 +169,8 @@ pub(crate) struct Cli {
 
     /// Fault injection, repeatable: `bad-checksum=P`, `drop-ack=P`, `delay-ms=N`,
     /// `disconnect-mid-frame=P`, `duplicate-frame=P`, `nak-enq=P` (P a probability 0..1).
+    /// Prefix `SCOPE:` to limit it to a server port (`9600:drop-ack=0.5`), the ports of a
+    /// template (`stago_start4:nak-enq=1`) or pushes (`push:bad-checksum=0.1`).
     #[arg(long = "fault", value_name = "NAME=VALUE")]
     pub(crate) fault: Vec<String>,
 
@@ -215,6 +221,14 @@ pub(crate) struct Cli {
     /// the standard's values by default. For tests of timeouts.
     #[arg(long = "link-timer-ms", hide = true)]
     pub(crate) link_timer_ms: Option<u64>,
+}
+
+/// Tools.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Print the SQL that seeds OpenELIS with the analyzers, tests, QC lots and Westgard rules
+    /// of every template (the reference's `generate_analyzer_sql.py`, for every protocol).
+    SeedSql,
 }
 
 /// `--layout`.

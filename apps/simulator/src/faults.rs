@@ -1,7 +1,9 @@
 //! Fault injection for LIS robustness tests (`--fault NAME=VALUE`): the I/O loop transforms the
 //! bytes the E1381 state machine sends and receives; the state machine itself stays correct.
+//! Faults apply everywhere, or to one scope (`--fault 9600:drop-ack=0.5`, `--fault
+//! stago_start4:nak-enq=1`, `--fault push:bad-checksum=0.1`).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -121,5 +123,103 @@ impl Faults {
             );
         }
         hit
+    }
+}
+
+/// Where a scoped fault applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FaultScope {
+    /// A server port (the local port number).
+    Port(u16),
+    /// Every server port of a template.
+    Template(String),
+    /// Push mode and order-result pushes.
+    Push,
+}
+
+impl FaultScope {
+    fn parse(text: &str) -> Self {
+        if text == "push" {
+            Self::Push
+        } else if let Ok(port) = text.parse() {
+            Self::Port(port)
+        } else {
+            Self::Template(text.to_owned())
+        }
+    }
+}
+
+/// The faults of every scope: `--fault NAME=VALUE` applies everywhere; `--fault
+/// SCOPE:NAME=VALUE` (SCOPE a port number, a template name or `push`) only there, on top of the
+/// global ones.
+#[derive(Debug)]
+pub(crate) struct FaultPlan {
+    global: Arc<Faults>,
+    scoped: Vec<(FaultScope, Arc<Faults>)>,
+}
+
+impl FaultPlan {
+    /// Parses every `--fault` value.
+    pub(crate) fn parse(specs: &[String], seed: Option<u64>) -> anyhow::Result<Self> {
+        let mut global = Vec::new();
+        let mut by_scope: Vec<(FaultScope, Vec<String>)> = Vec::new();
+        for spec in specs {
+            // NAME=VALUE never holds a ':' before its '=', so a ':' there separates a scope.
+            match spec.split_once(':') {
+                Some((scope, rest)) if !scope.contains('=') => {
+                    if scope.is_empty() {
+                        bail!("--fault {spec:?}: empty scope before ':'");
+                    }
+                    let scope = FaultScope::parse(scope);
+                    match by_scope.iter_mut().find(|(s, _)| *s == scope) {
+                        Some((_, list)) => list.push(rest.to_owned()),
+                        None => by_scope.push((scope, vec![rest.to_owned()])),
+                    }
+                }
+                _ => global.push(spec.clone()),
+            }
+        }
+        let mut scoped = Vec::new();
+        for (i, (scope, list)) in by_scope.into_iter().enumerate() {
+            let all: Vec<String> = global.iter().cloned().chain(list).collect();
+            let seed = seed.map(|s| s.wrapping_add(i as u64 + 1));
+            scoped.push((scope, Arc::new(Faults::parse(&all, seed)?)));
+        }
+        Ok(Self {
+            global: Arc::new(Faults::parse(&global, seed)?),
+            scoped,
+        })
+    }
+
+    /// Template names used as scopes (checked against the known templates at start).
+    pub(crate) fn template_scopes(&self) -> impl Iterator<Item = &str> {
+        self.scoped.iter().filter_map(|(s, _)| match s {
+            FaultScope::Template(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The faults of a server port: its port scope, else its template's, else the global ones.
+    pub(crate) fn for_port(&self, port: u16, template: Option<&str>) -> Arc<Faults> {
+        let by_port = self
+            .scoped
+            .iter()
+            .find(|(s, _)| *s == FaultScope::Port(port));
+        let by_template = || {
+            self.scoped.iter().find(
+                |(s, _)| matches!((s, template), (FaultScope::Template(a), Some(b)) if a == b),
+            )
+        };
+        by_port
+            .or_else(by_template)
+            .map_or_else(|| Arc::clone(&self.global), |(_, f)| Arc::clone(f))
+    }
+
+    /// The faults of pushes.
+    pub(crate) fn for_push(&self) -> Arc<Faults> {
+        self.scoped
+            .iter()
+            .find(|(s, _)| *s == FaultScope::Push)
+            .map_or_else(|| Arc::clone(&self.global), |(_, f)| Arc::clone(f))
     }
 }

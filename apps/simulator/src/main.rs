@@ -14,6 +14,8 @@ mod legacy;
 mod link_io;
 mod push;
 mod received;
+mod seed_sql;
+mod serial;
 mod server;
 
 use std::io::Write as _;
@@ -61,16 +63,25 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let app = Arc::new(App::new(cli)?);
     let cli = &app.cli;
+    if let Some(cli::Command::SeedSql) = cli.command {
+        let now = cli.now.unwrap_or_else(|| chrono::Utc::now().naive_utc());
+        let sql = seed_sql::generate(
+            &app.templates,
+            seed_sql::SeedOptions {
+                now,
+                seed: cli.seed,
+            },
+        );
+        std::io::stdout().lock().write_all(sql.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // The reference's mode precedence.
     if let Some(dir) = &cli.generate_files {
         generate_files(&app, dir)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if cli.serial_port.is_some() {
-        bail!(
-            "--serial-port: serial mode is not available in this version of the simulator; \
-             use --push tcp://host:port, or see docs/simulator.md"
-        );
+    if let Some(path) = &cli.serial_port {
+        return run_serial(&app, path).await;
     }
     if let Some(dest) = &cli.push {
         return run_push(&app, dest).await;
@@ -102,32 +113,37 @@ async fn run_server(app: &Arc<App>) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    let shutdown = shutdown_signal();
     println!("ready");
     std::io::stdout().flush()?;
-    shutdown_signal().await;
+    shutdown.await;
     println!("shutting down");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not when
+/// the future is first polled, so a signal right after `ready` stops the server cleanly instead
+/// of killing it.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = async {
+                    match term.as_mut() {
+                        Some(t) => { t.recv().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -187,6 +203,7 @@ async fn push_one(
     app: &App,
     dest: &Destination,
     http: Option<&reqwest::Client>,
+    connection: &mut push::AstmConnection,
     payloads: &[Vec<u8>],
 ) -> anyhow::Result<()> {
     let cli = &app.cli;
@@ -195,8 +212,9 @@ async fn push_one(
             if cli.hl7 {
                 bail!("tcp:// carries ASTM; use mllp://host:port for HL7");
             }
-            push::astm_tcp(
+            push::astm_tcp_on(
                 app,
+                connection,
                 host_port,
                 cli.source_ip,
                 payloads,
@@ -272,6 +290,8 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let interval = Duration::from_secs_f64(cli.push_interval.max(0.0));
     let started = Instant::now();
     let (mut sent, mut failed) = (0u64, 0u64);
+    // With --keep-connection, every message goes on this one E1381 connection.
+    let mut connection: push::AstmConnection = None;
     let mut interrupted = false;
     let mut i = 0u64;
     while total.is_none_or(|n| i < n) {
@@ -285,7 +305,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
         let result = match next_message(app) {
             Ok((_, payloads)) => {
                 tokio::select! {
-                    r = push_one(app, &dest, http.as_ref(), &payloads) => r,
+                    r = push_one(app, &dest, http.as_ref(), &mut connection, &payloads) => r,
                     () = shutdown_signal() => { interrupted = true; break; }
                 }
             }
@@ -305,6 +325,9 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
         bar.set_message(format!("sent {sent} failed {failed}"));
     }
     bar.finish_and_clear();
+    if let Some(mut io) = connection {
+        io.shutdown().await;
+    }
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { sent as f64 / secs } else { 0.0 };
     eprintln!(
@@ -318,22 +341,72 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `--generate-files DIR`: one result file from `--generate-files-analyzer`.
+/// `--serial-port PATH`: the messages of `--serial-analyzer` over RS232 with the template's
+/// port settings, through the E1381 sender.
+async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
+    let cli = &app.cli;
+    let t = app.template(&cli.serial_analyzer)?;
+    let settings = serial::PortSettings::of(&t.name, t.serial_config.as_ref())?;
+    let messages = app.astm_messages(t, cli.qc, cli.qc_deviation, None, cli.seed.is_some())?;
+    if cli.dry_run {
+        let text: String = messages
+            .iter()
+            .map(lis_templates::AstmMessage::to_lines)
+            .collect();
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let payloads: Vec<Vec<u8>> = messages
+        .iter()
+        .map(lis_templates::AstmMessage::to_bytes)
+        .collect();
+    let count = payloads.len();
+    let link = astm_frame::Link::new(app.link_config(astm_frame::Role::Instrument));
+    let owned_path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut port = serial::open(&owned_path, settings)?;
+        match serial::read_back(port.as_ref()) {
+            Ok(applied) if applied == settings => {
+                tracing::info!("{owned_path}: {}", settings.describe());
+            }
+            Ok(applied) => tracing::warn!(
+                "{owned_path}: asked for {}, the device reports {} (pseudo-terminals always \
+                 report 8 data bits without parity)",
+                settings.describe(),
+                applied.describe()
+            ),
+            Err(e) => tracing::warn!("{owned_path}: cannot read the line settings back: {e}"),
+        }
+        serial::send(port.as_mut(), link, &payloads)
+    })
+    .await
+    .context("serial thread")?
+    .with_context(|| format!("--serial-port {path}"))?;
+    println!(
+        "serial: sent {count} message(s) from {} to {path} at {}",
+        t.name,
+        settings.describe()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--generate-files DIR`: one result file from `--generate-files-analyzer`, written by the
+/// same code as the `filegen` app (`lis_templates::files::write_file`: the instrument's layout,
+/// a hidden temporary name, then an atomic publish).
 fn generate_files(app: &App, dir: &std::path::Path) -> anyhow::Result<()> {
     let cli = &app.cli;
     let t = app.template(&cli.generate_files_analyzer)?;
     if t.protocol.kind != ProtocolKind::File {
         bail!("template {:?} is not a FILE template", t.name);
     }
-    let options = app.options(cli.seed.is_some(), cli.qc_deviation);
-    let Output::File(file) = lis_templates::generate(t, &app.minter, &options, cli.qc)? else {
-        bail!("template {:?} did not produce a file", t.name);
+    let options = lis_templates::files::FileOptions {
+        generate: app.options(cli.seed.is_some(), cli.qc_deviation),
+        qc: cli.qc,
+        sequence: 1,
+        ..lis_templates::files::FileOptions::default()
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("--generate-files {}", dir.display()))?;
-    let name = api::safe_file_name(&file.file_name)
-        .with_context(|| format!("generated file name {:?}", file.file_name))?;
-    let path = dir.join(name);
-    std::fs::write(&path, &file.bytes).with_context(|| path.display().to_string())?;
+    let (path, _) = lis_templates::files::write_file(t, &app.minter, &options, dir)
+        .with_context(|| format!("--generate-files {}", dir.display()))?;
     println!("{}", path.display());
     Ok(())
 }

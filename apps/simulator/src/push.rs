@@ -96,19 +96,22 @@ pub(crate) async fn connect(
         .map_err(|_| anyhow!("timeout connecting to {host_port}"))?
 }
 
-fn sender_options(faults: &Arc<Faults>, label: String) -> LinkIoOptions {
+fn sender_options(faults: Arc<Faults>, label: String) -> LinkIoOptions {
     LinkIoOptions {
         control_delay: Duration::ZERO,
         nak_limit: false,
         idle: None,
-        faults: Arc::clone(faults),
+        faults,
         label,
         yield_at_once: false,
     }
 }
 
+/// An open E1381 push connection, kept between messages with `--keep-connection`.
+pub(crate) type AstmConnection = Option<LinkIo<TcpStream>>;
+
 /// Sends ASTM messages (each CR-separated records) as E1381 sessions: one connection per
-/// session, or all on one connection with `keep_connection`.
+/// session, or all on one connection with `keep_connection`; closes what it opened.
 pub(crate) async fn astm_tcp(
     app: &App,
     host_port: &str,
@@ -117,33 +120,59 @@ pub(crate) async fn astm_tcp(
     keep_connection: bool,
     connect_timeout: Duration,
 ) -> anyhow::Result<()> {
+    let mut connection = None;
+    let result = astm_tcp_on(
+        app,
+        &mut connection,
+        host_port,
+        source,
+        messages,
+        keep_connection,
+        connect_timeout,
+    )
+    .await;
+    if let Some(mut io) = connection {
+        io.shutdown().await;
+    }
+    result
+}
+
+/// As [`astm_tcp`], on `connection` (opened when empty); with `keep_connection` it stays open
+/// for the next call.
+pub(crate) async fn astm_tcp_on(
+    app: &App,
+    connection: &mut AstmConnection,
+    host_port: &str,
+    source: Option<IpAddr>,
+    messages: &[Vec<u8>],
+    keep_connection: bool,
+    connect_timeout: Duration,
+) -> anyhow::Result<()> {
     let total = messages.len();
-    let mut link: Option<LinkIo<TcpStream>> = None;
     for (i, message) in messages.iter().enumerate() {
-        if link.is_none() {
+        if connection.is_none() {
             let stream = connect(host_port, source, connect_timeout).await?;
             let label = format!("push to {host_port}");
-            link = Some(LinkIo::new(
+            *connection = Some(LinkIo::new(
                 stream,
                 Link::new(app.link_config(Role::Instrument)),
-                sender_options(&app.faults, label),
+                sender_options(app.faults.for_push(), label),
             ));
         }
-        let Some(io) = link.as_mut() else {
+        let Some(io) = connection.as_mut() else {
             continue;
         };
-        io.send(message.clone()).await.map_err(|e| {
-            anyhow!(
+        if let Err(e) = io.send(message.clone()).await {
+            // A failed session leaves the link in an unknown state: start afresh next time.
+            *connection = None;
+            bail!(
                 "ASTM session S{}/{total} not accepted by {host_port}: {e}",
                 i + 1
-            )
-        })?;
-        if !keep_connection && let Some(mut io) = link.take() {
+            );
+        }
+        if !keep_connection && let Some(mut io) = connection.take() {
             io.shutdown().await;
         }
-    }
-    if let Some(mut io) = link {
-        io.shutdown().await;
     }
     Ok(())
 }

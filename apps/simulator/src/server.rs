@@ -259,7 +259,7 @@ async fn serve_astm(
         control_delay: Duration::from_millis(app.cli.response_delay),
         nak_limit: true,
         idle: Some(ASTM_IDLE),
-        faults: Arc::clone(&app.faults),
+        faults: app.faults.for_port(local.port(), template.as_deref()),
         label: format!("port {} peer {peer}", local.port()),
         yield_at_once: app.cli.contention == crate::cli::ContentionArg::Yield,
     };

@@ -553,7 +553,10 @@ async fn every_api_route_with_good_and_bad_input() {
 }
 
 #[test]
-fn generate_files_writes_a_result_file() {
+fn generate_files_writes_the_filegen_file_through_a_temporary_name() {
+    use lis_templates::files::{self, FileOptions};
+    use lis_templates::{AccessionMinter, GenerateOptions, TemplateSet, ValueMode};
+
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let out = run(&[
@@ -569,9 +572,37 @@ fn generate_files_writes_a_result_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let path = String::from_utf8(out.stdout).unwrap();
-    let content = std::fs::read(path.trim()).unwrap();
-    assert!(!content.is_empty());
+    let path = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert_eq!(path.parent(), Some(dir.path()));
+    // Published by a link/rename from a hidden temporary name: nothing else is left behind.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "only the published file: {names:?}");
+    let name = &names[0];
+    assert!(
+        name.starts_with("tecan") && name.ends_with(".csv") && !name.starts_with('.'),
+        "the template's file_pattern tecan*.csv: {name}"
+    );
+    // Byte for byte what the filegen code renders for the same seed and clock.
+    let templates = TemplateSet::embedded().unwrap();
+    let options = FileOptions {
+        generate: GenerateOptions {
+            seed: Some(1),
+            now: chrono::NaiveDateTime::parse_from_str("20260101120000", "%Y%m%d%H%M%S").ok(),
+            values: Some(ValueMode::Template),
+            ..GenerateOptions::default()
+        },
+        sequence: 1,
+        ..FileOptions::default()
+    };
+    let minter = AccessionMinter::with(lis_templates::DEFAULT_PREFIX, 26).unwrap();
+    let expected = files::render(templates.get("tecan_f50").unwrap(), &minter, &options).unwrap();
+    assert_eq!(name, &expected.file.file_name);
+    assert_eq!(std::fs::read(&path).unwrap(), expected.file.bytes);
+    // The instrument layout: Tecan F50 metadata before the column header.
+    assert!(expected.header_row > 0 || !expected.columns.is_empty());
 }
 
 #[test]
@@ -597,11 +628,11 @@ fn default_port_map_starts_and_stops_on_sigterm() {
     for p in ports {
         std::net::TcpStream::connect(("127.0.0.1", p)).expect("port accepts");
     }
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &sim.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&sim.child),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
     let started = std::time::Instant::now();
     loop {
         if let Some(status) = sim.child.try_wait().unwrap() {

@@ -1,0 +1,302 @@
+//! Fault injection on the wire, push options, port-map sources and E1381 timers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use astm_frame::FrameEnd;
+use common::*;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+fn stago_with(extra: &[&str]) -> Sim {
+    let mut args = vec!["--listen", "0=stago_start4", "-d", "0", "--seed", "1"];
+    args.extend_from_slice(extra);
+    Sim::start(&args)
+}
+
+/// Asks the simulator for its message (a field query) and acknowledges its ENQ.
+async fn field_query(s: &mut TcpStream) {
+    send_records(s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    assert_eq!(read_byte(s).await, ENQ, "the simulator opens its reply");
+    write(s, &[ACK]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_bad_checksum_corrupts_the_frame_checksum() {
+    let sim = stago_with(&["--fault", "bad-checksum=1"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    field_query(&mut s).await;
+    assert_eq!(read_byte(&mut s).await, STX);
+    let sent = read_frame_rest(&mut s).await;
+    // The same frame number and text, correctly encoded, differ only in the checksum.
+    let n = sent.len();
+    let end = if sent[n - 5] == 0x03 {
+        FrameEnd::End
+    } else {
+        FrameEnd::Intermediate
+    };
+    let good = frame(sent[1] - b'0', &sent[2..n - 5], end);
+    assert_eq!(sent[..n - 4], good[..n - 4], "text unchanged");
+    assert_ne!(sent[n - 4..n - 2], good[n - 4..n - 2], "checksum corrupted");
+    assert_eq!(&sent[n - 2..], b"\r\n");
+    // A NAK makes it retransmit (corrupted again, fault probability 1).
+    write(&mut s, &[NAK]).await;
+    assert_eq!(read_byte(&mut s).await, STX);
+    assert_eq!(read_frame_rest(&mut s).await, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delay_ms_delays_every_transmission() {
+    let sim = stago_with(&["--fault", "delay-ms=400"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    let started = Instant::now();
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "ACK after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_disconnect_mid_frame_sends_half_a_frame_and_closes() {
+    let sim = stago_with(&["--fault", "disconnect-mid-frame=1"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    field_query(&mut s).await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .expect("connection closed")
+        .expect("read");
+    assert_eq!(rest.first(), Some(&STX), "{rest:?}");
+    assert!(rest.len() > 3, "part of a frame: {rest:?}");
+    assert!(
+        !rest.contains(&b'\n'),
+        "the frame is cut before its end: {rest:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_duplicate_frame_sends_each_frame_twice() {
+    let sim = stago_with(&["--fault", "duplicate-frame=1"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    field_query(&mut s).await;
+    assert_eq!(read_byte(&mut s).await, STX);
+    let first = read_frame_rest(&mut s).await;
+    assert_eq!(read_byte(&mut s).await, STX, "a second copy before any ACK");
+    let second = read_frame_rest(&mut s).await;
+    assert_eq!(first, second);
+    assert!(first.starts_with(b"\x021H|"));
+    // Both copies acknowledged (the receiver's duty): the next frame is frame 2, not a resend.
+    write(&mut s, &[ACK, ACK]).await;
+    assert_eq!(read_byte(&mut s).await, STX);
+    let next = read_frame_rest(&mut s).await;
+    assert_eq!(next[1], b'2', "{}", String::from_utf8_lossy(&next));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_fault_applies_only_to_its_template() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "--listen",
+        "0=horiba_micros60",
+        "-d",
+        "0",
+        "--fault",
+        "stago_start4:nak-enq=1",
+    ]);
+    let mut stago = connect(sim.port_of("stago_start4")).await;
+    write(&mut stago, &[ENQ]).await;
+    assert_eq!(
+        read_byte(&mut stago).await,
+        NAK,
+        "scoped fault on stago_start4"
+    );
+    let mut micros = connect(sim.port_of("horiba_micros60")).await;
+    write(&mut micros, &[ENQ]).await;
+    assert_eq!(
+        read_byte(&mut micros).await,
+        ACK,
+        "no fault on horiba_micros60"
+    );
+}
+
+#[test]
+fn unknown_fault_scope_is_refused() {
+    let out = command(&["--listen", "0=stago_start4", "--fault", "nosuch:nak-enq=1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scope \"nosuch\""), "{stderr}");
+}
+
+/// Runs a push in a blocking task; returns its output.
+async fn push(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        command(&args).output().expect("run simulator")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_connection_sends_every_message_on_one_connection() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = lis.local_addr().unwrap();
+    let pushing = tokio::spawn(push(
+        [
+            "--push",
+            &format!("tcp://{addr}"),
+            "--template",
+            "stago_start4",
+            "-c",
+            "3",
+            "-i",
+            "0",
+            "--keep-connection",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ));
+    let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    for i in 0..3 {
+        let records = receive_records(&mut s).await;
+        assert!(records[0].starts_with("H|"), "session {i}: {records:?}");
+        assert_eq!(records.last().unwrap(), "L|1|N");
+    }
+    let out = pushing.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The process has exited: any other connection would be waiting in the backlog now.
+    let other = tokio::time::timeout(Duration::from_millis(200), lis.accept()).await;
+    assert!(other.is_err(), "a second connection was opened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_ip_binds_the_local_address() {
+    // Any 127/8 address is local on Linux; a non-default one proves the bind.
+    let source = if std::net::TcpListener::bind("127.0.0.3:0").is_ok() {
+        "127.0.0.3"
+    } else {
+        "127.0.0.1"
+    };
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = lis.local_addr().unwrap();
+    let pushing = tokio::spawn(push(
+        [
+            "--push",
+            &format!("tcp://{addr}"),
+            "--template",
+            "stago_start4",
+            "--source-ip",
+            source,
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ));
+    let (mut s, peer) = tokio::time::timeout(WAIT, lis.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(peer.ip().to_string(), source);
+    receive_records(&mut s).await;
+    assert!(pushing.await.unwrap().status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_templates_env_sets_the_port_map() {
+    let mut cmd = command(&["-d", "0"]);
+    cmd.env("PORT_TEMPLATES", r#"{"0": "horiba_micros60"}"#);
+    let sim = Sim::start_with(cmd);
+    assert_eq!(sim.listeners.len(), 1, "{:?}", sim.listeners);
+    let mut s = connect(sim.port_of("horiba_micros60")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    let records = receive_records(&mut s).await;
+    assert!(records[0].contains("ABX^MICROS60"), "{records:?}");
+
+    let mut cmd = command(&["-d", "0"]);
+    cmd.env("PORT_TEMPLATES", "{not json");
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORT_TEMPLATES"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_port_mode_with_template_flag_or_astm_template_env() {
+    let sim = Sim::start(&["--port", "0", "--template", "stago_start4", "-d", "0"]);
+    assert_eq!(sim.listeners.len(), 1, "{:?}", sim.listeners);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    assert!(receive_records(&mut s).await[0].contains("STAGO^START4"));
+    drop(sim);
+
+    let mut cmd = command(&["-d", "0"]);
+    cmd.env("ASTM_TEMPLATE", "horiba_pentra60")
+        .env("ASTM_PORT", "0");
+    let sim = Sim::start_with(cmd);
+    assert_eq!(sim.listeners.len(), 1, "{:?}", sim.listeners);
+    let mut s = connect(sim.port_of("horiba_pentra60")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    assert!(receive_records(&mut s).await[0].contains("ABX^PENTRA60"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_reply_timeout_ends_the_session_with_eot() {
+    let sim = stago_with(&["--link-timer-ms", "300"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    field_query(&mut s).await;
+    assert_eq!(read_byte(&mut s).await, STX);
+    read_frame_rest(&mut s).await;
+    // No ACK: after the frame-reply timer the sender gives up with EOT.
+    let started = Instant::now();
+    assert_eq!(read_byte(&mut s).await, EOT);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_timeout_discards_the_incomplete_transfer() {
+    let sim = stago_with(&[
+        "--link-timer-ms",
+        "300",
+        "--api-port",
+        "0",
+        "--order-results",
+        "off",
+    ]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    write(&mut s, &frame(1, b"H|\\^&|||LIS-STALE\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    // Silence beyond the receive timer (the behaviour under test is what a timer does).
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // The link is neutral again: a new transfer is accepted from its ENQ.
+    send_records(&mut s, &["H|\\^&|||LIS-FRESH", "P|1", "L|1|N"]).await;
+    let url = sim.api_url("/received?limit=10");
+    let mut entries = serde_json::Value::Null;
+    for _ in 0..100 {
+        let text = http().get(&url).send().await.unwrap().text().await.unwrap();
+        entries = serde_json::from_str(&text).unwrap();
+        if entries.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let list = entries.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{entries}");
+    assert_eq!(
+        list[0]["records"],
+        serde_json::json!(["H|\\^&|||LIS-FRESH", "P|1", "L|1|N"])
+    );
+}

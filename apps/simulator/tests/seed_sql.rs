@@ -1,0 +1,196 @@
+//! `simulator seed-sql` against the reference's `generate_analyzer_sql.py` output.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::command;
+use lis_templates::{ProtocolKind, TemplateSet};
+
+const REFERENCE: &str = include_str!("data/seed_analyzers.reference.sql");
+
+fn seed_sql() -> String {
+    let out = command(&["seed-sql", "--seed", "1", "--now", "20261121090004"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+fn is_timestamp(s: &str) -> bool {
+    // 2026-11-21 09:00:04+00
+    let b = s.as_bytes();
+    b.len() == 22
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            19 => *c == b'+',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Replaces GUID and time stamp literals, which differ from run to run.
+fn normalise(line: &str) -> String {
+    let parts: Vec<&str> = line.split('\'').collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i % 2 == 1 && is_uuid(p) {
+                "GUID"
+            } else if i % 2 == 1 && is_timestamp(p) {
+                "TS"
+            } else {
+                p
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("'")
+}
+
+/// Statement lines per analyzer section (`-- ========== NAME [STATUS] ==========`).
+fn sections(sql: &str) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let mut current: Option<String> = None;
+    for line in sql.lines() {
+        if let Some(rest) = line.strip_prefix("    -- ========== ") {
+            let name = rest.split(" [").next().unwrap().to_owned();
+            out.entry(name.clone()).or_default();
+            current = Some(name);
+            continue;
+        }
+        if line.contains("Seed complete") {
+            current = None;
+        }
+        if line.trim().is_empty() || line.starts_with("    -- template: ") {
+            continue;
+        }
+        if let Some(name) = &current {
+            out.get_mut(name).unwrap().push(normalise(line));
+        }
+    }
+    out
+}
+
+#[test]
+fn seed_sql_matches_the_reference_statements() {
+    let ours = seed_sql();
+    let ours_sections = sections(&ours);
+    let reference = sections(REFERENCE);
+    // Analyzers whose templates are the reference's: the same statements, line for line.
+    for name in [
+        "Horiba ABX Micros 60",
+        "Horiba ABX Pentra 60",
+        "Stago STart 4",
+    ] {
+        let expected = &reference[name];
+        assert!(expected.len() > 100, "{name}: reference section too short");
+        assert_eq!(&ours_sections[name], expected, "section {name}");
+    }
+    // The Generic ASTM type resolution and the new-test blocks of the reference appear as is.
+    let ours_lines: std::collections::HashSet<String> = ours.lines().map(normalise).collect();
+    let prologue_end = REFERENCE.find("    -- 1. New tests").unwrap();
+    let new_tests_end = REFERENCE.find("    -- ========== ").unwrap();
+    for line in REFERENCE[..new_tests_end].lines().map(normalise) {
+        if line.contains("-- 1. New tests (") || line.contains("v_generic_hl7") {
+            continue;
+        }
+        assert!(ours_lines.contains(&line), "missing reference line: {line}");
+    }
+    assert!(prologue_end < new_tests_end);
+    assert!(ours.starts_with("-- =====") && ours.trim_end().ends_with("END $$;"));
+    // One lot row, one statistics row and eight Westgard rules per QC lot, as announced.
+    let lots = ours.matches("INSERT INTO clinlims.qc_control_lot").count();
+    assert_eq!(
+        ours.matches("INSERT INTO clinlims.qc_statistics").count(),
+        lots
+    );
+    assert_eq!(
+        ours.matches("INSERT INTO clinlims.westgard_rule_config")
+            .count(),
+        8 * lots
+    );
+    for rule in [
+        "'1₂ₛ'",
+        "'1₃ₛ'",
+        "'2₂ₛ'",
+        "'R₄ₛ'",
+        "'3₁ₛ'",
+        "'4₁ₛ'",
+        "'7ₜ'",
+        "'10ₓ'",
+    ] {
+        assert_eq!(ours.matches(rule).count(), lots, "rule {rule}");
+    }
+    assert!(
+        ours.contains(&format!(", {lots};")),
+        "final notice counts the lots"
+    );
+    // A seed makes the output reproducible.
+    assert_eq!(seed_sql(), ours);
+}
+
+#[test]
+fn seed_sql_covers_every_embedded_template_of_every_protocol() {
+    let ours = seed_sql();
+    let set = TemplateSet::embedded().unwrap();
+    let sections = sections(&ours);
+    let mut protocols = std::collections::HashSet::new();
+    for t in set.iter() {
+        let kind = t.protocol.kind;
+        protocols.insert(kind.as_str());
+        assert!(
+            ours.contains(&format!(
+                "    -- template: {} ({})\n",
+                t.name,
+                kind.as_str()
+            )),
+            "template {} missing",
+            t.name
+        );
+        let section = &sections[&t.analyzer.name];
+        let type_variable = match kind {
+            ProtocolKind::Hl7 => "v_generic_hl7_type_id",
+            ProtocolKind::File => "v_generic_file_type_id",
+            _ => "v_generic_astm_type_id",
+        };
+        assert!(
+            section
+                .iter()
+                .any(|l| l.contains("INSERT INTO clinlims.analyzer (") && l.contains(type_variable)),
+            "{}: analyzer of type {type_variable}",
+            t.name
+        );
+        for f in &t.fields {
+            assert!(
+                ours.contains(&format!(
+                    "(v_analyzer_id, '{}', (SELECT id",
+                    f.code.replace('\'', "''")
+                )),
+                "{}: test map for {}",
+                t.name,
+                f.code
+            );
+        }
+    }
+    for p in ["ASTM", "HL7", "FILE"] {
+        assert!(protocols.contains(p), "no {p} template embedded");
+    }
+    assert!(ours.contains(&format!("        {}, ", set.iter().count())));
+}
