@@ -5,10 +5,14 @@
 //! directory (`Durability::Immediate`, group commit); senders are `mllp-hl7` clients that
 //! send the 1 KB synthetic CBC ORU^R01 and wait for each HL7 ACK (stop-and-wait, as MLLP
 //! requires). The baseline in the same run is a non-durable MLLP server that ACKs at once,
-//! driven by the same load generator, so the cost of durability is visible.
+//! driven by the same load generator, so the cost of durability is visible. Also printed:
+//! how fast the output delivered everything (`delivered msg/s`, from the first send to
+//! the last file or MLLP ACK) and the process's CPU time per message while the senders
+//! ran (all threads, user + system; Linux only).
 //!
 //! `cargo bench -p benches --bench router`; `ROUTER_BENCH_MESSAGES` (default 40000) sets
-//! the messages per run with 16 senders (a quarter of it with one sender).
+//! the messages per run with 16 senders (a quarter of it with one sender);
+//! `ROUTER_BENCH_ONLY=file` (or `MLLP -> MLLP`, `baseline`) runs only the matching routes.
 #![allow(missing_docs)]
 
 use std::net::SocketAddr;
@@ -37,8 +41,14 @@ enum Target {
 struct Outcome {
     messages: usize,
     elapsed: Duration,
+    /// Process CPU time (user + system, all threads) while the senders ran.
+    cpu: Option<Duration>,
     latencies: Vec<Duration>,
     drained: Option<Duration>,
+    /// The run's directory, removed only when the whole bench ends: deleting tens of
+    /// thousands of output files makes ext4 skip the recently freed inodes on every
+    /// create for a while, which would bill one run's clean-up to the next run.
+    dir: tempfile::TempDir,
 }
 
 fn free_port() -> u16 {
@@ -138,7 +148,11 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
         None => SocketAddr::from(([127, 0, 0, 1], sink_port)),
     };
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let (elapsed, latencies) = load(address, senders, per_sender).await;
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let messages = senders * per_sender;
 
     // How long the output takes to deliver everything (the queue drains behind the ACKs).
@@ -148,8 +162,10 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
         Target::Mllp => received.load(std::sync::atomic::Ordering::Relaxed),
     };
     let deadline = Instant::now() + Duration::from_secs(300);
+    // Polled gently: counting a directory of 40k files costs milliseconds of CPU that
+    // the file output would otherwise use.
     while delivered() < messages && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let drained = match target {
         Target::Baseline => None,
@@ -162,9 +178,22 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
     Outcome {
         messages,
         elapsed,
+        cpu,
         latencies,
         drained,
+        dir,
     }
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, in clock
+/// ticks of 10 ms); `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -188,7 +217,7 @@ fn main() {
         .expect("runtime");
     println!("router load generator: 1 KB ORU^R01, HL7 ACK per message, loopback");
     println!(
-        "{:<24} {:>7} {:>9} {:>12} {:>9} {:>9} {:>9} {:>16}",
+        "{:<24} {:>7} {:>9} {:>12} {:>9} {:>9} {:>9} {:>16} {:>14}",
         "route",
         "senders",
         "messages",
@@ -196,13 +225,19 @@ fn main() {
         "p50 ms",
         "p99 ms",
         "max ms",
-        "delivered msg/s"
+        "delivered msg/s",
+        "CPU us/msg"
     );
+    let only = std::env::var("ROUTER_BENCH_ONLY").unwrap_or_default();
+    let mut finished_dirs = Vec::new();
     for (name, target) in [
         ("baseline (no store)", Target::Baseline),
         ("MLLP -> file (durable)", Target::File),
         ("MLLP -> MLLP (durable)", Target::Mllp),
     ] {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         for senders in [1, 16] {
             let per_sender = if senders == 1 {
                 total / 4
@@ -217,8 +252,12 @@ fn main() {
                 Some(d) => format!("{:.0}", outcome.messages as f64 / d.as_secs_f64()),
                 None => "-".to_owned(),
             };
+            let cpu = match outcome.cpu {
+                Some(cpu) => format!("{:.1}", cpu.as_secs_f64() * 1e6 / outcome.messages as f64),
+                None => "-".to_owned(),
+            };
             println!(
-                "{:<24} {:>7} {:>9} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>16}",
+                "{:<24} {:>7} {:>9} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>16} {:>14}",
                 name,
                 senders,
                 outcome.messages,
@@ -227,7 +266,9 @@ fn main() {
                 ms(percentile(&outcome.latencies, 0.99)),
                 ms(*outcome.latencies.last().unwrap_or(&Duration::ZERO)),
                 delivered,
+                cpu,
             );
+            finished_dirs.push(outcome.dir);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The durable queue store: one redb file, one table per queue, one cursor per output,
 //! and a single writer thread that groups whatever arrived while the previous commit
-//! was syncing into one transaction (group commit).
+//! was syncing, plus under load what arrives within a short window, into one
+//! transaction (group commit).
 //!
 //! Every commit uses `Durability::Immediate` (redb's default), so a message is on disk
 //! when [`Appender::submit`]'s receiver yields its sequence number; `Durability::None`
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -20,6 +22,18 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub const STORE_FILE: &str = "router.redb";
 /// Most requests folded into one transaction.
 pub const MAX_BATCH: usize = 1024;
+/// Longest the writer holds a transaction open for senders still on their way.
+///
+/// Under load (the previous transaction carried at least [`GATHER_MIN_APPENDS`]
+/// messages), senders are acknowledged together and come back together, but not all
+/// within the same microsecond: committing as soon as the first is back splits them into
+/// a train of half-full transactions, each paying a full fsync. So the writer waits until
+/// as many messages are in hand as last time, or this long. A single sender never waits.
+const GATHER_WINDOW: Duration = Duration::from_micros(300);
+/// Messages in the previous transaction from which the writer uses [`GATHER_WINDOW`].
+const GATHER_MIN_APPENDS: usize = 4;
+/// How often the writer looks for more requests while gathering.
+const GATHER_POLL: Duration = Duration::from_micros(20);
 
 const CURSORS: TableDefinition<'static, &str, u64> = TableDefinition::new("cursors");
 
@@ -407,6 +421,23 @@ fn cursor_key(queue: &str, output: &str) -> String {
     format!("{queue}\u{1f}{output}")
 }
 
+/// Moves requests already waiting into `batch`, up to [`MAX_BATCH`].
+fn take_pending(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(request) => batch.push(request),
+            Err(_) => break,
+        }
+    }
+}
+
+fn appends(batch: &[Request]) -> usize {
+    batch
+        .iter()
+        .filter(|r| matches!(r, Request::Append { .. }))
+        .count()
+}
+
 struct Writer {
     shared: Arc<Shared>,
     /// Per queue: next sequence number and oldest retained message.
@@ -426,14 +457,21 @@ impl Writer {
 
     fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut last_appends = 0;
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
+            take_pending(&mut rx, &mut batch);
+            if last_appends >= GATHER_MIN_APPENDS {
+                let deadline = Instant::now() + GATHER_WINDOW;
+                while appends(&batch) < last_appends
+                    && batch.len() < MAX_BATCH
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(GATHER_POLL);
+                    take_pending(&mut rx, &mut batch);
                 }
             }
+            last_appends = appends(&batch);
             self.commit(&mut batch);
         }
     }

@@ -231,7 +231,7 @@ fn custom_multibyte_sequences_split_anywhere() {
 
 #[test]
 fn socketreader_style_single_byte_sequences() {
-    // sob = 0x02 (STX), eob = 0x03 (ETX), no eod.
+    // sob = 0x02 (STX), eod = 0x03 (ETX) as the end block, eob empty (no trailer).
     let config = MllpConfig::default()
         .with_start_block(vec![0x02])
         .with_end_block(vec![0x03])

@@ -47,11 +47,14 @@ pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// Files in `dir` (not directories), sorted by name.
+/// Files in `dir`, sorted by name: not directories, and not hidden ones, which is how a
+/// consumer of `messagedir` sees it (the file output's temporary names start with a dot
+/// and exist until the batch is synced and renamed).
 pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| e.path())
                 .filter(|p| p.is_file())
                 .collect()
@@ -122,13 +125,12 @@ impl RouterProc {
 
     /// SIGTERM, then waits (bounded) for the exit status.
     pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
         let mut child = self.child.take().unwrap();
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("send SIGTERM to the router");
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -181,7 +183,20 @@ impl Peer {
     }
 
     pub async fn start_with(port: u16, reply: PeerReply, codec: MllpCodec) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        // The port came from `free_port`; until it is bound here, a parallel test's
+        // outgoing connection may hold it briefly as its ephemeral local port.
+        let deadline = Instant::now() + WAIT;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(listener) => break listener,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("peer cannot listen on port {port}: {e}"),
+            }
+        };
         let received = Arc::new(Mutex::new(Vec::new()));
         let stop = CancellationToken::new();
         let rejected = Arc::new(Mutex::new(0usize));

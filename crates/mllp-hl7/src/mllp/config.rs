@@ -24,7 +24,8 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 /// The default is MLLP release 1: start block `0x0B`, end block `0x1C`, trailer `0x0D`,
 /// strict (an end block not followed by the trailer is data) and at most
 /// [`DEFAULT_MAX_MESSAGE_SIZE`] bytes per message. Every sequence may be any non-empty
-/// byte string, as with SocketReader's `sob` / `eob` / `eod` or Mirth's frame mode:
+/// byte string, as with SocketReader's `sob` (start block), `eod` (end of data: the end
+/// block) and `eob` (end of block: the trailer), or Mirth's frame mode:
 ///
 /// ```
 /// use mllp_hl7::{MllpConfig, MllpDecoder};
@@ -74,14 +75,16 @@ impl MllpConfig {
         self
     }
 
-    /// Sets the end-of-block sequence (SocketReader `eob`); must not be empty.
+    /// Sets the end block that closes the payload (SocketReader `eod`, "end of data";
+    /// `FS` in MLLP); must not be empty.
     #[must_use]
     pub fn with_end_block(mut self, sequence: impl Into<Vec<u8>>) -> Self {
         self.end_block = Cow::Owned(sequence.into());
         self
     }
 
-    /// Sets the sequence after the end block (SocketReader `eod`, `CR` in MLLP); may be empty.
+    /// Sets the trailer after the end block (SocketReader `eob`, "end of block"; `CR` in
+    /// MLLP); may be empty.
     #[must_use]
     pub fn with_trailer(mut self, sequence: impl Into<Vec<u8>>) -> Self {
         self.trailer = Cow::Owned(sequence.into());
@@ -110,13 +113,13 @@ impl MllpConfig {
         &self.start_block
     }
 
-    /// The end-of-block sequence.
+    /// The end block that closes the payload (SocketReader `eod`).
     #[must_use]
     pub fn end_block(&self) -> &[u8] {
         &self.end_block
     }
 
-    /// The sequence expected after the end block.
+    /// The trailer expected after the end block (SocketReader `eob`).
     #[must_use]
     pub fn trailer(&self) -> &[u8] {
         &self.trailer
