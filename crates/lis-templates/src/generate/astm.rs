@@ -72,7 +72,8 @@ struct PatientData {
 }
 
 impl Generator<'_> {
-    fn sender(&self) -> String {
+    /// H.5, the sender: the template's own header text, or manufacturer^model^name.
+    pub(super) fn sender(&self) -> String {
         let a = &self.template.analyzer;
         self.template
             .identification

@@ -52,23 +52,6 @@ fn hl7_esc(value: &str) -> String {
 }
 
 impl Generator<'_> {
-    fn order_sender(&self) -> String {
-        let a = &self.template.analyzer;
-        self.template
-            .identification
-            .astm_header
-            .clone()
-            .unwrap_or_else(|| {
-                let clean = |s: &str| s.replace('^', "");
-                format!(
-                    "{}^{}^{}",
-                    clean(&a.manufacturer),
-                    clean(&a.model),
-                    clean(&a.name)
-                )
-            })
-    }
-
     /// An ASTM result message for `orders`: per specimen a P and an O record and one R record per
     /// ordered code, in the order asked. A code the template does not know gets an R record with
     /// value `TEST NOT PERFORMED` and result status `X` (R.9).
@@ -97,7 +80,7 @@ impl Generator<'_> {
         let template = self.template;
         let openelis = self.layout == Layout::OpenElis;
         let now = ts(self.now);
-        let sender = self.order_sender();
+        let sender = self.sender();
         let patient = template.test_patient.as_ref();
         let patient_id = patient
             .and_then(|p| p.id.clone())
