@@ -6,18 +6,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use astm_frame::control::{ACK, ENQ, EOT, LF, NAK, STX};
 use astm_frame::{Control, Event, Link, MessageId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::faults::{Fault, Faults};
 
-const STX: u8 = 0x02;
-const ENQ: u8 = 0x05;
-const ACK: u8 = 0x06;
-const NAK: u8 = 0x15;
-const EOT: u8 = 0x04;
-const LF: u8 = 0x0A;
 
 /// Why the loop stopped.
 #[derive(Debug, thiserror::Error)]
