@@ -13,7 +13,6 @@ use tokio::time::Instant;
 
 use crate::faults::{Fault, Faults};
 
-
 /// Why the loop stopped.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LinkIoError {

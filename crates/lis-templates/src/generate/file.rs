@@ -1,8 +1,8 @@
 //! Result files: delimited text (CSV/TSV with the template's delimiter), XLSX, and DT-Prime XML.
 
-use chrono::{Datelike, NaiveDateTime, Timelike};
-use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook};
+use chrono::NaiveDateTime;
 
+use super::files::table::{Cell, Sheet};
 use super::values::{Path, ResultValue};
 use super::{Generator, Layout, ts};
 use crate::GenerateError;
@@ -27,21 +27,6 @@ impl FileOutput {
         match self.kind {
             FileKind::Xls | FileKind::Xlsx => None,
             _ => std::str::from_utf8(&self.bytes).ok(),
-        }
-    }
-}
-
-/// A cell: text or number.
-#[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Text(String),
-    Number(f64, String),
-}
-
-impl Cell {
-    fn text(&self) -> &str {
-        match self {
-            Self::Text(t) | Self::Number(_, t) => t,
         }
     }
 }
@@ -78,42 +63,21 @@ fn delimited(rows: &[Vec<Cell>], delimiter: &str, preamble: &[String]) -> Vec<u8
         out.push('\n');
     }
     for row in rows {
-        let cells: Vec<String> = row.iter().map(|c| quote(c.text(), delimiter)).collect();
+        let cells: Vec<String> = row.iter().map(|c| quote(c.as_str(), delimiter)).collect();
         out.push_str(&cells.join(delimiter));
         out.push('\n');
     }
     out.into_bytes()
 }
 
-/// An XLSX workbook with one sheet. The document's creation time is the generation clock, so a
-/// fixed clock gives identical bytes.
+/// An XLSX workbook with one sheet, written by the same code as the instrument layouts.
 fn xlsx(rows: &[Vec<Cell>], sheet: &str, now: NaiveDateTime) -> Result<Vec<u8>, GenerateError> {
-    let err = |e: rust_xlsxwriter::XlsxError| GenerateError::Xlsx(e.to_string());
-    let mut workbook = Workbook::new();
-    let year = u16::try_from(now.year()).unwrap_or(2000);
-    let created = ExcelDateTime::from_ymd(year, now.month() as u8, now.day() as u8)
-        .and_then(|d| {
-            d.and_hms(
-                now.hour() as u16,
-                now.minute() as u8,
-                f64::from(now.second()),
-            )
-        })
-        .map_err(err)?;
-    workbook.set_properties(&DocProperties::new().set_creation_datetime(&created));
-    let worksheet = workbook.add_worksheet();
-    worksheet.set_name(sheet).map_err(err)?;
-    for (r, row) in rows.iter().enumerate() {
-        let r = u32::try_from(r).unwrap_or(u32::MAX);
-        for (c, cell) in row.iter().enumerate() {
-            let c = u16::try_from(c).unwrap_or(u16::MAX);
-            match cell {
-                Cell::Text(t) => worksheet.write_string(r, c, t.as_str()).map_err(err)?,
-                Cell::Number(n, _) => worksheet.write_number(r, c, *n).map_err(err)?,
-            };
-        }
-    }
-    workbook.save_to_buffer().map_err(err)
+    let sheet = Sheet {
+        name: sheet.to_owned(),
+        rows: rows.to_vec(),
+        header_row: 0,
+    };
+    super::files::table::xlsx(std::slice::from_ref(&sheet), now)
 }
 
 fn xml_escape(text: &str) -> String {

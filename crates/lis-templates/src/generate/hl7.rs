@@ -66,7 +66,8 @@ fn f(parts: &[&str]) -> Vec<String> {
 }
 
 impl Generator<'_> {
-    fn hl7_ids(&self) -> (String, String, String) {
+    /// MSH-3 (sending application), MSH-4 (facility) and MSH-12 (version) of generated messages.
+    pub(super) fn hl7_ids(&self) -> (String, String, String) {
         let id = &self.template.identification;
         let app = id
             .hl7_sending_app

@@ -198,21 +198,7 @@ impl Generator<'_> {
         let template = self.template;
         let openelis = self.layout == Layout::OpenElis;
         let now = ts(self.now);
-        let id = &template.identification;
-        let app = id
-            .hl7_sending_app
-            .clone()
-            .or_else(|| id.msh_sender.clone())
-            .unwrap_or_else(|| "SIMULATOR".into());
-        let facility = id
-            .hl7_sending_facility
-            .clone()
-            .unwrap_or_else(|| "LAB".into());
-        let version = template
-            .protocol
-            .version
-            .clone()
-            .unwrap_or_else(|| "2.5.1".into());
+        let (app, facility, version) = self.hl7_ids();
         let control = if openelis {
             format!("SIM{now}")
         } else {

@@ -31,7 +31,7 @@
 
 mod layouts;
 mod replay;
-mod table;
+pub(in crate::generate) mod table;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use crate::GenerateError;
 
 /// One cell of a generated sheet.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Cell {
+pub(in crate::generate) enum Cell {
     /// Nothing written (an empty field in text, no cell in XLSX).
     Empty,
     /// Text.
@@ -37,7 +37,7 @@ impl Cell {
         Self::Number(value, text)
     }
 
-    pub(super) fn as_str(&self) -> &str {
+    pub(in crate::generate) fn as_str(&self) -> &str {
         match self {
             Self::Empty => "",
             Self::Text(t) | Self::Number(_, t) => t,
@@ -67,10 +67,10 @@ impl LineEnding {
 /// A sheet: its name (XLSX) and rows; `header_row` is the index of the column-header row (the
 /// rows before it are metadata a reader skips).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Sheet {
-    pub(super) name: String,
-    pub(super) rows: Vec<Vec<Cell>>,
-    pub(super) header_row: usize,
+pub(in crate::generate) struct Sheet {
+    pub(in crate::generate) name: String,
+    pub(in crate::generate) rows: Vec<Vec<Cell>>,
+    pub(in crate::generate) header_row: usize,
 }
 
 /// RFC 4180 quoting: only when the value holds the delimiter, a quote or a line break.
@@ -110,7 +110,10 @@ pub(super) fn encode(text: &str, label: &str) -> (Vec<u8>, &'static str) {
 
 /// An XLSX workbook. The document's creation time is the generation clock, so a fixed clock gives
 /// identical bytes.
-pub(super) fn xlsx(sheets: &[Sheet], now: NaiveDateTime) -> Result<Vec<u8>, GenerateError> {
+pub(in crate::generate) fn xlsx(
+    sheets: &[Sheet],
+    now: NaiveDateTime,
+) -> Result<Vec<u8>, GenerateError> {
     let err = |e: rust_xlsxwriter::XlsxError| GenerateError::Xlsx(e.to_string());
     let mut workbook = Workbook::new();
     let year = u16::try_from(now.year()).unwrap_or(2000);
