@@ -58,7 +58,7 @@ pub(crate) fn delimiter(raw: &str) -> Result<Vec<u8>, String> {
     const ALLOWED: &str =
         "allowed: chr(0x0b), chr(11), a quoted string such as \"END\", or parts joined with +";
     let mut out = Vec::new();
-    for part in split_plus(raw.trim()) {
+    for part in split_top(raw.trim(), '+') {
         let part = part.trim();
         if let Some(inner) = part.strip_prefix("chr(").and_then(|p| p.strip_suffix(')')) {
             out.push(byte_number(inner.trim()).ok_or_else(|| {
@@ -90,26 +90,6 @@ fn byte_number(text: &str) -> Option<u8> {
         Some(hex) => u8::from_str_radix(hex, 16).ok(),
         None => text.parse().ok(),
     }
-}
-
-/// Splits on `+` outside quotes.
-fn split_plus(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut quote = None;
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '+') => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    parts
 }
 
 /// Python string escapes `\xhh`, `\r`, `\n`, `\t`, `\\`, `\'`, `\"`.

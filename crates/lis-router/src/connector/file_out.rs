@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, printable};
+use super::{Backoff, printable, resume_point};
 use crate::config::{Connection, FileNaming, FileOutSettings};
 use crate::filename::{MAX_PART_LEN, sanitize};
 use crate::store::{QueueStore, StoredMessage};
@@ -49,14 +49,9 @@ impl FileOut {
     pub(crate) async fn run(self) {
         let queue = self.connection.queue.clone();
         let name = self.connection.name.clone();
-        let (mut cursor, mut committed) =
-            match (self.store.cursor(&queue, &name), self.store.watch(&queue)) {
-                (Ok(c), Ok(w)) => (c, w),
-                (Err(e), _) | (_, Err(e)) => {
-                    error!("cannot start: {e}");
-                    return;
-                }
-            };
+        let Some((mut cursor, mut committed)) = resume_point(&self.store, &queue, &name) else {
+            return;
+        };
         let (dir, suffix) = (self.settings.dir.clone(), self.settings.suffix.clone());
         match tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &suffix)).await {
             Ok(Ok(0)) | Err(_) => {}

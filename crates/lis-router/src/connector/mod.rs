@@ -47,6 +47,22 @@ impl Backoff {
     }
 }
 
+/// Where an output resumes: its durable cursor and a watch on the queue's last committed
+/// sequence number. `None` (logged) when the store cannot say.
+pub(crate) fn resume_point(
+    store: &crate::store::QueueStore,
+    queue: &str,
+    output: &str,
+) -> Option<(u64, tokio::sync::watch::Receiver<u64>)> {
+    match (store.cursor(queue, output), store.watch(queue)) {
+        (Ok(cursor), Ok(committed)) => Some((cursor, committed)),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!("cannot start: {e}");
+            None
+        }
+    }
+}
+
 /// A printable excerpt of a message for log lines (`prod` / `debug` content logging).
 pub(crate) fn printable(payload: &[u8]) -> String {
     String::from_utf8_lossy(payload)

@@ -12,7 +12,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, printable};
+use super::{Backoff, printable, resume_point};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
 
@@ -47,14 +47,9 @@ impl SocketOut {
     pub(crate) async fn run(mut self) {
         let queue = self.connection.queue.clone();
         let name = self.connection.name.clone();
-        let (mut cursor, mut committed) =
-            match (self.store.cursor(&queue, &name), self.store.watch(&queue)) {
-                (Ok(c), Ok(w)) => (c, w),
-                (Err(e), _) | (_, Err(e)) => {
-                    error!("cannot start: {e}");
-                    return;
-                }
-            };
+        let Some((mut cursor, mut committed)) = resume_point(&self.store, &queue, &name) else {
+            return;
+        };
         let mut link: Option<Framed<TcpStream, MllpCodec>> = None;
         let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
         loop {
