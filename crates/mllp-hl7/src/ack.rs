@@ -304,7 +304,7 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
     /// [`AckError::NoMsh`] when the message has no MSH segment.
     pub fn build(&self) -> Result<Vec<u8>, AckError> {
         let message = self.message;
-        let msh = message.msh().ok_or(AckError::NoMsh)?;
+        message.msh().ok_or(AckError::NoMsh)?;
         if message.is_ack() {
             return Err(AckError::IsAcknowledgement {
                 msh9: String::from_utf8_lossy(message.msh_field(9).raw()).into_owned(),
@@ -319,7 +319,9 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
 
         out.extend_from_slice(b"MSH");
         out.push(fs);
-        out.extend_from_slice(msh.field_or_empty(2).raw());
+        // MSH-2 from the delimiters the reader used, not the raw field: whatever else the
+        // sender put in that field (a stray LF, say) must not reach the ACK.
+        out.extend_from_slice(&delimiters.encoding_characters());
         for n in [5, 6, 3, 4] {
             out.push(fs);
             copy_raw(&mut out, message.msh_field(n).raw(), &delimiters);

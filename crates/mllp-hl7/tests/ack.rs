@@ -418,3 +418,21 @@ fn a_raw_lf_in_a_copied_field_cannot_split_the_ack() {
     assert_eq!(msa2.raw(), b"A\\X0A\\MSA");
     assert_eq!(&msa2.decoded()[..], b"A\nMSA");
 }
+
+/// Found by the fuzz smoke run: MSH-2 holding bytes after a bare LF. The reader takes only `|`
+/// as encoding characters; the ACK must declare exactly those, and read back as one ACK.
+#[test]
+fn ack_declares_the_delimiters_the_reader_used() {
+    let received = b"MSH$|\n<\xa8\x00\nF4C\n\n\xce5 \x00\x00\x00MSH9\x08";
+    let message = Message::parse(received).unwrap();
+    let ack = AckBuilder::new(&message).text("fuzz").build().unwrap();
+    assert!(
+        ack.starts_with(b"MSH$|$"),
+        "{:?}",
+        String::from_utf8_lossy(&ack)
+    );
+    assert!(!ack.contains(&b'\n'));
+    let ack = Message::parse(&ack).unwrap();
+    assert!(ack.is_ack());
+    assert_eq!(ack.segments().filter(|s| s.id() == b"MSA").count(), 1);
+}
