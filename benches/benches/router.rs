@@ -12,7 +12,10 @@
 //!
 //! `cargo bench -p benches --bench router`; `ROUTER_BENCH_MESSAGES` (default 40000) sets
 //! the messages per run with 16 senders (a quarter of it with one sender);
-//! `ROUTER_BENCH_ONLY=file` (or `MLLP -> MLLP`, `baseline`) runs only the matching routes.
+//! `ROUTER_BENCH_ONLY=file` (or `MLLP -> MLLP`, `baseline`, `syncfs`) runs only the
+//! matching routes. `MLLP -> file (syncfs)` is the file output with `filesync =
+//! filesystem` (unnamed files, two `syncfs` per batch instead of one `fdatasync` per
+//! file).
 #![allow(missing_docs)]
 
 use std::net::SocketAddr;
@@ -32,8 +35,10 @@ const MESSAGE: &[u8] =
 enum Target {
     /// Non-durable ACK-at-once MLLP server (baseline).
     Baseline,
-    /// Router: socket in -> durable queue -> file out.
+    /// Router: socket in -> durable queue -> file out (`filesync = file`, the default).
     File,
+    /// The same with `filesync = filesystem`.
+    FileSystemSync,
     /// Router: socket in -> durable queue -> socket out to an ACKing sink.
     Mllp,
 }
@@ -127,6 +132,10 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
         Target::Baseline | Target::File => {
             "transtech = file\ntransdir = out\nmessagedir = out\nsuffix = .hl7\n".to_owned()
         }
+        Target::FileSystemSync => {
+            "transtech = file\ntransdir = out\nmessagedir = out\nsuffix = .hl7\nfilesync = filesystem\n"
+                .to_owned()
+        }
         Target::Mllp => format!(
             "transtech = socket\ntransdir = out\ncreateserversocket = False\nport = {sink_port}\nusehl7 = True\n"
         ),
@@ -158,7 +167,9 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
     // How long the output takes to deliver everything (the queue drains behind the ACKs).
     let delivered = || match target {
         Target::Baseline => messages,
-        Target::File => std::fs::read_dir(dir.path().join("out")).map_or(0, |d| d.count()),
+        Target::File | Target::FileSystemSync => {
+            std::fs::read_dir(dir.path().join("out")).map_or(0, |d| d.count())
+        }
         Target::Mllp => received.load(std::sync::atomic::Ordering::Relaxed),
     };
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -233,6 +244,7 @@ fn main() {
     for (name, target) in [
         ("baseline (no store)", Target::Baseline),
         ("MLLP -> file (durable)", Target::File),
+        ("MLLP -> file (syncfs)", Target::FileSystemSync),
         ("MLLP -> MLLP (durable)", Target::Mllp),
     ] {
         if !name.contains(only.as_str()) {

@@ -122,6 +122,11 @@ fn check_refuses_bad_configs_naming_file_section_key_and_line() {
             "[file-out_1] hl7prefix: cannot be combined with prefix",
         ),
         (
+            "hl7prefix = True",
+            "hl7prefix = True\nfilesync = sometimes",
+            "[file-out_1] filesync: unknown filesync `sometimes`; allowed: file, filesystem",
+        ),
+        (
             "messagedir = \"out/\"\n",
             "",
             "[file-out_1] messagedir: missing: a file connector needs messagedir",

@@ -126,12 +126,23 @@ fn delivered_files(dir: &std::path::Path) -> std::collections::HashMap<String, u
 /// a file, at least once (a batch renamed before its cursor commit is written again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_file_output_batches_loses_nothing() {
+    kill_9_during_file_output(None).await;
+}
+
+/// The same with `filesync = filesystem` (unnamed files, two file-system syncs a batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_file_system_synced_batches_loses_nothing() {
+    kill_9_during_file_output(Some("filesystem")).await;
+}
+
+async fn kill_9_during_file_output(filesync: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let inp = free_port();
+    let filesync = filesync.map_or(String::new(), |mode| format!("filesync = {mode}\n"));
     let config = format!(
         "[general]\nuseconnections = in, out\ndatadir = store\n\
          [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
-         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\nusehl7 = True\nhl7prefix = True\n"
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\nusehl7 = True\nhl7prefix = True\n{filesync}"
     );
     std::fs::write(dir.path().join("router.cfg"), config).unwrap();
     let out = dir.path().join("out");

@@ -10,8 +10,8 @@ use configparser::ini::Ini;
 use super::value;
 use super::{
     ConfigError, Connection, ConnectorKind, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_PORT, DebugOptions, Diagnostic, FileInSettings, FileNaming, FileOutSettings, General,
-    LogLevel, RouterConfig, SocketSettings,
+    DEFAULT_PORT, DebugOptions, Diagnostic, FileInSettings, FileNaming, FileOutSettings, FileSync,
+    General, LogLevel, RouterConfig, SocketSettings,
 };
 
 /// A loaded configuration and the warnings found on the way.
@@ -60,6 +60,7 @@ const FILE_OUT_KEYS: &[&str] = &[
     "hl7prefix",
     "prefix",
     "suffix",
+    "filesync",
     "retrydelay",
     "retrymaxdelay",
 ];
@@ -727,6 +728,18 @@ fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileO
     let suffix = section
         .text(ctx, "suffix")
         .unwrap_or_else(|| ".dat".to_owned());
+    let sync = section.parsed(
+        ctx,
+        "filesync",
+        FileSync::File,
+        |raw| match value::unquote(raw).to_ascii_lowercase().as_str() {
+            "file" => Ok(FileSync::File),
+            "filesystem" => Ok(FileSync::Filesystem),
+            other => Err(format!(
+                "unknown filesync `{other}`; allowed: file, filesystem"
+            )),
+        },
+    );
     let retry_delay = section.seconds(ctx, "retrydelay", 1.0, 0.01, 3_600.0);
     let retry_max_delay = section.seconds(ctx, "retrymaxdelay", 30.0, 0.01, 86_400.0);
     if hl7prefix && prefix.is_some() {
@@ -769,6 +782,7 @@ fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileO
         naming,
         suffix,
         newline,
+        sync,
         retry_delay,
         retry_max_delay,
     })

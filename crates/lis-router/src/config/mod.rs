@@ -204,6 +204,24 @@ pub enum FileNaming {
     Hl7,
 }
 
+/// How a file output makes a batch of files durable (`filesync`, ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileSync {
+    /// `file` (default): every file's data is synced on its own (`fdatasync`, run
+    /// concurrently), then the directory once per batch. Touches nothing but the
+    /// output's own files, wherever they live.
+    #[default]
+    File,
+    /// `filesystem`: the whole file system holding `messagedir` is synced twice per
+    /// batch (`syncfs`: once for the files' contents, once for their names), and on
+    /// Linux files are created unnamed (`O_TMPFILE`) and linked into place, so no
+    /// temporary name ever appears. Several times faster for many small files, but it
+    /// also writes out whatever other programs left dirty on that file system: meant for
+    /// an output directory on a file system the router mostly has to itself. Elsewhere
+    /// than Linux it behaves as [`FileSync::File`].
+    Filesystem,
+}
+
 /// Settings of a file output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileOutSettings {
@@ -215,6 +233,8 @@ pub struct FileOutSettings {
     pub suffix: String,
     /// `newline`: append a newline.
     pub newline: bool,
+    /// `filesync` (ours): how a batch of files is made durable.
+    pub sync: FileSync,
     /// `retrydelay` (ours): first delay after a failed write.
     pub retry_delay: Duration,
     /// `retrymaxdelay` (ours).

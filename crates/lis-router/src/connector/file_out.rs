@@ -1,12 +1,20 @@
-//! File output: one file per message, written to a temporary name, fsynced, renamed into
-//! place; the message leaves the queue only after that.
+//! File output: one file per message, made durable before the message leaves the queue.
 //!
-//! Work is batched so that the output's fsyncs do not crowd out the input commits that
+//! Work is batched so that the output's syncs do not crowd out the input commits that
 //! senders wait for: up to [`BATCH`] pending messages (gathered for at most
-//! [`GATHER_WINDOW`] when fewer are pending) are written to temporary names, their data
-//! synced concurrently, renamed into place in queue order, the directory fsynced once,
-//! and the cursor advanced for the whole batch in one store transaction.
+//! [`GATHER_WINDOW`] when fewer are pending) are written, made durable together, and the
+//! cursor advanced for the whole batch in one store transaction. How a batch is made
+//! durable is the connection's `filesync`:
+//!
+//! - `file`: each message goes to a temporary name, the files' data are synced
+//!   concurrently, renamed into place in queue order, the directory fsynced once.
+//! - `filesystem`: on Linux each message goes to an unnamed file (`O_TMPFILE`); the file
+//!   system is synced (contents), the files are linked into place in queue order, and
+//!   the file system synced again (names). Where unnamed files are not supported,
+//!   temporary names are used as with `file`, with the file system synced instead of
+//!   each file.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{Backoff, printable, resume_point};
-use crate::config::{Connection, FileNaming, FileOutSettings};
+use crate::config::{Connection, FileNaming, FileOutSettings, FileSync};
 use crate::filename::{MAX_PART_LEN, sanitize};
 use crate::store::{QueueStore, StoredMessage};
 
@@ -58,7 +66,7 @@ impl FileOut {
             Ok(Ok(n)) => info!("removed {n} temporary file(s) left by an interrupted run"),
             Ok(Err(e)) => warn!("cannot clean up temporary files: {e}"),
         }
-        let mut namer = Some(Namer::new(self.settings.clone()));
+        let mut writer = Some(BatchWriter::new(self.settings.clone()));
         let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
         // Until when a short batch may wait to fill up (set when first seen short).
         let mut gathering: Option<Instant> = None;
@@ -97,22 +105,21 @@ impl FileOut {
             }
             gathering = None;
             // Finishes even during shutdown: a write in progress is completed.
-            let Some(worker_namer) = namer.take() else {
+            let Some(mut worker) = writer.take() else {
                 break;
             };
             let joined = tokio::task::spawn_blocking(move || {
-                let mut worker_namer = worker_namer;
-                let result = write_batch(&mut worker_namer, &batch);
-                (result, batch, worker_namer)
+                let result = worker.write(&batch);
+                (result, batch, worker)
             })
             .await;
             let (result, batch) = match joined {
                 Ok((result, batch, returned)) => {
-                    namer = Some(returned);
+                    writer = Some(returned);
                     (result, batch)
                 }
                 Err(e) => {
-                    namer = Some(Namer::new(self.settings.clone()));
+                    writer = Some(BatchWriter::new(self.settings.clone()));
                     (Err(std::io::Error::other(e.to_string())), Vec::new())
                 }
             };
@@ -160,33 +167,80 @@ impl FileOut {
     }
 }
 
-/// Writes every message to a temporary name, syncs the files' data (concurrently, so
-/// the file system can fold them into few journal commits), renames them into place in
-/// queue order, then fsyncs the directory once. On error the temporary files are
-/// removed; files already renamed stay (the batch is retried, at-least-once).
-fn write_batch(namer: &mut Namer, batch: &[StoredMessage]) -> std::io::Result<Vec<PathBuf>> {
-    let dir = namer.settings.dir.clone();
-    std::fs::create_dir_all(&dir)?;
+/// Writes batches of messages to files; keeps the naming counter, and what the file
+/// system turned out to support, from one batch to the next.
+#[derive(Debug)]
+pub(crate) struct BatchWriter {
+    namer: Namer,
+    /// Whether to try unnamed files (`filesync = filesystem` on Linux); cleared for good
+    /// once the file system refuses them.
+    unnamed: bool,
+}
+
+impl BatchWriter {
+    pub(crate) fn new(settings: FileOutSettings) -> Self {
+        let unnamed = cfg!(target_os = "linux") && settings.sync == FileSync::Filesystem;
+        Self {
+            namer: Namer::new(settings),
+            unnamed,
+        }
+    }
+
+    /// Writes the batch and makes it durable; returns the files' paths in queue order.
+    /// On error nothing of the batch is left under a temporary name; files already in
+    /// place stay (the batch is retried: at-least-once).
+    pub(crate) fn write(&mut self, batch: &[StoredMessage]) -> std::io::Result<Vec<PathBuf>> {
+        let dir = self.namer.settings.dir.clone();
+        std::fs::create_dir_all(&dir)?;
+        match self.namer.settings.sync {
+            FileSync::File => write_named(&mut self.namer, &dir, batch, sync_files),
+            FileSync::Filesystem => {
+                #[cfg(target_os = "linux")]
+                if self.unnamed {
+                    if let Some(paths) = unnamed::write(&mut self.namer, &dir, batch)? {
+                        return Ok(paths);
+                    }
+                    info!(
+                        "{} does not support unnamed files; using temporary names",
+                        dir.display()
+                    );
+                    self.unnamed = false;
+                }
+                write_named(&mut self.namer, &dir, batch, sync_file_system)
+            }
+        }
+    }
+}
+
+/// Writes every message to a temporary name, makes their contents durable with `sync`,
+/// renames them into place in queue order, then fsyncs the directory once. On error the
+/// temporary files are removed.
+fn write_named(
+    namer: &mut Namer,
+    dir: &Path,
+    batch: &[StoredMessage],
+    sync: fn(&[File]) -> std::io::Result<()>,
+) -> std::io::Result<Vec<PathBuf>> {
     let mut pending = Vec::with_capacity(batch.len());
+    let mut taken = HashSet::with_capacity(batch.len());
     let mut files = Vec::with_capacity(batch.len());
     let result = (|| {
         for message in batch {
-            let name = namer.name(&message.payload);
-            let (final_path, temp_path) = namer.free_path(&dir, &name, &pending);
+            let stem = namer.name(&message.payload);
+            let name = namer.free_name(dir, &stem, &taken);
+            let (final_path, temp_path) = (dir.join(&name), dir.join(format!(".{name}.tmp")));
+            taken.insert(name);
             let mut file = File::create(&temp_path)?;
             pending.push((final_path, temp_path));
-            file.write_all(&message.payload)?;
-            if namer.settings.newline {
-                file.write_all(b"\n")?;
-            }
+            write_message(&mut file, &message.payload, namer.settings.newline)?;
             files.push(file);
         }
-        sync_files(&files)?;
+        sync(&files)?;
         drop(std::mem::take(&mut files));
         for (final_path, temp_path) in &pending {
             std::fs::rename(temp_path, final_path)?;
         }
-        sync_dir(&dir)
+        sync_dir(dir)
     })();
     if let Err(e) = result {
         drop(files);
@@ -199,6 +253,88 @@ fn write_batch(namer: &mut Namer, batch: &[StoredMessage]) -> std::io::Result<Ve
         .into_iter()
         .map(|(final_path, _)| final_path)
         .collect())
+}
+
+fn write_message(file: &mut File, payload: &[u8], newline: bool) -> std::io::Result<()> {
+    file.write_all(payload)?;
+    if newline {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Unnamed files (`O_TMPFILE`) linked into place once their contents are durable: no
+/// temporary name is ever visible to the program reading `messagedir`, and a crash
+/// leaves nothing behind to clean up.
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::path::{Path, PathBuf};
+
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    use rustix::io::Errno;
+
+    use super::{Namer, StoredMessage, write_message};
+
+    /// Writes the batch; `Ok(None)` when this file system (or a missing `/proc`) does
+    /// not allow unnamed files, in which case nothing of the batch was written.
+    pub(super) fn write(
+        namer: &mut Namer,
+        dir: &Path,
+        batch: &[StoredMessage],
+    ) -> std::io::Result<Option<Vec<PathBuf>>> {
+        let dir_file = File::open(dir)?;
+        let mut files = Vec::with_capacity(batch.len());
+        for message in batch {
+            let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+            let fd = match rustix::fs::openat(&dir_file, ".", flags, Mode::from_raw_mode(0o644)) {
+                Ok(fd) => fd,
+                // Older kernels read O_TMPFILE as O_DIRECTORY.
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) if files.is_empty() => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut file = File::from(fd);
+            write_message(&mut file, &message.payload, namer.settings.newline)?;
+            files.push(file);
+        }
+        // Contents first: a name must never reach the disk before what it names.
+        rustix::fs::syncfs(&dir_file)?;
+        let mut paths = Vec::with_capacity(batch.len());
+        for (message, file) in batch.iter().zip(&files) {
+            let stem = namer.name(&message.payload);
+            let mut attempt = 0;
+            let name = loop {
+                let name = namer.candidate(&stem, attempt);
+                match link(file, &dir_file, &name) {
+                    Ok(()) => break name,
+                    Err(Errno::EXIST) => attempt += 1,
+                    Err(Errno::NOENT | Errno::PERM | Errno::OPNOTSUPP) if paths.is_empty() => {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            paths.push(dir.join(name));
+        }
+        // The names, and the link counts of the files they name.
+        rustix::fs::syncfs(&dir_file)?;
+        Ok(Some(paths))
+    }
+
+    /// Gives the open unnamed `file` the name `name` in `dir`; fails with `EEXIST`
+    /// rather than replace a file.
+    fn link(file: &File, dir: &File, name: &str) -> rustix::io::Result<()> {
+        // An unprivileged process can link an open file only through its /proc entry;
+        // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (kept as the fallback without /proc).
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        match rustix::fs::linkat(CWD, proc_path.as_str(), dir, name, AtFlags::SYMLINK_FOLLOW) {
+            Err(Errno::NOENT) => rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH),
+            other => other,
+        }
+    }
 }
 
 /// Removes the temporary files (`.NAME` + suffix + `.tmp`) a killed run left behind;
@@ -240,6 +376,16 @@ fn sync_files(files: &[File]) -> std::io::Result<()> {
                 .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread failed")))
         })
     })
+}
+
+/// Syncs the whole file system holding the files (`syncfs`): one flush for the batch
+/// instead of one per file. Elsewhere than Linux, [`sync_files`].
+fn sync_file_system(files: &[File]) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(file) = files.first() {
+        return Ok(rustix::fs::syncfs(file)?);
+    }
+    sync_files(files)
 }
 
 #[cfg(unix)]
@@ -320,26 +466,26 @@ impl Namer {
         }
     }
 
-    /// A final path that exists neither on disk nor in this batch, and its temporary
-    /// twin.
-    fn free_path(
-        &mut self,
-        dir: &Path,
-        stem: &str,
-        taken: &[(PathBuf, PathBuf)],
-    ) -> (PathBuf, PathBuf) {
+    /// The `attempt`th name for `stem`: `stem` + suffix, then `stem-1` + suffix, ...
+    fn candidate(&self, stem: &str, attempt: usize) -> String {
         let suffix = sanitize(&self.settings.suffix, MAX_PART_LEN);
-        let mut candidate = format!("{stem}{suffix}");
-        let mut n = 1;
-        let used = |c: &str| {
-            let path = dir.join(c);
-            path.exists() || taken.iter().any(|(p, _)| *p == path)
-        };
-        while used(&candidate) {
-            candidate = format!("{stem}-{n}{suffix}");
-            n += 1;
+        if attempt == 0 {
+            format!("{stem}{suffix}")
+        } else {
+            format!("{stem}-{attempt}{suffix}")
         }
-        (dir.join(&candidate), dir.join(format!(".{candidate}.tmp")))
+    }
+
+    /// The first name for `stem` that exists neither in `dir` nor in `taken`.
+    fn free_name(&self, dir: &Path, stem: &str, taken: &HashSet<String>) -> String {
+        let mut attempt = 0;
+        loop {
+            let name = self.candidate(stem, attempt);
+            if !taken.contains(&name) && !dir.join(&name).exists() {
+                return name;
+            }
+            attempt += 1;
+        }
     }
 }
 
@@ -354,6 +500,7 @@ mod tests {
             naming,
             suffix: ".hl7".into(),
             newline: false,
+            sync: FileSync::File,
             retry_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(1),
         }
@@ -413,11 +560,11 @@ mod tests {
         let batch = store
             .read("q", store.cursor("q", "out").unwrap(), 6)
             .unwrap();
-        let mut namer = Namer::new(FileOutSettings {
+        let mut writer = BatchWriter::new(FileOutSettings {
             dir: out.clone(),
             ..settings(FileNaming::Prefix("m-".into()))
         });
-        write_batch(&mut namer, &batch).unwrap();
+        writer.write(&batch).unwrap();
         drop(appender);
         tokio::task::spawn_blocking(move || store.close())
             .await
@@ -463,6 +610,96 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    fn stored(ids: std::ops::Range<usize>) -> Vec<StoredMessage> {
+        ids.map(|id| StoredMessage {
+            seq: id as u64,
+            payload: oru(id).to_vec(),
+        })
+        .collect()
+    }
+
+    /// Every file of a batch lands under its own name with exactly its message (and the
+    /// newline asked for), in queue order, even when names collide with files already
+    /// there; no temporary or hidden file is left.
+    fn writes_a_batch(sync: FileSync, unnamed: Option<bool>) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut writer = BatchWriter::new(FileOutSettings {
+            dir: out.clone(),
+            newline: true,
+            sync,
+            ..settings(FileNaming::Prefix("m-".into()))
+        });
+        if let Some(unnamed) = unnamed {
+            writer.unnamed = unnamed;
+        }
+        // Squat on the names the first batch will want (same second, counter 0..3).
+        std::fs::create_dir_all(&out).unwrap();
+        let naming = writer.namer.settings.clone();
+        let stem = |counter: u32| {
+            let mut namer = Namer::new(naming.clone());
+            namer.counter = counter;
+            namer.name(b"")
+        };
+        for counter in 0..3 {
+            std::fs::write(out.join(format!("{}.hl7", stem(counter))), b"squatter").unwrap();
+        }
+        let (second_before, batch) = (stem(0), stored(0..40));
+        let paths = writer.write(&batch).unwrap();
+        assert_eq!(paths.len(), 40);
+        if stem(0) == second_before {
+            // Still the same second: the first three names were taken.
+            let renamed = paths
+                .iter()
+                .filter(|p| p.to_string_lossy().ends_with("-1.hl7"))
+                .count();
+            assert_eq!(renamed, 3, "{paths:?}");
+        }
+        if unnamed.is_none() && sync == FileSync::Filesystem {
+            assert_eq!(
+                writer.unnamed,
+                cfg!(target_os = "linux"),
+                "unnamed files refused"
+            );
+        }
+        for (path, message) in paths.iter().zip(&batch) {
+            assert!(path.starts_with(&out), "{}", path.display());
+            let mut expected = message.payload.clone();
+            expected.push(b'\n');
+            assert_eq!(std::fs::read(path).unwrap(), expected, "{}", path.display());
+        }
+        let names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 43, "{names:?}");
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+        let squatters = names
+            .iter()
+            .filter(|n| std::fs::read(out.join(n)).unwrap() == b"squatter")
+            .count();
+        assert_eq!(squatters, 3);
+        // A second batch continues the counter and the order.
+        let more = writer.write(&stored(40..45)).unwrap();
+        assert_eq!(more.len(), 5);
+        assert!(more.iter().all(|p| p.exists()));
+    }
+
+    #[test]
+    fn file_sync_per_file_writes_a_batch() {
+        writes_a_batch(FileSync::File, None);
+    }
+
+    #[test]
+    fn file_system_sync_with_unnamed_files_writes_a_batch() {
+        writes_a_batch(FileSync::Filesystem, None);
+    }
+
+    #[test]
+    fn file_system_sync_with_temporary_names_writes_a_batch() {
+        writes_a_batch(FileSync::Filesystem, Some(false));
     }
 
     #[test]
