@@ -200,7 +200,7 @@ impl BatchWriter {
                     if let Some(paths) = unnamed::write(&mut self.namer, &dir, batch)? {
                         return Ok(paths);
                     }
-                    info!(
+                    warn!(
                         "{} does not support unnamed files; using temporary names",
                         dir.display()
                     );
