@@ -174,6 +174,7 @@ pub(crate) struct BatchWriter {
     namer: Namer,
     /// Whether to try unnamed files (`filesync = filesystem` on Linux); cleared for good
     /// once the file system refuses them.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     unnamed: bool,
 }
 
@@ -404,13 +405,17 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
 #[derive(Debug)]
 pub(crate) struct Namer {
     settings: FileOutSettings,
+    /// `suffix`, sanitised once.
+    suffix: String,
     counter: u32,
 }
 
 impl Namer {
     pub(crate) fn new(settings: FileOutSettings) -> Self {
+        let suffix = sanitize(&settings.suffix, MAX_PART_LEN);
         Self {
             settings,
+            suffix,
             counter: 0,
         }
     }
@@ -468,7 +473,7 @@ impl Namer {
 
     /// The `attempt`th name for `stem`: `stem` + suffix, then `stem-1` + suffix, ...
     fn candidate(&self, stem: &str, attempt: usize) -> String {
-        let suffix = sanitize(&self.settings.suffix, MAX_PART_LEN);
+        let suffix = &self.suffix;
         if attempt == 0 {
             format!("{stem}{suffix}")
         } else {
