@@ -12,8 +12,11 @@
 //!
 //! `cargo bench -p benches --bench router`; `ROUTER_BENCH_MESSAGES` (default 40000) sets
 //! the messages per run with 16 senders (a quarter of it with one sender);
-//! `ROUTER_BENCH_ONLY=file` (or `MLLP -> MLLP`, `baseline`, `syncfs`) runs only the
-//! matching routes. `MLLP -> file (syncfs)` is the file output with `filesync =
+//! `ROUTER_BENCH_ONLY=file` (or `MLLP -> MLLP`, `baseline`, `store`, `syncfs`) runs only
+//! the matching routes, `ROUTER_BENCH_SENDERS=16` (or `1`) only that many senders.
+//! `queue store only` is the store without network or output: tasks append and wait for
+//! the commit, as senders wait for their ACK; it is the ceiling group commit on this disk
+//! sets for every durable route. `MLLP -> file (syncfs)` is the file output with `filesync =
 //! filesystem` (unnamed files, two `syncfs` per batch instead of one `fdatasync` per
 //! file).
 #![allow(missing_docs)]
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use lis_router::store::QueueStore;
 use lis_router::{Router, config};
 use mllp_hl7::{AckBuilder, Message, MllpClient, MllpCodec, MllpFrame, Reply};
 use tokio::net::TcpListener;
@@ -41,6 +45,9 @@ enum Target {
     FileSystemSync,
     /// Router: socket in -> durable queue -> socket out to an ACKing sink.
     Mllp,
+    /// The durable queue store alone: tasks append directly, no network, no output
+    /// (the ceiling that group commit on this disk sets for every durable route).
+    StoreOnly,
 }
 
 struct Outcome {
@@ -119,7 +126,53 @@ async fn load(address: SocketAddr, senders: usize, per_sender: usize) -> (Durati
     (start.elapsed(), latencies)
 }
 
+/// `senders` tasks append `per_sender` messages each to a store, each waiting for its
+/// commit before the next, as a stop-and-wait sender waits for its ACK.
+async fn store_only(senders: usize, per_sender: usize) -> Outcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = QueueStore::open(dir.path(), &[("q".into(), vec!["out".into()])]).expect("store");
+    let cpu_before = process_cpu();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..senders)
+        .map(|_| {
+            let appender = store.appender("q").expect("queue");
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_sender);
+                for _ in 0..per_sender {
+                    let sent = Instant::now();
+                    appender
+                        .append(Bytes::from_static(MESSAGE))
+                        .await
+                        .expect("commit");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(senders * per_sender);
+    for task in tasks {
+        latencies.extend(task.await.expect("appender"));
+    }
+    let elapsed = start.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    store.close();
+    Outcome {
+        messages: senders * per_sender,
+        elapsed,
+        cpu,
+        latencies,
+        drained: None,
+        dir,
+    }
+}
+
 async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
+    if let Target::StoreOnly = target {
+        return store_only(senders, per_sender).await;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sink_port = free_port();
@@ -129,7 +182,7 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
     let sink_task = tokio::spawn(ack_server(sink, std::sync::Arc::clone(&received)));
     let in_port = free_port();
     let output = match target {
-        Target::Baseline | Target::File => {
+        Target::Baseline | Target::StoreOnly | Target::File => {
             "transtech = file\ntransdir = out\nmessagedir = out\nsuffix = .hl7\n".to_owned()
         }
         Target::FileSystemSync => {
@@ -146,7 +199,7 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
          [out]\nqueuename = q\n{output}"
     );
     let router = match target {
-        Target::Baseline => None,
+        Target::Baseline | Target::StoreOnly => None,
         _ => {
             let loaded = config::load_str(&text, &dir.path().join("router.cfg")).expect("config");
             Some(Router::start(&loaded.config).await.expect("router"))
@@ -166,7 +219,7 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
 
     // How long the output takes to deliver everything (the queue drains behind the ACKs).
     let delivered = || match target {
-        Target::Baseline => messages,
+        Target::Baseline | Target::StoreOnly => messages,
         Target::File | Target::FileSystemSync => {
             std::fs::read_dir(dir.path().join("out")).map_or(0, |d| d.count())
         }
@@ -243,6 +296,7 @@ fn main() {
     let mut finished_dirs = Vec::new();
     for (name, target) in [
         ("baseline (no store)", Target::Baseline),
+        ("queue store only", Target::StoreOnly),
         ("MLLP -> file (durable)", Target::File),
         ("MLLP -> file (syncfs)", Target::FileSystemSync),
         ("MLLP -> MLLP (durable)", Target::Mllp),
@@ -251,6 +305,12 @@ fn main() {
             continue;
         }
         for senders in [1, 16] {
+            if std::env::var("ROUTER_BENCH_SENDERS").is_ok_and(|v| v != senders.to_string()) {
+                continue;
+            }
+            if std::env::var("ROUTER_BENCH_SENDERS").is_ok_and(|v| v != senders.to_string()) {
+                continue;
+            }
             let per_sender = if senders == 1 {
                 total / 4
             } else {
