@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use lis_router::store::QueueStore;
+use lis_router::store::{Appender, QueueStore};
 use lis_router::{Router, config};
 use mllp_hl7::{AckBuilder, Message, MllpClient, MllpCodec, MllpFrame, Reply};
 use tokio::net::TcpListener;
@@ -99,20 +99,62 @@ async fn ack_server(
     }
 }
 
-async fn load(address: SocketAddr, senders: usize, per_sender: usize) -> (Duration, Vec<Duration>) {
+/// Where a load generator's senders send to.
+#[derive(Clone)]
+enum Peer {
+    /// An MLLP server: one connection per sender, an HL7 ACK awaited per message.
+    Mllp(SocketAddr),
+    /// The queue store itself: each append awaited until committed.
+    Store(Appender),
+}
+
+/// One stop-and-wait sender.
+enum Sender {
+    Mllp(Box<MllpClient<tokio::net::TcpStream>>),
+    Store(Appender),
+}
+
+impl Sender {
+    async fn connect(peer: Peer) -> Self {
+        match peer {
+            Peer::Mllp(address) => Self::Mllp(Box::new(
+                MllpClient::connect(address)
+                    .await
+                    .expect("connect")
+                    .with_ack_timeout(Duration::from_secs(30)),
+            )),
+            Peer::Store(appender) => Self::Store(appender),
+        }
+    }
+
+    /// Sends the message and waits for its ACK (or commit).
+    async fn send(&mut self) {
+        match self {
+            Self::Mllp(client) => {
+                let reply = client.send(MESSAGE).await.expect("ACK");
+                assert!(matches!(reply, Reply::Ack { .. }), "{reply:?}");
+            }
+            Self::Store(appender) => {
+                appender
+                    .append(Bytes::from_static(MESSAGE))
+                    .await
+                    .expect("commit");
+            }
+        }
+    }
+}
+
+async fn load(peer: Peer, senders: usize, per_sender: usize) -> (Duration, Vec<Duration>) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..senders)
         .map(|_| {
+            let peer = peer.clone();
             tokio::spawn(async move {
-                let mut client = MllpClient::connect(address)
-                    .await
-                    .expect("connect")
-                    .with_ack_timeout(Duration::from_secs(30));
+                let mut sender = Sender::connect(peer).await;
                 let mut latencies = Vec::with_capacity(per_sender);
                 for _ in 0..per_sender {
                     let sent = Instant::now();
-                    let reply = client.send(MESSAGE).await.expect("ACK");
-                    assert!(matches!(reply, Reply::Ack { .. }), "{reply:?}");
+                    sender.send().await;
                     latencies.push(sent.elapsed());
                 }
                 latencies
@@ -132,29 +174,8 @@ async fn store_only(senders: usize, per_sender: usize) -> Outcome {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = QueueStore::open(dir.path(), &[("q".into(), vec!["out".into()])]).expect("store");
     let cpu_before = process_cpu();
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..senders)
-        .map(|_| {
-            let appender = store.appender("q").expect("queue");
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(per_sender);
-                for _ in 0..per_sender {
-                    let sent = Instant::now();
-                    appender
-                        .append(Bytes::from_static(MESSAGE))
-                        .await
-                        .expect("commit");
-                    latencies.push(sent.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(senders * per_sender);
-    for task in tasks {
-        latencies.extend(task.await.expect("appender"));
-    }
-    let elapsed = start.elapsed();
+    let peer = Peer::Store(store.appender("q").expect("queue"));
+    let (elapsed, latencies) = load(peer, senders, per_sender).await;
     let cpu = process_cpu()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
@@ -211,7 +232,7 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
     };
     let started = Instant::now();
     let cpu_before = process_cpu();
-    let (elapsed, latencies) = load(address, senders, per_sender).await;
+    let (elapsed, latencies) = load(Peer::Mllp(address), senders, per_sender).await;
     let cpu = process_cpu()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
