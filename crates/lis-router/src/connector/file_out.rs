@@ -71,24 +71,17 @@ impl FileOut {
         // Until when a short batch may wait to fill up (set when first seen short).
         let mut gathering: Option<Instant> = None;
         while !self.shutdown.is_cancelled() {
-            let batch = match self.store.read(&queue, cursor, BATCH) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    error!("cannot read the queue: {e}");
-                    if !backoff.sleep(&self.shutdown).await {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let Some(last) = batch.last().map(|m| m.seq) else {
+            // Sequence numbers are consecutive, so what is pending is known without
+            // reading the queue: it is read once, when the batch is written.
+            let pending = committed.borrow_and_update().saturating_sub(cursor);
+            if pending == 0 {
                 tokio::select! {
                     () = self.shutdown.cancelled() => break,
                     changed = committed.changed() => if changed.is_err() { break },
                 }
                 continue;
-            };
-            if batch.len() < BATCH {
+            }
+            if pending < BATCH as u64 {
                 let deadline = *gathering.get_or_insert_with(|| Instant::now() + GATHER_WINDOW);
                 if Instant::now() < deadline {
                     tokio::select! {
@@ -96,7 +89,7 @@ impl FileOut {
                         () = tokio::time::sleep_until(deadline) => {}
                         changed = committed.changed() => if changed.is_err() { break },
                     }
-                    // Re-read (more may be pending) unless shutting down: then write
+                    // Look again (more may be pending) unless shutting down: then write
                     // what is there.
                     if !self.shutdown.is_cancelled() {
                         continue;
@@ -108,40 +101,38 @@ impl FileOut {
             let Some(mut worker) = writer.take() else {
                 break;
             };
+            let (store, queue_name) = (Arc::clone(&self.store), queue.clone());
+            // Reading a batch copies up to a megabyte: off the async workers too.
             let joined = tokio::task::spawn_blocking(move || {
-                let result = worker.write(&batch);
-                (result, batch, worker)
+                let outcome = store.read(&queue_name, cursor, BATCH).map(|batch| {
+                    let written = worker.write(&batch);
+                    (batch, written)
+                });
+                (outcome, worker)
             })
             .await;
-            let (result, batch) = match joined {
-                Ok((result, batch, returned)) => {
+            let outcome = match joined {
+                Ok((outcome, returned)) => {
                     writer = Some(returned);
-                    (result, batch)
+                    outcome
                 }
                 Err(e) => {
                     writer = Some(BatchWriter::new(self.settings.clone()));
-                    (Err(std::io::Error::other(e.to_string())), Vec::new())
+                    Ok((Vec::new(), Err(std::io::Error::other(e.to_string()))))
                 }
             };
-            match result {
-                Ok(paths) => {
-                    for path in &paths {
-                        debug!("wrote {}", path.display());
+            let (batch, written) = match outcome {
+                Ok(read) => read,
+                Err(e) => {
+                    error!("cannot read the queue: {e}");
+                    if !backoff.sleep(&self.shutdown).await {
+                        break;
                     }
-                    backoff.reset();
-                    cursor = last + 1;
-                    // One transaction for the whole batch, awaited so that a crash
-                    // rewrites at most the batch in hand (at-least-once). A failed
-                    // commit is not fatal: the next batch's advance covers this one.
-                    match self.store.advance(&queue, &name, cursor).await {
-                        Ok(receipt) => {
-                            if let Ok(Err(e)) = receipt.await {
-                                warn!("cursor not saved ({e}); a restart may rewrite files");
-                            }
-                        }
-                        Err(_) => break,
-                    }
+                    continue;
                 }
+            };
+            let paths = match written {
+                Ok(paths) => paths,
                 Err(e) => {
                     if self.log_failed_content {
                         for message in &batch {
@@ -161,7 +152,33 @@ impl FileOut {
                     if !backoff.sleep(&self.shutdown).await {
                         break;
                     }
+                    continue;
                 }
+            };
+            let Some(last) = batch.last().map(|m| m.seq) else {
+                // Nothing to read after all (cannot happen while this output alone moves
+                // its cursor); wait for the next commit rather than spin.
+                tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    changed = committed.changed() => if changed.is_err() { break },
+                }
+                continue;
+            };
+            for path in &paths {
+                debug!("wrote {}", path.display());
+            }
+            backoff.reset();
+            cursor = last + 1;
+            // One transaction for the whole batch, awaited so that a crash rewrites at
+            // most the batch in hand (at-least-once). A failed commit is not fatal: the
+            // next batch's advance covers this one.
+            match self.store.advance(&queue, &name, cursor).await {
+                Ok(receipt) => {
+                    if let Ok(Err(e)) = receipt.await {
+                        warn!("cursor not saved ({e}); a restart may rewrite files");
+                    }
+                }
+                Err(_) => break,
             }
         }
     }
