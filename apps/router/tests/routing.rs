@@ -5,9 +5,15 @@ mod common;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::*;
-use mllp_hl7::{AckCode, AckMessage, CommitAck, Message, MllpClient, MllpCodec, MllpConfig, Reply};
+use futures_util::{SinkExt, StreamExt};
+use mllp_hl7::{
+    AckBuilder, AckCode, AckMessage, CommitAck, Message, MllpClient, MllpCodec, MllpConfig,
+    MllpFrame, Reply,
+};
 use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
 
 async fn client(port: u16) -> MllpClient<TcpStream> {
     MllpClient::connect(("127.0.0.1", port))
@@ -334,6 +340,89 @@ async fn client_socket_reconnects_after_the_peer_restarts() {
     })
     .await;
     peer.stop().await;
+}
+
+/// A receiving system connecting to a server-mode socket output: connects, reads one
+/// MLLP frame and answers it with an HL7 ACK.
+async fn receiver(port: u16) -> Framed<TcpStream, MllpCodec> {
+    Framed::new(
+        TcpStream::connect(("127.0.0.1", port)).await.unwrap(),
+        MllpCodec::new(),
+    )
+}
+
+async fn receive_and_ack(link: &mut Framed<TcpStream, MllpCodec>) -> String {
+    let frame = tokio::time::timeout(WAIT, link.next())
+        .await
+        .expect("a message within the wait")
+        .expect("connection open")
+        .unwrap();
+    let MllpFrame::Message(payload) = frame else {
+        panic!("expected a message, got {frame:?}");
+    };
+    let message = Message::parse(&payload).unwrap();
+    let ack = AckBuilder::new(&message).build().unwrap();
+    link.send(Bytes::from(ack)).await.unwrap();
+    String::from_utf8_lossy(message.control_id().raw()).into_owned()
+}
+
+/// `createserversocket = True` on an output: the router listens and the receiving system
+/// connects. A receiver that connects while the queue is idle takes over from the
+/// previous connection, which is closed: that one may be dead without a FIN (the
+/// receiving host was restarted), and waiting for the next message's ACK timeout (here
+/// 60 s) to find out would hold up delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_socket_output_serves_the_receiver_that_connected_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, outp) = (free_port(), free_port());
+    let config = format!(
+        "[general]\nuseconnections = in, out\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = True\n\
+         port = {outp}\nusehl7 = True\nacktimeout = 60\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = client(inp).await;
+
+    let mut first = receiver(outp).await;
+    sender.send(&oru("S1", "LAB")).await.unwrap();
+    assert_eq!(receive_and_ack(&mut first).await, "S1");
+
+    // The first receiver goes silent but keeps its connection; a second one connects.
+    let mut second = receiver(outp).await;
+    wait_until("the second receiver taken on", || {
+        router
+            .log_text()
+            .contains("closing the previous connection")
+    })
+    .await;
+    sender.send(&oru("S2", "LAB")).await.unwrap();
+    sender.send(&oru("S3", "LAB")).await.unwrap();
+    assert_eq!(receive_and_ack(&mut second).await, "S2");
+    assert_eq!(receive_and_ack(&mut second).await, "S3");
+    // The router closed the first connection without sending it anything more.
+    let after = tokio::time::timeout(WAIT, first.next()).await.unwrap();
+    assert!(after.is_none(), "first receiver got {after:?}");
+
+    // Not idle: a third receiver connects while S4 waits for its ACK. S4 is finished on
+    // the second connection; S5 goes to the third.
+    sender.send(&oru("S4", "LAB")).await.unwrap();
+    sender.send(&oru("S5", "LAB")).await.unwrap();
+    let frame = tokio::time::timeout(WAIT, second.next()).await.unwrap();
+    let Some(Ok(MllpFrame::Message(s4))) = frame else {
+        panic!("expected S4, got {frame:?}");
+    };
+    let mut third = receiver(outp).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let s4 = Message::parse(&s4).unwrap();
+    assert_eq!(s4.control_id().raw(), b"S4");
+    second
+        .send(Bytes::from(AckBuilder::new(&s4).build().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(receive_and_ack(&mut third).await, "S5");
+    let after = tokio::time::timeout(WAIT, second.next()).await.unwrap();
+    assert!(after.is_none(), "second receiver got {after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,12 @@
 //! Socket output: deliver each stored message over MLLP and remove it only after the
 //! peer's ACK; a negative ACK, a timeout or a broken connection means retry with backoff.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use mllp_hl7::{AckMessage, CommitAck, Message, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
@@ -70,6 +71,17 @@ impl SocketOut {
                 tokio::select! {
                     () = self.shutdown.cancelled() => break,
                     changed = committed.changed() => if changed.is_err() { break },
+                    // Server mode: a receiver that connects while the queue is idle
+                    // takes over. The previous connection may be dead without a FIN
+                    // (the receiving host restarted), which nothing would reveal until
+                    // the next message's ACK timed out.
+                    accepted = accept_from(self.listener.as_ref()) => {
+                        match self.adopt(accepted, link.is_some()) {
+                            Some(framed) => link = Some(framed),
+                            // Out of file descriptors, say: do not spin on it.
+                            None => if !backoff.sleep(&self.shutdown).await { break },
+                        }
+                    }
                 }
                 continue;
             }
@@ -96,6 +108,15 @@ impl SocketOut {
         loop {
             if self.shutdown.is_cancelled() {
                 return false;
+            }
+            // Server mode: the receiver that connected last is the one served.
+            if let Some(accepted) = self
+                .listener
+                .as_ref()
+                .and_then(|l| l.accept().now_or_never())
+                && let Some(framed) = self.adopt(accepted, link.is_some())
+            {
+                *link = Some(framed);
             }
             if link.is_none() {
                 match self.open().await {
@@ -149,43 +170,59 @@ impl SocketOut {
 
     /// Connects (client) or waits for the receiving system to connect (server).
     async fn open(&mut self) -> Option<Framed<TcpStream, MllpCodec>> {
+        if let Some(listener) = &self.listener {
+            let accepted = tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                accepted = listener.accept() => accepted,
+            };
+            return self.adopt(accepted, false);
+        }
+        let address = format!("{}:{}", self.settings.host, self.settings.port);
+        let connected = tokio::select! {
+            () = self.shutdown.cancelled() => return None,
+            connected = TcpStream::connect(&address) => connected,
+        };
+        match connected {
+            Ok(stream) => {
+                info!("connected to {address}");
+                self.frame(stream)
+            }
+            Err(e) => {
+                warn!("cannot connect to {address}: {e}; retrying");
+                None
+            }
+        }
+    }
+
+    /// Server mode: the connection a receiver made, framed; `replacing` when it takes
+    /// the place of an open one (which the caller then drops).
+    fn adopt(
+        &self,
+        accepted: std::io::Result<(TcpStream, SocketAddr)>,
+        replacing: bool,
+    ) -> Option<Framed<TcpStream, MllpCodec>> {
+        match accepted {
+            Ok((stream, peer)) if replacing => {
+                info!("receiver connected from {peer}; closing the previous connection");
+                self.frame(stream)
+            }
+            Ok((stream, peer)) => {
+                info!("receiver connected from {peer}");
+                self.frame(stream)
+            }
+            Err(e) => {
+                warn!("accept failed: {e}");
+                None
+            }
+        }
+    }
+
+    fn frame(&self, stream: TcpStream) -> Option<Framed<TcpStream, MllpCodec>> {
         let codec = match MllpCodec::with_config(self.settings.mllp_config()) {
             Ok(codec) => codec,
             Err(e) => {
                 error!("framing settings: {e}");
                 return None;
-            }
-        };
-        let stream = if let Some(listener) = &self.listener {
-            let accepted = tokio::select! {
-                () = self.shutdown.cancelled() => return None,
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    info!("receiver connected from {peer}");
-                    stream
-                }
-                Err(e) => {
-                    warn!("accept failed: {e}");
-                    return None;
-                }
-            }
-        } else {
-            let address = format!("{}:{}", self.settings.host, self.settings.port);
-            let connected = tokio::select! {
-                () = self.shutdown.cancelled() => return None,
-                connected = TcpStream::connect(&address) => connected,
-            };
-            match connected {
-                Ok(stream) => {
-                    info!("connected to {address}");
-                    stream
-                }
-                Err(e) => {
-                    warn!("cannot connect to {address}: {e}; retrying");
-                    return None;
-                }
             }
         };
         let _ = stream.set_nodelay(true);
@@ -245,6 +282,14 @@ impl SocketOut {
             }),
             () = grace => Err(Failure::Shutdown),
         }
+    }
+}
+
+/// The next connection on `listener`; never, without one (client mode).
+async fn accept_from(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 
