@@ -170,7 +170,8 @@ pub(crate) struct Cli {
     /// Fault injection, repeatable: `bad-checksum=P`, `drop-ack=P`, `delay-ms=N`,
     /// `disconnect-mid-frame=P`, `duplicate-frame=P`, `nak-enq=P` (P a probability 0..1).
     /// Prefix `SCOPE:` to limit it to a server port (`9600:drop-ack=0.5`), the ports of a
-    /// template (`stago_start4:nak-enq=1`) or pushes (`push:bad-checksum=0.1`).
+    /// template (`stago_start4:nak-enq=1`), pushes (`push:bad-checksum=0.1`) or serial mode
+    /// (`serial:duplicate-frame=1`).
     #[arg(long = "fault", value_name = "NAME=VALUE")]
     pub(crate) fault: Vec<String>,
 

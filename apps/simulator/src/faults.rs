@@ -1,7 +1,7 @@
 //! Fault injection for LIS robustness tests (`--fault NAME=VALUE`): the I/O loop transforms the
 //! bytes the E1381 state machine sends and receives; the state machine itself stays correct.
 //! Faults apply everywhere, or to one scope (`--fault 9600:drop-ack=0.5`, `--fault
-//! stago_start4:nak-enq=1`, `--fault push:bad-checksum=0.1`).
+//! stago_start4:nak-enq=1`, `--fault push:bad-checksum=0.1`, `--fault serial:duplicate-frame=1`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -135,12 +135,16 @@ pub(crate) enum FaultScope {
     Template(String),
     /// Push mode and order-result pushes.
     Push,
+    /// Serial mode.
+    Serial,
 }
 
 impl FaultScope {
     fn parse(text: &str) -> Self {
         if text == "push" {
             Self::Push
+        } else if text == "serial" {
+            Self::Serial
         } else if let Ok(port) = text.parse() {
             Self::Port(port)
         } else {
@@ -150,7 +154,7 @@ impl FaultScope {
 }
 
 /// The faults of every scope: `--fault NAME=VALUE` applies everywhere; `--fault
-/// SCOPE:NAME=VALUE` (SCOPE a port number, a template name or `push`) only there, on top of the
+/// SCOPE:NAME=VALUE` (SCOPE a port number, a template name, `push` or `serial`) only there, on top of the
 /// global ones.
 #[derive(Debug)]
 pub(crate) struct FaultPlan {
@@ -217,9 +221,18 @@ impl FaultPlan {
 
     /// The faults of pushes.
     pub(crate) fn for_push(&self) -> Arc<Faults> {
+        self.scoped_or_global(&FaultScope::Push)
+    }
+
+    /// The faults of serial mode.
+    pub(crate) fn for_serial(&self) -> Arc<Faults> {
+        self.scoped_or_global(&FaultScope::Serial)
+    }
+
+    fn scoped_or_global(&self, scope: &FaultScope) -> Arc<Faults> {
         self.scoped
             .iter()
-            .find(|(s, _)| *s == FaultScope::Push)
+            .find(|(s, _)| s == scope)
             .map_or_else(|| Arc::clone(&self.global), |(_, f)| Arc::clone(f))
     }
 }

@@ -341,6 +341,10 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Upper bound of a whole serial run, whatever the peer does (E1381 timers end every session
+/// well before).
+const SERIAL_RUN_LIMIT: Duration = Duration::from_secs(300);
+
 /// `--serial-port PATH`: the messages of `--serial-analyzer` over RS232 with the template's
 /// port settings, through the E1381 sender.
 async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
@@ -361,10 +365,9 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         .map(lis_templates::AstmMessage::to_bytes)
         .collect();
     let count = payloads.len();
-    let link = astm_frame::Link::new(app.link_config(astm_frame::Role::Instrument));
     let owned_path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut port = serial::open(&owned_path, settings)?;
+    let port = tokio::task::spawn_blocking(move || {
+        let port = serial::open(&owned_path, settings)?;
         match serial::read_back(port.as_ref()) {
             Ok(applied) if applied == settings => {
                 tracing::info!("{owned_path}: {}", settings.describe());
@@ -377,11 +380,42 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
             ),
             Err(e) => tracing::warn!("{owned_path}: cannot read the line settings back: {e}"),
         }
-        serial::send(port.as_mut(), link, &payloads)
+        anyhow::Ok(port)
     })
     .await
     .context("serial thread")?
     .with_context(|| format!("--serial-port {path}"))?;
+    let (stream, pumps) = serial::bridge(port).with_context(|| format!("--serial-port {path}"))?;
+    let mut io = link_io::LinkIo::new(
+        stream,
+        astm_frame::Link::new(app.link_config(astm_frame::Role::Instrument)),
+        push::sender_options(app.faults.for_serial(), format!("serial to {path}")),
+    );
+    let sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
+        for (i, payload) in payloads.iter().enumerate() {
+            io.send(payload.clone()).await.with_context(|| {
+                format!("message {}/{count} not accepted by the serial peer", i + 1)
+            })?;
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    // The writing thread drains what the link sent (the final EOT), then both stop.
+    drop(io);
+    let failure = tokio::task::spawn_blocking(move || pumps.finish())
+        .await
+        .context("serial thread")?;
+    match sent {
+        Err(_) => bail!("--serial-port {path}: transfer not finished after {SERIAL_RUN_LIMIT:?}"),
+        Ok(Err(e)) => {
+            let e = match failure {
+                Some(cause) => e.context(cause),
+                None => e,
+            };
+            return Err(e.context(format!("--serial-port {path}")));
+        }
+        Ok(Ok(())) => {}
+    }
     println!(
         "serial: sent {count} message(s) from {} to {path} at {}",
         t.name,

@@ -96,7 +96,8 @@ pub(crate) async fn connect(
         .map_err(|_| anyhow!("timeout connecting to {host_port}"))?
 }
 
-fn sender_options(faults: Arc<Faults>, label: String) -> LinkIoOptions {
+/// The I/O loop options of a sending instrument (pushes, serial).
+pub(crate) fn sender_options(faults: Arc<Faults>, label: String) -> LinkIoOptions {
     LinkIoOptions {
         control_delay: Duration::ZERO,
         nak_limit: false,

@@ -1,21 +1,19 @@
 //! Serial mode (`--serial-port PATH --serial-analyzer NAME`): the template's messages go over
 //! RS232 with the template's baud rate, data bits, parity and stop bits, through the same
-//! `astm-frame` sender state machine as TCP pushes. The serial handle is blocking, so the sans-IO
-//! [`Link`] runs in a plain loop (on a blocking thread of the runtime).
+//! `astm-frame` sender state machine and I/O loop as TCP pushes, faults included.
 
 use std::io::ErrorKind;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use astm_frame::{Event, Link, MessageId};
 use lis_templates::{Parity, SerialConfig};
 use serialport::{DataBits, SerialPort, StopBits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-/// Longest wait for one read, so timers are checked often enough.
+/// Longest wait for one read, so the reading thread sees a stop soon.
 const POLL: Duration = Duration::from_millis(50);
-/// Upper bound of a whole serial run, whatever the peer does (E1381 timers end every session
-/// well before).
-const RUN_LIMIT: Duration = Duration::from_secs(300);
 
 /// The port settings of a template (`serial_config`; 9600 8N1 without it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,58 +116,103 @@ pub(crate) fn read_back(port: &dyn SerialPort) -> anyhow::Result<PortSettings> {
     })
 }
 
-/// Sends every message (one E1381 session each) and waits until the peer has acknowledged them.
-pub(crate) fn send(
-    port: &mut dyn SerialPort,
-    mut link: Link,
-    messages: &[Vec<u8>],
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut pending: Vec<MessageId> = messages
-        .iter()
-        .map(|m| link.send(m.clone(), Instant::now()))
-        .collect();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        while link.poll_transmit(&mut out).is_some() {}
-        if !out.is_empty() {
-            port.write_all(&out).context("serial write")?;
-            port.flush().context("serial write")?;
-            out.clear();
-        }
-        while let Some(event) = link.poll_event() {
-            match event {
-                Event::MessageSent(id) => pending.retain(|p| *p != id),
-                Event::MessageAborted { reason, .. } => {
-                    bail!("message not accepted by the serial peer: {reason}")
+/// Bridges the open port to an async byte stream, so that the E1381 link runs in the same I/O
+/// loop (`LinkIo`: response delay, fault injection) as on TCP. The serial handle is blocking and
+/// portable, so two threads pump bytes between it and an in-memory pipe; they stop once the
+/// returned stream is dropped.
+pub(crate) fn bridge(port: Box<dyn SerialPort>) -> anyhow::Result<(DuplexStream, Pumps)> {
+    let mut reader = port.try_clone().context("cannot clone the serial handle")?;
+    let mut writer = port;
+    let (stream, pipe) = tokio::io::duplex(64 * 1024);
+    let (mut from_link, mut to_link) = tokio::io::split(pipe);
+    let runtime = tokio::runtime::Handle::current();
+    let failure = Arc::new(Mutex::new(None));
+    let stop = Arc::new(AtomicBool::new(false));
+    let inbound = {
+        let (runtime, failure, stop) = (runtime.clone(), Arc::clone(&failure), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("serial-read".into())
+            .spawn(move || {
+                let mut buf = [0u8; 4096];
+                // Reads time out after `POLL`, so a stop is seen soon.
+                while !stop.load(Ordering::Relaxed) {
+                    match reader.read(&mut buf) {
+                        Ok(0) => {
+                            record(&failure, "serial port closed".into());
+                            break;
+                        }
+                        Ok(n) => {
+                            if runtime.block_on(to_link.write_all(&buf[..n])).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if is_transient(&e) => {}
+                        Err(e) => {
+                            record(&failure, format!("serial read: {e}"));
+                            break;
+                        }
+                    }
                 }
-                Event::LinkError(e) => tracing::debug!("serial link: {e}"),
-                _ => {}
-            }
+            })
+            .context("cannot start the serial reader")?
+    };
+    let outbound = {
+        let failure = Arc::clone(&failure);
+        std::thread::Builder::new()
+            .name("serial-write".into())
+            .spawn(move || {
+                let mut buf = [0u8; 4096];
+                // Ends when the link's stream is dropped, after writing all it sent.
+                while let Ok(n @ 1..) = runtime.block_on(from_link.read(&mut buf)) {
+                    if let Err(e) = writer.write_all(&buf[..n]).and_then(|()| writer.flush()) {
+                        record(&failure, format!("serial write: {e}"));
+                        break;
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+            })
+            .context("cannot start the serial writer")?
+    };
+    Ok((
+        stream,
+        Pumps {
+            failure,
+            threads: vec![inbound, outbound],
+        },
+    ))
+}
+
+/// The threads of a [`bridge`].
+#[derive(Debug)]
+pub(crate) struct Pumps {
+    failure: Arc<Mutex<Option<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pumps {
+    /// Waits until both threads have stopped (drop the stream first) and returns the port's
+    /// I/O error, if one stopped them: it says more than the link's "closed".
+    pub(crate) fn finish(self) -> Option<String> {
+        for thread in self.threads {
+            let _ = thread.join();
         }
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if now.duration_since(started) > RUN_LIMIT {
-            bail!("serial transfer not finished after {RUN_LIMIT:?}");
-        }
-        let wait = link
-            .poll_timeout()
-            .map_or(POLL, |d| d.saturating_duration_since(now))
-            .clamp(Duration::from_millis(1), POLL);
-        port.set_timeout(wait).context("serial timeout")?;
-        match port.read(&mut buf) {
-            Ok(0) => {}
-            Ok(n) => link.handle_input(&buf[..n], Instant::now()),
-            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("serial read"),
-        }
-        let now = Instant::now();
-        if link.poll_timeout().is_some_and(|d| d <= now) {
-            link.handle_timeout(now);
-        }
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
+}
+
+fn record(failure: &Mutex<Option<String>>, what: String) {
+    failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_or_insert(what);
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
+    )
 }

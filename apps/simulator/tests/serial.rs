@@ -12,39 +12,73 @@ use serialport::{DataBits, Parity, SerialPort as _, StopBits, TTYPort};
 
 const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/templates");
 
-/// Runs a receiving link over `port` until one message has arrived.
-fn receive_one(port: &mut TTYPort) -> Vec<u8> {
-    let mut link = Link::new(LinkConfig {
-        assembly: Assembly::PerTransfer,
-        ..LinkConfig::new(Role::Computer)
-    });
-    let started = Instant::now();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        assert!(started.elapsed() < WAIT, "no message over the serial line");
-        while link.poll_transmit(&mut out).is_some() {}
-        if !out.is_empty() {
-            port.write_all(&out).unwrap();
+/// The LIS end of the line: a receiving link run one read at a time.
+struct Lis {
+    link: Link,
+    /// Messages received so far.
+    messages: Vec<Vec<u8>>,
+    /// Every byte that came in.
+    raw: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Lis {
+    fn new() -> Self {
+        Self {
+            link: Link::new(LinkConfig {
+                assembly: Assembly::PerTransfer,
+                ..LinkConfig::new(Role::Computer)
+            }),
+            messages: Vec::new(),
+            raw: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Sends what the link has to send, waits up to 20 ms for input, runs the timers.
+    fn step(&mut self, port: &mut TTYPort) {
+        while self.link.poll_transmit(&mut self.out).is_some() {}
+        if !self.out.is_empty() {
+            port.write_all(&self.out).unwrap();
             port.flush().unwrap();
-            out.clear();
+            self.out.clear();
         }
-        while let Some(event) = link.poll_event() {
-            if let Event::MessageReceived(message) = event {
-                return message;
-            }
-        }
-        port.set_timeout(Duration::from_millis(50)).unwrap();
+        self.collect();
+        let mut buf = [0u8; 1024];
+        port.set_timeout(Duration::from_millis(20)).unwrap();
         match port.read(&mut buf) {
-            Ok(n) => link.handle_input(&buf[..n], Instant::now()),
+            Ok(n) => {
+                self.raw.extend_from_slice(&buf[..n]);
+                self.link.handle_input(&buf[..n], Instant::now());
+            }
             Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
             Err(e) => panic!("read: {e}"),
         }
         let now = Instant::now();
-        if link.poll_timeout().is_some_and(|d| d <= now) {
-            link.handle_timeout(now);
+        if self.link.poll_timeout().is_some_and(|d| d <= now) {
+            self.link.handle_timeout(now);
+        }
+        self.collect();
+    }
+
+    fn collect(&mut self) {
+        while let Some(event) = self.link.poll_event() {
+            if let Event::MessageReceived(message) = event {
+                self.messages.push(message);
+            }
         }
     }
+}
+
+/// Runs the LIS over `port` until one message has arrived.
+fn receive_one(port: &mut TTYPort) -> Vec<u8> {
+    let mut lis = Lis::new();
+    let started = Instant::now();
+    while lis.messages.is_empty() {
+        assert!(started.elapsed() < WAIT, "no message over the serial line");
+        lis.step(port);
+    }
+    lis.messages.remove(0)
 }
 
 #[test]
@@ -52,20 +86,7 @@ fn serial_mode_sends_with_the_template_port_settings() {
     let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
     // The test keeps the slave open (without a lock) to read the line settings back.
     let path = slave.name().expect("slave path");
-    let mut child = command(&[
-        "--serial-port",
-        &path,
-        "--serial-analyzer",
-        "stago_7e2",
-        "--templates-dir",
-        TEMPLATES,
-        "--seed",
-        "1",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn simulator");
+    let mut child = serial_run(&path, &[]);
     let message = receive_one(&mut master);
     let text = String::from_utf8(message).unwrap();
     let records: Vec<&str> = text.split('\r').filter(|r| !r.is_empty()).collect();
@@ -125,4 +146,95 @@ fn serial_mode_reports_a_port_it_cannot_open() {
         stderr.contains("cannot open /nonexistent/tty-simulator-test with 9600 8N1"),
         "{stderr}"
     );
+}
+
+/// Runs the LIS over `port` until the simulator exits; returns the LIS and the simulator's
+/// exit status and stderr.
+fn serve_until_exit(
+    port: &mut TTYPort,
+    mut child: std::process::Child,
+) -> (Lis, std::process::ExitStatus, String) {
+    let mut lis = Lis::new();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < 2 * WAIT, "simulator did not exit");
+        lis.step(port);
+    }
+    lis.collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (lis, out.status, stderr)
+}
+
+/// Starts the simulator sending `stago_7e2` (4800 7E2) to `path`, with `extra` arguments.
+fn serial_run(path: &str, extra: &[&str]) -> std::process::Child {
+    let mut args = vec![
+        "--serial-port",
+        path,
+        "--serial-analyzer",
+        "stago_7e2",
+        "--templates-dir",
+        TEMPLATES,
+        "--seed",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn simulator")
+}
+
+/// `--fault serial:...` applies to the serial link: every frame sent twice, acknowledged twice,
+/// and the message still arrives once.
+#[test]
+fn serial_fault_duplicate_frame_is_sent_twice_and_delivered_once() {
+    let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("slave path");
+    let child = serial_run(&path, &["--fault", "serial:duplicate-frame=1"]);
+    let (lis, status, stderr) = serve_until_exit(&mut master, child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(lis.messages.len(), 1, "{stderr}");
+    let raw = lis.raw;
+    let frames = raw.iter().filter(|&&b| b == 0x02).count();
+    assert!(
+        frames >= 2 && frames % 2 == 0,
+        "{frames} STX in {:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(
+        stderr.contains(&format!(
+            "fault injected: duplicate-frame (serial to {path})"
+        )),
+        "{stderr}"
+    );
+    drop(slave);
+}
+
+/// A corrupted checksum on every frame: the LIS NAKs each one, the sender gives up after six
+/// tries and the run fails with the reason; a fault scoped to pushes stays off the serial link.
+#[test]
+fn serial_fault_bad_checksum_ends_in_a_clear_failure() {
+    let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("slave path");
+    let child = serial_run(&path, &["--fault", "serial:bad-checksum=1"]);
+    let (lis, status, stderr) = serve_until_exit(&mut master, child);
+    assert!(!status.success(), "{stderr}");
+    assert!(lis.messages.is_empty());
+    let raw = lis.raw;
+    let frames = raw.iter().filter(|&&b| b == 0x02).count();
+    assert_eq!(frames, 6, "{:?}", String::from_utf8_lossy(&raw));
+    assert!(stderr.contains("fault injected: bad-checksum"), "{stderr}");
+    assert!(
+        stderr.contains("message 1/1 not accepted by the serial peer"),
+        "{stderr}"
+    );
+
+    let child = serial_run(&path, &["--fault", "push:bad-checksum=1"]);
+    let (lis, status, stderr) = serve_until_exit(&mut master, child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(lis.messages.len(), 1);
+    assert!(!stderr.contains("fault injected"), "{stderr}");
+    drop(slave);
 }
