@@ -176,7 +176,12 @@ impl QueueStore {
                     .last()
                     .map_err(|e| err(e.into()))?
                     .map(|(k, _)| k.value());
-                let next = last.map_or(0, |l| l + 1);
+                // Sequence numbers are never reused. Once every output has delivered
+                // everything the table is empty, and the cursors (of every output the
+                // queue ever had) remember where the sequence stood.
+                let highest_cursor =
+                    highest_cursor(&cursor_table, name).map_err(|e| err(e.into()))?;
+                let next = last.map_or(0, |l| l + 1).max(highest_cursor);
                 let oldest = first.unwrap_or(next);
                 for output in outputs {
                     let key = cursor_key(name, output);
@@ -184,15 +189,12 @@ impl QueueStore {
                         .get(key.as_str())
                         .map_err(|e| err(e.into()))?
                         .map(|v| v.value());
-                    let cursor = match stored {
-                        Some(c) => c.clamp(oldest, next),
-                        None => {
-                            cursor_table
-                                .insert(key.as_str(), oldest)
-                                .map_err(|e| err(e.into()))?;
-                            oldest
-                        }
-                    };
+                    let cursor = stored.map_or(oldest, |c| c.clamp(oldest, next));
+                    if stored != Some(cursor) {
+                        cursor_table
+                            .insert(key.as_str(), cursor)
+                            .map_err(|e| err(e.into()))?;
+                    }
                     cursors.insert((name.clone(), output.clone()), cursor);
                 }
                 let (committed, _) = watch::channel(next);
@@ -419,6 +421,23 @@ impl Appender {
 
 fn cursor_key(queue: &str, output: &str) -> String {
     format!("{queue}\u{1f}{output}")
+}
+
+/// The highest cursor stored for any output of `queue` (0 without any).
+fn highest_cursor(
+    table: &redb::Table<'_, &'static str, u64>,
+    queue: &str,
+) -> Result<u64, redb::StorageError> {
+    let prefix = cursor_key(queue, "");
+    let mut highest = 0;
+    for entry in table.range(prefix.as_str()..)? {
+        let (key, value) = entry?;
+        if !key.value().starts_with(&prefix) {
+            break;
+        }
+        highest = highest.max(value.value());
+    }
+    Ok(highest)
 }
 
 /// Moves requests already waiting into `batch`, up to [`MAX_BATCH`].
