@@ -7,14 +7,14 @@
 //! durable is the connection's `filesync`:
 //!
 //! - `file`: each message goes to a temporary name, the files' data are synced
-//!   concurrently, renamed into place in queue order, the directory fsynced once.
+//!   concurrently, given their names in queue order (never over an existing file), the
+//!   directory fsynced once.
 //! - `filesystem`: on Linux each message goes to an unnamed file (`O_TMPFILE`); the file
 //!   system is synced (contents), the files are linked into place in queue order, and
 //!   the file system synced again (names). Where unnamed files are not supported,
 //!   temporary names are used as with `file`, with the file system synced instead of
 //!   each file.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,13 +60,13 @@ impl FileOut {
         let Some((mut cursor, mut committed)) = resume_point(&self.store, &queue, &name) else {
             return;
         };
-        let (dir, suffix) = (self.settings.dir.clone(), self.settings.suffix.clone());
-        match tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &suffix)).await {
+        let (dir, owner) = (self.settings.dir.clone(), name.clone());
+        match tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &owner)).await {
             Ok(Ok(0)) | Err(_) => {}
             Ok(Ok(n)) => info!("removed {n} temporary file(s) left by an interrupted run"),
             Ok(Err(e)) => warn!("cannot clean up temporary files: {e}"),
         }
-        let mut writer = Some(BatchWriter::new(self.settings.clone()));
+        let mut writer = Some(BatchWriter::new(self.settings.clone(), &name));
         let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
         // Until when a short batch may wait to fill up (set when first seen short).
         let mut gathering: Option<Instant> = None;
@@ -117,7 +117,7 @@ impl FileOut {
                     outcome
                 }
                 Err(e) => {
-                    writer = Some(BatchWriter::new(self.settings.clone()));
+                    writer = Some(BatchWriter::new(self.settings.clone(), &name));
                     Ok((Vec::new(), Err(std::io::Error::other(e.to_string()))))
                 }
             };
@@ -189,6 +189,9 @@ impl FileOut {
 #[derive(Debug)]
 pub(crate) struct BatchWriter {
     namer: Namer,
+    /// Whether names are given by hard link (see [`place`]); cleared for good once the
+    /// file system refuses them.
+    links: bool,
     /// Whether to try unnamed files (`filesync = filesystem` on Linux); cleared for good
     /// once the file system refuses them.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -196,10 +199,13 @@ pub(crate) struct BatchWriter {
 }
 
 impl BatchWriter {
-    pub(crate) fn new(settings: FileOutSettings) -> Self {
+    /// A writer for the output named `owner` (its temporary files carry the name, so
+    /// that outputs sharing a directory never touch each other's).
+    pub(crate) fn new(settings: FileOutSettings, owner: &str) -> Self {
         let unnamed = cfg!(target_os = "linux") && settings.sync == FileSync::Filesystem;
         Self {
-            namer: Namer::new(settings),
+            namer: Namer::new(settings, owner),
+            links: true,
             unnamed,
         }
     }
@@ -211,7 +217,9 @@ impl BatchWriter {
         let dir = self.namer.settings.dir.clone();
         std::fs::create_dir_all(&dir)?;
         match self.namer.settings.sync {
-            FileSync::File => write_named(&mut self.namer, &dir, batch, sync_files),
+            FileSync::File => {
+                write_named(&mut self.namer, &dir, batch, sync_files, &mut self.links)
+            }
             FileSync::Filesystem => {
                 #[cfg(target_os = "linux")]
                 if self.unnamed {
@@ -224,53 +232,105 @@ impl BatchWriter {
                     );
                     self.unnamed = false;
                 }
-                write_named(&mut self.namer, &dir, batch, sync_file_system)
+                write_named(
+                    &mut self.namer,
+                    &dir,
+                    batch,
+                    sync_file_system,
+                    &mut self.links,
+                )
             }
         }
     }
 }
 
 /// Writes every message to a temporary name, makes their contents durable with `sync`,
-/// renames them into place in queue order, then fsyncs the directory once. On error the
+/// gives them their names in queue order, then fsyncs the directory once. On error the
 /// temporary files are removed.
 fn write_named(
     namer: &mut Namer,
     dir: &Path,
     batch: &[StoredMessage],
     sync: fn(&[File]) -> std::io::Result<()>,
+    links: &mut bool,
 ) -> std::io::Result<Vec<PathBuf>> {
-    let mut pending = Vec::with_capacity(batch.len());
-    let mut taken = HashSet::with_capacity(batch.len());
+    let mut temporaries = Vec::with_capacity(batch.len());
     let mut files = Vec::with_capacity(batch.len());
+    let mut placed = Vec::with_capacity(batch.len());
     let result = (|| {
         for message in batch {
             let stem = namer.name(&message.payload);
-            let name = namer.free_name(dir, &stem, &taken);
-            let (final_path, temp_path) = (dir.join(&name), dir.join(format!(".{name}.tmp")));
-            taken.insert(name);
-            let mut file = File::create(&temp_path)?;
-            pending.push((final_path, temp_path));
+            let temp_path = dir.join(namer.temporary(&stem));
+            // Never truncate a file someone else is writing.
+            let mut file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&temp_path)?;
+            temporaries.push((stem, temp_path));
             write_message(&mut file, &message.payload, namer.settings.newline)?;
             files.push(file);
         }
         sync(&files)?;
         drop(std::mem::take(&mut files));
-        for (final_path, temp_path) in &pending {
-            std::fs::rename(temp_path, final_path)?;
+        for (stem, temp_path) in &temporaries {
+            placed.push(place(namer, dir, stem, temp_path, links)?);
         }
         sync_dir(dir)
     })();
     if let Err(e) = result {
         drop(files);
-        for (_, temp_path) in &pending {
+        for (_, temp_path) in &temporaries {
             let _ = std::fs::remove_file(temp_path);
         }
         return Err(e);
     }
-    Ok(pending
-        .into_iter()
-        .map(|(final_path, _)| final_path)
-        .collect())
+    Ok(placed)
+}
+
+/// Gives a durable temporary file its name without replacing a file already there (another
+/// output, or another program, may write to the same directory): a hard link, which fails
+/// rather than replace, then the temporary name removed. Where the file system has no hard
+/// links (`links` is then cleared for good), a rename after looking.
+fn place(
+    namer: &Namer,
+    dir: &Path,
+    stem: &str,
+    temp_path: &Path,
+    links: &mut bool,
+) -> std::io::Result<PathBuf> {
+    let mut attempt = 0;
+    loop {
+        let path = dir.join(namer.candidate(stem, attempt));
+        attempt += 1;
+        if *links {
+            match std::fs::hard_link(temp_path, &path) {
+                Ok(()) => {
+                    std::fs::remove_file(temp_path)?;
+                    return Ok(path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    warn!(
+                        "{} has no hard links ({e}); renaming, which cannot rule out replacing \
+                         a file another writer creates at the same moment",
+                        dir.display()
+                    );
+                    *links = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if std::fs::symlink_metadata(&path).is_ok() {
+            continue;
+        }
+        std::fs::rename(temp_path, &path)?;
+        return Ok(path);
+    }
 }
 
 fn write_message(file: &mut File, payload: &[u8], newline: bool) -> std::io::Result<()> {
@@ -355,10 +415,11 @@ mod unnamed {
     }
 }
 
-/// Removes the temporary files (`.NAME` + suffix + `.tmp`) a killed run left behind;
-/// their messages were not yet done, so they are written again from the queue.
-fn remove_stale_temporaries(dir: &Path, suffix: &str) -> std::io::Result<usize> {
-    let ending = format!("{}.tmp", sanitize(suffix, MAX_PART_LEN));
+/// Removes the temporary files (`.NAME.OWNER.tmp`) this output left behind when killed;
+/// their messages were not yet done, so they are written again from the queue. Other
+/// outputs' temporary files in the same directory are left alone.
+fn remove_stale_temporaries(dir: &Path, owner: &str) -> std::io::Result<usize> {
+    let ending = format!(".{}.tmp", sanitize(owner, MAX_PART_LEN));
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -378,7 +439,7 @@ fn remove_stale_temporaries(dir: &Path, suffix: &str) -> std::io::Result<usize> 
 }
 
 /// `fdatasync`s the files on up to [`SYNC_THREADS`] threads: the data and the size a
-/// reader needs (the name is made durable by the directory fsync after the rename).
+/// reader needs (the name is made durable by the directory fsync after the link or rename).
 fn sync_files(files: &[File]) -> std::io::Result<()> {
     if files.len() <= 1 {
         return files.iter().try_for_each(File::sync_data);
@@ -416,6 +477,23 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Longest file name in bytes on the usual file systems (ext4, XFS, NTFS, APFS).
+const MAX_NAME_LEN: usize = 255;
+/// Room kept in a name for a collision number (`-NNNNNNN`).
+const COLLISION_RESERVE: usize = 8;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn shorten(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let end = (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    &text[..end]
+}
+
 /// Makes file names: `prefix` + timestamp + `_` + counter + `suffix`, or with
 /// `hl7prefix` `MSH-3_MSH-4_MSH-5_MSH-6_TYPE_timestamp_counter` + `suffix`; every
 /// part sanitised.
@@ -424,17 +502,25 @@ pub(crate) struct Namer {
     settings: FileOutSettings,
     /// `suffix`, sanitised once.
     suffix: String,
+    /// The output's name, sanitised, for its temporary files.
+    owner: String,
     counter: u32,
 }
 
 impl Namer {
-    pub(crate) fn new(settings: FileOutSettings) -> Self {
+    pub(crate) fn new(settings: FileOutSettings, owner: &str) -> Self {
         let suffix = sanitize(&settings.suffix, MAX_PART_LEN);
         Self {
             settings,
             suffix,
+            owner: sanitize(owner, MAX_PART_LEN),
             counter: 0,
         }
+    }
+
+    /// The temporary name for `stem`: hidden, and marked with the output's name.
+    fn temporary(&self, stem: &str) -> String {
+        format!(".{stem}{}.{}.tmp", self.suffix, self.owner)
     }
 
     fn next_counter(&mut self) -> u32 {
@@ -447,10 +533,13 @@ impl Namer {
     pub(crate) fn name(&mut self, payload: &[u8]) -> String {
         let timestamp = chrono::Local::now().format("%Y%m%d%H%M%S");
         let counter = self.next_counter();
-        let stem = match &self.settings.naming {
-            FileNaming::Prefix(prefix) => {
-                format!("{}{timestamp}_{counter:05}", sanitize(prefix, MAX_PART_LEN))
-            }
+        // The head is what gets shortened when the name would be too long; the tail keeps
+        // names apart.
+        let (head, tail) = match &self.settings.naming {
+            FileNaming::Prefix(prefix) => (
+                sanitize(prefix, MAX_PART_LEN),
+                format!("{timestamp}_{counter:05}"),
+            ),
             FileNaming::Hl7 => {
                 let parts = match Message::parse(payload) {
                     Ok(m) if m.msh().is_some() => {
@@ -475,12 +564,16 @@ impl Namer {
                 } else {
                     &parts[4]
                 };
-                format!(
-                    "{}_{}_{}_{}_{kind}_{timestamp}_{counter:05}",
-                    parts[0], parts[1], parts[2], parts[3]
+                (
+                    format!("{}_{}_{}_{}_{kind}", parts[0], parts[1], parts[2], parts[3]),
+                    format!("_{timestamp}_{counter:05}"),
                 )
             }
         };
+        // Room for the temporary form, `.NAME.OWNER.tmp`, and a collision number.
+        let reserve = self.owner.len() + ".tmp".len() + 2 + COLLISION_RESERVE;
+        let room = MAX_NAME_LEN.saturating_sub(reserve + self.suffix.len() + tail.len());
+        let stem = format!("{}{tail}", shorten(&head, room));
         // No hidden files: a leading dot would also look like a temporary name.
         match stem.strip_prefix('.') {
             Some(rest) => format!("_{rest}"),
@@ -495,18 +588,6 @@ impl Namer {
             format!("{stem}{suffix}")
         } else {
             format!("{stem}-{attempt}{suffix}")
-        }
-    }
-
-    /// The first name for `stem` that exists neither in `dir` nor in `taken`.
-    fn free_name(&self, dir: &Path, stem: &str, taken: &HashSet<String>) -> String {
-        let mut attempt = 0;
-        loop {
-            let name = self.candidate(stem, attempt);
-            if !taken.contains(&name) && !dir.join(&name).exists() {
-                return name;
-            }
-            attempt += 1;
         }
     }
 }
@@ -530,7 +611,7 @@ mod tests {
 
     #[test]
     fn hl7_names_are_sanitised() {
-        let mut namer = Namer::new(settings(FileNaming::Hl7));
+        let mut namer = Namer::new(settings(FileNaming::Hl7), "out");
         let name = namer.name(b"MSH|^~\\&|../../x|FAC/1|LIS|HOSP|20240101||ORU^R01|1|P|2.5\r");
         assert!(name.starts_with("____x_FAC_1_LIS_HOSP_ORU_"), "{name}");
         assert!(name.ends_with("_00000"), "{name}");
@@ -582,10 +663,13 @@ mod tests {
         let batch = store
             .read("q", store.cursor("q", "out").unwrap(), 6)
             .unwrap();
-        let mut writer = BatchWriter::new(FileOutSettings {
-            dir: out.clone(),
-            ..settings(FileNaming::Prefix("m-".into()))
-        });
+        let mut writer = BatchWriter::new(
+            FileOutSettings {
+                dir: out.clone(),
+                ..settings(FileNaming::Prefix("m-".into()))
+            },
+            "out",
+        );
         writer.write(&batch).unwrap();
         drop(appender);
         tokio::task::spawn_blocking(move || store.close())
@@ -593,8 +677,10 @@ mod tests {
             .unwrap();
         let before = delivered(&out);
         assert_eq!(before.len(), 6);
-        // A later batch cut while its files still had temporary names.
-        std::fs::write(out.join(".m-20240101000000_00006.hl7.tmp"), b"MSH|^~").unwrap();
+        // A later batch cut while its files still had temporary names; and another
+        // output's temporary file in the same directory, which must be left alone.
+        std::fs::write(out.join(".m-20240101000000_00006.hl7.out.tmp"), b"MSH|^~").unwrap();
+        std::fs::write(out.join(".m-20240101000000_00006.hl7.other.tmp"), b"MSH|^~").unwrap();
 
         // Restart: the output resumes from the committed cursor.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -629,9 +715,10 @@ mod tests {
         let leftovers: Vec<_> = std::fs::read_dir(&out)
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".tmp"))
             .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert_eq!(leftovers, [".m-20240101000000_00006.hl7.other.tmp"]);
     }
 
     fn stored(ids: std::ops::Range<usize>) -> Vec<StoredMessage> {
@@ -648,12 +735,15 @@ mod tests {
     fn writes_a_batch(sync: FileSync, unnamed: Option<bool>) {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let mut writer = BatchWriter::new(FileOutSettings {
-            dir: out.clone(),
-            newline: true,
-            sync,
-            ..settings(FileNaming::Prefix("m-".into()))
-        });
+        let mut writer = BatchWriter::new(
+            FileOutSettings {
+                dir: out.clone(),
+                newline: true,
+                sync,
+                ..settings(FileNaming::Prefix("m-".into()))
+            },
+            "out",
+        );
         if let Some(unnamed) = unnamed {
             writer.unnamed = unnamed;
         }
@@ -661,7 +751,7 @@ mod tests {
         std::fs::create_dir_all(&out).unwrap();
         let naming = writer.namer.settings.clone();
         let stem = |counter: u32| {
-            let mut namer = Namer::new(naming.clone());
+            let mut namer = Namer::new(naming.clone(), "out");
             namer.counter = counter;
             namer.name(b"")
         };
@@ -724,9 +814,77 @@ mod tests {
         writes_a_batch(FileSync::Filesystem, Some(false));
     }
 
+    /// Header fields of 64 characters and more (each part is cut to 64) would make a name
+    /// longer than the 255 bytes file systems take, and the output would retry that batch
+    /// for ever. The name is shortened, keeping the timestamp and counter, and written.
+    #[test]
+    fn long_header_fields_still_make_a_writable_name() {
+        let long = "A".repeat(80);
+        let payload = format!(
+            "MSH|^~\\&|{long}|{long}|{long}|{long}|20240101||{long}^R01|LONG1|P|2.5.1\rPID|1\r"
+        );
+        for sync in [FileSync::File, FileSync::Filesystem] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer = BatchWriter::new(
+                FileOutSettings {
+                    dir: dir.path().to_owned(),
+                    suffix: format!(".{}", "s".repeat(80)),
+                    sync,
+                    ..settings(FileNaming::Hl7)
+                },
+                &"o".repeat(80),
+            );
+            let batch = vec![StoredMessage {
+                seq: 0,
+                payload: payload.clone().into_bytes(),
+            }];
+            let paths = writer.write(&batch).unwrap();
+            let name = paths[0].file_name().unwrap().to_string_lossy().into_owned();
+            let stem = name.trim_end_matches(writer.namer.suffix.as_str());
+            let temporary = writer.namer.temporary(stem);
+            assert!(
+                temporary.len() + COLLISION_RESERVE <= MAX_NAME_LEN,
+                "{temporary}"
+            );
+            assert!(name.starts_with("AAAA"), "{name}");
+            assert!(name.contains("_00000."), "{name}");
+            assert_eq!(std::fs::read(&paths[0]).unwrap(), payload.as_bytes());
+        }
+    }
+
+    /// Two outputs (two queues, say) writing to one directory with the same naming make
+    /// the same names in the same second. Neither may replace or truncate the other's
+    /// file: every message lands exactly once.
+    #[test]
+    fn two_outputs_sharing_a_directory_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::thread::scope(|scope| {
+            for (owner, first) in [("left", 0), ("right", 10_000)] {
+                let out = out.clone();
+                scope.spawn(move || {
+                    let mut writer = BatchWriter::new(
+                        FileOutSettings {
+                            dir: out,
+                            ..settings(FileNaming::Prefix("m-".into()))
+                        },
+                        owner,
+                    );
+                    for batch in 0..20 {
+                        let start = first + batch * 50;
+                        writer.write(&stored(start..start + 50)).unwrap();
+                    }
+                });
+            }
+        });
+        let ids = delivered(&out);
+        assert_eq!(ids.len(), 2000, "distinct messages");
+        assert!(ids.values().all(|&n| n == 1), "{ids:?}");
+    }
+
     #[test]
     fn prefix_names() {
-        let mut namer = Namer::new(settings(FileNaming::Prefix("lab-".into())));
+        let mut namer = Namer::new(settings(FileNaming::Prefix("lab-".into())), "out");
         let name = namer.name(b"x");
         assert!(
             name.starts_with("lab-") && name.ends_with("_00000"),
