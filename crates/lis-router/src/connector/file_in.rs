@@ -196,8 +196,10 @@ fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if is_temporary_name(name) || !mask_matches(mask, name) {
+        // A name that is not UTF-8 is matched in its lossy form rather than skipped
+        // unseen; the file itself is opened by its real path.
+        let name = name.to_string_lossy();
+        if is_temporary_name(&name) || !mask_matches(mask, &name) {
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };
@@ -218,4 +220,27 @@ fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
         }
     });
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose name is not UTF-8 is listed (and so queued, or moved to `error/`), not
+    /// skipped without a trace.
+    #[cfg(unix)]
+    #[test]
+    fn names_that_are_not_utf8_are_listed() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"r\xe9sultat.hl7"));
+        std::fs::write(&odd, b"MSH|").unwrap();
+        std::fs::write(dir.path().join("plain.hl7"), b"MSH|").unwrap();
+        let found = list(dir.path(), "*.hl7", false).unwrap();
+        let paths: Vec<&PathBuf> = found.iter().map(|(p, _, _)| p).collect();
+        assert_eq!(paths.len(), 2, "{paths:?}");
+        assert!(paths.contains(&&odd), "{paths:?}");
+    }
 }

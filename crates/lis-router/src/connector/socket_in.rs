@@ -40,6 +40,9 @@ enum Owed {
     RefuseAndClose,
 }
 
+/// Pause after a failed `accept`.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl SocketIn {
     /// Accepts connections until shutdown; at most `max_connections` at once.
     pub(crate) async fn serve(self, listener: TcpListener) {
@@ -53,8 +56,12 @@ impl SocketIn {
             let (stream, peer) = match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
+                    // Out of file descriptors, say: pause rather than spin on it.
                     warn!("accept failed: {e}");
-                    continue;
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => break,
+                        () = tokio::time::sleep(ACCEPT_RETRY) => continue,
+                    }
                 }
             };
             let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
