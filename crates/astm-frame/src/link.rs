@@ -154,6 +154,9 @@ pub enum AbortReason {
     /// The receiver asked to stop (EOT in place of ACK) before the last frame (§6.3.5).
     #[error("receiver interrupt before the last frame")]
     ReceiverInterrupt,
+    /// The message had no text to frame (empty, or only CR and LF).
+    #[error("empty message: nothing to send")]
+    Empty,
 }
 
 /// Why the receiver dropped a partly received message.
@@ -166,9 +169,6 @@ pub enum DiscardReason {
     /// EOT arrived in the middle of an ETB chain.
     #[error("transfer ended in the middle of a message")]
     EndedMidMessage,
-    /// ENQ arrived in the middle of an ETB chain: the sender started over.
-    #[error("sender started a new transfer in the middle of a message")]
-    RestartedMidMessage,
     /// The message grew past `max_message_len`.
     #[error("message longer than the limit of {0} bytes")]
     TooLong(usize),
@@ -212,6 +212,12 @@ pub enum LinkError {
         /// The frame number.
         frame_number: u8,
     },
+    /// ENQ in the middle of a transfer, answered with NAK: the sender waits for a reply to
+    /// its frame, so an ACK would accept a frame that never arrived (an ENQ byte is what
+    /// noise inside a frame often looks like). A sender that really started over gets ACK
+    /// once the receive timer has run out.
+    #[error("ENQ during a transfer refused with NAK")]
+    EnqDuringTransfer,
 }
 
 /// What happened on the link.
@@ -398,12 +404,27 @@ impl Link {
     }
 
     /// Queues a message (records separated by CR) and starts establishment if the link is free.
+    ///
+    /// The text must not hold the restricted control characters of E1381 (STX, ETX, EOT, ENQ,
+    /// ACK, ETB, NAK, ...; LF is normalised): a receiver would take them for the end of the
+    /// frame and refuse it six times. Escape them in the records (`astm-records` builders do).
+    /// A message with no text is refused at once with [`AbortReason::Empty`].
     pub fn send(&mut self, message: Vec<u8>, now: Instant) -> MessageId {
         let id = MessageId(self.core.next_id);
         self.core.next_id += 1;
+        let framed = FramedMessage::new(message, self.config.framer);
+        if framed.is_empty() {
+            // A transfer with no frame would wait for a reply that never comes.
+            self.core.events.push_back(Event::MessageAborted {
+                id,
+                reason: AbortReason::Empty,
+                message: framed.into_text(),
+            });
+            return id;
+        }
         self.core.queue.push_back(Outgoing {
             id,
-            framed: FramedMessage::new(message, self.config.framer),
+            framed,
             index: 0,
             number: 1,
             transmissions: 0,
@@ -515,10 +536,9 @@ impl Core {
         let attempts = self.queue.front().map_or(0, |o| o.enq_attempts);
         if attempts >= self.config.max_enq_attempts {
             self.abort_front(AbortReason::LinkNotEstablished { attempts });
-            self.enq_not_before = None;
-        } else {
-            self.enq_not_before = Some(now + self.config.timers.enq_retry);
         }
+        // §6.2.6: at least 10 s before the next ENQ, for this message or the next one.
+        self.enq_not_before = Some(now + self.config.timers.enq_retry);
         self.enter_neutral(now);
     }
 
@@ -551,9 +571,18 @@ impl Core {
                 self.enter_neutral(now);
             }
             LinkState::Receiving => {
-                // §6.5.2.4: discard the incomplete message, back to neutral.
+                // §6.5.2.4: discard the incomplete message, back to neutral. With
+                // per-transfer assembly the message is the whole transfer, and a sender
+                // that timed out (15 s, before this 30 s timer) sends it all again.
                 self.discard_partial(DiscardReason::ReceiveTimeout);
-                self.discard_transfer(DiscardReason::ReceiveTimeout);
+                if !self.transfer.is_empty() {
+                    let len = self.transfer.len();
+                    self.transfer.clear();
+                    self.events.push_back(Event::ReceiveDiscarded {
+                        reason: DiscardReason::ReceiveTimeout,
+                        len,
+                    });
+                }
                 self.enter_neutral(now);
             }
         }
@@ -634,6 +663,11 @@ impl Core {
         let last = out.index + 1 >= out.framed.len();
         let (frame_number, transmissions) = (out.number, out.transmissions);
         match item {
+            // The byte that cut the noise short is the reply, and comes next.
+            Item::Broken {
+                reason: BrokenReason::Interrupted(_),
+                ..
+            } => {}
             Item::Control(Control::Ack) => self.frame_accepted(now),
             Item::Control(Control::Eot) if !self.config.honor_interrupt => {
                 self.frame_accepted(now);
@@ -690,9 +724,11 @@ impl Core {
     }
 
     fn on_receiving(&mut self, item: Item<'_>, now: Instant) {
-        self.deadline = Some(now + self.config.timers.receive);
         match item {
             Item::Frame(frame) => {
+                // §6.5.2.4: the timer restarts with each reply to a frame (every branch
+                // replies), not with noise, which could otherwise keep the link busy.
+                self.deadline = Some(now + self.config.timers.receive);
                 if let Some(defect) = frame.defect() {
                     self.control(Control::Nak);
                     self.error(LinkError::FrameRejected(defect));
@@ -726,8 +762,12 @@ impl Core {
             }
             Item::Broken {
                 bytes,
-                reason: reason @ BrokenReason::TooLong(_),
+                reason:
+                    reason @ (BrokenReason::TooLong(_)
+                    | BrokenReason::Interrupted(crate::control::ACK | crate::control::NAK)),
             } => {
+                // Too long, or an ACK or NAK byte inside: a frame spoilt by noise.
+                self.deadline = Some(now + self.config.timers.receive);
                 self.control(Control::Nak);
                 self.error(LinkError::BrokenFrame {
                     len: bytes.len(),
@@ -735,8 +775,8 @@ impl Core {
                 });
             }
             Item::Broken { bytes, reason } => {
-                // Whatever interrupted the frame is handled next; the sender will time out or
-                // has already moved on, so no reply.
+                // The STX, ENQ or EOT that cut the frame short is handled next and gets the
+                // one reply (a new frame's, NAK, or none at the end of the transfer).
                 self.error(LinkError::BrokenFrame {
                     len: bytes.len(),
                     reason,
@@ -744,19 +784,15 @@ impl Core {
             }
             Item::Control(Control::Eot) => {
                 self.discard_partial(DiscardReason::EndedMidMessage);
-                if !self.transfer.is_empty() {
-                    let message = std::mem::take(&mut self.transfer);
-                    self.events.push_back(Event::MessageReceived(message));
-                }
+                self.deliver_transfer();
                 self.discarding = false;
                 // The receiver that interrupted us has had its turn (§6.3.5.3).
                 self.enq_not_before = None;
                 self.enter_neutral(now);
             }
             Item::Control(Control::Enq) => {
-                self.discard_partial(DiscardReason::RestartedMidMessage);
-                self.discard_transfer(DiscardReason::RestartedMidMessage);
-                self.accept_enq(now);
+                self.control(Control::Nak);
+                self.error(LinkError::EnqDuringTransfer);
             }
             Item::Control(_) | Item::Junk(_) | Item::Record(_) => {}
         }
@@ -801,12 +837,11 @@ impl Core {
         self.discarding = false;
     }
 
-    fn discard_transfer(&mut self, reason: DiscardReason) {
+    /// [`Assembly::PerTransfer`]: hands over the complete messages of the transfer.
+    fn deliver_transfer(&mut self) {
         if !self.transfer.is_empty() {
-            let len = self.transfer.len();
-            self.transfer.clear();
-            self.events
-                .push_back(Event::ReceiveDiscarded { reason, len });
+            let message = std::mem::take(&mut self.transfer);
+            self.events.push_back(Event::MessageReceived(message));
         }
     }
 

@@ -3,7 +3,7 @@
 
 use memchr::{memchr2, memchr3};
 
-use crate::control::{CR, Control, ENQ, EOT, ETB, ETX, LF, STX};
+use crate::control::{ACK, CR, Control, ENQ, EOT, ETB, ETX, LF, NAK, STX};
 use crate::frame::{Frame, FrameEnd, LIS1_A_MAX_FRAME};
 
 /// Deviations from E1381 that real instruments need, each off by default.
@@ -64,8 +64,9 @@ impl Default for DecoderConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokenReason {
-    /// A control character (STX, ENQ or EOT) arrived before the frame's terminator and checksum:
-    /// the sender gave up on the frame or bytes were lost. Scanning resumes at that character.
+    /// A frame start or control character (STX, ENQ, EOT, ACK or NAK) arrived before the
+    /// frame's terminator and checksum: the sender gave up on the frame, bytes were lost, or
+    /// noise began a frame. Scanning resumes at that character.
     #[error("frame interrupted by {0:#04x} before it was complete")]
     Interrupted(u8),
     /// No terminator within the configured maximum frame length. The bytes after it are skipped
@@ -214,7 +215,7 @@ impl FrameScanner {
         };
         let (consumed, item) = match first {
             STX => self.scan_frame(rest),
-            ENQ | EOT | crate::control::ACK | crate::control::NAK => {
+            ENQ | EOT | ACK | NAK => {
                 let control = Control::from_byte(first).map(Item::Control);
                 (1, control)
             }
@@ -274,6 +275,15 @@ impl FrameScanner {
         // EOT is searched with the terminators: a sender that gives up mid-frame sends it, and
         // the frame must not wait for an ETX that will never come.
         let Some(found) = memchr3(ETX, ETB, EOT, &frame[from..window_end]) else {
+            // A control message cannot be frame text: a stray STX must not hold back the ENQ,
+            // ACK or NAK that follows it until a terminator comes.
+            let fresh = &frame[from..window_end];
+            if crate::control::find_restricted(fresh).is_some()
+                && let Some(p) = fresh.iter().position(|&b| interrupts(b))
+            {
+                let at = from + p;
+                return (at, Some(broken(&frame[..at], frame[at])));
+            }
             if window_end <= last_terminator {
                 // Sum as we go, so bytes that trickle in are read once.
                 let (sum, restricted) = crate::control::sum_and_restricted(&frame[from..]);
@@ -296,7 +306,7 @@ impl FrameScanner {
         // with the body already summed.
         self.partial_sum = body_sum;
         self.partial_restricted = any_restricted;
-        if any_restricted && let Some(p) = memchr3(STX, ENQ, EOT, body) {
+        if any_restricted && let Some(p) = body.iter().position(|&b| interrupts(b)) {
             let at = 1 + p;
             return (at, Some(broken(&frame[..at], body[p])));
         }
@@ -313,7 +323,7 @@ impl FrameScanner {
             return (0, None);
         }
         let received = [frame[terminator + 1], frame[terminator + 2]];
-        if let Some(i) = received.iter().position(|&b| matches!(b, STX | ENQ | EOT)) {
+        if let Some(i) = received.iter().position(|&b| interrupts(b)) {
             let at = terminator + 1 + i;
             return (at, Some(broken(&frame[..at], frame[at])));
         }
@@ -415,6 +425,12 @@ impl FrameScanner {
         }
         (end + 1, Some(Item::Record(record)))
     }
+}
+
+/// Whether `byte`, met inside a frame, cuts it short: a frame start or a one-byte control
+/// message, none of which can be frame text.
+const fn interrupts(byte: u8) -> bool {
+    matches!(byte, STX | ENQ | EOT | ACK | NAK)
 }
 
 fn broken(bytes: &[u8], by: u8) -> Item<'_> {

@@ -338,8 +338,9 @@ fn probe_cases_get_the_standard_replies() {
             // Strict: the frame is incomplete until CR LF; the EOT shows it never will be.
             "no_crlf_after_checksum" => vec!["ACK", "-", "NAK"],
             "frame_before_enq" => vec!["-", "-"],
-            // A new ENQ restarts the transfer.
-            "enq_during_transfer" => vec!["ACK", "ACK", "ACK", "-"],
+            // The standard is silent; an ACK could accept a frame that never arrived (the
+            // sender waits for a frame reply), so the ENQ is refused and the transfer goes on.
+            "enq_during_transfer" => vec!["ACK", "ACK", "NAK", "-"],
             "etb_then_etx" => vec!["ACK", "ACK", "ACK", "-"],
             "etb_chunks_correct" | "overlong_frame_309" | "multi_record_frame"
             | "fn_wrap_1to7_0_1" => {

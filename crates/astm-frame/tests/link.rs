@@ -594,25 +594,142 @@ fn interrupt_can_be_treated_as_ack() {
     assert_eq!(out(&mut link), frame(2, b"L|1|N\r", FrameEnd::End));
 }
 
+/// An ENQ in the middle of a transfer gets NAK, never ACK: the sender is waiting for the
+/// reply to a frame, and an ACK would accept a frame that never arrived. The transfer goes
+/// on.
 #[test]
-fn enq_during_transfer_restarts_it() {
+fn enq_during_transfer_is_refused_and_the_transfer_goes_on() {
     let mut lis = Link::new(LinkConfig::new(Role::Computer));
     let t0 = Instant::now();
     lis.handle_input(&[ENQ], t0);
     lis.handle_input(&frame(1, b"R|1|", FrameEnd::Intermediate), t0);
     lis.handle_input(&[ENQ], t0);
-    lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), t0);
-    assert_eq!(out(&mut lis), [ACK, ACK, ACK, ACK]);
+    lis.handle_input(&frame(2, b"X\r", FrameEnd::End), t0);
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, NAK, ACK]);
     assert_eq!(
         events(&mut lis),
         [
-            Event::ReceiveDiscarded {
-                reason: DiscardReason::RestartedMidMessage,
-                len: 4
-            },
-            Event::MessageReceived(b"H|\\^&\r".to_vec())
+            Event::LinkError(LinkError::EnqDuringTransfer),
+            Event::MessageReceived(b"R|1|X\r".to_vec())
         ]
     );
+}
+
+/// Noise that turns a byte of a frame into ENQ (in the text or the checksum) makes the
+/// receiver NAK the frame once; the retransmission is accepted and delivered once.
+#[test]
+fn enq_inside_a_frame_gets_one_nak() {
+    let good = frame(1, b"R|1|ab\r", FrameEnd::End);
+    let mut in_text = good.clone();
+    in_text[6] = ENQ;
+    let mut in_checksum = good.clone();
+    in_checksum[good.len() - 3] = ENQ;
+    for spoilt in [in_text, in_checksum] {
+        let mut lis = Link::new(LinkConfig::new(Role::Computer));
+        let t0 = Instant::now();
+        lis.handle_input(&[ENQ], t0);
+        lis.handle_input(&spoilt, t0);
+        assert_eq!(out(&mut lis), [ACK, NAK], "{spoilt:?}");
+        lis.handle_input(&good, t0);
+        lis.handle_input(&[EOT], t0);
+        assert_eq!(out(&mut lis), [ACK]);
+        let received: Vec<Event> = events(&mut lis)
+            .into_iter()
+            .filter(|e| matches!(e, Event::MessageReceived(_)))
+            .collect();
+        assert_eq!(received, [Event::MessageReceived(b"R|1|ab\r".to_vec())]);
+    }
+}
+
+/// An ACK or NAK byte inside a frame is noise: one NAK.
+#[test]
+fn ack_or_nak_byte_inside_a_frame_gets_one_nak() {
+    for noise in [ACK, NAK] {
+        let mut spoilt = frame(1, b"R|1|ab\r", FrameEnd::End);
+        spoilt[5] = noise;
+        let mut lis = Link::new(LinkConfig::new(Role::Computer));
+        let t0 = Instant::now();
+        lis.handle_input(&[ENQ], t0);
+        lis.handle_input(&spoilt, t0);
+        assert_eq!(out(&mut lis), [ACK, NAK]);
+    }
+}
+
+/// A stray STX on the line must not hide the control byte after it.
+#[test]
+fn stray_stx_does_not_swallow_the_next_control_byte() {
+    // The sender waiting for its frame's reply sees the ACK at once.
+    let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
+    let _ = out(&mut link);
+    link.handle_input(&[0x02, ACK], t0 + secs(1));
+    assert_eq!(out(&mut link), frame(2, b"L|1|N\r", FrameEnd::End));
+    // A neutral receiver answers the ENQ at once.
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    lis.handle_input(&[0x02, ENQ], t0);
+    assert_eq!(out(&mut lis), [ACK]);
+    assert_eq!(lis.state(), LinkState::Receiving);
+}
+
+/// Only replies to frames restart the receive timer: ENQs (or noise) every 10 s do not keep
+/// a transfer open for ever, and a sender that really started over gets ACK after 30 s.
+#[test]
+fn noise_does_not_restart_the_receive_timer() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"R|1|", FrameEnd::Intermediate), t0);
+    for s in [10, 20] {
+        lis.handle_input(&[ENQ], t0 + secs(s));
+        lis.handle_input(b"junk", t0 + secs(s));
+    }
+    assert_eq!(out(&mut lis), [ACK, ACK, NAK, NAK]);
+    assert_eq!(lis.poll_timeout(), Some(t0 + secs(30)));
+    lis.handle_timeout(t0 + secs(30));
+    assert_eq!(lis.state(), LinkState::Neutral);
+    lis.handle_input(&[ENQ], t0 + secs(31));
+    assert_eq!(out(&mut lis), [ACK]);
+}
+
+/// An empty message is refused at once instead of opening a transfer with no frame.
+#[test]
+fn empty_message_is_refused_at_once() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    let id = link.send(b"\r\n".to_vec(), t0);
+    assert!(out(&mut link).is_empty());
+    assert!(matches!(
+        events(&mut link)[..],
+        [Event::MessageAborted { id: i, reason: AbortReason::Empty, .. }] if i == id
+    ));
+    assert!(link.is_idle());
+}
+
+/// After a message is given up because every ENQ was refused, the next message's ENQ still
+/// waits 10 s (§6.2.6).
+#[test]
+fn next_message_waits_ten_seconds_after_a_refused_enq() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    let mut now = t0;
+    for _ in 0..6 {
+        assert_eq!(out(&mut link), [ENQ]);
+        link.handle_input(&[NAK], now);
+        now = link.poll_timeout().unwrap();
+        assert_eq!(now, link.poll_timeout().unwrap());
+        if link.queued() == 1 {
+            break;
+        }
+        link.handle_timeout(now);
+    }
+    assert_eq!(link.queued(), 1, "first message given up");
+    let resume = link.poll_timeout().unwrap();
+    link.handle_timeout(resume - Duration::from_millis(1));
+    assert!(out(&mut link).is_empty(), "no ENQ before 10 s");
+    link.handle_timeout(resume);
+    assert_eq!(out(&mut link), [ENQ]);
 }
 
 #[test]
