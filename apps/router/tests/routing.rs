@@ -425,6 +425,117 @@ async fn server_socket_output_serves_the_receiver_that_connected_last() {
     assert!(after.is_none(), "second receiver got {after:?}");
 }
 
+/// A receiver that reads frames and never answers; counts them.
+async fn silent_receiver(
+    port: u16,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let task = {
+        let seen = std::sync::Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = std::sync::Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let mut framed = Framed::new(stream, MllpCodec::new());
+                    while let Some(Ok(MllpFrame::Message(payload))) = framed.next().await {
+                        let id = Message::parse(&payload)
+                            .map(|m| String::from_utf8_lossy(m.control_id().raw()).into_owned())
+                            .unwrap_or_default();
+                        seen.lock().unwrap().push(id);
+                    }
+                });
+            }
+        })
+    };
+    (seen, task)
+}
+
+/// A message whose MSH-15 asks for no accept ACK (NE), or for one only on error (ER), is
+/// delivered once: waiting for an ACK the receiver rightly never sends would resend it
+/// until copies pile up (two routers in a row did exactly that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enhanced_mode_ne_and_er_messages_are_not_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let (seen, task) = silent_receiver(peer_port).await;
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
+         usehl7 = True\nacktimeout = 0.2\nretrydelay = 0.05\nretrymaxdelay = 0.1\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let mut c = client(inp).await;
+    for (id, modes) in [("NE1", "NE|NE"), ("ER1", "ER|NE")] {
+        let message =
+            format!("MSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ORU^R01|{id}|P|2.5.1|||{modes}\rPID|1\r");
+        // The input honours the same fields: NE gets no reply, ER none on success.
+        let mut raw = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
+        let mut framed = Framed::new(&mut raw, MllpCodec::new());
+        framed
+            .send(Bytes::from(message.into_bytes()))
+            .await
+            .unwrap();
+        wait_until(id, || seen.lock().unwrap().iter().any(|s| s == id)).await;
+    }
+    // Several ACK timeouts later, still one copy each.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(*seen.lock().unwrap(), ["NE1", "ER1"]);
+    // A message asking for an ACK as usual still waits for one (and is resent).
+    let _ = tokio::time::timeout(Duration::from_millis(100), c.send(&oru("AL1", "LAB"))).await;
+    wait_until("AL1 resent", || {
+        seen.lock().unwrap().iter().filter(|s| *s == "AL1").count() >= 2
+    })
+    .await;
+    task.abort();
+}
+
+/// A receiver that takes the connection but never reads: the send times out like a missing
+/// ACK (the output reconnects and retries), and SIGTERM still ends the router at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_reads_does_not_hang_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+        .await
+        .unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let config = format!(
+        "[general]\nuseconnections = in, out\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {inp}\nmaxmessagesize = 67108864\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
+         maxmessagesize = 67108864\nacktimeout = 0.5\nretrydelay = 0.05\nretrymaxdelay = 0.1\n"
+    );
+    let mut router = RouterProc::start(dir.path(), &config).await;
+    let codec = MllpCodec::with_config(MllpConfig::default().with_max_message_size(64 << 20));
+    let stream = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
+    let mut c = MllpClient::new(stream, codec.unwrap()).with_ack_timeout(WAIT);
+    // Far more than the socket buffers hold.
+    let big = vec![b'x'; 24 * 1024 * 1024];
+    let reply = c.send(&big).await.unwrap();
+    assert!(matches!(reply, Reply::Commit(CommitAck::Ack)), "{reply:?}");
+    wait_until("the send timed out", || {
+        router
+            .log_text()
+            .contains("message not taken by the peer within")
+    })
+    .await;
+    let status = router.terminate(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    holder.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_in_client_mode_reconnects() {
     // The router connects out to a sender (createserversocket = False on an input).

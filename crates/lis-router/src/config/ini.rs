@@ -131,7 +131,12 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         });
     }
 
-    let mut ini = Ini::new_cs();
+    // Python 2.7's ConfigParser, which SocketReader uses, has no `#` inline comments and
+    // takes `;` as one only after whitespace (see `strip_inline_comment`); configparser's
+    // own rule would cut `/srv/lab#2` or `sob = "#"`.
+    let mut defaults = Ini::new_cs().defaults();
+    defaults.enable_inline_comments = false;
+    let mut ini = Ini::new_from_defaults(defaults);
     let raw = match ini.read(text.to_owned()) {
         Ok(map) => map,
         Err(message) => {
@@ -153,7 +158,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         .map(|(name, keys)| {
             let keys = keys
                 .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.map(strip_inline_comment)))
                 .collect();
             (name, keys)
         })
@@ -838,5 +843,47 @@ fn check_ports(ctx: &mut Ctx, connections: &[Connection]) {
                 ),
             );
         }
+    }
+}
+
+/// Python 2.7 ConfigParser's inline comment rule: the first `;` in a value starts a comment
+/// if whitespace precedes it; `#` never does.
+fn strip_inline_comment(value: String) -> String {
+    match value.find(';') {
+        Some(pos) if pos > 0 && value[..pos].ends_with(char::is_whitespace) => {
+            value[..pos].trim().to_owned()
+        }
+        _ => value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConnectorKind;
+
+    /// Python 2.7's rule, which SocketReader configs are written for: `#` inside a value is
+    /// text, `;` too unless whitespace precedes it; full-line comments still work.
+    #[test]
+    fn inline_comments_follow_python_2_7() {
+        let text = "# a comment line\n; another\n[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = lab;2\nport = 22222 ; the port\n\
+                    sob = \"#\"\neod = ';'\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = lab;2\nmessagedir = /srv/lab#2\n";
+        let loaded = load_str(text, Path::new("/etc/router/router.cfg")).unwrap();
+        let connections = &loaded.config.connections;
+        let input = connections.iter().find(|c| c.name == "in").unwrap();
+        assert_eq!(input.queue, "lab;2");
+        let ConnectorKind::SocketIn(socket) = &input.kind else {
+            panic!("{input:?}");
+        };
+        assert_eq!(socket.port, 22222);
+        assert_eq!(socket.start_block, b"#");
+        assert_eq!(socket.end_block, b";");
+        let output = connections.iter().find(|c| c.name == "out").unwrap();
+        let ConnectorKind::FileOut(files) = &output.kind else {
+            panic!("{output:?}");
+        };
+        assert_eq!(files.dir, Path::new("/srv/lab#2"));
     }
 }

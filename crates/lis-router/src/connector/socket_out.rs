@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use mllp_hl7::{AckMessage, CommitAck, Message, MllpCodec, MllpFrame};
+use mllp_hl7::{AckCondition, AckMessage, CommitAck, Message, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -235,16 +235,37 @@ impl SocketOut {
         framed: &mut Framed<TcpStream, MllpCodec>,
         payload: &[u8],
     ) -> Result<(), Failure> {
-        framed
-            .send(Bytes::copy_from_slice(payload))
-            .await
-            .map_err(|e| Failure::Connection(format!("send failed: {e}")))?;
+        let timeout = self.settings.ack_timeout;
+        // A receiver that stops reading must not hold the output (or a shutdown) for ever.
+        let send = tokio::time::timeout(timeout, framed.send(Bytes::copy_from_slice(payload)));
+        tokio::select! {
+            sent = send => match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Failure::Connection(format!("send failed: {e}"))),
+                Err(_) => {
+                    return Err(Failure::Connection(format!(
+                        "message not taken by the peer within {timeout:?}"
+                    )));
+                }
+            },
+            () = self.shutdown_grace() => return Err(Failure::Shutdown),
+        }
         if !self.settings.use_ack {
             return Ok(());
         }
-        let expected_id: Option<Vec<u8>> = Message::parse(payload)
-            .ok()
-            .filter(|m| m.msh().is_some())
+        let message = Message::parse(payload).ok().filter(|m| m.msh().is_some());
+        // Enhanced mode (MSH-15 valued): NE asks for no accept ACK, ER for one only on
+        // error. Waiting for one would resend the message until the receiver's copies
+        // pile up; so it counts as delivered once sent (a late error ACK is logged).
+        if let Some(m) = &message
+            && matches!(
+                m.accept_ack_type(),
+                Some(AckCondition::Never | AckCondition::Error)
+            )
+        {
+            return Ok(());
+        }
+        let expected_id: Option<Vec<u8>> = message
             .map(|m| m.control_id().raw().to_vec())
             .filter(|id| !id.is_empty());
         let wait = async {
@@ -271,17 +292,18 @@ impl SocketOut {
                 }
             }
         };
-        let timeout = self.settings.ack_timeout;
-        let grace = async {
-            self.shutdown.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
         tokio::select! {
             result = tokio::time::timeout(timeout, wait) => result.unwrap_or_else(|_| {
                 Err(Failure::Connection(format!("no acknowledgement within {timeout:?}")))
             }),
-            () = grace => Err(Failure::Shutdown),
+            () = self.shutdown_grace() => Err(Failure::Shutdown),
         }
+    }
+
+    /// Ends [`SHUTDOWN_GRACE`] after shutdown begins.
+    async fn shutdown_grace(&self) {
+        self.shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
     }
 }
 
@@ -309,10 +331,17 @@ fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Fa
     if let Some(id) = expected_id
         && ack.acknowledged_id.raw() != id
     {
-        debug!(
-            "skipping a reply for control id {}",
-            String::from_utf8_lossy(ack.acknowledged_id.raw())
-        );
+        let other = String::from_utf8_lossy(ack.acknowledged_id.raw());
+        if ack.code.is_success() {
+            debug!("skipping a reply for control id {other}");
+        } else {
+            // An error ACK that came late, or for a message sent with MSH-15 = ER/NE.
+            warn!(
+                "late negative acknowledgement {} for control id {other}: {}",
+                ack.code,
+                String::from_utf8_lossy(ack.text.raw())
+            );
+        }
         return None;
     }
     if ack.code.is_success() {
