@@ -575,14 +575,9 @@ impl Core {
                 // per-transfer assembly the message is the whole transfer, and a sender
                 // that timed out (15 s, before this 30 s timer) sends it all again.
                 self.discard_partial(DiscardReason::ReceiveTimeout);
-                if !self.transfer.is_empty() {
-                    let len = self.transfer.len();
-                    self.transfer.clear();
-                    self.events.push_back(Event::ReceiveDiscarded {
-                        reason: DiscardReason::ReceiveTimeout,
-                        len,
-                    });
-                }
+                let len = self.transfer.len();
+                self.transfer.clear();
+                self.report_discarded(len, DiscardReason::ReceiveTimeout);
                 self.enter_neutral(now);
             }
         }
@@ -828,13 +823,17 @@ impl Core {
     }
 
     fn discard_partial(&mut self, reason: DiscardReason) {
-        if !self.partial.is_empty() {
-            let len = self.partial.len();
-            self.partial.clear();
+        let len = self.partial.len();
+        self.partial.clear();
+        self.report_discarded(len, reason);
+        self.discarding = false;
+    }
+
+    fn report_discarded(&mut self, len: usize, reason: DiscardReason) {
+        if len > 0 {
             self.events
                 .push_back(Event::ReceiveDiscarded { reason, len });
         }
-        self.discarding = false;
     }
 
     /// [`Assembly::PerTransfer`]: hands over the complete messages of the transfer.

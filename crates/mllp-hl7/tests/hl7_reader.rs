@@ -559,3 +559,19 @@ proptest! {
         let _ = unescape(&raw, &Delimiters::STANDARD);
     }
 }
+
+#[test]
+fn acknowledged_on_success_follows_msh_15() {
+    for (fields, expected) in [
+        ("", true),
+        ("|||AL|NE", true),
+        ("|||SU|AL", true),
+        ("||||AL", true),
+        ("|||NE|AL", false),
+        ("|||ER|ER", false),
+    ] {
+        let raw = format!("MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5{fields}\rPID|1\r");
+        let msg = Message::parse(raw.as_bytes()).unwrap();
+        assert_eq!(msg.acknowledged_on_success(), expected, "{fields:?}");
+    }
+}

@@ -419,7 +419,7 @@ mod unnamed {
 /// their messages were not yet done, so they are written again from the queue. Other
 /// outputs' temporary files in the same directory are left alone.
 fn remove_stale_temporaries(dir: &Path, owner: &str) -> std::io::Result<usize> {
-    let ending = format!(".{}.tmp", sanitize(owner, MAX_PART_LEN));
+    let ending = temporary_ending(&sanitize(owner, MAX_PART_LEN));
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -477,6 +477,11 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How the temporary names of the output `owner` (sanitised) end: `.OWNER.tmp`.
+fn temporary_ending(owner: &str) -> String {
+    format!(".{owner}.tmp")
+}
+
 /// Longest file name in bytes on the usual file systems (ext4, XFS, NTFS, APFS).
 const MAX_NAME_LEN: usize = 255;
 /// Room kept in a name for a collision number (`-NNNNNNN`).
@@ -520,7 +525,7 @@ impl Namer {
 
     /// The temporary name for `stem`: hidden, and marked with the output's name.
     fn temporary(&self, stem: &str) -> String {
-        format!(".{stem}{}.{}.tmp", self.suffix, self.owner)
+        format!(".{stem}{}{}", self.suffix, temporary_ending(&self.owner))
     }
 
     fn next_counter(&mut self) -> u32 {
@@ -570,8 +575,8 @@ impl Namer {
                 )
             }
         };
-        // Room for the temporary form, `.NAME.OWNER.tmp`, and a collision number.
-        let reserve = self.owner.len() + ".tmp".len() + 2 + COLLISION_RESERVE;
+        // Room for the temporary form (a leading dot and the ending) and a collision number.
+        let reserve = 1 + temporary_ending(&self.owner).len() + COLLISION_RESERVE;
         let room = MAX_NAME_LEN.saturating_sub(reserve + self.suffix.len() + tail.len());
         let stem = format!("{}{tail}", shorten(&head, room));
         // No hidden files: a leading dot would also look like a temporary name.

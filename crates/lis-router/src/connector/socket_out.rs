@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use mllp_hl7::{AckCondition, AckMessage, CommitAck, Message, MllpCodec, MllpFrame};
+use mllp_hl7::{AckMessage, CommitAck, Message, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -257,11 +257,9 @@ impl SocketOut {
         // Enhanced mode (MSH-15 valued): NE asks for no accept ACK, ER for one only on
         // error. Waiting for one would resend the message until the receiver's copies
         // pile up; so it counts as delivered once sent (a late error ACK is logged).
-        if let Some(m) = &message
-            && matches!(
-                m.accept_ack_type(),
-                Some(AckCondition::Never | AckCondition::Error)
-            )
+        if message
+            .as_ref()
+            .is_some_and(|m| !m.acknowledged_on_success())
         {
             return Ok(());
         }

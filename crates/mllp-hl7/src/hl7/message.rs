@@ -346,6 +346,17 @@ impl<'a> Message<'a> {
         AckCondition::parse(self.msh_field(15).raw())
     }
 
+    /// Whether a receiver that accepts this message answers with an ACK: always in
+    /// original mode and by default; not when MSH-15 is NE (never) or ER (only on
+    /// error). A sender waiting for an ACK to an NE/ER message would wait in vain.
+    #[must_use]
+    pub fn acknowledged_on_success(&self) -> bool {
+        !matches!(
+            self.accept_ack_type(),
+            Some(AckCondition::Never | AckCondition::Error)
+        )
+    }
+
     /// MSH-16 application acknowledgement type, `None` when empty or not a table 0155
     /// value.
     #[must_use]
