@@ -290,3 +290,60 @@ async fn limits_size_connections_and_idle_time() {
     assert!(log.contains("connection limit of 1 reached"), "{log}");
     assert!(log.contains("idle for"), "{log}");
 }
+
+/// Connects and sends `count` HL7 messages whose MSH-3 is a megabyte (so is each ACK,
+/// which echoes it), then never reads: the ACKs fill the socket buffers.
+async fn deaf_sender(port: u16, tag: &str, count: usize) -> TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let big = "A".repeat(1 << 20);
+    for i in 0..count {
+        let message = format!(
+            "\x0bMSH|^~\\&|{big}|FAC|LIS|HOSP|20240101||ORU^R01|{tag}{i}|P|2.5.1\rPID|1\r\x1c\r"
+        );
+        stream.write_all(message.as_bytes()).await.unwrap();
+    }
+    stream
+}
+
+/// A sender that never reads its ACKs is disconnected after `acktimeout` (before, the
+/// connection stayed pinned for ever), and does not hold up SIGTERM (before, the router
+/// never exited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_never_reads_its_acks_is_dropped_and_does_not_block_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (deaf, held) = (free_port(), free_port());
+    let config = format!(
+        "[general]\nuseconnections = deaf, held, out\nloglvl = info\n\
+         [deaf]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {deaf}\nacktimeout = 0.5\n\
+         [held]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {held}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let mut router = RouterProc::start(dir.path(), &config).await;
+
+    // Far more ACK bytes than the two sockets' buffers hold.
+    let mut stream = deaf_sender(deaf, "D", 24).await;
+    wait_until("the ACK send timed out", || {
+        router
+            .log_text()
+            .contains("did not take its acknowledgement within")
+    })
+    .await;
+    // Closed: reading drains what was sent and ends (EOF, or a reset for the frames the
+    // router no longer read), instead of waiting for more.
+    let mut sink = Vec::new();
+    let drained = tokio::time::timeout(WAIT, stream.read_to_end(&mut sink)).await;
+    assert!(drained.is_ok(), "the connection is still open");
+    drop(stream);
+
+    // With the default acktimeout (30 s), shutdown waits only a short grace for it.
+    let _stream = deaf_sender(held, "H", 24).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = router.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+    let log = router.log_text();
+    assert!(
+        log.contains("did not take its acknowledgement before shutdown"),
+        "{log}"
+    );
+}

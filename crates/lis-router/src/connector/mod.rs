@@ -47,6 +47,16 @@ impl Backoff {
     }
 }
 
+/// How long a shutdown still waits for a peer: to take the ACKs owed to it (socket in), or
+/// to acknowledge the message in flight (socket out).
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Ends [`SHUTDOWN_GRACE`] after `shutdown` is cancelled.
+pub(crate) async fn shutdown_grace(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
 /// Where an output resumes: its durable cursor and a watch on the queue's last committed
 /// sequence number. `None` (logged) when the store cannot say.
 pub(crate) fn resume_point(

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
 
-use super::{Backoff, printable};
+use super::{Backoff, printable, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{Appender, StoreError};
 
@@ -126,7 +126,14 @@ impl SocketIn {
         };
         let (sink, mut frames) = Framed::new(stream, codec).split();
         let (owed_tx, owed_rx) = mpsc::channel::<Owed>(1024);
-        let replier = tokio::spawn(self.clone().reply(sink, owed_rx, peer).in_current_span());
+        // Cancelled at shutdown, or when the replier gives up on the peer: then nothing
+        // more is read (a message read now could never be acknowledged).
+        let closing = self.shutdown.child_token();
+        let replier = tokio::spawn(
+            self.clone()
+                .reply(sink, owed_rx, peer, closing.clone())
+                .in_current_span(),
+        );
 
         loop {
             let next = async {
@@ -136,7 +143,7 @@ impl SocketIn {
                 }
             };
             let frame = tokio::select! {
-                () = self.shutdown.cancelled() => break,
+                () = closing.cancelled() => break,
                 frame = next => frame,
             };
             let frame = match frame {
@@ -168,11 +175,13 @@ impl SocketIn {
                             break;
                         }
                     };
-                    if owed_tx
-                        .send(Owed::Commit { receipt, payload })
-                        .await
-                        .is_err()
-                    {
+                    // The queue of owed replies is full while the peer does not read
+                    // them; the replier's timeout (or shutdown) ends the wait.
+                    let owed = tokio::select! {
+                        () = closing.cancelled() => break,
+                        owed = owed_tx.send(Owed::Commit { receipt, payload }) => owed,
+                    };
+                    if owed.is_err() {
                         break;
                     }
                 }
@@ -203,7 +212,12 @@ impl SocketIn {
         mut sink: futures_util::stream::SplitSink<Framed<TcpStream, MllpCodec>, Bytes>,
         mut owed: mpsc::Receiver<Owed>,
         peer: SocketAddr,
+        closing: CancellationToken,
     ) {
+        let _stop_reading = closing.clone().drop_guard();
+        let timeout = self.settings.ack_timeout;
+        // Cleared once the peer has shown it does not read.
+        let mut reading = true;
         while let Some(item) = owed.recv().await {
             let (reply, close) = match item {
                 Owed::Commit { receipt, payload } => {
@@ -231,17 +245,47 @@ impl SocketIn {
                     true,
                 ),
             };
-            if let Some(reply) = reply
-                && let Err(e) = sink.send(reply).await
-            {
-                warn!("cannot acknowledge to {peer}: {e}");
-                break;
+            if let Some(reply) = reply {
+                // A peer that does not read its ACKs must not pin the connection (and the
+                // messages it keeps sending) for ever, nor hold up a shutdown. What it
+                // sent is stored; unacknowledged, it will be resent (at-least-once).
+                let sent = tokio::select! {
+                    sent = tokio::time::timeout(timeout, sink.send(reply)) => sent,
+                    () = shutdown_grace(&self.shutdown) => {
+                        warn!("{peer} did not take its acknowledgement before shutdown; closing");
+                        reading = false;
+                        break;
+                    }
+                };
+                match sent {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        warn!("cannot acknowledge to {peer}: {e}");
+                        break;
+                    }
+                    Err(_) => {
+                        warn!(
+                            "{peer} did not take its acknowledgement within {timeout:?} \
+                             (acktimeout); closing"
+                        );
+                        reading = false;
+                        break;
+                    }
+                }
             }
             if close {
                 break;
             }
         }
-        let _ = sink.close().await;
+        closing.cancel();
+        // Flushing waits for the peer too: one that stopped reading gets the socket
+        // closed under it instead.
+        if reading {
+            tokio::select! {
+                _ = tokio::time::timeout(timeout, sink.close()) => {}
+                () = shutdown_grace(&self.shutdown) => {}
+            }
+        }
     }
 
     /// The reply to a message: an HL7 ACK for HL7 with `usehl7`, else the MLLP commit

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -13,12 +12,9 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, printable, resume_point};
+use super::{Backoff, printable, resume_point, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
-
-/// How long a shutdown waits for the ACK of the message in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// What one socket output needs.
 #[derive(Debug)]
@@ -248,7 +244,7 @@ impl SocketOut {
                     )));
                 }
             },
-            () = self.shutdown_grace() => return Err(Failure::Shutdown),
+            () = shutdown_grace(&self.shutdown) => return Err(Failure::Shutdown),
         }
         if !self.settings.use_ack {
             return Ok(());
@@ -294,14 +290,8 @@ impl SocketOut {
             result = tokio::time::timeout(timeout, wait) => result.unwrap_or_else(|_| {
                 Err(Failure::Connection(format!("no acknowledgement within {timeout:?}")))
             }),
-            () = self.shutdown_grace() => Err(Failure::Shutdown),
+            () = shutdown_grace(&self.shutdown) => Err(Failure::Shutdown),
         }
-    }
-
-    /// Ends [`SHUTDOWN_GRACE`] after shutdown begins.
-    async fn shutdown_grace(&self) {
-        self.shutdown.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
     }
 }
 
