@@ -605,3 +605,42 @@ async fn half_written_and_unreadable_input_files() {
     assert!(inbox.join("upload.hl7.tmp").exists());
     assert!(!slow.exists());
 }
+
+/// A message the output can never frame (a file holding the end-block sequence, or one
+/// larger than the output's `maxmessagesize`) is kept under `datadir/undeliverable/`
+/// and the queue goes on; before, the output retried it for ever and delivered nothing
+/// after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unframeable_messages_are_kept_aside_and_do_not_block_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_port = free_port();
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    let inbox = dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut with_end_block = oru("BAD1", "LAB");
+    with_end_block.extend_from_slice(b"NTE|1||a\x1c\rb\r");
+    let mut too_large = oru("BAD2", "LAB");
+    too_large.extend(std::iter::repeat_n(b'x', 3000));
+    std::fs::write(inbox.join("a.hl7"), &with_end_block).unwrap();
+    std::fs::write(inbox.join("b.hl7"), &too_large).unwrap();
+    std::fs::write(inbox.join("c.hl7"), oru("GOOD1", "LAB")).unwrap();
+    let config = format!(
+        "[general]\nuseconnections = files, to-lis\ndatadir = store\n\
+         [files]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\ncycletime = 0.2\nsettletime = 0.05\n\
+         [to-lis]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
+         usehl7 = True\nmaxmessagesize = 2000\nretrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    wait_until("GOOD1 delivered", || peer.control_ids().contains("GOOD1")).await;
+    assert_eq!(peer.count(), 1);
+    let kept_dir = dir.path().join("store/undeliverable/to-lis");
+    let kept: Vec<Vec<u8>> = files_in(&kept_dir)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert_eq!(kept, [with_end_block, too_large]);
+    let log = router.log_text();
+    assert!(log.contains("end-of-frame sequence at byte 119"), "{log}");
+    assert!(log.contains("kept in"), "{log}");
+    peer.stop().await;
+}

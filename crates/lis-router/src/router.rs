@@ -15,6 +15,7 @@ use crate::connector::file_in::FileIn;
 use crate::connector::file_out::FileOut;
 use crate::connector::socket_in::SocketIn;
 use crate::connector::socket_out::SocketOut;
+use crate::filename::{MAX_PART_LEN, sanitize};
 use crate::store::{QueueStore, StoreError};
 
 /// Why a router could not start.
@@ -125,6 +126,11 @@ impl Router {
                         shutdown: shutdown.clone(),
                         log_failed_content,
                         listener,
+                        undeliverable: config
+                            .general
+                            .datadir
+                            .join("undeliverable")
+                            .join(sanitize(&c.name, MAX_PART_LEN)),
                     };
                     tasks.spawn(output.run().instrument(span));
                 }

@@ -4,6 +4,7 @@ pub(crate) mod file_in;
 pub(crate) mod file_out;
 pub(crate) mod socket_in;
 pub(crate) mod socket_out;
+mod undeliverable;
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! peer's ACK; a negative ACK, a timeout or a broken connection means retry with backoff.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, printable, resume_point, shutdown_grace};
+use super::{Backoff, printable, resume_point, shutdown_grace, undeliverable};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
 
@@ -26,6 +27,8 @@ pub(crate) struct SocketOut {
     pub(crate) log_failed_content: bool,
     /// Server mode: the bound listener the receiving system connects to.
     pub(crate) listener: Option<TcpListener>,
+    /// Where messages this output can never frame are kept (see [`undeliverable`]).
+    pub(crate) undeliverable: PathBuf,
 }
 
 /// Why one delivery attempt failed.
@@ -49,6 +52,7 @@ impl SocketOut {
         };
         let mut link: Option<Framed<TcpStream, MllpCodec>> = None;
         let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
+        let framing = self.settings.mllp_config();
         loop {
             if self.shutdown.is_cancelled() {
                 break;
@@ -82,7 +86,11 @@ impl SocketOut {
                 continue;
             }
             for message in batch {
-                if !self.deliver(&message, &mut link, &mut backoff).await {
+                let done = match framing.check_payload(&message.payload) {
+                    Ok(()) => self.deliver(&message, &mut link, &mut backoff).await,
+                    Err(e) => self.set_aside(&message, &e, &mut backoff).await,
+                };
+                if !done {
                     return;
                 }
                 cursor = message.seq + 1;
@@ -156,6 +164,48 @@ impl SocketOut {
                     if reconnect {
                         *link = None;
                     }
+                    if !backoff.sleep(&self.shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps a message that cannot be framed with this connection's delimiters or size
+    /// limit (a file input's content, say) as a file, so that it neither blocks the
+    /// queue for ever nor is lost; retried until it is durable; false on shutdown.
+    async fn set_aside(
+        &self,
+        message: &StoredMessage,
+        why: &mllp_hl7::EncodeError,
+        backoff: &mut Backoff,
+    ) -> bool {
+        loop {
+            let (dir, seq, payload) = (
+                self.undeliverable.clone(),
+                message.seq,
+                message.payload.clone(),
+            );
+            let kept =
+                tokio::task::spawn_blocking(move || undeliverable::keep(&dir, seq, &payload))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            match kept {
+                Ok(path) => {
+                    error!(
+                        "message {} cannot be sent: {why}; kept in {} instead",
+                        message.seq,
+                        path.display()
+                    );
+                    return true;
+                }
+                Err(e) => {
+                    error!(
+                        "message {} cannot be sent ({why}) nor kept in {}: {e}; retrying",
+                        message.seq,
+                        self.undeliverable.display()
+                    );
                     if !backoff.sleep(&self.shutdown).await {
                         return false;
                     }

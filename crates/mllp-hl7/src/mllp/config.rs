@@ -159,15 +159,24 @@ impl MllpConfig {
         Ok(())
     }
 
-    /// Frames `payload`: start block, payload, end block, trailer.
+    /// Whether [`encode`](Self::encode) can frame `payload`, without framing it: a
+    /// sender can set aside a message no retry will ever deliver.
     ///
     /// # Errors
     ///
-    /// [`EncodeError`] when the payload is larger than the maximum size or contains a
-    /// sequence the receiver would take for a frame boundary (the start block, or the end
-    /// block followed by the trailer; in lenient mode the end block alone). Nothing is
-    /// written then.
-    pub fn encode(&self, payload: &[u8], out: &mut impl BufMut) -> Result<(), EncodeError> {
+    /// The [`EncodeError`] that `encode` would return.
+    ///
+    /// ```
+    /// use mllp_hl7::{EncodeError, MllpConfig};
+    ///
+    /// let config = MllpConfig::new();
+    /// assert!(config.check_payload(b"MSH|^~\\&|A\r").is_ok());
+    /// assert!(matches!(
+    ///     config.check_payload(b"MSH|\x1c\rPID"),
+    ///     Err(EncodeError::ContainsEndBlock { at: 4 })
+    /// ));
+    /// ```
+    pub fn check_payload(&self, payload: &[u8]) -> Result<(), EncodeError> {
         if payload.len() > self.max_message_size {
             return Err(EncodeError::TooLarge {
                 len: payload.len(),
@@ -180,6 +189,19 @@ impl MllpConfig {
         if let Some(at) = self.find_terminator(payload) {
             return Err(EncodeError::ContainsEndBlock { at });
         }
+        Ok(())
+    }
+
+    /// Frames `payload`: start block, payload, end block, trailer.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] when the payload is larger than the maximum size or contains a
+    /// sequence the receiver would take for a frame boundary (the start block, or the end
+    /// block followed by the trailer; in lenient mode the end block alone). Nothing is
+    /// written then.
+    pub fn encode(&self, payload: &[u8], out: &mut impl BufMut) -> Result<(), EncodeError> {
+        self.check_payload(payload)?;
         out.put_slice(&self.start_block);
         out.put_slice(payload);
         out.put_slice(&self.end_block);
