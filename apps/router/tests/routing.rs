@@ -644,3 +644,38 @@ async fn unframeable_messages_are_kept_aside_and_do_not_block_the_output() {
     assert!(log.contains("kept in"), "{log}");
     peer.stop().await;
 }
+
+/// Delimiters in Python's other spellings (`'\v'`, octal, adjacent literals) and an empty
+/// trailer (`eob = ''`: frames end with the end block alone), both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_escapes_and_an_empty_trailer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let framing = MllpConfig::default()
+        .with_end_block(vec![0x1c])
+        .with_trailer(Vec::new());
+    let peer = Peer::start_with(
+        peer_port,
+        PeerReply::Accept,
+        MllpCodec::with_config(framing.clone()).unwrap(),
+    )
+    .await;
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {inp}\n\
+         sob = '\\v'\neod = \"\\034\"\neob = ''\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
+         sob = '\\013'\neod = '\\x1c' \"\"\neob = \"\"\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let stream = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
+    let mut c =
+        MllpClient::new(stream, MllpCodec::with_config(framing).unwrap()).with_ack_timeout(WAIT);
+    assert_eq!(
+        c.send(b"no trailer").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    wait_until("the message at the peer", || peer.count() == 1).await;
+    assert_eq!(*peer.received.lock().unwrap(), [b"no trailer".to_vec()]);
+    peer.stop().await;
+}

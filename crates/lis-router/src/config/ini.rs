@@ -620,7 +620,7 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
     let port = section.integer(ctx, "port", u64::from(DEFAULT_PORT), 1024, 65535) as u16;
     let start_block = section.parsed(ctx, "sob", vec![0x0b], value::delimiter);
     let end_block = section.parsed(ctx, "eod", vec![0x1c], value::delimiter);
-    let trailer = section.parsed(ctx, "eob", vec![0x0d], value::delimiter);
+    let trailer = section.parsed(ctx, "eob", vec![0x0d], value::trailer);
     let use_ack = section.boolean(ctx, "useack", true);
     let max_message_size =
         section.integer(ctx, "maxmessagesize", default_max_size as u64, 1, 1 << 30) as usize;

@@ -55,8 +55,29 @@ pub(crate) fn seconds(raw: &str, min: f64, max: f64) -> Result<Duration, String>
 /// A delimiter: `chr(0x0b)`, `chr(11)`, `"text"`, `'text'`, `0x0b`, or several joined
 /// with `+` (`chr(28) + chr(13)`).
 pub(crate) fn delimiter(raw: &str) -> Result<Vec<u8>, String> {
-    const ALLOWED: &str =
-        "allowed: chr(0x0b), chr(11), a quoted string such as \"END\", or parts joined with +";
+    let out = delimiter_or_none(raw)?;
+    if out.is_empty() {
+        return Err(format!("the delimiter is empty; {DELIMITERS_ALLOWED}"));
+    }
+    Ok(out)
+}
+
+/// A frame trailer (`eob`): a [`delimiter`], or nothing when written `''` or `""` (frames
+/// then end with the end-of-data delimiter alone).
+pub(crate) fn trailer(raw: &str) -> Result<Vec<u8>, String> {
+    if raw.trim().is_empty() {
+        return Err(format!(
+            "no value; write '' for no trailer; {DELIMITERS_ALLOWED}"
+        ));
+    }
+    delimiter_or_none(raw)
+}
+
+const DELIMITERS_ALLOWED: &str =
+    "allowed: chr(0x0b), chr(11), a quoted string such as \"END\", or parts joined with +";
+
+fn delimiter_or_none(raw: &str) -> Result<Vec<u8>, String> {
+    const ALLOWED: &str = DELIMITERS_ALLOWED;
     let mut out = Vec::new();
     for part in split_top(raw.trim(), '+') {
         let part = part.trim();
@@ -64,11 +85,8 @@ pub(crate) fn delimiter(raw: &str) -> Result<Vec<u8>, String> {
             out.push(byte_number(inner.trim()).ok_or_else(|| {
                 format!("`{part}`: chr() needs a number 0..255 (decimal or 0x hex); {ALLOWED}")
             })?);
-        } else if part.len() >= 2
-            && ((part.starts_with('"') && part.ends_with('"'))
-                || (part.starts_with('\'') && part.ends_with('\'')))
-        {
-            out.extend_from_slice(unescape_python(&part[1..part.len() - 1])?.as_slice());
+        } else if part.starts_with(['"', '\'']) {
+            out.extend_from_slice(&string_literals(part)?);
         } else if let Some(byte) = part
             .strip_prefix("0x")
             .or_else(|| part.strip_prefix("0X"))
@@ -78,9 +96,6 @@ pub(crate) fn delimiter(raw: &str) -> Result<Vec<u8>, String> {
         } else {
             return Err(format!("`{part}` is not a delimiter; {ALLOWED}"));
         }
-    }
-    if out.is_empty() {
-        return Err(format!("the delimiter is empty; {ALLOWED}"));
     }
     Ok(out)
 }
@@ -92,7 +107,41 @@ fn byte_number(text: &str) -> Option<u8> {
     }
 }
 
-/// Python string escapes `\xhh`, `\r`, `\n`, `\t`, `\\`, `\'`, `\"`.
+/// One or more adjacent Python string literals (`'a' "b"` is `ab`, as in Python), their
+/// escapes resolved.
+fn string_literals(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut rest = text.trim_start();
+    while let Some(quote) = rest.chars().next() {
+        if quote != '"' && quote != '\'' {
+            return Err(format!(
+                "`{text}`: unexpected `{rest}` after a quoted string"
+            ));
+        }
+        // The closing quote is the first one not escaped by a backslash.
+        let body = &rest[1..];
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                c if c == quote => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let end = end.ok_or_else(|| format!("`{text}`: the quoted string is not closed"))?;
+        out.extend_from_slice(&unescape_python(&body[..end])?);
+        rest = body[end + 1..].trim_start();
+    }
+    Ok(out)
+}
+
+/// Python 2 byte-string escapes: `\xhh`, octal `\ooo`, `\a \b \f \n \r \t \v`, `\\`,
+/// `\'`, `\"`; as in Python, a backslash before any other character stays as written.
 fn unescape_python(text: &str) -> Result<Vec<u8>, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -114,11 +163,34 @@ fn unescape_python(text: &str) -> Result<Vec<u8>, String> {
                 i += 4;
                 continue;
             }
+            Some(b'0'..=b'7') => {
+                // Up to three octal digits; Python keeps the low eight bits.
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take(3)
+                    .take_while(|b| (b'0'..=b'7').contains(b))
+                    .count();
+                let value = bytes[i + 1..i + 1 + digits]
+                    .iter()
+                    .fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
+                out.push((value & 0xff) as u8);
+                i += 1 + digits;
+                continue;
+            }
+            Some(b'a') => out.push(0x07),
+            Some(b'b') => out.push(0x08),
+            Some(b'f') => out.push(0x0c),
+            Some(b'v') => out.push(0x0b),
             Some(b'r') => out.push(b'\r'),
             Some(b'n') => out.push(b'\n'),
             Some(b't') => out.push(b'\t'),
             Some(b @ (b'\\' | b'\'' | b'"')) => out.push(b),
-            _ => return Err(format!("unknown escape in \"{text}\"")),
+            // A trailing backslash cannot occur: it would have escaped the closing quote.
+            Some(_) | None => {
+                out.push(b'\\');
+                i += 1;
+                continue;
+            }
         }
         i += 2;
     }
@@ -188,6 +260,21 @@ mod tests {
         assert_eq!(delimiter("\"START-BLOCK\"").unwrap(), b"START-BLOCK");
         assert_eq!(delimiter("'\\x1c\\r'").unwrap(), [0x1c, 0x0d]);
         assert_eq!(delimiter("chr(28) + chr(13)").unwrap(), [0x1c, 0x0d]);
+        // Python's other escapes, and adjacent literals joined as Python joins them.
+        assert_eq!(delimiter("'\\v'").unwrap(), [0x0b]);
+        assert_eq!(delimiter("'\\013'").unwrap(), [0x0b]);
+        assert_eq!(delimiter("\"\\34\\15\"").unwrap(), [0x1c, 0x0d]);
+        assert_eq!(delimiter("'\\0'").unwrap(), [0]);
+        assert_eq!(delimiter("'\\a\\b\\f'").unwrap(), [7, 8, 12]);
+        assert_eq!(delimiter("\"ab\" 'cd'").unwrap(), b"abcd");
+        assert_eq!(delimiter("'a\\'b'").unwrap(), b"a'b");
+        assert_eq!(delimiter("'\\q'").unwrap(), b"\\q");
+        assert_eq!(trailer("''").unwrap(), b"");
+        assert_eq!(trailer("chr(13)").unwrap(), [0x0d]);
+        assert!(trailer("").is_err());
+        assert!(delimiter("''").is_err());
+        assert!(delimiter("'ab' cd").is_err());
+        assert!(delimiter("'ab").is_err());
         assert!(delimiter("chr(300)").is_err());
         assert!(delimiter("START").is_err());
         assert!(delimiter("\"\"").is_err());
