@@ -679,3 +679,64 @@ async fn python_escapes_and_an_empty_trailer() {
     assert_eq!(*peer.received.lock().unwrap(), [b"no trailer".to_vec()]);
     peer.stop().await;
 }
+
+/// Without `usehl7` an output treats payloads as opaque and waits for each one's commit
+/// block, whatever MSH-15 says: the receiver sends one for every frame. Before, an NE
+/// message counted as done at once, its commit block was taken for the next message's,
+/// and that message's NAK went unnoticed: it was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_usehl7_every_frame_waits_for_its_commit_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+        .await
+        .unwrap();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let receiver = {
+        let accepted = std::sync::Arc::clone(&accepted);
+        tokio::spawn(async move {
+            let mut frames = 0;
+            while let Ok((stream, _)) = listener.accept().await {
+                let mut framed = Framed::new(stream, MllpCodec::new());
+                while let Some(Ok(MllpFrame::Message(payload))) = framed.next().await {
+                    frames += 1;
+                    // The second frame is refused (NAK); every other one committed.
+                    let commit = if frames == 2 {
+                        CommitAck::Nak
+                    } else {
+                        let id = Message::parse(&payload)
+                            .map(|m| String::from_utf8_lossy(m.control_id().raw()).into_owned())
+                            .unwrap_or_default();
+                        accepted.lock().unwrap().push(id);
+                        CommitAck::Ack
+                    };
+                    if framed.send(commit).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
+         acktimeout = 2\nretrydelay = 0.05\nretrymaxdelay = 0.1\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let mut c = client(inp).await;
+    let ne = "MSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ORU^R01|NE1|P|2.5.1|||NE|NE\rPID|1\r";
+    for message in [ne.as_bytes().to_vec(), oru("M2", "LAB"), oru("M3", "LAB")] {
+        assert_eq!(
+            c.send(&message).await.unwrap(),
+            Reply::Commit(CommitAck::Ack)
+        );
+    }
+    wait_until("three messages committed by the receiver", || {
+        accepted.lock().unwrap().len() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*accepted.lock().unwrap(), ["NE1", "M2", "M3"]);
+    receiver.abort();
+}

@@ -303,9 +303,12 @@ impl SocketOut {
         // Enhanced mode (MSH-15 valued): NE asks for no accept ACK, ER for one only on
         // error. Waiting for one would resend the message until the receiver's copies
         // pile up; so it counts as delivered once sent (a late error ACK is logged).
-        if message
-            .as_ref()
-            .is_some_and(|m| !m.acknowledged_on_success())
+        // Only with `usehl7`: without it payloads are opaque and the receiver answers
+        // each with the commit block, which must not be taken for the next message's.
+        if self.connection.use_hl7
+            && message
+                .as_ref()
+                .is_some_and(|m| !m.acknowledged_on_success())
         {
             return Ok(());
         }
