@@ -178,7 +178,8 @@ pub(crate) async fn astm_tcp_on(
     Ok(())
 }
 
-/// Sends one HL7 message over MLLP and waits for an accepting ACK (AA or CA).
+/// Sends one HL7 message over MLLP and waits for an accepting ACK (AA or CA), unless its
+/// MSH-15 asks for none.
 pub(crate) async fn mllp(
     host_port: &str,
     source: Option<IpAddr>,
@@ -192,6 +193,8 @@ pub(crate) async fn mllp(
         Ok(Reply::Ack { code, .. }) => {
             bail!("negative ACK from {host_port}: MSA-1 {}", code.as_str())
         }
+        // The message's MSH-15 (NE, or ER) asks the LIS for no ACK on success.
+        Ok(Reply::NotRequested) => Ok(()),
         Ok(other) => bail!("unexpected reply from {host_port}: {other:?}"),
         Err(e) => bail!("no ACK from {host_port}: {e}"),
     }

@@ -208,3 +208,40 @@ async fn closed_connection_is_reported() {
         "{error}"
     );
 }
+
+/// A message whose MSH-15 asks for no accept ACK (NE, or ER on success) gets none from a
+/// standard receiver; the client does not wait for one (before, it timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_ack_is_awaited_when_msh_15_asks_for_none() {
+    let address = auto_ack_server().await;
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(2));
+    let enhanced = |id: &str, accept: &str| {
+        format!("MSH|^~\\&|A|B|C|D|20240101||ORU^R01|{id}|P|2.5.1|||{accept}|NE\rPID|1\r")
+            .into_bytes()
+    };
+    let (never, on_error, always) = (enhanced("N1", "NE"), enhanced("E1", "ER"), oru(3));
+    let replies = client
+        .send_all(&[&never, &always, &on_error])
+        .await
+        .unwrap();
+    assert_eq!(replies[0], Reply::NotRequested);
+    assert_ack_for(&replies[1], 3);
+    assert_eq!(replies[2], Reply::NotRequested);
+    assert_eq!(client.send(&never).await.unwrap(), Reply::NotRequested);
+    // MSH-15 = AL still waits for (and gets) its accept ACK.
+    let reply = client.send(&enhanced("A1", "AL")).await.unwrap();
+    assert!(
+        matches!(
+            reply,
+            Reply::Ack {
+                code: AckCode::CommitAccept,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    assert_eq!(client.stale_replies(), 0);
+}

@@ -58,6 +58,11 @@ pub enum Reply {
     },
     /// An MLLP release 2 commit acknowledgement.
     Commit(CommitAck),
+    /// None awaited: the message's MSH-15 is NE (never send an accept ACK) or ER (only
+    /// on error), so a receiver following the standard sends nothing on success. An
+    /// error ACK that comes later is skipped and counted in
+    /// [`stale_replies`](MllpClient::stale_replies).
+    NotRequested,
 }
 
 /// Sends HL7 messages over MLLP and waits for their acknowledgements.
@@ -115,7 +120,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         self.framed.into_inner()
     }
 
-    /// Sends one message and waits for its acknowledgement.
+    /// Sends one message and waits for its acknowledgement ([`Reply::NotRequested`] at
+    /// once when its MSH-15 asks for none).
     ///
     /// # Errors
     ///
@@ -146,7 +152,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         }
         SinkExt::<&[u8]>::flush(&mut self.framed).await?;
 
-        let mut replies: Vec<Option<Reply>> = messages.iter().map(|_| None).collect();
+        let mut replies: Vec<Option<Reply>> = messages
+            .iter()
+            .map(|payload| {
+                Message::parse(payload)
+                    .ok()
+                    .filter(|m| m.msh().is_some() && !m.acknowledged_on_success())
+                    .map(|_| Reply::NotRequested)
+            })
+            .collect();
         let deadline = Instant::now() + self.ack_timeout;
         loop {
             let pending = replies.iter().filter(|r| r.is_none()).count();
