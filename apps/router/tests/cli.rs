@@ -226,6 +226,33 @@ fn check_refuses_bad_configs_naming_file_section_key_and_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("router.cfg or socketReader.cfg"));
 }
 
+/// Python's ConfigParser continues a value on deeper-indented lines: a long
+/// `useconnections` split over lines works; an indented `key = value` line is part of the
+/// value above it, which the warning says (before, the line was read as a key and the
+/// whole list cut short).
+#[test]
+fn check_reads_continuation_lines_as_python_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[general]\nuseconnections = in,\n    out\n\
+                  [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                  [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n  suffix = .hl7\n";
+    std::fs::write(dir.path().join("router.cfg"), config).unwrap();
+    let out = router(dir.path(), &["--check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("configuration OK (2 connection(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(
+            "router.cfg:13: [out] messagedir: this indented line is part of this key's value"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn version_and_help() {
     let dir = tempfile::tempdir().unwrap();

@@ -52,18 +52,28 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid INI or not a valid router configuration.
-    #[error("{}", render(problems))]
+    #[error("{}", render(problems, warnings))]
     Invalid {
         /// Every problem found, in file order.
         problems: Vec<Diagnostic>,
+        /// The warnings, which may explain a problem (an indented line taken as the
+        /// continuation of a value, say).
+        warnings: Vec<Diagnostic>,
     },
 }
 
-fn render(problems: &[Diagnostic]) -> String {
+fn render(problems: &[Diagnostic], warnings: &[Diagnostic]) -> String {
     let mut out = format!("invalid configuration ({} problem(s))", problems.len());
     for problem in problems {
         out.push_str("\n  ");
         out.push_str(&problem.to_string());
+    }
+    if !warnings.is_empty() {
+        out.push_str("\nwarnings:");
+        for warning in warnings {
+            out.push_str("\n  ");
+            out.push_str(&warning.to_string());
+        }
     }
     out
 }

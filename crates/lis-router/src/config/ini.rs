@@ -121,6 +121,18 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             ),
         });
     }
+    for (section, key, line) in ctx.index.continued_keys.clone() {
+        ctx.warnings.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: Some(line),
+            section: Some(section),
+            key: Some(key),
+            message: "this indented line is part of this key's value (as in Python's \
+                      ConfigParser), not a key of its own; remove the indentation to make \
+                      it one"
+                .into(),
+        });
+    }
     for (section, key, first, again) in ctx.index.duplicate_keys.clone() {
         ctx.warnings.push(Diagnostic {
             file: ctx.file.clone(),
@@ -136,6 +148,9 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     // own rule would cut `/srv/lab#2` or `sob = "#"`.
     let mut defaults = Ini::new_cs().defaults();
     defaults.enable_inline_comments = false;
+    // Python's ConfigParser continues a value on indented lines (`useconnections = a,`
+    // then `    b`); configparser does so only when asked.
+    defaults.multiline = true;
     let mut ini = Ini::new_from_defaults(defaults);
     let raw = match ini.read(text.to_owned()) {
         Ok(map) => map,
@@ -149,6 +164,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             });
             return Err(ConfigError::Invalid {
                 problems: ctx.problems,
+                warnings: ctx.warnings,
             });
         }
     };
@@ -174,6 +190,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             ctx.problems.sort_by_key(|d| d.line.unwrap_or(0));
             Err(ConfigError::Invalid {
                 problems: ctx.problems,
+                warnings: ctx.warnings,
             })
         }
     }
@@ -186,24 +203,40 @@ struct LineIndex {
     keys: HashMap<(String, String), usize>,
     duplicate_sections: Vec<(String, usize, usize)>,
     duplicate_keys: Vec<(String, String, usize, usize)>,
+    /// Indented lines that look like `key = value` but continue the value above them:
+    /// (section, continued key, line).
+    continued_keys: Vec<(String, String, usize)>,
 }
 
 impl LineIndex {
     fn scan(text: &str) -> Self {
         let mut index = Self::default();
         let mut section = String::from("default");
+        // The key whose value a deeper-indented line continues, and its indentation (the
+        // rule configparser applies with `multiline`, as Python's ConfigParser does).
+        let mut current: Option<(String, usize)> = None;
         for (n, line) in text.lines().enumerate() {
             let number = n + 1;
-            if line.starts_with([' ', '\t']) {
-                continue; // a continuation line
-            }
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with([';', '#']) {
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            if let Some((key, key_indent)) = &current
+                && indent > *key_indent
+                && !trimmed.starts_with('[')
+            {
+                if trimmed.contains(['=', ':']) {
+                    index
+                        .continued_keys
+                        .push((section.clone(), key.clone(), number));
+                }
                 continue;
             }
             if let Some(rest) = trimmed.strip_prefix('[')
                 && let Some(end) = rest.find(']')
             {
+                current = None;
                 section = rest[..end].trim().to_owned();
                 if let Some(&first) = index.sections.get(&section) {
                     index
@@ -218,6 +251,7 @@ impl LineIndex {
                 continue;
             };
             let key = trimmed[..at].trim().to_ascii_lowercase();
+            current = Some((key.clone(), indent));
             if let Some(first) = index.keys.insert((section.clone(), key.clone()), number) {
                 index
                     .duplicate_keys
