@@ -880,12 +880,14 @@ fn check_ports(ctx: &mut Ctx, connections: &[Connection]) {
     }
 }
 
-/// Python 2.7 ConfigParser's inline comment rule: the first `;` in a value starts a comment
-/// if whitespace precedes it; `#` never does.
+/// Python 2.7 ConfigParser's inline comment rule: the first `;` on the key's own line
+/// starts a comment if whitespace precedes it; `#` never does, nor anything on
+/// continuation lines.
 fn strip_inline_comment(value: String) -> String {
-    match value.find(';') {
+    let first_line_end = value.find('\n').unwrap_or(value.len());
+    match value[..first_line_end].find(';') {
         Some(pos) if pos > 0 && value[..pos].ends_with(char::is_whitespace) => {
-            value[..pos].trim().to_owned()
+            format!("{}{}", value[..pos].trim(), &value[first_line_end..])
         }
         _ => value,
     }
@@ -898,6 +900,15 @@ mod tests {
 
     /// Python 2.7's rule, which SocketReader configs are written for: `#` inside a value is
     /// text, `;` too unless whitespace precedes it; full-line comments still work.
+    #[test]
+    fn only_the_first_line_of_a_continued_value_has_an_inline_comment() {
+        assert_eq!(
+            strip_inline_comment("in, ; first\nout ; kept".into()),
+            "in,\nout ; kept"
+        );
+        assert_eq!(strip_inline_comment("a;b ; c".into()), "a;b ; c");
+    }
+
     #[test]
     fn inline_comments_follow_python_2_7() {
         let text = "# a comment line\n; another\n[general]\nuseconnections = in, out\n\
