@@ -374,13 +374,30 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         out.extend_from_slice(self.code.as_str().as_bytes());
         out.push(fs);
         copy_raw(&mut out, message.control_id().raw(), &delimiters);
-        if let Some(text) = &self.text {
+        let modern_err = !before(2, 5);
+        // Before 2.5 an error's text sits in a subcomponent of ERR-1; a message that
+        // declares no subcomponent separator cannot carry it there, so it goes to MSA-3.
+        let unplaceable_texts = (!modern_err && delimiters.subcomponent().is_none())
+            .then(|| {
+                self.errors
+                    .iter()
+                    .map(|e| e.text.as_str())
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|t| !t.is_empty());
+        let msa_text = match (&self.text, &unplaceable_texts) {
+            (Some(text), Some(errors)) => Some(format!("{text}; {errors}")),
+            (Some(text), None) => Some(text.clone()),
+            (None, errors) => errors.clone(),
+        };
+        if let Some(text) = &msa_text {
             out.push(fs);
             out.extend_from_slice(&escape_text(&charset.encode(text), &delimiters));
         }
         out.push(b'\r');
 
-        let modern_err = !before(2, 5);
         for error in &self.errors {
             self.write_err(&mut out, error, modern_err, charset);
         }

@@ -171,6 +171,39 @@ fn every_sample_gets_a_correct_ack() {
     }
 }
 
+/// Before 2.5 an error's text goes in a subcomponent of ERR-1. A message declaring no
+/// subcomponent separator (`MSH|^~\|`) cannot carry it there, so MSA-3 does (before, the
+/// text was silently dropped).
+#[test]
+fn pre_2_5_error_text_without_a_subcomponent_separator_goes_to_msa_3() {
+    let raw = b"MSH|^~\\|LAB|FAC|LIS|HOSP|20240101||ORU^R01|M1|P|2.3\rPID|1\r";
+    let msg = Message::parse(raw).unwrap();
+    let error = || ErrorDetail::new(102, "data type error", Severity::Error).at("OBX", 1, 5);
+    let ack = AckBuilder::new(&msg)
+        .code(AckCode::ApplicationError)
+        .error(error())
+        .build()
+        .unwrap();
+    let parsed = Message::parse(&ack).unwrap();
+    assert_eq!(
+        parsed.get("MSA-3").unwrap().unwrap().raw(),
+        b"data type error"
+    );
+    assert_eq!(parsed.segment(b"ERR").unwrap().raw(), b"ERR|OBX^1^5^102");
+    // With a text of its own, MSA-3 keeps it first.
+    let ack = AckBuilder::new(&msg)
+        .code(AckCode::ApplicationError)
+        .text("rejected")
+        .error(error())
+        .build()
+        .unwrap();
+    let parsed = Message::parse(&ack).unwrap();
+    assert_eq!(
+        parsed.get("MSA-3").unwrap().unwrap().raw(),
+        b"rejected; data type error"
+    );
+}
+
 #[test]
 fn exact_bytes_for_the_ghh_sample() {
     let raw = sample("oru_r01_2.4_ghh_lab_glucose.hl7");
