@@ -440,9 +440,14 @@ impl Link {
     }
 
     /// While receiving, answer the next accepted frame with EOT instead of ACK: ask the sender to
-    /// stop so this station can send (receiver interrupt, §6.3.5).
-    pub fn request_interrupt(&mut self) {
-        self.core.interrupt_requested = true;
+    /// stop so this station can send (receiver interrupt, §6.3.5). Returns false, and does
+    /// nothing, when no transfer is being received; a request the transfer's end overtakes
+    /// lapses with it (it never interrupts a later transfer). A sender may ignore the
+    /// request; ask again to repeat it on a later frame.
+    pub fn request_interrupt(&mut self) -> bool {
+        let receiving = self.core.state == LinkState::Receiving;
+        self.core.interrupt_requested = receiving;
+        receiving
     }
 
     /// Feeds bytes received from the peer.
@@ -498,6 +503,7 @@ impl Core {
 
     fn enter_neutral(&mut self, now: Instant) {
         self.state = LinkState::Neutral;
+        self.interrupt_requested = false;
         self.deadline = None;
         self.maybe_establish(now);
     }

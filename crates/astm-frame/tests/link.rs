@@ -537,7 +537,7 @@ fn receiver_interrupt_is_honoured() {
     for _ in 0..3 {
         pair.step();
     }
-    pair.computer.request_interrupt();
+    assert!(pair.computer.request_interrupt());
     pair.computer
         .send(b"H|\\^&|||LIS\rQ|1|^S1||ALL\rL|1|N\r".to_vec(), pair.now);
     pair.drive();
@@ -564,6 +564,49 @@ fn receiver_interrupt_is_honoured() {
         pair.computer_events
             .iter()
             .any(|e| matches!(e, Event::MessageSent(_)))
+    );
+}
+
+/// A request made while nothing is being received does nothing, and one the transfer's end
+/// overtakes lapses with it: neither interrupts a later transfer (before, the flag waited,
+/// possibly for hours, and broke off the next message at its first frame).
+#[test]
+fn an_interrupt_request_never_outlives_its_transfer() {
+    let mut pair = Pair::standard();
+    assert!(!pair.computer.request_interrupt(), "nothing to interrupt");
+    let message = b"H|\\^&\rP|1\rL|1|N\r".to_vec();
+    pair.instrument.send(message.clone(), pair.now);
+    pair.drive();
+    // Overtaken: asked while receiving, but the last frame was already acknowledged.
+    pair.instrument.send(message.clone(), pair.now);
+    // Until the computer has acknowledged the second transfer's ENQ and its three frames.
+    let acks = |pair: &Pair| {
+        pair.transcript
+            .iter()
+            .filter(|(i, b)| !i && b == &[ACK])
+            .count()
+    };
+    while acks(&pair) < 8 {
+        assert!(pair.step());
+    }
+    assert_eq!(pair.computer.state(), LinkState::Receiving);
+    assert!(pair.computer.request_interrupt());
+    pair.drive();
+    pair.instrument.send(message, pair.now);
+    pair.drive();
+    let received = pair
+        .computer_events
+        .iter()
+        .filter(|e| matches!(e, Event::MessageReceived(m) if m.starts_with(b"H|")))
+        .count();
+    assert_eq!(received, 3, "{:?}", pair.computer_events);
+    assert!(
+        !pair
+            .instrument_events
+            .iter()
+            .any(|e| matches!(e, Event::MessageAborted { .. })),
+        "{:?}",
+        pair.instrument_events
     );
 }
 
