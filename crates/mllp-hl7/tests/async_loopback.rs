@@ -217,7 +217,8 @@ async fn no_ack_is_awaited_when_msh_15_asks_for_none() {
     let mut client = MllpClient::connect(address)
         .await
         .unwrap()
-        .with_ack_timeout(Duration::from_secs(2));
+        .with_ack_timeout(Duration::from_secs(2))
+        .with_accept_ack_types(true);
     let enhanced = |id: &str, accept: &str| {
         format!("MSH|^~\\&|A|B|C|D|20240101||ORU^R01|{id}|P|2.5.1|||{accept}|NE\rPID|1\r")
             .into_bytes()
@@ -244,4 +245,11 @@ async fn no_ack_is_awaited_when_msh_15_asks_for_none() {
         "{reply:?}"
     );
     assert_eq!(client.stale_replies(), 0);
+    // By default every message waits for a reply: this receiver sends none for NE.
+    let mut waiting = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_millis(200));
+    let error = waiting.send(&never).await.unwrap_err();
+    assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
 }

@@ -58,10 +58,11 @@ pub enum Reply {
     },
     /// An MLLP release 2 commit acknowledgement.
     Commit(CommitAck),
-    /// None awaited: the message's MSH-15 is NE (never send an accept ACK) or ER (only
-    /// on error), so a receiver following the standard sends nothing on success. An
-    /// error ACK that comes later is skipped and counted in
-    /// [`stale_replies`](MllpClient::stale_replies).
+    /// None awaited (only with
+    /// [`with_accept_ack_types`](MllpClient::with_accept_ack_types)): the message's
+    /// MSH-15 is NE (never send an accept ACK) or ER (only on error), so a receiver
+    /// following the standard sends nothing on success. An error ACK that comes later
+    /// is skipped and counted in [`stale_replies`](MllpClient::stale_replies).
     NotRequested,
 }
 
@@ -76,6 +77,7 @@ pub struct MllpClient<S> {
     framed: Framed<S, MllpCodec>,
     ack_timeout: Duration,
     stale_replies: u64,
+    accept_ack_types: bool,
 }
 
 impl MllpClient<TcpStream> {
@@ -99,7 +101,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
             framed: Framed::new(stream, codec),
             ack_timeout: Duration::from_secs(30),
             stale_replies: 0,
+            accept_ack_types: false,
         }
+    }
+
+    /// Honours MSH-15: a message asking for no accept ACK on success (NE, ER) gets
+    /// [`Reply::NotRequested`] at once instead of a wait for an ACK that a standard HL7
+    /// receiver never sends. Off by default, because a receiver that answers every frame
+    /// with an MLLP commit block answers those messages too, and a commit block, which
+    /// names no message, would then be taken for the next message's reply.
+    #[must_use]
+    pub fn with_accept_ack_types(mut self, honour: bool) -> Self {
+        self.accept_ack_types = honour;
+        self
     }
 
     /// Sets how long to wait for acknowledgements.
@@ -120,8 +134,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         self.framed.into_inner()
     }
 
-    /// Sends one message and waits for its acknowledgement ([`Reply::NotRequested`] at
-    /// once when its MSH-15 asks for none).
+    /// Sends one message and waits for its acknowledgement (see
+    /// [`with_accept_ack_types`](Self::with_accept_ack_types) for messages whose MSH-15
+    /// asks for none).
     ///
     /// # Errors
     ///
@@ -157,7 +172,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
             .map(|payload| {
                 Message::parse(payload)
                     .ok()
-                    .filter(|m| m.msh().is_some() && !m.acknowledged_on_success())
+                    .filter(|m| {
+                        self.accept_ack_types && m.msh().is_some() && !m.acknowledged_on_success()
+                    })
                     .map(|_| Reply::NotRequested)
             })
             .collect();
