@@ -329,9 +329,6 @@ fn main() {
             if std::env::var("ROUTER_BENCH_SENDERS").is_ok_and(|v| v != senders.to_string()) {
                 continue;
             }
-            if std::env::var("ROUTER_BENCH_SENDERS").is_ok_and(|v| v != senders.to_string()) {
-                continue;
-            }
             let per_sender = if senders == 1 {
                 total / 4
             } else {

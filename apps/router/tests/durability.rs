@@ -301,7 +301,10 @@ async fn deaf_sender(port: u16, tag: &str, count: usize) -> TcpStream {
         let message = format!(
             "\x0bMSH|^~\\&|{big}|FAC|LIS|HOSP|20240101||ORU^R01|{tag}{i}|P|2.5.1\rPID|1\r\x1c\r"
         );
-        stream.write_all(message.as_bytes()).await.unwrap();
+        // The router may stop reading (and reset) once it gives up on this peer.
+        if stream.write_all(message.as_bytes()).await.is_err() {
+            break;
+        }
     }
     stream
 }

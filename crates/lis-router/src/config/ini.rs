@@ -248,6 +248,8 @@ impl LineIndex {
                 continue;
             }
             let Some(at) = trimmed.find(['=', ':']) else {
+                // A key without a value: later deeper lines continue it.
+                current = Some((trimmed.to_ascii_lowercase(), indent));
                 continue;
             };
             let key = trimmed[..at].trim().to_ascii_lowercase();

@@ -232,9 +232,13 @@ pub(crate) fn python_dict(raw: &str) -> Result<Vec<(String, String)>, String> {
 fn split_top(text: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut quote = None;
+    let mut escaped = false;
     let mut start = 0;
     for (i, c) in text.char_indices() {
         match (quote, c) {
+            // Inside quotes a backslash escapes the next character (`'\''`).
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
             (None, '"' | '\'') => quote = Some(c),
             (Some(q), c) if c == q => quote = None,
             (None, c) if c == sep => {
@@ -268,6 +272,8 @@ mod tests {
         assert_eq!(delimiter("'\\a\\b\\f'").unwrap(), [7, 8, 12]);
         assert_eq!(delimiter("\"ab\" 'cd'").unwrap(), b"abcd");
         assert_eq!(delimiter("'a\\'b'").unwrap(), b"a'b");
+        assert_eq!(delimiter("'\\'' + chr(13)").unwrap(), b"'\r");
+        assert_eq!(delimiter("\"a\\\"+\" + chr(13)").unwrap(), b"a\"+\r");
         assert_eq!(delimiter("'\\q'").unwrap(), b"\\q");
         assert_eq!(trailer("''").unwrap(), b"");
         assert_eq!(trailer("chr(13)").unwrap(), [0x0d]);

@@ -218,6 +218,9 @@ impl SocketIn {
         let timeout = self.settings.ack_timeout;
         // Cleared once the peer has shown it does not read.
         let mut reading = true;
+        // One grace for the whole connection, not one per owed reply.
+        let grace = shutdown_grace(&self.shutdown);
+        tokio::pin!(grace);
         while let Some(item) = owed.recv().await {
             let (reply, close) = match item {
                 Owed::Commit { receipt, payload } => {
@@ -251,7 +254,7 @@ impl SocketIn {
                 // sent is stored; unacknowledged, it will be resent (at-least-once).
                 let sent = tokio::select! {
                     sent = tokio::time::timeout(timeout, sink.send(reply)) => sent,
-                    () = shutdown_grace(&self.shutdown) => {
+                    () = &mut grace => {
                         warn!("{peer} did not take its acknowledgement before shutdown; closing");
                         reading = false;
                         break;
@@ -283,7 +286,7 @@ impl SocketIn {
         if reading {
             tokio::select! {
                 _ = tokio::time::timeout(timeout, sink.close()) => {}
-                () = shutdown_grace(&self.shutdown) => {}
+                () = &mut grace => {}
             }
         }
     }

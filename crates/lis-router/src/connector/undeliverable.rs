@@ -27,8 +27,11 @@ pub(crate) fn keep(dir: &Path, seq: u64, payload: &[u8]) -> std::io::Result<Path
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
+    // The name, and the directories create_dir_all may have just made (up to datadir).
     #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
+    for dir in dir.ancestors().take(3) {
+        File::open(dir)?.sync_all()?;
+    }
     Ok(path)
 }
 
