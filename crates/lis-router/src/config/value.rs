@@ -118,22 +118,9 @@ fn string_literals(text: &str) -> Result<Vec<u8>, String> {
                 "`{text}`: unexpected `{rest}` after a quoted string"
             ));
         }
-        // The closing quote is the first one not escaped by a backslash.
         let body = &rest[1..];
-        let mut end = None;
-        let mut escaped = false;
-        for (i, c) in body.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                c if c == quote => {
-                    end = Some(i);
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let end = end.ok_or_else(|| format!("`{text}`: the quoted string is not closed"))?;
+        let end = closing_quote(body, quote)
+            .ok_or_else(|| format!("`{text}`: the quoted string is not closed"))?;
         out.extend_from_slice(&unescape_python(&body[..end])?);
         rest = body[end + 1..].trim_start();
     }
@@ -231,25 +218,38 @@ pub(crate) fn python_dict(raw: &str) -> Result<Vec<(String, String)>, String> {
 /// Splits on `sep` outside quotes.
 fn split_top(text: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
-    let mut quote = None;
-    let mut escaped = false;
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            // Inside quotes a backslash escapes the next character (`'\''`).
-            (Some(_), _) if escaped => escaped = false,
-            (Some(_), '\\') => escaped = true,
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, c) if c == sep => {
-                parts.push(&text[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
+    let mut i = 0;
+    while let Some(c) = text[i..].chars().next() {
+        if c == '"' || c == '\'' {
+            // Skip the whole literal; an unclosed one runs to the end.
+            let body = i + 1;
+            i = closing_quote(&text[body..], c).map_or(text.len(), |end| body + end + 1);
+            continue;
         }
+        if c == sep {
+            parts.push(&text[start..i]);
+            start = i + c.len_utf8();
+        }
+        i += c.len_utf8();
     }
     parts.push(&text[start..]);
     parts
+}
+
+/// Where `quote` closes a string literal whose text starts `body`: the first such quote
+/// not escaped by a backslash.
+fn closing_quote(body: &str, quote: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == quote => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, printable, resume_point};
+use super::{Backoff, numbered_name, printable, resume_point, sync_dir};
 use crate::config::{Connection, FileNaming, FileOutSettings, FileSync};
 use crate::filename::{MAX_PART_LEN, sanitize};
 use crate::store::{QueueStore, StoredMessage};
@@ -467,16 +467,6 @@ fn sync_file_system(files: &[File]) -> std::io::Result<()> {
     sync_files(files)
 }
 
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
 /// How the temporary names of the output `owner` (sanitised) end: `.OWNER.tmp`.
 fn temporary_ending(owner: &str) -> String {
     format!(".{owner}.tmp")
@@ -586,14 +576,9 @@ impl Namer {
         }
     }
 
-    /// The `attempt`th name for `stem`: `stem` + suffix, then `stem-1` + suffix, ...
+    /// The `attempt`th name for `stem` (see [`numbered_name`]).
     fn candidate(&self, stem: &str, attempt: usize) -> String {
-        let suffix = &self.suffix;
-        if attempt == 0 {
-            format!("{stem}{suffix}")
-        } else {
-            format!("{stem}-{attempt}{suffix}")
-        }
+        numbered_name(stem, attempt, &self.suffix)
     }
 }
 

@@ -74,6 +74,29 @@ pub(crate) fn resume_point(
     }
 }
 
+/// The `attempt`th file name for `stem`, for taking the next free name without replacing
+/// a file: `stem` + `suffix`, then `stem-1` + `suffix`, ...
+pub(crate) fn numbered_name(stem: &str, attempt: usize, suffix: &str) -> String {
+    if attempt == 0 {
+        format!("{stem}{suffix}")
+    } else {
+        format!("{stem}-{attempt}{suffix}")
+    }
+}
+
+/// Makes a directory's entries durable (the names of files just created or linked).
+#[cfg(unix)]
+pub(crate) fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened for syncing here; their entries are made durable by
+/// the file system.
+#[cfg(not(unix))]
+pub(crate) fn sync_dir(_dir: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// A printable excerpt of a message for log lines (`prod` / `debug` content logging).
 pub(crate) fn printable(payload: &[u8]) -> String {
     String::from_utf8_lossy(payload)

@@ -4,18 +4,16 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::{numbered_name, sync_dir};
+
 /// Writes `payload` durably to a new file `SEQ_TIMESTAMP.dat` in `dir` (created if
 /// missing) and returns its path; never replaces a file (`-N` is appended instead).
 pub(crate) fn keep(dir: &Path, seq: u64, payload: &[u8]) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let stem = format!("{seq:012}_{}", chrono::Local::now().format("%Y%m%d%H%M%S"));
-    let mut attempt = 0u32;
+    let mut attempt = 0;
     let (path, mut file) = loop {
-        let name = match attempt {
-            0 => format!("{stem}.dat"),
-            n => format!("{stem}-{n}.dat"),
-        };
-        let path = dir.join(name);
+        let path = dir.join(numbered_name(&stem, attempt, ".dat"));
         match File::options().write(true).create_new(true).open(&path) {
             Ok(file) => break (path, file),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => attempt += 1,
@@ -28,9 +26,8 @@ pub(crate) fn keep(dir: &Path, seq: u64, payload: &[u8]) -> std::io::Result<Path
         return Err(e);
     }
     // The name, and the directories create_dir_all may have just made (up to datadir).
-    #[cfg(unix)]
     for dir in dir.ancestors().take(3) {
-        File::open(dir)?.sync_all()?;
+        sync_dir(dir)?;
     }
     Ok(path)
 }
