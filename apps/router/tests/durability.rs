@@ -350,3 +350,140 @@ async fn a_sender_that_never_reads_its_acks_is_dropped_and_does_not_block_sigter
         "{log}"
     );
 }
+
+/// A commit that fails (here the store file may not grow: `RLIMIT_FSIZE`, as on a full
+/// disk) gets an error ACK, and the router recovers by itself once the disk takes writes
+/// again. redb answers every call after one I/O error with an error until the database
+/// is opened again, so without the writer reopening it the router would refuse every
+/// message until restarted by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_recovers_after_a_failed_commit() {
+    use rustix::process::{Pid, Resource, Rlimit, prlimit};
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Peer::start(free_port(), PeerReply::Accept).await;
+    let inp = free_port();
+    // Ignoring SIGXFSZ turns a write past the limit into an EFBIG error.
+    let router =
+        RouterProc::start_after_shell(dir.path(), &config(inp, peer.port), "trap '' XFSZ;").await;
+    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
+    let store_file = dir.path().join("store").join("router.redb");
+    let size = std::fs::metadata(&store_file).unwrap().len();
+    let limit = |current: Option<u64>| Rlimit {
+        current,
+        maximum: None,
+    };
+    prlimit(Some(pid), Resource::Fsize, limit(Some(size))).expect("lower RLIMIT_FSIZE");
+
+    let mut client = MllpClient::connect(("127.0.0.1", inp))
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(10));
+    // Large enough that the store must grow to hold it.
+    let mut big = oru("BIG1", "LAB");
+    big.extend_from_slice(b"NTE|1||");
+    big.extend(std::iter::repeat_n(b'X', 4 << 20));
+    big.push(b'\r');
+    let refused = client.send(&big).await.expect("a reply");
+    assert!(
+        !matches!(
+            refused,
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+
+    prlimit(Some(pid), Resource::Fsize, limit(None)).expect("raise RLIMIT_FSIZE");
+    // The sender resends what was not acknowledged; the store takes it now.
+    let mut accepted = None;
+    for _ in 0..50 {
+        match client.send(&big).await.expect("a reply") {
+            reply @ Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            } => {
+                accepted = Some(reply);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(
+        accepted.is_some(),
+        "never accepted again:\n{}",
+        router.log_text()
+    );
+    client.send(&oru("SMALL2", "LAB")).await.expect("a reply");
+    wait_until("BIG1 and SMALL2 delivered", || {
+        let ids = peer.control_ids();
+        ids.contains("BIG1") && ids.contains("SMALL2")
+    })
+    .await;
+    let log = router.log_text();
+    assert!(log.contains("commit failed"), "{log}");
+    assert!(log.contains("queue store reopened"), "{log}");
+    peer.stop().await;
+}
+
+/// File input under a store that cannot commit: a poll's files are committed together or
+/// not at all, stay in place while commits fail, and go out in name order once the
+/// store takes writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_input_keeps_its_files_and_their_order_through_failed_commits() {
+    use rustix::process::{Pid, Resource, Rlimit, prlimit};
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Peer::start(free_port(), PeerReply::Accept).await;
+    let inbox = dir.path().join("in");
+    std::fs::create_dir(&inbox).unwrap();
+    let config = format!(
+        "[general]\nuseconnections = files, out\ndatadir = store\n\
+         [files]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\n\
+         filemask = *.hl7\ncycletime = 0.2\nsettletime = 0.1\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\n\
+         port = {}\nusehl7 = True\nretrydelay = 0.05\nretrymaxdelay = 0.5\n",
+        peer.port
+    );
+    // A first run creates the store; the second may not grow it (soft limit only, so
+    // that it can be raised again).
+    let mut first = RouterProc::start(dir.path(), &config).await;
+    assert!(first.terminate(Duration::from_secs(5)).success());
+    let size = std::fs::metadata(dir.path().join("store").join("router.redb"))
+        .unwrap()
+        .len();
+    let mut big = oru("FB", "LAB");
+    big.extend_from_slice(b"NTE|1||");
+    big.extend(std::iter::repeat_n(b'X', 4 << 20));
+    big.push(b'\r');
+    let files = [
+        ("a.hl7", oru("FA", "LAB")),
+        ("b.hl7", big),
+        ("c.hl7", oru("FC", "LAB")),
+    ];
+    for (name, body) in &files {
+        std::fs::write(inbox.join(name), body).unwrap();
+    }
+    let prepare = format!("trap '' XFSZ; ulimit -S -f {};", size / 512);
+    let router = RouterProc::start_after_shell(dir.path(), &config, &prepare).await;
+    wait_until("a failed commit of the three files", || {
+        router.log_text().contains("cannot store 3 files")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(files_in(&inbox).len(), 3, "{}", router.log_text());
+    assert_eq!(peer.count(), 0);
+
+    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
+    let unlimited = Rlimit {
+        current: None,
+        maximum: None,
+    };
+    prlimit(Some(pid), Resource::Fsize, unlimited).expect("raise RLIMIT_FSIZE");
+    wait_until("the three files delivered", || peer.count() == 3).await;
+    let order: Vec<Vec<u8>> = peer.received.lock().unwrap().clone();
+    let expected: Vec<Vec<u8>> = files.iter().map(|(_, body)| body.clone()).collect();
+    assert!(order == expected, "delivered out of order");
+    wait_until("inbox drained", || files_in(&inbox).is_empty()).await;
+    peer.stop().await;
+}

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,9 @@ pub enum StoreError {
     /// A commit failed (disk full, I/O error); nothing of that batch is stored.
     #[error("queue store commit failed: {0}")]
     CommitFailed(String),
+    /// The store is being opened again after a failed commit; try again shortly.
+    #[error("queue store is being reopened after an error")]
+    Reopening,
     /// A queue that the store was not opened with.
     #[error("unknown queue `{0}`")]
     UnknownQueue(String),
@@ -79,9 +82,11 @@ pub struct StoredMessage {
 }
 
 enum Request {
+    /// Messages stored together: one transaction, consecutive sequence numbers; `done`
+    /// gets the first.
     Append {
         queue: usize,
-        payload: Bytes,
+        payloads: Vec<Bytes>,
         done: oneshot::Sender<Result<u64, StoreError>>,
     },
     Advance {
@@ -100,9 +105,34 @@ struct QueueMeta {
 }
 
 struct Shared {
-    db: Database,
+    /// `None` while the writer opens the database again after a failed commit.
+    db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
     queues: Vec<QueueMeta>,
+}
+
+impl Shared {
+    fn database(&self) -> Option<Arc<Database>> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The queues and their outputs, as the store was opened with them.
+    fn layout(&self) -> Vec<(String, Vec<String>)> {
+        self.queues
+            .iter()
+            .map(|q| (q.name.clone(), q.outputs.clone()))
+            .collect()
+    }
+}
+
+/// Where every queue stands: per queue its next sequence number and oldest retained
+/// message, and per output its cursor.
+struct Positions {
+    seqs: Vec<(u64, u64)>,
+    cursors: Vec<Vec<u64>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -156,79 +186,37 @@ impl QueueStore {
             source: Box::new(e),
         };
         let db = Database::create(&path).map_err(|e| err(e.into()))?;
-
-        let mut metas = Vec::new();
-        let mut next_seqs = Vec::new();
-        let mut cursors = HashMap::new();
-        let txn = db.begin_write().map_err(|e| err(e.into()))?;
-        {
-            let mut cursor_table = txn.open_table(CURSORS).map_err(|e| err(e.into()))?;
-            for (name, outputs) in queues {
-                let table = format!("queue:{name}");
-                let messages = txn
-                    .open_table(TableDefinition::<u64, &[u8]>::new(&table))
-                    .map_err(|e| err(e.into()))?;
-                let first = messages
-                    .first()
-                    .map_err(|e| err(e.into()))?
-                    .map(|(k, _)| k.value());
-                let last = messages
-                    .last()
-                    .map_err(|e| err(e.into()))?
-                    .map(|(k, _)| k.value());
-                // Sequence numbers are never reused. Once every output has delivered
-                // everything the table is empty, and the cursors (of every output the
-                // queue ever had) remember where the sequence stood.
-                let highest_cursor =
-                    highest_cursor(&cursor_table, name).map_err(|e| err(e.into()))?;
-                let next = last.map_or(0, |l| l + 1).max(highest_cursor);
-                let oldest = first.unwrap_or(next);
-                for output in outputs {
-                    let key = cursor_key(name, output);
-                    let stored = cursor_table
-                        .get(key.as_str())
-                        .map_err(|e| err(e.into()))?
-                        .map(|v| v.value());
-                    let cursor = stored.map_or(oldest, |c| c.clamp(oldest, next));
-                    if stored != Some(cursor) {
-                        cursor_table
-                            .insert(key.as_str(), cursor)
-                            .map_err(|e| err(e.into()))?;
-                    }
-                    cursors.insert((name.clone(), output.clone()), cursor);
-                }
-                let (committed, _) = watch::channel(next);
-                metas.push(QueueMeta {
-                    name: name.clone(),
-                    table,
-                    outputs: outputs.clone(),
-                    committed,
-                });
-                next_seqs.push((next, oldest));
-            }
-        }
-        txn.commit().map_err(|e| err(e.into()))?;
-
+        let Positions { seqs, cursors } = load(&db, queues).map_err(err)?;
+        let metas = queues
+            .iter()
+            .zip(&seqs)
+            .map(|((name, outputs), &(next, _))| QueueMeta {
+                name: name.clone(),
+                table: table_name(name),
+                outputs: outputs.clone(),
+                committed: watch::channel(next).0,
+            })
+            .collect();
+        let opened_cursors = queues
+            .iter()
+            .zip(&cursors)
+            .flat_map(|((name, outputs), at)| {
+                outputs
+                    .iter()
+                    .zip(at)
+                    .map(|(output, &cursor)| ((name.clone(), output.clone()), cursor))
+            })
+            .collect();
         let shared = Arc::new(Shared {
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
             path,
             queues: metas,
         });
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        let writer_cursors: Vec<Vec<u64>> = shared
-            .queues
-            .iter()
-            .map(|q| {
-                q.outputs
-                    .iter()
-                    .map(|o| cursors[&(q.name.clone(), o.clone())])
-                    .collect()
-            })
-            .collect();
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("queue-writer".into())
-            .spawn(move || Writer::new(writer_shared, next_seqs, writer_cursors).run(rx))
+            .spawn(move || Writer::new(writer_shared, seqs, cursors).run(rx))
             .map_err(|source| StoreError::DataDir {
                 path: dir.to_owned(),
                 source,
@@ -236,7 +224,7 @@ impl QueueStore {
         Ok(Self {
             shared,
             tx,
-            cursors,
+            cursors: opened_cursors,
             writer: Some(writer),
         })
     }
@@ -306,7 +294,8 @@ impl QueueStore {
             path: self.shared.path.clone(),
             source: Box::new(e),
         };
-        let txn = self.shared.db.begin_read().map_err(|e| err(e.into()))?;
+        let db = self.shared.database().ok_or(StoreError::Reopening)?;
+        let txn = db.begin_read().map_err(|e| err(e.into()))?;
         let table = txn
             .open_table(TableDefinition::<u64, &[u8]>::new(&meta.table))
             .map_err(|e| err(e.into()))?;
@@ -394,11 +383,27 @@ impl Appender {
         &self,
         payload: Bytes,
     ) -> Result<oneshot::Receiver<Result<u64, StoreError>>, StoreError> {
+        self.submit_all(vec![payload]).await
+    }
+
+    /// Hands `payloads` to the writer as one unit: they are committed in the same
+    /// transaction (all or none) with consecutive sequence numbers in the given order,
+    /// so no other submission lands between them and a failed commit never leaves the
+    /// later ones stored without the earlier ones. The receiver yields the first
+    /// sequence number (for an empty `payloads`, the next one to be used).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Closed`] when the store is shutting down.
+    pub async fn submit_all(
+        &self,
+        payloads: Vec<Bytes>,
+    ) -> Result<oneshot::Receiver<Result<u64, StoreError>>, StoreError> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Request::Append {
                 queue: self.queue,
-                payload,
+                payloads,
                 done,
             })
             .await
@@ -417,6 +422,49 @@ impl Appender {
             .await
             .map_err(|_| StoreError::Closed)?
     }
+}
+
+fn table_name(queue: &str) -> String {
+    format!("queue:{queue}")
+}
+
+/// Reads where every queue and output of `queues` stands, recording cursors for outputs
+/// new to the store (they start at the oldest message still stored).
+fn load(db: &Database, queues: &[(String, Vec<String>)]) -> Result<Positions, redb::Error> {
+    let mut positions = Positions {
+        seqs: Vec::with_capacity(queues.len()),
+        cursors: Vec::with_capacity(queues.len()),
+    };
+    let txn = db.begin_write()?;
+    {
+        let mut cursor_table = txn.open_table(CURSORS)?;
+        for (name, outputs) in queues {
+            let messages = txn.open_table(TableDefinition::<u64, &[u8]>::new(&table_name(name)))?;
+            let first = messages.first()?.map(|(k, _)| k.value());
+            let last = messages.last()?.map(|(k, _)| k.value());
+            // Sequence numbers are never reused. Once every output has delivered
+            // everything the table is empty, and the cursors (of every output the
+            // queue ever had) remember where the sequence stood.
+            let next = last
+                .map_or(0, |l| l + 1)
+                .max(highest_cursor(&cursor_table, name)?);
+            let oldest = first.unwrap_or(next);
+            let mut queue_cursors = Vec::with_capacity(outputs.len());
+            for output in outputs {
+                let key = cursor_key(name, output);
+                let stored = cursor_table.get(key.as_str())?.map(|v| v.value());
+                let cursor = stored.map_or(oldest, |c| c.clamp(oldest, next));
+                if stored != Some(cursor) {
+                    cursor_table.insert(key.as_str(), cursor)?;
+                }
+                queue_cursors.push(cursor);
+            }
+            positions.seqs.push((next, oldest));
+            positions.cursors.push(queue_cursors);
+        }
+    }
+    txn.commit()?;
+    Ok(positions)
 }
 
 fn cursor_key(queue: &str, output: &str) -> String {
@@ -495,66 +543,120 @@ impl Writer {
         }
     }
 
+    /// Commits the batch and answers every request in it: all succeed or all fail.
     fn commit(&mut self, batch: &mut Vec<Request>) {
         let saved = (self.seqs.clone(), self.cursors.clone());
-        let mut appended = Vec::new();
-        let result = self.write(batch, &mut appended);
+        let result = match self.shared.database() {
+            Some(db) => Ok(db),
+            None => self.reopen(),
+        }
+        .and_then(|db| self.write(&db, batch));
         match result {
-            Ok(()) => {
-                for (done, seq) in appended {
-                    let _ = done.send(Ok(seq));
-                }
+            Ok(firsts) => {
+                let mut firsts = firsts.into_iter();
                 for request in batch.drain(..) {
-                    if let Request::Advance { done, .. } = request {
-                        let _ = done.send(Ok(()));
+                    match request {
+                        Request::Append { done, .. } => {
+                            let _ = done.send(firsts.next().ok_or(StoreError::Closed));
+                        }
+                        Request::Advance { done, .. } => {
+                            let _ = done.send(Ok(()));
+                        }
                     }
                 }
-                for (meta, (next, _)) in self.shared.queues.iter().zip(&self.seqs) {
-                    meta.committed.send_if_modified(|current| {
-                        let changed = *current != *next;
-                        *current = *next;
-                        changed
-                    });
-                }
+                self.publish();
             }
             Err(error) => {
                 tracing::error!("queue store commit failed: {error}");
                 (self.seqs, self.cursors) = saved;
-                for (done, _) in appended {
-                    let _ = done.send(Err(StoreError::CommitFailed(error.to_string())));
-                }
+                let why = error.to_string();
                 for request in batch.drain(..) {
+                    let failed = StoreError::CommitFailed(why.clone());
                     match request {
                         Request::Append { done, .. } => {
-                            let _ = done.send(Err(StoreError::Closed));
+                            let _ = done.send(Err(failed));
                         }
                         Request::Advance { done, .. } => {
-                            let _ = done.send(Err(StoreError::CommitFailed(error.to_string())));
+                            let _ = done.send(Err(failed));
                         }
                     }
+                }
+                // After an I/O error redb refuses every call until the database is
+                // opened again, so without this a disk that was full for a moment would
+                // stop the router for good.
+                match self.reopen() {
+                    Ok(_) => tracing::warn!("queue store reopened; storing again"),
+                    Err(e) => tracing::error!(
+                        "queue store cannot be reopened yet ({e}); trying again with the \
+                         next message"
+                    ),
                 }
             }
         }
     }
 
-    /// Writes the batch in one transaction; appended messages' senders move to
-    /// `appended` (answered after the commit returns).
-    fn write(
-        &mut self,
-        batch: &mut Vec<Request>,
-        appended: &mut Vec<(oneshot::Sender<Result<u64, StoreError>>, u64)>,
-    ) -> Result<(), redb::Error> {
-        let txn = self.shared.db.begin_write()?;
+    /// Tells the outputs how far each queue is committed.
+    fn publish(&self) {
+        for (meta, (next, _)) in self.shared.queues.iter().zip(&self.seqs) {
+            meta.committed.send_if_modified(|current| {
+                let changed = *current != *next;
+                *current = *next;
+                changed
+            });
+        }
+    }
+
+    /// Closes the database and opens it again, then reloads where every queue and
+    /// output stands from the file (a failed commit may still have reached the disk).
+    /// Until that succeeds readers get [`StoreError::Reopening`].
+    fn reopen(&mut self) -> Result<Arc<Database>, redb::Error> {
+        let old = self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut old) = old {
+            // Readers hold the handle for one read only; the file lock is released with
+            // the last handle.
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => break drop(db),
+                    Err(held) => {
+                        old = held;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        let db = Database::create(&self.shared.path)?;
+        let Positions { seqs, cursors } = load(&db, &self.shared.layout())?;
+        self.seqs = seqs;
+        self.cursors = cursors;
+        self.publish();
+        let db = Arc::new(db);
+        *self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&db));
+        Ok(db)
+    }
+
+    /// Writes the batch in one transaction; returns the first sequence number given to
+    /// each append, in order.
+    fn write(&mut self, db: &Database, batch: &[Request]) -> Result<Vec<u64>, redb::Error> {
+        let txn = db.begin_write()?;
+        let mut firsts = Vec::with_capacity(batch.len());
         let mut cursor_touched = vec![false; self.shared.queues.len()];
         {
             let mut tables = HashMap::new();
-            let mut rest = Vec::with_capacity(batch.len());
-            for request in batch.drain(..) {
-                match request {
+            for request in batch {
+                match *request {
                     Request::Append {
                         queue,
-                        payload,
-                        done,
+                        ref payloads,
+                        ..
                     } => {
                         let table = match tables.entry(queue) {
                             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -564,32 +666,27 @@ impl Writer {
                                 ))?)
                             }
                         };
-                        let seq = self.seqs[queue].0;
-                        table.insert(seq, payload.as_ref())?;
-                        self.seqs[queue].0 = seq + 1;
-                        appended.push((done, seq));
+                        firsts.push(self.seqs[queue].0);
+                        for payload in payloads {
+                            let seq = self.seqs[queue].0;
+                            table.insert(seq, payload.as_ref())?;
+                            self.seqs[queue].0 = seq + 1;
+                        }
                     }
                     Request::Advance {
                         queue,
                         output,
                         next,
-                        done,
+                        ..
                     } => {
                         let cursor = &mut self.cursors[queue][output];
                         if next > *cursor {
                             *cursor = next.min(self.seqs[queue].0);
                             cursor_touched[queue] = true;
                         }
-                        rest.push(Request::Advance {
-                            queue,
-                            output,
-                            next,
-                            done,
-                        });
                     }
                 }
             }
-            *batch = rest;
 
             let mut cursor_table = txn.open_table(CURSORS)?;
             for (queue, meta) in self.shared.queues.iter().enumerate() {
@@ -618,6 +715,6 @@ impl Writer {
             }
         }
         txn.commit()?;
-        Ok(())
+        Ok(firsts)
     }
 }

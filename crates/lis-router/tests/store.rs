@@ -96,6 +96,54 @@ async fn concurrent_appenders_keep_their_order_and_share_commits() {
     store.close();
 }
 
+/// A group handed over with `submit_all` is stored as one unit: its messages get
+/// consecutive sequence numbers in order, however busy other appenders are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_group_is_never_split_or_interleaved() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = QueueStore::open(dir.path(), &queues()).unwrap();
+    let singles: Vec<_> = (0..4u8)
+        .map(|sender| {
+            let appender = store.appender("q").unwrap();
+            tokio::spawn(async move {
+                for i in 0..100u8 {
+                    appender.append(vec![sender, i].into()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let appender = store.appender("q").unwrap();
+    let mut firsts = Vec::new();
+    for group in 0..20u8 {
+        let payloads = (0..10u8).map(|i| vec![100 + group, i].into()).collect();
+        let receipt = appender.submit_all(payloads).await.unwrap();
+        firsts.push((group, receipt.await.unwrap().unwrap()));
+        tokio::task::yield_now().await;
+    }
+    for task in singles {
+        task.await.unwrap();
+    }
+    let all = store.read("q", 0, 1000).unwrap();
+    assert_eq!(all.len(), 400 + 200);
+    for (group, first) in firsts {
+        let stored: Vec<&[u8]> = all
+            .iter()
+            .skip_while(|m| m.seq != first)
+            .take(10)
+            .map(|m| m.payload.as_slice())
+            .collect();
+        let expected: Vec<Vec<u8>> = (0..10u8).map(|i| vec![100 + group, i]).collect();
+        assert_eq!(stored, expected, "group {group} from message {first}");
+    }
+    // An empty group stores nothing and answers with the next number.
+    let next = all.last().unwrap().seq + 1;
+    let empty = appender.submit_all(Vec::new()).await.unwrap();
+    assert_eq!(empty.await.unwrap().unwrap(), next);
+    assert_eq!(store.read("q", next, 10).unwrap(), []);
+    drop(appender);
+    store.close();
+}
+
 #[test]
 fn unknown_queue_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -80,11 +80,34 @@ impl RouterProc {
 
     /// Starts the router on the existing `dir/router.cfg`; waits for its readiness line.
     pub async fn restart(dir: &Path) -> Self {
+        Self::launch(dir, None).await
+    }
+
+    /// Writes `config` and starts the router through `sh -c "PREPARE exec router ..."`:
+    /// `PREPARE` sets up the process (signal dispositions, limits) before the router
+    /// replaces the shell, under the same process id.
+    pub async fn start_after_shell(dir: &Path, config: &str, prepare: &str) -> Self {
+        std::fs::write(dir.join("router.cfg"), config).unwrap();
+        Self::launch(dir, Some(prepare)).await
+    }
+
+    async fn launch(dir: &Path, shell_prepare: Option<&str>) -> Self {
         let log = dir.join(format!(
             "stderr-{}.log",
             RUNS.fetch_add(1, Ordering::Relaxed)
         ));
-        let child = Command::new(env!("CARGO_BIN_EXE_router"))
+        let binary = env!("CARGO_BIN_EXE_router");
+        let mut command = match shell_prepare {
+            None => Command::new(binary),
+            Some(prepare) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!(r#"{prepare} exec "$0" "$@""#))
+                    .arg(binary);
+                sh
+            }
+        };
+        let child = command
             .arg("-c")
             .arg(dir.join("router.cfg"))
             .current_dir(dir)

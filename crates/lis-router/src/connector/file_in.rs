@@ -12,10 +12,13 @@ use tracing::{debug, error, info, warn};
 use super::printable;
 use crate::config::{Connection, FileInSettings};
 use crate::filename::{is_temporary_name, mask_matches, natural_cmp};
-use crate::store::Appender;
+use crate::store::{Appender, StoreError};
 
 /// The folder (inside `messagedir`) for files that cannot be read.
 pub const ERROR_DIR: &str = "error";
+
+/// Most bytes of file content held for one commit; a poll with more commits in groups.
+const GROUP_BYTES: usize = 64 << 20;
 
 /// What one file input needs.
 #[derive(Debug)]
@@ -80,8 +83,11 @@ impl FileIn {
                 .collect()
         };
 
-        // Submit every file first (one group commit), then delete each once committed.
-        let mut submitted = Vec::new();
+        // The files go to the store in groups, each committed whole or not at all and
+        // awaited before the next: a failed commit stops the poll, so no file is ever
+        // queued ahead of an earlier one that is retried later.
+        let mut group: Vec<(PathBuf, Bytes)> = Vec::new();
+        let mut group_bytes = 0;
         for (path, len, _) in stable.into_iter().take(self.settings.max_files) {
             if self.shutdown.is_cancelled() {
                 break;
@@ -96,6 +102,12 @@ impl FileIn {
                 )
                 .await;
                 continue;
+            }
+            if !group.is_empty() && group_bytes + len as usize > GROUP_BYTES {
+                if !self.queue(std::mem::take(&mut group)).await {
+                    return;
+                }
+                group_bytes = 0;
             }
             let read_path = path.clone();
             let content = match tokio::task::spawn_blocking(move || std::fs::read(read_path)).await
@@ -115,29 +127,49 @@ impl FileIn {
             if self.connection.debug.log_content {
                 info!("read {}: {}", path.display(), printable(&content));
             }
-            match self.appender.submit(Bytes::from(content)).await {
-                Ok(receipt) => submitted.push((path, receipt)),
-                Err(e) => {
-                    error!("cannot queue {}: {e}; left in place", path.display());
-                    break;
-                }
+            group_bytes += content.len();
+            group.push((path, Bytes::from(content)));
+        }
+        if !group.is_empty() {
+            self.queue(group).await;
+        }
+    }
+
+    /// Stores the files' contents in one commit, then deletes the files; `false` when
+    /// nothing was stored (the files stay for the next poll).
+    async fn queue(&self, group: Vec<(PathBuf, Bytes)>) -> bool {
+        let (paths, payloads): (Vec<PathBuf>, Vec<Bytes>) = group.into_iter().unzip();
+        let which = match (paths.first(), paths.last()) {
+            (Some(first), Some(last)) if paths.len() > 1 => format!(
+                "{} files ({} to {})",
+                paths.len(),
+                first.display(),
+                last.display()
+            ),
+            (Some(only), _) => only.display().to_string(),
+            _ => return true,
+        };
+        let stored = match self.appender.submit_all(payloads).await {
+            Ok(receipt) => receipt.await.unwrap_or(Err(StoreError::Closed)),
+            Err(e) => Err(e),
+        };
+        let first = match stored {
+            Ok(first) => first,
+            Err(e) => {
+                error!("cannot store {which}: {e}; left in place");
+                return false;
+            }
+        };
+        for (seq, path) in (first..).zip(&paths) {
+            debug!("queued {} as message {seq}", path.display());
+            if let Err(e) = tokio::fs::remove_file(path).await {
+                error!(
+                    "queued {} but cannot delete it ({e}); it will be read again",
+                    path.display()
+                );
             }
         }
-        for (path, receipt) in submitted {
-            match receipt.await {
-                Ok(Ok(seq)) => {
-                    debug!("queued {} as message {seq}", path.display());
-                    if let Err(e) = tokio::fs::remove_file(&path).await {
-                        error!(
-                            "queued {} but cannot delete it ({e}); it will be read again",
-                            path.display()
-                        );
-                    }
-                }
-                Ok(Err(e)) => error!("cannot store {}: {e}; left in place", path.display()),
-                Err(_) => error!("queue store closed; {} left in place", path.display()),
-            }
-        }
+        true
     }
 
     /// Matching regular files, sorted, with size and mtime.
