@@ -166,7 +166,8 @@ impl Hierarchy {
                 placement.attached = true;
             }
         }
-        if kind != RecordType::Other
+        // A header has no sequence number (its field 2 holds the delimiters).
+        if !matches!(kind, RecordType::Other | RecordType::Header)
             && let Some(parent) = placement.parent
         {
             let count = self.counts.entry((parent, kind)).or_insert(0);
@@ -696,6 +697,28 @@ mod tests {
             Err(MessageError::MissingHeader { .. })
         ));
         assert_eq!(Message::parse(b"\r\n").unwrap_err(), MessageError::Empty);
+    }
+
+    /// A second H record is out of place, but it has no sequence number to check (its
+    /// field 2 holds the delimiters), and the records under it number from 1 again.
+    #[test]
+    fn a_second_header_has_no_sequence_number_to_check() {
+        let text = b"H|\\^&\rP|1\rH|\\^&\rP|1\rL|1|N\r";
+        let m = Message::parse(text).unwrap();
+        assert_eq!(
+            kinds(&m),
+            ["record 3: header is not the first record of the message"]
+        );
+        let text = b"H|\\^&\rP|1\rL|1|N\rH|\\^&\rL|1|N\r";
+        let m = Message::parse(text).unwrap();
+        assert_eq!(
+            kinds(&m),
+            [
+                "record 4: H record after the terminator record",
+                "record 4: header is not the first record of the message",
+                "record 5: L record after the terminator record",
+            ]
+        );
     }
 
     #[test]
