@@ -181,6 +181,7 @@ impl App {
                 interrupt_hold_off: d,
                 contention_retry: d,
                 contention_yield: d,
+                reply_after_noise: d,
             };
         }
         config

@@ -62,6 +62,11 @@ pub struct Timers {
     pub contention_retry: Duration,
     /// Computer: wait after contention for the instrument's ENQ (20 s).
     pub contention_yield: Duration,
+    /// Sender: how long a reply may still come after noise arrived in its place (2 s; not
+    /// in the standard). Then the noise counts as a garbled reply, that is a NAK
+    /// (§6.5.1.2). Resending at once would let the reply already on its way be taken
+    /// for the resent frame's, and every later reply for the frame before its own.
+    pub reply_after_noise: Duration,
 }
 
 impl Default for Timers {
@@ -74,6 +79,7 @@ impl Default for Timers {
             interrupt_hold_off: Duration::from_secs(15),
             contention_retry: Duration::from_secs(1),
             contention_yield: Duration::from_secs(20),
+            reply_after_noise: Duration::from_secs(2),
         }
     }
 }
@@ -334,6 +340,8 @@ struct Core {
     config: LinkConfig,
     state: LinkState,
     deadline: Option<Instant>,
+    /// While sending: when the noise received in place of a reply counts as a NAK.
+    noise_deadline: Option<Instant>,
     /// No ENQ before this instant (after NAK, contention, interrupt, unanswered ENQ).
     enq_not_before: Option<Instant>,
     queue: VecDeque<Outgoing>,
@@ -362,6 +370,7 @@ impl Link {
                 config,
                 state: LinkState::Neutral,
                 deadline: None,
+                noise_deadline: None,
                 enq_not_before: None,
                 queue: VecDeque::new(),
                 next_id: 0,
@@ -481,6 +490,10 @@ impl Link {
         match self.core.state {
             LinkState::Neutral if !self.core.queue.is_empty() => self.core.enq_not_before,
             LinkState::Neutral => None,
+            LinkState::Sending => match (self.core.deadline, self.core.noise_deadline) {
+                (Some(reply), Some(noise)) => Some(reply.min(noise)),
+                (reply, noise) => reply.or(noise),
+            },
             _ => self.core.deadline,
         }
     }
@@ -505,6 +518,7 @@ impl Core {
         self.state = LinkState::Neutral;
         self.interrupt_requested = false;
         self.deadline = None;
+        self.noise_deadline = None;
         self.maybe_establish(now);
     }
 
@@ -557,9 +571,18 @@ impl Core {
         let _ = out.framed.encode_frame(index, number, &mut self.transmit);
         self.state = LinkState::Sending;
         self.deadline = Some(now + self.config.timers.frame_reply);
+        self.noise_deadline = None;
     }
 
     fn on_timeout(&mut self, now: Instant) {
+        if self.state == LinkState::Sending
+            && self.noise_deadline.is_some_and(|d| now >= d)
+            && self.deadline.is_none_or(|d| now < d)
+        {
+            // No reply followed the noise: it was the reply, garbled.
+            self.frame_refused(now);
+            return;
+        }
         match self.state {
             LinkState::Neutral => self.maybe_establish(now),
             _ if self.deadline.is_none_or(|d| now < d) => {}
@@ -591,7 +614,8 @@ impl Core {
 
     fn on_item(&mut self, item: Item<'_>, now: Instant) {
         match (self.state, item) {
-            // §6.5.1.2: while a frame waits for its reply, any other character is a NAK.
+            // §6.5.1.2: while a frame waits for its reply, any other character is a NAK
+            // (noise only once no reply follows it: see `Timers::reply_after_noise`).
             (LinkState::Sending, item) => self.on_frame_reply(item, now),
             (_, Item::Junk(bytes)) => self.error(LinkError::Junk(bytes.len())),
             (_, Item::Record(record)) => self.on_bare_record(record),
@@ -662,13 +686,20 @@ impl Core {
             return;
         };
         let last = out.index + 1 >= out.framed.len();
-        let (frame_number, transmissions) = (out.number, out.transmissions);
         match item {
             // The byte that cut the noise short is the reply, and comes next.
             Item::Broken {
                 reason: BrokenReason::Interrupted(_),
                 ..
             } => {}
+            // Line ends that some receivers put after their reply.
+            Item::Junk(bytes) if bytes.iter().all(|&b| matches!(b, b'\r' | b'\n')) => {}
+            Item::Junk(bytes) => {
+                self.error(LinkError::Junk(bytes.len()));
+                if self.noise_deadline.is_none() {
+                    self.noise_deadline = Some(now + self.config.timers.reply_after_noise);
+                }
+            }
             Item::Control(Control::Ack) => self.frame_accepted(now),
             Item::Control(Control::Eot) if !self.config.honor_interrupt => {
                 self.frame_accepted(now);
@@ -684,20 +715,29 @@ impl Core {
                 }
                 self.enter_neutral(now);
             }
-            _ if transmissions >= self.config.max_transmissions => {
-                // §6.5.1.2: the sixth failure ends the transfer.
-                self.control(Control::Eot);
-                self.abort_front(AbortReason::TooManyTransmissions {
-                    frame_number,
-                    transmissions,
-                });
-                self.enter_neutral(now);
-            }
-            _ => {
-                // §6.5.1.2: NAK or any other character: send the same frame again.
-                self.error(LinkError::Retransmitting { frame_number });
-                self.transmit_frame(now);
-            }
+            // §6.5.1.2: NAK or any other character.
+            _ => self.frame_refused(now),
+        }
+    }
+
+    /// The frame in flight was refused: send it again, or after the sixth failure end the
+    /// transfer (§6.5.1.2).
+    fn frame_refused(&mut self, now: Instant) {
+        let Some(out) = self.queue.front() else {
+            self.enter_neutral(now);
+            return;
+        };
+        let (frame_number, transmissions) = (out.number, out.transmissions);
+        if transmissions >= self.config.max_transmissions {
+            self.control(Control::Eot);
+            self.abort_front(AbortReason::TooManyTransmissions {
+                frame_number,
+                transmissions,
+            });
+            self.enter_neutral(now);
+        } else {
+            self.error(LinkError::Retransmitting { frame_number });
+            self.transmit_frame(now);
         }
     }
 

@@ -46,6 +46,8 @@ struct Pair {
     transcript: Vec<(bool, Vec<u8>)>,
     instrument_events: Vec<Event>,
     computer_events: Vec<Event>,
+    /// Bytes added after everything the computer sends (a noisy or sloppy receiver).
+    computer_suffix: Vec<u8>,
 }
 
 impl Pair {
@@ -59,6 +61,7 @@ impl Pair {
             transcript: Vec::new(),
             instrument_events: Vec::new(),
             computer_events: Vec::new(),
+            computer_suffix: Vec::new(),
         }
     }
 
@@ -71,8 +74,11 @@ impl Pair {
 
     fn collect(&mut self) {
         for (from_instrument, link) in [(true, &mut self.instrument), (false, &mut self.computer)] {
-            let bytes = out(link);
+            let mut bytes = out(link);
             if !bytes.is_empty() {
+                if !from_instrument {
+                    bytes.extend_from_slice(&self.computer_suffix);
+                }
                 self.transcript.push((from_instrument, bytes.clone()));
                 self.wire
                     .push((self.now + self.latency, from_instrument, bytes));
@@ -394,12 +400,88 @@ fn sixth_failed_transmission_aborts_with_eot() {
 fn any_reply_other_than_ack_or_eot_means_retransmit() {
     let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
     let first = out(&mut link);
+    // Noise with no reply after it was the reply, garbled: a NAK, once the reply had
+    // time to come.
     link.handle_input(b"garbage", t0);
+    assert_eq!(out(&mut link), []);
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(2)));
+    link.handle_timeout(t0 + secs(2));
     assert_eq!(out(&mut link), first);
-    link.handle_input(&[ENQ], t0);
+    link.handle_input(&[ENQ], t0 + secs(2));
     assert_eq!(out(&mut link), first);
-    link.handle_input(&[ACK], t0);
+    link.handle_input(&[ACK], t0 + secs(2));
     assert_eq!(out(&mut link), frame(2, b"L|1|N\r", FrameEnd::End));
+    let retransmissions = events(&mut link)
+        .iter()
+        .filter(|e| matches!(e, Event::LinkError(LinkError::Retransmitting { .. })))
+        .count();
+    assert_eq!(retransmissions, 2);
+}
+
+/// Noise before the reply does not stand in for it: resending at once would have the
+/// reply already on its way taken for the resent frame's, and every later reply for
+/// the frame before its own.
+#[test]
+fn noise_before_a_reply_does_not_cause_a_resend() {
+    let (mut link, t0) = established_sender(b"H|\\^&\rP|1\rL|1|N\r");
+    let _ = out(&mut link);
+    link.handle_input(&[0x7f], t0);
+    link.handle_input(&[ACK], t0 + Duration::from_millis(300));
+    assert_eq!(out(&mut link), frame(2, b"P|1\r", FrameEnd::End));
+    // The noise timer went with the frame it was about.
+    assert_eq!(
+        link.poll_timeout(),
+        Some(t0 + Duration::from_millis(300) + secs(15))
+    );
+    // Line ends after a reply are not noise at all.
+    link.handle_input(b"\x06\r\n", t0 + secs(1));
+    assert_eq!(out(&mut link), frame(3, b"L|1|N\r", FrameEnd::End));
+    link.handle_input(b"\r\n", t0 + secs(1));
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(16)));
+    link.handle_input(&[ACK], t0 + secs(1));
+    assert_eq!(out(&mut link), [EOT]);
+    let evs = events(&mut link);
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, Event::LinkError(LinkError::Retransmitting { .. }))),
+        "{evs:?}"
+    );
+    assert!(matches!(evs.last(), Some(Event::MessageSent(_))), "{evs:?}");
+}
+
+/// Two links, the receiver's every reply followed by a noise byte: the message arrives
+/// once and whole, with no frame resent.
+#[test]
+fn a_receiver_that_adds_noise_to_every_reply_gets_the_message_intact() {
+    let mut pair = Pair::standard();
+    pair.computer_suffix = vec![0x7f];
+    let message = b"H|\\^&\rP|1\rO|1|S1\rR|1|^^^WBC|5.8\rR|2|^^^RBC|4.1\rL|1|N\r".to_vec();
+    pair.instrument.send(message.clone(), pair.now);
+    pair.drive();
+    let received: Vec<_> = pair
+        .computer_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    let records: Vec<Vec<u8>> = message
+        .split_inclusive(|&b| b == b'\r')
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(received, records);
+    assert!(
+        pair.instrument_events
+            .iter()
+            .any(|e| matches!(e, Event::MessageSent(_)))
+    );
+    assert!(
+        !pair
+            .instrument_events
+            .iter()
+            .any(|e| matches!(e, Event::LinkError(LinkError::Retransmitting { .. })))
+    );
 }
 
 #[test]
