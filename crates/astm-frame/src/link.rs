@@ -178,6 +178,11 @@ pub enum DiscardReason {
     /// The message grew past `max_message_len`.
     #[error("message longer than the limit of {0} bytes")]
     TooLong(usize),
+    /// [`Assembly::PerTransfer`]: the transfer ended right after a frame was refused (the
+    /// sender gave up on it, §6.5.1.2), so its message is incomplete; the sender repeats
+    /// it whole later.
+    #[error("transfer ended after a refused frame")]
+    SenderAborted,
 }
 
 /// A problem on the link that does not end a message by itself.
@@ -356,6 +361,11 @@ struct Core {
     partial: Vec<u8>,
     transfer: Vec<u8>,
     discarding: bool,
+    /// The last frame was answered with NAK: a transfer ending now is incomplete.
+    last_frame_refused: bool,
+    /// [`Assembly::PerTransfer`]: part of this transfer was discarded, so none of it is
+    /// delivered.
+    transfer_spoiled: bool,
     bare_records: Vec<u8>,
 }
 
@@ -383,6 +393,8 @@ impl Link {
                 partial: Vec::new(),
                 transfer: Vec::new(),
                 discarding: false,
+                last_frame_refused: false,
+                transfer_spoiled: false,
                 bare_records: Vec::new(),
             },
         }
@@ -642,6 +654,8 @@ impl Core {
         self.deadline = Some(now + self.config.timers.receive);
         self.expected_number = 1;
         self.last_accepted = None;
+        self.last_frame_refused = false;
+        self.transfer_spoiled = false;
     }
 
     fn on_enq_reply(&mut self, control: Control, now: Instant) {
@@ -770,6 +784,7 @@ impl Core {
                 // §6.5.2.4: the timer restarts with each reply to a frame (every branch
                 // replies), not with noise, which could otherwise keep the link busy.
                 self.deadline = Some(now + self.config.timers.receive);
+                self.last_frame_refused = true;
                 if let Some(defect) = frame.defect() {
                     self.control(Control::Nak);
                     self.error(LinkError::FrameRejected(defect));
@@ -780,6 +795,7 @@ impl Core {
                     if number != self.expected_number {
                         if Some(number) == self.last_accepted {
                             // §6.5.1: our ACK was lost; accept again, deliver once.
+                            self.last_frame_refused = false;
                             self.control(Control::Ack);
                             self.error(LinkError::DuplicateFrame(number));
                         } else {
@@ -794,6 +810,7 @@ impl Core {
                     self.last_accepted = Some(number);
                     self.expected_number = next_frame_number(number);
                 }
+                self.last_frame_refused = false;
                 if std::mem::take(&mut self.interrupt_requested) {
                     self.control(Control::Eot);
                 } else {
@@ -809,6 +826,7 @@ impl Core {
             } => {
                 // Too long, or an ACK or NAK byte inside: a frame spoilt by noise.
                 self.deadline = Some(now + self.config.timers.receive);
+                self.last_frame_refused = true;
                 self.control(Control::Nak);
                 self.error(LinkError::BrokenFrame {
                     len: bytes.len(),
@@ -825,8 +843,13 @@ impl Core {
             }
             Item::Control(Control::Eot) => {
                 self.discard_partial(DiscardReason::EndedMidMessage);
+                if self.config.assembly == Assembly::PerTransfer && self.last_frame_refused {
+                    let len = std::mem::take(&mut self.transfer).len();
+                    self.report_discarded(len, DiscardReason::SenderAborted);
+                }
                 self.deliver_transfer();
                 self.discarding = false;
+                self.transfer_spoiled = false;
                 // The receiver that interrupted us has had its turn (§6.3.5.3).
                 self.enq_not_before = None;
                 self.enter_neutral(now);
@@ -841,7 +864,22 @@ impl Core {
 
     fn append(&mut self, text: &[u8], end: FrameEnd) {
         let limit = self.config.max_message_len;
+        if self.transfer_spoiled {
+            return;
+        }
         if !self.discarding && self.partial.len() + self.transfer.len() + text.len() > limit {
+            if self.config.assembly == Assembly::PerTransfer {
+                // The message is the whole transfer: without this part it is incomplete.
+                let len = self.transfer.len() + self.partial.len() + text.len();
+                self.transfer.clear();
+                self.partial.clear();
+                self.transfer_spoiled = true;
+                self.events.push_back(Event::ReceiveDiscarded {
+                    reason: DiscardReason::TooLong(limit),
+                    len,
+                });
+                return;
+            }
             self.discarding = true;
         }
         if self.discarding {

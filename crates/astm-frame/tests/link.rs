@@ -880,6 +880,93 @@ fn oversized_messages_are_discarded_and_reported() {
     );
 }
 
+/// With [`Assembly::PerTransfer`] the message is the whole transfer: one part too long
+/// spoils all of it, rather than a message being delivered with a record missing.
+#[test]
+fn per_transfer_oversize_discards_the_whole_transfer() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.assembly = Assembly::PerTransfer;
+    config.max_message_len = 40;
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    let records: [&[u8]; 5] = [
+        b"H|\\^&\r",
+        b"P|1\r",
+        b"O|1|S1\r",
+        b"R|1|^^^GLU|123456789012345678901234567\r",
+        b"L|1|N\r",
+    ];
+    for (number, record) in (1..).zip(records) {
+        lis.handle_input(&frame(number, record, FrameEnd::End), t0);
+    }
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut lis), [ACK; 6]);
+    assert_eq!(
+        events(&mut lis),
+        [Event::ReceiveDiscarded {
+            reason: DiscardReason::TooLong(40),
+            len: 56
+        }]
+    );
+    // The next transfer starts afresh.
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), t0);
+    lis.handle_input(&frame(2, b"L|1|N\r", FrameEnd::End), t0);
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(
+        events(&mut lis),
+        [Event::MessageReceived(b"H|\\^&\rL|1|N\r".to_vec())]
+    );
+}
+
+/// A transfer that ends right after a refused frame was given up by the sender (six
+/// failures): with [`Assembly::PerTransfer`] its message is incomplete and is not
+/// delivered (the sender repeats it whole); per end frame, the complete messages before
+/// it were delivered already.
+#[test]
+fn a_transfer_ending_after_a_refused_frame_is_not_delivered_whole() {
+    for assembly in [Assembly::PerTransfer, Assembly::PerEndFrame] {
+        let mut config = LinkConfig::new(Role::Computer);
+        config.assembly = assembly;
+        let mut lis = Link::new(config);
+        let t0 = Instant::now();
+        lis.handle_input(&[ENQ], t0);
+        lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), t0);
+        lis.handle_input(&frame(2, b"P|1\r", FrameEnd::End), t0);
+        let mut spoilt = frame(3, b"O|1|S1\r", FrameEnd::End);
+        let at = spoilt.len() - 4;
+        spoilt[at] ^= 1; // checksum digit
+        for _ in 0..6 {
+            lis.handle_input(&spoilt, t0);
+        }
+        lis.handle_input(&[EOT], t0);
+        let mut replies = vec![ACK; 3];
+        replies.extend([NAK; 6]);
+        assert_eq!(out(&mut lis), replies);
+        let evs: Vec<Event> = events(&mut lis)
+            .into_iter()
+            .filter(|e| !matches!(e, Event::LinkError(_)))
+            .collect();
+        match assembly {
+            Assembly::PerTransfer => assert_eq!(
+                evs,
+                [Event::ReceiveDiscarded {
+                    reason: DiscardReason::SenderAborted,
+                    len: 10
+                }]
+            ),
+            _ => assert_eq!(
+                evs,
+                [
+                    Event::MessageReceived(b"H|\\^&\r".to_vec()),
+                    Event::MessageReceived(b"P|1\r".to_vec())
+                ]
+            ),
+        }
+    }
+}
+
 #[test]
 fn unframed_records_end_with_the_l_record() {
     let mut config = LinkConfig::new(Role::Computer);
