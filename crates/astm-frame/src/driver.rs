@@ -29,10 +29,16 @@ pub enum DriverError {
     },
 }
 
+/// Diagnostic events kept for [`LinkDriver::next_event`] before the oldest are dropped.
+pub const MAX_DIAGNOSTICS: usize = 1024;
+
 /// A [`Link`] driven over a transport.
 ///
 /// Events the caller is not waiting for are kept, in order, for [`next_event`](Self::next_event)
-/// and [`recv`](Self::recv): a message received while sending is not lost.
+/// and [`recv`](Self::recv): a message received while sending is not lost. Of the diagnostic
+/// events ([`Event::LinkError`], [`Event::ReceiveDiscarded`]) only the latest
+/// [`MAX_DIAGNOSTICS`] not yet taken are kept, so a caller that only calls `recv` on a noisy
+/// line does not pile them up for ever; messages and send outcomes are always kept.
 ///
 /// ```no_run
 /// use astm_frame::{LinkConfig, Role, driver::LinkDriver};
@@ -50,6 +56,8 @@ pub struct LinkDriver<T> {
     io: T,
     link: Link,
     events: VecDeque<Event>,
+    /// How many of `events` are diagnostics.
+    diagnostics: usize,
     read_buf: Vec<u8>,
     write_buf: Vec<u8>,
     closed: bool,
@@ -67,6 +75,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             io,
             link,
             events: VecDeque::new(),
+            diagnostics: 0,
             read_buf: vec![0; 64 * 1024],
             write_buf: Vec::new(),
             closed: false,
@@ -158,6 +167,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
         loop {
             self.flush().await?;
             if let Some(event) = self.events.pop_front() {
+                if is_diagnostic(&event) {
+                    self.diagnostics -= 1;
+                }
                 return Ok(Some(event));
             }
             match self.step().await {
@@ -177,6 +189,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             self.write_buf.clear();
         }
         while let Some(event) = self.link.poll_event() {
+            if is_diagnostic(&event) {
+                self.diagnostics += 1;
+                if self.diagnostics > MAX_DIAGNOSTICS {
+                    if let Some(oldest) = self.events.iter().position(is_diagnostic) {
+                        self.events.remove(oldest);
+                    }
+                    self.diagnostics -= 1;
+                }
+            }
             self.events.push_back(event);
         }
         Ok(())
@@ -207,5 +228,54 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             }
         }
         Ok(())
+    }
+}
+
+fn is_diagnostic(event: &Event) -> bool {
+    matches!(event, Event::LinkError(_) | Event::ReceiveDiscarded { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FrameEnd, Role, encode_frame};
+
+    /// A caller that only receives messages, on a line that keeps producing link errors
+    /// (here frames outside any transfer), holds at most [`MAX_DIAGNOSTICS`] of them.
+    #[test]
+    fn unread_diagnostics_are_bounded() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+            let mut driver = LinkDriver::new(ours, LinkConfig::new(Role::Computer));
+            let mut noise = Vec::new();
+            encode_frame(1, b"P|1\r", FrameEnd::End, &mut noise);
+            let mut transfer = vec![0x05];
+            encode_frame(1, b"H|\\^&\r", FrameEnd::End, &mut transfer);
+            transfer.push(0x04);
+            let sender = tokio::spawn(async move {
+                for _ in 0..3 {
+                    for _ in 0..1000 {
+                        theirs.write_all(&noise).await.unwrap();
+                    }
+                    theirs.write_all(&transfer).await.unwrap();
+                }
+                theirs
+            });
+            for _ in 0..3 {
+                let message = driver.recv().await.unwrap().unwrap();
+                assert_eq!(message, b"H|\\^&\r");
+            }
+            drop(sender.await.unwrap());
+            assert_eq!(driver.events.len(), MAX_DIAGNOSTICS);
+            assert_eq!(driver.diagnostics, MAX_DIAGNOSTICS);
+            // The newest are the ones kept, and they are still there to read.
+            let first = driver.next_event().await.unwrap();
+            assert!(matches!(first, Some(Event::LinkError(_))), "{first:?}");
+            assert_eq!(driver.diagnostics, MAX_DIAGNOSTICS - 1);
+        });
     }
 }
