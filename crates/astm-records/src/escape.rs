@@ -11,7 +11,10 @@ pub enum UnknownEscape {
     /// Keep the bytes as written (the default: nothing is lost).
     #[default]
     Keep,
-    /// Drop the whole sequence, as Roche cobas hosts do ("skipped, treated as null").
+    /// Drop the whole sequence, as Roche cobas hosts do ("skipped, treated as null"). Only
+    /// what looks like a sequence (1 to 16 letters, digits or dots between the escape
+    /// characters) is dropped: text between two literal escape characters, as in
+    /// `R&D and A&E` from a sender that does not escape, is kept.
     Drop,
 }
 
@@ -56,7 +59,7 @@ pub fn unescape_with<'a>(
         let body = &value[body_start..body_start + len];
         let end = body_start + len + 1;
         let known = decode_sequence(body, delimiters, escape, &mut out);
-        if known || (unknown == UnknownEscape::Drop && !body.is_empty()) {
+        if known || (unknown == UnknownEscape::Drop && looks_like_sequence(body)) {
             pos = end;
         } else {
             // Keep the escape byte literally and rescan from the next byte: the closing escape may open
@@ -69,6 +72,12 @@ pub fn unescape_with<'a>(
         pos = next;
     }
     Cow::Owned(out)
+}
+
+/// Whether an unknown body is shaped like an escape sequence (`Z`, `H`, `.sp`, `C1B`) rather
+/// than text between two literal escape characters.
+fn looks_like_sequence(body: &[u8]) -> bool {
+    (1..=16).contains(&body.len()) && body.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'.')
 }
 
 /// Appends the decoding of one known sequence body; false when the body is not known.
@@ -167,10 +176,15 @@ mod tests {
         assert_eq!(un("&Z&"), b"&Z&");
         assert_eq!(un("&&"), b"&&");
         assert_eq!(un("&XZZ&"), b"&XZZ&");
-        assert_eq!(
-            &*unescape_with(b"a&Z&b&F&", &Delimiters::STANDARD, UnknownEscape::Drop),
-            b"ab|"
-        );
+        let drop = |s: &str| {
+            unescape_with(s.as_bytes(), &Delimiters::STANDARD, UnknownEscape::Drop).into_owned()
+        };
+        assert_eq!(drop("a&Z&b&F&"), b"ab|");
+        assert_eq!(drop("a&.sp&b&C1B&c"), b"abc");
+        // Text between two literal escape characters is not a sequence.
+        assert_eq!(drop("R&D and A&E"), b"R&D and A&E");
+        assert_eq!(drop("Parker & Sons &F& x"), b"Parker & Sons | x");
+        assert_eq!(drop("&&"), b"&&");
     }
 
     #[test]
