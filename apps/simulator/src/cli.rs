@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
@@ -74,7 +75,7 @@ pub(crate) struct Cli {
     pub(crate) push_count: u64,
 
     /// Seconds between pushes.
-    #[arg(short = 'i', long = "push-interval", default_value_t = 1.0)]
+    #[arg(short = 'i', long = "push-interval", default_value_t = 1.0, value_parser = parse_interval)]
     pub(crate) push_interval: f64,
 
     /// Push until interrupted.
@@ -193,21 +194,23 @@ pub(crate) struct Cli {
     )]
     pub(crate) order_result_push_host: String,
 
-    /// Port for ASTM order results.
+    /// Port for ASTM order results; empty or not a port disables that push (with a warning),
+    /// as in the reference.
     #[arg(
         long = "order-result-push-astm-port",
         env = "ORDER_RESULT_PUSH_ASTM_PORT",
-        default_value_t = 12001
+        default_value = "12001"
     )]
-    pub(crate) order_result_push_astm_port: u16,
+    pub(crate) order_result_push_astm_port: String,
 
-    /// Port for HL7 order results (ORU over MLLP).
+    /// Port for HL7 order results (ORU over MLLP); empty or not a port disables that push
+    /// (with a warning), as in the reference.
     #[arg(
         long = "order-result-push-port",
         env = "ORDER_RESULT_PUSH_PORT",
-        default_value_t = 2575
+        default_value = "2575"
     )]
-    pub(crate) order_result_push_port: u16,
+    pub(crate) order_result_push_port: String,
 
     /// How many received messages `GET /received` keeps.
     #[arg(long = "received-capacity", default_value_t = 1000)]
@@ -259,6 +262,37 @@ pub(crate) enum OrderResultsArg {
     Link,
     /// Do not send results for orders.
     Off,
+}
+
+/// Where order results are pushed: `host:port`, or `None` (logged) when the host is empty or
+/// the port is not a port (the reference skips the push then, rather than refusing to start).
+pub(crate) fn order_result_destination(
+    host: &str,
+    port: &str,
+    port_variable: &str,
+) -> Option<String> {
+    if host.is_empty() {
+        tracing::info!("ORDER_RESULT_PUSH_HOST is empty; order results not pushed");
+        return None;
+    }
+    match port.trim().parse::<u16>() {
+        Ok(port) if port > 0 => Some(format!("{host}:{port}")),
+        _ => {
+            tracing::warn!("{port_variable} = {port:?} is not a port; order results not pushed");
+            None
+        }
+    }
+}
+
+/// Seconds between pushes: a finite, non-negative number that fits a `Duration`.
+fn parse_interval(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds)
+        .map(|_| seconds)
+        .map_err(|_| format!("{text:?} is not a usable number of seconds (0 or more, finite)"))
 }
 
 fn parse_now(text: &str) -> Result<chrono::NaiveDateTime, String> {

@@ -209,9 +209,6 @@ async fn push_one(
     let cli = &app.cli;
     match dest {
         Destination::Tcp(host_port) => {
-            if cli.hl7 {
-                bail!("tcp:// carries ASTM; use mllp://host:port for HL7");
-            }
             push::astm_tcp_on(
                 app,
                 connection,
@@ -224,9 +221,6 @@ async fn push_one(
             .await
         }
         Destination::Mllp(host_port) => {
-            if !cli.hl7 {
-                bail!("mllp:// carries HL7; add --hl7 or use tcp://host:port for ASTM");
-            }
             for p in payloads {
                 push::mllp(host_port, cli.source_ip, p, Duration::from_secs(30)).await?;
             }
@@ -249,9 +243,21 @@ async fn push_one(
     }
 }
 
+/// Refuses a destination that cannot carry the protocol being pushed, before anything is sent.
+fn check_destination(dest: &Destination, hl7: bool) -> anyhow::Result<()> {
+    match dest {
+        Destination::Tcp(_) if hl7 => bail!("tcp:// carries ASTM; use mllp://host:port for HL7"),
+        Destination::Mllp(_) if !hl7 => {
+            bail!("mllp:// carries HL7; add --hl7 or use tcp://host:port for ASTM")
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let dest = Destination::parse(dest_text)?;
+    check_destination(&dest, cli.hl7)?;
     if cli.dry_run {
         let count = if cli.push_continuous {
             1
@@ -287,7 +293,11 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
     }
-    let interval = Duration::from_secs_f64(cli.push_interval.max(0.0));
+    // The first message is made before the loop: a setup mistake (a template of the wrong
+    // protocol, --qc without QC controls) ends the run at once with exit 1, rather than
+    // failing every message of a --push-continuous run for ever.
+    let mut first = Some(next_message(app)?);
+    let interval = Duration::from_secs_f64(cli.push_interval);
     let started = Instant::now();
     let (mut sent, mut failed) = (0u64, 0u64);
     // With --keep-connection, every message goes on this one E1381 connection.
@@ -302,7 +312,11 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
             }
         }
         i += 1;
-        let result = match next_message(app) {
+        let message = match first.take() {
+            Some(made) => Ok(made),
+            None => next_message(app),
+        };
+        let result = match message {
             Ok((_, payloads)) => {
                 tokio::select! {
                     r = push_one(app, &dest, http.as_ref(), &mut connection, &payloads) => r,

@@ -401,12 +401,13 @@ async fn answer(
             io.queue(reply);
         }
         OrderResultsArg::Push => {
-            let host = app.cli.order_result_push_host.clone();
-            if host.is_empty() {
-                tracing::info!("ORDER_RESULT_PUSH_HOST is empty; order results not pushed");
+            let Some(dest) = crate::cli::order_result_destination(
+                &app.cli.order_result_push_host,
+                &app.cli.order_result_push_astm_port,
+                "ORDER_RESULT_PUSH_ASTM_PORT",
+            ) else {
                 return Ok(());
-            }
-            let dest = format!("{host}:{}", app.cli.order_result_push_astm_port);
+            };
             let app = Arc::clone(app);
             tokio::spawn(async move {
                 let result = push::astm_tcp(
@@ -518,11 +519,13 @@ async fn serve_mllp(
             OrderResultsArg::Off => {}
             OrderResultsArg::Link => framed.send(oru.as_bytes()).await.context("sending ORU")?,
             OrderResultsArg::Push => {
-                let host = app.cli.order_result_push_host.clone();
-                if host.is_empty() {
+                let Some(dest) = crate::cli::order_result_destination(
+                    &app.cli.order_result_push_host,
+                    &app.cli.order_result_push_port,
+                    "ORDER_RESULT_PUSH_PORT",
+                ) else {
                     continue;
-                }
-                let dest = format!("{host}:{}", app.cli.order_result_push_port);
+                };
                 tokio::spawn(async move {
                     match push::mllp(&dest, Some(local.ip()), oru.as_bytes(), ORDER_PUSH_TIMEOUT)
                         .await

@@ -300,3 +300,98 @@ async fn receiver_timeout_discards_the_incomplete_transfer() {
         serde_json::json!(["H|\\^&|||LIS-FRESH", "P|1", "L|1|N"])
     );
 }
+
+/// Runs the simulator to its end, killing it (and failing) past `limit`.
+fn run_within(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn simulator");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A push that cannot work (a template of the wrong protocol, a destination for the other
+/// protocol, --qc without a template) ends at once with exit 1 and one error line, even
+/// with --push-continuous, instead of failing every message for ever.
+#[test]
+fn push_setup_mistakes_end_the_run_at_once() {
+    let lis = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = lis.local_addr().unwrap();
+    let (tcp, mllp) = (format!("tcp://{addr}"), format!("mllp://{addr}"));
+    let cases: [(Vec<&str>, &str); 4] = [
+        (
+            vec![
+                "--push",
+                &tcp,
+                "--template",
+                "mindray_bs200",
+                "-C",
+                "-i",
+                "0.1",
+            ],
+            "is not an ASTM template",
+        ),
+        (
+            vec![
+                "--push",
+                &mllp,
+                "--template",
+                "stago_start4",
+                "-C",
+                "-i",
+                "0.1",
+            ],
+            "mllp:// carries HL7",
+        ),
+        (
+            vec!["--push", &tcp, "--hl7", "-C", "-i", "0.1"],
+            "tcp:// carries ASTM",
+        ),
+        (
+            vec!["--push", &tcp, "--qc", "-c", "3", "-i", "0.1"],
+            "--qc requires --template",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run_within(command(&args), Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches(expected).count(), 1, "{args:?}: {stderr}");
+    }
+    // An interval that is no duration is refused by the argument parser, not a panic.
+    for interval in ["inf", "NaN", "1e20"] {
+        let out = run_within(
+            command(&["--push", &tcp, "--template", "stago_start4", "-i", interval]),
+            Duration::from_secs(10),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{interval}: {stderr}");
+        assert!(stderr.contains("--push-interval"), "{interval}: {stderr}");
+    }
+}
+
+/// An empty or invalid order-result push port disables that push with a warning, as in the
+/// reference, instead of stopping the simulator from starting.
+#[test]
+fn a_bad_order_result_push_port_only_disables_the_push() {
+    for value in ["", "abc", "70000"] {
+        let mut cmd = command(&["--listen", "0=stago_start4", "-d", "0"]);
+        cmd.env("ORDER_RESULT_PUSH_PORT", value)
+            .env("ORDER_RESULT_PUSH_ASTM_PORT", value);
+        let sim = Sim::start_with(cmd);
+        assert_eq!(sim.listeners.len(), 1, "{value:?}: {:?}", sim.listeners);
+    }
+}
