@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use lis_templates::{Output, ProtocolKind, Template};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -59,13 +59,29 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/simulate/astm/{name}", get(astm_get).post(astm_post))
         .route("/simulate/hl7/{name}", get(hl7_get).post(hl7_post))
         .route("/simulate/file/{name}", get(file_get).post(file_post))
+        .route("/simulate/astm/", any(missing_template_name))
+        .route("/simulate/hl7/", any(missing_template_name))
+        .route("/simulate/file/", any(missing_template_name))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
 }
 
 /// Serves the API until the process ends.
 pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     axum::serve(listener, router(app)).await
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Method not allowed: {method} {}", uri.path()),
+    )
+}
+
+/// The reference's answer to `/simulate/astm/` and its siblings.
+async fn missing_template_name() -> ApiError {
+    bad("Missing template name".to_owned())
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

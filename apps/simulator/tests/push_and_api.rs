@@ -545,6 +545,23 @@ async fn every_api_route_with_good_and_bad_input() {
     let (s, v) = call(Method::GET, u("/nowhere"), None).await;
     assert_eq!(s, 404);
     assert!(v["error"].is_string());
+    // A known route with the wrong method, or a route without its template name: JSON too.
+    let (s, v) = call(Method::DELETE, u("/simulate/astm/stago_start4"), None).await;
+    assert_eq!(s, 405);
+    assert_eq!(
+        v["error"],
+        "Method not allowed: DELETE /simulate/astm/stago_start4"
+    );
+    let (s, v) = call(Method::GET, u("/push"), None).await;
+    assert_eq!(s, 405);
+    assert!(v["error"].is_string());
+    for route in ["/simulate/astm/", "/simulate/hl7/", "/simulate/file/"] {
+        let (s, v) = call(Method::GET, u(route), None).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("Missing template name"))
+        );
+    }
     let (s, v) = call(Method::GET, u("/received?limit=5"), None).await;
     assert_eq!(s, 200);
     assert!(v.is_array());
