@@ -115,6 +115,17 @@ impl Pair {
         true
     }
 
+    /// The messages the computer received, in order.
+    fn received(&self) -> Vec<Vec<u8>> {
+        self.computer_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MessageReceived(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn drive(&mut self) {
         for _ in 0..10_000 {
             if !self.step() {
@@ -147,14 +158,7 @@ fn sender_and_receiver_drive_each_other() {
         })
         .collect();
     assert_eq!(sent, ids);
-    let received: Vec<Vec<u8>> = pair
-        .computer_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MessageReceived(m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect();
+    let received = pair.received();
     // One record per end frame: five records, then three (the long one via ETB frames).
     assert_eq!(received.len(), 8);
     assert_eq!(received.concat(), messages.concat());
@@ -458,14 +462,7 @@ fn a_receiver_that_adds_noise_to_every_reply_gets_the_message_intact() {
     let message = b"H|\\^&\rP|1\rO|1|S1\rR|1|^^^WBC|5.8\rR|2|^^^RBC|4.1\rL|1|N\r".to_vec();
     pair.instrument.send(message.clone(), pair.now);
     pair.drive();
-    let received: Vec<_> = pair
-        .computer_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MessageReceived(m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect();
+    let received = pair.received();
     let records: Vec<Vec<u8>> = message
         .split_inclusive(|&b| b == b'\r')
         .map(<[u8]>::to_vec)
