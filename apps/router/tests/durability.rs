@@ -351,6 +351,28 @@ async fn a_sender_that_never_reads_its_acks_is_dropped_and_does_not_block_sigter
     );
 }
 
+/// An ORU with a 4 MB NTE: the store must grow to hold it.
+fn big_oru(id: &str) -> Vec<u8> {
+    let mut big = oru(id, "LAB");
+    big.extend_from_slice(b"NTE|1||");
+    big.extend(std::iter::repeat_n(b'X', 4 << 20));
+    big.push(b'\r');
+    big
+}
+
+/// Sets the soft `RLIMIT_FSIZE` of the running router (`None`: unlimited). The router is
+/// started with SIGXFSZ ignored, so a write past the limit fails with EFBIG, as on a full
+/// disk.
+fn limit_file_size(router: &RouterProc, bytes: Option<u64>) {
+    use rustix::process::{Pid, Resource, Rlimit, prlimit};
+    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
+    let limit = Rlimit {
+        current: bytes,
+        maximum: None,
+    };
+    prlimit(Some(pid), Resource::Fsize, limit).expect("set RLIMIT_FSIZE");
+}
+
 /// A commit that fails (here the store file may not grow: `RLIMIT_FSIZE`, as on a full
 /// disk) gets an error ACK, and the router recovers by itself once the disk takes writes
 /// again. redb answers every call after one I/O error with an error until the database
@@ -358,31 +380,20 @@ async fn a_sender_that_never_reads_its_acks_is_dropped_and_does_not_block_sigter
 /// message until restarted by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_recovers_after_a_failed_commit() {
-    use rustix::process::{Pid, Resource, Rlimit, prlimit};
     let dir = tempfile::tempdir().unwrap();
     let peer = Peer::start(free_port(), PeerReply::Accept).await;
     let inp = free_port();
     // Ignoring SIGXFSZ turns a write past the limit into an EFBIG error.
     let router =
         RouterProc::start_after_shell(dir.path(), &config(inp, peer.port), "trap '' XFSZ;").await;
-    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
     let store_file = dir.path().join("store").join("router.redb");
-    let size = std::fs::metadata(&store_file).unwrap().len();
-    let limit = |current: Option<u64>| Rlimit {
-        current,
-        maximum: None,
-    };
-    prlimit(Some(pid), Resource::Fsize, limit(Some(size))).expect("lower RLIMIT_FSIZE");
+    limit_file_size(&router, Some(std::fs::metadata(&store_file).unwrap().len()));
 
     let mut client = MllpClient::connect(("127.0.0.1", inp))
         .await
         .unwrap()
         .with_ack_timeout(Duration::from_secs(10));
-    // Large enough that the store must grow to hold it.
-    let mut big = oru("BIG1", "LAB");
-    big.extend_from_slice(b"NTE|1||");
-    big.extend(std::iter::repeat_n(b'X', 4 << 20));
-    big.push(b'\r');
+    let big = big_oru("BIG1");
     let refused = client.send(&big).await.expect("a reply");
     assert!(
         !matches!(
@@ -395,7 +406,7 @@ async fn the_store_recovers_after_a_failed_commit() {
         "{refused:?}"
     );
 
-    prlimit(Some(pid), Resource::Fsize, limit(None)).expect("raise RLIMIT_FSIZE");
+    limit_file_size(&router, None);
     // The sender resends what was not acknowledged; the store takes it now.
     let mut accepted = None;
     for _ in 0..50 {
@@ -432,7 +443,6 @@ async fn the_store_recovers_after_a_failed_commit() {
 /// store takes writes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_input_keeps_its_files_and_their_order_through_failed_commits() {
-    use rustix::process::{Pid, Resource, Rlimit, prlimit};
     let dir = tempfile::tempdir().unwrap();
     let peer = Peer::start(free_port(), PeerReply::Accept).await;
     let inbox = dir.path().join("in");
@@ -452,13 +462,9 @@ async fn file_input_keeps_its_files_and_their_order_through_failed_commits() {
     let size = std::fs::metadata(dir.path().join("store").join("router.redb"))
         .unwrap()
         .len();
-    let mut big = oru("FB", "LAB");
-    big.extend_from_slice(b"NTE|1||");
-    big.extend(std::iter::repeat_n(b'X', 4 << 20));
-    big.push(b'\r');
     let files = [
         ("a.hl7", oru("FA", "LAB")),
-        ("b.hl7", big),
+        ("b.hl7", big_oru("FB")),
         ("c.hl7", oru("FC", "LAB")),
     ];
     for (name, body) in &files {
@@ -474,12 +480,7 @@ async fn file_input_keeps_its_files_and_their_order_through_failed_commits() {
     assert_eq!(files_in(&inbox).len(), 3, "{}", router.log_text());
     assert_eq!(peer.count(), 0);
 
-    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
-    let unlimited = Rlimit {
-        current: None,
-        maximum: None,
-    };
-    prlimit(Some(pid), Resource::Fsize, unlimited).expect("raise RLIMIT_FSIZE");
+    limit_file_size(&router, None);
     wait_until("the three files delivered", || peer.count() == 3).await;
     let order: Vec<Vec<u8>> = peer.received.lock().unwrap().clone();
     let expected: Vec<Vec<u8>> = files.iter().map(|(_, body)| body.clone()).collect();

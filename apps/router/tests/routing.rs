@@ -270,46 +270,59 @@ async fn hl7prefix_names_and_a_hostile_msh3_stay_inside_messagedir() {
     assert!(files_in(&dir.path().join("deep")).is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn custom_delimiters_frame_both_ways() {
+/// Routes `payloads` from a socket input to a socket output, both with the delimiter
+/// settings `delimiters` (config lines) that spell `framing`: every payload gets a commit
+/// block in that framing, and the peer receives every payload, in order.
+async fn round_trip_with_framing(framing: MllpConfig, delimiters: [&str; 2], payloads: &[&[u8]]) {
     let dir = tempfile::tempdir().unwrap();
     let (inp, peer_port) = (free_port(), free_port());
-    let framing = MllpConfig::default()
-        .with_start_block(b"START-BLOCK".to_vec())
-        .with_end_block(vec![0x1c, 0x1c])
-        .with_trailer(b"\r\n".to_vec());
     let peer = Peer::start_with(
         peer_port,
         PeerReply::Accept,
         MllpCodec::with_config(framing.clone()).unwrap(),
     )
     .await;
+    let [in_delimiters, out_delimiters] = delimiters;
     let config = format!(
         "[general]\nuseconnections = in, out\n\
-         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {inp}\n\
-         sob = \"START-BLOCK\"\neod = chr(0x1c) + chr(28)\neob = '\\r\\n'\n\
-         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
-         sob = \"START-BLOCK\"\neod = chr(28)+chr(0x1c)\neob = chr(13) + chr(10)\n"
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {inp}\n{in_delimiters}\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n{out_delimiters}"
     );
     let _router = RouterProc::start(dir.path(), &config).await;
     let stream = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
     let mut c =
         MllpClient::new(stream, MllpCodec::with_config(framing).unwrap()).with_ack_timeout(WAIT);
     // The commit block comes back in the same custom framing.
-    assert_eq!(
-        c.send(b"custom framed 1").await.unwrap(),
-        Reply::Commit(CommitAck::Ack)
-    );
-    assert_eq!(
-        c.send(b"custom framed 2").await.unwrap(),
-        Reply::Commit(CommitAck::Ack)
-    );
-    wait_until("2 messages at the peer", || peer.count() == 2).await;
-    assert_eq!(
-        *peer.received.lock().unwrap(),
-        [b"custom framed 1".to_vec(), b"custom framed 2".to_vec()]
-    );
+    for payload in payloads {
+        assert_eq!(
+            c.send(payload).await.unwrap(),
+            Reply::Commit(CommitAck::Ack)
+        );
+    }
+    wait_until("every message at the peer", || {
+        peer.count() == payloads.len()
+    })
+    .await;
+    let expected: Vec<Vec<u8>> = payloads.iter().map(|p| p.to_vec()).collect();
+    assert_eq!(*peer.received.lock().unwrap(), expected);
     peer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_delimiters_frame_both_ways() {
+    let framing = MllpConfig::default()
+        .with_start_block(b"START-BLOCK".to_vec())
+        .with_end_block(vec![0x1c, 0x1c])
+        .with_trailer(b"\r\n".to_vec());
+    round_trip_with_framing(
+        framing,
+        [
+            "sob = \"START-BLOCK\"\neod = chr(0x1c) + chr(28)\neob = '\\r\\n'\n",
+            "sob = \"START-BLOCK\"\neod = chr(28)+chr(0x1c)\neob = chr(13) + chr(10)\n",
+        ],
+        &[b"custom framed 1", b"custom framed 2"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,35 +662,18 @@ async fn unframeable_messages_are_kept_aside_and_do_not_block_the_output() {
 /// trailer (`eob = ''`: frames end with the end block alone), both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_escapes_and_an_empty_trailer() {
-    let dir = tempfile::tempdir().unwrap();
-    let (inp, peer_port) = (free_port(), free_port());
     let framing = MllpConfig::default()
         .with_end_block(vec![0x1c])
         .with_trailer(Vec::new());
-    let peer = Peer::start_with(
-        peer_port,
-        PeerReply::Accept,
-        MllpCodec::with_config(framing.clone()).unwrap(),
+    round_trip_with_framing(
+        framing,
+        [
+            "sob = '\\v'\neod = \"\\034\"\neob = ''\n",
+            "sob = '\\013'\neod = '\\x1c' \"\"\neob = \"\"\n",
+        ],
+        &[b"no trailer"],
     )
     .await;
-    let config = format!(
-        "[general]\nuseconnections = in, out\n\
-         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {inp}\n\
-         sob = '\\v'\neod = \"\\034\"\neob = ''\n\
-         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\nport = {peer_port}\n\
-         sob = '\\013'\neod = '\\x1c' \"\"\neob = \"\"\n"
-    );
-    let _router = RouterProc::start(dir.path(), &config).await;
-    let stream = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
-    let mut c =
-        MllpClient::new(stream, MllpCodec::with_config(framing).unwrap()).with_ack_timeout(WAIT);
-    assert_eq!(
-        c.send(b"no trailer").await.unwrap(),
-        Reply::Commit(CommitAck::Ack)
-    );
-    wait_until("the message at the peer", || peer.count() == 1).await;
-    assert_eq!(*peer.received.lock().unwrap(), [b"no trailer".to_vec()]);
-    peer.stop().await;
 }
 
 /// Without `usehl7` an output treats payloads as opaque and waits for each one's commit
