@@ -18,7 +18,7 @@ use lis_templates::{Output, ProtocolKind, Template};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::app::App;
+use crate::app::{App, Overrides};
 use crate::push::{self, Destination};
 
 type Reply = Result<Response, ApiError>;
@@ -209,6 +209,50 @@ fn check_sample(app: &App, sample: Option<&String>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `tests` in a body: an array of test codes (a comma-separated string is accepted too).
+fn tests_field(body: &serde_json::Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
+    let wrong = |v: &Value| bad(format!("tests must be an array of test codes; got {v}"));
+    match body.get("tests") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(list)) => Ok(Some(split_tests(list))),
+        Some(Value::Array(codes)) => codes
+            .iter()
+            .map(|c| c.as_str().map(str::to_owned).ok_or_else(|| wrong(c)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(other) => Err(wrong(other)),
+    }
+}
+
+fn split_tests(list: &str) -> Vec<String> {
+    list.split(',').map(|c| c.trim().to_owned()).collect()
+}
+
+/// The accession, patient and tests a body asks for (`sampleId`|`sample_id`,
+/// `patientId`|`patient_id`, `tests`); the accession is checked here, the rest by the
+/// generator.
+fn body_overrides(app: &App, body: &serde_json::Map<String, Value>) -> Result<Overrides, ApiError> {
+    let sample_id = str_field(body, &["sampleId", "sample_id"])?;
+    check_sample(app, sample_id.as_ref())?;
+    Ok(Overrides {
+        sample_id,
+        patient_id: str_field(body, &["patientId", "patient_id"])?,
+        tests: tests_field(body)?,
+    })
+}
+
+/// The same from a query string (`tests` comma-separated).
+fn query_overrides(app: &App, query: &HashMap<String, String>) -> Result<Overrides, ApiError> {
+    let get = |keys: &[&str]| keys.iter().find_map(|k| query.get(*k)).cloned();
+    let sample_id = get(&["sampleId", "sample_id"]);
+    check_sample(app, sample_id.as_ref())?;
+    Ok(Overrides {
+        sample_id,
+        patient_id: get(&["patientId", "patient_id"]),
+        tests: get(&["tests"]).map(|list| split_tests(&list)),
+    })
+}
+
 fn check_qc(t: &Template, qc: bool) -> Result<(), ApiError> {
     if qc && t.qc_controls.is_empty() {
         return Err(bad(format!(
@@ -233,14 +277,19 @@ fn preview(first: &str) -> String {
     format!("{cut}...")
 }
 
-async fn astm_get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Reply {
+async fn astm_get(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
     check_name(&name, "template")?;
     let t = template(&app, &name)?;
     if !t.protocol.kind.is_astm() {
         return Err(bad("Template is not ASTM protocol"));
     }
+    let overrides = query_overrides(&app, &query)?;
     let messages = app
-        .astm_messages(t, false, None, None, true)
+        .astm_messages(t, false, None, &overrides, true)
         .map_err(|e| bad(format!("{e:#}")))?;
     let text: String = messages
         .iter()
@@ -263,8 +312,7 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     let count = count_field(&body)?;
     let (qc, deviation) = qc_fields(&body)?;
     check_qc(t, qc)?;
-    let sample = str_field(&body, &["sample_id", "sampleId"])?;
-    check_sample(&app, sample.as_ref())?;
+    let overrides = body_overrides(&app, &body)?;
     let mut destination = str_field(&body, &["destination"])?;
     let mut source = source_ip(&body)?;
     if qc && destination.is_none() && name == "genexpert_astm" {
@@ -282,7 +330,7 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     let mut pushed = 0u64;
     for i in 1..=count {
         let messages = app
-            .astm_messages(t, qc, deviation, sample.clone(), app.cli.seed.is_some())
+            .astm_messages(t, qc, deviation, &overrides, app.cli.seed.is_some())
             .map_err(|e| bad(format!("{e:#}")))?;
         let sample_id = messages
             .first()
@@ -374,10 +422,9 @@ fn hl7_generate(
     t: &Template,
     qc: bool,
     deviation: Option<f64>,
-    sample: Option<String>,
+    overrides: &Overrides,
 ) -> Result<lis_templates::Hl7Message, ApiError> {
-    let mut options = app.options(true, deviation);
-    options.sample_id = sample;
+    let options = app.options_for(true, deviation, overrides);
     match lis_templates::generate(t, &app.minter, &options, qc) {
         Ok(Output::Hl7(m)) => Ok(m),
         Ok(_) => Err(bad("Template is not HL7 protocol")),
@@ -416,12 +463,8 @@ async fn hl7_get(
     if t.protocol.kind != ProtocolKind::Hl7 {
         return Err(bad("Template is not HL7 protocol"));
     }
-    let sample = query
-        .get("sampleId")
-        .or_else(|| query.get("sample_id"))
-        .cloned();
-    check_sample(&app, sample.as_ref())?;
-    let m = hl7_generate(&app, t, false, None, sample)?;
+    let overrides = query_overrides(&app, &query)?;
+    let m = hl7_generate(&app, t, false, None, &overrides)?;
     ok(hl7_sent(&m, false, None))
 }
 
@@ -435,8 +478,7 @@ async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
     let count = count_field(&body)?;
     let (qc, deviation) = qc_fields(&body)?;
     check_qc(t, qc)?;
-    let sample = str_field(&body, &["sampleId", "sample_id"])?;
-    check_sample(&app, sample.as_ref())?;
+    let overrides = body_overrides(&app, &body)?;
     let mut destination = str_field(&body, &["destination"])?;
     let mut source = source_ip(&body)?;
     if qc && destination.is_none() && name == "mindray_bs200" {
@@ -451,13 +493,13 @@ async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
         }
     }
     if destination.is_none() && count == 1 {
-        let m = hl7_generate(&app, t, qc, deviation, sample)?;
+        let m = hl7_generate(&app, t, qc, deviation, &overrides)?;
         return ok(hl7_sent(&m, qc, deviation));
     }
     let mut results = Vec::new();
     let mut pushed = 0u64;
     for i in 1..=count {
-        let m = hl7_generate(&app, t, qc, deviation, sample.clone())?;
+        let m = hl7_generate(&app, t, qc, deviation, &overrides)?;
         let sample_id = m
             .segments
             .iter()
@@ -639,7 +681,13 @@ async fn legacy_push(
     for i in 1..=count {
         let payloads: anyhow::Result<Vec<Vec<u8>>> = match t {
             Some(t) => app
-                .astm_messages(t, false, None, None, app.cli.seed.is_some())
+                .astm_messages(
+                    t,
+                    false,
+                    None,
+                    &Overrides::default(),
+                    app.cli.seed.is_some(),
+                )
                 .map(|m| m.iter().map(lis_templates::AstmMessage::to_bytes).collect()),
             None => app
                 .minter

@@ -20,6 +20,17 @@ use crate::received::Received;
 /// output.
 pub(crate) const SEED_CLOCK: &str = "20260101120000";
 
+/// What a request fixes about the generated sample instead of the template or the generator.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overrides {
+    /// Accession (a valid SiteYearNum).
+    pub(crate) sample_id: Option<String>,
+    /// Patient ID (P.4 / PID-3).
+    pub(crate) patient_id: Option<String>,
+    /// Test codes to report, in this order.
+    pub(crate) tests: Option<Vec<String>>,
+}
+
 /// Shared state.
 #[derive(Debug)]
 pub(crate) struct App {
@@ -117,7 +128,22 @@ impl App {
             layout: self.layout(),
             values: template_values.then_some(ValueMode::Template),
             qc_deviation,
-            sample_id: None,
+            ..GenerateOptions::default()
+        }
+    }
+
+    /// Options for the next generation with a request's accession, patient and tests.
+    pub(crate) fn options_for(
+        &self,
+        template_values: bool,
+        qc_deviation: Option<f64>,
+        overrides: &Overrides,
+    ) -> GenerateOptions {
+        GenerateOptions {
+            sample_id: overrides.sample_id.clone(),
+            patient_id: overrides.patient_id.clone(),
+            tests: overrides.tests.clone(),
+            ..self.options(template_values, qc_deviation)
         }
     }
 
@@ -142,7 +168,7 @@ impl App {
         template: &Template,
         qc: bool,
         qc_deviation: Option<f64>,
-        sample_id: Option<String>,
+        overrides: &Overrides,
         template_values: bool,
     ) -> anyhow::Result<Vec<AstmMessage>> {
         if !template.protocol.kind.is_astm() {
@@ -155,8 +181,7 @@ impl App {
         if qc && template.qc_controls.is_empty() {
             bail!("template {:?} has no qc_controls defined", template.name);
         }
-        let mut options = self.options(template_values, qc_deviation);
-        options.sample_id = sample_id;
+        let options = self.options_for(template_values, qc_deviation, overrides);
         match lis_templates::generate(template, &self.minter, &options, qc)? {
             Output::Astm(messages) => Ok(messages),
             _ => bail!("template {:?} did not produce ASTM", template.name),

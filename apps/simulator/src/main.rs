@@ -27,7 +27,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use lis_templates::{Output, ProtocolKind};
 
-use crate::app::App;
+use crate::app::{App, Overrides};
 use crate::cli::Cli;
 use crate::push::Destination;
 
@@ -170,7 +170,13 @@ fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
     match &cli.template {
         Some(name) => {
             let t = app.template(name)?;
-            let messages = app.astm_messages(t, cli.qc, cli.qc_deviation, None, template_values)?;
+            let messages = app.astm_messages(
+                t,
+                cli.qc,
+                cli.qc_deviation,
+                &Overrides::default(),
+                template_values,
+            )?;
             let text = messages
                 .iter()
                 .map(lis_templates::AstmMessage::to_lines)
@@ -365,7 +371,13 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let t = app.template(&cli.serial_analyzer)?;
     let settings = serial::PortSettings::of(&t.name, t.serial_config.as_ref())?;
-    let messages = app.astm_messages(t, cli.qc, cli.qc_deviation, None, cli.seed.is_some())?;
+    let messages = app.astm_messages(
+        t,
+        cli.qc,
+        cli.qc_deviation,
+        &Overrides::default(),
+        cli.seed.is_some(),
+    )?;
     if cli.dry_run {
         let text: String = messages
             .iter()

@@ -16,7 +16,7 @@ use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 
-use crate::app::App;
+use crate::app::{App, Overrides};
 use crate::cli::OrderResultsArg;
 use crate::legacy;
 use crate::link_io::{LinkIo, LinkIoOptions};
@@ -271,7 +271,7 @@ async fn serve_astm(
     if let Some(name) = &template {
         let t = app.template(name)?;
         if t.astm_config.as_ref().is_some_and(|c| c.proactive_enq) {
-            for message in app.astm_messages(t, false, None, None, true)? {
+            for message in app.astm_messages(t, false, None, &Overrides::default(), true)? {
                 io.queue(message.to_bytes());
             }
         }
@@ -373,7 +373,7 @@ async fn answer(
         // Field query: the analyzer's full result message.
         match template {
             Some(t) => {
-                for message in app.astm_messages(t, false, None, None, true)? {
+                for message in app.astm_messages(t, false, None, &Overrides::default(), true)? {
                     io.queue(message.to_bytes());
                 }
             }

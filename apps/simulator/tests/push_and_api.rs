@@ -569,6 +569,132 @@ async fn every_api_route_with_good_and_bad_input() {
     assert_eq!(s, 400);
 }
 
+/// Segments (HL7, CR-separated) or records (ASTM, LF-separated) starting with `tag`.
+fn lines_starting<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
+    text.split(['\r', '\n'])
+        .filter(|l| l.starts_with(tag))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_id_and_tests_choose_the_patient_and_results() {
+    use reqwest::Method;
+    let sim = Sim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ]);
+    let u = |p: &str| sim.api_url(p);
+
+    // The reference's GET query keys, and `tests` as a comma list.
+    let (s, v) = call(
+        Method::GET,
+        u("/simulate/hl7/mindray_bc5380?patientId=MRN-77&tests=HGB,WBC"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert_eq!(
+        lines_starting(message, "PID|")[0].split('|').nth(3),
+        Some("MRN-77^^^HOSPITAL")
+    );
+    let obx: Vec<&str> = lines_starting(message, "OBX|");
+    assert_eq!(obx.len(), 2, "{message}");
+    assert!(
+        obx[0].starts_with("OBX|1|NM|") && obx[0].contains("HGB"),
+        "{}",
+        obx[0]
+    );
+    assert!(
+        obx[1].starts_with("OBX|2|NM|") && obx[1].contains("WBC"),
+        "{}",
+        obx[1]
+    );
+
+    // The README's POST example (`tests` as an array), which the reference answers with 500.
+    let (s, v) = call(
+        Method::POST,
+        u("/simulate/hl7/mindray_bc5380"),
+        Some(r#"{"patient_id":"P-9","tests":["PLT"],"count":2}"#),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+    let (s, v) = call(
+        Method::POST,
+        u("/simulate/hl7/mindray_bc5380"),
+        Some(r#"{"patientId":"P-9","tests":["PLT"]}"#),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        lines_starting(message, "PID|")[0].contains("|P-9^^^HOSPITAL|"),
+        "{message}"
+    );
+    assert_eq!(lines_starting(message, "OBX|").len(), 1, "{message}");
+
+    // ASTM routes take them too: P.4 and one R record per test asked for.
+    let (s, v) = call(
+        Method::GET,
+        u("/simulate/astm/stago_start4?patient_id=MRN-5&tests=INR"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert_eq!(
+        lines_starting(message, "P|")[0].split('|').nth(3),
+        Some("MRN-5")
+    );
+    let results = lines_starting(message, "R|");
+    assert_eq!(results.len(), 1, "{message}");
+    assert!(results[0].starts_with("R|1|^^^INR|"), "{}", results[0]);
+
+    // Mistakes are 400s that say what is wrong.
+    for (route, body, expected) in [
+        (
+            "/simulate/hl7/mindray_bc5380",
+            r#"{"tests":["WBC","GLU"]}"#,
+            r#"has no test "GLU"; its tests are WBC, RBC"#,
+        ),
+        (
+            "/simulate/hl7/mindray_bc5380",
+            r#"{"tests":["WBC","WBC"]}"#,
+            "listed twice",
+        ),
+        (
+            "/simulate/hl7/mindray_bc5380",
+            r#"{"tests":[]}"#,
+            "the list is empty",
+        ),
+        (
+            "/simulate/hl7/mindray_bc5380",
+            r#"{"tests":[1]}"#,
+            "array of test codes",
+        ),
+        (
+            "/simulate/astm/stago_start4",
+            r#"{"patientId":" "}"#,
+            "patient_id",
+        ),
+        (
+            "/simulate/astm/stago_start4",
+            r#"{"patientId":7}"#,
+            "patientId must be a string",
+        ),
+    ] {
+        let (s, v) = call(Method::POST, u(route), Some(body)).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        let error = v["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+}
+
 #[test]
 fn generate_files_writes_the_filegen_file_through_a_temporary_name() {
     use lis_templates::files::{self, FileOptions};

@@ -1,6 +1,6 @@
 //! `render NAME [--templates-dir DIR] [--profiles DIR] [--seed N] [--now YYYYMMDDHHMMSS] [--qc]
 //! [--qc-deviation SD] [--layout standard|openelis] [--values template|random] [--sample-id ID]
-//! [--out FILE]`
+//! [--patient-id ID] [--tests CODE,CODE...] [--out FILE]`
 //!
 //! Prints what the template generates: ASTM records or HL7 segments one per line, or the file
 //! content (binary files such as XLSX are written with `--out`, else summarised).
@@ -57,6 +57,12 @@ struct Args {
     /// Explicit SiteYearNum accession.
     #[arg(long)]
     sample_id: Option<String>,
+    /// Patient ID instead of the template's.
+    #[arg(long)]
+    patient_id: Option<String>,
+    /// Only these tests (template field codes), in this order.
+    #[arg(long, value_delimiter = ',')]
+    tests: Option<Vec<String>>,
     /// Site prefix for minted accessions.
     #[arg(long, default_value = "DEV01")]
     prefix: String,
@@ -98,6 +104,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }),
         qc_deviation: args.qc_deviation,
         sample_id: args.sample_id.clone(),
+        patient_id: args.patient_id.clone(),
+        tests: args.tests.clone(),
     };
     let output = generate(template, &minter, &options, args.qc)?;
     match (&args.out, &output) {

@@ -105,6 +105,15 @@ impl Generator<'_> {
     }
 
     fn patient(&mut self) -> PatientData {
+        let mut patient = self.template_patient();
+        if let Some(id) = &self.patient_id {
+            patient.id.clone_from(id);
+        }
+        patient
+    }
+
+    /// The template's `testPatient`, or one made up from the RNG.
+    fn template_patient(&mut self) -> PatientData {
         if let Some(p) = &self.template.test_patient {
             return PatientData {
                 id: p.id.clone().unwrap_or_else(|| "PAT001".into()),
@@ -181,9 +190,9 @@ impl Generator<'_> {
         let now = ts(self.now);
         let config = template.astm_config.clone();
         let mut records = Vec::new();
-        let fields: Vec<Field> = template
-            .fields
-            .iter()
+        let fields: Vec<Field> = self
+            .fields()
+            .into_iter()
             .map(|f| {
                 let mut f = f.clone();
                 if let Some(over) = qc.and_then(|s| s.fields.iter().find(|o| o.code == f.code)) {
@@ -646,9 +655,9 @@ impl Generator<'_> {
                 reason: "has no qc_controls".into(),
             });
         }
-        let pairs: Vec<_> = template
-            .fields
-            .iter()
+        let pairs: Vec<_> = self
+            .fields()
+            .into_iter()
             .flat_map(|f| {
                 template
                     .qc_controls

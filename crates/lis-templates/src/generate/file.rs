@@ -187,9 +187,8 @@ impl Generator<'_> {
         if has_header {
             rows.push(header);
         }
-        let fields = template.fields.clone();
         let mut results = Vec::new();
-        for field in &fields {
+        for field in self.fields() {
             let value = self.field_value(field, Path::File);
             results.push((field.code.clone(), value.clone()));
             rows.push(vec![

@@ -116,9 +116,10 @@ impl Generator<'_> {
         let esc = self.hl7_escaper();
         let control = self.control_id("SIM");
         let patient = template.test_patient.clone();
-        let pid = patient
-            .as_ref()
-            .and_then(|p| p.id.clone())
+        let pid = self
+            .patient_id
+            .clone()
+            .or_else(|| patient.as_ref().and_then(|p| p.id.clone()))
             .unwrap_or_else(|| "PAT001".into());
         let name = patient
             .as_ref()
@@ -199,7 +200,7 @@ impl Generator<'_> {
             obr[25] = "F".into();
             segments.push(segment(&obr, 26));
         }
-        for (i, field) in template.fields.iter().enumerate() {
+        for (i, field) in self.fields().into_iter().enumerate() {
             let value = self.field_value(field, Path::Hl7);
             let kind = if field.kind == FieldType::Numeric {
                 "NM"

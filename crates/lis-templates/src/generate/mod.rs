@@ -59,6 +59,12 @@ pub struct GenerateOptions {
     pub qc_deviation: Option<f64>,
     /// Explicit accession instead of a minted one; must be a valid SiteYearNum.
     pub sample_id: Option<String>,
+    /// Patient ID instead of the template's `testPatient.id` (or the generated one): P.4 in
+    /// ASTM, PID-3 in HL7. Not used by QC output, whose patient is the control.
+    pub patient_id: Option<String>,
+    /// Only these tests (template field codes, matched exactly), in this order, instead of
+    /// every field of the template. An unknown or repeated code is an error.
+    pub tests: Option<Vec<String>>,
 }
 
 /// What a template generates: ASTM messages, an HL7 message or a file.
@@ -98,6 +104,9 @@ pub struct Generator<'a> {
     values: ValueMode,
     qc_deviation: Option<f64>,
     sample_id: Option<String>,
+    patient_id: Option<String>,
+    /// Indexes into `template.fields` of the tests asked for, in the order asked.
+    tests: Option<Vec<usize>>,
 }
 
 impl<'a> Generator<'a> {
@@ -118,6 +127,14 @@ impl<'a> Generator<'a> {
         if let Some(id) = &options.sample_id {
             minter.validate(id, "sample_id")?;
         }
+        if let Some(id) = &options.patient_id {
+            check_patient_id(id)?;
+        }
+        let tests = options
+            .tests
+            .as_deref()
+            .map(|codes| select_tests(template, codes))
+            .transpose()?;
         let default_values = if options.seed.is_some() {
             ValueMode::Template
         } else {
@@ -135,7 +152,18 @@ impl<'a> Generator<'a> {
             values,
             qc_deviation: options.qc_deviation,
             sample_id: options.sample_id.clone(),
+            patient_id: options.patient_id.clone(),
+            tests,
         })
+    }
+
+    /// The template's fields to report: the tests asked for, in that order, or all of them.
+    fn fields(&self) -> Vec<&'a crate::model::Field> {
+        let all = &self.template.fields;
+        match &self.tests {
+            Some(indexes) => indexes.iter().map(|&i| &all[i]).collect(),
+            None => all.iter().collect(),
+        }
     }
 
     /// The template's lane (`testSample.id`, default `00`).
@@ -192,6 +220,55 @@ pub fn generate(
     qc: bool,
 ) -> Result<Output, GenerateError> {
     Generator::new(template, minter, options)?.generate(qc)
+}
+
+/// Longest patient ID accepted (PID-3's CX.1 is 15 characters in v2.3 and 20 later; LIS
+/// identifiers are often longer, so this only stops absurd values).
+const MAX_PATIENT_ID_LEN: usize = 64;
+
+fn check_patient_id(id: &str) -> Result<(), GenerateError> {
+    let reason = if id.trim().is_empty() {
+        "is empty".to_owned()
+    } else if id.chars().count() > MAX_PATIENT_ID_LEN {
+        format!("is longer than {MAX_PATIENT_ID_LEN} characters")
+    } else if id.chars().any(char::is_control) {
+        "contains a control character".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(GenerateError::InvalidOption {
+        option: "patient_id",
+        reason: format!("{id:?} {reason}"),
+    })
+}
+
+/// The positions in `template.fields` of `codes`, in the order given.
+fn select_tests(template: &Template, codes: &[String]) -> Result<Vec<usize>, GenerateError> {
+    let invalid = |reason: String| GenerateError::InvalidOption {
+        option: "tests",
+        reason,
+    };
+    if codes.is_empty() {
+        return Err(invalid(
+            "the list is empty; leave it out for every test".into(),
+        ));
+    }
+    let mut indexes = Vec::with_capacity(codes.len());
+    for code in codes {
+        let Some(i) = template.fields.iter().position(|f| &f.code == code) else {
+            let known: Vec<&str> = template.fields.iter().map(|f| f.code.as_str()).collect();
+            return Err(invalid(format!(
+                "template {} has no test {code:?}; its tests are {}",
+                template.name,
+                known.join(", ")
+            )));
+        };
+        if indexes.contains(&i) {
+            return Err(invalid(format!("test {code:?} is listed twice")));
+        }
+        indexes.push(i);
+    }
+    Ok(indexes)
 }
 
 fn ts(t: NaiveDateTime) -> String {

@@ -255,7 +255,7 @@ pub struct RenderedFile {
 /// Builds one instrument file for `template` (see [`FileLayout`]).
 ///
 /// Errors: the template is not a FILE template, QC without `qc_controls`, more samples than the
-/// plate holds, a format the instrument cannot write, bad QC deviation or accession problems.
+/// plate holds, `tests` or `patient_id` set in `generate`, a format the instrument cannot write, bad QC deviation or accession problems.
 pub fn render(
     template: &Template,
     minter: &AccessionMinter,
@@ -267,6 +267,18 @@ pub fn render(
             protocol: template.protocol.kind.as_str().to_owned(),
             wanted: "FILE",
         });
+    }
+    // Instrument layouts report every field and have no patient; say so rather than ignore.
+    for (option, set) in [
+        ("tests", options.generate.tests.is_some()),
+        ("patient_id", options.generate.patient_id.is_some()),
+    ] {
+        if set {
+            return Err(GenerateError::InvalidOption {
+                option,
+                reason: "instrument file layouts do not support it".into(),
+            });
+        }
     }
     let mut generator = Generator::new(template, minter, &options.generate)?;
     generator.instrument_file(options)

@@ -1,0 +1,172 @@
+//! `GenerateOptions::patient_id` and `GenerateOptions::tests`: the patient and the tests a
+//! caller asks for instead of the template's.
+
+use lis_templates::files::{self, FileOptions};
+use lis_templates::{
+    AccessionMinter, GenerateError, GenerateOptions, Output, TemplateSet, generate,
+};
+
+fn options(patient_id: Option<&str>, tests: Option<&[&str]>) -> GenerateOptions {
+    GenerateOptions {
+        seed: Some(3),
+        patient_id: patient_id.map(str::to_owned),
+        tests: tests.map(|codes| codes.iter().map(|c| (*c).to_owned()).collect()),
+        ..GenerateOptions::default()
+    }
+}
+
+fn run(template: &str, options: &GenerateOptions, qc: bool) -> Result<Output, GenerateError> {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    generate(set.get(template).unwrap(), &minter, options, qc)
+}
+
+/// The test code of an OBX (`OBX|n|NM|^^^CODE^Name|...` or `OBX|n|NM|CODE^Name^...|...`).
+fn obx_code(segment: &str) -> &str {
+    let id = segment.split('|').nth(3).unwrap();
+    id.split('^').find(|c| !c.is_empty()).unwrap()
+}
+
+#[test]
+fn hl7_reports_the_patient_and_only_the_tests_asked_for_in_that_order() {
+    let Ok(Output::Hl7(m)) = run(
+        "mindray_bc5380",
+        &options(Some("MRN|1"), Some(&["PLT", "WBC"])),
+        false,
+    ) else {
+        panic!()
+    };
+    let pid = m.segments.iter().find(|s| s.starts_with("PID|")).unwrap();
+    // Delimiters in the ID are escaped, not taken as field separators.
+    assert_eq!(pid.split('|').nth(3), Some(r"MRN\F\1^^^HOSPITAL"));
+    let codes: Vec<&str> = m
+        .segments
+        .iter()
+        .filter(|s| s.starts_with("OBX|"))
+        .map(|s| obx_code(s))
+        .collect();
+    assert_eq!(codes, ["PLT", "WBC"]);
+    let obx: Vec<&String> = m
+        .segments
+        .iter()
+        .filter(|s| s.starts_with("OBX|"))
+        .collect();
+    assert!(obx[0].starts_with("OBX|1|") && obx[1].starts_with("OBX|2|"));
+
+    // Without options: the template's patient and every field.
+    let Ok(Output::Hl7(all)) = run("mindray_bc5380", &options(None, None), false) else {
+        panic!()
+    };
+    assert!(all.segments[1].contains("|PAT001^^^HOSPITAL|"));
+    assert_eq!(
+        all.segments
+            .iter()
+            .filter(|s| s.starts_with("OBX|"))
+            .count(),
+        13
+    );
+}
+
+#[test]
+fn astm_reports_the_patient_and_only_the_tests_asked_for() {
+    let Ok(Output::Astm(messages)) = run(
+        "horiba_micros60",
+        &options(Some("MRN-42"), Some(&["HGB"])),
+        false,
+    ) else {
+        panic!()
+    };
+    let records = &messages[0].records;
+    let patient = records.iter().find(|r| r.starts_with("P|")).unwrap();
+    assert_eq!(patient.split('|').nth(3), Some("MRN-42"));
+    let results: Vec<&String> = records.iter().filter(|r| r.starts_with("R|")).collect();
+    assert_eq!(results.len(), 1, "{records:?}");
+    assert!(results[0].starts_with("R|1|^^^HGB|"), "{}", results[0]);
+}
+
+#[test]
+fn qc_output_is_limited_to_the_tests_asked_for() {
+    // horiba_micros60 has controls for WBC, RBC, HGB, HCT and PLT.
+    let Ok(Output::Astm(all)) = run("horiba_micros60", &options(None, None), true) else {
+        panic!()
+    };
+    let Ok(Output::Astm(some)) = run("horiba_micros60", &options(None, Some(&["RBC"])), true)
+    else {
+        panic!()
+    };
+    let results = |m: &[lis_templates::AstmMessage]| -> Vec<String> {
+        m.iter()
+            .flat_map(|m| m.records.iter())
+            .filter(|r| r.starts_with("R|"))
+            .map(|r| r.split('|').nth(2).unwrap().to_owned())
+            .collect()
+    };
+    assert!(results(&all).len() > results(&some).len());
+    assert!(!results(&some).is_empty());
+    assert!(
+        results(&some).iter().all(|id| id == "^^^RBC"),
+        "{:?}",
+        results(&some)
+    );
+    // A test without a control leaves nothing to report: the usual "no QC" error.
+    let err = run("horiba_micros60", &options(None, Some(&["MCV"])), true).unwrap_err();
+    assert!(matches!(err, GenerateError::NoQc { .. }), "{err}");
+}
+
+#[test]
+fn the_generic_result_file_has_one_row_per_test_asked_for() {
+    let Ok(Output::File(file)) = run("wondfo_finecare", &options(None, Some(&["β-hCG"])), false)
+    else {
+        panic!()
+    };
+    let text = file.text().unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("DEV01")).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(rows[0].contains(";β-hCG;"), "{text}");
+    assert!(!text.contains("TSH"), "{text}");
+}
+
+#[test]
+fn mistakes_are_errors_that_say_what_is_wrong() {
+    let message = |patient: Option<&str>, tests: Option<&[&str]>| {
+        run("stago_start4", &options(patient, tests), false)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        message(None, Some(&["INR", "GLU"])),
+        "invalid option tests: template stago_start4 has no test \"GLU\"; its tests are PT, \
+         INR, APTT, FIB, TT"
+    );
+    assert_eq!(
+        message(None, Some(&["PT", "PT"])),
+        "invalid option tests: test \"PT\" is listed twice"
+    );
+    assert!(message(None, Some(&[])).contains("the list is empty"));
+    // Codes match exactly: no case folding, no trimming.
+    assert!(message(None, Some(&["inr"])).contains("no test \"inr\""));
+    assert!(message(Some(""), None).contains("patient_id: \"\" is empty"));
+    assert!(message(Some("A\rB"), None).contains("control character"));
+    assert!(message(Some(&"9".repeat(65)), None).contains("longer than 64"));
+}
+
+#[test]
+fn instrument_file_layouts_refuse_what_they_cannot_honour() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    for generate in [
+        options(None, Some(&["HIV ELISA"])),
+        options(Some("P1"), None),
+    ] {
+        let file_options = FileOptions {
+            generate,
+            ..FileOptions::default()
+        };
+        let err = files::render(set.get("tecan_f50").unwrap(), &minter, &file_options).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("instrument file layouts do not support it"),
+            "{err}"
+        );
+    }
+}
