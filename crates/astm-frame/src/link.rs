@@ -358,6 +358,10 @@ struct Core {
     // Receiver side.
     expected_number: u8,
     last_accepted: Option<u8>,
+    /// With unchecked frame numbers: the last accepted frame (its FN, end and text), to tell
+    /// a retransmission (same FN, same bytes) from the next frame.
+    last_unchecked: Option<(u8, FrameEnd)>,
+    last_unchecked_text: Vec<u8>,
     partial: Vec<u8>,
     transfer: Vec<u8>,
     discarding: bool,
@@ -390,6 +394,8 @@ impl Link {
                 interrupt_requested: false,
                 expected_number: 1,
                 last_accepted: None,
+                last_unchecked: None,
+                last_unchecked_text: Vec::new(),
                 partial: Vec::new(),
                 transfer: Vec::new(),
                 discarding: false,
@@ -654,6 +660,7 @@ impl Core {
         self.deadline = Some(now + self.config.timers.receive);
         self.expected_number = 1;
         self.last_accepted = None;
+        self.last_unchecked = None;
         self.last_frame_refused = false;
         self.transfer_spoiled = false;
     }
@@ -809,6 +816,23 @@ impl Core {
                     }
                     self.last_accepted = Some(number);
                     self.expected_number = next_frame_number(number);
+                } else if let Some(number) = frame.number() {
+                    // Numbers are not checked, but a frame repeating the last one's FN and
+                    // bytes is our lost ACK being answered by a resend (§6.5.1), not new
+                    // data: no sender numbers two consecutive frames alike by design. Without
+                    // an FN digit there is no telling, and the frame is delivered.
+                    let key = Some((number, frame.end()));
+                    if key == self.last_unchecked && frame.text() == self.last_unchecked_text {
+                        self.last_frame_refused = false;
+                        self.control(Control::Ack);
+                        self.error(LinkError::DuplicateFrame(number));
+                        return;
+                    }
+                    self.last_unchecked = key;
+                    self.last_unchecked_text.clear();
+                    self.last_unchecked_text.extend_from_slice(frame.text());
+                } else {
+                    self.last_unchecked = None;
                 }
                 self.last_frame_refused = false;
                 if std::mem::take(&mut self.interrupt_requested) {

@@ -14,6 +14,8 @@ pub struct Leniency {
     /// Accept frames without the CR LF trailer, or with only CR or only LF.
     pub missing_trailer: bool,
     /// Do not check frame numbers: accept any sequence, and frames with no FN digit at all.
+    /// A frame that repeats the previous one's FN and bytes is still taken as a retransmission
+    /// (acknowledged, delivered once); without an FN digit, repeats are delivered.
     pub unchecked_frame_numbers: bool,
     /// Accept frames whose checksum does not match (the mismatch is still reported).
     pub unverified_checksum: bool,

@@ -27,6 +27,17 @@ fn events(link: &mut Link) -> Vec<Event> {
     std::iter::from_fn(|| link.poll_event()).collect()
 }
 
+/// A frame with no frame number at all: STX text ETX checksum CR LF.
+fn unnumbered_frame(text: &[u8]) -> Vec<u8> {
+    let sum = astm_frame::checksum::checksum(None, text, 0x03);
+    let mut f = vec![0x02];
+    f.extend_from_slice(text);
+    f.push(0x03);
+    f.extend_from_slice(&astm_frame::checksum::to_hex(sum));
+    f.extend_from_slice(b"\r\n");
+    f
+}
+
 fn frame(number: u8, text: &[u8], end: FrameEnd) -> Vec<u8> {
     let mut f = Vec::new();
     encode_frame(number, text, end, &mut f);
@@ -993,15 +1004,39 @@ fn unchecked_frame_numbers_accept_any_sequence() {
     let t0 = Instant::now();
     lis.handle_input(&[ENQ], t0);
     lis.handle_input(&frame(5, b"H|\\^&\r", FrameEnd::End), t0);
-    // No frame number at all: STX text ETX checksum.
-    let text = b"L|1|N\r";
-    let sum = astm_frame::checksum::checksum(None, text, 0x03);
-    let mut bare = vec![0x02];
-    bare.extend_from_slice(text);
-    bare.push(0x03);
-    bare.extend_from_slice(&astm_frame::checksum::to_hex(sum));
-    bare.extend_from_slice(b"\r\n");
-    lis.handle_input(&bare, t0);
+    lis.handle_input(&unnumbered_frame(b"L|1|N\r"), t0);
     assert_eq!(out(&mut lis), [ACK, ACK, ACK]);
     assert_eq!(events(&mut lis).len(), 2);
+}
+
+#[test]
+fn unchecked_frame_numbers_still_deliver_a_retransmission_once() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.decoder.leniency.unchecked_frame_numbers = true;
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    let header = frame(1, b"H|\\^&\r", FrameEnd::End);
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&header, t0);
+    // Our ACK was lost: the sender sends the same frame again.
+    lis.handle_input(&header, t0);
+    // A sender that numbers every frame 1 still gets its next frame delivered: the bytes
+    // differ.
+    lis.handle_input(&frame(1, b"P|1\r", FrameEnd::End), t0);
+    // Without an FN digit there is no telling a resend from a repeated record: delivered.
+    let comment = unnumbered_frame(b"C|1\r");
+    lis.handle_input(&comment, t0);
+    lis.handle_input(&comment, t0);
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut lis), [ACK; 6]);
+    assert_eq!(
+        events(&mut lis),
+        [
+            Event::MessageReceived(b"H|\\^&\r".to_vec()),
+            Event::LinkError(LinkError::DuplicateFrame(1)),
+            Event::MessageReceived(b"P|1\r".to_vec()),
+            Event::MessageReceived(b"C|1\r".to_vec()),
+            Event::MessageReceived(b"C|1\r".to_vec()),
+        ]
+    );
 }
