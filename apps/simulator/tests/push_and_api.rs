@@ -576,6 +576,13 @@ fn lines_starting<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The `message` of a successful generation.
+async fn generated(method: reqwest::Method, url: String, body: Option<&str>) -> String {
+    let (s, v) = call(method, url, body).await;
+    assert_eq!(s, 200, "{v}");
+    v["message"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patient_id_and_tests_choose_the_patient_and_results() {
     use reqwest::Method;
@@ -589,33 +596,54 @@ async fn patient_id_and_tests_choose_the_patient_and_results() {
     ]);
     let u = |p: &str| sim.api_url(p);
 
-    // The reference's GET query keys, and `tests` as a comma list.
-    let (s, v) = call(
-        Method::GET,
-        u("/simulate/hl7/mindray_bc5380?patientId=MRN-77&tests=HGB,WBC"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let message = v["message"].as_str().unwrap();
-    assert_eq!(
-        lines_starting(message, "PID|")[0].split('|').nth(3),
-        Some("MRN-77^^^HOSPITAL")
-    );
-    let obx: Vec<&str> = lines_starting(message, "OBX|");
-    assert_eq!(obx.len(), 2, "{message}");
-    assert!(
-        obx[0].starts_with("OBX|1|NM|") && obx[0].contains("HGB"),
-        "{}",
-        obx[0]
-    );
-    assert!(
-        obx[1].starts_with("OBX|2|NM|") && obx[1].contains("WBC"),
-        "{}",
-        obx[1]
-    );
-
-    // The README's POST example (`tests` as an array), which the reference answers with 500.
+    // The reference's GET query keys with `tests` as a comma list; the README's POST example
+    // (`tests` as an array, which the reference answers with 500); the ASTM routes (P.4 and
+    // R records).
+    for (method, route, body, patient_tag, patient, result_tag, codes) in [
+        (
+            Method::GET,
+            "/simulate/hl7/mindray_bc5380?patientId=MRN-77&tests=HGB,WBC",
+            None,
+            "PID|",
+            "MRN-77^^^HOSPITAL",
+            "OBX|",
+            &["HGB", "WBC"][..],
+        ),
+        (
+            Method::POST,
+            "/simulate/hl7/mindray_bc5380",
+            Some(r#"{"patientId":"P-9","tests":["PLT"]}"#),
+            "PID|",
+            "P-9^^^HOSPITAL",
+            "OBX|",
+            &["PLT"],
+        ),
+        (
+            Method::GET,
+            "/simulate/astm/stago_start4?patient_id=MRN-5&tests=INR",
+            None,
+            "P|",
+            "MRN-5",
+            "R|",
+            &["INR"],
+        ),
+    ] {
+        let message = generated(method, u(route), body).await;
+        let patient_line = lines_starting(&message, patient_tag)[0];
+        assert_eq!(patient_line.split('|').nth(3), Some(patient), "{message}");
+        let results = lines_starting(&message, result_tag);
+        assert_eq!(results.len(), codes.len(), "{message}");
+        for (n, (result, code)) in results.iter().zip(codes).enumerate() {
+            let id = result
+                .split('|')
+                .nth(if result_tag == "R|" { 2 } else { 3 });
+            assert!(
+                result.starts_with(&format!("{result_tag}{}|", n + 1)),
+                "{result}"
+            );
+            assert!(id.unwrap().contains(code), "{result}");
+        }
+    }
     let (s, v) = call(
         Method::POST,
         u("/simulate/hl7/mindray_bc5380"),
@@ -624,36 +652,6 @@ async fn patient_id_and_tests_choose_the_patient_and_results() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["results"].as_array().unwrap().len(), 2);
-    let (s, v) = call(
-        Method::POST,
-        u("/simulate/hl7/mindray_bc5380"),
-        Some(r#"{"patientId":"P-9","tests":["PLT"]}"#),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let message = v["message"].as_str().unwrap();
-    assert!(
-        lines_starting(message, "PID|")[0].contains("|P-9^^^HOSPITAL|"),
-        "{message}"
-    );
-    assert_eq!(lines_starting(message, "OBX|").len(), 1, "{message}");
-
-    // ASTM routes take them too: P.4 and one R record per test asked for.
-    let (s, v) = call(
-        Method::GET,
-        u("/simulate/astm/stago_start4?patient_id=MRN-5&tests=INR"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let message = v["message"].as_str().unwrap();
-    assert_eq!(
-        lines_starting(message, "P|")[0].split('|').nth(3),
-        Some("MRN-5")
-    );
-    let results = lines_starting(message, "R|");
-    assert_eq!(results.len(), 1, "{message}");
-    assert!(results[0].starts_with("R|1|^^^INR|"), "{}", results[0]);
 
     // Mistakes are 400s that say what is wrong.
     for (route, body, expected) in [
