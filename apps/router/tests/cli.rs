@@ -253,6 +253,31 @@ fn check_reads_continuation_lines_as_python_does() {
     );
 }
 
+/// Python 2 reads config files as bytes: one written in a Windows code page (a German
+/// comment) works there, so it works here, read as Latin-1, with a warning.
+#[test]
+fn check_reads_a_latin_1_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = b"# Ergebnisse f".to_vec();
+    config.push(0xfc); // u-umlaut in Latin-1 / Windows-1252
+    config.extend_from_slice(b"r das LIS\r\n");
+    config.extend_from_slice(GOOD.replace('\n', "\r\n").as_bytes());
+    std::fs::write(dir.path().join("router.cfg"), config).unwrap();
+    let out = router(dir.path(), &["--check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("configuration OK (4 connection(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr
+            .contains("router.cfg:1: the file is not UTF-8 (first at this line); read as Latin-1"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn version_and_help() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! The SocketReader INI loader: configparser for the syntax, our own checks for the
 //! semantics, a line index so every problem names its line.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,11 +74,39 @@ const DEBUG_KEYS: &[&str] = &["logcontent"];
 /// every problem found otherwise.
 pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    load_str(&text, path)
+    let (text, not_utf8) = match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        // Python 2's ConfigParser reads bytes, so SocketReader configs written on Windows
+        // (a `# für` comment, a path) work there; Latin-1 maps every byte to a character.
+        Err(e) => {
+            let bad_at = e.utf8_error().valid_up_to();
+            let text: String = e.into_bytes().iter().map(|&b| char::from(b)).collect();
+            let line = text[..bad_at].matches('\n').count() + 1;
+            (text, Some(line))
+        }
+    };
+    let mut result = load_str(&text, path);
+    if let Some(line) = not_utf8 {
+        let warning = Diagnostic {
+            file: path.to_owned(),
+            line: Some(line),
+            section: None,
+            key: None,
+            message: "the file is not UTF-8 (first at this line); read as Latin-1, so a \
+                      non-ASCII path in it names the file by its Latin-1 characters"
+                .into(),
+        };
+        match &mut result {
+            Ok(loaded) => loaded.warnings.insert(0, warning),
+            Err(ConfigError::Invalid { warnings, .. }) => warnings.insert(0, warning),
+            Err(_) => {}
+        }
+    }
+    result
 }
 
 /// Validates config text; `path` names it in messages and anchors relative paths (its
@@ -107,6 +135,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         file: path.to_owned(),
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         index,
+        default_keys: HashSet::new(),
         problems: Vec::new(),
         warnings: Vec::new(),
     };
@@ -180,6 +209,8 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         })
         .collect();
 
+    warn_interpolation(&mut ctx, &sections);
+    let sections = inherit_defaults(&mut ctx, sections);
     let config = build(&mut ctx, &sections);
     match config {
         Some(config) if ctx.problems.is_empty() => Ok(Loaded {
@@ -194,6 +225,69 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             })
         }
     }
+}
+
+/// Python's `ConfigParser` (not `RawConfigParser`) would expand `%(name)s`; which one
+/// SocketReader uses is not known, so the value is used as written, with a warning.
+fn warn_interpolation(ctx: &mut Ctx, sections: &BTreeMap<String, HashMap<String, Option<String>>>) {
+    for (section, keys) in sections {
+        let mut keys: Vec<_> = keys.iter().collect();
+        keys.sort();
+        for (key, value) in keys {
+            if value.as_deref().is_some_and(|v| v.contains("%(")) {
+                ctx.warn(
+                    section,
+                    Some(key),
+                    "`%(...)s` is not expanded (no ConfigParser interpolation); the value is \
+                     used as written"
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
+/// Python's ConfigParser section whose keys every other section inherits.
+const DEFAULTS_SECTION: &str = "DEFAULT";
+
+/// Gives every section the `[DEFAULT]` keys it does not set itself, as Python's
+/// ConfigParser does, and drops `[DEFAULT]` (it is not a connection). Inherited keys are
+/// recorded in `Ctx::default_keys`, so that they are checked once, in `[DEFAULT]`.
+fn inherit_defaults(
+    ctx: &mut Ctx,
+    mut sections: BTreeMap<String, HashMap<String, Option<String>>>,
+) -> BTreeMap<String, HashMap<String, Option<String>>> {
+    let Some(defaults) = sections.remove(DEFAULTS_SECTION) else {
+        return sections;
+    };
+    ctx.default_keys = defaults.keys().cloned().collect();
+    let mut keys: Vec<&String> = defaults.keys().collect();
+    keys.sort();
+    for key in keys {
+        let known = [
+            GENERAL_KEYS,
+            COMMON_KEYS,
+            SOCKET_KEYS,
+            FILE_KEYS,
+            FILE_IN_KEYS,
+            FILE_OUT_KEYS,
+        ]
+        .iter()
+        .any(|set| set.contains(&key.as_str()));
+        if !known {
+            ctx.warn(
+                DEFAULTS_SECTION,
+                Some(key),
+                "unknown key for every section; ignored".into(),
+            );
+        }
+    }
+    for keys in sections.values_mut() {
+        for (key, value) in &defaults {
+            keys.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    sections
 }
 
 /// Where sections and keys are, and what is defined twice.
@@ -268,6 +362,8 @@ struct Ctx {
     file: PathBuf,
     base: PathBuf,
     index: LineIndex,
+    /// The keys of `[DEFAULT]`, which every section inherits.
+    default_keys: HashSet<String>,
     problems: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
 }
@@ -279,6 +375,11 @@ impl Ctx {
                 .index
                 .keys
                 .get(&(section.to_owned(), key.to_owned()))
+                .or_else(|| {
+                    self.index
+                        .keys
+                        .get(&(DEFAULTS_SECTION.to_owned(), key.to_owned()))
+                })
                 .or_else(|| self.index.sections.get(section))
                 .copied(),
             None => self.index.sections.get(section).copied(),
@@ -372,7 +473,13 @@ impl Section<'_> {
         let mut keys: Vec<&String> = self.keys.keys().collect();
         keys.sort();
         for key in keys {
-            if !allowed.iter().any(|set| set.contains(&key.as_str())) {
+            let inherited = ctx.default_keys.contains(key)
+                && !ctx
+                    .index
+                    .keys
+                    .contains_key(&(self.name.to_owned(), key.clone()));
+            // A [DEFAULT] key reaches every section; it is checked once, there.
+            if !inherited && !allowed.iter().any(|set| set.contains(&key.as_str())) {
                 ctx.warn(
                     self.name,
                     Some(key),
@@ -454,6 +561,9 @@ fn build(
     }
 
     let mut connections = Vec::new();
+    // Queues with a connection that has errors of its own: whether they lack inputs or
+    // outputs is not known, and saying so would point at the wrong section.
+    let mut spoiled_queues = HashSet::new();
     let mut seen = Vec::new();
     for name in &names {
         if seen.contains(name) {
@@ -484,10 +594,12 @@ fn build(
         let section = Section { name, keys };
         if let Some(connection) = connection(ctx, &section, default_max_size) {
             connections.push(connection);
+        } else if let Some(Some(queue)) = keys.get("queuename") {
+            spoiled_queues.insert(value::unquote(queue).to_owned());
         }
     }
 
-    check_queues(ctx, &connections);
+    check_queues(ctx, &connections, &spoiled_queues);
     check_ports(ctx, &connections);
 
     let datadir = match general.text(ctx, "datadir").filter(|d| !d.is_empty()) {
@@ -621,7 +733,9 @@ fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> 
 
 fn debug_options(ctx: &mut Ctx, section: &Section<'_>) -> DebugOptions {
     let mut options = DebugOptions::default();
-    let entries = section.parsed(ctx, "debug", Vec::new(), value::python_dict);
+    let entries = section.parsed(ctx, "debug", Vec::new(), |raw| {
+        value::python_dict(value::unquote(raw))
+    });
     for (key, raw) in entries {
         match key.as_str() {
             "logcontent" => match value::boolean(&raw) {
@@ -783,6 +897,8 @@ fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileO
     );
     let retry_delay = section.seconds(ctx, "retrydelay", 1.0, 0.01, 3_600.0);
     let retry_max_delay = section.seconds(ctx, "retrymaxdelay", 30.0, 0.01, 86_400.0);
+    // `prefix =` or `prefix = ""` (templates list every key) is no prefix.
+    let prefix = prefix.filter(|p| !p.is_empty());
     if hl7prefix && prefix.is_some() {
         ctx.error(
             name,
@@ -829,7 +945,7 @@ fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileO
     })
 }
 
-fn check_queues(ctx: &mut Ctx, connections: &[Connection]) {
+fn check_queues(ctx: &mut Ctx, connections: &[Connection], spoiled: &HashSet<String>) {
     let mut queues: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
     for c in connections {
         let entry = queues.entry(c.queue.as_str()).or_default();
@@ -840,6 +956,9 @@ fn check_queues(ctx: &mut Ctx, connections: &[Connection]) {
         }
     }
     for (queue, (inputs, outputs)) in queues {
+        if spoiled.contains(queue) {
+            continue;
+        }
         if outputs.is_empty() {
             for input in inputs {
                 ctx.error(
@@ -932,5 +1051,120 @@ mod tests {
             panic!("{output:?}");
         };
         assert_eq!(files.dir, Path::new("/srv/lab#2"));
+    }
+
+    fn connection<'c>(loaded: &'c Loaded, name: &str) -> &'c Connection {
+        let found = loaded.config.connections.iter().find(|c| c.name == name);
+        found.unwrap_or_else(|| panic!("no connection {name}"))
+    }
+
+    fn messages(diagnostics: &[Diagnostic]) -> Vec<String> {
+        diagnostics.iter().map(ToString::to_string).collect()
+    }
+
+    /// Python's ConfigParser gives every section the `[DEFAULT]` keys it does not set.
+    #[test]
+    fn default_section_keys_reach_every_section() {
+        let text = "[DEFAULT]\ntranstech = socket\nqueuename = q\nusehl7 = True\ncolour = red\n\
+                    [general]\nuseconnections = in, out, files\n\
+                    [in]\ntransdir = in\nport = 23001\n\
+                    [out]\ntransdir = out\nport = 23002\nusehl7 = False\n\
+                    [files]\ntranstech = file\ntransdir = out\nmessagedir = /srv/out\n";
+        let loaded = load_str(text, Path::new("/etc/router.cfg")).unwrap();
+        assert_eq!(loaded.config.connections.len(), 3);
+        let input = connection(&loaded, "in");
+        assert!(matches!(input.kind, ConnectorKind::SocketIn(_)));
+        assert_eq!((input.queue.as_str(), input.use_hl7), ("q", true));
+        let output = connection(&loaded, "out");
+        assert!(matches!(output.kind, ConnectorKind::SocketOut(_)));
+        assert!(!output.use_hl7, "a section's own value wins");
+        assert!(matches!(
+            connection(&loaded, "files").kind,
+            ConnectorKind::FileOut(_)
+        ));
+        // Keys a section inherits are not unknown there (`port` means nothing to a file
+        // output, `transtech` nothing to [general]); an unknown [DEFAULT] key is named once.
+        assert_eq!(
+            messages(&loaded.warnings),
+            ["/etc/router.cfg:5: [DEFAULT] colour: unknown key for every section; ignored"]
+        );
+
+        // An inherited value that is wrong is reported at its [DEFAULT] line.
+        let bad = text.replace("transtech = socket", "transtech = ftp");
+        let Err(ConfigError::Invalid { problems, .. }) = load_str(&bad, Path::new("r.cfg")) else {
+            panic!()
+        };
+        assert!(
+            messages(&problems).contains(
+                &"r.cfg:2: [in] transtech: unknown transtech `ftp`; allowed: file, socket"
+                    .to_owned()
+            ),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn interpolation_is_not_done_and_says_so() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = %(base)s/out\n";
+        let loaded = load_str(text, Path::new("/etc/router.cfg")).unwrap();
+        let ConnectorKind::FileOut(files) = &connection(&loaded, "out").kind else {
+            panic!()
+        };
+        assert_eq!(files.dir, Path::new("/etc/%(base)s/out"));
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "/etc/router.cfg:11: [out] messagedir: `%(...)s` is not expanded (no ConfigParser \
+              interpolation); the value is used as written"
+            ]
+        );
+    }
+
+    /// Values SocketReader configs are written with that were refused or misread.
+    #[test]
+    fn empty_prefix_quoted_debug_and_octal_delimiters() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    sob = chr(013)\neod = chr(034)\ndebug = \"{'logcontent': True}\"\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nusehl7 = True\n\
+                    messagedir = /srv/out\nhl7prefix = True\nprefix = \"\"\n";
+        let loaded = load_str(text, Path::new("/etc/router.cfg")).unwrap();
+        let input = connection(&loaded, "in");
+        let ConnectorKind::SocketIn(socket) = &input.kind else {
+            panic!()
+        };
+        assert_eq!(
+            (socket.start_block.as_slice(), socket.end_block.as_slice()),
+            (&[0x0b][..], &[0x1c][..])
+        );
+        assert!(input.debug.log_content);
+        let ConnectorKind::FileOut(files) = &connection(&loaded, "out").kind else {
+            panic!()
+        };
+        assert_eq!(files.naming, FileNaming::Hl7);
+        for empty in ["prefix =", "prefix = ''"] {
+            let text = text.replace("prefix = \"\"", empty);
+            assert!(load_str(&text, Path::new("r.cfg")).is_ok(), "{empty}");
+        }
+    }
+
+    /// An output with errors of its own does not make its queue look output-less.
+    #[test]
+    fn a_broken_output_does_not_blame_its_inputs() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\n";
+        let Err(ConfigError::Invalid { problems, .. }) = load_str(text, Path::new("r.cfg")) else {
+            panic!()
+        };
+        assert_eq!(
+            messages(&problems),
+            [
+                "r.cfg:7: [out] messagedir: missing: a file connector needs messagedir = PATH (the \
+              directory to read from or write to)"
+            ]
+        );
     }
 }

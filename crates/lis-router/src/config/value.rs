@@ -83,7 +83,10 @@ fn delimiter_or_none(raw: &str) -> Result<Vec<u8>, String> {
         let part = part.trim();
         if let Some(inner) = part.strip_prefix("chr(").and_then(|p| p.strip_suffix(')')) {
             out.push(byte_number(inner.trim()).ok_or_else(|| {
-                format!("`{part}`: chr() needs a number 0..255 (decimal or 0x hex); {ALLOWED}")
+                format!(
+                    "`{part}`: chr() needs a number 0..255 (decimal, 0x hex, or octal with a \
+                     leading 0 as in Python 2); {ALLOWED}"
+                )
             })?);
         } else if part.starts_with(['"', '\'']) {
             out.extend_from_slice(&string_literals(part)?);
@@ -100,11 +103,26 @@ fn delimiter_or_none(raw: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// A Python 2 integer literal 0..255: decimal, `0x` hex, `0o` or `0b`, and, as in Python 2,
+/// octal when it starts with `0` (`chr(013)` is VT, not CR).
 fn byte_number(text: &str) -> Option<u8> {
-    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => u8::from_str_radix(hex, 16).ok(),
-        None => text.parse().ok(),
+    let (digits, radix) =
+        if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            (hex, 16)
+        } else if let Some(octal) = text.strip_prefix("0o").or_else(|| text.strip_prefix("0O")) {
+            (octal, 8)
+        } else if let Some(binary) = text.strip_prefix("0b").or_else(|| text.strip_prefix("0B")) {
+            (binary, 2)
+        } else if text.len() > 1 && text.starts_with('0') {
+            (&text[1..], 8)
+        } else {
+            (text, 10)
+        };
+    // from_str_radix takes a sign; Python's chr() arguments here never have one.
+    if digits.starts_with(['+', '-']) {
+        return None;
     }
+    u8::from_str_radix(digits, radix).ok()
 }
 
 /// One or more adjacent Python string literals (`'a' "b"` is `ab`, as in Python), their
@@ -282,6 +300,14 @@ mod tests {
         assert!(delimiter("'ab' cd").is_err());
         assert!(delimiter("'ab").is_err());
         assert!(delimiter("chr(300)").is_err());
+        // Python 2 integer literals: a leading 0 is octal, so chr(013) is VT, not CR.
+        assert_eq!(delimiter("chr(013)").unwrap(), [0x0b]);
+        assert_eq!(delimiter("chr(034) + chr(015)").unwrap(), [0x1c, 0x0d]);
+        assert_eq!(delimiter("chr(0o13)").unwrap(), [0x0b]);
+        assert_eq!(delimiter("chr(0b1011)").unwrap(), [0x0b]);
+        assert_eq!(delimiter("chr(0)").unwrap(), [0]);
+        assert!(delimiter("chr(08)").is_err());
+        assert!(delimiter("chr(+11)").is_err());
         assert!(delimiter("START").is_err());
         assert!(delimiter("\"\"").is_err());
     }
