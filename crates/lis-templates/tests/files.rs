@@ -478,6 +478,69 @@ fn quantstudio5_qc_file_uses_the_pattern_and_westgard_values() {
     }
 }
 
+/// An embedded template's JSON with `from` replaced by `to` (once).
+fn edited_template(name: &str, from: &str, to: &str) -> Template {
+    let (_, source) = TemplateSet::embedded_sources()
+        .find(|(file, _)| file.trim_end_matches(".json") == name)
+        .unwrap();
+    assert!(source.contains(from), "{from}");
+    let text = source.replacen(from, to, 1);
+    load_str(&text, Path::new(&format!("{name}.json")), &Profiles::None).unwrap()
+}
+
+#[test]
+fn a_zero_target_is_shifted_too() {
+    // Standard and OpenELIS layouts alike: target + k x SD, also when the target is 0 (the
+    // reference's "target != 0" condition belongs to its ASTM path only).
+    let template = edited_template("quantstudio5", "\"target\": 32.0", "\"target\": 0.0");
+    let mut o = options(1, 5);
+    o.qc = true;
+    o.generate.qc_deviation = Some(3.0);
+    let rows = read_back(&files::render(&template, &minter(), &o).unwrap());
+    let col = rows[0].iter().position(|c| c == "Quantity Mean").unwrap();
+    assert_eq!(rows[1][col], "1.5");
+    let hl7 = edited_template("mindray_bs200", "\"target\": 100.0", "\"target\": 0.0");
+    for layout in [
+        lis_templates::Layout::Standard,
+        lis_templates::Layout::OpenElis,
+    ] {
+        let generate = GenerateOptions {
+            qc_deviation: Some(3.0),
+            layout,
+            ..GenerateOptions::default()
+        };
+        let Ok(lis_templates::Output::Hl7(m)) =
+            lis_templates::generate(&hl7, &minter(), &generate, true)
+        else {
+            panic!()
+        };
+        let obx = m.segments.iter().find(|s| s.starts_with("OBX|")).unwrap();
+        let value: f64 = obx.split('|').nth(5).unwrap().parse().unwrap();
+        assert_eq!(value, 15.0, "{layout:?}: {obx}");
+    }
+}
+
+#[test]
+fn a_control_naming_no_field_is_an_error_not_a_missing_row() {
+    let template = edited_template(
+        "quantstudio5",
+        "\"field_code\": \"VIH-1\"",
+        "\"field_code\": \"VIH1\"",
+    );
+    let mut o = options(1, 5);
+    o.qc = true;
+    let e = files::render(&template, &minter(), &o).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "template quantstudio5: qc_controls entry LOT-LPC-26B (LPC) names field_code \"VIH1\", \
+         which is not one of the template's fields"
+    );
+    // The generic QC file and the HL7/ASTM QC messages say the same.
+    let e = lis_templates::generate(&template, &minter(), &GenerateOptions::default(), true)
+        .unwrap_err();
+    assert!(e.to_string().contains("names field_code \"VIH1\""), "{e}");
+}
+
 #[test]
 fn bad_requests_are_clear_errors() {
     let set = TemplateSet::embedded().unwrap();

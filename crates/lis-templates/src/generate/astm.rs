@@ -647,6 +647,29 @@ impl Generator<'_> {
 
     /// `(field, control)` pairs in template field order; a field with several controls (levels)
     /// gives several pairs.
+    /// Every `qc_controls` entry must name one of the template's fields: a typo would
+    /// otherwise drop that control from the output without a word.
+    pub(super) fn check_qc_controls(&self) -> Result<(), GenerateError> {
+        let template = self.template;
+        match template
+            .qc_controls
+            .iter()
+            .find(|c| template.field(&c.field_code).is_none())
+        {
+            Some(control) => Err(GenerateError::NoQc {
+                template: template.name.clone(),
+                reason: format!(
+                    "qc_controls entry {} ({}) names field_code {:?}, which is not one of the \
+                     template's fields",
+                    control.lot(),
+                    control.level(),
+                    control.field_code
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn qc_pairs(&self) -> Result<Vec<(Field, crate::model::QcControl)>, GenerateError> {
         let template = self.template;
         if template.qc_controls.is_empty() {
@@ -655,6 +678,7 @@ impl Generator<'_> {
                 reason: "has no qc_controls".into(),
             });
         }
+        self.check_qc_controls()?;
         let pairs: Vec<_> = self
             .fields()
             .into_iter()

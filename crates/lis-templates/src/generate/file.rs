@@ -284,11 +284,25 @@ impl Generator<'_> {
                 reason: "has no qc_controls".into(),
             });
         }
+        self.check_qc_controls()?;
         let pattern = match &template.qc_sample_id_pattern {
             Some(p) => qc_westgard_gen::SampleNamePattern::parse(p)?,
             None => qc_westgard_gen::SampleNamePattern::default(),
         };
         let now = ts(self.now);
+        let fields = self.fields();
+        let controls: Vec<_> = template
+            .qc_controls
+            .iter()
+            .filter(|c| fields.iter().any(|f| f.code == c.field_code))
+            .cloned()
+            .collect();
+        if controls.is_empty() {
+            return Err(GenerateError::NoQc {
+                template: template.name.clone(),
+                reason: "none of the tests asked for has a qc_controls entry".into(),
+            });
+        }
         let mut rows = vec![vec![
             Cell::Text(self.mapped("sample_id", "Sample Name")),
             Cell::Text(self.mapped("test_code", "Target Name")),
@@ -296,7 +310,7 @@ impl Generator<'_> {
             Cell::Text(self.mapped("result", "Quantity Mean")),
             Cell::Text("Timestamp".into()),
         ]];
-        for control in template.qc_controls.clone() {
+        for control in controls {
             let task = control.task.clone().unwrap_or_else(|| "STANDARD".into());
             let value = self.qc_value(&control, Path::File);
             rows.push(vec![

@@ -188,8 +188,10 @@ impl Generator<'_> {
             (false, _) => sd_for(target, control.sd, self.category()),
         };
         let deviation = match self.qc_deviation {
-            Some(k) if target != 0.0 => Deviation::Shift(k),
-            Some(_) => Deviation::Shift(0.0),
+            // The mock's ASTM path shifts only a non-zero target (its SD is a share of the
+            // target, so zero anyway); its HL7 and FILE paths, and ours, always shift.
+            Some(_) if openelis && path == Path::Astm && target == 0.0 => Deviation::Shift(0.0),
+            Some(k) => Deviation::Shift(k),
             None => Deviation::Random,
         };
         let drawn = self.rng.value(target, sd, deviation);

@@ -407,6 +407,7 @@ impl Generator<'_> {
                 });
             }
             check(template.qc_controls.len(), "QC controls")?;
+            self.check_qc_controls()?;
             let pattern = match &template.qc_sample_id_pattern {
                 Some(p) => SampleNamePattern::parse(p)?,
                 None => SampleNamePattern::default(),
