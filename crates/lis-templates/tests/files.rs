@@ -574,6 +574,14 @@ fn bad_requests_are_clear_errors() {
     nan.qc = true;
     nan.generate.qc_deviation = Some(f64::NAN);
     assert!(files::render(set.get("quantstudio5").unwrap(), &m, &nan).is_err());
+    // A shift so large that target + k x SD is no longer a number (was written as `inf`).
+    let mut huge = nan;
+    huge.generate.qc_deviation = Some(1e308);
+    let e = files::render(set.get("quantstudio5").unwrap(), &m, &huge).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid option qc_deviation: 1e308 is not a number of SD within -1000..1000"
+    );
     // The whole plate is fine.
     files::render(set.get("quantstudio5").unwrap(), &m, &options(94, 1)).unwrap();
 }

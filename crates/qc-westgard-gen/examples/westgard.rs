@@ -86,7 +86,11 @@ fn main() -> ExitCode {
                 break;
             }
         };
-        let evaluation = evaluator.push(value);
+        let Ok(evaluation) = evaluator.push(value) else {
+            // Unreachable: the line was checked to be a finite number above.
+            status = ExitCode::from(2);
+            break;
+        };
         let json = serde_json::to_string(&evaluation).unwrap_or_default();
         if writeln!(out, "{json}").is_err() {
             return ExitCode::from(1);

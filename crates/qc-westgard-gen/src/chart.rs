@@ -38,7 +38,7 @@ fn escape(text: &str) -> String {
 /// ```
 /// use qc_westgard_gen::{levey_jennings_svg, ChartSpec, Evaluator, RuleSet};
 /// let mut evaluator = Evaluator::new(100.0, 5.0, RuleSet::openelis()).unwrap();
-/// let points = evaluator.evaluate_all(&[101.0, 98.0, 116.0]);
+/// let points = evaluator.evaluate_all(&[101.0, 98.0, 116.0]).unwrap();
 /// let spec = ChartSpec { title: "GLU".into(), mean: 100.0, sd: 5.0, unit: "mg/dL".into() };
 /// let svg = levey_jennings_svg(&spec, &points);
 /// assert!(svg.starts_with("<svg") && svg.contains("1-3s"));

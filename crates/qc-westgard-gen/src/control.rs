@@ -27,14 +27,22 @@ impl ControlId {
         }
     }
 
-    /// ASTM `Q.3` as the OpenELIS GenericASTM convention and the bridge read it: `code^lot^level`.
+    /// ASTM `Q.3` as the OpenELIS GenericASTM convention and the bridge read it: `code^lot^level`,
+    /// each part escaped for the recommended delimiters (`|\^&`), so that a `^` in a lot
+    /// number cannot add a component.
     ///
     /// ```
     /// # use qc_westgard_gen::ControlId;
     /// assert_eq!(ControlId::new("GLU", "LOT-GLU-N", "NORMAL").astm_q3(), "GLU^LOT-GLU-N^NORMAL");
+    /// assert_eq!(ControlId::new("GLU", "LOT^26", "N").astm_q3(), "GLU^LOT&S&26^N");
     /// ```
     pub fn astm_q3(&self) -> String {
-        format!("{}^{}^{}", self.field_code, self.lot, self.level)
+        format!(
+            "{}^{}^{}",
+            astm_escape(&self.field_code),
+            astm_escape(&self.lot),
+            astm_escape(&self.level)
+        )
     }
 
     /// HL7 QC specimen ID (ORC-2/3, OBR-2/3): `QC-{lot}-{level}`.
@@ -102,13 +110,27 @@ impl SampleNamePattern {
         &self.pattern
     }
 
-    /// The sample name for one control and task.
+    /// The sample name for one control and task. Substituted text is not scanned again, so a
+    /// lot named `LOT{level}` stays as written.
     pub fn render(&self, control: &ControlId, task: &str) -> String {
-        self.pattern
-            .replace("{lot}", &control.lot)
-            .replace("{level}", &control.level)
-            .replace("{field_code}", &control.field_code)
-            .replace("{task}", task)
+        let mut out = String::with_capacity(self.pattern.len() + 32);
+        let mut rest = self.pattern.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            // `parse` checked that every brace closes on a known name.
+            let close = after.find('}').unwrap_or(after.len());
+            out.push_str(match &after[..close] {
+                "lot" => &control.lot,
+                "level" => &control.level,
+                "field_code" => &control.field_code,
+                "task" => task,
+                other => other,
+            });
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -118,4 +140,20 @@ impl Default for SampleNamePattern {
             pattern: Self::DEFAULT.to_owned(),
         }
     }
+}
+
+/// LIS2-A2 escapes for the recommended delimiters: field `|`, repeat `\`, component `^`,
+/// escape `&`.
+fn astm_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' => out.push_str("&F&"),
+            '\\' => out.push_str("&R&"),
+            '^' => out.push_str("&S&"),
+            '&' => out.push_str("&E&"),
+            other => out.push(other),
+        }
+    }
+    out
 }

@@ -36,6 +36,19 @@ pub enum QcError {
         /// Why it is rejected.
         reason: String,
     },
+    /// A result that is not a finite number (NaN or infinite): it cannot be judged, and
+    /// would spoil the history the next results are judged against.
+    #[error("invalid result {value}: must be a finite number")]
+    InvalidValue {
+        /// The rejected value.
+        value: f64,
+    },
+    /// A series whose run times fall outside the calendar that can be represented.
+    #[error("invalid series: {reason}")]
+    InvalidSeries {
+        /// Why it is rejected.
+        reason: String,
+    },
     /// A run whose number of values differs from the number of control levels.
     #[error("run has {got} values but {expected} control levels are configured")]
     LevelCount {

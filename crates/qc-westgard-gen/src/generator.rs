@@ -77,10 +77,40 @@ pub fn round_to(value: f64, decimals: u32) -> f64 {
     if !value.is_finite() {
         return value;
     }
-    let scale = 10f64.powi(decimals.min(15) as i32);
-    let scaled = value * scale;
-    // Correct representation error first: the shortest repr of `value` is what the user wrote.
-    let text = format!("{scaled:.6}");
-    let corrected: f64 = text.parse().unwrap_or(scaled);
-    corrected.round() / scale
+    // Rust prints the shortest decimal that reads back as `value`, never in exponent form,
+    // so rounding that text is exact decimal rounding (no scaling that could overflow, and
+    // no second rounding of an intermediate product).
+    let text = format!("{}", value.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let keep = (decimals as usize).min(fraction.len());
+    let round_up = fraction.as_bytes().get(keep).is_some_and(|d| *d >= b'5');
+    let mut digits: Vec<u8> = whole.bytes().chain(fraction.bytes().take(keep)).collect();
+    if round_up {
+        // Add one unit in the last kept place, carrying leftwards.
+        let mut carry = true;
+        for d in digits.iter_mut().rev() {
+            if *d == b'9' {
+                *d = b'0';
+            } else {
+                *d += 1;
+                carry = false;
+                break;
+            }
+        }
+        if carry {
+            digits.insert(0, b'1');
+        }
+    }
+    let split = digits.len() - keep;
+    let (int_part, frac_part) = digits.split_at(split);
+    let rounded = format!(
+        "{}.{}",
+        String::from_utf8_lossy(int_part),
+        String::from_utf8_lossy(frac_part)
+    );
+    let magnitude: f64 = rounded
+        .trim_end_matches('.')
+        .parse()
+        .unwrap_or_else(|_| value.abs());
+    magnitude.copysign(value)
 }

@@ -24,14 +24,15 @@
 //! for run in 0..10 {
 //!     let k = if run % 2 == 1 { 0.5 } else { -0.5 };
 //!     let value = generator.value(100.0, 5.0, Deviation::Shift(k));
-//!     assert_eq!(evaluator.push(value).status, Status::Accepted);
+//!     assert_eq!(evaluator.push(value)?.status, Status::Accepted);
 //! }
 //! let outlier = generator.value(100.0, 5.0, Deviation::Shift(3.5));
-//! let judged = evaluator.push(outlier);
+//! let judged = evaluator.push(outlier)?;
 //! assert_eq!(outlier, 117.5);
 //! assert_eq!(judged.z, 3.5);
 //! assert_eq!(judged.status, Status::Rejected);
 //! assert_eq!(judged.violation_names(), vec!["1-2s", "1-3s"]);
+//! # Ok::<(), qc_westgard_gen::QcError>(())
 //! ```
 
 mod category;

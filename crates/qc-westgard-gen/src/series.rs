@@ -204,7 +204,23 @@ impl SeriesSpec {
         }
         self.disturbances
             .iter()
-            .try_for_each(|d| d.validate(self.levels.len()))
+            .try_for_each(|d| d.validate(self.levels.len()))?;
+        // Times grow linearly, so the last run's fitting means every run's does.
+        self.run_time(self.runs.saturating_sub(1)).map(|_| ())
+    }
+
+    /// When run `run` takes place: `start + run × interval`.
+    fn run_time(&self, run: usize) -> Result<NaiveDateTime, QcError> {
+        i32::try_from(run)
+            .ok()
+            .and_then(|n| self.interval.checked_mul(n))
+            .and_then(|offset| self.start.checked_add_signed(offset))
+            .ok_or_else(|| QcError::InvalidSeries {
+                reason: format!(
+                    "run {run} would be {} after {}, beyond the dates that can be represented",
+                    self.interval, self.start
+                ),
+            })
     }
 }
 
@@ -238,8 +254,7 @@ impl QcGenerator {
         spec.validate()?;
         let mut runs = Vec::with_capacity(spec.runs);
         for run in 0..spec.runs {
-            let offset = spec.interval * i32::try_from(run).unwrap_or(i32::MAX);
-            let timestamp = spec.start.checked_add_signed(offset).unwrap_or(spec.start);
+            let timestamp = spec.run_time(run)?;
             let values = spec
                 .levels
                 .iter()

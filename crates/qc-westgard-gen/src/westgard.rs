@@ -418,7 +418,21 @@ impl Evaluator {
     }
 
     /// Judges `value` (the newest result of the lot) and adds it to the history.
-    pub fn push(&mut self, value: f64) -> Evaluation {
+    ///
+    /// # Errors
+    ///
+    /// [`QcError::InvalidValue`] for NaN or an infinity; the history is left as it was.
+    pub fn push(&mut self, value: f64) -> Result<Evaluation, QcError> {
+        if !value.is_finite() {
+            return Err(QcError::InvalidValue { value });
+        }
+        Ok(self.judge(value))
+    }
+
+    /// [`Evaluator::push`] without the check (the pooled z-scores of
+    /// [`MultiLevelEvaluator`] may be infinite for huge finite results, which is a real
+    /// violation, not a bad input).
+    fn judge(&mut self, value: f64) -> Evaluation {
         let z = z_score(value, self.mean, self.sd, self.rules.z_decimals);
         self.history.push_back(Point { value, z });
         let window: Vec<Point> = self.history.iter().copied().collect();
@@ -446,7 +460,12 @@ impl Evaluator {
     }
 
     /// Judges a whole sequence, oldest first.
-    pub fn evaluate_all(&mut self, values: &[f64]) -> Vec<Evaluation> {
+    ///
+    /// # Errors
+    ///
+    /// [`QcError::InvalidValue`] for the first value that is not finite; the values before it
+    /// have been judged and added to the history.
+    pub fn evaluate_all(&mut self, values: &[f64]) -> Result<Vec<Evaluation>, QcError> {
         values.iter().map(|v| self.push(*v)).collect()
     }
 }
@@ -505,10 +524,14 @@ impl MultiLevelEvaluator {
                 got: values.len(),
             });
         }
+        // All or nothing: a run with one bad value leaves every history untouched.
+        if let Some(&value) = values.iter().find(|v| !v.is_finite()) {
+            return Err(QcError::InvalidValue { value });
+        }
         let mut out = Vec::with_capacity(values.len());
         for (evaluator, value) in self.per_level.iter_mut().zip(values) {
-            let mut evaluation = evaluator.push(*value);
-            let across = self.pooled.push(evaluation.z);
+            let mut evaluation = evaluator.judge(*value);
+            let across = self.pooled.judge(evaluation.z);
             evaluation.violations.extend(across.violations);
             evaluation.violations.sort();
             let mut merged = evaluator.rules.clone();

@@ -96,7 +96,7 @@ fn thirty_days_two_levels_with_a_shift_is_caught() {
         "before {before} after {after}"
     );
     let mut e = Evaluator::new(50.0, 2.0, RuleSet::openelis()).unwrap();
-    let statuses: Vec<Status> = low.iter().map(|v| e.push(*v).status).collect();
+    let statuses: Vec<Status> = low.iter().map(|v| e.push(*v).unwrap().status).collect();
     assert!(statuses[20..].contains(&Status::Rejected), "{statuses:?}");
 }
 
@@ -180,6 +180,16 @@ fn labels() {
     assert_eq!(p.render(&c, "STANDARD"), "QC-LOT-HIVVL-N-N");
     let p = SampleNamePattern::parse("{field_code}_{task}_{level}").unwrap();
     assert_eq!(p.render(&c, "STANDARD"), "HIV-VL_STANDARD_N");
+    // Substituted text is not scanned again; delimiters in a lot cannot add Q.3 components.
+    let odd = ControlId::new("GLU", "LOT{level}", "N");
+    assert_eq!(
+        SampleNamePattern::default().render(&odd, "STANDARD"),
+        "QC-LOT{level}-N"
+    );
+    assert_eq!(
+        ControlId::new("GLU", "LOT^2026|&\\", "NORMAL").astm_q3(),
+        "GLU^LOT&S&2026&F&&E&&R&^NORMAL"
+    );
     for bad in ["{lot", "lot}", "{}", "{LOT}", "QC-{sample}"] {
         let err = SampleNamePattern::parse(bad).unwrap_err().to_string();
         assert!(err.contains(bad), "{err}");
@@ -196,10 +206,10 @@ proptest! {
     ) {
         let value = QcGenerator::seeded(seed).value(mean, sd, Deviation::Shift(k));
         let mut raw = Evaluator::new(mean, sd, RuleSet::empty()).unwrap();
-        let z = raw.push(value).z;
+        let z = raw.push(value).unwrap().z;
         prop_assert!((z - k).abs() <= 1e-9 * (1.0 + mean.abs() / sd), "z {z} k {k}");
         let mut oe = Evaluator::new(mean, sd, RuleSet::openelis()).unwrap();
-        let rounded = oe.push(value).z;
+        let rounded = oe.push(value).unwrap().z;
         prop_assert!((rounded - round_to(k, 4)).abs() <= 1e-4 + 1e-9 * mean.abs() / sd);
     }
 
@@ -207,7 +217,58 @@ proptest! {
     fn evaluator_never_panics(values in proptest::collection::vec(any::<f64>(), 0..40)) {
         let mut e = Evaluator::new(0.0, 1.0, RuleSet::extended()).unwrap();
         for v in values {
-            let _ = e.push(v);
+            prop_assert_eq!(e.push(v).is_ok(), v.is_finite());
         }
+    }
+}
+
+#[test]
+fn rounding_is_decimal_half_up_on_the_shortest_representation() {
+    for (value, decimals, expected) in [
+        (7.285, 2, 7.29),
+        (1.005, 2, 1.01),
+        (-2.5, 0, -3.0),
+        (9.995, 2, 10.0),
+        (0.00005, 4, 0.0001),
+        (-0.00004, 4, -0.0),
+        (123.0, 2, 123.0),
+        // No second rounding of an intermediate product: OpenELIS's HALF_UP at scale 4.
+        (1.99994999999, 4, 1.9999),
+        // No overflow for large values (was infinity).
+        (1e306, 4, 1e306),
+        (f64::MAX, 2, f64::MAX),
+        (5e-324, 2, 0.0),
+    ] {
+        assert_eq!(round_to(value, decimals), expected, "{value} to {decimals}");
+    }
+    assert!(round_to(f64::NAN, 2).is_nan());
+}
+
+#[test]
+fn a_series_beyond_the_calendar_is_an_error() {
+    let level = vec![ControlLevel::new("N", 100.0, 5.0)];
+    let mut spec = SeriesSpec::daily(3, level, start());
+    spec.interval = chrono::Duration::days(200_000 * 365);
+    let err = QcGenerator::seeded(1).series(&spec).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid series: run 2 would be"),
+        "{err}"
+    );
+    spec.runs = 2;
+    let runs = QcGenerator::seeded(1).series(&spec).unwrap();
+    assert!(runs[1].timestamp > runs[0].timestamp);
+}
+
+proptest! {
+    #[test]
+    fn rounding_moves_a_value_by_at_most_half_a_unit(
+        value in -1e12f64..1e12,
+        decimals in 0u32..8,
+    ) {
+        let rounded = round_to(value, decimals);
+        let unit = 10f64.powi(-(decimals as i32));
+        prop_assert!((rounded - value).abs() <= unit / 2.0 + value.abs() * 1e-15, "{value} -> {rounded}");
+        prop_assert_eq!(round_to(rounded, decimals), rounded);
     }
 }

@@ -1,13 +1,15 @@
 //! Rule-by-rule Westgard tests on hand-made sequences (mean 100, SD 10, so z = (v − 100) / 10).
 
-use qc_westgard_gen::{Evaluator, MultiLevelEvaluator, Rule, RuleSet, Severity, Status, ZeroSide};
+use qc_westgard_gen::{
+    Evaluator, MultiLevelEvaluator, QcError, Rule, RuleSet, Severity, Status, ZeroSide,
+};
 
 fn run(rules: RuleSet, values: &[f64]) -> Vec<(Vec<&'static str>, Status)> {
     let mut e = Evaluator::new(100.0, 10.0, rules).unwrap();
     values
         .iter()
         .map(|v| {
-            let r = e.push(*v);
+            let r = e.push(*v).unwrap();
             (r.violation_names(), r.status)
         })
         .collect()
@@ -200,9 +202,9 @@ fn multi_level_pools_levels_for_across_level_rules() {
 #[test]
 fn z_is_rounded_to_four_decimals_in_openelis_mode() {
     let mut e = Evaluator::new(100.0, 3.0, RuleSet::openelis()).unwrap();
-    assert_eq!(e.push(101.0).z, 0.3333);
+    assert_eq!(e.push(101.0).unwrap().z, 0.3333);
     let mut raw = Evaluator::new(100.0, 3.0, RuleSet::empty()).unwrap();
-    assert!((raw.push(101.0).z - 1.0 / 3.0).abs() < 1e-15);
+    assert!((raw.push(101.0).unwrap().z - 1.0 / 3.0).abs() < 1e-15);
 }
 
 #[test]
@@ -229,9 +231,35 @@ fn rule_names_parse_back() {
 #[test]
 fn issue_example_line() {
     let mut e = Evaluator::new(100.0, 5.0, oe()).unwrap();
-    let json = serde_json::to_string(&e.push(111.0)).unwrap();
+    let json = serde_json::to_string(&e.push(111.0).unwrap()).unwrap();
     assert_eq!(
         json,
         r#"{"value":111.0,"z":2.2,"violations":["1-2s"],"status":"warning"}"#
     );
+}
+
+#[test]
+fn non_finite_results_are_refused_and_leave_the_history_alone() {
+    let mut e = Evaluator::new(100.0, 10.0, RuleSet::openelis()).unwrap();
+    for _ in 0..9 {
+        assert!(e.push(99.0).unwrap().violations.is_empty());
+    }
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = e.push(bad).unwrap_err();
+        assert!(
+            matches!(err, QcError::InvalidValue { value } if value.to_bits() == bad.to_bits()),
+            "{err}"
+        );
+    }
+    // The tenth real value below the mean is what makes 10x, not a NaN before it.
+    assert!(e.push(99.0).unwrap().violations.contains(&Rule::TenX));
+
+    let mut levels =
+        MultiLevelEvaluator::new(&[(100.0, 10.0), (200.0, 20.0)], RuleSet::openelis()).unwrap();
+    let err = levels.push_run(&[121.0, f64::NAN]).unwrap_err();
+    assert!(err.to_string().starts_with("invalid result NaN"), "{err}");
+    // All or nothing: the first level's 121 was not recorded, so this is no 2-2s.
+    let run = levels.push_run(&[121.0, 200.0]).unwrap();
+    assert!(!run[0].violations.contains(&Rule::TwoTwoS), "{run:?}");
+    assert!(e.evaluate_all(&[1.0, f64::NAN]).is_err());
 }

@@ -117,11 +117,13 @@ impl<'a> Generator<'a> {
         options: &GenerateOptions,
     ) -> Result<Self, GenerateError> {
         if let Some(k) = options.qc_deviation
-            && !k.is_finite()
+            && !(k.is_finite() && k.abs() <= MAX_QC_DEVIATION)
         {
             return Err(GenerateError::InvalidOption {
                 option: "qc_deviation",
-                reason: format!("{k} is not a finite number"),
+                reason: format!(
+                    "{k:?} is not a number of SD within -{MAX_QC_DEVIATION}..{MAX_QC_DEVIATION}"
+                ),
             });
         }
         if let Some(id) = &options.sample_id {
@@ -221,6 +223,10 @@ pub fn generate(
 ) -> Result<Output, GenerateError> {
     Generator::new(template, minter, options)?.generate(qc)
 }
+
+/// Largest QC shift accepted, in SD: far beyond any real error, and small enough that
+/// target + k × SD stays a finite number for any real control.
+const MAX_QC_DEVIATION: f64 = 1000.0;
 
 /// Longest patient ID accepted (PID-3's CX.1 is 15 characters in v2.3 and 20 later; LIS
 /// identifiers are often longer, so this only stops absurd values).
