@@ -258,9 +258,10 @@ fn check_reads_continuation_lines_as_python_does() {
 #[test]
 fn check_reads_a_latin_1_config() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = b"# Ergebnisse f".to_vec();
+    // UTF-8 first (so byte and character offsets differ), then the Latin-1 byte.
+    let mut config = "# Ergebnisse: Bahnhofstraße\n# Straße".as_bytes().to_vec();
     config.push(0xfc); // u-umlaut in Latin-1 / Windows-1252
-    config.extend_from_slice(b"r das LIS\r\n");
+    config.extend_from_slice(b"ber das LIS\r\n");
     config.extend_from_slice(GOOD.replace('\n', "\r\n").as_bytes());
     std::fs::write(dir.path().join("router.cfg"), config).unwrap();
     let out = router(dir.path(), &["--check"]);
@@ -273,7 +274,7 @@ fn check_reads_a_latin_1_config() {
     );
     assert!(
         stderr
-            .contains("router.cfg:1: the file is not UTF-8 (first at this line); read as Latin-1"),
+            .contains("router.cfg:2: the file is not UTF-8 (first at this line); read as Latin-1"),
         "{stderr}"
     );
 }

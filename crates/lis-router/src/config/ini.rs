@@ -84,8 +84,9 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
         // (a `# für` comment, a path) work there; Latin-1 maps every byte to a character.
         Err(e) => {
             let bad_at = e.utf8_error().valid_up_to();
-            let text: String = e.into_bytes().iter().map(|&b| char::from(b)).collect();
-            let line = text[..bad_at].matches('\n').count() + 1;
+            let bytes = e.into_bytes();
+            let line = bytes[..bad_at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let text: String = bytes.iter().map(|&b| char::from(b)).collect();
             (text, Some(line))
         }
     };
