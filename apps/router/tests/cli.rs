@@ -226,6 +226,21 @@ fn check_refuses_bad_configs_naming_file_section_key_and_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("router.cfg or socketReader.cfg"));
 }
 
+/// Writes `config` as `dir/router.cfg`, checks it passes `--check` with `connections`
+/// connections; returns the warnings (stderr).
+fn check_ok(dir: &Path, config: &[u8], connections: usize) -> String {
+    std::fs::write(dir.join("router.cfg"), config).unwrap();
+    let out = router(dir, &["--check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("configuration OK ({connections} connection(s)")),
+        "{stdout}"
+    );
+    stderr
+}
+
 /// Python's ConfigParser continues a value on deeper-indented lines: a long
 /// `useconnections` split over lines works; an indented `key = value` line is part of the
 /// value above it, which the warning says (before, the line was read as a key and the
@@ -236,15 +251,7 @@ fn check_reads_continuation_lines_as_python_does() {
     let config = "[general]\nuseconnections = in,\n    out\n\
                   [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
                   [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n  suffix = .hl7\n";
-    std::fs::write(dir.path().join("router.cfg"), config).unwrap();
-    let out = router(dir.path(), &["--check"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(
-        stdout.contains("configuration OK (2 connection(s)"),
-        "{stdout}"
-    );
+    let stderr = check_ok(dir.path(), config.as_bytes(), 2);
     assert!(
         stderr.contains(
             "router.cfg:13: [out] messagedir: this indented line is part of this key's value"
@@ -263,15 +270,7 @@ fn check_reads_a_latin_1_config() {
     config.push(0xfc); // u-umlaut in Latin-1 / Windows-1252
     config.extend_from_slice(b"ber das LIS\r\n");
     config.extend_from_slice(GOOD.replace('\n', "\r\n").as_bytes());
-    std::fs::write(dir.path().join("router.cfg"), config).unwrap();
-    let out = router(dir.path(), &["--check"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(
-        stdout.contains("configuration OK (4 connection(s)"),
-        "{stdout}"
-    );
+    let stderr = check_ok(dir.path(), &config, 4);
     assert!(
         stderr
             .contains("router.cfg:2: the file is not UTF-8 (first at this line); read as Latin-1"),

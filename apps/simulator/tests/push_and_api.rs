@@ -368,6 +368,20 @@ async fn https_push_verifies_the_certificate() {
     assert_eq!(seen.lock().unwrap().len(), 2);
 }
 
+/// A simulator with its API on a free port (one ASTM port, stago_start4), plus `extra`.
+fn api_sim(extra: &[&str]) -> Sim {
+    let mut args = vec![
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    Sim::start(&args)
+}
+
 async fn call(
     method: reqwest::Method,
     url: String,
@@ -409,16 +423,7 @@ async fn every_api_route_with_good_and_bad_input() {
     });
     let root = tempfile::tempdir().unwrap();
     let root_path = root.path().display().to_string();
-    let sim = Sim::start(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-        "--file-root",
-        &root_path,
-    ]);
+    let sim = api_sim(&["--file-root", &root_path]);
     let u = |p: &str| sim.api_url(p);
 
     let (s, v) = call(Method::GET, u("/health"), None).await;
@@ -586,14 +591,7 @@ async fn generated(method: reqwest::Method, url: String, body: Option<&str>) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patient_id_and_tests_choose_the_patient_and_results() {
     use reqwest::Method;
-    let sim = Sim::start(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-    ]);
+    let sim = api_sim(&[]);
     let u = |p: &str| sim.api_url(p);
 
     // The reference's GET query keys with `tests` as a comma list; the README's POST example
