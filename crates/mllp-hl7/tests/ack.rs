@@ -178,12 +178,16 @@ fn every_sample_gets_a_correct_ack() {
 fn pre_2_5_error_text_without_a_subcomponent_separator_goes_to_msa_3() {
     let raw = b"MSH|^~\\|LAB|FAC|LIS|HOSP|20240101||ORU^R01|M1|P|2.3\rPID|1\r";
     let msg = Message::parse(raw).unwrap();
-    let error = || ErrorDetail::new(102, "data type error", Severity::Error).at("OBX", 1, 5);
-    let ack = AckBuilder::new(&msg)
-        .code(AckCode::ApplicationError)
-        .error(error())
-        .build()
-        .unwrap();
+    // An AE with the error, and optionally a text of its own.
+    let rejected = |text: Option<&str>| {
+        let mut builder = AckBuilder::new(&msg).code(AckCode::ApplicationError);
+        if let Some(text) = text {
+            builder = builder.text(text);
+        }
+        let error = ErrorDetail::new(102, "data type error", Severity::Error).at("OBX", 1, 5);
+        builder.error(error).build().unwrap()
+    };
+    let ack = rejected(None);
     let parsed = Message::parse(&ack).unwrap();
     assert_eq!(
         parsed.get("MSA-3").unwrap().unwrap().raw(),
@@ -191,12 +195,7 @@ fn pre_2_5_error_text_without_a_subcomponent_separator_goes_to_msa_3() {
     );
     assert_eq!(parsed.segment(b"ERR").unwrap().raw(), b"ERR|OBX^1^5^102");
     // With a text of its own, MSA-3 keeps it first.
-    let ack = AckBuilder::new(&msg)
-        .code(AckCode::ApplicationError)
-        .text("rejected")
-        .error(error())
-        .build()
-        .unwrap();
+    let ack = rejected(Some("rejected"));
     let parsed = Message::parse(&ack).unwrap();
     assert_eq!(
         parsed.get("MSA-3").unwrap().unwrap().raw(),

@@ -142,18 +142,14 @@ impl Default for SampleNamePattern {
     }
 }
 
-/// LIS2-A2 escapes for the recommended delimiters: field `|`, repeat `\`, component `^`,
-/// escape `&`.
+/// `text` escaped for the recommended delimiters (`astm-records` does the escaping).
 fn astm_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '|' => out.push_str("&F&"),
-            '\\' => out.push_str("&R&"),
-            '^' => out.push_str("&S&"),
-            '&' => out.push_str("&E&"),
-            other => out.push(other),
-        }
-    }
-    out
+    let mut out = Vec::with_capacity(text.len());
+    // The standard delimiters have an escape character, so every byte can be written.
+    let _ = astm_records::escape_into(
+        text.as_bytes(),
+        &astm_records::Delimiters::STANDARD,
+        &mut out,
+    );
+    String::from_utf8_lossy(&out).into_owned()
 }
