@@ -736,3 +736,68 @@ async fn without_usehl7_every_frame_waits_for_its_commit_block() {
     assert_eq!(*accepted.lock().unwrap(), ["NE1", "M2", "M3"]);
     receiver.abort();
 }
+
+/// A receiver that takes one message per connection, ACKs it with AA and closes the
+/// connection (hl7apy's server, or any receiver closing idle connections); records the
+/// control IDs it received.
+async fn one_message_per_connection(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = std::sync::Arc::clone(&record);
+            tokio::spawn(async move {
+                let mut framed = Framed::new(stream, MllpCodec::new());
+                if let Some(Ok(MllpFrame::Message(payload))) = framed.next().await {
+                    let message = Message::parse(&payload).unwrap();
+                    let id = String::from_utf8_lossy(message.control_id().raw()).into_owned();
+                    record.lock().unwrap().push(id);
+                    let ack = AckBuilder::new(&message).build().unwrap();
+                    let _ = framed.send(Bytes::from(ack)).await;
+                }
+            });
+        }
+    });
+    seen
+}
+
+/// Messages that expect no ACK (`useack = False`, or MSH-15 = NE with `usehl7`) are
+/// delivered even when the receiver closed the previous connection: a write into a
+/// closed connection succeeds locally, so the output looks before it sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_messages_are_not_written_into_a_connection_the_receiver_closed() {
+    for (extra, msh15_16) in [("useack = False\n", ""), ("usehl7 = True\n", "NE|NE")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, peer) = (free_port(), free_port());
+        let seen = one_message_per_connection(peer).await;
+        let config = format!(
+            "[general]\nuseconnections = in, out\n\
+             [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {input}\n\
+             [out]\ntranstech = socket\ntransdir = out\nqueuename = q\n\
+             createserversocket = False\nport = {peer}\nacktimeout = 1\n\
+             retrydelay = 0.05\nretrymaxdelay = 0.1\n{extra}"
+        );
+        let _router = RouterProc::start(dir.path(), &config).await;
+        let mut sender = client(input).await;
+        let ids = ["M1", "M2", "M3", "M4"];
+        for id in ids {
+            let message = format!(
+                "MSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ORU^R01|{id}|P|2.5.1|||{msh15_16}\rPID|1\r"
+            );
+            assert_eq!(
+                sender.send(message.as_bytes()).await.unwrap(),
+                Reply::Commit(CommitAck::Ack)
+            );
+            // Time for the receiver's FIN to arrive before the next message goes out.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        wait_until(&format!("all four delivered ({extra:?})"), || {
+            seen.lock().unwrap().len() >= ids.len()
+        })
+        .await;
+        assert_eq!(*seen.lock().unwrap(), ids, "{extra:?}");
+    }
+}

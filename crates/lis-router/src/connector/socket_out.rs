@@ -137,6 +137,13 @@ impl SocketOut {
             let Some(framed) = link.as_mut() else {
                 continue;
             };
+            // A write into a connection the receiver has already closed still succeeds
+            // locally; for a message that expects no ACK that would count as delivered.
+            if let Some(why) = closed_by_peer(framed) {
+                info!("{why}; reconnecting");
+                *link = None;
+                continue;
+            }
             match self.attempt(framed, &message.payload).await {
                 Ok(()) => {
                     debug!("delivered message {}", message.seq);
@@ -372,17 +379,7 @@ fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Fa
     if let Some(id) = expected_id
         && ack.acknowledged_id.raw() != id
     {
-        let other = String::from_utf8_lossy(ack.acknowledged_id.raw());
-        if ack.code.is_success() {
-            debug!("skipping a reply for control id {other}");
-        } else {
-            // An error ACK that came late, or for a message sent with MSH-15 = ER/NE.
-            warn!(
-                "late negative acknowledgement {} for control id {other}: {}",
-                ack.code,
-                String::from_utf8_lossy(ack.text.raw())
-            );
-        }
+        log_late(&ack);
         return None;
     }
     if ack.code.is_success() {
@@ -393,5 +390,43 @@ fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Fa
             ack.code,
             String::from_utf8_lossy(ack.text.raw())
         ))))
+    }
+}
+
+/// Logs a reply to another message than the one in hand (a late ACK).
+fn log_late(ack: &AckMessage<'_>) {
+    let other = String::from_utf8_lossy(ack.acknowledged_id.raw());
+    if ack.code.is_success() {
+        debug!("skipping a reply for control id {other}");
+    } else {
+        // An error ACK that came late, or for a message sent with MSH-15 = ER/NE.
+        warn!(
+            "late negative acknowledgement {} for control id {other}: {}",
+            ack.code,
+            String::from_utf8_lossy(ack.text.raw())
+        );
+    }
+}
+
+/// Whether the receiver has closed (or broken) the connection, judged from what has
+/// already arrived, without waiting. Frames still unread are late replies to earlier
+/// attempts (every awaited ACK is matched when it is awaited): they are dropped.
+fn closed_by_peer(framed: &mut Framed<TcpStream, MllpCodec>) -> Option<String> {
+    loop {
+        match framed.next().now_or_never() {
+            None => return None,
+            Some(None) => return Some("receiver closed the connection".into()),
+            Some(Some(Err(e))) => return Some(format!("connection failed: {e}")),
+            // Logged as late replies are when awaiting an ACK (a negative one warns).
+            Some(Some(Ok(MllpFrame::Message(reply)))) => {
+                match Message::parse(&reply)
+                    .map(|m| AckMessage::from_message(&m).map(|a| log_late(&a)))
+                {
+                    Ok(Ok(())) => {}
+                    _ => debug!("unreadable late reply dropped: {}", printable(&reply)),
+                }
+            }
+            Some(Some(Ok(frame))) => debug!("late reply dropped before sending: {frame:?}"),
+        }
     }
 }
