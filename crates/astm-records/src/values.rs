@@ -57,12 +57,21 @@ impl<'a> TestId<'a> {
         self.component(4)
     }
 
-    /// The test code wherever the vendor put it: the first non-empty component from component 4
-    /// onwards, else the first non-empty of components 1–3. `None` when every component is empty.
+    /// The test code wherever the vendor put it. `None` when every component is empty.
+    ///
+    /// When component 1 is empty and component 2 is not, component 2 (the Cepheid GeneXpert layout
+    /// `^MTB-RIF^^Xpert^…`, where component 4 is the system name shared by every result). Otherwise
+    /// the first non-empty component from component 4 onwards, else the first non-empty of
+    /// components 1–3.
     ///
     /// ```
     /// use astm_records::{Delimiters, Record, ResultRecord};
-    /// for (raw, code) in [("R|1|^^^WBC|5.8", "WBC"), ("R|1|^^^^WBC^1|5.8", "WBC"), ("R|1|Na|131", "Na")] {
+    /// for (raw, code) in [
+    ///     ("R|1|^^^WBC|5.8", "WBC"),
+    ///     ("R|1|^^^^WBC^1|5.8", "WBC"),
+    ///     ("R|1|Na|131", "Na"),
+    ///     ("R|1|^MTB-RIF^^Xpert^^^rpoB1^Ct|^0.0", "MTB-RIF"),
+    /// ] {
     ///     let record = Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?;
     ///     let result = ResultRecord::new(record).unwrap();
     ///     assert_eq!(result.test_code().as_deref(), Some(code));
@@ -71,15 +80,43 @@ impl<'a> TestId<'a> {
     /// ```
     pub fn test_code(&self) -> Option<Cow<'a, str>> {
         let components: Vec<Component<'a>> = self.repeat.components().collect();
-        let pick = |c: &&Component<'a>| !c.raw().trim_ascii().is_empty();
-        components
-            .get(3..)
-            .and_then(|tail| tail.iter().find(pick))
+        let pick = |c: &&Component<'a>| !is_blank(c);
+        let genexpert = match components.as_slice() {
+            [first, second, ..] if is_blank(first) && !is_blank(second) => Some(second),
+            _ => None,
+        };
+        genexpert
+            .or_else(|| components.get(3..).and_then(|tail| tail.iter().find(pick)))
             .or_else(|| components.iter().take(3).find(pick))
-            .map(|c| match c.text() {
-                Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
-                Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
-            })
+            .map(trimmed_text)
+    }
+
+    /// Component 7, the result name in the Cepheid GeneXpert layout (`MTB`, `rpoB1`, `SPC`): one
+    /// test sends several results told apart by this. Trimmed; `None` when empty.
+    pub fn result_name(&self) -> Option<Cow<'a, str>> {
+        non_blank(self.component(7))
+    }
+
+    /// Component 8, the complementary result name in the Cepheid GeneXpert layout (`Ct`, `EndPt`):
+    /// which value of a result (cycle threshold, end point) the record carries. Trimmed; `None` when
+    /// empty.
+    pub fn complementary_result_name(&self) -> Option<Cow<'a, str>> {
+        non_blank(self.component(8))
+    }
+}
+
+fn is_blank(component: &Component<'_>) -> bool {
+    component.raw().trim_ascii().is_empty()
+}
+
+fn non_blank<'a>(component: Component<'a>) -> Option<Cow<'a, str>> {
+    (!is_blank(&component)).then(|| trimmed_text(&component))
+}
+
+fn trimmed_text<'a>(component: &Component<'a>) -> Cow<'a, str> {
+    match component.text() {
+        Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+        Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
     }
 }
 
@@ -393,6 +430,41 @@ mod tests {
         assert_eq!(n(b"-----"), None);
         assert_eq!(n(b"Positive"), None);
         assert_eq!(n(b""), None);
+    }
+
+    /// Lines from `captures/senaite/genexpert.txt`: component 4 (`Xpert`) names the system, so every
+    /// result would share it as its code.
+    #[test]
+    fn genexpert_test_code_is_component_2_with_result_names_in_7_and_8() {
+        use crate::{Delimiters, Record, ResultRecord};
+        let delimiters = Delimiters::from_header(b"H|@^\\").unwrap();
+        let result = |raw: &'static [u8]| {
+            ResultRecord::new(Record::parse(raw, &delimiters).unwrap()).unwrap()
+        };
+        let mtb = result(b"R|1|^MTB-RIF^^Xpert^Xpert MTB-RIF Ultra^4^MTB^|NOT DETECTED^");
+        let rpob1_ct = result(b"R|3|^MTB-RIF^^Xpert^^^rpoB1^Ct|^0.0");
+        let spc_end_point = result(b"R|16|^MTB-RIF^^Xpert^^^SPC^EndPt|^159.0");
+        for r in [&mtb, &rpob1_ct, &spc_end_point] {
+            assert_eq!(r.test_code().as_deref(), Some("MTB-RIF"));
+        }
+        let names = |r: &ResultRecord<'_>| {
+            let id = r.test_id();
+            (
+                id.result_name().map(Cow::into_owned),
+                id.complementary_result_name().map(Cow::into_owned),
+            )
+        };
+        assert_eq!(names(&mtb), (Some("MTB".into()), None));
+        assert_eq!(names(&rpob1_ct), (Some("rpoB1".into()), Some("Ct".into())));
+        assert_eq!(
+            names(&spc_end_point),
+            (Some("SPC".into()), Some("EndPt".into()))
+        );
+        // Blank components read as absent.
+        let padded = Record::parse(b"R|1|^^^WBC^^^  ^ |1", &Delimiters::STANDARD).unwrap();
+        let padded = ResultRecord::new(padded).unwrap();
+        assert_eq!(padded.test_code().as_deref(), Some("WBC"));
+        assert_eq!(names(&padded), (None, None));
     }
 
     #[test]

@@ -310,6 +310,38 @@ fn cepheid_genexpert_declares_at_sign_repeats() {
     let first = message.results().next().unwrap();
     assert_eq!(first.test_id().component(2).text(), "MTB-RIF");
     assert_eq!(first.value_text(), "NOT DETECTED");
+    // Component 4 names the system (`Xpert`, `Trace`, `RIF`); the assay in component 2 is the code.
+    assert!(
+        message
+            .results()
+            .all(|r| r.test_code().as_deref() != Some("Xpert"))
+    );
+    let names: Vec<_> = message
+        .results()
+        .take(4)
+        .map(|r| {
+            let id = r.test_id();
+            (
+                r.test_code().unwrap().into_owned(),
+                id.result_name().map(|n| n.into_owned()),
+                id.complementary_result_name().map(|n| n.into_owned()),
+            )
+        })
+        .collect();
+    let expected = [
+        ("MTB-RIF", Some("MTB"), None),
+        ("MTB-RIF", Some("rpoB1"), None),
+        ("MTB-RIF", Some("rpoB1"), Some("Ct")),
+        ("MTB-RIF", Some("rpoB1"), Some("EndPt")),
+    ]
+    .map(|(code, name, value)| {
+        (
+            code.to_owned(),
+            name.map(str::to_owned),
+            value.map(str::to_owned),
+        )
+    });
+    assert_eq!(names, expected);
 }
 
 #[test]
