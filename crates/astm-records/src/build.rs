@@ -4,7 +4,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::delimiters::Delimiters;
 use crate::error::BuildError;
-use crate::escape::escape_into;
+use crate::escape::{escape_into, unescape};
 use crate::record::{Record, RecordType};
 use crate::timestamp::Timestamp;
 
@@ -23,6 +23,13 @@ enum Repr {
     Values(Vec<Vec<Vec<u8>>>),
     /// Bytes in wire form, written as they are.
     Raw(Vec<u8>),
+    /// A field of a parsed record, in wire form for the delimiters it was parsed with.
+    Parsed {
+        raw: Vec<u8>,
+        source: Delimiters,
+        /// H.2 of a parsed header: the delimiter definition, not a value.
+        definition: bool,
+    },
     /// H.2: written from the delimiters in use.
     Definition,
 }
@@ -90,7 +97,8 @@ impl FieldBuf {
         Self::text(timestamp.into().to_string())
     }
 
-    /// The values (repeats of components), unless this is a raw field or H.2.
+    /// The values (repeats of components), unless this is a raw field, a field of a parsed record or
+    /// H.2.
     pub fn values(&self) -> Option<&[Vec<Vec<u8>>]> {
         match &self.repr {
             Repr::Values(values) => Some(values),
@@ -104,7 +112,7 @@ impl FieldBuf {
             Repr::Values(values) => {
                 values.iter().all(|r| r.iter().all(Vec::is_empty)) && values.len() <= 1
             }
-            Repr::Raw(raw) => raw.is_empty(),
+            Repr::Raw(raw) | Repr::Parsed { raw, .. } => raw.is_empty(),
             Repr::Definition => false,
         }
     }
@@ -117,7 +125,18 @@ impl FieldBuf {
     ) -> Result<(), BuildError> {
         match &self.repr {
             Repr::Definition => out.extend_from_slice(&delimiters.definition()),
-            Repr::Raw(raw) => {
+            Repr::Parsed {
+                raw,
+                source,
+                definition,
+            } if source != delimiters => {
+                if *definition {
+                    out.extend_from_slice(&delimiters.definition());
+                } else {
+                    reencode(raw, source, number, delimiters, out)?;
+                }
+            }
+            Repr::Raw(raw) | Repr::Parsed { raw, .. } => {
                 // H.2 legitimately holds the other delimiters; elsewhere only the field delimiter is fatal.
                 if let Some(&byte) = raw
                     .iter()
@@ -155,6 +174,34 @@ impl FieldBuf {
         }
         Ok(())
     }
+}
+
+/// Writes a field parsed with `source` for `target`: every repeat and component is kept (empty ones
+/// too, so component numbers do not shift), each value unescaped and escaped again.
+fn reencode(
+    raw: &[u8],
+    source: &Delimiters,
+    number: usize,
+    target: &Delimiters,
+    out: &mut Vec<u8>,
+) -> Result<(), BuildError> {
+    for (i, repeat) in raw.split(|&b| b == source.repeat()).enumerate() {
+        if i > 0 {
+            out.push(target.repeat());
+        }
+        for (j, component) in repeat.split(|&b| b == source.component()).enumerate() {
+            if j > 0 {
+                out.push(target.component());
+            }
+            escape_into(&unescape(component, source), target, out).map_err(|byte| {
+                BuildError::CannotEscape {
+                    field: number,
+                    byte,
+                }
+            })?;
+        }
+    }
+    Ok(())
 }
 
 impl From<&str> for FieldBuf {
@@ -208,8 +255,8 @@ impl From<NaiveDate> for FieldBuf {
 /// An owned record: field 1 is the record type.
 ///
 /// Build one with the typed builders ([`ResultBuilder`](crate::ResultBuilder) …), or turn a parsed
-/// [`Record`] into one with [`RecordBuf::from_record`]; an unmodified parsed record writes back the
-/// same bytes.
+/// [`Record`] into one with [`RecordBuf::from_record`]; an unmodified parsed record written with the
+/// delimiters it was parsed with gives back the same bytes.
 ///
 /// ```
 /// use astm_records::{Delimiters, Record, RecordBuf, FieldBuf};
@@ -245,15 +292,37 @@ impl RecordBuf {
         }
     }
 
-    /// Copies a parsed record, keeping every field in its wire form.
+    /// Copies a parsed record, keeping every field in its wire form and the delimiters it was parsed
+    /// with.
+    ///
+    /// Written with those delimiters, the fields are copied byte for byte. Written with others, each
+    /// field is split into its repeats and components, unescaped and escaped again, and a header's
+    /// H.2 declares the delimiters in use, so the record reads back the same.
+    ///
+    /// ```
+    /// use astm_records::{Delimiters, Record, RecordBuf};
+    /// let dxh = Delimiters::new(b'|', b'\\', b'!', Some(b'~'))?;
+    /// let record = Record::parse(b"R|1|!!!WBC|5.8|x^y", &dxh)?;
+    /// let owned = RecordBuf::from_record(&record);
+    /// assert_eq!(owned.to_bytes(&dxh)?, record.raw());
+    /// assert_eq!(owned.to_bytes(&Delimiters::STANDARD)?, b"R|1|^^^WBC|5.8|x&S&y");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_record(record: &Record<'_>) -> Self {
-        Self::from_fields(record.fields().map(|f| FieldBuf::raw(f.raw())))
+        let source = *record.delimiters();
+        Self::from_fields(record.fields().map(|f| FieldBuf {
+            repr: Repr::Parsed {
+                raw: f.raw().to_vec(),
+                source,
+                definition: f.is_literal(),
+            },
+        }))
     }
 
     /// The record type read from field 1.
     pub fn kind(&self) -> RecordType {
         match self.fields.first().map(|f| &f.repr) {
-            Some(Repr::Raw(raw)) => RecordType::from_field(raw),
+            Some(Repr::Raw(raw) | Repr::Parsed { raw, .. }) => RecordType::from_field(raw),
             Some(Repr::Values(values)) => match values.as_slice() {
                 [components] => match components.as_slice() {
                     [value] => RecordType::from_field(value),
@@ -345,6 +414,65 @@ mod tests {
         assert_eq!(
             h.to_bytes(&Delimiters::STANDARD).unwrap(),
             b"H|\\^&|||LIS^1.0"
+        );
+    }
+
+    #[test]
+    fn parsed_records_written_with_other_delimiters_are_re_encoded() {
+        use crate::{Message, MessageBuilder, ResultRecord};
+        // The Beckman DxH example of the crate documentation, plus a `^` that is text under `|\!~`
+        // and an escaped `!` (`~S~`) that is text under `|\^&`.
+        let dxh_text = b"H|\\!~|||DxH\rP|1||PID7||Doe!Jane\rO|1|S-1||!!!CBC\rR|1|!!!WBC|5.8|10*3/uL|4.0-10.0|N||F\rC|1|I|a^b ~S~ c\\d\rL|1|N\r";
+        let dxh = Message::parse(dxh_text).unwrap();
+        let mut builder = MessageBuilder::new(RecordBuf::from_record(&dxh.records()[0]));
+        for record in &dxh.records()[1..] {
+            builder.add(RecordBuf::from_record(record));
+        }
+        let standard_text = builder.build().unwrap();
+        assert_eq!(
+            standard_text,
+            b"H|\\^&|||DxH\rP|1||PID7||Doe^Jane\rO|1|S-1||^^^CBC\rR|1|^^^WBC|5.8|10*3/uL|4.0-10.0|N||F\rC|1|I|a&S&b ! c\\d\rL|1|N\r"
+        );
+        let standard = Message::parse_strict(&standard_text).unwrap();
+        assert_eq!(
+            *standard.header().record().delimiters(),
+            Delimiters::STANDARD
+        );
+        let patient = standard.patients().next().unwrap().record();
+        assert_eq!(patient.field(6).component(2).text(), "Jane");
+        let result = standard.results().next().unwrap();
+        assert_eq!(result.test_code().as_deref(), Some("WBC"));
+        assert_eq!(result.value_text(), "5.8");
+        let comment = standard.records()[4].field(4);
+        let repeats: Vec<_> = comment.repeats().map(|r| r.component(1).text()).collect();
+        assert_eq!(repeats, ["a^b ! c", "d"]);
+
+        // A lone record; and written back with its own delimiters, byte for byte as before.
+        let dxh_delimiters = *dxh.header().record().delimiters();
+        let r = Record::parse(b"R|1|!!!WBC|5.8", &dxh_delimiters).unwrap();
+        let owned = RecordBuf::from_record(&r);
+        let out = owned.to_bytes(&Delimiters::STANDARD).unwrap();
+        assert_eq!(out, b"R|1|^^^WBC|5.8");
+        let back = ResultRecord::new(Record::parse(&out, &Delimiters::STANDARD).unwrap()).unwrap();
+        assert_eq!(back.test_code().as_deref(), Some("WBC"));
+        assert_eq!(owned.to_bytes(&dxh_delimiters).unwrap(), r.raw());
+        let h = Record::parse(b"H|\\\\^&|||H550", &Delimiters::STANDARD).unwrap();
+        assert_eq!(
+            RecordBuf::from_record(&h)
+                .to_bytes(&Delimiters::STANDARD)
+                .unwrap(),
+            h.raw()
+        );
+
+        // A target without escape character cannot carry the `^` of the DxH comment.
+        let no_escape = Delimiters::new(b'|', b'\\', b'^', None).unwrap();
+        let c = Record::parse(b"C|1|I|a^b", &dxh_delimiters).unwrap();
+        assert_eq!(
+            RecordBuf::from_record(&c).to_bytes(&no_escape),
+            Err(BuildError::CannotEscape {
+                field: 4,
+                byte: b'^'
+            })
         );
     }
 

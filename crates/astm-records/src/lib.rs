@@ -32,7 +32,8 @@
 //! - [`Message`] builds the H → P → O → R hierarchy (C and M attach to the record before them) and
 //!   reports [`Violation`]s as warnings, or as an error in [`Validation::Strict`] mode.
 //! - Builders ([`RecordBuf`], [`ResultBuilder`] …, [`MessageBuilder`]) escape on output; an unmodified
-//!   parsed record ([`RecordBuf::from_record`]) writes back the same bytes.
+//!   parsed record ([`RecordBuf::from_record`]) writes back the same bytes with its own delimiters
+//!   and is re-encoded for others.
 //! - [`MessageAssembler`] joins E1381 message texts (usually one record each) into H … L messages.
 //!
 //! The crate does no I/O and does not depend on the link layer (`astm-frame`).
