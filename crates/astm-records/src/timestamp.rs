@@ -1,5 +1,6 @@
 //! `YYYYMMDD[HHMM[SS]]` timestamps (E1394 §7.1.8), parsed with nom and checked with chrono.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
@@ -10,7 +11,10 @@ use nom::{IResult, Parser};
 use crate::error::TimestampError;
 
 /// A parsed E1394 date or date-time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Ordered by instant, a bare date counting as its midnight; at the same instant a date sorts before
+/// a date-time (they are not equal, so the order agrees with `==`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Timestamp {
     /// `YYYYMMDD`.
     Date(NaiveDate),
@@ -33,6 +37,24 @@ impl Timestamp {
             Self::Date(date) => date.and_time(NaiveTime::MIN),
             Self::DateTime(date_time) => *date_time,
         }
+    }
+}
+
+impl Ord for Timestamp {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let precision = |t: &Self| match t {
+            Self::Date(_) => 0,
+            Self::DateTime(_) => 1,
+        };
+        self.to_naive_datetime()
+            .cmp(&other.to_naive_datetime())
+            .then_with(|| precision(self).cmp(&precision(other)))
+    }
+}
+
+impl PartialOrd for Timestamp {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -114,6 +136,22 @@ pub fn parse_timestamp(text: &[u8]) -> Result<Timestamp, TimestampError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_order_by_instant_and_a_date_before_its_midnight() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let date_2025 = Timestamp::Date(day(2025, 1, 1));
+        let midnight_2025 = Timestamp::DateTime(day(2025, 1, 1).and_hms_opt(0, 0, 0).unwrap());
+        let morning_2025 = Timestamp::DateTime(day(2025, 1, 1).and_hms_opt(8, 0, 0).unwrap());
+        let date_2000 = Timestamp::DateTime(day(2000, 1, 1).and_hms_opt(0, 0, 0).unwrap());
+        assert!(date_2025 > date_2000);
+        assert!(date_2025 < morning_2025);
+        assert!(date_2025 < midnight_2025 && date_2025 != midnight_2025);
+        assert_eq!(date_2025.cmp(&date_2025), Ordering::Equal);
+        let mut sorted = [morning_2025, midnight_2025, date_2025, date_2000];
+        sorted.sort();
+        assert_eq!(sorted, [date_2000, date_2025, midnight_2025, morning_2025]);
+    }
 
     #[test]
     fn forms() {
