@@ -33,7 +33,9 @@ impl Delimiters {
 
     /// Builds a delimiter set, checking that the bytes are distinct and usable.
     ///
-    /// Letters, digits, CR and LF are refused.
+    /// Letters, digits, CR and LF are refused, and so are the LIS1-A restricted characters (SOH, STX,
+    /// ETX, EOT, ENQ, ACK, DLE, NAK, SYN, ETB, DC1–DC4; LIS1-A §6.6): they cannot appear in message
+    /// text, so no record using them could be sent. TAB and space are allowed.
     pub fn new(
         field: u8,
         repeat: u8,
@@ -43,9 +45,7 @@ impl Delimiters {
         let all = [Some(field), Some(repeat), Some(component), escape];
         for (i, byte) in all.iter().enumerate() {
             let Some(byte) = *byte else { continue };
-            if !allowed(byte) {
-                return Err(DelimiterError::NotAllowed { byte });
-            }
+            check(byte)?;
             if all[..i].contains(&Some(byte)) {
                 return Err(DelimiterError::Duplicate { byte });
             }
@@ -69,9 +69,7 @@ impl Delimiters {
             return Err(DelimiterError::HeaderTooShort);
         }
         let field = header[1];
-        if !allowed(field) {
-            return Err(DelimiterError::NotAllowed { byte: field });
-        }
+        check(field)?;
         let definition = definition_of(header, field);
         let mut found = [0u8; 3];
         let mut count = 0;
@@ -150,8 +148,36 @@ pub(crate) fn definition_of(header: &[u8], field: u8) -> &[u8] {
     }
 }
 
-fn allowed(byte: u8) -> bool {
-    !(byte.is_ascii_alphanumeric() || byte == b'\r' || byte == b'\n')
+fn check(byte: u8) -> Result<(), DelimiterError> {
+    if byte.is_ascii_alphanumeric() || byte == b'\r' || byte == b'\n' {
+        return Err(DelimiterError::NotAllowed { byte });
+    }
+    if let Some(name) = restricted_name(byte) {
+        return Err(DelimiterError::Restricted { byte, name });
+    }
+    Ok(())
+}
+
+/// The name of a LIS1-A §6.6 restricted character other than LF (which the record splitter already
+/// treats as a terminator), or `None` for any other byte.
+fn restricted_name(byte: u8) -> Option<&'static str> {
+    Some(match byte {
+        0x01 => "SOH",
+        0x02 => "STX",
+        0x03 => "ETX",
+        0x04 => "EOT",
+        0x05 => "ENQ",
+        0x06 => "ACK",
+        0x10 => "DLE",
+        0x11 => "DC1",
+        0x12 => "DC2",
+        0x13 => "DC3",
+        0x14 => "DC4",
+        0x15 => "NAK",
+        0x16 => "SYN",
+        0x17 => "ETB",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -220,6 +246,37 @@ mod tests {
             Delimiters::new(b'|', b'^', b'^', None),
             Err(DelimiterError::Duplicate { byte: b'^' })
         );
+    }
+
+    #[test]
+    fn link_layer_restricted_characters_are_refused_as_delimiters() {
+        for byte in [
+            0x01u8, 0x02, 0x03, 0x04, 0x05, 0x06, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
+        ] {
+            let err = Delimiters::new(b'|', byte, b'^', Some(b'&')).unwrap_err();
+            assert!(
+                matches!(err, DelimiterError::Restricted { byte: b, .. } if b == byte),
+                "{err:?}"
+            );
+            assert!(Delimiters::new(b'|', b'\\', b'^', Some(byte)).is_err());
+            assert!(Delimiters::from_header(&[b'H', byte, b'\\', b'^', b'&']).is_err());
+            assert!(Delimiters::from_header(&[b'H', b'|', b'\\', byte, b'&']).is_err());
+        }
+        let err = Delimiters::from_header(b"H|\x02^&").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "byte 0x02 (STX) cannot be a delimiter: it is a LIS1-A restricted character, which cannot appear in message text"
+        );
+        assert_eq!(
+            Delimiters::new(b'|', 0x17, b'^', Some(b'&')),
+            Err(DelimiterError::Restricted {
+                byte: 0x17,
+                name: "ETB"
+            })
+        );
+        // Other controls, TAB and space stay usable.
+        assert!(Delimiters::new(b'\t', b' ', 0x07, Some(0x1F)).is_ok());
+        assert!(Delimiters::from_header(b"H\t \x07\x1F").is_ok());
     }
 
     #[test]

@@ -25,6 +25,17 @@ pub enum DelimiterError {
         /// The offending byte.
         byte: u8,
     },
+    /// A delimiter is a LIS1-A restricted character (SOH, STX, ETX, EOT, ENQ, ACK, DLE, NAK, SYN, ETB,
+    /// DC1–DC4), which the link layer does not carry in message text.
+    #[error(
+        "byte 0x{byte:02X} ({name}) cannot be a delimiter: it is a LIS1-A restricted character, which cannot appear in message text"
+    )]
+    Restricted {
+        /// The offending byte.
+        byte: u8,
+        /// Its control-character name, e.g. `ETB`.
+        name: &'static str,
+    },
     /// Two delimiters are the same byte.
     #[error("byte 0x{byte:02X} is used for two delimiters")]
     Duplicate {
