@@ -345,7 +345,7 @@ impl<'a> Field<'a> {
         cow_text(self.unescaped(), Charset::Latin1)
     }
 
-    /// The first component of the first repeat parsed as a timestamp; `Ok(None)` when empty.
+    /// The first component of the first repeat parsed as a timestamp; `Ok(None)` when empty or blank.
     ///
     /// Timestamps are never parsed unless asked for, so a bad one never fails the record.
     pub fn timestamp(&self) -> Result<Option<Timestamp>, TimestampError> {
@@ -514,9 +514,10 @@ impl<'a> Component<'a> {
         cow_text(self.unescaped(), charset)
     }
 
-    /// Parses the value as `YYYYMMDD[HHMM[SS]]`; `Ok(None)` when empty.
+    /// Parses the value as `YYYYMMDD[HHMM[SS]]`; `Ok(None)` when empty or only whitespace (Sysmex
+    /// pads fixed-width fields with spaces, and the parser ignores surrounding spaces anyway).
     pub fn timestamp(&self) -> Result<Option<Timestamp>, TimestampError> {
-        if self.raw.is_empty() {
+        if self.raw.trim_ascii().is_empty() {
             return Ok(None);
         }
         parse_timestamp(self.raw).map(Some)
@@ -700,6 +701,24 @@ mod tests {
             Record::parse(b"P|1\rX", &Delimiters::STANDARD),
             Err(RecordError::EmbeddedTerminator { offset: 3 })
         );
+    }
+
+    #[test]
+    fn blank_timestamp_is_absent() {
+        let r = Record::parse(
+            b"R|1|^^^A|1|||||||||          | 20240102 |x",
+            &Delimiters::STANDARD,
+        )
+        .unwrap();
+        assert_eq!(r.field(13).raw(), b"          ");
+        assert_eq!(r.field(13).timestamp(), Ok(None));
+        assert_eq!(r.field(13).component(1).timestamp(), Ok(None));
+        assert_eq!(r.field(99).timestamp(), Ok(None));
+        assert_eq!(
+            r.field(14).timestamp().unwrap().map(|t| t.to_string()),
+            Some("20240102".to_owned())
+        );
+        assert!(r.field(15).timestamp().is_err());
     }
 
     #[test]
