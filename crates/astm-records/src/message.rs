@@ -460,6 +460,8 @@ impl<'a> Iterator for MessageSlices<'a> {
 /// reassembled E1381 message text; take complete messages with [`next_message`](Self::next_message).
 /// Records are re-terminated with CR. A message ends at its L record, or when a new header arrives
 /// (the unterminated one is delivered as it is, and [`Message::parse`] reports the missing L).
+/// A message that grows beyond the limit is dropped whole: after [`AssembleError::TooLong`] every
+/// record up to the next header is discarded too.
 ///
 /// ```
 /// use astm_records::MessageAssembler;
@@ -476,6 +478,8 @@ pub struct MessageAssembler {
     ready: VecDeque<Vec<u8>>,
     limit: usize,
     field: u8,
+    /// Set by an overflow: the rest of that message is dropped, so no header-less tail is handed out.
+    skipping: bool,
 }
 
 impl MessageAssembler {
@@ -486,31 +490,37 @@ impl MessageAssembler {
             ready: VecDeque::new(),
             limit,
             field: b'|',
+            skipping: false,
         }
     }
 
     /// Adds the text of one E1381 message.
     ///
-    /// On [`AssembleError::TooLong`] the pending message is discarded along with the rest of `text`;
-    /// the assembler stays usable.
+    /// On [`AssembleError::TooLong`] the pending message is discarded, and so is every record after it
+    /// up to the next header, in this text or in later ones; the assembler stays usable. Records of
+    /// `text` after such a header are kept.
     pub fn push(&mut self, text: &[u8]) -> Result<(), AssembleError> {
+        let mut overflow = None;
         for line in text
             .split(|&b| b == b'\r' || b == b'\n')
             .filter(|l| !l.is_empty())
         {
             if is_header(line) {
+                self.skipping = false;
                 if !self.pending.is_empty() {
                     self.ready.push_back(std::mem::take(&mut self.pending));
                 }
                 self.field = line.get(1).copied().unwrap_or(b'|');
+            } else if self.skipping {
+                continue;
             }
             if self.pending.len() + line.len() + 1 > self.limit {
                 let discarded = self.pending.len();
                 self.pending.clear();
-                return Err(AssembleError::TooLong {
-                    limit: self.limit,
-                    discarded,
-                });
+                self.skipping = true;
+                let earlier = overflow.map_or(0, |(_, d)| d);
+                overflow = Some((self.limit, earlier + discarded));
+                continue;
             }
             self.pending.extend_from_slice(line);
             self.pending.push(b'\r');
@@ -519,7 +529,10 @@ impl MessageAssembler {
                 self.ready.push_back(std::mem::take(&mut self.pending));
             }
         }
-        Ok(())
+        match overflow {
+            Some((limit, discarded)) => Err(AssembleError::TooLong { limit, discarded }),
+            None => Ok(()),
+        }
     }
 
     /// The next complete message, oldest first.
@@ -747,6 +760,47 @@ mod tests {
             })
         ));
         assert!(a.finish().is_none());
+    }
+
+    #[test]
+    fn after_too_long_the_rest_of_the_message_is_skipped_until_the_next_header() {
+        let mut a = MessageAssembler::new(40);
+        a.push(b"H|\\^&\rP|1\rO|1|S1\r").unwrap();
+        assert_eq!(
+            a.push(b"R|1|^^^A|xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r"),
+            Err(AssembleError::TooLong {
+                limit: 40,
+                discarded: 17
+            })
+        );
+        a.push(b"R|2|^^^B|2\r").unwrap();
+        a.push(b"C|1|I|x\rL|1|N\r").unwrap();
+        assert_eq!(a.next_message(), None);
+        assert_eq!(a.pending_len(), 0);
+        a.push(b"H|\\^&\rL|1|N\r").unwrap();
+        assert_eq!(a.next_message().unwrap(), b"H|\\^&\rL|1|N\r");
+
+        // Overflow, tail and the next message in one text: the next message is kept.
+        let long = [b'C'; 50];
+        let text = [
+            &b"H|\\^&\rP|1\r"[..],
+            &long,
+            b"\rR|1\rL|1|N\rH|\\^&\rL|1|N\r",
+        ]
+        .concat();
+        assert!(matches!(
+            a.push(&text),
+            Err(AssembleError::TooLong { discarded: 10, .. })
+        ));
+        assert_eq!(a.next_message().unwrap(), b"H|\\^&\rL|1|N\r");
+        assert_eq!(a.next_message(), None);
+        assert!(a.finish().is_none());
+
+        // An oversized header starts the skipping too.
+        let header = [&b"H|\\^&|"[..], &[b'x'; 50]].concat();
+        assert!(a.push(&header).is_err());
+        a.push(b"P|1\rL|1|N\r").unwrap();
+        assert_eq!(a.next_message(), None);
     }
 
     #[test]
