@@ -1,6 +1,6 @@
 //! Owned records for output: built field by field, escaped when written.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
 use crate::delimiters::Delimiters;
 use crate::error::BuildError;
@@ -32,6 +32,9 @@ enum Repr {
     },
     /// H.2: written from the delimiters in use.
     Definition,
+    /// A timestamp whose year does not fit `YYYY`; writing it fails rather than producing text the
+    /// parser refuses.
+    Unwritable(Timestamp),
 }
 
 impl Default for Repr {
@@ -93,8 +96,18 @@ impl FieldBuf {
     }
 
     /// A timestamp as `YYYYMMDD` or `YYYYMMDDHHMMSS`.
+    ///
+    /// A year outside 0–9999 has no `YYYY` form: writing the record then fails with
+    /// [`BuildError::TimestampYear`].
     pub fn timestamp(timestamp: impl Into<Timestamp>) -> Self {
-        Self::text(timestamp.into().to_string())
+        let timestamp = timestamp.into();
+        if (0..=9999).contains(&timestamp.date().year()) {
+            Self::text(timestamp.to_string())
+        } else {
+            Self {
+                repr: Repr::Unwritable(timestamp),
+            }
+        }
     }
 
     /// The values (repeats of components), unless this is a raw field, a field of a parsed record or
@@ -113,7 +126,7 @@ impl FieldBuf {
                 values.iter().all(|r| r.iter().all(Vec::is_empty)) && values.len() <= 1
             }
             Repr::Raw(raw) | Repr::Parsed { raw, .. } => raw.is_empty(),
-            Repr::Definition => false,
+            Repr::Definition | Repr::Unwritable(_) => false,
         }
     }
 
@@ -125,6 +138,12 @@ impl FieldBuf {
     ) -> Result<(), BuildError> {
         match &self.repr {
             Repr::Definition => out.extend_from_slice(&delimiters.definition()),
+            Repr::Unwritable(timestamp) => {
+                return Err(BuildError::TimestampYear {
+                    field: number,
+                    year: timestamp.date().year(),
+                });
+            }
             Repr::Parsed {
                 raw,
                 source,
@@ -473,6 +492,49 @@ mod tests {
                 field: 4,
                 byte: b'^'
             })
+        );
+    }
+
+    #[test]
+    fn timestamp_years_without_four_digits_fail_to_build() {
+        use crate::{MessageBuilder, PatientBuilder, ResultBuilder, ResultRecord, parse_timestamp};
+        let day = |year| NaiveDate::from_ymd_opt(year, 1, 1).unwrap();
+        for year in [10_000, -1, 262_000] {
+            let result = ResultBuilder::new()
+                .sequence(1)
+                .completed_date_time(day(year))
+                .build();
+            assert_eq!(
+                result.to_bytes(&Delimiters::STANDARD),
+                Err(BuildError::TimestampYear { field: 13, year })
+            );
+        }
+        let err = MessageBuilder::new(RecordBuf::new(b'H'))
+            .push(PatientBuilder::new().birthdate(day(-44).and_hms_opt(12, 0, 0).unwrap()))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field 8: year -44 cannot be written as a YYYY timestamp (0 to 9999)"
+        );
+        // The edges of the range are written and read back.
+        for year in [0, 9999] {
+            let bytes = ResultBuilder::new()
+                .sequence(1)
+                .completed_date_time(day(year))
+                .build()
+                .to_bytes(&Delimiters::STANDARD)
+                .unwrap();
+            let record = Record::parse(&bytes, &Delimiters::STANDARD).unwrap();
+            let result = ResultRecord::new(record).unwrap();
+            assert_eq!(
+                result.completed_date_time().timestamp(),
+                Ok(Some(day(year).into()))
+            );
+        }
+        assert_eq!(
+            parse_timestamp(FieldBuf::timestamp(day(1)).values().unwrap()[0][0].as_slice()),
+            Ok(day(1).into())
         );
     }
 

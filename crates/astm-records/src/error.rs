@@ -112,6 +112,14 @@ pub enum BuildError {
         /// The offending byte.
         byte: u8,
     },
+    /// A timestamp's year is outside 0–9999, so it has no `YYYYMMDD` form.
+    #[error("field {field}: year {year} cannot be written as a YYYY timestamp (0 to 9999)")]
+    TimestampYear {
+        /// 1-based field number.
+        field: usize,
+        /// The year that does not fit.
+        year: i32,
+    },
     /// The records pushed into a message builder break the E1394 hierarchy.
     #[error("{0}")]
     Hierarchy(Violation),

@@ -70,7 +70,9 @@ impl From<NaiveDateTime> for Timestamp {
     }
 }
 
-/// Formats as E1394 text: `YYYYMMDD` or `YYYYMMDDHHMMSS`.
+/// Formats as E1394 text: `YYYYMMDD` or `YYYYMMDDHHMMSS`. A year outside 0–9999 comes out in a
+/// form [`parse_timestamp`] refuses; [`FieldBuf::timestamp`](crate::FieldBuf::timestamp) refuses
+/// to write one.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let date = self.date();
