@@ -25,8 +25,10 @@
 //!   three-character `H|\^` without escape character).
 //! - [`Record`] borrows the input; [`Field`], [`Repeat`] and [`Component`] are views split with `memchr`.
 //!   Escapes (`&F&`, `&S&`, `&R&`, `&E&`, `&Xhh&`, unpadded `&XD&`) are decoded on demand ([`unescape`]).
-//! - Typed views ([`Header`], [`Patient`], [`Order`], [`ResultRecord`], [`Comment`], [`Query`],
-//!   [`Manufacturer`], [`Scientific`], [`Terminator`]) name every standard field; values such as
+//! - Typed views [`Header`], [`Patient`], [`Order`], [`ResultRecord`], [`Comment`], [`Query`] and
+//!   [`Terminator`] name every LIS2-A2 field of their record; [`Manufacturer`] (vendor-defined after
+//!   M.2) and [`Scientific`] name only the type and sequence number, and their other fields are read
+//!   by number through [`Record::field`]. Values such as
 //!   [`TestId`], [`NumericValue`], [`ReferenceRange`], [`AbnormalFlag`], [`ResultStatus`] and
 //!   [`Timestamp`] are parsed only when asked for.
 //! - [`Message`] builds the H → P → O → R hierarchy (C and M attach to the record before them) and
