@@ -85,6 +85,34 @@ proptest! {
     }
 
     #[test]
+    fn parsed_records_written_with_other_delimiters_read_the_same(
+        from in delimiters(),
+        to in delimiters(),
+        sender in field(),
+        fields in proptest::collection::vec(field(), 1..6),
+    ) {
+        let mut record = RecordBuf::new(b'R');
+        record.set_sequence(1);
+        for (i, repeats) in fields.iter().enumerate() {
+            record.set(i + 3, FieldBuf::repeats(repeats.clone()));
+        }
+        let header = HeaderBuilder::new().sender_name(FieldBuf::repeats(sender.clone())).build();
+        let (header, record) = (header.to_bytes(&from).unwrap(), record.to_bytes(&from).unwrap());
+        let header = Record::parse(&header, &Delimiters::STANDARD).unwrap();
+        let record = Record::parse(&record, &from).unwrap();
+        let header = RecordBuf::from_record(&header).to_bytes(&to).unwrap();
+        let record = RecordBuf::from_record(&record).to_bytes(&to).unwrap();
+        let header = Record::parse(&header, &Delimiters::STANDARD).unwrap();
+        prop_assert_eq!(*header.delimiters(), to);
+        prop_assert_eq!(read(&header, 5), normalise(&sender));
+        let record = Record::parse(&record, &to).unwrap();
+        prop_assert_eq!(record.field_count(), fields.len() + 2);
+        for (i, repeats) in fields.iter().enumerate() {
+            prop_assert_eq!(read(&record, i + 3), normalise(repeats));
+        }
+    }
+
+    #[test]
     fn header_declares_random_delimiters(delims in delimiters(), sender in field(), version in value()) {
         let header = HeaderBuilder::new()
             .sender_name(FieldBuf::repeats(sender.clone()))
