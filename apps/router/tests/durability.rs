@@ -407,9 +407,14 @@ async fn the_store_recovers_after_a_failed_commit() {
     );
 
     limit_file_size(&router, None);
-    // The sender resends what was not acknowledged; the store takes it now.
+    // The router closes the connection after a refusal; the sender reconnects and
+    // resends what was not acknowledged, and the store takes it now.
     let mut accepted = None;
     for _ in 0..50 {
+        client = MllpClient::connect(("127.0.0.1", inp))
+            .await
+            .unwrap()
+            .with_ack_timeout(Duration::from_secs(10));
         match client.send(&big).await.expect("a reply") {
             reply @ Reply::Ack {
                 code: AckCode::ApplicationAccept,
@@ -486,5 +491,80 @@ async fn file_input_keeps_its_files_and_their_order_through_failed_commits() {
     let expected: Vec<Vec<u8>> = files.iter().map(|(_, body)| body.clone()).collect();
     assert!(order == expected, "delivered out of order");
     wait_until("inbox drained", || files_in(&inbox).is_empty()).await;
+    peer.stop().await;
+}
+
+/// A pipelining sender whose message fails to commit: what it sent behind that message
+/// on the same connection is refused too (or left unanswered as the connection closes),
+/// never stored ahead of it. Sent again on a new connection, the two arrive in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_is_not_overtaken_by_a_message_pipelined_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Peer::start(free_port(), PeerReply::Accept).await;
+    let inp = free_port();
+    let router =
+        RouterProc::start_after_shell(dir.path(), &config(inp, peer.port), "trap '' XFSZ;").await;
+    let store_file = dir.path().join("store").join("router.redb");
+    limit_file_size(&router, Some(std::fs::metadata(&store_file).unwrap().len()));
+
+    let stream = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    framed
+        .send(bytes::Bytes::from(big_oru("BIG")))
+        .await
+        .unwrap();
+    // Behind it before its reply: small enough to fit the store as it is.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    framed
+        .send(bytes::Bytes::from(oru("AFTER", "LAB")))
+        .await
+        .unwrap();
+    let mut replies = Vec::new();
+    while let Ok(Some(Ok(MllpFrame::Message(reply)))) =
+        tokio::time::timeout(WAIT, framed.next()).await
+    {
+        let message = mllp_hl7::Message::parse(&reply).unwrap();
+        let ack = mllp_hl7::AckMessage::from_message(&message).unwrap();
+        let id = String::from_utf8_lossy(ack.acknowledged_id.raw()).into_owned();
+        replies.push((id, ack.code));
+    }
+    assert!(
+        replies
+            .iter()
+            .all(|(_, code)| *code != AckCode::ApplicationAccept),
+        "{replies:?}"
+    );
+    assert_eq!(replies.first().map(|(id, _)| id.as_str()), Some("BIG"));
+
+    limit_file_size(&router, None);
+    // A refusal closes the connection: every attempt on a new one.
+    for id in ["BIG", "AFTER"] {
+        let body = if id == "BIG" {
+            big_oru(id)
+        } else {
+            oru(id, "LAB")
+        };
+        let mut accepted = false;
+        for _ in 0..50 {
+            let mut client = MllpClient::connect(("127.0.0.1", inp))
+                .await
+                .unwrap()
+                .with_ack_timeout(WAIT);
+            if let Ok(Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }) = client.send(&body).await
+            {
+                accepted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(accepted, "{id} never accepted:\n{}", router.log_text());
+    }
+    wait_until("both delivered", || peer.count() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = peer.received.lock().unwrap().clone();
+    assert_eq!(received, [big_oru("BIG"), oru("AFTER", "LAB")]);
     peer.stop().await;
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -67,6 +68,11 @@ pub enum StoreError {
     /// The store is being opened again after a failed commit; try again shortly.
     #[error("queue store is being reopened after an error")]
     Reopening,
+    /// An earlier message of the same source (see [`Appender::source`]) was not stored,
+    /// so this one is not either: stored, it would be ahead of the earlier one when that
+    /// is sent again.
+    #[error("not stored: an earlier message from the same source was not stored")]
+    SourceHalted,
     /// A queue that the store was not opened with.
     #[error("unknown queue `{0}`")]
     UnknownQueue(String),
@@ -88,6 +94,8 @@ enum Request {
         queue: usize,
         payloads: Vec<Bytes>,
         done: oneshot::Sender<Result<u64, StoreError>>,
+        /// Set once an append of this source fails (see [`Appender::source`]).
+        halted: Option<Arc<SourceState>>,
     },
     Advance {
         queue: usize,
@@ -252,6 +260,7 @@ impl QueueStore {
         Ok(Appender {
             queue: self.queue_index(queue)?,
             tx: self.tx.clone(),
+            source: None,
         })
     }
 
@@ -369,9 +378,34 @@ impl Drop for QueueStore {
 pub struct Appender {
     queue: usize,
     tx: mpsc::Sender<Request>,
+    source: Option<Arc<SourceState>>,
+}
+
+/// What the writer and a source's appender share (see [`Appender::source`]).
+#[derive(Debug, Default)]
+struct SourceState {
+    /// Set for good by the writer when a commit of this source fails.
+    halted: AtomicBool,
 }
 
 impl Appender {
+    /// An appender for one source of ordered messages (one connection, say) that may
+    /// submit a message before the previous one's commit is known. Once a commit of
+    /// this source fails, every later submission of it fails too
+    /// ([`StoreError::SourceHalted`]), including those already on their way: otherwise
+    /// a later message could be stored and the failed one, sent again, land after it.
+    /// The source then starts over with a new appender (a new connection): a sender
+    /// that pipelines may have sent more before it read the refusal, and nothing here
+    /// can tell those from a resend.
+    #[must_use]
+    pub fn source(&self) -> Self {
+        Self {
+            queue: self.queue,
+            tx: self.tx.clone(),
+            source: Some(Arc::default()),
+        }
+    }
+
     /// Hands `payload` to the writer; the receiver yields its sequence number once the
     /// transaction holding it is durably committed. Submissions through one appender
     /// are stored in submission order.
@@ -405,9 +439,11 @@ impl Appender {
                 queue: self.queue,
                 payloads,
                 done,
+                halted: self.source.clone(),
             })
             .await
             .map_err(|_| StoreError::Closed)?;
+
         Ok(rx)
     }
 
@@ -421,6 +457,12 @@ impl Appender {
             .await?
             .await
             .map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Request {
+    fn is_halted(&self) -> bool {
+        matches!(self, Self::Append { halted: Some(s), .. } if s.halted.load(Ordering::Acquire))
     }
 }
 
@@ -545,6 +587,18 @@ impl Writer {
 
     /// Commits the batch and answers every request in it: all succeed or all fail.
     fn commit(&mut self, batch: &mut Vec<Request>) {
+        if batch.iter().any(Request::is_halted) {
+            let (halted, kept): (Vec<_>, Vec<_>) = batch.drain(..).partition(Request::is_halted);
+            for request in halted {
+                if let Request::Append { done, .. } = request {
+                    let _ = done.send(Err(StoreError::SourceHalted));
+                }
+            }
+            *batch = kept;
+            if batch.is_empty() {
+                return;
+            }
+        }
         let saved = (self.seqs.clone(), self.cursors.clone());
         let result = match self.shared.database() {
             Some(db) => Ok(db),
@@ -573,7 +627,10 @@ impl Writer {
                 for request in batch.drain(..) {
                     let failed = StoreError::CommitFailed(why.clone());
                     match request {
-                        Request::Append { done, .. } => {
+                        Request::Append { done, halted, .. } => {
+                            if let Some(source) = halted {
+                                source.halted.store(true, Ordering::Release);
+                            }
                             let _ = done.send(Err(failed));
                         }
                         Request::Advance { done, .. } => {

@@ -126,6 +126,10 @@ impl SocketIn {
         };
         let (sink, mut frames) = Framed::new(stream, codec).split();
         let (owed_tx, owed_rx) = mpsc::channel::<Owed>(1024);
+        // Per connection: after a failed commit, the messages this peer pipelined behind
+        // the failed one are refused too (and the connection closed), so that the
+        // failed one, sent again, cannot land behind them.
+        let appender = self.appender.source();
         // Cancelled at shutdown, or when the replier gives up on the peer: then nothing
         // more is read (a message read now could never be acknowledged).
         let closing = self.shutdown.child_token();
@@ -168,7 +172,7 @@ impl SocketIn {
                     } else {
                         debug!("received {} bytes from {peer}", payload.len());
                     }
-                    let receipt = match self.appender.submit(payload.clone()).await {
+                    let receipt = match appender.submit(payload.clone()).await {
                         Ok(receipt) => receipt,
                         Err(e) => {
                             error!("cannot queue message from {peer}: {e}");
@@ -230,6 +234,11 @@ impl SocketIn {
                         Err(_) => Err(StoreError::Closed),
                     };
                     if let Err(e) = &stored {
+                        // Read nothing more: a sender that pipelines may have sent more
+                        // before it reads the refusal, and those are refused too (see
+                        // `Appender::source`). Once what is owed is answered the
+                        // connection closes; the sender reconnects and sends again.
+                        closing.cancel();
                         if self.log_failed_content {
                             warn!(
                                 "message from {peer} not stored ({e}): {}",
