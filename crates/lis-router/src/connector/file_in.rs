@@ -67,7 +67,10 @@ impl FileIn {
                 () = self.shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.settings.settle) => {}
             }
-            let second = self.look().await.unwrap_or_default();
+            // A set: a backlog of tens of thousands of files must not cost a poll
+            // time quadratic in their number.
+            let second: std::collections::HashSet<_> =
+                self.look().await.unwrap_or_default().into_iter().collect();
             first
                 .into_iter()
                 .filter(|entry| {
