@@ -298,6 +298,23 @@ impl QueueStore {
         from: u64,
         max: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.read_bounded(queue, from, max, usize::MAX)
+    }
+
+    /// As [`QueueStore::read`], stopping before the messages' total size would exceed
+    /// `max_bytes` (the first message is always read, whatever its size), so that a
+    /// backlog of large messages is not copied into memory a batch at a time.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when reading fails.
+    pub fn read_bounded(
+        &self,
+        queue: &str,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let meta = &self.shared.queues[self.queue_index(queue)?];
         let err = |e: redb::Error| StoreError::Database {
             path: self.shared.path.clone(),
@@ -309,8 +326,13 @@ impl QueueStore {
             .open_table(TableDefinition::<u64, &[u8]>::new(&meta.table))
             .map_err(|e| err(e.into()))?;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for entry in table.range(from..).map_err(|e| err(e.into()))?.take(max) {
             let (key, value) = entry.map_err(|e| err(e.into()))?;
+            bytes = bytes.saturating_add(value.value().len());
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
             out.push(StoredMessage {
                 seq: key.value(),
                 payload: value.value().to_vec(),

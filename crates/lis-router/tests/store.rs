@@ -200,3 +200,30 @@ async fn messages_after_a_drained_queue_survive_a_restart() {
     }
     store.close();
 }
+
+/// Outputs read a bounded number of bytes at a time; a message larger than the bound is
+/// still read, alone, so it cannot block its queue.
+#[tokio::test]
+async fn reads_stop_at_the_byte_budget_but_always_take_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = QueueStore::open(dir.path(), &queues()).unwrap();
+    let appender = store.appender("q").unwrap();
+    for size in [400, 400, 400, 2000, 10] {
+        appender.append(vec![b'x'; size].into()).await.unwrap();
+    }
+    let sizes = |from, budget| -> Vec<usize> {
+        store
+            .read_bounded("q", from, 100, budget)
+            .unwrap()
+            .iter()
+            .map(|m| m.payload.len())
+            .collect()
+    };
+    assert_eq!(sizes(0, 1000), [400, 400]);
+    assert_eq!(sizes(0, 1200), [400, 400, 400]);
+    assert_eq!(sizes(3, 1000), [2000]);
+    assert_eq!(sizes(3, 5000), [2000, 10]);
+    assert_eq!(sizes(0, usize::MAX).len(), 5);
+    drop(appender);
+    store.close();
+}

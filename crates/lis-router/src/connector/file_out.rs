@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, numbered_name, printable, resume_point, sync_dir};
+use super::{Backoff, READ_BYTES, numbered_name, printable, resume_point, sync_dir};
 use crate::config::{Connection, FileNaming, FileOutSettings, FileSync};
 use crate::filename::{MAX_PART_LEN, sanitize};
 use crate::store::{QueueStore, StoredMessage};
@@ -104,10 +104,12 @@ impl FileOut {
             let (store, queue_name) = (Arc::clone(&self.store), queue.clone());
             // Reading a batch copies up to a megabyte: off the async workers too.
             let joined = tokio::task::spawn_blocking(move || {
-                let outcome = store.read(&queue_name, cursor, BATCH).map(|batch| {
-                    let written = worker.write(&batch);
-                    (batch, written)
-                });
+                let outcome = store
+                    .read_bounded(&queue_name, cursor, BATCH, READ_BYTES)
+                    .map(|batch| {
+                        let written = worker.write(&batch);
+                        (batch, written)
+                    });
                 (outcome, worker)
             })
             .await;

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+/// Most bytes of messages an output reads from its queue at a time (one message larger
+/// than this is still read, alone): messages wait in the queue, not in memory.
+const READ_BYTES: usize = 64 << 20;
+
 /// Exponential backoff for retries and reconnects: doubles from `first` up to `max`.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {

@@ -13,7 +13,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, printable, resume_point, shutdown_grace, undeliverable};
+use super::{Backoff, READ_BYTES, printable, resume_point, shutdown_grace, undeliverable};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
 
@@ -57,7 +57,7 @@ impl SocketOut {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            let batch = match self.store.read(&queue, cursor, 64) {
+            let batch = match self.store.read_bounded(&queue, cursor, 64, READ_BYTES) {
                 Ok(batch) => batch,
                 Err(e) => {
                     error!("cannot read the queue: {e}");
