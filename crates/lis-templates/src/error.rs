@@ -119,6 +119,17 @@ pub enum GenerateError {
         /// Why.
         reason: String,
     },
+    /// A template field generation cannot use (e.g. a `normalRange` whose draw interval
+    /// overflows; the loader refuses these, but a loaded template can be changed).
+    #[error("template {template}: field {field}: {reason}")]
+    InvalidField {
+        /// Template name.
+        template: String,
+        /// The field's code.
+        field: String,
+        /// Why.
+        reason: String,
+    },
     /// An accession problem (bad override, bad lane).
     #[error(transparent)]
     Accession(#[from] AccessionError),

@@ -219,13 +219,18 @@ impl NormalRange {
     }
 
     /// The interval random values are drawn from (the reference's rule: `<x` → 0..0.9x,
-    /// `>x` → 1.1x..2x).
-    pub fn draw_interval(self) -> (f64, f64) {
-        match self {
+    /// `>x` → 1.1x..2x), or `None` when an end or the width is not a finite number: finite
+    /// bounds can still overflow (`>1e308` gives 2x = inf, `-1e308-1e308` a width of inf), and
+    /// no value can be drawn from such an interval.
+    pub fn draw_interval(self) -> Option<(f64, f64)> {
+        let (lo, hi) = match self {
             Self::Between(lo, hi) => (lo, hi),
             Self::Below(x) => (0.0, 0.9 * x),
             Self::Above(x) => (1.1 * x, 2.0 * x),
-        }
+        };
+        // A negative `<x` or `>x` gives a reversed interval; order it so the width is checked.
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+        (lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()).then_some((lo, hi))
     }
 
     /// ASTM/HL7 abnormal flag for `value`: `L`, `H` or `N`.

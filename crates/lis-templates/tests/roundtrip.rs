@@ -330,3 +330,32 @@ fn standard_layout_puts_fields_where_lis2_a2_says() {
     };
     assert!(text.contains("\nQ|1|PT^LOT-PT-N^N|"), "{text}");
 }
+
+/// Finite bounds can still overflow the draw interval (`>1e308`: 2x is inf; `-1e308-1e308`: the
+/// width is inf) and the RNG panics on such an interval. The loader refuses these ranges; a
+/// template changed after loading gets an error from generation, never a panic.
+#[test]
+fn an_overflowing_normal_range_is_an_error_not_a_panic() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    for name in ["mindray_ba88a", "mindray_bs360e", "wondfo_finecare"] {
+        for range in [">1e308", "-1e308-1e308", ">-1e308"] {
+            let mut template = set.get(name).unwrap().clone();
+            template.fields[0].normal_range = Some(range.to_owned());
+            template.fields[0].seed_value = None;
+            for (layout, seed) in [(Layout::Standard, None), (Layout::OpenElis, Some(1))] {
+                let result = std::panic::catch_unwind(|| {
+                    generate(&template, &minter, &options(layout, seed), false)
+                });
+                let Ok(result) = result else {
+                    panic!("{name}: normalRange {range:?} panicked")
+                };
+                let error = result.unwrap_err().to_string();
+                assert!(
+                    error.contains(&template.fields[0].code) && error.contains(range),
+                    "{name}: {error}"
+                );
+            }
+        }
+    }
+}

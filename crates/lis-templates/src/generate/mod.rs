@@ -126,6 +126,7 @@ impl<'a> Generator<'a> {
                 ),
             });
         }
+        values::check_draw_intervals(template)?;
         if let Some(id) = &options.sample_id {
             minter.validate(id, "sample_id")?;
         }

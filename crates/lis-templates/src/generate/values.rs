@@ -5,6 +5,7 @@ use rand::RngExt;
 use serde_json::Number;
 
 use super::{Generator, Layout, ValueMode};
+use crate::GenerateError;
 use crate::model::{Field, FieldType, NormalRange, QcControl};
 
 /// A result value: its text and, for numbers, the number.
@@ -52,6 +53,27 @@ pub(super) fn hl7_number(n: &Number) -> String {
     }
 }
 
+/// Every field whose `normalRange` parses must have a finite draw interval: the loader refuses
+/// such templates, but a [`Template`](crate::Template)'s fields are public and can be changed
+/// after loading, so generation checks again and answers with an error instead of drawing.
+pub(super) fn check_draw_intervals(template: &crate::Template) -> Result<(), GenerateError> {
+    for field in &template.fields {
+        if let Some(range) = field.range()
+            && range.draw_interval().is_none()
+        {
+            return Err(GenerateError::InvalidField {
+                template: template.name.clone(),
+                field: field.code.clone(),
+                reason: format!(
+                    "normalRange {:?} overflows: no value can be drawn from it",
+                    field.normal_range.as_deref().unwrap_or("")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Which output path asks for a value; the reference spells values differently per path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Path {
@@ -61,8 +83,11 @@ pub(super) enum Path {
 }
 
 impl Generator<'_> {
+    /// A uniform draw in `lo..hi`. `random_range` panics on an interval whose ends or width are
+    /// not finite; such an interval is refused by [`Generator::new`] (see [`check_draw_intervals`]),
+    /// and is answered with `lo` here all the same so that no input can make generation panic.
     fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        if hi > lo {
+        if hi > lo && lo.is_finite() && hi.is_finite() && (hi - lo).is_finite() {
             self.rng.rng().random_range(lo..hi)
         } else {
             lo
@@ -72,7 +97,8 @@ impl Generator<'_> {
     fn drawn_in_range(&mut self, field: &Field) -> f64 {
         let (lo, hi) = field
             .range()
-            .map_or((1.0, 100.0), NormalRange::draw_interval);
+            .and_then(NormalRange::draw_interval)
+            .unwrap_or((1.0, 100.0));
         let v = self.uniform(lo, hi);
         self.round2(v)
     }
