@@ -170,3 +170,32 @@ fn instrument_file_layouts_refuse_what_they_cannot_honour() {
         );
     }
 }
+
+#[test]
+fn hl7_qc_is_limited_to_the_tests_asked_for_and_checks_its_controls() {
+    // mindray_bs200 has one control, for GLU.
+    let Ok(Output::Hl7(glu)) = run("mindray_bs200", &options(None, Some(&["GLU"])), true) else {
+        panic!()
+    };
+    let obx: Vec<&str> = glu
+        .segments
+        .iter()
+        .filter(|s| s.starts_with("OBX|"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(obx.len(), 1);
+    assert_eq!(obx_code(obx[0]), "GLU");
+    // CREA has no control: nothing to report, the usual "no QC" error (ASTM and file QC alike).
+    let err = run("mindray_bs200", &options(None, Some(&["CREA"])), true).unwrap_err();
+    assert!(matches!(err, GenerateError::NoQc { .. }), "{err}");
+    // A control naming no field (the loader refuses it; a changed template reaches generation).
+    let set = TemplateSet::embedded().unwrap();
+    let mut template = set.get("mindray_bs200").unwrap().clone();
+    template.qc_controls[0].field_code = "GLUC".into();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let err = generate(&template, &minter, &options(None, None), true).unwrap_err();
+    assert!(
+        matches!(err, GenerateError::NoQc { .. }) && err.to_string().contains("GLUC"),
+        "{err}"
+    );
+}

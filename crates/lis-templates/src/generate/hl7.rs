@@ -260,17 +260,32 @@ impl Generator<'_> {
     }
 
     /// The QC ORU^R01: specimen `QC-{lot}-{level}` of the first control, OBR-25 `C`, one OBX per
-    /// control with OBX-3 `code^lot^level` and OBX-11 `C`.
+    /// control with OBX-3 `code^lot^level` and OBX-11 `C`, in `qc_controls` order. With
+    /// [`GenerateOptions::tests`](super::GenerateOptions::tests) only the controls of those
+    /// tests are sent; a control naming no field, or no control for the tests asked for, is
+    /// [`GenerateError::NoQc`], as for ASTM and file QC.
     pub fn hl7_qc(&mut self) -> Result<Hl7Message, GenerateError> {
         let template = self.template;
-        let first = template
-            .qc_controls
-            .first()
-            .cloned()
-            .ok_or_else(|| GenerateError::NoQc {
+        if template.qc_controls.is_empty() {
+            return Err(GenerateError::NoQc {
                 template: template.name.clone(),
                 reason: "has no qc_controls".into(),
-            })?;
+            });
+        }
+        self.check_qc_controls()?;
+        let fields = self.fields();
+        let controls: Vec<_> = template
+            .qc_controls
+            .iter()
+            .filter(|c| fields.iter().any(|f| f.code == c.field_code))
+            .cloned()
+            .collect();
+        let Some(first) = controls.first().cloned() else {
+            return Err(GenerateError::NoQc {
+                template: template.name.clone(),
+                reason: "none of the tests asked for has a qc_controls entry".into(),
+            });
+        };
         let now = ts(self.now);
         let (app, facility, version) = self.hl7_ids();
         let esc = self.hl7_escaper();
@@ -336,7 +351,6 @@ impl Generator<'_> {
             obr[25] = "C".into();
             segments.push(segment(&obr, 26));
         }
-        let controls = template.qc_controls.clone();
         for (i, c) in controls.iter().enumerate() {
             let value = self.qc_value(c, Path::Hl7);
             let id = c.id();
