@@ -6,7 +6,9 @@
 mod common;
 
 use common::{at, data, reference_template};
-use lis_templates::{AccessionMinter, GenerateOptions, Layout, Output, generate};
+use lis_templates::{
+    AccessionMinter, GenerateOptions, Generator, Layout, Output, ProtocolKind, generate,
+};
 use serde_json::Value;
 
 /// Replaces the 11-digit sequence of every `DEV01` accession with `#`.
@@ -309,4 +311,39 @@ fn reference_qc_contract_values() {
         let text = render(&generate(&template, &minter, &options, true).unwrap());
         assert!(text.contains(needle), "{name} {deviation}: {text}");
     }
+}
+
+/// The reference's MLLP listener answers an order with `generate_oru_r01`, the builder of the
+/// patient ORU (notes §6.6): the time in OBR-8, PID 20 / ORC 22 / OBR 27 / OBX 16 fields.
+#[test]
+fn openelis_hl7_order_results_use_the_reference_oru_field_positions() {
+    let set = lis_templates::TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let options = GenerateOptions {
+        seed: Some(1),
+        now: Some(at("20260102080000")),
+        layout: Layout::OpenElis,
+        ..GenerateOptions::default()
+    };
+    let template = set.get("mindray_bs360e").unwrap();
+    let mut g = Generator::new(template, &minter, &options).unwrap();
+    let oru = g
+        .hl7_order_results("P1", "F1", &["ALT".into(), "NOPE".into()])
+        .unwrap();
+    let fields = |i: usize| oru.segments[i].split('|').count() - 1;
+    assert_eq!(oru.segments[3].split('|').nth(8), Some("20260102080000"));
+    assert_eq!(oru.segments[3].split('|').nth(7), Some(""));
+    assert_eq!(
+        [
+            fields(0),
+            fields(1),
+            fields(2),
+            fields(3),
+            fields(4),
+            fields(5)
+        ],
+        [18, 20, 22, 27, 16, 16],
+        "{:#?}",
+        oru.segments
+    );
 }

@@ -207,6 +207,10 @@ impl Generator<'_> {
                 rand::RngExt::random::<u32>(self.rng.rng())
             )
         };
+        // Field counts (segment ID included) of the reference's generate_oru_r01, which its MLLP
+        // listener uses for order results: PID 21, ORC 23, OBR 28, OBX 17. The standard layout
+        // keeps its own (trailing empty fields carry nothing).
+        let (pid_count, orc_count, obx_count) = if openelis { (21, 23, 17) } else { (20, 22, 16) };
         let pad = |mut fields: Vec<String>, count: usize| {
             fields.resize(count.max(fields.len()), String::new());
             fields.join("|")
@@ -246,11 +250,11 @@ impl Generator<'_> {
                     pick(|p| p.dob.clone(), "19850412"),
                     pick(|p| p.sex.clone(), "F"),
                 ],
-                20,
+                pid_count,
             ),
             pad(
                 vec![s("ORC"), s("RE"), hl7_esc(placer), hl7_esc(filler)],
-                22,
+                orc_count,
             ),
         ];
         let mut obr = vec![
@@ -266,14 +270,15 @@ impl Generator<'_> {
                     .and_then(|t| t.kind.clone())
                     .unwrap_or_else(|| "IMMUNO^IMMUNOASSAY PANEL".into())
             ),
-            String::new(),
-            String::new(),
-            now.clone(),
         ];
-        obr.resize(27, String::new());
         if openelis {
+            // The reference writes the time in OBR-8 (observation end), not OBR-7.
+            obr.resize(28, String::new());
+            obr[8].clone_from(&now);
             obr[20] = s("F");
         } else {
+            obr.resize(27, String::new());
+            obr[7].clone_from(&now);
             obr[22].clone_from(&now);
             obr[25] = s("F");
         }
@@ -319,7 +324,7 @@ impl Generator<'_> {
                     s("X"),
                 ],
             };
-            segments.push(pad(obx, 16));
+            segments.push(pad(obx, obx_count));
         }
         Ok(Hl7Message { segments })
     }
