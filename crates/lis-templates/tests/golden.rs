@@ -347,3 +347,28 @@ fn openelis_hl7_order_results_use_the_reference_oru_field_positions() {
         oru.segments
     );
 }
+/// The reference's MLLP listener answers an order with `generate_oru_r01`, the builder of the
+/// patient ORU: ordering every test of an HL7 template must give the patient message, segment for
+/// segment (OBR-8 time, PID 20 / ORC 22 / OBR 27 / OBX 16 fields).
+#[test]
+fn openelis_hl7_order_results_are_the_reference_patient_oru() {
+    let set = lis_templates::TemplateSet::embedded().unwrap();
+    let mut checked = 0;
+    for template in set.iter().filter(|t| t.protocol.kind == ProtocolKind::Hl7) {
+        let minter = AccessionMinter::with("DEV01", 26).unwrap();
+        let options = GenerateOptions {
+            seed: Some(1),
+            now: Some(at("20261121085938")),
+            layout: Layout::OpenElis,
+            ..GenerateOptions::default()
+        };
+        let mut g = Generator::new(template, &minter, &options).unwrap();
+        let patient = g.hl7().unwrap();
+        let accession = patient.segments[3].split('|').nth(3).unwrap().to_owned();
+        let codes: Vec<String> = template.fields.iter().map(|f| f.code.clone()).collect();
+        let order = g.hl7_order_results(&accession, &accession, &codes).unwrap();
+        assert_eq!(order.segments, patient.segments, "{}", template.name);
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked}");
+}

@@ -3,7 +3,8 @@
 
 use lis_templates::files::{self, FileOptions};
 use lis_templates::{
-    AccessionMinter, GenerateError, GenerateOptions, Output, TemplateSet, generate,
+    AccessionMinter, GenerateError, GenerateOptions, Generator, Layout, Output, TemplateSet,
+    generate,
 };
 
 fn options(patient_id: Option<&str>, tests: Option<&[&str]>) -> GenerateOptions {
@@ -198,4 +199,30 @@ fn hl7_qc_is_limited_to_the_tests_asked_for_and_checks_its_controls() {
         matches!(err, GenerateError::NoQc { .. }) && err.to_string().contains("GLUC"),
         "{err}"
     );
+}
+
+/// The patient and panel of HL7 order results are escaped as in the patient ORU: a `|` in a
+/// name must not shift PID-7 and PID-8, a `&` must not split a component.
+#[test]
+fn hl7_order_results_escape_the_patient_and_panel() {
+    let set = TemplateSet::embedded().unwrap();
+    let mut template = set.get("mindray_bs360e").unwrap().clone();
+    let patient = template.test_patient.as_mut().unwrap();
+    patient.name = Some("O|Brien&Co^Ann".into());
+    patient.dob = Some("19800101".into());
+    template.test_sample.as_mut().unwrap().kind = Some("CH|EM^A&B".into());
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    for layout in [Layout::Standard, Layout::OpenElis] {
+        let options = GenerateOptions {
+            layout,
+            ..options(None, None)
+        };
+        let mut g = Generator::new(&template, &minter, &options).unwrap();
+        let oru = g.hl7_order_results("P1", "F1", &["ALT".into()]).unwrap();
+        let pid: Vec<&str> = oru.segments[1].split('|').collect();
+        assert_eq!(pid[5], r"O\F\Brien\T\Co^Ann", "{layout:?}");
+        assert_eq!(pid[7], "19800101", "{layout:?}");
+        let obr4 = oru.segments[3].split('|').nth(4).unwrap();
+        assert!(obr4.starts_with(r"^^^CH\F\EM^A"), "{layout:?}: {obr4}");
+    }
 }

@@ -87,7 +87,53 @@ impl Generator<'_> {
         (app, facility, version)
     }
 
-    fn hl7_escaper(&self) -> fn(&str) -> String {
+    /// OBR-4's panel code and label from `testSample.type` (`CODE^Label`, default
+    /// `IMMUNO^IMMUNOASSAY PANEL`), unescaped.
+    pub(super) fn hl7_panel(&self) -> (String, String) {
+        let panel = self
+            .template
+            .test_sample
+            .as_ref()
+            .and_then(|s| s.kind.clone())
+            .unwrap_or_else(|| "IMMUNO^IMMUNOASSAY PANEL".into());
+        let (code, label) = panel.split_once('^').unwrap_or((panel.as_str(), ""));
+        (code.to_owned(), label.to_owned())
+    }
+
+    /// The PID segment of a patient ORU: PID-3 `{id}^^^HOSPITAL` (`patient_id`, else
+    /// `testPatient.id`, else `PAT001`), PID-5 name, PID-7 birth date, PID-8 sex, each escaped
+    /// (a `|` or `&` in a name must not shift or split fields).
+    pub(super) fn hl7_pid(&self, patient_id: Option<&str>) -> String {
+        let esc = self.hl7_escaper();
+        let patient = self.template.test_patient.as_ref();
+        let pick = |value: Option<&String>, default: &str| {
+            value.map_or_else(|| default.to_owned(), Clone::clone)
+        };
+        let id = patient_id.map_or_else(
+            || pick(patient.and_then(|p| p.id.as_ref()), "PAT001"),
+            str::to_owned,
+        );
+        let name = pick(patient.and_then(|p| p.name.as_ref()), "RAKOTO^JAO");
+        let dob = pick(patient.and_then(|p| p.dob.as_ref()), "19850412");
+        let sex = pick(patient.and_then(|p| p.sex.as_ref()), "F");
+        let name_parts: Vec<&str> = name.split('^').collect();
+        segment(
+            &f(&[
+                "PID",
+                "1",
+                "",
+                &format!("{}^^^HOSPITAL", esc(&id)),
+                "",
+                &comps(&name_parts),
+                "",
+                &esc(&dob),
+                &esc(&sex),
+            ]),
+            21,
+        )
+    }
+
+    pub(super) fn hl7_escaper(&self) -> fn(&str) -> String {
         if self.layout == Layout::OpenElis {
             esc_openelis
         } else {
@@ -115,30 +161,12 @@ impl Generator<'_> {
         let (app, facility, version) = self.hl7_ids();
         let esc = self.hl7_escaper();
         let control = self.control_id("SIM");
-        let patient = template.test_patient.clone();
         let pid = self
             .patient_id
             .clone()
-            .or_else(|| patient.as_ref().and_then(|p| p.id.clone()))
-            .unwrap_or_else(|| "PAT001".into());
-        let name = patient
-            .as_ref()
-            .and_then(|p| p.name.clone())
-            .unwrap_or_else(|| "RAKOTO^JAO".into());
-        let dob = patient
-            .as_ref()
-            .and_then(|p| p.dob.clone())
-            .unwrap_or_else(|| "19850412".into());
-        let sex = patient
-            .as_ref()
-            .and_then(|p| p.sex.clone())
-            .unwrap_or_else(|| "F".into());
-        let panel = template
-            .test_sample
-            .as_ref()
-            .and_then(|s| s.kind.clone())
-            .unwrap_or_else(|| "IMMUNO^IMMUNOASSAY PANEL".into());
-        let (panel_code, panel_label) = panel.split_once('^').unwrap_or((panel.as_str(), ""));
+            .or_else(|| template.test_patient.as_ref().and_then(|p| p.id.clone()));
+        let (panel_code, panel_label) = self.hl7_panel();
+        let (panel_code, panel_label) = (panel_code.as_str(), panel_label.as_str());
         let openelis = self.layout == Layout::OpenElis;
         let mut segments = Vec::new();
         let msh = |control: &str| {
@@ -161,21 +189,7 @@ impl Generator<'_> {
             )
         };
         segments.push(msh(&control));
-        let name_parts: Vec<&str> = name.split('^').collect();
-        segments.push(segment(
-            &f(&[
-                "PID",
-                "1",
-                "",
-                &format!("{}^^^HOSPITAL", esc(&pid)),
-                "",
-                &comps(&name_parts),
-                "",
-                &esc(&dob),
-                &esc(&sex),
-            ]),
-            21,
-        ));
+        segments.push(self.hl7_pid(pid.as_deref()));
         let acc = esc(&accession);
         segments.push(segment(&f(&["ORC", "RE", &acc, &acc]), 23));
         let panel_field = format!("^^^{}^{}", esc(panel_code), esc(panel_label));

@@ -2,7 +2,6 @@
 //! (the reference mock's "order in, result out", `send_order_response` and the MLLP listener).
 
 use astm_records::{Delimiters, FieldBuf, RecordBuf};
-use mllp_hl7::escape;
 
 use super::values::Path;
 use super::{AstmMessage, Generator, Hl7Message, Layout, ts};
@@ -45,10 +44,6 @@ fn raw(fields: &[&str]) -> Result<String, GenerateError> {
         record.set(i + 1, FieldBuf::raw(f.as_bytes()));
     }
     encode(&record)
-}
-
-fn hl7_esc(value: &str) -> String {
-    String::from_utf8_lossy(&escape(value.as_bytes(), &mllp_hl7::Delimiters::STANDARD)).into_owned()
 }
 
 impl Generator<'_> {
@@ -208,18 +203,17 @@ impl Generator<'_> {
             )
         };
         // Field counts (segment ID included) of the reference's generate_oru_r01, which its MLLP
-        // listener uses for order results: PID 21, ORC 23, OBR 28, OBX 17. The standard layout
-        // keeps its own (trailing empty fields carry nothing).
-        let (pid_count, orc_count, obx_count) = if openelis { (21, 23, 17) } else { (20, 22, 16) };
+        // listener uses for order results: PID 21 (shared with `hl7()`), ORC 23, OBR 28, OBX 17.
+        // The standard layout keeps its own (trailing empty fields carry nothing).
+        let (orc_count, obx_count) = if openelis { (23, 17) } else { (22, 16) };
         let pad = |mut fields: Vec<String>, count: usize| {
             fields.resize(count.max(fields.len()), String::new());
             fields.join("|")
         };
         let s = |v: &str| v.to_owned();
-        let patient = template.test_patient.as_ref();
-        let pick = |get: fn(&crate::model::TestPatient) -> Option<String>, default: &str| {
-            patient.and_then(get).unwrap_or_else(|| default.to_owned())
-        };
+        // User data is escaped as in the patient ORU (`hl7()`), per layout.
+        let hl7_esc = self.hl7_escaper();
+        let (panel_code, panel_label) = self.hl7_panel();
         let mut segments = vec![
             pad(
                 vec![
@@ -238,20 +232,7 @@ impl Generator<'_> {
                 ],
                 19,
             ),
-            pad(
-                vec![
-                    s("PID"),
-                    s("1"),
-                    String::new(),
-                    format!("{}^^^HOSPITAL", hl7_esc(&pick(|p| p.id.clone(), "PAT001"))),
-                    String::new(),
-                    pick(|p| p.name.clone(), "RAKOTO^JAO"),
-                    String::new(),
-                    pick(|p| p.dob.clone(), "19850412"),
-                    pick(|p| p.sex.clone(), "F"),
-                ],
-                pid_count,
-            ),
+            self.hl7_pid(None),
             pad(
                 vec![s("ORC"), s("RE"), hl7_esc(placer), hl7_esc(filler)],
                 orc_count,
@@ -262,14 +243,7 @@ impl Generator<'_> {
             s("1"),
             hl7_esc(placer),
             hl7_esc(filler),
-            format!(
-                "^^^{}",
-                template
-                    .test_sample
-                    .as_ref()
-                    .and_then(|t| t.kind.clone())
-                    .unwrap_or_else(|| "IMMUNO^IMMUNOASSAY PANEL".into())
-            ),
+            format!("^^^{}^{}", hl7_esc(&panel_code), hl7_esc(&panel_label)),
         ];
         if openelis {
             // The reference writes the time in OBR-8 (observation end), not OBR-7.
