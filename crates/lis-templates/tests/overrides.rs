@@ -226,3 +226,40 @@ fn hl7_order_results_escape_the_patient_and_panel() {
         assert!(obr4.starts_with(r"^^^CH\F\EM^A"), "{layout:?}: {obr4}");
     }
 }
+
+/// Standard-layout HL7 order results report the range, the flag it gives and the time, as the
+/// patient ORU does (a hard-coded `N` hid an out-of-range value).
+#[test]
+fn standard_hl7_order_results_flag_values_from_the_range() {
+    let set = TemplateSet::embedded().unwrap();
+    let mut template = set.get("mindray_bs360e").unwrap().clone();
+    let field = template
+        .fields
+        .iter_mut()
+        .find(|f| f.code == "ALT")
+        .unwrap();
+    field.normal_range = Some("7-56".into());
+    field.seed_value = Some(serde_json::Number::from(99));
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let options = GenerateOptions {
+        now: chrono::NaiveDate::from_ymd_opt(2026, 1, 2).and_then(|d| d.and_hms_opt(8, 0, 0)),
+        ..options(None, None)
+    };
+    let mut g = Generator::new(&template, &minter, &options).unwrap();
+    let Output::Hl7(patient) = g.generate(false).unwrap() else {
+        panic!()
+    };
+    let alt = patient
+        .segments
+        .iter()
+        .find(|s| s.starts_with("OBX|") && obx_code(s) == "ALT")
+        .unwrap();
+    assert_eq!(alt.split('|').nth(8), Some("H"), "{alt}");
+    let oru = g.hl7_order_results("P1", "F1", &["ALT".into()]).unwrap();
+    let obx: Vec<&str> = oru.segments[4].split('|').collect();
+    assert_eq!(
+        (obx[7], obx[8], obx[14]),
+        ("7-56", "H", "20260102080000"),
+        "{obx:?}"
+    );
+}

@@ -172,6 +172,10 @@ impl Generator<'_> {
     /// in the order asked; an unknown code gets `OBX|n|ST|^^^CODE^CODE||TEST NOT PERFORMED`
     /// with result status `X` (OBX-11), as the reference's MLLP listener does.
     ///
+    /// [`Layout::OpenElis`] reproduces the reference's bytes (OBX-8 always `N`);
+    /// [`Layout::Standard`] writes the reference range in OBX-7, the flag it gives in OBX-8 and
+    /// the observation time in OBX-14.
+    ///
     /// ```
     /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, TemplateSet};
     /// let templates = TemplateSet::embedded()?;
@@ -268,7 +272,19 @@ impl Generator<'_> {
                     } else {
                         "ST"
                     };
-                    vec![
+                    // The reference always writes OBX-8 `N` and no range; the standard layout
+                    // reports the range (OBX-7), the flag it gives (OBX-8) and the observation
+                    // time (OBX-14), as the patient ORU does.
+                    let (range, flag) = if openelis {
+                        (String::new(), "N")
+                    } else {
+                        let flag = match (field.range(), value.number) {
+                            (Some(r), Some(v)) => r.flag(v),
+                            _ => "",
+                        };
+                        (hl7_esc(field.normal_range.as_deref().unwrap_or("")), flag)
+                    };
+                    let mut obx = vec![
                         s("OBX"),
                         n,
                         s(kind),
@@ -276,12 +292,16 @@ impl Generator<'_> {
                         String::new(),
                         hl7_esc(&value.text),
                         hl7_esc(field.unit_str()),
-                        String::new(),
-                        s("N"),
+                        range,
+                        s(flag),
                         String::new(),
                         String::new(),
                         s("F"),
-                    ]
+                    ];
+                    if !openelis {
+                        obx.extend([String::new(), String::new(), now.clone()]);
+                    }
+                    obx
                 }
                 None => vec![
                     s("OBX"),
