@@ -372,3 +372,56 @@ fn openelis_hl7_order_results_are_the_reference_patient_oru() {
     }
     assert!(checked >= 7, "{checked}");
 }
+
+/// A GeneXpert-like template: `enable_qc` with a `qcSample`, and a result seeded `ERROR` with a
+/// complementary result.
+const GX_QC: &str = r#"{
+  "analyzer": {"name": "GX", "model": "GX", "manufacturer": "C", "category": "MOLECULAR"},
+  "protocol": {"type": "ASTM", "version": "E-1394-97"},
+  "astm_config": {"receiver_id": "LIS", "version_number": "1394-97", "enable_qc": true},
+  "qcSample": {"id": "DEV01261000000000999", "fields": [{"code": "MTB", "seedQualitative": "DETECTED"}]},
+  "fields": [
+    {"code": "MTB", "name": "MTB", "type": "QUALITATIVE", "version": "1.0",
+     "possibleValues": ["DETECTED", "NOT DETECTED", "ERROR"], "seedQualitative": "ERROR",
+     "complementaryResults": [{"name": "Ct", "seedValue": 30.1}]}
+  ]
+}"#;
+
+fn gx_qc() -> lis_templates::Template {
+    lis_templates::load_str(
+        GX_QC,
+        std::path::Path::new("gx.json"),
+        &lis_templates::Profiles::None,
+    )
+    .unwrap()
+}
+
+/// The reference builds the `enable_qc` control message with `use_seed=True` always: without a
+/// seed the patient values are random, the control's are still the configured `qcSample` ones.
+#[test]
+fn the_qc_sample_message_reports_the_configured_values_without_a_seed() {
+    let template = gx_qc();
+    for layout in [Layout::OpenElis, Layout::Standard] {
+        for _ in 0..20 {
+            let minter = AccessionMinter::with("DEV01", 26).unwrap();
+            let options = GenerateOptions {
+                now: Some(at("20260102080000")),
+                layout,
+                ..GenerateOptions::default()
+            };
+            let Output::Astm(m) = generate(&template, &minter, &options, false).unwrap() else {
+                panic!()
+            };
+            let r = m[1].records.iter().find(|r| r.starts_with("R|1|")).unwrap();
+            assert!(
+                r.split('|').nth(3).unwrap().starts_with("DETECTED"),
+                "{layout:?}: {r}"
+            );
+            let ct = m[1].records.iter().find(|r| r.starts_with("R|2|")).unwrap();
+            assert!(
+                ct.split('|').nth(3).unwrap().contains("30.1"),
+                "{layout:?}: {ct}"
+            );
+        }
+    }
+}

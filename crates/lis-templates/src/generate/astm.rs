@@ -149,7 +149,8 @@ impl Generator<'_> {
     }
 
     /// The patient message (and, with `astm_config.enable_qc` and a `qcSample`, the QC message
-    /// after it).
+    /// after it, whose values are always the template's: `qcSample.fields` over the fields'
+    /// seeds, as in [`ValueMode::Template`](super::ValueMode::Template)).
     pub fn astm(&mut self) -> Result<Vec<AstmMessage>, GenerateError> {
         let lane = self.lane()?;
         let accession = self.accession(lane)?;
@@ -167,7 +168,12 @@ impl Generator<'_> {
                 }
                 None => self.minter.mint(lane)?,
             };
-            messages.push(self.astm_patient_message(&id, Some(&sample))?);
+            // The reference builds the control message with use_seed=True whatever the patient
+            // message used: the configured qcSample values are what the control must report.
+            let values = std::mem::replace(&mut self.values, super::ValueMode::Template);
+            let message = self.astm_patient_message(&id, Some(&sample));
+            self.values = values;
+            messages.push(message?);
         }
         Ok(messages)
     }
