@@ -425,3 +425,35 @@ fn the_qc_sample_message_reports_the_configured_values_without_a_seed() {
         }
     }
 }
+
+/// A comment record annotates the record before it: the C record of an `ERROR` result follows
+/// its R record, before the complementary results (the reference's order: R, C, then the
+/// complementary R).
+#[test]
+fn the_error_comment_follows_its_own_result() {
+    let template = gx_qc();
+    for layout in [Layout::OpenElis, Layout::Standard] {
+        let minter = AccessionMinter::with("DEV01", 26).unwrap();
+        let options = GenerateOptions {
+            seed: Some(1),
+            now: Some(at("20260102080000")),
+            layout,
+            ..GenerateOptions::default()
+        };
+        let Output::Astm(m) = generate(&template, &minter, &options, false).unwrap() else {
+            panic!()
+        };
+        let kinds: Vec<&str> = m[0].records.iter().map(|r| &r[..1]).collect();
+        assert_eq!(
+            kinds,
+            ["H", "P", "O", "R", "C", "R", "L"],
+            "{layout:?}: {:#?}",
+            m[0].records
+        );
+        assert!(
+            m[0].records[5].contains("Ct"),
+            "{layout:?}: {:#?}",
+            m[0].records
+        );
+    }
+}

@@ -318,6 +318,17 @@ impl Generator<'_> {
                                 "R", &s, &id, &v, "", "", "", "", "F", "", &operator, &now, &end,
                             ])?);
                         }
+                        // The comment belongs to this result: it follows its R record, before
+                        // the complementary results (the reference's order).
+                        if value.text == "ERROR" {
+                            records.push(raw_record(&[
+                                "C",
+                                "1",
+                                "I",
+                                &format!("Error^^Error^^{end}"),
+                                "N",
+                            ])?);
+                        }
                         for comp in &field.complementary_results {
                             seq += 1;
                             let cs = seq.to_string();
@@ -343,15 +354,6 @@ impl Generator<'_> {
                                 &operator,
                                 &now,
                                 &end,
-                            ])?);
-                        }
-                        if value.text == "ERROR" {
-                            records.push(raw_record(&[
-                                "C",
-                                "1",
-                                "I",
-                                &format!("Error^^Error^^{end}"),
-                                "N",
                             ])?);
                         }
                     }
@@ -443,6 +445,13 @@ impl Generator<'_> {
             records.push(encode(
                 &self.standard_result(seq, field, &value, None, &operator, &now, &end),
             )?);
+            // A C record comments on the record before it, so it must precede the
+            // complementary results.
+            if value.text == "ERROR" {
+                let mut c = RecordBuf::new(b'C');
+                c.set_sequence(1).set(3, "I").set(4, "Error").set(5, "G");
+                records.push(encode(&c)?);
+            }
             for comp in &field.complementary_results {
                 seq += 1;
                 let cv = match &comp.seed_value {
@@ -469,11 +478,6 @@ impl Generator<'_> {
                     .set(6, "")
                     .set(7, "");
                 records.push(encode(&r)?);
-            }
-            if value.text == "ERROR" {
-                let mut c = RecordBuf::new(b'C');
-                c.set_sequence(1).set(3, "I").set(4, "Error").set(5, "G");
-                records.push(encode(&c)?);
             }
         }
         let mut l = RecordBuf::new(b'L');
