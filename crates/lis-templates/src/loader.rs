@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::TemplateError;
-use crate::model::Template;
+use crate::model::{NormalRange, Template};
 use crate::schema;
 
 /// Where `"profile"` references (e.g. `hl7/mindray-bc5380`) are resolved.
@@ -212,12 +212,69 @@ pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template
             ));
         }
     }
+    if let Some((path, reason)) = check_fields(&template) {
+        return Err(schema_error(path, reason));
+    }
     template.name = file
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("template")
         .to_owned();
     Ok(template)
+}
+
+/// What the schema cannot say about `fields` and `qc_controls`, as `(JSON path, reason)`: codes
+/// are unique (a second field of the same code would never be reported), every `normalRange`
+/// parses to a range values can be drawn from (a reversed, decimal-comma or garbage range was
+/// silently ignored, and an overflowing one made generation panic), and every
+/// `qc_controls[].field_code` names a field (a typo dropped the control from the output).
+fn check_fields(template: &Template) -> Option<(String, String)> {
+    let fields = &template.fields;
+    for (i, field) in fields.iter().enumerate() {
+        if let Some(j) = fields[..i].iter().position(|f| f.code == field.code) {
+            return Some((
+                format!("$.fields[{i}].code"),
+                format!("duplicate field code {:?} (also $.fields[{j}])", field.code),
+            ));
+        }
+        // An empty range means none, as in the reference.
+        let Some(text) = field
+            .normal_range
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+        else {
+            continue;
+        };
+        let problem = match NormalRange::parse_checked(text) {
+            Err(reason) => Some(reason),
+            Ok(range) if range.draw_interval().is_none() => {
+                Some("overflows: no value can be drawn from it".to_owned())
+            }
+            Ok(_) => None,
+        };
+        if let Some(reason) = problem {
+            return Some((
+                format!("$.fields[{i}].normalRange"),
+                format!("field {:?}: normalRange {text:?} {reason}", field.code),
+            ));
+        }
+    }
+    template
+        .qc_controls
+        .iter()
+        .enumerate()
+        .find(|(_, c)| template.field(&c.field_code).is_none())
+        .map(|(i, c)| {
+            let codes: Vec<&str> = fields.iter().map(|f| f.code.as_str()).collect();
+            (
+                format!("$.qc_controls[{i}].field_code"),
+                format!(
+                    "{:?} names no field; the fields are {}",
+                    c.field_code,
+                    codes.join(", ")
+                ),
+            )
+        })
 }
 
 /// Loads one template file.

@@ -190,32 +190,52 @@ pub enum NormalRange {
 impl NormalRange {
     /// Parses `4.0-10.0`, `<5`, `>1.5`; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
+        Self::parse_checked(text).ok()
+    }
+
+    /// Like [`parse`](Self::parse), but says why a text is refused (lowercase, for errors that
+    /// also name the file and the field). A range from which no value can be drawn
+    /// ([`draw_interval`](Self::draw_interval) is `None`) parses: it is a valid range to report.
+    pub fn parse_checked(text: &str) -> Result<Self, String> {
+        if text.contains(',') {
+            return Err("uses a decimal comma; write the numbers with a point (4.0-10.0)".into());
+        }
         let t = text.trim();
-        if let Some(x) = t.strip_prefix('<') {
-            return x
+        let number = |s: &str| -> Result<f64, String> {
+            let v: f64 = s
                 .trim()
                 .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite())
-                .map(Self::Below);
+                .map_err(|_| "is not lo-hi, <x or >x with decimal numbers".to_owned())?;
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "has a bound {:?} that is not a finite number",
+                    s.trim()
+                ))
+            }
+        };
+        if let Some(x) = t.strip_prefix('<') {
+            return number(x).map(Self::Below);
         }
         if let Some(x) = t.strip_prefix('>') {
-            return x
-                .trim()
-                .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite())
-                .map(Self::Above);
+            return number(x).map(Self::Above);
         }
         // Split at a '-' that is not a leading sign.
         let split = t
             .char_indices()
             .skip(1)
             .find(|(_, c)| *c == '-')
-            .map(|(i, _)| i)?;
-        let lo: f64 = t[..split].trim().parse().ok()?;
-        let hi: f64 = t[split + 1..].trim().parse().ok()?;
-        (lo.is_finite() && hi.is_finite() && lo <= hi).then_some(Self::Between(lo, hi))
+            .map(|(i, _)| i)
+            .ok_or_else(|| "is not lo-hi, <x or >x with decimal numbers".to_owned())?;
+        let lo = number(&t[..split])?;
+        let hi = number(&t[split + 1..])?;
+        if lo > hi {
+            return Err(format!(
+                "is reversed: the low bound {lo} is above the high bound {hi}"
+            ));
+        }
+        Ok(Self::Between(lo, hi))
     }
 
     /// The interval random values are drawn from (the reference's rule: `<x` → 0..0.9x,

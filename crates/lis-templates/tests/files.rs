@@ -522,11 +522,25 @@ fn a_zero_target_is_shifted_too() {
 
 #[test]
 fn a_control_naming_no_field_is_an_error_not_a_missing_row() {
-    let template = edited_template(
-        "quantstudio5",
-        "\"field_code\": \"VIH-1\"",
-        "\"field_code\": \"VIH1\"",
-    );
+    // The loader refuses such a template ...
+    let (_, source) = TemplateSet::embedded_sources()
+        .find(|(file, _)| file.trim_end_matches(".json") == "quantstudio5")
+        .unwrap();
+    let text = source.replacen("\"field_code\": \"VIH-1\"", "\"field_code\": \"VIH1\"", 1);
+    let e = load_str(&text, Path::new("quantstudio5.json"), &Profiles::None).unwrap_err();
+    assert!(e.to_string().contains("\"VIH1\" names no field"), "{e}");
+    // ... and generation checks again, as a loaded template can be changed.
+    let mut template = TemplateSet::embedded()
+        .unwrap()
+        .get("quantstudio5")
+        .unwrap()
+        .clone();
+    let control = template
+        .qc_controls
+        .iter_mut()
+        .find(|c| c.field_code == "VIH-1")
+        .unwrap();
+    control.field_code = "VIH1".into();
     let mut o = options(1, 5);
     o.qc = true;
     let e = files::render(&template, &minter(), &o).unwrap_err();

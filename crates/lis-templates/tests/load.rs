@@ -330,3 +330,61 @@ fn arbitrary_json_never_panics() {
         }
     }
 }
+
+/// Fields the schema accepts but generation cannot use are refused at load, the error naming the
+/// file, the field code and the bad value.
+#[test]
+fn invalid_fields_are_refused_naming_file_code_and_value() {
+    let with_range = |range: &str| {
+        MINIMAL.replace(
+            r#""type":"NUMERIC"}"#,
+            &format!(r#""type":"NUMERIC","normalRange":"{range}"}}"#),
+        )
+    };
+    assert!(
+        load_str(
+            &with_range("4.0-10.0"),
+            Path::new("ok.json"),
+            &Profiles::None
+        )
+        .is_ok()
+    );
+    assert!(load_str(&with_range(""), Path::new("ok.json"), &Profiles::None).is_ok());
+    for (range, why) in [
+        ("10.0-4.0", "reversed"),
+        ("4,0-10,0", "decimal comma"),
+        ("abc", "is not lo-hi"),
+        ("<inf", "not a finite number"),
+        ("NaN-5", "not a finite number"),
+        (">1e308", "overflows"),
+        ("-1e308-1e308", "overflows"),
+    ] {
+        let (file, path, reason) = schema_error(&with_range(range));
+        assert_eq!(file, "bad/x.json");
+        assert_eq!(path, "$.fields[0].normalRange", "{range}");
+        assert!(
+            reason.contains("\"GLU\"") && reason.contains(range) && reason.contains(why),
+            "{range}: {reason}"
+        );
+    }
+    let twice = MINIMAL.replace(r#"}]}"#, r#"},{"code":"GLU","name":"Glucose again","type":"NUMERIC"}]}"#);
+    let (_, path, reason) = schema_error(&twice);
+    assert_eq!(path, "$.fields[1].code");
+    assert!(
+        reason.contains("duplicate") && reason.contains("\"GLU\""),
+        "{reason}"
+    );
+    let control = MINIMAL.replace(
+        r#"}]}"#,
+        r#"}],"qc_controls":[{"field_code":"GLUC","target":5.0,"sd":0.5}]}"#,
+    );
+    let (_, path, reason) = schema_error(&control);
+    assert_eq!(path, "$.qc_controls[0].field_code");
+    assert!(
+        reason.contains("\"GLUC\"") && reason.contains("GLU"),
+        "{reason}"
+    );
+    // A qualitative field without possibleValues stays allowed (generation has defaults).
+    let qualitative = MINIMAL.replace(r#""type":"NUMERIC""#, r#""type":"QUALITATIVE""#);
+    assert!(load_str(&qualitative, Path::new("ok.json"), &Profiles::None).is_ok());
+}
