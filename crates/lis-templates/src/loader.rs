@@ -62,7 +62,8 @@ const QUALITATIVE_TYPES: [&str; 6] = ["qualitative", "ordinal", "nominal", "ord"
 
 /// Derives `fields` from a profile's `default_test_mappings`, as the mock's `profile_adapter` does:
 /// qualitative types get `possibleValues` and a negative-leaning `seedQualitative`, numerics get
-/// `seedValue` from `seedValues` or 0; then `fieldOverrides` are merged over each field.
+/// `seedValue` from `seedValues` or 0; then `fieldOverrides` are merged over each field. A
+/// `seedValues` or `fieldOverrides` key that is not one of the profile's test codes is an error.
 fn derive_fields(profile: &Value, template: &Map<String, Value>) -> Result<Vec<Value>, String> {
     let mappings = profile
         .get("default_test_mappings")
@@ -142,6 +143,23 @@ fn derive_fields(profile: &Value, template: &Map<String, Value>) -> Result<Vec<V
             }
         }
         fields.push(Value::Object(field));
+    }
+    // A key naming no test of the profile is a typo that would otherwise be ignored silently.
+    for (key, map) in [("seedValues", seeds), ("fieldOverrides", overrides)] {
+        if let Some(code) = map.keys().find(|code| {
+            !fields
+                .iter()
+                .any(|f| f.get("code").and_then(Value::as_str) == Some(code.as_str()))
+        }) {
+            let known: Vec<&str> = fields
+                .iter()
+                .filter_map(|f| f.get("code").and_then(Value::as_str))
+                .collect();
+            return Err(format!(
+                "{key} names test {code:?}, which the profile does not have; its tests are {}",
+                known.join(", ")
+            ));
+        }
     }
     Ok(fields)
 }

@@ -367,7 +367,10 @@ fn invalid_fields_are_refused_naming_file_code_and_value() {
             "{range}: {reason}"
         );
     }
-    let twice = MINIMAL.replace(r#"}]}"#, r#"},{"code":"GLU","name":"Glucose again","type":"NUMERIC"}]}"#);
+    let twice = MINIMAL.replace(
+        r#"}]}"#,
+        r#"},{"code":"GLU","name":"Glucose again","type":"NUMERIC"}]}"#,
+    );
     let (_, path, reason) = schema_error(&twice);
     assert_eq!(path, "$.fields[1].code");
     assert!(
@@ -387,4 +390,42 @@ fn invalid_fields_are_refused_naming_file_code_and_value() {
     // A qualitative field without possibleValues stays allowed (generation has defaults).
     let qualitative = MINIMAL.replace(r#""type":"NUMERIC""#, r#""type":"QUALITATIVE""#);
     assert!(load_str(&qualitative, Path::new("ok.json"), &Profiles::None).is_ok());
+}
+
+/// A `seedValues` or `fieldOverrides` key the profile does not have is a typo: refused at load
+/// (it used to be dropped silently), the error naming the file, the key and the known codes.
+#[test]
+fn overrides_for_codes_the_profile_lacks_are_refused() {
+    let mut map = std::collections::BTreeMap::new();
+    map.insert(
+        "hl7/p".to_owned(),
+        serde_json::json!({"default_test_mappings": [{"test_code": "GLU", "unit": "mg/dL"}]}),
+    );
+    let profiles = Profiles::Map(map);
+    let base = r#"{"analyzer": {"name": "X", "model": "X", "manufacturer": "X"},
+      "protocol": {"type": "HL7"}, "profile": "hl7/p", KEYS}"#;
+    let ok = base.replace(
+        "KEYS",
+        r#""seedValues": {"GLU": 99}, "fieldOverrides": {"GLU": {"normalRange": "70-110"}}"#,
+    );
+    let t = load_str(&ok, Path::new("t.json"), &profiles).unwrap();
+    assert_eq!(t.fields[0].normal_range.as_deref(), Some("70-110"));
+    for (keys, what) in [
+        (r#""seedValues": {"GLUC": 99}"#, "seedValues"),
+        (
+            r#""fieldOverrides": {"GLUC": {"normalRange": "70-110"}}"#,
+            "fieldOverrides",
+        ),
+    ] {
+        let e = load_str(&base.replace("KEYS", keys), Path::new("t.json"), &profiles).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, TemplateError::Profile { .. }), "{text}");
+        assert!(
+            text.starts_with("t.json: ")
+                && text.contains(what)
+                && text.contains("\"GLUC\"")
+                && text.contains("GLU"),
+            "{text}"
+        );
+    }
 }
