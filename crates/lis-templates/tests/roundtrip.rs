@@ -359,3 +359,24 @@ fn an_overflowing_normal_range_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// `hl7()` works for any template, but MSH-12 must be an HL7 version ID: an ASTM or file
+/// template's `protocol.version` (`LIS2-A2`, `CSV-1.0`) gives the default 2.5.1.
+#[test]
+fn msh12_is_an_hl7_version_whatever_the_template_protocol() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    for template in set.iter() {
+        let mut g =
+            lis_templates::Generator::new(template, &minter, &options(Layout::Standard, Some(3)))
+                .unwrap();
+        let hl7 = g.hl7().unwrap();
+        let version = hl7.segments[0].split('|').nth(11).unwrap().to_owned();
+        match template.protocol.kind {
+            lis_templates::ProtocolKind::Hl7 => {
+                assert_eq!(Some(&version), template.protocol.version.as_ref());
+            }
+            _ => assert_eq!(version, "2.5.1", "{}", template.name),
+        }
+    }
+}

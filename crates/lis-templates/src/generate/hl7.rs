@@ -60,13 +60,22 @@ fn segment(fields: &[String], count: usize) -> String {
     all.join("|")
 }
 
+/// Whether `version` is an HL7 v2 version ID (`2.3.1`, `2.5`): `2.` then dot-separated numbers.
+fn is_hl7_version(version: &str) -> bool {
+    version.strip_prefix("2.").is_some_and(|rest| {
+        rest.split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// Fields from literals.
 fn f(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| (*p).to_owned()).collect()
 }
 
 impl Generator<'_> {
-    /// MSH-3 (sending application), MSH-4 (facility) and MSH-12 (version) of generated messages.
+    /// MSH-3 (sending application), MSH-4 (facility) and MSH-12 (version: `protocol.version` when
+    /// it is an HL7 version ID, else `2.5.1`) of generated messages.
     pub(super) fn hl7_ids(&self) -> (String, String, String) {
         let id = &self.template.identification;
         let app = id
@@ -78,11 +87,14 @@ impl Generator<'_> {
             .hl7_sending_facility
             .clone()
             .unwrap_or_else(|| "LAB".into());
+        // hl7() works for any template, but an ASTM or file template's version (`LIS2-A2`,
+        // `CSV-1.0`) is no HL7 version ID: MSH-12 then gets the default.
         let version = self
             .template
             .protocol
             .version
             .clone()
+            .filter(|v| is_hl7_version(v))
             .unwrap_or_else(|| "2.5.1".into());
         (app, facility, version)
     }
