@@ -263,3 +263,44 @@ fn standard_hl7_order_results_flag_values_from_the_range() {
         "{obx:?}"
     );
 }
+
+/// LIS2-A2: sequence numbers restart at 1 under each new parent; in the standard layout the
+/// second specimen's order is O|1 and its results start again at R|1 (the OpenELIS layout keeps
+/// the reference's running numbers).
+#[test]
+fn standard_astm_order_results_number_records_per_parent() {
+    use lis_templates::OrderedSample;
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let orders = [
+        OrderedSample {
+            sample_id: "DEV01260000000000001".into(),
+            codes: vec!["PT".into(), "INR".into()],
+        },
+        OrderedSample {
+            sample_id: "DEV01260000000000002".into(),
+            codes: vec!["PT".into(), "XYZ".into()],
+        },
+    ];
+    let numbers = |layout: Layout| -> Vec<String> {
+        let options = GenerateOptions {
+            layout,
+            ..options(None, None)
+        };
+        let mut g = Generator::new(set.get("stago_start4").unwrap(), &minter, &options).unwrap();
+        let m = g.astm_order_results(&orders).unwrap();
+        m.records
+            .iter()
+            .filter(|r| !r.starts_with('H') && !r.starts_with('L'))
+            .map(|r| r.split('|').take(2).collect::<Vec<_>>().join("|"))
+            .collect()
+    };
+    assert_eq!(
+        numbers(Layout::Standard),
+        ["P|1", "O|1", "R|1", "R|2", "P|2", "O|1", "R|1", "R|2"]
+    );
+    assert_eq!(
+        numbers(Layout::OpenElis),
+        ["P|1", "O|1", "R|1", "R|2", "P|2", "O|2", "R|3", "R|4"]
+    );
+}

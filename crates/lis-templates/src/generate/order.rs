@@ -53,7 +53,8 @@ impl Generator<'_> {
     ///
     /// [`Layout::OpenElis`] reproduces the reference's bytes (`O|1|{id}|||^^^|R`, no time stamps);
     /// [`Layout::Standard`] puts the ordered tests in O.5, the report type `F` in O.26, the
-    /// reference range and flag in R.6/R.7 and the completion time in R.13.
+    /// reference range and flag in R.6/R.7 and the completion time in R.13, and numbers records
+    /// as LIS2-A2 does: P per message, O per patient and R per order, each from 1.
     ///
     /// ```
     /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, Layout, OrderedSample, TemplateSet};
@@ -114,8 +115,12 @@ impl Generator<'_> {
                         FieldBuf::components(patient_name.split('^').map(str::to_owned)),
                     );
                 records.push(encode(&p)?);
+                // LIS2-A2: a sequence number restarts at 1 under each new parent, so each
+                // patient's (only) order is O|1 and its results start again at R|1. The
+                // OpenELIS layout keeps the reference's running numbers.
+                seq = 0;
                 let mut o = RecordBuf::new(b'O');
-                o.set_sequence(u32::try_from(i + 1).unwrap_or(u32::MAX))
+                o.set_sequence(1)
                     .set(3, order.sample_id.as_str())
                     .set(5, FieldBuf::test_codes(order.codes.clone()))
                     .set(6, "R")
