@@ -380,3 +380,27 @@ fn msh12_is_an_hl7_version_whatever_the_template_protocol() {
         }
     }
 }
+
+/// MSH-10 is an ST of at most 20 characters (v2.3.1 to 2.6); the standard layout keeps it
+/// within that and different per message, for patient, QC and order-result messages.
+#[test]
+fn standard_msh10_fits_20_characters_and_differs_per_message() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..200 {
+        let options = options(Layout::Standard, Some(seed));
+        let mut g =
+            lis_templates::Generator::new(set.get("mindray_bs200").unwrap(), &minter, &options)
+                .unwrap();
+        for message in [
+            g.hl7().unwrap(),
+            g.hl7_qc().unwrap(),
+            g.hl7_order_results("P1", "F1", &["GLU".into()]).unwrap(),
+        ] {
+            let id = message.segments[0].split('|').nth(9).unwrap().to_owned();
+            assert!(id.len() <= 20, "MSH-10 {id:?} is {} characters", id.len());
+            assert!(seen.insert(id.clone()), "MSH-10 {id:?} repeats");
+        }
+    }
+}

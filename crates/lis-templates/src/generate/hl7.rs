@@ -60,6 +60,9 @@ fn segment(fields: &[String], count: usize) -> String {
     all.join("|")
 }
 
+/// MSH-10 is an ST of at most 20 characters in HL7 v2.3.1 to v2.6.
+const MAX_CONTROL_ID_LEN: usize = 20;
+
 /// Whether `version` is an HL7 v2 version ID (`2.3.1`, `2.5`): `2.` then dot-separated numbers.
 fn is_hl7_version(version: &str) -> bool {
     version.strip_prefix("2.").is_some_and(|rest| {
@@ -153,15 +156,22 @@ impl Generator<'_> {
         }
     }
 
-    fn control_id(&mut self, prefix: &str) -> String {
-        let now = ts(self.now);
+    /// MSH-10. The OpenELIS layout writes the reference's `{prefix}{YYYYMMDDHHMMSS}`, which
+    /// repeats within a second. The standard layout must stay within MSH-10's 20 characters (ST
+    /// in v2.3.1 to 2.6) and differ per message: `{prefix}{YYMMDDHHMMSS}` for people to read,
+    /// then random base-36 digits up to 20 characters (5 after `SIM`, 6 after `QC`: 36^5 is about
+    /// 60 million per second; reproducible with a seed like every other value).
+    pub(super) fn control_id(&mut self, prefix: &str) -> String {
         if self.layout == Layout::OpenElis {
-            format!("{prefix}{now}")
-        } else {
-            // Unique per message even within one second.
-            let n: u32 = self.rng.rng().random();
-            format!("{prefix}{now}{n:08X}")
+            return format!("{prefix}{}", ts(self.now));
         }
+        const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut id = format!("{prefix}{}", self.now.format("%y%m%d%H%M%S"));
+        while id.len() < MAX_CONTROL_ID_LEN {
+            let d = self.rng.rng().random_range(0..DIGITS.len());
+            id.push(char::from(DIGITS[d]));
+        }
+        id
     }
 
     /// The patient ORU^R01: MSH, PID, ORC, OBR and one OBX per field.

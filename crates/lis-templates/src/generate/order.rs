@@ -203,14 +203,7 @@ impl Generator<'_> {
         let openelis = self.layout == Layout::OpenElis;
         let now = ts(self.now);
         let (app, facility, version) = self.hl7_ids();
-        let control = if openelis {
-            format!("SIM{now}")
-        } else {
-            format!(
-                "SIM{now}{:08X}",
-                rand::RngExt::random::<u32>(self.rng.rng())
-            )
-        };
+        let control = self.control_id("SIM");
         // Field counts (segment ID included) of the reference's generate_oru_r01, which its MLLP
         // listener uses for order results: PID 21 (shared with `hl7()`), ORC 23, OBR 28, OBX 17.
         // The standard layout keeps its own (trailing empty fields carry nothing).
