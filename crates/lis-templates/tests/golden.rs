@@ -457,3 +457,24 @@ fn the_error_comment_follows_its_own_result() {
         );
     }
 }
+
+/// The reference's `generate_oru_r01` repeats the panel code as the label when
+/// `testSample.type` has no `^`: OBR-4 `^^^CHEM^CHEM`, in the patient ORU and in order results.
+#[test]
+fn openelis_obr4_repeats_a_panel_code_without_label() {
+    let set = lis_templates::TemplateSet::embedded().unwrap();
+    let mut template = set.get("mindray_bs200").unwrap().clone();
+    template.test_sample.as_mut().unwrap().kind = Some("CHEM".into());
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let options = GenerateOptions {
+        seed: Some(1),
+        now: Some(at("20260102080000")),
+        layout: Layout::OpenElis,
+        ..GenerateOptions::default()
+    };
+    let mut g = Generator::new(&template, &minter, &options).unwrap();
+    let patient = g.hl7().unwrap();
+    assert_eq!(patient.segments[3].split('|').nth(4), Some("^^^CHEM^CHEM"));
+    let order = g.hl7_order_results("P1", "F1", &["GLU".into()]).unwrap();
+    assert_eq!(order.segments[3].split('|').nth(4), Some("^^^CHEM^CHEM"));
+}

@@ -103,7 +103,9 @@ impl Generator<'_> {
     }
 
     /// OBR-4's panel code and label from `testSample.type` (`CODE^Label`, default
-    /// `IMMUNO^IMMUNOASSAY PANEL`), unescaped.
+    /// `IMMUNO^IMMUNOASSAY PANEL`), unescaped. A type without `^` has no label; the OpenELIS
+    /// layout then repeats the code as the label (`^^^CHEM^CHEM`), as the reference's
+    /// `generate_oru_r01` does.
     pub(super) fn hl7_panel(&self) -> (String, String) {
         let panel = self
             .template
@@ -111,8 +113,11 @@ impl Generator<'_> {
             .as_ref()
             .and_then(|s| s.kind.clone())
             .unwrap_or_else(|| "IMMUNO^IMMUNOASSAY PANEL".into());
-        let (code, label) = panel.split_once('^').unwrap_or((panel.as_str(), ""));
-        (code.to_owned(), label.to_owned())
+        match panel.split_once('^') {
+            Some((code, label)) => (code.to_owned(), label.to_owned()),
+            None if self.layout == Layout::OpenElis => (panel.clone(), panel),
+            None => (panel, String::new()),
+        }
     }
 
     /// The PID segment of a patient ORU: PID-3 `{id}^^^HOSPITAL` (`patient_id`, else
