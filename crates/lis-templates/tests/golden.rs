@@ -478,3 +478,51 @@ fn openelis_obr4_repeats_a_panel_code_without_label() {
     let order = g.hl7_order_results("P1", "F1", &["GLU".into()]).unwrap();
     assert_eq!(order.segments[3].split('|').nth(4), Some("^^^CHEM^CHEM"));
 }
+
+/// A QUALITATIVE field with neither `possibleValues` nor a seed gets the reference's defaults:
+/// `NEGATIVE` on HL7, `POSITIVE` or `NEGATIVE` at random on ASTM (never an empty result).
+#[test]
+fn a_qualitative_field_without_values_gets_the_reference_defaults() {
+    let fields = r#""fields": [{"code": "HIV", "name": "HIV", "type": "QUALITATIVE"}]"#;
+    let load = |protocol: &str| {
+        let text = format!(
+            r#"{{"analyzer": {{"name": "X", "model": "X", "manufacturer": "X"}},
+                "protocol": {{"type": "{protocol}"}}, {fields}}}"#
+        );
+        lis_templates::load_str(
+            &text,
+            std::path::Path::new("q.json"),
+            &lis_templates::Profiles::None,
+        )
+        .unwrap()
+    };
+    let (hl7, astm) = (load("HL7"), load("ASTM"));
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let mut astm_values = std::collections::BTreeSet::new();
+    for layout in [Layout::OpenElis, Layout::Standard] {
+        for seed in [None, Some(1)] {
+            for run in 0..40 {
+                let options = GenerateOptions {
+                    seed: seed.map(|s: u64| s + run),
+                    now: Some(at("20260102080000")),
+                    layout,
+                    ..GenerateOptions::default()
+                };
+                let Output::Hl7(m) = generate(&hl7, &minter, &options, false).unwrap() else {
+                    panic!()
+                };
+                let obx = m.segments.iter().find(|s| s.starts_with("OBX|")).unwrap();
+                assert_eq!(obx.split('|').nth(5), Some("NEGATIVE"), "{layout:?}: {obx}");
+                let Output::Astm(m) = generate(&astm, &minter, &options, false).unwrap() else {
+                    panic!()
+                };
+                let r = m[0].records.iter().find(|r| r.starts_with("R|")).unwrap();
+                astm_values.insert(r.split('|').nth(3).unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(
+        astm_values.into_iter().collect::<Vec<_>>(),
+        ["NEGATIVE", "POSITIVE"]
+    );
+}

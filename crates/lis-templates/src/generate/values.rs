@@ -165,10 +165,19 @@ impl Generator<'_> {
                     }
                     ValueMode::Random => field.seed_qualitative.clone(),
                 };
-                ResultValue {
-                    text: text.unwrap_or_default(),
-                    number: None,
-                }
+                // Neither possibleValues nor a seed: the reference's defaults, NEGATIVE on HL7
+                // and POSITIVE or NEGATIVE at random on ASTM (its `possibleValues` fallbacks).
+                let text = match (text, path) {
+                    (Some(text), _) => text,
+                    (None, Path::Hl7) => "NEGATIVE".to_owned(),
+                    (None, Path::Astm) => {
+                        const DEFAULTS: [&str; 2] = ["POSITIVE", "NEGATIVE"];
+                        let i = self.rng.rng().random_range(0..DEFAULTS.len());
+                        DEFAULTS[i].to_owned()
+                    }
+                    (None, Path::File) => String::new(),
+                };
+                ResultValue { text, number: None }
             }
             FieldType::Text => {
                 let text = match (&field.seed_value, path) {
