@@ -253,11 +253,14 @@ impl NormalRange {
         (lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()).then_some((lo, hi))
     }
 
-    /// ASTM/HL7 abnormal flag for `value`: `L`, `H` or `N`.
+    /// ASTM/HL7 abnormal flag for `value`: `L`, `H` or `N`. `lo-hi` includes its bounds;
+    /// `<x` and `>x` are strict, so `x` itself is abnormal (`H` for `<x`, `L` for `>x`).
     pub fn flag(self, value: f64) -> &'static str {
         match self {
-            Self::Between(lo, _) | Self::Above(lo) if value < lo => "L",
-            Self::Between(_, hi) | Self::Below(hi) if value > hi => "H",
+            Self::Between(lo, _) if value < lo => "L",
+            Self::Between(_, hi) if value > hi => "H",
+            Self::Above(x) if value <= x => "L",
+            Self::Below(x) if value >= x => "H",
             _ => "N",
         }
     }

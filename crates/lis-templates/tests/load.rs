@@ -429,3 +429,18 @@ fn overrides_for_codes_the_profile_lacks_are_refused() {
         );
     }
 }
+
+/// `lo-hi` includes its bounds; `<x` and `>x` are strict, so `x` itself is abnormal.
+#[test]
+fn strict_range_bounds_flag_the_bound_itself() {
+    use lis_templates::NormalRange;
+    let flag = |range: &str, value: f64| NormalRange::parse(range).unwrap().flag(value);
+    assert_eq!(flag("<5", 5.0), "H");
+    assert_eq!(flag("<5", 4.99), "N");
+    assert_eq!(flag(">5", 5.0), "L");
+    assert_eq!(flag(">5", 5.01), "N");
+    assert_eq!(flag("4-10", 4.0), "N");
+    assert_eq!(flag("4-10", 10.0), "N");
+    assert_eq!(flag("4-10", 3.9), "L");
+    assert_eq!(flag("4-10", 10.1), "H");
+}
