@@ -373,13 +373,9 @@ fn limit_file_size(router: &RouterProc, bytes: Option<u64>) {
     prlimit(Some(pid), Resource::Fsize, limit).expect("set RLIMIT_FSIZE");
 }
 
-/// A commit that fails (here the store file may not grow: `RLIMIT_FSIZE`, as on a full
-/// disk) gets an error ACK, and the router recovers by itself once the disk takes writes
-/// again. redb answers every call after one I/O error with an error until the database
-/// is opened again, so without the writer reopening it the router would refuse every
-/// message until restarted by hand.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_recovers_after_a_failed_commit() {
+/// A router whose store file may not grow (as on a full disk), delivering to a peer:
+/// the directory (kept alive), the peer, the router's input port and the router.
+async fn start_with_a_full_store() -> (tempfile::TempDir, Peer, u16, RouterProc) {
     let dir = tempfile::tempdir().unwrap();
     let peer = Peer::start(free_port(), PeerReply::Accept).await;
     let inp = free_port();
@@ -388,6 +384,17 @@ async fn the_store_recovers_after_a_failed_commit() {
         RouterProc::start_after_shell(dir.path(), &config(inp, peer.port), "trap '' XFSZ;").await;
     let store_file = dir.path().join("store").join("router.redb");
     limit_file_size(&router, Some(std::fs::metadata(&store_file).unwrap().len()));
+    (dir, peer, inp, router)
+}
+
+/// A commit that fails (here the store file may not grow: `RLIMIT_FSIZE`, as on a full
+/// disk) gets an error ACK, and the router recovers by itself once the disk takes writes
+/// again. redb answers every call after one I/O error with an error until the database
+/// is opened again, so without the writer reopening it the router would refuse every
+/// message until restarted by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_recovers_after_a_failed_commit() {
+    let (_dir, peer, inp, router) = start_with_a_full_store().await;
 
     let mut client = MllpClient::connect(("127.0.0.1", inp))
         .await
@@ -499,13 +506,7 @@ async fn file_input_keeps_its_files_and_their_order_through_failed_commits() {
 /// never stored ahead of it. Sent again on a new connection, the two arrive in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_is_not_overtaken_by_a_message_pipelined_behind_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = Peer::start(free_port(), PeerReply::Accept).await;
-    let inp = free_port();
-    let router =
-        RouterProc::start_after_shell(dir.path(), &config(inp, peer.port), "trap '' XFSZ;").await;
-    let store_file = dir.path().join("store").join("router.redb");
-    limit_file_size(&router, Some(std::fs::metadata(&store_file).unwrap().len()));
+    let (_dir, peer, inp, router) = start_with_a_full_store().await;
 
     let stream = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
     let mut framed = Framed::new(stream, MllpCodec::new());
