@@ -655,8 +655,6 @@ impl Generator<'_> {
         Ok(AstmMessage { records })
     }
 
-    /// `(field, control)` pairs in template field order; a field with several controls (levels)
-    /// gives several pairs.
     /// Every `qc_controls` entry must name one of the template's fields: a typo would
     /// otherwise drop that control from the output without a word.
     pub(super) fn check_qc_controls(&self) -> Result<(), GenerateError> {
@@ -680,6 +678,36 @@ impl Generator<'_> {
         }
     }
 
+    /// The `qc_controls` entries of the tests asked for, in `qc_controls` order, after the
+    /// checks every QC output makes: the template has controls, each names one of its
+    /// fields, and at least one is left for the tests asked for.
+    pub(super) fn qc_controls_asked(&self) -> Result<Vec<crate::model::QcControl>, GenerateError> {
+        let template = self.template;
+        if template.qc_controls.is_empty() {
+            return Err(GenerateError::NoQc {
+                template: template.name.clone(),
+                reason: "has no qc_controls".into(),
+            });
+        }
+        self.check_qc_controls()?;
+        let fields = self.fields();
+        let controls: Vec<_> = template
+            .qc_controls
+            .iter()
+            .filter(|c| fields.iter().any(|f| f.code == c.field_code))
+            .cloned()
+            .collect();
+        if controls.is_empty() {
+            return Err(GenerateError::NoQc {
+                template: template.name.clone(),
+                reason: "none of the tests asked for has a qc_controls entry".into(),
+            });
+        }
+        Ok(controls)
+    }
+
+    /// `(field, control)` pairs in template field order; a field with several controls (levels)
+    /// gives several pairs.
     pub(super) fn qc_pairs(&self) -> Result<Vec<(Field, crate::model::QcControl)>, GenerateError> {
         let template = self.template;
         if template.qc_controls.is_empty() {

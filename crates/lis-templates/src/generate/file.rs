@@ -278,31 +278,12 @@ impl Generator<'_> {
     /// `file_config.format` (XLS is written as XLSX).
     pub fn file_qc(&mut self) -> Result<FileOutput, GenerateError> {
         let template = self.template;
-        if template.qc_controls.is_empty() {
-            return Err(GenerateError::NoQc {
-                template: template.name.clone(),
-                reason: "has no qc_controls".into(),
-            });
-        }
-        self.check_qc_controls()?;
+        let controls = self.qc_controls_asked()?;
         let pattern = match &template.qc_sample_id_pattern {
             Some(p) => qc_westgard_gen::SampleNamePattern::parse(p)?,
             None => qc_westgard_gen::SampleNamePattern::default(),
         };
         let now = ts(self.now);
-        let fields = self.fields();
-        let controls: Vec<_> = template
-            .qc_controls
-            .iter()
-            .filter(|c| fields.iter().any(|f| f.code == c.field_code))
-            .cloned()
-            .collect();
-        if controls.is_empty() {
-            return Err(GenerateError::NoQc {
-                template: template.name.clone(),
-                reason: "none of the tests asked for has a qc_controls entry".into(),
-            });
-        }
         let mut rows = vec![vec![
             Cell::Text(self.mapped("sample_id", "Sample Name")),
             Cell::Text(self.mapped("test_code", "Target Name")),

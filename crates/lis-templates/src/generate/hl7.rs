@@ -307,26 +307,8 @@ impl Generator<'_> {
     /// [`GenerateError::NoQc`], as for ASTM and file QC.
     pub fn hl7_qc(&mut self) -> Result<Hl7Message, GenerateError> {
         let template = self.template;
-        if template.qc_controls.is_empty() {
-            return Err(GenerateError::NoQc {
-                template: template.name.clone(),
-                reason: "has no qc_controls".into(),
-            });
-        }
-        self.check_qc_controls()?;
-        let fields = self.fields();
-        let controls: Vec<_> = template
-            .qc_controls
-            .iter()
-            .filter(|c| fields.iter().any(|f| f.code == c.field_code))
-            .cloned()
-            .collect();
-        let Some(first) = controls.first().cloned() else {
-            return Err(GenerateError::NoQc {
-                template: template.name.clone(),
-                reason: "none of the tests asked for has a qc_controls entry".into(),
-            });
-        };
+        let controls = self.qc_controls_asked()?;
+        let first = controls[0].clone();
         let now = ts(self.now);
         let (app, facility, version) = self.hl7_ids();
         let esc = self.hl7_escaper();
