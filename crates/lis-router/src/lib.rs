@@ -45,6 +45,7 @@
 pub mod config;
 mod connector;
 pub mod filename;
+mod reserve;
 mod router;
 pub mod store;
 

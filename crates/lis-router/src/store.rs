@@ -19,6 +19,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use crate::reserve::{RESERVE_BYTES, RESERVE_FILE};
+use crate::reserve::{SpaceReserve, is_full, is_out_of_space};
+
 /// The store's file inside the data directory.
 pub const STORE_FILE: &str = "router.redb";
 /// Most requests folded into one transaction.
@@ -35,6 +38,9 @@ const GATHER_WINDOW: Duration = Duration::from_micros(300);
 const GATHER_MIN_APPENDS: usize = 4;
 /// How often the writer looks for more requests while gathering.
 const GATHER_POLL: Duration = Duration::from_micros(20);
+
+/// How often the writer tries to set its reserve aside again while the disk is full.
+const RESERVE_RETRY: Duration = Duration::from_millis(250);
 
 const CURSORS: TableDefinition<'static, &str, u64> = TableDefinition::new("cursors");
 
@@ -65,6 +71,12 @@ pub enum StoreError {
     /// A commit failed (disk full, I/O error); nothing of that batch is stored.
     #[error("queue store commit failed: {0}")]
     CommitFailed(String),
+    /// The disk is full: new messages are refused until the outputs have delivered
+    /// enough for the store to set its reserve aside again (see [`RESERVE_FILE`]).
+    #[error(
+        "queue store's disk is full: new messages are refused until outputs have delivered enough to free space"
+    )]
+    DiskFull,
     /// The store is being opened again after a failed commit; try again shortly.
     #[error("queue store is being reopened after an error")]
     Reopening,
@@ -195,6 +207,28 @@ impl QueueStore {
         };
         let db = Database::create(&path).map_err(|e| err(e.into()))?;
         let Positions { seqs, cursors } = load(&db, queues).map_err(err)?;
+        let mut reserve = SpaceReserve::new(dir.join(RESERVE_FILE));
+        let disk_full = match reserve.take() {
+            Ok(()) => false,
+            Err(e) if is_full(&e) => {
+                tracing::warn!(
+                    "cannot set aside {} MiB of disk space in {}: {e}; new messages are \
+                     refused until it can be, so that a full disk cannot stop deletes",
+                    RESERVE_BYTES >> 20,
+                    dir.display()
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot set aside {} MiB of disk space in {}: {e}; on a full disk \
+                     the store may be unable to delete delivered messages",
+                    RESERVE_BYTES >> 20,
+                    dir.display()
+                );
+                false
+            }
+        };
         let metas = queues
             .iter()
             .zip(&seqs)
@@ -224,7 +258,17 @@ impl QueueStore {
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("queue-writer".into())
-            .spawn(move || Writer::new(writer_shared, seqs, cursors).run(rx))
+            .spawn(move || {
+                Writer {
+                    shared: writer_shared,
+                    seqs,
+                    cursors,
+                    reserve,
+                    disk_full,
+                    reserve_tried: Instant::now(),
+                }
+                .run(rx);
+            })
             .map_err(|source| StoreError::DataDir {
                 path: dir.to_owned(),
                 source,
@@ -486,6 +530,32 @@ impl Request {
     fn is_halted(&self) -> bool {
         matches!(self, Self::Append { halted: Some(s), .. } if s.halted.load(Ordering::Acquire))
     }
+
+    /// Answers the request with `error`; a failed append halts its source.
+    fn fail(self, error: StoreError) {
+        match self {
+            Self::Append { done, halted, .. } => {
+                if let Some(source) = halted {
+                    source.halted.store(true, Ordering::Release);
+                }
+                let _ = done.send(Err(error));
+            }
+            Self::Advance { done, .. } => {
+                let _ = done.send(Err(error));
+            }
+        }
+    }
+}
+
+/// Fails every append of the batch with `error()`, keeping its cursor moves.
+fn refuse_appends(batch: &mut Vec<Request>, error: impl Fn() -> StoreError) {
+    let (appends, moves): (Vec<_>, Vec<_>) = batch
+        .drain(..)
+        .partition(|r| matches!(r, Request::Append { .. }));
+    for append in appends {
+        append.fail(error());
+    }
+    *batch = moves;
 }
 
 fn table_name(queue: &str) -> String {
@@ -575,17 +645,15 @@ struct Writer {
     seqs: Vec<(u64, u64)>,
     /// Per queue, per output.
     cursors: Vec<Vec<u64>>,
+    reserve: SpaceReserve,
+    /// Set when a commit ran out of space: appends are refused, so that what the
+    /// outputs' cursor moves free is not taken again, until the reserve is back.
+    disk_full: bool,
+    /// When the writer last tried to set the reserve aside.
+    reserve_tried: Instant,
 }
 
 impl Writer {
-    fn new(shared: Arc<Shared>, seqs: Vec<(u64, u64)>, cursors: Vec<Vec<u64>>) -> Self {
-        Self {
-            shared,
-            seqs,
-            cursors,
-        }
-    }
-
     fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut last_appends = 0;
@@ -617,59 +685,118 @@ impl Writer {
                 }
             }
             *batch = kept;
-            if batch.is_empty() {
-                return;
+        }
+        if self.disk_full && self.reserve_tried.elapsed() >= RESERVE_RETRY {
+            self.reserve_tried = Instant::now();
+            if self.retake_reserve() {
+                self.disk_full = false;
+                tracing::warn!("disk space is back: storing new messages again");
             }
+        }
+        if self.disk_full {
+            refuse_appends(batch, || StoreError::DiskFull);
+        }
+        if batch.is_empty() {
+            return;
         }
         let saved = (self.seqs.clone(), self.cursors.clone());
-        let result = match self.shared.database() {
-            Some(db) => Ok(db),
-            None => self.reopen(),
-        }
-        .and_then(|db| self.write(&db, batch));
-        match result {
-            Ok(firsts) => {
-                let mut firsts = firsts.into_iter();
-                for request in batch.drain(..) {
-                    match request {
-                        Request::Append { done, .. } => {
-                            let _ = done.send(firsts.next().ok_or(StoreError::Closed));
-                        }
-                        Request::Advance { done, .. } => {
-                            let _ = done.send(Ok(()));
-                        }
+        let error = match self.try_write(batch) {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        tracing::error!("queue store commit failed: {error}");
+        (self.seqs, self.cursors) = saved;
+        let why = error.to_string();
+        if is_out_of_space(&error) && !self.disk_full {
+            self.disk_full = true;
+            self.reserve_tried = Instant::now();
+            let released = self.reserve.release();
+            tracing::warn!(
+                "disk full: refusing new messages until outputs have delivered enough to \
+                 free space{}",
+                if released {
+                    format!(" (gave back the {} MiB reserve)", RESERVE_BYTES >> 20)
+                } else {
+                    String::new()
+                }
+            );
+            // The cursor moves delete delivered messages: committed alone, on the space
+            // the reserve gave back, they are what lets the queue shrink.
+            refuse_appends(batch, || StoreError::CommitFailed(why.clone()));
+            if !batch.is_empty() && self.reopen_logged() {
+                let saved = (self.seqs.clone(), self.cursors.clone());
+                match self.try_write(batch) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::error!("queue store commit of cursor moves failed: {e}");
+                        (self.seqs, self.cursors) = saved;
                     }
                 }
-                self.publish();
             }
-            Err(error) => {
-                tracing::error!("queue store commit failed: {error}");
-                (self.seqs, self.cursors) = saved;
-                let why = error.to_string();
-                for request in batch.drain(..) {
-                    let failed = StoreError::CommitFailed(why.clone());
-                    match request {
-                        Request::Append { done, halted, .. } => {
-                            if let Some(source) = halted {
-                                source.halted.store(true, Ordering::Release);
-                            }
-                            let _ = done.send(Err(failed));
-                        }
-                        Request::Advance { done, .. } => {
-                            let _ = done.send(Err(failed));
-                        }
-                    }
+        }
+        for request in batch.drain(..) {
+            request.fail(StoreError::CommitFailed(why.clone()));
+        }
+        self.reopen_logged();
+    }
+
+    /// Sets the reserve aside again if the disk has room for it. redb gives the space of
+    /// deleted messages back to the file system (by shortening its file) only in a later
+    /// commit, so with nothing else to commit an empty transaction does that first.
+    fn retake_reserve(&mut self) -> bool {
+        if self.reserve.take().is_ok() {
+            return true;
+        }
+        let Some(db) = self.shared.database() else {
+            return false;
+        };
+        for _ in 0..2 {
+            let empty = db.begin_write().map(redb::WriteTransaction::commit);
+            if !matches!(empty, Ok(Ok(()))) {
+                drop(db);
+                self.reopen_logged();
+                return false;
+            }
+        }
+        self.reserve.take().is_ok()
+    }
+
+    /// Writes the batch and, once committed, answers every request in it.
+    fn try_write(&mut self, batch: &mut Vec<Request>) -> Result<(), redb::Error> {
+        let db = match self.shared.database() {
+            Some(db) => db,
+            None => self.reopen()?,
+        };
+        let mut firsts = self.write(&db, batch)?.into_iter();
+        for request in batch.drain(..) {
+            match request {
+                Request::Append { done, .. } => {
+                    let _ = done.send(firsts.next().ok_or(StoreError::Closed));
                 }
-                // After an I/O error redb refuses every call until the database is
-                // opened again, so without this a disk that was full for a moment would
-                // stop the router for good.
-                match self.reopen() {
-                    Ok(_) => tracing::warn!("queue store reopened; storing again"),
-                    Err(e) => tracing::error!(
-                        "queue store cannot be reopened yet ({e}); trying again with the \
-                         next message"
-                    ),
+                Request::Advance { done, .. } => {
+                    let _ = done.send(Ok(()));
                 }
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Opens the database again after a failed commit: redb refuses every call after an
+    /// I/O error until then, so without this a disk that was full for a moment would stop
+    /// the router for good. True if it is open.
+    fn reopen_logged(&mut self) -> bool {
+        match self.reopen() {
+            Ok(_) => {
+                tracing::warn!("queue store reopened");
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "queue store cannot be reopened yet ({e}); trying again with the next \
+                     request"
+                );
+                false
             }
         }
     }

@@ -1,0 +1,181 @@
+//! The store on a file system that fills up: a real full disk (a small tmpfs, which
+//! needs root to mount; the test says so and passes vacuously otherwise).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use mllp_hl7::{AckCode, MllpClient, Reply};
+
+/// A small tmpfs mounted for the test's lifetime.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: &Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Self(at.to_owned()))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn big_oru(id: &str) -> Vec<u8> {
+    let mut m = oru(id, "LAB");
+    m.extend_from_slice(b"NTE|1||");
+    m.extend(std::iter::repeat_n(b'X', 256 << 10));
+    m.push(b'\r');
+    m
+}
+
+fn config(inp: u16, peer_port: u16) -> String {
+    format!(
+        "[general]\nuseconnections = in, out\ndatadir = store\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\n\
+         port = {peer_port}\nusehl7 = True\nretrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    )
+}
+
+/// Sends `id` on a new connection (a refused message closes its connection); true if
+/// it was accepted.
+async fn send_alone(port: u16, id: &str) -> bool {
+    let mut client = MllpClient::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    matches!(
+        client.send(&oru(id, "LAB")).await,
+        Ok(Reply::Ack {
+            code: AckCode::ApplicationAccept,
+            ..
+        })
+    )
+}
+
+/// Tries to send `id` every 200 ms for up to 10 s; true once accepted.
+async fn send_until_accepted(port: u16, id: &str) -> bool {
+    for _ in 0..50 {
+        if send_alone(port, id).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_filled_its_disk_delivers_its_backlog_and_then_stores_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_fs) = SmallFs::mount(&dir.path().join("store"), "8m") else {
+        eprintln!("not run: mounting a tmpfs needs root");
+        return;
+    };
+    let (inp, peer_port) = (free_port(), free_port());
+    let router = RouterProc::start(dir.path(), &config(inp, peer_port)).await;
+    let reserve = dir
+        .path()
+        .join("store")
+        .join(lis_router::store::RESERVE_FILE);
+    assert!(reserve.exists(), "no reserve set aside at start");
+    let mut client = MllpClient::connect(("127.0.0.1", inp))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    let mut acked = Vec::new();
+    for i in 0..100 {
+        let id = format!("D{i}");
+        match client.send(&big_oru(&id)).await.unwrap() {
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            } => acked.push(id),
+            _ => break,
+        }
+    }
+    assert!(acked.len() < 100, "the disk never filled");
+    assert!(!acked.is_empty(), "nothing was stored");
+
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    wait_until("every acknowledged message delivered", || {
+        let ids = peer.control_ids();
+        acked.iter().all(|id| ids.contains(id))
+    })
+    .await;
+
+    // The refused message closed that connection (what was pipelined behind it must not
+    // overtake it), so every try is a new connection, as a sender's retry would be.
+    drop(client);
+    let accepted = send_until_accepted(inp, "AFTER").await;
+    assert!(
+        accepted,
+        "{} messages delivered, yet the store still refuses new ones; log:\n{}",
+        acked.len(),
+        router.log_text()
+    );
+    wait_until("the new message delivered", || {
+        peer.control_ids().contains("AFTER")
+    })
+    .await;
+    assert!(reserve.exists(), "the reserve was not set aside again");
+    let log = router.log_text();
+    assert!(log.contains("gave back the 4 MiB reserve"), "{log}");
+    assert!(log.contains("storing new messages again"), "{log}");
+}
+
+/// Another program fills the disk: messages are refused (never acknowledged unstored),
+/// and once it frees its space the router stores again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_another_program_filled_refuses_messages_until_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let Some(_fs) = SmallFs::mount(&store, "8m") else {
+        eprintln!("not run: mounting a tmpfs needs root");
+        return;
+    };
+    let (inp, peer_port) = (free_port(), free_port());
+    let router = RouterProc::start(dir.path(), &config(inp, peer_port)).await;
+    assert!(send_alone(inp, "BEFORE").await);
+
+    let filler = store.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![b'f'; 64 << 10];
+        while file.write_all(&chunk).is_ok() {}
+    }
+    let mut refused = 0;
+    for i in 0..20 {
+        if send_alone(inp, &format!("FULL{i}")).await {
+            continue;
+        }
+        refused += 1;
+        if refused == 3 {
+            break;
+        }
+    }
+    assert_eq!(refused, 3, "the full disk never refused a message");
+
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        send_until_accepted(inp, "AFTER").await,
+        "still refused after the disk was freed; log:\n{}",
+        router.log_text()
+    );
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    wait_until("BEFORE and AFTER delivered", || {
+        let ids = peer.control_ids();
+        ids.contains("BEFORE") && ids.contains("AFTER")
+    })
+    .await;
+}
