@@ -191,6 +191,11 @@ fn check_refuses_bad_configs_naming_file_section_key_and_line() {
             "queuename = Queue_1\nmessagedir",
             "[file-out_1] hl7prefix: needs usehl7 = True",
         ),
+        (
+            "useack = True\n",
+            "useack = True\nmaxrefusals = -3\n",
+            "[socket-out_1] maxrefusals: `-3` is not a whole number; allowed: 0..1000000",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (from, to, expected) in table {

@@ -658,6 +658,54 @@ async fn unframeable_messages_are_kept_aside_and_do_not_block_the_output() {
     peer.stop().await;
 }
 
+/// With `maxrefusals = 3`, a message the receiver refuses for good (AE every time) is
+/// kept under `datadir/undeliverable/` after its third refusal, and the messages behind
+/// it are delivered; without the option it would be resent for ever (the issue's "never
+/// drop"), holding everything behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_refused_maxrefusals_times_is_kept_aside_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let peer = Peer::start(peer_port, PeerReply::RejectControlId("BAD")).await;
+    let config = format!(
+        "[general]\nuseconnections = in, to-lis\ndatadir = store\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [to-lis]\ntranstech = socket\ntransdir = out\nqueuename = q\ncreateserversocket = False\n\
+         port = {peer_port}\nusehl7 = True\nmaxrefusals = 3\nretrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = client(inp).await;
+    let bad = oru("BAD", "LAB");
+    for message in [bad.clone(), oru("GOOD1", "LAB"), oru("GOOD2", "LAB")] {
+        assert!(matches!(
+            sender.send(&message).await.unwrap(),
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ));
+    }
+    wait_until("GOOD1 and GOOD2 delivered", || {
+        let ids = peer.control_ids();
+        ids.contains("GOOD1") && ids.contains("GOOD2")
+    })
+    .await;
+    let received = peer.received.lock().unwrap().clone();
+    let ids: Vec<String> = received
+        .iter()
+        .map(|m| String::from_utf8_lossy(Message::parse(m).unwrap().control_id().raw()).into())
+        .collect();
+    assert_eq!(ids, ["BAD", "BAD", "BAD", "GOOD1", "GOOD2"]);
+    let kept: Vec<Vec<u8>> = files_in(&dir.path().join("store/undeliverable/to-lis"))
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert_eq!(kept, [bad]);
+    let log = router.log_text();
+    assert!(log.contains("refused 3 times in a row"), "{log}");
+    peer.stop().await;
+}
+
 /// Delimiters in Python's other spellings (`'\v'`, octal, adjacent literals) and an empty
 /// trailer (`eob = ''`: frames end with the end block alone), both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

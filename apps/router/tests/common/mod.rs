@@ -190,6 +190,8 @@ pub enum PeerReply {
     Accept,
     /// AE for the first `n` messages, then as `Accept`.
     RejectFirst(usize),
+    /// AE for every message with this control id (MSH-10), `Accept` for the others.
+    RejectControlId(&'static str),
 }
 
 /// A small MLLP receiver recording every message it gets.
@@ -258,6 +260,8 @@ impl Peer {
                                     *count += 1;
                                     *count <= n
                                 }
+                                PeerReply::RejectControlId(id) => Message::parse(&payload)
+                                    .is_ok_and(|m| m.control_id().raw() == id.as_bytes()),
                             };
                             let answer = match Message::parse(&payload) {
                                 Ok(m) if m.msh().is_some() => {

@@ -47,6 +47,7 @@ const SOCKET_KEYS: &[&str] = &[
     "retrydelay",
     "retrymaxdelay",
 ];
+const SOCKET_OUT_KEYS: &[&str] = &["maxrefusals"];
 const FILE_KEYS: &[&str] = &["messagedir", "outputdir", "newline", "queuedb"];
 const FILE_IN_KEYS: &[&str] = &[
     "filemask",
@@ -705,11 +706,14 @@ fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> 
         } else {
             "a socket output"
         };
-        section.warn_unknown(ctx, &[COMMON_KEYS, SOCKET_KEYS], what);
-        let settings = socket(ctx, section, default_max_size)?;
         if input {
-            ConnectorKind::SocketIn(settings)
+            section.warn_unknown(ctx, &[COMMON_KEYS, SOCKET_KEYS], what);
+            ConnectorKind::SocketIn(socket(ctx, section, default_max_size)?)
         } else {
+            section.warn_unknown(ctx, &[COMMON_KEYS, SOCKET_KEYS, SOCKET_OUT_KEYS], what);
+            let refusals = section.integer(ctx, "maxrefusals", 0, 0, 1_000_000);
+            let mut settings = socket(ctx, section, default_max_size)?;
+            settings.max_refusals = u32::try_from(refusals).ok().filter(|&n| n > 0);
             ConnectorKind::SocketOut(settings)
         }
     } else if input {
@@ -815,6 +819,7 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
         ack_timeout,
         retry_delay,
         retry_max_delay,
+        max_refusals: None,
     };
     (ctx.problems.len() == before).then_some(settings)
 }
@@ -1149,6 +1154,31 @@ mod tests {
             let text = text.replace("prefix = \"\"", empty);
             assert!(load_str(&text, Path::new("r.cfg")).is_ok(), "{empty}");
         }
+    }
+
+    /// `maxrefusals` is an output's: 0 (the default) resends for ever; on an input it
+    /// is an unknown key.
+    #[test]
+    fn maxrefusals_belongs_to_socket_outputs() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nmaxrefusals = 2\n\
+                    [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nport = 2600\n\
+                    maxrefusals = 5\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        let ConnectorKind::SocketOut(out) = &connection(&loaded, "out").kind else {
+            panic!()
+        };
+        assert_eq!(out.max_refusals, Some(5));
+        assert_eq!(
+            messages(&loaded.warnings),
+            ["r.cfg:7: [in] maxrefusals: unknown key for a socket input; ignored"]
+        );
+        let text = text.replace("maxrefusals = 5", "maxrefusals = 0");
+        let loaded = load_str(&text, Path::new("r.cfg")).unwrap();
+        let ConnectorKind::SocketOut(out) = &connection(&loaded, "out").kind else {
+            panic!()
+        };
+        assert_eq!(out.max_refusals, None);
     }
 
     /// An output with errors of its own does not make its queue look output-less.

@@ -160,6 +160,10 @@ pub struct SocketSettings {
     pub retry_delay: Duration,
     /// `retrymaxdelay` (ours): the backoff's ceiling.
     pub retry_max_delay: Duration,
+    /// `maxrefusals` (ours, outputs): after this many negative ACKs in a row for one
+    /// message, it is kept in `datadir/undeliverable/` and the output moves on; `None`
+    /// (the default, `0`) = resend for ever.
+    pub max_refusals: Option<u32>,
 }
 
 impl SocketSettings {

@@ -102,13 +102,16 @@ impl SocketOut {
         }
     }
 
-    /// Delivers one message, retrying until it is acknowledged; false on shutdown.
+    /// Delivers one message, retrying until it is acknowledged (or, with
+    /// `maxrefusals`, set aside after that many negative ACKs in a row); false on
+    /// shutdown.
     async fn deliver(
         &mut self,
         message: &StoredMessage,
         link: &mut Option<Framed<TcpStream, MllpCodec>>,
         backoff: &mut Backoff,
     ) -> bool {
+        let mut refusals = 0_u32;
         loop {
             if self.shutdown.is_cancelled() {
                 return false;
@@ -154,7 +157,18 @@ impl SocketOut {
                     let (reason, reconnect) = match failure {
                         Failure::Shutdown => return false,
                         Failure::Connection(r) => (r, true),
-                        Failure::Refused(r) => (r, false),
+                        Failure::Refused(r) => {
+                            refusals += 1;
+                            if self
+                                .settings
+                                .max_refusals
+                                .is_some_and(|max| refusals >= max)
+                            {
+                                let why = format!("refused {refusals} times in a row ({r})");
+                                return self.set_aside(message, &why, backoff).await;
+                            }
+                            (r, false)
+                        }
                     };
                     if self.log_failed_content {
                         warn!(
@@ -180,12 +194,13 @@ impl SocketOut {
     }
 
     /// Keeps a message that cannot be framed with this connection's delimiters or size
-    /// limit (a file input's content, say) as a file, so that it neither blocks the
-    /// queue for ever nor is lost; retried until it is durable; false on shutdown.
+    /// limit (a file input's content, say), or that the receiver refused `maxrefusals`
+    /// times, as a file, so that it neither blocks the queue for ever nor is lost;
+    /// retried until it is durable; false on shutdown.
     async fn set_aside(
         &self,
         message: &StoredMessage,
-        why: &mllp_hl7::EncodeError,
+        why: &(dyn std::fmt::Display + Sync),
         backoff: &mut Backoff,
     ) -> bool {
         loop {
