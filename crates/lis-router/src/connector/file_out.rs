@@ -417,7 +417,7 @@ mod unnamed {
     }
 }
 
-/// Removes the temporary files (`.NAME.OWNER.tmp`) this output left behind when killed;
+/// Removes the temporary files (`.NAME@OWNER.tmp`) this output left behind when killed;
 /// their messages were not yet done, so they are written again from the queue. Other
 /// outputs' temporary files in the same directory are left alone.
 fn remove_stale_temporaries(dir: &Path, owner: &str) -> std::io::Result<usize> {
@@ -469,9 +469,11 @@ fn sync_file_system(files: &[File]) -> std::io::Result<()> {
     sync_files(files)
 }
 
-/// How the temporary names of the output `owner` (sanitised) end: `.OWNER.tmp`.
+/// How the temporary names of the output `owner` (sanitised) end: `@OWNER.tmp`. A
+/// sanitised name has no `@`, so no other output's ending ends with this one (with a
+/// dot, output `a`'s `.a.tmp` would also match output `x.a`'s files).
 fn temporary_ending(owner: &str) -> String {
-    format!(".{owner}.tmp")
+    format!("@{owner}.tmp")
 }
 
 /// Longest file name in bytes on the usual file systems (ext4, XFS, NTFS, APFS).
@@ -669,10 +671,12 @@ mod tests {
             .unwrap();
         let before = delivered(&out);
         assert_eq!(before.len(), 6);
-        // A later batch cut while its files still had temporary names; and another
-        // output's temporary file in the same directory, which must be left alone.
-        std::fs::write(out.join(".m-20240101000000_00006.hl7.out.tmp"), b"MSH|^~").unwrap();
-        std::fs::write(out.join(".m-20240101000000_00006.hl7.other.tmp"), b"MSH|^~").unwrap();
+        // A later batch cut while its files still had temporary names; and other
+        // outputs' temporary files in the same directory (`x.out`'s name ends like
+        // this one's), which must be left alone.
+        std::fs::write(out.join(".m-20240101000000_00006.hl7@out.tmp"), b"MSH|^~").unwrap();
+        std::fs::write(out.join(".m-20240101000000_00006.hl7@other.tmp"), b"MSH|^~").unwrap();
+        std::fs::write(out.join(".m-20240101000000_00006.hl7@x.out.tmp"), b"MSH|^~").unwrap();
 
         // Restart: the output resumes from the committed cursor.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -704,13 +708,20 @@ mod tests {
             // The interrupted batch twice (at-least-once), the rest once.
             assert_eq!(copies, if id < 6 { 2 } else { 1 }, "M{id}: {after:?}");
         }
-        let leftovers: Vec<_> = std::fs::read_dir(&out)
+        let mut leftovers: Vec<_> = std::fs::read_dir(&out)
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|name| name.ends_with(".tmp"))
             .collect();
-        assert_eq!(leftovers, [".m-20240101000000_00006.hl7.other.tmp"]);
+        leftovers.sort();
+        assert_eq!(
+            leftovers,
+            [
+                ".m-20240101000000_00006.hl7@other.tmp",
+                ".m-20240101000000_00006.hl7@x.out.tmp"
+            ]
+        );
     }
 
     fn stored(ids: std::ops::Range<usize>) -> Vec<StoredMessage> {
