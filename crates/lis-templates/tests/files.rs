@@ -733,3 +733,51 @@ fn write_output_publishes_whole_files_and_never_overwrites() {
     );
     assert!(e.to_string().starts_with("cannot create folder "), "{e}");
 }
+
+/// QC controls of a detection assay are called from their level and target: the
+/// negative control reads as not detected (no concentration), the positive one as
+/// detected with its QC value; before, every QC control read as detected.
+#[test]
+fn detection_layouts_call_a_negative_qc_control_negative() {
+    let template = edited_template(
+        "hain_fluorocycler",
+        "{\n  \"analyzer\"",
+        "{\n  \"qc_controls\": [\
+           {\"field_code\": \"RESULT\", \"lot_number\": \"NC1\", \"level\": \"NC\", \
+            \"level_name\": \"Negative Control\", \"target\": 0.0, \"sd\": 0.0},\
+           {\"field_code\": \"RESULT\", \"lot_number\": \"PC1\", \"level\": \"PC\", \
+            \"level_name\": \"Positive Control\", \"target\": 400.0, \"sd\": 10.0}],\n  \"analyzer\"",
+    );
+    for format in [FileKind::Csv, FileKind::Xlsx] {
+        let mut o = options(1, 3);
+        o.qc = true;
+        o.format = Some(format);
+        let file = files::render(&template, &minter(), &o).unwrap();
+        assert_eq!(file.controls.len(), 2, "{format:?}");
+        let rows = read_back(&file);
+        let row_of = |id: &str| {
+            rows.iter()
+                .find(|r| r.iter().any(|c| c == id))
+                .unwrap_or_else(|| panic!("{format:?}: no row for {id}: {rows:?}"))
+                .clone()
+        };
+        let negative = row_of(&file.controls[0]);
+        let positive = row_of(&file.controls[1]);
+        match format {
+            FileKind::Csv => {
+                let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+                assert_eq!(negative[col("Result")], "Not Detected");
+                assert_eq!(negative[col("Interpretation")], "Negative");
+                assert_eq!(positive[col("Result")], "Detected");
+                assert_eq!(positive[col("Interpretation")], "Positive");
+            }
+            _ => {
+                assert_eq!(negative.last().unwrap(), "Negative", "{negative:?}");
+                assert_eq!(negative[4], "", "no concentration: {negative:?}");
+                assert_eq!(positive.last().unwrap(), "Positive", "{positive:?}");
+                let value: f64 = positive[4].parse().unwrap();
+                assert!((300.0..=500.0).contains(&value), "{positive:?}");
+            }
+        }
+    }
+}

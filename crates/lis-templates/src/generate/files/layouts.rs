@@ -827,7 +827,7 @@ impl Generator<'_> {
                 !(v.contains("not") || v.contains("neg") || v.contains("invalid") || v == "-")
             }
             Role::Control(c) => c.kind != Kind::Negative,
-            Role::Qc { .. } => true,
+            Role::Qc { control, .. } => !qc_control_is_negative(control),
         }
     }
 
@@ -837,7 +837,7 @@ impl Generator<'_> {
         for specimen in specimens {
             let positive = self.call(specimen, result_field.as_ref());
             let concentration = match &specimen.role {
-                Role::Qc { control, .. } => Cell::number(self.qc_number(control)),
+                Role::Qc { control, .. } if positive => Cell::number(self.qc_number(control)),
                 _ if positive => Cell::number(self.draw(50.0, 1_000_000.0, 0)),
                 _ => Cell::Empty,
             };
@@ -940,7 +940,7 @@ impl Generator<'_> {
         for specimen in specimens {
             let positive = self.call(specimen, interpretation_field.as_ref());
             let cp = match &specimen.role {
-                Role::Qc { control, .. } => self.qc_number(control),
+                Role::Qc { control, .. } if positive => self.qc_number(control),
                 _ if positive => self.draw(12.0, 35.0, 2),
                 _ => -1.0,
             };
@@ -1375,4 +1375,15 @@ fn xml_escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Whether a QC control of a detection assay (PCR, line probe) is the negative one: its
+/// level, level name or task says so, or its target is zero. Such a control is reported
+/// as not detected, with no concentration or CP, like a negative patient.
+fn qc_control_is_negative(control: &QcControl) -> bool {
+    let says_negative = [&control.level, &control.level_name, &control.task]
+        .into_iter()
+        .flatten()
+        .any(|text| text.to_ascii_lowercase().contains("neg"));
+    says_negative || control.target == Some(0.0)
 }
