@@ -304,3 +304,30 @@ fn standard_astm_order_results_number_records_per_parent() {
         ["P|1", "O|1", "R|1", "R|2", "P|2", "O|2", "R|3", "R|4"]
     );
 }
+
+/// Order results carry `patient_id` as the patient messages do (P in ASTM, PID-3 in HL7);
+/// they used the template's patient whatever was asked.
+#[test]
+fn order_results_use_the_patient_id_option() {
+    use lis_templates::OrderedSample;
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let order = OrderedSample {
+        sample_id: "DEV01260000000000001".into(),
+        codes: vec!["PT".into()],
+    };
+    for layout in [Layout::Standard, Layout::OpenElis] {
+        let options = GenerateOptions {
+            layout,
+            ..options(Some("MRN-4711"), None)
+        };
+        let mut g = Generator::new(set.get("stago_start4").unwrap(), &minter, &options).unwrap();
+        let astm = g.astm_order_results(std::slice::from_ref(&order)).unwrap();
+        let p = astm.records.iter().find(|r| r.starts_with("P|")).unwrap();
+        assert!(p.contains("|MRN-4711|"), "{layout:?}: {p}");
+        let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
+        let oru = g.hl7_order_results("P1", "F1", &["ALT".into()]).unwrap();
+        let pid3 = oru.segments[1].split('|').nth(3).unwrap();
+        assert_eq!(pid3, "MRN-4711^^^HOSPITAL", "{layout:?}");
+    }
+}

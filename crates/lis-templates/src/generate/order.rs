@@ -49,7 +49,9 @@ fn raw(fields: &[&str]) -> Result<String, GenerateError> {
 impl Generator<'_> {
     /// An ASTM result message for `orders`: per specimen a P and an O record and one R record per
     /// ordered code, in the order asked. A code the template does not know gets an R record with
-    /// value `TEST NOT PERFORMED` and result status `X` (R.9).
+    /// value `TEST NOT PERFORMED` and result status `X` (R.9). The patient ID is
+    /// [`GenerateOptions::patient_id`](super::GenerateOptions::patient_id) when set, else
+    /// `testPatient.id`, else `PAT-ORDER`.
     ///
     /// [`Layout::OpenElis`] reproduces the reference's bytes (`O|1|{id}|||^^^|R`, no time stamps);
     /// [`Layout::Standard`] puts the ordered tests in O.5, the report type `F` in O.26, the
@@ -78,8 +80,10 @@ impl Generator<'_> {
         let now = ts(self.now);
         let sender = self.sender();
         let patient = template.test_patient.as_ref();
-        let patient_id = patient
-            .and_then(|p| p.id.clone())
+        let patient_id = self
+            .patient_id
+            .clone()
+            .or_else(|| patient.and_then(|p| p.id.clone()))
             .unwrap_or_else(|| "PAT-ORDER".into());
         let patient_name = patient
             .and_then(|p| p.name.clone())
@@ -234,7 +238,7 @@ impl Generator<'_> {
                 ],
                 19,
             ),
-            self.hl7_pid(None),
+            self.hl7_pid(self.patient_id.as_deref()),
             pad(
                 vec![s("ORC"), s("RE"), hl7_esc(placer), hl7_esc(filler)],
                 orc_count,
