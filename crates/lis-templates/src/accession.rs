@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Datelike;
 
@@ -60,16 +61,24 @@ pub struct AccessionMinter {
     prefix: String,
     year: u8,
     counters: Mutex<HashMap<Lane, u64>>,
+    /// The next message number (see [`AccessionMinter::next_message_number`]).
+    messages: AtomicU64,
 }
 
 impl AccessionMinter {
     /// Prefix `DEV01`, the current year.
     pub fn new() -> Self {
-        Self::with(DEFAULT_PREFIX, current_year()).unwrap_or_else(|_| Self {
+        let minter = Self::with(DEFAULT_PREFIX, current_year()).unwrap_or_else(|_| Self {
             prefix: DEFAULT_PREFIX.to_owned(),
             year: 0,
             counters: Mutex::default(),
-        })
+            messages: AtomicU64::new(0),
+        });
+        // Two simulators started in the same second should not count from the same number.
+        minter
+            .messages
+            .store(rand::random::<u64>(), Ordering::Relaxed);
+        minter
     }
 
     /// A given prefix (1–10 ASCII letters or digits) and two-digit year (0–99), e.g. for
@@ -86,7 +95,22 @@ impl AccessionMinter {
             prefix: prefix.to_owned(),
             year,
             counters: Mutex::default(),
+            messages: AtomicU64::new(0),
         })
+    }
+
+    /// A number for message control IDs (HL7 MSH-10): consecutive per minter, so no two
+    /// messages of one process share one. [`AccessionMinter::new`] starts at a random
+    /// number, [`AccessionMinter::with`] at 0 (reproducible).
+    ///
+    /// ```
+    /// use lis_templates::AccessionMinter;
+    /// let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    /// assert_eq!(minter.next_message_number(), 0);
+    /// assert_eq!(minter.next_message_number(), 1);
+    /// ```
+    pub fn next_message_number(&self) -> u64 {
+        self.messages.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The site prefix.

@@ -2,7 +2,6 @@
 //! README).
 
 use mllp_hl7::{Delimiters, escape};
-use rand::RngExt;
 
 use super::values::Path;
 use super::{Generator, Layout, ts};
@@ -164,19 +163,24 @@ impl Generator<'_> {
     /// MSH-10. The OpenELIS layout writes the reference's `{prefix}{YYYYMMDDHHMMSS}`, which
     /// repeats within a second. The standard layout must stay within MSH-10's 20 characters (ST
     /// in v2.3.1 to 2.6) and differ per message: `{prefix}{YYMMDDHHMMSS}` for people to read,
-    /// then random base-36 digits up to 20 characters (5 after `SIM`, 6 after `QC`: 36^5 is about
-    /// 60 million per second; reproducible with a seed like every other value).
+    /// then the minter's message number in base 36 up to 20 characters (5 digits after `SIM`,
+    /// 6 after `QC`). Consecutive numbers never repeat within 36^5 (60 million) messages, so
+    /// one process cannot send the same ID twice; random digits did, by the birthday
+    /// paradox, about once an hour at 100 messages per second. A receiver that drops
+    /// duplicate MSH-10s would have lost those results.
     pub(super) fn control_id(&mut self, prefix: &str) -> String {
         if self.layout == Layout::OpenElis {
             return format!("{prefix}{}", ts(self.now));
         }
         const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-        let mut id = format!("{prefix}{}", self.now.format("%y%m%d%H%M%S"));
-        while id.len() < MAX_CONTROL_ID_LEN {
-            let d = self.rng.rng().random_range(0..DIGITS.len());
-            id.push(char::from(DIGITS[d]));
+        let id = format!("{prefix}{}", self.now.format("%y%m%d%H%M%S"));
+        let mut number = self.minter.next_message_number();
+        let mut tail = vec![b'0'; MAX_CONTROL_ID_LEN.saturating_sub(id.len())];
+        for digit in tail.iter_mut().rev() {
+            *digit = DIGITS[(number % 36) as usize];
+            number /= 36;
         }
-        id
+        id + &String::from_utf8_lossy(&tail)
     }
 
     /// The patient ORU^R01: MSH, PID, ORC, OBR and one OBX per field.
