@@ -444,3 +444,28 @@ fn strict_range_bounds_flag_the_bound_itself() {
     assert_eq!(flag("4-10", 3.9), "L");
     assert_eq!(flag("4-10", 10.1), "H");
 }
+
+/// The embedded `mindray_bc5380` gives every field a typical seed (the reference's profile
+/// derivation leaves 8 of 13 at `0`, as the test above shows), and its `%` differential sums
+/// to 100.
+#[test]
+fn embedded_bc5380_seeds_are_typical_results() {
+    let set = TemplateSet::embedded().unwrap();
+    let bc = set.get("mindray_bc5380").unwrap();
+    let seed = |code: &str| {
+        bc.field(code)
+            .unwrap()
+            .seed_value
+            .as_ref()
+            .and_then(serde_json::Number::as_f64)
+            .unwrap()
+    };
+    for field in &bc.fields {
+        assert!(seed(&field.code) > 0.0, "{} seeds 0", field.code);
+    }
+    let differential: f64 = ["NEUT", "LYMPH", "MONO", "EOS", "BASO"]
+        .into_iter()
+        .map(seed)
+        .sum();
+    assert!((differential - 100.0).abs() < 1e-9, "{differential}");
+}
