@@ -179,3 +179,56 @@ async fn a_disk_another_program_filled_refuses_messages_until_space_is_freed() {
     })
     .await;
 }
+
+/// Fills the file system holding `path` with a file there, to the last block.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![b'f'; 4 << 10];
+    while file.write_all(&chunk).is_ok() {}
+    let _ = file.sync_all();
+}
+
+/// A router restarted on a disk another program filled while it was stopped, with an
+/// output added to its config (opening the store then writes its cursor): the reserve
+/// the previous run left is what the store opens on, instead of the router refusing to
+/// start with the space set aside for exactly this unused beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_restarted_on_a_full_disk_opens_its_store_on_the_reserve() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let Some(_fs) = SmallFs::mount(&store, "8m") else {
+        eprintln!("not run: mounting a tmpfs needs root");
+        return;
+    };
+    let (inp, peer_port, second_port) = (free_port(), free_port(), free_port());
+    let mut router = RouterProc::start(dir.path(), &config(inp, peer_port)).await;
+    for id in ["M0", "M1", "M2"] {
+        assert!(send_alone(inp, id).await);
+    }
+    assert!(router.terminate(Duration::from_secs(5)).success());
+    assert!(store.join(lis_router::store::RESERVE_FILE).exists());
+
+    fill(&store.join("filler"));
+    let config = config(inp, peer_port).replace(
+        "useconnections = in, out",
+        "useconnections = in, out, second",
+    ) + &format!(
+        "[second]\ntranstech = socket\ntransdir = out\nqueuename = q\n\
+         createserversocket = False\nport = {second_port}\nusehl7 = True\n\
+         retrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    std::fs::write(dir.path().join("router.cfg"), config).unwrap();
+    let _router = RouterProc::restart(dir.path()).await;
+    let (peer, second) = (
+        Peer::start(peer_port, PeerReply::Accept).await,
+        Peer::start(second_port, PeerReply::Accept).await,
+    );
+    wait_until("M0..M2 delivered by both outputs", || {
+        [&peer, &second].iter().all(|p| {
+            let ids = p.control_ids();
+            ["M0", "M1", "M2"].iter().all(|id| ids.contains(*id))
+        })
+    })
+    .await;
+}

@@ -29,6 +29,19 @@ impl SpaceReserve {
         Self { path, held: false }
     }
 
+    /// Gives back a reserve a previous run left (the file exists, but this one does not
+    /// hold it yet), so that opening the store on a full disk can use its space.
+    pub(crate) fn give_back_leftover(&self) {
+        if self.held {
+            return;
+        }
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!("cannot remove {}: {e}", self.path.display()),
+        }
+    }
+
     /// Sets the space aside (again); on failure nothing is left behind.
     pub(crate) fn take(&mut self) -> io::Result<()> {
         if self.held {

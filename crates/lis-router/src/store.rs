@@ -205,9 +205,13 @@ impl QueueStore {
             path: path.clone(),
             source: Box::new(e),
         };
+        // The previous run's reserve is given back first: on a full disk, opening the
+        // store may need a few pages of its own (a new queue's table, a new output's
+        // cursor), and it is set aside again below.
+        let mut reserve = SpaceReserve::new(dir.join(RESERVE_FILE));
+        reserve.give_back_leftover();
         let db = Database::create(&path).map_err(|e| err(e.into()))?;
         let Positions { seqs, cursors } = load(&db, queues).map_err(err)?;
-        let mut reserve = SpaceReserve::new(dir.join(RESERVE_FILE));
         let disk_full = match reserve.take() {
             Ok(()) => false,
             Err(e) if is_full(&e) => {
