@@ -232,3 +232,78 @@ async fn a_router_restarted_on_a_full_disk_opens_its_store_on_the_reserve() {
     })
     .await;
 }
+
+/// Sets the soft `RLIMIT_FSIZE` of the running router (`None`: unlimited). The router is
+/// started with SIGXFSZ ignored, so a write past the limit fails with EFBIG, which the
+/// store takes for a full disk.
+fn limit_file_size(router: &RouterProc, bytes: Option<u64>) {
+    use rustix::process::{Pid, Resource, Rlimit, prlimit};
+    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
+    let limit = Rlimit {
+        current: bytes,
+        maximum: None,
+    };
+    prlimit(Some(pid), Resource::Fsize, limit).expect("set RLIMIT_FSIZE");
+}
+
+/// The store runs out of space and cannot even be reopened (here a file size limit below
+/// the store's pages; on a copy-on-write file system a full disk does that too), so
+/// outputs cannot read it. Once it could be reopened, though still without room for the
+/// reserve (as on a disk that is still full), the senders' retries, refused as they
+/// are, must still get it reopened: otherwise the outputs never read again, the queue
+/// never shrinks and the disk stays full for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_could_not_be_reopened_on_a_full_disk_is_reopened_for_its_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let router =
+        RouterProc::start_after_shell(dir.path(), &config(inp, peer_port), "trap '' XFSZ;").await;
+    // More than the output reads at a time (64), so that it must read again later.
+    let mut client = MllpClient::connect(("127.0.0.1", inp))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    let ids: Vec<String> = (0..70).map(|i| format!("M{i}")).collect();
+    for id in &ids {
+        assert!(matches!(
+            client.send(&oru(id, "LAB")).await.unwrap(),
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ));
+    }
+    drop(client);
+    let size = std::fs::metadata(dir.path().join("store").join(lis_router::store::STORE_FILE))
+        .unwrap()
+        .len();
+
+    // No page past the first can be written: the cursor moves fail, and so does reopening.
+    limit_file_size(&router, Some(4096));
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    wait_until("the output unable to read the store", || {
+        router.log_text().contains("cannot read the queue")
+    })
+    .await;
+    // Whatever the output still held is delivered, its cursor moves failing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The store's own pages can be written again, the 4 MiB reserve still not.
+    limit_file_size(&router, Some(size));
+    let mut delivered = false;
+    for i in 0..50 {
+        if ids.iter().all(|id| peer.control_ids().contains(id)) {
+            delivered = true;
+            break;
+        }
+        assert!(!send_alone(inp, &format!("RETRY{i}")).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        delivered,
+        "{} of 70 delivered; log:\n{}",
+        peer.control_ids().len(),
+        router.log_text()
+    );
+    peer.stop().await;
+}

@@ -690,6 +690,12 @@ impl Writer {
             }
             *batch = kept;
         }
+        // Appends refused below never reach `try_write`, which reopens the store after a
+        // failed reopen; until it is open the outputs cannot read, so nothing would free
+        // space and the disk would stay full for good. So any request tries again.
+        if self.disk_full && self.shared.database().is_none() {
+            self.reopen_logged();
+        }
         if self.disk_full && self.reserve_tried.elapsed() >= RESERVE_RETRY {
             self.reserve_tried = Instant::now();
             if self.retake_reserve() {
