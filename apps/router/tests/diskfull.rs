@@ -307,3 +307,67 @@ async fn a_store_that_could_not_be_reopened_on_a_full_disk_is_reopened_for_its_o
     );
     peer.stop().await;
 }
+
+/// On a full disk the output delivers the whole backlog while every cursor move fails
+/// (here a file size limit below the store's pages, lifted afterwards). Nothing is
+/// delivered after that, so no later move would carry the cursor forward: the store
+/// must commit the failed moves itself, or it never deletes the backlog, never gets its
+/// reserve back and refuses new messages for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_moves_that_failed_on_a_full_disk_are_committed_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let Some(_fs) = SmallFs::mount(&store, "16m") else {
+        eprintln!("not run: mounting a tmpfs needs root");
+        return;
+    };
+    let (inp, peer_port) = (free_port(), free_port());
+    let mut router =
+        RouterProc::start_after_shell(dir.path(), &config(inp, peer_port), "trap '' XFSZ;").await;
+    let mut client = MllpClient::connect(("127.0.0.1", inp))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    let mut acked = Vec::new();
+    for i in 0..100 {
+        let id = format!("D{i}");
+        match client.send(&big_oru(&id)).await.unwrap() {
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            } => acked.push(id),
+            _ => break,
+        }
+    }
+    assert!(acked.len() < 100, "the disk never filled");
+    drop(client);
+    // Restarted, the output reads the whole backlog at once. Another program has taken
+    // the rest of the disk: the reserve can be set aside once the backlog is deleted.
+    assert!(router.terminate(Duration::from_secs(5)).success());
+    fill(&store.join("filler"));
+    let router =
+        RouterProc::start_after_shell(dir.path(), &config(inp, peer_port), "trap '' XFSZ;").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    limit_file_size(&router, Some(4096));
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    wait_until("the backlog delivered", || {
+        let ids = peer.control_ids();
+        acked.iter().all(|id| ids.contains(id))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    limit_file_size(&router, None);
+
+    let accepted = send_until_accepted(inp, "AFTER").await;
+    assert!(
+        accepted,
+        "{} messages delivered, yet the store still refuses new ones; log:\n{}",
+        acked.len(),
+        router.log_text()
+    );
+    wait_until("the new message delivered", || {
+        peer.control_ids().contains("AFTER")
+    })
+    .await;
+    peer.stop().await;
+}

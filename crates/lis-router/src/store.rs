@@ -270,6 +270,7 @@ impl QueueStore {
                     reserve,
                     disk_full,
                     reserve_tried: Instant::now(),
+                    unsaved_moves: HashMap::new(),
                 }
                 .run(rx);
             })
@@ -655,6 +656,11 @@ struct Writer {
     disk_full: bool,
     /// When the writer last tried to set the reserve aside.
     reserve_tried: Instant,
+    /// Per queue and output, the furthest cursor move whose commit failed. The output
+    /// does not send it again (one that delivered its queue to the end sends no later
+    /// move), and on a full disk the deletes it brings are what frees space; so it goes
+    /// with the next request's commit.
+    unsaved_moves: HashMap<(usize, usize), u64>,
 }
 
 impl Writer {
@@ -706,6 +712,16 @@ impl Writer {
         if self.disk_full {
             refuse_appends(batch, || StoreError::DiskFull);
         }
+        for ((queue, output), next) in self.unsaved_moves.drain() {
+            // Nobody waits for the answer: a failure records the move again.
+            let (done, _) = oneshot::channel();
+            batch.push(Request::Advance {
+                queue,
+                output,
+                next,
+                done,
+            });
+        }
         if batch.is_empty() {
             return;
         }
@@ -745,6 +761,16 @@ impl Writer {
             }
         }
         for request in batch.drain(..) {
+            if let Request::Advance {
+                queue,
+                output,
+                next,
+                ..
+            } = request
+            {
+                let unsaved = self.unsaved_moves.entry((queue, output)).or_default();
+                *unsaved = (*unsaved).max(next);
+            }
             request.fail(StoreError::CommitFailed(why.clone()));
         }
         self.reopen_logged();
