@@ -219,7 +219,14 @@ async fn a_router_restarted_on_a_full_disk_opens_its_store_on_the_reserve() {
          retrydelay = 0.05\nretrymaxdelay = 0.2\n"
     );
     std::fs::write(dir.path().join("router.cfg"), config).unwrap();
-    let _router = RouterProc::restart(dir.path()).await;
+    let router = RouterProc::restart(dir.path()).await;
+    assert!(
+        router
+            .log_text()
+            .contains("opening it again on the space of"),
+        "{}",
+        router.log_text()
+    );
     let (peer, second) = (
         Peer::start(peer_port, PeerReply::Accept).await,
         Peer::start(second_port, PeerReply::Accept).await,
@@ -370,4 +377,30 @@ async fn cursor_moves_that_failed_on_a_full_disk_are_committed_later() {
     })
     .await;
     peer.stop().await;
+}
+
+/// A second router started by mistake on the same data directory fails (the store is
+/// locked) and leaves the running router's reserve alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_router_on_the_same_store_leaves_the_reserve_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let _router = RouterProc::start(dir.path(), &config(inp, peer_port)).await;
+    let reserve = dir
+        .path()
+        .join("store")
+        .join(lis_router::store::RESERVE_FILE);
+    assert!(reserve.exists());
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+        .arg("-c")
+        .arg(dir.path().join("router.cfg"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        reserve.exists(),
+        "the second router removed the first one's reserve: {}",
+        String::from_utf8_lossy(&second.stderr)
+    );
 }

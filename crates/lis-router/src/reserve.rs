@@ -30,15 +30,19 @@ impl SpaceReserve {
     }
 
     /// Gives back a reserve a previous run left (the file exists, but this one does not
-    /// hold it yet), so that opening the store on a full disk can use its space.
-    pub(crate) fn give_back_leftover(&self) {
+    /// hold it yet), so that opening the store on a full disk can use its space; false
+    /// if there was none.
+    pub(crate) fn give_back_leftover(&self) -> bool {
         if self.held {
-            return;
+            return false;
         }
         match std::fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::error!("cannot remove {}: {e}", self.path.display()),
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => {
+                tracing::error!("cannot remove {}: {e}", self.path.display());
+                false
+            }
         }
     }
 

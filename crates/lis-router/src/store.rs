@@ -205,13 +205,28 @@ impl QueueStore {
             path: path.clone(),
             source: Box::new(e),
         };
-        // The previous run's reserve is given back first: on a full disk, opening the
-        // store may need a few pages of its own (a new queue's table, a new output's
-        // cursor), and it is set aside again below.
         let mut reserve = SpaceReserve::new(dir.join(RESERVE_FILE));
-        reserve.give_back_leftover();
-        let db = Database::create(&path).map_err(|e| err(e.into()))?;
-        let Positions { seqs, cursors } = load(&db, queues).map_err(err)?;
+        let open = || -> Result<(Database, Positions), redb::Error> {
+            let db = Database::create(&path)?;
+            let positions = load(&db, queues)?;
+            Ok((db, positions))
+        };
+        // On a full disk opening may need a few pages of its own (a new queue's table, a
+        // new output's cursor): the previous run's reserve is there for that, and set
+        // aside again below. Only then, as the error shows that this router got past the
+        // lock: another one running on this directory keeps its reserve.
+        let (db, Positions { seqs, cursors }) = match open() {
+            Err(e) if is_out_of_space(&e) && reserve.give_back_leftover() => {
+                tracing::warn!(
+                    "opening the queue store ran out of space ({e}); opening it again on \
+                     the space of {}",
+                    dir.join(RESERVE_FILE).display()
+                );
+                open()
+            }
+            opened => opened,
+        }
+        .map_err(err)?;
         let disk_full = match reserve.take() {
             Ok(()) => false,
             Err(e) if is_full(&e) => {
