@@ -603,6 +603,7 @@ fn build(
 
     check_queues(ctx, &connections, &spoiled_queues);
     check_ports(ctx, &connections);
+    check_file_output_names(ctx, &connections);
 
     let datadir = match general.text(ctx, "datadir").filter(|d| !d.is_empty()) {
         Some(dir) => ctx.resolve(&dir),
@@ -1007,6 +1008,30 @@ fn check_ports(ctx: &mut Ctx, connections: &[Connection]) {
     }
 }
 
+/// File outputs sharing a directory tell their temporary files apart by their names made
+/// file-safe; two names that become the same (`out 1` and `out_1`) would remove each
+/// other's files at start-up.
+fn check_file_output_names(ctx: &mut Ctx, connections: &[Connection]) {
+    let mut owners: HashMap<(PathBuf, String), &str> = HashMap::new();
+    for c in connections {
+        let ConnectorKind::FileOut(settings) = &c.kind else {
+            continue;
+        };
+        let safe = crate::filename::sanitize(&c.name, crate::filename::MAX_PART_LEN);
+        if let Some(other) = owners.insert((settings.dir.clone(), safe.clone()), &c.name) {
+            ctx.error(
+                &c.name,
+                None,
+                format!(
+                    "writes to the same messagedir as [{other}], and both names read `{safe}` \
+                     in file names (temporary names tell outputs apart by it); rename one \
+                     section"
+                ),
+            );
+        }
+    }
+}
+
 /// Python 2.7 ConfigParser's inline comment rule: the first `;` on the key's own line
 /// starts a comment if whitespace precedes it; `#` never does, nor anything on
 /// continuation lines.
@@ -1179,6 +1204,29 @@ mod tests {
             panic!()
         };
         assert_eq!(out.max_refusals, None);
+    }
+
+    /// Two file outputs on one directory whose names read the same once made file-safe
+    /// would remove each other's temporary files.
+    #[test]
+    fn file_outputs_on_one_directory_need_names_that_stay_apart() {
+        let text = "[general]\nuseconnections = in, out 1, out_1\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [out 1]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n\
+                    [out_1]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n";
+        let Err(ConfigError::Invalid { problems, .. }) = load_str(text, Path::new("r.cfg")) else {
+            panic!()
+        };
+        assert_eq!(
+            messages(&problems),
+            [
+                "r.cfg:12: [out_1]: writes to the same messagedir as [out 1], and both names read \
+                 `out_1` in file names (temporary names tell outputs apart by it); rename one \
+                 section"
+            ]
+        );
+        let apart = text.replacen("messagedir = /srv/out\n", "messagedir = /srv/other\n", 1);
+        assert!(load_str(&apart, Path::new("r.cfg")).is_ok());
     }
 
     /// An output with errors of its own does not make its queue look output-less.
