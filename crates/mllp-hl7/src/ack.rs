@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{AckError, AckReadError};
-use crate::hl7::{AckCondition, Charset, Delimiters, Message, Value, Version, escape, unescape};
+use crate::hl7::{AckCondition, Charset, Delimiters, Message, Value, Version, escape};
 
 /// MSA-1 acknowledgement code (HL7 table 0008).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -480,18 +480,25 @@ fn escape_text<'t>(text: &'t [u8], d: &Delimiters) -> std::borrow::Cow<'t, [u8]>
         .into()
 }
 
-/// Copies a received field as is (same delimiters, so escapes stay valid), except when it
-/// holds a raw LF, which a sender may leave inside a field but which could end a segment in
-/// the ACK: then the value is unescaped and escaped again, so the LF becomes `\X0A\` and the
-/// decoded value is unchanged (a space replaces it when no escape character is declared).
+/// Copies a received field as is (same delimiters, so escapes stay valid), except for a
+/// raw LF, which a sender may leave inside a field but which could end a segment in the
+/// ACK: each one becomes `\X0A\` (a space when no escape character is declared). Only the
+/// LF is rewritten: the field's components, repetitions and escape sequences are kept.
 fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
-    if memchr::memchr(b'\n', raw).is_none() {
-        out.extend_from_slice(raw);
-    } else if delimiters.escape().is_some() {
-        out.extend_from_slice(&escape(&unescape(raw, delimiters), delimiters));
-    } else {
-        out.extend(raw.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+    let mut rest = raw;
+    while let Some(at) = memchr::memchr(b'\n', rest) {
+        out.extend_from_slice(&rest[..at]);
+        match delimiters.escape() {
+            Some(escape) => {
+                out.push(escape);
+                out.extend_from_slice(b"X0A");
+                out.push(escape);
+            }
+            None => out.push(b' '),
+        }
+        rest = &rest[at + 1..];
     }
+    out.extend_from_slice(rest);
 }
 
 /// A new message control ID, unique within the process and very likely across

@@ -468,3 +468,26 @@ fn ack_declares_the_delimiters_the_reader_used() {
     assert!(ack.is_ack());
     assert_eq!(ack.segments().filter(|s| s.id() == b"MSA").count(), 1);
 }
+
+/// A raw LF in a composite MSH field (here MSH-3, an HD `namespace^universal id^type`)
+/// must become `\X0A\` without touching the rest: the components stay components, so the
+/// ACK's MSH-5 routes to the same application (before, the whole field was re-escaped and
+/// its `^` became `\S\`).
+#[test]
+fn a_raw_lf_in_a_composite_field_keeps_its_components() {
+    let msg = Message::parse(b"MSH|^~\\&|LAB^1.2.3^ISO\nX|FAC|LIS|HOSP|1||ORU^R01|M1|P|2.5\rPID|1")
+        .unwrap();
+    assert_eq!(msg.sending_application().raw(), b"LAB^1.2.3^ISO\nX");
+    let ack = AckBuilder::new(&msg).build().unwrap();
+    assert!(!ack.contains(&b'\n'));
+    let ack = Message::parse(&ack).unwrap();
+    let msh5 = ack.receiving_application();
+    assert_eq!(msh5.raw(), b"LAB^1.2.3^ISO\\X0A\\X");
+    let components: Vec<&[u8]> = msh5.components().map(|c| c.raw()).collect();
+    assert_eq!(components, [&b"LAB"[..], b"1.2.3", b"ISO\\X0A\\X"]);
+    // Escape sequences already in the field are kept as the sender wrote them.
+    let msg = Message::parse(b"MSH|^~\\&|A\\H\\B\nC|F|R|RF|1||ORU^R01|M2|P|2.5").unwrap();
+    let ack = AckBuilder::new(&msg).build().unwrap();
+    let ack = Message::parse(&ack).unwrap();
+    assert_eq!(ack.receiving_application().raw(), b"A\\H\\B\\X0A\\C");
+}
