@@ -347,7 +347,7 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         let before = |major, minor| version.is_some_and(|v| v.cmp_minor(major, minor).is_lt());
         if !trigger.is_empty() && !before(2, 2) {
             out.push(cs);
-            out.extend_from_slice(trigger);
+            copy_raw(&mut out, trigger, &delimiters);
             if !before(2, 4) {
                 out.push(cs);
                 out.extend_from_slice(b"ACK");

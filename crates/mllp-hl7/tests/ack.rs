@@ -491,3 +491,20 @@ fn a_raw_lf_in_a_composite_field_keeps_its_components() {
     let ack = Message::parse(&ack).unwrap();
     assert_eq!(ack.receiving_application().raw(), b"A\\H\\B\\X0A\\C");
 }
+
+/// MSH-9.2 is copied into the ACK's MSH-9 like the other copied fields: a raw LF in it
+/// becomes `\X0A\`. Before, it was copied verbatim, and in a 2.3 ACK the LF was followed
+/// by `MSA|`, so the ACK read back with a bogus first MSA segment (MSA-1 = the new MSH-10).
+#[test]
+fn a_raw_lf_in_the_trigger_cannot_split_the_ack() {
+    let msg = Message::parse(b"MSH|^~\\&|LAB||LIS||1||ORU^X\nMSA^ORU_R01|M1|P|2.3\rPID|1").unwrap();
+    assert_eq!(msg.message_type().trigger, b"X\nMSA");
+    let ack = AckBuilder::new(&msg).control_id("C1").build().unwrap();
+    assert!(!ack.contains(&b'\n'), "{:?}", String::from_utf8_lossy(&ack));
+    let ack = Message::parse(&ack).unwrap();
+    assert_eq!(ack.msh_field(9).raw(), b"ACK^X\\X0A\\MSA");
+    assert_eq!(ack.segments_named(b"MSA").count(), 1);
+    let msa = AckMessage::from_message(&ack).unwrap();
+    assert_eq!(msa.code, AckCode::ApplicationAccept);
+    assert_eq!(msa.acknowledged_id.raw(), b"M1");
+}
