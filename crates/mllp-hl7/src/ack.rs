@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{AckError, AckReadError};
-use crate::hl7::{AckCondition, Charset, Delimiters, Message, Value, Version, escape};
+use crate::hl7::{AckCondition, Charset, Delimiters, Message, Value, Version, escape, unescape};
 
 /// MSA-1 acknowledgement code (HL7 table 0008).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -483,22 +483,48 @@ fn escape_text<'t>(text: &'t [u8], d: &Delimiters) -> std::borrow::Cow<'t, [u8]>
 /// Copies a received field as is (same delimiters, so escapes stay valid), except for a
 /// raw LF, which a sender may leave inside a field but which could end a segment in the
 /// ACK: each one becomes `\X0A\` (a space when no escape character is declared). Only the
-/// LF is rewritten: the field's components, repetitions and escape sequences are kept.
+/// LF is rewritten: the field's components, repetitions and escape sequences are kept, and
+/// every component or subcomponent decodes as before. A (malformed) escape sequence left
+/// open across the LF cannot take a `\X0A\`; that one part is unescaped and escaped again.
 fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
-    let mut rest = raw;
-    while let Some(at) = memchr::memchr(b'\n', rest) {
-        out.extend_from_slice(&rest[..at]);
-        match delimiters.escape() {
-            Some(escape) => {
-                out.push(escape);
-                out.extend_from_slice(b"X0A");
-                out.push(escape);
-            }
-            None => out.push(b' '),
-        }
-        rest = &rest[at + 1..];
+    if memchr::memchr(b'\n', raw).is_none() {
+        out.extend_from_slice(raw);
+        return;
     }
-    out.extend_from_slice(rest);
+    let Some(esc) = delimiters.escape() else {
+        out.extend(raw.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+        return;
+    };
+    let is_separator = |b: u8| {
+        b == delimiters.component()
+            || Some(b) == delimiters.repetition()
+            || Some(b) == delimiters.subcomponent()
+    };
+    for piece in raw.split_inclusive(|&b| is_separator(b)) {
+        let (part, separator) = match piece.split_last() {
+            Some((&last, part)) if is_separator(last) => (part, Some(last)),
+            _ => (piece, None),
+        };
+        // Escape characters pair up (open, close) as `unescape` reads them: an LF after an
+        // odd number of them sits inside a sequence.
+        let mut escapes = 0usize;
+        let lf_in_sequence = part.iter().any(|&b| {
+            escapes += usize::from(b == esc);
+            b == b'\n' && escapes % 2 == 1
+        });
+        if lf_in_sequence {
+            out.extend_from_slice(&escape(&unescape(part, delimiters), delimiters));
+        } else {
+            for &b in part {
+                if b == b'\n' {
+                    out.extend_from_slice(&[esc, b'X', b'0', b'A', esc]);
+                } else {
+                    out.push(b);
+                }
+            }
+        }
+        out.extend(separator);
+    }
 }
 
 /// A new message control ID, unique within the process and very likely across

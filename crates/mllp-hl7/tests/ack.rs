@@ -508,3 +508,27 @@ fn a_raw_lf_in_the_trigger_cannot_split_the_ack() {
     assert_eq!(msa.code, AckCode::ApplicationAccept);
     assert_eq!(msa.acknowledged_id.raw(), b"M1");
 }
+
+/// A raw LF right after a lone escape character (an escape sequence left open): the
+/// copied value must still decode as the received one, component by component.
+#[test]
+fn a_raw_lf_inside_an_open_escape_sequence_decodes_unchanged() {
+    let msg = Message::parse(b"MSH|^~\\&|A^\\\n~B|F|R|RF|1||ORU^R01|X\\\n^Y|P|2.5").unwrap();
+    assert_eq!(msg.control_id().raw(), b"X\\\n^Y");
+    let ack = AckBuilder::new(&msg).build().unwrap();
+    assert!(!ack.contains(&b'\n'));
+    let ack = Message::parse(&ack).unwrap();
+    let decoded = |v: mllp_hl7::Value<'_>| {
+        v.repetitions()
+            .map(|r| r.components().map(|c| c.decoded().into_owned()).collect())
+            .collect::<Vec<Vec<Vec<u8>>>>()
+    };
+    assert_eq!(
+        decoded(ack.get("MSA-2").unwrap().unwrap()),
+        decoded(msg.control_id())
+    );
+    assert_eq!(
+        decoded(ack.receiving_application()),
+        decoded(msg.sending_application())
+    );
+}
