@@ -575,3 +575,15 @@ fn acknowledged_on_success_follows_msh_15() {
         assert_eq!(msg.acknowledged_on_success(), expected, "{fields:?}");
     }
 }
+
+/// `Path`'s fields are public, so a caller can build one with occurrence 0 (which
+/// `FromStr` never yields): there is no 0th segment, and `query` must say so, not panic
+/// on `0 - 1` (debug builds) or wrap around (release).
+#[test]
+fn a_hand_built_path_with_occurrence_zero_finds_nothing() {
+    let msg = Message::parse(b"MSH|^~\\&|A\rPID|1").unwrap();
+    let mut path: Path = "PID-1".parse().unwrap();
+    assert_eq!(msg.query(&path).unwrap().raw(), b"1");
+    path.occurrence = 0;
+    assert_eq!(msg.query(&path), None);
+}

@@ -407,7 +407,7 @@ impl<'a> Message<'a> {
     pub fn query(&self, path: &Path) -> Option<Value<'a>> {
         let segment = self
             .segments_named(&path.segment)
-            .nth(path.occurrence - 1)?;
+            .nth(path.occurrence.checked_sub(1)?)?;
         let Some(field) = path.field else {
             return Some(Value::atomic(segment.raw(), self.delimiters));
         };
