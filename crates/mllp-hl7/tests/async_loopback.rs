@@ -253,3 +253,47 @@ async fn no_ack_is_awaited_when_msh_15_asks_for_none() {
     let error = waiting.send(&never).await.unwrap_err();
     assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
 }
+
+/// A batch with a payload that cannot be framed fails before anything is queued. Before,
+/// the messages ahead of it stayed in the write buffer and went out, unasked, with the next
+/// send, and their ACKs were counted as stale (the caller, told the batch failed, would
+/// send them a second time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_by_the_encoder_sends_nothing() {
+    let (client_side, mut peer) = tokio::io::duplex(64 * 1024);
+    let mut client =
+        MllpClient::new(client_side, MllpCodec::new()).with_ack_timeout(Duration::from_secs(5));
+    let good = oru(1);
+    let bad = b"MSH|^~\\&|A\x1c\rPID|1\r".to_vec();
+    let error = client.send_all(&[&good, &bad]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::Codec(mllp_hl7::CodecError::Encode(
+                mllp_hl7::EncodeError::ContainsEndBlock { .. }
+            ))
+        ),
+        "{error}"
+    );
+    // The next send puts only its own message on the wire.
+    let next = oru(2);
+    let sending = tokio::spawn(async move {
+        let reply = client.send(&next).await;
+        (reply, client)
+    });
+    let mut framed = Framed::new(&mut peer, MllpCodec::new());
+    let Some(Ok(MllpFrame::Message(first))) = framed.next().await else {
+        panic!("no frame")
+    };
+    let first = Message::parse(&first).unwrap();
+    assert_eq!(
+        first.control_id().raw(),
+        b"MSG2",
+        "only the new message is sent"
+    );
+    let ack = AckBuilder::new(&first).build().unwrap();
+    framed.send(&ack[..]).await.unwrap();
+    let (reply, client) = sending.await.unwrap();
+    assert_ack_for(&reply.unwrap(), 2);
+    assert_eq!(client.stale_replies(), 0);
+}

@@ -151,7 +151,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
     ///
     /// # Errors
     ///
-    /// [`ClientError`] on transport failure, timeout or close.
+    /// [`ClientError`] on transport failure, timeout or close, and when a payload cannot
+    /// be framed (then no message of the batch is sent).
     pub async fn send_all(&mut self, messages: &[&[u8]]) -> Result<Vec<Reply>, ClientError> {
         let expected: Vec<Option<Vec<u8>>> = messages
             .iter()
@@ -162,6 +163,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                     .filter(|id| !id.is_empty())
             })
             .collect();
+        // Refuse the whole batch before queueing any of it: a payload fed ahead of one the
+        // encoder refuses would stay in the write buffer and go out with the next send.
+        for payload in messages {
+            self.framed
+                .codec()
+                .config()
+                .check_payload(payload)
+                .map_err(CodecError::from)?;
+        }
         for payload in messages {
             self.framed.feed(*payload).await?;
         }
