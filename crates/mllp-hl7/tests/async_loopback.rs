@@ -297,3 +297,46 @@ async fn a_batch_refused_by_the_encoder_sends_nothing() {
     assert_ack_for(&reply.unwrap(), 2);
     assert_eq!(client.stale_replies(), 0);
 }
+
+/// MSA-2 is matched to MSH-10 by value: the same control ID written with other escape
+/// sequences, or with the ACK's own delimiters, is the same ID. Our own server writes a raw
+/// LF of MSH-10 as `\X0A\` in MSA-2; before, the client compared raw bytes and timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_are_matched_by_the_decoded_control_id() {
+    let address = auto_ack_server().await;
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(2));
+    let with_lf = b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|ID\nX|P|2.5\rPID|1\r";
+    let reply = client.send(with_lf).await.unwrap();
+    assert!(matches!(reply, Reply::Ack { .. }), "{reply:?}");
+    assert_eq!(client.stale_replies(), 0);
+
+    // A receiver that answers in standard delimiters a message that declared others:
+    // MSH-10 `A|1` (the `|` is data under `#` as field separator) comes back as `A\F\1`.
+    let (client_side, mut peer) = tokio::io::duplex(64 * 1024);
+    let mut client =
+        MllpClient::new(client_side, MllpCodec::new()).with_ack_timeout(Duration::from_secs(2));
+    let sending = tokio::spawn(async move {
+        let message = b"MSH#^~\\&#A#B#C#D#20240101##ORU^R01#A|1#P#2.5\rPID#1\r";
+        client.send(message).await
+    });
+    let mut framed = Framed::new(&mut peer, MllpCodec::new());
+    let Some(Ok(MllpFrame::Message(_))) = framed.next().await else {
+        panic!("no frame")
+    };
+    let ack = b"MSH|^~\\&|C|D|A|B|20240101||ACK^R01^ACK|9|P|2.5\rMSA|AA|A\\F\\1\r";
+    framed.send(&ack[..]).await.unwrap();
+    let reply = sending.await.unwrap().unwrap();
+    assert!(
+        matches!(
+            reply,
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}

@@ -68,9 +68,9 @@ pub enum Reply {
 
 /// Sends HL7 messages over MLLP and waits for their acknowledgements.
 ///
-/// An HL7 ACK is matched to its message by MSA-2 = MSH-10, so a late ACK of an earlier,
-/// timed-out message is not taken for the current one (Mirth #1441); such stale replies
-/// are counted and skipped. Payloads without MSH-10 (non-HL7) take replies in order.
+/// An HL7 ACK is matched to its message by MSA-2 = MSH-10 (compared unescaped, each with
+/// its own message's delimiters), so a late ACK of an earlier, timed-out message is not
+/// taken for the current one (Mirth #1441); such stale replies are counted and skipped. Payloads without MSH-10 (non-HL7) take replies in order.
 /// Several messages can be pipelined with [`send_all`](Self::send_all).
 #[derive(Debug)]
 pub struct MllpClient<S> {
@@ -159,8 +159,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
             .map(|payload| {
                 Message::parse(payload)
                     .ok()
-                    .map(|m| m.control_id().raw().to_vec())
-                    .filter(|id| !id.is_empty())
+                    .filter(|m| !m.control_id().is_empty())
+                    .map(|m| m.control_id().decoded().into_owned())
             })
             .collect();
         // Refuse the whole batch before queueing any of it: a payload fed ahead of one the
@@ -224,11 +224,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
     ) -> Option<(usize, Reply)> {
         let message = Message::parse(&payload).ok()?;
         let ack = AckMessage::from_message(&message).ok()?;
-        let id = ack.acknowledged_id.raw();
+        // By value: the ACK may write the ID with other escapes or delimiters.
+        let id = ack.acknowledged_id.decoded();
         let slot = replies
             .iter()
             .zip(expected)
-            .position(|(reply, want)| reply.is_none() && want.as_deref() == Some(id))
+            .position(|(reply, want)| reply.is_none() && want.as_deref() == Some(&id[..]))
             .or_else(|| {
                 replies
                     .iter()
