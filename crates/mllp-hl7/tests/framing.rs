@@ -445,3 +445,44 @@ proptest! {
         prop_assert_eq!(decoder.position(), stream.len() as u64);
     }
 }
+
+/// With custom sequences, the end of a payload and the end block appended to it can form
+/// a frame boundary together: an LF-terminated payload followed by the end block `LF LF`
+/// ends one byte early (the payload's last LF is lost and one LF left over as junk), and a
+/// payload ending in `A` before the end block `BC` forms the start block `AB`. `encode`
+/// refuses such payloads as it refuses those that contain a boundary outright.
+#[test]
+fn encoding_refuses_a_payload_whose_tail_and_the_end_block_form_a_boundary() {
+    let blank_line = MllpConfig::default()
+        .with_end_block(b"\n\n".to_vec())
+        .with_trailer(Vec::new());
+    let payload = b"MSH|^~\\&|A\nPID|1\n";
+    let mut out = Vec::new();
+    assert_eq!(
+        blank_line.encode(payload, &mut out),
+        Err(EncodeError::ContainsEndBlock {
+            at: payload.len() - 1
+        })
+    );
+    assert!(out.is_empty(), "nothing written");
+    assert!(blank_line.check_payload(payload).is_err());
+    // Without the trailing LF it frames and decodes back whole.
+    let payload = b"MSH|^~\\&|A\nPID|1";
+    blank_line.encode(payload, &mut out).unwrap();
+    let mut decoder = MllpDecoder::with_config(blank_line).unwrap();
+    assert_eq!(
+        decode_chunked(&mut decoder, &out, out.len()),
+        vec![message("MSH|^~\\&|A\nPID|1")]
+    );
+
+    let overlapping = MllpConfig::default()
+        .with_start_block(b"AB".to_vec())
+        .with_end_block(b"BC".to_vec())
+        .with_trailer(b"\r".to_vec());
+    assert_eq!(
+        overlapping.check_payload(b"xA"),
+        Err(EncodeError::ContainsStartBlock { at: 1 })
+    );
+    // Standard MLLP: a payload ending in FS is fine (FS FS CR: the first FS is data).
+    assert_eq!(MllpConfig::default().check_payload(b"x\x1c"), Ok(()));
+}

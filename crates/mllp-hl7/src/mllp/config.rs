@@ -183,7 +183,9 @@ impl MllpConfig {
                 max: self.max_message_size,
             });
         }
-        if let Some(at) = find_sequence(payload, &self.start_block) {
+        let start = find_sequence(payload, &self.start_block)
+            .or_else(|| self.find_straddling(payload, &self.start_block));
+        if let Some(at) = start {
             return Err(EncodeError::ContainsStartBlock { at });
         }
         if let Some(at) = self.find_terminator(payload) {
@@ -192,13 +194,32 @@ impl MllpConfig {
         Ok(())
     }
 
+    /// The earliest offset in `payload` where `sequence` begins and runs on into the end
+    /// block and trailer that [`encode`](Self::encode) appends (custom sequences can
+    /// overlap that way, e.g. a payload ending in LF before the end block `LF LF`).
+    fn find_straddling(&self, payload: &[u8], sequence: &[u8]) -> Option<usize> {
+        let appended = || self.end_block.iter().chain(self.trailer.iter());
+        // `inside` bytes of the sequence at the end of the payload, the rest after it;
+        // the most bytes inside is the earliest start.
+        (1..sequence.len())
+            .rev()
+            .filter(|&inside| inside <= payload.len())
+            .find(|&inside| {
+                let rest = &sequence[inside..];
+                payload.ends_with(&sequence[..inside])
+                    && appended().take(rest.len()).eq(rest.iter())
+            })
+            .map(|inside| payload.len() - inside)
+    }
+
     /// Frames `payload`: start block, payload, end block, trailer.
     ///
     /// # Errors
     ///
     /// [`EncodeError`] when the payload is larger than the maximum size or contains a
     /// sequence the receiver would take for a frame boundary (the start block, or the end
-    /// block followed by the trailer; in lenient mode the end block alone). Nothing is
+    /// block followed by the trailer; in lenient mode the end block alone), counting one
+    /// that its last bytes form with the end block and trailer appended. Nothing is
     /// written then.
     pub fn encode(&self, payload: &[u8], out: &mut impl BufMut) -> Result<(), EncodeError> {
         self.check_payload(payload)?;
@@ -226,12 +247,13 @@ impl MllpConfig {
 
     fn find_terminator(&self, payload: &[u8]) -> Option<usize> {
         if self.lenient {
-            return find_sequence(payload, &self.end_block);
+            return find_sequence(payload, &self.end_block)
+                .or_else(|| self.find_straddling(payload, &self.end_block));
         }
         let mut terminator = Vec::with_capacity(self.end_block.len() + self.trailer.len());
         terminator.extend_from_slice(&self.end_block);
         terminator.extend_from_slice(&self.trailer);
-        find_sequence(payload, &terminator)
+        find_sequence(payload, &terminator).or_else(|| self.find_straddling(payload, &terminator))
     }
 }
 
