@@ -313,7 +313,9 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         let delimiters = message.delimiters();
         let fs = delimiters.field();
         let cs = delimiters.component();
-        let charset = message.charset().unwrap_or(Charset::Utf8);
+        // The ACK copies MSH-18: text in a set we cannot encode is kept to ASCII, which
+        // every set MLLP can carry shares.
+        let charset = message.charset().unwrap_or(Charset::Ascii);
         let version = message.version();
         let mut out = Vec::with_capacity(256);
 

@@ -532,3 +532,27 @@ fn a_raw_lf_inside_an_open_escape_sequence_decodes_unchanged() {
         decoded(msg.sending_application())
     );
 }
+
+/// The ACK copies MSH-18, so its own text must be in that character set. For a set this
+/// crate cannot encode (8859/2 here, common in Central European labs), only ASCII is safe
+/// (every table 0211 set MLLP can carry is ASCII-compatible): before, the text went out as
+/// UTF-8 under a header declaring 8859/2.
+#[test]
+fn text_for_an_unsupported_charset_stays_ascii() {
+    let msg = Message::parse(b"MSH|^~\\&|A|B|C|D|1||ORU^R01|M1|P|2.5||||||8859/2\rPID|1").unwrap();
+    let ack = AckBuilder::new(&msg)
+        .code(AckCode::ApplicationError)
+        .text("Błąd")
+        .error(ErrorDetail::new(207, "zły wynik", Severity::Error))
+        .build()
+        .unwrap();
+    let parsed = Message::parse(&ack).unwrap();
+    assert_eq!(parsed.charset_id().raw(), b"8859/2");
+    assert!(ack.is_ascii(), "{:?}", String::from_utf8_lossy(&ack));
+    assert_eq!(parsed.get("MSA-3").unwrap().unwrap().raw(), b"B??d");
+    // Supported sets are still encoded as declared.
+    let msg = Message::parse(b"MSH|^~\\&|A|B|C|D|1||ORU^R01|M1|P|2.5||||||8859/1\rPID|1").unwrap();
+    let ack = AckBuilder::new(&msg).text("Müller").build().unwrap();
+    let parsed = Message::parse(&ack).unwrap();
+    assert_eq!(parsed.get("MSA-3").unwrap().unwrap().raw(), b"M\xfcller");
+}
