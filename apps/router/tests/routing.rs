@@ -379,6 +379,57 @@ async fn receive_and_ack(link: &mut Framed<TcpStream, MllpCodec>) -> String {
     String::from_utf8_lossy(message.control_id().raw()).into_owned()
 }
 
+/// An ACK is matched to its message by the control ID's value, not its bytes: a message
+/// with `#` as field separator and MSH-10 `A|1` is acknowledged by a receiver writing
+/// standard delimiters as MSA-2 `A\F\1`. Compared as bytes, that ACK was skipped as a late
+/// one, and the message was sent again after the ACK timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_are_matched_by_the_control_ids_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, outp) = (free_port(), free_port());
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\nport = {outp}\n\
+         acktimeout = 1\nretrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = client(inp).await;
+    for id in ["A|1", "B2"] {
+        let message = format!("MSH#^~\\&#LAB#F#LIS#H#20240101##ORU^R01#{id}#P#2.5.1\rPID#1");
+        assert!(matches!(
+            sender.send(message.as_bytes()).await.unwrap(),
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ));
+    }
+    let mut link = receiver(outp).await;
+    let mut next_id = async || {
+        let frame = tokio::time::timeout(WAIT, link.next())
+            .await
+            .expect("a message within the wait")
+            .expect("connection open")
+            .unwrap();
+        let MllpFrame::Message(payload) = frame else {
+            panic!("expected a message, got {frame:?}");
+        };
+        let message = Message::parse(&payload).unwrap();
+        let id = message.control_id().decoded().into_owned();
+        let ack = format!(
+            "MSH|^~\\&|LIS|H|LAB|F|20240101||ACK|X{}|P|2.5.1\rMSA|AA|{}",
+            id.len(),
+            String::from_utf8_lossy(&id).replace('|', "\\F\\")
+        );
+        link.send(Bytes::from(ack)).await.unwrap();
+        String::from_utf8(id).unwrap()
+    };
+    assert_eq!(next_id().await, "A|1");
+    // Not "A|1" again after the 1 s ACK timeout.
+    assert_eq!(next_id().await, "B2");
+}
+
 /// `createserversocket = True` on an output: the router listens and the receiving system
 /// connects. A receiver that connects while the queue is idle takes over from the
 /// previous connection, which is closed: that one may be dead without a FIN (the

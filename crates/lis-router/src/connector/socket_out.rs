@@ -334,9 +334,10 @@ impl SocketOut {
         {
             return Ok(());
         }
+        // By value: the receiver may write the ID with its own delimiters and escapes.
         let expected_id: Option<Vec<u8>> = message
-            .map(|m| m.control_id().raw().to_vec())
-            .filter(|id| !id.is_empty());
+            .filter(|m| !m.control_id().is_empty())
+            .map(|m| m.control_id().decoded().into_owned());
         let wait = async {
             loop {
                 let frame = match framed.next().await {
@@ -392,7 +393,7 @@ fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Fa
         Err(e) => return Some(Err(Failure::Refused(format!("reply is not an ACK: {e}")))),
     };
     if let Some(id) = expected_id
-        && ack.acknowledged_id.raw() != id
+        && ack.acknowledged_id.decoded().as_ref() != id
     {
         log_late(&ack);
         return None;
