@@ -556,3 +556,26 @@ fn text_for_an_unsupported_charset_stays_ascii() {
     let parsed = Message::parse(&ack).unwrap();
     assert_eq!(parsed.get("MSA-3").unwrap().unwrap().raw(), b"M\xfcller");
 }
+
+/// A malformed MSH-10 whose lone escape characters sit in different repetitions, with a raw
+/// LF between them (found by the fuzzer): every part still decodes as received. Decoded as
+/// a whole, the original pairs the two escape characters across the separators, which the
+/// copy cannot keep while escaping the LF; the parts are what HL7 escapes apply to.
+#[test]
+fn a_raw_lf_between_lone_escapes_in_different_parts_keeps_each_part() {
+    let msg = Message::parse(b"MSH|^~\\&|A|B|C|D|1||ORU^R01|X\\Y~~\nW\\V|P|2.5").unwrap();
+    let ack = AckBuilder::new(&msg).build().unwrap();
+    assert!(!ack.contains(&b'\n'));
+    let ack = Message::parse(&ack).unwrap();
+    let parts = |v: mllp_hl7::Value<'_>| {
+        v.repetitions()
+            .map(|r| r.decoded().into_owned())
+            .collect::<Vec<_>>()
+    };
+    let msa_2 = ack.segment(b"MSA").unwrap().field_or_empty(2);
+    assert_eq!(
+        parts(msa_2),
+        [b"X\\Y".to_vec(), Vec::new(), b"\nW\\V".to_vec()]
+    );
+    assert_eq!(parts(msa_2), parts(msg.control_id()));
+}
