@@ -49,6 +49,28 @@ fn config(inp: u16, peer_port: u16) -> String {
 
 /// Sends `id` on a new connection (a refused message closes its connection); true if
 /// it was accepted.
+/// Sends 256 KiB messages on one connection until one is refused (the disk is full);
+/// returns the control ids acknowledged. The refusal closed that connection.
+async fn fill_store(port: u16) -> Vec<String> {
+    let mut client = MllpClient::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    let mut acked = Vec::new();
+    for i in 0..100 {
+        let id = format!("D{i}");
+        match client.send(&big_oru(&id)).await.unwrap() {
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            } => acked.push(id),
+            _ => break,
+        }
+    }
+    assert!(acked.len() < 100, "the disk never filled");
+    acked
+}
+
 async fn send_alone(port: u16, id: &str) -> bool {
     let mut client = MllpClient::connect(("127.0.0.1", port))
         .await
@@ -88,22 +110,7 @@ async fn a_store_that_filled_its_disk_delivers_its_backlog_and_then_stores_again
         .join("store")
         .join(lis_router::store::RESERVE_FILE);
     assert!(reserve.exists(), "no reserve set aside at start");
-    let mut client = MllpClient::connect(("127.0.0.1", inp))
-        .await
-        .unwrap()
-        .with_ack_timeout(WAIT);
-    let mut acked = Vec::new();
-    for i in 0..100 {
-        let id = format!("D{i}");
-        match client.send(&big_oru(&id)).await.unwrap() {
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            } => acked.push(id),
-            _ => break,
-        }
-    }
-    assert!(acked.len() < 100, "the disk never filled");
+    let acked = fill_store(inp).await;
     assert!(!acked.is_empty(), "nothing was stored");
 
     let peer = Peer::start(peer_port, PeerReply::Accept).await;
@@ -113,9 +120,8 @@ async fn a_store_that_filled_its_disk_delivers_its_backlog_and_then_stores_again
     })
     .await;
 
-    // The refused message closed that connection (what was pipelined behind it must not
+    // The refused message closed its connection (what was pipelined behind it must not
     // overtake it), so every try is a new connection, as a sender's retry would be.
-    drop(client);
     let accepted = send_until_accepted(inp, "AFTER").await;
     assert!(
         accepted,
@@ -240,19 +246,6 @@ async fn a_router_restarted_on_a_full_disk_opens_its_store_on_the_reserve() {
     .await;
 }
 
-/// Sets the soft `RLIMIT_FSIZE` of the running router (`None`: unlimited). The router is
-/// started with SIGXFSZ ignored, so a write past the limit fails with EFBIG, which the
-/// store takes for a full disk.
-fn limit_file_size(router: &RouterProc, bytes: Option<u64>) {
-    use rustix::process::{Pid, Resource, Rlimit, prlimit};
-    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
-    let limit = Rlimit {
-        current: bytes,
-        maximum: None,
-    };
-    prlimit(Some(pid), Resource::Fsize, limit).expect("set RLIMIT_FSIZE");
-}
-
 /// The store runs out of space and cannot even be reopened (here a file size limit below
 /// the store's pages; on a copy-on-write file system a full disk does that too), so
 /// outputs cannot read it. Once it could be reopened, though still without room for the
@@ -286,7 +279,7 @@ async fn a_store_that_could_not_be_reopened_on_a_full_disk_is_reopened_for_its_o
         .len();
 
     // No page past the first can be written: the cursor moves fail, and so does reopening.
-    limit_file_size(&router, Some(4096));
+    router.limit_file_size(Some(4096));
     let peer = Peer::start(peer_port, PeerReply::Accept).await;
     wait_until("the output unable to read the store", || {
         router.log_text().contains("cannot read the queue")
@@ -296,7 +289,7 @@ async fn a_store_that_could_not_be_reopened_on_a_full_disk_is_reopened_for_its_o
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // The store's own pages can be written again, the 4 MiB reserve still not.
-    limit_file_size(&router, Some(size));
+    router.limit_file_size(Some(size));
     let mut delivered = false;
     for i in 0..50 {
         if ids.iter().all(|id| peer.control_ids().contains(id)) {
@@ -331,23 +324,7 @@ async fn cursor_moves_that_failed_on_a_full_disk_are_committed_later() {
     let (inp, peer_port) = (free_port(), free_port());
     let mut router =
         RouterProc::start_after_shell(dir.path(), &config(inp, peer_port), "trap '' XFSZ;").await;
-    let mut client = MllpClient::connect(("127.0.0.1", inp))
-        .await
-        .unwrap()
-        .with_ack_timeout(WAIT);
-    let mut acked = Vec::new();
-    for i in 0..100 {
-        let id = format!("D{i}");
-        match client.send(&big_oru(&id)).await.unwrap() {
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            } => acked.push(id),
-            _ => break,
-        }
-    }
-    assert!(acked.len() < 100, "the disk never filled");
-    drop(client);
+    let acked = fill_store(inp).await;
     // Restarted, the output reads the whole backlog at once. Another program has taken
     // the rest of the disk: the reserve can be set aside once the backlog is deleted.
     assert!(router.terminate(Duration::from_secs(5)).success());
@@ -355,7 +332,7 @@ async fn cursor_moves_that_failed_on_a_full_disk_are_committed_later() {
     let router =
         RouterProc::start_after_shell(dir.path(), &config(inp, peer_port), "trap '' XFSZ;").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    limit_file_size(&router, Some(4096));
+    router.limit_file_size(Some(4096));
     let peer = Peer::start(peer_port, PeerReply::Accept).await;
     wait_until("the backlog delivered", || {
         let ids = peer.control_ids();
@@ -363,7 +340,7 @@ async fn cursor_moves_that_failed_on_a_full_disk_are_committed_later() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    limit_file_size(&router, None);
+    router.limit_file_size(None);
 
     let accepted = send_until_accepted(inp, "AFTER").await;
     assert!(

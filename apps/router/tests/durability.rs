@@ -360,19 +360,6 @@ fn big_oru(id: &str) -> Vec<u8> {
     big
 }
 
-/// Sets the soft `RLIMIT_FSIZE` of the running router (`None`: unlimited). The router is
-/// started with SIGXFSZ ignored, so a write past the limit fails with EFBIG, as on a full
-/// disk.
-fn limit_file_size(router: &RouterProc, bytes: Option<u64>) {
-    use rustix::process::{Pid, Resource, Rlimit, prlimit};
-    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
-    let limit = Rlimit {
-        current: bytes,
-        maximum: None,
-    };
-    prlimit(Some(pid), Resource::Fsize, limit).expect("set RLIMIT_FSIZE");
-}
-
 /// A router whose store file may not grow (as on a full disk), delivering to a peer:
 /// the directory (kept alive), the peer, the router's input port and the router.
 async fn start_with_a_full_store() -> (tempfile::TempDir, Peer, u16, RouterProc) {
@@ -383,7 +370,7 @@ async fn start_with_a_full_store() -> (tempfile::TempDir, Peer, u16, RouterProc)
     let router =
         RouterProc::start_after_shell(dir.path(), &config(inp, peer.port), "trap '' XFSZ;").await;
     let store_file = dir.path().join("store").join("router.redb");
-    limit_file_size(&router, Some(std::fs::metadata(&store_file).unwrap().len()));
+    router.limit_file_size(Some(std::fs::metadata(&store_file).unwrap().len()));
     (dir, peer, inp, router)
 }
 
@@ -413,7 +400,7 @@ async fn the_store_recovers_after_a_failed_commit() {
         "{refused:?}"
     );
 
-    limit_file_size(&router, None);
+    router.limit_file_size(None);
     // The router closes the connection after a refusal; the sender reconnects and
     // resends what was not acknowledged, and the store takes it now.
     let mut accepted = None;
@@ -492,7 +479,7 @@ async fn file_input_keeps_its_files_and_their_order_through_failed_commits() {
     assert_eq!(files_in(&inbox).len(), 3, "{}", router.log_text());
     assert_eq!(peer.count(), 0);
 
-    limit_file_size(&router, None);
+    router.limit_file_size(None);
     wait_until("the three files delivered", || peer.count() == 3).await;
     let order: Vec<Vec<u8>> = peer.received.lock().unwrap().clone();
     let expected: Vec<Vec<u8>> = files.iter().map(|(_, body)| body.clone()).collect();
@@ -537,7 +524,7 @@ async fn a_failed_commit_is_not_overtaken_by_a_message_pipelined_behind_it() {
     );
     assert_eq!(replies.first().map(|(id, _)| id.as_str()), Some("BIG"));
 
-    limit_file_size(&router, None);
+    router.limit_file_size(None);
     // A refusal closes the connection: every attempt on a new one.
     for id in ["BIG", "AFTER"] {
         let body = if id == "BIG" {

@@ -91,6 +91,19 @@ impl RouterProc {
         Self::launch(dir, Some(prepare)).await
     }
 
+    /// Sets the soft `RLIMIT_FSIZE` of the running router (`None`: unlimited). Start it
+    /// with SIGXFSZ ignored (`start_after_shell(.., "trap '' XFSZ;")`), so that a write past
+    /// the limit fails with EFBIG, which the store takes for a full disk.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        use rustix::process::{Pid, Resource, Rlimit, prlimit};
+        let pid = Pid::from_raw(i32::try_from(self.pid()).unwrap()).unwrap();
+        let limit = Rlimit {
+            current: bytes,
+            maximum: None,
+        };
+        prlimit(Some(pid), Resource::Fsize, limit).expect("set RLIMIT_FSIZE");
+    }
+
     async fn launch(dir: &Path, shell_prepare: Option<&str>) -> Self {
         let log = dir.join(format!(
             "stderr-{}.log",
