@@ -71,6 +71,21 @@ async fn fill_store(port: u16) -> Vec<String> {
     acked
 }
 
+/// After `delivered` messages of a full store went out: a new message is accepted within
+/// 10 s and delivered.
+async fn assert_stores_again(port: u16, peer: &Peer, router: &RouterProc, delivered: usize) {
+    let accepted = send_until_accepted(port, "AFTER").await;
+    assert!(
+        accepted,
+        "{delivered} messages delivered, yet the store still refuses new ones; log:\n{}",
+        router.log_text()
+    );
+    wait_until("the new message delivered", || {
+        peer.control_ids().contains("AFTER")
+    })
+    .await;
+}
+
 async fn send_alone(port: u16, id: &str) -> bool {
     let mut client = MllpClient::connect(("127.0.0.1", port))
         .await
@@ -122,17 +137,7 @@ async fn a_store_that_filled_its_disk_delivers_its_backlog_and_then_stores_again
 
     // The refused message closed its connection (what was pipelined behind it must not
     // overtake it), so every try is a new connection, as a sender's retry would be.
-    let accepted = send_until_accepted(inp, "AFTER").await;
-    assert!(
-        accepted,
-        "{} messages delivered, yet the store still refuses new ones; log:\n{}",
-        acked.len(),
-        router.log_text()
-    );
-    wait_until("the new message delivered", || {
-        peer.control_ids().contains("AFTER")
-    })
-    .await;
+    assert_stores_again(inp, &peer, &router, acked.len()).await;
     assert!(reserve.exists(), "the reserve was not set aside again");
     let log = router.log_text();
     assert!(log.contains("gave back the 4 MiB reserve"), "{log}");
@@ -342,17 +347,7 @@ async fn cursor_moves_that_failed_on_a_full_disk_are_committed_later() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     router.limit_file_size(None);
 
-    let accepted = send_until_accepted(inp, "AFTER").await;
-    assert!(
-        accepted,
-        "{} messages delivered, yet the store still refuses new ones; log:\n{}",
-        acked.len(),
-        router.log_text()
-    );
-    wait_until("the new message delivered", || {
-        peer.control_ids().contains("AFTER")
-    })
-    .await;
+    assert_stores_again(inp, &peer, &router, acked.len()).await;
     peer.stop().await;
 }
 
