@@ -655,10 +655,17 @@ impl Generator<'_> {
         Ok(AstmMessage { records })
     }
 
-    /// Every `qc_controls` entry must name one of the template's fields: a typo would
-    /// otherwise drop that control from the output without a word.
+    /// The checks every QC output makes first: the template has `qc_controls`, and each
+    /// names one of its fields (a typo would otherwise drop that control from the output
+    /// without a word).
     pub(super) fn check_qc_controls(&self) -> Result<(), GenerateError> {
         let template = self.template;
+        if template.qc_controls.is_empty() {
+            return Err(GenerateError::NoQc {
+                template: template.name.clone(),
+                reason: "has no qc_controls".into(),
+            });
+        }
         match template
             .qc_controls
             .iter()
@@ -683,12 +690,6 @@ impl Generator<'_> {
     /// fields, and at least one is left for the tests asked for.
     pub(super) fn qc_controls_asked(&self) -> Result<Vec<crate::model::QcControl>, GenerateError> {
         let template = self.template;
-        if template.qc_controls.is_empty() {
-            return Err(GenerateError::NoQc {
-                template: template.name.clone(),
-                reason: "has no qc_controls".into(),
-            });
-        }
         self.check_qc_controls()?;
         let fields = self.fields();
         let controls: Vec<_> = template
@@ -710,12 +711,6 @@ impl Generator<'_> {
     /// gives several pairs.
     pub(super) fn qc_pairs(&self) -> Result<Vec<(Field, crate::model::QcControl)>, GenerateError> {
         let template = self.template;
-        if template.qc_controls.is_empty() {
-            return Err(GenerateError::NoQc {
-                template: template.name.clone(),
-                reason: "has no qc_controls".into(),
-            });
-        }
         self.check_qc_controls()?;
         let pairs: Vec<_> = self
             .fields()

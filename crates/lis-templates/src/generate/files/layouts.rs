@@ -400,14 +400,8 @@ impl Generator<'_> {
             _ => Ok(()),
         };
         if qc {
-            if template.qc_controls.is_empty() {
-                return Err(GenerateError::NoQc {
-                    template: template.name.clone(),
-                    reason: "has no qc_controls".into(),
-                });
-            }
-            check(template.qc_controls.len(), "QC controls")?;
             self.check_qc_controls()?;
+            check(template.qc_controls.len(), "QC controls")?;
             let pattern = match &template.qc_sample_id_pattern {
                 Some(p) => SampleNamePattern::parse(p)?,
                 None => SampleNamePattern::default(),
