@@ -115,6 +115,16 @@ fn mask_random_values(s: &str) -> String {
         .collect()
 }
 
+/// Seed 1 at `now` (`YYYYMMDDHHMMSS`), as the reference outputs were made.
+fn seeded(layout: Layout, now: &str) -> GenerateOptions {
+    GenerateOptions {
+        seed: Some(1),
+        now: Some(at(now)),
+        layout,
+        ..GenerateOptions::default()
+    }
+}
+
 fn first_timestamp(s: &str) -> String {
     let b = s.as_bytes();
     (0..b.len().saturating_sub(13))
@@ -184,11 +194,8 @@ fn openelis_layout_matches_the_reference_outputs() {
             let now = first_timestamp(expected);
             let minter = AccessionMinter::with("DEV01", 26).unwrap();
             let options = GenerateOptions {
-                seed: Some(1),
-                now: Some(at(&now)),
-                layout: Layout::OpenElis,
                 qc_deviation: deviation,
-                ..GenerateOptions::default()
+                ..seeded(Layout::OpenElis, &now)
             };
             let output = generate(&template, &minter, &options, qc)
                 .unwrap_or_else(|e| panic!("{name} {key}: {e}"));
@@ -221,11 +228,8 @@ fn quantstudio5_qc_xlsx_matches_the_reference() {
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
     for (deviation, low, high) in [(0.0, 32.0, 25.0), (3.0, 33.5, 26.2)] {
         let options = GenerateOptions {
-            seed: Some(1),
-            now: Some(at("20261121085941")),
-            layout: Layout::OpenElis,
             qc_deviation: Some(deviation),
-            ..GenerateOptions::default()
+            ..seeded(Layout::OpenElis, "20261121085941")
         };
         let Output::File(file) = generate(&template, &minter, &options, true).unwrap() else {
             panic!()
@@ -319,12 +323,7 @@ fn reference_qc_contract_values() {
 fn openelis_hl7_order_results_use_the_reference_oru_field_positions() {
     let set = lis_templates::TemplateSet::embedded().unwrap();
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
-    let options = GenerateOptions {
-        seed: Some(1),
-        now: Some(at("20260102080000")),
-        layout: Layout::OpenElis,
-        ..GenerateOptions::default()
-    };
+    let options = seeded(Layout::OpenElis, "20260102080000");
     let template = set.get("mindray_bs360e").unwrap();
     let mut g = Generator::new(template, &minter, &options).unwrap();
     let oru = g
@@ -356,12 +355,7 @@ fn openelis_hl7_order_results_are_the_reference_patient_oru() {
     let mut checked = 0;
     for template in set.iter().filter(|t| t.protocol.kind == ProtocolKind::Hl7) {
         let minter = AccessionMinter::with("DEV01", 26).unwrap();
-        let options = GenerateOptions {
-            seed: Some(1),
-            now: Some(at("20261121085938")),
-            layout: Layout::OpenElis,
-            ..GenerateOptions::default()
-        };
+        let options = seeded(Layout::OpenElis, "20261121085938");
         let mut g = Generator::new(template, &minter, &options).unwrap();
         let patient = g.hl7().unwrap();
         let accession = patient.segments[3].split('|').nth(3).unwrap().to_owned();
@@ -434,12 +428,7 @@ fn the_error_comment_follows_its_own_result() {
     let template = gx_qc();
     for layout in [Layout::OpenElis, Layout::Standard] {
         let minter = AccessionMinter::with("DEV01", 26).unwrap();
-        let options = GenerateOptions {
-            seed: Some(1),
-            now: Some(at("20260102080000")),
-            layout,
-            ..GenerateOptions::default()
-        };
+        let options = seeded(layout, "20260102080000");
         let Output::Astm(m) = generate(&template, &minter, &options, false).unwrap() else {
             panic!()
         };
@@ -466,12 +455,7 @@ fn openelis_obr4_repeats_a_panel_code_without_label() {
     let mut template = set.get("mindray_bs200").unwrap().clone();
     template.test_sample.as_mut().unwrap().kind = Some("CHEM".into());
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
-    let options = GenerateOptions {
-        seed: Some(1),
-        now: Some(at("20260102080000")),
-        layout: Layout::OpenElis,
-        ..GenerateOptions::default()
-    };
+    let options = seeded(Layout::OpenElis, "20260102080000");
     let mut g = Generator::new(&template, &minter, &options).unwrap();
     let patient = g.hl7().unwrap();
     assert_eq!(patient.segments[3].split('|').nth(4), Some("^^^CHEM^CHEM"));
