@@ -600,4 +600,20 @@ impl<'a> AckMessage<'a> {
             version: message.version(),
         })
     }
+
+    /// Whether MSA-2 names the message whose MSH-10 decodes to `control_id` (pass
+    /// `message.control_id().decoded()`). Compared unescaped: the receiver may write the
+    /// ID with its own delimiters and escapes (`A\F\1` for `A|1`).
+    ///
+    /// ```
+    /// use mllp_hl7::{AckMessage, Message};
+    /// let ack = Message::parse(b"MSH|^~\\&|R|F|S|F|20240101||ACK|9|P|2.5.1\rMSA|AA|A\\F\\1").unwrap();
+    /// let ack = AckMessage::from_message(&ack).unwrap();
+    /// assert!(ack.acknowledges(b"A|1"));
+    /// assert!(!ack.acknowledges(b"A\\F\\1"));
+    /// ```
+    #[must_use]
+    pub fn acknowledges(&self, control_id: &[u8]) -> bool {
+        self.acknowledged_id.decoded().as_ref() == control_id
+    }
 }

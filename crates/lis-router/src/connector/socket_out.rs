@@ -393,7 +393,7 @@ fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Fa
         Err(e) => return Some(Err(Failure::Refused(format!("reply is not an ACK: {e}")))),
     };
     if let Some(id) = expected_id
-        && ack.acknowledged_id.decoded().as_ref() != id
+        && !ack.acknowledges(id)
     {
         log_late(&ack);
         return None;

@@ -224,12 +224,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
     ) -> Option<(usize, Reply)> {
         let message = Message::parse(&payload).ok()?;
         let ack = AckMessage::from_message(&message).ok()?;
-        // By value: the ACK may write the ID with other escapes or delimiters.
-        let id = ack.acknowledged_id.decoded();
         let slot = replies
             .iter()
             .zip(expected)
-            .position(|(reply, want)| reply.is_none() && want.as_deref() == Some(&id[..]))
+            .position(|(reply, want)| {
+                reply.is_none() && want.as_deref().is_some_and(|id| ack.acknowledges(id))
+            })
             .or_else(|| {
                 replies
                     .iter()
