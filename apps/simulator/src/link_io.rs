@@ -213,6 +213,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
         let link_deadline = self.link.poll_timeout().map(Instant::from_std);
         let idle_deadline = self.options.idle.map(|d| self.last_input + d);
         let deadline = match (link_deadline, idle_deadline) {
+            // The idle timeout only ends a link without a timer running (see below); once it
+            // has passed, waking for it again would return at once, in a busy loop, until the
+            // link's timer is due.
+            (Some(a), Some(b)) if b <= Instant::now() => a,
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
             (None, None) => Instant::now() + Duration::from_secs(3600),

@@ -395,3 +395,30 @@ fn a_bad_order_result_push_port_only_disables_the_push() {
         assert_eq!(sim.listeners.len(), 1, "{value:?}: {:?}", sim.listeners);
     }
 }
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+#[cfg(target_os = "linux")]
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // The command name in field 2 may hold spaces; utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_past_the_idle_timeout_does_not_spin_the_cpu() {
+    // genexpert_astm sends ENQ on connect and retries it (15 s reply timer, 10 s hold-off, six
+    // attempts: about 140 s); the 60 s idle timeout passes while an ENQ still waits for its
+    // reply. This takes a minute because both are the reference's fixed values.
+    let sim = Sim::start(&["--listen", "0=genexpert_astm", "-d", "0"]);
+    let s = connect(sim.port_of("genexpert_astm")).await;
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    let before = cpu_ticks(sim.child.id());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_ticks(sim.child.id()) - before;
+    // 2 s of a busy loop is about 200 ticks; waiting for a timer costs next to nothing.
+    assert!(used < 20, "{used} clock ticks of CPU in 2 s of silence");
+    drop(s);
+}
