@@ -11,6 +11,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -64,7 +65,40 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/simulate/file/", any(missing_template_name))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(app)
+}
+
+/// Largest plain-text error body [`json_errors`] reads back.
+const MAX_TEXT_ERROR: usize = 64 * 1024;
+
+/// Axum answers what it cannot extract (a path segment that is not UTF-8 once decoded, a body
+/// over the size limit) in plain text before any handler runs; the API promises JSON errors,
+/// so such a reply becomes `{"error": <its text>}` with the same status.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_TEXT_ERROR)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut json = ApiError(status, message).into_response();
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.remove(CONTENT_LENGTH);
+    json.headers_mut().extend(parts.headers);
+    json
 }
 
 /// Serves the API until the process ends.

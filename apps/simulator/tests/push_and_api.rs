@@ -574,6 +574,40 @@ async fn every_api_route_with_good_and_bad_input() {
     assert_eq!(s, 400);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_router_cannot_extract_get_json_errors_too() {
+    let sim = api_sim(&[]);
+    let check = |response: reqwest::Response, status: u16, what: &'static str| async move {
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let text = response.text().await.unwrap();
+        assert_eq!(content_type, "application/json", "{what}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["error"].as_str().unwrap().to_owned()
+    };
+    // A template name that is not UTF-8 once percent-decoded.
+    let response = http()
+        .get(sim.api_url("/simulate/astm/%FF"))
+        .send()
+        .await
+        .unwrap();
+    let error = check(response, 400, "invalid UTF-8 in the name").await;
+    assert!(error.contains("UTF-8"), "{error}");
+    // A body over the limit (3 MB).
+    let response = http()
+        .post(sim.api_url("/simulate/astm/stago_start4"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    let error = check(response, 413, "body too large").await;
+    assert!(error.contains("length limit"), "{error}");
+}
+
 /// Segments (HL7, CR-separated) or records (ASTM, LF-separated) starting with `tag`.
 fn lines_starting<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
     text.split(['\r', '\n'])
