@@ -608,6 +608,47 @@ async fn requests_the_router_cannot_extract_get_json_errors_too() {
     assert!(error.contains("length limit"), "{error}");
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_writes_stay_inside_the_roots_when_the_name_is_a_symlink() {
+    use reqwest::Method;
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.csv");
+    std::fs::write(&victim, "original\n").unwrap();
+    // Someone else who can write in the root (it may be /tmp) plants a link under the name.
+    let link = root.path().join("run1.csv");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let root_path = root.path().display().to_string();
+    let sim = api_sim(&["--file-root", &root_path]);
+    let body = format!(r#"{{"target_dir":"{root_path}","filename":"run1.csv"}}"#);
+    let (s, v) = call(
+        Method::POST,
+        sim.api_url("/simulate/file/tecan_f50"),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original\n");
+    let written = std::path::PathBuf::from(v["written_path"].as_str().unwrap());
+    assert_eq!(
+        written,
+        root.path().canonicalize().unwrap().join("run1.csv")
+    );
+    let meta = std::fs::symlink_metadata(&written).unwrap();
+    assert!(meta.is_file(), "a regular file replaced the link");
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap(),
+        v["content"].as_str().unwrap()
+    );
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["run1.csv".to_owned()]);
+}
+
 /// Segments (HL7, CR-separated) or records (ASTM, LF-separated) starting with `tag`.
 fn lines_starting<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
     text.split(['\r', '\n'])
