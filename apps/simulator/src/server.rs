@@ -429,14 +429,21 @@ async fn answer(
     Ok(())
 }
 
-/// Field `n` of an HL7 segment (standard delimiters), component `c` (1-based, 0 = whole).
-fn hl7_field(segment: &str, n: usize, c: usize) -> String {
-    let field = segment.split('|').nth(n).unwrap_or_default();
-    if c == 0 {
-        field.to_owned()
-    } else {
-        field.split('^').nth(c - 1).unwrap_or_default().to_owned()
-    }
+/// The unescaped text of an HL7 value.
+fn value_text(value: &mllp_hl7::Value<'_>) -> String {
+    String::from_utf8_lossy(&value.decoded()).into_owned()
+}
+
+/// Component `c` of field `n` of the first `id` segment, read with the message's own
+/// delimiters and unescaped (the ORU escapes it again); `None` when empty. For an EI such as
+/// OBR-2 component 1 is the identifier itself.
+fn hl7_text(message: &mllp_hl7::Message<'_>, id: &[u8], n: usize, c: usize) -> Option<String> {
+    message
+        .segment(id)?
+        .field(n)?
+        .component(c)
+        .map(|v| value_text(&v))
+        .filter(|t| !t.is_empty())
 }
 
 /// Serves one MLLP connection: an ACK per message (MSA-2 = MSH-10), ORM -> ORU.
@@ -479,30 +486,22 @@ async fn serve_mllp(
         let Some(name) = &template else {
             continue;
         };
-        let text = String::from_utf8_lossy(&payload).into_owned();
-        let segments: Vec<&str> = text.split(['\r', '\n']).filter(|s| !s.is_empty()).collect();
-        let pick = |seg: &str, n: usize| {
-            segments
-                .iter()
-                .find(|s| s.starts_with(&format!("{seg}|")))
-                .map(|s| hl7_field(s, n, 0))
-                .filter(|v| !v.is_empty())
-        };
-        let placer = pick("OBR", 2)
-            .or_else(|| pick("ORC", 2))
+        let placer = hl7_text(&message, b"OBR", 2, 1)
+            .or_else(|| hl7_text(&message, b"ORC", 2, 1))
             .unwrap_or_default();
-        let filler = pick("OBR", 3)
-            .or_else(|| pick("ORC", 3))
+        let filler = hl7_text(&message, b"OBR", 3, 1)
+            .or_else(|| hl7_text(&message, b"ORC", 3, 1))
             .unwrap_or_default();
         let mut codes: Vec<String> = Vec::new();
-        for s in segments.iter().filter(|s| s.starts_with("OBR|")) {
-            let code = hl7_field(s, 4, 4);
-            let code = if code.is_empty() {
-                hl7_field(s, 4, 1)
-            } else {
-                code
-            };
-            if !code.is_empty() && !codes.contains(&code) {
+        for obr in message.segments_named(b"OBR") {
+            let id = obr.field_or_empty(4);
+            let code = [4, 1]
+                .into_iter()
+                .filter_map(|c| id.component(c).map(|v| value_text(&v)))
+                .find(|c| !c.is_empty());
+            if let Some(code) = code
+                && !codes.contains(&code)
+            {
                 codes.push(code);
             }
         }

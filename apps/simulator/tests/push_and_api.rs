@@ -217,6 +217,51 @@ async fn mllp_listener_acks_pipelined_messages_and_turns_orm_into_oru() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orm_placer_and_filler_are_echoed_by_value() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=mindray_bc5380",
+        "-d",
+        "0",
+        "--order-results",
+        "link",
+    ]);
+    let stream = connect(sim.port_of("mindray_bc5380")).await;
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    // Placer "PL&7" (escaped as the standard says) with a namespace component, filler with
+    // the message's own delimiters: `#` fields, `:` components.
+    let orm = "MSH#:~\\&#LIS#LAB#MINDRAY#BC-5380#20260101##ORM:O01#C9#P#2.3.1\r\
+               PID#1##P1\rORC#NW#PL\\T\\7:OE#\rOBR#1#PL\\T\\7:OE#FI-9:OE#:::WBC:White cells\r";
+    framed.send(orm.as_bytes()).await.unwrap();
+    let mut texts = Vec::new();
+    for _ in 0..2 {
+        let frame = tokio::time::timeout(WAIT, framed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let MllpFrame::Message(m) = frame else {
+            panic!("{frame:?}")
+        };
+        texts.push(String::from_utf8_lossy(&m).into_owned());
+    }
+    assert!(texts[0].contains("MSA#AA#C9"), "{texts:?}");
+    let oru = &texts[1];
+    let segment = |id: &str| {
+        oru.split('\r')
+            .find(|s| s.starts_with(id))
+            .unwrap_or_else(|| panic!("no {id} in {oru}"))
+            .split('|')
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // The ORU uses `|^~\&`: the IDs are the entity identifiers, "PL&7" escaped once.
+    assert_eq!(segment("ORC|")[2..4], ["PL\\T\\7", "FI-9"], "{oru}");
+    assert_eq!(segment("OBR|")[2..4], ["PL\\T\\7", "FI-9"], "{oru}");
+    assert!(segment("OBX|")[3].starts_with("^^^WBC^"), "{oru}");
+}
+
 /// What the HTTP stub saw.
 type Seen = Arc<Mutex<Vec<(Option<String>, String, String)>>>;
 
