@@ -221,6 +221,12 @@ pub(crate) struct Cli {
     #[arg(long = "file-root")]
     pub(crate) file_root: Vec<PathBuf>,
 
+    /// Seconds of silence after which an ASTM connection is closed (the reference's
+    /// `SOCKET_TIMEOUT`); 0 never closes one. A link in the middle of an exchange waits for its
+    /// own E1381 timers first.
+    #[arg(long = "idle-timeout", value_name = "SECONDS", default_value_t = 60)]
+    pub(crate) idle_timeout: u64,
+
     /// E1381 timers in milliseconds (reply to ENQ and frames, receive, retry waits), all at once;
     /// the standard's values by default. For tests of timeouts.
     #[arg(long = "link-timer-ms", hide = true)]

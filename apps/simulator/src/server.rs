@@ -25,8 +25,6 @@ use crate::push;
 /// The reference's `config/port_templates.json`, compiled in.
 pub(crate) const DEFAULT_PORT_MAP: &str = include_str!("../config/port_templates.json");
 
-/// Idle time after which an ASTM connection is closed (the reference's `SOCKET_TIMEOUT`).
-const ASTM_IDLE: Duration = Duration::from_secs(60);
 /// Timeout of order-result pushes (the reference's value).
 const ORDER_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -258,7 +256,7 @@ async fn serve_astm(
     let options = LinkIoOptions {
         control_delay: Duration::from_millis(app.cli.response_delay),
         nak_limit: true,
-        idle: Some(ASTM_IDLE),
+        idle: (app.cli.idle_timeout > 0).then(|| Duration::from_secs(app.cli.idle_timeout)),
         faults: app.faults.for_port(local.port(), template.as_deref()),
         label: format!("port {} peer {peer}", local.port()),
         yield_at_once: app.cli.contention == crate::cli::ContentionArg::Yield,

@@ -409,16 +409,40 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_peer_past_the_idle_timeout_does_not_spin_the_cpu() {
-    // genexpert_astm sends ENQ on connect and retries it (15 s reply timer, 10 s hold-off, six
-    // attempts: about 140 s); the 60 s idle timeout passes while an ENQ still waits for its
-    // reply. This takes a minute because both are the reference's fixed values.
-    let sim = Sim::start(&["--listen", "0=genexpert_astm", "-d", "0"]);
+    // genexpert_astm sends ENQ on connect and waits 15 s for a reply; the 1 s idle timeout
+    // passes while that ENQ still waits.
+    let sim = Sim::start(&[
+        "--listen",
+        "0=genexpert_astm",
+        "-d",
+        "0",
+        "--idle-timeout",
+        "1",
+    ]);
     let s = connect(sim.port_of("genexpert_astm")).await;
-    tokio::time::sleep(Duration::from_secs(62)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let before = cpu_ticks(sim.child.id());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let used = cpu_ticks(sim.child.id()) - before;
     // 2 s of a busy loop is about 200 ticks; waiting for a timer costs next to nothing.
     assert!(used < 20, "{used} clock ticks of CPU in 2 s of silence");
     drop(s);
+}
+
+#[tokio::test]
+async fn a_silent_astm_connection_is_closed_after_the_idle_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let sim = Sim::start(&["--listen", "0=horiba_pentra60", "--idle-timeout", "1"]);
+    let mut s = connect(sim.port_of("horiba_pentra60")).await;
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("the simulator closes a silent connection");
+    assert_eq!(read.expect("clean close"), 0, "nothing is sent, then EOF");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
 }
