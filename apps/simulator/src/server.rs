@@ -468,7 +468,17 @@ async fn serve_mllp(
         let message = match mllp_hl7::Message::parse(&payload) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!("port {}: not an HL7 message from {peer}: {e}", local.port());
+                // The reference answers anything with AA; silence would leave the sender
+                // waiting for its timeout. (Commit blocks, answers themselves, are
+                // `MllpFrame::Commit` and never get here.)
+                tracing::warn!(
+                    "port {}: not an HL7 message from {peer} ({e}); answered with an MLLP NAK block",
+                    local.port()
+                );
+                framed
+                    .send(&[mllp_hl7::CommitAck::Nak.byte()][..])
+                    .await
+                    .context("sending NAK block")?;
                 continue;
             }
         };

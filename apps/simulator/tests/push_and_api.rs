@@ -902,3 +902,34 @@ fn default_port_map_starts_and_stops_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[tokio::test]
+async fn mllp_listener_answers_a_payload_that_is_not_hl7_with_a_nak_block() {
+    let sim = Sim::start(&["--listen", "0=mindray_bc5380", "-d", "0"]);
+    let stream = connect(sim.port_of("mindray_bc5380")).await;
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    // Garbage, then a commit ACK block (an answer itself: never answered), then a real message.
+    for payload in [&b"hello, not HL7"[..], &[0x06][..]] {
+        framed.send(payload).await.unwrap();
+    }
+    framed
+        .send(&b"MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORU^R01|Q7|P|2.3.1\r"[..])
+        .await
+        .unwrap();
+    let nak = tokio::time::timeout(WAIT, framed.next()).await;
+    assert!(
+        matches!(
+            nak,
+            Ok(Some(Ok(MllpFrame::Commit(mllp_hl7::CommitAck::Nak))))
+        ),
+        "a NAK block for the garbage: {nak:?}"
+    );
+    let ack = match tokio::time::timeout(WAIT, framed.next()).await {
+        Ok(Some(Ok(MllpFrame::Message(payload)))) => payload,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        String::from_utf8_lossy(&ack).contains("MSA|AA|Q7"),
+        "the next reply is the HL7 ACK, nothing for the commit block: {ack:?}"
+    );
+}
