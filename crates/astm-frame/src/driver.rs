@@ -208,12 +208,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
         if self.closed {
             return Err(DriverError::Closed);
         }
+        // Nothing due: wake up now and then anyway; costs nothing and bounds any surprise.
+        // A deadline further off is capped the same way: a timer set to "never" puts it at
+        // the end of the clock, where tokio's timer arithmetic would overflow, and waking
+        // before a deadline does nothing.
+        let wake_up = Instant::now() + Duration::from_secs(3600);
         let deadline = self
             .link
             .poll_timeout()
-            .map(Instant::from_std)
-            // Nothing due: wake up now and then anyway; costs nothing and bounds any surprise.
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .map_or(wake_up, |due| Instant::from_std(due).min(wake_up));
         tokio::select! {
             read = self.io.read(&mut self.read_buf) => {
                 let n = read?;
@@ -276,6 +279,35 @@ mod tests {
             let first = driver.next_event().await.unwrap();
             assert!(matches!(first, Some(Event::LinkError(_))), "{first:?}");
             assert_eq!(driver.diagnostics, MAX_DIAGNOSTICS - 1);
+        });
+    }
+
+    /// Timers set to `Duration::MAX` (never) put a link's deadline at the far end of the
+    /// clock; sleeping until it must not overflow tokio's timer arithmetic.
+    #[test]
+    fn timers_too_long_for_the_clock_do_not_panic() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+            let mut config = LinkConfig::new(Role::Computer);
+            config.timers.receive = Duration::MAX;
+            let mut driver = LinkDriver::new(ours, config);
+            let mut transfer = vec![0x05];
+            encode_frame(1, b"H|\\^&\r", FrameEnd::End, &mut transfer);
+            let sender = tokio::spawn(async move {
+                // The first frame alone, so the driver sleeps on the receive timer in between.
+                theirs.write_all(&transfer[..1]).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                theirs.write_all(&transfer[1..]).await.unwrap();
+                theirs.write_all(&[0x04]).await.unwrap();
+                theirs
+            });
+            let message = driver.recv().await.unwrap().unwrap();
+            assert_eq!(message, b"H|\\^&\r");
+            drop(sender.await.unwrap());
         });
     }
 }

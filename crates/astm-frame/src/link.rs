@@ -45,7 +45,8 @@ pub enum Assembly {
 }
 
 /// The timers of §6.5.2, and the waits of §6.2.6, §6.2.7.1 and §6.3.5.3. Defaults are the
-/// standard's values.
+/// standard's values. A duration longer than the clock can reach (`Duration::MAX`) never
+/// runs out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timers {
     /// Sender: wait for a reply to ENQ (15 s).
@@ -523,6 +524,24 @@ impl Link {
     }
 }
 
+/// `now + wait`, saturating at the latest instant the clock can hold: a timer set longer than
+/// the clock reaches (`Duration::MAX`, a caller's "never") would otherwise panic on overflow.
+/// Such a deadline is never reached, so the timer never runs out.
+fn after(now: Instant, wait: Duration) -> Instant {
+    if let Some(at) = now.checked_add(wait) {
+        return at;
+    }
+    // The platform's limit is not exposed: approach it with halving steps.
+    let (mut at, mut step) = (now, wait);
+    while !step.is_zero() {
+        match at.checked_add(step) {
+            Some(next) => at = next,
+            None => step /= 2,
+        }
+    }
+    at
+}
+
 impl Core {
     fn control(&mut self, control: Control) {
         self.transmit.push(control.byte());
@@ -555,7 +574,7 @@ impl Core {
         out.enq_attempts += 1;
         self.control(Control::Enq);
         self.state = LinkState::Establishing;
-        self.deadline = Some(now + self.config.timers.enq_reply);
+        self.deadline = Some(after(now, self.config.timers.enq_reply));
     }
 
     /// Gives up the message at the front of the queue.
@@ -576,7 +595,7 @@ impl Core {
             self.abort_front(AbortReason::LinkNotEstablished { attempts });
         }
         // §6.2.6: at least 10 s before the next ENQ, for this message or the next one.
-        self.enq_not_before = Some(now + self.config.timers.enq_retry);
+        self.enq_not_before = Some(after(now, self.config.timers.enq_retry));
         self.enter_neutral(now);
     }
 
@@ -588,7 +607,7 @@ impl Core {
         let (index, number) = (out.index, out.number);
         let _ = out.framed.encode_frame(index, number, &mut self.transmit);
         self.state = LinkState::Sending;
-        self.deadline = Some(now + self.config.timers.frame_reply);
+        self.deadline = Some(after(now, self.config.timers.frame_reply));
         self.noise_deadline = None;
     }
 
@@ -657,7 +676,7 @@ impl Core {
         }
         self.control(Control::Ack);
         self.state = LinkState::Receiving;
-        self.deadline = Some(now + self.config.timers.receive);
+        self.deadline = Some(after(now, self.config.timers.receive));
         self.expected_number = 1;
         self.last_accepted = None;
         self.last_unchecked = None;
@@ -688,13 +707,13 @@ impl Core {
                     if let Some(out) = self.queue.front_mut() {
                         out.enq_attempts = out.enq_attempts.saturating_sub(1);
                     }
-                    self.enq_not_before = Some(now + self.config.timers.contention_retry);
+                    self.enq_not_before = Some(after(now, self.config.timers.contention_retry));
                     self.state = LinkState::Neutral;
                     self.deadline = None;
                 } else {
                     // The computer yields and waits up to 20 s for the instrument's ENQ.
                     self.state = LinkState::ContentionYield;
-                    self.deadline = Some(now + self.config.timers.contention_yield);
+                    self.deadline = Some(after(now, self.config.timers.contention_yield));
                 }
             }
             Control::Eot => {}
@@ -718,7 +737,7 @@ impl Core {
             Item::Junk(bytes) => {
                 self.error(LinkError::Junk(bytes.len()));
                 if self.noise_deadline.is_none() {
-                    self.noise_deadline = Some(now + self.config.timers.reply_after_noise);
+                    self.noise_deadline = Some(after(now, self.config.timers.reply_after_noise));
                 }
             }
             Item::Control(Control::Ack) => self.frame_accepted(now),
@@ -728,7 +747,7 @@ impl Core {
             Item::Control(Control::Eot) => {
                 // §6.3.5.3: accepted, and the receiver wants the link.
                 self.control(Control::Eot);
-                self.enq_not_before = Some(now + self.config.timers.interrupt_hold_off);
+                self.enq_not_before = Some(after(now, self.config.timers.interrupt_hold_off));
                 if last {
                     self.message_sent();
                 } else {
@@ -790,7 +809,7 @@ impl Core {
             Item::Frame(frame) => {
                 // §6.5.2.4: the timer restarts with each reply to a frame (every branch
                 // replies), not with noise, which could otherwise keep the link busy.
-                self.deadline = Some(now + self.config.timers.receive);
+                self.deadline = Some(after(now, self.config.timers.receive));
                 self.last_frame_refused = true;
                 if let Some(defect) = frame.defect() {
                     self.control(Control::Nak);
@@ -849,7 +868,7 @@ impl Core {
                     | BrokenReason::Interrupted(crate::control::ACK | crate::control::NAK)),
             } => {
                 // Too long, or an ACK or NAK byte inside: a frame spoilt by noise.
-                self.deadline = Some(now + self.config.timers.receive);
+                self.deadline = Some(after(now, self.config.timers.receive));
                 self.last_frame_refused = true;
                 self.control(Control::Nak);
                 self.error(LinkError::BrokenFrame {

@@ -1040,3 +1040,74 @@ fn unchecked_frame_numbers_still_deliver_a_retransmission_once() {
         ]
     );
 }
+
+/// A timer set to `Duration::MAX` (a caller's "never") must not panic when it is started:
+/// `Instant + Duration::MAX` overflows. Such a timer simply never runs out.
+#[test]
+fn timers_too_long_for_the_clock_never_run_out() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.timers = astm_frame::Timers {
+        enq_reply: Duration::MAX,
+        frame_reply: Duration::MAX,
+        receive: Duration::MAX,
+        enq_retry: Duration::MAX,
+        interrupt_hold_off: Duration::MAX,
+        contention_retry: Duration::MAX,
+        contention_yield: Duration::MAX,
+        reply_after_noise: Duration::MAX,
+    };
+    let t0 = Instant::now();
+    let later = t0 + secs(1_000_000_000);
+
+    // Receiving: the receive timer.
+    let mut lis = Link::new(config);
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"R|1|", FrameEnd::Intermediate), t0);
+    assert_eq!(out(&mut lis), [ACK, ACK]);
+    lis.handle_timeout(later);
+    assert_eq!(lis.state(), LinkState::Receiving);
+
+    // Sending: the ENQ reply, frame reply and noise timers.
+    let mut link = Link::new(config);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_timeout(later);
+    assert_eq!(link.state(), LinkState::Establishing);
+    link.handle_input(&[ACK], t0);
+    link.handle_input(b"x", t0);
+    assert_eq!(out(&mut link), frame(1, b"H|\\^&\r", FrameEnd::End));
+    link.handle_timeout(later);
+    assert_eq!(link.state(), LinkState::Sending);
+    assert!(out(&mut link).is_empty());
+
+    // The hold-off after a refused ENQ, and the computer's wait after contention.
+    let mut link = Link::new(config);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[NAK], t0);
+    link.handle_timeout(later);
+    assert!(out(&mut link).is_empty(), "no ENQ before the hold-off ends");
+    let mut link = Link::new(config);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ENQ], t0);
+    link.handle_timeout(later);
+    assert_eq!(link.state(), LinkState::ContentionYield);
+
+    // The instrument's wait after contention, and the hold-off after a receiver interrupt.
+    config.role = Role::Instrument;
+    let mut link = Link::new(config);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ENQ], t0);
+    link.handle_timeout(later);
+    assert!(out(&mut link).is_empty(), "no ENQ before the wait ends");
+    let mut link = Link::new(config);
+    link.send(b"H|\\^&\rP|1\rL|1|N\r".to_vec(), t0);
+    link.handle_input(&[ACK], t0);
+    link.handle_input(&[EOT], t0);
+    let _ = out(&mut link);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    link.handle_timeout(later);
+    assert!(out(&mut link).is_empty(), "no ENQ before the hold-off ends");
+}
