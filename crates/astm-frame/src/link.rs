@@ -702,11 +702,13 @@ impl Core {
                     ContentionPolicy::Insist => true,
                     ContentionPolicy::Yield => false,
                 };
+                // The ENQ was answered (by the peer's), so it does not count toward
+                // `max_enq_attempts`, whichever side gives way.
+                if let Some(out) = self.queue.front_mut() {
+                    out.enq_attempts = out.enq_attempts.saturating_sub(1);
+                }
                 if insist {
                     // §6.2.7.1: the instrument waits at least 1 s, then sends ENQ again.
-                    if let Some(out) = self.queue.front_mut() {
-                        out.enq_attempts = out.enq_attempts.saturating_sub(1);
-                    }
                     self.enq_not_before = Some(after(now, self.config.timers.contention_retry));
                     self.state = LinkState::Neutral;
                     self.deadline = None;

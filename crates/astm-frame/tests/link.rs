@@ -1111,3 +1111,33 @@ fn timers_too_long_for_the_clock_never_run_out() {
     link.handle_timeout(later);
     assert!(out(&mut link).is_empty(), "no ENQ before the hold-off ends");
 }
+
+/// An ENQ that meets contention was answered (by the peer's ENQ), so it does not count
+/// toward `max_enq_attempts` (ENQs answered by NAK or nothing), for the computer that yields
+/// as for the instrument that insists. A busy instrument whose next ENQ keeps crossing the
+/// LIS's must not cost the LIS its message at the first refusal.
+#[test]
+fn contention_does_not_use_up_enq_attempts() {
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    let t0 = Instant::now();
+    lis.send(b"H|\\^&|||LIS\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut lis), [ENQ]);
+    for _ in 0..5 {
+        // Contention, then the instrument's transfer; then our ENQ again.
+        lis.handle_input(&[ENQ], t0);
+        lis.handle_input(&[ENQ], t0);
+        lis.handle_input(&frame(1, b"R|1\r", FrameEnd::End), t0);
+        lis.handle_input(&[EOT], t0);
+        assert_eq!(out(&mut lis), [ACK, ACK, ENQ]);
+    }
+    // The first ENQ of the message that is refused.
+    lis.handle_input(&[NAK], t0);
+    assert!(
+        !events(&mut lis)
+            .iter()
+            .any(|e| matches!(e, Event::MessageAborted { .. })),
+        "one refused ENQ does not abort the message"
+    );
+    assert_eq!(lis.queued(), 1);
+    assert_eq!(lis.poll_timeout(), Some(t0 + secs(10)));
+}
