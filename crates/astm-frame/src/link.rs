@@ -887,6 +887,13 @@ impl Core {
                 });
             }
             Item::Control(Control::Eot) => {
+                if self.config.assembly == Assembly::PerTransfer && !self.partial.is_empty() {
+                    // The message is the whole transfer: ended inside an ETB chain it is
+                    // incomplete, and the sender repeats it whole.
+                    let len = std::mem::take(&mut self.transfer).len() + self.partial.len();
+                    self.partial.clear();
+                    self.report_discarded(len, DiscardReason::EndedMidMessage);
+                }
                 self.discard_partial(DiscardReason::EndedMidMessage);
                 if self.config.assembly == Assembly::PerTransfer && self.last_frame_refused {
                     let len = std::mem::take(&mut self.transfer).len();

@@ -1141,3 +1141,27 @@ fn contention_does_not_use_up_enq_attempts() {
     assert_eq!(lis.queued(), 1);
     assert_eq!(lis.poll_timeout(), Some(t0 + secs(10)));
 }
+
+/// With [`Assembly::PerTransfer`] the message is the whole transfer: ended in the middle
+/// of an ETB chain (a sender that gave up after a lost ACK, §6.5.2.3), it is incomplete,
+/// so none of it is delivered; the sender repeats it whole, and a partial copy delivered
+/// first would make the records before the break arrive twice.
+#[test]
+fn per_transfer_ended_mid_message_is_not_delivered() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.assembly = Assembly::PerTransfer;
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), t0);
+    lis.handle_input(&frame(2, b"R|1|", FrameEnd::Intermediate), t0);
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, ACK]);
+    assert_eq!(
+        events(&mut lis),
+        [Event::ReceiveDiscarded {
+            reason: DiscardReason::EndedMidMessage,
+            len: 10
+        }]
+    );
+}
