@@ -350,6 +350,9 @@ struct Core {
     noise_deadline: Option<Instant>,
     /// No ENQ before this instant (after NAK, contention, interrupt, unanswered ENQ).
     enq_not_before: Option<Instant>,
+    /// `enq_not_before` is the receiver interrupt's hold-off, which also ends once the
+    /// interrupting receiver has sent its message (§6.3.5.3); the other waits do not.
+    interrupt_hold_off: bool,
     queue: VecDeque<Outgoing>,
     next_id: u64,
     transmit: Vec<u8>,
@@ -387,6 +390,7 @@ impl Link {
                 deadline: None,
                 noise_deadline: None,
                 enq_not_before: None,
+                interrupt_hold_off: false,
                 queue: VecDeque::new(),
                 next_id: 0,
                 transmit: Vec::new(),
@@ -568,6 +572,7 @@ impl Core {
             return;
         }
         self.enq_not_before = None;
+        self.interrupt_hold_off = false;
         let Some(out) = self.queue.front_mut() else {
             return;
         };
@@ -596,6 +601,7 @@ impl Core {
         }
         // §6.2.6: at least 10 s before the next ENQ, for this message or the next one.
         self.enq_not_before = Some(after(now, self.config.timers.enq_retry));
+        self.interrupt_hold_off = false;
         self.enter_neutral(now);
     }
 
@@ -710,6 +716,7 @@ impl Core {
                 if insist {
                     // §6.2.7.1: the instrument waits at least 1 s, then sends ENQ again.
                     self.enq_not_before = Some(after(now, self.config.timers.contention_retry));
+                    self.interrupt_hold_off = false;
                     self.state = LinkState::Neutral;
                     self.deadline = None;
                 } else {
@@ -750,6 +757,7 @@ impl Core {
                 // §6.3.5.3: accepted, and the receiver wants the link.
                 self.control(Control::Eot);
                 self.enq_not_before = Some(after(now, self.config.timers.interrupt_hold_off));
+                self.interrupt_hold_off = true;
                 if last {
                     self.message_sent();
                 } else {
@@ -902,8 +910,12 @@ impl Core {
                 self.deliver_transfer();
                 self.discarding = false;
                 self.transfer_spoiled = false;
-                // The receiver that interrupted us has had its turn (§6.3.5.3).
-                self.enq_not_before = None;
+                // The receiver that interrupted us has had its turn (§6.3.5.3). A wait
+                // after a refused ENQ (§6.2.6) or contention still runs its course.
+                if self.interrupt_hold_off {
+                    self.enq_not_before = None;
+                    self.interrupt_hold_off = false;
+                }
                 self.enter_neutral(now);
             }
             Item::Control(Control::Enq) => {

@@ -1165,3 +1165,22 @@ fn per_transfer_ended_mid_message_is_not_delivered() {
         }]
     );
 }
+
+/// Receiving the peer's transfer ends the receiver-interrupt hold-off (§6.3.5.3), but not
+/// the 10 s wait after a NAK to ENQ (§6.2.6): a receiver that refused our ENQ because it
+/// was busy may still be busy after sending its own message.
+#[test]
+fn nak_hold_off_outlasts_the_peers_transfer() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[NAK], t0);
+    link.handle_input(&[ENQ], t0 + secs(1));
+    link.handle_input(&frame(1, b"H|\\^&|||LIS\r", FrameEnd::End), t0 + secs(1));
+    link.handle_input(&[EOT], t0 + secs(2));
+    assert_eq!(out(&mut link), [ACK, ACK], "no ENQ within 10 s of the NAK");
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(10)));
+    link.handle_timeout(t0 + secs(10));
+    assert_eq!(out(&mut link), [ENQ]);
+}
