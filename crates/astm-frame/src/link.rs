@@ -646,9 +646,11 @@ impl Core {
                 // §6.5.2.4: discard the incomplete message, back to neutral. With
                 // per-transfer assembly the message is the whole transfer, and a sender
                 // that timed out (15 s, before this 30 s timer) sends it all again.
-                self.discard_partial(DiscardReason::ReceiveTimeout);
-                let len = self.transfer.len();
-                self.transfer.clear();
+                // The partial message and the rest of the transfer (per-transfer
+                // assembly) are one message: one report.
+                let len = std::mem::take(&mut self.transfer).len() + self.partial.len();
+                self.partial.clear();
+                self.discarding = false;
                 self.report_discarded(len, DiscardReason::ReceiveTimeout);
                 self.enter_neutral(now);
             }

@@ -1184,3 +1184,26 @@ fn nak_hold_off_outlasts_the_peers_transfer() {
     link.handle_timeout(t0 + secs(10));
     assert_eq!(out(&mut link), [ENQ]);
 }
+
+/// With [`Assembly::PerTransfer`] a receive timeout drops one message, the whole transfer,
+/// and reports it once (not once for the ETB chain and once for the records before it).
+#[test]
+fn per_transfer_receive_timeout_reports_one_discard() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.assembly = Assembly::PerTransfer;
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), t0);
+    lis.handle_input(&frame(2, b"R|1|", FrameEnd::Intermediate), t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, ACK]);
+    lis.handle_timeout(t0 + secs(30));
+    assert_eq!(lis.state(), LinkState::Neutral);
+    assert_eq!(
+        events(&mut lis),
+        [Event::ReceiveDiscarded {
+            reason: DiscardReason::ReceiveTimeout,
+            len: 10
+        }]
+    );
+}
