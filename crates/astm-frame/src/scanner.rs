@@ -396,7 +396,8 @@ impl FrameScanner {
             return (end, Some(Item::Junk(&rest[..end])));
         }
         let limit = self.config.max_frame_len;
-        let window_end = rest.len().min(limit);
+        // At least one byte per call, so a limit of 0 cannot stall the caller's loop.
+        let window_end = rest.len().min(limit.max(1));
         let from = self.resume.clamp(0, window_end);
         let Some(found) = memchr2(CR, LF, &rest[from..window_end]) else {
             if let Some(p) = rest[from..window_end]
@@ -406,7 +407,7 @@ impl FrameScanner {
                 let at = from + p;
                 return (at, Some(broken(&rest[..at], rest[at])));
             }
-            if window_end < limit {
+            if window_end < limit.max(1) {
                 self.resume = rest.len();
                 return (0, None);
             }
@@ -475,5 +476,32 @@ impl<'a> Iterator for Items<'_, 'a> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A maximum frame length of 0 (a config file's "unset") still makes progress on bare
+    /// records: before, every call reported a zero-length broken record without consuming
+    /// it, and the caller's loop never ended.
+    #[test]
+    fn zero_maximum_still_consumes_bare_records() {
+        let config = DecoderConfig {
+            max_frame_len: 0,
+            leniency: Leniency::ALL,
+        };
+        let mut scanner = FrameScanner::new(config);
+        let items: Vec<Item<'_>> = scanner.iter(b"H|1\r").take(10).collect();
+        assert_eq!(items.len(), 4, "{items:?}");
+        let skipped: usize = items
+            .iter()
+            .map(|item| match item {
+                Item::Broken { bytes, .. } | Item::Junk(bytes) => bytes.len(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .sum();
+        assert_eq!(skipped, 4);
     }
 }
