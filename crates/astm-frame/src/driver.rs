@@ -107,7 +107,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     /// # Errors
     ///
     /// [`DriverError::Aborted`] (with the message text) when the link gives up, I/O errors, and
-    /// [`DriverError::Closed`] if the peer hangs up first.
+    /// [`DriverError::Closed`] if the peer hangs up first. After those two the message is still
+    /// in the link: take it back with [`Link::take_unsent`] through [`link_mut`](Self::link_mut).
     pub async fn send(&mut self, message: Vec<u8>) -> Result<(), DriverError> {
         let id = self.link.send(message, Instant::now().into_std());
         self.wait_for_outcome(id).await

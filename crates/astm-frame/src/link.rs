@@ -466,6 +466,32 @@ impl Link {
         id
     }
 
+    /// Takes back every message not yet sent in full, oldest first, with its id: those queued
+    /// and the one in flight. No [`Event::MessageSent`] or [`Event::MessageAborted`] comes for
+    /// them afterwards.
+    ///
+    /// For a caller whose transport is gone (the peer hung up, an I/O error) or who moves its
+    /// messages elsewhere: nothing given to [`send`](Self::send) is lost. A transfer in progress
+    /// is ended with EOT (termination, §6.4.1: the receiver discards an incomplete message), so the link is
+    /// neutral again; one receiving from the peer carries on.
+    pub fn take_unsent(&mut self, now: Instant) -> Vec<(MessageId, Vec<u8>)> {
+        let core = &mut self.core;
+        let taken = std::mem::take(&mut core.queue)
+            .into_iter()
+            .map(|out| (out.id, out.framed.into_text()))
+            .collect();
+        match core.state {
+            LinkState::Establishing | LinkState::Sending => {
+                core.control(Control::Eot);
+                core.enter_neutral(now);
+            }
+            // Waiting for the peer's ENQ, which is still welcome.
+            LinkState::ContentionYield => core.enter_neutral(now),
+            LinkState::Neutral | LinkState::Receiving => {}
+        }
+        taken
+    }
+
     /// Answer ENQs with NAK while `busy` (§6.2.5: cannot receive now).
     pub fn set_busy(&mut self, busy: bool) {
         self.core.busy = busy;

@@ -1207,3 +1207,61 @@ fn per_transfer_receive_timeout_reports_one_discard() {
         }]
     );
 }
+
+#[test]
+fn unsent_messages_are_taken_back_with_the_one_in_flight() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let now = Instant::now();
+    let first = link.send(b"H|\\^&\rL|1|N\r".to_vec(), now);
+    let second = link.send(b"H|\\^&\rP|1\rL|1|N\r".to_vec(), now);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ACK], now);
+    assert_eq!(out(&mut link)[0], 0x02, "the first frame is out");
+    assert_eq!(link.state(), LinkState::Sending);
+
+    let taken = link.take_unsent(now);
+    assert_eq!(
+        taken,
+        [
+            (first, b"H|\\^&\rL|1|N\r".to_vec()),
+            (second, b"H|\\^&\rP|1\rL|1|N\r".to_vec()),
+        ]
+    );
+    assert_eq!(out(&mut link), [EOT], "the transfer is ended");
+    assert_eq!(link.state(), LinkState::Neutral);
+    assert!(link.is_idle());
+    // The late ACK of the frame changes nothing, and no event ever comes for those messages.
+    link.handle_input(&[ACK], now + secs(1));
+    link.handle_timeout(now + secs(60));
+    assert!(out(&mut link).is_empty());
+    assert!(
+        !events(&mut link)
+            .iter()
+            .any(|e| matches!(e, Event::MessageSent(_) | Event::MessageAborted { .. })),
+    );
+    // The link still works: a new message is sent from the start.
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), now + secs(61));
+    assert_eq!(out(&mut link), [ENQ]);
+}
+
+#[test]
+fn taking_unsent_messages_leaves_a_transfer_from_the_peer_alone() {
+    let mut link = Link::new(LinkConfig::new(Role::Computer));
+    let now = Instant::now();
+    link.handle_input(&[ENQ], now);
+    assert_eq!(out(&mut link), [ACK]);
+    let queued = link.send(b"H|\\^&\rL|1|N\r".to_vec(), now);
+    assert_eq!(
+        link.take_unsent(now),
+        [(queued, b"H|\\^&\rL|1|N\r".to_vec())]
+    );
+    assert!(out(&mut link).is_empty(), "no EOT into the peer's transfer");
+    link.handle_input(&frame(1, b"H|\\^&\rL|1|N\r", FrameEnd::End), now);
+    link.handle_input(&[EOT], now);
+    assert_eq!(out(&mut link), [ACK]);
+    assert!(events(&mut link).iter().any(|e| matches!(
+        e,
+        Event::MessageReceived(m) if m == b"H|\\^&\rL|1|N\r"
+    )));
+    assert!(link.is_idle(), "nothing is sent after the peer's EOT");
+}

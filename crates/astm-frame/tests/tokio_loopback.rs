@@ -134,3 +134,43 @@ async fn codec_decodes_frames_split_across_reads() {
     assert_eq!(texts, [&b"H|\\^&\r"[..], b"L|1|N\r"]);
     assert_eq!(items.last(), Some(&CodecItem::Control(Control::Eot)));
 }
+
+#[tokio::test]
+async fn a_message_the_peer_hung_up_on_is_taken_back_from_the_driver() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        // Accepts the link, then hangs up before the first frame is acknowledged.
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut enq = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut enq)
+            .await
+            .unwrap();
+        assert_eq!(enq, [Control::Enq.byte()]);
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &[Control::Ack.byte()])
+            .await
+            .unwrap();
+    });
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut analyzer = LinkDriver::new(stream, LinkConfig::new(Role::Instrument));
+    let message = b"H|\\^&\rP|1\rL|1|N\r".to_vec();
+    let sent = tokio::time::timeout(Duration::from_secs(10), analyzer.send(message.clone()))
+        .await
+        .expect("the hang-up ends the send");
+    assert!(
+        matches!(
+            sent,
+            Err(astm_frame::driver::DriverError::Closed | astm_frame::driver::DriverError::Io(_))
+        ),
+        "{sent:?}"
+    );
+    peer.await.unwrap();
+    let now = std::time::Instant::now();
+    let taken: Vec<Vec<u8>> = analyzer
+        .link_mut()
+        .take_unsent(now)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(taken, [message], "nothing given to send is lost");
+}
