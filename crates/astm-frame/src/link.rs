@@ -368,7 +368,11 @@ struct Core {
     last_unchecked_text: Vec<u8>,
     partial: Vec<u8>,
     transfer: Vec<u8>,
+    /// The message in `partial` grew past `max_message_len`: its frames are dropped until
+    /// its end frame.
     discarding: bool,
+    /// Bytes dropped while `discarding`, besides those kept in `partial`.
+    discarded: usize,
     /// The last frame was answered with NAK: a transfer ending now is incomplete.
     last_frame_refused: bool,
     /// [`Assembly::PerTransfer`]: part of this transfer was discarded, so none of it is
@@ -404,6 +408,7 @@ impl Link {
                 partial: Vec::new(),
                 transfer: Vec::new(),
                 discarding: false,
+                discarded: 0,
                 last_frame_refused: false,
                 transfer_spoiled: false,
                 bare_records: Vec::new(),
@@ -674,10 +679,8 @@ impl Core {
                 // that timed out (15 s, before this 30 s timer) sends it all again.
                 // The partial message and the rest of the transfer (per-transfer
                 // assembly) are one message: one report.
-                let len = std::mem::take(&mut self.transfer).len() + self.partial.len();
-                self.partial.clear();
-                self.discarding = false;
-                self.report_discarded(len, DiscardReason::ReceiveTimeout);
+                let len = std::mem::take(&mut self.transfer).len();
+                self.discard_partial_with(len, DiscardReason::ReceiveTimeout);
                 self.enter_neutral(now);
             }
         }
@@ -975,14 +978,9 @@ impl Core {
             self.discarding = true;
         }
         if self.discarding {
+            self.discarded += text.len();
             if end == FrameEnd::End {
-                self.discarding = false;
-                let len = self.partial.len() + text.len();
-                self.partial.clear();
-                self.events.push_back(Event::ReceiveDiscarded {
-                    reason: DiscardReason::TooLong(limit),
-                    len,
-                });
+                self.discard_partial(DiscardReason::TooLong(limit));
             }
             return;
         }
@@ -999,10 +997,22 @@ impl Core {
     }
 
     fn discard_partial(&mut self, reason: DiscardReason) {
-        let len = self.partial.len();
+        self.discard_partial_with(0, reason);
+    }
+
+    /// Discards the partial message, reported as one with `also` more bytes (the rest of its
+    /// transfer). A message already over the size limit is reported as too long, with what
+    /// was dropped of it, whatever ended it.
+    fn discard_partial_with(&mut self, also: usize, reason: DiscardReason) {
+        let reason = if self.discarding {
+            DiscardReason::TooLong(self.config.max_message_len)
+        } else {
+            reason
+        };
+        let len = also + self.partial.len() + std::mem::take(&mut self.discarded);
         self.partial.clear();
-        self.report_discarded(len, reason);
         self.discarding = false;
+        self.report_discarded(len, reason);
     }
 
     fn report_discarded(&mut self, len: usize, reason: DiscardReason) {

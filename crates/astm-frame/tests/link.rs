@@ -1265,3 +1265,45 @@ fn taking_unsent_messages_leaves_a_transfer_from_the_peer_alone() {
     )));
     assert!(link.is_idle(), "nothing is sent after the peer's EOT");
 }
+
+/// A message already over the limit is reported as too long, with every byte dropped of it,
+/// however its transfer ends.
+#[test]
+fn an_oversized_message_cut_short_is_still_reported_as_too_long() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.max_message_len = 10;
+    let t0 = Instant::now();
+    let start = |lis: &mut Link| {
+        lis.handle_input(&[ENQ], t0);
+        lis.handle_input(&frame(1, b"R|1|12345", FrameEnd::Intermediate), t0);
+        lis.handle_input(&frame(2, b"67890", FrameEnd::Intermediate), t0);
+        lis.handle_input(&frame(3, b"abcde", FrameEnd::Intermediate), t0);
+    };
+    let too_long = [Event::ReceiveDiscarded {
+        reason: DiscardReason::TooLong(10),
+        len: 19,
+    }];
+
+    let mut ended = Link::new(config);
+    start(&mut ended);
+    ended.handle_input(&[EOT], t0);
+    assert_eq!(events(&mut ended), too_long, "EOT inside the chain");
+
+    let mut timed_out = Link::new(config);
+    start(&mut timed_out);
+    timed_out.handle_timeout(t0 + secs(30));
+    assert_eq!(timed_out.state(), LinkState::Neutral);
+    assert_eq!(events(&mut timed_out), too_long, "receive timeout");
+
+    let mut finished = Link::new(config);
+    start(&mut finished);
+    finished.handle_input(&frame(4, b"\r", FrameEnd::End), t0);
+    assert_eq!(
+        events(&mut finished),
+        [Event::ReceiveDiscarded {
+            reason: DiscardReason::TooLong(10),
+            len: 20,
+        }],
+        "end frame: all four frames counted"
+    );
+}
