@@ -6,7 +6,8 @@
 //!
 //! Reads raw bytes from FILE (or stdin) and prints, in order: `{"event":"enq"}` (and `ack`,
 //! `nak`, `eot`), `{"event":"frame","fn":1,"end":"ETX","checksum_ok":true,"text":"..."}`,
-//! `{"event":"message","text":"..."}` after each end frame, and `{"event":"error","detail":"..."}`
+//! `{"event":"message","text":"..."}` after each end frame (made of the frames a receiver would
+//! accept: a frame that fails its checks is listed but not part of the message), and `{"event":"error","detail":"..."}`
 //! for bytes that are not part of a frame. Text maps each byte to the character of the same
 //! value. `--lenient` accepts every deviation real instruments need (lower-case checksums, no
 //! CR LF, no frame numbers, bare records).
@@ -92,11 +93,16 @@ fn run() -> std::io::Result<()> {
             let line = match item {
                 Item::Control(c) => event(&c.name().to_ascii_lowercase()),
                 Item::Frame(frame) => {
-                    let key = (frame.number(), frame.text().to_vec());
-                    if previous.as_ref() != Some(&key) {
-                        message_text.extend_from_slice(frame.text());
+                    // A receiver NAKs a defective frame and the sender repeats it: only
+                    // frames it would accept make up the message, a repeat of one only once.
+                    let accepted = frame.is_valid();
+                    if accepted {
+                        let key = (frame.number(), frame.text().to_vec());
+                        if previous.as_ref() != Some(&key) {
+                            message_text.extend_from_slice(frame.text());
+                        }
+                        previous = Some(key);
                     }
-                    previous = Some(key);
                     let number = frame
                         .number()
                         .map_or_else(|| "null".to_string(), |n| n.to_string());
@@ -107,7 +113,7 @@ fn run() -> std::io::Result<()> {
                         frame.checksum_ok(),
                         text(frame.text()),
                     )?;
-                    if frame.end() != FrameEnd::End {
+                    if !accepted || frame.end() != FrameEnd::End {
                         continue;
                     }
                     message(&std::mem::take(&mut message_text))

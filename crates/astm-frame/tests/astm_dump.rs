@@ -65,15 +65,44 @@ fn strict_and_lenient_modes() {
     let wire = b"\x05\x021H|\\^&\r\x03e5\r\n\x04noise";
     let strict = dump(&[], wire);
     assert_eq!(strict[1]["checksum_ok"], false);
-    assert_eq!(
-        strict[2],
-        serde_json::json!({"event": "message", "text": "H|\\^&\r"})
-    );
+    // A strict receiver refuses the lower-case checksum: no message.
+    assert_eq!(strict[2], serde_json::json!({"event": "eot"}));
     assert_eq!(strict.last().unwrap()["event"], "error");
     let lenient = dump(&["--lenient"], b"\x05\x021H|\\^&\r\x03e5\r\n\x04");
     assert_eq!(lenient[1]["checksum_ok"], true);
+    assert_eq!(
+        lenient[2],
+        serde_json::json!({"event": "message", "text": "H|\\^&\r"})
+    );
     // Bytes above 0x7F come out as the characters of the same value.
     let latin1 = dump(&[], b"\x021R|1|\xc9\r\x0385\r\n");
     assert_eq!(latin1[0]["text"], "R|1|\u{c9}\r");
     assert_eq!(latin1[0]["checksum_ok"], true);
+}
+
+#[test]
+fn a_frame_that_fails_its_checksum_is_not_part_of_the_message() {
+    let mut wire = vec![0x05];
+    let mut good = Vec::new();
+    astm_frame::encode_frame(1, b"H|\\^&\r", astm_frame::FrameEnd::End, &mut good);
+    // Noise flips one byte of the text: the receiver NAKs, the sender repeats the frame.
+    let mut corrupt = good.clone();
+    corrupt[3] = b'X';
+    wire.extend_from_slice(&corrupt);
+    wire.push(0x15);
+    wire.extend_from_slice(&good);
+    wire.push(0x04);
+    let lines = dump(&[], &wire);
+    let frames: Vec<bool> = lines
+        .iter()
+        .filter(|l| l["event"] == "frame")
+        .map(|l| l["checksum_ok"].as_bool().unwrap())
+        .collect();
+    assert_eq!(frames, [false, true], "both transmissions are listed");
+    let messages: Vec<&Value> = lines.iter().filter(|l| l["event"] == "message").collect();
+    assert_eq!(
+        messages,
+        [&serde_json::json!({"event": "message", "text": "H|\\^&\r"})],
+        "one message, from the good frame"
+    );
 }
