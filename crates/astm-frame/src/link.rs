@@ -507,6 +507,12 @@ impl Link {
     /// nothing, when no transfer is being received; a request the transfer's end overtakes
     /// lapses with it (it never interrupts a later transfer). A sender may ignore the
     /// request; ask again to repeat it on a later frame.
+    ///
+    /// A sender that honours it before its last frame ends the transfer there (this crate's
+    /// sender then reports the message aborted, to be sent again whole). The link cannot tell
+    /// such an early end from a complete transfer, so with [`Assembly::PerTransfer`] the message
+    /// handed over after an interrupt may lack its last records: check for the E1394
+    /// terminator (L) record before using it.
     pub fn request_interrupt(&mut self) -> bool {
         let receiving = self.core.state == LinkState::Receiving;
         self.core.interrupt_requested = receiving;
