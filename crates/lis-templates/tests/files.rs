@@ -781,3 +781,56 @@ fn detection_layouts_call_a_negative_qc_control_negative() {
         }
     }
 }
+
+/// Several threads publishing files of the same name into one folder (a service writing for
+/// several instruments at once): every call succeeds, every published file holds exactly the
+/// bytes of one call, and no temporary is left. Before, all calls shared one temporary name per
+/// process: a call that found it taken failed and deleted the other call's temporary, and a file
+/// could be published with another call's half-written bytes.
+#[test]
+fn concurrent_writes_of_one_name_publish_whole_files() {
+    let dir = tempfile::tempdir().unwrap();
+    const THREADS: u8 = 8;
+    const FILES: usize = 40;
+    const SIZE: usize = 64 * 1024;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let dir = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                let file = lis_templates::FileOutput {
+                    file_name: "run.csv".into(),
+                    kind: FileKind::Csv,
+                    bytes: vec![b'a' + t; SIZE],
+                };
+                (0..FILES)
+                    .map(|_| files::write_output(&file, &dir).map_err(|e| e.to_string()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        failed[0]
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.ends_with(".tmp")),
+        "temporaries left: {names:?}"
+    );
+    assert_eq!(names.len(), usize::from(THREADS) * FILES, "{names:?}");
+    for name in &names {
+        let bytes = std::fs::read(dir.path().join(name)).unwrap();
+        assert_eq!(bytes.len(), SIZE, "{name}");
+        assert!(bytes.iter().all(|b| *b == bytes[0]), "{name}: mixed bytes");
+    }
+}

@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::sanitize;
 use crate::FileError;
@@ -26,10 +27,35 @@ fn numbered(name: &str, n: u32) -> String {
     }
 }
 
+/// Numbers the temporaries of one process, so that concurrent calls writing the same name never
+/// share (and never delete) each other's temporary.
+static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// Creates a fresh hidden temporary for `name` in `dir`. A name already taken (a leftover of a
+/// crashed process that had the same PID) is skipped, not reused or removed.
+fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, fs::File), FileError> {
+    let pid = std::process::id();
+    let mut attempts = 0;
+    loop {
+        let n = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let temp = dir.join(format!(".{name}.{pid}.{n}.tmp"));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+        {
+            Ok(f) => return Ok((temp, f)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && attempts < 1_000 => attempts += 1,
+            Err(e) => return Err(io(&temp, "write")(e)),
+        }
+    }
+}
+
 /// Writes `file` into `dir` (created if missing) and returns the final path.
 ///
-/// The bytes go to a hidden `.NAME.PID.tmp` first, are synced, and are then hard-linked (or, where
-/// the file system has no links, renamed) to the final name; an existing file is never
+/// The bytes go to a hidden `.NAME.PID.N.tmp` first (N distinguishes concurrent calls), are
+/// synced, and are then hard-linked (or, where the file system has no links, renamed) to the final
+/// name; an existing file is never
 /// overwritten — the name gets a `-1`, `-2`, … suffix instead. The file name is sanitised (ASCII
 /// letters, digits, `-`, `_`, `.`, space; no leading dot).
 pub fn write_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileError> {
@@ -40,15 +66,9 @@ pub fn write_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileError>
     } else {
         name
     };
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .and_then(|mut f| {
-            f.write_all(&file.bytes)?;
-            f.sync_all()
-        });
+    let (temp, mut f) = create_temp(dir, &name)?;
+    let written = f.write_all(&file.bytes).and_then(|()| f.sync_all());
+    drop(f);
     if let Err(e) = written {
         let _ = fs::remove_file(&temp);
         return Err(io(&temp, "write")(e));
