@@ -834,3 +834,44 @@ fn concurrent_writes_of_one_name_publish_whole_files() {
         assert!(bytes.iter().all(|b| *b == bytes[0]), "{name}: mixed bytes");
     }
 }
+
+/// A template asking for an absurd number of metadata rows before the header is an error that
+/// names the key. Before, the rows were built regardless: `skipRows` 2,000,000 wrote two million
+/// empty lines, and 4,000,000,000 aborted the process trying to allocate 96 GB.
+#[test]
+fn absurd_metadata_row_counts_are_errors_not_allocations() {
+    for (name, from, to, key) in [
+        (
+            "multiskan_fc",
+            "\"skipRows\": 0",
+            "\"skipRows\": 2000000",
+            "file_config.skipRows",
+        ),
+        (
+            "quantstudio7_xls",
+            "\"metadataRowCount\": 46",
+            "\"metadataRowCount\": 2000000",
+            "excelFormat.metadataRowCount",
+        ),
+    ] {
+        let template = edited_template(name, from, to);
+        let e = files::render(&template, &minter(), &options(1, 1))
+            .map(|f| f.file.bytes.len())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid option {key}: template {name} asks for 2000000 metadata rows before \
+                 the header; at most 10000 are supported"
+            )
+        );
+    }
+    // A usual count still works.
+    let template = edited_template("multiskan_fc", "\"skipRows\": 0", "\"skipRows\": 3");
+    assert_eq!(
+        files::render(&template, &minter(), &options(1, 1))
+            .unwrap()
+            .header_row,
+        3
+    );
+}

@@ -296,6 +296,11 @@ const FINECARE_COLUMNS: [&str; 40] = [
     "Internal Temp",
 ];
 
+/// Most metadata rows a template may ask for before the header: far more than any instrument
+/// writes, and few enough that a mistyped count is an error rather than an attempt to build
+/// billions of rows (an XLSX sheet holds 1,048,576 rows in all).
+const MAX_METADATA_ROWS: u64 = 10_000;
+
 /// Fields of the Finecare metadata line (one more than the header, as the instrument writes it).
 const FINECARE_METADATA_FIELDS: usize = 41;
 
@@ -496,6 +501,7 @@ impl Generator<'_> {
             (Some(FileKind::Xls | FileKind::Xlsx), _) => FileKind::Xlsx,
             (Some(k), _) => k,
         };
+        self.check_metadata_rows(layout)?;
         let specimens = self.specimens(
             layout,
             options.samples.unwrap_or(DEFAULT_SAMPLES),
@@ -601,6 +607,41 @@ impl Generator<'_> {
             rendered.delimiter = Some(delimiter);
         }
         Ok(rendered)
+    }
+
+    /// Refuses a declared metadata row count above [`MAX_METADATA_ROWS`] (the layouts pad the
+    /// metadata to that many rows before the header).
+    fn check_metadata_rows(&self, layout: FileLayout) -> Result<(), GenerateError> {
+        let (key, declared) = match layout {
+            FileLayout::ElisaWells => (
+                "file_config.skipRows",
+                self.template
+                    .file_config
+                    .as_ref()
+                    .and_then(|c| c.skip_rows)
+                    .map(u64::from),
+            ),
+            FileLayout::QuantStudioExport => (
+                "excelFormat.metadataRowCount",
+                self.template
+                    .extra
+                    .get("excelFormat")
+                    .and_then(|e| e.get("metadataRowCount"))
+                    .and_then(Value::as_u64),
+            ),
+            _ => return Ok(()),
+        };
+        match declared {
+            Some(n) if n > MAX_METADATA_ROWS => Err(GenerateError::InvalidOption {
+                option: key,
+                reason: format!(
+                    "template {} asks for {n} metadata rows before the header; at most \
+                     {MAX_METADATA_ROWS} are supported",
+                    self.template.name
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn template_delimiter(&self) -> String {
