@@ -875,3 +875,60 @@ fn absurd_metadata_row_counts_are_errors_not_allocations() {
         3
     );
 }
+
+/// Replaying a workbook keeps what each cell is, not only what it shows: a date stays a date, a
+/// time of day and a boolean stay what they were. Before, a
+/// date became its bare serial number (an importer read `46097.35` for the run date) and a
+/// boolean became the text `TRUE`.
+#[test]
+fn replaying_workbooks_keeps_dates_and_booleans() {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut fixture = Workbook::new();
+    let sheet = fixture.add_worksheet();
+    sheet.set_name("Results").unwrap();
+    let date = Format::new().set_num_format("dd/mm/yyyy hh:mm");
+    let time = Format::new().set_num_format("hh:mm:ss");
+    let run = ExcelDateTime::from_ymd(2026, 3, 15)
+        .unwrap()
+        .and_hms(8, 24, 0)
+        .unwrap();
+    for (c, h) in ["Sample Name", "Run Date", "Read Time", "Omit"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    sheet.write_string(1, 0, "DEV01262000000000001").unwrap();
+    sheet.write_datetime_with_format(1, 1, &run, &date).unwrap();
+    sheet.write_number_with_format(1, 2, 0.5, &time).unwrap();
+    sheet.write_boolean(1, 3, true).unwrap();
+    let original = fixture.save_to_buffer().unwrap();
+
+    let set = TemplateSet::embedded().unwrap();
+    let replayed = files::replay_fixture(
+        set.get("quantstudio7").unwrap(),
+        "results.xlsx",
+        &original,
+        &minter(),
+        1,
+        Some(at("20261121085941")),
+    )
+    .unwrap();
+    assert_eq!(replayed.replaced.len(), 1);
+    let mut book = open_workbook_auto_from_rs(Cursor::new(replayed.file.bytes.clone())).unwrap();
+    let range = book.worksheet_range("Results").unwrap();
+    let row: Vec<&Data> = range.rows().nth(1).unwrap().iter().collect();
+    assert_eq!(row[0], &Data::String(replayed.replaced[0].1.clone()));
+    match row[1] {
+        Data::DateTime(d) => {
+            assert!(d.is_datetime());
+            assert_eq!(d.to_ymd_hms_milli(), (2026, 3, 15, 8, 24, 0, 0));
+        }
+        other => panic!("run date is no longer a date: {other:?}"),
+    }
+    match row[2] {
+        Data::DateTime(d) => assert_eq!(d.as_f64(), 0.5),
+        other => panic!("read time is no longer a time: {other:?}"),
+    }
+    assert_eq!(row[3], &Data::Bool(true));
+}

@@ -93,6 +93,46 @@ impl Renamer<'_> {
     }
 }
 
+/// A date, time or duration cell as a cell of the same kind in the written (1900-epoch) workbook.
+/// Without a date number format a reader would see the bare serial number.
+fn date_cell(d: &calamine::ExcelDateTime) -> Cell {
+    let value = d.as_f64();
+    if d.is_duration() {
+        return Cell::Date {
+            serial: value,
+            format: "[h]:mm:ss",
+            text: format!("{value}"),
+        };
+    }
+    if (0.0..1.0).contains(&value) {
+        // A time of day: the same fraction in either epoch.
+        let (_, _, _, h, m, s, _) = d.to_ymd_hms_milli();
+        return Cell::Date {
+            serial: value,
+            format: "hh:mm:ss",
+            text: format!("{h:02}:{m:02}:{s:02}"),
+        };
+    }
+    // Through the calendar date, so that a 1904-epoch workbook's dates keep their day.
+    let (y, mo, da, h, mi, s, ms) = d.to_ymd_hms_milli();
+    let serial = rust_xlsxwriter::ExcelDateTime::from_ymd(y, mo, da)
+        .and_then(|t| t.and_hms_milli(u16::from(h), mi, s, ms))
+        .map_or(value, |t| t.to_excel());
+    let (format, text) = if value.fract() == 0.0 {
+        ("yyyy-mm-dd", format!("{y:04}-{mo:02}-{da:02}"))
+    } else {
+        (
+            "yyyy-mm-dd hh:mm:ss",
+            format!("{y:04}-{mo:02}-{da:02} {h:02}:{mi:02}:{s:02}"),
+        )
+    };
+    Cell::Date {
+        serial,
+        format,
+        text,
+    }
+}
+
 fn invalid(reason: String) -> GenerateError {
     GenerateError::InvalidOption {
         option: "fixture",
@@ -167,8 +207,8 @@ pub fn replay_fixture(
                             Data::String(s) => Cell::Text(renamer.rewrite(s)?),
                             Data::Float(f) => Cell::number(*f),
                             Data::Int(i) => Cell::number(*i as f64),
-                            Data::Bool(b) => Cell::text(if *b { "TRUE" } else { "FALSE" }),
-                            Data::DateTime(d) => Cell::number(d.as_f64()),
+                            Data::Bool(b) => Cell::Bool(*b),
+                            Data::DateTime(d) => date_cell(d),
                             Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::text(s.clone()),
                             Data::Error(e) => Cell::text(format!("#{e:?}")),
                         });

@@ -2,7 +2,7 @@
 //! XLSX workbooks.
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
-use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
 
 use crate::GenerateError;
 
@@ -15,6 +15,18 @@ pub(in crate::generate) enum Cell {
     Text(String),
     /// A number and its spelling in text files.
     Number(f64, String),
+    /// A date, time or duration: an Excel serial number (1900 epoch), the number format that
+    /// makes a reader see it as one, and its spelling in text files.
+    Date {
+        /// Days since the 1900 epoch, the time of day as the fraction.
+        serial: f64,
+        /// Excel number format (`yyyy-mm-dd hh:mm:ss`, `[h]:mm:ss`, ...).
+        format: &'static str,
+        /// The value as text.
+        text: String,
+    },
+    /// A boolean (`TRUE`/`FALSE` in text files).
+    Bool(bool),
 }
 
 impl Cell {
@@ -40,7 +52,9 @@ impl Cell {
     pub(in crate::generate) fn as_str(&self) -> &str {
         match self {
             Self::Empty => "",
-            Self::Text(t) | Self::Number(_, t) => t,
+            Self::Text(t) | Self::Number(_, t) | Self::Date { text: t, .. } => t,
+            Self::Bool(true) => "TRUE",
+            Self::Bool(false) => "FALSE",
         }
     }
 }
@@ -142,6 +156,15 @@ pub(in crate::generate) fn xlsx(
                     }
                     Cell::Number(n, _) => {
                         worksheet.write_number(r, c, *n).map_err(err)?;
+                    }
+                    Cell::Date { serial, format, .. } => {
+                        let format = Format::new().set_num_format(*format);
+                        worksheet
+                            .write_number_with_format(r, c, *serial, &format)
+                            .map_err(err)?;
+                    }
+                    Cell::Bool(b) => {
+                        worksheet.write_boolean(r, c, *b).map_err(err)?;
                     }
                 }
             }
