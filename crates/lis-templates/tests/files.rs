@@ -932,3 +932,40 @@ fn replaying_workbooks_keeps_dates_and_booleans() {
     }
     assert_eq!(row[3], &Data::Bool(true));
 }
+
+/// A text export in a Windows code page (here windows-1252: `µ` is the single byte 0xB5) is
+/// replayed byte for byte apart from the accessions, as the docs promise for CSV. Before, any
+/// fixture that was not UTF-8 was refused ("is not UTF-8 text").
+#[test]
+fn replaying_a_non_utf8_text_fixture_keeps_every_other_byte() {
+    let set = TemplateSet::embedded().unwrap();
+    let template = set.get("multiskan_fc").unwrap();
+    let original: Vec<u8> = [
+        &b"WellPosition;SampleID;Interpretation;TestCode;Unit\r\n"[..],
+        b"A1;DEV01265200000000101;Positive;HIV ELISA;\xB5IU/mL\r\n",
+        b"A2;DEV01265200000000102;Negative;HIV ELISA;\xB5IU/mL\r\n",
+        b"A3;NC;Negative;HIV ELISA;\xB5IU/mL\r\n",
+    ]
+    .concat();
+    assert!(std::str::from_utf8(&original).is_err());
+    let replayed = files::replay_fixture(
+        template,
+        "results.csv",
+        &original,
+        &minter(),
+        1,
+        Some(at("20261121085941")),
+    )
+    .unwrap();
+    assert_eq!(replayed.replaced.len(), 2);
+    let mut expected = original;
+    for (old, new) in &replayed.replaced {
+        assert_eq!(&new[7..9], "52", "same lane");
+        let at = expected
+            .windows(20)
+            .position(|w| w == old.as_bytes())
+            .unwrap();
+        expected[at..at + 20].copy_from_slice(new.as_bytes());
+    }
+    assert_eq!(replayed.file.bytes, expected);
+}

@@ -35,20 +35,16 @@ struct Renamer<'a> {
     existing: BTreeSet<String>,
 }
 
-/// Byte ranges of accession-shaped tokens (prefix + 15 digits, not inside a longer word).
-fn accession_spans(text: &str) -> Vec<(usize, usize)> {
-    let b = text.as_bytes();
+/// Byte ranges of accession-shaped tokens (prefix + 15 digits, not inside a longer word). Works
+/// on bytes, so text in any ASCII-compatible character set (UTF-8, Windows code pages) is
+/// searched alike.
+fn accession_spans(b: &[u8]) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut i = 0;
     while i + 20 <= b.len() {
         let starts = i == 0 || !b[i - 1].is_ascii_alphanumeric();
         let ends = i + 20 == b.len() || !b[i + 20].is_ascii_alphanumeric();
-        if starts
-            && ends
-            && text.is_char_boundary(i)
-            && text.is_char_boundary(i + 20)
-            && looks_like_accession(&text[i..i + 20])
-        {
+        if starts && ends && std::str::from_utf8(&b[i..i + 20]).is_ok_and(looks_like_accession) {
             spans.push((i, i + 20));
             i += 20;
         } else {
@@ -59,9 +55,11 @@ fn accession_spans(text: &str) -> Vec<(usize, usize)> {
 }
 
 impl Renamer<'_> {
-    fn note_existing(&mut self, text: &str) {
+    fn note_existing(&mut self, text: &[u8]) {
         for (a, b) in accession_spans(text) {
-            self.existing.insert(text[a..b].to_owned());
+            // The span is ASCII (checked by `accession_spans`).
+            self.existing
+                .insert(String::from_utf8_lossy(&text[a..b]).into_owned());
         }
     }
 
@@ -79,17 +77,25 @@ impl Renamer<'_> {
         Ok(new)
     }
 
-    /// Replaces every accession-shaped token.
-    fn rewrite(&mut self, text: &str) -> Result<String, GenerateError> {
-        let mut out = String::with_capacity(text.len());
+    /// Replaces every accession-shaped token; every other byte is kept.
+    fn rewrite_bytes(&mut self, text: &[u8]) -> Result<Vec<u8>, GenerateError> {
+        let mut out = Vec::with_capacity(text.len());
         let mut last = 0;
         for (a, b) in accession_spans(text) {
-            out.push_str(&text[last..a]);
-            out.push_str(&self.fresh(&text[a..b])?);
+            out.extend_from_slice(&text[last..a]);
+            let old = String::from_utf8_lossy(&text[a..b]).into_owned();
+            out.extend_from_slice(self.fresh(&old)?.as_bytes());
             last = b;
         }
-        out.push_str(&text[last..]);
+        out.extend_from_slice(&text[last..]);
         Ok(out)
+    }
+
+    /// [`Renamer::rewrite_bytes`] for text.
+    fn rewrite(&mut self, text: &str) -> Result<String, GenerateError> {
+        let bytes = self.rewrite_bytes(text.as_bytes())?;
+        // ASCII replaced ASCII at ASCII boundaries, so the text is still UTF-8.
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 
@@ -166,18 +172,17 @@ pub fn replay_fixture(
     };
     let file = match ext.as_str() {
         "csv" | "tsv" | "txt" => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|e| invalid(format!("{fixture_name} is not UTF-8 text: {e}")))?;
             let kind = match ext.as_str() {
                 "tsv" => FileKind::Tsv,
                 "txt" => FileKind::Txt,
                 _ => FileKind::Csv,
             };
-            renamer.note_existing(text);
+            // Bytes, not text: exports in a Windows code page are kept byte for byte too.
+            renamer.note_existing(bytes);
             FileOutput {
                 file_name: file_name(template, &stamp, sequence, &ext),
                 kind,
-                bytes: renamer.rewrite(text)?.into_bytes(),
+                bytes: renamer.rewrite_bytes(bytes)?,
             }
         }
         "xlsx" | "xls" | "xlsm" => {
@@ -190,7 +195,7 @@ pub fn replay_fixture(
                     .map_err(|e| invalid(format!("{fixture_name}: sheet {name}: {e}")))?;
                 for cell in range.used_cells() {
                     if let (_, _, Data::String(s)) = cell {
-                        renamer.note_existing(s);
+                        renamer.note_existing(s.as_bytes());
                     }
                 }
                 ranges.push((name, range));
