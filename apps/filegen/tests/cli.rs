@@ -305,6 +305,8 @@ fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
         "{}",
         stderr(&o)
     );
+    // The operating system's reason, once.
+    assert_eq!(stderr(&o).matches("(os error").count(), 1, "{}", stderr(&o));
     // Nothing was written anywhere for the failed runs.
     assert_eq!(names(dir.path()), ["file"]);
 }

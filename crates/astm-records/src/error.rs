@@ -76,12 +76,12 @@ pub enum MessageError {
         found: String,
     },
     /// One record could not be parsed.
-    #[error("record {record}: {source}")]
+    #[error("record {record}: {error}")]
     Record {
         /// 1-based position of the record in the message.
         record: usize,
-        /// What was wrong with it.
-        source: RecordError,
+        /// What was wrong with it (in the message, so not also the `source()`).
+        error: RecordError,
     },
     /// Strict mode: the message violates the E1394 hierarchy or numbering rules.
     #[error("{} violation(s), first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]

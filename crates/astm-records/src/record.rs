@@ -602,9 +602,9 @@ impl<'a> Iterator for Records<'a> {
                     self.delimiters = *record.delimiters();
                     Ok(record)
                 }
-                Err(source) => Err(MessageError::Record {
+                Err(error) => Err(MessageError::Record {
                     record: self.index,
-                    source,
+                    error,
                 }),
             },
         )

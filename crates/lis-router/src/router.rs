@@ -26,14 +26,15 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A server connector could not bind its address.
-    #[error("[{connection}] cannot listen on {address}: {source}")]
+    #[error("[{connection}] cannot listen on {address}: {error}")]
     Bind {
         /// The connection (section) name.
         connection: String,
         /// `ipaddr:port`.
         address: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error. It is in the message, so it is not also the `source()`: a printer
+        /// of the error chain would show it twice.
+        error: std::io::Error,
     },
 }
 
@@ -186,9 +187,9 @@ async fn bind(name: &str, settings: &SocketSettings) -> Result<TcpListener, Star
     let address = format!("{}:{}", settings.host, settings.port);
     TcpListener::bind(&address)
         .await
-        .map_err(|source| StartError::Bind {
+        .map_err(|error| StartError::Bind {
             connection: name.to_owned(),
             address,
-            source,
+            error,
         })
 }

@@ -49,21 +49,22 @@ const CURSORS: TableDefinition<'static, &str, u64> = TableDefinition::new("curso
 #[non_exhaustive]
 pub enum StoreError {
     /// The data directory could not be created.
-    #[error("cannot create data directory {}: {source}", path.display())]
+    #[error("cannot create data directory {}: {error}", path.display())]
     DataDir {
         /// The directory.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error. It is in the message, so it is not also the `source()`: a printer
+        /// of the error chain would show it twice.
+        error: std::io::Error,
     },
     /// redb reported an error (the file is locked by another router, damaged, or the
     /// disk failed).
-    #[error("queue store {}: {source}", path.display())]
+    #[error("queue store {}: {error}", path.display())]
     Database {
         /// The store file.
         path: PathBuf,
-        /// The redb error.
-        source: Box<redb::Error>,
+        /// The redb error (in the message, so not also the `source()`).
+        error: Box<redb::Error>,
     },
     /// The writer thread has stopped (the router is shutting down).
     #[error("queue store is closed")]
@@ -196,14 +197,14 @@ impl QueueStore {
     /// [`StoreError`] when the directory or the database cannot be opened (another
     /// router holding it included).
     pub fn open(dir: &Path, queues: &[(String, Vec<String>)]) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::DataDir {
             path: dir.to_owned(),
-            source,
+            error,
         })?;
         let path = dir.join(STORE_FILE);
         let err = |e: redb::Error| StoreError::Database {
             path: path.clone(),
-            source: Box::new(e),
+            error: Box::new(e),
         };
         let mut reserve = SpaceReserve::new(dir.join(RESERVE_FILE));
         let open = || -> Result<(Database, Positions), redb::Error> {
@@ -289,9 +290,9 @@ impl QueueStore {
                 }
                 .run(rx);
             })
-            .map_err(|source| StoreError::DataDir {
+            .map_err(|error| StoreError::DataDir {
                 path: dir.to_owned(),
-                source,
+                error,
             })?;
         Ok(Self {
             shared,
@@ -382,7 +383,7 @@ impl QueueStore {
         let meta = &self.shared.queues[self.queue_index(queue)?];
         let err = |e: redb::Error| StoreError::Database {
             path: self.shared.path.clone(),
-            source: Box::new(e),
+            error: Box::new(e),
         };
         let db = self.shared.database().ok_or(StoreError::Reopening)?;
         let txn = db.begin_read().map_err(|e| err(e.into()))?;

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum TemplateError {
     /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {error}")]
     Io {
         /// The file.
         file: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error. It is in the message, so it is not also the `source()`: a printer
+        /// of the error chain would show it twice.
+        error: std::io::Error,
     },
     /// The file is not valid JSON.
     #[error("{file}: invalid json at line {line}, column {column}: {reason}")]
@@ -157,13 +158,13 @@ pub enum FileError {
     #[error(transparent)]
     Generate(#[from] GenerateError),
     /// The file system refused.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
         /// The path concerned.
         path: PathBuf,
         /// What was attempted (`create folder`, `write`, `rename into`).
         action: &'static str,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (in the message, so not also the `source()`).
+        error: std::io::Error,
     },
 }

@@ -297,18 +297,18 @@ fn check_fields(template: &Template) -> Option<(String, String)> {
 
 /// Loads one template file.
 pub fn load_file(path: &Path, profiles: &Profiles) -> Result<Template, TemplateError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| TemplateError::Io {
         file: path.to_owned(),
-        source,
+        error,
     })?;
     load_str(&text, path, profiles)
 }
 
 /// The template files of a directory: `*.json`, not `*schema.json`, sorted by name.
 pub fn template_files(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
-    let read = std::fs::read_dir(dir).map_err(|source| TemplateError::Io {
+    let read = std::fs::read_dir(dir).map_err(|error| TemplateError::Io {
         file: dir.to_owned(),
-        source,
+        error,
     })?;
     let mut files: Vec<PathBuf> = read
         .flatten()

@@ -44,12 +44,13 @@ impl fmt::Display for Diagnostic {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error. It is in the message, so it is not also the `source()`: a printer
+        /// of the error chain would show it twice.
+        error: std::io::Error,
     },
     /// The file is not valid INI or not a valid router configuration.
     #[error("{}", render(problems, warnings))]

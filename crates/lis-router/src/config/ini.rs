@@ -75,9 +75,9 @@ const DEBUG_KEYS: &[&str] = &["logcontent"];
 /// every problem found otherwise.
 pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let (text, not_utf8) = match String::from_utf8(bytes) {
         Ok(text) => (text, None),

@@ -12,10 +12,10 @@ use crate::generate::FileOutput;
 
 fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> FileError {
     let path = path.to_path_buf();
-    move |source| FileError::Io {
+    move |error| FileError::Io {
         path,
         action,
-        source,
+        error,
     }
 }
 
@@ -98,6 +98,6 @@ fn publish(temp: &Path, dir: &Path, name: &str) -> Result<PathBuf, FileError> {
     Err(FileError::Io {
         path: dir.join(name),
         action: "find a free name for",
-        source: std::io::Error::from(ErrorKind::AlreadyExists),
+        error: std::io::Error::from(ErrorKind::AlreadyExists),
     })
 }
