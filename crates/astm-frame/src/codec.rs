@@ -70,7 +70,15 @@ pub enum Outgoing<'a> {
 pub enum CodecError {
     /// The transport failed.
     #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+// Not `#[from]`: that would also make the cause the `source()`, and it is already in the
+// message, so a printer of the error chain would show it twice.
+impl From<std::io::Error> for CodecError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
+    }
 }
 
 /// The E1381 codec.

@@ -15,7 +15,7 @@ use crate::link::{AbortReason, Event, Link, LinkConfig, MessageId};
 pub enum DriverError {
     /// The transport failed.
     #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The peer closed the connection.
     #[error("connection closed by the peer")]
     Closed,
@@ -27,6 +27,14 @@ pub enum DriverError {
         /// The message text, to retry or store.
         message: Vec<u8>,
     },
+}
+
+// Not `#[from]`: that would also make the cause the `source()`, and it is already in the
+// message, so a printer of the error chain would show it twice.
+impl From<std::io::Error> for DriverError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
+    }
 }
 
 /// Diagnostic events kept for [`LinkDriver::next_event`] before the oldest are dropped.

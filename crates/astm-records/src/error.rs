@@ -59,7 +59,15 @@ pub enum RecordError {
     },
     /// The header's delimiter definition (H.2) is unusable.
     #[error("invalid delimiter definition in header: {0}")]
-    Delimiters(#[from] DelimiterError),
+    Delimiters(DelimiterError),
+}
+
+// Not `#[from]`: that would also make the cause the `source()`, and it is already in the
+// message, so a printer of the error chain would show it twice.
+impl From<DelimiterError> for RecordError {
+    fn from(error: DelimiterError) -> Self {
+        Self::Delimiters(error)
+    }
 }
 
 /// A message could not be parsed or failed validation in strict mode.

@@ -16,10 +16,24 @@ use crate::mllp::{CommitAck, MllpConfig, MllpDecoder, MllpFrame};
 pub enum CodecError {
     /// Reading or writing the transport failed.
     #[error("mllp transport: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// A payload could not be framed.
     #[error("mllp encode: {0}")]
-    Encode(#[from] EncodeError),
+    Encode(EncodeError),
+}
+
+impl From<EncodeError> for CodecError {
+    fn from(error: EncodeError) -> Self {
+        Self::Encode(error)
+    }
+}
+
+// Not `#[from]`: that would also make the cause the `source()`, and it is already in the
+// message, so a printer of the error chain would show it twice.
+impl From<io::Error> for CodecError {
+    fn from(error: io::Error) -> Self {
+        Self::Io(error)
+    }
 }
 
 /// MLLP codec for `tokio_util::codec::Framed`: decodes into [`MllpFrame`]s (message
