@@ -65,8 +65,9 @@ struct Args {
     /// Number of files.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     count: u32,
-    /// Patient samples per file (controls come on top); default 8.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Patient samples per file (controls come on top); default 8. Not with `--qc`, whose
+    /// rows are the template's QC controls.
+    #[arg(long, conflicts_with = "qc", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     samples: Option<u32>,
     /// Container instead of what the instrument exports.
     #[arg(long, value_enum)]

@@ -236,7 +236,7 @@ fn templates_dir_is_used() {
 fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["--template", "nope", "--out", p],
             "unknown template \"nope\"; FILE templates: dtprime, ",
@@ -276,6 +276,18 @@ fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
         (
             &["--template", "tecan_f50", "--out", p, "--qc"],
             "template tecan_f50: has no qc_controls",
+        ),
+        (
+            &[
+                "--template",
+                "quantstudio5",
+                "--out",
+                p,
+                "--qc",
+                "--samples",
+                "4",
+            ],
+            "the argument '--qc' cannot be used with '--samples <SAMPLES>'",
         ),
         (
             &[
