@@ -933,6 +933,43 @@ fn replaying_workbooks_keeps_dates_and_booleans() {
     assert_eq!(row[3], &Data::Bool(true));
 }
 
+/// An error cell of the fixture (a formula that divided by zero) comes back in Excel's own
+/// spelling, as an importer would compare it; before it was written as `#Div0`.
+#[test]
+fn replaying_workbooks_spells_error_cells_as_excel_does() {
+    use rust_xlsxwriter::{Formula, Workbook};
+    let mut fixture = Workbook::new();
+    let sheet = fixture.add_worksheet();
+    sheet.set_name("Results").unwrap();
+    sheet.write_string(0, 0, "Sample Name").unwrap();
+    sheet.write_string(0, 1, "Ratio").unwrap();
+    sheet.write_string(0, 2, "Lookup").unwrap();
+    sheet.write_string(1, 0, "DEV01262000000000001").unwrap();
+    sheet
+        .write_formula(1, 1, Formula::new("=1/0").set_result("#DIV/0!"))
+        .unwrap();
+    sheet
+        .write_formula(1, 2, Formula::new("=NA()").set_result("#N/A"))
+        .unwrap();
+    let original = fixture.save_to_buffer().unwrap();
+
+    let set = TemplateSet::embedded().unwrap();
+    let replayed = files::replay_fixture(
+        set.get("quantstudio7").unwrap(),
+        "results.xlsx",
+        &original,
+        &minter(),
+        1,
+        Some(at("20261121085941")),
+    )
+    .unwrap();
+    let mut book = open_workbook_auto_from_rs(Cursor::new(replayed.file.bytes)).unwrap();
+    let range = book.worksheet_range("Results").unwrap();
+    let row: Vec<&Data> = range.rows().nth(1).unwrap().iter().collect();
+    assert_eq!(row[1], &Data::String("#DIV/0!".into()));
+    assert_eq!(row[2], &Data::String("#N/A".into()));
+}
+
 /// A text export in a Windows code page (here windows-1252: `µ` is the single byte 0xB5) is
 /// replayed byte for byte apart from the accessions, as the docs promise for CSV. Before, any
 /// fixture that was not UTF-8 was refused ("is not UTF-8 text").

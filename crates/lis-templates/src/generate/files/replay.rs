@@ -215,7 +215,7 @@ pub fn replay_fixture(
                             Data::Bool(b) => Cell::Bool(*b),
                             Data::DateTime(d) => date_cell(d),
                             Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::text(s.clone()),
-                            Data::Error(e) => Cell::text(format!("#{e:?}")),
+                            Data::Error(e) => Cell::text(e.to_string()),
                         });
                     }
                     rows.push(row);
