@@ -187,13 +187,18 @@ impl ReferenceRange {
             .map(|(_, range)| range)
     }
 
-    /// Reads a range field: text in component 1, or low and high in components 1 and 2.
+    /// Reads a range field: low and high in components 1 and 2 when both are numbers, else range
+    /// text in component 1 (a non-numeric component 2 labels the range, as in Horiba Yumizen's
+    /// `0.15 - 0.40^REFERENCE_RANGE`).
     pub fn from_field(field: &Field<'_>) -> Option<Self> {
         let first = field.first();
         let (low, high) = (first.component(1), first.component(2));
-        if !high.is_empty() {
-            let low = NumericValue::parse(&low.unescaped())?;
-            let high = NumericValue::parse(&high.unescaped())?;
+        if !high.is_empty()
+            && let (Some(low), Some(high)) = (
+                NumericValue::parse(&low.unescaped()),
+                NumericValue::parse(&high.unescaped()),
+            )
+        {
             return Some(Self {
                 low: Some(low.value),
                 high: Some(high.value),
@@ -417,6 +422,20 @@ mod tests {
         for bad in [&b""[..], b"normal", b"5", b"1-", b"1-2-3", b"a to b"] {
             assert_eq!(ReferenceRange::parse(bad), None, "{bad:?}");
         }
+    }
+
+    /// Horiba Yumizen H500 (`captures/horiba_yumizen_h500_raw.bin`) labels its range in component 2:
+    /// `0.15 - 0.40^REFERENCE_RANGE`. The limits are the text of component 1.
+    #[test]
+    fn range_labelled_in_component_2_reads_component_1() {
+        use crate::{Delimiters, Record, ResultRecord};
+        let raw = b"R|1|^^^PCT^51637-7|0.13|%|0.15 - 0.40^REFERENCE_RANGE|L||W||PATHO^^USER|20200407151558";
+        let result = ResultRecord::new(Record::parse(raw, &Delimiters::STANDARD).unwrap()).unwrap();
+        assert_eq!(result.reference_range(), range(Some(0.15), Some(0.40)));
+        // Two numeric components are still low and high.
+        let two = Record::parse(b"R|1|^^^A|1||3.5^5.1", &Delimiters::STANDARD).unwrap();
+        let two = ResultRecord::new(two).unwrap();
+        assert_eq!(two.reference_range(), range(Some(3.5), Some(5.1)));
     }
 
     #[test]
