@@ -375,6 +375,9 @@ struct Core {
     discarded: usize,
     /// The last frame was answered with NAK: a transfer ending now is incomplete.
     last_frame_refused: bool,
+    /// The frame in flight belongs to a message taken back ([`Link::take_unsent`]): its
+    /// reply, whatever it is, or its timer ends the transfer.
+    abandoned: bool,
     /// [`Assembly::PerTransfer`]: part of this transfer was discarded, so none of it is
     /// delivered.
     transfer_spoiled: bool,
@@ -409,6 +412,7 @@ impl Link {
                 transfer: Vec::new(),
                 discarding: false,
                 discarded: 0,
+                abandoned: false,
                 last_frame_refused: false,
                 transfer_spoiled: false,
                 bare_records: Vec::new(),
@@ -477,24 +481,19 @@ impl Link {
     ///
     /// For a caller whose transport is gone (the peer hung up, an I/O error) or who moves its
     /// messages elsewhere: nothing given to [`send`](Self::send) is lost. A transfer in progress
-    /// is ended with EOT (termination, §6.4.1: the receiver discards an incomplete message), so the link is
-    /// neutral again; one receiving from the peer carries on.
-    pub fn take_unsent(&mut self, now: Instant) -> Vec<(MessageId, Vec<u8>)> {
+    /// ends with EOT (termination, §6.4.1: the receiver discards an incomplete message) once
+    /// the reply to the ENQ or frame in flight has come, or its timer has run out: sent at once,
+    /// the EOT would leave that reply to be taken for the answer to the next ENQ or frame.
+    /// A transfer being received from the peer carries on.
+    pub fn take_unsent(&mut self) -> Vec<(MessageId, Vec<u8>)> {
         let core = &mut self.core;
-        let taken = std::mem::take(&mut core.queue)
+        if core.state == LinkState::Sending {
+            core.abandoned = true;
+        }
+        std::mem::take(&mut core.queue)
             .into_iter()
             .map(|out| (out.id, out.framed.into_text()))
-            .collect();
-        match core.state {
-            LinkState::Establishing | LinkState::Sending => {
-                core.control(Control::Eot);
-                core.enter_neutral(now);
-            }
-            // Waiting for the peer's ENQ, which is still welcome.
-            LinkState::ContentionYield => core.enter_neutral(now),
-            LinkState::Neutral | LinkState::Receiving => {}
-        }
-        taken
+            .collect()
     }
 
     /// Answer ENQs with NAK while `busy` (§6.2.5: cannot receive now).
@@ -672,6 +671,7 @@ impl Core {
                 self.enq_failed(now);
             }
             LinkState::ContentionYield => self.enter_neutral(now),
+            LinkState::Sending if self.abandoned => self.end_abandoned(now),
             LinkState::Sending => {
                 // §6.5.2.3: no reply to a frame -> abort, termination phase.
                 let frame_number = self.queue.front().map_or(0, |o| o.number);
@@ -730,12 +730,16 @@ impl Core {
     fn on_enq_reply(&mut self, control: Control, now: Instant) {
         match control {
             Control::Ack => {
-                if let Some(out) = self.queue.front_mut() {
-                    out.index = 0;
-                    out.number = 1;
-                    out.transmissions = 0;
-                    out.enq_attempts = 0;
-                }
+                let Some(out) = self.queue.front_mut() else {
+                    // Everything was taken back while the ENQ waited for its answer.
+                    self.control(Control::Eot);
+                    self.enter_neutral(now);
+                    return;
+                };
+                out.index = 0;
+                out.number = 1;
+                out.transmissions = 0;
+                out.enq_attempts = 0;
                 self.transmit_frame(now);
             }
             Control::Nak => self.enq_failed(now),
@@ -767,8 +771,10 @@ impl Core {
     }
 
     fn on_frame_reply(&mut self, item: Item<'_>, now: Instant) {
-        let Some(out) = self.queue.front() else {
-            self.enter_neutral(now);
+        let Some(out) = self.queue.front().filter(|_| !self.abandoned) else {
+            if let Item::Control(_) = item {
+                self.end_abandoned(now);
+            }
             return;
         };
         let last = out.index + 1 >= out.framed.len();
@@ -810,8 +816,8 @@ impl Core {
     /// The frame in flight was refused: send it again, or after the sixth failure end the
     /// transfer (§6.5.1.2).
     fn frame_refused(&mut self, now: Instant) {
-        let Some(out) = self.queue.front() else {
-            self.enter_neutral(now);
+        let Some(out) = self.queue.front().filter(|_| !self.abandoned) else {
+            self.end_abandoned(now);
             return;
         };
         let (frame_number, transmissions) = (out.number, out.transmissions);
@@ -826,6 +832,14 @@ impl Core {
             self.error(LinkError::Retransmitting { frame_number });
             self.transmit_frame(now);
         }
+    }
+
+    /// The reply to a frame of a message taken back has come (or its timer ran out): end the
+    /// transfer.
+    fn end_abandoned(&mut self, now: Instant) {
+        self.abandoned = false;
+        self.control(Control::Eot);
+        self.enter_neutral(now);
     }
 
     fn message_sent(&mut self) {

@@ -1219,7 +1219,7 @@ fn unsent_messages_are_taken_back_with_the_one_in_flight() {
     assert_eq!(out(&mut link)[0], 0x02, "the first frame is out");
     assert_eq!(link.state(), LinkState::Sending);
 
-    let taken = link.take_unsent(now);
+    let taken = link.take_unsent();
     assert_eq!(
         taken,
         [
@@ -1227,21 +1227,58 @@ fn unsent_messages_are_taken_back_with_the_one_in_flight() {
             (second, b"H|\\^&\rP|1\rL|1|N\r".to_vec()),
         ]
     );
-    assert_eq!(out(&mut link), [EOT], "the transfer is ended");
-    assert_eq!(link.state(), LinkState::Neutral);
-    assert!(link.is_idle());
-    // The late ACK of the frame changes nothing, and no event ever comes for those messages.
+    // A message queued now waits: the frame's reply is still to come, and must not be taken
+    // for the answer to a new ENQ.
+    let third = link.send(b"H|\\^&\rL|1|N\r".to_vec(), now);
+    assert!(out(&mut link).is_empty(), "nothing until the frame's reply");
     link.handle_input(&[ACK], now + secs(1));
-    link.handle_timeout(now + secs(60));
-    assert!(out(&mut link).is_empty());
-    assert!(
-        !events(&mut link)
-            .iter()
-            .any(|e| matches!(e, Event::MessageSent(_) | Event::MessageAborted { .. })),
+    assert_eq!(
+        out(&mut link),
+        [EOT, ENQ],
+        "the transfer ends, the next begins"
     );
-    // The link still works: a new message is sent from the start.
-    link.send(b"H|\\^&\rL|1|N\r".to_vec(), now + secs(61));
+    link.handle_input(&[ACK], now + secs(1));
+    let frame_out = out(&mut link);
+    assert_eq!(
+        frame_out,
+        frame(1, b"H|\\^&\r", FrameEnd::End),
+        "the new message from its first frame"
+    );
+    let sent: Vec<Event> = events(&mut link)
+        .into_iter()
+        .filter(|e| matches!(e, Event::MessageSent(_) | Event::MessageAborted { .. }))
+        .collect();
+    assert!(
+        sent.is_empty(),
+        "no event for the messages taken back: {sent:?}"
+    );
+    let _ = third;
+}
+
+#[test]
+fn taking_back_during_establishment_ends_the_transfer_at_the_answer() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let now = Instant::now();
+    let id = link.send(b"H|\\^&\rL|1|N\r".to_vec(), now);
     assert_eq!(out(&mut link), [ENQ]);
+    assert_eq!(link.take_unsent(), [(id, b"H|\\^&\rL|1|N\r".to_vec())]);
+    assert!(out(&mut link).is_empty());
+    link.handle_input(&[ACK], now);
+    assert_eq!(out(&mut link), [EOT], "an empty transfer");
+    assert!(link.is_idle());
+
+    // Unanswered, the ENQ's timer ends it the usual way.
+    let id = link.send(b"H|\\^&\rL|1|N\r".to_vec(), now + secs(1));
+    assert_eq!(out(&mut link), [ENQ]);
+    assert_eq!(link.take_unsent().len(), 1, "{id:?}");
+    link.handle_timeout(now + secs(16));
+    assert_eq!(out(&mut link), [EOT]);
+    assert!(link.is_idle());
+    assert!(
+        events(&mut link)
+            .iter()
+            .all(|e| !matches!(e, Event::MessageAborted { .. }))
+    );
 }
 
 #[test]
@@ -1251,10 +1288,7 @@ fn taking_unsent_messages_leaves_a_transfer_from_the_peer_alone() {
     link.handle_input(&[ENQ], now);
     assert_eq!(out(&mut link), [ACK]);
     let queued = link.send(b"H|\\^&\rL|1|N\r".to_vec(), now);
-    assert_eq!(
-        link.take_unsent(now),
-        [(queued, b"H|\\^&\rL|1|N\r".to_vec())]
-    );
+    assert_eq!(link.take_unsent(), [(queued, b"H|\\^&\rL|1|N\r".to_vec())]);
     assert!(out(&mut link).is_empty(), "no EOT into the peer's transfer");
     link.handle_input(&frame(1, b"H|\\^&\rL|1|N\r", FrameEnd::End), now);
     link.handle_input(&[EOT], now);

@@ -165,10 +165,9 @@ async fn a_message_the_peer_hung_up_on_is_taken_back_from_the_driver() {
         "{sent:?}"
     );
     peer.await.unwrap();
-    let now = std::time::Instant::now();
     let taken: Vec<Vec<u8>> = analyzer
         .link_mut()
-        .take_unsent(now)
+        .take_unsent()
         .into_iter()
         .map(|(_, text)| text)
         .collect();
