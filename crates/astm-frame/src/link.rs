@@ -41,6 +41,11 @@ pub enum Assembly {
     PerEndFrame,
     /// Everything accepted between ENQ and EOT, handed over at EOT: one E1394 message H...L as
     /// instruments send it.
+    ///
+    /// A sender that gives up after an end frame (no reply within 15 s, or honouring a receiver
+    /// interrupt) ends the transfer with the same EOT as one that has finished, so what is
+    /// handed over can be the first records of a message the sender will repeat whole: check
+    /// for the terminator (L) record. A transfer cut inside an ETB chain is discarded.
     PerTransfer,
 }
 
