@@ -902,8 +902,27 @@ fn replaying_workbooks_keeps_dates_and_booleans() {
     sheet.write_datetime_with_format(1, 1, &run, &date).unwrap();
     sheet.write_number_with_format(1, 2, 0.5, &time).unwrap();
     sheet.write_boolean(1, 3, true).unwrap();
-    let original = fixture.save_to_buffer().unwrap();
+    let (replaced, row) = replay_results_row(&mut fixture);
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(row[0], Data::String(replaced[0].clone()));
+    match &row[1] {
+        Data::DateTime(d) => {
+            assert!(d.is_datetime());
+            assert_eq!(d.to_ymd_hms_milli(), (2026, 3, 15, 8, 24, 0, 0));
+        }
+        other => panic!("run date is no longer a date: {other:?}"),
+    }
+    match &row[2] {
+        Data::DateTime(d) => assert_eq!(d.as_f64(), 0.5),
+        other => panic!("read time is no longer a time: {other:?}"),
+    }
+    assert_eq!(row[3], Data::Bool(true));
+}
 
+/// Replays the workbook as the quantstudio7 fixture; the fresh accessions and the second row
+/// of its `Results` sheet as read back.
+fn replay_results_row(fixture: &mut rust_xlsxwriter::Workbook) -> (Vec<String>, Vec<Data>) {
+    let original = fixture.save_to_buffer().unwrap();
     let set = TemplateSet::embedded().unwrap();
     let replayed = files::replay_fixture(
         set.get("quantstudio7").unwrap(),
@@ -914,23 +933,11 @@ fn replaying_workbooks_keeps_dates_and_booleans() {
         Some(at("20261121085941")),
     )
     .unwrap();
-    assert_eq!(replayed.replaced.len(), 1);
-    let mut book = open_workbook_auto_from_rs(Cursor::new(replayed.file.bytes.clone())).unwrap();
+    let mut book = open_workbook_auto_from_rs(Cursor::new(replayed.file.bytes)).unwrap();
     let range = book.worksheet_range("Results").unwrap();
-    let row: Vec<&Data> = range.rows().nth(1).unwrap().iter().collect();
-    assert_eq!(row[0], &Data::String(replayed.replaced[0].1.clone()));
-    match row[1] {
-        Data::DateTime(d) => {
-            assert!(d.is_datetime());
-            assert_eq!(d.to_ymd_hms_milli(), (2026, 3, 15, 8, 24, 0, 0));
-        }
-        other => panic!("run date is no longer a date: {other:?}"),
-    }
-    match row[2] {
-        Data::DateTime(d) => assert_eq!(d.as_f64(), 0.5),
-        other => panic!("read time is no longer a time: {other:?}"),
-    }
-    assert_eq!(row[3], &Data::Bool(true));
+    let row = range.rows().nth(1).unwrap().to_vec();
+    let fresh = replayed.replaced.into_iter().map(|(_, new)| new).collect();
+    (fresh, row)
 }
 
 /// An error cell of the fixture (a formula that divided by zero) comes back in Excel's own
@@ -951,23 +958,9 @@ fn replaying_workbooks_spells_error_cells_as_excel_does() {
     sheet
         .write_formula(1, 2, Formula::new("=NA()").set_result("#N/A"))
         .unwrap();
-    let original = fixture.save_to_buffer().unwrap();
-
-    let set = TemplateSet::embedded().unwrap();
-    let replayed = files::replay_fixture(
-        set.get("quantstudio7").unwrap(),
-        "results.xlsx",
-        &original,
-        &minter(),
-        1,
-        Some(at("20261121085941")),
-    )
-    .unwrap();
-    let mut book = open_workbook_auto_from_rs(Cursor::new(replayed.file.bytes)).unwrap();
-    let range = book.worksheet_range("Results").unwrap();
-    let row: Vec<&Data> = range.rows().nth(1).unwrap().iter().collect();
-    assert_eq!(row[1], &Data::String("#DIV/0!".into()));
-    assert_eq!(row[2], &Data::String("#N/A".into()));
+    let (_, row) = replay_results_row(&mut fixture);
+    assert_eq!(row[1], Data::String("#DIV/0!".into()));
+    assert_eq!(row[2], Data::String("#N/A".into()));
 }
 
 /// A text export in a Windows code page (here windows-1252: `µ` is the single byte 0xB5) is
