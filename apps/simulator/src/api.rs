@@ -631,29 +631,6 @@ fn resolve_target(app: &App, dir: &str) -> Result<PathBuf, ApiError> {
     Ok(real)
 }
 
-/// Writes `bytes` to `path` (in `dir`) through a new hidden file renamed over the name: an
-/// importer watching the folder never sees half a file, and a symlink planted under the name
-/// (the temporary directory is a default root, writable by anyone) is replaced rather than
-/// followed out of the roots.
-fn publish_file(dir: &FsPath, path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let temp = dir.join(format!(
-        ".simulator-{}-{}.tmp",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .and_then(|mut file| file.write_all(bytes))
-        .and_then(|()| std::fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
-}
-
 async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "template")?;
     let body = body_json(&body)?;
@@ -675,13 +652,15 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
                 })?,
                 None => f.file_name.clone(),
             };
-            let path = dir.join(name);
-            publish_file(&dir, &path, &f.bytes).map_err(|e| {
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot write {}: {e}", path.display()),
-                )
-            })?;
+            // A same-named file is replaced, as the reference does; a symlink planted under
+            // the name (the temporary directory is a default root, writable by anyone) is
+            // replaced too, never followed out of the roots.
+            let named = lis_templates::FileOutput {
+                file_name: name,
+                ..f.clone()
+            };
+            let path = lis_templates::files::replace_output(&named, &dir)
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             Some(path.display().to_string())
         }
     };

@@ -782,6 +782,39 @@ fn detection_layouts_call_a_negative_qc_control_negative() {
     }
 }
 
+/// `replace_output` overwrites a file of the same name (`write_output` picks `-1`), and
+/// replaces a symbolic link under the name instead of writing through it.
+#[cfg(unix)]
+#[test]
+fn replace_output_replaces_the_name_and_never_follows_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let file = |bytes: &[u8]| lis_templates::FileOutput {
+        file_name: "run.csv".into(),
+        kind: FileKind::Csv,
+        bytes: bytes.to_vec(),
+    };
+    let first = files::replace_output(&file(b"first"), dir.path()).unwrap();
+    let second = files::replace_output(&file(b"second"), dir.path()).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(std::fs::read(&second).unwrap(), b"second");
+
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    std::fs::remove_file(&second).unwrap();
+    std::os::unix::fs::symlink(&victim, &second).unwrap();
+    files::replace_output(&file(b"third"), dir.path()).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(!std::fs::symlink_metadata(&second).unwrap().is_symlink());
+    assert_eq!(std::fs::read(&second).unwrap(), b"third");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["run.csv"], "no temporary left behind");
+}
+
 /// Several threads publishing files of the same name into one folder (a service writing for
 /// several instruments at once): every call succeeds, every published file holds exactly the
 /// bytes of one call, and no temporary is left. Before, all calls shared one temporary name per

@@ -44,7 +44,7 @@ use super::{FileOutput, GenerateOptions, Generator};
 
 pub use replay::{ReplayedFile, replay_fixture};
 pub use table::LineEnding;
-pub use write::write_output;
+pub use write::{replace_output, write_output};
 
 /// How an instrument lays out its result file. [`FileLayout::of`] picks it from the template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -59,6 +59,28 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, fs::File), FileError>
 /// overwritten — the name gets a `-1`, `-2`, … suffix instead. The file name is sanitised (ASCII
 /// letters, digits, `-`, `_`, `.`, space; no leading dot).
 pub fn write_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileError> {
+    let (temp, name) = write_temp(file, dir)?;
+    let published = publish(&temp, dir, &name);
+    let _ = fs::remove_file(&temp);
+    published
+}
+
+/// Like [`write_output`], but a file already under the name is replaced (atomically, by a
+/// rename), as an exporter that overwrites its last result does. Whatever is under the name,
+/// a symbolic link included, is replaced and never written through.
+pub fn replace_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileError> {
+    let (temp, name) = write_temp(file, dir)?;
+    let target = dir.join(name);
+    let renamed = fs::rename(&temp, &target).map_err(io(&target, "rename into"));
+    if renamed.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    renamed.map(|()| target)
+}
+
+/// Writes and syncs `file` to a fresh temporary in `dir` (created if missing); returns the
+/// temporary and the sanitised final name.
+fn write_temp(file: &FileOutput, dir: &Path) -> Result<(PathBuf, String), FileError> {
     fs::create_dir_all(dir).map_err(io(dir, "create folder"))?;
     let name = sanitize(&file.file_name);
     let name = if name.is_empty() {
@@ -73,9 +95,7 @@ pub fn write_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileError>
         let _ = fs::remove_file(&temp);
         return Err(io(&temp, "write")(e));
     }
-    let published = publish(&temp, dir, &name);
-    let _ = fs::remove_file(&temp);
-    published
+    Ok((temp, name))
 }
 
 fn publish(temp: &Path, dir: &Path, name: &str) -> Result<PathBuf, FileError> {
