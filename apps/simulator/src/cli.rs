@@ -227,6 +227,16 @@ pub(crate) struct Cli {
     #[arg(long = "idle-timeout", value_name = "SECONDS", default_value_t = 60)]
     pub(crate) idle_timeout: u64,
 
+    /// Simultaneous connections per listening port; a connection beyond it is closed at once
+    /// with a log line (the reference has no limit).
+    #[arg(
+        long = "max-connections",
+        value_name = "N",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=65_536)
+    )]
+    pub(crate) max_connections: u32,
+
     /// E1381 timers in milliseconds (reply to ENQ and frames, receive, retry waits), all at once;
     /// the standard's values by default. For tests of timeouts.
     #[arg(long = "link-timer-ms", hide = true)]

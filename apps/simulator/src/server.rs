@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use lis_templates::{Generator, OrderedSample, ProtocolKind};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 
 use crate::app::{App, Overrides};
@@ -149,6 +150,12 @@ pub(crate) fn spawn_all(app: &Arc<App>, bound: Vec<Bound>) -> anyhow::Result<()>
 }
 
 async fn accept_loop(app: Arc<App>, bound: Bound) {
+    let max_connections = app.cli.max_connections as usize;
+    let limit = Arc::new(Semaphore::new(max_connections));
+    let local = bound
+        .listener
+        .local_addr()
+        .map_or_else(|_| bound.entry.port.to_string(), |a| a.to_string());
     loop {
         let (stream, peer) = match bound.listener.accept().await {
             Ok(x) => x,
@@ -157,6 +164,13 @@ async fn accept_loop(app: Arc<App>, bound: Bound) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            tracing::warn!(
+                "refusing {peer} on {local}: connection limit of {max_connections} reached"
+            );
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
@@ -172,6 +186,7 @@ async fn accept_loop(app: Arc<App>, bound: Bound) {
                 Ok(()) => tracing::debug!("{peer}: connection closed"),
                 Err(e) => tracing::info!("{peer}: {e:#}"),
             }
+            drop(permit);
         });
     }
 }

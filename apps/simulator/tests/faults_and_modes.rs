@@ -446,3 +446,37 @@ async fn a_silent_astm_connection_is_closed_after_the_idle_timeout() {
         "closed after {waited:?}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_beyond_max_connections_is_closed_and_the_slot_comes_back() {
+    use tokio::io::AsyncReadExt as _;
+    // horiba_pentra60 says nothing on connect, so an open connection just waits.
+    let sim = Sim::start(&["--listen", "0=horiba_pentra60", "--max-connections", "1"]);
+    let port = sim.port_of("horiba_pentra60");
+    let first = connect(port).await;
+    let mut buf = [0u8; 16];
+
+    let mut second = connect(port).await;
+    let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .expect("the connection over the limit is closed at once");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without data: {read:?}"
+    );
+
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut third = connect(port).await;
+        let waited = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+        if waited.is_err() {
+            break; // still open after 500 ms: the slot was given back
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot of the closed connection never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
