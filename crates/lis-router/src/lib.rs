@@ -28,7 +28,7 @@
 //! let reply = client.send(b"MSH|^~\\&|LAB|HOSP|LIS|HOSP|20240101||ORU^R01|42|P|2.5.1\rPID|1").await?;
 //! assert!(matches!(reply, Reply::Ack { code: mllp_hl7::AckCode::ApplicationAccept, .. }));
 //!
-//! // The file output writes asynchronously (temp name, fsync, rename).
+//! // The file output writes asynchronously (temp name, fsync, hard link).
 //! let out = dir.path().join("out");
 //! let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
 //! while std::fs::read_dir(&out).map_or(0, |d| d.count()) == 0 && std::time::Instant::now() < deadline {
