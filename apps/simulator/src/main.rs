@@ -87,9 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return run_push(&app, dest).await;
     }
     if cli.dry_run {
-        let (text, _) = next_message(&app)?;
-        print!("{text}");
-        return Ok(ExitCode::SUCCESS);
+        return print_dry_run(&app);
     }
     run_server(&app).await
 }
@@ -260,22 +258,28 @@ fn check_destination(dest: &Destination, hl7: bool) -> anyhow::Result<()> {
     }
 }
 
+/// `--dry-run`, with or without `--push`: prints `-c` messages (one with `--push-continuous`).
+fn print_dry_run(app: &App) -> anyhow::Result<ExitCode> {
+    let cli = &app.cli;
+    let count = if cli.push_continuous {
+        1
+    } else {
+        cli.push_count.max(1)
+    };
+    let mut stdout = std::io::stdout().lock();
+    for _ in 0..count {
+        let (text, _) = next_message(app)?;
+        stdout.write_all(text.as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let dest = Destination::parse(dest_text)?;
     check_destination(&dest, cli.hl7)?;
     if cli.dry_run {
-        let count = if cli.push_continuous {
-            1
-        } else {
-            cli.push_count.max(1)
-        };
-        let mut stdout = std::io::stdout().lock();
-        for _ in 0..count {
-            let (text, _) = next_message(app)?;
-            stdout.write_all(text.as_bytes())?;
-        }
-        return Ok(ExitCode::SUCCESS);
+        return print_dry_run(app);
     }
     let http = match dest {
         Destination::Http(_) => Some(push::http_client(app)?),

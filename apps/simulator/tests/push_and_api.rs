@@ -107,6 +107,12 @@ fn dry_run_is_byte_identical_for_a_seed() {
         text.starts_with("H|\\^&|") && text.ends_with("L|1|N\n"),
         "{text}"
     );
+    // Without --push, -c counts too.
+    let three = run(&["--template", "horiba_pentra60", "--dry-run", "-c", "3"]);
+    assert!(three.status.success());
+    let three = String::from_utf8(three.stdout).unwrap();
+    assert_eq!(three.matches("H|\\^&|").count(), 3, "{three}");
+    assert_eq!(three.matches("L|1|N\n").count(), 3, "{three}");
     let qc = run(&[
         "--template",
         "horiba_micros60",
