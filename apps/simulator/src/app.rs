@@ -81,7 +81,7 @@ impl App {
         for name in faults.template_scopes() {
             if templates.get(name).is_err() {
                 bail!(
-                    "--fault {name}:...: scope {name:?} is not a port number, `push` or a known template"
+                    "--fault {name}:...: scope {name:?} is not a port number, `push`, `serial` or a known template"
                 );
             }
         }

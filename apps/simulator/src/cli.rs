@@ -154,7 +154,8 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) insecure: bool,
 
-    /// Trust this PEM certificate (a self-signed LIS certificate or its CA) for HTTPS pushes.
+    /// Trust this PEM certificate for HTTPS pushes: the LIS's self-signed certificate (which must
+    /// say CA:FALSE) or the CA that signed it.
     #[arg(long = "ca-cert")]
     pub(crate) ca_cert: Option<PathBuf>,
 

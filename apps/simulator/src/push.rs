@@ -253,7 +253,7 @@ pub(crate) async fn http(
     let response = request
         .send()
         .await
-        .map_err(|e| describe_http_error(url, &e))?;
+        .map_err(|e| describe_http_error(url, &e, app.cli.ca_cert.is_some()))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
@@ -262,7 +262,7 @@ pub(crate) async fn http(
     }
 }
 
-fn describe_http_error(url: &str, error: &reqwest::Error) -> anyhow::Error {
+fn describe_http_error(url: &str, error: &reqwest::Error, ca_cert_given: bool) -> anyhow::Error {
     let mut chain = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
@@ -271,12 +271,27 @@ fn describe_http_error(url: &str, error: &reqwest::Error) -> anyhow::Error {
         source = s.source();
     }
     let lower = chain.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+    if lower.contains("causedasendentity") {
+        // `openssl req -x509` marks its certificate CA:TRUE; webpki will not accept a CA
+        // certificate as the server's own, trusted or not.
         anyhow!(
-            "HTTP push to {url} failed: TLS certificate not trusted ({chain}). To fix: pass \
-             --ca-cert FILE with the server's certificate or its CA in PEM, or --insecure to skip \
-             verification (testing only)"
+            "HTTP push to {url} failed: the server presents a CA certificate (CA:TRUE) as its own \
+             ({chain}). To fix: give the server a certificate with CA:FALSE (for openssl req -x509: \
+             -addext basicConstraints=critical,CA:FALSE), or --insecure to skip verification \
+             (testing only)"
         )
+    } else if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("tls")
+    {
+        let fix = if ca_cert_given {
+            "the --ca-cert file must hold the server's certificate or the CA that signed it \
+             (PEM), for the name in the URL; or --insecure to skip verification (testing only)"
+        } else {
+            "pass --ca-cert FILE with the server's certificate or its CA in PEM, or --insecure \
+             to skip verification (testing only)"
+        };
+        anyhow!("HTTP push to {url} failed: TLS certificate not trusted ({chain}). To fix: {fix}")
     } else {
         anyhow!("HTTP push to {url} failed: {chain}")
     }

@@ -132,6 +132,10 @@ fn unknown_fault_scope_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("scope \"nosuch\""), "{stderr}");
+    assert!(
+        stderr.contains("`serial`"),
+        "every scope is named: {stderr}"
+    );
 }
 
 /// Runs a push in a blocking task; returns its output.

@@ -357,17 +357,13 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_push_verifies_the_certificate() {
+/// An HTTPS stub serving `cert` on a free port; returns its base URL and what it received.
+async fn https_stub(cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> (String, Seen) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let pem = dir.path().join("lis.pem");
-    std::fs::write(&pem, cert.cert.pem()).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .with_single_cert(vec![cert.der().clone()], key)
         .unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
@@ -377,46 +373,97 @@ async fn https_push_verifies_the_certificate() {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
     };
     tokio::spawn(axum::serve(listener, stub(Arc::clone(&seen))).into_future());
-    let base = format!("https://{addr}");
-    let auth = [
+    (format!("https://{addr}"), seen)
+}
+
+/// Pushes one stago_start4 message to `base` with Basic auth and `extra` flags.
+async fn https_push(base: &str, extra: &[&str]) -> std::process::Output {
+    let args: Vec<String> = [
+        "--push",
+        base,
         "--user",
         "user",
         "--password",
         "pass",
         "--template",
         "stago_start4",
-    ];
-    let attempt = |extra: Vec<String>| {
-        let mut args: Vec<String> = vec!["--push".into(), base.clone()];
-        args.extend(auth.iter().map(|s| (*s).to_owned()));
-        args.extend(extra);
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            run(&refs)
-        })
-    };
-    let rejected = attempt(vec![]).await.unwrap();
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| (*s).to_owned())
+    .collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_push_verifies_the_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("lis.pem");
+    std::fs::write(&pem, cert.cert.pem()).unwrap();
+    let pem = pem.display().to_string();
+    let (base, seen) = https_stub(&cert.cert, &cert.signing_key).await;
+
+    let rejected = https_push(&base, &[]).await;
     assert!(!rejected.status.success());
     let stderr = String::from_utf8_lossy(&rejected.stderr);
     assert!(
-        stderr.contains("--ca-cert") && stderr.contains("--insecure"),
+        stderr.contains("pass --ca-cert") && stderr.contains("--insecure"),
         "{stderr}"
     );
-    let pinned = attempt(vec!["--ca-cert".into(), pem.display().to_string()])
-        .await
-        .unwrap();
+    let pinned = https_push(&base, &["--ca-cert", &pem]).await;
     assert!(
         pinned.status.success(),
         "{}",
         String::from_utf8_lossy(&pinned.stderr)
     );
-    let insecure = attempt(vec!["--insecure".into()]).await.unwrap();
+    let insecure = https_push(&base, &["--insecure"]).await;
     assert!(
         insecure.status.success(),
         "{}",
         String::from_utf8_lossy(&insecure.stderr)
     );
     assert_eq!(seen.lock().unwrap().len(), 2);
+
+    // A --ca-cert that is some other certificate: the hint does not tell the user to pass
+    // the --ca-cert they passed.
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let other_pem = dir.path().join("other.pem");
+    std::fs::write(&other_pem, other.cert.pem()).unwrap();
+    let wrong = https_push(&base, &["--ca-cert", &other_pem.display().to_string()]).await;
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("the --ca-cert file must hold the server's certificate"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_push_to_a_server_with_a_ca_certificate_says_to_use_ca_false() {
+    // What `openssl req -x509` makes by default: self-signed and CA:TRUE.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("lis.pem");
+    std::fs::write(&pem, cert.pem()).unwrap();
+    let (base, seen) = https_stub(&cert, &key).await;
+
+    let out = https_push(&base, &["--ca-cert", &pem.display().to_string()]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CA certificate (CA:TRUE)") && stderr.contains("CA:FALSE"),
+        "{stderr}"
+    );
+    assert!(seen.lock().unwrap().is_empty());
 }
 
 /// A simulator with its API on a free port (one ASTM port, stago_start4), plus `extra`.
