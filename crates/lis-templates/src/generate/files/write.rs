@@ -55,13 +55,14 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, fs::File), FileError>
 ///
 /// The bytes go to a hidden `.NAME.PID.N.tmp` first (N distinguishes concurrent calls), are
 /// synced, and are then hard-linked (or, where the file system has no links, renamed) to the final
-/// name; an existing file is never
+/// name, and the folder is synced; an existing file is never
 /// overwritten — the name gets a `-1`, `-2`, … suffix instead. The file name is sanitised (ASCII
 /// letters, digits, `-`, `_`, `.`, space; no leading dot).
 pub fn write_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileError> {
     let (temp, name) = write_temp(file, dir)?;
     let published = publish(&temp, dir, &name);
     let _ = fs::remove_file(&temp);
+    sync_dir(dir);
     published
 }
 
@@ -75,7 +76,17 @@ pub fn replace_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileErro
     if renamed.is_err() {
         let _ = fs::remove_file(&temp);
     }
+    sync_dir(dir);
     renamed.map(|()| target)
+}
+
+/// Makes the new name durable: without syncing the folder, a crash soon after can leave the
+/// synced contents with no name (or the old file under it). Best effort: some platforms
+/// cannot open a folder as a file, and the file itself is already written.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Writes and syncs `file` to a fresh temporary in `dir` (created if missing); returns the
