@@ -67,7 +67,7 @@ const FILE_OUT_KEYS: &[&str] = &[
 ];
 const DEBUG_KEYS: &[&str] = &["logcontent"];
 
-/// Reads and validates a config file.
+/// Reads and validates a config file (see [`load_bytes`] for how its bytes are read).
 ///
 /// # Errors
 ///
@@ -79,16 +79,36 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
         path: path.to_owned(),
         error,
     })?;
-    let (text, not_utf8) = match String::from_utf8(bytes) {
-        Ok(text) => (text, None),
+    load_bytes(&bytes, path)
+}
+
+/// Validates the bytes of a config file, as [`load_file`] reads them: as UTF-8, or, when
+/// they are not, as Latin-1 with a warning naming the first line that is not UTF-8.
+/// `path` names the file in messages and anchors relative paths (its directory).
+///
+/// ```
+/// let bytes = b"# f\xfcr das Labor\n[general]\nuseconnections = in, out\n\
+///               [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+///               [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
+/// let loaded = lis_router::config::load_bytes(bytes, "/etc/router.cfg".as_ref())?;
+/// assert_eq!(loaded.config.connections.len(), 2);
+/// assert_eq!(loaded.warnings[0].line, Some(1));
+/// # Ok::<(), lis_router::config::ConfigError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] with every problem found.
+pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, ConfigError> {
+    let (text, not_utf8) = match std::str::from_utf8(bytes) {
+        Ok(text) => (std::borrow::Cow::Borrowed(text), None),
         // Python 2's ConfigParser reads bytes, so SocketReader configs written on Windows
         // (a `# für` comment, a path) work there; Latin-1 maps every byte to a character.
         Err(e) => {
-            let bad_at = e.utf8_error().valid_up_to();
-            let bytes = e.into_bytes();
+            let bad_at = e.valid_up_to();
             let line = bytes[..bad_at].iter().filter(|&&b| b == b'\n').count() + 1;
             let text: String = bytes.iter().map(|&b| char::from(b)).collect();
-            (text, Some(line))
+            (std::borrow::Cow::Owned(text), Some(line))
         }
     };
     let mut result = load_str(&text, path);

@@ -1,6 +1,6 @@
 //! The router's configuration model and the SocketReader INI loader.
 //!
-//! [`load_file`] / [`load_str`] read a SocketReader config file unchanged and return a
+//! [`load_file`] / [`load_bytes`] / [`load_str`] read a SocketReader config file unchanged and return a
 //! validated [`RouterConfig`] plus warnings (unknown keys, unknown debug options, keys
 //! that do nothing for the connector type). Every problem names the file, line, section
 //! and key and what is allowed.
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::{ConfigError, Diagnostic};
-pub use ini::{Loaded, load_file, load_str};
+pub use ini::{Loaded, load_bytes, load_file, load_str};
 
 /// Default cap on one message (16 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
