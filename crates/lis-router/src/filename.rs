@@ -2,6 +2,8 @@
 
 use std::cmp::Ordering;
 
+use mllp_hl7::Message;
+
 /// Longest sanitised part of a file name.
 pub const MAX_PART_LEN: usize = 64;
 
@@ -36,6 +38,39 @@ pub fn sanitize(text: &str, max_len: usize) -> String {
         }
     }
     out
+}
+
+/// The `MSH-3_MSH-4_MSH-5_MSH-6_TYPE` head of an `hl7prefix` output file name: the
+/// sending and receiving application and facility and MSH-9.1, each [`sanitize`]d and cut
+/// to [`MAX_PART_LEN`]. A payload that is not HL7 with an MSH segment, or has no message
+/// type, gives `NOTHL7` as the type.
+///
+/// ```
+/// use lis_router::filename::hl7_name_head;
+///
+/// let head = hl7_name_head(b"MSH|^~\\&|LAB|FAC/1|LIS|HOSP|20240101||ORU^R01|1|P|2.5\r");
+/// assert_eq!(head, "LAB_FAC_1_LIS_HOSP_ORU");
+/// assert_eq!(hl7_name_head(b"not hl7"), "____NOTHL7");
+/// ```
+#[must_use]
+pub fn hl7_name_head(payload: &[u8]) -> String {
+    let part = |raw: &[u8]| sanitize(&String::from_utf8_lossy(raw), MAX_PART_LEN);
+    let parts = match Message::parse(payload) {
+        Ok(m) if m.msh().is_some() => [
+            part(m.sending_application().raw()),
+            part(m.sending_facility().raw()),
+            part(m.receiving_application().raw()),
+            part(m.receiving_facility().raw()),
+            part(m.message_type().code),
+        ],
+        _ => Default::default(),
+    };
+    let kind = if parts[4].is_empty() {
+        "NOTHL7"
+    } else {
+        &parts[4]
+    };
+    format!("{}_{}_{}_{}_{kind}", parts[0], parts[1], parts[2], parts[3])
 }
 
 /// Whether `name` matches a shell-style `mask`: `*` any run, `?` one character,

@@ -21,14 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mllp_hl7::Message;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{Backoff, READ_BYTES, numbered_name, printable, resume_point, sync_dir};
 use crate::config::{Connection, FileNaming, FileOutSettings, FileSync};
-use crate::filename::{MAX_PART_LEN, sanitize};
+use crate::filename::{MAX_PART_LEN, hl7_name_head, sanitize};
 use crate::store::{QueueStore, StoredMessage};
 
 /// Most messages written per directory fsync and cursor commit.
@@ -539,35 +538,7 @@ impl Namer {
                 sanitize(prefix, MAX_PART_LEN),
                 format!("{timestamp}_{counter:05}"),
             ),
-            FileNaming::Hl7 => {
-                let parts = match Message::parse(payload) {
-                    Ok(m) if m.msh().is_some() => {
-                        let field = |v: mllp_hl7::Value<'_>| {
-                            sanitize(&String::from_utf8_lossy(v.raw()), MAX_PART_LEN)
-                        };
-                        [
-                            field(m.sending_application()),
-                            field(m.sending_facility()),
-                            field(m.receiving_application()),
-                            field(m.receiving_facility()),
-                            sanitize(
-                                &String::from_utf8_lossy(m.message_type().code),
-                                MAX_PART_LEN,
-                            ),
-                        ]
-                    }
-                    _ => Default::default(),
-                };
-                let kind = if parts[4].is_empty() {
-                    "NOTHL7"
-                } else {
-                    &parts[4]
-                };
-                (
-                    format!("{}_{}_{}_{}_{kind}", parts[0], parts[1], parts[2], parts[3]),
-                    format!("_{timestamp}_{counter:05}"),
-                )
-            }
+            FileNaming::Hl7 => (hl7_name_head(payload), format!("_{timestamp}_{counter:05}")),
         };
         // Room for the temporary form (a leading dot and the ending) and a collision number.
         let reserve = 1 + temporary_ending(&self.owner).len() + COLLISION_RESERVE;
@@ -589,6 +560,7 @@ impl Namer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mllp_hl7::Message;
     use std::time::Duration;
 
     fn settings(naming: FileNaming) -> FileOutSettings {
