@@ -9,7 +9,7 @@ pub const MAX_PART_LEN: usize = 64;
 
 /// Keeps letters, digits, `.`, `_` and `-`; every other character becomes `_`, a run of
 /// dots becomes one `_` (so `..` cannot survive), and the result is cut to `max_len`
-/// bytes.
+/// bytes. A result of a single `.` (which would name the directory itself) is `_`.
 ///
 /// ```
 /// use lis_router::filename::sanitize;
@@ -17,9 +17,21 @@ pub const MAX_PART_LEN: usize = 64;
 /// assert_eq!(sanitize("../../x", 64), "____x");
 /// assert_eq!(sanitize("LAB/ANALYZER 1", 64), "LAB_ANALYZER_1");
 /// assert_eq!(sanitize("v2.5", 64), "v2.5");
+/// assert_eq!(sanitize(".", 64), "_");
 /// ```
 #[must_use]
 pub fn sanitize(text: &str, max_len: usize) -> String {
+    let mut out = sanitize_part(text, max_len);
+    // Checked after the cut: `.hl7` cut to one byte is `.` too.
+    if out == "." {
+        out.replace_range(.., "_");
+    }
+    out
+}
+
+/// [`sanitize`] for text that only ever goes inside a name (a prefix, a suffix, a header
+/// field between underscores): there a lone `.` names nothing, and is kept.
+pub(crate) fn sanitize_part(text: &str, max_len: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_len));
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -54,7 +66,7 @@ pub fn sanitize(text: &str, max_len: usize) -> String {
 /// ```
 #[must_use]
 pub fn hl7_name_head(payload: &[u8]) -> String {
-    let part = |raw: &[u8]| sanitize(&String::from_utf8_lossy(raw), MAX_PART_LEN);
+    let part = |raw: &[u8]| sanitize_part(&String::from_utf8_lossy(raw), MAX_PART_LEN);
     let parts = match Message::parse(payload) {
         Ok(m) if m.msh().is_some() => [
             part(m.sending_application().raw()),
@@ -227,6 +239,19 @@ mod tests {
         assert_eq!(sanitize("a b", 64), "a_b");
         assert_eq!(sanitize("ÄBC", 64), "_BC");
         assert_eq!(sanitize(&"x".repeat(100), 64).len(), 64);
+    }
+
+    /// `.` is the directory itself: a connection named `.` had `datadir/undeliverable/.`,
+    /// the directory shared by every output, for its own undeliverable messages.
+    #[test]
+    fn sanitize_never_gives_the_directory_itself() {
+        assert_eq!(sanitize(".", MAX_PART_LEN), "_");
+        assert_eq!(sanitize(".hl7", 1), "_");
+        assert_eq!(sanitize(".hl7", MAX_PART_LEN), ".hl7");
+        assert_eq!(sanitize("a.", MAX_PART_LEN), "a.");
+        // Inside a name it is harmless, and kept as before.
+        assert_eq!(sanitize_part(".", MAX_PART_LEN), ".");
+        assert_eq!(hl7_name_head(b"MSH|^~\\&|.|F|.|H|||ORU\r"), "._F_._H_ORU");
     }
 
     #[test]

@@ -944,7 +944,7 @@ fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileO
         ("prefix", prefix.as_deref().unwrap_or("")),
         ("suffix", &suffix),
     ] {
-        if crate::filename::sanitize(text, usize::MAX) != text || text.contains("..") {
+        if crate::filename::sanitize_part(text, usize::MAX) != text || text.contains("..") {
             ctx.error(
                 name,
                 Some(key),
@@ -1037,7 +1037,7 @@ fn check_file_output_names(ctx: &mut Ctx, connections: &[Connection]) {
         let ConnectorKind::FileOut(settings) = &c.kind else {
             continue;
         };
-        let safe = crate::filename::sanitize(&c.name, crate::filename::MAX_PART_LEN);
+        let safe = crate::filename::sanitize_part(&c.name, crate::filename::MAX_PART_LEN);
         if let Some(other) = owners.insert((settings.dir.clone(), safe.clone()), &c.name) {
             ctx.error(
                 &c.name,
@@ -1199,6 +1199,24 @@ mod tests {
             let text = text.replace("prefix = \"\"", empty);
             assert!(load_str(&text, Path::new("r.cfg")).is_ok(), "{empty}");
         }
+    }
+
+    /// A prefix or suffix only ever goes inside a name, so a lone `.` stays allowed (unlike
+    /// a whole name `.`, which `sanitize` turns into `_`); `..` does not.
+    #[test]
+    fn a_lone_dot_prefix_or_suffix_is_allowed() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\n\
+                    messagedir = /srv/out\nprefix = .\nsuffix = .\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        let ConnectorKind::FileOut(files) = &connection(&loaded, "out").kind else {
+            panic!()
+        };
+        assert_eq!(files.naming, FileNaming::Prefix(".".into()));
+        assert_eq!(files.suffix, ".");
+        let twice = text.replace("suffix = .", "suffix = ..");
+        assert!(load_str(&twice, Path::new("r.cfg")).is_err());
     }
 
     /// `maxrefusals` is an output's: 0 (the default) resends for ever; on an input it

@@ -27,7 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{Backoff, READ_BYTES, numbered_name, printable, resume_point, sync_dir};
 use crate::config::{Connection, FileNaming, FileOutSettings, FileSync};
-use crate::filename::{MAX_PART_LEN, hl7_name_head, sanitize};
+use crate::filename::{MAX_PART_LEN, hl7_name_head, sanitize_part};
 use crate::store::{QueueStore, StoredMessage};
 
 /// Most messages written per directory fsync and cursor commit.
@@ -420,7 +420,7 @@ mod unnamed {
 /// their messages were not yet done, so they are written again from the queue. Other
 /// outputs' temporary files in the same directory are left alone.
 fn remove_stale_temporaries(dir: &Path, owner: &str) -> std::io::Result<usize> {
-    let ending = temporary_ending(&sanitize(owner, MAX_PART_LEN));
+    let ending = temporary_ending(&sanitize_part(owner, MAX_PART_LEN));
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -507,11 +507,11 @@ pub(crate) struct Namer {
 
 impl Namer {
     pub(crate) fn new(settings: FileOutSettings, owner: &str) -> Self {
-        let suffix = sanitize(&settings.suffix, MAX_PART_LEN);
+        let suffix = sanitize_part(&settings.suffix, MAX_PART_LEN);
         Self {
             settings,
             suffix,
-            owner: sanitize(owner, MAX_PART_LEN),
+            owner: sanitize_part(owner, MAX_PART_LEN),
             counter: 0,
         }
     }
@@ -535,7 +535,7 @@ impl Namer {
         // names apart.
         let (head, tail) = match &self.settings.naming {
             FileNaming::Prefix(prefix) => (
-                sanitize(prefix, MAX_PART_LEN),
+                sanitize_part(prefix, MAX_PART_LEN),
                 format!("{timestamp}_{counter:05}"),
             ),
             FileNaming::Hl7 => (hl7_name_head(payload), format!("_{timestamp}_{counter:05}")),
