@@ -161,13 +161,18 @@ fn class_match(mask: &[char], start: usize, c: char) -> Option<usize> {
     (c == '[').then_some(start + 1)
 }
 
-/// Natural order: digit runs compare by value, so `f_2` comes before `f_10`.
+/// Natural order: digit runs compare by value, so `f_2` comes before `f_10`. Names that
+/// differ only in leading zeros are ordered by their first such run, fewer zeros first
+/// (`f_1` before `f_01`): only equal names compare equal.
 #[must_use]
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    // Decides only when the names are otherwise equal; without it `f_1` and `f_01` were
+    // equal and their order was the directory's.
+    let mut zeros = Ordering::Equal;
     loop {
         match (a.first(), b.first()) {
-            (None, None) => return Ordering::Equal,
+            (None, None) => return zeros,
             (None, _) => return Ordering::Less,
             (_, None) => return Ordering::Greater,
             (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
@@ -178,6 +183,7 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
                 if order != Ordering::Equal {
                     return order;
                 }
+                zeros = zeros.then(da.cmp(&db));
                 a = &a[da..];
                 b = &b[db..];
             }
@@ -270,5 +276,21 @@ mod tests {
         let mut names = vec!["f_10.dat", "f_2.dat", "f_1.dat", "f_01.dat"];
         names.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(names, ["f_1.dat", "f_01.dat", "f_2.dat", "f_10.dat"]);
+    }
+
+    /// Names differing only in leading zeros were equal, so a file input taking them in
+    /// natural order took them in whatever order the directory listed them.
+    #[test]
+    fn natural_order_tells_leading_zeros_apart() {
+        assert_eq!(natural_cmp("f_1.dat", "f_01.dat"), Ordering::Less);
+        assert_eq!(natural_cmp("f_01.dat", "f_1.dat"), Ordering::Greater);
+        assert_eq!(natural_cmp("a0", "a00"), Ordering::Less);
+        // The first run that differs in zeros decides; any other difference comes first.
+        assert_eq!(natural_cmp("01_1", "1_01"), Ordering::Greater);
+        assert_eq!(natural_cmp("01_2", "1_1"), Ordering::Greater);
+        assert_eq!(natural_cmp("f_01", "f_01"), Ordering::Equal);
+        let mut names = vec!["f_01.dat", "f_1.dat"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, ["f_1.dat", "f_01.dat"]);
     }
 }
