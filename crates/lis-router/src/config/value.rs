@@ -93,6 +93,7 @@ fn delimiter_or_none(raw: &str) -> Result<Vec<u8>, String> {
         } else if let Some(byte) = part
             .strip_prefix("0x")
             .or_else(|| part.strip_prefix("0X"))
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
             .and_then(|hex| u8::from_str_radix(hex, 16).ok())
         {
             out.push(byte);
@@ -160,8 +161,11 @@ fn unescape_python(text: &str) -> Result<Vec<u8>, String> {
         let escape = bytes.get(i + 1).copied();
         match escape {
             Some(b'x') => {
+                // Two hex digits, as Python wants: from_str_radix alone would also take a
+                // sign (`\x+b`).
                 let hex = text
                     .get(i + 2..i + 4)
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| format!("bad \\x escape in \"{text}\""))?;
                 out.push(hex);
@@ -308,6 +312,10 @@ mod tests {
         assert_eq!(delimiter("chr(0)").unwrap(), [0]);
         assert!(delimiter("chr(08)").is_err());
         assert!(delimiter("chr(+11)").is_err());
+        // Python 2: "invalid \x escape"; it read as 0x0b.
+        assert!(delimiter("'\\x+b'").is_err());
+        assert!(delimiter("'\\x-1'").is_err());
+        assert!(delimiter("0x+b").is_err());
         assert!(delimiter("START").is_err());
         assert!(delimiter("\"\"").is_err());
     }
