@@ -857,6 +857,52 @@ mod tests {
         assert!(ids.values().all(|&n| n == 1), "{ids:?}");
     }
 
+    /// Names from hostile content, under any naming, suffix and output name.
+    mod names {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn payload() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                proptest::collection::vec(any::<u8>(), 0..300).prop_map(|tail| [
+                    &b"MSH|^~\\&|"[..],
+                    &tail
+                ]
+                .concat()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Every form of a file's name is one file name in `messagedir`: safe characters,
+            /// within 255 bytes, and the final one neither hidden nor `.` or `..`.
+            #[test]
+            fn every_name_is_one_safe_file_name(
+                payload in payload(),
+                hl7: bool,
+                prefix in "[a-zA-Z0-9._/-]{0,80}",
+                suffix in "[a-zA-Z0-9._/-]{0,80}",
+                owner in "\\PC{0,80}",
+                attempt in prop_oneof![Just(0usize), 1..10usize, Just(9_999_999usize)],
+            ) {
+                let naming = if hl7 { FileNaming::Hl7 } else { FileNaming::Prefix(prefix) };
+                let mut namer = Namer::new(FileOutSettings { suffix, ..settings(naming) }, &owner);
+                let stem = namer.name(&payload);
+                let name = namer.candidate(&stem, attempt);
+                let temporary = namer.temporary(&stem);
+                let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+                prop_assert!(name.len() <= MAX_NAME_LEN, "{name}");
+                prop_assert!(name.chars().all(safe) && !name.contains(".."), "{name}");
+                prop_assert!(!name.starts_with('.') && name != "..", "{name}");
+                prop_assert!(temporary.len() + COLLISION_RESERVE <= MAX_NAME_LEN, "{temporary}");
+                prop_assert!(temporary.starts_with('.'), "{temporary}");
+                prop_assert!(temporary.chars().all(|c| safe(c) || c == '@'), "{temporary}");
+            }
+        }
+    }
+
     #[test]
     fn prefix_names() {
         let mut namer = Namer::new(settings(FileNaming::Prefix("lab-".into())), "out");
