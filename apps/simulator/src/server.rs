@@ -447,16 +447,20 @@ fn value_text(value: &mllp_hl7::Value<'_>) -> String {
     String::from_utf8_lossy(&value.decoded()).into_owned()
 }
 
-/// Component `c` of field `n` of the first `id` segment, read with the message's own
-/// delimiters and unescaped (the ORU escapes it again); `None` when empty. For an EI such as
-/// OBR-2 component 1 is the identifier itself.
-fn hl7_text(message: &mllp_hl7::Message<'_>, id: &[u8], n: usize, c: usize) -> Option<String> {
-    message
+/// The components of an EI field (placer or filler order number: ID, namespace, universal ID,
+/// its type) of the first `id` segment, read with the message's own delimiters and unescaped
+/// (the ORU escapes them again); `None` when the field is empty, so ORC can stand in for OBR.
+fn entity_id(message: &mllp_hl7::Message<'_>, id: &[u8], n: usize) -> Option<Vec<String>> {
+    let components: Vec<String> = message
         .segment(id)?
         .field(n)?
-        .component(c)
+        .components()
         .map(|v| value_text(&v))
-        .filter(|t| !t.is_empty())
+        .collect();
+    components
+        .iter()
+        .any(|c| !c.is_empty())
+        .then_some(components)
 }
 
 /// Serves one MLLP connection: an ACK per message (MSA-2 = MSH-10), ORM -> ORU.
@@ -509,11 +513,11 @@ async fn serve_mllp(
         let Some(name) = &template else {
             continue;
         };
-        let placer = hl7_text(&message, b"OBR", 2, 1)
-            .or_else(|| hl7_text(&message, b"ORC", 2, 1))
+        let placer = entity_id(&message, b"OBR", 2)
+            .or_else(|| entity_id(&message, b"ORC", 2))
             .unwrap_or_default();
-        let filler = hl7_text(&message, b"OBR", 3, 1)
-            .or_else(|| hl7_text(&message, b"ORC", 3, 1))
+        let filler = entity_id(&message, b"OBR", 3)
+            .or_else(|| entity_id(&message, b"ORC", 3))
             .unwrap_or_default();
         let mut codes: Vec<String> = Vec::new();
         for obr in message.segments_named(b"OBR") {

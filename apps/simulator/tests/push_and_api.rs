@@ -262,9 +262,10 @@ async fn orm_placer_and_filler_are_echoed_by_value() {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    // The ORU uses `|^~\&`: the IDs are the entity identifiers, "PL&7" escaped once.
-    assert_eq!(segment("ORC|")[2..4], ["PL\\T\\7", "FI-9"], "{oru}");
-    assert_eq!(segment("OBR|")[2..4], ["PL\\T\\7", "FI-9"], "{oru}");
+    // The ORU uses `|^~\&`: the entity identifiers whole, namespace included (the LIS
+    // matches on both), "PL&7" escaped once.
+    assert_eq!(segment("ORC|")[2..4], ["PL\\T\\7^OE", "FI-9^OE"], "{oru}");
+    assert_eq!(segment("OBR|")[2..4], ["PL\\T\\7^OE", "FI-9^OE"], "{oru}");
     assert!(segment("OBX|")[3].starts_with("^^^WBC^"), "{oru}");
 }
 

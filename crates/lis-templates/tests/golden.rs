@@ -327,7 +327,7 @@ fn openelis_hl7_order_results_use_the_reference_oru_field_positions() {
     let template = set.get("mindray_bs360e").unwrap();
     let mut g = Generator::new(template, &minter, &options).unwrap();
     let oru = g
-        .hl7_order_results("P1", "F1", &["ALT".into(), "NOPE".into()])
+        .hl7_order_results(&["P1"], &["F1"], &["ALT".into(), "NOPE".into()])
         .unwrap();
     let fields = |i: usize| oru.segments[i].split('|').count() - 1;
     assert_eq!(oru.segments[3].split('|').nth(8), Some("20260102080000"));
@@ -360,7 +360,9 @@ fn openelis_hl7_order_results_are_the_reference_patient_oru() {
         let patient = g.hl7().unwrap();
         let accession = patient.segments[3].split('|').nth(3).unwrap().to_owned();
         let codes: Vec<String> = template.fields.iter().map(|f| f.code.clone()).collect();
-        let order = g.hl7_order_results(&accession, &accession, &codes).unwrap();
+        let order = g
+            .hl7_order_results(&[accession.as_str()], &[accession.as_str()], &codes)
+            .unwrap();
         assert_eq!(order.segments, patient.segments, "{}", template.name);
         checked += 1;
     }
@@ -459,7 +461,9 @@ fn openelis_obr4_repeats_a_panel_code_without_label() {
     let mut g = Generator::new(&template, &minter, &options).unwrap();
     let patient = g.hl7().unwrap();
     assert_eq!(patient.segments[3].split('|').nth(4), Some("^^^CHEM^CHEM"));
-    let order = g.hl7_order_results("P1", "F1", &["GLU".into()]).unwrap();
+    let order = g
+        .hl7_order_results(&["P1"], &["F1"], &["GLU".into()])
+        .unwrap();
     assert_eq!(order.segments[3].split('|').nth(4), Some("^^^CHEM^CHEM"));
 }
 

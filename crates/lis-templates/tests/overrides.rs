@@ -218,13 +218,44 @@ fn hl7_order_results_escape_the_patient_and_panel() {
             ..options(None, None)
         };
         let mut g = Generator::new(&template, &minter, &options).unwrap();
-        let oru = g.hl7_order_results("P1", "F1", &["ALT".into()]).unwrap();
+        let oru = g
+            .hl7_order_results(&["P1"], &["F1"], &["ALT".into()])
+            .unwrap();
         let pid: Vec<&str> = oru.segments[1].split('|').collect();
         assert_eq!(pid[5], r"O\F\Brien\T\Co^Ann", "{layout:?}");
         assert_eq!(pid[7], "19800101", "{layout:?}");
         let obr4 = oru.segments[3].split('|').nth(4).unwrap();
         assert!(obr4.starts_with(r"^^^CH\F\EM^A"), "{layout:?}: {obr4}");
     }
+}
+
+/// The placer and filler order numbers are echoed as whole entity identifiers: every
+/// component escaped, trailing empty ones left out.
+#[test]
+fn hl7_order_results_echo_every_component_of_the_order_numbers() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let mut g = Generator::new(
+        set.get("mindray_bs360e").unwrap(),
+        &minter,
+        &options(None, None),
+    )
+    .unwrap();
+    let oru = g
+        .hl7_order_results(&["A|1", "NS^X", "", ""], &["", "FILL"], &["ALT".into()])
+        .unwrap();
+    for segment in [&oru.segments[2], &oru.segments[3]] {
+        let fields: Vec<&str> = segment.split('|').collect();
+        assert_eq!(fields[2..4], [r"A\F\1^NS\S\X", "^FILL"], "{segment}");
+    }
+    let none = g
+        .hl7_order_results::<&str>(&[], &["", ""], &["ALT".into()])
+        .unwrap();
+    assert!(
+        none.segments[2].starts_with("ORC|RE|||"),
+        "{:?}",
+        none.segments
+    );
 }
 
 /// Standard-layout HL7 order results report the range, the flag it gives and the time, as the
@@ -255,7 +286,9 @@ fn standard_hl7_order_results_flag_values_from_the_range() {
         .find(|s| s.starts_with("OBX|") && obx_code(s) == "ALT")
         .unwrap();
     assert_eq!(alt.split('|').nth(8), Some("H"), "{alt}");
-    let oru = g.hl7_order_results("P1", "F1", &["ALT".into()]).unwrap();
+    let oru = g
+        .hl7_order_results(&["P1"], &["F1"], &["ALT".into()])
+        .unwrap();
     let obx: Vec<&str> = oru.segments[4].split('|').collect();
     assert_eq!(
         (obx[7], obx[8], obx[14]),
@@ -326,7 +359,9 @@ fn order_results_use_the_patient_id_option() {
         let p = astm.records.iter().find(|r| r.starts_with("P|")).unwrap();
         assert!(p.contains("|MRN-4711|"), "{layout:?}: {p}");
         let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
-        let oru = g.hl7_order_results("P1", "F1", &["ALT".into()]).unwrap();
+        let oru = g
+            .hl7_order_results(&["P1"], &["F1"], &["ALT".into()])
+            .unwrap();
         let pid3 = oru.segments[1].split('|').nth(3).unwrap();
         assert_eq!(pid3, "MRN-4711^^^HOSPITAL", "{layout:?}");
     }

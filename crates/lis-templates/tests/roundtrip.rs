@@ -396,7 +396,8 @@ fn standard_msh10_fits_20_characters_and_differs_per_message() {
         for message in [
             g.hl7().unwrap(),
             g.hl7_qc().unwrap(),
-            g.hl7_order_results("P1", "F1", &["GLU".into()]).unwrap(),
+            g.hl7_order_results(&["P1"], &["F1"], &["GLU".into()])
+                .unwrap(),
         ] {
             let id = message.segments[0].split('|').nth(9).unwrap().to_owned();
             assert!(id.len() <= 20, "MSH-10 {id:?} is {} characters", id.len());
@@ -417,7 +418,9 @@ fn standard_msh10_never_repeats_within_one_minter() {
     for _ in 0..20_000 {
         let options = options(Layout::Standard, Some(7));
         let mut g = lis_templates::Generator::new(template, &minter, &options).unwrap();
-        let message = g.hl7_order_results("P1", "F1", &["GLU".into()]).unwrap();
+        let message = g
+            .hl7_order_results(&["P1"], &["F1"], &["GLU".into()])
+            .unwrap();
         let id = message.segments[0].split('|').nth(9).unwrap().to_owned();
         assert_eq!(id.len(), 20, "{id}");
         assert!(seen.insert(id.clone()), "MSH-10 {id:?} repeats");

@@ -178,7 +178,9 @@ impl Generator<'_> {
     }
 
     /// An HL7 ORU^R01 for an ORM: ORC/OBR echo `placer` and `filler`, one OBX per ordered code
-    /// in the order asked; an unknown code gets `OBX|n|ST|^^^CODE^CODE||TEST NOT PERFORMED`
+    /// in the order asked. `placer` and `filler` are the components of the order's entity
+    /// identifiers (ID, namespace, universal ID, its type), as read from the ORM; each is
+    /// escaped, and trailing empty ones are left out; an unknown code gets `OBX|n|ST|^^^CODE^CODE||TEST NOT PERFORMED`
     /// with result status `X` (OBX-11), as the reference's MLLP listener does.
     ///
     /// [`Layout::OpenElis`] reproduces the reference's bytes (OBX-8 always `N`);
@@ -191,16 +193,16 @@ impl Generator<'_> {
     /// let minter = AccessionMinter::new();
     /// let options = GenerateOptions { seed: Some(1), ..Default::default() };
     /// let mut generator = Generator::new(templates.get("mindray_bs360e")?, &minter, &options)?;
-    /// let oru = generator.hl7_order_results("P1", "F1", &["ALT".into(), "NOPE".into()])?;
-    /// assert!(oru.segments[2].starts_with("ORC|RE|P1|F1|"));
+    /// let oru = generator.hl7_order_results(&["P1", "LIS"], &["F1"], &["ALT".into(), "NOPE".into()])?;
+    /// assert!(oru.segments[2].starts_with("ORC|RE|P1^LIS|F1|"));
     /// assert!(oru.segments[4].starts_with("OBX|1|NM|^^^ALT^"));
     /// assert!(oru.segments[5].starts_with("OBX|2|ST|^^^NOPE^NOPE||TEST NOT PERFORMED||||||X|"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn hl7_order_results(
+    pub fn hl7_order_results<S: AsRef<str>>(
         &mut self,
-        placer: &str,
-        filler: &str,
+        placer: &[S],
+        filler: &[S],
         codes: &[String],
     ) -> Result<Hl7Message, GenerateError> {
         let template = self.template;
@@ -219,6 +221,18 @@ impl Generator<'_> {
         let s = |v: &str| v.to_owned();
         // User data is escaped as in the patient ORU (`hl7()`), per layout.
         let hl7_esc = self.hl7_escaper();
+        let entity_id = |components: &[S]| {
+            let used = components
+                .iter()
+                .rposition(|c| !c.as_ref().is_empty())
+                .map_or(0, |last| last + 1);
+            let escaped: Vec<String> = components[..used]
+                .iter()
+                .map(|c| hl7_esc(c.as_ref()))
+                .collect();
+            escaped.join("^")
+        };
+        let (placer, filler) = (entity_id(placer), entity_id(filler));
         let (panel_code, panel_label) = self.hl7_panel();
         let mut segments = vec![
             pad(
@@ -240,15 +254,15 @@ impl Generator<'_> {
             ),
             self.hl7_pid(self.patient_id.as_deref()),
             pad(
-                vec![s("ORC"), s("RE"), hl7_esc(placer), hl7_esc(filler)],
+                vec![s("ORC"), s("RE"), placer.clone(), filler.clone()],
                 orc_count,
             ),
         ];
         let mut obr = vec![
             s("OBR"),
             s("1"),
-            hl7_esc(placer),
-            hl7_esc(filler),
+            placer,
+            filler,
             format!("^^^{}^{}", hl7_esc(&panel_code), hl7_esc(&panel_label)),
         ];
         if openelis {
