@@ -152,6 +152,8 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, ConfigError> {
 ///
 /// [`ConfigError::Invalid`] with every problem found.
 pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    let without_rem = blank_rem_lines(text);
+    let text = without_rem.as_str();
     let index = LineIndex::scan(text);
     let mut ctx = Ctx {
         file: path.to_owned(),
@@ -247,6 +249,27 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             })
         }
     }
+}
+
+/// Python 2.7's ConfigParser skips a line whose first word is `rem` in any case, written
+/// from the first column (a DOS-style comment, as in `REM written by setup`); the other
+/// readers would take it for a key. Such lines become empty, so line numbers stay.
+fn blank_rem_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let is_rem = line.starts_with(['r', 'R'])
+            && line
+                .split_whitespace()
+                .next()
+                .is_some_and(|word| word.eq_ignore_ascii_case("rem"));
+        if is_rem {
+            // Keep the line ending, so every later line keeps its number.
+            out.push_str(&line[line.trim_end_matches(['\r', '\n']).len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Python's `ConfigParser` (not `RawConfigParser`) would expand `%(name)s`; which one
@@ -1217,6 +1240,48 @@ mod tests {
         assert_eq!(files.suffix, ".");
         let twice = text.replace("suffix = .", "suffix = ..");
         assert!(load_str(&twice, Path::new("r.cfg")).is_err());
+    }
+
+    /// `REM` lines are comments in Python 2.7's ConfigParser, so a SocketReader config
+    /// may hold them anywhere; an indented one, or a word that only starts with rem, is
+    /// not one.
+    #[test]
+    fn rem_lines_are_comments_as_in_python_2() {
+        let text = "REM written by setup\r\n[general]\r\nuseconnections = in, out\r\n\
+                    rem\tthe LIS side\r\nRem\r\n\
+                    [in]\r\ntranstech = socket\r\ntransdir = in\r\nqueuename = q\r\n\
+                    [out]\r\ntranstech = file\r\ntransdir = out\r\nqueuename = q\r\n\
+                    messagedir = /srv/out\r\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(loaded.config.connections.len(), 2);
+        // Line numbers after a REM line are still the file's.
+        let bad = text.replace(
+            "queuename = q\r\nmessagedir",
+            "queuename = q\r\nport = 1\r\nmessagedir",
+        );
+        let warnings = match load_str(&bad, Path::new("r.cfg")) {
+            Ok(loaded) => loaded.warnings,
+            Err(ConfigError::Invalid { warnings, .. }) => warnings,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.line == Some(14) && w.key.as_deref() == Some("port")),
+            "{warnings:?}"
+        );
+        // `remote = x` is a key, as in Python.
+        let remote = text.replace("Rem\r\n", "remote = x\r\n");
+        let loaded = load_str(&remote, Path::new("r.cfg")).unwrap();
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.key.as_deref() == Some("remote")),
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     /// `maxrefusals` is an output's: 0 (the default) resends for ever; on an input it
