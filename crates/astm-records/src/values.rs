@@ -187,22 +187,28 @@ impl ReferenceRange {
             .map(|(_, range)| range)
     }
 
-    /// Reads a range field: low and high in components 1 and 2 when both are numbers, else range
-    /// text in component 1 (a non-numeric component 2 labels the range, as in Horiba Yumizen's
+    /// Reads a range field: low and high in components 1 and 2 when both are numbers (`3.5^5.1`),
+    /// an upper limit alone when component 1 is empty (`^5.1`), else range text in component 1
+    /// (a non-numeric component 2 labels the range, as in Horiba Yumizen's
     /// `0.15 - 0.40^REFERENCE_RANGE`).
     pub fn from_field(field: &Field<'_>) -> Option<Self> {
         let first = field.first();
         let (low, high) = (first.component(1), first.component(2));
         if !high.is_empty()
-            && let (Some(low), Some(high)) = (
-                NumericValue::parse(&low.unescaped()),
-                NumericValue::parse(&high.unescaped()),
-            )
+            && let Some(high) = NumericValue::parse(&high.unescaped())
         {
-            return Some(Self {
-                low: Some(low.value),
-                high: Some(high.value),
-            });
+            if low.is_empty() {
+                return Some(Self {
+                    low: None,
+                    high: Some(high.value),
+                });
+            }
+            if let Some(low) = NumericValue::parse(&low.unescaped()) {
+                return Some(Self {
+                    low: Some(low.value),
+                    high: Some(high.value),
+                });
+            }
         }
         Self::parse(&low.unescaped())
     }
@@ -436,6 +442,12 @@ mod tests {
         let two = Record::parse(b"R|1|^^^A|1||3.5^5.1", &Delimiters::STANDARD).unwrap();
         let two = ResultRecord::new(two).unwrap();
         assert_eq!(two.reference_range(), range(Some(3.5), Some(5.1)));
+        // An empty component 1 leaves only the upper limit.
+        let upper = Record::parse(b"R|1|^^^A|1||^5.1", &Delimiters::STANDARD).unwrap();
+        let upper = ResultRecord::new(upper).unwrap();
+        assert_eq!(upper.reference_range(), range(None, Some(5.1)));
+        let neither = Record::parse(b"R|1|^^^A|1||^", &Delimiters::STANDARD).unwrap();
+        assert_eq!(ResultRecord::new(neither).unwrap().reference_range(), None);
     }
 
     #[test]
