@@ -900,3 +900,118 @@ async fn unacknowledged_messages_are_not_written_into_a_connection_the_receiver_
         assert_eq!(*seen.lock().unwrap(), ids, "{extra:?}");
     }
 }
+
+/// Real messages from `tests/data` (see SOURCES.md): LF and CR segment ends, a raw LF inside
+/// a field, UTF-8 text, a batch, enhanced-mode headers. Each is acknowledged as its header
+/// asks and lands in its own file byte for byte, named from its MSH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_messages_are_acknowledged_and_filed_byte_for_byte() {
+    // File, the reply it gets (code and MSA-2), the start of its file name.
+    type Expected = (&'static str, Option<(AckCode, &'static str)>, &'static str);
+    let expected: [Expected; 10] = [
+        (
+            "adt_a01_2.5_wikipedia.hl7",
+            Some((AckCode::ApplicationAccept, "01052901")),
+            "MegaReg_XYZHospC_SuperOE_XYZImgCtr_ADT_",
+        ),
+        (
+            "adt_a04_2.4_hl7std_example.hl7",
+            Some((AckCode::ApplicationAccept, "MSG00001")),
+            "ADT1_MCM_LABADT_MCM_ADT_",
+        ),
+        // MSH-15 = NE inside the batch: no acknowledgement at all.
+        (
+            "batch_fhs_bhs_adt_a04_2.5_vinah.hl7",
+            None,
+            "_ABCHS__AUSDHSV_ADT_",
+        ),
+        (
+            "orm_o01_2.3_epic_xray.hl7",
+            Some((AckCode::ApplicationAccept, "497")),
+            "EPIC_EPIC___ORM_",
+        ),
+        (
+            "oru_r01_2.3.1_mindray_bs200_glucose.hl7",
+            Some((AckCode::ApplicationAccept, "1")),
+            "Mindray_BS-200___ORU_",
+        ),
+        (
+            "oru_r01_2.3.1_mindray_bs200_qc.hl7",
+            Some((AckCode::ApplicationAccept, "1")),
+            "Mindray_BS-200___ORU_",
+        ),
+        (
+            "oru_r01_2.3_lab_hl7messageparser.hl7",
+            Some((AckCode::CommitAccept, "3216598")),
+            "LAB_MYFAC_LAB__ORU_",
+        ),
+        (
+            "oru_r01_2.4_ghh_lab_glucose.hl7",
+            Some((AckCode::ApplicationAccept, "CNTRL-3456")),
+            "GHH_LAB_ELAB-3_GHH_OE_BLDG4_ORU_",
+        ),
+        (
+            "oru_r01_2.5.1_nist_elr_lead.hl7",
+            Some((AckCode::ApplicationAccept, "NIST-100929110701660")),
+            "EHR_Application_2.16.840.1.113883.3.72.7.1_HL7_EHR_Facility_2.16.840.1.113883.3.72.7.2\
+             _HL7_PH_Application_2.16.840.1.113883.3.72.7.3_HL7_PH_Facility_2.16.840.1.113883.3.72.7.4\
+             _HL7_ORU_",
+        ),
+        (
+            "oru_r01_2.5.1_synthetic_cbc_1k.hl7",
+            Some((AckCode::CommitAccept, "MSG00001")),
+            "ANALYZER_LAB1_LIS_HOSP_ORU_",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nusehl7 = True\nhl7prefix = True\n\
+         messagedir = out\nsuffix = .hl7\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut c = MllpClient::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(2));
+    let mut sent = Vec::new();
+    for (name, reply, _) in &expected {
+        let bytes = std::fs::read(data.join(name)).unwrap();
+        let got = c.send(&bytes).await;
+        match (reply, got) {
+            (Some((code, id)), Ok(Reply::Ack { code: got, payload })) => {
+                assert_eq!(got, *code, "{name}");
+                let ack = Message::parse(&payload).unwrap();
+                let msa2 = AckMessage::from_message(&ack).unwrap().acknowledged_id;
+                assert_eq!(msa2.raw(), id.as_bytes(), "{name}");
+            }
+            (None, Err(mllp_hl7::ClientError::Timeout { .. })) => {}
+            (reply, got) => panic!("{name}: expected {reply:?}, got {got:?}"),
+        }
+        sent.push(bytes);
+    }
+    let out = dir.path().join("out");
+    wait_until("every sample filed", || {
+        files_in(&out).len() == expected.len()
+    })
+    .await;
+    // The counter before the suffix gives the order the output wrote them in: the queue's.
+    let mut filed: Vec<(String, Vec<u8>)> = files_in(&out)
+        .iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(p).unwrap())
+        })
+        .collect();
+    filed.sort_by_key(|(name, _)| name.rsplit('_').next().unwrap().to_owned());
+    for (((name, _, prefix), bytes), (file, contents)) in expected.iter().zip(&sent).zip(&filed) {
+        assert!(file.starts_with(prefix), "{name} filed as {file}");
+        assert!(
+            contents == bytes,
+            "{name}: {file} differs from what was sent"
+        );
+    }
+}
