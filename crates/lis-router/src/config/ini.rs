@@ -152,8 +152,8 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, ConfigError> {
 ///
 /// [`ConfigError::Invalid`] with every problem found.
 pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
-    let without_rem = blank_rem_lines(text);
-    let text = without_rem.as_str();
+    let as_python_reads = python_2_lines(text);
+    let text = as_python_reads.as_str();
     let index = LineIndex::scan(text);
     let mut ctx = Ctx {
         file: path.to_owned(),
@@ -251,20 +251,30 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     }
 }
 
-/// Python 2.7's ConfigParser skips a line whose first word is `rem` in any case, written
-/// from the first column (a DOS-style comment, as in `REM written by setup`); the other
-/// readers would take it for a key. Such lines become empty, so line numbers stay.
-fn blank_rem_lines(text: &str) -> String {
+/// Two line rules of Python 2.7's ConfigParser that the INI reader does not share. A line
+/// whose first word is `rem` in any case, written from the first column, is a comment (as in
+/// `REM written by setup`); the reader would take it for a key. A section header ends at its
+/// first `]` (`[in]x]` names `in`, whatever follows is ignored); the reader would name it
+/// `in]x`. Line numbers stay as they are.
+fn python_2_lines(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
-        let is_rem = line.starts_with(['r', 'R'])
-            && line
+        let content = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[content.len()..];
+        let is_rem = content.starts_with(['r', 'R'])
+            && content
                 .split_whitespace()
                 .next()
                 .is_some_and(|word| word.eq_ignore_ascii_case("rem"));
         if is_rem {
-            // Keep the line ending, so every later line keeps its number.
-            out.push_str(&line[line.trim_end_matches(['\r', '\n']).len()..]);
+            out.push_str(ending);
+        } else if let Some(rest) = content.strip_prefix('[')
+            && let Some(end) = rest.find(']')
+            && end > 0
+        {
+            out.push('[');
+            out.push_str(&rest[..=end]);
+            out.push_str(ending);
         } else {
             out.push_str(line);
         }
@@ -1282,6 +1292,24 @@ mod tests {
             "{:?}",
             loaded.warnings
         );
+    }
+
+    /// Python 2.7 ends a section header at its first `]`; the rest of the line is not
+    /// part of the name.
+    #[test]
+    fn a_section_header_ends_at_its_first_bracket() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]x] the LIS side\ntranstech = socket\ntransdir = in\nqueuename = q\nport = 80\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n";
+        let Err(ConfigError::Invalid { problems, .. }) = load_str(text, Path::new("r.cfg")) else {
+            panic!("port 80 is refused");
+        };
+        // The section is `in`, so its problem has the key's line.
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].section.as_deref(), Some("in"));
+        assert_eq!(problems[0].line, Some(7));
+        let fixed = text.replace("port = 80", "port = 2575");
+        assert!(load_str(&fixed, Path::new("r.cfg")).is_ok());
     }
 
     /// `maxrefusals` is an output's: 0 (the default) resends for ever; on an input it
