@@ -43,9 +43,14 @@ fn esc_openelis(value: &str) -> String {
 
 /// Components escaped and joined with `^`.
 fn comps(parts: &[&str]) -> String {
+    join_components(parts, esc_standard)
+}
+
+/// Components escaped with `esc` (a layout's escaper) and joined with `^`.
+pub(super) fn join_components<S: AsRef<str>>(parts: &[S], esc: fn(&str) -> String) -> String {
     parts
         .iter()
-        .map(|p| esc_standard(p))
+        .map(|p| esc(p.as_ref()))
         .collect::<Vec<_>>()
         .join("^")
 }

@@ -3,6 +3,7 @@
 
 use astm_records::{Delimiters, FieldBuf, RecordBuf};
 
+use super::hl7::join_components;
 use super::values::Path;
 use super::{AstmMessage, Generator, Hl7Message, Layout, ts};
 use crate::GenerateError;
@@ -226,11 +227,7 @@ impl Generator<'_> {
                 .iter()
                 .rposition(|c| !c.as_ref().is_empty())
                 .map_or(0, |last| last + 1);
-            let escaped: Vec<String> = components[..used]
-                .iter()
-                .map(|c| hl7_esc(c.as_ref()))
-                .collect();
-            escaped.join("^")
+            join_components(&components[..used], hl7_esc)
         };
         let (placer, filler) = (entity_id(placer), entity_id(filler));
         let (panel_code, panel_label) = self.hl7_panel();
