@@ -196,6 +196,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         });
     }
 
+    if let Some(problem) = empty_section_header(&ctx.file, text) {
+        ctx.problems.push(problem);
+        return Err(ConfigError::Invalid {
+            problems: ctx.problems,
+            warnings: ctx.warnings,
+        });
+    }
+
     // Python 2.7's ConfigParser, which SocketReader uses, has no `#` inline comments and
     // takes `;` as one only after whitespace (see `strip_inline_comment`); configparser's
     // own rule would cut `/srv/lab#2` or `sob = "#"`.
@@ -280,6 +288,26 @@ fn python_2_lines(text: &str) -> String {
         }
     }
     out
+}
+
+/// A line like `[]` or `[]x]`: Python 2.7's ConfigParser needs at least one character
+/// before the first `]` of a header and refuses the file otherwise. The INI reader would
+/// take it for a section with an empty or odd name and quietly file the keys below it
+/// there, so the only error left would be a misleading "no section [x]" elsewhere.
+fn empty_section_header(file: &Path, text: &str) -> Option<Diagnostic> {
+    text.lines().enumerate().find_map(|(n, line)| {
+        let trimmed = line.trim();
+        trimmed.starts_with("[]").then(|| Diagnostic {
+            file: file.to_owned(),
+            line: Some(n + 1),
+            section: None,
+            key: None,
+            message: format!(
+                "`{trimmed}` is not a section header: a section name goes between `[` and \
+                 the first `]`, and here that is empty"
+            ),
+        })
+    })
 }
 
 /// Python's `ConfigParser` (not `RawConfigParser`) would expand `%(name)s`; which one
@@ -1310,6 +1338,31 @@ mod tests {
         assert_eq!(problems[0].line, Some(7));
         let fixed = text.replace("port = 80", "port = 2575");
         assert!(load_str(&fixed, Path::new("r.cfg")).is_ok());
+    }
+
+    /// `[]x]` and `[]` name no section in Python 2.7 (a parsing error there); they are
+    /// refused with their line, not read as a section whose keys then go missing.
+    #[test]
+    fn an_empty_section_header_is_refused_with_its_line() {
+        for header in ["[]x] the LIS side", "[]", "  []in]"] {
+            let text = format!(
+                "[general]\nuseconnections = in, out\n\
+                 {header}\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                 [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n"
+            );
+            let Err(ConfigError::Invalid { problems, .. }) = load_str(&text, Path::new("r.cfg"))
+            else {
+                panic!("{header:?} is refused");
+            };
+            assert_eq!(
+                messages(&problems),
+                [format!(
+                    "r.cfg:3: `{}` is not a section header: a section name goes between `[` \
+                     and the first `]`, and here that is empty",
+                    header.trim()
+                )]
+            );
+        }
     }
 
     /// `maxrefusals` is an output's: 0 (the default) resends for ever; on an input it
