@@ -230,24 +230,37 @@ fn hl7_order_results_escape_the_patient_and_panel() {
 }
 
 /// The placer and filler order numbers are echoed as whole entity identifiers: every
-/// component escaped, trailing empty ones left out.
+/// component escaped, trailing empty ones left out. The OpenELIS layout, which otherwise
+/// writes values unescaped as the reference does, escapes them too: the reference echoes the
+/// ORM's raw field, so a component that held `\S\` there must come back as `\S\`, not split.
 #[test]
 fn hl7_order_results_echo_every_component_of_the_order_numbers() {
     let set = TemplateSet::embedded().unwrap();
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    for layout in [Layout::Standard, Layout::OpenElis] {
+        let options = GenerateOptions {
+            layout,
+            ..options(None, None)
+        };
+        let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
+        let oru = g
+            .hl7_order_results(&["A|1", "NS^X", "", ""], &["", r"F\&L"], &["ALT".into()])
+            .unwrap();
+        for segment in [&oru.segments[2], &oru.segments[3]] {
+            let fields: Vec<&str> = segment.split('|').collect();
+            assert_eq!(
+                fields[2..4],
+                [r"A\F\1^NS\S\X", r"^F\E\\T\L"],
+                "{layout:?}: {segment}"
+            );
+        }
+    }
     let mut g = Generator::new(
         set.get("mindray_bs360e").unwrap(),
         &minter,
         &options(None, None),
     )
     .unwrap();
-    let oru = g
-        .hl7_order_results(&["A|1", "NS^X", "", ""], &["", "FILL"], &["ALT".into()])
-        .unwrap();
-    for segment in [&oru.segments[2], &oru.segments[3]] {
-        let fields: Vec<&str> = segment.split('|').collect();
-        assert_eq!(fields[2..4], [r"A\F\1^NS\S\X", "^FILL"], "{segment}");
-    }
     let none = g
         .hl7_order_results::<&str>(&[], &["", ""], &["ALT".into()])
         .unwrap();

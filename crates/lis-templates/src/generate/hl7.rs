@@ -28,7 +28,7 @@ impl Hl7Message {
 }
 
 /// Escapes one value (component text) for HL7.
-fn esc_standard(value: &str) -> String {
+pub(super) fn esc_standard(value: &str) -> String {
     String::from_utf8_lossy(&escape(value.as_bytes(), &Delimiters::STANDARD)).into_owned()
 }
 

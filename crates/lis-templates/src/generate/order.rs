@@ -3,7 +3,7 @@
 
 use astm_records::{Delimiters, FieldBuf, RecordBuf};
 
-use super::hl7::join_components;
+use super::hl7::{esc_standard, join_components};
 use super::values::Path;
 use super::{AstmMessage, Generator, Hl7Message, Layout, ts};
 use crate::GenerateError;
@@ -181,7 +181,8 @@ impl Generator<'_> {
     /// An HL7 ORU^R01 for an ORM: ORC/OBR echo `placer` and `filler`, one OBX per ordered code
     /// in the order asked. `placer` and `filler` are the components of the order's entity
     /// identifiers (ID, namespace, universal ID, its type), as read from the ORM; each is
-    /// escaped, and trailing empty ones are left out; an unknown code gets `OBX|n|ST|^^^CODE^CODE||TEST NOT PERFORMED`
+    /// escaped (in both layouts, so the LIS reads back what it sent), and trailing empty
+    /// ones are left out; an unknown code gets `OBX|n|ST|^^^CODE^CODE||TEST NOT PERFORMED`
     /// with result status `X` (OBX-11), as the reference's MLLP listener does.
     ///
     /// [`Layout::OpenElis`] reproduces the reference's bytes (OBX-8 always `N`);
@@ -222,12 +223,15 @@ impl Generator<'_> {
         let s = |v: &str| v.to_owned();
         // User data is escaped as in the patient ORU (`hl7()`), per layout.
         let hl7_esc = self.hl7_escaper();
+        // The order numbers are escaped fully in both layouts: the reference echoes the ORM's
+        // raw field, and only full escaping gives that back for a component read from `\S\`
+        // or `\T\` (the OpenELIS escaper would write a bare `^` and split it).
         let entity_id = |components: &[S]| {
             let used = components
                 .iter()
                 .rposition(|c| !c.as_ref().is_empty())
                 .map_or(0, |last| last + 1);
-            join_components(&components[..used], hl7_esc)
+            join_components(&components[..used], esc_standard)
         };
         let (placer, filler) = (entity_id(placer), entity_id(filler));
         let (panel_code, panel_label) = self.hl7_panel();
