@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::app::{App, Overrides};
+use crate::bridge;
 use crate::push::{self, Destination};
 
 type Reply = Result<Response, ApiError>;
@@ -136,7 +137,7 @@ async fn health() -> Reply {
             "GET /simulate/astm/{template}": "Generate ASTM message",
             "POST /simulate/astm/{template}": "Generate + push ASTM (body: destination, count, sample_id, source_ip, qc, qc_deviation)",
             "GET /simulate/file/{template}": "Generate FILE payload",
-            "POST /simulate/file/{template}": "Generate + write FILE (body: target_dir, filename, qc, qc_deviation)",
+            "POST /simulate/file/{template}": "Generate + write FILE (body: target_dir, filename, qc, qc_deviation, bridge_upload)",
             "POST /push": "Trigger a push (query or body: template, count, destination, analyzer_type)",
             "GET /received": "Messages received from the LIS, newest first (query: limit)"
         }
@@ -639,7 +640,22 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     check_qc(t, qc)?;
     let target = str_field(&body, &["target_dir"])?;
     let filename = str_field(&body, &["filename"])?;
+    let upload = bridge::requested(&body, t, qc).map_err(upload_error)?;
     let f = file_generate(&app, t, qc, deviation)?;
+    if let Some(upload) = upload {
+        // As in the reference, an uploaded file is not also written to `target_dir`.
+        let mut reply = bridge::upload(&app, t, &f, qc, &upload)
+            .await
+            .map_err(upload_error)?;
+        reply.insert("template".into(), json!(name));
+        reply.insert("qc".into(), json!(qc));
+        reply.insert("qc_deviation".into(), json!(deviation));
+        reply.insert(
+            "format".into(),
+            json!(format!("{:?}", f.kind).to_ascii_uppercase()),
+        );
+        return ok(Value::Object(reply));
+    }
     let written = match target {
         None => None,
         Some(dir) => {
@@ -669,6 +685,13 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
         "written_path": written, "format": format!("{:?}", f.kind).to_ascii_uppercase(),
         "content": f.text()
     }))
+}
+
+fn upload_error(error: bridge::UploadError) -> ApiError {
+    match error {
+        bridge::UploadError::Request(message) => bad(message),
+        bridge::UploadError::Bridge(message) => ApiError(StatusCode::BAD_GATEWAY, message),
+    }
 }
 
 async fn legacy_push(

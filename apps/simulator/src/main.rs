@@ -8,6 +8,7 @@
 
 mod api;
 mod app;
+mod bridge;
 mod cli;
 mod faults;
 mod legacy;

@@ -262,7 +262,9 @@ pub(crate) async fn http(
     }
 }
 
-fn describe_http_error(url: &str, error: &reqwest::Error, ca_cert_given: bool) -> anyhow::Error {
+/// An HTTP error with its causes (reqwest's own message names none of them), and for TLS
+/// failures what to do about them.
+pub(crate) fn explain_http_error(error: &reqwest::Error, ca_cert_given: bool) -> String {
     let mut chain = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
@@ -274,9 +276,9 @@ fn describe_http_error(url: &str, error: &reqwest::Error, ca_cert_given: bool) -
     if lower.contains("causedasendentity") {
         // `openssl req -x509` marks its certificate CA:TRUE; webpki will not accept a CA
         // certificate as the server's own, trusted or not.
-        anyhow!(
-            "HTTP push to {url} failed: the server presents a CA certificate (CA:TRUE) as its own \
-             ({chain}). To fix: give the server a certificate with CA:FALSE (for openssl req -x509: \
+        format!(
+            "the server presents a CA certificate (CA:TRUE) as its own ({chain}). To fix: give \
+             the server a certificate with CA:FALSE (for openssl req -x509: \
              -addext basicConstraints=critical,CA:FALSE), or --insecure to skip verification \
              (testing only)"
         )
@@ -291,8 +293,15 @@ fn describe_http_error(url: &str, error: &reqwest::Error, ca_cert_given: bool) -
             "pass --ca-cert FILE with the server's certificate or its CA in PEM, or --insecure \
              to skip verification (testing only)"
         };
-        anyhow!("HTTP push to {url} failed: TLS certificate not trusted ({chain}). To fix: {fix}")
+        format!("TLS certificate not trusted ({chain}). To fix: {fix}")
     } else {
-        anyhow!("HTTP push to {url} failed: {chain}")
+        chain
     }
+}
+
+fn describe_http_error(url: &str, error: &reqwest::Error, ca_cert_given: bool) -> anyhow::Error {
+    anyhow!(
+        "HTTP push to {url} failed: {}",
+        explain_http_error(error, ca_cert_given)
+    )
 }

@@ -1,0 +1,303 @@
+//! `bridge_upload` of `POST /simulate/file/{template}`: the generated file goes to the analyzer
+//! bridge's file import (multipart `POST {bridge_url}/admin/upload` with `analyzerId`, optional
+//! `testCode` and `file`), as the reference mock sends it. A missing `analyzer_id` is looked up
+//! by the template's analyzer name in OpenELIS. Unlike the reference, TLS is verified (with
+//! `--ca-cert`, or skipped with `--insecure`).
+
+use std::time::Duration;
+
+use lis_templates::{FileKind, FileOutput, Template};
+use rand::RngExt;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Map, Value, json};
+
+use crate::app::App;
+use crate::push;
+
+/// The reference's upload timeout.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much of the bridge's reply, and of a text file, the JSON reply shows.
+const PREVIEW_CHARS: usize = 500;
+
+/// Where and as whom to upload; each setting from the body, else its environment variable,
+/// else the reference's default.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Upload {
+    analyzer_id: Option<String>,
+    test_code: Option<String>,
+    bridge_url: String,
+    bridge_user: String,
+    bridge_pass: String,
+    oe_url: String,
+    oe_user: String,
+    oe_pass: String,
+}
+
+/// Why an upload did not happen.
+#[derive(Debug)]
+pub(crate) enum UploadError {
+    /// The request is wrong (a 400).
+    Request(String),
+    /// The bridge could not be reached (a 502).
+    Bridge(String),
+}
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// The upload `bridge_upload` asks for, or `None` for none. Absent (or null), it defaults as in
+/// the reference: QC files of `quantstudio5` go to the bridge with `QC_DEFAULT_FILE_TEST_CODE`
+/// (else the first control's field code) as the test code; nothing else is uploaded. An empty
+/// object means "do not upload".
+pub(crate) fn requested(
+    body: &Map<String, Value>,
+    template: &Template,
+    qc: bool,
+) -> Result<Option<Upload>, UploadError> {
+    let given = match body.get("bridge_upload") {
+        None | Some(Value::Null) => {
+            if !(qc && template.name == "quantstudio5") {
+                return Ok(None);
+            }
+            let test_code = std::env::var("QC_DEFAULT_FILE_TEST_CODE")
+                .ok()
+                .or_else(|| template.qc_controls.first().map(|c| c.field_code.clone()));
+            let mut defaults = Map::new();
+            if let Some(code) = test_code {
+                defaults.insert("test_code".into(), Value::String(code));
+            }
+            defaults
+        }
+        Some(Value::Object(map)) if map.is_empty() => return Ok(None),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            return Err(UploadError::Request(format!(
+                "bridge_upload must be an object ({{}} for no upload); got {other}"
+            )));
+        }
+    };
+    const KEYS: [&str; 8] = [
+        "analyzer_id",
+        "test_code",
+        "bridge_url",
+        "bridge_user",
+        "bridge_pass",
+        "oe_url",
+        "oe_user",
+        "oe_pass",
+    ];
+    if let Some(unknown) = given.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(UploadError::Request(format!(
+            "bridge_upload.{unknown} is not a known key; known: {}",
+            KEYS.join(", ")
+        )));
+    }
+    let text = |key: &str| -> Result<Option<String>, UploadError> {
+        match given.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            // OpenELIS ids are numbers in its JSON; the form field is text either way.
+            Some(Value::Number(n)) if key == "analyzer_id" => Ok(Some(n.to_string())),
+            Some(other) => Err(UploadError::Request(format!(
+                "bridge_upload.{key} must be a string; got {other}"
+            ))),
+        }
+    };
+    let or_env = |key: &str, var: &str, default: &str| -> Result<String, UploadError> {
+        Ok(text(key)?.unwrap_or_else(|| env_or(var, default)))
+    };
+    Ok(Some(Upload {
+        analyzer_id: text("analyzer_id")?,
+        test_code: text("test_code")?,
+        bridge_url: or_env(
+            "bridge_url",
+            "BRIDGE_URL",
+            "https://openelis-analyzer-bridge:8443",
+        )?,
+        bridge_user: or_env("bridge_user", "BRIDGE_USER", "bridge")?,
+        bridge_pass: or_env("bridge_pass", "BRIDGE_PASS", "changeme")?,
+        oe_url: or_env("oe_url", "OE_URL", "https://oe.openelis.org:8443")?,
+        oe_user: or_env("oe_user", "OE_USER", "admin")?,
+        oe_pass: or_env("oe_pass", "OE_PASS", "adminADMIN!")?,
+    }))
+}
+
+/// File extension and content type of an uploaded file.
+fn media(file: &FileOutput) -> (&'static str, &'static str) {
+    match file.kind {
+        FileKind::Csv => (".csv", "text/csv"),
+        FileKind::Tsv => (".tsv", "text/tab-separated-values"),
+        FileKind::Txt => (".txt", "text/plain"),
+        FileKind::Xml => (".xml", "application/xml"),
+        FileKind::Xls | FileKind::Xlsx => (
+            ".xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        _ => ("", "application/octet-stream"),
+    }
+}
+
+fn preview(text: &str) -> String {
+    text.chars().take(PREVIEW_CHARS).collect()
+}
+
+/// Finds the id of the analyzer named `name` in OpenELIS's analyzer list. The list may come
+/// bare or wrapped in an object; any object with a matching `name` (case and surrounding
+/// spaces ignored) and an `id` counts.
+fn find_analyzer_id(list: &Value, name: &str) -> Option<String> {
+    match list {
+        Value::Array(items) => items.iter().find_map(|v| find_analyzer_id(v, name)),
+        Value::Object(map) => {
+            let named = map
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name.trim()));
+            let id = match map.get("id") {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            match (named, id) {
+                (true, Some(id)) => Some(id),
+                _ => map.values().find_map(|v| find_analyzer_id(v, name)),
+            }
+        }
+        _ => None,
+    }
+}
+
+async fn look_up_analyzer_id(
+    app: &App,
+    client: &reqwest::Client,
+    upload: &Upload,
+    name: &str,
+) -> Result<String, String> {
+    let url = format!(
+        "{}/api/OpenELIS-Global/rest/analyzer/analyzers",
+        upload.oe_url.trim_end_matches('/')
+    );
+    let response = client
+        .get(&url)
+        .basic_auth(&upload.oe_user, Some(&upload.oe_pass))
+        .timeout(UPLOAD_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "GET {url}: {}",
+                push::explain_http_error(&e, app.cli.ca_cert.is_some())
+            )
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("GET {url}: status {status}"));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let list: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))?;
+    find_analyzer_id(&list, name).ok_or_else(|| format!("GET {url}: no analyzer named {name:?}"))
+}
+
+/// Uploads `file` as `upload` says and returns the reply's fields (`status` `uploaded`,
+/// `bridge_status`, `bridge_response_preview`, `upload_filename`, `content_size_bytes`, and
+/// `content_preview` for delimited text). A bridge that answers with an error status is
+/// reported in `bridge_status`, as the reference does.
+pub(crate) async fn upload(
+    app: &App,
+    template: &Template,
+    file: &FileOutput,
+    qc: bool,
+    upload: &Upload,
+) -> Result<Map<String, Value>, UploadError> {
+    let client = push::http_client(app).map_err(|e| UploadError::Bridge(format!("{e:#}")))?;
+    let analyzer_id = match &upload.analyzer_id {
+        Some(id) => id.clone(),
+        None => {
+            let name = &template.analyzer.name;
+            look_up_analyzer_id(app, &client, upload, name)
+                .await
+                .map_err(|reason| {
+                    tracing::warn!("bridge upload: analyzer id lookup failed: {reason}");
+                    UploadError::Request(format!(
+                        "Could not resolve analyzer_id from name '{name}'. Pass \
+                         bridge_upload.analyzer_id explicitly, or ensure the analyzer is \
+                         registered in OE. ({reason})"
+                    ))
+                })?
+        }
+    };
+    let (extension, content_type) = media(file);
+    let tag: u32 = app.rng().random();
+    let upload_filename = format!(
+        "{}{}-{tag:08x}{extension}",
+        if qc { "qc-" } else { "" },
+        template.name
+    );
+    let part = Part::bytes(file.bytes.clone())
+        .file_name(upload_filename.clone())
+        .mime_str(content_type)
+        .map_err(|e| UploadError::Bridge(format!("content type {content_type}: {e}")))?;
+    let mut form = Form::new().text("analyzerId", analyzer_id);
+    if let Some(code) = &upload.test_code {
+        form = form.text("testCode", code.clone());
+    }
+    let form = form.part("file", part);
+    let url = format!("{}/admin/upload", upload.bridge_url.trim_end_matches('/'));
+    let response = client
+        .post(&url)
+        .basic_auth(&upload.bridge_user, Some(&upload.bridge_pass))
+        .timeout(UPLOAD_TIMEOUT)
+        .multipart(form)
+        .send()
+        .await
+        .map_err(|e| {
+            UploadError::Bridge(format!(
+                "Bridge upload failed: POST {url}: {}",
+                push::explain_http_error(&e, app.cli.ca_cert.is_some())
+            ))
+        })?;
+    let status = response.status();
+    let reply = response.text().await.unwrap_or_default();
+    tracing::info!(
+        "bridge upload of {upload_filename} ({} bytes) to {url}: status {status}",
+        file.bytes.len()
+    );
+    let mut fields = Map::new();
+    fields.insert("status".into(), json!("uploaded"));
+    fields.insert("bridge_status".into(), json!(status.as_u16()));
+    fields.insert("bridge_response_preview".into(), json!(preview(&reply)));
+    fields.insert("upload_filename".into(), json!(upload_filename));
+    fields.insert("content_size_bytes".into(), json!(file.bytes.len()));
+    if matches!(file.kind, FileKind::Csv | FileKind::Tsv)
+        && let Some(text) = file.text()
+    {
+        fields.insert("content_preview".into(), json!(preview(text)));
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_analyzer_id_is_found_bare_or_wrapped() {
+        let bare = json!([{"id": "3", "name": "Other"}, {"id": 7, "name": " quantstudio 5 "}]);
+        assert_eq!(
+            find_analyzer_id(&bare, "QuantStudio 5").as_deref(),
+            Some("7")
+        );
+        let wrapped = json!({"analyzers": [{"id": "12", "name": "QuantStudio 5"}]});
+        assert_eq!(
+            find_analyzer_id(&wrapped, "QuantStudio 5").as_deref(),
+            Some("12")
+        );
+        let nameless = json!([{"id": "", "name": "QuantStudio 5"}, {"name": "QuantStudio 5"}]);
+        assert_eq!(find_analyzer_id(&nameless, "QuantStudio 5"), None);
+    }
+}
