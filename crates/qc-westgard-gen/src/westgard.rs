@@ -384,10 +384,14 @@ fn check_mean_sd(mean: f64, sd: f64, what: &str) -> Result<(), QcError> {
 
 fn z_score(value: f64, mean: f64, sd: f64, decimals: Option<u32>) -> f64 {
     let z = (value - mean) / sd;
-    match decimals {
+    let z = match decimals {
         Some(d) => crate::round_to(z, d),
         None => z,
-    }
+    };
+    // A value a hair below the mean rounds to -0.0; OpenELIS's BigDecimal has no negative
+    // zero, and `"z":-0.0` is no way to print "on the mean". Adding +0.0 turns -0.0 into 0.0
+    // and leaves every other value alone.
+    z + 0.0
 }
 
 /// Westgard evaluation of one control lot: each pushed value is judged against the lot's history.

@@ -263,3 +263,17 @@ fn non_finite_results_are_refused_and_leave_the_history_alone() {
     assert!(!run[0].violations.contains(&Rule::TwoTwoS), "{run:?}");
     assert!(e.evaluate_all(&[1.0, f64::NAN]).is_err());
 }
+
+#[test]
+fn a_value_a_hair_below_the_mean_has_z_zero_not_minus_zero() {
+    // z = -0.000002 rounds to zero; OpenELIS's BigDecimal has no negative zero, and the
+    // example's JSON must not print `"z":-0.0`.
+    let mut e = Evaluator::new(100.0, 5.0, oe()).unwrap();
+    let json = serde_json::to_string(&e.push(99.99999).unwrap()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"value":99.99999,"z":0.0,"violations":[],"status":"accepted"}"#
+    );
+    let mut raw = Evaluator::new(0.0, 1.0, RuleSet::empty()).unwrap();
+    assert!(raw.push(-0.0).unwrap().z.is_sign_positive());
+}
