@@ -226,7 +226,9 @@ pub struct RuleSet {
     /// z = 0 handling for the "same side" rules.
     pub zero_side: ZeroSide,
     /// Round z to this many decimals (half away from zero) before judging; OpenELIS stores z as a
-    /// `BigDecimal` of scale 4, HALF_UP. `None` keeps full precision.
+    /// `BigDecimal` of scale 4, HALF_UP. The quotient is then computed in decimal from the shortest
+    /// representations of value, mean and SD, as `BigDecimal` does, so that a z of exactly 1.99995
+    /// becomes 2.0. `None` keeps the full binary precision of `(value − mean) / sd`.
     pub z_decimals: Option<u32>,
 }
 
@@ -382,11 +384,68 @@ fn check_mean_sd(mean: f64, sd: f64, what: &str) -> Result<(), QcError> {
     Ok(())
 }
 
+/// `x` (finite) as `digits × 10^exponent`, the digits being those of its shortest decimal
+/// representation (the number a person typed: 119.9995, not 119.99950000000000471…).
+fn decimal_parts(x: f64) -> Option<(i128, i32)> {
+    // `{:e}` prints the shortest representation, e.g. `-1.199995e2` or `5e-324`.
+    let text = format!("{x:e}");
+    let (mantissa, exponent) = text.split_once('e')?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
+    Some((
+        digits,
+        exponent.checked_sub(i32::try_from(fraction.len()).ok()?)?,
+    ))
+}
+
+fn pow10(n: i32) -> Option<i128> {
+    10i128.checked_pow(n.unsigned_abs())
+}
+
+/// `(value − mean) / sd` rounded half-up (away from zero) to `decimals` places, computed exactly
+/// on the shortest decimal representations of the three numbers, as OpenELIS's
+/// `BigDecimal` subtraction and `divide(sd, 4, HALF_UP)` do. `None` when the numbers are too far
+/// apart in magnitude for 128-bit integers. `sd` must be positive.
+fn decimal_z(value: f64, mean: f64, sd: f64, decimals: u32) -> Option<f64> {
+    let (v, ev) = decimal_parts(value)?;
+    let (m, em) = decimal_parts(mean)?;
+    let (s, es) = decimal_parts(sd)?;
+    let e = ev.min(em);
+    let diff = v
+        .checked_mul(pow10(ev - e)?)?
+        .checked_sub(m.checked_mul(pow10(em - e)?)?)?;
+    // z × 10^decimals = diff × 10^(e + decimals − es) / s
+    let shift = e
+        .checked_add(i32::try_from(decimals).ok()?)?
+        .checked_sub(es)?;
+    let (num, den) = if shift >= 0 {
+        (diff.checked_mul(pow10(shift)?)?, s)
+    } else {
+        (diff, s.checked_mul(pow10(shift)?)?)
+    };
+    if den <= 0 {
+        return None;
+    }
+    let (quotient, remainder) = (num / den, num % den);
+    let half_or_more = remainder.unsigned_abs() >= den.unsigned_abs() - remainder.unsigned_abs();
+    let rounded = if half_or_more {
+        quotient + num.signum()
+    } else {
+        quotient
+    };
+    // Reading the decimal text back gives the double nearest to it.
+    format!("{rounded}e-{decimals}").parse().ok()
+}
+
 fn z_score(value: f64, mean: f64, sd: f64, decimals: Option<u32>) -> f64 {
-    let z = (value - mean) / sd;
     let z = match decimals {
-        Some(d) => crate::round_to(z, d),
-        None => z,
+        // The binary quotient can fall on the wrong side of a half: (119.9995 − 100) / 10 is
+        // 1.99994999… in binary, 1.99995 in decimal, which OpenELIS rounds to 2.0000.
+        Some(d) => {
+            decimal_z(value, mean, sd, d).unwrap_or_else(|| crate::round_to((value - mean) / sd, d))
+        }
+        None => (value - mean) / sd,
     };
     // A value a hair below the mean rounds to -0.0; OpenELIS's BigDecimal has no negative
     // zero, and `"z":-0.0` is no way to print "on the mean". Adding +0.0 turns -0.0 into 0.0

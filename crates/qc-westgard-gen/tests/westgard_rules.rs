@@ -277,3 +277,50 @@ fn a_value_a_hair_below_the_mean_has_z_zero_not_minus_zero() {
     let mut raw = Evaluator::new(0.0, 1.0, RuleSet::empty()).unwrap();
     assert!(raw.push(-0.0).unwrap().z.is_sign_positive());
 }
+
+#[test]
+fn z_is_the_exact_decimal_quotient_rounded_half_up_like_bigdecimal() {
+    // (119.9995 − 100) / 10 is exactly 1.99995, which BigDecimal's HALF_UP at scale 4 makes
+    // 2.0000: a 1-2s in OpenELIS. The binary quotient 1.99994999… must not round it down.
+    assert_eq!(last(oe(), &[119.9995]), (vec!["1-2s"], Status::Warning));
+    assert_eq!(last(oe(), &[80.0005]), (vec!["1-2s"], Status::Warning));
+    assert_eq!(
+        last(oe(), &[129.9995]),
+        (vec!["1-2s", "1-3s"], Status::Rejected)
+    );
+    assert_eq!(last(oe(), &[119.9994]), (vec![], Status::Accepted));
+    let mut e = Evaluator::new(100.0, 1.0, oe()).unwrap();
+    assert_eq!(e.push(101.23445).unwrap().z, 1.2345);
+    assert_eq!(e.push(98.76555).unwrap().z, -1.2345);
+    // Mean and SD with decimals of their own (SD = 5 % of 6.2 as the mock computes it).
+    let mut e = Evaluator::new(6.2, 0.31, oe()).unwrap();
+    assert_eq!(e.push(6.82).unwrap().z, 2.0);
+    assert_eq!(e.push(5.27).unwrap().z, -3.0);
+    // Other scales of the rule set round the same way.
+    let mut two = oe();
+    two.z_decimals = Some(2);
+    let mut e = Evaluator::new(100.0, 10.0, two).unwrap();
+    assert_eq!(e.push(119.95).unwrap().z, 2.0);
+    // Magnitudes too far apart for exact integers still give a z (from binary arithmetic).
+    let mut e = Evaluator::new(-1e300, 1e-300, oe()).unwrap();
+    assert_eq!(e.push(1e300).unwrap().z, f64::INFINITY);
+}
+
+proptest::proptest! {
+    #[test]
+    fn z_matches_integer_decimal_arithmetic(
+        c in -10_000_000i64..10_000_000,
+        a in -1_000_000i64..1_000_000,
+        b in 1i64..100_000,
+    ) {
+        // value c/100, mean a/100, SD b/1000: z × 10^4 = (c − a) × 10^5 / b, half away from zero.
+        let num = i128::from(c - a) * 100_000;
+        let den = i128::from(b);
+        let (q, r) = (num / den, num % den);
+        let q = if 2 * r.abs() >= den { q + num.signum() } else { q };
+        let expected: f64 = format!("{q}e-4").parse().unwrap();
+        let (value, mean, sd) = (c as f64 / 100.0, a as f64 / 100.0, b as f64 / 1000.0);
+        let mut e = Evaluator::new(mean, sd, RuleSet::openelis()).unwrap();
+        proptest::prop_assert_eq!(e.push(value).unwrap().z, expected);
+    }
+}
