@@ -108,8 +108,9 @@ impl Rule {
         }
     }
 
-    /// Whether the rule fires on a window of values ending with the current one.
-    fn violated(self, window: &[Point], zero_side: ZeroSide) -> bool {
+    /// Whether the rule fires on a window of values ending with the current one, judged with the
+    /// rule set's z = 0 handling and z rounding.
+    fn violated(self, window: &[Point], zero_side: ZeroSide, z_decimals: Option<u32>) -> bool {
         let n = self.points();
         if window.len() < n {
             return false; // OpenELIS: "insufficient data", not evaluated.
@@ -120,7 +121,13 @@ impl Rule {
             Self::OneTwoS => z(0).abs() >= 2.0,
             Self::OneThreeS => z(0).abs() >= 3.0,
             Self::TwoTwoS => (z(0) >= 2.0 && z(1) >= 2.0) || (z(0) <= -2.0 && z(1) <= -2.0),
-            Self::RFourS => (z(1) - z(0)).abs() >= 4.0,
+            Self::RFourS => {
+                // Rounded z-scores are decimals, and OpenELIS subtracts them exactly; the binary
+                // difference of 4.0001 and 0.0001 is 3.9999999999999996. Rounding the difference
+                // to the same scale gives back the exact decimal range.
+                let range = (z(1) - z(0)).abs();
+                z_decimals.map_or(range, |d| crate::round_to(range, d)) >= 4.0
+            }
             Self::ThreeOneS | Self::FourOneS => {
                 last.iter().all(|p| p.z >= 1.0) || last.iter().all(|p| p.z <= -1.0)
             }
@@ -504,7 +511,7 @@ impl Evaluator {
             .rules()
             .iter()
             .map(|(r, _)| *r)
-            .filter(|r| r.violated(&window, self.rules.zero_side))
+            .filter(|r| r.violated(&window, self.rules.zero_side, self.rules.z_decimals))
             .collect();
         let keep = self
             .rules

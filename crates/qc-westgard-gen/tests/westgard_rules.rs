@@ -324,3 +324,18 @@ proptest::proptest! {
         proptest::prop_assert_eq!(e.push(value).unwrap().z, expected);
     }
 }
+
+#[test]
+fn r_4s_compares_the_decimal_range_not_a_binary_difference() {
+    // z 4.0001 then 0.0001: exactly 4 SD apart, which OpenELIS's BigDecimal subtraction sees;
+    // in binary 4.0001 − 0.0001 is 3.9999999999999996.
+    assert_eq!(
+        last(oe(), &[140.001, 100.001]),
+        (vec!["R-4s"], Status::Rejected)
+    );
+    assert_eq!(
+        last(oe(), &[59.999, 99.999]),
+        (vec!["R-4s"], Status::Rejected)
+    );
+    assert_eq!(last(oe(), &[140.001, 100.002]).0, Vec::<&str>::new());
+}
