@@ -33,7 +33,9 @@ fn escape(text: &str) -> String {
 
 /// Draws a Levey-Jennings chart: one point per evaluation (oldest left), horizontal lines at the mean
 /// and ±1, ±2, ±3 SD, points joined in run order, warnings circled in orange and rejections in red
-/// with the violated rules written next to them (and in a tooltip).
+/// with the violated rules written next to them (and in a tooltip). The y axis shows at least ±4 SD
+/// and at most ±50 SD; points further out (an infinite z included) are drawn at its edge, points
+/// whose z is NaN are left out.
 ///
 /// ```
 /// use qc_westgard_gen::{levey_jennings_svg, ChartSpec, Evaluator, RuleSet};
@@ -101,10 +103,12 @@ pub fn levey_jennings_svg(spec: &ChartSpec, points: &[Evaluation]) -> String {
         count = points.len(),
     );
 
+    // A NaN z has no place on the chart. An infinite one (a finite value over a tiny SD) is a
+    // real 1-3s rejection: it is drawn clamped to the edge like any z beyond the axis.
     let path: Vec<String> = points
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.z.is_finite())
+        .filter(|(_, p)| !p.z.is_nan())
         .map(|(i, p)| format!("{:.1},{:.1}", x_of(i), y_of(p.z)))
         .collect();
     if path.len() > 1 {
@@ -114,7 +118,7 @@ pub fn levey_jennings_svg(spec: &ChartSpec, points: &[Evaluation]) -> String {
             path.join(" ")
         );
     }
-    for (i, p) in points.iter().enumerate().filter(|(_, p)| p.z.is_finite()) {
+    for (i, p) in points.iter().enumerate().filter(|(_, p)| !p.z.is_nan()) {
         let (x, y) = (x_of(i), y_of(p.z));
         let rules = p.violation_names().join(" ");
         let tip = format!(
