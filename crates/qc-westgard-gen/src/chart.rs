@@ -24,11 +24,23 @@ const RIGHT: f64 = 30.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 50.0;
 
+/// `text` as XML character data or attribute value: markup characters escaped, and characters
+/// XML 1.0 forbids even as references (controls other than tab, LF and CR; U+FFFE, U+FFFF)
+/// replaced by U+FFFD, so that a title from the command line cannot make the file unreadable.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Draws a Levey-Jennings chart: one point per evaluation (oldest left), horizontal lines at the mean

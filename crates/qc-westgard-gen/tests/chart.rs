@@ -19,6 +19,11 @@ fn counts(svg: &str) -> (usize, usize) {
     )
 }
 
+/// Characters XML 1.0 does not allow anywhere in a document, escaped or not.
+fn xml_forbidden(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
 #[test]
 fn one_point_all_equal_and_no_points() {
     let mut e = Evaluator::new(100.0, 5.0, RuleSet::openelis()).unwrap();
@@ -59,4 +64,16 @@ fn an_infinite_z_is_drawn_at_the_edge_and_a_nan_is_left_out() {
     assert!(svg.contains(r#"cy="50.0" r="4""#), "{svg}");
     assert!(svg.contains(r#"cy="370.0" r="4""#), "{svg}");
     assert!(!svg.contains("NaN,") && !svg.contains(r#""NaN""#));
+}
+
+#[test]
+fn text_is_escaped_and_characters_xml_forbids_are_replaced() {
+    let mut e = Evaluator::new(100.0, 5.0, RuleSet::openelis()).unwrap();
+    let points = e.evaluate_all(&[101.0, 116.0]).unwrap();
+    let mut chart = spec("LOT<1> & \"N\"\u{1}\u{1b}[0m\u{FFFF}", 100.0, 5.0);
+    chart.unit = "µmol/L\u{0}".into();
+    let svg = levey_jennings_svg(&chart, &points);
+    assert!(!svg.chars().any(xml_forbidden), "{svg:?}");
+    assert!(svg.contains("LOT&lt;1&gt; &amp; &quot;N&quot;"), "{svg}");
+    assert!(svg.contains("µmol/L"));
 }
