@@ -27,8 +27,9 @@ struct Args {
     /// Target mean of the control lot.
     #[arg(long, allow_hyphen_values = true)]
     mean: f64,
-    /// Standard deviation of the control lot (> 0).
-    #[arg(long)]
+    /// Standard deviation of the control lot (> 0). A negative one is read as a number, so that
+    /// it is refused as an invalid SD rather than as an unknown option.
+    #[arg(long, allow_negative_numbers = true)]
     sd: f64,
     /// Rule set.
     #[arg(long, value_enum, default_value = "openelis")]
