@@ -2,8 +2,9 @@
 //!
 //! Reads one value per line from stdin (oldest first) and prints one JSON line per value:
 //! `{"value":111.0,"z":2.2,"violations":["1-2s"],"status":"warning"}`. Blank lines and lines
-//! starting with `#` are skipped; a line that is not a number is reported on stderr with its line
-//! number and the program exits with status 2 after printing the values before it.
+//! starting with `#` are skipped; CRLF line ends and a UTF-8 byte order mark at the start are
+//! accepted. A line that is not a number is reported on stderr with its line number and the
+//! program exits with status 2 after printing the values before it.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -71,6 +72,12 @@ fn main() -> ExitCode {
                 status = ExitCode::from(2);
                 break;
             }
+        };
+        // A UTF-8 byte order mark (Notepad, PowerShell 5) may precede the first line.
+        let line = if n == 0 {
+            line.strip_prefix('\u{feff}').unwrap_or(&line)
+        } else {
+            &line
         };
         let text = line.trim();
         if text.is_empty() || text.starts_with('#') {

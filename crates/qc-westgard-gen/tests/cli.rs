@@ -100,3 +100,25 @@ fn a_bad_sd_is_reported_as_such_even_when_negative() {
         );
     }
 }
+
+#[test]
+fn a_utf8_byte_order_mark_before_the_first_value_is_skipped() {
+    // What Notepad and PowerShell 5 write at the start of a UTF-8 file (with CRLF line ends).
+    let (code, out, err) = westgard(
+        &["--mean", "100", "--sd", "5"],
+        b"\xEF\xBB\xBF111\r\n90\r\n",
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        out.starts_with(r#"{"value":111.0,"z":2.2,"violations":["1-2s"],"status":"warning"}"#),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2);
+    // Only at the very start: elsewhere it is not part of a number.
+    let (code, _, err) = westgard(
+        &["--mean", "100", "--sd", "5"],
+        "100\n\u{feff}90\n".as_bytes(),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("line 2"), "{err}");
+}
