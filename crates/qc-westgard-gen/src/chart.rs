@@ -44,7 +44,8 @@ fn escape(text: &str) -> String {
 }
 
 /// Draws a Levey-Jennings chart: one point per evaluation (oldest left), horizontal lines at the mean
-/// and ±1, ±2, ±3 SD, points joined in run order, warnings circled in orange and rejections in red
+/// and ±1, ±2, ±3 SD (labelled with their values, to two significant digits of the SD or 4 decimals,
+/// whichever is finer), points joined in run order, warnings circled in orange and rejections in red
 /// with the violated rules written next to them (and in a tooltip). The y axis shows at least ±4 SD
 /// and at most ±50 SD; points further out (an infinite z included) are drawn at its edge, points
 /// whose z is NaN are left out.
@@ -89,6 +90,14 @@ pub fn levey_jennings_svg(spec: &ChartSpec, points: &[Evaluation]) -> String {
     } else {
         format!(" {}", escape(&spec.unit))
     };
+    // Enough decimals for two significant digits of the SD, so that the seven lines of a control
+    // at 0.0005 ± 0.00002 do not all read 0.0005; at least 4, at most 12.
+    let label_decimals = if spec.sd.is_finite() && spec.sd > 0.0 {
+        // An integer from 4 to 12, so the cast is exact.
+        (1.0 - spec.sd.log10().floor()).clamp(4.0, 12.0) as u32
+    } else {
+        4
+    };
     for k in -3i32..=3 {
         let (colour, dash, label) = match k.abs() {
             0 => ("#2a7", "", "mean".to_owned()),
@@ -104,7 +113,8 @@ pub fn levey_jennings_svg(spec: &ChartSpec, points: &[Evaluation]) -> String {
             x2 = WIDTH - RIGHT,
             lx = LEFT - 6.0,
             ty = y + 4.0,
-            value = crate::round_to(value, 4),
+            // + 0.0: a label that rounds to -0 reads 0.
+            value = crate::round_to(value, label_decimals) + 0.0,
         );
     }
     let _ = writeln!(

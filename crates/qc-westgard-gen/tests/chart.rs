@@ -77,3 +77,31 @@ fn text_is_escaped_and_characters_xml_forbids_are_replaced() {
     assert!(svg.contains("LOT&lt;1&gt; &amp; &quot;N&quot;"), "{svg}");
     assert!(svg.contains("µmol/L"));
 }
+
+#[test]
+fn sd_lines_are_labelled_with_enough_decimals_to_tell_them_apart() {
+    // A control at 0.0005 with SD 0.00002: at 4 decimals five of the seven lines read 0.0005.
+    let mut e = Evaluator::new(0.0005, 0.00002, RuleSet::openelis()).unwrap();
+    let points = e.evaluate_all(&[0.00051]).unwrap();
+    let svg = levey_jennings_svg(&spec("small", 0.0005, 0.00002), &points);
+    for label in [
+        "-3SD 0.00044 mg/dL",
+        "-2SD 0.00046 mg/dL",
+        "-1SD 0.00048 mg/dL",
+        "mean 0.0005 mg/dL",
+        "+1SD 0.00052 mg/dL",
+        "+2SD 0.00054 mg/dL",
+        "+3SD 0.00056 mg/dL",
+    ] {
+        assert!(svg.contains(label), "{label}: {svg}");
+    }
+    // The usual case keeps its short labels.
+    let svg = levey_jennings_svg(&spec("GLU", 100.0, 5.0), &points);
+    assert!(
+        svg.contains("-3SD 85 mg/dL") && svg.contains("mean 100 mg/dL"),
+        "{svg}"
+    );
+    // A vanishing SD around 0 prints no "-0".
+    let svg = levey_jennings_svg(&spec("tiny", 0.0, 1e-300), &points);
+    assert!(!svg.contains("SD -0 "), "{svg}");
+}
