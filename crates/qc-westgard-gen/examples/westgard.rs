@@ -4,7 +4,8 @@
 //! `{"value":111.0,"z":2.2,"violations":["1-2s"],"status":"warning"}`. Blank lines and lines
 //! starting with `#` are skipped; CRLF line ends and a UTF-8 byte order mark at the start are
 //! accepted. A line that is not a number is reported on stderr with its line number and the
-//! program exits with status 2 after printing the values before it.
+//! program exits with status 2 after printing the values before it. A z too large for a double
+//! (a finite value over a vanishingly small SD) is printed as `null`: JSON has no infinity.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;

@@ -228,7 +228,8 @@ impl ZeroSide {
 pub struct RuleSet {
     rules: Vec<(Rule, Severity)>,
     /// Prior results of the same control lot taken into account (OpenELIS: the newest 15);
-    /// `None` keeps everything.
+    /// `None` sets no limit (an evaluator then keeps only as many as its longest rule needs,
+    /// which judges the same).
     pub history_limit: Option<usize>,
     /// z = 0 handling for the "same side" rules.
     pub zero_side: ZeroSide,

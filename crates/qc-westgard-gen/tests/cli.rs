@@ -122,3 +122,13 @@ fn a_utf8_byte_order_mark_before_the_first_value_is_skipped() {
     assert_eq!(code, 2);
     assert!(err.contains("line 2"), "{err}");
 }
+
+#[test]
+fn a_z_beyond_a_double_is_null_and_rejected() {
+    let (code, out, err) = westgard(&["--mean", "0", "--sd", "1e-300"], b"1e10\n");
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "{\"value\":10000000000.0,\"z\":null,\"violations\":[\"1-2s\",\"1-3s\"],\"status\":\"rejected\"}\n"
+    );
+}

@@ -272,3 +272,17 @@ proptest! {
         prop_assert_eq!(round_to(rounded, decimals), rounded);
     }
 }
+
+#[test]
+fn seeded_values_are_pinned() {
+    // The docs promise the same values for a seed on every platform and release: any change of
+    // RNG or normal-sampling algorithm (a rand or rand_distr upgrade) must show up here.
+    let mut g = QcGenerator::seeded(42);
+    let values: Vec<f64> = (0..3)
+        .map(|_| g.value(100.0, 5.0, Deviation::Random))
+        .collect();
+    assert_eq!(
+        values,
+        [104.17198773421897, 97.42518535926352, 107.03863786559874]
+    );
+}
