@@ -90,12 +90,24 @@ struct Args {
     templates_dir: Option<PathBuf>,
 }
 
+/// The folder holding `--templates-dir`, where fixtures and `analyzer-profiles` are looked up.
+/// A path ending in `.` or `..` (`--templates-dir .` from inside the folder) has no lexical
+/// parent worth the name (`Path::parent` of `.` is the empty path, i.e. the templates folder
+/// itself), so such a path is resolved first.
+fn templates_root(dir: &Path) -> Option<PathBuf> {
+    if dir.file_name().is_some() {
+        return dir.parent().map(Path::to_path_buf);
+    }
+    std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|d| d.parent().map(Path::to_path_buf))
+}
+
 fn load_templates(dir: Option<&Path>) -> Result<TemplateSet> {
     let Some(dir) = dir else {
         return TemplateSet::embedded().context("compiled-in templates");
     };
-    let profiles = dir
-        .parent()
+    let profiles = templates_root(dir)
         .map(|p| p.join("analyzer-profiles"))
         .filter(|p| p.is_dir())
         .map_or(Profiles::None, Profiles::Dir);
@@ -135,7 +147,7 @@ fn fixture_bytes(template: &Template, templates_dir: Option<&Path>) -> Result<(S
     else {
         bail!("template {:?} has no fixture to replay", template.name);
     };
-    if let Some(root) = templates_dir.and_then(Path::parent) {
+    if let Some(root) = templates_dir.and_then(templates_root) {
         let path = root.join(file);
         if path.is_file() {
             let bytes =

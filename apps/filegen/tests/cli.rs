@@ -322,3 +322,42 @@ fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
     // Nothing was written anywhere for the failed runs.
     assert_eq!(names(dir.path()), ["file"]);
 }
+
+#[test]
+fn templates_dir_given_as_dot_finds_fixtures_in_its_parent() {
+    // `--templates-dir .` from inside the templates folder: the folder's parent is `..`, not the
+    // empty path (which would look for fixtures and profiles inside the templates folder itself).
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    let json = r#"{"analyzer":{"name":"Plate X","model":"PX","manufacturer":"Acme"},
+        "protocol":{"type":"FILE"},"file_config":{"format":"CSV"},
+        "fixture":{"file":"fixtures/acme/run.csv","format":"CSV"},
+        "fields":[{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}]}"#;
+    std::fs::write(templates.join("acme_px.json"), json).unwrap();
+    std::fs::create_dir_all(dir.path().join("fixtures/acme")).unwrap();
+    std::fs::write(
+        dir.path().join("fixtures/acme/run.csv"),
+        "Well,Sample,OD\r\nA1,DEV01265100000000101,0.5\r\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    for templates_dir in [".", "./", "../templates"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_filegen"))
+            .current_dir(&templates)
+            .args([
+                "--template",
+                "acme_px",
+                "--out",
+                out.to_str().unwrap(),
+                "--templates-dir",
+                templates_dir,
+                "--replay-fixture",
+            ])
+            .output()
+            .expect("run filegen");
+        assert!(o.status.success(), "{templates_dir}: {}", stderr(&o));
+        assert!(stdout(&o).contains("1 fresh accessions"), "{}", stdout(&o));
+    }
+    assert_eq!(names(&out).len(), 3);
+}
