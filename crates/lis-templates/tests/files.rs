@@ -734,6 +734,61 @@ fn write_output_publishes_whole_files_and_never_overwrites() {
     assert!(e.to_string().starts_with("cannot create folder "), "{e}");
 }
 
+/// Whether `name` matches the glob `pattern` (`*` only; the only wildcard the templates use).
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    if !name.starts_with(first) || !name[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Two files generated under one name (same clock, same sequence: two runs in the same second)
+/// are both published, and the second one's name still matches the template's `file_pattern`,
+/// so an importer that polls for that pattern picks it up. The counter used to go before the
+/// extension, after the pattern's literal tail: `tecan_…-0001_grid-1.csv` is not
+/// `tecan_*_grid.csv`.
+#[test]
+fn a_name_taken_twice_still_matches_the_file_pattern() {
+    for template in file_templates() {
+        let Some(pattern) = template.identification.file_pattern.clone() else {
+            continue;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = files::render(&template, &minter(), &options(1, 1)).unwrap();
+        let ext = file.file.file_name.rsplit_once('.').unwrap().1.to_owned();
+        // The pattern with the extension actually written (`QS5_*.xls` files are XLSX).
+        let pattern = format!("{}.{ext}", pattern.rsplit_once('.').unwrap().0);
+        let mut names = Vec::new();
+        for _ in 0..3 {
+            let path = files::write_output(&file.file, dir.path()).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), file.file.bytes);
+            names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        assert_eq!(names[0], file.file.file_name);
+        names.dedup();
+        assert_eq!(names.len(), 3, "{}: {names:?}", template.name);
+        for name in &names {
+            assert!(
+                glob_matches(&pattern, name),
+                "{}: {name} does not match {pattern}",
+                template.name
+            );
+        }
+    }
+}
+
 /// QC controls of a detection assay are called from their level and target: the
 /// negative control reads as not detected (no concentration), the positive one as
 /// detected with its QC value; before, every QC control read as detected.

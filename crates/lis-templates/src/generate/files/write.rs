@@ -19,8 +19,38 @@ fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> FileE
     }
 }
 
-/// The `n`-th alternative name: `stem-n.ext`.
+/// End of the first `YYYYMMDD-HHMMSS-NNNN` token (date, time, four or more digits of sequence)
+/// in `name`: the part the generated names put where the template's `file_pattern` has its `*`.
+fn generated_part_end(name: &str) -> Option<usize> {
+    const SHAPE: &[u8] = b"dddddddd-dddddd-dddd";
+    let b = name.as_bytes();
+    let fits = |i: usize| {
+        b.len() >= i + SHAPE.len()
+            && SHAPE.iter().zip(&b[i..]).all(|(s, c)| {
+                if *s == b'd' {
+                    c.is_ascii_digit()
+                } else {
+                    c == s
+                }
+            })
+    };
+    let start = (0..b.len()).find(|&i| fits(i))?;
+    let mut end = start + SHAPE.len();
+    while b.get(end).is_some_and(u8::is_ascii_digit) {
+        end += 1;
+    }
+    Some(end)
+}
+
+/// The `n`-th alternative name. The `-n` goes right after the generated
+/// `YYYYMMDD-HHMMSS-NNNN` part where the name has one, i.e. inside what the template's
+/// `file_pattern` matches with its `*` (`tecan_…-0001_grid.csv` becomes
+/// `tecan_…-0001-1_grid.csv`, still `tecan_*_grid.csv`); otherwise before the extension
+/// (`stem-n.ext`).
 fn numbered(name: &str, n: u32) -> String {
+    if let Some(end) = generated_part_end(name) {
+        return format!("{}-{n}{}", &name[..end], &name[end..]);
+    }
     match name.rsplit_once('.') {
         Some((stem, ext)) => format!("{stem}-{n}.{ext}"),
         None => format!("{name}-{n}"),
@@ -56,8 +86,10 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, fs::File), FileError>
 /// The bytes go to a hidden `.NAME.PID.N.tmp` first (N distinguishes concurrent calls), are
 /// synced, and are then hard-linked (or, where the file system has no links, renamed) to the final
 /// name, and the folder is synced; an existing file is never
-/// overwritten — the name gets a `-1`, `-2`, … suffix instead. The file name is sanitised (ASCII
-/// letters, digits, `-`, `_`, `.`, space; no leading dot).
+/// overwritten — the name gets a `-1`, `-2`, … suffix instead, right after a generated
+/// `YYYYMMDD-HHMMSS-NNNN` part (so the name still matches the template's `file_pattern`), else
+/// before the extension. The file name is sanitised (ASCII letters, digits, `-`, `_`, `.`,
+/// space; no leading dot).
 pub fn write_output(file: &FileOutput, dir: &Path) -> Result<PathBuf, FileError> {
     let (temp, name) = write_temp(file, dir)?;
     let published = publish(&temp, dir, &name);
