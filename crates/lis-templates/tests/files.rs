@@ -349,7 +349,8 @@ fn finecare_writes_a_metadata_line_forty_columns_and_semicolons() {
     let text = std::str::from_utf8(&file.file.bytes).unwrap();
     let lines: Vec<&str> = text.split('\n').collect();
     assert_eq!(lines[0].split(';').count(), 41);
-    assert_eq!(lines[0].split(';').nth(20).unwrap(), "2026-11-21 08:59:41");
+    // The session opened 7 minutes per result (8 here) before the clock.
+    assert_eq!(lines[0].split(';').nth(20).unwrap(), "2026-11-21 08:03:41");
     assert!(lines[1].starts_with("Serial Number;Sample Number;Sample Type;Test Name;Result;"));
     for line in &lines[2..lines.len() - 1] {
         assert_eq!(line.split(';').count(), 40, "{line}");
@@ -363,6 +364,12 @@ fn finecare_writes_a_metadata_line_forty_columns_and_semicolons() {
     for row in &rows[2..] {
         row[result].parse::<f64>().unwrap();
     }
+    // One result every 7 minutes, the last one at the clock: none dated in the future.
+    let time = header.iter().position(|c| c == "Date/Time").unwrap();
+    let times: Vec<&str> = rows[2..].iter().map(|r| r[time].as_str()).collect();
+    assert_eq!(times.first(), Some(&"2026-11-21 08:10:41"));
+    assert_eq!(times.last(), Some(&"2026-11-21 08:59:41"));
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
 }
 
 #[test]

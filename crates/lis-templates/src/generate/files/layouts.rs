@@ -1169,7 +1169,12 @@ impl Generator<'_> {
         metadata[0] = Cell::text("Finecare FIA Meter III Plus");
         metadata[1] = Cell::text(model.clone());
         metadata[2] = Cell::text(serial.clone());
-        metadata[20] = Cell::text(self.now.format("%Y-%m-%d %H:%M:%S").to_string());
+        // One test every 7 minutes, the last one finished now: the session opened (the
+        // metadata time, as in the fixture) 7 minutes per result ago, so no result is dated
+        // in the future, which an importer may refuse.
+        let results: usize = specimens.iter().map(|s| self.fields_of(s).len()).sum();
+        let started = self.now - Duration::minutes(7 * i64::try_from(results).unwrap_or(0));
+        metadata[20] = Cell::text(started.format("%Y-%m-%d %H:%M:%S").to_string());
         let mut rows = vec![
             metadata,
             FINECARE_COLUMNS.iter().map(|c| Cell::text(*c)).collect(),
@@ -1199,7 +1204,7 @@ impl Generator<'_> {
                     "N" => "",
                     f => f,
                 });
-                let at = self.now + Duration::minutes(7 * i64::try_from(n).unwrap_or(0));
+                let at = started + Duration::minutes(7 * i64::try_from(n).unwrap_or(0));
                 let mut row = vec![Cell::Empty; FINECARE_COLUMNS.len()];
                 let mut set = |name: &str, cell: Cell| {
                     if let Some(i) = FINECARE_COLUMNS.iter().position(|c| *c == name) {
