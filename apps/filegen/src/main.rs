@@ -81,8 +81,9 @@ struct Args {
     /// Shift every QC value by exactly this many SD (target + k × SD).
     #[arg(long, requires = "qc", allow_hyphen_values = true)]
     qc_deviation: Option<f64>,
-    /// Rewrite the template's real fixture with fresh accessions instead of generating.
-    #[arg(long, conflicts_with_all = ["qc", "format", "samples"])]
+    /// Rewrite the template's real fixture with fresh accessions instead of generating
+    /// (sequential accessions, everything else kept: no seed, QC, format or sample count).
+    #[arg(long, conflicts_with_all = ["qc", "format", "samples", "seed"])]
     replay_fixture: bool,
     /// Load templates from this folder instead of the compiled-in set (fixtures are looked up
     /// in its parent folder first).

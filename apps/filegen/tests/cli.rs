@@ -236,7 +236,7 @@ fn templates_dir_is_used() {
 fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
         (
             &["--template", "nope", "--out", p],
             "unknown template \"nope\"; FILE templates: dtprime, ",
@@ -288,6 +288,20 @@ fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
                 "4",
             ],
             "the argument '--qc' cannot be used with '--samples <SAMPLES>'",
+        ),
+        (
+            // Replayed accessions are sequential and the rest is the fixture's: a seed
+            // would change nothing, so it is refused rather than ignored.
+            &[
+                "--template",
+                "tecan_f50",
+                "--out",
+                p,
+                "--replay-fixture",
+                "--seed",
+                "7",
+            ],
+            "the argument '--replay-fixture' cannot be used with '--seed <SEED>'",
         ),
         (
             &[
