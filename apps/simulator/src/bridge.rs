@@ -19,6 +19,29 @@ const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How much of the bridge's reply, and of a text file, the JSON reply shows.
 const PREVIEW_CHARS: usize = 500;
 
+/// Most of OpenELIS's analyzer list read; a lab has tens of analyzers, not megabytes.
+const MAX_ANALYZER_LIST: usize = 8 << 20;
+/// Most of the bridge's reply read: the preview shows 500 characters of it.
+const MAX_BRIDGE_REPLY: usize = 64 << 10;
+
+/// Reads at most `limit` bytes of a response body (a peer that sends more is cut off, not
+/// buffered), and whether it was cut.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
 /// Where and as whom to upload; each setting from the body, else its environment variable,
 /// else the reference's default.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,10 +217,14 @@ async fn look_up_analyzer_id(
     if !status.is_success() {
         return Err(format!("GET {url}: status {status}"));
     }
-    let body = response
-        .bytes()
+    let (body, cut) = read_capped(response, MAX_ANALYZER_LIST)
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
+    if cut {
+        return Err(format!(
+            "GET {url}: the analyzer list is larger than {MAX_ANALYZER_LIST} bytes"
+        ));
+    }
     let list: Value =
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))?;
     find_analyzer_id(&list, name).ok_or_else(|| format!("GET {url}: no analyzer named {name:?}"))
@@ -262,7 +289,12 @@ pub(crate) async fn upload(
             ))
         })?;
     let status = response.status();
-    let reply = response.text().await.unwrap_or_default();
+    // The upload is done once the status is in; a reply that breaks off only shortens the
+    // preview.
+    let reply = read_capped(response, MAX_BRIDGE_REPLY)
+        .await
+        .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
     tracing::info!(
         "bridge upload of {upload_filename} ({} bytes) to {url}: status {status}",
         file.bytes.len()

@@ -89,6 +89,11 @@ async fn fake_servers() -> (String, Arc<Fake>) {
             "/api/OpenELIS-Global/rest/analyzer/analyzers",
             get(analyzers),
         )
+        // An OpenELIS that answers with more than anyone should buffer.
+        .route(
+            "/huge/api/OpenELIS-Global/rest/analyzer/analyzers",
+            get(|| async { format!("[{}]", "{\"id\":1,\"name\":\"x\"},".repeat(600_000)) }),
+        )
         .with_state(fake.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -287,6 +292,18 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
              bridge_upload.analyzer_id explicitly, or ensure the analyzer is registered in OE."
         ) && error.contains("no analyzer named"),
         "{error}"
+    );
+
+    // An analyzer list too large to read is refused, not buffered.
+    let body = format!(r#"{{"bridge_upload":{{"oe_url":"{url}/huge"}}}}"#);
+    let (s, v) = post_json(sim.api_url("/simulate/file/tecan_f50"), &body).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("is larger than 8388608 bytes"),
+        "{v}"
     );
 
     // A bridge that cannot be reached: 502.
