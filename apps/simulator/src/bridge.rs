@@ -110,11 +110,13 @@ pub(crate) fn requested(
         "oe_user",
         "oe_pass",
     ];
-    if let Some(unknown) = given.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(UploadError::Request(format!(
-            "bridge_upload.{unknown} is not a known key; known: {}",
+    // The reference ignores keys it does not know, so a harness may send some; say so in
+    // the log rather than refuse the request.
+    for unknown in given.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+        tracing::warn!(
+            "bridge_upload.{unknown} is not a known key (known: {}); ignored",
             KEYS.join(", ")
-        )));
+        );
     }
     let text = |key: &str| -> Result<Option<String>, UploadError> {
         match given.get(key) {

@@ -327,10 +327,6 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
             "bridge_upload must be an object",
         ),
         (
-            r#"{"bridge_upload":{"analyzer":"3"}}"#,
-            "bridge_upload.analyzer is not a known key",
-        ),
-        (
             r#"{"bridge_upload":{"bridge_url":5}}"#,
             "bridge_upload.bridge_url must be a string",
         ),
@@ -340,4 +336,16 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
         assert!(v["error"].as_str().unwrap().contains(needle), "{body}: {v}");
     }
     assert_eq!(fake.uploads.lock().unwrap().len(), uploads);
+
+    // A key the reference does not know is ignored (with a log line), as the reference does:
+    // the id is looked up and the file goes out.
+    let (s, v) = post_json(
+        sim.api_url("/simulate/file/tecan_f50"),
+        r#"{"bridge_upload":{"analyzer":"Tecan"}}"#,
+    )
+    .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("uploaded")), "{v}");
+    let last = fake.uploads.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.analyzer_id.as_deref(), Some("3"));
+    assert_eq!(last.test_code, None);
 }
