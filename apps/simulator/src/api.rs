@@ -333,7 +333,8 @@ async fn astm_get(
     ok(json!({"status": "generated", "template": name, "message": text}))
 }
 
-fn qc_default(var: &str, default: &str) -> String {
+/// An environment variable the reference reads at request time, else its default.
+pub(crate) fn env_or(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
@@ -351,12 +352,12 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     let mut destination = str_field(&body, &["destination"])?;
     let mut source = source_ip(&body)?;
     if qc && destination.is_none() && name == "genexpert_astm" {
-        destination = Some(qc_default(
+        destination = Some(env_or(
             "QC_DEFAULT_ASTM_DESTINATION",
             "tcp://openelis-analyzer-bridge:12001",
         ));
         if source.is_none() {
-            source = qc_default("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20.10")
+            source = env_or("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20.10")
                 .parse()
                 .ok();
         }
@@ -517,12 +518,12 @@ async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
     let mut destination = str_field(&body, &["destination"])?;
     let mut source = source_ip(&body)?;
     if qc && destination.is_none() && name == "mindray_bs200" {
-        destination = Some(qc_default(
+        destination = Some(env_or(
             "QC_DEFAULT_HL7_DESTINATION",
             "mllp://openelis-analyzer-bridge:2575",
         ));
         if source.is_none() {
-            source = qc_default("QC_DEFAULT_HL7_SOURCE_IP", "10.42.22.10")
+            source = env_or("QC_DEFAULT_HL7_SOURCE_IP", "10.42.22.10")
                 .parse()
                 .ok();
         }

@@ -11,6 +11,7 @@ use rand::RngExt;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value, json};
 
+use crate::api::env_or;
 use crate::app::App;
 use crate::push;
 
@@ -63,10 +64,6 @@ pub(crate) enum UploadError {
     Request(String),
     /// The bridge could not be reached (a 502).
     Bridge(String),
-}
-
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
 /// The upload `bridge_upload` asks for, or `None` for none. Absent (or null), it defaults as in
@@ -149,18 +146,17 @@ pub(crate) fn requested(
     }))
 }
 
-/// File extension and content type of an uploaded file.
-fn media(file: &FileOutput) -> (&'static str, &'static str) {
+/// Content type of an uploaded file.
+fn content_type(file: &FileOutput) -> &'static str {
     match file.kind {
-        FileKind::Csv => (".csv", "text/csv"),
-        FileKind::Tsv => (".tsv", "text/tab-separated-values"),
-        FileKind::Txt => (".txt", "text/plain"),
-        FileKind::Xml => (".xml", "application/xml"),
-        FileKind::Xls | FileKind::Xlsx => (
-            ".xlsx",
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        ),
-        _ => ("", "application/octet-stream"),
+        FileKind::Csv => "text/csv",
+        FileKind::Tsv => "text/tab-separated-values",
+        FileKind::Txt => "text/plain",
+        FileKind::Xml => "application/xml",
+        FileKind::Xls | FileKind::Xlsx => {
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        }
+        _ => "application/octet-stream",
     }
 }
 
@@ -260,7 +256,12 @@ pub(crate) async fn upload(
                 })?
         }
     };
-    let (extension, content_type) = media(file);
+    let content_type = content_type(file);
+    // The extension the generator gave the file (`.xlsx` for XLS instruments, `.csv`, ...).
+    let extension = std::path::Path::new(&file.file_name)
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
     let tag: u32 = app.rng().random();
     let upload_filename = format!(
         "{}{}-{tag:08x}{extension}",
