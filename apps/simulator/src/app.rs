@@ -50,7 +50,12 @@ pub(crate) struct App {
 
 impl App {
     /// Loads templates and checks the options.
-    pub(crate) fn new(cli: Cli) -> anyhow::Result<Self> {
+    pub(crate) fn new(mut cli: Cli) -> anyhow::Result<Self> {
+        // The reference tests `ASTM_TEMPLATE` / `--template` for truth: an empty value (a
+        // compose file's `ASTM_TEMPLATE: ""`) means no template, not a template called "".
+        if cli.template.as_deref() == Some("") {
+            cli.template = None;
+        }
         let mut templates = TemplateSet::embedded().context("embedded templates")?;
         if let Some(dir) = &cli.templates_dir {
             let profiles = cli

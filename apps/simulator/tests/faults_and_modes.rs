@@ -484,3 +484,31 @@ async fn a_connection_beyond_max_connections_is_closed_and_the_slot_comes_back()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_astm_template_is_no_template() {
+    // Push / dry-run: the legacy fields.json message, as without ASTM_TEMPLATE.
+    let mut cmd = command(&["--dry-run", "--seed", "1"]);
+    cmd.env("ASTM_TEMPLATE", "");
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("H|\\^&|||Sysmex^XN-1000^V1.0|"), "{text}");
+
+    // Server mode with an empty port map: the single port has no template (the legacy
+    // field-query reply), instead of refusing to start.
+    let mut cmd = command(&["-d", "0"]);
+    cmd.env("ASTM_TEMPLATE", "")
+        .env("PORT_TEMPLATES", "{}")
+        .env("ASTM_PORT", "0");
+    let sim = Sim::start_with(cmd);
+    assert_eq!(sim.listeners.len(), 1, "{:?}", sim.listeners);
+    let mut s = connect(sim.port_of("-")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    let records = receive_records(&mut s).await;
+    assert!(records[0].contains("MockAnalyzer^ASTM-Mock"), "{records:?}");
+}
