@@ -365,8 +365,9 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     let mut results = Vec::new();
     let mut pushed = 0u64;
     for i in 1..=count {
+        // The template's seed values, as the reference pushes them (`use_seed=True`).
         let messages = app
-            .astm_messages(t, qc, deviation, &overrides, app.cli.seed.is_some())
+            .astm_messages(t, qc, deviation, &overrides, true)
             .map_err(|e| bad(format!("{e:#}")))?;
         let sample_id = messages
             .first()
@@ -741,13 +742,7 @@ async fn legacy_push(
     for i in 1..=count {
         let payloads: anyhow::Result<Vec<Vec<u8>>> = match t {
             Some(t) => app
-                .astm_messages(
-                    t,
-                    false,
-                    None,
-                    &Overrides::default(),
-                    app.cli.seed.is_some(),
-                )
+                .astm_messages(t, false, None, &Overrides::default(), true)
                 .map(|m| m.iter().map(lis_templates::AstmMessage::to_bytes).collect()),
             None => app
                 .minter

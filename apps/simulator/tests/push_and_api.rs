@@ -987,3 +987,54 @@ async fn mllp_listener_answers_a_payload_that_is_not_hl7_with_a_nak_block() {
         "the next reply is the HL7 ACK, nothing for the commit block: {ack:?}"
     );
 }
+
+/// Accepts one E1381 connection on `lis` and returns the records it carried.
+async fn receive_one_push(lis: &TcpListener) -> Vec<String> {
+    let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
+        .await
+        .expect("no push arrived")
+        .unwrap();
+    // The simulator sends ENQ first; `receive_records` answers it.
+    receive_records(&mut s).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_pushes_carry_the_template_seed_values_as_the_reference() {
+    use reqwest::Method;
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_addr = lis.local_addr().unwrap();
+    let sim = api_sim(&[]);
+    let expected = [
+        ("PT", "12.5"),
+        ("INR", "1.05"),
+        ("APTT", "28.5"),
+        ("FIB", "3.2"),
+        ("TT", "15.2"),
+    ];
+    let check = |records: Vec<String>| {
+        let values: Vec<(String, String)> = records
+            .iter()
+            .filter(|r| r.starts_with("R|"))
+            .map(|r| {
+                let f: Vec<&str> = r.split('|').collect();
+                (f[2].trim_start_matches('^').to_owned(), f[3].to_owned())
+            })
+            .collect();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(c, v)| ((*c).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(values, expected, "{records:?}");
+    };
+    for route in [
+        "/simulate/astm/stago_start4".to_owned(),
+        format!("/push?template=stago_start4&destination=tcp://{lis_addr}"),
+    ] {
+        let body = format!(r#"{{"destination":"tcp://{lis_addr}"}}"#);
+        let url = sim.api_url(&route);
+        let posting = tokio::spawn(async move { call(Method::POST, url, Some(&body)).await });
+        check(receive_one_push(&lis).await);
+        let (s, v) = posting.await.unwrap();
+        assert_eq!(s, 200, "{route}: {v}");
+    }
+}
