@@ -696,32 +696,54 @@ fn upload_error(error: bridge::UploadError) -> ApiError {
     }
 }
 
+/// `POST /push` answers errors in the legacy push API's shape,
+/// `{"status":"error","message":…}`, with `error` as on the other routes.
 async fn legacy_push(
+    state: State<Arc<App>>,
+    query: Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    match legacy_push_reply(state, query, body).await {
+        Ok(response) => response,
+        Err(ApiError(status, message)) => (
+            status,
+            axum::Json(json!({"status": "error", "message": message, "error": message})),
+        )
+            .into_response(),
+    }
+}
+
+/// A `count` of the legacy push API: a number or a numeric string (the reference reads it
+/// with `int()`), 1 to 1000.
+fn legacy_count(value: &Value) -> Result<u64, ApiError> {
+    let n = match value {
+        Value::String(text) => text.trim().parse::<u64>().ok(),
+        other => other.as_u64(),
+    };
+    n.filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| bad(format!("count must be an integer from 1 to 1000; got {value}")))
+}
+
+async fn legacy_push_reply(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Reply {
-    let body = body_json(&body)?;
+    // The legacy API ignores a body that is not a JSON object, with a warning.
+    let body = body_json(&body).unwrap_or_else(|_| {
+        tracing::warn!("POST /push: the body is not a JSON object; ignored");
+        serde_json::Map::new()
+    });
     let get = |key: &str| -> Result<Option<String>, ApiError> {
         match str_field(&body, &[key])? {
             Some(v) => Ok(Some(v)),
             None => Ok(query.get(key).cloned()),
         }
     };
-    let count = match body.get("count") {
-        Some(_) => count_field(&body)?,
-        None => match query.get("count") {
-            None => 1,
-            Some(c) => c
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "count must be an integer from 1 to 1000; got {c:?}"
-                    ))
-                })?,
-        },
+    let count = match (body.get("count"), query.get("count")) {
+        (Some(v), _) if !v.is_null() => legacy_count(v)?,
+        (_, Some(c)) => legacy_count(&Value::String(c.clone()))?,
+        _ => 1,
     };
     let template_name = get("template")?;
     let analyzer_type = get("analyzer_type")?
@@ -757,11 +779,15 @@ async fn legacy_push(
             Ok(p) => deliver_astm(&app, &destination, app.cli.source_ip, &p).await,
             Err(e) => Err(e),
         };
+        // As the reference: the template (or analyzer type) on every result, plus why a push
+        // failed.
         let mut entry = json!({"message_number": i, "success": outcome.is_ok()});
-        match (&template_name, &outcome) {
-            (_, Err(e)) => entry["error"] = json!(format!("{e:#}")),
-            (Some(n), Ok(())) => entry["template"] = json!(n),
-            (None, Ok(())) => entry["analyzer_type"] = json!(analyzer_type),
+        match &template_name {
+            Some(n) => entry["template"] = json!(n),
+            None => entry["analyzer_type"] = json!(analyzer_type),
+        }
+        if let Err(e) = &outcome {
+            entry["error"] = json!(format!("{e:#}"));
         }
         if outcome.is_ok() {
             successful += 1;

@@ -1038,3 +1038,44 @@ async fn api_pushes_carry_the_template_seed_values_as_the_reference() {
         assert_eq!(s, 200, "{route}: {v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_push_api_answers_in_its_own_shapes() {
+    let sim = api_sim(&[]);
+    let post = |route: &str, body: &'static str| {
+        let request = http().post(sim.api_url(route)).body(body);
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let text = response.text().await.expect("body");
+            let v: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+            (status, v)
+        }
+    };
+    // Errors: {"status":"error","message":...} as the push API wrote them.
+    let (s, v) = post("/push?template=nope&destination=tcp://127.0.0.1:1", "").await;
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["status"], "error", "{v}");
+    assert_eq!(v["message"], "Template not found: nope", "{v}");
+    // A body that is not JSON is ignored; a failed push keeps its template and says why.
+    let (s, v) = post(
+        "/push?template=stago_start4&destination=tcp://127.0.0.1:1",
+        "not json",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let result = &v["results"][0];
+    assert_eq!(result["success"], false, "{v}");
+    assert_eq!(result["template"], "stago_start4", "{v}");
+    assert!(result["error"].as_str().unwrap().contains("refused"), "{v}");
+    // count is read with int(): a numeric string counts.
+    let (s, v) = post(
+        "/push?destination=tcp://127.0.0.1:1",
+        r#"{"count":"2","analyzer_type":"chemistry"}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["total"].as_u64(), v["failed"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(v["results"][1]["analyzer_type"], "CHEMISTRY", "{v}");
+}
