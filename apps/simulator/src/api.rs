@@ -590,16 +590,19 @@ async fn file_get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Repl
     }))
 }
 
-/// A file name without directories or path tricks; `None` when nothing safe is left.
+/// A plain file name: ASCII letters, digits, `-`, `_`, `.` and spaces (not at either end), not
+/// hidden, at most 255 bytes; `None` otherwise. Spaces are allowed as in instrument export names
+/// (`QS5 run 2026-01-15.xls`), which the reference writes as given; the writer
+/// (`files::replace_output`) keeps exactly these characters, so the name asked for is the name
+/// written.
 pub(crate) fn safe_file_name(name: &str) -> Option<String> {
     let valid = !name.is_empty()
         && name.len() <= 255
-        && name != "."
-        && name != ".."
         && !name.starts_with('.')
+        && name.trim() == name
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '));
     valid.then(|| name.to_owned())
 }
 
@@ -665,7 +668,7 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
             let name = match &filename {
                 Some(n) => safe_file_name(n).ok_or_else(|| {
                     bad(format!(
-                        "filename {n:?} must be a plain file name (letters, digits, - _ .)"
+                        "filename {n:?} must be a plain file name (letters, digits, - _ . and spaces)"
                     ))
                 })?,
                 None => f.file_name.clone(),

@@ -1079,3 +1079,33 @@ async fn legacy_push_api_answers_in_its_own_shapes() {
     assert_eq!((v["total"].as_u64(), v["failed"].as_u64()), (Some(2), Some(2)));
     assert_eq!(v["results"][1]["analyzer_type"], "CHEMISTRY", "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_names_may_have_spaces_as_instrument_exports_do() {
+    use reqwest::Method;
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().display().to_string();
+    let sim = api_sim(&["--file-root", &root_path]);
+    let name = "QS5 run 2026-01-15 1435.csv";
+    let body = serde_json::json!({"target_dir": root_path, "filename": name}).to_string();
+    let (s, v) = call(
+        Method::POST,
+        sim.api_url("/simulate/file/tecan_f50"),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let written = root.path().join(name);
+    assert_eq!(v["written_path"], written.display().to_string(), "{v}");
+    assert!(written.is_file());
+    for bad in ["sub/x.csv", "..\\x.csv", ".hidden.csv", " x.csv", "x.csv ", "a\u{1}b.csv"] {
+        let body = serde_json::json!({"target_dir": root_path, "filename": bad}).to_string();
+        let (s, v) = call(
+            Method::POST,
+            sim.api_url("/simulate/file/tecan_f50"),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(s, 400, "{bad:?}: {v}");
+    }
+}
