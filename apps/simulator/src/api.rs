@@ -61,6 +61,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/simulate/astm/{name}", get(astm_get).post(astm_post))
         .route("/simulate/hl7/{name}", get(hl7_get).post(hl7_post))
         .route("/simulate/file/{name}", get(file_get).post(file_post))
+        // The reference strips slashes around the name: `/simulate/astm/stago_start4/` works.
+        .route("/simulate/astm/{name}/", get(astm_get).post(astm_post))
+        .route("/simulate/hl7/{name}/", get(hl7_get).post(hl7_post))
+        .route("/simulate/file/{name}/", get(file_get).post(file_post))
         .route("/simulate/astm/", any(missing_template_name))
         .route("/simulate/hl7/", any(missing_template_name))
         .route("/simulate/file/", any(missing_template_name))

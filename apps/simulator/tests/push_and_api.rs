@@ -1109,3 +1109,22 @@ async fn file_names_may_have_spaces_as_instrument_exports_do() {
         assert_eq!(s, 400, "{bad:?}: {v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_slash_after_the_template_name_is_the_same_route() {
+    use reqwest::Method;
+    let sim = api_sim(&[]);
+    for (method, route, status) in [
+        (Method::GET, "/simulate/astm/stago_start4/", "generated"),
+        (Method::POST, "/simulate/astm/stago_start4/", "completed"),
+        (Method::GET, "/simulate/hl7/mindray_bs200/", "sent"),
+        (Method::POST, "/simulate/hl7/mindray_bs200/", "sent"),
+        (Method::GET, "/simulate/file/tecan_f50/", "generated"),
+        (Method::POST, "/simulate/file/tecan_f50/", "completed"),
+    ] {
+        let (s, v) = call(method.clone(), sim.api_url(route), Some("{}")).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some(status)), "{method} {route}: {v}");
+    }
+    let (s, _) = call(Method::GET, sim.api_url("/simulate/astm/nope/"), None).await;
+    assert_eq!(s, 404);
+}
