@@ -25,16 +25,26 @@ struct LegacyField {
     possible_values: Vec<String>,
 }
 
-fn fields(category: &str) -> anyhow::Result<Vec<LegacyField>> {
+/// The first category of `fields.json`, where the reference falls back to.
+const FALLBACK_CATEGORY: &str = "HEMATOLOGY";
+
+/// The fields of `category` (case ignored) and the category they belong to. An unknown
+/// category falls back to the first of `fields.json` with a warning, as the reference does
+/// (`--analyzer-type MOLECULAR` sends the HEMATOLOGY message there).
+fn fields(category: &str) -> anyhow::Result<(String, Vec<LegacyField>)> {
     let mut all: std::collections::BTreeMap<String, Vec<LegacyField>> =
         serde_json::from_str(FIELDS_JSON).context("embedded fields.json")?;
     let key = category.to_ascii_uppercase();
-    match all.remove(&key) {
-        Some(f) => Ok(f),
-        None => bail!(
-            "--analyzer-type {category:?}: unknown category (known: {})",
-            all.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
+    if let Some(f) = all.remove(&key) {
+        return Ok((key, f));
+    }
+    tracing::warn!(
+        "analyzer type {category:?} is not in fields.json (known: {}); using {FALLBACK_CATEGORY}",
+        all.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    match all.remove(FALLBACK_CATEGORY) {
+        Some(f) => Ok((FALLBACK_CATEGORY.to_owned(), f)),
+        None => bail!("embedded fields.json has no {FALLBACK_CATEGORY} category"),
     }
 }
 
@@ -74,7 +84,8 @@ fn test_id(field: &LegacyField) -> String {
 /// with its unit and type, L. Records are returned without terminators.
 pub(crate) fn field_query_reply(category: &str) -> anyhow::Result<Vec<String>> {
     let mut records = vec!["H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2".to_owned()];
-    for (i, f) in fields(category)?.iter().enumerate() {
+    let (_, fields) = fields(category)?;
+    for (i, f) in fields.iter().enumerate() {
         records.push(format!(
             "R|{}|{}||{}|||{}",
             i + 1,
@@ -95,6 +106,8 @@ pub(crate) fn message(
     rng: &mut impl rand::Rng,
 ) -> anyhow::Result<Vec<String>> {
     let ts = now.format("%Y%m%d%H%M%S").to_string();
+    let (category, fields) = fields(category)?;
+    let category = category.as_str();
     let mut records = vec![
         format!("H|\\^&|||{}|||||||LIS2-A2|{ts}", analyzer_name(category)),
         format!(
@@ -104,7 +117,7 @@ pub(crate) fn message(
         ),
         format!("O|1|{accession}^LAB|{}||{ts}", panel(category)),
     ];
-    for (i, f) in fields(category)?.iter().enumerate() {
+    for (i, f) in fields.iter().enumerate() {
         let kind = f.kind.clone().unwrap_or_else(|| "NUMERIC".into());
         let value = match kind.as_str() {
             "NUMERIC" => {

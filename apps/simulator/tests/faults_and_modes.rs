@@ -512,3 +512,23 @@ async fn an_empty_astm_template_is_no_template() {
     let records = receive_records(&mut s).await;
     assert!(records[0].contains("MockAnalyzer^ASTM-Mock"), "{records:?}");
 }
+
+#[test]
+fn an_unknown_analyzer_type_falls_back_to_hematology_as_the_reference() {
+    let out = command(&["--dry-run", "--seed", "1", "--analyzer-type", "MOLECULAR"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("H|\\^&|||Sysmex^XN-1000^V1.0|"), "{text}");
+    assert!(text.contains("|CBC||"), "the HEMATOLOGY panel: {text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("R|")).count(), 10, "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("using HEMATOLOGY"),
+        "a warning says so"
+    );
+}
