@@ -727,8 +727,11 @@ fn legacy_count(value: &Value) -> Result<u64, ApiError> {
         Value::String(text) => text.trim().parse::<u64>().ok(),
         other => other.as_u64(),
     };
-    n.filter(|n| (1..=1000).contains(n))
-        .ok_or_else(|| bad(format!("count must be an integer from 1 to 1000; got {value}")))
+    n.filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+        bad(format!(
+            "count must be an integer from 1 to 1000; got {value}"
+        ))
+    })
 }
 
 async fn legacy_push_reply(

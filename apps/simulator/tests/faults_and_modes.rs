@@ -526,7 +526,11 @@ fn an_unknown_analyzer_type_falls_back_to_hematology_as_the_reference() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("H|\\^&|||Sysmex^XN-1000^V1.0|"), "{text}");
     assert!(text.contains("|CBC||"), "the HEMATOLOGY panel: {text}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("R|")).count(), 10, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("R|")).count(),
+        10,
+        "{text}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("using HEMATOLOGY"),
         "a warning says so"

@@ -1076,7 +1076,10 @@ async fn legacy_push_api_answers_in_its_own_shapes() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!((v["total"].as_u64(), v["failed"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (v["total"].as_u64(), v["failed"].as_u64()),
+        (Some(2), Some(2))
+    );
     assert_eq!(v["results"][1]["analyzer_type"], "CHEMISTRY", "{v}");
 }
 
@@ -1098,7 +1101,14 @@ async fn file_names_may_have_spaces_as_instrument_exports_do() {
     let written = root.path().join(name);
     assert_eq!(v["written_path"], written.display().to_string(), "{v}");
     assert!(written.is_file());
-    for bad in ["sub/x.csv", "..\\x.csv", ".hidden.csv", " x.csv", "x.csv ", "a\u{1}b.csv"] {
+    for bad in [
+        "sub/x.csv",
+        "..\\x.csv",
+        ".hidden.csv",
+        " x.csv",
+        "x.csv ",
+        "a\u{1}b.csv",
+    ] {
         let body = serde_json::json!({"target_dir": root_path, "filename": bad}).to_string();
         let (s, v) = call(
             Method::POST,
@@ -1123,7 +1133,11 @@ async fn a_trailing_slash_after_the_template_name_is_the_same_route() {
         (Method::POST, "/simulate/file/tecan_f50/", "completed"),
     ] {
         let (s, v) = call(method.clone(), sim.api_url(route), Some("{}")).await;
-        assert_eq!((s, v["status"].as_str()), (200, Some(status)), "{method} {route}: {v}");
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (200, Some(status)),
+            "{method} {route}: {v}"
+        );
     }
     let (s, _) = call(Method::GET, sim.api_url("/simulate/astm/nope/"), None).await;
     assert_eq!(s, 404);
