@@ -55,17 +55,56 @@ impl Destination {
     }
 }
 
-/// Opens a TCP connection, bound to `source` if given.
+/// How long a push waits for its source IP to appear on this host, and how often it looks, as
+/// the reference does: the harness attaches the analyzer's network to the container moments
+/// before the first push, and the address is not bindable until that has finished.
+const SOURCE_IP_WAIT: Duration = Duration::from_secs(12);
+const SOURCE_IP_POLL: Duration = Duration::from_millis(250);
+
+/// Waits until `ip` can be bound on this host, for at most `wait`. Only "address not
+/// available" is waited out; any other bind error is returned at once.
+async fn wait_for_source_ip(ip: IpAddr, wait: Duration, poll: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let probe = if ip.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        match probe.bind(SocketAddr::new(ip, 0)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                if tokio::time::Instant::now() >= deadline {
+                    bail!(
+                        "source IP {ip} not configured on this host after {:.1}s ({e}); give \
+                         the simulator an interface with that address",
+                        wait.as_secs_f64()
+                    );
+                }
+                tokio::time::sleep(poll).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot bind source IP {ip}")),
+        }
+    }
+}
+
+/// Opens a TCP connection, bound to `source` if given. The destination is resolved first, so a
+/// name that does not resolve fails at once; then the source address gets up to 12 s to appear.
 pub(crate) async fn connect(
     host_port: &str,
     source: Option<IpAddr>,
     timeout: Duration,
 ) -> anyhow::Result<TcpStream> {
+    let timed_out = || anyhow!("timeout connecting to {host_port}");
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(timeout, tokio::net::lookup_host(host_port))
+        .await
+        .map_err(|_| timed_out())?
+        .with_context(|| format!("cannot resolve {host_port}"))?
+        .collect();
+    if let Some(ip) = source {
+        wait_for_source_ip(ip, SOURCE_IP_WAIT, SOURCE_IP_POLL).await?;
+    }
     let attempt = async {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(host_port)
-            .await
-            .with_context(|| format!("cannot resolve {host_port}"))?
-            .collect();
         let mut last = anyhow!("no address for {host_port}");
         for addr in addrs {
             let socket = if addr.is_ipv4() {
@@ -93,7 +132,7 @@ pub(crate) async fn connect(
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .map_err(|_| anyhow!("timeout connecting to {host_port}"))?
+        .map_err(|_| timed_out())?
 }
 
 /// The I/O loop options of a sending instrument (pushes, serial).
@@ -304,4 +343,42 @@ fn describe_http_error(url: &str, error: &reqwest::Error, ca_cert_given: bool) -
         "HTTP push to {url} failed: {}",
         explain_http_error(error, ca_cert_given)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_source_ip_that_never_appears_fails_after_the_wait_naming_the_address() {
+        // 192.0.2.0/24 is TEST-NET-1: never assigned to a host.
+        let ip: IpAddr = "192.0.2.77".parse().unwrap();
+        let started = std::time::Instant::now();
+        let error = wait_for_source_ip(ip, Duration::from_millis(600), Duration::from_millis(100))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() >= Duration::from_millis(600),
+            "gave up early"
+        );
+        assert!(
+            error.contains("source IP 192.0.2.77 not configured on this host after 0.6s"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_configured_source_ip_is_used_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap().to_string();
+        // The whole of 127.0.0.0/8 is on the loopback interface.
+        let source: IpAddr = "127.0.0.2".parse().unwrap();
+        let stream = connect(&target, Some(source), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(stream.local_addr().unwrap().ip(), source);
+        let (_, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer.ip(), source);
+    }
 }
