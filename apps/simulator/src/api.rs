@@ -236,7 +236,8 @@ fn qc_fields(body: &serde_json::Map<String, Value>) -> Result<(bool, Option<f64>
                 .ok_or_else(|| bad(format!("qc_deviation must be a number; got {v}")))?,
         ),
     };
-    Ok((qc, deviation))
+    // The reference echoes `qc_deviation` only in QC mode, and only QC uses it.
+    Ok((qc, deviation.filter(|_| qc)))
 }
 
 fn check_sample(app: &App, sample: Option<&String>) -> Result<(), ApiError> {

@@ -600,6 +600,17 @@ async fn every_api_route_with_good_and_bad_input() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "completed");
     assert_eq!(v["results"].as_array().unwrap().len(), 2);
+    assert_eq!(v["qc_deviation"], 3.5);
+    // As the reference: a deviation without QC is not echoed.
+    let (s, v) = call(
+        Method::POST,
+        u("/simulate/hl7/mindray_bs200"),
+        Some(r#"{"qc":false,"qc_deviation":3.5,"count":2}"#),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["qc"], false);
+    assert!(v["qc_deviation"].is_null(), "{v}");
     let (s, _) = call(
         Method::POST,
         u("/simulate/hl7/mindray_bs200"),
