@@ -66,6 +66,8 @@ const FILE_OUT_KEYS: &[&str] = &[
     "retrymaxdelay",
 ];
 const DEBUG_KEYS: &[&str] = &["logcontent"];
+/// The byte-order mark some Windows editors put at the start of a UTF-8 file.
+const UTF8_BOM: &str = "\u{feff}";
 
 /// Reads and validates a config file (see [`load_bytes`] for how its bytes are read).
 ///
@@ -100,6 +102,9 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
 ///
 /// [`ConfigError::Invalid`] with every problem found.
 pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, ConfigError> {
+    // A UTF-8 byte-order mark (Notepad writes one) is not text, even in a file that is
+    // otherwise read as Latin-1.
+    let bytes = bytes.strip_prefix(UTF8_BOM.as_bytes()).unwrap_or(bytes);
     let (text, not_utf8) = match std::str::from_utf8(bytes) {
         Ok(text) => (std::borrow::Cow::Borrowed(text), None),
         // Python 2's ConfigParser reads bytes, so SocketReader configs written on Windows
@@ -152,6 +157,8 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, ConfigError> {
 ///
 /// [`ConfigError::Invalid`] with every problem found.
 pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    // Left in, the mark would be part of the first line and hide a `[general]` there.
+    let text = text.strip_prefix(UTF8_BOM).unwrap_or(text);
     let as_python_reads = python_2_lines(text);
     let text = as_python_reads.as_str();
     let index = LineIndex::scan(text);
@@ -1428,6 +1435,52 @@ mod tests {
                 "r.cfg:7: [out] messagedir: missing: a file connector needs messagedir = PATH (the \
               directory to read from or write to)"
             ]
+        );
+    }
+
+    /// Notepad (before Windows 10 1903) saves UTF-8 with a byte-order mark; it was read
+    /// as part of the first line, so `[general]` there was not seen and the error said the
+    /// section was missing.
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_ignored() {
+        let text = "[general]\r\nuseconnections = in, out\r\n\
+                    [in]\r\ntranstech = socket\r\ntransdir = in\r\nqueuename = q\r\n\
+                    [out]\r\ntranstech = file\r\ntransdir = out\r\nqueuename = q\r\n\
+                    messagedir = /srv/out\r\n";
+        let with_bom = format!("\u{feff}{text}");
+        let loaded = load_str(&with_bom, Path::new("r.cfg")).unwrap();
+        assert_eq!(loaded.config.connections.len(), 2);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        // Read from bytes too, also when the rest is not UTF-8 (read as Latin-1).
+        let mut bytes = b"\xef\xbb\xbf".to_vec();
+        bytes.extend_from_slice(text.as_bytes());
+        assert!(load_bytes(&bytes, Path::new("r.cfg")).is_ok());
+        let mut latin1 = b"\xef\xbb\xbf".to_vec();
+        latin1.extend_from_slice(text.replace("[in]", "[in] ; f\u{fc}r").as_bytes());
+        let latin1: Vec<u8> = latin1
+            .iter()
+            .copied()
+            .filter(|&b| b != 0xc3)
+            .map(|b| if b == 0xbc { 0xfc } else { b })
+            .collect();
+        let loaded = load_bytes(&latin1, Path::new("r.cfg")).unwrap();
+        assert_eq!(loaded.config.connections.len(), 2);
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        // Line numbers are the file's.
+        let bad = with_bom.replace(
+            "queuename = q\r\nmessagedir",
+            "queuename = q\r\nport = 1\r\nmessagedir",
+        );
+        let (Err(ConfigError::Invalid { warnings, .. }) | Ok(Loaded { warnings, .. })) =
+            load_str(&bad, Path::new("r.cfg"))
+        else {
+            panic!()
+        };
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.line == Some(11) && w.key.as_deref() == Some("port")),
+            "{warnings:?}"
         );
     }
 }
