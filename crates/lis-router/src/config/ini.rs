@@ -203,6 +203,25 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         });
     }
 
+    for (section, line, text) in ctx.index.unreadable.clone() {
+        let message = match &section {
+            None => format!(
+                "`{text}` comes before the first section header; put it in a section such \
+                 as [general]"
+            ),
+            Some(_) => format!(
+                "`{text}` is not a setting; write key = value (or key: value), a [section] \
+                 header, or a comment starting with ; or #"
+            ),
+        };
+        ctx.problems.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: Some(line),
+            section,
+            key: None,
+            message,
+        });
+    }
     if let Some(problem) = empty_section_header(&ctx.file, text) {
         ctx.problems.push(problem);
         return Err(ConfigError::Invalid {
@@ -351,7 +370,10 @@ fn inherit_defaults(
         return sections;
     };
     ctx.default_keys = defaults.keys().cloned().collect();
-    let mut keys: Vec<&String> = defaults.keys().collect();
+    let mut keys: Vec<&String> = defaults
+        .iter()
+        .filter_map(|(key, value)| value.is_some().then_some(key))
+        .collect();
     keys.sort();
     for key in keys {
         let known = [
@@ -390,12 +412,17 @@ struct LineIndex {
     /// Indented lines that look like `key = value` but continue the value above them:
     /// (section, continued key, line).
     continued_keys: Vec<(String, String, usize)>,
+    /// Lines Python 2.7's ConfigParser refuses: (section, line, text). Section `None`:
+    /// before the first section header (a `MissingSectionHeaderError` there); otherwise
+    /// a line without `=` or `:` (a `ParsingError`).
+    unreadable: Vec<(Option<String>, usize, String)>,
 }
 
 impl LineIndex {
     fn scan(text: &str) -> Self {
         let mut index = Self::default();
         let mut section = String::from("default");
+        let mut in_section = false;
         // The key whose value a deeper-indented line continues, and its indentation (the
         // rule configparser applies with `multiline`, as Python's ConfigParser does).
         let mut current: Option<(String, usize)> = None;
@@ -421,6 +448,7 @@ impl LineIndex {
                 && let Some(end) = rest.find(']')
             {
                 current = None;
+                in_section = true;
                 section = rest[..end].trim().to_owned();
                 if let Some(&first) = index.sections.get(&section) {
                     index
@@ -431,7 +459,15 @@ impl LineIndex {
                 }
                 continue;
             }
+            if !in_section {
+                index.unreadable.push((None, number, trimmed.to_owned()));
+            }
             let Some(at) = trimmed.find(['=', ':']) else {
+                if in_section {
+                    index
+                        .unreadable
+                        .push((Some(section.clone()), number, trimmed.to_owned()));
+                }
                 // A key without a value: later deeper lines continue it.
                 current = Some((trimmed.to_ascii_lowercase(), indent));
                 continue;
@@ -510,23 +546,14 @@ struct Section<'s> {
 }
 
 impl Section<'_> {
-    fn raw(&self, ctx: &mut Ctx, key: &str) -> Option<String> {
-        match self.keys.get(key) {
-            None => None,
-            Some(None) => {
-                ctx.error(
-                    self.name,
-                    Some(key),
-                    "has no value; write key = value".into(),
-                );
-                None
-            }
-            Some(Some(v)) => Some(v.clone()),
-        }
+    /// The value; `None` also for a line without `=` or `:`, which is an error of its own
+    /// (see `LineIndex::unreadable`).
+    fn raw(&self, key: &str) -> Option<String> {
+        self.keys.get(key).cloned().flatten()
     }
 
-    fn text(&self, ctx: &mut Ctx, key: &str) -> Option<String> {
-        self.raw(ctx, key).map(|v| value::unquote(&v).to_owned())
+    fn text(&self, key: &str) -> Option<String> {
+        self.raw(key).map(|v| value::unquote(&v).to_owned())
     }
 
     fn parsed<T>(
@@ -536,7 +563,7 @@ impl Section<'_> {
         default: T,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> T {
-        match self.raw(ctx, key) {
+        match self.raw(key) {
             None => default,
             Some(raw) => parse(&raw).unwrap_or_else(|message| {
                 ctx.error(self.name, Some(key), message);
@@ -560,7 +587,12 @@ impl Section<'_> {
     }
 
     fn warn_unknown(&self, ctx: &mut Ctx, allowed: &[&[&str]], what: &str) {
-        let mut keys: Vec<&String> = self.keys.keys().collect();
+        // Lines without a value are errors already (see `LineIndex::unreadable`).
+        let mut keys: Vec<&String> = self
+            .keys
+            .iter()
+            .filter_map(|(key, value)| value.is_some().then_some(key))
+            .collect();
         keys.sort();
         for key in keys {
             let inherited = ctx.default_keys.contains(key)
@@ -600,7 +632,7 @@ fn build(
     };
     general.warn_unknown(ctx, &[GENERAL_KEYS], "[general]");
     let logfile = general
-        .text(ctx, "logfile")
+        .text("logfile")
         .filter(|f| !f.is_empty())
         .map(|f| ctx.resolve(&f));
     let loglvl = general.parsed(
@@ -627,7 +659,7 @@ fn build(
         1 << 30,
     ) as usize;
 
-    let names: Vec<String> = match general.text(ctx, "useconnections") {
+    let names: Vec<String> = match general.text("useconnections") {
         None => {
             ctx.error(
                 "general",
@@ -693,7 +725,7 @@ fn build(
     check_ports(ctx, &connections);
     check_file_output_names(ctx, &connections);
 
-    let datadir = match general.text(ctx, "datadir").filter(|d| !d.is_empty()) {
+    let datadir = match general.text("datadir").filter(|d| !d.is_empty()) {
         Some(dir) => ctx.resolve(&dir),
         None => queuedb_dir(ctx, sections, &names).unwrap_or_else(|| ctx.base.join("router-data")),
     };
@@ -728,13 +760,9 @@ fn queuedb_dir(
 
 fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Option<Connection> {
     let name = section.name;
-    let transtech = section
-        .text(ctx, "transtech")
-        .map(|t| t.to_ascii_lowercase());
-    let transdir = section
-        .text(ctx, "transdir")
-        .map(|t| t.to_ascii_lowercase());
-    let queue = section.text(ctx, "queuename");
+    let transtech = section.text("transtech").map(|t| t.to_ascii_lowercase());
+    let transdir = section.text("transdir").map(|t| t.to_ascii_lowercase());
+    let queue = section.text("queuename");
     let use_hl7 = section.boolean(ctx, "usehl7", false);
     let debug = debug_options(ctx, section);
 
@@ -858,7 +886,7 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
     let before = ctx.problems.len();
     let server = section.boolean(ctx, "createserversocket", true);
     let host = section
-        .text(ctx, "ipaddr")
+        .text("ipaddr")
         .filter(|h| !h.trim().is_empty())
         .unwrap_or_else(|| "127.0.0.1".to_owned());
     let port = section.integer(ctx, "port", u64::from(DEFAULT_PORT), 1024, 65535) as u16;
@@ -915,8 +943,8 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
 
 fn message_dir(ctx: &mut Ctx, section: &Section<'_>) -> Option<PathBuf> {
     let dir = section
-        .text(ctx, "messagedir")
-        .or_else(|| section.text(ctx, "outputdir"));
+        .text("messagedir")
+        .or_else(|| section.text("outputdir"));
     match dir {
         Some(dir) if !dir.trim().is_empty() => Some(ctx.resolve(dir.trim())),
         _ => {
@@ -939,7 +967,7 @@ fn file_in(
     let dir = message_dir(ctx, section);
     let newline = section.boolean(ctx, "newline", false);
     let filemask = section
-        .text(ctx, "filemask")
+        .text("filemask")
         .map(|m| m.trim().to_owned())
         .unwrap_or_else(|| "*".to_owned());
     if filemask.is_empty() || filemask.contains(['/', '\\']) {
@@ -974,10 +1002,8 @@ fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileO
     let dir = message_dir(ctx, section);
     let newline = section.boolean(ctx, "newline", false);
     let hl7prefix = section.boolean(ctx, "hl7prefix", false);
-    let prefix = section.text(ctx, "prefix");
-    let suffix = section
-        .text(ctx, "suffix")
-        .unwrap_or_else(|| ".dat".to_owned());
+    let prefix = section.text("prefix");
+    let suffix = section.text("suffix").unwrap_or_else(|| ".dat".to_owned());
     let sync = section.parsed(
         ctx,
         "filesync",
@@ -1481,6 +1507,59 @@ mod tests {
                 .iter()
                 .any(|w| w.line == Some(11) && w.key.as_deref() == Some("port")),
             "{warnings:?}"
+        );
+    }
+
+    /// Python 2.7's ConfigParser refuses a file with a line that is not `key = value`,
+    /// `key: value`, a section header or a comment (`port 2575`, a lost `=`), and one
+    /// with keys before the first section; SocketReader then does not start. Here the
+    /// first was an unknown key, with a warning, and the router listened on the default
+    /// port instead; the second was ignored without a word.
+    #[test]
+    fn lines_python_cannot_read_are_errors_with_their_line() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = 2575\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n";
+        assert!(load_str(text, Path::new("r.cfg")).is_ok());
+
+        let bare = text.replace("port = 2575", "port 2575");
+        let Err(ConfigError::Invalid { problems, warnings }) = load_str(&bare, Path::new("r.cfg"))
+        else {
+            panic!("a line without = or : is refused");
+        };
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            messages(&problems),
+            [
+                "r.cfg:7: [in]: `port 2575` is not a setting; write key = value (or key: value), \
+              a [section] header, or a comment starting with ; or #"
+            ]
+        );
+        // Also in a section that is not used: Python refuses the whole file.
+        let unused = format!("{text}[spare]\ntranstech = file\nsomething\n");
+        let Err(ConfigError::Invalid { problems, .. }) = load_str(&unused, Path::new("r.cfg"))
+        else {
+            panic!("a line without = or : is refused anywhere");
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(15));
+        // A continuation line needs no `=`, and an empty value is a value.
+        let continued = text
+            .replace("useconnections = in, out", "useconnections = in,\n    out")
+            .replace("port = 2575", "port = 2575\nipaddr =");
+        assert!(load_str(&continued, Path::new("r.cfg")).is_ok());
+
+        let before = format!("; router\nlogfile = /var/log/router.log\n{text}");
+        let Err(ConfigError::Invalid { problems, .. }) = load_str(&before, Path::new("r.cfg"))
+        else {
+            panic!("a key before the first section is refused");
+        };
+        assert_eq!(
+            messages(&problems),
+            [
+                "r.cfg:2: `logfile = /var/log/router.log` comes before the first section \
+              header; put it in a section such as [general]"
+            ]
         );
     }
 }
