@@ -905,16 +905,7 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
     ) as usize;
     let idle = section.seconds(ctx, "idletimeout", 600.0, 0.0, 7.0 * 86_400.0);
     let ack_timeout = section.seconds(ctx, "acktimeout", 30.0, 0.05, 3_600.0);
-    let retry_delay = section.seconds(ctx, "retrydelay", 1.0, 0.01, 3_600.0);
-    let retry_max_delay = section.seconds(ctx, "retrymaxdelay", 30.0, 0.01, 86_400.0);
-    if retry_max_delay < retry_delay {
-        ctx.error(
-            name,
-            Some("retrymaxdelay"),
-            "is smaller than retrydelay; the backoff ceiling must be at least the first delay"
-                .into(),
-        );
-    }
+    let (retry_delay, retry_max_delay) = backoff(ctx, section);
     if start_block == end_block {
         ctx.error(
             name,
@@ -939,6 +930,21 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
         max_refusals: None,
     };
     (ctx.problems.len() == before).then_some(settings)
+}
+
+/// `retrydelay` and `retrymaxdelay`, the first delay and the ceiling of a retry backoff.
+fn backoff(ctx: &mut Ctx, section: &Section<'_>) -> (Duration, Duration) {
+    let retry_delay = section.seconds(ctx, "retrydelay", 1.0, 0.01, 3_600.0);
+    let retry_max_delay = section.seconds(ctx, "retrymaxdelay", 30.0, 0.01, 86_400.0);
+    if retry_max_delay < retry_delay {
+        ctx.error(
+            section.name,
+            Some("retrymaxdelay"),
+            "is smaller than retrydelay; the backoff ceiling must be at least the first delay"
+                .into(),
+        );
+    }
+    (retry_delay, retry_max_delay)
 }
 
 fn message_dir(ctx: &mut Ctx, section: &Section<'_>) -> Option<PathBuf> {
@@ -1016,8 +1022,7 @@ fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileO
             )),
         },
     );
-    let retry_delay = section.seconds(ctx, "retrydelay", 1.0, 0.01, 3_600.0);
-    let retry_max_delay = section.seconds(ctx, "retrymaxdelay", 30.0, 0.01, 86_400.0);
+    let (retry_delay, retry_max_delay) = backoff(ctx, section);
     // `prefix =` or `prefix = ""` (templates list every key) is no prefix.
     let prefix = prefix.filter(|p| !p.is_empty());
     if hl7prefix && prefix.is_some() {
@@ -1561,5 +1566,28 @@ mod tests {
               header; put it in a section such as [general]"
             ]
         );
+    }
+
+    /// A file output's backoff is checked as a socket's is: a ceiling below the first
+    /// delay was accepted there, and the output waited `retrydelay` once, then the
+    /// smaller ceiling.
+    #[test]
+    fn a_file_output_refuses_a_backoff_ceiling_below_its_first_delay() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n\
+                    retrydelay = 5\nretrymaxdelay = 1\n";
+        let Err(ConfigError::Invalid { problems, .. }) = load_str(text, Path::new("r.cfg")) else {
+            panic!("retrymaxdelay < retrydelay is refused");
+        };
+        assert_eq!(
+            messages(&problems),
+            [
+                "r.cfg:13: [out] retrymaxdelay: is smaller than retrydelay; the backoff ceiling \
+              must be at least the first delay"
+            ]
+        );
+        let fixed = text.replace("retrymaxdelay = 1", "retrymaxdelay = 5");
+        assert!(load_str(&fixed, Path::new("r.cfg")).is_ok());
     }
 }
