@@ -670,6 +670,41 @@ async fn half_written_and_unreadable_input_files() {
     assert!(!slow.exists());
 }
 
+/// A file that is still empty has not been written yet (a producer opens it, then
+/// writes): it is left for a later poll. It was queued as an empty message and deleted,
+/// so what the producer wrote next went into a file no longer in the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_input_file_is_left_until_it_has_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let config = "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\ncycletime = 0.05\n\
+         settletime = 0.05\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
+    let slow = inbox.join("a_slow.hl7");
+    // The producer has created its file and holds it open, not yet written.
+    let mut producer = std::fs::File::create(&slow).unwrap();
+    std::fs::write(inbox.join("b_done.hl7"), oru("B1", "LAB")).unwrap();
+    let _router = RouterProc::start(dir.path(), config).await;
+    let out = dir.path().join("out");
+    wait_until("the finished file", || !files_in(&out).is_empty()).await;
+    // Many polls later the empty file is still there, and nothing else was delivered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(files_in(&out).len(), 1, "an empty file was queued");
+    assert!(slow.exists(), "the empty file was taken");
+    // The producer writes: the message is delivered with its content.
+    std::io::Write::write_all(&mut producer, &oru("A1", "LAB")).unwrap();
+    drop(producer);
+    wait_until("the slow file", || files_in(&out).len() == 2).await;
+    let contents: Vec<Vec<u8>> = files_in(&out)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert!(contents.contains(&oru("A1", "LAB")), "{contents:?}");
+    assert!(!slow.exists());
+}
+
 /// A message the output can never frame (a file holding the end-block sequence, or one
 /// larger than the output's `maxmessagesize`) is kept under `datadir/undeliverable/`
 /// and the queue goes on; before, the output retried it for ever and delivered nothing

@@ -86,12 +86,22 @@ impl FileIn {
                 .collect()
         };
 
+        // An empty file has not been written yet (a producer creates it, then writes):
+        // taken now, it would be deleted under the producer, whose data would then go to
+        // a file no longer in the directory. It is left until it has content.
+        let stable = stable.into_iter().filter(|(path, len, _)| {
+            if *len == 0 {
+                debug!("{} is empty; left for a later poll", path.display());
+            }
+            *len > 0
+        });
+
         // The files go to the store in groups, each committed whole or not at all and
         // awaited before the next: a failed commit stops the poll, so no file is ever
         // queued ahead of an earlier one that is retried later.
         let mut group: Vec<(PathBuf, Bytes)> = Vec::new();
         let mut group_bytes = 0;
-        for (path, len, _) in stable.into_iter().take(self.settings.max_files) {
+        for (path, len, _) in stable.take(self.settings.max_files) {
             if self.shutdown.is_cancelled() {
                 break;
             }
