@@ -395,6 +395,17 @@ fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Fa
     if let Some(id) = expected_id
         && !ack.acknowledges(id)
     {
+        // A receiver that cannot read the message cannot echo its control id: an error
+        // ACK without one answers the message in hand (late replies to earlier attempts
+        // are drained before each send), so it is a refusal, not a late reply to skip
+        // until the ACK timeout. A success without an id proves nothing and is skipped.
+        if ack.acknowledged_id.raw().is_empty() && !ack.code.is_success() {
+            return Some(Err(Failure::Refused(format!(
+                "peer answered {} without a control id: {}",
+                ack.code,
+                String::from_utf8_lossy(ack.text.raw())
+            ))));
+        }
         log_late(&ack);
         return None;
     }
@@ -444,5 +455,31 @@ fn closed_by_peer(framed: &mut Framed<TcpStream, MllpCodec>) -> Option<String> {
             }
             Some(Some(Ok(frame))) => debug!("late reply dropped before sending: {frame:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(code: &str, id: &str) -> Vec<u8> {
+        format!("MSH|^~\\&|LIS|H|LAB|F|20260101||ACK|A1|P|2.5.1\rMSA|{code}|{id}|why\r")
+            .into_bytes()
+    }
+
+    #[test]
+    fn an_error_ack_without_a_control_id_refuses_the_message_in_hand() {
+        let refused = check_reply(&ack("AR", ""), Some(b"M1"));
+        assert!(
+            matches!(&refused, Some(Err(Failure::Refused(text))) if text.contains("AR without a control id: why")),
+            "{refused:?}"
+        );
+        // Still skipped: an error for another message, and a success that names none.
+        assert!(check_reply(&ack("AE", "M0"), Some(b"M1")).is_none());
+        assert!(check_reply(&ack("AA", ""), Some(b"M1")).is_none());
+        assert!(matches!(
+            check_reply(&ack("AA", "M1"), Some(b"M1")),
+            Some(Ok(()))
+        ));
     }
 }
