@@ -255,15 +255,25 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             });
         }
     };
-    // Keys are case-insensitive as in Python's ConfigParser; section names are not.
+    // Keys are case-insensitive as in Python's ConfigParser; section names are not. Of a
+    // key written in several cases (`port`, `Port`), the spelling written last wins, as
+    // the last value does in Python.
     let sections: BTreeMap<String, HashMap<String, Option<String>>> = raw
         .into_iter()
         .map(|(name, keys)| {
-            let keys = keys
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.map(strip_inline_comment)))
-                .collect();
-            (name, keys)
+            let mut lowered = HashMap::with_capacity(keys.len());
+            for (spelling, value) in keys {
+                let key = spelling.to_ascii_lowercase();
+                let written_last = ctx
+                    .index
+                    .last_spelling
+                    .get(&(name.clone(), key.clone()))
+                    .is_none_or(|last| *last == spelling);
+                if written_last || !lowered.contains_key(&key) {
+                    lowered.insert(key, value.map(strip_inline_comment));
+                }
+            }
+            (name, lowered)
         })
         .collect();
 
@@ -416,6 +426,9 @@ struct LineIndex {
     /// before the first section header (a `MissingSectionHeaderError` there); otherwise
     /// a line without `=` or `:` (a `ParsingError`).
     unreadable: Vec<(Option<String>, usize, String)>,
+    /// How a key given more than once was written the last time, by (section, lowercase
+    /// key): the INI reader keeps `Port` and `port` apart, Python keeps the last one.
+    last_spelling: HashMap<(String, String), String>,
 }
 
 impl LineIndex {
@@ -472,7 +485,11 @@ impl LineIndex {
                 current = Some((trimmed.to_ascii_lowercase(), indent));
                 continue;
             };
-            let key = trimmed[..at].trim().to_ascii_lowercase();
+            let spelling = trimmed[..at].trim();
+            let key = spelling.to_ascii_lowercase();
+            index
+                .last_spelling
+                .insert((section.clone(), key.clone()), spelling.to_owned());
             current = Some((key.clone(), indent));
             if let Some(first) = index.keys.insert((section.clone(), key.clone()), number) {
                 index
@@ -1566,6 +1583,36 @@ mod tests {
               header; put it in a section such as [general]"
             ]
         );
+    }
+
+    /// A key written in several cases takes the value written last, as in Python (the
+    /// warning says so); it took whichever spelling a hash map listed last.
+    #[test]
+    fn a_key_written_in_several_cases_takes_the_last_value() {
+        for spellings in [
+            ["port", "Port", "port"],
+            ["Port", "port", "PORT"],
+            ["PORT", "port", "Port"],
+        ] {
+            let keys: String = spellings
+                .iter()
+                .zip([2001, 2002, 2575])
+                .map(|(key, port)| format!("{key} = {port}\n"))
+                .collect();
+            let text = format!(
+                "[general]\nuseconnections = in, out\n\
+                 [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n{keys}\
+                 [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n"
+            );
+            // Hash maps are seeded afresh for each load: load often.
+            for _ in 0..32 {
+                let loaded = load_str(&text, Path::new("r.cfg")).unwrap();
+                let ConnectorKind::SocketIn(socket) = &loaded.config.connections[0].kind else {
+                    panic!("[in] is a socket input");
+                };
+                assert_eq!(socket.port, 2575, "{spellings:?}");
+            }
+        }
     }
 
     /// A file output's backoff is checked as a socket's is: a ceiling below the first
