@@ -86,7 +86,8 @@ pub fn hl7_name_head(payload: &[u8]) -> String {
 }
 
 /// Whether `name` matches a shell-style `mask`: `*` any run, `?` one character,
-/// `[abc]` / `[a-z]` / `[!abc]` one of a set. Case-sensitive.
+/// `[abc]` / `[a-z]` / `[!abc]` one of a set (or not), as Python's `fnmatch` reads them (`^`
+/// does not negate). Case-sensitive.
 ///
 /// ```
 /// use lis_router::filename::mask_matches;
@@ -135,7 +136,9 @@ pub fn mask_matches(mask: &str, name: &str) -> bool {
 /// Matches `[...]` at `mask[start]` against `c`; the index after `]` on a match.
 fn class_match(mask: &[char], start: usize, c: char) -> Option<usize> {
     let mut i = start + 1;
-    let negate = matches!(mask.get(i), Some('!' | '^'));
+    // Only `!` negates: Python's fnmatch, which SocketReader's masks were written for, reads
+    // `[^x]` as the set of `^` and `x`.
+    let negate = mask.get(i) == Some(&'!');
     if negate {
         i += 1;
     }
@@ -267,6 +270,10 @@ mod tests {
         assert!(!mask_matches("f_?.dat", "f_10.dat"));
         assert!(mask_matches("f_[0-9]*.hl7", "f_12.hl7"));
         assert!(!mask_matches("f_[!0-9]*.hl7", "f_12.hl7"));
+        // As in Python's fnmatch, `^` is a member of the set, not a negation.
+        assert!(mask_matches("f_[^x].hl7", "f_^.hl7"));
+        assert!(mask_matches("f_[^x].hl7", "f_x.hl7"));
+        assert!(!mask_matches("f_[^x].hl7", "f_1.hl7"));
         assert!(mask_matches("*a*b*", "xxaybz"));
         assert!(!mask_matches("*.hl7", "x.hl"));
     }

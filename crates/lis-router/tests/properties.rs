@@ -114,7 +114,8 @@ fn tokens(mask: &[char]) -> Vec<Token> {
             '?' => out.push(Token::One),
             '[' => {
                 let mut j = i + 1;
-                let negate = matches!(mask.get(j), Some('!' | '^'));
+                // As Python's fnmatch: only `!` negates, `^` is a member.
+                let negate = mask.get(j) == Some(&'!');
                 if negate {
                     j += 1;
                 }
