@@ -705,6 +705,47 @@ async fn an_empty_input_file_is_left_until_it_has_content() {
     assert!(!slow.exists());
 }
 
+/// An empty frame (some senders' keep-alive) gets the commit block and is not queued:
+/// it was stored, so a file output wrote a 0-byte file for each, and a socket output sent
+/// it on to a receiver that may never answer one, holding up everything behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_frame_is_acknowledged_and_not_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let inp = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = client(inp).await;
+    assert!(matches!(
+        sender.send(b"").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    ));
+    assert!(matches!(
+        sender.send(&oru("M1", "LAB")).await.unwrap(),
+        Reply::Ack {
+            code: AckCode::ApplicationAccept,
+            ..
+        }
+    ));
+    assert!(matches!(
+        sender.send(b"").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    ));
+    let out = dir.path().join("out");
+    wait_until("M1 written", || !files_in(&out).is_empty()).await;
+    // The last empty frame was acknowledged after M1 was committed: had it been queued,
+    // its file would follow M1's within the output's batch window.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let contents: Vec<Vec<u8>> = files_in(&out)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert_eq!(contents, [oru("M1", "LAB")]);
+}
+
 /// A message the output can never frame (a file holding the end-block sequence, or one
 /// larger than the output's `maxmessagesize`) is kept under `datadir/undeliverable/`
 /// and the queue goes on; before, the output retried it for ever and delivered nothing

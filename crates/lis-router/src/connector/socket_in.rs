@@ -36,6 +36,8 @@ enum Owed {
         receipt: oneshot::Receiver<Result<u64, StoreError>>,
         payload: Bytes,
     },
+    /// An empty frame (a keep-alive): acknowledged, nothing stored.
+    Empty,
     /// A negative commit block for a refused frame, then close.
     RefuseAndClose,
 }
@@ -166,6 +168,19 @@ impl SocketIn {
                 Some(Some(Ok(frame))) => frame,
             };
             match frame {
+                // An empty frame carries nothing to deliver: some senders use one as a
+                // keep-alive. Queued, it became a 0-byte file, or a frame a receiver may
+                // never answer, holding up the output behind it.
+                MllpFrame::Message(payload) if payload.is_empty() => {
+                    debug!("{peer}: empty frame (keep-alive); acknowledged, not queued");
+                    let owed = tokio::select! {
+                        () = closing.cancelled() => break,
+                        owed = owed_tx.send(Owed::Empty) => owed,
+                    };
+                    if owed.is_err() {
+                        break;
+                    }
+                }
                 MllpFrame::Message(payload) => {
                     if self.connection.debug.log_content {
                         info!("received from {peer}: {}", printable(&payload));
@@ -250,6 +265,7 @@ impl SocketIn {
                     }
                     (self.acknowledgement(&payload, stored.is_ok()), false)
                 }
+                Owed::Empty => (self.acknowledgement(&[], true), false),
                 Owed::RefuseAndClose => (
                     self.settings
                         .use_ack
