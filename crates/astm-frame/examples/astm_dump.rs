@@ -7,14 +7,15 @@
 //! Reads raw bytes from FILE (or stdin) and prints, in order: `{"event":"enq"}` (and `ack`,
 //! `nak`, `eot`), `{"event":"frame","fn":1,"end":"ETX","checksum_ok":true,"text":"..."}`,
 //! `{"event":"message","text":"..."}` after each end frame (made of the frames a receiver would
-//! accept: a frame that fails its checks is listed but not part of the message), and `{"event":"error","detail":"..."}`
-//! for bytes that are not part of a frame. Text maps each byte to the character of the same
+//! accept: a frame that fails its checks is listed but not part of the message, a repeat of the
+//! frame before it within one transfer counts once), and `{"event":"error","detail":"..."}` for
+//! bytes that are not part of a frame and for a message that ENQ or EOT cut short. Text maps each byte to the character of the same
 //! value. `--lenient` accepts every deviation real instruments need (lower-case checksums, no
 //! CR LF, no frame numbers, bare records).
 
 use std::io::{Read, Write};
 
-use astm_frame::{DecoderConfig, FrameDecoder, FrameEnd, Item, Leniency};
+use astm_frame::{Control, DecoderConfig, FrameDecoder, FrameEnd, Item, Leniency};
 
 /// The bytes as a JSON string, each byte read as the character of the same value.
 fn text(bytes: &[u8]) -> String {
@@ -91,14 +92,33 @@ fn run() -> std::io::Result<()> {
         decoder.push(&chunk[..n]);
         while let Some(item) = decoder.next_item() {
             let line = match item {
-                Item::Control(c) => event(&c.name().to_ascii_lowercase()),
+                Item::Control(c) => {
+                    // ENQ and EOT bound a transfer: a receiver starts frame numbers afresh
+                    // after them and drops a message cut short by them.
+                    if matches!(c, Control::Enq | Control::Eot) {
+                        previous = None;
+                        if !message_text.is_empty() {
+                            let detail = format!(
+                                "transfer ended inside a message: {} bytes dropped",
+                                message_text.len()
+                            );
+                            message_text.clear();
+                            writeln!(out, "{}", error(&detail))?;
+                        }
+                    }
+                    event(&c.name().to_ascii_lowercase())
+                }
                 Item::Frame(frame) => {
                     // A receiver NAKs a defective frame and the sender repeats it: only
                     // frames it would accept make up the message, a repeat of one only once.
-                    let accepted = frame.is_valid();
+                    let mut accepted = frame.is_valid();
                     if accepted {
                         let key = (frame.number(), frame.text().to_vec());
-                        if previous.as_ref() != Some(&key) {
+                        if previous.as_ref() == Some(&key) {
+                            // A retransmission after a lost ACK: its text is in already, and
+                            // a repeated end frame ends no new message.
+                            accepted = false;
+                        } else {
                             message_text.extend_from_slice(frame.text());
                         }
                         previous = Some(key);

@@ -106,3 +106,59 @@ fn a_frame_that_fails_its_checksum_is_not_part_of_the_message() {
         "one message, from the good frame"
     );
 }
+
+/// The same one-frame message in two transfers (an instrument repeating its host query) is two
+/// messages; a retransmitted end frame ends no second, empty message; and the start of a
+/// message cut short by EOT is not glued to the next transfer's message.
+#[test]
+fn messages_follow_the_transfers_they_were_sent_in() {
+    let frame = |number: u8, text: &[u8], end: astm_frame::FrameEnd| {
+        let mut out = Vec::new();
+        astm_frame::encode_frame(number, text, end, &mut out);
+        out
+    };
+    let query = b"H|\\^&\rQ|1|^S1||ALL||||||||O\rL|1|N\r";
+    let once = [
+        &b"\x05"[..],
+        &frame(1, query, astm_frame::FrameEnd::End),
+        b"\x04",
+    ]
+    .concat();
+    let lines = dump(&[], &[once.clone(), once].concat());
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "message")
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    let query = std::str::from_utf8(query).unwrap();
+    assert_eq!(messages, [query, query]);
+
+    let header = frame(1, b"H|\\^&\r", astm_frame::FrameEnd::End);
+    let wire = [&b"\x05"[..], &header, &header, b"\x04"].concat();
+    let lines = dump(&[], &wire);
+    let messages: Vec<&Value> = lines.iter().filter(|l| l["event"] == "message").collect();
+    assert_eq!(
+        messages,
+        [&serde_json::json!({"event": "message", "text": "H|\\^&\r"})]
+    );
+
+    let wire = [
+        &b"\x05"[..],
+        &frame(1, b"R|1|^^^A|", astm_frame::FrameEnd::Intermediate),
+        b"\x04\x05",
+        &frame(1, b"L|1|N\r", astm_frame::FrameEnd::End),
+        b"\x04",
+    ]
+    .concat();
+    let lines = dump(&[], &wire);
+    let messages: Vec<&Value> = lines.iter().filter(|l| l["event"] == "message").collect();
+    assert_eq!(
+        messages,
+        [&serde_json::json!({"event": "message", "text": "L|1|N\r"})]
+    );
+    assert!(
+        lines.iter().any(|l| l["event"] == "error"
+            && l["detail"] == "transfer ended inside a message: 9 bytes dropped"),
+        "{lines:?}"
+    );
+}
