@@ -178,7 +178,9 @@ pub enum DiscardReason {
     /// No frame or EOT within the receive timer (§6.5.2.4).
     #[error("no frame within the receive timer")]
     ReceiveTimeout,
-    /// EOT arrived in the middle of an ETB chain.
+    /// EOT arrived in the middle of an ETB chain; or, with unframed records
+    /// ([`Leniency::unframed_records`](crate::Leniency::unframed_records)), EOT or the next
+    /// header record came before the message's L record.
     #[error("transfer ended in the middle of a message")]
     EndedMidMessage,
     /// The message grew past `max_message_len`.
@@ -698,6 +700,11 @@ impl Core {
     }
 
     fn on_item(&mut self, item: Item<'_>, now: Instant) {
+        if let Item::Control(Control::Eot) = item {
+            // Whatever the peer was sending has ended: bare records without their L record
+            // are not the start of its next message.
+            self.discard_bare_records();
+        }
         match (self.state, item) {
             // §6.5.1.2: while a frame waits for its reply, any other character is a NAK
             // (noise only once no reply follows it: see `Timers::reply_after_noise`).
@@ -1055,8 +1062,17 @@ impl Core {
         }
     }
 
-    /// Unframed mode: bare records collect until the L record ends the message.
+    /// Unframed mode: bare records collect until the L record ends the message; a header
+    /// record starts a new one.
     fn on_bare_record(&mut self, record: &[u8]) {
+        let header = match record {
+            [b'H' | b'h'] => true,
+            [b'H' | b'h', second, ..] => !second.is_ascii_alphanumeric(),
+            _ => false,
+        };
+        if header {
+            self.discard_bare_records();
+        }
         if self.bare_records.len() + record.len() + 1 > self.config.max_message_len {
             let len = self.bare_records.len() + record.len();
             self.bare_records.clear();
@@ -1072,5 +1088,11 @@ impl Core {
             let message = std::mem::take(&mut self.bare_records);
             self.events.push_back(Event::MessageReceived(message));
         }
+    }
+
+    /// Unframed mode: drops the records of a message that did not get its L record.
+    fn discard_bare_records(&mut self) {
+        let len = std::mem::take(&mut self.bare_records).len();
+        self.report_discarded(len, DiscardReason::EndedMidMessage);
     }
 }

@@ -20,6 +20,8 @@ pub struct Leniency {
     /// Accept frames whose checksum does not match (the mismatch is still reported).
     pub unverified_checksum: bool,
     /// Accept bare records (`H|...<CR>` with no STX framing); a message ends with its L record.
+    /// A header record or EOT before the L record drops the unfinished message (reported as
+    /// discarded by [`Link`](crate::Link)).
     pub unframed_records: bool,
 }
 

@@ -996,6 +996,34 @@ fn unframed_records_end_with_the_l_record() {
     );
 }
 
+/// Bare records of a message cut short (the sender gave up, or restarted) are not glued to
+/// the next message: EOT or the next header ends them, reported as discarded.
+#[test]
+fn unframed_records_of_a_cut_message_are_not_glued_to_the_next() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.decoder.leniency = Leniency {
+        unframed_records: true,
+        ..Leniency::STRICT
+    };
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    let cut = Event::ReceiveDiscarded {
+        reason: DiscardReason::EndedMidMessage,
+        len: 10,
+    };
+    let whole = Event::MessageReceived(b"H|\\^&\rP|2\rL|1|N\r".to_vec());
+    // Restarted: a new header before the L record.
+    lis.handle_input(b"H|\\^&\r\nP|1\r\nH|\\^&\r\nP|2\r\nL|1|N\r\n", t0);
+    assert_eq!(events(&mut lis), [cut.clone(), whole.clone()]);
+    // Given up: EOT before the L record; the repeat comes in the next transfer.
+    lis.handle_input(b"\x05H|\\^&\r\nP|1\r\n\x04", t0);
+    assert_eq!(out(&mut lis), [ACK]);
+    assert_eq!(events(&mut lis), [cut]);
+    lis.handle_input(b"\x05H|\\^&\r\nP|2\r\nL|1|N\r\n\x04", t0);
+    assert_eq!(out(&mut lis), [ACK]);
+    assert_eq!(events(&mut lis), [whole]);
+}
+
 #[test]
 fn unchecked_frame_numbers_accept_any_sequence() {
     let mut config = LinkConfig::new(Role::Computer);
