@@ -389,6 +389,9 @@ struct Core {
     /// delivered.
     transfer_spoiled: bool,
     bare_records: Vec<u8>,
+    /// Unframed mode: the message in progress grew past `max_message_len`; its remaining
+    /// records are dropped up to the next header or EOT.
+    bare_skipping: bool,
 }
 
 impl Link {
@@ -423,6 +426,7 @@ impl Link {
                 last_frame_refused: false,
                 transfer_spoiled: false,
                 bare_records: Vec::new(),
+                bare_skipping: false,
             },
         }
     }
@@ -1072,10 +1076,15 @@ impl Core {
         };
         if header {
             self.discard_bare_records();
+        } else if self.bare_skipping {
+            return;
         }
         if self.bare_records.len() + record.len() + 1 > self.config.max_message_len {
             let len = self.bare_records.len() + record.len();
             self.bare_records.clear();
+            // The rest of this message is no message: without its start it must not be
+            // delivered at its L record.
+            self.bare_skipping = true;
             self.events.push_back(Event::ReceiveDiscarded {
                 reason: DiscardReason::TooLong(self.config.max_message_len),
                 len,
@@ -1092,6 +1101,7 @@ impl Core {
 
     /// Unframed mode: drops the records of a message that did not get its L record.
     fn discard_bare_records(&mut self) {
+        self.bare_skipping = false;
         let len = std::mem::take(&mut self.bare_records).len();
         self.report_discarded(len, DiscardReason::EndedMidMessage);
     }

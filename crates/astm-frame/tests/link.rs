@@ -1024,6 +1024,34 @@ fn unframed_records_of_a_cut_message_are_not_glued_to_the_next() {
     assert_eq!(events(&mut lis), [whole]);
 }
 
+/// A bare-record message over the size limit is dropped whole: the records after the one
+/// that overflowed are not delivered as a message of their own at the L record.
+#[test]
+fn an_oversized_unframed_message_leaves_no_tail() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.decoder.leniency = Leniency {
+        unframed_records: true,
+        ..Leniency::STRICT
+    };
+    config.max_message_len = 16;
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    lis.handle_input(b"H|\\^&\r\nP|1||0123456789\r\nO|1\r\nL|1|N\r\n", t0);
+    assert_eq!(
+        events(&mut lis),
+        [Event::ReceiveDiscarded {
+            reason: DiscardReason::TooLong(16),
+            len: 21,
+        }]
+    );
+    // The next message is received as usual.
+    lis.handle_input(b"H|\\^&\r\nL|1|N\r\n", t0);
+    assert_eq!(
+        events(&mut lis),
+        [Event::MessageReceived(b"H|\\^&\rL|1|N\r".to_vec())]
+    );
+}
+
 #[test]
 fn unchecked_frame_numbers_accept_any_sequence() {
     let mut config = LinkConfig::new(Role::Computer);
