@@ -9,7 +9,8 @@
 //! `{"event":"message","text":"..."}` after each end frame (made of the frames a receiver would
 //! accept: a frame that fails its checks is listed but not part of the message, a repeat of the
 //! frame before it within one transfer counts once), and `{"event":"error","detail":"..."}` for
-//! bytes that are not part of a frame and for a message that ENQ or EOT cut short. Text maps each byte to the character of the same
+//! bytes that are not part of a frame and for a message that ENQ or EOT (or, for bare records,
+//! the next header) cut short. Text maps each byte to the character of the same
 //! value. `--lenient` accepts every deviation real instruments need (lower-case checksums, no
 //! CR LF, no frame numbers, bare records).
 
@@ -97,13 +98,15 @@ fn run() -> std::io::Result<()> {
                     // after them and drops a message cut short by them.
                     if matches!(c, Control::Enq | Control::Eot) {
                         previous = None;
-                        if !message_text.is_empty() {
-                            let detail = format!(
-                                "transfer ended inside a message: {} bytes dropped",
-                                message_text.len()
-                            );
-                            message_text.clear();
-                            writeln!(out, "{}", error(&detail))?;
+                        for pending in [&mut message_text, &mut records] {
+                            if !pending.is_empty() {
+                                let detail = format!(
+                                    "transfer ended inside a message: {} bytes dropped",
+                                    pending.len()
+                                );
+                                pending.clear();
+                                writeln!(out, "{}", error(&detail))?;
+                            }
                         }
                     }
                     event(&c.name().to_ascii_lowercase())
@@ -139,6 +142,19 @@ fn run() -> std::io::Result<()> {
                     message(&std::mem::take(&mut message_text))
                 }
                 Item::Record(record) => {
+                    let header = match record {
+                        [b'H' | b'h'] => true,
+                        [b'H' | b'h', second, ..] => !second.is_ascii_alphanumeric(),
+                        _ => false,
+                    };
+                    if header && !records.is_empty() {
+                        let detail = format!(
+                            "message without its L record: {} bytes dropped",
+                            records.len()
+                        );
+                        records.clear();
+                        writeln!(out, "{}", error(&detail))?;
+                    }
                     records.extend_from_slice(record);
                     records.push(b'\r');
                     let line = format!(r#"{{"event":"record","text":{}}}"#, text(record));

@@ -162,3 +162,28 @@ fn messages_follow_the_transfers_they_were_sent_in() {
         "{lines:?}"
     );
 }
+
+/// Bare records (`--lenient`) of a message cut short by a new header or EOT are not glued to
+/// the next message.
+#[test]
+fn bare_records_of_a_cut_message_are_dropped() {
+    let wire = b"H|\\^&\r\nP|1\r\nH|\\^&\r\nL|1|N\r\n\x05H|\\^&\r\n\x04";
+    let lines = dump(&["--lenient"], wire);
+    let messages: Vec<&Value> = lines.iter().filter(|l| l["event"] == "message").collect();
+    assert_eq!(
+        messages,
+        [&serde_json::json!({"event": "message", "text": "H|\\^&\rL|1|N\r"})]
+    );
+    let errors: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "error")
+        .map(|l| l["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "message without its L record: 10 bytes dropped",
+            "transfer ended inside a message: 6 bytes dropped"
+        ]
+    );
+}
