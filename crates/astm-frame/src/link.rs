@@ -169,6 +169,18 @@ pub enum AbortReason {
     /// The message had no text to frame (empty, or only CR and LF).
     #[error("empty message: nothing to send")]
     Empty,
+    /// The text holds a character E1381 reserves for the link (§6.6.2): a receiver would
+    /// refuse every frame holding it, six times over.
+    #[error(
+        "restricted character {byte:#04x} at byte {offset} of the message; escape it in the \
+         record (E1394 &X..& escapes) or remove it"
+    )]
+    RestrictedCharacter {
+        /// Where it is in the text given to [`Link::send`].
+        offset: usize,
+        /// The character.
+        byte: u8,
+    },
 }
 
 /// Why the receiver dropped a partly received message.
@@ -460,10 +472,25 @@ impl Link {
     /// The text must not hold the restricted control characters of E1381 (STX, ETX, EOT, ENQ,
     /// ACK, ETB, NAK, ...; LF is normalised): a receiver would take them for the end of the
     /// frame and refuse it six times. Escape them in the records (`astm-records` builders do).
-    /// A message with no text is refused at once with [`AbortReason::Empty`].
+    /// A message holding one is refused at once with [`AbortReason::RestrictedCharacter`],
+    /// and one with no text with [`AbortReason::Empty`].
     pub fn send(&mut self, message: Vec<u8>, now: Instant) -> MessageId {
         let id = MessageId(self.core.next_id);
         self.core.next_id += 1;
+        // LF separates records like CR (the framer turns it into CR); any other restricted
+        // byte would reach the wire and have every frame holding it refused.
+        if let Some(offset) = message
+            .iter()
+            .position(|&b| b != crate::control::LF && crate::control::is_restricted(b))
+        {
+            let byte = message[offset];
+            self.core.events.push_back(Event::MessageAborted {
+                id,
+                reason: AbortReason::RestrictedCharacter { offset, byte },
+                message,
+            });
+            return id;
+        }
         let framed = FramedMessage::new(message, self.config.framer);
         if framed.is_empty() {
             // A transfer with no frame would wait for a reply that never comes.

@@ -838,6 +838,34 @@ fn empty_message_is_refused_at_once() {
     assert!(link.is_idle());
 }
 
+/// A message holding a restricted character (here ETX inside a result) is refused at once,
+/// handed back whole with where the character is; it used to be framed and sent, and the
+/// receiver refused the frame six times. LF separates records and is not refused.
+#[test]
+fn a_message_with_a_restricted_character_is_refused_at_once() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    let text = b"H|\\^&\rR|1|^^^GLU|5\x03.5\rL|1|N\r".to_vec();
+    let id = link.send(text.clone(), t0);
+    assert!(out(&mut link).is_empty(), "nothing goes on the wire");
+    let events = events(&mut link);
+    assert!(
+        matches!(
+            &events[..],
+            [Event::MessageAborted {
+                id: i,
+                reason: AbortReason::RestrictedCharacter { offset: 18, byte: 0x03 },
+                message,
+            }] if *i == id && *message == text
+        ),
+        "{events:?}"
+    );
+    assert!(link.is_idle());
+    // LF between records is a separator, not a restricted character.
+    link.send(b"H|\\^&\nL|1|N\n".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+}
+
 /// After a message is given up because every ENQ was refused, the next message's ENQ still
 /// waits 10 s (§6.2.6).
 #[test]
