@@ -148,7 +148,8 @@ pub struct NumericValue {
 }
 
 impl NumericValue {
-    /// Parses `[<|<=|>|>=] number` with optional spaces; `None` for anything else (`-----`, `Positive`).
+    /// Parses `[<|<=|>|>=] number` with optional spaces (a decimal point or comma, and an optional
+    /// exponent: `1.23E+05`); `None` for anything else (`-----`, `Positive`).
     pub fn parse(text: &[u8]) -> Option<Self> {
         let (_, (comparator, value)) = all_consuming(delimited(
             spaces,
@@ -220,9 +221,18 @@ fn spaces(input: &[u8]) -> IResult<&[u8], &[u8]> {
 
 fn number(input: &[u8]) -> IResult<&[u8], f64> {
     let digits = || take_while1(|b: u8| b.is_ascii_digit());
-    let text = recognize((opt(one_of("+-")), digits(), opt((one_of(".,"), digits()))));
+    // An exponent for values written in scientific notation, as viral loads often are
+    // (`1.23E+05` copies/mL).
+    let exponent = (one_of("eE"), opt(one_of("+-")), digits());
+    let text = recognize((
+        opt(one_of("+-")),
+        digits(),
+        opt((one_of(".,"), digits())),
+        opt(exponent),
+    ));
     map(text, |t: &[u8]| {
-        // The recognised text is ASCII digits, sign and one separator, so this cannot fail in practice.
+        // The recognised text is ASCII digits, signs, one separator and an exponent, so this
+        // cannot fail in practice.
         let t: String = t
             .iter()
             .map(|&b| if b == b',' { '.' } else { char::from(b) })
@@ -458,6 +468,11 @@ mod tests {
         assert_eq!(n(b"> 15000.00"), Some((Some(Comparator::Greater), 15000.0)));
         assert_eq!(n(b"<=0.1"), Some((Some(Comparator::LessOrEqual), 0.1)));
         assert_eq!(n(b"-3"), Some((None, -3.0)));
+        assert_eq!(n(b"1.23E+05"), Some((None, 123_000.0)));
+        assert_eq!(n(b"<2,0e1"), Some((Some(Comparator::Less), 20.0)));
+        assert_eq!(n(b"5e-3"), Some((None, 0.005)));
+        assert_eq!(n(b"5E"), None);
+        assert_eq!(n(b"5E+"), None);
         assert_eq!(n(b"-----"), None);
         assert_eq!(n(b"Positive"), None);
         assert_eq!(n(b""), None);
