@@ -126,11 +126,31 @@ impl FileIn {
             let content = match tokio::task::spawn_blocking(move || std::fs::read(read_path)).await
             {
                 Ok(Ok(content)) => content,
-                Ok(Err(e)) => {
-                    self.quarantine(&path, &format!("cannot be read: {e}"))
-                        .await;
-                    continue;
-                }
+                Ok(Err(e)) => match read_failure(&e) {
+                    ReadFailure::Vanished => {
+                        info!(
+                            "{} went away before it was read (another program took it); \
+                             skipped",
+                            path.display()
+                        );
+                        continue;
+                    }
+                    ReadFailure::Transient => {
+                        // Later files wait too: taken now, they would be queued ahead of
+                        // this one.
+                        warn!(
+                            "{} cannot be read now ({e}); it and the files after it are left \
+                             for the next poll",
+                            path.display()
+                        );
+                        break;
+                    }
+                    ReadFailure::Unreadable => {
+                        self.quarantine(&path, &format!("cannot be read: {e}"))
+                            .await;
+                        continue;
+                    }
+                },
                 Err(e) => {
                     error!("reading {}: {e}", path.display());
                     continue;
@@ -236,6 +256,35 @@ impl FileIn {
     }
 }
 
+/// What a failed read of an input file means for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFailure {
+    /// It is gone: another program took it between the listing and the read.
+    Vanished,
+    /// The router, not the file, is short of something (open files, memory): read it
+    /// again at the next poll. Moved to `error/`, a good file would need someone to
+    /// move it back.
+    Transient,
+    /// The file itself cannot be read (permissions, I/O error): it goes to `error/`.
+    Unreadable,
+}
+
+fn read_failure(error: &std::io::Error) -> ReadFailure {
+    use std::io::ErrorKind;
+    // ENFILE and EMFILE (too many open files in the system, in the process) have no
+    // `ErrorKind` of their own; their numbers are the same on Linux, macOS and the BSDs.
+    let out_of_files = cfg!(unix) && matches!(error.raw_os_error(), Some(23 | 24));
+    match error.kind() {
+        ErrorKind::NotFound => ReadFailure::Vanished,
+        ErrorKind::Interrupted
+        | ErrorKind::WouldBlock
+        | ErrorKind::TimedOut
+        | ErrorKind::OutOfMemory => ReadFailure::Transient,
+        _ if out_of_files => ReadFailure::Transient,
+        _ => ReadFailure::Unreadable,
+    }
+}
+
 fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -270,6 +319,31 @@ fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file another program took between the listing and the read is skipped, and a
+    /// shortage of the router's (open files, memory) leaves the file for the next poll;
+    /// both moved the file to `error/` with an error line, for good.
+    #[test]
+    fn only_a_file_that_cannot_be_read_goes_to_the_error_folder() {
+        use std::io::{Error, ErrorKind};
+        let dir = tempfile::tempdir().unwrap();
+        let gone = std::fs::read(dir.path().join("taken.hl7")).unwrap_err();
+        assert_eq!(read_failure(&gone), ReadFailure::Vanished);
+        #[cfg(unix)]
+        for too_many_open_files in [23, 24] {
+            let e = Error::from_raw_os_error(too_many_open_files);
+            assert_eq!(read_failure(&e), ReadFailure::Transient, "{e}");
+        }
+        assert_eq!(
+            read_failure(&Error::from(ErrorKind::OutOfMemory)),
+            ReadFailure::Transient
+        );
+        // A directory where a file was (EISDIR), or no permission: the file's own fault.
+        let is_dir = std::fs::read(dir.path()).unwrap_err();
+        assert_eq!(read_failure(&is_dir), ReadFailure::Unreadable, "{is_dir}");
+        let denied = Error::from(ErrorKind::PermissionDenied);
+        assert_eq!(read_failure(&denied), ReadFailure::Unreadable);
+    }
 
     /// A file whose name is not UTF-8 is listed (and so queued, or moved to `error/`), not
     /// skipped without a trace.
