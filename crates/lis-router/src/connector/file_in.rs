@@ -296,7 +296,11 @@ fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
         if is_temporary_name(&name) || !mask_matches(mask, &name) {
             continue;
         }
-        let Ok(meta) = entry.metadata() else { continue };
+        // Through a symbolic link, as Python's `os.path.isfile` looks: a link to a file is
+        // read (and the link deleted once queued); a dangling one is left alone.
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
         if !meta.is_file() {
             continue;
         }
@@ -343,6 +347,25 @@ mod tests {
         assert_eq!(read_failure(&is_dir), ReadFailure::Unreadable, "{is_dir}");
         let denied = Error::from(ErrorKind::PermissionDenied);
         assert_eq!(read_failure(&denied), ReadFailure::Unreadable);
+    }
+
+    /// A symbolic link to a file is listed, with the file's size, as Python sees it; links
+    /// to directories and dangling links are not. Links were skipped at every poll, silently.
+    #[cfg(unix)]
+    #[test]
+    fn links_to_files_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("result.hl7");
+        std::fs::write(&target, b"MSH|^~\\&|").unwrap();
+        let link = dir.path().join("linked.hl7");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("dir.hl7")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("gone.hl7"))
+            .unwrap();
+        let found = list(dir.path(), "*.hl7", false).unwrap();
+        let listed: Vec<(&PathBuf, u64)> = found.iter().map(|(p, len, _)| (p, *len)).collect();
+        assert_eq!(listed, [(&link, 9)]);
     }
 
     /// A file whose name is not UTF-8 is listed (and so queued, or moved to `error/`), not
