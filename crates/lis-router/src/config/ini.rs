@@ -902,8 +902,19 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
     let name = section.name;
     let before = ctx.problems.len();
     let server = section.boolean(ctx, "createserversocket", true);
-    let host = section
-        .text("ipaddr")
+    let ipaddr = section.text("ipaddr");
+    if server && ipaddr.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        // Python binds `''` to every interface; a migrated config that relied on that would
+        // silently stop taking remote senders.
+        ctx.warn(
+            section.name,
+            Some("ipaddr"),
+            "is empty: listening on 127.0.0.1 only (SocketReader listened on every \
+             interface); write ipaddr = 0.0.0.0 to accept other hosts"
+                .into(),
+        );
+    }
+    let host = ipaddr
         .filter(|h| !h.trim().is_empty())
         .unwrap_or_else(|| "127.0.0.1".to_owned());
     let port = section.integer(ctx, "port", u64::from(DEFAULT_PORT), 1024, 65535) as u16;
@@ -1613,6 +1624,29 @@ mod tests {
                 assert_eq!(socket.port, 2575, "{spellings:?}");
             }
         }
+    }
+
+    /// An empty `ipaddr` on a server means every interface in Python; here it means the
+    /// loopback default, which a migrated config must hear about.
+    #[test]
+    fn an_empty_server_ipaddr_warns_that_only_loopback_listens() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nipaddr =\n\
+                    [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nport = 2575\n\
+                    createserversocket = False\nipaddr = \"\"\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        let ConnectorKind::SocketIn(socket) = &loaded.config.connections[0].kind else {
+            panic!("[in] is a socket input");
+        };
+        assert_eq!(socket.host, "127.0.0.1");
+        // Only the server warns: a client with no address connects to the loopback anyway.
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "r.cfg:7: [in] ipaddr: is empty: listening on 127.0.0.1 only (SocketReader \
+                 listened on every interface); write ipaddr = 0.0.0.0 to accept other hosts"
+            ]
+        );
     }
 
     /// A file output's backoff is checked as a socket's is: a ceiling below the first
