@@ -35,7 +35,8 @@ pub enum FrameError {
         max: usize,
     },
     /// A new start block arrived before the end block; the partial frame was dropped
-    /// and decoding resumed at the new start block.
+    /// and decoding resumed at the new start block. A partial frame already over the
+    /// maximum size is reported as [`TooLarge`](Self::TooLarge) instead.
     #[error(
         "frame at stream offset {offset} interrupted by a new start block after {len} payload bytes; partial frame dropped"
     )]

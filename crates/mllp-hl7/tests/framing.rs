@@ -486,3 +486,41 @@ fn encoding_refuses_a_payload_whose_tail_and_the_end_block_form_a_boundary() {
     // Standard MLLP: a payload ending in FS is fine (FS FS CR: the first FS is data).
     assert_eq!(MllpConfig::default().check_payload(b"x\x1c"), Ok(()));
 }
+
+/// An oversized frame cut short by a new start block is refused as too large however the
+/// stream is read: in one read the decoder used to see the new start block first and
+/// report `Interrupted` with a length over the maximum, byte by byte it reported
+/// `TooLarge`.
+#[test]
+fn an_oversized_frame_interrupted_by_a_start_block_is_too_large_in_any_read() {
+    let mut stream = vec![VT];
+    stream.extend_from_slice(b"0123456789");
+    stream.extend(frame(b"MSH|ok"));
+    let config = MllpConfig::default().with_max_message_size(6);
+    for chunk in [stream.len(), 7, 1] {
+        let mut decoder = MllpDecoder::with_config(config.clone()).unwrap();
+        assert_eq!(
+            decode_chunked(&mut decoder, &stream, chunk),
+            vec![
+                MllpFrame::Error(FrameError::TooLarge { offset: 0, max: 6 }),
+                message("MSH|ok"),
+            ],
+            "reads of {chunk} bytes"
+        );
+    }
+    // At the limit it is still an interrupted frame.
+    let mut stream = vec![VT];
+    stream.extend_from_slice(b"012345");
+    stream.extend(frame(b"MSH|ok"));
+    for chunk in [stream.len(), 1] {
+        let mut decoder = MllpDecoder::with_config(config.clone()).unwrap();
+        assert_eq!(
+            decode_chunked(&mut decoder, &stream, chunk),
+            vec![
+                MllpFrame::Error(FrameError::Interrupted { offset: 0, len: 6 }),
+                message("MSH|ok"),
+            ],
+            "reads of {chunk} bytes"
+        );
+    }
+}

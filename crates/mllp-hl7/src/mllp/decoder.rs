@@ -429,9 +429,19 @@ impl MllpDecoder {
             if buf[at] == start_byte {
                 match match_at(buf, at, &config.start_block) {
                     SeqMatch::Full => {
-                        let error = FrameError::Interrupted {
-                            offset: self.frame_offset,
-                            len: at - body_start,
+                        // Over the maximum, it is refused as too large whether or not
+                        // the read that grew it past the limit came before this one.
+                        let len = at - body_start;
+                        let error = if len > config.max_message_size {
+                            FrameError::TooLarge {
+                                offset: self.frame_offset,
+                                max: config.max_message_size,
+                            }
+                        } else {
+                            FrameError::Interrupted {
+                                offset: self.frame_offset,
+                                len,
+                            }
                         };
                         self.state = State::Idle;
                         self.scan_from = 0;
