@@ -524,3 +524,26 @@ fn an_oversized_frame_interrupted_by_a_start_block_is_too_large_in_any_read() {
         );
     }
 }
+
+/// Lenient mode skips NUL, CR and LF between frames silently, but once junk has begun
+/// they are part of it: the junk reported is the same however the stream is read (byte
+/// by byte, padding after junk used to be skipped and the junk reported shorter).
+#[test]
+fn lenient_padding_after_junk_counts_as_junk_in_any_read() {
+    let mut stream = b"\r\nab\n\0".to_vec();
+    stream.extend(frame(b"MSH|1"));
+    stream.extend_from_slice(b"\nx\r");
+    let config = MllpConfig::default().with_lenient(true);
+    for chunk in [stream.len(), 3, 1] {
+        let mut decoder = MllpDecoder::with_config(config.clone()).unwrap();
+        assert_eq!(
+            decode_chunked(&mut decoder, &stream, chunk),
+            vec![
+                MllpFrame::Junk { len: 4, offset: 2 },
+                message("MSH|1"),
+                MllpFrame::Junk { len: 2, offset: 15 },
+            ],
+            "reads of {chunk} bytes"
+        );
+    }
+}

@@ -100,7 +100,8 @@ impl MllpConfig {
 
     /// Lenient mode: an end block without its trailer still ends the frame (senders that
     /// write `FS` without `CR`), and `NUL`, `CR` and `LF` between frames are skipped
-    /// silently (`FS CR LF` senders, NUL padding) instead of being reported as junk.
+    /// silently (`FS CR LF` senders, NUL padding) instead of being reported as junk;
+    /// after other junk they are reported with it.
     #[must_use]
     pub fn with_lenient(mut self, lenient: bool) -> Self {
         self.lenient = lenient;

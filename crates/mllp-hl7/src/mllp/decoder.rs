@@ -333,7 +333,9 @@ impl MllpDecoder {
         if buf.is_empty() {
             return Decoded::NEED_MORE;
         }
-        if self.config.lenient {
+        // Padding is silent only where a frame could start: after junk it is more junk,
+        // so the junk reported does not depend on how the stream was read.
+        if self.config.lenient && self.pending_junk == 0 {
             let start = self.config.start_block[0];
             let padding = buf
                 .iter()
