@@ -340,3 +340,48 @@ async fn acks_are_matched_by_the_decoded_control_id() {
         "{reply:?}"
     );
 }
+
+/// A large pipelined batch: while the client is still writing, the server's ACKs fill the
+/// pipe back to the client. The client used to read no ACK before its last write was
+/// flushed, so both sides waited on each other for ever (and the ACK timeout, which only
+/// covered the reading, never fired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_the_transport_buffers_does_not_deadlock() {
+    let (client_side, server_side) = tokio::io::duplex(8 * 1024);
+    tokio::spawn(mllp_hl7::serve_connection(
+        server_side,
+        MllpCodec::new(),
+        |frame| async move { auto_ack(&frame) },
+    ));
+    let mut client =
+        MllpClient::new(client_side, MllpCodec::new()).with_ack_timeout(Duration::from_secs(20));
+    let messages: Vec<Vec<u8>> = (0..2000).map(oru).collect();
+    let batch: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let replies = tokio::time::timeout(Duration::from_secs(30), client.send_all(&batch))
+        .await
+        .expect("send_all deadlocked")
+        .unwrap();
+    assert_eq!(replies.len(), 2000);
+    for (id, reply) in replies.iter().enumerate() {
+        assert_ack_for(reply, id);
+    }
+}
+
+/// A peer that accepts the connection but never reads: the write cannot complete, and
+/// the ACK timeout still ends the send instead of leaving it blocked for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ack_timeout_also_bounds_a_write_the_peer_never_reads() {
+    let (client_side, _server_side) = tokio::io::duplex(1024);
+    let mut client =
+        MllpClient::new(client_side, MllpCodec::new()).with_ack_timeout(Duration::from_millis(200));
+    let mut large = oru(1);
+    large.extend(std::iter::repeat_n(b'x', 64 * 1024));
+    let error = tokio::time::timeout(Duration::from_secs(10), client.send(&large))
+        .await
+        .expect("send blocked past its ACK timeout")
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Timeout { pending: 1, .. }),
+        "{error}"
+    );
+}

@@ -1,10 +1,12 @@
 //! A small async MLLP client: send messages, await their ACKs.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, Stream};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -23,7 +25,11 @@ pub enum ClientError {
     /// The transport or the framing failed.
     #[error(transparent)]
     Codec(#[from] CodecError),
-    /// No acknowledgement within the timeout.
+    /// No acknowledgement within the timeout (or the messages could not all be written
+    /// within it: the peer stopped reading). Of a batch cut short while being written,
+    /// what the codec had already queued goes out ahead of the next send's messages and
+    /// the rest is not sent; late ACKs are counted in
+    /// [`stale_replies`](MllpClient::stale_replies).
     #[error("mllp client: {pending} acknowledgement(s) still missing after {after:?}")]
     Timeout {
         /// The ACK timeout.
@@ -64,6 +70,22 @@ pub enum Reply {
     /// following the standard sends nothing on success. An error ACK that comes later
     /// is skipped and counted in [`stale_replies`](MllpClient::stale_replies).
     NotRequested,
+}
+
+/// The state of one [`MllpClient::send_all`].
+struct Exchange<'m, 'r> {
+    messages: &'m [&'m [u8]],
+    expected: &'r [Option<Vec<u8>>],
+    replies: &'r mut [Option<Reply>],
+    /// Messages handed to the codec so far.
+    queued: usize,
+    flushed: bool,
+}
+
+impl Exchange<'_, '_> {
+    fn pending(&self) -> usize {
+        self.replies.iter().filter(|r| r.is_none()).count()
+    }
 }
 
 /// Sends HL7 messages over MLLP and waits for their acknowledgements.
@@ -116,7 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         self
     }
 
-    /// Sets how long to wait for acknowledgements.
+    /// Sets how long a send may take, from its first write to its last acknowledgement.
     #[must_use]
     pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
@@ -147,7 +169,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
     }
 
     /// Sends all messages at once (pipelined) and returns their acknowledgements in the
-    /// order sent; the timeout covers the whole batch.
+    /// order sent; the timeout covers the whole batch, writing included. Replies are read
+    /// while the batch is written, so a batch larger than the transport's buffers cannot
+    /// leave client and peer waiting on each other.
     ///
     /// # Errors
     ///
@@ -172,11 +196,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                 .check_payload(payload)
                 .map_err(CodecError::from)?;
         }
-        for payload in messages {
-            self.framed.feed(*payload).await?;
-        }
-        SinkExt::<&[u8]>::flush(&mut self.framed).await?;
-
         let mut replies: Vec<Option<Reply>> = messages
             .iter()
             .map(|payload| {
@@ -188,33 +207,93 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                     .map(|_| Reply::NotRequested)
             })
             .collect();
+        // Writing and reading go on together: a peer answers the first messages while
+        // later ones are still being written, and if the client read nothing until its
+        // last write was flushed, a batch larger than the transport's buffers would leave
+        // both sides waiting on each other. The deadline covers the writing as well, so a
+        // peer that stops reading cannot block a send for ever.
         let deadline = Instant::now() + self.ack_timeout;
-        loop {
-            let pending = replies.iter().filter(|r| r.is_none()).count();
-            if pending == 0 {
-                break;
-            }
-            let next = tokio::time::timeout_at(deadline, self.framed.next())
-                .await
-                .map_err(|_| ClientError::Timeout {
+        let mut exchange = Exchange {
+            messages,
+            expected: &expected,
+            replies: &mut replies,
+            queued: 0,
+            flushed: false,
+        };
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            std::future::poll_fn(|cx| self.poll_exchange(cx, &mut exchange)),
+        )
+        .await;
+        let pending = exchange.pending();
+        match outcome {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ClientError::Timeout {
                     after: self.ack_timeout,
                     pending,
-                })?;
-            let frame = next.ok_or(ClientError::Closed { pending })??;
-            let slot = match frame {
-                MllpFrame::Commit(commit) => replies
-                    .iter()
-                    .position(Option::is_none)
-                    .map(|i| (i, Reply::Commit(commit))),
-                MllpFrame::Message(payload) => Self::match_ack(&replies, &expected, payload),
-                _ => continue,
-            };
-            match slot {
-                Some((i, reply)) => replies[i] = Some(reply),
-                None => self.stale_replies += 1,
+                });
             }
         }
         Ok(replies.into_iter().flatten().collect())
+    }
+
+    /// Drives one [`send_all`](Self::send_all): queues and flushes the messages while
+    /// taking in replies, until every message is written and answered.
+    fn poll_exchange(
+        &mut self,
+        cx: &mut Context<'_>,
+        exchange: &mut Exchange<'_, '_>,
+    ) -> Poll<Result<(), ClientError>> {
+        while let Some(&payload) = exchange.messages.get(exchange.queued) {
+            match Sink::<&[u8]>::poll_ready(Pin::new(&mut self.framed), cx) {
+                Poll::Ready(Ok(())) => {
+                    Sink::<&[u8]>::start_send(Pin::new(&mut self.framed), payload)?;
+                    exchange.queued += 1;
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                Poll::Pending => break,
+            }
+        }
+        if exchange.queued == exchange.messages.len() && !exchange.flushed {
+            match Sink::<&[u8]>::poll_flush(Pin::new(&mut self.framed), cx) {
+                Poll::Ready(Ok(())) => exchange.flushed = true,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            let pending = exchange.pending();
+            if pending == 0 {
+                break;
+            }
+            let frame = match Pin::new(&mut self.framed).poll_next(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error.into())),
+                Poll::Ready(None) => return Poll::Ready(Err(ClientError::Closed { pending })),
+                Poll::Pending => break,
+            };
+            let slot = match frame {
+                MllpFrame::Commit(commit) => exchange
+                    .replies
+                    .iter()
+                    .position(Option::is_none)
+                    .map(|i| (i, Reply::Commit(commit))),
+                MllpFrame::Message(payload) => {
+                    Self::match_ack(exchange.replies, exchange.expected, payload)
+                }
+                _ => continue,
+            };
+            match slot {
+                Some((i, reply)) => exchange.replies[i] = Some(reply),
+                None => self.stale_replies += 1,
+            }
+        }
+        if exchange.flushed && exchange.pending() == 0 {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
     }
 
     fn match_ack(
