@@ -24,9 +24,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum FrameError {
-    /// The payload grew past the maximum; it was skipped up to the next start block.
+    /// The payload grew past the maximum; the rest of the frame was skipped, up to its
+    /// end (end block and trailer) or the next start block.
     #[error(
-        "frame at stream offset {offset} exceeds the maximum message size of {max} bytes; skipped to the next start block"
+        "frame at stream offset {offset} exceeds the maximum message size of {max} bytes; skipped to its end or the next start block"
     )]
     TooLarge {
         /// Stream offset of the frame's start block.

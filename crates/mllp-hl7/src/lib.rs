@@ -31,8 +31,8 @@
 //! - **Framing** ([`MllpDecoder`], [`MllpConfig`], [`encode_frame`]): MLLP release 1
 //!   `<VT> message <FS><CR>` as a sans-IO decoder with a resumable scan. Any number of
 //!   frames per read, junk before a start block skipped and reported, a maximum size with
-//!   a discard mode that resynchronises on the next start block, a lenient mode for `FS`
-//!   without `CR`, and start / end sequences of any length.
+//!   a discard mode that skips to the frame's end or the next start block, a lenient mode
+//!   for `FS` without `CR`, and start / end sequences of any length.
 //! - **Release 2** ([`CommitAck`]): commit acknowledgement blocks `<VT><ACK><FS><CR>` and
 //!   `<VT><NAK><FS><CR>`.
 //! - **HL7 reader** ([`Message`], [`Segment`], [`Value`], [`Path`]): segments (CR, LF or

@@ -547,3 +547,32 @@ fn lenient_padding_after_junk_counts_as_junk_in_any_read() {
         );
     }
 }
+
+/// Bytes after the end of an oversized frame are junk like any other, however the
+/// stream is read: once the frame had been refused early (its first bytes in one read,
+/// its end in a later one), the decoder skipped silently up to the next start block, so
+/// junk after the frame was reported in one read and lost byte by byte.
+#[test]
+fn junk_after_an_oversized_frame_is_reported_in_any_read() {
+    let mut stream = vec![VT];
+    stream.extend_from_slice(b"0123456789\x1c\x0d");
+    stream.extend_from_slice(b"junk");
+    stream.extend(frame(b"MSH|ok"));
+    for lenient in [false, true] {
+        let config = MllpConfig::default()
+            .with_max_message_size(6)
+            .with_lenient(lenient);
+        for chunk in [stream.len(), 5, 1] {
+            let mut decoder = MllpDecoder::with_config(config.clone()).unwrap();
+            assert_eq!(
+                decode_chunked(&mut decoder, &stream, chunk),
+                vec![
+                    MllpFrame::Error(FrameError::TooLarge { offset: 0, max: 6 }),
+                    MllpFrame::Junk { len: 4, offset: 13 },
+                    message("MSH|ok"),
+                ],
+                "reads of {chunk} bytes, lenient {lenient}"
+            );
+        }
+    }
+}

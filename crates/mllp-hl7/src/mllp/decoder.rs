@@ -84,7 +84,7 @@ enum State {
     Idle,
     /// After a start block: looking for the end block.
     InFrame,
-    /// Refusing an oversized frame: skipping to the next start block.
+    /// Refusing an oversized frame: skipping to its end or the next start block.
     Discarding,
 }
 
@@ -125,8 +125,8 @@ fn partial_suffix(buf: &[u8], sequence: &[u8]) -> usize {
 /// MLLP stream decoder: frames in, events out, no I/O.
 ///
 /// It yields every complete frame in a buffer (pipelining), skips and reports bytes
-/// before a start block, refuses frames over the maximum size and resynchronises on the
-/// next start block, and never rescans: a partial frame is searched only from where the
+/// before a start block, refuses frames over the maximum size and skips the rest of them
+/// (up to their end or the next start block), and never rescans: a partial frame is searched only from where the
 /// previous call stopped, so bytes trickling in one at a time cost O(n) in total. Memory
 /// is bounded by the maximum message size plus the framing sequences.
 ///
@@ -499,21 +499,63 @@ impl MllpDecoder {
         }
     }
 
+    /// Skips the rest of a refused frame: up to and including its end block and
+    /// trailer, or up to the next start block, as [`step_in_frame`](Self::step_in_frame)
+    /// would have ended it, so what follows is decoded the same however it was read.
     fn step_discarding(&mut self, buf: &[u8]) -> Decoded {
-        let found = match self.config.start_block.len() {
-            1 => memchr::memchr(self.config.start_block[0], buf),
-            _ => self.start_finder.find(buf),
-        };
-        match found {
-            Some(0) => {
-                self.state = State::Idle;
-                self.step_idle(buf)
+        let config = &self.config;
+        let start_byte = config.start_block[0];
+        let end_byte = config.end_block[0];
+        let mut from = 0;
+        loop {
+            let hit = buf
+                .get(from..)
+                .and_then(|rest| memchr::memchr2(start_byte, end_byte, rest))
+                .map(|i| i + from);
+            let Some(at) = hit else {
+                return Decoded::silent(buf.len());
+            };
+            if buf[at] == end_byte {
+                match match_at(buf, at, &config.end_block) {
+                    SeqMatch::Full => {
+                        let after = at + config.end_block.len();
+                        match match_at(buf, after, &config.trailer) {
+                            SeqMatch::Full => {
+                                self.state = State::Idle;
+                                return Decoded::silent(after + config.trailer.len());
+                            }
+                            SeqMatch::Partial(seen) if config.lenient => {
+                                self.state = State::Idle;
+                                self.trailer_pending = Some(seen);
+                                return Decoded::silent(after + seen);
+                            }
+                            SeqMatch::Partial(_) => return Decoded::silent(at),
+                            SeqMatch::No if config.lenient => {
+                                self.state = State::Idle;
+                                return Decoded::silent(after);
+                            }
+                            SeqMatch::No => {}
+                        }
+                    }
+                    SeqMatch::Partial(_) => return Decoded::silent(at),
+                    SeqMatch::No => {}
+                }
             }
-            Some(at) => {
-                self.state = State::Idle;
-                Decoded::silent(at)
+            if buf[at] == start_byte {
+                match match_at(buf, at, &config.start_block) {
+                    SeqMatch::Full if at == 0 => {
+                        self.state = State::Idle;
+                        return self.step_idle(buf);
+                    }
+                    SeqMatch::Full => {
+                        self.state = State::Idle;
+                        return Decoded::silent(at);
+                    }
+                    SeqMatch::Partial(_) => return Decoded::silent(at),
+                    SeqMatch::No => {}
+                }
             }
-            None => Decoded::silent(buf.len() - partial_suffix(buf, &self.config.start_block)),
+            from = at + 1;
         }
     }
 }
