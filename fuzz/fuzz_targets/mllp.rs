@@ -8,12 +8,16 @@ use mllp_hl7::{
     AckBuilder, Charset, Delimiters, Message, MllpConfig, MllpDecoder, MllpFrame, escape, unescape,
 };
 
-/// Messages and error count of decoding `stream` in reads of `chunk` bytes.
-fn decode(config: &MllpConfig, stream: &[u8], chunk: usize) -> (Vec<Vec<u8>>, usize) {
+/// Messages, error count and every event of decoding `stream` in reads of `chunk` bytes.
+fn decode(
+    config: &MllpConfig,
+    stream: &[u8],
+    chunk: usize,
+) -> (Vec<Vec<u8>>, usize, Vec<MllpFrame>) {
     let mut decoder = MllpDecoder::with_config(config.clone()).expect("valid config");
     let mut buf = BytesMut::new();
-    let (mut messages, mut errors) = (Vec::new(), 0);
-    let mut handle = |frame: MllpFrame, messages: &mut Vec<Vec<u8>>| match frame {
+    let (mut messages, mut errors, mut events) = (Vec::new(), 0, Vec::new());
+    let mut handle = |frame: MllpFrame, messages: &mut Vec<Vec<u8>>| match frame.clone() {
         MllpFrame::Message(payload) => {
             assert!(payload.len() <= config.max_message_size());
             messages.push(payload.to_vec());
@@ -25,17 +29,19 @@ fn decode(config: &MllpConfig, stream: &[u8], chunk: usize) -> (Vec<Vec<u8>>, us
     for read in stream.chunks(chunk.max(1)) {
         buf.extend_from_slice(read);
         while let Some(frame) = decoder.decode(&mut buf) {
+            events.push(frame.clone());
             handle(frame, &mut messages);
         }
         let bound = config.max_message_size() + chunk + config.framed_len(0);
         assert!(buf.len() <= bound, "buffer {} > {bound}", buf.len());
     }
     while let Some(frame) = decoder.decode_eof(&mut buf) {
+        events.push(frame.clone());
         handle(frame, &mut messages);
     }
     assert!(buf.is_empty());
     assert_eq!(decoder.position(), stream.len() as u64);
-    (messages, errors)
+    (messages, errors, events)
 }
 
 /// Each component and subcomponent of a raw field, decoded.
@@ -103,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let chunk = usize::from(flags >> 3) + 1;
 
-    // Same messages and error count whatever the read size.
+    // The same events (messages, junk, refused frames) whatever the read size.
     let whole = decode(&config, stream, stream.len().max(1));
     let chunked = decode(&config, stream, chunk);
     assert_eq!(whole, chunked);
@@ -117,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
             sent.push(payload.to_vec());
         }
     }
-    let (received, errors) = decode(&config, &wire, chunk);
+    let (received, errors, _) = decode(&config, &wire, chunk);
     assert_eq!(errors, 0);
     assert_eq!(received, sent);
 
