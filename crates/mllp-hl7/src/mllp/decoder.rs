@@ -126,9 +126,11 @@ fn partial_suffix(buf: &[u8], sequence: &[u8]) -> usize {
 ///
 /// It yields every complete frame in a buffer (pipelining), skips and reports bytes
 /// before a start block, refuses frames over the maximum size and skips the rest of them
-/// (up to their end or the next start block), and never rescans: a partial frame is searched only from where the
-/// previous call stopped, so bytes trickling in one at a time cost O(n) in total. Memory
-/// is bounded by the maximum message size plus the framing sequences.
+/// (up to their end or the next start block), and never rescans: a partial frame is
+/// searched only from where the previous call stopped, so bytes trickling in one at a
+/// time cost O(n) in total. Memory is bounded by the maximum message size plus the
+/// framing sequences. The events (messages, junk with its offsets, refused frames) are
+/// the same however the stream is cut into reads.
 ///
 /// Two APIs: [`decode`](Self::decode) over a [`BytesMut`] returning zero-copy
 /// [`MllpFrame`]s, and [`decode_slice`](Self::decode_slice) over any `&[u8]` returning
