@@ -36,20 +36,38 @@ pub fn auto_ack(frame: &MllpFrame) -> Option<Response> {
     Some(Response::Message(ack))
 }
 
+/// How long [`serve`] waits after an accept error that is not about one connection
+/// (out of file descriptors, out of memory) before accepting again.
+const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Accepts connections on `listener` and serves each on its own task with
-/// [`serve_connection`]. Runs until accepting fails.
+/// [`serve_connection`], for as long as the returned future is polled.
+///
+/// An accept error does not end it: one about a single connection (reset or aborted
+/// before it was accepted) is skipped, any other (out of file descriptors, out of
+/// memory) is waited out for 100 ms, while the connections already open carry on. A
+/// connection whose `TCP_NODELAY` cannot be set is served without it.
 ///
 /// # Errors
 ///
-/// The accept error.
+/// It does not return: accept errors are skipped or waited out as above.
 pub async fn serve<H, F>(listener: TcpListener, codec: MllpCodec, handler: H) -> io::Result<()>
 where
     H: Fn(MllpFrame) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Option<Response>> + Send + 'static,
 {
     loop {
-        let (stream, _peer) = listener.accept().await?;
-        stream.set_nodelay(true)?;
+        let stream = match listener.accept().await {
+            Ok((stream, _peer)) => stream,
+            Err(error) if is_about_one_connection(&error) => continue,
+            // Typically out of file descriptors: connections that end free some.
+            Err(_) => {
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        // Only a latency hint; a peer that reset already fails it on some systems.
+        let _ = stream.set_nodelay(true);
         let codec = codec.clone();
         let handler = handler.clone();
         tokio::spawn(async move {
@@ -57,6 +75,18 @@ where
             let _ = serve_connection(stream, codec, handler).await;
         });
     }
+}
+
+/// Whether an accept error concerns only the connection being accepted.
+fn is_about_one_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
 }
 
 /// Serves one connection: every decoded frame (messages, commit blocks, junk and
