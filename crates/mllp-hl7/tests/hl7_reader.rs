@@ -393,6 +393,21 @@ fn unusual_delimiters_are_read_from_the_header() {
     assert_eq!(text(short.get("PID-3.1").unwrap()), "a~b&c");
 }
 
+/// A file saved by a Windows editor starts with a UTF-8 byte-order mark; the message
+/// was refused as having no header.
+#[test]
+fn a_byte_order_mark_before_the_header_is_skipped() {
+    let raw = b"\xEF\xBB\xBFMSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ORU^R01|M1|P|2.5.1\rPID|1||42\r";
+    let message = Message::parse(raw).unwrap();
+    assert_eq!(message.control_id().raw(), b"M1");
+    assert_eq!(text(message.get("PID-3").unwrap()), "42");
+    assert_eq!(message.raw(), raw, "the bytes parsed are the bytes given");
+    assert_eq!(
+        Message::parse(b"\xEF\xBB\xBF").unwrap_err(),
+        ParseError::Empty
+    );
+}
+
 #[test]
 fn bad_messages_get_clear_errors() {
     assert_eq!(Message::parse(b"").unwrap_err(), ParseError::Empty);

@@ -177,17 +177,20 @@ fn split_segments(raw: &[u8], field: u8) -> Vec<&[u8]> {
 
 impl<'a> Message<'a> {
     /// Parses a message (or an FHS/BHS batch; header accessors then read its first MSH).
+    /// A UTF-8 byte-order mark and empty lines before the header are skipped.
     ///
     /// # Errors
     ///
     /// [`ParseError`] when the input is empty, does not start with a header segment, or
     /// declares unusable delimiters.
     pub fn parse(raw: &'a [u8]) -> Result<Self, ParseError> {
-        let lead = raw
+        // A UTF-8 byte-order mark, as Windows editors save files, is not part of the text.
+        let text = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+        let lead = text
             .iter()
             .take_while(|b| matches!(b, b'\r' | b'\n'))
             .count();
-        let body = &raw[lead..];
+        let body = &text[lead..];
         if body.is_empty() {
             return Err(ParseError::Empty);
         }
