@@ -87,6 +87,8 @@ fn junk_without_any_start_block_is_drained_not_buffered() {
         assert_eq!(decoder.decode(&mut buf), None);
         assert!(buf.is_empty(), "junk must not accumulate");
     }
+    // Counted while it waits to be reported: what a caller awaiting a reply can tell.
+    assert_eq!(decoder.unreported_junk(), 1_024_000);
     buf.extend(frame(b"MSH|ok"));
     assert_eq!(
         decoder.decode(&mut buf),
@@ -96,6 +98,7 @@ fn junk_without_any_start_block_is_drained_not_buffered() {
         })
     );
     assert_eq!(decoder.decode(&mut buf), Some(message("MSH|ok")));
+    assert_eq!(decoder.unreported_junk(), 0);
 }
 
 #[test]

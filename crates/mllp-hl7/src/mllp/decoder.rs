@@ -208,6 +208,15 @@ impl MllpDecoder {
         &self.config
     }
 
+    /// Bytes outside any frame already skipped but not yet reported. Junk is reported as
+    /// [`MllpFrame::Junk`] once a start block (or the end of the stream) follows it, so a
+    /// peer that answers without MLLP framing, or with other delimiters, shows up here
+    /// while a reply is awaited.
+    #[must_use]
+    pub fn unreported_junk(&self) -> usize {
+        self.pending_junk
+    }
+
     /// Stream offset of the first byte not yet consumed.
     #[must_use]
     pub fn position(&self) -> u64 {

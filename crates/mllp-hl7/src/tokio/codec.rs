@@ -81,6 +81,13 @@ impl MllpCodec {
     pub fn config(&self) -> &MllpConfig {
         self.decoder.config()
     }
+
+    /// Bytes outside any frame skipped but not yet reported
+    /// ([`MllpDecoder::unreported_junk`]).
+    #[must_use]
+    pub fn unreported_junk(&self) -> usize {
+        self.decoder.unreported_junk()
+    }
 }
 
 impl Decoder for MllpCodec {
