@@ -746,6 +746,50 @@ async fn an_empty_frame_is_acknowledged_and_not_queued() {
     assert_eq!(contents, [oru("M1", "LAB")]);
 }
 
+/// A receiver that answers without MLLP framing (a common misconfiguration) got only "no
+/// acknowledgement within ..." in the log, as if it had said nothing; the log now says
+/// what arrived outside any frame, which points at the framing settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_without_mllp_framing_is_named_in_the_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+        .await
+        .unwrap();
+    let unframed_ack = "MSH|^~\\&|LIS|HOSP|LAB|LABFAC|20240101||ACK|A1|P|2.5.1\rMSA|AA|M1\r";
+    let peer = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 || stream.write_all(unframed_ack.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
+         createserversocket = False\nport = {peer_port}\nacktimeout = 0.3\nretrydelay = 0.05\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = client(inp).await;
+    sender.send(&oru("M1", "LAB")).await.unwrap();
+    let expected = format!(
+        "no acknowledgement within 300ms; the peer sent {} bytes outside any MLLP frame",
+        unframed_ack.len()
+    );
+    wait_until("the timeout naming the unframed reply", || {
+        router.log_text().contains(&expected)
+    })
+    .await;
+    peer.abort();
+}
+
 /// A message the output can never frame (a file holding the end-block sequence, or one
 /// larger than the output's `maxmessagesize`) is kept under `datadir/undeliverable/`
 /// and the queue goes on; before, the output retried it for ever and delivered nothing

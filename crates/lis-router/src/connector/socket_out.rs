@@ -362,12 +362,24 @@ impl SocketOut {
                 }
             }
         };
-        tokio::select! {
-            result = tokio::time::timeout(timeout, wait) => result.unwrap_or_else(|_| {
-                Err(Failure::Connection(format!("no acknowledgement within {timeout:?}")))
-            }),
-            () = shutdown_grace(&self.shutdown) => Err(Failure::Shutdown),
-        }
+        let waited = tokio::select! {
+            result = tokio::time::timeout(timeout, wait) => result,
+            () = shutdown_grace(&self.shutdown) => return Err(Failure::Shutdown),
+        };
+        waited.unwrap_or_else(|_| {
+            // The commonest cause: a peer that answers without MLLP framing, or with other
+            // delimiters. What it sent is held as junk until a start block follows.
+            let unframed = framed.codec().unreported_junk();
+            Err(Failure::Connection(if unframed > 0 {
+                format!(
+                    "no acknowledgement within {timeout:?}; the peer sent {unframed} bytes \
+                     outside any MLLP frame (does it frame its replies with these sob, eod \
+                     and eob?)"
+                )
+            } else {
+                format!("no acknowledgement within {timeout:?}")
+            }))
+        })
     }
 }
 
