@@ -54,7 +54,7 @@ impl RouterConfig {
 /// Log verbosity, SocketReader's `loglvl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum LogLevel {
-    /// `debug`: everything, message contents included.
+    /// `debug`: a line per message (size or file name); contents only with `logcontent`.
     Debug,
     /// `info`.
     Info,
