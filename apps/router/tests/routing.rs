@@ -1135,3 +1135,43 @@ async fn real_messages_are_acknowledged_and_filed_byte_for_byte() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logcontent_on_an_output_logs_what_it_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    // Only the outputs ask for the content; the input does not.
+    let config = format!(
+        "[general]\nuseconnections = in, files, lis\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = lab\nport = {inp}\n\
+         [files]\ntranstech = file\ntransdir = out\nqueuename = lab\nmessagedir = out\n\
+         debug = {{\"logcontent\": True}}\n\
+         [lis]\ntranstech = socket\ntransdir = out\nqueuename = lab\ncreateserversocket = False\n\
+         ipaddr = 127.0.0.1\nport = {peer_port}\ndebug = {{\"logcontent\": True}}\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut c = client(inp).await;
+    c.send(&oru("LOGGED42", "LAB")).await.unwrap();
+    let out = dir.path().join("out");
+    wait_until("the file", || files_in(&out).len() == 1).await;
+    wait_until("the peer's copy", || peer.count() == 1).await;
+    wait_until("both outputs' content lines", || {
+        let log = router.log_text();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("PID|1||LOGGED42"))
+            .collect();
+        lines.iter().any(|l| l.contains("conn{name=files}"))
+            && lines.iter().any(|l| l.contains("conn{name=lis}"))
+    })
+    .await;
+    assert!(
+        !router
+            .log_text()
+            .lines()
+            .any(|l| l.contains("conn{name=in}") && l.contains("LOGGED42")),
+        "the input has no logcontent"
+    );
+    peer.stop().await;
+}

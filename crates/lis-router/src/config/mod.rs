@@ -106,7 +106,8 @@ pub struct Connection {
 /// The `debug` options the router understands (others are warned about and ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DebugOptions {
-    /// `"logcontent": True`: log every message's content at info level.
+    /// `"logcontent": True`: log the content of every message the connection receives,
+    /// delivers or writes, at info level.
     pub log_content: bool,
 }
 

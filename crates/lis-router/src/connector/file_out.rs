@@ -165,8 +165,12 @@ impl FileOut {
                 }
                 continue;
             };
-            for path in &paths {
-                debug!("wrote {}", path.display());
+            for (path, message) in paths.iter().zip(&batch) {
+                if self.connection.debug.log_content {
+                    info!("wrote {}: {}", path.display(), printable(&message.payload));
+                } else {
+                    debug!("wrote {}", path.display());
+                }
             }
             backoff.reset();
             cursor = last + 1;

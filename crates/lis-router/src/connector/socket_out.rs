@@ -149,7 +149,15 @@ impl SocketOut {
             }
             match self.attempt(framed, &message.payload).await {
                 Ok(()) => {
-                    debug!("delivered message {}", message.seq);
+                    if self.connection.debug.log_content {
+                        info!(
+                            "delivered message {}: {}",
+                            message.seq,
+                            printable(&message.payload)
+                        );
+                    } else {
+                        debug!("delivered message {}", message.seq);
+                    }
                     backoff.reset();
                     return true;
                 }
