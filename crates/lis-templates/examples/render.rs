@@ -1,6 +1,6 @@
 //! `render NAME [--templates-dir DIR] [--profiles DIR] [--seed N] [--now YYYYMMDDHHMMSS] [--qc]
 //! [--qc-deviation SD] [--layout standard|openelis] [--values template|random] [--sample-id ID]
-//! [--patient-id ID] [--tests CODE,CODE...] [--out FILE]`
+//! [--patient-id ID] [--tests CODE,CODE...] [--prefix SITE] [--year YY] [--out FILE]`
 //!
 //! Prints what the template generates: ASTM records or HL7 segments one per line, or the file
 //! content (binary files such as XLSX are written with `--out`, else summarised).

@@ -1,4 +1,5 @@
-//! `westgard --mean M --sd S [--rules openelis|seed-config|extended] [--svg FILE] [--title T]`
+//! `westgard --mean M --sd S [--rules openelis|seed-config|extended] [--svg FILE] [--title T]
+//! [--unit U]`
 //!
 //! Reads one value per line from stdin (oldest first) and prints one JSON line per value:
 //! `{"value":111.0,"z":2.2,"violations":["1-2s"],"status":"warning"}`. Blank lines and lines
