@@ -5,23 +5,18 @@
 use bytes::BytesMut;
 use mllp_hl7::{Message, MllpConfig, MllpDecoder, MllpFrame, encode_frame};
 
-const SAMPLES: [&str; 15] = [
-    "adt_a01_2.5_wikipedia.hl7",
-    "adt_a04_2.4_hl7std_example.hl7",
-    "batch_fhs_bhs_adt_a04_2.5_vinah.hl7",
-    "orm_o01_2.3_epic_xray.hl7",
-    "oru_r01_2.3.1_mindray_bs200_glucose.hl7",
-    "oru_r01_2.3.1_mindray_bs200_qc.hl7",
-    "oru_r01_2.3_lab_hl7messageparser.hl7",
-    "oru_r01_2.4_ghh_lab_glucose.hl7",
-    "oru_r01_2.5.1_nist_elr_lead.hl7",
-    "oru_r01_2.5.1_synthetic_cbc_1k.hl7",
-    "ack_from_hl7apy_1.3.5_peerscript.mllp",
-    "ack_from_node-hl7-server_2.5.0.mllp",
-    "ack_from_python-hl7_0.4.5.mllp",
-    "ack_from_python-hl7_for_mindray_2.3.1.mllp",
-    "ack_from_simple-hl7_3.3.0.mllp",
-];
+/// Every sample message (`.hl7`) and captured ACK (`.mllp`) in `tests/data`, by name.
+fn samples() -> Vec<String> {
+    let dir = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".hl7") || name.ends_with(".mllp"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 15, "samples missing from {dir}: {names:?}");
+    names
+}
 
 fn sample(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -65,9 +60,10 @@ fn decode(config: &MllpConfig, stream: &[u8], cuts: &[usize]) -> Vec<MllpFrame> 
 
 #[test]
 fn each_sample_decodes_alone_at_every_split() {
+    let samples = samples();
     for lenient in [false, true] {
         let config = MllpConfig::default().with_lenient(lenient);
-        for name in SAMPLES {
+        for name in &samples {
             let (wire, payload) = wire_and_payload(name);
             let expected = vec![MllpFrame::Message(payload.clone().into())];
             assert_eq!(decode(&config, &wire, &[]), expected, "{name}: whole");
@@ -92,9 +88,10 @@ fn each_sample_decodes_alone_at_every_split() {
 fn all_samples_pipelined_with_noise_decode_in_any_reads() {
     // Junk before the first frame, NUL and CR LF between frames (Mirth #249, FS CR LF
     // senders), everything in one stream.
+    let samples = samples();
     let mut stream = b"\r\n".to_vec();
     let mut payloads = Vec::new();
-    for name in SAMPLES {
+    for name in &samples {
         let (wire, payload) = wire_and_payload(name);
         stream.extend_from_slice(&wire);
         stream.extend_from_slice(b"\0\r\n");
@@ -116,7 +113,7 @@ fn all_samples_pipelined_with_noise_decode_in_any_reads() {
         );
         let junk = whole.len() - messages.len();
         // Strict: the leading CR LF and each NUL CR LF are reported; lenient: nothing.
-        assert_eq!(junk, if lenient { 0 } else { SAMPLES.len() + 1 });
+        assert_eq!(junk, if lenient { 0 } else { samples.len() + 1 });
         // Irregular reads (a fixed pseudo-random sequence), byte by byte, and fixed sizes.
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut cuts = Vec::new();
@@ -140,7 +137,7 @@ fn all_samples_pipelined_with_noise_decode_in_any_reads() {
         }
     }
     // Every payload reads as HL7, with the segments of the sample file itself.
-    for (name, payload) in SAMPLES.iter().zip(&payloads) {
+    for (name, payload) in samples.iter().zip(&payloads) {
         let message = Message::parse(payload).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(message.msh().is_some(), "{name}");
         assert!(message.segment_count() >= 2, "{name}");
