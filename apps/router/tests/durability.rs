@@ -556,3 +556,85 @@ async fn a_failed_commit_is_not_overtaken_by_a_message_pipelined_behind_it() {
     assert_eq!(received, [big_oru("BIG"), oru("AFTER", "LAB")]);
     peer.stop().await;
 }
+
+/// Messages no output of the configuration will deliver are named at start: a queue
+/// renamed in the configuration leaves its backlog stored but unseen, and an output left
+/// out loses the messages it had not delivered once the others have. Both were silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_changed_configuration_leaves_undelivered_are_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, dead) = (free_port(), free_port());
+    let archive = dir.path().join("archive");
+    // `lis` never reaches its receiver (nothing listens on `dead`): its messages stay.
+    let config = |queue: &str, outputs: &str| {
+        format!(
+            "[general]\nuseconnections = in, {outputs}\ndatadir = store\n\
+             [in]\ntranstech = socket\ntransdir = in\nqueuename = {queue}\nusehl7 = True\nport = {inp}\n\
+             [archive]\ntranstech = file\ntransdir = out\nqueuename = {queue}\nmessagedir = archive\n\
+             [lis]\ntranstech = socket\ntransdir = out\nqueuename = {queue}\ncreateserversocket = False\n\
+             port = {dead}\nretrydelay = 0.05\nretrymaxdelay = 0.2\n"
+        )
+    };
+    let send = |ids: &'static [&'static str]| async move {
+        let mut c = MllpClient::connect(("127.0.0.1", inp))
+            .await
+            .unwrap()
+            .with_ack_timeout(WAIT);
+        for id in ids {
+            let reply = c.send(&oru(id, "LAB")).await.unwrap();
+            assert!(
+                matches!(
+                    reply,
+                    Reply::Ack {
+                        code: AckCode::ApplicationAccept,
+                        ..
+                    }
+                ),
+                "{reply:?}"
+            );
+        }
+    };
+    let stop = |mut router: RouterProc| {
+        assert!(router.terminate(Duration::from_secs(10)).success());
+        router.log_text()
+    };
+
+    let router = RouterProc::start(dir.path(), &config("lab", "archive, lis")).await;
+    send(&["A1", "A2", "A3"]).await;
+    wait_until("3 archived", || files_in(&archive).len() == 3).await;
+    stop(router);
+
+    // `lis` left out: its 3 messages go once `archive` has delivered a later one.
+    let router = RouterProc::start(dir.path(), &config("lab", "archive")).await;
+    send(&["B1"]).await;
+    wait_until("4 archived", || files_in(&archive).len() == 4).await;
+    let log = stop(router);
+    assert!(
+        log.contains(
+            "output `lis` of queue `lab` is not in the configuration: the 3 stored message(s)"
+        ),
+        "{log}"
+    );
+
+    // `lis` back: the 4 messages deleted meanwhile are not its any more.
+    let router = RouterProc::start(dir.path(), &config("lab", "archive, lis")).await;
+    send(&["C1", "C2"]).await;
+    wait_until("6 archived", || files_in(&archive).len() == 6).await;
+    let log = stop(router);
+    assert!(
+        log.contains("output `lis` of queue `lab` is back in the configuration, but 4 message(s)"),
+        "{log}"
+    );
+
+    // The queue renamed: C1 and C2, still owed to `lis`, stay in `lab`.
+    let router = RouterProc::start(dir.path(), &config("results", "archive, lis")).await;
+    let log = stop(router);
+    assert!(
+        log.contains("the queue store holds 2 undelivered message(s) of queue `lab`"),
+        "{log}"
+    );
+    // And nothing is said once the configuration serves every stored message.
+    let router = RouterProc::start(dir.path(), &config("lab", "archive, lis")).await;
+    let log = stop(router);
+    assert!(!log.contains("configuration"), "{log}");
+}

@@ -15,7 +15,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -154,6 +156,9 @@ impl Shared {
 struct Positions {
     seqs: Vec<(u64, u64)>,
     cursors: Vec<Vec<u64>>,
+    /// Messages that no output of the configuration will deliver, for the log: a queue
+    /// or an output left out of it (see [`load`]).
+    unserved: Vec<String>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -216,7 +221,14 @@ impl QueueStore {
         // new output's cursor): the previous run's reserve is there for that, and set
         // aside again below. Only then, as the error shows that this router got past the
         // lock: another one running on this directory keeps its reserve.
-        let (db, Positions { seqs, cursors }) = match open() {
+        let (
+            db,
+            Positions {
+                seqs,
+                cursors,
+                unserved,
+            },
+        ) = match open() {
             Err(e) if is_out_of_space(&e) && reserve.give_back_leftover() => {
                 tracing::warn!(
                     "opening the queue store ran out of space ({e}); opening it again on \
@@ -228,6 +240,9 @@ impl QueueStore {
             opened => opened,
         }
         .map_err(err)?;
+        for note in &unserved {
+            tracing::warn!("{note}");
+        }
         let disk_full = match reserve.take() {
             Ok(()) => false,
             Err(e) if is_full(&e) => {
@@ -579,16 +594,26 @@ fn refuse_appends(batch: &mut Vec<Request>, error: impl Fn() -> StoreError) {
     *batch = moves;
 }
 
+/// How the table of a queue is named: this, then the queue's name.
+const QUEUE_TABLE_PREFIX: &str = "queue:";
+
 fn table_name(queue: &str) -> String {
-    format!("queue:{queue}")
+    format!("{QUEUE_TABLE_PREFIX}{queue}")
 }
 
 /// Reads where every queue and output of `queues` stands, recording cursors for outputs
 /// new to the store (they start at the oldest message still stored).
+///
+/// It also notes, for the log, stored messages that no output of `queues` will deliver:
+/// those of a queue the configuration no longer has (renamed, or its connections left
+/// out), which stay stored but unseen; those an output left out of the configuration had
+/// not delivered, which go once the configured outputs have delivered them; and those an
+/// output back in the configuration missed while it was left out, deleted meanwhile.
 fn load(db: &Database, queues: &[(String, Vec<String>)]) -> Result<Positions, redb::Error> {
     let mut positions = Positions {
         seqs: Vec::with_capacity(queues.len()),
         cursors: Vec::with_capacity(queues.len()),
+        unserved: Vec::new(),
     };
     let txn = db.begin_write()?;
     {
@@ -609,13 +634,53 @@ fn load(db: &Database, queues: &[(String, Vec<String>)]) -> Result<Positions, re
                 let key = cursor_key(name, output);
                 let stored = cursor_table.get(key.as_str())?.map(|v| v.value());
                 let cursor = stored.map_or(oldest, |c| c.clamp(oldest, next));
+                if let Some(missed) = stored.map(|c| cursor - c).filter(|&n| n > 0) {
+                    positions.unserved.push(format!(
+                        "output `{output}` of queue `{name}` is back in the configuration, \
+                         but {missed} message(s) it had not delivered were deleted while it \
+                         was left out (the other outputs had delivered them); it goes on \
+                         from message {cursor}"
+                    ));
+                }
                 if stored != Some(cursor) {
                     cursor_table.insert(key.as_str(), cursor)?;
                 }
                 queue_cursors.push(cursor);
             }
+            // Said while the output's backlog is still whole (nothing past its cursor
+            // deleted yet): afterwards its cursor lies behind the oldest message, and
+            // the messages since were never its to deliver.
+            for (output, at) in stored_outputs(&cursor_table, name)? {
+                if (oldest..next).contains(&at) && !outputs.contains(&output) {
+                    positions.unserved.push(format!(
+                        "output `{output}` of queue `{name}` is not in the configuration: \
+                         the {} stored message(s) it has not delivered are no longer kept \
+                         for it, and are deleted once the configured outputs have delivered \
+                         them",
+                        next - at
+                    ));
+                }
+            }
             positions.seqs.push((next, oldest));
             positions.cursors.push(queue_cursors);
+        }
+        for table in txn.list_tables()? {
+            let Some(queue) = table.name().strip_prefix(QUEUE_TABLE_PREFIX) else {
+                continue;
+            };
+            if queues.iter().any(|(name, _)| name == queue) {
+                continue;
+            }
+            let held = txn
+                .open_table(TableDefinition::<u64, &[u8]>::new(table.name()))?
+                .len()?;
+            if held > 0 {
+                positions.unserved.push(format!(
+                    "the queue store holds {held} undelivered message(s) of queue `{queue}`, \
+                     which no connection of the configuration uses (a renamed queue?): they \
+                     stay stored, and are delivered once a configuration with that queue runs"
+                ));
+            }
         }
     }
     txn.commit()?;
@@ -626,21 +691,33 @@ fn cursor_key(queue: &str, output: &str) -> String {
     format!("{queue}\u{1f}{output}")
 }
 
+/// Every output of `queue` with a stored cursor, configured or not, and its cursor.
+fn stored_outputs(
+    table: &redb::Table<'_, &'static str, u64>,
+    queue: &str,
+) -> Result<Vec<(String, u64)>, redb::StorageError> {
+    let prefix = cursor_key(queue, "");
+    let mut found = Vec::new();
+    for entry in table.range(prefix.as_str()..)? {
+        let (key, value) = entry?;
+        let Some(output) = key.value().strip_prefix(&prefix) else {
+            break;
+        };
+        found.push((output.to_owned(), value.value()));
+    }
+    Ok(found)
+}
+
 /// The highest cursor stored for any output of `queue` (0 without any).
 fn highest_cursor(
     table: &redb::Table<'_, &'static str, u64>,
     queue: &str,
 ) -> Result<u64, redb::StorageError> {
-    let prefix = cursor_key(queue, "");
-    let mut highest = 0;
-    for entry in table.range(prefix.as_str()..)? {
-        let (key, value) = entry?;
-        if !key.value().starts_with(&prefix) {
-            break;
-        }
-        highest = highest.max(value.value());
-    }
-    Ok(highest)
+    Ok(stored_outputs(table, queue)?
+        .into_iter()
+        .map(|(_, cursor)| cursor)
+        .max()
+        .unwrap_or(0))
 }
 
 /// Moves requests already waiting into `batch`, up to [`MAX_BATCH`].
@@ -888,7 +965,7 @@ impl Writer {
             }
         }
         let db = Database::create(&self.shared.path)?;
-        let Positions { seqs, cursors } = load(&db, &self.shared.layout())?;
+        let Positions { seqs, cursors, .. } = load(&db, &self.shared.layout())?;
         self.seqs = seqs;
         self.cursors = cursors;
         self.publish();
