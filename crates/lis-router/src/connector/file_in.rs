@@ -99,7 +99,7 @@ impl FileIn {
         // The files go to the store in groups, each committed whole or not at all and
         // awaited before the next: a failed commit stops the poll, so no file is ever
         // queued ahead of an earlier one that is retried later.
-        let mut group: Vec<(PathBuf, Bytes)> = Vec::new();
+        let mut group: Vec<(PathBuf, Bytes, Identity)> = Vec::new();
         let mut group_bytes = 0;
         for (path, len, _) in stable.take(self.settings.max_files) {
             if self.shutdown.is_cancelled() {
@@ -123,9 +123,9 @@ impl FileIn {
                 group_bytes = 0;
             }
             let read_path = path.clone();
-            let content = match tokio::task::spawn_blocking(move || std::fs::read(read_path)).await
-            {
-                Ok(Ok(content)) => content,
+            let read = tokio::task::spawn_blocking(move || read(&read_path)).await;
+            let (content, identity) = match read {
+                Ok(Ok(read)) => read,
                 Ok(Err(e)) => match read_failure(&e) {
                     ReadFailure::Vanished => {
                         info!(
@@ -161,17 +161,24 @@ impl FileIn {
                 info!("read {}: {}", path.display(), printable(&content));
             }
             group_bytes += content.len();
-            group.push((path, Bytes::from(content)));
+            group.push((path, Bytes::from(content), identity));
         }
         if !group.is_empty() {
             self.queue(group).await;
         }
     }
 
-    /// Stores the files' contents in one commit, then deletes the files; `false` when
-    /// nothing was stored (the files stay for the next poll).
-    async fn queue(&self, group: Vec<(PathBuf, Bytes)>) -> bool {
-        let (paths, payloads): (Vec<PathBuf>, Vec<Bytes>) = group.into_iter().unzip();
+    /// Stores the files' contents in one commit, then deletes the files that are still
+    /// what was read; `false` when nothing was stored (the files stay for the next poll).
+    async fn queue(&self, group: Vec<(PathBuf, Bytes, Identity)>) -> bool {
+        let mut paths = Vec::with_capacity(group.len());
+        let mut payloads = Vec::with_capacity(group.len());
+        let mut identities = Vec::with_capacity(group.len());
+        for (path, payload, identity) in group {
+            paths.push(path);
+            payloads.push(payload);
+            identities.push(identity);
+        }
         let which = match (paths.first(), paths.last()) {
             (Some(first), Some(last)) if paths.len() > 1 => format!(
                 "{} files ({} to {})",
@@ -193,13 +200,26 @@ impl FileIn {
                 return false;
             }
         };
-        for (seq, path) in (first..).zip(&paths) {
+        for ((seq, path), identity) in (first..).zip(&paths).zip(identities) {
             debug!("queued {} as message {seq}", path.display());
-            if let Err(e) = tokio::fs::remove_file(path).await {
-                error!(
+            let target = path.clone();
+            let removed =
+                tokio::task::spawn_blocking(move || remove_if_unchanged(&target, &identity))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            match removed {
+                Ok(true) => {}
+                // Rewritten, or replaced by a new file of the same name, since it was read:
+                // deleting it would lose what was not read.
+                Ok(false) => warn!(
+                    "queued {} as message {seq}, but it changed after it was read; left in \
+                     place, to be read again",
+                    path.display()
+                ),
+                Err(e) => error!(
                     "queued {} but cannot delete it ({e}); it will be read again",
                     path.display()
-                );
+                ),
             }
         }
         true
@@ -254,6 +274,65 @@ impl FileIn {
             Err(e) => error!("{} {why}; {e}", path.display()),
         }
     }
+}
+
+/// Which file a path named when it was read, and that file's state: compared before the
+/// file is deleted, so that a file rewritten, or replaced by another of the same name,
+/// after it was read is not deleted with content that was never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    /// The directory entry itself (a symbolic link, when it is one): device and inode.
+    entry: (u64, u64),
+    /// The file read: device, inode, size and modification time.
+    file: (u64, u64, u64, Option<SystemTime>),
+}
+
+impl Identity {
+    fn of(entry: &std::fs::Metadata, file: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let (entry_id, file_id) = {
+            use std::os::unix::fs::MetadataExt;
+            ((entry.dev(), entry.ino()), (file.dev(), file.ino()))
+        };
+        #[cfg(not(unix))]
+        let (entry_id, file_id) = {
+            let _ = entry;
+            ((0, 0), (0, 0))
+        };
+        Self {
+            entry: entry_id,
+            file: (file_id.0, file_id.1, file.len(), file.modified().ok()),
+        }
+    }
+}
+
+/// Reads a file, with its identity as it was before the read (a write during the read
+/// changes its modification time, so the file is then not deleted).
+fn read(path: &Path) -> std::io::Result<(Vec<u8>, Identity)> {
+    use std::io::Read;
+    let entry = std::fs::symlink_metadata(path)?;
+    let mut file = std::fs::File::open(path)?;
+    let identity = Identity::of(&entry, &file.metadata()?);
+    let mut content = Vec::new();
+    file.read_to_end(&mut content)?;
+    Ok((content, identity))
+}
+
+/// Deletes `path` if it still names the file read, unchanged; false if it does not.
+fn remove_if_unchanged(path: &Path, read: &Identity) -> std::io::Result<bool> {
+    let entry = std::fs::symlink_metadata(path)?;
+    let file = match std::fs::metadata(path) {
+        Ok(file) => file,
+        // A link whose file went away: not what was read either.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let now = Identity::of(&entry, &file);
+    if now != *read {
+        return Ok(false);
+    }
+    std::fs::remove_file(path)?;
+    Ok(true)
 }
 
 /// What a failed read of an input file means for it.
@@ -323,6 +402,60 @@ fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file rewritten, or replaced by another file of the same name, between its read
+    /// and the deletion that follows its commit is left in place (and read again at the
+    /// next poll): deleted, its new content would be lost though never stored. An
+    /// unchanged file is deleted as before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_changed_after_its_read_is_not_deleted() {
+        use crate::config::ConnectorKind;
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("in");
+        std::fs::create_dir(&inbox).unwrap();
+        let text = "[general]\nuseconnections = files, out\ndatadir = data\n\
+                    [files]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
+        let loaded = crate::config::load_str(text, &dir.path().join("router.cfg")).unwrap();
+        let connection = loaded.config.connections[0].clone();
+        let ConnectorKind::FileIn(settings) = connection.kind.clone() else {
+            panic!("not a file input: {connection:?}");
+        };
+        let queues = [("q".to_owned(), vec!["out".to_owned()])];
+        let store = crate::store::QueueStore::open(&dir.path().join("data"), &queues).unwrap();
+        let input = FileIn {
+            connection: Arc::new(connection),
+            settings,
+            appender: store.appender("q").unwrap(),
+            shutdown: CancellationToken::new(),
+        };
+        let [same, replaced, rewritten] =
+            ["same.hl7", "replaced.hl7", "rewritten.hl7"].map(|name| inbox.join(name));
+        let mut group = Vec::new();
+        for path in [&same, &replaced, &rewritten] {
+            std::fs::write(path, b"MSH|first").unwrap();
+            let (content, identity) = read(path).unwrap();
+            group.push((path.clone(), Bytes::from(content), identity));
+        }
+        // After the read, before the commit: a producer renames a new file over one name
+        // and writes into the other.
+        let fresh = inbox.join(".fresh");
+        std::fs::write(&fresh, b"MSH|second").unwrap();
+        std::fs::rename(&fresh, &replaced).unwrap();
+        std::fs::write(&rewritten, b"MSH|second, longer").unwrap();
+
+        assert!(input.queue(group).await);
+        assert!(!same.exists());
+        assert_eq!(std::fs::read(&replaced).unwrap(), b"MSH|second");
+        assert_eq!(std::fs::read(&rewritten).unwrap(), b"MSH|second, longer");
+        let stored = store.read("q", 0, 10).unwrap();
+        assert_eq!(stored.len(), 3);
+        assert!(stored.iter().all(|m| m.payload == b"MSH|first"));
+        drop(input);
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .unwrap();
+    }
 
     /// A file another program took between the listing and the read is skipped, and a
     /// shortage of the router's (open files, memory) leaves the file for the next poll;
