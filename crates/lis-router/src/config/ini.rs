@@ -760,19 +760,41 @@ fn build(
 
 /// SocketReader's `queuedb` is a file path; its directory holds our store.
 fn queuedb_dir(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     sections: &BTreeMap<String, HashMap<String, Option<String>>>,
     names: &[String],
 ) -> Option<PathBuf> {
-    names.iter().find_map(|name| {
-        let raw = sections.get(name)?.get("queuedb")?.as_ref()?;
-        let path = ctx.resolve(value::unquote(raw));
-        if path.is_dir() || raw.trim_end_matches(['"', '\'']).ends_with('/') {
-            Some(path)
-        } else {
-            path.parent().map(Path::to_path_buf)
-        }
-    })
+    let dirs: Vec<(&String, PathBuf)> = names
+        .iter()
+        .filter_map(|name| {
+            let raw = sections.get(name)?.get("queuedb")?.as_ref()?;
+            let path = ctx.resolve(value::unquote(raw));
+            let dir = if path.is_dir() || raw.trim_end_matches(['"', '\'']).ends_with('/') {
+                path
+            } else {
+                path.parent()?.to_path_buf()
+            };
+            Some((name, dir))
+        })
+        .collect();
+    let (first_name, first) = dirs.first()?.clone();
+    // The store follows the first of them: reordering `useconnections` would move it to
+    // a fresh directory and leave the backlog behind, unseen.
+    if let Some((name, other)) = dirs.iter().find(|(_, dir)| *dir != first) {
+        ctx.warn(
+            name,
+            Some("queuedb"),
+            format!(
+                "names {}, but [{first_name}] names {}: the queue store lives in the first \
+                 connection's, {}; set datadir in [general] so that it does not move when \
+                 useconnections changes",
+                other.display(),
+                first.display(),
+                first.display()
+            ),
+        );
+    }
+    Some(first)
 }
 
 fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Option<Connection> {
@@ -1646,6 +1668,43 @@ mod tests {
                 "r.cfg:7: [in] ipaddr: is empty: listening on 127.0.0.1 only (SocketReader \
                  listened on every interface); write ipaddr = 0.0.0.0 to accept other hosts"
             ]
+        );
+    }
+
+    /// Without `datadir` the store lives where the first connection's `queuedb` points;
+    /// when connections point to different places, reordering them moved the store to a
+    /// fresh directory without a word.
+    #[test]
+    fn queuedb_directories_that_differ_are_warned_about() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nqueuedb = a/sr.db\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n\
+                    queuedb = b/sr.db\n";
+        let loaded = load_str(text, Path::new("/etc/router/r.cfg")).unwrap();
+        assert_eq!(loaded.config.general.datadir, Path::new("/etc/router/a"));
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "/etc/router/r.cfg:13: [out] queuedb: names /etc/router/b, but [in] names \
+                 /etc/router/a: the queue store lives in the first connection's, \
+                 /etc/router/a; set datadir in [general] so that it does not move when \
+                 useconnections changes"
+            ]
+        );
+        // The same place everywhere, or datadir set: nothing to say.
+        let same = text.replace("b/sr.db", "a/sr.db");
+        assert!(
+            load_str(&same, Path::new("/etc/router/r.cfg"))
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
+        let pinned = text.replace("[general]\n", "[general]\ndatadir = store\n");
+        assert!(
+            load_str(&pinned, Path::new("/etc/router/r.cfg"))
+                .unwrap()
+                .warnings
+                .is_empty()
         );
     }
 
