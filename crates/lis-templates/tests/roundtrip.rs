@@ -426,3 +426,51 @@ fn standard_msh10_never_repeats_within_one_minter() {
         assert!(seen.insert(id.clone()), "MSH-10 {id:?} repeats");
     }
 }
+
+/// MSH-9 names the message structure (`ORU^R01^ORU_R01`) from HL7 v2.4 on, where MSG.3 is
+/// part of the message type, in patient, QC and order-result messages; v2.3.1 templates keep
+/// `ORU^R01` as their analyzers send it, and the OpenELIS layout writes `ORU^R01` always.
+#[test]
+fn standard_msh9_names_the_message_structure_from_v2_4() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let mut checked = std::collections::BTreeSet::new();
+    for template in set.iter() {
+        for layout in [Layout::Standard, Layout::OpenElis] {
+            let mut g = lis_templates::Generator::new(template, &minter, &options(layout, Some(3)))
+                .unwrap();
+            let codes = [template.fields[0].code.clone()];
+            let mut messages = vec![
+                g.hl7().unwrap(),
+                g.hl7_order_results(&["P1"], &["F1"], &codes).unwrap(),
+            ];
+            if !template.qc_controls.is_empty() {
+                messages.push(g.hl7_qc().unwrap());
+            }
+            for message in messages {
+                let msh: Vec<&str> = message.segments[0].split('|').collect();
+                let version = msh[11];
+                let expected = if layout == Layout::Standard && version != "2.3.1" {
+                    "ORU^R01^ORU_R01"
+                } else {
+                    "ORU^R01"
+                };
+                assert_eq!(msh[8], expected, "{} {layout:?} {version}", template.name);
+                checked.insert((version.to_owned(), msh[8].to_owned()));
+            }
+        }
+    }
+    // Both kinds of version are covered: 2.3.1 (Mindray) and 2.5 / 2.5.1.
+    assert!(
+        checked.contains(&("2.3.1".into(), "ORU^R01".into())),
+        "{checked:?}"
+    );
+    assert!(
+        checked.contains(&("2.5".into(), "ORU^R01^ORU_R01".into())),
+        "{checked:?}"
+    );
+    assert!(
+        checked.contains(&("2.5.1".into(), "ORU^R01^ORU_R01".into())),
+        "{checked:?}"
+    );
+}

@@ -75,6 +75,22 @@ fn is_hl7_version(version: &str) -> bool {
     })
 }
 
+/// MSH-9 of an ORU^R01 in `version`. The message structure (MSG.3, `ORU_R01`) is part of
+/// MSH-9 from v2.4 on (v2.3.1 defines the component but real analyzers leave it out); the
+/// OpenELIS layout writes `ORU^R01` whatever the version, as the reference does.
+pub(super) fn oru_message_type(version: &str, layout: Layout) -> &'static str {
+    let from_2_4 = version
+        .strip_prefix("2.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|minor| minor.parse::<u32>().ok())
+        .is_some_and(|minor| minor >= 4);
+    if from_2_4 && layout == Layout::Standard {
+        "ORU^R01^ORU_R01"
+    } else {
+        "ORU^R01"
+    }
+}
+
 /// Fields from literals.
 fn f(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| (*p).to_owned()).collect()
@@ -205,6 +221,7 @@ impl Generator<'_> {
         let (panel_code, panel_label) = (panel_code.as_str(), panel_label.as_str());
         let openelis = self.layout == Layout::OpenElis;
         let mut segments = Vec::new();
+        let message_type = oru_message_type(&version, self.layout);
         let msh = |control: &str| {
             segment(
                 &f(&[
@@ -216,7 +233,7 @@ impl Generator<'_> {
                     "LAB",
                     &now,
                     "",
-                    "ORU^R01",
+                    message_type,
                     control,
                     "P",
                     &version,
@@ -324,6 +341,7 @@ impl Generator<'_> {
         let control = self.control_id("QC");
         let specimen = esc(&first.id().hl7_specimen_id());
         let openelis = self.layout == Layout::OpenElis;
+        let message_type = oru_message_type(&version, self.layout);
         let mut segments = Vec::new();
         segments.push(segment(
             &f(&[
@@ -335,7 +353,7 @@ impl Generator<'_> {
                 "LAB",
                 &now,
                 "",
-                "ORU^R01",
+                message_type,
                 &control,
                 "P",
                 &version,

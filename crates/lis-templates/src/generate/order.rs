@@ -3,7 +3,7 @@
 
 use astm_records::{Delimiters, FieldBuf, RecordBuf};
 
-use super::hl7::{esc_standard, join_components};
+use super::hl7::{esc_standard, join_components, oru_message_type};
 use super::values::Path;
 use super::{AstmMessage, Generator, Hl7Message, Layout, ts};
 use crate::GenerateError;
@@ -212,6 +212,7 @@ impl Generator<'_> {
         let now = ts(self.now);
         let (app, facility, version) = self.hl7_ids();
         let control = self.control_id("SIM");
+        let message_type = oru_message_type(&version, self.layout);
         // Field counts (segment ID included) of the reference's generate_oru_r01, which its MLLP
         // listener uses for order results: PID 21 (shared with `hl7()`), ORC 23, OBR 28, OBX 17.
         // The standard layout keeps its own (trailing empty fields carry nothing).
@@ -246,7 +247,7 @@ impl Generator<'_> {
                     s("LAB"),
                     now.clone(),
                     String::new(),
-                    s("ORU^R01"),
+                    s(message_type),
                     control,
                     s("P"),
                     version,
