@@ -1094,3 +1094,35 @@ fn replaying_a_non_utf8_text_fixture_keeps_every_other_byte() {
     }
     assert_eq!(replayed.file.bytes, expected);
 }
+
+/// Magellan reports the blank-corrected OD (OD_450 − OD_620) and interprets that reading: every
+/// Reactive well has a higher CorrectedOD than every Non-Reactive one. (Interpreting the raw
+/// OD_450 called wells Reactive whose corrected reading was below the cut-off.)
+#[test]
+fn magellan_interpretation_follows_the_corrected_od() {
+    let set = TemplateSet::embedded().unwrap();
+    let template = set.get("tecan_f50_magellan").unwrap();
+    let (mut lowest_reactive, mut highest_non_reactive) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut wells = 0;
+    for seed in 0..20 {
+        let file = files::render(template, &minter(), &options(90, seed)).unwrap();
+        let rows = read_back(&file);
+        let header = &rows[file.header_row];
+        let column = |name: &str| header.iter().position(|c| c == name).unwrap();
+        let (corrected, interpretation) = (column("CorrectedOD"), column("Interpretation"));
+        for row in &rows[file.header_row + 1..] {
+            let od: f64 = row[corrected].parse().unwrap();
+            match row[interpretation].as_str() {
+                "Reactive" => lowest_reactive = lowest_reactive.min(od),
+                "Non-Reactive" => highest_non_reactive = highest_non_reactive.max(od),
+                _ => continue,
+            }
+            wells += 1;
+        }
+    }
+    assert!(wells >= 1_800, "{wells}");
+    assert!(
+        highest_non_reactive < lowest_reactive,
+        "a Non-Reactive well reads {highest_non_reactive}, a Reactive one {lowest_reactive}"
+    );
+}

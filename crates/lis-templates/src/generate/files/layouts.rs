@@ -49,6 +49,9 @@ struct Specimen {
 
 const PLATE_COLUMNS: usize = 12;
 
+/// Cut-off of the Magellan and SkanIt well lists: a (corrected) OD at or above it is reactive.
+const READER_CUTOFF: f64 = 0.5;
+
 fn well_row(well: usize) -> char {
     char::from(b'A' + u8::try_from((well / PLATE_COLUMNS) % 26).unwrap_or(0))
 }
@@ -1074,12 +1077,9 @@ impl Generator<'_> {
         let fields = self.template.fields.clone();
         for specimen in specimens {
             let mut readings: Vec<(String, f64)> = Vec::new();
-            let mut reactive = false;
             for (i, field) in fields.iter().enumerate() {
                 let v = if i == 0 {
-                    let (v, r) = self.elisa_reading(specimen, field, 0.5);
-                    reactive = r;
-                    v
+                    self.elisa_reading(specimen, field, READER_CUTOFF).0
                 } else {
                     // Reference wavelength: plate background.
                     self.numeric(field, 0.040, 0.060, 3)
@@ -1091,6 +1091,8 @@ impl Generator<'_> {
                 [(_, a)] => *a,
                 [] => 0.0,
             };
+            // The reader interprets the blank-corrected reading it reports, not the raw OD.
+            let reactive = corrected >= READER_CUTOFF;
             let label = match &specimen.role {
                 Role::Patient if layout == FileLayout::MultiskanWells => "Unknown".to_owned(),
                 Role::Patient if reactive => "Reactive".to_owned(),
