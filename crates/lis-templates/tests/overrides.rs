@@ -3,8 +3,8 @@
 
 use lis_templates::files::{self, FileOptions};
 use lis_templates::{
-    AccessionMinter, GenerateError, GenerateOptions, Generator, Layout, Output, TemplateSet,
-    generate,
+    AccessionMinter, GenerateError, GenerateOptions, Generator, Layout, Output, ProtocolKind,
+    TemplateSet, generate,
 };
 
 fn options(patient_id: Option<&str>, tests: Option<&[&str]>) -> GenerateOptions {
@@ -225,8 +225,48 @@ fn hl7_order_results_escape_the_patient_and_panel() {
         assert_eq!(pid[5], r"O\F\Brien\T\Co^Ann", "{layout:?}");
         assert_eq!(pid[7], "19800101", "{layout:?}");
         let obr4 = oru.segments[3].split('|').nth(4).unwrap();
-        assert!(obr4.starts_with(r"^^^CH\F\EM^A"), "{layout:?}: {obr4}");
+        let expected = match layout {
+            Layout::Standard => r"CH\F\EM^A\T\B",
+            Layout::OpenElis => r"^^^CH\F\EM^A",
+        };
+        assert!(obr4.starts_with(expected), "{layout:?}: {obr4}");
     }
+}
+
+/// Standard-layout order results code their tests as the standard patient ORU does: OBR-4
+/// `PANEL^Label` and OBX-3 `CODE^Name^L`, the identifier in CE.1 where a LIS reads it (they
+/// wrote the OpenELIS `^^^CODE^Name`, whose CE.1 is empty). An unknown code is `CODE^CODE^L`.
+#[test]
+fn standard_hl7_order_results_code_tests_as_the_patient_oru() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let mut checked = 0;
+    for template in set.iter().filter(|t| t.protocol.kind == ProtocolKind::Hl7) {
+        let mut g = Generator::new(template, &minter, &options(None, None)).unwrap();
+        let patient = g.hl7().unwrap();
+        let mut codes: Vec<String> = template.fields.iter().map(|f| f.code.clone()).collect();
+        codes.push("NOPE".into());
+        let order = g.hl7_order_results(&["P1"], &["F1"], &codes).unwrap();
+        let field = |segment: &str, i: usize| segment.split('|').nth(i).unwrap().to_owned();
+        assert_eq!(
+            field(&order.segments[3], 4),
+            field(&patient.segments[3], 4),
+            "{}: OBR-4",
+            template.name
+        );
+        let obx3 = |m: &lis_templates::Hl7Message| -> Vec<String> {
+            m.segments
+                .iter()
+                .filter(|s| s.starts_with("OBX|"))
+                .map(|s| field(s, 3))
+                .collect()
+        };
+        let mut expected = obx3(&patient);
+        expected.push("NOPE^NOPE^L".into());
+        assert_eq!(obx3(&order), expected, "{}: OBX-3", template.name);
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked}");
 }
 
 /// The placer and filler order numbers are echoed as whole entity identifiers: every

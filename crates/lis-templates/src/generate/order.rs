@@ -182,12 +182,13 @@ impl Generator<'_> {
     /// in the order asked. `placer` and `filler` are the components of the order's entity
     /// identifiers (ID, namespace, universal ID, its type), as read from the ORM; each is
     /// escaped (in both layouts, so the LIS reads back what it sent), and trailing empty
-    /// ones are left out; an unknown code gets `OBX|n|ST|^^^CODE^CODE||TEST NOT PERFORMED`
-    /// with result status `X` (OBX-11), as the reference's MLLP listener does.
+    /// ones are left out; an unknown code gets `TEST NOT PERFORMED` with result status `X`
+    /// (OBX-11), as the reference's MLLP listener does.
     ///
-    /// [`Layout::OpenElis`] reproduces the reference's bytes (OBX-8 always `N`);
-    /// [`Layout::Standard`] writes the reference range in OBX-7, the flag it gives in OBX-8 and
-    /// the observation time in OBX-14.
+    /// [`Layout::OpenElis`] reproduces the reference's bytes (OBR-4 `^^^PANEL^Label`, OBX-3
+    /// `^^^CODE^Name`, OBX-8 always `N`); [`Layout::Standard`] writes the codes as its patient
+    /// ORU does (OBR-4 `PANEL^Label`, OBX-3 `CODE^Name^L`: the identifier in CE.1), the
+    /// reference range in OBX-7, the flag it gives in OBX-8 and the observation time in OBX-14.
     ///
     /// ```
     /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, TemplateSet};
@@ -197,8 +198,8 @@ impl Generator<'_> {
     /// let mut generator = Generator::new(templates.get("mindray_bs360e")?, &minter, &options)?;
     /// let oru = generator.hl7_order_results(&["P1", "LIS"], &["F1"], &["ALT".into(), "NOPE".into()])?;
     /// assert!(oru.segments[2].starts_with("ORC|RE|P1^LIS|F1|"));
-    /// assert!(oru.segments[4].starts_with("OBX|1|NM|^^^ALT^"));
-    /// assert!(oru.segments[5].starts_with("OBX|2|ST|^^^NOPE^NOPE||TEST NOT PERFORMED||||||X|"));
+    /// assert!(oru.segments[4].starts_with("OBX|1|NM|ALT^"));
+    /// assert!(oru.segments[5].starts_with("OBX|2|ST|NOPE^NOPE^L||TEST NOT PERFORMED||||||X|"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn hl7_order_results<S: AsRef<str>>(
@@ -260,13 +261,22 @@ impl Generator<'_> {
                 orc_count,
             ),
         ];
-        let mut obr = vec![
-            s("OBR"),
-            s("1"),
-            placer,
-            filler,
-            format!("^^^{}^{}", hl7_esc(&panel_code), hl7_esc(&panel_label)),
-        ];
+        // OBR-4 and OBX-3 are CE: the OpenELIS layout puts the code in component 4 as the
+        // reference does; the standard layout in component 1 (identifier), as its patient ORU
+        // does, where a LIS reading CE.1 finds it.
+        let panel = if openelis {
+            format!("^^^{}^{}", hl7_esc(&panel_code), hl7_esc(&panel_label))
+        } else {
+            join_components(&[panel_code.as_str(), panel_label.as_str()], hl7_esc)
+        };
+        let observation = |code: &str, name: &str| {
+            if openelis {
+                format!("^^^{}^{}", hl7_esc(code), hl7_esc(name))
+            } else {
+                join_components(&[code, name, "L"], hl7_esc)
+            }
+        };
+        let mut obr = vec![s("OBR"), s("1"), placer, filler, panel];
         if openelis {
             // The reference writes the time in OBR-8 (observation end), not OBR-7.
             obr.resize(28, String::new());
@@ -281,7 +291,6 @@ impl Generator<'_> {
         segments.push(obr.join("|"));
         for (i, code) in codes.iter().enumerate() {
             let n = (i + 1).to_string();
-            let code_esc = hl7_esc(code);
             let obx = match template.field(code).cloned() {
                 Some(field) => {
                     let value = self.field_value(&field, Path::Hl7);
@@ -306,7 +315,7 @@ impl Generator<'_> {
                         s("OBX"),
                         n,
                         s(kind),
-                        format!("^^^{code_esc}^{}", hl7_esc(&field.name)),
+                        observation(code, &field.name),
                         String::new(),
                         hl7_esc(&value.text),
                         hl7_esc(field.unit_str()),
@@ -325,7 +334,7 @@ impl Generator<'_> {
                     s("OBX"),
                     n,
                     s("ST"),
-                    format!("^^^{code_esc}^{code_esc}"),
+                    observation(code, code),
                     String::new(),
                     s(NOT_PERFORMED),
                     String::new(),
