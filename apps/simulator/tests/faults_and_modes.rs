@@ -536,3 +536,53 @@ fn an_unknown_analyzer_type_falls_back_to_hematology_as_the_reference() {
     // Written to a pipe, not a terminal: no colour codes in the log.
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
 }
+
+/// The image's entry point takes the reference image's command form, `python -u server.py
+/// ARGS`, so compose files that override the command that way work unchanged; before, the
+/// simulator got `python` as an argument and refused to start.
+#[cfg(unix)]
+#[test]
+fn the_image_entry_point_takes_the_reference_command_form() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docker-entrypoint.sh");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_simulator"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str]| {
+        // The same environment as `command` gives the simulator.
+        let cmd = command(&[]);
+        let mut entry = std::process::Command::new("sh");
+        entry.arg(script).args(args).env("PATH", &path);
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => entry.env(key, value),
+                None => entry.env_remove(key),
+            };
+        }
+        entry.output().unwrap()
+    };
+    let args = ["--dry-run", "--seed", "1", "--template", "stago_start4"];
+    let direct = command(&args).output().unwrap();
+    assert!(direct.status.success());
+    for prefix in [
+        &["python", "-u", "server.py"][..],
+        &["python3", "/app/server.py"],
+        &["simulator"],
+        &[],
+    ] {
+        let out = run(&[prefix, &args[..]].concat());
+        assert!(
+            out.status.success(),
+            "{prefix:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, direct.stdout, "{prefix:?}");
+    }
+    let other = run(&["python", "-u", "other.py"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("runs the simulator, not Python"));
+}
