@@ -419,3 +419,48 @@ fn order_results_use_the_patient_id_option() {
         assert_eq!(pid3, "MRN-4711^^^HOSPITAL", "{layout:?}");
     }
 }
+
+/// A standard-layout ASTM order result carries the header the template's patient messages
+/// carry (receiver H.10, processing id H.12, version H.13); it always said `LIS2-A2`, so
+/// a GeneXpert (`1394-97`) answered in another version than it reports results in.
+#[test]
+fn standard_astm_order_results_carry_the_templates_header() {
+    use lis_templates::OrderedSample;
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let template = set.get("genexpert_astm").unwrap();
+    let code = template.fields[0].code.clone();
+    let order = OrderedSample {
+        sample_id: "DEV01260000000000001".into(),
+        codes: vec![code],
+    };
+    let header_tail = |record: &str| -> Vec<String> {
+        record
+            .split('|')
+            .skip(9)
+            .take(4)
+            .map(str::to_owned)
+            .collect()
+    };
+    let options = GenerateOptions {
+        layout: Layout::Standard,
+        ..options(None, None)
+    };
+    let mut g = Generator::new(template, &minter, &options).unwrap();
+    let order_header = g
+        .astm_order_results(std::slice::from_ref(&order))
+        .unwrap()
+        .records[0]
+        .clone();
+    let Output::Astm(patient) = run("genexpert_astm", &options, false).unwrap() else {
+        panic!("genexpert_astm writes ASTM");
+    };
+    let patient_header = &patient[0].records[0];
+    assert_eq!(header_tail(&order_header), header_tail(patient_header));
+    assert_eq!(
+        header_tail(&order_header)[..3],
+        ["LIS", "", "P"],
+        "{order_header}"
+    );
+    assert!(order_header.contains("|1394-97|"), "{order_header}");
+}

@@ -486,7 +486,7 @@ impl Generator<'_> {
         Ok(AstmMessage { records })
     }
 
-    fn astm_version(&self) -> String {
+    pub(super) fn astm_version(&self) -> String {
         match self.template.protocol.version.as_deref() {
             Some(v) if v.contains("1394") => "E1394-97".into(),
             _ => "LIS2-A2".into(),

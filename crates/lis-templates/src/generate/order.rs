@@ -95,13 +95,20 @@ impl Generator<'_> {
                 "H", "", "", "", &sender, "", "", "", "", "", "", "LIS2-A2",
             ])?);
         } else {
+            // The header the template's patient messages carry: its receiver, processing
+            // id and version (`E1394-97` templates say so here too).
+            let config = template.astm_config.clone().unwrap_or_default();
             let mut h = RecordBuf::new(b'H');
             h.set(
                 5,
                 FieldBuf::components(sender.split('^').map(str::to_owned)),
             )
-            .set(12, "P")
-            .set(13, "LIS2-A2")
+            .set(10, config.receiver_id.unwrap_or_default())
+            .set(12, config.processing_id.unwrap_or_else(|| "P".into()))
+            .set(
+                13,
+                config.version_number.unwrap_or_else(|| self.astm_version()),
+            )
             .set(14, now.as_str());
             records.push(encode(&h)?);
         }
