@@ -307,11 +307,36 @@ record_kind! {
 
 impl<'a> Query<'a> {
     /// The specimen ID the instrument asks about: Q.3 component 2 (where instruments put it), else
-    /// component 1. `None` when both are empty.
+    /// component 1. `None` when both are empty, except in the Roche cobas layout.
+    ///
+    /// Roche cobas analyzers (cobas e 411 "cobas type", cobas 6000 family) send nine components,
+    /// `^^SampleID^SequenceNo^CarrierNo^PositionNo^^SampleType^ContainerType`, with the sample ID in
+    /// component 3 (cobas e 411 Host Interface Manual v2.3, request information record). When
+    /// components 1 and 2 are empty and Q.3 has at least nine components, component 3 is the
+    /// specimen ID. The older eight-component Elecsys layout (`^SampleID^SequenceNo^…`) keeps the ID in
+    /// component 2, and its component 3 is a sequence number, so a query without a sample ID
+    /// (`^^3^0007^2^^SAMPLE^NORMAL`) still gives `None`.
+    ///
+    /// ```
+    /// use astm_records::{Delimiters, Query, Record};
+    /// for (raw, id) in [
+    ///     ("Q|1|^0000040735||^^^ALL||||||||O", Some("0000040735")),
+    ///     ("Q|1|^^000004^40^0^5^^S1^SC||ALL||||||||O", Some("000004")),
+    ///     ("Q|1|^000002^3^@95^2^^SAMPLE^NORMAL||ALL||||||||O", Some("000002")),
+    ///     ("Q|1|^^3^0007^2^^SAMPLE^NORMAL||ALL||||||||O", None),
+    /// ] {
+    ///     let query = Query::new(Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?).unwrap();
+    ///     assert_eq!(query.requested_specimen_id().as_deref(), id);
+    /// }
+    /// # Ok::<(), astm_records::RecordError>(())
+    /// ```
     pub fn requested_specimen_id(&self) -> Option<Cow<'a, str>> {
         let range = self.starting_range_id();
-        [range.component(2), range.component(1)]
+        let first = range.first();
+        let cobas = (first.components().count() >= 9).then(|| range.component(3));
+        [Some(range.component(2)), Some(range.component(1)), cobas]
             .into_iter()
+            .flatten()
             .find(|c| !c.is_empty())
             .map(|c| c.text())
     }
@@ -499,6 +524,14 @@ mod tests {
 
         let q = Query::new(parse("Q|1|^0000040735||^^^ALL||||||||O")).unwrap();
         assert_eq!(q.requested_specimen_id().as_deref(), Some("0000040735"));
+        // Roche cobas e 411 "cobas type" host query: the sample ID is component 3 (Host Interface
+        // Manual v2.3, p. 51); a LIS that found no ID could not answer, and the analyzer cancels
+        // the query after 15 s.
+        let cobas = Query::new(parse("Q|1|^^000004^40^0^5^^S1^SC||ALL||||||||O")).unwrap();
+        assert_eq!(cobas.requested_specimen_id().as_deref(), Some("000004"));
+        // The Elecsys layout without a sample ID has a sequence number in component 3.
+        let elecsys = Query::new(parse("Q|1|^^3^0007^2^^SAMPLE^NORMAL||ALL||||||||O")).unwrap();
+        assert_eq!(elecsys.requested_specimen_id(), None);
         assert_eq!(q.status_code().text(), "O");
 
         let o = Order::new(parse("O|1|S1||^^^A\\^^^B^x|R")).unwrap();
