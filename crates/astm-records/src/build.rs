@@ -353,18 +353,25 @@ impl RecordBuf {
         }
     }
 
-    /// Sets field `number` (1-based), adding empty fields before it as needed. Number 0 is ignored.
+    /// Sets field `number` (1-based), adding empty fields before it as needed. Number 0 is ignored,
+    /// and so is field 2 of a header made with [`RecordBuf::new`]: it is the delimiter
+    /// definition, written from the delimiters the record is encoded with.
     pub fn set(&mut self, number: usize, value: impl Into<FieldBuf>) -> &mut Self {
         if let Some(index) = number.checked_sub(1) {
             if self.fields.len() <= index {
                 self.fields.resize_with(index + 1, FieldBuf::default);
             }
-            self.fields[index] = value.into();
+            // Replaced, the definition would be written as data and the header would no
+            // longer declare the delimiters the rest of the message uses.
+            if !matches!(self.fields[index].repr, Repr::Definition) {
+                self.fields[index] = value.into();
+            }
         }
         self
     }
 
-    /// Sets the sequence number (field 2).
+    /// Sets the sequence number (field 2); a header has none, and keeps its delimiter
+    /// definition there.
     pub fn set_sequence(&mut self, sequence: u32) -> &mut Self {
         self.set(2, sequence)
     }
@@ -422,6 +429,17 @@ mod tests {
         );
         assert_eq!(r.kind(), RecordType::Order);
         assert_eq!(r.field_count(), 8);
+    }
+
+    /// A header's field 2 is its delimiter definition: `set_sequence` (or `set(2, ..)`) on
+    /// it wrote `1` there, and the header no longer parsed.
+    #[test]
+    fn a_header_keeps_its_definition_whatever_is_set_in_field_2() {
+        let mut h = RecordBuf::new(b'H');
+        h.set_sequence(1).set(2, "x").set(5, "LIS");
+        let bytes = h.to_bytes(&Delimiters::STANDARD).unwrap();
+        assert_eq!(bytes, b"H|\\^&|||LIS");
+        assert!(Delimiters::from_header(&bytes).is_ok());
     }
 
     #[test]
