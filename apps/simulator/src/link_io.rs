@@ -62,8 +62,10 @@ pub(crate) struct LinkIo<T> {
     events: VecDeque<Event>,
     read_buf: Vec<u8>,
     out: Vec<u8>,
-    /// ACKs still due for duplicated frames; they must not be taken for the next frame's ACK.
-    extra_acks: u32,
+    /// Replies (ACK or NAK) still due for duplicated frames: the reply to the earlier copy is
+    /// dropped, the last one is the frame's reply. They must not be taken for the next frame's
+    /// reply, nor, once the transfer has ended, for the reply to the next session's ENQ.
+    extra_replies: u32,
     consecutive_naks: u32,
     last_input: Instant,
 }
@@ -78,7 +80,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             events: VecDeque::new(),
             read_buf: vec![0; 16 * 1024],
             out: Vec::new(),
-            extra_acks: 0,
+            extra_replies: 0,
             consecutive_naks: 0,
             last_input: Instant::now(),
         }
@@ -177,7 +179,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             self.io.write_all(&frame).await?;
             if faults.fires(Fault::DuplicateFrame, label) {
                 self.io.write_all(&frame).await?;
-                self.extra_acks += 1;
+                self.extra_replies += 1;
             }
             self.io.flush().await?;
             return Ok(());
@@ -248,10 +250,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
     async fn on_input(&mut self, input: &[u8]) -> Result<(), LinkIoError> {
         let faults = Arc::clone(&self.options.faults);
         let mut filtered = Vec::with_capacity(input.len());
+        if self.link.state() != astm_frame::LinkState::Sending {
+            // The transfer ended (receiver interrupt, timeout) before the peer answered every
+            // copy: a reply still counted as due is the next session's.
+            self.extra_replies = 0;
+        }
         for &b in input {
-            if b == ACK && self.extra_acks > 0 {
-                // The ACK of a duplicated frame: already counted.
-                self.extra_acks -= 1;
+            if matches!(b, ACK | NAK) && self.extra_replies > 0 {
+                // The reply to the earlier copy of a duplicated frame (a corrupted frame sent
+                // twice is NAKed twice): the last reply is the one the link acts on.
+                self.extra_replies -= 1;
                 continue;
             }
             if b == ENQ && faults.fires(Fault::NakEnq, &self.options.label) {

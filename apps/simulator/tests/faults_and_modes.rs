@@ -97,6 +97,36 @@ async fn fault_duplicate_frame_sends_each_frame_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_corrupted_frame_nakd_twice_leaves_the_next_session_alone() {
+    // Both faults fire on every frame: each corrupted frame goes out twice and the LIS NAKs
+    // both copies. The NAK of the earlier copy is not a reply of its own; once the transfer
+    // has ended nothing is left over to swallow the LIS's ACK to the next session's ENQ.
+    let sim = stago_with(&["--fault", "bad-checksum=1", "--fault", "duplicate-frame=1"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    field_query(&mut s).await;
+    let mut copies = 0;
+    loop {
+        match read_byte(&mut s).await {
+            STX => {
+                let f = read_frame_rest(&mut s).await;
+                assert_eq!(f[1], b'1', "only frame 1 is ever sent");
+                copies += 1;
+                write(&mut s, &[NAK]).await;
+            }
+            EOT => break,
+            other => panic!("unexpected byte {other:#04x}"),
+        }
+    }
+    assert_eq!(copies, 12, "six transmissions of frame 1, each sent twice");
+    field_query(&mut s).await;
+    assert_eq!(
+        read_byte(&mut s).await,
+        STX,
+        "the ACK to the second session's ENQ was taken for a duplicate's reply"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_fault_applies_only_to_its_template() {
     let sim = Sim::start(&[
         "--listen",
