@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use astm_frame::{Event, Link, Role};
+use astm_frame::{AbortReason, Event, Link, Role};
 use astm_records::{Message, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
 use lis_templates::{Generator, OrderedSample, ProtocolKind};
@@ -28,6 +28,10 @@ pub(crate) const DEFAULT_PORT_MAP: &str = include_str!("../config/port_templates
 
 /// Timeout of order-result pushes (the reference's value).
 const ORDER_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Receiver interrupts in a row after which an interrupted message is given up, not sent again
+/// (a LIS that answers every frame with EOT would otherwise get it every 15 s forever).
+const MAX_INTERRUPTS: u32 = 6;
 
 /// One listener: a port and its template (`None`: the legacy `fields.json` behaviour).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +285,8 @@ async fn serve_astm(
         Link::new(app.link_config(Role::Instrument)),
         options,
     );
+    // Receiver interrupts in a row, without a message delivered in between.
+    let mut interrupts = 0;
     if let Some(name) = &template {
         let t = app.template(name)?;
         if t.astm_config.as_ref().is_some_and(|c| c.proactive_enq) {
@@ -316,7 +322,23 @@ async fn serve_astm(
                 }
             }
             Event::MessageSent(_) => {
+                interrupts = 0;
                 tracing::info!("port {}: message sent to {peer}", local.port())
+            }
+            Event::MessageAborted {
+                reason: AbortReason::ReceiverInterrupt,
+                message,
+                ..
+            } if interrupts < MAX_INTERRUPTS => {
+                // §6.3.5.3: the LIS took the link to send its own message; the instrument
+                // sends the interrupted message again, whole, once the LIS has sent its message
+                // (or after the 15 s hold-off), before anything queued after it.
+                interrupts += 1;
+                tracing::info!(
+                    "port {}: receiver interrupt from {peer}; the message will be sent again",
+                    local.port()
+                );
+                io.queue_first(message);
             }
             Event::MessageAborted { reason, .. } => {
                 tracing::warn!(

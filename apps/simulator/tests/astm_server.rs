@@ -294,3 +294,44 @@ async fn faults_nak_enq_and_drop_ack() {
     let r = tokio::time::timeout(std::time::Duration::from_millis(700), s.read_u8()).await;
     assert!(r.is_err(), "no ACK with drop-ack=1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_message_is_sent_again_after_the_lis_message() {
+    let sim = stago(&[]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    assert_eq!(read_byte(&mut s).await, ENQ, "the field-query reply");
+    write(&mut s, &[ACK]).await;
+    assert_eq!(read_byte(&mut s).await, STX);
+    let first = read_frame_rest(&mut s).await;
+    // Receiver interrupt: frame 1 accepted, and the LIS wants the link.
+    write(&mut s, &[EOT]).await;
+    assert_eq!(
+        read_byte(&mut s).await,
+        EOT,
+        "the simulator ends its transfer"
+    );
+    send_records(
+        &mut s,
+        &["H|\\^&|||LIS", "Q|1|^SPEC-42||^^^APTT|||||||O", "L|1|N"],
+    )
+    .await;
+    // The interrupted message again, whole, then the answer to the LIS's query.
+    let again = receive_records(&mut s).await;
+    let first_text = String::from_utf8_lossy(&first[2..first.len() - 5]).into_owned();
+    assert_eq!(
+        format!("{}\r", again[0]),
+        first_text,
+        "the interrupted message starts again at its first record: {again:?}"
+    );
+    assert!(
+        !again.iter().any(|r| r.contains("SPEC-42")),
+        "the interrupted message comes first: {again:?}"
+    );
+    assert_eq!(again.last().unwrap(), "L|1|N");
+    let answer = receive_records(&mut s).await;
+    assert!(
+        answer.iter().any(|r| r.starts_with("O|1|SPEC-42|")),
+        "{answer:?}"
+    );
+}
