@@ -200,7 +200,8 @@ async fn accept_loop(app: Arc<App>, bound: Bound) {
 struct Transfer {
     header: bool,
     patient: bool,
-    query: Option<(Option<String>, Vec<String>)>,
+    /// One entry per Q record: the specimen (Q.3) and the test codes (Q.5) asked for.
+    queries: Vec<(Option<String>, Vec<String>)>,
     orders: Vec<OrderedSample>,
     template_override: Option<String>,
 }
@@ -226,7 +227,7 @@ fn read_transfer(text: &[u8]) -> Transfer {
                     .filter_map(|id| id.test_code().map(|c| c.into_owned()))
                     .filter(|c| !c.eq_ignore_ascii_case("ALL"))
                     .collect();
-                t.query.get_or_insert((specimen, codes));
+                t.queries.push((specimen, codes));
             }
             TypedRecord::Order(o) => {
                 let specimen = o.specimen_id().component(1).text().into_owned();
@@ -364,30 +365,42 @@ async fn answer(
     local: SocketAddr,
 ) -> anyhow::Result<()> {
     let template = template.map(|n| app.template(n)).transpose()?;
-    if let Some((specimen, codes)) = &transfer.query
+    if !transfer.queries.is_empty()
         && transfer.header
         && !transfer.patient
         && transfer.orders.is_empty()
     {
-        // Results query: results for the specimen and tests asked for.
+        // Results query: results for the specimens and tests asked for, one patient and order
+        // per Q record (a request message may hold several).
         let reply = match template {
             Some(t) => {
-                let sample_id = match specimen {
-                    Some(s) => s.clone(),
-                    None => app
-                        .minter
-                        .mint(lis_templates::Lane::parse(t.lane(), "testSample.id")?)?,
-                };
-                let codes = if codes.is_empty() {
-                    t.fields.iter().map(|f| f.code.clone()).collect()
-                } else {
-                    codes.clone()
-                };
+                let mut samples: Vec<OrderedSample> = Vec::new();
+                for (specimen, codes) in &transfer.queries {
+                    let sample_id = match specimen {
+                        Some(s) => s.clone(),
+                        None => app
+                            .minter
+                            .mint(lis_templates::Lane::parse(t.lane(), "testSample.id")?)?,
+                    };
+                    let codes: Vec<String> = if codes.is_empty() {
+                        t.fields.iter().map(|f| f.code.clone()).collect()
+                    } else {
+                        codes.clone()
+                    };
+                    match samples.iter_mut().find(|s| s.sample_id == sample_id) {
+                        Some(sample) => {
+                            for c in codes {
+                                if !sample.codes.contains(&c) {
+                                    sample.codes.push(c);
+                                }
+                            }
+                        }
+                        None => samples.push(OrderedSample { sample_id, codes }),
+                    }
+                }
                 let options = app.options(true, None);
                 let mut generator = Generator::new(t, &app.minter, &options)?;
-                generator
-                    .astm_order_results(&[OrderedSample { sample_id, codes }])?
-                    .to_bytes()
+                generator.astm_order_results(&samples)?.to_bytes()
             }
             None => records_to_bytes(&[
                 "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2".into(),
@@ -403,7 +416,7 @@ async fn answer(
     if transfer.header
         && !transfer.patient
         && transfer.orders.is_empty()
-        && transfer.query.is_none()
+        && transfer.queries.is_empty()
     {
         // Field query: the analyzer's full result message.
         match template {

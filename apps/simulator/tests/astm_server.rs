@@ -335,3 +335,28 @@ async fn an_interrupted_message_is_sent_again_after_the_lis_message() {
         "{answer:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_results_query_with_several_q_records_answers_each() {
+    let sim = stago(&[]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &[
+            "H|\\^&|||LIS",
+            "Q|1|^SPEC-41||^^^PT|||||||O",
+            "Q|2|^SPEC-42||^^^APTT|||||||O",
+            "L|1|N",
+        ],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    let orders: Vec<&String> = records.iter().filter(|r| r.starts_with("O|")).collect();
+    assert_eq!(orders.len(), 2, "{records:?}");
+    assert!(orders[0].starts_with("O|1|SPEC-41|"), "{records:?}");
+    assert!(orders[1].starts_with("O|1|SPEC-42|"), "{records:?}");
+    let results: Vec<&String> = records.iter().filter(|r| r.starts_with("R|")).collect();
+    assert_eq!(results.len(), 2, "{records:?}");
+    assert!(results[0].starts_with("R|1|^^^PT|"), "{records:?}");
+    assert!(results[1].starts_with("R|1|^^^APTT|"), "{records:?}");
+}
