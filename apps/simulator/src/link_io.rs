@@ -285,8 +285,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
                 self.link.handle_input(&filtered, Instant::now().into_std());
                 filtered.clear();
                 self.flush().await?;
-                if self.options.control_delay > Duration::ZERO {
-                    tokio::time::sleep(self.options.control_delay).await;
+                // Like every other transmission: the delay-ms fault, then the response delay.
+                let delay = faults.delay() + self.options.control_delay;
+                if delay > Duration::ZERO {
+                    tokio::time::sleep(delay).await;
                 }
                 self.io.write_all(&[NAK]).await?;
                 self.io.flush().await?;

@@ -61,6 +61,20 @@ async fn fault_delay_ms_delays_every_transmission() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delay_ms_delays_the_busy_nak_of_nak_enq_too() {
+    let sim = stago_with(&["--fault", "delay-ms=600", "--fault", "nak-enq=1"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    let started = Instant::now();
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, NAK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "NAK after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_disconnect_mid_frame_sends_half_a_frame_and_closes() {
     let sim = stago_with(&["--fault", "disconnect-mid-frame=1"]);
     let mut s = connect(sim.port_of("stago_start4")).await;
