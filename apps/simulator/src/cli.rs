@@ -224,7 +224,8 @@ pub(crate) struct Cli {
 
     /// Seconds of silence after which an ASTM connection is closed (the reference's
     /// `SOCKET_TIMEOUT`); 0 never closes one. A link in the middle of an exchange waits for its
-    /// own E1381 timers first.
+    /// own E1381 timers first. On HL7 ports, an MLLP message started and left this long
+    /// without a new byte closes the connection; waits between messages are not limited.
     #[arg(long = "idle-timeout", value_name = "SECONDS", default_value_t = 60)]
     pub(crate) idle_timeout: u64,
 

@@ -498,6 +498,37 @@ fn entity_id(message: &mllp_hl7::Message<'_>, id: &[u8], n: usize) -> Option<Vec
         .then_some(components)
 }
 
+/// The next MLLP event; `None` when the peer has closed the connection, or when a message it
+/// started has had no new byte for `stall_limit` (the reference closes such a connection after
+/// its 30 s socket timeout). Waits between messages are not limited, as in the reference.
+async fn next_mllp_frame(
+    framed: &mut Framed<TcpStream, MllpCodec>,
+    stall_limit: Option<Duration>,
+) -> Option<Result<MllpFrame, mllp_hl7::CodecError>> {
+    let Some(limit) = stall_limit else {
+        return framed.next().await;
+    };
+    let tick = limit.min(Duration::from_secs(1));
+    let mut buffered = framed.read_buffer().len();
+    let mut last_progress = tokio::time::Instant::now();
+    loop {
+        // `Framed` keeps what it has read: a wait cut short by the tick loses nothing.
+        if let Ok(next) = tokio::time::timeout(tick, framed.next()).await {
+            return next;
+        }
+        let now_buffered = framed.read_buffer().len();
+        if now_buffered != buffered || now_buffered == 0 {
+            buffered = now_buffered;
+            last_progress = tokio::time::Instant::now();
+        } else if last_progress.elapsed() >= limit {
+            tracing::info!(
+                "unfinished MLLP message ({now_buffered} bytes) idle for {limit:?}; connection closed"
+            );
+            return None;
+        }
+    }
+}
+
 /// Serves one MLLP connection: an ACK per message (MSA-2 = MSH-10), ORM -> ORU.
 async fn serve_mllp(
     app: &Arc<App>,
@@ -508,7 +539,8 @@ async fn serve_mllp(
     let local = stream.local_addr()?;
     let mut framed = Framed::new(stream, MllpCodec::new());
     let delay = Duration::from_millis(app.cli.response_delay);
-    while let Some(frame) = framed.next().await {
+    let stall_limit = (app.cli.idle_timeout > 0).then(|| Duration::from_secs(app.cli.idle_timeout));
+    while let Some(frame) = next_mllp_frame(&mut framed, stall_limit).await {
         let payload = match frame.context("mllp")? {
             MllpFrame::Message(payload) => payload,
             MllpFrame::Error(e) => {

@@ -495,6 +495,41 @@ async fn a_silent_astm_connection_is_closed_after_the_idle_timeout() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_mllp_message_is_closed_after_the_idle_timeout_an_idle_one_is_not() {
+    use tokio::io::AsyncReadExt as _;
+    let sim = Sim::start(&[
+        "--listen",
+        "0=mindray_bc5380",
+        "-d",
+        "0",
+        "--idle-timeout",
+        "1",
+    ]);
+    let addr = sim.port_of("mindray_bc5380");
+    // Between messages the connection may stay silent, as in the reference.
+    let mut idle = connect(addr).await;
+    // A message started and never finished holds a connection slot: closed.
+    let mut stalled = connect(addr).await;
+    write(&mut stalled, b"\x0bMSH|^~\\&|LIS|LAB").await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(WAIT, stalled.read(&mut buf))
+        .await
+        .expect("the simulator closes a connection whose message stalled");
+    assert_eq!(read.expect("clean close"), 0, "nothing is sent, then EOF");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    write(
+        &mut idle,
+        b"\x0bMSH|^~\\&|LIS|LAB|BC5380|MR|20260101||ORU^R01|CTL1|P|2.3.1\rPID|1||123\r\x1c\r",
+    )
+    .await;
+    let n = tokio::time::timeout(WAIT, idle.read(&mut buf))
+        .await
+        .expect("an ACK on the idle connection")
+        .expect("read");
+    assert!(n > 0 && buf[0] == 0x0b, "{:?}", &buf[..n]);
+}
+
 #[tokio::test]
 async fn a_connection_beyond_max_connections_is_closed_and_the_slot_comes_back() {
     use tokio::io::AsyncReadExt as _;
