@@ -197,6 +197,9 @@ impl App {
     pub(crate) fn link_config(&self, role: Role) -> LinkConfig {
         let mut config = LinkConfig::new(role);
         config.assembly = Assembly::PerTransfer;
+        // The reference compares checksums case-insensitively; LIS senders that write lower-case
+        // hex (`af`) are common enough. The value itself is still checked.
+        config.decoder.leniency.lowercase_checksum = true;
         config.contention = match self.cli.contention {
             ContentionArg::ByRole => ContentionPolicy::ByRole,
             ContentionArg::Yield => ContentionPolicy::Yield,

@@ -360,3 +360,28 @@ async fn a_results_query_with_several_q_records_answers_each() {
     assert!(results[0].starts_with("R|1|^^^PT|"), "{records:?}");
     assert!(results[1].starts_with("R|1|^^^APTT|"), "{records:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_case_checksum_is_accepted_as_the_reference_does_a_wrong_one_is_not() {
+    let sim = stago(&["--order-results", "off"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    let lower = |mut f: Vec<u8>| {
+        let n = f.len();
+        f[n - 4..n - 2].make_ascii_lowercase();
+        f
+    };
+    // Checksum AF, sent as "af".
+    let header = frame(1, b"H|\\^&|||LIS-A\r", FrameEnd::End);
+    assert_eq!(&header[header.len() - 4..header.len() - 2], b"AF");
+    write(&mut s, &lower(header)).await;
+    assert_eq!(read_byte(&mut s).await, ACK, "lower-case checksum");
+    // Checksum FD, sent as "fc": still wrong.
+    let mut wrong = frame(2, b"L|1|F\r", FrameEnd::End);
+    let n = wrong.len();
+    assert_eq!(&wrong[n - 4..n - 2], b"FD");
+    wrong[n - 3] = b'C';
+    write(&mut s, &lower(wrong)).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "wrong checksum in lower case");
+}
