@@ -281,7 +281,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
                 self.extra_replies -= 1;
                 continue;
             }
-            if b == ENQ && faults.fires(Fault::NakEnq, &self.options.label) {
+            // Only an ENQ that opens a session is refused as busy: one in place of the reply
+            // to a frame of ours is that reply (a NAK, §6.5.1.2), and the link must see it.
+            if b == ENQ
+                && self.link.state() != astm_frame::LinkState::Sending
+                && faults.fires(Fault::NakEnq, &self.options.label)
+            {
                 self.link.handle_input(&filtered, Instant::now().into_std());
                 filtered.clear();
                 self.flush().await?;

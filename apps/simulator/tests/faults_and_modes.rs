@@ -75,6 +75,29 @@ async fn fault_delay_ms_delays_the_busy_nak_of_nak_enq_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_nak_enq_leaves_an_enq_in_place_of_a_frame_reply_to_the_link() {
+    // genexpert_astm sends its message on connect: no ENQ of the LIS opens that session.
+    let sim = Sim::start(&[
+        "--listen",
+        "0=genexpert_astm",
+        "-d",
+        "0",
+        "--fault",
+        "nak-enq=1",
+    ]);
+    let mut s = connect(sim.port_of("genexpert_astm")).await;
+    assert_eq!(read_byte(&mut s).await, ENQ);
+    write(&mut s, &[ACK]).await;
+    assert_eq!(read_byte(&mut s).await, STX);
+    let first = read_frame_rest(&mut s).await;
+    // Any character but ACK or EOT in reply to a frame is a NAK (§6.5.1.2): the frame again,
+    // not a busy NAK as if the ENQ opened a session.
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, STX, "the frame is sent again");
+    assert_eq!(read_frame_rest(&mut s).await, first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_disconnect_mid_frame_sends_half_a_frame_and_closes() {
     let sim = stago_with(&["--fault", "disconnect-mid-frame=1"]);
     let mut s = connect(sim.port_of("stago_start4")).await;
