@@ -226,7 +226,13 @@ pub(crate) struct Cli {
     /// `SOCKET_TIMEOUT`); 0 never closes one. A link in the middle of an exchange waits for its
     /// own E1381 timers first. On HL7 ports, an MLLP message started and left this long
     /// without a new byte closes the connection; waits between messages are not limited.
-    #[arg(long = "idle-timeout", value_name = "SECONDS", default_value_t = 60)]
+    /// At most a week (604800): a longer wait cannot be told from never.
+    #[arg(
+        long = "idle-timeout",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(0..=604_800)
+    )]
     pub(crate) idle_timeout: u64,
 
     /// Simultaneous connections per listening port; a connection beyond it is closed at once

@@ -452,6 +452,15 @@ fn push_setup_mistakes_end_the_run_at_once() {
         assert_eq!(out.status.code(), Some(2), "{interval}: {stderr}");
         assert!(stderr.contains("--push-interval"), "{interval}: {stderr}");
     }
+    // An idle timeout too large to add to a clock reading is refused up front; it made
+    // every connection's task panic when its timer was set.
+    let out = run_within(
+        command(&["--idle-timeout", "18446744073709551615", "--dry-run"]),
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--idle-timeout"), "{stderr}");
 }
 
 /// An empty or invalid order-result push port disables that push with a warning, as in the
