@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use crate::build::{FieldBuf, RecordBuf};
-use crate::record::{Field, Record, RecordType};
+use crate::record::{Component, Field, Record, RecordType};
 use crate::values::{AbnormalFlag, NumericValue, ReferenceRange, ResultStatus, TestId, test_ids};
 
 macro_rules! record_kind {
@@ -247,14 +247,29 @@ impl<'a> ResultRecord<'a> {
         self.test_id().test_code()
     }
 
-    /// R.4 as text (first component, escapes decoded, Latin-1).
+    /// R.4 as text (escapes decoded, Latin-1): its first component, or its second when the
+    /// first is empty. GeneXpert writes `qualitative^quantitative`, so a Ct value comes as
+    /// `^24.7`.
     pub fn value_text(&self) -> Cow<'a, str> {
-        self.value().component(1).text()
+        self.result_value().text()
     }
 
-    /// R.4 read as a number, if it is one (`5.8`, `7,41`, `> 15000`).
+    /// R.4 read as a number, if it is one (`5.8`, `7,41`, `> 15000`, `1.2E+05`, GeneXpert's
+    /// `^24.7`); the component read is [`value_text`](Self::value_text)'s.
     pub fn numeric_value(&self) -> Option<NumericValue> {
-        NumericValue::parse(&self.value().component(1).unescaped())
+        NumericValue::parse(&self.result_value().unescaped())
+    }
+
+    /// The component of R.4 that holds the result: the first, or the second when the first
+    /// is empty (the same rule as [`TestId::test_code`]).
+    fn result_value(&self) -> Component<'a> {
+        let value = self.value();
+        let first = value.component(1);
+        if first.is_empty() {
+            value.component(2)
+        } else {
+            first
+        }
     }
 
     /// R.5 as text.

@@ -310,6 +310,15 @@ fn cepheid_genexpert_declares_at_sign_repeats() {
     let first = message.results().next().unwrap();
     assert_eq!(first.test_id().component(2).text(), "MTB-RIF");
     assert_eq!(first.value_text(), "NOT DETECTED");
+    assert_eq!(first.numeric_value(), None);
+    // R.4 is qualitative^quantitative: a Ct value comes in component 2 (`^24.7`); it read as
+    // an empty text and no number.
+    let ct = message
+        .results()
+        .find(|r| r.test_id().component(7).text() == "SPC" && r.value().raw() == b"^24.7")
+        .expect("the SPC Ct record");
+    assert_eq!(ct.value_text(), "24.7");
+    assert_eq!(ct.numeric_value().map(|n| n.value), Some(24.7));
     // Component 4 names the system (`Xpert`, `Trace`, `RIF`); the assay in component 2 is the code.
     assert!(
         message
