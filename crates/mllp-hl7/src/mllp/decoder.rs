@@ -112,6 +112,50 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
+/// What an end-block byte at `at` means for the frame being read.
+enum FrameEnd {
+    /// The frame ends there; what follows starts at `next`, and in lenient mode
+    /// `trailer_seen` bytes of a trailer the buffer cut short are already taken.
+    Ends {
+        next: usize,
+        trailer_seen: Option<usize>,
+    },
+    /// The buffer stops inside the end block or (strict mode) its trailer: look again
+    /// from `at` with more bytes.
+    NeedMore,
+    /// Not an end: an end-block byte inside the payload, or (strict mode) an end block
+    /// without its trailer, which is data.
+    NotAnEnd,
+}
+
+/// The one rule for where a frame ends, shared by a frame being read and a refused one
+/// being skipped, so both end at the same byte however the stream was read.
+fn frame_end(config: &MllpConfig, buf: &[u8], at: usize) -> FrameEnd {
+    match match_at(buf, at, &config.end_block) {
+        SeqMatch::Full => {
+            let after = at + config.end_block.len();
+            match match_at(buf, after, &config.trailer) {
+                SeqMatch::Full => FrameEnd::Ends {
+                    next: after + config.trailer.len(),
+                    trailer_seen: None,
+                },
+                SeqMatch::Partial(seen) if config.lenient => FrameEnd::Ends {
+                    next: after + seen,
+                    trailer_seen: Some(seen),
+                },
+                SeqMatch::Partial(_) => FrameEnd::NeedMore,
+                SeqMatch::No if config.lenient => FrameEnd::Ends {
+                    next: after,
+                    trailer_seen: None,
+                },
+                SeqMatch::No => FrameEnd::NotAnEnd,
+            }
+        }
+        SeqMatch::Partial(_) => FrameEnd::NeedMore,
+        SeqMatch::No => FrameEnd::NotAnEnd,
+    }
+}
+
 /// Length of the longest suffix of `buf` that is a proper prefix of `sequence`: bytes that
 /// may be the beginning of a sequence split across reads.
 fn partial_suffix(buf: &[u8], sequence: &[u8]) -> usize {
@@ -411,32 +455,15 @@ impl MllpDecoder {
                 break;
             };
             if buf[at] == end_byte {
-                match match_at(buf, at, &config.end_block) {
-                    SeqMatch::Full => {
-                        let after = at + config.end_block.len();
-                        match match_at(buf, after, &config.trailer) {
-                            SeqMatch::Full => {
-                                return self.complete(at, after + config.trailer.len(), None);
-                            }
-                            SeqMatch::Partial(seen) if config.lenient => {
-                                return self.complete(at, after + seen, Some(seen));
-                            }
-                            SeqMatch::Partial(_) => {
-                                self.scan_from = at;
-                                break;
-                            }
-                            SeqMatch::No if config.lenient => {
-                                return self.complete(at, after, None);
-                            }
-                            // Strict: an end block without its trailer is data.
-                            SeqMatch::No => {}
-                        }
+                match frame_end(config, buf, at) {
+                    FrameEnd::Ends { next, trailer_seen } => {
+                        return self.complete(at, next, trailer_seen);
                     }
-                    SeqMatch::Partial(_) => {
+                    FrameEnd::NeedMore => {
                         self.scan_from = at;
                         break;
                     }
-                    SeqMatch::No => {}
+                    FrameEnd::NotAnEnd => {}
                 }
             }
             if buf[at] == start_byte {
@@ -527,29 +554,16 @@ impl MllpDecoder {
                 return Decoded::silent(buf.len());
             };
             if buf[at] == end_byte {
-                match match_at(buf, at, &config.end_block) {
-                    SeqMatch::Full => {
-                        let after = at + config.end_block.len();
-                        match match_at(buf, after, &config.trailer) {
-                            SeqMatch::Full => {
-                                self.state = State::Idle;
-                                return Decoded::silent(after + config.trailer.len());
-                            }
-                            SeqMatch::Partial(seen) if config.lenient => {
-                                self.state = State::Idle;
-                                self.trailer_pending = Some(seen);
-                                return Decoded::silent(after + seen);
-                            }
-                            SeqMatch::Partial(_) => return Decoded::silent(at),
-                            SeqMatch::No if config.lenient => {
-                                self.state = State::Idle;
-                                return Decoded::silent(after);
-                            }
-                            SeqMatch::No => {}
+                match frame_end(config, buf, at) {
+                    FrameEnd::Ends { next, trailer_seen } => {
+                        self.state = State::Idle;
+                        if trailer_seen.is_some() {
+                            self.trailer_pending = trailer_seen;
                         }
+                        return Decoded::silent(next);
                     }
-                    SeqMatch::Partial(_) => return Decoded::silent(at),
-                    SeqMatch::No => {}
+                    FrameEnd::NeedMore => return Decoded::silent(at),
+                    FrameEnd::NotAnEnd => {}
                 }
             }
             if buf[at] == start_byte {
