@@ -16,7 +16,10 @@
 
 use std::io::{Read, Write};
 
-use astm_frame::{Control, DecoderConfig, FrameDecoder, FrameEnd, Item, Leniency};
+use astm_frame::{
+    Control, DecoderConfig, FrameDecoder, FrameEnd, Item, Leniency, is_header_record,
+    is_terminator_record,
+};
 
 /// The bytes as a JSON string, each byte read as the character of the same value.
 fn text(bytes: &[u8]) -> String {
@@ -142,12 +145,7 @@ fn run() -> std::io::Result<()> {
                     message(&std::mem::take(&mut message_text))
                 }
                 Item::Record(record) => {
-                    let header = match record {
-                        [b'H' | b'h'] => true,
-                        [b'H' | b'h', second, ..] => !second.is_ascii_alphanumeric(),
-                        _ => false,
-                    };
-                    if header && !records.is_empty() {
+                    if is_header_record(record) && !records.is_empty() {
                         let detail = format!(
                             "message without its L record: {} bytes dropped",
                             records.len()
@@ -158,7 +156,7 @@ fn run() -> std::io::Result<()> {
                     records.extend_from_slice(record);
                     records.push(b'\r');
                     let line = format!(r#"{{"event":"record","text":{}}}"#, text(record));
-                    if !matches!(record.first(), Some(b'L' | b'l')) {
+                    if !is_terminator_record(record) {
                         line
                     } else {
                         writeln!(out, "{line}")?;

@@ -78,4 +78,7 @@ pub use link::{
     AbortReason, Assembly, ContentionPolicy, DiscardReason, Event, Link, LinkConfig, LinkError,
     LinkState, MessageId, Role, Timers,
 };
-pub use scanner::{BrokenReason, DecoderConfig, FrameScanner, Item, Items, Leniency, Scanned};
+pub use scanner::{
+    BrokenReason, DecoderConfig, FrameScanner, Item, Items, Leniency, Scanned, is_header_record,
+    is_terminator_record,
+};

@@ -1096,12 +1096,7 @@ impl Core {
     /// Unframed mode: bare records collect until the L record ends the message; a header
     /// record starts a new one.
     fn on_bare_record(&mut self, record: &[u8]) {
-        let header = match record {
-            [b'H' | b'h'] => true,
-            [b'H' | b'h', second, ..] => !second.is_ascii_alphanumeric(),
-            _ => false,
-        };
-        if header {
+        if crate::scanner::is_header_record(record) {
             self.discard_bare_records();
         } else if self.bare_skipping {
             return;
@@ -1120,7 +1115,7 @@ impl Core {
         }
         self.bare_records.extend_from_slice(record);
         self.bare_records.push(crate::control::CR);
-        if matches!(record.first(), Some(b'L' | b'l')) {
+        if crate::scanner::is_terminator_record(record) {
             let message = std::mem::take(&mut self.bare_records);
             self.events.push_back(Event::MessageReceived(message));
         }

@@ -83,6 +83,24 @@ pub enum BrokenReason {
     Unfinished,
 }
 
+/// Whether a bare record ([`Item::Record`]) is a header (`H` and then its field delimiter,
+/// which is no letter or digit): the start of a message in unframed mode.
+#[must_use]
+pub fn is_header_record(record: &[u8]) -> bool {
+    match record {
+        [b'H' | b'h'] => true,
+        [b'H' | b'h', second, ..] => !second.is_ascii_alphanumeric(),
+        _ => false,
+    }
+}
+
+/// Whether a bare record ([`Item::Record`]) is a message terminator (`L`): the end of a
+/// message in unframed mode.
+#[must_use]
+pub fn is_terminator_record(record: &[u8]) -> bool {
+    matches!(record.first(), Some(b'L' | b'l'))
+}
+
 /// Something found in the byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item<'a> {
