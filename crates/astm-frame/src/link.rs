@@ -475,6 +475,18 @@ impl Link {
     /// A message holding one is refused at once with [`AbortReason::RestrictedCharacter`],
     /// and one with no text with [`AbortReason::Empty`].
     pub fn send(&mut self, message: Vec<u8>, now: Instant) -> MessageId {
+        self.enqueue(message, now, false)
+    }
+
+    /// Queues a message ahead of every message not yet started; one whose transfer is under
+    /// way finishes first. For a message the receiver interrupted (§6.3.5.3:
+    /// [`AbortReason::ReceiverInterrupt`] hands it back), to be sent again before the
+    /// messages queued after it. Refused as [`send`](Self::send) refuses.
+    pub fn send_first(&mut self, message: Vec<u8>, now: Instant) -> MessageId {
+        self.enqueue(message, now, true)
+    }
+
+    fn enqueue(&mut self, message: Vec<u8>, now: Instant, first: bool) -> MessageId {
         let id = MessageId(self.core.next_id);
         self.core.next_id += 1;
         // LF separates records like CR (the framer turns it into CR); any other restricted
@@ -501,15 +513,27 @@ impl Link {
             });
             return id;
         }
-        self.core.queue.push_back(Outgoing {
+        let out = Outgoing {
             id,
             framed,
             index: 0,
             number: 1,
             transmissions: 0,
             enq_attempts: 0,
-        });
-        self.core.maybe_establish(now);
+        };
+        let core = &mut self.core;
+        if first {
+            // The front message is started once its ENQ is out (or lost contention).
+            let started = matches!(
+                core.state,
+                LinkState::Establishing | LinkState::ContentionYield | LinkState::Sending
+            );
+            core.queue
+                .insert(usize::from(started).min(core.queue.len()), out);
+        } else {
+            core.queue.push_back(out);
+        }
+        core.maybe_establish(now);
         id
     }
 

@@ -657,6 +657,34 @@ fn receiver_interrupt_is_honoured() {
     );
 }
 
+/// `send_first` queues a message ahead of the messages not yet started, behind the one whose
+/// transfer is under way: how a message the receiver interrupted goes out again before the
+/// later ones (§6.3.5.3).
+#[test]
+fn send_first_goes_ahead_of_the_messages_not_yet_started() {
+    let mut pair = Pair::standard();
+    let message = |name: &str| format!("H|\\^&|||{name}\rL|1|N\r").into_bytes();
+    pair.instrument.send(message("X"), pair.now);
+    pair.step();
+    pair.instrument.send(message("B"), pair.now);
+    pair.instrument.send_first(message("A"), pair.now);
+    pair.drive();
+    // Delivered a record at a time (the default assembly): compare the whole stream.
+    let received: Vec<u8> = pair
+        .computer_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => Some(m.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(
+        received,
+        [message("X"), message("A"), message("B")].concat()
+    );
+}
+
 /// A request made while nothing is being received does nothing, and one the transfer's end
 /// overtakes lapses with it: neither interrupts a later transfer (before, the flag waited,
 /// possibly for hours, and broke off the next message at its first frame).
