@@ -91,23 +91,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
         self.link.send(message, Instant::now().into_std())
     }
 
-    /// Queues a message ahead of every message not yet started, to be sent next. Only while no
-    /// message of this station is on the wire (neutral, or receiving); otherwise it joins the
-    /// back of the queue.
-    pub(crate) fn queue_first(&mut self, message: Vec<u8>) {
-        use astm_frame::LinkState;
-        if matches!(
-            self.link.state(),
-            LinkState::Sending | LinkState::Establishing
-        ) {
-            self.queue(message);
-            return;
-        }
-        let rest = self.link.take_unsent();
-        self.queue(message);
-        for (_, message) in rest {
-            self.queue(message);
-        }
+    /// Queues a message ahead of every message not yet started ([`Link::send_first`]).
+    pub(crate) fn queue_first(&mut self, message: Vec<u8>) -> MessageId {
+        self.link.send_first(message, Instant::now().into_std())
     }
 
     /// Sends a message and waits until the peer has acknowledged every frame.
