@@ -37,8 +37,17 @@
 //!   records continued in ETB frames (240 text bytes by default, up to 63,993).
 //! - [`Link`]: the sans-IO state machine of one station, either role: establishment,
 //!   contention, transfer with retransmission, receiver interrupt, termination, every timer.
-//! - With the `tokio` feature: [`codec::AstmCodec`] for `tokio_util::codec::Framed`, and
-//!   [`driver::LinkDriver`], which runs a [`Link`] over any `AsyncRead + AsyncWrite`.
+#![cfg_attr(
+    feature = "tokio",
+    doc = "- With the `tokio` feature: [`codec::AstmCodec`] for `tokio_util::codec::Framed`, and
+  [`driver::LinkDriver`], which runs a [`Link`] over any `AsyncRead + AsyncWrite`."
+)]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "- With the `tokio` feature (not enabled in this build): `codec::AstmCodec` for
+  `tokio_util::codec::Framed`, and `driver::LinkDriver`, which runs a [`Link`] over any
+  `AsyncRead + AsyncWrite`."
+)]
 //!
 //! # Leniency
 //!
