@@ -376,3 +376,59 @@ async fn a_second_router_on_the_same_store_leaves_the_reserve_alone() {
         String::from_utf8_lossy(&second.stderr)
     );
 }
+
+/// An I/O error closed the store and reopening it failed too (a file size limit below
+/// the store's pages). Once the disk takes writes again the store must reopen by itself,
+/// even though no input sends anything: the outputs only read (and cannot while it is
+/// closed), so waiting for the next request would leave the queue undelivered for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_could_not_be_reopened_reopens_without_new_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, peer_port) = (free_port(), free_port());
+    let router =
+        RouterProc::start_after_shell(dir.path(), &config(inp, peer_port), "trap '' XFSZ;").await;
+    let mut client = MllpClient::connect(("127.0.0.1", inp))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    let ids: Vec<String> = (0..70).map(|i| format!("M{i}")).collect();
+    for id in &ids {
+        assert!(matches!(
+            client.send(&oru(id, "LAB")).await.unwrap(),
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ));
+    }
+    drop(client);
+
+    router.limit_file_size(Some(4096));
+    let peer = Peer::start(peer_port, PeerReply::Accept).await;
+    wait_until("the store unable to reopen", || {
+        router.log_text().contains("queue store cannot be reopened")
+    })
+    .await;
+
+    // The output delivers what it held (its cursor moves failing, each reopen too), then
+    // cannot read the rest.
+    wait_until("the output's batch delivered", || {
+        peer.control_ids().len() >= 64
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(peer.control_ids().len() < ids.len());
+
+    // The disk takes writes again; nothing else happens.
+    router.limit_file_size(None);
+    wait_until("the whole queue delivered without new messages", || {
+        ids.iter().all(|id| peer.control_ids().contains(id))
+    })
+    .await;
+    assert!(
+        router.log_text().contains("queue store reopened"),
+        "log:\n{}",
+        router.log_text()
+    );
+    peer.stop().await;
+}

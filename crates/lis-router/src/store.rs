@@ -44,6 +44,12 @@ const GATHER_POLL: Duration = Duration::from_micros(20);
 /// How often the writer tries to set its reserve aside again while the disk is full.
 const RESERVE_RETRY: Duration = Duration::from_millis(250);
 
+/// How often a store that could not be reopened after an error is tried again while no
+/// request comes.
+const REOPEN_RETRY: Duration = Duration::from_millis(500);
+/// How often the writer looks for a request meanwhile.
+const REOPEN_POLL: Duration = Duration::from_millis(10);
+
 const CURSORS: TableDefinition<'static, &str, u64> = TableDefinition::new("cursors");
 
 /// Why the store failed.
@@ -302,6 +308,7 @@ impl QueueStore {
                     disk_full,
                     reserve_tried: Instant::now(),
                     unsaved_moves: HashMap::new(),
+                    failed_reopens: 0,
                 }
                 .run(rx);
             })
@@ -754,13 +761,16 @@ struct Writer {
     /// move), and on a full disk the deletes it brings are what frees space; so it goes
     /// with the next request's commit.
     unsaved_moves: HashMap<(usize, usize), u64>,
+    /// Reopens that failed since the store was last open; only the first is logged as
+    /// an error, so a disk that stays unwritable does not flood the log.
+    failed_reopens: u32,
 }
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut last_appends = 0;
-        while let Some(first) = rx.blocking_recv() {
+        while let Some(first) = self.next_request(&mut rx) {
             batch.push(first);
             take_pending(&mut rx, &mut batch);
             if last_appends >= GATHER_MIN_APPENDS {
@@ -775,6 +785,31 @@ impl Writer {
             }
             last_appends = appends(&batch);
             self.commit(&mut batch);
+        }
+    }
+
+    /// Waits for the next request; None once every sender is gone. While the store is
+    /// closed after a failed reopen it also tries to reopen every [`REOPEN_RETRY`]:
+    /// outputs only read (and cannot until then), so with no input sending anything no
+    /// request would come to prompt another try, and the queues would stall for good.
+    fn next_request(&mut self, rx: &mut mpsc::Receiver<Request>) -> Option<Request> {
+        loop {
+            if self.shared.database().is_some() {
+                return rx.blocking_recv();
+            }
+            let deadline = Instant::now() + REOPEN_RETRY;
+            while Instant::now() < deadline {
+                match rx.try_recv() {
+                    Ok(request) => return Some(request),
+                    Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                    Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(REOPEN_POLL),
+                }
+            }
+            if self.reopen_logged() {
+                // The cursor moves that failed with the store go in now: an output
+                // that had delivered its queue to the end sends no later one.
+                self.commit(&mut Vec::new());
+            }
         }
     }
 
@@ -917,14 +952,23 @@ impl Writer {
     fn reopen_logged(&mut self) -> bool {
         match self.reopen() {
             Ok(_) => {
-                tracing::warn!("queue store reopened");
+                match std::mem::take(&mut self.failed_reopens) {
+                    0 => tracing::warn!("queue store reopened"),
+                    n => tracing::warn!("queue store reopened after {} failed attempts", n),
+                }
                 true
             }
             Err(e) => {
-                tracing::error!(
-                    "queue store cannot be reopened yet ({e}); trying again with the next \
-                     request"
-                );
+                self.failed_reopens += 1;
+                if self.failed_reopens == 1 {
+                    tracing::error!(
+                        "queue store cannot be reopened yet ({e}); trying again every {} ms \
+                         and with the next request",
+                        REOPEN_RETRY.as_millis()
+                    );
+                } else {
+                    tracing::debug!("queue store cannot be reopened yet ({e})");
+                }
                 false
             }
         }
