@@ -208,7 +208,7 @@ impl QueueStore {
     /// [`StoreError`] when the directory or the database cannot be opened (another
     /// router holding it included).
     pub fn open(dir: &Path, queues: &[(String, Vec<String>)]) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|error| StoreError::DataDir {
+        crate::connector::create_dir_all_synced(dir).map_err(|error| StoreError::DataDir {
             path: dir.to_owned(),
             error,
         })?;
@@ -246,6 +246,12 @@ impl QueueStore {
             opened => opened,
         }
         .map_err(err)?;
+        // redb syncs its file, not the file's name: a store file created just now must
+        // not vanish with the messages acknowledged from it in a power failure.
+        crate::connector::sync_dir(dir).map_err(|error| StoreError::DataDir {
+            path: dir.to_owned(),
+            error,
+        })?;
         for note in &unserved {
             tracing::warn!("{note}");
         }

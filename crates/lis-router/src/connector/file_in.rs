@@ -249,7 +249,7 @@ impl FileIn {
         let target_dir = self.settings.dir.join(ERROR_DIR);
         let from = path.to_owned();
         let moved = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-            std::fs::create_dir_all(&target_dir)?;
+            super::create_dir_all_synced(&target_dir)?;
             let name = from
                 .file_name()
                 .unwrap_or_default()

@@ -25,7 +25,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, READ_BYTES, numbered_name, printable, resume_point, sync_dir};
+use super::{
+    Backoff, READ_BYTES, create_dir_all_synced, numbered_name, printable, resume_point, sync_dir,
+};
 use crate::config::{Connection, FileNaming, FileOutSettings, FileSync};
 use crate::filename::{MAX_PART_LEN, hl7_name_head, sanitize_part};
 use crate::store::{QueueStore, StoredMessage};
@@ -220,7 +222,7 @@ impl BatchWriter {
     /// place stay (the batch is retried: at-least-once).
     pub(crate) fn write(&mut self, batch: &[StoredMessage]) -> std::io::Result<Vec<PathBuf>> {
         let dir = self.namer.settings.dir.clone();
-        std::fs::create_dir_all(&dir)?;
+        create_dir_all_synced(&dir)?;
         match self.namer.settings.sync {
             FileSync::File => {
                 write_named(&mut self.namer, &dir, batch, sync_files, &mut self.links)

@@ -94,6 +94,32 @@ pub(crate) fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// `create_dir_all` that also makes the new directories' names durable: the parent of
+/// each directory it creates is synced, top down, so that files later synced inside
+/// cannot be lost with their directory in a power failure. Returns the directories
+/// created.
+pub(crate) fn create_dir_all_synced(
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    if dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut missing: Vec<std::path::PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(std::path::Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    std::fs::create_dir_all(dir)?;
+    for created in &missing {
+        match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(std::path::Path::new("."))?,
+        }
+    }
+    Ok(missing)
+}
+
 /// Directories cannot be opened for syncing here; their entries are made durable by
 /// the file system.
 #[cfg(not(unix))]
@@ -119,5 +145,24 @@ mod tests {
         assert_eq!(delays, [100, 200, 350, 350]);
         b.reset();
         assert_eq!(b.next_delay().as_millis(), 100);
+    }
+
+    #[test]
+    fn create_dir_all_synced_reports_the_directories_it_made_top_down() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("a").join("b").join("c");
+        let made = create_dir_all_synced(&deep).unwrap();
+        assert!(deep.is_dir());
+        let expected: Vec<_> = ["a", "a/b", "a/b/c"]
+            .iter()
+            .map(|p| root.path().join(p))
+            .collect();
+        assert_eq!(made, expected);
+        assert!(create_dir_all_synced(&deep).unwrap().is_empty());
+        let more = create_dir_all_synced(&root.path().join("a").join("d")).unwrap();
+        assert_eq!(more, [root.path().join("a").join("d")]);
+        // A file in the way is an error, not a silent success.
+        std::fs::write(root.path().join("f"), b"").unwrap();
+        assert!(create_dir_all_synced(&root.path().join("f").join("g")).is_err());
     }
 }

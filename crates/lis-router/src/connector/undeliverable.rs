@@ -4,12 +4,12 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{numbered_name, sync_dir};
+use super::{create_dir_all_synced, numbered_name, sync_dir};
 
 /// Writes `payload` durably to a new file `SEQ_TIMESTAMP.dat` in `dir` (created if
 /// missing) and returns its path; never replaces a file (`-N` is appended instead).
 pub(crate) fn keep(dir: &Path, seq: u64, payload: &[u8]) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    create_dir_all_synced(dir)?;
     let stem = format!("{seq:012}_{}", chrono::Local::now().format("%Y%m%d%H%M%S"));
     let mut attempt = 0;
     let (path, mut file) = loop {
@@ -25,10 +25,7 @@ pub(crate) fn keep(dir: &Path, seq: u64, payload: &[u8]) -> std::io::Result<Path
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    // The name, and the directories create_dir_all may have just made (up to datadir).
-    for dir in dir.ancestors().take(3) {
-        sync_dir(dir)?;
-    }
+    sync_dir(dir)?;
     Ok(path)
 }
 
