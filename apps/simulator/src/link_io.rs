@@ -7,11 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use astm_frame::control::{ACK, ENQ, EOT, LF, NAK, STX};
-use astm_frame::{Control, Event, Link, MessageId};
+use astm_frame::{AbortReason, Control, Event, Link, MessageId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::faults::{Fault, Faults};
+
+/// Receiver interrupts in a row after which an interrupted message is given up, not sent again
+/// (a LIS that answers every frame with EOT would otherwise get it every 15 s forever).
+pub(crate) const MAX_INTERRUPTS: u32 = 6;
 
 /// Why the loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -96,9 +100,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
         self.link.send_first(message, Instant::now().into_std())
     }
 
-    /// Sends a message and waits until the peer has acknowledged every frame.
+    /// Sends a message and waits until the peer has acknowledged every frame. A message the
+    /// peer interrupts (§6.3.5.3: EOT in place of a frame's ACK, to send its own message) is
+    /// sent again, whole, once the peer has sent its message or the hold-off has passed, up to
+    /// [`MAX_INTERRUPTS`] times; what the peer sends meanwhile is left for
+    /// [`LinkIo::take_received`].
     pub(crate) async fn send(&mut self, message: Vec<u8>) -> Result<(), LinkIoError> {
-        let id = self.queue(message);
+        let mut id = self.queue(message);
+        let mut interrupts = 0;
         loop {
             self.flush().await?;
             let position = self.events.iter().position(|e| match e {
@@ -106,16 +115,44 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
                 Event::MessageAborted { id: aborted, .. } => *aborted == id,
                 _ => false,
             });
-            if let Some(i) = position {
-                return match self.events.remove(i) {
-                    Some(Event::MessageAborted { reason, .. }) => {
-                        Err(LinkIoError::Aborted(reason.to_string()))
-                    }
-                    _ => Ok(()),
-                };
+            match position.and_then(|i| self.events.remove(i)) {
+                Some(Event::MessageAborted {
+                    reason: AbortReason::ReceiverInterrupt,
+                    message,
+                    ..
+                }) if interrupts < MAX_INTERRUPTS => {
+                    interrupts += 1;
+                    tracing::info!(
+                        "{}: receiver interrupt; the message will be sent again",
+                        self.options.label
+                    );
+                    id = self.queue_first(message);
+                }
+                Some(Event::MessageAborted { reason, .. }) => {
+                    return Err(LinkIoError::Aborted(reason.to_string()));
+                }
+                Some(_) => return Ok(()),
+                None => self.step().await?,
             }
-            self.step().await?;
         }
+    }
+
+    /// The transport.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// Takes the messages the peer has sent so far (while [`LinkIo::send`] waited), in order.
+    pub(crate) fn take_received(&mut self) -> Vec<Vec<u8>> {
+        let mut received = Vec::new();
+        self.events.retain_mut(|e| match e {
+            Event::MessageReceived(text) => {
+                received.push(std::mem::take(text));
+                false
+            }
+            _ => true,
+        });
+        received
     }
 
     /// The next event; `Ok(None)` when the peer has closed the connection.

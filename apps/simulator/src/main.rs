@@ -426,7 +426,9 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     );
     let sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
         for (i, payload) in payloads.iter().enumerate() {
-            io.send(payload.clone()).await.with_context(|| {
+            let sent = io.send(payload.clone()).await;
+            push::keep_received(app, &mut io, 0, path);
+            sent.with_context(|| {
                 format!("message {}/{count} not accepted by the serial peer", i + 1)
             })?;
         }

@@ -202,7 +202,10 @@ pub(crate) async fn astm_tcp_on(
         let Some(io) = connection.as_mut() else {
             continue;
         };
-        if let Err(e) = io.send(message.clone()).await {
+        let sent = io.send(message.clone()).await;
+        let local_port = io.get_ref().local_addr().map_or(0, |a| a.port());
+        keep_received(app, io, local_port, host_port);
+        if let Err(e) = sent {
             // A failed session leaves the link in an unknown state: start afresh next time.
             *connection = None;
             bail!(
@@ -215,6 +218,18 @@ pub(crate) async fn astm_tcp_on(
         }
     }
     Ok(())
+}
+
+/// Keeps what the LIS sent on a sending connection (after interrupting the simulator's
+/// transfer, or between sessions on a kept connection) in `GET /received`, with a log line.
+pub(crate) fn keep_received<T>(app: &App, io: &mut LinkIo<T>, port: u16, peer: &str)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    for text in io.take_received() {
+        tracing::info!("{peer}: {} bytes received from the LIS", text.len());
+        app.received.push(port, peer.to_owned(), "ASTM", &text);
+    }
 }
 
 /// Sends one HL7 message over MLLP and waits for an accepting ACK (AA or CA), unless its

@@ -20,7 +20,7 @@ use tokio_util::codec::Framed;
 use crate::app::{App, Overrides};
 use crate::cli::OrderResultsArg;
 use crate::legacy;
-use crate::link_io::{LinkIo, LinkIoOptions};
+use crate::link_io::{LinkIo, LinkIoOptions, MAX_INTERRUPTS};
 use crate::push;
 
 /// The reference's `config/port_templates.json`, compiled in.
@@ -28,10 +28,6 @@ pub(crate) const DEFAULT_PORT_MAP: &str = include_str!("../config/port_templates
 
 /// Timeout of order-result pushes (the reference's value).
 const ORDER_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Receiver interrupts in a row after which an interrupted message is given up, not sent again
-/// (a LIS that answers every frame with EOT would otherwise get it every 15 s forever).
-const MAX_INTERRUPTS: u32 = 6;
 
 /// One listener: a port and its template (`None`: the legacy `fields.json` behaviour).
 #[derive(Debug, Clone, PartialEq, Eq)]

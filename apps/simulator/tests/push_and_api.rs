@@ -1153,3 +1153,54 @@ async fn a_trailing_slash_after_the_template_name_is_the_same_route() {
     let (s, _) = call(Method::GET, sim.api_url("/simulate/astm/nope/"), None).await;
     assert_eq!(s, 404);
 }
+
+/// A LIS that interrupts an API push (EOT in place of the frame's ACK) to send its own
+/// message: that message is kept in `GET /received` like one sent to a listening port,
+/// and the push still completes with its message sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_lis_sends_on_a_push_connection_is_kept_in_received() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_addr = lis.local_addr().unwrap();
+    let lis_task = tokio::spawn(async move {
+        let (mut s, _) = lis.accept().await.unwrap();
+        assert_eq!(read_byte(&mut s).await, ENQ);
+        write(&mut s, &[ACK]).await;
+        assert_eq!(read_byte(&mut s).await, STX);
+        read_frame_rest(&mut s).await;
+        write(&mut s, &[EOT]).await;
+        assert_eq!(
+            read_byte(&mut s).await,
+            EOT,
+            "the simulator ends its transfer"
+        );
+        send_records(&mut s, &["H|\\^&|||LIS", "O|1|SPEC-77||^^^PT|R", "L|1|N"]).await;
+        receive_records(&mut s).await
+    });
+    let sim = api_sim(&[]);
+    let body = format!(r#"{{"destination":"tcp://{lis_addr}"}}"#);
+    let (s, v) = call(
+        reqwest::Method::POST,
+        sim.api_url("/simulate/astm/stago_start4"),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["pushed"], 1, "{v}");
+    let resent = lis_task.await.unwrap();
+    assert_eq!(
+        resent.last().map(String::as_str),
+        Some("L|1|N"),
+        "{resent:?}"
+    );
+
+    let (s, v) = call(reqwest::Method::GET, sim.api_url("/received"), None).await;
+    assert_eq!(s, 200);
+    let entries = v.as_array().unwrap();
+    let order = entries
+        .iter()
+        .find(|e| e["text"].as_str().unwrap_or("").contains("SPEC-77"))
+        .unwrap_or_else(|| panic!("the LIS's order is not in /received: {v}"));
+    assert_eq!(order["protocol"], "ASTM");
+    assert_eq!(order["peer"], lis_addr.to_string());
+    assert_eq!(order["records"][1], "O|1|SPEC-77||^^^PT|R");
+}

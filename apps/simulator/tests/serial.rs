@@ -238,3 +238,45 @@ fn serial_fault_bad_checksum_ends_in_a_clear_failure() {
     assert!(!stderr.contains("fault injected"), "{stderr}");
     drop(slave);
 }
+
+/// The LIS interrupts the simulator's transfer (EOT in place of the first frame's ACK) to
+/// send its own message: the simulator takes it (logged, as the run has no API to show it)
+/// and then sends its interrupted message again, whole; the run succeeds.
+#[test]
+fn serial_receiver_interrupt_gets_the_lis_message_through_and_the_result_sent_again() {
+    let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("slave path");
+    let mut child = serial_run(&path, &[]);
+    let mut lis = Lis::new();
+    let mut interrupted = false;
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < 2 * WAIT, "simulator did not exit");
+        // The simulator's ENQ is in: the link is receiving, its first frame not yet.
+        if !interrupted && lis.raw.contains(&0x05) && lis.link.request_interrupt() {
+            interrupted = true;
+            lis.link.send(
+                b"H|\\^&|||LIS\rO|1|SPEC-9||^^^PT|R\rL|1|N\r".to_vec(),
+                Instant::now(),
+            );
+        }
+        lis.step(&mut master);
+    }
+    lis.collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(interrupted);
+    assert!(out.status.success(), "{stderr}");
+    let last = lis.messages.last().expect("a message");
+    assert!(
+        last.starts_with(b"H|") && last.ends_with(b"L|1|N\r"),
+        "the message sent again whole: {:?}",
+        String::from_utf8_lossy(last)
+    );
+    assert!(stderr.contains("receiver interrupt"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path}: 38 bytes received from the LIS")),
+        "{stderr}"
+    );
+    drop(slave);
+}
