@@ -136,14 +136,16 @@ pub(crate) async fn connect(
 }
 
 /// The I/O loop options of a sending instrument (pushes, serial).
-pub(crate) fn sender_options(faults: Arc<Faults>, label: String) -> LinkIoOptions {
+pub(crate) fn sender_options(app: &App, faults: Arc<Faults>, label: String) -> LinkIoOptions {
     LinkIoOptions {
         control_delay: Duration::ZERO,
         nak_limit: false,
         idle: None,
         faults,
         label,
-        yield_at_once: false,
+        // As on listening ports: with `--contention yield` a contending ENQ is acknowledged
+        // at once (the link's own yield would wait for the LIS to send ENQ again).
+        yield_at_once: app.cli.contention == crate::cli::ContentionArg::Yield,
     }
 }
 
@@ -196,7 +198,7 @@ pub(crate) async fn astm_tcp_on(
             *connection = Some(LinkIo::new(
                 stream,
                 Link::new(app.link_config(Role::Instrument)),
-                sender_options(app.faults.for_push(), label),
+                sender_options(app, app.faults.for_push(), label),
             ));
         }
         let Some(io) = connection.as_mut() else {

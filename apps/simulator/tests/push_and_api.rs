@@ -1204,3 +1204,69 @@ async fn what_the_lis_sends_on_a_push_connection_is_kept_in_received() {
     assert_eq!(order["peer"], lis_addr.to_string());
     assert_eq!(order["records"][1], "O|1|SPEC-77||^^^PT|R");
 }
+
+/// Contention on a push: the LIS answers the simulator's ENQ with its own ENQ. By role (the
+/// default) the instrument insists and sends ENQ again; with `--contention yield` it
+/// acknowledges the LIS's ENQ at once, as on listening ports, takes the LIS's message and
+/// then sends its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_push_contention_by_role_and_yield() {
+    for policy in ["by-role", "yield"] {
+        let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = lis.local_addr().unwrap();
+        let receiver = tokio::spawn(async move {
+            let (mut s, _) = lis.accept().await.unwrap();
+            assert_eq!(read_byte(&mut s).await, ENQ);
+            write(&mut s, &[ENQ]).await;
+            if policy == "by-role" {
+                assert_eq!(read_byte(&mut s).await, ENQ, "the instrument insists");
+                write(&mut s, &[ACK]).await;
+            } else {
+                assert_eq!(read_byte(&mut s).await, ACK, "the simulator yields at once");
+                for (n, record) in [(1, "H|\\^&|||LIS\r"), (2, "L|1|N\r")] {
+                    write(
+                        &mut s,
+                        &frame(n, record.as_bytes(), astm_frame::FrameEnd::End),
+                    )
+                    .await;
+                    assert_eq!(read_byte(&mut s).await, ACK);
+                }
+                write(&mut s, &[EOT]).await;
+                assert_eq!(read_byte(&mut s).await, ENQ, "then sends its own message");
+                write(&mut s, &[ACK]).await;
+            }
+            let mut frames = 0;
+            loop {
+                match read_byte(&mut s).await {
+                    STX => {
+                        read_frame_rest(&mut s).await;
+                        frames += 1;
+                        write(&mut s, &[ACK]).await;
+                    }
+                    EOT => break frames,
+                    b => panic!("unexpected {b:#04x}"),
+                }
+            }
+        });
+        let dest = format!("tcp://{addr}");
+        let out = tokio::task::spawn_blocking(move || {
+            run(&[
+                "--push",
+                &dest,
+                "--template",
+                "stago_start4",
+                "--seed",
+                "1",
+                "--contention",
+                policy,
+                "--link-timer-ms",
+                "300",
+            ])
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{policy}: {stderr}");
+        assert_eq!(receiver.await.unwrap(), 9, "{policy}: H, P, O, 5 R, L");
+    }
+}
