@@ -200,6 +200,9 @@ struct Transfer {
     queries: Vec<(Option<String>, Vec<String>)>,
     orders: Vec<OrderedSample>,
     template_override: Option<String>,
+    /// An L record ended it: without one the message is incomplete (the sender gave up, or
+    /// was cut off, after the frames that arrived).
+    terminated: bool,
 }
 
 fn read_transfer(text: &[u8]) -> Transfer {
@@ -216,6 +219,7 @@ fn read_transfer(text: &[u8]) -> Transfer {
     for record in message.records() {
         match record.typed() {
             TypedRecord::Header(_) => t.header = true,
+            TypedRecord::Terminator(_) => t.terminated = true,
             TypedRecord::Patient(_) => t.patient = true,
             TypedRecord::Query(q) => {
                 let specimen = q.requested_specimen_id().map(|s| s.into_owned());
@@ -308,6 +312,18 @@ async fn serve_astm(
                 app.received
                     .push(local.port(), peer.to_string(), "ASTM", &text);
                 let transfer = read_transfer(&text);
+                if !transfer.terminated
+                    && (!transfer.queries.is_empty() || !transfer.orders.is_empty())
+                {
+                    // §6.5.2.4 / E1394: a message is complete with its L record. Answering
+                    // the orders that arrived would give results for part of a list.
+                    tracing::warn!(
+                        "port {}: transfer from {peer} ended without its L record (the LIS \
+                         gave up or was cut off); kept in /received, not answered",
+                        local.port()
+                    );
+                    continue;
+                }
                 if let Some(name) = &transfer.template_override {
                     match app.template(name) {
                         Ok(t) if t.protocol.kind.is_astm() => template = Some(name.clone()),

@@ -385,3 +385,33 @@ async fn a_lower_case_checksum_is_accepted_as_the_reference_does_a_wrong_one_is_
     write(&mut s, &lower(wrong)).await;
     assert_eq!(read_byte(&mut s).await, NAK, "wrong checksum in lower case");
 }
+
+/// A transfer that ends without its L record (the LIS gave up after six refusals of a
+/// frame, or was cut off) is an incomplete message: it is kept in `/received` but not acted
+/// on, so a half-sent order list gets no results for the half that arrived. The next,
+/// complete order is answered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_transfer_without_its_terminator_is_not_acted_on() {
+    let sim = stago(&["--order-results", "link"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "P|1", "O|1|CUT-1||^^^PT|R"]).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||LIS", "P|1", "O|1|WHOLE-2||^^^PT|R", "L|1|N"],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    assert!(
+        records.iter().any(|r| r.starts_with("O|1|WHOLE-2|")),
+        "the first answer is for the complete order: {records:?}"
+    );
+    let texts = received(&sim).await;
+    assert!(
+        texts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"].as_str().unwrap().contains("CUT-1")),
+        "{texts}"
+    );
+}
