@@ -546,7 +546,9 @@ impl Evaluator {
 /// Within-level rules (the eight OpenELIS rules) use each level's own history; the across-level
 /// rules (`2of3-2s`, `6x`, `8x`, `9x`, `12x`) look at the z-scores of all levels pooled in run
 /// order (level order within a run), so that, say, three highs and three lows on the same side
-/// make a `6x`.
+/// make a `6x`. Within each run, `2-2s` and `R-4s` (if enabled) also compare the levels with each
+/// other, as Westgard defines them: two levels beyond 2 SD on the same side are a `2-2s`, one
+/// beyond +2 SD and another beyond −2 SD an `R-4s`; the levels involved get the violation.
 #[derive(Debug, Clone)]
 pub struct MultiLevelEvaluator {
     per_level: Vec<Evaluator>,
@@ -604,13 +606,34 @@ impl MultiLevelEvaluator {
             let mut evaluation = evaluator.judge(*value);
             let across = self.pooled.judge(evaluation.z);
             evaluation.violations.extend(across.violations);
+            out.push(evaluation);
+        }
+        // Westgard's within-run rules across levels: 2-2s when two levels of the run are beyond
+        // 2 SD on the same side, R-4s when one is beyond +2 SD and another beyond -2 SD. The
+        // per-level evaluators only compare a level with its own previous runs.
+        let within = self.per_level.first().map(|e| &e.rules);
+        let enabled = |rule| within.is_some_and(|r| r.severity(rule).is_some());
+        let high: Vec<bool> = out.iter().map(|e| e.z >= 2.0).collect();
+        let low: Vec<bool> = out.iter().map(|e| e.z <= -2.0).collect();
+        let count = |flags: &[bool]| flags.iter().filter(|f| **f).count();
+        for (i, evaluation) in out.iter_mut().enumerate() {
+            let same_side = (high[i] && count(&high) >= 2) || (low[i] && count(&low) >= 2);
+            if enabled(Rule::TwoTwoS) && same_side {
+                evaluation.violations.push(Rule::TwoTwoS);
+            }
+            let range = (high[i] && count(&low) >= 1) || (low[i] && count(&high) >= 1);
+            if enabled(Rule::RFourS) && range {
+                evaluation.violations.push(Rule::RFourS);
+            }
+        }
+        for (evaluation, evaluator) in out.iter_mut().zip(&self.per_level) {
             evaluation.violations.sort();
+            evaluation.violations.dedup();
             let mut merged = evaluator.rules.clone();
             for (rule, severity) in self.pooled.rules.rules() {
                 merged.set(*rule, *severity);
             }
             evaluation.status = status_of(&evaluation.violations, &merged);
-            out.push(evaluation);
         }
         Ok(out)
     }

@@ -339,3 +339,66 @@ fn r_4s_compares_the_decimal_range_not_a_binary_difference() {
     );
     assert_eq!(last(oe(), &[140.001, 100.002]).0, Vec::<&str>::new());
 }
+
+#[test]
+fn multi_level_applies_2_2s_and_r_4s_within_a_run_across_levels() {
+    // Westgard: 2-2s also fires when two control levels of the same run are beyond 2 SD on the
+    // same side, and R-4s is defined within a run: one level beyond +2 SD, another beyond -2 SD.
+    // The first run of a lot has no history, so only the within-run comparison can see it.
+    let levels = [(100.0, 10.0), (200.0, 20.0)];
+    for rules in [RuleSet::openelis(), RuleSet::extended()] {
+        let rules_are_openelis = rules == RuleSet::openelis();
+        let mut e = MultiLevelEvaluator::new(&levels, rules.clone()).unwrap();
+        let run = e.push_run(&[121.0, 244.0]).unwrap();
+        for level in &run {
+            assert!(level.violations.contains(&Rule::TwoTwoS), "{run:?}");
+            assert_eq!(level.status, Status::Rejected, "{run:?}");
+        }
+
+        let mut e = MultiLevelEvaluator::new(&levels, rules.clone()).unwrap();
+        let run = e.push_run(&[125.0, 150.0]).unwrap();
+        for level in &run {
+            assert!(level.violations.contains(&Rule::RFourS), "{run:?}");
+            assert!(!level.violations.contains(&Rule::TwoTwoS), "{run:?}");
+            assert_eq!(level.status, Status::Rejected, "{run:?}");
+        }
+
+        // Exactly at +2 and -2 SD counts, as for 1-2s.
+        let mut e = MultiLevelEvaluator::new(&levels, rules.clone()).unwrap();
+        let run = e.push_run(&[120.0, 160.0]).unwrap();
+        assert!(
+            run.iter().all(|l| l.violations.contains(&Rule::RFourS)),
+            "{run:?}"
+        );
+
+        // Below 2 SD on one level: neither rule, only the other level's 1-2s warning.
+        let mut e = MultiLevelEvaluator::new(&levels, rules.clone()).unwrap();
+        let run = e.push_run(&[119.0, 156.0]).unwrap();
+        assert_eq!(run[0].violation_names(), Vec::<&str>::new());
+        assert_eq!(run[1].violation_names(), vec!["1-2s"]);
+        assert_eq!(run[1].status, Status::Warning);
+
+        // Three levels: the two beyond +2 SD make the 2-2s; the in-control level is not part of it.
+        let mut e =
+            MultiLevelEvaluator::new(&[(100.0, 10.0), (200.0, 20.0), (50.0, 5.0)], rules).unwrap();
+        let run = e.push_run(&[125.0, 245.0, 50.0]).unwrap();
+        assert!(run[0].violations.contains(&Rule::TwoTwoS), "{run:?}");
+        assert!(run[1].violations.contains(&Rule::TwoTwoS), "{run:?}");
+        assert!(!run[2].violations.contains(&Rule::TwoTwoS), "{run:?}");
+        if rules_are_openelis {
+            assert_eq!(run[2].status, Status::Accepted);
+        }
+    }
+
+    // Rules that are not enabled are not applied within the run either.
+    let mut rules = RuleSet::openelis();
+    rules.remove(Rule::TwoTwoS).remove(Rule::RFourS);
+    let mut e = MultiLevelEvaluator::new(&levels, rules).unwrap();
+    let run = e.push_run(&[125.0, 150.0]).unwrap();
+    assert!(
+        run.iter().all(|l| l.violation_names() == vec!["1-2s"]),
+        "{run:?}"
+    );
+    let run = e.push_run(&[125.0, 250.0]).unwrap();
+    assert!(run.iter().all(|l| l.status == Status::Warning), "{run:?}");
+}
