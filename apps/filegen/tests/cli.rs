@@ -375,3 +375,41 @@ fn templates_dir_given_as_dot_finds_fixtures_in_its_parent() {
     }
     assert_eq!(names(&out).len(), 3);
 }
+
+#[test]
+fn a_qc_value_beyond_the_range_of_numbers_is_an_error_not_inf_in_the_file() {
+    // target + 3 SD of 1e308 ± 1e308 overflows: the file would hold `inf` (CSV) or the text
+    // "inf" where a number belongs (XLSX), which no importer reads as a result.
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    let json = r#"{"analyzer":{"name":"Plate X","model":"PX","manufacturer":"Acme"},
+        "protocol":{"type":"FILE"},"file_config":{"format":"CSV"},
+        "fields":[{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}],
+        "qc_controls":[{"field_code":"OD","lot_number":"L1","level":"N","target":1e308,"sd":1e308}]}"#;
+    std::fs::write(templates.join("acme_px.json"), json).unwrap();
+    let out = dir.path().join("out");
+    for format in ["csv", "tsv", "xlsx"] {
+        let o = filegen(&[
+            "--template",
+            "acme_px",
+            "--out",
+            out.to_str().unwrap(),
+            "--templates-dir",
+            templates.to_str().unwrap(),
+            "--qc",
+            "--qc-deviation",
+            "3",
+            "--format",
+            format,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{format}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("filegen: error: template acme_px: ") && err.contains("not a finite"),
+            "{format}: {err}"
+        );
+        assert!(err.contains("QC-L1-N"), "{format}: {err}");
+    }
+    assert!(!out.exists() || names(&out).is_empty(), "{:?}", names(&out));
+}

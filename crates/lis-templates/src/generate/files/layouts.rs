@@ -559,6 +559,7 @@ impl Generator<'_> {
             FileLayout::Finecare => self.finecare(&specimens),
             FileLayout::DtPrimeXml | FileLayout::Generic => self.generic(&specimens),
         };
+        self.check_finite(&sheet, &specimens)?;
         let columns = sheet
             .rows
             .get(sheet.header_row)
@@ -610,6 +611,41 @@ impl Generator<'_> {
             rendered.delimiter = Some(delimiter);
         }
         Ok(rendered)
+    }
+
+    /// Refuses a sheet holding a number that is not finite: a template whose QC target and SD (or
+    /// whose field) are so large that a value overflows would otherwise write `inf` or `NaN`
+    /// where the importer expects a result.
+    fn check_finite(&self, sheet: &Sheet, specimens: &[Specimen]) -> Result<(), GenerateError> {
+        let header = sheet.rows.get(sheet.header_row);
+        for (r, row) in sheet.rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let Cell::Number(n, _) = cell else { continue };
+                if n.is_finite() {
+                    continue;
+                }
+                let column = header
+                    .and_then(|h| h.get(c))
+                    .map(|h| h.as_str().to_owned())
+                    .unwrap_or_else(|| format!("{}", c + 1));
+                let sample = row
+                    .iter()
+                    .map(Cell::as_str)
+                    .find(|t| specimens.iter().any(|s| s.id == *t))
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default();
+                return Err(GenerateError::InvalidField {
+                    template: self.template.name.clone(),
+                    field: column,
+                    reason: format!(
+                        "row {}{sample} would hold {n}, not a finite number; check the \
+                         qc_controls target and sd, or the field's range",
+                        r + 1
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Refuses a declared metadata row count above [`MAX_METADATA_ROWS`] (the layouts pad the
