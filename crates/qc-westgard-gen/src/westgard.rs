@@ -546,7 +546,8 @@ impl Evaluator {
 /// Within-level rules (the eight OpenELIS rules) use each level's own history; the across-level
 /// rules (`2of3-2s`, `6x`, `8x`, `9x`, `12x`) look at the z-scores of all levels pooled in run
 /// order (level order within a run), so that, say, three highs and three lows on the same side
-/// make a `6x`. Within each run, `2-2s` and `R-4s` (if enabled) also compare the levels with each
+/// make a `6x`. `4-1s` and `10x` are applied both per level and to the pooled sequence (two runs
+/// of two levels all beyond +1 SD are a `4-1s`). Within each run, `2-2s` and `R-4s` (if enabled) also compare the levels with each
 /// other, as Westgard defines them: two levels beyond 2 SD on the same side are a `2-2s`, one
 /// beyond +2 SD and another beyond −2 SD an `R-4s`; the levels involved get the violation.
 #[derive(Debug, Clone)]
@@ -557,7 +558,8 @@ pub struct MultiLevelEvaluator {
 
 impl MultiLevelEvaluator {
     /// One `(mean, sd)` per level and a rule set; rules whose name is one of the across-level rules
-    /// are applied to the pooled sequence, the others per level.
+    /// are applied to the pooled sequence, the others per level; `4-1s` and `10x`, which Westgard
+    /// applies within one control material or across materials, to both.
     pub fn new(levels: &[(f64, f64)], rules: RuleSet) -> Result<Self, QcError> {
         let across = [
             Rule::TwoOfThreeTwoS,
@@ -566,12 +568,13 @@ impl MultiLevelEvaluator {
             Rule::NineX,
             Rule::TwelveX,
         ];
+        let both = [Rule::FourOneS, Rule::TenX];
         let mut within = rules.clone();
         let mut pooled = rules;
         for rule in Rule::ALL {
             if across.contains(&rule) {
                 within.remove(rule);
-            } else {
+            } else if !both.contains(&rule) {
                 pooled.remove(rule);
             }
         }

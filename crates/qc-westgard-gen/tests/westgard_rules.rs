@@ -402,3 +402,51 @@ fn multi_level_applies_2_2s_and_r_4s_within_a_run_across_levels() {
     let run = e.push_run(&[125.0, 250.0]).unwrap();
     assert!(run.iter().all(|l| l.status == Status::Warning), "{run:?}");
 }
+
+#[test]
+fn multi_level_applies_4_1s_and_10x_across_levels() {
+    // Westgard: 4-1s and 10x apply within one control material or across materials. With two
+    // levels, two runs with both levels beyond +1 SD are four consecutive control values beyond
+    // +1 SD (4-1s), and five runs with both levels above the mean are ten on one side (10x).
+    let levels = [(100.0, 10.0), (200.0, 20.0)];
+    let mut e = MultiLevelEvaluator::new(&levels, RuleSet::openelis()).unwrap();
+    let first = e.push_run(&[115.0, 230.0]).unwrap();
+    assert!(first.iter().all(|l| l.violations.is_empty()), "{first:?}");
+    let second = e.push_run(&[112.0, 226.0]).unwrap();
+    assert_eq!(second[0].violation_names(), Vec::<&str>::new());
+    assert_eq!(second[1].violation_names(), vec!["4-1s"]);
+    assert_eq!(second[1].status, Status::Rejected);
+
+    // One level below +1 SD breaks it.
+    let mut e = MultiLevelEvaluator::new(&levels, RuleSet::openelis()).unwrap();
+    e.push_run(&[115.0, 230.0]).unwrap();
+    let run = e.push_run(&[109.0, 226.0]).unwrap();
+    assert!(run.iter().all(|l| l.violations.is_empty()), "{run:?}");
+
+    let mut e = MultiLevelEvaluator::new(&levels, RuleSet::openelis()).unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        runs.push(e.push_run(&[102.0, 203.0]).unwrap());
+    }
+    assert!(
+        runs[..4].iter().flatten().all(|l| l.violations.is_empty()),
+        "{runs:?}"
+    );
+    assert_eq!(runs[4][0].violation_names(), Vec::<&str>::new());
+    assert_eq!(runs[4][1].violation_names(), vec!["10x"]);
+    assert_eq!(runs[4][1].status, Status::Rejected);
+
+    // Disabled rules stay disabled across levels too.
+    let mut rules = RuleSet::openelis();
+    rules.remove(Rule::FourOneS).remove(Rule::TenX);
+    let mut e = MultiLevelEvaluator::new(&levels, rules).unwrap();
+    for _ in 0..5 {
+        let run = e.push_run(&[115.0, 230.0]).unwrap();
+        assert!(
+            run.iter()
+                .all(|l| !l.violations.contains(&Rule::FourOneS)
+                    && !l.violations.contains(&Rule::TenX)),
+            "{run:?}"
+        );
+    }
+}
