@@ -413,3 +413,24 @@ fn a_qc_value_beyond_the_range_of_numbers_is_an_error_not_inf_in_the_file() {
     }
     assert!(!out.exists() || names(&out).is_empty(), "{:?}", names(&out));
 }
+
+#[test]
+fn out_naming_a_file_says_it_is_not_a_folder() {
+    // `create_dir_all` on an existing regular file fails with "File exists", which reads as if
+    // the folder were there; the error must say that the path is a file, not a folder.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("results.csv");
+    std::fs::write(&file, b"kept").unwrap();
+    let o = filegen(&["--template", "tecan_f50", "--out", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err,
+        format!(
+            "filegen: error: cannot create folder {}: it exists and is not a folder\n",
+            file.display()
+        )
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"kept");
+    assert_eq!(names(dir.path()), ["results.csv"]);
+}

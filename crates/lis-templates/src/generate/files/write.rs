@@ -124,7 +124,16 @@ fn sync_dir(dir: &Path) {
 /// Writes and syncs `file` to a fresh temporary in `dir` (created if missing); returns the
 /// temporary and the sanitised final name.
 fn write_temp(file: &FileOutput, dir: &Path) -> Result<(PathBuf, String), FileError> {
-    fs::create_dir_all(dir).map_err(io(dir, "create folder"))?;
+    fs::create_dir_all(dir).map_err(|e| {
+        // On an existing file the system says "File exists", which reads as if the folder
+        // were there.
+        let e = if dir.exists() && !dir.is_dir() {
+            std::io::Error::other("it exists and is not a folder")
+        } else {
+            e
+        };
+        io(dir, "create folder")(e)
+    })?;
     let name = sanitize(&file.file_name);
     let name = if name.is_empty() {
         "result".to_owned()
