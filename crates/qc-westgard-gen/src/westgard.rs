@@ -547,9 +547,10 @@ impl Evaluator {
 /// rules (`2of3-2s`, `6x`, `8x`, `9x`, `12x`) look at the z-scores of all levels pooled in run
 /// order (level order within a run), so that, say, three highs and three lows on the same side
 /// make a `6x`. `4-1s` and `10x` are applied both per level and to the pooled sequence (two runs
-/// of two levels all beyond +1 SD are a `4-1s`). Within each run, `2-2s` and `R-4s` (if enabled) also compare the levels with each
-/// other, as Westgard defines them: two levels beyond 2 SD on the same side are a `2-2s`, one
-/// beyond +2 SD and another beyond −2 SD an `R-4s`; the levels involved get the violation.
+/// of two levels all beyond +1 SD are a `4-1s`). Within each run, `2-2s` and `R-4s` (if enabled)
+/// also compare the levels with each other, as Westgard defines them: two levels beyond 2 SD on
+/// the same side are a `2-2s`, one beyond +2 SD and another beyond −2 SD an `R-4s`; the levels
+/// involved get the violation.
 #[derive(Debug, Clone)]
 pub struct MultiLevelEvaluator {
     per_level: Vec<Evaluator>,
