@@ -174,7 +174,11 @@ fn qc_files_follow_the_pattern_and_the_deviation() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("wrote 1 QC file(s)"));
     let name = &names(dir.path())[0];
-    assert!(name.starts_with("QC-QS5_"), "{name}");
+    // Still matches the template's file_pattern (QS5_*), marked as QC inside the wildcard.
+    assert!(
+        name.starts_with("QS5_") && name.ends_with("-QC.xlsx"),
+        "{name}"
+    );
     let rows = sheet_rows(&std::fs::read(dir.path().join(name)).unwrap());
     assert_eq!(rows[1][2], Data::String("LPC-LOT-LPC-26B-001".into()));
     assert_eq!(rows[1][4], Data::String("STANDARD".into()));

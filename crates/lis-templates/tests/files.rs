@@ -472,7 +472,11 @@ fn quantstudio5_qc_file_uses_the_pattern_and_westgard_values() {
             file.controls,
             ["LPC-LOT-LPC-26B-001", "HPC-LOT-HPC-26B-001"]
         );
-        assert!(file.file.file_name.starts_with("QC-QS5_"));
+        let name = &file.file.file_name;
+        assert!(
+            name.starts_with("QS5_") && name.ends_with("-QC.xlsx"),
+            "{name}"
+        );
         let rows = read_back(&file);
         let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
         assert_eq!(rows.len(), 3);

@@ -511,7 +511,9 @@ impl Generator<'_> {
             options.qc,
         )?;
         let stamp = self.now.format("%Y%m%d-%H%M%S").to_string();
-        let prefix = if options.qc { "QC-" } else { "" };
+        // QC files are marked inside the pattern's wildcard, so that an importer watching for
+        // the template's file_pattern still picks them up.
+        let marker = if options.qc { "-QC" } else { "" };
         let accessions = specimens
             .iter()
             .filter(|s| matches!(s.role, Role::Patient))
@@ -526,10 +528,7 @@ impl Generator<'_> {
             let (bytes, encoding, rows) = self.dtprime(&specimens);
             return Ok(RenderedFile {
                 file: FileOutput {
-                    file_name: format!(
-                        "{prefix}{}",
-                        file_name(template, &stamp, options.sequence, "xml")
-                    ),
+                    file_name: file_name(template, &stamp, options.sequence, marker, "xml"),
                     kind: FileKind::Xml,
                     bytes,
                 },
@@ -572,10 +571,7 @@ impl Generator<'_> {
             FileKind::Txt => "txt",
             _ => "csv",
         };
-        let name = format!(
-            "{prefix}{}",
-            file_name(template, &stamp, options.sequence, ext)
-        );
+        let name = file_name(template, &stamp, options.sequence, marker, ext);
         let mut rendered = RenderedFile {
             file: FileOutput {
                 file_name: name,

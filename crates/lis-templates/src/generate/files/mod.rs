@@ -326,8 +326,8 @@ fn sanitize(name: &str) -> String {
 
 /// A file name the template's `file_pattern` glob matches where possible: the first `*` becomes
 /// `stamp-sequence`, the extension is the one written.
-fn file_name(template: &Template, stamp: &str, sequence: u32, ext: &str) -> String {
-    let unique = format!("{stamp}-{sequence:04}");
+fn file_name(template: &Template, stamp: &str, sequence: u32, marker: &str, ext: &str) -> String {
+    let unique = format!("{stamp}-{sequence:04}{marker}");
     let stem = match template.identification.file_pattern.as_deref() {
         Some(pattern) if pattern.contains('*') => {
             let base = pattern.rsplit_once('.').map_or(pattern, |(b, _)| b);

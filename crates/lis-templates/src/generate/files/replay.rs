@@ -180,7 +180,7 @@ pub fn replay_fixture(
             // Bytes, not text: exports in a Windows code page are kept byte for byte too.
             renamer.note_existing(bytes);
             FileOutput {
-                file_name: file_name(template, &stamp, sequence, &ext),
+                file_name: file_name(template, &stamp, sequence, "", &ext),
                 kind,
                 bytes: renamer.rewrite_bytes(bytes)?,
             }
@@ -227,7 +227,7 @@ pub fn replay_fixture(
                 });
             }
             FileOutput {
-                file_name: file_name(template, &stamp, sequence, "xlsx"),
+                file_name: file_name(template, &stamp, sequence, "", "xlsx"),
                 kind: FileKind::Xlsx,
                 bytes: xlsx(&sheets, now)?,
             }
