@@ -127,6 +127,34 @@ pub(crate) fn sync_dir(_dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How many protocol problems (junk, broken frames, stray replies) of one connection,
+/// or one wait for an ACK, are logged one by one; the rest are counted. Two bytes of
+/// garbage can make one such problem, so without a bound a peer streaming garbage
+/// writes the log as fast as it sends.
+pub(crate) const NOISE_LINES: u64 = 10;
+
+/// Bounds the log lines one peer's protocol noise can cause (see [`NOISE_LINES`]).
+#[derive(Debug, Default)]
+pub(crate) struct NoiseLog {
+    seen: u64,
+}
+
+impl NoiseLog {
+    /// Counts one problem; whether to log it. The first one not logged is announced.
+    pub(crate) fn admit(&mut self, peer: &dyn std::fmt::Display, what: &str) -> bool {
+        self.seen += 1;
+        if self.seen == NOISE_LINES + 1 {
+            tracing::warn!("{peer}: more {what} follow; counted, not logged one by one");
+        }
+        self.seen <= NOISE_LINES
+    }
+
+    /// How many were counted but not logged.
+    pub(crate) fn unlogged(&self) -> u64 {
+        self.seen.saturating_sub(NOISE_LINES)
+    }
+}
+
 /// A printable excerpt of a message for log lines (`prod` / `debug` content logging).
 pub(crate) fn printable(payload: &[u8]) -> String {
     String::from_utf8_lossy(payload)

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
 
-use super::{Backoff, printable, shutdown_grace};
+use super::{Backoff, NoiseLog, printable, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{Appender, StoreError};
 
@@ -135,6 +135,9 @@ impl SocketIn {
         // Cancelled at shutdown, or when the replier gives up on the peer: then nothing
         // more is read (a message read now could never be acknowledged).
         let closing = self.shutdown.child_token();
+        // Junk, broken frames and stray commit blocks: a few logged, the rest counted.
+        let mut noise = NoiseLog::default();
+        const NOISE: &str = "framing problems";
         let replier = tokio::spawn(
             self.clone()
                 .reply(sink, owed_rx, peer, closing.clone())
@@ -209,17 +212,35 @@ impl SocketIn {
                     let _ = owed_tx.send(Owed::RefuseAndClose).await;
                     break;
                 }
-                MllpFrame::Error(e) => warn!("{peer}: {e}"),
+                MllpFrame::Error(e) => {
+                    if noise.admit(&peer, NOISE) {
+                        warn!("{peer}: {e}");
+                    }
+                }
                 MllpFrame::Junk { len, offset } => {
-                    warn!(
-                        "{peer}: skipped {len} bytes outside any frame at stream offset {offset}"
-                    );
+                    if noise.admit(&peer, NOISE) {
+                        warn!(
+                            "{peer}: skipped {len} bytes outside any frame at stream offset {offset}"
+                        );
+                    }
                 }
                 MllpFrame::Commit(c) => {
-                    warn!("{peer}: unexpected commit acknowledgement {c:?}; ignored")
+                    if noise.admit(&peer, NOISE) {
+                        warn!("{peer}: unexpected commit acknowledgement {c:?}; ignored");
+                    }
                 }
-                other => warn!("{peer}: unexpected frame {other:?}; ignored"),
+                other => {
+                    if noise.admit(&peer, NOISE) {
+                        warn!("{peer}: unexpected frame {other:?}; ignored");
+                    }
+                }
             }
+        }
+        if noise.unlogged() > 0 {
+            warn!(
+                "{peer}: {} more {NOISE} (junk, broken frames, stray replies) not logged",
+                noise.unlogged()
+            );
         }
         // The replier finishes the replies owed for messages already submitted.
         drop(owed_tx);

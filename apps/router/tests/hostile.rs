@@ -1,0 +1,72 @@
+//! Hostile and broken network peers: what they can make the router log, and how it
+//! tells what happened.
+
+mod common;
+
+use common::{RouterProc, WAIT, free_port, oru, wait_until};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until `stream` has delivered one whole MLLP frame (`FS CR`); the bytes read.
+async fn read_frame(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(2).any(|w| w == b"\x1c\r") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("no reply")
+            .unwrap();
+        assert!(n > 0, "closed before a reply: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// A sender that streams garbage (one junk byte and a start block, again and again: each
+/// pair is junk plus an interrupted frame) must not get a log line per two bytes it
+/// sends: before, 20 KB of it wrote 20,000 warnings, so a garbage stream could fill the
+/// disk with log. The first few are logged, the rest counted and summed up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_a_sender_is_logged_a_few_times_then_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let garbage = b"J\x0b".repeat(10_000);
+    stream.write_all(&garbage).await.unwrap();
+    // Still served: a real message after the garbage is stored and acknowledged.
+    let mut framed = b"\x0b".to_vec();
+    framed.extend_from_slice(&oru("AFTER-GARBAGE", "LAB"));
+    framed.extend_from_slice(b"\x1c\r");
+    stream.write_all(&framed).await.unwrap();
+    let ack = read_frame(&mut stream).await;
+    assert!(
+        String::from_utf8_lossy(&ack).contains("MSA|AA|AFTER-GARBAGE"),
+        "{ack:?}"
+    );
+    drop(stream);
+    wait_until("the connection's summary line", || {
+        router.log_text().contains("stray replies) not logged")
+    })
+    .await;
+    let log = router.log_text();
+    let lines = log.lines().filter(|l| l.contains("WARN")).count();
+    assert!(lines < 50, "{lines} warnings for one garbage sender");
+    // The sum: one run of junk and 10,000 interrupted frames, less the few logged.
+    let summed: u64 = log
+        .lines()
+        .find_map(|l| {
+            let (before, _) = l.split_once(" more framing problems (")?;
+            before.rsplit(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no summary line: {log}"));
+    assert!(
+        (9_900..=10_001).contains(&summed),
+        "{summed} counted: {log}"
+    );
+}
