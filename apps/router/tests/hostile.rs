@@ -70,3 +70,61 @@ async fn garbage_from_a_sender_is_logged_a_few_times_then_counted() {
         "{summed} counted: {log}"
     );
 }
+
+/// An HL7 ACK framed with the default MLLP delimiters, acknowledging `id`.
+fn framed_ack(code: &str, id: &str) -> Vec<u8> {
+    format!("\x0bMSH|^~\\&|LIS|H|LAB|F|20240101||ACK|A{id}|P|2.5.1\rMSA|{code}|{id}\r\x1c\r")
+        .into_bytes()
+}
+
+/// A receiver that answers every message for another control id (a system echoing
+/// its own MSH-10, say) holds the message for ever, as it must: such a reply
+/// acknowledges nothing. But the log said only "no acknowledgement within ...", as if
+/// the receiver were silent, and warned once per late negative reply, so a receiver
+/// flooding them flooded the log. Now the timeout names the replies for other control
+/// ids, and late replies are logged a few at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_for_other_control_ids_are_named_when_the_ack_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, peer_port) = (free_port(), free_port());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+        .await
+        .unwrap();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
+         createserversocket = False\nport = {peer_port}\nacktimeout = 0.5\nretrydelay = 0.1\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut framed = b"\x0b".to_vec();
+    framed.extend_from_slice(&oru("MINE", "LAB"));
+    framed.extend_from_slice(b"\x1c\r");
+    sender.write_all(&framed).await.unwrap();
+    read_frame(&mut sender).await;
+
+    let (mut link, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let got = read_frame(&mut link).await;
+    assert!(String::from_utf8_lossy(&got).contains("|MINE|"));
+    let mut replies = Vec::new();
+    for i in 0..500 {
+        replies.extend(framed_ack("AE", &format!("OLD{i}")));
+    }
+    replies.extend(framed_ack("AA", "NOTYOURS"));
+    link.write_all(&replies).await.unwrap();
+    wait_until("the ACK timeout", || {
+        router.log_text().contains("delivery of message")
+    })
+    .await;
+    let log = router.log_text();
+    assert!(
+        log.contains("the peer answered 501 time(s) for other control ids (last: NOTYOURS)"),
+        "{log}"
+    );
+    let late = log.matches("late negative acknowledgement AE").count();
+    assert!(late <= 10, "{late} late-ACK warnings");
+}

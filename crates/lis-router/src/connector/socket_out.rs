@@ -13,7 +13,9 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backoff, READ_BYTES, printable, resume_point, shutdown_grace, undeliverable};
+use super::{
+    Backoff, NoiseLog, READ_BYTES, printable, resume_point, shutdown_grace, undeliverable,
+};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
 
@@ -346,6 +348,7 @@ impl SocketOut {
         let expected_id: Option<Vec<u8>> = message
             .filter(|m| !m.control_id().is_empty())
             .map(|m| m.control_id().decoded().into_owned());
+        let mut late = Late::default();
         let wait = async {
             loop {
                 let frame = match framed.next().await {
@@ -361,7 +364,7 @@ impl SocketOut {
                         ));
                     }
                     MllpFrame::Message(reply) => {
-                        match check_reply(&reply, expected_id.as_deref()) {
+                        match check_reply(&reply, expected_id.as_deref(), &mut late) {
                             Some(result) => return result,
                             None => continue,
                         }
@@ -378,15 +381,22 @@ impl SocketOut {
             // The commonest cause: a peer that answers without MLLP framing, or with other
             // delimiters. What it sent is held as junk until a start block follows.
             let unframed = framed.codec().unreported_junk();
-            Err(Failure::Connection(if unframed > 0 {
-                format!(
-                    "no acknowledgement within {timeout:?}; the peer sent {unframed} bytes \
-                     outside any MLLP frame (does it frame its replies with these sob, eod \
-                     and eob?)"
-                )
-            } else {
-                format!("no acknowledgement within {timeout:?}")
-            }))
+            let mut why = format!("no acknowledgement within {timeout:?}");
+            if unframed > 0 {
+                why.push_str(&format!(
+                    "; the peer sent {unframed} bytes outside any MLLP frame (does it frame \
+                     its replies with these sob, eod and eob?)"
+                ));
+            }
+            // A receiver that answers, but never for this message's control id (one that
+            // echoes its own MSH-10, say), looks silent unless this says so.
+            if late.count > 0 {
+                why.push_str(&format!(
+                    "; the peer answered {} time(s) for other control ids (last: {})",
+                    late.count, late.last
+                ));
+            }
+            Err(Failure::Connection(why))
         })
     }
 }
@@ -399,9 +409,24 @@ async fn accept_from(listener: Option<&TcpListener>) -> std::io::Result<(TcpStre
     }
 }
 
+/// Replies to other messages than the one in hand (late ACKs), seen while waiting for
+/// one ACK or while draining before a send.
+#[derive(Debug, Default)]
+struct Late {
+    count: u64,
+    /// The control id the last one acknowledged.
+    last: String,
+    /// Negative ones are warned about, a few at a time.
+    noise: NoiseLog,
+}
+
 /// Reads an HL7 reply: `Some(Ok)` for AA/CA on this message, `Some(Err)` for a negative
 /// code, `None` for a reply to another message (a late ACK) that must be skipped.
-fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Failure>> {
+fn check_reply(
+    reply: &[u8],
+    expected_id: Option<&[u8]>,
+    late: &mut Late,
+) -> Option<Result<(), Failure>> {
     let Ok(message) = Message::parse(reply) else {
         return Some(Err(Failure::Refused(format!(
             "unreadable reply: {}",
@@ -426,7 +451,7 @@ fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Fa
                 String::from_utf8_lossy(ack.text.raw())
             ))));
         }
-        log_late(&ack);
+        log_late(&ack, late);
         return None;
     }
     if ack.code.is_success() {
@@ -440,12 +465,17 @@ fn check_reply(reply: &[u8], expected_id: Option<&[u8]>) -> Option<Result<(), Fa
     }
 }
 
-/// Logs a reply to another message than the one in hand (a late ACK).
-fn log_late(ack: &AckMessage<'_>) {
+/// Counts and logs a reply to another message than the one in hand (a late ACK).
+fn log_late(ack: &AckMessage<'_>, late: &mut Late) {
     let other = String::from_utf8_lossy(ack.acknowledged_id.raw());
+    late.count += 1;
+    late.last = other.chars().take(80).collect();
     if ack.code.is_success() {
         debug!("skipping a reply for control id {other}");
-    } else {
+    } else if late
+        .noise
+        .admit(&"receiver", "late negative acknowledgements")
+    {
         // An error ACK that came late, or for a message sent with MSH-15 = ER/NE.
         warn!(
             "late negative acknowledgement {} for control id {other}: {}",
@@ -459,6 +489,7 @@ fn log_late(ack: &AckMessage<'_>) {
 /// already arrived, without waiting. Frames still unread are late replies to earlier
 /// attempts (every awaited ACK is matched when it is awaited): they are dropped.
 fn closed_by_peer(framed: &mut Framed<TcpStream, MllpCodec>) -> Option<String> {
+    let mut late = Late::default();
     loop {
         match framed.next().now_or_never() {
             None => return None,
@@ -467,7 +498,7 @@ fn closed_by_peer(framed: &mut Framed<TcpStream, MllpCodec>) -> Option<String> {
             // Logged as late replies are when awaiting an ACK (a negative one warns).
             Some(Some(Ok(MllpFrame::Message(reply)))) => {
                 match Message::parse(&reply)
-                    .map(|m| AckMessage::from_message(&m).map(|a| log_late(&a)))
+                    .map(|m| AckMessage::from_message(&m).map(|a| log_late(&a, &mut late)))
                 {
                     Ok(Ok(())) => {}
                     _ => debug!("unreadable late reply dropped: {}", printable(&reply)),
@@ -489,16 +520,16 @@ mod tests {
 
     #[test]
     fn an_error_ack_without_a_control_id_refuses_the_message_in_hand() {
-        let refused = check_reply(&ack("AR", ""), Some(b"M1"));
+        let refused = check_reply(&ack("AR", ""), Some(b"M1"), &mut Late::default());
         assert!(
             matches!(&refused, Some(Err(Failure::Refused(text))) if text.contains("AR without a control id: why")),
             "{refused:?}"
         );
         // Still skipped: an error for another message, and a success that names none.
-        assert!(check_reply(&ack("AE", "M0"), Some(b"M1")).is_none());
-        assert!(check_reply(&ack("AA", ""), Some(b"M1")).is_none());
+        assert!(check_reply(&ack("AE", "M0"), Some(b"M1"), &mut Late::default()).is_none());
+        assert!(check_reply(&ack("AA", ""), Some(b"M1"), &mut Late::default()).is_none());
         assert!(matches!(
-            check_reply(&ack("AA", "M1"), Some(b"M1")),
+            check_reply(&ack("AA", "M1"), Some(b"M1"), &mut Late::default()),
             Some(Ok(()))
         ));
     }
