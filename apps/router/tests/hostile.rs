@@ -128,3 +128,36 @@ async fn replies_for_other_control_ids_are_named_when_the_ack_times_out() {
     let late = log.matches("late negative acknowledgement AE").count();
     assert!(late <= 10, "{late} late-ACK warnings");
 }
+
+/// At the default `loglvl` (warning), and at `prod`, `error` and `critical`, every line
+/// lacked the connection's name: the span carrying it was at info level, so the filter
+/// dropped it with the info lines. A warning must say which connection it is about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_name_their_connection_at_the_default_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = small-in, out\n\
+         [small-in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\nmaxmessagesize = 100\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut big = b"\x0b".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 500));
+    big.extend_from_slice(b"\x1c\r");
+    stream.write_all(&big).await.unwrap();
+    read_frame(&mut stream).await;
+    wait_until("the refusal's log line", || {
+        router
+            .log_text()
+            .contains("exceeds the maximum message size")
+    })
+    .await;
+    let log = router.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("exceeds the maximum message size"))
+        .unwrap();
+    assert!(line.contains("conn{name=small-in}"), "{line}");
+}

@@ -8,7 +8,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, error_span, info};
 
 use crate::config::{ConnectorKind, RouterConfig, SocketSettings};
 use crate::connector::file_in::FileIn;
@@ -102,7 +102,9 @@ impl Router {
         let tasks = TaskTracker::new();
         let log_failed_content = config.general.loglvl.logs_failed_content();
         for connection in &config.connections {
-            let span = info_span!("conn", name = %connection.name);
+            // At error level, so that it is kept whatever `loglvl` lets through: a line of any
+            // level names its connection.
+            let span = error_span!("conn", name = %connection.name);
             let c = Arc::new(connection.clone());
             let listener = listeners.remove(&connection.name);
             match &connection.kind {
