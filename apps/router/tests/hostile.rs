@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{RouterProc, WAIT, free_port, oru, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -160,4 +162,47 @@ async fn warnings_name_their_connection_at_the_default_log_level() {
         .find(|l| l.contains("exceeds the maximum message size"))
         .unwrap();
     assert!(line.contains("conn{name=small-in}"), "{line}");
+}
+
+/// A sender pipelining large messages without reading its ACKs (each ACK echoes the
+/// message's half-megabyte MSH-3, so they soon fill the socket back): the router
+/// reads at most a bounded amount ahead of the replies it has sent, and TCP holds up
+/// the rest. Before, it read up to 1024 messages ahead per connection into memory (and
+/// ahead of the store's commits, however fast the sender), so a few senders of large
+/// messages could exhaust its memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_cannot_make_the_router_read_far_ahead_of_its_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // acktimeout: long enough that the router does not give up on the sender while it
+    // is measured.
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\nacktimeout = 120\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (_replies, mut writer) = stream.into_split();
+    let big = "A".repeat(512 << 10);
+    let message =
+        format!("\x0bMSH|^~\\&|{big}|FAC|LIS|HOSP|20240101||ORU^R01|P1|P|2.5.1\rPID|1\r\x1c\r")
+            .into_bytes();
+    // Sends until the router stops taking bytes for a while, or 400 MB are out.
+    let limit = 400usize << 20;
+    let mut sent = 0usize;
+    while sent < limit {
+        match tokio::time::timeout(Duration::from_secs(3), writer.write_all(&message)).await {
+            Ok(Ok(())) => sent += message.len(),
+            Ok(Err(e)) => panic!("connection failed after {sent} bytes: {e}"),
+            Err(_) => break,
+        }
+    }
+    // Bounded: 16 MiB of messages (the read-ahead budget), one message being read, and
+    // what the two sockets' buffers hold (loopback autotuning: up to 32 + 4 MB).
+    assert!(
+        sent < 100 << 20,
+        "the router took {} MB from a sender that reads no ACKs",
+        sent >> 20
+    );
 }

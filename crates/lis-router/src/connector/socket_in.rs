@@ -9,7 +9,7 @@ use mllp_hl7::{
     AckBuilder, AckCode, AckMode, CommitAck, FrameError, Message, MllpCodec, MllpFrame,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,12 +35,21 @@ enum Owed {
     Commit {
         receipt: oneshot::Receiver<Result<u64, StoreError>>,
         payload: Bytes,
+        /// The message's share of the connection's [`IN_FLIGHT_BYTES`], given back once
+        /// it is answered.
+        permit: OwnedSemaphorePermit,
     },
     /// An empty frame (a keep-alive): acknowledged, nothing stored.
     Empty,
     /// A negative commit block for a refused frame, then close.
     RefuseAndClose,
 }
+
+/// How many bytes of messages one connection may have read and not yet answered (at
+/// least one message of the maximum size). Without a bound, a sender pipelining faster
+/// than the store commits, or not reading its ACKs, had the router read ahead into
+/// memory (a burst of 1 MB messages: 350 MB read ahead of 8 ACKs).
+const IN_FLIGHT_BYTES: usize = 8 << 20;
 
 /// Pause after a failed `accept`.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
@@ -135,6 +144,10 @@ impl SocketIn {
         // Cancelled at shutdown, or when the replier gives up on the peer: then nothing
         // more is read (a message read now could never be acknowledged).
         let closing = self.shutdown.child_token();
+        // Once this is spent, the next message waits for replies to go out: the peer's
+        // further bytes wait in the socket and TCP slows it down.
+        let in_flight = self.settings.max_message_size.max(IN_FLIGHT_BYTES);
+        let budget = Arc::new(Semaphore::new(in_flight));
         // Junk, broken frames and stray commit blocks: a few logged, the rest counted.
         let mut noise = NoiseLog::default();
         const NOISE: &str = "framing problems";
@@ -190,6 +203,12 @@ impl SocketIn {
                     } else {
                         debug!("received {} bytes from {peer}", payload.len());
                     }
+                    let share = u32::try_from(payload.len().min(in_flight)).unwrap_or(u32::MAX);
+                    let permit = tokio::select! {
+                        () = closing.cancelled() => break,
+                        permit = Arc::clone(&budget).acquire_many_owned(share) => permit,
+                    };
+                    let Ok(permit) = permit else { break };
                     let receipt = match appender.submit(payload.clone()).await {
                         Ok(receipt) => receipt,
                         Err(e) => {
@@ -201,7 +220,7 @@ impl SocketIn {
                     // them; the replier's timeout (or shutdown) ends the wait.
                     let owed = tokio::select! {
                         () = closing.cancelled() => break,
-                        owed = owed_tx.send(Owed::Commit { receipt, payload }) => owed,
+                        owed = owed_tx.send(Owed::Commit { receipt, payload, permit }) => owed,
                     };
                     if owed.is_err() {
                         break;
@@ -262,8 +281,12 @@ impl SocketIn {
         let grace = shutdown_grace(&self.shutdown);
         tokio::pin!(grace);
         while let Some(item) = owed.recv().await {
-            let (reply, close) = match item {
-                Owed::Commit { receipt, payload } => {
+            let (reply, close, permit) = match item {
+                Owed::Commit {
+                    receipt,
+                    payload,
+                    permit,
+                } => {
                     let stored = match receipt.await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(e),
@@ -284,14 +307,19 @@ impl SocketIn {
                             warn!("message from {peer} not stored: {e}");
                         }
                     }
-                    (self.acknowledgement(&payload, stored.is_ok()), false)
+                    (
+                        self.acknowledgement(&payload, stored.is_ok()),
+                        false,
+                        Some(permit),
+                    )
                 }
-                Owed::Empty => (self.acknowledgement(&[], true), false),
+                Owed::Empty => (self.acknowledgement(&[], true), false, None),
                 Owed::RefuseAndClose => (
                     self.settings
                         .use_ack
                         .then(|| Bytes::from(commit_payload(CommitAck::Nak))),
                     true,
+                    None,
                 ),
             };
             if let Some(reply) = reply {
@@ -322,6 +350,8 @@ impl SocketIn {
                     }
                 }
             }
+            // Answered (or never to be): the reader may take more from the peer.
+            drop(permit);
             if close {
                 break;
             }
