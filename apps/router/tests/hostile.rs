@@ -206,3 +206,48 @@ async fn a_sender_cannot_make_the_router_read_far_ahead_of_its_replies() {
         sent >> 20
     );
 }
+
+/// A sender that trickles a message a byte at a time, too slowly to finish it within
+/// `idletimeout`, is cut off (it gets no ACK, so it sends again: nothing is lost). The
+/// log said it was "idle", which it was not, and said so at info level, so at the
+/// default level a message dropped half-read left no trace. Now a warning says what
+/// was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_trickled_too_slowly_is_dropped_with_a_warning_not_called_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\nidletimeout = 0.5\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut message = b"\x0b".to_vec();
+    message.extend_from_slice(&oru("SLOW", "LAB"));
+    message.extend_from_slice(b"\x1c\r");
+    let mut closed = false;
+    for byte in &message[..message.len() - 2] {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Closed before the end of the message, or closed now.
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .expect("the connection is still open")
+        .unwrap_or(0);
+    assert!(closed || n == 0, "got {:?}", &buf[..n]);
+    wait_until("the warning", || {
+        router
+            .log_text()
+            .contains("sent no complete message within")
+    })
+    .await;
+    let log = router.log_text();
+    assert!(!log.contains("idle for"), "{log}");
+    assert!(log.contains("bytes of its unfinished message"), "{log}");
+}

@@ -8,9 +8,10 @@ use futures_util::{SinkExt, StreamExt};
 use mllp_hl7::{
     AckBuilder, AckCode, AckMode, CommitAck, FrameError, Message, MllpCodec, MllpFrame,
 };
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tokio_util::codec::Framed;
+use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
@@ -135,7 +136,10 @@ impl SocketIn {
                 return;
             }
         };
-        let (sink, mut frames) = Framed::new(stream, codec).split();
+        // Halves of their own: the reader can tell what it holds of an unfinished frame.
+        let (read_half, write_half) = stream.into_split();
+        let sink = FramedWrite::new(write_half, codec.clone());
+        let mut frames = FramedRead::new(read_half, codec);
         let (owed_tx, owed_rx) = mpsc::channel::<Owed>(1024);
         // Per connection: after a failed commit, the messages this peer pipelined behind
         // the failed one are refused too (and the connection closed), so that the
@@ -170,10 +174,19 @@ impl SocketIn {
             };
             let frame = match frame {
                 None => {
-                    info!(
-                        "{peer} idle for {:?}; closing",
-                        self.settings.idle_timeout.unwrap_or_default()
-                    );
+                    let idle = self.settings.idle_timeout.unwrap_or_default();
+                    // Not idle: sending a message too slowly to finish it in time, or
+                    // gone without a word in the middle of one.
+                    let unfinished = frames.read_buffer().len();
+                    if unfinished > 0 {
+                        warn!(
+                            "{peer} sent no complete message within {idle:?} (idletimeout); \
+                             closing and dropping the {unfinished} bytes of its unfinished \
+                             message, which it was not sent an ACK for"
+                        );
+                    } else {
+                        info!("{peer} idle for {idle:?}; closing");
+                    }
                     break;
                 }
                 Some(None) => break,
@@ -268,7 +281,7 @@ impl SocketIn {
 
     async fn reply(
         self,
-        mut sink: futures_util::stream::SplitSink<Framed<TcpStream, MllpCodec>, Bytes>,
+        mut sink: FramedWrite<OwnedWriteHalf, MllpCodec>,
         mut owed: mpsc::Receiver<Owed>,
         peer: SocketAddr,
         closing: CancellationToken,
@@ -361,7 +374,7 @@ impl SocketIn {
         // closed under it instead.
         if reading {
             tokio::select! {
-                _ = tokio::time::timeout(timeout, sink.close()) => {}
+                _ = tokio::time::timeout(timeout, SinkExt::<Bytes>::close(&mut sink)) => {}
                 () = &mut grace => {}
             }
         }
