@@ -251,3 +251,40 @@ async fn a_message_trickled_too_slowly_is_dropped_with_a_warning_not_called_idle
     assert!(!log.contains("idle for"), "{log}");
     assert!(log.contains("bytes of its unfinished message"), "{log}");
 }
+
+/// Connections over `maxconnections` are closed at once; each was logged, so a peer
+/// reconnecting in a loop, or a flood of connections, wrote a warning per connection.
+/// Now 10 a minute are logged and the rest counted (the count is logged with the next
+/// refusal after that minute, or at stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_for_the_connection_limit_are_logged_a_few_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\nmaxconnections = 1\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let mut router = RouterProc::start(dir.path(), &config).await;
+    let _held = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // Accepted first, it holds the one place; every later connection is refused.
+    let mut buf = [0u8; 16];
+    for _ in 0..300 {
+        let mut extra = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let n = tokio::time::timeout(WAIT, extra.read(&mut buf))
+            .await
+            .expect("an over-limit connection stays open")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
+    let log = router.log_text();
+    let refusals = log.matches("connection limit of 1 reached").count();
+    assert!(refusals <= 10, "{refusals} refusals logged");
+    let status = router.terminate(WAIT);
+    assert!(status.success(), "{status}");
+    let log = router.log_text();
+    assert!(
+        log.contains("290 more connections refused for the connection limit of 1"),
+        "{log}"
+    );
+}

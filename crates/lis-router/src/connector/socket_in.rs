@@ -52,6 +52,13 @@ enum Owed {
 /// memory (a burst of 1 MB messages: 350 MB read ahead of 8 ACKs).
 const IN_FLIGHT_BYTES: usize = 8 << 20;
 
+/// At most this many connections refused for the connection limit are logged one by
+/// one per [`REFUSALS_WINDOW`]; the others are counted, and their number logged with the
+/// next refusal after the window. A peer reconnecting in a loop (or a flood of
+/// connections) would otherwise write a line per connection.
+const REFUSALS_LOGGED: u32 = 10;
+const REFUSALS_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Pause after a failed `accept`.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -60,6 +67,8 @@ impl SocketIn {
     pub(crate) async fn serve(self, listener: TcpListener) {
         let limit = Arc::new(Semaphore::new(self.settings.max_connections));
         let tracker = TaskTracker::new();
+        let mut window = tokio::time::Instant::now();
+        let (mut logged, mut unlogged) = (0_u32, 0_u64);
         loop {
             let accepted = tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -77,10 +86,31 @@ impl SocketIn {
                 }
             };
             let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-                warn!(
-                    "refusing {peer}: connection limit of {} reached",
-                    self.settings.max_connections
-                );
+                if window.elapsed() >= REFUSALS_WINDOW {
+                    window = tokio::time::Instant::now();
+                    logged = 0;
+                }
+                if logged < REFUSALS_LOGGED {
+                    logged += 1;
+                    let earlier = std::mem::take(&mut unlogged);
+                    let more = if earlier > 0 {
+                        format!(" ({earlier} more refused before, not logged one by one)")
+                    } else {
+                        String::new()
+                    };
+                    warn!(
+                        "refusing {peer}: connection limit of {} reached{more}",
+                        self.settings.max_connections
+                    );
+                    if logged == REFUSALS_LOGGED {
+                        warn!(
+                            "further refusals for the connection limit are counted, not logged \
+                             one by one, for {REFUSALS_WINDOW:?}"
+                        );
+                    }
+                } else {
+                    unlogged += 1;
+                }
                 drop(stream);
                 continue;
             };
@@ -95,6 +125,13 @@ impl SocketIn {
             );
         }
         drop(listener);
+        if unlogged > 0 {
+            warn!(
+                "{unlogged} more connections refused for the connection limit of {}, not logged \
+                 one by one",
+                self.settings.max_connections
+            );
+        }
         tracker.close();
         tracker.wait().await;
     }
