@@ -288,3 +288,58 @@ async fn refusals_for_the_connection_limit_are_logged_a_few_at_a_time() {
         "{log}"
     );
 }
+
+/// Out of file descriptors (a limit below what the connection caps allow), `accept`
+/// fails until a connection closes. The input pauses and retries; it logged each
+/// retry, ten warnings a second for as long as it lasted. Now the first failure is
+/// logged, and the recovery, with the number of failed accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_is_logged_once_not_per_retry() {
+    use rustix::process::{Pid, Resource, Rlimit, prlimit};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\nmaxconnections = 1000\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let pid = Pid::from_raw(i32::try_from(router.pid()).unwrap()).unwrap();
+    let open_fds = std::fs::read_dir(format!("/proc/{}/fd", router.pid()))
+        .unwrap()
+        .count() as u64;
+    // The hard limit stays as it is, so that the soft one can be raised again.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", router.pid())).unwrap();
+    let hard: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|n| n.parse().ok())
+        .expect("the hard limit of open files");
+    let set = |n: u64| {
+        let limit = Rlimit {
+            current: Some(n),
+            maximum: Some(hard),
+        };
+        prlimit(Some(pid), Resource::Nofile, limit).expect("set RLIMIT_NOFILE");
+    };
+    set(open_fds + 2);
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    wait_until("a failed accept", || {
+        router.log_text().contains("accept failed")
+    })
+    .await;
+    // Long enough for a few retries.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(router.log_text().matches("accept failed").count(), 1);
+    set(hard);
+    wait_until("the recovery line", || {
+        router
+            .log_text()
+            .contains("accepting connections again after")
+    })
+    .await;
+}

@@ -69,16 +69,31 @@ impl SocketIn {
         let tracker = TaskTracker::new();
         let mut window = tokio::time::Instant::now();
         let (mut logged, mut unlogged) = (0_u32, 0_u64);
+        // Failed accepts in a row: the first is logged, then one line when they end.
+        let mut failing = 0_u64;
         loop {
             let accepted = tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    if failing > 0 {
+                        warn!("accepting connections again after {failing} failed accept(s)");
+                        failing = 0;
+                    }
+                    pair
+                }
                 Err(e) => {
-                    // Out of file descriptors, say: pause rather than spin on it.
-                    warn!("accept failed: {e}");
+                    // Out of file descriptors, say: pause rather than spin on it, and log
+                    // it once, not every pause, however long it lasts.
+                    failing += 1;
+                    if failing == 1 {
+                        warn!(
+                            "accept failed: {e}; new connections wait until it works again \
+                             (retried every {ACCEPT_RETRY:?})"
+                        );
+                    }
                     tokio::select! {
                         () = self.shutdown.cancelled() => break,
                         () = tokio::time::sleep(ACCEPT_RETRY) => continue,
