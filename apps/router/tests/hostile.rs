@@ -343,3 +343,39 @@ async fn running_out_of_file_descriptors_is_logged_once_not_per_retry() {
     })
     .await;
 }
+
+/// A client input whose peer accepts and closes at once (a port forwarder whose back
+/// end is down, say) must be retried with backoff, as a refused connection is. The
+/// backoff started again on every successful connect, so such a peer was reconnected
+/// to every `retrydelay` for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_input_backs_off_from_a_peer_that_closes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_port = free_port();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+        .await
+        .unwrap();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\ncreateserversocket = False\n\
+         port = {peer_port}\nretrydelay = 0.05\nretrymaxdelay = 5\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    let mut accepted = Vec::new();
+    for _ in 0..6 {
+        let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .expect("the input reconnects")
+            .unwrap();
+        accepted.push(std::time::Instant::now());
+        drop(stream);
+    }
+    // Delays 0.05, 0.1, 0.2, 0.4, 0.8 s: the last gap is about 0.8 s (before, each
+    // was about 0.05 s); half of it, against a late look at the clock.
+    let last = accepted[5] - accepted[4];
+    assert!(
+        last >= Duration::from_millis(400),
+        "reconnected after {last:?}"
+    );
+}

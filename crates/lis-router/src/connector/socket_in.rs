@@ -133,7 +133,7 @@ impl SocketIn {
             let this = self.clone();
             tracker.spawn(
                 async move {
-                    this.handle(stream, peer).await;
+                    let _ = this.handle(stream, peer).await;
                     drop(permit);
                 }
                 .in_current_span(),
@@ -163,13 +163,20 @@ impl SocketIn {
             };
             match connected {
                 Ok(stream) => {
-                    backoff.reset();
                     let peer = stream
                         .peer_addr()
                         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                     info!("connected to {address}");
-                    self.handle(stream, peer).await;
+                    let opened = tokio::time::Instant::now();
+                    let received = self.handle(stream, peer).await;
                     info!("connection to {address} closed");
+                    // A peer that accepts and closes at once (a port forwarder whose
+                    // back end is down, say) is retried with backoff too, not every
+                    // `retrydelay` for ever: only a connection that brought frames, or
+                    // lasted, starts the backoff again.
+                    if received || opened.elapsed() >= self.settings.retry_max_delay {
+                        backoff.reset();
+                    }
                 }
                 Err(e) => warn!("cannot connect to {address}: {e}; retrying"),
             }
@@ -179,15 +186,17 @@ impl SocketIn {
         }
     }
 
-    async fn handle(&self, stream: TcpStream, peer: SocketAddr) {
+    /// Serves one connection; whether any frame came in on it.
+    async fn handle(&self, stream: TcpStream, peer: SocketAddr) -> bool {
         let _ = stream.set_nodelay(true);
         let codec = match MllpCodec::with_config(self.settings.mllp_config()) {
             Ok(codec) => codec,
             Err(e) => {
                 error!("framing settings: {e}");
-                return;
+                return false;
             }
         };
+        let mut received = false;
         // Halves of their own: the reader can tell what it holds of an unfinished frame.
         let (read_half, write_half) = stream.into_split();
         let sink = FramedWrite::new(write_half, codec.clone());
@@ -248,6 +257,7 @@ impl SocketIn {
                 }
                 Some(Some(Ok(frame))) => frame,
             };
+            received |= matches!(frame, MllpFrame::Message(_));
             match frame {
                 // An empty frame carries nothing to deliver: some senders use one as a
                 // keep-alive. Queued, it became a 0-byte file, or a frame a receiver may
@@ -329,6 +339,7 @@ impl SocketIn {
         // The replier finishes the replies owed for messages already submitted.
         drop(owed_tx);
         let _ = replier.await;
+        received
     }
 
     async fn reply(
