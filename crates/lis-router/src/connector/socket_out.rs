@@ -114,6 +114,10 @@ impl SocketOut {
         backoff: &mut Backoff,
     ) -> bool {
         let mut refusals = 0_u32;
+        // The content goes with the first failure only: a message retried for days (a
+        // receiver answering AE for ever) would otherwise be written to the log whole
+        // at every retry.
+        let mut content_logged = false;
         loop {
             if self.shutdown.is_cancelled() {
                 return false;
@@ -180,7 +184,8 @@ impl SocketOut {
                             (r, false)
                         }
                     };
-                    if self.log_failed_content {
+                    if self.log_failed_content && !content_logged {
+                        content_logged = true;
                         warn!(
                             "delivery of message {} failed: {reason}; retrying: {}",
                             message.seq,
