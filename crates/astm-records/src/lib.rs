@@ -32,7 +32,8 @@
 //!   [`TestId`], [`NumericValue`], [`ReferenceRange`], [`AbnormalFlag`], [`ResultStatus`] and
 //!   [`Timestamp`] are parsed only when asked for.
 //! - [`Message`] builds the H → P → O → R hierarchy (C and M attach to the record before them) and
-//!   reports [`Violation`]s as warnings, or as an error in [`Validation::Strict`] mode.
+//!   reports [`Violation`]s as warnings, or as an error in [`Validation::Strict`] mode. Each
+//!   result's order and patient: [`Message::nodes_of`] and [`Node::ancestor`].
 //! - Builders ([`RecordBuf`], [`ResultBuilder`] …, [`MessageBuilder`]) escape on output; an unmodified
 //!   parsed record ([`RecordBuf::from_record`]) writes back the same bytes with its own delimiters
 //!   and is re-encoded for others.

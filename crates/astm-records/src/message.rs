@@ -342,10 +342,46 @@ impl<'a> Message<'a> {
     }
 
     /// All R records, wherever they sit.
+    ///
+    /// To know which order and patient each result belongs to, walk
+    /// [`nodes_of`](Self::nodes_of)`(RecordType::Result)` and ask each node for its
+    /// [`ancestor`](Node::ancestor).
     pub fn results(&self) -> impl Iterator<Item = crate::ResultRecord<'a>> + '_ {
         self.records
             .iter()
             .filter_map(|r| crate::ResultRecord::new(*r))
+    }
+
+    /// The nodes of every record of one type, in message order, wherever they sit in the
+    /// hierarchy (an O record without a P before it hangs under the header, so
+    /// [`patients`](Self::patients) does not reach it; this does).
+    ///
+    /// A result with its sample and patient, one row per R record:
+    ///
+    /// ```
+    /// use astm_records::{Message, Order, Patient, RecordType, ResultRecord};
+    /// let text = b"H|\\^&\rP|1||PID7\rO|1|S-1||^^^GLU\rR|1|^^^GLU|5.5|mmol/L||H\rL|1|N\r";
+    /// let message = Message::parse(text)?;
+    /// for node in message.nodes_of(RecordType::Result) {
+    ///     let result = ResultRecord::new(node.record()).unwrap();
+    ///     let order = node.ancestor(RecordType::Order).and_then(|o| Order::new(o.record()));
+    ///     let patient = node.ancestor(RecordType::Patient).and_then(|p| Patient::new(p.record()));
+    ///     let sample = order.map(|o| o.specimen_id().text().into_owned());
+    ///     let patient_id = patient.map(|p| p.laboratory_patient_id().text().into_owned());
+    ///     assert_eq!(sample.as_deref(), Some("S-1"));
+    ///     assert_eq!(patient_id.as_deref(), Some("PID7"));
+    ///     assert_eq!(result.test_code().as_deref(), Some("GLU"));
+    ///     assert_eq!(result.value_text(), "5.5");
+    /// }
+    /// # Ok::<(), astm_records::MessageError>(())
+    /// ```
+    pub fn nodes_of(&self, kind: RecordType) -> impl Iterator<Item = Node<'_, 'a>> {
+        (0..self.records.len())
+            .filter(move |&index| self.records[index].kind() == kind)
+            .map(|index| Node {
+                message: self,
+                index,
+            })
     }
 }
 
@@ -383,6 +419,22 @@ impl<'m, 'a> Node<'m, 'a> {
             message: self.message,
             index,
         })
+    }
+
+    /// The nearest record of type `kind` above this one, following [`parent`](Self::parent)
+    /// links: for an R record, `ancestor(RecordType::Order)` is its order and
+    /// `ancestor(RecordType::Patient)` its patient. `None` when there is none, as for an R
+    /// under an O that had no P before it. A C or M record's ancestors are those of the
+    /// record it is attached to, and that record itself.
+    pub fn ancestor(&self, kind: RecordType) -> Option<Self> {
+        let mut node = self.parent();
+        while let Some(current) = node {
+            if current.kind() == kind {
+                return Some(current);
+            }
+            node = current.parent();
+        }
+        None
     }
 
     /// The records one level down (P under H, O under P, R under O; Q, S and L under H).

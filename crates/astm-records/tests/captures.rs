@@ -422,3 +422,71 @@ fn lenient_and_strict_agree_on_clean_captures() {
     };
     assert!(matches!(list[0].kind, ViolationKind::MissingParent { .. }));
 }
+
+/// Every result of a capture reaches its order and patient through `Node::ancestor`, also
+/// where the order has no patient before it (the Spotchem mock), which `patients()` misses.
+#[test]
+fn results_reach_their_order_and_patient() {
+    use astm_records::{Order, Patient, ResultRecord};
+
+    let rows = |path: &str| -> Vec<(Option<String>, Option<String>, String, String)> {
+        let messages = assemble(&deframe(&capture(path)));
+        let message = Message::parse(&messages[0]).unwrap();
+        message
+            .nodes_of(RecordType::Result)
+            .map(|node| {
+                let result = ResultRecord::new(node.record()).unwrap();
+                let order = node
+                    .ancestor(RecordType::Order)
+                    .and_then(|o| Order::new(o.record()));
+                let patient = node
+                    .ancestor(RecordType::Patient)
+                    .and_then(|p| Patient::new(p.record()));
+                (
+                    patient.map(|p| p.practice_patient_id().text().into_owned()),
+                    order.map(|o| o.specimen_id().text().into_owned()),
+                    result.test_code().unwrap_or_default().into_owned(),
+                    result.value_text().into_owned(),
+                )
+            })
+            .collect()
+    };
+
+    let architect = rows("abbott-architect/result_session_rebuilt.bin");
+    assert_eq!(architect.len(), 3);
+    assert_eq!(
+        architect[0],
+        (
+            Some(String::new()),
+            Some("1379 levchenko".to_owned()),
+            "651".to_owned(),
+            "> 15000.00".to_owned()
+        )
+    );
+
+    let spotchem = rows("senaite/spotchem_el_mock.txt");
+    let message = assemble(&deframe(&capture("senaite/spotchem_el_mock.txt")));
+    let message = Message::parse(&message[0]).unwrap();
+    assert_eq!(
+        message
+            .patients()
+            .flat_map(|p| p.children().collect::<Vec<_>>())
+            .count(),
+        0,
+        "the order has no patient"
+    );
+    assert_eq!(spotchem.len(), 3);
+    for (patient, order, _, _) in &spotchem {
+        assert_eq!(patient, &None);
+        assert!(order.is_some());
+    }
+    assert_eq!(spotchem[0].2, "Na");
+
+    // A comment's ancestors are those of the record it is attached to, and that record.
+    let text = b"H|\\^&\rP|1\rO|1|S1\rR|1|^^^GLU|5\rC|1|I|checked\rL|1|N\r";
+    let message = Message::parse(text).unwrap();
+    let comment = message.nodes_of(RecordType::Comment).next().unwrap();
+    assert_eq!(comment.ancestor(RecordType::Result).unwrap().index(), 3);
+    assert_eq!(comment.ancestor(RecordType::Patient).unwrap().index(), 1);
+    assert!(message.root().ancestor(RecordType::Header).is_none());
+}
