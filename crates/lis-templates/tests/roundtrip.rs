@@ -100,9 +100,10 @@ fn check_hl7(template: &Template, output: &Output, qc: bool) -> usize {
     let Output::Hl7(message) = output else {
         panic!("{}: not HL7", template.name)
     };
-    let wire = message.to_wire();
-    let parsed = mllp_hl7::Message::parse(wire.as_bytes())
-        .unwrap_or_else(|e| panic!("{}: {e}", template.name));
+    let wire = message.to_bytes();
+    assert_eq!(wire, message.to_wire().as_bytes());
+    let parsed =
+        mllp_hl7::Message::parse(&wire).unwrap_or_else(|e| panic!("{}: {e}", template.name));
     assert_eq!(parsed.segment_count(), message.segments.len());
     assert_eq!(parsed.message_type().code, b"ORU");
     let obx = parsed.segments_named(b"OBX").count();
@@ -122,7 +123,7 @@ fn check_hl7(template: &Template, output: &Output, qc: bool) -> usize {
     }
     // Framing round trip through MLLP.
     let mut framed = Vec::new();
-    mllp_hl7::encode_frame(wire.as_bytes(), &mut framed).unwrap();
+    mllp_hl7::encode_frame(&wire, &mut framed).unwrap();
     assert_eq!(framed.first(), Some(&0x0b));
     assert!(framed.ends_with(&[0x1c, 0x0d]));
     obx

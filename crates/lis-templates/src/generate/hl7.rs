@@ -25,6 +25,30 @@ impl Hl7Message {
     pub fn to_lines(&self) -> String {
         self.segments.iter().map(|s| format!("{s}\n")).collect()
     }
+
+    /// Segments each terminated by CR, as bytes: what [`mllp_hl7::Message::parse`] reads
+    /// and `MllpClient::send` takes; [`to_wire`](Self::to_wire) as bytes, named as
+    /// [`AstmMessage::to_bytes`](crate::AstmMessage::to_bytes) is.
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, GenerateOptions, Output, TemplateSet, generate};
+    ///
+    /// let templates = TemplateSet::embedded()?;
+    /// let options = GenerateOptions { seed: Some(1), ..GenerateOptions::default() };
+    /// let minter = AccessionMinter::new();
+    /// let Output::Hl7(oru) = generate(templates.get("mindray_bs200")?, &minter, &options, false)?
+    /// else {
+    ///     unreachable!()
+    /// };
+    /// let bytes = oru.to_bytes();
+    /// let message = mllp_hl7::Message::parse(&bytes)?;
+    /// assert_eq!(message.segment_count(), oru.segments.len());
+    /// assert_eq!(message.segments_named(b"OBX").count(), 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_wire().into_bytes()
+    }
 }
 
 /// Escapes one value (component text) for HL7.
