@@ -28,6 +28,35 @@ const COMPACT_AT: usize = 4096;
 /// }
 /// assert_eq!(texts, [b"A|B|C|D\r".to_vec()]);
 /// ```
+///
+/// A file of frames with no ENQ or EOT (which a [`Link`](crate::Link) would refuse as
+/// outside any transfer) read into E1381 messages: an ETB frame's text continues in the
+/// next frame, an ETX frame ends the message. Trailers lost to a line-by-line copy are
+/// accepted with [`Leniency::missing_trailer`](crate::Leniency::missing_trailer).
+///
+/// ```
+/// use astm_frame::{DecoderConfig, FrameDecoder, FrameEnd, Item};
+///
+/// let file = b"\x021H|\\^&\r\x17F9\n\x022P|1\r\x033F\n\x023L|1|N\r\x0306\n";
+/// let mut config = DecoderConfig::default();
+/// config.leniency.missing_trailer = true;
+/// let mut decoder = FrameDecoder::new(config);
+/// decoder.push(file);
+/// let (mut messages, mut text) = (Vec::new(), Vec::new());
+/// while let Some(item) = decoder.next_item() {
+///     match item {
+///         Item::Frame(frame) if frame.is_valid() => {
+///             text.extend_from_slice(frame.text());
+///             if frame.end() == FrameEnd::End {
+///                 messages.push(std::mem::take(&mut text));
+///             }
+///         }
+///         Item::Frame(frame) => panic!("refused: {:?}", frame.defect()),
+///         _ => {}
+///     }
+/// }
+/// assert_eq!(messages, [b"H|\\^&\rP|1\r".to_vec(), b"L|1|N\r".to_vec()]);
+/// ```
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
     scanner: FrameScanner,

@@ -144,6 +144,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
 
     /// Waits for the next received message; `None` when the peer has closed the connection.
     ///
+    /// What a message is depends on [`LinkConfig::assembly`]: by default each E1381 message,
+    /// one record for most instruments; with [`Assembly::PerTransfer`](crate::Assembly) the
+    /// whole E1394 message H … L of a transfer.
+    ///
     /// # Errors
     ///
     /// I/O errors.

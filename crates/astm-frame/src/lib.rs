@@ -28,6 +28,26 @@
 //! assert_eq!(records[1], b"R|1|^^^WBC|5.8|10^3/uL||N||F\r");
 //! ```
 //!
+//! By default a receiver hands over each E1381 message, which instruments make one record
+//! ([`Assembly::PerEndFrame`]). For the whole E1394 message H … L, as `astm-records`'
+//! `Message::parse` takes it, set [`Assembly::PerTransfer`] (or join the records with
+//! `astm_records::MessageAssembler`):
+//!
+//! ```
+//! use std::time::Instant;
+//! use astm_frame::{Assembly, Event, Link, LinkConfig, Role};
+//!
+//! let mut config = LinkConfig::new(Role::Computer);
+//! config.assembly = Assembly::PerTransfer;
+//! let mut lis = Link::new(config);
+//! lis.handle_input(b"\x05\x021H|\\^&\r\x03E5\r\n\x022L|1|N\r\x0305\r\n\x04", Instant::now());
+//! assert_eq!(lis.poll_event(), Some(Event::MessageReceived(b"H|\\^&\rL|1|N\r".to_vec())));
+//! ```
+//!
+//! A [`Link`] takes frames only inside a transfer (after ENQ). To read a file of frames
+//! without ENQ and EOT, decode it with [`FrameDecoder`] and join each ETB chain with its ETX
+//! frame (shown there).
+//!
 //! # Layers
 //!
 //! - [`checksum`] and [`encode_frame`]: the frame format `<STX> FN text <ETB|ETX> C1 C2 <CR><LF>`.
