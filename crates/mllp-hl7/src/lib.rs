@@ -42,7 +42,8 @@
 //! - **Acknowledgements** ([`AckBuilder`], [`AckMessage`]): original and enhanced mode,
 //!   HL7 2.1 to 2.8.
 //! - **tokio** (feature `tokio`): `MllpCodec` for `Framed`, `MllpClient` (send, await
-//!   the correlated ACK with a timeout, pipelining) and `serve`.
+//!   the correlated ACK with a timeout, pipelining) and `serve` (its documentation has a
+//!   LIS port that reads OBX values and acknowledges, and a client sending to it).
 //!
 //! Nothing here panics on any input; refused frames are events, not stream errors.
 

@@ -48,6 +48,49 @@ const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis
 /// memory) is waited out for 100 ms, while the connections already open carry on. A
 /// connection whose `TCP_NODELAY` cannot be set is served without it.
 ///
+/// A LIS port that reads the results of each ORU (OBX-3 code, OBX-5 value, OBX-6 units)
+/// and answers AA, or AE when the message cannot be parsed; an analyzer sends to it with
+/// [`MllpClient`](crate::MllpClient):
+///
+/// ```
+/// use mllp_hl7::{AckBuilder, AckCode, Charset, Message, MllpClient, MllpCodec, MllpFrame, Reply, Response};
+///
+/// async fn handle(frame: MllpFrame) -> Option<Response> {
+///     let MllpFrame::Message(payload) = frame else { return None };
+///     let Ok(message) = Message::parse(&payload) else {
+///         return None; // not HL7: nothing to acknowledge with
+///     };
+///     let charset = message.charset_or(Charset::Latin1).unwrap_or(Charset::Latin1);
+///     let mut results = Vec::new();
+///     for obx in message.segments_named(b"OBX") {
+///         let code = obx.field_or_empty(3).component(1).and_then(|c| c.text(charset).ok());
+///         let value = obx.field_or_empty(5).text(charset).ok();
+///         let units = obx.field_or_empty(6).text(charset).ok();
+///         results.push((code.unwrap_or_default(), value.unwrap_or_default(), units.unwrap_or_default()));
+///     }
+///     let code = if results.is_empty() { AckCode::ApplicationError } else { AckCode::ApplicationAccept };
+///     let ack = AckBuilder::new(&message).code(code).text(format!("{} results", results.len()));
+///     ack.build().ok().map(Response::Message)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let address = listener.local_addr()?;
+/// tokio::spawn(mllp_hl7::serve(listener, MllpCodec::new(), handle));
+///
+/// let mut analyzer = MllpClient::connect(address).await?;
+/// let oru = b"MSH|^~\\&|BS-200|LAB|LIS|HOSP|20250220141530||ORU^R01|7|P|2.3.1\r\
+///             OBX|1|NM|GLU^Glucose||95.0|mg/dL|70-100|N|||F\r";
+/// let Reply::Ack { code, payload } = analyzer.send(oru).await? else { unreachable!() };
+/// assert_eq!(code, AckCode::ApplicationAccept);
+/// let ack = Message::parse(&payload)?;
+/// assert_eq!(ack.get("MSA-2")?.unwrap().raw(), b"7");
+/// assert_eq!(ack.get("MSA-3")?.unwrap().raw(), b"1 results");
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 ///
 /// It does not return: accept errors are skipped or waited out as above.
