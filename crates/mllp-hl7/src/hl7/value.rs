@@ -205,6 +205,20 @@ impl<'a> Value<'a> {
 
     /// The value with escape sequences replaced (see [`unescape`](crate::unescape));
     /// borrows when there are none.
+    ///
+    /// Decode a single value: a field of one component, or a component or subcomponent.
+    /// On a field with components (or repetitions) the delimiters between them stay, and an
+    /// escaped delimiter decodes to the same character, so the two can no longer be told
+    /// apart:
+    ///
+    /// ```
+    /// use mllp_hl7::Message;
+    /// let message = Message::parse(b"MSH|^~\\&|A\rOBX|1|CE|AB\\S\\O^Name")?;
+    /// let field = message.get("OBX-3")?.unwrap();
+    /// assert_eq!(&*field.decoded(), b"AB^O^Name"); // three components?
+    /// assert_eq!(&*field.component(1).unwrap().decoded(), b"AB^O"); // no: the code is AB^O
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn decoded(&self) -> Cow<'a, [u8]> {
         if self.atomic {
@@ -214,7 +228,9 @@ impl<'a> Value<'a> {
     }
 
     /// The unescaped value as text in `charset` (usually
-    /// [`Message::charset`](crate::Message::charset), from MSH-18).
+    /// [`Message::charset`](crate::Message::charset), from MSH-18). As with
+    /// [`decoded`](Self::decoded), read a single value: a field of one component, or a
+    /// component.
     ///
     /// # Errors
     ///
