@@ -7,6 +7,7 @@ use crate::error::BuildError;
 use crate::escape::{escape_into, unescape};
 use crate::record::{Record, RecordType};
 use crate::timestamp::Timestamp;
+use crate::values::{AbnormalFlag, ResultStatus};
 
 /// One field to write.
 ///
@@ -250,6 +251,22 @@ impl From<Vec<u8>> for FieldBuf {
 impl From<u32> for FieldBuf {
     fn from(value: u32) -> Self {
         Self::text(value.to_string())
+    }
+}
+
+/// The flag's [`code`](AbnormalFlag::code); [`AbnormalFlag::Other`] has none and writes an
+/// empty field (write the vendor's flag text instead).
+impl From<AbnormalFlag> for FieldBuf {
+    fn from(value: AbnormalFlag) -> Self {
+        value.code().map_or_else(Self::empty, Self::text)
+    }
+}
+
+/// The status's [`code`](ResultStatus::code); [`ResultStatus::Other`] has none and writes
+/// an empty field (write the instrument's letter instead).
+impl From<ResultStatus> for FieldBuf {
+    fn from(value: ResultStatus) -> Self {
+        value.code().map_or_else(Self::empty, Self::text)
     }
 }
 

@@ -335,6 +335,35 @@ impl AbnormalFlag {
             _ => Self::Other,
         }
     }
+
+    /// The flag as LIS2-A2 writes it (`L`, `HH`, `>` …), which [`parse`](Self::parse) reads
+    /// back; `None` for [`Other`](Self::Other), which stands for text this type does not
+    /// keep. A flag converts into a builder's field ([`FieldBuf`](crate::FieldBuf)) too.
+    ///
+    /// ```
+    /// use astm_records::{AbnormalFlag, Delimiters, ResultBuilder};
+    /// assert_eq!(AbnormalFlag::PanicHigh.code(), Some("HH"));
+    /// let r = ResultBuilder::new().value("9.1").abnormal_flags(AbnormalFlag::High).build();
+    /// assert_eq!(r.to_bytes(&Delimiters::STANDARD)?, b"R|||9.1|||H");
+    /// # Ok::<(), astm_records::BuildError>(())
+    /// ```
+    pub const fn code(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Low => "L",
+            Self::High => "H",
+            Self::PanicLow => "LL",
+            Self::PanicHigh => "HH",
+            Self::BelowScale => "<",
+            Self::AboveScale => ">",
+            Self::Normal => "N",
+            Self::Abnormal => "A",
+            Self::ChangeUp => "U",
+            Self::ChangeDown => "D",
+            Self::Better => "B",
+            Self::Worse => "W",
+            Self::Other => return None,
+        })
+    }
 }
 
 /// Result status (R.9). `F` and `X` are the common values; the other meanings follow LIS2-A2 as
@@ -391,6 +420,35 @@ impl ResultStatus {
             b'V' => Self::Verified,
             b'W' => Self::Warning,
             _ => Self::Other,
+        })
+    }
+
+    /// The status letter (`F`, `C`, `X` …), which [`parse`](Self::parse) reads back; `None`
+    /// for [`Other`](Self::Other). A status converts into a builder's field
+    /// ([`FieldBuf`](crate::FieldBuf)) too.
+    ///
+    /// ```
+    /// use astm_records::{Delimiters, ResultBuilder, ResultStatus};
+    /// assert_eq!(ResultStatus::Correction.code(), Some("C"));
+    /// let r = ResultBuilder::new().value("5.5").status(ResultStatus::Final).build();
+    /// assert_eq!(r.to_bytes(&Delimiters::STANDARD)?, b"R|||5.5|||||F");
+    /// # Ok::<(), astm_records::BuildError>(())
+    /// ```
+    pub const fn code(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Correction => "C",
+            Self::Preliminary => "P",
+            Self::Final => "F",
+            Self::CannotBeDone => "X",
+            Self::Pending => "I",
+            Self::Partial => "S",
+            Self::MicLevel => "M",
+            Self::Retransmitted => "R",
+            Self::NewOrderInformation => "N",
+            Self::QueryResponse => "Q",
+            Self::Verified => "V",
+            Self::Warning => "W",
+            Self::Other => return None,
         })
     }
 }

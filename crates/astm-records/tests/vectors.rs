@@ -172,3 +172,64 @@ fn all_record_vectors() {
     }
     assert_eq!(checked, 16);
 }
+
+/// A flag or status read from a result can be written back with the builders: every variant
+/// with a code goes through `ResultBuilder` and parses back to itself.
+#[test]
+fn flags_and_statuses_write_back_through_the_builder() {
+    use astm_records::{
+        AbnormalFlag, Delimiters, Record, ResultBuilder, ResultRecord, ResultStatus,
+    };
+    let flags = [
+        AbnormalFlag::Low,
+        AbnormalFlag::High,
+        AbnormalFlag::PanicLow,
+        AbnormalFlag::PanicHigh,
+        AbnormalFlag::BelowScale,
+        AbnormalFlag::AboveScale,
+        AbnormalFlag::Normal,
+        AbnormalFlag::Abnormal,
+        AbnormalFlag::ChangeUp,
+        AbnormalFlag::ChangeDown,
+        AbnormalFlag::Better,
+        AbnormalFlag::Worse,
+    ];
+    let statuses = [
+        ResultStatus::Correction,
+        ResultStatus::Preliminary,
+        ResultStatus::Final,
+        ResultStatus::CannotBeDone,
+        ResultStatus::Pending,
+        ResultStatus::Partial,
+        ResultStatus::MicLevel,
+        ResultStatus::Retransmitted,
+        ResultStatus::NewOrderInformation,
+        ResultStatus::QueryResponse,
+        ResultStatus::Verified,
+        ResultStatus::Warning,
+    ];
+    for (flag, status) in flags.into_iter().zip(statuses) {
+        let bytes = ResultBuilder::new()
+            .sequence(1)
+            .value("1")
+            .abnormal_flags(flag)
+            .status(status)
+            .build()
+            .to_bytes(&Delimiters::STANDARD)
+            .unwrap();
+        let record = Record::parse(&bytes, &Delimiters::STANDARD).unwrap();
+        let result = ResultRecord::new(record).unwrap();
+        assert_eq!(result.abnormal_flag_list().collect::<Vec<_>>(), [flag]);
+        assert_eq!(result.result_status(), Some(status));
+        assert_eq!(AbnormalFlag::parse(flag.code().unwrap().as_bytes()), flag);
+    }
+    assert_eq!(AbnormalFlag::Other.code(), None);
+    assert_eq!(ResultStatus::Other.code(), None);
+    let bytes = ResultBuilder::new()
+        .abnormal_flags(AbnormalFlag::Other)
+        .status(ResultStatus::Other)
+        .build()
+        .to_bytes(&Delimiters::STANDARD)
+        .unwrap();
+    assert_eq!(bytes, b"R||||||||", "R.7 and R.9 empty");
+}
