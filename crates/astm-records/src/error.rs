@@ -78,7 +78,10 @@ pub enum MessageError {
     #[error("message is empty")]
     Empty,
     /// The first record is not a header, so the delimiters are unknown.
-    #[error("record 1 must be a header (H), found type {found:?}")]
+    #[error(
+        "record 1 must be a header (H), found type {found:?}{}",
+        framing_hint(found)
+    )]
     MissingHeader {
         /// The first record's type field, as written (lossy text).
         found: String,
@@ -94,6 +97,17 @@ pub enum MessageError {
     /// Strict mode: the message violates the E1394 hierarchy or numbering rules.
     #[error("{} violation(s), first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
     Invalid(Vec<Violation>),
+}
+
+/// A hint for a "record type" that starts with E1381 link bytes: the caller passed what
+/// came off the wire instead of the message text.
+fn framing_hint(found: &str) -> &'static str {
+    if found.starts_with(['\x02', '\x05', '\x04']) {
+        " (E1381 framing: STX, ENQ or EOT; take the message text out of its frames with \
+         astm-frame, e.g. a Link or FrameDecoder, first)"
+    } else {
+        ""
+    }
 }
 
 /// A record or message could not be serialised.

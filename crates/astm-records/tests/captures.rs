@@ -490,3 +490,19 @@ fn results_reach_their_order_and_patient() {
     assert_eq!(comment.ancestor(RecordType::Patient).unwrap().index(), 1);
     assert!(message.root().ancestor(RecordType::Header).is_none());
 }
+
+/// A capture passed to `Message::parse` as it came off the wire (ENQ, STX, frame number …):
+/// the error says the text is still framed and where to unframe it.
+#[test]
+fn a_framed_capture_is_refused_with_a_hint_at_the_link_layer() {
+    let wire = capture("abbott-architect/result_session_rebuilt.bin");
+    assert_eq!(wire[..2], [0x05, 0x02]);
+    let error = Message::parse(&wire).unwrap_err().to_string();
+    assert!(error.contains("E1381 framing"), "{error}");
+    assert!(error.contains("astm-frame"), "{error}");
+    let frame = &wire[1..];
+    let error = Message::parse(frame).unwrap_err().to_string();
+    assert!(error.contains("E1381 framing"), "{error}");
+    let error = Message::parse(b"P|1\rL|1\r").unwrap_err().to_string();
+    assert!(!error.contains("E1381"), "{error}");
+}

@@ -91,7 +91,10 @@ pub enum ParseError {
     #[error("hl7: empty message")]
     Empty,
     /// The first segment is not MSH (or FHS / BHS for a batch).
-    #[error("hl7: the message starts with {found:?}, expected a MSH, FHS or BHS header segment")]
+    #[error(
+        "hl7: the message starts with {found:?}, expected a MSH, FHS or BHS header segment{}",
+        mllp_hint(found)
+    )]
     MissingHeader {
         /// The first bytes found (at most 8).
         found: String,
@@ -197,4 +200,15 @@ pub enum AckReadError {
         /// MSA-1 as received.
         found: String,
     },
+}
+
+/// A hint for a message that starts with an MLLP start block: the caller passed the frame
+/// as it came off the wire instead of its payload.
+fn mllp_hint(found: &str) -> &'static str {
+    if found.starts_with('\x0b') {
+        " (it starts with the MLLP start block VT: decode the frame with MllpDecoder or \
+         MllpCodec and parse its payload)"
+    } else {
+        ""
+    }
 }

@@ -602,3 +602,24 @@ fn a_hand_built_path_with_occurrence_zero_finds_nothing() {
     path.occurrence = 0;
     assert_eq!(msg.query(&path), None);
 }
+
+/// An ACK captured with its MLLP framing, passed to `Message::parse` as it came off the
+/// wire: the error says to take the payload out of the frame first.
+#[test]
+fn a_framed_message_is_refused_with_a_hint_at_mllp() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/ack_from_python-hl7_0.4.5.mllp"
+    );
+    let wire = std::fs::read(path).unwrap();
+    assert_eq!(wire[0], 0x0b);
+    let error = Message::parse(&wire).unwrap_err().to_string();
+    assert!(error.contains("MLLP start block"), "{error}");
+    assert!(error.contains("MllpDecoder"), "{error}");
+    // Without the start block it parses.
+    let payload = &wire[1..wire.len() - 2];
+    assert!(Message::parse(payload).is_ok());
+    // Other wrong starts get no such hint.
+    let error = Message::parse(b"PID|1").unwrap_err().to_string();
+    assert!(!error.contains("MLLP"), "{error}");
+}
