@@ -536,6 +536,14 @@ impl Generator<'_> {
 
     /// The QC message from `qc_controls`: O.12 = `Q`, accession on lane 98, one R + Q pair per
     /// control (`Q|n|code^lot^level|value|unit|timestamp`), in template field order.
+    ///
+    /// The Q records are the OpenELIS mock's QC records, in both layouts, not LIS2-A2 request
+    /// information records, which sit under the header: `astm_records::Message` reads each Q
+    /// as closing the order, so it reports every R after the first as having no O record
+    /// before it and a sequence number out of line (warnings; [`Message::parse_strict`]
+    /// refuses the message).
+    ///
+    /// [`Message::parse_strict`]: astm_records::Message::parse_strict
     pub fn astm_qc(&mut self) -> Result<AstmMessage, GenerateError> {
         let template = self.template;
         let pairs = self.qc_pairs()?;
