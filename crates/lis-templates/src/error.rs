@@ -25,7 +25,7 @@ pub enum TemplateError {
         line: usize,
         /// 1-based column.
         column: usize,
-        /// What the JSON parser says.
+        /// What the JSON parser says (without the position, given above).
         reason: String,
     },
     /// The template breaks the schema.

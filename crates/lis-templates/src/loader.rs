@@ -165,11 +165,18 @@ fn derive_fields(profile: &Value, template: &Map<String, Value>) -> Result<Vec<V
 }
 
 fn json_error(file: &Path, e: &serde_json::Error) -> TemplateError {
+    // serde_json ends its message with the position, which the error states already.
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let reason = message
+        .strip_suffix(&position)
+        .unwrap_or(&message)
+        .to_owned();
     TemplateError::Json {
         file: file.to_owned(),
         line: e.line(),
         column: e.column(),
-        reason: e.to_string(),
+        reason,
     }
 }
 

@@ -278,6 +278,11 @@ fn json_io_and_profile_errors() {
     let e = load_str("{\n  \"analyzer\": ", Path::new("t.json"), &Profiles::None).unwrap_err();
     assert!(matches!(e, TemplateError::Json { line: 2, .. }), "{e}");
     assert!(e.to_string().starts_with("t.json: invalid json at line 2"));
+    // The position is said once, not again at the end of serde_json's message.
+    assert_eq!(
+        e.to_string(),
+        "t.json: invalid json at line 2, column 14: EOF while parsing a value"
+    );
     let e = load_file(Path::new("/nonexistent/t.json"), &Profiles::None).unwrap_err();
     assert!(
         e.to_string()
