@@ -111,3 +111,8 @@ pub use scanner::{
     BrokenReason, DecoderConfig, FrameScanner, Item, Items, Leniency, Scanned, is_header_record,
     is_terminator_record,
 };
+
+/// The README's example, compiled and run as a doc-test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

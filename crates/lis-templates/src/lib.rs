@@ -56,3 +56,8 @@ pub use model::{
     QcSample, QcSampleField, SerialConfig, Template, TestPatient, TestSample, Transport,
 };
 pub use schema::{EXTENSIONS_SCHEMA, TEMPLATE_SCHEMA};
+
+/// The README's example, compiled and run as a doc-test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

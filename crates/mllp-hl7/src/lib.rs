@@ -75,3 +75,8 @@ pub use tokio::{
     ClientError, CodecError, MllpClient, MllpCodec, Reply, Response, auto_ack, serve,
     serve_connection,
 };
+
+/// The README's example, compiled and run as a doc-test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
