@@ -1,7 +1,7 @@
 //! MLLP framing, a light zero-copy HL7 v2 reader, and HL7 acknowledgements.
 //!
 //! ```
-//! use bytes::BytesMut;
+//! use mllp_hl7::bytes::BytesMut;
 //! use mllp_hl7::{AckBuilder, AckCode, Message, MllpDecoder, MllpFrame};
 //!
 //! // Two pipelined frames in one read, with junk in front.

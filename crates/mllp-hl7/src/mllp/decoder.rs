@@ -181,7 +181,7 @@ fn partial_suffix(buf: &[u8], sequence: &[u8]) -> usize {
 /// ranges.
 ///
 /// ```
-/// use bytes::BytesMut;
+/// use mllp_hl7::bytes::BytesMut;
 /// use mllp_hl7::{MllpDecoder, MllpFrame};
 ///
 /// let mut decoder = MllpDecoder::new();

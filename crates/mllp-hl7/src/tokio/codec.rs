@@ -41,7 +41,7 @@ impl From<io::Error> for CodecError {
 /// release 2 [`CommitAck`] blocks.
 ///
 /// ```
-/// use bytes::BytesMut;
+/// use mllp_hl7::bytes::BytesMut;
 /// use mllp_hl7::{MllpCodec, MllpFrame};
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
