@@ -41,6 +41,20 @@
 //!
 //! The crate does no I/O and does not depend on the link layer (`astm-frame`).
 
+/// The `chrono` crate, whose [`NaiveDate`](chrono::NaiveDate) and
+/// [`NaiveDateTime`](chrono::NaiveDateTime) [`Timestamp`] converts to and from, so a caller
+/// needs no `chrono` dependency of its own (nor the same version) to use them.
+///
+/// ```
+/// use astm_records::chrono::NaiveDate;
+/// use astm_records::{Delimiters, FieldBuf, ResultBuilder};
+/// let completed = NaiveDate::from_ymd_opt(2024, 5, 6).and_then(|d| d.and_hms_opt(7, 8, 9)).unwrap();
+/// let r = ResultBuilder::new().completed_date_time(FieldBuf::timestamp(completed)).build();
+/// assert!(r.to_bytes(&Delimiters::STANDARD)?.ends_with(b"|20240506070809"));
+/// # Ok::<(), astm_records::BuildError>(())
+/// ```
+pub use chrono;
+
 mod build;
 mod delimiters;
 mod error;

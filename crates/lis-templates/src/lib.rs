@@ -24,7 +24,8 @@
 //! let minter = AccessionMinter::with("DEV01", 26)?;
 //! let options = GenerateOptions {
 //!     seed: Some(7),
-//!     now: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).and_then(|d| d.and_hms_opt(8, 59, 41)),
+//!     now: lis_templates::chrono::NaiveDate::from_ymd_opt(2026, 11, 21)
+//!         .and_then(|d| d.and_hms_opt(8, 59, 41)),
 //!     layout: Layout::OpenElis,
 //!     qc_deviation: Some(3.5),
 //!     ..GenerateOptions::default()
@@ -33,6 +34,11 @@
 //! assert_eq!(qc.segments[4], "OBX|1|NM|^^^GLU^LOT-GLU-N^NORMAL||117.5|mg/dL||N|||C|||||");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+/// The `chrono` crate, whose [`NaiveDateTime`](chrono::NaiveDateTime) sets
+/// [`GenerateOptions::now`], so a caller needs no `chrono` dependency of its own (nor the
+/// same version) for a fixed clock.
+pub use chrono;
 
 mod accession;
 mod error;

@@ -204,7 +204,7 @@ impl<'a> Generator<'a> {
 /// let minter = AccessionMinter::with("DEV01", 26)?;
 /// let options = GenerateOptions {
 ///     seed: Some(1),
-///     now: chrono::NaiveDate::from_ymd_opt(2026, 1, 2).and_then(|d| d.and_hms_opt(8, 0, 0)),
+///     now: lis_templates::chrono::NaiveDate::from_ymd_opt(2026, 1, 2).and_then(|d| d.and_hms_opt(8, 0, 0)),
 ///     ..GenerateOptions::default()
 /// };
 /// let Output::Astm(messages) = generate(templates.get("horiba_micros60")?, &minter, &options, false)? else {
