@@ -30,8 +30,8 @@
 //!
 //! By default a receiver hands over each E1381 message, which instruments make one record
 //! ([`Assembly::PerEndFrame`]). For the whole E1394 message H … L, as `astm-records`'
-//! `Message::parse` takes it, set [`Assembly::PerTransfer`] (or join the records with
-//! `astm_records::MessageAssembler`):
+//! `Message::parse` takes it, set [`Assembly::PerTransfer`] (a transfer holding several
+//! messages comes as one text) or join the records with `astm_records::MessageAssembler`:
 //!
 //! ```
 //! use std::time::Instant;

@@ -42,6 +42,25 @@ pub enum Assembly {
     /// Everything accepted between ENQ and EOT, handed over at EOT: one E1394 message H...L as
     /// instruments send it.
     ///
+    /// A sender may put several messages in one transfer; they come as one text, to be split
+    /// at each header record (`astm_records::split_messages` does):
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use astm_frame::{Assembly, Event, Link, LinkConfig, Role};
+    ///
+    /// let mut config = LinkConfig::new(Role::Computer);
+    /// config.assembly = Assembly::PerTransfer;
+    /// let mut lis = Link::new(config);
+    /// lis.handle_input(
+    ///     b"\x05\x021H|\\^&\r\x03E5\r\n\x022L|1|N\r\x0305\r\n\
+    ///       \x023H|\\^&\r\x03E7\r\n\x024L|1|N\r\x0307\r\n\x04",
+    ///     Instant::now(),
+    /// );
+    /// let two = b"H|\\^&\rL|1|N\rH|\\^&\rL|1|N\r".to_vec();
+    /// assert_eq!(lis.poll_event(), Some(Event::MessageReceived(two)));
+    /// ```
+    ///
     /// A sender that gives up after an end frame (no reply within 15 s, or honouring a receiver
     /// interrupt) ends the transfer with the same EOT as one that has finished, so what is
     /// handed over can be the first records of a message the sender will repeat whole: check
