@@ -117,6 +117,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     /// [`DriverError::Aborted`] (with the message text) when the link gives up, I/O errors, and
     /// [`DriverError::Closed`] if the peer hangs up first. After those two the message is still
     /// in the link: take it back with [`Link::take_unsent`] through [`link_mut`](Self::link_mut).
+    ///
+    /// Dropped before it returns, it does not withdraw the message: the message stays queued
+    /// in the link and goes out as later calls drive it; its outcome then comes from
+    /// [`next_event`](Self::next_event).
     pub async fn send(&mut self, message: Vec<u8>) -> Result<(), DriverError> {
         let id = self.link.send(message, Instant::now().into_std());
         self.wait_for_outcome(id).await
@@ -148,6 +152,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     /// one record for most instruments; with [`Assembly::PerTransfer`](crate::Assembly) the
     /// whole E1394 message H … L of a transfer.
     ///
+    /// Cancel safe: dropped before it returns (the losing branch of a `tokio::select!` that
+    /// also waits for orders to send), it loses no received message and no byte to send;
+    /// the next call carries on where it stopped, a frame half written included.
+    ///
     /// # Errors
     ///
     /// I/O errors.
@@ -172,6 +180,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     }
 
     /// Waits for the next event of any kind; `None` when the peer has closed the connection.
+    /// Cancel safe, as [`recv`](Self::recv) is.
     ///
     /// # Errors
     ///
@@ -194,12 +203,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     }
 
     /// Writes what the link has to send and collects its events.
+    ///
+    /// Bytes leave `write_buf` as each write completes, so a caller that drops a
+    /// [`recv`](Self::recv) in the middle of a long frame (a `select!` branch losing) has the
+    /// rest written by its next call, not the whole frame again after the part already sent.
     async fn flush(&mut self) -> Result<(), DriverError> {
         while self.link.poll_transmit(&mut self.write_buf).is_some() {}
         if !self.write_buf.is_empty() {
-            self.io.write_all(&self.write_buf).await?;
+            while !self.write_buf.is_empty() {
+                let written = self.io.write(&self.write_buf).await?;
+                if written == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                }
+                self.write_buf.drain(..written);
+            }
             self.io.flush().await?;
-            self.write_buf.clear();
         }
         while let Some(event) = self.link.poll_event() {
             if is_diagnostic(&event) {

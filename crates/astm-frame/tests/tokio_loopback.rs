@@ -173,3 +173,55 @@ async fn a_message_the_peer_hung_up_on_is_taken_back_from_the_driver() {
         .collect();
     assert_eq!(taken, [message], "nothing given to send is lost");
 }
+
+/// A `recv` dropped while a frame is only partly written (the peer is slow to read, the
+/// caller's `select!` takes another branch) leaves the rest to the next call: the frame
+/// reaches the peer once, intact. The whole frame used to be written again after the part
+/// already sent, so the peer saw a broken frame and a second STX in the middle.
+#[tokio::test]
+async fn a_recv_dropped_in_the_middle_of_a_frame_does_not_write_its_start_twice() {
+    use futures_util::FutureExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A small send buffer, so a 60 kB frame cannot be written at once.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut peer, _) = listener.accept().await.unwrap();
+
+    let mut config = LinkConfig::new(Role::Instrument);
+    config.framer.max_text_len = astm_frame::LIS1_A_MAX_TEXT;
+    let message = format!("H|\\^&|||{}\rL|1|N\r", "X".repeat(60_000)).into_bytes();
+    let wire = astm_frame::FramedMessage::new(message.clone(), config.framer).encode_all(1);
+    let first_frame = &wire[..=wire.iter().position(|&b| b == b'\n').unwrap()];
+    assert!(first_frame.len() > 60_000);
+
+    let mut analyzer = LinkDriver::new(stream, config);
+    analyzer
+        .link_mut()
+        .send(message, tokio::time::Instant::now().into_std());
+    // One poll writes the ENQ and then waits for the reply: dropped there.
+    assert!(analyzer.recv().now_or_never().is_none());
+    let mut enq = [0; 1];
+    peer.read_exact(&mut enq).await.unwrap();
+    assert_eq!(enq, [0x05]);
+    peer.write_all(&[0x06]).await.unwrap();
+    analyzer.get_ref().readable().await.unwrap();
+    // This poll reads the ACK and starts writing frame 1, which does not fit: dropped
+    // with part of the frame sent.
+    assert!(analyzer.recv().now_or_never().is_none());
+
+    let rest = tokio::spawn(async move {
+        let _ = analyzer.recv().await;
+    });
+    let mut received = vec![0; first_frame.len()];
+    peer.read_exact(&mut received).await.unwrap();
+    rest.abort();
+    let stx: Vec<usize> = (0..received.len())
+        .filter(|&i| received[i] == 0x02)
+        .collect();
+    assert_eq!(stx, [0], "frame 1 starts once");
+    assert!(received == first_frame, "frame 1 arrives intact");
+}
