@@ -68,6 +68,8 @@ pub struct LinkDriver<T> {
     diagnostics: usize,
     read_buf: Vec<u8>,
     write_buf: Vec<u8>,
+    /// Bytes were written since the transport was last flushed.
+    unflushed: bool,
     closed: bool,
 }
 
@@ -86,6 +88,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             diagnostics: 0,
             read_buf: vec![0; 64 * 1024],
             write_buf: Vec::new(),
+            unflushed: false,
             closed: false,
         }
     }
@@ -209,15 +212,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     /// rest written by its next call, not the whole frame again after the part already sent.
     async fn flush(&mut self) -> Result<(), DriverError> {
         while self.link.poll_transmit(&mut self.write_buf).is_some() {}
-        if !self.write_buf.is_empty() {
-            while !self.write_buf.is_empty() {
-                let written = self.io.write(&self.write_buf).await?;
-                if written == 0 {
-                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
-                }
-                self.write_buf.drain(..written);
+        while !self.write_buf.is_empty() {
+            let written = self.io.write(&self.write_buf).await?;
+            if written == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
             }
+            self.write_buf.drain(..written);
+            self.unflushed = true;
+        }
+        if self.unflushed {
             self.io.flush().await?;
+            self.unflushed = false;
         }
         while let Some(event) = self.link.poll_event() {
             if is_diagnostic(&event) {

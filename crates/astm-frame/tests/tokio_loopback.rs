@@ -225,3 +225,69 @@ async fn a_recv_dropped_in_the_middle_of_a_frame_does_not_write_its_start_twice(
     assert_eq!(stx, [0], "frame 1 starts once");
     assert!(received == first_frame, "frame 1 arrives intact");
 }
+
+/// The same over a buffered transport (a `BufWriter`, as around a serial port): the frame
+/// fits the buffer and the `recv` is dropped while the buffer is being flushed. The next
+/// call flushes again; it used to see nothing left to write and never flush, so the rest of
+/// the frame stayed in the buffer.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recv_dropped_while_flushing_flushes_on_the_next_call() {
+    use futures_util::FutureExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut peer, _) = listener.accept().await.unwrap();
+
+    let mut config = LinkConfig::new(Role::Instrument);
+    config.framer.max_text_len = astm_frame::LIS1_A_MAX_TEXT;
+    let message = format!("H|\\^&|||{}\rL|1|N\r", "X".repeat(60_000)).into_bytes();
+    let wire = astm_frame::FramedMessage::new(message.clone(), config.framer).encode_all(1);
+    let first_frame = wire[..=wire.iter().position(|&b| b == b'\n').unwrap()].to_vec();
+
+    let mut analyzer = LinkDriver::new(BufWriter::with_capacity(128 * 1024, stream), config);
+    analyzer
+        .link_mut()
+        .send(message, tokio::time::Instant::now().into_std());
+    assert!(analyzer.recv().now_or_never().is_none());
+    let mut enq = [0; 1];
+    peer.read_exact(&mut enq).await.unwrap();
+    assert_eq!(enq, [0x05]);
+    peer.write_all(&[0x06]).await.unwrap();
+    analyzer.get_ref().get_ref().readable().await.unwrap();
+    // Frame 1 goes into the buffer at once; flushing it to the socket does not finish.
+    assert!(analyzer.recv().now_or_never().is_none());
+
+    let rest = tokio::spawn(async move {
+        let _ = analyzer.recv().await;
+    });
+    // No timer: the peer reads what comes, and gives up after many turns with nothing new.
+    let mut received = Vec::new();
+    let mut idle_turns = 0;
+    let mut chunk = vec![0; 65_536];
+    while received.len() < first_frame.len() {
+        tokio::task::yield_now().await;
+        match peer.try_read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                received.extend_from_slice(&chunk[..n]);
+                idle_turns = 0;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                idle_turns += 1;
+                assert!(
+                    idle_turns < 10_000,
+                    "the rest of frame 1 never came: {} of {} bytes",
+                    received.len(),
+                    first_frame.len()
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    rest.abort();
+    assert!(received == first_frame, "frame 1 arrives intact");
+}
