@@ -372,6 +372,44 @@ struct Outgoing {
 /// assert_eq!(lis.poll_event(), Some(Event::MessageReceived(b"H|\\^&\r".to_vec())));
 /// assert_eq!(lis.poll_event(), Some(Event::MessageReceived(b"L|1|N\r".to_vec())));
 /// ```
+///
+/// Two stations in one process, each one's output the other's input (how to try a message
+/// without an instrument):
+///
+/// ```
+/// use std::time::Instant;
+/// use astm_frame::{Assembly, Event, Link, LinkConfig, Role};
+///
+/// let now = Instant::now();
+/// let mut analyzer = Link::new(LinkConfig::new(Role::Instrument));
+/// let mut config = LinkConfig::new(Role::Computer);
+/// config.assembly = Assembly::PerTransfer;
+/// let mut lis = Link::new(config);
+///
+/// let message = b"H|\\^&\rP|1\rO|1|S-1||^^^GLU\rR|1|^^^GLU|5.5|mmol/L\rL|1|N\r".to_vec();
+/// let id = analyzer.send(message.clone(), now);
+/// let (mut sent, mut received) = (false, None);
+/// loop {
+///     let (mut to_lis, mut to_analyzer) = (Vec::new(), Vec::new());
+///     while analyzer.poll_transmit(&mut to_lis).is_some() {}
+///     lis.handle_input(&to_lis, now);
+///     while lis.poll_transmit(&mut to_analyzer).is_some() {}
+///     analyzer.handle_input(&to_analyzer, now);
+///     while let Some(event) = analyzer.poll_event() {
+///         sent |= event == Event::MessageSent(id);
+///     }
+///     while let Some(event) = lis.poll_event() {
+///         if let Event::MessageReceived(text) = event {
+///             received = Some(text);
+///         }
+///     }
+///     if to_lis.is_empty() && to_analyzer.is_empty() {
+///         break;
+///     }
+/// }
+/// assert!(sent);
+/// assert_eq!(received, Some(message));
+/// ```
 #[derive(Debug)]
 pub struct Link {
     config: LinkConfig,
