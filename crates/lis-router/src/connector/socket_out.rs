@@ -451,9 +451,9 @@ fn check_reply(
         // until the ACK timeout. A success without an id proves nothing and is skipped.
         if ack.acknowledged_id.raw().is_empty() && !ack.code.is_success() {
             return Some(Err(Failure::Refused(format!(
-                "peer answered {} without a control id: {}",
+                "peer answered {} without a control id{}",
                 ack.code,
-                String::from_utf8_lossy(ack.text.raw())
+                ack_text(&ack)
             ))));
         }
         log_late(&ack, late);
@@ -463,10 +463,20 @@ fn check_reply(
         Some(Ok(()))
     } else {
         Some(Err(Failure::Refused(format!(
-            "peer answered {} {}",
+            "peer answered {}{}",
             ack.code,
-            String::from_utf8_lossy(ack.text.raw())
+            ack_text(&ack)
         ))))
+    }
+}
+
+/// The reason an ACK gives (MSA-3), as `": text"`, or nothing when it gives none.
+fn ack_text(ack: &AckMessage<'_>) -> String {
+    let text = String::from_utf8_lossy(ack.text.raw());
+    if text.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
     }
 }
 
@@ -521,6 +531,21 @@ mod tests {
     fn ack(code: &str, id: &str) -> Vec<u8> {
         format!("MSH|^~\\&|LIS|H|LAB|F|20260101||ACK|A1|P|2.5.1\rMSA|{code}|{id}|why\r")
             .into_bytes()
+    }
+
+    #[test]
+    fn a_refusal_reads_with_its_reason_or_without_a_dangling_space() {
+        let with = check_reply(&ack("AE", "M1"), Some(b"M1"), &mut Late::default());
+        assert!(
+            matches!(&with, Some(Err(Failure::Refused(t))) if t == "peer answered AE: why"),
+            "{with:?}"
+        );
+        let bare = b"MSH|^~\\&|LIS|H|LAB|F|20260101||ACK|A1|P|2.5.1\rMSA|AR|M1\r";
+        let without = check_reply(bare, Some(b"M1"), &mut Late::default());
+        assert!(
+            matches!(&without, Some(Err(Failure::Refused(t))) if t == "peer answered AR"),
+            "{without:?}"
+        );
     }
 
     #[test]
