@@ -111,6 +111,31 @@ async fn send_until_accepted(port: u16, id: &str) -> bool {
     false
 }
 
+/// A router that ignores SIGXFSZ (so a file size limit makes writes fail, as a full
+/// disk does) with 70 messages queued for its output, whose peer is not up yet: more than
+/// the output reads at a time (64), so that it must read again later. Returns the
+/// router, its input port, the output's peer port and the queued control ids.
+async fn start_with_70_queued(dir: &Path) -> (RouterProc, u16, u16, Vec<String>) {
+    let (inp, peer_port) = (free_port(), free_port());
+    let router = RouterProc::start_after_shell(dir, &config(inp, peer_port), "trap '' XFSZ;").await;
+    let mut client = MllpClient::connect(("127.0.0.1", inp))
+        .await
+        .unwrap()
+        .with_ack_timeout(WAIT);
+    let ids: Vec<String> = (0..70).map(|i| format!("M{i}")).collect();
+    for id in &ids {
+        assert!(matches!(
+            client.send(&oru(id, "LAB")).await.unwrap(),
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ));
+    }
+    drop(client);
+    (router, inp, peer_port, ids)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_filled_its_disk_delivers_its_backlog_and_then_stores_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -260,25 +285,7 @@ async fn a_router_restarted_on_a_full_disk_opens_its_store_on_the_reserve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_could_not_be_reopened_on_a_full_disk_is_reopened_for_its_outputs() {
     let dir = tempfile::tempdir().unwrap();
-    let (inp, peer_port) = (free_port(), free_port());
-    let router =
-        RouterProc::start_after_shell(dir.path(), &config(inp, peer_port), "trap '' XFSZ;").await;
-    // More than the output reads at a time (64), so that it must read again later.
-    let mut client = MllpClient::connect(("127.0.0.1", inp))
-        .await
-        .unwrap()
-        .with_ack_timeout(WAIT);
-    let ids: Vec<String> = (0..70).map(|i| format!("M{i}")).collect();
-    for id in &ids {
-        assert!(matches!(
-            client.send(&oru(id, "LAB")).await.unwrap(),
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            }
-        ));
-    }
-    drop(client);
+    let (router, inp, peer_port, ids) = start_with_70_queued(dir.path()).await;
     let size = std::fs::metadata(dir.path().join("store").join(lis_router::store::STORE_FILE))
         .unwrap()
         .len();
@@ -384,24 +391,7 @@ async fn a_second_router_on_the_same_store_leaves_the_reserve_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_could_not_be_reopened_reopens_without_new_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let (inp, peer_port) = (free_port(), free_port());
-    let router =
-        RouterProc::start_after_shell(dir.path(), &config(inp, peer_port), "trap '' XFSZ;").await;
-    let mut client = MllpClient::connect(("127.0.0.1", inp))
-        .await
-        .unwrap()
-        .with_ack_timeout(WAIT);
-    let ids: Vec<String> = (0..70).map(|i| format!("M{i}")).collect();
-    for id in &ids {
-        assert!(matches!(
-            client.send(&oru(id, "LAB")).await.unwrap(),
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            }
-        ));
-    }
-    drop(client);
+    let (router, _, peer_port, ids) = start_with_70_queued(dir.path()).await;
 
     router.limit_file_size(Some(4096));
     let peer = Peer::start(peer_port, PeerReply::Accept).await;
