@@ -159,8 +159,8 @@ pub(crate) struct Cli {
     #[arg(long = "ca-cert")]
     pub(crate) ca_cert: Option<PathBuf>,
 
-    /// Push every message on one TCP connection (default: one connection per session, as the
-    /// reference does).
+    /// Push every message on one connection, E1381 (tcp://) or MLLP (mllp://) (default: one
+    /// connection per session or message, as the reference does).
     #[arg(long = "keep-connection")]
     pub(crate) keep_connection: bool,
 

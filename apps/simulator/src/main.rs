@@ -205,12 +205,19 @@ fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
     }
 }
 
+/// The connections a push keeps between messages with `--keep-connection`.
+#[derive(Default)]
+struct PushConnections {
+    astm: push::AstmConnection,
+    mllp: push::MllpConnection,
+}
+
 /// Sends one generated message to `dest`.
 async fn push_one(
     app: &App,
     dest: &Destination,
     http: Option<&reqwest::Client>,
-    connection: &mut push::AstmConnection,
+    connections: &mut PushConnections,
     payloads: &[Vec<u8>],
 ) -> anyhow::Result<()> {
     let cli = &app.cli;
@@ -218,7 +225,7 @@ async fn push_one(
         Destination::Tcp(host_port) => {
             push::astm_tcp_on(
                 app,
-                connection,
+                &mut connections.astm,
                 host_port,
                 cli.source_ip,
                 payloads,
@@ -229,7 +236,15 @@ async fn push_one(
         }
         Destination::Mllp(host_port) => {
             for p in payloads {
-                push::mllp(host_port, cli.source_ip, p, Duration::from_secs(30)).await?;
+                push::mllp_on(
+                    &mut connections.mllp,
+                    host_port,
+                    cli.source_ip,
+                    p,
+                    cli.keep_connection,
+                    Duration::from_secs(30),
+                )
+                .await?;
             }
             Ok(())
         }
@@ -313,8 +328,8 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let interval = Duration::from_secs_f64(cli.push_interval);
     let started = Instant::now();
     let (mut sent, mut failed) = (0u64, 0u64);
-    // With --keep-connection, every message goes on this one E1381 connection.
-    let mut connection: push::AstmConnection = None;
+    // With --keep-connection, every message goes on one E1381 or MLLP connection.
+    let mut connections = PushConnections::default();
     let mut interrupted = false;
     let mut i = 0u64;
     while total.is_none_or(|n| i < n) {
@@ -332,7 +347,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
         let result = match message {
             Ok((_, payloads)) => {
                 tokio::select! {
-                    r = push_one(app, &dest, http.as_ref(), &mut connection, &payloads) => r,
+                    r = push_one(app, &dest, http.as_ref(), &mut connections, &payloads) => r,
                     () = shutdown_signal() => { interrupted = true; break; }
                 }
             }
@@ -352,7 +367,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
         bar.set_message(format!("sent {sent} failed {failed}"));
     }
     bar.finish_and_clear();
-    if let Some(mut io) = connection {
+    if let Some(mut io) = connections.astm {
         io.shutdown().await;
     }
     let secs = started.elapsed().as_secs_f64();

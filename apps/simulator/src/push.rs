@@ -234,6 +234,9 @@ where
     }
 }
 
+/// An open MLLP push connection, kept between messages with `--keep-connection`.
+pub(crate) type MllpConnection = Option<MllpClient<TcpStream>>;
+
 /// Sends one HL7 message over MLLP and waits for an accepting ACK (AA or CA), unless its
 /// MSH-15 asks for none.
 pub(crate) async fn mllp(
@@ -242,9 +245,36 @@ pub(crate) async fn mllp(
     message: &[u8],
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let stream = connect(host_port, source, timeout).await?;
-    let mut client = MllpClient::new(stream, MllpCodec::new()).with_ack_timeout(timeout);
-    match client.send(message).await {
+    mllp_on(&mut None, host_port, source, message, false, timeout).await
+}
+
+/// As [`mllp`], on `connection` (opened when empty); with `keep_connection` it stays open
+/// for the next call, unless this one failed (the stream may hold a late reply).
+pub(crate) async fn mllp_on(
+    connection: &mut MllpConnection,
+    host_port: &str,
+    source: Option<IpAddr>,
+    message: &[u8],
+    keep_connection: bool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let client = match connection {
+        Some(client) => client,
+        None => {
+            let stream = connect(host_port, source, timeout).await?;
+            connection.insert(MllpClient::new(stream, MllpCodec::new()).with_ack_timeout(timeout))
+        }
+    };
+    let result = mllp_reply(host_port, client.send(message).await);
+    if result.is_err() || !keep_connection {
+        *connection = None;
+    }
+    result
+}
+
+/// Success for an accepting ACK (or none asked for), else what went wrong.
+fn mllp_reply(host_port: &str, reply: Result<Reply, mllp_hl7::ClientError>) -> anyhow::Result<()> {
+    match reply {
         Ok(Reply::Ack { code, .. }) if code.is_success() => Ok(()),
         Ok(Reply::Ack { code, .. }) => {
             bail!("negative ACK from {host_port}: MSA-1 {}", code.as_str())

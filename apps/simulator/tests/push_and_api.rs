@@ -1270,3 +1270,58 @@ async fn tcp_push_contention_by_role_and_yield() {
         assert_eq!(receiver.await.unwrap(), 9, "{policy}: H, P, O, 5 R, L");
     }
 }
+
+/// `--keep-connection` on an MLLP push: every message on one connection, each ACKed
+/// before the next; without it, one connection per message (as the reference does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mllp_push_keeps_one_connection_with_keep_connection() {
+    for (keep, connections) in [(true, 1), (false, 3)] {
+        let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = lis.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::<(usize, String)>::new()));
+        let seen_by_lis = Arc::clone(&seen);
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((stream, _)) = lis.accept().await {
+                n += 1;
+                let seen = Arc::clone(&seen_by_lis);
+                tokio::spawn(mllp_hl7::serve_connection(
+                    stream,
+                    MllpCodec::new(),
+                    move |frame: MllpFrame| {
+                        if let MllpFrame::Message(payload) = &frame {
+                            let text = String::from_utf8_lossy(payload).into_owned();
+                            seen.lock().unwrap().push((n, text));
+                        }
+                        async move { mllp_hl7::auto_ack(&frame) }
+                    },
+                ));
+            }
+        });
+        let dest = format!("mllp://{addr}");
+        let out = tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "--hl7",
+                "--hl7-template",
+                "mindray_bs200",
+                "--push",
+                &dest,
+                "-c",
+                "3",
+            ];
+            if keep {
+                args.push("--keep-connection");
+            }
+            run(&args)
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("summary: sent 3, failed 0"), "{stderr}");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        let used: std::collections::BTreeSet<usize> = seen.iter().map(|(c, _)| *c).collect();
+        assert_eq!(used.len(), connections, "keep {keep}: connections {used:?}");
+    }
+}
