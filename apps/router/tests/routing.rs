@@ -1175,3 +1175,74 @@ async fn logcontent_on_an_output_logs_what_it_delivers() {
     );
     peer.stop().await;
 }
+
+/// A receiver that sends messages of its own on the output's connection (an analyzer that
+/// answers an order with its results on the same link, as `simulator --order-results
+/// link` does): such a message, HL7 without an MSA segment, is not the reply to the
+/// message in hand. It was taken for a refusal, so an order the analyzer had accepted
+/// was sent again, and the analyzer ran it twice. Now it is skipped, with a warning
+/// naming it (an output does not route what it receives), and the wait for the ACK goes
+/// on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receivers_own_message_on_the_output_link_is_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, outp) = (free_port(), free_port());
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\nport = {outp}\n\
+         acktimeout = 10\nretrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = client(inp).await;
+    for id in ["ORD1", "ORD2", "ORD3"] {
+        let order = format!(
+            "MSH|^~\\&|LIS|H|AN|F|20240101||ORM^O01|{id}|P|2.3.1\rORC|NW|{id}\rOBR|1|{id}||GLU\r"
+        );
+        assert!(matches!(
+            sender.send(order.as_bytes()).await.unwrap(),
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ));
+    }
+    let mut link = receiver(outp).await;
+    let mut received = Vec::new();
+    // The analyzer's results for each order go out before the order's ACK, so they are
+    // the first thing the output reads while it waits for that ACK.
+    while received.len() < 3 {
+        let frame = tokio::time::timeout(WAIT, link.next())
+            .await
+            .expect("a message within the wait")
+            .expect("connection open")
+            .unwrap();
+        let MllpFrame::Message(payload) = frame else {
+            panic!("expected a message, got {frame:?}");
+        };
+        let message = Message::parse(&payload).unwrap();
+        let id = String::from_utf8_lossy(message.control_id().raw()).into_owned();
+        let results = format!(
+            "MSH|^~\\&|AN|F|LIS|H|20240101||ORU^R01|RES-{id}|P|2.3.1\rOBR|1|{id}||GLU\rOBX|1|NM|GLU||5.5\r"
+        );
+        link.send(Bytes::from(results)).await.unwrap();
+        let ack = AckBuilder::new(&message).build().unwrap();
+        link.send(Bytes::from(ack)).await.unwrap();
+        received.push(id);
+    }
+    assert_eq!(
+        received,
+        ["ORD1", "ORD2", "ORD3"],
+        "an order was sent twice"
+    );
+    wait_until("the warnings about the receiver's own messages", || {
+        router
+            .log_text()
+            .matches("sent a message of its own (ORU^R01, control id RES-ORD")
+            .count()
+            == 3
+    })
+    .await;
+    let log = router.log_text();
+    assert!(!log.contains("delivery of message"), "{log}");
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use mllp_hl7::{AckMessage, CommitAck, Message, MllpCodec, MllpFrame};
+use mllp_hl7::{AckMessage, AckReadError, CommitAck, Message, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -440,6 +440,10 @@ fn check_reply(
     };
     let ack = match AckMessage::from_message(&message) {
         Ok(ack) => ack,
+        Err(AckReadError::NoMsa) if is_own_message(&message) => {
+            log_own_message(&message, late);
+            return None;
+        }
         Err(e) => return Some(Err(Failure::Refused(format!("reply is not an ACK: {e}")))),
     };
     if let Some(id) = expected_id
@@ -480,6 +484,35 @@ fn ack_text(ack: &AckMessage<'_>) -> String {
     }
 }
 
+/// Whether a frame the receiver sent is a message of its own rather than a reply: HL7
+/// with a header, not an ACK, and no MSA segment (an analyzer sending its results on the
+/// link an order came in on). It answers no message of this output's.
+fn is_own_message(message: &Message<'_>) -> bool {
+    message.msh().is_some() && !message.is_ack() && message.segment(b"MSA").is_none()
+}
+
+/// Logs a message the receiver sent of its own accord (see [`is_own_message`]), a few
+/// at a time: an output only sends, so the message is neither acknowledged nor routed.
+fn log_own_message(message: &Message<'_>, late: &mut Late) {
+    if late
+        .noise
+        .admit(&"receiver", "messages of its own on this connection")
+    {
+        let kind = message.message_type();
+        let mut name = String::from_utf8_lossy(kind.code).into_owned();
+        if !kind.trigger.is_empty() {
+            name.push('^');
+            name.push_str(&String::from_utf8_lossy(kind.trigger));
+        }
+        warn!(
+            "the receiver sent a message of its own ({name}, control id {}) on this output \
+             connection; an output only sends: it is not acknowledged nor routed (give the \
+             receiver's messages a connection to a socket input)",
+            String::from_utf8_lossy(message.control_id().raw())
+        );
+    }
+}
+
 /// Counts and logs a reply to another message than the one in hand (a late ACK).
 fn log_late(ack: &AckMessage<'_>, late: &mut Late) {
     let other = String::from_utf8_lossy(ack.acknowledged_id.raw());
@@ -511,14 +544,14 @@ fn closed_by_peer(framed: &mut Framed<TcpStream, MllpCodec>) -> Option<String> {
             Some(None) => return Some("receiver closed the connection".into()),
             Some(Some(Err(e))) => return Some(format!("connection failed: {e}")),
             // Logged as late replies are when awaiting an ACK (a negative one warns).
-            Some(Some(Ok(MllpFrame::Message(reply)))) => {
-                match Message::parse(&reply)
-                    .map(|m| AckMessage::from_message(&m).map(|a| log_late(&a, &mut late)))
-                {
-                    Ok(Ok(())) => {}
-                    _ => debug!("unreadable late reply dropped: {}", printable(&reply)),
-                }
-            }
+            Some(Some(Ok(MllpFrame::Message(reply)))) => match Message::parse(&reply) {
+                Ok(m) if is_own_message(&m) => log_own_message(&m, &mut late),
+                Ok(m) => match AckMessage::from_message(&m) {
+                    Ok(a) => log_late(&a, &mut late),
+                    Err(_) => debug!("unreadable late reply dropped: {}", printable(&reply)),
+                },
+                Err(_) => debug!("unreadable late reply dropped: {}", printable(&reply)),
+            },
             Some(Some(Ok(frame))) => debug!("late reply dropped before sending: {frame:?}"),
         }
     }
