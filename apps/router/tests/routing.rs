@@ -1246,3 +1246,152 @@ async fn a_receivers_own_message_on_the_output_link_is_not_a_refusal() {
     let log = router.log_text();
     assert!(!log.contains("delivery of message"), "{log}");
 }
+
+/// Whether this host lets an unprivileged process make a network namespace of its own
+/// (`unshare -rn`), where the ephemeral port range can be narrowed without touching the
+/// host's.
+fn private_network_namespace() -> bool {
+    std::process::Command::new("unshare")
+        .args(["-rn", "sh", "-c", "ip link set lo up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs two routers in a network namespace of their own whose ephemeral port range is
+/// `port` alone, so that every connection attempt to `port` while nothing listens there
+/// reaches itself: `first` (the one that connects) starts, tries for a second, then
+/// `second` starts listening on `port` (again if a connection attempt held the port at
+/// that instant). `message` is put into `MESSAGE_AT` beforehand; returns the files in
+/// `DELIVERED_IN` once one is there (or after 10 s) and the two routers' logs.
+fn two_routers_in_a_namespace(
+    port: u16,
+    first: &str,
+    second: &str,
+    message_at: &str,
+    delivered_in: &str,
+    message: &[u8],
+) -> (tempfile::TempDir, Vec<std::path::PathBuf>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, config) in [("a", first), ("b", second)] {
+        std::fs::create_dir_all(dir.path().join(name).join("in")).unwrap();
+        std::fs::write(dir.path().join(name).join("router.cfg"), config).unwrap();
+    }
+    std::fs::write(dir.path().join(message_at).join("result.hl7"), message).unwrap();
+    let script = format!(
+        r#"set -u
+ip link set lo up
+echo "{port} {next}" > /proc/sys/net/ipv4/ip_local_port_range
+"$0" -c a/router.cfg 2> a.log &
+A=$!
+sleep 1.5
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  "$0" -c b/router.cfg 2>> b.log &
+  B=$!
+  sleep 0.5
+  if kill -0 $B 2>/dev/null; then break; fi
+done
+for i in $(seq 1 100); do
+  [ -n "$(ls {delivered_in} 2>/dev/null)" ] && break
+  sleep 0.1
+done
+kill $A $B 2>/dev/null
+wait
+"#,
+        next = port + 1
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["-rn", "sh", "-c", &script, env!("CARGO_BIN_EXE_router")])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let delivered = files_in(&dir.path().join(delivered_in));
+    let (a, b) = (log("a.log"), log("b.log"));
+    (dir, delivered, a, b)
+}
+
+/// A client output whose receiver is down, on a port inside the host's ephemeral range
+/// (32768-60999 on Linux), can connect to itself: the kernel may give the connection
+/// that very port as its local one, and the SYN meets itself (a TCP self-connect). The
+/// output then delivered its messages into its own socket, with `useack = False` counted
+/// them as delivered and lost them, and held the port, so the receiver could not listen
+/// on it when it came back. Now a connection that reached itself is closed at once,
+/// without TIME_WAIT, and tried again later. Skipped where a network namespace cannot
+/// be made.
+#[test]
+fn a_client_output_that_connects_to_itself_does_not_deliver_into_itself() {
+    if !private_network_namespace() {
+        eprintln!("skipped: unshare -rn is not available here");
+        return;
+    }
+    let port = 40000;
+    let (_dir, delivered, sender, receiver) = two_routers_in_a_namespace(
+        port,
+        &format!(
+            "[general]\nuseconnections = in, out\n\
+             [in]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\n\
+             cycletime = 0.1\nsettletime = 0\n\
+             [out]\ntranstech = socket\ntransdir = out\nqueuename = q\n\
+             createserversocket = False\nport = {port}\nuseack = False\n\
+             retrydelay = 0.05\nretrymaxdelay = 0.2\n"
+        ),
+        &format!(
+            "[general]\nuseconnections = in, out\n\
+             [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\n\
+             useack = False\n\
+             [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+        ),
+        "a/in",
+        "b/out",
+        &oru("SELF1", "LAB"),
+    );
+    assert_eq!(
+        delivered.len(),
+        1,
+        "the message did not reach the receiver\nsender:\n{sender}\nreceiver:\n{receiver}"
+    );
+    assert_eq!(std::fs::read(&delivered[0]).unwrap(), oru("SELF1", "LAB"));
+    assert!(sender.contains("reached itself"), "{sender}");
+}
+
+/// The same for a client input (`createserversocket = False` on an input): connected to
+/// itself it waited for messages that could never come, for `idletimeout` (600 s), and
+/// meanwhile the sender could not listen on its own port.
+#[test]
+fn a_client_input_that_connects_to_itself_lets_the_sender_listen() {
+    if !private_network_namespace() {
+        eprintln!("skipped: unshare -rn is not available here");
+        return;
+    }
+    let port = 40002;
+    let (_dir, delivered, receiver, sender) = two_routers_in_a_namespace(
+        port,
+        &format!(
+            "[general]\nuseconnections = in, out\n\
+             [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\n\
+             createserversocket = False\nport = {port}\n\
+             retrydelay = 0.05\nretrymaxdelay = 0.2\n\
+             [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+        ),
+        &format!(
+            "[general]\nuseconnections = in, out\n\
+             [in]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\n\
+             cycletime = 0.1\nsettletime = 0\n\
+             [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
+             port = {port}\n"
+        ),
+        "b/in",
+        "a/out",
+        &oru("SELF2", "LAB"),
+    );
+    assert_eq!(
+        delivered.len(),
+        1,
+        "the message did not reach the receiver\nreceiver:\n{receiver}\nsender:\n{sender}"
+    );
+    assert_eq!(std::fs::read(&delivered[0]).unwrap(), oru("SELF2", "LAB"));
+    assert!(receiver.contains("reached itself"), "{receiver}");
+}

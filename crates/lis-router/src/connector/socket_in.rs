@@ -159,7 +159,7 @@ impl SocketIn {
         while !self.shutdown.is_cancelled() {
             let connected = tokio::select! {
                 () = self.shutdown.cancelled() => break,
-                connected = TcpStream::connect(&address) => connected,
+                connected = super::connect(&address) => connected,
             };
             match connected {
                 Ok(stream) => {

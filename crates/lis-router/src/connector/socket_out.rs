@@ -263,7 +263,7 @@ impl SocketOut {
         let address = format!("{}:{}", self.settings.host, self.settings.port);
         let connected = tokio::select! {
             () = self.shutdown.cancelled() => return None,
-            connected = TcpStream::connect(&address) => connected,
+            connected = super::connect(&address) => connected,
         };
         match connected {
             Ok(stream) => {
