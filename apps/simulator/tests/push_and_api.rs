@@ -1325,3 +1325,58 @@ async fn mllp_push_keeps_one_connection_with_keep_connection() {
         assert_eq!(used.len(), connections, "keep {keep}: connections {used:?}");
     }
 }
+
+/// A push whose destination is down, on a port inside the host's ephemeral range
+/// (32768-60999 on Linux), can connect to itself: the kernel may give the connection that
+/// very port as its local one, and the SYN meets itself (a TCP self-connect). Pushing
+/// with `-C -i 0` at a router that was restarting made thousands of attempts a second, so
+/// one did: the simulator sent the message into its own socket, waited 30 s for an ACK,
+/// and the connection's TIME_WAIT then kept the router from listening on its port again
+/// for a minute ("Address already in use"). Now such a connection is closed at once,
+/// without TIME_WAIT, and the push fails saying why. Run in a network namespace of its
+/// own whose ephemeral range is that port alone, so that the first attempt reaches
+/// itself; skipped where such a namespace cannot be made.
+#[test]
+fn a_push_that_connects_to_itself_fails_at_once_and_leaves_the_port_free() {
+    let namespace = std::process::Command::new("unshare")
+        .args(["-rn", "sh", "-c", "ip link set lo up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !namespace {
+        eprintln!("skipped: unshare -rn is not available here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Then the LIS (here a simulator listening) starts on the port the push was aimed at.
+    let script = r#"set -u
+ip link set lo up
+echo "40000 40001" > /proc/sys/net/ipv4/ip_local_port_range
+"$0" --hl7 --hl7-template mindray_bs200 --push mllp://127.0.0.1:40000 -c 1 -i 0 2> push.log
+echo "push exit $?" >> push.log
+"$0" --listen 40000=mindray_bs200 > listen.log 2>&1 &
+L=$!
+for i in $(seq 1 50); do
+  grep -q ready listen.log && break
+  sleep 0.1
+done
+kill $L 2>/dev/null
+wait
+"#;
+    let status = std::process::Command::new("unshare")
+        .args(["-rn", "sh", "-c", script, env!("CARGO_BIN_EXE_simulator")])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let push = std::fs::read_to_string(dir.path().join("push.log")).unwrap();
+    let listen = std::fs::read_to_string(dir.path().join("listen.log")).unwrap();
+    assert!(push.contains("push exit 1"), "{push}");
+    assert!(push.contains("reached itself"), "{push}");
+    assert!(
+        listen.contains("listening HL7 127.0.0.1:40000"),
+        "the port was not free for the LIS after the push:\n{listen}"
+    );
+}
