@@ -105,11 +105,30 @@ pub struct MllpClient<S> {
 impl MllpClient<TcpStream> {
     /// Connects over TCP with the standard codec (Nagle off).
     ///
+    /// A connection that reached itself is closed (with a reset, so no TIME_WAIT holds the
+    /// port) and refused: with nothing listening on a port inside the host's ephemeral
+    /// range, the kernel may give the connection that very port as its own (a TCP
+    /// self-connect), and messages sent on it would go into the sender's own socket while
+    /// the receiver could not listen on its port.
+    ///
     /// # Errors
     ///
-    /// The connection error.
+    /// The connection error; [`io::ErrorKind::ConnectionRefused`] for a connection that
+    /// reached itself.
     pub async fn connect(address: impl ToSocketAddrs) -> io::Result<Self> {
         let stream = TcpStream::connect(address).await?;
+        if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
+            && local == peer
+        {
+            let _ = stream.set_zero_linger();
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!(
+                    "mllp client: the connection reached itself: nothing listens on {peer}, \
+                     a port in this host's ephemeral range (a TCP self-connect); closed"
+                ),
+            ));
+        }
         stream.set_nodelay(true)?;
         Ok(Self::new(stream, MllpCodec::new()))
     }
