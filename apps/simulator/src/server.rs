@@ -541,6 +541,52 @@ async fn next_mllp_frame(
     }
 }
 
+/// The order results sent on an MLLP connection (`--order-results link`) whose ACK from
+/// the LIS has not come yet, by control id. An ACK that comes is logged (a refusal as a
+/// warning); those still missing when the connection ends are warned about: a peer that
+/// only sends on this connection (a router's socket output) never routes them.
+struct LinkResults {
+    peer: SocketAddr,
+    awaiting: Vec<String>,
+}
+
+impl LinkResults {
+    fn acknowledged(&mut self, ack: &mllp_hl7::AckMessage<'_>) {
+        let Some(at) = self
+            .awaiting
+            .iter()
+            .position(|id| ack.acknowledges(id.as_bytes()))
+        else {
+            return;
+        };
+        let id = self.awaiting.remove(at);
+        if ack.code.is_success() {
+            tracing::info!("order results {id} acknowledged by {}", self.peer);
+        } else {
+            tracing::warn!(
+                "order results {id} refused by {}: {} {}",
+                self.peer,
+                ack.code.as_str(),
+                String::from_utf8_lossy(ack.text.raw())
+            );
+        }
+    }
+}
+
+impl Drop for LinkResults {
+    fn drop(&mut self) {
+        if !self.awaiting.is_empty() {
+            tracing::warn!(
+                "connection from {} ended with {} order result message(s) sent on it and \
+                 never acknowledged: {}",
+                self.peer,
+                self.awaiting.len(),
+                self.awaiting.join(", ")
+            );
+        }
+    }
+}
+
 /// Serves one MLLP connection: an ACK per message (MSA-2 = MSH-10), ORM -> ORU.
 async fn serve_mllp(
     app: &Arc<App>,
@@ -552,6 +598,10 @@ async fn serve_mllp(
     let mut framed = Framed::new(stream, MllpCodec::new());
     let delay = Duration::from_millis(app.cli.response_delay);
     let stall_limit = (app.cli.idle_timeout > 0).then(|| Duration::from_secs(app.cli.idle_timeout));
+    let mut link_results = LinkResults {
+        peer,
+        awaiting: Vec::new(),
+    };
     while let Some(frame) = next_mllp_frame(&mut framed, stall_limit).await {
         let payload = match frame.context("mllp")? {
             MllpFrame::Message(payload) => payload,
@@ -580,6 +630,9 @@ async fn serve_mllp(
                 continue;
             }
         };
+        if let Ok(ack) = mllp_hl7::AckMessage::from_message(&message) {
+            link_results.acknowledged(&ack);
+        }
         if let Ok(Some(ack)) = AckBuilder::new(&message).build_if_required() {
             if delay > Duration::ZERO {
                 tokio::time::sleep(delay).await;
@@ -622,7 +675,13 @@ async fn serve_mllp(
             .to_wire();
         match app.cli.order_results {
             OrderResultsArg::Off => {}
-            OrderResultsArg::Link => framed.send(oru.as_bytes()).await.context("sending ORU")?,
+            OrderResultsArg::Link => {
+                framed.send(oru.as_bytes()).await.context("sending ORU")?;
+                if let Ok(sent) = mllp_hl7::Message::parse(oru.as_bytes()) {
+                    let id = String::from_utf8_lossy(&sent.control_id().decoded()).into_owned();
+                    link_results.awaiting.push(id);
+                }
+            }
             OrderResultsArg::Push => {
                 let Some(dest) = crate::cli::order_result_destination(
                     &app.cli.order_result_push_host,

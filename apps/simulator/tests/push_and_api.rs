@@ -1380,3 +1380,168 @@ wait
         "the port was not free for the LIS after the push:\n{listen}"
     );
 }
+
+/// `--keep-connection` ("push every message on one TCP connection") did nothing for
+/// `mllp://`: every HL7 message had a connection of its own. An analyzer keeps its MLLP
+/// connection, and so must the simulator when it stands in for one (a router's
+/// `maxconnections`, a LIS's idle timeout). Now every message goes on one connection,
+/// and one the LIS closed between messages (an idle timeout) is opened again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mllp_push_keeps_its_connection_with_keep_connection() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = lis.local_addr().unwrap();
+    // Per connection, the control ids it carried; the LIS closes the connection after the
+    // third message, as an idle timeout would.
+    let connections: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let seen = Arc::clone(&connections);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = lis.accept().await.unwrap();
+            let index = {
+                let mut all = seen.lock().unwrap();
+                all.push(Vec::new());
+                all.len() - 1
+            };
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut framed = Framed::new(stream, MllpCodec::new());
+                while let Some(Ok(frame)) = framed.next().await {
+                    let MllpFrame::Message(payload) = &frame else {
+                        continue;
+                    };
+                    let message = mllp_hl7::Message::parse(payload).unwrap();
+                    let id = String::from_utf8_lossy(message.control_id().raw()).into_owned();
+                    let count = {
+                        let mut all = seen.lock().unwrap();
+                        all[index].push(id);
+                        all.iter().map(Vec::len).sum::<usize>()
+                    };
+                    let ack = mllp_hl7::auto_ack(&frame).unwrap();
+                    let mllp_hl7::Response::Message(ack) = ack else {
+                        panic!("{ack:?}");
+                    };
+                    framed.send(&ack[..]).await.unwrap();
+                    if count == 3 {
+                        break; // closes the connection after the third message
+                    }
+                }
+            });
+        }
+    });
+    let dest = format!("mllp://{addr}");
+    let out = tokio::task::spawn_blocking(move || {
+        run(&[
+            "--hl7",
+            "--hl7-template",
+            "mindray_bs200",
+            "--push",
+            &dest,
+            "-c",
+            "5",
+            "-i",
+            "0.3",
+            "--keep-connection",
+        ])
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("summary: sent 5, failed 0"), "{stderr}");
+    let connections = connections.lock().unwrap().clone();
+    let sizes: Vec<usize> = connections.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 2], "messages per connection: {connections:?}");
+}
+
+async fn next_message(framed: &mut Framed<tokio::net::TcpStream, MllpCodec>) -> bytes::Bytes {
+    let frame = tokio::time::timeout(WAIT, framed.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let MllpFrame::Message(payload) = frame else {
+        panic!("{frame:?}")
+    };
+    payload
+}
+
+/// With `--order-results link` the ORU goes back on the connection the order came in on,
+/// and what became of it was never looked at: the LIS's ACK (or refusal) was only kept in
+/// `GET /received`, and a peer that never answers it (a router's socket output, which
+/// only sends and does not route what it receives) lost the results without a word. Now
+/// the ACK is matched to the ORU by control id and logged, a refusal as a warning, and
+/// results never acknowledged when the connection ends are warned about by control id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_results_on_the_link_are_followed_to_their_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"exec "$0" "$@" 2> "$LOG""#)
+        .arg(env!("CARGO_BIN_EXE_simulator"))
+        .args([
+            "--listen",
+            "0=mindray_bs200",
+            "-d",
+            "0",
+            "--order-results",
+            "link",
+        ])
+        .env("LOG", &log)
+        .env("RUST_LOG", "info");
+    let sim = Sim::start_with(cmd);
+    let stream = connect(sim.port_of("mindray_bs200")).await;
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    let mut results = Vec::new();
+    let mut acks = Vec::new();
+    for id in ["L1", "L2"] {
+        let orm = format!(
+            "MSH|^~\\&|LIS|LAB|MINDRAY|BS-200|20260101||ORM^O01|{id}|P|2.3.1\rPID|1||P1\rORC|NW|PL-{id}\rOBR|1|PL-{id}|FI-{id}|GLU^Glucose\r"
+        );
+        let mut wire = vec![0x0b];
+        wire.extend_from_slice(orm.as_bytes());
+        wire.extend_from_slice(b"\x1c\r");
+        tokio::io::AsyncWriteExt::write_all(framed.get_mut(), &wire)
+            .await
+            .unwrap();
+        let ack = next_message(&mut framed).await;
+        assert!(
+            String::from_utf8_lossy(&ack).contains(&format!("MSA|AA|{id}")),
+            "{ack:?}"
+        );
+        let oru = next_message(&mut framed).await;
+        let message = mllp_hl7::Message::parse(&oru).unwrap();
+        assert_eq!(message.message_type().code, b"ORU");
+        results.push(String::from_utf8_lossy(message.control_id().raw()).into_owned());
+        acks.push(
+            mllp_hl7::AckBuilder::new(&message)
+                .code(mllp_hl7::AckCode::ApplicationError)
+                .text("unknown patient")
+                .build()
+                .unwrap(),
+        );
+    }
+    // The first ORU is refused, the second never answered.
+    framed.send(&acks[0][..]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(framed);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let refused = format!("order results {} refused by", results[0]);
+        let missing = format!("never acknowledged: {}", results[1]);
+        if text.contains(&refused) && text.contains("AE unknown patient") && text.contains(&missing)
+        {
+            assert!(
+                !text.contains(&format!("never acknowledged: {}", results[0])),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log lines about the order results:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
