@@ -272,6 +272,14 @@ pub(crate) async fn mllp_on(
     keep_connection: bool,
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    // A kept connection the LIS has closed since (an idle timeout, a restart), or on which
+    // it sent something unasked (the next reply would be ambiguous), is opened afresh.
+    if connection
+        .as_ref()
+        .is_some_and(|client| !open_and_quiet(client.get_ref()))
+    {
+        *connection = None;
+    }
     let client = match connection {
         Some(client) => client,
         None => {
@@ -284,6 +292,14 @@ pub(crate) async fn mllp_on(
         *connection = None;
     }
     result
+}
+
+/// Whether the peer has neither closed nor reset `stream`, nor sent anything on it since
+/// its last reply: a read would have to wait.
+fn open_and_quiet(stream: &TcpStream) -> bool {
+    use futures_util::FutureExt;
+    let mut byte = [0u8; 1];
+    stream.peek(&mut byte).now_or_never().is_none()
 }
 
 /// Success for an accepting ACK (or none asked for), else what went wrong.

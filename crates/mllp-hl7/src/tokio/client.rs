@@ -170,6 +170,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         self.stale_replies
     }
 
+    /// The underlying stream, borrowed (its addresses, or whether the peer has closed it
+    /// between messages).
+    pub fn get_ref(&self) -> &S {
+        self.framed.get_ref()
+    }
+
     /// The underlying stream.
     pub fn into_inner(self) -> S {
         self.framed.into_inner()
