@@ -118,24 +118,13 @@ pub(crate) async fn connect(
                     .with_context(|| format!("cannot bind source IP {ip}"))?;
             }
             match socket.connect(addr).await {
-                // Nothing listens on a port inside this host's ephemeral range, and the
-                // kernel gave the connection that very port as its own: the SYN met
-                // itself (a TCP self-connect). Kept, the message would go into this
-                // socket, and its TIME_WAIT would keep the LIS from listening on its
-                // port; a reset closes it without one.
-                Ok(stream) if stream.local_addr().is_ok_and(|local| local == addr) => {
-                    let _ = stream.set_zero_linger();
-                    drop(stream);
-                    last = anyhow!(
-                        "nothing listens on {host_port}: the connection reached itself (the \
-                         port lies in this host's ephemeral port range, and the kernel gave \
-                         it to the connection as its own); closed"
-                    );
-                }
-                Ok(stream) => {
-                    stream.set_nodelay(true)?;
-                    return Ok(stream);
-                }
+                Ok(stream) => match mllp_hl7::refuse_self_connect(stream) {
+                    Ok(stream) => {
+                        stream.set_nodelay(true)?;
+                        return Ok(stream);
+                    }
+                    Err(e) => last = anyhow!("cannot push to {host_port}: {e}"),
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     last = anyhow!("connection refused by {host_port}");
                 }

@@ -11,30 +11,10 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-/// Connects a client connector to its peer. A connection that reached itself is closed
-/// at once and reported as an error: with nothing listening on a port inside the host's
-/// ephemeral range (32768-60999 on Linux), the kernel may give the connection that very
-/// port as its local one, and the SYN meets itself (a TCP self-connect). Kept, such a
-/// connection would take the output's messages (lost, when no ACK is awaited) and hold
-/// the port, so the peer could not listen on it when it came back. Closed with a reset,
-/// it leaves no TIME_WAIT behind on the peer's port either.
+/// Connects a client connector to its peer; a connection that reached itself (a TCP
+/// self-connect, see [`mllp_hl7::refuse_self_connect`]) is closed and reported as an error.
 pub(crate) async fn connect(address: &str) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect(address).await?;
-    match (stream.local_addr(), stream.peer_addr()) {
-        (Ok(local), Ok(peer)) if local == peer => {
-            let _ = stream.set_zero_linger();
-            drop(stream);
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                format!(
-                    "the connection reached itself: nothing listens on {peer}, and the port \
-                     lies in this host's ephemeral port range, which the kernel gave the \
-                     connection as its own (a TCP self-connect); closed"
-                ),
-            ))
-        }
-        _ => Ok(stream),
-    }
+    mllp_hl7::refuse_self_connect(TcpStream::connect(address).await?)
 }
 
 /// Most bytes of messages an output reads from its queue at a time (one message larger

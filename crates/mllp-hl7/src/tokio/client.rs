@@ -102,6 +102,36 @@ pub struct MllpClient<S> {
     accept_ack_types: bool,
 }
 
+/// Refuses a TCP connection that reached itself, for any TCP client (an MLLP sender, a
+/// router's client connector, an analyzer simulator's push).
+///
+/// With nothing listening on a port inside the host's ephemeral range (32768-60999 on
+/// Linux), the kernel may give a connection to that port that very port as its own, and
+/// the SYN meets itself (a TCP self-connect): messages sent on it go into the sender's own
+/// socket (lost, when no ACK is awaited), and the port stays taken, so the receiver cannot
+/// listen on it when it comes back. Such a connection is closed with a reset, which leaves
+/// no TIME_WAIT behind on the port.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::ConnectionRefused`], saying the connection reached itself.
+pub fn refuse_self_connect(stream: TcpStream) -> io::Result<TcpStream> {
+    match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(local), Ok(peer)) if local == peer => {
+            let _ = stream.set_zero_linger();
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!(
+                    "the connection reached itself: nothing listens on {peer}, a port in \
+                     this host's ephemeral range, which the kernel gave the connection as its \
+                     own (a TCP self-connect); closed"
+                ),
+            ))
+        }
+        _ => Ok(stream),
+    }
+}
+
 impl MllpClient<TcpStream> {
     /// Connects over TCP with the standard codec (Nagle off).
     ///
@@ -116,19 +146,7 @@ impl MllpClient<TcpStream> {
     /// The connection error; [`io::ErrorKind::ConnectionRefused`] for a connection that
     /// reached itself.
     pub async fn connect(address: impl ToSocketAddrs) -> io::Result<Self> {
-        let stream = TcpStream::connect(address).await?;
-        if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
-            && local == peer
-        {
-            let _ = stream.set_zero_linger();
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!(
-                    "mllp client: the connection reached itself: nothing listens on {peer}, \
-                     a port in this host's ephemeral range (a TCP self-connect); closed"
-                ),
-            ));
-        }
+        let stream = refuse_self_connect(TcpStream::connect(address).await?)?;
         stream.set_nodelay(true)?;
         Ok(Self::new(stream, MllpCodec::new()))
     }
