@@ -298,8 +298,6 @@ fn mllp_reply(host_port: &str, reply: Result<Reply, mllp_hl7::ClientError>) -> a
         Ok(Reply::Ack { code, .. }) => {
             bail!("negative ACK from {host_port}: MSA-1 {}", code.as_str())
         }
-        // The message's MSH-15 (NE, or ER) asks the LIS for no ACK on success.
-        Ok(Reply::NotRequested) => Ok(()),
         Ok(other) => bail!("unexpected reply from {host_port}: {other:?}"),
         Err(e) => bail!("no ACK from {host_port}: {e}"),
     }
