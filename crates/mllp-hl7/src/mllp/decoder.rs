@@ -128,6 +128,13 @@ enum FrameEnd {
     NotAnEnd,
 }
 
+/// Where the next byte that may begin a start or an end block is, at or after `from`:
+/// the one scan of a frame being read and of a refused one being skipped.
+fn next_block_byte(config: &MllpConfig, buf: &[u8], from: usize) -> Option<usize> {
+    let rest = buf.get(from..)?;
+    memchr::memchr2(config.start_block[0], config.end_block[0], rest).map(|i| i + from)
+}
+
 /// The one rule for where a frame ends, shared by a frame being read and a refused one
 /// being skipped, so both end at the same byte however the stream was read.
 fn frame_end(config: &MllpConfig, buf: &[u8], at: usize) -> FrameEnd {
@@ -446,10 +453,7 @@ impl MllpDecoder {
         let end_byte = config.end_block[0];
         let mut from = self.scan_from;
         loop {
-            let hit = buf
-                .get(from..)
-                .and_then(|rest| memchr::memchr2(start_byte, end_byte, rest))
-                .map(|i| i + from);
+            let hit = next_block_byte(config, buf, from);
             let Some(at) = hit else {
                 self.scan_from = buf.len().max(body_start);
                 break;
@@ -546,10 +550,7 @@ impl MllpDecoder {
         let end_byte = config.end_block[0];
         let mut from = 0;
         loop {
-            let hit = buf
-                .get(from..)
-                .and_then(|rest| memchr::memchr2(start_byte, end_byte, rest))
-                .map(|i| i + from);
+            let hit = next_block_byte(config, buf, from);
             let Some(at) = hit else {
                 return Decoded::silent(buf.len());
             };
