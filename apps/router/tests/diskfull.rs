@@ -124,13 +124,7 @@ async fn start_with_70_queued(dir: &Path) -> (RouterProc, u16, u16, Vec<String>)
         .with_ack_timeout(WAIT);
     let ids: Vec<String> = (0..70).map(|i| format!("M{i}")).collect();
     for id in &ids {
-        assert!(matches!(
-            client.send(&oru(id, "LAB")).await.unwrap(),
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            }
-        ));
+        assert_accepted(client.send(&oru(id, "LAB")).await.unwrap());
     }
     drop(client);
     (router, inp, peer_port, ids)

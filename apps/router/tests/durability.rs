@@ -582,16 +582,7 @@ async fn messages_a_changed_configuration_leaves_undelivered_are_named_at_start(
             .with_ack_timeout(WAIT);
         for id in ids {
             let reply = c.send(&oru(id, "LAB")).await.unwrap();
-            assert!(
-                matches!(
-                    reply,
-                    Reply::Ack {
-                        code: AckCode::ApplicationAccept,
-                        ..
-                    }
-                ),
-                "{reply:?}"
-            );
+            assert_accepted(reply);
         }
     };
     let stop = |mut router: RouterProc| {

@@ -140,13 +140,7 @@ async fn fan_out_to_two_outputs_in_order_with_retry_on_ae() {
     let mut c = client(inp).await;
     for i in 0..20 {
         let reply = c.send(&oru(&format!("ID{i:03}"), "LAB")).await.unwrap();
-        assert!(matches!(
-            reply,
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            }
-        ));
+        assert_accepted(reply);
     }
     let out = dir.path().join("out");
     wait_until("20 files", || files_in(&out).len() == 20).await;
@@ -397,13 +391,7 @@ async fn acks_are_matched_by_the_control_ids_value() {
     let mut sender = client(inp).await;
     for id in ["A|1", "B2"] {
         let message = format!("MSH#^~\\&#LAB#F#LIS#H#20240101##ORU^R01#{id}#P#2.5.1\rPID#1");
-        assert!(matches!(
-            sender.send(message.as_bytes()).await.unwrap(),
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            }
-        ));
+        assert_accepted(sender.send(message.as_bytes()).await.unwrap());
     }
     let mut link = receiver(outp).await;
     let mut next_id = async || {
@@ -723,13 +711,7 @@ async fn an_empty_frame_is_acknowledged_and_not_queued() {
         sender.send(b"").await.unwrap(),
         Reply::Commit(CommitAck::Ack)
     ));
-    assert!(matches!(
-        sender.send(&oru("M1", "LAB")).await.unwrap(),
-        Reply::Ack {
-            code: AckCode::ApplicationAccept,
-            ..
-        }
-    ));
+    assert_accepted(sender.send(&oru("M1", "LAB")).await.unwrap());
     assert!(matches!(
         sender.send(b"").await.unwrap(),
         Reply::Commit(CommitAck::Ack)
@@ -848,13 +830,7 @@ async fn a_message_refused_maxrefusals_times_is_kept_aside_and_the_rest_delivere
     let mut sender = client(inp).await;
     let bad = oru("BAD", "LAB");
     for message in [bad.clone(), oru("GOOD1", "LAB"), oru("GOOD2", "LAB")] {
-        assert!(matches!(
-            sender.send(&message).await.unwrap(),
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            }
-        ));
+        assert_accepted(sender.send(&message).await.unwrap());
     }
     wait_until("GOOD1 and GOOD2 delivered", || {
         let ids = peer.control_ids();
@@ -1199,13 +1175,7 @@ async fn a_receivers_own_message_on_the_output_link_is_not_a_refusal() {
         let order = format!(
             "MSH|^~\\&|LIS|H|AN|F|20240101||ORM^O01|{id}|P|2.3.1\rORC|NW|{id}\rOBR|1|{id}||GLU\r"
         );
-        assert!(matches!(
-            sender.send(order.as_bytes()).await.unwrap(),
-            Reply::Ack {
-                code: AckCode::ApplicationAccept,
-                ..
-            }
-        ));
+        assert_accepted(sender.send(order.as_bytes()).await.unwrap());
     }
     let mut link = receiver(outp).await;
     let mut received = Vec::new();

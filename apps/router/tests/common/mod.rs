@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use mllp_hl7::{AckBuilder, AckCode, CommitAck, Message, MllpCodec, MllpFrame};
+use mllp_hl7::{AckBuilder, AckCode, CommitAck, Message, MllpCodec, MllpFrame, Reply};
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,21 @@ pub fn oru(id: &str, msh3: &str) -> Vec<u8> {
 }
 
 /// Polls `check` until it is true; panics with `what` after [`WAIT`].
+/// Asserts that the router accepted a message (AA).
+#[track_caller]
+pub fn assert_accepted(reply: Reply) {
+    assert!(
+        matches!(
+            reply,
+            Reply::Ack {
+                code: AckCode::ApplicationAccept,
+                ..
+            }
+        ),
+        "not accepted: {reply:?}"
+    );
+}
+
 pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !check() {
