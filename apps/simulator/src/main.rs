@@ -331,12 +331,23 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     // With --keep-connection, every message goes on one E1381 or MLLP connection.
     let mut connections = PushConnections::default();
     let mut interrupted = false;
+    // Set when Ctrl-C came while a message was on its way: the LIS may or may not have it.
+    let mut unconfirmed = false;
+    let mut failure_pause = FailurePause::default();
+    // One listener for the whole run: a signal between two messages is not missed.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     let mut i = 0u64;
     while total.is_none_or(|n| i < n) {
-        if i > 0 && interval > Duration::ZERO {
+        let pause = if total.is_none() {
+            interval.max(failure_pause.current())
+        } else {
+            interval
+        };
+        if i > 0 && pause > Duration::ZERO {
             tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = shutdown_signal() => { interrupted = true; break; }
+                () = tokio::time::sleep(pause) => {}
+                () = &mut shutdown => { interrupted = true; break; }
             }
         }
         i += 1;
@@ -348,7 +359,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
             Ok((_, payloads)) => {
                 tokio::select! {
                     r = push_one(app, &dest, http.as_ref(), &mut connections, &payloads) => r,
-                    () = shutdown_signal() => { interrupted = true; break; }
+                    () = &mut shutdown => { interrupted = true; unconfirmed = true; break; }
                 }
             }
             Err(e) => Err(e),
@@ -356,10 +367,12 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
         match result {
             Ok(()) => {
                 sent += 1;
+                failure_pause.reset();
                 tracing::info!("message {i} pushed to {dest_text}");
             }
             Err(e) => {
                 failed += 1;
+                failure_pause.grow();
                 bar.suspend(|| eprintln!("message {i} failed: {e:#}"));
             }
         }
@@ -372,8 +385,15 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     }
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { sent as f64 / secs } else { 0.0 };
+    let unconfirmed_note = if unconfirmed {
+        // Counted neither way: the stop came before the LIS's answer, which may have been
+        // on its way.
+        format!(", message {i} unconfirmed (stopped before the LIS answered)")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "summary: sent {sent}, failed {failed}, {rate:.1} messages/s{}",
+        "summary: sent {sent}, failed {failed}{unconfirmed_note}, {rate:.1} messages/s{}",
         if interrupted { " (interrupted)" } else { "" }
     );
     Ok(if failed > 0 {
@@ -381,6 +401,29 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The pause a `--push-continuous` run keeps after failed messages, whatever its
+/// `--push-interval`: a LIS that is down is retried a few times a second at first, then every
+/// few seconds, instead of in a tight loop that fills the terminal.
+#[derive(Default)]
+struct FailurePause(Duration);
+
+impl FailurePause {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn current(&self) -> Duration {
+        self.0
+    }
+
+    fn grow(&mut self) {
+        self.0 = (self.0 * 2).clamp(Self::FIRST, Self::MAX);
+    }
+
+    fn reset(&mut self) {
+        self.0 = Duration::ZERO;
+    }
 }
 
 /// Upper bound of a whole serial run, whatever the peer does (E1381 timers end every session

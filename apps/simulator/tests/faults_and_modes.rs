@@ -394,6 +394,92 @@ fn run_within(mut cmd: std::process::Command, limit: Duration) -> std::process::
     child.wait_with_output().unwrap()
 }
 
+/// Starts a push, lets it run for `running`, then stops it with SIGINT as a user's Ctrl-C.
+fn push_interrupted_after(args: &[&str], running: Duration) -> std::process::Output {
+    let child = command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn simulator");
+    std::thread::sleep(running);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+                rustix::process::Signal::KILL,
+            );
+            panic!("the push did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    waiter.join().unwrap()
+}
+
+/// `-C -i 0` against a LIS that is down pauses after failures (0.1 s, doubling up to 5 s)
+/// instead of failing thousands of messages a second into the terminal; it ended with
+/// thousands of "failed" lines in 1.5 s.
+#[test]
+fn a_continuous_push_to_a_down_lis_pauses_between_failures() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dest = format!("tcp://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let args = [
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "-C",
+        "-i",
+        "0",
+    ];
+    let out = push_interrupted_after(&args, Duration::from_millis(1500));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failures = stderr.matches("failed: ").count();
+    // Failures at about 0, 0.1, 0.3, 0.7 and 1.5 s.
+    assert!(
+        (2..=8).contains(&failures),
+        "{failures} failures:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("summary: sent 0, failed {failures},")),
+        "{stderr}"
+    );
+}
+
+/// Ctrl-C while a message waits for the LIS's answer says so in the summary: the message is
+/// neither sent nor failed, and it used to vanish from the counts.
+#[test]
+fn a_message_stopped_in_flight_is_reported_unconfirmed() {
+    let lis = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    // The LIS accepts and reads but never answers the ENQ.
+    let silent = std::thread::spawn(move || {
+        let (mut s, _) = lis.accept().unwrap();
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut sink);
+        sink
+    });
+    let args = ["--push", &dest, "--template", "stago_start4", "-c", "3"];
+    let out = push_interrupted_after(&args, Duration::from_millis(1000));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "summary: sent 0, failed 0, message 1 unconfirmed (stopped before the LIS answered)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(interrupted)"), "{stderr}");
+    assert_eq!(silent.join().unwrap(), [0x05], "only the ENQ was sent");
+}
+
 /// A push that cannot work (a template of the wrong protocol, a destination for the other
 /// protocol, --qc without a template) ends at once with exit 1 and one error line, even
 /// with --push-continuous, instead of failing every message for ever.
