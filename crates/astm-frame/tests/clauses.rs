@@ -408,3 +408,39 @@ fn eot_returns_to_neutral_at_once() {
         [b"H|\\^&\r".to_vec(), b"L|1|N\r".to_vec()]
     );
 }
+
+/// Tolerated vendor deviation (documented `Leniency::missing_trailer`): frames ending in CR
+/// only, LF only or nothing after the checksum are accepted at once, and a trailer that
+/// comes in a later read is not taken for noise.
+#[test]
+fn missing_trailers_are_accepted_when_asked() {
+    let t0 = Instant::now();
+    let mut config = LinkConfig::new(Role::Computer);
+    config.decoder.leniency.missing_trailer = true;
+    for trailer in [&b""[..], b"\r", b"\n", b"\r\n"] {
+        for split in [false, true] {
+            let mut lis = receiving(config, t0);
+            let mut f1 = frame(1, b"H|\\^&\r", FrameEnd::End);
+            f1.truncate(f1.len() - 2);
+            let mut f2 = frame(2, b"L|1|N\r", FrameEnd::End);
+            f2.truncate(f2.len() - 2);
+            if split {
+                lis.handle_input(&f1, t0);
+                lis.handle_input(trailer, t0);
+            } else {
+                f1.extend_from_slice(trailer);
+                lis.handle_input(&f1, t0);
+            }
+            f2.extend_from_slice(trailer);
+            lis.handle_input(&f2, t0);
+            lis.handle_input(&[EOT], t0);
+            let evs = events(&mut lis);
+            assert_eq!(out(&mut lis), [ACK, ACK], "{trailer:?} {split}");
+            assert_eq!(received(&evs).len(), 2, "{trailer:?} {split}");
+            assert!(
+                !evs.iter().any(|e| matches!(e, Event::LinkError(_))),
+                "{trailer:?} {split} {evs:?}"
+            );
+        }
+    }
+}
