@@ -268,6 +268,11 @@ pub enum LinkError {
     /// once the receive timer has run out.
     #[error("ENQ during a transfer refused with NAK")]
     EnqDuringTransfer,
+    /// A reply that came in the same input as the reply before it, after which the next
+    /// frame (or ENQ) was queued: it was on the wire before that left, so it is not its
+    /// answer, and is ignored (a receiver that acknowledges every frame twice).
+    #[error("{} ignored: it came before the frame or ENQ it would answer was sent", .0.name())]
+    EarlyReply(Control),
 }
 
 /// What happened on the link.
@@ -435,6 +440,9 @@ struct Core {
     events: VecDeque<Event>,
     busy: bool,
     interrupt_requested: bool,
+    /// An ENQ or frame was queued during the current [`Link::handle_input`]: what comes later
+    /// in the same input was on the wire before it left, and cannot be its reply.
+    queued_this_input: bool,
     // Receiver side.
     expected_number: u8,
     last_accepted: Option<u8>,
@@ -483,6 +491,7 @@ impl Link {
                 events: VecDeque::new(),
                 busy: false,
                 interrupt_requested: false,
+                queued_this_input: false,
                 expected_number: 1,
                 last_accepted: None,
                 last_unchecked: None,
@@ -637,8 +646,13 @@ impl Link {
         receiving
     }
 
-    /// Feeds bytes received from the peer.
+    /// Feeds bytes received from the peer, in the order they came.
+    ///
+    /// A reply answers the frame or ENQ sent before it: what comes in the same input after the
+    /// reply on which the next frame or ENQ was queued was on the wire before that left, and
+    /// is set aside ([`LinkError::EarlyReply`]), as a receiver's second ACK to one frame.
     pub fn handle_input(&mut self, data: &[u8], now: Instant) {
+        self.core.queued_this_input = false;
         self.decoder.push(data);
         while let Some(item) = self.decoder.next_item() {
             self.core.on_item(item, now);
@@ -733,6 +747,7 @@ impl Core {
         };
         out.enq_attempts += 1;
         self.control(Control::Enq);
+        self.queued_this_input = true;
         self.state = LinkState::Establishing;
         self.deadline = Some(after(now, self.config.timers.enq_reply));
     }
@@ -767,6 +782,7 @@ impl Core {
         out.transmissions += 1;
         let (index, number) = (out.index, out.number);
         let _ = out.framed.encode_frame(index, number, &mut self.transmit);
+        self.queued_this_input = true;
         self.state = LinkState::Sending;
         self.deadline = Some(after(now, self.config.timers.frame_reply));
         self.noise_deadline = None;
@@ -817,6 +833,9 @@ impl Core {
             // are not the start of its next message.
             self.discard_bare_records();
         }
+        if self.queued_this_input && self.set_aside_early_reply(item) {
+            return;
+        }
         match (self.state, item) {
             // §6.5.1.2: while a frame waits for its reply, any other character is a NAK
             // (noise only once no reply follows it: see `Timers::reply_after_noise`).
@@ -834,6 +853,37 @@ impl Core {
             (LinkState::Establishing, _) => {}
             (LinkState::Receiving, item) => self.on_receiving(item, now),
         }
+    }
+
+    /// An item that came after the reply on which an ENQ or frame was queued, in the same
+    /// input: it was sent before that ENQ or frame left, so it cannot answer it (§6.3.4: a
+    /// reply follows its frame). Taken for the answer, the second ACK of a receiver that
+    /// acknowledges twice had the next frame counted accepted unseen. Returns whether the
+    /// item was set aside. A crossing ENQ is still contention: the peer will take ours so.
+    fn set_aside_early_reply(&mut self, item: Item<'_>) -> bool {
+        match (self.state, item) {
+            (LinkState::Establishing, Item::Control(c @ (Control::Ack | Control::Nak)))
+            | (LinkState::Sending, Item::Control(c)) => {
+                self.error(LinkError::EarlyReply(c));
+            }
+            (LinkState::Sending, Item::Junk(bytes)) => {
+                if !bytes.iter().all(|&b| matches!(b, b'\r' | b'\n')) {
+                    self.error(LinkError::Junk(bytes.len()));
+                }
+            }
+            (LinkState::Sending, Item::Frame(frame)) => {
+                self.error(LinkError::Junk(frame.raw().len()));
+            }
+            (LinkState::Sending, Item::Record(bytes)) => self.error(LinkError::Junk(bytes.len())),
+            (LinkState::Sending, Item::Broken { bytes, reason }) => {
+                self.error(LinkError::BrokenFrame {
+                    len: bytes.len(),
+                    reason,
+                });
+            }
+            _ => return false,
+        }
+        true
     }
 
     fn accept_enq(&mut self, now: Instant) {

@@ -492,6 +492,52 @@ fn a_receiver_that_adds_noise_to_every_reply_gets_the_message_intact() {
     );
 }
 
+/// A reply comes after its frame: what arrived in the same input as the reply that had the
+/// next frame (or the next ENQ) sent was on the wire before that left, so it cannot answer it.
+/// A receiver that acknowledges every frame twice (medplum's channel with LF mapped to ACK,
+/// astm-protocols.md §6) had each second ACK taken for the reply to the next frame, which
+/// counted as accepted before the receiver saw it: its NAK then went to the frame after, and
+/// a refused last frame was reported sent.
+#[test]
+fn a_reply_that_came_before_its_frame_left_is_not_its_reply() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    let id = link.send(b"H|\\^&\rP|1\rL|1|N\r".to_vec(), t0);
+    let next = link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ACK, ACK], t0);
+    assert_eq!(out(&mut link), frame(1, b"H|\\^&\r", FrameEnd::End));
+    link.handle_input(&[ACK, ACK], t0);
+    assert_eq!(out(&mut link), frame(2, b"P|1\r", FrameEnd::End));
+    link.handle_input(&[ACK, ACK], t0);
+    let last = frame(3, b"L|1|N\r", FrameEnd::End);
+    assert_eq!(out(&mut link), last);
+    // The last frame refused (twice, as this receiver says everything): sent again, once.
+    link.handle_input(&[NAK, NAK], t0);
+    assert_eq!(out(&mut link), last);
+    // Noise with the reply is not the resent frame's garbled reply either.
+    link.handle_input(&[NAK, 0x7f], t0);
+    assert_eq!(out(&mut link), last);
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(15)));
+    assert!(
+        !events(&mut link)
+            .iter()
+            .any(|e| matches!(e, Event::MessageSent(_) | Event::MessageAborted { .. }))
+    );
+    // Accepted: EOT, and the next message's ENQ, which the second ACK does not answer.
+    link.handle_input(&[ACK, ACK], t0);
+    assert_eq!(out(&mut link), [EOT, ENQ]);
+    assert_eq!(link.state(), LinkState::Establishing);
+    link.handle_input(&[ACK, ACK], t0);
+    assert_eq!(out(&mut link), frame(1, b"H|\\^&\r", FrameEnd::End));
+    let outcomes: Vec<Event> = events(&mut link)
+        .into_iter()
+        .filter(|e| matches!(e, Event::MessageSent(_) | Event::MessageAborted { .. }))
+        .collect();
+    assert_eq!(outcomes, [Event::MessageSent(id)]);
+    let _ = next;
+}
+
 #[test]
 fn no_reply_to_a_frame_aborts_after_fifteen_seconds() {
     let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
