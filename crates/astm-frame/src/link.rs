@@ -75,7 +75,10 @@ pub enum Assembly {
 pub struct Timers {
     /// Sender: wait for a reply to ENQ (15 s).
     pub enq_reply: Duration,
-    /// Sender: wait for a reply to a frame (15 s).
+    /// Sender: wait for a reply to a frame (15 s). §6.5.2.3 starts it at the frame's last
+    /// character; the link starts it when it queues the frame for
+    /// [`Link::poll_transmit`], not seeing when the bytes leave: on a slow serial line with
+    /// frames longer than E1381-95's 247 characters, add the time a frame takes to send.
     pub frame_reply: Duration,
     /// Receiver: wait for the next frame or EOT (30 s).
     pub receive: Duration,
@@ -90,7 +93,8 @@ pub struct Timers {
     /// Sender: how long a reply may still come after noise arrived in its place (2 s; not
     /// in the standard). Then the noise counts as a garbled reply, that is a NAK
     /// (§6.5.1.2). Resending at once would let the reply already on its way be taken
-    /// for the resent frame's, and every later reply for the frame before its own.
+    /// for the resent frame's, and every later reply for the frame before its own. CR and LF
+    /// are never noise: some receivers put them after their reply.
     pub reply_after_noise: Duration,
 }
 
