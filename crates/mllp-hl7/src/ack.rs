@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{AckError, AckReadError};
 use crate::hl7::{AckCondition, Charset, Delimiters, Message, Value, Version, escape, unescape};
+use crate::mllp::{END_BLOCK, START_BLOCK};
 
 /// MSA-1 acknowledgement code (HL7 table 0008).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,7 +185,9 @@ impl ErrorDetail {
 /// `ACK^<trigger>` (2.2 to 2.3.1) or `ACK^<trigger>^ACK` (2.4 on, and when MSH-12 is
 /// unreadable), MSH-10 a new unique ID, MSH-11, MSH-12 (and MSH-18 when valued) are
 /// copied, MSA-2 is the received MSH-10, and an ERR segment is added per error
-/// (ERR-2/3/4 from 2.5, ERR-1 before).
+/// (ERR-2/3/4 from 2.5, ERR-1 before). A raw LF and the MLLP framing bytes VT and FS in a
+/// copied field or a text are written as `\X0A\`, `\X0B\`, `\X1C\` (spaces without an
+/// escape character), so the ACK can always be framed.
 ///
 /// ```
 /// use mllp_hl7::{AckBuilder, AckCode, Message};
@@ -464,15 +467,54 @@ fn is_delimiter(byte: u8, d: &Delimiters) -> bool {
         || [d.repetition(), d.escape(), d.subcomponent(), d.truncation()].contains(&Some(byte))
 }
 
-/// Escapes text of ours for a field; a message without an escape character cannot carry
-/// delimiters, CR or LF in data, so those become spaces.
+/// The MLLP start and end block bytes. HL7 forbids control characters in data, but strict
+/// framing delivers an `FS` not followed by `CR` as data, and an application's text may
+/// carry either: written raw into the ACK, an `FS` before a segment's `CR` (or any `FS` in
+/// lenient mode, any `VT`) would make an ACK no MLLP encoder can frame.
+fn is_framing_byte(byte: u8) -> bool {
+    byte == START_BLOCK || byte == END_BLOCK
+}
+
+/// Writes `byte` as a hexadecimal escape sequence (`\X0A\`, `\X1C\`).
+fn push_hex_escape(out: &mut Vec<u8>, esc: u8, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(&[
+        esc,
+        b'X',
+        HEX[usize::from(byte >> 4)],
+        HEX[usize::from(byte & 0x0F)],
+        esc,
+    ]);
+}
+
+/// Replaces the framing bytes left in escaped text with hexadecimal escapes (escaped text
+/// holds them only as data, never inside an escape sequence).
+fn escape_framing_bytes(escaped: &[u8], esc: u8, out: &mut Vec<u8>) {
+    for &b in escaped {
+        if is_framing_byte(b) {
+            push_hex_escape(out, esc, b);
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+/// Escapes text of ours for a field, framing bytes included; a message without an escape
+/// character cannot carry delimiters, CR, LF or framing bytes in data, so those become
+/// spaces.
 fn escape_text<'t>(text: &'t [u8], d: &Delimiters) -> std::borrow::Cow<'t, [u8]> {
-    if d.escape().is_some() {
-        return escape(text, d);
+    if let Some(esc) = d.escape() {
+        let escaped = escape(text, d);
+        if !escaped.iter().any(|&b| is_framing_byte(b)) {
+            return escaped;
+        }
+        let mut out = Vec::with_capacity(escaped.len() + 8);
+        escape_framing_bytes(&escaped, esc, &mut out);
+        return out.into();
     }
     text.iter()
         .map(|&b| {
-            if is_delimiter(b, d) || b == b'\r' || b == b'\n' {
+            if is_delimiter(b, d) || b == b'\r' || b == b'\n' || is_framing_byte(b) {
                 b' '
             } else {
                 b
@@ -484,17 +526,20 @@ fn escape_text<'t>(text: &'t [u8], d: &Delimiters) -> std::borrow::Cow<'t, [u8]>
 
 /// Copies a received field as is (same delimiters, so escapes stay valid), except for a
 /// raw LF, which a sender may leave inside a field but which could end a segment in the
-/// ACK: each one becomes `\X0A\` (a space when no escape character is declared). Only the
-/// LF is rewritten: the field's components, repetitions and escape sequences are kept, and
-/// every component or subcomponent decodes as before. A (malformed) escape sequence left
-/// open across the LF cannot take a `\X0A\`; that one part is unescaped and escaped again.
+/// ACK, and the MLLP framing bytes `VT` and `FS`, which strict framing delivers as data
+/// but which could keep the ACK from being framed: each becomes `\X0A\`, `\X0B\` or
+/// `\X1C\` (a space when no escape character is declared). Only those bytes are rewritten:
+/// the field's components, repetitions and escape sequences are kept, and every component
+/// or subcomponent decodes as before. A (malformed) escape sequence left open across such
+/// a byte cannot take a hexadecimal escape; that one part is unescaped and escaped again.
 fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
-    if memchr::memchr(b'\n', raw).is_none() {
+    let rewritten = |b: u8| b == b'\n' || is_framing_byte(b);
+    if !raw.iter().any(|&b| rewritten(b)) {
         out.extend_from_slice(raw);
         return;
     }
     let Some(esc) = delimiters.escape() else {
-        out.extend(raw.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+        out.extend(raw.iter().map(|&b| if rewritten(b) { b' ' } else { b }));
         return;
     };
     let is_separator = |b: u8| {
@@ -507,19 +552,19 @@ fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
             Some((&last, part)) if is_separator(last) => (part, Some(last)),
             _ => (piece, None),
         };
-        // Escape characters pair up (open, close) as `unescape` reads them: an LF after an
-        // odd number of them sits inside a sequence.
+        // Escape characters pair up (open, close) as `unescape` reads them: a byte after
+        // an odd number of them sits inside a sequence.
         let mut escapes = 0usize;
-        let lf_in_sequence = part.iter().any(|&b| {
+        let rewritten_in_sequence = part.iter().any(|&b| {
             escapes += usize::from(b == esc);
-            b == b'\n' && escapes % 2 == 1
+            rewritten(b) && escapes % 2 == 1
         });
-        if lf_in_sequence {
-            out.extend_from_slice(&escape(&unescape(part, delimiters), delimiters));
+        if rewritten_in_sequence {
+            escape_framing_bytes(&escape(&unescape(part, delimiters), delimiters), esc, out);
         } else {
             for &b in part {
-                if b == b'\n' {
-                    out.extend_from_slice(&[esc, b'X', b'0', b'A', esc]);
+                if rewritten(b) {
+                    push_hex_escape(out, esc, b);
                 } else {
                     out.push(b);
                 }

@@ -579,3 +579,60 @@ fn a_raw_lf_between_lone_escapes_in_different_parts_keeps_each_part() {
     );
     assert_eq!(parts(msa_2), parts(msg.control_id()));
 }
+
+/// Strict MLLP framing delivers an FS not followed by CR as data, so a received MSH-10 can
+/// end in FS; copied raw into MSA-2, the last field of its segment, it was followed by the
+/// segment's CR, and the ACK held FS CR: `encode_frame` refused it (`ContainsEndBlock`) and
+/// `serve_connection` (as the router and the simulator) dropped the connection instead of
+/// acknowledging. The same for an application's MSA-3 text ending in FS, and any VT. Such
+/// bytes are now written as `\X1C\` / `\X0B\` (spaces without an escape character), and
+/// decode back to what was received. (MSH-12 ends in FS before an LF segment terminator.)
+#[test]
+fn framing_bytes_in_copied_fields_and_texts_cannot_keep_the_ack_from_being_framed() {
+    let wire = b"\x0bMSH|^~\\&|A\x1cB|F|C|D|20240101||ORU^R01|42\x1c|P|2.5\x1c\nPID|1\x1c\x0d";
+    let mut buf = BytesMut::from(&wire[..]);
+    let Some(MllpFrame::Message(payload)) = MllpDecoder::new().decode(&mut buf) else {
+        panic!("the frame is delivered: its FS not followed by CR are data");
+    };
+    let msg = Message::parse(&payload).unwrap();
+    assert_eq!(msg.control_id().raw(), b"42\x1c");
+    let strict = mllp_hl7::MllpConfig::default();
+    let lenient = mllp_hl7::MllpConfig::default().with_lenient(true);
+    let builders = [
+        AckBuilder::new(&msg),
+        AckBuilder::new(&msg)
+            .code(AckCode::ApplicationError)
+            .text("bad value \x0b\x1c")
+            .error(ErrorDetail::new(102, "OBX-5 \x1c", Severity::Error).at("OBX", 1, 5)),
+    ];
+    for builder in builders {
+        let ack = builder.build().unwrap();
+        assert!(
+            !ack.iter().any(|&b| b == 0x0b || b == 0x1c),
+            "{:?}",
+            String::from_utf8_lossy(&ack)
+        );
+        let mut out = Vec::new();
+        strict.encode(&ack, &mut out).unwrap();
+        lenient.encode(&ack, &mut out).unwrap();
+        let parsed = Message::parse(&ack).unwrap();
+        let msa = AckMessage::from_message(&parsed).unwrap();
+        assert!(msa.acknowledges(b"42\x1c"), "MSA-2 still correlates");
+        assert_eq!(parsed.msh_field(5).raw(), b"A\\X1C\\B");
+        assert_eq!(&parsed.msh_field(12).decoded()[..], b"2.5\x1c");
+        if builder.ack_code() == AckCode::ApplicationError {
+            let text = parsed.get("MSA-3").unwrap().unwrap();
+            assert_eq!(&text.decoded()[..], b"bad value \x0b\x1c");
+            let err_text = parsed.get("ERR-3.2").unwrap().unwrap();
+            assert_eq!(&err_text.decoded()[..], b"OBX-5 \x1c");
+        }
+    }
+    // Without an escape character they become spaces.
+    let msg = Message::parse(b"MSH|^~|A|F|C|D|20240101||ORU^R01|42\x1c|P|2.3").unwrap();
+    let ack = AckBuilder::new(&msg).text("x\x0b").build().unwrap();
+    let mut out = Vec::new();
+    strict.encode(&ack, &mut out).unwrap();
+    let parsed = Message::parse(&ack).unwrap();
+    assert_eq!(parsed.get("MSA-2").unwrap().unwrap().raw(), b"42 ");
+    assert_eq!(parsed.get("MSA-3").unwrap().unwrap().raw(), b"x ");
+}
