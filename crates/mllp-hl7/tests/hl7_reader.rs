@@ -623,3 +623,51 @@ fn a_framed_message_is_refused_with_a_hint_at_mllp() {
     let error = Message::parse(b"PID|1").unwrap_err().to_string();
     assert!(!error.contains("MLLP"), "{error}");
 }
+
+/// A raw LF may sit inside a field (Epic's OBR-17); the reader keeps the text after it in
+/// the field unless a segment id and the field separator follow. `split_messages` cut a
+/// message at any line beginning with `MSH`, `BTS` or `FTS`, so a line of text in an NTE
+/// starting "MSH segment" ended the message there and began a bogus one.
+#[test]
+fn split_messages_reads_segment_starts_as_the_reader_does() {
+    let file =
+        b"MSH|^~\\&|A|||||ORU^R01|1|P|2.5\nNTE|1||see the\nMSH segment docs\nOBX|1\rMSH|^~\\&|B\r";
+    let messages: Vec<&[u8]> = split_messages(file).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let first = Message::parse(messages[0]).unwrap();
+    assert_eq!(
+        text(first.get("NTE-3").unwrap()),
+        "see the\nMSH segment docs"
+    );
+    assert_eq!(first.segment_count(), 3);
+    assert_eq!(messages[1], b"MSH|^~\\&|B\r");
+
+    // A text line starting with a trailer id stays data too; trailers alone still end.
+    let file = b"MSH|^~\\&|A\rNTE|1||x\nFTS in review\rMSH|^~\\&|B\rBTS\rFTS|1";
+    let messages: Vec<&[u8]> = split_messages(file).collect();
+    assert_eq!(
+        messages,
+        [
+            &b"MSH|^~\\&|A\rNTE|1||x\nFTS in review\r"[..],
+            &b"MSH|^~\\&|B\r"[..]
+        ]
+    );
+
+    // LF and CR LF separated batches split as before.
+    let raw = sample("batch_fhs_bhs_adt_a04_2.5_vinah.hl7");
+    for terminator in [&b"\n"[..], b"\r\n"] {
+        let converted: Vec<u8> = raw
+            .iter()
+            .flat_map(|&b| {
+                if b == b'\r' {
+                    terminator.to_vec()
+                } else {
+                    vec![b]
+                }
+            })
+            .collect();
+        let messages: Vec<&[u8]> = split_messages(&converted).collect();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(Message::parse(messages[0]).unwrap().segment_count(), 6);
+    }
+}

@@ -133,6 +133,15 @@ impl AckCondition {
     }
 }
 
+/// Whether a header may declare `byte` as its field separator (what
+/// [`Delimiters::from_header`] accepts).
+fn may_be_delimiter(byte: u8) -> bool {
+    !(byte.is_ascii_alphanumeric()
+        || byte.is_ascii_whitespace()
+        || byte.is_ascii_control()
+        || byte >= 0x80)
+}
+
 fn is_segment_start(rest: &[u8], field: u8) -> bool {
     matches!(rest, [a, b, c, sep, ..]
         if a.is_ascii_uppercase()
@@ -429,6 +438,12 @@ impl<'a> Message<'a> {
 /// segment and ends before the next `MSH`, `BTS` or `FTS`. Works on CR, LF or CR LF
 /// separated input; FHS/BHS headers and trailers are left out.
 ///
+/// A line counts as one of those segments as [`Message::parse`] reads segments: its id
+/// followed by a field separator (a header's own, which must be a possible delimiter; the
+/// current header's for `BTS` / `FTS`, which may also stand alone). After a bare LF, which
+/// may sit inside a field, the field separator must be the current header's, so a line of
+/// text that begins with `MSH` or `FTS` stays inside its message.
+///
 /// ```
 /// let file = b"FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\rBTS|2\rFTS|1\r";
 /// let messages: Vec<_> = mllp_hl7::split_messages(file).collect();
@@ -437,24 +452,43 @@ impl<'a> Message<'a> {
 pub fn split_messages(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut starts = Vec::new();
     let mut line_start = 0;
+    let mut after_bare_lf = false;
+    // The field separator of the last header line (MSH, FHS, BHS).
+    let mut field: Option<u8> = None;
     for (i, &b) in raw.iter().enumerate() {
         let at_line_start = i == line_start;
         if matches!(b, b'\r' | b'\n') {
+            after_bare_lf = b == b'\n' && (i == 0 || raw[i - 1] != b'\r');
             line_start = i + 1;
             continue;
         }
-        if at_line_start {
-            let rest = &raw[i..];
-            if rest.starts_with(b"MSH") {
-                starts.push((i, true));
-            } else if rest.starts_with(b"BTS")
-                || rest.starts_with(b"FTS")
-                || rest.starts_with(b"BHS")
-                || rest.starts_with(b"FHS")
-            {
-                starts.push((i, false));
-            }
+        if !at_line_start {
+            continue;
         }
+        let rest = &raw[i..];
+        let header =
+            rest.starts_with(b"MSH") || rest.starts_with(b"BHS") || rest.starts_with(b"FHS");
+        let trailer = rest.starts_with(b"BTS") || rest.starts_with(b"FTS");
+        if !header && !trailer {
+            continue;
+        }
+        let separator = rest.get(3).copied();
+        let is_current = separator.is_some() && separator == field;
+        let counts = if after_bare_lf {
+            // As the reader: an LF ends a segment only before `ABC` and the field separator.
+            is_current || (field.is_none() && header && separator.is_some_and(may_be_delimiter))
+        } else if header {
+            separator.is_some_and(may_be_delimiter)
+        } else {
+            is_current || matches!(separator, None | Some(b'\r' | b'\n'))
+        };
+        if !counts {
+            continue;
+        }
+        if header {
+            field = separator;
+        }
+        starts.push((i, rest.starts_with(b"MSH")));
     }
     let mut out = Vec::new();
     for (k, &(start, is_msh)) in starts.iter().enumerate() {
