@@ -69,8 +69,12 @@ pub enum EncodeError {
         /// The configured maximum.
         max: usize,
     },
-    /// The payload contains the start block, which would cut the frame short.
-    #[error("payload contains the start block at byte {at}")]
+    /// The payload contains the start block, which would cut the frame short, or its last
+    /// bytes with the end block and trailer after them begin one, so a receiver could not
+    /// end the frame before more bytes came.
+    #[error(
+        "payload contains the start block at byte {at} (counting one its last bytes form or begin with the end block and trailer)"
+    )]
     ContainsStartBlock {
         /// Offset in the payload.
         at: usize,

@@ -579,3 +579,94 @@ fn junk_after_an_oversized_frame_is_reported_in_any_read() {
         }
     }
 }
+
+/// Custom sequences: when a payload's last bytes, the end block and the trailer are the
+/// beginning of a longer start block (start `ABC`, end `B`, a payload ending in `A`), a
+/// decoder cannot end the frame at its end block before the next bytes show that no start
+/// block begins there: a sender waiting for the reply waits for ever, and at the end of the
+/// stream the frame was reported truncated. `encode` accepted such payloads; it refuses
+/// them now, as it refuses a payload whose tail forms the whole start block.
+#[test]
+fn encoding_refuses_a_payload_whose_tail_and_the_end_block_begin_a_start_block() {
+    let config = MllpConfig::default()
+        .with_start_block(b"ABC".to_vec())
+        .with_end_block(b"B".to_vec())
+        .with_trailer(Vec::new());
+    let payload = b"MSH|^~\\&|x\rNTE|1||A";
+    // What a receiver makes of the frame: nothing until more bytes come.
+    let mut wire = b"ABC".to_vec();
+    wire.extend_from_slice(payload);
+    wire.push(b'B');
+    let mut decoder = MllpDecoder::with_config(config.clone()).unwrap();
+    let mut buf = BytesMut::from(&wire[..]);
+    assert_eq!(decoder.decode(&mut buf), None, "the frame is held");
+    assert!(matches!(
+        decoder.decode_eof(&mut buf),
+        Some(MllpFrame::Error(FrameError::Truncated { .. }))
+    ));
+    // So the encoder refuses it, at the byte where the start block would begin.
+    let mut out = Vec::new();
+    assert_eq!(
+        config.encode(payload, &mut out),
+        Err(EncodeError::ContainsStartBlock {
+            at: payload.len() - 1
+        })
+    );
+    assert!(out.is_empty(), "nothing written");
+    // With a trailer the frame ends in `AB\r`, which begins no start block.
+    let with_trailer = config.clone().with_trailer(b"\r".to_vec());
+    with_trailer.encode(payload, &mut out).unwrap();
+    let mut decoder = MllpDecoder::with_config(with_trailer).unwrap();
+    let mut buf = BytesMut::from(&out[..]);
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Some(MllpFrame::Message(Bytes::copy_from_slice(payload)))
+    );
+    // Standard MLLP has a one-byte start block: the frame's last bytes begin none.
+    assert_eq!(MllpConfig::default().check_payload(b"x\x1c"), Ok(()));
+}
+
+fn small_sequence(min: usize) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c')], min..4)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        max_global_rejects: 100_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// Any start block, end block and trailer (over a three-letter alphabet, so they
+    /// overlap each other and the payloads in every way), strict or lenient: every payload
+    /// `encode` accepts comes back whole, whatever the reads (found the payload whose tail
+    /// and end block began the start block).
+    #[test]
+    fn what_encode_accepts_decodes_back_with_any_sequences(
+        start in small_sequence(1),
+        end in small_sequence(1),
+        trailer in small_sequence(0),
+        payloads in proptest::collection::vec(
+            proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(b'x')], 0..8),
+            1..4,
+        ),
+        chunk in 1usize..6,
+        lenient in any::<bool>(),
+    ) {
+        let config = MllpConfig::default()
+            .with_start_block(start)
+            .with_end_block(end)
+            .with_trailer(trailer)
+            .with_lenient(lenient);
+        prop_assume!(config.validate().is_ok());
+        let mut stream = Vec::new();
+        let mut expected = Vec::new();
+        for payload in &payloads {
+            if config.encode(payload, &mut stream).is_ok() {
+                expected.push(MllpFrame::Message(Bytes::copy_from_slice(payload)));
+            }
+        }
+        let mut decoder = MllpDecoder::with_config(config).unwrap();
+        prop_assert_eq!(decode_chunked(&mut decoder, &stream, chunk), expected);
+    }
+}

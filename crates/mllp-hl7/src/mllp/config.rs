@@ -185,7 +185,8 @@ impl MllpConfig {
             });
         }
         let start = find_sequence(payload, &self.start_block)
-            .or_else(|| self.find_straddling(payload, &self.start_block));
+            .or_else(|| self.find_straddling(payload, &self.start_block))
+            .or_else(|| self.find_start_prefix_at_frame_end(payload));
         if let Some(at) = start {
             return Err(EncodeError::ContainsStartBlock { at });
         }
@@ -213,6 +214,29 @@ impl MllpConfig {
             .map(|inside| payload.len() - inside)
     }
 
+    /// The earliest offset in `payload` where the frame's last bytes (the rest of the
+    /// payload, the end block and the trailer) are the beginning of a longer start block.
+    /// A decoder cannot end such a frame at its end block until the next bytes show that
+    /// no start block begins there, so a sender waiting for the reply would wait for ever.
+    fn find_start_prefix_at_frame_end(&self, payload: &[u8]) -> Option<usize> {
+        let appended = self.end_block.len() + self.trailer.len();
+        let longest = self
+            .start_block
+            .len()
+            .saturating_sub(appended + 1)
+            .min(payload.len());
+        (1..=longest)
+            .rev()
+            .find(|&inside| {
+                let tail = &payload[payload.len() - inside..];
+                let (head, rest) = self.start_block.split_at(inside);
+                head == tail
+                    && rest.starts_with(&self.end_block)
+                    && rest[self.end_block.len()..].starts_with(&self.trailer)
+            })
+            .map(|inside| payload.len() - inside)
+    }
+
     /// Frames `payload`: start block, payload, end block, trailer.
     ///
     /// # Errors
@@ -220,8 +244,9 @@ impl MllpConfig {
     /// [`EncodeError`] when the payload is larger than the maximum size or contains a
     /// sequence the receiver would take for a frame boundary (the start block, or the end
     /// block followed by the trailer; in lenient mode the end block alone), counting one
-    /// that its last bytes form with the end block and trailer appended. Nothing is
-    /// written then.
+    /// that its last bytes form with the end block and trailer appended, and a start
+    /// block they would begin (a receiver would hold the frame until more bytes came).
+    /// Nothing is written then.
     pub fn encode(&self, payload: &[u8], out: &mut impl BufMut) -> Result<(), EncodeError> {
         self.check_payload(payload)?;
         out.put_slice(&self.start_block);
