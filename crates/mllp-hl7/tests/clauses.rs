@@ -207,6 +207,13 @@ fn the_first_msh_18_repetition_is_the_default_character_set() {
     let ack = Message::parse(&ack).unwrap();
     assert_eq!(ack.charset_id().raw(), b"8859/1~ISO IR87");
     assert_eq!(ack.charset(), Ok(Charset::Latin1));
+    // §1 / §4.3: UTF-16 and UTF-32 bytes can equal the framing bytes and are refused by
+    // name; empty means ASCII.
+    for name in ["UNICODE UTF-16", "UNICODE UTF-32"] {
+        let error = Charset::from_msh18(name.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains(name), "{error}");
+    }
+    assert_eq!(Charset::from_msh18(b""), Ok(Charset::Ascii));
 }
 
 /// §3.2: MSH-11 (processing ID with its mode) and MSH-12 (version with its components)
