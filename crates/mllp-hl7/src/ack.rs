@@ -189,6 +189,10 @@ impl ErrorDetail {
 /// copied field or a text are written as `\X0A\`, `\X0B\`, `\X1C\` (spaces without an
 /// escape character), so the ACK can always be framed.
 ///
+/// An FHS/BHS batch parsed as one [`Message`] is answered for its first MSH only (its
+/// header accessors read that one); to acknowledge each message of a batch, split it with
+/// [`split_messages`](crate::split_messages) and build one ACK per message.
+///
 /// ```
 /// use mllp_hl7::{AckBuilder, AckCode, Message};
 ///

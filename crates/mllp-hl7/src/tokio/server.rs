@@ -25,7 +25,9 @@ pub enum Response {
 
 /// The handler for a server that positively acknowledges every HL7 message that asks
 /// for it: AA in original mode, CA in enhanced mode (honouring MSH-15). No reply for
-/// ACKs, junk, refused frames or payloads that are not HL7.
+/// ACKs, junk, refused frames or payloads that are not HL7 (no usable MSH: nothing to put
+/// in MSA-2). A frame holding an FHS/BHS batch is answered for its first message only
+/// (see [`AckBuilder`]).
 #[must_use]
 pub fn auto_ack(frame: &MllpFrame) -> Option<Response> {
     let MllpFrame::Message(payload) = frame else {
