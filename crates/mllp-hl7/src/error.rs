@@ -73,7 +73,7 @@ pub enum EncodeError {
     /// bytes with the end block and trailer after them begin one, so a receiver could not
     /// end the frame before more bytes came.
     #[error(
-        "payload contains the start block at byte {at} (counting one its last bytes form or begin with the end block and trailer)"
+        "payload would hold a start block at byte {at} (in the payload, or formed or begun by its last bytes with the end block and trailer)"
     )]
     ContainsStartBlock {
         /// Offset in the payload.
