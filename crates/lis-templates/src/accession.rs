@@ -86,10 +86,13 @@ impl AccessionMinter {
     pub fn with(prefix: &str, year: u8) -> Result<Self, AccessionError> {
         let valid =
             (1..=10).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !valid || year > 99 {
+        if !valid {
             return Err(AccessionError::InvalidPrefix {
                 prefix: prefix.to_owned(),
             });
+        }
+        if year > 99 {
+            return Err(AccessionError::InvalidYear { year });
         }
         Ok(Self {
             prefix: prefix.to_owned(),

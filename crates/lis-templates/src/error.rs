@@ -90,6 +90,12 @@ pub enum AccessionError {
         /// The rejected prefix.
         prefix: String,
     },
+    /// A year that does not fit the accession's two digits.
+    #[error("invalid year {year}: use the last two digits of the year, 0 to 99")]
+    InvalidYear {
+        /// The rejected year.
+        year: u8,
+    },
     /// A lane has minted all 99,999,999,999 sequence numbers.
     #[error("lane {lane} has no sequence numbers left")]
     Exhausted {

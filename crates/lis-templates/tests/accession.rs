@@ -88,6 +88,21 @@ fn invalid_lanes_and_overrides_are_clear_errors() {
 }
 
 #[test]
+fn a_year_over_99_is_blamed_on_the_year_not_the_prefix() {
+    // `render --year 123` used to answer `invalid site prefix "DEV01"`.
+    let e = AccessionMinter::with("DEV01", 123).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid year 123: use the last two digits of the year, 0 to 99"
+    );
+    let e = AccessionMinter::with("DEV 01", 26).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid site prefix \"DEV 01\": use 1 to 10 ASCII letters or digits"
+    );
+}
+
+#[test]
 fn generation_rejects_a_bad_override_and_uses_a_good_one() {
     let set = TemplateSet::embedded().unwrap();
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
