@@ -220,8 +220,17 @@ pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template
         }
         object.insert("fields".into(), Value::Array(fields));
     }
-    let mut template: Template =
-        serde_json::from_value(raw).map_err(|e| schema_error("$".into(), e.to_string()))?;
+    // What the schema lets through but the typed model refuses (a negative baud rate, a data
+    // bits count over 255) is reported at its JSON path too, not at `$`.
+    let mut template: Template = serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let path = match path.as_str() {
+            "." => "$".to_owned(),
+            p if p.starts_with('[') => format!("${p}"),
+            p => format!("$.{p}"),
+        };
+        schema_error(path, e.into_inner().to_string())
+    })?;
     if let Some(pattern) = &template.qc_sample_id_pattern
         && let Err(e) = qc_westgard_gen::SampleNamePattern::parse(pattern)
     {

@@ -111,12 +111,13 @@ fn validate(schema: &Value, v: &Value, path: &str, out: &mut Vec<Violation>) {
             _ => Vec::new(),
         };
         if !wanted.is_empty() && !wanted.iter().any(|w| is_type(v, w)) {
-            push(format!(
-                "expected {}, found {} {}",
-                wanted.join(" or "),
-                type_name(v),
-                short(v)
-            ));
+            // `null` is its own value: "found null", not "found null null".
+            let found = if v.is_null() {
+                "null".to_owned()
+            } else {
+                format!("{} {}", type_name(v), short(v))
+            };
+            push(format!("expected {}, found {found}", wanted.join(" or ")));
             return; // Further keywords would only repeat the type error.
         }
     }

@@ -274,6 +274,26 @@ fn schema_errors_name_file_path_and_reason() {
 }
 
 #[test]
+fn values_the_typed_model_refuses_are_reported_at_their_json_path() {
+    // The schema declares baud_rate an integer without a minimum; the model's u32 refused -5,
+    // and the error used to point at `$`.
+    let (file, path, reason) = schema_error(&MINIMAL.replace(
+        r#""fields":"#,
+        r#""serial_config":{"baud_rate":-5},"fields":"#,
+    ));
+    assert_eq!(file, "bad/x.json");
+    assert_eq!(path, "$.serial_config.baud_rate", "{reason}");
+    assert!(reason.contains("invalid value: integer `-5`"), "{reason}");
+    // A null where a string is due reads "found null", once.
+    let (_, path, reason) = schema_error(&MINIMAL.replace(
+        r#""type":"NUMERIC""#,
+        r#""type":"NUMERIC","normalRange":null"#,
+    ));
+    assert_eq!(path, "$.fields[0].normalRange");
+    assert_eq!(reason, "expected string, found null");
+}
+
+#[test]
 fn json_io_and_profile_errors() {
     let e = load_str("{\n  \"analyzer\": ", Path::new("t.json"), &Profiles::None).unwrap_err();
     assert!(matches!(e, TemplateError::Json { line: 2, .. }), "{e}");
