@@ -187,14 +187,28 @@ fn template<'a>(app: &'a App, name: &str) -> Result<&'a Template, ApiError> {
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("Template not found: {name}")))
 }
 
-/// The JSON body: empty means `{}`; anything but an object is a 400.
+/// The JSON body: empty means `{}`; anything but an object is a 400 that starts as the
+/// reference's (`Invalid JSON body`) and goes on to say why and where (serde's reason, line
+/// and column), or what came instead of an object.
 fn body_json(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(bad("Invalid JSON body")),
+        Ok(other) => {
+            let kind = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            Err(bad(format!(
+                "Invalid JSON body: expected an object {{\"key\": value, ...}}, got {kind}"
+            )))
+        }
+        Err(e) => Err(bad(format!("Invalid JSON body: {e}"))),
     }
 }
 

@@ -685,6 +685,48 @@ async fn every_api_route_with_good_and_bad_input() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_a_json_object_says_why_and_where() {
+    // It used to be a bare `Invalid JSON body`, whatever the mistake and wherever it was.
+    let sim = api_sim(&[]);
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "{\"count\": 2,}",
+            &["Invalid JSON body: ", "trailing comma", "line 1 column 13"],
+        ),
+        (
+            "{\"count\": 2,\n \"qc\": tru}",
+            &["Invalid JSON body: ", "line 2"],
+        ),
+        (
+            "[1, 2]",
+            &["Invalid JSON body: expected an object", "got an array"],
+        ),
+        ("\"stago\"", &["Invalid JSON body: ", "got a string"]),
+    ];
+    for route in [
+        "/simulate/astm/stago_start4",
+        "/simulate/hl7/mindray_bc5380",
+    ] {
+        for (body, wanted) in cases {
+            let response = http()
+                .post(sim.api_url(route))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{route} {body}");
+            let v: serde_json::Value =
+                serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            let error = v["error"].as_str().unwrap_or_default();
+            for part in wanted {
+                assert!(error.contains(part), "{route} {body}: {error}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_the_router_cannot_extract_get_json_errors_too() {
     let sim = api_sim(&[]);
     let check = |response: reqwest::Response, status: u16, what: &'static str| async move {
