@@ -26,15 +26,33 @@ pub(crate) enum Destination {
 }
 
 impl Destination {
-    /// Parses a `--push` value or an API `destination`.
+    /// Parses a `--push` value or an API `destination`. A value that cannot name a peer is
+    /// refused here, saying what is wrong with it, rather than failing every message of a
+    /// `--push-continuous` run (an HTTP URL was only checked when the first request was built).
     pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         let host_port = |rest: &str, scheme: &str| -> anyhow::Result<String> {
             let rest = rest.trim_end_matches('/');
-            match rest.rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                    Ok(rest.to_owned())
+            // The reference's wording when there is no port at all.
+            let Some((host, port)) = rest.rsplit_once(':').filter(|(_, p)| !p.is_empty()) else {
+                bail!("invalid {scheme} destination (missing port): {text}")
+            };
+            if host.is_empty() {
+                bail!("invalid {scheme} destination (missing host before :{port}): {text}");
+            }
+            match port.parse::<u16>() {
+                Ok(p) if p > 0 => Ok(rest.to_owned()),
+                _ => bail!(
+                    "invalid {scheme} destination (port {port:?} is not a number from 1 to 65535): {text}"
+                ),
+            }
+        };
+        let http = |url: String| -> anyhow::Result<Self> {
+            match reqwest::Url::parse(&url) {
+                Ok(parsed) if parsed.host_str().is_some_and(|h| !h.is_empty()) => {
+                    Ok(Self::Http(url))
                 }
-                _ => bail!("invalid {scheme} destination (missing port): {text}"),
+                Ok(_) => bail!("invalid HTTP destination (missing host): {text}"),
+                Err(e) => bail!("invalid HTTP destination ({e}): {text}"),
             }
         };
         if let Some(rest) = text.strip_prefix("tcp://") {
@@ -42,15 +60,12 @@ impl Destination {
         } else if let Some(rest) = text.strip_prefix("mllp://") {
             Ok(Self::Mllp(host_port(rest, "MLLP")?))
         } else if text.starts_with("http://") || text.starts_with("https://") {
-            Ok(Self::Http(text.trim_end_matches('/').to_owned()))
+            http(text.trim_end_matches('/').to_owned())
         } else if text.contains("://") {
             bail!("unsupported destination {text:?}: use tcp://, mllp://, http:// or https://")
         } else {
             // The reference treats a bare value as an HTTP base; it prepends https://.
-            Ok(Self::Http(format!(
-                "https://{}",
-                text.trim_end_matches('/')
-            )))
+            http(format!("https://{}", text.trim_end_matches('/')))
         }
     }
 }

@@ -549,6 +549,58 @@ fn push_setup_mistakes_end_the_run_at_once() {
     assert!(stderr.contains("--idle-timeout"), "{stderr}");
 }
 
+/// A `--push` value that cannot name a peer ends the run at once, saying what is wrong: a port
+/// that is not a port was called "missing", and an HTTP URL the client could not build failed
+/// every message of a `-C` run for ever.
+#[test]
+fn a_malformed_push_destination_is_refused_saying_what_is_wrong() {
+    let cases = [
+        (
+            "tcp://127.0.0.1",
+            "invalid TCP destination (missing port): tcp://127.0.0.1",
+        ),
+        (
+            "tcp://127.0.0.1:abc",
+            "invalid TCP destination (port \"abc\" is not a number from 1 to 65535): tcp://127.0.0.1:abc",
+        ),
+        (
+            "tcp://127.0.0.1:0",
+            "invalid TCP destination (port \"0\" is not a number from 1 to 65535)",
+        ),
+        (
+            "tcp://127.0.0.1:99999",
+            "invalid TCP destination (port \"99999\" is not a number from 1 to 65535)",
+        ),
+        (
+            "tcp://:12001",
+            "invalid TCP destination (missing host before :12001): tcp://:12001",
+        ),
+        (
+            "http://127.0.0.1:abc",
+            "invalid HTTP destination (invalid port number): http://127.0.0.1:abc",
+        ),
+        ("http://", "invalid HTTP destination (empty host): http://"),
+    ];
+    for (dest, expected) in cases {
+        let out = run_within(
+            command(&[
+                "--push",
+                dest,
+                "--template",
+                "stago_start4",
+                "-C",
+                "-i",
+                "0.1",
+            ]),
+            Duration::from_secs(10),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{dest}: {stderr}");
+        assert!(stderr.contains(expected), "{dest}: {stderr}");
+        assert!(!stderr.contains("message 1 failed"), "{dest}: {stderr}");
+    }
+}
+
 /// An empty or invalid order-result push port disables that push with a warning, as in the
 /// reference, instead of stopping the simulator from starting.
 #[test]
