@@ -122,11 +122,34 @@ pub(crate) fn requested(
             Some(Value::String(s)) => Ok(Some(s.clone())),
             // OpenELIS ids are numbers in its JSON; the form field is text either way.
             Some(Value::Number(n)) if key == "analyzer_id" => Ok(Some(n.to_string())),
+            Some(other) if key == "analyzer_id" => Err(UploadError::Request(format!(
+                "bridge_upload.{key} must be a string or a number; got {other}"
+            ))),
             Some(other) => Err(UploadError::Request(format!(
                 "bridge_upload.{key} must be a string; got {other}"
             ))),
         }
     };
+    // A URL in the request that cannot be one is the request's fault (a 400 naming the key),
+    // not a bridge that could not be reached (the 502 it used to be).
+    for key in ["bridge_url", "oe_url"] {
+        if let Some(url) = text(key)? {
+            let reason = match reqwest::Url::parse(&url) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
+                    "scheme {}:// is not http:// or https://",
+                    u.scheme()
+                )),
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("no host".to_owned()),
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(reason) = reason {
+                return Err(UploadError::Request(format!(
+                    "bridge_upload.{key} {url:?} is not an http(s) URL: {reason}"
+                )));
+            }
+        }
+    }
     let or_env = |key: &str, var: &str, default: &str| -> Result<String, UploadError> {
         Ok(text(key)?.unwrap_or_else(|| env_or(var, default)))
     };

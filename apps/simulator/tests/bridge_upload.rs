@@ -330,6 +330,23 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
             r#"{"bridge_upload":{"bridge_url":5}}"#,
             "bridge_upload.bridge_url must be a string",
         ),
+        // A URL that is none was a 502 'Bridge upload failed: ... builder error'.
+        (
+            r#"{"bridge_upload":{"analyzer_id":"3","bridge_url":"bridge:8443"}}"#,
+            "bridge_upload.bridge_url \"bridge:8443\" is not an http(s) URL: scheme bridge:// is not http:// or https://",
+        ),
+        (
+            r#"{"bridge_upload":{"analyzer_id":"3","bridge_url":"openelis bridge"}}"#,
+            "bridge_upload.bridge_url \"openelis bridge\" is not an http(s) URL: relative URL without a base",
+        ),
+        (
+            r#"{"bridge_upload":{"oe_url":"http://oe:port"}}"#,
+            "bridge_upload.oe_url \"http://oe:port\" is not an http(s) URL: invalid port number",
+        ),
+        (
+            r#"{"bridge_upload":{"analyzer_id":true}}"#,
+            "bridge_upload.analyzer_id must be a string or a number; got true",
+        ),
     ] {
         let (s, v) = post_json(sim.api_url("/simulate/file/tecan_f50"), body).await;
         assert_eq!(s, 400, "{body}: {v}");
