@@ -650,8 +650,11 @@ fn resolve_target(app: &App, dir: &str) -> Result<PathBuf, ApiError> {
         .iter()
         .filter_map(|r| r.canonicalize().ok())
         .any(|r| real.starts_with(&r));
-    if !inside || !real.is_dir() {
+    if !inside {
         return Err(bad(format!("target_dir must be under [{listed}]")));
+    }
+    if !real.is_dir() {
+        return Err(bad(format!("target_dir {dir:?} is not a directory")));
     }
     Ok(real)
 }

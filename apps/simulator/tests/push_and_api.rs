@@ -635,6 +635,16 @@ async fn every_api_route_with_good_and_bad_input() {
     let body = format!(r#"{{"target_dir":"{root_path}","filename":"../evil.csv"}}"#);
     let (s, _) = call(Method::POST, u("/simulate/file/tecan_f50"), Some(&body)).await;
     assert_eq!(s, 400, "path tricks in names");
+    // A target_dir under the roots that is a file: it used to be told to be under the roots.
+    let file = v["written_path"].as_str().unwrap().to_owned();
+    let body = format!(r#"{{"target_dir":"{file}"}}"#);
+    let (s, v) = call(Method::POST, u("/simulate/file/tecan_f50"), Some(&body)).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        v["error"],
+        format!("target_dir {file:?} is not a directory"),
+        "{v}"
+    );
     let (s, _) = call(
         Method::GET,
         u("/simulate/file/..%2F..%2Fetc%2Fpasswd"),
