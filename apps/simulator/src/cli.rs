@@ -38,7 +38,8 @@ pub(crate) struct Cli {
         short = 'd',
         long = "response-delay",
         env = "RESPONSE_DELAY_MS",
-        default_value_t = 100
+        default_value_t = 100,
+        allow_negative_numbers = true
     )]
     pub(crate) response_delay: u64,
 
@@ -71,11 +72,22 @@ pub(crate) struct Cli {
     pub(crate) dry_run: bool,
 
     /// Messages per run.
-    #[arg(short = 'c', long = "push-count", default_value_t = 1)]
+    #[arg(
+        short = 'c',
+        long = "push-count",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
     pub(crate) push_count: u64,
 
     /// Seconds between pushes.
-    #[arg(short = 'i', long = "push-interval", default_value_t = 1.0, value_parser = parse_interval)]
+    #[arg(
+        short = 'i',
+        long = "push-interval",
+        default_value_t = 1.0,
+        value_parser = parse_interval,
+        allow_negative_numbers = true
+    )]
     pub(crate) push_interval: f64,
 
     /// Push until interrupted.

@@ -549,6 +549,37 @@ fn push_setup_mistakes_end_the_run_at_once() {
     assert!(stderr.contains("--idle-timeout"), "{stderr}");
 }
 
+/// A negative number given to a numeric flag is refused naming the flag and what it takes;
+/// the parser used to take it for a flag of its own (`unexpected argument '-1' found`).
+#[test]
+fn a_negative_number_is_refused_naming_its_flag() {
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["-i", "-1"],
+            &["'--push-interval <PUSH_INTERVAL>'", "0 or more, finite"],
+        ),
+        (
+            &["--response-delay", "-5"],
+            &["'--response-delay <RESPONSE_DELAY>'"],
+        ),
+        (&["-c", "-3"], &["'--push-count <PUSH_COUNT>'"]),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["--template", "stago_start4", "--dry-run"];
+        all.extend_from_slice(args);
+        let out = run_within(command(&all), Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("unexpected argument"),
+            "{args:?}: {stderr}"
+        );
+        for part in expected {
+            assert!(stderr.contains(part), "{args:?}: {stderr}");
+        }
+    }
+}
+
 /// A `--push` value that cannot name a peer ends the run at once, saying what is wrong: a port
 /// that is not a port was called "missing", and an HTTP URL the client could not build failed
 /// every message of a `-C` run for ever.
