@@ -314,7 +314,11 @@ pub(crate) fn order_result_destination(
     match port.trim().parse::<u16>() {
         Ok(port) if port > 0 => Some(format!("{host}:{port}")),
         _ => {
-            tracing::warn!("{port_variable} = {port:?} is not a port; order results not pushed");
+            let flag = port_variable.to_ascii_lowercase().replace('_', "-");
+            tracing::warn!(
+                "{port_variable} (--{flag}) = {port:?} is not a port from 1 to 65535; order \
+                 results not pushed"
+            );
             None
         }
     }

@@ -98,6 +98,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn run_server(app: &Arc<App>) -> anyhow::Result<ExitCode> {
     let entries = server::port_map(app)?;
     let bound = server::bind_all(app, entries).await?;
+    // A mistyped order-result port disables those pushes (as the reference); say so at start,
+    // not only when the first order's results are dropped.
+    if app.cli.order_results == cli::OrderResultsArg::Push {
+        let c = &app.cli;
+        for (protocol, port, variable) in [
+            (
+                "ASTM",
+                &c.order_result_push_astm_port,
+                "ORDER_RESULT_PUSH_ASTM_PORT",
+            ),
+            ("HL7", &c.order_result_push_port, "ORDER_RESULT_PUSH_PORT"),
+        ] {
+            if bound.iter().any(|b| b.protocol == protocol) {
+                let _ = cli::order_result_destination(&c.order_result_push_host, port, variable);
+            }
+        }
+    }
     let api_port = app.cli.simulate_api_port.or(app.cli.api_port);
     let api = match api_port {
         Some(port) => Some(api::bind(app, port).await?),

@@ -645,6 +645,42 @@ fn a_bad_order_result_push_port_only_disables_the_push() {
     }
 }
 
+/// ... and says so when it starts, naming the variable, its flag and the value, rather than
+/// only when the first order's results are dropped.
+#[test]
+fn a_bad_order_result_push_port_is_reported_at_start() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut cmd = command(&[
+        "--listen",
+        "0=stago_start4",
+        "--listen",
+        "0=mindray_bc5380",
+        "-d",
+        "0",
+    ]);
+    cmd.env("ORDER_RESULT_PUSH_PORT", "25 75")
+        .env("ORDER_RESULT_PUSH_ASTM_PORT", "12001")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let ready = stdout.lines().map_while(Result::ok).any(|l| l == "ready");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "no ready line");
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        stderr.contains(
+            "ORDER_RESULT_PUSH_PORT (--order-result-push-port) = \"25 75\" is not a port from 1 \
+             to 65535; order results not pushed"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ORDER_RESULT_PUSH_ASTM_PORT"), "{stderr}");
+}
+
 /// CPU time (user + system, in clock ticks) the process has used so far.
 #[cfg(target_os = "linux")]
 fn cpu_ticks(pid: u32) -> u64 {
