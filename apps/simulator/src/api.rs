@@ -357,6 +357,19 @@ pub(crate) fn env_or(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
+/// A source IP from the environment: a value that is no IP address is the simulator's
+/// configuration error (a 500 naming the variable), not a reason to push from whatever address
+/// the host picks, which the bridge, identifying analyzers by source IP, would misattribute.
+fn env_ip(var: &str, default: &str) -> Result<IpAddr, ApiError> {
+    let text = env_or(var, default);
+    text.trim().parse().map_err(|_| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{var} {text:?} is not an IP address; fix the simulator's environment"),
+        )
+    })
+}
+
 async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "template")?;
     let body = body_json(&body)?;
@@ -376,9 +389,7 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
             "tcp://openelis-analyzer-bridge:12001",
         ));
         if source.is_none() {
-            source = env_or("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20.10")
-                .parse()
-                .ok();
+            source = Some(env_ip("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20.10")?);
         }
     }
     let mut results = Vec::new();
@@ -543,9 +554,7 @@ async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
             "mllp://openelis-analyzer-bridge:2575",
         ));
         if source.is_none() {
-            source = env_or("QC_DEFAULT_HL7_SOURCE_IP", "10.42.22.10")
-                .parse()
-                .ok();
+            source = Some(env_ip("QC_DEFAULT_HL7_SOURCE_IP", "10.42.22.10")?);
         }
     }
     if destination.is_none() && count == 1 {

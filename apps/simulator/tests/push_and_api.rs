@@ -695,6 +695,57 @@ async fn every_api_route_with_good_and_bad_input() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qc_default_source_ip_that_is_no_address_is_an_error_naming_the_variable() {
+    // It was dropped without a word, and the QC message went out from whatever address the
+    // host picked: the bridge, which tells analyzers apart by source IP, would misattribute it.
+    let mut cmd = command(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ]);
+    cmd.env("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20")
+        .env("QC_DEFAULT_ASTM_DESTINATION", "tcp://127.0.0.1:1")
+        .env("QC_DEFAULT_HL7_SOURCE_IP", " 127.0.0.1 ")
+        .env("QC_DEFAULT_HL7_DESTINATION", "mllp://127.0.0.1:1");
+    let sim = Sim::start_with(cmd);
+    let post = |route: &'static str| {
+        let url = sim.api_url(route);
+        async move {
+            let response = http()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(r#"{"qc": true}"#)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let v: serde_json::Value =
+                serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            (status, v)
+        }
+    };
+    let (s, v) = post("/simulate/astm/genexpert_astm").await;
+    assert_eq!(s, 500, "{v}");
+    assert_eq!(
+        v["error"],
+        "QC_DEFAULT_ASTM_SOURCE_IP \"10.42.20\" is not an IP address; fix the simulator's environment"
+    );
+    // Surrounding spaces (a compose file's) are not a mistake.
+    let (s, v) = post("/simulate/hl7/mindray_bs200").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["destination"], "mllp://127.0.0.1:1", "{v}");
+    assert!(
+        v["results"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("127.0.0.1:1")),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_is_not_a_json_object_says_why_and_where() {
     // It used to be a bare `Invalid JSON body`, whatever the mistake and wherever it was.
     let sim = api_sim(&[]);
