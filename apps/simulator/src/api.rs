@@ -70,9 +70,13 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/simulate/file/", any(missing_template_name))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(app)
 }
+
+/// Largest request body (axum's default, stated so that a refusal can name it).
+const MAX_BODY: usize = 2 << 20;
 
 /// Largest plain-text error body [`json_errors`] reads back.
 const MAX_TEXT_ERROR: usize = 64 * 1024;
@@ -98,6 +102,12 @@ async fn json_errors(response: Response) -> Response {
         status.canonical_reason().unwrap_or("error").to_owned()
     } else {
         text
+    };
+    // Axum's text does not say what the limit is.
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("{message}: the request body may be at most {MAX_BODY} bytes")
+    } else {
+        message
     };
     let mut json = ApiError(status, message).into_response();
     parts.headers.remove(CONTENT_TYPE);

@@ -819,6 +819,10 @@ async fn requests_the_router_cannot_extract_get_json_errors_too() {
         .unwrap();
     let error = check(response, 413, "body too large").await;
     assert!(error.contains("length limit"), "{error}");
+    assert!(
+        error.ends_with("the request body may be at most 2097152 bytes"),
+        "{error}"
+    );
 }
 
 #[cfg(unix)]
