@@ -222,6 +222,47 @@ fn body_json(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
     }
 }
 
+/// Body keys of `POST /simulate/astm/{t}` and `POST /simulate/hl7/{t}`.
+const PUSH_KEYS: [&str; 10] = [
+    "count",
+    "destination",
+    "sampleId",
+    "sample_id",
+    "patientId",
+    "patient_id",
+    "tests",
+    "source_ip",
+    "qc",
+    "qc_deviation",
+];
+/// Body keys of `POST /simulate/file/{t}`.
+const FILE_KEYS: [&str; 5] = [
+    "target_dir",
+    "filename",
+    "qc",
+    "qc_deviation",
+    "bridge_upload",
+];
+
+/// Logs body keys the route does not read. The reference ignores them, and a harness may send
+/// some, so they are not refused; but a misspelt key (`sampleID`) would otherwise lose the
+/// value without a word. A key that differs from a known one only in case or `_` is named.
+fn warn_unknown_keys(route: &str, body: &serde_json::Map<String, Value>, known: &[&str]) {
+    let fold = |k: &str| k.replace('_', "").to_ascii_lowercase();
+    for key in body.keys().filter(|k| !known.contains(&k.as_str())) {
+        match known.iter().find(|k| fold(k) == fold(key)) {
+            Some(near) => tracing::warn!(
+                "{route}: body key {key:?} is not one this route reads; ignored (did you mean \
+                 {near:?}?)"
+            ),
+            None => tracing::warn!(
+                "{route}: body key {key:?} is not one this route reads (known: {}); ignored",
+                known.join(", ")
+            ),
+        }
+    }
+}
+
 fn str_field(
     body: &serde_json::Map<String, Value>,
     keys: &[&str],
@@ -383,6 +424,7 @@ fn env_ip(var: &str, default: &str) -> Result<IpAddr, ApiError> {
 async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "template")?;
     let body = body_json(&body)?;
+    warn_unknown_keys(&format!("POST /simulate/astm/{name}"), &body, &PUSH_KEYS);
     let t = template(&app, &name)?;
     if !t.protocol.kind.is_astm() {
         return Err(bad("Template is not ASTM protocol"));
@@ -548,6 +590,7 @@ async fn hl7_get(
 async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "analyzer")?;
     let body = body_json(&body)?;
+    warn_unknown_keys(&format!("POST /simulate/hl7/{name}"), &body, &PUSH_KEYS);
     let t = template(&app, &name)?;
     if t.protocol.kind != ProtocolKind::Hl7 {
         return Err(bad("Template is not HL7 protocol"));
@@ -681,6 +724,7 @@ fn resolve_target(app: &App, dir: &str) -> Result<PathBuf, ApiError> {
 async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "template")?;
     let body = body_json(&body)?;
+    warn_unknown_keys(&format!("POST /simulate/file/{name}"), &body, &FILE_KEYS);
     let t = template(&app, &name)?;
     let (qc, deviation) = qc_fields(&body)?;
     check_qc(t, qc)?;

@@ -746,6 +746,66 @@ async fn a_qc_default_source_ip_that_is_no_address_is_an_error_naming_the_variab
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
+    use std::io::BufRead as _;
+    // `sampleID` for `sampleId` used to be ignored without a word: the message went out with
+    // a generated accession. It is still ignored (the reference ignores unknown keys, and a
+    // harness may send some), but the log says so.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut cmd = command(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let mut api = None;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(rest) = line.strip_prefix("listening HTTP ") {
+            api = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    let api = api.expect("API address");
+    for (route, body) in [
+        (
+            "/simulate/astm/stago_start4",
+            r#"{"sampleID": "DEV01266200000000042", "colour": 1}"#,
+        ),
+        ("/simulate/file/tecan_f50", r#"{"targetDir": "/tmp"}"#),
+    ] {
+        let response = http()
+            .post(format!("http://{api}{route}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{route}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    for expected in [
+        "POST /simulate/astm/stago_start4: body key \"sampleID\" is not one this route reads; ignored (did you mean \"sampleId\"?)",
+        "POST /simulate/astm/stago_start4: body key \"colour\" is not one this route reads (known: count, destination,",
+        "POST /simulate/file/tecan_f50: body key \"targetDir\" is not one this route reads; ignored (did you mean \"target_dir\"?)",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_is_not_a_json_object_says_why_and_where() {
     // It used to be a bare `Invalid JSON body`, whatever the mistake and wherever it was.
     let sim = api_sim(&[]);
