@@ -47,7 +47,8 @@ impl Profiles {
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     format!("profile {reference:?}: cannot read {}: {e}", path.display())
                 })?;
-                serde_json::from_str(&text).map_err(|e| {
+                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+                serde_json::from_str(text).map_err(|e| {
                     format!(
                         "profile {reference:?}: {} is not valid json: {e}",
                         path.display()
@@ -188,6 +189,10 @@ pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template
         path,
         reason,
     };
+    // Notepad saves UTF-8 with a byte-order mark; serde_json refuses it ("expected value at
+    // line 1, column 1"), which points at nothing one can see. It is skipped, as the router
+    // skips it in its config files.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut raw: Value = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
     if let Some(v) = schema::validate_template(&raw).into_iter().next() {
         return Err(schema_error(v.path, v.reason));

@@ -294,6 +294,18 @@ fn values_the_typed_model_refuses_are_reported_at_their_json_path() {
 }
 
 #[test]
+fn a_byte_order_mark_is_skipped() {
+    // Notepad writes one; it was refused as "invalid json at line 1, column 1: expected value".
+    let with_bom = format!("\u{feff}{MINIMAL}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notepad.json");
+    std::fs::write(&path, &with_bom).unwrap();
+    let t = load_file(&path, &Profiles::None).unwrap();
+    assert_eq!(t.name, "notepad");
+    assert_eq!(t.fields[0].code, "GLU");
+}
+
+#[test]
 fn json_io_and_profile_errors() {
     let e = load_str("{\n  \"analyzer\": ", Path::new("t.json"), &Profiles::None).unwrap_err();
     assert!(matches!(e, TemplateError::Json { line: 2, .. }), "{e}");
