@@ -196,6 +196,18 @@ fn check_refuses_bad_configs_naming_file_section_key_and_line() {
             "useack = True\nmaxrefusals = -3\n",
             "[socket-out_1] maxrefusals: `-3` is not a whole number; allowed: 0..1000000",
         ),
+        // Section names are case-sensitive (as in SocketReader); the error used to say only
+        // that [general] was missing.
+        (
+            "[general]",
+            "[General]",
+            "bad.cfg: [general]: missing section; it must list the connections in useconnections (there is a [General]: section names are case-sensitive)",
+        ),
+        (
+            "[file-out_1]",
+            "[File-Out_1]",
+            "names connection `file-out_1`, but there is no section [file-out_1] (there is a [File-Out_1]: section names are case-sensitive)",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (from, to, expected) in table {

@@ -629,6 +629,17 @@ impl Section<'_> {
     }
 }
 
+/// For a section that is missing: the one spelt the same but for case, if any, since section
+/// names are case-sensitive (as in Python's ConfigParser) and `[General]` reads as a different
+/// section.
+fn case_hint(sections: &BTreeMap<String, HashMap<String, Option<String>>>, name: &str) -> String {
+    sections
+        .keys()
+        .find(|s| s.eq_ignore_ascii_case(name))
+        .map(|s| format!(" (there is a [{s}]: section names are case-sensitive)"))
+        .unwrap_or_default()
+}
+
 fn build(
     ctx: &mut Ctx,
     sections: &BTreeMap<String, HashMap<String, Option<String>>>,
@@ -639,7 +650,10 @@ fn build(
             line: None,
             section: Some("general".into()),
             key: None,
-            message: "missing section; it must list the connections in useconnections".into(),
+            message: format!(
+                "missing section; it must list the connections in useconnections{}",
+                case_hint(sections, "general")
+            ),
         });
         return None;
     };
@@ -726,7 +740,10 @@ fn build(
             ctx.error(
                 "general",
                 Some("useconnections"),
-                format!("names connection `{name}`, but there is no section [{name}]"),
+                format!(
+                    "names connection `{name}`, but there is no section [{name}]{}",
+                    case_hint(sections, name)
+                ),
             );
             continue;
         };
