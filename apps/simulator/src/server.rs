@@ -59,7 +59,7 @@ fn parse_map(text: &str, source: &str) -> anyhow::Result<Vec<PortEntry>> {
 pub(crate) fn port_map(app: &App) -> anyhow::Result<Vec<PortEntry>> {
     let cli = &app.cli;
     let mut entries = if !cli.listen.is_empty() {
-        let mut entries = Vec::new();
+        let mut entries: Vec<PortEntry> = Vec::new();
         for spec in &cli.listen {
             let (port, template) = spec
                 .split_once('=')
@@ -67,6 +67,14 @@ pub(crate) fn port_map(app: &App) -> anyhow::Result<Vec<PortEntry>> {
             let port = port
                 .parse()
                 .with_context(|| format!("--listen {spec:?}: {port:?} is not a port"))?;
+            // Port 0 asks for any free port, so it may be given for several listeners.
+            if let Some(first) = entries.iter().find(|e| port != 0 && e.port == port) {
+                bail!(
+                    "--listen {spec:?}: port {port} is already given (--listen {port}={}); \
+                     each listener needs its own port, or 0 for any free one",
+                    first.template.as_deref().unwrap_or_default()
+                );
+            }
             entries.push(PortEntry {
                 port,
                 template: Some(template.to_owned()),

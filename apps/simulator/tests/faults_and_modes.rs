@@ -549,6 +549,31 @@ fn push_setup_mistakes_end_the_run_at_once() {
     assert!(stderr.contains("--idle-timeout"), "{stderr}");
 }
 
+/// The same port given to two `--listen` listeners was refused by the OS for the second
+/// ("Address already in use"), which reads as another program holding it.
+#[test]
+fn a_port_given_twice_to_listen_is_refused_naming_both() {
+    let out = run_within(
+        command(&[
+            "--listen",
+            "45123=stago_start4",
+            "--listen",
+            "45123=mindray_bc5380",
+        ]),
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--listen \"45123=mindray_bc5380\": port 45123 is already given (--listen \
+             45123=stago_start4); each listener needs its own port, or 0 for any free one"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("already in use"), "{stderr}");
+}
+
 /// A negative number given to a numeric flag is refused naming the flag and what it takes;
 /// the parser used to take it for a flag of its own (`unexpected argument '-1' found`).
 #[test]
