@@ -549,6 +549,23 @@ fn generate_files(app: &App, dir: &std::path::Path) -> anyhow::Result<()> {
         sequence: 1,
         ..lis_templates::files::FileOptions::default()
     };
+    if cli.dry_run {
+        // As in serial mode: print what would be written, write nothing (the folder is not
+        // even created).
+        let rendered = lis_templates::files::render(t, &app.minter, &options)
+            .with_context(|| format!("--generate-files {}", dir.display()))?;
+        let f = &rendered.file;
+        println!(
+            "dry run: would write {} ({}, {} bytes)",
+            dir.join(&f.file_name).display(),
+            format!("{:?}", f.kind).to_ascii_uppercase(),
+            f.bytes.len()
+        );
+        if let Some(text) = f.text() {
+            print!("{text}");
+        }
+        return Ok(());
+    }
     let (path, _) = lis_templates::files::write_file(t, &app.minter, &options, dir)
         .with_context(|| format!("--generate-files {}", dir.display()))?;
     println!("{}", path.display());

@@ -549,6 +549,35 @@ fn push_setup_mistakes_end_the_run_at_once() {
     assert!(stderr.contains("--idle-timeout"), "{stderr}");
 }
 
+/// `--generate-files DIR --dry-run` wrote the file all the same (serial mode already printed
+/// instead of sending); it now prints what it would write and leaves the disk alone.
+#[test]
+fn generate_files_with_dry_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("imports");
+    let target_text = target.display().to_string();
+    let out = run_within(
+        command(&[
+            "--generate-files",
+            &target_text,
+            "--generate-files-analyzer",
+            "tecan_f50",
+            "--dry-run",
+        ]),
+        Duration::from_secs(10),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("dry run: would write {target_text}/")),
+        "{stdout}"
+    );
+    assert!(first.contains("(CSV, "), "{stdout}");
+    assert!(stdout.contains("WellPosition"), "{stdout}");
+    assert!(!target.exists(), "the folder was created");
+}
+
 /// The same port given to two `--listen` listeners was refused by the OS for the second
 /// ("Address already in use"), which reads as another program holding it.
 #[test]
