@@ -88,7 +88,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => AccessionMinter::with(&args.prefix, AccessionMinter::new().year())?,
     };
     let now = match &args.now {
-        Some(text) => Some(chrono::NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S")?),
+        Some(text) => Some(
+            chrono::NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S")
+                .map_err(|e| format!("--now {text:?}: expected YYYYMMDDHHMMSS: {e}"))?,
+        ),
         None => None,
     };
     let options = GenerateOptions {
@@ -108,10 +111,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tests: args.tests.clone(),
     };
     let output = generate(template, &minter, &options, args.qc)?;
-    match (&args.out, &output) {
-        (Some(path), Output::File(file)) => std::fs::write(path, &file.bytes)?,
-        (Some(path), other) => std::fs::write(path, other.to_display_text())?,
-        (None, other) => print!("{}", other.to_display_text()),
+    let written = match (&args.out, &output) {
+        (Some(path), Output::File(file)) => std::fs::write(path, &file.bytes),
+        (Some(path), other) => std::fs::write(path, other.to_display_text()),
+        (None, other) => {
+            print!("{}", other.to_display_text());
+            Ok(())
+        }
+    };
+    if let (Err(e), Some(path)) = (written, &args.out) {
+        return Err(format!("--out {}: cannot write: {e}", path.display()).into());
     }
     Ok(())
 }
