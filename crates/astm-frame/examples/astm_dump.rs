@@ -88,8 +88,12 @@ fn run() -> std::io::Result<()> {
     // The previous frame, to spot a retransmission (same FN, same text) in a one-way capture.
     let mut previous: Option<(Option<u8>, Vec<u8>)> = None;
     let mut chunk = vec![0u8; 64 * 1024];
+    let source = path.as_deref().unwrap_or("stdin");
     loop {
-        let n = input.read(&mut chunk)?;
+        // A directory opens but cannot be read: say which path that was.
+        let n = input
+            .read(&mut chunk)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {source}: {e}")))?;
         if n == 0 {
             break;
         }

@@ -187,3 +187,20 @@ fn bare_records_of_a_cut_message_are_dropped() {
         ]
     );
 }
+
+#[test]
+fn a_path_that_cannot_be_read_is_named() {
+    // A directory opens but cannot be read; the error was a bare "Is a directory (os error 21)".
+    let dir = std::env::temp_dir();
+    let dir_text = dir.display().to_string();
+    let output = Command::new(example())
+        .arg(&dir_text)
+        .output()
+        .expect("astm_dump example built by cargo test");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!("astm_dump: cannot read {dir_text}: ")),
+        "{stderr}"
+    );
+}
