@@ -57,7 +57,9 @@ fn run() -> Result<(), String> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let n = input.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
+        let n = input
+            .read(&mut chunk)
+            .map_err(|e| format!("cannot read {}: {e}", file.as_deref().unwrap_or("stdin")))?;
         if n == 0 {
             while let Some(frame) = decoder.decode_eof(&mut buf) {
                 print_event(&mut out, &frame)?;
