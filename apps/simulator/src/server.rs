@@ -617,6 +617,16 @@ async fn serve_mllp(
                 tracing::warn!("port {}: refused MLLP frame from {peer}: {e}", local.port());
                 continue;
             }
+            // Reported once a start block or the end of the stream follows: HL7 sent without
+            // MLLP framing otherwise vanishes without a word.
+            MllpFrame::Junk { len, offset } => {
+                tracing::warn!(
+                    "port {}: {len} byte(s) from {peer} at stream offset {offset} outside any \
+                     MLLP frame, skipped (a message must come as <VT> message <FS><CR>)",
+                    local.port()
+                );
+                continue;
+            }
             _ => continue,
         };
         app.received

@@ -735,6 +735,56 @@ fn a_bad_order_result_push_port_is_reported_at_start() {
     assert!(!stderr.contains("ORDER_RESULT_PUSH_ASTM_PORT"), "{stderr}");
 }
 
+/// HL7 sent to an HL7 port without MLLP framing (no <VT> ... <FS><CR>) was skipped without a
+/// word; the log now says how many bytes, from whom, and what framing is expected.
+#[test]
+fn hl7_without_mllp_framing_is_logged() {
+    use std::io::{BufRead as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut cmd = command(&["--listen", "0=mindray_bc5380", "-d", "0"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let mut port = None;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(rest) = line.strip_prefix("listening HL7 ") {
+            port = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    let addr = port.expect("HL7 listener");
+    let raw = "MSH|^~\\&|LIS|LAB|BC5380|LAB|20260101120000||ORM^O01|C1|P|2.3.1\r";
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stderr = String::new();
+    while Instant::now() < deadline {
+        stderr = std::fs::read_to_string(&log).unwrap();
+        if stderr.contains("outside any MLLP frame") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let expected = format!("{} byte(s) from 127.0.0.1:", raw.len());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(
+        stderr.contains(
+            "at stream offset 0 outside any MLLP frame, skipped (a message must come as <VT> \
+             message <FS><CR>)"
+        ),
+        "{stderr}"
+    );
+}
+
 /// CPU time (user + system, in clock ticks) the process has used so far.
 #[cfg(target_os = "linux")]
 fn cpu_ticks(pid: u32) -> u64 {
