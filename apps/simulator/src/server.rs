@@ -367,6 +367,15 @@ async fn serve_astm(
                     local.port()
                 );
             }
+            // What gets no reply at all (bytes outside frames, a frame without ENQ first: a
+            // peer sending plain text or skipping the handshake) is worth a warning; the rest
+            // is answered with a NAK the peer sees.
+            Event::LinkError(
+                e @ (astm_frame::LinkError::Junk(_) | astm_frame::LinkError::FrameOutsideTransfer),
+            ) => tracing::warn!(
+                "port {}: from {peer}: {e}; got no reply (E1381: ENQ, then <STX> frames, EOT)",
+                local.port()
+            ),
             Event::LinkError(e) => tracing::debug!("port {}: {e}", local.port()),
             Event::ReceiveDiscarded { reason, len } => {
                 tracing::warn!("port {}: {len} bytes discarded: {reason}", local.port());

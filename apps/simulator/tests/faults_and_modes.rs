@@ -735,6 +735,54 @@ fn a_bad_order_result_push_port_is_reported_at_start() {
     assert!(!stderr.contains("ORDER_RESULT_PUSH_ASTM_PORT"), "{stderr}");
 }
 
+/// ASTM records sent to an ASTM port without the E1381 link protocol (no ENQ, no frames), or
+/// a frame without ENQ first, got no reply and only a debug line; the log now warns.
+#[test]
+fn astm_without_the_link_protocol_is_logged() {
+    use std::io::{BufRead as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut cmd = command(&["--listen", "0=stago_start4", "-d", "0"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let mut port = None;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(rest) = line.strip_prefix("listening ASTM ") {
+            port = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    let addr = port.expect("ASTM listener");
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"H|\\^&|||LIS\rL|1|N\r").unwrap();
+    s.write_all(&frame(1, b"H|\\^&\r", FrameEnd::End)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stderr = String::new();
+    while Instant::now() < deadline {
+        stderr = std::fs::read_to_string(&log).unwrap();
+        if stderr.contains("frame outside a transfer") && stderr.contains("junk") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(s);
+    let _ = child.kill();
+    let _ = child.wait();
+    for expected in [
+        "bytes of junk outside frames skipped; got no reply (E1381: ENQ, then <STX> frames, EOT)",
+        "frame outside a transfer ignored; got no reply (E1381: ENQ, then <STX> frames, EOT)",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    assert!(stderr.contains(" WARN "), "{stderr}");
+}
+
 /// HL7 sent to an HL7 port without MLLP framing (no <VT> ... <FS><CR>) was skipped without a
 /// word; the log now says how many bytes, from whom, and what framing is expected.
 #[test]
