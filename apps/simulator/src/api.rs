@@ -408,6 +408,20 @@ pub(crate) fn env_or(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
+/// A push destination from the environment: one that cannot name a peer is the simulator's
+/// configuration error (a 500 naming the variable), not a per-message failure quoting a URL
+/// the client never sent.
+fn env_destination(var: &str, default: &str) -> Result<String, ApiError> {
+    let text = env_or(var, default);
+    Destination::parse(&text).map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{var}: {e:#}; fix the simulator's environment"),
+        )
+    })?;
+    Ok(text)
+}
+
 /// A source IP from the environment: a value that is no IP address is the simulator's
 /// configuration error (a 500 naming the variable), not a reason to push from whatever address
 /// the host picks, which the bridge, identifying analyzers by source IP, would misattribute.
@@ -436,10 +450,10 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     let mut destination = str_field(&body, &["destination"])?;
     let mut source = source_ip(&body)?;
     if qc && destination.is_none() && name == "genexpert_astm" {
-        destination = Some(env_or(
+        destination = Some(env_destination(
             "QC_DEFAULT_ASTM_DESTINATION",
             "tcp://openelis-analyzer-bridge:12001",
-        ));
+        )?);
         if source.is_none() {
             source = Some(env_ip("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20.10")?);
         }
@@ -602,10 +616,10 @@ async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
     let mut destination = str_field(&body, &["destination"])?;
     let mut source = source_ip(&body)?;
     if qc && destination.is_none() && name == "mindray_bs200" {
-        destination = Some(env_or(
+        destination = Some(env_destination(
             "QC_DEFAULT_HL7_DESTINATION",
             "mllp://openelis-analyzer-bridge:2575",
-        ));
+        )?);
         if source.is_none() {
             source = Some(env_ip("QC_DEFAULT_HL7_SOURCE_IP", "10.42.22.10")?);
         }
@@ -781,6 +795,9 @@ fn upload_error(error: bridge::UploadError) -> ApiError {
     match error {
         bridge::UploadError::Request(message) => bad(message),
         bridge::UploadError::Bridge(message) => ApiError(StatusCode::BAD_GATEWAY, message),
+        bridge::UploadError::Config(message) => {
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, message)
+        }
     }
 }
 

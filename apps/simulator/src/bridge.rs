@@ -64,6 +64,21 @@ pub(crate) enum UploadError {
     Request(String),
     /// The bridge could not be reached (a 502).
     Bridge(String),
+    /// The simulator's own environment is wrong (a 500 naming the variable).
+    Config(String),
+}
+
+/// Why `url` cannot be an upload or lookup base, if it cannot.
+fn url_problem(url: &str) -> Option<String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
+            "scheme {}:// is not http:// or https://",
+            u.scheme()
+        )),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("no host".to_owned()),
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 /// The upload `bridge_upload` asks for, or `None` for none. Absent (or null), it defaults as in
@@ -133,26 +148,33 @@ pub(crate) fn requested(
     // A URL in the request that cannot be one is the request's fault (a 400 naming the key),
     // not a bridge that could not be reached (the 502 it used to be).
     for key in ["bridge_url", "oe_url"] {
-        if let Some(url) = text(key)? {
-            let reason = match reqwest::Url::parse(&url) {
-                Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
-                    "scheme {}:// is not http:// or https://",
-                    u.scheme()
-                )),
-                Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("no host".to_owned()),
-                Ok(_) => None,
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(reason) = reason {
-                return Err(UploadError::Request(format!(
-                    "bridge_upload.{key} {url:?} is not an http(s) URL: {reason}"
-                )));
-            }
+        if let Some(url) = text(key)?
+            && let Some(reason) = url_problem(&url)
+        {
+            return Err(UploadError::Request(format!(
+                "bridge_upload.{key} {url:?} is not an http(s) URL: {reason}"
+            )));
         }
     }
     let or_env = |key: &str, var: &str, default: &str| -> Result<String, UploadError> {
         Ok(text(key)?.unwrap_or_else(|| env_or(var, default)))
     };
+    // A URL from the environment that cannot be one is named with its variable (it was a 502
+    // or a failed id lookup quoting only the URL). OE_URL matters only for the lookup.
+    let lookup = text("analyzer_id")?.is_none();
+    for (key, var, used) in [
+        ("bridge_url", "BRIDGE_URL", true),
+        ("oe_url", "OE_URL", lookup),
+    ] {
+        if let (true, None, Ok(url)) = (used, text(key)?, std::env::var(var))
+            && let Some(reason) = url_problem(&url)
+        {
+            return Err(UploadError::Config(format!(
+                "{var} {url:?} is not an http(s) URL: {reason}; fix the simulator's environment \
+                 or pass bridge_upload.{key}"
+            )));
+        }
+    }
     Ok(Some(Upload {
         analyzer_id: text("analyzer_id")?,
         test_code: text("test_code")?,

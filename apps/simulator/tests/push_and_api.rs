@@ -695,6 +695,57 @@ async fn every_api_route_with_good_and_bad_input() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_from_the_environment_that_cannot_be_one_is_an_error_naming_the_variable() {
+    // A bad QC_DEFAULT_HL7_DESTINATION was a per-message error quoting a URL the client never
+    // sent; a bad BRIDGE_URL a 502 "Bridge upload failed ... builder error"; a bad OE_URL a 400
+    // blaming the analyzer name.
+    let mut cmd = command(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ]);
+    cmd.env("QC_DEFAULT_HL7_DESTINATION", "mllp://bridge")
+        .env("BRIDGE_URL", "bridge:8443")
+        .env("OE_URL", "oe url");
+    let sim = Sim::start_with(cmd);
+    let cases = [
+        (
+            "/simulate/hl7/mindray_bs200",
+            r#"{"qc": true}"#,
+            "QC_DEFAULT_HL7_DESTINATION: invalid MLLP destination (missing port): mllp://bridge; \
+             fix the simulator's environment",
+        ),
+        (
+            "/simulate/file/tecan_f50",
+            r#"{"bridge_upload": {"analyzer_id": "3"}}"#,
+            "BRIDGE_URL \"bridge:8443\" is not an http(s) URL: scheme bridge:// is not http:// \
+             or https://; fix the simulator's environment or pass bridge_upload.bridge_url",
+        ),
+        (
+            "/simulate/file/tecan_f50",
+            r#"{"bridge_upload": {"bridge_url": "http://127.0.0.1:1"}}"#,
+            "OE_URL \"oe url\" is not an http(s) URL: relative URL without a base; fix the \
+             simulator's environment or pass bridge_upload.oe_url",
+        ),
+    ];
+    for (route, body, expected) in cases {
+        let response = http()
+            .post(sim.api_url(route))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let v: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!((status, v["error"].as_str()), (500, Some(expected)), "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_qc_default_source_ip_that_is_no_address_is_an_error_naming_the_variable() {
     // It was dropped without a word, and the QC message went out from whatever address the
     // host picked: the bridge, which tells analyzers apart by source IP, would misattribute it.
