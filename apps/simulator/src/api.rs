@@ -244,19 +244,28 @@ const FILE_KEYS: [&str; 5] = [
     "bridge_upload",
 ];
 
-/// Logs body keys the route does not read. The reference ignores them, and a harness may send
-/// some, so they are not refused; but a misspelt key (`sampleID`) would otherwise lose the
-/// value without a word. A key that differs from a known one only in case or `_` is named.
-fn warn_unknown_keys(route: &str, body: &serde_json::Map<String, Value>, known: &[&str]) {
+/// Query parameters of `GET /simulate/astm/{t}` and `GET /simulate/hl7/{t}`.
+const QUERY_KEYS: [&str; 5] = ["sampleId", "sample_id", "patientId", "patient_id", "tests"];
+
+/// Logs body keys (or query parameters) the route does not read. The reference ignores them,
+/// and a harness may send some, so they are not refused; but a misspelt key (`sampleID`) would
+/// otherwise lose the value without a word. A key that differs from a known one only in case
+/// or `_` is named.
+fn warn_unknown_keys<'a>(
+    route: &str,
+    what: &str,
+    keys: impl Iterator<Item = &'a String>,
+    known: &[&str],
+) {
     let fold = |k: &str| k.replace('_', "").to_ascii_lowercase();
-    for key in body.keys().filter(|k| !known.contains(&k.as_str())) {
+    for key in keys.filter(|k| !known.contains(&k.as_str())) {
         match known.iter().find(|k| fold(k) == fold(key)) {
             Some(near) => tracing::warn!(
-                "{route}: body key {key:?} is not one this route reads; ignored (did you mean \
+                "{route}: {what} {key:?} is not one this route reads; ignored (did you mean \
                  {near:?}?)"
             ),
             None => tracing::warn!(
-                "{route}: body key {key:?} is not one this route reads (known: {}); ignored",
+                "{route}: {what} {key:?} is not one this route reads (known: {}); ignored",
                 known.join(", ")
             ),
         }
@@ -392,6 +401,12 @@ async fn astm_get(
     if !t.protocol.kind.is_astm() {
         return Err(bad("Template is not ASTM protocol"));
     }
+    warn_unknown_keys(
+        &format!("GET /simulate/astm/{name}"),
+        "query parameter",
+        query.keys(),
+        &QUERY_KEYS,
+    );
     let overrides = query_overrides(&app, &query)?;
     let messages = app
         .astm_messages(t, false, None, &overrides, true)
@@ -438,7 +453,12 @@ fn env_ip(var: &str, default: &str) -> Result<IpAddr, ApiError> {
 async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "template")?;
     let body = body_json(&body)?;
-    warn_unknown_keys(&format!("POST /simulate/astm/{name}"), &body, &PUSH_KEYS);
+    warn_unknown_keys(
+        &format!("POST /simulate/astm/{name}"),
+        "body key",
+        body.keys(),
+        &PUSH_KEYS,
+    );
     let t = template(&app, &name)?;
     if !t.protocol.kind.is_astm() {
         return Err(bad("Template is not ASTM protocol"));
@@ -596,6 +616,12 @@ async fn hl7_get(
     if t.protocol.kind != ProtocolKind::Hl7 {
         return Err(bad("Template is not HL7 protocol"));
     }
+    warn_unknown_keys(
+        &format!("GET /simulate/hl7/{name}"),
+        "query parameter",
+        query.keys(),
+        &QUERY_KEYS,
+    );
     let overrides = query_overrides(&app, &query)?;
     let m = hl7_generate(&app, t, false, None, &overrides)?;
     ok(hl7_sent(&m, false, None))
@@ -604,7 +630,12 @@ async fn hl7_get(
 async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "analyzer")?;
     let body = body_json(&body)?;
-    warn_unknown_keys(&format!("POST /simulate/hl7/{name}"), &body, &PUSH_KEYS);
+    warn_unknown_keys(
+        &format!("POST /simulate/hl7/{name}"),
+        "body key",
+        body.keys(),
+        &PUSH_KEYS,
+    );
     let t = template(&app, &name)?;
     if t.protocol.kind != ProtocolKind::Hl7 {
         return Err(bad("Template is not HL7 protocol"));
@@ -738,7 +769,12 @@ fn resolve_target(app: &App, dir: &str) -> Result<PathBuf, ApiError> {
 async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "template")?;
     let body = body_json(&body)?;
-    warn_unknown_keys(&format!("POST /simulate/file/{name}"), &body, &FILE_KEYS);
+    warn_unknown_keys(
+        &format!("POST /simulate/file/{name}"),
+        "body key",
+        body.keys(),
+        &FILE_KEYS,
+    );
     let t = template(&app, &name)?;
     let (qc, deviation) = qc_fields(&body)?;
     check_qc(t, qc)?;

@@ -844,6 +844,14 @@ async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
             .unwrap();
         assert_eq!(response.status().as_u16(), 200, "{route}");
     }
+    let response = http()
+        .get(format!(
+            "http://{api}/simulate/astm/stago_start4?sampleid=DEV01266200000000042"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
     let _ = child.kill();
     let _ = child.wait();
     let stderr = std::fs::read_to_string(&log).unwrap();
@@ -851,6 +859,7 @@ async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
         "POST /simulate/astm/stago_start4: body key \"sampleID\" is not one this route reads; ignored (did you mean \"sampleId\"?)",
         "POST /simulate/astm/stago_start4: body key \"colour\" is not one this route reads (known: count, destination,",
         "POST /simulate/file/tecan_f50: body key \"targetDir\" is not one this route reads; ignored (did you mean \"target_dir\"?)",
+        "GET /simulate/astm/stago_start4: query parameter \"sampleid\" is not one this route reads; ignored (did you mean \"sampleId\"?)",
     ] {
         assert!(stderr.contains(expected), "{expected}\n{stderr}");
     }
