@@ -45,7 +45,15 @@ impl Profiles {
             Self::Dir(dir) => {
                 let path = dir.join(format!("{reference}.json"));
                 let text = std::fs::read_to_string(&path).map_err(|e| {
-                    format!("profile {reference:?}: cannot read {}: {e}", path.display())
+                    // The reference names the file without its extension, which is added.
+                    let hint = match reference.strip_suffix(".json") {
+                        Some(bare) => format!(" (write the reference without .json: {bare:?})"),
+                        None => String::new(),
+                    };
+                    format!(
+                        "profile {reference:?}: cannot read {}: {e}{hint}",
+                        path.display()
+                    )
                 })?;
                 let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
                 serde_json::from_str(text).map_err(|e| {

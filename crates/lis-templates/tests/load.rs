@@ -327,6 +327,14 @@ fn json_io_and_profile_errors() {
             .starts_with("p.json: $.profile: profile \"hl7/nope\": cannot read"),
         "{e}"
     );
+    // `.json` in the reference: the file tried is `….json.json`; the error says what to write.
+    let with_extension = backed.replace("hl7/nope", "hl7/mindray-bc5380.json");
+    let e = load_str(&with_extension, Path::new("p.json"), &profiles()).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("(write the reference without .json: \"hl7/mindray-bc5380\")"),
+        "{e}"
+    );
     let escape = backed.replace("hl7/nope", "../../etc/passwd");
     let e = load_str(&escape, Path::new("p.json"), &profiles()).unwrap_err();
     assert!(e.to_string().contains("must be a relative path"), "{e}");
