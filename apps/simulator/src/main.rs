@@ -120,6 +120,19 @@ async fn run_server(app: &Arc<App>) -> anyhow::Result<ExitCode> {
         Some(port) => Some(api::bind(app, port).await?),
         None => None,
     };
+    if api.is_some() {
+        // Every POST /simulate/file under a root that is no folder is refused; say why once,
+        // at start (a mistyped path, a volume not mounted).
+        for root in &app.cli.file_root {
+            if !root.is_dir() {
+                tracing::warn!(
+                    "--file-root {}: not a folder (missing, or not a directory); POST \
+                     /simulate/file cannot write under it",
+                    root.display()
+                );
+            }
+        }
+    }
     server::spawn_all(app, bound)?;
     if let Some(listener) = api {
         let addr = listener.local_addr()?;

@@ -833,6 +833,41 @@ fn hl7_without_mllp_framing_is_logged() {
     );
 }
 
+/// A `--file-root` that is no folder refuses every `POST /simulate/file` under it; that was
+/// said nowhere but in each refusal. It is now a warning at start.
+#[test]
+fn a_file_root_that_is_no_folder_is_reported_at_start() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let missing = dir.path().join("imports");
+    let missing_text = missing.display().to_string();
+    let mut cmd = command(&[
+        "--listen",
+        "0=stago_start4",
+        "--api-port",
+        "0",
+        "--file-root",
+        &missing_text,
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let ready = stdout.lines().map_while(Result::ok).any(|l| l == "ready");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "no ready line");
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "--file-root {missing_text}: not a folder (missing, or not a directory); POST \
+             /simulate/file cannot write under it"
+        )),
+        "{stderr}"
+    );
+}
+
 /// CPU time (user + system, in clock ticks) the process has used so far.
 #[cfg(target_os = "linux")]
 fn cpu_ticks(pid: u32) -> u64 {
