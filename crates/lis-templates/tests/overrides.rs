@@ -464,3 +464,30 @@ fn standard_astm_order_results_carry_the_templates_header() {
     );
     assert!(order_header.contains("|1394-97|"), "{order_header}");
 }
+
+#[test]
+fn a_qc_value_that_overflows_is_an_error_naming_the_field() {
+    // target + 3 SD = 1e308 + 3e308 overflowed to infinity, written as `inf` into the ASTM R
+    // record (files already refused it).
+    let mut json: serde_json::Value =
+        serde_json::from_str(include_str!("../../../templates/stago_start4.json")).unwrap();
+    json["qc_controls"][0]["target"] = 1e308.into();
+    json["qc_controls"][0]["sd"] = 1e308.into();
+    let t = lis_templates::load_str(
+        &json.to_string(),
+        std::path::Path::new("huge.json"),
+        &lis_templates::Profiles::None,
+    )
+    .unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let options = GenerateOptions {
+        qc_deviation: Some(3.0),
+        ..GenerateOptions::default()
+    };
+    let e = generate(&t, &minter, &options, true).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "template huge: field PT: the QC value would be inf, not a finite number; check the \
+         qc_controls target and sd"
+    );
+}

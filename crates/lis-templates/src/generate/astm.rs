@@ -572,7 +572,7 @@ impl Generator<'_> {
             o[11] = "Q";
             records.push(raw_record(&o)?);
             for (i, (field, control)) in pairs.iter().enumerate() {
-                let value = self.qc_value(control, Path::Astm);
+                let value = self.qc_value_checked(control, Path::Astm)?;
                 let s = (i + 1).to_string();
                 records.push(raw_record(&[
                     "R",
@@ -640,7 +640,7 @@ impl Generator<'_> {
         records.push(encode(&o)?);
         let operator = self.operator();
         for (i, (field, control)) in pairs.iter().enumerate() {
-            let value = self.qc_value(control, Path::Astm);
+            let value = self.qc_value_checked(control, Path::Astm)?;
             let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let mut r = self.standard_result(seq, field, &value, None, &operator, &now, &now);
             r.set(7, "");

@@ -293,7 +293,7 @@ impl Generator<'_> {
         ]];
         for control in controls {
             let task = control.task.clone().unwrap_or_else(|| "STANDARD".into());
-            let value = self.qc_value(&control, Path::File);
+            let value = self.qc_value_checked(&control, Path::File)?;
             rows.push(vec![
                 Cell::Text(pattern.render(&control.id(), &task)),
                 Cell::Text(control.field_code.clone()),

@@ -426,7 +426,7 @@ impl Generator<'_> {
             segments.push(segment(&obr, 26));
         }
         for (i, c) in controls.iter().enumerate() {
-            let value = self.qc_value(c, Path::Hl7);
+            let value = self.qc_value_checked(c, Path::Hl7)?;
             let id = c.id();
             let seq = (i + 1).to_string();
             let unit = esc(c

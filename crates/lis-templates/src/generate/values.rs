@@ -238,6 +238,28 @@ impl Generator<'_> {
         self.number_value_qc(v)
     }
 
+    /// [`Self::qc_value`] for messages: a value that is not a finite number (a target and SD
+    /// so large that target + k × SD overflows) is an error naming the control's field, where
+    /// it was written as `inf` into the result (files check their sheets the same way).
+    pub(super) fn qc_value_checked(
+        &mut self,
+        control: &QcControl,
+        path: Path,
+    ) -> Result<ResultValue, GenerateError> {
+        let value = self.qc_value(control, path);
+        match value.number {
+            Some(n) if !n.is_finite() => Err(GenerateError::InvalidField {
+                template: self.template.name.clone(),
+                field: control.field_code.clone(),
+                reason: format!(
+                    "the QC value would be {n}, not a finite number; check the qc_controls \
+                     target and sd"
+                ),
+            }),
+            _ => Ok(value),
+        }
+    }
+
     fn number_value_qc(&self, v: f64) -> ResultValue {
         let text = if self.layout == Layout::OpenElis {
             python_float(v)
