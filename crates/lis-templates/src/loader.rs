@@ -278,6 +278,16 @@ pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template
 fn check_fields(template: &Template) -> Option<(String, String)> {
     let fields = &template.fields;
     for (i, field) in fields.iter().enumerate() {
+        // An empty code is sent as `^^^` and matched by no order, QC control or test list.
+        if field.code.trim().is_empty() {
+            return Some((
+                format!("$.fields[{i}].code"),
+                format!(
+                    "{:?} is empty; a field needs the analyzer's test code",
+                    field.code
+                ),
+            ));
+        }
         if let Some(j) = fields[..i].iter().position(|f| f.code == field.code) {
             return Some((
                 format!("$.fields[{i}].code"),

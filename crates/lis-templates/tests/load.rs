@@ -264,6 +264,12 @@ fn schema_errors_name_file_path_and_reason() {
             "$.qcSample.id",
             "does not match pattern",
         ),
+        // Was accepted, and a QC control naming the code was blamed instead.
+        (
+            MINIMAL.replace(r#""code":"GLU""#, r#""code":" ""#),
+            "$.fields[0].code",
+            "\" \" is empty; a field needs the analyzer's test code",
+        ),
     ];
     for (json, path, reason) in cases {
         let (file, got_path, got_reason) = schema_error(&json);
