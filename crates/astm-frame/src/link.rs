@@ -844,6 +844,8 @@ impl Core {
             // §6.5.1.2: while a frame waits for its reply, any other character is a NAK
             // (noise only once no reply follows it: see `Timers::reply_after_noise`).
             (LinkState::Sending, item) => self.on_frame_reply(item, now),
+            // Line ends after a frame's trailer or an EOT are a sender's habit, not noise.
+            (_, Item::Junk(bytes)) if bytes.iter().all(|&b| matches!(b, b'\r' | b'\n')) => {}
             (_, Item::Junk(bytes)) => self.error(LinkError::Junk(bytes.len())),
             (_, Item::Record(record)) => self.on_bare_record(record),
             (LinkState::Neutral | LinkState::ContentionYield, Item::Control(Control::Enq)) => {

@@ -1499,3 +1499,39 @@ fn an_oversized_message_cut_short_is_still_reported_as_too_long() {
         "end frame: all four frames counted"
     );
 }
+
+/// Line ends between transfers or between frames (an EOT followed by CR LF, a frame with an
+/// extra LF) are not noise worth an error event: a receiver ignores them, as a sender does
+/// after a reply. Other bytes outside frames still are.
+#[test]
+fn line_ends_outside_frames_are_not_reported_as_junk() {
+    let now = Instant::now();
+    let mut computer = Link::new(LinkConfig::new(Role::Computer));
+    let mut input = vec![ENQ];
+    input.extend(frame(1, b"H|\\^&\r", FrameEnd::End));
+    input.extend(b"\n");
+    input.extend(frame(2, b"L|1|N\r", FrameEnd::End));
+    input.extend([EOT, b'\r', b'\n']);
+    computer.handle_input(&input, now);
+    let seen = events(&mut computer);
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::LinkError(_))),
+        "{seen:?}"
+    );
+    let received: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => Some(m.as_slice()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received.concat(), b"H|\\^&\rL|1|N\r");
+    computer.handle_input(b"x\r\n", now);
+    assert!(
+        matches!(
+            events(&mut computer).as_slice(),
+            [Event::LinkError(LinkError::Junk(3))]
+        ),
+        "other bytes are still reported"
+    );
+}
