@@ -131,6 +131,18 @@ impl FieldBuf {
         }
     }
 
+    /// True for H.2, the delimiter definition (of a built or of a parsed header).
+    fn is_definition(&self) -> bool {
+        matches!(
+            self.repr,
+            Repr::Definition
+                | Repr::Parsed {
+                    definition: true,
+                    ..
+                }
+        )
+    }
+
     fn write(
         &self,
         number: usize,
@@ -371,8 +383,9 @@ impl RecordBuf {
     }
 
     /// Sets field `number` (1-based), adding empty fields before it as needed. Number 0 is ignored,
-    /// and so is field 2 of a header made with [`RecordBuf::new`]: it is the delimiter
-    /// definition, written from the delimiters the record is encoded with.
+    /// and so is field 2 of a header made with [`RecordBuf::new`] or copied with
+    /// [`RecordBuf::from_record`]: it is the delimiter definition, written from the delimiters the
+    /// record is encoded with.
     pub fn set(&mut self, number: usize, value: impl Into<FieldBuf>) -> &mut Self {
         if let Some(index) = number.checked_sub(1) {
             if self.fields.len() <= index {
@@ -380,7 +393,7 @@ impl RecordBuf {
             }
             // Replaced, the definition would be written as data and the header would no
             // longer declare the delimiters the rest of the message uses.
-            if !matches!(self.fields[index].repr, Repr::Definition) {
+            if !self.fields[index].is_definition() {
                 self.fields[index] = value.into();
             }
         }
@@ -457,6 +470,27 @@ mod tests {
         let bytes = h.to_bytes(&Delimiters::STANDARD).unwrap();
         assert_eq!(bytes, b"H|\\^&|||LIS");
         assert!(Delimiters::from_header(&bytes).is_ok());
+    }
+
+    /// The same for a header copied from a parsed record: its H.2 is the parsed definition,
+    /// and `set_sequence(1)` wrote `H|1|||LIS`, which no longer parses (E1394: H.2 holds
+    /// the delimiters, a header has no sequence number).
+    #[test]
+    fn a_parsed_header_keeps_its_definition_whatever_is_set_in_field_2() {
+        let parsed = Record::parse(b"H|\\^&|||LIS", &Delimiters::STANDARD).unwrap();
+        let mut h = RecordBuf::from_record(&parsed);
+        h.set_sequence(1).set(2, "x").set(4, "pw");
+        let bytes = h.to_bytes(&Delimiters::STANDARD).unwrap();
+        assert_eq!(bytes, b"H|\\^&||pw|LIS");
+        assert_eq!(Delimiters::from_header(&bytes), Ok(Delimiters::STANDARD));
+        // Written with other delimiters, it declares those.
+        let dxh = Delimiters::new(b'|', b'\\', b'!', Some(b'~')).unwrap();
+        assert_eq!(h.to_bytes(&dxh).unwrap(), b"H|\\!~||pw|LIS");
+        // Field 2 of any other parsed record is its sequence number, and is replaced.
+        let parsed = Record::parse(b"P|7|x", &Delimiters::STANDARD).unwrap();
+        let mut p = RecordBuf::from_record(&parsed);
+        p.set_sequence(1);
+        assert_eq!(p.to_bytes(&Delimiters::STANDARD).unwrap(), b"P|1|x");
     }
 
     #[test]
