@@ -400,6 +400,19 @@ impl RecordBuf {
         self
     }
 
+    /// Makes field 2 the delimiter definition, written from the delimiters the record is
+    /// encoded with (for a header built field by field with [`RecordBuf::from_fields`]).
+    pub(crate) fn declare_delimiters(&mut self) {
+        if self.fields.len() < 2 {
+            self.fields.resize_with(2, FieldBuf::default);
+        }
+        if !self.fields[1].is_definition() {
+            self.fields[1] = FieldBuf {
+                repr: Repr::Definition,
+            };
+        }
+    }
+
     /// Sets the sequence number (field 2); a header has none, and keeps its delimiter
     /// definition there.
     pub fn set_sequence(&mut self, sequence: u32) -> &mut Self {

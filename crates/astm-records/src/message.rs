@@ -603,7 +603,8 @@ impl MessageAssembler {
     }
 }
 
-/// Builds a whole message: numbers the records per the hierarchy, checks it, adds `L|1|N` if missing.
+/// Builds a whole message: numbers the records per the hierarchy, checks it, adds `L|1|N` if missing,
+/// and writes the header's H.2 from the delimiters the message is written with.
 ///
 /// ```
 /// use astm_records::{FieldBuf, HeaderBuilder, MessageBuilder, OrderBuilder, PatientBuilder};
@@ -687,6 +688,11 @@ impl MessageBuilder {
                 }
                 if let Some(sequence) = placement.expected_sequence {
                     record.set_sequence(sequence);
+                }
+                if index == 0 {
+                    // H.2 must declare the delimiters the message is written with, whatever a
+                    // header built field by field holds there.
+                    record.declare_delimiters();
                 }
                 record.to_bytes(&self.delimiters)
             })
@@ -853,6 +859,42 @@ mod tests {
         assert!(a.push(&header).is_err());
         a.push(b"P|1\rL|1|N\r").unwrap();
         assert_eq!(a.next_message(), None);
+    }
+
+    /// A header built field by field (`RecordBuf::from_fields`) has no delimiter definition:
+    /// the builder wrote `H\r…` or H.2 escaped as data (`H|&R&&S&&E&|||LIS`), a message that
+    /// no parser can read, without an error. The header is what declares the delimiters
+    /// (E1394 H.2), so the builder writes it from the ones in use.
+    #[test]
+    fn builder_writes_the_header_definition_whatever_the_header_holds() {
+        use crate::FieldBuf;
+        let bare = MessageBuilder::new(RecordBuf::from_fields([FieldBuf::raw("H")]))
+            .build()
+            .unwrap();
+        assert_eq!(bare, b"H|\\^&\rL|1|N\r");
+        let header = RecordBuf::from_fields([
+            FieldBuf::raw("H"),
+            FieldBuf::text("\\^&"),
+            FieldBuf::empty(),
+            FieldBuf::empty(),
+            FieldBuf::text("LIS"),
+        ]);
+        let out = MessageBuilder::new(header.clone()).build().unwrap();
+        assert_eq!(out, b"H|\\^&|||LIS\rL|1|N\r");
+        assert!(Message::parse_strict(&out).is_ok());
+        let dxh = Delimiters::new(b'|', b'\\', b'!', Some(b'~')).unwrap();
+        let out = MessageBuilder::with_delimiters(dxh, header)
+            .build()
+            .unwrap();
+        assert_eq!(out, b"H|\\!~|||LIS\rL|1|N\r");
+        assert_eq!(
+            *Message::parse_strict(&out)
+                .unwrap()
+                .header()
+                .record()
+                .delimiters(),
+            dxh
+        );
     }
 
     #[test]
