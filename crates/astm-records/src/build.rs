@@ -597,7 +597,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "field 8: year -44 cannot be written as a YYYY timestamp (0 to 9999)"
+            "record 2: field 8: year -44 cannot be written as a YYYY timestamp (0 to 9999)"
         );
         // The edges of the range are written and read back.
         for year in [0, 9999] {

@@ -145,6 +145,14 @@ pub enum BuildError {
     /// The records pushed into a message builder break the E1394 hierarchy.
     #[error("{0}")]
     Hierarchy(Violation),
+    /// A record of a message builder could not be written: which record, and why.
+    #[error("record {record}: {error}")]
+    Record {
+        /// 1-based position of the record in the message.
+        record: usize,
+        /// What was wrong with it (in the message, so not also the `source()`).
+        error: Box<Self>,
+    },
 }
 
 /// A timestamp field does not hold `YYYYMMDD[HHMM[SS]]`.

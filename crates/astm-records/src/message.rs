@@ -694,7 +694,12 @@ impl MessageBuilder {
                     // header built field by field holds there.
                     record.declare_delimiters();
                 }
-                record.to_bytes(&self.delimiters)
+                record
+                    .to_bytes(&self.delimiters)
+                    .map_err(|error| BuildError::Record {
+                        record: index + 1,
+                        error: Box::new(error),
+                    })
             })
             .collect()
     }
@@ -894,6 +899,35 @@ mod tests {
                 .record()
                 .delimiters(),
             dxh
+        );
+    }
+
+    /// A value the builder cannot write is reported with its record, not only its field:
+    /// "field 4: …" did not say which of a message's records held it.
+    #[test]
+    fn builder_errors_name_the_record() {
+        use crate::{CommentBuilder, HeaderBuilder, PatientBuilder};
+        let no_escape = Delimiters::new(b'|', b'\\', b'^', None).unwrap();
+        let err = MessageBuilder::with_delimiters(no_escape, HeaderBuilder::new())
+            .push(PatientBuilder::new())
+            .push(CommentBuilder::new().text("ok"))
+            .push(CommentBuilder::new().text("a^b"))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "record 4: field 4: byte 0x5E needs escaping but the delimiter set declares no escape character"
+        );
+        let BuildError::Record { record, error } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(record, 4);
+        assert_eq!(
+            *error,
+            BuildError::CannotEscape {
+                field: 4,
+                byte: b'^'
+            }
         );
     }
 
