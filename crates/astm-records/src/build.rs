@@ -2,7 +2,7 @@
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
-use crate::delimiters::Delimiters;
+use crate::delimiters::{Delimiters, restricted_name};
 use crate::error::BuildError;
 use crate::escape::{escape_into, unescape};
 use crate::record::{Record, RecordType};
@@ -76,6 +76,9 @@ impl FieldBuf {
     }
 
     /// Bytes already in wire form (escaped, with delimiters), written unchanged.
+    ///
+    /// Writing fails when they hold the field delimiter, CR or LF ([`BuildError::RawValue`]) or a
+    /// LIS1-A restricted character such as STX ([`BuildError::RestrictedByte`]).
     pub fn raw(bytes: impl Into<Vec<u8>>) -> Self {
         Self {
             repr: Repr::Raw(bytes.into()),
@@ -177,6 +180,19 @@ impl FieldBuf {
                     return Err(BuildError::RawValue {
                         field: number,
                         byte,
+                    });
+                }
+                // Bytes given as wire form cannot be LIS1-A restricted characters, which the link
+                // layer refuses to send. A parsed record is written back as it came.
+                if let Repr::Raw(raw) = &self.repr
+                    && let Some((byte, name)) = raw
+                        .iter()
+                        .find_map(|&b| restricted_name(b).map(|name| (b, name)))
+                {
+                    return Err(BuildError::RestrictedByte {
+                        field: number,
+                        byte,
+                        name,
                     });
                 }
                 out.extend_from_slice(raw);
@@ -640,6 +656,31 @@ mod tests {
                 byte: b'|'
             })
         );
+        // Wire form carries no LIS1-A restricted character (§6.6): the link layer would refuse
+        // the message only when sending it, far from the field that held it.
+        for byte in [0x02u8, 0x04, 0x05, 0x17] {
+            c.set(4, FieldBuf::raw([b'a', byte, b'b']));
+            assert!(
+                matches!(
+                    c.to_bytes(&Delimiters::STANDARD),
+                    Err(BuildError::RestrictedByte { field: 4, byte: b, .. }) if b == byte
+                ),
+                "{byte:#04x}"
+            );
+        }
+        assert_eq!(
+            c.to_bytes(&Delimiters::STANDARD).unwrap_err().to_string(),
+            "field 4: raw value contains byte 0x17 (ETB), a LIS1-A restricted character, which cannot appear in message text"
+        );
+        // Other controls are not restricted, and a value (not raw) is hex-escaped.
+        c.set(4, FieldBuf::raw("a\tb\x07"));
+        assert_eq!(c.to_bytes(&Delimiters::STANDARD).unwrap(), b"C|||a\tb\x07");
+        c.set(4, &b"a\x02b"[..]);
+        assert_eq!(c.to_bytes(&Delimiters::STANDARD).unwrap(), b"C|||a&X02&b");
+        // A parsed record is written back as it came.
+        let parsed = Record::parse(b"C|1|I|a\x02b", &Delimiters::STANDARD).unwrap();
+        let copy = RecordBuf::from_record(&parsed).to_bytes(&Delimiters::STANDARD);
+        assert_eq!(copy.unwrap(), parsed.raw());
         c.set(0, "ignored");
         assert_eq!(c.field_count(), 4);
     }

@@ -160,7 +160,7 @@ fn check(byte: u8) -> Result<(), DelimiterError> {
 
 /// The name of a LIS1-A §6.6 restricted character other than LF (which the record splitter already
 /// treats as a terminator), or `None` for any other byte.
-fn restricted_name(byte: u8) -> Option<&'static str> {
+pub(crate) fn restricted_name(byte: u8) -> Option<&'static str> {
     Some(match byte {
         0x01 => "SOH",
         0x02 => "STX",

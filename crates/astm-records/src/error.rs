@@ -134,6 +134,19 @@ pub enum BuildError {
         /// The offending byte.
         byte: u8,
     },
+    /// A raw (wire form) value contains a LIS1-A restricted character (SOH, STX, ETX, EOT, ENQ,
+    /// ACK, DLE, NAK, SYN, ETB, DC1–DC4; LIS1-A §6.6), which cannot appear in message text.
+    #[error(
+        "field {field}: raw value contains byte 0x{byte:02X} ({name}), a LIS1-A restricted character, which cannot appear in message text"
+    )]
+    RestrictedByte {
+        /// 1-based field number.
+        field: usize,
+        /// The offending byte.
+        byte: u8,
+        /// Its control-character name, e.g. `STX`.
+        name: &'static str,
+    },
     /// A timestamp's year is outside 0–9999, so it has no `YYYYMMDD` form.
     #[error("field {field}: year {year} cannot be written as a YYYY timestamp (0 to 9999)")]
     TimestampYear {
