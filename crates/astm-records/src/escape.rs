@@ -25,6 +25,10 @@ pub enum UnknownEscape {
 /// line break (LF). A lone escape character, or a sequence the decoder does not know, is kept as
 /// written ([`UnknownEscape::Keep`]). Borrows when there is nothing to decode.
 ///
+/// Values are split on the delimiters before they are decoded, so the vendor form `&|&` (a bare
+/// field delimiter between escape characters) never reaches this function whole: the field
+/// delimiter ends the field, as E1394 defines it.
+///
 /// ```
 /// use astm_records::{Delimiters, unescape};
 /// let text = unescape(b"Parker &E& Sons &F& x &XD&&XA&", &Delimiters::STANDARD);
