@@ -406,6 +406,41 @@ pub enum TerminationCode {
     Other,
 }
 
+impl TerminationCode {
+    /// The code as LIS2-A2 writes it (`N`, `Q`, `I` …), which [`Terminator::code`] reads back;
+    /// `None` for [`Other`](Self::Other), which stands for text this type does not keep. A code
+    /// converts into a builder's field ([`FieldBuf`]) too, e.g. to end a reply to a host query
+    /// that found nothing with `L|1|I`.
+    ///
+    /// ```
+    /// use astm_records::{Delimiters, TerminationCode, TerminatorBuilder};
+    /// assert_eq!(TerminationCode::NoInformation.code(), Some("I"));
+    /// let l = TerminatorBuilder::new().sequence(1).termination_code(TerminationCode::NoInformation);
+    /// assert_eq!(l.build().to_bytes(&Delimiters::STANDARD)?, b"L|1|I");
+    /// # Ok::<(), astm_records::BuildError>(())
+    /// ```
+    pub const fn code(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Normal => "N",
+            Self::SenderAborted => "T",
+            Self::ReceiverAborted => "R",
+            Self::SystemError => "E",
+            Self::QueryError => "Q",
+            Self::NoInformation => "I",
+            Self::QueryProcessed => "F",
+            Self::Other => return None,
+        })
+    }
+}
+
+/// The code's [`code`](TerminationCode::code); [`TerminationCode::Other`] has none and writes an
+/// empty field (write the sender's letter instead).
+impl From<TerminationCode> for FieldBuf {
+    fn from(value: TerminationCode) -> Self {
+        value.code().map_or_else(Self::empty, Self::text)
+    }
+}
+
 impl Terminator<'_> {
     /// L.3 read as a code; `None` when empty.
     pub fn code(&self) -> Option<TerminationCode> {

@@ -390,6 +390,18 @@ fn the_terminator_is_numbered_one_and_its_codes_are_read() {
         let message = Message::parse_strict(text.as_bytes()).unwrap();
         assert_eq!(message.terminator().unwrap().code(), expected, "{code:?}");
     }
+    // Each code with a letter is written back by the builder and read as itself.
+    for (_, code) in codes {
+        let Some(code) = code.filter(|c| *c != TerminationCode::Other) else {
+            continue;
+        };
+        let message = astm_records::MessageBuilder::new(astm_records::HeaderBuilder::new())
+            .push(astm_records::TerminatorBuilder::new().termination_code(code))
+            .build()
+            .unwrap();
+        let parsed = Message::parse_strict(&message).unwrap();
+        assert_eq!(parsed.terminator().unwrap().code(), Some(code));
+    }
     let message = Message::parse(b"H|\\^&\rL|1\r").unwrap();
     assert_eq!(message.terminator().unwrap().code(), None);
     assert!(matches!(
