@@ -417,16 +417,16 @@ impl RecordBuf {
     }
 
     /// Makes field 2 the delimiter definition, written from the delimiters the record is
-    /// encoded with (for a header built field by field with [`RecordBuf::from_fields`]).
+    /// encoded with: the standard's repeat, component and escape, whatever the header held there
+    /// (nothing, for a header built field by field with [`RecordBuf::from_fields`], or a parsed
+    /// definition as written, such as the doubled `\\^&` of some exports).
     pub(crate) fn declare_delimiters(&mut self) {
         if self.fields.len() < 2 {
             self.fields.resize_with(2, FieldBuf::default);
         }
-        if !self.fields[1].is_definition() {
-            self.fields[1] = FieldBuf {
-                repr: Repr::Definition,
-            };
-        }
+        self.fields[1] = FieldBuf {
+            repr: Repr::Definition,
+        };
     }
 
     /// Sets the sequence number (field 2); a header has none, and keeps its delimiter

@@ -902,6 +902,28 @@ mod tests {
         );
     }
 
+    /// A parsed header relayed through the builder declares its delimiters as the standard
+    /// writes them: the doubled `H|\\\\^&` some exports send (read here as `|\\^&`) was copied
+    /// as it came, and a receiver that reads H.2 by position (repeat, component, escape) takes
+    /// `\\` for the component delimiter and `^` for the escape.
+    #[test]
+    fn builder_writes_a_parsed_header_definition_in_standard_form() {
+        let text = b"H|\\\\^&|||H550\rP|1\rL|1|N\r";
+        let parsed = Message::parse(text).unwrap();
+        assert_eq!(*parsed.header().record().delimiters(), Delimiters::STANDARD);
+        let mut builder = MessageBuilder::new(RecordBuf::from_record(&parsed.records()[0]));
+        for record in &parsed.records()[1..] {
+            builder.add(RecordBuf::from_record(record));
+        }
+        assert_eq!(builder.build().unwrap(), b"H|\\^&|||H550\rP|1\rL|1|N\r");
+        // A lone record still writes back as it came.
+        let header = RecordBuf::from_record(&parsed.records()[0]);
+        assert_eq!(
+            header.to_bytes(&Delimiters::STANDARD).unwrap(),
+            b"H|\\\\^&|||H550"
+        );
+    }
+
     /// A value the builder cannot write is reported with its record, not only its field:
     /// "field 4: …" did not say which of a message's records held it.
     #[test]
