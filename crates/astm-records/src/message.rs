@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 
 use thiserror::Error;
 
-use crate::build::RecordBuf;
+use crate::build::{FieldBuf, RecordBuf};
 use crate::delimiters::Delimiters;
 use crate::error::{AssembleError, BuildError, MessageError};
 use crate::record::{Record, RecordType, Records, is_header};
@@ -694,6 +694,10 @@ impl MessageBuilder {
                     // header built field by field holds there.
                     record.declare_delimiters();
                 }
+                if let Some(letter) = kind.letter() {
+                    // The standard's record types are capitals; a parsed `p` is written `P`.
+                    record.set(1, FieldBuf::raw([letter]));
+                }
                 record
                     .to_bytes(&self.delimiters)
                     .map_err(|error| BuildError::Record {
@@ -921,6 +925,21 @@ mod tests {
         assert_eq!(
             header.to_bytes(&Delimiters::STANDARD).unwrap(),
             b"H|\\\\^&|||H550"
+        );
+    }
+
+    /// Record types are written as the standard's capitals: lower-case letters are read (Ortho
+    /// documents allow `q`), but a message relayed through the builder came out with them.
+    #[test]
+    fn builder_writes_record_types_in_capitals() {
+        let parsed = Message::parse(b"h|\\^&\rp|1\ro|1\rr|1|^^^A|1\rc|1|I|x\rl|1|N\r").unwrap();
+        let mut builder = MessageBuilder::new(RecordBuf::from_record(&parsed.records()[0]));
+        for record in &parsed.records()[1..] {
+            builder.add(RecordBuf::from_record(record));
+        }
+        assert_eq!(
+            builder.build().unwrap(),
+            b"H|\\^&\rP|1\rO|1\rR|1|^^^A|1\rC|1|I|x\rL|1|N\r"
         );
     }
 
