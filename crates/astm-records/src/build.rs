@@ -5,7 +5,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use crate::delimiters::{Delimiters, restricted_name};
 use crate::error::BuildError;
 use crate::escape::{escape_into, unescape};
-use crate::record::{Record, RecordType};
+use crate::record::{Field, Record, RecordType};
 use crate::timestamp::Timestamp;
 use crate::values::{AbnormalFlag, ResultStatus};
 
@@ -111,6 +111,17 @@ impl FieldBuf {
             Self {
                 repr: Repr::Unwritable(timestamp),
             }
+        }
+    }
+
+    /// A field of a parsed record in wire form; `definition` when it is the H.2 of a header.
+    fn parsed(field: Field<'_>, definition: bool) -> Self {
+        Self {
+            repr: Repr::Parsed {
+                raw: field.raw().to_vec(),
+                source: *field.delimiters(),
+                definition,
+            },
         }
     }
 
@@ -252,6 +263,34 @@ fn reencode(
     Ok(())
 }
 
+/// A field of a parsed record, kept in wire form with the delimiters it was parsed with: written
+/// with the same delimiters it is copied byte for byte, written with others it is re-encoded (as
+/// [`RecordBuf::from_record`] does for every field). This is how a reply echoes a field unchanged,
+/// as Roche cobas requires of the instrument specimen ID (O.4) in host-query replies.
+///
+/// ```
+/// use astm_records::{Delimiters, FieldBuf, OrderBuilder, Record};
+/// // A Beckman DxH style query (`|\!~`): the specimen ID is Q.3 component 2.
+/// let dxh = Delimiters::new(b'|', b'\\', b'!', Some(b'~'))?;
+/// let query = Record::parse(b"Q|1|!000004287888||!!!ALL", &dxh)?;
+/// let order = OrderBuilder::new().sequence(1).instrument_specimen_id(query.field(3)).build();
+/// assert_eq!(order.to_bytes(&Delimiters::STANDARD)?, b"O|1||^000004287888");
+/// assert_eq!(order.to_bytes(&dxh)?, b"O|1||!000004287888");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A header's H.2 converted this way is a value like any other (its text), not a delimiter
+/// definition: only [`RecordBuf::from_record`] keeps it as the header's definition.
+impl From<Field<'_>> for FieldBuf {
+    fn from(field: Field<'_>) -> Self {
+        if field.is_literal() {
+            // H.2 is not split into repeats or components: its bytes are one value.
+            return Self::text(field.raw());
+        }
+        Self::parsed(field, false)
+    }
+}
+
 impl From<&str> for FieldBuf {
     fn from(value: &str) -> Self {
         Self::text(value)
@@ -373,14 +412,7 @@ impl RecordBuf {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_record(record: &Record<'_>) -> Self {
-        let source = *record.delimiters();
-        Self::from_fields(record.fields().map(|f| FieldBuf {
-            repr: Repr::Parsed {
-                raw: f.raw().to_vec(),
-                source,
-                definition: f.is_literal(),
-            },
-        }))
+        Self::from_fields(record.fields().map(|f| FieldBuf::parsed(f, f.is_literal())))
     }
 
     /// The record type read from field 1.
@@ -520,6 +552,28 @@ mod tests {
         let mut p = RecordBuf::from_record(&parsed);
         p.set_sequence(1);
         assert_eq!(p.to_bytes(&Delimiters::STANDARD).unwrap(), b"P|1|x");
+    }
+
+    /// A parsed field converted on its own is a value: copied as it came with its own
+    /// delimiters, re-encoded with others, and a header's H.2 is its text, not a definition.
+    #[test]
+    fn a_parsed_field_converts_into_a_value_in_wire_form() {
+        let dxh = Delimiters::new(b'|', b'\\', b'!', Some(b'~')).unwrap();
+        let q = Record::parse(b"Q|1|!S1~S~x\\!S2||!!!ALL", &dxh).unwrap();
+        let mut o = RecordBuf::new(b'O');
+        o.set(4, q.field(3));
+        assert_eq!(o.to_bytes(&dxh).unwrap(), b"O|||!S1~S~x\\!S2");
+        assert_eq!(
+            o.to_bytes(&Delimiters::STANDARD).unwrap(),
+            b"O|||^S1!x\\^S2"
+        );
+        let h = Record::parse(b"H|\\!~|||DxH", &dxh).unwrap();
+        let mut c = RecordBuf::new(b'C');
+        c.set(4, h.field(2)).set(4, "replaced");
+        assert_eq!(c.to_bytes(&dxh).unwrap(), b"C|||replaced");
+        c.set(4, h.field(2));
+        assert_eq!(c.to_bytes(&Delimiters::STANDARD).unwrap(), b"C|||&R&!~");
+        assert_eq!(c.to_bytes(&dxh).unwrap(), b"C|||~R~~S~~E~");
     }
 
     #[test]

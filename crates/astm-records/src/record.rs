@@ -299,6 +299,11 @@ impl<'a> Field<'a> {
         self.literal
     }
 
+    /// The delimiters this field was split with.
+    pub(crate) const fn delimiters(&self) -> &Delimiters {
+        &self.delimiters
+    }
+
     /// Iterates over the repeats (one, possibly empty, for a field without repeat delimiters).
     pub fn repeats(&self) -> Repeats<'a> {
         Repeats {
