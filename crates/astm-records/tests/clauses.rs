@@ -492,3 +492,36 @@ fn the_vendor_form_with_a_bare_field_delimiter_splits_the_field() {
     assert_eq!(record.field(4).text(), "a&");
     assert_eq!(record.field(5).text(), "&b");
 }
+
+/// The header declares the delimiters: `H`, the field delimiter, then at least repeat and
+/// component (the escape is optional). A header too short to declare them fails the message
+/// with the record's position and the reason, in lenient mode too, since nothing after it could
+/// be split.
+#[test]
+fn a_too_short_header_is_refused_with_its_position_and_reason() {
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"H\rP|1\rL|1|N\r",
+            "record 1: invalid delimiter definition in header: header record too short: expected `H` followed by a field delimiter",
+        ),
+        (
+            b"H|\rL|1|N\r",
+            "record 1: invalid delimiter definition in header: header declares 0 delimiter(s) after the field delimiter; at least repeat and component are needed",
+        ),
+        (
+            b"H|\\\rL|1|N\r",
+            "record 1: invalid delimiter definition in header: header declares 1 delimiter(s) after the field delimiter; at least repeat and component are needed",
+        ),
+        (
+            b"H|\\^&\rL|1|N\rH|\\\rL|1|N\r",
+            "record 3: invalid delimiter definition in header: header declares 1 delimiter(s) after the field delimiter; at least repeat and component are needed",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = Message::parse(text).unwrap_err();
+        assert_eq!(err.to_string(), *expected);
+    }
+    // Two delimiters are enough: no escape character (Siemens Immulite `H|\^`).
+    let message = Message::parse_strict(b"H|\\^\rL|1|N\r").unwrap();
+    assert_eq!(message.header().record().delimiters().escape(), None);
+}
