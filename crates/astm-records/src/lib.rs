@@ -36,7 +36,8 @@
 //!   result's order and patient: [`Message::nodes_of`] and [`Node::ancestor`].
 //! - Builders ([`RecordBuf`], [`ResultBuilder`] …, [`MessageBuilder`]) escape on output; an unmodified
 //!   parsed record ([`RecordBuf::from_record`]) writes back the same bytes with its own delimiters
-//!   and is re-encoded for others.
+//!   and is re-encoded for others; [`MessageBuilder`] writes H.2 and the record letters in the
+//!   standard's form.
 //! - [`MessageAssembler`] joins E1381 message texts (usually one record each) into H … L messages.
 //!
 //! The crate does no I/O and does not depend on the link layer (`astm-frame`).
