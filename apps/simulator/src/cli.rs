@@ -71,12 +71,13 @@ pub(crate) struct Cli {
     #[arg(long = "dry-run")]
     pub(crate) dry_run: bool,
 
-    /// Messages per run.
+    /// Messages per run (1 or more).
     #[arg(
         short = 'c',
         long = "push-count",
         default_value_t = 1,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub(crate) push_count: u64,
 

@@ -312,7 +312,7 @@ fn print_dry_run(app: &App) -> anyhow::Result<ExitCode> {
     let count = if cli.push_continuous {
         1
     } else {
-        cli.push_count.max(1)
+        cli.push_count
     };
     let mut stdout = std::io::stdout().lock();
     for _ in 0..count {
@@ -336,7 +336,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let total = if cli.push_continuous {
         None
     } else {
-        Some(cli.push_count.max(1))
+        Some(cli.push_count)
     };
     let bar = match total {
         Some(n) if n > 1 => indicatif::ProgressBar::new(n),

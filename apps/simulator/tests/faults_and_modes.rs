@@ -606,8 +606,8 @@ fn a_port_given_twice_to_listen_is_refused_naming_both() {
 /// A negative number given to a numeric flag is refused naming the flag and what it takes;
 /// the parser used to take it for a flag of its own (`unexpected argument '-1' found`).
 #[test]
-fn a_negative_number_is_refused_naming_its_flag() {
-    let cases: [(&[&str], &[&str]); 3] = [
+fn a_number_out_of_range_is_refused_naming_its_flag() {
+    let cases: [(&[&str], &[&str]); 4] = [
         (
             &["-i", "-1"],
             &["'--push-interval <PUSH_INTERVAL>'", "0 or more, finite"],
@@ -617,6 +617,11 @@ fn a_negative_number_is_refused_naming_its_flag() {
             &["'--response-delay <RESPONSE_DELAY>'"],
         ),
         (&["-c", "-3"], &["'--push-count <PUSH_COUNT>'"]),
+        // A push of no message: it used to send one without a word.
+        (
+            &["-c", "0"],
+            &["'--push-count <PUSH_COUNT>'", "0 is not in 1.."],
+        ),
     ];
     for (args, expected) in cases {
         let mut all = vec!["--template", "stago_start4", "--dry-run"];
