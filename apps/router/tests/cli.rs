@@ -311,3 +311,49 @@ fn version_and_help() {
         "{help}"
     );
 }
+
+/// Paths that cannot work on this machine fail `--check` as well as the start, naming the
+/// key: `--check` said "configuration OK" for a datadir that is a file, and the start then
+/// failed with "cannot create data directory …: File exists".
+#[test]
+fn check_refuses_paths_that_cannot_work_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    std::fs::write(dir.path().join("in"), "not a folder").unwrap();
+    let config = GOOD
+        .replace(
+            "logfile = \"\"",
+            "logfile = missing/router.log\ndatadir = a-file/store",
+        )
+        .replace("messagedir = 'in'", "messagedir = in");
+    std::fs::write(dir.path().join("router.cfg"), &config).unwrap();
+    let expected = [
+        "router.cfg: [general] datadir: ",
+        "a-file/store cannot be created: ",
+        "a-file is not a directory",
+        "router.cfg: [general] logfile: missing/router.log: its folder missing does not exist",
+        "router.cfg: [file-in_1] messagedir: ",
+        "in exists and is not a directory",
+    ];
+    for args in [&["--check"][..], &[]] {
+        let out = router(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for part in expected {
+            assert!(stderr.contains(part), "{args:?}: `{part}` in:\n{stderr}");
+        }
+        assert!(!stderr.contains("configuration OK"), "{stderr}");
+    }
+    // The same config with usable paths passes; missing directories are created at start.
+    let fixed = config
+        .replace("a-file/store", "store")
+        .replace("missing/router.log", "router.log")
+        .replace("messagedir = in", "messagedir = incoming");
+    std::fs::write(dir.path().join("router.cfg"), &fixed).unwrap();
+    let out = router(dir.path(), &["--check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
