@@ -1031,6 +1031,9 @@ fn message_dir(ctx: &mut Ctx, section: &Section<'_>) -> Option<PathBuf> {
     }
 }
 
+/// The shortest `cycletime`: a shorter one is raised to it, with a warning.
+const MIN_CYCLE: Duration = Duration::from_millis(10);
+
 fn file_in(
     ctx: &mut Ctx,
     section: &Section<'_>,
@@ -1050,7 +1053,21 @@ fn file_in(
             format!("`{filemask}` is not a file name pattern; allowed: * ? [abc] without path separators"),
         );
     }
-    let cycle = section.seconds(ctx, "cycletime", 120.0, 0.01, 86_400.0);
+    // SocketReader sleeps `cycletime` between polls, so 0 (poll without pause) is a valid
+    // SocketReader setting; a poll loop without any pause would take a whole CPU core.
+    let mut cycle = section.seconds(ctx, "cycletime", 120.0, 0.0, 86_400.0);
+    if cycle < MIN_CYCLE {
+        ctx.warn(
+            section.name,
+            Some("cycletime"),
+            format!(
+                "{} s: polling every {} s, the shortest period",
+                cycle.as_secs_f64(),
+                MIN_CYCLE.as_secs_f64()
+            ),
+        );
+        cycle = MIN_CYCLE;
+    }
     let max_files = section.integer(ctx, "maxfiles", 50, 1, 1000) as usize;
     let natural_order = section.boolean(ctx, "naturalorder", false);
     let settle = section.seconds(ctx, "settletime", 0.5, 0.0, 600.0);
@@ -1746,5 +1763,27 @@ mod tests {
         );
         let fixed = text.replace("retrymaxdelay = 1", "retrymaxdelay = 5");
         assert!(load_str(&fixed, Path::new("r.cfg")).is_ok());
+    }
+
+    /// SocketReader sleeps `cycletime` seconds between polls, so `cycletime = 0` (poll
+    /// again at once) starts there; it was refused as out of range. It now polls at the
+    /// shortest period, with a warning.
+    #[test]
+    fn a_cycletime_of_zero_polls_at_the_shortest_period() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = /srv/in\n\
+                    cycletime = 0\n\
+                    [out]\ntranstech = socket\ntransdir = out\nqueuename = q\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        let ConnectorKind::FileIn(files) = &connection(&loaded, "in").kind else {
+            panic!()
+        };
+        assert_eq!(files.cycle, MIN_CYCLE);
+        assert_eq!(
+            messages(&loaded.warnings),
+            ["r.cfg:8: [in] cycletime: 0 s: polling every 0.01 s, the shortest period"]
+        );
+        // A negative period is still refused.
+        assert!(load_str(&text.replace("= 0\n", "= -1\n"), Path::new("r.cfg")).is_err());
     }
 }
