@@ -81,7 +81,12 @@ fn delimiter_or_none(raw: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for part in split_top(raw.trim(), '+') {
         let part = part.trim();
-        if let Some(inner) = part.strip_prefix("chr(").and_then(|p| p.strip_suffix(')')) {
+        // Python's eval, which read these, takes blanks between `chr` and `(` too.
+        if let Some(inner) = part
+            .strip_prefix("chr")
+            .and_then(|p| p.trim_start().strip_prefix('('))
+            .and_then(|p| p.strip_suffix(')'))
+        {
             out.push(byte_number(inner.trim()).ok_or_else(|| {
                 format!(
                     "`{part}`: chr() needs a number 0..255 (decimal, 0x hex, or octal with a \
@@ -310,6 +315,10 @@ mod tests {
         assert_eq!(delimiter("chr(0o13)").unwrap(), [0x0b]);
         assert_eq!(delimiter("chr(0b1011)").unwrap(), [0x0b]);
         assert_eq!(delimiter("chr(0)").unwrap(), [0]);
+        // Python's eval takes blanks around the call's parts.
+        assert_eq!(delimiter("chr (11)").unwrap(), [0x0b]);
+        assert_eq!(delimiter("chr\t( 0x1c ) + chr (13)").unwrap(), [0x1c, 0x0d]);
+        assert!(delimiter("chrx(11)").is_err());
         assert!(delimiter("chr(08)").is_err());
         assert!(delimiter("chr(+11)").is_err());
         // Python 2: "invalid \x escape"; it read as 0x0b.
