@@ -278,6 +278,61 @@ mod tests {
         assert!(!mask_matches("*.hl7", "x.hl"));
     }
 
+    /// SocketReader's `filemask` went through Python's `fnmatch` (`glob`); these verdicts
+    /// were recorded from Python 2.7.18's `fnmatch.fnmatchcase`: case matters, `]` first
+    /// in a set is a member, only `!` negates, an unclosed `[` and a backslash are literal.
+    #[test]
+    fn masks_match_as_python_2_7_fnmatch_does() {
+        let python: &[(&str, &str, bool)] = &[
+            (r"*.hl7", r"a.hl7", true),
+            (r"*.hl7", r"A.HL7", false),
+            (r"*.hl7", r"a.hl7.tmp", false),
+            (r"f_?.dat", r"f_1.dat", true),
+            (r"f_?.dat", r"f_10.dat", false),
+            (r"f_?.dat", r"f_.dat", false),
+            (r"[]a]x", r"]x", true),
+            (r"[]a]x", r"ax", true),
+            (r"[]a]x", r"bx", false),
+            (r"[!]a]x", r"]x", false),
+            (r"[!]a]x", r"ax", false),
+            (r"[!]a]x", r"bx", true),
+            (r"[^x]*", r"^y", true),
+            (r"[^x]*", r"xy", true),
+            (r"[^x]*", r"b1", false),
+            (r"[a-]*", r"-q", true),
+            (r"[a-]*", r"ax", true),
+            (r"[a-]*", r"b1", false),
+            (r"[!a-c]*", r"ax", false),
+            (r"[!a-c]*", r"d", true),
+            (r"[!a-c]*", r"-q", true),
+            (r"[", r"[", true),
+            (r"[", r"[x", false),
+            (r"[!]", r"[!]", true),
+            (r"[!]", r"!", false),
+            (r"[]", r"[]", true),
+            (r"[]", r"]", false),
+            (r"a[b", r"a[b", true),
+            (r"a[b", r"ab", false),
+            (r"[\]]*", r"\]", true),
+            (r"[\]]*", r"]x", false),
+            (r"[\]]*", r"\x", false),
+            (r"\*", r"\x", true),
+            (r"\*", r"*", false),
+            (r"*[*]*", r"a*b", true),
+            (r"*[*]*", r"ab", false),
+            (r"[!!]*", r"!z", false),
+            (r"[!!]*", r"ax", true),
+            (r"*.[hH][lL]7", r"a.hl7", true),
+            (r"*.[hH][lL]7", r"A.HL7", true),
+            (r"*.[hH][lL]7", r"a.hm7", false),
+            (r"[.]*", r".x", true),
+            (r"[.]*", r"x", false),
+        ];
+        for &(mask, name, expected) in python {
+            assert_eq!(mask_matches(mask, name), expected, "{mask} on {name}");
+        }
+    }
+
     #[test]
     fn natural() {
         let mut names = vec!["f_10.dat", "f_2.dat", "f_1.dat", "f_01.dat"];

@@ -1786,4 +1786,52 @@ mod tests {
         // A negative period is still refused.
         assert!(load_str(&text.replace("= 0\n", "= -1\n"), Path::new("r.cfg")).is_err());
     }
+
+    /// What SocketReader's README gives as each option's default, for a config that sets
+    /// none of them.
+    #[test]
+    fn options_left_out_take_socketreaders_defaults() {
+        let text = "[general]\nuseconnections = sin, sout, fin, fout\n\
+                    [sin]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [fout]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n\
+                    [fin]\ntranstech = file\ntransdir = in\nqueuename = r\nmessagedir = in\n\
+                    [sout]\ntranstech = socket\ntransdir = out\nqueuename = r\nport = 22223\n";
+        let loaded = load_str(text, Path::new("/etc/r.cfg")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let general = &loaded.config.general;
+        assert_eq!(
+            (general.loglvl, general.logfile.as_ref()),
+            (LogLevel::Warning, None)
+        );
+        let sin = connection(&loaded, "sin");
+        assert!(!sin.use_hl7, "usehl7 defaults to False");
+        assert!(!sin.debug.log_content, "debug defaults to {{}}");
+        let ConnectorKind::SocketIn(socket) = &sin.kind else {
+            panic!()
+        };
+        assert!(socket.server, "createserversocket defaults to True");
+        assert_eq!((socket.host.as_str(), socket.port), ("127.0.0.1", 22222));
+        assert_eq!(
+            (
+                socket.start_block.as_slice(),
+                socket.end_block.as_slice(),
+                socket.trailer.as_slice()
+            ),
+            (&[0x0b][..], &[0x1c][..], &[0x0d][..])
+        );
+        assert!(socket.use_ack, "useack defaults to True");
+        let ConnectorKind::FileIn(fin) = &connection(&loaded, "fin").kind else {
+            panic!()
+        };
+        assert_eq!(fin.filemask, "*");
+        assert_eq!(fin.cycle, Duration::from_secs(120));
+        assert_eq!(fin.max_files, 50);
+        assert!(!fin.newline && !fin.natural_order);
+        let ConnectorKind::FileOut(fout) = &connection(&loaded, "fout").kind else {
+            panic!()
+        };
+        assert_eq!(fout.naming, FileNaming::Prefix(String::new()));
+        assert_eq!(fout.suffix, ".dat");
+        assert!(!fout.newline);
+    }
 }
