@@ -242,11 +242,13 @@ pub(crate) fn python_dict(raw: &str) -> Result<Vec<(String, String)>, String> {
     Ok(entries)
 }
 
-/// Splits on `sep` outside quotes.
+/// Splits on `sep` outside quotes and outside brackets: a Python value such as
+/// `[1, 2]`, `(1, 2)` or `{"a": 1}` inside a dict is one value, as Python's eval reads it.
 fn split_top(text: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut start = 0;
     let mut i = 0;
+    let mut depth = 0usize;
     while let Some(c) = text[i..].chars().next() {
         if c == '"' || c == '\'' {
             // Skip the whole literal; an unclosed one runs to the end.
@@ -254,9 +256,14 @@ fn split_top(text: &str, sep: char) -> Vec<&str> {
             i = closing_quote(&text[body..], c).map_or(text.len(), |end| body + end + 1);
             continue;
         }
-        if c == sep {
-            parts.push(&text[start..i]);
-            start = i + c.len_utf8();
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            c if c == sep && depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
         }
         i += c.len_utf8();
     }
@@ -340,6 +347,19 @@ mod tests {
             ]
         );
         assert!(python_dict("{}").unwrap().is_empty());
+        // Python values with commas or colons of their own are one value each.
+        let dict =
+            python_dict(r#"{"ports": [1, 2], "pair": (3, 4), "sub": {"a": 1}, "logcontent": 1}"#)
+                .unwrap();
+        assert_eq!(
+            dict,
+            [
+                ("ports".to_owned(), "[1, 2]".to_owned()),
+                ("pair".to_owned(), "(3, 4)".to_owned()),
+                ("sub".to_owned(), "{\"a\": 1}".to_owned()),
+                ("logcontent".to_owned(), "1".to_owned())
+            ]
+        );
         assert!(python_dict("logcontent=True").is_err());
         assert!(python_dict("{logcontent: True}").is_err());
     }
