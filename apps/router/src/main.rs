@@ -179,7 +179,8 @@ fn config_path(given: Option<PathBuf>) -> Result<PathBuf> {
         })
 }
 
-/// Log lines as SocketReader's: timestamp, connection (span), level, message.
+/// Log lines: UTC timestamp, level, connection (span), message. Not SocketReader's layout
+/// (`local time - thread - LEVEL - message`); docs/router.md says so.
 fn init_logging(config: &RouterConfig) -> Result<()> {
     let level = match config.general.loglvl {
         LogLevel::Debug => LevelFilter::DEBUG,
