@@ -407,3 +407,25 @@ async fn log_levels_and_prod_show_failed_transfers_as_the_readme_orders_them() {
         peer.stop().await;
     }
 }
+
+/// An input directory that cannot be listed (a share that went away, or is not mounted
+/// yet) is said once, and once again when it can be listed, however short `cycletime`:
+/// with `cycletime = 0` it was a warning every 10 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_directory_that_cannot_be_listed_is_logged_once_per_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[general]\nuseconnections = fin, out\n\
+         [fin]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = share/in\n\
+         cycletime = 0\nsettletime = 0.01\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
+    let router = RouterProc::start(dir.path(), config).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let inbox = dir.path().join("share/in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("m.hl7"), oru("D1", "LAB")).unwrap();
+    let out = dir.path().join("out");
+    wait_until("the file", || files_in(&out).len() == 1).await;
+    let log = router.log_text();
+    assert_eq!(log.matches("cannot list").count(), 1, "{log}");
+    assert_eq!(log.matches("can be listed again").count(), 1, "{log}");
+}

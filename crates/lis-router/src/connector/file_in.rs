@@ -39,8 +39,11 @@ impl FileIn {
             self.settings.filemask,
             self.settings.cycle
         );
+        // Whether the last poll could not list the directory: said once, not every poll
+        // (a share that went away, polled every `cycletime`, would fill the log).
+        let mut unlistable = false;
         loop {
-            self.poll().await;
+            self.poll(&mut unlistable).await;
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 () = tokio::time::sleep(self.settings.cycle) => {}
@@ -49,14 +52,27 @@ impl FileIn {
     }
 
     /// One poll: two looks `settletime` apart, then the stable files in name order.
-    async fn poll(&self) {
+    async fn poll(&self, unlistable: &mut bool) {
         let first = match self.look().await {
             Ok(found) => found,
             Err(e) => {
-                warn!("cannot list {}: {e}", self.settings.dir.display());
+                let dir = self.settings.dir.display();
+                if *unlistable {
+                    debug!("cannot list {dir}: {e}");
+                } else {
+                    warn!(
+                        "cannot list {dir}: {e}; polling on, a line again once it can be \
+                         listed"
+                    );
+                    *unlistable = true;
+                }
                 return;
             }
         };
+        if *unlistable {
+            warn!("{} can be listed again", self.settings.dir.display());
+            *unlistable = false;
+        }
         if first.is_empty() {
             return;
         }
