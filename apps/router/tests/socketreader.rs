@@ -61,7 +61,8 @@ fn counter_of(name: &str, head: &str, suffix: &str, before: &str, after: &str) -
 /// README 4.2.2.2: `prefix` + `timestamp_iterator` + `suffix` (`.dat` by default, no
 /// prefix by default), `hl7prefix` as
 /// `SRCSYSTEM_SRCFACILITY_DSTSYSTEM_DSTFACILITY_MSGTYPE_timestamp_iterator.suffix`
-/// (`ORBIS_UKD_OPUSL_UKD_ADT_20101102124510_00000.hl7`), and `newline` appending an LF.
+/// (`ORBIS_UKD_OPUSL_UKD_ADT_20101102124510_00000.hl7`), and `newline` appending an LF;
+/// `outputdir`, the 0.3.x name of `messagedir`, for the plain output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_file_names_and_newline_as_the_readme_gives_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,7 +72,7 @@ async fn output_file_names_and_newline_as_the_readme_gives_them() {
          [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
          [pre]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = pre\n\
          prefix = lab-\nsuffix = .txt\nnewline = True\n\
-         [plain]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = plain\n\
+         [plain]\ntranstech = file\ntransdir = out\nqueuename = q\noutputdir = plain\n\
          [hl7]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = hl7\n\
          usehl7 = True\nhl7prefix = True\nsuffix = .hl7\n"
     );
