@@ -919,4 +919,15 @@ mod tests {
         );
         assert_eq!(name.len(), "lab-".len() + 14 + 6);
     }
+
+    /// SocketReader's iterator has five digits (`..._20101102124510_00000.hl7`): after
+    /// 99999 the counter starts again at 00000, never growing a sixth digit.
+    #[test]
+    fn the_counter_keeps_five_digits_and_wraps() {
+        let mut namer = Namer::new(settings(FileNaming::Prefix(String::new())), "out");
+        namer.counter = 99_999;
+        assert!(namer.name(b"x").ends_with("_99999"));
+        assert!(namer.name(b"x").ends_with("_00000"));
+        assert!(namer.name(b"x").ends_with("_00001"));
+    }
 }
