@@ -1031,6 +1031,39 @@ fn message_dir(ctx: &mut Ctx, section: &Section<'_>) -> Option<PathBuf> {
     }
 }
 
+/// A `prefix` or `suffix` as it goes into file names. One that would reach outside
+/// `messagedir` (a path separator, `..`) or is too long is an error; other characters outside
+/// the safe set (a space, say, which SocketReader wrote as it was) become `_`, with a warning,
+/// so that the SocketReader config still starts.
+fn name_part(ctx: &mut Ctx, section: &str, key: &str, text: String) -> String {
+    if text.contains(['/', '\\']) || text.contains("..") {
+        ctx.error(
+            section,
+            Some(key),
+            format!(
+                "`{text}` is not allowed in a file name: it could name a path outside messagedir \
+                 (no '/', '\\' or '..')"
+            ),
+        );
+        return text;
+    }
+    if text.len() > 64 {
+        ctx.error(section, Some(key), "is longer than 64 characters".into());
+        return text;
+    }
+    let safe = crate::filename::sanitize_part(&text, usize::MAX);
+    if safe != text {
+        ctx.warn(
+            section,
+            Some(key),
+            format!(
+                "`{text}` is written `{safe}`: file names keep letters, digits, '.', '_' and '-'"
+            ),
+        );
+    }
+    safe
+}
+
 /// The shortest `cycletime`: a shorter one is raised to it, with a warning.
 const MIN_CYCLE: Duration = Duration::from_millis(10);
 
@@ -1123,21 +1156,8 @@ fn file_out(ctx: &mut Ctx, section: &Section<'_>, use_hl7: bool) -> Option<FileO
             "needs usehl7 = True (names come from MSH-3..MSH-9)".into(),
         );
     }
-    for (key, text) in [
-        ("prefix", prefix.as_deref().unwrap_or("")),
-        ("suffix", &suffix),
-    ] {
-        if crate::filename::sanitize_part(text, usize::MAX) != text || text.contains("..") {
-            ctx.error(
-                name,
-                Some(key),
-                format!("`{text}` is not allowed in a file name; allowed: letters, digits, '.', '_', '-' (no '..')"),
-            );
-        }
-        if text.len() > 64 {
-            ctx.error(name, Some(key), "is longer than 64 characters".into());
-        }
-    }
+    let prefix = prefix.map(|p| name_part(ctx, name, "prefix", p));
+    let suffix = name_part(ctx, name, "suffix", suffix);
     let dir = dir?;
     let naming = if hl7prefix {
         FileNaming::Hl7
@@ -1763,6 +1783,40 @@ mod tests {
         );
         let fixed = text.replace("retrymaxdelay = 1", "retrymaxdelay = 5");
         assert!(load_str(&fixed, Path::new("r.cfg")).is_ok());
+    }
+
+    /// A `prefix` with a space (SocketReader wrote it as it was) refused the start; it is
+    /// now written with `_`, with a warning. One that could leave `messagedir` is still refused.
+    #[test]
+    fn a_prefix_with_unsafe_characters_is_written_safe_with_a_warning() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\n\
+                    messagedir = /srv/out\nprefix = lab result \nsuffix = .h l7\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        let ConnectorKind::FileOut(out) = &connection(&loaded, "out").kind else {
+            panic!()
+        };
+        assert_eq!(out.naming, FileNaming::Prefix("lab_result".into()));
+        assert_eq!(out.suffix, ".h_l7");
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "r.cfg:12: [out] prefix: `lab result` is written `lab_result`: file names keep \
+                 letters, digits, '.', '_' and '-'",
+                "r.cfg:13: [out] suffix: `.h l7` is written `.h_l7`: file names keep letters, \
+                 digits, '.', '_' and '-'"
+            ]
+        );
+        for hostile in ["../x", "a/b", "a\\b", "a..b"] {
+            let bad = text.replace("lab result ", hostile);
+            let err = load_str(&bad, Path::new("r.cfg")).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("could name a path outside messagedir"),
+                "{hostile}: {err}"
+            );
+        }
     }
 
     /// SocketReader sleeps `cycletime` seconds between polls, so `cycletime = 0` (poll
