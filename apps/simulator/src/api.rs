@@ -174,7 +174,8 @@ async fn received(
                 ))
             })?,
     };
-    ok(serde_json::to_value(app.received.list(limit)).unwrap_or(Value::Null))
+    // Serialized straight into the reply: a JSON value would hold a string per record.
+    Ok((StatusCode::OK, axum::Json(app.received.list(limit))).into_response())
 }
 
 /// `{name}` must be a plain template name.

@@ -1,0 +1,88 @@
+//! Hostile peers on the simulator's network surfaces: what they can make it hold in memory,
+//! how long they can keep a connection, and how much they can make it log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Sim, WAIT, connect, http};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The simulator's peak resident memory so far, in KiB (`VmHWM`).
+fn peak_rss_kib(sim: &Sim) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sim.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Sends one MLLP message and reads its reply, up to FS CR.
+async fn mllp_exchange(s: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
+    let mut framed = vec![0x0b];
+    framed.extend_from_slice(payload);
+    framed.extend_from_slice(b"\x1c\r");
+    s.write_all(&framed).await.unwrap();
+    let mut reply = Vec::new();
+    while !reply.ends_with(b"\x1c\r") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("no reply")
+            .unwrap();
+        assert!(n > 0, "connection closed without a reply");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    reply
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_many_short_segments_do_not_multiply_in_the_received_store() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=mindray_bc5380",
+        "--api-port",
+        "0",
+        "--response-delay",
+        "0",
+    ]);
+    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    let before = peak_rss_kib(&sim);
+    // 7.6 MB each (under the 8 MiB MLLP limit), 3.8 million one-letter segments.
+    for i in 0..3 {
+        let mut message =
+            format!("MSH|^~\\&|A|B|C|D|20260101||ORU^R01|CTL{i}|P|2.5\r").into_bytes();
+        message.extend(b"Z\r".repeat(3_800_000));
+        let reply = mllp_exchange(&mut s, &message).await;
+        assert!(
+            String::from_utf8_lossy(&reply).contains(&format!("MSA|AA|CTL{i}")),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    let listed = http()
+        .get(sim.api_url("/received?limit=3"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        listed.len() > 3 * 7_600_000,
+        "{} bytes listed",
+        listed.len()
+    );
+    let grown_mib = (peak_rss_kib(&sim) - before) / 1024;
+    eprintln!("peak resident memory grew by {grown_mib} MiB");
+    // 23 MB of text stored (each segment kept as its own string: over 600 MiB, and as much
+    // again to list them); allow the decoder's buffer, a copy in flight and the reply.
+    assert!(
+        grown_mib < 200,
+        "peak resident memory grew by {grown_mib} MiB"
+    );
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
