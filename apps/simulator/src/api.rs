@@ -15,9 +15,12 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use lis_templates::{Output, ProtocolKind, Template};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::app::{App, Overrides};
 use crate::bridge;
@@ -116,9 +119,52 @@ async fn json_errors(response: Response) -> Response {
     json
 }
 
-/// Serves the API until the process ends.
+/// How long a client has to send a request's head (request line and headers), counted from
+/// when its connection waits for one: a new connection, or a kept one between requests.
+/// hyper's default, which `axum::serve` left without effect (it gives hyper no timer), so a
+/// client that sent half a head, or nothing, held its connection for ever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves the API until the process ends: at most `--max-connections` connections at once (one
+/// beyond is closed at once, with a log line, as on the listening ports), each closed when a
+/// request head has not come within [`HEADER_READ_TIMEOUT`].
 pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(app)).await
+    let max_connections = app.cli.max_connections as usize;
+    let limit = Arc::new(Semaphore::new(max_connections));
+    let local = listener.local_addr()?;
+    let router = router(app);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept on {local} (HTTP): {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            tracing::warn!(
+                "refusing {peer} on {local} (HTTP): connection limit of {max_connections} reached"
+            );
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!("HTTP connection from {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {

@@ -86,3 +86,97 @@ async fn messages_of_many_short_segments_do_not_multiply_in_the_received_store()
     drop(s);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// Waits until the peer closes `s` (EOF or reset), reading and dropping what comes; `false`
+/// when it is still open after `limit`.
+async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_client_that_never_finishes_its_request_head_is_closed() {
+    let sim = Sim::start(&["--listen", "0=horiba_pentra60", "--api-port", "0"]);
+    let api = sim.api.unwrap();
+    // Slowloris: half a head, then a header line now and then; and a client that says nothing.
+    let mut partial = connect(api).await;
+    partial
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut silent = connect(api).await;
+    let trickle = async {
+        for i in 0..8 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if partial
+                .write_all(format!("X-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        closed_within(&mut partial, Duration::from_secs(20)).await
+    };
+    let (partial_closed, silent_closed) =
+        tokio::join!(trickle, closed_within(&mut silent, Duration::from_secs(60)));
+    assert!(
+        partial_closed,
+        "a request head trickled in for a minute was never cut off"
+    );
+    assert!(
+        silent_closed,
+        "a connection without a request was kept for a minute"
+    );
+    // The API still answers.
+    let status = http()
+        .get(sim.api_url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_takes_at_most_max_connections_at_once() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=horiba_pentra60",
+        "--api-port",
+        "0",
+        "--max-connections",
+        "3",
+    ]);
+    let api = sim.api.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect(api).await;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    let mut extra = connect(api).await;
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(10)).await,
+        "a fourth connection was kept with --max-connections 3"
+    );
+    // A slot freed is taken again.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = http()
+        .get(sim.api_url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
