@@ -29,6 +29,49 @@ pub(crate) const DEFAULT_PORT_MAP: &str = include_str!("../config/port_templates
 /// Timeout of order-result pushes (the reference's value).
 const ORDER_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many protocol problems of one connection (refused frames, payloads that are not HL7,
+/// discarded or incomplete transfers) are logged one by one; the rest are counted, and their
+/// number logged when the connection ends. A frame can take three bytes (`<VT><FS><CR>`),
+/// so without a bound a peer streaming junk wrote a log line per few bytes it sent.
+const NOISE_LINES: u64 = 10;
+
+/// Bounds the log lines one connection's protocol noise causes (see [`NOISE_LINES`]).
+#[derive(Debug)]
+struct NoiseLog {
+    label: String,
+    seen: u64,
+}
+
+impl NoiseLog {
+    fn new(label: String) -> Self {
+        Self { label, seen: 0 }
+    }
+
+    /// Counts one problem; whether to log it. The first one not logged is announced.
+    fn admit(&mut self) -> bool {
+        self.seen += 1;
+        if self.seen == NOISE_LINES + 1 {
+            tracing::warn!(
+                "{}: more protocol problems follow; counted, not logged one by one",
+                self.label
+            );
+        }
+        self.seen <= NOISE_LINES
+    }
+}
+
+impl Drop for NoiseLog {
+    fn drop(&mut self) {
+        if self.seen > NOISE_LINES {
+            tracing::warn!(
+                "{}: connection ended; {} more protocol problem(s) not logged one by one",
+                self.label,
+                self.seen - NOISE_LINES
+            );
+        }
+    }
+}
+
 /// One listener: a port and its template (`None`: the legacy `fields.json` behaviour).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PortEntry {
@@ -296,6 +339,7 @@ async fn serve_astm(
     );
     // Receiver interrupts in a row, without a message delivered in between.
     let mut interrupts = 0;
+    let mut noise = NoiseLog::new(format!("port {} peer {peer}", local.port()));
     if let Some(name) = &template {
         let t = app.template(name)?;
         if t.astm_config.as_ref().is_some_and(|c| c.proactive_enq) {
@@ -325,17 +369,23 @@ async fn serve_astm(
                 {
                     // §6.5.2.4 / E1394: a message is complete with its L record. Answering
                     // the orders that arrived would give results for part of a list.
-                    tracing::warn!(
-                        "port {}: transfer from {peer} ended without its L record (the LIS \
-                         gave up or was cut off); kept in /received, not answered",
-                        local.port()
-                    );
+                    if noise.admit() {
+                        tracing::warn!(
+                            "port {}: transfer from {peer} ended without its L record (the LIS \
+                             gave up or was cut off); kept in /received, not answered",
+                            local.port()
+                        );
+                    }
                     continue;
                 }
                 if let Some(name) = &transfer.template_override {
                     match app.template(name) {
                         Ok(t) if t.protocol.kind.is_astm() => template = Some(name.clone()),
-                        _ => tracing::warn!("X record: {name:?} is not an ASTM template; ignored"),
+                        _ if noise.admit() => tracing::warn!(
+                            "port {}: X record from {peer}: {name:?} is not an ASTM template; ignored",
+                            local.port()
+                        ),
+                        _ => {}
                     }
                 }
                 if let Err(e) = answer(app, &mut io, &transfer, template.as_deref(), local).await {
@@ -372,12 +422,12 @@ async fn serve_astm(
             // is answered with a NAK the peer sees.
             Event::LinkError(
                 e @ (astm_frame::LinkError::Junk(_) | astm_frame::LinkError::FrameOutsideTransfer),
-            ) => tracing::warn!(
+            ) if noise.admit() => tracing::warn!(
                 "port {}: from {peer}: {e}; got no reply (E1381: ENQ, then <STX> frames, EOT)",
                 local.port()
             ),
             Event::LinkError(e) => tracing::debug!("port {}: {e}", local.port()),
-            Event::ReceiveDiscarded { reason, len } => {
+            Event::ReceiveDiscarded { reason, len } if noise.admit() => {
                 tracing::warn!("port {}: {len} bytes discarded: {reason}", local.port());
             }
             _ => {}
@@ -619,21 +669,26 @@ async fn serve_mllp(
         peer,
         awaiting: Vec::new(),
     };
+    let mut noise = NoiseLog::new(format!("port {} peer {peer}", local.port()));
     while let Some(frame) = next_mllp_frame(&mut framed, stall_limit).await {
         let payload = match frame.context("mllp")? {
             MllpFrame::Message(payload) => payload,
             MllpFrame::Error(e) => {
-                tracing::warn!("port {}: refused MLLP frame from {peer}: {e}", local.port());
+                if noise.admit() {
+                    tracing::warn!("port {}: refused MLLP frame from {peer}: {e}", local.port());
+                }
                 continue;
             }
             // Reported once a start block or the end of the stream follows: HL7 sent without
             // MLLP framing otherwise vanishes without a word.
             MllpFrame::Junk { len, offset } => {
-                tracing::warn!(
-                    "port {}: {len} byte(s) from {peer} at stream offset {offset} outside any \
-                     MLLP frame, skipped (a message must come as <VT> message <FS><CR>)",
-                    local.port()
-                );
+                if noise.admit() {
+                    tracing::warn!(
+                        "port {}: {len} byte(s) from {peer} at stream offset {offset} outside \
+                         any MLLP frame, skipped (a message must come as <VT> message <FS><CR>)",
+                        local.port()
+                    );
+                }
                 continue;
             }
             _ => continue,
@@ -646,10 +701,12 @@ async fn serve_mllp(
                 // The reference answers anything with AA; silence would leave the sender
                 // waiting for its timeout. (Commit blocks, answers themselves, are
                 // `MllpFrame::Commit` and never get here.)
-                tracing::warn!(
-                    "port {}: not an HL7 message from {peer} ({e}); answered with an MLLP NAK block",
-                    local.port()
-                );
+                if noise.admit() {
+                    tracing::warn!(
+                        "port {}: not an HL7 message from {peer} ({e}); answered with an MLLP NAK block",
+                        local.port()
+                    );
+                }
                 framed
                     .send(&[mllp_hl7::CommitAck::Nak.byte()][..])
                     .await

@@ -180,3 +180,79 @@ async fn the_api_takes_at_most_max_connections_at_once() {
         .status();
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_frames_on_an_mllp_port_log_a_bounded_number_of_lines() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let sim = Sim::start_with_stderr(
+        common::command(&["--listen", "0=mindray_bc5380", "--response-delay", "0"]),
+        log.reopen().unwrap().into(),
+    );
+    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    let local_port = s.local_addr().unwrap().port();
+    // 1,000 empty frames and 500 that are not HL7: each is answered with the NAK block.
+    let mut junk = b"\x0b\x1c\r".repeat(1000);
+    junk.extend(b"\x0bjunk\x1c\r".repeat(500));
+    s.write_all(&junk).await.unwrap();
+    let mut replies = Vec::new();
+    while replies.len() < 1500 * 4 {
+        let mut buf = [0u8; 8192];
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("NAK blocks missing")
+            .unwrap();
+        assert!(n > 0, "closed after {} bytes of replies", replies.len());
+        replies.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(replies, b"\x0b\x15\x1c\r".repeat(1500));
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let peer = format!("127.0.0.1:{local_port}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(&peer)).collect();
+    assert!(
+        lines.len() <= 12,
+        "{} log lines for one connection's junk",
+        lines.len()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("1490 more protocol problem(s) not logged")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_transfers_on_an_astm_port_log_a_bounded_number_of_lines() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let sim = Sim::start_with_stderr(
+        common::command(&["--listen", "0=horiba_pentra60", "--response-delay", "0"]),
+        log.reopen().unwrap().into(),
+    );
+    let mut s = connect(sim.port_of("horiba_pentra60")).await;
+    let local_port = s.local_addr().unwrap().port();
+    // Orders without their L record: each is kept, not answered, and was warned about.
+    for _ in 0..40 {
+        common::send_records(&mut s, &["H|\\^&", "O|1|S1||^^^WBC"]).await;
+    }
+    // One complete field query afterwards is still answered.
+    common::send_records(&mut s, &["H|\\^&", "L|1|N"]).await;
+    let records = common::receive_records(&mut s).await;
+    assert!(records[0].starts_with("H|"), "{records:?}");
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let peer = format!("127.0.0.1:{local_port}");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&peer) && l.contains("WARN"))
+        .collect();
+    assert!(lines.len() <= 12, "{} warnings: {lines:#?}", lines.len());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("30 more protocol problem(s) not logged")),
+        "{lines:#?}"
+    );
+}

@@ -44,10 +44,15 @@ impl Sim {
         Self::start_with(command(args))
     }
 
-    pub fn start_with(mut cmd: Command) -> Self {
+    pub fn start_with(cmd: Command) -> Self {
+        Self::start_with_stderr(cmd, Stdio::inherit())
+    }
+
+    /// As [`Sim::start_with`], its log (stderr) going to `stderr`.
+    pub fn start_with_stderr(mut cmd: Command, stderr: Stdio) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn simulator");
         let stdout = child.stdout.take().expect("stdout");
