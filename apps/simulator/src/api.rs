@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use crate::app::{App, Overrides};
 use crate::bridge;
 use crate::push::{self, Destination};
+use crate::server::{ACCEPT_RETRY, AcceptLog};
 
 type Reply = Result<Response, ApiError>;
 
@@ -133,19 +134,19 @@ pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Resu
     let limit = Arc::new(Semaphore::new(max_connections));
     let local = listener.local_addr()?;
     let router = router(app);
+    let mut log = AcceptLog::new(format!("{local} (HTTP)"));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!("accept on {local} (HTTP): {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                log.failed(&e);
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
+        log.accepted();
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            tracing::warn!(
-                "refusing {peer} on {local} (HTTP): connection limit of {max_connections} reached"
-            );
+            log.refused(peer, max_connections);
             drop(stream);
             continue;
         };

@@ -29,6 +29,89 @@ pub(crate) const DEFAULT_PORT_MAP: &str = include_str!("../config/port_templates
 /// Timeout of order-result pushes (the reference's value).
 const ORDER_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an accept loop waits after a failed accept (out of file descriptors, say).
+pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Refusals for the connection limit logged per minute and listener; the rest are counted.
+const REFUSALS_PER_MINUTE: u32 = 10;
+
+/// Bounds the log lines of one listener's accept loop: a failed accept, retried every
+/// [`ACCEPT_RETRY`] for as long as it lasts (out of file descriptors), is logged once, then
+/// once more when accepting works again; refusals for the connection limit (a connection
+/// flood, a peer reconnecting in a loop) [`REFUSALS_PER_MINUTE`] a minute, the rest counted
+/// and their number logged with the next refusal logged.
+#[derive(Debug)]
+pub(crate) struct AcceptLog {
+    label: String,
+    failing: u64,
+    window: tokio::time::Instant,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl AcceptLog {
+    /// For the listener described by `label` (`127.0.0.1:5000 (ASTM)`).
+    pub(crate) fn new(label: String) -> Self {
+        Self {
+            label,
+            failing: 0,
+            window: tokio::time::Instant::now(),
+            logged: 0,
+            unlogged: 0,
+        }
+    }
+
+    /// A connection was accepted.
+    pub(crate) fn accepted(&mut self) {
+        if self.failing > 0 {
+            tracing::warn!(
+                "{}: accepting connections again after {} failed accept(s)",
+                self.label,
+                self.failing
+            );
+            self.failing = 0;
+        }
+    }
+
+    /// An accept failed (the loop waits [`ACCEPT_RETRY`] and tries again).
+    pub(crate) fn failed(&mut self, error: &std::io::Error) {
+        self.failing += 1;
+        if self.failing == 1 {
+            tracing::warn!(
+                "{}: accept failed: {error}; new connections wait until it works again \
+                 (retried every {ACCEPT_RETRY:?})",
+                self.label
+            );
+        }
+    }
+
+    /// `peer` was refused: the listener has `max` connections.
+    pub(crate) fn refused(&mut self, peer: SocketAddr, max: usize) {
+        if self.window.elapsed() >= Duration::from_secs(60) {
+            self.window = tokio::time::Instant::now();
+            self.logged = 0;
+        }
+        if self.logged >= REFUSALS_PER_MINUTE {
+            self.unlogged += 1;
+            return;
+        }
+        self.logged += 1;
+        let earlier = match std::mem::take(&mut self.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more refused before, not logged)"),
+        };
+        let rest = if self.logged == REFUSALS_PER_MINUTE {
+            "; further refusals this minute are counted, not logged"
+        } else {
+            ""
+        };
+        tracing::warn!(
+            "refusing {peer} on {}: connection limit of {max} reached{earlier}{rest}",
+            self.label
+        );
+    }
+}
+
 /// How many protocol problems of one connection (refused frames, payloads that are not HL7,
 /// discarded or incomplete transfers) are logged one by one; the rest are counted, and their
 /// number logged when the connection ends. A frame can take three bytes (`<VT><FS><CR>`),
@@ -207,19 +290,19 @@ async fn accept_loop(app: Arc<App>, bound: Bound) {
         .listener
         .local_addr()
         .map_or_else(|_| bound.entry.port.to_string(), |a| a.to_string());
+    let mut log = AcceptLog::new(format!("{local} ({})", bound.protocol));
     loop {
         let (stream, peer) = match bound.listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!("accept on port {}: {e}", bound.entry.port);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                log.failed(&e);
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
+        log.accepted();
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            tracing::warn!(
-                "refusing {peer} on {local}: connection limit of {max_connections} reached"
-            );
+            log.refused(peer, max_connections);
             drop(stream);
             continue;
         };

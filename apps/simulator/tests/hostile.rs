@@ -256,3 +256,65 @@ async fn incomplete_transfers_on_an_astm_port_log_a_bounded_number_of_lines() {
         "{lines:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_beyond_the_limit_logs_ten_refusals_a_minute() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let sim = Sim::start_with_stderr(
+        common::command(&["--listen", "0=horiba_pentra60", "--max-connections", "1"]),
+        log.reopen().unwrap().into(),
+    );
+    let addr = sim.port_of("horiba_pentra60");
+    let _held = connect(addr).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..200 {
+        let mut s = connect(addr).await;
+        assert!(
+            closed_within(&mut s, WAIT).await,
+            "a refused connection was kept"
+        );
+    }
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let refusals: Vec<&str> = text.lines().filter(|l| l.contains("refusing")).collect();
+    assert_eq!(refusals.len(), 10, "{refusals:#?}");
+    assert!(
+        refusals[9].contains("further refusals this minute are counted"),
+        "{refusals:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_is_logged_once_and_then_its_end() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    // A low descriptor limit for the simulator alone, set by the shell it is started from.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 48 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_simulator"),
+        "--listen",
+        "0=horiba_pentra60",
+    ])
+    .env("RUST_LOG", "info");
+    let sim = Sim::start_with_stderr(cmd, log.reopen().unwrap().into());
+    let addr = sim.port_of("horiba_pentra60");
+    // More connections than descriptors: the rest wait in the backlog while accepts fail.
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        held.push(connect(addr).await);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(held);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Accepting works again.
+    let mut s = connect(addr).await;
+    common::send_records(&mut s, &["H|\\^&", "L|1|N"]).await;
+    let records = common::receive_records(&mut s).await;
+    assert!(records[0].starts_with("H|"), "{records:?}");
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    // EMFILE, retried every 100 ms for two seconds.
+    let failed: Vec<&str> = text.lines().filter(|l| l.contains("os error 24")).collect();
+    // Once per run of failures (the backlog, drained, can make a second one), not every retry.
+    assert!((1..=3).contains(&failed.len()), "{failed:#?}");
+    assert!(text.contains("accepting connections again after"), "{text}");
+}
