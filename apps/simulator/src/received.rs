@@ -51,19 +51,38 @@ impl Serialize for ReceivedEntry {
     }
 }
 
+/// Text the store keeps at most, all entries together; the newest entry is kept whatever its
+/// size. `--received-capacity` alone let messages of up to 8 MiB (MLLP) or 16 MiB (ASTM) each,
+/// 1000 of them, hold 8 to 16 GiB.
+pub(crate) const MAX_BYTES: usize = 64 * 1024 * 1024;
+
 /// A bounded store of received messages.
 #[derive(Debug)]
 pub(crate) struct Received {
     capacity: usize,
-    entries: Mutex<VecDeque<ReceivedEntry>>,
+    max_bytes: usize,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    list: VecDeque<ReceivedEntry>,
+    /// The length of every `text` in `list`.
+    bytes: usize,
 }
 
 impl Received {
     /// Keeps at most `capacity` messages (the oldest go first).
     pub(crate) fn new(capacity: usize) -> Self {
+        Self::with_max_bytes(capacity, MAX_BYTES)
+    }
+
+    /// Keeps at most `capacity` messages and `max_bytes` of text (the oldest go first).
+    fn with_max_bytes(capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            entries: Mutex::new(VecDeque::new()),
+            max_bytes,
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -80,8 +99,15 @@ impl Received {
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.push_front(entry);
-        entries.truncate(self.capacity);
+        entries.bytes += entry.text.len();
+        entries.list.push_front(entry);
+        while entries.list.len() > self.capacity
+            || (entries.bytes > self.max_bytes && entries.list.len() > 1)
+        {
+            if let Some(old) = entries.list.pop_back() {
+                entries.bytes -= old.text.len();
+            }
+        }
     }
 
     /// The `limit` most recent messages, newest first.
@@ -90,7 +116,7 @@ impl Received {
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.iter().take(limit).cloned().collect()
+        entries.list.iter().take(limit).cloned().collect()
     }
 }
 
@@ -110,5 +136,26 @@ mod tests {
                 r#"[{{"peer":"peer","port":7,"protocol":"HL7","records":["MSH|1","PID|2"],"text":"MSH|1\r\rPID|2\n","time":"{time}"}}]"#
             )
         );
+    }
+
+    #[test]
+    fn the_store_keeps_at_most_max_bytes_of_text_and_always_the_newest() {
+        let store = Received::with_max_bytes(1000, 100);
+        for i in 0..5 {
+            store.push(1, "p".into(), "HL7", format!("{i}").repeat(40).as_bytes());
+        }
+        // 40 bytes each: two fit in 100.
+        let texts: Vec<String> = store.list(10).iter().map(|e| e.text.to_string()).collect();
+        assert_eq!(texts, ["4".repeat(40), "3".repeat(40)]);
+        store.push(1, "p".into(), "HL7", &[b'x'; 500]);
+        let kept = store.list(10);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].text.len(), 500);
+        // The count bound still holds.
+        let store = Received::with_max_bytes(2, 1 << 20);
+        for _ in 0..5 {
+            store.push(1, "p".into(), "HL7", b"x");
+        }
+        assert_eq!(store.list(10).len(), 2);
     }
 }
