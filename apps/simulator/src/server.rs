@@ -757,8 +757,27 @@ async fn serve_mllp(
         let payload = match frame.context("mllp")? {
             MllpFrame::Message(payload) => payload,
             MllpFrame::Error(e) => {
+                // An over-long or interrupted frame is a message refused: the sender gets the
+                // NAK block, as for a payload that is not HL7, rather than nothing at all (it
+                // waited for its ACK timeout, and a sender that retries sent it again).
+                // A frame cut off by the end of the stream has no one left to answer.
+                let answer = !matches!(e, mllp_hl7::FrameError::Truncated { .. });
                 if noise.admit() {
-                    tracing::warn!("port {}: refused MLLP frame from {peer}: {e}", local.port());
+                    tracing::warn!(
+                        "port {}: refused MLLP frame from {peer}: {e}{}",
+                        local.port(),
+                        if answer {
+                            "; answered with an MLLP NAK block"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                if answer {
+                    framed
+                        .send(&[mllp_hl7::CommitAck::Nak.byte()][..])
+                        .await
+                        .context("sending NAK block")?;
                 }
                 continue;
             }

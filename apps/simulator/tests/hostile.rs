@@ -318,3 +318,25 @@ async fn running_out_of_file_descriptors_is_logged_once_and_then_its_end() {
     assert!((1..=3).contains(&failed.len()), "{failed:#?}");
     assert!(text.contains("accepting connections again after"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mllp_message_over_the_size_limit_is_answered_with_a_nak_block() {
+    let sim = Sim::start(&["--listen", "0=mindray_bc5380", "--response-delay", "0"]);
+    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    // 9 MB, over the 8 MiB limit: the simulator skips it, holding none of it.
+    let mut big = b"MSH|^~\\&|A|B|C|D|20260101||ORU^R01|BIG|P|2.5\rOBX|1|ST|X||".to_vec();
+    big.extend(std::iter::repeat_n(b'y', 9_000_000));
+    big.push(b'\r');
+    assert_eq!(mllp_exchange(&mut s, &big).await, b"\x0b\x15\x1c\r");
+    // The connection goes on: the next message is acknowledged.
+    let reply = mllp_exchange(
+        &mut s,
+        b"MSH|^~\\&|A|B|C|D|20260101||ORU^R01|NEXT|P|2.5\rPID|1\r",
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&reply).contains("MSA|AA|NEXT"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+}
