@@ -29,6 +29,16 @@ pub(crate) const DEFAULT_PORT_MAP: &str = include_str!("../config/port_templates
 /// Timeout of order-result pushes (the reference's value).
 const ORDER_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Order-result pushes under way at once, all ports together. A connection with an order to
+/// push waits for one to end before it reads on: each push holds a socket for up to
+/// [`ORDER_PUSH_TIMEOUT`] twice over (connect, ACK), so a LIS pipelining orders while the
+/// destination took connections and never answered made the simulator open a connection per
+/// order, out of file descriptors within seconds (every listener with it), and the results of
+/// acknowledged orders were dropped with `Too many open files`.
+const ORDER_PUSHES_AT_ONCE: usize = 32;
+
+static ORDER_PUSHES: Semaphore = Semaphore::const_new(ORDER_PUSHES_AT_ONCE);
+
 /// How long an accept loop waits after a failed accept (out of file descriptors, say).
 pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -619,7 +629,9 @@ async fn answer(
                 return Ok(());
             };
             let app = Arc::clone(app);
+            let permit = ORDER_PUSHES.acquire().await?;
             tokio::spawn(async move {
+                let _permit = permit;
                 let result = push::astm_tcp(
                     &app,
                     &dest,
@@ -876,7 +888,9 @@ async fn serve_mllp(
                 ) else {
                     continue;
                 };
+                let permit = ORDER_PUSHES.acquire().await?;
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match push::mllp(&dest, Some(local.ip()), oru.as_bytes(), ORDER_PUSH_TIMEOUT)
                         .await
                     {

@@ -340,3 +340,44 @@ async fn an_mllp_message_over_the_size_limit_is_answered_with_a_nak_block() {
         String::from_utf8_lossy(&reply)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_orders_open_a_bounded_number_of_result_pushes() {
+    // The destination takes connections and never answers.
+    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink_port = sink.local_addr().unwrap().port().to_string();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = sink.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let mut cmd = common::command(&["--listen", "0=mindray_bc5380", "--response-delay", "0"]);
+    cmd.env("ORDER_RESULT_PUSH_HOST", "127.0.0.1")
+        .env("ORDER_RESULT_PUSH_PORT", &sink_port);
+    let sim = Sim::start_with(cmd);
+    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    let mut orders = Vec::new();
+    for id in 0..100 {
+        orders.push(0x0b);
+        orders.extend(
+            format!(
+                "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|{id}|P|2.3.1\rPID|1||P1\rORC|NW|PL-{id}|\rOBR|1|PL-{id}|FI-{id}|^^^WBC^White cells\r"
+            )
+            .bytes(),
+        );
+        orders.extend(b"\x1c\r");
+    }
+    s.write_all(&orders).await.unwrap();
+    // Time enough for a push per order to connect, were they not bounded (well within the
+    // pushes' 10 s ACK timeout, so none has ended yet).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let open = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=32).contains(&open),
+        "{open} order-result pushes open at once"
+    );
+}
