@@ -76,11 +76,46 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::map_request(body_deadline))
         .with_state(app)
 }
 
 /// Largest request body (axum's default, stated so that a refusal can name it).
 const MAX_BODY: usize = 2 << 20;
+
+/// How long a request's body may take to arrive, in full, once its head has come.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Ends a request body that has not arrived in full within [`BODY_READ_TIMEOUT`] with an
+/// error (the route answers 400 and the connection closes). Without it a client that sent a
+/// head announcing a body and then a byte now and then held its connection, one of the
+/// API's `--max-connections`, for as long as it liked.
+async fn body_deadline(request: axum::extract::Request) -> axum::extract::Request {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
+    request.map(|body| {
+        let chunks = body.into_data_stream();
+        axum::body::Body::from_stream(futures_util::stream::unfold(
+            Some(chunks),
+            move |chunks| async move {
+                let mut chunks = chunks?;
+                match tokio::time::timeout_at(deadline, chunks.next()).await {
+                    Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+                    Ok(None) => None,
+                    Err(_) => Some((
+                        Err(axum::Error::new(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "request body not received in full within {BODY_READ_TIMEOUT:?}"
+                            ),
+                        ))),
+                        None,
+                    )),
+                }
+            },
+        ))
+    })
+}
 
 /// Largest plain-text error body [`json_errors`] reads back.
 const MAX_TEXT_ERROR: usize = 64 * 1024;

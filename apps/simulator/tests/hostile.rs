@@ -381,3 +381,40 @@ async fn pipelined_orders_open_a_bounded_number_of_result_pushes() {
         "{open} order-result pushes open at once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_request_body_that_never_arrives_in_full_is_cut_off() {
+    let sim = Sim::start(&["--listen", "0=horiba_pentra60", "--api-port", "0"]);
+    let mut s = connect(sim.api.unwrap()).await;
+    s.write_all(
+        b"POST /simulate/hl7/mindray_bc5380 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // A byte every 5 s, for a minute: the body never completes.
+    let mut reply = Vec::new();
+    let mut closed = false;
+    for _ in 0..12 {
+        let mut buf = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => reply.extend_from_slice(&buf[..n]),
+            Err(_) => {
+                if s.write_all(b" ").await.is_err() {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        closed,
+        "a body trickled in for a minute was never cut off; got {reply:?}"
+    );
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("not received in full"), "{reply}");
+}
