@@ -54,8 +54,14 @@ pub fn assert_accepted(reply: Reply) {
     );
 }
 
-pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
+pub async fn wait_until(what: &str, check: impl FnMut() -> bool) {
+    wait_until_within(what, WAIT, check).await;
+}
+
+/// [`wait_until`] for work whose length grows with the machine's load (hundreds of
+/// megabytes to deliver while other builds share the two cores).
+pub async fn wait_until_within(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
