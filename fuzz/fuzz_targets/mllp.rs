@@ -69,16 +69,17 @@ fn walk(message: &Message<'_>) {
     if let Ok(ack) = AckBuilder::new(message).text("fuzz").build() {
         let ack = Message::parse(&ack).expect("our ACK parses");
         assert!(ack.is_ack());
-        // MSA-2 is the received MSH-10 (a raw LF in it is escaped as \X0A\): every
+        // MSA-2 is the received MSH-10 (a raw LF, VT or FS in it is hex-escaped): every
         // component and subcomponent decodes as before. (Not the field as a whole: an
         // escape sequence a malformed field leaves open at a separator pairs differently.)
         let msa = ack.segment(b"MSA").expect("our ACK has an MSA");
         let mut want = parts(message.control_id().raw(), &message.delimiters());
         if message.delimiters().escape().is_none() {
-            // Nothing can be escaped: a raw LF becomes a space.
+            // Nothing can be escaped: a raw LF, and the MLLP framing bytes VT and FS,
+            // become spaces.
             for part in &mut want {
                 part.iter_mut()
-                    .filter(|b| **b == b'\n')
+                    .filter(|b| matches!(**b, b'\n' | 0x0b | 0x1c))
                     .for_each(|b| *b = b' ');
             }
         }
