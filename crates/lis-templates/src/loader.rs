@@ -173,6 +173,53 @@ fn derive_fields(profile: &Value, template: &Map<String, Value>) -> Result<Vec<V
     Ok(fields)
 }
 
+/// A profile-backed template without `analyzer` gets one from the profile, as the mock's
+/// `profile_adapter` builds it: `name` (and, since the schema requires one, `model`) from
+/// `analyzer_name`, `manufacturer`, and `category` when it is one the schema allows. Nothing
+/// happens when the profile cannot be resolved or has no `analyzer_name` and `manufacturer`:
+/// the schema then reports the missing `analyzer`, and the profile is resolved (and its
+/// errors reported) with the fields.
+fn analyzer_from_profile(raw: &mut Value, profiles: &Profiles) {
+    let Value::Object(object) = raw else {
+        return;
+    };
+    if object.contains_key("analyzer") {
+        return;
+    }
+    let Some(profile) = object
+        .get("profile")
+        .and_then(Value::as_str)
+        .and_then(|reference| profiles.resolve(reference).ok())
+    else {
+        return;
+    };
+    let text = |key: &str| {
+        profile
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let (Some(name), Some(manufacturer)) = (text("analyzer_name"), text("manufacturer")) else {
+        return;
+    };
+    let mut analyzer = Map::new();
+    analyzer.insert("name".into(), name.into());
+    analyzer.insert("model".into(), name.into());
+    analyzer.insert("manufacturer".into(), manufacturer.into());
+    const CATEGORIES: [&str; 6] = [
+        "HEMATOLOGY",
+        "CHEMISTRY",
+        "IMMUNOLOGY",
+        "MICROBIOLOGY",
+        "MOLECULAR",
+        "COAGULATION",
+    ];
+    if let Some(category) = text("category").filter(|c| CATEGORIES.contains(c)) {
+        analyzer.insert("category".into(), category.into());
+    }
+    object.insert("analyzer".into(), Value::Object(analyzer));
+}
+
 fn json_error(file: &Path, e: &serde_json::Error) -> TemplateError {
     // serde_json ends its message with the position, which the error states already.
     let message = e.to_string();
@@ -202,6 +249,7 @@ pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template
     // skips it in its config files.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut raw: Value = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
+    analyzer_from_profile(&mut raw, profiles);
     if let Some(v) = schema::validate_template(&raw).into_iter().next() {
         return Err(schema_error(v.path, v.reason));
     }

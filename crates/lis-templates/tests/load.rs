@@ -520,3 +520,26 @@ fn embedded_bc5380_seeds_are_typical_results() {
         .sum();
     assert!((differential - 100.0).abs() < 1e-9, "{differential}");
 }
+
+/// The mock's profile loader builds `analyzer` from the profile's `analyzer_name`,
+/// `manufacturer` and `category` when a profile-backed template has none; such a template
+/// loaded there and was refused here ("missing required key \"analyzer\"").
+#[test]
+fn a_profile_backed_template_without_analyzer_takes_it_from_the_profile() {
+    let text = r#"{"protocol":{"type":"HL7","version":"2.3.1"},"profile":"hl7/mindray-bs200"}"#;
+    let t = load_str(text, Path::new("bs200.json"), &profiles()).unwrap();
+    assert_eq!(t.analyzer.name, "Mindray BS-200");
+    assert_eq!(t.analyzer.model, "Mindray BS-200");
+    assert_eq!(t.analyzer.manufacturer, "Mindray");
+    assert_eq!(t.analyzer.category, Some(Category::Chemistry));
+    assert_eq!(t.fields.len(), 8);
+    // An `analyzer` of the template's own wins; without a profile it is still required.
+    let own = r#"{"analyzer":{"name":"A","model":"M","manufacturer":"X"},"protocol":{"type":"HL7"},"profile":"hl7/mindray-bs200"}"#;
+    let t = load_str(own, Path::new("own.json"), &profiles()).unwrap();
+    assert_eq!((t.analyzer.name.as_str(), t.analyzer.category), ("A", None));
+    let bare = r#"{"protocol":{"type":"HL7"},"fields":[{"code":"A","name":"A","type":"NUMERIC"}]}"#;
+    let e = load_str(bare, Path::new("bare.json"), &profiles())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing required key \"analyzer\""), "{e}");
+}
