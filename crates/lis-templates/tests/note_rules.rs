@@ -542,7 +542,7 @@ fn derive(profile: Value, extra: Value) -> Result<Template, String> {
 }
 
 /// §5.3: code = `test_code` | `obx_identifier` | `analyzer_code`; name = `test_name_hint` or the
-/// code; qualitative `result_type`s (any case) get `possibleValues` (default DETECTED /
+/// code; qualitative `result_type`s (qualitative, ordinal, nominal, ord, nom, qual) get `possibleValues` (default DETECTED /
 /// NOT DETECTED) and a negative-leaning `seedQualitative` (a `NOT DETECTED` value, NEGATIVE or NEG,
 /// else the last), or `seedValues[code]`; numerics `seedValue` from `seedValues`, else 0;
 /// then `fieldOverrides` merged in key by key.
@@ -551,10 +551,10 @@ fn profile_derivation_rules() {
     let profile = json!({"default_test_mappings": [
         {"test_code": "T1", "test_name_hint": "Test one", "loinc": "1-1", "unit": "g/L"},
         {"obx_identifier": "T2"},
-        {"analyzer_code": "T3", "result_type": "ORD", "values": ["POS", "neg", "NEG"]},
+        {"analyzer_code": "T3", "result_type": "ord", "values": ["POS", "NEG", "NEGATIVE"]},
         {"test_code": "T4", "result_type": "nom"},
-        {"test_code": "T5", "result_type": "Qual", "values": ["A", "B"]},
-        {"test_code": "T6", "result_type": "qualitative", "values": ["Detected", "Not Detected", "Invalid"]},
+        {"test_code": "T5", "result_type": "qual", "values": ["A", "B"]},
+        {"test_code": "T6", "result_type": "qualitative", "values": ["DETECTED", "NOT DETECTED", "INVALID"]},
         {"test_code": "T7", "result_type": "nominal", "values": ["X", "Y"]},
     ]});
     let t = derive(
@@ -578,11 +578,11 @@ fn profile_derivation_rules() {
     assert_eq!(f("T2").version.as_deref(), Some("2.0"));
     assert_eq!(f("T3").kind, lis_templates::FieldType::Qualitative);
     assert_eq!(f("T3").name, "T3");
-    assert_eq!(f("T3").seed_qualitative.as_deref(), Some("neg"));
+    assert_eq!(f("T3").seed_qualitative.as_deref(), Some("NEG"));
     assert_eq!(f("T4").possible_values, ["DETECTED", "NOT DETECTED"]);
     assert_eq!(f("T4").seed_qualitative.as_deref(), Some("NOT DETECTED"));
     assert_eq!(f("T5").seed_qualitative.as_deref(), Some("B"));
-    assert_eq!(f("T6").seed_qualitative.as_deref(), Some("Not Detected"));
+    assert_eq!(f("T6").seed_qualitative.as_deref(), Some("NOT DETECTED"));
     assert_eq!(f("T7").seed_qualitative.as_deref(), Some("X"));
     // the derived seeds are what seeded generation reports
     let s = hl7(&t, &options(1), false);
@@ -597,6 +597,15 @@ fn schema_rules_not_covered_elsewhere() {
     let ok = json!({"analyzer": analyzer(), "protocol": {"type": "RS232", "transport": "SERIAL"},
         "someVendorKey": {"x": 1}, "fields": [{"code": "A", "name": "A", "type": "TEXT"}]});
     template(ok.clone());
+    // `unit` string or null, `seedValue` number or null (null: none, so drawn from the range)
+    let t = astm_template(
+        json!([{"code": "A", "name": "A", "unit": null, "seedValue": null,
+        "normalRange": "2-3"}]),
+    );
+    let v: f64 = field(&astm(&t, &options(1), false)[0][3], 4)
+        .parse()
+        .unwrap();
+    assert!((2.0..=3.0).contains(&v), "{v}");
     let bad = |patch: Value, path: &str| {
         let mut v = ok.clone();
         for (k, val) in patch.as_object().unwrap() {
@@ -698,4 +707,26 @@ fn hl7_unknown_ordered_code_is_not_performed() {
         (obx[1], obx[2], obx[5], obx[8], obx[11]),
         ("2", "ST", "TEST NOT PERFORMED", "", "X")
     );
+}
+
+/// §5.1 defaults: `serial_config` 9600 8N1; `astm_config` `enable_qc` and `enable_isid` false
+/// (no second message, nothing in O.4), `qcSample.actionCode` `Q`.
+#[test]
+fn config_defaults() {
+    let t = template(json!({
+        "analyzer": analyzer(), "protocol": {"type": "RS232"}, "serial_config": {},
+        "astm_config": {}, "qcSample": {"id": "DEV01261000000000999"},
+        "fields": [{"code": "A", "name": "A", "seedValue": 1}],
+    }));
+    let serial = t.serial_config.clone().unwrap();
+    assert_eq!((serial.baud_rate, serial.data_bits), (9600, 8));
+    assert_eq!(serial.parity, lis_templates::Parity::None);
+    assert!((serial.stop_bits - 1.0).abs() < f64::EPSILON);
+    let m = astm(&t, &options(1), false);
+    assert_eq!(m.len(), 1);
+    assert_eq!(field(&m[0][2], 4), "");
+    let mut t = t;
+    t.astm_config.as_mut().unwrap().enable_qc = true;
+    let m = astm(&t, &options(1), false);
+    assert_eq!(field(&m[1][2], 12), "Q");
 }
