@@ -730,3 +730,26 @@ fn config_defaults() {
     let m = astm(&t, &options(1), false);
     assert_eq!(field(&m[1][2], 12), "Q");
 }
+
+/// §6.6 HL7 QC OBX-6 is `qc_controls[].unit` (a key the mock reads outside its schema): a
+/// control without one has an empty OBX-6 in the OpenELIS layout, even when its field has a
+/// unit; the standard layout falls back to the field's unit.
+#[test]
+fn hl7_qc_unit_comes_from_the_control() {
+    let t = hl7_template(
+        json!({"qc_controls": [
+            {"field_code": "A", "target": 5.0},
+            {"field_code": "B", "target": 6.0, "unit": "mmol/L"},
+        ]}),
+        json!([{"code": "A", "name": "A", "unit": "mg/dL"}, {"code": "B", "name": "B", "unit": "g/L"}]),
+    );
+    let s = hl7(&t, &options(1), true);
+    assert_eq!(s[4], "OBX|1|NM|^^^A^LOT-A-N^N||5.0|||N|||C|||||");
+    assert_eq!(field(&s[5], 7), "mmol/L");
+    let standard = GenerateOptions {
+        layout: Layout::Standard,
+        ..options(1)
+    };
+    let s = hl7(&t, &standard, true);
+    assert_eq!((field(&s[4], 7), field(&s[5], 7)), ("mg/dL", "mmol/L"));
+}

@@ -429,6 +429,8 @@ impl Generator<'_> {
             let value = self.qc_value_checked(c, Path::Hl7)?;
             let id = c.id();
             let seq = (i + 1).to_string();
+            // OBX-6 is the control's `unit`; the reference leaves it empty without one, the
+            // standard layout falls back to the field's unit.
             let unit = esc(c
                 .unit
                 .as_deref()
@@ -436,6 +438,7 @@ impl Generator<'_> {
                     template
                         .field(&c.field_code)
                         .and_then(|f| f.unit.as_deref())
+                        .filter(|_| !openelis)
                 })
                 .unwrap_or(""));
             if openelis {
