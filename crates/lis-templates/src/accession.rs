@@ -59,26 +59,36 @@ impl fmt::Display for Lane {
 #[derive(Debug)]
 pub struct AccessionMinter {
     prefix: String,
-    year: u8,
+    year: Year,
     counters: Mutex<HashMap<Lane, u64>>,
     /// The next message number (see [`AccessionMinter::next_message_number`]).
     messages: AtomicU64,
 }
 
+/// The year in minted accessions: fixed, or read from the clock at each minting.
+#[derive(Debug, Clone, Copy)]
+enum Year {
+    Fixed(u8),
+    Clock(fn() -> u8),
+}
+
 impl AccessionMinter {
-    /// Prefix `DEV01`, the current year.
+    /// Prefix `DEV01`, the current year: the year of the clock when each accession is minted,
+    /// so a process running over New Year mints the new year's accessions (OpenELIS refuses
+    /// any other year with `YEAR_FAIL`).
     pub fn new() -> Self {
-        let minter = Self::with(DEFAULT_PREFIX, current_year()).unwrap_or_else(|_| Self {
-            prefix: DEFAULT_PREFIX.to_owned(),
-            year: 0,
-            counters: Mutex::default(),
-            messages: AtomicU64::new(0),
-        });
+        Self::following(current_year)
+    }
+
+    /// Prefix `DEV01`, the year `clock` gives at each minting, a random first message number.
+    fn following(clock: fn() -> u8) -> Self {
         // Two simulators started in the same second should not count from the same number.
-        minter
-            .messages
-            .store(rand::random::<u64>(), Ordering::Relaxed);
-        minter
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            year: Year::Clock(clock),
+            counters: Mutex::default(),
+            messages: AtomicU64::new(rand::random::<u64>()),
+        }
     }
 
     /// A given prefix (1–10 ASCII letters or digits) and two-digit year (0–99), e.g. for
@@ -96,7 +106,7 @@ impl AccessionMinter {
         }
         Ok(Self {
             prefix: prefix.to_owned(),
-            year,
+            year: Year::Fixed(year),
             counters: Mutex::default(),
             messages: AtomicU64::new(0),
         })
@@ -121,9 +131,12 @@ impl AccessionMinter {
         &self.prefix
     }
 
-    /// The two-digit year.
+    /// The two-digit year: the fixed one, or the current one (see [`AccessionMinter::new`]).
     pub fn year(&self) -> u8 {
-        self.year
+        match self.year {
+            Year::Fixed(year) => year,
+            Year::Clock(clock) => clock(),
+        }
     }
 
     /// The next accession on `lane`: sequences start at 1 per lane.
@@ -149,7 +162,9 @@ impl AccessionMinter {
         *counter += 1;
         Ok(format!(
             "{}{:02}{lane}{:011}",
-            self.prefix, self.year, *counter
+            self.prefix,
+            self.year(),
+            *counter
         ))
     }
 
@@ -194,4 +209,32 @@ impl Default for AccessionMinter {
 
 fn current_year() -> u8 {
     u8::try_from(chrono::Local::now().year().rem_euclid(100)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use super::{AccessionMinter, Lane};
+
+    static YEAR: AtomicU8 = AtomicU8::new(26);
+
+    fn clock() -> u8 {
+        YEAR.load(Ordering::Relaxed)
+    }
+
+    /// A minter made once at start-up (the simulator's) must mint the new year's accessions
+    /// after New Year: OpenELIS's `SiteYearAccessionValidator` refuses any other year.
+    #[test]
+    fn a_clock_minter_follows_the_year_over_new_year() {
+        let minter = AccessionMinter::following(clock);
+        let lane = Lane::parse("61", "lane").unwrap();
+        assert_eq!(minter.mint(lane).unwrap(), "DEV01266100000000001");
+        YEAR.store(27, Ordering::Relaxed);
+        assert_eq!(minter.year(), 27);
+        assert_eq!(minter.mint(lane).unwrap(), "DEV01276100000000002");
+        // A fixed year stays fixed.
+        let fixed = AccessionMinter::with("DEV01", 26).unwrap();
+        assert_eq!(fixed.mint(lane).unwrap(), "DEV01266100000000001");
+    }
 }
