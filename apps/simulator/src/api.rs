@@ -867,9 +867,13 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     let f = file_generate(&app, t, qc, deviation)?;
     if let Some(upload) = upload {
         // As in the reference, an uploaded file is not also written to `target_dir`.
-        let mut reply = bridge::upload(&app, t, &f, qc, &upload)
+        let uploaded = bridge::upload(&app, t, &f, qc, &upload)
             .await
             .map_err(upload_error)?;
+        // The reference's key order: status, template, qc, qc_deviation, format, then the
+        // bridge's answer.
+        let mut reply = serde_json::Map::new();
+        reply.insert("status".into(), json!("uploaded"));
         reply.insert("template".into(), json!(name));
         reply.insert("qc".into(), json!(qc));
         reply.insert("qc_deviation".into(), json!(deviation));
@@ -877,6 +881,7 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
             "format".into(),
             json!(format!("{:?}", f.kind).to_ascii_uppercase()),
         );
+        reply.extend(uploaded.into_iter().filter(|(k, _)| k != "status"));
         return ok(Value::Object(reply));
     }
     let written = match target {

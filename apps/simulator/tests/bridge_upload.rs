@@ -174,6 +174,22 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
         (json!(true), json!(2.5))
     );
     assert_eq!(v["format"], "XLSX");
+    // The reference's key order (the simulator's JSON keeps insertion order).
+    assert_eq!(
+        v.as_object().unwrap().keys().collect::<Vec<_>>(),
+        [
+            "status",
+            "template",
+            "qc",
+            "qc_deviation",
+            "format",
+            "bridge_status",
+            "bridge_response_preview",
+            "upload_filename",
+            "content_size_bytes"
+        ],
+        "{v}"
+    );
     assert_eq!(v["bridge_status"], 201);
     assert_eq!(
         v["bridge_response_preview"]

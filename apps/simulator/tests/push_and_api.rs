@@ -1772,3 +1772,141 @@ async fn order_results_on_the_link_are_followed_to_their_ack() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Asserts that `keys` appear in `text` as JSON keys in this order.
+fn assert_key_order(text: &str, keys: &[&str]) {
+    let mut at = 0;
+    for key in keys {
+        let pattern = format!("\"{key}\":");
+        match text[at..].find(&pattern) {
+            Some(p) => at += p + pattern.len(),
+            None => panic!("key {key:?} not after the ones before it ({keys:?}) in {text}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_replies_keep_the_reference_key_order() {
+    // The reference writes its JSON keys in a fixed order (Python dicts); a harness comparing
+    // reply text, or reading `{"status":...` first, must see the same order, not sorted keys.
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().display().to_string();
+    let sim = api_sim(&["--file-root", &root_path]);
+    use reqwest::Method;
+    let request = |method: Method, path: &str, body: Option<String>| {
+        let mut r = http().request(method, sim.api_url(path));
+        if let Some(b) = body {
+            r = r.header("content-type", "application/json").body(b);
+        }
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    let text = request(Method::GET, "/health", None).await;
+    assert!(text.starts_with(r#"{"status":"ok","service":"#), "{text}");
+    assert_key_order(
+        &text,
+        &[
+            "status",
+            "service",
+            "endpoints",
+            "GET /health",
+            "GET /simulate/hl7/{template}",
+            "POST /simulate/hl7/{template}",
+            "GET /simulate/astm/{template}",
+            "POST /simulate/astm/{template}",
+            "GET /simulate/file/{template}",
+            "POST /simulate/file/{template}",
+        ],
+    );
+    let text = request(Method::GET, "/simulate/astm/stago_start4", None).await;
+    assert_key_order(&text, &["status", "template", "message"]);
+    let body = r#"{"destination":"tcp://127.0.0.1:1"}"#.to_owned();
+    let text = request(Method::POST, "/simulate/astm/stago_start4", Some(body)).await;
+    assert_key_order(
+        &text,
+        &[
+            "status",
+            "template",
+            "count",
+            "qc",
+            "pushed",
+            "destination",
+            "source_ip",
+            "results",
+            "message_number",
+            "pushed",
+            "error",
+            "sample_id",
+            "preview",
+        ],
+    );
+    let text = request(Method::GET, "/simulate/hl7/mindray_bs200", None).await;
+    assert_key_order(
+        &text,
+        &[
+            "status",
+            "messageId",
+            "qc",
+            "qc_deviation",
+            "sample_id",
+            "message",
+        ],
+    );
+    let body = r#"{"count":2}"#.to_owned();
+    let text = request(Method::POST, "/simulate/hl7/mindray_bs200", Some(body)).await;
+    assert_key_order(
+        &text,
+        &[
+            "status",
+            "analyzer",
+            "count",
+            "qc",
+            "qc_deviation",
+            "destination",
+            "pushed",
+            "results",
+            "message_number",
+            "pushed",
+            "error",
+            "sample_id",
+            "preview",
+        ],
+    );
+    let text = request(Method::GET, "/simulate/file/tecan_f50", None).await;
+    assert_key_order(&text, &["status", "template", "content"]);
+    let body = format!(r#"{{"target_dir":"{root_path}"}}"#);
+    let text = request(Method::POST, "/simulate/file/tecan_f50", Some(body)).await;
+    assert_key_order(
+        &text,
+        &[
+            "status",
+            "template",
+            "qc",
+            "qc_deviation",
+            "written_path",
+            "format",
+            "content",
+        ],
+    );
+    let text = request(
+        Method::POST,
+        "/push?template=stago_start4&destination=tcp://127.0.0.1:1",
+        None,
+    )
+    .await;
+    assert_key_order(
+        &text,
+        &[
+            "status",
+            "total",
+            "successful",
+            "failed",
+            "results",
+            "message_number",
+            "success",
+            "template",
+            "error",
+        ],
+    );
+    let text = request(Method::POST, "/push?template=nope", None).await;
+    assert_key_order(&text, &["status", "message"]);
+}
