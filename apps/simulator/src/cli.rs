@@ -190,9 +190,11 @@ pub(crate) struct Cli {
     #[arg(long = "fault", value_name = "NAME=VALUE")]
     pub(crate) fault: Vec<String>,
 
-    /// What an ASTM port does when its ENQ meets the LIS's ENQ: the standard gives the instrument
-    /// priority (`by-role`); `yield` is the reference's behaviour.
-    #[arg(long, value_enum, default_value_t = ContentionArg::ByRole)]
+    /// What an ASTM port does when its ENQ meets the LIS's ENQ: `yield` (the default, the
+    /// reference's behaviour, which the OpenELIS bridge relies on when it sends orders to a
+    /// proactive-ENQ port) acknowledges the LIS's ENQ at once; `by-role` follows the standard,
+    /// which gives the instrument priority (it waits 1 s and sends ENQ again).
+    #[arg(long, value_enum, default_value_t = ContentionArg::Yield)]
     pub(crate) contention: ContentionArg,
 
     /// Where results for orders received on a port go: a new connection to

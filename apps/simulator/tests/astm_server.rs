@@ -219,7 +219,8 @@ async fn x_record_switches_the_template_of_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proactive_enq_and_contention() {
-    // By role: the instrument insists; after the LIS's contending ENQ it sends ENQ again.
+    // By role (`--contention by-role`): the instrument insists; after the LIS's contending ENQ
+    // it sends ENQ again.
     let sim = Sim::start(&[
         "--listen",
         "0=genexpert_astm",
@@ -227,6 +228,8 @@ async fn proactive_enq_and_contention() {
         "0",
         "--link-timer-ms",
         "300",
+        "--contention",
+        "by-role",
     ]);
     let mut s = connect(sim.port_of("genexpert_astm")).await;
     assert_eq!(read_byte(&mut s).await, ENQ, "proactive ENQ on connect");
@@ -414,4 +417,59 @@ async fn an_order_transfer_without_its_terminator_is_not_acted_on() {
             .any(|e| e["text"].as_str().unwrap().contains("CUT-1")),
         "{texts}"
     );
+}
+
+/// The OpenELIS bridge sending an order to a proactive-ENQ port (GeneXpert on 5000/9600 in the
+/// default map): it sends its ENQ, consumes the simulator's contending ENQ and reads the ACK
+/// (mock commit 093db5d); the reference yields and acknowledges at once, so by default the
+/// simulator must too, and then answer the order with its results pushed as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lis_meeting_the_proactive_enq_with_its_own_gets_ack_by_default() {
+    let lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = lis.local_addr().unwrap().port().to_string();
+    let mut cmd = command(&["--listen", "0=genexpert_astm", "-d", "0"]);
+    cmd.env("ORDER_RESULT_PUSH_HOST", "127.0.0.1")
+        .env("ORDER_RESULT_PUSH_ASTM_PORT", &port);
+    let sim = Sim::start_with(cmd);
+    let mut s = connect(sim.port_of("genexpert_astm")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ENQ, "the proactive ENQ");
+    let started = std::time::Instant::now();
+    assert_eq!(read_byte(&mut s).await, ACK, "the simulator yields");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(900),
+        "acknowledged at once, not after the 1 s wait of a retry"
+    );
+    for (i, record) in ["H|\\^&|||LIS", "O|1|S-1||^^^NOPE|R", "L|1|N"]
+        .iter()
+        .enumerate()
+    {
+        let n = u8::try_from(i + 1).unwrap();
+        write(
+            &mut s,
+            &frame(n, format!("{record}\r").as_bytes(), FrameEnd::End),
+        )
+        .await;
+        assert_eq!(read_byte(&mut s).await, ACK, "{record}");
+    }
+    write(&mut s, &[EOT]).await;
+    let (stream, _) = tokio::time::timeout(WAIT, lis.accept())
+        .await
+        .expect("results pushed")
+        .unwrap();
+    let mut link = astm_frame::driver::LinkDriver::new(
+        stream,
+        astm_frame::LinkConfig {
+            assembly: astm_frame::Assembly::PerTransfer,
+            ..astm_frame::LinkConfig::new(astm_frame::Role::Computer)
+        },
+    );
+    let message = tokio::time::timeout(WAIT, link.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(message).unwrap();
+    assert!(text.contains("O|1|S-1|"), "{text}");
+    assert!(text.contains("^^^NOPE|TEST NOT PERFORMED|"), "{text}");
 }

@@ -1432,9 +1432,9 @@ async fn what_the_lis_sends_on_a_push_connection_is_kept_in_received() {
     assert_eq!(order["records"][1], "O|1|SPEC-77||^^^PT|R");
 }
 
-/// Contention on a push: the LIS answers the simulator's ENQ with its own ENQ. By role (the
-/// default) the instrument insists and sends ENQ again; with `--contention yield` it
-/// acknowledges the LIS's ENQ at once, as on listening ports, takes the LIS's message and
+/// Contention on a push: the LIS answers the simulator's ENQ with its own ENQ. With
+/// `--contention by-role` the instrument insists and sends ENQ again; with `--contention yield`
+/// (the default) it acknowledges the LIS's ENQ at once, as on listening ports, takes the LIS's message and
 /// then sends its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_push_contention_by_role_and_yield() {
