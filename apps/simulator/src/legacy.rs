@@ -80,6 +80,17 @@ fn test_id(field: &LegacyField) -> String {
     }
 }
 
+/// The test id of a field-query reply: `astmRef` as it is (`^^^WBC`), else `^^^name`, with
+/// `^displayName` only when `astmRef` has no `^` at all (the reference's wire:
+/// `R|1|^^^WBC||10^3/μL|||NUMERIC`).
+fn query_test_id(field: &LegacyField) -> String {
+    match (&field.astm_ref, &field.display_name) {
+        (Some(r), Some(d)) if !r.contains('^') => format!("{r}^{d}"),
+        (Some(r), _) => r.clone(),
+        (None, _) => format!("^^^{}", field.name),
+    }
+}
+
 /// The field-query reply without a template (§2.6 of the reference notes): H, one R per field
 /// with its unit and type, L. Records are returned without terminators.
 pub(crate) fn field_query_reply(category: &str) -> anyhow::Result<Vec<String>> {
@@ -89,7 +100,7 @@ pub(crate) fn field_query_reply(category: &str) -> anyhow::Result<Vec<String>> {
         records.push(format!(
             "R|{}|{}||{}|||{}",
             i + 1,
-            test_id(f),
+            query_test_id(f),
             f.unit.clone().unwrap_or_default(),
             f.kind.clone().unwrap_or_else(|| "NUMERIC".into())
         ));

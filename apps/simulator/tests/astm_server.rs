@@ -473,3 +473,29 @@ async fn a_lis_meeting_the_proactive_enq_with_its_own_gets_ack_by_default() {
     assert!(text.contains("O|1|S-1|"), "{text}");
     assert!(text.contains("^^^NOPE|TEST NOT PERFORMED|"), "{text}");
 }
+
+/// The field-query reply of a port without a template (the legacy `fields.json` one) has the
+/// reference's records, as its verified wire shows them: `R|1|^^^WBC||10^3/μL|||NUMERIC`, the
+/// `astmRef` as it is, without the display name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_field_query_reply_has_the_reference_records() {
+    let mut cmd = command(&["-d", "0"]);
+    cmd.env("PORT_TEMPLATES", "{}").env("ASTM_PORT", "0");
+    let sim = Sim::start_with(cmd);
+    let mut s = connect(sim.port_of("-")).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||QuerySystem^Query^1.0|||||||LIS2-A2", "L|1|N"],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    assert_eq!(records.len(), 12, "H, 10 HEMATOLOGY fields, L: {records:?}");
+    assert_eq!(
+        records[0],
+        "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2"
+    );
+    assert_eq!(records[1], "R|1|^^^WBC||10^3/\u{3bc}L|||NUMERIC");
+    assert_eq!(records[4], "R|4|^^^HCT||%|||NUMERIC");
+    assert_eq!(records[10], "R|10|^^^MPV||fL|||NUMERIC");
+    assert_eq!(records[11], "L|1|N");
+}
