@@ -499,3 +499,41 @@ async fn the_legacy_field_query_reply_has_the_reference_records() {
     assert_eq!(records[10], "R|10|^^^MPV||fL|||NUMERIC");
     assert_eq!(records[11], "L|1|N");
 }
+
+/// A results query (H + Q + L) on a port without a template gets the reference's fixed
+/// legacy reply; an H + P + L transfer (neither query nor order) gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_results_query_reply_and_a_transfer_that_asks_nothing() {
+    let mut cmd = command(&["-d", "0"]);
+    cmd.env("PORT_TEMPLATES", "{}").env("ASTM_PORT", "0");
+    let sim = Sim::start_with(cmd);
+    let mut s = connect(sim.port_of("-")).await;
+    send_records(
+        &mut s,
+        &[
+            "H|\\^&|||OpenELIS^ResultsQuery^1.0",
+            "Q|1|ACC-RESULTS||ALL",
+            "L|1|N",
+        ],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    assert_eq!(
+        records,
+        [
+            "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2",
+            "P|1|PAT-RESULTS||DOE^JANE",
+            "O|1|ACC-RESULTS",
+            "R|1|^^^GLUCOSE|102.5|mg/dL",
+            "L|1|N"
+        ]
+    );
+    // The connection stays open for further sessions; H + P + L asks for nothing.
+    send_records(&mut s, &["H|\\^&|||LIS", "P|1", "L|1|N"]).await;
+    let mut byte = [0u8; 1];
+    let quiet =
+        tokio::time::timeout(std::time::Duration::from_millis(700), s.read(&mut byte)).await;
+    assert!(quiet.is_err(), "no reply: {byte:?}");
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK, "still open");
+}

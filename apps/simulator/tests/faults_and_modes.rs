@@ -1094,3 +1094,86 @@ fn the_image_entry_point_takes_the_reference_command_form() {
     assert_eq!(other.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&other.stderr).contains("runs the simulator, not Python"));
 }
+
+/// Runs `cmd` (a push or dry run) and returns its standard output; it must succeed.
+fn stdout_of(mut cmd: std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The reference's flags in their short forms and the environment variables that give their
+/// defaults (section 1.1/1.2 of the reference notes), so compose files and scripts written
+/// for it work unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_short_flags_and_environment_defaults() {
+    // -t / ANALYZER_TYPE pick the fields.json category (CHEMISTRY: Beckman AU5800).
+    let text = stdout_of(command(&[
+        "-P",
+        "tcp://127.0.0.1:1",
+        "--dry-run",
+        "-t",
+        "CHEMISTRY",
+    ]));
+    assert!(text.starts_with("H|\\^&|||Beckman^AU5800^V2.1|"), "{text}");
+    let mut cmd = command(&["--push", "tcp://127.0.0.1:1", "--dry-run", "-v"]);
+    cmd.env("ANALYZER_TYPE", "CHEMISTRY");
+    let text = stdout_of(cmd);
+    assert!(text.starts_with("H|\\^&|||Beckman^AU5800^V2.1|"), "{text}");
+    // -c N prints N messages in a dry run.
+    let text = stdout_of(command(&[
+        "-P",
+        "tcp://127.0.0.1:1",
+        "--dry-run",
+        "-c",
+        "2",
+    ]));
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("H|")).count(),
+        2,
+        "{text}"
+    );
+    // HL7_TEMPLATE is the default --hl7-template; abbott_architect_hl7 without it.
+    let mut cmd = command(&["--hl7", "-P", "mllp://127.0.0.1:1", "--dry-run"]);
+    cmd.env("HL7_TEMPLATE", "mindray_bs200");
+    let text = stdout_of(cmd);
+    assert!(text.starts_with("MSH|^~\\&|MINDRAY|BS-200|"), "{text}");
+    let mut cmd = command(&["--hl7", "-P", "mllp://127.0.0.1:1", "--dry-run"]);
+    cmd.env_remove("HL7_TEMPLATE");
+    let text = stdout_of(cmd);
+    assert!(text.to_ascii_uppercase().contains("ARCHITECT"), "{text}");
+
+    // ASTM_PORT_TEMPLATES (the alias, read when PORT_TEMPLATES is unset), RESPONSE_DELAY_MS,
+    // and -a with --simulate-api-port: one API, on the latter's port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a_port = taken.local_addr().unwrap().port().to_string();
+    let mut cmd = command(&["-a", &a_port, "--simulate-api-port", "0"]);
+    cmd.env("ASTM_PORT_TEMPLATES", r#"{"0": "stago_start4"}"#)
+        .env("RESPONSE_DELAY_MS", "300");
+    let sim = Sim::start_with(cmd);
+    assert_eq!(sim.listeners.len(), 1, "{:?}", sim.listeners);
+    let api = sim.api.expect("an API");
+    assert_ne!(api.port().to_string(), a_port, "--simulate-api-port wins");
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    let started = Instant::now();
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "RESPONSE_DELAY_MS applies"
+    );
+    drop(sim);
+
+    // -p with ASTM_TEMPLATE: single-port mode on that port.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut cmd = command(&["-p", &port.to_string(), "-d", "0"]);
+    cmd.env("ASTM_TEMPLATE", "horiba_pentra60");
+    let sim = Sim::start_with(cmd);
+    assert_eq!(sim.port_of("horiba_pentra60").port(), port);
+}
