@@ -215,6 +215,19 @@ async fn x_record_switches_the_template_of_the_connection() {
     send_records(&mut s, &["H|\\^&|||LIS", "X|1|horiba_micros60|", "L|1|N"]).await;
     let records = receive_records(&mut s).await;
     assert!(records[0].contains("ABX^MICROS60"), "{records:?}");
+    // It stays in force for the rest of the connection (the reference's rule)...
+    send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    let records = receive_records(&mut s).await;
+    assert!(records[0].contains("ABX^MICROS60"), "{records:?}");
+    // ... and an unknown or non-ASTM template leaves the template as it is.
+    send_records(&mut s, &["H|\\^&|||LIS", "X|1|mindray_bc5380|", "L|1|N"]).await;
+    let records = receive_records(&mut s).await;
+    assert!(records[0].contains("ABX^MICROS60"), "{records:?}");
+    // A new connection starts with the port's template.
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+    let records = receive_records(&mut s).await;
+    assert!(records[0].contains("STAGO^START4"), "{records:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,4 +549,106 @@ async fn the_legacy_results_query_reply_and_a_transfer_that_asks_nothing() {
     assert!(quiet.is_err(), "no reply: {byte:?}");
     write(&mut s, &[ENQ]).await;
     assert_eq!(read_byte(&mut s).await, ACK, "still open");
+}
+
+/// Results of an order are pushed on a new connection bound to the address the order came in
+/// on (the analyzer's interface; the bridge tells analyzers apart by source address), from
+/// ASTM and HL7 ports alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_results_are_pushed_from_the_address_the_order_came_in_on() {
+    use tokio::io::AsyncWriteExt;
+    let astm_lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hl7_lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cmd = command(&[
+        "--bind",
+        "127.0.0.2",
+        "--listen",
+        "0=stago_start4",
+        "--listen",
+        "0=mindray_bc5380",
+        "-d",
+        "0",
+    ]);
+    cmd.env("ORDER_RESULT_PUSH_HOST", "127.0.0.1")
+        .env(
+            "ORDER_RESULT_PUSH_ASTM_PORT",
+            astm_lis.local_addr().unwrap().port().to_string(),
+        )
+        .env(
+            "ORDER_RESULT_PUSH_PORT",
+            hl7_lis.local_addr().unwrap().port().to_string(),
+        );
+    let sim = Sim::start_with(cmd);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(&mut s, &["H|\\^&|||LIS", "O|1|S-9||^^^INR|R", "L|1|N"]).await;
+    let (_, peer) = tokio::time::timeout(WAIT, astm_lis.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.0.2", "ASTM result push");
+
+    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    s.write_all(
+        b"\x0bMSH|^~\\&|LIS|LAB|BC5380|DEV|20260101||ORM^O01|C1|P|2.3.1\rPID|1||P1\r\
+          ORC|NW|PL1|FL1\rOBR|1|PL1|FL1|^^^WBC^WBC\r\x1c\r",
+    )
+    .await
+    .unwrap();
+    let (_, peer) = tokio::time::timeout(WAIT, hl7_lis.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.0.2", "HL7 result push");
+}
+
+/// The NAK cases of the reference's frame check (section 2.4 of the reference notes) that
+/// `every_nak_case_and_the_duplicate_frame` does not cover: each restricted character in the
+/// text, a frame number that is not a digit, a one-character checksum; and the frame number
+/// wraps 7 -> 0 (7 -> 1 is refused, as in the reference).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_characters_bad_frame_numbers_and_the_wrap() {
+    let sim = stago(&["--order-results", "off"]);
+    let restricted = [
+        0x01u8, 0x02, 0x03, 0x05, 0x06, 0x0A, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
+    ];
+    // Five refusals in a row at most per connection: the sixth would end the session.
+    for chunk in restricted.chunks(5) {
+        let mut s = connect(sim.port_of("stago_start4")).await;
+        write(&mut s, &[ENQ]).await;
+        assert_eq!(read_byte(&mut s).await, ACK);
+        for &c in chunk {
+            let mut text = b"H|\\^&|||L".to_vec();
+            text.push(c);
+            text.extend_from_slice(b"IS\r");
+            write(&mut s, &frame(1, &text, FrameEnd::End)).await;
+            assert_eq!(read_byte(&mut s).await, NAK, "restricted {c:#04x}");
+        }
+    }
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    // FN not a digit.
+    let mut bad = frame(1, b"H|\\^&|||LIS\r", FrameEnd::End);
+    bad[1] = b'A';
+    write(&mut s, &bad).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "FN not a digit");
+    // One checksum character.
+    let mut short = frame(1, b"H|\\^&|||LIS\r", FrameEnd::End);
+    let n = short.len();
+    short.remove(n - 3);
+    write(&mut s, &short).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "one checksum character");
+    // Frames 1..7, then 0 is the next; 1 after 7 is refused.
+    for n in 1..=7u8 {
+        write(
+            &mut s,
+            &frame(n, format!("R|{n}\r").as_bytes(), FrameEnd::End),
+        )
+        .await;
+        assert_eq!(read_byte(&mut s).await, ACK, "FN {n}");
+    }
+    write(&mut s, &frame(1, b"R|8\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "7 -> 1");
+    write(&mut s, &frame(0, b"R|8\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, ACK, "7 -> 0");
 }
