@@ -51,9 +51,15 @@ pub(crate) struct Cli {
     #[arg(short = 'P', long)]
     pub(crate) push: Option<String>,
 
-    /// ASTM template for push mode; with `--port`, single-port server mode.
+    /// ASTM template for push mode; on the command line, single-port server mode on `--port`.
+    /// From `ASTM_TEMPLATE` alone it does not change the port map (as in the reference, whose
+    /// shipped port map wins); with `PORT_TEMPLATES={}` it is the single port's template.
     #[arg(long, env = "ASTM_TEMPLATE")]
     pub(crate) template: Option<String>,
+
+    /// Whether `template` came from `ASTM_TEMPLATE` rather than `--template`.
+    #[arg(skip)]
+    pub(crate) template_from_env: bool,
 
     /// Push the QC message of the template (`qc_controls`).
     #[arg(long)]
@@ -264,6 +270,18 @@ pub(crate) struct Cli {
     /// the standard's values by default. For tests of timeouts.
     #[arg(long = "link-timer-ms", hide = true)]
     pub(crate) link_timer_ms: Option<u64>,
+}
+
+impl Cli {
+    /// Parses the command line, noting where the values that depend on it came from.
+    pub(crate) fn parse_with_sources() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.template_from_env =
+            matches.value_source("template") == Some(clap::parser::ValueSource::EnvVariable);
+        cli
+    }
 }
 
 /// Tools.

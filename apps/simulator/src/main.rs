@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use lis_templates::{Output, ProtocolKind};
 
 use crate::app::{App, Overrides};
@@ -33,7 +32,7 @@ use crate::cli::Cli;
 use crate::push::Destination;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_sources();
     let filter = if cli.verbose { "debug" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -229,12 +229,21 @@ pub(crate) fn port_map(app: &App) -> anyhow::Result<Vec<PortEntry>> {
             });
         }
         entries
-    } else if let Some(template) = &cli.template {
+    } else if let Some(template) = cli.template.as_ref().filter(|_| !cli.template_from_env) {
         vec![PortEntry {
             port: cli.port,
             template: Some(template.clone()),
         }]
     } else {
+        // As the reference, whose shipped config/port_templates.json makes the mapping
+        // non-empty: ASTM_TEMPLATE alone does not replace the port map.
+        if let (true, Some(template)) = (cli.template_from_env, &cli.template) {
+            tracing::info!(
+                "ASTM_TEMPLATE={template} does not change the default port map (as in the \
+                 reference); for one port with that template set PORT_TEMPLATES={{}} (with \
+                 ASTM_PORT), or give --template, or --listen PORT={template}"
+            );
+        }
         parse_map(DEFAULT_PORT_MAP, "config/port_templates.json")?
     };
     for entry in &mut entries {

@@ -312,8 +312,11 @@ async fn single_port_mode_with_template_flag_or_astm_template_env() {
     assert!(receive_records(&mut s).await[0].contains("STAGO^START4"));
     drop(sim);
 
+    // ASTM_TEMPLATE gives single-port mode when the port map is empty (PORT_TEMPLATES={}),
+    // as in the reference.
     let mut cmd = command(&["-d", "0"]);
     cmd.env("ASTM_TEMPLATE", "horiba_pentra60")
+        .env("PORT_TEMPLATES", "{}")
         .env("ASTM_PORT", "0");
     let sim = Sim::start_with(cmd);
     assert_eq!(sim.listeners.len(), 1, "{:?}", sim.listeners);
@@ -1168,12 +1171,50 @@ async fn reference_short_flags_and_environment_defaults() {
     );
     drop(sim);
 
-    // -p with ASTM_TEMPLATE: single-port mode on that port.
+    // -p with ASTM_TEMPLATE and an empty port map: single-port mode on that port.
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
     let mut cmd = command(&["-p", &port.to_string(), "-d", "0"]);
-    cmd.env("ASTM_TEMPLATE", "horiba_pentra60");
+    cmd.env("ASTM_TEMPLATE", "horiba_pentra60")
+        .env("PORT_TEMPLATES", "{}");
     let sim = Sim::start_with(cmd);
     assert_eq!(sim.port_of("horiba_pentra60").port(), port);
+}
+
+/// `ASTM_TEMPLATE` alone does not replace the default port map: in the reference the shipped
+/// `config/port_templates.json` makes the mapping non-empty, so a compose file that sets it
+/// (the README lists it) still gets every port of the map (5000, 9600-9604, 5380); before,
+/// the simulator listened on ASTM_PORT alone.
+#[test]
+fn astm_template_alone_keeps_the_default_port_map() {
+    // Its own loopback address, so the ports do not meet other tests' (or the machine's).
+    let ip = "127.0.0.5";
+    let ports = [5000u16, 5380, 9600, 9601, 9602, 9603, 9604];
+    for p in ports {
+        if std::net::TcpListener::bind((ip, p)).is_err() {
+            eprintln!("skipped: port {p} is busy on {ip}");
+            return;
+        }
+    }
+    let mut cmd = command(&["--bind", ip, "-d", "0"]);
+    cmd.env("ASTM_TEMPLATE", "horiba_pentra60");
+    let sim = Sim::start_with(cmd);
+    let listed: Vec<(u16, &str)> = sim
+        .listeners
+        .iter()
+        .map(|(_, a, t)| (a.port(), t.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (5000, "genexpert_astm"),
+            (5380, "mindray_bc5380"),
+            (9600, "genexpert_astm"),
+            (9601, "mindray_ba88a"),
+            (9602, "stago_start4"),
+            (9603, "horiba_micros60"),
+            (9604, "horiba_pentra60"),
+        ]
+    );
 }
