@@ -86,6 +86,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return run_serial(&app, path).await;
     }
     if let Some(dest) = &cli.push {
+        if legacy_push_api(cli) {
+            // The legacy push API (`--push URL --api-port PORT`, the reference up to 33c8d62,
+            // still in its README): serve the API, `POST /push` pushing to URL by default.
+            return run_server(&app).await;
+        }
         return run_push(&app, dest).await;
     }
     if cli.dry_run {
@@ -94,8 +99,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     run_server(&app).await
 }
 
+/// `--push URL --api-port PORT` (without `--simulate-api-port` or `--dry-run`): the legacy
+/// push API, which served `POST /push` with URL as its default destination instead of pushing
+/// once.
+fn legacy_push_api(cli: &Cli) -> bool {
+    cli.push.is_some() && cli.api_port.is_some() && cli.simulate_api_port.is_none() && !cli.dry_run
+}
+
 async fn run_server(app: &Arc<App>) -> anyhow::Result<ExitCode> {
-    let entries = server::port_map(app)?;
+    // The legacy push API listened on its port alone.
+    let entries = if legacy_push_api(&app.cli) {
+        Vec::new()
+    } else {
+        server::port_map(app)?
+    };
     let bound = server::bind_all(app, entries).await?;
     // A mistyped order-result port disables those pushes (as the reference); say so at start,
     // not only when the first order's results are dropped.

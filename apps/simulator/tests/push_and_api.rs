@@ -1946,3 +1946,38 @@ async fn the_mllp_ack_says_message_accepted_as_the_reference() {
         "{reply:?}"
     );
 }
+
+/// The legacy push API's command line, `--push URL --api-port PORT` (the reference up to
+/// 33c8d62, still in its README): the API is served and `POST /push` without a destination
+/// pushes to URL. Before, the simulator pushed one message and exited, so the route's
+/// fallback to `--push` could never be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_with_api_port_serves_the_legacy_push_api() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let receiver = tokio::spawn(async move {
+        let (stream, _) = lis.accept().await.unwrap();
+        let mut link = astm_frame::driver::LinkDriver::new(
+            stream,
+            astm_frame::LinkConfig {
+                assembly: astm_frame::Assembly::PerTransfer,
+                ..astm_frame::LinkConfig::new(astm_frame::Role::Computer)
+            },
+        );
+        let message = link.recv().await.unwrap().unwrap();
+        String::from_utf8(message).unwrap()
+    });
+    let sim = Sim::start(&["--push", &dest, "--api-port", "0", "-d", "0"]);
+    assert!(sim.listeners.is_empty(), "{:?}", sim.listeners);
+    let response = http()
+        .post(sim.api_url("/push?template=stago_start4"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let v: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(v["successful"], 1, "{v}");
+    assert_eq!(v["results"][0]["template"], "stago_start4", "{v}");
+    let text = tokio::time::timeout(WAIT, receiver).await.unwrap().unwrap();
+    assert!(text.contains("STAGO^START4"), "{text}");
+}
