@@ -1981,3 +1981,104 @@ async fn push_with_api_port_serves_the_legacy_push_api() {
     let text = tokio::time::timeout(WAIT, receiver).await.unwrap().unwrap();
     assert!(text.contains("STAGO^START4"), "{text}");
 }
+
+/// HTTP pushes as the reference sends them (section 11 of the reference notes): ASTM to
+/// `{base}/api/OpenELIS-Global/analyzer/astm` as LF-separated records with a trailing LF;
+/// HL7 to a base ending in `/hl7` or containing `/analyzer/` as it is, else to
+/// `{base}/api/OpenELIS-Global/analyzer/hl7`, as CR-separated segments; both
+/// `text/plain; charset=utf-8`, without an Authorization header unless one is configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_pushes_use_the_reference_paths_and_payloads() {
+    use axum::http::{HeaderMap, Uri};
+    type Requests = Arc<Mutex<Vec<(String, Option<String>, bool, String)>>>;
+    let requests: Requests = Arc::default();
+    let seen = Arc::clone(&requests);
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let auth = headers.contains_key("authorization");
+            seen.lock()
+                .unwrap()
+                .push((uri.path().to_owned(), content_type, auth, body));
+            "ok"
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    let runs: Vec<Vec<String>> = vec![
+        vec![
+            "--push".into(),
+            base.clone(),
+            "--template".into(),
+            "stago_start4".into(),
+        ],
+        vec![
+            "--hl7".into(),
+            "--hl7-template".into(),
+            "mindray_bs200".into(),
+            "--push".into(),
+            base.clone(),
+        ],
+        vec![
+            "--hl7".into(),
+            "--hl7-template".into(),
+            "mindray_bs200".into(),
+            "--push".into(),
+            format!("{base}/custom/hl7"),
+        ],
+        vec![
+            "--hl7".into(),
+            "--hl7-template".into(),
+            "mindray_bs200".into(),
+            "--push".into(),
+            format!("{base}/x/analyzer/in"),
+        ],
+    ];
+    for args in runs {
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&args)
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let requests = requests.lock().unwrap();
+    let paths: Vec<&str> = requests.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/OpenELIS-Global/analyzer/astm",
+            "/api/OpenELIS-Global/analyzer/hl7",
+            "/custom/hl7",
+            "/x/analyzer/in"
+        ]
+    );
+    for (path, content_type, auth, body) in requests.iter() {
+        assert_eq!(
+            content_type.as_deref(),
+            Some("text/plain; charset=utf-8"),
+            "{path}"
+        );
+        assert!(!auth, "{path}: no Authorization header without --user");
+        if path.ends_with("/astm") {
+            assert!(
+                body.starts_with("H|\\^&|") && body.ends_with("\nL|1|N\n"),
+                "{body:?}"
+            );
+            assert!(!body.contains('\r'), "{body:?}");
+        } else {
+            assert!(body.starts_with("MSH|^~\\&|MINDRAY|BS-200|"), "{body:?}");
+            assert!(body.contains("\rPID|") && !body.contains('\n'), "{body:?}");
+        }
+    }
+}
