@@ -1916,17 +1916,19 @@ async fn api_replies_keep_the_reference_key_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mllp_ack_says_message_accepted_as_the_reference() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // -d applies before each MLLP ACK too (section 2.9 of the reference notes).
     let sim = Sim::start(&[
         "--listen",
         "0=mindray_bc5380",
         "-d",
-        "0",
+        "300",
         "--order-results",
         "off",
     ]);
     let mut s = connect(sim.port_of("mindray_bc5380")).await;
     let message = "MSH|^~\\&|LIS|LAB|BC5380|DEV|20260101120000||ORM^O01|CTRL123|P|2.3.1\r\
                    PID|1||P1\rORC|NW|PL1|FL1\rOBR|1|PL1|FL1|^^^WBC^WBC\r";
+    let started = std::time::Instant::now();
     s.write_all(format!("\x0b{message}\x1c\r").as_bytes())
         .await
         .unwrap();
@@ -1940,6 +1942,7 @@ async fn the_mllp_ack_says_message_accepted_as_the_reference() {
         assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&reply));
         reply.extend_from_slice(&buf[..n]);
     }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     let reply = String::from_utf8(reply).unwrap();
     assert!(
         reply.contains("\rMSA|AA|CTRL123|Message accepted\r"),
