@@ -233,7 +233,7 @@ async fn health() -> Reply {
             "GET /simulate/astm/{template}": "Generate ASTM message",
             "POST /simulate/astm/{template}": "Generate + push ASTM (body: destination, count, sample_id, source_ip, qc, qc_deviation)",
             "GET /simulate/file/{template}": "Generate FILE payload",
-            "POST /simulate/file/{template}": "Generate + write FILE (body: target_dir, filename, qc, qc_deviation, bridge_upload)",
+            "POST /simulate/file/{template}": "Generate + write FILE (body: target_dir, bridge_upload, filename, qc, qc_deviation)",
             "POST /push": "Trigger a push (query or body: template, count, destination, analyzer_type)",
             "GET /received": "Messages received from the LIS, newest first (query: limit)"
         }

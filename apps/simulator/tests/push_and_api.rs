@@ -1817,6 +1817,18 @@ async fn api_replies_keep_the_reference_key_order() {
             "POST /simulate/file/{template}",
         ],
     );
+    // The reference's own entries, word for word.
+    for entry in [
+        r#""GET /health":"Health check""#,
+        r#""GET /simulate/hl7/{template}":"Generate HL7 ORU^R01""#,
+        r#""POST /simulate/hl7/{template}":"Generate + push HL7 (body: destination, count, qc, qc_deviation)""#,
+        r#""GET /simulate/astm/{template}":"Generate ASTM message""#,
+        r#""POST /simulate/astm/{template}":"Generate + push ASTM (body: destination, count, sample_id, source_ip, qc, qc_deviation)""#,
+        r#""GET /simulate/file/{template}":"Generate FILE payload""#,
+        r#""POST /simulate/file/{template}":"Generate + write FILE (body: target_dir, bridge_upload, filename, qc, qc_deviation)""#,
+    ] {
+        assert!(text.contains(entry), "{entry} in {text}");
+    }
     let text = request(Method::GET, "/simulate/astm/stago_start4", None).await;
     assert_key_order(&text, &["status", "template", "message"]);
     let body = r#"{"destination":"tcp://127.0.0.1:1"}"#.to_owned();
