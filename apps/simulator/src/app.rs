@@ -200,6 +200,9 @@ impl App {
         // The reference compares checksums case-insensitively; LIS senders that write lower-case
         // hex (`af`) are common enough. The value itself is still checked.
         config.decoder.leniency.lowercase_checksum = true;
+        // The reference takes any frame number 0-7 on the first frame of a transfer; a LIS
+        // that numbers its frames from 0 works with it.
+        config.decoder.leniency.any_first_frame_number = true;
         config.contention = match self.cli.contention {
             ContentionArg::ByRole => ContentionPolicy::ByRole,
             ContentionArg::Yield => ContentionPolicy::Yield,

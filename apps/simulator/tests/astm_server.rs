@@ -150,16 +150,16 @@ async fn every_nak_case_and_the_duplicate_frame() {
     bad[n - 4] = if bad[n - 4] == b'0' { b'1' } else { b'0' };
     write(&mut s, &bad).await;
     assert_eq!(read_byte(&mut s).await, NAK, "bad checksum");
-    // Wrong frame number.
-    write(&mut s, &frame(3, b"H|\\^&|||LIS\r", FrameEnd::End)).await;
-    assert_eq!(read_byte(&mut s).await, NAK, "wrong FN");
     // Restricted character in the text (checksum computed over it, so only the character is wrong).
     write(&mut s, &frame(1, b"H|\\^&|||L\x11IS\r", FrameEnd::End)).await;
     assert_eq!(read_byte(&mut s).await, NAK, "restricted character");
-    // Good frame, then the same frame again (a lost ACK): ACKed, delivered once.
+    // Good frame; then a wrong frame number (after the first frame, which may have any number
+    // 0-7 as in the reference); then the good frame again (a lost ACK): ACKed, delivered once.
     let good = frame(1, b"H|\\^&|||LIS\r", FrameEnd::End);
     write(&mut s, &good).await;
     assert_eq!(read_byte(&mut s).await, ACK);
+    write(&mut s, &frame(3, b"P|1\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "wrong FN");
     write(&mut s, &good).await;
     assert_eq!(read_byte(&mut s).await, ACK, "repeated last frame");
     // A record split over ETB frames is reassembled.
@@ -195,8 +195,12 @@ async fn six_bad_frames_end_in_eot_and_close() {
     let mut s = connect(sim.port_of("stago_start4")).await;
     write(&mut s, &[ENQ]).await;
     assert_eq!(read_byte(&mut s).await, ACK);
+    // Six bad checksums, as the reference's own test_retransmission_abort_after_six_failures.
+    let mut bad = frame(1, b"H|\\^&\r", FrameEnd::End);
+    let n = bad.len();
+    bad[n - 4] = if bad[n - 4] == b'0' { b'1' } else { b'0' };
     for i in 0..6 {
-        write(&mut s, &frame(5, b"H|\\^&\r", FrameEnd::End)).await;
+        write(&mut s, &bad).await;
         assert_eq!(read_byte(&mut s).await, NAK, "NAK {i}");
     }
     assert_eq!(read_byte(&mut s).await, EOT);
@@ -651,4 +655,60 @@ async fn restricted_characters_bad_frame_numbers_and_the_wrap() {
     assert_eq!(read_byte(&mut s).await, NAK, "7 -> 1");
     write(&mut s, &frame(0, b"R|8\r", FrameEnd::End)).await;
     assert_eq!(read_byte(&mut s).await, ACK, "7 -> 0");
+}
+
+/// The reference takes any frame number 0-7 on the first frame of a transfer (the standard
+/// wants 1), so a LIS or harness that numbers its frames from 0 works with it; the frames
+/// after the first are checked as usual, and a first number outside 0-7 is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_frame_may_have_any_number_from_0_to_7_as_in_the_reference() {
+    let sim = stago(&["--order-results", "off"]);
+    for first in [0u8, 5] {
+        let mut s = connect(sim.port_of("stago_start4")).await;
+        write(&mut s, &[ENQ]).await;
+        assert_eq!(read_byte(&mut s).await, ACK);
+        let records = ["H|\\^&|||LIS\r", "P|1\r", "O|1|S-1||^^^PT|R\r", "L|1|N\r"];
+        for (i, record) in records.iter().enumerate() {
+            let n = (first + u8::try_from(i).unwrap()) % 8;
+            write(&mut s, &frame(n, record.as_bytes(), FrameEnd::End)).await;
+            assert_eq!(read_byte(&mut s).await, ACK, "first {first}: FN {n}");
+        }
+        write(&mut s, &[EOT]).await;
+    }
+    let mut entries = serde_json::Value::Null;
+    for _ in 0..100 {
+        entries = received(&sim).await;
+        if entries.as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        entries[0]["records"],
+        serde_json::json!(["H|\\^&|||LIS", "P|1", "O|1|S-1||^^^PT|R", "L|1|N"]),
+        "{entries}"
+    );
+    // A gap after an accepted first frame is still refused.
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    write(&mut s, &frame(3, b"H|\\^&|||LIS\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, ACK, "first FN 3");
+    write(&mut s, &frame(5, b"L|1|N\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "3 then 5");
+    // A first frame numbered 8 is no frame number at all.
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    // (`frame` numbers modulo 8: write the digit 8 by hand, its checksum 8 more.)
+    let mut eight = frame(0, b"H|\\^&|||LIS\r", FrameEnd::End);
+    let n = eight.len();
+    let sum = u8::from_str_radix(std::str::from_utf8(&eight[n - 4..n - 2]).unwrap(), 16).unwrap();
+    eight[1] = b'8';
+    eight.splice(
+        n - 4..n - 2,
+        format!("{:02X}", sum.wrapping_add(8)).into_bytes(),
+    );
+    write(&mut s, &eight).await;
+    assert_eq!(read_byte(&mut s).await, NAK, "first FN 8");
 }

@@ -72,7 +72,8 @@
 //! # Leniency
 //!
 //! Real instruments deviate; [`Leniency`] names each accepted deviation (lower-case checksums,
-//! missing CR LF, unnumbered frames, unchecked checksums, bare unframed records). All are off
+//! missing CR LF, unnumbered frames, any first frame number, unchecked checksums, bare unframed
+//! records). All are off
 //! by default.
 //!
 //! # Bytes are bytes

@@ -1059,7 +1059,10 @@ impl Core {
                 }
                 if !self.config.decoder.leniency.unchecked_frame_numbers {
                     let number = frame.number().unwrap_or(u8::MAX);
-                    if number != self.expected_number {
+                    let any_first = self.config.decoder.leniency.any_first_frame_number
+                        && self.last_accepted.is_none()
+                        && number <= 7;
+                    if number != self.expected_number && !any_first {
                         if Some(number) == self.last_accepted {
                             // §6.5.1: our ACK was lost; accept again, deliver once.
                             self.last_frame_refused = false;

@@ -23,6 +23,9 @@ pub struct Leniency {
     /// A header record or EOT before the L record drops the unfinished message (reported as
     /// discarded by [`Link`](crate::Link)).
     pub unframed_records: bool,
+    /// Accept any frame number 0-7 on the first frame of a transfer (the standard wants 1);
+    /// the frames after it are checked as usual, numbered on from it.
+    pub any_first_frame_number: bool,
 }
 
 impl Leniency {
@@ -33,6 +36,7 @@ impl Leniency {
         unchecked_frame_numbers: false,
         unverified_checksum: false,
         unframed_records: false,
+        any_first_frame_number: false,
     };
 
     /// Every deviation accepted.
@@ -42,6 +46,7 @@ impl Leniency {
         unchecked_frame_numbers: true,
         unverified_checksum: true,
         unframed_records: true,
+        any_first_frame_number: true,
     };
 }
 

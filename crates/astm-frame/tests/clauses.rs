@@ -385,6 +385,26 @@ fn unverified_checksums_are_accepted_when_asked() {
     assert_eq!(received(&events(&mut lis)), [b"H|\\^&\r".to_vec()]);
 }
 
+/// Tolerated deviation (documented `Leniency::any_first_frame_number`): the first frame of a
+/// transfer may have any number 0-7; the next must follow it. Strict, only 1 starts one.
+#[test]
+fn any_first_frame_number_is_accepted_when_asked() {
+    let t0 = Instant::now();
+    let mut strict = receiving(LinkConfig::new(Role::Computer), t0);
+    strict.handle_input(b"\x020H|\\^&\r\x03E4\r\n", t0);
+    assert_eq!(out(&mut strict), [NAK]);
+    let mut config = LinkConfig::new(Role::Computer);
+    config.decoder.leniency = Leniency {
+        any_first_frame_number: true,
+        ..Leniency::STRICT
+    };
+    let mut lis = receiving(config, t0);
+    lis.handle_input(b"\x020H|\\^&\r\x03E4\r\n", t0);
+    lis.handle_input(b"\x023L|1|N\r\x0306\r\n", t0);
+    lis.handle_input(b"\x021L|1|N\r\x0304\r\n", t0);
+    assert_eq!(out(&mut lis), [ACK, NAK, ACK], "0, then 3 refused, then 1");
+}
+
 /// §6.4.1, §6.2.5: EOT returns the link to neutral at once: an ENQ right behind it, in the
 /// same read, is answered (on either side), not lost (senaite.astm's N7).
 #[test]
