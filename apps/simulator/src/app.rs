@@ -12,7 +12,7 @@ use lis_templates::{
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-use crate::cli::{Cli, ContentionArg, LayoutArg};
+use crate::cli::{Cli, ContentionArg, LayoutArg, PushFramingArg};
 use crate::faults::FaultPlan;
 use crate::received::Received;
 
@@ -191,6 +191,16 @@ impl App {
             Output::Astm(messages) => Ok(messages),
             _ => bail!("template {:?} did not produce ASTM", template.name),
         }
+    }
+
+    /// The E1381 configuration of a push connection: framed per `--push-framing`.
+    pub(crate) fn push_link_config(&self) -> LinkConfig {
+        let mut config = self.link_config(Role::Instrument);
+        config.framer.packing = match self.cli.push_framing {
+            PushFramingArg::Reference => astm_frame::Packing::RecordPerFrameEtb,
+            PushFramingArg::PerRecord => astm_frame::Packing::RecordPerFrame,
+        };
+        config
     }
 
     /// The E1381 configuration of a station.

@@ -203,6 +203,14 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, default_value_t = ContentionArg::Yield)]
     pub(crate) contention: ContentionArg,
 
+    /// How pushes (`tcp://`, the API's, order results) lay records into frames: `reference`
+    /// (the default, the OpenELIS mock's push framer, which the bridge was built against): one
+    /// record per frame, ETB on every frame but the message's last; `per-record`: ETX on every
+    /// record's frame. Replies on a listening port and serial lines are per record either way,
+    /// as in the reference.
+    #[arg(long = "push-framing", value_enum, default_value_t = PushFramingArg::Reference)]
+    pub(crate) push_framing: PushFramingArg,
+
     /// Where results for orders received on a port go: a new connection to
     /// `ORDER_RESULT_PUSH_HOST` (as the reference), a new session on the same link, or nowhere.
     #[arg(long = "order-results", value_enum, default_value_t = OrderResultsArg::Push)]
@@ -308,6 +316,15 @@ pub(crate) enum ContentionArg {
     ByRole,
     /// Yield to the LIS and receive first (the reference).
     Yield,
+}
+
+/// `--push-framing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PushFramingArg {
+    /// ETB on every frame but the message's last (the reference's pushes).
+    Reference,
+    /// ETX on every record's frame.
+    PerRecord,
 }
 
 /// `--order-results`.

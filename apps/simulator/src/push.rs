@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use astm_frame::{Link, Role};
+use astm_frame::Link;
 use mllp_hl7::{MllpClient, MllpCodec, Reply};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -215,7 +215,7 @@ pub(crate) async fn astm_tcp_on(
             let label = format!("push to {host_port}");
             *connection = Some(LinkIo::new(
                 stream,
-                Link::new(app.link_config(Role::Instrument)),
+                Link::new(app.push_link_config()),
                 sender_options(app, app.faults.for_push(), label),
             ));
         }

@@ -56,10 +56,12 @@ async fn tcp_push_is_a_full_sender_that_retransmits_after_nak() {
         String::from_utf8_lossy(&out.stderr)
     );
     let frames = receiver.await.unwrap();
-    // One record per frame, ETX on each (ETB only splits long records), H first, L last.
+    // One record per frame, ETB on each but the last (the reference's push framer), H first,
+    // L last.
     assert_eq!(frames.len(), 9, "H, P, O, 5 R, L");
     assert!(frames[0].starts_with(b"\x021H|\\^&|"));
-    assert!(frames.iter().all(|f| f[f.len() - 5] == 0x03));
+    assert!(frames[..8].iter().all(|f| f[f.len() - 5] == 0x17));
+    assert_eq!(frames[8][frames[8].len() - 5], 0x03);
     assert_eq!(frames[7][1], b'0', "FN wraps 7 -> 0");
     assert!(frames[8].starts_with(b"\x021L|1|N\r"));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -2094,6 +2096,97 @@ async fn http_pushes_use_the_reference_paths_and_payloads() {
         } else {
             assert!(body.starts_with("MSH|^~\\&|MINDRAY|BS-200|"), "{body:?}");
             assert!(body.contains("\rPID|") && !body.contains('\n'), "{body:?}");
+        }
+    }
+}
+
+/// A LIS that acknowledges everything and returns the bytes of one session (ENQ ... EOT).
+async fn capture_session(lis: TcpListener) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut s, _) = lis.accept().await.unwrap();
+    let mut wire = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before EOT: {:?}",
+            String::from_utf8_lossy(&wire)
+        );
+        wire.extend_from_slice(&buf[..n]);
+        for &b in &buf[..n] {
+            if b == ENQ || b == b'\n' {
+                s.write_all(&[ACK]).await.unwrap();
+            }
+        }
+        if wire.ends_with(&[EOT]) {
+            return wire;
+        }
+    }
+}
+
+/// The push framer's bytes, which section 12 of the reference notes says to keep because the
+/// bridge was built against them: one record per frame with its CR, ETB on every frame but
+/// the message's last. The reference's verified wire for Pentra 60 begins with H, P and O
+/// frames ending `0D 17 '63'`, `0D 17 'AD'` and `0D 17 'A8'`; `--push-framing per-record`
+/// ends every record's frame with ETX instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_pushes_frame_records_as_the_reference_push_framer() {
+    for framing in [None, Some("per-record")] {
+        let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dest = format!("tcp://{}", lis.local_addr().unwrap());
+        let capture = tokio::spawn(capture_session(lis));
+        let out = tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "--push",
+                &dest,
+                "--template",
+                "horiba_pentra60",
+                "--layout",
+                "openelis",
+                "--seed",
+                "1",
+                "--now",
+                "20260101120000",
+            ];
+            if let Some(f) = framing {
+                args.extend(["--push-framing", f]);
+            }
+            run(&args)
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let wire = tokio::time::timeout(WAIT, capture).await.unwrap().unwrap();
+        let frames: Vec<&[u8]> = wire[1..wire.len() - 1]
+            .split_inclusive(|&b| b == b'\n')
+            .collect();
+        assert_eq!(wire[0], ENQ);
+        assert!(frames.len() > 4, "{:?}", String::from_utf8_lossy(&wire));
+        let terminator = |f: &[u8]| f[f.len() - 5];
+        let text_end = |f: &[u8]| f[f.len() - 6];
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(text_end(f), b'\r', "frame {i}: the record keeps its CR");
+            let last = i == frames.len() - 1;
+            let expected = if last || framing.is_some() {
+                0x03
+            } else {
+                0x17
+            };
+            assert_eq!(terminator(f), expected, "{framing:?} frame {i}");
+        }
+        if framing.is_none() {
+            let head: Vec<u8> = frames[..3].concat();
+            assert_eq!(
+                String::from_utf8(head).unwrap(),
+                "\x021H|\\^&|||ABX^PENTRA60^V2.0|||||||LIS2-A2|20260101120000\r\x1763\r\n\
+                 \x022P|1||PAT-2026-001|Rakoto^Jean^A||M|19850315\r\x17AD\r\n\
+                 \x023O|1|DEV01266000000000001^LAB|Pentra 60 C+^Pentra 60 C+ Panel||20260101120000\r\x17A8\r\n"
+            );
         }
     }
 }

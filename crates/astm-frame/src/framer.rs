@@ -15,6 +15,10 @@ pub enum Packing {
     /// The whole message as one text, cut into as many frames as needed; CRs fall wherever they
     /// fall. Some instruments send this way; it saves round trips.
     Packed,
+    /// One record per frame, as [`RecordPerFrame`](Self::RecordPerFrame), but every frame
+    /// except the message's last ends in ETB: the message is one text cut at record
+    /// boundaries (what the OpenELIS mock's pushes send, and the OpenELIS bridge expects).
+    RecordPerFrameEtb,
 }
 
 /// How a sender frames messages.
@@ -63,7 +67,7 @@ impl FramedMessage {
         let max = config.max_text_len.clamp(1, LIS1_A_MAX_TEXT);
         let mut frames = Vec::new();
         match config.packing {
-            Packing::RecordPerFrame => {
+            Packing::RecordPerFrame | Packing::RecordPerFrameEtb => {
                 let mut start = 0;
                 for end in memchr::memchr_iter(CR, &text) {
                     split_into(&mut frames, start..end + 1, max);
@@ -71,6 +75,13 @@ impl FramedMessage {
                 }
             }
             Packing::Packed => split_into(&mut frames, 0..text.len(), max),
+        }
+        if config.packing == Packing::RecordPerFrameEtb
+            && let Some((_, before_last)) = frames.split_last_mut()
+        {
+            for (_, end) in before_last {
+                *end = FrameEnd::Intermediate;
+            }
         }
         Self { text, frames }
     }
@@ -216,6 +227,23 @@ mod tests {
         };
         let m = FramedMessage::new(b"H|1\rP|1\rL|1\r".to_vec(), config);
         assert_eq!(ends(&m), [(8, FrameEnd::Intermediate), (4, FrameEnd::End)]);
+    }
+
+    #[test]
+    fn record_per_frame_etb_ends_only_the_last_frame_with_etx() {
+        let config = FramerConfig {
+            packing: Packing::RecordPerFrameEtb,
+            ..FramerConfig::default()
+        };
+        let m = FramedMessage::new(b"H|1\rP|1\rL|1\r".to_vec(), config);
+        assert_eq!(
+            ends(&m),
+            [
+                (4, FrameEnd::Intermediate),
+                (4, FrameEnd::Intermediate),
+                (4, FrameEnd::End)
+            ]
+        );
     }
 
     #[test]
