@@ -369,14 +369,31 @@ fn str_field(
     Ok(None)
 }
 
+/// `count` of `POST /simulate/astm` and `/simulate/hl7`: read as the reference reads it, with
+/// `int()` (a number, truncated, or a numeric string), then clamped to 1..=1000 as the
+/// reference clamps it (its ASTM route to 1..=100; here the HL7 route's bound for both), so
+/// every count the reference takes is taken; anything else is a 400 (the reference: a 500 or
+/// a dropped connection).
 fn count_field(body: &serde_json::Map<String, Value>) -> Result<u64, ApiError> {
-    match body.get("count") {
-        None | Some(Value::Null) => Ok(1),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| bad(format!("count must be an integer from 1 to 1000; got {v}"))),
-    }
+    let value = match body.get("count") {
+        None | Some(Value::Null) => return Ok(1),
+        Some(v) => v,
+    };
+    let n = match value {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    // Saturating, as the clamp below would make it anyway.
+                    .map(|f| f.trunc() as i64)
+            }),
+        Value::String(text) => text.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    let n = n.ok_or_else(|| bad(format!("count must be an integer; got {value}")))?;
+    Ok(u64::try_from(n.clamp(1, 1000)).unwrap_or(1))
 }
 
 fn qc_fields(body: &serde_json::Map<String, Value>) -> Result<(bool, Option<f64>), ApiError> {

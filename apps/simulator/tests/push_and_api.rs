@@ -551,8 +551,7 @@ async fn every_api_route_with_good_and_bad_input() {
     assert_eq!(v["results"][0]["pushed"], true);
     for bad in [
         r#"{"count":"abc"}"#,
-        r#"{"count":0}"#,
-        r#"{"count":1001}"#,
+        r#"{"count":true}"#,
         r#"{"sample_id":"BAD"}"#,
         "{not json",
         r#"{"qc":true}"#,
@@ -2189,4 +2188,40 @@ async fn tcp_pushes_frame_records_as_the_reference_push_framer() {
             );
         }
     }
+}
+
+/// `count` is read as the reference reads it (`int()`: a number, truncated, or a numeric
+/// string) and clamped to 1..=1000 as the reference clamps it, so a count the reference
+/// takes is never refused: 0 and negative counts give one message, 5000 gives 1000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_counts_are_clamped_as_the_reference_does() {
+    let sim = api_sim(&[]);
+    let u = |p: &str| sim.api_url(p);
+    use reqwest::Method;
+    for (body, expected) in [
+        (r#"{"count":0}"#, 1),
+        (r#"{"count":-3}"#, 1),
+        (r#"{"count":"2"}"#, 2),
+        (r#"{"count":2.7}"#, 2),
+        (r#"{"count":5000}"#, 1000),
+    ] {
+        let (s, v) = call(Method::POST, u("/simulate/hl7/mindray_bs200"), Some(body)).await;
+        assert_eq!(s, 200, "{body}: {v}");
+        if expected > 1 {
+            assert_eq!(v["count"], expected, "{body}");
+            assert_eq!(v["results"].as_array().unwrap().len(), expected, "{body}");
+        } else {
+            assert_eq!(
+                v["status"], "sent",
+                "{body}: one message, the GET shape: {v}"
+            );
+        }
+    }
+    let (s, v) = call(
+        Method::POST,
+        u("/simulate/astm/stago_start4"),
+        Some(r#"{"count":0}"#),
+    )
+    .await;
+    assert_eq!((s, v["count"].as_u64()), (200, Some(1)), "{v}");
 }
