@@ -906,7 +906,9 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
         Some(dir) => {
             let dir = resolve_target(&app, &dir)?;
             let name = match &filename {
-                Some(n) => safe_file_name(n).ok_or_else(|| {
+                // As the reference: only the last component of the name is kept
+                // (`../evil.csv` is written as `evil.csv` in target_dir), then checked.
+                Some(n) => safe_file_name(n.rsplit('/').next().unwrap_or(n)).ok_or_else(|| {
                     bad(format!(
                         "filename {n:?} must be a plain file name (letters, digits, - _ . and spaces)"
                     ))
