@@ -20,12 +20,11 @@ use hyper_util::service::TowerToHyperService;
 use lis_templates::{Output, ProtocolKind, Template};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::app::{App, Overrides};
 use crate::bridge;
 use crate::push::{self, Destination};
-use crate::server::{ACCEPT_RETRY, AcceptLog};
+use crate::server::Gate;
 
 type Reply = Result<Response, ApiError>;
 
@@ -165,27 +164,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// beyond is closed at once, with a log line, as on the listening ports), each closed when a
 /// request head has not come within [`HEADER_READ_TIMEOUT`].
 pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
-    let max_connections = app.cli.max_connections as usize;
-    let limit = Arc::new(Semaphore::new(max_connections));
     let local = listener.local_addr()?;
+    let mut gate = Gate::new(&app, format!("{local} (HTTP)"));
     let router = router(app);
-    let mut log = AcceptLog::new(format!("{local} (HTTP)"));
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                log.failed(&e);
-                tokio::time::sleep(ACCEPT_RETRY).await;
-                continue;
-            }
-        };
-        log.accepted();
-        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            log.refused(peer, max_connections);
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer, permit) = gate.accept(&listener).await;
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();

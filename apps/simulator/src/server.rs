@@ -40,7 +40,7 @@ const ORDER_PUSHES_AT_ONCE: usize = 32;
 static ORDER_PUSHES: Semaphore = Semaphore::const_new(ORDER_PUSHES_AT_ONCE);
 
 /// How long an accept loop waits after a failed accept (out of file descriptors, say).
-pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Refusals for the connection limit logged per minute and listener; the rest are counted.
 const REFUSALS_PER_MINUTE: u32 = 10;
@@ -51,7 +51,7 @@ const REFUSALS_PER_MINUTE: u32 = 10;
 /// flood, a peer reconnecting in a loop) [`REFUSALS_PER_MINUTE`] a minute, the rest counted
 /// and their number logged with the next refusal logged.
 #[derive(Debug)]
-pub(crate) struct AcceptLog {
+struct AcceptLog {
     label: String,
     failing: u64,
     window: tokio::time::Instant,
@@ -61,7 +61,7 @@ pub(crate) struct AcceptLog {
 
 impl AcceptLog {
     /// For the listener described by `label` (`127.0.0.1:5000 (ASTM)`).
-    pub(crate) fn new(label: String) -> Self {
+    fn new(label: String) -> Self {
         Self {
             label,
             failing: 0,
@@ -72,7 +72,7 @@ impl AcceptLog {
     }
 
     /// A connection was accepted.
-    pub(crate) fn accepted(&mut self) {
+    fn accepted(&mut self) {
         if self.failing > 0 {
             tracing::warn!(
                 "{}: accepting connections again after {} failed accept(s)",
@@ -84,7 +84,7 @@ impl AcceptLog {
     }
 
     /// An accept failed (the loop waits [`ACCEPT_RETRY`] and tries again).
-    pub(crate) fn failed(&mut self, error: &std::io::Error) {
+    fn failed(&mut self, error: &std::io::Error) {
         self.failing += 1;
         if self.failing == 1 {
             tracing::warn!(
@@ -96,7 +96,7 @@ impl AcceptLog {
     }
 
     /// `peer` was refused: the listener has `max` connections.
-    pub(crate) fn refused(&mut self, peer: SocketAddr, max: usize) {
+    fn refused(&mut self, peer: SocketAddr, max: usize) {
         if self.window.elapsed() >= Duration::from_secs(60) {
             self.window = tokio::time::Instant::now();
             self.logged = 0;
@@ -119,6 +119,52 @@ impl AcceptLog {
             "refusing {peer} on {}: connection limit of {max} reached{earlier}{rest}",
             self.label
         );
+    }
+}
+
+/// What every listener (ASTM, HL7, the API) does before serving a connection: at most
+/// `--max-connections` at once (one beyond is closed at once), failed accepts retried every
+/// [`ACCEPT_RETRY`], both logged in bounded numbers ([`AcceptLog`]).
+pub(crate) struct Gate {
+    limit: Arc<Semaphore>,
+    max: usize,
+    log: AcceptLog,
+}
+
+impl Gate {
+    /// For the listener described by `label` (`127.0.0.1:5000 (ASTM)`).
+    pub(crate) fn new(app: &App, label: String) -> Self {
+        let max = app.cli.max_connections as usize;
+        Self {
+            limit: Arc::new(Semaphore::new(max)),
+            max,
+            log: AcceptLog::new(label),
+        }
+    }
+
+    /// The next connection this listener may serve, with the permit it holds while served.
+    pub(crate) async fn accept(
+        &mut self,
+        listener: &TcpListener,
+    ) -> (TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    self.log.failed(&e);
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            };
+            self.log.accepted();
+            let Ok(permit) = Arc::clone(&self.limit).try_acquire_owned() else {
+                self.log.refused(peer, self.max);
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            return (stream, peer, permit);
+        }
     }
 }
 
@@ -303,29 +349,13 @@ pub(crate) fn spawn_all(app: &Arc<App>, bound: Vec<Bound>) -> anyhow::Result<()>
 }
 
 async fn accept_loop(app: Arc<App>, bound: Bound) {
-    let max_connections = app.cli.max_connections as usize;
-    let limit = Arc::new(Semaphore::new(max_connections));
     let local = bound
         .listener
         .local_addr()
         .map_or_else(|_| bound.entry.port.to_string(), |a| a.to_string());
-    let mut log = AcceptLog::new(format!("{local} ({})", bound.protocol));
+    let mut gate = Gate::new(&app, format!("{local} ({})", bound.protocol));
     loop {
-        let (stream, peer) = match bound.listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                log.failed(&e);
-                tokio::time::sleep(ACCEPT_RETRY).await;
-                continue;
-            }
-        };
-        log.accepted();
-        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            log.refused(peer, max_connections);
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer, permit) = gate.accept(&bound.listener).await;
         let app = Arc::clone(&app);
         let template = bound.entry.template.clone();
         let protocol = bound.protocol;
