@@ -711,9 +711,6 @@ fn a_bad_order_result_push_port_only_disables_the_push() {
 /// only when the first order's results are dropped.
 #[test]
 fn a_bad_order_result_push_port_is_reported_at_start() {
-    use std::io::BufRead as _;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("stderr.log");
     let mut cmd = command(&[
         "--listen",
         "0=stago_start4",
@@ -723,16 +720,9 @@ fn a_bad_order_result_push_port_is_reported_at_start() {
         "0",
     ]);
     cmd.env("ORDER_RESULT_PUSH_PORT", "25 75")
-        .env("ORDER_RESULT_PUSH_ASTM_PORT", "12001")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let ready = stdout.lines().map_while(Result::ok).any(|l| l == "ready");
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(ready, "no ready line");
-    let stderr = std::fs::read_to_string(&log).unwrap();
+        .env("ORDER_RESULT_PUSH_ASTM_PORT", "12001");
+    // The warning comes before `ready`, which start waits for.
+    let stderr = LoggedSim::start_with(cmd).log();
     assert!(
         stderr.contains(
             "ORDER_RESULT_PUSH_PORT (--order-result-push-port) = \"25 75\" is not a port from 1 \
@@ -747,41 +737,13 @@ fn a_bad_order_result_push_port_is_reported_at_start() {
 /// a frame without ENQ first, got no reply and only a debug line; the log now warns.
 #[test]
 fn astm_without_the_link_protocol_is_logged() {
-    use std::io::{BufRead as _, Write as _};
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("stderr.log");
-    let mut cmd = command(&["--listen", "0=stago_start4", "-d", "0"]);
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let mut port = None;
-    for line in std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        if let Some(rest) = line.strip_prefix("listening ASTM ") {
-            port = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if line == "ready" {
-            break;
-        }
-    }
-    let addr = port.expect("ASTM listener");
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::Write as _;
+    let sim = LoggedSim::start(&["--listen", "0=stago_start4", "-d", "0"]);
+    let mut s = std::net::TcpStream::connect(sim.sim.port_of("stago_start4")).unwrap();
     s.write_all(b"H|\\^&|||LIS\rL|1|N\r").unwrap();
     s.write_all(&frame(1, b"H|\\^&\r", FrameEnd::End)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stderr = String::new();
-    while Instant::now() < deadline {
-        stderr = std::fs::read_to_string(&log).unwrap();
-        if stderr.contains("frame outside a transfer") && stderr.contains("junk") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let stderr = sim.log_holding(&["frame outside a transfer", "junk"]);
     drop(s);
-    let _ = child.kill();
-    let _ = child.wait();
     for expected in [
         "bytes of junk outside frames skipped; got no reply (E1381: ENQ, then <STX> frames, EOT)",
         "frame outside a transfer ignored; got no reply (E1381: ENQ, then <STX> frames, EOT)",
@@ -795,41 +757,13 @@ fn astm_without_the_link_protocol_is_logged() {
 /// word; the log now says how many bytes, from whom, and what framing is expected.
 #[test]
 fn hl7_without_mllp_framing_is_logged() {
-    use std::io::{BufRead as _, Write as _};
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("stderr.log");
-    let mut cmd = command(&["--listen", "0=mindray_bc5380", "-d", "0"]);
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let mut port = None;
-    for line in std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        if let Some(rest) = line.strip_prefix("listening HL7 ") {
-            port = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if line == "ready" {
-            break;
-        }
-    }
-    let addr = port.expect("HL7 listener");
+    use std::io::Write as _;
+    let sim = LoggedSim::start(&["--listen", "0=mindray_bc5380", "-d", "0"]);
     let raw = "MSH|^~\\&|LIS|LAB|BC5380|LAB|20260101120000||ORM^O01|C1|P|2.3.1\r";
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let mut s = std::net::TcpStream::connect(sim.sim.port_of("mindray_bc5380")).unwrap();
     s.write_all(raw.as_bytes()).unwrap();
     drop(s);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stderr = String::new();
-    while Instant::now() < deadline {
-        stderr = std::fs::read_to_string(&log).unwrap();
-        if stderr.contains("outside any MLLP frame") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let stderr = sim.log_holding(&["outside any MLLP frame"]);
     let expected = format!("{} byte(s) from 127.0.0.1:", raw.len());
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(
@@ -845,28 +779,19 @@ fn hl7_without_mllp_framing_is_logged() {
 /// said nowhere but in each refusal. It is now a warning at start.
 #[test]
 fn a_file_root_that_is_no_folder_is_reported_at_start() {
-    use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("stderr.log");
     let missing = dir.path().join("imports");
     let missing_text = missing.display().to_string();
-    let mut cmd = command(&[
+    // The warning comes before `ready`, which start waits for.
+    let stderr = LoggedSim::start(&[
         "--listen",
         "0=stago_start4",
         "--api-port",
         "0",
         "--file-root",
         &missing_text,
-    ]);
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let ready = stdout.lines().map_while(Result::ok).any(|l| l == "ready");
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(ready, "no ready line");
-    let stderr = std::fs::read_to_string(&log).unwrap();
+    ])
+    .log();
     assert!(
         stderr.contains(&format!(
             "--file-root {missing_text}: not a folder (missing, or not a directory); POST \

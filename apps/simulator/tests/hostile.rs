@@ -183,12 +183,8 @@ async fn the_api_takes_at_most_max_connections_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_frames_on_an_mllp_port_log_a_bounded_number_of_lines() {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let sim = Sim::start_with_stderr(
-        common::command(&["--listen", "0=mindray_bc5380", "--response-delay", "0"]),
-        log.reopen().unwrap().into(),
-    );
-    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    let sim = common::LoggedSim::start(&["--listen", "0=mindray_bc5380", "--response-delay", "0"]);
+    let mut s = connect(sim.sim.port_of("mindray_bc5380")).await;
     let local_port = s.local_addr().unwrap().port();
     // 1,000 empty frames and 500 that are not HL7: each is answered with the NAK block.
     let mut junk = b"\x0b\x1c\r".repeat(1000);
@@ -207,7 +203,7 @@ async fn junk_frames_on_an_mllp_port_log_a_bounded_number_of_lines() {
     assert_eq!(replies, b"\x0b\x15\x1c\r".repeat(1500));
     drop(s);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let text = std::fs::read_to_string(log.path()).unwrap();
+    let text = sim.log();
     let peer = format!("127.0.0.1:{local_port}");
     let lines: Vec<&str> = text.lines().filter(|l| l.contains(&peer)).collect();
     assert!(
@@ -225,12 +221,8 @@ async fn junk_frames_on_an_mllp_port_log_a_bounded_number_of_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incomplete_transfers_on_an_astm_port_log_a_bounded_number_of_lines() {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let sim = Sim::start_with_stderr(
-        common::command(&["--listen", "0=horiba_pentra60", "--response-delay", "0"]),
-        log.reopen().unwrap().into(),
-    );
-    let mut s = connect(sim.port_of("horiba_pentra60")).await;
+    let sim = common::LoggedSim::start(&["--listen", "0=horiba_pentra60", "--response-delay", "0"]);
+    let mut s = connect(sim.sim.port_of("horiba_pentra60")).await;
     let local_port = s.local_addr().unwrap().port();
     // Orders without their L record: each is kept, not answered, and was warned about.
     for _ in 0..40 {
@@ -242,7 +234,7 @@ async fn incomplete_transfers_on_an_astm_port_log_a_bounded_number_of_lines() {
     assert!(records[0].starts_with("H|"), "{records:?}");
     drop(s);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let text = std::fs::read_to_string(log.path()).unwrap();
+    let text = sim.log();
     let peer = format!("127.0.0.1:{local_port}");
     let lines: Vec<&str> = text
         .lines()
@@ -259,12 +251,9 @@ async fn incomplete_transfers_on_an_astm_port_log_a_bounded_number_of_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_beyond_the_limit_logs_ten_refusals_a_minute() {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let sim = Sim::start_with_stderr(
-        common::command(&["--listen", "0=horiba_pentra60", "--max-connections", "1"]),
-        log.reopen().unwrap().into(),
-    );
-    let addr = sim.port_of("horiba_pentra60");
+    let sim =
+        common::LoggedSim::start(&["--listen", "0=horiba_pentra60", "--max-connections", "1"]);
+    let addr = sim.sim.port_of("horiba_pentra60");
     let _held = connect(addr).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..200 {
@@ -274,7 +263,7 @@ async fn a_connection_flood_beyond_the_limit_logs_ten_refusals_a_minute() {
             "a refused connection was kept"
         );
     }
-    let text = std::fs::read_to_string(log.path()).unwrap();
+    let text = sim.log();
     let refusals: Vec<&str> = text.lines().filter(|l| l.contains("refusing")).collect();
     assert_eq!(refusals.len(), 10, "{refusals:#?}");
     assert!(
@@ -285,7 +274,6 @@ async fn a_connection_flood_beyond_the_limit_logs_ten_refusals_a_minute() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_out_of_file_descriptors_is_logged_once_and_then_its_end() {
-    let log = tempfile::NamedTempFile::new().unwrap();
     // A low descriptor limit for the simulator alone, set by the shell it is started from.
     let mut cmd = std::process::Command::new("sh");
     cmd.args([
@@ -296,8 +284,8 @@ async fn running_out_of_file_descriptors_is_logged_once_and_then_its_end() {
         "0=horiba_pentra60",
     ])
     .env("RUST_LOG", "info");
-    let sim = Sim::start_with_stderr(cmd, log.reopen().unwrap().into());
-    let addr = sim.port_of("horiba_pentra60");
+    let sim = common::LoggedSim::start_with(cmd);
+    let addr = sim.sim.port_of("horiba_pentra60");
     // More connections than descriptors: the rest wait in the backlog while accepts fail.
     let mut held = Vec::new();
     for _ in 0..80 {
@@ -311,7 +299,7 @@ async fn running_out_of_file_descriptors_is_logged_once_and_then_its_end() {
     common::send_records(&mut s, &["H|\\^&", "L|1|N"]).await;
     let records = common::receive_records(&mut s).await;
     assert!(records[0].starts_with("H|"), "{records:?}");
-    let text = std::fs::read_to_string(log.path()).unwrap();
+    let text = sim.log();
     // EMFILE, retried every 100 ms for two seconds.
     let failed: Vec<&str> = text.lines().filter(|l| l.contains("os error 24")).collect();
     // Once per run of failures (the backlog, drained, can make a second one), not every retry.

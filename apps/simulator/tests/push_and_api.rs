@@ -810,13 +810,10 @@ async fn a_qc_default_source_ip_that_is_no_address_is_an_error_naming_the_variab
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
-    use std::io::BufRead as _;
     // `sampleID` for `sampleId` used to be ignored without a word: the message went out with
     // a generated accession. It is still ignored (the reference ignores unknown keys, and a
     // harness may send some), but the log says so.
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("stderr.log");
-    let mut cmd = command(&[
+    let sim = LoggedSim::start(&[
         "--listen",
         "0=stago_start4",
         "-d",
@@ -824,22 +821,7 @@ async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
         "--simulate-api-port",
         "0",
     ]);
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let mut api = None;
-    for line in std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        if let Some(rest) = line.strip_prefix("listening HTTP ") {
-            api = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if line == "ready" {
-            break;
-        }
-    }
-    let api = api.expect("API address");
+    let api = sim.sim.api.expect("API address");
     for (route, body) in [
         (
             "/simulate/astm/stago_start4",
@@ -864,9 +846,7 @@ async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let _ = child.kill();
-    let _ = child.wait();
-    let stderr = std::fs::read_to_string(&log).unwrap();
+    let stderr = sim.log_holding(&["query parameter \"sampleid\""]);
     for expected in [
         "POST /simulate/astm/stago_start4: body key \"sampleID\" is not one this route reads; ignored (did you mean \"sampleId\"?)",
         "POST /simulate/astm/stago_start4: body key \"colour\" is not one this route reads (known: count, destination,",

@@ -112,6 +112,42 @@ impl Drop for Sim {
     }
 }
 
+/// A simulator whose log (stderr) goes to a file the test reads.
+pub struct LoggedSim {
+    pub sim: Sim,
+    log: tempfile::NamedTempFile,
+}
+
+impl LoggedSim {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with(command(args))
+    }
+
+    pub fn start_with(cmd: Command) -> Self {
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let sim = Sim::start_with_stderr(cmd, log.reopen().expect("log file").into());
+        Self { sim, log }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Its log once it holds every one of `parts`, or after [`WAIT`]: the caller's
+    /// assertions then say what is missing.
+    pub fn log_holding(&self, parts: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let log = self.log();
+            if parts.iter().all(|p| log.contains(p)) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 pub fn frame(number: u8, text: &[u8], end: FrameEnd) -> Vec<u8> {
     let mut out = Vec::new();
     encode_frame(number, text, end, &mut out);
