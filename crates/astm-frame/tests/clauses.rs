@@ -2,40 +2,15 @@
 //! down on their own: each test names the clause it shows (section numbers of CLSI LIS1-A).
 //! Sans-IO throughout: explicit instants, no sleeping.
 
+mod common;
+
+use common::*;
 use std::time::{Duration, Instant};
 
 use astm_frame::{
     DecoderConfig, Event, FrameEnd, Leniency, Link, LinkConfig, LinkError, LinkState, Role,
-    checksum, encode_frame,
+    checksum,
 };
-
-const STX: u8 = 0x02;
-const ETX: u8 = 0x03;
-const EOT: u8 = 0x04;
-const ENQ: u8 = 0x05;
-const ACK: u8 = 0x06;
-const NAK: u8 = 0x15;
-const ETB: u8 = 0x17;
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn out(link: &mut Link) -> Vec<u8> {
-    let mut buf = Vec::new();
-    while link.poll_transmit(&mut buf).is_some() {}
-    buf
-}
-
-fn events(link: &mut Link) -> Vec<Event> {
-    std::iter::from_fn(|| link.poll_event()).collect()
-}
-
-fn frame(number: u8, text: &[u8], end: FrameEnd) -> Vec<u8> {
-    let mut f = Vec::new();
-    encode_frame(number, text, end, &mut f);
-    f
-}
 
 fn received(events: &[Event]) -> Vec<Vec<u8>> {
     events

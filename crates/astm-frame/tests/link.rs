@@ -1,31 +1,15 @@
 //! The link state machine on a simulated clock: every timer, contention from both roles, the
 //! six-failure abort, receiver interrupt, duplicate frames, and two links driving each other.
 
+mod common;
+
+use common::*;
 use std::time::{Duration, Instant};
 
 use astm_frame::{
     AbortReason, Assembly, ContentionPolicy, DiscardReason, Event, FrameEnd, Leniency, Link,
-    LinkConfig, LinkError, LinkState, Role, encode_frame,
+    LinkConfig, LinkError, LinkState, Role,
 };
-
-const ENQ: u8 = 0x05;
-const ACK: u8 = 0x06;
-const NAK: u8 = 0x15;
-const EOT: u8 = 0x04;
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn out(link: &mut Link) -> Vec<u8> {
-    let mut buf = Vec::new();
-    while link.poll_transmit(&mut buf).is_some() {}
-    buf
-}
-
-fn events(link: &mut Link) -> Vec<Event> {
-    std::iter::from_fn(|| link.poll_event()).collect()
-}
 
 /// A frame with no frame number at all: STX text ETX checksum CR LF.
 fn unnumbered_frame(text: &[u8]) -> Vec<u8> {
@@ -35,12 +19,6 @@ fn unnumbered_frame(text: &[u8]) -> Vec<u8> {
     f.push(0x03);
     f.extend_from_slice(&astm_frame::checksum::to_hex(sum));
     f.extend_from_slice(b"\r\n");
-    f
-}
-
-fn frame(number: u8, text: &[u8], end: FrameEnd) -> Vec<u8> {
-    let mut f = Vec::new();
-    encode_frame(number, text, end, &mut f);
     f
 }
 
