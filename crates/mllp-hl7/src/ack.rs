@@ -474,47 +474,18 @@ fn is_delimiter(byte: u8, d: &Delimiters) -> bool {
 /// The MLLP start and end block bytes. HL7 forbids control characters in data, but strict
 /// framing delivers an `FS` not followed by `CR` as data, and an application's text may
 /// carry either: written raw into the ACK, an `FS` before a segment's `CR` (or any `FS` in
-/// lenient mode, any `VT`) would make an ACK no MLLP encoder can frame.
+/// lenient mode, any `VT`) would make an ACK no MLLP encoder can frame. [`escape`] writes them
+/// as hexadecimal escapes.
 fn is_framing_byte(byte: u8) -> bool {
     byte == START_BLOCK || byte == END_BLOCK
-}
-
-/// Writes `byte` as a hexadecimal escape sequence (`\X0A\`, `\X1C\`).
-fn push_hex_escape(out: &mut Vec<u8>, esc: u8, byte: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.extend_from_slice(&[
-        esc,
-        b'X',
-        HEX[usize::from(byte >> 4)],
-        HEX[usize::from(byte & 0x0F)],
-        esc,
-    ]);
-}
-
-/// Replaces the framing bytes left in escaped text with hexadecimal escapes (escaped text
-/// holds them only as data, never inside an escape sequence).
-fn escape_framing_bytes(escaped: &[u8], esc: u8, out: &mut Vec<u8>) {
-    for &b in escaped {
-        if is_framing_byte(b) {
-            push_hex_escape(out, esc, b);
-        } else {
-            out.push(b);
-        }
-    }
 }
 
 /// Escapes text of ours for a field, framing bytes included; a message without an escape
 /// character cannot carry delimiters, CR, LF or framing bytes in data, so those become
 /// spaces.
 fn escape_text<'t>(text: &'t [u8], d: &Delimiters) -> std::borrow::Cow<'t, [u8]> {
-    if let Some(esc) = d.escape() {
-        let escaped = escape(text, d);
-        if !escaped.iter().any(|&b| is_framing_byte(b)) {
-            return escaped;
-        }
-        let mut out = Vec::with_capacity(escaped.len() + 8);
-        escape_framing_bytes(&escaped, esc, &mut out);
-        return out.into();
+    if d.escape().is_some() {
+        return escape(text, d);
     }
     text.iter()
         .map(|&b| {
@@ -564,11 +535,12 @@ fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
             rewritten(b) && escapes % 2 == 1
         });
         if rewritten_in_sequence {
-            escape_framing_bytes(&escape(&unescape(part, delimiters), delimiters), esc, out);
+            out.extend_from_slice(&escape(&unescape(part, delimiters), delimiters));
         } else {
             for &b in part {
                 if rewritten(b) {
-                    push_hex_escape(out, esc, b);
+                    // `\X0A\`, `\X0B\` or `\X1C\`.
+                    out.extend_from_slice(&escape(&[b], delimiters));
                 } else {
                     out.push(b);
                 }

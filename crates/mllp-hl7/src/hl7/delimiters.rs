@@ -65,15 +65,11 @@ impl Delimiters {
         }
         for (i, &byte) in std::iter::once(&field).chain(encoding).enumerate() {
             let position = 3 + i;
-            let reason = if byte.is_ascii_alphanumeric() {
-                Some("letters and digits cannot be delimiters")
-            } else if byte.is_ascii_whitespace() || byte.is_ascii_control() || byte >= 0x80 {
-                Some("whitespace, control and non-ASCII bytes cannot be delimiters")
-            } else if segment[3..position].contains(&byte) {
-                Some("each delimiter must be different")
-            } else {
-                None
-            };
+            let reason = unusable_as_delimiter(byte).or_else(|| {
+                segment[3..position]
+                    .contains(&byte)
+                    .then_some("each delimiter must be different")
+            });
             if let Some(reason) = reason {
                 return Err(ParseError::InvalidDelimiter {
                     byte,
@@ -143,5 +139,16 @@ impl Delimiters {
             .map_while(|c| c),
         );
         out
+    }
+}
+
+/// Why a header cannot declare `byte` as a delimiter, if it cannot.
+pub(crate) fn unusable_as_delimiter(byte: u8) -> Option<&'static str> {
+    if byte.is_ascii_alphanumeric() {
+        Some("letters and digits cannot be delimiters")
+    } else if byte.is_ascii_whitespace() || byte.is_ascii_control() || byte >= 0x80 {
+        Some("whitespace, control and non-ASCII bytes cannot be delimiters")
+    } else {
+        None
     }
 }

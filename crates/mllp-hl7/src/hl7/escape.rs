@@ -88,8 +88,9 @@ fn nibble(digit: u8) -> u8 {
 }
 
 /// Escapes `data` so it can stand in a field: delimiters become `\F\ \S\ \T\ \R\ \E\ \P\`,
-/// CR and LF become `\X0D\` and `\X0A\`. Borrows when nothing needs escaping, and when
-/// the message declares no escape character (then nothing can be escaped).
+/// CR and LF become `\X0D\` and `\X0A\`, and the MLLP framing bytes VT and FS `\X0B\` and
+/// `\X1C\` (raw, they could keep the message from being framed). Borrows when nothing needs
+/// escaping, and when the message declares no escape character (then nothing can be escaped).
 ///
 /// `unescape(escape(x)) == x` for any bytes.
 ///
@@ -97,6 +98,7 @@ fn nibble(digit: u8) -> u8 {
 /// use mllp_hl7::{Delimiters, escape};
 ///
 /// assert_eq!(&escape(b"A|B^C", &Delimiters::STANDARD)[..], b"A\\F\\B\\S\\C");
+/// assert_eq!(&escape(b"A\x1c\r", &Delimiters::STANDARD)[..], b"A\\X1C\\\\X0D\\");
 /// ```
 #[must_use]
 pub fn escape<'a>(data: &'a [u8], delimiters: &Delimiters) -> Cow<'a, [u8]> {
@@ -120,6 +122,10 @@ pub fn escape<'a>(data: &'a [u8], delimiters: &Delimiters) -> Cow<'a, [u8]> {
             Some(b"X0D")
         } else if byte == b'\n' {
             Some(b"X0A")
+        } else if byte == crate::mllp::START_BLOCK {
+            Some(b"X0B")
+        } else if byte == crate::mllp::END_BLOCK {
+            Some(b"X1C")
         } else {
             None
         }

@@ -136,10 +136,7 @@ impl AckCondition {
 /// Whether a header may declare `byte` as its field separator (what
 /// [`Delimiters::from_header`] accepts).
 fn may_be_delimiter(byte: u8) -> bool {
-    !(byte.is_ascii_alphanumeric()
-        || byte.is_ascii_whitespace()
-        || byte.is_ascii_control()
-        || byte >= 0x80)
+    super::delimiters::unusable_as_delimiter(byte).is_none()
 }
 
 fn is_segment_start(rest: &[u8], field: u8) -> bool {
