@@ -68,19 +68,6 @@ pub(crate) enum UploadError {
     Config(String),
 }
 
-/// Why `url` cannot be an upload or lookup base, if it cannot.
-fn url_problem(url: &str) -> Option<String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
-            "scheme {}:// is not http:// or https://",
-            u.scheme()
-        )),
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("no host".to_owned()),
-        Ok(_) => None,
-        Err(e) => Some(e.to_string()),
-    }
-}
-
 /// The upload `bridge_upload` asks for, or `None` for none. Absent (or null), it defaults as in
 /// the reference: QC files of `quantstudio5` go to the bridge with `QC_DEFAULT_FILE_TEST_CODE`
 /// (else the first control's field code) as the test code; nothing else is uploaded. An empty
@@ -149,7 +136,7 @@ pub(crate) fn requested(
     // not a bridge that could not be reached (the 502 it used to be).
     for key in ["bridge_url", "oe_url"] {
         if let Some(url) = text(key)?
-            && let Some(reason) = url_problem(&url)
+            && let Some(reason) = push::http_url_problem(&url)
         {
             return Err(UploadError::Request(format!(
                 "bridge_upload.{key} {url:?} is not an http(s) URL: {reason}"
@@ -167,7 +154,7 @@ pub(crate) fn requested(
         ("oe_url", "OE_URL", lookup),
     ] {
         if let (true, None, Ok(url)) = (used, text(key)?, std::env::var(var))
-            && let Some(reason) = url_problem(&url)
+            && let Some(reason) = push::http_url_problem(&url)
         {
             return Err(UploadError::Config(format!(
                 "{var} {url:?} is not an http(s) URL: {reason}; fix the simulator's environment \

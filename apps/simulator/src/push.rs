@@ -25,6 +25,20 @@ pub(crate) enum Destination {
     Http(String),
 }
 
+/// Why `url` cannot be an http(s) URL to send to, if it cannot: it does not parse, has another
+/// scheme, or names no host.
+pub(crate) fn http_url_problem(url: &str) -> Option<String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
+            "scheme {}:// is not http:// or https://",
+            u.scheme()
+        )),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("no host".to_owned()),
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 impl Destination {
     /// Parses a `--push` value or an API `destination`. A value that cannot name a peer is
     /// refused here, saying what is wrong with it, rather than failing every message of a
@@ -47,12 +61,9 @@ impl Destination {
             }
         };
         let http = |url: String| -> anyhow::Result<Self> {
-            match reqwest::Url::parse(&url) {
-                Ok(parsed) if parsed.host_str().is_some_and(|h| !h.is_empty()) => {
-                    Ok(Self::Http(url))
-                }
-                Ok(_) => bail!("invalid HTTP destination (missing host): {text}"),
-                Err(e) => bail!("invalid HTTP destination ({e}): {text}"),
+            match http_url_problem(&url) {
+                None => Ok(Self::Http(url)),
+                Some(reason) => bail!("invalid HTTP destination ({reason}): {text}"),
             }
         };
         if let Some(rest) = text.strip_prefix("tcp://") {
