@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use lis_router::Router;
-use lis_router::config::{self, ConnectorKind, LogLevel, RouterConfig};
+use lis_router::config::{self, LogLevel, RouterConfig};
 use tracing::level_filters::LevelFilter;
 use tracing::{error, info, warn};
 
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     };
     // Paths that cannot work here fail --check too, not only the start, with the key that
     // names them rather than a bare OS error.
-    let problems = path_problems(&loaded.config, &path);
+    let problems = loaded.config.path_problems(&path);
     if cli.check {
         for warning in &loaded.warnings {
             eprintln!("warning: {warning}");
@@ -91,74 +91,6 @@ fn main() -> ExitCode {
             eprintln!("router: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The directories and the log file the configuration names that cannot be used on this
-/// machine: one that exists and is not a directory (or is one, for the log file), or sits under
-/// something that is not a directory. Missing directories are fine: the router creates them.
-fn path_problems(config: &RouterConfig, file: &Path) -> Vec<String> {
-    let f = file.display();
-    let mut problems = Vec::new();
-    let datadir = &config.general.datadir;
-    if let Some(reason) = unusable_directory(datadir) {
-        problems.push(format!(
-            "{f}: [general] datadir: {} {reason} (the queue store's directory: datadir, else the \
-             first connection's queuedb)",
-            datadir.display()
-        ));
-    }
-    if let Some(log) = &config.general.logfile {
-        let parent = log.parent().filter(|p| !p.as_os_str().is_empty());
-        if log.is_dir() {
-            problems.push(format!(
-                "{f}: [general] logfile: {} is a directory, not a file",
-                log.display()
-            ));
-        } else if let Some(parent) = parent.filter(|p| !p.is_dir()) {
-            problems.push(format!(
-                "{f}: [general] logfile: {}: its folder {} does not exist",
-                log.display(),
-                parent.display()
-            ));
-        }
-    }
-    for connection in &config.connections {
-        let dir = match &connection.kind {
-            ConnectorKind::FileIn(settings) => &settings.dir,
-            ConnectorKind::FileOut(settings) => &settings.dir,
-            ConnectorKind::SocketIn(_) | ConnectorKind::SocketOut(_) => continue,
-        };
-        if let Some(reason) = unusable_directory(dir) {
-            problems.push(format!(
-                "{f}: [{}] messagedir: {} {reason}",
-                connection.name,
-                dir.display()
-            ));
-        }
-    }
-    problems
-}
-
-/// Why `dir` cannot be used or created as a directory, if it cannot.
-fn unusable_directory(dir: &Path) -> Option<String> {
-    match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => None,
-        Ok(_) => Some("exists and is not a directory".to_owned()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            dir.ancestors()
-                .skip(1)
-                .filter(|a| !a.as_os_str().is_empty())
-                .find(|a| a.exists())
-                .filter(|a| !a.is_dir())
-                .map(|a| format!("cannot be created: {} is not a directory", a.display()))
-        }
-        Err(e) => Some(format!("cannot be looked at: {e}")),
     }
 }
 

@@ -9,7 +9,7 @@ mod error;
 mod ini;
 mod value;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Diagnostic};
@@ -34,6 +34,69 @@ pub struct RouterConfig {
 }
 
 impl RouterConfig {
+    /// The directories and the log file this configuration (read from `file`) names that
+    /// cannot be used on this machine: one that exists and is not a directory (or is one, for
+    /// the log file), or sits under something that is not a directory. Missing directories
+    /// are fine: the router creates them. Empty when every path can work.
+    #[must_use]
+    pub fn path_problems(&self, file: &Path) -> Vec<Diagnostic> {
+        let problem = |section: &str, key: &str, message: String| Diagnostic {
+            file: file.to_path_buf(),
+            line: None,
+            section: Some(section.to_owned()),
+            key: Some(key.to_owned()),
+            message,
+        };
+        let mut problems = Vec::new();
+        let datadir = &self.general.datadir;
+        if let Some(reason) = unusable_directory(datadir) {
+            problems.push(problem(
+                "general",
+                "datadir",
+                format!(
+                    "{} {reason} (the queue store's directory: datadir, else the first \
+                     connection's queuedb)",
+                    datadir.display()
+                ),
+            ));
+        }
+        if let Some(log) = &self.general.logfile {
+            let parent = log.parent().filter(|p| !p.as_os_str().is_empty());
+            if log.is_dir() {
+                problems.push(problem(
+                    "general",
+                    "logfile",
+                    format!("{} is a directory, not a file", log.display()),
+                ));
+            } else if let Some(parent) = parent.filter(|p| !p.is_dir()) {
+                problems.push(problem(
+                    "general",
+                    "logfile",
+                    format!(
+                        "{}: its folder {} does not exist",
+                        log.display(),
+                        parent.display()
+                    ),
+                ));
+            }
+        }
+        for connection in &self.connections {
+            let dir = match &connection.kind {
+                ConnectorKind::FileIn(settings) => &settings.dir,
+                ConnectorKind::FileOut(settings) => &settings.dir,
+                ConnectorKind::SocketIn(_) | ConnectorKind::SocketOut(_) => continue,
+            };
+            if let Some(reason) = unusable_directory(dir) {
+                problems.push(problem(
+                    &connection.name,
+                    "messagedir",
+                    format!("{} {reason}", dir.display()),
+                ));
+            }
+        }
+        problems
+    }
+
     /// Names of the queues in use, sorted.
     #[must_use]
     pub fn queue_names(&self) -> Vec<&str> {
@@ -244,4 +307,26 @@ pub struct FileOutSettings {
     pub retry_delay: Duration,
     /// `retrymaxdelay` (ours).
     pub retry_max_delay: Duration,
+}
+
+/// Why `dir` cannot be used or created as a directory, if it cannot.
+fn unusable_directory(dir: &Path) -> Option<String> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => None,
+        Ok(_) => Some("exists and is not a directory".to_owned()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            dir.ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .find(|a| a.exists())
+                .filter(|a| !a.is_dir())
+                .map(|a| format!("cannot be created: {} is not a directory", a.display()))
+        }
+        Err(e) => Some(format!("cannot be looked at: {e}")),
+    }
 }
