@@ -206,15 +206,7 @@ fn analyzer_from_profile(raw: &mut Value, profiles: &Profiles) {
     analyzer.insert("name".into(), name.into());
     analyzer.insert("model".into(), name.into());
     analyzer.insert("manufacturer".into(), manufacturer.into());
-    const CATEGORIES: [&str; 6] = [
-        "HEMATOLOGY",
-        "CHEMISTRY",
-        "IMMUNOLOGY",
-        "MICROBIOLOGY",
-        "MOLECULAR",
-        "COAGULATION",
-    ];
-    if let Some(category) = text("category").filter(|c| CATEGORIES.contains(c)) {
+    if let Some(category) = text("category").filter(|c| schema::is_analyzer_category(c)) {
         analyzer.insert("category".into(), category.into());
     }
     object.insert("analyzer".into(), Value::Object(analyzer));

@@ -53,6 +53,14 @@ pub(crate) fn validate_field(field: &Value, path: &str) -> Vec<Violation> {
     out
 }
 
+/// Whether the schema allows `category` as an analyzer's category.
+pub(crate) fn is_analyzer_category(category: &str) -> bool {
+    template_schema()
+        .pointer("/properties/analyzer/properties/category/enum")
+        .and_then(Value::as_array)
+        .is_some_and(|allowed| allowed.iter().any(|c| c.as_str() == Some(category)))
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
