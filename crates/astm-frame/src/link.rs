@@ -845,7 +845,7 @@ impl Core {
             // (noise only once no reply follows it: see `Timers::reply_after_noise`).
             (LinkState::Sending, item) => self.on_frame_reply(item, now),
             // Line ends after a frame's trailer or an EOT are a sender's habit, not noise.
-            (_, Item::Junk(bytes)) if bytes.iter().all(|&b| matches!(b, b'\r' | b'\n')) => {}
+            (_, Item::Junk(bytes)) if is_line_ends(bytes) => {}
             (_, Item::Junk(bytes)) => self.error(LinkError::Junk(bytes.len())),
             (_, Item::Record(record)) => self.on_bare_record(record),
             (LinkState::Neutral | LinkState::ContentionYield, Item::Control(Control::Enq)) => {
@@ -873,7 +873,7 @@ impl Core {
                 self.error(LinkError::EarlyReply(c));
             }
             (LinkState::Sending, Item::Junk(bytes)) => {
-                if !bytes.iter().all(|&b| matches!(b, b'\r' | b'\n')) {
+                if !is_line_ends(bytes) {
                     self.error(LinkError::Junk(bytes.len()));
                 }
             }
@@ -965,7 +965,7 @@ impl Core {
                 ..
             } => {}
             // Line ends that some receivers put after their reply.
-            Item::Junk(bytes) if bytes.iter().all(|&b| matches!(b, b'\r' | b'\n')) => {}
+            Item::Junk(bytes) if is_line_ends(bytes) => {}
             Item::Junk(bytes) => {
                 self.error(LinkError::Junk(bytes.len()));
                 if self.noise_deadline.is_none() {
@@ -1267,4 +1267,10 @@ impl Core {
         let len = std::mem::take(&mut self.bare_records).len();
         self.report_discarded(len, DiscardReason::EndedMidMessage);
     }
+}
+
+/// Bytes outside frames that are only CR and LF: line ends some stations put after a frame's
+/// trailer, an EOT or a reply. Never noise.
+fn is_line_ends(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| matches!(b, b'\r' | b'\n'))
 }
