@@ -92,23 +92,7 @@ async fn order_results_are_pushed_to_the_order_result_host() {
         &["H|\\^&|||LIS", "P|1", "O|1|S-9||^^^INR|R", "L|1|N"],
     )
     .await;
-    let (stream, _) = tokio::time::timeout(WAIT, lis.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut link = astm_frame::driver::LinkDriver::new(
-        stream,
-        astm_frame::LinkConfig {
-            assembly: astm_frame::Assembly::PerTransfer,
-            ..astm_frame::LinkConfig::new(astm_frame::Role::Computer)
-        },
-    );
-    let message = tokio::time::timeout(WAIT, link.recv())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8(message).unwrap();
+    let text = receive_pushed_transfer(&lis).await;
     let records: Vec<&str> = text.split('\r').filter(|r| !r.is_empty()).collect();
     assert!(
         records.iter().any(|r| r.starts_with("O|1|S-9|")),
@@ -470,23 +454,7 @@ async fn a_lis_meeting_the_proactive_enq_with_its_own_gets_ack_by_default() {
         assert_eq!(read_byte(&mut s).await, ACK, "{record}");
     }
     write(&mut s, &[EOT]).await;
-    let (stream, _) = tokio::time::timeout(WAIT, lis.accept())
-        .await
-        .expect("results pushed")
-        .unwrap();
-    let mut link = astm_frame::driver::LinkDriver::new(
-        stream,
-        astm_frame::LinkConfig {
-            assembly: astm_frame::Assembly::PerTransfer,
-            ..astm_frame::LinkConfig::new(astm_frame::Role::Computer)
-        },
-    );
-    let message = tokio::time::timeout(WAIT, link.recv())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8(message).unwrap();
+    let text = receive_pushed_transfer(&lis).await;
     assert!(text.contains("O|1|S-1|"), "{text}");
     assert!(text.contains("^^^NOPE|TEST NOT PERFORMED|"), "{text}");
 }

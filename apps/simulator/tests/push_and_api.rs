@@ -1961,18 +1961,7 @@ async fn the_mllp_ack_says_message_accepted_as_the_reference() {
 async fn push_with_api_port_serves_the_legacy_push_api() {
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dest = format!("tcp://{}", lis.local_addr().unwrap());
-    let receiver = tokio::spawn(async move {
-        let (stream, _) = lis.accept().await.unwrap();
-        let mut link = astm_frame::driver::LinkDriver::new(
-            stream,
-            astm_frame::LinkConfig {
-                assembly: astm_frame::Assembly::PerTransfer,
-                ..astm_frame::LinkConfig::new(astm_frame::Role::Computer)
-            },
-        );
-        let message = link.recv().await.unwrap().unwrap();
-        String::from_utf8(message).unwrap()
-    });
+    let receiver = tokio::spawn(async move { receive_pushed_transfer(&lis).await });
     let sim = Sim::start(&["--push", &dest, "--api-port", "0", "-d", "0"]);
     assert!(sim.listeners.is_empty(), "{:?}", sim.listeners);
     let response = http()

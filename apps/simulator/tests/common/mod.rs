@@ -227,3 +227,25 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// Accepts the next connection on `lis` (a LIS the simulator pushes to) and reads one whole
+/// E1381 transfer from it, as a LIS would, within [`WAIT`].
+pub async fn receive_pushed_transfer(lis: &tokio::net::TcpListener) -> String {
+    let (stream, _) = tokio::time::timeout(WAIT, lis.accept())
+        .await
+        .expect("the simulator connected to push")
+        .unwrap();
+    let mut link = astm_frame::driver::LinkDriver::new(
+        stream,
+        astm_frame::LinkConfig {
+            assembly: astm_frame::Assembly::PerTransfer,
+            ..astm_frame::LinkConfig::new(astm_frame::Role::Computer)
+        },
+    );
+    let message = tokio::time::timeout(WAIT, link.recv())
+        .await
+        .expect("a whole transfer")
+        .unwrap()
+        .expect("a message before the connection closed");
+    String::from_utf8(message).unwrap()
+}
