@@ -11,15 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use mllp_hl7::{AckCode, AckMessage, CommitAck, Message, MllpClient, Reply};
-use tokio::net::TcpStream;
-
-async fn client(port: u16, timeout: Duration) -> MllpClient<TcpStream> {
-    MllpClient::connect(("127.0.0.1", port))
-        .await
-        .unwrap()
-        .with_ack_timeout(timeout)
-}
+use mllp_hl7::{AckCode, AckMessage, CommitAck, Message, Reply};
 
 /// Local time as SocketReader's names carry it (Python's `time.strftime`).
 fn local_timestamp() -> String {
@@ -78,7 +70,7 @@ async fn output_file_names_and_newline_as_the_readme_gives_them() {
     );
     let before = local_timestamp();
     let _router = RouterProc::start(dir.path(), &config).await;
-    let mut c = client(port, WAIT).await;
+    let mut c = client(port).await;
     let adt = b"MSH|^~\\&|ORBIS|UKD|OPUSL|UKD|20101102124510||ADT^A01|N1|P|2.3\rPID|1\r".to_vec();
     let messages = [oru("N0", "LAB"), adt];
     for message in &messages {
@@ -144,20 +136,10 @@ async fn booleans_in_every_getboolean_spelling_and_quoted_values() {
          newline = off\nmessagedir = \"out/\"\nsuffix = \".hl7\"\n"
     );
     let _router = RouterProc::start(dir.path(), &config).await;
-    let mut c = client(loud, WAIT).await;
-    let Reply::Ack { code, payload } = c.send(&oru("B1", "LAB")).await.unwrap() else {
-        panic!("usehl7 = yes: an HL7 ACK");
-    };
-    assert_eq!(code, AckCode::ApplicationAccept);
-    let ack = Message::parse(&payload).unwrap();
-    assert_eq!(
-        AckMessage::from_message(&ack)
-            .unwrap()
-            .acknowledged_id
-            .raw(),
-        b"B1"
-    );
-    let mut quiet = client(silent, Duration::from_millis(500)).await;
+    let mut c = client(loud).await;
+    // usehl7 = yes: an HL7 ACK.
+    assert_acknowledges(c.send(&oru("B1", "LAB")).await.unwrap(), b"B1");
+    let mut quiet = client_waiting(silent, Duration::from_millis(500)).await;
     assert!(
         quiet.send(&oru("B2", "LAB")).await.is_err(),
         "useack = no: no reply"
@@ -253,13 +235,13 @@ async fn acks_are_never_acknowledged_and_old_versions_are() {
     );
     let _router = RouterProc::start(dir.path(), &config).await;
     let ack = b"MSH|^~\\&|LIS|HOSP|LAB|LABFAC|20240101||ACK^R01^ACK|A9|P|2.5.1\rMSA|AA|N0\r";
-    let mut c = client(port, Duration::from_millis(700)).await;
+    let mut c = client_waiting(port, Duration::from_millis(700)).await;
     assert!(c.send(ack).await.is_err(), "an ACK got a reply");
     for (version, id) in [("2.1", "OLD21"), ("2.2", "OLD22"), ("2.3", "OLD23")] {
         let message = format!(
             "MSH|^~\\&|ADT|H|LAB|F|199912271408||ADT^A04|{id}|P|{version}\rEVN|A04\rPID|1\r"
         );
-        let mut c = client(port, WAIT).await;
+        let mut c = client(port).await;
         let Reply::Ack { code, payload } = c.send(message.as_bytes()).await.unwrap() else {
             panic!("{version}: an HL7 ACK");
         };
@@ -301,20 +283,14 @@ async fn connections_and_files_leave_no_open_file_behind() {
     let router = RouterProc::start(dir.path(), &config).await;
     let out = dir.path().join("out");
     // Warm up every path once (the store's files, the output directory, a poll).
-    assert_accepted(
-        client(port, WAIT)
-            .await
-            .send(&oru("W0", "LAB"))
-            .await
-            .unwrap(),
-    );
+    assert_accepted(client(port).await.send(&oru("W0", "LAB")).await.unwrap());
     std::fs::write(inbox.join("w1.hl7"), oru("W1", "LAB")).unwrap();
     wait_until("the warm-up files", || files_in(&out).len() == 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let baseline = open_files(router.pid());
 
     for i in 0..200 {
-        let mut c = client(port, WAIT).await;
+        let mut c = client(port).await;
         assert_accepted(c.send(&oru(&format!("S{i}"), "LAB")).await.unwrap());
         if i % 2 == 0 {
             std::fs::write(
@@ -357,7 +333,7 @@ async fn an_output_directory_that_went_away_is_written_again() {
     );
     let _router = RouterProc::start(dir.path(), &config).await;
     let out = dir.path().join("share/out");
-    let mut c = client(port, WAIT).await;
+    let mut c = client(port).await;
     assert_eq!(
         c.send(b"first").await.unwrap(),
         Reply::Commit(CommitAck::Ack)
@@ -389,7 +365,7 @@ async fn log_levels_and_prod_show_failed_transfers_as_the_readme_orders_them() {
              createserversocket = False\nport = {peer_port}\nretrydelay = 0.05\n"
         );
         let router = RouterProc::start(dir.path(), &config).await;
-        let mut c = client(port, WAIT).await;
+        let mut c = client(port).await;
         assert_accepted(c.send(&oru("P1", "CONTENT-MARKER")).await.unwrap());
         runs.push((level, dir, router, peer));
     }

@@ -39,6 +39,40 @@ pub fn oru(id: &str, msh3: &str) -> Vec<u8> {
 }
 
 /// Polls `check` until it is true; panics with `what` after [`WAIT`].
+/// An MLLP client to the router's socket input on `port`, waiting [`WAIT`] for each ACK.
+pub async fn client(port: u16) -> mllp_hl7::MllpClient<tokio::net::TcpStream> {
+    client_waiting(port, WAIT).await
+}
+
+/// As [`client`], waiting `timeout` for each ACK.
+pub async fn client_waiting(
+    port: u16,
+    timeout: Duration,
+) -> mllp_hl7::MllpClient<tokio::net::TcpStream> {
+    mllp_hl7::MllpClient::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+        .with_ack_timeout(timeout)
+}
+
+/// Asserts that `reply` is an HL7 AA whose MSA-2 is `control_id`; returns the ACK message.
+#[track_caller]
+pub fn assert_acknowledges(reply: Reply, control_id: &[u8]) -> Bytes {
+    let Reply::Ack { code, payload } = reply else {
+        panic!("expected an HL7 ACK: {reply:?}");
+    };
+    assert_eq!(code, AckCode::ApplicationAccept);
+    let ack = Message::parse(&payload).expect("the ACK parses");
+    assert_eq!(
+        mllp_hl7::AckMessage::from_message(&ack)
+            .expect("an ACK")
+            .acknowledged_id
+            .raw(),
+        control_id
+    );
+    payload
+}
+
 /// Asserts that the router accepted a message (AA).
 #[track_caller]
 pub fn assert_accepted(reply: Reply) {
