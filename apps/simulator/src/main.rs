@@ -10,6 +10,7 @@ mod api;
 mod app;
 mod bridge;
 mod cli;
+mod console;
 mod faults;
 mod legacy;
 mod link_io;
@@ -19,7 +20,6 @@ mod seed_sql;
 mod serial;
 mod server;
 
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,14 +49,15 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            console::report(format_args!("error: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<console::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            console::report(format_args!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -74,7 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed: cli.seed,
             },
         );
-        std::io::stdout().lock().write_all(sql.as_bytes())?;
+        console::output(sql.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     // The reference's mode precedence.
@@ -152,7 +153,7 @@ async fn run_server(app: &Arc<App>) -> anyhow::Result<ExitCode> {
     server::spawn_all(app, bound)?;
     if let Some(listener) = api {
         let addr = listener.local_addr()?;
-        println!("listening HTTP {addr} api");
+        console::status(format_args!("listening HTTP {addr} api"));
         let app = Arc::clone(app);
         tokio::spawn(async move {
             if let Err(e) = api::serve(app, listener).await {
@@ -161,10 +162,9 @@ async fn run_server(app: &Arc<App>) -> anyhow::Result<ExitCode> {
         });
     }
     let shutdown = shutdown_signal();
-    println!("ready");
-    std::io::stdout().flush()?;
+    console::status(format_args!("ready"));
     shutdown.await;
-    println!("shutting down");
+    console::status(format_args!("shutting down"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -330,10 +330,9 @@ fn print_dry_run(app: &App) -> anyhow::Result<ExitCode> {
     } else {
         cli.push_count
     };
-    let mut stdout = std::io::stdout().lock();
     for _ in 0..count {
         let (text, _) = next_message(app)?;
-        stdout.write_all(text.as_bytes())?;
+        console::output(text.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -419,7 +418,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 failure_pause.grow();
-                bar.suspend(|| eprintln!("message {i} failed: {e:#}"));
+                bar.suspend(|| console::report(format_args!("message {i} failed: {e:#}")));
             }
         }
         bar.inc(1);
@@ -438,10 +437,10 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     } else {
         String::new()
     };
-    eprintln!(
+    console::report(format_args!(
         "summary: sent {sent}, failed {failed}{unconfirmed_note}, {rate:.1} messages/s{}",
         if interrupted { " (interrupted)" } else { "" }
-    );
+    ));
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
@@ -494,7 +493,7 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
             .iter()
             .map(lis_templates::AstmMessage::to_lines)
             .collect();
-        print!("{text}");
+        console::output(text.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let payloads: Vec<Vec<u8>> = messages
@@ -555,11 +554,11 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         }
         Ok(Ok(())) => {}
     }
-    println!(
+    console::status(format_args!(
         "serial: sent {count} message(s) from {} to {path} at {}",
         t.name,
         settings.describe()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -584,19 +583,22 @@ fn generate_files(app: &App, dir: &std::path::Path) -> anyhow::Result<()> {
         let rendered = lis_templates::files::render(t, &app.minter, &options)
             .with_context(|| format!("--generate-files {}", dir.display()))?;
         let f = &rendered.file;
-        println!(
-            "dry run: would write {} ({}, {} bytes)",
-            dir.join(&f.file_name).display(),
-            format!("{:?}", f.kind).to_ascii_uppercase(),
-            f.bytes.len()
-        );
+        console::output(
+            format!(
+                "dry run: would write {} ({}, {} bytes)\n",
+                dir.join(&f.file_name).display(),
+                format!("{:?}", f.kind).to_ascii_uppercase(),
+                f.bytes.len()
+            )
+            .as_bytes(),
+        )?;
         if let Some(text) = f.text() {
-            print!("{text}");
+            console::output(text.as_bytes())?;
         }
         return Ok(());
     }
     let (path, _) = lis_templates::files::write_file(t, &app.minter, &options, dir)
         .with_context(|| format!("--generate-files {}", dir.display()))?;
-    println!("{}", path.display());
+    console::status(format_args!("{}", path.display()));
     Ok(())
 }

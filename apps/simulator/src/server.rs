@@ -2,7 +2,6 @@
 //! HL7 ports run an MLLP listener.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -336,15 +335,13 @@ pub(crate) async fn bind_all(app: &App, entries: Vec<PortEntry>) -> anyhow::Resu
 
 /// Prints one line per listener (`listening ASTM 127.0.0.1:5000 genexpert_astm`) and serves them.
 pub(crate) fn spawn_all(app: &Arc<App>, bound: Vec<Bound>) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
     for b in bound {
         let addr = b.listener.local_addr()?;
         let template = b.entry.template.clone().unwrap_or_else(|| "-".into());
-        writeln!(stdout, "listening {} {addr} {template}", b.protocol)?;
+        crate::console::status(format_args!("listening {} {addr} {template}", b.protocol));
         let app = Arc::clone(app);
         tokio::spawn(accept_loop(app, b));
     }
-    stdout.flush()?;
     Ok(())
 }
 
