@@ -25,6 +25,7 @@ use crate::app::{App, Overrides};
 use crate::bridge;
 use crate::push::{self, Destination};
 use crate::server::Gate;
+use crate::write_stall::WriteStallLimit;
 
 type Reply = Result<Response, ApiError>;
 
@@ -160,9 +161,13 @@ async fn json_errors(response: Response) -> Response {
 /// client that sent half a head, or nothing, held its connection for ever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a reply may wait for its client to read any of it before the connection is closed.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves the API until the process ends: at most `--max-connections` connections at once (one
 /// beyond is closed at once, with a log line, as on the listening ports), each closed when a
-/// request head has not come within [`HEADER_READ_TIMEOUT`].
+/// request head has not come within [`HEADER_READ_TIMEOUT`] or its client has read nothing of
+/// a reply for [`WRITE_STALL_TIMEOUT`].
 pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let mut gate = Gate::new(&app, format!("{local} (HTTP)"));
@@ -176,7 +181,10 @@ pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Resu
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT);
             if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(
+                    TokioIo::new(WriteStallLimit::new(stream, WRITE_STALL_TIMEOUT)),
+                    service,
+                )
                 .await
             {
                 tracing::debug!("HTTP connection from {peer}: {e}");

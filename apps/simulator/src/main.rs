@@ -19,6 +19,7 @@ mod received;
 mod seed_sql;
 mod serial;
 mod server;
+mod write_stall;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -406,3 +406,66 @@ async fn an_api_request_body_that_never_arrives_in_full_is_cut_off() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(reply.contains("not received in full"), "{reply}");
 }
+
+/// A client that asks for a large `/received` and never reads the reply is disconnected once
+/// nothing has been read for 30 s; it used to hold the reply (up to the 64 MiB store and as much
+/// again in JSON) and one of the API's connections for as long as it stayed connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_client_that_never_reads_its_reply_is_disconnected() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=mindray_bc5380",
+        "--api-port",
+        "0",
+        "--response-delay",
+        "0",
+    ]);
+    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    for i in 0..2 {
+        let mut message =
+            format!("MSH|^~\\&|A|B|C|D|20260101||ORU^R01|CTL{i}|P|2.5\rOBX|1|TX|||").into_bytes();
+        message.extend(b"A".repeat(7_000_000));
+        let reply = mllp_exchange(&mut s, &message).await;
+        assert!(String::from_utf8_lossy(&reply).contains(&format!("MSA|AA|CTL{i}")));
+    }
+    let full = http()
+        .get(sim.api_url("/received"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    assert!(full > 14_000_000, "{full} bytes listed");
+    // A small receive window, so that the reply cannot all sit in our buffers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut deaf = socket.connect(sim.api.unwrap()).await.unwrap();
+    deaf.write_all(b"GET /received HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    // Now read: what the buffers held, then the end, well before the whole reply.
+    let mut got = 0;
+    let closed = loop {
+        let mut buf = [0u8; 65536];
+        match tokio::time::timeout(WAIT, deaf.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => got += n,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "still connected after reading {got} bytes");
+    assert!(
+        got < full,
+        "the whole reply ({got} bytes) was kept for the deaf client"
+    );
+    let status = http()
+        .get(sim.api_url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
