@@ -1109,9 +1109,11 @@ impl Core {
                 bytes,
                 reason:
                     reason @ (BrokenReason::TooLong(_)
+                    | BrokenReason::EndedEarly
                     | BrokenReason::Interrupted(crate::control::ACK | crate::control::NAK)),
             } => {
-                // Too long, or an ACK or NAK byte inside: a frame spoilt by noise.
+                // Too long, ended by an LF before its checksum, or an ACK or NAK byte inside:
+                // a frame spoilt by noise.
                 self.deadline = Some(after(now, self.config.timers.receive));
                 self.last_frame_refused = true;
                 self.control(Control::Nak);

@@ -86,6 +86,12 @@ pub enum BrokenReason {
     /// is given a complete buffer).
     #[error("input ended before the frame was complete")]
     Unfinished,
+    /// An LF arrived before the frame's terminator and checksum. LF may only be a frame's last
+    /// character (§6.6), so the frame ended there incomplete (its ETB/ETX or checksum lost on
+    /// the line): a receiver refuses it at once, rather than waiting for a terminator that the
+    /// sender, now waiting for a reply, will not send. Scanning resumes after the LF.
+    #[error("frame ended by LF before its terminator and checksum")]
+    EndedEarly,
 }
 
 /// Whether a bare record ([`Item::Record`]) is a header (`H` and then its field delimiter,
@@ -306,10 +312,9 @@ impl FrameScanner {
             // ACK or NAK that follows it until a terminator comes.
             let fresh = &frame[from..window_end];
             if crate::control::find_restricted(fresh).is_some()
-                && let Some(p) = fresh.iter().position(|&b| interrupts(b))
+                && let Some(p) = fresh.iter().position(|&b| cuts_frame(b))
             {
-                let at = from + p;
-                return (at, Some(broken(&frame[..at], frame[at])));
+                return cut(frame, from + p);
             }
             if window_end <= last_terminator {
                 // Sum as we go, so bytes that trickle in are read once.
@@ -333,9 +338,8 @@ impl FrameScanner {
         // with the body already summed.
         self.partial_sum = body_sum;
         self.partial_restricted = any_restricted;
-        if any_restricted && let Some(p) = body.iter().position(|&b| interrupts(b)) {
-            let at = 1 + p;
-            return (at, Some(broken(&frame[..at], body[p])));
+        if any_restricted && let Some(p) = body.iter().position(|&b| cuts_frame(b)) {
+            return cut(frame, 1 + p);
         }
         if frame[terminator] == EOT {
             return (terminator, Some(broken(&frame[..terminator], EOT)));
@@ -350,9 +354,8 @@ impl FrameScanner {
             return (0, None);
         }
         let received = [frame[terminator + 1], frame[terminator + 2]];
-        if let Some(i) = received.iter().position(|&b| interrupts(b)) {
-            let at = terminator + 1 + i;
-            return (at, Some(broken(&frame[..at], frame[at])));
+        if let Some(i) = received.iter().position(|&b| cuts_frame(b)) {
+            return cut(frame, terminator + 1 + i);
         }
         let after = terminator + 3;
         let (end, trailer_ok) = if leniency.missing_trailer {
@@ -465,6 +468,24 @@ fn broken(bytes: &[u8], by: u8) -> Item<'_> {
     Item::Broken {
         bytes,
         reason: BrokenReason::Interrupted(by),
+    }
+}
+
+/// Whether `byte`, met before a frame's checksum is complete, ends the frame there: a byte that
+/// [`interrupts`] it, or an LF (§6.6: only a frame's last character).
+const fn cuts_frame(byte: u8) -> bool {
+    interrupts(byte) || byte == LF
+}
+
+/// The frame cut short at `frame[at]` (see [`cuts_frame`]): an LF ends it and is consumed with
+/// it; any other byte begins the next item.
+fn cut(frame: &[u8], at: usize) -> (usize, Option<Item<'_>>) {
+    if frame[at] == LF {
+        let bytes = &frame[..=at];
+        let reason = BrokenReason::EndedEarly;
+        (at + 1, Some(Item::Broken { bytes, reason }))
+    } else {
+        (at, Some(broken(&frame[..at], frame[at])))
     }
 }
 

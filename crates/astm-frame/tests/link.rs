@@ -7,8 +7,8 @@ use common::*;
 use std::time::{Duration, Instant};
 
 use astm_frame::{
-    AbortReason, Assembly, ContentionPolicy, DiscardReason, Event, FrameEnd, Leniency, Link,
-    LinkConfig, LinkError, LinkState, Role,
+    AbortReason, Assembly, BrokenReason, ContentionPolicy, DiscardReason, Event, FrameEnd,
+    Leniency, Link, LinkConfig, LinkError, LinkState, Role,
 };
 
 /// A frame with no frame number at all: STX text ETX checksum CR LF.
@@ -601,7 +601,7 @@ fn receiver_naks_bad_frames() {
     lis.handle_input(b"\x021H|\\^&\r\x0300\r\n", t0);
     // Frame number neither last nor next.
     lis.handle_input(&frame(3, b"H|\\^&\r", FrameEnd::End), t0);
-    // Restricted character (LF) inside the text.
+    // An LF inside the text: the frame ends there (§6.6), and the rest is noise.
     lis.handle_input(&frame(1, b"H|\n\r", FrameEnd::End), t0);
     // Too long for a configured 64,000-byte frame.
     let mut huge = vec![0x02, b'1'];
@@ -622,13 +622,67 @@ fn receiver_naks_bad_frames() {
     ));
     assert!(matches!(
         evs[2],
-        Event::LinkError(LinkError::FrameRejected(_))
+        Event::LinkError(LinkError::BrokenFrame {
+            len: 5,
+            reason: BrokenReason::EndedEarly
+        })
     ));
+    assert!(matches!(evs[3], Event::LinkError(LinkError::Junk(6))));
     assert!(matches!(
-        evs[3],
-        Event::LinkError(LinkError::BrokenFrame { .. })
+        evs[4],
+        Event::LinkError(LinkError::BrokenFrame {
+            reason: BrokenReason::TooLong(_),
+            ..
+        })
     ));
     assert!(!evs.iter().any(|e| matches!(e, Event::MessageReceived(_))));
+}
+
+/// A frame whose ETX, or checksum, was lost on the line ends at its LF (§6.6: LF is only a
+/// frame's last character) and is refused at once. The receiver used to wait for a terminator
+/// the sender, waiting for its reply, would never send: no NAK until the sender's 15 s timer
+/// gave up on the whole transfer. The resent frame is then accepted.
+#[test]
+fn a_frame_that_lost_its_terminator_or_checksum_is_refused_at_its_line_feed() {
+    let good = frame(1, b"H|\\^&\r", FrameEnd::End);
+    let lost_etx = [&good[..8], &good[9..]].concat();
+    let lost_checksum = [&good[..9], &good[11..]].concat();
+    for (what, spoilt) in [
+        ("ETX lost", lost_etx),
+        ("checksum lost", lost_checksum),
+        ("empty", b"\x02\r\n".to_vec()),
+        ("only a number", b"\x021\r\n".to_vec()),
+    ] {
+        let mut lis = Link::new(LinkConfig::new(Role::Computer));
+        let t0 = Instant::now();
+        lis.handle_input(&[ENQ], t0);
+        assert_eq!(out(&mut lis), [ACK], "{what}");
+        lis.handle_input(&spoilt, t0);
+        assert_eq!(
+            out(&mut lis),
+            [NAK],
+            "{what}: refused with nothing more received"
+        );
+        assert!(
+            events(&mut lis).iter().any(|e| matches!(
+                e,
+                Event::LinkError(LinkError::BrokenFrame {
+                    reason: BrokenReason::EndedEarly,
+                    ..
+                })
+            )),
+            "{what}"
+        );
+        lis.handle_input(&good, t0);
+        assert_eq!(out(&mut lis), [ACK], "{what}: the resent frame");
+        lis.handle_input(&[EOT], t0);
+        let evs = events(&mut lis);
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, Event::MessageReceived(m) if m.as_slice() == b"H|\\^&\r")),
+            "{what}: {evs:?}"
+        );
+    }
 }
 
 #[test]
