@@ -38,16 +38,33 @@ async fn mllp_exchange(s: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
     reply
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_of_many_short_segments_do_not_multiply_in_the_received_store() {
-    let sim = Sim::start(&[
+/// The API still answers a request: whatever the test did to it took no more than its own
+/// connections.
+async fn assert_api_answers(sim: &Sim) {
+    let status = http()
+        .get(sim.api_url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
+
+/// A simulator with one HL7 port (`mindray_bc5380`, answering at once) and the API.
+fn hl7_port_and_api() -> Sim {
+    Sim::start(&[
         "--listen",
         "0=mindray_bc5380",
         "--api-port",
         "0",
         "--response-delay",
         "0",
-    ]);
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_many_short_segments_do_not_multiply_in_the_received_store() {
+    let sim = hl7_port_and_api();
     let mut s = connect(sim.port_of("mindray_bc5380")).await;
     let before = peak_rss_kib(&sim);
     // 7.6 MB each (under the 8 MiB MLLP limit), 3.8 million one-letter segments.
@@ -135,14 +152,7 @@ async fn an_api_client_that_never_finishes_its_request_head_is_closed() {
         silent_closed,
         "a connection without a request was kept for a minute"
     );
-    // The API still answers.
-    let status = http()
-        .get(sim.api_url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_api_answers(&sim).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,13 +182,7 @@ async fn the_api_takes_at_most_max_connections_at_once() {
     // A slot freed is taken again.
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = http()
-        .get(sim.api_url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_api_answers(&sim).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,14 +416,7 @@ async fn an_api_request_body_that_never_arrives_in_full_is_cut_off() {
 /// again in JSON) and one of the API's connections for as long as it stayed connected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_client_that_never_reads_its_reply_is_disconnected() {
-    let sim = Sim::start(&[
-        "--listen",
-        "0=mindray_bc5380",
-        "--api-port",
-        "0",
-        "--response-delay",
-        "0",
-    ]);
+    let sim = hl7_port_and_api();
     let mut s = connect(sim.port_of("mindray_bc5380")).await;
     for i in 0..2 {
         let mut message =
@@ -461,11 +458,5 @@ async fn an_api_client_that_never_reads_its_reply_is_disconnected() {
         got < full,
         "the whole reply ({got} bytes) was kept for the deaf client"
     );
-    let status = http()
-        .get(sim.api_url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_api_answers(&sim).await;
 }
