@@ -2,6 +2,7 @@
 //! never loses an acknowledged message. The engine is the `lis-router` crate; this binary
 //! reads the command line, sets up logging and turns SIGTERM / SIGINT into a clean stop.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -13,6 +14,15 @@ use lis_router::Router;
 use lis_router::config::{self, LogLevel, RouterConfig};
 use tracing::level_filters::LevelFilter;
 use tracing::{error, info, warn};
+
+/// `eprintln!` that cannot panic: stderr may be a pipe whose reader has gone (`router 2>&1 |
+/// head -1`), and `eprintln!` panics when the write fails. A line that cannot be written is
+/// dropped; the exit status still tells.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// Config files tried in the working directory when `-c` is not given.
 const DEFAULT_CONFIGS: [&str; 2] = ["router.cfg", "socketReader.cfg"];
@@ -37,14 +47,14 @@ fn main() -> ExitCode {
     let path = match config_path(cli.configfile) {
         Ok(path) => path,
         Err(e) => {
-            eprintln!("router: {e:#}");
+            say!("router: {e:#}");
             return ExitCode::from(2);
         }
     };
     let loaded = match config::load_file(&path) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("router: {e}");
+            say!("router: {e}");
             return ExitCode::from(2);
         }
     };
@@ -53,16 +63,18 @@ fn main() -> ExitCode {
     let problems = loaded.config.path_problems(&path);
     if cli.check {
         for warning in &loaded.warnings {
-            eprintln!("warning: {warning}");
+            say!("warning: {warning}");
         }
         if !problems.is_empty() {
             for problem in &problems {
-                eprintln!("router: {problem}");
+                say!("router: {problem}");
             }
             return ExitCode::from(2);
         }
         let c = &loaded.config;
-        println!(
+        // `router --check | head -0`: the verdict cannot be shown, the exit status says it.
+        let _ = writeln!(
+            std::io::stdout(),
             "{}: configuration OK ({} connection(s), {} queue(s), data in {})",
             path.display(),
             c.connections.len(),
@@ -73,12 +85,12 @@ fn main() -> ExitCode {
     }
     if !problems.is_empty() {
         for problem in &problems {
-            eprintln!("router: {problem}");
+            say!("router: {problem}");
         }
         return ExitCode::from(2);
     }
     if let Err(e) = init_logging(&loaded.config) {
-        eprintln!("router: {e:#}");
+        say!("router: {e:#}");
         return ExitCode::from(2);
     }
     for warning in &loaded.warnings {
@@ -88,7 +100,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
-            eprintln!("router: {e:#}");
+            say!("router: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -147,7 +159,7 @@ fn run(config: &RouterConfig) -> Result<()> {
     runtime.block_on(async {
         let router = Router::start(config).await?;
         // Printed after every server socket is bound: a readiness line for scripts.
-        eprintln!("router: started ({} connection(s))", config.connections.len());
+        say!("router: started ({} connection(s))", config.connections.len());
         info!("started with {} connection(s)", config.connections.len());
         wait_for_signal().await?;
         info!("stopping: no new connections; finishing in-flight writes");

@@ -357,3 +357,39 @@ fn check_refuses_paths_that_cannot_work_naming_the_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs the router with stdout (`stdout_closed`) or stderr (otherwise) a pipe nobody reads
+/// any more, as in `router --check | head -0`: writing there fails with EPIPE (Rust ignores
+/// SIGPIPE), which `println!` / `eprintln!` turn into a panic (exit 101).
+fn router_into_closed_pipe(dir: &Path, args: &[&str], stdout_closed: bool) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_router"));
+    command.args(args).current_dir(dir);
+    if stdout_closed {
+        command.stdout(writer).stderr(std::process::Stdio::piped());
+    } else {
+        command.stderr(writer).stdout(std::process::Stdio::piped());
+    }
+    command.output().expect("run the router binary")
+}
+
+/// `router --check | head -0` (or any reader that quits before the verdict): the verdict is
+/// lost, the exit status still says it. Before, the `configuration OK` line panicked
+/// ("failed printing to stdout: Broken pipe", exit 101); so did a warning or an error on a
+/// stderr pipe whose reader had gone.
+#[test]
+fn a_closed_output_pipe_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("router.cfg"), GOOD).unwrap();
+    let out = router_into_closed_pipe(dir.path(), &["--check"], true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    // Warnings (the GOOD config has unknown keys) and errors go to stderr.
+    let out = router_into_closed_pipe(dir.path(), &["--check"], false);
+    assert_eq!(out.status.code(), Some(0));
+    let out = router_into_closed_pipe(dir.path(), &["-c", "missing.cfg"], false);
+    assert_eq!(out.status.code(), Some(2));
+}
