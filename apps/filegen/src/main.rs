@@ -2,7 +2,7 @@
 //! be tested at volume. The layouts, values, QC and accessions come from `lis-templates`; this is
 //! the command line around `lis_templates::files`.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -247,10 +247,15 @@ fn run(args: &Args) -> Result<String> {
 
 fn main() {
     let args = Args::parse();
+    // Written with errors ignored: `println!` / `eprintln!` panic when the write fails, as it
+    // does on a pipe whose reader has gone (`filegen ... | head -0`). The files are written by
+    // then; the exit status still tells how the run went.
     match run(&args) {
-        Ok(summary) => println!("{summary}"),
+        Ok(summary) => {
+            let _ = writeln!(std::io::stdout(), "{summary}");
+        }
         Err(e) => {
-            eprintln!("filegen: error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "filegen: error: {e:#}");
             std::process::exit(1);
         }
     }

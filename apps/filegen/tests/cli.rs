@@ -438,3 +438,31 @@ fn out_naming_a_file_says_it_is_not_a_folder() {
     assert_eq!(std::fs::read(&file).unwrap(), b"kept");
     assert_eq!(names(dir.path()), ["results.csv"]);
 }
+
+/// `filegen ... | head -0`, or a stderr pipe whose reader has gone: writing there fails with
+/// EPIPE (Rust ignores SIGPIPE), which `println!` / `eprintln!` turned into a panic (exit
+/// 101, "failed printing to stdout: Broken pipe") after the files were written. The summary
+/// or error is now dropped and the exit status is what it would be with a reader.
+#[test]
+fn a_closed_output_pipe_does_not_panic() {
+    let run = |args: &[&str], stdout_closed: bool| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_filegen"));
+        command.args(args);
+        if stdout_closed {
+            command.stdout(writer).stderr(std::process::Stdio::piped());
+        } else {
+            command.stderr(writer).stdout(std::process::Stdio::piped());
+        }
+        command.output().expect("run filegen")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let out = run(&["--template", "wondfo_finecare", "--out", out_dir], true);
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(dir.path()).len(), 1);
+    let out = run(&["--template", "no_such_template", "--out", out_dir], false);
+    assert_eq!(out.status.code(), Some(1));
+}
