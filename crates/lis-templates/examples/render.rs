@@ -5,6 +5,7 @@
 //! Prints what the template generates: ASTM records or HL7 segments one per line, or the file
 //! content (binary files such as XLSX are written with `--out`, else summarised).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -115,8 +116,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         (Some(path), Output::File(file)) => std::fs::write(path, &file.bytes),
         (Some(path), other) => std::fs::write(path, other.to_display_text()),
         (None, other) => {
-            print!("{}", other.to_display_text());
-            Ok(())
+            // Not `print!`, which panics when stdout is a pipe whose reader has gone
+            // (`render NAME | head -1`): that is normal use, and ends the output quietly.
+            let mut out = std::io::stdout().lock();
+            match out
+                .write_all(other.to_display_text().as_bytes())
+                .and_then(|()| out.flush())
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(format!("stdout: cannot write: {e}").into()),
+                Ok(()) => Ok(()),
+            }
         }
     };
     if let (Err(e), Some(path)) = (written, &args.out) {
@@ -129,7 +139,8 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("render: {e}");
+            // Not `eprintln!`, which panics on a stderr pipe whose reader has gone.
+            let _ = writeln!(std::io::stderr(), "render: {e}");
             ExitCode::FAILURE
         }
     }

@@ -4,6 +4,7 @@
 //! one JSON line per file: `{"file":"...","ok":true}` or `{"file":"...","ok":false,"error":"..."}`.
 //! Exits with status 1 when any file fails, 2 on bad usage.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +23,18 @@ fn failure(path: &std::path::Path, error: &str) -> String {
     )
 }
 
+/// `println!` / `eprintln!` that cannot panic: they do when the write fails, as on a pipe whose
+/// reader has gone (`template_check dir | head -1`). A line that cannot be written is dropped;
+/// the exit status still says whether every file loaded.
+macro_rules! say {
+    (out, $($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+    (err, $($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let mut profiles = Profiles::None;
     let mut paths = Vec::new();
@@ -31,19 +44,19 @@ fn main() -> ExitCode {
             match args.next() {
                 Some(dir) => profiles = Profiles::Dir(PathBuf::from(dir)),
                 None => {
-                    eprintln!("template_check: --profiles needs a directory");
+                    say!(err, "template_check: --profiles needs a directory");
                     return ExitCode::from(2);
                 }
             }
         } else if arg == "-h" || arg == "--help" {
-            println!("usage: template_check [--profiles DIR] PATH...");
+            say!(out, "usage: template_check [--profiles DIR] PATH...");
             return ExitCode::SUCCESS;
         } else {
             paths.push(PathBuf::from(arg));
         }
     }
     if paths.is_empty() {
-        eprintln!("usage: template_check [--profiles DIR] PATH...");
+        say!(err, "usage: template_check [--profiles DIR] PATH...");
         return ExitCode::from(2);
     }
     let mut failed = false;
@@ -52,7 +65,7 @@ fn main() -> ExitCode {
             match template_files(&path) {
                 Ok(files) => files,
                 Err(e) => {
-                    println!("{}", failure(&path, &e.to_string()));
+                    say!(out, "{}", failure(&path, &e.to_string()));
                     failed = true;
                     continue;
                 }
@@ -68,7 +81,7 @@ fn main() -> ExitCode {
                     failure(&file, &e.to_string())
                 }
             };
-            println!("{line}");
+            say!(out, "{line}");
         }
     }
     if failed {

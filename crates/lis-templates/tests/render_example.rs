@@ -46,3 +46,39 @@ fn errors_name_the_option_and_the_reason() {
         "render: invalid year 123: use the last two digits of the year, 0 to 99"
     );
 }
+
+/// Runs an example of this crate (`render`, `template_check`) with stdout a pipe whose reader
+/// has gone, as in `render NAME | head -0`.
+fn into_closed_stdout(name: &str, args: &[&str]) -> std::process::Output {
+    let mut path = example();
+    path.set_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(path)
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("example built by cargo test")
+}
+
+/// `render NAME | head -1` and `template_check DIR | head -1`: writing to the gone reader fails
+/// with EPIPE (Rust ignores SIGPIPE), which `print!` / `println!` turned into a panic (exit
+/// 101, "failed printing to stdout: Broken pipe"). The output now just ends; template_check
+/// still exits 0 when every file loaded.
+#[test]
+fn a_closed_stdout_pipe_does_not_panic() {
+    let out = into_closed_stdout("render", &["stago_start4"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("t.json");
+    std::fs::write(&template, "{}").unwrap();
+    let out = into_closed_stdout("template_check", &[template.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // `{}` is not a valid template: status 1, as with a reader.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
