@@ -21,6 +21,24 @@ use astm_frame::{
     is_terminator_record,
 };
 
+/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
+/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
+/// written is dropped; the exit status still tells.
+macro_rules! say {
+    (out, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stdout(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+    (err, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+
 /// The bytes as a JSON string, each byte read as the character of the same value.
 fn text(bytes: &[u8]) -> String {
     let latin1: String = bytes.iter().map(|&b| char::from(b)).collect();
@@ -46,7 +64,7 @@ fn main() {
         // `astm_dump capture.bin | head` is normal use.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => {
-            eprintln!("astm_dump: {e}");
+            say!(err, "astm_dump: {e}");
             std::process::exit(1);
         }
     }
@@ -59,7 +77,7 @@ fn run() -> std::io::Result<()> {
         match arg.as_str() {
             "--lenient" => lenient = true,
             "-h" | "--help" => {
-                println!("usage: astm_dump [--lenient] [FILE]");
+                say!(out, "usage: astm_dump [--lenient] [FILE]");
                 return Ok(());
             }
             _ => path = Some(arg),
