@@ -17,6 +17,24 @@ use std::process::ExitCode;
 use astm_records::{Charset, Message, Record, RecordBuf, Records, Validation, split_messages};
 use serde_json::Value;
 
+/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
+/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
+/// written is dropped; the exit status still tells.
+macro_rules! say {
+    (out, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stdout(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+    (err, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+
 struct Options {
     roundtrip: bool,
     check: bool,
@@ -86,7 +104,7 @@ fn run(options: &Options) -> Result<bool, String> {
             let record = match record {
                 Ok(record) => record,
                 Err(error) => {
-                    eprintln!("message {}: {error}", number + 1);
+                    say!(err, "message {}: {error}", number + 1);
                     clean = false;
                     continue;
                 }
@@ -131,9 +149,9 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(problem) => {
             if !problem.is_empty() {
-                eprintln!("astm_parse: {problem}");
+                say!(err, "astm_parse: {problem}");
             }
-            eprintln!("usage: astm_parse [--roundtrip] [--check] [FILE]");
+            say!(err, "usage: astm_parse [--roundtrip] [--check] [FILE]");
             return ExitCode::from(2);
         }
     };
@@ -141,7 +159,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(problem) => {
-            eprintln!("astm_parse: {problem}");
+            say!(err, "astm_parse: {problem}");
             ExitCode::FAILURE
         }
     }
