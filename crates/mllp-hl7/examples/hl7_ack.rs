@@ -14,11 +14,29 @@ use std::process::ExitCode;
 
 use mllp_hl7::{AckBuilder, AckCode, ErrorDetail, Message, Severity};
 
+/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
+/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
+/// written is dropped; the exit status still tells.
+macro_rules! say {
+    (out, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stdout(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+    (err, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("hl7_ack: {message}");
+            say!(err, "hl7_ack: {message}");
             ExitCode::FAILURE
         }
     }
@@ -39,7 +57,10 @@ fn run() -> Result<(), String> {
             }
             "--force" => force = true,
             "-h" | "--help" => {
-                println!("usage: hl7_ack [--code AA|AE|AR|CA|CE|CR] [--force] [FILE]");
+                say!(
+                    out,
+                    "usage: hl7_ack [--code AA|AE|AR|CA|CE|CR] [--force] [FILE]"
+                );
                 return Ok(());
             }
             _ if arg.starts_with("--") => return Err(format!("unknown option {arg}")),
@@ -70,7 +91,8 @@ fn run() -> Result<(), String> {
         }
     }
     if !builder.is_required() && !force {
-        eprintln!(
+        say!(
+            err,
             "hl7_ack: MSH-15 {:?} / MSH-16 {:?}: the sender does not want a {} acknowledgement (use --force to print it anyway)",
             String::from_utf8_lossy(message.msh_field(15).raw()),
             String::from_utf8_lossy(message.msh_field(16).raw()),
