@@ -14,6 +14,24 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use qc_westgard_gen::{ChartSpec, Evaluator, RuleSet, levey_jennings_svg};
 
+/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
+/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
+/// written is dropped; the exit status still tells.
+macro_rules! say {
+    (out, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stdout(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+    (err, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Rules {
     /// The eight OpenELIS rules with the evaluator's severities (4-1s rejects).
@@ -58,7 +76,7 @@ fn main() -> ExitCode {
     let mut evaluator = match Evaluator::new(args.mean, args.sd, rules) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("westgard: {e}");
+            say!(err, "westgard: {e}");
             return ExitCode::from(2);
         }
     };
@@ -70,7 +88,7 @@ fn main() -> ExitCode {
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("westgard: stdin line {}: {e}", n + 1);
+                say!(err, "westgard: stdin line {}: {e}", n + 1);
                 status = ExitCode::from(2);
                 break;
             }
@@ -88,7 +106,8 @@ fn main() -> ExitCode {
         let value = match text.parse::<f64>() {
             Ok(v) if v.is_finite() => v,
             _ => {
-                eprintln!(
+                say!(
+                    err,
                     "westgard: stdin line {}: not a finite number: {text:?}",
                     n + 1
                 );
@@ -115,7 +134,7 @@ fn main() -> ExitCode {
             unit: args.unit,
         };
         if let Err(e) = std::fs::write(&path, levey_jennings_svg(&spec, &evaluations)) {
-            eprintln!("westgard: cannot write {}: {e}", path.display());
+            say!(err, "westgard: cannot write {}: {e}", path.display());
             return ExitCode::from(1);
         }
     }

@@ -132,3 +132,29 @@ fn a_z_beyond_a_double_is_null_and_rejected() {
         "{\"value\":10000000000.0,\"z\":null,\"violations\":[\"1-2s\",\"1-3s\"],\"status\":\"rejected\"}\n"
     );
 }
+
+/// Runs the example `name` with stdout (`stdout_closed`) or stderr a pipe whose reader has
+/// gone, as in `{name} ... | head -0`: writing there fails with EPIPE (Rust ignores SIGPIPE).
+fn into_closed_pipe(name: &str, args: &[&str], stdout_closed: bool) -> std::process::Output {
+    let mut path = example();
+    path.set_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = Command::new(path);
+    command.args(args).stdin(Stdio::null());
+    if stdout_closed {
+        command.stdout(writer).stderr(Stdio::piped());
+    } else {
+        command.stderr(writer).stdout(Stdio::piped());
+    }
+    command.output().expect("example built by cargo test")
+}
+
+/// `westgard ... 2>&1 | head -0`: the `eprintln!` of a bad argument or a bad stdin line
+/// panicked on the stderr pipe whose reader had gone (exit 101, "failed printing to stderr:
+/// Broken pipe"); the line is now dropped and the exit status (2) kept.
+#[test]
+fn a_closed_stderr_pipe_does_not_panic() {
+    let out = into_closed_pipe("westgard", &["--mean", "100", "--sd", "0"], false);
+    assert_eq!(out.status.code(), Some(2));
+}
