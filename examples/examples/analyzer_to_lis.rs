@@ -10,6 +10,24 @@ use astm_frame::{Assembly, LinkConfig, Role};
 use astm_records::Message;
 use tokio::net::{TcpListener, TcpStream};
 
+/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
+/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
+/// written is dropped; the exit status still tells.
+macro_rules! say {
+    (out, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stdout(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+    (err, $($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+
 const RESULT: &[u8] = b"H|\\^&|||XN-550^00-22^11001|||||||P|LIS2-A2|20240101120000\r\
 P|1||PID-0042||Doe^Jane||19800101|F\r\
 O|1|DEV01240100000000001||^^^WBC\\^^^HGB|R||||||N||||||||||||||F\r\
@@ -22,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // LIS1-A §8.2.1.1: the computer system listens, the instrument connects.
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    println!("LIS listening on {address}");
+    say!(out, "LIS listening on {address}");
 
     let lis = tokio::spawn(async move {
         let (stream, peer) = listener.accept().await?;
@@ -31,12 +49,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut link = LinkDriver::new(stream, config);
         while let Some(text) = link.recv().await? {
             let message = Message::parse(&text)?;
-            println!(
+            say!(
+                out,
                 "LIS received {} records from {peer}",
                 message.records().len()
             );
             for result in message.results() {
-                println!(
+                say!(
+                    out,
                     "  {} = {} {}",
                     result.test_code().as_deref().unwrap_or("?"),
                     result.numeric_value().map_or(f64::NAN, |v| v.value),
@@ -50,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stream = TcpStream::connect(address).await?;
     let mut analyzer = LinkDriver::new(stream, LinkConfig::new(Role::Instrument));
     analyzer.send(RESULT.to_vec()).await?;
-    println!("analyzer: every frame acknowledged");
+    say!(out, "analyzer: every frame acknowledged");
     drop(analyzer);
     lis.await?.map_err(|e| e.to_string())?;
     Ok(())
