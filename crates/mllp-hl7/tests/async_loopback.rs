@@ -385,3 +385,14 @@ async fn the_ack_timeout_also_bounds_a_write_the_peer_never_reads() {
         "{error}"
     );
 }
+
+/// An ack timeout too long for the clock (`Duration::MAX`, "wait as long as it takes") panicked
+/// in `send` ("overflow when adding duration to instant"); it now means no deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_timeout_beyond_the_clock_waits_without_a_deadline() {
+    let address = auto_ack_server().await;
+    let stream = TcpStream::connect(address).await.unwrap();
+    let mut client = MllpClient::new(stream, MllpCodec::new()).with_ack_timeout(Duration::MAX);
+    let reply = client.send(&oru(1)).await.unwrap();
+    assert_ack_for(&reply, 1);
+}

@@ -10,7 +10,6 @@ use futures_util::{Sink, Stream};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
-use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use super::{CodecError, MllpCodec};
@@ -175,7 +174,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         self
     }
 
-    /// Sets how long a send may take, from its first write to its last acknowledgement.
+    /// Sets how long a send may take, from its first write to its last acknowledgement. A
+    /// timeout too long for the clock to reach (such as `Duration::MAX`) waits without limit.
     #[must_use]
     pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
@@ -254,8 +254,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         // later ones are still being written, and if the client read nothing until its
         // last write was flushed, a batch larger than the transport's buffers would leave
         // both sides waiting on each other. The deadline covers the writing as well, so a
-        // peer that stops reading cannot block a send for ever.
-        let deadline = Instant::now() + self.ack_timeout;
+        // peer that stops reading cannot block a send for ever. A timeout beyond what the
+        // clock can hold (`Duration::MAX`) is no deadline, rather than an overflow panic.
         let mut exchange = Exchange {
             messages,
             expected: &expected,
@@ -263,8 +263,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
             queued: 0,
             flushed: false,
         };
-        let outcome = tokio::time::timeout_at(
-            deadline,
+        let outcome = tokio::time::timeout(
+            self.ack_timeout,
             std::future::poll_fn(|cx| self.poll_exchange(cx, &mut exchange)),
         )
         .await;
