@@ -620,6 +620,10 @@ fn table_name(queue: &str) -> String {
     format!("{QUEUE_TABLE_PREFIX}{queue}")
 }
 
+/// Sequence numbers (and cursors) a store may hold: below 2^63, so that the arithmetic on
+/// them cannot overflow.
+const SEQUENCE_LIMIT: u64 = 1 << 63;
+
 /// Reads where every queue and output of `queues` stands, recording cursors for outputs
 /// new to the store (they start at the oldest message still stored).
 ///
@@ -644,9 +648,20 @@ fn load(db: &Database, queues: &[(String, Vec<String>)]) -> Result<Positions, re
             // Sequence numbers are never reused. Once every output has delivered
             // everything the table is empty, and the cursors (of every output the
             // queue ever had) remember where the sequence stood.
-            let next = last
-                .map_or(0, |l| l + 1)
-                .max(highest_cursor(&cursor_table, name)?);
+            let highest = highest_cursor(&cursor_table, name)?;
+            // The router counts from 0, one number a message, and cannot get near 2^63 (a
+            // million messages a second for 290,000 years). A store with such a number was
+            // damaged or written by other means; counting on from it would overflow.
+            if let Some(seq) = [last.unwrap_or(0), highest]
+                .into_iter()
+                .find(|&seq| seq >= SEQUENCE_LIMIT)
+            {
+                return Err(redb::Error::Corrupted(format!(
+                    "queue `{name}` holds sequence number {seq}, beyond any the router writes \
+                     (below 2^63); the file is damaged or was not written by the router"
+                )));
+            }
+            let next = last.map_or(0, |l| l + 1).max(highest);
             let oldest = first.unwrap_or(next);
             let mut queue_cursors = Vec::with_capacity(outputs.len());
             for output in outputs {

@@ -227,3 +227,41 @@ async fn reads_stop_at_the_byte_budget_but_always_take_one_message() {
     drop(appender);
     store.close();
 }
+
+/// A store file whose queue holds the last sequence number there is (`u64::MAX`: written by
+/// hand, or damaged) panicked the router at start ("attempt to add with overflow" for the
+/// next number, or `clamp` with min > max once wrapped); opening it is now an error naming
+/// the store file and the queue.
+#[test]
+fn a_store_at_the_last_sequence_number_is_an_error_not_a_panic() {
+    use redb::{Database, TableDefinition};
+    for with_cursor in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(lis_router::store::STORE_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let queue: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("queue:q");
+                txn.open_table(queue)
+                    .unwrap()
+                    .insert(u64::MAX, b"x".as_slice())
+                    .unwrap();
+                if with_cursor {
+                    let cursors: TableDefinition<'_, &str, u64> = TableDefinition::new("cursors");
+                    txn.open_table(cursors)
+                        .unwrap()
+                        .insert("q\u{1f}a", 5)
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let error =
+            QueueStore::open(dir.path(), &queues()).expect_err("a full sequence is refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("router.redb") && text.contains("`q`"),
+            "{text}"
+        );
+    }
+}
