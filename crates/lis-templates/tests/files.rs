@@ -1130,3 +1130,24 @@ fn magellan_interpretation_follows_the_corrected_od() {
         "a Non-Reactive well reads {highest_non_reactive}, a Reactive one {lowest_reactive}"
     );
 }
+
+/// A workbook whose cells span the whole sheet (one in A1, one in XFD1048576: a few hundred
+/// bytes on disk) is refused with the sheet and its extent. Read as a grid it needed 17 billion
+/// cells, and the allocation aborted the process.
+#[test]
+fn a_workbook_spanning_the_whole_sheet_is_refused_not_allocated() {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet().set_name("Results").unwrap();
+    sheet.write_string(0, 0, "Sample Name").unwrap();
+    sheet.write_string(1_048_575, 16_383, "far").unwrap();
+    let bytes = book.save_to_buffer().unwrap();
+    let set = TemplateSet::embedded().unwrap();
+    let template = set.get("quantstudio7").unwrap();
+    let error = files::replay_fixture(template, "huge.xlsx", &bytes, &minter(), 1, None)
+        .expect_err("a sheet of 17 billion cells");
+    let text = error.to_string();
+    assert!(
+        text.contains("huge.xlsx") && text.contains("Results") && text.contains("1048576 rows"),
+        "{text}"
+    );
+}

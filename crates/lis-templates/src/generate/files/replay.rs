@@ -139,6 +139,56 @@ fn date_cell(d: &calamine::ExcelDateTime) -> Cell {
     }
 }
 
+/// Most cells a replayed sheet may span, counted as the grid from A1 to its last row and
+/// column (the grid the replay reads and writes): far beyond any instrument export (a 384-well
+/// plate's results are some 20,000), and small enough to hold in memory.
+const MAX_REPLAY_CELLS: u64 = 1_000_000;
+
+/// Refuses a sheet whose cells span more than [`MAX_REPLAY_CELLS`]. The extent comes from the
+/// cells themselves, read one at a time: reading the sheet as a grid first allocates the grid,
+/// and one value in A1 and one in XFD1048576 (a few hundred bytes of file) asked for 17 billion
+/// cells, which aborted the process.
+fn check_extent<RS: std::io::Read + std::io::Seek>(
+    book: &mut calamine::Xlsx<RS>,
+    sheet: &str,
+    fixture_name: &str,
+) -> Result<(), GenerateError> {
+    let cannot_read =
+        |e: calamine::XlsxError| invalid(format!("{fixture_name}: sheet {sheet}: {e}"));
+    let mut cells = match book.worksheet_cells_reader(sheet) {
+        Ok(cells) => cells,
+        // A chart sheet: no cells (the grid read skips it the same way).
+        Err(calamine::XlsxError::NotAWorksheet(_)) => return Ok(()),
+        Err(e) => return Err(cannot_read(e)),
+    };
+    let (mut rows, mut columns) = (0_u64, 0_u64);
+    while let Some(cell) = cells.next_cell().map_err(cannot_read)? {
+        if matches!(cell.get_value(), calamine::DataRef::Empty) {
+            continue;
+        }
+        let (row, column) = cell.get_position();
+        rows = rows.max(u64::from(row) + 1);
+        columns = columns.max(u64::from(column) + 1);
+    }
+    extent_within_limit(rows, columns, sheet, fixture_name)
+}
+
+fn extent_within_limit(
+    rows: u64,
+    columns: u64,
+    sheet: &str,
+    fixture_name: &str,
+) -> Result<(), GenerateError> {
+    if rows * columns > MAX_REPLAY_CELLS {
+        return Err(invalid(format!(
+            "{fixture_name}: sheet {sheet} spans {rows} rows by {columns} columns from A1 \
+             ({} cells); a replayed sheet may span at most {MAX_REPLAY_CELLS}",
+            rows * columns
+        )));
+    }
+    Ok(())
+}
+
 fn invalid(reason: String) -> GenerateError {
     GenerateError::InvalidOption {
         option: "fixture",
@@ -188,11 +238,26 @@ pub fn replay_fixture(
         "xlsx" | "xls" | "xlsm" => {
             let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes.to_vec()))
                 .map_err(|e| invalid(format!("{fixture_name}: cannot read workbook: {e}")))?;
+            if let calamine::Sheets::Xlsx(xlsx) = &mut book {
+                for name in xlsx.sheet_names() {
+                    check_extent(xlsx, &name, fixture_name)?;
+                }
+            }
             let mut ranges = Vec::new();
             for name in book.sheet_names() {
                 let range = book
                     .worksheet_range(&name)
                     .map_err(|e| invalid(format!("{fixture_name}: sheet {name}: {e}")))?;
+                // Legacy .xls is read whole at open (bounded by its 65,536 x 256 cells); the
+                // grid below must stay within the limit all the same.
+                if let Some((row, column)) = range.end() {
+                    extent_within_limit(
+                        u64::from(row) + 1,
+                        u64::from(column) + 1,
+                        &name,
+                        fixture_name,
+                    )?;
+                }
                 for cell in range.used_cells() {
                     if let (_, _, Data::String(s)) = cell {
                         renamer.note_existing(s.as_bytes());
