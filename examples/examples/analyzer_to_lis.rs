@@ -10,22 +10,11 @@ use astm_frame::{Assembly, LinkConfig, Role};
 use astm_records::Message;
 use tokio::net::{TcpListener, TcpStream};
 
-/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
-/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
-/// written is dropped; the exit status still tells.
-macro_rules! say {
-    (out, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stdout(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
-    (err, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
+/// Writes a line to stdout or stderr. `println!` and `eprintln!` panic when the write fails,
+/// as on a pipe whose reader has gone (`... | head -0`); the line is dropped instead, and the
+/// exit status still tells.
+fn say(mut to: impl std::io::Write, line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(to, "{line}");
 }
 
 const RESULT: &[u8] = b"H|\\^&|||XN-550^00-22^11001|||||||P|LIS2-A2|20240101120000\r\
@@ -40,7 +29,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // LIS1-A §8.2.1.1: the computer system listens, the instrument connects.
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    say!(out, "LIS listening on {address}");
+    say(
+        std::io::stdout(),
+        format_args!("LIS listening on {address}"),
+    );
 
     let lis = tokio::spawn(async move {
         let (stream, peer) = listener.accept().await?;
@@ -49,18 +41,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut link = LinkDriver::new(stream, config);
         while let Some(text) = link.recv().await? {
             let message = Message::parse(&text)?;
-            say!(
-                out,
-                "LIS received {} records from {peer}",
-                message.records().len()
+            say(
+                std::io::stdout(),
+                format_args!(
+                    "LIS received {} records from {peer}",
+                    message.records().len()
+                ),
             );
             for result in message.results() {
-                say!(
-                    out,
-                    "  {} = {} {}",
-                    result.test_code().as_deref().unwrap_or("?"),
-                    result.numeric_value().map_or(f64::NAN, |v| v.value),
-                    result.units_text()
+                say(
+                    std::io::stdout(),
+                    format_args!(
+                        "  {} = {} {}",
+                        result.test_code().as_deref().unwrap_or("?"),
+                        result.numeric_value().map_or(f64::NAN, |v| v.value),
+                        result.units_text()
+                    ),
                 );
             }
         }
@@ -70,7 +66,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stream = TcpStream::connect(address).await?;
     let mut analyzer = LinkDriver::new(stream, LinkConfig::new(Role::Instrument));
     analyzer.send(RESULT.to_vec()).await?;
-    say!(out, "analyzer: every frame acknowledged");
+    say(
+        std::io::stdout(),
+        format_args!("analyzer: every frame acknowledged"),
+    );
     drop(analyzer);
     lis.await?.map_err(|e| e.to_string())?;
     Ok(())

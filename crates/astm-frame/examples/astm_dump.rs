@@ -21,22 +21,11 @@ use astm_frame::{
     is_terminator_record,
 };
 
-/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
-/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
-/// written is dropped; the exit status still tells.
-macro_rules! say {
-    (out, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stdout(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
-    (err, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
+/// Writes a line to stdout or stderr. `println!` and `eprintln!` panic when the write fails,
+/// as on a pipe whose reader has gone (`... | head -0`); the line is dropped instead, and the
+/// exit status still tells.
+fn say(mut to: impl Write, line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(to, "{line}");
 }
 
 /// The bytes as a JSON string, each byte read as the character of the same value.
@@ -64,7 +53,7 @@ fn main() {
         // `astm_dump capture.bin | head` is normal use.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => {
-            say!(err, "astm_dump: {e}");
+            say(std::io::stderr(), format_args!("astm_dump: {e}"));
             std::process::exit(1);
         }
     }
@@ -77,7 +66,10 @@ fn run() -> std::io::Result<()> {
         match arg.as_str() {
             "--lenient" => lenient = true,
             "-h" | "--help" => {
-                say!(out, "usage: astm_dump [--lenient] [FILE]");
+                say(
+                    std::io::stdout(),
+                    format_args!("usage: astm_dump [--lenient] [FILE]"),
+                );
                 return Ok(());
             }
             _ => path = Some(arg),

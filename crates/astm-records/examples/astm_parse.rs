@@ -17,22 +17,11 @@ use std::process::ExitCode;
 use astm_records::{Charset, Message, Record, RecordBuf, Records, Validation, split_messages};
 use serde_json::Value;
 
-/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
-/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
-/// written is dropped; the exit status still tells.
-macro_rules! say {
-    (out, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stdout(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
-    (err, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
+/// Writes a line to stdout or stderr. `println!` and `eprintln!` panic when the write fails,
+/// as on a pipe whose reader has gone (`... | head -0`); the line is dropped instead, and the
+/// exit status still tells.
+fn say(mut to: impl Write, line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(to, "{line}");
 }
 
 struct Options {
@@ -104,7 +93,10 @@ fn run(options: &Options) -> Result<bool, String> {
             let record = match record {
                 Ok(record) => record,
                 Err(error) => {
-                    say!(err, "message {}: {error}", number + 1);
+                    say(
+                        std::io::stderr(),
+                        format_args!("message {}: {error}", number + 1),
+                    );
                     clean = false;
                     continue;
                 }
@@ -149,9 +141,12 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(problem) => {
             if !problem.is_empty() {
-                say!(err, "astm_parse: {problem}");
+                say(std::io::stderr(), format_args!("astm_parse: {problem}"));
             }
-            say!(err, "usage: astm_parse [--roundtrip] [--check] [FILE]");
+            say(
+                std::io::stderr(),
+                format_args!("usage: astm_parse [--roundtrip] [--check] [FILE]"),
+            );
             return ExitCode::from(2);
         }
     };
@@ -159,7 +154,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(problem) => {
-            say!(err, "astm_parse: {problem}");
+            say(std::io::stderr(), format_args!("astm_parse: {problem}"));
             ExitCode::FAILURE
         }
     }

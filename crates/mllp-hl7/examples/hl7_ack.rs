@@ -14,29 +14,18 @@ use std::process::ExitCode;
 
 use mllp_hl7::{AckBuilder, AckCode, ErrorDetail, Message, Severity};
 
-/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
-/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
-/// written is dropped; the exit status still tells.
-macro_rules! say {
-    (out, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stdout(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
-    (err, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
+/// Writes a line to stdout or stderr. `println!` and `eprintln!` panic when the write fails,
+/// as on a pipe whose reader has gone (`... | head -0`); the line is dropped instead, and the
+/// exit status still tells.
+fn say(mut to: impl Write, line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(to, "{line}");
 }
 
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            say!(err, "hl7_ack: {message}");
+            say(std::io::stderr(), format_args!("hl7_ack: {message}"));
             ExitCode::FAILURE
         }
     }
@@ -57,9 +46,9 @@ fn run() -> Result<(), String> {
             }
             "--force" => force = true,
             "-h" | "--help" => {
-                say!(
-                    out,
-                    "usage: hl7_ack [--code AA|AE|AR|CA|CE|CR] [--force] [FILE]"
+                say(
+                    std::io::stdout(),
+                    format_args!("usage: hl7_ack [--code AA|AE|AR|CA|CE|CR] [--force] [FILE]"),
                 );
                 return Ok(());
             }
@@ -91,12 +80,14 @@ fn run() -> Result<(), String> {
         }
     }
     if !builder.is_required() && !force {
-        say!(
-            err,
-            "hl7_ack: MSH-15 {:?} / MSH-16 {:?}: the sender does not want a {} acknowledgement (use --force to print it anyway)",
-            String::from_utf8_lossy(message.msh_field(15).raw()),
-            String::from_utf8_lossy(message.msh_field(16).raw()),
-            builder.ack_code()
+        say(
+            std::io::stderr(),
+            format_args!(
+                "hl7_ack: MSH-15 {:?} / MSH-16 {:?}: the sender does not want a {} acknowledgement (use --force to print it anyway)",
+                String::from_utf8_lossy(message.msh_field(15).raw()),
+                String::from_utf8_lossy(message.msh_field(16).raw()),
+                builder.ack_code()
+            ),
         );
         return Ok(());
     }

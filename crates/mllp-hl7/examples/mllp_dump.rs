@@ -16,29 +16,18 @@ use std::process::ExitCode;
 use bytes::BytesMut;
 use mllp_hl7::{Message, MllpConfig, MllpDecoder, MllpFrame};
 
-/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
-/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
-/// written is dropped; the exit status still tells.
-macro_rules! say {
-    (out, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stdout(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
-    (err, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
+/// Writes a line to stdout or stderr. `println!` and `eprintln!` panic when the write fails,
+/// as on a pipe whose reader has gone (`... | head -0`); the line is dropped instead, and the
+/// exit status still tells.
+fn say(mut to: impl Write, line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(to, "{line}");
 }
 
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            say!(err, "mllp_dump: {message}");
+            say(std::io::stderr(), format_args!("mllp_dump: {message}"));
             ExitCode::FAILURE
         }
     }
@@ -59,7 +48,10 @@ fn run() -> Result<(), String> {
             }
             "--lenient" => config = config.with_lenient(true),
             "-h" | "--help" => {
-                say!(out, "usage: mllp_dump [--max-size N] [--lenient] [FILE]");
+                say(
+                    std::io::stdout(),
+                    format_args!("usage: mllp_dump [--max-size N] [--lenient] [FILE]"),
+                );
                 return Ok(());
             }
             _ if arg.starts_with("--") => return Err(format!("unknown option {arg}")),

@@ -14,22 +14,11 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use qc_westgard_gen::{ChartSpec, Evaluator, RuleSet, levey_jennings_svg};
 
-/// `println!` / `eprintln!` that cannot panic: they panic when the write fails, as on a pipe
-/// whose reader has gone (`... | head -0`, `... 2>&1 | head -1`). A line that cannot be
-/// written is dropped; the exit status still tells.
-macro_rules! say {
-    (out, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stdout(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
-    (err, $($arg:tt)*) => {{
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("{}\n", format_args!($($arg)*)),
-        );
-    }};
+/// Writes a line to stdout or stderr. `println!` and `eprintln!` panic when the write fails,
+/// as on a pipe whose reader has gone (`... | head -0`); the line is dropped instead, and the
+/// exit status still tells.
+fn say(mut to: impl Write, line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(to, "{line}");
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -76,7 +65,7 @@ fn main() -> ExitCode {
     let mut evaluator = match Evaluator::new(args.mean, args.sd, rules) {
         Ok(e) => e,
         Err(e) => {
-            say!(err, "westgard: {e}");
+            say(std::io::stderr(), format_args!("westgard: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -88,7 +77,10 @@ fn main() -> ExitCode {
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                say!(err, "westgard: stdin line {}: {e}", n + 1);
+                say(
+                    std::io::stderr(),
+                    format_args!("westgard: stdin line {}: {e}", n + 1),
+                );
                 status = ExitCode::from(2);
                 break;
             }
@@ -106,10 +98,12 @@ fn main() -> ExitCode {
         let value = match text.parse::<f64>() {
             Ok(v) if v.is_finite() => v,
             _ => {
-                say!(
-                    err,
-                    "westgard: stdin line {}: not a finite number: {text:?}",
-                    n + 1
+                say(
+                    std::io::stderr(),
+                    format_args!(
+                        "westgard: stdin line {}: not a finite number: {text:?}",
+                        n + 1
+                    ),
                 );
                 status = ExitCode::from(2);
                 break;
@@ -134,7 +128,10 @@ fn main() -> ExitCode {
             unit: args.unit,
         };
         if let Err(e) = std::fs::write(&path, levey_jennings_svg(&spec, &evaluations)) {
-            say!(err, "westgard: cannot write {}: {e}", path.display());
+            say(
+                std::io::stderr(),
+                format_args!("westgard: cannot write {}: {e}", path.display()),
+            );
             return ExitCode::from(1);
         }
     }
