@@ -26,7 +26,10 @@ pub enum ContentionPolicy {
     /// instrument's ENQ.
     #[default]
     ByRole,
-    /// Always yield, whatever the role (what some simulators do).
+    /// Yield, whatever the role (what some simulators do). After a yield the peer did not use
+    /// (its ENQ did not come within [`Timers::contention_yield`]), the next contention is met
+    /// as an instrument meets it: a peer that yields too, such as a standard computer, would
+    /// otherwise meet our ENQ with its own for ever.
     Yield,
     /// Always insist, as an instrument does.
     Insist,
@@ -438,6 +441,8 @@ struct Core {
     /// `enq_not_before` is the receiver interrupt's hold-off, which also ends once the
     /// interrupting receiver has sent its message (§6.3.5.3); the other waits do not.
     interrupt_hold_off: bool,
+    /// Our last yield after contention ran out without the peer's ENQ (`Yield` policy).
+    yield_unused: bool,
     queue: VecDeque<Outgoing>,
     next_id: u64,
     transmit: Vec<u8>,
@@ -489,6 +494,7 @@ impl Link {
                 noise_deadline: None,
                 enq_not_before: None,
                 interrupt_hold_off: false,
+                yield_unused: false,
                 queue: VecDeque::new(),
                 next_id: 0,
                 transmit: Vec::new(),
@@ -809,7 +815,10 @@ impl Core {
                 self.control(Control::Eot);
                 self.enq_failed(now);
             }
-            LinkState::ContentionYield => self.enter_neutral(now),
+            LinkState::ContentionYield => {
+                self.yield_unused = true;
+                self.enter_neutral(now);
+            }
             LinkState::Sending if self.abandoned => self.end_abandoned(now),
             LinkState::Sending => {
                 // §6.5.2.3: no reply to a frame -> abort, termination phase.
@@ -893,6 +902,8 @@ impl Core {
     }
 
     fn accept_enq(&mut self, now: Instant) {
+        // The peer takes the line when it is given: the next contention is yielded again.
+        self.yield_unused = false;
         if self.busy {
             self.control(Control::Nak);
             return;
@@ -927,7 +938,8 @@ impl Core {
                 let insist = match self.config.contention {
                     ContentionPolicy::ByRole => self.config.role == Role::Instrument,
                     ContentionPolicy::Insist => true,
-                    ContentionPolicy::Yield => false,
+                    // Insist once after a yield the peer left unused; yield again after that.
+                    ContentionPolicy::Yield => std::mem::take(&mut self.yield_unused),
                 };
                 // The ENQ was answered (by the peer's), so it does not count toward
                 // `max_enq_attempts`, whichever side gives way.

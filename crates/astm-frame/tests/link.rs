@@ -343,6 +343,46 @@ fn contention_seen_from_the_instrument_waits_one_second() {
     assert_eq!(analyzer.state(), LinkState::ContentionYield);
 }
 
+/// A yielding instrument (`ContentionPolicy::Yield`, as the OpenELIS mock behaves) against a
+/// standard computer, their ENQs crossing: both yield, and 20 s later both try again at the
+/// same instant. They used to do so for ever, neither message ever sent. After a yield the
+/// peer did not use, the yielding side insists on the next contention, as an instrument does,
+/// and the computer yields to it.
+#[test]
+fn a_yielding_instrument_and_a_computer_do_not_yield_to_each_other_for_ever() {
+    let mut yielding = LinkConfig::new(Role::Instrument);
+    yielding.contention = ContentionPolicy::Yield;
+    let mut pair = Pair::new(yielding, LinkConfig::new(Role::Computer));
+    let from_instrument = b"H|\\^&|||INSTRUMENT\rL|1|N\r".to_vec();
+    let from_computer = b"H|\\^&|||LIS\rL|1|N\r".to_vec();
+    pair.instrument.send(from_instrument.clone(), pair.now);
+    pair.computer.send(from_computer.clone(), pair.now);
+    let t0 = pair.now;
+    for _ in 0..2_000 {
+        if !pair.step() {
+            break;
+        }
+    }
+    let received_by_instrument: Vec<Vec<u8>> = pair
+        .instrument_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    // One record per frame, each an E1381 message.
+    assert_eq!(
+        pair.received().concat(),
+        from_instrument,
+        "after {:?}",
+        pair.now - t0
+    );
+    assert_eq!(received_by_instrument.concat(), from_computer);
+    // One fruitless yield (20 s), then the instrument's turn after its 1 s wait.
+    assert!(pair.now - t0 < secs(30), "took {:?}", pair.now - t0);
+}
+
 fn established_sender(message: &[u8]) -> (Link, Instant) {
     let mut link = Link::new(LinkConfig::new(Role::Instrument));
     let t0 = Instant::now();
