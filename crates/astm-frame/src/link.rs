@@ -443,6 +443,9 @@ struct Core {
     interrupt_hold_off: bool,
     /// Our last yield after contention ran out without the peer's ENQ (`Yield` policy).
     yield_unused: bool,
+    /// Our ENQ met the peer's, and we have sent nothing since: an ACK now is the peer yielding
+    /// to our ENQ after all (what the OpenELIS mock does), not a stray byte.
+    crossed_enq: bool,
     queue: VecDeque<Outgoing>,
     next_id: u64,
     transmit: Vec<u8>,
@@ -495,6 +498,7 @@ impl Link {
                 enq_not_before: None,
                 interrupt_hold_off: false,
                 yield_unused: false,
+                crossed_enq: false,
                 queue: VecDeque::new(),
                 next_id: 0,
                 transmit: Vec::new(),
@@ -756,6 +760,7 @@ impl Core {
             return;
         };
         out.enq_attempts += 1;
+        self.crossed_enq = false;
         self.control(Control::Enq);
         self.queued_this_input = true;
         self.state = LinkState::Establishing;
@@ -860,6 +865,14 @@ impl Core {
             (LinkState::Neutral | LinkState::ContentionYield, Item::Control(Control::Enq)) => {
                 self.accept_enq(now);
             }
+            (LinkState::Neutral | LinkState::ContentionYield, Item::Control(Control::Ack))
+                if std::mem::take(&mut self.crossed_enq) =>
+            {
+                // The peer yielded by acknowledging our ENQ: it is receiving now.
+                self.enq_not_before = None;
+                self.deadline = None;
+                self.on_enq_reply(Control::Ack, now);
+            }
             (LinkState::Neutral | LinkState::ContentionYield, Item::Frame(_)) => {
                 self.error(LinkError::FrameOutsideTransfer);
             }
@@ -904,6 +917,7 @@ impl Core {
     fn accept_enq(&mut self, now: Instant) {
         // The peer takes the line when it is given: the next contention is yielded again.
         self.yield_unused = false;
+        self.crossed_enq = false;
         if self.busy {
             self.control(Control::Nak);
             return;
@@ -946,6 +960,7 @@ impl Core {
                 if let Some(out) = self.queue.front_mut() {
                     out.enq_attempts = out.enq_attempts.saturating_sub(1);
                 }
+                self.crossed_enq = true;
                 if insist {
                     // §6.2.7.1: the instrument waits at least 1 s, then sends ENQ again.
                     self.enq_not_before = Some(after(now, self.config.timers.contention_retry));

@@ -383,6 +383,46 @@ fn a_yielding_instrument_and_a_computer_do_not_yield_to_each_other_for_ever() {
     assert!(pair.now - t0 < secs(30), "took {:?}", pair.now - t0);
 }
 
+/// A peer that yields by acknowledging our ENQ after its own crossed it (ENQ, then ACK: the
+/// OpenELIS mock's proactive-ENQ port, and the simulator's ports with `--contention yield`)
+/// is receiving our frames now, whichever way we met the contention. The ACK used to be
+/// ignored: a yielding sender waited 20 s for an ENQ that never came, an insisting one sent
+/// ENQ again after 1 s into the peer's transfer (NAK), and the message waited for the peer's
+/// 30 s receive timer, or for ever when the peer then contended again.
+#[test]
+fn an_ack_after_the_peers_crossing_enq_starts_our_transfer() {
+    for policy in [
+        ContentionPolicy::Yield,
+        ContentionPolicy::ByRole,
+        ContentionPolicy::Insist,
+    ] {
+        for role in [Role::Instrument, Role::Computer] {
+            let mut config = LinkConfig::new(role);
+            config.contention = policy;
+            let mut link = Link::new(config);
+            let t0 = Instant::now();
+            link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+            assert_eq!(out(&mut link), [ENQ]);
+            link.handle_input(&[ENQ], t0 + Duration::from_millis(5));
+            assert_eq!(out(&mut link), b"", "{policy:?} {role:?}");
+            link.handle_input(&[ACK], t0 + Duration::from_millis(10));
+            assert_eq!(
+                out(&mut link),
+                frame(1, b"H|\\^&\r", FrameEnd::End),
+                "{policy:?} {role:?}: the first frame at once"
+            );
+            assert_eq!(link.state(), LinkState::Sending);
+        }
+    }
+    // An ACK out of the blue, with no contention before it, is still nothing.
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    link.handle_input(&[ACK], t0);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    assert_eq!(link.state(), LinkState::Establishing);
+}
+
 fn established_sender(message: &[u8]) -> (Link, Instant) {
     let mut link = Link::new(LinkConfig::new(Role::Instrument));
     let t0 = Instant::now();
