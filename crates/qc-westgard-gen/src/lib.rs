@@ -35,6 +35,24 @@
 //! # Ok::<(), qc_westgard_gen::QcError>(())
 //! ```
 
+/// The `chrono` crate, whose [`NaiveDateTime`](chrono::NaiveDateTime) and
+/// [`Duration`](chrono::Duration) [`SeriesSpec`] takes (`start`, `interval`) and [`QcRun`]
+/// returns (`timestamp`), so a caller needs no `chrono` dependency of its own (nor the same
+/// version) to generate a series.
+///
+/// ```
+/// use qc_westgard_gen::chrono::{Duration, NaiveDate};
+/// use qc_westgard_gen::{ControlLevel, QcGenerator, SeriesSpec};
+///
+/// let start = NaiveDate::from_ymd_opt(2026, 1, 1).and_then(|d| d.and_hms_opt(8, 0, 0)).unwrap();
+/// let mut spec = SeriesSpec::daily(3, vec![ControlLevel::new("N", 100.0, 5.0)], start);
+/// spec.interval = Duration::hours(8);
+/// let runs = QcGenerator::seeded(1).series(&spec)?;
+/// assert_eq!(runs[2].timestamp, start + Duration::hours(16));
+/// # Ok::<(), qc_westgard_gen::QcError>(())
+/// ```
+pub use chrono;
+
 mod category;
 mod chart;
 mod control;

@@ -239,7 +239,7 @@ impl QcGenerator {
     /// Generates a series. Values are not rounded; the caller rounds to the instrument's precision.
     ///
     /// ```
-    /// use chrono::NaiveDate;
+    /// use qc_westgard_gen::chrono::NaiveDate;
     /// use qc_westgard_gen::{ControlLevel, Disturbance, QcGenerator, Scatter, SeriesSpec};
     ///
     /// let start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(8, 0, 0).unwrap();
