@@ -167,7 +167,7 @@ impl FromStr for Rule {
     }
 }
 
-/// What a violated rule means for the run.
+/// What a violated rule means for the run. Displayed as serialized: `warning`, `rejection`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -177,8 +177,39 @@ pub enum Severity {
     Rejection,
 }
 
-/// The judgement on one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+impl Severity {
+    /// `warning` or `rejection`, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warning => "warning",
+            Self::Rejection => "rejection",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The judgement on one value. Displayed as [`as_str`](Self::as_str) writes it.
+///
+/// Ordered from best to worst (`Accepted < Warning < Rejected`), so the status of a run of
+/// several levels is the largest of theirs:
+///
+/// ```
+/// use qc_westgard_gen::{MultiLevelEvaluator, RuleSet, Status};
+/// let mut evaluator = MultiLevelEvaluator::new(&[(100.0, 5.0), (200.0, 8.0)], RuleSet::openelis())?;
+/// let run = evaluator.push_run(&[101.0, 217.0])?; // the second level is 2.1 SD high
+/// let status = run.iter().map(|e| e.status).max();
+/// assert_eq!(status, Some(Status::Warning));
+/// assert_eq!(status.unwrap().to_string(), "warning");
+/// # Ok::<(), qc_westgard_gen::QcError>(())
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// No rule fired.
@@ -198,6 +229,12 @@ impl Status {
             Self::Warning => "warning",
             Self::Rejected => "rejected",
         }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

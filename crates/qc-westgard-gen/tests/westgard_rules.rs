@@ -450,3 +450,18 @@ fn multi_level_applies_4_1s_and_10x_across_levels() {
         );
     }
 }
+
+#[test]
+fn status_and_severity_display_as_serialized_and_status_orders_by_gravity() {
+    for status in [Status::Accepted, Status::Warning, Status::Rejected] {
+        let json = serde_json::to_string(&status).unwrap();
+        assert_eq!(json, format!("\"{status}\""));
+        assert_eq!(status.to_string(), status.as_str());
+    }
+    for severity in [Severity::Warning, Severity::Rejection] {
+        let json = serde_json::to_string(&severity).unwrap();
+        assert_eq!(json, format!("\"{severity}\""));
+        assert_eq!(severity.to_string(), severity.as_str());
+    }
+    assert!(Status::Accepted < Status::Warning && Status::Warning < Status::Rejected);
+}
