@@ -589,7 +589,7 @@ fn push_base36(out: &mut String, value: u64, width: u32) {
 /// assert_eq!(ack.acknowledged_id.raw(), b"42");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AckMessage<'a> {
     /// MSA-1.
     pub code: AckCode,

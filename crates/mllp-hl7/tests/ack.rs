@@ -636,3 +636,16 @@ fn framing_bytes_in_copied_fields_and_texts_cannot_keep_the_ack_from_being_frame
     assert_eq!(parsed.get("MSA-2").unwrap().unwrap().raw(), b"42 ");
     assert_eq!(parsed.get("MSA-3").unwrap().unwrap().raw(), b"x ");
 }
+
+#[test]
+fn ack_messages_compare_equal_when_their_msa_and_version_match() {
+    let first =
+        Message::parse(b"MSH|^~\\&|R|F|S|F|20240101||ACK|9|P|2.5.1\rMSA|AE|42|bad").unwrap();
+    let again =
+        Message::parse(b"MSH|^~\\&|R|F|S|F|20240102||ACK|10|P|2.5.1\rMSA|AE|42|bad").unwrap();
+    let other =
+        Message::parse(b"MSH|^~\\&|R|F|S|F|20240101||ACK|9|P|2.5.1\rMSA|AA|42|bad").unwrap();
+    let first = AckMessage::from_message(&first).unwrap();
+    assert_eq!(first, AckMessage::from_message(&again).unwrap());
+    assert_ne!(first, AckMessage::from_message(&other).unwrap());
+}
