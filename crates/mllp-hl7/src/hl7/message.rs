@@ -31,6 +31,19 @@ pub struct Message<'a> {
 }
 
 /// MSH-9: message code, trigger event and message structure.
+///
+/// Displayed as HL7 writes message types in prose and logs, `ORU^R01^ORU_R01`: parts joined
+/// with `^` whatever the message's component separator, empty trailing parts left out, bytes
+/// that are not UTF-8 shown as U+FFFD, escapes left as received.
+///
+/// ```
+/// use mllp_hl7::Message;
+/// let oru = Message::parse(b"MSH|^~\\&|LAB||LIS||20240101||ORU^R01|1|P|2.3\r")?;
+/// assert_eq!(oru.message_type().to_string(), "ORU^R01");
+/// let custom = Message::parse(b"MSH|$~\\&|LAB||LIS||20240101||ORU$R01$ORU_R01|1|P|2.5.1\r")?;
+/// assert_eq!(custom.message_type().to_string(), "ORU^R01^ORU_R01");
+/// # Ok::<(), mllp_hl7::ParseError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageType<'a> {
     /// MSH-9.1, e.g. `ORU`.
@@ -81,6 +94,23 @@ impl Version {
     #[must_use]
     pub fn cmp_minor(&self, major: u8, minor: u8) -> Ordering {
         (self.major, self.minor).cmp(&(major, minor))
+    }
+}
+
+impl fmt::Display for MessageType<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts = [self.code, self.trigger, self.structure];
+        let shown = parts
+            .iter()
+            .rposition(|p| !p.is_empty())
+            .map_or(0, |last| last + 1);
+        for (i, part) in parts[..shown].iter().enumerate() {
+            if i > 0 {
+                f.write_str("^")?;
+            }
+            f.write_str(&String::from_utf8_lossy(part))?;
+        }
+        Ok(())
     }
 }
 
