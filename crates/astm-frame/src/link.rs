@@ -129,7 +129,8 @@ pub struct LinkConfig {
     pub decoder: DecoderConfig,
     /// Contention behaviour.
     pub contention: ContentionPolicy,
-    /// What the receiver hands over as one message.
+    /// What the receiver hands over as one message: by default each end frame, that is
+    /// usually one record, not the whole H … L message (see [`Event::MessageReceived`]).
     pub assembly: Assembly,
     /// Transmissions of one frame before the message is aborted (§6.5.1.2: six).
     pub max_transmissions: u32,
@@ -287,6 +288,28 @@ pub enum LinkError {
 #[non_exhaustive]
 pub enum Event {
     /// A complete message arrived (see [`Assembly`]). Every frame of it passed its checks.
+    ///
+    /// With the default [`Assembly::PerEndFrame`], this is one E1381 message, which is one
+    /// record for most instruments (one record per frame): an H … L message comes as one event
+    /// per record. To receive H … L in one event, set [`LinkConfig::assembly`] to
+    /// [`Assembly::PerTransfer`] (or join the records with `astm_records::MessageAssembler`).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use astm_frame::{Assembly, Event, Link, LinkConfig, Role};
+    ///
+    /// let transfer = b"\x05\x021H|\\^&\r\x03E5\r\n\x022L|1|N\r\x0305\r\n\x04";
+    /// let mut per_record = Link::new(LinkConfig::new(Role::Computer));
+    /// per_record.handle_input(transfer, Instant::now());
+    /// assert_eq!(per_record.poll_event(), Some(Event::MessageReceived(b"H|\\^&\r".to_vec())));
+    /// assert_eq!(per_record.poll_event(), Some(Event::MessageReceived(b"L|1|N\r".to_vec())));
+    ///
+    /// let mut config = LinkConfig::new(Role::Computer);
+    /// config.assembly = Assembly::PerTransfer;
+    /// let mut whole = Link::new(config);
+    /// whole.handle_input(transfer, Instant::now());
+    /// assert_eq!(whole.poll_event(), Some(Event::MessageReceived(b"H|\\^&\rL|1|N\r".to_vec())));
+    /// ```
     MessageReceived(Vec<u8>),
     /// The peer acknowledged every frame of a message.
     MessageSent(MessageId),
