@@ -59,8 +59,9 @@
 //!   contention, transfer with retransmission, receiver interrupt, termination, every timer.
 #![cfg_attr(
     feature = "tokio",
-    doc = "- With the `tokio` feature: [`codec::AstmCodec`] for `tokio_util::codec::Framed`, and
-  [`driver::LinkDriver`], which runs a [`Link`] over any `AsyncRead + AsyncWrite`."
+    doc = "- With the `tokio` feature: [`AstmCodec`] for `tokio_util::codec::Framed`, and
+  [`LinkDriver`], which runs a [`Link`] over any `AsyncRead + AsyncWrite` (also re-exported
+  at the crate root, as their modules `codec` and `driver` have them)."
 )]
 #![cfg_attr(
     not(feature = "tokio"),
@@ -97,8 +98,12 @@ pub mod codec;
 #[cfg(feature = "tokio")]
 pub mod driver;
 
+#[cfg(feature = "tokio")]
+pub use codec::{AstmCodec, CodecError, CodecItem, Outgoing, OwnedFrame};
 pub use control::Control;
 pub use decoder::FrameDecoder;
+#[cfg(feature = "tokio")]
+pub use driver::{DriverError, LinkDriver, MAX_DIAGNOSTICS};
 pub use frame::{
     E1381_95_MAX_FRAME, E1381_95_MAX_TEXT, FRAME_OVERHEAD, Frame, FrameDefect, FrameEnd,
     LIS1_A_MAX_FRAME, LIS1_A_MAX_TEXT, encode_frame, next_frame_number,

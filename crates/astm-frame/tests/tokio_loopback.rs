@@ -291,3 +291,33 @@ async fn a_recv_dropped_while_flushing_flushes_on_the_next_call() {
     rest.abort();
     assert!(received == first_frame, "frame 1 arrives intact");
 }
+
+/// The tokio items are reachable from the crate root, as the other crates' are.
+#[tokio::test]
+async fn the_tokio_items_are_re_exported_at_the_crate_root() {
+    use astm_frame::{AstmCodec, CodecItem, DriverError, LinkDriver};
+
+    let (instrument_io, lis_io) = tokio::io::duplex(4096);
+    let lis = tokio::spawn(async move {
+        let mut config = LinkConfig::new(Role::Computer);
+        config.assembly = Assembly::PerTransfer;
+        let mut lis = LinkDriver::new(lis_io, config);
+        lis.recv().await
+    });
+    let mut instrument = LinkDriver::new(instrument_io, LinkConfig::new(Role::Instrument));
+    instrument.send(b"H|\\^&\rL|1|N\r".to_vec()).await.unwrap();
+    let received = lis.await.unwrap().unwrap();
+    assert_eq!(received.as_deref(), Some(&b"H|\\^&\rL|1|N\r"[..]));
+    drop(instrument);
+
+    let (mut near, far) = tokio::io::duplex(64);
+    tokio::io::AsyncWriteExt::write_all(&mut near, b"\x05")
+        .await
+        .unwrap();
+    let mut framed = Framed::new(far, AstmCodec::default());
+    let item = framed.next().await.unwrap().unwrap();
+    assert_eq!(item, CodecItem::Control(Control::Enq));
+    drop(near);
+    let closed: DriverError = DriverError::Closed;
+    assert_eq!(closed.to_string(), "connection closed by the peer");
+}
