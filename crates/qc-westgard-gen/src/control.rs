@@ -71,6 +71,11 @@ impl SampleNamePattern {
 
     /// Checks every `{placeholder}` is known and every brace is closed.
     ///
+    /// # Errors
+    ///
+    /// [`QcError::InvalidPattern`] for an unknown placeholder (the known ones are `{lot}`,
+    /// `{level}`, `{field_code}` and `{task}`), an unterminated `{` or an unmatched `}`.
+    ///
     /// ```
     /// # use qc_westgard_gen::{ControlId, SampleNamePattern};
     /// let pattern = SampleNamePattern::parse("{level}-{lot}-001").unwrap();

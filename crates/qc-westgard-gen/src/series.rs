@@ -236,7 +236,16 @@ pub struct QcRun {
 }
 
 impl QcGenerator {
-    /// Generates a series. Values are not rounded; the caller rounds to the instrument's precision.
+    /// Generates a series: `spec.runs` runs, each with one value per level. Values are not
+    /// rounded; the caller rounds to the instrument's precision.
+    ///
+    /// # Errors
+    ///
+    /// Checked before any value is drawn: [`QcError::InvalidMean`] or [`QcError::InvalidSd`]
+    /// for a level whose mean is not finite or whose SD is not a finite number greater than 0,
+    /// [`QcError::InvalidDisturbance`] for a disturbance on a level that does not exist or with
+    /// a parameter out of its domain, and [`QcError::InvalidSeries`] when the last run's time
+    /// (`start + (runs - 1) × interval`) cannot be represented.
     ///
     /// ```
     /// use qc_westgard_gen::chrono::NaiveDate;

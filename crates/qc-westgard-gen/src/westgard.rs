@@ -510,6 +510,11 @@ pub struct Evaluator {
 impl Evaluator {
     /// An evaluator for a lot with this mean and SD. The SD must be finite and positive (OpenELIS
     /// would store z = 0 for SD 0, which hides every error; we refuse it instead).
+    ///
+    /// # Errors
+    ///
+    /// [`QcError::InvalidMean`] for a mean that is NaN or infinite, [`QcError::InvalidSd`] for
+    /// an SD that is not a finite number greater than 0.
     pub fn new(mean: f64, sd: f64, rules: RuleSet) -> Result<Self, QcError> {
         check_mean_sd(mean, sd, "evaluator")?;
         Ok(Self {
@@ -598,6 +603,11 @@ impl MultiLevelEvaluator {
     /// One `(mean, sd)` per level and a rule set; rules whose name is one of the across-level rules
     /// are applied to the pooled sequence, the others per level; `4-1s` and `10x`, which Westgard
     /// applies within one control material or across materials, to both.
+    ///
+    /// # Errors
+    ///
+    /// [`QcError::InvalidMean`] or [`QcError::InvalidSd`] (naming the level, `level 0` first)
+    /// as [`Evaluator::new`] for any level.
     pub fn new(levels: &[(f64, f64)], rules: RuleSet) -> Result<Self, QcError> {
         let across = [
             Rule::TwoOfThreeTwoS,
@@ -630,7 +640,13 @@ impl MultiLevelEvaluator {
         Ok(Self { per_level, pooled })
     }
 
-    /// Judges one run (one value per level, in level order).
+    /// Judges one run (one value per level, in level order); one evaluation per level, in the
+    /// same order.
+    ///
+    /// # Errors
+    ///
+    /// [`QcError::LevelCount`] when `values` does not hold one value per level, and
+    /// [`QcError::InvalidValue`] for NaN or an infinity; in both cases no history changes.
     pub fn push_run(&mut self, values: &[f64]) -> Result<Vec<Evaluation>, QcError> {
         if values.len() != self.per_level.len() {
             return Err(QcError::LevelCount {
