@@ -478,6 +478,14 @@ impl RecordBuf {
     }
 
     /// Writes the record (no terminator) with `delimiters`, escaping values.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::CannotEscape`] for a value holding a delimiter or control byte when
+    /// `delimiters` has no escape character, [`BuildError::RawValue`] or
+    /// [`BuildError::RestrictedByte`] for a raw value that cannot appear in a record, and
+    /// [`BuildError::TimestampYear`] for a timestamp outside years 0 to 9999. `out` may then
+    /// hold part of the record.
     pub fn write_to(&self, delimiters: &Delimiters, out: &mut Vec<u8>) -> Result<(), BuildError> {
         for (i, field) in self.fields.iter().enumerate() {
             // A header's field delimiter comes right after the `H`, as in any other record.
@@ -490,6 +498,10 @@ impl RecordBuf {
     }
 
     /// The record as bytes (no terminator).
+    ///
+    /// # Errors
+    ///
+    /// As [`write_to`](Self::write_to).
     pub fn to_bytes(&self, delimiters: &Delimiters) -> Result<Vec<u8>, BuildError> {
         let mut out = Vec::new();
         self.write_to(delimiters, &mut out)?;

@@ -202,12 +202,22 @@ pub struct Message<'a> {
 }
 
 impl<'a> Message<'a> {
-    /// Parses one message, reporting rule violations as warnings.
+    /// Parses one message, reporting rule violations as warnings (in
+    /// [`violations`](Self::violations)).
+    ///
+    /// # Errors
+    ///
+    /// As [`parse_with`](Self::parse_with); never [`MessageError::Invalid`].
     pub fn parse(text: &'a [u8]) -> Result<Self, MessageError> {
         Self::parse_with(text, Validation::Lenient)
     }
 
     /// Parses one message, failing on any rule violation.
+    ///
+    /// # Errors
+    ///
+    /// As [`parse_with`](Self::parse_with), including [`MessageError::Invalid`] with every
+    /// violation found.
     pub fn parse_strict(text: &'a [u8]) -> Result<Self, MessageError> {
         Self::parse_with(text, Validation::Strict)
     }
@@ -216,12 +226,25 @@ impl<'a> Message<'a> {
     ///
     /// Records are split on CR, LF or CR LF. The first record must be a header; a record that cannot be
     /// parsed (a header with an unusable delimiter definition) fails the message in both modes.
+    ///
+    /// # Errors
+    ///
+    /// [`MessageError::Empty`] for text without a record, [`MessageError::Record`] for a record
+    /// that cannot be parsed, [`MessageError::MissingHeader`] when the first record is not a
+    /// header (as for text still in its E1381 frames, which the error's message points out), and
+    /// with [`Validation::Strict`] [`MessageError::Invalid`] when there is any violation.
     pub fn parse_with(text: &'a [u8], validation: Validation) -> Result<Self, MessageError> {
         let records = Records::new(text).collect::<Result<Vec<_>, _>>()?;
         Self::from_records(records, validation)
     }
 
     /// Builds the hierarchy over records already parsed.
+    ///
+    /// # Errors
+    ///
+    /// [`MessageError::Empty`] for no records, [`MessageError::MissingHeader`] when the first is
+    /// not a header, and with [`Validation::Strict`] [`MessageError::Invalid`] when there is any
+    /// violation.
     pub fn from_records(
         records: Vec<Record<'a>>,
         validation: Validation,
@@ -650,6 +673,13 @@ impl MessageBuilder {
     }
 
     /// Each record as bytes without terminator (e.g. one per E1381 message), numbered and checked.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Hierarchy`] when the records break the E1394 hierarchy (the first is not a
+    /// header, an O with no P before it, a record of unknown type …), and
+    /// [`BuildError::Record`] (with the record's position and the cause) when a record cannot be
+    /// written with the builder's delimiters, as [`RecordBuf::to_bytes`].
     pub fn build_records(&self) -> Result<Vec<Vec<u8>>, BuildError> {
         let mut records = self.records.clone();
         if records.last().map(RecordBuf::kind) != Some(RecordType::Terminator) {
@@ -709,6 +739,10 @@ impl MessageBuilder {
     }
 
     /// The whole message, each record terminated by CR.
+    ///
+    /// # Errors
+    ///
+    /// As [`build_records`](Self::build_records).
     pub fn build(&self) -> Result<Vec<u8>, BuildError> {
         let mut out = Vec::new();
         for record in self.build_records()? {
