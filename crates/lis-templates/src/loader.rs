@@ -230,6 +230,12 @@ fn json_error(file: &Path, e: &serde_json::Error) -> TemplateError {
 
 /// Parses, validates and types one template. `file` names the source in errors and gives the
 /// template its name (the file stem).
+///
+/// # Errors
+///
+/// [`TemplateError::Json`] when `text` is not JSON, [`TemplateError::Schema`] (with the JSON
+/// path) when it breaks the template schema, [`TemplateError::Profile`] when its `"profile"`
+/// cannot be resolved in `profiles` or is unusable; each names `file`.
 pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template, TemplateError> {
     let schema_error = |path: String, reason: String| TemplateError::Schema {
         file: file.to_owned(),
@@ -375,6 +381,11 @@ fn check_fields(template: &Template) -> Option<(String, String)> {
 }
 
 /// Loads one template file.
+///
+/// # Errors
+///
+/// [`TemplateError::Io`] when the file cannot be read (or is not UTF-8), then those of
+/// [`load_str`].
 pub fn load_file(path: &Path, profiles: &Profiles) -> Result<Template, TemplateError> {
     let text = std::fs::read_to_string(path).map_err(|error| TemplateError::Io {
         file: path.to_owned(),
@@ -384,6 +395,10 @@ pub fn load_file(path: &Path, profiles: &Profiles) -> Result<Template, TemplateE
 }
 
 /// The template files of a directory: `*.json`, not `*schema.json`, sorted by name.
+///
+/// # Errors
+///
+/// [`TemplateError::Io`] (naming the directory) when it cannot be read.
 pub fn template_files(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
     let read = std::fs::read_dir(dir).map_err(|error| TemplateError::Io {
         file: dir.to_owned(),
@@ -416,6 +431,10 @@ impl TemplateSet {
     /// The templates compiled into this crate (the workspace's `templates/`). They are validated by
     /// the crate's tests, so this cannot fail in a released build; a broken one is reported as an
     /// error all the same.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`load_str`], for a broken embedded template.
     pub fn embedded() -> Result<Self, TemplateError> {
         let mut set = Self::default();
         for (name, text) in EMBEDDED {
@@ -431,6 +450,10 @@ impl TemplateSet {
     }
 
     /// Every template file of a directory; the first failure stops the load.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`template_files`] and then of [`load_file`] for the first file that fails.
     pub fn load_dir(dir: &Path, profiles: &Profiles) -> Result<Self, TemplateError> {
         let mut set = Self::default();
         for file in template_files(dir)? {
@@ -444,7 +467,11 @@ impl TemplateSet {
         self.templates.insert(template.name.clone(), template);
     }
 
-    /// The template called `name`.
+    /// The template called `name` (its file stem, as [`names`](Self::names) lists).
+    ///
+    /// # Errors
+    ///
+    /// [`TemplateError::NotFound`] when there is none.
     pub fn get(&self, name: &str) -> Result<&Template, TemplateError> {
         self.templates
             .get(name)

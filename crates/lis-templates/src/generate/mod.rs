@@ -111,6 +111,15 @@ pub struct Generator<'a> {
 
 impl<'a> Generator<'a> {
     /// Prepares a generation; validates the options.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError::InvalidOption`] for a `qc_deviation` that is not finite or beyond
+    /// ±1000 SD, a `patient_id` that is empty, over 64 characters or holds a control
+    /// character, or `tests` naming an unknown code or one twice;
+    /// [`GenerateError::Accession`] for a `sample_id` that is not a valid SiteYearNum of the
+    /// minter; [`GenerateError::InvalidField`] for a template field whose values cannot be
+    /// drawn.
     pub fn new(
         template: &'a Template,
         minter: &'a AccessionMinter,
@@ -184,6 +193,15 @@ impl<'a> Generator<'a> {
 
     /// What the template's protocol generates: ASTM for ASTM and RS232 templates, HL7 ORU^R01 for
     /// HL7, a file for FILE; `qc` asks for the QC variant.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError::NoQc`] when `qc` is asked of a template without usable `qc_controls`,
+    /// [`GenerateError::Accession`] when the template's lane (`testSample.id`) is invalid or
+    /// its counter is exhausted, [`GenerateError::Qc`] for a bad QC sample-name pattern,
+    /// [`GenerateError::InvalidField`] for a field whose values cannot be drawn,
+    /// [`GenerateError::InvalidOption`] for a template value that cannot be written, and,
+    /// for file templates, [`GenerateError::Xlsx`] when the XLSX writer fails.
     pub fn generate(&mut self, qc: bool) -> Result<Output, GenerateError> {
         Ok(match (self.template.protocol.kind, qc) {
             (ProtocolKind::Astm | ProtocolKind::Rs232, false) => Output::Astm(self.astm()?),
@@ -197,6 +215,10 @@ impl<'a> Generator<'a> {
 }
 
 /// Generates what `template`'s protocol produces (see [`Generator::generate`]).
+///
+/// # Errors
+///
+/// Those of [`Generator::new`] (the options) and of [`Generator::generate`].
 ///
 /// ```
 /// use lis_templates::{AccessionMinter, GenerateOptions, Output, TemplateSet, generate};
