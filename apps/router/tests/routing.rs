@@ -755,6 +755,36 @@ async fn a_reply_without_mllp_framing_is_named_in_the_timeout() {
     peer.abort();
 }
 
+/// An ASTM E1381 sender pointed at a socket input (an integrator's `simulator --push
+/// tcp://` at the router) sends ENQ and waits; the router said nothing until the sender
+/// closed, over two minutes later ("skipped 10 bytes outside any frame"). It now names
+/// the mistake as soon as the ENQ arrives, with the connection still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_astm_enq_on_a_socket_input_is_named_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let inp = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {inp}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut astm = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
+    astm.write_all(&[0x05]).await.unwrap();
+    wait_until("the log naming the ASTM sender", || {
+        router
+            .log_text()
+            .contains("the connection opened with ENQ (0x05), an ASTM E1381 sender: this input takes MLLP frames only and will not answer it; ASTM instruments need an ASTM interface")
+    })
+    .await;
+    // An MLLP sender is not taken for one.
+    let mut sender = client(inp).await;
+    assert_accepted(sender.send(&oru("M1", "LAB")).await.unwrap());
+    assert_eq!(router.log_text().matches("ASTM E1381").count(), 1);
+    drop(astm);
+}
+
 /// A message the output can never frame (a file holding the end-block sequence, or one
 /// larger than the output's `maxmessagesize`) is kept under `datadir/undeliverable/`
 /// and the queue goes on; before, the output retried it for ever and delivered nothing

@@ -20,6 +20,46 @@ use super::{Backoff, NoiseLog, printable, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{Appender, StoreError};
 
+/// ASTM E1381's enquiry, the first byte an ASTM sender writes on a connection.
+const ENQ: u8 = 0x05;
+
+/// The read half of an input connection, warning at once when the peer's first byte is
+/// ENQ: an ASTM E1381 sender (an analyzer, or a simulator's `tcp://` push) pointed at an
+/// MLLP input. It waits for an ACK that never comes, and its ENQs, being outside any
+/// frame, were logged only when the connection ended, minutes later (the sender retries
+/// for over two minutes, or never closes).
+struct AstmSniffer<R> {
+    inner: R,
+    peer: SocketAddr,
+    /// Whether the connection's first byte is still to be looked at.
+    pending: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for AstmSniffer<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.pending
+            && let Some(&first) = buf.filled().get(before)
+        {
+            self.pending = false;
+            if first == ENQ {
+                warn!(
+                    "{}: the connection opened with ENQ (0x05), an ASTM E1381 sender: this \
+                     input takes MLLP frames only and will not answer it; ASTM instruments \
+                     need an ASTM interface",
+                    self.peer
+                );
+            }
+        }
+        polled
+    }
+}
+
 /// What one socket input needs.
 #[derive(Debug, Clone)]
 pub(crate) struct SocketIn {
@@ -200,6 +240,11 @@ impl SocketIn {
         // Halves of their own: the reader can tell what it holds of an unfinished frame.
         let (read_half, write_half) = stream.into_split();
         let sink = FramedWrite::new(write_half, codec.clone());
+        let read_half = AstmSniffer {
+            inner: read_half,
+            peer,
+            pending: !self.settings.start_block.starts_with(&[ENQ]),
+        };
         let mut frames = FramedRead::new(read_half, codec);
         let (owed_tx, owed_rx) = mpsc::channel::<Owed>(1024);
         // Per connection: after a failed commit, the messages this peer pipelined behind
