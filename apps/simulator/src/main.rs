@@ -380,6 +380,8 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     // Set when Ctrl-C came while a message was on its way: the LIS may or may not have it.
     let mut unconfirmed = false;
     let mut failure_pause = FailurePause::default();
+    // Failures since the last message that went through.
+    let mut failed_in_a_row = 0u64;
     // One listener for the whole run: a signal between two messages is not missed.
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -414,12 +416,32 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
             Ok(()) => {
                 sent += 1;
                 failure_pause.reset();
-                tracing::info!("message {i} pushed to {dest_text}");
+                if failed_in_a_row > 0 {
+                    // The LIS is back: say so, and how many messages the outage cost.
+                    tracing::info!(
+                        "message {i} pushed to {dest_text}, after {failed_in_a_row} failed message(s) \
+                         in a row (not sent again)"
+                    );
+                } else {
+                    tracing::info!("message {i} pushed to {dest_text}");
+                }
+                failed_in_a_row = 0;
             }
             Err(e) => {
                 failed += 1;
+                failed_in_a_row += 1;
                 failure_pause.grow();
-                bar.suspend(|| console::report(format_args!("message {i} failed: {e:#}")));
+                // In a -C run the pause after a failure is the backoff: name it, so a LIS
+                // that is down shows as a slowing retry, not as a run that stalled.
+                let next = if total.is_none() {
+                    format!(
+                        "; next message in {:.1} s",
+                        interval.max(failure_pause.current()).as_secs_f64()
+                    )
+                } else {
+                    String::new()
+                };
+                bar.suspend(|| console::report(format_args!("message {i} failed: {e:#}{next}")));
             }
         }
         bar.inc(1);

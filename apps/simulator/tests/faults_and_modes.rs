@@ -457,6 +457,50 @@ fn a_continuous_push_to_a_down_lis_pauses_between_failures() {
     );
 }
 
+/// A `-C` push through a LIS outage (a router killed and restarted): each failure line
+/// names the pause before the next message, and the first message through after the outage
+/// says how many failed, none of which is sent again. The log showed only "message N
+/// failed: connection refused" lines, without the backoff, and then plain "pushed" lines, so
+/// the outage's length and cost had to be worked out from the message numbers.
+#[test]
+fn a_continuous_push_names_its_backoff_and_the_recovery() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dest = format!("mllp://127.0.0.1:{port}");
+    let args = [
+        "--push",
+        &dest,
+        "--hl7",
+        "--hl7-template",
+        "mindray_bc5380",
+        "-C",
+        "-i",
+        "0",
+    ];
+    let lis = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        Sim::start(&["--listen", &format!("{port}=mindray_bc5380"), "-d", "0"])
+    });
+    let out = push_interrupted_after(&args, Duration::from_millis(2500));
+    drop(lis.join().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("message 1 failed: connection refused")
+            && stderr.contains("; next message in 0.1 s")
+            && stderr.contains("; next message in 0.2 s"),
+        "{stderr}"
+    );
+    let failures = stderr.matches("failed: ").count();
+    assert!(
+        stderr.contains(&format!(
+            "message {} pushed to {dest}, after {failures} failed message(s) in a row (not sent again)",
+            failures + 1
+        )),
+        "{stderr}"
+    );
+}
+
 /// Ctrl-C while a message waits for the LIS's answer says so in the summary: the message is
 /// neither sent nor failed, and it used to vanish from the counts.
 #[test]
