@@ -71,6 +71,10 @@ pub(crate) struct LinkIo<T> {
     /// reply, nor, once the transfer has ended, for the reply to the next session's ENQ.
     extra_replies: u32,
     consecutive_naks: u32,
+    /// Whether the last item written was an ENQ, and how many ENQs in a row the peer has
+    /// left unanswered (each ended by EOT when the reply timer ran out).
+    enq_outstanding: bool,
+    unanswered_enqs: u32,
     last_input: Instant,
 }
 
@@ -86,6 +90,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             out: Vec::new(),
             extra_replies: 0,
             consecutive_naks: 0,
+            enq_outstanding: false,
+            unanswered_enqs: 0,
             last_input: Instant::now(),
         }
     }
@@ -206,6 +212,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             tokio::time::sleep(faults.delay()).await;
         }
         if item.first() == Some(&STX) {
+            self.enq_outstanding = false;
+            self.unanswered_enqs = 0;
             if faults.fires(Fault::DisconnectMidFrame, label) {
                 self.io.write_all(&item[..item.len() / 2]).await?;
                 self.io.flush().await?;
@@ -227,6 +235,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             return Ok(());
         }
         let byte = item[0];
+        if byte == EOT && self.enq_outstanding {
+            // The link gives up on an ENQ with EOT only when its reply timer ran out. A peer
+            // that never answers (an MLLP port, such as a router's socket input, takes the
+            // ENQ for junk before a frame) used to show nothing until the message failed
+            // after six ENQs, 140 s later.
+            self.unanswered_enqs += 1;
+            tracing::warn!(
+                "{label}: no reply to ENQ ({} in a row); EOT sent, ENQ again after the \
+                 hold-off, the message failing after 6. A port that never answers ENQ may \
+                 not speak ASTM E1381 (an MLLP port, say)",
+                self.unanswered_enqs
+            );
+        } else if byte != ENQ {
+            self.unanswered_enqs = 0;
+        }
+        self.enq_outstanding = byte == ENQ;
         match byte {
             ACK => {
                 self.consecutive_naks = 0;

@@ -501,6 +501,34 @@ fn a_continuous_push_names_its_backoff_and_the_recovery() {
     );
 }
 
+/// An ASTM push to a port that never answers ENQ (an integrator's `--push tcp://` at a
+/// router's MLLP socket input) said nothing until the message failed after six ENQs, 140 s
+/// later; each unanswered ENQ is now a warning, the first after the 15 s reply timer.
+#[test]
+fn an_astm_push_names_each_unanswered_enq() {
+    let lis = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let silent = std::thread::spawn(move || {
+        let (mut s, _) = lis.accept().unwrap();
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut sink);
+        sink
+    });
+    let args = ["--push", &dest, "--template", "stago_start4", "-c", "1"];
+    let out = push_interrupted_after(&args, Duration::from_secs(17));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "push to {}: no reply to ENQ (1 in a row); EOT sent, ENQ again after the hold-off, \
+             the message failing after 6. A port that never answers ENQ may not speak ASTM \
+             E1381 (an MLLP port, say)",
+            &dest["tcp://".len()..]
+        )),
+        "{stderr}"
+    );
+    assert_eq!(silent.join().unwrap(), [0x05, 0x04], "ENQ, then EOT");
+}
+
 /// Ctrl-C while a message waits for the LIS's answer says so in the summary: the message is
 /// neither sent nor failed, and it used to vanish from the counts.
 #[test]
