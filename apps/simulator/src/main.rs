@@ -386,6 +386,9 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut i = 0u64;
+    // The current message's HL7 control id(s), for the log lines: the one way to match what
+    // was pushed with what the LIS (or a router's files) holds.
+    let mut id = String::new();
     while total.is_none_or(|n| i < n) {
         let pause = if total.is_none() {
             interval.max(failure_pause.current())
@@ -403,8 +406,10 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
             Some(made) => Ok(made),
             None => next_message(app),
         };
+        id.clear();
         let result = match message {
             Ok((_, payloads)) => {
+                id = control_ids(&payloads, cli.hl7);
                 tokio::select! {
                     r = push_one(app, &dest, http.as_ref(), &mut connections, &payloads) => r,
                     () = &mut shutdown => { interrupted = true; unconfirmed = true; break; }
@@ -419,11 +424,11 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
                 if failed_in_a_row > 0 {
                     // The LIS is back: say so, and how many messages the outage cost.
                     tracing::info!(
-                        "message {i} pushed to {dest_text}, after {failed_in_a_row} failed message(s) \
-                         in a row (not sent again)"
+                        "message {i}{id} pushed to {dest_text}, after {failed_in_a_row} failed \
+                         message(s) in a row (not sent again)"
                     );
                 } else {
-                    tracing::info!("message {i} pushed to {dest_text}");
+                    tracing::info!("message {i}{id} pushed to {dest_text}");
                 }
                 failed_in_a_row = 0;
             }
@@ -441,7 +446,9 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
                 } else {
                     String::new()
                 };
-                bar.suspend(|| console::report(format_args!("message {i} failed: {e:#}{next}")));
+                bar.suspend(|| {
+                    console::report(format_args!("message {i}{id} failed: {e:#}{next}"))
+                });
             }
         }
         bar.inc(1);
@@ -456,7 +463,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let unconfirmed_note = if unconfirmed {
         // Counted neither way: the stop came before the LIS's answer, which may have been
         // on its way.
-        format!(", message {i} unconfirmed (stopped before the LIS answered)")
+        format!(", message {i}{id} unconfirmed (stopped before the LIS answered)")
     } else {
         String::new()
     };
@@ -469,6 +476,24 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// ` (MSH-10 ID)` for an HL7 message (` (MSH-10 ID, ID)` for several), empty for ASTM or a
+/// message that does not parse.
+fn control_ids(payloads: &[Vec<u8>], hl7: bool) -> String {
+    if !hl7 {
+        return String::new();
+    }
+    let ids: Vec<String> = payloads
+        .iter()
+        .filter_map(|p| mllp_hl7::Message::parse(p).ok())
+        .map(|m| String::from_utf8_lossy(m.control_id().raw()).into_owned())
+        .collect();
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" (MSH-10 {})", ids.join(", "))
+    }
 }
 
 /// The pause a `--push-continuous` run keeps after failed messages, whatever its

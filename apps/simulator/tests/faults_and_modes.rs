@@ -486,7 +486,8 @@ fn a_continuous_push_names_its_backoff_and_the_recovery() {
     drop(lis.join().unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("message 1 failed: connection refused")
+        stderr.contains("message 1 (MSH-10 SIM")
+            && stderr.contains(") failed: connection refused")
             && stderr.contains("; next message in 0.1 s")
             && stderr.contains("; next message in 0.2 s"),
         "{stderr}"
@@ -494,11 +495,48 @@ fn a_continuous_push_names_its_backoff_and_the_recovery() {
     let failures = stderr.matches("failed: ").count();
     assert!(
         stderr.contains(&format!(
-            "message {} pushed to {dest}, after {failures} failed message(s) in a row (not sent again)",
-            failures + 1
+            ") pushed to {dest}, after {failures} failed message(s) in a row (not sent again)"
         )),
         "{stderr}"
     );
+    assert!(
+        stderr.contains(&format!("message {} (MSH-10 SIM", failures + 1)),
+        "{stderr}"
+    );
+}
+
+/// An HL7 push names each message's MSH-10 in its log line, so what was pushed can be
+/// matched with what the LIS holds (a router's files, say) and a failed message that reached
+/// the LIS anyway can be told from a lost one. The lines named only the message's number, and
+/// the ids had to be regenerated with `--seed --dry-run`.
+#[test]
+fn an_hl7_push_names_each_messages_control_id() {
+    let lis = Sim::start(&["--listen", "0=mindray_bc5380", "-d", "0"]);
+    let dest = format!("mllp://{}", lis.port_of("mindray_bc5380"));
+    let out = run_within(
+        command(&[
+            "--push",
+            &dest,
+            "--hl7",
+            "--hl7-template",
+            "mindray_bc5380",
+            "-c",
+            "2",
+            "-i",
+            "0",
+            "--seed",
+            "7",
+        ]),
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for (n, id) in [(1, "SIM26010112000000000"), (2, "SIM26010112000000001")] {
+        assert!(
+            stderr.contains(&format!("message {n} (MSH-10 {id}) pushed to {dest}")),
+            "{stderr}"
+        );
+    }
 }
 
 /// An ASTM push to a port that never answers ENQ (an integrator's `--push tcp://` at a
