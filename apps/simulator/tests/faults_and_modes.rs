@@ -397,6 +397,20 @@ fn run_within(mut cmd: std::process::Command, limit: Duration) -> std::process::
     child.wait_with_output().unwrap()
 }
 
+/// A LIS that accepts one connection and reads it to the end without answering anything: its
+/// `tcp://` address, and what it read.
+fn silent_lis() -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    let lis = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let silent = std::thread::spawn(move || {
+        let (mut s, _) = lis.accept().unwrap();
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut sink);
+        sink
+    });
+    (dest, silent)
+}
+
 /// Starts a push, lets it run for `running`, then stops it with SIGINT as a user's Ctrl-C.
 fn push_interrupted_after(args: &[&str], running: Duration) -> std::process::Output {
     let child = command(args)
@@ -544,14 +558,7 @@ fn an_hl7_push_names_each_messages_control_id() {
 /// later; each unanswered ENQ is now a warning, the first after the 15 s reply timer.
 #[test]
 fn an_astm_push_names_each_unanswered_enq() {
-    let lis = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dest = format!("tcp://{}", lis.local_addr().unwrap());
-    let silent = std::thread::spawn(move || {
-        let (mut s, _) = lis.accept().unwrap();
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut s, &mut sink);
-        sink
-    });
+    let (dest, silent) = silent_lis();
     let args = ["--push", &dest, "--template", "stago_start4", "-c", "1"];
     let out = push_interrupted_after(&args, Duration::from_secs(17));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -571,15 +578,7 @@ fn an_astm_push_names_each_unanswered_enq() {
 /// neither sent nor failed, and it used to vanish from the counts.
 #[test]
 fn a_message_stopped_in_flight_is_reported_unconfirmed() {
-    let lis = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dest = format!("tcp://{}", lis.local_addr().unwrap());
-    // The LIS accepts and reads but never answers the ENQ.
-    let silent = std::thread::spawn(move || {
-        let (mut s, _) = lis.accept().unwrap();
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut s, &mut sink);
-        sink
-    });
+    let (dest, silent) = silent_lis();
     let args = ["--push", &dest, "--template", "stago_start4", "-c", "3"];
     let out = push_interrupted_after(&args, Duration::from_millis(1000));
     let stderr = String::from_utf8_lossy(&out.stderr);
