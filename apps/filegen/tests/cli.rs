@@ -446,16 +446,14 @@ fn out_naming_a_file_says_it_is_not_a_folder() {
 #[test]
 fn a_closed_output_pipe_does_not_panic() {
     let run = |args: &[&str], stdout_closed: bool| {
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
         let mut command = Command::new(env!("CARGO_BIN_EXE_filegen"));
         command.args(args);
-        if stdout_closed {
-            command.stdout(writer).stderr(std::process::Stdio::piped());
+        let closed = if stdout_closed {
+            test_support::ClosedStream::Stdout
         } else {
-            command.stderr(writer).stdout(std::process::Stdio::piped());
-        }
-        command.output().expect("run filegen")
+            test_support::ClosedStream::Stderr
+        };
+        test_support::output_into_closed_pipe(command, closed)
     };
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().to_str().unwrap();

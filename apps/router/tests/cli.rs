@@ -362,16 +362,14 @@ fn check_refuses_paths_that_cannot_work_naming_the_key() {
 /// any more, as in `router --check | head -0`: writing there fails with EPIPE (Rust ignores
 /// SIGPIPE), which `println!` / `eprintln!` turn into a panic (exit 101).
 fn router_into_closed_pipe(dir: &Path, args: &[&str], stdout_closed: bool) -> Output {
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
     let mut command = Command::new(env!("CARGO_BIN_EXE_router"));
     command.args(args).current_dir(dir);
-    if stdout_closed {
-        command.stdout(writer).stderr(std::process::Stdio::piped());
+    let closed = if stdout_closed {
+        test_support::ClosedStream::Stdout
     } else {
-        command.stderr(writer).stdout(std::process::Stdio::piped());
-    }
-    command.output().expect("run the router binary")
+        test_support::ClosedStream::Stderr
+    };
+    test_support::output_into_closed_pipe(command, closed)
 }
 
 /// `router --check | head -0` (or any reader that quits before the verdict): the verdict is

@@ -3,17 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use test_support::{ClosedStream, example_into_closed_pipe};
 
 use serde_json::Value;
 
 fn example() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/astm_dump
-    let mut path = std::env::current_exe().unwrap();
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("astm_dump{}", std::env::consts::EXE_SUFFIX));
-    path
+    test_support::example_path("astm_dump")
 }
 
 fn dump(args: &[&str], stdin: &[u8]) -> Vec<Value> {
@@ -205,29 +200,12 @@ fn a_path_that_cannot_be_read_is_named() {
     );
 }
 
-/// Runs the example `name` with stdout (`stdout_closed`) or stderr a pipe whose reader has
-/// gone, as in `{name} ... | head -0`: writing there fails with EPIPE (Rust ignores SIGPIPE).
-fn into_closed_pipe(name: &str, args: &[&str], stdout_closed: bool) -> std::process::Output {
-    let mut path = example();
-    path.set_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let mut command = Command::new(path);
-    command.args(args).stdin(Stdio::null());
-    if stdout_closed {
-        command.stdout(writer).stderr(Stdio::piped());
-    } else {
-        command.stderr(writer).stdout(Stdio::piped());
-    }
-    command.output().expect("example built by cargo test")
-}
-
 /// `astm_dump --help | head -0` and an error with a stderr pipe whose reader has gone: the
 /// `println!` / `eprintln!` there panicked (exit 101, "failed printing to stdout: Broken
 /// pipe"); the line is now dropped and the exit status kept.
 #[test]
 fn a_closed_output_pipe_does_not_panic() {
-    let out = into_closed_pipe("astm_dump", &["--help"], true);
+    let out = example_into_closed_pipe("astm_dump", &["--help"], ClosedStream::Stdout);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -235,6 +213,6 @@ fn a_closed_output_pipe_does_not_panic() {
         String::from_utf8_lossy(&out.stderr)
     );
     let dir = std::env::temp_dir().display().to_string();
-    let out = into_closed_pipe("astm_dump", &[&dir], false);
+    let out = example_into_closed_pipe("astm_dump", &[&dir], ClosedStream::Stderr);
     assert_eq!(out.status.code(), Some(1));
 }

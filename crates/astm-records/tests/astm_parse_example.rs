@@ -2,16 +2,10 @@
 //! build -p astm-records --example astm_parse` before a `--test astm_parse_example` run).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn example() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/astm_parse
-    let mut path = std::env::current_exe().unwrap();
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("astm_parse{}", std::env::consts::EXE_SUFFIX));
-    path
+    test_support::example_path("astm_parse")
 }
 
 /// `astm_parse FILE 2>&1 | head -0`: the `eprintln!` of an error (here an unreadable file, as
@@ -20,15 +14,9 @@ fn example() -> PathBuf {
 /// the exit status kept.
 #[test]
 fn a_closed_stderr_pipe_does_not_panic() {
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
     let missing = std::env::temp_dir().join("astm_parse-no-such-file");
-    let out = Command::new(example())
-        .arg(&missing)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(writer)
-        .output()
-        .expect("astm_parse example built by cargo test");
+    let mut command = Command::new(example());
+    command.arg(&missing);
+    let out = test_support::output_into_closed_pipe(command, test_support::ClosedStream::Stderr);
     assert_eq!(out.status.code(), Some(1));
 }

@@ -4,15 +4,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use test_support::{ClosedStream, example_into_closed_pipe};
 
 fn example() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/render
-    let mut path = std::env::current_exe().unwrap();
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("render{}", std::env::consts::EXE_SUFFIX));
-    path
+    test_support::example_path("render")
 }
 
 fn render_error(args: &[&str]) -> String {
@@ -47,28 +42,13 @@ fn errors_name_the_option_and_the_reason() {
     );
 }
 
-/// Runs an example of this crate (`render`, `template_check`) with stdout a pipe whose reader
-/// has gone, as in `render NAME | head -0`.
-fn into_closed_stdout(name: &str, args: &[&str]) -> std::process::Output {
-    let mut path = example();
-    path.set_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    Command::new(path)
-        .args(args)
-        .stdout(writer)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .expect("example built by cargo test")
-}
-
 /// `render NAME | head -1` and `template_check DIR | head -1`: writing to the gone reader fails
 /// with EPIPE (Rust ignores SIGPIPE), which `print!` / `println!` turned into a panic (exit
 /// 101, "failed printing to stdout: Broken pipe"). The output now just ends; template_check
 /// still exits 0 when every file loaded.
 #[test]
 fn a_closed_stdout_pipe_does_not_panic() {
-    let out = into_closed_stdout("render", &["stago_start4"]);
+    let out = example_into_closed_pipe("render", &["stago_start4"], ClosedStream::Stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -76,7 +56,11 @@ fn a_closed_stdout_pipe_does_not_panic() {
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("t.json");
     std::fs::write(&template, "{}").unwrap();
-    let out = into_closed_stdout("template_check", &[template.to_str().unwrap()]);
+    let out = example_into_closed_pipe(
+        "template_check",
+        &[template.to_str().unwrap()],
+        ClosedStream::Stdout,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     // `{}` is not a valid template: status 1, as with a reader.

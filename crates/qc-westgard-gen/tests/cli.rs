@@ -3,15 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use test_support::{ClosedStream, example_into_closed_pipe};
 
 fn example() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/westgard
-    let mut path = std::env::current_exe().unwrap();
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("westgard{}", std::env::consts::EXE_SUFFIX));
-    path
+    test_support::example_path("westgard")
 }
 
 /// Exit code, stdout and stderr of `westgard args` with `stdin`.
@@ -133,28 +128,15 @@ fn a_z_beyond_a_double_is_null_and_rejected() {
     );
 }
 
-/// Runs the example `name` with stdout (`stdout_closed`) or stderr a pipe whose reader has
-/// gone, as in `{name} ... | head -0`: writing there fails with EPIPE (Rust ignores SIGPIPE).
-fn into_closed_pipe(name: &str, args: &[&str], stdout_closed: bool) -> std::process::Output {
-    let mut path = example();
-    path.set_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let mut command = Command::new(path);
-    command.args(args).stdin(Stdio::null());
-    if stdout_closed {
-        command.stdout(writer).stderr(Stdio::piped());
-    } else {
-        command.stderr(writer).stdout(Stdio::piped());
-    }
-    command.output().expect("example built by cargo test")
-}
-
 /// `westgard ... 2>&1 | head -0`: the `eprintln!` of a bad argument or a bad stdin line
 /// panicked on the stderr pipe whose reader had gone (exit 101, "failed printing to stderr:
 /// Broken pipe"); the line is now dropped and the exit status (2) kept.
 #[test]
 fn a_closed_stderr_pipe_does_not_panic() {
-    let out = into_closed_pipe("westgard", &["--mean", "100", "--sd", "0"], false);
+    let out = example_into_closed_pipe(
+        "westgard",
+        &["--mean", "100", "--sd", "0"],
+        ClosedStream::Stderr,
+    );
     assert_eq!(out.status.code(), Some(2));
 }
