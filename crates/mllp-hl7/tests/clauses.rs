@@ -5,26 +5,14 @@
 //! FHS / BHS, MSH-18 repetitions, MSH-11 / MSH-12 components in the ACK, and what the
 //! server helper answers to frames without a usable MSH.
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::Bytes;
+use common::decode_chunked;
 use mllp_hl7::{
     AckBuilder, Charset, CommitAck, Delimiters, EncodeError, FrameError, Message, MllpConfig,
     MllpDecoder, MllpFrame, encode_frame, unescape,
 };
-
-fn decode_all(decoder: &mut MllpDecoder, stream: &[u8], chunk: usize) -> Vec<MllpFrame> {
-    let mut buf = BytesMut::new();
-    let mut events = Vec::new();
-    for piece in stream.chunks(chunk) {
-        buf.extend_from_slice(piece);
-        while let Some(event) = decoder.decode(&mut buf) {
-            events.push(event);
-        }
-    }
-    while let Some(event) = decoder.decode_eof(&mut buf) {
-        events.push(event);
-    }
-    events
-}
 
 fn message(payload: &[u8]) -> MllpFrame {
     MllpFrame::Message(Bytes::copy_from_slice(payload))
@@ -36,7 +24,7 @@ fn message(payload: &[u8]) -> MllpFrame {
 fn fs_cr_lf_senders_lose_no_frame_and_the_lf_is_junk_only_in_strict_mode() {
     let stream = b"\x0bMSH|a\x1c\x0d\x0a\x0bMSH|b\x1c\x0d\x0a";
     for chunk in [1, 3, stream.len()] {
-        let strict = decode_all(&mut MllpDecoder::new(), stream, chunk);
+        let strict = decode_chunked(&mut MllpDecoder::new(), stream, chunk);
         assert_eq!(
             strict,
             [
@@ -50,7 +38,7 @@ fn fs_cr_lf_senders_lose_no_frame_and_the_lf_is_junk_only_in_strict_mode() {
         let mut lenient =
             MllpDecoder::with_config(MllpConfig::default().with_lenient(true)).unwrap();
         assert_eq!(
-            decode_all(&mut lenient, stream, chunk),
+            decode_chunked(&mut lenient, stream, chunk),
             [message(b"MSH|a"), message(b"MSH|b")],
             "lenient, reads of {chunk}"
         );
@@ -61,7 +49,7 @@ fn fs_cr_lf_senders_lose_no_frame_and_the_lf_is_junk_only_in_strict_mode() {
 /// a sender that writes VT twice loses nothing but an empty, reported partial frame.
 #[test]
 fn a_start_block_right_after_a_start_block_drops_an_empty_partial_frame() {
-    let events = decode_all(&mut MllpDecoder::new(), b"\x0b\x0bMSH|a\x1c\x0d", 1);
+    let events = decode_chunked(&mut MllpDecoder::new(), b"\x0b\x0bMSH|a\x1c\x0d", 1);
     assert_eq!(
         events,
         [
@@ -86,7 +74,7 @@ fn commit_blocks_follow_custom_sequences_and_are_exactly_one_byte() {
     config.encode(b"\x15\x15", &mut wire).unwrap();
     let mut decoder = MllpDecoder::with_config(config).unwrap();
     assert_eq!(
-        decode_all(&mut decoder, &wire, 1),
+        decode_chunked(&mut decoder, &wire, 1),
         [
             MllpFrame::Commit(CommitAck::Ack),
             MllpFrame::Commit(CommitAck::Nak),
@@ -108,7 +96,7 @@ fn the_maximum_message_size_is_inclusive_when_decoding_and_encoding() {
     encode_frame(b"123456", &mut wire).unwrap();
     let mut decoder = MllpDecoder::with_config(config).unwrap();
     assert_eq!(
-        decode_all(&mut decoder, &wire, 2),
+        decode_chunked(&mut decoder, &wire, 2),
         [
             message(b"12345"),
             MllpFrame::Error(FrameError::TooLarge { offset: 8, max: 5 }),

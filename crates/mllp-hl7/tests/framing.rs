@@ -1,6 +1,9 @@
 //! MLLP framing: pipelining, junk, lenient mode, size limits, custom sequences, release 2.
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
+use common::decode_chunked;
 use mllp_hl7::{
     CommitAck, ConfigError, Decoded, EncodeError, FrameError, MllpConfig, MllpDecoder, MllpFrame,
     SliceEvent, encode_frame,
@@ -13,22 +16,6 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     encode_frame(payload, &mut out).unwrap();
     out
-}
-
-/// Feeds `stream` in chunks of `chunk` bytes and collects every event, ending with EOF.
-fn decode_chunked(decoder: &mut MllpDecoder, stream: &[u8], chunk: usize) -> Vec<MllpFrame> {
-    let mut buf = BytesMut::new();
-    let mut events = Vec::new();
-    for piece in stream.chunks(chunk.max(1)) {
-        buf.extend_from_slice(piece);
-        while let Some(event) = decoder.decode(&mut buf) {
-            events.push(event);
-        }
-    }
-    while let Some(event) = decoder.decode_eof(&mut buf) {
-        events.push(event);
-    }
-    events
 }
 
 fn message(payload: &str) -> MllpFrame {
