@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
 use astm_records::{Message, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
-use lis_templates::{Generator, OrderedSample, ProtocolKind};
+use lis_templates::{Generator, OrderedPatient, OrderedSample, ProtocolKind};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -396,11 +396,16 @@ fn read_transfer(text: &[u8]) -> Transfer {
     let Ok(message) = Message::parse(text) else {
         return t;
     };
+    // The P record an O record comes under: its results carry that patient.
+    let mut patient: Option<OrderedPatient> = None;
     for record in message.records() {
         match record.typed() {
             TypedRecord::Header(_) => t.header = true,
             TypedRecord::Terminator(_) => t.terminated = true,
-            TypedRecord::Patient(_) => t.patient = true,
+            TypedRecord::Patient(p) => {
+                t.patient = true;
+                patient = Some(ordered_patient(&p));
+            }
             TypedRecord::Query(q) => {
                 let specimen = q.requested_specimen_id().map(|s| s.into_owned());
                 let codes = astm_records::test_ids(&q.universal_test_id())
@@ -429,6 +434,7 @@ fn read_transfer(text: &[u8]) -> Transfer {
                     None => t.orders.push(OrderedSample {
                         sample_id: specimen,
                         codes,
+                        patient: patient.clone(),
                     }),
                 }
             }
@@ -436,6 +442,21 @@ fn read_transfer(text: &[u8]) -> Transfer {
         }
     }
     t
+}
+
+/// The patient of an order's P record, as text, for its results to echo.
+fn ordered_patient(p: &astm_records::Patient<'_>) -> OrderedPatient {
+    OrderedPatient {
+        practice_id: p.practice_patient_id().component(1).text().into_owned(),
+        laboratory_id: p.laboratory_patient_id().component(1).text().into_owned(),
+        name: p
+            .name()
+            .components()
+            .map(|c| c.text().into_owned())
+            .collect(),
+        birth_date: p.birthdate().text().into_owned(),
+        sex: p.sex().text().into_owned(),
+    }
 }
 
 fn records_to_bytes(records: &[String]) -> Vec<u8> {
@@ -603,7 +624,11 @@ async fn answer(
                                 }
                             }
                         }
-                        None => samples.push(OrderedSample { sample_id, codes }),
+                        None => samples.push(OrderedSample {
+                            sample_id,
+                            codes,
+                            patient: None,
+                        }),
                     }
                 }
                 let options = app.options(true, None);
@@ -690,6 +715,27 @@ async fn answer(
 /// The unescaped text of an HL7 value.
 fn value_text(value: &mllp_hl7::Value<'_>) -> String {
     String::from_utf8_lossy(&value.decoded()).into_owned()
+}
+
+/// The patient of an ORM's PID segment, as text, for its results to echo; `None` without one.
+fn pid_patient(message: &mllp_hl7::Message<'_>) -> Option<OrderedPatient> {
+    let pid = message.segment(b"PID")?;
+    let first = |n: usize| {
+        pid.field(n)
+            .and_then(|f| f.component(1))
+            .map(|v| value_text(&v))
+            .unwrap_or_default()
+    };
+    Some(OrderedPatient {
+        practice_id: first(3),
+        laboratory_id: String::new(),
+        name: pid
+            .field(5)
+            .map(|f| f.components().map(|v| value_text(&v)).collect())
+            .unwrap_or_default(),
+        birth_date: first(7),
+        sex: first(8),
+    })
 }
 
 /// The components of an EI field (placer or filler order number: ID, namespace, universal ID,
@@ -908,9 +954,12 @@ async fn serve_mllp(
         }
         let t = app.template(name)?;
         let options = app.options(true, None);
-        let oru = Generator::new(t, &app.minter, &options)?
-            .hl7_order_results(&placer, &filler, &codes)?
-            .to_wire();
+        let mut generator = Generator::new(t, &app.minter, &options)?;
+        let oru = match pid_patient(&message) {
+            Some(patient) => generator.hl7_order_results_for(&patient, &placer, &filler, &codes)?,
+            None => generator.hl7_order_results(&placer, &filler, &codes)?,
+        }
+        .to_wire();
         match app.cli.order_results {
             OrderResultsArg::Off => {}
             OrderResultsArg::Link => {

@@ -78,6 +78,39 @@ async fn order_download_answers_exactly_the_ordered_tests_on_the_link() {
     );
 }
 
+/// Results for an order name the patient the LIS ordered for (each O under its P record), as
+/// an analyzer echoes it; they named the template's patient, whatever was ordered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_results_echo_the_patient_of_each_order() {
+    let sim = stago(&["--order-results", "link"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &[
+            "H|\\^&|||LIS",
+            "P|1|MRN-1|LAB-1||O'BRIEN^ANN&F&X||19700101|F",
+            "O|1|S-1||^^^PT|R",
+            "P|2|MRN-2|||DOE^JOHN",
+            "O|1|S-2||^^^INR|R",
+            "L|1|N",
+        ],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    let patients: Vec<&String> = records.iter().filter(|r| r.starts_with("P|")).collect();
+    assert_eq!(
+        patients,
+        [
+            "P|1|MRN-1|LAB-1||O'BRIEN^ANN&F&X||19700101|F",
+            "P|2|MRN-2|||DOE^JOHN"
+        ],
+        "{records:?}"
+    );
+    let orders: Vec<&String> = records.iter().filter(|r| r.starts_with("O|")).collect();
+    assert!(orders[0].starts_with("O|1|S-1|"), "{records:?}");
+    assert!(orders[1].starts_with("O|1|S-2|"), "{records:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_results_are_pushed_to_the_order_result_host() {
     let lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -226,7 +226,7 @@ async fn mllp_listener_acks_pipelined_messages_and_turns_orm_into_oru() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orm_placer_and_filler_are_echoed_by_value() {
+async fn orm_placer_filler_and_patient_are_echoed_by_value() {
     let sim = Sim::start(&[
         "--listen",
         "0=mindray_bc5380",
@@ -238,9 +238,10 @@ async fn orm_placer_and_filler_are_echoed_by_value() {
     let stream = connect(sim.port_of("mindray_bc5380")).await;
     let mut framed = Framed::new(stream, MllpCodec::new());
     // Placer "PL&7" (escaped as the standard says) with a namespace component, filler with
-    // the message's own delimiters: `#` fields, `:` components.
+    // the message's own delimiters: `#` fields, `:` components. The patient likewise.
     let orm = "MSH#:~\\&#LIS#LAB#MINDRAY#BC-5380#20260101##ORM:O01#C9#P#2.3.1\r\
-               PID#1##P1\rORC#NW#PL\\T\\7:OE#\rOBR#1#PL\\T\\7:OE#FI-9:OE#:::WBC:White cells\r";
+               PID#1##P1:::LIS:MR~P2##O\\T\\BRIEN:ANN##19700101#F\r\
+               ORC#NW#PL\\T\\7:OE#\rOBR#1#PL\\T\\7:OE#FI-9:OE#:::WBC:White cells\r";
     framed.send(orm.as_bytes()).await.unwrap();
     let mut texts = Vec::new();
     for _ in 0..2 {
@@ -269,6 +270,23 @@ async fn orm_placer_and_filler_are_echoed_by_value() {
     assert_eq!(segment("ORC|")[2..4], ["PL\\T\\7^OE", "FI-9^OE"], "{oru}");
     assert_eq!(segment("OBR|")[2..4], ["PL\\T\\7^OE", "FI-9^OE"], "{oru}");
     assert!(segment("OBX|")[3].starts_with("WBC^"), "{oru}");
+    // The ORU names the patient ordered for (the first identifier's ID); it used to name the
+    // template's.
+    assert_eq!(
+        segment("PID|")[..9],
+        [
+            "PID",
+            "1",
+            "",
+            "P1",
+            "",
+            "O\\T\\BRIEN^ANN",
+            "",
+            "19700101",
+            "F"
+        ],
+        "{oru}"
+    );
 }
 
 /// What the HTTP stub saw.

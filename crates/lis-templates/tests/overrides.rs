@@ -362,10 +362,12 @@ fn standard_astm_order_results_number_records_per_parent() {
         OrderedSample {
             sample_id: "DEV01260000000000001".into(),
             codes: vec!["PT".into(), "INR".into()],
+            patient: None,
         },
         OrderedSample {
             sample_id: "DEV01260000000000002".into(),
             codes: vec!["PT".into(), "XYZ".into()],
+            patient: None,
         },
     ];
     let numbers = |layout: Layout| -> Vec<String> {
@@ -401,6 +403,7 @@ fn order_results_use_the_patient_id_option() {
     let order = OrderedSample {
         sample_id: "DEV01260000000000001".into(),
         codes: vec!["PT".into()],
+        patient: None,
     };
     for layout in [Layout::Standard, Layout::OpenElis] {
         let options = GenerateOptions {
@@ -420,6 +423,87 @@ fn order_results_use_the_patient_id_option() {
     }
 }
 
+/// In the standard layout an order's results carry the patient the order named (P.3, P.4,
+/// P.6, P.8, P.9 in ASTM; PID-3, 5, 7, 8 in HL7), each escaped again; they carried the
+/// template's patient whatever the LIS had ordered for. An order without a patient, and the
+/// OpenELIS layout (the reference's bytes), keep the generator's patient.
+#[test]
+fn order_results_echo_the_ordered_patient() {
+    use lis_templates::{OrderedPatient, OrderedSample};
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let smith = OrderedPatient {
+        practice_id: "MRN|77".into(),
+        laboratory_id: "LAB-9".into(),
+        name: vec!["SMITH".into(), "ANNA^MARIA".into()],
+        birth_date: "19800101".into(),
+        sex: "F".into(),
+    };
+    let orders = [
+        OrderedSample {
+            sample_id: "DEV01260000000000001".into(),
+            codes: vec!["PT".into()],
+            patient: Some(smith.clone()),
+        },
+        OrderedSample {
+            sample_id: "DEV01260000000000002".into(),
+            codes: vec!["PT".into()],
+            patient: None,
+        },
+    ];
+    let patients = |layout: Layout| -> Vec<String> {
+        let options = GenerateOptions {
+            layout,
+            ..options(None, None)
+        };
+        let mut g = Generator::new(set.get("stago_start4").unwrap(), &minter, &options).unwrap();
+        let m = g.astm_order_results(&orders).unwrap();
+        m.records
+            .iter()
+            .filter(|r| r.starts_with("P|"))
+            .cloned()
+            .collect()
+    };
+    let standard = patients(Layout::Standard);
+    assert_eq!(
+        standard[0],
+        "P|1|MRN&F&77|LAB-9||SMITH^ANNA&S&MARIA||19800101|F"
+    );
+    assert!(standard[1].starts_with("P|2||PAT-"), "{}", standard[1]);
+    for record in patients(Layout::OpenElis) {
+        assert!(!record.contains("MRN"), "{record}");
+    }
+
+    let hl7 = |layout: Layout| -> String {
+        let options = GenerateOptions {
+            layout,
+            ..options(None, None)
+        };
+        let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
+        g.hl7_order_results_for(&smith, &["P1"], &["F1"], &["ALT".into()])
+            .unwrap()
+            .segments[1]
+            .clone()
+    };
+    let pid = hl7(Layout::Standard);
+    assert_eq!(
+        pid.split('|').collect::<Vec<_>>()[..9],
+        [
+            "PID",
+            "1",
+            "",
+            "MRN\\F\\77",
+            "",
+            "SMITH^ANNA\\S\\MARIA",
+            "",
+            "19800101",
+            "F"
+        ]
+    );
+    assert_eq!(pid.split('|').count(), 21, "{pid}");
+    assert!(!hl7(Layout::OpenElis).contains("MRN"));
+}
+
 /// A standard-layout ASTM order result carries the header the template's patient messages
 /// carry (receiver H.10, processing id H.12, version H.13); it always said `LIS2-A2`, so
 /// a GeneXpert (`1394-97`) answered in another version than it reports results in.
@@ -433,6 +517,7 @@ fn standard_astm_order_results_carry_the_templates_header() {
     let order = OrderedSample {
         sample_id: "DEV01260000000000001".into(),
         codes: vec![code],
+        patient: None,
     };
     let header_tail = |record: &str| -> Vec<String> {
         record

@@ -16,6 +16,49 @@ pub struct OrderedSample {
     pub sample_id: String,
     /// Test codes (R.3 / OBX-3 component 4), duplicates already removed by the caller or kept.
     pub codes: Vec<String>,
+    /// The patient the order came under (the P record above its O record), echoed in the
+    /// results' P record so the LIS can check them against its order; `None` (an order
+    /// without a P record) reports the generator's patient, as
+    /// [`Generator::astm_order_results`] describes.
+    pub patient: Option<OrderedPatient>,
+}
+
+/// The patient named in an order (an ASTM P record, an HL7 PID segment), as unescaped text.
+///
+/// An analyzer echoes these in its results, the way the LIS sent them: an empty field stays
+/// empty. The generator escapes every value again with the layout's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrderedPatient {
+    /// Practice-assigned patient ID, the LIS's own (ASTM P.3; HL7 PID-3: the ID of its first
+    /// identifier).
+    pub practice_id: String,
+    /// Laboratory-assigned patient ID (ASTM P.4; HL7 has no field for it, so it is not
+    /// written there).
+    pub laboratory_id: String,
+    /// Name components, family name first (ASTM P.6, HL7 PID-5).
+    pub name: Vec<String>,
+    /// Birth date as sent (ASTM P.8, HL7 PID-7).
+    pub birth_date: String,
+    /// Sex as sent: `M`, `F`, `U`, ... (ASTM P.9, HL7 PID-8).
+    pub sex: String,
+}
+
+/// The PID segment of an order's results in the standard layout: the order's patient, each
+/// value escaped with `esc`, padded to the 21 fields of the patient ORU's PID.
+fn ordered_pid(patient: &OrderedPatient, esc: fn(&str) -> String) -> String {
+    let mut fields = vec![
+        "PID".to_owned(),
+        "1".to_owned(),
+        String::new(),
+        esc(&patient.practice_id),
+        String::new(),
+        join_components(&patient.name, esc),
+        String::new(),
+        esc(&patient.birth_date),
+        esc(&patient.sex),
+    ];
+    fields.resize(21, String::new());
+    fields.join("|")
 }
 
 /// Value text that marks a test the analyzer cannot perform (the reference's wording).
@@ -50,9 +93,14 @@ fn raw(fields: &[&str]) -> Result<String, GenerateError> {
 impl Generator<'_> {
     /// An ASTM result message for `orders`: per specimen a P and an O record and one R record per
     /// ordered code, in the order asked. A code the template does not know gets an R record with
-    /// value `TEST NOT PERFORMED` and result status `X` (R.9). The patient ID is
+    /// value `TEST NOT PERFORMED` and result status `X` (R.9).
+    ///
+    /// In [`Layout::Standard`] each P record echoes the order's patient
+    /// ([`OrderedSample::patient`]: P.3, P.4, P.6, P.8 and P.9 as the LIS sent them). An order
+    /// without one, and every order in [`Layout::OpenElis`] (the reference ignores the
+    /// order's patient), gets the generator's patient: ID
     /// [`GenerateOptions::patient_id`](super::GenerateOptions::patient_id) when set, else
-    /// `testPatient.id`, else `PAT-ORDER`.
+    /// `testPatient.id`, else `PAT-ORDER`, and the name `testPatient.name`, else `DOE^JOHN`.
     ///
     /// [`Layout::OpenElis`] reproduces the reference's bytes (`O|1|{id}|||^^^|R`, no time stamps);
     /// [`Layout::Standard`] puts the ordered tests in O.5, the report type `F` in O.26, the
@@ -65,7 +113,11 @@ impl Generator<'_> {
     /// let minter = AccessionMinter::new();
     /// let options = GenerateOptions { seed: Some(1), layout: Layout::OpenElis, ..Default::default() };
     /// let mut generator = Generator::new(templates.get("stago_start4")?, &minter, &options)?;
-    /// let order = OrderedSample { sample_id: "DEV01260000000000123".into(), codes: vec!["PT".into(), "XYZ".into()] };
+    /// let order = OrderedSample {
+    ///     sample_id: "DEV01260000000000123".into(),
+    ///     codes: vec!["PT".into(), "XYZ".into()],
+    ///     patient: None,
+    /// };
     /// let message = generator.astm_order_results(&[order])?;
     /// assert_eq!(message.records[2], "O|1|DEV01260000000000123|||^^^|R");
     /// assert_eq!(message.records[3], "R|1|^^^PT|12.5|sec||||F");
@@ -120,12 +172,31 @@ impl Generator<'_> {
                 records.push(raw(&["O", &n, &order.sample_id, "", "", "^^^", "R"])?);
             } else {
                 let mut p = RecordBuf::new(b'P');
-                p.set_sequence(u32::try_from(i + 1).unwrap_or(u32::MAX))
-                    .set(4, patient_id.as_str())
-                    .set(
-                        6,
-                        FieldBuf::components(patient_name.split('^').map(str::to_owned)),
-                    );
+                p.set_sequence(u32::try_from(i + 1).unwrap_or(u32::MAX));
+                match &order.patient {
+                    Some(ordered) => {
+                        // Only what the order held, so no run of empty fields trails the record.
+                        for (number, text) in [
+                            (3, &ordered.practice_id),
+                            (4, &ordered.laboratory_id),
+                            (8, &ordered.birth_date),
+                            (9, &ordered.sex),
+                        ] {
+                            if !text.is_empty() {
+                                p.set(number, text.as_str());
+                            }
+                        }
+                        if ordered.name.iter().any(|c| !c.is_empty()) {
+                            p.set(6, FieldBuf::components(ordered.name.iter().cloned()));
+                        }
+                    }
+                    None => {
+                        p.set(4, patient_id.as_str()).set(
+                            6,
+                            FieldBuf::components(patient_name.split('^').map(str::to_owned)),
+                        );
+                    }
+                }
                 records.push(encode(&p)?);
                 // LIS2-A2: a sequence number restarts at 1 under each new parent, so each
                 // patient's (only) order is O|1 and its results start again at R|1. The
@@ -209,8 +280,53 @@ impl Generator<'_> {
     /// assert!(oru.segments[5].starts_with("OBX|2|ST|NOPE^NOPE^L||TEST NOT PERFORMED||||||X|"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// The PID segment is the generator's patient; [`Generator::hl7_order_results_for`]
+    /// echoes the order's instead.
     pub fn hl7_order_results<S: AsRef<str>>(
         &mut self,
+        placer: &[S],
+        filler: &[S],
+        codes: &[String],
+    ) -> Result<Hl7Message, GenerateError> {
+        self.order_oru(None, placer, filler, codes)
+    }
+
+    /// [`Generator::hl7_order_results`] for the patient the ORM named: in [`Layout::Standard`]
+    /// the PID segment echoes `patient` (PID-3 its practice ID, PID-5 the name, PID-7 the
+    /// birth date, PID-8 the sex, each escaped). [`Layout::OpenElis`] keeps the reference's
+    /// PID, which ignores the order's patient.
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, OrderedPatient, TemplateSet};
+    /// let templates = TemplateSet::embedded()?;
+    /// let minter = AccessionMinter::new();
+    /// let options = GenerateOptions { seed: Some(1), ..Default::default() };
+    /// let mut generator = Generator::new(templates.get("mindray_bs360e")?, &minter, &options)?;
+    /// let patient = OrderedPatient {
+    ///     practice_id: "MRN-77".into(),
+    ///     name: vec!["SMITH".into(), "ANNA".into()],
+    ///     birth_date: "19800101".into(),
+    ///     sex: "F".into(),
+    ///     ..Default::default()
+    /// };
+    /// let oru = generator.hl7_order_results_for(&patient, &["P1"], &["F1"], &["ALT".into()])?;
+    /// assert!(oru.segments[1].starts_with("PID|1||MRN-77||SMITH^ANNA||19800101|F|"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn hl7_order_results_for<S: AsRef<str>>(
+        &mut self,
+        patient: &OrderedPatient,
+        placer: &[S],
+        filler: &[S],
+        codes: &[String],
+    ) -> Result<Hl7Message, GenerateError> {
+        self.order_oru(Some(patient), placer, filler, codes)
+    }
+
+    fn order_oru<S: AsRef<str>>(
+        &mut self,
+        patient: Option<&OrderedPatient>,
         placer: &[S],
         filler: &[S],
         codes: &[String],
@@ -262,7 +378,10 @@ impl Generator<'_> {
                 ],
                 19,
             ),
-            self.hl7_pid(self.patient_id.as_deref()),
+            match patient {
+                Some(ordered) if !openelis => ordered_pid(ordered, hl7_esc),
+                _ => self.hl7_pid(self.patient_id.as_deref()),
+            },
             pad(
                 vec![s("ORC"), s("RE"), placer.clone(), filler.clone()],
                 orc_count,
