@@ -53,6 +53,7 @@ pub use bytes;
 
 mod ack;
 mod error;
+mod fmt_bytes;
 mod hl7;
 mod mllp;
 #[cfg(feature = "tokio")]

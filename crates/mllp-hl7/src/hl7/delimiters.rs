@@ -1,5 +1,7 @@
 //! Field separator and encoding characters, read from MSH-1 and MSH-2.
 
+use std::fmt;
+
 use crate::error::ParseError;
 
 /// The delimiters a message declares in its header: MSH-1 (field separator) and MSH-2
@@ -7,7 +9,10 @@ use crate::error::ParseError;
 ///
 /// Encoding characters a message leaves out of MSH-2 are `None` and never split
 /// anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// `Debug` shows the delimiters as characters:
+/// `Delimiters { field: '|', component: '^', repetition: Some('~'), escape: Some('\\'), subcomponent: Some('&'), truncation: None }`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Delimiters {
     field: u8,
     component: u8,
@@ -15,6 +20,21 @@ pub struct Delimiters {
     escape: Option<u8>,
     subcomponent: Option<u8>,
     truncation: Option<u8>,
+}
+
+impl fmt::Debug for Delimiters {
+    // Delimiters are printable ASCII (`from_header` refuses anything else).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |byte: Option<u8>| byte.map(char::from);
+        f.debug_struct("Delimiters")
+            .field("field", &char::from(self.field))
+            .field("component", &char::from(self.component))
+            .field("repetition", &shown(self.repetition))
+            .field("escape", &shown(self.escape))
+            .field("subcomponent", &shown(self.subcomponent))
+            .field("truncation", &shown(self.truncation))
+            .finish()
+    }
 }
 
 impl Default for Delimiters {

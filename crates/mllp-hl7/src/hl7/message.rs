@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::{Charset, Delimiters, Path, Segment, Value};
 use crate::error::{ParseError, PathError, TextError};
+use crate::fmt_bytes::{Escaped, EscapedList};
 
 /// A zero-copy view of one HL7 v2 message (or an FHS/BHS batch).
 ///
@@ -22,7 +23,21 @@ use crate::error::{ParseError, PathError, TextError};
 /// assert_eq!(msg.get("PID-5.2")?.unwrap().raw(), b"JOHN");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows MSH-9, MSH-10 and the segments as escaped text (non-UTF-8 bytes as
+/// `\xNN`):
+///
+/// ```
+/// use mllp_hl7::Message;
+///
+/// let msg = Message::parse(b"MSH|^~\\&|LAB||LIS||20240101||ORU^R01|42|P|2.3\rPID|1||123")?;
+/// assert_eq!(
+///     format!("{msg:?}"),
+///     r#"Message { message_type: "ORU^R01", control_id: "42", segments: ["MSH|^~\\&|LAB||LIS||20240101||ORU^R01|42|P|2.3", "PID|1||123"] }"#,
+/// );
+/// # Ok::<(), mllp_hl7::ParseError>(())
+/// ```
+#[derive(Clone)]
 pub struct Message<'a> {
     raw: &'a [u8],
     delimiters: Delimiters,
@@ -44,7 +59,10 @@ pub struct Message<'a> {
 /// assert_eq!(custom.message_type().to_string(), "ORU^R01^ORU_R01");
 /// # Ok::<(), mllp_hl7::ParseError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `Debug` shows each part as escaped text:
+/// `MessageType { code: "ORU", trigger: "R01", structure: "ORU_R01" }`.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct MessageType<'a> {
     /// MSH-9.1, e.g. `ORU`.
     pub code: &'a [u8],
@@ -111,6 +129,28 @@ impl fmt::Display for MessageType<'_> {
             f.write_str(&String::from_utf8_lossy(part))?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for MessageType<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageType")
+            .field("code", &Escaped(self.code))
+            .field("trigger", &Escaped(self.trigger))
+            .field("structure", &Escaped(self.structure))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Message<'_> {
+    // MSH-9 and MSH-10 raw (empty without an MSH segment) and the segments; the
+    // delimiters are in the header segment.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("message_type", &Escaped(self.msh_field(9).raw()))
+            .field("control_id", &Escaped(self.control_id().raw()))
+            .field("segments", &EscapedList(&self.segments))
+            .finish()
     }
 }
 

@@ -4,13 +4,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::PathError;
+use crate::fmt_bytes::Escaped;
 
 /// A location in a message: `SEG[(k)][-field[(rep)][.component[.subcomponent]]]`.
 ///
 /// `k` picks the k-th segment with that id and `rep` a field repetition (both 1-based,
 /// default 1; `[k]` works as well as `(k)`). Examples: `MSH-9.2`, `PID-3(2).1`,
 /// `OBX(3)-5`, `PID-11.1.1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Path {
     /// Segment id.
     pub segment: [u8; 3],
@@ -101,6 +102,19 @@ fn take_index(rest: &mut &str, path: &str, what: &'static str) -> Result<Option<
         rest: (*rest).to_owned(),
     })?;
     Ok(Some(number))
+}
+
+impl fmt::Debug for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Path")
+            .field("segment", &Escaped(&self.segment))
+            .field("occurrence", &self.occurrence)
+            .field("field", &self.field)
+            .field("repetition", &self.repetition)
+            .field("component", &self.component)
+            .field("subcomponent", &self.subcomponent)
+            .finish()
+    }
 }
 
 impl fmt::Display for Path {

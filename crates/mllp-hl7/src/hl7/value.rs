@@ -1,9 +1,11 @@
 //! Segments and the values inside them (fields, repetitions, components, subcomponents).
 
 use std::borrow::Cow;
+use std::fmt;
 
 use super::{Charset, Delimiters, unescape};
 use crate::error::TextError;
+use crate::fmt_bytes::Escaped;
 
 /// The `index`-th (0-based) part of `raw` split at `separator`.
 fn nth_part(raw: &[u8], separator: u8, index: usize) -> Option<&[u8]> {
@@ -25,7 +27,9 @@ fn count_parts(raw: &[u8], separator: u8) -> usize {
 /// Field numbers follow HL7: for `MSH` (and `FHS` / `BHS`) field 1 is the field
 /// separator itself and field 2 the encoding characters; for other segments field 1 is
 /// the first field after the segment id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `Debug` shows the bytes as escaped text: `Segment("PID|1||12345^^^HOSP^MR")`.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Segment<'a> {
     raw: &'a [u8],
     delimiters: Delimiters,
@@ -102,18 +106,32 @@ impl<'a> Segment<'a> {
     }
 }
 
+impl fmt::Debug for Segment<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Segment").field(&Escaped(self.raw)).finish()
+    }
+}
+
 /// A field, repetition, component or subcomponent: raw (still escaped) bytes borrowed
 /// from the message, plus the delimiters to split it further.
 ///
 /// Numbers are 1-based. [`component`](Self::component) reads the first repetition,
 /// [`subcomponent`](Self::subcomponent) the first component of the first repetition;
 /// pick another repetition first with [`repetition`](Self::repetition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `Debug` shows the raw bytes as escaped text: `Value("12345^^^HOSP^MR")`.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Value<'a> {
     raw: &'a [u8],
     delimiters: Delimiters,
     /// MSH-1 and MSH-2 hold delimiters themselves and are never split.
     atomic: bool,
+}
+
+impl fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Value").field(&Escaped(self.raw)).finish()
+    }
 }
 
 impl<'a> Value<'a> {

@@ -1,12 +1,14 @@
 //! Framing settings shared by the decoder and the encoder.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use bytes::BufMut;
 use memchr::memmem;
 
 use super::CommitAck;
 use crate::error::{ConfigError, EncodeError};
+use crate::fmt_bytes::Escaped;
 
 /// MLLP start block `SB`, ASCII vertical tab.
 pub const START_BLOCK: u8 = 0x0B;
@@ -37,13 +39,25 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 /// let decoder = MllpDecoder::with_config(config)?;
 /// # Ok::<(), mllp_hl7::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MllpConfig {
     pub(crate) start_block: Cow<'static, [u8]>,
     pub(crate) end_block: Cow<'static, [u8]>,
     pub(crate) trailer: Cow<'static, [u8]>,
     pub(crate) max_message_size: usize,
     pub(crate) lenient: bool,
+}
+
+impl fmt::Debug for MllpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MllpConfig")
+            .field("start_block", &Escaped(&self.start_block))
+            .field("end_block", &Escaped(&self.end_block))
+            .field("trailer", &Escaped(&self.trailer))
+            .field("max_message_size", &self.max_message_size)
+            .field("lenient", &self.lenient)
+            .finish()
+    }
 }
 
 impl Default for MllpConfig {

@@ -1,5 +1,6 @@
 //! The sans-IO MLLP decoder: a resumable scan over a buffer the caller owns.
 
+use std::fmt;
 use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -198,7 +199,7 @@ fn partial_suffix(buf: &[u8], sequence: &[u8]) -> usize {
 /// assert_eq!(decoder.decode(&mut buf), Some(MllpFrame::Message("MSH|second".into())));
 /// assert_eq!(decoder.decode(&mut buf), None);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MllpDecoder {
     config: MllpConfig,
     start_finder: memmem::Finder<'static>,
@@ -213,6 +214,23 @@ pub struct MllpDecoder {
     /// Stream offset of the front of the caller's buffer.
     position: u64,
     frame_offset: u64,
+}
+
+impl fmt::Debug for MllpDecoder {
+    // Leaves out the start block searcher: its internals are tables of numbers, and the
+    // start block is in the config.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MllpDecoder")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .field("scan_from", &self.scan_from)
+            .field("pending_junk", &self.pending_junk)
+            .field("junk_offset", &self.junk_offset)
+            .field("trailer_pending", &self.trailer_pending)
+            .field("position", &self.position)
+            .field("frame_offset", &self.frame_offset)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MllpDecoder {

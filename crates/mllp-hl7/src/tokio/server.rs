@@ -1,5 +1,6 @@
 //! A small async MLLP server: one task per connection, replies in order.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 
@@ -10,17 +11,29 @@ use tokio_util::codec::Framed;
 
 use super::{CodecError, MllpCodec};
 use crate::ack::AckBuilder;
+use crate::fmt_bytes::Escaped;
 use crate::hl7::Message;
 use crate::mllp::{CommitAck, MllpFrame};
 
 /// What the handler sends back for a frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows a message as escaped text: `Message("MSH|^~\\&|...\r")`.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Response {
     /// A message (usually an HL7 ACK), framed before sending.
     Message(Vec<u8>),
     /// An MLLP release 2 commit acknowledgement block.
     Commit(CommitAck),
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Message(bytes) => f.debug_tuple("Message").field(&Escaped(bytes)).finish(),
+            Self::Commit(commit) => f.debug_tuple("Commit").field(commit).finish(),
+        }
+    }
 }
 
 /// The handler for a server that positively acknowledges every HL7 message that asks
