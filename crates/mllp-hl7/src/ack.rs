@@ -602,6 +602,31 @@ pub struct AckMessage<'a> {
 }
 
 impl<'a> AckMessage<'a> {
+    /// Parses `bytes` as an HL7 message and reads its MSA segment, in one call:
+    /// [`Message::parse`] then [`from_message`](Self::from_message). The values borrow
+    /// from `bytes`.
+    ///
+    /// ```
+    /// use mllp_hl7::{AckCode, AckMessage, AckReadError};
+    ///
+    /// let ack = AckMessage::parse(b"MSH|^~\\&|LIS||LAB||20240101||ACK^R01^ACK|9|P|2.5.1\rMSA|AA|42")?;
+    /// assert_eq!(ack.code, AckCode::ApplicationAccept);
+    /// assert!(ack.acknowledges(b"42"));
+    ///
+    /// let not_an_ack = AckMessage::parse(b"MSH|^~\\&|LAB||LIS||20240101||ORU^R01|43|P|2.5.1");
+    /// assert_eq!(not_an_ack, Err(AckReadError::NoMsa));
+    /// assert!(matches!(AckMessage::parse(b"\x0bMSH"), Err(AckReadError::Parse(_))));
+    /// # Ok::<(), AckReadError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`AckReadError::Parse`] when the bytes are not an HL7 message (see
+    /// [`Message::parse`]); otherwise as [`from_message`](Self::from_message).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, AckReadError> {
+        Self::from_message(&Message::parse(bytes)?)
+    }
+
     /// Reads the MSA segment of an ACK (or any message carrying one, e.g. a query
     /// response).
     ///

@@ -195,6 +195,10 @@ pub enum AckError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum AckReadError {
+    /// The bytes are not an HL7 message (only from
+    /// [`AckMessage::parse`](crate::AckMessage::parse), which parses them first).
+    #[error(transparent)]
+    Parse(#[from] ParseError),
     /// No MSA segment.
     #[error("hl7 ack: no MSA segment")]
     NoMsa,

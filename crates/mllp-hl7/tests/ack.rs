@@ -5,9 +5,10 @@ use std::collections::HashSet;
 
 use bytes::BytesMut;
 use mllp_hl7::{
-    AckBuilder, AckCode, AckError, AckMessage, AckMode, ErrorDetail, Message, MllpDecoder,
-    MllpFrame, Severity, Version,
+    AckBuilder, AckCode, AckError, AckMessage, AckMode, AckReadError, ErrorDetail, Message,
+    MllpDecoder, MllpFrame, ParseError, Severity, Version,
 };
+use proptest::prelude::*;
 
 fn sample(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -648,4 +649,87 @@ fn ack_messages_compare_equal_when_their_msa_and_version_match() {
     let first = AckMessage::from_message(&first).unwrap();
     assert_eq!(first, AckMessage::from_message(&again).unwrap());
     assert_ne!(first, AckMessage::from_message(&other).unwrap());
+}
+
+#[test]
+fn ack_message_parse_reads_an_ack_in_one_call() {
+    let bytes = b"MSH|^~\\&|LIS||LAB||20240101||ACK^R01^ACK|9|P|2.5.1\rMSA|AE|A\\F\\1|bad OBX\r";
+    let ack = AckMessage::parse(bytes).unwrap();
+    assert_eq!(ack.code, AckCode::ApplicationError);
+    assert_eq!(ack.acknowledged_id.raw(), b"A\\F\\1");
+    assert!(ack.acknowledges(b"A|1"));
+    assert_eq!(ack.text.raw(), b"bad OBX");
+    assert_eq!(ack.version, Some(Version::new(2, 5, 1)));
+    // The same as the two-step read.
+    let message = Message::parse(bytes).unwrap();
+    assert_eq!(ack, AckMessage::from_message(&message).unwrap());
+}
+
+#[test]
+fn ack_message_parse_refuses_a_message_without_a_usable_msa() {
+    let oru =
+        b"MSH|^~\\&|LAB||LIS||20240101||ORU^R01^ORU_R01|42|P|2.5.1\rPID|1\rOBX|1|NM|GLU||5.5\r";
+    assert_eq!(AckMessage::parse(oru), Err(AckReadError::NoMsa));
+    let bad_code = b"MSH|^~\\&|LIS||LAB||20240101||ACK|9|P|2.5.1\rMSA|OK|42\r";
+    assert_eq!(
+        AckMessage::parse(bad_code),
+        Err(AckReadError::BadCode { found: "OK".into() })
+    );
+}
+
+#[test]
+fn ack_message_parse_returns_the_parse_error_for_bytes_that_are_not_hl7() {
+    let cases: [(&[u8], ParseError); 4] = [
+        (b"", ParseError::Empty),
+        (b"\r\n\r", ParseError::Empty),
+        (
+            b"\xff\x00garbage",
+            ParseError::MissingHeader {
+                found: "\u{fffd}\0garbag".into(),
+            },
+        ),
+        (
+            b"MSH",
+            ParseError::TruncatedHeader {
+                segment: "MSH".into(),
+            },
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let error = AckMessage::parse(bytes).unwrap_err();
+        assert_eq!(error, AckReadError::Parse(expected.clone()), "{bytes:?}");
+        // Shown as the parse error itself, not wrapped.
+        assert_eq!(error.to_string(), expected.to_string());
+    }
+    // A whole MLLP frame instead of its payload keeps the parse error's hint.
+    let framed = AckMessage::parse(b"\x0bMSH|^~\\&|LIS\rMSA|AA|1\x1c\r").unwrap_err();
+    assert!(matches!(
+        framed,
+        AckReadError::Parse(ParseError::MissingHeader { .. })
+    ));
+    assert!(framed.to_string().contains("MLLP start block"), "{framed}");
+    assert!(matches!(
+        AckMessage::parse(b"MSH|A^~\\&|x\rMSA|AA|1"),
+        Err(AckReadError::Parse(ParseError::InvalidDelimiter { .. }))
+    ));
+}
+
+proptest! {
+    /// Any bytes: an answer, never a panic, and the same as the two-step read.
+    #[test]
+    fn ack_message_parse_never_panics(
+        bytes in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|tail| {
+                let mut bytes = b"MSH|^~\\&|A||B||1||ACK|1|P|2.5\rMSA|".to_vec();
+                bytes.extend(tail);
+                bytes
+            }),
+        ]
+    ) {
+        let two_step = Message::parse(&bytes)
+            .map_err(AckReadError::from)
+            .and_then(|message| AckMessage::from_message(&message));
+        prop_assert_eq!(AckMessage::parse(&bytes), two_step);
+    }
 }

@@ -344,8 +344,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         expected: &[Option<Vec<u8>>],
         payload: Bytes,
     ) -> Option<(usize, Reply)> {
-        let message = Message::parse(&payload).ok()?;
-        let ack = AckMessage::from_message(&message).ok()?;
+        let ack = AckMessage::parse(&payload).ok()?;
         let slot = replies
             .iter()
             .zip(expected)
