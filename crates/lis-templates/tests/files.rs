@@ -1151,3 +1151,30 @@ fn a_workbook_spanning_the_whole_sheet_is_refused_not_allocated() {
         "{text}"
     );
 }
+
+/// The same for a legacy `.xls` workbook: a real QuantStudio 5 export with one cell moved to row
+/// 5001, column IV (a 14-byte NUMBER record's row and column rewritten in place), spans 1.28
+/// million cells and is refused before the replay builds its grid.
+#[test]
+fn a_legacy_workbook_spanning_too_many_cells_is_refused() {
+    let mut bytes = fixture("quantstudio5/results.xls");
+    // BIFF8 NUMBER: record type 0x0203, length 14, then row, column (little-endian u16).
+    let number = bytes
+        .windows(4)
+        .rposition(|w| w == [0x03, 0x02, 0x0e, 0x00])
+        .expect("a NUMBER record in the fixture");
+    bytes[number + 4..number + 6].copy_from_slice(&5000_u16.to_le_bytes());
+    bytes[number + 6..number + 8].copy_from_slice(&255_u16.to_le_bytes());
+    let set = TemplateSet::embedded().unwrap();
+    let template = set.get("quantstudio5").unwrap();
+    let error = files::replay_fixture(template, "wide.xls", &bytes, &minter(), 1, None)
+        .expect_err("a sheet of 1.28 million cells");
+    let text = error.to_string();
+    assert!(
+        text.contains("wide.xls") && text.contains("5001 rows by 256 columns"),
+        "{text}"
+    );
+    // The untouched export replays.
+    let original = fixture("quantstudio5/results.xls");
+    files::replay_fixture(template, "results.xls", &original, &minter(), 1, None).unwrap();
+}
