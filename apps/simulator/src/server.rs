@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
-use astm_records::{Message, TypedRecord};
+use astm_records::{Charset, Message, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
 use lis_templates::{Generator, OrderedPatient, OrderedSample, ProtocolKind};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
@@ -446,16 +446,20 @@ fn read_transfer(text: &[u8]) -> Transfer {
 
 /// The patient of an order's P record, as text, for its results to echo.
 fn ordered_patient(p: &astm_records::Patient<'_>) -> OrderedPatient {
+    // The results are written in UTF-8: a LIS sending UTF-8 gets its bytes back, one sending
+    // Latin-1 its text.
+    let first =
+        |field: astm_records::Field<'_>| field.component(1).text_as(Charset::Auto).into_owned();
     OrderedPatient {
-        practice_id: p.practice_patient_id().component(1).text().into_owned(),
-        laboratory_id: p.laboratory_patient_id().component(1).text().into_owned(),
+        practice_id: first(p.practice_patient_id()),
+        laboratory_id: first(p.laboratory_patient_id()),
         name: p
             .name()
             .components()
-            .map(|c| c.text().into_owned())
+            .map(|c| c.text_as(Charset::Auto).into_owned())
             .collect(),
-        birth_date: p.birthdate().text().into_owned(),
-        sex: p.sex().text().into_owned(),
+        birth_date: first(p.birthdate()),
+        sex: first(p.sex()),
     }
 }
 
@@ -712,9 +716,10 @@ async fn answer(
     Ok(())
 }
 
-/// The unescaped text of an HL7 value.
+/// The unescaped text of an HL7 value: UTF-8 when it is, else Latin-1 (never lossy, as the
+/// ORU written from it is UTF-8).
 fn value_text(value: &mllp_hl7::Value<'_>) -> String {
-    String::from_utf8_lossy(&value.decoded()).into_owned()
+    Charset::Auto.decode(&value.decoded()).into_owned()
 }
 
 /// The patient of an ORM's PID segment, as text, for its results to echo; `None` without one.

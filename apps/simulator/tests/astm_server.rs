@@ -79,7 +79,8 @@ async fn order_download_answers_exactly_the_ordered_tests_on_the_link() {
 }
 
 /// Results for an order name the patient the LIS ordered for (each O under its P record), as
-/// an analyzer echoes it; they named the template's patient, whatever was ordered.
+/// an analyzer echoes it, byte for byte in UTF-8; they named the template's patient, whatever
+/// was ordered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_results_echo_the_patient_of_each_order() {
     let sim = stago(&["--order-results", "link"]);
@@ -88,7 +89,7 @@ async fn order_results_echo_the_patient_of_each_order() {
         &mut s,
         &[
             "H|\\^&|||LIS",
-            "P|1|MRN-1|LAB-1||O'BRIEN^ANN&F&X||19700101|F",
+            "P|1|MRN-1|LAB-1||O'BRIEN^ANNÉ&F&X||19700101|F",
             "O|1|S-1||^^^PT|R",
             "P|2|MRN-2|||DOE^JOHN",
             "O|1|S-2||^^^INR|R",
@@ -101,7 +102,7 @@ async fn order_results_echo_the_patient_of_each_order() {
     assert_eq!(
         patients,
         [
-            "P|1|MRN-1|LAB-1||O'BRIEN^ANN&F&X||19700101|F",
+            "P|1|MRN-1|LAB-1||O'BRIEN^ANNÉ&F&X||19700101|F",
             "P|2|MRN-2|||DOE^JOHN"
         ],
         "{records:?}"

@@ -240,7 +240,7 @@ async fn orm_placer_filler_and_patient_are_echoed_by_value() {
     // Placer "PL&7" (escaped as the standard says) with a namespace component, filler with
     // the message's own delimiters: `#` fields, `:` components. The patient likewise.
     let orm = "MSH#:~\\&#LIS#LAB#MINDRAY#BC-5380#20260101##ORM:O01#C9#P#2.3.1\r\
-               PID#1##P1:::LIS:MR~P2##O\\T\\BRIEN:ANN##19700101#F\r\
+               PID#1##P1:::LIS:MR~P2##O\\T\\BRIEN:ANNÉ##19700101#F\r\
                ORC#NW#PL\\T\\7:OE#\rOBR#1#PL\\T\\7:OE#FI-9:OE#:::WBC:White cells\r";
     framed.send(orm.as_bytes()).await.unwrap();
     let mut texts = Vec::new();
@@ -280,13 +280,50 @@ async fn orm_placer_filler_and_patient_are_echoed_by_value() {
             "",
             "P1",
             "",
-            "O\\T\\BRIEN^ANN",
+            "O\\T\\BRIEN^ANNÉ",
             "",
             "19700101",
             "F"
         ],
         "{oru}"
     );
+}
+
+/// An ORM in Latin-1 (MSH-18 `8859/1`) gets its patient's name back as text in the UTF-8 ORU:
+/// `É` was read as invalid UTF-8 and came back as U+FFFD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latin1_orm_patient_is_echoed_as_text() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=mindray_bc5380",
+        "-d",
+        "0",
+        "--order-results",
+        "link",
+    ]);
+    let stream = connect(sim.port_of("mindray_bc5380")).await;
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    let orm: &[u8] =
+        b"MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|C7|P|2.3.1||||||8859/1\r\
+        PID|1||P7||REN\xc9^L\xc9A\rORC|NW|PL-7|\rOBR|1|PL-7|FI-7|^^^WBC^White cells\r";
+    framed.send(orm).await.unwrap();
+    let mut texts = Vec::new();
+    for _ in 0..2 {
+        let frame = tokio::time::timeout(WAIT, framed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let MllpFrame::Message(m) = frame else {
+            panic!("{frame:?}")
+        };
+        texts.push(String::from_utf8(m.to_vec()).unwrap());
+    }
+    let pid = texts[1]
+        .split('\r')
+        .find(|s| s.starts_with("PID|"))
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    assert!(pid.starts_with("PID|1||P7||RENÉ^LÉA|"), "{pid}");
 }
 
 /// What the HTTP stub saw.

@@ -347,7 +347,20 @@ impl<'a> Field<'a> {
 
     /// The whole field decoded as Latin-1 text, escapes decoded.
     pub fn text(&self) -> Cow<'a, str> {
-        cow_text(self.unescaped(), Charset::Latin1)
+        self.text_as(Charset::Latin1)
+    }
+
+    /// The whole field decoded with the given character set, escapes decoded.
+    ///
+    /// ```
+    /// use astm_records::{Charset, Record};
+    /// let record = Record::parse(b"P|1||ID-7||M\xc3\xbcller^Ann", &Default::default())?;
+    /// assert_eq!(record.field(6).text_as(Charset::Auto), "Müller^Ann");
+    /// assert_eq!(record.field(6).text(), "MÃ¼ller^Ann");
+    /// # Ok::<(), astm_records::RecordError>(())
+    /// ```
+    pub fn text_as(&self, charset: Charset) -> Cow<'a, str> {
+        cow_text(self.unescaped(), charset)
     }
 
     /// The first component of the first repeat parsed as a timestamp; `Ok(None)` when empty or blank.

@@ -576,3 +576,90 @@ fn a_qc_value_that_overflows_is_an_error_naming_the_field() {
          qc_controls target and sd"
     );
 }
+
+/// Whatever text the order's patient holds (delimiters, escape characters, CR, LF and other
+/// controls, non-ASCII), a LIS reading the results gets back exactly what it sent, in ASTM and
+/// in HL7: the echo escapes every value, so none can shift, split or end a field or record.
+#[test]
+fn any_ordered_patient_reads_back_unchanged() {
+    use lis_templates::{OrderedPatient, OrderedSample};
+    use proptest::prelude::*;
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let text = "(?s).{0,12}";
+    let patient = (
+        text,
+        text,
+        proptest::collection::vec(text, 0..5),
+        text,
+        text,
+    )
+        .prop_map(
+            |(practice_id, laboratory_id, name, birth_date, sex)| OrderedPatient {
+                practice_id,
+                laboratory_id,
+                name,
+                birth_date,
+                sex,
+            },
+        );
+    // Empty trailing components are not written, so they do not come back.
+    let trimmed = |name: &[String]| -> Vec<String> {
+        let used = name
+            .iter()
+            .rposition(|c| !c.is_empty())
+            .map_or(0, |i| i + 1);
+        name[..used].to_vec()
+    };
+    let options = GenerateOptions {
+        layout: Layout::Standard,
+        ..options(None, None)
+    };
+    proptest!(ProptestConfig::with_cases(256), |(patient in patient)| {
+        let order = OrderedSample {
+            sample_id: "DEV01260000000000001".into(),
+            codes: vec!["PT".into()],
+            patient: Some(patient.clone()),
+        };
+        let mut g = Generator::new(set.get("stago_start4").unwrap(), &minter, &options).unwrap();
+        let astm = g.astm_order_results(std::slice::from_ref(&order)).unwrap().to_bytes();
+        let message = astm_records::Message::parse(&astm).unwrap();
+        let records = message.records();
+        prop_assert_eq!(records.len(), 5, "{}", String::from_utf8_lossy(&astm));
+        let astm_records::TypedRecord::Patient(p) = records[1].typed() else {
+            panic!("{}", String::from_utf8_lossy(&astm));
+        };
+        let utf8 = astm_records::Charset::Auto;
+        prop_assert_eq!(p.practice_patient_id().text_as(utf8), patient.practice_id.as_str());
+        prop_assert_eq!(p.laboratory_patient_id().text_as(utf8), patient.laboratory_id.as_str());
+        let name: Vec<String> = p
+            .name()
+            .components()
+            .map(|c| c.text_as(utf8).into_owned())
+            .collect();
+        prop_assert_eq!(trimmed(&name), trimmed(&patient.name));
+        prop_assert_eq!(p.birthdate().text_as(utf8), patient.birth_date.as_str());
+        prop_assert_eq!(p.sex().text_as(utf8), patient.sex.as_str());
+
+        let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
+        let oru = g
+            .hl7_order_results_for(&patient, &["P1"], &["F1"], &["ALT".into()])
+            .unwrap()
+            .to_wire();
+        let message = mllp_hl7::Message::parse(oru.as_bytes()).unwrap();
+        let pid = message.segment(b"PID").unwrap();
+        let decoded = |n: usize| {
+            String::from_utf8(pid.field(n).unwrap().decoded().into_owned()).unwrap()
+        };
+        prop_assert_eq!(decoded(3), patient.practice_id.clone());
+        let name: Vec<String> = pid
+            .field(5)
+            .unwrap()
+            .components()
+            .map(|c| String::from_utf8(c.decoded().into_owned()).unwrap())
+            .collect();
+        prop_assert_eq!(trimmed(&name), trimmed(&patient.name));
+        prop_assert_eq!(decoded(7), patient.birth_date.clone());
+        prop_assert_eq!(decoded(8), patient.sex.clone());
+    });
+}
