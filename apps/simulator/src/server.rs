@@ -415,7 +415,11 @@ fn read_transfer(text: &[u8]) -> Transfer {
                 t.queries.push((specimen, codes));
             }
             TypedRecord::Order(o) => {
-                let specimen = o.specimen_id().component(1).text().into_owned();
+                let specimen = o
+                    .specimen_id()
+                    .component(1)
+                    .text_as(Charset::Auto)
+                    .into_owned();
                 let codes: Vec<String> = o
                     .test_ids()
                     .filter_map(|id| id.test_code().map(|c| c.into_owned()))

@@ -90,7 +90,7 @@ async fn order_results_echo_the_patient_of_each_order() {
         &[
             "H|\\^&|||LIS",
             "P|1|MRN-1|LAB-1||O'BRIEN^ANNÉ&F&X||19700101|F",
-            "O|1|S-1||^^^PT|R",
+            "O|1|S-É1||^^^PT|R",
             "P|2|MRN-2|||DOE^JOHN",
             "O|1|S-2||^^^INR|R",
             "L|1|N",
@@ -108,7 +108,7 @@ async fn order_results_echo_the_patient_of_each_order() {
         "{records:?}"
     );
     let orders: Vec<&String> = records.iter().filter(|r| r.starts_with("O|")).collect();
-    assert!(orders[0].starts_with("O|1|S-1|"), "{records:?}");
+    assert!(orders[0].starts_with("O|1|S-É1|"), "{records:?}");
     assert!(orders[1].starts_with("O|1|S-2|"), "{records:?}");
 }
 
