@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&knobs, bytes)) = data.split_first() else {
         return;
     };
-    let leniency = if knobs & 1 == 1 { Leniency::ALL } else { Leniency::STRICT };
+    let leniency = if knobs & 1 == 1 {
+        Leniency::ALL
+    } else {
+        Leniency::STRICT
+    };
     let config = DecoderConfig {
         max_frame_len: if knobs & 2 == 2 { 32 } else { 64_000 },
         leniency,
@@ -59,7 +63,9 @@ fuzz_target!(|data: &[u8]| {
     let mut check = FrameScanner::new(config);
     for item in check.iter(bytes) {
         match item {
-            Item::Frame(f) if f.is_valid() && !f.text().is_empty() => pieces.push(f.text().to_vec()),
+            Item::Frame(f) if f.is_valid() && !f.text().is_empty() => {
+                pieces.push(f.text().to_vec())
+            }
             Item::Record(r) => {
                 let mut record = r.to_vec();
                 record.push(b'\r');
@@ -76,7 +82,10 @@ fuzz_target!(|data: &[u8]| {
         while link.poll_transmit(&mut out).is_some() {}
         while let Some(event) = link.poll_event() {
             if let Event::MessageReceived(m) = event {
-                assert!(made_of(&m, &pieces), "delivered text that no valid frame carried");
+                assert!(
+                    made_of(&m, &pieces),
+                    "delivered text that no valid frame carried"
+                );
             }
         }
     }

@@ -5,7 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use mllp_hl7::bytes::BytesMut;
 use mllp_hl7::{
-    AckBuilder, Charset, Delimiters, Message, MllpConfig, MllpDecoder, MllpFrame, escape, unescape,
+    AckBuilder, AckMessage, Charset, Delimiters, Message, MllpConfig, MllpDecoder, MllpFrame,
+    escape, unescape,
 };
 
 /// Messages, error count and every event of decoding `stream` in reads of `chunk` bytes.
@@ -66,6 +67,14 @@ fn walk(message: &Message<'_>) {
     }
     let _ = (message.message_type(), message.version(), message.charset());
     let _ = message.get("OBX(2)-5(1).1.1");
+    // Debug writes the bytes as escaped text: never a panic, never a raw control byte.
+    let shown = format!("{message:?}");
+    assert!(!shown.bytes().any(|b| b < 0x20), "{shown}");
+    // The one-call ACK read agrees with parse-then-read.
+    assert_eq!(
+        AckMessage::parse(message.raw()).ok(),
+        AckMessage::from_message(message).ok()
+    );
     if let Ok(ack) = AckBuilder::new(message).text("fuzz").build() {
         let ack = Message::parse(&ack).expect("our ACK parses");
         assert!(ack.is_ack());

@@ -17,15 +17,29 @@ use chrono::NaiveDate;
 use libfuzzer_sys::fuzz_target;
 use lis_templates::files::{self, FileOptions};
 use lis_templates::{
-    AccessionMinter, FileKind, GenerateOptions, Generator, Layout, OrderedSample, Output,
-    Profiles, TemplateSet, ValueMode, load_str,
+    AccessionMinter, FileKind, GenerateOptions, Generator, Layout, OrderedSample, Output, Profiles,
+    TemplateSet, ValueMode, load_str,
 };
 use serde_json::Value;
 
 /// Numbers that have broken range, rounding and SD code elsewhere.
 const NUMBERS: &[f64] = &[
-    0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, -1e-300, 1e15, 1e308, -1e308, 9007199254740993.0, 2.0,
-    100.0, 1000.0, -5.0, 3.0,
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    1e-300,
+    -1e-300,
+    1e15,
+    1e308,
+    -1e308,
+    9007199254740993.0,
+    2.0,
+    100.0,
+    1000.0,
+    -5.0,
+    3.0,
 ];
 
 /// Strings that carry delimiters, escapes, ranges and non-ASCII text.
@@ -237,7 +251,12 @@ fn generate_everything(data: &[u8]) {
             check(&Output::Astm(vec![message]));
         }
     }
-    for format in [None, Some(FileKind::Csv), Some(FileKind::Tsv), Some(FileKind::Xlsx)] {
+    for format in [
+        None,
+        Some(FileKind::Csv),
+        Some(FileKind::Tsv),
+        Some(FileKind::Xlsx),
+    ] {
         for qc in [false, true] {
             let options = FileOptions {
                 generate: GenerateOptions {
@@ -267,8 +286,9 @@ fn replay(data: &[u8]) {
         return;
     };
     let template = file_templates[usize::from(*pick) % file_templates.len()];
-    let name = ["run.csv", "run.txt", "run.xlsx", "run.xls", "run.xml", "run.tsv", "run"]
-        [usize::from(*extension) % 7];
+    let name = [
+        "run.csv", "run.txt", "run.xlsx", "run.xls", "run.xml", "run.tsv", "run",
+    ][usize::from(*extension) % 7];
     let minter = AccessionMinter::new();
     let _ = files::replay_fixture(template, name, bytes, &minter, 1, None);
 }
