@@ -661,5 +661,45 @@ fn any_ordered_patient_reads_back_unchanged() {
         prop_assert_eq!(trimmed(&name), trimmed(&patient.name));
         prop_assert_eq!(decoded(7), patient.birth_date.clone());
         prop_assert_eq!(decoded(8), patient.sex.clone());
+        // Non-ASCII text is declared (MSH-18), so the receiver decodes it as UTF-8.
+        let expected = if oru.is_ascii() {
+            mllp_hl7::Charset::Ascii
+        } else {
+            mllp_hl7::Charset::Utf8
+        };
+        prop_assert_eq!(message.charset(), Ok(expected));
     });
+}
+
+/// A standard-layout ORU holding non-ASCII text declares UTF-8 in MSH-18 (IHE: only then);
+/// with MSH-18 empty a receiver must read it as ASCII, and many read Latin-1. The OpenELIS
+/// layout keeps the reference's empty MSH-18.
+#[test]
+fn an_oru_with_non_ascii_text_declares_utf8() {
+    use lis_templates::OrderedPatient;
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let rene = OrderedPatient {
+        practice_id: "P7".into(),
+        name: vec!["RENÉ".into()],
+        ..OrderedPatient::default()
+    };
+    let msh18 = |layout: Layout, patient: &OrderedPatient| -> String {
+        let options = GenerateOptions {
+            layout,
+            ..options(None, None)
+        };
+        let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
+        let oru = g
+            .hl7_order_results_for(patient, &["P1"], &["F1"], &["ALT".into()])
+            .unwrap();
+        oru.segments[0].split('|').nth(17).unwrap_or("").to_owned()
+    };
+    assert_eq!(msh18(Layout::Standard, &rene), "UNICODE UTF-8");
+    let ascii = OrderedPatient {
+        name: vec!["RENE".into()],
+        ..rene.clone()
+    };
+    assert_eq!(msh18(Layout::Standard, &ascii), "");
+    assert_eq!(msh18(Layout::OpenElis, &rene), "");
 }

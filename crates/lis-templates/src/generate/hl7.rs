@@ -120,7 +120,30 @@ fn f(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| (*p).to_owned()).collect()
 }
 
+/// MSH-18 for a message holding text beyond ASCII, which is written in UTF-8 (table 0211).
+const MSH18_UTF8: &str = "UNICODE UTF-8";
+
 impl Generator<'_> {
+    /// The message of `segments`. In the standard layout a message holding non-ASCII text (a
+    /// name, a unit such as `µmol/L`, a test code such as `β-hCG`) says so in MSH-18: with
+    /// MSH-18 empty a receiver must read it as ASCII, and many read it as Latin-1. IHE ITI
+    /// TF-2x C.2.2: value MSH-18 only when the data is not ASCII. The OpenELIS layout keeps the
+    /// reference's MSH, which never values it.
+    pub(super) fn hl7_message(&self, mut segments: Vec<String>) -> Hl7Message {
+        if self.layout == Layout::Standard
+            && !segments.iter().all(|s| s.is_ascii())
+            && let Some(msh) = segments.first_mut()
+        {
+            let mut fields: Vec<&str> = msh.split('|').collect();
+            if fields.len() < 18 {
+                fields.resize(18, "");
+            }
+            fields[17] = MSH18_UTF8;
+            *msh = fields.join("|");
+        }
+        Hl7Message { segments }
+    }
+
     /// MSH-3 (sending application), MSH-4 (facility) and MSH-12 (version: `protocol.version` when
     /// it is an HL7 version ID, else `2.5.1`) of generated messages.
     pub(super) fn hl7_ids(&self) -> (String, String, String) {
@@ -347,7 +370,7 @@ impl Generator<'_> {
                 ));
             }
         }
-        Ok(Hl7Message { segments })
+        Ok(self.hl7_message(segments))
     }
 
     /// The QC ORU^R01: specimen `QC-{lot}-{level}` of the first control, OBR-25 `C`, one OBX per
@@ -489,6 +512,6 @@ impl Generator<'_> {
                 ));
             }
         }
-        Ok(Hl7Message { segments })
+        Ok(self.hl7_message(segments))
     }
 }

@@ -473,6 +473,6 @@ impl Generator<'_> {
             };
             segments.push(pad(obx, obx_count));
         }
-        Ok(Hl7Message { segments })
+        Ok(self.hl7_message(segments))
     }
 }
