@@ -36,8 +36,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let lis = tokio::spawn(async move {
         let (stream, peer) = listener.accept().await?;
-        let mut config = LinkConfig::new(Role::Computer);
-        config.assembly = Assembly::PerTransfer; // hand over H ... L at EOT
+        // Hand over H ... L at EOT.
+        let config = LinkConfig::new(Role::Computer).with_assembly(Assembly::PerTransfer);
         let mut link = LinkDriver::new(stream, config);
         while let Some(text) = link.recv().await? {
             let message = Message::parse(&text)?;

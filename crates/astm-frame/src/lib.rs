@@ -37,9 +37,7 @@
 //! use std::time::Instant;
 //! use astm_frame::{Assembly, Event, Link, LinkConfig, Role};
 //!
-//! let mut config = LinkConfig::new(Role::Computer);
-//! config.assembly = Assembly::PerTransfer;
-//! let mut lis = Link::new(config);
+//! let mut lis = Link::new(LinkConfig::new(Role::Computer).with_assembly(Assembly::PerTransfer));
 //! lis.handle_input(b"\x05\x021H|\\^&\r\x03E5\r\n\x022L|1|N\r\x0305\r\n\x04", Instant::now());
 //! assert_eq!(lis.poll_event(), Some(Event::MessageReceived(b"H|\\^&\rL|1|N\r".to_vec())));
 //! ```

@@ -52,8 +52,7 @@ pub enum Assembly {
     /// use std::time::Instant;
     /// use astm_frame::{Assembly, Event, Link, LinkConfig, Role};
     ///
-    /// let mut config = LinkConfig::new(Role::Computer);
-    /// config.assembly = Assembly::PerTransfer;
+    /// let config = LinkConfig::new(Role::Computer).with_assembly(Assembly::PerTransfer);
     /// let mut lis = Link::new(config);
     /// lis.handle_input(
     ///     b"\x05\x021H|\\^&\r\x03E5\r\n\x022L|1|N\r\x0305\r\n\
@@ -117,6 +116,33 @@ impl Default for Timers {
 }
 
 /// Configuration of a [`Link`].
+///
+/// [`LinkConfig::new`] gives the standard's settings for a role; the `with_*` methods change
+/// one setting each and can be chained (the fields are public too):
+///
+/// ```
+/// use std::time::Duration;
+/// use astm_frame::{
+///     Assembly, ContentionPolicy, DecoderConfig, Leniency, Link, LinkConfig, Role, Timers,
+/// };
+///
+/// let config = LinkConfig::new(Role::Computer)
+///     .with_assembly(Assembly::PerTransfer)
+///     .with_contention(ContentionPolicy::Yield)
+///     .with_timers(Timers {
+///         receive: Duration::from_secs(60),
+///         ..Timers::default()
+///     })
+///     .with_decoder(DecoderConfig {
+///         leniency: Leniency::ALL,
+///         ..DecoderConfig::default()
+///     })
+///     .with_honor_interrupt(false)
+///     .with_max_message_len(1024 * 1024);
+/// assert_eq!(config.assembly, Assembly::PerTransfer);
+/// assert_eq!(config.max_transmissions, 6); // untouched settings keep the standard's value
+/// let _lis = Link::new(config);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkConfig {
     /// Instrument or computer.
@@ -159,6 +185,83 @@ impl LinkConfig {
             honor_interrupt: true,
             max_message_len: 16 * 1024 * 1024,
         }
+    }
+
+    /// Sets [`role`](Self::role): instrument or computer.
+    #[must_use]
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// Sets [`timers`](Self::timers), all of them (start from [`Timers::default`] to
+    /// change some).
+    #[must_use]
+    pub fn with_timers(mut self, timers: Timers) -> Self {
+        self.timers = timers;
+        self
+    }
+
+    /// Sets [`framer`](Self::framer): how outgoing messages are framed.
+    #[must_use]
+    pub fn with_framer(mut self, framer: FramerConfig) -> Self {
+        self.framer = framer;
+        self
+    }
+
+    /// Sets [`decoder`](Self::decoder): how incoming bytes are decoded, including the
+    /// [`Leniency`](crate::Leniency) accepted.
+    #[must_use]
+    pub fn with_decoder(mut self, decoder: DecoderConfig) -> Self {
+        self.decoder = decoder;
+        self
+    }
+
+    /// Sets [`contention`](Self::contention): what the station does when its ENQ crosses
+    /// the peer's.
+    #[must_use]
+    pub fn with_contention(mut self, contention: ContentionPolicy) -> Self {
+        self.contention = contention;
+        self
+    }
+
+    /// Sets [`assembly`](Self::assembly): what the receiver hands over as one message.
+    #[must_use]
+    pub fn with_assembly(mut self, assembly: Assembly) -> Self {
+        self.assembly = assembly;
+        self
+    }
+
+    /// Sets [`max_transmissions`](Self::max_transmissions): transmissions of one frame
+    /// before the message is aborted.
+    #[must_use]
+    pub fn with_max_transmissions(mut self, max_transmissions: u32) -> Self {
+        self.max_transmissions = max_transmissions;
+        self
+    }
+
+    /// Sets [`max_enq_attempts`](Self::max_enq_attempts): ENQs per message before the
+    /// message is aborted.
+    #[must_use]
+    pub fn with_max_enq_attempts(mut self, max_enq_attempts: u32) -> Self {
+        self.max_enq_attempts = max_enq_attempts;
+        self
+    }
+
+    /// Sets [`honor_interrupt`](Self::honor_interrupt): whether a receiver interrupt ends
+    /// the transfer (`true`) or counts as an ACK (`false`).
+    #[must_use]
+    pub fn with_honor_interrupt(mut self, honor_interrupt: bool) -> Self {
+        self.honor_interrupt = honor_interrupt;
+        self
+    }
+
+    /// Sets [`max_message_len`](Self::max_message_len): the largest message the receiver
+    /// assembles.
+    #[must_use]
+    pub fn with_max_message_len(mut self, max_message_len: usize) -> Self {
+        self.max_message_len = max_message_len;
+        self
     }
 }
 
@@ -292,7 +395,8 @@ pub enum Event {
     /// With the default [`Assembly::PerEndFrame`], this is one E1381 message, which is one
     /// record for most instruments (one record per frame): an H … L message comes as one event
     /// per record. To receive H … L in one event, set [`LinkConfig::assembly`] to
-    /// [`Assembly::PerTransfer`] (or join the records with `astm_records::MessageAssembler`).
+    /// [`Assembly::PerTransfer`] (with [`LinkConfig::with_assembly`]), or join the records
+    /// with `astm_records::MessageAssembler`.
     ///
     /// ```
     /// use std::time::Instant;
@@ -304,9 +408,8 @@ pub enum Event {
     /// assert_eq!(per_record.poll_event(), Some(Event::MessageReceived(b"H|\\^&\r".to_vec())));
     /// assert_eq!(per_record.poll_event(), Some(Event::MessageReceived(b"L|1|N\r".to_vec())));
     ///
-    /// let mut config = LinkConfig::new(Role::Computer);
-    /// config.assembly = Assembly::PerTransfer;
-    /// let mut whole = Link::new(config);
+    /// let mut whole =
+    ///     Link::new(LinkConfig::new(Role::Computer).with_assembly(Assembly::PerTransfer));
     /// whole.handle_input(transfer, Instant::now());
     /// assert_eq!(whole.poll_event(), Some(Event::MessageReceived(b"H|\\^&\rL|1|N\r".to_vec())));
     /// ```

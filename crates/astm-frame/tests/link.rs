@@ -1647,3 +1647,134 @@ fn line_ends_outside_frames_are_not_reported_as_junk() {
         "other bytes are still reported"
     );
 }
+
+/// Each `LinkConfig::with_*` method sets the field it names and no other: the chain of all
+/// of them equals the struct literal with the same values, and each one alone equals the
+/// standard configuration with that one field changed.
+#[test]
+fn config_builders_set_the_field_they_name() {
+    use astm_frame::{DecoderConfig, FramerConfig, Packing, Timers};
+
+    let timers = Timers {
+        receive: Duration::from_secs(61),
+        contention_retry: Duration::from_millis(1500),
+        ..Timers::default()
+    };
+    let framer = FramerConfig {
+        max_text_len: 1000,
+        packing: Packing::Packed,
+    };
+    let decoder = DecoderConfig {
+        max_frame_len: 4096,
+        leniency: Leniency::ALL,
+    };
+    let literal = LinkConfig {
+        role: Role::Instrument,
+        timers,
+        framer,
+        decoder,
+        contention: ContentionPolicy::Insist,
+        assembly: Assembly::PerTransfer,
+        max_transmissions: 3,
+        max_enq_attempts: 9,
+        honor_interrupt: false,
+        max_message_len: 12_345,
+    };
+    // Every value differs from the computer's standard configuration, so a builder that
+    // set the wrong field (or none) would show.
+    let standard = LinkConfig::new(Role::Computer);
+    assert_ne!(standard.role, literal.role);
+    assert_ne!(standard.timers, literal.timers);
+    assert_ne!(standard.framer, literal.framer);
+    assert_ne!(standard.decoder, literal.decoder);
+    assert_ne!(standard.contention, literal.contention);
+    assert_ne!(standard.assembly, literal.assembly);
+    assert_ne!(standard.max_transmissions, literal.max_transmissions);
+    assert_ne!(standard.max_enq_attempts, literal.max_enq_attempts);
+    assert_ne!(standard.honor_interrupt, literal.honor_interrupt);
+    assert_ne!(standard.max_message_len, literal.max_message_len);
+
+    let chained = LinkConfig::new(Role::Computer)
+        .with_role(Role::Instrument)
+        .with_timers(timers)
+        .with_framer(framer)
+        .with_decoder(decoder)
+        .with_contention(ContentionPolicy::Insist)
+        .with_assembly(Assembly::PerTransfer)
+        .with_max_transmissions(3)
+        .with_max_enq_attempts(9)
+        .with_honor_interrupt(false)
+        .with_max_message_len(12_345);
+    assert_eq!(chained, literal);
+
+    let one_at_a_time = [
+        (
+            standard.with_role(Role::Instrument),
+            LinkConfig {
+                role: Role::Instrument,
+                ..standard
+            },
+        ),
+        (
+            standard.with_timers(timers),
+            LinkConfig { timers, ..standard },
+        ),
+        (
+            standard.with_framer(framer),
+            LinkConfig { framer, ..standard },
+        ),
+        (
+            standard.with_decoder(decoder),
+            LinkConfig {
+                decoder,
+                ..standard
+            },
+        ),
+        (
+            standard.with_contention(ContentionPolicy::Insist),
+            LinkConfig {
+                contention: ContentionPolicy::Insist,
+                ..standard
+            },
+        ),
+        (
+            standard.with_assembly(Assembly::PerTransfer),
+            LinkConfig {
+                assembly: Assembly::PerTransfer,
+                ..standard
+            },
+        ),
+        (
+            standard.with_max_transmissions(3),
+            LinkConfig {
+                max_transmissions: 3,
+                ..standard
+            },
+        ),
+        (
+            standard.with_max_enq_attempts(9),
+            LinkConfig {
+                max_enq_attempts: 9,
+                ..standard
+            },
+        ),
+        (
+            standard.with_honor_interrupt(false),
+            LinkConfig {
+                honor_interrupt: false,
+                ..standard
+            },
+        ),
+        (
+            standard.with_max_message_len(12_345),
+            LinkConfig {
+                max_message_len: 12_345,
+                ..standard
+            },
+        ),
+    ];
+    for (i, (built, expected)) in one_at_a_time.iter().enumerate() {
+        assert_eq!(built, expected, "builder {i}");
+        assert_ne!(built, &standard, "builder {i} changed nothing");
+    }
+}
