@@ -104,8 +104,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     }
 
     /// The transport.
+    ///
+    /// Reading from or writing to it directly would take bytes from, or put bytes into, the
+    /// link's exchange behind its back (see [`get_mut`](Self::get_mut)).
     pub fn get_ref(&self) -> &T {
         &self.io
+    }
+
+    /// The transport, mutably: to set its options (TCP `nodelay`, a serial port's baud rate
+    /// or control lines), or to shut it down once the link is idle.
+    ///
+    /// Take care not to read from or write to it directly, as with
+    /// `tokio_util::codec::Framed::get_mut`: bytes read here never reach the [`Link`] (a lost
+    /// ACK or frame, which the peer then repeats or gives up on), and bytes written here land
+    /// in the middle of the link's exchange, perhaps inside a frame that a dropped
+    /// [`recv`](Self::recv) left half written, so the peer refuses it. Both corrupt the
+    /// protocol state on one end or the other.
+    ///
+    /// ```no_run
+    /// use astm_frame::{LinkConfig, LinkDriver, Role};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), astm_frame::DriverError> {
+    /// let stream = tokio::net::TcpStream::connect("127.0.0.1:5000").await?;
+    /// let mut link = LinkDriver::new(stream, LinkConfig::new(Role::Instrument));
+    /// link.get_mut().set_nodelay(true)?;
+    /// println!("connected to {}", link.get_ref().peer_addr()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.io
     }
 
     /// Gives back the transport.

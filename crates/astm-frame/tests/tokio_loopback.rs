@@ -321,3 +321,43 @@ async fn the_tokio_items_are_re_exported_at_the_crate_root() {
     let closed: DriverError = DriverError::Closed;
     assert_eq!(closed.to_string(), "connection closed by the peer");
 }
+
+/// `get_ref` and `get_mut` reach the transport itself: its addresses and options, and a
+/// shutdown that the peer sees as the end of the connection; the link still works in
+/// between.
+#[tokio::test(flavor = "current_thread")]
+async fn get_ref_and_get_mut_reach_the_transport() {
+    use tokio::io::AsyncWriteExt;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    let mut analyzer = LinkDriver::new(stream, LinkConfig::new(Role::Instrument));
+    let mut lis = LinkDriver::new(accepted, LinkConfig::new(Role::Computer));
+
+    assert_eq!(analyzer.get_ref().peer_addr().unwrap(), addr);
+    assert_eq!(
+        lis.get_ref().peer_addr().unwrap(),
+        analyzer.get_ref().local_addr().unwrap()
+    );
+    for nodelay in [true, false, true] {
+        analyzer.get_mut().set_nodelay(nodelay).unwrap();
+        assert_eq!(analyzer.get_ref().nodelay().unwrap(), nodelay);
+    }
+
+    let message = b"H|\\^&\rL|1|N\r".to_vec();
+    let (sent, received) = tokio::join!(analyzer.send(message.clone()), async {
+        let mut records = Vec::new();
+        while records.len() < 2 {
+            records.push(lis.recv().await.unwrap().unwrap());
+        }
+        records.concat()
+    });
+    sent.unwrap();
+    assert_eq!(received, message);
+
+    // The link is idle (EOT sent): shutting the transport down ends the connection.
+    analyzer.get_mut().shutdown().await.unwrap();
+    assert_eq!(lis.recv().await.unwrap(), None);
+}

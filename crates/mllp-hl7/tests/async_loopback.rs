@@ -396,3 +396,45 @@ async fn an_ack_timeout_beyond_the_clock_waits_without_a_deadline() {
     let reply = client.send(&oru(1)).await.unwrap();
     assert_ack_for(&reply, 1);
 }
+
+/// `get_ref` and `get_mut` reach the stream itself: its addresses and options, and a
+/// shutdown between messages that the peer sees as the end of the connection; the client
+/// still works in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_ref_and_get_mut_reach_the_stream() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(stream, MllpCodec::new());
+        let mut answered = 0;
+        while let Some(frame) = framed.next().await {
+            let Ok(MllpFrame::Message(payload)) = frame else {
+                panic!("{frame:?}")
+            };
+            let ack = AckBuilder::new(&Message::parse(&payload).unwrap())
+                .build()
+                .unwrap();
+            framed.send(&ack[..]).await.unwrap();
+            answered += 1;
+        }
+        // The client's shutdown ended the stream of frames.
+        answered
+    });
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(5));
+    assert_eq!(client.get_ref().peer_addr().unwrap(), address);
+    // `connect` turns Nagle off; `get_mut` can turn it back on, and off again.
+    assert!(client.get_ref().nodelay().unwrap());
+    client.get_mut().set_nodelay(false).unwrap();
+    assert!(!client.get_ref().nodelay().unwrap());
+    assert_ack_for(&client.send(&oru(1)).await.unwrap(), 1);
+    client.get_mut().set_nodelay(true).unwrap();
+    assert!(client.get_ref().nodelay().unwrap());
+    assert_ack_for(&client.send(&oru(2)).await.unwrap(), 2);
+
+    client.get_mut().shutdown().await.unwrap();
+    assert_eq!(server.await.unwrap(), 2);
+}

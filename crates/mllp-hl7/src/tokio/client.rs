@@ -190,8 +190,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
 
     /// The underlying stream, borrowed (its addresses, or whether the peer has closed it
     /// between messages).
+    ///
+    /// Reading from or writing to it directly would take bytes from, or put bytes into, the
+    /// MLLP stream behind the client's back (see [`get_mut`](Self::get_mut)).
     pub fn get_ref(&self) -> &S {
         self.framed.get_ref()
+    }
+
+    /// The underlying stream, mutably: to set its options (TCP `nodelay` or TTL), or to
+    /// shut it down between messages.
+    ///
+    /// Take care not to read from or write to it directly, as with
+    /// `tokio_util::codec::Framed::get_mut`, whose stream this is: the client keeps a read
+    /// buffer (bytes read but not yet decoded: the start of a frame, a late ACK that came
+    /// with the one awaited) and a write buffer (what a send cut short by its timeout had
+    /// already queued), so bytes read here can be the middle of a frame, and bytes written
+    /// here can land between or inside frames still to go out. Either corrupts the stream
+    /// of frames and the matching of ACKs.
+    ///
+    /// ```no_run
+    /// use mllp_hl7::MllpClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let mut client = MllpClient::connect("127.0.0.1:2575").await?;
+    /// // Nagle back on (`connect` turns it off), for a link that sends large batches.
+    /// client.get_mut().set_nodelay(false)?;
+    /// println!("connected to {}", client.get_ref().peer_addr()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        self.framed.get_mut()
     }
 
     /// The underlying stream.
