@@ -17,8 +17,8 @@ use chrono::NaiveDate;
 use libfuzzer_sys::fuzz_target;
 use lis_templates::files::{self, FileOptions};
 use lis_templates::{
-    AccessionMinter, FileKind, GenerateOptions, Generator, Layout, OrderedSample, Output, Profiles,
-    TemplateSet, ValueMode, load_str,
+    AccessionMinter, FileKind, GenerateOptions, Generator, Layout, OrderedPatient, OrderedSample,
+    Output, Profiles, TemplateSet, ValueMode, load_str,
 };
 use serde_json::Value;
 
@@ -243,11 +243,30 @@ fn generate_everything(data: &[u8]) {
         if let Ok(message) = generator.hl7_order_results(&["P1", "^|\\"], &["F&1"], &codes) {
             check(&Output::Hl7(message));
         }
-        let order = OrderedSample {
-            sample_id: "DEV01260000000000123".into(),
-            codes,
+        // An ordered patient whose values hold every delimiter, a CR and non-ASCII text.
+        let patient = OrderedPatient {
+            practice_id: "P|1^~\\&".into(),
+            laboratory_id: "L\rX".into(),
+            name: vec!["O'BRIEN".into(), "RENÉ^&".into(), String::new()],
+            birth_date: "1970\n0101".into(),
+            sex: "F".into(),
         };
-        if let Ok(message) = generator.astm_order_results(&[order]) {
+        if let Ok(message) = generator.hl7_order_results_for(&patient, &["P1"], &["F1"], &codes) {
+            check(&Output::Hl7(message));
+        }
+        let orders = [
+            OrderedSample {
+                sample_id: "DEV01260000000000123".into(),
+                codes: codes.clone(),
+                patient: None,
+            },
+            OrderedSample {
+                sample_id: "DEV01260000000000124".into(),
+                codes,
+                patient: Some(patient),
+            },
+        ];
+        if let Ok(message) = generator.astm_order_results(&orders) {
             check(&Output::Astm(vec![message]));
         }
     }
