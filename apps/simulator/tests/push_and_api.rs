@@ -225,8 +225,9 @@ async fn mllp_listener_acks_pipelined_messages_and_turns_orm_into_oru() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orm_placer_filler_and_patient_are_echoed_by_value() {
+/// Sends `orm` to a BC-5380 port with `--order-results link` and returns the ACK and the ORU
+/// that come back on the same connection (the ORU must be UTF-8).
+async fn orm_on_the_link(orm: &[u8]) -> (String, String) {
     let sim = Sim::start(&[
         "--listen",
         "0=mindray_bc5380",
@@ -237,34 +238,33 @@ async fn orm_placer_filler_and_patient_are_echoed_by_value() {
     ]);
     let stream = connect(sim.port_of("mindray_bc5380")).await;
     let mut framed = Framed::new(stream, MllpCodec::new());
+    framed.send(orm).await.unwrap();
+    let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    let oru = String::from_utf8(next_message(&mut framed).await.to_vec()).unwrap();
+    (ack, oru)
+}
+
+/// The fields of the first `id` segment of `message` (`|` separated).
+fn segment_fields(message: &str, id: &str) -> Vec<String> {
+    message
+        .split('\r')
+        .find(|s| s.starts_with(id))
+        .unwrap_or_else(|| panic!("no {id} in {message}"))
+        .split('|')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orm_placer_filler_and_patient_are_echoed_by_value() {
     // Placer "PL&7" (escaped as the standard says) with a namespace component, filler with
     // the message's own delimiters: `#` fields, `:` components. The patient likewise.
     let orm = "MSH#:~\\&#LIS#LAB#MINDRAY#BC-5380#20260101##ORM:O01#C9#P#2.3.1\r\
                PID#1##P1:::LIS:MR~P2##O\\T\\BRIEN:ANNÉ##19700101#F\r\
                ORC#NW#PL\\T\\7:OE#\rOBR#1#PL\\T\\7:OE#FI-9:OE#:::WBC:White cells\r";
-    framed.send(orm.as_bytes()).await.unwrap();
-    let mut texts = Vec::new();
-    for _ in 0..2 {
-        let frame = tokio::time::timeout(WAIT, framed.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let MllpFrame::Message(m) = frame else {
-            panic!("{frame:?}")
-        };
-        texts.push(String::from_utf8_lossy(&m).into_owned());
-    }
-    assert!(texts[0].contains("MSA#AA#C9"), "{texts:?}");
-    let oru = &texts[1];
-    let segment = |id: &str| {
-        oru.split('\r')
-            .find(|s| s.starts_with(id))
-            .unwrap_or_else(|| panic!("no {id} in {oru}"))
-            .split('|')
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
+    let (ack, oru) = orm_on_the_link(orm.as_bytes()).await;
+    assert!(ack.contains("MSA#AA#C9"), "{ack}");
+    let segment = |id: &str| segment_fields(&oru, id);
     // The ORU uses `|^~\&`: the entity identifiers whole, namespace included (the LIS
     // matches on both), "PL&7" escaped once.
     assert_eq!(segment("ORC|")[2..4], ["PL\\T\\7^OE", "FI-9^OE"], "{oru}");
@@ -293,37 +293,15 @@ async fn orm_placer_filler_and_patient_are_echoed_by_value() {
 /// `É` was read as invalid UTF-8 and came back as U+FFFD.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latin1_orm_patient_is_echoed_as_text() {
-    let sim = Sim::start(&[
-        "--listen",
-        "0=mindray_bc5380",
-        "-d",
-        "0",
-        "--order-results",
-        "link",
-    ]);
-    let stream = connect(sim.port_of("mindray_bc5380")).await;
-    let mut framed = Framed::new(stream, MllpCodec::new());
     let orm: &[u8] =
         b"MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|C7|P|2.3.1||||||8859/1\r\
         PID|1||P7||REN\xc9^L\xc9A\rORC|NW|PL-7|\rOBR|1|PL-7|FI-7|^^^WBC^White cells\r";
-    framed.send(orm).await.unwrap();
-    let mut texts = Vec::new();
-    for _ in 0..2 {
-        let frame = tokio::time::timeout(WAIT, framed.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let MllpFrame::Message(m) = frame else {
-            panic!("{frame:?}")
-        };
-        texts.push(String::from_utf8(m.to_vec()).unwrap());
-    }
-    let pid = texts[1]
-        .split('\r')
-        .find(|s| s.starts_with("PID|"))
-        .unwrap_or_else(|| panic!("{texts:?}"));
-    assert!(pid.starts_with("PID|1||P7||RENÉ^LÉA|"), "{pid}");
+    let (_, oru) = orm_on_the_link(orm).await;
+    assert_eq!(
+        segment_fields(&oru, "PID|")[..6],
+        ["PID", "1", "", "P7", "", "RENÉ^LÉA"],
+        "{oru}"
+    );
 }
 
 /// What the HTTP stub saw.

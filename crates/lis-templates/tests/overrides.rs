@@ -16,6 +16,14 @@ fn options(patient_id: Option<&str>, tests: Option<&[&str]>) -> GenerateOptions 
     }
 }
 
+/// The seeded options in `layout`.
+fn in_layout(layout: Layout) -> GenerateOptions {
+    GenerateOptions {
+        layout,
+        ..options(None, None)
+    }
+}
+
 fn run(template: &str, options: &GenerateOptions, qc: bool) -> Result<Output, GenerateError> {
     let set = TemplateSet::embedded().unwrap();
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
@@ -213,10 +221,7 @@ fn hl7_order_results_escape_the_patient_and_panel() {
     template.test_sample.as_mut().unwrap().kind = Some("CH|EM^A&B".into());
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
     for layout in [Layout::Standard, Layout::OpenElis] {
-        let options = GenerateOptions {
-            layout,
-            ..options(None, None)
-        };
+        let options = in_layout(layout);
         let mut g = Generator::new(&template, &minter, &options).unwrap();
         let oru = g
             .hl7_order_results(&["P1"], &["F1"], &["ALT".into()])
@@ -278,10 +283,7 @@ fn hl7_order_results_echo_every_component_of_the_order_numbers() {
     let set = TemplateSet::embedded().unwrap();
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
     for layout in [Layout::Standard, Layout::OpenElis] {
-        let options = GenerateOptions {
-            layout,
-            ..options(None, None)
-        };
+        let options = in_layout(layout);
         let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
         let oru = g
             .hl7_order_results(&["A|1", "NS^X", "", ""], &["", r"F\&L"], &["ALT".into()])
@@ -371,10 +373,7 @@ fn standard_astm_order_results_number_records_per_parent() {
         },
     ];
     let numbers = |layout: Layout| -> Vec<String> {
-        let options = GenerateOptions {
-            layout,
-            ..options(None, None)
-        };
+        let options = in_layout(layout);
         let mut g = Generator::new(set.get("stago_start4").unwrap(), &minter, &options).unwrap();
         let m = g.astm_order_results(&orders).unwrap();
         m.records
@@ -452,10 +451,7 @@ fn order_results_echo_the_ordered_patient() {
         },
     ];
     let patients = |layout: Layout| -> Vec<String> {
-        let options = GenerateOptions {
-            layout,
-            ..options(None, None)
-        };
+        let options = in_layout(layout);
         let mut g = Generator::new(set.get("stago_start4").unwrap(), &minter, &options).unwrap();
         let m = g.astm_order_results(&orders).unwrap();
         m.records
@@ -475,10 +471,7 @@ fn order_results_echo_the_ordered_patient() {
     }
 
     let hl7 = |layout: Layout| -> String {
-        let options = GenerateOptions {
-            layout,
-            ..options(None, None)
-        };
+        let options = in_layout(layout);
         let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
         g.hl7_order_results_for(&smith, &["P1"], &["F1"], &["ALT".into()])
             .unwrap()
@@ -527,10 +520,7 @@ fn standard_astm_order_results_carry_the_templates_header() {
             .map(str::to_owned)
             .collect()
     };
-    let options = GenerateOptions {
-        layout: Layout::Standard,
-        ..options(None, None)
-    };
+    let options = in_layout(Layout::Standard);
     let mut g = Generator::new(template, &minter, &options).unwrap();
     let order_header = g
         .astm_order_results(std::slice::from_ref(&order))
@@ -611,10 +601,7 @@ fn any_ordered_patient_reads_back_unchanged() {
             .map_or(0, |i| i + 1);
         name[..used].to_vec()
     };
-    let options = GenerateOptions {
-        layout: Layout::Standard,
-        ..options(None, None)
-    };
+    let options = in_layout(Layout::Standard);
     proptest!(ProptestConfig::with_cases(256), |(patient in patient)| {
         let order = OrderedSample {
             sample_id: "DEV01260000000000001".into(),
@@ -685,10 +672,7 @@ fn an_oru_with_non_ascii_text_declares_utf8() {
         ..OrderedPatient::default()
     };
     let msh18 = |layout: Layout, patient: &OrderedPatient| -> String {
-        let options = GenerateOptions {
-            layout,
-            ..options(None, None)
-        };
+        let options = in_layout(layout);
         let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
         let oru = g
             .hl7_order_results_for(patient, &["P1"], &["F1"], &["ALT".into()])
