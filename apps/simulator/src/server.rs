@@ -379,6 +379,9 @@ struct Transfer {
     /// One entry per Q record: the specimen (Q.3) and the test codes (Q.5) asked for.
     queries: Vec<(Option<String>, Vec<String>)>,
     orders: Vec<OrderedSample>,
+    /// O records that cancel their order (O.12 `C`) and Q records that abort the last
+    /// request (Q.13 `A`): neither is answered with results.
+    withdrawn: Vec<String>,
     template_override: Option<String>,
     /// An L record ended it: without one the message is incomplete (the sender gave up, or
     /// was cut off, after the frames that arrived).
@@ -408,6 +411,17 @@ fn read_transfer(text: &[u8]) -> Transfer {
             }
             TypedRecord::Query(q) => {
                 let specimen = q.requested_specimen_id().map(|s| s.into_owned());
+                if q.status_code()
+                    .component(1)
+                    .text()
+                    .eq_ignore_ascii_case("A")
+                {
+                    t.withdrawn.push(format!(
+                        "Q.13 A (abort the last request) for {}",
+                        specimen.as_deref().unwrap_or("all specimens")
+                    ));
+                    continue;
+                }
                 let codes = astm_records::test_ids(&q.universal_test_id())
                     .filter_map(|id| id.test_code().map(|c| c.into_owned()))
                     .filter(|c| !c.eq_ignore_ascii_case("ALL"))
@@ -420,6 +434,15 @@ fn read_transfer(text: &[u8]) -> Transfer {
                     .component(1)
                     .text_as(Charset::Auto)
                     .into_owned();
+                if o.action_code()
+                    .component(1)
+                    .text()
+                    .eq_ignore_ascii_case("C")
+                {
+                    t.withdrawn
+                        .push(format!("O.12 C (cancel) for specimen {specimen}"));
+                    continue;
+                }
                 let codes: Vec<String> = o
                     .test_ids()
                     .filter_map(|id| id.test_code().map(|c| c.into_owned()))
@@ -523,7 +546,9 @@ async fn serve_astm(
                     .push(local.port(), peer.to_string(), "ASTM", &text);
                 let transfer = read_transfer(&text);
                 if !transfer.terminated
-                    && (!transfer.queries.is_empty() || !transfer.orders.is_empty())
+                    && (!transfer.queries.is_empty()
+                        || !transfer.orders.is_empty()
+                        || !transfer.withdrawn.is_empty())
                 {
                     // §6.5.2.4 / E1394: a message is complete with its L record. Answering
                     // the orders that arrived would give results for part of a list.
@@ -602,6 +627,9 @@ async fn answer(
     local: SocketAddr,
 ) -> anyhow::Result<()> {
     let template = template.map(|n| app.template(n)).transpose()?;
+    for what in &transfer.withdrawn {
+        tracing::info!("port {}: {what}: no results", local.port());
+    }
     if !transfer.queries.is_empty()
         && transfer.header
         && !transfer.patient
@@ -658,6 +686,7 @@ async fn answer(
         && !transfer.patient
         && transfer.orders.is_empty()
         && transfer.queries.is_empty()
+        && transfer.withdrawn.is_empty()
     {
         // Field query: the analyzer's full result message.
         match template {
@@ -748,11 +777,10 @@ fn pid_patient(message: &mllp_hl7::Message<'_>) -> Option<OrderedPatient> {
 }
 
 /// The components of an EI field (placer or filler order number: ID, namespace, universal ID,
-/// its type) of the first `id` segment, read with the message's own delimiters and unescaped
-/// (the ORU escapes them again); `None` when the field is empty, so ORC can stand in for OBR.
-fn entity_id(message: &mllp_hl7::Message<'_>, id: &[u8], n: usize) -> Option<Vec<String>> {
-    let components: Vec<String> = message
-        .segment(id)?
+/// its type) of `segment`, read with the message's own delimiters and unescaped (the ORU
+/// escapes them again); `None` when the field is empty, so ORC can stand in for OBR.
+fn entity_id(segment: &mllp_hl7::Segment<'_>, n: usize) -> Option<Vec<String>> {
+    let components: Vec<String> = segment
         .field(n)?
         .components()
         .map(|v| value_text(&v))
@@ -761,6 +789,74 @@ fn entity_id(message: &mllp_hl7::Message<'_>, id: &[u8], n: usize) -> Option<Vec
         .iter()
         .any(|c| !c.is_empty())
         .then_some(components)
+}
+
+/// ORC-1 order control codes (table 0119) that withdraw an order rather than place it:
+/// cancel, discontinue or hold requests, and the orders cancelled, discontinued or held.
+const WITHDRAWING_CONTROLS: [&str; 6] = ["CA", "DC", "HD", "OC", "OD", "OH"];
+
+/// What an ORM (or OML) orders.
+#[derive(Debug, Default)]
+struct Hl7Order {
+    /// The placer and filler numbers of the first order placed (OBR-2/3, else its ORC-2/3).
+    placer: Vec<String>,
+    filler: Vec<String>,
+    /// The codes of every OBR placed (OBR-4 component 4, else 1), each once.
+    codes: Vec<String>,
+    /// The ORC-1 of each order group that withdraws its order ([`WITHDRAWING_CONTROLS`]): its
+    /// OBR segments order nothing.
+    withdrawn: Vec<String>,
+}
+
+fn read_hl7_order(message: &mllp_hl7::Message<'_>) -> Hl7Order {
+    let mut order = Hl7Order::default();
+    let mut group: Option<(mllp_hl7::Segment<'_>, bool)> = None;
+    let mut placed = false;
+    for segment in message.segments() {
+        match segment.id() {
+            b"ORC" => {
+                let control = segment
+                    .field(1)
+                    .and_then(|f| f.component(1))
+                    .map(|v| value_text(&v).to_ascii_uppercase())
+                    .unwrap_or_default();
+                let withdraws = WITHDRAWING_CONTROLS.contains(&control.as_str());
+                if withdraws {
+                    order.withdrawn.push(control);
+                }
+                group = Some((segment, withdraws));
+            }
+            b"OBR" => {
+                let orc = match group {
+                    Some((_, true)) => continue,
+                    Some((orc, false)) => Some(orc),
+                    None => None,
+                };
+                if !placed {
+                    placed = true;
+                    let number = |n: usize| {
+                        entity_id(&segment, n)
+                            .or_else(|| orc.and_then(|o| entity_id(&o, n)))
+                            .unwrap_or_default()
+                    };
+                    order.placer = number(2);
+                    order.filler = number(3);
+                }
+                let id = segment.field_or_empty(4);
+                let code = [4, 1]
+                    .into_iter()
+                    .filter_map(|c| id.component(c).map(|v| value_text(&v)))
+                    .find(|c| !c.is_empty());
+                if let Some(code) = code
+                    && !order.codes.contains(&code)
+                {
+                    order.codes.push(code);
+                }
+            }
+            _ => {}
+        }
+    }
+    order
 }
 
 /// The next MLLP event; `None` when the peer has closed the connection, or when a message it
@@ -932,33 +1028,30 @@ async fn serve_mllp(
             }
             framed.send(&ack[..]).await.context("sending ACK")?;
         }
-        if message.message_type().code != b"ORM" {
+        if !matches!(message.message_type().code, b"ORM" | b"OML") {
             continue;
         }
         let Some(name) = &template else {
             continue;
         };
-        let placer = entity_id(&message, b"OBR", 2)
-            .or_else(|| entity_id(&message, b"ORC", 2))
-            .unwrap_or_default();
-        let filler = entity_id(&message, b"OBR", 3)
-            .or_else(|| entity_id(&message, b"ORC", 3))
-            .unwrap_or_default();
-        let mut codes: Vec<String> = Vec::new();
-        for obr in message.segments_named(b"OBR") {
-            let id = obr.field_or_empty(4);
-            let code = [4, 1]
-                .into_iter()
-                .filter_map(|c| id.component(c).map(|v| value_text(&v)))
-                .find(|c| !c.is_empty());
-            if let Some(code) = code
-                && !codes.contains(&code)
-            {
-                codes.push(code);
-            }
+        let Hl7Order {
+            placer,
+            filler,
+            codes,
+            withdrawn,
+        } = read_hl7_order(&message);
+        for control in &withdrawn {
+            tracing::info!(
+                "port {}: ORC-1 {control} withdraws an order group: no results for it",
+                local.port()
+            );
         }
         if codes.is_empty() || (placer.is_empty() && filler.is_empty()) {
-            tracing::info!("ORM without ordered codes or correlation IDs; no results");
+            if withdrawn.is_empty() {
+                tracing::info!(
+                    "order message without ordered codes or correlation IDs; no results"
+                );
+            }
             continue;
         }
         let t = app.template(name)?;

@@ -454,6 +454,40 @@ async fn an_order_transfer_without_its_terminator_is_not_acted_on() {
     );
 }
 
+/// An order the LIS cancels (O.12 `C`) or a request it aborts (Q.13 `A`) gets no results: a
+/// cancel without a P record was answered as a field query with the template's whole message,
+/// and a cancelled order with results for its tests. Each transfer is answered in turn, so
+/// the first answer being the live order's shows the others got none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_orders_and_aborted_queries_get_no_results() {
+    let sim = stago(&["--order-results", "link"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||LIS", "O|1|CANCEL-1||^^^PT|R||||||C", "L|1|N"],
+    )
+    .await;
+    send_records(&mut s, &["H|\\^&|||LIS", "Q|1|^Q-2||ALL||||||||A", "L|1|N"]).await;
+    send_records(
+        &mut s,
+        &[
+            "H|\\^&|||LIS",
+            "P|1",
+            "O|1|GONE-3||^^^PT|R||||||C",
+            "O|2|KEEP-4||^^^INR|R",
+            "L|1|N",
+        ],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    let orders: Vec<&String> = records.iter().filter(|r| r.starts_with("O|")).collect();
+    assert_eq!(orders.len(), 1, "{records:?}");
+    assert!(orders[0].starts_with("O|1|KEEP-4|"), "{records:?}");
+    let results: Vec<&String> = records.iter().filter(|r| r.starts_with("R|")).collect();
+    assert_eq!(results.len(), 1, "{records:?}");
+    assert!(results[0].starts_with("R|1|^^^INR|"), "{records:?}");
+}
+
 /// The OpenELIS bridge sending an order to a proactive-ENQ port (GeneXpert on 5000/9600 in the
 /// default map): it sends its ENQ, consumes the simulator's contending ENQ and reads the ACK
 /// (mock commit 093db5d); the reference yields and acknowledges at once, so by default the

@@ -304,6 +304,42 @@ async fn a_latin1_orm_patient_is_echoed_as_text() {
     );
 }
 
+/// An order group whose ORC-1 withdraws it (CA cancel, DC discontinue, HD hold, ...) gets
+/// no results: an ORM cancelling its only order was answered with an ORU, and a message
+/// mixing a cancelled and a new order reported both. OML^O21 (the v2.5 lab order) is an
+/// order too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawn_order_groups_get_no_results() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=mindray_bc5380",
+        "-d",
+        "0",
+        "--order-results",
+        "link",
+    ]);
+    let stream = connect(sim.port_of("mindray_bc5380")).await;
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    let cancel = "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|C1|P|2.3.1\r\
+                  PID|1||P1\rORC|CA|PL-1|\rOBR|1|PL-1||^^^WBC^White cells\r";
+    framed.send(cancel.as_bytes()).await.unwrap();
+    let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    assert!(ack.contains("MSA|AA|C1"), "{ack}");
+    let mixed = "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||OML^O21^OML_O21|C2|P|2.5.1\r\
+                 PID|1||P2\r\
+                 ORC|CA|PL-2A|\rOBR|1|PL-2A||RBC^Red cells\r\
+                 ORC|NW|PL-2B|\rOBR|2|PL-2B||WBC^White cells\r";
+    framed.send(mixed.as_bytes()).await.unwrap();
+    // The next message is the second ACK: the cancel got no ORU.
+    let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    assert!(ack.contains("MSA|AA|C2"), "{ack}");
+    let oru = String::from_utf8(next_message(&mut framed).await.to_vec()).unwrap();
+    assert_eq!(segment_fields(&oru, "ORC|")[2], "PL-2B", "{oru}");
+    let obx: Vec<&str> = oru.split('\r').filter(|s| s.starts_with("OBX|")).collect();
+    assert_eq!(obx.len(), 1, "{oru}");
+    assert!(obx[0].starts_with("OBX|1|NM|WBC^"), "{oru}");
+}
+
 /// What the HTTP stub saw.
 type Seen = Arc<Mutex<Vec<(Option<String>, String, String)>>>;
 
