@@ -17,8 +17,8 @@ use chrono::NaiveDate;
 use libfuzzer_sys::fuzz_target;
 use lis_templates::files::{self, FileOptions};
 use lis_templates::{
-    AccessionMinter, FileKind, GenerateOptions, Generator, Layout, OrderedPatient, OrderedSample,
-    Output, Profiles, TemplateSet, ValueMode, load_str,
+    AccessionMinter, FileKind, GenerateOptions, Generator, Layout, OrderGroup, OrderedPatient,
+    OrderedSample, Output, Profiles, TemplateSet, ValueMode, load_str,
 };
 use serde_json::Value;
 
@@ -251,7 +251,20 @@ fn generate_everything(data: &[u8]) {
             birth_date: "1970\n0101".into(),
             sex: "F".into(),
         };
-        if let Ok(message) = generator.hl7_order_results_for(&patient, &["P1"], &["F1"], &codes) {
+        let groups = [
+            OrderGroup {
+                placer: vec!["P1".into(), "^|\\".into()],
+                filler: vec!["F&1".into()],
+                codes: codes.clone(),
+            },
+            OrderGroup {
+                placer: vec!["P2".into()],
+                filler: Vec::new(),
+                codes: vec!["NOPE".into()],
+            },
+            OrderGroup::default(),
+        ];
+        if let Ok(message) = generator.hl7_order_results_for(Some(&patient), &groups) {
             check(&Output::Hl7(message));
         }
         let orders = [

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
 use astm_records::{Charset, Message, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
-use lis_templates::{Generator, OrderedPatient, OrderedSample, ProtocolKind};
+use lis_templates::{Generator, OrderGroup, OrderedPatient, OrderedSample, ProtocolKind};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -798,20 +798,19 @@ const WITHDRAWING_CONTROLS: [&str; 6] = ["CA", "DC", "HD", "OC", "OD", "OH"];
 /// What an ORM (or OML) orders.
 #[derive(Debug, Default)]
 struct Hl7Order {
-    /// The placer and filler numbers of the first order placed (OBR-2/3, else its ORC-2/3).
-    placer: Vec<String>,
-    filler: Vec<String>,
-    /// The codes of every OBR placed (OBR-4 component 4, else 1), each once.
-    codes: Vec<String>,
+    /// Each order placed, in the message's order: its placer and filler numbers (OBR-2/3,
+    /// else its ORC-2/3) and its codes (OBR-4 component 4, else 1). OBR segments with the
+    /// same numbers are one order; an OBR without a code orders nothing, and a message
+    /// without any order number orders nothing.
+    orders: Vec<OrderGroup>,
     /// The ORC-1 of each order group that withdraws its order ([`WITHDRAWING_CONTROLS`]): its
     /// OBR segments order nothing.
     withdrawn: Vec<String>,
 }
 
 fn read_hl7_order(message: &mllp_hl7::Message<'_>) -> Hl7Order {
-    let mut order = Hl7Order::default();
+    let mut read = Hl7Order::default();
     let mut group: Option<(mllp_hl7::Segment<'_>, bool)> = None;
-    let mut placed = false;
     for segment in message.segments() {
         match segment.id() {
             b"ORC" => {
@@ -822,7 +821,7 @@ fn read_hl7_order(message: &mllp_hl7::Message<'_>) -> Hl7Order {
                     .unwrap_or_default();
                 let withdraws = WITHDRAWING_CONTROLS.contains(&control.as_str());
                 if withdraws {
-                    order.withdrawn.push(control);
+                    read.withdrawn.push(control);
                 }
                 group = Some((segment, withdraws));
             }
@@ -832,31 +831,45 @@ fn read_hl7_order(message: &mllp_hl7::Message<'_>) -> Hl7Order {
                     Some((orc, false)) => Some(orc),
                     None => None,
                 };
-                if !placed {
-                    placed = true;
-                    let number = |n: usize| {
-                        entity_id(&segment, n)
-                            .or_else(|| orc.and_then(|o| entity_id(&o, n)))
-                            .unwrap_or_default()
-                    };
-                    order.placer = number(2);
-                    order.filler = number(3);
-                }
+                let number = |n: usize| {
+                    entity_id(&segment, n)
+                        .or_else(|| orc.and_then(|o| entity_id(&o, n)))
+                        .unwrap_or_default()
+                };
+                let (placer, filler) = (number(2), number(3));
                 let id = segment.field_or_empty(4);
                 let code = [4, 1]
                     .into_iter()
                     .filter_map(|c| id.component(c).map(|v| value_text(&v)))
                     .find(|c| !c.is_empty());
-                if let Some(code) = code
-                    && !order.codes.contains(&code)
+                let Some(code) = code else { continue };
+                match read
+                    .orders
+                    .iter_mut()
+                    .find(|o| o.placer == placer && o.filler == filler)
                 {
-                    order.codes.push(code);
+                    Some(order) if order.codes.contains(&code) => {}
+                    Some(order) => order.codes.push(code),
+                    None => read.orders.push(OrderGroup {
+                        placer,
+                        filler,
+                        codes: vec![code],
+                    }),
                 }
             }
             _ => {}
         }
     }
-    order
+    // Without a single order number the LIS could not match the results to anything (the
+    // reference refuses such a message too).
+    if read
+        .orders
+        .iter()
+        .all(|o| o.placer.is_empty() && o.filler.is_empty())
+    {
+        read.orders.clear();
+    }
+    read
 }
 
 /// The next MLLP event; `None` when the peer has closed the connection, or when a message it
@@ -1034,19 +1047,14 @@ async fn serve_mllp(
         let Some(name) = &template else {
             continue;
         };
-        let Hl7Order {
-            placer,
-            filler,
-            codes,
-            withdrawn,
-        } = read_hl7_order(&message);
+        let Hl7Order { orders, withdrawn } = read_hl7_order(&message);
         for control in &withdrawn {
             tracing::info!(
                 "port {}: ORC-1 {control} withdraws an order group: no results for it",
                 local.port()
             );
         }
-        if codes.is_empty() || (placer.is_empty() && filler.is_empty()) {
+        if orders.is_empty() {
             if withdrawn.is_empty() {
                 tracing::info!(
                     "order message without ordered codes or correlation IDs; no results"
@@ -1056,12 +1064,9 @@ async fn serve_mllp(
         }
         let t = app.template(name)?;
         let options = app.options(true, None);
-        let mut generator = Generator::new(t, &app.minter, &options)?;
-        let oru = match pid_patient(&message) {
-            Some(patient) => generator.hl7_order_results_for(&patient, &placer, &filler, &codes)?,
-            None => generator.hl7_order_results(&placer, &filler, &codes)?,
-        }
-        .to_wire();
+        let oru = Generator::new(t, &app.minter, &options)?
+            .hl7_order_results_for(pid_patient(&message).as_ref(), &orders)?
+            .to_wire();
         match app.cli.order_results {
             OrderResultsArg::Off => {}
             OrderResultsArg::Link => {

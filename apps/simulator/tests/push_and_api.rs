@@ -227,15 +227,17 @@ async fn mllp_listener_acks_pipelined_messages_and_turns_orm_into_oru() {
 
 /// Sends `orm` to a BC-5380 port with `--order-results link` and returns the ACK and the ORU
 /// that come back on the same connection (the ORU must be UTF-8).
-async fn orm_on_the_link(orm: &[u8]) -> (String, String) {
-    let sim = Sim::start(&[
+async fn orm_on_the_link(orm: &[u8], extra: &[&str]) -> (String, String) {
+    let mut args = vec![
         "--listen",
         "0=mindray_bc5380",
         "-d",
         "0",
         "--order-results",
         "link",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let sim = Sim::start(&args);
     let stream = connect(sim.port_of("mindray_bc5380")).await;
     let mut framed = Framed::new(stream, MllpCodec::new());
     framed.send(orm).await.unwrap();
@@ -262,7 +264,7 @@ async fn orm_placer_filler_and_patient_are_echoed_by_value() {
     let orm = "MSH#:~\\&#LIS#LAB#MINDRAY#BC-5380#20260101##ORM:O01#C9#P#2.3.1\r\
                PID#1##P1:::LIS:MR~P2##O\\T\\BRIEN:ANNÉ##19700101#F\r\
                ORC#NW#PL\\T\\7:OE#\rOBR#1#PL\\T\\7:OE#FI-9:OE#:::WBC:White cells\r";
-    let (ack, oru) = orm_on_the_link(orm.as_bytes()).await;
+    let (ack, oru) = orm_on_the_link(orm.as_bytes(), &[]).await;
     assert!(ack.contains("MSA#AA#C9"), "{ack}");
     let segment = |id: &str| segment_fields(&oru, id);
     // The ORU uses `|^~\&`: the entity identifiers whole, namespace included (the LIS
@@ -296,7 +298,7 @@ async fn a_latin1_orm_patient_is_echoed_as_text() {
     let orm: &[u8] =
         b"MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|C7|P|2.3.1||||||8859/1\r\
         PID|1||P7||REN\xc9^L\xc9A\rORC|NW|PL-7|\rOBR|1|PL-7|FI-7|^^^WBC^White cells\r";
-    let (_, oru) = orm_on_the_link(orm).await;
+    let (_, oru) = orm_on_the_link(orm, &[]).await;
     assert_eq!(
         segment_fields(&oru, "PID|")[..6],
         ["PID", "1", "", "P7", "", "RENÉ^LÉA"],
@@ -338,6 +340,62 @@ async fn withdrawn_order_groups_get_no_results() {
     let obx: Vec<&str> = oru.split('\r').filter(|s| s.starts_with("OBX|")).collect();
     assert_eq!(obx.len(), 1, "{oru}");
     assert!(obx[0].starts_with("OBX|1|NM|WBC^"), "{oru}");
+}
+
+/// An ORM placing two orders gets each order's results under its own ORC/OBR (its placer
+/// number, OBX-1 from 1 under each OBR), so the LIS files each result under the order that
+/// asked for it: every OBX came under the first order's numbers. With `--layout openelis`
+/// the reference's single group stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_order_of_an_orm_gets_its_own_group() {
+    let orm = b"MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|C3|P|2.3.1\r\
+        PID|1||P3\r\
+        ORC|NW|PL-A|\rOBR|1|PL-A||^^^WBC^White cells\r\
+        ORC|NW|PL-B|\rOBR|2|PL-B||^^^RBC^Red cells\r\
+        OBR|3|PL-B||^^^HGB^Haemoglobin\r";
+    let (_, oru) = orm_on_the_link(orm, &[]).await;
+    let groups: Vec<(String, String)> = oru
+        .split('\r')
+        .filter(|s| s.starts_with("OBR|") || s.starts_with("OBX|"))
+        .map(|s| {
+            let f: Vec<&str> = s.split('|').collect();
+            (
+                f[0..3].join("|"),
+                f[3].split('^').next().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("OBR|1|PL-A", ""),
+        ("OBX|1|NM", "WBC"),
+        ("OBR|2|PL-B", ""),
+        ("OBX|1|NM", "RBC"),
+        ("OBX|2|NM", "HGB"),
+    ];
+    let got: Vec<(&str, &str)> = groups
+        .iter()
+        .map(|(a, b)| {
+            (
+                a.as_str(),
+                if a.starts_with("OBR") { "" } else { b.as_str() },
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "{oru}");
+    let orcs: Vec<String> = oru
+        .split('\r')
+        .filter(|s| s.starts_with("ORC|"))
+        .map(|s| s.split('|').nth(2).unwrap().to_owned())
+        .collect();
+    assert_eq!(orcs, ["PL-A", "PL-B"], "{oru}");
+    let (_, reference) = orm_on_the_link(orm, &["--layout", "openelis"]).await;
+    let obr: Vec<&str> = reference
+        .split('\r')
+        .filter(|s| s.starts_with("ORC|") || s.starts_with("OBR|"))
+        .collect();
+    assert_eq!(obr.len(), 2, "{reference}");
+    assert!(obr[1].starts_with("OBR|1|PL-A|"), "{reference}");
+    assert_eq!(reference.matches("\rOBX|").count(), 3, "{reference}");
 }
 
 /// What the HTTP stub saw.

@@ -53,7 +53,7 @@ pub use error::{AccessionError, FileError, GenerateError, TemplateError};
 pub use generate::files;
 pub use generate::{
     AstmMessage, FileOutput, GenerateOptions, Generator, Hl7Message, Layout, NOT_PERFORMED,
-    OrderedPatient, OrderedSample, Output, ValueMode, generate,
+    OrderGroup, OrderedPatient, OrderedSample, Output, ValueMode, generate,
 };
 pub use loader::{Profiles, TemplateSet, load_file, load_str, template_files};
 pub use model::{

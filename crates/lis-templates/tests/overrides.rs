@@ -16,6 +16,15 @@ fn options(patient_id: Option<&str>, tests: Option<&[&str]>) -> GenerateOptions 
     }
 }
 
+/// An order (placer P1, filler F1) for ALT.
+fn alt_order() -> lis_templates::OrderGroup {
+    lis_templates::OrderGroup {
+        placer: vec!["P1".into()],
+        filler: vec!["F1".into()],
+        codes: vec!["ALT".into()],
+    }
+}
+
 /// The seeded options in `layout`.
 fn in_layout(layout: Layout) -> GenerateOptions {
     GenerateOptions {
@@ -473,7 +482,7 @@ fn order_results_echo_the_ordered_patient() {
     let hl7 = |layout: Layout| -> String {
         let options = in_layout(layout);
         let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
-        g.hl7_order_results_for(&smith, &["P1"], &["F1"], &["ALT".into()])
+        g.hl7_order_results_for(Some(&smith), &[alt_order()])
             .unwrap()
             .segments[1]
             .clone()
@@ -630,7 +639,7 @@ fn any_ordered_patient_reads_back_unchanged() {
 
         let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
         let oru = g
-            .hl7_order_results_for(&patient, &["P1"], &["F1"], &["ALT".into()])
+            .hl7_order_results_for(Some(&patient), &[alt_order()])
             .unwrap()
             .to_wire();
         let message = mllp_hl7::Message::parse(oru.as_bytes()).unwrap();
@@ -675,7 +684,7 @@ fn an_oru_with_non_ascii_text_declares_utf8() {
         let options = in_layout(layout);
         let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
         let oru = g
-            .hl7_order_results_for(patient, &["P1"], &["F1"], &["ALT".into()])
+            .hl7_order_results_for(Some(patient), &[alt_order()])
             .unwrap();
         oru.segments[0].split('|').nth(17).unwrap_or("").to_owned()
     };

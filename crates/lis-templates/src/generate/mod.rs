@@ -17,7 +17,7 @@ use crate::{AccessionError, GenerateError};
 pub use astm::AstmMessage;
 pub use file::FileOutput;
 pub use hl7::Hl7Message;
-pub use order::{NOT_PERFORMED, OrderedPatient, OrderedSample};
+pub use order::{NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample};
 
 /// Field positions and number spelling of the generated messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -61,6 +61,33 @@ fn ordered_pid(patient: &OrderedPatient, esc: fn(&str) -> String) -> String {
     fields.join("|")
 }
 
+/// One order of an HL7 order message (an ORC/OBR group), as read from it: the components
+/// of its placer and filler order numbers (ID, namespace, universal ID, its type; OBR-2/3,
+/// else ORC-2/3) and the test codes it orders, in order. The values are unescaped text; the
+/// generator escapes them again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrderGroup {
+    /// Placer order number components.
+    pub placer: Vec<String>,
+    /// Filler order number components.
+    pub filler: Vec<String>,
+    /// Test codes (OBR-4 component 4 or 1 of the order message; OBX-3 of the results).
+    pub codes: Vec<String>,
+}
+
+/// The reference's single order group: the first order's numbers, every order's codes once.
+fn merge_orders(orders: &[OrderGroup]) -> OrderGroup {
+    let mut merged = orders.first().cloned().unwrap_or_default();
+    for order in orders.iter().skip(1) {
+        for code in &order.codes {
+            if !merged.codes.contains(code) {
+                merged.codes.push(code.clone());
+            }
+        }
+    }
+    merged
+}
+
 /// Value text that marks a test the analyzer cannot perform (the reference's wording).
 pub const NOT_PERFORMED: &str = "TEST NOT PERFORMED";
 
@@ -282,23 +309,33 @@ impl Generator<'_> {
     /// ```
     ///
     /// The PID segment is the generator's patient; [`Generator::hl7_order_results_for`]
-    /// echoes the order's instead.
+    /// echoes the order's instead, and reports several orders each in its own ORC/OBR group.
     pub fn hl7_order_results<S: AsRef<str>>(
         &mut self,
         placer: &[S],
         filler: &[S],
         codes: &[String],
     ) -> Result<Hl7Message, GenerateError> {
-        self.order_oru(None, placer, filler, codes)
+        let order = OrderGroup {
+            placer: placer.iter().map(|c| c.as_ref().to_owned()).collect(),
+            filler: filler.iter().map(|c| c.as_ref().to_owned()).collect(),
+            codes: codes.to_vec(),
+        };
+        self.order_oru(None, std::slice::from_ref(&order))
     }
 
-    /// [`Generator::hl7_order_results`] for the patient the ORM named: in [`Layout::Standard`]
-    /// the PID segment echoes `patient` (PID-3 its practice ID, PID-5 the name, PID-7 the
-    /// birth date, PID-8 the sex, each escaped). [`Layout::OpenElis`] keeps the reference's
-    /// PID, which ignores the order's patient.
+    /// [`Generator::hl7_order_results`] for the orders of an ORM (or OML) and the patient it
+    /// named. In [`Layout::Standard`] each order gets its own ORC/OBR group (OBR-1 counting
+    /// from 1, OBX-1 from 1 under each OBR), so the LIS files every result under the order
+    /// that asked for it, and the PID segment echoes `patient` when given (PID-3 its practice
+    /// ID, PID-5 the name, PID-7 the birth date, PID-8 the sex, each escaped).
+    /// [`Layout::OpenElis`] writes what the reference does whatever was ordered: one group
+    /// with the first order's numbers and every order's codes, and the generator's patient.
     ///
     /// ```
-    /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, OrderedPatient, TemplateSet};
+    /// use lis_templates::{
+    ///     AccessionMinter, GenerateOptions, Generator, OrderGroup, OrderedPatient, TemplateSet,
+    /// };
     /// let templates = TemplateSet::embedded()?;
     /// let minter = AccessionMinter::new();
     /// let options = GenerateOptions { seed: Some(1), ..Default::default() };
@@ -310,29 +347,42 @@ impl Generator<'_> {
     ///     sex: "F".into(),
     ///     ..Default::default()
     /// };
-    /// let oru = generator.hl7_order_results_for(&patient, &["P1"], &["F1"], &["ALT".into()])?;
+    /// let orders = [
+    ///     OrderGroup { placer: vec!["P1".into()], filler: vec![], codes: vec!["ALT".into()] },
+    ///     OrderGroup { placer: vec!["P2".into()], filler: vec![], codes: vec!["AST".into()] },
+    /// ];
+    /// let oru = generator.hl7_order_results_for(Some(&patient), &orders)?;
     /// assert!(oru.segments[1].starts_with("PID|1||MRN-77||SMITH^ANNA||19800101|F|"));
+    /// assert!(oru.segments[2].starts_with("ORC|RE|P1|"));
+    /// assert!(oru.segments[3].starts_with("OBR|1|P1|"));
+    /// assert!(oru.segments[4].starts_with("OBX|1|NM|ALT^"));
+    /// assert!(oru.segments[5].starts_with("ORC|RE|P2|"));
+    /// assert!(oru.segments[6].starts_with("OBR|2|P2|"));
+    /// assert!(oru.segments[7].starts_with("OBX|1|NM|AST^"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn hl7_order_results_for<S: AsRef<str>>(
-        &mut self,
-        patient: &OrderedPatient,
-        placer: &[S],
-        filler: &[S],
-        codes: &[String],
-    ) -> Result<Hl7Message, GenerateError> {
-        self.order_oru(Some(patient), placer, filler, codes)
-    }
-
-    fn order_oru<S: AsRef<str>>(
+    pub fn hl7_order_results_for(
         &mut self,
         patient: Option<&OrderedPatient>,
-        placer: &[S],
-        filler: &[S],
-        codes: &[String],
+        orders: &[OrderGroup],
+    ) -> Result<Hl7Message, GenerateError> {
+        self.order_oru(patient, orders)
+    }
+
+    fn order_oru(
+        &mut self,
+        patient: Option<&OrderedPatient>,
+        orders: &[OrderGroup],
     ) -> Result<Hl7Message, GenerateError> {
         let template = self.template;
         let openelis = self.layout == Layout::OpenElis;
+        let merged;
+        let orders = if openelis && orders.len() > 1 {
+            merged = merge_orders(orders);
+            std::slice::from_ref(&merged)
+        } else {
+            orders
+        };
         let now = ts(self.now);
         let (app, facility, version) = self.hl7_ids();
         let control = self.control_id("SIM");
@@ -351,14 +401,13 @@ impl Generator<'_> {
         // The order numbers are escaped fully in both layouts: the reference echoes the ORM's
         // raw field, and only full escaping gives that back for a component read from `\S\`
         // or `\T\` (the OpenELIS escaper would write a bare `^` and split it).
-        let entity_id = |components: &[S]| {
+        let entity_id = |components: &[String]| {
             let used = components
                 .iter()
-                .rposition(|c| !c.as_ref().is_empty())
+                .rposition(|c| !c.is_empty())
                 .map_or(0, |last| last + 1);
             join_components(&components[..used], esc_standard)
         };
-        let (placer, filler) = (entity_id(placer), entity_id(filler));
         let (panel_code, panel_label) = self.hl7_panel();
         let mut segments = vec![
             pad(
@@ -382,10 +431,6 @@ impl Generator<'_> {
                 Some(ordered) if !openelis => ordered_pid(ordered, hl7_esc),
                 _ => self.hl7_pid(self.patient_id.as_deref()),
             },
-            pad(
-                vec![s("ORC"), s("RE"), placer.clone(), filler.clone()],
-                orc_count,
-            ),
         ];
         // OBR-4 and OBX-3 are CE: the OpenELIS layout puts the code in component 4 as the
         // reference does; the standard layout in component 1 (identifier), as its patient ORU
@@ -402,76 +447,89 @@ impl Generator<'_> {
                 join_components(&[code, name, "L"], hl7_esc)
             }
         };
-        let mut obr = vec![s("OBR"), s("1"), placer, filler, panel];
-        if openelis {
-            // The reference writes the time in OBR-8 (observation end), not OBR-7.
-            obr.resize(28, String::new());
-            obr[8].clone_from(&now);
-            obr[20] = s("F");
-        } else {
-            obr.resize(27, String::new());
-            obr[7].clone_from(&now);
-            obr[22].clone_from(&now);
-            obr[25] = s("F");
-        }
-        segments.push(obr.join("|"));
-        for (i, code) in codes.iter().enumerate() {
-            let n = (i + 1).to_string();
-            let obx = match template.field(code).cloned() {
-                Some(field) => {
-                    let value = self.field_value(&field, Path::Hl7);
-                    let kind = if field.kind == FieldType::Numeric {
-                        "NM"
-                    } else {
-                        "ST"
-                    };
-                    // The reference always writes OBX-8 `N` and no range; the standard layout
-                    // reports the range (OBX-7), the flag it gives (OBX-8) and the observation
-                    // time (OBX-14), as the patient ORU does.
-                    let (range, flag) = if openelis {
-                        (String::new(), "N")
-                    } else {
-                        let flag = match (field.range(), value.number) {
-                            (Some(r), Some(v)) => r.flag(v),
-                            _ => "",
+        for (group, order) in orders.iter().enumerate() {
+            let (placer, filler) = (entity_id(&order.placer), entity_id(&order.filler));
+            segments.push(pad(
+                vec![s("ORC"), s("RE"), placer.clone(), filler.clone()],
+                orc_count,
+            ));
+            let mut obr = vec![
+                s("OBR"),
+                (group + 1).to_string(),
+                placer,
+                filler,
+                panel.clone(),
+            ];
+            if openelis {
+                // The reference writes the time in OBR-8 (observation end), not OBR-7.
+                obr.resize(28, String::new());
+                obr[8].clone_from(&now);
+                obr[20] = s("F");
+            } else {
+                obr.resize(27, String::new());
+                obr[7].clone_from(&now);
+                obr[22].clone_from(&now);
+                obr[25] = s("F");
+            }
+            segments.push(obr.join("|"));
+            for (i, code) in order.codes.iter().enumerate() {
+                let n = (i + 1).to_string();
+                let obx = match template.field(code).cloned() {
+                    Some(field) => {
+                        let value = self.field_value(&field, Path::Hl7);
+                        let kind = if field.kind == FieldType::Numeric {
+                            "NM"
+                        } else {
+                            "ST"
                         };
-                        (hl7_esc(field.normal_range.as_deref().unwrap_or("")), flag)
-                    };
-                    let mut obx = vec![
+                        // The reference always writes OBX-8 `N` and no range; the standard layout
+                        // reports the range (OBX-7), the flag it gives (OBX-8) and the observation
+                        // time (OBX-14), as the patient ORU does.
+                        let (range, flag) = if openelis {
+                            (String::new(), "N")
+                        } else {
+                            let flag = match (field.range(), value.number) {
+                                (Some(r), Some(v)) => r.flag(v),
+                                _ => "",
+                            };
+                            (hl7_esc(field.normal_range.as_deref().unwrap_or("")), flag)
+                        };
+                        let mut obx = vec![
+                            s("OBX"),
+                            n,
+                            s(kind),
+                            observation(code, &field.name),
+                            String::new(),
+                            hl7_esc(&value.text),
+                            hl7_esc(field.unit_str()),
+                            range,
+                            s(flag),
+                            String::new(),
+                            String::new(),
+                            s("F"),
+                        ];
+                        if !openelis {
+                            obx.extend([String::new(), String::new(), now.clone()]);
+                        }
+                        obx
+                    }
+                    None => vec![
                         s("OBX"),
                         n,
-                        s(kind),
-                        observation(code, &field.name),
+                        s("ST"),
+                        observation(code, code),
                         String::new(),
-                        hl7_esc(&value.text),
-                        hl7_esc(field.unit_str()),
-                        range,
-                        s(flag),
+                        s(NOT_PERFORMED),
                         String::new(),
                         String::new(),
-                        s("F"),
-                    ];
-                    if !openelis {
-                        obx.extend([String::new(), String::new(), now.clone()]);
-                    }
-                    obx
-                }
-                None => vec![
-                    s("OBX"),
-                    n,
-                    s("ST"),
-                    observation(code, code),
-                    String::new(),
-                    s(NOT_PERFORMED),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    s("X"),
-                ],
-            };
-            segments.push(pad(obx, obx_count));
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        s("X"),
+                    ],
+                };
+                segments.push(pad(obx, obx_count));
+            }
         }
         Ok(self.hl7_message(segments))
     }
