@@ -410,7 +410,9 @@ fn read_transfer(text: &[u8]) -> Transfer {
                 patient = Some(ordered_patient(&p));
             }
             TypedRecord::Query(q) => {
-                let specimen = q.requested_specimen_id().map(|s| s.into_owned());
+                let specimen = q
+                    .requested_specimen()
+                    .map(|c| c.text_as(Charset::Auto).into_owned());
                 if q.status_code()
                     .component(1)
                     .text()

@@ -143,12 +143,12 @@ async fn results_query_answers_the_requested_specimen_and_tests() {
     let mut s = connect(sim.port_of("stago_start4")).await;
     send_records(
         &mut s,
-        &["H|\\^&|||LIS", "Q|1|^SPEC-42||^^^APTT|||||||O", "L|1|N"],
+        &["H|\\^&|||LIS", "Q|1|^SPEC-É42||^^^APTT|||||||O", "L|1|N"],
     )
     .await;
     let records = receive_records(&mut s).await;
     assert!(
-        records.iter().any(|r| r.starts_with("O|1|SPEC-42|")),
+        records.iter().any(|r| r.starts_with("O|1|SPEC-É42|")),
         "{records:?}"
     );
     let results: Vec<&String> = records.iter().filter(|r| r.starts_with("R|")).collect();

@@ -346,6 +346,22 @@ impl<'a> Query<'a> {
     /// # Ok::<(), astm_records::RecordError>(())
     /// ```
     pub fn requested_specimen_id(&self) -> Option<Cow<'a, str>> {
+        self.requested_specimen().map(|c| c.text())
+    }
+
+    /// The component [`requested_specimen_id`](Self::requested_specimen_id) reads, to decode
+    /// it with another character set or take its bytes.
+    ///
+    /// ```
+    /// use astm_records::{Charset, Delimiters, Query, Record};
+    /// let raw = "Q|1|^S-\u{c9}1||ALL||||||||O";
+    /// let query = Query::new(Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?).unwrap();
+    /// let specimen = query.requested_specimen().unwrap();
+    /// assert_eq!(specimen.text_as(Charset::Auto), "S-\u{c9}1");
+    /// assert_eq!(&*specimen.unescaped(), "S-\u{c9}1".as_bytes());
+    /// # Ok::<(), astm_records::RecordError>(())
+    /// ```
+    pub fn requested_specimen(&self) -> Option<Component<'a>> {
         let range = self.starting_range_id();
         let first = range.first();
         let cobas = (first.components().count() >= 9).then(|| range.component(3));
@@ -353,7 +369,6 @@ impl<'a> Query<'a> {
             .into_iter()
             .flatten()
             .find(|c| !c.is_empty())
-            .map(|c| c.text())
     }
 }
 
