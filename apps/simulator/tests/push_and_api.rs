@@ -225,9 +225,8 @@ async fn mllp_listener_acks_pipelined_messages_and_turns_orm_into_oru() {
     }
 }
 
-/// Sends `orm` to a BC-5380 port with `--order-results link` and returns the ACK and the ORU
-/// that come back on the same connection (the ORU must be UTF-8).
-async fn orm_on_the_link(orm: &[u8], extra: &[&str]) -> (String, String) {
+/// A BC-5380 port with `--order-results link` (and `extra`), and an MLLP connection to it.
+async fn bc5380_on_the_link(extra: &[&str]) -> (Sim, Framed<tokio::net::TcpStream, MllpCodec>) {
     let mut args = vec![
         "--listen",
         "0=mindray_bc5380",
@@ -239,7 +238,13 @@ async fn orm_on_the_link(orm: &[u8], extra: &[&str]) -> (String, String) {
     args.extend_from_slice(extra);
     let sim = Sim::start(&args);
     let stream = connect(sim.port_of("mindray_bc5380")).await;
-    let mut framed = Framed::new(stream, MllpCodec::new());
+    (sim, Framed::new(stream, MllpCodec::new()))
+}
+
+/// Sends `orm` to a BC-5380 port with `--order-results link` and returns the ACK and the ORU
+/// that come back on the same connection (the ORU must be UTF-8).
+async fn orm_on_the_link(orm: &[u8], extra: &[&str]) -> (String, String) {
+    let (_sim, mut framed) = bc5380_on_the_link(extra).await;
     framed.send(orm).await.unwrap();
     let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
     let oru = String::from_utf8(next_message(&mut framed).await.to_vec()).unwrap();
@@ -312,16 +317,7 @@ async fn a_latin1_orm_patient_is_echoed_as_text() {
 /// order too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdrawn_order_groups_get_no_results() {
-    let sim = Sim::start(&[
-        "--listen",
-        "0=mindray_bc5380",
-        "-d",
-        "0",
-        "--order-results",
-        "link",
-    ]);
-    let stream = connect(sim.port_of("mindray_bc5380")).await;
-    let mut framed = Framed::new(stream, MllpCodec::new());
+    let (_sim, mut framed) = bc5380_on_the_link(&[]).await;
     let cancel = "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|C1|P|2.3.1\r\
                   PID|1||P1\rORC|CA|PL-1|\rOBR|1|PL-1||^^^WBC^White cells\r";
     framed.send(cancel.as_bytes()).await.unwrap();
