@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
 use astm_records::{Charset, Message, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
-use lis_templates::{Generator, OrderGroup, OrderedPatient, OrderedSample, ProtocolKind};
+use lis_templates::{Generator, Hl7Orders, OrderedPatient, OrderedSample, ProtocolKind};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -407,7 +407,7 @@ fn read_transfer(text: &[u8]) -> Transfer {
             TypedRecord::Terminator(_) => t.terminated = true,
             TypedRecord::Patient(p) => {
                 t.patient = true;
-                patient = Some(ordered_patient(&p));
+                patient = Some(OrderedPatient::from_astm(&p));
             }
             TypedRecord::Query(q) => {
                 let specimen = q
@@ -471,25 +471,6 @@ fn read_transfer(text: &[u8]) -> Transfer {
         }
     }
     t
-}
-
-/// The patient of an order's P record, as text, for its results to echo.
-fn ordered_patient(p: &astm_records::Patient<'_>) -> OrderedPatient {
-    // The results are written in UTF-8: a LIS sending UTF-8 gets its bytes back, one sending
-    // Latin-1 its text.
-    let first =
-        |field: astm_records::Field<'_>| field.component(1).text_as(Charset::Auto).into_owned();
-    OrderedPatient {
-        practice_id: first(p.practice_patient_id()),
-        laboratory_id: first(p.laboratory_patient_id()),
-        name: p
-            .name()
-            .components()
-            .map(|c| c.text_as(Charset::Auto).into_owned())
-            .collect(),
-        birth_date: first(p.birthdate()),
-        sex: first(p.sex()),
-    }
 }
 
 fn records_to_bytes(records: &[String]) -> Vec<u8> {
@@ -751,129 +732,6 @@ async fn answer(
     Ok(())
 }
 
-/// The unescaped text of an HL7 value: UTF-8 when it is, else Latin-1 (never lossy, as the
-/// ORU written from it is UTF-8).
-fn value_text(value: &mllp_hl7::Value<'_>) -> String {
-    Charset::Auto.decode(&value.decoded()).into_owned()
-}
-
-/// The patient of an ORM's PID segment, as text, for its results to echo; `None` without one.
-fn pid_patient(message: &mllp_hl7::Message<'_>) -> Option<OrderedPatient> {
-    let pid = message.segment(b"PID")?;
-    let first = |n: usize| {
-        pid.field(n)
-            .and_then(|f| f.component(1))
-            .map(|v| value_text(&v))
-            .unwrap_or_default()
-    };
-    Some(OrderedPatient {
-        practice_id: first(3),
-        laboratory_id: String::new(),
-        name: pid
-            .field(5)
-            .map(|f| f.components().map(|v| value_text(&v)).collect())
-            .unwrap_or_default(),
-        birth_date: first(7),
-        sex: first(8),
-    })
-}
-
-/// The components of an EI field (placer or filler order number: ID, namespace, universal ID,
-/// its type) of `segment`, read with the message's own delimiters and unescaped (the ORU
-/// escapes them again); `None` when the field is empty, so ORC can stand in for OBR.
-fn entity_id(segment: &mllp_hl7::Segment<'_>, n: usize) -> Option<Vec<String>> {
-    let components: Vec<String> = segment
-        .field(n)?
-        .components()
-        .map(|v| value_text(&v))
-        .collect();
-    components
-        .iter()
-        .any(|c| !c.is_empty())
-        .then_some(components)
-}
-
-/// ORC-1 order control codes (table 0119) that withdraw an order rather than place it:
-/// cancel, discontinue or hold requests, and the orders cancelled, discontinued or held.
-const WITHDRAWING_CONTROLS: [&str; 6] = ["CA", "DC", "HD", "OC", "OD", "OH"];
-
-/// What an ORM (or OML) orders.
-#[derive(Debug, Default)]
-struct Hl7Order {
-    /// Each order placed, in the message's order: its placer and filler numbers (OBR-2/3,
-    /// else its ORC-2/3) and its codes (OBR-4 component 4, else 1). OBR segments with the
-    /// same numbers are one order; an OBR without a code orders nothing, and a message
-    /// without any order number orders nothing.
-    orders: Vec<OrderGroup>,
-    /// The ORC-1 of each order group that withdraws its order ([`WITHDRAWING_CONTROLS`]): its
-    /// OBR segments order nothing.
-    withdrawn: Vec<String>,
-}
-
-fn read_hl7_order(message: &mllp_hl7::Message<'_>) -> Hl7Order {
-    let mut read = Hl7Order::default();
-    let mut group: Option<(mllp_hl7::Segment<'_>, bool)> = None;
-    for segment in message.segments() {
-        match segment.id() {
-            b"ORC" => {
-                let control = segment
-                    .field(1)
-                    .and_then(|f| f.component(1))
-                    .map(|v| value_text(&v).to_ascii_uppercase())
-                    .unwrap_or_default();
-                let withdraws = WITHDRAWING_CONTROLS.contains(&control.as_str());
-                if withdraws {
-                    read.withdrawn.push(control);
-                }
-                group = Some((segment, withdraws));
-            }
-            b"OBR" => {
-                let orc = match group {
-                    Some((_, true)) => continue,
-                    Some((orc, false)) => Some(orc),
-                    None => None,
-                };
-                let number = |n: usize| {
-                    entity_id(&segment, n)
-                        .or_else(|| orc.and_then(|o| entity_id(&o, n)))
-                        .unwrap_or_default()
-                };
-                let (placer, filler) = (number(2), number(3));
-                let id = segment.field_or_empty(4);
-                let code = [4, 1]
-                    .into_iter()
-                    .filter_map(|c| id.component(c).map(|v| value_text(&v)))
-                    .find(|c| !c.is_empty());
-                let Some(code) = code else { continue };
-                match read
-                    .orders
-                    .iter_mut()
-                    .find(|o| o.placer == placer && o.filler == filler)
-                {
-                    Some(order) if order.codes.contains(&code) => {}
-                    Some(order) => order.codes.push(code),
-                    None => read.orders.push(OrderGroup {
-                        placer,
-                        filler,
-                        codes: vec![code],
-                    }),
-                }
-            }
-            _ => {}
-        }
-    }
-    // Without a single order number the LIS could not match the results to anything (the
-    // reference refuses such a message too).
-    if read
-        .orders
-        .iter()
-        .all(|o| o.placer.is_empty() && o.filler.is_empty())
-    {
-        read.orders.clear();
-    }
-    read
-}
-
 /// The next MLLP event; `None` when the peer has closed the connection, or when a message it
 /// started has had no new byte for `stall_limit` (the reference closes such a connection after
 /// its 30 s socket timeout). Waits between messages are not limited, as in the reference.
@@ -1049,7 +907,7 @@ async fn serve_mllp(
         let Some(name) = &template else {
             continue;
         };
-        let Hl7Order { orders, withdrawn } = read_hl7_order(&message);
+        let Hl7Orders { orders, withdrawn } = Hl7Orders::read(&message);
         for control in &withdrawn {
             tracing::info!(
                 "port {}: ORC-1 {control} withdraws an order group: no results for it",
@@ -1067,7 +925,7 @@ async fn serve_mllp(
         let t = app.template(name)?;
         let options = app.options(true, None);
         let oru = Generator::new(t, &app.minter, &options)?
-            .hl7_order_results_for(pid_patient(&message).as_ref(), &orders)?
+            .hl7_order_results_for(OrderedPatient::from_hl7(&message).as_ref(), &orders)?
             .to_wire();
         match app.cli.order_results {
             OrderResultsArg::Off => {}

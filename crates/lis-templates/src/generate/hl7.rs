@@ -80,7 +80,7 @@ pub(super) fn join_components<S: AsRef<str>>(parts: &[S], esc: fn(&str) -> Strin
 }
 
 /// A segment from its fields (`fields[0]` is the segment ID), padded to `count` fields.
-fn segment(fields: &[String], count: usize) -> String {
+pub(super) fn segment(fields: &[String], count: usize) -> String {
     let mut all: Vec<&str> = fields.iter().map(String::as_str).collect();
     while all.len() < count {
         all.push("");

@@ -5,6 +5,7 @@ mod file;
 pub mod files;
 mod hl7;
 mod order;
+mod order_read;
 mod values;
 
 use chrono::NaiveDateTime;
@@ -18,6 +19,7 @@ pub use astm::AstmMessage;
 pub use file::FileOutput;
 pub use hl7::Hl7Message;
 pub use order::{NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample};
+pub use order_read::{Hl7Orders, WITHDRAWING_ORDER_CONTROLS};
 
 /// Field positions and number spelling of the generated messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,7 +3,7 @@
 
 use astm_records::{Delimiters, FieldBuf, RecordBuf};
 
-use super::hl7::{esc_standard, join_components, oru_message_type};
+use super::hl7::{esc_standard, join_components, oru_message_type, segment};
 use super::values::Path;
 use super::{AstmMessage, Generator, Hl7Message, Layout, ts};
 use crate::GenerateError;
@@ -46,7 +46,7 @@ pub struct OrderedPatient {
 /// The PID segment of an order's results in the standard layout: the order's patient, each
 /// value escaped with `esc`, padded to the 21 fields of the patient ORU's PID.
 fn ordered_pid(patient: &OrderedPatient, esc: fn(&str) -> String) -> String {
-    let mut fields = vec![
+    let fields = [
         "PID".to_owned(),
         "1".to_owned(),
         String::new(),
@@ -57,8 +57,7 @@ fn ordered_pid(patient: &OrderedPatient, esc: fn(&str) -> String) -> String {
         esc(&patient.birth_date),
         esc(&patient.sex),
     ];
-    fields.resize(21, String::new());
-    fields.join("|")
+    segment(&fields, 21)
 }
 
 /// One order of an HL7 order message (an ORC/OBR group), as read from it: the components

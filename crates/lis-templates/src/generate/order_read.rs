@@ -1,0 +1,182 @@
+//! Reading what a LIS ordered, for the results to answer: the patient of an ASTM P record or
+//! an HL7 PID segment, and the orders of an HL7 ORM or OML.
+//!
+//! Text is read as UTF-8 when it is valid UTF-8, else as Latin-1 (never lossy): the results
+//! are written in UTF-8, so a LIS sending UTF-8 gets its bytes back and one sending Latin-1
+//! its text.
+
+use astm_records::Charset;
+
+use super::order::{OrderGroup, OrderedPatient};
+
+/// ORC-1 order control codes (HL7 table 0119) that withdraw an order rather than place it:
+/// cancel, discontinue or hold requests, and the orders cancelled, discontinued or held.
+pub const WITHDRAWING_ORDER_CONTROLS: [&str; 6] = ["CA", "DC", "HD", "OC", "OD", "OH"];
+
+/// The unescaped text of an HL7 value.
+fn hl7_text(value: &mllp_hl7::Value<'_>) -> String {
+    Charset::Auto.decode(&value.decoded()).into_owned()
+}
+
+impl OrderedPatient {
+    /// The patient of an ASTM P record: P.3 and P.4 (component 1), the P.6 components, P.8
+    /// and P.9.
+    ///
+    /// ```
+    /// use astm_records::{Delimiters, Patient, Record};
+    /// use lis_templates::OrderedPatient;
+    /// let record = Record::parse(b"P|1|MRN-1|LAB-1||DOE^JANE||19700101|F", &Delimiters::STANDARD)?;
+    /// let patient = OrderedPatient::from_astm(&Patient::new(record).unwrap());
+    /// assert_eq!(patient.practice_id, "MRN-1");
+    /// assert_eq!(patient.name, ["DOE", "JANE"]);
+    /// # Ok::<(), astm_records::RecordError>(())
+    /// ```
+    #[must_use]
+    pub fn from_astm(p: &astm_records::Patient<'_>) -> Self {
+        let first =
+            |field: astm_records::Field<'_>| field.component(1).text_as(Charset::Auto).into_owned();
+        Self {
+            practice_id: first(p.practice_patient_id()),
+            laboratory_id: first(p.laboratory_patient_id()),
+            name: p
+                .name()
+                .components()
+                .map(|c| c.text_as(Charset::Auto).into_owned())
+                .collect(),
+            birth_date: first(p.birthdate()),
+            sex: first(p.sex()),
+        }
+    }
+
+    /// The patient of an HL7 message's PID segment: PID-3's first ID, the PID-5 components,
+    /// PID-7 and PID-8; `None` without a PID segment.
+    #[must_use]
+    pub fn from_hl7(message: &mllp_hl7::Message<'_>) -> Option<Self> {
+        let pid = message.segment(b"PID")?;
+        let first = |n: usize| {
+            pid.field(n)
+                .and_then(|f| f.component(1))
+                .map(|v| hl7_text(&v))
+                .unwrap_or_default()
+        };
+        Some(Self {
+            practice_id: first(3),
+            laboratory_id: String::new(),
+            name: pid
+                .field(5)
+                .map(|f| f.components().map(|v| hl7_text(&v)).collect())
+                .unwrap_or_default(),
+            birth_date: first(7),
+            sex: first(8),
+        })
+    }
+}
+
+/// What an HL7 ORM or OML orders.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hl7Orders {
+    /// Each order placed, in the message's order: its placer and filler numbers (OBR-2/3,
+    /// else its ORC-2/3) and its codes (OBR-4 component 4, else 1). OBR segments with the
+    /// same numbers are one order; an OBR without a code orders nothing, and a message
+    /// without any order number orders nothing (the LIS could not match results to it).
+    pub orders: Vec<OrderGroup>,
+    /// The ORC-1 of each order group that withdraws its order
+    /// ([`WITHDRAWING_ORDER_CONTROLS`]): its OBR segments order nothing.
+    pub withdrawn: Vec<String>,
+}
+
+impl Hl7Orders {
+    /// Reads the ORC/OBR groups of `message`.
+    ///
+    /// ```
+    /// use lis_templates::Hl7Orders;
+    /// let orm = mllp_hl7::Message::parse(
+    ///     b"MSH|^~\\&|LIS||LAB||20260101||ORM^O01|1|P|2.3.1\rPID|1||P1\r\
+    ///       ORC|CA|PL-1\rOBR|1|PL-1||^^^RBC\rORC|NW|PL-2\rOBR|1|PL-2||^^^WBC",
+    /// )?;
+    /// let read = Hl7Orders::read(&orm);
+    /// assert_eq!(read.withdrawn, ["CA"]);
+    /// assert_eq!(read.orders.len(), 1);
+    /// assert_eq!(read.orders[0].placer, ["PL-2"]);
+    /// assert_eq!(read.orders[0].codes, ["WBC"]);
+    /// # Ok::<(), mllp_hl7::ParseError>(())
+    /// ```
+    #[must_use]
+    pub fn read(message: &mllp_hl7::Message<'_>) -> Self {
+        let mut read = Self::default();
+        let mut group: Option<(mllp_hl7::Segment<'_>, bool)> = None;
+        for segment in message.segments() {
+            match segment.id() {
+                b"ORC" => {
+                    let control = segment
+                        .field(1)
+                        .and_then(|f| f.component(1))
+                        .map(|v| hl7_text(&v).to_ascii_uppercase())
+                        .unwrap_or_default();
+                    let withdraws = WITHDRAWING_ORDER_CONTROLS.contains(&control.as_str());
+                    if withdraws {
+                        read.withdrawn.push(control);
+                    }
+                    group = Some((segment, withdraws));
+                }
+                b"OBR" => {
+                    let orc = match group {
+                        Some((_, true)) => continue,
+                        Some((orc, false)) => Some(orc),
+                        None => None,
+                    };
+                    let number = |n: usize| {
+                        entity_id(&segment, n)
+                            .or_else(|| orc.and_then(|o| entity_id(&o, n)))
+                            .unwrap_or_default()
+                    };
+                    let (placer, filler) = (number(2), number(3));
+                    let id = segment.field_or_empty(4);
+                    let code = [4, 1]
+                        .into_iter()
+                        .filter_map(|c| id.component(c).map(|v| hl7_text(&v)))
+                        .find(|c| !c.is_empty());
+                    let Some(code) = code else { continue };
+                    match read
+                        .orders
+                        .iter_mut()
+                        .find(|o| o.placer == placer && o.filler == filler)
+                    {
+                        Some(order) if order.codes.contains(&code) => {}
+                        Some(order) => order.codes.push(code),
+                        None => read.orders.push(OrderGroup {
+                            placer,
+                            filler,
+                            codes: vec![code],
+                        }),
+                    }
+                }
+                _ => {}
+            }
+        }
+        // The reference refuses a message without a single order number too.
+        if read
+            .orders
+            .iter()
+            .all(|o| o.placer.is_empty() && o.filler.is_empty())
+        {
+            read.orders.clear();
+        }
+        read
+    }
+}
+
+/// The components of an EI field (placer or filler order number: ID, namespace, universal ID,
+/// its type) of `segment`, read with the message's own delimiters and unescaped (the results
+/// escape them again); `None` when the field is empty, so ORC can stand in for OBR.
+fn entity_id(segment: &mllp_hl7::Segment<'_>, n: usize) -> Option<Vec<String>> {
+    let components: Vec<String> = segment
+        .field(n)?
+        .components()
+        .map(|v| hl7_text(&v))
+        .collect();
+    components
+        .iter()
+        .any(|c| !c.is_empty())
+        .then_some(components)
+}
