@@ -4,8 +4,10 @@
 //! - Edit an embedded template (values swapped for hostile ones, keys removed, arrays grown),
 //!   load it, and if it loads generate everything it can: patient and QC output in both
 //!   layouts, order results for its codes and an unknown one, instrument files in every
-//!   format. What generation returns must parse back (`astm-records`, `mllp-hl7`) with one
-//!   record or segment per line written: no value may break the framing.
+//!   format, in an encoding the input picks. What generation returns must parse back
+//!   (`astm-records`, `mllp-hl7`) with one record or segment per line written: no value may
+//!   break the framing. A standard-layout HL7 message must decode in the character set its
+//!   MSH-18 names, to the text generated.
 //! - Feed the rest as the bytes of a fixture file (CSV, TXT, XLSX, XML) to `replay_fixture`.
 //!
 //! No panic on any input.
@@ -18,7 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use lis_templates::files::{self, FileOptions};
 use lis_templates::{
     AccessionMinter, FileKind, GenerateOptions, Generator, Layout, OrderGroup, OrderedPatient,
-    OrderedSample, Output, Profiles, TemplateSet, ValueMode, load_str,
+    OrderedSample, Output, Profiles, TemplateSet, TextEncoding, ValueMode, load_str,
 };
 use serde_json::Value;
 
@@ -172,7 +174,9 @@ fn edit(root: &mut Value, edit: [u8; 4], rest: &mut &[u8]) {
     };
 }
 
-fn check(output: &Output) {
+/// The output parses back; a standard-layout HL7 message's MSH-18 names a character set its
+/// bytes decode in.
+fn check(output: &Output, layout: Layout) {
     match output {
         Output::Astm(messages) => {
             for message in messages {
@@ -183,10 +187,17 @@ fn check(output: &Output) {
             }
         }
         Output::Hl7(message) => {
-            let wire = message.to_wire();
-            let parsed = mllp_hl7::Message::parse(wire.as_bytes())
+            let bytes = message.to_bytes();
+            let parsed = mllp_hl7::Message::parse(&bytes)
                 .unwrap_or_else(|e| panic!("{e}\n{}", message.to_lines()));
             assert_eq!(parsed.segment_count(), message.segments.len());
+            if layout == Layout::Standard {
+                let charset = parsed.charset().expect("a known MSH-18");
+                let text = charset
+                    .decode(&bytes)
+                    .unwrap_or_else(|e| panic!("{e}\n{}", message.to_lines()));
+                assert_eq!(text, message.to_wire());
+            }
         }
         Output::File(_) => {}
     }
@@ -221,6 +232,7 @@ fn generate_everything(data: &[u8]) {
         ValueMode::Random
     };
     let qc_deviation = NUMBERS.get(usize::from(knobs >> 4)).copied();
+    let encoding = TextEncoding::ALL[usize::from(knobs >> 1) % TextEncoding::ALL.len()];
     for layout in [Layout::Standard, Layout::OpenElis] {
         let options = GenerateOptions {
             seed: Some(u64::from(knobs)),
@@ -228,6 +240,7 @@ fn generate_everything(data: &[u8]) {
             layout,
             values: Some(values),
             qc_deviation,
+            encoding,
             ..GenerateOptions::default()
         };
         let Ok(mut generator) = Generator::new(&template, &minter, &options) else {
@@ -235,13 +248,13 @@ fn generate_everything(data: &[u8]) {
         };
         for qc in [false, true] {
             if let Ok(output) = generator.generate(qc) {
-                check(&output);
+                check(&output, layout);
             }
         }
         let mut codes: Vec<String> = template.fields.iter().map(|f| f.code.clone()).collect();
         codes.push("NOPE".into());
         if let Ok(message) = generator.hl7_order_results(&["P1", "^|\\"], &["F&1"], &codes) {
-            check(&Output::Hl7(message));
+            check(&Output::Hl7(message), layout);
         }
         // An ordered patient whose values hold every delimiter, a CR and non-ASCII text.
         let patient = OrderedPatient {
@@ -265,7 +278,7 @@ fn generate_everything(data: &[u8]) {
             OrderGroup::default(),
         ];
         if let Ok(message) = generator.hl7_order_results_for(Some(&patient), &groups) {
-            check(&Output::Hl7(message));
+            check(&Output::Hl7(message), layout);
         }
         let orders = [
             OrderedSample {
@@ -280,7 +293,7 @@ fn generate_everything(data: &[u8]) {
             },
         ];
         if let Ok(message) = generator.astm_order_results(&orders) {
-            check(&Output::Astm(vec![message]));
+            check(&Output::Astm(vec![message]), layout);
         }
     }
     for format in [

@@ -630,13 +630,7 @@ async fn deliver_astm(
             let client = push::http_client(app)?;
             let url = push::http_url(&base, false);
             for p in payloads {
-                push::http(
-                    app,
-                    &client,
-                    &url,
-                    String::from_utf8_lossy(p).replace('\r', "\n"),
-                )
-                .await?;
+                push::http(app, &client, &url, push::http_body(p, false)).await?;
             }
             Ok(())
         }
@@ -647,16 +641,15 @@ async fn deliver_hl7(
     app: &App,
     dest: &str,
     source: Option<IpAddr>,
-    wire: &str,
+    wire: &[u8],
 ) -> anyhow::Result<()> {
     match Destination::parse(dest)? {
-        Destination::Mllp(hp) => {
-            push::mllp(&hp, source, wire.as_bytes(), Duration::from_secs(30)).await
-        }
+        Destination::Mllp(hp) => push::mllp(&hp, source, wire, Duration::from_secs(30)).await,
         Destination::Tcp(_) => anyhow::bail!("tcp:// carries ASTM; use mllp://host:port for HL7"),
         Destination::Http(base) => {
             let client = push::http_client(app)?;
-            push::http(app, &client, &push::http_url(&base, true), wire.to_owned()).await
+            let url = push::http_url(&base, true);
+            push::http(app, &client, &url, push::http_body(wire, true)).await
         }
     }
 }
@@ -761,7 +754,7 @@ async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
             .map(|s| hl7_field(s, 3));
         let (ok_push, error) = match &destination {
             None => (Value::Null, Value::Null),
-            Some(dest) => match deliver_hl7(&app, dest, source, &m.to_wire()).await {
+            Some(dest) => match deliver_hl7(&app, dest, source, &m.to_bytes()).await {
                 Ok(()) => {
                     pushed += 1;
                     (Value::Bool(true), Value::Null)
@@ -1015,7 +1008,7 @@ async fn legacy_push_reply(
                 .and_then(|acc| {
                     crate::legacy::message(&analyzer_type, &acc, app.now(), &mut app.rng())
                 })
-                .map(|r| vec![r.iter().flat_map(|r| r.bytes().chain([b'\r'])).collect()]),
+                .map(|r| vec![app.legacy_message(r).to_bytes()]),
         };
         let outcome = match payloads {
             Ok(p) => deliver_astm(&app, &destination, app.cli.source_ip, &p).await,

@@ -133,6 +133,7 @@ impl App {
             layout: self.layout(),
             values: template_values.then_some(ValueMode::Template),
             qc_deviation,
+            encoding: self.cli.charset,
             ..GenerateOptions::default()
         }
     }
@@ -149,6 +150,19 @@ impl App {
             patient_id: overrides.patient_id.clone(),
             tests: overrides.tests.clone(),
             ..self.options(template_values, qc_deviation)
+        }
+    }
+
+    /// Records of the `fields.json` generator as a message in `--charset` (`?` for what it
+    /// cannot write), as lis-templates hands its own messages over.
+    pub(crate) fn legacy_message(&self, records: Vec<String>) -> AstmMessage {
+        let encoding = self.cli.charset;
+        AstmMessage {
+            records: records
+                .iter()
+                .map(|r| encoding.substitute(r).into_owned())
+                .collect(),
+            encoding,
         }
     }
 

@@ -213,7 +213,7 @@ fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
         else {
             bail!("template {:?} did not produce HL7", t.name);
         };
-        return Ok((message.to_lines(), vec![message.to_wire().into_bytes()]));
+        return Ok((message.to_lines(), vec![message.to_bytes()]));
     }
     match &cli.template {
         Some(name) => {
@@ -242,12 +242,8 @@ fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
             let accession = app.minter.mint(lis_templates::Lane::parse("00", "lane")?)?;
             let records =
                 legacy::message(&cli.analyzer_type, &accession, app.now(), &mut app.rng())?;
-            let text = records.iter().map(|r| format!("{r}\n")).collect();
-            let bytes = records
-                .iter()
-                .flat_map(|r| r.bytes().chain([b'\r']))
-                .collect();
-            Ok((text, vec![bytes]))
+            let message = app.legacy_message(records);
+            Ok((message.to_lines(), vec![message.to_bytes()]))
         }
     }
 }
@@ -299,13 +295,7 @@ async fn push_one(
             let client = http.context("HTTP client")?;
             let url = push::http_url(base, cli.hl7);
             for p in payloads {
-                // ASTM goes as LF-separated records, HL7 as CR-separated segments (the reference).
-                let body = if cli.hl7 {
-                    String::from_utf8_lossy(p).into_owned()
-                } else {
-                    String::from_utf8_lossy(p).replace('\r', "\n")
-                };
-                push::http(app, client, &url, body).await?;
+                push::http(app, client, &url, push::http_body(p, cli.hl7)).await?;
             }
             Ok(())
         }

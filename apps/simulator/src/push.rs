@@ -365,16 +365,32 @@ pub(crate) fn http_url(base: &str, hl7: bool) -> String {
     }
 }
 
-/// POSTs `body` as `text/plain; charset=utf-8`, with Basic auth when configured.
+/// The body of an HTTP push of `payload` (a message as sent on a socket): HL7 as it is, with
+/// CR-separated segments, ASTM as LF-separated records, as the reference sends them. The bytes
+/// stay in the message's encoding.
+pub(crate) fn http_body(payload: &[u8], hl7: bool) -> Vec<u8> {
+    if hl7 {
+        payload.to_vec()
+    } else {
+        payload
+            .iter()
+            .map(|&b| if b == b'\r' { b'\n' } else { b })
+            .collect()
+    }
+}
+
+/// POSTs `body` as `text/plain` in `--charset` (`charset=utf-8` by default), with Basic auth
+/// when configured.
 pub(crate) async fn http(
     app: &App,
     client: &reqwest::Client,
     url: &str,
-    body: String,
+    body: Vec<u8>,
 ) -> anyhow::Result<()> {
+    let content_type = format!("text/plain; charset={}", app.cli.charset.mime_charset());
     let mut request = client
         .post(url)
-        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Content-Type", content_type)
         .body(body);
     if let Some(user) = &app.cli.user {
         request = request.basic_auth(user, app.cli.password.as_deref());

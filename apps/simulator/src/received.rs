@@ -51,6 +51,21 @@ impl Serialize for ReceivedEntry {
     }
 }
 
+/// The text of a received message: HL7 in the character set its MSH-18 names, else (ASTM,
+/// which names none, or an HL7 message whose bytes do not fit its MSH-18) as UTF-8 when it is
+/// valid UTF-8, else as Latin-1, as orders are read. Never lossy: a Latin-1 `É` showed as
+/// U+FFFD.
+fn decode<'a>(protocol: &str, text: &'a [u8]) -> std::borrow::Cow<'a, str> {
+    if protocol == "HL7"
+        && let Ok(message) = mllp_hl7::Message::parse(text)
+        && let Ok(charset) = message.charset()
+        && let Ok(decoded) = charset.decode(text)
+    {
+        return decoded;
+    }
+    astm_records::Charset::Auto.decode(text)
+}
+
 /// Text the store keeps at most, all entries together; the newest entry is kept whatever its
 /// size. `--received-capacity` alone let messages of up to 8 MiB (MLLP) or 16 MiB (ASTM) each,
 /// 1000 of them, hold 8 to 16 GiB.
@@ -93,7 +108,7 @@ impl Received {
             port,
             peer,
             protocol,
-            text: String::from_utf8_lossy(text).into(),
+            text: decode(protocol, text).into(),
         };
         let mut entries = self
             .entries

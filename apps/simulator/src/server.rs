@@ -473,13 +473,6 @@ fn read_transfer(text: &[u8]) -> Transfer {
     t
 }
 
-fn records_to_bytes(records: &[String]) -> Vec<u8> {
-    records
-        .iter()
-        .flat_map(|r| r.bytes().chain([b'\r']))
-        .collect()
-}
-
 /// Serves one ASTM connection until the peer hangs up.
 async fn serve_astm(
     app: &Arc<App>,
@@ -654,13 +647,15 @@ async fn answer(
                 let mut generator = Generator::new(t, &app.minter, &options)?;
                 generator.astm_order_results(&samples)?.to_bytes()
             }
-            None => records_to_bytes(&[
-                "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2".into(),
-                "P|1|PAT-RESULTS||DOE^JANE".into(),
-                "O|1|ACC-RESULTS".into(),
-                "R|1|^^^GLUCOSE|102.5|mg/dL".into(),
-                "L|1|N".into(),
-            ]),
+            None => app
+                .legacy_message(vec![
+                    "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2".into(),
+                    "P|1|PAT-RESULTS||DOE^JANE".into(),
+                    "O|1|ACC-RESULTS".into(),
+                    "R|1|^^^GLUCOSE|102.5|mg/dL".into(),
+                    "L|1|N".into(),
+                ])
+                .to_bytes(),
         };
         io.queue(reply);
         return Ok(());
@@ -679,9 +674,8 @@ async fn answer(
                 }
             }
             None => {
-                io.queue(records_to_bytes(&legacy::field_query_reply(
-                    &app.cli.analyzer_type,
-                )?));
+                let reply = legacy::field_query_reply(&app.cli.analyzer_type)?;
+                io.queue(app.legacy_message(reply).to_bytes());
             }
         }
         return Ok(());
@@ -926,12 +920,12 @@ async fn serve_mllp(
         let options = app.options(true, None);
         let oru = Generator::new(t, &app.minter, &options)?
             .hl7_order_results_for(OrderedPatient::from_hl7(&message).as_ref(), &orders)?
-            .to_wire();
+            .to_bytes();
         match app.cli.order_results {
             OrderResultsArg::Off => {}
             OrderResultsArg::Link => {
-                framed.send(oru.as_bytes()).await.context("sending ORU")?;
-                if let Ok(sent) = mllp_hl7::Message::parse(oru.as_bytes()) {
+                framed.send(&oru[..]).await.context("sending ORU")?;
+                if let Ok(sent) = mllp_hl7::Message::parse(&oru) {
                     let id = String::from_utf8_lossy(&sent.control_id().decoded()).into_owned();
                     link_results.awaiting.push(id);
                 }
@@ -947,9 +941,7 @@ async fn serve_mllp(
                 let permit = ORDER_PUSHES.acquire().await?;
                 tokio::spawn(async move {
                     let _permit = permit;
-                    match push::mllp(&dest, Some(local.ip()), oru.as_bytes(), ORDER_PUSH_TIMEOUT)
-                        .await
-                    {
+                    match push::mllp(&dest, Some(local.ip()), &oru, ORDER_PUSH_TIMEOUT).await {
                         Ok(()) => tracing::info!("order results pushed to {dest}"),
                         Err(e) => tracing::warn!("order results push to {dest} failed: {e:#}"),
                     }

@@ -112,6 +112,72 @@ async fn order_results_echo_the_patient_of_each_order() {
     assert!(orders[1].starts_with("O|1|S-2|"), "{records:?}");
 }
 
+/// `--charset latin-1`: results are written as many instruments write them, `É` as the one
+/// byte 0xC9 (checksums summed over those bytes), whether the LIS ordered in UTF-8 or in
+/// Latin-1; `GET /received` shows the Latin-1 order as text (it showed U+FFFD).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latin1_results_write_one_byte_per_letter() {
+    let sim = stago(&["--order-results", "link", "--charset", "latin-1"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    let header: &[u8] = b"H|\\^&|||LIS";
+    send_record_bytes(
+        &mut s,
+        &[
+            header,
+            "P|1|MRN-1|||O'BRIEN^ANNÉ".as_bytes(),
+            "O|1|S-É1||^^^PT|R".as_bytes(),
+            b"L|1|N",
+        ],
+    )
+    .await;
+    let from_utf8 = receive_bytes(&mut s).await;
+    let shown = String::from_utf8_lossy(&from_utf8).into_owned();
+    assert!(contains(&from_utf8, b"|O'BRIEN^ANN\xC9\r"), "{shown:?}");
+    assert!(contains(&from_utf8, b"\rO|1|S-\xC91|"), "{shown:?}");
+    assert!(!contains(&from_utf8, "É".as_bytes()), "{shown:?}");
+
+    send_record_bytes(
+        &mut s,
+        &[header, b"P|1|MRN-2|||L\xC9A", b"O|1|S-2||^^^PT|R", b"L|1|N"],
+    )
+    .await;
+    let from_latin1 = receive_bytes(&mut s).await;
+    let shown = String::from_utf8_lossy(&from_latin1).into_owned();
+    assert!(contains(&from_latin1, b"|L\xC9A\r"), "{shown:?}");
+
+    let texts = received(&sim).await;
+    let texts: Vec<&str> = texts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(texts.iter().any(|t| t.contains("|||LÉA\r")), "{texts:?}");
+    assert!(texts.iter().all(|t| !t.contains('\u{FFFD}')), "{texts:?}");
+}
+
+/// `--charset` (or `SIMULATOR_CHARSET`) covers the legacy `fields.json` messages too: their
+/// `10^3/μL` (a Greek mu) is written in Latin-1 as its micro sign, 0xB5, and in ASCII as `?`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_field_query_reply_follows_the_charset() {
+    for (charset, unit) in [("latin-1", &b"10^3/\xB5L"[..]), ("ascii", b"10^3/?L")] {
+        let mut cmd = command(&["-d", "0"]);
+        cmd.env("PORT_TEMPLATES", "{}")
+            .env("ASTM_PORT", "0")
+            .env("SIMULATOR_CHARSET", charset);
+        let sim = Sim::start_with(cmd);
+        let mut s = connect(sim.port_of("-")).await;
+        send_records(&mut s, &["H|\\^&|||LIS", "L|1|N"]).await;
+        let reply = receive_bytes(&mut s).await;
+        let expected = [&b"\rR|1|^^^WBC||"[..], unit, b"|||NUMERIC\r"].concat();
+        assert!(
+            contains(&reply, &expected),
+            "{charset}: {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_results_are_pushed_to_the_order_result_host() {
     let lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

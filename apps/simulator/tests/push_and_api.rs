@@ -311,6 +311,87 @@ async fn a_latin1_orm_patient_is_echoed_as_text() {
     );
 }
 
+/// `--charset latin-1`: the ORU echoes the patient in Latin-1 bytes and says so in MSH-18
+/// (`8859/1`), so the LIS decodes `ZOË` from 0xCB; a character Latin-1 lacks is sent as `?`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latin1_oru_says_8859_1_in_msh18() {
+    let (_sim, mut framed) = bc5380_on_the_link(&["--charset", "latin-1"]).await;
+    let orm = "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|C8|P|2.5.1||||||UNICODE UTF-8\r\
+               PID|1||P8||ZOË^ΑΘΗΝΑ\rORC|NW|PL-8|\rOBR|1|PL-8|FI-8|^^^WBC^White cells\r";
+    framed.send(orm.as_bytes()).await.unwrap();
+    let ack = next_message(&mut framed).await;
+    assert!(contains(&ack, b"MSA|AA|C8"), "{ack:?}");
+    let oru = next_message(&mut framed).await;
+    assert!(contains(&oru, b"|ZO\xCB^?????|"), "{oru:?}");
+    let message = mllp_hl7::Message::parse(&oru).unwrap();
+    assert_eq!(message.charset(), Ok(mllp_hl7::Charset::Latin1));
+    let pid = message.segment(b"PID").unwrap();
+    let name = pid
+        .field(5)
+        .unwrap()
+        .text(mllp_hl7::Charset::Latin1)
+        .unwrap();
+    assert_eq!(name, "ZOË^?????");
+}
+
+/// An HTTP push in `--charset latin-1` sends Latin-1 bytes (the legacy messages' `μL` as
+/// 0xB5) and says so: `text/plain; charset=iso-8859-1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_push_names_its_charset() {
+    use axum::http::HeaderMap;
+    type Requests = Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>;
+    let requests: Requests = Arc::default();
+    let seen = Arc::clone(&requests);
+    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            seen.lock().unwrap().push((content_type, body.to_vec()));
+            "ok"
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["--push", &base, "--charset", "latin-1", "--seed", "1"])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = requests.lock().unwrap();
+    let (content_type, body) = &requests[0];
+    assert_eq!(
+        content_type.as_deref(),
+        Some("text/plain; charset=iso-8859-1")
+    );
+    assert!(
+        contains(body, b"|10^3/\xB5L|"),
+        "{:?}",
+        String::from_utf8_lossy(body)
+    );
+    assert!(!contains(body, b"\r"), "LF-separated records");
+}
+
+/// An unknown `--charset` is refused before anything starts, naming the ones there are.
+#[test]
+fn an_unknown_charset_is_refused() {
+    let out = run(&["--charset", "ebcdic", "--dry-run"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--charset") && stderr.contains("utf-8, latin-1, latin-9, ascii"),
+        "{stderr}"
+    );
+}
+
 /// An order group whose ORC-1 withdraws it (CA cancel, DC discontinue, HD hold, ...) gets
 /// no results: an ORM cancelling its only order was answered with an ORU, and a message
 /// mixing a cancelled and a new order reported both. OML^O21 (the v2.5 lab order) is an

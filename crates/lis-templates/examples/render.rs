@@ -70,6 +70,10 @@ struct Args {
     /// Two-digit year for minted accessions (default: current year).
     #[arg(long)]
     year: Option<u8>,
+    /// Encoding of the messages (utf-8, latin-1, latin-9, ascii): the text shows `?` where it
+    /// cannot write a character, and HL7 names it in MSH-18.
+    #[arg(long, default_value_t = lis_templates::TextEncoding::Utf8)]
+    charset: lis_templates::TextEncoding,
     /// Write the output to this file instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -110,6 +114,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         sample_id: args.sample_id.clone(),
         patient_id: args.patient_id.clone(),
         tests: args.tests.clone(),
+        encoding: args.charset,
     };
     let output = generate(template, &minter, &options, args.qc)?;
     let written = match (&args.out, &output) {

@@ -53,8 +53,8 @@ pub use error::{AccessionError, FileError, GenerateError, TemplateError};
 pub use generate::files;
 pub use generate::{
     AstmMessage, FileOutput, GenerateOptions, Generator, Hl7Message, Hl7Orders, Layout,
-    NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample, Output, ValueMode,
-    WITHDRAWING_ORDER_CONTROLS, generate,
+    NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample, Output, TextEncoding,
+    UnknownEncoding, ValueMode, WITHDRAWING_ORDER_CONTROLS, generate,
 };
 pub use loader::{Profiles, TemplateSet, load_file, load_str, template_files};
 pub use model::{

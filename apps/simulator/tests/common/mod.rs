@@ -18,6 +18,7 @@ pub const ACK: u8 = 0x06;
 pub const NAK: u8 = 0x15;
 pub const EOT: u8 = 0x04;
 pub const STX: u8 = 0x02;
+pub const ETX: u8 = 0x03;
 
 /// A running simulator.
 pub struct Sim {
@@ -186,18 +187,32 @@ pub async fn write(s: &mut TcpStream, bytes: &[u8]) {
 
 /// Plays the LIS's side of a transfer: ENQ, the records (one frame each), EOT.
 pub async fn send_records(s: &mut TcpStream, records: &[&str]) {
+    let records: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
+    send_record_bytes(s, &records).await;
+}
+
+/// [`send_records`] for records in any encoding.
+pub async fn send_record_bytes(s: &mut TcpStream, records: &[&[u8]]) {
     write(s, &[ENQ]).await;
     assert_eq!(read_byte(s).await, ACK, "ENQ not acknowledged");
     for (i, r) in records.iter().enumerate() {
         let n = u8::try_from((i + 1) % 8).unwrap();
-        write(s, &frame(n, format!("{r}\r").as_bytes(), FrameEnd::End)).await;
-        assert_eq!(read_byte(s).await, ACK, "frame {r} not acknowledged");
+        let text = [r, &b"\r"[..]].concat();
+        write(s, &frame(n, &text, FrameEnd::End)).await;
+        let record = String::from_utf8_lossy(r);
+        assert_eq!(read_byte(s).await, ACK, "frame {record} not acknowledged");
     }
     write(s, &[EOT]).await;
 }
 
-/// Receives a transfer as the LIS: expects ENQ, ACKs it and every frame, returns the records.
-pub async fn receive_records(s: &mut TcpStream) -> Vec<String> {
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Receives a transfer as the LIS: expects ENQ, ACKs it and every frame whose checksum (over
+/// the raw bytes) is right, returns the message text as sent.
+pub async fn receive_bytes(s: &mut TcpStream) -> Vec<u8> {
     assert_eq!(read_byte(s).await, ENQ, "expected the simulator's ENQ");
     write(s, &[ACK]).await;
     let mut text = Vec::new();
@@ -206,14 +221,29 @@ pub async fn receive_records(s: &mut TcpStream) -> Vec<String> {
             STX => {
                 let f = read_frame_rest(s).await;
                 // STX FN text ETX/ETB C1 C2 CR LF
-                text.extend_from_slice(&f[2..f.len() - 5]);
+                let body = &f[2..f.len() - 5];
+                let end = match f[f.len() - 5] {
+                    ETX => FrameEnd::End,
+                    _ => FrameEnd::Intermediate,
+                };
+                assert_eq!(
+                    frame(f[1] - b'0', body, end),
+                    f,
+                    "checksum of {:?}",
+                    String::from_utf8_lossy(&f)
+                );
+                text.extend_from_slice(body);
                 write(s, &[ACK]).await;
             }
-            EOT => break,
+            EOT => return text,
             other => panic!("unexpected byte {other:#04x}"),
         }
     }
-    String::from_utf8_lossy(&text)
+}
+
+/// Receives a transfer as the LIS (see [`receive_bytes`]), returns the records.
+pub async fn receive_records(s: &mut TcpStream) -> Vec<String> {
+    String::from_utf8_lossy(&receive_bytes(s).await)
         .split('\r')
         .filter(|r| !r.is_empty())
         .map(str::to_owned)

@@ -5,7 +5,7 @@ use chrono::Duration;
 use rand::RngExt;
 
 use super::values::{Path, ResultValue};
-use super::{Generator, Layout, ts};
+use super::{Generator, Layout, TextEncoding, ts};
 use crate::GenerateError;
 use crate::accession::Lane;
 use crate::model::{Field, FieldType};
@@ -15,6 +15,8 @@ use crate::model::{Field, FieldType};
 pub struct AstmMessage {
     /// The records, in order.
     pub records: Vec<String>,
+    /// The encoding [`to_bytes`](Self::to_bytes) writes them in.
+    pub encoding: TextEncoding,
 }
 
 impl AstmMessage {
@@ -23,12 +25,30 @@ impl AstmMessage {
         self.records.iter().map(|r| format!("{r}\n")).collect()
     }
 
-    /// Records each terminated by CR, as E1394 puts them inside E1381 frames.
+    /// Records each terminated by CR, as E1394 puts them inside E1381 frames, in the
+    /// message's [`encoding`](Self::encoding).
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.records
-            .iter()
-            .flat_map(|r| r.bytes().chain([b'\r']))
-            .collect()
+        let mut bytes = Vec::with_capacity(self.records.iter().map(|r| r.len() + 1).sum());
+        for record in &self.records {
+            bytes.extend_from_slice(&self.encoding.encode(record));
+            bytes.push(b'\r');
+        }
+        bytes
+    }
+}
+
+impl Generator<'_> {
+    /// The message of `records`, in the generator's encoding (`?` for what it cannot write).
+    pub(super) fn astm_message(&self, records: Vec<String>) -> AstmMessage {
+        let encoding = self.encoding;
+        let records = records
+            .into_iter()
+            .map(|r| match encoding.substitute(&r) {
+                std::borrow::Cow::Borrowed(_) => r,
+                std::borrow::Cow::Owned(substituted) => substituted,
+            })
+            .collect();
+        AstmMessage { records, encoding }
     }
 }
 
@@ -382,7 +402,7 @@ impl Generator<'_> {
                 }
             }
             records.push(raw_record(&["L", "1", "N"])?);
-            return Ok(AstmMessage { records });
+            return Ok(self.astm_message(records));
         }
 
         // Standard layout.
@@ -483,7 +503,7 @@ impl Generator<'_> {
         let mut l = RecordBuf::new(b'L');
         l.set_sequence(1).set(3, "N");
         records.push(encode(&l)?);
-        Ok(AstmMessage { records })
+        Ok(self.astm_message(records))
     }
 
     pub(super) fn astm_version(&self) -> String {
@@ -596,7 +616,7 @@ impl Generator<'_> {
                 ])?);
             }
             records.push(raw_record(&["L", "1", "N"])?);
-            return Ok(AstmMessage { records });
+            return Ok(self.astm_message(records));
         }
         let config = template.astm_config.clone().unwrap_or_default();
         let mut h = RecordBuf::new(b'H');
@@ -660,7 +680,7 @@ impl Generator<'_> {
         let mut l = RecordBuf::new(b'L');
         l.set_sequence(1).set(3, "N");
         records.push(encode(&l)?);
-        Ok(AstmMessage { records })
+        Ok(self.astm_message(records))
     }
 
     /// The checks every QC output makes first: the template has `qc_controls`, and each

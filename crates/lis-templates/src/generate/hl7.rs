@@ -4,7 +4,7 @@
 use mllp_hl7::{Delimiters, escape};
 
 use super::values::Path;
-use super::{Generator, Layout, ts};
+use super::{Generator, Layout, TextEncoding, ts};
 use crate::GenerateError;
 use crate::model::FieldType;
 
@@ -13,10 +13,13 @@ use crate::model::FieldType;
 pub struct Hl7Message {
     /// The segments, `MSH` first.
     pub segments: Vec<String>,
+    /// The encoding [`to_bytes`](Self::to_bytes) writes them in.
+    pub encoding: TextEncoding,
 }
 
 impl Hl7Message {
-    /// Segments each terminated by CR (the wire form inside MLLP).
+    /// Segments each terminated by CR (the wire form inside MLLP), as text: what
+    /// [`to_bytes`](Self::to_bytes) encodes.
     pub fn to_wire(&self) -> String {
         self.segments.iter().map(|s| format!("{s}\r")).collect()
     }
@@ -27,7 +30,8 @@ impl Hl7Message {
     }
 
     /// Segments each terminated by CR, as bytes: what [`mllp_hl7::Message::parse`] reads
-    /// and `MllpClient::send` takes; [`to_wire`](Self::to_wire) as bytes, named as
+    /// and `MllpClient::send` takes: [`to_wire`](Self::to_wire) in the message's
+    /// [`encoding`](Self::encoding), named as
     /// [`AstmMessage::to_bytes`](crate::AstmMessage::to_bytes) is.
     ///
     /// ```
@@ -47,7 +51,12 @@ impl Hl7Message {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.to_wire().into_bytes()
+        let mut bytes = Vec::with_capacity(self.segments.iter().map(|s| s.len() + 1).sum());
+        for segment in &self.segments {
+            bytes.extend_from_slice(&self.encoding.encode(segment));
+            bytes.push(b'\r');
+        }
+        bytes
     }
 }
 
@@ -120,28 +129,35 @@ fn f(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| (*p).to_owned()).collect()
 }
 
-/// MSH-18 for a message holding text beyond ASCII, which is written in UTF-8 (table 0211).
-const MSH18_UTF8: &str = "UNICODE UTF-8";
-
 impl Generator<'_> {
-    /// The message of `segments`. In the standard layout a message holding non-ASCII text (a
-    /// name, a unit such as `µmol/L`, a test code such as `β-hCG`) says so in MSH-18: with
-    /// MSH-18 empty a receiver must read it as ASCII, and many read it as Latin-1. IHE ITI
-    /// TF-2x C.2.2: value MSH-18 only when the data is not ASCII. The OpenELIS layout keeps the
-    /// reference's MSH, which never values it.
-    pub(super) fn hl7_message(&self, mut segments: Vec<String>) -> Hl7Message {
+    /// The message of `segments`, in the generator's encoding (`?` for what it cannot write).
+    /// In the standard layout a message holding non-ASCII text (a name, a unit such as
+    /// `µmol/L`, a test code such as `β-hCG`) names its encoding in MSH-18 (`UNICODE UTF-8`,
+    /// `8859/1`): with MSH-18 empty a receiver must read it as ASCII, and many read it as
+    /// Latin-1. IHE ITI TF-2x C.2.2: value MSH-18 only when the data is not ASCII. The
+    /// OpenELIS layout keeps the reference's MSH, which never values it.
+    pub(super) fn hl7_message(&self, segments: Vec<String>) -> Hl7Message {
+        let encoding = self.encoding;
+        let mut segments: Vec<String> = segments
+            .into_iter()
+            .map(|s| match encoding.substitute(&s) {
+                std::borrow::Cow::Borrowed(_) => s,
+                std::borrow::Cow::Owned(substituted) => substituted,
+            })
+            .collect();
         if self.layout == Layout::Standard
             && !segments.iter().all(|s| s.is_ascii())
+            && let Some(charset) = encoding.msh18()
             && let Some(msh) = segments.first_mut()
         {
             let mut fields: Vec<&str> = msh.split('|').collect();
             if fields.len() < 18 {
                 fields.resize(18, "");
             }
-            fields[17] = MSH18_UTF8;
+            fields[17] = charset;
             *msh = fields.join("|");
         }
-        Hl7Message { segments }
+        Hl7Message { segments, encoding }
     }
 
     /// MSH-3 (sending application), MSH-4 (facility) and MSH-12 (version: `protocol.version` when

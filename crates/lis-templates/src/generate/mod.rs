@@ -1,6 +1,7 @@
 //! Output generated from a template: ASTM messages, HL7 ORU^R01, result files, and their QC variants.
 
 mod astm;
+mod encoding;
 mod file;
 pub mod files;
 mod hl7;
@@ -16,6 +17,7 @@ use crate::model::{ProtocolKind, Template};
 use crate::{AccessionError, GenerateError};
 
 pub use astm::AstmMessage;
+pub use encoding::{TextEncoding, UnknownEncoding};
 pub use file::FileOutput;
 pub use hl7::Hl7Message;
 pub use order::{NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample};
@@ -67,6 +69,9 @@ pub struct GenerateOptions {
     /// Only these tests (template field codes, matched exactly), in this order, instead of
     /// every field of the template. An unknown or repeated code is an error.
     pub tests: Option<Vec<String>>,
+    /// The encoding messages are written in: text it cannot write becomes `?`, and an HL7
+    /// message holding non-ASCII text names it in MSH-18 (standard layout).
+    pub encoding: TextEncoding,
 }
 
 /// What a template generates: ASTM messages, an HL7 message or a file.
@@ -109,6 +114,7 @@ pub struct Generator<'a> {
     patient_id: Option<String>,
     /// Indexes into `template.fields` of the tests asked for, in the order asked.
     tests: Option<Vec<usize>>,
+    encoding: TextEncoding,
 }
 
 impl<'a> Generator<'a> {
@@ -168,6 +174,7 @@ impl<'a> Generator<'a> {
             sample_id: options.sample_id.clone(),
             patient_id: options.patient_id.clone(),
             tests,
+            encoding: options.encoding,
         })
     }
 

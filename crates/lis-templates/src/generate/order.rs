@@ -279,7 +279,7 @@ impl Generator<'_> {
             }
         }
         records.push(raw(&["L", "1", "N"])?);
-        Ok(AstmMessage { records })
+        Ok(self.astm_message(records))
     }
 
     /// An HL7 ORU^R01 for an ORM: ORC/OBR echo `placer` and `filler`, one OBX per ordered code
