@@ -269,11 +269,13 @@ fn generate_everything(data: &[u8]) {
                 placer: vec!["P1".into(), "^|\\".into()],
                 filler: vec!["F&1".into()],
                 codes: codes.clone(),
+                service: vec!["CBC".into(), "Blood^count|\r\\".into(), "L".into()],
             },
             OrderGroup {
                 placer: vec!["P2".into()],
                 filler: Vec::new(),
                 codes: vec!["NOPE".into()],
+                service: Vec::new(),
             },
             OrderGroup::default(),
         ];

@@ -276,6 +276,8 @@ async fn orm_placer_filler_and_patient_are_echoed_by_value() {
     // matches on both), "PL&7" escaped once.
     assert_eq!(segment("ORC|")[2..4], ["PL\\T\\7^OE", "FI-9^OE"], "{oru}");
     assert_eq!(segment("OBR|")[2..4], ["PL\\T\\7^OE", "FI-9^OE"], "{oru}");
+    // OBR-4 is the service ordered, in the ORU's delimiters (it was the template's panel).
+    assert_eq!(segment("OBR|")[4], "^^^WBC^White cells", "{oru}");
     assert!(segment("OBX|")[3].starts_with("WBC^"), "{oru}");
     // The ORU names the patient ordered for (the first identifier's ID); it used to name the
     // template's.

@@ -32,6 +32,7 @@ fn alt_order() -> OrderGroup {
         placer: vec!["P1".into()],
         filler: vec![],
         codes: vec!["ALT".into()],
+        service: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ fn alt_order() -> lis_templates::OrderGroup {
         placer: vec!["P1".into()],
         filler: vec!["F1".into()],
         codes: vec!["ALT".into()],
+        service: Vec::new(),
     }
 }
 
@@ -695,4 +696,62 @@ fn an_oru_with_non_ascii_text_declares_utf8() {
     };
     assert_eq!(msh18(Layout::Standard, &ascii), "");
     assert_eq!(msh18(Layout::OpenElis, &rene), "");
+}
+
+/// A standard-layout ORU's OBR-4 echoes the service ID each order asked for (every
+/// component, delimiters in it escaped, read back unchanged), where a LIS matching results to
+/// orders compares it; it was the template's panel whatever was ordered. An order without one
+/// (and the OpenELIS layout, always) gets the template's panel.
+#[test]
+fn standard_hl7_order_results_echo_the_ordered_service() {
+    let orm = mllp_hl7::Message::parse(
+        b"MSH|^~\\&|LIS|LAB|SIM|SIM|20260101||ORM^O01|C1|P|2.5.1\rPID|1||P1\r\
+          ORC|NW|PL-1\rOBR|1|PL-1||ALT^ALT \\T\\ friends^LN^^Alanine\r\
+          ORC|NW|PL-2\rOBR|1|PL-2||^^^AST",
+    )
+    .unwrap();
+    let orders = lis_templates::Hl7Orders::read(&orm).orders;
+    assert_eq!(
+        orders[0].service,
+        ["ALT", "ALT & friends", "LN", "", "Alanine"]
+    );
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let obr4 = |layout: Layout| -> Vec<Vec<String>> {
+        let options = in_layout(layout);
+        let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
+        let oru = g.hl7_order_results_for(None, &orders).unwrap().to_bytes();
+        let message = mllp_hl7::Message::parse(&oru).unwrap();
+        message
+            .segments_named(b"OBR")
+            .map(|obr| {
+                obr.field(4)
+                    .unwrap()
+                    .components()
+                    .map(|c| String::from_utf8(c.decoded().into_owned()).unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(
+        obr4(Layout::Standard),
+        [
+            vec!["ALT", "ALT & friends", "LN", "", "Alanine"],
+            vec!["", "", "", "AST"]
+        ]
+    );
+    let panel = ["", "", "", "CHEM", "CHEMISTRY PANEL"];
+    assert_eq!(obr4(Layout::OpenElis), [panel]);
+    let without = lis_templates::OrderGroup {
+        service: Vec::new(),
+        ..orders[1].clone()
+    };
+    let options = in_layout(Layout::Standard);
+    let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
+    let oru = g.hl7_order_results_for(None, &[without]).unwrap();
+    assert!(
+        oru.segments[3].starts_with("OBR|1|PL-2||CHEM^CHEMISTRY PANEL|"),
+        "{}",
+        oru.segments[3]
+    );
 }

@@ -72,6 +72,10 @@ pub struct OrderGroup {
     pub filler: Vec<String>,
     /// Test codes (OBR-4 component 4 or 1 of the order message; OBX-3 of the results).
     pub codes: Vec<String>,
+    /// The components of the universal service ID the order asked for (its first OBR's
+    /// OBR-4), echoed in the results' OBR-4 in [`Layout::Standard`], where a LIS matching
+    /// results to orders compares it; empty: the template's panel.
+    pub service: Vec<String>,
 }
 
 /// The reference's single order group: the first order's numbers, every order's codes once.
@@ -319,14 +323,15 @@ impl Generator<'_> {
             placer: placer.iter().map(|c| c.as_ref().to_owned()).collect(),
             filler: filler.iter().map(|c| c.as_ref().to_owned()).collect(),
             codes: codes.to_vec(),
+            service: Vec::new(),
         };
         self.order_oru(None, std::slice::from_ref(&order))
     }
 
     /// [`Generator::hl7_order_results`] for the orders of an ORM (or OML) and the patient it
     /// named. In [`Layout::Standard`] each order gets its own ORC/OBR group (OBR-1 counting
-    /// from 1, OBX-1 from 1 under each OBR), so the LIS files every result under the order
-    /// that asked for it, and the PID segment echoes `patient` when given (PID-3 its practice
+    /// from 1, OBX-1 from 1 under each OBR, OBR-4 the order's service ID when it has one),
+    /// so the LIS files every result under the order that asked for it, and the PID segment echoes `patient` when given (PID-3 its practice
     /// ID, PID-5 the name, PID-7 the birth date, PID-8 the sex, each escaped).
     /// [`Layout::OpenElis`] writes what the reference does whatever was ordered: one group
     /// with the first order's numbers and every order's codes, and the generator's patient.
@@ -347,16 +352,21 @@ impl Generator<'_> {
     ///     ..Default::default()
     /// };
     /// let orders = [
-    ///     OrderGroup { placer: vec!["P1".into()], filler: vec![], codes: vec!["ALT".into()] },
-    ///     OrderGroup { placer: vec!["P2".into()], filler: vec![], codes: vec!["AST".into()] },
+    ///     OrderGroup {
+    ///         placer: vec!["P1".into()],
+    ///         codes: vec!["ALT".into()],
+    ///         service: vec!["ALT".into(), "Alanine aminotransferase".into(), "L".into()],
+    ///         ..Default::default()
+    ///     },
+    ///     OrderGroup { placer: vec!["P2".into()], codes: vec!["AST".into()], ..Default::default() },
     /// ];
     /// let oru = generator.hl7_order_results_for(Some(&patient), &orders)?;
     /// assert!(oru.segments[1].starts_with("PID|1||MRN-77||SMITH^ANNA||19800101|F|"));
     /// assert!(oru.segments[2].starts_with("ORC|RE|P1|"));
-    /// assert!(oru.segments[3].starts_with("OBR|1|P1|"));
+    /// assert!(oru.segments[3].starts_with("OBR|1|P1||ALT^Alanine aminotransferase^L|"));
     /// assert!(oru.segments[4].starts_with("OBX|1|NM|ALT^"));
     /// assert!(oru.segments[5].starts_with("ORC|RE|P2|"));
-    /// assert!(oru.segments[6].starts_with("OBR|2|P2|"));
+    /// assert!(oru.segments[6].starts_with("OBR|2|P2||CHEM^CHEMISTRY PANEL|"));
     /// assert!(oru.segments[7].starts_with("OBX|1|NM|AST^"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -397,10 +407,11 @@ impl Generator<'_> {
         let s = |v: &str| v.to_owned();
         // User data is escaped as in the patient ORU (`hl7()`), per layout.
         let hl7_esc = self.hl7_escaper();
-        // The order numbers are escaped fully in both layouts: the reference echoes the ORM's
-        // raw field, and only full escaping gives that back for a component read from `\S\`
-        // or `\T\` (the OpenELIS escaper would write a bare `^` and split it).
-        let entity_id = |components: &[String]| {
+        // What the order message held (order numbers, service ID) is escaped fully in both
+        // layouts: the reference echoes the ORM's raw field, and only full escaping gives that
+        // back for a component read from `\S\` or `\T\` (the OpenELIS escaper would write a
+        // bare `^` and split it).
+        let echo = |components: &[String]| {
             let used = components
                 .iter()
                 .rposition(|c| !c.is_empty())
@@ -447,18 +458,17 @@ impl Generator<'_> {
             }
         };
         for (group, order) in orders.iter().enumerate() {
-            let (placer, filler) = (entity_id(&order.placer), entity_id(&order.filler));
+            let (placer, filler) = (echo(&order.placer), echo(&order.filler));
             segments.push(pad(
                 vec![s("ORC"), s("RE"), placer.clone(), filler.clone()],
                 orc_count,
             ));
-            let mut obr = vec![
-                s("OBR"),
-                (group + 1).to_string(),
-                placer,
-                filler,
-                panel.clone(),
-            ];
+            let service = if openelis || order.service.iter().all(String::is_empty) {
+                panel.clone()
+            } else {
+                echo(&order.service)
+            };
+            let mut obr = vec![s("OBR"), (group + 1).to_string(), placer, filler, service];
             if openelis {
                 // The reference writes the time in OBR-8 (observation end), not OBR-7.
                 obr.resize(28, String::new());

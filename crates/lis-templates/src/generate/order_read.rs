@@ -76,8 +76,8 @@ impl OrderedPatient {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hl7Orders {
     /// Each order placed, in the message's order: its placer and filler numbers (OBR-2/3,
-    /// else its ORC-2/3) and its codes (OBR-4 component 4, else 1). OBR segments with the
-    /// same numbers are one order; an OBR without a code orders nothing, and a message
+    /// else its ORC-2/3), its codes (OBR-4 component 4, else 1) and its service ID (OBR-4,
+    /// of its first OBR). OBR segments with the same numbers are one order; an OBR without a code orders nothing, and a message
     /// without any order number orders nothing (the LIS could not match results to it).
     pub orders: Vec<OrderGroup>,
     /// The ORC-1 of each order group that withdraws its order
@@ -99,6 +99,7 @@ impl Hl7Orders {
     /// assert_eq!(read.orders.len(), 1);
     /// assert_eq!(read.orders[0].placer, ["PL-2"]);
     /// assert_eq!(read.orders[0].codes, ["WBC"]);
+    /// assert_eq!(read.orders[0].service, ["", "", "", "WBC"]);
     /// # Ok::<(), mllp_hl7::ParseError>(())
     /// ```
     #[must_use]
@@ -132,10 +133,12 @@ impl Hl7Orders {
                     };
                     let (placer, filler) = (number(2), number(3));
                     let id = segment.field_or_empty(4);
+                    let service: Vec<String> = id.components().map(|v| hl7_text(&v)).collect();
                     let code = [4, 1]
                         .into_iter()
-                        .filter_map(|c| id.component(c).map(|v| hl7_text(&v)))
-                        .find(|c| !c.is_empty());
+                        .filter_map(|c| service.get(c - 1))
+                        .find(|c| !c.is_empty())
+                        .cloned();
                     let Some(code) = code else { continue };
                     match read
                         .orders
@@ -148,6 +151,7 @@ impl Hl7Orders {
                             placer,
                             filler,
                             codes: vec![code],
+                            service,
                         }),
                     }
                 }
