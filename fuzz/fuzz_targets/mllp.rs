@@ -95,6 +95,54 @@ fn walk(message: &Message<'_>) {
         assert_eq!(parts(msa.field_or_empty(2).raw(), &ack.delimiters()), want);
         assert_eq!(ack.segments().filter(|s| s.id() == b"MSA").count(), 1);
     }
+    // A response type other than ACK (ORL^O22 for an OML^O21) is written in MSH-9 whatever
+    // the delimiters, and is read as an acknowledgement of the same message.
+    let plain = AckBuilder::new(message)
+        .control_id("C1")
+        .timestamp("20240101");
+    if let (Ok(ack), Ok(orl)) = (
+        plain.build(),
+        plain.clone().response_type("ORL", "O_22").build(),
+    ) {
+        let orl_message = Message::parse(&orl).expect("our ORL parses");
+        let msh9 = orl_message.msh_field(9);
+        let component = |n| msh9.component(n).map(|c| c.decoded().into_owned());
+        let written = |text: &[u8]| as_written(text, &orl_message.delimiters());
+        assert_eq!(component(1), Some(written(b"ORL")));
+        assert!(matches!(component(2), None) || component(2) == Some(written(b"O_22")));
+        assert_eq!(
+            AckMessage::parse(&orl).map(|a| (a.code, a.acknowledged_id)),
+            AckMessage::parse(&ack).map(|a| (a.code, a.acknowledged_id))
+        );
+    }
+}
+
+/// Text as the ACK builder writes it: escaped, which decodes back to the text, or, for a
+/// message without an escape character, with every delimiter (and CR, LF) as a space.
+fn as_written(text: &[u8], d: &Delimiters) -> Vec<u8> {
+    if d.escape().is_some() {
+        return text.to_vec();
+    }
+    let delimiters = [
+        Some(d.field()),
+        Some(d.component()),
+        d.repetition(),
+        d.subcomponent(),
+        d.truncation(),
+        Some(b'\r'),
+        Some(b'\n'),
+        Some(0x0b),
+        Some(0x1c),
+    ];
+    text.iter()
+        .map(|&b| {
+            if delimiters.contains(&Some(b)) {
+                b' '
+            } else {
+                b
+            }
+        })
+        .collect()
 }
 
 fuzz_target!(|data: &[u8]| {

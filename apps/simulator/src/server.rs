@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
 use astm_records::{Charset, Message, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
-use lis_templates::{Generator, Hl7Orders, OrderedPatient, OrderedSample, ProtocolKind};
+use lis_templates::{
+    Generator, Hl7Orders, OrderedPatient, OrderedSample, ProtocolKind, order_response_type,
+};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -886,10 +888,17 @@ async fn serve_mllp(
             link_results.acknowledged(&ack);
         }
         // MSA-3 as the reference writes it; harnesses look for it.
-        if let Ok(Some(ack)) = AckBuilder::new(&message)
-            .text("Message accepted")
-            .build_if_required()
+        let mut ack = AckBuilder::new(&message).text("Message accepted");
+        // An OML is answered in original mode by the ORL its trigger defines (ORL^O22 for
+        // OML^O21). An ORM keeps the reference's ACK^O01, where the standard has ORR^O02.
+        let kind = message.message_type();
+        if kind.code == b"OML"
+            && mllp_hl7::AckMode::of(&message) == mllp_hl7::AckMode::Original
+            && let Some((code, trigger)) = order_response_type(kind.code, kind.trigger)
         {
+            ack = ack.response_type(code, trigger);
+        }
+        if let Ok(Some(ack)) = ack.build_if_required() {
             if delay > Duration::ZERO {
                 tokio::time::sleep(delay).await;
             }

@@ -313,6 +313,26 @@ async fn a_latin1_orm_patient_is_echoed_as_text() {
     );
 }
 
+/// In enhanced mode (MSH-15/16 valued) an OML's accept acknowledgement is an ACK with CA,
+/// as for any message; the ORL^O22 answers original mode only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enhanced_mode_oml_gets_a_commit_ack() {
+    let (_sim, mut framed) = bc5380_on_the_link(&[]).await;
+    let oml = "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||OML^O33^OML_O33|E1|P|2.5.1|||AL|NE\r\
+               PID|1||P1\rORC|NW|PL-1|\rOBR|1|PL-1||WBC^White cells\r";
+    framed.send(oml.as_bytes()).await.unwrap();
+    let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    assert!(ack.contains("||ACK^O33^ACK|"), "{ack}");
+    assert!(ack.contains("MSA|CA|E1"), "{ack}");
+    let oru = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    assert!(oru.contains("||ORU^R01|"), "{oru}");
+    let oml = oml.replace("|E1|P|2.5.1|||AL|NE", "|E2|P|2.5.1");
+    framed.send(oml.as_bytes()).await.unwrap();
+    let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    assert!(ack.contains("||ORL^O34^ORL_O34|"), "{ack}");
+    assert!(ack.contains("MSA|AA|E2"), "{ack}");
+}
+
 /// `--charset latin-1`: the ORU echoes the patient in Latin-1 bytes and says so in MSH-18
 /// (`8859/1`), so the LIS decodes `ZOË` from 0xCB; a character Latin-1 lacks is sent as `?`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,7 +417,7 @@ fn an_unknown_charset_is_refused() {
 /// An order group whose ORC-1 withdraws it (CA cancel, DC discontinue, HD hold, ...) gets
 /// no results: an ORM cancelling its only order was answered with an ORU, and a message
 /// mixing a cancelled and a new order reported both. OML^O21 (the v2.5 lab order) is an
-/// order too.
+/// order too, acknowledged with ORL^O22 (it got ACK^O21).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdrawn_order_groups_get_no_results() {
     let (_sim, mut framed) = bc5380_on_the_link(&[]).await;
@@ -406,6 +426,8 @@ async fn withdrawn_order_groups_get_no_results() {
     framed.send(cancel.as_bytes()).await.unwrap();
     let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
     assert!(ack.contains("MSA|AA|C1"), "{ack}");
+    // An ORM gets the reference's ACK^O01.
+    assert!(ack.contains("||ACK^O01|"), "{ack}");
     let mixed = "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||OML^O21^OML_O21|C2|P|2.5.1\r\
                  PID|1||P2\r\
                  ORC|CA|PL-2A|\rOBR|1|PL-2A||RBC^Red cells\r\
@@ -414,6 +436,8 @@ async fn withdrawn_order_groups_get_no_results() {
     // The next message is the second ACK: the cancel got no ORU.
     let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
     assert!(ack.contains("MSA|AA|C2"), "{ack}");
+    // An OML^O21 is answered by the ORL^O22 its trigger defines.
+    assert!(ack.contains("||ORL^O22^ORL_O22|"), "{ack}");
     let oru = String::from_utf8(next_message(&mut framed).await.to_vec()).unwrap();
     assert_eq!(segment_fields(&oru, "ORC|")[2], "PL-2B", "{oru}");
     let obx: Vec<&str> = oru.split('\r').filter(|s| s.starts_with("OBX|")).collect();

@@ -212,6 +212,7 @@ pub struct AckBuilder<'m, 'a> {
     errors: Vec<ErrorDetail>,
     control_id: Option<String>,
     timestamp: Option<String>,
+    response_type: Option<(String, String)>,
 }
 
 impl<'m, 'a> AckBuilder<'m, 'a> {
@@ -225,6 +226,7 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
             errors: Vec::new(),
             control_id: None,
             timestamp: None,
+            response_type: None,
         }
     }
 
@@ -260,6 +262,30 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
     #[must_use]
     pub fn timestamp(mut self, timestamp: impl Into<String>) -> Self {
         self.timestamp = Some(timestamp.into());
+        self
+    }
+
+    /// Writes MSH-9 as the response message `code^trigger` instead of `ACK^{the message's
+    /// trigger}`, for a trigger event whose definition names its own acknowledgement (an
+    /// `OML^O21` is answered by `ORL^O22`, an `OML^O33` by `ORL^O34`). MSH-9.3, the message
+    /// structure, is `code_trigger` from v2.4, as for an ACK; the segments are the same (MSH,
+    /// MSA, ERR), which every such response starts with.
+    ///
+    /// ```
+    /// use mllp_hl7::{AckBuilder, Message};
+    ///
+    /// let oml = Message::parse(b"MSH|^~\\&|LIS|LAB|SIM|LAB|20240101||OML^O21^OML_O21|7|P|2.5.1")?;
+    /// let orl = AckBuilder::new(&oml)
+    ///     .response_type("ORL", "O22")
+    ///     .control_id("R1")
+    ///     .timestamp("20240101120000")
+    ///     .build()?;
+    /// assert_eq!(orl, b"MSH|^~\\&|SIM|LAB|LIS|LAB|20240101120000||ORL^O22^ORL_O22|R1|P|2.5.1\rMSA|AA|7\r");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn response_type(mut self, code: impl Into<String>, trigger: impl Into<String>) -> Self {
+        self.response_type = Some((code.into(), trigger.into()));
         self
     }
 
@@ -351,15 +377,34 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         }
         out.push(fs); // MSH-8 security
         out.push(fs);
-        out.extend_from_slice(b"ACK");
-        let trigger = message.message_type().trigger;
         let before = |major, minor| version.is_some_and(|v| v.cmp_minor(major, minor).is_lt());
-        if !trigger.is_empty() && !before(2, 2) {
-            out.push(cs);
-            copy_raw(&mut out, trigger, &delimiters);
-            if !before(2, 4) {
-                out.push(cs);
+        match &self.response_type {
+            Some((code, trigger)) => {
+                let code = escape_text(code.as_bytes(), &delimiters);
+                out.extend_from_slice(&code);
+                if !trigger.is_empty() && !before(2, 2) {
+                    let trigger = escape_text(trigger.as_bytes(), &delimiters);
+                    out.push(cs);
+                    out.extend_from_slice(&trigger);
+                    if !before(2, 4) {
+                        out.push(cs);
+                        out.extend_from_slice(&code);
+                        out.extend_from_slice(&escape_text(b"_", &delimiters));
+                        out.extend_from_slice(&trigger);
+                    }
+                }
+            }
+            None => {
                 out.extend_from_slice(b"ACK");
+                let trigger = message.message_type().trigger;
+                if !trigger.is_empty() && !before(2, 2) {
+                    out.push(cs);
+                    copy_raw(&mut out, trigger, &delimiters);
+                    if !before(2, 4) {
+                        out.push(cs);
+                        out.extend_from_slice(b"ACK");
+                    }
+                }
             }
         }
         out.push(fs);

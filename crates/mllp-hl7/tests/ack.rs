@@ -299,6 +299,48 @@ fn old_and_new_versions_get_the_right_msh9() {
     assert_eq!(ack, b"ACK");
 }
 
+/// `response_type` writes another acknowledgement message type (ORL^O22 for an OML^O21)
+/// with the same version rules as ACK, in the message's own delimiters, escaped; what it
+/// writes reads back as an acknowledgement of the message.
+#[test]
+fn a_response_type_replaces_ack_in_msh9() {
+    let cases = [
+        ("2.1", "ORL"),
+        ("2.3.1", "ORL^O22"),
+        ("2.4", "ORL^O22^ORL_O22"),
+        ("2.5.1", "ORL^O22^ORL_O22"),
+    ];
+    for (version, msh9) in cases {
+        let raw = format!("MSH|^~\\&|LIS||LAB||20240101||OML^O21|C1|P|{version}\rPID|1");
+        let msg = Message::parse(raw.as_bytes()).unwrap();
+        let built = AckBuilder::new(&msg)
+            .response_type("ORL", "O22")
+            .build()
+            .unwrap();
+        let orl = Message::parse(&built).unwrap();
+        assert_eq!(orl.msh_field(9).raw(), msh9.as_bytes(), "version {version}");
+        assert!(!orl.is_ack());
+        let read = AckMessage::from_message(&orl).unwrap();
+        assert_eq!(read.code, AckCode::ApplicationAccept);
+        assert!(read.acknowledges(b"C1"));
+    }
+    // Custom delimiters: `_` is the component separator here, so MSH-9.3 escapes it.
+    let msg = Message::parse(b"MSH#_~\\&#LIS##LAB##20240101##OML_O21#C2#P#2.5.1").unwrap();
+    let built = AckBuilder::new(&msg)
+        .response_type("ORL", "O22")
+        .build()
+        .unwrap();
+    let orl = Message::parse(&built).unwrap();
+    assert_eq!(orl.msh_field(9).raw(), b"ORL_O22_ORL\\S\\O22");
+    let structure = orl
+        .msh_field(9)
+        .component(3)
+        .unwrap()
+        .decoded()
+        .into_owned();
+    assert_eq!(structure, b"ORL_O22");
+}
+
 #[test]
 fn hl7_2_8_with_truncation_character_and_custom_delimiters() {
     let msg =
