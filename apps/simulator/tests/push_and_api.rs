@@ -16,6 +16,61 @@ fn run(args: &[&str]) -> std::process::Output {
     cmd.output().expect("run simulator")
 }
 
+/// Runs the simulator to the end off the async workers (the test's servers keep running) and
+/// checks that it succeeded.
+async fn run_ok(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args)
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// One request an HTTP recorder saw.
+struct Recorded {
+    path: String,
+    content_type: Option<String>,
+    authorized: bool,
+    body: Vec<u8>,
+}
+
+/// An HTTP server on loopback that answers 200 to anything and records each request; its
+/// base URL and the record.
+async fn http_recorder() -> (String, Arc<Mutex<Vec<Recorded>>>) {
+    use axum::http::{HeaderMap, Uri};
+    let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+    let seen = Arc::clone(&requests);
+    let app = axum::Router::new().fallback(
+        move |uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
+            let seen = Arc::clone(&seen);
+            async move {
+                seen.lock().unwrap().push(Recorded {
+                    path: uri.path().to_owned(),
+                    content_type: headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                    authorized: headers.contains_key("authorization"),
+                    body: body.to_vec(),
+                });
+                "ok"
+            }
+        },
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    (base, requests)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_push_is_a_full_sender_that_retransmits_after_nak() {
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,16 +100,7 @@ async fn tcp_push_is_a_full_sender_that_retransmits_after_nak() {
         frames
     });
     let dest = format!("tcp://{addr}");
-    let out = tokio::task::spawn_blocking(move || {
-        run(&["--push", &dest, "--template", "stago_start4", "--seed", "1"])
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&["--push", &dest, "--template", "stago_start4", "--seed", "1"]).await;
     let frames = receiver.await.unwrap();
     // One record per frame, ETB on each but the last (the reference's push framer), H first,
     // L last.
@@ -142,25 +188,17 @@ async fn mllp_push_waits_for_an_accepting_ack() {
         |frame: MllpFrame| async move { mllp_hl7::auto_ack(&frame) },
     ));
     let dest = format!("mllp://{addr}");
-    let out = tokio::task::spawn_blocking(move || {
-        run(&[
-            "--hl7",
-            "--hl7-template",
-            "mindray_bs200",
-            "--push",
-            &dest,
-            "--qc",
-            "--qc-deviation",
-            "3.5",
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&[
+        "--hl7",
+        "--hl7-template",
+        "mindray_bs200",
+        "--push",
+        &dest,
+        "--qc",
+        "--qc-deviation",
+        "3.5",
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,36 +398,12 @@ async fn a_latin1_oru_says_8859_1_in_msh18() {
 /// 0xB5) and says so: `text/plain; charset=iso-8859-1`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_push_names_its_charset() {
-    use axum::http::HeaderMap;
-    type Requests = Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>;
-    let requests: Requests = Arc::default();
-    let seen = Arc::clone(&requests);
-    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
-        let seen = Arc::clone(&seen);
-        async move {
-            let content_type = headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            seen.lock().unwrap().push((content_type, body.to_vec()));
-            "ok"
-        }
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, app).into_future());
-    let out = tokio::task::spawn_blocking(move || {
-        run(&["--push", &base, "--charset", "latin-1", "--seed", "1"])
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (base, requests) = http_recorder().await;
+    run_ok(&["--push", &base, "--charset", "latin-1", "--seed", "1"]).await;
     let requests = requests.lock().unwrap();
-    let (content_type, body) = &requests[0];
+    let Recorded {
+        content_type, body, ..
+    } = &requests[0];
     assert_eq!(
         content_type.as_deref(),
         Some("text/plain; charset=iso-8859-1")
@@ -533,26 +547,17 @@ async fn http_push_with_basic_auth() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(axum::serve(listener, stub(Arc::clone(&seen))).into_future());
     let base = format!("http://{addr}");
-    let b = base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        run(&[
-            "--push",
-            &b,
-            "--template",
-            "stago_start4",
-            "--user",
-            "user",
-            "--password",
-            "pass",
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&[
+        "--push",
+        &base,
+        "--template",
+        "stago_start4",
+        "--user",
+        "user",
+        "--password",
+        "pass",
+    ])
+    .await;
     let out =
         tokio::task::spawn_blocking(move || run(&["--push", &base, "--template", "stago_start4"]))
             .await
@@ -2214,27 +2219,7 @@ async fn push_with_api_port_serves_the_legacy_push_api() {
 /// `text/plain; charset=utf-8`, without an Authorization header unless one is configured.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_pushes_use_the_reference_paths_and_payloads() {
-    use axum::http::{HeaderMap, Uri};
-    type Requests = Arc<Mutex<Vec<(String, Option<String>, bool, String)>>>;
-    let requests: Requests = Arc::default();
-    let seen = Arc::clone(&requests);
-    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
-        let seen = Arc::clone(&seen);
-        async move {
-            let content_type = headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let auth = headers.contains_key("authorization");
-            seen.lock()
-                .unwrap()
-                .push((uri.path().to_owned(), content_type, auth, body));
-            "ok"
-        }
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, app).into_future());
+    let (base, requests) = http_recorder().await;
     let runs: Vec<Vec<String>> = vec![
         vec![
             "--push".into(),
@@ -2265,20 +2250,11 @@ async fn http_pushes_use_the_reference_paths_and_payloads() {
         ],
     ];
     for args in runs {
-        let out = tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run(&args)
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_ok(&args).await;
     }
     let requests = requests.lock().unwrap();
-    let paths: Vec<&str> = requests.iter().map(|r| r.0.as_str()).collect();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(
         paths,
         [
@@ -2288,13 +2264,18 @@ async fn http_pushes_use_the_reference_paths_and_payloads() {
             "/x/analyzer/in"
         ]
     );
-    for (path, content_type, auth, body) in requests.iter() {
+    for request in requests.iter() {
+        let path = &request.path;
+        let body = String::from_utf8(request.body.clone()).unwrap();
         assert_eq!(
-            content_type.as_deref(),
+            request.content_type.as_deref(),
             Some("text/plain; charset=utf-8"),
             "{path}"
         );
-        assert!(!auth, "{path}: no Authorization header without --user");
+        assert!(
+            !request.authorized,
+            "{path}: no Authorization header without --user"
+        );
         if path.ends_with("/astm") {
             assert!(
                 body.starts_with("H|\\^&|") && body.ends_with("\nL|1|N\n"),
@@ -2344,31 +2325,22 @@ async fn tcp_pushes_frame_records_as_the_reference_push_framer() {
         let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dest = format!("tcp://{}", lis.local_addr().unwrap());
         let capture = tokio::spawn(capture_session(lis));
-        let out = tokio::task::spawn_blocking(move || {
-            let mut args = vec![
-                "--push",
-                &dest,
-                "--template",
-                "horiba_pentra60",
-                "--layout",
-                "openelis",
-                "--seed",
-                "1",
-                "--now",
-                "20260101120000",
-            ];
-            if let Some(f) = framing {
-                args.extend(["--push-framing", f]);
-            }
-            run(&args)
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut args = vec![
+            "--push",
+            &dest,
+            "--template",
+            "horiba_pentra60",
+            "--layout",
+            "openelis",
+            "--seed",
+            "1",
+            "--now",
+            "20260101120000",
+        ];
+        if let Some(f) = framing {
+            args.extend(["--push-framing", f]);
+        }
+        run_ok(&args).await;
         let wire = tokio::time::timeout(WAIT, capture).await.unwrap().unwrap();
         let frames: Vec<&[u8]> = wire[1..wire.len() - 1]
             .split_inclusive(|&b| b == b'\n')
