@@ -232,7 +232,10 @@ fn generate_everything(data: &[u8]) {
         ValueMode::Random
     };
     let qc_deviation = NUMBERS.get(usize::from(knobs >> 4)).copied();
-    let encoding = TextEncoding::ALL[usize::from(knobs >> 1) % TextEncoding::ALL.len()];
+    // `None` leaves the template's own `protocol.encoding` (UTF-8 without one).
+    let encoding = TextEncoding::ALL
+        .get(usize::from(knobs >> 1) % (TextEncoding::ALL.len() + 1))
+        .copied();
     for layout in [Layout::Standard, Layout::OpenElis] {
         let options = GenerateOptions {
             seed: Some(u64::from(knobs)),

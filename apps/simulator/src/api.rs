@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use lis_templates::{Output, ProtocolKind, Template};
+use lis_templates::{AstmMessage, Hl7Message, Output, ProtocolKind, Template};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -502,10 +502,7 @@ async fn astm_get(
     let messages = app
         .astm_messages(t, false, None, &overrides, true)
         .map_err(|e| bad(format!("{e:#}")))?;
-    let text: String = messages
-        .iter()
-        .map(lis_templates::AstmMessage::to_lines)
-        .collect();
+    let text: String = messages.iter().map(AstmMessage::to_lines).collect();
     ok(json!({"status": "generated", "template": name, "message": text}))
 }
 
@@ -588,19 +585,13 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
             .unwrap_or_default();
         let (ok_push, error) = match &destination {
             None => (Value::Null, Value::Null),
-            Some(dest) => {
-                let payloads: Vec<Vec<u8>> = messages
-                    .iter()
-                    .map(lis_templates::AstmMessage::to_bytes)
-                    .collect();
-                match deliver_astm(&app, dest, source, &payloads).await {
-                    Ok(()) => {
-                        pushed += 1;
-                        (Value::Bool(true), Value::Null)
-                    }
-                    Err(e) => (Value::Bool(false), Value::String(format!("{e:#}"))),
+            Some(dest) => match deliver_astm(&app, dest, source, &messages).await {
+                Ok(()) => {
+                    pushed += 1;
+                    (Value::Bool(true), Value::Null)
                 }
-            }
+                Err(e) => (Value::Bool(false), Value::String(format!("{e:#}"))),
+            },
         };
         results.push(json!({
             "message_number": i, "pushed": ok_push, "error": error,
@@ -619,18 +610,20 @@ async fn deliver_astm(
     app: &App,
     dest: &str,
     source: Option<IpAddr>,
-    payloads: &[Vec<u8>],
+    messages: &[AstmMessage],
 ) -> anyhow::Result<()> {
+    let payloads: Vec<Vec<u8>> = messages.iter().map(AstmMessage::to_bytes).collect();
     match Destination::parse(dest)? {
         Destination::Tcp(hp) => {
-            push::astm_tcp(app, &hp, source, payloads, false, Duration::from_secs(30)).await
+            push::astm_tcp(app, &hp, source, &payloads, false, Duration::from_secs(30)).await
         }
         Destination::Mllp(_) => anyhow::bail!("mllp:// carries HL7; use tcp://host:port for ASTM"),
         Destination::Http(base) => {
             let client = push::http_client(app)?;
             let url = push::http_url(&base, false);
-            for p in payloads {
-                push::http(app, &client, &url, push::http_body(p, false)).await?;
+            let encoding = messages.first().map(|m| m.encoding).unwrap_or_default();
+            for p in &payloads {
+                push::http(app, &client, &url, push::http_body(p, false), encoding).await?;
             }
             Ok(())
         }
@@ -641,15 +634,17 @@ async fn deliver_hl7(
     app: &App,
     dest: &str,
     source: Option<IpAddr>,
-    wire: &[u8],
+    message: &Hl7Message,
 ) -> anyhow::Result<()> {
+    let wire = message.to_bytes();
     match Destination::parse(dest)? {
-        Destination::Mllp(hp) => push::mllp(&hp, source, wire, Duration::from_secs(30)).await,
+        Destination::Mllp(hp) => push::mllp(&hp, source, &wire, Duration::from_secs(30)).await,
         Destination::Tcp(_) => anyhow::bail!("tcp:// carries ASTM; use mllp://host:port for HL7"),
         Destination::Http(base) => {
             let client = push::http_client(app)?;
             let url = push::http_url(&base, true);
-            push::http(app, &client, &url, push::http_body(wire, true)).await
+            let body = push::http_body(&wire, true);
+            push::http(app, &client, &url, body, message.encoding).await
         }
     }
 }
@@ -660,7 +655,7 @@ fn hl7_generate(
     qc: bool,
     deviation: Option<f64>,
     overrides: &Overrides,
-) -> Result<lis_templates::Hl7Message, ApiError> {
+) -> Result<Hl7Message, ApiError> {
     let options = app.options_for(true, deviation, overrides);
     match lis_templates::generate(t, &app.minter, &options, qc) {
         Ok(Output::Hl7(m)) => Ok(m),
@@ -673,7 +668,7 @@ fn hl7_field(segment: &str, n: usize) -> String {
     segment.split('|').nth(n).unwrap_or_default().to_owned()
 }
 
-fn hl7_sent(m: &lis_templates::Hl7Message, qc: bool, deviation: Option<f64>) -> Value {
+fn hl7_sent(m: &Hl7Message, qc: bool, deviation: Option<f64>) -> Value {
     let msh10 = m
         .segments
         .first()
@@ -754,7 +749,7 @@ async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
             .map(|s| hl7_field(s, 3));
         let (ok_push, error) = match &destination {
             None => (Value::Null, Value::Null),
-            Some(dest) => match deliver_hl7(&app, dest, source, &m.to_bytes()).await {
+            Some(dest) => match deliver_hl7(&app, dest, source, &m).await {
                 Ok(()) => {
                     pushed += 1;
                     (Value::Bool(true), Value::Null)
@@ -997,10 +992,8 @@ async fn legacy_push_reply(
     let mut results = Vec::new();
     let mut successful = 0u64;
     for i in 1..=count {
-        let payloads: anyhow::Result<Vec<Vec<u8>>> = match t {
-            Some(t) => app
-                .astm_messages(t, false, None, &Overrides::default(), true)
-                .map(|m| m.iter().map(lis_templates::AstmMessage::to_bytes).collect()),
+        let messages: anyhow::Result<Vec<AstmMessage>> = match t {
+            Some(t) => app.astm_messages(t, false, None, &Overrides::default(), true),
             None => app
                 .minter
                 .mint(lis_templates::Lane::parse("00", "lane").map_err(|e| bad(e.to_string()))?)
@@ -1008,10 +1001,10 @@ async fn legacy_push_reply(
                 .and_then(|acc| {
                     crate::legacy::message(&analyzer_type, &acc, app.now(), &mut app.rng())
                 })
-                .map(|r| vec![app.legacy_message(r).to_bytes()]),
+                .map(|r| vec![app.legacy_message(r)]),
         };
-        let outcome = match payloads {
-            Ok(p) => deliver_astm(&app, &destination, app.cli.source_ip, &p).await,
+        let outcome = match messages {
+            Ok(m) => deliver_astm(&app, &destination, app.cli.source_ip, &m).await,
             Err(e) => Err(e),
         };
         // As the reference: the template (or analyzer type) on every result, plus why a push

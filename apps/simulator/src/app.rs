@@ -153,10 +153,10 @@ impl App {
         }
     }
 
-    /// Records of the `fields.json` generator as a message in `--charset` (`?` for what it
-    /// cannot write), as lis-templates hands its own messages over.
+    /// Records of the `fields.json` generator as a message in `--charset` (UTF-8 by default;
+    /// `?` for what it cannot write), as lis-templates hands its own messages over.
     pub(crate) fn legacy_message(&self, records: Vec<String>) -> AstmMessage {
-        let encoding = self.cli.charset;
+        let encoding = self.cli.charset.unwrap_or_default();
         AstmMessage {
             records: records
                 .iter()

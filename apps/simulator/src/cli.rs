@@ -162,15 +162,11 @@ pub(crate) struct Cli {
     pub(crate) layout: LayoutArg,
 
     /// Character encoding of the ASTM and HL7 messages sent: utf-8, latin-1, latin-9 or
-    /// ascii. Text the encoding cannot write is sent as `?`; HL7 names the encoding in MSH-18
-    /// (standard layout). Latin-1 is what many instruments write.
-    #[arg(
-        long,
-        env = "SIMULATOR_CHARSET",
-        default_value_t = lis_templates::TextEncoding::Utf8,
-        value_name = "ENCODING"
-    )]
-    pub(crate) charset: lis_templates::TextEncoding,
+    /// ascii, instead of each template's (`protocol.encoding`, else UTF-8). Text the encoding
+    /// cannot write is sent as `?`; HL7 names the encoding in MSH-18 (standard layout).
+    /// Latin-1 is what many instruments write.
+    #[arg(long, env = "SIMULATOR_CHARSET", value_name = "ENCODING")]
+    pub(crate) charset: Option<lis_templates::TextEncoding>,
 
     /// User for HTTP Basic auth on HTTP pushes.
     #[arg(long, env = "SIMULATOR_PUSH_USER")]

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use lis_templates::{Output, ProtocolKind};
+use lis_templates::{Output, ProtocolKind, TextEncoding};
 
 use crate::app::{App, Overrides};
 use crate::cli::Cli;
@@ -195,9 +195,18 @@ fn shutdown_signal() -> impl Future<Output = ()> {
     }
 }
 
-/// The next message of push / dry-run mode: display text (one record or segment per line) and
-/// the payloads (one per ASTM session; one HL7 message).
-fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
+/// One message of push / dry-run mode.
+struct Generated {
+    /// Display text: one record or segment per line.
+    text: String,
+    /// The payloads: one per ASTM session; one HL7 message.
+    payloads: Vec<Vec<u8>>,
+    /// The encoding the payloads are written in.
+    encoding: TextEncoding,
+}
+
+/// The next message of push / dry-run mode.
+fn next_message(app: &App) -> anyhow::Result<Generated> {
     let cli = &app.cli;
     let template_values = cli.seed.is_some();
     if cli.hl7 {
@@ -213,7 +222,11 @@ fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
         else {
             bail!("template {:?} did not produce HL7", t.name);
         };
-        return Ok((message.to_lines(), vec![message.to_bytes()]));
+        return Ok(Generated {
+            text: message.to_lines(),
+            payloads: vec![message.to_bytes()],
+            encoding: message.encoding,
+        });
     }
     match &cli.template {
         Some(name) => {
@@ -225,17 +238,17 @@ fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
                 &Overrides::default(),
                 template_values,
             )?;
-            let text = messages
-                .iter()
-                .map(lis_templates::AstmMessage::to_lines)
-                .collect();
-            Ok((
-                text,
-                messages
+            Ok(Generated {
+                text: messages
+                    .iter()
+                    .map(lis_templates::AstmMessage::to_lines)
+                    .collect(),
+                payloads: messages
                     .iter()
                     .map(lis_templates::AstmMessage::to_bytes)
                     .collect(),
-            ))
+                encoding: messages.first().map(|m| m.encoding).unwrap_or_default(),
+            })
         }
         None if cli.qc => bail!("--qc requires --template (fields.json has no qc_controls)"),
         None => {
@@ -243,7 +256,11 @@ fn next_message(app: &App) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
             let records =
                 legacy::message(&cli.analyzer_type, &accession, app.now(), &mut app.rng())?;
             let message = app.legacy_message(records);
-            Ok((message.to_lines(), vec![message.to_bytes()]))
+            Ok(Generated {
+                text: message.to_lines(),
+                payloads: vec![message.to_bytes()],
+                encoding: message.encoding,
+            })
         }
     }
 }
@@ -261,9 +278,10 @@ async fn push_one(
     dest: &Destination,
     http: Option<&reqwest::Client>,
     connections: &mut PushConnections,
-    payloads: &[Vec<u8>],
+    message: &Generated,
 ) -> anyhow::Result<()> {
     let cli = &app.cli;
+    let payloads = &message.payloads;
     match dest {
         Destination::Tcp(host_port) => {
             push::astm_tcp_on(
@@ -295,7 +313,8 @@ async fn push_one(
             let client = http.context("HTTP client")?;
             let url = push::http_url(base, cli.hl7);
             for p in payloads {
-                push::http(app, client, &url, push::http_body(p, cli.hl7)).await?;
+                let body = push::http_body(p, cli.hl7);
+                push::http(app, client, &url, body, message.encoding).await?;
             }
             Ok(())
         }
@@ -322,8 +341,8 @@ fn print_dry_run(app: &App) -> anyhow::Result<ExitCode> {
         cli.push_count
     };
     for _ in 0..count {
-        let (text, _) = next_message(app)?;
-        console::output(text.as_bytes())?;
+        let message = next_message(app)?;
+        console::output(message.text.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -398,10 +417,10 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
         };
         id.clear();
         let result = match message {
-            Ok((_, payloads)) => {
-                id = control_ids(&payloads, cli.hl7);
+            Ok(message) => {
+                id = control_ids(&message.payloads, cli.hl7);
                 tokio::select! {
-                    r = push_one(app, &dest, http.as_ref(), &mut connections, &payloads) => r,
+                    r = push_one(app, &dest, http.as_ref(), &mut connections, &message) => r,
                     () = &mut shutdown => { interrupted = true; unconfirmed = true; break; }
                 }
             }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use astm_frame::Link;
+use lis_templates::TextEncoding;
 use mllp_hl7::{MllpClient, MllpCodec, Reply};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -379,15 +380,16 @@ pub(crate) fn http_body(payload: &[u8], hl7: bool) -> Vec<u8> {
     }
 }
 
-/// POSTs `body` as `text/plain` in `--charset` (`charset=utf-8` by default), with Basic auth
+/// POSTs `body` as `text/plain` in `encoding` (`charset=utf-8` by default), with Basic auth
 /// when configured.
 pub(crate) async fn http(
     app: &App,
     client: &reqwest::Client,
     url: &str,
     body: Vec<u8>,
+    encoding: TextEncoding,
 ) -> anyhow::Result<()> {
-    let content_type = format!("text/plain; charset={}", app.cli.charset.mime_charset());
+    let content_type = format!("text/plain; charset={}", encoding.mime_charset());
     let mut request = client
         .post(url)
         .header("Content-Type", content_type)

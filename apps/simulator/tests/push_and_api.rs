@@ -416,6 +416,54 @@ async fn an_http_push_names_its_charset() {
     assert!(!contains(body, b"\r"), "LF-separated records");
 }
 
+/// A template names the encoding its instrument writes (`protocol.encoding`): pushes of it
+/// are Latin-1 without any option, and `--charset` overrides the template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_sets_the_encoding_and_charset_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let stago = include_str!("../../../templates/stago_start4.json");
+    let mut template: serde_json::Value = serde_json::from_str(stago).unwrap();
+    template["protocol"]["encoding"] = "ISO-8859-1".into();
+    template["testPatient"]["name"] = "RENÉ^ZOË".into();
+    let file = dir.path().join("stago_start4.json");
+    std::fs::write(&file, template.to_string()).unwrap();
+    let templates = dir.path().display().to_string();
+    let (base, requests) = http_recorder().await;
+    for extra in [&[][..], &["--charset", "utf-8"]] {
+        let mut args = vec![
+            "--push",
+            &base,
+            "--templates-dir",
+            &templates,
+            "--template",
+            "stago_start4",
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&args).await;
+    }
+    let requests = requests.lock().unwrap();
+    let latin1 = &requests[0];
+    assert_eq!(
+        latin1.content_type.as_deref(),
+        Some("text/plain; charset=iso-8859-1")
+    );
+    assert!(
+        contains(&latin1.body, b"|REN\xC9^ZO\xCB"),
+        "{:?}",
+        String::from_utf8_lossy(&latin1.body)
+    );
+    let utf8 = &requests[1];
+    assert_eq!(
+        utf8.content_type.as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(
+        contains(&utf8.body, "|RENÉ^ZOË".as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&utf8.body)
+    );
+}
+
 /// An unknown `--charset` is refused before anything starts, naming the ones there are.
 #[test]
 fn an_unknown_charset_is_refused() {

@@ -70,10 +70,10 @@ struct Args {
     /// Two-digit year for minted accessions (default: current year).
     #[arg(long)]
     year: Option<u8>,
-    /// Encoding of the messages (utf-8, latin-1, latin-9, ascii): the text shows `?` where it
-    /// cannot write a character, and HL7 names it in MSH-18.
-    #[arg(long, default_value_t = lis_templates::TextEncoding::Utf8)]
-    charset: lis_templates::TextEncoding,
+    /// Encoding of the messages (utf-8, latin-1, latin-9, ascii) instead of the template's:
+    /// the text shows `?` where it cannot write a character, and HL7 names it in MSH-18.
+    #[arg(long)]
+    charset: Option<lis_templates::TextEncoding>,
     /// Write the output to this file instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,

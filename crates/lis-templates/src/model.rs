@@ -135,6 +135,11 @@ pub struct Protocol {
     /// `transport`.
     #[serde(default)]
     pub transport: Option<Transport>,
+    /// `encoding` (this toolkit's extension): the character encoding the instrument writes
+    /// its ASTM or HL7 messages in, `UTF-8` (the default), `ISO-8859-1`, `ISO-8859-15` or
+    /// `US-ASCII` (see [`TextEncoding`](crate::TextEncoding) for the names read).
+    #[serde(default)]
+    pub encoding: Option<crate::TextEncoding>,
 }
 
 /// `identification`.

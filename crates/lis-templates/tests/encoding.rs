@@ -1,9 +1,9 @@
-//! `GenerateOptions::encoding`: the bytes a simulated analyzer writes, for a LIS that reads
+//! `GenerateOptions::encoding` and a template's `protocol.encoding`: the bytes a simulated analyzer writes, for a LIS that reads
 //! Latin-1 (or ASCII) rather than UTF-8.
 
 use lis_templates::{
     AccessionMinter, GenerateOptions, Generator, Layout, OrderGroup, OrderedPatient, OrderedSample,
-    Output, TemplateSet, TextEncoding, generate,
+    Output, Profiles, TemplateSet, TextEncoding, generate,
 };
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -14,7 +14,7 @@ fn options(encoding: TextEncoding, layout: Layout) -> GenerateOptions {
     GenerateOptions {
         seed: Some(5),
         layout,
-        encoding,
+        encoding: Some(encoding),
         ..GenerateOptions::default()
     }
 }
@@ -186,4 +186,48 @@ fn template_messages_carry_the_encoding() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// A template declares the encoding its instrument writes (`protocol.encoding`, this toolkit's
+/// extension); `GenerateOptions::encoding` overrides it; a name that is no encoding is a load
+/// error naming the file, the key and the names known.
+#[test]
+fn a_template_names_its_encoding_and_the_option_overrides_it() {
+    let set = TemplateSet::embedded().unwrap();
+    let text = TemplateSet::embedded_sources()
+        .find(|(name, _)| *name == "stago_start4")
+        .unwrap()
+        .1;
+    let mut root: serde_json::Value = serde_json::from_str(text).unwrap();
+    root["protocol"]["encoding"] = "ISO-8859-1".into();
+    let path = std::path::Path::new("stago_latin1.json");
+    let latin1 = lis_templates::load_str(&root.to_string(), path, &Profiles::None).unwrap();
+    assert_eq!(latin1.protocol.encoding, Some(TextEncoding::Latin1));
+    assert_eq!(set.get("stago_start4").unwrap().protocol.encoding, None);
+
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let written = |encoding: Option<TextEncoding>| {
+        let options = GenerateOptions {
+            seed: Some(5),
+            encoding,
+            ..GenerateOptions::default()
+        };
+        match generate(&latin1, &minter, &options, false).unwrap() {
+            Output::Astm(messages) => messages[0].encoding,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(written(None), TextEncoding::Latin1);
+    assert_eq!(written(Some(TextEncoding::Utf8)), TextEncoding::Utf8);
+
+    root["protocol"]["encoding"] = "EBCDIC".into();
+    let error = lis_templates::load_str(&root.to_string(), path, &Profiles::None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("stago_latin1.json")
+            && error.contains("protocol.encoding")
+            && error.contains("utf-8, latin-1, latin-9, ascii"),
+        "{error}"
+    );
 }

@@ -36,7 +36,8 @@ pub enum TextEncoding {
     /// ISO 8859-15 (Latin-9): Latin-1 with the euro sign and seven other letters in place of
     /// eight rarely used signs.
     Latin9,
-    /// US-ASCII: any character beyond U+007F as `?` (what the OpenELIS mock writes).
+    /// US-ASCII: any character beyond U+007F as `?` (what the OpenELIS mock's push framer
+    /// writes).
     Ascii,
 }
 
@@ -140,6 +141,14 @@ impl FromStr for TextEncoding {
             "ascii" | "us-ascii" => Ok(Self::Ascii),
             _ => Err(UnknownEncoding(name.to_owned())),
         }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TextEncoding {
+    /// Reads a name as [`FromStr`] does (a template's `protocol.encoding`).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

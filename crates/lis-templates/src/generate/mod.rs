@@ -69,9 +69,10 @@ pub struct GenerateOptions {
     /// Only these tests (template field codes, matched exactly), in this order, instead of
     /// every field of the template. An unknown or repeated code is an error.
     pub tests: Option<Vec<String>>,
-    /// The encoding messages are written in: text it cannot write becomes `?`, and an HL7
-    /// message holding non-ASCII text names it in MSH-18 (standard layout).
-    pub encoding: TextEncoding,
+    /// The encoding messages are written in, instead of the template's (`protocol.encoding`,
+    /// else UTF-8): text it cannot write becomes `?`, and an HL7 message holding non-ASCII
+    /// text names it in MSH-18 (standard layout).
+    pub encoding: Option<TextEncoding>,
 }
 
 /// What a template generates: ASTM messages, an HL7 message or a file.
@@ -174,7 +175,10 @@ impl<'a> Generator<'a> {
             sample_id: options.sample_id.clone(),
             patient_id: options.patient_id.clone(),
             tests,
-            encoding: options.encoding,
+            encoding: options
+                .encoding
+                .or(template.protocol.encoding)
+                .unwrap_or_default(),
         })
     }
 
