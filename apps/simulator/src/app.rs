@@ -156,14 +156,7 @@ impl App {
     /// Records of the `fields.json` generator as a message in `--charset` (UTF-8 by default;
     /// `?` for what it cannot write), as lis-templates hands its own messages over.
     pub(crate) fn legacy_message(&self, records: Vec<String>) -> AstmMessage {
-        let encoding = self.cli.charset.unwrap_or_default();
-        AstmMessage {
-            records: records
-                .iter()
-                .map(|r| encoding.substitute(r).into_owned())
-                .collect(),
-            encoding,
-        }
+        AstmMessage::new(records, self.cli.charset.unwrap_or_default())
     }
 
     /// The clock: `--now`, the seed clock, or local time.

@@ -10,9 +10,7 @@ use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
 use astm_records::{Charset, Message, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
-use lis_templates::{
-    Generator, Hl7Orders, OrderedPatient, OrderedSample, ProtocolKind, order_response_type,
-};
+use lis_templates::{Generator, Hl7Orders, OrderedPatient, OrderedSample, ProtocolKind};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -894,7 +892,7 @@ async fn serve_mllp(
         let kind = message.message_type();
         if kind.code == b"OML"
             && mllp_hl7::AckMode::of(&message) == mllp_hl7::AckMode::Original
-            && let Some((code, trigger)) = order_response_type(kind.code, kind.trigger)
+            && let Some((code, trigger)) = kind.order_response()
         {
             ack = ack.response_type(code, trigger);
         }

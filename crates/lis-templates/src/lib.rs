@@ -54,7 +54,7 @@ pub use generate::files;
 pub use generate::{
     AstmMessage, FileOutput, GenerateOptions, Generator, Hl7Message, Hl7Orders, Layout,
     NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample, Output, TextEncoding,
-    UnknownEncoding, ValueMode, WITHDRAWING_ORDER_CONTROLS, generate, order_response_type,
+    UnknownEncoding, ValueMode, WITHDRAWING_ORDER_CONTROLS, generate,
 };
 pub use loader::{Profiles, TemplateSet, load_file, load_str, template_files};
 pub use model::{

@@ -20,6 +20,23 @@ pub struct AstmMessage {
 }
 
 impl AstmMessage {
+    /// A message of `records` in `encoding`, each record's characters the encoding cannot
+    /// write already `?` (see [`TextEncoding::substitute`]).
+    ///
+    /// ```
+    /// use lis_templates::{AstmMessage, TextEncoding};
+    /// let message = AstmMessage::new(vec!["R|1|^^^WBC|8.7|10^3/μL".into()], TextEncoding::Ascii);
+    /// assert_eq!(message.records[0], "R|1|^^^WBC|8.7|10^3/?L");
+    /// ```
+    #[must_use]
+    pub fn new(records: Vec<String>, encoding: TextEncoding) -> Self {
+        let records = records
+            .into_iter()
+            .map(|r| encoding.substitute_owned(r))
+            .collect();
+        Self { records, encoding }
+    }
+
     /// Records joined by LF with a trailing LF (how the reference's generators hand messages over).
     pub fn to_lines(&self) -> String {
         self.records.iter().map(|r| format!("{r}\n")).collect()
@@ -34,21 +51,6 @@ impl AstmMessage {
             bytes.push(b'\r');
         }
         bytes
-    }
-}
-
-impl Generator<'_> {
-    /// The message of `records`, in the generator's encoding (`?` for what it cannot write).
-    pub(super) fn astm_message(&self, records: Vec<String>) -> AstmMessage {
-        let encoding = self.encoding;
-        let records = records
-            .into_iter()
-            .map(|r| match encoding.substitute(&r) {
-                std::borrow::Cow::Borrowed(_) => r,
-                std::borrow::Cow::Owned(substituted) => substituted,
-            })
-            .collect();
-        AstmMessage { records, encoding }
     }
 }
 
@@ -402,7 +404,7 @@ impl Generator<'_> {
                 }
             }
             records.push(raw_record(&["L", "1", "N"])?);
-            return Ok(self.astm_message(records));
+            return Ok(AstmMessage::new(records, self.encoding));
         }
 
         // Standard layout.
@@ -503,7 +505,7 @@ impl Generator<'_> {
         let mut l = RecordBuf::new(b'L');
         l.set_sequence(1).set(3, "N");
         records.push(encode(&l)?);
-        Ok(self.astm_message(records))
+        Ok(AstmMessage::new(records, self.encoding))
     }
 
     pub(super) fn astm_version(&self) -> String {
@@ -616,7 +618,7 @@ impl Generator<'_> {
                 ])?);
             }
             records.push(raw_record(&["L", "1", "N"])?);
-            return Ok(self.astm_message(records));
+            return Ok(AstmMessage::new(records, self.encoding));
         }
         let config = template.astm_config.clone().unwrap_or_default();
         let mut h = RecordBuf::new(b'H');
@@ -680,7 +682,7 @@ impl Generator<'_> {
         let mut l = RecordBuf::new(b'L');
         l.set_sequence(1).set(3, "N");
         records.push(encode(&l)?);
-        Ok(self.astm_message(records))
+        Ok(AstmMessage::new(records, self.encoding))
     }
 
     /// The checks every QC output makes first: the template has `qc_controls`, and each

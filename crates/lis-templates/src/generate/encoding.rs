@@ -86,6 +86,16 @@ impl TextEncoding {
         }
     }
 
+    /// [`substitute`](Self::substitute) for owned text: `text` itself when it needs no
+    /// substitution.
+    #[must_use]
+    pub fn substitute_owned(self, text: String) -> String {
+        match self.substitute(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(substituted) => substituted,
+        }
+    }
+
     /// `text` as bytes in this encoding (`?` for what it cannot write, the Greek mu as the
     /// micro sign in Latin-1 and Latin-9); borrowed for UTF-8 and for ASCII text.
     #[must_use]

@@ -140,10 +140,7 @@ impl Generator<'_> {
         let encoding = self.encoding;
         let mut segments: Vec<String> = segments
             .into_iter()
-            .map(|s| match encoding.substitute(&s) {
-                std::borrow::Cow::Borrowed(_) => s,
-                std::borrow::Cow::Owned(substituted) => substituted,
-            })
+            .map(|s| encoding.substitute_owned(s))
             .collect();
         if self.layout == Layout::Standard
             && !segments.iter().all(|s| s.is_ascii())

@@ -21,7 +21,7 @@ pub use encoding::{TextEncoding, UnknownEncoding};
 pub use file::FileOutput;
 pub use hl7::Hl7Message;
 pub use order::{NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample};
-pub use order_read::{Hl7Orders, WITHDRAWING_ORDER_CONTROLS, order_response_type};
+pub use order_read::{Hl7Orders, WITHDRAWING_ORDER_CONTROLS};
 
 /// Field positions and number spelling of the generated messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

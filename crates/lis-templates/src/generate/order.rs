@@ -283,7 +283,7 @@ impl Generator<'_> {
             }
         }
         records.push(raw(&["L", "1", "N"])?);
-        Ok(self.astm_message(records))
+        Ok(AstmMessage::new(records, self.encoding))
     }
 
     /// An HL7 ORU^R01 for an ORM: ORC/OBR echo `placer` and `filler`, one OBX per ordered code

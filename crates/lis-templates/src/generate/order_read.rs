@@ -13,27 +13,6 @@ use super::order::{OrderGroup, OrderedPatient};
 /// cancel, discontinue or hold requests, and the orders cancelled, discontinued or held.
 pub const WITHDRAWING_ORDER_CONTROLS: [&str; 6] = ["CA", "DC", "HD", "OC", "OD", "OH"];
 
-/// The application acknowledgement an HL7 order message's trigger event defines (message
-/// code and trigger): `ORR^O02` for `ORM^O01`, `ORL^O22`, `O34`, `O36`, `O40` for `OML^O21`,
-/// `O33`, `O35`, `O39`. `None` for anything else, which an `ACK` answers. In enhanced mode
-/// the accept acknowledgement is an `ACK` whatever the message.
-///
-/// ```
-/// assert_eq!(lis_templates::order_response_type(b"OML", b"O33"), Some(("ORL", "O34")));
-/// assert_eq!(lis_templates::order_response_type(b"ORU", b"R01"), None);
-/// ```
-#[must_use]
-pub fn order_response_type(code: &[u8], trigger: &[u8]) -> Option<(&'static str, &'static str)> {
-    match (code, trigger) {
-        (b"ORM", b"O01") => Some(("ORR", "O02")),
-        (b"OML", b"O21") => Some(("ORL", "O22")),
-        (b"OML", b"O33") => Some(("ORL", "O34")),
-        (b"OML", b"O35") => Some(("ORL", "O36")),
-        (b"OML", b"O39") => Some(("ORL", "O40")),
-        _ => None,
-    }
-}
-
 /// The unescaped text of an HL7 value.
 fn hl7_text(value: &mllp_hl7::Value<'_>) -> String {
     Charset::Auto.decode(&value.decoded()).into_owned()

@@ -115,6 +115,33 @@ impl Version {
     }
 }
 
+impl MessageType<'_> {
+    /// The application acknowledgement an order message's trigger event defines, as message
+    /// code and trigger: `ORR^O02` for `ORM^O01`; `ORL^O22`, `O34`, `O36`, `O40` for
+    /// `OML^O21`, `O33`, `O35`, `O39`. `None` for any other message, which an `ACK` answers.
+    /// In enhanced mode the accept acknowledgement is an `ACK` whatever the message. Pass it
+    /// to [`AckBuilder::response_type`](crate::AckBuilder::response_type).
+    ///
+    /// ```
+    /// let oml = mllp_hl7::Message::parse(b"MSH|^~\\&|LIS||LAB||20240101||OML^O33^OML_O33|1|P|2.5.1")?;
+    /// assert_eq!(oml.message_type().order_response(), Some(("ORL", "O34")));
+    /// let oru = mllp_hl7::Message::parse(b"MSH|^~\\&|LAB||LIS||20240101||ORU^R01|2|P|2.5.1")?;
+    /// assert_eq!(oru.message_type().order_response(), None);
+    /// # Ok::<(), mllp_hl7::ParseError>(())
+    /// ```
+    #[must_use]
+    pub fn order_response(&self) -> Option<(&'static str, &'static str)> {
+        match (self.code, self.trigger) {
+            (b"ORM", b"O01") => Some(("ORR", "O02")),
+            (b"OML", b"O21") => Some(("ORL", "O22")),
+            (b"OML", b"O33") => Some(("ORL", "O34")),
+            (b"OML", b"O35") => Some(("ORL", "O36")),
+            (b"OML", b"O39") => Some(("ORL", "O40")),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for MessageType<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts = [self.code, self.trigger, self.structure];
