@@ -205,8 +205,9 @@ pub(crate) struct Cli {
 
     /// What an ASTM port does when its ENQ meets the LIS's ENQ: `yield` (the default, the
     /// reference's behaviour, which the OpenELIS bridge relies on when it sends orders to a
-    /// proactive-ENQ port) acknowledges the LIS's ENQ at once; `by-role` follows the standard,
-    /// which gives the instrument priority (it waits 1 s and sends ENQ again).
+    /// proactive-ENQ port) acknowledges the LIS's ENQ at once (on a push or serial line, once
+    /// the LIS has had 1 s to acknowledge ours); `by-role` follows the standard, which gives
+    /// the instrument priority (it waits 1 s and sends ENQ again).
     #[arg(long, value_enum, default_value_t = ContentionArg::Yield)]
     pub(crate) contention: ContentionArg,
 

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use astm_frame::Link;
+use astm_frame::{Link, Role};
 use lis_templates::TextEncoding;
 use mllp_hl7::{MllpClient, MllpCodec, Reply};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::app::App;
 use crate::faults::Faults;
-use crate::link_io::{LinkIo, LinkIoOptions};
+use crate::link_io::{ContentionReply, LinkIo, LinkIoOptions};
 
 /// Where a push goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,9 +173,16 @@ pub(crate) fn sender_options(app: &App, faults: Arc<Faults>, label: String) -> L
         idle: None,
         faults,
         label,
-        // As on listening ports: with `--contention yield` a contending ENQ is acknowledged
-        // at once (the link's own yield would wait for the LIS to send ENQ again).
-        yield_at_once: app.cli.contention == crate::cli::ContentionArg::Yield,
+        // With `--contention yield` a contending ENQ is acknowledged, as on listening ports
+        // (the link's own yield would wait for the LIS to send ENQ again), but only once the
+        // peer has had the contention retry time (1 s) to acknowledge ours: the peer may be
+        // a listening port that yields at once, another simulator's, say.
+        contention: match app.cli.contention {
+            crate::cli::ContentionArg::Yield => ContentionReply::AfterGrace(
+                app.link_config(Role::Instrument).timers.contention_retry,
+            ),
+            crate::cli::ContentionArg::ByRole => ContentionReply::Link,
+        },
     }
 }
 

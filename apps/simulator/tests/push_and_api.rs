@@ -1708,8 +1708,9 @@ async fn what_the_lis_sends_on_a_push_connection_is_kept_in_received() {
 
 /// Contention on a push: the LIS answers the simulator's ENQ with its own ENQ. With
 /// `--contention by-role` the instrument insists and sends ENQ again; with `--contention yield`
-/// (the default) it acknowledges the LIS's ENQ at once, as on listening ports, takes the LIS's message and
-/// then sends its own.
+/// (the default) it acknowledges the LIS's ENQ, as on listening ports, once the LIS has had the
+/// contention retry time to acknowledge the simulator's (300 ms here), takes the LIS's message
+/// and then sends its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_push_contention_by_role_and_yield() {
     for policy in ["by-role", "yield"] {
@@ -1719,11 +1720,17 @@ async fn tcp_push_contention_by_role_and_yield() {
             let (mut s, _) = lis.accept().await.unwrap();
             assert_eq!(read_byte(&mut s).await, ENQ);
             write(&mut s, &[ENQ]).await;
+            let contended = std::time::Instant::now();
             if policy == "by-role" {
                 assert_eq!(read_byte(&mut s).await, ENQ, "the instrument insists");
                 write(&mut s, &[ACK]).await;
             } else {
-                assert_eq!(read_byte(&mut s).await, ACK, "the simulator yields at once");
+                assert_eq!(read_byte(&mut s).await, ACK, "the simulator yields");
+                assert!(
+                    contended.elapsed() >= std::time::Duration::from_millis(300),
+                    "yielded before the LIS could acknowledge: {:?}",
+                    contended.elapsed()
+                );
                 for (n, record) in [(1, "H|\\^&|||LIS\r"), (2, "L|1|N\r")] {
                     write(
                         &mut s,
@@ -1770,6 +1777,50 @@ async fn tcp_push_contention_by_role_and_yield() {
         assert!(out.status.success(), "{policy}: {stderr}");
         assert_eq!(receiver.await.unwrap(), 9, "{policy}: H, P, O, 5 R, L");
     }
+}
+
+/// One simulator pushing to another's proactive-ENQ port, both on their defaults
+/// (`--contention yield`): the two ENQs cross, the listening port acknowledges the pusher's
+/// at once (as the reference does), and the pusher, which yields only when the peer has not,
+/// takes that ACK and sends. Both yielding at once left each waiting for the other's frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_to_another_simulators_proactive_enq_port_is_delivered() {
+    let listener = Sim::start(&[
+        "--listen",
+        "0=genexpert_astm",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ]);
+    let dest = format!("tcp://{}", listener.port_of("genexpert_astm"));
+    let started = std::time::Instant::now();
+    run_ok(&[
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "--seed",
+        "1",
+        "--link-timer-ms",
+        "2000",
+    ])
+    .await;
+    // A yield the peer leaves unused costs a receive timeout (2 s here, 30 s by default).
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the push waited for a timer: {:?}",
+        started.elapsed()
+    );
+    let (s, v) = call(reqwest::Method::GET, listener.api_url("/received"), None).await;
+    assert_eq!(s, 200);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"].as_str().unwrap_or("").contains("STAGO")),
+        "the push is not in the listener's /received: {v}"
+    );
 }
 
 /// `--keep-connection` on an MLLP push: every message on one connection, each ACKed
