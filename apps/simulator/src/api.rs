@@ -538,40 +538,117 @@ fn env_ip(var: &str, default: &str) -> Result<IpAddr, ApiError> {
     })
 }
 
-async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
-    check_name(&name, "template")?;
-    let body = body_json(&body)?;
-    warn_unknown_keys(
-        &format!("POST /simulate/astm/{name}"),
-        "body key",
-        body.keys(),
-        &PUSH_KEYS,
-    );
-    let t = template(&app, &name)?;
-    if !t.protocol.kind.is_astm() {
-        return Err(bad("Template is not ASTM protocol"));
+/// The protocol of a `POST /simulate/{astm,hl7}/{name}` push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PushProtocol {
+    Astm,
+    Hl7,
+}
+
+/// A checked `POST /simulate/astm/{name}` or `/simulate/hl7/{name}` body.
+struct PushRequest {
+    count: u64,
+    qc: bool,
+    deviation: Option<f64>,
+    overrides: Overrides,
+    destination: Option<String>,
+    source: Option<IpAddr>,
+}
+
+impl PushRequest {
+    /// Reads `body` for the template `name` of `protocol`, checked in the reference's order:
+    /// the body's JSON, the template, then each field.
+    fn read<'a>(
+        app: &'a App,
+        protocol: PushProtocol,
+        name: &str,
+        body: &Bytes,
+    ) -> Result<(&'a Template, Self), ApiError> {
+        let body = body_json(body)?;
+        let path = match protocol {
+            PushProtocol::Astm => "astm",
+            PushProtocol::Hl7 => "hl7",
+        };
+        warn_unknown_keys(
+            &format!("POST /simulate/{path}/{name}"),
+            "body key",
+            body.keys(),
+            &PUSH_KEYS,
+        );
+        let t = template(app, name)?;
+        match protocol {
+            PushProtocol::Astm if !t.protocol.kind.is_astm() => {
+                return Err(bad("Template is not ASTM protocol"));
+            }
+            PushProtocol::Hl7 if t.protocol.kind != ProtocolKind::Hl7 => {
+                return Err(bad("Template is not HL7 protocol"));
+            }
+            _ => {}
+        }
+        let count = count_field(&body)?;
+        let (qc, deviation) = qc_fields(&body)?;
+        check_qc(t, qc)?;
+        let overrides = body_overrides(app, &body)?;
+        let mut destination = str_field(&body, &["destination"])?;
+        let mut source = source_ip(&body)?;
+        // Where the reference sends a QC push that names no destination: for one template per
+        // protocol, to the bridge, from the address the bridge knows that analyzer by.
+        let (qc_template, destination_var, default_destination, source_var, default_source) =
+            match protocol {
+                PushProtocol::Astm => (
+                    "genexpert_astm",
+                    "QC_DEFAULT_ASTM_DESTINATION",
+                    "tcp://openelis-analyzer-bridge:12001",
+                    "QC_DEFAULT_ASTM_SOURCE_IP",
+                    "10.42.20.10",
+                ),
+                PushProtocol::Hl7 => (
+                    "mindray_bs200",
+                    "QC_DEFAULT_HL7_DESTINATION",
+                    "mllp://openelis-analyzer-bridge:2575",
+                    "QC_DEFAULT_HL7_SOURCE_IP",
+                    "10.42.22.10",
+                ),
+            };
+        if qc && destination.is_none() && name == qc_template {
+            destination = Some(env_destination(destination_var, default_destination)?);
+            if source.is_none() {
+                source = Some(env_ip(source_var, default_source)?);
+            }
+        }
+        let request = Self {
+            count,
+            qc,
+            deviation,
+            overrides,
+            destination,
+            source,
+        };
+        Ok((t, request))
     }
-    let count = count_field(&body)?;
-    let (qc, deviation) = qc_fields(&body)?;
-    check_qc(t, qc)?;
-    let overrides = body_overrides(&app, &body)?;
-    let mut destination = str_field(&body, &["destination"])?;
-    let mut source = source_ip(&body)?;
-    if qc && destination.is_none() && name == "genexpert_astm" {
-        destination = Some(env_destination(
-            "QC_DEFAULT_ASTM_DESTINATION",
-            "tcp://openelis-analyzer-bridge:12001",
-        )?);
-        if source.is_none() {
-            source = Some(env_ip("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20.10")?);
+
+    /// The `pushed` and `error` of one message's result; counts it in `pushed` when sent.
+    fn outcome(result: Option<anyhow::Result<()>>, pushed: &mut u64) -> (Value, Value) {
+        match result {
+            None => (Value::Null, Value::Null),
+            Some(Ok(())) => {
+                *pushed += 1;
+                (Value::Bool(true), Value::Null)
+            }
+            Some(Err(e)) => (Value::Bool(false), Value::String(format!("{e:#}"))),
         }
     }
+}
+
+async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
+    check_name(&name, "template")?;
+    let (t, req) = PushRequest::read(&app, PushProtocol::Astm, &name, &body)?;
     let mut results = Vec::new();
     let mut pushed = 0u64;
-    for i in 1..=count {
+    for i in 1..=req.count {
         // The template's seed values, as the reference pushes them (`use_seed=True`).
         let messages = app
-            .astm_messages(t, qc, deviation, &overrides, true)
+            .astm_messages(t, req.qc, req.deviation, &req.overrides, true)
             .map_err(|e| bad(format!("{e:#}")))?;
         let sample_id = messages
             .first()
@@ -583,25 +660,20 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
             .and_then(|m| m.records.first())
             .cloned()
             .unwrap_or_default();
-        let (ok_push, error) = match &destination {
-            None => (Value::Null, Value::Null),
-            Some(dest) => match deliver_astm(&app, dest, source, &messages).await {
-                Ok(()) => {
-                    pushed += 1;
-                    (Value::Bool(true), Value::Null)
-                }
-                Err(e) => (Value::Bool(false), Value::String(format!("{e:#}"))),
-            },
+        let result = match &req.destination {
+            None => None,
+            Some(dest) => Some(deliver_astm(&app, dest, req.source, &messages).await),
         };
+        let (ok_push, error) = PushRequest::outcome(result, &mut pushed);
         results.push(json!({
             "message_number": i, "pushed": ok_push, "error": error,
             "sample_id": sample_id, "preview": preview(&first)
         }));
     }
     ok(json!({
-        "status": "completed", "template": name, "count": count, "qc": qc,
-        "pushed": destination.as_ref().map(|_| pushed),
-        "destination": destination, "source_ip": source.map(|s| s.to_string()),
+        "status": "completed", "template": name, "count": req.count, "qc": req.qc,
+        "pushed": req.destination.as_ref().map(|_| pushed),
+        "destination": req.destination, "source_ip": req.source.map(|s| s.to_string()),
         "results": results
     }))
 }
@@ -708,63 +780,33 @@ async fn hl7_get(
 
 async fn hl7_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "analyzer")?;
-    let body = body_json(&body)?;
-    warn_unknown_keys(
-        &format!("POST /simulate/hl7/{name}"),
-        "body key",
-        body.keys(),
-        &PUSH_KEYS,
-    );
-    let t = template(&app, &name)?;
-    if t.protocol.kind != ProtocolKind::Hl7 {
-        return Err(bad("Template is not HL7 protocol"));
-    }
-    let count = count_field(&body)?;
-    let (qc, deviation) = qc_fields(&body)?;
-    check_qc(t, qc)?;
-    let overrides = body_overrides(&app, &body)?;
-    let mut destination = str_field(&body, &["destination"])?;
-    let mut source = source_ip(&body)?;
-    if qc && destination.is_none() && name == "mindray_bs200" {
-        destination = Some(env_destination(
-            "QC_DEFAULT_HL7_DESTINATION",
-            "mllp://openelis-analyzer-bridge:2575",
-        )?);
-        if source.is_none() {
-            source = Some(env_ip("QC_DEFAULT_HL7_SOURCE_IP", "10.42.22.10")?);
-        }
-    }
-    if destination.is_none() && count == 1 {
-        let m = hl7_generate(&app, t, qc, deviation, &overrides)?;
-        return ok(hl7_sent(&m, qc, deviation));
+    let (t, req) = PushRequest::read(&app, PushProtocol::Hl7, &name, &body)?;
+    if req.destination.is_none() && req.count == 1 {
+        let m = hl7_generate(&app, t, req.qc, req.deviation, &req.overrides)?;
+        return ok(hl7_sent(&m, req.qc, req.deviation));
     }
     let mut results = Vec::new();
     let mut pushed = 0u64;
-    for i in 1..=count {
-        let m = hl7_generate(&app, t, qc, deviation, &overrides)?;
+    for i in 1..=req.count {
+        let m = hl7_generate(&app, t, req.qc, req.deviation, &req.overrides)?;
         let sample_id = m
             .segments
             .iter()
             .find(|s| s.starts_with("OBR|"))
             .map(|s| hl7_field(s, 3));
-        let (ok_push, error) = match &destination {
-            None => (Value::Null, Value::Null),
-            Some(dest) => match deliver_hl7(&app, dest, source, &m).await {
-                Ok(()) => {
-                    pushed += 1;
-                    (Value::Bool(true), Value::Null)
-                }
-                Err(e) => (Value::Bool(false), Value::String(format!("{e:#}"))),
-            },
+        let result = match &req.destination {
+            None => None,
+            Some(dest) => Some(deliver_hl7(&app, dest, req.source, &m).await),
         };
+        let (ok_push, error) = PushRequest::outcome(result, &mut pushed);
         results.push(json!({
             "message_number": i, "pushed": ok_push, "error": error, "sample_id": sample_id,
             "preview": preview(m.segments.first().map_or("", String::as_str))
         }));
     }
     ok(json!({
-        "status": "completed", "analyzer": name, "count": count, "qc": qc, "qc_deviation": deviation,
-        "destination": destination, "pushed": destination.as_ref().map(|_| pushed), "results": results
+        "status": "completed", "analyzer": name, "count": req.count, "qc": req.qc, "qc_deviation": req.deviation,
+        "destination": req.destination, "pushed": req.destination.as_ref().map(|_| pushed), "results": results
     }))
 }
 
