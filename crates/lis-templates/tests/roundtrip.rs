@@ -332,6 +332,62 @@ fn standard_layout_puts_fields_where_lis2_a2_says() {
     assert!(text.contains("\nQ|1|PT^LOT-PT-N^N|"), "{text}");
 }
 
+/// The standard layout's H record is the same in patient results, QC results and the results of
+/// an order: H.5 the sender as components, H.10 receiver, H.12 processing ID and H.13 version
+/// from `astm_config` (`P` and the protocol's version when it says nothing), H.14 the time. H.3,
+/// the message control ID, is written in the patient and QC messages.
+#[test]
+fn standard_astm_header_is_the_same_in_patient_qc_and_order_results() {
+    let set = TemplateSet::embedded().unwrap();
+    let at_time = "20260305142345";
+    for (name, receiver, processing, version) in [
+        ("genexpert_astm", "LIS", "P", "1394-97"),
+        ("stago_start4", "", "P", "LIS2-A2"),
+    ] {
+        let template = set.get(name).unwrap();
+        let minter = AccessionMinter::with("DEV01", 26).unwrap();
+        let options = options(Layout::Standard, Some(5));
+        let mut g = lis_templates::Generator::new(template, &minter, &options).unwrap();
+        let patient = g.astm().unwrap().remove(0);
+        let qc = g.astm_qc().unwrap();
+        let order = g
+            .astm_order_results(&[lis_templates::OrderedSample {
+                sample_id: "S1".into(),
+                codes: vec![template.fields[0].code.clone()],
+                patient: None,
+            }])
+            .unwrap();
+        for (kind, message, has_id) in [
+            ("patient", &patient, true),
+            ("qc", &qc, true),
+            ("order", &order, false),
+        ] {
+            let bytes = message.to_bytes();
+            let parsed = astm_records::Message::parse(&bytes).unwrap();
+            let h = parsed.records()[0];
+            let context = format!("{name} {kind}: {}", message.records[0]);
+            assert_eq!(h.field(3).text().is_empty(), !has_id, "{context}");
+            // The sender, `manufacturer^model^name` or the template's own, in components.
+            assert_eq!(
+                h.field(5).component(2).text(),
+                patient.records[0]
+                    .split('|')
+                    .nth(4)
+                    .unwrap()
+                    .split('^')
+                    .nth(1)
+                    .unwrap(),
+                "{context}"
+            );
+            assert!(!h.field(5).component(2).text().is_empty(), "{context}");
+            assert_eq!(h.field(10).text(), receiver, "{context}");
+            assert_eq!(h.field(12).text(), processing, "{context}");
+            assert_eq!(h.field(13).text(), version, "{context}");
+            assert_eq!(h.field(14).text(), at_time, "{context}");
+        }
+    }
+}
+
 /// Finite bounds can still overflow the draw interval (`>1e308`: 2x is inf; `-1e308-1e308`: the
 /// width is inf) and the RNG panics on such an interval. The loader refuses these ranges; a
 /// template changed after loading gets an error from generation, never a panic.

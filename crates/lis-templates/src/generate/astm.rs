@@ -409,26 +409,8 @@ impl Generator<'_> {
 
         // Standard layout.
         let config = config.unwrap_or_default();
-        let mut h = RecordBuf::new(b'H');
-        let id = self.message_id();
-        h.set(3, id.as_str())
-            .set(
-                5,
-                FieldBuf::components(self.sender().split('^').map(str::to_owned)),
-            )
-            .set(10, config.receiver_id.clone().unwrap_or_default())
-            .set(
-                12,
-                config.processing_id.clone().unwrap_or_else(|| "P".into()),
-            )
-            .set(
-                13,
-                config
-                    .version_number
-                    .clone()
-                    .unwrap_or_else(|| self.astm_version()),
-            )
-            .set(14, now.as_str());
+        let mut h = self.standard_header(&now);
+        h.set(3, self.message_id().as_str());
         records.push(encode(&h)?);
         let mut p = RecordBuf::new(b'P');
         p.set_sequence(1)
@@ -506,6 +488,25 @@ impl Generator<'_> {
         l.set_sequence(1).set(3, "N");
         records.push(encode(&l)?);
         Ok(AstmMessage::new(records, self.encoding))
+    }
+
+    /// The standard layout's H record: H.5 the sender, H.10 to H.14 from the template's
+    /// `astm_config` (receiver, processing ID, version) and `now`.
+    pub(super) fn standard_header(&self, now: &str) -> RecordBuf {
+        let config = self.template.astm_config.clone().unwrap_or_default();
+        let mut h = RecordBuf::new(b'H');
+        h.set(
+            5,
+            FieldBuf::components(self.sender().split('^').map(str::to_owned)),
+        )
+        .set(10, config.receiver_id.unwrap_or_default())
+        .set(12, config.processing_id.unwrap_or_else(|| "P".into()))
+        .set(
+            13,
+            config.version_number.unwrap_or_else(|| self.astm_version()),
+        )
+        .set(14, now);
+        h
     }
 
     pub(super) fn astm_version(&self) -> String {
@@ -621,26 +622,8 @@ impl Generator<'_> {
             return Ok(AstmMessage::new(records, self.encoding));
         }
         let config = template.astm_config.clone().unwrap_or_default();
-        let mut h = RecordBuf::new(b'H');
-        let id = self.message_id();
-        h.set(3, id.as_str())
-            .set(
-                5,
-                FieldBuf::components(sender.split('^').map(str::to_owned)),
-            )
-            .set(10, config.receiver_id.clone().unwrap_or_default())
-            .set(
-                12,
-                config.processing_id.clone().unwrap_or_else(|| "P".into()),
-            )
-            .set(
-                13,
-                config
-                    .version_number
-                    .clone()
-                    .unwrap_or_else(|| self.astm_version()),
-            )
-            .set(14, now.as_str());
+        let mut h = self.standard_header(&now);
+        h.set(3, self.message_id().as_str());
         records.push(encode(&h)?);
         let mut p = RecordBuf::new(b'P');
         p.set_sequence(1)

@@ -111,7 +111,7 @@ fn is_hl7_version(version: &str) -> bool {
 /// MSH-9 of an ORU^R01 in `version`. The message structure (MSG.3, `ORU_R01`) is part of
 /// MSH-9 from v2.4 on (v2.3.1 defines the component but real analyzers leave it out); the
 /// OpenELIS layout writes `ORU^R01` whatever the version, as the reference does.
-pub(super) fn oru_message_type(version: &str, layout: Layout) -> &'static str {
+fn oru_message_type(version: &str, layout: Layout) -> &'static str {
     let from_2_4 = version
         .strip_prefix("2.")
         .and_then(|rest| rest.split('.').next())
@@ -241,6 +241,29 @@ impl Generator<'_> {
         }
     }
 
+    /// The MSH of a result message (ORU^R01) with MSH-10 `control`, sent at `now`.
+    pub(super) fn oru_msh(&self, control: &str, now: &str) -> String {
+        let (app, facility, version) = self.hl7_ids();
+        let esc = self.hl7_escaper();
+        segment(
+            &f(&[
+                "MSH",
+                "^~\\&",
+                &esc(&app),
+                &esc(&facility),
+                "OpenELIS",
+                "LAB",
+                now,
+                "",
+                oru_message_type(&version, self.layout),
+                control,
+                "P",
+                &version,
+            ]),
+            19,
+        )
+    }
+
     /// MSH-10. The OpenELIS layout writes the reference's `{prefix}{YYYYMMDDHHMMSS}`, which
     /// repeats within a second. The standard layout must stay within MSH-10's 20 characters (ST
     /// in v2.3.1 to 2.6) and differ per message: `{prefix}{YYMMDDHHMMSS}` for people to read,
@@ -270,7 +293,6 @@ impl Generator<'_> {
         let lane = self.lane()?;
         let accession = self.accession(lane)?;
         let now = ts(self.now);
-        let (app, facility, version) = self.hl7_ids();
         let esc = self.hl7_escaper();
         let control = self.control_id("SIM");
         let pid = self
@@ -281,27 +303,7 @@ impl Generator<'_> {
         let (panel_code, panel_label) = (panel_code.as_str(), panel_label.as_str());
         let openelis = self.layout == Layout::OpenElis;
         let mut segments = Vec::new();
-        let message_type = oru_message_type(&version, self.layout);
-        let msh = |control: &str| {
-            segment(
-                &f(&[
-                    "MSH",
-                    "^~\\&",
-                    &esc(&app),
-                    &esc(&facility),
-                    "OpenELIS",
-                    "LAB",
-                    &now,
-                    "",
-                    message_type,
-                    control,
-                    "P",
-                    &version,
-                ]),
-                19,
-            )
-        };
-        segments.push(msh(&control));
+        segments.push(self.oru_msh(&control, &now));
         segments.push(self.hl7_pid(pid.as_deref()));
         let acc = esc(&accession);
         segments.push(segment(&f(&["ORC", "RE", &acc, &acc]), 23));
@@ -396,30 +398,11 @@ impl Generator<'_> {
         let controls = self.qc_controls_asked()?;
         let first = controls[0].clone();
         let now = ts(self.now);
-        let (app, facility, version) = self.hl7_ids();
         let esc = self.hl7_escaper();
         let control = self.control_id("QC");
         let specimen = esc(&first.id().hl7_specimen_id());
         let openelis = self.layout == Layout::OpenElis;
-        let message_type = oru_message_type(&version, self.layout);
-        let mut segments = Vec::new();
-        segments.push(segment(
-            &f(&[
-                "MSH",
-                "^~\\&",
-                &esc(&app),
-                &esc(&facility),
-                "OpenELIS",
-                "LAB",
-                &now,
-                "",
-                message_type,
-                &control,
-                "P",
-                &version,
-            ]),
-            19,
-        ));
+        let mut segments = vec![self.oru_msh(&control, &now)];
         segments.push(segment(
             &f(&[
                 "PID",

@@ -3,7 +3,7 @@
 
 use astm_records::{Delimiters, FieldBuf, RecordBuf};
 
-use super::hl7::{esc_standard, join_components, oru_message_type, segment};
+use super::hl7::{esc_standard, join_components, segment};
 use super::values::Path;
 use super::{AstmMessage, Generator, Hl7Message, Layout, ts};
 use crate::GenerateError;
@@ -179,20 +179,7 @@ impl Generator<'_> {
         } else {
             // The header the template's patient messages carry: its receiver, processing
             // id and version (`E1394-97` templates say so here too).
-            let config = template.astm_config.clone().unwrap_or_default();
-            let mut h = RecordBuf::new(b'H');
-            h.set(
-                5,
-                FieldBuf::components(sender.split('^').map(str::to_owned)),
-            )
-            .set(10, config.receiver_id.unwrap_or_default())
-            .set(12, config.processing_id.unwrap_or_else(|| "P".into()))
-            .set(
-                13,
-                config.version_number.unwrap_or_else(|| self.astm_version()),
-            )
-            .set(14, now.as_str());
-            records.push(encode(&h)?);
+            records.push(encode(&self.standard_header(&now))?);
         }
         let mut seq = 0u32;
         for (i, order) in orders.iter().enumerate() {
@@ -393,9 +380,7 @@ impl Generator<'_> {
             orders
         };
         let now = ts(self.now);
-        let (app, facility, version) = self.hl7_ids();
         let control = self.control_id("SIM");
-        let message_type = oru_message_type(&version, self.layout);
         // Field counts (segment ID included) of the reference's generate_oru_r01, which its MLLP
         // listener uses for order results: PID 21 (shared with `hl7()`), ORC 23, OBR 28, OBX 17.
         // The standard layout keeps its own (trailing empty fields carry nothing).
@@ -420,23 +405,7 @@ impl Generator<'_> {
         };
         let (panel_code, panel_label) = self.hl7_panel();
         let mut segments = vec![
-            pad(
-                vec![
-                    s("MSH"),
-                    s("^~\\&"),
-                    hl7_esc(&app),
-                    hl7_esc(&facility),
-                    s("OpenELIS"),
-                    s("LAB"),
-                    now.clone(),
-                    String::new(),
-                    s(message_type),
-                    control,
-                    s("P"),
-                    version,
-                ],
-                19,
-            ),
+            self.oru_msh(&control, &now),
             match patient {
                 Some(ordered) if !openelis => ordered_pid(ordered, hl7_esc),
                 _ => self.hl7_pid(self.patient_id.as_deref()),
