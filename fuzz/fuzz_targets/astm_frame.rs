@@ -1,19 +1,23 @@
-//! Arbitrary bytes into the ASTM frame decoder and a receiving link, with invariants checked.
+//! Arbitrary bytes into the ASTM frame decoder and a link (receiving, or with a message of its
+//! own to send, under any contention policy), with invariants checked.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use astm_frame::{
-    DecoderConfig, Event, FrameDecoder, FrameScanner, Item, Leniency, Link, LinkConfig, Role,
-    encode_frame,
+    ContentionPolicy, DecoderConfig, Event, FrameDecoder, FrameScanner, Item, Leniency, Link,
+    LinkConfig, Role, encode_frame,
 };
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // The first byte picks leniency, a small frame limit and the chunk size.
-    let Some((&knobs, bytes)) = data.split_first() else {
+    // The first byte picks leniency, a small frame limit and the chunk size; the second the
+    // link's role, contention policy, whether it has a message to send, is busy, and turns
+    // busy on and off before chunks that start with a byte >= 0x80.
+    let [knobs, link_knobs, bytes @ ..] = data else {
         return;
     };
+    let (knobs, link_knobs) = (*knobs, *link_knobs);
     let leniency = if knobs & 1 == 1 {
         Leniency::ALL
     } else {
@@ -55,10 +59,27 @@ fuzz_target!(|data: &[u8]| {
 
     // 3. A receiving link never delivers a message containing a frame that failed its checks:
     //    every delivered message splits into texts of valid frames (or bare records).
-    let mut link_config = LinkConfig::new(Role::Computer);
+    let role = if link_knobs & 1 == 1 {
+        Role::Instrument
+    } else {
+        Role::Computer
+    };
+    let mut link_config = LinkConfig::new(role);
     link_config.decoder = config;
+    link_config.contention = match (link_knobs >> 1) % 5 {
+        0 => ContentionPolicy::ByRole,
+        1 => ContentionPolicy::Yield,
+        2 => ContentionPolicy::Insist,
+        3 => ContentionPolicy::AckAtOnce,
+        _ => ContentionPolicy::AckAfter(Duration::from_millis(300)),
+    };
     let mut link = Link::new(link_config);
     let mut now = Instant::now();
+    if link_knobs & 0x10 == 0x10 {
+        link.send(b"H|\\^&\rL|1|N\r".to_vec(), now);
+    }
+    let mut busy = link_knobs & 0x20 == 0x20;
+    link.set_busy(busy);
     let mut pieces: Vec<Vec<u8>> = Vec::new();
     let mut check = FrameScanner::new(config);
     for item in check.iter(bytes) {
@@ -75,9 +96,20 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     for piece in bytes.chunks(chunk) {
+        if link_knobs & 0x40 == 0x40 && piece[0] & 0x80 == 0x80 {
+            // The application's receive buffer filling and draining in any state.
+            busy = !busy;
+            link.set_busy(busy);
+        }
         link.handle_input(piece, now);
         now += Duration::from_millis(100);
         link.handle_timeout(now);
+        // Every timer that was due has run: one still due would have an I/O loop call
+        // `handle_timeout` again and again.
+        assert!(
+            link.poll_timeout().is_none_or(|t| t > now),
+            "a timer due at {now:?} is still pending after handle_timeout"
+        );
         let mut out = Vec::new();
         while link.poll_transmit(&mut out).is_some() {}
         while let Some(event) = link.poll_event() {

@@ -202,11 +202,23 @@ impl App {
 
     /// The E1381 configuration of a push connection: framed per `--push-framing`.
     pub(crate) fn push_link_config(&self) -> LinkConfig {
-        let mut config = self.link_config(Role::Instrument);
+        let mut config = self.sender_link_config();
         config.framer.packing = match self.cli.push_framing {
             PushFramingArg::Reference => astm_frame::Packing::RecordPerFrameEtb,
             PushFramingArg::PerRecord => astm_frame::Packing::RecordPerFrame,
         };
+        config
+    }
+
+    /// The E1381 configuration of an instrument that opens the line (a push, a serial line).
+    /// With `--contention yield` it yields as listening ports do, but only once the peer has
+    /// had the contention retry time (1 s) to acknowledge its ENQ: the peer may be a port that
+    /// yields at once (another simulator's), and two of those would each wait to receive.
+    pub(crate) fn sender_link_config(&self) -> LinkConfig {
+        let mut config = self.link_config(Role::Instrument);
+        if self.cli.contention == ContentionArg::Yield {
+            config.contention = ContentionPolicy::AckAfter(config.timers.contention_retry);
+        }
         config
     }
 
@@ -222,7 +234,9 @@ impl App {
         config.decoder.leniency.any_first_frame_number = true;
         config.contention = match self.cli.contention {
             ContentionArg::ByRole => ContentionPolicy::ByRole,
-            ContentionArg::Yield => ContentionPolicy::Yield,
+            // The reference: the OpenELIS bridge, sending orders to a proactive-ENQ port,
+            // takes the port's ENQ for contention and then reads the ACK.
+            ContentionArg::Yield => ContentionPolicy::AckAtOnce,
         };
         if let Some(ms) = self.cli.link_timer_ms {
             let d = Duration::from_millis(ms);

@@ -53,23 +53,6 @@ pub(crate) struct LinkIoOptions {
     pub(crate) faults: Arc<Faults>,
     /// For log lines.
     pub(crate) label: String,
-    /// What to do with the peer's ENQ when it crosses ours.
-    pub(crate) contention: ContentionReply,
-}
-
-/// How the loop meets a contending ENQ (the peer's ENQ crossing ours), beyond the link's
-/// [`astm_frame::ContentionPolicy`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ContentionReply {
-    /// As the link's policy says.
-    Link,
-    /// Acknowledge it at once, as the reference's listening ports do: the OpenELIS bridge,
-    /// sending orders to such a port, takes our ENQ for contention and then reads the ACK.
-    AtOnce,
-    /// Let the link yield and wait up to this long for the peer to acknowledge our ENQ (it
-    /// yielded at once: another simulator's listening port, say), then acknowledge its ENQ.
-    /// Two stations that both acknowledge at once would each wait for the other's frames.
-    AfterGrace(Duration),
 }
 
 /// A [`Link`] over `T`.
@@ -91,9 +74,6 @@ pub(crate) struct LinkIo<T> {
     enq_outstanding: bool,
     unanswered_enqs: u32,
     last_input: Instant,
-    /// When a contending ENQ the link yielded to is to be acknowledged
-    /// ([`ContentionReply::AfterGrace`]).
-    contention_ack_at: Option<Instant>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
@@ -111,7 +91,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             enq_outstanding: false,
             unanswered_enqs: 0,
             last_input: Instant::now(),
-            contention_ack_at: None,
         }
     }
 
@@ -297,15 +276,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
 
     /// Waits for input or the next timer, and feeds it to the link.
     async fn step(&mut self) -> Result<(), LinkIoError> {
-        let timer = self
-            .link
-            .poll_timeout()
-            .map(Instant::from_std)
-            .into_iter()
-            .chain(self.contention_ack_at)
-            .min();
+        let link_deadline = self.link.poll_timeout().map(Instant::from_std);
         let idle_deadline = self.options.idle.map(|d| self.last_input + d);
-        let deadline = match (timer, idle_deadline) {
+        let deadline = match (link_deadline, idle_deadline) {
             // The idle timeout only ends a link without a timer running (see below); once it
             // has passed, waking for it again would return at once, in a busy loop, until the
             // link's timer is due.
@@ -331,16 +304,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
                     && self.link.poll_timeout().is_none()
                 {
                     return Err(LinkIoError::Idle(idle));
-                }
-                if self.contention_ack_at.is_some_and(|at| now >= at) {
-                    self.contention_ack_at = None;
-                    // Before the link's own timers: with `--link-timer-ms` its yield ends
-                    // at the same moment.
-                    if self.link.state() == astm_frame::LinkState::ContentionYield {
-                        // The peer neither acknowledged our ENQ nor sent its own again: it
-                        // waits for the reply to the ENQ it sent.
-                        self.link.handle_input(&[ENQ], now.into_std());
-                    }
                 }
                 self.link.handle_timeout(now.into_std());
             }
@@ -380,20 +343,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
                 self.io.write_all(&[NAK]).await?;
                 self.io.flush().await?;
                 continue;
-            }
-            if b == ENQ && self.link.state() == astm_frame::LinkState::Establishing {
-                match self.options.contention {
-                    ContentionReply::Link => {}
-                    ContentionReply::AtOnce => {
-                        // The contending ENQ puts the link into yield; the same ENQ, seen
-                        // again, is then accepted (ACK), as the reference does.
-                        filtered.extend_from_slice(&[ENQ, ENQ]);
-                        continue;
-                    }
-                    ContentionReply::AfterGrace(grace) => {
-                        self.contention_ack_at = Some(Instant::now() + grace);
-                    }
-                }
             }
             filtered.push(b);
         }

@@ -581,8 +581,8 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     let (stream, pumps) = serial::bridge(port).with_context(|| format!("--serial-port {path}"))?;
     let mut io = link_io::LinkIo::new(
         stream,
-        astm_frame::Link::new(app.link_config(astm_frame::Role::Instrument)),
-        push::sender_options(app, app.faults.for_serial(), format!("serial to {path}")),
+        astm_frame::Link::new(app.sender_link_config()),
+        push::sender_options(app.faults.for_serial(), format!("serial to {path}")),
     );
     let sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
         for (i, payload) in payloads.iter().enumerate() {

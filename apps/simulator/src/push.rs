@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use astm_frame::{Link, Role};
+use astm_frame::Link;
 use lis_templates::TextEncoding;
 use mllp_hl7::{MllpClient, MllpCodec, Reply};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::app::App;
 use crate::faults::Faults;
-use crate::link_io::{ContentionReply, LinkIo, LinkIoOptions};
+use crate::link_io::{LinkIo, LinkIoOptions};
 
 /// Where a push goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,23 +166,13 @@ pub(crate) async fn connect(
 }
 
 /// The I/O loop options of a sending instrument (pushes, serial).
-pub(crate) fn sender_options(app: &App, faults: Arc<Faults>, label: String) -> LinkIoOptions {
+pub(crate) fn sender_options(faults: Arc<Faults>, label: String) -> LinkIoOptions {
     LinkIoOptions {
         control_delay: Duration::ZERO,
         nak_limit: false,
         idle: None,
         faults,
         label,
-        // With `--contention yield` a contending ENQ is acknowledged, as on listening ports
-        // (the link's own yield would wait for the LIS to send ENQ again), but only once the
-        // peer has had the contention retry time (1 s) to acknowledge ours: the peer may be
-        // a listening port that yields at once, another simulator's, say.
-        contention: match app.cli.contention {
-            crate::cli::ContentionArg::Yield => ContentionReply::AfterGrace(
-                app.link_config(Role::Instrument).timers.contention_retry,
-            ),
-            crate::cli::ContentionArg::ByRole => ContentionReply::Link,
-        },
     }
 }
 
@@ -235,7 +225,7 @@ pub(crate) async fn astm_tcp_on(
             *connection = Some(LinkIo::new(
                 stream,
                 Link::new(app.push_link_config()),
-                sender_options(app, app.faults.for_push(), label),
+                sender_options(app.faults.for_push(), label),
             ));
         }
         let Some(io) = connection.as_mut() else {

@@ -19,7 +19,7 @@ use tokio_util::codec::Framed;
 use crate::app::{App, Overrides};
 use crate::cli::OrderResultsArg;
 use crate::legacy;
-use crate::link_io::{ContentionReply, LinkIo, LinkIoOptions, MAX_INTERRUPTS};
+use crate::link_io::{LinkIo, LinkIoOptions, MAX_INTERRUPTS};
 use crate::push;
 
 /// The reference's `config/port_templates.json`, compiled in.
@@ -487,10 +487,6 @@ async fn serve_astm(
         idle: (app.cli.idle_timeout > 0).then(|| Duration::from_secs(app.cli.idle_timeout)),
         faults: app.faults.for_port(local.port(), template.as_deref()),
         label: format!("port {} peer {peer}", local.port()),
-        contention: match app.cli.contention {
-            crate::cli::ContentionArg::Yield => ContentionReply::AtOnce,
-            crate::cli::ContentionArg::ByRole => ContentionReply::Link,
-        },
     };
     let mut io = LinkIo::new(
         stream,

@@ -31,6 +31,16 @@ pub enum ContentionPolicy {
     /// as an instrument meets it: a peer that yields too, such as a standard computer, would
     /// otherwise meet our ENQ with its own for ever.
     Yield,
+    /// Acknowledge the peer's crossing ENQ at once and receive, whatever the role: what the
+    /// OpenELIS analyzer mock does, and what a peer that takes our ENQ for contention and then
+    /// reads the reply to its own (the OpenELIS bridge) needs. Two stations that both do this
+    /// each wait for the other's frames: the peer of one should use
+    /// [`AckAfter`](Self::AckAfter).
+    AckAtOnce,
+    /// Yield, waiting this long for the peer to acknowledge our ENQ (it yielded at once, as
+    /// [`AckAtOnce`](Self::AckAtOnce) does) or to send ENQ again; then acknowledge the ENQ that
+    /// crossed ours, as the peer then waits for that reply.
+    AckAfter(Duration),
     /// Always insist, as an instrument does.
     Insist,
 }
@@ -947,8 +957,18 @@ impl Core {
                 self.enq_failed(now);
             }
             LinkState::ContentionYield => {
-                self.yield_unused = true;
-                self.enter_neutral(now);
+                if matches!(self.config.contention, ContentionPolicy::AckAfter(_)) {
+                    // The peer neither acknowledged our ENQ nor sent its own again: it waits
+                    // for the reply to the ENQ that crossed ours.
+                    self.accept_enq(now);
+                    if self.state != LinkState::Receiving {
+                        // Busy: refused (NAK, the peer waits 10 s); we may ask for the line.
+                        self.enter_neutral(now);
+                    }
+                } else {
+                    self.yield_unused = true;
+                    self.enter_neutral(now);
+                }
             }
             LinkState::Sending if self.abandoned => self.end_abandoned(now),
             LinkState::Sending => {
@@ -1080,6 +1100,8 @@ impl Core {
                     ContentionPolicy::Insist => true,
                     // Insist once after a yield the peer left unused; yield again after that.
                     ContentionPolicy::Yield => std::mem::take(&mut self.yield_unused),
+                    // A busy station cannot take the peer's message: it insists on its own.
+                    ContentionPolicy::AckAtOnce | ContentionPolicy::AckAfter(_) => self.busy,
                 };
                 // The ENQ was answered (by the peer's), so it does not count toward
                 // `max_enq_attempts`, whichever side gives way.
@@ -1093,10 +1115,16 @@ impl Core {
                     self.interrupt_hold_off = false;
                     self.state = LinkState::Neutral;
                     self.deadline = None;
+                } else if self.config.contention == ContentionPolicy::AckAtOnce {
+                    self.accept_enq(now);
                 } else {
                     // The computer yields and waits up to 20 s for the instrument's ENQ.
+                    let wait = match self.config.contention {
+                        ContentionPolicy::AckAfter(grace) => grace,
+                        _ => self.config.timers.contention_yield,
+                    };
                     self.state = LinkState::ContentionYield;
-                    self.deadline = Some(after(now, self.config.timers.contention_yield));
+                    self.deadline = Some(after(now, wait));
                 }
             }
             Control::Eot => {}

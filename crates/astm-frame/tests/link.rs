@@ -395,6 +395,7 @@ fn an_ack_after_the_peers_crossing_enq_starts_our_transfer() {
         ContentionPolicy::Yield,
         ContentionPolicy::ByRole,
         ContentionPolicy::Insist,
+        ContentionPolicy::AckAfter(secs(1)),
     ] {
         for role in [Role::Instrument, Role::Computer] {
             let mut config = LinkConfig::new(role);
@@ -421,6 +422,141 @@ fn an_ack_after_the_peers_crossing_enq_starts_our_transfer() {
     link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
     assert_eq!(out(&mut link), [ENQ]);
     assert_eq!(link.state(), LinkState::Establishing);
+}
+
+/// The messages `link` received (from `events`).
+fn received_by(events: &[Event]) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// `AckAtOnce` (the OpenELIS mock): the peer's crossing ENQ is acknowledged at once, its message
+/// received, and ours sent after it. A busy station cannot receive and insists instead.
+#[test]
+fn ack_at_once_acknowledges_the_crossing_enq_and_sends_afterwards() {
+    let config = LinkConfig::new(Role::Instrument).with_contention(ContentionPolicy::AckAtOnce);
+    let mut link = Link::new(config);
+    let t0 = Instant::now();
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ENQ], t0);
+    assert_eq!(out(&mut link), [ACK], "acknowledged at once");
+    assert_eq!(link.state(), LinkState::Receiving);
+    // The peer's ACK to our ENQ, sent before it saw ours acknowledged, changes nothing.
+    link.handle_input(&[ACK], t0);
+    assert_eq!(link.state(), LinkState::Receiving);
+    link.handle_input(&frame(1, b"H|\\^&|||LIS\r", FrameEnd::End), t0);
+    assert_eq!(out(&mut link), [ACK]);
+    link.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut link), [ENQ], "then our own message");
+
+    let config = LinkConfig::new(Role::Computer).with_contention(ContentionPolicy::AckAtOnce);
+    let mut busy = Link::new(config);
+    busy.set_busy(true);
+    busy.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut busy), [ENQ]);
+    busy.handle_input(&[ENQ], t0);
+    assert_eq!(out(&mut busy), b"", "no ACK while busy");
+    assert_eq!(busy.poll_timeout(), Some(t0 + secs(1)), "insists after 1 s");
+    busy.handle_timeout(t0 + secs(1));
+    assert_eq!(out(&mut busy), [ENQ]);
+}
+
+/// Two stations whose ENQs cross, one acknowledging at once (`AckAtOnce`, a simulator's
+/// listening port) and one giving the peer time to do so (`AckAfter`, a simulator pushing to
+/// it): the second takes the first's ACK as the line and sends, then receives the first's
+/// message, without waiting for any timer.
+#[test]
+fn ack_after_takes_the_line_a_peer_acknowledging_at_once_gives_it() {
+    let at_once = LinkConfig::new(Role::Instrument).with_contention(ContentionPolicy::AckAtOnce);
+    let after =
+        LinkConfig::new(Role::Instrument).with_contention(ContentionPolicy::AckAfter(secs(1)));
+    let mut pair = Pair::new(after, at_once);
+    let from_pusher = b"H|\\^&|||PUSHER\rL|1|N\r".to_vec();
+    let from_port = b"H|\\^&|||PORT\rL|1|N\r".to_vec();
+    pair.instrument.send(from_pusher.clone(), pair.now);
+    pair.computer.send(from_port.clone(), pair.now);
+    let t0 = pair.now;
+    pair.drive();
+    assert_eq!(pair.received().concat(), from_pusher);
+    assert_eq!(received_by(&pair.instrument_events), from_port);
+    // Two ENQs, the ACK, frames and EOTs: a few 5 ms hops, no timer.
+    assert!(
+        pair.now - t0 < Duration::from_millis(200),
+        "took {:?}",
+        pair.now - t0
+    );
+
+    // Why one side needs `AckAfter`: two stations acknowledging at once each wait for the
+    // other's frames until their receive timers run out, and then contend again, for ever.
+    let at_once = LinkConfig::new(Role::Instrument).with_contention(ContentionPolicy::AckAtOnce);
+    let mut pair = Pair::new(at_once, at_once);
+    pair.instrument.send(from_pusher, pair.now);
+    pair.computer.send(from_port, pair.now);
+    let t0 = pair.now;
+    while pair.now - t0 < secs(100) && pair.step() {}
+    assert_eq!(pair.received(), Vec::<Vec<u8>>::new());
+    assert_eq!(received_by(&pair.instrument_events), b"");
+}
+
+/// `AckAfter` against a peer that reads the reply to the ENQ that crossed ours (the OpenELIS
+/// bridge sending orders) and sends nothing meanwhile: after the grace the peer's ENQ is
+/// acknowledged and its message received; ours follows.
+#[test]
+fn ack_after_acknowledges_a_silent_peers_enq_once_the_grace_has_passed() {
+    let config = LinkConfig::new(Role::Instrument)
+        .with_contention(ContentionPolicy::AckAfter(Duration::from_millis(700)));
+    let mut link = Link::new(config);
+    let t0 = Instant::now();
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ENQ], t0);
+    assert_eq!(out(&mut link), b"");
+    assert_eq!(link.state(), LinkState::ContentionYield);
+    assert_eq!(link.poll_timeout(), Some(t0 + Duration::from_millis(700)));
+    link.handle_timeout(t0 + Duration::from_millis(699));
+    assert_eq!(out(&mut link), b"");
+    link.handle_timeout(t0 + Duration::from_millis(700));
+    assert_eq!(out(&mut link), [ACK]);
+    assert_eq!(link.state(), LinkState::Receiving);
+    link.handle_input(&frame(1, b"H|\\^&|||LIS\r", FrameEnd::End), t0 + secs(1));
+    assert_eq!(out(&mut link), [ACK]);
+    link.handle_input(&[EOT], t0 + secs(1));
+    assert_eq!(out(&mut link), [ENQ], "then our own message");
+    assert_eq!(received_by(&events(&mut link)), b"H|\\^&|||LIS\r");
+
+    // A peer that sends ENQ again within the grace (a standard instrument, after its 1 s) is
+    // acknowledged then.
+    let config =
+        LinkConfig::new(Role::Computer).with_contention(ContentionPolicy::AckAfter(secs(2)));
+    let mut link = Link::new(config);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ENQ], t0);
+    link.handle_input(&[ENQ], t0 + secs(1));
+    assert_eq!(out(&mut link), [ACK]);
+    assert_eq!(link.state(), LinkState::Receiving);
+
+    // Busy when the grace runs out: the peer's ENQ gets NAK (it waits 10 s before its next)
+    // and ours follows; no timer is left due (an I/O loop would call `handle_timeout` for
+    // ever).
+    let config =
+        LinkConfig::new(Role::Instrument).with_contention(ContentionPolicy::AckAfter(secs(1)));
+    let mut link = Link::new(config);
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ENQ], t0);
+    link.set_busy(true);
+    link.handle_timeout(t0 + secs(1));
+    assert_eq!(out(&mut link), [NAK, ENQ]);
+    assert_eq!(link.state(), LinkState::Establishing);
+    assert!(link.poll_timeout().is_none_or(|t| t > t0 + secs(1)));
 }
 
 fn established_sender(message: &[u8]) -> (Link, Instant) {
