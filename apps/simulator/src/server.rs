@@ -379,8 +379,9 @@ struct Transfer {
     /// One entry per Q record: the specimen (Q.3) and the test codes (Q.5) asked for.
     queries: Vec<(Option<String>, Vec<String>)>,
     orders: Vec<OrderedSample>,
-    /// O records that cancel their order (O.12 `C`) and Q records that abort the last
-    /// request (Q.13 `A`): neither is answered with results.
+    /// O records that are no orders (O.12 `C` cancels one; O.26 `F`, `P`, `C`, `X`, `I`
+    /// report results, `Y`, `Z` say there is none) and Q records that abort the last request
+    /// (Q.13 `A`): none is answered with results.
     withdrawn: Vec<String>,
     template_override: Option<String>,
     /// An L record ended it: without one the message is incomplete (the sender gave up, or
@@ -443,6 +444,19 @@ fn read_transfer(text: &[u8]) -> Transfer {
                 {
                     t.withdrawn
                         .push(format!("O.12 C (cancel) for specimen {specimen}"));
+                    continue;
+                }
+                let report_type = o.report_type().component(1).text().to_ascii_uppercase();
+                let not_an_order = match report_type.as_str() {
+                    "F" | "P" | "C" | "X" | "I" => Some("results reported"),
+                    "Y" | "Z" => Some("no order on record"),
+                    // `O` (an order), `Q` (orders answering a host query), or nothing.
+                    _ => None,
+                };
+                if let Some(why) = not_an_order {
+                    t.withdrawn.push(format!(
+                        "O.26 {report_type} ({why}, not an order) for specimen {specimen}"
+                    ));
                     continue;
                 }
                 let codes: Vec<String> = o

@@ -554,6 +554,46 @@ async fn cancelled_orders_and_aborted_queries_get_no_results() {
     assert!(results[0].starts_with("R|1|^^^INR|"), "{records:?}");
 }
 
+/// An O record whose report type (O.26) says it reports results (`F` final, `P`, `C`, `X`,
+/// `I`) or that no order exists (`Y`, `Z`) is no order: a result message sent to a port (by
+/// another simulator, or a LIS echoing it) was answered with results for its tests. An order
+/// sent in answer to a host query (O.26 `Q`) or marked `O` still is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_reports_are_not_taken_for_orders() {
+    let sim = stago(&["--order-results", "link"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &[
+            "H|\\^&|||OTHER-ANALYZER",
+            "P|1",
+            "O|1|RESULT-1||^^^PT|R||||||||||||||||||||F",
+            "R|1|^^^PT|12.5|sec||||F",
+            "O|2|NONE-2||^^^INR|R||||||||||||||||||||Y",
+            "L|1|N",
+        ],
+    )
+    .await;
+    send_records(
+        &mut s,
+        &[
+            "H|\\^&|||LIS",
+            "P|1",
+            "O|1|QUERIED-3||^^^PT|R||||||||||||||||||||Q",
+            "O|2|ORDER-4||^^^INR|R||||||||||||||||||||O",
+            "L|1|N",
+        ],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    let orders: Vec<&str> = records
+        .iter()
+        .filter(|r| r.starts_with("O|"))
+        .map(|r| r.split('|').nth(2).unwrap_or_default())
+        .collect();
+    assert_eq!(orders, ["QUERIED-3", "ORDER-4"], "{records:?}");
+}
+
 /// The OpenELIS bridge sending an order to a proactive-ENQ port (GeneXpert on 5000/9600 in the
 /// default map): it sends its ENQ, consumes the simulator's contending ENQ and reads the ACK
 /// (mock commit 093db5d); the reference yields and acknowledges at once, so by default the
