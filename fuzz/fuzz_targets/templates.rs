@@ -3,8 +3,8 @@
 //!
 //! - Edit an embedded template (values swapped for hostile ones, keys removed, arrays grown),
 //!   load it, and if it loads generate everything it can: patient and QC output in both
-//!   layouts, order results for its codes and an unknown one, instrument files in every
-//!   format, in an encoding the input picks. What generation returns must parse back
+//!   layouts, order results for its codes and an unknown one, host queries, instrument files
+//!   in every format, in an encoding the input picks. What generation returns must parse back
 //!   (`astm-records`, `mllp-hl7`) with one record or segment per line written: no value may
 //!   break the framing. A standard-layout HL7 message must decode in the character set its
 //!   MSH-18 names, to the text generated.
@@ -299,6 +299,19 @@ fn generate_everything(data: &[u8]) {
         ];
         if let Ok(message) = generator.astm_order_results(&orders) {
             check(&Output::Astm(vec![message]), layout);
+        }
+        // Specimen IDs as a barcode reader might deliver them, delimiters and line ends
+        // included: one Q record each.
+        let specimens = ["DEV01260000000000123", "A|B^C\\D&E", "X\rY\nZ", "RENÉ"];
+        for query in [
+            generator.astm_host_query(&specimens),
+            generator.astm_host_query_abort(&specimens),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert_eq!(query.records.len(), specimens.len() + 2);
+            check(&Output::Astm(vec![query]), layout);
         }
     }
     for format in [

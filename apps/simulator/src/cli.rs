@@ -190,6 +190,23 @@ pub(crate) struct Cli {
     #[arg(long = "keep-connection")]
     pub(crate) keep_connection: bool,
 
+    /// Host query mode, repeatable: with `--push tcp://` and an ASTM `--template`, ask the LIS
+    /// for the orders of this specimen (H, `Q|n|^SPECIMEN||^^^ALL||||||||O`, L), as an analyzer
+    /// does after reading its barcode, then send results for exactly the tests the LIS ordered,
+    /// on the same connection.
+    #[arg(long = "host-query", value_name = "SPECIMEN")]
+    pub(crate) host_query: Vec<String>,
+
+    /// How long the LIS has to answer a `--host-query` (seconds); then the query is withdrawn
+    /// (Q.13 `A`, as cobas analyzers do after 15 s) and the run fails.
+    #[arg(
+        long = "host-query-timeout",
+        value_name = "SECONDS",
+        default_value_t = 15.0,
+        value_parser = parse_interval
+    )]
+    pub(crate) host_query_timeout: f64,
+
     /// Listener override, repeatable: `PORT=TEMPLATE` (port 0 picks a free port). Replaces the
     /// port map.
     #[arg(long = "listen", value_name = "PORT=TEMPLATE")]

@@ -12,6 +12,7 @@ mod bridge;
 mod cli;
 mod console;
 mod faults;
+mod host_query;
 mod legacy;
 mod link_io;
 mod push;
@@ -78,6 +79,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         );
         console::output(sql.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if !cli.host_query.is_empty() && (cli.push.is_none() || legacy_push_api(cli)) {
+        bail!("--host-query needs --push tcp://HOST:PORT (the LIS to ask), and no --api-port");
     }
     // The reference's mode precedence.
     if let Some(dir) = &cli.generate_files {
@@ -350,6 +354,9 @@ fn print_dry_run(app: &App) -> anyhow::Result<ExitCode> {
 async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let dest = Destination::parse(dest_text)?;
+    if !cli.host_query.is_empty() {
+        return host_query::run(app, &dest, dest_text).await;
+    }
     check_destination(&dest, cli.hl7)?;
     if cli.dry_run {
         return print_dry_run(app);

@@ -373,23 +373,24 @@ async fn accept_loop(app: Arc<App>, bound: Bound) {
 
 /// What an ASTM transfer from the LIS asked for.
 #[derive(Debug, Default)]
-struct Transfer {
+pub(crate) struct Transfer {
     header: bool,
     patient: bool,
     /// One entry per Q record: the specimen (Q.3) and the test codes (Q.5) asked for.
     queries: Vec<(Option<String>, Vec<String>)>,
-    orders: Vec<OrderedSample>,
+    pub(crate) orders: Vec<OrderedSample>,
     /// O records that are no orders (O.12 `C` cancels one; O.26 `F`, `P`, `C`, `X`, `I`
     /// report results, `Y`, `Z` say there is none) and Q records that abort the last request
     /// (Q.13 `A`): none is answered with results.
-    withdrawn: Vec<String>,
+    pub(crate) withdrawn: Vec<String>,
     template_override: Option<String>,
     /// An L record ended it: without one the message is incomplete (the sender gave up, or
     /// was cut off, after the frames that arrived).
-    terminated: bool,
+    pub(crate) terminated: bool,
 }
 
-fn read_transfer(text: &[u8]) -> Transfer {
+/// Reads an ASTM transfer from the LIS (an order, a query, a cancellation).
+pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
     let mut t = Transfer::default();
     for record in text.split(|b| *b == b'\r' || *b == b'\n') {
         if let Some(rest) = record.strip_prefix(b"X|") {

@@ -112,7 +112,7 @@ impl Generator<'_> {
             })
     }
 
-    fn message_id(&mut self) -> String {
+    pub(super) fn message_id(&mut self) -> String {
         let n: u64 = self.rng.rng().random();
         format!("MSG-{:012x}", n & 0xffff_ffff_ffff)
     }

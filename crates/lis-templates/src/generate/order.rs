@@ -121,6 +121,66 @@ fn raw(fields: &[&str]) -> Result<String, GenerateError> {
 }
 
 impl Generator<'_> {
+    /// An ASTM host query (LIS2-A2 request information record), the message an instrument in
+    /// query mode sends after reading barcodes: H, one Q record per specimen asking for all its
+    /// tests' orders (`Q|n|^SPECIMEN||^^^ALL||||||||O`, Q.13 `O`: orders and demographics),
+    /// then L. The LIS answers with an order message (O.26 `Q`), which
+    /// [`astm_order_results`](Self::astm_order_results) then reports on.
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, TemplateSet};
+    /// let templates = TemplateSet::embedded()?;
+    /// let minter = AccessionMinter::new();
+    /// let options = GenerateOptions::default();
+    /// let mut generator = Generator::new(templates.get("stago_start4")?, &minter, &options)?;
+    /// let query = generator.astm_host_query(&["SPEC-1"])?;
+    /// assert_eq!(query.records[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
+    /// assert_eq!(query.records[2], "L|1|N");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn astm_host_query(&mut self, specimens: &[&str]) -> Result<AstmMessage, GenerateError> {
+        self.host_query(specimens, "O")
+    }
+
+    /// The query that withdraws an [`astm_host_query`](Self::astm_host_query) the LIS has not
+    /// answered in time: the same Q records with Q.13 `A` (abort the last request), as cobas
+    /// analyzers send after 15 s.
+    pub fn astm_host_query_abort(
+        &mut self,
+        specimens: &[&str],
+    ) -> Result<AstmMessage, GenerateError> {
+        self.host_query(specimens, "A")
+    }
+
+    fn host_query(
+        &mut self,
+        specimens: &[&str],
+        status: &str,
+    ) -> Result<AstmMessage, GenerateError> {
+        let now = ts(self.now);
+        let header = if self.layout == Layout::OpenElis {
+            let sender = self.sender();
+            raw(&[
+                "H", "", "", "", &sender, "", "", "", "", "", "", "LIS2-A2", &now,
+            ])?
+        } else {
+            let mut h = self.standard_header(&now);
+            h.set(3, self.message_id().as_str());
+            encode(&h)?
+        };
+        let mut records = vec![header];
+        for (i, specimen) in specimens.iter().enumerate() {
+            let mut q = RecordBuf::new(b'Q');
+            q.set_sequence(u32::try_from(i + 1).unwrap_or(u32::MAX))
+                .set(3, FieldBuf::components(["", specimen]))
+                .set(5, FieldBuf::test_codes(["ALL"]))
+                .set(13, status);
+            records.push(encode(&q)?);
+        }
+        records.push(raw(&["L", "1", "N"])?);
+        Ok(AstmMessage::new(records, self.encoding))
+    }
+
     /// An ASTM result message for `orders`: per specimen a P and an O record and one R record per
     /// ordered code, in the order asked. A code the template does not know gets an R record with
     /// value `TEST NOT PERFORMED` and result status `X` (R.9).

@@ -1,0 +1,262 @@
+//! `--host-query`: the simulator as an analyzer in query mode against a LIS played by the test
+//! over loopback: the query, the LIS's order download, the results for what was ordered.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Runs the simulator to the end off the async workers; its output.
+async fn run(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        command(&args).output().expect("run simulator")
+    })
+    .await
+    .unwrap()
+}
+
+/// Accepts the simulator's connection and reads its query as the LIS.
+async fn accept_query(lis: &TcpListener) -> (TcpStream, Vec<String>) {
+    let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
+        .await
+        .expect("the simulator connected")
+        .unwrap();
+    let query = receive_records(&mut s).await;
+    (s, query)
+}
+
+/// The LIS downloads orders for two specimens (O.26 `Q`), one of them with a test the
+/// template does not know; the simulator sends results for exactly those tests, per specimen,
+/// on the same connection, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let lis_side = tokio::spawn(async move {
+        let (mut s, query) = accept_query(&lis).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1||PID-9||Doe^Jane",
+                "O|1|SPEC-1|SPEC-1^R1^2|^^^PT\\^^^XYZ|R||||||A||||||||||||||Q",
+                "P|2",
+                "O|1|SPEC-2||^^^INR|R||||||N||||||||||||||Q",
+                "L|1|N",
+            ],
+        )
+        .await;
+        let results = receive_records(&mut s).await;
+        (query, results)
+    });
+    let out = run(&[
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "--host-query",
+        "SPEC-1",
+        "--host-query",
+        "SPEC-2",
+        "--seed",
+        "1",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let (query, results) = lis_side.await.unwrap();
+    assert_eq!(query.len(), 4, "{query:?}");
+    assert!(query[0].starts_with("H|\\^&|"), "{query:?}");
+    assert_eq!(query[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
+    assert_eq!(query[2], "Q|2|^SPEC-2||^^^ALL||||||||O");
+    assert_eq!(query[3], "L|1|N");
+
+    let orders: Vec<&str> = results
+        .iter()
+        .filter(|r| r.starts_with("O|"))
+        .map(|r| r.split('|').nth(2).unwrap())
+        .collect();
+    assert_eq!(orders, ["SPEC-1", "SPEC-2"], "{results:?}");
+    let tests: Vec<&str> = results
+        .iter()
+        .filter(|r| r.starts_with("R|"))
+        .map(|r| r.split('|').nth(2).unwrap())
+        .collect();
+    assert_eq!(tests, ["^^^PT", "^^^XYZ", "^^^INR"], "{results:?}");
+    let xyz = results
+        .iter()
+        .find(|r| r.starts_with("R|") && r.contains("^^^XYZ"))
+        .unwrap();
+    assert!(xyz.contains("|TEST NOT PERFORMED|"), "{xyz}");
+    // The patient the LIS sent the order under comes back with its results.
+    assert!(
+        results
+            .iter()
+            .any(|r| r.starts_with("P|1||PID-9||Doe^Jane")),
+        "{results:?}"
+    );
+    assert!(
+        stderr.contains("summary: queried 2, results sent for SPEC-1 (PT, XYZ); SPEC-2 (INR)"),
+        "{stderr}"
+    );
+}
+
+/// A LIS with nothing to do for the specimen answers O.26 `Z` (no record of the patient) or
+/// `Y`: no results are sent, the run says so and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_order_on_record_gets_no_results() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let lis_side = tokio::spawn(async move {
+        let (mut s, _) = accept_query(&lis).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-9||^^^ALL|R||||||||||||||||||||Z",
+                "L|1|N",
+            ],
+        )
+        .await;
+        // Nothing more: the simulator closes the connection.
+        let mut rest = Vec::new();
+        tokio::time::timeout(
+            WAIT,
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest),
+        )
+        .await
+        .expect("the simulator closed the connection")
+        .unwrap();
+        rest
+    });
+    let out = run(&[
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "--host-query",
+        "SPEC-9",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(lis_side.await.unwrap(), b"", "nothing after the answer");
+    assert!(
+        stderr.contains("O.26 Z (no order on record, not an order) for specimen SPEC-9"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no results sent"), "{stderr}");
+}
+
+/// A LIS that accepts the query and then says nothing: after `--host-query-timeout` the
+/// simulator withdraws the query (the same Q records with Q.13 `A`, as cobas analyzers do) and
+/// the run fails, naming the LIS and the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_query_is_withdrawn_and_the_run_fails() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = lis.local_addr().unwrap();
+    let dest = format!("tcp://{addr}");
+    let lis_side = tokio::spawn(async move {
+        let (mut s, _) = accept_query(&lis).await;
+        let started = Instant::now();
+        let withdrawal = receive_records(&mut s).await;
+        (started.elapsed(), withdrawal)
+    });
+    let out = run(&[
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "--host-query",
+        "SPEC-5",
+        "--host-query-timeout",
+        "1",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let (waited, withdrawal) = lis_side.await.unwrap();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert_eq!(
+        withdrawal[1], "Q|1|^SPEC-5||^^^ALL||||||||A",
+        "{withdrawal:?}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{addr} did not answer the host query within 1s; query withdrawn (Q.13 A)"
+        )),
+        "{stderr}"
+    );
+}
+
+/// `--dry-run` prints the query; a destination or template that cannot carry it is refused
+/// before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
+    let out = run(&[
+        "--push",
+        "tcp://127.0.0.1:1",
+        "--template",
+        "stago_start4",
+        "--host-query",
+        "A|B",
+        "--dry-run",
+    ])
+    .await;
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The specimen's `|` is escaped (`&` is the escape character), not a field separator.
+    assert!(text.contains("\nQ|1|^A&F&B||^^^ALL||||||||O\n"), "{text}");
+
+    for (args, error) in [
+        (
+            &[
+                "--push",
+                "mllp://127.0.0.1:1",
+                "--hl7",
+                "--template",
+                "stago_start4",
+            ][..],
+            "--host-query asks in ASTM",
+        ),
+        (
+            &["--push", "http://127.0.0.1:1", "--template", "stago_start4"][..],
+            "--host-query needs a tcp:// destination",
+        ),
+        (
+            &["--push", "tcp://127.0.0.1:1"][..],
+            "--host-query needs --template",
+        ),
+        (
+            &["--push", "tcp://127.0.0.1:1", "--template", "mindray_bs200"][..],
+            "--host-query needs an ASTM template",
+        ),
+        (
+            &["--template", "stago_start4"][..],
+            "--host-query needs --push",
+        ),
+        (
+            &[
+                "--push",
+                "tcp://127.0.0.1:1",
+                "--template",
+                "stago_start4",
+                "--host-query",
+                " ",
+            ][..],
+            "--host-query needs a specimen ID",
+        ),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--host-query", "S1"]);
+        let out = run(&all).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(error), "{args:?}: {stderr}");
+    }
+}
