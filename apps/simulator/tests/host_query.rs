@@ -105,6 +105,52 @@ async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
     );
 }
 
+/// The order download an IMMULITE 2500 expects after `Q|1|^123ABC||ALL||||||||O` (a public
+/// LIS's feature file: one O record per test, all numbered 1, no O.26), sent as the LIS's
+/// answer: the six tests come back as one specimen's results, in the order downloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immulite_order_download_is_answered_test_by_test() {
+    let download = include_str!("data/siemens-immulite/order_download_expected_lines.txt");
+    // Each line is the frame number, then the record.
+    let records: Vec<&str> = download.lines().map(|l| &l[1..]).collect();
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let lis_side = tokio::spawn(async move {
+        let (mut s, query) = accept_query(&lis).await;
+        send_records(&mut s, &records).await;
+        (query, receive_records(&mut s).await)
+    });
+    let out = run(&[
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "--host-query",
+        "123ABC",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (query, results) = lis_side.await.unwrap();
+    assert_eq!(query[1], "Q|1|^123ABC||^^^ALL||||||||O");
+    let orders: Vec<&String> = results.iter().filter(|r| r.starts_with("O|")).collect();
+    assert_eq!(orders.len(), 1, "{results:?}");
+    assert!(orders[0].starts_with("O|1|123ABC|"), "{results:?}");
+    let tests: Vec<&str> = results
+        .iter()
+        .filter(|r| r.starts_with("R|"))
+        .map(|r| r.split('|').nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        tests,
+        ["^^^TSH", "^^^FT3", "^^^FT4", "^^^FOO", "^^^BAR", "^^^BAZ"],
+        "{results:?}"
+    );
+}
+
 /// A LIS with nothing to do for the specimen answers O.26 `Z` (no record of the patient) or
 /// `Y`: no results are sent, the run says so and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
