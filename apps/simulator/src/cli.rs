@@ -190,10 +190,10 @@ pub(crate) struct Cli {
     #[arg(long = "keep-connection")]
     pub(crate) keep_connection: bool,
 
-    /// Host query mode, repeatable: with `--push tcp://` and an ASTM `--template`, ask the LIS
-    /// for the orders of this specimen (H, `Q|n|^SPECIMEN||^^^ALL||||||||O`, L), as an analyzer
-    /// does after reading its barcode, then send results for exactly the tests the LIS ordered,
-    /// on the same connection.
+    /// Host query mode, repeatable: with `--push tcp://` and an ASTM `--template` (or on
+    /// `--serial-port` with `--serial-analyzer`), ask the LIS for the orders of this specimen
+    /// (H, `Q|n|^SPECIMEN||^^^ALL||||||||O`, L), as an analyzer does after reading its
+    /// barcode, then send results for exactly the tests the LIS ordered, on the same line.
     #[arg(long = "host-query", value_name = "SPECIMEN")]
     pub(crate) host_query: Vec<String>,
 

@@ -1,6 +1,6 @@
 //! `--host-query`: the analyzer asks the LIS for the orders of the specimens it has read, then
 //! reports results for exactly the tests ordered (LIS2-A2 query mode, the workflow of cobas,
-//! ARCHITECT and Immulite analyzers).
+//! ARCHITECT and Immulite analyzers), over TCP (`--push tcp://`) or a serial line.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use astm_frame::{Event, Link};
 use lis_templates::{AstmMessage, Generator};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::app::App;
 use crate::console;
@@ -15,8 +16,109 @@ use crate::link_io::LinkIo;
 use crate::push::{self, Destination};
 use crate::server::read_transfer;
 
-/// Runs the query, the LIS's answer and the results on one E1381 connection.
-pub(crate) async fn run(
+/// A host query for `--host-query`'s specimens, and the generator of the results.
+pub(crate) struct HostQuery<'a> {
+    app: &'a App,
+    specimens: Vec<&'a str>,
+    generator: Generator<'a>,
+    query: AstmMessage,
+}
+
+impl<'a> HostQuery<'a> {
+    /// The query of the ASTM template `name`, which also gives the results.
+    pub(crate) fn new(app: &'a App, name: &str) -> anyhow::Result<Self> {
+        let template = app.template(name)?;
+        if !template.protocol.kind.is_astm() {
+            bail!("--host-query needs an ASTM template; {name} is not one");
+        }
+        let specimens: Vec<&str> = app.cli.host_query.iter().map(String::as_str).collect();
+        if specimens.iter().any(|s| s.trim().is_empty()) {
+            bail!(
+                "--host-query needs a specimen ID (the barcode the analyzer read), not an empty one"
+            );
+        }
+        let options = app.options(true, None);
+        let mut generator = Generator::new(template, &app.minter, &options)?;
+        let query = generator.astm_host_query(&specimens)?;
+        Ok(Self {
+            app,
+            specimens,
+            generator,
+            query,
+        })
+    }
+
+    /// The query, one record per line (`--dry-run`).
+    pub(crate) fn text(&self) -> String {
+        self.query.to_lines()
+    }
+
+    /// Sends the query on `io`, waits for the LIS's answer and sends the results; returns the
+    /// run's summary. `peer` names the LIS in messages, `port` is the local port kept with the
+    /// answer in `GET /received`.
+    pub(crate) async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut LinkIo<T>,
+        peer: &str,
+        port: u16,
+    ) -> anyhow::Result<String> {
+        io.send(self.query.to_bytes())
+            .await
+            .with_context(|| format!("host query not accepted by {peer}"))?;
+        tracing::info!(
+            "host query for {} sent to {peer}",
+            self.specimens.join(", ")
+        );
+        let wait = Duration::from_secs_f64(self.app.cli.host_query_timeout);
+        let answer = match tokio::time::timeout(wait, next_message(io)).await {
+            Ok(answer) => answer.with_context(|| format!("no answer from {peer}"))?,
+            Err(_) => {
+                // cobas's rule: a query the host has not answered is withdrawn.
+                let abort = self.generator.astm_host_query_abort(&self.specimens)?;
+                let withdrawn = io.send(abort.to_bytes()).await;
+                bail!(
+                    "{peer} did not answer the host query within {wait:?}; {}",
+                    match withdrawn {
+                        Ok(()) => "query withdrawn (Q.13 A)".to_owned(),
+                        Err(e) => format!("withdrawing it failed too: {e}"),
+                    }
+                );
+            }
+        };
+        self.app
+            .received
+            .push(port, peer.to_owned(), "ASTM", &answer);
+        let transfer = read_transfer(&answer);
+        for what in &transfer.withdrawn {
+            tracing::info!("{peer}: {what}: no results");
+        }
+        if !transfer.terminated {
+            bail!("the answer from {peer} ended without its L record; no results sent");
+        }
+        let queried = self.specimens.len();
+        if transfer.orders.is_empty() {
+            return Ok(format!(
+                "queried {queried}, no order from {peer}, no results sent"
+            ));
+        }
+        let results = self.generator.astm_order_results(&transfer.orders)?;
+        io.send(results.to_bytes())
+            .await
+            .with_context(|| format!("results not accepted by {peer}"))?;
+        let ordered: Vec<String> = transfer
+            .orders
+            .iter()
+            .map(|o| format!("{} ({})", o.sample_id, o.codes.join(", ")))
+            .collect();
+        Ok(format!(
+            "queried {queried}, results sent for {}",
+            ordered.join("; ")
+        ))
+    }
+}
+
+/// `--push tcp://... --host-query`: the query, the answer and the results on one connection.
+pub(crate) async fn run_tcp(
     app: &App,
     dest: &Destination,
     dest_text: &str,
@@ -32,22 +134,11 @@ pub(crate) async fn run(
         .template
         .as_deref()
         .context("--host-query needs --template: the results come from it")?;
-    let template = app.template(name)?;
-    if !template.protocol.kind.is_astm() {
-        bail!("--host-query needs an ASTM template; {name} is not one");
-    }
-    let specimens: Vec<&str> = cli.host_query.iter().map(String::as_str).collect();
-    if specimens.iter().any(|s| s.trim().is_empty()) {
-        bail!("--host-query needs a specimen ID (the barcode the analyzer read), not an empty one");
-    }
-    let options = app.options(true, None);
-    let mut generator = Generator::new(template, &app.minter, &options)?;
-    let query = generator.astm_host_query(&specimens)?;
+    let mut host_query = HostQuery::new(app, name)?;
     if cli.dry_run {
-        console::output(query.to_lines().as_bytes())?;
+        console::output(host_query.text().as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-
     let stream = push::connect(host_port, cli.source_ip, Duration::from_secs(30)).await?;
     let local_port = stream.local_addr().map_or(0, |a| a.port());
     let mut io = LinkIo::new(
@@ -55,88 +146,16 @@ pub(crate) async fn run(
         Link::new(app.push_link_config()),
         push::sender_options(app.faults.for_push(), format!("host query to {host_port}")),
     );
-    let result = exchange(
-        app,
-        &mut io,
-        &mut generator,
-        &query,
-        &specimens,
-        host_port,
-        local_port,
-    )
-    .await;
+    let result = host_query.exchange(&mut io, host_port, local_port).await;
     io.shutdown().await;
-    let summary = result?;
-    console::report(format_args!("summary: {summary}"));
+    console::report(format_args!("summary: {}", result?));
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends the query, waits for the answer and sends the results; returns the run's summary.
-async fn exchange(
-    app: &App,
-    io: &mut LinkIo<tokio::net::TcpStream>,
-    generator: &mut Generator<'_>,
-    query: &AstmMessage,
-    specimens: &[&str],
-    host_port: &str,
-    local_port: u16,
-) -> anyhow::Result<String> {
-    io.send(query.to_bytes())
-        .await
-        .with_context(|| format!("host query not accepted by {host_port}"))?;
-    tracing::info!(
-        "host query for {} sent to {host_port}",
-        specimens.join(", ")
-    );
-    let wait = Duration::from_secs_f64(app.cli.host_query_timeout);
-    let answer = match tokio::time::timeout(wait, next_message(io)).await {
-        Ok(answer) => answer.with_context(|| format!("no answer from {host_port}"))?,
-        Err(_) => {
-            // cobas's rule: a query the host has not answered is withdrawn.
-            let abort = generator.astm_host_query_abort(specimens)?;
-            let withdrawn = io.send(abort.to_bytes()).await;
-            bail!(
-                "{host_port} did not answer the host query within {wait:?}; {}",
-                match withdrawn {
-                    Ok(()) => "query withdrawn (Q.13 A)".to_owned(),
-                    Err(e) => format!("withdrawing it failed too: {e}"),
-                }
-            );
-        }
-    };
-    app.received
-        .push(local_port, host_port.to_owned(), "ASTM", &answer);
-    let transfer = read_transfer(&answer);
-    for what in &transfer.withdrawn {
-        tracing::info!("{host_port}: {what}: no results");
-    }
-    if !transfer.terminated {
-        bail!("the answer from {host_port} ended without its L record; no results sent");
-    }
-    if transfer.orders.is_empty() {
-        return Ok(format!(
-            "queried {}, no order from {host_port}, no results sent",
-            specimens.len()
-        ));
-    }
-    let results = generator.astm_order_results(&transfer.orders)?;
-    io.send(results.to_bytes())
-        .await
-        .with_context(|| format!("results not accepted by {host_port}"))?;
-    let ordered: Vec<String> = transfer
-        .orders
-        .iter()
-        .map(|o| format!("{} ({})", o.sample_id, o.codes.join(", ")))
-        .collect();
-    Ok(format!(
-        "queried {}, results sent for {}",
-        specimens.len(),
-        ordered.join("; ")
-    ))
-}
-
 /// The next message the LIS sends; an error when it closes the connection first.
-async fn next_message(io: &mut LinkIo<tokio::net::TcpStream>) -> anyhow::Result<Vec<u8>> {
+async fn next_message<T: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut LinkIo<T>,
+) -> anyhow::Result<Vec<u8>> {
     if let Some(text) = io.take_received().into_iter().next() {
         return Ok(text);
     }

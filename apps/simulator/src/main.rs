@@ -80,8 +80,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         console::output(sql.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    if !cli.host_query.is_empty() && (cli.push.is_none() || legacy_push_api(cli)) {
-        bail!("--host-query needs --push tcp://HOST:PORT (the LIS to ask), and no --api-port");
+    if !cli.host_query.is_empty()
+        && cli.serial_port.is_none()
+        && (cli.push.is_none() || legacy_push_api(cli))
+    {
+        bail!(
+            "--host-query needs --push tcp://HOST:PORT or --serial-port PATH (the LIS to ask), \
+             and no --api-port"
+        );
     }
     // The reference's mode precedence.
     if let Some(dir) = &cli.generate_files {
@@ -355,7 +361,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let dest = Destination::parse(dest_text)?;
     if !cli.host_query.is_empty() {
-        return host_query::run(app, &dest, dest_text).await;
+        return host_query::run_tcp(app, &dest, dest_text).await;
     }
     check_destination(&dest, cli.hl7)?;
     if cli.dry_run {
@@ -545,18 +551,30 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let t = app.template(&cli.serial_analyzer)?;
     let settings = serial::PortSettings::of(&t.name, t.serial_config.as_ref())?;
-    let messages = app.astm_messages(
-        t,
-        cli.qc,
-        cli.qc_deviation,
-        &Overrides::default(),
-        cli.seed.is_some(),
-    )?;
+    // In query mode the analyzer asks for its orders first; its results depend on them.
+    let mut host_query = if cli.host_query.is_empty() {
+        None
+    } else {
+        Some(host_query::HostQuery::new(app, &t.name)?)
+    };
+    let messages = match host_query {
+        Some(_) => Vec::new(),
+        None => app.astm_messages(
+            t,
+            cli.qc,
+            cli.qc_deviation,
+            &Overrides::default(),
+            cli.seed.is_some(),
+        )?,
+    };
     if cli.dry_run {
-        let text: String = messages
-            .iter()
-            .map(lis_templates::AstmMessage::to_lines)
-            .collect();
+        let text: String = match &host_query {
+            Some(query) => query.text(),
+            None => messages
+                .iter()
+                .map(lis_templates::AstmMessage::to_lines)
+                .collect(),
+        };
         console::output(text.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -592,6 +610,11 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         push::sender_options(app.faults.for_serial(), format!("serial to {path}")),
     );
     let sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
+        if let Some(query) = host_query.as_mut() {
+            let summary = query.exchange(&mut io, path, 0).await?;
+            console::report(format_args!("summary: {summary}"));
+            return anyhow::Ok(());
+        }
         for (i, payload) in payloads.iter().enumerate() {
             let sent = io.send(payload.clone()).await;
             push::keep_received(app, &mut io, 0, path);
@@ -618,11 +641,13 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         }
         Ok(Ok(())) => {}
     }
-    console::status(format_args!(
-        "serial: sent {count} message(s) from {} to {path} at {}",
-        t.name,
-        settings.describe()
-    ));
+    if host_query.is_none() {
+        console::status(format_args!(
+            "serial: sent {count} message(s) from {} to {path} at {}",
+            t.name,
+            settings.describe()
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -280,3 +280,50 @@ fn serial_receiver_interrupt_gets_the_lis_message_through_and_the_result_sent_ag
     );
     drop(slave);
 }
+
+/// `--host-query` on a serial line (query-mode analyzers are often serial): the query goes out
+/// with the template's port settings, the LIS downloads its orders on the same line, and the
+/// results for exactly those tests follow; the run succeeds.
+#[test]
+fn serial_host_query_gets_the_orders_and_sends_their_results() {
+    let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("slave path");
+    let mut child = serial_run(&path, &["--host-query", "SPEC-1"]);
+    let mut lis = Lis::new();
+    let mut answered = false;
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < 2 * WAIT, "simulator did not exit");
+        if !answered && !lis.messages.is_empty() {
+            answered = true;
+            lis.link.send(
+                b"H|\\^&|||LIS\rP|1\rO|1|SPEC-1||^^^INR\\^^^FIB|R||||||||||||||||||||Q\rL|1|N\r"
+                    .to_vec(),
+                Instant::now(),
+            );
+        }
+        lis.step(&mut master);
+    }
+    lis.collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let query = String::from_utf8_lossy(&lis.messages[0]).into_owned();
+    assert!(
+        query.contains("\rQ|1|^SPEC-1||^^^ALL||||||||O\r"),
+        "{query:?}"
+    );
+    let results = String::from_utf8_lossy(lis.messages.get(1).expect("the results")).into_owned();
+    let tests: Vec<&str> = results
+        .split('\r')
+        .filter(|r| r.starts_with("R|"))
+        .map(|r| r.split('|').nth(2).unwrap())
+        .collect();
+    assert_eq!(tests, ["^^^INR", "^^^FIB"], "{results:?}");
+    assert!(results.contains("\rO|1|SPEC-1|"), "{results:?}");
+    assert!(
+        stderr.contains("summary: queried 1, results sent for SPEC-1 (INR, FIB)"),
+        "{stderr}"
+    );
+    drop(slave);
+}
