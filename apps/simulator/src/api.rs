@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, Overrides};
 use crate::bridge;
+use crate::host_query::{self, HostQuery};
 use crate::push::{self, Destination};
 use crate::server::Gate;
 use crate::write_stall::WriteStallLimit;
@@ -63,6 +64,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/received", get(received))
         .route("/push", post(legacy_push))
         .route("/simulate/astm/{name}", get(astm_get).post(astm_post))
+        .route("/simulate/astm/{name}/host-query", post(astm_host_query))
         .route("/simulate/hl7/{name}", get(hl7_get).post(hl7_post))
         .route("/simulate/file/{name}", get(file_get).post(file_post))
         // The reference strips slashes around the name: `/simulate/astm/stago_start4/` works.
@@ -223,6 +225,7 @@ async fn health() -> Reply {
             "POST /simulate/hl7/{template}": "Generate + push HL7 (body: destination, count, qc, qc_deviation)",
             "GET /simulate/astm/{template}": "Generate ASTM message",
             "POST /simulate/astm/{template}": "Generate + push ASTM (body: destination, count, sample_id, source_ip, qc, qc_deviation)",
+            "POST /simulate/astm/{template}/host-query": "Ask a LIS for orders, send their results (body: destination, specimens or sample_id, timeout, source_ip)",
             "GET /simulate/file/{template}": "Generate FILE payload",
             "POST /simulate/file/{template}": "Generate + write FILE (body: target_dir, bridge_upload, filename, qc, qc_deviation)",
             "POST /push": "Trigger a push (query or body: template, count, destination, analyzer_type)",
@@ -308,6 +311,15 @@ const PUSH_KEYS: [&str; 10] = [
     "source_ip",
     "qc",
     "qc_deviation",
+];
+/// Body keys of `POST /simulate/astm/{t}/host-query`.
+const HOST_QUERY_KEYS: [&str; 6] = [
+    "destination",
+    "specimens",
+    "sample_id",
+    "sampleId",
+    "timeout",
+    "source_ip",
 ];
 /// Body keys of `POST /simulate/file/{t}`.
 const FILE_KEYS: [&str; 5] = [
@@ -675,6 +687,91 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
         "pushed": req.destination.as_ref().map(|_| pushed),
         "destination": req.destination, "source_ip": req.source.map(|s| s.to_string()),
         "results": results
+    }))
+}
+
+/// Plays an analyzer in query mode against the LIS at `destination`: the host query for
+/// `specimens` (or `sample_id`), the LIS's order download within `timeout` seconds (15), then
+/// results for exactly the tests ordered. A LIS that fails is a 502, one that does not answer
+/// in time a 504 (the query withdrawn with Q.13 `A`), each with the reason.
+async fn astm_host_query(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Reply {
+    check_name(&name, "template")?;
+    let body = body_json(&body)?;
+    warn_unknown_keys(
+        &format!("POST /simulate/astm/{name}/host-query"),
+        "body key",
+        body.keys(),
+        &HOST_QUERY_KEYS,
+    );
+    let t = template(&app, &name)?;
+    if !t.protocol.kind.is_astm() {
+        return Err(bad("Template is not ASTM protocol"));
+    }
+    let destination = str_field(&body, &["destination"])?
+        .ok_or_else(|| bad("destination is required: the LIS's ASTM port, tcp://host:port"))?;
+    let Destination::Tcp(host_port) =
+        Destination::parse(&destination).map_err(|e| bad(format!("{e:#}")))?
+    else {
+        return Err(bad(
+            "destination must be tcp://host:port: a host query is ASTM",
+        ));
+    };
+    let specimens = match body.get("specimens") {
+        None | Some(Value::Null) => str_field(&body, &["sample_id", "sampleId"])?
+            .into_iter()
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(bad(format!("specimens must hold strings; got {other}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => {
+            return Err(bad(format!(
+                "specimens must be a list of specimen IDs; got {other}"
+            )));
+        }
+    };
+    let wait = match body.get("timeout") {
+        None | Some(Value::Null) => Duration::from_secs(15),
+        Some(v) => v
+            .as_f64()
+            .filter(|s| (0.0..=3600.0).contains(s))
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| bad(format!("timeout must be seconds, 0 to 3600; got {v}")))?,
+    };
+    let source = source_ip(&body)?;
+    let mut query =
+        HostQuery::new(&app, &name, specimens, wait).map_err(|e| bad(format!("{e:#}")))?;
+    let mut io = host_query::connect(&app, &host_port, source)
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
+    let port = io.get_ref().local_addr().map_or(0, |a| a.port());
+    let result = query.exchange(&mut io, &host_port, port).await;
+    io.shutdown().await;
+    let outcome = result.map_err(|e| {
+        let status = if e.downcast_ref::<host_query::NoAnswer>().is_some() {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        ApiError(status, format!("{e:#}"))
+    })?;
+    let orders: Vec<Value> = outcome
+        .orders
+        .iter()
+        .map(|o| json!({"sample_id": o.sample_id, "tests": o.codes}))
+        .collect();
+    ok(json!({
+        "status": "completed", "template": name, "destination": destination,
+        "orders": orders, "not_orders": outcome.not_orders,
+        "results_sent": !outcome.orders.is_empty(), "summary": outcome.summary
     }))
 }
 

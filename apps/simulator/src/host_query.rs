@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use astm_frame::{Event, Link};
-use lis_templates::{AstmMessage, Generator};
+use lis_templates::{AstmMessage, Generator, OrderedSample};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::app::App;
@@ -16,33 +16,57 @@ use crate::link_io::LinkIo;
 use crate::push::{self, Destination};
 use crate::server::read_transfer;
 
-/// A host query for `--host-query`'s specimens, and the generator of the results.
+/// A host query for some specimens, and the generator of the results.
 pub(crate) struct HostQuery<'a> {
     app: &'a App,
-    specimens: Vec<&'a str>,
+    specimens: Vec<String>,
+    wait: Duration,
     generator: Generator<'a>,
     query: AstmMessage,
 }
 
+/// What a host query came to.
+pub(crate) struct Outcome {
+    /// The orders the LIS sent, one entry per specimen.
+    pub(crate) orders: Vec<OrderedSample>,
+    /// Its O records that were no orders (O.26 `Y`, `Z`, ...), and why.
+    pub(crate) not_orders: Vec<String>,
+    /// One line for the log or the summary.
+    pub(crate) summary: String,
+}
+
+/// The LIS did not answer within the wait; the query was withdrawn (or that failed too).
+#[derive(Debug, thiserror::Error)]
+#[error("{peer} did not answer the host query within {wait:?}; {withdrawal}")]
+pub(crate) struct NoAnswer {
+    peer: String,
+    wait: Duration,
+    withdrawal: String,
+}
+
 impl<'a> HostQuery<'a> {
-    /// The query of the ASTM template `name`, which also gives the results.
-    pub(crate) fn new(app: &'a App, name: &str) -> anyhow::Result<Self> {
+    /// The query for `specimens`, answered within `wait`, of the ASTM template `name`, which
+    /// also gives the results.
+    pub(crate) fn new(
+        app: &'a App,
+        name: &str,
+        specimens: Vec<String>,
+        wait: Duration,
+    ) -> anyhow::Result<Self> {
         let template = app.template(name)?;
         if !template.protocol.kind.is_astm() {
-            bail!("--host-query needs an ASTM template; {name} is not one");
+            bail!("a host query needs an ASTM template; {name} is not one");
         }
-        let specimens: Vec<&str> = app.cli.host_query.iter().map(String::as_str).collect();
-        if specimens.iter().any(|s| s.trim().is_empty()) {
-            bail!(
-                "--host-query needs a specimen ID (the barcode the analyzer read), not an empty one"
-            );
+        if specimens.is_empty() || specimens.iter().any(|s| s.trim().is_empty()) {
+            bail!("a host query needs specimen IDs (the barcodes the analyzer read), none empty");
         }
         let options = app.options(true, None);
         let mut generator = Generator::new(template, &app.minter, &options)?;
-        let query = generator.astm_host_query(&specimens)?;
+        let query = generator.astm_host_query(&as_strs(&specimens))?;
         Ok(Self {
             app,
             specimens,
+            wait,
             generator,
             query,
         })
@@ -53,15 +77,15 @@ impl<'a> HostQuery<'a> {
         self.query.to_lines()
     }
 
-    /// Sends the query on `io`, waits for the LIS's answer and sends the results; returns the
-    /// run's summary. `peer` names the LIS in messages, `port` is the local port kept with the
-    /// answer in `GET /received`.
+    /// Sends the query on `io`, waits for the LIS's answer and sends the results. `peer` names
+    /// the LIS in messages, `port` is the local port kept with the answer in `GET /received`.
+    /// A LIS that does not answer in time is a [`NoAnswer`] error.
     pub(crate) async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut LinkIo<T>,
         peer: &str,
         port: u16,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<Outcome> {
         io.send(self.query.to_bytes())
             .await
             .with_context(|| format!("host query not accepted by {peer}"))?;
@@ -69,20 +93,23 @@ impl<'a> HostQuery<'a> {
             "host query for {} sent to {peer}",
             self.specimens.join(", ")
         );
-        let wait = Duration::from_secs_f64(self.app.cli.host_query_timeout);
-        let answer = match tokio::time::timeout(wait, next_message(io)).await {
+        let answer = match tokio::time::timeout(self.wait, next_message(io)).await {
             Ok(answer) => answer.with_context(|| format!("no answer from {peer}"))?,
             Err(_) => {
                 // cobas's rule: a query the host has not answered is withdrawn.
-                let abort = self.generator.astm_host_query_abort(&self.specimens)?;
-                let withdrawn = io.send(abort.to_bytes()).await;
-                bail!(
-                    "{peer} did not answer the host query within {wait:?}; {}",
-                    match withdrawn {
-                        Ok(()) => "query withdrawn (Q.13 A)".to_owned(),
-                        Err(e) => format!("withdrawing it failed too: {e}"),
-                    }
-                );
+                let abort = self
+                    .generator
+                    .astm_host_query_abort(&as_strs(&self.specimens))?;
+                let withdrawal = match io.send(abort.to_bytes()).await {
+                    Ok(()) => "query withdrawn (Q.13 A)".to_owned(),
+                    Err(e) => format!("withdrawing it failed too: {e}"),
+                };
+                return Err(NoAnswer {
+                    peer: peer.to_owned(),
+                    wait: self.wait,
+                    withdrawal,
+                }
+                .into());
             }
         };
         self.app
@@ -96,25 +123,56 @@ impl<'a> HostQuery<'a> {
             bail!("the answer from {peer} ended without its L record; no results sent");
         }
         let queried = self.specimens.len();
-        if transfer.orders.is_empty() {
-            return Ok(format!(
-                "queried {queried}, no order from {peer}, no results sent"
-            ));
-        }
-        let results = self.generator.astm_order_results(&transfer.orders)?;
-        io.send(results.to_bytes())
-            .await
-            .with_context(|| format!("results not accepted by {peer}"))?;
-        let ordered: Vec<String> = transfer
-            .orders
-            .iter()
-            .map(|o| format!("{} ({})", o.sample_id, o.codes.join(", ")))
-            .collect();
-        Ok(format!(
-            "queried {queried}, results sent for {}",
-            ordered.join("; ")
-        ))
+        let summary = if transfer.orders.is_empty() {
+            format!("queried {queried}, no order from {peer}, no results sent")
+        } else {
+            let results = self.generator.astm_order_results(&transfer.orders)?;
+            io.send(results.to_bytes())
+                .await
+                .with_context(|| format!("results not accepted by {peer}"))?;
+            let ordered: Vec<String> = transfer
+                .orders
+                .iter()
+                .map(|o| format!("{} ({})", o.sample_id, o.codes.join(", ")))
+                .collect();
+            format!("queried {queried}, results sent for {}", ordered.join("; "))
+        };
+        Ok(Outcome {
+            orders: transfer.orders,
+            not_orders: transfer.withdrawn,
+            summary,
+        })
     }
+}
+
+fn as_strs(specimens: &[String]) -> Vec<&str> {
+    specimens.iter().map(String::as_str).collect()
+}
+
+/// The host query of the command line (`--host-query`, `--host-query-timeout`) for template
+/// `name`.
+pub(crate) fn from_cli<'a>(app: &'a App, name: &str) -> anyhow::Result<HostQuery<'a>> {
+    HostQuery::new(
+        app,
+        name,
+        app.cli.host_query.clone(),
+        Duration::from_secs_f64(app.cli.host_query_timeout),
+    )
+    .map_err(|e| anyhow::anyhow!("--host-query: {e:#}"))
+}
+
+/// Opens an E1381 connection to a LIS for a host query.
+pub(crate) async fn connect(
+    app: &App,
+    host_port: &str,
+    source: Option<std::net::IpAddr>,
+) -> anyhow::Result<LinkIo<tokio::net::TcpStream>> {
+    let stream = push::connect(host_port, source, Duration::from_secs(30)).await?;
+    Ok(LinkIo::new(
+        stream,
+        Link::new(app.push_link_config()),
+        push::sender_options(app.faults.for_push(), format!("host query to {host_port}")),
+    ))
 }
 
 /// `--push tcp://... --host-query`: the query, the answer and the results on one connection.
@@ -134,21 +192,16 @@ pub(crate) async fn run_tcp(
         .template
         .as_deref()
         .context("--host-query needs --template: the results come from it")?;
-    let mut host_query = HostQuery::new(app, name)?;
+    let mut host_query = from_cli(app, name)?;
     if cli.dry_run {
         console::output(host_query.text().as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let stream = push::connect(host_port, cli.source_ip, Duration::from_secs(30)).await?;
-    let local_port = stream.local_addr().map_or(0, |a| a.port());
-    let mut io = LinkIo::new(
-        stream,
-        Link::new(app.push_link_config()),
-        push::sender_options(app.faults.for_push(), format!("host query to {host_port}")),
-    );
+    let mut io = connect(app, host_port, cli.source_ip).await?;
+    let local_port = io.get_ref().local_addr().map_or(0, |a| a.port());
     let result = host_query.exchange(&mut io, host_port, local_port).await;
     io.shutdown().await;
-    console::report(format_args!("summary: {}", result?));
+    console::report(format_args!("summary: {}", result?.summary));
     Ok(ExitCode::SUCCESS)
 }
 

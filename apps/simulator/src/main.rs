@@ -555,7 +555,7 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     let mut host_query = if cli.host_query.is_empty() {
         None
     } else {
-        Some(host_query::HostQuery::new(app, &t.name)?)
+        Some(host_query::from_cli(app, &t.name)?)
     };
     let messages = match host_query {
         Some(_) => Vec::new(),
@@ -611,8 +611,8 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     );
     let sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
         if let Some(query) = host_query.as_mut() {
-            let summary = query.exchange(&mut io, path, 0).await?;
-            console::report(format_args!("summary: {summary}"));
+            let outcome = query.exchange(&mut io, path, 0).await?;
+            console::report(format_args!("summary: {}", outcome.summary));
             return anyhow::Ok(());
         }
         for (i, payload) in payloads.iter().enumerate() {

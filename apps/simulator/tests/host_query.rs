@@ -280,7 +280,7 @@ async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
         ),
         (
             &["--push", "tcp://127.0.0.1:1", "--template", "mindray_bs200"][..],
-            "--host-query needs an ASTM template",
+            "--host-query: a host query needs an ASTM template",
         ),
         (
             &["--template", "stago_start4"][..],
@@ -295,7 +295,7 @@ async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
                 "--host-query",
                 " ",
             ][..],
-            "--host-query needs a specimen ID",
+            "--host-query: a host query needs specimen IDs",
         ),
     ] {
         let mut all = args.to_vec();
@@ -305,4 +305,136 @@ async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr.contains(error), "{args:?}: {stderr}");
     }
+}
+
+/// `POST /simulate/astm/{name}/host-query`: the same exchange driven over HTTP, as a harness
+/// does; the reply lists the orders received. A LIS that does not answer in time is a 504,
+/// one that is not there a 502, and a body that cannot work a 400, each with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_runs_a_host_query() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ]);
+    let url = sim.api_url("/simulate/astm/stago_start4/host-query");
+    let post = |url: String, body: String| async move {
+        let reply = http()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = reply.status().as_u16();
+        let text = reply.text().await.unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, value)
+    };
+
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = lis.local_addr().unwrap();
+    let lis_side = tokio::spawn(async move {
+        let (mut s, query) = accept_query(&lis).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-1||^^^PT|R||||||||||||||||||||Q",
+                "O|2|SPEC-2||^^^ALL|R||||||||||||||||||||Y",
+                "L|1|N",
+            ],
+        )
+        .await;
+        (query, receive_records(&mut s).await)
+    });
+    let body = format!(r#"{{"destination": "tcp://{addr}", "specimens": ["SPEC-1", "SPEC-2"]}}"#);
+    let (status, v) = post(url.clone(), body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["orders"],
+        serde_json::json!([{"sample_id": "SPEC-1", "tests": ["PT"]}])
+    );
+    assert_eq!(v["results_sent"], true, "{v}");
+    assert!(
+        v["not_orders"][0].as_str().unwrap().contains("O.26 Y"),
+        "{v}"
+    );
+    let (query, results) = lis_side.await.unwrap();
+    assert_eq!(query[2], "Q|2|^SPEC-2||^^^ALL||||||||O", "{query:?}");
+    assert!(
+        results.iter().any(|r| r.starts_with("O|1|SPEC-1|")),
+        "{results:?}"
+    );
+
+    // A LIS that takes the query and says nothing.
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = lis.local_addr().unwrap();
+    let lis_side = tokio::spawn(async move {
+        let (mut s, _) = accept_query(&lis).await;
+        receive_records(&mut s).await
+    });
+    let body = format!(r#"{{"destination": "tcp://{addr}", "sample_id": "S9", "timeout": 0.5}}"#);
+    let (status, v) = post(url.clone(), body).await;
+    assert_eq!(status, 504, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("query withdrawn (Q.13 A)"),
+        "{v}"
+    );
+    assert_eq!(lis_side.await.unwrap()[1], "Q|1|^S9||^^^ALL||||||||A");
+
+    // Nobody listening.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let (status, v) = post(
+        url.clone(),
+        format!(r#"{{"destination": "tcp://{addr}", "sample_id": "S1"}}"#),
+    )
+    .await;
+    assert_eq!(status, 502, "{v}");
+
+    for (body, error) in [
+        (r#"{"sample_id": "S1"}"#, "destination is required"),
+        (
+            r#"{"destination": "mllp://127.0.0.1:1", "sample_id": "S1"}"#,
+            "must be tcp://",
+        ),
+        (
+            r#"{"destination": "tcp://127.0.0.1:1"}"#,
+            "needs specimen IDs",
+        ),
+        (
+            r#"{"destination": "tcp://127.0.0.1:1", "specimens": [1]}"#,
+            "must hold strings",
+        ),
+        (
+            r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S1", "timeout": -1}"#,
+            "timeout must be",
+        ),
+    ] {
+        let (status, v) = post(url.clone(), body.to_owned()).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(error), "{body}: {v}");
+    }
+    let (status, _) = post(
+        sim.api_url("/simulate/astm/mindray_bs200/host-query"),
+        r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S1"}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        sim.api_url("/simulate/astm/nope/host-query"),
+        r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S1"}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(status, 404);
 }
