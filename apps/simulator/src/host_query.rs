@@ -158,7 +158,7 @@ pub(crate) fn from_cli<'a>(app: &'a App, name: &str) -> anyhow::Result<HostQuery
         app.cli.host_query.clone(),
         Duration::from_secs_f64(app.cli.host_query_timeout),
     )
-    .map_err(|e| anyhow::anyhow!("--host-query: {e:#}"))
+    .context("--host-query")
 }
 
 /// Opens an E1381 connection to a LIS for a host query.

@@ -552,12 +552,12 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     let t = app.template(&cli.serial_analyzer)?;
     let settings = serial::PortSettings::of(&t.name, t.serial_config.as_ref())?;
     // In query mode the analyzer asks for its orders first; its results depend on them.
-    let mut host_query = if cli.host_query.is_empty() {
+    let mut query_mode = if cli.host_query.is_empty() {
         None
     } else {
         Some(host_query::from_cli(app, &t.name)?)
     };
-    let messages = match host_query {
+    let messages = match query_mode {
         Some(_) => Vec::new(),
         None => app.astm_messages(
             t,
@@ -568,7 +568,7 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         )?,
     };
     if cli.dry_run {
-        let text: String = match &host_query {
+        let text: String = match &query_mode {
             Some(query) => query.text(),
             None => messages
                 .iter()
@@ -610,7 +610,7 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         push::sender_options(app.faults.for_serial(), format!("serial to {path}")),
     );
     let sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
-        if let Some(query) = host_query.as_mut() {
+        if let Some(query) = query_mode.as_mut() {
             let outcome = query.exchange(&mut io, path, 0).await?;
             console::report(format_args!("summary: {}", outcome.summary));
             return anyhow::Ok(());
@@ -641,7 +641,7 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         }
         Ok(Ok(())) => {}
     }
-    if host_query.is_none() {
+    if query_mode.is_none() {
         console::status(format_args!(
             "serial: sent {count} message(s) from {} to {path} at {}",
             t.name,
