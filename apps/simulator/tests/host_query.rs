@@ -19,6 +19,20 @@ async fn run(args: &[&str]) -> std::process::Output {
     .unwrap()
 }
 
+/// A LIS listening on loopback, and the destination naming it.
+async fn lis() -> (TcpListener, String) {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    (lis, dest)
+}
+
+/// Runs a host query to `dest` with `stago_start4`, `args` after.
+async fn query(dest: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--push", dest, "--template", "stago_start4"];
+    all.extend_from_slice(args);
+    run(&all).await
+}
+
 /// Accepts the simulator's connection and reads its query as the LIS.
 async fn accept_query(lis: &TcpListener) -> (TcpStream, Vec<String>) {
     let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
@@ -34,8 +48,7 @@ async fn accept_query(lis: &TcpListener) -> (TcpStream, Vec<String>) {
 /// on the same connection, and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
-    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let (lis, dest) = lis().await;
     let lis_side = tokio::spawn(async move {
         let (mut s, query) = accept_query(&lis).await;
         send_records(
@@ -53,18 +66,17 @@ async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
         let results = receive_records(&mut s).await;
         (query, results)
     });
-    let out = run(&[
-        "--push",
+    let out = query(
         &dest,
-        "--template",
-        "stago_start4",
-        "--host-query",
-        "SPEC-1",
-        "--host-query",
-        "SPEC-2",
-        "--seed",
-        "1",
-    ])
+        &[
+            "--host-query",
+            "SPEC-1",
+            "--host-query",
+            "SPEC-2",
+            "--seed",
+            "1",
+        ],
+    )
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -113,22 +125,13 @@ async fn an_immulite_order_download_is_answered_test_by_test() {
     let download = include_str!("data/siemens-immulite/order_download_expected_lines.txt");
     // Each line is the frame number, then the record.
     let records: Vec<&str> = download.lines().map(|l| &l[1..]).collect();
-    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let (lis, dest) = lis().await;
     let lis_side = tokio::spawn(async move {
         let (mut s, query) = accept_query(&lis).await;
         send_records(&mut s, &records).await;
         (query, receive_records(&mut s).await)
     });
-    let out = run(&[
-        "--push",
-        &dest,
-        "--template",
-        "stago_start4",
-        "--host-query",
-        "123ABC",
-    ])
-    .await;
+    let out = query(&dest, &["--host-query", "123ABC"]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -155,8 +158,7 @@ async fn an_immulite_order_download_is_answered_test_by_test() {
 /// `Y`: no results are sent, the run says so and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_order_on_record_gets_no_results() {
-    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let (lis, dest) = lis().await;
     let lis_side = tokio::spawn(async move {
         let (mut s, _) = accept_query(&lis).await;
         send_records(
@@ -180,15 +182,7 @@ async fn no_order_on_record_gets_no_results() {
         .unwrap();
         rest
     });
-    let out = run(&[
-        "--push",
-        &dest,
-        "--template",
-        "stago_start4",
-        "--host-query",
-        "SPEC-9",
-    ])
-    .await;
+    let out = query(&dest, &["--host-query", "SPEC-9"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(lis_side.await.unwrap(), b"", "nothing after the answer");
@@ -213,16 +207,10 @@ async fn an_unanswered_query_is_withdrawn_and_the_run_fails() {
         let withdrawal = receive_records(&mut s).await;
         (started.elapsed(), withdrawal)
     });
-    let out = run(&[
-        "--push",
+    let out = query(
         &dest,
-        "--template",
-        "stago_start4",
-        "--host-query",
-        "SPEC-5",
-        "--host-query-timeout",
-        "1",
-    ])
+        &["--host-query", "SPEC-5", "--host-query-timeout", "1"],
+    )
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
