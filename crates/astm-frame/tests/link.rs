@@ -259,25 +259,9 @@ fn contention_instrument_has_priority() {
         enqs, 2,
         "the instrument's first ENQ met contention, the second got the link"
     );
-    let received_by_computer: Vec<u8> = pair
-        .computer_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MessageReceived(m) => Some(m.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let received_by_computer = received_by(&pair.computer_events);
     assert_eq!(received_by_computer, from_instrument);
-    let received_by_instrument: Vec<u8> = pair
-        .instrument_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MessageReceived(m) => Some(m.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let received_by_instrument = received_by(&pair.instrument_events);
     assert_eq!(received_by_instrument, from_computer);
     assert!(pair.now - t0 >= secs(1));
     assert!(
@@ -363,14 +347,7 @@ fn a_yielding_instrument_and_a_computer_do_not_yield_to_each_other_for_ever() {
             break;
         }
     }
-    let received_by_instrument: Vec<Vec<u8>> = pair
-        .instrument_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MessageReceived(m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect();
+    let received_by_instrument = received_by(&pair.instrument_events);
     // One record per frame, each an E1381 message.
     assert_eq!(
         pair.received().concat(),
@@ -378,7 +355,7 @@ fn a_yielding_instrument_and_a_computer_do_not_yield_to_each_other_for_ever() {
         "after {:?}",
         pair.now - t0
     );
-    assert_eq!(received_by_instrument.concat(), from_computer);
+    assert_eq!(received_by_instrument, from_computer);
     // One fruitless yield (20 s), then the instrument's turn after its 1 s wait.
     assert!(pair.now - t0 < secs(30), "took {:?}", pair.now - t0);
 }
@@ -424,7 +401,7 @@ fn an_ack_after_the_peers_crossing_enq_starts_our_transfer() {
     assert_eq!(link.state(), LinkState::Establishing);
 }
 
-/// The messages `link` received (from `events`).
+/// What a station received: the texts of the `MessageReceived` among `events`, joined.
 fn received_by(events: &[Event]) -> Vec<u8> {
     events
         .iter()
