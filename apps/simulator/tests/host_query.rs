@@ -426,3 +426,31 @@ async fn the_api_runs_a_host_query() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// A LIS that hangs up after taking the query: the run fails at once with the reason, without
+/// waiting for the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lis_hanging_up_after_the_query_fails_the_run_with_the_reason() {
+    let (lis, dest) = lis().await;
+    tokio::spawn(async move {
+        let (s, _) = accept_query(&lis).await;
+        drop(s);
+    });
+    let started = Instant::now();
+    let out = query(
+        &dest,
+        &["--host-query", "SPEC-7", "--host-query-timeout", "10"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the LIS closed the connection before answering"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
