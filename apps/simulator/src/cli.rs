@@ -192,8 +192,9 @@ pub(crate) struct Cli {
 
     /// Host query mode, repeatable: with `--push tcp://` and an ASTM `--template` (or on
     /// `--serial-port` with `--serial-analyzer`), ask the LIS for the orders of this specimen
-    /// (H, `Q|n|^SPECIMEN||^^^ALL||||||||O`, L), as an analyzer does after reading its
-    /// barcode, then send results for exactly the tests the LIS ordered, on the same line.
+    /// (H, `Q|1|^SPECIMEN||^^^ALL||||||||O`, L), as an analyzer does after reading its
+    /// barcode, then send results for exactly the tests the LIS ordered, on the same line;
+    /// several specimens are asked for in turn.
     #[arg(long = "host-query", value_name = "SPECIMEN")]
     pub(crate) host_query: Vec<String>,
 

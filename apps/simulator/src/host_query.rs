@@ -16,16 +16,19 @@ use crate::link_io::LinkIo;
 use crate::push::{self, Destination};
 use crate::server::read_transfer;
 
-/// A host query for some specimens, and the generator of the results.
+/// Host queries for some specimens, one at a time as analyzers ask (one barcode read, one
+/// query), and the generator of the results.
 pub(crate) struct HostQuery<'a> {
     app: &'a App,
     specimens: Vec<String>,
     wait: Duration,
     generator: Generator<'a>,
-    query: AstmMessage,
+    /// One query message per specimen, in order.
+    queries: Vec<AstmMessage>,
 }
 
-/// What a host query came to.
+/// What the host queries came to.
+#[derive(Default)]
 pub(crate) struct Outcome {
     /// The orders the LIS sent, one entry per specimen.
     pub(crate) orders: Vec<OrderedSample>,
@@ -37,16 +40,17 @@ pub(crate) struct Outcome {
 
 /// The LIS did not answer within the wait; the query was withdrawn (or that failed too).
 #[derive(Debug, thiserror::Error)]
-#[error("{peer} did not answer the host query within {wait:?}; {withdrawal}")]
+#[error("{peer} did not answer the host query for {specimen} within {wait:?}; {withdrawal}")]
 pub(crate) struct NoAnswer {
     peer: String,
+    specimen: String,
     wait: Duration,
     withdrawal: String,
 }
 
 impl<'a> HostQuery<'a> {
-    /// The query for `specimens`, answered within `wait`, of the ASTM template `name`, which
-    /// also gives the results.
+    /// The queries for `specimens`, each answered within `wait`, of the ASTM template `name`,
+    /// which also gives the results.
     pub(crate) fn new(
         app: &'a App,
         name: &str,
@@ -62,91 +66,93 @@ impl<'a> HostQuery<'a> {
         }
         let options = app.options(true, None);
         let mut generator = Generator::new(template, &app.minter, &options)?;
-        let query = generator.astm_host_query(&as_strs(&specimens))?;
+        let queries = specimens
+            .iter()
+            .map(|s| generator.astm_host_query(&[s.as_str()]))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             app,
             specimens,
             wait,
             generator,
-            query,
+            queries,
         })
     }
 
-    /// The query, one record per line (`--dry-run`).
+    /// The queries, one record per line (`--dry-run`).
     pub(crate) fn text(&self) -> String {
-        self.query.to_lines()
+        self.queries.iter().map(AstmMessage::to_lines).collect()
     }
 
-    /// Sends the query on `io`, waits for the LIS's answer and sends the results. `peer` names
-    /// the LIS in messages, `port` is the local port kept with the answer in `GET /received`.
-    /// A LIS that does not answer in time is a [`NoAnswer`] error.
+    /// For each specimen in turn: sends its query on `io`, waits for the LIS's answer and
+    /// sends the results. `peer` names the LIS in messages, `port` is the local port kept with
+    /// each answer in `GET /received`. A LIS that does not answer in time is a [`NoAnswer`]
+    /// error, and the specimens after it are not queried.
     pub(crate) async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut LinkIo<T>,
         peer: &str,
         port: u16,
     ) -> anyhow::Result<Outcome> {
-        io.send(self.query.to_bytes())
-            .await
-            .with_context(|| format!("host query not accepted by {peer}"))?;
-        tracing::info!(
-            "host query for {} sent to {peer}",
-            self.specimens.join(", ")
-        );
-        let answer = match tokio::time::timeout(self.wait, next_message(io)).await {
-            Ok(answer) => answer.with_context(|| format!("no answer from {peer}"))?,
-            Err(_) => {
-                // cobas's rule: a query the host has not answered is withdrawn.
-                let abort = self
-                    .generator
-                    .astm_host_query_abort(&as_strs(&self.specimens))?;
-                let withdrawal = match io.send(abort.to_bytes()).await {
-                    Ok(()) => "query withdrawn (Q.13 A)".to_owned(),
-                    Err(e) => format!("withdrawing it failed too: {e}"),
-                };
-                return Err(NoAnswer {
-                    peer: peer.to_owned(),
-                    wait: self.wait,
-                    withdrawal,
+        let mut outcome = Outcome::default();
+        for (specimen, query) in self.specimens.iter().zip(&self.queries) {
+            io.send(query.to_bytes())
+                .await
+                .with_context(|| format!("host query for {specimen} not accepted by {peer}"))?;
+            tracing::info!("host query for {specimen} sent to {peer}");
+            let answer = match tokio::time::timeout(self.wait, next_message(io)).await {
+                Ok(answer) => answer.with_context(|| format!("no answer from {peer}"))?,
+                Err(_) => {
+                    // cobas's rule: a query the host has not answered is withdrawn.
+                    let abort = self.generator.astm_host_query_abort(&[specimen.as_str()])?;
+                    let withdrawal = match io.send(abort.to_bytes()).await {
+                        Ok(()) => "query withdrawn (Q.13 A)".to_owned(),
+                        Err(e) => format!("withdrawing it failed too: {e}"),
+                    };
+                    return Err(NoAnswer {
+                        peer: peer.to_owned(),
+                        specimen: specimen.clone(),
+                        wait: self.wait,
+                        withdrawal,
+                    }
+                    .into());
                 }
-                .into());
+            };
+            self.app
+                .received
+                .push(port, peer.to_owned(), "ASTM", &answer);
+            let transfer = read_transfer(&answer);
+            for what in &transfer.withdrawn {
+                tracing::info!("{peer}: {what}: no results");
             }
-        };
-        self.app
-            .received
-            .push(port, peer.to_owned(), "ASTM", &answer);
-        let transfer = read_transfer(&answer);
-        for what in &transfer.withdrawn {
-            tracing::info!("{peer}: {what}: no results");
-        }
-        if !transfer.terminated {
-            bail!("the answer from {peer} ended without its L record; no results sent");
+            if !transfer.terminated {
+                bail!(
+                    "the answer from {peer} for {specimen} ended without its L record; no \
+                     results sent"
+                );
+            }
+            if !transfer.orders.is_empty() {
+                let results = self.generator.astm_order_results(&transfer.orders)?;
+                io.send(results.to_bytes())
+                    .await
+                    .with_context(|| format!("results not accepted by {peer}"))?;
+            }
+            outcome.orders.extend(transfer.orders);
+            outcome.not_orders.extend(transfer.withdrawn);
         }
         let queried = self.specimens.len();
-        let summary = if transfer.orders.is_empty() {
+        outcome.summary = if outcome.orders.is_empty() {
             format!("queried {queried}, no order from {peer}, no results sent")
         } else {
-            let results = self.generator.astm_order_results(&transfer.orders)?;
-            io.send(results.to_bytes())
-                .await
-                .with_context(|| format!("results not accepted by {peer}"))?;
-            let ordered: Vec<String> = transfer
+            let ordered: Vec<String> = outcome
                 .orders
                 .iter()
                 .map(|o| format!("{} ({})", o.sample_id, o.codes.join(", ")))
                 .collect();
             format!("queried {queried}, results sent for {}", ordered.join("; "))
         };
-        Ok(Outcome {
-            orders: transfer.orders,
-            not_orders: transfer.withdrawn,
-            summary,
-        })
+        Ok(outcome)
     }
-}
-
-fn as_strs(specimens: &[String]) -> Vec<&str> {
-    specimens.iter().map(String::as_str).collect()
 }
 
 /// The host query of the command line (`--host-query`, `--host-query-timeout`) for template

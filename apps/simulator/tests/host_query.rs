@@ -43,28 +43,39 @@ async fn accept_query(lis: &TcpListener) -> (TcpStream, Vec<String>) {
     (s, query)
 }
 
-/// The LIS downloads orders for two specimens (O.26 `Q`), one of them with a test the
-/// template does not know; the simulator sends results for exactly those tests, per specimen,
-/// on the same connection, and exits 0.
+/// Two specimens, queried one at a time as analyzers do (one barcode read, one query): the LIS
+/// downloads each one's orders (O.26 `Q`), one with a test the template does not know, and the
+/// simulator sends results for exactly those tests after each answer, on the same connection,
+/// and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
     let (lis, dest) = lis().await;
     let lis_side = tokio::spawn(async move {
-        let (mut s, query) = accept_query(&lis).await;
+        let (mut s, first_query) = accept_query(&lis).await;
         send_records(
             &mut s,
             &[
                 "H|\\^&|||LIS",
                 "P|1||PID-9||Doe^Jane",
                 "O|1|SPEC-1|SPEC-1^R1^2|^^^PT\\^^^XYZ|R||||||A||||||||||||||Q",
-                "P|2",
+                "L|1|N",
+            ],
+        )
+        .await;
+        let first_results = receive_records(&mut s).await;
+        let second_query = receive_records(&mut s).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
                 "O|1|SPEC-2||^^^INR|R||||||N||||||||||||||Q",
                 "L|1|N",
             ],
         )
         .await;
-        let results = receive_records(&mut s).await;
-        (query, results)
+        let second_results = receive_records(&mut s).await;
+        (first_query, first_results, second_query, second_results)
     });
     let out = query(
         &dest,
@@ -80,37 +91,46 @@ async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let (query, results) = lis_side.await.unwrap();
-    assert_eq!(query.len(), 4, "{query:?}");
-    assert!(query[0].starts_with("H|\\^&|"), "{query:?}");
-    assert_eq!(query[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
-    assert_eq!(query[2], "Q|2|^SPEC-2||^^^ALL||||||||O");
-    assert_eq!(query[3], "L|1|N");
+    let (first_query, first_results, second_query, second_results) = lis_side.await.unwrap();
+    assert_eq!(first_query.len(), 3, "{first_query:?}");
+    assert!(first_query[0].starts_with("H|\\^&|"), "{first_query:?}");
+    assert_eq!(first_query[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
+    assert_eq!(first_query[2], "L|1|N");
+    assert_eq!(second_query[1], "Q|1|^SPEC-2||^^^ALL||||||||O");
 
-    let orders: Vec<&str> = results
-        .iter()
-        .filter(|r| r.starts_with("O|"))
-        .map(|r| r.split('|').nth(2).unwrap())
-        .collect();
-    assert_eq!(orders, ["SPEC-1", "SPEC-2"], "{results:?}");
-    let tests: Vec<&str> = results
-        .iter()
-        .filter(|r| r.starts_with("R|"))
-        .map(|r| r.split('|').nth(2).unwrap())
-        .collect();
-    assert_eq!(tests, ["^^^PT", "^^^XYZ", "^^^INR"], "{results:?}");
-    let xyz = results
+    let tests = |results: &[String]| -> Vec<String> {
+        results
+            .iter()
+            .filter(|r| r.starts_with("R|"))
+            .map(|r| r.split('|').nth(2).unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        first_results.iter().any(|r| r.starts_with("O|1|SPEC-1|")),
+        "{first_results:?}"
+    );
+    assert_eq!(
+        tests(&first_results),
+        ["^^^PT", "^^^XYZ"],
+        "{first_results:?}"
+    );
+    let xyz = first_results
         .iter()
         .find(|r| r.starts_with("R|") && r.contains("^^^XYZ"))
         .unwrap();
     assert!(xyz.contains("|TEST NOT PERFORMED|"), "{xyz}");
     // The patient the LIS sent the order under comes back with its results.
     assert!(
-        results
+        first_results
             .iter()
             .any(|r| r.starts_with("P|1||PID-9||Doe^Jane")),
-        "{results:?}"
+        "{first_results:?}"
     );
+    assert!(
+        second_results.iter().any(|r| r.starts_with("O|1|SPEC-2|")),
+        "{second_results:?}"
+    );
+    assert_eq!(tests(&second_results), ["^^^INR"], "{second_results:?}");
     assert!(
         stderr.contains("summary: queried 2, results sent for SPEC-1 (PT, XYZ); SPEC-2 (INR)"),
         "{stderr}"
@@ -222,7 +242,7 @@ async fn an_unanswered_query_is_withdrawn_and_the_run_fails() {
     );
     assert!(
         stderr.contains(&format!(
-            "{addr} did not answer the host query within 1s; query withdrawn (Q.13 A)"
+            "{addr} did not answer the host query for SPEC-5 within 1s; query withdrawn (Q.13 A)"
         )),
         "{stderr}"
     );
@@ -327,19 +347,30 @@ async fn the_api_runs_a_host_query() {
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = lis.local_addr().unwrap();
     let lis_side = tokio::spawn(async move {
-        let (mut s, query) = accept_query(&lis).await;
+        let (mut s, _) = accept_query(&lis).await;
         send_records(
             &mut s,
             &[
                 "H|\\^&|||LIS",
                 "P|1",
                 "O|1|SPEC-1||^^^PT|R||||||||||||||||||||Q",
-                "O|2|SPEC-2||^^^ALL|R||||||||||||||||||||Y",
                 "L|1|N",
             ],
         )
         .await;
-        (query, receive_records(&mut s).await)
+        let results = receive_records(&mut s).await;
+        let second_query = receive_records(&mut s).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-2||^^^ALL|R||||||||||||||||||||Y",
+                "L|1|N",
+            ],
+        )
+        .await;
+        (second_query, results)
     });
     let body = format!(r#"{{"destination": "tcp://{addr}", "specimens": ["SPEC-1", "SPEC-2"]}}"#);
     let (status, v) = post(url.clone(), body).await;
@@ -353,8 +384,11 @@ async fn the_api_runs_a_host_query() {
         v["not_orders"][0].as_str().unwrap().contains("O.26 Y"),
         "{v}"
     );
-    let (query, results) = lis_side.await.unwrap();
-    assert_eq!(query[2], "Q|2|^SPEC-2||^^^ALL||||||||O", "{query:?}");
+    let (second_query, results) = lis_side.await.unwrap();
+    assert_eq!(
+        second_query[1], "Q|1|^SPEC-2||^^^ALL||||||||O",
+        "{second_query:?}"
+    );
     assert!(
         results.iter().any(|r| r.starts_with("O|1|SPEC-1|")),
         "{results:?}"
