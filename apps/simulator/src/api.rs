@@ -174,9 +174,13 @@ pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Resu
     let local = listener.local_addr()?;
     let mut gate = Gate::new(&app, format!("{local} (HTTP)"));
     let router = router(app);
+    let malformed = Arc::new(std::sync::Mutex::new(MalformedLog::new(format!(
+        "{local} (HTTP)"
+    ))));
     loop {
         let (stream, peer, permit) = gate.accept(&listener).await;
         let service = TowerToHyperService::new(router.clone());
+        let malformed = Arc::clone(&malformed);
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -189,10 +193,62 @@ pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Resu
                 )
                 .await
             {
-                tracing::debug!("HTTP connection from {peer}: {e}");
+                if e.is_parse() || e.is_parse_too_large() {
+                    if let Ok(mut log) = malformed.lock() {
+                        log.report(peer, &e);
+                    }
+                } else {
+                    tracing::debug!("HTTP connection from {peer}: {e}");
+                }
             }
             drop(permit);
         });
+    }
+}
+
+/// Requests that cannot be parsed as HTTP (a `Content-Length` that is no number, a head over
+/// hyper's limit): hyper answers them itself (400, 431) without a body, before any route
+/// runs, so the log is the one place that says why. Logged 10 a minute, the rest counted and
+/// their number logged with the next line, as refused connections are.
+#[derive(Debug)]
+struct MalformedLog {
+    label: String,
+    window: tokio::time::Instant,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl MalformedLog {
+    const PER_MINUTE: u32 = 10;
+
+    fn new(label: String) -> Self {
+        Self {
+            label,
+            window: tokio::time::Instant::now(),
+            logged: 0,
+            unlogged: 0,
+        }
+    }
+
+    fn report(&mut self, peer: SocketAddr, error: &hyper::Error) {
+        if self.window.elapsed() >= Duration::from_secs(60) {
+            self.window = tokio::time::Instant::now();
+            self.logged = 0;
+        }
+        if self.logged >= Self::PER_MINUTE {
+            self.unlogged += 1;
+            return;
+        }
+        self.logged += 1;
+        let earlier = match std::mem::take(&mut self.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more before, not logged)"),
+        };
+        tracing::warn!(
+            "{}: request from {peer} is not valid HTTP: {error}; answered with an error status \
+             and no body{earlier}",
+            self.label
+        );
     }
 }
 

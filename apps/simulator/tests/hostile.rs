@@ -460,3 +460,48 @@ async fn an_api_client_that_never_reads_its_reply_is_disconnected() {
     );
     assert_api_answers(&sim).await;
 }
+
+/// A request that is not valid HTTP (a `Content-Length` that is no number) gets hyper's own
+/// 400 without a body, before any route runs; the log says which request and why. Twelve such
+/// requests in a row log ten, the rest counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_is_not_valid_http_is_logged_with_the_reason() {
+    let sim = common::LoggedSim::start(&["--listen", "0=horiba_pentra60", "--api-port", "0"]);
+    let api = sim.sim.api.unwrap();
+    for _ in 0..12 {
+        let mut s = connect(api).await;
+        s.write_all(b"POST /simulate/astm/x HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        tokio::time::timeout(WAIT, s.read_to_end(&mut reply))
+            .await
+            .expect("the connection closed")
+            .unwrap();
+        assert!(
+            reply.starts_with(b"HTTP/1.1 400"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    // Each line is written once its connection has ended, maybe after the client saw it end.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut log = sim.log();
+    while log.matches("is not valid HTTP").count() < 10 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = sim.log();
+    }
+    // Time for an eleventh line, were there one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = sim.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("is not valid HTTP"))
+        .collect();
+    assert_eq!(lines.len(), 10, "{log}");
+    assert!(lines[0].contains("content-length"), "{log}");
+    assert!(
+        lines[0].contains("(HTTP): request from 127.0.0.1:"),
+        "{log}"
+    );
+}
