@@ -88,10 +88,12 @@ fn framed_ack(code: &str, id: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_for_other_control_ids_are_named_when_the_ack_times_out() {
     let dir = tempfile::tempdir().unwrap();
-    let (port, peer_port) = (free_port(), free_port());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+    let port = free_port();
+    // Bound here, port 0: a port picked free and bound later may be taken meanwhile.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
     let config = format!(
         "[general]\nuseconnections = in, out\n\
          [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
@@ -351,10 +353,11 @@ async fn running_out_of_file_descriptors_is_logged_once_not_per_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_input_backs_off_from_a_peer_that_closes_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let peer_port = free_port();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+    // Bound here, port 0: a port picked free and bound later may be taken meanwhile.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
     let config = format!(
         "[general]\nuseconnections = in, out\n\
          [in]\ntranstech = socket\ntransdir = in\nqueuename = q\ncreateserversocket = False\n\

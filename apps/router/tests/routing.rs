@@ -536,10 +536,12 @@ async fn enhanced_mode_ne_and_er_messages_are_not_resent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_never_reads_does_not_hang_the_output() {
     let dir = tempfile::tempdir().unwrap();
-    let (inp, peer_port) = (free_port(), free_port());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+    let inp = free_port();
+    // Bound here, port 0: a port picked free and bound later may be taken meanwhile.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
     let holder = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((stream, _)) = listener.accept().await {
@@ -718,10 +720,12 @@ async fn an_empty_frame_is_acknowledged_and_not_queued() {
 async fn a_reply_without_mllp_framing_is_named_in_the_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let (inp, peer_port) = (free_port(), free_port());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+    let inp = free_port();
+    // Bound here, port 0: a port picked free and bound later may be taken meanwhile.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
     let unframed_ack = "MSH|^~\\&|LIS|HOSP|LAB|LABFAC|20240101||ACK|A1|P|2.5.1\rMSA|AA|M1\r";
     let peer = tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
@@ -891,10 +895,12 @@ async fn python_escapes_and_an_empty_trailer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_usehl7_every_frame_waits_for_its_commit_block() {
     let dir = tempfile::tempdir().unwrap();
-    let (inp, peer_port) = (free_port(), free_port());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", peer_port))
+    let inp = free_port();
+    // Bound here, port 0: a port picked free and bound later may be taken meanwhile.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
     let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let receiver = {
         let accepted = std::sync::Arc::clone(&accepted);
