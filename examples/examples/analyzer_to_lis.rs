@@ -74,3 +74,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     lis.await?.map_err(|e| e.to_string())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The example runs to its end: the result goes from the analyzer to the LIS.
+    #[test]
+    fn runs() {
+        super::main().unwrap();
+    }
+}

@@ -136,3 +136,12 @@ async fn main() -> Result<(), Error> {
     lis.await??;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The example runs to its end: the query, the orders and the results go through.
+    #[test]
+    fn runs() {
+        super::main().unwrap();
+    }
+}
