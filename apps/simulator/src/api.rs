@@ -25,7 +25,7 @@ use crate::app::{App, Overrides};
 use crate::bridge;
 use crate::host_query::{self, HostQuery};
 use crate::push::{self, Destination};
-use crate::server::Gate;
+use crate::server::{Gate, MinuteBudget};
 use crate::write_stall::WriteStallLimit;
 
 type Reply = Result<Response, ApiError>;
@@ -213,34 +213,22 @@ pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Resu
 #[derive(Debug)]
 struct MalformedLog {
     label: String,
-    window: tokio::time::Instant,
-    logged: u32,
-    unlogged: u64,
+    budget: MinuteBudget,
 }
 
 impl MalformedLog {
-    const PER_MINUTE: u32 = 10;
-
     fn new(label: String) -> Self {
         Self {
             label,
-            window: tokio::time::Instant::now(),
-            logged: 0,
-            unlogged: 0,
+            budget: MinuteBudget::new(10),
         }
     }
 
     fn report(&mut self, peer: SocketAddr, error: &hyper::Error) {
-        if self.window.elapsed() >= Duration::from_secs(60) {
-            self.window = tokio::time::Instant::now();
-            self.logged = 0;
-        }
-        if self.logged >= Self::PER_MINUTE {
-            self.unlogged += 1;
+        let Some(admitted) = self.budget.admit() else {
             return;
-        }
-        self.logged += 1;
-        let earlier = match std::mem::take(&mut self.unlogged) {
+        };
+        let earlier = match admitted.unlogged_before {
             0 => String::new(),
             n => format!(" ({n} more before, not logged)"),
         };

@@ -44,6 +44,52 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Refusals for the connection limit logged per minute and listener; the rest are counted.
 const REFUSALS_PER_MINUTE: u32 = 10;
 
+/// Lets a kind of log line through a given number of times a minute and counts the rest, so
+/// a flood (refused connections, malformed requests) costs a few lines a minute.
+#[derive(Debug)]
+pub(crate) struct MinuteBudget {
+    per_minute: u32,
+    window: tokio::time::Instant,
+    logged: u32,
+    unlogged: u64,
+}
+
+/// What [`MinuteBudget::admit`] allows.
+pub(crate) struct Admitted {
+    /// Lines counted, not logged, since the last one logged.
+    pub(crate) unlogged_before: u64,
+    /// Whether this is the minute's last line: the ones after it are counted.
+    pub(crate) last_this_minute: bool,
+}
+
+impl MinuteBudget {
+    pub(crate) fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            window: tokio::time::Instant::now(),
+            logged: 0,
+            unlogged: 0,
+        }
+    }
+
+    /// Whether one more line may be logged now; `None` counts it instead.
+    pub(crate) fn admit(&mut self) -> Option<Admitted> {
+        if self.window.elapsed() >= Duration::from_secs(60) {
+            self.window = tokio::time::Instant::now();
+            self.logged = 0;
+        }
+        if self.logged >= self.per_minute {
+            self.unlogged += 1;
+            return None;
+        }
+        self.logged += 1;
+        Some(Admitted {
+            unlogged_before: std::mem::take(&mut self.unlogged),
+            last_this_minute: self.logged == self.per_minute,
+        })
+    }
+}
+
 /// Bounds the log lines of one listener's accept loop: a failed accept, retried every
 /// [`ACCEPT_RETRY`] for as long as it lasts (out of file descriptors), is logged once, then
 /// once more when accepting works again; refusals for the connection limit (a connection
@@ -53,9 +99,7 @@ const REFUSALS_PER_MINUTE: u32 = 10;
 struct AcceptLog {
     label: String,
     failing: u64,
-    window: tokio::time::Instant,
-    logged: u32,
-    unlogged: u64,
+    refusals: MinuteBudget,
 }
 
 impl AcceptLog {
@@ -64,9 +108,7 @@ impl AcceptLog {
         Self {
             label,
             failing: 0,
-            window: tokio::time::Instant::now(),
-            logged: 0,
-            unlogged: 0,
+            refusals: MinuteBudget::new(REFUSALS_PER_MINUTE),
         }
     }
 
@@ -96,20 +138,14 @@ impl AcceptLog {
 
     /// `peer` was refused: the listener has `max` connections.
     fn refused(&mut self, peer: SocketAddr, max: usize) {
-        if self.window.elapsed() >= Duration::from_secs(60) {
-            self.window = tokio::time::Instant::now();
-            self.logged = 0;
-        }
-        if self.logged >= REFUSALS_PER_MINUTE {
-            self.unlogged += 1;
+        let Some(admitted) = self.refusals.admit() else {
             return;
-        }
-        self.logged += 1;
-        let earlier = match std::mem::take(&mut self.unlogged) {
+        };
+        let earlier = match admitted.unlogged_before {
             0 => String::new(),
             n => format!(" ({n} more refused before, not logged)"),
         };
-        let rest = if self.logged == REFUSALS_PER_MINUTE {
+        let rest = if admitted.last_this_minute {
             "; further refusals this minute are counted, not logged"
         } else {
             ""
