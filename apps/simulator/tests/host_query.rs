@@ -43,6 +43,36 @@ async fn accept_query(lis: &TcpListener) -> (TcpStream, Vec<String>) {
     (s, query)
 }
 
+/// Plays the LIS for one host query per answer on the simulator's connection: receives the
+/// query, sends the answer and, when the answer orders something (an O record ending in
+/// O.26 `Q`), receives the results. Each query, and its results (empty when none were due).
+fn lis_answering(
+    lis: TcpListener,
+    answers: Vec<Vec<&'static str>>,
+) -> tokio::task::JoinHandle<Vec<(Vec<String>, Vec<String>)>> {
+    tokio::spawn(async move {
+        let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
+            .await
+            .expect("the simulator connected")
+            .unwrap();
+        let mut exchanges = Vec::new();
+        for answer in answers {
+            let query = receive_records(&mut s).await;
+            send_records(&mut s, &answer).await;
+            let orders = answer
+                .iter()
+                .any(|r| r.starts_with("O|") && r.ends_with("|Q"));
+            let results = if orders {
+                receive_records(&mut s).await
+            } else {
+                Vec::new()
+            };
+            exchanges.push((query, results));
+        }
+        exchanges
+    })
+}
+
 /// Two specimens, queried one at a time as analyzers do (one barcode read, one query): the LIS
 /// downloads each one's orders (O.26 `Q`), one with a test the template does not know, and the
 /// simulator sends results for exactly those tests after each answer, on the same connection,
@@ -50,33 +80,23 @@ async fn accept_query(lis: &TcpListener) -> (TcpStream, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
     let (lis, dest) = lis().await;
-    let lis_side = tokio::spawn(async move {
-        let (mut s, first_query) = accept_query(&lis).await;
-        send_records(
-            &mut s,
-            &[
+    let lis_side = lis_answering(
+        lis,
+        vec![
+            vec![
                 "H|\\^&|||LIS",
                 "P|1||PID-9||Doe^Jane",
                 "O|1|SPEC-1|SPEC-1^R1^2|^^^PT\\^^^XYZ|R||||||A||||||||||||||Q",
                 "L|1|N",
             ],
-        )
-        .await;
-        let first_results = receive_records(&mut s).await;
-        let second_query = receive_records(&mut s).await;
-        send_records(
-            &mut s,
-            &[
+            vec![
                 "H|\\^&|||LIS",
                 "P|1",
                 "O|1|SPEC-2||^^^INR|R||||||N||||||||||||||Q",
                 "L|1|N",
             ],
-        )
-        .await;
-        let second_results = receive_records(&mut s).await;
-        (first_query, first_results, second_query, second_results)
-    });
+        ],
+    );
     let out = query(
         &dest,
         &[
@@ -91,7 +111,9 @@ async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let (first_query, first_results, second_query, second_results) = lis_side.await.unwrap();
+    let mut exchanges = lis_side.await.unwrap().into_iter();
+    let (first_query, first_results) = exchanges.next().unwrap();
+    let (second_query, second_results) = exchanges.next().unwrap();
     assert_eq!(first_query.len(), 3, "{first_query:?}");
     assert!(first_query[0].starts_with("H|\\^&|"), "{first_query:?}");
     assert_eq!(first_query[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
@@ -346,32 +368,23 @@ async fn the_api_runs_a_host_query() {
 
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = lis.local_addr().unwrap();
-    let lis_side = tokio::spawn(async move {
-        let (mut s, _) = accept_query(&lis).await;
-        send_records(
-            &mut s,
-            &[
+    let lis_side = lis_answering(
+        lis,
+        vec![
+            vec![
                 "H|\\^&|||LIS",
                 "P|1",
                 "O|1|SPEC-1||^^^PT|R||||||||||||||||||||Q",
                 "L|1|N",
             ],
-        )
-        .await;
-        let results = receive_records(&mut s).await;
-        let second_query = receive_records(&mut s).await;
-        send_records(
-            &mut s,
-            &[
+            vec![
                 "H|\\^&|||LIS",
                 "P|1",
                 "O|1|SPEC-2||^^^ALL|R||||||||||||||||||||Y",
                 "L|1|N",
             ],
-        )
-        .await;
-        (second_query, results)
-    });
+        ],
+    );
     let body = format!(r#"{{"destination": "tcp://{addr}", "specimens": ["SPEC-1", "SPEC-2"]}}"#);
     let (status, v) = post(url.clone(), body).await;
     assert_eq!(status, 200, "{v}");
@@ -384,7 +397,8 @@ async fn the_api_runs_a_host_query() {
         v["not_orders"][0].as_str().unwrap().contains("O.26 Y"),
         "{v}"
     );
-    let (second_query, results) = lis_side.await.unwrap();
+    let exchanges = lis_side.await.unwrap();
+    let (results, second_query) = (&exchanges[0].1, &exchanges[1].0);
     assert_eq!(
         second_query[1], "Q|1|^SPEC-2||^^^ALL||||||||O",
         "{second_query:?}"
