@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
-use astm_records::{Charset, Message, TypedRecord};
+use astm_records::{Charset, Message, ReportType, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
 use lis_templates::{Generator, Hl7Orders, OrderedPatient, OrderedSample, ProtocolKind};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
@@ -483,16 +483,19 @@ pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
                         .push(format!("O.12 C (cancel) for specimen {specimen}"));
                     continue;
                 }
-                let report_type = o.report_type().component(1).text().to_ascii_uppercase();
-                let not_an_order = match report_type.as_str() {
-                    "F" | "P" | "C" | "X" | "I" => Some("results reported"),
-                    "Y" | "Z" => Some("no order on record"),
-                    // `O` (an order), `Q` (orders answering a host query), or nothing.
+                // `O` (an order), `Q` (orders answering a host query) or nothing is an order;
+                // an unknown letter is left to be one too, as before report types were read.
+                let not_an_order = match o.report_kind() {
+                    Some(kind) if kind.reports_results() => Some("results reported"),
+                    Some(ReportType::NoOrder | ReportType::NoPatient) => {
+                        Some("no order on record")
+                    }
                     _ => None,
                 };
                 if let Some(why) = not_an_order {
                     t.withdrawn.push(format!(
-                        "O.26 {report_type} ({why}, not an order) for specimen {specimen}"
+                        "O.26 {} ({why}, not an order) for specimen {specimen}",
+                        o.report_type().component(1).text()
                     ));
                     continue;
                 }

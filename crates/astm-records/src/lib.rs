@@ -89,7 +89,8 @@ pub use typed::{
     Scientific, ScientificBuilder, TerminationCode, Terminator, TerminatorBuilder, TypedRecord,
 };
 pub use values::{
-    AbnormalFlag, Comparator, NumericValue, ReferenceRange, ResultStatus, TestId, test_ids,
+    AbnormalFlag, Comparator, NumericValue, ReferenceRange, ReportType, ResultStatus, TestId,
+    test_ids,
 };
 
 /// The README's example, compiled and run as a doc-test.

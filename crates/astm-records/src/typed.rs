@@ -8,7 +8,9 @@ use std::borrow::Cow;
 
 use crate::build::{FieldBuf, RecordBuf};
 use crate::record::{Component, Field, Record, RecordType};
-use crate::values::{AbnormalFlag, NumericValue, ReferenceRange, ResultStatus, TestId, test_ids};
+use crate::values::{
+    AbnormalFlag, NumericValue, ReferenceRange, ReportType, ResultStatus, TestId, test_ids,
+};
 
 macro_rules! record_kind {
     (
@@ -216,6 +218,12 @@ impl<'a> Order<'a> {
     /// The test IDs of O.5, one per repeat.
     pub fn test_ids(&self) -> impl Iterator<Item = TestId<'a>> + use<'a> {
         test_ids(&self.universal_test_id())
+    }
+
+    /// O.26 classified; `None` when empty (LIS order messages often leave it so: such a record
+    /// is an order).
+    pub fn report_kind(&self) -> Option<ReportType> {
+        ReportType::parse(self.report_type().component(1).raw())
     }
 }
 
@@ -614,6 +622,39 @@ mod tests {
             TypedRecord::Manufacturer(_)
         ));
         assert!(matches!(parse("S|1").typed(), TypedRecord::Scientific(_)));
+    }
+
+    #[test]
+    fn report_kind_classifies_o26() {
+        let kind = |o26: &str| {
+            let text = format!("H|\\^&\rO|1|S1||^^^A|R||||||||||||||||||||{o26}\r");
+            let message = crate::Message::parse(text.as_bytes()).unwrap();
+            let TypedRecord::Order(order) = message.records()[1].typed() else {
+                panic!("not an order")
+            };
+            order.report_kind()
+        };
+        assert_eq!(kind(""), None);
+        assert_eq!(kind("O"), Some(ReportType::Order));
+        assert_eq!(kind("q"), Some(ReportType::QueryResponse));
+        assert_eq!(kind(" F "), Some(ReportType::Final));
+        assert_eq!(kind("Y"), Some(ReportType::NoOrder));
+        assert_eq!(kind("Z^x"), Some(ReportType::NoPatient));
+        assert_eq!(kind("FF"), Some(ReportType::Other));
+        for (letter, order, results) in [
+            ("O", true, false),
+            ("Q", true, false),
+            ("C", false, true),
+            ("P", false, true),
+            ("F", false, true),
+            ("X", false, true),
+            ("I", false, true),
+            ("Y", false, false),
+            ("Z", false, false),
+        ] {
+            let k = kind(letter).unwrap();
+            assert_eq!((k.is_order(), k.reports_results()), (order, results), "{letter}");
+        }
     }
 
     #[test]

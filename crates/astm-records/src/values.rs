@@ -366,6 +366,81 @@ impl AbnormalFlag {
     }
 }
 
+/// Report type (O.26): whether an O record asks for tests or reports on them (LIS2-A2, as
+/// restated by vendor manuals). A LIS sends orders as `O`, or `Q` when they answer an
+/// instrument's host query; an instrument reports with `F`, `P`, `C`, `X` or `I`; `Y` and `Z`
+/// answer a query with "nothing ordered".
+///
+/// ```
+/// use astm_records::{Message, ReportType, TypedRecord};
+/// let message = Message::parse(b"H|\\^&\rO|1|S1||^^^TSH|R||||||||||||||||||||F\rL|1|N\r")?;
+/// let TypedRecord::Order(order) = message.records()[1].typed() else { unreachable!() };
+/// assert_eq!(order.report_kind(), Some(ReportType::Final));
+/// assert!(!ReportType::Final.is_order());
+/// # Ok::<(), astm_records::MessageError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReportType {
+    /// `O` an order: run these tests.
+    Order,
+    /// `Q` orders in response to a query (a host query's answer).
+    QueryResponse,
+    /// `C` correction of previously transmitted results.
+    Correction,
+    /// `P` preliminary results.
+    Preliminary,
+    /// `F` final results.
+    Final,
+    /// `X` the order cannot be done.
+    CannotBeDone,
+    /// `I` in instrument, results pending.
+    Pending,
+    /// `Y` no order on record for this test (in response to a query).
+    NoOrder,
+    /// `Z` no record of this patient (in response to a query).
+    NoPatient,
+    /// Anything else.
+    Other,
+}
+
+impl ReportType {
+    /// Classifies report type text (case-insensitive, spaces trimmed); `None` when empty.
+    pub fn parse(text: &[u8]) -> Option<Self> {
+        let text = text.trim_ascii();
+        let [letter] = text else {
+            return (!text.is_empty()).then_some(Self::Other);
+        };
+        Some(match letter.to_ascii_uppercase() {
+            b'O' => Self::Order,
+            b'Q' => Self::QueryResponse,
+            b'C' => Self::Correction,
+            b'P' => Self::Preliminary,
+            b'F' => Self::Final,
+            b'X' => Self::CannotBeDone,
+            b'I' => Self::Pending,
+            b'Y' => Self::NoOrder,
+            b'Z' => Self::NoPatient,
+            _ => Self::Other,
+        })
+    }
+
+    /// Whether the record asks for tests to be run: [`Order`](Self::Order) and
+    /// [`QueryResponse`](Self::QueryResponse). [`Other`](Self::Other) is not taken for an
+    /// order; an O record without a report type is (see [`Order::report_kind`](crate::Order::report_kind)).
+    pub const fn is_order(self) -> bool {
+        matches!(self, Self::Order | Self::QueryResponse)
+    }
+
+    /// Whether the record reports results: `C`, `P`, `F`, `X`, `I`.
+    pub const fn reports_results(self) -> bool {
+        matches!(
+            self,
+            Self::Correction | Self::Preliminary | Self::Final | Self::CannotBeDone | Self::Pending
+        )
+    }
+}
+
 /// Result status (R.9). `F` and `X` are the common values; the other meanings follow LIS2-A2 as
 /// restated by vendor manuals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
