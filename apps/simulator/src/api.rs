@@ -318,6 +318,35 @@ fn template<'a>(app: &'a App, name: &str) -> Result<&'a Template, ApiError> {
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("Template not found: {name}")))
 }
 
+/// The ASTM template `name`: 404 when there is none, 400 when it is not ASTM.
+fn astm_template<'a>(app: &'a App, name: &str) -> Result<&'a Template, ApiError> {
+    let t = template(app, name)?;
+    if !t.protocol.kind.is_astm() {
+        return Err(bad("Template is not ASTM protocol"));
+    }
+    Ok(t)
+}
+
+/// The HL7 template `name`: 404 when there is none, 400 when it is not HL7.
+fn hl7_template<'a>(app: &'a App, name: &str) -> Result<&'a Template, ApiError> {
+    let t = template(app, name)?;
+    if t.protocol.kind != ProtocolKind::Hl7 {
+        return Err(bad("Template is not HL7 protocol"));
+    }
+    Ok(t)
+}
+
+/// A POST body read with [`body_json`], keys it does not know (`known`) logged for `route`.
+fn body_with_keys(
+    body: &Bytes,
+    route: &str,
+    known: &[&str],
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let body = body_json(body)?;
+    warn_unknown_keys(route, "body key", body.keys(), known);
+    Ok(body)
+}
+
 /// The JSON body: empty means `{}`; anything but an object is a 400 that starts as the
 /// reference's (`Invalid JSON body`) and goes on to say why and where (serde's reason, line
 /// and column), or what came instead of an object.
@@ -544,10 +573,7 @@ async fn astm_get(
     Query(query): Query<HashMap<String, String>>,
 ) -> Reply {
     check_name(&name, "template")?;
-    let t = template(&app, &name)?;
-    if !t.protocol.kind.is_astm() {
-        return Err(bad("Template is not ASTM protocol"));
-    }
+    let t = astm_template(&app, &name)?;
     warn_unknown_keys(
         &format!("GET /simulate/astm/{name}"),
         "query parameter",
@@ -620,27 +646,15 @@ impl PushRequest {
         name: &str,
         body: &Bytes,
     ) -> Result<(&'a Template, Self), ApiError> {
-        let body = body_json(body)?;
         let path = match protocol {
             PushProtocol::Astm => "astm",
             PushProtocol::Hl7 => "hl7",
         };
-        warn_unknown_keys(
-            &format!("POST /simulate/{path}/{name}"),
-            "body key",
-            body.keys(),
-            &PUSH_KEYS,
-        );
-        let t = template(app, name)?;
-        match protocol {
-            PushProtocol::Astm if !t.protocol.kind.is_astm() => {
-                return Err(bad("Template is not ASTM protocol"));
-            }
-            PushProtocol::Hl7 if t.protocol.kind != ProtocolKind::Hl7 => {
-                return Err(bad("Template is not HL7 protocol"));
-            }
-            _ => {}
-        }
+        let body = body_with_keys(body, &format!("POST /simulate/{path}/{name}"), &PUSH_KEYS)?;
+        let t = match protocol {
+            PushProtocol::Astm => astm_template(app, name)?,
+            PushProtocol::Hl7 => hl7_template(app, name)?,
+        };
         let count = count_field(&body)?;
         let (qc, deviation) = qc_fields(&body)?;
         check_qc(t, qc)?;
@@ -744,17 +758,12 @@ async fn astm_host_query(
     body: Bytes,
 ) -> Reply {
     check_name(&name, "template")?;
-    let body = body_json(&body)?;
-    warn_unknown_keys(
+    let body = body_with_keys(
+        &body,
         &format!("POST /simulate/astm/{name}/host-query"),
-        "body key",
-        body.keys(),
         &HOST_QUERY_KEYS,
-    );
-    let t = template(&app, &name)?;
-    if !t.protocol.kind.is_astm() {
-        return Err(bad("Template is not ASTM protocol"));
-    }
+    )?;
+    astm_template(&app, &name)?;
     let destination = str_field(&body, &["destination"])?
         .ok_or_else(|| bad("destination is required: the LIS's ASTM port, tcp://host:port"))?;
     let Destination::Tcp(host_port) =
@@ -904,10 +913,7 @@ async fn hl7_get(
     Query(query): Query<HashMap<String, String>>,
 ) -> Reply {
     check_name(&name, "analyzer")?;
-    let t = template(&app, &name)?;
-    if t.protocol.kind != ProtocolKind::Hl7 {
-        return Err(bad("Template is not HL7 protocol"));
-    }
+    let t = hl7_template(&app, &name)?;
     warn_unknown_keys(
         &format!("GET /simulate/hl7/{name}"),
         "query parameter",
@@ -1030,13 +1036,7 @@ fn resolve_target(app: &App, dir: &str) -> Result<PathBuf, ApiError> {
 
 async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Reply {
     check_name(&name, "template")?;
-    let body = body_json(&body)?;
-    warn_unknown_keys(
-        &format!("POST /simulate/file/{name}"),
-        "body key",
-        body.keys(),
-        &FILE_KEYS,
-    );
+    let body = body_with_keys(&body, &format!("POST /simulate/file/{name}"), &FILE_KEYS)?;
     let t = template(&app, &name)?;
     let (qc, deviation) = qc_fields(&body)?;
     check_qc(t, qc)?;

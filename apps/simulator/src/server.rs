@@ -487,9 +487,7 @@ pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
                 // an unknown letter is left to be one too, as before report types were read.
                 let not_an_order = match o.report_kind() {
                     Some(kind) if kind.reports_results() => Some("results reported"),
-                    Some(ReportType::NoOrder | ReportType::NoPatient) => {
-                        Some("no order on record")
-                    }
+                    Some(ReportType::NoOrder | ReportType::NoPatient) => Some("no order on record"),
                     _ => None,
                 };
                 if let Some(why) = not_an_order {

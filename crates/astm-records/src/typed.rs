@@ -653,7 +653,11 @@ mod tests {
             ("Z", false, false),
         ] {
             let k = kind(letter).unwrap();
-            assert_eq!((k.is_order(), k.reports_results()), (order, results), "{letter}");
+            assert_eq!(
+                (k.is_order(), k.reports_results()),
+                (order, results),
+                "{letter}"
+            );
         }
     }
 
