@@ -77,7 +77,7 @@ pub(crate) struct Cli {
     #[arg(long = "dry-run")]
     pub(crate) dry_run: bool,
 
-    /// Messages per run (1 or more).
+    /// Messages per run (1 or more); with `--host-query`, rounds of queries.
     #[arg(
         short = 'c',
         long = "push-count",
@@ -87,7 +87,7 @@ pub(crate) struct Cli {
     )]
     pub(crate) push_count: u64,
 
-    /// Seconds between pushes.
+    /// Seconds between pushes; with `--host-query`, between rounds.
     #[arg(
         short = 'i',
         long = "push-interval",
@@ -97,7 +97,7 @@ pub(crate) struct Cli {
     )]
     pub(crate) push_interval: f64,
 
-    /// Push until interrupted.
+    /// Push until interrupted; with `--host-query`, query rounds until interrupted.
     #[arg(short = 'C', long = "push-continuous")]
     pub(crate) push_continuous: bool,
 
@@ -194,7 +194,8 @@ pub(crate) struct Cli {
     /// `--serial-port` with `--serial-analyzer`), ask the LIS for the orders of this specimen
     /// (H, `Q|1|^SPECIMEN||^^^ALL||||||||O`, L), as an analyzer does after reading its
     /// barcode, then send results for exactly the tests the LIS ordered, on the same line;
-    /// several specimens are asked for in turn.
+    /// several specimens are asked for in turn. `-c N` asks for them all N times (rounds, `-i`
+    /// seconds apart), `-C` until interrupted.
     #[arg(long = "host-query", value_name = "SPECIMEN")]
     pub(crate) host_query: Vec<String>,
 

@@ -1,16 +1,19 @@
 //! `--host-query`: the analyzer asks the LIS for the orders of the specimens it has read, then
 //! reports results for exactly the tests ordered (LIS2-A2 query mode, the workflow of cobas,
-//! ARCHITECT and Immulite analyzers), over TCP (`--push tcp://`) or a serial line.
+//! ARCHITECT and Immulite analyzers), over TCP (`--push tcp://`) or a serial line, once or in
+//! rounds (`-c`, `-i`, `-C`).
 
+use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use astm_frame::{Event, Link};
 use lis_templates::{AstmMessage, Generator, OrderedSample};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::app::App;
+use crate::cli::Cli;
 use crate::console;
 use crate::link_io::LinkIo;
 use crate::push::{self, Destination};
@@ -23,8 +26,60 @@ pub(crate) struct HostQuery<'a> {
     specimens: Vec<String>,
     wait: Duration,
     generator: Generator<'a>,
-    /// One query message per specimen, in order.
+    /// The next round's queries, one message per specimen, in order; made up front so that a
+    /// specimen ID the query cannot carry is refused before anything is sent. Empty once used:
+    /// later rounds make new ones (new message IDs, as an analyzer's would be).
     queries: Vec<AstmMessage>,
+}
+
+/// How often the specimens are asked for: `count` rounds (`-c`; until interrupted, `-C`, when
+/// `None`), `pause` apart (`-i`). A round asks for every specimen once, in turn, as an analyzer
+/// does when the same rack is loaded again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rounds {
+    pub(crate) count: Option<u64>,
+    pub(crate) pause: Duration,
+}
+
+impl Rounds {
+    /// The rounds of the command line: `-c` (1 by default), `-C`, `-i`.
+    pub(crate) fn from_cli(cli: &Cli) -> Self {
+        Self {
+            count: (!cli.push_continuous).then_some(cli.push_count),
+            pause: Duration::from_secs_f64(cli.push_interval),
+        }
+    }
+}
+
+/// Totals over the rounds of a run.
+#[derive(Default)]
+struct Tally {
+    rounds: u64,
+    queried: u64,
+    /// Specimens the LIS ordered tests for, whose results were sent.
+    resulted: u64,
+    /// The last round's summary: the run's, when it had one round.
+    last: String,
+}
+
+impl Tally {
+    fn add(&mut self, queried: usize, outcome: &Outcome) {
+        self.rounds += 1;
+        self.queried += queried as u64;
+        self.resulted += outcome.orders.len() as u64;
+        self.last.clone_from(&outcome.summary);
+    }
+
+    fn summary(&self, interrupted: bool) -> String {
+        let stop = if interrupted { " (interrupted)" } else { "" };
+        if self.rounds == 1 && !interrupted {
+            return self.last.clone();
+        }
+        format!(
+            "{} round(s), queried {}, results sent for {}{stop}",
+            self.rounds, self.queried, self.resulted
+        )
+    }
 }
 
 /// What the host queries came to.
@@ -79,7 +134,7 @@ impl<'a> HostQuery<'a> {
         })
     }
 
-    /// The queries, one record per line (`--dry-run`).
+    /// The first round's queries, one record per line (`--dry-run`).
     pub(crate) fn text(&self) -> String {
         self.queries.iter().map(AstmMessage::to_lines).collect()
     }
@@ -95,7 +150,15 @@ impl<'a> HostQuery<'a> {
         port: u16,
     ) -> anyhow::Result<Outcome> {
         let mut outcome = Outcome::default();
-        for (specimen, query) in self.specimens.iter().zip(&self.queries) {
+        let queries = if self.queries.is_empty() {
+            self.specimens
+                .iter()
+                .map(|s| self.generator.astm_host_query(&[s.as_str()]))
+                .collect::<Result<_, _>>()?
+        } else {
+            std::mem::take(&mut self.queries)
+        };
+        for (specimen, query) in self.specimens.iter().zip(&queries) {
             io.send(query.to_bytes())
                 .await
                 .with_context(|| format!("host query for {specimen} not accepted by {peer}"))?;
@@ -153,6 +216,68 @@ impl<'a> HostQuery<'a> {
         };
         Ok(outcome)
     }
+
+    /// [`exchange`](Self::exchange), round after round as `rounds` says, until the rounds are
+    /// done, one fails or `stop` completes (Ctrl-C: the round under way is cut short, and is
+    /// not counted). Each round must finish within `round_limit`, if any. The run's summary;
+    /// a failed round's error names the round and what the rounds before it came to.
+    pub(crate) async fn repeat<T: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut LinkIo<T>,
+        peer: &str,
+        port: u16,
+        rounds: Rounds,
+        round_limit: Option<Duration>,
+        stop: impl Future<Output = ()>,
+    ) -> anyhow::Result<String> {
+        tokio::pin!(stop);
+        let mut tally = Tally::default();
+        let mut interrupted = false;
+        while rounds.count.is_none_or(|n| tally.rounds < n) {
+            if tally.rounds > 0 && !rounds.pause.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(rounds.pause) => {}
+                    () = &mut stop => { interrupted = true; break; }
+                }
+            }
+            let round = tally.rounds + 1;
+            let exchange = self.exchange(io, peer, port);
+            let limited = async {
+                match round_limit {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, exchange)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(anyhow!("host query not finished after {limit:?}"))
+                            })
+                    }
+                    None => exchange.await,
+                }
+            };
+            let result = tokio::select! {
+                r = limited => r,
+                () = &mut stop => { interrupted = true; break; }
+            };
+            match result {
+                Ok(outcome) => {
+                    if rounds.count != Some(1) {
+                        tracing::info!("round {round}: {}", outcome.summary);
+                    }
+                    tally.add(self.specimens.len(), &outcome);
+                }
+                Err(e) if rounds.count == Some(1) => return Err(e),
+                Err(e) => {
+                    let before = if tally.rounds == 0 {
+                        String::new()
+                    } else {
+                        format!(" (before it: {})", tally.summary(false))
+                    };
+                    return Err(e.context(format!("host query round {round}{before}")));
+                }
+            }
+        }
+        Ok(tally.summary(interrupted))
+    }
 }
 
 /// The host query of the command line (`--host-query`, `--host-query-timeout`) for template
@@ -181,11 +306,13 @@ pub(crate) async fn connect(
     ))
 }
 
-/// `--push tcp://... --host-query`: the query, the answer and the results on one connection.
+/// `--push tcp://... --host-query`: the queries, the answers and the results on one
+/// connection, in the command line's rounds, until `stop` completes.
 pub(crate) async fn run_tcp(
     app: &App,
     dest: &Destination,
     dest_text: &str,
+    stop: impl Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     if cli.hl7 {
@@ -205,9 +332,12 @@ pub(crate) async fn run_tcp(
     }
     let mut io = connect(app, host_port, cli.source_ip).await?;
     let local_port = io.get_ref().local_addr().map_or(0, |a| a.port());
-    let result = host_query.exchange(&mut io, host_port, local_port).await;
+    let rounds = Rounds::from_cli(cli);
+    let result = host_query
+        .repeat(&mut io, host_port, local_port, rounds, None, stop)
+        .await;
     io.shutdown().await;
-    console::report(format_args!("summary: {}", result?.summary));
+    console::report(format_args!("summary: {}", result?));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -361,7 +361,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let dest = Destination::parse(dest_text)?;
     if !cli.host_query.is_empty() {
-        return host_query::run_tcp(app, &dest, dest_text).await;
+        return host_query::run_tcp(app, &dest, dest_text, shutdown_signal()).await;
     }
     check_destination(&dest, cli.hl7)?;
     if cli.dry_run {
@@ -609,22 +609,33 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         astm_frame::Link::new(app.sender_link_config()),
         push::sender_options(app.faults.for_serial(), format!("serial to {path}")),
     );
-    let sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
-        if let Some(query) = query_mode.as_mut() {
-            let outcome = query.exchange(&mut io, path, 0).await?;
-            console::report(format_args!("summary: {}", outcome.summary));
-            return anyhow::Ok(());
-        }
-        for (i, payload) in payloads.iter().enumerate() {
-            let sent = io.send(payload.clone()).await;
-            push::keep_received(app, &mut io, 0, path);
-            sent.with_context(|| {
-                format!("message {}/{count} not accepted by the serial peer", i + 1)
-            })?;
-        }
-        anyhow::Ok(())
-    })
-    .await;
+    let sent = if let Some(query) = query_mode.as_mut() {
+        // A run of rounds (-C) may last any time: the limit is on each round.
+        let rounds = host_query::Rounds::from_cli(cli);
+        let summary = query
+            .repeat(
+                &mut io,
+                path,
+                0,
+                rounds,
+                Some(SERIAL_RUN_LIMIT),
+                shutdown_signal(),
+            )
+            .await;
+        Ok(summary.map(|s| console::report(format_args!("summary: {s}"))))
+    } else {
+        tokio::time::timeout(SERIAL_RUN_LIMIT, async {
+            for (i, payload) in payloads.iter().enumerate() {
+                let sent = io.send(payload.clone()).await;
+                push::keep_received(app, &mut io, 0, path);
+                sent.with_context(|| {
+                    format!("message {}/{count} not accepted by the serial peer", i + 1)
+                })?;
+            }
+            anyhow::Ok(())
+        })
+        .await
+    };
     // The writing thread drains what the link sent (the final EOT), then both stop.
     drop(io);
     let failure = tokio::task::spawn_blocking(move || pumps.finish())

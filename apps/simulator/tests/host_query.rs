@@ -502,3 +502,162 @@ async fn a_lis_hanging_up_after_the_query_fails_the_run_with_the_reason() {
         started.elapsed()
     );
 }
+
+/// `-c 2 -i 0.3`: every specimen is asked for again in a second round, 0.3 s after the first
+/// ends, on the same connection, each query a new message (its own H.3 message ID); the
+/// summary adds the rounds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_ask_for_every_specimen_again_after_the_pause() {
+    let (lis, dest) = lis().await;
+    let order = |specimen: &'static str| -> Vec<&'static str> {
+        vec!["H|\\^&|||LIS", "P|1", specimen, "L|1|N"]
+    };
+    let no_order = "O|1|SPEC-2||^^^ALL|R||||||||||||||||||||Y";
+    let lis_side = tokio::spawn(async move {
+        let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
+            .await
+            .expect("the simulator connected")
+            .unwrap();
+        let mut queries = Vec::new();
+        let mut pause = Duration::ZERO;
+        for (i, answer) in [
+            order("O|1|SPEC-1||^^^PT|R||||||N||||||||||||||Q"),
+            order(no_order),
+            order("O|1|SPEC-1||^^^INR|R||||||N||||||||||||||Q"),
+            order("O|1|SPEC-2||^^^PT|R||||||N||||||||||||||Q"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let idle = Instant::now();
+            queries.push(receive_records(&mut s).await);
+            if i == 2 {
+                pause = idle.elapsed();
+            }
+            send_records(&mut s, &answer).await;
+            if answer[2] != no_order {
+                receive_records(&mut s).await;
+            }
+        }
+        (queries, pause)
+    });
+    let out = query(
+        &dest,
+        &[
+            "--host-query",
+            "SPEC-1",
+            "--host-query",
+            "SPEC-2",
+            "-c",
+            "2",
+            "-i",
+            "0.3",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let (queries, pause) = lis_side.await.unwrap();
+    let asked: Vec<&str> = queries.iter().map(|q| q[1].as_str()).collect();
+    assert_eq!(
+        asked,
+        [
+            "Q|1|^SPEC-1||^^^ALL||||||||O",
+            "Q|1|^SPEC-2||^^^ALL||||||||O",
+            "Q|1|^SPEC-1||^^^ALL||||||||O",
+            "Q|1|^SPEC-2||^^^ALL||||||||O",
+        ]
+    );
+    let mut message_ids: Vec<&str> = queries
+        .iter()
+        .map(|q| q[0].split('|').nth(2).unwrap())
+        .collect();
+    message_ids.sort_unstable();
+    message_ids.dedup();
+    assert_eq!(message_ids.len(), 4, "{queries:?}");
+    assert!(pause >= Duration::from_millis(250), "{pause:?}");
+    assert!(
+        stderr.contains("round 2: queried 2, results sent for SPEC-1 (INR); SPEC-2 (PT)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("summary: 2 round(s), queried 4, results sent for 3\n"),
+        "{stderr}"
+    );
+}
+
+/// `-C`: rounds until Ctrl-C. Interrupted while waiting for the LIS's fourth answer, the run
+/// stops at once, counts the three rounds done (not the one cut short) and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_rounds_stop_on_ctrl_c_with_the_rounds_done() {
+    let (lis, dest) = lis().await;
+    let (answered, answered_three) = tokio::sync::oneshot::channel();
+    let lis_side = tokio::spawn(async move {
+        let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
+            .await
+            .expect("the simulator connected")
+            .unwrap();
+        for _ in 0..3 {
+            receive_records(&mut s).await;
+            send_records(
+                &mut s,
+                &[
+                    "H|\\^&|||LIS",
+                    "P|1",
+                    "O|1|SPEC-3||^^^ALL|R||||||||||||||||||||Z",
+                    "L|1|N",
+                ],
+            )
+            .await;
+        }
+        // The fourth query is left unanswered.
+        let fourth = receive_records(&mut s).await;
+        answered.send(()).unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(
+            WAIT,
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest),
+        )
+        .await
+        .expect("the simulator closed the connection")
+        .unwrap();
+        fourth
+    });
+    let child = command(&[
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "--host-query",
+        "SPEC-3",
+        "-C",
+        "-i",
+        "0",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn simulator");
+    tokio::time::timeout(WAIT, answered_three)
+        .await
+        .expect("four queries asked")
+        .unwrap();
+    let stopped = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Well before the 15 s the LIS had to answer.
+    assert!(stopped.elapsed() < Duration::from_secs(10), "{stderr}");
+    assert_eq!(lis_side.await.unwrap()[1], "Q|1|^SPEC-3||^^^ALL||||||||O");
+    assert!(
+        stderr.contains("summary: 3 round(s), queried 3, results sent for 0 (interrupted)"),
+        "{stderr}"
+    );
+}

@@ -283,19 +283,21 @@ fn serial_receiver_interrupt_gets_the_lis_message_through_and_the_result_sent_ag
 
 /// `--host-query` on a serial line (query-mode analyzers are often serial): the query goes out
 /// with the template's port settings, the LIS downloads its orders on the same line, and the
-/// results for exactly those tests follow; the run succeeds.
+/// results for exactly those tests follow; with `-c 2` all of it twice. The run succeeds.
 #[test]
 fn serial_host_query_gets_the_orders_and_sends_their_results() {
     let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
     let path = slave.name().expect("slave path");
-    let mut child = serial_run(&path, &["--host-query", "SPEC-1"]);
+    let mut child = serial_run(&path, &["--host-query", "SPEC-1", "-c", "2", "-i", "0"]);
     let mut lis = Lis::new();
-    let mut answered = false;
+    // Messages received when the last answer went out: a query is answered once.
+    let mut answered_at = 0;
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
         assert!(started.elapsed() < 2 * WAIT, "simulator did not exit");
-        if !answered && !lis.messages.is_empty() {
-            answered = true;
+        // Queries come first and after each round's results: messages 1 and 3.
+        if lis.messages.len() % 2 == 1 && lis.messages.len() > answered_at {
+            answered_at = lis.messages.len();
             lis.link.send(
                 b"H|\\^&|||LIS\rP|1\rO|1|SPEC-1||^^^INR\\^^^FIB|R||||||||||||||||||||Q\rL|1|N\r"
                     .to_vec(),
@@ -321,8 +323,18 @@ fn serial_host_query_gets_the_orders_and_sends_their_results() {
         .collect();
     assert_eq!(tests, ["^^^INR", "^^^FIB"], "{results:?}");
     assert!(results.contains("\rO|1|SPEC-1|"), "{results:?}");
+    assert_eq!(lis.messages.len(), 4, "{:?}", lis.messages);
     assert!(
-        stderr.contains("summary: queried 1, results sent for SPEC-1 (INR, FIB)"),
+        String::from_utf8_lossy(&lis.messages[2]).contains("\rQ|1|^SPEC-1||^^^ALL||||||||O\r"),
+        "{:?}",
+        lis.messages
+    );
+    assert!(
+        stderr.contains("round 2: queried 1, results sent for SPEC-1 (INR, FIB)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("summary: 2 round(s), queried 2, results sent for 2"),
         "{stderr}"
     );
     drop(slave);
