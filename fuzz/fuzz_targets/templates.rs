@@ -313,6 +313,12 @@ fn generate_everything(data: &[u8]) {
             assert_eq!(query.records.len(), specimens.len() + 2);
             check(&Output::Astm(vec![query]), layout);
         }
+        // The HL7 host query (IHE LAW's QBP^Q11): one specimen each, in QPD-3, escaped.
+        for specimen in specimens {
+            let query = generator.hl7_host_query(specimen);
+            assert_eq!(query.segments.len(), 3);
+            check(&Output::Hl7(query), layout);
+        }
     }
     for format in [
         None,

@@ -243,7 +243,25 @@ impl Generator<'_> {
 
     /// The MSH of a result message (ORU^R01) with MSH-10 `control`, sent at `now`.
     pub(super) fn oru_msh(&self, control: &str, now: &str) -> String {
-        let (app, facility, version) = self.hl7_ids();
+        let (_, _, version) = self.hl7_ids();
+        self.hl7_msh(
+            control,
+            now,
+            oru_message_type(&version, self.layout),
+            &version,
+        )
+    }
+
+    /// An MSH from the template's sender to OpenELIS: MSH-9 `message_type`, MSH-10 `control`,
+    /// MSH-12 `version`, sent at `now`.
+    pub(super) fn hl7_msh(
+        &self,
+        control: &str,
+        now: &str,
+        message_type: &str,
+        version: &str,
+    ) -> String {
+        let (app, facility, _) = self.hl7_ids();
         let esc = self.hl7_escaper();
         segment(
             &f(&[
@@ -255,10 +273,10 @@ impl Generator<'_> {
                 "LAB",
                 now,
                 "",
-                oru_message_type(&version, self.layout),
+                message_type,
                 control,
                 "P",
-                &version,
+                version,
             ]),
             19,
         )
@@ -276,6 +294,12 @@ impl Generator<'_> {
         if self.layout == Layout::OpenElis {
             return format!("{prefix}{}", ts(self.now));
         }
+        self.unique_control_id(prefix)
+    }
+
+    /// The standard layout's [`control_id`](Self::control_id), in either layout: for
+    /// messages whose answers are matched by MSH-10 (queries), which must never repeat.
+    pub(super) fn unique_control_id(&mut self, prefix: &str) -> String {
         const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
         let id = format!("{prefix}{}", self.now.format("%y%m%d%H%M%S"));
         let mut number = self.minter.next_message_number();

@@ -152,6 +152,44 @@ impl Generator<'_> {
         self.host_query(specimens, "A")
     }
 
+    /// An HL7 host query: IHE LAW's query for the work of one specimen (LAB-27, "WOS"), the
+    /// message an analyzer in query mode sends after reading a barcode. `QBP^Q11^QBP_Q11` in
+    /// HL7 v2.5.1 (what LAW is written for, whatever the template's version), MSH-10 unique
+    /// in either layout (the answer is matched by it), `QPD|WOS^Work Order Step^IHE_LABTF|TAG|SPECIMEN`
+    /// (QPD-2 the query tag, here MSH-10 again; QPD-3 the specimen's container ID, escaped)
+    /// and `RCP|I` (answer at once). The LIS answers `RSP^K11`, then sends the specimen's work
+    /// as `OML^O33` (ORC-1 `DC` when it has none), which
+    /// [`hl7_order_results_for`](Self::hl7_order_results_for) reports on once read with
+    /// [`Hl7Orders`](crate::Hl7Orders).
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, GenerateOptions, Generator, TemplateSet};
+    /// let templates = TemplateSet::embedded()?;
+    /// let minter = AccessionMinter::new();
+    /// let options = GenerateOptions::default();
+    /// let mut generator = Generator::new(templates.get("mindray_bs200")?, &minter, &options)?;
+    /// let query = generator.hl7_host_query("SPEC|1");
+    /// let msh: Vec<&str> = query.segments[0].split('|').collect();
+    /// assert_eq!((msh[8], msh[11]), ("QBP^Q11^QBP_Q11", "2.5.1"));
+    /// let tag = msh[9];
+    /// assert_eq!(
+    ///     query.segments[1],
+    ///     format!("QPD|WOS^Work Order Step^IHE_LABTF|{tag}|SPEC\\F\\1")
+    /// );
+    /// assert_eq!(query.segments[2], "RCP|I");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn hl7_host_query(&mut self, specimen: &str) -> Hl7Message {
+        let now = ts(self.now);
+        let control = self.unique_control_id("QRY");
+        let msh = self.hl7_msh(&control, &now, "QBP^Q11^QBP_Q11", "2.5.1");
+        let qpd = format!(
+            "QPD|WOS^Work Order Step^IHE_LABTF|{control}|{}",
+            esc_standard(specimen)
+        );
+        self.hl7_message(vec![msh, qpd, "RCP|I".to_owned()])
+    }
+
     fn host_query(
         &mut self,
         specimens: &[&str],
