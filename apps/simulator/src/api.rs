@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use crate::app::{App, Overrides};
 use crate::bridge;
 use crate::host_query::{self, HostQuery};
+use crate::host_query_hl7::{self, Hl7HostQuery};
 use crate::push::{self, Destination};
 use crate::server::{Gate, MinuteBudget};
 use crate::write_stall::WriteStallLimit;
@@ -66,6 +67,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/simulate/astm/{name}", get(astm_get).post(astm_post))
         .route("/simulate/astm/{name}/host-query", post(astm_host_query))
         .route("/simulate/hl7/{name}", get(hl7_get).post(hl7_post))
+        .route("/simulate/hl7/{name}/host-query", post(hl7_host_query))
         .route("/simulate/file/{name}", get(file_get).post(file_post))
         // The reference strips slashes around the name: `/simulate/astm/stago_start4/` works.
         .route("/simulate/astm/{name}/", get(astm_get).post(astm_post))
@@ -270,6 +272,7 @@ async fn health() -> Reply {
             "GET /simulate/astm/{template}": "Generate ASTM message",
             "POST /simulate/astm/{template}": "Generate + push ASTM (body: destination, count, sample_id, source_ip, qc, qc_deviation)",
             "POST /simulate/astm/{template}/host-query": "Ask a LIS for orders, send their results (body: destination, specimens or sample_id, timeout, source_ip)",
+            "POST /simulate/hl7/{template}/host-query": "Ask a LIS for work orders (IHE LAW QBP^Q11), send their results (body as for ASTM; destination mllp://)",
             "GET /simulate/file/{template}": "Generate FILE payload",
             "POST /simulate/file/{template}": "Generate + write FILE (body: target_dir, bridge_upload, filename, qc, qc_deviation)",
             "POST /push": "Trigger a push (query or body: template, count, destination, analyzer_type)",
@@ -385,7 +388,7 @@ const PUSH_KEYS: [&str; 10] = [
     "qc",
     "qc_deviation",
 ];
-/// Body keys of `POST /simulate/astm/{t}/host-query`.
+/// Body keys of `POST /simulate/astm/{t}/host-query` and `POST /simulate/hl7/{t}/host-query`.
 const HOST_QUERY_KEYS: [&str; 6] = [
     "destination",
     "specimens",
@@ -757,57 +760,124 @@ async fn astm_host_query(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Reply {
-    check_name(&name, "template")?;
-    let body = body_with_keys(
-        &body,
-        &format!("POST /simulate/astm/{name}/host-query"),
-        &HOST_QUERY_KEYS,
-    )?;
-    astm_template(&app, &name)?;
-    let destination = str_field(&body, &["destination"])?
-        .ok_or_else(|| bad("destination is required: the LIS's ASTM port, tcp://host:port"))?;
-    let Destination::Tcp(host_port) =
-        Destination::parse(&destination).map_err(|e| bad(format!("{e:#}")))?
-    else {
-        return Err(bad(
-            "destination must be tcp://host:port: a host query is ASTM",
-        ));
-    };
-    let specimens = match body.get("specimens") {
-        None | Some(Value::Null) => str_field(&body, &["sample_id", "sampleId"])?
-            .into_iter()
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(bad(format!("specimens must hold strings; got {other}"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(other) => {
-            return Err(bad(format!(
-                "specimens must be a list of specimen IDs; got {other}"
-            )));
-        }
-    };
-    let wait = match body.get("timeout") {
-        None | Some(Value::Null) => Duration::from_secs(15),
-        Some(v) => v
-            .as_f64()
-            .filter(|s| (0.0..=3600.0).contains(s))
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| bad(format!("timeout must be seconds, 0 to 3600; got {v}")))?,
-    };
-    let source = source_ip(&body)?;
-    let mut query =
-        HostQuery::new(&app, &name, specimens, wait).map_err(|e| bad(format!("{e:#}")))?;
-    let mut io = host_query::connect(&app, &host_port, source)
+    let request = HostQueryRequest::read(&app, &name, &body, false)?;
+    let mut query = HostQuery::new(&app, &name, request.specimens, request.wait)
+        .map_err(|e| bad(format!("{e:#}")))?;
+    let mut io = host_query::connect(&app, &request.host_port, request.source)
         .await
         .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
     let port = io.get_ref().local_addr().map_or(0, |a| a.port());
-    let result = query.exchange(&mut io, &host_port, port).await;
+    let result = query.exchange(&mut io, &request.host_port, port).await;
     io.shutdown().await;
+    host_query_reply(&name, &request.destination, result)
+}
+
+/// `POST /simulate/astm/{t}/host-query` in HL7, as IHE LAW has it: QBP^Q11 to the LIS at
+/// `destination` (`mllp://`), its RSP^K11 and work order (OML^O33, answered ORL^O34), then
+/// results for exactly the tests ordered. The same body, statuses and reply.
+async fn hl7_host_query(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let request = HostQueryRequest::read(&app, &name, &body, true)?;
+    let mut query = Hl7HostQuery::new(&app, &name, request.specimens, request.wait)
+        .map_err(|e| bad(format!("{e:#}")))?;
+    let mut connection = host_query_hl7::connect(&request.host_port, request.source)
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
+    let port = connection.get_ref().local_addr().map_or(0, |a| a.port());
+    let result = query
+        .exchange(&mut connection, &request.host_port, port)
+        .await;
+    host_query_hl7::close(connection).await;
+    host_query_reply(&name, &request.destination, result)
+}
+
+/// A checked host-query body.
+struct HostQueryRequest {
+    destination: String,
+    host_port: String,
+    specimens: Vec<String>,
+    wait: Duration,
+    source: Option<IpAddr>,
+}
+
+impl HostQueryRequest {
+    /// The body of a host query with template `name`, in HL7 when `hl7` (an `mllp://`
+    /// destination) else in ASTM (`tcp://`).
+    fn read(app: &App, name: &str, body: &Bytes, hl7: bool) -> Result<Self, ApiError> {
+        check_name(name, "template")?;
+        let protocol = if hl7 { "hl7" } else { "astm" };
+        let body = body_with_keys(
+            body,
+            &format!("POST /simulate/{protocol}/{name}/host-query"),
+            &HOST_QUERY_KEYS,
+        )?;
+        if hl7 {
+            hl7_template(app, name)?;
+        } else {
+            astm_template(app, name)?;
+        }
+        let scheme = if hl7 { "mllp" } else { "tcp" };
+        let destination = str_field(&body, &["destination"])?.ok_or_else(|| {
+            bad(format!(
+                "destination is required: the LIS's {} port, {scheme}://host:port",
+                protocol.to_ascii_uppercase()
+            ))
+        })?;
+        let host_port = match Destination::parse(&destination).map_err(|e| bad(format!("{e:#}")))? {
+            Destination::Tcp(host_port) if !hl7 => host_port,
+            Destination::Mllp(host_port) if hl7 => host_port,
+            _ => {
+                return Err(bad(format!(
+                    "destination must be {scheme}://host:port: this host query is {}",
+                    protocol.to_ascii_uppercase()
+                )));
+            }
+        };
+        let specimens = match body.get("specimens") {
+            None | Some(Value::Null) => str_field(&body, &["sample_id", "sampleId"])?
+                .into_iter()
+                .collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(bad(format!("specimens must hold strings; got {other}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(other) => {
+                return Err(bad(format!(
+                    "specimens must be a list of specimen IDs; got {other}"
+                )));
+            }
+        };
+        let wait = match body.get("timeout") {
+            None | Some(Value::Null) => Duration::from_secs(15),
+            Some(v) => v
+                .as_f64()
+                .filter(|s| (0.0..=3600.0).contains(s))
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| bad(format!("timeout must be seconds, 0 to 3600; got {v}")))?,
+        };
+        Ok(Self {
+            destination,
+            host_port,
+            specimens,
+            wait,
+            source: source_ip(&body)?,
+        })
+    }
+}
+
+/// The reply to a host query: the orders received, or a 504 (no answer in time) or 502.
+fn host_query_reply(
+    name: &str,
+    destination: &str,
+    result: anyhow::Result<host_query::Outcome>,
+) -> Reply {
     let outcome = result.map_err(|e| {
         let status = if e.downcast_ref::<host_query::NoAnswer>().is_some() {
             StatusCode::GATEWAY_TIMEOUT

@@ -194,7 +194,8 @@ pub(crate) struct Cli {
     /// `--serial-port` with `--serial-analyzer`), ask the LIS for the orders of this specimen
     /// (H, `Q|1|^SPECIMEN||^^^ALL||||||||O`, L), as an analyzer does after reading its
     /// barcode, then send results for exactly the tests the LIS ordered, on the same line;
-    /// several specimens are asked for in turn. `-c N` asks for them all N times (rounds, `-i`
+    /// several specimens are asked for in turn. With `--hl7` and `--push mllp://`, IHE LAW's
+    /// QBP^Q11 for `--hl7-template`, the work order (OML^O33) answered ORL^O34. `-c N` asks for them all N times (rounds, `-i`
     /// seconds apart), `-C` until interrupted.
     #[arg(long = "host-query", value_name = "SPECIMEN")]
     pub(crate) host_query: Vec<String>,

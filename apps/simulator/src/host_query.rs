@@ -103,6 +103,19 @@ pub(crate) struct NoAnswer {
     withdrawal: String,
 }
 
+impl NoAnswer {
+    /// `peer` did not answer the query for `specimen` within `wait`; `withdrawal` says what
+    /// was done about it (or what was missing).
+    pub(crate) fn new(peer: &str, specimen: &str, wait: Duration, withdrawal: &str) -> Self {
+        Self {
+            peer: peer.to_owned(),
+            specimen: specimen.to_owned(),
+            wait,
+            withdrawal: withdrawal.to_owned(),
+        }
+    }
+}
+
 impl<'a> HostQuery<'a> {
     /// The queries for `specimens`, each answered within `wait`, of the ASTM template `name`,
     /// which also gives the results.
@@ -116,9 +129,7 @@ impl<'a> HostQuery<'a> {
         if !template.protocol.kind.is_astm() {
             bail!("a host query needs an ASTM template; {name} is not one");
         }
-        if specimens.is_empty() || specimens.iter().any(|s| s.trim().is_empty()) {
-            bail!("a host query needs specimen IDs (the barcodes the analyzer read), none empty");
-        }
+        check_specimens(&specimens)?;
         let options = app.options(true, None);
         let mut generator = Generator::new(template, &app.minter, &options)?;
         let queries = specimens
@@ -172,13 +183,7 @@ impl<'a> HostQuery<'a> {
                         Ok(()) => "query withdrawn (Q.13 A)".to_owned(),
                         Err(e) => format!("withdrawing it failed too: {e}"),
                     };
-                    return Err(NoAnswer {
-                        peer: peer.to_owned(),
-                        specimen: specimen.clone(),
-                        wait: self.wait,
-                        withdrawal,
-                    }
-                    .into());
+                    return Err(NoAnswer::new(peer, specimen, self.wait, &withdrawal).into());
                 }
             };
             self.app
@@ -203,81 +208,89 @@ impl<'a> HostQuery<'a> {
             outcome.orders.extend(transfer.orders);
             outcome.not_orders.extend(transfer.withdrawn);
         }
-        let queried = self.specimens.len();
-        outcome.summary = if outcome.orders.is_empty() {
+        outcome.summarize(self.specimens.len(), peer);
+        Ok(outcome)
+    }
+}
+
+impl Outcome {
+    /// Sets the summary of a round that asked for `queried` specimens at `peer`.
+    pub(crate) fn summarize(&mut self, queried: usize, peer: &str) {
+        self.summary = if self.orders.is_empty() {
             format!("queried {queried}, no order from {peer}, no results sent")
         } else {
-            let ordered: Vec<String> = outcome
+            let ordered: Vec<String> = self
                 .orders
                 .iter()
                 .map(|o| format!("{} ({})", o.sample_id, o.codes.join(", ")))
                 .collect();
             format!("queried {queried}, results sent for {}", ordered.join("; "))
         };
-        Ok(outcome)
     }
+}
 
-    /// [`exchange`](Self::exchange), round after round as `rounds` says, until the rounds are
-    /// done, one fails or `stop` completes (Ctrl-C: the round under way is cut short, and is
-    /// not counted). Each round must finish within `round_limit`, if any. The run's summary;
-    /// a failed round's error names the round and what the rounds before it came to.
-    pub(crate) async fn repeat<T: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut LinkIo<T>,
-        peer: &str,
-        port: u16,
-        rounds: Rounds,
-        round_limit: Option<Duration>,
-        stop: impl Future<Output = ()>,
-    ) -> anyhow::Result<String> {
-        tokio::pin!(stop);
-        let mut tally = Tally::default();
-        let mut interrupted = false;
-        while rounds.count.is_none_or(|n| tally.rounds < n) {
-            if tally.rounds > 0 && !rounds.pause.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(rounds.pause) => {}
-                    () = &mut stop => { interrupted = true; break; }
-                }
-            }
-            let round = tally.rounds + 1;
-            let exchange = self.exchange(io, peer, port);
-            let limited = async {
-                match round_limit {
-                    Some(limit) => {
-                        tokio::time::timeout(limit, exchange)
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(anyhow!("host query not finished after {limit:?}"))
-                            })
-                    }
-                    None => exchange.await,
-                }
-            };
-            let result = tokio::select! {
-                r = limited => r,
+/// Refuses a host query without specimens, or with an empty one.
+pub(crate) fn check_specimens(specimens: &[String]) -> anyhow::Result<()> {
+    if specimens.is_empty() || specimens.iter().any(|s| s.trim().is_empty()) {
+        bail!("a host query needs specimen IDs (the barcodes the analyzer read), none empty");
+    }
+    Ok(())
+}
+
+/// Runs `round` (one host query per specimen, `specimens` of them) round after round as
+/// `rounds` says, until the rounds are done, one fails or `stop` completes (Ctrl-C: the round
+/// under way is cut short, and is not counted). Each round must finish within `round_limit`,
+/// if any. The run's summary; a failed round's error names the round and what the rounds
+/// before it came to.
+pub(crate) async fn repeat(
+    specimens: usize,
+    rounds: Rounds,
+    round_limit: Option<Duration>,
+    stop: impl Future<Output = ()>,
+    mut round: impl AsyncFnMut() -> anyhow::Result<Outcome>,
+) -> anyhow::Result<String> {
+    tokio::pin!(stop);
+    let mut tally = Tally::default();
+    let mut interrupted = false;
+    while rounds.count.is_none_or(|n| tally.rounds < n) {
+        if tally.rounds > 0 && !rounds.pause.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(rounds.pause) => {}
                 () = &mut stop => { interrupted = true; break; }
-            };
-            match result {
-                Ok(outcome) => {
-                    if rounds.count != Some(1) {
-                        tracing::info!("round {round}: {}", outcome.summary);
-                    }
-                    tally.add(self.specimens.len(), &outcome);
-                }
-                Err(e) if rounds.count == Some(1) => return Err(e),
-                Err(e) => {
-                    let before = if tally.rounds == 0 {
-                        String::new()
-                    } else {
-                        format!(" (before it: {})", tally.summary(false))
-                    };
-                    return Err(e.context(format!("host query round {round}{before}")));
-                }
             }
         }
-        Ok(tally.summary(interrupted))
+        let number = tally.rounds + 1;
+        let limited = async {
+            match round_limit {
+                Some(limit) => tokio::time::timeout(limit, round())
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow!("host query not finished after {limit:?}"))),
+                None => round().await,
+            }
+        };
+        let result = tokio::select! {
+            r = limited => r,
+            () = &mut stop => { interrupted = true; break; }
+        };
+        match result {
+            Ok(outcome) => {
+                if rounds.count != Some(1) {
+                    tracing::info!("round {number}: {}", outcome.summary);
+                }
+                tally.add(specimens, &outcome);
+            }
+            Err(e) if rounds.count == Some(1) => return Err(e),
+            Err(e) => {
+                let before = if tally.rounds == 0 {
+                    String::new()
+                } else {
+                    format!(" (before it: {})", tally.summary(false))
+                };
+                return Err(e.context(format!("host query round {number}{before}")));
+            }
+        }
     }
+    Ok(tally.summary(interrupted))
 }
 
 /// The host query of the command line (`--host-query`, `--host-query-timeout`) for template
@@ -315,9 +328,6 @@ pub(crate) async fn run_tcp(
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
-    if cli.hl7 {
-        bail!("--host-query asks in ASTM (a Q record); HL7 queries are not supported");
-    }
     let Destination::Tcp(host_port) = dest else {
         bail!("--host-query needs a tcp:// destination (the LIS's ASTM port), not {dest_text}");
     };
@@ -332,10 +342,11 @@ pub(crate) async fn run_tcp(
     }
     let mut io = connect(app, host_port, cli.source_ip).await?;
     let local_port = io.get_ref().local_addr().map_or(0, |a| a.port());
-    let rounds = Rounds::from_cli(cli);
-    let result = host_query
-        .repeat(&mut io, host_port, local_port, rounds, None, stop)
-        .await;
+    let specimens = host_query.specimens.len();
+    let result = repeat(specimens, Rounds::from_cli(cli), None, stop, async || {
+        host_query.exchange(&mut io, host_port, local_port).await
+    })
+    .await;
     io.shutdown().await;
     console::report(format_args!("summary: {}", result?));
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,7 @@ mod cli;
 mod console;
 mod faults;
 mod host_query;
+mod host_query_hl7;
 mod legacy;
 mod link_io;
 mod push;
@@ -361,7 +362,11 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let dest = Destination::parse(dest_text)?;
     if !cli.host_query.is_empty() {
-        return host_query::run_tcp(app, &dest, dest_text, shutdown_signal()).await;
+        return if cli.hl7 {
+            host_query_hl7::run_mllp(app, &dest, dest_text, shutdown_signal()).await
+        } else {
+            host_query::run_tcp(app, &dest, dest_text, shutdown_signal()).await
+        };
     }
     check_destination(&dest, cli.hl7)?;
     if cli.dry_run {
@@ -611,17 +616,14 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     );
     let sent = if let Some(query) = query_mode.as_mut() {
         // A run of rounds (-C) may last any time: the limit is on each round.
-        let rounds = host_query::Rounds::from_cli(cli);
-        let summary = query
-            .repeat(
-                &mut io,
-                path,
-                0,
-                rounds,
-                Some(SERIAL_RUN_LIMIT),
-                shutdown_signal(),
-            )
-            .await;
+        let summary = host_query::repeat(
+            cli.host_query.len(),
+            host_query::Rounds::from_cli(cli),
+            Some(SERIAL_RUN_LIMIT),
+            shutdown_signal(),
+            async || query.exchange(&mut io, path, 0).await,
+        )
+        .await;
         Ok(summary.map(|s| console::report(format_args!("summary: {s}"))))
     } else {
         tokio::time::timeout(SERIAL_RUN_LIMIT, async {

@@ -291,14 +291,8 @@ async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
 
     for (args, error) in [
         (
-            &[
-                "--push",
-                "mllp://127.0.0.1:1",
-                "--hl7",
-                "--template",
-                "stago_start4",
-            ][..],
-            "--host-query asks in ASTM",
+            &["--push", "mllp://127.0.0.1:1", "--template", "stago_start4"][..],
+            "--host-query needs a tcp:// destination",
         ),
         (
             &["--push", "http://127.0.0.1:1", "--template", "stago_start4"][..],
