@@ -8,17 +8,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::net::{TcpListener, TcpStream};
 
-/// Runs the simulator to the end off the async workers; its output.
-async fn run(args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        command(&args).output().expect("run simulator")
-    })
-    .await
-    .unwrap()
-}
-
 /// A LIS listening on loopback, and the destination naming it.
 async fn lis() -> (TcpListener, String) {
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -30,7 +19,7 @@ async fn lis() -> (TcpListener, String) {
 async fn query(dest: &str, args: &[&str]) -> std::process::Output {
     let mut all = vec!["--push", dest, "--template", "stago_start4"];
     all.extend_from_slice(args);
-    run(&all).await
+    run_to_end(&all).await
 }
 
 /// Accepts the simulator's connection and reads its query as the LIS.
@@ -274,7 +263,7 @@ async fn an_unanswered_query_is_withdrawn_and_the_run_fails() {
 /// before anything is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
-    let out = run(&[
+    let out = run_to_end(&[
         "--push",
         "tcp://127.0.0.1:1",
         "--template",
@@ -324,7 +313,7 @@ async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
     ] {
         let mut all = args.to_vec();
         all.extend(["--host-query", "S1"]);
-        let out = run(&all).await;
+        let out = run_to_end(&all).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr.contains(error), "{args:?}: {stderr}");
@@ -345,21 +334,6 @@ async fn the_api_runs_a_host_query() {
         "0",
     ]);
     let url = sim.api_url("/simulate/astm/stago_start4/host-query");
-    let post = |url: String, body: String| async move {
-        let reply = http()
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = reply.status().as_u16();
-        let text = reply.text().await.unwrap();
-        let value: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-        (status, value)
-    };
-
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = lis.local_addr().unwrap();
     let lis_side = lis_answering(
@@ -380,7 +354,7 @@ async fn the_api_runs_a_host_query() {
         ],
     );
     let body = format!(r#"{{"destination": "tcp://{addr}", "specimens": ["SPEC-1", "SPEC-2"]}}"#);
-    let (status, v) = post(url.clone(), body).await;
+    let (status, v) = post_json(&url, body).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         v["orders"],
@@ -410,7 +384,7 @@ async fn the_api_runs_a_host_query() {
         receive_records(&mut s).await
     });
     let body = format!(r#"{{"destination": "tcp://{addr}", "sample_id": "S9", "timeout": 0.5}}"#);
-    let (status, v) = post(url.clone(), body).await;
+    let (status, v) = post_json(&url, body).await;
     assert_eq!(status, 504, "{v}");
     assert!(
         v["error"]
@@ -425,8 +399,8 @@ async fn the_api_runs_a_host_query() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let (status, v) = post(
-        url.clone(),
+    let (status, v) = post_json(
+        &url,
         format!(r#"{{"destination": "tcp://{addr}", "sample_id": "S1"}}"#),
     )
     .await;
@@ -451,18 +425,18 @@ async fn the_api_runs_a_host_query() {
             "timeout must be",
         ),
     ] {
-        let (status, v) = post(url.clone(), body.to_owned()).await;
+        let (status, v) = post_json(&url, body.to_owned()).await;
         assert_eq!(status, 400, "{body}: {v}");
         assert!(v["error"].as_str().unwrap().contains(error), "{body}: {v}");
     }
-    let (status, _) = post(
-        sim.api_url("/simulate/astm/mindray_bs200/host-query"),
+    let (status, _) = post_json(
+        &sim.api_url("/simulate/astm/mindray_bs200/host-query"),
         r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S1"}"#.to_owned(),
     )
     .await;
     assert_eq!(status, 400);
-    let (status, _) = post(
-        sim.api_url("/simulate/astm/nope/host-query"),
+    let (status, _) = post_json(
+        &sim.api_url("/simulate/astm/nope/host-query"),
         r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S1"}"#.to_owned(),
     )
     .await;

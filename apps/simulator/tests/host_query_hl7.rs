@@ -12,23 +12,12 @@ use tokio_util::codec::Framed;
 
 type Lis = Framed<TcpStream, MllpCodec>;
 
-/// Runs the simulator to the end off the async workers; its output.
-async fn run(args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        command(&args).output().expect("run simulator")
-    })
-    .await
-    .unwrap()
-}
-
 /// Runs an HL7 host query to the LIS `lis` listens on with `mindray_bs200`, `args` after.
 async fn query(lis: &TcpListener, args: &[&str]) -> std::process::Output {
     let dest = format!("mllp://{}", lis.local_addr().unwrap());
     let mut all = vec!["--push", &dest, "--hl7", "--hl7-template", "mindray_bs200"];
     all.extend_from_slice(args);
-    run(&all).await
+    run_to_end(&all).await
 }
 
 async fn accept(lis: &TcpListener) -> Lis {
@@ -289,7 +278,7 @@ async fn a_refused_or_unanswered_hl7_query_fails_the_run_with_the_reason() {
 /// before anything is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hl7_dry_run_prints_the_query_and_bad_setups_are_refused() {
-    let out = run(&[
+    let out = run_to_end(&[
         "--push",
         "mllp://127.0.0.1:1",
         "--hl7",
@@ -324,7 +313,7 @@ async fn hl7_dry_run_prints_the_query_and_bad_setups_are_refused() {
     ] {
         let mut all = args.to_vec();
         all.extend(["--host-query", "S1"]);
-        let out = run(&all).await;
+        let out = run_to_end(&all).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr.contains(error), "{args:?}: {stderr}");
@@ -345,24 +334,6 @@ async fn the_api_runs_an_hl7_host_query() {
         "0",
     ]);
     let url = sim.api_url("/simulate/hl7/mindray_bs200/host-query");
-    let post = |body: String| {
-        let url = url.clone();
-        async move {
-            let reply = http()
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let status = reply.status().as_u16();
-            let text = reply.text().await.unwrap();
-            let value: serde_json::Value =
-                serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-            (status, value)
-        }
-    };
-
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = lis.local_addr().unwrap();
     let lis_side = async {
@@ -393,7 +364,7 @@ async fn the_api_runs_an_hl7_host_query() {
         (qbp, results)
     };
     let body = format!(r#"{{"destination": "mllp://{addr}", "sample_id": "SPEC-1"}}"#);
-    let ((status, v), (qbp, results)) = tokio::join!(post(body), lis_side);
+    let ((status, v), (qbp, results)) = tokio::join!(post_json(&url, body), lis_side);
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         v["orders"],
@@ -413,7 +384,7 @@ async fn the_api_runs_an_hl7_host_query() {
         s
     };
     let body = format!(r#"{{"destination": "mllp://{addr}", "sample_id": "S9", "timeout": 0.5}}"#);
-    let ((status, v), _s) = tokio::join!(post(body), silent);
+    let ((status, v), _s) = tokio::join!(post_json(&url, body), silent);
     assert_eq!(status, 504, "{v}");
     assert!(
         v["error"]
@@ -423,8 +394,11 @@ async fn the_api_runs_an_hl7_host_query() {
         "{v}"
     );
 
-    let (status, v) =
-        post(r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S"}"#.into()).await;
+    let (status, v) = post_json(
+        &url,
+        r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S"}"#.into(),
+    )
+    .await;
     assert_eq!(status, 400, "{v}");
     assert!(
         v["error"]

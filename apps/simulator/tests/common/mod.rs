@@ -250,6 +250,34 @@ pub async fn receive_records(s: &mut TcpStream) -> Vec<String> {
         .collect()
 }
 
+/// Runs the simulator with `args` to the end off the async workers (the test's own servers
+/// keep running); its output.
+pub async fn run_to_end(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        command(&args).output().expect("run simulator")
+    })
+    .await
+    .unwrap()
+}
+
+/// POSTs the JSON `body` to `url`; the status and the JSON reply (a reply that is not JSON
+/// fails the test).
+pub async fn post_json(url: &str, body: String) -> (u16, serde_json::Value) {
+    let reply = http()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    let text = reply.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, value)
+}
+
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
