@@ -265,7 +265,7 @@ impl<'a> Hl7HostQuery<'a> {
 /// the accept ACK, if its MSH-15 asks for one), and the work it orders. A work order for
 /// another specimen than the one asked for is refused with `AR`, as LAW asks of an analyzer.
 fn accept_work(message: &Message<'_>, specimen: &str) -> (Option<Vec<u8>>, anyhow::Result<Work>) {
-    let named = specimen_ids(message);
+    let read = Hl7Orders::read(message);
     let mut reply = AckBuilder::new(message);
     let kind = message.message_type();
     if AckMode::of(message) == AckMode::Original
@@ -273,9 +273,8 @@ fn accept_work(message: &Message<'_>, specimen: &str) -> (Option<Vec<u8>>, anyho
     {
         reply = reply.response_type(code, trigger);
     }
-    let accepted = if named.is_empty() || named.iter().any(|id| id == specimen) {
+    let accepted = if read.specimens.is_empty() || read.specimens.iter().any(|id| id == specimen) {
         reply = reply.text("Work order accepted");
-        let read = Hl7Orders::read(message);
         Ok(Work {
             orders: read.orders,
             withdrawn: read.withdrawn,
@@ -284,7 +283,7 @@ fn accept_work(message: &Message<'_>, specimen: &str) -> (Option<Vec<u8>>, anyho
     } else {
         let why = format!(
             "work order for specimen {}, not for {specimen}, the one asked for",
-            named.join(", ")
+            read.specimens.join(", ")
         );
         reply = reply.code(AckCode::ApplicationReject).text(why.clone());
         Err(anyhow::anyhow!(why))
@@ -295,24 +294,6 @@ fn accept_work(message: &Message<'_>, specimen: &str) -> (Option<Vec<u8>>, anyho
         .build_if_required()
         .unwrap_or_else(|_| Some(vec![mllp_hl7::CommitAck::Nak.byte()]));
     (bytes, accepted)
-}
-
-/// The specimen IDs a work order names: SPM-2 (placer and filler assigned IDs) and SAC-3
-/// (container ID), unescaped, empty ones left out.
-fn specimen_ids(message: &Message<'_>) -> Vec<String> {
-    let spm = message.segments_named(b"SPM").flat_map(|spm| {
-        let id = spm.field_or_empty(2);
-        [id.component(1), id.component(2)]
-    });
-    let sac = message
-        .segments_named(b"SAC")
-        .map(|sac| sac.field_or_empty(3).component(1));
-    spm.chain(sac)
-        .flatten()
-        .filter_map(|v| v.subcomponent(1))
-        .map(|v| text(&v))
-        .filter(|id| !id.is_empty())
-        .collect()
 }
 
 /// The unescaped text of an HL7 value.

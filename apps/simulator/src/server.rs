@@ -959,7 +959,9 @@ async fn serve_mllp(
         let Some(name) = &template else {
             continue;
         };
-        let Hl7Orders { orders, withdrawn } = Hl7Orders::read(&message);
+        let Hl7Orders {
+            orders, withdrawn, ..
+        } = Hl7Orders::read(&message);
         for control in &withdrawn {
             tracing::info!(
                 "port {}: ORC-1 {control} withdraws an order group: no results for it",

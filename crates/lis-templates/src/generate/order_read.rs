@@ -83,6 +83,10 @@ pub struct Hl7Orders {
     /// The ORC-1 of each order group that withdraws its order
     /// ([`WITHDRAWING_ORDER_CONTROLS`]): its OBR segments order nothing.
     pub withdrawn: Vec<String>,
+    /// The specimens the message names (an OML^O33's SPM-2 placer and filler IDs and SAC-3
+    /// container IDs), unescaped, each once, empty ones left out: an analyzer checks them
+    /// against the specimen it asked about.
+    pub specimens: Vec<String>,
 }
 
 impl Hl7Orders {
@@ -100,6 +104,12 @@ impl Hl7Orders {
     /// assert_eq!(read.orders[0].placer, ["PL-2"]);
     /// assert_eq!(read.orders[0].codes, ["WBC"]);
     /// assert_eq!(read.orders[0].service, ["", "", "", "WBC"]);
+    ///
+    /// let oml = mllp_hl7::Message::parse(
+    ///     b"MSH|^~\\&|LIS||LAB||20260101||OML^O33^OML_O33|2|P|2.5.1\rSPM|1|S-1&LIS^F-1\r\
+    ///       SAC|||S-1\rORC|NW|PL-3\rOBR|1|PL-3||GLU",
+    /// )?;
+    /// assert_eq!(Hl7Orders::read(&oml).specimens, ["S-1", "F-1"]);
     /// # Ok::<(), mllp_hl7::ParseError>(())
     /// ```
     #[must_use]
@@ -107,6 +117,24 @@ impl Hl7Orders {
         let mut read = Self::default();
         let mut group: Option<(mllp_hl7::Segment<'_>, bool)> = None;
         for segment in message.segments() {
+            let specimen_ids = match segment.id() {
+                b"SPM" => {
+                    let id = segment.field_or_empty(2);
+                    vec![id.component(1), id.component(2)]
+                }
+                b"SAC" => vec![segment.field_or_empty(3).component(1)],
+                _ => Vec::new(),
+            };
+            for id in specimen_ids
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.subcomponent(1))
+                .map(|v| hl7_text(&v))
+            {
+                if !id.is_empty() && !read.specimens.contains(&id) {
+                    read.specimens.push(id);
+                }
+            }
             match segment.id() {
                 b"ORC" => {
                     let control = segment
