@@ -39,14 +39,27 @@ pub(crate) struct HostQuery<'a> {
 pub(crate) struct Rounds {
     pub(crate) count: Option<u64>,
     pub(crate) pause: Duration,
+    pub(crate) after_failure: AfterFailure,
+}
+
+/// What follows a failed round in a run of several.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterFailure {
+    /// The next round, on a new connection.
+    NextRound,
+    /// Nothing: the run fails. On a serial line there is no connection to start afresh, and
+    /// the line may still carry the failed round's session.
+    Stop,
 }
 
 impl Rounds {
-    /// The rounds of the command line: `-c` (1 by default), `-C`, `-i`.
+    /// The rounds of the command line: `-c` (1 by default), `-C`, `-i`; a failed round is
+    /// followed by the next.
     pub(crate) fn from_cli(cli: &Cli) -> Self {
         Self {
             count: (!cli.push_continuous).then_some(cli.push_count),
             pause: Duration::from_secs_f64(cli.push_interval),
+            after_failure: AfterFailure::NextRound,
         }
     }
 }
@@ -54,31 +67,73 @@ impl Rounds {
 /// Totals over the rounds of a run.
 #[derive(Default)]
 struct Tally {
-    rounds: u64,
+    /// Rounds that finished.
+    finished: u64,
+    /// Rounds that failed.
+    failed: u64,
+    /// Failed rounds since the last one that finished.
+    failed_in_a_row: u64,
+    /// Specimens asked for in the rounds that finished.
     queried: u64,
-    /// Specimens the LIS ordered tests for, whose results were sent.
+    /// Specimens the LIS ordered tests for, whose results were sent (rounds that finished).
     resulted: u64,
     /// The last round's summary: the run's, when it had one round.
     last: String,
 }
 
 impl Tally {
+    fn rounds(&self) -> u64 {
+        self.finished + self.failed
+    }
+
     fn add(&mut self, queried: usize, outcome: &Outcome) {
-        self.rounds += 1;
+        self.finished += 1;
+        self.failed_in_a_row = 0;
         self.queried += queried as u64;
         self.resulted += outcome.orders.len() as u64;
         self.last.clone_from(&outcome.summary);
     }
 
+    fn fail(&mut self) {
+        self.failed += 1;
+        self.failed_in_a_row += 1;
+    }
+
     fn summary(&self, interrupted: bool) -> String {
         let stop = if interrupted { " (interrupted)" } else { "" };
-        if self.rounds == 1 && !interrupted {
+        if self.rounds() == 1 && self.failed == 0 && !interrupted {
             return self.last.clone();
         }
+        let failed = match self.failed {
+            0 => String::new(),
+            n => format!(" ({n} failed)"),
+        };
         format!(
-            "{} round(s), queried {}, results sent for {}{stop}",
-            self.rounds, self.queried, self.resulted
+            "{} round(s){failed}, queried {}, results sent for {}{stop}",
+            self.rounds(),
+            self.queried,
+            self.resulted
         )
+    }
+}
+
+/// What a run of host query rounds came to.
+pub(crate) struct RunOutcome {
+    /// The summary line, without its `summary: `.
+    pub(crate) summary: String,
+    /// Rounds that failed; each was reported as it failed.
+    pub(crate) failed_rounds: u64,
+}
+
+impl RunOutcome {
+    /// Prints the summary; exit 1 when a round failed, as a push with failed messages does.
+    pub(crate) fn report(&self) -> ExitCode {
+        console::report(format_args!("summary: {}", self.summary));
+        if self.failed_rounds > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -238,28 +293,39 @@ pub(crate) fn check_specimens(specimens: &[String]) -> anyhow::Result<()> {
 }
 
 /// Runs `round` (one host query per specimen, `specimens` of them) round after round as
-/// `rounds` says, until the rounds are done, one fails or `stop` completes (Ctrl-C: the round
-/// under way is cut short, and is not counted). Each round must finish within `round_limit`,
-/// if any. The run's summary; a failed round's error names the round and what the rounds
-/// before it came to.
+/// `rounds` says, until the rounds are done or `stop` completes (Ctrl-C: the round under way is
+/// cut short, and is not counted). Each round must finish within `round_limit`, if any.
+///
+/// A run of one round fails as its round does. In a run of several, a failed round is
+/// reported and, with [`AfterFailure::NextRound`], the next one follows, as a push goes on
+/// after a failed message: `round` must start the next one afresh (a new connection). In a `-C`
+/// run the pause after failed rounds grows as a push's does, so a LIS that is down is not
+/// asked in a tight loop. With [`AfterFailure::Stop`] the run fails, the error naming the
+/// round and what the rounds before it came to.
 pub(crate) async fn repeat(
     specimens: usize,
     rounds: Rounds,
     round_limit: Option<Duration>,
     stop: impl Future<Output = ()>,
     mut round: impl AsyncFnMut() -> anyhow::Result<Outcome>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<RunOutcome> {
     tokio::pin!(stop);
     let mut tally = Tally::default();
+    let mut failure_pause = push::FailurePause::default();
+    let pause = |failure_pause: &push::FailurePause| match rounds.count {
+        None => rounds.pause.max(failure_pause.current()),
+        Some(_) => rounds.pause,
+    };
     let mut interrupted = false;
-    while rounds.count.is_none_or(|n| tally.rounds < n) {
-        if tally.rounds > 0 && !rounds.pause.is_zero() {
+    while rounds.count.is_none_or(|n| tally.rounds() < n) {
+        let wait = pause(&failure_pause);
+        if tally.rounds() > 0 && !wait.is_zero() {
             tokio::select! {
-                () = tokio::time::sleep(rounds.pause) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = &mut stop => { interrupted = true; break; }
             }
         }
-        let number = tally.rounds + 1;
+        let number = tally.rounds() + 1;
         let limited = async {
             match round_limit {
                 Some(limit) => tokio::time::timeout(limit, round())
@@ -274,23 +340,46 @@ pub(crate) async fn repeat(
         };
         match result {
             Ok(outcome) => {
-                if rounds.count != Some(1) {
+                failure_pause.reset();
+                if tally.failed_in_a_row > 0 {
+                    tracing::info!(
+                        "round {number}: {}, after {} failed round(s) in a row",
+                        outcome.summary,
+                        tally.failed_in_a_row
+                    );
+                } else if rounds.count != Some(1) {
                     tracing::info!("round {number}: {}", outcome.summary);
                 }
                 tally.add(specimens, &outcome);
             }
             Err(e) if rounds.count == Some(1) => return Err(e),
-            Err(e) => {
-                let before = if tally.rounds == 0 {
+            Err(e) if rounds.after_failure == AfterFailure::Stop => {
+                let before = if tally.rounds() == 0 {
                     String::new()
                 } else {
                     format!(" (before it: {})", tally.summary(false))
                 };
                 return Err(e.context(format!("host query round {number}{before}")));
             }
+            Err(e) => {
+                tally.fail();
+                failure_pause.grow();
+                let next = if rounds.count.is_none_or(|n| tally.rounds() < n) {
+                    format!(
+                        "; next round in {:.1} s",
+                        pause(&failure_pause).as_secs_f64()
+                    )
+                } else {
+                    String::new()
+                };
+                console::report(format_args!("round {number} failed: {e:#}{next}"));
+            }
         }
     }
-    Ok(tally.summary(interrupted))
+    Ok(RunOutcome {
+        summary: tally.summary(interrupted),
+        failed_rounds: tally.failed,
+    })
 }
 
 /// The host query of the command line (`--host-query`, `--host-query-timeout`) for template
@@ -340,16 +429,29 @@ pub(crate) async fn run_tcp(
         console::output(host_query.text().as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut io = connect(app, host_port, cli.source_ip).await?;
-    let local_port = io.get_ref().local_addr().map_or(0, |a| a.port());
+    // Opened for the first round, and again for the round after a failed one: a failed
+    // session leaves the link in an unknown state.
+    let mut connection = None;
     let specimens = host_query.specimens.len();
-    let result = repeat(specimens, Rounds::from_cli(cli), None, stop, async || {
-        host_query.exchange(&mut io, host_port, local_port).await
+    let run = repeat(specimens, Rounds::from_cli(cli), None, stop, async || {
+        let io = match &mut connection {
+            Some(io) => io,
+            None => connection.insert(connect(app, host_port, cli.source_ip).await?),
+        };
+        let local_port = io.get_ref().local_addr().map_or(0, |a| a.port());
+        let outcome = host_query.exchange(io, host_port, local_port).await;
+        if outcome.is_err()
+            && let Some(mut broken) = connection.take()
+        {
+            broken.shutdown().await;
+        }
+        outcome
     })
     .await;
-    io.shutdown().await;
-    console::report(format_args!("summary: {}", result?));
-    Ok(ExitCode::SUCCESS)
+    if let Some(mut io) = connection {
+        io.shutdown().await;
+    }
+    Ok(run?.report())
 }
 
 /// The next message the LIS sends; an error when it closes the connection first.

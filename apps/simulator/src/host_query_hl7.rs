@@ -354,16 +354,27 @@ pub(crate) async fn run_mllp(
         console::output(host_query.text().as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut connection = connect(host_port, cli.source_ip).await?;
-    let local_port = connection.get_ref().local_addr().map_or(0, |a| a.port());
+    // Opened for the first round, and again for the round after a failed one: the stream may
+    // hold a late reply.
+    let mut connection = None;
     let specimens = host_query.specimens.len();
-    let result = repeat(specimens, Rounds::from_cli(cli), None, stop, async || {
-        host_query
-            .exchange(&mut connection, host_port, local_port)
-            .await
+    let run = repeat(specimens, Rounds::from_cli(cli), None, stop, async || {
+        let open = match &mut connection {
+            Some(open) => open,
+            None => connection.insert(connect(host_port, cli.source_ip).await?),
+        };
+        let local_port = open.get_ref().local_addr().map_or(0, |a| a.port());
+        let outcome = host_query.exchange(open, host_port, local_port).await;
+        if outcome.is_err()
+            && let Some(broken) = connection.take()
+        {
+            close(broken).await;
+        }
+        outcome
     })
     .await;
-    close(connection).await;
-    console::report(format_args!("summary: {}", result?));
-    Ok(ExitCode::SUCCESS)
+    if let Some(open) = connection {
+        close(open).await;
+    }
+    Ok(run?.report())
 }

@@ -406,7 +406,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let mut interrupted = false;
     // Set when Ctrl-C came while a message was on its way: the LIS may or may not have it.
     let mut unconfirmed = false;
-    let mut failure_pause = FailurePause::default();
+    let mut failure_pause = push::FailurePause::default();
     // Failures since the last message that went through.
     let mut failed_in_a_row = 0u64;
     // One listener for the whole run: a signal between two messages is not missed.
@@ -523,29 +523,6 @@ fn control_ids(payloads: &[Vec<u8>], hl7: bool) -> String {
     }
 }
 
-/// The pause a `--push-continuous` run keeps after failed messages, whatever its
-/// `--push-interval`: a LIS that is down is retried a few times a second at first, then every
-/// few seconds, instead of in a tight loop that fills the terminal.
-#[derive(Default)]
-struct FailurePause(Duration);
-
-impl FailurePause {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(5);
-
-    fn current(&self) -> Duration {
-        self.0
-    }
-
-    fn grow(&mut self) {
-        self.0 = (self.0 * 2).clamp(Self::FIRST, Self::MAX);
-    }
-
-    fn reset(&mut self) {
-        self.0 = Duration::ZERO;
-    }
-}
-
 /// Upper bound of a whole serial run, whatever the peer does (E1381 timers end every session
 /// well before).
 const SERIAL_RUN_LIMIT: Duration = Duration::from_secs(300);
@@ -615,16 +592,20 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         push::sender_options(app.faults.for_serial(), format!("serial to {path}")),
     );
     let sent = if let Some(query) = query_mode.as_mut() {
+        let rounds = host_query::Rounds {
+            after_failure: host_query::AfterFailure::Stop,
+            ..host_query::Rounds::from_cli(cli)
+        };
         // A run of rounds (-C) may last any time: the limit is on each round.
-        let summary = host_query::repeat(
+        let run = host_query::repeat(
             cli.host_query.len(),
-            host_query::Rounds::from_cli(cli),
+            rounds,
             Some(SERIAL_RUN_LIMIT),
             shutdown_signal(),
             async || query.exchange(&mut io, path, 0).await,
         )
         .await;
-        Ok(summary.map(|s| console::report(format_args!("summary: {s}"))))
+        Ok(run.map(|run| run.report()))
     } else {
         tokio::time::timeout(SERIAL_RUN_LIMIT, async {
             for (i, payload) in payloads.iter().enumerate() {
@@ -634,7 +615,7 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
                     format!("message {}/{count} not accepted by the serial peer", i + 1)
                 })?;
             }
-            anyhow::Ok(())
+            anyhow::Ok(ExitCode::SUCCESS)
         })
         .await
     };
@@ -650,18 +631,19 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
                 Some(cause) => e.context(cause),
                 None => e,
             };
-            return Err(e.context(format!("--serial-port {path}")));
+            Err(e.context(format!("--serial-port {path}")))
         }
-        Ok(Ok(())) => {}
+        Ok(Ok(code)) => {
+            if query_mode.is_none() {
+                console::status(format_args!(
+                    "serial: sent {count} message(s) from {} to {path} at {}",
+                    t.name,
+                    settings.describe()
+                ));
+            }
+            Ok(code)
+        }
     }
-    if query_mode.is_none() {
-        console::status(format_args!(
-            "serial: sent {count} message(s) from {} to {path} at {}",
-            t.name,
-            settings.describe()
-        ));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `--generate-files DIR`: one result file from `--generate-files-analyzer`, written by the

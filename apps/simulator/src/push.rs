@@ -15,6 +15,30 @@ use crate::app::App;
 use crate::faults::Faults;
 use crate::link_io::{LinkIo, LinkIoOptions};
 
+/// The pause a `--push-continuous` run keeps after failed messages, whatever its
+/// `--push-interval`: a LIS that is down is retried a few times a second at first, then every
+/// few seconds, instead of in a tight loop that fills the terminal. A `-C` host query keeps it
+/// between failed rounds.
+#[derive(Default)]
+pub(crate) struct FailurePause(Duration);
+
+impl FailurePause {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    pub(crate) fn current(&self) -> Duration {
+        self.0
+    }
+
+    pub(crate) fn grow(&mut self) {
+        self.0 = (self.0 * 2).clamp(Self::FIRST, Self::MAX);
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.0 = Duration::ZERO;
+    }
+}
+
 /// Where a push goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Destination {

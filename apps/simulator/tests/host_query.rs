@@ -629,3 +629,147 @@ async fn continuous_rounds_stop_on_ctrl_c_with_the_rounds_done() {
         "{stderr}"
     );
 }
+
+/// `-c 2`: a failed round does not end the run. The LIS closes the first connection without
+/// answering; the failure is reported with the pause before the next round, which asks again
+/// on a new connection and gets its results. The exit code is 1, as for a push with a failed
+/// message, and the summary counts the failed round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_round_is_reported_and_the_next_asks_again_on_a_new_connection() {
+    let (lis, dest) = lis().await;
+    let lis_side = tokio::spawn(async move {
+        let (first, _) = accept_query(&lis).await;
+        drop(first);
+        let (mut second, query) = accept_query(&lis).await;
+        send_records(
+            &mut second,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-1||^^^PT|R||||||N||||||||||||||Q",
+                "L|1|N",
+            ],
+        )
+        .await;
+        (query, receive_records(&mut second).await)
+    });
+    let out = query(&dest, &["--host-query", "SPEC-1", "-c", "2", "-i", "0.2"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (query, results) = lis_side.await.unwrap();
+    assert_eq!(query[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
+    assert!(
+        results.iter().any(|r| r.starts_with("R|1|^^^PT")),
+        "{results:?}"
+    );
+    assert!(stderr.contains("round 1 failed: "), "{stderr}");
+    assert!(stderr.contains("; next round in 0.2 s\n"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "round 2: queried 1, results sent for SPEC-1 (PT), after 1 failed round(s) in a row"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("summary: 2 round(s) (1 failed), queried 1, results sent for 1\n"),
+        "{stderr}"
+    );
+}
+
+/// `-C -i 0`: a LIS that keeps dropping the connection is asked again after a pause that
+/// doubles from 0.1 s (a push's backoff), not in a tight loop; the first round it answers
+/// resets the pause. Ctrl-C ends the run with exit 1, a round having failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_rounds_back_off_while_the_lis_fails_them() {
+    let (lis, dest) = lis().await;
+    let (answered, answered_rx) = tokio::sync::oneshot::channel();
+    let lis_side = tokio::spawn(async move {
+        let mut gaps = Vec::new();
+        let mut last = None::<Instant>;
+        for _ in 0..3 {
+            let (s, _) = accept_query(&lis).await;
+            if let Some(at) = last {
+                gaps.push(at.elapsed());
+            }
+            drop(s);
+            last = Some(Instant::now());
+        }
+        let (mut s, _) = accept_query(&lis).await;
+        gaps.push(last.unwrap().elapsed());
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-1||^^^ALL|R||||||||||||||||||||Y",
+                "L|1|N",
+            ],
+        )
+        .await;
+        // The next round comes at once (-i 0): the pause was reset.
+        let next = Instant::now();
+        receive_records(&mut s).await;
+        gaps.push(next.elapsed());
+        answered.send(()).unwrap();
+        // Held open until the run is over: round 5 is the one Ctrl-C cuts short.
+        (gaps, s)
+    });
+    let child = command(&[
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "--host-query",
+        "SPEC-1",
+        "-C",
+        "-i",
+        "0",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn simulator");
+    tokio::time::timeout(WAIT, answered_rx)
+        .await
+        .expect("five queries asked")
+        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (gaps, _s) = lis_side.await.unwrap();
+    for (gap, least) in gaps.iter().zip([100, 200, 400]) {
+        assert!(*gap >= Duration::from_millis(least), "{gaps:?}");
+    }
+    assert!(gaps[3] < Duration::from_millis(400), "{gaps:?}");
+    for (round, pause) in [(1, "0.1"), (2, "0.2"), (3, "0.4")] {
+        assert!(
+            stderr.contains(&format!("round {round} failed: ")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("; next round in {pause} s\n")),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("round 4: queried 1, no order from "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("after 3 failed round(s) in a row"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "summary: 4 round(s) (3 failed), queried 1, results sent for 0 (interrupted)"
+        ),
+        "{stderr}"
+    );
+}

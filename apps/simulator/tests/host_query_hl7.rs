@@ -408,3 +408,55 @@ async fn the_api_runs_an_hl7_host_query() {
         "{v}"
     );
 }
+
+/// `-c 2`: a refused query fails its round, not the run. The next round asks again on a new
+/// connection; the run exits 1 and the summary counts the failed round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_round_is_followed_by_the_next_on_a_new_connection() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_side = async {
+        let mut first = accept(&lis).await;
+        let qbp = receive(&mut first).await;
+        let control = field(&qbp, "MSH", 10);
+        send(
+            &mut first,
+            &[
+                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||RSP^K11^RSP_K11|R1|P|2.5.1",
+                &format!("MSA|AE|{control}|database busy"),
+                "QAK||AE",
+            ],
+        )
+        .await;
+        let mut second = accept(&lis).await;
+        let again = receive(&mut second).await;
+        send_owned(&mut second, &rsp(&again, "NF")).await;
+        send(
+            &mut second,
+            &[
+                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|W2|P|2.5.1",
+                "SPM|1|SPEC-1",
+                "ORC|DC",
+            ],
+        )
+        .await;
+        let orl = receive(&mut second).await;
+        (qbp, again, orl)
+    };
+    let (out, (qbp, again, orl)) = tokio::join!(
+        query(&lis, &["--host-query", "SPEC-1", "-c", "2", "-i", "0"]),
+        lis_side
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(field(&again, "QPD", 3), "SPEC-1");
+    assert_ne!(field(&qbp, "MSH", 10), field(&again, "MSH", 10));
+    assert_eq!(field(&orl, "MSA", 1), "AA", "{orl:?}");
+    assert!(
+        stderr.contains("round 1 failed: ") && stderr.contains("MSA-1 AE, QAK-2 AE database busy"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("summary: 2 round(s) (1 failed), queried 1, results sent for 0\n"),
+        "{stderr}"
+    );
+}
