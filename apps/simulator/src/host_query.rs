@@ -229,8 +229,8 @@ impl<'a> HostQuery<'a> {
                 .await
                 .with_context(|| format!("host query for {specimen} not accepted by {peer}"))?;
             tracing::info!("host query for {specimen} sent to {peer}");
-            let answer = match tokio::time::timeout(self.wait, next_message(io)).await {
-                Ok(answer) => answer.with_context(|| format!("no answer from {peer}"))?,
+            let answers = match tokio::time::timeout(self.wait, next_messages(io)).await {
+                Ok(answers) => answers.with_context(|| format!("no answer from {peer}"))?,
                 Err(_) => {
                     // cobas's rule: a query the host has not answered is withdrawn.
                     let abort = self.generator.astm_host_query_abort(&[specimen.as_str()])?;
@@ -241,27 +241,57 @@ impl<'a> HostQuery<'a> {
                     return Err(NoAnswer::new(peer, specimen, self.wait, &withdrawal).into());
                 }
             };
-            self.app
-                .received
-                .push(port, peer.to_owned(), "ASTM", &answer);
-            let transfer = read_transfer(&answer);
-            for what in &transfer.withdrawn {
-                tracing::info!("{peer}: {what}: no results");
+            if answers.len() > 1 {
+                tracing::info!(
+                    "{peer}: {} messages in answer to the host query for {specimen} (sent while \
+                     the query was interrupted); their orders are taken together",
+                    answers.len()
+                );
             }
-            if !transfer.terminated {
+            let mut orders: Vec<OrderedSample> = Vec::new();
+            let mut cut_off = false;
+            for answer in &answers {
+                self.app
+                    .received
+                    .push(port, peer.to_owned(), "ASTM", answer);
+                let transfer = read_transfer(answer);
+                cut_off |= !transfer.terminated;
+                let mut not_orders = transfer.withdrawn;
+                for order in transfer.orders {
+                    if order.sample_id != *specimen {
+                        // Not on board: an analyzer has nothing to measure it in.
+                        not_orders.push(format!(
+                            "order for specimen {}, not for {specimen}, the one asked for",
+                            order.sample_id
+                        ));
+                    } else if let Some(same) = orders.first_mut() {
+                        for code in order.codes {
+                            if !same.codes.contains(&code) {
+                                same.codes.push(code);
+                            }
+                        }
+                    } else {
+                        orders.push(order);
+                    }
+                }
+                for what in &not_orders {
+                    tracing::info!("{peer}: {what}: no results");
+                }
+                outcome.not_orders.extend(not_orders);
+            }
+            if cut_off {
                 bail!(
                     "the answer from {peer} for {specimen} ended without its L record; no \
                      results sent"
                 );
             }
-            if !transfer.orders.is_empty() {
-                let results = self.generator.astm_order_results(&transfer.orders)?;
+            if !orders.is_empty() {
+                let results = self.generator.astm_order_results(&orders)?;
                 io.send(results.to_bytes())
                     .await
                     .with_context(|| format!("results not accepted by {peer}"))?;
             }
-            outcome.orders.extend(transfer.orders);
-            outcome.not_orders.extend(transfer.withdrawn);
+            outcome.orders.extend(orders);
         }
         outcome.summarize(self.specimens.len(), peer);
         Ok(outcome)
@@ -454,16 +484,19 @@ pub(crate) async fn run_tcp(
     Ok(run?.report())
 }
 
-/// The next message the LIS sends; an error when it closes the connection first.
-async fn next_message<T: AsyncRead + AsyncWrite + Unpin>(
+/// The messages the LIS has sent: those that came while the query went out (a LIS that
+/// interrupted it, §6.3.5.3, may have sent more than one), else the next one; an error when it
+/// closes the connection first.
+async fn next_messages<T: AsyncRead + AsyncWrite + Unpin>(
     io: &mut LinkIo<T>,
-) -> anyhow::Result<Vec<u8>> {
-    if let Some(text) = io.take_received().into_iter().next() {
-        return Ok(text);
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let received = io.take_received();
+    if !received.is_empty() {
+        return Ok(received);
     }
     loop {
         match io.next_event().await? {
-            Some(Event::MessageReceived(text)) => return Ok(text),
+            Some(Event::MessageReceived(text)) => return Ok(vec![text]),
             Some(_) => {}
             None => bail!("the LIS closed the connection before answering"),
         }

@@ -773,3 +773,109 @@ async fn continuous_rounds_back_off_while_the_lis_fails_them() {
         "{stderr}"
     );
 }
+
+/// Plays a LIS that interrupts the transfer under way (§6.3.5.3): the first frame is answered
+/// with EOT in place of its ACK.
+async fn interrupt_the_query(s: &mut TcpStream) {
+    assert_eq!(read_byte(s).await, ENQ);
+    write(s, &[ACK]).await;
+    assert_eq!(read_byte(s).await, STX);
+    read_frame_rest(s).await;
+    write(s, &[EOT]).await;
+    assert_eq!(read_byte(s).await, EOT);
+}
+
+/// The LIS interrupts the query's transfer twice, sending a message each time: a "no order"
+/// (O.26 `Z`) and then its order download. Both are taken as the answer, neither dropped: the
+/// results follow for the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_the_lis_sent_while_the_query_went_out_is_read() {
+    let (lis, dest) = lis().await;
+    let lis_side = tokio::spawn(async move {
+        let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
+            .await
+            .expect("the simulator connected")
+            .unwrap();
+        interrupt_the_query(&mut s).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-1||^^^ALL|R||||||||||||||||||||Z",
+                "L|1|N",
+            ],
+        )
+        .await;
+        interrupt_the_query(&mut s).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-1||^^^PT|R||||||A||||||||||||||Q",
+                "L|1|N",
+            ],
+        )
+        .await;
+        let query = receive_records(&mut s).await;
+        (query, receive_records(&mut s).await)
+    });
+    let out = query(&dest, &["--host-query", "SPEC-1", "--seed", "1"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let (query, results) = lis_side.await.unwrap();
+    assert_eq!(query[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
+    assert!(
+        results.iter().any(|r| r.starts_with("R|1|^^^PT")),
+        "{results:?}"
+    );
+    assert!(
+        stderr.contains("2 messages in answer to the host query for SPEC-1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("O.26 Z (no order on record"), "{stderr}");
+    assert!(
+        stderr.contains("summary: queried 1, results sent for SPEC-1 (PT)"),
+        "{stderr}"
+    );
+}
+
+/// An answer that orders tests for another specimen than the one asked for gets no results
+/// for it (the analyzer does not have it on board), with a log line; the specimen asked for
+/// gets its results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_for_a_specimen_not_asked_for_get_no_results() {
+    let (lis, dest) = lis().await;
+    let lis_side = lis_answering(
+        lis,
+        vec![vec![
+            "H|\\^&|||LIS",
+            "P|1",
+            "O|1|OTHER-9||^^^INR|R||||||N||||||||||||||Q",
+            "O|2|SPEC-1||^^^PT|R||||||N||||||||||||||Q",
+            "L|1|N",
+        ]],
+    );
+    let out = query(&dest, &["--host-query", "SPEC-1", "--seed", "1"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let (_, results) = lis_side.await.unwrap().remove(0);
+    let orders: Vec<&String> = results.iter().filter(|r| r.starts_with("O|")).collect();
+    assert_eq!(orders.len(), 1, "{results:?}");
+    assert!(orders[0].starts_with("O|1|SPEC-1|"), "{results:?}");
+    assert!(
+        results.iter().any(|r| r.starts_with("R|1|^^^PT")),
+        "{results:?}"
+    );
+    assert!(!results.iter().any(|r| r.contains("^^^INR")), "{results:?}");
+    assert!(
+        stderr
+            .contains("order for specimen OTHER-9, not for SPEC-1, the one asked for: no results"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("summary: queried 1, results sent for SPEC-1 (PT)"),
+        "{stderr}"
+    );
+}
