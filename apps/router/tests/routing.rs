@@ -493,9 +493,11 @@ async fn silent_receiver(
 
 /// A message whose MSH-15 asks for no accept ACK (NE), or for one only on error (ER), is
 /// delivered once: waiting for an ACK the receiver rightly never sends would resend it
-/// until copies pile up (two routers in a row did exactly that).
+/// until copies pile up (two routers in a row did exactly that). So is an ACK routed as a
+/// message: no receiver acknowledges an ACK, and waiting for one held every message queued
+/// behind it for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enhanced_mode_ne_and_er_messages_are_not_resent() {
+async fn enhanced_mode_ne_and_er_messages_and_acks_are_not_resent() {
     let dir = tempfile::tempdir().unwrap();
     let (inp, peer_port) = (free_port(), free_port());
     let (seen, task) = silent_receiver(peer_port).await;
@@ -507,21 +509,33 @@ async fn enhanced_mode_ne_and_er_messages_are_not_resent() {
     );
     let _router = RouterProc::start(dir.path(), &config).await;
     let mut c = client(inp).await;
-    for (id, modes) in [("NE1", "NE|NE"), ("ER1", "ER|NE")] {
-        let message =
-            format!("MSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ORU^R01|{id}|P|2.5.1|||{modes}\rPID|1\r");
-        // The input honours the same fields: NE gets no reply, ER none on success.
+    for (id, message) in [
+        (
+            "NE1",
+            "MSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ORU^R01|NE1|P|2.5.1|||NE|NE\rPID|1\r",
+        ),
+        (
+            "ER1",
+            "MSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ORU^R01|ER1|P|2.5.1|||ER|NE\rPID|1\r",
+        ),
+        (
+            "ACK1",
+            "MSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ACK^R01^ACK|ACK1|P|2.5.1\rMSA|AA|M0\r",
+        ),
+    ] {
+        // The input honours the same fields: NE gets no reply, ER none on success, an ACK
+        // none at all.
         let mut raw = TcpStream::connect(("127.0.0.1", inp)).await.unwrap();
         let mut framed = Framed::new(&mut raw, MllpCodec::new());
         framed
-            .send(Bytes::from(message.into_bytes()))
+            .send(Bytes::from_static(message.as_bytes()))
             .await
             .unwrap();
         wait_until(id, || seen.lock().unwrap().iter().any(|s| s == id)).await;
     }
     // Several ACK timeouts later, still one copy each.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(*seen.lock().unwrap(), ["NE1", "ER1"]);
+    assert_eq!(*seen.lock().unwrap(), ["NE1", "ER1", "ACK1"]);
     // A message asking for an ACK as usual still waits for one (and is resent).
     let _ = tokio::time::timeout(Duration::from_millis(100), c.send(&oru("AL1", "LAB"))).await;
     wait_until("AL1 resent", || {

@@ -338,14 +338,16 @@ impl SocketOut {
         }
         let message = Message::parse(payload).ok().filter(|m| m.msh().is_some());
         // Enhanced mode (MSH-15 valued): NE asks for no accept ACK, ER for one only on
-        // error. Waiting for one would resend the message until the receiver's copies
-        // pile up; so it counts as delivered once sent (a late error ACK is logged).
-        // Only with `usehl7`: without it payloads are opaque and the receiver answers
-        // each with the commit block, which must not be taken for the next message's.
+        // error; and no receiver acknowledges an ACK (an input routes ACKs as messages).
+        // Waiting for a reply would resend the message until the receiver's copies pile
+        // up, holding every message queued behind it; so it counts as delivered once sent
+        // (a late error ACK is logged). Only with `usehl7`: without it payloads are opaque
+        // and the receiver answers each with the commit block, which must not be taken for
+        // the next message's.
         if self.connection.use_hl7
             && message
                 .as_ref()
-                .is_some_and(|m| !m.acknowledged_on_success())
+                .is_some_and(|m| m.is_ack() || !m.acknowledged_on_success())
         {
             return Ok(());
         }
