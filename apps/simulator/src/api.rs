@@ -1145,6 +1145,9 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
                         "filename {n:?} must be a plain file name (letters, digits, - _ . and spaces)"
                     ))
                 })?,
+                // As the reference: a QC file is named with a random tag, so that two
+                // written in the same second do not replace each other.
+                None if qc => bridge::tagged_file_name(&app, t, &f, true),
                 None => f.file_name.clone(),
             };
             // A same-named file is replaced, as the reference does; a symlink planted under

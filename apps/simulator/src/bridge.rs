@@ -289,17 +289,7 @@ pub(crate) async fn upload(
         }
     };
     let content_type = content_type(file);
-    // The extension the generator gave the file (`.xlsx` for XLS instruments, `.csv`, ...).
-    let extension = std::path::Path::new(&file.file_name)
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
-    let tag: u32 = app.rng().random();
-    let upload_filename = format!(
-        "{}{}-{tag:08x}{extension}",
-        if qc { "qc-" } else { "" },
-        template.name
-    );
+    let upload_filename = tagged_file_name(app, template, file, qc);
     let part = Part::bytes(file.bytes.clone())
         .file_name(upload_filename.clone())
         .mime_str(content_type)
@@ -346,6 +336,28 @@ pub(crate) async fn upload(
         fields.insert("content_preview".into(), json!(preview(text)));
     }
     Ok(fields)
+}
+
+/// The reference's name for a generated file: `qc-{template}-{hex8}.EXT` for QC,
+/// `{template}-{hex8}.EXT` otherwise, EXT the extension the generator gave the file (`.xlsx`
+/// for XLS instruments, `.csv`, ...). The random tag keeps files made in the same second
+/// apart.
+pub(crate) fn tagged_file_name(
+    app: &App,
+    template: &Template,
+    file: &FileOutput,
+    qc: bool,
+) -> String {
+    let extension = std::path::Path::new(&file.file_name)
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let tag: u32 = app.rng().random();
+    format!(
+        "{}{}-{tag:08x}{extension}",
+        if qc { "qc-" } else { "" },
+        template.name
+    )
 }
 
 #[cfg(test)]

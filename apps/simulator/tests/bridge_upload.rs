@@ -241,6 +241,28 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
     assert_eq!(v["status"], "completed");
     assert!(std::path::Path::new(v["written_path"].as_str().unwrap()).exists());
     assert_eq!(fake.uploads.lock().unwrap().len(), 1);
+    // Named as the reference names it, `qc-{template}-{hex8}.EXT`: a second QC file in the
+    // same second is a second file, not a replacement of the first.
+    let (s, again) = post_json(sim.api_url("/simulate/file/quantstudio5"), &body).await;
+    assert_eq!(s, 200, "{again}");
+    let paths = [&v, &again].map(|r| r["written_path"].as_str().unwrap().to_owned());
+    assert_ne!(paths[0], paths[1]);
+    for path in &paths {
+        let name = std::path::Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let tag = name
+            .strip_prefix("qc-quantstudio5-")
+            .and_then(|rest| rest.strip_suffix(".xlsx"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
+        assert!(std::path::Path::new(path).exists(), "{path}");
+    }
 
     // An explicit analyzer id (a number, as OpenELIS writes ids) and credentials; no lookup;
     // a patient CSV, with its text preview.
