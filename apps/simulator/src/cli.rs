@@ -200,13 +200,14 @@ pub(crate) struct Cli {
     #[arg(long = "host-query", value_name = "SPECIMEN")]
     pub(crate) host_query: Vec<String>,
 
-    /// How long the LIS has to answer a `--host-query` (seconds); then the query is withdrawn
-    /// (Q.13 `A`, as cobas analyzers do after 15 s) and the run fails.
+    /// How long the LIS has to answer a `--host-query` (seconds, at most 3600, as over
+    /// HTTP); then the query is withdrawn (Q.13 `A`, as cobas analyzers do after 15 s) and the
+    /// run fails.
     #[arg(
         long = "host-query-timeout",
         value_name = "SECONDS",
         default_value_t = 15.0,
-        value_parser = parse_interval
+        value_parser = parse_answer_wait
     )]
     pub(crate) host_query_timeout: f64,
 
@@ -399,6 +400,15 @@ fn parse_interval(text: &str) -> Result<f64, String> {
     Duration::try_from_secs_f64(seconds)
         .map(|_| seconds)
         .map_err(|_| format!("{text:?} is not a usable number of seconds (0 or more, finite)"))
+}
+
+/// Seconds a LIS has to answer a host query: 0 to 3600, the limit `POST .../host-query` has.
+fn parse_answer_wait(text: &str) -> Result<f64, String> {
+    let seconds = parse_interval(text)?;
+    if seconds > 3600.0 {
+        return Err(format!("{text:?} is more than 3600 seconds"));
+    }
+    Ok(seconds)
 }
 
 fn parse_now(text: &str) -> Result<chrono::NaiveDateTime, String> {

@@ -310,6 +310,19 @@ async fn hl7_dry_run_prints_the_query_and_bad_setups_are_refused() {
             ][..],
             "--host-query: an HL7 host query needs an HL7 template",
         ),
+        (
+            // Once a panic: the deadline overflowed the clock.
+            &[
+                "--push",
+                "mllp://127.0.0.1:1",
+                "--hl7",
+                "--hl7-template",
+                "mindray_bs200",
+                "--host-query-timeout",
+                "1e19",
+            ][..],
+            "invalid value '1e19' for '--host-query-timeout <SECONDS>': \"1e19\" is more than 3600 seconds",
+        ),
     ] {
         let mut all = args.to_vec();
         all.extend(["--host-query", "S1"]);
