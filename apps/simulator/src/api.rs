@@ -662,7 +662,8 @@ impl PushRequest {
         let (qc, deviation) = qc_fields(&body)?;
         check_qc(t, qc)?;
         let overrides = body_overrides(app, &body)?;
-        let mut destination = str_field(&body, &["destination"])?;
+        // Empty is none, as the reference's `if destination:` has it.
+        let mut destination = str_field(&body, &["destination"])?.filter(|d| !d.is_empty());
         let mut source = source_ip(&body)?;
         // Where the reference sends a QC push that names no destination: for one template per
         // protocol, to the bridge, from the address the bridge knows that analyzer by.

@@ -1091,6 +1091,40 @@ async fn a_qc_default_source_ip_that_is_no_address_is_an_error_naming_the_variab
     );
 }
 
+/// An empty `destination` is no destination, as the reference's `if destination:` reads it
+/// (a form or a harness that sends every key, empty ones included): nothing is pushed, and a
+/// QC message goes to the QC default. It was taken for an HTTP URL and failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_destination_is_no_destination() {
+    let mut cmd = command(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ]);
+    cmd.env("QC_DEFAULT_HL7_DESTINATION", "mllp://127.0.0.1:1")
+        .env("QC_DEFAULT_HL7_SOURCE_IP", "127.0.0.1");
+    let sim = Sim::start_with(cmd);
+    let (s, v) = post_json(
+        &sim.api_url("/simulate/astm/stago_start4"),
+        r#"{"destination": "", "count": 2}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["pushed"], serde_json::Value::Null, "{v}");
+    assert_eq!(v["destination"], serde_json::Value::Null, "{v}");
+    assert!(v["results"][0]["error"].is_null(), "{v}");
+    let (s, v) = post_json(
+        &sim.api_url("/simulate/hl7/mindray_bs200"),
+        r#"{"destination": "", "qc": true}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["destination"], "mllp://127.0.0.1:1", "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
     // `sampleID` for `sampleId` used to be ignored without a word: the message went out with
