@@ -1200,9 +1200,16 @@ async fn legacy_push(
 /// A `count` of the legacy push API: a number or a numeric string (the reference reads it
 /// with `int()`), 1 to 1000.
 fn legacy_count(value: &Value) -> Result<u64, ApiError> {
+    // As the push API read it, with int(): a number is truncated (2.0 is 2), a string must
+    // be an integer.
     let n = match value {
         Value::String(text) => text.trim().parse::<u64>().ok(),
-        other => other.as_u64(),
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f.trunc() as u64)
+        }),
+        _ => None,
     };
     n.filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
         bad(format!(

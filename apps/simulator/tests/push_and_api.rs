@@ -1628,6 +1628,16 @@ async fn legacy_push_api_answers_in_its_own_shapes() {
         (Some(2), Some(2))
     );
     assert_eq!(v["results"][1]["analyzer_type"], "CHEMISTRY", "{v}");
+    // So does a number written with a fraction (JSON has one kind of number): int(2.0) is 2.
+    let (s, v) = post("/push?destination=tcp://127.0.0.1:1", r#"{"count":2.0}"#).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["total"].as_u64(), Some(2), "{v}");
+    let (s, v) = post("/push?destination=tcp://127.0.0.1:1", r#"{"count":0.5}"#).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        v["message"], "count must be an integer from 1 to 1000; got 0.5",
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
