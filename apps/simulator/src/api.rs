@@ -74,7 +74,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/simulate/hl7/{name}/", get(hl7_get).post(hl7_post))
         .route("/simulate/file/{name}/", get(file_get).post(file_post))
         .route("/simulate/astm/", any(missing_template_name))
-        .route("/simulate/hl7/", any(missing_template_name))
+        .route("/simulate/hl7/", any(missing_analyzer_name))
         .route("/simulate/file/", any(missing_template_name))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -249,9 +249,14 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// The reference's answer to `/simulate/astm/` and its siblings.
+/// The reference's answer to `/simulate/astm/` and `/simulate/file/`.
 async fn missing_template_name() -> ApiError {
     bad("Missing template name".to_owned())
+}
+
+/// The reference's answer to `/simulate/hl7/`, in its HL7 routes' words.
+async fn missing_analyzer_name() -> ApiError {
+    bad("Missing analyzer name".to_owned())
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -975,12 +975,13 @@ async fn every_api_route_with_good_and_bad_input() {
     let (s, v) = call(Method::GET, u("/push"), None).await;
     assert_eq!(s, 405);
     assert!(v["error"].is_string());
-    for route in ["/simulate/astm/", "/simulate/hl7/", "/simulate/file/"] {
+    for (route, error) in [
+        ("/simulate/astm/", "Missing template name"),
+        ("/simulate/hl7/", "Missing analyzer name"),
+        ("/simulate/file/", "Missing template name"),
+    ] {
         let (s, v) = call(Method::GET, u(route), None).await;
-        assert_eq!(
-            (s, v["error"].as_str()),
-            (400, Some("Missing template name"))
-        );
+        assert_eq!((s, v["error"].as_str()), (400, Some(error)), "{route}");
     }
     let (s, v) = call(Method::GET, u("/received?limit=5"), None).await;
     assert_eq!(s, 200);
