@@ -105,6 +105,38 @@ fn lit(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Text for a `--` comment: a line break would end the comment and make the rest SQL.
+fn comment(text: &str) -> String {
+    text.replace(|c: char| c.is_control(), " ")
+}
+
+/// Text for the format of a `RAISE NOTICE`, where `%` is a placeholder.
+fn notice(text: &str) -> String {
+    text.replace('%', "%%")
+}
+
+/// `sql`, one `DO $$ ... END $$;` block, with another dollar-quote tag when `$$` occurs
+/// inside it (a template's name, say), which would end the block there.
+fn dollar_quoted(sql: String) -> String {
+    let (open, close) = ("DO $$\n", "END $$;");
+    let (Some(start), Some(end)) = (sql.find(open), sql.rfind(close)) else {
+        return sql;
+    };
+    let body = &sql[start + open.len()..end];
+    if !body.contains("$$") {
+        return sql;
+    }
+    let tag = (0u32..)
+        .map(|n| format!("$seed{n}$"))
+        .find(|tag| !body.contains(tag.as_str()))
+        .unwrap_or_default();
+    format!(
+        "{}DO {tag}\n{body}END {tag};{}",
+        &sql[..start],
+        &sql[end + close.len()..]
+    )
+}
+
 /// A SQL string literal, or NULL.
 fn lit_or_null(text: Option<&str>) -> String {
     text.filter(|t| !t.is_empty())
@@ -240,7 +272,7 @@ pub(crate) fn generate(set: &TemplateSet, options: SeedOptions) -> String {
     let _ = writeln!(w, "        {}, {lots};", templates.len());
     let _ = writeln!(w);
     let _ = writeln!(w, "END $$;");
-    sql
+    dollar_quoted(sql)
 }
 
 fn write_prologue(w: &mut String, stamp: &str, templates: &[&Template]) -> std::fmt::Result {
@@ -334,7 +366,12 @@ fn write_new_test(
 ) -> std::fmt::Result {
     let description = format!("{}({})", f.name, f.code);
     let name = lit(&f.name);
-    writeln!(w, "    -- Test: {} ({})", f.name, f.code)?;
+    writeln!(
+        w,
+        "    -- Test: {} ({})",
+        comment(&f.name),
+        comment(&f.code)
+    )?;
     writeln!(
         w,
         "    IF NOT EXISTS (SELECT 1 FROM clinlims.test WHERE description = {}) THEN",
@@ -377,11 +414,15 @@ fn write_analyzer(w: &mut String, t: &Template, ts: &str, lots: &mut usize) -> s
         "SETUP"
     };
     writeln!(w)?;
-    writeln!(w, "    -- ========== {} [{status}] ==========", a.name)?;
+    writeln!(
+        w,
+        "    -- ========== {} [{status}] ==========",
+        comment(&a.name)
+    )?;
     writeln!(
         w,
         "    -- template: {} ({})",
-        t.name,
+        comment(&t.name),
         t.protocol.kind.as_str()
     )?;
     writeln!(w)?;
@@ -411,13 +452,13 @@ fn write_analyzer(w: &mut String, t: &Template, ts: &str, lots: &mut usize) -> s
     writeln!(
         w,
         "        RAISE NOTICE 'Created analyzer: {} (id=%)', v_analyzer_id;",
-        a.name.replace('\'', "''")
+        notice(&a.name).replace('\'', "''")
     )?;
     writeln!(w, "    ELSE")?;
     writeln!(
         w,
         "        RAISE NOTICE 'Reusing existing analyzer: {} (id=%)', v_analyzer_id;",
-        a.name.replace('\'', "''")
+        notice(&a.name).replace('\'', "''")
     )?;
     writeln!(w, "    END IF;")?;
     writeln!(w)?;
@@ -440,7 +481,7 @@ fn write_analyzer(w: &mut String, t: &Template, ts: &str, lots: &mut usize) -> s
             writeln!(
                 w,
                 "    -- QC {}: no such field in the template; skipped",
-                control.field_code
+                comment(&control.field_code)
             )?;
             continue;
         };
@@ -455,7 +496,7 @@ fn write_analyzer(w: &mut String, t: &Template, ts: &str, lots: &mut usize) -> s
             writeln!(
                 w,
                 "    -- QC {}: no target and no seedValue; skipped",
-                control.field_code
+                comment(&control.field_code)
             )?;
             continue;
         };
@@ -496,7 +537,12 @@ fn write_qc_lot(
     };
     let (target_s, sd_s) = (number(target), number(sd));
     writeln!(w)?;
-    writeln!(w, "    -- {code}: lot={lot}, target={target_s}, SD={sd_s}")?;
+    writeln!(
+        w,
+        "    -- {}: lot={}, target={target_s}, SD={sd_s}",
+        comment(code),
+        comment(&lot)
+    )?;
     writeln!(
         w,
         "    SELECT id INTO v_test_id FROM clinlims.test WHERE {condition} LIMIT 1;"
@@ -505,10 +551,10 @@ fn write_qc_lot(
     writeln!(
         w,
         "        RAISE NOTICE {};",
-        lit(&format!(
+        lit(&notice(&format!(
             "Skip QC {code} on {}: no catalog test ({missing})",
             a.name
-        ))
+        )))
     )?;
     writeln!(
         w,

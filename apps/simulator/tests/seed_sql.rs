@@ -194,3 +194,97 @@ fn seed_sql_covers_every_embedded_template_of_every_protocol() {
     }
     assert!(ours.contains(&format!("        {}, ", set.iter().count())));
 }
+
+/// Names from a template are data wherever they land in the SQL: a `%` in a `RAISE NOTICE`
+/// format is doubled (PL/pgSQL took it for a placeholder and refused to compile the block),
+/// a `$$` in a literal gets the block another dollar-quote tag (it ended the block), and a
+/// line break in a comment is a space (the rest of the line was SQL).
+#[test]
+fn template_names_cannot_break_the_seed_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let stago = include_str!("../../../templates/stago_start4.json");
+    let mut template: serde_json::Value = serde_json::from_str(stago).unwrap();
+    template["analyzer"]["name"] = "Stago 100% $$ Lab\nDROP TABLE clinlims.analyzer; --".into();
+    template["fields"][0]["name"] = "PT\nDELETE FROM clinlims.test; --".into();
+    template["qc_controls"][0]["lot_number"] = "LOT\r\nTRUNCATE clinlims.test; --".into();
+    std::fs::write(dir.path().join("stago_start4.json"), template.to_string()).unwrap();
+    let out = command(&[
+        "seed-sql",
+        "--templates-dir",
+        &dir.path().display().to_string(),
+        "--seed",
+        "1",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sql = String::from_utf8(out.stdout).unwrap();
+    let code = outside_literals_and_comments(&sql);
+    for statement in ["DROP TABLE", "DELETE FROM", "TRUNCATE"] {
+        assert!(!code.contains(statement), "a name became SQL: {statement}");
+    }
+    // One block, its tag found nowhere inside it.
+    let open = sql.lines().find(|l| l.starts_with("DO $")).unwrap();
+    let tag = open.strip_prefix("DO ").unwrap();
+    assert!(
+        tag.starts_with('$') && tag.ends_with('$') && tag != "$$",
+        "{open}"
+    );
+    let body = &sql[sql.find(open).unwrap() + open.len()..];
+    let end = format!("END {tag};");
+    assert_eq!(body.matches(tag).count(), 1, "{tag} inside the block");
+    assert!(
+        body.trim_end().ends_with(&end),
+        "{}",
+        &body[body.len() - 40..]
+    );
+    // Each RAISE NOTICE has as many placeholders as arguments.
+    for line in sql.lines().filter(|l| l.contains("RAISE NOTICE")) {
+        let format = line.split('\'').nth(1).unwrap_or_default();
+        let placeholders = format.replace("%%", "").matches('%').count();
+        let arguments = line.rsplit('\'').next().unwrap().matches(',').count();
+        if line.trim_end().ends_with(';') {
+            assert_eq!(placeholders, arguments, "{line}");
+        }
+    }
+    assert!(
+        sql.contains("Created analyzer: Stago 100%% $$ Lab\nDROP TABLE"),
+        "{sql}"
+    );
+}
+
+/// The SQL text outside its string literals (`'...'`, `''` inside) and `--` comments.
+fn outside_literals_and_comments(sql: &str) -> String {
+    let mut code = String::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                while let Some(inner) = chars.next() {
+                    if inner == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+                code.push_str("''");
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for inner in chars.by_ref() {
+                    if inner == '\n' {
+                        code.push('\n');
+                        break;
+                    }
+                }
+            }
+            other => code.push(other),
+        }
+    }
+    code
+}
