@@ -141,7 +141,7 @@ mod tests {
             format!("{:?}", MllpDecoder::new()),
             format!(
                 "MllpDecoder {{ config: {config}, state: Idle, scan_from: 0, pending_junk: 0, \
-                 junk_offset: 0, trailer_pending: None, position: 0, frame_offset: 0, .. }}"
+                 junk_offset: 0, trailer_pending: false, position: 0, frame_offset: 0, .. }}"
             )
         );
     }

@@ -657,3 +657,37 @@ proptest! {
         prop_assert_eq!(decode_chunked(&mut decoder, &stream, chunk), expected);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 4000,
+        max_global_rejects: 100_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// Any stream, well formed or not, under any start block, end block and trailer that
+    /// overlap each other and the data, strict or lenient: the events (messages, junk with
+    /// its offsets, refused or cut-off frames) are the same however the stream is cut into
+    /// reads, as the decoder promises.
+    #[test]
+    fn events_do_not_depend_on_the_reads(
+        start in small_sequence(1),
+        end in small_sequence(1),
+        trailer in small_sequence(0),
+        stream in proptest::collection::vec(
+            prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(b'x')], 0..16),
+        chunk in 1usize..6,
+        lenient in any::<bool>(),
+    ) {
+        let config = MllpConfig::default()
+            .with_start_block(start)
+            .with_end_block(end)
+            .with_trailer(trailer)
+            .with_lenient(lenient)
+            .with_max_message_size(6);
+        prop_assume!(config.validate().is_ok());
+        let whole = decode_chunked(&mut MllpDecoder::with_config(config.clone()).unwrap(), &stream, stream.len());
+        let pieces = decode_chunked(&mut MllpDecoder::with_config(config).unwrap(), &stream, chunk);
+        prop_assert_eq!(whole, pieces);
+    }
+}

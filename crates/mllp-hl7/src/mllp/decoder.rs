@@ -92,8 +92,8 @@ enum State {
 /// How a sequence compares with the buffer at some position.
 enum SeqMatch {
     Full,
-    /// The buffer ends after this many matching bytes.
-    Partial(usize),
+    /// The buffer ends before the sequence does, every byte so far matching.
+    Partial,
     No,
 }
 
@@ -103,7 +103,7 @@ fn match_at(buf: &[u8], at: usize, sequence: &[u8]) -> SeqMatch {
     if n == sequence.len() {
         SeqMatch::Full
     } else if n == rest.len() {
-        SeqMatch::Partial(n)
+        SeqMatch::Partial
     } else {
         SeqMatch::No
     }
@@ -115,11 +115,12 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 
 /// What an end-block byte at `at` means for the frame being read.
 enum FrameEnd {
-    /// The frame ends there; what follows starts at `next`, and in lenient mode
-    /// `trailer_seen` bytes of a trailer the buffer cut short are already taken.
+    /// The frame ends there; what follows starts at `next`. In lenient mode
+    /// `trailer_may_follow` when the buffer stops before the trailer could be told from
+    /// what follows: the next bytes are the trailer if they spell it, else data.
     Ends {
         next: usize,
-        trailer_seen: Option<usize>,
+        trailer_may_follow: bool,
     },
     /// The buffer stops inside the end block or (strict mode) its trailer: look again
     /// from `at` with more bytes.
@@ -145,21 +146,23 @@ fn frame_end(config: &MllpConfig, buf: &[u8], at: usize) -> FrameEnd {
             match match_at(buf, after, &config.trailer) {
                 SeqMatch::Full => FrameEnd::Ends {
                     next: after + config.trailer.len(),
-                    trailer_seen: None,
+                    trailer_may_follow: false,
                 },
-                SeqMatch::Partial(seen) if config.lenient => FrameEnd::Ends {
-                    next: after + seen,
-                    trailer_seen: Some(seen),
+                // None of the trailer is taken yet: if what follows turns out not to be
+                // the trailer, it is data (a start block, say), whatever the reads.
+                SeqMatch::Partial if config.lenient => FrameEnd::Ends {
+                    next: after,
+                    trailer_may_follow: true,
                 },
-                SeqMatch::Partial(_) => FrameEnd::NeedMore,
+                SeqMatch::Partial => FrameEnd::NeedMore,
                 SeqMatch::No if config.lenient => FrameEnd::Ends {
                     next: after,
-                    trailer_seen: None,
+                    trailer_may_follow: false,
                 },
                 SeqMatch::No => FrameEnd::NotAnEnd,
             }
         }
-        SeqMatch::Partial(_) => FrameEnd::NeedMore,
+        SeqMatch::Partial => FrameEnd::NeedMore,
         SeqMatch::No => FrameEnd::NotAnEnd,
     }
 }
@@ -209,8 +212,9 @@ pub struct MllpDecoder {
     /// Junk already dropped but not reported yet.
     pending_junk: usize,
     junk_offset: u64,
-    /// After a lenient end: how much of the trailer was seen; the rest is swallowed.
-    trailer_pending: Option<usize>,
+    /// After a lenient end that a read cut short: the trailer may come next, and is
+    /// swallowed if it does.
+    trailer_pending: bool,
     /// Stream offset of the front of the caller's buffer.
     position: u64,
     frame_offset: u64,
@@ -265,7 +269,7 @@ impl MllpDecoder {
             scan_from: 0,
             pending_junk: 0,
             junk_offset: 0,
-            trailer_pending: None,
+            trailer_pending: false,
             position: 0,
             frame_offset: 0,
         }
@@ -358,11 +362,12 @@ impl MllpDecoder {
     pub fn finish(&mut self, buf: &[u8]) -> Option<SliceEvent> {
         let event = match self.state {
             State::Idle => {
-                let trailer_rest = self
-                    .trailer_pending
-                    .and_then(|seen| self.config.trailer.get(seen..))
-                    .unwrap_or_default();
-                let tail = if trailer_rest.starts_with(buf) {
+                let trailer: &[u8] = if self.trailer_pending {
+                    &self.config.trailer
+                } else {
+                    &[]
+                };
+                let tail = if trailer.starts_with(buf) {
                     0
                 } else {
                     buf.len()
@@ -386,28 +391,25 @@ impl MllpDecoder {
         self.state = State::Idle;
         self.scan_from = 0;
         self.pending_junk = 0;
-        self.trailer_pending = None;
+        self.trailer_pending = false;
         event
     }
 
     fn step_idle(&mut self, buf: &[u8]) -> Decoded {
-        if let Some(seen) = self.trailer_pending {
-            let rest = self.config.trailer.get(seen..).unwrap_or_default();
-            let n = common_prefix(buf, rest);
-            if n == rest.len() {
-                self.trailer_pending = None;
+        if self.trailer_pending {
+            let trailer = &self.config.trailer;
+            let n = common_prefix(buf, trailer);
+            if n == trailer.len() {
+                self.trailer_pending = false;
                 if n > 0 {
                     return Decoded::silent(n);
                 }
             } else if n == buf.len() {
-                if n == 0 {
-                    return Decoded::NEED_MORE;
-                }
-                self.trailer_pending = Some(seen + n);
-                return Decoded::silent(n);
+                // The trailer so far, or not: nothing is taken until that is known.
+                return Decoded::NEED_MORE;
             } else {
                 // Something else follows: the sender left the trailer out.
-                self.trailer_pending = None;
+                self.trailer_pending = false;
             }
         }
         if buf.is_empty() {
@@ -478,8 +480,11 @@ impl MllpDecoder {
             };
             if buf[at] == end_byte {
                 match frame_end(config, buf, at) {
-                    FrameEnd::Ends { next, trailer_seen } => {
-                        return self.complete(at, next, trailer_seen);
+                    FrameEnd::Ends {
+                        next,
+                        trailer_may_follow,
+                    } => {
+                        return self.complete(at, next, trailer_may_follow);
                     }
                     FrameEnd::NeedMore => {
                         self.scan_from = at;
@@ -512,7 +517,7 @@ impl MllpDecoder {
                             event: Some(SliceEvent::Error(error)),
                         };
                     }
-                    SeqMatch::Partial(_) => {
+                    SeqMatch::Partial => {
                         self.scan_from = at;
                         break;
                     }
@@ -538,12 +543,12 @@ impl MllpDecoder {
         Decoded::NEED_MORE
     }
 
-    /// A frame ends with its end block at `end_at`; `consumed` covers the trailer seen.
-    fn complete(&mut self, end_at: usize, consumed: usize, trailer_seen: Option<usize>) -> Decoded {
+    /// A frame ends with its end block at `end_at`; `consumed` covers its trailer.
+    fn complete(&mut self, end_at: usize, consumed: usize, trailer_may_follow: bool) -> Decoded {
         let body_start = self.config.start_block.len();
         self.state = State::Idle;
         self.scan_from = 0;
-        self.trailer_pending = trailer_seen;
+        self.trailer_pending = trailer_may_follow;
         let len = end_at - body_start;
         let event = if len > self.config.max_message_size {
             SliceEvent::Error(FrameError::TooLarge {
@@ -574,11 +579,12 @@ impl MllpDecoder {
             };
             if buf[at] == end_byte {
                 match frame_end(config, buf, at) {
-                    FrameEnd::Ends { next, trailer_seen } => {
+                    FrameEnd::Ends {
+                        next,
+                        trailer_may_follow,
+                    } => {
                         self.state = State::Idle;
-                        if trailer_seen.is_some() {
-                            self.trailer_pending = trailer_seen;
-                        }
+                        self.trailer_pending = trailer_may_follow;
                         return Decoded::silent(next);
                     }
                     FrameEnd::NeedMore => return Decoded::silent(at),
@@ -595,7 +601,7 @@ impl MllpDecoder {
                         self.state = State::Idle;
                         return Decoded::silent(at);
                     }
-                    SeqMatch::Partial(_) => return Decoded::silent(at),
+                    SeqMatch::Partial => return Decoded::silent(at),
                     SeqMatch::No => {}
                 }
             }
