@@ -22,6 +22,44 @@ async fn query(dest: &str, args: &[&str]) -> std::process::Output {
     run_to_end(&all).await
 }
 
+/// Runs a `-C -i 0` host query for `specimen` to `dest` with `stago_start4` until `ready`,
+/// then stops it with Ctrl-C (SIGINT). Its output, and when the signal was sent.
+async fn query_until_ctrl_c(
+    dest: &str,
+    specimen: &str,
+    ready: tokio::sync::oneshot::Receiver<()>,
+) -> (std::process::Output, Instant) {
+    let child = command(&[
+        "--push",
+        dest,
+        "--template",
+        "stago_start4",
+        "--host-query",
+        specimen,
+        "-C",
+        "-i",
+        "0",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn simulator");
+    tokio::time::timeout(WAIT, ready)
+        .await
+        .expect("the LIS side got as far as it should")
+        .unwrap();
+    let stopped = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    (out, stopped)
+}
+
 /// Accepts the simulator's connection and reads its query as the LIS.
 async fn accept_query(lis: &TcpListener) -> (TcpStream, Vec<String>) {
     let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
@@ -591,34 +629,7 @@ async fn continuous_rounds_stop_on_ctrl_c_with_the_rounds_done() {
         .unwrap();
         fourth
     });
-    let child = command(&[
-        "--push",
-        &dest,
-        "--template",
-        "stago_start4",
-        "--host-query",
-        "SPEC-3",
-        "-C",
-        "-i",
-        "0",
-    ])
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn simulator");
-    tokio::time::timeout(WAIT, answered_three)
-        .await
-        .expect("four queries asked")
-        .unwrap();
-    let stopped = Instant::now();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::INT,
-    )
-    .expect("SIGINT");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let (out, stopped) = query_until_ctrl_c(&dest, "SPEC-3", answered_three).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // Well before the 15 s the LIS had to answer.
@@ -714,33 +725,7 @@ async fn continuous_rounds_back_off_while_the_lis_fails_them() {
         // Held open until the run is over: round 5 is the one Ctrl-C cuts short.
         (gaps, s)
     });
-    let child = command(&[
-        "--push",
-        &dest,
-        "--template",
-        "stago_start4",
-        "--host-query",
-        "SPEC-1",
-        "-C",
-        "-i",
-        "0",
-    ])
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn simulator");
-    tokio::time::timeout(WAIT, answered_rx)
-        .await
-        .expect("five queries asked")
-        .unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::INT,
-    )
-    .expect("SIGINT");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let (out, _) = query_until_ctrl_c(&dest, "SPEC-1", answered_rx).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let (gaps, _s) = lis_side.await.unwrap();
