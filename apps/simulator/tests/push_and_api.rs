@@ -753,7 +753,8 @@ async fn https_push_to_a_server_with_a_ca_certificate_says_to_use_ca_false() {
 }
 
 /// A simulator with its API on a free port (one ASTM port, stago_start4), plus `extra`.
-fn api_sim(extra: &[&str]) -> Sim {
+/// The simulator with its API on a free port (and one ASTM port), `extra` after.
+fn api_command(extra: &[&str]) -> std::process::Command {
     let mut args = vec![
         "--listen",
         "0=stago_start4",
@@ -763,7 +764,11 @@ fn api_sim(extra: &[&str]) -> Sim {
         "0",
     ];
     args.extend_from_slice(extra);
-    Sim::start(&args)
+    command(&args)
+}
+
+fn api_sim(extra: &[&str]) -> Sim {
+    Sim::start_with(api_command(extra))
 }
 
 async fn call(
@@ -995,14 +1000,7 @@ async fn a_url_from_the_environment_that_cannot_be_one_is_an_error_naming_the_va
     // A bad QC_DEFAULT_HL7_DESTINATION was a per-message error quoting a URL the client never
     // sent; a bad BRIDGE_URL a 502 "Bridge upload failed ... builder error"; a bad OE_URL a 400
     // blaming the analyzer name.
-    let mut cmd = command(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-    ]);
+    let mut cmd = api_command(&[]);
     cmd.env("QC_DEFAULT_HL7_DESTINATION", "mllp://bridge")
         .env("BRIDGE_URL", "bridge:8443")
         .env("OE_URL", "oe url");
@@ -1045,14 +1043,7 @@ async fn a_url_from_the_environment_that_cannot_be_one_is_an_error_naming_the_va
 async fn a_qc_default_source_ip_that_is_no_address_is_an_error_naming_the_variable() {
     // It was dropped without a word, and the QC message went out from whatever address the
     // host picked: the bridge, which tells analyzers apart by source IP, would misattribute it.
-    let mut cmd = command(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-    ]);
+    let mut cmd = api_command(&[]);
     cmd.env("QC_DEFAULT_ASTM_SOURCE_IP", "10.42.20")
         .env("QC_DEFAULT_ASTM_DESTINATION", "tcp://127.0.0.1:1")
         .env("QC_DEFAULT_HL7_SOURCE_IP", " 127.0.0.1 ")
@@ -1097,14 +1088,7 @@ async fn a_qc_default_source_ip_that_is_no_address_is_an_error_naming_the_variab
 /// QC message goes to the QC default. It was taken for an HTTP URL and failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_destination_is_no_destination() {
-    let mut cmd = command(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-    ]);
+    let mut cmd = api_command(&[]);
     cmd.env("QC_DEFAULT_HL7_DESTINATION", "mllp://127.0.0.1:1")
         .env("QC_DEFAULT_HL7_SOURCE_IP", "127.0.0.1");
     let sim = Sim::start_with(cmd);
@@ -1131,14 +1115,7 @@ async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
     // `sampleID` for `sampleId` used to be ignored without a word: the message went out with
     // a generated accession. It is still ignored (the reference ignores unknown keys, and a
     // harness may send some), but the log says so.
-    let sim = LoggedSim::start(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-    ]);
+    let sim = LoggedSim::start_with(api_command(&[]));
     let api = sim.sim.api.expect("API address");
     for (route, body) in [
         (
