@@ -200,14 +200,7 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
         500
     );
     let name = v["upload_filename"].as_str().unwrap();
-    let tag = name
-        .strip_prefix("qc-quantstudio5-")
-        .and_then(|rest| rest.strip_suffix(".xlsx"))
-        .unwrap_or_else(|| panic!("{name}"));
-    assert!(
-        tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{name}"
-    );
+    assert_tagged_qc_name(name);
     assert!(
         v.get("content_preview").is_none(),
         "XLSX has no text preview"
@@ -248,18 +241,12 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
     let paths = [&v, &again].map(|r| r["written_path"].as_str().unwrap().to_owned());
     assert_ne!(paths[0], paths[1]);
     for path in &paths {
-        let name = std::path::Path::new(path)
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap();
-        let tag = name
-            .strip_prefix("qc-quantstudio5-")
-            .and_then(|rest| rest.strip_suffix(".xlsx"))
-            .unwrap_or_else(|| panic!("{name}"));
-        assert!(
-            tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
-            "{name}"
+        assert_tagged_qc_name(
+            std::path::Path::new(path)
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap(),
         );
         assert!(std::path::Path::new(path).exists(), "{path}");
     }
@@ -403,4 +390,16 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
     let last = fake.uploads.lock().unwrap().last().cloned().unwrap();
     assert_eq!(last.analyzer_id.as_deref(), Some("3"));
     assert_eq!(last.test_code, None);
+}
+
+/// `qc-quantstudio5-{hex8}.xlsx`, as the reference names a QC file.
+fn assert_tagged_qc_name(name: &str) {
+    let tag = name
+        .strip_prefix("qc-quantstudio5-")
+        .and_then(|rest| rest.strip_suffix(".xlsx"))
+        .unwrap_or_else(|| panic!("{name}"));
+    assert!(
+        tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{name}"
+    );
 }

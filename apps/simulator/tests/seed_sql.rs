@@ -10,9 +10,14 @@ use lis_templates::{ProtocolKind, TemplateSet};
 const REFERENCE: &str = include_str!("data/seed_analyzers.reference.sql");
 
 fn seed_sql() -> String {
-    let out = command(&["seed-sql", "--seed", "1", "--now", "20261121090004"])
-        .output()
-        .unwrap();
+    seed_sql_with(&["--now", "20261121090004"])
+}
+
+/// `seed-sql --seed 1`, `args` after; its output, which must have been a success.
+fn seed_sql_with(args: &[&str]) -> String {
+    let mut all = vec!["seed-sql", "--seed", "1"];
+    all.extend_from_slice(args);
+    let out = command(&all).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -208,21 +213,7 @@ fn template_names_cannot_break_the_seed_sql() {
     template["fields"][0]["name"] = "PT\nDELETE FROM clinlims.test; --".into();
     template["qc_controls"][0]["lot_number"] = "LOT\r\nTRUNCATE clinlims.test; --".into();
     std::fs::write(dir.path().join("stago_start4.json"), template.to_string()).unwrap();
-    let out = command(&[
-        "seed-sql",
-        "--templates-dir",
-        &dir.path().display().to_string(),
-        "--seed",
-        "1",
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sql = String::from_utf8(out.stdout).unwrap();
+    let sql = seed_sql_with(&["--templates-dir", &dir.path().display().to_string()]);
     let code = outside_literals_and_comments(&sql);
     for statement in ["DROP TABLE", "DELETE FROM", "TRUNCATE"] {
         assert!(!code.contains(statement), "a name became SQL: {statement}");
