@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use astm_frame::{Event, Link};
-use lis_templates::{AstmMessage, Generator, OrderedSample};
+use lis_templates::{AstmMessage, Generator, OrderedSample, ProtocolKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::app::App;
@@ -180,13 +180,13 @@ impl<'a> HostQuery<'a> {
         specimens: Vec<String>,
         wait: Duration,
     ) -> anyhow::Result<Self> {
-        let template = app.template(name)?;
-        if !template.protocol.kind.is_astm() {
-            bail!("a host query needs an ASTM template; {name} is not one");
-        }
-        check_specimens(&specimens)?;
-        let options = app.options(true, None);
-        let mut generator = Generator::new(template, &app.minter, &options)?;
+        let mut generator = query_generator(
+            app,
+            name,
+            ProtocolKind::is_astm,
+            "a host query needs an ASTM template",
+            &specimens,
+        )?;
         let queries = specimens
             .iter()
             .map(|s| generator.astm_host_query(&[s.as_str()]))
@@ -314,8 +314,26 @@ impl Outcome {
     }
 }
 
+/// The generator of a host query for `specimens` with the template `name`, whose protocol
+/// must `fit` (else the error `needs`): it makes the queries and the results.
+pub(crate) fn query_generator<'a>(
+    app: &'a App,
+    name: &str,
+    fits: fn(ProtocolKind) -> bool,
+    needs: &str,
+    specimens: &[String],
+) -> anyhow::Result<Generator<'a>> {
+    let template = app.template(name)?;
+    if !fits(template.protocol.kind) {
+        bail!("{needs}; {name} is not one");
+    }
+    check_specimens(specimens)?;
+    let options = app.options(true, None);
+    Ok(Generator::new(template, &app.minter, &options)?)
+}
+
 /// Refuses a host query without specimens, or with an empty one.
-pub(crate) fn check_specimens(specimens: &[String]) -> anyhow::Result<()> {
+fn check_specimens(specimens: &[String]) -> anyhow::Result<()> {
     if specimens.is_empty() || specimens.iter().any(|s| s.trim().is_empty()) {
         bail!("a host query needs specimen IDs (the barcodes the analyzer read), none empty");
     }

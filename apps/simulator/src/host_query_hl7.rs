@@ -20,7 +20,7 @@ use tokio_util::codec::Framed;
 
 use crate::app::App;
 use crate::console;
-use crate::host_query::{NoAnswer, Outcome, Rounds, check_specimens, repeat};
+use crate::host_query::{NoAnswer, Outcome, Rounds, query_generator, repeat};
 use crate::push::{self, Destination};
 
 /// An MLLP connection to the LIS.
@@ -52,13 +52,13 @@ impl<'a> Hl7HostQuery<'a> {
         specimens: Vec<String>,
         wait: Duration,
     ) -> anyhow::Result<Self> {
-        let template = app.template(name)?;
-        if template.protocol.kind != ProtocolKind::Hl7 {
-            bail!("an HL7 host query needs an HL7 template; {name} is not one");
-        }
-        check_specimens(&specimens)?;
-        let options = app.options(true, None);
-        let mut generator = Generator::new(template, &app.minter, &options)?;
+        let mut generator = query_generator(
+            app,
+            name,
+            |kind| kind == ProtocolKind::Hl7,
+            "an HL7 host query needs an HL7 template",
+            &specimens,
+        )?;
         let queries = specimens
             .iter()
             .map(|s| generator.hl7_host_query(s))
