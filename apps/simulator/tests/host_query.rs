@@ -316,7 +316,7 @@ async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
     // The specimen's `|` is escaped (`&` is the escape character), not a field separator.
     assert!(text.contains("\nQ|1|^A&F&B||^^^ALL||||||||O\n"), "{text}");
 
-    for (args, error) in [
+    let cases: &[(&[&str], &str)] = &[
         (
             &["--push", "mllp://127.0.0.1:1", "--template", "stago_start4"][..],
             "--host-query needs a tcp:// destination",
@@ -348,14 +348,8 @@ async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
             ][..],
             "--host-query: a host query needs specimen IDs",
         ),
-    ] {
-        let mut all = args.to_vec();
-        all.extend(["--host-query", "S1"]);
-        let out = run_to_end(&all).await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(stderr.contains(error), "{args:?}: {stderr}");
-    }
+    ];
+    assert_refused(cases, &["--host-query", "S1"]).await;
 }
 
 /// `POST /simulate/astm/{name}/host-query`: the same exchange driven over HTTP, as a harness
@@ -363,14 +357,7 @@ async fn dry_run_prints_the_query_and_bad_setups_are_refused() {
 /// one that is not there a 502, and a body that cannot work a 400, each with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_runs_a_host_query() {
-    let sim = Sim::start(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-    ]);
+    let sim = api_sim(&[]);
     let url = sim.api_url("/simulate/astm/stago_start4/host-query");
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = lis.local_addr().unwrap();

@@ -75,6 +75,15 @@ fn rsp(qbp: &[String], status: &str) -> Vec<String> {
     ]
 }
 
+/// The LIS's RSP^K11 refusing the query `qbp` (MSA-1 and QAK-2 `AE`) for `reason`.
+fn rsp_refused(qbp: &[String], reason: &str) -> Vec<String> {
+    vec![
+        "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||RSP^K11^RSP_K11|R1|P|2.5.1".to_owned(),
+        format!("MSA|AE|{}|{reason}", field(qbp, "MSH", 10)),
+        "QAK||AE".to_owned(),
+    ]
+}
+
 async fn send_owned(lis: &mut Lis, segments: &[String]) {
     let borrowed: Vec<&str> = segments.iter().map(String::as_str).collect();
     send(lis, &borrowed).await;
@@ -231,16 +240,7 @@ async fn a_refused_or_unanswered_hl7_query_fails_the_run_with_the_reason() {
     let refusing = async {
         let mut s = accept(&lis).await;
         let qbp = receive(&mut s).await;
-        let control = field(&qbp, "MSH", 10);
-        send(
-            &mut s,
-            &[
-                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||RSP^K11^RSP_K11|R1|P|2.5.1",
-                &format!("MSA|AE|{control}|unknown query name"),
-                "QAK||AE",
-            ],
-        )
-        .await;
+        send_owned(&mut s, &rsp_refused(&qbp, "unknown query name")).await;
         s
     };
     let (out, _s) = tokio::join!(query(&lis, &["--host-query", "SPEC-1"]), refusing);
@@ -295,7 +295,7 @@ async fn hl7_dry_run_prints_the_query_and_bad_setups_are_refused() {
     // The specimen's `|` is escaped, not a field separator.
     assert!(text.contains("|A\\F\\B\nRCP|I\n"), "{text}");
 
-    for (args, error) in [
+    let cases: &[(&[&str], &str)] = &[
         (
             &["--push", "tcp://127.0.0.1:1", "--hl7"][..],
             "--host-query with --hl7 needs an mllp:// destination",
@@ -323,14 +323,8 @@ async fn hl7_dry_run_prints_the_query_and_bad_setups_are_refused() {
             ][..],
             "invalid value '1e19' for '--host-query-timeout <SECONDS>': \"1e19\" is more than 3600 seconds",
         ),
-    ] {
-        let mut all = args.to_vec();
-        all.extend(["--host-query", "S1"]);
-        let out = run_to_end(&all).await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(stderr.contains(error), "{args:?}: {stderr}");
-    }
+    ];
+    assert_refused(cases, &["--host-query", "S1"]).await;
 }
 
 /// `POST /simulate/hl7/{name}/host-query`: the same exchange driven over HTTP; the reply lists
@@ -338,14 +332,7 @@ async fn hl7_dry_run_prints_the_query_and_bad_setups_are_refused() {
 /// work order in time is a 504 naming what was missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_runs_an_hl7_host_query() {
-    let sim = Sim::start(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-    ]);
+    let sim = api_sim(&[]);
     let url = sim.api_url("/simulate/hl7/mindray_bs200/host-query");
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = lis.local_addr().unwrap();
@@ -430,16 +417,7 @@ async fn a_refused_round_is_followed_by_the_next_on_a_new_connection() {
     let lis_side = async {
         let mut first = accept(&lis).await;
         let qbp = receive(&mut first).await;
-        let control = field(&qbp, "MSH", 10);
-        send(
-            &mut first,
-            &[
-                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||RSP^K11^RSP_K11|R1|P|2.5.1",
-                &format!("MSA|AE|{control}|database busy"),
-                "QAK||AE",
-            ],
-        )
-        .await;
+        send_owned(&mut first, &rsp_refused(&qbp, "database busy")).await;
         let mut second = accept(&lis).await;
         let again = receive(&mut second).await;
         send_owned(&mut second, &rsp(&again, "NF")).await;

@@ -753,24 +753,6 @@ async fn https_push_to_a_server_with_a_ca_certificate_says_to_use_ca_false() {
 }
 
 /// A simulator with its API on a free port (one ASTM port, stago_start4), plus `extra`.
-/// The simulator with its API on a free port (and one ASTM port), `extra` after.
-fn api_command(extra: &[&str]) -> std::process::Command {
-    let mut args = vec![
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--simulate-api-port",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    command(&args)
-}
-
-fn api_sim(extra: &[&str]) -> Sim {
-    Sim::start_with(api_command(extra))
-}
-
 async fn call(
     method: reqwest::Method,
     url: String,

@@ -250,6 +250,38 @@ pub async fn receive_records(s: &mut TcpStream) -> Vec<String> {
         .collect()
 }
 
+/// The simulator with its API on a free port (and one ASTM port), `extra` after.
+pub fn api_command(extra: &[&str]) -> Command {
+    let mut args = vec![
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--simulate-api-port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    command(&args)
+}
+
+/// [`api_command`], started.
+pub fn api_sim(extra: &[&str]) -> Sim {
+    Sim::start_with(api_command(extra))
+}
+
+/// Runs the simulator with each case's arguments, `extra` after, and checks that it fails
+/// with the case's error in its stderr: setups refused before anything is sent.
+pub async fn assert_refused(cases: &[(&[&str], &str)], extra: &[&str]) {
+    for (args, error) in cases {
+        let mut all = args.to_vec();
+        all.extend_from_slice(extra);
+        let out = run_to_end(&all).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(error), "{args:?}: {stderr}");
+    }
+}
+
 /// Runs the simulator with `args` to the end off the async workers (the test's own servers
 /// keep running); its output.
 pub async fn run_to_end(args: &[&str]) -> std::process::Output {
