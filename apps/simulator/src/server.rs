@@ -441,7 +441,11 @@ pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
     let mut patient: Option<OrderedPatient> = None;
     for record in message.records() {
         match record.typed() {
-            TypedRecord::Header(_) => t.header = true,
+            TypedRecord::Header(_) => {
+                t.header = true;
+                // A transfer may hold several messages: a patient ends with its message.
+                patient = None;
+            }
             TypedRecord::Terminator(_) => t.terminated = true,
             TypedRecord::Patient(p) => {
                 t.patient = true;

@@ -112,6 +112,34 @@ async fn order_results_echo_the_patient_of_each_order() {
     assert!(orders[1].starts_with("O|1|S-2|"), "{records:?}");
 }
 
+/// Two messages in one transfer (E1381 allows it): an O record in the second, which has no P
+/// record, belongs to no patient of the first; its results name the template's patient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_message_in_one_transfer_does_not_inherit_the_patient() {
+    let sim = stago(&["--order-results", "link"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &[
+            "H|\\^&|||LIS",
+            "P|1|MRN-1|||DOE^JANE",
+            "O|1|S-1||^^^PT|R",
+            "L|1|N",
+            "H|\\^&|||LIS",
+            "O|1|S-2||^^^PT|R",
+            "L|1|N",
+        ],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    let patients: Vec<&String> = records.iter().filter(|r| r.starts_with("P|")).collect();
+    assert_eq!(
+        patients,
+        ["P|1|MRN-1|||DOE^JANE", "P|2||PAT-2026-003||Razafy^Sophie^C"],
+        "{records:?}"
+    );
+}
+
 /// `--charset latin-1`: results are written as many instruments write them, `É` as the one
 /// byte 0xC9 (checksums summed over those bytes), whether the LIS ordered in UTF-8 or in
 /// Latin-1; `GET /received` shows the Latin-1 order as text (it showed U+FFFD).
