@@ -1210,7 +1210,7 @@ fn check_queues(ctx: &mut Ctx, connections: &[Connection], spoiled: &HashSet<Str
 }
 
 fn check_ports(ctx: &mut Ctx, connections: &[Connection]) {
-    let mut bound: HashMap<(String, u16), &str> = HashMap::new();
+    let mut bound: Vec<(&str, u16, &str)> = Vec::new();
     for c in connections {
         let (ConnectorKind::SocketIn(s) | ConnectorKind::SocketOut(s)) = &c.kind else {
             continue;
@@ -1218,16 +1218,45 @@ fn check_ports(ctx: &mut Ctx, connections: &[Connection]) {
         if !s.server {
             continue;
         }
-        if let Some(other) = bound.insert((s.host.clone(), s.port), &c.name) {
+        let clash = bound
+            .iter()
+            .find(|(host, port, _)| *port == s.port && binds_overlap(host, &s.host));
+        if let Some((host, _, other)) = clash {
+            let on = if *host == s.host {
+                String::new()
+            } else {
+                format!(" (listening on {host}:{})", s.port)
+            };
             ctx.error(
                 &c.name,
                 Some("port"),
                 format!(
-                    "{}:{} is already used by server connection [{other}]",
+                    "{}:{} is already used by server connection [{other}]{on}",
                     s.host, s.port
                 ),
             );
         }
+        bound.push((&s.host, s.port, &c.name));
+    }
+}
+
+/// Whether two servers on one port would fight over it: the same address, or a wildcard
+/// address that takes in the other (`0.0.0.0` every IPv4 address; `::` every address, since
+/// Linux's IPv6 sockets take IPv4 too unless told otherwise). Host names are compared as
+/// written: resolving them here would make `--check` depend on the resolver.
+fn binds_overlap(a: &str, b: &str) -> bool {
+    use std::net::IpAddr;
+    let ip = |h: &str| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+    };
+    match (ip(a), ip(b)) {
+        (Ok(x), Ok(y)) => {
+            let covers = |w: IpAddr, o: IpAddr| w.is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+            x == y || covers(x, y) || covers(y, x)
+        }
+        _ => a.eq_ignore_ascii_case(b),
     }
 }
 
@@ -1699,6 +1728,53 @@ mod tests {
                 };
                 assert_eq!(socket.port, 2575, "{spellings:?}");
             }
+        }
+    }
+
+    /// Two servers whose addresses overlap on one port cannot both listen: the second would
+    /// fail only at start-up, so `--check` refuses it.
+    #[test]
+    fn servers_on_overlapping_addresses_and_one_port_are_refused() {
+        let config = |a: &str, b: &str| {
+            format!(
+                "[general]\nuseconnections = a, b, out\n\
+                 [a]\ntranstech = socket\ntransdir = in\nqueuename = q\nipaddr = {a}\nport = 2575\n\
+                 [b]\ntranstech = socket\ntransdir = in\nqueuename = q\nipaddr = {b}\nport = 2575\n\
+                 [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n"
+            )
+        };
+        for (a, b) in [
+            ("127.0.0.1", "127.0.0.1"),
+            ("0.0.0.0", "127.0.0.1"),
+            ("10.1.2.3", "0.0.0.0"),
+            ("::", "127.0.0.1"),
+            ("::1", "[::]"),
+            ("::1", "0:0:0:0:0:0:0:1"),
+            ("LabHost", "labhost"),
+        ] {
+            let err = load_str(&config(a, b), Path::new("r.cfg")).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "r.cfg:14: [b] port: {b}:2575 is already used by server connection [a]"
+                )),
+                "{a} / {b}: {err}"
+            );
+        }
+        let err = load_str(&config("0.0.0.0", "127.0.0.1"), Path::new("r.cfg")).unwrap_err();
+        assert!(
+            err.to_string().contains("[a] (listening on 0.0.0.0:2575)"),
+            "{err}"
+        );
+        for (a, b) in [
+            ("127.0.0.1", "127.0.0.2"),
+            ("0.0.0.0", "::1"),
+            ("127.0.0.1", "::1"),
+            ("labhost", "127.0.0.1"),
+        ] {
+            assert!(
+                load_str(&config(a, b), Path::new("r.cfg")).is_ok(),
+                "{a} / {b}"
+            );
         }
     }
 
