@@ -170,6 +170,8 @@ async fn file_in_to_socket_out_to_mllp_server_and_back_to_files() {
     }
     std::fs::write(inbox.join("ghh.hl7"), &sample).unwrap();
     std::fs::write(inbox.join("ignored.txt"), b"not matched by the mask").unwrap();
+    // Only the newline that is trimmed: no message, moved aside rather than queued empty.
+    std::fs::write(inbox.join("f_0.hl7"), b"\n").unwrap();
     let config = format!(
         "[general]\nuseconnections = files-in, to-lis, from-lis, files-out\n\
          [files-in]\ntranstech = file\ntransdir = in\nqueuename = outbound\nmessagedir = in\n\
@@ -184,6 +186,10 @@ async fn file_in_to_socket_out_to_mllp_server_and_back_to_files() {
     wait_until("13 files back", || files_in(&out).len() == 13).await;
     wait_until("inbox drained", || files_in(&inbox).len() == 1).await;
     assert_eq!(files_in(&inbox), [inbox.join("ignored.txt")]);
+    assert_eq!(
+        files_in(&inbox.join("error")),
+        [inbox.join("error/f_0.hl7")]
+    );
     let mut numbered: Vec<Vec<u8>> = Vec::new();
     for path in files_in(&out) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();

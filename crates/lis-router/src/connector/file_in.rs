@@ -173,6 +173,16 @@ impl FileIn {
                 }
             };
             let content = self.trim(content);
+            if content.is_empty() {
+                // Queued, it would reach a socket output as an empty frame (a keep-alive
+                // there) and a file output as an empty file.
+                self.quarantine(
+                    &path,
+                    "holds only the newline that newline = True trims: no message",
+                )
+                .await;
+                continue;
+            }
             if self.connection.debug.log_content {
                 info!("read {}: {}", path.display(), printable(&content));
             }
