@@ -328,12 +328,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             }
             // Only an ENQ that opens a session is refused as busy: one in place of the reply
             // to a frame of ours is that reply (a NAK, §6.5.1.2), and the link must see it.
+            // The bytes read before it (the ACK to our last frame) may have ended our
+            // transfer: the link takes them first, so its state says which this ENQ is.
+            if b == ENQ && !filtered.is_empty() {
+                self.link.handle_input(&filtered, Instant::now().into_std());
+                filtered.clear();
+            }
             if b == ENQ
                 && self.link.state() != astm_frame::LinkState::Sending
                 && faults.fires(Fault::NakEnq, &self.options.label)
             {
-                self.link.handle_input(&filtered, Instant::now().into_std());
-                filtered.clear();
                 self.flush().await?;
                 // Like every other transmission: the delay-ms fault, then the response delay.
                 let delay = faults.delay() + self.options.control_delay;

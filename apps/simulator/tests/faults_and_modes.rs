@@ -97,6 +97,35 @@ async fn fault_nak_enq_leaves_an_enq_in_place_of_a_frame_reply_to_the_link() {
     assert_eq!(read_frame_rest(&mut s).await, first);
 }
 
+/// The ACK to the last frame and the LIS's own ENQ in one read: the ACK ends the transfer
+/// (EOT), so the ENQ opens a session and gets the busy NAK. It was taken as part of the
+/// transfer the ACK ended and accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_nak_enq_refuses_an_enq_read_with_the_last_frames_ack() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=genexpert_astm",
+        "-d",
+        "0",
+        "--fault",
+        "nak-enq=1",
+    ]);
+    let mut s = connect(sim.port_of("genexpert_astm")).await;
+    assert_eq!(read_byte(&mut s).await, ENQ);
+    write(&mut s, &[ACK]).await;
+    loop {
+        assert_eq!(read_byte(&mut s).await, STX);
+        // One record per frame: the L record's is the last.
+        if read_frame_rest(&mut s).await[2..].starts_with(b"L|") {
+            break;
+        }
+        write(&mut s, &[ACK]).await;
+    }
+    write(&mut s, &[ACK, ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, EOT);
+    assert_eq!(read_byte(&mut s).await, NAK, "the busy NAK of nak-enq");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_disconnect_mid_frame_sends_half_a_frame_and_closes() {
     let sim = stago_with(&["--fault", "disconnect-mid-frame=1"]);
