@@ -531,6 +531,114 @@ fn a_zero_target_is_shifted_too() {
     }
 }
 
+/// A control whose SD is small against 2 decimals is written to two significant digits of
+/// the SD, so the value read back is still target + k x SD: 0.05 +- 0.004 read 0.06 for
+/// k = 2 and for k = 3 alike (z 2.5). Controls with larger SDs keep their 2 decimals.
+#[test]
+fn small_controls_keep_two_significant_digits_of_their_sd() {
+    let template = edited_template(
+        "quantstudio5",
+        "\"target\": 32.0,\n      \"sd\": 0.5",
+        "\"target\": 0.05,\n      \"sd\": 0.004",
+    );
+    for (deviation, low, high) in [
+        (1.0, "0.054", "25.4"),
+        (2.0, "0.058", "25.8"),
+        (3.0, "0.062", "26.2"),
+        (-2.0, "0.042", "24.2"),
+    ] {
+        let mut o = options(1, 5);
+        o.qc = true;
+        o.generate.qc_deviation = Some(deviation);
+        let rows = read_back(&files::render(&template, &minter(), &o).unwrap());
+        let col = rows[0].iter().position(|c| c == "Quantity Mean").unwrap();
+        assert_eq!(
+            (&*rows[1][col], &*rows[2][col]),
+            (low, high),
+            "k = {deviation}"
+        );
+    }
+    let hl7 = edited_template(
+        "mindray_bs200",
+        "\"target\": 100.0,\n      \"sd\": 5.0",
+        "\"target\": 0.05,\n      \"sd\": 0.004",
+    );
+    let generate = GenerateOptions {
+        qc_deviation: Some(2.0),
+        ..GenerateOptions::default()
+    };
+    let Ok(lis_templates::Output::Hl7(m)) =
+        lis_templates::generate(&hl7, &minter(), &generate, true)
+    else {
+        panic!()
+    };
+    let obx = m.segments.iter().find(|s| s.starts_with("OBX|")).unwrap();
+    assert_eq!(obx.split('|').nth(5), Some("0.058"), "{obx}");
+}
+
+/// A QC value a hair below zero rounds to -0.0, which the clamp to 0 let through: it was
+/// written `-0.00` beside a Quantity of `0`.
+#[test]
+fn a_value_rounding_to_minus_zero_is_written_as_zero() {
+    let template = edited_template(
+        "quantstudio5",
+        "\"target\": 32.0,\n      \"sd\": 0.5",
+        "\"target\": 0.001,\n      \"sd\": 0.002",
+    );
+    let mut o = options(1, 5);
+    o.qc = true;
+    o.format = Some(FileKind::Csv);
+    // 0.001 - 0.52 x 0.002 = -0.00004, 0 at 4 decimals.
+    o.generate.qc_deviation = Some(-0.52);
+    let text = decode(&files::render(&template, &minter(), &o).unwrap());
+    let row = text.lines().find(|l| l.contains(",LPC-")).unwrap();
+    assert!(row.contains(",0,0.00,0.00,"), "{row}");
+}
+
+/// DT-Prime's test is qualitative (`-`/`+`): a QC control gets a call, as a control does,
+/// not a number; a control whose value is no finite number is an error, not `inf`.
+#[test]
+fn dtprime_qc_results_are_calls_and_never_inf() {
+    let qc = |target: &str, level: &str| {
+        edited_template(
+            "dtprime",
+            "  \"fields\": [",
+            &format!(
+                "  \"qc_controls\": [{{\"field_code\": \"MTB\", \"lot_number\": \"L1\", \
+                 \"level\": \"{level}\", \"target\": {target}, \"sd\": {target}}}],\n  \"fields\": ["
+            ),
+        )
+    };
+    let mut o = options(1, 5);
+    o.qc = true;
+    o.generate.qc_deviation = Some(2.0);
+    for (level, call) in [("POS", "+"), ("NEG", "-")] {
+        let text = decode(&files::render(&qc("1.0", level), &minter(), &o).unwrap());
+        let test = text
+            .lines()
+            .find(|l| l.contains("<test value=\"MTB\""))
+            .unwrap();
+        assert!(
+            test.ends_with(&format!("<result value=\"{call}\"/></test>")),
+            "{level}: {text}"
+        );
+    }
+    // A tab and a control character in a lot number: a reference, and U+FFFD (XML 1.0
+    // allows no C0 control but tab, CR and LF); written raw, the file could not be parsed.
+    let mut odd_lot = qc("1.0", "POS");
+    odd_lot.qc_controls[0].lot_number = Some("L\t1\u{1}".into());
+    let text = decode(&files::render(&odd_lot, &minter(), &o).unwrap());
+    // windows-1251 has no U+FFFD: the encoder writes its reference.
+    assert!(
+        text.contains("<cell name=\"QC-L&#9;1&#65533;-POS\""),
+        "{text}"
+    );
+    let mut numeric = qc("1e308", "POS");
+    numeric.fields[0].possible_values.clear();
+    let e = files::render(&numeric, &minter(), &o).unwrap_err();
+    assert!(e.to_string().contains("not a finite number"), "{e}");
+}
+
 #[test]
 fn a_control_naming_no_field_is_an_error_not_a_missing_row() {
     // The loader refuses such a template ...

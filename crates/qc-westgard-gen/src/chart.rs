@@ -92,12 +92,7 @@ pub fn levey_jennings_svg(spec: &ChartSpec, points: &[Evaluation]) -> String {
     };
     // Enough decimals for two significant digits of the SD, so that the seven lines of a control
     // at 0.0005 ± 0.00002 do not all read 0.0005; at least 4, at most 12.
-    let label_decimals = if spec.sd.is_finite() && spec.sd > 0.0 {
-        // An integer from 4 to 12, so the cast is exact.
-        (1.0 - spec.sd.log10().floor()).clamp(4.0, 12.0) as u32
-    } else {
-        4
-    };
+    let label_decimals = crate::decimals_for_sd(spec.sd, 4);
     for k in -3i32..=3 {
         let (colour, dash, label) = match k.abs() {
             0 => ("#2a7", "", "mean".to_owned()),

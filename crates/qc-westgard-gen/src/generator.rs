@@ -64,6 +64,26 @@ impl QcGenerator {
     }
 }
 
+/// Decimal places that show two significant digits of `sd`, within `min..=12`: values written
+/// to that many places read back within 0.05 SD of what was drawn, whatever the scale.
+/// `min` for an SD that is zero, negative or not finite.
+///
+/// ```
+/// # use qc_westgard_gen::decimals_for_sd;
+/// assert_eq!(decimals_for_sd(5.0, 2), 2);
+/// assert_eq!(decimals_for_sd(0.5, 2), 2);
+/// assert_eq!(decimals_for_sd(0.004, 2), 4);
+/// assert_eq!(decimals_for_sd(0.0, 2), 2);
+/// ```
+pub fn decimals_for_sd(sd: f64, min: u32) -> u32 {
+    if !(sd.is_finite() && sd > 0.0) {
+        return min;
+    }
+    let max = 12.max(min);
+    // Clamped to a small whole number first, so the cast is exact.
+    (1.0 - sd.log10().floor()).clamp(f64::from(min), f64::from(max)) as u32
+}
+
 /// Rounds to `decimals` places, halves away from zero, working on the shortest decimal
 /// representation so that 1.005 rounds to 1.01 as a person expects (not to 1.00 as `f64` would).
 ///

@@ -1,6 +1,6 @@
 //! Choosing and spelling result values.
 
-use qc_westgard_gen::{Category, Deviation, round_to, sd_for};
+use qc_westgard_gen::{Category, Deviation, decimals_for_sd, round_to, sd_for};
 use rand::RngExt;
 use serde_json::Number;
 
@@ -230,7 +230,15 @@ impl Generator<'_> {
             None => Deviation::Random,
         };
         let drawn = self.rng.value(target, sd, deviation);
-        let mut v = self.round2(drawn);
+        // The reference rounds to 2 decimals whatever the SD; a control at 0.05 ± 0.004
+        // would then read 0.06 for k = 2 and for k = 3 alike (z 2.5).
+        let mut v = if openelis {
+            self.round2(drawn)
+        } else {
+            // Adding 0.0 turns the -0.0 that rounds from a tiny negative value (written
+            // `-0.00`, which the clamp below lets through) into 0.
+            round_to(drawn, decimals_for_sd(sd, 2)) + 0.0
+        };
         let clamp = !openelis || path == Path::Astm;
         if clamp && v < 0.0 {
             v = 0.0;

@@ -525,7 +525,7 @@ impl Generator<'_> {
             .map(|s| s.id.clone())
             .collect();
         if layout == FileLayout::DtPrimeXml {
-            let (bytes, encoding, rows) = self.dtprime(&specimens);
+            let (bytes, encoding, rows) = self.dtprime(&specimens)?;
             return Ok(RenderedFile {
                 file: FileOutput {
                     file_name: file_name(template, &stamp, options.sequence, marker, "xml"),
@@ -1363,7 +1363,10 @@ impl Generator<'_> {
     }
 
     /// DT-Prime XML: returns the bytes in the template's character set, its name and the cell count.
-    fn dtprime(&mut self, specimens: &[Specimen]) -> (Vec<u8>, &'static str, usize) {
+    fn dtprime(
+        &mut self,
+        specimens: &[Specimen],
+    ) -> Result<(Vec<u8>, &'static str, usize), GenerateError> {
         let xml_format = self.template.extra.get("xmlFormat");
         let root = xml_format
             .and_then(|x| x.get("root"))
@@ -1395,8 +1398,16 @@ impl Generator<'_> {
                 let result = match &specimen.role {
                     Role::Patient => self.qualitative(field),
                     Role::Control(c) => control_result(field, c),
+                    // A qualitative test (DT-Prime's `-`/`+`) takes a call, as a control does:
+                    // a number there is no result the instrument could give.
+                    Role::Qc { control, .. }
+                        if control.field_code == field.code
+                            && !field.possible_values.is_empty() =>
+                    {
+                        qualitative_call(field, qc_control_is_negative(control))
+                    }
                     Role::Qc { control, .. } if control.field_code == field.code => {
-                        self.qc_value(control, Path::File).text
+                        self.qc_value_checked(control, Path::File)?.text
                     }
                     Role::Qc { .. } => continue,
                 };
@@ -1420,7 +1431,7 @@ impl Generator<'_> {
             xml_escape(&self.template.analyzer.model),
         );
         let (bytes, name) = encode(&xml, &label);
-        (bytes, name, count)
+        Ok((bytes, name, count))
     }
 }
 
@@ -1428,14 +1439,19 @@ fn control_result(field: &Field, control: &Control) -> String {
     if let Some(r) = str_of(&control.data, "result") {
         return r.to_owned();
     }
-    let negative = |v: &&String| {
+    qualitative_call(field, control.kind == Kind::Negative)
+}
+
+/// The field's negative value (`-`, `Negative`, `Not detected`) or its first other one.
+fn qualitative_call(field: &Field, negative: bool) -> String {
+    let is_negative = |v: &&String| {
         let v = v.to_ascii_lowercase();
         v == "-" || v.contains("neg") || v.contains("not")
     };
-    let pick = if control.kind == Kind::Negative {
-        field.possible_values.iter().find(negative)
+    let pick = if negative {
+        field.possible_values.iter().find(is_negative)
     } else {
-        field.possible_values.iter().find(|v| !negative(v))
+        field.possible_values.iter().find(|v| !is_negative(v))
     };
     pick.cloned().unwrap_or_default()
 }
@@ -1444,11 +1460,25 @@ fn reporter(target: usize) -> &'static str {
     ["FAM", "VIC", "ROX", "Cy5"][target % 4]
 }
 
+/// Text for an XML attribute value. Tab, CR and LF become character references (a reader
+/// turns them into spaces otherwise); the other C0 controls, which XML 1.0 does not allow at
+/// all, become U+FFFD.
 fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if c.is_control() && (c as u32) < 0x20 => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether a QC control of a detection assay (PCR, line probe) is the negative one: its
