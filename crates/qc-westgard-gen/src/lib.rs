@@ -66,7 +66,9 @@ pub use chart::{ChartSpec, levey_jennings_svg};
 pub use control::{ControlId, SampleNamePattern};
 pub use error::QcError;
 pub use generator::{Deviation, QcGenerator, decimals_for_sd, round_to};
-pub use series::{ControlLevel, Disturbance, DisturbanceKind, QcRun, Scatter, SeriesSpec};
+pub use series::{
+    ControlLevel, Disturbance, DisturbanceKind, MAX_SERIES_VALUES, QcRun, Scatter, SeriesSpec,
+};
 pub use westgard::{
     Evaluation, Evaluator, MultiLevelEvaluator, Rule, RuleSet, Severity, Status, ZeroSide,
 };

@@ -168,6 +168,10 @@ pub struct SeriesSpec {
     pub interval: Duration,
 }
 
+/// The most values (runs × levels) one [`SeriesSpec`] may ask for: 10 million, about
+/// 27,000 years of daily runs at one level.
+pub const MAX_SERIES_VALUES: usize = 10_000_000;
+
 impl SeriesSpec {
     /// `runs` daily runs of `levels`, starting `start`, Gaussian scatter, no disturbances.
     pub fn daily(runs: usize, levels: Vec<ControlLevel>, start: NaiveDateTime) -> Self {
@@ -188,6 +192,18 @@ impl SeriesSpec {
     }
 
     fn validate(&self) -> Result<(), QcError> {
+        let values = self.runs.saturating_mul(self.levels.len().max(1));
+        if values > MAX_SERIES_VALUES {
+            // Allocated up front, such a series aborted the process instead of failing.
+            return Err(QcError::InvalidSeries {
+                reason: format!(
+                    "{} runs of {} level(s) are {values} values, more than the \
+                     {MAX_SERIES_VALUES} a series may hold",
+                    self.runs,
+                    self.levels.len()
+                ),
+            });
+        }
         for level in &self.levels {
             if !level.mean.is_finite() {
                 return Err(QcError::InvalidMean {
@@ -245,7 +261,8 @@ impl QcGenerator {
     /// for a level whose mean is not finite or whose SD is not a finite number greater than 0,
     /// [`QcError::InvalidDisturbance`] for a disturbance on a level that does not exist or with
     /// a parameter out of its domain, and [`QcError::InvalidSeries`] when the last run's time
-    /// (`start + (runs - 1) × interval`) cannot be represented.
+    /// (`start + (runs - 1) × interval`) cannot be represented or the series would hold more
+    /// than [`MAX_SERIES_VALUES`] values.
     ///
     /// ```
     /// use qc_westgard_gen::chrono::NaiveDate;

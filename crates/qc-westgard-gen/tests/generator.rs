@@ -3,8 +3,8 @@
 use chrono::NaiveDate;
 use proptest::prelude::*;
 use qc_westgard_gen::{
-    Category, ControlId, ControlLevel, Deviation, Disturbance, Evaluator, QcGenerator, RuleSet,
-    SampleNamePattern, Scatter, SeriesSpec, Status, round_to, sd_for,
+    Category, ControlId, ControlLevel, Deviation, Disturbance, Evaluator, MAX_SERIES_VALUES,
+    QcGenerator, RuleSet, SampleNamePattern, Scatter, SeriesSpec, Status, round_to, sd_for,
 };
 
 fn mean_sd(values: &[f64]) -> (f64, f64) {
@@ -169,6 +169,23 @@ fn invalid_specs_are_errors() {
         let err = QcGenerator::seeded(1).series(&spec).unwrap_err();
         assert!(!err.to_string().is_empty());
     }
+    // A series too large to hold is refused before anything is allocated (it aborted the
+    // process: `memory allocation of 103079215056 bytes failed`).
+    let mut huge = SeriesSpec::daily(i32::MAX as usize, level(), start());
+    huge.interval = chrono::Duration::seconds(1);
+    let err = QcGenerator::seeded(1).series(&huge).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "2147483647 runs of 1 level(s) are 2147483647 values, more than the 10000000"
+        ),
+        "{err}"
+    );
+    // Runs times levels: half the limit in runs, at two levels and one more run, is over it.
+    let mut wide = SeriesSpec::daily(MAX_SERIES_VALUES / 2 + 1, level(), start());
+    wide.levels.push(ControlLevel::new("H", 200.0, 10.0));
+    wide.interval = chrono::Duration::seconds(1);
+    let err = QcGenerator::seeded(1).series(&wide).unwrap_err();
+    assert!(err.to_string().contains("of 2 level(s)"), "{err}");
 }
 
 #[test]
