@@ -539,32 +539,46 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     } else {
         Some(host_query::from_cli(app, &t.name)?)
     };
-    let messages = match query_mode {
-        Some(_) => Vec::new(),
-        None => app.astm_messages(
+    // One run's messages: `-c` runs (`-C` until interrupted), `-i` seconds apart, as pushes.
+    let make_run = || {
+        app.astm_messages(
             t,
             cli.qc,
             cli.qc_deviation,
             &Overrides::default(),
             cli.seed.is_some(),
-        )?,
+        )
+    };
+    let runs = if cli.push_continuous {
+        None
+    } else {
+        Some(cli.push_count)
+    };
+    // Made before the line is opened: a setup mistake (--qc without QC controls) ends the
+    // run at once.
+    let first_run = match query_mode {
+        Some(_) => Vec::new(),
+        None => make_run()?,
     };
     if cli.dry_run {
         let text: String = match &query_mode {
             Some(query) => query.text(),
-            None => messages
-                .iter()
-                .map(lis_templates::AstmMessage::to_lines)
-                .collect(),
+            None => {
+                let mut text: String = first_run
+                    .iter()
+                    .map(lis_templates::AstmMessage::to_lines)
+                    .collect();
+                // As a push's dry run: `-c` runs, one with `-C`.
+                for _ in 1..runs.unwrap_or(1) {
+                    text.extend(make_run()?.iter().map(lis_templates::AstmMessage::to_lines));
+                }
+                text
+            }
         };
         console::output(text.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let payloads: Vec<Vec<u8>> = messages
-        .iter()
-        .map(lis_templates::AstmMessage::to_bytes)
-        .collect();
-    let count = payloads.len();
+    let mut count = 0;
     let owned_path = path.to_owned();
     let port = tokio::task::spawn_blocking(move || {
         let port = serial::open(&owned_path, settings)?;
@@ -607,17 +621,61 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         .await;
         Ok(run.map(|run| run.report()))
     } else {
-        tokio::time::timeout(SERIAL_RUN_LIMIT, async {
-            for (i, payload) in payloads.iter().enumerate() {
-                let sent = io.send(payload.clone()).await;
-                push::keep_received(app, &mut io, 0, path);
-                sent.with_context(|| {
-                    format!("message {}/{count} not accepted by the serial peer", i + 1)
-                })?;
+        let interval = Duration::from_secs_f64(cli.push_interval);
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let mut next_run = Some(first_run);
+        let mut run = 0u64;
+        let mut outcome = Ok(Ok(ExitCode::SUCCESS));
+        while runs.is_none_or(|n| run < n) {
+            if run > 0 && interval > Duration::ZERO {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = &mut shutdown => break,
+                }
             }
-            anyhow::Ok(ExitCode::SUCCESS)
-        })
-        .await
+            run += 1;
+            let messages = match next_run.take() {
+                Some(messages) => messages,
+                None => match make_run() {
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        outcome = Ok(Err(e));
+                        break;
+                    }
+                },
+            };
+            let in_run = messages.len();
+            // The limit is on each run: a -C run may last any time.
+            let sent = tokio::select! {
+                sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
+                    for (i, message) in messages.iter().enumerate() {
+                        let sent = io.send(message.to_bytes()).await;
+                        push::keep_received(app, &mut io, 0, path);
+                        sent.with_context(|| {
+                            let of_run = if runs == Some(1) {
+                                String::new()
+                            } else {
+                                format!(" of run {run}")
+                            };
+                            format!("message {}/{in_run}{of_run} not accepted by the serial peer", i + 1)
+                        })?;
+                        count += 1;
+                    }
+                    anyhow::Ok(ExitCode::SUCCESS)
+                }) => sent,
+                () = &mut shutdown => break,
+            };
+            if !matches!(sent, Ok(Ok(_))) {
+                // No connection to start afresh on a serial line: a failure ends the run.
+                outcome = sent;
+                break;
+            }
+            if runs != Some(1) {
+                tracing::info!("run {run}: {in_run} message(s) sent to {path}");
+            }
+        }
+        outcome
     };
     // The writing thread drains what the link sent (the final EOT), then both stop.
     drop(io);

@@ -186,6 +186,34 @@ fn serial_run(path: &str, extra: &[&str]) -> std::process::Child {
         .expect("spawn simulator")
 }
 
+/// `-c` and `-i` work on a serial line as on a push: three runs, each a fresh message (its
+/// own specimen), 0.3 s apart. They were ignored: one message, whatever was asked.
+#[test]
+fn serial_mode_sends_count_runs_at_the_interval() {
+    let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("slave path");
+    let started = Instant::now();
+    let child = serial_run(&path, &["-c", "3", "-i", "0.3"]);
+    let (lis, status, stderr) = serve_until_exit(&mut master, child);
+    assert!(status.success(), "{stderr}");
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(lis.messages.len(), 3, "{stderr}");
+    let specimens: Vec<String> = lis
+        .messages
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8_lossy(m);
+            let order = text.split('\r').find(|r| r.starts_with("O|")).unwrap();
+            order.split('|').nth(2).unwrap().to_owned()
+        })
+        .collect();
+    assert!(
+        specimens[0] != specimens[1] && specimens[1] != specimens[2],
+        "{specimens:?}"
+    );
+    assert!(stderr.contains("run 3: 1 message(s) sent to"), "{stderr}");
+}
+
 /// `--fault serial:...` applies to the serial link: every frame sent twice, acknowledged twice,
 /// and the message still arrives once.
 #[test]
