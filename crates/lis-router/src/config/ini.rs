@@ -41,12 +41,13 @@ const SOCKET_KEYS: &[&str] = &[
     "eod",
     "eob",
     "maxmessagesize",
-    "maxconnections",
-    "idletimeout",
     "acktimeout",
     "retrydelay",
     "retrymaxdelay",
 ];
+/// Read by socket inputs only; `maxconnections` by servers among them.
+const SOCKET_IN_KEYS: &[&str] = &["idletimeout"];
+const SOCKET_SERVER_IN_KEYS: &[&str] = &["maxconnections"];
 const SOCKET_OUT_KEYS: &[&str] = &["maxrefusals"];
 const FILE_KEYS: &[&str] = &["messagedir", "outputdir", "newline", "queuedb"];
 const FILE_IN_KEYS: &[&str] = &[
@@ -64,6 +65,16 @@ const FILE_OUT_KEYS: &[&str] = &[
     "filesync",
     "retrydelay",
     "retrymaxdelay",
+];
+const ALL_CONNECTION_KEYS: &[&[&str]] = &[
+    COMMON_KEYS,
+    SOCKET_KEYS,
+    SOCKET_IN_KEYS,
+    SOCKET_SERVER_IN_KEYS,
+    SOCKET_OUT_KEYS,
+    FILE_KEYS,
+    FILE_IN_KEYS,
+    FILE_OUT_KEYS,
 ];
 const DEBUG_KEYS: &[&str] = &["logcontent"];
 /// The byte-order mark some Windows editors put at the start of a UTF-8 file.
@@ -386,16 +397,9 @@ fn inherit_defaults(
         .collect();
     keys.sort();
     for key in keys {
-        let known = [
-            GENERAL_KEYS,
-            COMMON_KEYS,
-            SOCKET_KEYS,
-            FILE_KEYS,
-            FILE_IN_KEYS,
-            FILE_OUT_KEYS,
-        ]
-        .iter()
-        .any(|set| set.contains(&key.as_str()));
+        let known = std::iter::once(GENERAL_KEYS)
+            .chain(ALL_CONNECTION_KEYS.iter().copied())
+            .any(|set| set.contains(&key.as_str()));
         if !known {
             ctx.warn(
                 DEFAULTS_SECTION,
@@ -619,11 +623,17 @@ impl Section<'_> {
                     .contains_key(&(self.name.to_owned(), key.clone()));
             // A [DEFAULT] key reaches every section; it is checked once, there.
             if !inherited && !allowed.iter().any(|set| set.contains(&key.as_str())) {
-                ctx.warn(
-                    self.name,
-                    Some(key),
-                    format!("unknown key for {what}; ignored"),
-                );
+                let known = ALL_CONNECTION_KEYS
+                    .iter()
+                    .any(|set| set.contains(&key.as_str()));
+                let why = if known {
+                    // A key of another kind of connection: a copied section, or a wrong
+                    // `transdir` or `createserversocket`.
+                    format!("does nothing for {what}; ignored")
+                } else {
+                    format!("unknown key for {what}; ignored")
+                };
+                ctx.warn(self.name, Some(key), why);
             }
         }
     }
@@ -880,8 +890,20 @@ fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> 
             "a socket output"
         };
         if input {
-            section.warn_unknown(ctx, &[COMMON_KEYS, SOCKET_KEYS], what);
-            ConnectorKind::SocketIn(socket(ctx, section, default_max_size)?)
+            let settings = socket(ctx, section, default_max_size)?;
+            if settings.server {
+                let keys = [
+                    COMMON_KEYS,
+                    SOCKET_KEYS,
+                    SOCKET_IN_KEYS,
+                    SOCKET_SERVER_IN_KEYS,
+                ];
+                section.warn_unknown(ctx, &keys, what);
+            } else {
+                let keys = [COMMON_KEYS, SOCKET_KEYS, SOCKET_IN_KEYS];
+                section.warn_unknown(ctx, &keys, "a client socket input");
+            }
+            ConnectorKind::SocketIn(settings)
         } else {
             section.warn_unknown(ctx, &[COMMON_KEYS, SOCKET_KEYS, SOCKET_OUT_KEYS], what);
             let refusals = section.integer(ctx, "maxrefusals", 0, 0, 1_000_000);
@@ -1551,7 +1573,7 @@ mod tests {
         assert_eq!(out.max_refusals, Some(5));
         assert_eq!(
             messages(&loaded.warnings),
-            ["r.cfg:7: [in] maxrefusals: unknown key for a socket input; ignored"]
+            ["r.cfg:7: [in] maxrefusals: does nothing for a socket input; ignored"]
         );
         let text = text.replace("maxrefusals = 5", "maxrefusals = 0");
         let loaded = load_str(&text, Path::new("r.cfg")).unwrap();
@@ -1559,6 +1581,29 @@ mod tests {
             panic!()
         };
         assert_eq!(out.max_refusals, None);
+    }
+
+    /// Keys only a server input reads: on an output, or `maxconnections` on a client input,
+    /// they did nothing without a word.
+    #[test]
+    fn input_and_server_keys_elsewhere_are_warned_about() {
+        let text = "[general]\nuseconnections = in, pull, out\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nmaxconnections = 4\n\
+                    idletimeout = 60\n\
+                    [pull]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = 2601\n\
+                    createserversocket = False\nmaxconnections = 4\nidletimeout = 60\n\
+                    [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nport = 2600\n\
+                    maxconnections = 4\nidletimeout = 60\ncolour = red\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "r.cfg:15: [pull] maxconnections: does nothing for a client socket input; ignored",
+                "r.cfg:24: [out] colour: unknown key for a socket output; ignored",
+                "r.cfg:23: [out] idletimeout: does nothing for a socket output; ignored",
+                "r.cfg:22: [out] maxconnections: does nothing for a socket output; ignored",
+            ]
+        );
     }
 
     /// Two file outputs on one directory whose names read the same once made file-safe
