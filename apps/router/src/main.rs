@@ -65,6 +65,9 @@ fn main() -> ExitCode {
         for warning in &loaded.warnings {
             say!("warning: {warning}");
         }
+        for warning in loaded.config.path_warnings(&path) {
+            say!("warning: {warning}");
+        }
         if !problems.is_empty() {
             for problem in &problems {
                 say!("router: {problem}");

@@ -84,6 +84,17 @@ fn check_accepts_a_socketreader_config_and_warns_about_unknowns() {
         stderr.contains("[socket-in_1] debug: unknown debug option \"nacksonly\""),
         "{stderr}"
     );
+    // An input's folder is not created (it is polled until it appears): worth a word.
+    assert!(
+        stderr.contains("[file-in_1] messagedir: ")
+            && stderr.contains("in does not exist; the input polls it until it appears"),
+        "{stderr}"
+    );
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    let out = router(dir.path(), &["--check"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("does not exist"), "{stderr}");
 
     // router.cfg takes precedence over socketReader.cfg.
     std::fs::write(dir.path().join("router.cfg"), "[general]\n").unwrap();

@@ -97,6 +97,31 @@ impl RouterConfig {
         problems
     }
 
+    /// Paths that work but may not be what was meant: a file input's `messagedir` that does
+    /// not exist. The input polls it until it appears (as it does a share that went away),
+    /// where an output creates its own; a typo there would otherwise only show as a warning
+    /// in the log, once the router runs.
+    #[must_use]
+    pub fn path_warnings(&self, file: &Path) -> Vec<Diagnostic> {
+        self.connections
+            .iter()
+            .filter_map(|connection| match &connection.kind {
+                ConnectorKind::FileIn(settings) if !settings.dir.exists() => Some(Diagnostic {
+                    file: file.to_path_buf(),
+                    line: None,
+                    section: Some(connection.name.clone()),
+                    key: Some("messagedir".to_owned()),
+                    message: format!(
+                        "{} does not exist; the input polls it until it appears (an input \
+                         does not create its folder)",
+                        settings.dir.display()
+                    ),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Names of the queues in use, sorted.
     #[must_use]
     pub fn queue_names(&self) -> Vec<&str> {
