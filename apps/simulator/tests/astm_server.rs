@@ -78,36 +78,42 @@ async fn order_download_answers_exactly_the_ordered_tests_on_the_link() {
     );
 }
 
+/// The records of the results a `--order-results link` simulator sends back for `orders`.
+async fn results_on_the_link(orders: &[&str]) -> Vec<String> {
+    let sim = stago(&["--order-results", "link"]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    send_records(&mut s, orders).await;
+    receive_records(&mut s).await
+}
+
+/// The records of one type (`"P|"`).
+fn of_type<'r>(records: &'r [String], prefix: &str) -> Vec<&'r String> {
+    records.iter().filter(|r| r.starts_with(prefix)).collect()
+}
+
 /// Results for an order name the patient the LIS ordered for (each O under its P record), as
 /// an analyzer echoes it, byte for byte in UTF-8; they named the template's patient, whatever
 /// was ordered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_results_echo_the_patient_of_each_order() {
-    let sim = stago(&["--order-results", "link"]);
-    let mut s = connect(sim.port_of("stago_start4")).await;
-    send_records(
-        &mut s,
-        &[
-            "H|\\^&|||LIS",
-            "P|1|MRN-1|LAB-1||O'BRIEN^ANNÉ&F&X||19700101|F",
-            "O|1|S-É1||^^^PT|R",
-            "P|2|MRN-2|||DOE^JOHN",
-            "O|1|S-2||^^^INR|R",
-            "L|1|N",
-        ],
-    )
+    let records = results_on_the_link(&[
+        "H|\\^&|||LIS",
+        "P|1|MRN-1|LAB-1||O'BRIEN^ANNÉ&F&X||19700101|F",
+        "O|1|S-É1||^^^PT|R",
+        "P|2|MRN-2|||DOE^JOHN",
+        "O|1|S-2||^^^INR|R",
+        "L|1|N",
+    ])
     .await;
-    let records = receive_records(&mut s).await;
-    let patients: Vec<&String> = records.iter().filter(|r| r.starts_with("P|")).collect();
     assert_eq!(
-        patients,
+        of_type(&records, "P|"),
         [
             "P|1|MRN-1|LAB-1||O'BRIEN^ANNÉ&F&X||19700101|F",
             "P|2|MRN-2|||DOE^JOHN"
         ],
         "{records:?}"
     );
-    let orders: Vec<&String> = records.iter().filter(|r| r.starts_with("O|")).collect();
+    let orders = of_type(&records, "O|");
     assert!(orders[0].starts_with("O|1|S-É1|"), "{records:?}");
     assert!(orders[1].starts_with("O|1|S-2|"), "{records:?}");
 }
@@ -116,25 +122,18 @@ async fn order_results_echo_the_patient_of_each_order() {
 /// record, belongs to no patient of the first; its results name the template's patient.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_message_in_one_transfer_does_not_inherit_the_patient() {
-    let sim = stago(&["--order-results", "link"]);
-    let mut s = connect(sim.port_of("stago_start4")).await;
-    send_records(
-        &mut s,
-        &[
-            "H|\\^&|||LIS",
-            "P|1|MRN-1|||DOE^JANE",
-            "O|1|S-1||^^^PT|R",
-            "L|1|N",
-            "H|\\^&|||LIS",
-            "O|1|S-2||^^^PT|R",
-            "L|1|N",
-        ],
-    )
+    let records = results_on_the_link(&[
+        "H|\\^&|||LIS",
+        "P|1|MRN-1|||DOE^JANE",
+        "O|1|S-1||^^^PT|R",
+        "L|1|N",
+        "H|\\^&|||LIS",
+        "O|1|S-2||^^^PT|R",
+        "L|1|N",
+    ])
     .await;
-    let records = receive_records(&mut s).await;
-    let patients: Vec<&String> = records.iter().filter(|r| r.starts_with("P|")).collect();
     assert_eq!(
-        patients,
+        of_type(&records, "P|"),
         ["P|1|MRN-1|||DOE^JANE", "P|2||PAT-2026-003||Razafy^Sophie^C"],
         "{records:?}"
     );

@@ -74,9 +74,9 @@ async fn fault_delay_ms_delays_the_busy_nak_of_nak_enq_too() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_nak_enq_leaves_an_enq_in_place_of_a_frame_reply_to_the_link() {
-    // genexpert_astm sends its message on connect: no ENQ of the LIS opens that session.
+/// A `genexpert_astm` port with `nak-enq=1`, connected to, its ENQ acknowledged: the
+/// simulator sends its message on connect, so no ENQ of the LIS opens that session.
+async fn genexpert_sending_with_nak_enq() -> (Sim, TcpStream) {
     let sim = Sim::start(&[
         "--listen",
         "0=genexpert_astm",
@@ -88,6 +88,12 @@ async fn fault_nak_enq_leaves_an_enq_in_place_of_a_frame_reply_to_the_link() {
     let mut s = connect(sim.port_of("genexpert_astm")).await;
     assert_eq!(read_byte(&mut s).await, ENQ);
     write(&mut s, &[ACK]).await;
+    (sim, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_nak_enq_leaves_an_enq_in_place_of_a_frame_reply_to_the_link() {
+    let (_sim, mut s) = genexpert_sending_with_nak_enq().await;
     assert_eq!(read_byte(&mut s).await, STX);
     let first = read_frame_rest(&mut s).await;
     // Any character but ACK or EOT in reply to a frame is a NAK (§6.5.1.2): the frame again,
@@ -102,17 +108,7 @@ async fn fault_nak_enq_leaves_an_enq_in_place_of_a_frame_reply_to_the_link() {
 /// transfer the ACK ended and accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_nak_enq_refuses_an_enq_read_with_the_last_frames_ack() {
-    let sim = Sim::start(&[
-        "--listen",
-        "0=genexpert_astm",
-        "-d",
-        "0",
-        "--fault",
-        "nak-enq=1",
-    ]);
-    let mut s = connect(sim.port_of("genexpert_astm")).await;
-    assert_eq!(read_byte(&mut s).await, ENQ);
-    write(&mut s, &[ACK]).await;
+    let (_sim, mut s) = genexpert_sending_with_nak_enq().await;
     loop {
         assert_eq!(read_byte(&mut s).await, STX);
         // One record per frame: the L record's is the last.

@@ -515,19 +515,8 @@ fn a_zero_target_is_shifted_too() {
         lis_templates::Layout::Standard,
         lis_templates::Layout::OpenElis,
     ] {
-        let generate = GenerateOptions {
-            qc_deviation: Some(3.0),
-            layout,
-            ..GenerateOptions::default()
-        };
-        let Ok(lis_templates::Output::Hl7(m)) =
-            lis_templates::generate(&hl7, &minter(), &generate, true)
-        else {
-            panic!()
-        };
-        let obx = m.segments.iter().find(|s| s.starts_with("OBX|")).unwrap();
-        let value: f64 = obx.split('|').nth(5).unwrap().parse().unwrap();
-        assert_eq!(value, 15.0, "{layout:?}: {obx}");
+        let value = first_qc_obx_value(&hl7, 3.0, layout);
+        assert_eq!(value.parse::<f64>().unwrap(), 15.0, "{layout:?}: {value}");
     }
 }
 
@@ -563,17 +552,28 @@ fn small_controls_keep_two_significant_digits_of_their_sd() {
         "\"target\": 100.0,\n      \"sd\": 5.0",
         "\"target\": 0.05,\n      \"sd\": 0.004",
     );
+    let value = first_qc_obx_value(&hl7, 2.0, lis_templates::Layout::Standard);
+    assert_eq!(value, "0.058");
+}
+
+/// OBX-5 of the first OBX of an HL7 template's QC message shifted by `deviation` SD.
+fn first_qc_obx_value(
+    template: &Template,
+    deviation: f64,
+    layout: lis_templates::Layout,
+) -> String {
     let generate = GenerateOptions {
-        qc_deviation: Some(2.0),
+        qc_deviation: Some(deviation),
+        layout,
         ..GenerateOptions::default()
     };
     let Ok(lis_templates::Output::Hl7(m)) =
-        lis_templates::generate(&hl7, &minter(), &generate, true)
+        lis_templates::generate(template, &minter(), &generate, true)
     else {
-        panic!()
+        panic!("{} makes no HL7 QC message", template.name)
     };
     let obx = m.segments.iter().find(|s| s.starts_with("OBX|")).unwrap();
-    assert_eq!(obx.split('|').nth(5), Some("0.058"), "{obx}");
+    obx.split('|').nth(5).unwrap().to_owned()
 }
 
 /// A QC value a hair below zero rounds to -0.0, which the clamp to 0 let through: it was

@@ -1461,8 +1461,8 @@ fn reporter(target: usize) -> &'static str {
 }
 
 /// Text for an XML attribute value. Tab, CR and LF become character references (a reader
-/// turns them into spaces otherwise); the other C0 controls, which XML 1.0 does not allow at
-/// all, become U+FFFD.
+/// turns them into spaces otherwise); the other C0 controls, U+FFFE and U+FFFF, which XML 1.0
+/// does not allow at all, become U+FFFD.
 fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -1474,7 +1474,7 @@ fn xml_escape(text: &str) -> String {
             '\t' => out.push_str("&#9;"),
             '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
-            c if c.is_control() && (c as u32) < 0x20 => out.push('\u{fffd}'),
+            c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
