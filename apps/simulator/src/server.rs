@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
-use astm_records::{Charset, Message, ReportType, TypedRecord};
+use astm_records::{Charset, Message, Patient, RecordType, ReportType, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
 use lis_templates::{Generator, Hl7Orders, OrderedPatient, OrderedSample, ProtocolKind};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
@@ -437,20 +437,11 @@ pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
     let Ok(message) = Message::parse(text) else {
         return t;
     };
-    // The P record an O record comes under: its results carry that patient.
-    let mut patient: Option<OrderedPatient> = None;
-    for record in message.records() {
+    for (index, record) in message.records().iter().enumerate() {
         match record.typed() {
-            TypedRecord::Header(_) => {
-                t.header = true;
-                // A transfer may hold several messages: a patient ends with its message.
-                patient = None;
-            }
+            TypedRecord::Header(_) => t.header = true,
             TypedRecord::Terminator(_) => t.terminated = true,
-            TypedRecord::Patient(p) => {
-                t.patient = true;
-                patient = Some(OrderedPatient::from_astm(&p));
-            }
+            TypedRecord::Patient(_) => t.patient = true,
             TypedRecord::Query(q) => {
                 let specimen = q
                     .requested_specimen()
@@ -516,11 +507,20 @@ pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
                             }
                         }
                     }
-                    None => t.orders.push(OrderedSample {
-                        sample_id: specimen,
-                        codes,
-                        patient: patient.clone(),
-                    }),
+                    None => {
+                        // The P record the O record comes under, in its own message (a later
+                        // H in the transfer starts afresh): its results carry that patient.
+                        let patient = message
+                            .node(index)
+                            .ancestor(RecordType::Patient)
+                            .and_then(|p| Patient::new(p.record()))
+                            .map(|p| OrderedPatient::from_astm(&p));
+                        t.orders.push(OrderedSample {
+                            sample_id: specimen,
+                            codes,
+                            patient,
+                        });
+                    }
                 }
             }
             _ => {}
