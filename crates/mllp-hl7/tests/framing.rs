@@ -617,6 +617,23 @@ fn small_sequence(min: usize) -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c')], min..4)
 }
 
+/// Data over the delimiters' letters and one letter of its own, up to `max - 1` bytes.
+fn small_data(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(b'x')],
+        0..max,
+    )
+}
+
+/// A framing with these delimiters, strict or lenient.
+fn framing(start: Vec<u8>, end: Vec<u8>, trailer: Vec<u8>, lenient: bool) -> MllpConfig {
+    MllpConfig::default()
+        .with_start_block(start)
+        .with_end_block(end)
+        .with_trailer(trailer)
+        .with_lenient(lenient)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 2000,
@@ -633,18 +650,11 @@ proptest! {
         start in small_sequence(1),
         end in small_sequence(1),
         trailer in small_sequence(0),
-        payloads in proptest::collection::vec(
-            proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(b'x')], 0..8),
-            1..4,
-        ),
+        payloads in proptest::collection::vec(small_data(8), 1..4),
         chunk in 1usize..6,
         lenient in any::<bool>(),
     ) {
-        let config = MllpConfig::default()
-            .with_start_block(start)
-            .with_end_block(end)
-            .with_trailer(trailer)
-            .with_lenient(lenient);
+        let config = framing(start, end, trailer, lenient);
         prop_assume!(config.validate().is_ok());
         let mut stream = Vec::new();
         let mut expected = Vec::new();
@@ -674,17 +684,11 @@ proptest! {
         start in small_sequence(1),
         end in small_sequence(1),
         trailer in small_sequence(0),
-        stream in proptest::collection::vec(
-            prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(b'x')], 0..16),
+        stream in small_data(16),
         chunk in 1usize..6,
         lenient in any::<bool>(),
     ) {
-        let config = MllpConfig::default()
-            .with_start_block(start)
-            .with_end_block(end)
-            .with_trailer(trailer)
-            .with_lenient(lenient)
-            .with_max_message_size(6);
+        let config = framing(start, end, trailer, lenient).with_max_message_size(6);
         prop_assume!(config.validate().is_ok());
         let whole = decode_chunked(&mut MllpDecoder::with_config(config.clone()).unwrap(), &stream, stream.len());
         let pieces = decode_chunked(&mut MllpDecoder::with_config(config).unwrap(), &stream, chunk);
