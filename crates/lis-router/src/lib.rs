@@ -48,6 +48,7 @@ pub mod filename;
 mod reserve;
 mod router;
 pub mod store;
+mod tls;
 
 pub use connector::file_in::ERROR_DIR;
 pub use router::{Router, StartError};

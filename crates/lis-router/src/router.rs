@@ -25,6 +25,17 @@ pub enum StartError {
     /// The queue store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A socket connector's TLS settings cannot be used (a file missing or unreadable, a
+    /// key that does not go with its certificate).
+    #[error("[{connection}] {key}: {message}")]
+    Tls {
+        /// The connection (section) name.
+        connection: String,
+        /// The config key at fault.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A server connector could not bind its address.
     #[error("[{connection}] cannot listen on {address}: {error}")]
     Bind {
@@ -98,6 +109,22 @@ impl Router {
             listeners.insert(connection.name.clone(), listener);
         }
 
+        let mut tls = HashMap::new();
+        for connection in &config.connections {
+            if let ConnectorKind::SocketIn(s) | ConnectorKind::SocketOut(s) = &connection.kind
+                && let Some(settings) = &s.tls
+            {
+                let side = crate::tls::setup(settings, s.server, &s.host).map_err(|e| {
+                    StartError::Tls {
+                        connection: connection.name.clone(),
+                        key: e.key.to_owned(),
+                        message: e.message,
+                    }
+                })?;
+                tls.insert(connection.name.clone(), side);
+            }
+        }
+
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let log_failed_content = config.general.loglvl.logs_failed_content();
@@ -115,6 +142,7 @@ impl Router {
                         appender: store.appender(&connection.queue)?,
                         shutdown: shutdown.clone(),
                         log_failed_content,
+                        tls: tls.remove(&connection.name),
                     };
                     match listener {
                         Some(listener) => tasks.spawn(input.serve(listener).instrument(span)),
@@ -134,6 +162,7 @@ impl Router {
                             .datadir
                             .join("undeliverable")
                             .join(sanitize(&c.name, MAX_PART_LEN)),
+                        tls: tls.remove(&connection.name),
                     };
                     tasks.spawn(output.run().instrument(span));
                 }

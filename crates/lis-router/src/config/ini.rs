@@ -11,7 +11,7 @@ use super::value;
 use super::{
     ConfigError, Connection, ConnectorKind, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT, DebugOptions, Diagnostic, FileInSettings, FileNaming, FileOutSettings, FileSync,
-    General, LogLevel, RouterConfig, SocketSettings,
+    General, LogLevel, RouterConfig, SocketSettings, TlsSettings,
 };
 
 /// A loaded configuration and the warnings found on the way.
@@ -44,7 +44,15 @@ const SOCKET_KEYS: &[&str] = &[
     "acktimeout",
     "retrydelay",
     "retrymaxdelay",
+    "usetls",
+    "tlscert",
+    "tlskey",
+    "tlsca",
+    "tlsservername",
+    "tlsinsecure",
 ];
+/// The keys that mean nothing without `usetls = True`.
+const TLS_DETAIL_KEYS: &[&str] = &["tlscert", "tlskey", "tlsca", "tlsservername", "tlsinsecure"];
 /// Read by socket inputs only; `maxconnections` by servers among them.
 const SOCKET_IN_KEYS: &[&str] = &["idletimeout"];
 const SOCKET_SERVER_IN_KEYS: &[&str] = &["maxconnections"];
@@ -995,6 +1003,7 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
     let idle = section.seconds(ctx, "idletimeout", 600.0, 0.0, 7.0 * 86_400.0);
     let ack_timeout = section.seconds(ctx, "acktimeout", 30.0, 0.05, 3_600.0);
     let (retry_delay, retry_max_delay) = backoff(ctx, section);
+    let tls = tls(ctx, section, server);
     if start_block == end_block {
         ctx.error(
             name,
@@ -1017,8 +1026,96 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
         retry_delay,
         retry_max_delay,
         max_refusals: None,
+        tls,
     };
     (ctx.problems.len() == before).then_some(settings)
+}
+
+/// `usetls` and the `tls*` keys. A `tls*` key without `usetls = True` is an error, not
+/// a warning: the section reads as encrypted while its messages would cross the
+/// network in the clear.
+fn tls(ctx: &mut Ctx, section: &Section<'_>, server: bool) -> Option<TlsSettings> {
+    let name = section.name;
+    let on = section.boolean(ctx, "usetls", false);
+    if !on {
+        for key in TLS_DETAIL_KEYS {
+            if section.raw(key).is_some() {
+                ctx.error(
+                    name,
+                    Some(key),
+                    "is set but usetls is not True: the connection would not be encrypted; \
+                     add usetls = True (or remove the key)"
+                        .into(),
+                );
+            }
+        }
+        return None;
+    }
+    let path = |key: &str| {
+        section
+            .text(key)
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| ctx.resolve(p.trim()))
+    };
+    let settings = TlsSettings {
+        cert: path("tlscert"),
+        key: path("tlskey"),
+        ca: path("tlsca"),
+        server_name: section
+            .text("tlsservername")
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty()),
+        insecure: section.boolean(ctx, "tlsinsecure", false),
+    };
+    match (&settings.cert, &settings.key) {
+        (None, _) if server => ctx.error(
+            name,
+            Some("tlscert"),
+            "missing: a TLS server socket needs tlscert = FILE (its PEM certificate chain) \
+             and tlskey = FILE (its private key)"
+                .into(),
+        ),
+        (Some(_), None) => ctx.error(
+            name,
+            Some("tlskey"),
+            "missing: tlscert needs its private key, tlskey = FILE (PEM)".into(),
+        ),
+        (None, Some(_)) => ctx.error(
+            name,
+            Some("tlscert"),
+            "missing: tlskey needs its certificate chain, tlscert = FILE (PEM)".into(),
+        ),
+        _ => {}
+    }
+    if server {
+        for key in ["tlsservername", "tlsinsecure"] {
+            if section.raw(key).is_some() {
+                ctx.warn(
+                    name,
+                    Some(key),
+                    "does nothing for a server socket (it is a client socket's check of the \
+                     server's certificate); ignored"
+                        .into(),
+                );
+            }
+        }
+    } else if settings.insecure {
+        if settings.ca.is_some() {
+            ctx.warn(
+                name,
+                Some("tlsca"),
+                "does nothing with tlsinsecure = True; ignored".into(),
+            );
+        }
+        ctx.warn(
+            name,
+            Some("tlsinsecure"),
+            "the server's certificate is not checked: anyone on the path can pose as the \
+             server (for tests only)"
+                .into(),
+        );
+    }
+    Some(settings)
 }
 
 /// `retrydelay` and `retrymaxdelay`, the first delay and the ceiling of a retry backoff.
@@ -1603,6 +1700,59 @@ mod tests {
                 "r.cfg:23: [out] idletimeout: does nothing for a socket output; ignored",
                 "r.cfg:22: [out] maxconnections: does nothing for a socket output; ignored",
             ]
+        );
+    }
+
+    /// `usetls` keys: paths resolve against the config's folder, client-only keys on a
+    /// server and `tlsca` beside `tlsinsecure` are warned about, and TLS keys on a file
+    /// connector do nothing.
+    #[test]
+    fn tls_keys_are_read_per_socket_role() {
+        let text = "[general]\nuseconnections = in, lis, files\n\
+                    [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusetls = True\n\
+                    tlscert = certs/in.pem\ntlskey = /etc/keys/in.key\ntlsinsecure = True\n\
+                    tlsservername = lab\n\
+                    [lis]\ntranstech = socket\ntransdir = out\nqueuename = q\nport = 2600\n\
+                    createserversocket = False\nusetls = True\ntlsca = ca.pem\n\
+                    tlsinsecure = True\n\
+                    [files]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n\
+                    usetls = True\n";
+        let loaded = load_str(text, Path::new("/srv/router/r.cfg")).unwrap();
+        let ConnectorKind::SocketIn(input) = &connection(&loaded, "in").kind else {
+            panic!()
+        };
+        let tls = input.tls.as_ref().unwrap();
+        assert_eq!(
+            tls.cert.as_deref(),
+            Some(Path::new("/srv/router/certs/in.pem"))
+        );
+        assert_eq!(tls.key.as_deref(), Some(Path::new("/etc/keys/in.key")));
+        let ConnectorKind::SocketOut(output) = &connection(&loaded, "lis").kind else {
+            panic!()
+        };
+        assert!(output.tls.as_ref().unwrap().insecure);
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "/srv/router/r.cfg:11: [in] tlsservername: does nothing for a server socket (it \
+                 is a client socket's check of the server's certificate); ignored",
+                "/srv/router/r.cfg:10: [in] tlsinsecure: does nothing for a server socket (it \
+                 is a client socket's check of the server's certificate); ignored",
+                "/srv/router/r.cfg:19: [lis] tlsca: does nothing with tlsinsecure = True; \
+                 ignored",
+                "/srv/router/r.cfg:20: [lis] tlsinsecure: the server's certificate is not \
+                 checked: anyone on the path can pose as the server (for tests only)",
+                "/srv/router/r.cfg:26: [files] usetls: does nothing for a file output; ignored",
+            ]
+        );
+        // Without usetls, a tls key is an error: the section reads as encrypted.
+        let plain = text.replace("usetls = True\ntlsca", "tlsca");
+        let errors = load_str(&plain, Path::new("r.cfg")).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("[lis] tlsca: is set but usetls is not True"),
+            "{errors}"
         );
     }
 

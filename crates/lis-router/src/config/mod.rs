@@ -34,10 +34,12 @@ pub struct RouterConfig {
 }
 
 impl RouterConfig {
-    /// The directories and the log file this configuration (read from `file`) names that
-    /// cannot be used on this machine: one that exists and is not a directory (or is one, for
-    /// the log file), or sits under something that is not a directory. Missing directories
-    /// are fine: the router creates them. Empty when every path can work.
+    /// The directories, the log file and the TLS files this configuration (read from
+    /// `file`) names that cannot be used on this machine: a directory that exists and is
+    /// not a directory (or is one, for the log file), or sits under something that is not a
+    /// directory; a `tlscert`, `tlskey` or `tlsca` that cannot be read, holds no PEM
+    /// certificate or key, or a key that does not go with its certificate. Missing
+    /// directories are fine: the router creates them. Empty when every path can work.
     #[must_use]
     pub fn path_problems(&self, file: &Path) -> Vec<Diagnostic> {
         let problem = |section: &str, key: &str, message: String| Diagnostic {
@@ -81,6 +83,12 @@ impl RouterConfig {
             }
         }
         for connection in &self.connections {
+            if let ConnectorKind::SocketIn(s) | ConnectorKind::SocketOut(s) = &connection.kind
+                && let Some(tls) = &s.tls
+                && let Err(e) = crate::tls::setup(tls, s.server, &s.host)
+            {
+                problems.push(problem(&connection.name, e.key, e.message));
+            }
             let dir = match &connection.kind {
                 ConnectorKind::FileIn(settings) => &settings.dir,
                 ConnectorKind::FileOut(settings) => &settings.dir,
@@ -253,6 +261,32 @@ pub struct SocketSettings {
     /// message, it is kept in `datadir/undeliverable/` and the output moves on; `None`
     /// (the default, `0`) = resend for ever.
     pub max_refusals: Option<u32>,
+    /// `usetls` and the `tls*` keys (ours): TLS on every connection of this connector;
+    /// `None` = plain TCP.
+    pub tls: Option<TlsSettings>,
+}
+
+/// TLS settings of a socket connector (`usetls = True`). The role follows
+/// `createserversocket`, not the direction of the messages: a server socket (input or
+/// output) is the TLS server, a client socket the TLS client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    /// `tlscert`: the PEM certificate chain this side presents, its own certificate
+    /// first. Required on a server socket; on a client socket it is the client
+    /// certificate for a server that asks for one (mutual TLS).
+    pub cert: Option<PathBuf>,
+    /// `tlskey`: the PEM private key of `tlscert` (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// `tlsca`: PEM certificates to trust. On a client socket, the server's certificate
+    /// must lead to one of them (instead of the system's trusted roots); on a server
+    /// socket, every client must present a certificate that leads to one (mutual TLS).
+    pub ca: Option<PathBuf>,
+    /// `tlsservername` (client sockets): the name the server's certificate must carry;
+    /// `ipaddr` when absent.
+    pub server_name: Option<String>,
+    /// `tlsinsecure` (client sockets): accept any server certificate. For tests only: the
+    /// connection is encrypted but anyone can pose as the server.
+    pub insecure: bool,
 }
 
 impl SocketSettings {

@@ -8,8 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use mllp_hl7::{
     AckBuilder, AckCode, AckMode, CommitAck, FrameError, Message, MllpCodec, MllpFrame,
 };
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
@@ -19,6 +18,7 @@ use tracing::{Instrument, debug, error, info, warn};
 use super::{Backoff, NoiseLog, printable, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{Appender, StoreError};
+use crate::tls::{Stream, Tls, WriteHalf};
 
 /// ASTM E1381's enquiry, the first byte an ASTM sender writes on a connection.
 const ENQ: u8 = 0x05;
@@ -68,6 +68,8 @@ pub(crate) struct SocketIn {
     pub(crate) appender: Appender,
     pub(crate) shutdown: CancellationToken,
     pub(crate) log_failed_content: bool,
+    /// `usetls`: every connection is secured with this first.
+    pub(crate) tls: Option<Tls>,
 }
 
 /// A reply owed to the peer, in arrival order.
@@ -173,7 +175,14 @@ impl SocketIn {
             let this = self.clone();
             tracker.spawn(
                 async move {
-                    let _ = this.handle(stream, peer).await;
+                    // The handshake runs here, not in the accept loop: a slow or silent
+                    // peer must not hold up the others.
+                    match this.secure(stream, peer).await {
+                        Some(stream) => {
+                            let _ = this.handle(stream, peer).await;
+                        }
+                        None => info!("connection from {peer} closed"),
+                    }
                     drop(permit);
                 }
                 .in_current_span(),
@@ -208,7 +217,10 @@ impl SocketIn {
                         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                     info!("connected to {address}");
                     let opened = tokio::time::Instant::now();
-                    let received = self.handle(stream, peer).await;
+                    let received = match self.secure(stream, peer).await {
+                        Some(stream) => self.handle(stream, peer).await,
+                        None => false,
+                    };
                     info!("connection to {address} closed");
                     // A peer that accepts and closes at once (a port forwarder whose
                     // back end is down, say) is retried with backoff too, not every
@@ -226,9 +238,18 @@ impl SocketIn {
         }
     }
 
+    /// The connection secured with `usetls` (or left plain); `None`, logged, when the
+    /// handshake fails or shutdown comes first.
+    async fn secure(&self, stream: tokio::net::TcpStream, peer: SocketAddr) -> Option<Stream> {
+        let opened = tokio::select! {
+            () = self.shutdown.cancelled() => return None,
+            opened = Stream::open(stream, self.tls.as_ref(), peer) => opened,
+        };
+        opened.map_err(|e| warn!("{e}")).ok()
+    }
+
     /// Serves one connection; whether any frame came in on it.
-    async fn handle(&self, stream: TcpStream, peer: SocketAddr) -> bool {
-        let _ = stream.set_nodelay(true);
+    async fn handle(&self, stream: Stream, peer: SocketAddr) -> bool {
         let codec = match MllpCodec::with_config(self.settings.mllp_config()) {
             Ok(codec) => codec,
             Err(e) => {
@@ -389,7 +410,7 @@ impl SocketIn {
 
     async fn reply(
         self,
-        mut sink: FramedWrite<OwnedWriteHalf, MllpCodec>,
+        mut sink: FramedWrite<WriteHalf, MllpCodec>,
         mut owed: mpsc::Receiver<Owed>,
         peer: SocketAddr,
         closing: CancellationToken,

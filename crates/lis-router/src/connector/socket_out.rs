@@ -18,6 +18,7 @@ use super::{
 };
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
+use crate::tls::{Stream, Tls};
 
 /// What one socket output needs.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub(crate) struct SocketOut {
     pub(crate) listener: Option<TcpListener>,
     /// Where messages this output can never frame are kept (see [`undeliverable`]).
     pub(crate) undeliverable: PathBuf,
+    /// `usetls`: every connection is secured with this first.
+    pub(crate) tls: Option<Tls>,
 }
 
 /// Why one delivery attempt failed.
@@ -52,7 +55,7 @@ impl SocketOut {
         let Some((mut cursor, mut committed)) = resume_point(&self.store, &queue, &name) else {
             return;
         };
-        let mut link: Option<Framed<TcpStream, MllpCodec>> = None;
+        let mut link: Option<Framed<Stream, MllpCodec>> = None;
         let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
         let framing = self.settings.mllp_config();
         loop {
@@ -78,7 +81,7 @@ impl SocketOut {
                     // (the receiving host restarted), which nothing would reveal until
                     // the next message's ACK timed out.
                     accepted = accept_from(self.listener.as_ref()) => {
-                        match self.adopt(accepted, link.is_some()) {
+                        match self.adopt(accepted, link.is_some()).await {
                             Some(framed) => link = Some(framed),
                             // Out of file descriptors, say: do not spin on it.
                             None => if !backoff.sleep(&self.shutdown).await { break },
@@ -110,7 +113,7 @@ impl SocketOut {
     async fn deliver(
         &mut self,
         message: &StoredMessage,
-        link: &mut Option<Framed<TcpStream, MllpCodec>>,
+        link: &mut Option<Framed<Stream, MllpCodec>>,
         backoff: &mut Backoff,
     ) -> bool {
         let mut refusals = 0_u32;
@@ -127,7 +130,7 @@ impl SocketOut {
                 .listener
                 .as_ref()
                 .and_then(|l| l.accept().now_or_never())
-                && let Some(framed) = self.adopt(accepted, link.is_some())
+                && let Some(framed) = self.adopt(accepted, link.is_some()).await
             {
                 *link = Some(framed);
             }
@@ -252,13 +255,13 @@ impl SocketOut {
     }
 
     /// Connects (client) or waits for the receiving system to connect (server).
-    async fn open(&mut self) -> Option<Framed<TcpStream, MllpCodec>> {
+    async fn open(&mut self) -> Option<Framed<Stream, MllpCodec>> {
         if let Some(listener) = &self.listener {
             let accepted = tokio::select! {
                 () = self.shutdown.cancelled() => return None,
                 accepted = listener.accept() => accepted,
             };
-            return self.adopt(accepted, false);
+            return self.adopt(accepted, false).await;
         }
         let address = format!("{}:{}", self.settings.host, self.settings.port);
         let connected = tokio::select! {
@@ -268,7 +271,7 @@ impl SocketOut {
         match connected {
             Ok(stream) => {
                 info!("connected to {address}");
-                self.frame(stream)
+                self.frame(stream).await
             }
             Err(e) => {
                 warn!("cannot connect to {address}: {e}; retrying");
@@ -279,19 +282,22 @@ impl SocketOut {
 
     /// Server mode: the connection a receiver made, framed; `replacing` when it takes
     /// the place of an open one (which the caller then drops).
-    fn adopt(
+    async fn adopt(
         &self,
         accepted: std::io::Result<(TcpStream, SocketAddr)>,
         replacing: bool,
-    ) -> Option<Framed<TcpStream, MllpCodec>> {
+    ) -> Option<Framed<Stream, MllpCodec>> {
         match accepted {
-            Ok((stream, peer)) if replacing => {
-                info!("receiver connected from {peer}; closing the previous connection");
-                self.frame(stream)
-            }
             Ok((stream, peer)) => {
-                info!("receiver connected from {peer}");
-                self.frame(stream)
+                // Logged once secured: a failed TLS handshake leaves the open
+                // connection in place.
+                let framed = self.frame(stream).await?;
+                if replacing {
+                    info!("receiver connected from {peer}; closing the previous connection");
+                } else {
+                    info!("receiver connected from {peer}");
+                }
+                Some(framed)
             }
             Err(e) => {
                 warn!("accept failed: {e}");
@@ -300,7 +306,9 @@ impl SocketOut {
         }
     }
 
-    fn frame(&self, stream: TcpStream) -> Option<Framed<TcpStream, MllpCodec>> {
+    /// The connection secured (with `usetls`) and framed; `None`, logged, when the
+    /// TLS handshake fails.
+    async fn frame(&self, stream: TcpStream) -> Option<Framed<Stream, MllpCodec>> {
         let codec = match MllpCodec::with_config(self.settings.mllp_config()) {
             Ok(codec) => codec,
             Err(e) => {
@@ -308,14 +316,26 @@ impl SocketOut {
                 return None;
             }
         };
-        let _ = stream.set_nodelay(true);
-        Some(Framed::new(stream, codec))
+        let peer = stream
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let opened = tokio::select! {
+            () = self.shutdown.cancelled() => return None,
+            opened = Stream::open(stream, self.tls.as_ref(), peer) => opened,
+        };
+        match opened {
+            Ok(stream) => Some(Framed::new(stream, codec)),
+            Err(e) => {
+                warn!("{e}");
+                None
+            }
+        }
     }
 
     /// Sends the message and waits for its acknowledgement (unless `useack = False`).
     async fn attempt(
         &self,
-        framed: &mut Framed<TcpStream, MllpCodec>,
+        framed: &mut Framed<Stream, MllpCodec>,
         payload: &[u8],
     ) -> Result<(), Failure> {
         let timeout = self.settings.ack_timeout;
@@ -538,7 +558,7 @@ fn log_late(ack: &AckMessage<'_>, late: &mut Late) {
 /// Whether the receiver has closed (or broken) the connection, judged from what has
 /// already arrived, without waiting. Frames still unread are late replies to earlier
 /// attempts (every awaited ACK is matched when it is awaited): they are dropped.
-fn closed_by_peer(framed: &mut Framed<TcpStream, MllpCodec>) -> Option<String> {
+fn closed_by_peer(framed: &mut Framed<Stream, MllpCodec>) -> Option<String> {
     let mut late = Late::default();
     loop {
         match framed.next().now_or_never() {

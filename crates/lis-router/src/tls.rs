@@ -1,0 +1,567 @@
+//! TLS on socket connectors (`usetls = True`): the rustls set-up read from the
+//! `tls*` keys, and the stream a connector reads and writes, plain or encrypted.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls_platform_verifier::BuilderVerifierExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::config::TlsSettings;
+
+/// How long a peer has to complete the TLS handshake: a peer that connects and then says
+/// nothing must not hold a connection slot, or a server output, for ever.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a connector's TLS set-up failed, with the key whose value is at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SetupError {
+    /// The config key (`tlscert`, `tlskey`, `tlsca`, `tlsservername`, `ipaddr`).
+    pub(crate) key: &'static str,
+    /// What is wrong with it.
+    pub(crate) message: String,
+}
+
+impl SetupError {
+    fn new(key: &'static str, message: String) -> Self {
+        Self { key, message }
+    }
+}
+
+/// A connector's TLS side, built once at start and shared by its connections.
+#[derive(Clone)]
+pub(crate) enum Tls {
+    /// A server socket: the peer connects and we accept its handshake; `mutual` when
+    /// every client must present a certificate (`tlsca`).
+    Server { acceptor: TlsAcceptor, mutual: bool },
+    /// A client socket: we connect and check the server's certificate for `name`.
+    Client {
+        connector: TlsConnector,
+        name: ServerName<'static>,
+    },
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Server { mutual, .. } => write!(f, "Tls::Server {{ mutual: {mutual} }}"),
+            Self::Client { name, .. } => write!(f, "Tls::Client({name:?})"),
+        }
+    }
+}
+
+/// The crypto provider: ring, as everywhere in the workspace (no C build for aws-lc).
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the TLS side of a socket connector: `server` for a server socket, else a
+/// client one that connects to `host`.
+pub(crate) fn setup(settings: &TlsSettings, server: bool, host: &str) -> Result<Tls, SetupError> {
+    let provider = provider();
+    let identity = match (&settings.cert, &settings.key) {
+        (Some(cert), Some(key)) => Some((certificates(cert, "tlscert")?, private_key(key)?)),
+        _ => None,
+    };
+    if server {
+        let Some((chain, key)) = identity else {
+            return Err(SetupError::new(
+                "tlscert",
+                "missing: a TLS server socket needs tlscert and tlskey".into(),
+            ));
+        };
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| SetupError::new("usetls", e.to_string()))?;
+        let builder = match &settings.ca {
+            Some(ca) => {
+                let roots = Arc::new(trust_anchors(ca)?);
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| SetupError::new("tlsca", e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| SetupError::new("tlskey", format!("does not go with tlscert: {e}")))?;
+        return Ok(Tls::Server {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            mutual: settings.ca.is_some(),
+        });
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SetupError::new("usetls", e.to_string()))?;
+    let builder = if settings.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServer(
+                provider.signature_verification_algorithms,
+            )))
+    } else if let Some(ca) = &settings.ca {
+        builder.with_root_certificates(trust_anchors(ca)?)
+    } else {
+        builder.with_platform_verifier().map_err(|e| {
+            SetupError::new(
+                "tlsca",
+                format!("not given, and the system's trusted roots cannot be used: {e}"),
+            )
+        })?
+    };
+    let config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| SetupError::new("tlskey", format!("does not go with tlscert: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    let (key, text) = match &settings.server_name {
+        Some(name) => ("tlsservername", name.as_str()),
+        None => ("ipaddr", host),
+    };
+    let name = ServerName::try_from(text.to_owned()).map_err(|_| {
+        SetupError::new(
+            key,
+            format!("`{text}` is neither a DNS name nor an IP address to check the server for"),
+        )
+    })?;
+    Ok(Tls::Client {
+        connector: TlsConnector::from(Arc::new(config)),
+        name,
+    })
+}
+
+/// The PEM file's bytes; the error names the key and the path.
+fn read_pem(path: &Path, key: &'static str) -> Result<Vec<u8>, SetupError> {
+    std::fs::read(path)
+        .map_err(|e| SetupError::new(key, format!("cannot read {}: {e}", path.display())))
+}
+
+/// Every certificate in the PEM file at `path`, in order.
+fn certificates(
+    path: &Path,
+    key: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, SetupError> {
+    let pem = read_pem(path, key)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| SetupError::new(key, format!("{}: not PEM: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(SetupError::new(
+            key,
+            format!(
+                "{}: no certificate in it (a PEM \"BEGIN CERTIFICATE\" block)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The first private key in the PEM file at `path`.
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, SetupError> {
+    let pem = read_pem(path, "tlskey")?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        let why = match e {
+            rustls::pki_types::pem::Error::NoItemsFound => {
+                "no private key in it (a PEM \"BEGIN PRIVATE KEY\", \"BEGIN RSA PRIVATE KEY\" \
+                 or \"BEGIN EC PRIVATE KEY\" block)"
+                    .to_owned()
+            }
+            other => format!("not PEM: {other}"),
+        };
+        SetupError::new("tlskey", format!("{}: {why}", path.display()))
+    })
+}
+
+/// The certificates of the `tlsca` file as trust anchors.
+fn trust_anchors(path: &Path) -> Result<RootCertStore, SetupError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(path, "tlsca")? {
+        roots.add(cert).map_err(|e| {
+            SetupError::new(
+                "tlsca",
+                format!("{}: a certificate cannot be trusted: {e}", path.display()),
+            )
+        })?;
+    }
+    Ok(roots)
+}
+
+/// `tlsinsecure`: takes any server certificate, but still checks that the server holds
+/// its key (the handshake signatures), so the session is encrypted to whoever answered.
+#[derive(Debug)]
+struct AnyServer(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// A connection as a connector reads and writes it.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP, either side.
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+/// The read half of a [`Stream`].
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of a [`Stream`].
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
+impl Stream {
+    /// Secures a fresh TCP connection with `tls` (the handshake, within
+    /// [`HANDSHAKE_TIMEOUT`]), or keeps it plain without.
+    ///
+    /// # Errors
+    ///
+    /// A failed or timed-out handshake, described for the log: what the peer sent instead
+    /// of TLS when it can be told (plain MLLP or ASTM).
+    pub(crate) async fn open(
+        tcp: TcpStream,
+        tls: Option<&Tls>,
+        peer: SocketAddr,
+    ) -> Result<Self, String> {
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = tls else {
+            return Ok(Self::Plain(tcp));
+        };
+        let handshake = async {
+            match tls {
+                Tls::Server { acceptor, mutual } => {
+                    plain_text_refused(&tcp).await?;
+                    acceptor
+                        .accept(tcp)
+                        .await
+                        .map(|s| Self::Tls(Box::new(s.into())))
+                        .map_err(|e| {
+                            let hint = if *mutual && e.to_string().contains("certificate") {
+                                " (tlsca is set: every client must present a certificate \
+                                 issued by a CA in that file)"
+                            } else {
+                                ""
+                            };
+                            format!("TLS handshake with {peer} failed: {e}{hint}")
+                        })
+                }
+                Tls::Client { connector, name } => connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map(|s| Self::Tls(Box::new(s.into())))
+                    .map_err(|e| format!("TLS handshake with {peer} failed: {}", explain(&e))),
+            }
+        };
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "{peer} did not complete the TLS handshake within {HANDSHAKE_TIMEOUT:?}"
+                ))
+            })
+    }
+
+    /// Halves that a reader and a writer task can own.
+    pub(crate) fn into_split(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            // Lock-free halves for plain TCP.
+            Self::Plain(tcp) => {
+                let (read, write) = tcp.into_split();
+                (Box::new(read), Box::new(write))
+            }
+            Self::Tls(tls) => {
+                let (read, write) = tokio::io::split(*tls);
+                (Box::new(read), Box::new(write))
+            }
+        }
+    }
+}
+
+/// A TLS client's first byte is 0x16 (a handshake record). A peer that sends plain
+/// MLLP (VT) or ASTM (ENQ) to a TLS port would otherwise get only rustls's "received
+/// corrupt message" in the log.
+async fn plain_text_refused(tcp: &TcpStream) -> Result<(), String> {
+    let mut first = [0_u8; 1];
+    let peer = tcp
+        .peer_addr()
+        .map_or_else(|_| "the peer".to_owned(), |a| a.to_string());
+    match tcp.peek(&mut first).await {
+        Ok(0) => Err(format!("{peer} closed before the TLS handshake")),
+        Ok(_) if first[0] == 0x0b => Err(format!(
+            "{peer} sent plain MLLP (VT) to a TLS port (usetls = True); closing. The sender \
+             must use TLS, or this connector must not"
+        )),
+        Ok(_) if first[0] == 0x05 => Err(format!(
+            "{peer} sent ASTM ENQ in the clear to a TLS port (usetls = True); closing"
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{peer}: {e}")),
+    }
+}
+
+/// A client handshake error, with what to do when it is the certificate check.
+fn explain(error: &io::Error) -> String {
+    let text = error.to_string();
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        format!(
+            "{text}. The server's certificate is not trusted for this name: give tlsca = the \
+             PEM file of the server's certificate or of its CA, and tlsservername = a name it \
+             carries if that is not ipaddr"
+        )
+    } else {
+        text
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A self-signed certificate for 127.0.0.1 and its key, written as `name.pem` and
+    /// `name.key` in `dir`.
+    fn identity(dir: &Path, name: &str) {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), made.cert.pem()).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.key")),
+            made.signing_key.serialize_pem(),
+        )
+        .unwrap();
+    }
+
+    fn server_settings(dir: &Path) -> TlsSettings {
+        TlsSettings {
+            cert: Some(dir.join("server.pem")),
+            key: Some(dir.join("server.key")),
+            ..TlsSettings::default()
+        }
+    }
+
+    /// Runs one connection between a server with `server.pem` and a client set up
+    /// with `client`: the client's error, or `Ok` once a line went each way.
+    async fn exchange(dir: &Path, client: &TlsSettings) -> Result<(), String> {
+        let server = setup(&server_settings(dir), true, "127.0.0.1").unwrap();
+        let client = setup(client, false, "127.0.0.1").map_err(|e| e.message)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let (tcp, peer) = listener.accept().await.unwrap();
+            let mut stream = Stream::open(tcp, Some(&server), peer).await?;
+            let mut line = [0_u8; 5];
+            stream
+                .read_exact(&mut line)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream
+                .write_all(b"pong\n")
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.shutdown().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(line)
+        });
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let opened = Stream::open(tcp, Some(&client), address).await;
+        let mut stream = match opened {
+            Ok(stream) => stream,
+            Err(e) => {
+                served.abort();
+                return Err(e);
+            }
+        };
+        stream.write_all(b"ping\n").await.unwrap();
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await.unwrap();
+        assert_eq!(reply, b"pong\n");
+        assert_eq!(&served.await.unwrap().unwrap(), b"ping\n");
+        assert!(matches!(stream, Stream::Tls(_)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_client_trusts_tlsca_checks_the_name_and_skips_both_only_when_insecure() {
+        let dir = tempfile::tempdir().unwrap();
+        identity(dir.path(), "server");
+        identity(dir.path(), "other");
+        let trusting = |ca: &str| TlsSettings {
+            ca: Some(dir.path().join(ca)),
+            ..TlsSettings::default()
+        };
+        exchange(dir.path(), &trusting("server.pem")).await.unwrap();
+
+        let untrusted = exchange(dir.path(), &trusting("other.pem"))
+            .await
+            .unwrap_err();
+        assert!(
+            untrusted.contains("invalid peer certificate") && untrusted.contains("give tlsca"),
+            "{untrusted}"
+        );
+
+        let misnamed = TlsSettings {
+            server_name: Some("lis.example".into()),
+            ..trusting("server.pem")
+        };
+        let refused = exchange(dir.path(), &misnamed).await.unwrap_err();
+        assert!(
+            refused.contains("not valid for name \"lis.example\""),
+            "{refused}"
+        );
+
+        let insecure = TlsSettings {
+            insecure: true,
+            ..trusting("other.pem")
+        };
+        exchange(dir.path(), &insecure).await.unwrap();
+    }
+
+    #[test]
+    fn set_up_errors_name_the_key_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        identity(dir.path(), "server");
+        identity(dir.path(), "other");
+        let key_of = |settings: &TlsSettings, server: bool, host: &str| {
+            let e = setup(settings, server, host).unwrap_err();
+            (e.key, e.message)
+        };
+        let (key, message) = key_of(&TlsSettings::default(), false, "bad host!");
+        assert_eq!(key, "ipaddr", "{message}");
+        let named = TlsSettings {
+            server_name: Some("not a name!".into()),
+            ..TlsSettings::default()
+        };
+        assert_eq!(key_of(&named, false, "127.0.0.1").0, "tlsservername");
+        let no_ca = TlsSettings {
+            ca: Some(dir.path().join("absent.pem")),
+            ..TlsSettings::default()
+        };
+        let (key, message) = key_of(&no_ca, false, "127.0.0.1");
+        assert_eq!(key, "tlsca");
+        assert!(message.contains("cannot read") && message.contains("absent.pem"));
+        let key_is_a_cert = TlsSettings {
+            key: Some(dir.path().join("server.pem")),
+            ..server_settings(dir.path())
+        };
+        let (key, message) = key_of(&key_is_a_cert, true, "127.0.0.1");
+        assert_eq!(key, "tlskey");
+        assert!(message.contains("no private key"), "{message}");
+        let mismatched = TlsSettings {
+            key: Some(dir.path().join("other.key")),
+            ..server_settings(dir.path())
+        };
+        let (key, message) = key_of(&mismatched, true, "127.0.0.1");
+        assert_eq!(key, "tlskey");
+        assert!(message.contains("does not go with tlscert"), "{message}");
+        std::fs::write(dir.path().join("empty.pem"), "not pem at all\n").unwrap();
+        let empty = TlsSettings {
+            cert: Some(dir.path().join("empty.pem")),
+            ..server_settings(dir.path())
+        };
+        let (key, message) = key_of(&empty, true, "127.0.0.1");
+        assert_eq!(key, "tlscert");
+        assert!(message.contains("no certificate in it"), "{message}");
+    }
+}
