@@ -671,3 +671,31 @@ fn split_messages_reads_segment_starts_as_the_reader_does() {
         assert_eq!(Message::parse(messages[0]).unwrap().segment_count(), 6);
     }
 }
+
+/// A paragraph break (a blank line) inside a field of an LF-separated message is data, as a
+/// single LF is: it ended the segment there, losing the rest of the field and every field
+/// after it (OBX-6 units, OBX-7 range) and adding a bogus segment. Blank lines between
+/// segments still make no segment.
+#[test]
+fn a_blank_line_inside_a_field_stays_in_the_field() {
+    let raw = b"MSH|^~\\&|EPIC|EPIC|||20140418173314||ORU^R01|497|P|2.3\n\
+OBX|1|TX|IMP^Impression||First paragraph.\n\nSecond paragraph.\n\n\nThird.|mg|N\n";
+    let m = Message::parse(raw).unwrap();
+    assert_eq!(m.segment_count(), 2);
+    assert_eq!(
+        text(m.get("OBX-5").unwrap()),
+        "First paragraph.\n\nSecond paragraph.\n\n\nThird."
+    );
+    assert_eq!(text(m.get("OBX-6").unwrap()), "mg");
+    assert_eq!(text(m.get("OBX-7").unwrap()), "N");
+
+    let spaced = b"MSH|^~\\&|A|||||ORU^R01|1|P|2.5\n\n\nPID|1\r\n\r\nOBX|1|NM|GLU||5\n\n";
+    let m = Message::parse(spaced).unwrap();
+    let ids: Vec<&[u8]> = m.segments().map(|s| &s.raw()[..3]).collect();
+    assert_eq!(ids, [&b"MSH"[..], b"PID", b"OBX"]);
+    assert_eq!(text(m.get("OBX-5").unwrap()), "5");
+    assert!(
+        m.segments().next().unwrap().raw().ends_with(b"|2.5"),
+        "no line end kept"
+    );
+}

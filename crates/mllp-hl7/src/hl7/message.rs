@@ -12,7 +12,8 @@ use crate::fmt_bytes::{Escaped, EscapedList};
 /// Parsing reads the delimiters from the header and indexes the segments; nothing is
 /// copied or unescaped until asked for. Segments may end in CR (the standard), LF or
 /// CR LF. A bare LF only ends a segment when a segment id (`ABC|`) or the end follows,
-/// so an LF inside a field (seen in Epic ORM feeds) stays data.
+/// blank lines in between looked past, so an LF or a blank line inside a field (seen in
+/// Epic ORM feeds) stays data.
 ///
 /// ```
 /// use mllp_hl7::Message;
@@ -256,15 +257,19 @@ fn split_segments(raw: &[u8], field: u8) -> Vec<&[u8]> {
                 at + 1
             }
         } else {
-            let rest = &raw[at + 1..];
-            let ends_segment = rest.is_empty()
-                || matches!(rest[0], b'\r' | b'\n')
-                || is_segment_start(rest, field);
-            if !ends_segment {
+            // Blank lines after the LF are looked past: what follows them decides. A
+            // paragraph break inside a field (`text\n\nmore`) is data like a single LF;
+            // empty lines between segments are no segment.
+            let run = raw[at..]
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            let rest = &raw[at + run..];
+            if !rest.is_empty() && !is_segment_start(rest, field) {
                 from = at + 1;
                 continue;
             }
-            at + 1
+            at + run
         };
         if at > start {
             segments.push(&raw[start..at]);
