@@ -166,8 +166,12 @@ impl Hierarchy {
                 placement.attached = true;
             }
         }
-        // A header has no sequence number (its field 2 holds the delimiters).
-        if !matches!(kind, RecordType::Other | RecordType::Header)
+        // A header has no sequence number (its field 2 holds the delimiters). L.2 is 1
+        // whatever came before: one terminator per message, so a second one is reported as
+        // misplaced, not also as misnumbered.
+        if kind == RecordType::Terminator && placement.parent.is_some() {
+            placement.expected_sequence = Some(1);
+        } else if !matches!(kind, RecordType::Other | RecordType::Header)
             && let Some(parent) = placement.parent
         {
             let count = self.counts.entry((parent, kind)).or_insert(0);

@@ -270,6 +270,11 @@ fn each_record_may_follow_only_what_the_hierarchy_allows() {
             b"H|\\^&\rP|1\rL|1|N\rO|1\r",
             "record 4: O record after the terminator record",
         ),
+        // A second L is misplaced, not also misnumbered: L.2 is always 1.
+        (
+            b"H|\\^&\rP|1\rL|1|N\rL|1|N\r",
+            "record 4: L record after the terminator record",
+        ),
         (
             b"H|\\^&\rP|1\r",
             "record 2: message has no terminator (L) record",
