@@ -256,7 +256,7 @@ impl<'a> ResultRecord<'a> {
     }
 
     /// R.4 as text (escapes decoded, Latin-1): its first component, or its second when the
-    /// first is empty. GeneXpert writes `qualitative^quantitative`, so a Ct value comes as
+    /// first is empty or blank. GeneXpert writes `qualitative^quantitative`, so a Ct value comes as
     /// `^24.7`.
     pub fn value_text(&self) -> Cow<'a, str> {
         self.result_value().text()
@@ -269,12 +269,15 @@ impl<'a> ResultRecord<'a> {
     }
 
     /// The component of R.4 that holds the result: the first, or the second when the first
-    /// is empty (the same rule as [`TestId::test_code`]).
+    /// is empty or only spaces (fixed-width senders pad) and the second is not, the same
+    /// rule as [`TestId::test_code`]'s for GeneXpert.
     fn result_value(&self) -> Component<'a> {
         let value = self.value();
         let first = value.component(1);
-        if first.is_empty() {
-            value.component(2)
+        let second = value.component(2);
+        let blank = |c: &Component<'a>| c.raw().trim_ascii().is_empty();
+        if blank(&first) && !blank(&second) {
+            second
         } else {
             first
         }
@@ -533,6 +536,19 @@ mod tests {
 
     fn parse(raw: &str) -> Record<'_> {
         Record::parse(raw.as_bytes(), &Delimiters::STANDARD).unwrap()
+    }
+
+    /// A space-padded empty first component of R.4 is passed over as an empty one is; it
+    /// was returned as the value (`" "`, no number).
+    #[test]
+    fn a_blank_first_value_component_gives_way_to_the_second() {
+        let padded = ResultRecord::new(parse("R|1|^^^A| ^24.7")).unwrap();
+        assert_eq!(padded.value_text(), "24.7");
+        assert_eq!(padded.numeric_value().unwrap().value, 24.7);
+        let both_blank = ResultRecord::new(parse("R|1|^^^A| ^ ")).unwrap();
+        assert_eq!(both_blank.value_text(), " ");
+        let first = ResultRecord::new(parse("R|1|^^^A|POS^24.7")).unwrap();
+        assert_eq!(first.value_text(), "POS");
     }
 
     #[test]
