@@ -52,11 +52,17 @@ pub fn unescape_with<'a>(
     };
     let mut out = Vec::with_capacity(value.len());
     out.extend_from_slice(&value[..first]);
+    // Whether any sequence was decoded or dropped: a value whose escape characters are all
+    // literal (`R&D`, from a sender that does not escape) is handed back borrowed.
+    let mut changed = false;
     let mut pos = first;
     while pos < value.len() {
         // `pos` is at an escape character.
         let body_start = pos + 1;
         let Some(len) = memchr::memchr(escape, &value[body_start..]) else {
+            if !changed {
+                return Cow::Borrowed(value);
+            }
             out.extend_from_slice(&value[pos..]);
             return Cow::Owned(out);
         };
@@ -64,6 +70,7 @@ pub fn unescape_with<'a>(
         let end = body_start + len + 1;
         let known = decode_sequence(body, delimiters, escape, &mut out);
         if known || (unknown == UnknownEscape::Drop && looks_like_sequence(body)) {
+            changed = true;
             pos = end;
         } else {
             // Keep the escape byte literally and rescan from the next byte: the closing escape may open
@@ -75,7 +82,11 @@ pub fn unescape_with<'a>(
         out.extend_from_slice(&value[pos..next]);
         pos = next;
     }
-    Cow::Owned(out)
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(value)
+    }
 }
 
 /// Whether an unknown body is shaped like an escape sequence (`Z`, `H`, `.sp`, `C1B`) rather
@@ -158,6 +169,21 @@ mod tests {
 
     fn un(text: &str) -> Vec<u8> {
         unescape(text.as_bytes(), &Delimiters::STANDARD).into_owned()
+    }
+
+    /// Literal escape characters decode nothing, so the value is borrowed, as documented;
+    /// it was copied whenever it held an escape character at all.
+    #[test]
+    fn a_value_with_only_literal_escape_characters_is_borrowed() {
+        let d = Delimiters::STANDARD;
+        for literal in [&b"R&D"[..], b"Parker & Sons & co", b"a&Z&b", b"&"] {
+            let out = unescape(literal, &d);
+            assert!(matches!(out, Cow::Borrowed(_)), "{literal:?}");
+            assert_eq!(&*out, literal);
+        }
+        let dropped = unescape_with(b"a&Z&b", &d, UnknownEscape::Drop);
+        assert!(matches!(&dropped, Cow::Owned(v) if v == b"ab"));
+        assert!(matches!(unescape(b"R&E&D", &d), Cow::Owned(v) if v == b"R&D"));
     }
 
     #[test]
