@@ -209,8 +209,8 @@ async fn closed_connection_is_reported() {
     );
 }
 
-/// A message whose MSH-15 asks for no accept ACK (NE, or ER on success) gets none from a
-/// standard receiver; the client does not wait for one (before, it timed out).
+/// A message whose MSH-15 asks for no accept ACK (NE, or ER on success), or an ACK, gets
+/// none from a standard receiver; the client does not wait for one (before, it timed out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_ack_is_awaited_when_msh_15_asks_for_none() {
     let address = auto_ack_server().await;
@@ -244,6 +244,9 @@ async fn no_ack_is_awaited_when_msh_15_asks_for_none() {
         ),
         "{reply:?}"
     );
+    // An ACK relayed onward is never acknowledged: nothing to wait for either.
+    let relayed = b"MSH|^~\\&|C|D|A|B|20240101||ACK^R01^ACK|K1|P|2.5.1\rMSA|AA|N1\r";
+    assert_eq!(client.send(relayed).await.unwrap(), Reply::NotRequested);
     assert_eq!(client.stale_replies(), 0);
     // By default every message waits for a reply: this receiver sends none for NE.
     let mut waiting = MllpClient::connect(address)

@@ -165,7 +165,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
 
     /// Honours MSH-15: a message asking for no accept ACK on success (NE, ER) gets
     /// [`Reply::NotRequested`] at once instead of a wait for an ACK that a standard HL7
-    /// receiver never sends. Off by default, because a receiver that answers every frame
+    /// receiver never sends; so does an acknowledgement itself (MSH-9 `ACK`, relayed
+    /// onward), since no receiver acknowledges an ACK. Off by default, because a receiver that answers every frame
     /// with an MLLP commit block answers those messages too, and a commit block, which
     /// names no message, would then be taken for the next message's reply.
     #[must_use]
@@ -275,7 +276,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                 Message::parse(payload)
                     .ok()
                     .filter(|m| {
-                        self.accept_ack_types && m.msh().is_some() && !m.acknowledged_on_success()
+                        self.accept_ack_types
+                            && m.msh().is_some()
+                            && (!m.acknowledged_on_success() || m.is_ack())
                     })
                     .map(|_| Reply::NotRequested)
             })
