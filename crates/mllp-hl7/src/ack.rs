@@ -550,8 +550,10 @@ fn escape_text<'t>(text: &'t [u8], d: &Delimiters) -> std::borrow::Cow<'t, [u8]>
 /// but which could keep the ACK from being framed: each becomes `\X0A\`, `\X0B\` or
 /// `\X1C\` (a space when no escape character is declared). Only those bytes are rewritten:
 /// the field's components, repetitions and escape sequences are kept, and every component
-/// or subcomponent decodes as before. A (malformed) escape sequence left open across such
-/// a byte cannot take a hexadecimal escape; that one part is unescaped and escaped again.
+/// or subcomponent decodes as before, and so does the whole field. A (malformed) escape
+/// sequence left open across such a byte cannot take a hexadecimal escape, and a lone
+/// escape character would pair with one written after it; such a part is unescaped and
+/// escaped again.
 fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
     let rewritten = |b: u8| b == b'\n' || is_framing_byte(b);
     if !raw.iter().any(|&b| rewritten(b)) {
@@ -579,7 +581,12 @@ fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
             escapes += usize::from(b == esc);
             rewritten(b) && escapes % 2 == 1
         });
-        if rewritten_in_sequence {
+        // A part with a lone escape character (an odd count) would pair it with the
+        // first escape written after it, a `\X0A\` say, when the whole field is decoded
+        // (as a correlation of MSA-2 with MSH-10 does): it is escaped again too, its lone
+        // escape character becoming `\E\`.
+        let lone_escape = part.iter().filter(|&&b| b == esc).count() % 2 == 1;
+        if rewritten_in_sequence || lone_escape {
             out.extend_from_slice(&escape(&unescape(part, delimiters), delimiters));
         } else {
             for &b in part {

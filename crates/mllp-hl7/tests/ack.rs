@@ -494,6 +494,39 @@ fn a_raw_lf_in_a_copied_field_cannot_split_the_ack() {
     assert_eq!(&msa2.decoded()[..], b"A\nMSA");
 }
 
+/// A lone escape character in one component of MSH-10 and a raw LF in a later one: the
+/// LF's `\X0A\` paired with the lone `\` when the whole MSA-2 was decoded, so the ACK
+/// no longer matched its message (`acknowledges` false; a client took it for stale and
+/// timed out). The lone one is now written `\E\`; each component decodes as before.
+#[test]
+fn a_lone_escape_before_a_raw_lf_keeps_msa_2_matching_msh_10() {
+    let msg =
+        Message::parse(b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X\\Y^Z\n1|P|2.5.1\rPID|1\r").unwrap();
+    let ack = AckBuilder::new(&msg)
+        .control_id("K")
+        .timestamp("1")
+        .build()
+        .unwrap();
+    assert!(
+        AckMessage::parse(&ack)
+            .unwrap()
+            .acknowledges(&msg.control_id().decoded())
+    );
+    let parsed = Message::parse(&ack).unwrap();
+    let msa2 = parsed.segment(b"MSA").unwrap().field(2).unwrap();
+    assert_eq!(msa2.raw(), b"X\\E\\Y^Z\\X0A\\1");
+    let decoded: Vec<Vec<u8>> = msa2
+        .components()
+        .map(|c| c.decoded().into_owned())
+        .collect();
+    let sent: Vec<Vec<u8>> = msg
+        .control_id()
+        .components()
+        .map(|c| c.decoded().into_owned())
+        .collect();
+    assert_eq!(decoded, sent);
+}
+
 /// Found by the fuzz smoke run: MSH-2 holding bytes after a bare LF. The reader takes only `|`
 /// as encoding characters; the ACK must declare exactly those, and read back as one ACK.
 #[test]
@@ -601,9 +634,9 @@ fn text_for_an_unsupported_charset_stays_ascii() {
 }
 
 /// A malformed MSH-10 whose lone escape characters sit in different repetitions, with a raw
-/// LF between them (found by the fuzzer): every part still decodes as received. Decoded as
-/// a whole, the original pairs the two escape characters across the separators, which the
-/// copy cannot keep while escaping the LF; the parts are what HL7 escapes apply to.
+/// LF between them (found by the fuzzer): every part still decodes as received, and so does
+/// the whole field (each lone escape character is written `\E\`), which is what MSA-2 is
+/// matched by.
 #[test]
 fn a_raw_lf_between_lone_escapes_in_different_parts_keeps_each_part() {
     let msg = Message::parse(b"MSH|^~\\&|A|B|C|D|1||ORU^R01|X\\Y~~\nW\\V|P|2.5").unwrap();
@@ -621,6 +654,7 @@ fn a_raw_lf_between_lone_escapes_in_different_parts_keeps_each_part() {
         [b"X\\Y".to_vec(), Vec::new(), b"\nW\\V".to_vec()]
     );
     assert_eq!(parts(msa_2), parts(msg.control_id()));
+    assert_eq!(msa_2.decoded(), msg.control_id().decoded());
 }
 
 /// Strict MLLP framing delivers an FS not followed by CR as data, so a received MSH-10 can
