@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use mllp_hl7::{AckBuilder, Message, MllpClient, MllpCodec, MllpFrame};
+use mllp_hl7::{AckBuilder, Message, MllpClient, MllpCodec, MllpFrame, Reply};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
@@ -133,12 +133,14 @@ async fn tls_client(
 }
 
 /// A receiving LIS over mutual TLS on `listener`: keeps every message, answers AA, and
-/// records the subject of each client certificate it saw.
+/// records the length of each client certificate chain it saw, the handshakes it refused
+/// and how each connection ended (`clean`: with close_notify).
 #[derive(Default, Clone)]
 struct TlsPeer {
     received: Arc<Mutex<Vec<Vec<u8>>>>,
     client_certificates: Arc<Mutex<Vec<usize>>>,
     failed_handshakes: Arc<Mutex<Vec<String>>>,
+    ends: Arc<Mutex<Vec<String>>>,
 }
 
 impl TlsPeer {
@@ -163,7 +165,12 @@ impl TlsPeer {
                     let chain = tls.get_ref().1.peer_certificates().map_or(0, <[_]>::len);
                     this.client_certificates.lock().unwrap().push(chain);
                     let mut framed = Framed::new(tls, MllpCodec::new());
-                    while let Some(Ok(frame)) = framed.next().await {
+                    let end = loop {
+                        let frame = match framed.next().await {
+                            None => break "clean".to_owned(),
+                            Some(Err(e)) => break e.to_string(),
+                            Some(Ok(frame)) => frame,
+                        };
                         let MllpFrame::Message(payload) = frame else {
                             continue;
                         };
@@ -171,7 +178,8 @@ impl TlsPeer {
                         let message = Message::parse(&payload).unwrap();
                         let ack = AckBuilder::new(&message).build().unwrap();
                         framed.send(&ack[..]).await.unwrap();
-                    }
+                    };
+                    this.ends.lock().unwrap().push(end);
                 });
             }
         });
@@ -188,7 +196,7 @@ async fn a_mutual_tls_input_takes_certified_senders_only() {
     let pki = Pki::new(dir.path());
     let port = free_port();
     let config = format!(
-        "[general]\nuseconnections = in, files\nloglvl = info\n\
+        "[general]\nuseconnections = in, files\nloglvl = debug\n\
          [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = q\nport = {port}\n\
          usetls = True\ntlscert = server.pem\ntlskey = server.key\ntlsca = ca.pem\n\
          [files]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
@@ -198,6 +206,16 @@ async fn a_mutual_tls_input_takes_certified_senders_only() {
     let mut analyzer = tls_client(&pki, port, true).await.unwrap();
     let reply = analyzer.send(&oru("TLS1", "LAB")).await.unwrap();
     assert_acknowledges(reply, b"TLS1");
+    // Most senders close without close_notify: a close like any other, not a warning.
+    let (tcp, _) = analyzer.into_inner().into_inner();
+    drop(tcp);
+    wait_until("the ragged close", || {
+        router
+            .log_text()
+            .contains("closed the connection without TLS close_notify")
+    })
+    .await;
+    assert!(!router.log_text().contains("WARN"), "{}", router.log_text());
 
     // No client certificate: the handshake is refused (TLS 1.3 reports it on first use).
     let refused = match tls_client(&pki, port, false).await {
@@ -280,13 +298,22 @@ async fn a_tls_output_checks_the_server_and_presents_its_certificate() {
         "one connection, with the router's client certificate"
     );
     wait_until("the untrusted-server line", || {
-        router.log_text().contains("is not trusted for this name")
+        router.log_text().contains("is not trusted: give tlsca")
     })
     .await;
     assert!(impostor.received.lock().unwrap().is_empty());
     assert!(impostor.client_certificates.lock().unwrap().is_empty());
     let log = router.log_text();
     assert!(log.contains("give tlsca"), "{log}");
+    // At a stop the output says goodbye with close_notify, not a bare TCP close that a
+    // receiver may log as an error.
+    let mut router = router;
+    assert!(router.terminate(WAIT).success());
+    wait_until("the LIS connection ended", || {
+        !lis.ends.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(*lis.ends.lock().unwrap(), ["clean"]);
 }
 
 /// `--check` opens the TLS files: one missing, one holding no key, and a key that is not
@@ -414,4 +441,103 @@ async fn a_client_input_and_a_server_output_speak_tls_too() {
         .build()
         .unwrap();
     framed.send(&ack[..]).await.unwrap();
+}
+
+/// A server output secures each receiver in a task of its own: a connection that says
+/// nothing (a port scanner, an attacker) no longer holds the output in its handshake for
+/// 10 s, during which the real receiver waited and nothing was delivered. Opening one such
+/// connection every 10 s held the output to one message per 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_does_not_hold_up_a_tls_server_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (inp, serve) = (free_port(), free_port());
+    let config = format!(
+        "[general]\nuseconnections = in, serve\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = q\nport = {inp}\n\
+         [serve]\ntranstech = socket\ntransdir = out\nqueuename = q\nport = {serve}\n\
+         usetls = True\ntlscert = server.pem\ntlskey = server.key\ntlsca = ca.pem\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let silent = TcpStream::connect(("127.0.0.1", serve)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut analyzer = client(inp).await;
+    assert_acknowledges(analyzer.send(&oru("S1", "LAB")).await.unwrap(), b"S1");
+
+    // Well inside the 10 s handshake limit the silent connection would have taken.
+    let served = tokio::time::timeout(Duration::from_secs(5), async {
+        let lis = tls_client(&pki, serve, true).await.unwrap();
+        let mut framed = Framed::new(lis.into_inner(), MllpCodec::new());
+        framed.next().await
+    });
+    let frame = served
+        .await
+        .expect("the receiver is served while the silent connection is still open")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(&frame, MllpFrame::Message(p) if p.to_vec() == oru("S1", "LAB")));
+    assert!(
+        !router
+            .log_text()
+            .contains("did not complete the TLS handshake")
+    );
+    drop(silent);
+}
+
+/// In TLS 1.3 a client's handshake ends before the server has checked the client's
+/// certificate; the refusal comes a round trip later. Messages that expect no ACK (MSH-15
+/// NE) were written at once and counted delivered into the refused connection: lost. The
+/// output now waits for that refusal, keeps the messages, and delivers them once it has
+/// a certificate the server takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_the_routers_certificate_loses_no_unacknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let inp = free_port();
+    let lis_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_port = lis_listener.local_addr().unwrap().port();
+    let lis = TlsPeer::start(lis_listener, pki.acceptor(&pki.server));
+    let config = format!(
+        "[general]\nuseconnections = in, lis\nloglvl = debug\n\
+         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = q\nport = {inp}\n\
+         [lis]\ntranstech = socket\ntransdir = out\nusehl7 = True\nqueuename = q\n\
+         createserversocket = False\nport = {lis_port}\nusetls = True\ntlsca = ca.pem\n\
+         retrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    let never = |id: &str| {
+        format!("MSH|^~\\&|LAB|F|LIS|H|20240101||ORU^R01|{id}|P|2.5|||NE|NE\rPID|1\r").into_bytes()
+    };
+    let mut router = RouterProc::start(dir.path(), &config).await;
+    // The router too sends no accept ACK for these (MSH-15 NE).
+    let mut analyzer = client(inp).await.with_accept_ack_types(true);
+    for id in ["NE1", "NE2"] {
+        assert_eq!(
+            analyzer.send(&never(id)).await.unwrap(),
+            Reply::NotRequested
+        );
+    }
+    wait_until("three refused handshakes", || {
+        lis.failed_handshakes.lock().unwrap().len() >= 3
+    })
+    .await;
+    let log = router.log_text();
+    assert!(
+        log.contains("it asks for a client certificate it trusts (tlscert, tlskey)"),
+        "{log}"
+    );
+    assert!(!log.contains("delivered message"), "{log}");
+    assert!(lis.received.lock().unwrap().is_empty());
+    assert!(router.terminate(WAIT).success());
+
+    // With the certificate the server wants, both messages arrive: none was lost.
+    let config = config.replace(
+        "tlsca = ca.pem\nretrydelay",
+        "tlsca = ca.pem\ntlscert = client.pem\ntlskey = client.key\nretrydelay",
+    );
+    let _router = RouterProc::start(dir.path(), &config).await;
+    wait_until("both messages at the LIS", || {
+        lis.received.lock().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(*lis.received.lock().unwrap(), [never("NE1"), never("NE2")]);
 }

@@ -163,6 +163,7 @@ impl Router {
                             .join("undeliverable")
                             .join(sanitize(&c.name, MAX_PART_LEN)),
                         tls: tls.remove(&connection.name),
+                        receivers: None,
                     };
                     tasks.spawn(output.run().instrument(span));
                 }

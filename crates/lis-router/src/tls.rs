@@ -14,9 +14,12 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use rustls_platform_verifier::BuilderVerifierExt;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -247,8 +250,12 @@ impl ServerCertVerifier for AnyServer {
 pub(crate) enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
-    /// TLS over TCP, either side.
-    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// TLS over TCP, either side, with what was read while waiting to learn whether the
+    /// server accepted a TLS 1.3 client (see [`confirm_accepted`]), handed out first.
+    Tls {
+        stream: Box<tokio_rustls::TlsStream<TcpStream>>,
+        unread: Vec<u8>,
+    },
 }
 
 /// The read half of a [`Stream`].
@@ -280,7 +287,10 @@ impl Stream {
                     acceptor
                         .accept(tcp)
                         .await
-                        .map(|s| Self::Tls(Box::new(s.into())))
+                        .map(|s| Self::Tls {
+                            stream: Box::new(s.into()),
+                            unread: Vec::new(),
+                        })
                         .map_err(|e| {
                             let hint = if *mutual && e.to_string().contains("certificate") {
                                 " (tlsca is set: every client must present a certificate \
@@ -291,11 +301,27 @@ impl Stream {
                             format!("TLS handshake with {peer} failed: {e}{hint}")
                         })
                 }
-                Tls::Client { connector, name } => connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map(|s| Self::Tls(Box::new(s.into())))
-                    .map_err(|e| format!("TLS handshake with {peer} failed: {}", explain(&e))),
+                Tls::Client { connector, name } => {
+                    let started = tokio::time::Instant::now();
+                    let failed =
+                        |e: &io::Error| format!("TLS handshake with {peer} failed: {}", explain(e));
+                    let mut stream = connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|e| failed(&e))?;
+                    let mut unread = Vec::new();
+                    if stream.get_ref().1.protocol_version() == Some(ProtocolVersion::TLSv1_3) {
+                        match confirm_accepted(&mut stream, started.elapsed()).await {
+                            Ok(Some(early)) => unread = early,
+                            Ok(None) => {}
+                            Err(e) => return Err(failed(&e)),
+                        }
+                    }
+                    Ok(Self::Tls {
+                        stream: Box::new(stream.into()),
+                        unread,
+                    })
+                }
             }
         };
         tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
@@ -315,11 +341,39 @@ impl Stream {
                 let (read, write) = tcp.into_split();
                 (Box::new(read), Box::new(write))
             }
-            Self::Tls(tls) => {
-                let (read, write) = tokio::io::split(*tls);
+            tls @ Self::Tls { .. } => {
+                let (read, write) = tokio::io::split(tls);
                 (Box::new(read), Box::new(write))
             }
         }
+    }
+}
+
+/// In TLS 1.3 a client's handshake is over before the server has checked the client's
+/// certificate: a refusal (no certificate, an unknown CA) comes as an alert a round trip
+/// later. A message that expects no reply, written at once, would be counted delivered
+/// into a connection the server is refusing. So a TLS 1.3 client waits for that alert:
+/// twice the handshake's duration plus 50 ms, at most 2 s. Whatever application data
+/// comes meanwhile is returned, to be read first.
+async fn confirm_accepted(
+    stream: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    handshake: Duration,
+) -> io::Result<Option<Vec<u8>>> {
+    let wait = (handshake * 2 + Duration::from_millis(50)).min(Duration::from_secs(2));
+    let mut buf = vec![0_u8; 8 * 1024];
+    match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+        // Nothing but session tickets (which rustls takes in itself): accepted.
+        Err(_) => Ok(None),
+        Ok(Ok(0)) => Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "the server closed the connection right after the handshake (it may refuse this \
+             side's certificate: tlscert, tlskey)",
+        )),
+        Ok(Ok(n)) => {
+            buf.truncate(n);
+            Ok(Some(buf))
+        }
+        Ok(Err(e)) => Err(e),
     }
 }
 
@@ -345,18 +399,32 @@ async fn plain_text_refused(tcp: &TcpStream) -> Result<(), String> {
     }
 }
 
-/// A client handshake error, with what to do when it is the certificate check.
+/// A client handshake error, with what to do about it when that can be told.
 fn explain(error: &io::Error) -> String {
     let text = error.to_string();
-    if text.contains("certificate") || text.contains("UnknownIssuer") {
-        format!(
-            "{text}. The server's certificate is not trusted for this name: give tlsca = the \
-             PEM file of the server's certificate or of its CA, and tlsservername = a name it \
-             carries if that is not ipaddr"
-        )
+    let advice = if text.contains("CaUsedAsEndEntity") {
+        "The server presents a CA certificate (CA:TRUE) as its own; it needs a certificate \
+         with CA:FALSE"
+    } else if text.contains("expired") || text.contains("NotValidYet") {
+        "The server's certificate is outside its validity period (or this machine's clock is \
+         wrong)"
+    } else if text.contains("not valid for name") || text.contains("NotValidForName") {
+        "The server's certificate does not carry the name checked: set tlsservername = a name \
+         it carries (the default is ipaddr)"
+    } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        "The server's certificate is not trusted: give tlsca = the PEM file of the server's \
+         certificate or of its CA"
+    } else if text.contains("CertificateRequired")
+        || text.contains("UnknownCA")
+        || text.contains("BadCertificate")
+        || text.contains("refuse this side's certificate")
+    {
+        "The server refused this side: it asks for a client certificate it trusts (tlscert, \
+         tlskey)"
     } else {
-        text
-    }
+        return text;
+    };
+    format!("{text}. {advice}")
 }
 
 impl AsyncRead for Stream {
@@ -367,7 +435,13 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Self::Tls { unread, .. } if !unread.is_empty() => {
+                let n = unread.len().min(buf.remaining());
+                buf.put_slice(&unread[..n]);
+                unread.drain(..n);
+                Poll::Ready(Ok(()))
+            }
+            Self::Tls { stream, .. } => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -380,21 +454,21 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Self::Tls { stream: s, .. } => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Self::Tls { stream: s, .. } => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Self::Tls { stream: s, .. } => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -405,14 +479,14 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Self::Tls { stream: s, .. } => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             Self::Plain(s) => s.is_write_vectored(),
-            Self::Tls(s) => s.is_write_vectored(),
+            Self::Tls { stream, .. } => stream.is_write_vectored(),
         }
     }
 }
@@ -478,7 +552,7 @@ mod tests {
         stream.read_to_end(&mut reply).await.unwrap();
         assert_eq!(reply, b"pong\n");
         assert_eq!(&served.await.unwrap().unwrap(), b"ping\n");
-        assert!(matches!(stream, Stream::Tls(_)));
+        assert!(matches!(stream, Stream::Tls { .. }));
         Ok(())
     }
 
@@ -516,6 +590,38 @@ mod tests {
             ..trusting("other.pem")
         };
         exchange(dir.path(), &insecure).await.unwrap();
+    }
+
+    /// Each kind of certificate failure gets its own advice; the name/tlsca advice was
+    /// given for all of them (an expired certificate, a CA posing as the server).
+    #[test]
+    fn certificate_failures_get_advice_that_fits() {
+        let advice = |text: &str| explain(&io::Error::new(io::ErrorKind::InvalidData, text));
+        let cases = [
+            (
+                "invalid peer certificate: CaUsedAsEndEntity",
+                "with CA:FALSE",
+            ),
+            (
+                "invalid peer certificate: certificate expired: verification time 1, but \
+                 certificate is not valid after 0",
+                "validity period",
+            ),
+            (
+                "invalid peer certificate: certificate not valid for name \"x\"",
+                "set tlsservername",
+            ),
+            ("invalid peer certificate: UnknownIssuer", "give tlsca"),
+            (
+                "received fatal alert: CertificateRequired",
+                "tlscert, tlskey",
+            ),
+        ];
+        for (error, expected) in cases {
+            let text = advice(error);
+            assert!(text.starts_with(error) && text.contains(expected), "{text}");
+        }
+        assert_eq!(advice("connection reset"), "connection reset");
     }
 
     #[test]

@@ -898,7 +898,7 @@ fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> 
             "a socket output"
         };
         if input {
-            let settings = socket(ctx, section, default_max_size)?;
+            let settings = socket(ctx, section, default_max_size, true)?;
             if settings.server {
                 let keys = [
                     COMMON_KEYS,
@@ -915,7 +915,7 @@ fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> 
         } else {
             section.warn_unknown(ctx, &[COMMON_KEYS, SOCKET_KEYS, SOCKET_OUT_KEYS], what);
             let refusals = section.integer(ctx, "maxrefusals", 0, 0, 1_000_000);
-            let mut settings = socket(ctx, section, default_max_size)?;
+            let mut settings = socket(ctx, section, default_max_size, false)?;
             settings.max_refusals = u32::try_from(refusals).ok().filter(|&n| n > 0);
             ConnectorKind::SocketOut(settings)
         }
@@ -967,7 +967,12 @@ fn debug_options(ctx: &mut Ctx, section: &Section<'_>) -> DebugOptions {
     options
 }
 
-fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Option<SocketSettings> {
+fn socket(
+    ctx: &mut Ctx,
+    section: &Section<'_>,
+    default_max_size: usize,
+    input: bool,
+) -> Option<SocketSettings> {
     let name = section.name;
     let before = ctx.problems.len();
     let server = section.boolean(ctx, "createserversocket", true);
@@ -1003,7 +1008,7 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
     let idle = section.seconds(ctx, "idletimeout", 600.0, 0.0, 7.0 * 86_400.0);
     let ack_timeout = section.seconds(ctx, "acktimeout", 30.0, 0.05, 3_600.0);
     let (retry_delay, retry_max_delay) = backoff(ctx, section);
-    let tls = tls(ctx, section, server);
+    let tls = tls(ctx, section, server, input);
     if start_block == end_block {
         ctx.error(
             name,
@@ -1034,7 +1039,7 @@ fn socket(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> Opti
 /// `usetls` and the `tls*` keys. A `tls*` key without `usetls = True` is an error, not
 /// a warning: the section reads as encrypted while its messages would cross the
 /// network in the clear.
-fn tls(ctx: &mut Ctx, section: &Section<'_>, server: bool) -> Option<TlsSettings> {
+fn tls(ctx: &mut Ctx, section: &Section<'_>, server: bool, input: bool) -> Option<TlsSettings> {
     let name = section.name;
     let on = section.boolean(ctx, "usetls", false);
     if !on {
@@ -1086,6 +1091,15 @@ fn tls(ctx: &mut Ctx, section: &Section<'_>, server: bool) -> Option<TlsSettings
             "missing: tlskey needs its certificate chain, tlscert = FILE (PEM)".into(),
         ),
         _ => {}
+    }
+    if server && !input && settings.ca.is_none() {
+        ctx.warn(
+            name,
+            Some("usetls"),
+            "a TLS server output without tlsca hands its messages to any client that \
+             connects; set tlsca so that only receivers with a certificate from it are served"
+                .into(),
+        );
     }
     if server {
         for key in ["tlsservername", "tlsinsecure"] {
@@ -1744,6 +1758,22 @@ mod tests {
                  checked: anyone on the path can pose as the server (for tests only)",
                 "/srv/router/r.cfg:26: [files] usetls: does nothing for a file output; ignored",
             ]
+        );
+        // A TLS server output without tlsca serves whoever connects.
+        let serving = text.replace(
+            "createserversocket = False\nusetls = True\ntlsca = ca.pem\ntlsinsecure = True\n",
+            "usetls = True\ntlscert = out.pem\ntlskey = out.key\n",
+        );
+        let loaded = load_str(&serving, Path::new("r.cfg")).unwrap();
+        assert!(
+            messages(&loaded.warnings).contains(
+                &"r.cfg:17: [lis] usetls: a TLS server output without tlsca hands its messages \
+                  to any client that connects; set tlsca so that only receivers with a \
+                  certificate from it are served"
+                    .to_owned()
+            ),
+            "{:?}",
+            messages(&loaded.warnings)
         );
         // Without usetls, a tls key is an error: the section reads as encrypted.
         let plain = text.replace("usetls = True\ntlsca", "tlsca");

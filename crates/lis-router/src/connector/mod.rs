@@ -59,6 +59,9 @@ impl Backoff {
     }
 }
 
+/// Pause after a failed `accept`.
+pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// How long a shutdown still waits for a peer: to take the ACKs owed to it (socket in), or
 /// to acknowledge the message in flight (socket out).
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);

@@ -1,12 +1,13 @@
 //! Socket input: receive MLLP frames, commit them, then acknowledge.
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use mllp_hl7::{
-    AckBuilder, AckCode, AckMode, CommitAck, FrameError, Message, MllpCodec, MllpFrame,
+    AckBuilder, AckCode, AckMode, CodecError, CommitAck, FrameError, Message, MllpCodec, MllpFrame,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
 
-use super::{Backoff, NoiseLog, printable, shutdown_grace};
+use super::{ACCEPT_RETRY, Backoff, NoiseLog, printable, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{Appender, StoreError};
 use crate::tls::{Stream, Tls, WriteHalf};
@@ -100,9 +101,6 @@ const IN_FLIGHT_BYTES: usize = 8 << 20;
 /// connections) would otherwise write a line per connection.
 const REFUSALS_LOGGED: u32 = 10;
 const REFUSALS_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Pause after a failed `accept`.
-const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl SocketIn {
     /// Accepts connections until shutdown; at most `max_connections` at once.
@@ -317,6 +315,20 @@ impl SocketIn {
                     break;
                 }
                 Some(None) => break,
+                // A TLS peer that closes without close_notify, as many senders do: a
+                // close like any other. MLLP's framing, not TLS, tells a whole message.
+                Some(Some(Err(CodecError::Io(e)))) if e.kind() == ErrorKind::UnexpectedEof => {
+                    let unfinished = frames.read_buffer().len();
+                    if unfinished > 0 {
+                        warn!(
+                            "{peer} closed the connection in the middle of a message; its \
+                             {unfinished} bytes so far are dropped, not acknowledged"
+                        );
+                    } else {
+                        debug!("{peer} closed the connection without TLS close_notify");
+                    }
+                    break;
+                }
                 Some(Some(Err(e))) => {
                     warn!("{peer}: {e}");
                     break;

@@ -9,12 +9,14 @@ use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use mllp_hl7::{AckMessage, AckReadError, CommitAck, Message, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use super::{
-    Backoff, NoiseLog, READ_BYTES, printable, resume_point, shutdown_grace, undeliverable,
+    ACCEPT_RETRY, Backoff, NoiseLog, READ_BYTES, printable, resume_point, shutdown_grace,
+    undeliverable,
 };
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
@@ -34,7 +36,17 @@ pub(crate) struct SocketOut {
     pub(crate) undeliverable: PathBuf,
     /// `usetls`: every connection is secured with this first.
     pub(crate) tls: Option<Tls>,
+    /// Server mode, once running: receivers that connected and finished their handshake
+    /// (see [`SocketOut::accept_receivers`]).
+    pub(crate) receivers: Option<mpsc::Receiver<(Stream, SocketAddr)>>,
 }
+
+/// Server mode: at most this many connections may be in their TLS handshake at once;
+/// more wait in the listen queue.
+const PENDING_HANDSHAKES: usize = 16;
+
+/// How long a connection being given up may take to say goodbye (a TLS close_notify).
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Why one delivery attempt failed.
 #[derive(Debug)]
@@ -50,12 +62,78 @@ enum Failure {
 
 impl SocketOut {
     pub(crate) async fn run(mut self) {
+        self.receivers = self.accept_receivers();
+        let mut link: Option<Framed<Stream, MllpCodec>> = None;
+        self.serve_queue(&mut link).await;
+        if let Some(framed) = link {
+            close(framed).await;
+        }
+    }
+
+    /// Server mode: accepts receivers and secures each in a task of its own, handing over
+    /// those that finished the handshake. A peer that connects and stalls its handshake
+    /// (or sends nothing) then holds up neither the messages nor the next receiver.
+    fn accept_receivers(&mut self) -> Option<mpsc::Receiver<(Stream, SocketAddr)>> {
+        let listener = self.listener.take()?;
+        let (ready, receivers) = mpsc::channel(4);
+        let tls = self.tls.clone();
+        let shutdown = self.shutdown.clone();
+        let pending = Arc::new(Semaphore::new(PENDING_HANDSHAKES));
+        tokio::spawn(
+            async move {
+                loop {
+                    let permit = tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        permit = Arc::clone(&pending).acquire_owned() => permit,
+                    };
+                    let Ok(permit) = permit else { break };
+                    let accepted = tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        accepted = listener.accept() => accepted,
+                    };
+                    let (tcp, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            // Out of file descriptors, say: do not spin on it.
+                            warn!("accept failed: {e}");
+                            tokio::select! {
+                                () = shutdown.cancelled() => break,
+                                () = tokio::time::sleep(ACCEPT_RETRY) => continue,
+                            }
+                        }
+                    };
+                    let (ready, tls, shutdown) = (ready.clone(), tls.clone(), shutdown.clone());
+                    tokio::spawn(
+                        async move {
+                            let opened = tokio::select! {
+                                () = shutdown.cancelled() => return,
+                                opened = Stream::open(tcp, tls.as_ref(), peer) => opened,
+                            };
+                            drop(permit);
+                            match opened {
+                                Ok(stream) => {
+                                    let _ = ready.send((stream, peer)).await;
+                                }
+                                Err(e) => warn!("{e}"),
+                            }
+                        }
+                        .in_current_span(),
+                    );
+                }
+                // The listener closes here: no new connections after shutdown.
+            }
+            .in_current_span(),
+        );
+        Some(receivers)
+    }
+
+    /// Delivers the queue until shutdown (or the store fails).
+    async fn serve_queue(&mut self, link: &mut Option<Framed<Stream, MllpCodec>>) {
         let queue = self.connection.queue.clone();
         let name = self.connection.name.clone();
         let Some((mut cursor, mut committed)) = resume_point(&self.store, &queue, &name) else {
             return;
         };
-        let mut link: Option<Framed<Stream, MllpCodec>> = None;
         let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
         let framing = self.settings.mllp_config();
         loop {
@@ -80,19 +158,16 @@ impl SocketOut {
                     // takes over. The previous connection may be dead without a FIN
                     // (the receiving host restarted), which nothing would reveal until
                     // the next message's ACK timed out.
-                    accepted = accept_from(self.listener.as_ref()) => {
-                        match self.adopt(accepted, link.is_some()).await {
-                            Some(framed) => link = Some(framed),
-                            // Out of file descriptors, say: do not spin on it.
-                            None => if !backoff.sleep(&self.shutdown).await { break },
-                        }
+                    adopted = next_receiver(self.receivers.as_mut()) => match adopted {
+                        Some((stream, peer)) => self.adopt(link, stream, peer).await,
+                        None => break,
                     }
                 }
                 continue;
             }
             for message in batch {
                 let done = match framing.check_payload(&message.payload) {
-                    Ok(()) => self.deliver(&message, &mut link, &mut backoff).await,
+                    Ok(()) => self.deliver(&message, link, &mut backoff).await,
                     Err(e) => self.set_aside(&message, &e, &mut backoff).await,
                 };
                 if !done {
@@ -126,13 +201,8 @@ impl SocketOut {
                 return false;
             }
             // Server mode: the receiver that connected last is the one served.
-            if let Some(accepted) = self
-                .listener
-                .as_ref()
-                .and_then(|l| l.accept().now_or_never())
-                && let Some(framed) = self.adopt(accepted, link.is_some()).await
-            {
-                *link = Some(framed);
+            while let Some(Ok((stream, peer))) = self.receivers.as_mut().map(|r| r.try_recv()) {
+                self.adopt(link, stream, peer).await;
             }
             if link.is_none() {
                 match self.open().await {
@@ -256,12 +326,14 @@ impl SocketOut {
 
     /// Connects (client) or waits for the receiving system to connect (server).
     async fn open(&mut self) -> Option<Framed<Stream, MllpCodec>> {
-        if let Some(listener) = &self.listener {
-            let accepted = tokio::select! {
+        if let Some(receivers) = self.receivers.as_mut() {
+            let (stream, peer) = tokio::select! {
                 () = self.shutdown.cancelled() => return None,
-                accepted = listener.accept() => accepted,
+                adopted = receivers.recv() => adopted?,
             };
-            return self.adopt(accepted, false).await;
+            let mut link = None;
+            self.adopt(&mut link, stream, peer).await;
+            return link;
         }
         let address = format!("{}:{}", self.settings.host, self.settings.port);
         let connected = tokio::select! {
@@ -280,42 +352,29 @@ impl SocketOut {
         }
     }
 
-    /// Server mode: the connection a receiver made, framed; `replacing` when it takes
-    /// the place of an open one (which the caller then drops).
+    /// Server mode: a receiver that connected (and finished its handshake) takes over
+    /// the link; the previous connection, if any, is closed.
     async fn adopt(
         &self,
-        accepted: std::io::Result<(TcpStream, SocketAddr)>,
-        replacing: bool,
-    ) -> Option<Framed<Stream, MllpCodec>> {
-        match accepted {
-            Ok((stream, peer)) => {
-                // Logged once secured: a failed TLS handshake leaves the open
-                // connection in place.
-                let framed = self.frame(stream).await?;
-                if replacing {
-                    info!("receiver connected from {peer}; closing the previous connection");
-                } else {
-                    info!("receiver connected from {peer}");
-                }
-                Some(framed)
+        link: &mut Option<Framed<Stream, MllpCodec>>,
+        stream: Stream,
+        peer: SocketAddr,
+    ) {
+        let Some(framed) = self.framed(stream) else {
+            return;
+        };
+        match link.replace(framed) {
+            Some(previous) => {
+                info!("receiver connected from {peer}; closing the previous connection");
+                close(previous).await;
             }
-            Err(e) => {
-                warn!("accept failed: {e}");
-                None
-            }
+            None => info!("receiver connected from {peer}"),
         }
     }
 
-    /// The connection secured (with `usetls`) and framed; `None`, logged, when the
-    /// TLS handshake fails.
+    /// Client mode: the connection secured (with `usetls`) and framed; `None`, logged,
+    /// when the TLS handshake fails.
     async fn frame(&self, stream: TcpStream) -> Option<Framed<Stream, MllpCodec>> {
-        let codec = match MllpCodec::with_config(self.settings.mllp_config()) {
-            Ok(codec) => codec,
-            Err(e) => {
-                error!("framing settings: {e}");
-                return None;
-            }
-        };
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -324,9 +383,19 @@ impl SocketOut {
             opened = Stream::open(stream, self.tls.as_ref(), peer) => opened,
         };
         match opened {
-            Ok(stream) => Some(Framed::new(stream, codec)),
+            Ok(stream) => self.framed(stream),
             Err(e) => {
                 warn!("{e}");
+                None
+            }
+        }
+    }
+
+    fn framed(&self, stream: Stream) -> Option<Framed<Stream, MllpCodec>> {
+        match MllpCodec::with_config(self.settings.mllp_config()) {
+            Ok(codec) => Some(Framed::new(stream, codec)),
+            Err(e) => {
+                error!("framing settings: {e}");
                 None
             }
         }
@@ -428,12 +497,21 @@ impl SocketOut {
     }
 }
 
-/// The next connection on `listener`; never, without one (client mode).
-async fn accept_from(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
+/// The next receiver ready to take over; never, without a listener (client mode).
+async fn next_receiver(
+    receivers: Option<&mut mpsc::Receiver<(Stream, SocketAddr)>>,
+) -> Option<(Stream, SocketAddr)> {
+    match receivers {
+        Some(receivers) => receivers.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// Closes a connection being given up, politely but without waiting long: flushes and
+/// shuts down, which over TLS sends close_notify (a receiver may otherwise log the
+/// ragged end as an error).
+async fn close(mut framed: Framed<Stream, MllpCodec>) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, SinkExt::<Bytes>::close(&mut framed)).await;
 }
 
 /// Replies to other messages than the one in hand (late ACKs), seen while waiting for
