@@ -1,16 +1,12 @@
 //! The command line: --check with good and bad configs (the table of errors), default
 //! config file names, --version.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn router(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_router"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run the router binary")
-}
+use common::run_router as router;
 
 const GOOD: &str = r#"; A SocketReader config, unchanged.
 [general]

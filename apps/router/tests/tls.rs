@@ -325,11 +325,7 @@ fn tls_files_that_cannot_work_fail_the_check_with_their_key() {
     let _pki = Pki::new(dir.path());
     let check = |config: &str| {
         std::fs::write(dir.path().join("router.cfg"), config).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
-            .args(["--check", "-c"])
-            .arg(dir.path().join("router.cfg"))
-            .output()
-            .unwrap();
+        let out = run_router(dir.path(), &["--check"]);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -119,6 +119,15 @@ pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Runs the router binary to completion in `dir` with `args` (`--check`, `--version`, ...).
+pub fn run_router(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_router"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run the router binary")
+}
+
 /// The router binary running with a config file in a directory.
 pub struct RouterProc {
     child: Option<Child>,
