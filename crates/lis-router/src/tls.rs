@@ -377,8 +377,11 @@ async fn confirm_accepted(
     }
 }
 
-/// A TLS client's first byte is 0x16 (a handshake record). A peer that sends plain
-/// MLLP (VT) or ASTM (ENQ) to a TLS port would otherwise get only rustls's "received
+/// The first byte of a TLS record carrying a handshake message (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// A TLS client's first byte is a handshake record's. A peer that sends plain MLLP (VT),
+/// ASTM (ENQ) or anything else to a TLS port would otherwise get only rustls's "received
 /// corrupt message" in the log.
 async fn plain_text_refused(tcp: &TcpStream) -> Result<(), String> {
     let mut first = [0_u8; 1];
@@ -387,14 +390,19 @@ async fn plain_text_refused(tcp: &TcpStream) -> Result<(), String> {
         .map_or_else(|_| "the peer".to_owned(), |a| a.to_string());
     match tcp.peek(&mut first).await {
         Ok(0) => Err(format!("{peer} closed before the TLS handshake")),
-        Ok(_) if first[0] == 0x0b => Err(format!(
+        Ok(_) if first[0] == TLS_HANDSHAKE_RECORD => Ok(()),
+        Ok(_) if first[0] == mllp_hl7::START_BLOCK => Err(format!(
             "{peer} sent plain MLLP (VT) to a TLS port (usetls = True); closing. The sender \
              must use TLS, or this connector must not"
         )),
-        Ok(_) if first[0] == 0x05 => Err(format!(
+        Ok(_) if first[0] == crate::connector::ENQ => Err(format!(
             "{peer} sent ASTM ENQ in the clear to a TLS port (usetls = True); closing"
         )),
-        Ok(_) => Ok(()),
+        Ok(_) => Err(format!(
+            "{peer} did not open with a TLS handshake (first byte 0x{:02X}) on a TLS port \
+             (usetls = True); closing",
+            first[0]
+        )),
         Err(e) => Err(format!("{peer}: {e}")),
     }
 }
@@ -590,6 +598,31 @@ mod tests {
             ..trusting("other.pem")
         };
         exchange(dir.path(), &insecure).await.unwrap();
+    }
+
+    /// A peer that speaks something else than TLS to a TLS server socket is named for
+    /// what it sent, before any handshake.
+    #[tokio::test]
+    async fn a_server_names_what_a_peer_sent_instead_of_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        identity(dir.path(), "server");
+        let server = setup(&server_settings(dir.path()), true, "127.0.0.1").unwrap();
+        for (opening, expected) in [
+            (&b"\x0bMSH|"[..], "sent plain MLLP (VT) to a TLS port"),
+            (b"\x05", "sent ASTM ENQ in the clear"),
+            (
+                b"GET / HTTP/1.1\r\n",
+                "did not open with a TLS handshake (first byte 0x47)",
+            ),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let mut client = TcpStream::connect(address).await.unwrap();
+            client.write_all(opening).await.unwrap();
+            let (tcp, peer) = listener.accept().await.unwrap();
+            let refused = Stream::open(tcp, Some(&server), peer).await.unwrap_err();
+            assert!(refused.contains(expected), "{refused}");
+        }
     }
 
     /// Each kind of certificate failure gets its own advice; the name/tlsca advice was

@@ -59,6 +59,9 @@ impl Backoff {
     }
 }
 
+/// ASTM E1381's enquiry, the first byte an ASTM sender writes on a connection.
+pub(crate) const ENQ: u8 = 0x05;
+
 /// Pause after a failed `accept`.
 pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 

@@ -16,13 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
 
-use super::{ACCEPT_RETRY, Backoff, NoiseLog, printable, shutdown_grace};
+use super::{ACCEPT_RETRY, Backoff, ENQ, NoiseLog, printable, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{Appender, StoreError};
 use crate::tls::{Stream, Tls, WriteHalf};
-
-/// ASTM E1381's enquiry, the first byte an ASTM sender writes on a connection.
-const ENQ: u8 = 0x05;
 
 /// The read half of an input connection, warning at once when the peer's first byte is
 /// ENQ: an ASTM E1381 sender (an analyzer, or a simulator's `tcp://` push) pointed at an
