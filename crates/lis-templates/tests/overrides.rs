@@ -755,3 +755,55 @@ fn standard_hl7_order_results_echo_the_ordered_service() {
         oru.segments[3]
     );
 }
+
+/// The OpenELIS layout writes the reference's bytes, but a patient ID, sample ID or test code
+/// holding an ASTM delimiter is escaped, so it reads back as one value: `A^B` went out raw and
+/// split P.4 into two components, and an ordered code `X&Y` opened an escape sequence in R.3.
+#[test]
+fn the_openelis_layout_escapes_ids_holding_astm_delimiters() {
+    use astm_records::{Delimiters, Record};
+    use lis_templates::OrderedSample;
+    let id = r"MRN^4711&B\C";
+    let read = |record: &str, number: usize| {
+        let record = Record::parse(record.as_bytes(), &Delimiters::STANDARD).unwrap();
+        let field = record.field(number);
+        assert_eq!(field.repeats().count(), 1, "{number} in {record:?}");
+        assert_eq!(field.components().count(), 1, "{number} in {record:?}");
+        field.component(1).text().into_owned()
+    };
+    let options = GenerateOptions {
+        layout: Layout::OpenElis,
+        ..options(Some(id), None)
+    };
+    let Ok(Output::Astm(messages)) = run("horiba_micros60", &options, false) else {
+        panic!()
+    };
+    let p = messages[0]
+        .records
+        .iter()
+        .find(|r| r.starts_with("P|"))
+        .unwrap();
+    assert_eq!(read(p, 4), id, "{p}");
+
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let order = OrderedSample {
+        sample_id: "S^1&2".into(),
+        codes: vec!["PT".into(), "X&Y".into()],
+        patient: None,
+    };
+    let mut g = Generator::new(set.get("stago_start4").unwrap(), &minter, &options).unwrap();
+    let astm = g.astm_order_results(std::slice::from_ref(&order)).unwrap();
+    let record = |kind: &str| astm.records.iter().find(|r| r.starts_with(kind)).unwrap();
+    assert_eq!(read(record("P|"), 3), id);
+    assert_eq!(read(record("O|"), 3), "S^1&2");
+    // The unknown code is reported not performed, under its own (escaped) name.
+    let unknown = astm.records.iter().find(|r| r.contains("X&E&Y")).unwrap();
+    assert!(unknown.starts_with("R|2|^^^X&E&Y|"), "{unknown}");
+    // Ordinary values keep the reference's bytes.
+    assert!(
+        record("R|1|").starts_with("R|1|^^^PT|"),
+        "{}",
+        record("R|1|")
+    );
+}

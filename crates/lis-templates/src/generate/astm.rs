@@ -1,6 +1,6 @@
 //! ASTM E1394 / LIS2-A2 messages, built with `astm-records`.
 
-use astm_records::{Delimiters, FieldBuf, RecordBuf};
+use astm_records::{Delimiters, FieldBuf, RecordBuf, escape_into};
 use chrono::Duration;
 use rand::RngExt;
 
@@ -66,6 +66,18 @@ fn raw_record(fields: &[&str]) -> Result<String, GenerateError> {
         }
     }
     encode(&record)
+}
+
+/// `text` in wire form for a [`raw_record`] field: an ID holding `^` or `&` stays one value.
+fn escaped(text: &str) -> Result<String, GenerateError> {
+    let mut out = Vec::with_capacity(text.len());
+    escape_into(text.as_bytes(), &Delimiters::STANDARD, &mut out).map_err(|byte| {
+        GenerateError::InvalidOption {
+            option: "template value",
+            reason: format!("{text:?} holds byte 0x{byte:02X}, which ASTM cannot carry"),
+        }
+    })?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn encode(record: &RecordBuf) -> Result<String, GenerateError> {
@@ -268,7 +280,7 @@ impl Generator<'_> {
                 "P",
                 "1",
                 "",
-                &patient.id,
+                &escaped(&patient.id)?,
                 &patient.name,
                 "",
                 &patient.sex,

@@ -283,8 +283,20 @@ impl Generator<'_> {
         for (i, order) in orders.iter().enumerate() {
             let n = (i + 1).to_string();
             if openelis {
-                records.push(raw(&["P", &n, &patient_id, "", &patient_name])?);
-                records.push(raw(&["O", &n, &order.sample_id, "", "", "^^^", "R"])?);
+                // The reference's running numbers and its sparse fields, but the values
+                // escaped: an ID holding `^` or `&` must not split into components.
+                let mut p = RecordBuf::new(b'P');
+                p.set(2, n.as_str()).set(3, patient_id.as_str()).set(
+                    5,
+                    FieldBuf::components(patient_name.split('^').map(str::to_owned)),
+                );
+                records.push(encode(&p)?);
+                let mut o = RecordBuf::new(b'O');
+                o.set(2, n.as_str())
+                    .set(3, order.sample_id.as_str())
+                    .set(6, FieldBuf::raw("^^^"))
+                    .set(7, "R");
+                records.push(encode(&o)?);
             } else {
                 let mut p = RecordBuf::new(b'P');
                 p.set_sequence(u32::try_from(i + 1).unwrap_or(u32::MAX));
@@ -328,10 +340,15 @@ impl Generator<'_> {
             for code in &order.codes {
                 seq += 1;
                 let s = seq.to_string();
-                let id = format!("^^^{code}");
                 let Some(field) = template.field(code).cloned() else {
                     if openelis {
-                        records.push(raw(&["R", &s, &id, NOT_PERFORMED, "", "", "", "", "X"])?);
+                        records.push(encode(
+                            RecordBuf::new(b'R')
+                                .set(2, s.as_str())
+                                .set(3, FieldBuf::test_codes([code.clone()]))
+                                .set(4, NOT_PERFORMED)
+                                .set(9, "X"),
+                        )?);
                     } else {
                         let mut r = RecordBuf::new(b'R');
                         r.set_sequence(seq)
@@ -347,7 +364,15 @@ impl Generator<'_> {
                 let numeric = field.kind == FieldType::Numeric;
                 let unit = if numeric { field.unit_str() } else { "" };
                 if openelis {
-                    records.push(raw(&["R", &s, &id, &value.text, unit, "", "", "", "F"])?);
+                    records.push(encode(
+                        RecordBuf::new(b'R')
+                            .set(2, s.as_str())
+                            .set(3, FieldBuf::test_codes([code.clone()]))
+                            .set(4, value.text.as_str())
+                            // Units as the reference writes them: `10^3/uL`, unescaped.
+                            .set(5, FieldBuf::raw(unit))
+                            .set(9, "F"),
+                    )?);
                 } else {
                     let range = field.normal_range.clone().unwrap_or_default();
                     let flag = match (value.number, field.range()) {
