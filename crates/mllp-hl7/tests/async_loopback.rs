@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use mllp_hl7::{
     AckBuilder, AckCode, AckMessage, ClientError, CommitAck, Message, MllpClient, MllpCodec,
-    MllpFrame, Reply, Response, auto_ack, serve,
+    MllpFrame, MllpServer, Reply, Response, auto_ack, serve,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -440,4 +440,130 @@ async fn get_ref_and_get_mut_reach_the_stream() {
 
     client.get_mut().shutdown().await.unwrap();
     assert_eq!(server.await.unwrap(), 2);
+}
+
+/// Starts an auto-ACK `server` on a loopback port.
+async fn start_limited(server: MllpServer) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        server
+            .serve(listener, |frame| async move { auto_ack(&frame) })
+            .await
+    });
+    address
+}
+
+/// Reads until the peer closes; panics if it has not within 5 s.
+async fn closed_by_peer(stream: &mut TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut seen))
+        .await
+        .expect("the server kept the connection open")
+        .unwrap();
+    seen
+}
+
+/// A connection that goes silent in the middle of a message is closed after the idle
+/// timeout, its partial frame unanswered; one that keeps completing messages is not. The
+/// server had no idle timeout: a stalled peer held its task and socket for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_closes_a_connection_idle_past_its_timeout() {
+    let idle = Duration::from_millis(300);
+    let address = start_limited(MllpServer::new(MllpCodec::new()).idle_timeout(Some(idle))).await;
+
+    let mut stalled = TcpStream::connect(address).await.unwrap();
+    stalled.write_all(b"\x0bMSH|^~\\&|A|B|C|D|").await.unwrap();
+    assert_eq!(closed_by_peer(&mut stalled).await, b"", "no reply to a partial frame");
+
+    // Messages 100 ms apart: never idle for 300 ms, for four times that.
+    let mut busy = MllpClient::connect(address).await.unwrap();
+    for id in 0..12 {
+        assert_ack_for(&busy.send(&oru(id)).await.unwrap(), id);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `serve_connection` reports the idle close as a `TimedOut` error, and a server without
+/// an idle timeout waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_close_is_reported_as_timed_out() {
+    let (_client, server_side) = tokio::io::duplex(1024);
+    let server = MllpServer::new(MllpCodec::new()).idle_timeout(Some(Duration::from_millis(50)));
+    let error = server
+        .serve_connection(server_side, |frame| async move { auto_ack(&frame) })
+        .await
+        .unwrap_err();
+    let mllp_hl7::CodecError::Io(io) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+    assert!(error.to_string().contains("idle for 0.05 s"), "{error}");
+
+    let (_client, server_side) = tokio::io::duplex(1024);
+    let patient = MllpServer::new(MllpCodec::new()).idle_timeout(None);
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(300),
+        patient.serve_connection(server_side, |frame| async move { auto_ack(&frame) }),
+    );
+    assert!(waiting.await.is_err(), "it closed a connection without a timeout");
+}
+
+/// A peer that sends but never reads its ACKs is closed once a reply has waited the idle
+/// timeout, instead of holding the connection with a write that cannot complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_its_replies_is_closed() {
+    let (mut client, server_side) = tokio::io::duplex(256);
+    let server = MllpServer::new(MllpCodec::new()).idle_timeout(Some(Duration::from_millis(200)));
+    let serving = tokio::spawn(async move {
+        server
+            .serve_connection(server_side, |frame| async move { auto_ack(&frame) })
+            .await
+    });
+    // Each ACK is over 100 bytes: a few fill the 256-byte pipe nobody reads.
+    for id in 0..8 {
+        let mut frame = vec![0x0b];
+        frame.extend_from_slice(&oru(id));
+        frame.extend_from_slice(b"\x1c\r");
+        if client.write_all(&frame).await.is_err() {
+            break;
+        }
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("a blocked reply held the connection")
+        .unwrap();
+    assert!(ended.unwrap_err().to_string().contains("idle for"));
+}
+
+/// Over `max_connections`, a new connection is closed at once while the ones served carry
+/// on; when one ends, its place is free again. There was no cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_closed_at_once() {
+    let address = start_limited(MllpServer::new(MllpCodec::new()).max_connections(2)).await;
+    let mut first = MllpClient::connect(address).await.unwrap();
+    let mut second = MllpClient::connect(address).await.unwrap();
+    // Both served: the server has taken both slots before the third connects.
+    assert_ack_for(&first.send(&oru(1)).await.unwrap(), 1);
+    assert_ack_for(&second.send(&oru(2)).await.unwrap(), 2);
+
+    let mut third = TcpStream::connect(address).await.unwrap();
+    assert_eq!(closed_by_peer(&mut third).await, b"");
+    assert_ack_for(&first.send(&oru(3)).await.unwrap(), 3);
+
+    drop(second);
+    // The slot is freed when the server's task sees the close: retry until it has.
+    let mut served = None;
+    for _ in 0..50 {
+        let mut client = MllpClient::connect(address)
+            .await
+            .unwrap()
+            .with_ack_timeout(Duration::from_secs(2));
+        if let Ok(reply) = client.send(&oru(4)).await {
+            served = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ack_for(&served.expect("the freed slot was never reused"), 4);
 }

@@ -6,4 +6,4 @@ mod server;
 
 pub use client::{ClientError, MllpClient, Reply, refuse_self_connect};
 pub use codec::{CodecError, MllpCodec};
-pub use server::{Response, auto_ack, serve, serve_connection};
+pub use server::{MllpServer, Response, auto_ack, serve, serve_connection};

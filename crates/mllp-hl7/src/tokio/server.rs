@@ -3,10 +3,13 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 
 use super::{CodecError, MllpCodec};
@@ -51,12 +54,164 @@ pub fn auto_ack(frame: &MllpFrame) -> Option<Response> {
     Some(Response::Message(ack))
 }
 
-/// How long [`serve`] waits after an accept error that is not about one connection
-/// (out of file descriptors, out of memory) before accepting again.
-const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long [`MllpServer::serve`] waits after an accept error that is not about one
+/// connection (out of file descriptors, out of memory) before accepting again.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Accepts connections on `listener` and serves each on its own task with
-/// [`serve_connection`], for as long as the returned future is polled.
+/// An MLLP server with its limits: how long a connection may go without completing a
+/// frame, and how many connections it serves at once. [`serve`] and [`serve_connection`]
+/// run one with the defaults.
+///
+/// A connection that completes no frame within the idle timeout (a silent peer, or one
+/// stuck in the middle of a message) is closed, its partial frame dropped unanswered so
+/// the sender resends it; so is one that leaves a reply unread that long. A connection beyond the cap is accepted and closed at once, so
+/// the peer sees a close rather than a hang in the listen backlog.
+///
+/// ```
+/// use std::time::Duration;
+/// use mllp_hl7::{MllpCodec, MllpServer, auto_ack};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let server = MllpServer::new(MllpCodec::new())
+///     .idle_timeout(Some(Duration::from_secs(30)))
+///     .max_connections(8);
+/// tokio::spawn(async move { server.serve(listener, |frame| async move { auto_ack(&frame) }).await });
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MllpServer {
+    codec: MllpCodec,
+    idle_timeout: Option<Duration>,
+    max_connections: usize,
+}
+
+impl MllpServer {
+    /// The default idle timeout: 10 minutes, as the router's `idletimeout`.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+    /// The default cap on simultaneous connections, as the router's `maxconnections`.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+
+    /// A server decoding and encoding with `codec`, with the default limits.
+    #[must_use]
+    pub fn new(codec: MllpCodec) -> Self {
+        Self {
+            codec,
+            idle_timeout: Some(Self::DEFAULT_IDLE_TIMEOUT),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
+    /// Closes a connection that completes no frame for this long; `None` never does
+    /// (for peers that hold one connection open for days between messages).
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Serves at most this many connections at once (at least 1).
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Accepts connections on `listener` and serves each on its own task with
+    /// [`serve_connection`](Self::serve_connection), for as long as the returned future is
+    /// polled. Accept errors are handled as [`serve`] describes.
+    ///
+    /// # Errors
+    ///
+    /// It does not return.
+    pub async fn serve<H, F>(&self, listener: TcpListener, handler: H) -> io::Result<()>
+    where
+        H: Fn(MllpFrame) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Option<Response>> + Send + 'static,
+    {
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _peer)) => stream,
+                Err(error) if is_about_one_connection(&error) => continue,
+                // Typically out of file descriptors: connections that end free some.
+                Err(_) => {
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                // Over the cap: dropping the stream closes it.
+                continue;
+            };
+            // Only a latency hint; a peer that reset already fails it on some systems.
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                // A failing connection ends only itself.
+                let _ = server.serve_connection(stream, handler).await;
+                drop(slot);
+            });
+        }
+    }
+
+    /// Serves one connection as [`serve_connection`] does, closing it when it completes no
+    /// frame, or does not take a reply, within the idle timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] when the transport fails or a response cannot be framed;
+    /// [`CodecError::Io`] of kind [`TimedOut`](io::ErrorKind::TimedOut) when the
+    /// connection was idle too long.
+    pub async fn serve_connection<S, H, F>(&self, stream: S, handler: H) -> Result<(), CodecError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        H: Fn(MllpFrame) -> F,
+        F: Future<Output = Option<Response>>,
+    {
+        let mut framed = Framed::new(stream, self.codec.clone());
+        loop {
+            let Some(frame) = self.bounded(framed.next()).await? else {
+                return Ok(());
+            };
+            let sent = match handler(frame?).await {
+                Some(Response::Message(reply)) => self.bounded(framed.send(&reply[..])).await,
+                Some(Response::Commit(commit)) => self.bounded(framed.send(commit)).await,
+                None => continue,
+            };
+            sent??;
+        }
+    }
+
+    /// `future`, given up after the idle timeout: a peer that stops reading its replies
+    /// must not hold a connection slot for ever either.
+    async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T, CodecError> {
+        match self.idle_timeout {
+            Some(idle) => tokio::time::timeout(idle, future)
+                .await
+                .map_err(|_| idle_error(idle)),
+            None => Ok(future.await),
+        }
+    }
+}
+
+/// The error a connection ends with when it completes no frame within `idle`.
+fn idle_error(idle: Duration) -> CodecError {
+    CodecError::Io(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "idle for {} s (no complete message, or a reply left unread): connection closed",
+            idle.as_secs_f64()
+        ),
+    ))
+}
+
+/// Accepts connections on `listener` and serves each on its own task, for as long as the
+/// returned future is polled, with [`MllpServer`]'s default limits: a connection that
+/// completes no frame for 10 minutes is closed, and at most 64 are served at once.
 ///
 /// An accept error does not end it: one about a single connection (reset or aborted
 /// before it was accepted) is skipped, any other (out of file descriptors, out of
@@ -114,25 +269,7 @@ where
     H: Fn(MllpFrame) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Option<Response>> + Send + 'static,
 {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
-            Err(error) if is_about_one_connection(&error) => continue,
-            // Typically out of file descriptors: connections that end free some.
-            Err(_) => {
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                continue;
-            }
-        };
-        // Only a latency hint; a peer that reset already fails it on some systems.
-        let _ = stream.set_nodelay(true);
-        let codec = codec.clone();
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            // A failing connection ends only itself.
-            let _ = serve_connection(stream, codec, handler).await;
-        });
-    }
+    MllpServer::new(codec).serve(listener, handler).await
 }
 
 /// Whether an accept error concerns only the connection being accepted.
@@ -150,11 +287,14 @@ fn is_about_one_connection(error: &io::Error) -> bool {
 /// Serves one connection: every decoded frame (messages, commit blocks, junk and
 /// refused frames alike) goes to `handler` in order, and its response, if any, is sent
 /// before the next frame is handled, so pipelined messages get their replies in order.
-/// Returns when the peer closes the connection.
+/// Returns when the peer closes the connection, or when it completes no frame for
+/// [`MllpServer::DEFAULT_IDLE_TIMEOUT`] (see [`MllpServer::serve_connection`] to choose).
 ///
 /// # Errors
 ///
-/// [`CodecError`] when the transport fails or a response cannot be framed.
+/// [`CodecError`] when the transport fails or a response cannot be framed;
+/// [`CodecError::Io`] of kind [`TimedOut`](io::ErrorKind::TimedOut) when the connection
+/// was idle too long.
 pub async fn serve_connection<S, H, F>(
     stream: S,
     codec: MllpCodec,
@@ -165,13 +305,7 @@ where
     H: Fn(MllpFrame) -> F,
     F: Future<Output = Option<Response>>,
 {
-    let mut framed = Framed::new(stream, codec);
-    while let Some(frame) = framed.next().await {
-        match handler(frame?).await {
-            Some(Response::Message(reply)) => framed.send(&reply[..]).await?,
-            Some(Response::Commit(commit)) => framed.send(commit).await?,
-            None => {}
-        }
-    }
-    Ok(())
+    MllpServer::new(codec)
+        .serve_connection(stream, handler)
+        .await
 }
