@@ -8,7 +8,7 @@
 //!   increased imprecision, random outliers) — what QC software is tested with.
 //! - [`Evaluator`] and [`RuleSet`]: Westgard evaluation of each value against the history of its control
 //!   lot (`1-2s`, `1-3s`, `2-2s`, `R-4s`, `3-1s`, `4-1s`, `7T`, `10x`, and optional `2of3-2s`, `6x`,
-//!   `8x`, `9x`, `12x`); [`MultiLevelEvaluator`] pools several levels for the across-level rules.
+//!   `8x`, `9x`, `12x`); [`MultiLevelEvaluator`] applies them per level and across levels.
 //! - [`ControlId`] and [`SampleNamePattern`]: the labels QC travels under (ASTM `Q.3`, HL7 specimen ID,
 //!   QC file sample names).
 //! - [`levey_jennings_svg`]: the chart.

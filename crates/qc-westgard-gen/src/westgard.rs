@@ -319,13 +319,16 @@ impl RuleSet {
         set
     }
 
-    /// No rules; add them with [`RuleSet::set`].
+    /// No rules; add them with [`RuleSet::set`]. z is rounded to 4 decimals as in
+    /// [`RuleSet::openelis`], so a value exactly k SD from the mean is judged at k SD (the
+    /// binary quotient of `7.13 − 6.2` by `0.31` is 2.999999999999999); set
+    /// [`z_decimals`](Self::z_decimals) to `None` for the unrounded quotient.
     pub fn empty() -> Self {
         Self {
             rules: Vec::new(),
             history_limit: None,
             zero_side: ZeroSide::Negative,
-            z_decimals: None,
+            z_decimals: Some(4),
         }
     }
 
@@ -583,16 +586,30 @@ impl Evaluator {
     }
 }
 
+/// The rules [`MultiLevelEvaluator`] also applies to the z-scores of all levels pooled in run
+/// order: Westgard applies the rules on consecutive results within one control material and
+/// across materials. Not `1-2s`/`1-3s` (one value: the per-level verdict), `2-2s`/`R-4s` (compared
+/// within the run instead), nor `7T` (a trend is a trend of one material).
+const POOLED_RULES: [Rule; 8] = [
+    Rule::ThreeOneS,
+    Rule::FourOneS,
+    Rule::TenX,
+    Rule::TwoOfThreeTwoS,
+    Rule::SixX,
+    Rule::EightX,
+    Rule::NineX,
+    Rule::TwelveX,
+];
+
 /// Westgard evaluation of several control levels measured together in each run.
 ///
-/// Within-level rules (the eight OpenELIS rules) use each level's own history; the across-level
-/// rules (`2of3-2s`, `6x`, `8x`, `9x`, `12x`) look at the z-scores of all levels pooled in run
-/// order (level order within a run), so that, say, three highs and three lows on the same side
-/// make a `6x`. `4-1s` and `10x` are applied both per level and to the pooled sequence (two runs
-/// of two levels all beyond +1 SD are a `4-1s`). Within each run, `2-2s` and `R-4s` (if enabled)
-/// also compare the levels with each other, as Westgard defines them: two levels beyond 2 SD on
-/// the same side are a `2-2s`, one beyond +2 SD and another beyond −2 SD an `R-4s`; the levels
-/// involved get the violation.
+/// Every rule is applied to each level's own history (one control material across runs). The
+/// rules on consecutive results (`3-1s`, `4-1s`, `10x`, `2of3-2s`, `6x`, `8x`, `9x`, `12x`) are
+/// also applied to the z-scores of all levels pooled in run order (level order within a run), so
+/// that three levels of one run beyond +1 SD are a `3-1s`, and two runs of two levels all beyond
+/// +1 SD a `4-1s`. Within each run, `2-2s` and `R-4s` (if enabled) also compare the levels with
+/// each other, as Westgard defines them: two levels beyond 2 SD on the same side are a `2-2s`,
+/// one beyond +2 SD and another beyond −2 SD an `R-4s`; the levels involved get the violation.
 #[derive(Debug, Clone)]
 pub struct MultiLevelEvaluator {
     per_level: Vec<Evaluator>,
@@ -600,29 +617,18 @@ pub struct MultiLevelEvaluator {
 }
 
 impl MultiLevelEvaluator {
-    /// One `(mean, sd)` per level and a rule set; rules whose name is one of the across-level rules
-    /// are applied to the pooled sequence, the others per level; `4-1s` and `10x`, which Westgard
-    /// applies within one control material or across materials, to both.
+    /// One `(mean, sd)` per level and a rule set, applied per level and, for the rules on
+    /// consecutive results, to the pooled sequence (see [`MultiLevelEvaluator`]).
     ///
     /// # Errors
     ///
     /// [`QcError::InvalidMean`] or [`QcError::InvalidSd`] (naming the level, `level 0` first)
     /// as [`Evaluator::new`] for any level.
     pub fn new(levels: &[(f64, f64)], rules: RuleSet) -> Result<Self, QcError> {
-        let across = [
-            Rule::TwoOfThreeTwoS,
-            Rule::SixX,
-            Rule::EightX,
-            Rule::NineX,
-            Rule::TwelveX,
-        ];
-        let both = [Rule::FourOneS, Rule::TenX];
-        let mut within = rules.clone();
+        let within = rules.clone();
         let mut pooled = rules;
         for rule in Rule::ALL {
-            if across.contains(&rule) {
-                within.remove(rule);
-            } else if !both.contains(&rule) {
+            if !POOLED_RULES.contains(&rule) {
                 pooled.remove(rule);
             }
         }

@@ -199,11 +199,46 @@ fn multi_level_pools_levels_for_across_level_rules() {
     assert!(e.push_run(&[1.0]).is_err());
 }
 
+/// No rules, and z the unrounded binary quotient.
+fn unrounded() -> RuleSet {
+    let mut rules = RuleSet::empty();
+    rules.z_decimals = None;
+    rules
+}
+
+/// A rule set built up from `RuleSet::empty()` judges a value exactly k SD out at k SD. It
+/// kept z unrounded, and the binary quotient falls a hair short: 7.13 on 6.2 ± 0.31 (a
+/// `Shift(3)`) was 2.999999999999999 SD, a warning instead of a 1-3s rejection.
+#[test]
+fn rules_built_from_empty_judge_a_value_on_a_limit_at_the_limit() {
+    use qc_westgard_gen::{Deviation, QcGenerator};
+    let mut rules = RuleSet::empty();
+    rules
+        .set(Rule::OneTwoS, Severity::Warning)
+        .set(Rule::OneThreeS, Severity::Rejection)
+        .set(Rule::FourOneS, Severity::Rejection);
+    let shifted = |target: f64, sd: f64, k: f64| {
+        QcGenerator::seeded(1).value(target, sd, Deviation::Shift(k))
+    };
+    let mut e = Evaluator::new(6.2, 0.31, rules.clone()).unwrap();
+    let judged = e.push(shifted(6.2, 0.31, 3.0)).unwrap();
+    assert_eq!(judged.z, 3.0);
+    assert_eq!(judged.status, Status::Rejected, "{judged:?}");
+    let mut e = Evaluator::new(1.05, 0.084, rules.clone()).unwrap();
+    assert_eq!(
+        e.push(shifted(1.05, 0.084, 2.0)).unwrap().violation_names(),
+        vec!["1-2s"]
+    );
+    let mut e = Evaluator::new(1.1, 0.1, rules).unwrap();
+    let judged = e.evaluate_all(&[1.2; 4]).unwrap();
+    assert_eq!(judged[3].violation_names(), vec!["4-1s"]);
+}
+
 #[test]
 fn z_is_rounded_to_four_decimals_in_openelis_mode() {
     let mut e = Evaluator::new(100.0, 3.0, RuleSet::openelis()).unwrap();
     assert_eq!(e.push(101.0).unwrap().z, 0.3333);
-    let mut raw = Evaluator::new(100.0, 3.0, RuleSet::empty()).unwrap();
+    let mut raw = Evaluator::new(100.0, 3.0, unrounded()).unwrap();
     assert!((raw.push(101.0).unwrap().z - 1.0 / 3.0).abs() < 1e-15);
 }
 
@@ -274,7 +309,7 @@ fn a_value_a_hair_below_the_mean_has_z_zero_not_minus_zero() {
         json,
         r#"{"value":99.99999,"z":0.0,"violations":[],"status":"accepted"}"#
     );
-    let mut raw = Evaluator::new(0.0, 1.0, RuleSet::empty()).unwrap();
+    let mut raw = Evaluator::new(0.0, 1.0, unrounded()).unwrap();
     assert!(raw.push(-0.0).unwrap().z.is_sign_positive());
 }
 
@@ -413,8 +448,10 @@ fn multi_level_applies_4_1s_and_10x_across_levels() {
     let first = e.push_run(&[115.0, 230.0]).unwrap();
     assert!(first.iter().all(|l| l.violations.is_empty()), "{first:?}");
     let second = e.push_run(&[112.0, 226.0]).unwrap();
-    assert_eq!(second[0].violation_names(), Vec::<&str>::new());
-    assert_eq!(second[1].violation_names(), vec!["4-1s"]);
+    // The third value beyond +1 SD in a row is a 3-1s (a warning in OpenELIS's rule set).
+    assert_eq!(second[0].violation_names(), vec!["3-1s"]);
+    assert_eq!(second[0].status, Status::Warning);
+    assert_eq!(second[1].violation_names(), vec!["3-1s", "4-1s"]);
     assert_eq!(second[1].status, Status::Rejected);
 
     // One level below +1 SD breaks it.
@@ -448,6 +485,55 @@ fn multi_level_applies_4_1s_and_10x_across_levels() {
                     && !l.violations.contains(&Rule::TenX)),
             "{run:?}"
         );
+    }
+}
+
+/// Westgard applies the rules on consecutive results within one control material as well as
+/// across materials. The multi-level evaluator applied `2of3-2s` and the x-rules only to the
+/// pooled levels and `3-1s` only per level, so a level drifting alone (or three levels of one
+/// run beyond +1 SD) went unflagged.
+#[test]
+fn multi_level_applies_the_consecutive_rules_per_level_and_across_levels() {
+    // One level 0.5 SD high every run, the other alternating around its mean: the pooled
+    // sequence never has six in a row on one side, level 0 alone does.
+    let levels = [(100.0, 10.0), (200.0, 10.0)];
+    let mut e = MultiLevelEvaluator::new(&levels, RuleSet::extended()).unwrap();
+    let mut first_flags = Vec::new();
+    for run in 1..=9 {
+        let other = if run % 2 == 0 { 205.0 } else { 195.0 };
+        let judged = e.push_run(&[105.0, other]).unwrap();
+        if !judged[0].violations.is_empty() && first_flags.is_empty() {
+            first_flags = judged[0].violation_names();
+            assert_eq!(run, 6, "{judged:?}");
+        }
+        assert!(judged[1].violations.is_empty(), "run {run}: {judged:?}");
+        if run == 8 {
+            assert!(judged[0].violations.contains(&Rule::EightX), "{judged:?}");
+        }
+        if run == 9 {
+            assert!(judged[0].violations.contains(&Rule::NineX), "{judged:?}");
+        }
+    }
+    assert_eq!(first_flags, vec!["6x"]);
+
+    // 2of3-2s within one level: 121, 100, 121 on level 0 while level 1 sits on its mean.
+    let mut e = MultiLevelEvaluator::new(&levels, RuleSet::extended()).unwrap();
+    let mut last = Vec::new();
+    for value in [121.0, 100.0, 121.0] {
+        last = e.push_run(&[value, 200.0]).unwrap();
+    }
+    assert!(
+        last[0].violations.contains(&Rule::TwoOfThreeTwoS),
+        "{last:?}"
+    );
+    assert!(last[1].violations.is_empty(), "{last:?}");
+
+    // 3-1s across three levels of one run, in OpenELIS's rule set as in the extended one.
+    for rules in [RuleSet::openelis(), RuleSet::extended()] {
+        let three = [(100.0, 10.0), (200.0, 10.0), (300.0, 10.0)];
+        let mut e = MultiLevelEvaluator::new(&three, rules).unwrap();
+        let run = e.push_run(&[115.0, 215.0, 315.0]).unwrap();
+        assert!(run[2].violations.contains(&Rule::ThreeOneS), "{run:?}");
     }
 }
 
