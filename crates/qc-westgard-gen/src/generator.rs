@@ -20,13 +20,20 @@ pub enum Deviation {
 #[derive(Debug, Clone)]
 pub struct QcGenerator {
     rng: Xoshiro256PlusPlus,
+    /// Whether a series value is an outlier is drawn from its own stream, so that adding an
+    /// outlier disturbance leaves every other value as the undisturbed series has it.
+    outlier_rng: Xoshiro256PlusPlus,
 }
+
+/// Mixed into the seed of the outlier stream (any constant: it only has to differ from 0).
+const OUTLIER_STREAM: u64 = 0x6f75_746c_6965_7273;
 
 impl QcGenerator {
     /// A reproducible generator.
     pub fn seeded(seed: u64) -> Self {
         Self {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            outlier_rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ OUTLIER_STREAM),
         }
     }
 
@@ -34,6 +41,7 @@ impl QcGenerator {
     pub fn from_entropy() -> Self {
         Self {
             rng: rand::make_rng(),
+            outlier_rng: rand::make_rng(),
         }
     }
 
@@ -46,6 +54,11 @@ impl QcGenerator {
     /// stream so that one seed fixes everything.
     pub fn rng(&mut self) -> &mut Xoshiro256PlusPlus {
         &mut self.rng
+    }
+
+    /// The stream outlier disturbances draw from.
+    pub(crate) fn outlier_rng(&mut self) -> &mut Xoshiro256PlusPlus {
+        &mut self.outlier_rng
     }
 
     /// One standard-normal draw.

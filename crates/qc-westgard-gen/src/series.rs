@@ -313,8 +313,8 @@ impl QcGenerator {
                 }
                 DisturbanceKind::Imprecision { factor } => scatter_factor *= factor,
                 DisturbanceKind::Outliers { probability, k_sd } => {
-                    if self.rng().random_bool(probability) {
-                        let sign = if self.rng().random_bool(0.5) {
+                    if self.outlier_rng().random_bool(probability) {
+                        let sign = if self.outlier_rng().random_bool(0.5) {
                             1.0
                         } else {
                             -1.0

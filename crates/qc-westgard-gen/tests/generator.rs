@@ -154,6 +154,40 @@ fn outliers_appear_with_the_given_probability_on_the_chosen_level() {
     assert!((up / (up + down) - 0.5).abs() < 0.08);
 }
 
+/// With one seed, a series with an outlier disturbance is the undisturbed series with some
+/// values moved by ±k SD, as with the other disturbances. The outlier draws came from the
+/// scatter's stream, so even a probability of 0 changed every later value.
+#[test]
+fn outliers_leave_the_other_values_of_the_seeded_series_unchanged() {
+    let spec = || SeriesSpec::daily(400, vec![ControlLevel::new("N", 100.0, 5.0)], start());
+    let values = |spec: &SeriesSpec| -> Vec<f64> {
+        QcGenerator::seeded(7)
+            .series(spec)
+            .unwrap()
+            .iter()
+            .map(|r| r.values[0])
+            .collect()
+    };
+    let baseline = values(&spec());
+    assert_eq!(
+        values(&spec().with(Disturbance::outliers(3, 0.0, 4.0))),
+        baseline
+    );
+    let disturbed = values(&spec().with(Disturbance::outliers(3, 0.2, 4.0)));
+    let mut moved = 0;
+    for (run, (d, b)) in disturbed.iter().zip(&baseline).enumerate() {
+        if d != b {
+            assert!(run >= 3, "run {run} is before the disturbance");
+            assert!(((d - b).abs() - 20.0).abs() < 1e-9, "run {run}: {d} vs {b}");
+            moved += 1;
+        }
+    }
+    assert!(
+        (40..=120).contains(&moved),
+        "{moved} of 397 moved at p = 0.2"
+    );
+}
+
 #[test]
 fn invalid_specs_are_errors() {
     let level = || vec![ControlLevel::new("N", 100.0, 5.0)];
