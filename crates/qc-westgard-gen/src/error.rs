@@ -43,6 +43,14 @@ pub enum QcError {
         /// The rejected value.
         value: f64,
     },
+    /// A result of one level of a multi-level run that is not a finite number.
+    #[error("invalid result {value} for level {level} (counting from 0): must be a finite number")]
+    InvalidLevelValue {
+        /// The level's position in the run.
+        level: usize,
+        /// The rejected value.
+        value: f64,
+    },
     /// A series whose run times fall outside the calendar that can be represented.
     #[error("invalid series: {reason}")]
     InvalidSeries {

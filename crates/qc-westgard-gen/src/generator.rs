@@ -66,13 +66,16 @@ impl QcGenerator {
         StandardNormal.sample(&mut self.rng)
     }
 
-    /// One QC value. `Shift(k)` is exact: `target + k × sd`. `Random` draws from N(target, sd); an
-    /// SD that is zero, negative or not finite yields the target.
+    /// One QC value. `Shift(k)` is exact: `target + k × sd`. `Random` draws from N(target, sd).
+    /// With either, an SD that is zero, negative or not finite yields the target (a negative
+    /// SD mirrored a shift, and NaN made the value NaN).
     pub fn value(&mut self, target: f64, sd: f64, deviation: Deviation) -> f64 {
+        if !(sd.is_finite() && sd > 0.0) {
+            return target;
+        }
         match deviation {
             Deviation::Shift(k) => target + k * sd,
-            Deviation::Random if sd.is_finite() && sd > 0.0 => target + sd * self.standard_normal(),
-            Deviation::Random => target,
+            Deviation::Random => target + sd * self.standard_normal(),
         }
     }
 }

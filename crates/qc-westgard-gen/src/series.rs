@@ -204,18 +204,21 @@ impl SeriesSpec {
                 ),
             });
         }
-        for level in &self.levels {
+        for (index, level) in self.levels.iter().enumerate() {
+            // A level without a name is named by its position.
+            let what = if level.name.trim().is_empty() {
+                format!("level {index} (counting from 0)")
+            } else {
+                format!("level {}", level.name)
+            };
             if !level.mean.is_finite() {
                 return Err(QcError::InvalidMean {
-                    what: format!("level {}", level.name),
+                    what,
                     mean: level.mean,
                 });
             }
             if !(level.sd.is_finite() && level.sd > 0.0) {
-                return Err(QcError::InvalidSd {
-                    what: format!("level {}", level.name),
-                    sd: level.sd,
-                });
+                return Err(QcError::InvalidSd { what, sd: level.sd });
             }
         }
         self.disturbances

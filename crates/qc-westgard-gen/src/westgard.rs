@@ -163,7 +163,13 @@ impl FromStr for Rule {
         Self::ALL
             .into_iter()
             .find(|r| squash(r.name()) == wanted || r.openelis_code() == Some(s))
-            .ok_or_else(|| format!("unknown westgard rule {s:?}"))
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
+                format!(
+                    "unknown westgard rule {s:?} (known: {}, or OpenELIS's codes)",
+                    known.join(", ")
+                )
+            })
     }
 }
 
@@ -652,7 +658,8 @@ impl MultiLevelEvaluator {
     /// # Errors
     ///
     /// [`QcError::LevelCount`] when `values` does not hold one value per level, and
-    /// [`QcError::InvalidValue`] for NaN or an infinity; in both cases no history changes.
+    /// [`QcError::InvalidLevelValue`] for NaN or an infinity (naming the first such level); in
+    /// both cases no history changes.
     pub fn push_run(&mut self, values: &[f64]) -> Result<Vec<Evaluation>, QcError> {
         if values.len() != self.per_level.len() {
             return Err(QcError::LevelCount {
@@ -661,8 +668,8 @@ impl MultiLevelEvaluator {
             });
         }
         // All or nothing: a run with one bad value leaves every history untouched.
-        if let Some(&value) = values.iter().find(|v| !v.is_finite()) {
-            return Err(QcError::InvalidValue { value });
+        if let Some((level, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(QcError::InvalidLevelValue { level, value });
         }
         let mut out = Vec::with_capacity(values.len());
         for (evaluator, value) in self.per_level.iter_mut().zip(values) {

@@ -71,6 +71,18 @@ fn reference_deviation_values() {
     assert_eq!(g.value(32.0, 0.5, Deviation::Shift(3.0)), 33.5);
 }
 
+/// An SD that is not a finite number above 0 yields the target for a shift as for a random
+/// draw: a negative SD mirrored the shift (100 − 5 × 2 = 90) and NaN made the value NaN.
+#[test]
+fn an_unusable_sd_yields_the_target_whatever_the_deviation() {
+    let g = &mut QcGenerator::seeded(0);
+    for sd in [-5.0, 0.0, f64::NAN, f64::INFINITY] {
+        for deviation in [Deviation::Random, Deviation::Shift(2.0)] {
+            assert_eq!(g.value(100.0, sd, deviation), 100.0, "{sd} {deviation:?}");
+        }
+    }
+}
+
 fn start() -> chrono::NaiveDateTime {
     NaiveDate::from_ymd_opt(2026, 3, 1)
         .unwrap()
@@ -203,6 +215,19 @@ fn invalid_specs_are_errors() {
         let err = QcGenerator::seeded(1).series(&spec).unwrap_err();
         assert!(!err.to_string().is_empty());
     }
+    // A level without a name is named by its position ("for level : " named nothing).
+    let unnamed = vec![
+        ControlLevel::new("N", 100.0, 5.0),
+        ControlLevel::new("", 100.0, -1.0),
+    ];
+    let err = QcGenerator::seeded(1)
+        .series(&SeriesSpec::daily(3, unnamed, start()))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid standard deviation -1 for level 1 (counting from 0):"),
+        "{err}"
+    );
     // A series too large to hold is refused before anything is allocated (it aborted the
     // process: `memory allocation of 103079215056 bytes failed`).
     let mut huge = SeriesSpec::daily(i32::MAX as usize, level(), start());

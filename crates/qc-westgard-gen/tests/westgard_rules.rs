@@ -260,7 +260,13 @@ fn rule_names_parse_back() {
         }
     }
     assert_eq!("1_2S".parse::<Rule>().unwrap(), Rule::OneTwoS);
-    assert!("5x".parse::<Rule>().is_err());
+    // The refusal lists what is known.
+    let err = "1-4s".parse::<Rule>().unwrap_err();
+    assert!(
+        err.starts_with("unknown westgard rule \"1-4s\" (known: 1-2s, 1-3s, 2-2s"),
+        "{err}"
+    );
+    assert!(err.contains(", 12x, or OpenELIS's codes)"), "{err}");
 }
 
 #[test]
@@ -292,7 +298,11 @@ fn non_finite_results_are_refused_and_leave_the_history_alone() {
     let mut levels =
         MultiLevelEvaluator::new(&[(100.0, 10.0), (200.0, 20.0)], RuleSet::openelis()).unwrap();
     let err = levels.push_run(&[121.0, f64::NAN]).unwrap_err();
-    assert!(err.to_string().starts_with("invalid result NaN"), "{err}");
+    // Which level it was: the message did not say.
+    assert_eq!(
+        err.to_string(),
+        "invalid result NaN for level 1 (counting from 0): must be a finite number"
+    );
     // All or nothing: the first level's 121 was not recorded, so this is no 2-2s.
     let run = levels.push_run(&[121.0, 200.0]).unwrap();
     assert!(!run[0].violations.contains(&Rule::TwoTwoS), "{run:?}");
