@@ -168,9 +168,20 @@ fn glob_regex(glob: &str) -> String {
     out
 }
 
-/// A number as Python's `repr` writes it (`198.0`, `6.2`, `0.2175`).
+/// A number as Python's `repr` writes it (`198.0`, `6.2`, `0.2175`, `6e-05`, `1e+16`).
 fn number(value: f64) -> String {
-    format!("{value:?}")
+    // Rust's `Debug` picks the same digits and switches to an exponent at the same magnitudes
+    // (below 1e-4, from 1e16); Python writes the exponent signed and with two digits at least.
+    let text = format!("{value:?}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let (sign, digits) = exponent
+                .strip_prefix('-')
+                .map_or(("+", exponent), |digits| ("-", digits));
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => text,
+    }
 }
 
 /// How the template identifies itself to the bridge: the ASTM H.5 sender, the HL7 MSH-3
@@ -500,8 +511,11 @@ fn write_analyzer(w: &mut String, t: &Template, ts: &str, lots: &mut usize) -> s
             )?;
             continue;
         };
-        let sd =
-            qc_westgard_gen::round_to(qc_westgard_gen::sd_for(target, control.sd, a.category), 5);
+        // `round(target × %, 5)` as the reference computes it, in binary, ties to even.
+        let sd = qc_westgard_gen::python_round(
+            qc_westgard_gen::sd_for(target, control.sd, a.category),
+            5,
+        );
         *lots += 1;
         write_qc_lot(w, t, field, control, target, sd)?;
     }
@@ -619,4 +633,27 @@ fn uuid_v4(rng: &mut Xoshiro256PlusPlus) -> String {
         &hex[16..20],
         &hex[20..32]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    /// As Python's `repr(float)` spells them.
+    #[test]
+    fn numbers_are_spelled_as_python_repr() {
+        for (value, python) in [
+            (198.0, "198.0"),
+            (0.2175, "0.2175"),
+            (0.0001, "0.0001"),
+            (6e-5, "6e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e16, "1e+16"),
+            (1.5e20, "1.5e+20"),
+            (1e100, "1e+100"),
+            (-2.5e-300, "-2.5e-300"),
+        ] {
+            assert_eq!(number(value), python);
+        }
+    }
 }

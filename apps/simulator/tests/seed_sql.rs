@@ -279,3 +279,27 @@ fn outside_literals_and_comments(sql: &str) -> String {
     }
     code
 }
+
+/// A control's SD is `round(target × %, 5)` computed as the reference's Python does: on the
+/// binary value, ties to even. 0.0013 × 5 % is 6.4999…e-5 in binary, so 0.00006; the decimal
+/// half-up rounding wrote 0.00007, and Rust's spelling `7e-5` where Python's `repr` writes
+/// `7e-05`.
+#[test]
+fn control_sds_are_rounded_as_python_rounds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let micros = include_str!("../../../templates/horiba_micros60.json");
+    let mut template: serde_json::Value = serde_json::from_str(micros).unwrap();
+    template["qc_controls"][0]["target"] = 0.0013.into();
+    std::fs::write(
+        dir.path().join("horiba_micros60.json"),
+        template.to_string(),
+    )
+    .unwrap();
+    let sql = seed_sql_with(&["--templates-dir", &dir.path().display().to_string()]);
+    let lot = sql
+        .lines()
+        .find(|l| l.contains("INSERT INTO clinlims.qc_control_lot") && l.contains("'LOT-WBC-N'"))
+        .unwrap();
+    // In Python's spelling: `6e-05` (Rust's own is `6e-5`).
+    assert!(lot.contains(", 20, 0.0013, 6e-05, NOW()"), "{lot}");
+}

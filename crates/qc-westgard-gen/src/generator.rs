@@ -100,6 +100,23 @@ pub fn decimals_for_sd(sd: f64, min: u32) -> u32 {
     (1.0 - sd.log10().floor()).clamp(f64::from(min), f64::from(max)) as u32
 }
 
+/// Python's `round(value, decimals)`: the binary value correctly rounded, ties to even. What the
+/// OpenELIS mock computes, so a reference's figures are reproduced digit for digit where the
+/// decimal rounding of [`round_to`] would differ: 0.0013 × 5 % is 6.4999…e-5 in binary.
+///
+/// ```
+/// # use qc_westgard_gen::{python_round, round_to};
+/// assert_eq!(python_round(0.0013 * 0.05, 5), 0.00006);
+/// assert_eq!(round_to(0.0013 * 0.05, 5), 0.00007);
+/// assert_eq!(python_round(5.8 + 3.5 * 0.29, 2), 6.81); // 6.81499…
+/// assert_eq!(python_round(2.5, 0), 2.0);
+/// ```
+pub fn python_round(value: f64, decimals: u32) -> f64 {
+    // Rust formats the exact binary value correctly rounded, ties to even, as Python rounds.
+    let decimals = decimals as usize;
+    format!("{value:.decimals$}").parse().unwrap_or(value)
+}
+
 /// Rounds to `decimals` places, halves away from zero, working on the shortest decimal
 /// representation so that 1.005 rounds to 1.01 as a person expects (not to 1.00 as `f64` would).
 ///

@@ -65,7 +65,7 @@ pub use category::{Category, sd_for};
 pub use chart::{ChartSpec, levey_jennings_svg};
 pub use control::{ControlId, SampleNamePattern};
 pub use error::QcError;
-pub use generator::{Deviation, QcGenerator, decimals_for_sd, round_to};
+pub use generator::{Deviation, QcGenerator, decimals_for_sd, python_round, round_to};
 pub use series::{
     ControlLevel, Disturbance, DisturbanceKind, MAX_SERIES_VALUES, QcRun, Scatter, SeriesSpec,
 };

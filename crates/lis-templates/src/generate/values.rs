@@ -1,6 +1,6 @@
 //! Choosing and spelling result values.
 
-use qc_westgard_gen::{Category, Deviation, decimals_for_sd, round_to, sd_for};
+use qc_westgard_gen::{Category, Deviation, decimals_for_sd, python_round, round_to, sd_for};
 use rand::RngExt;
 use serde_json::Number;
 
@@ -22,12 +22,6 @@ pub(super) fn python_float(v: f64) -> String {
     } else {
         format!("{v}")
     }
-}
-
-/// Python's `round(v, decimals)`: correctly rounded on the binary value, ties to even (what the
-/// reference does, so 5.8 + 3.5 × 0.29 = 6.81499… gives 6.81).
-pub(super) fn python_round(v: f64, decimals: usize) -> f64 {
-    format!("{v:.decimals$}").parse().unwrap_or(v)
 }
 
 /// The shortest round-trip digits, whole numbers without a decimal point.
