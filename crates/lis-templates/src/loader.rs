@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::TemplateError;
+use crate::generate::files::MAX_METADATA_ROWS;
 use crate::model::{NormalRange, Template};
 use crate::schema;
 
@@ -304,6 +305,17 @@ pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template
                 "must be finite".into(),
             ));
         }
+    }
+    if let Some(rows) = template.file_config.as_ref().and_then(|c| c.skip_rows)
+        && u64::from(rows) > MAX_METADATA_ROWS
+    {
+        // Each row is written out: u32::MAX of them asked for 100 GB.
+        return Err(schema_error(
+            "$.file_config.skipRows".into(),
+            format!(
+                "{rows} metadata rows before the header; at most {MAX_METADATA_ROWS} are supported"
+            ),
+        ));
     }
     if let Some((path, reason)) = check_fields(&template) {
         return Err(schema_error(path, reason));

@@ -1044,33 +1044,35 @@ fn concurrent_writes_of_one_name_publish_whole_files() {
 
 /// A template asking for an absurd number of metadata rows before the header is an error that
 /// names the key. Before, the rows were built regardless: `skipRows` 2,000,000 wrote two million
-/// empty lines, and 4,000,000,000 aborted the process trying to allocate 96 GB.
+/// empty lines, and 4,000,000,000 aborted the process trying to allocate 96 GB (in the
+/// instrument layouts first, then still in the generic file of `generate`).
 #[test]
 fn absurd_metadata_row_counts_are_errors_not_allocations() {
-    for (name, from, to, key) in [
-        (
-            "multiskan_fc",
-            "\"skipRows\": 0",
-            "\"skipRows\": 2000000",
-            "file_config.skipRows",
-        ),
-        (
-            "quantstudio7_xls",
-            "\"metadataRowCount\": 46",
-            "\"metadataRowCount\": 2000000",
-            "excelFormat.metadataRowCount",
-        ),
-    ] {
-        let template = edited_template(name, from, to);
-        let e = files::render(&template, &minter(), &options(1, 1))
-            .map(|f| f.file.bytes.len())
-            .unwrap_err();
+    let template = edited_template(
+        "quantstudio7_xls",
+        "\"metadataRowCount\": 46",
+        "\"metadataRowCount\": 2000000",
+    );
+    let e = files::render(&template, &minter(), &options(1, 1))
+        .map(|f| f.file.bytes.len())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid option excelFormat.metadataRowCount: template quantstudio7_xls asks for \
+         2000000 metadata rows before the header; at most 10000 are supported"
+    );
+    // `skipRows` is refused when the template is loaded, for every way of generating from it.
+    for name in ["multiskan_fc", "dtprime"] {
+        let (_, source) = TemplateSet::embedded_sources()
+            .find(|(file, _)| file.trim_end_matches(".json") == name)
+            .unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(source).unwrap();
+        json["file_config"]["skipRows"] = u32::MAX.into();
+        let e = load_str(&json.to_string(), Path::new("big.json"), &Profiles::None).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!(
-                "invalid option {key}: template {name} asks for 2000000 metadata rows before \
-                 the header; at most 10000 are supported"
-            )
+            "big.json: $.file_config.skipRows: 4294967295 metadata rows before the header; at \
+             most 10000 are supported"
         );
     }
     // A usual count still works.

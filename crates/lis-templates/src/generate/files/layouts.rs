@@ -302,7 +302,7 @@ const FINECARE_COLUMNS: [&str; 40] = [
 /// Most metadata rows a template may ask for before the header: far more than any instrument
 /// writes, and few enough that a mistyped count is an error rather than an attempt to build
 /// billions of rows (an XLSX sheet holds 1,048,576 rows in all).
-const MAX_METADATA_ROWS: u64 = 10_000;
+pub(crate) const MAX_METADATA_ROWS: u64 = 10_000;
 
 /// Fields of the Finecare metadata line (one more than the header, as the instrument writes it).
 const FINECARE_METADATA_FIELDS: usize = 41;

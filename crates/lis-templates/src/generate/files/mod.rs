@@ -30,6 +30,7 @@
 //! ```
 
 mod layouts;
+pub(crate) use layouts::MAX_METADATA_ROWS;
 mod replay;
 pub(in crate::generate) mod table;
 mod write;
