@@ -474,7 +474,11 @@ async fn the_server_closes_a_connection_idle_past_its_timeout() {
 
     let mut stalled = TcpStream::connect(address).await.unwrap();
     stalled.write_all(b"\x0bMSH|^~\\&|A|B|C|D|").await.unwrap();
-    assert_eq!(closed_by_peer(&mut stalled).await, b"", "no reply to a partial frame");
+    assert_eq!(
+        closed_by_peer(&mut stalled).await,
+        b"",
+        "no reply to a partial frame"
+    );
 
     // Messages 100 ms apart: never idle for 300 ms, for four times that.
     let mut busy = MllpClient::connect(address).await.unwrap();
@@ -506,7 +510,10 @@ async fn an_idle_close_is_reported_as_timed_out() {
         Duration::from_millis(300),
         patient.serve_connection(server_side, |frame| async move { auto_ack(&frame) }),
     );
-    assert!(waiting.await.is_err(), "it closed a connection without a timeout");
+    assert!(
+        waiting.await.is_err(),
+        "it closed a connection without a timeout"
+    );
 }
 
 /// A peer that sends but never reads its ACKs is closed once a reply has waited the idle
