@@ -195,7 +195,7 @@ impl<'a> Hl7HostQuery<'a> {
             };
             let kind = message.message_type();
             if kind.code == b"OML" {
-                let (reply, accepted) = accept_work(&message, specimen);
+                let (reply, accepted) = accept_work(&message, specimen, self.generator.template());
                 if let Some(reply) = reply {
                     connection
                         .send(&reply[..])
@@ -264,8 +264,12 @@ impl<'a> Hl7HostQuery<'a> {
 /// The `ORL^O34` answering the LIS's work order `message` in original mode (in enhanced mode
 /// the accept ACK, if its MSH-15 asks for one), and the work it orders. A work order for
 /// another specimen than the one asked for is refused with `AR`, as LAW asks of an analyzer.
-fn accept_work(message: &Message<'_>, specimen: &str) -> (Option<Vec<u8>>, anyhow::Result<Work>) {
-    let read = Hl7Orders::read(message);
+fn accept_work(
+    message: &Message<'_>,
+    specimen: &str,
+    template: &lis_templates::Template,
+) -> (Option<Vec<u8>>, anyhow::Result<Work>) {
+    let read = Hl7Orders::read_for(message, template);
     let mut reply = AckBuilder::new(message);
     let kind = message.message_type();
     if AckMode::of(message) == AckMode::Original

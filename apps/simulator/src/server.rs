@@ -963,9 +963,10 @@ async fn serve_mllp(
         let Some(name) = &template else {
             continue;
         };
+        let t = app.template(name)?;
         let Hl7Orders {
             orders, withdrawn, ..
-        } = Hl7Orders::read(&message);
+        } = Hl7Orders::read_for(&message, t);
         for control in &withdrawn {
             tracing::info!(
                 "port {}: ORC-1 {control} withdraws an order group: no results for it",
@@ -980,7 +981,6 @@ async fn serve_mllp(
             }
             continue;
         }
-        let t = app.template(name)?;
         let options = app.options(true, None);
         let oru = Generator::new(t, &app.minter, &options)?
             .hl7_order_results_for(OrderedPatient::from_hl7(&message).as_ref(), &orders)?

@@ -336,6 +336,21 @@ async fn orm_placer_filler_and_patient_are_echoed_by_value() {
     );
 }
 
+/// An OBR-4 in the standard CE form, the analyzer's code first and a LOINC code as the
+/// alternate identifier, orders the analyzer's test. The code was taken from component 4
+/// whatever it held, so the LOINC code was reported as a test not performed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_obr_4_naming_the_test_in_component_1_orders_it() {
+    let orm = b"MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORM^O01|C8|P|2.3.1\r\
+        PID|1||P8\rORC|NW|PL-8|\rOBR|1|PL-8|FI-8|WBC^White cells^L^6690-2^Leukocytes^LN\r";
+    let (ack, oru) = orm_on_the_link(orm, &[]).await;
+    assert!(ack.contains("MSA|AA|C8"), "{ack}");
+    let obx: Vec<&str> = oru.split('\r').filter(|s| s.starts_with("OBX|")).collect();
+    assert_eq!(obx.len(), 1, "{oru}");
+    assert!(obx[0].starts_with("OBX|1|NM|WBC^"), "{oru}");
+    assert!(!oru.contains("NOT PERFORMED"), "{oru}");
+}
+
 /// An ORM in Latin-1 (MSH-18 `8859/1`) gets its patient's name back as text in the UTF-8 ORU:
 /// `É` was read as invalid UTF-8 and came back as U+FFFD.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -204,6 +204,12 @@ impl<'a> Generator<'a> {
         }
     }
 
+    /// The template this generator writes for.
+    #[must_use]
+    pub fn template(&self) -> &'a Template {
+        self.template
+    }
+
     /// What the template's protocol generates: ASTM for ASTM and RS232 templates, HL7 ORU^R01 for
     /// HL7, a file for FILE; `qc` asks for the QC variant.
     ///

@@ -8,6 +8,7 @@
 use astm_records::Charset;
 
 use super::order::{OrderGroup, OrderedPatient};
+use crate::model::Template;
 
 /// ORC-1 order control codes (HL7 table 0119) that withdraw an order rather than place it:
 /// cancel, discontinue or hold requests, and the orders cancelled, discontinued or held.
@@ -76,9 +77,11 @@ impl OrderedPatient {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hl7Orders {
     /// Each order placed, in the message's order: its placer and filler numbers (OBR-2/3,
-    /// else its ORC-2/3), its codes (OBR-4 component 4, else 1) and its service ID (OBR-4,
-    /// of its first OBR). OBR segments with the same numbers are one order; an OBR without a code orders nothing, and a message
-    /// without any order number orders nothing (the LIS could not match results to it).
+    /// else its ORC-2/3), its codes (OBR-4 component 4, else 1; see
+    /// [`read_for`](Self::read_for)) and its service ID (OBR-4, of its first OBR). OBR
+    /// segments with the same numbers are one order; an OBR without a code orders nothing, and
+    /// a message without any order number orders nothing (the LIS could not match results to
+    /// it).
     pub orders: Vec<OrderGroup>,
     /// The ORC-1 of each order group that withdraws its order
     /// ([`WITHDRAWING_ORDER_CONTROLS`]): its OBR segments order nothing.
@@ -114,6 +117,34 @@ impl Hl7Orders {
     /// ```
     #[must_use]
     pub fn read(message: &mllp_hl7::Message<'_>) -> Self {
+        Self::read_with(message, None)
+    }
+
+    /// Reads the ORC/OBR groups of `message` for an analyzer of `template`: an OBR-4 code is
+    /// whichever of component 4 (the OpenELIS form `^^^CODE^NAME`) and component 1 (a CE's
+    /// identifier, `GLU^Glucose^L^2345-7^Glucose^LN`) names one of its fields, and as
+    /// [`read`](Self::read) when neither does. `read` takes component 4 first whatever it
+    /// holds, so a standard CE carrying a LOINC code as its alternate identifier was reported
+    /// as a test not performed.
+    ///
+    /// ```
+    /// use lis_templates::{Hl7Orders, TemplateSet};
+    /// let templates = TemplateSet::embedded()?;
+    /// let orm = mllp_hl7::Message::parse(
+    ///     b"MSH|^~\\&|LIS||LAB||20260101||ORM^O01|1|P|2.3.1\rORC|NW|PL-1\r\
+    ///       OBR|1|PL-1||GLU^Glucose^L^2345-7^Glucose^LN",
+    /// )?;
+    /// let read = Hl7Orders::read_for(&orm, templates.get("mindray_bs200")?);
+    /// assert_eq!(read.orders[0].codes, ["GLU"]);
+    /// assert_eq!(Hl7Orders::read(&orm).orders[0].codes, ["2345-7"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn read_for(message: &mllp_hl7::Message<'_>, template: &Template) -> Self {
+        Self::read_with(message, Some(template))
+    }
+
+    fn read_with(message: &mllp_hl7::Message<'_>, template: Option<&Template>) -> Self {
         let mut read = Self::default();
         let mut group: Option<(mllp_hl7::Segment<'_>, bool)> = None;
         for segment in message.segments() {
@@ -162,10 +193,11 @@ impl Hl7Orders {
                     let (placer, filler) = (number(2), number(3));
                     let id = segment.field_or_empty(4);
                     let service: Vec<String> = id.components().map(|v| hl7_text(&v)).collect();
-                    let code = [4, 1]
-                        .into_iter()
-                        .filter_map(|c| service.get(c - 1))
-                        .find(|c| !c.is_empty())
+                    let candidates = [4, 1].into_iter().filter_map(|c| service.get(c - 1));
+                    let known = template
+                        .and_then(|t| candidates.clone().find(|code| t.field(code).is_some()));
+                    let code = known
+                        .or_else(|| candidates.clone().find(|c| !c.is_empty()))
                         .cloned();
                     let Some(code) = code else { continue };
                     match read
