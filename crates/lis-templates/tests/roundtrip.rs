@@ -96,7 +96,7 @@ fn check_astm(template: &Template, output: &Output, qc: bool, layout: Layout) ->
     results
 }
 
-fn check_hl7(template: &Template, output: &Output, qc: bool) -> usize {
+fn check_hl7(template: &Template, output: &Output, qc: bool, layout: Layout) -> usize {
     let Output::Hl7(message) = output else {
         panic!("{}: not HL7", template.name)
     };
@@ -113,13 +113,26 @@ fn check_hl7(template: &Template, output: &Output, qc: bool) -> usize {
         template.fields.len()
     };
     assert_eq!(obx, expected, "{}", template.name);
-    // The result status: OBX-11 F for patients, C for QC.
+    // The result status, OBX-11 and OBR-25: F (final); the reference's C for QC in the
+    // `openelis` layout only (C is a correction of a final result in HL7's tables).
+    let status = if qc && layout == Layout::OpenElis {
+        b"C".as_slice()
+    } else {
+        b"F".as_slice()
+    };
     for segment in parsed.segments_named(b"OBX") {
-        let status = segment.field_or_empty(11);
         assert_eq!(
-            status.raw(),
-            if qc { b"C".as_slice() } else { b"F".as_slice() }
+            segment.field_or_empty(11).raw(),
+            status,
+            "{}",
+            template.name
         );
+    }
+    if qc {
+        let obr = parsed.segments_named(b"OBR").next().unwrap();
+        assert_eq!(obr.field_or_empty(25).raw(), status, "{}", template.name);
+        let specimen = obr.field_or_empty(2).raw();
+        assert!(specimen.starts_with(b"QC-"), "{}", template.name);
     }
     // Framing round trip through MLLP.
     let mut framed = Vec::new();
@@ -205,7 +218,7 @@ fn every_template_generates_output_its_parser_reads_back() {
                     .unwrap_or_else(|e| panic!("{} {layout:?} qc={qc}: {e}", template.name));
                 results += match &output {
                     Output::Astm(_) => check_astm(template, &output, qc, layout),
-                    Output::Hl7(_) => check_hl7(template, &output, qc),
+                    Output::Hl7(_) => check_hl7(template, &output, qc, layout),
                     Output::File(_) => check_file(template, &output, qc, layout),
                 };
                 outputs += 1;
@@ -227,7 +240,7 @@ fn astm_and_hl7_generation_work_for_every_template_whatever_its_protocol() {
         let astm = g.astm().unwrap();
         check_astm(template, &Output::Astm(astm), false, Layout::Standard);
         let hl7 = g.hl7().unwrap();
-        check_hl7(template, &Output::Hl7(hl7), false);
+        check_hl7(template, &Output::Hl7(hl7), false, Layout::Standard);
     }
 }
 

@@ -465,7 +465,10 @@ impl Generator<'_> {
             obr[7].clone_from(&now);
             obr.resize(26, String::new());
             obr[22].clone_from(&now);
-            obr[25] = "C".into();
+            // Final, as any result. `C` (the reference's QC mark) means a correction in HL7
+            // tables 0123 and 0085, replacing a final result; the specimen ID (`QC-…`) is what
+            // tells QC apart.
+            obr[25] = "F".into();
             segments.push(segment(&obr, 26));
         }
         for (i, c) in controls.iter().enumerate() {
@@ -523,7 +526,7 @@ impl Generator<'_> {
                         "",
                         "",
                         "",
-                        "C",
+                        "F",
                         "",
                         "",
                         &now,
