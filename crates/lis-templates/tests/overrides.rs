@@ -760,7 +760,7 @@ fn standard_hl7_order_results_echo_the_ordered_service() {
 /// holding an ASTM delimiter is escaped, so it reads back as one value: `A^B` went out raw and
 /// split P.4 into two components, and an ordered code `X&Y` opened an escape sequence in R.3.
 #[test]
-fn the_openelis_layout_escapes_ids_holding_astm_delimiters() {
+fn the_openelis_layout_escapes_ids_holding_delimiters() {
     use astm_records::{Delimiters, Record};
     use lis_templates::OrderedSample;
     let id = r"MRN^4711&B\C";
@@ -806,4 +806,22 @@ fn the_openelis_layout_escapes_ids_holding_astm_delimiters() {
         "{}",
         record("R|1|")
     );
+
+    // HL7 PID-3 likewise: the OpenELIS layout escaped only `|` and line breaks.
+    let pid3 = |segments: &[String]| -> String {
+        let wire = segments.join("\r");
+        let message = mllp_hl7::Message::parse(wire.as_bytes()).unwrap();
+        let cx = message.get("PID-3").unwrap().unwrap();
+        assert_eq!(cx.component(4).unwrap().decoded().as_ref(), b"HOSPITAL");
+        String::from_utf8(cx.component(1).unwrap().decoded().into_owned()).unwrap()
+    };
+    let Ok(Output::Hl7(oru)) = run("mindray_bs360e", &options, false) else {
+        panic!()
+    };
+    assert_eq!(pid3(&oru.segments), id);
+    let mut g = Generator::new(set.get("mindray_bs360e").unwrap(), &minter, &options).unwrap();
+    let oru = g
+        .hl7_order_results(&["P1"], &["F1"], &["ALT".into()])
+        .unwrap();
+    assert_eq!(pid3(&oru.segments), id);
 }

@@ -222,7 +222,8 @@ impl Generator<'_> {
                 "PID",
                 "1",
                 "",
-                &format!("{}^^^HOSPITAL", esc(&id)),
+                // An ID is one value in either layout: `^` or `&` in it must not split PID-3.
+                &format!("{}^^^HOSPITAL", esc_standard(&id)),
                 "",
                 &comps(&name_parts),
                 "",
