@@ -110,7 +110,10 @@ impl<'a> Frame<'a> {
         self.end
     }
 
-    /// Every byte of the frame, from STX through the trailer as far as it was present.
+    /// Every byte of the frame, from STX through the trailer as far as it had arrived when the
+    /// frame was handed over. With [`Leniency::missing_trailer`](crate::Leniency::missing_trailer) a frame is
+    /// handed over without waiting for its LF, so whether a late LF is part of `raw` depends
+    /// on how the input was split (the LF is then skipped on its own).
     #[must_use]
     pub const fn raw(&self) -> &'a [u8] {
         self.raw

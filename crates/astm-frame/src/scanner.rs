@@ -379,6 +379,12 @@ impl FrameScanner {
                     self.resume = terminator;
                     return (0, None);
                 }
+                // A control byte where the trailer belongs (typically the sender's EOT after
+                // its reply timer ran out) shows the frame was cut, as one cut before its
+                // checksum: a NAK for it would land on a line already back to neutral, where
+                // the peer takes it for the answer to its next ENQ.
+                [CR, next, ..] if interrupts(*next) => return cut(frame, after + 1),
+                [next, ..] if interrupts(*next) => return cut(frame, after),
                 [CR, _, ..] => (after + 1, false),
                 [_, ..] => (after, false),
             }

@@ -335,8 +335,9 @@ fn probe_cases_get_the_standard_replies() {
             "wrong_first_fn_2" => vec!["ACK", "NAK", "-"],
             "fn_skip_1_then_3" => vec!["ACK", "ACK", "NAK", "-"],
             "duplicate_fn_retransmit" => vec!["ACK", "ACK", "ACK", "ACK", "-"],
-            // Strict: the frame is incomplete until CR LF; the EOT shows it never will be.
-            "no_crlf_after_checksum" => vec!["ACK", "-", "NAK"],
+            // Strict: the frame is incomplete until CR LF; the EOT shows it never will be, and
+            // ends the transfer: no reply to it or to the cut frame (§2.7: EOT gets none).
+            "no_crlf_after_checksum" => vec!["ACK", "-", "-"],
             "frame_before_enq" => vec!["-", "-"],
             // The standard is silent; an ACK could accept a frame that never arrived (the
             // sender waits for a frame reply), so the ENQ is refused and the transfer goes on.

@@ -1957,3 +1957,46 @@ fn config_builders_set_the_field_they_name() {
         assert_ne!(built, &standard, "builder {i} changed nothing");
     }
 }
+
+/// A frame whose CR LF never comes (here the LF is lost) is ended by the sender's EOT when
+/// its reply timer runs out. The receiver NAKed the frame on seeing that EOT, on a line
+/// already back to neutral: the instrument took the NAK for a refusal of its next ENQ and
+/// waited 10 s more, ignored the real ACK, and its second message went out at 45 s instead
+/// of 15 s.
+#[test]
+fn a_frame_cut_by_eot_where_its_trailer_belongs_gets_no_reply() {
+    let mut pair = Pair::standard();
+    let start = pair.now;
+    pair.instrument.send(b"H|\\^&\rL|1|N\r".to_vec(), pair.now);
+    let second = pair
+        .instrument
+        .send(b"H|\\^&\rP|1\rL|1|N\r".to_vec(), pair.now);
+    let mut lf_dropped = false;
+    for _ in 0..10_000 {
+        if !pair.step() {
+            break;
+        }
+        for (_, to_computer, bytes) in &mut pair.wire {
+            if *to_computer && !lf_dropped && bytes.first() == Some(&0x02) {
+                assert_eq!(bytes.pop(), Some(b'\n'));
+                lf_dropped = true;
+            }
+        }
+    }
+    assert!(lf_dropped);
+    let computer_sent: Vec<u8> = pair
+        .transcript
+        .iter()
+        .filter(|(from_instrument, _)| !*from_instrument)
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    assert!(!computer_sent.contains(&NAK), "{computer_sent:?}");
+    let second_sent = pair
+        .instrument_events
+        .iter()
+        .any(|e| *e == Event::MessageSent(second));
+    assert!(second_sent, "{:?}", pair.instrument_events);
+    // The second message's transfer started right after the 15 s reply timeout.
+    assert_eq!(pair.received().last().unwrap(), b"L|1|N\r");
+    assert!(pair.now - start < secs(20), "{:?}", pair.now - start);
+}
