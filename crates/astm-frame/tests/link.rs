@@ -1991,11 +1991,11 @@ fn a_frame_cut_by_eot_where_its_trailer_belongs_gets_no_reply() {
         .flat_map(|(_, b)| b.clone())
         .collect();
     assert!(!computer_sent.contains(&NAK), "{computer_sent:?}");
-    let second_sent = pair
-        .instrument_events
-        .iter()
-        .any(|e| *e == Event::MessageSent(second));
-    assert!(second_sent, "{:?}", pair.instrument_events);
+    assert!(
+        pair.instrument_events.contains(&Event::MessageSent(second)),
+        "{:?}",
+        pair.instrument_events
+    );
     // The second message's transfer started right after the 15 s reply timeout.
     assert_eq!(pair.received().last().unwrap(), b"L|1|N\r");
     assert!(pair.now - start < secs(20), "{:?}", pair.now - start);
