@@ -434,6 +434,34 @@ fn delimiters_encodings_and_line_endings_follow_the_instrument() {
     );
 }
 
+/// Delimited text in a character set that cannot hold a character writes `?` for it. The
+/// numeric character reference written instead (`&#946;` for β) held the `;` that ends a
+/// cell, so every β-hCG row of a Latin-1 Finecare file had two cells too many.
+#[test]
+fn characters_a_text_file_encoding_cannot_hold_do_not_split_cells() {
+    let (_, source) = TemplateSet::embedded_sources()
+        .find(|(file, _)| file.trim_end_matches(".json") == "wondfo_finecare")
+        .unwrap();
+    assert!(source.contains('β'));
+    let mut json: serde_json::Value = serde_json::from_str(source).unwrap();
+    json["fileFormat"]["encoding"] = "ISO-8859-1".into();
+    let template = load_str(&json.to_string(), Path::new("latin.json"), &Profiles::None).unwrap();
+    let file = files::render(&template, &minter(), &options(4, 1)).unwrap();
+    assert_eq!(file.encoding, Some("windows-1252"));
+    let rows = read_back(&file);
+    let width = rows[file.header_row].len();
+    let data = &rows[file.header_row + 1..];
+    assert!(data.iter().all(|row| row.len() == width), "{rows:?}");
+    assert!(
+        data.iter().flatten().any(|cell| cell == "?-hCG"),
+        "{rows:?}"
+    );
+    assert!(
+        !file.file.bytes.windows(2).any(|w| w == b"&#"),
+        "no character references"
+    );
+}
+
 #[test]
 fn dtprime_xml_is_windows_1251() {
     let json = TemplateSet::embedded_sources()

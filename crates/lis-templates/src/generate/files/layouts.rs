@@ -6,7 +6,7 @@ use qc_westgard_gen::{SampleNamePattern, round_to};
 use rand::RngExt;
 use serde_json::{Map, Value};
 
-use super::table::{Cell, LineEnding, Sheet, delimited, encode, xlsx};
+use super::table::{Cell, LineEnding, Sheet, delimited, encode, encode_text, xlsx};
 use super::{DEFAULT_SAMPLES, FileLayout, FileOptions, RenderedFile, file_name};
 use crate::GenerateError;
 use crate::accession::Lane;
@@ -600,7 +600,7 @@ impl Generator<'_> {
             };
             let line_ending = layout.line_ending();
             let text = delimited(&sheet, &delimiter, line_ending);
-            let (bytes, encoding) = encode(&text, &self.encoding_label());
+            let (bytes, encoding) = encode_text(&text, &self.encoding_label());
             rendered.file.bytes = bytes;
             rendered.encoding = Some(encoding);
             rendered.line_ending = Some(line_ending);

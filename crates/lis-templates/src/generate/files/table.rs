@@ -111,14 +111,40 @@ pub(super) fn delimited(sheet: &Sheet, delimiter: &str, line_ending: LineEnding)
     out
 }
 
-/// Text in the named character set (an Encoding Standard label such as `windows-1251`);
-/// characters the set cannot hold become numeric character references. Unknown labels and
-/// UTF-16 write UTF-8. Returns the bytes and the canonical name written.
-pub(super) fn encode(text: &str, label: &str) -> (Vec<u8>, &'static str) {
-    let encoding = encoding_rs::Encoding::for_label(label.trim().as_bytes())
+/// The character set a label names (an Encoding Standard label such as `windows-1251`);
+/// unknown labels and UTF-16 write UTF-8.
+fn output_encoding(label: &str) -> &'static encoding_rs::Encoding {
+    encoding_rs::Encoding::for_label(label.trim().as_bytes())
         .unwrap_or(encoding_rs::UTF_8)
-        .output_encoding();
-    let (bytes, used, _) = encoding.encode(text);
+        .output_encoding()
+}
+
+/// XML in the named character set (see [`output_encoding`]); characters the set cannot hold
+/// become numeric character references, which XML reads back as the characters. Returns the
+/// bytes and the canonical name written.
+pub(super) fn encode(text: &str, label: &str) -> (Vec<u8>, &'static str) {
+    let (bytes, used, _) = output_encoding(label).encode(text);
+    (bytes.into_owned(), used.name())
+}
+
+/// Delimited text in the named character set (see [`output_encoding`]); characters the set
+/// cannot hold become `?`, as a spreadsheet's "save as" does. A numeric character reference
+/// (`&#946;`) would have held the `;` that ends a cell in a `;`-delimited file.
+pub(super) fn encode_text(text: &str, label: &str) -> (Vec<u8>, &'static str) {
+    let encoding = output_encoding(label);
+    if encoding == encoding_rs::UTF_8 || text.is_ascii() {
+        return (text.as_bytes().to_vec(), encoding.name());
+    }
+    let mut buffer = [0; 4];
+    let holdable: String = text
+        .chars()
+        .map(|c| {
+            // ASCII is in every output encoding; only the others need a look.
+            let held = c.is_ascii() || !encoding.encode(c.encode_utf8(&mut buffer)).2;
+            if held { c } else { '?' }
+        })
+        .collect();
+    let (bytes, used, _) = encoding.encode(&holdable);
     (bytes.into_owned(), used.name())
 }
 
