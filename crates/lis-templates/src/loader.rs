@@ -317,6 +317,29 @@ pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template
             ),
         ));
     }
+    let sheet_names = [
+        (
+            "$.file_config.sheetName",
+            template
+                .file_config
+                .as_ref()
+                .and_then(|c| c.sheet_name.clone()),
+        ),
+        (
+            "$.excelFormat.sheetName",
+            template
+                .extra
+                .get("excelFormat")
+                .and_then(|e| e.get("sheetName"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        ),
+    ];
+    for (path, name) in sheet_names {
+        if let Some(reason) = name.as_deref().and_then(sheet_name_problem) {
+            return Err(schema_error(path.into(), reason));
+        }
+    }
     if let Some((path, reason)) = check_fields(&template) {
         return Err(schema_error(path, reason));
     }
@@ -326,6 +349,23 @@ pub fn load_str(text: &str, file: &Path, profiles: &Profiles) -> Result<Template
         .unwrap_or("template")
         .to_owned();
     Ok(template)
+}
+
+/// Why Excel would refuse `name` as a worksheet name, if it would (the XLSX writer refuses it
+/// then, long after the template was loaded, without naming the template or the key).
+fn sheet_name_problem(name: &str) -> Option<String> {
+    let reason = if name.is_empty() {
+        "is empty".to_owned()
+    } else if name.chars().count() > 31 {
+        format!("has {} characters; Excel allows 31", name.chars().count())
+    } else if let Some(c) = name.chars().find(|c| "[]:*?/\\".contains(*c)) {
+        format!("holds {c:?}, which Excel does not allow in a sheet name")
+    } else if name.starts_with('\'') || name.ends_with('\'') {
+        "begins or ends with an apostrophe, which Excel does not allow".to_owned()
+    } else {
+        return None;
+    };
+    Some(format!("sheet name {name:?} {reason}"))
 }
 
 /// What the schema cannot say about `fields` and `qc_controls`, as `(JSON path, reason)`: codes

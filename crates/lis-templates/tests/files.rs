@@ -1316,3 +1316,55 @@ fn a_legacy_workbook_spanning_too_many_cells_is_refused() {
     let original = fixture("quantstudio5/results.xls");
     files::replay_fixture(template, "results.xls", &original, &minter(), 1, None).unwrap();
 }
+
+/// A sheet name Excel would refuse is a load error naming the key. It loaded, and generation
+/// failed later with the XLSX writer's message, which named neither the template nor the key.
+#[test]
+fn sheet_names_excel_refuses_are_load_errors() {
+    let load = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let (_, source) = TemplateSet::embedded_sources()
+            .find(|(file, _)| file.trim_end_matches(".json") == name)
+            .unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(source).unwrap();
+        edit(&mut json);
+        load_str(&json.to_string(), Path::new("x.json"), &Profiles::None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let long = "Results:2026/11 [run] of the day";
+    assert_eq!(
+        load("quantstudio5", &|j| j["file_config"]["sheetName"] =
+            long.into()),
+        Err(format!(
+            "x.json: $.file_config.sheetName: sheet name {long:?} has 32 characters; Excel \
+             allows 31"
+        ))
+    );
+    assert_eq!(
+        load("quantstudio7_xls", &|j| j["excelFormat"]["sheetName"] =
+            "Run/1".into()),
+        Err(
+            "x.json: $.excelFormat.sheetName: sheet name \"Run/1\" holds '/', which Excel does \
+             not allow in a sheet name"
+                .to_owned()
+        )
+    );
+    assert!(
+        load("quantstudio5", &|j| j["file_config"]["sheetName"] =
+            "'Run".into())
+        .unwrap_err()
+        .contains("apostrophe")
+    );
+    assert!(
+        load("quantstudio5", &|j| j["file_config"]["sheetName"] =
+            "".into())
+        .unwrap_err()
+        .contains("is empty")
+    );
+    // 31 characters, and anything else Excel takes, load.
+    assert_eq!(
+        load("quantstudio5", &|j| j["file_config"]["sheetName"] =
+            "Results (run 1) - 2026.11.22 ok".into()),
+        Ok(())
+    );
+}
