@@ -132,11 +132,16 @@ fn find_template<'a>(set: &'a TemplateSet, name: &str) -> Result<&'a Template> {
 }
 
 fn file_templates(set: &TemplateSet) -> String {
-    set.iter()
+    let names: Vec<&str> = set
+        .iter()
         .filter(|t| t.protocol.kind == ProtocolKind::File)
         .map(|t| t.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if names.is_empty() {
+        "none (the templates folder holds no FILE template)".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn fixture_bytes(template: &Template, templates_dir: Option<&Path>) -> Result<(String, Vec<u8>)> {
@@ -148,6 +153,20 @@ fn fixture_bytes(template: &Template, templates_dir: Option<&Path>) -> Result<(S
     else {
         bail!("template {:?} has no fixture to replay", template.name);
     };
+    // A fixture lives beside the templates; a template must not make filegen read (and copy
+    // into its output) any file of the machine.
+    let confined = Path::new(file).components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !confined {
+        bail!(
+            "template {:?}: fixture.file {file:?} must be a relative path inside the templates'              parent folder (no `..`, no root)",
+            template.name
+        );
+    }
     if let Some(root) = templates_dir.and_then(templates_root) {
         let path = root.join(file);
         if path.is_file() {

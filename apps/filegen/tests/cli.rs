@@ -464,3 +464,70 @@ fn a_closed_output_pipe_does_not_panic() {
     let out = run(&["--template", "no_such_template", "--out", out_dir], false);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A template's `fixture.file` is confined to the folder beside the templates: `..` or an
+/// absolute path is refused before anything is read. A template could make filegen replay
+/// (copy into its output) any file the user can read.
+#[test]
+fn a_fixture_outside_the_templates_parent_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("site/templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let outside = dir.path().join("secret.csv");
+    std::fs::write(
+        &outside,
+        "Well,Sample,OD\r\nA1,DEV01265100000000101,0.5\r\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    for fixture in ["../secret.csv", outside.to_str().unwrap()] {
+        let json = format!(
+            r#"{{"analyzer":{{"name":"Plate X","model":"PX","manufacturer":"Acme"}},
+            "protocol":{{"type":"FILE"}},"file_config":{{"format":"CSV"}},
+            "fixture":{{"file":{fixture:?},"format":"CSV"}},
+            "fields":[{{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}}]}}"#
+        );
+        std::fs::write(templates.join("acme_px.json"), json).unwrap();
+        let o = filegen(&[
+            "--template",
+            "acme_px",
+            "--out",
+            out.to_str().unwrap(),
+            "--templates-dir",
+            templates.to_str().unwrap(),
+            "--replay-fixture",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{fixture}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "template \"acme_px\": fixture.file {fixture:?} must be a relative path inside"
+            )),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!out.exists() || names(&out).is_empty());
+}
+
+/// A templates folder without FILE templates says so; the list of FILE templates was empty.
+#[test]
+fn a_templates_folder_without_file_templates_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = filegen(&[
+        "--template",
+        "tecan_f50",
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        "--templates-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "unknown template \"tecan_f50\"; FILE templates: none (the templates folder holds \
+             no FILE template)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
