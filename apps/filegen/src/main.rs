@@ -89,6 +89,15 @@ struct Args {
     /// in its parent folder first).
     #[arg(long)]
     templates_dir: Option<PathBuf>,
+    /// Sequence number of the first accession on each lane (the last 11 digits): each run
+    /// starts at 1, so give the next free number when an earlier batch went into the same
+    /// import folder (the LIS refuses accessions it already has).
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u64).range(1..=lis_templates::MAX_SEQUENCE)
+    )]
+    first_sequence: u64,
 }
 
 /// The folder holding `--templates-dir`, where fixtures and `analyzer-profiles` are looked up.
@@ -205,7 +214,7 @@ fn run(args: &Args) -> Result<String> {
     }
     let set = load_templates(args.templates_dir.as_deref())?;
     let template = find_template(&set, &args.template)?;
-    let minter = AccessionMinter::new();
+    let minter = AccessionMinter::new().first_sequence(args.first_sequence)?;
     let started = Instant::now();
     let bar = progress(args.count);
     let mut bytes = 0usize;

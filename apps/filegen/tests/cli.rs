@@ -531,3 +531,68 @@ fn a_templates_folder_without_file_templates_says_so() {
         stderr(&o)
     );
 }
+
+/// The SiteYearNum accessions (`DEV01` + 15 digits) in the files of `dir`.
+fn accessions_in(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    for name in names(dir) {
+        let text = String::from_utf8_lossy(&std::fs::read(dir.join(name)).unwrap()).into_owned();
+        for (at, _) in text.match_indices("DEV01") {
+            let digits = &text[at + 5..(at + 20).min(text.len())];
+            if digits.len() == 15 && digits.bytes().all(|b| b.is_ascii_digit()) {
+                found.insert(text[at..at + 20].to_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Each run counts accessions from 1, so a second batch for the same import folder repeated
+/// the first one's; `--first-sequence` says where to start.
+#[test]
+fn first_sequence_continues_where_an_earlier_batch_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = |out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "--template",
+            "tecan_f50",
+            "--out",
+            out.to_str().unwrap(),
+            "--count",
+            "2",
+            "--samples",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        let o = filegen(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        accessions_in(&out)
+    };
+    let first = batch("first", &[]);
+    assert_eq!(first.len(), 6, "{first:?}");
+    assert!(
+        first
+            .iter()
+            .all(|a| a.ends_with(|c: char| ('1'..='6').contains(&c)))
+    );
+    assert_eq!(batch("again", &[]), first, "a second run repeats them");
+    let second = batch("second", &["--first-sequence", "7"]);
+    assert_eq!(second.len(), 6);
+    assert!(first.is_disjoint(&second), "{first:?} {second:?}");
+    assert!(
+        second.first().unwrap().ends_with("00000000007"),
+        "{second:?}"
+    );
+
+    let o = filegen(&[
+        "--template",
+        "tecan_f50",
+        "--out",
+        "x",
+        "--first-sequence",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--first-sequence"), "{}", stderr(&o));
+}

@@ -61,6 +61,8 @@ pub struct AccessionMinter {
     prefix: String,
     year: Year,
     counters: Mutex<HashMap<Lane, u64>>,
+    /// The sequence number of each lane's first accession.
+    first: u64,
     /// The next message number (see [`AccessionMinter::next_message_number`]).
     messages: AtomicU64,
 }
@@ -87,6 +89,7 @@ impl AccessionMinter {
             prefix: DEFAULT_PREFIX.to_owned(),
             year: Year::Clock(clock),
             counters: Mutex::default(),
+            first: 1,
             messages: AtomicU64::new(rand::random::<u64>()),
         }
     }
@@ -108,8 +111,32 @@ impl AccessionMinter {
             prefix: prefix.to_owned(),
             year: Year::Fixed(year),
             counters: Mutex::default(),
+            first: 1,
             messages: AtomicU64::new(0),
         })
+    }
+
+    /// Starts every lane at sequence number `first` instead of 1: a second batch of files
+    /// for the same import folder continues where the first stopped, instead of repeating
+    /// accessions the LIS has already seen.
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, Lane};
+    /// let minter = AccessionMinter::with("DEV01", 27)?.first_sequence(501)?;
+    /// let lane = Lane::parse("61", "testSample.id")?;
+    /// assert_eq!(minter.mint(lane)?, "DEV01276100000000501");
+    /// # Ok::<(), lis_templates::AccessionError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`AccessionError::InvalidSequence`] unless `first` is 1 to [`MAX_SEQUENCE`].
+    pub fn first_sequence(mut self, first: u64) -> Result<Self, AccessionError> {
+        if !(1..=MAX_SEQUENCE).contains(&first) {
+            return Err(AccessionError::InvalidSequence { first });
+        }
+        self.first = first;
+        Ok(self)
     }
 
     /// A number for message control IDs (HL7 MSH-10): consecutive per minter, so no two
@@ -139,7 +166,8 @@ impl AccessionMinter {
         }
     }
 
-    /// The next accession on `lane`: sequences start at 1 per lane.
+    /// The next accession on `lane`: sequences start at 1 per lane (see
+    /// [`first_sequence`](Self::first_sequence)).
     ///
     /// ```
     /// use lis_templates::{AccessionMinter, Lane};
@@ -153,7 +181,7 @@ impl AccessionMinter {
             .counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let counter = counters.entry(lane).or_insert(0);
+        let counter = counters.entry(lane).or_insert(self.first - 1);
         if *counter >= MAX_SEQUENCE {
             return Err(AccessionError::Exhausted {
                 lane: lane.to_string(),

@@ -96,6 +96,12 @@ pub enum AccessionError {
         /// The rejected year.
         year: u8,
     },
+    /// A first sequence number outside 1 to 99,999,999,999.
+    #[error("invalid first sequence number {first}: use 1 to 99999999999 (11 digits)")]
+    InvalidSequence {
+        /// The rejected number.
+        first: u64,
+    },
     /// A lane has minted all 99,999,999,999 sequence numbers.
     #[error("lane {lane} has no sequence numbers left")]
     Exhausted {
