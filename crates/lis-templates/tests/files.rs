@@ -1368,3 +1368,32 @@ fn sheet_names_excel_refuses_are_load_errors() {
         Ok(())
     );
 }
+
+/// `generate`'s own XML file (a FILE template in XML, standard layout) escapes as the
+/// instrument layouts do: a control character in a code or value became a raw byte, which
+/// no XML parser reads.
+#[test]
+fn the_generic_xml_file_holds_no_raw_control_characters() {
+    let json = r#"{"analyzer":{"name":"X","model":"X","manufacturer":"Acme"},
+        "protocol":{"type":"FILE"},"file_config":{"format":"XML"},
+        "fields":[{"code":"MTB\u0001","name":"MTB","type":"QUALITATIVE",
+                   "possibleValues":["-\u000b"]}]}"#;
+    let template = load_str(json, Path::new("x.json"), &Profiles::None).unwrap();
+    let options = GenerateOptions {
+        seed: Some(1),
+        ..GenerateOptions::default()
+    };
+    let Ok(lis_templates::Output::File(file)) =
+        lis_templates::generate(&template, &minter(), &options, false)
+    else {
+        panic!()
+    };
+    let text = String::from_utf8(file.bytes).unwrap();
+    assert!(text.starts_with("<?xml"), "{text}");
+    assert!(
+        !text.chars().any(|c| c < ' ' && c != '\n'),
+        "a raw control character: {text:?}"
+    );
+    assert!(text.contains("<test value=\"MTB\u{fffd}\">"), "{text}");
+    assert!(text.contains("<result value=\"-\u{fffd}\"/>"), "{text}");
+}

@@ -80,12 +80,7 @@ fn xlsx(rows: &[Vec<Cell>], sheet: &str, now: NaiveDateTime) -> Result<Vec<u8>, 
     super::files::table::xlsx(std::slice::from_ref(&sheet), now)
 }
 
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use super::files::xml_escape;
 
 impl Generator<'_> {
     fn file_config(&self) -> crate::model::FileConfig {

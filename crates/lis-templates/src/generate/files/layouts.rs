@@ -1463,7 +1463,7 @@ fn reporter(target: usize) -> &'static str {
 /// Text for an XML attribute value. Tab, CR and LF become character references (a reader
 /// turns them into spaces otherwise); the other C0 controls, U+FFFE and U+FFFF, which XML 1.0
 /// does not allow at all, become U+FFFD.
-fn xml_escape(text: &str) -> String {
+pub(crate) fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -30,7 +30,7 @@
 //! ```
 
 mod layouts;
-pub(crate) use layouts::MAX_METADATA_ROWS;
+pub(crate) use layouts::{MAX_METADATA_ROWS, xml_escape};
 mod replay;
 pub(in crate::generate) mod table;
 mod write;
