@@ -298,19 +298,37 @@ impl Generator<'_> {
             ]);
         }
         let base = sanitize(&format!("qc-{}-{now}", template.name));
-        match self.file_config().format {
-            Some(FileKind::Xls | FileKind::Xlsx) => Ok(FileOutput {
-                file_name: format!("{base}.xlsx"),
-                kind: FileKind::Xlsx,
-                bytes: xlsx(&rows, "Results", self.now)?,
-            }),
+        let openelis = self.layout == Layout::OpenElis;
+        // The standard layout writes the QC file as the patient file: the template's sheet
+        // name, and the metadata lines a reader configured with `skipRows` skips (without
+        // them it took the header for metadata and the first control for the header).
+        let preamble = |delimiter: &str| {
+            if openelis {
+                Vec::new()
+            } else {
+                self.preamble(delimiter)
+            }
+        };
+        let config = self.file_config();
+        match config.format {
+            Some(FileKind::Xls | FileKind::Xlsx) => {
+                let sheet = config
+                    .sheet_name
+                    .filter(|_| !openelis)
+                    .unwrap_or_else(|| "Results".into());
+                Ok(FileOutput {
+                    file_name: format!("{base}.xlsx"),
+                    kind: FileKind::Xlsx,
+                    bytes: xlsx(&rows, &sheet, self.now)?,
+                })
+            }
             Some(FileKind::Tsv) => Ok(FileOutput {
                 file_name: format!("{base}.tsv"),
                 kind: FileKind::Tsv,
-                bytes: delimited(&rows, "\t", &[]),
+                bytes: delimited(&rows, "\t", &preamble("\t")),
             }),
             _ => {
-                let delimiter = if self.layout == Layout::OpenElis {
+                let delimiter = if openelis {
                     ",".to_owned()
                 } else {
                     self.delimiter()
@@ -318,7 +336,7 @@ impl Generator<'_> {
                 Ok(FileOutput {
                     file_name: format!("{base}.csv"),
                     kind: FileKind::Csv,
-                    bytes: delimited(&rows, &delimiter, &[]),
+                    bytes: delimited(&rows, &delimiter, &preamble(&delimiter)),
                 })
             }
         }
