@@ -21,6 +21,18 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Writes `templates/acme_px.json`: a one-field FILE template (`OD`, 0.1-2.0) with `members`
+/// (`"file_config":{...}` and whatever else the test needs) added.
+fn write_acme_px(templates: &Path, members: &str) {
+    let json = format!(
+        r#"{{"analyzer":{{"name":"Plate X","model":"PX","manufacturer":"Acme"}},
+        "protocol":{{"type":"FILE"}},
+        "fields":[{{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}}],
+        {members}}}"#
+    );
+    std::fs::write(templates.join("acme_px.json"), json).unwrap();
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -215,10 +227,10 @@ fn templates_dir_is_used() {
     let dir = tempfile::tempdir().unwrap();
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
-    let json = r#"{"analyzer":{"name":"Plate X","model":"PX","manufacturer":"Acme"},
-        "protocol":{"type":"FILE"},"file_config":{"format":"CSV","delimiter":"|"},
-        "fields":[{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}]}"#;
-    std::fs::write(templates.join("acme_px.json"), json).unwrap();
+    write_acme_px(
+        &templates,
+        r#""file_config":{"format":"CSV","delimiter":"|"}"#,
+    );
     let out = dir.path().join("out");
     let o = filegen(&[
         "--template",
@@ -348,11 +360,11 @@ fn templates_dir_given_as_dot_finds_fixtures_in_its_parent() {
     let dir = tempfile::tempdir().unwrap();
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
-    let json = r#"{"analyzer":{"name":"Plate X","model":"PX","manufacturer":"Acme"},
-        "protocol":{"type":"FILE"},"file_config":{"format":"CSV"},
-        "fixture":{"file":"fixtures/acme/run.csv","format":"CSV"},
-        "fields":[{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}]}"#;
-    std::fs::write(templates.join("acme_px.json"), json).unwrap();
+    write_acme_px(
+        &templates,
+        r#""file_config":{"format":"CSV"},
+        "fixture":{"file":"fixtures/acme/run.csv","format":"CSV"}"#,
+    );
     std::fs::create_dir_all(dir.path().join("fixtures/acme")).unwrap();
     std::fs::write(
         dir.path().join("fixtures/acme/run.csv"),
@@ -387,11 +399,11 @@ fn a_qc_value_beyond_the_range_of_numbers_is_an_error_not_inf_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
-    let json = r#"{"analyzer":{"name":"Plate X","model":"PX","manufacturer":"Acme"},
-        "protocol":{"type":"FILE"},"file_config":{"format":"CSV"},
-        "fields":[{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}],
-        "qc_controls":[{"field_code":"OD","lot_number":"L1","level":"N","target":1e308,"sd":1e308}]}"#;
-    std::fs::write(templates.join("acme_px.json"), json).unwrap();
+    write_acme_px(
+        &templates,
+        r#""file_config":{"format":"CSV"},
+        "qc_controls":[{"field_code":"OD","lot_number":"L1","level":"N","target":1e308,"sd":1e308}]"#,
+    );
     let out = dir.path().join("out");
     for format in ["csv", "tsv", "xlsx"] {
         let o = filegen(&[
@@ -481,13 +493,12 @@ fn a_fixture_outside_the_templates_parent_is_refused() {
     .unwrap();
     let out = dir.path().join("out");
     for fixture in ["../secret.csv", outside.to_str().unwrap()] {
-        let json = format!(
-            r#"{{"analyzer":{{"name":"Plate X","model":"PX","manufacturer":"Acme"}},
-            "protocol":{{"type":"FILE"}},"file_config":{{"format":"CSV"}},
-            "fixture":{{"file":{fixture:?},"format":"CSV"}},
-            "fields":[{{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}}]}}"#
+        write_acme_px(
+            &templates,
+            &format!(
+                r#""file_config":{{"format":"CSV"}},"fixture":{{"file":{fixture:?},"format":"CSV"}}"#
+            ),
         );
-        std::fs::write(templates.join("acme_px.json"), json).unwrap();
         let o = filegen(&[
             "--template",
             "acme_px",

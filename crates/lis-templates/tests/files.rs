@@ -439,11 +439,8 @@ fn delimiters_encodings_and_line_endings_follow_the_instrument() {
 /// cell, so every β-hCG row of a Latin-1 Finecare file had two cells too many.
 #[test]
 fn characters_a_text_file_encoding_cannot_hold_do_not_split_cells() {
-    let (_, source) = TemplateSet::embedded_sources()
-        .find(|(file, _)| file.trim_end_matches(".json") == "wondfo_finecare")
-        .unwrap();
-    assert!(source.contains('β'));
-    let mut json: serde_json::Value = serde_json::from_str(source).unwrap();
+    assert!(embedded_source("wondfo_finecare").contains('β'));
+    let mut json = embedded_json("wondfo_finecare");
     json["fileFormat"]["encoding"] = "ISO-8859-1".into();
     let template = load_str(&json.to_string(), Path::new("latin.json"), &Profiles::None).unwrap();
     let file = files::render(&template, &minter(), &options(4, 1)).unwrap();
@@ -517,11 +514,22 @@ fn quantstudio5_qc_file_uses_the_pattern_and_westgard_values() {
     }
 }
 
+/// The source of the embedded template `name`.
+fn embedded_source(name: &str) -> &'static str {
+    TemplateSet::embedded_sources()
+        .find(|(file, _)| file.trim_end_matches(".json") == name)
+        .unwrap()
+        .1
+}
+
+/// The embedded template `name` as a JSON value, to edit.
+fn embedded_json(name: &str) -> serde_json::Value {
+    serde_json::from_str(embedded_source(name)).unwrap()
+}
+
 /// An embedded template's JSON with `from` replaced by `to` (once).
 fn edited_template(name: &str, from: &str, to: &str) -> Template {
-    let (_, source) = TemplateSet::embedded_sources()
-        .find(|(file, _)| file.trim_end_matches(".json") == name)
-        .unwrap();
+    let source = embedded_source(name);
     assert!(source.contains(from), "{from}");
     let text = source.replacen(from, to, 1);
     load_str(&text, Path::new(&format!("{name}.json")), &Profiles::None).unwrap()
@@ -670,10 +678,11 @@ fn dtprime_qc_results_are_calls_and_never_inf() {
 #[test]
 fn a_control_naming_no_field_is_an_error_not_a_missing_row() {
     // The loader refuses such a template ...
-    let (_, source) = TemplateSet::embedded_sources()
-        .find(|(file, _)| file.trim_end_matches(".json") == "quantstudio5")
-        .unwrap();
-    let text = source.replacen("\"field_code\": \"VIH-1\"", "\"field_code\": \"VIH1\"", 1);
+    let text = embedded_source("quantstudio5").replacen(
+        "\"field_code\": \"VIH-1\"",
+        "\"field_code\": \"VIH1\"",
+        1,
+    );
     let e = load_str(&text, Path::new("quantstudio5.json"), &Profiles::None).unwrap_err();
     assert!(e.to_string().contains("\"VIH1\" names no field"), "{e}");
     // ... and generation checks again, as a loaded template can be changed.
@@ -1091,10 +1100,7 @@ fn absurd_metadata_row_counts_are_errors_not_allocations() {
     );
     // `skipRows` is refused when the template is loaded, for every way of generating from it.
     for name in ["multiskan_fc", "dtprime"] {
-        let (_, source) = TemplateSet::embedded_sources()
-            .find(|(file, _)| file.trim_end_matches(".json") == name)
-            .unwrap();
-        let mut json: serde_json::Value = serde_json::from_str(source).unwrap();
+        let mut json = embedded_json(name);
         json["file_config"]["skipRows"] = u32::MAX.into();
         let e = load_str(&json.to_string(), Path::new("big.json"), &Profiles::None).unwrap_err();
         assert_eq!(
@@ -1322,10 +1328,7 @@ fn a_legacy_workbook_spanning_too_many_cells_is_refused() {
 #[test]
 fn sheet_names_excel_refuses_are_load_errors() {
     let load = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
-        let (_, source) = TemplateSet::embedded_sources()
-            .find(|(file, _)| file.trim_end_matches(".json") == name)
-            .unwrap();
-        let mut json: serde_json::Value = serde_json::from_str(source).unwrap();
+        let mut json = embedded_json(name);
         edit(&mut json);
         load_str(&json.to_string(), Path::new("x.json"), &Profiles::None)
             .map(|_| ())
