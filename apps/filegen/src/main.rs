@@ -9,9 +9,11 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use lis_templates::chrono::{Datelike as _, NaiveDateTime};
 use lis_templates::files::{self, FileLayout, FileOptions};
 use lis_templates::{
-    AccessionMinter, FileKind, GenerateOptions, Profiles, ProtocolKind, Template, TemplateSet,
+    AccessionMinter, DEFAULT_PREFIX, FileKind, GenerateOptions, Profiles, ProtocolKind, Template,
+    TemplateSet,
 };
 
 /// Reference fixtures compiled in, under the paths the templates' `fixture.file` names.
@@ -98,6 +100,23 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(1..=lis_templates::MAX_SEQUENCE)
     )]
     first_sequence: u64,
+    /// Clock for the run (`2026-01-02T08:00:00` or `2026-01-02 08:00:00`, local time): file
+    /// names, run dates and times in the files. With `--seed`, two runs write the same bytes.
+    #[arg(long, value_parser = parse_now)]
+    now: Option<NaiveDateTime>,
+}
+
+/// `--now`: an ISO 8601 local date and time, `T` or a space between them, seconds optional.
+fn parse_now(text: &str) -> Result<NaiveDateTime, String> {
+    [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+    .ok_or_else(|| "use a local date and time such as 2026-01-02T08:00:00".to_owned())
 }
 
 /// The folder holding `--templates-dir`, where fixtures and `analyzer-profiles` are looked up.
@@ -214,7 +233,15 @@ fn run(args: &Args) -> Result<String> {
     }
     let set = load_templates(args.templates_dir.as_deref())?;
     let template = find_template(&set, &args.template)?;
-    let minter = AccessionMinter::new().first_sequence(args.first_sequence)?;
+    // Accessions carry the year: that of `--now` when given, so they too repeat run to run.
+    let minter = match args.now {
+        Some(now) => {
+            let year = u8::try_from(now.year().rem_euclid(100)).unwrap_or_default();
+            AccessionMinter::with(DEFAULT_PREFIX, year)?
+        }
+        None => AccessionMinter::new(),
+    }
+    .first_sequence(args.first_sequence)?;
     let started = Instant::now();
     let bar = progress(args.count);
     let mut bytes = 0usize;
@@ -223,8 +250,9 @@ fn run(args: &Args) -> Result<String> {
     if args.replay_fixture {
         let (name, fixture) = fixture_bytes(template, args.templates_dir.as_deref())?;
         for i in 0..args.count {
-            let replayed = files::replay_fixture(template, &name, &fixture, &minter, i + 1, None)
-                .with_context(|| format!("replaying {name}"))?;
+            let replayed =
+                files::replay_fixture(template, &name, &fixture, &minter, i + 1, args.now)
+                    .with_context(|| format!("replaying {name}"))?;
             files::write_output(&replayed.file, &args.out)?;
             bytes += replayed.file.bytes.len();
             samples += replayed.replaced.len();
@@ -244,6 +272,7 @@ fn run(args: &Args) -> Result<String> {
             generate: GenerateOptions {
                 seed: args.seed.map(|s| s.wrapping_add(u64::from(i))),
                 qc_deviation: args.qc_deviation,
+                now: args.now,
                 ..GenerateOptions::default()
             },
             samples: args.samples.map(|n| n as usize),

@@ -607,3 +607,68 @@ fn first_sequence_continues_where_an_earlier_batch_stopped() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--first-sequence"), "{}", stderr(&o));
 }
+
+/// File names, run dates and accession years came from the wall clock, so two runs with the
+/// same seed differed; `--now` fixes the clock and the runs write the same bytes.
+#[test]
+fn now_and_seed_make_runs_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &str, template: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "--template",
+            template,
+            "--out",
+            out.to_str().unwrap(),
+            "--count",
+            "2",
+            "--now",
+            "2025-03-04T05:06:07",
+        ];
+        args.extend_from_slice(extra);
+        let o = filegen(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        names(&out)
+            .into_iter()
+            .map(|n| {
+                let bytes = std::fs::read(out.join(&n)).unwrap();
+                (n, bytes)
+            })
+            .collect::<Vec<_>>()
+    };
+    for (template, extra) in [
+        ("tecan_f50", &["--seed", "9"][..]),
+        ("quantstudio5", &["--seed", "9"][..]),
+        ("tecan_f50", &["--replay-fixture"][..]),
+    ] {
+        let first = run("a", template, extra);
+        let second = run("b", template, extra);
+        assert_eq!(first.len(), 2, "{template}");
+        assert_eq!(first, second, "{template} {extra:?}");
+        for (name, bytes) in &first {
+            assert!(name.contains("20250304"), "{name}");
+            let text = String::from_utf8_lossy(bytes);
+            // xlsx is zipped: its accessions are not visible as text.
+            if name.ends_with(".csv") {
+                assert!(text.contains("DEV0125"), "{name}: {text}");
+            }
+        }
+        std::fs::remove_dir_all(dir.path().join("a")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("b")).unwrap();
+    }
+
+    let o = filegen(&[
+        "--template",
+        "tecan_f50",
+        "--out",
+        "x",
+        "--now",
+        "04/03/2025",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("use a local date and time such as 2026-01-02T08:00:00"),
+        "{}",
+        stderr(&o)
+    );
+}
