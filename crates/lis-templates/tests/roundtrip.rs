@@ -544,3 +544,52 @@ fn standard_msh9_names_the_message_structure_from_v2_4() {
         "{checked:?}"
     );
 }
+
+/// The OpenELIS layout writes template values in wire form (`10^3/uL` stays components), and a
+/// value holding `|` or a control byte failed the whole generation with "invalid option
+/// template value", naming neither template nor key (the HL7 layout escaped them). Such
+/// bytes are now escaped; the parser reads the values back.
+#[test]
+fn openelis_astm_escapes_what_would_end_a_field_in_template_values() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    for name in ["genexpert_astm", "mindray_ba88a"] {
+        let mut template = set.get(name).unwrap().clone();
+        template.analyzer.name = "Lab|A".to_owned();
+        template.identification.astm_header = None;
+        template.fields.truncate(1);
+        template.qc_controls.clear();
+        let field = &mut template.fields[0];
+        field.code = "G|LU".to_owned();
+        field.name = "Glu\rcose".to_owned();
+        field.unit = Some("mg|dL".to_owned());
+        field.kind = lis_templates::FieldType::Numeric;
+        field.normal_range = Some("1-2".to_owned());
+        field.seed_value = None;
+        field.complementary_results.clear();
+        field.version = Some("1".to_owned());
+        let output = generate(
+            &template,
+            &minter,
+            &options(Layout::OpenElis, Some(1)),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let Output::Astm(messages) = &output else {
+            panic!("{name}: not ASTM")
+        };
+        let bytes = messages[0].to_bytes();
+        let parsed = astm_records::Message::parse(&bytes).unwrap();
+        assert_eq!(parsed.records().len(), messages[0].records.len());
+        let sender = parsed.header().record().field(5).text().into_owned();
+        assert!(sender.contains("Lab|A"), "{name}: {sender}");
+        let result = parsed.results().next().unwrap();
+        let record = result.record();
+        assert_eq!(record.field(3).component(4).text(), "G|LU", "{name}");
+        assert_eq!(record.field(5).text(), "mg|dL", "{name}");
+        if name == "genexpert_astm" {
+            // With astm_config and a version, the name follows the code in R.3.
+            assert_eq!(record.field(3).component(5).text(), "Glu\rcose", "{name}");
+        }
+    }
+}

@@ -55,17 +55,40 @@ impl AstmMessage {
 }
 
 /// Builds a record from fields already in wire form (the OpenELIS layout writes values unescaped,
-/// as the reference does, e.g. `10^3/uL` in R.5).
-fn raw_record(fields: &[&str]) -> Result<String, GenerateError> {
-    let mut record = RecordBuf::from_fields(fields.iter().map(|f| FieldBuf::raw(f.as_bytes())));
+/// as the reference does, e.g. `10^3/uL` in R.5). `fields[0]` is the record type; a header's
+/// `fields[1]` stands for H.2, the delimiter definition the builder writes.
+///
+/// Components and repeats stay as given, but what would end the field or the record (`|`, CR,
+/// LF) or may not appear in message text (the other C0 controls, LIS1-A §6.6) is escaped
+/// (`&F&`, `&Xhh&`): a template value such as the unit `mg|dL` is one value, as in the HL7
+/// OpenELIS layout, rather than a failed generation.
+pub(super) fn raw_record(fields: &[&str]) -> Result<String, GenerateError> {
+    let wire = |f: &str| FieldBuf::raw(wire_safe(f).as_bytes());
+    let mut record = RecordBuf::from_fields(fields.iter().map(|f| wire(f)));
     if fields.first() == Some(&"H") {
-        // H.2 is the delimiter definition, written by the builder.
         record = RecordBuf::new(b'H');
         for (i, f) in fields.iter().enumerate().skip(2) {
-            record.set(i + 1, FieldBuf::raw(f.as_bytes()));
+            record.set(i + 1, wire(f));
         }
     }
     encode(&record)
+}
+
+/// `text` with `|` and control bytes other than TAB escaped, everything else as is.
+fn wire_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_byte = |b: u8| b == b'|' || (b < 0x20 && b != b'\t');
+    if !text.bytes().any(unsafe_byte) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match u8::try_from(c) {
+            Ok(b'|') => out.push_str("&F&"),
+            Ok(b) if unsafe_byte(b) => out.push_str(&format!("&X{b:02X}&")),
+            _ => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `text` in wire form for a [`raw_record`] field: an ID holding `^` or `&` stays one value.

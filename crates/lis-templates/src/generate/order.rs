@@ -3,6 +3,7 @@
 
 use astm_records::{Delimiters, FieldBuf, RecordBuf};
 
+use super::astm::raw_record;
 use super::hl7::{esc_standard, join_components, segment};
 use super::values::Path;
 use super::{AstmMessage, Generator, Hl7Message, Layout, ts};
@@ -105,21 +106,6 @@ fn encode(record: &RecordBuf) -> Result<String, GenerateError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// A record from fields already in wire form (`fields[0]` is the record type).
-fn raw(fields: &[&str]) -> Result<String, GenerateError> {
-    let kind = fields
-        .first()
-        .and_then(|f| f.bytes().next())
-        .unwrap_or(b'R');
-    let mut record = RecordBuf::new(kind);
-    // H.2 is the delimiter definition, written by the builder.
-    let first = if kind == b'H' { 2 } else { 1 };
-    for (i, f) in fields.iter().enumerate().skip(first) {
-        record.set(i + 1, FieldBuf::raw(f.as_bytes()));
-    }
-    encode(&record)
-}
-
 impl Generator<'_> {
     /// An ASTM host query (LIS2-A2 request information record), the message an instrument in
     /// query mode sends after reading barcodes: H, one Q record per specimen asking for all its
@@ -198,7 +184,7 @@ impl Generator<'_> {
         let now = ts(self.now);
         let header = if self.layout == Layout::OpenElis {
             let sender = self.sender();
-            raw(&[
+            raw_record(&[
                 "H", "", "", "", &sender, "", "", "", "", "", "", "LIS2-A2", &now,
             ])?
         } else {
@@ -215,7 +201,7 @@ impl Generator<'_> {
                 .set(13, status);
             records.push(encode(&q)?);
         }
-        records.push(raw(&["L", "1", "N"])?);
+        records.push(raw_record(&["L", "1", "N"])?);
         Ok(AstmMessage::new(records, self.encoding))
     }
 
@@ -271,7 +257,7 @@ impl Generator<'_> {
             .unwrap_or_else(|| "DOE^JOHN".into());
         let mut records = Vec::new();
         if openelis {
-            records.push(raw(&[
+            records.push(raw_record(&[
                 "H", "", "", "", &sender, "", "", "", "", "", "", "LIS2-A2",
             ])?);
         } else {
@@ -392,7 +378,7 @@ impl Generator<'_> {
                 }
             }
         }
-        records.push(raw(&["L", "1", "N"])?);
+        records.push(raw_record(&["L", "1", "N"])?);
         Ok(AstmMessage::new(records, self.encoding))
     }
 
