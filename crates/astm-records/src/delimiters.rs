@@ -62,8 +62,11 @@ impl Delimiters {
     ///
     /// `header` is the record without its terminator, starting with `H` (or `h`). The field delimiter is
     /// the byte after `H`; repeat, component and (optional) escape are the first distinct bytes of H.2.
-    /// A byte repeated in H.2 is read once: `H|\\^&`, seen in exports that wrote an escaped backslash
-    /// verbatim, declares `|\^&`. Bytes of H.2 beyond the fourth delimiter are ignored.
+    /// A doubled byte is read once when the set is complete without it: `H|\\^&`, seen in exports
+    /// that wrote an escaped backslash verbatim, declares `|\^&`. Any other repeated byte
+    /// (`H|^^&`, `H|\^\&`) is [`DelimiterError::Duplicate`]: read once, it would shift the
+    /// delimiters after it into the wrong roles. Bytes of H.2 beyond the fourth delimiter are
+    /// ignored.
     pub fn from_header(header: &[u8]) -> Result<Self, DelimiterError> {
         if header.len() < 2 || !header[0].eq_ignore_ascii_case(&b'H') {
             return Err(DelimiterError::HeaderTooShort);
@@ -73,15 +76,28 @@ impl Delimiters {
         let definition = definition_of(header, field);
         let mut found = [0u8; 3];
         let mut count = 0;
+        let mut doubled = None;
+        let mut previous = None;
         for &byte in definition {
             if count == 3 {
                 break;
             }
-            if byte == field || found[..count].contains(&byte) {
+            if byte == field {
                 continue;
             }
-            found[count] = byte;
-            count += 1;
+            if found[..count].contains(&byte) {
+                if previous != Some(byte) || doubled.is_some() {
+                    return Err(DelimiterError::Duplicate { byte });
+                }
+                doubled = Some(byte);
+            } else {
+                found[count] = byte;
+                count += 1;
+            }
+            previous = Some(byte);
+        }
+        if let Some(byte) = doubled.filter(|_| count < 3) {
+            return Err(DelimiterError::Duplicate { byte });
         }
         if count < 2 {
             return Err(DelimiterError::TooFewDelimiters { found: count });
@@ -234,6 +250,22 @@ mod tests {
             Delimiters::from_header(b"H|^"),
             Err(DelimiterError::TooFewDelimiters { found: 1 })
         );
+        // Read once, the repeated `^` shifted `&` to component and left no escape: `^^^TSH`
+        // became four repeats and the test code was lost without a word.
+        for (header, byte) in [
+            (&b"H|^^&"[..], b'^'),
+            (b"H|^^|", b'^'),
+            (b"H|\\^\\&", b'\\'),
+            (b"H|\\^\\", b'\\'),
+            (b"H|\\\\^^&", b'^'),
+        ] {
+            assert_eq!(
+                Delimiters::from_header(header),
+                Err(DelimiterError::Duplicate { byte }),
+                "{:?}",
+                String::from_utf8_lossy(header)
+            );
+        }
         assert_eq!(
             Delimiters::from_header(b"HA^&"),
             Err(DelimiterError::NotAllowed { byte: b'A' })
