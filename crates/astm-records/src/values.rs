@@ -59,10 +59,11 @@ impl<'a> TestId<'a> {
 
     /// The test code wherever the vendor put it. `None` when every component is empty.
     ///
-    /// When component 1 is empty and component 2 is not, component 2 (the Cepheid GeneXpert layout
-    /// `^MTB-RIF^^Xpert^…`, where component 4 is the system name shared by every result). Otherwise
-    /// the first non-empty component from component 4 onwards, else the first non-empty of
-    /// components 1–3.
+    /// In the Cepheid GeneXpert layout, eight components `^MTB-RIF^^Xpert^^^rpoB1^Ct` where
+    /// component 4 is the system name shared by every result, component 2 (taken when there are
+    /// at least seven components, component 1 is empty and component 2 is not). Otherwise the
+    /// first non-empty component from component 4 onwards (the local code: `^Glucose^^GLU` gives
+    /// `GLU`, not the test name), else the first non-empty of components 1–3.
     ///
     /// ```
     /// use astm_records::{Delimiters, Record, ResultRecord};
@@ -71,6 +72,8 @@ impl<'a> TestId<'a> {
     ///     ("R|1|^^^^WBC^1|5.8", "WBC"),
     ///     ("R|1|Na|131", "Na"),
     ///     ("R|1|^MTB-RIF^^Xpert^^^rpoB1^Ct|^0.0", "MTB-RIF"),
+    ///     ("R|1|^MTB-RIF^^Xpert^^^^|MTB DETECTED", "MTB-RIF"),
+    ///     ("R|1|^Glucose^^GLU|5.5", "GLU"),
     /// ] {
     ///     let record = Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?;
     ///     let result = ResultRecord::new(record).unwrap();
@@ -82,7 +85,9 @@ impl<'a> TestId<'a> {
         let components: Vec<Component<'a>> = self.repeat.components().collect();
         let pick = |c: &&Component<'a>| !is_blank(c);
         let genexpert = match components.as_slice() {
-            [first, second, ..] if is_blank(first) && !is_blank(second) => Some(second),
+            [first, second, _, _, _, _, _, ..] if is_blank(first) && !is_blank(second) => {
+                Some(second)
+            }
             _ => None,
         };
         genexpert
