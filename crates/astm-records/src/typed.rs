@@ -333,7 +333,10 @@ record_kind! {
 
 impl<'a> Query<'a> {
     /// The specimen ID the instrument asks about: Q.3 component 2 (where instruments put it), else
-    /// component 1. `None` when both are empty, except in the Roche cobas layout.
+    /// a Q.3 of one bare component other than `ALL` (`Q|1|S123||…`). Component 1 of a Q.3 with
+    /// components is the patient ID ([`requested_patient_id`](Self::requested_patient_id)), not
+    /// a specimen: `PAT42^` gives `None`. `None` too when both are empty, except in the Roche
+    /// cobas layout.
     ///
     /// Roche cobas analyzers (cobas e 411 "cobas type", cobas 6000 family) send nine components,
     /// `^^SampleID^SequenceNo^CarrierNo^PositionNo^^SampleType^ContainerType`, with the sample ID in
@@ -350,6 +353,9 @@ impl<'a> Query<'a> {
     ///     ("Q|1|^^000004^40^0^5^^S1^SC||ALL||||||||O", Some("000004")),
     ///     ("Q|1|^000002^3^@95^2^^SAMPLE^NORMAL||ALL||||||||O", Some("000002")),
     ///     ("Q|1|^^3^0007^2^^SAMPLE^NORMAL||ALL||||||||O", None),
+    ///     ("Q|1|S123||ALL||||||||O", Some("S123")),
+    ///     ("Q|1|PAT42^||ALL||||||||O", None),
+    ///     ("Q|1|ALL||ALL||||||||O", None),
     /// ] {
     ///     let query = Query::new(Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?).unwrap();
     ///     assert_eq!(query.requested_specimen_id().as_deref(), id);
@@ -374,12 +380,38 @@ impl<'a> Query<'a> {
     /// ```
     pub fn requested_specimen(&self) -> Option<Component<'a>> {
         let range = self.starting_range_id();
-        let first = range.first();
-        let cobas = (first.components().count() >= 9).then(|| range.component(3));
-        [Some(range.component(2)), Some(range.component(1)), cobas]
+        let components = range.first().components().count();
+        let bare = (components == 1)
+            .then(|| range.component(1))
+            .filter(|c| !c.raw().trim_ascii().eq_ignore_ascii_case(b"ALL"));
+        let cobas = (components >= 9).then(|| range.component(3));
+        [Some(range.component(2)), bare, cobas]
             .into_iter()
             .flatten()
             .find(|c| !c.is_empty())
+    }
+
+    /// The patient ID the instrument asks about: Q.3 component 1 when Q.3 has components
+    /// (`PAT42^`, `PAT42^S1`). `None` when it is empty or Q.3 is one bare value, which
+    /// [`requested_specimen_id`](Self::requested_specimen_id) reads as the specimen.
+    ///
+    /// ```
+    /// use astm_records::{Delimiters, Query, Record};
+    /// for (raw, id) in [
+    ///     ("Q|1|PAT42^||ALL||||||||O", Some("PAT42")),
+    ///     ("Q|1|PAT42^S1||ALL||||||||O", Some("PAT42")),
+    ///     ("Q|1|^S1||ALL||||||||O", None),
+    ///     ("Q|1|S1||ALL||||||||O", None),
+    /// ] {
+    ///     let query = Query::new(Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?).unwrap();
+    ///     assert_eq!(query.requested_patient_id().as_deref(), id);
+    /// }
+    /// # Ok::<(), astm_records::RecordError>(())
+    /// ```
+    pub fn requested_patient_id(&self) -> Option<Cow<'a, str>> {
+        let range = self.starting_range_id();
+        let patient = range.component(1);
+        (range.first().components().count() > 1 && !patient.is_empty()).then(|| patient.text())
     }
 }
 
