@@ -26,7 +26,7 @@ pub enum ViolationKind {
     #[error("header is not the first record of the message")]
     HeaderNotFirst,
     /// The sequence number (field 2) is not the expected one.
-    #[error("{kind} record has sequence number {}, expected {expected}", found.map_or_else(|| "none".to_owned(), |n| n.to_string()))]
+    #[error("{kind} record has {}, expected {expected}", written_sequence(*found, written))]
     Sequence {
         /// The record's type.
         kind: RecordType,
@@ -34,6 +34,9 @@ pub enum ViolationKind {
         expected: u32,
         /// The number it has; `None` when empty or not a number.
         found: Option<u32>,
+        /// Field 2 as written (lossy text, at most 40 characters), so `A` or `4294967296`
+        /// shows what is wrong with it.
+        written: String,
     },
     /// A record after the L record.
     #[error("{kind} record after the terminator record")]
@@ -53,6 +56,18 @@ pub enum ViolationKind {
     /// The header declares a non-ASCII delimiter, probably a multi-byte character such as `¥`.
     #[error("header declares a non-ASCII delimiter (a multi-byte character such as the yen sign?)")]
     NonAsciiDelimiter,
+}
+
+/// How a [`ViolationKind::Sequence`] names the number a record has.
+fn written_sequence(found: Option<u32>, written: &str) -> String {
+    match found {
+        Some(n) => format!("sequence number {n}"),
+        None if written.trim().is_empty() => "no sequence number".to_owned(),
+        None if written.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            format!("sequence number {written:?}, beyond {}", u32::MAX)
+        }
+        None => format!("sequence number {written:?}, not a number"),
+    }
 }
 
 /// One violation, with the position of the record (1-based).
@@ -254,6 +269,17 @@ impl<'a> Message<'a> {
         validation: Validation,
     ) -> Result<Self, MessageError> {
         let first = records.first().ok_or(MessageError::Empty)?;
+        if first.kind() != RecordType::Header
+            && let [b'H' | b'h', _, ..] = first.raw()
+            && let Err(error) = Delimiters::from_header(first.raw())
+        {
+            // `HA\^&`: a header whose field delimiter is a letter or digit, so not recognised as
+            // one; "must be a header" would blame the wrong thing.
+            return Err(MessageError::Record {
+                record: 1,
+                error: error.into(),
+            });
+        }
         if first.kind() != RecordType::Header {
             return Err(MessageError::MissingHeader {
                 found: first.field(1).text().into_owned(),
@@ -279,6 +305,7 @@ impl<'a> Message<'a> {
                         kind,
                         expected,
                         found,
+                        written: record.field(2).text().chars().take(40).collect(),
                     });
                 }
             }

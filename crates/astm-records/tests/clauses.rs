@@ -530,3 +530,101 @@ fn a_too_short_header_is_refused_with_its_position_and_reason() {
     let message = Message::parse_strict(b"H|\\^\rL|1|N\r").unwrap();
     assert_eq!(message.header().record().delimiters().escape(), None);
 }
+
+/// E1394 §7.1.2: repeat, component and escape are distinct characters. A header repeating one
+/// (`H|^^&`) was read as `^&` with no escape, so `^^^TSH` became four repeats and the result
+/// lost its test code without a violation, even in strict mode.
+#[test]
+fn a_header_declaring_one_delimiter_twice_is_refused() {
+    let text = b"H|^^&\rP|1\rO|1|S1||^^^TSH\rR|1|^^^TSH|1.5\rL|1|N\r";
+    let error = Message::parse(text).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "record 1: invalid delimiter definition in header: byte 0x5E is used for two delimiters"
+    );
+    // The doubled backslash some exports write (`H|\\^&`) still declares the standard set.
+    let message =
+        Message::parse(b"H|\\\\^&\rP|1\rO|1|S1||^^^TSH\rR|1|^^^TSH|1.5\rL|1|N\r").unwrap();
+    assert_eq!(
+        *message.header().record().delimiters(),
+        Delimiters::STANDARD
+    );
+    let result = message.results().next().unwrap();
+    assert_eq!(result.test_id().test_code().as_deref(), Some("TSH"));
+}
+
+/// A letter or digit after `H` cannot be the field delimiter (E1394 §7.1.2). Such a first
+/// record was reported as "must be a header, found type "HA\^&"", blaming the wrong thing.
+#[test]
+fn a_header_with_a_letter_for_field_delimiter_says_so() {
+    let error = Message::parse(b"HA\\^&\rPA1\rLA1AN\r").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "record 1: invalid delimiter definition in header: byte 0x41 cannot be a delimiter \
+         (letters, digits, CR and LF are not allowed)"
+    );
+    // Framed text still gets the hint at the link layer.
+    let error = Message::parse(b"\x021H|\\^&\rL|1|N\r")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("E1381 framing"), "{error}");
+}
+
+/// LIS2-A2 §10.1.3 / E1394: R.3 is `universal ID^name^type^local code`; a sender filling in the
+/// name (`^Glucose^^GLU`) got the name back as its test code.
+#[test]
+fn the_test_code_is_the_local_code_not_the_test_name() {
+    let d = Delimiters::STANDARD;
+    for (raw, code) in [
+        ("R|1|^Glucose^^GLU|5.5", "GLU"),
+        ("R|1|^Glucose|5.5", "Glucose"),
+        ("R|1|^MTB-RIF^^Xpert^^^rpoB1^Ct|^0.0", "MTB-RIF"),
+        ("R|1|^MTB-RIF^^Xpert^^^^|MTB DETECTED", "MTB-RIF"),
+    ] {
+        let result = ResultRecord::new(Record::parse(raw.as_bytes(), &d).unwrap()).unwrap();
+        assert_eq!(result.test_id().test_code().as_deref(), Some(code), "{raw}");
+    }
+}
+
+/// LIS2-A2 §12.1.3: Q.3 is `patient ID^specimen ID^…`. A query naming only the patient was
+/// read as a query for a specimen with the patient's ID, and `ALL` as a specimen named ALL.
+#[test]
+fn a_query_for_a_patient_is_not_a_query_for_a_specimen() {
+    let d = Delimiters::STANDARD;
+    for (raw, specimen, patient) in [
+        ("Q|1|PAT42^||ALL||||||||O", None, Some("PAT42")),
+        ("Q|1|PAT42^S1||ALL||||||||O", Some("S1"), Some("PAT42")),
+        ("Q|1|^S1||ALL||||||||O", Some("S1"), None),
+        ("Q|1|S1||ALL||||||||O", Some("S1"), None),
+        ("Q|1|ALL||ALL||||||||O", None, None),
+    ] {
+        let query = Query::new(Record::parse(raw.as_bytes(), &d).unwrap()).unwrap();
+        assert_eq!(query.requested_specimen_id().as_deref(), specimen, "{raw}");
+        assert_eq!(query.requested_patient_id().as_deref(), patient, "{raw}");
+    }
+}
+
+/// A sequence number that is not one was reported as "sequence number none", whatever was
+/// written; the violation now shows it.
+#[test]
+fn a_sequence_violation_shows_what_was_written() {
+    for (record, said) in [
+        (
+            "P|A",
+            "P record has sequence number \"A\", not a number, expected 1",
+        ),
+        (
+            "P|4294967296",
+            "P record has sequence number \"4294967296\", beyond 4294967295, expected 1",
+        ),
+        ("P|", "P record has no sequence number, expected 1"),
+        ("P|2", "P record has sequence number 2, expected 1"),
+    ] {
+        let text = format!("H|\\^&\r{record}\rL|1|N\r");
+        assert_eq!(
+            violations(text.as_bytes()),
+            [format!("record 2: {said}")],
+            "{record}"
+        );
+    }
+}
