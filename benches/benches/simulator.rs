@@ -1,7 +1,9 @@
 //! Simulator throughput: messages generated per second (what `--dry-run` does) for three templates,
 //! and ASTM messages pushed per second over loopback through the E1381 sender (what
-//! `--push tcp://` does: one session per message on a new connection), each with a baseline
-//! measured in the same run.
+//! `--push tcp://` does: one session per message on a new connection), and orders read per
+//! second from an HL7 ORM (what an HL7 port does with a LIS's work list, 1,000 and 20,000
+//! orders: the rate stays flat when reading is linear), each with a baseline measured in the
+//! same run.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -132,5 +134,40 @@ fn push(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, generation, push);
+/// An ORM^O01 with `orders` ORC/OBR pairs, each its own placer number.
+fn work_list(orders: usize) -> Vec<u8> {
+    let mut text = b"MSH|^~\\&|LIS||LAB||20260101||ORM^O01|1|P|2.3.1\rPID|1||MRN-1\r".to_vec();
+    for n in 1..=orders {
+        text.extend_from_slice(format!("ORC|NW|PL-{n}\rOBR|{n}|PL-{n}||^^^PT\r").as_bytes());
+    }
+    text
+}
+
+fn order_reading(c: &mut Criterion) {
+    let templates = TemplateSet::embedded().expect("templates");
+    let template = templates.get("mindray_bc5380").expect("template");
+    let mut group = c.benchmark_group("simulator_read_orders");
+    for orders in [1_000, 20_000] {
+        let text = work_list(orders);
+        group.throughput(Throughput::Elements(orders as u64));
+        // Baseline: parsing the ORM and walking its segments, which reading needs anyway.
+        group.bench_function(format!("{orders}/baseline_parse_and_walk"), |b| {
+            b.iter(|| {
+                let message = mllp_hl7::Message::parse(&text).expect("parse");
+                black_box(message.segments().count())
+            });
+        });
+        group.bench_function(format!("{orders}/read_orders"), |b| {
+            b.iter(|| {
+                let message = mllp_hl7::Message::parse(&text).expect("parse");
+                let read = lis_templates::Hl7Orders::read_for(&message, template);
+                assert_eq!(read.orders.len(), orders);
+                black_box(read)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, generation, push, order_reading);
 criterion_main!(benches);

@@ -255,8 +255,11 @@ impl<'a> HostQuery<'a> {
                     .received
                     .push(port, peer.to_owned(), "ASTM", answer);
                 let transfer = read_transfer(answer);
-                cut_off |= !transfer.terminated;
+                cut_off |= transfer.unreadable.is_none() && !transfer.terminated;
                 let mut not_orders = transfer.withdrawn;
+                if let Some(why) = transfer.unreadable {
+                    not_orders.push(format!("an answer that cannot be read ({why})"));
+                }
                 for order in transfer.orders {
                     if order.sample_id != *specimen {
                         // Not on board: an analyzer has nothing to measure it in.

@@ -1,7 +1,7 @@
 //! Server mode: the simulator is the instrument. ASTM ports run the `astm-frame` state machine;
 //! HL7 ports run an MLLP listener.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -423,19 +423,39 @@ pub(crate) struct Transfer {
     /// An L record ended it: without one the message is incomplete (the sender gave up, or
     /// was cut off, after the frames that arrived).
     pub(crate) terminated: bool,
+    /// Why the transfer was not read at all (no H record first, too many records).
+    pub(crate) unreadable: Option<String>,
 }
+
+/// Records one transfer may hold to be read. Parsing keeps about 175 bytes per record beside
+/// the text, so a 16 MiB transfer of 2-byte records took 1.4 GB; 100,000 order records are
+/// far beyond any work list and stay under 20 MB.
+const MAX_TRANSFER_RECORDS: usize = 100_000;
 
 /// Reads an ASTM transfer from the LIS (an order, a query, a cancellation).
 pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
     let mut t = Transfer::default();
+    let mut orders = SampleMerge::default();
+    let mut records = 0;
     for record in text.split(|b| *b == b'\r' || *b == b'\n') {
+        records += usize::from(!record.is_empty());
         if let Some(rest) = record.strip_prefix(b"X|") {
             let name = rest.split(|b| *b == b'|').nth(1).unwrap_or_default();
             t.template_override = Some(String::from_utf8_lossy(name).into_owned());
         }
     }
-    let Ok(message) = Message::parse(text) else {
+    if records > MAX_TRANSFER_RECORDS {
+        t.unreadable = Some(format!(
+            "{records} records, more than the {MAX_TRANSFER_RECORDS} a transfer may hold"
+        ));
         return t;
+    }
+    let message = match Message::parse(text) {
+        Ok(message) => message,
+        Err(e) => {
+            t.unreadable = Some(e.to_string());
+            return t;
+        }
     };
     for (index, record) in message.records().iter().enumerate() {
         match record.typed() {
@@ -499,34 +519,65 @@ pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
                 if specimen.is_empty() || codes.is_empty() {
                     continue;
                 }
-                match t.orders.iter_mut().find(|s| s.sample_id == specimen) {
-                    Some(sample) => {
-                        for c in codes {
-                            if !sample.codes.contains(&c) {
-                                sample.codes.push(c);
-                            }
-                        }
-                    }
-                    None => {
-                        // The P record the O record comes under, in its own message (a later
-                        // H in the transfer starts afresh): its results carry that patient.
-                        let patient = message
-                            .node(index)
-                            .ancestor(RecordType::Patient)
-                            .and_then(|p| Patient::new(p.record()))
-                            .map(|p| OrderedPatient::from_astm(&p));
-                        t.orders.push(OrderedSample {
-                            sample_id: specimen,
-                            codes,
-                            patient,
-                        });
-                    }
-                }
+                // The P record the O record comes under, in its own message (a later H in
+                // the transfer starts afresh): its results carry that patient.
+                orders.add(specimen, codes, || {
+                    message
+                        .node(index)
+                        .ancestor(RecordType::Patient)
+                        .and_then(|p| Patient::new(p.record()))
+                        .map(|p| OrderedPatient::from_astm(&p))
+                });
             }
             _ => {}
         }
     }
+    t.orders = orders.into_samples();
     t
+}
+
+/// Samples gathered from records, one per sample ID in order of first appearance, each with
+/// its test codes once. Indexed: a LIS may send tens of thousands of O or Q records in one
+/// transfer, and a search per record made reading it quadratic, which stalled the workers
+/// (and with them every port) for minutes.
+#[derive(Debug, Default)]
+struct SampleMerge {
+    samples: Vec<OrderedSample>,
+    index: HashMap<String, usize>,
+    codes: HashSet<(usize, String)>,
+}
+
+impl SampleMerge {
+    /// Adds `codes` to sample `sample_id`, created with `patient()` if new.
+    fn add(
+        &mut self,
+        sample_id: String,
+        codes: Vec<String>,
+        patient: impl FnOnce() -> Option<OrderedPatient>,
+    ) {
+        let at = match self.index.get(&sample_id) {
+            Some(&at) => at,
+            None => {
+                let at = self.samples.len();
+                self.index.insert(sample_id.clone(), at);
+                self.samples.push(OrderedSample {
+                    sample_id,
+                    codes: Vec::new(),
+                    patient: patient(),
+                });
+                at
+            }
+        };
+        for code in codes {
+            if self.codes.insert((at, code.clone())) {
+                self.samples[at].codes.push(code);
+            }
+        }
+    }
+
+    fn into_samples(self) -> Vec<OrderedSample> {
+        self.samples
+    }
 }
 
 /// Serves one ASTM connection until the peer hangs up.
@@ -576,6 +627,16 @@ async fn serve_astm(
                 app.received
                     .push(local.port(), peer.to_string(), "ASTM", &text);
                 let transfer = read_transfer(&text);
+                if let Some(why) = &transfer.unreadable {
+                    if noise.admit() {
+                        tracing::warn!(
+                            "port {}: transfer from {peer} not read ({why}); kept in /received, \
+                             not answered",
+                            local.port()
+                        );
+                    }
+                    continue;
+                }
                 if !transfer.terminated
                     && (!transfer.queries.is_empty()
                         || !transfer.orders.is_empty()
@@ -670,7 +731,7 @@ async fn answer(
         // per Q record (a request message may hold several).
         let reply = match template {
             Some(t) => {
-                let mut samples: Vec<OrderedSample> = Vec::new();
+                let mut samples = SampleMerge::default();
                 for (specimen, codes) in &transfer.queries {
                     let sample_id = match specimen {
                         Some(s) => s.clone(),
@@ -683,21 +744,9 @@ async fn answer(
                     } else {
                         codes.clone()
                     };
-                    match samples.iter_mut().find(|s| s.sample_id == sample_id) {
-                        Some(sample) => {
-                            for c in codes {
-                                if !sample.codes.contains(&c) {
-                                    sample.codes.push(c);
-                                }
-                            }
-                        }
-                        None => samples.push(OrderedSample {
-                            sample_id,
-                            codes,
-                            patient: None,
-                        }),
-                    }
+                    samples.add(sample_id, codes, || None);
                 }
+                let samples = samples.into_samples();
                 let options = app.options(true, None);
                 let mut generator = Generator::new(t, &app.minter, &options)?;
                 generator.astm_order_results(&samples)?.to_bytes()

@@ -881,3 +881,93 @@ async fn the_first_frame_may_have_any_number_from_0_to_7_as_in_the_reference() {
     write(&mut s, &eight).await;
     assert_eq!(read_byte(&mut s).await, NAK, "first FN 8");
 }
+
+/// Sends `text` as one transfer in frames of up to 60,000 bytes (intermediate ETB frames, the
+/// last ETX): how a LIS hands over a long work list without a frame per record.
+async fn send_long_transfer(s: &mut tokio::net::TcpStream, text: &[u8]) {
+    write(s, &[ENQ]).await;
+    assert_eq!(read_byte(s).await, ACK, "ENQ not acknowledged");
+    let chunks: Vec<&[u8]> = text.chunks(60_000).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let n = u8::try_from((i + 1) % 8).unwrap();
+        let end = if i + 1 == chunks.len() {
+            FrameEnd::End
+        } else {
+            FrameEnd::Intermediate
+        };
+        write(s, &frame(n, chunk, end)).await;
+        assert_eq!(read_byte(s).await, ACK, "frame {i} not acknowledged");
+    }
+    write(s, &[EOT]).await;
+}
+
+/// O records naming one specimen again are one order with each test once, in order of first
+/// appearance; a long work list is read with an index (a search per record made 50,000 O
+/// records stall every port for 25 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_for_one_specimen_are_merged_with_each_test_once() {
+    let records = results_on_the_link(&[
+        "H|\\^&|||LIS",
+        "P|1",
+        "O|1|S1||^^^PT\\^^^PT|R",
+        "O|2|S2||^^^PT|R",
+        "O|3|S1||^^^XYZ\\^^^PT|R",
+        "L|1|N",
+    ])
+    .await;
+    let orders: Vec<&String> = of_type(&records, "O|");
+    assert_eq!(orders.len(), 2, "{records:?}");
+    assert!(orders[0].starts_with("O|1|S1|"), "{records:?}");
+    assert!(orders[1].starts_with("O|1|S2|"), "{records:?}");
+    let results: Vec<&String> = of_type(&records, "R|");
+    let codes: Vec<&str> = results
+        .iter()
+        .map(|r| r.split('|').nth(2).unwrap())
+        .collect();
+    assert_eq!(codes, ["^^^PT", "^^^XYZ", "^^^PT"], "{records:?}");
+}
+
+/// A transfer is read into one record list with about 175 bytes of bookkeeping per record, so
+/// one of 16 MiB of tiny records took 1.4 GB: over 100,000 records it is logged, kept in
+/// /received and not read. A header-less transfer was dropped without a word; it is logged.
+/// The port goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_too_long_or_without_a_header_is_logged_and_not_answered() {
+    let sim = LoggedSim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--order-results",
+        "link",
+        "--api-port",
+        "0",
+    ]);
+    let mut s = connect(sim.sim.port_of("stago_start4")).await;
+    let mut text = b"H|\\^&|||LIS\rP|1\r".to_vec();
+    for n in 1..=100_000 {
+        text.extend_from_slice(format!("O|{n}|S{n}||^^^PT|R\r").as_bytes());
+    }
+    text.extend_from_slice(b"L|1|N\r");
+    send_long_transfer(&mut s, &text).await;
+    send_records(&mut s, &["P|1", "O|1|NO-HEADER||^^^PT|R", "L|1|N"]).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||LIS", "P|1", "O|1|AFTER-1||^^^PT|R", "L|1|N"],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    assert!(
+        records.iter().any(|r| r.starts_with("O|1|AFTER-1|")),
+        "the first answer is for the order after them: {records:?}"
+    );
+    let log = sim.log_holding(&["100003 records, more than the 100000", "must be a header"]);
+    assert!(
+        log.contains("not read (100003 records, more than the 100000 a transfer may hold)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("not read (record 1 must be a header (H), found type \"P\")"),
+        "{log}"
+    );
+}

@@ -5,6 +5,8 @@
 //! are written in UTF-8, so a LIS sending UTF-8 gets its bytes back and one sending Latin-1
 //! its text.
 
+use std::collections::{HashMap, HashSet};
+
 use astm_records::Charset;
 
 use super::order::{OrderGroup, OrderedPatient};
@@ -146,6 +148,11 @@ impl Hl7Orders {
 
     fn read_with(message: &mllp_hl7::Message<'_>, template: Option<&Template>) -> Self {
         let mut read = Self::default();
+        // Indexes into `read`: an ORM may carry tens of thousands of OBRs, and a search per
+        // segment made reading it quadratic.
+        let mut specimens = HashSet::new();
+        let mut groups: HashMap<(Vec<String>, Vec<String>), usize> = HashMap::new();
+        let mut codes = HashSet::new();
         let mut group: Option<(mllp_hl7::Segment<'_>, bool)> = None;
         for segment in message.segments() {
             let specimen_ids = match segment.id() {
@@ -162,7 +169,7 @@ impl Hl7Orders {
                 .filter_map(|v| v.subcomponent(1))
                 .map(|v| hl7_text(&v))
             {
-                if !id.is_empty() && !read.specimens.contains(&id) {
+                if !id.is_empty() && specimens.insert(id.clone()) {
                     read.specimens.push(id);
                 }
             }
@@ -200,19 +207,24 @@ impl Hl7Orders {
                         .or_else(|| candidates.clone().find(|c| !c.is_empty()))
                         .cloned();
                     let Some(code) = code else { continue };
-                    match read
-                        .orders
-                        .iter_mut()
-                        .find(|o| o.placer == placer && o.filler == filler)
-                    {
-                        Some(order) if order.codes.contains(&code) => {}
-                        Some(order) => order.codes.push(code),
-                        None => read.orders.push(OrderGroup {
-                            placer,
-                            filler,
-                            codes: vec![code],
-                            service,
-                        }),
+                    let key = (placer, filler);
+                    let at = match groups.get(&key) {
+                        Some(&at) => at,
+                        None => {
+                            let at = read.orders.len();
+                            groups.insert(key.clone(), at);
+                            let (placer, filler) = key;
+                            read.orders.push(OrderGroup {
+                                placer,
+                                filler,
+                                codes: Vec::new(),
+                                service,
+                            });
+                            at
+                        }
+                    };
+                    if codes.insert((at, code.clone())) {
+                        read.orders[at].codes.push(code);
                     }
                 }
                 _ => {}
