@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use lis_templates::{
     Generator, Hl7Message, Hl7Orders, OrderGroup, OrderedPatient, OrderedSample, ProtocolKind,
 };
-use mllp_hl7::{AckBuilder, AckCode, AckMessage, AckMode, Message, MllpCodec, MllpFrame};
+use mllp_hl7::{AckBuilder, AckCode, AckMessage, Message, MllpCodec, MllpFrame};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
@@ -195,8 +195,9 @@ impl<'a> Hl7HostQuery<'a> {
             };
             let kind = message.message_type();
             if kind.code == b"OML" {
-                let (reply, accepted) = accept_work(&message, specimen, self.generator.template());
-                if let Some(reply) = reply {
+                let (replies, accepted) =
+                    accept_work(&message, specimen, self.generator.template());
+                for reply in replies {
                     connection
                         .send(&reply[..])
                         .await
@@ -261,20 +262,18 @@ impl<'a> Hl7HostQuery<'a> {
     }
 }
 
-/// The `ORL^O34` answering the LIS's work order `message` in original mode (in enhanced mode
-/// the accept ACK, if its MSH-15 asks for one), and the work it orders. A work order for
+/// The replies to the LIS's work order `message`: the `ORL^O34` (in enhanced mode after the
+/// accept ACK, each as MSH-15 and MSH-16 ask), and the work it orders. A work order for
 /// another specimen than the one asked for is refused with `AR`, as LAW asks of an analyzer.
 fn accept_work(
     message: &Message<'_>,
     specimen: &str,
     template: &lis_templates::Template,
-) -> (Option<Vec<u8>>, anyhow::Result<Work>) {
+) -> (Vec<Vec<u8>>, anyhow::Result<Work>) {
     let read = Hl7Orders::read_for(message, template);
-    let mut reply = AckBuilder::new(message);
+    let mut reply = AckBuilder::new(message).code(AckCode::ApplicationAccept);
     let kind = message.message_type();
-    if AckMode::of(message) == AckMode::Original
-        && let Some((code, trigger)) = kind.order_response()
-    {
+    if let Some((code, trigger)) = kind.order_response() {
         reply = reply.response_type(code, trigger);
     }
     let accepted = if read.specimens.is_empty() || read.specimens.iter().any(|id| id == specimen) {
@@ -295,8 +294,8 @@ fn accept_work(
     // A reply that cannot be built (no MSH-10 to acknowledge) still leaves the LIS waiting:
     // an MLLP NAK block tells it the message was not taken.
     let bytes = reply
-        .build_if_required()
-        .unwrap_or_else(|_| Some(vec![mllp_hl7::CommitAck::Nak.byte()]));
+        .build_all_required()
+        .unwrap_or_else(|_| vec![vec![mllp_hl7::CommitAck::Nak.byte()]]);
     (bytes, accepted)
 }
 

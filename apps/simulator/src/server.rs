@@ -989,18 +989,21 @@ async fn serve_mllp(
         if let Ok(ack) = mllp_hl7::AckMessage::from_message(&message) {
             link_results.acknowledged(&ack);
         }
-        // MSA-3 as the reference writes it; harnesses look for it.
-        let mut ack = AckBuilder::new(&message).text("Message accepted");
-        // An OML is answered in original mode by the ORL its trigger defines (ORL^O22 for
-        // OML^O21). An ORM keeps the reference's ACK^O01, where the standard has ORR^O02.
+        // MSA-3 as the reference writes it; harnesses look for it. In enhanced mode the accept
+        // ACK (CA, per MSH-15) comes first, then this application ACK (per MSH-16): the
+        // simulator processes the message at once, so both are due.
+        let mut ack = AckBuilder::new(&message)
+            .code(mllp_hl7::AckCode::ApplicationAccept)
+            .text("Message accepted");
+        // An OML is answered by the ORL its trigger defines (ORL^O22 for OML^O21). An ORM
+        // keeps the reference's ACK^O01, where the standard has ORR^O02.
         let kind = message.message_type();
         if kind.code == b"OML"
-            && mllp_hl7::AckMode::of(&message) == mllp_hl7::AckMode::Original
             && let Some((code, trigger)) = kind.order_response()
         {
             ack = ack.response_type(code, trigger);
         }
-        if let Ok(Some(ack)) = ack.build_if_required() {
+        for ack in ack.build_all_required().unwrap_or_default() {
             if delay > Duration::ZERO {
                 tokio::time::sleep(delay).await;
             }

@@ -366,8 +366,42 @@ async fn a_latin1_orm_patient_is_echoed_as_text() {
     );
 }
 
-/// In enhanced mode (MSH-15/16 valued) an OML's accept acknowledgement is an ACK with CA,
-/// as for any message; the ORL^O22 answers original mode only.
+/// Enhanced mode (HL7 v2.5 §2.9.3.2): an accept ACK (CA) as MSH-15 asks, then the application
+/// ACK as MSH-16 asks. Only the CA was sent, so a LIS asking for the application ACK (MSH-16
+/// `AL`) never got it, and one sending `NE|AL` or `ER|AL` got nothing and waited for its
+/// timeout. Each message's replies come before the next message's: the original-mode message
+/// at the end is answered next, so no reply was left over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enhanced_mode_senders_get_the_acknowledgements_msh15_and_msh16_ask_for() {
+    let (_sim, mut framed) = bc5380_on_the_link(&[]).await;
+    for (modes, replies) in [
+        (
+            "AL|AL",
+            &["ACK^R01^ACK|*|MSA|CA", "ACK^R01^ACK|*|MSA|AA"][..],
+        ),
+        ("NE|AL", &["ACK^R01^ACK|*|MSA|AA"][..]),
+        ("ER|AL", &["ACK^R01^ACK|*|MSA|AA"][..]),
+        ("AL|NE", &["ACK^R01^ACK|*|MSA|CA"][..]),
+        ("AL|ER", &["ACK^R01^ACK|*|MSA|CA"][..]),
+        ("|", &["ACK^R01^ACK|*|MSA|AA"][..]),
+    ] {
+        let id = format!("M-{}", modes.replace('|', "-"));
+        let oru = format!(
+            "MSH|^~\\&|LIS|LAB|MINDRAY|BC-5380|20260101||ORU^R01^ORU_R01|{id}|P|2.5.1|||{modes}\r\
+             PID|1||P1\rOBR|1|PL-1||WBC\rOBX|1|NM|WBC||5.0\r"
+        );
+        framed.send(oru.as_bytes()).await.unwrap();
+        for expected in replies {
+            let (kind, msa) = expected.split_once("|*|").unwrap();
+            let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+            assert!(ack.contains(&format!("||{kind}|")), "{modes}: {ack}");
+            assert!(ack.contains(&format!("{msa}|{id}|")), "{modes}: {ack}");
+        }
+    }
+}
+
+/// In enhanced mode (MSH-15/16 valued) an OML gets the accept ACK (CA, a plain ACK) as MSH-15
+/// asks, then its ORL^O34 (the application ACK) as MSH-16 asks; in original mode the ORL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enhanced_mode_oml_gets_a_commit_ack() {
     let (_sim, mut framed) = bc5380_on_the_link(&[]).await;
@@ -377,6 +411,16 @@ async fn an_enhanced_mode_oml_gets_a_commit_ack() {
     let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
     assert!(ack.contains("||ACK^O33^ACK|"), "{ack}");
     assert!(ack.contains("MSA|CA|E1"), "{ack}");
+    let oru = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    assert!(oru.contains("||ORU^R01|"), "{oru}");
+    let both = oml.replace("|E1|P|2.5.1|||AL|NE", "|E3|P|2.5.1|||AL|AL");
+    framed.send(both.as_bytes()).await.unwrap();
+    let ack = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    assert!(ack.contains("||ACK^O33^ACK|"), "{ack}");
+    assert!(ack.contains("MSA|CA|E3"), "{ack}");
+    let orl = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
+    assert!(orl.contains("||ORL^O34^ORL_O34|"), "{orl}");
+    assert!(orl.contains("MSA|AA|E3"), "{orl}");
     let oru = String::from_utf8_lossy(&next_message(&mut framed).await).into_owned();
     assert!(oru.contains("||ORU^R01|"), "{oru}");
     let oml = oml.replace("|E1|P|2.5.1|||AL|NE", "|E2|P|2.5.1");

@@ -316,6 +316,54 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         }
     }
 
+    /// Every acknowledgement the sender asked for, in the order to send them, for a receiver
+    /// that processes the message at once. With an application code (AA, AE, AR) set, in
+    /// enhanced mode, that is an accept acknowledgement `CA` (a plain ACK, MSA-3 as set) if
+    /// MSH-15 asks for one, then this application acknowledgement if MSH-16 asks for it (HL7
+    /// v2.5 §2.9.3.2). Otherwise it is [`build_if_required`](Self::build_if_required)'s one,
+    /// or none. [`build_if_required`](Self::build_if_required) alone left an enhanced-mode
+    /// sender without its application acknowledgement (the default code there is `CA`) or,
+    /// with an application code set, without the accept acknowledgement it asked for first.
+    ///
+    /// ```
+    /// use mllp_hl7::{AckBuilder, AckCode, AckMessage, Message};
+    ///
+    /// let msg = Message::parse(b"MSH|^~\\&|LAB|H|LIS|H|20240101||ORU^R01|42|P|2.5.1|||AL|AL")?;
+    /// let acks = AckBuilder::new(&msg).code(AckCode::ApplicationAccept).build_all_required()?;
+    /// let codes: Vec<AckCode> = acks
+    ///     .iter()
+    ///     .map(|a| Ok(AckMessage::from_message(&Message::parse(a)?)?.code))
+    ///     .collect::<Result<_, Box<dyn std::error::Error>>>()?;
+    /// assert_eq!(codes, [AckCode::CommitAccept, AckCode::ApplicationAccept]);
+    ///
+    /// // MSH-15 NE: no accept acknowledgement; MSH-16 AL: the application one.
+    /// let msg = Message::parse(b"MSH|^~\\&|LAB|H|LIS|H|20240101||ORU^R01|43|P|2.5.1|||NE|AL")?;
+    /// let acks = AckBuilder::new(&msg).code(AckCode::ApplicationAccept).build_all_required()?;
+    /// assert_eq!(acks.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_all_required(&self) -> Result<Vec<Vec<u8>>, AckError> {
+        let mut acks = Vec::with_capacity(2);
+        if AckMode::of(self.message) == AckMode::Enhanced && !self.code.is_commit() {
+            let accept = Self {
+                message: self.message,
+                code: AckCode::CommitAccept,
+                text: self.text.clone(),
+                errors: Vec::new(),
+                control_id: None,
+                timestamp: self.timestamp.clone(),
+                response_type: None,
+            };
+            acks.extend(accept.build_if_required()?);
+        }
+        acks.extend(self.build_if_required()?);
+        Ok(acks)
+    }
+
     /// Builds the ACK only if [`is_required`](Self::is_required).
     ///
     /// # Errors
