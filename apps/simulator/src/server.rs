@@ -432,6 +432,13 @@ pub(crate) struct Transfer {
 /// far beyond any work list and stay under 20 MB.
 const MAX_TRANSFER_RECORDS: usize = 100_000;
 
+/// The source address of an order's result push: the address the order came in on. On a
+/// dual-stack socket (`--bind ::`) an IPv4 peer reaches `::ffff:a.b.c.d`, which an IPv4
+/// socket cannot bind, so every push failed; it is the IPv4 address it stands for.
+fn result_source(local: SocketAddr) -> std::net::IpAddr {
+    local.ip().to_canonical()
+}
+
 /// Reads an ASTM transfer from the LIS (an order, a query, a cancellation).
 pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
     let mut t = Transfer::default();
@@ -814,7 +821,7 @@ async fn answer(
                 let result = push::astm_tcp(
                     &app,
                     &dest,
-                    Some(local.ip()),
+                    Some(result_source(local)),
                     &[reply],
                     false,
                     ORDER_PUSH_TIMEOUT,
@@ -1057,7 +1064,9 @@ async fn serve_mllp(
                 let permit = ORDER_PUSHES.acquire().await?;
                 tokio::spawn(async move {
                     let _permit = permit;
-                    match push::mllp(&dest, Some(local.ip()), &oru, ORDER_PUSH_TIMEOUT).await {
+                    match push::mllp(&dest, Some(result_source(local)), &oru, ORDER_PUSH_TIMEOUT)
+                        .await
+                    {
                         Ok(()) => tracing::info!("order results pushed to {dest}"),
                         Err(e) => tracing::warn!("order results push to {dest} failed: {e:#}"),
                     }

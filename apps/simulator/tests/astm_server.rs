@@ -726,52 +726,68 @@ async fn the_legacy_results_query_reply_and_a_transfer_that_asks_nothing() {
 
 /// Results of an order are pushed on a new connection bound to the address the order came in
 /// on (the analyzer's interface; the bridge tells analyzers apart by source address), from
-/// ASTM and HL7 ports alike.
+/// ASTM and HL7 ports alike. With `--bind ::` an IPv4 order arrives on `::ffff:127.0.0.1`,
+/// which an IPv4 socket cannot bind: every push failed until the address was taken as IPv4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_results_are_pushed_from_the_address_the_order_came_in_on() {
     use tokio::io::AsyncWriteExt;
-    let astm_lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hl7_lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut cmd = command(&[
-        "--bind",
-        "127.0.0.2",
-        "--listen",
-        "0=stago_start4",
-        "--listen",
-        "0=mindray_bc5380",
-        "-d",
-        "0",
-    ]);
-    cmd.env("ORDER_RESULT_PUSH_HOST", "127.0.0.1")
-        .env(
-            "ORDER_RESULT_PUSH_ASTM_PORT",
-            astm_lis.local_addr().unwrap().port().to_string(),
-        )
-        .env(
-            "ORDER_RESULT_PUSH_PORT",
-            hl7_lis.local_addr().unwrap().port().to_string(),
+    for (bind, source) in [("127.0.0.2", "127.0.0.2"), ("::", "127.0.0.1")] {
+        let astm_lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hl7_lis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut cmd = command(&[
+            "--bind",
+            bind,
+            "--listen",
+            "0=stago_start4",
+            "--listen",
+            "0=mindray_bc5380",
+            "-d",
+            "0",
+        ]);
+        cmd.env("ORDER_RESULT_PUSH_HOST", "127.0.0.1")
+            .env(
+                "ORDER_RESULT_PUSH_ASTM_PORT",
+                astm_lis.local_addr().unwrap().port().to_string(),
+            )
+            .env(
+                "ORDER_RESULT_PUSH_PORT",
+                hl7_lis.local_addr().unwrap().port().to_string(),
+            );
+        let sim = Sim::start_with(cmd);
+        // The order comes in over IPv4 on the port's address (any address for `::`).
+        let reach = |template: &str| {
+            let port = sim.port_of(template);
+            std::net::SocketAddr::new(source.parse().unwrap(), port.port())
+        };
+        let mut s = connect(reach("stago_start4")).await;
+        send_records(&mut s, &["H|\\^&|||LIS", "O|1|S-9||^^^INR|R", "L|1|N"]).await;
+        let (_, peer) = tokio::time::timeout(WAIT, astm_lis.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            peer.ip().to_string(),
+            source,
+            "--bind {bind}: ASTM result push"
         );
-    let sim = Sim::start_with(cmd);
-    let mut s = connect(sim.port_of("stago_start4")).await;
-    send_records(&mut s, &["H|\\^&|||LIS", "O|1|S-9||^^^INR|R", "L|1|N"]).await;
-    let (_, peer) = tokio::time::timeout(WAIT, astm_lis.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(peer.ip().to_string(), "127.0.0.2", "ASTM result push");
 
-    let mut s = connect(sim.port_of("mindray_bc5380")).await;
-    s.write_all(
-        b"\x0bMSH|^~\\&|LIS|LAB|BC5380|DEV|20260101||ORM^O01|C1|P|2.3.1\rPID|1||P1\r\
-          ORC|NW|PL1|FL1\rOBR|1|PL1|FL1|^^^WBC^WBC\r\x1c\r",
-    )
-    .await
-    .unwrap();
-    let (_, peer) = tokio::time::timeout(WAIT, hl7_lis.accept())
+        let mut s = connect(reach("mindray_bc5380")).await;
+        s.write_all(
+            b"\x0bMSH|^~\\&|LIS|LAB|BC5380|DEV|20260101||ORM^O01|C1|P|2.3.1\rPID|1||P1\r\
+              ORC|NW|PL1|FL1\rOBR|1|PL1|FL1|^^^WBC^WBC\r\x1c\r",
+        )
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(peer.ip().to_string(), "127.0.0.2", "HL7 result push");
+        let (_, peer) = tokio::time::timeout(WAIT, hl7_lis.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            peer.ip().to_string(),
+            source,
+            "--bind {bind}: HL7 result push"
+        );
+    }
 }
 
 /// The NAK cases of the reference's frame check (section 2.4 of the reference notes) that
