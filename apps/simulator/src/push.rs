@@ -243,6 +243,15 @@ pub(crate) async fn astm_tcp_on(
 ) -> anyhow::Result<()> {
     let total = messages.len();
     for (i, message) in messages.iter().enumerate() {
+        // A kept connection the LIS has closed since (the OpenELIS bridge closes after EOT, a
+        // LIS may time it out) is opened afresh; the session on it failed and the message was
+        // not resent. Bytes waiting on it are the LIS's (its own ENQ): the link answers them.
+        if connection
+            .as_ref()
+            .is_some_and(|io| peer_closed(io.get_ref()))
+        {
+            *connection = None;
+        }
         if connection.is_none() {
             let stream = connect(host_port, source, connect_timeout).await?;
             let label = format!("push to {host_port}");
@@ -333,6 +342,13 @@ pub(crate) async fn mllp_on(
 
 /// Whether the peer has neither closed nor reset `stream`, nor sent anything on it since
 /// its last reply: a read would have to wait.
+/// Whether the peer has closed `stream` (or it failed), without waiting or consuming input.
+fn peer_closed(stream: &TcpStream) -> bool {
+    use futures_util::FutureExt;
+    let mut byte = [0u8; 1];
+    matches!(stream.peek(&mut byte).now_or_never(), Some(Ok(0) | Err(_)))
+}
+
 fn open_and_quiet(stream: &TcpStream) -> bool {
     use futures_util::FutureExt;
     let mut byte = [0u8; 1];

@@ -2068,6 +2068,79 @@ async fn mllp_push_keeps_its_connection_with_keep_connection() {
     assert_eq!(sizes, [3, 2], "messages per connection: {connections:?}");
 }
 
+/// `--keep-connection` on a `tcp://` push to a LIS that closes after each EOT, as the OpenELIS
+/// bridge does: the kept connection was reused without a look, so every other session failed
+/// ("connection closed by the peer") and its message was not sent again. A closed connection
+/// is now opened afresh; one the LIS keeps still carries every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn astm_push_with_keep_connection_reconnects_to_a_lis_closing_after_eot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for closes_after_eot in [true, false] {
+        let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = lis.local_addr().unwrap();
+        // Per connection, the messages (EOTs) it carried.
+        let connections: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let seen = Arc::clone(&connections);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = lis.accept().await.unwrap();
+                let index = {
+                    let mut all = seen.lock().unwrap();
+                    all.push(0);
+                    all.len() - 1
+                };
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let mut in_frame = false;
+                    let mut byte = [0u8; 1];
+                    while stream.read_exact(&mut byte).await.is_ok() {
+                        match byte[0] {
+                            ENQ => stream.write_all(&[ACK]).await.unwrap(),
+                            STX => in_frame = true,
+                            b'\n' if in_frame => {
+                                in_frame = false;
+                                stream.write_all(&[ACK]).await.unwrap();
+                            }
+                            EOT if !in_frame => {
+                                seen.lock().unwrap()[index] += 1;
+                                if closes_after_eot {
+                                    return;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                });
+            }
+        });
+        let dest = format!("tcp://{addr}");
+        let out = tokio::task::spawn_blocking(move || {
+            run(&[
+                "--template",
+                "stago_start4",
+                "--push",
+                &dest,
+                "-c",
+                "3",
+                "-i",
+                "0.3",
+                "--keep-connection",
+            ])
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("summary: sent 3, failed 0"), "{stderr}");
+        let per_connection = connections.lock().unwrap().clone();
+        let expected: &[usize] = if closes_after_eot { &[1, 1, 1] } else { &[3] };
+        assert_eq!(
+            per_connection, expected,
+            "closes after EOT: {closes_after_eot}"
+        );
+    }
+}
+
 async fn next_message(framed: &mut Framed<tokio::net::TcpStream, MllpCodec>) -> bytes::Bytes {
     let frame = tokio::time::timeout(WAIT, framed.next())
         .await
