@@ -482,9 +482,16 @@ pub(crate) async fn run_tcp(
     }
     // Opened for the first round, and again for the round after a failed one: a failed
     // session leaves the link in an unknown state.
-    let mut connection = None;
+    let mut connection: Option<LinkIo<tokio::net::TcpStream>> = None;
     let specimens = host_query.specimens.len();
     let run = repeat(specimens, Rounds::from_cli(cli), None, stop, async || {
+        // A LIS may close the connection between rounds (after EOT, an idle timeout).
+        if connection
+            .as_ref()
+            .is_some_and(|io| push::peer_closed(io.get_ref()))
+        {
+            connection = None;
+        }
         let io = match &mut connection {
             Some(io) => io,
             None => connection.insert(connect(app, host_port, cli.source_ip).await?),

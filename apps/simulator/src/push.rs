@@ -343,7 +343,7 @@ pub(crate) async fn mllp_on(
 /// Whether the peer has neither closed nor reset `stream`, nor sent anything on it since
 /// its last reply: a read would have to wait.
 /// Whether the peer has closed `stream` (or it failed), without waiting or consuming input.
-fn peer_closed(stream: &TcpStream) -> bool {
+pub(crate) fn peer_closed(stream: &TcpStream) -> bool {
     use futures_util::FutureExt;
     let mut byte = [0u8; 1];
     matches!(stream.peek(&mut byte).now_or_never(), Some(Ok(0) | Err(_)))

@@ -579,6 +579,41 @@ async fn rounds_ask_for_every_specimen_again_after_the_pause() {
     );
 }
 
+/// A LIS closing the connection after each round's results (as the OpenELIS bridge closes
+/// after EOT): the next round opens a new one. It reused the closed one and failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_round_reconnects_to_a_lis_that_closed_the_connection() {
+    let (lis, dest) = lis().await;
+    let lis_side = tokio::spawn(async move {
+        let mut results = Vec::new();
+        for test in ["PT", "INR"] {
+            let (mut s, query) = accept_query(&lis).await;
+            assert_eq!(query[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
+            let order = format!("O|1|SPEC-1||^^^{test}|R||||||N||||||||||||||Q");
+            send_records(&mut s, &["H|\\^&|||LIS", "P|1", &order, "L|1|N"]).await;
+            results.push(receive_records(&mut s).await);
+            drop(s); // closes the connection after the round
+        }
+        results
+    });
+    let out = query(&dest, &["--host-query", "SPEC-1", "-c", "2", "-i", "0.3"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("summary: 2 round(s), queried 2, results sent for 2\n"),
+        "{stderr}"
+    );
+    let results = lis_side.await.unwrap();
+    assert!(
+        results[0].iter().any(|r| r.starts_with("R|1|^^^PT|")),
+        "{results:?}"
+    );
+    assert!(
+        results[1].iter().any(|r| r.starts_with("R|1|^^^INR|")),
+        "{results:?}"
+    );
+}
+
 /// `-C`: rounds until Ctrl-C. Interrupted while waiting for the LIS's fourth answer, the run
 /// stops at once, counts the three rounds done (not the one cut short) and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
