@@ -479,3 +479,57 @@ async fn memory_stays_bounded_after_a_backlog_of_hundreds_of_megabytes() {
     );
     peer.stop().await;
 }
+
+/// A file the router can read but not delete (a read-only share, a folder the LIS owns) was
+/// queued again at every poll: a duplicate result every `cycletime`, for ever. It is queued
+/// once, with one error line, and skipped while it stays unchanged. Run as `nobody` under
+/// root (root may delete anything), else with the folder made read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_be_deleted_is_queued_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let as_root = rustix::process::getuid().is_root();
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let inbox = dir.path().join("in");
+    std::fs::create_dir(&inbox).unwrap();
+    std::fs::write(inbox.join("r1.hl7"), oru("R1", "LAB")).unwrap();
+    let config = "[general]\nuseconnections = files, out\n\
+                  [files]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\n\
+                  cycletime = 0.3\nsettletime = 0.05\n\
+                  [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
+    let prepare = if as_root {
+        // The router, as nobody, writes its store and output here but cannot delete from
+        // `in`, which stays root's.
+        mode(dir.path(), 0o777);
+        mode(&inbox, 0o755);
+        mode(&inbox.join("r1.hl7"), 0o644);
+        "exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\";"
+    } else {
+        mode(&inbox, 0o555);
+        ""
+    };
+    let router = RouterProc::start_after_shell(dir.path(), config, prepare).await;
+    let out = dir.path().join("out");
+    wait_until("the message is written", || {
+        out.is_dir() && !common::files_in(&out).is_empty()
+    })
+    .await;
+    wait_until("the error is logged", || {
+        router.log_text().contains("cannot delete it")
+    })
+    .await;
+    // Several more polls.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let written = common::files_in(&out);
+    let log = router.log_text();
+    mode(&inbox, 0o755);
+    assert_eq!(written.len(), 1, "{written:?}\n{log}");
+    assert_eq!(log.matches("cannot delete it").count(), 1, "{log}");
+    assert!(
+        log.contains("it is not read again while it stays unchanged"),
+        "{log}"
+    );
+    assert!(inbox.join("r1.hl7").exists());
+}

@@ -42,8 +42,9 @@ impl FileIn {
         // Whether the last poll could not list the directory: said once, not every poll
         // (a share that went away, polled every `cycletime`, would fill the log).
         let mut unlistable = false;
+        let mut kept = Kept::new();
         loop {
-            self.poll(&mut unlistable).await;
+            self.poll(&mut unlistable, &mut kept).await;
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 () = tokio::time::sleep(self.settings.cycle) => {}
@@ -52,7 +53,7 @@ impl FileIn {
     }
 
     /// One poll: two looks `settletime` apart, then the stable files in name order.
-    async fn poll(&self, unlistable: &mut bool) {
+    async fn poll(&self, unlistable: &mut bool, kept: &mut Kept) {
         let first = match self.look().await {
             Ok(found) => found,
             Err(e) => {
@@ -111,13 +112,27 @@ impl FileIn {
             }
             *len > 0
         });
+        // Files queued that could not be deleted: skipped while unchanged, so they do not
+        // take `maxfiles` places nor go to the queue again every poll.
+        kept.retain(|path, identity| identity_of(path).is_ok_and(|now| now == *identity));
+        let stable = stable.filter(|(path, _, _)| {
+            let skip = kept.contains_key(path);
+            if skip {
+                debug!(
+                    "{} is queued already and could not be deleted; skipped",
+                    path.display()
+                );
+            }
+            !skip
+        });
+        let stable: Look = stable.collect();
 
         // The files go to the store in groups, each committed whole or not at all and
         // awaited before the next: a failed commit stops the poll, so no file is ever
         // queued ahead of an earlier one that is retried later.
         let mut group: Vec<(PathBuf, Bytes, Identity)> = Vec::new();
         let mut group_bytes = 0;
-        for (path, len, _) in stable.take(self.settings.max_files) {
+        for (path, len, _) in stable.into_iter().take(self.settings.max_files) {
             if self.shutdown.is_cancelled() {
                 break;
             }
@@ -133,7 +148,7 @@ impl FileIn {
                 continue;
             }
             if !group.is_empty() && group_bytes + len as usize > GROUP_BYTES {
-                if !self.queue(std::mem::take(&mut group)).await {
+                if !self.queue(std::mem::take(&mut group), kept).await {
                     return;
                 }
                 group_bytes = 0;
@@ -190,13 +205,13 @@ impl FileIn {
             group.push((path, Bytes::from(content), identity));
         }
         if !group.is_empty() {
-            self.queue(group).await;
+            self.queue(group, kept).await;
         }
     }
 
     /// Stores the files' contents in one commit, then deletes the files that are still
     /// what was read; `false` when nothing was stored (the files stay for the next poll).
-    async fn queue(&self, group: Vec<(PathBuf, Bytes, Identity)>) -> bool {
+    async fn queue(&self, group: Vec<(PathBuf, Bytes, Identity)>, kept: &mut Kept) -> bool {
         let mut paths = Vec::with_capacity(group.len());
         let mut payloads = Vec::with_capacity(group.len());
         let mut identities = Vec::with_capacity(group.len());
@@ -229,10 +244,10 @@ impl FileIn {
         for ((seq, path), identity) in (first..).zip(&paths).zip(identities) {
             debug!("queued {} as message {seq}", path.display());
             let target = path.clone();
-            let removed =
-                tokio::task::spawn_blocking(move || remove_if_unchanged(&target, &identity))
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            let read = identity.clone();
+            let removed = tokio::task::spawn_blocking(move || remove_if_unchanged(&target, &read))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
             match removed {
                 Ok(true) => {}
                 // Rewritten, or replaced by a new file of the same name, since it was read:
@@ -242,10 +257,18 @@ impl FileIn {
                      place, to be read again",
                     path.display()
                 ),
-                Err(e) => error!(
-                    "queued {} but cannot delete it ({e}); it will be read again",
-                    path.display()
-                ),
+                Err(e) => {
+                    // Read again every poll, it would be queued again every `cycletime`: a
+                    // duplicate result per poll, for ever. Until it changes (or the router
+                    // restarts) it is skipped.
+                    error!(
+                        "queued {} as message {seq} but cannot delete it ({e}); it is not \
+                         read again while it stays unchanged (nor removed: fix the folder's \
+                         permissions)",
+                        path.display()
+                    );
+                    kept.insert(path.clone(), identity);
+                }
             }
         }
         true
@@ -330,6 +353,17 @@ impl Identity {
             file: (file_id.0, file_id.1, file.len(), file.modified().ok()),
         }
     }
+}
+
+/// Files queued but not deleted, with their identity then.
+type Kept = std::collections::HashMap<PathBuf, Identity>;
+
+/// The identity of the file `path` names now.
+fn identity_of(path: &Path) -> std::io::Result<Identity> {
+    Ok(Identity::of(
+        &std::fs::symlink_metadata(path)?,
+        &std::fs::metadata(path)?,
+    ))
 }
 
 /// Reads a file, with its identity as it was before the read (a write during the read
@@ -470,7 +504,7 @@ mod tests {
         std::fs::rename(&fresh, &replaced).unwrap();
         std::fs::write(&rewritten, b"MSH|second, longer").unwrap();
 
-        assert!(input.queue(group).await);
+        assert!(input.queue(group, &mut Kept::new()).await);
         assert!(!same.exists());
         assert_eq!(std::fs::read(&replaced).unwrap(), b"MSH|second");
         assert_eq!(std::fs::read(&rewritten).unwrap(), b"MSH|second, longer");
