@@ -533,3 +533,18 @@ async fn a_file_that_cannot_be_deleted_is_queued_once() {
     );
     assert!(inbox.join("r1.hl7").exists());
 }
+
+/// A missing output `messagedir` is created at start, as docs/router.md says; it was made
+/// only with the first message, so a folder that cannot be made went unnoticed until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_output_folder_is_created_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    let config = "[general]\nuseconnections = files, out\n\
+                  [files]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\n\
+                  [out]\ntranstech = file\ntransdir = out\nqueuename = q\n\
+                  messagedir = spool/out\n";
+    let _router = RouterProc::start(dir.path(), config).await;
+    let out = dir.path().join("spool").join("out");
+    wait_until("the output folder is created", || out.is_dir()).await;
+}

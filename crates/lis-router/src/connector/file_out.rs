@@ -61,6 +61,19 @@ impl FileOut {
         let Some((mut cursor, mut committed)) = resume_point(&self.store, &queue, &name) else {
             return;
         };
+        // Made at start, as the documentation says, so a folder that cannot be made is
+        // said now rather than with the first message (the writer tries again then).
+        let dir = self.settings.dir.clone();
+        match tokio::task::spawn_blocking(move || create_dir_all_synced(&dir)).await {
+            Ok(Ok(made)) if !made.is_empty() => {
+                info!("created {}", self.settings.dir.display());
+            }
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => warn!(
+                "cannot create {}: {e}; tried again with the first message",
+                self.settings.dir.display()
+            ),
+        }
         let (dir, owner) = (self.settings.dir.clone(), name.clone());
         match tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &owner)).await {
             Ok(Ok(0)) | Err(_) => {}
