@@ -340,8 +340,6 @@ pub(crate) async fn mllp_on(
     result
 }
 
-/// Whether the peer has neither closed nor reset `stream`, nor sent anything on it since
-/// its last reply: a read would have to wait.
 /// Whether the peer has closed `stream` (or it failed), without waiting or consuming input.
 pub(crate) fn peer_closed(stream: &TcpStream) -> bool {
     use futures_util::FutureExt;
@@ -349,6 +347,8 @@ pub(crate) fn peer_closed(stream: &TcpStream) -> bool {
     matches!(stream.peek(&mut byte).now_or_never(), Some(Ok(0) | Err(_)))
 }
 
+/// Whether the peer has neither closed nor reset `stream`, nor sent anything on it since
+/// its last reply: a read would have to wait.
 fn open_and_quiet(stream: &TcpStream) -> bool {
     use futures_util::FutureExt;
     let mut byte = [0u8; 1];
