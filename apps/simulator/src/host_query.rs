@@ -17,7 +17,7 @@ use crate::cli::Cli;
 use crate::console;
 use crate::link_io::LinkIo;
 use crate::push::{self, Destination};
-use crate::server::read_transfer;
+use crate::server::{SampleMerge, read_transfer};
 
 /// Host queries for some specimens, one at a time as analyzers ask (one barcode read, one
 /// query), and the generator of the results.
@@ -248,7 +248,7 @@ impl<'a> HostQuery<'a> {
                     answers.len()
                 );
             }
-            let mut orders: Vec<OrderedSample> = Vec::new();
+            let mut orders = SampleMerge::default();
             let mut cut_off = false;
             for answer in &answers {
                 self.app
@@ -267,14 +267,8 @@ impl<'a> HostQuery<'a> {
                             "order for specimen {}, not for {specimen}, the one asked for",
                             order.sample_id
                         ));
-                    } else if let Some(same) = orders.first_mut() {
-                        for code in order.codes {
-                            if !same.codes.contains(&code) {
-                                same.codes.push(code);
-                            }
-                        }
                     } else {
-                        orders.push(order);
+                        orders.add(order.sample_id, order.codes, || order.patient);
                     }
                 }
                 for what in &not_orders {
@@ -282,6 +276,7 @@ impl<'a> HostQuery<'a> {
                 }
                 outcome.not_orders.extend(not_orders);
             }
+            let orders = orders.into_samples();
             if cut_off {
                 bail!(
                     "the answer from {peer} for {specimen} ended without its L record; no \

@@ -548,7 +548,7 @@ pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
 /// transfer, and a search per record made reading it quadratic, which stalled the workers
 /// (and with them every port) for minutes.
 #[derive(Debug, Default)]
-struct SampleMerge {
+pub(crate) struct SampleMerge {
     samples: Vec<OrderedSample>,
     index: HashMap<String, usize>,
     codes: HashSet<(usize, String)>,
@@ -556,7 +556,7 @@ struct SampleMerge {
 
 impl SampleMerge {
     /// Adds `codes` to sample `sample_id`, created with `patient()` if new.
-    fn add(
+    pub(crate) fn add(
         &mut self,
         sample_id: String,
         codes: Vec<String>,
@@ -582,7 +582,7 @@ impl SampleMerge {
         }
     }
 
-    fn into_samples(self) -> Vec<OrderedSample> {
+    pub(crate) fn into_samples(self) -> Vec<OrderedSample> {
         self.samples
     }
 }
