@@ -548,3 +548,94 @@ async fn a_missing_output_folder_is_created_at_start() {
     let out = dir.path().join("spool").join("out");
     wait_until("the output folder is created", || out.is_dir()).await;
 }
+
+/// What a forged log line looks like when a peer gets its text into one unescaped.
+const FORGED: &str = "2026-01-01T00:00:00.000000Z ERROR forged: all results deleted";
+
+/// Whether `log` holds a line `FORGED` began, or a raw terminal escape.
+fn forged(log: &str) -> bool {
+    log.lines().any(|l| l.starts_with(FORGED)) || log.contains('\x1b')
+}
+
+/// An error ACK's reason (MSA-3) was logged as the receiver wrote it: a line break in it
+/// started a line of the receiver's choosing in the router's log, and an escape sequence
+/// drove the operator's terminal. It is logged escaped, on its own line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acks_reason_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
+         createserversocket = False\nport = {peer_port}\nretrydelay = 5\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut framed = b"\x0b".to_vec();
+    framed.extend_from_slice(&oru("MINE", "LAB"));
+    framed.extend_from_slice(b"\x1c\r");
+    sender.write_all(&framed).await.unwrap();
+    read_frame(&mut sender).await;
+
+    let (mut link, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    read_frame(&mut link).await;
+    let reply = format!(
+        "\x0bMSH|^~\\&|LIS|H|LAB|F|20240101||ACK|AMINE|P|2.5.1\r\
+         MSA|AE|MINE|no\n{FORGED}\x1b[2J\r\x1c\r"
+    );
+    link.write_all(reply.as_bytes()).await.unwrap();
+    wait_until("the refusal's log line", || {
+        router.log_text().contains("peer answered AE")
+    })
+    .await;
+    let log = router.log_text();
+    assert!(!forged(&log), "{log}");
+    assert!(
+        log.contains(&format!("peer answered AE: no\\n{FORGED}\\u{{1b}}[2J")),
+        "{log}"
+    );
+}
+
+/// Input files' names were logged as they were: whoever may drop files in the folder
+/// could write log lines of their choosing with a line break in a name. Names are logged
+/// escaped; a file quarantined keeps its own name, even one that is not UTF-8 (it was
+/// renamed to a lossy UTF-8 version of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_file_names_cannot_forge_log_lines() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    std::fs::create_dir(&inbox).unwrap();
+    let hostile = format!("r1\n{FORGED}\x1b[2J.hl7");
+    std::fs::write(inbox.join(&hostile), oru("R1", "LAB")).unwrap();
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"big\xff.hl7");
+    std::fs::write(inbox.join(not_utf8), vec![b'x'; 200]).unwrap();
+    let config = "[general]\nuseconnections = files, out\nloglvl = debug\n\
+                  [files]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\n\
+                  cycletime = 0.3\nsettletime = 0.05\nmaxmessagesize = 150\n\
+                  [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
+    let router = RouterProc::start(dir.path(), config).await;
+    wait_until("both files are taken", || {
+        common::files_in(&inbox).is_empty()
+    })
+    .await;
+    wait_until("the quarantine's log line", || {
+        router.log_text().contains("moved to")
+    })
+    .await;
+    let log = router.log_text();
+    assert!(!forged(&log), "{log}");
+    assert!(
+        log.contains(&format!("/r1\\n{FORGED}\\u{{1b}}[2J.hl7 as message")),
+        "{log}"
+    );
+    assert!(inbox.join("error").join(not_utf8).is_file(), "{log}");
+}

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::printable;
+use super::{printable, printable_path};
 use crate::config::{Connection, FileInSettings};
 use crate::filename::{is_temporary_name, mask_matches, natural_cmp};
 use crate::store::{Appender, StoreError};
@@ -95,7 +95,7 @@ impl FileIn {
                     if !same {
                         debug!(
                             "{} is still being written; left for the next poll",
-                            entry.0.display()
+                            printable_path(&entry.0)
                         );
                     }
                     same
@@ -108,7 +108,7 @@ impl FileIn {
         // a file no longer in the directory. It is left until it has content.
         let stable = stable.into_iter().filter(|(path, len, _)| {
             if *len == 0 {
-                debug!("{} is empty; left for a later poll", path.display());
+                debug!("{} is empty; left for a later poll", printable_path(path));
             }
             *len > 0
         });
@@ -120,7 +120,7 @@ impl FileIn {
             if skip {
                 debug!(
                     "{} is queued already and could not be deleted; skipped",
-                    path.display()
+                    printable_path(path)
                 );
             }
             !skip
@@ -162,7 +162,7 @@ impl FileIn {
                         info!(
                             "{} went away before it was read (another program took it); \
                              skipped",
-                            path.display()
+                            printable_path(&path)
                         );
                         continue;
                     }
@@ -172,7 +172,7 @@ impl FileIn {
                         warn!(
                             "{} cannot be read now ({e}); it and the files after it are left \
                              for the next poll",
-                            path.display()
+                            printable_path(&path)
                         );
                         break;
                     }
@@ -183,7 +183,7 @@ impl FileIn {
                     }
                 },
                 Err(e) => {
-                    error!("reading {}: {e}", path.display());
+                    error!("reading {}: {e}", printable_path(&path));
                     continue;
                 }
             };
@@ -199,7 +199,7 @@ impl FileIn {
                 continue;
             }
             if self.connection.debug.log_content {
-                info!("read {}: {}", path.display(), printable(&content));
+                info!("read {}: {}", printable_path(&path), printable(&content));
             }
             group_bytes += content.len();
             group.push((path, Bytes::from(content), identity));
@@ -224,10 +224,10 @@ impl FileIn {
             (Some(first), Some(last)) if paths.len() > 1 => format!(
                 "{} files ({} to {})",
                 paths.len(),
-                first.display(),
-                last.display()
+                printable_path(first),
+                printable_path(last)
             ),
-            (Some(only), _) => only.display().to_string(),
+            (Some(only), _) => printable_path(only),
             _ => return true,
         };
         let stored = match self.appender.submit_all(payloads).await {
@@ -242,7 +242,7 @@ impl FileIn {
             }
         };
         for ((seq, path), identity) in (first..).zip(&paths).zip(identities) {
-            debug!("queued {} as message {seq}", path.display());
+            debug!("queued {} as message {seq}", printable_path(path));
             let target = path.clone();
             let read = identity.clone();
             let removed = tokio::task::spawn_blocking(move || remove_if_unchanged(&target, &read))
@@ -255,7 +255,7 @@ impl FileIn {
                 Ok(false) => warn!(
                     "queued {} as message {seq}, but it changed after it was read; left in \
                      place, to be read again",
-                    path.display()
+                    printable_path(path)
                 ),
                 Err(e) => {
                     // Read again every poll, it would be queued again every `cycletime`: a
@@ -265,7 +265,7 @@ impl FileIn {
                         "queued {} as message {seq} but cannot delete it ({e}); it is not \
                          read again while it stays unchanged (nor removed: fix the folder's \
                          permissions)",
-                        path.display()
+                        printable_path(path)
                     );
                     kept.insert(path.clone(), identity);
                 }
@@ -299,15 +299,15 @@ impl FileIn {
         let from = path.to_owned();
         let moved = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
             super::create_dir_all_synced(&target_dir)?;
-            let name = from
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let mut target = target_dir.join(&name);
+            // The name as it is, not made UTF-8: two names differing only in invalid
+            // bytes would otherwise become one, and the file's own name would be lost.
+            let name = from.file_name().unwrap_or_default();
+            let mut target = target_dir.join(name);
             let mut n = 1;
             while target.exists() {
-                target = target_dir.join(format!("{name}.{n}"));
+                let mut numbered = name.to_owned();
+                numbered.push(format!(".{n}"));
+                target = target_dir.join(numbered);
                 n += 1;
             }
             std::fs::rename(&from, &target)?;
@@ -315,12 +315,16 @@ impl FileIn {
         })
         .await;
         match moved {
-            Ok(Ok(target)) => error!("{} {why}; moved to {}", path.display(), target.display()),
+            Ok(Ok(target)) => error!(
+                "{} {why}; moved to {}",
+                printable_path(path),
+                printable_path(&target)
+            ),
             Ok(Err(e)) => error!(
                 "{} {why}; cannot move it to {ERROR_DIR}/: {e}",
-                path.display()
+                printable_path(path)
             ),
-            Err(e) => error!("{} {why}; {e}", path.display()),
+            Err(e) => error!("{} {why}; {e}", printable_path(path)),
         }
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod socket_in;
 pub(crate) mod socket_out;
 mod undeliverable;
 
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -103,7 +104,7 @@ pub(crate) fn numbered_name(stem: &str, attempt: usize, suffix: &str) -> String 
 
 /// Makes a directory's entries durable (the names of files just created or linked).
 #[cfg(unix)]
-pub(crate) fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -111,23 +112,21 @@ pub(crate) fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// each directory it creates is synced, top down, so that files later synced inside
 /// cannot be lost with their directory in a power failure. Returns the directories
 /// created.
-pub(crate) fn create_dir_all_synced(
-    dir: &std::path::Path,
-) -> std::io::Result<Vec<std::path::PathBuf>> {
+pub(crate) fn create_dir_all_synced(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     if dir.is_dir() {
         return Ok(Vec::new());
     }
     let mut missing: Vec<std::path::PathBuf> = dir
         .ancestors()
         .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-        .map(std::path::Path::to_path_buf)
+        .map(Path::to_path_buf)
         .collect();
     missing.reverse();
     std::fs::create_dir_all(dir)?;
     for created in &missing {
         match created.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
-            _ => sync_dir(std::path::Path::new("."))?,
+            _ => sync_dir(Path::new("."))?,
         }
     }
     Ok(missing)
@@ -136,7 +135,7 @@ pub(crate) fn create_dir_all_synced(
 /// Directories cannot be opened for syncing here; their entries are made durable by
 /// the file system.
 #[cfg(not(unix))]
-pub(crate) fn sync_dir(_dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -168,16 +167,52 @@ impl NoiseLog {
     }
 }
 
-/// A printable excerpt of a message for log lines (`prod` / `debug` content logging).
+/// Text a peer chose (a message, an ACK's reason, a control id, a dropped file's name)
+/// made fit for one log line: line breaks, terminal escapes and other control or
+/// direction-changing characters are written as escapes, so a peer cannot forge log
+/// lines or rewrite the operator's terminal. Invalid UTF-8 becomes U+FFFD.
 pub(crate) fn printable(payload: &[u8]) -> String {
-    String::from_utf8_lossy(payload)
-        .replace('\r', "\\r")
-        .replace('\n', "\\n")
+    let text = String::from_utf8_lossy(payload);
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\r' => shown.push_str("\\r"),
+            '\n' => shown.push_str("\\n"),
+            '\t' => shown.push_str("\\t"),
+            // C0, DEL and C1 controls; line and paragraph separators; the bidirectional
+            // embeddings, overrides and isolates ("trojan source").
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                use std::fmt::Write as _;
+                let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => shown.push(c),
+        }
+    }
+    shown
+}
+
+/// A path whose file name a peer chose (an input file), for a log line: see [`printable`].
+pub(crate) fn printable_path(path: &Path) -> String {
+    printable(path.as_os_str().as_encoded_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_what_could_forge_a_log_line_or_drive_a_terminal() {
+        let hostile =
+            "ok\r\n2026-01-01T00:00:00Z ERROR forged\t\x1b[2J\u{7f}\u{85}\u{2028}\u{202e}é";
+        assert_eq!(
+            printable(hostile.as_bytes()),
+            "ok\\r\\n2026-01-01T00:00:00Z ERROR forged\\t\\u{1b}[2J\\u{7f}\\u{85}\\u{2028}\\u{202e}é"
+        );
+        assert_eq!(printable(b"MSH|^~\\&|\xff"), "MSH|^~\\&|\u{fffd}");
+        assert_eq!(printable_path(Path::new("in/a\nb.hl7")), "in/a\\nb.hl7");
+    }
 
     #[test]
     fn backoff_doubles_to_the_ceiling_and_resets() {

@@ -576,7 +576,7 @@ fn check_reply(
 
 /// The reason an ACK gives (MSA-3), as `": text"`, or nothing when it gives none.
 fn ack_text(ack: &AckMessage<'_>) -> String {
-    let text = String::from_utf8_lossy(ack.text.raw());
+    let text = printable(ack.text.raw());
     if text.trim().is_empty() {
         String::new()
     } else {
@@ -599,23 +599,23 @@ fn log_own_message(message: &Message<'_>, late: &mut Late) {
         .admit(&"receiver", "messages of its own on this connection")
     {
         let kind = message.message_type();
-        let mut name = String::from_utf8_lossy(kind.code).into_owned();
+        let mut name = printable(kind.code);
         if !kind.trigger.is_empty() {
             name.push('^');
-            name.push_str(&String::from_utf8_lossy(kind.trigger));
+            name.push_str(&printable(kind.trigger));
         }
         warn!(
             "the receiver sent a message of its own ({name}, control id {}) on this output \
              connection; an output only sends: it is not acknowledged nor routed (give the \
              receiver's messages a connection to a socket input)",
-            String::from_utf8_lossy(message.control_id().raw())
+            printable(message.control_id().raw())
         );
     }
 }
 
 /// Counts and logs a reply to another message than the one in hand (a late ACK).
 fn log_late(ack: &AckMessage<'_>, late: &mut Late) {
-    let other = String::from_utf8_lossy(ack.acknowledged_id.raw());
+    let other = printable(ack.acknowledged_id.raw());
     late.count += 1;
     late.last = other.chars().take(80).collect();
     if ack.code.is_success() {
@@ -628,7 +628,7 @@ fn log_late(ack: &AckMessage<'_>, late: &mut Late) {
         warn!(
             "late negative acknowledgement {} for control id {other}: {}",
             ack.code,
-            String::from_utf8_lossy(ack.text.raw())
+            printable(ack.text.raw())
         );
     }
 }
