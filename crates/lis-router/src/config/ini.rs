@@ -13,6 +13,7 @@ use super::{
     DEFAULT_PORT, DebugOptions, Diagnostic, FileInSettings, FileNaming, FileOutSettings, FileSync,
     General, LogLevel, RouterConfig, SocketSettings, TlsSettings,
 };
+use crate::filename::is_temporary_name;
 
 /// A loaded configuration and the warnings found on the way.
 #[derive(Debug, Clone, PartialEq)]
@@ -1219,6 +1220,20 @@ fn file_in(
             format!("`{filemask}` is not a file name pattern; allowed: * ? [abc] without path separators"),
         );
     }
+    // Names like these are skipped as files still being written; a mask that asks for
+    // them must get them, or the connection silently reads nothing.
+    let take_temporary_names = is_temporary_name(&filemask);
+    if take_temporary_names {
+        ctx.warn(
+            section.name,
+            Some("filemask"),
+            format!(
+                "`{filemask}` matches names that usually mark a file still being written \
+                 (.tmp, .part, hidden, ...); they are taken here, once their size and mtime \
+                 hold still for settletime"
+            ),
+        );
+    }
     // SocketReader sleeps `cycletime` between polls, so 0 (poll without pause) is a valid
     // SocketReader setting; a poll loop without any pause would take a whole CPU core.
     let mut cycle = section.seconds(ctx, "cycletime", 120.0, 0.0, 86_400.0);
@@ -1243,6 +1258,7 @@ fn file_in(
     (ctx.problems.len() == before).then_some(FileInSettings {
         dir,
         filemask,
+        take_temporary_names,
         cycle,
         max_files,
         newline,
@@ -1536,6 +1552,36 @@ mod tests {
               interpolation); the value is used as written"
             ]
         );
+    }
+
+    /// A mask for temporary-looking names (an instrument that writes `*.TMP` results)
+    /// read nothing, without a word: such names were always skipped as files still being
+    /// written. They are taken when the mask asks for them, with a warning.
+    #[test]
+    fn a_filemask_for_temporary_names_takes_them_and_warns() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [in]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = /in\n\
+                    filemask = *.TMP\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /out\n";
+        let loaded = load_str(text, Path::new("/etc/router.cfg")).unwrap();
+        let ConnectorKind::FileIn(files) = &connection(&loaded, "in").kind else {
+            panic!()
+        };
+        assert!(files.take_temporary_names);
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "/etc/router.cfg:8: [in] filemask: `*.TMP` matches names that usually mark a \
+                 file still being written (.tmp, .part, hidden, ...); they are taken here, once \
+                 their size and mtime hold still for settletime"
+            ]
+        );
+        let usual = load_str(&text.replace("*.TMP", "*.hl7"), Path::new("r.cfg")).unwrap();
+        let ConnectorKind::FileIn(files) = &connection(&usual, "in").kind else {
+            panic!()
+        };
+        assert!(!files.take_temporary_names);
+        assert!(usual.warnings.is_empty(), "{:?}", usual.warnings);
     }
 
     /// Values SocketReader configs are written with that were refused or misread.

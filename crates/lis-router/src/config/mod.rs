@@ -308,6 +308,10 @@ pub struct FileInSettings {
     pub dir: PathBuf,
     /// `filemask`.
     pub filemask: String,
+    /// Whether names that look temporary (`.tmp`, `.part`, hidden, ...) are taken: only
+    /// when `filemask` asks for such names itself (`*.TMP`); otherwise they are files
+    /// still being written, skipped.
+    pub take_temporary_names: bool,
     /// `cycletime`: the polling period.
     pub cycle: Duration,
     /// `maxfiles`: files taken per poll.

@@ -279,7 +279,8 @@ impl FileIn {
         let dir = self.settings.dir.clone();
         let mask = self.settings.filemask.clone();
         let natural = self.settings.natural_order;
-        tokio::task::spawn_blocking(move || list(&dir, &mask, natural))
+        let take_temporary = self.settings.take_temporary_names;
+        tokio::task::spawn_blocking(move || list(&dir, &mask, take_temporary, natural))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
@@ -428,7 +429,7 @@ fn read_failure(error: &std::io::Error) -> ReadFailure {
     }
 }
 
-fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
+fn list(dir: &Path, mask: &str, take_temporary: bool, natural: bool) -> std::io::Result<Look> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -436,7 +437,7 @@ fn list(dir: &Path, mask: &str, natural: bool) -> std::io::Result<Look> {
         // A name that is not UTF-8 is matched in its lossy form rather than skipped
         // unseen; the file itself is opened by its real path.
         let name = name.to_string_lossy();
-        if is_temporary_name(&name) || !mask_matches(mask, &name) {
+        if (!take_temporary && is_temporary_name(&name)) || !mask_matches(mask, &name) {
             continue;
         }
         // Through a symbolic link, as Python's `os.path.isfile` looks: a link to a file is
@@ -560,9 +561,27 @@ mod tests {
         std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("dir.hl7")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("gone.hl7"))
             .unwrap();
-        let found = list(dir.path(), "*.hl7", false).unwrap();
+        let found = list(dir.path(), "*.hl7", false, false).unwrap();
         let listed: Vec<(&PathBuf, u64)> = found.iter().map(|(p, len, _)| (p, *len)).collect();
         assert_eq!(listed, [(&link, 9)]);
+    }
+
+    /// Temporary-looking names are skipped, unless the mask asks for them.
+    #[test]
+    fn temporary_names_are_listed_only_when_the_mask_asks_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["R1.TMP", "R2.hl7", "R3.hl7.part", ".hidden.hl7"] {
+            std::fs::write(dir.path().join(name), b"MSH|").unwrap();
+        }
+        let names = |mask: &str, take: bool| -> Vec<String> {
+            list(dir.path(), mask, take, false)
+                .unwrap()
+                .iter()
+                .map(|(p, _, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names("*", false), ["R2.hl7"]);
+        assert_eq!(names("*.TMP", true), ["R1.TMP"]);
     }
 
     /// A file whose name is not UTF-8 is listed (and so queued, or moved to `error/`), not
@@ -577,7 +596,7 @@ mod tests {
             .join(std::ffi::OsStr::from_bytes(b"r\xe9sultat.hl7"));
         std::fs::write(&odd, b"MSH|").unwrap();
         std::fs::write(dir.path().join("plain.hl7"), b"MSH|").unwrap();
-        let found = list(dir.path(), "*.hl7", false).unwrap();
+        let found = list(dir.path(), "*.hl7", false, false).unwrap();
         let paths: Vec<&PathBuf> = found.iter().map(|(p, _, _)| p).collect();
         assert_eq!(paths.len(), 2, "{paths:?}");
         assert!(paths.contains(&&odd), "{paths:?}");
