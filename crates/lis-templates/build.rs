@@ -1,33 +1,33 @@
-//! Embeds the workspace's `templates/*.json` so the library (and the simulator) run anywhere.
+//! Embeds the analyzer templates (`templates/*.json`) so the library (and the simulator) run
+//! anywhere.
+//!
+//! `templates/` beside this file is, in the workspace, a symbolic link to the top-level
+//! `templates/` (which `cargo package` follows, so a packaged crate carries real copies).
+//! Without it (a checkout where symbolic links became plain files) the top-level folder is
+//! read directly. Finding no template at all fails the build: a library that silently
+//! embedded none would only fail at run time, in its users' hands.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
-    // In the workspace the templates live at the top level; a packaged crate carries a copy in
-    // `templates/` next to this file.
-    let candidates = [manifest.join("../../templates"), manifest.join("templates")];
-    let dir = candidates.iter().find(|d| d.is_dir());
-    let mut entries: Vec<(String, PathBuf)> = Vec::new();
-    if let Some(dir) = dir {
-        println!("cargo:rerun-if-changed={}", dir.display());
-        if let Ok(read) = std::fs::read_dir(dir) {
-            for entry in read.flatten() {
-                let path = entry.path();
-                let is_json = path.extension().is_some_and(|e| e == "json");
-                let name = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                if is_json && !name.is_empty() && !name.ends_with("schema") {
-                    entries.push((name, path.canonicalize().unwrap_or(path)));
-                }
-            }
+    let candidates = [manifest.join("templates"), manifest.join("../../templates")];
+    let Some(dir) = candidates.iter().find(|d| d.is_dir()) else {
+        panic!(
+            "no analyzer templates: neither {} nor {} is a folder",
+            candidates[0].display(),
+            candidates[1].display()
+        );
+    };
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let entries = match templates_in(dir) {
+        Ok(entries) if entries.is_empty() => {
+            panic!("no analyzer templates (*.json) in {}", dir.display())
         }
-    }
-    entries.sort();
+        Ok(entries) => entries,
+        Err(e) => panic!("cannot list the analyzer templates in {}: {e}", dir.display()),
+    };
     let mut code = String::from("&[\n");
     for (name, path) in &entries {
         let _ = writeln!(
@@ -39,6 +39,27 @@ fn main() {
     code.push_str("]\n");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("embedded.rs");
     if let Err(e) = std::fs::write(&out, code) {
-        println!("cargo:warning=cannot write {}: {e}", out.display());
+        panic!("cannot write {}: {e}", out.display());
     }
+}
+
+/// The templates in `dir` by name (file stem), sorted; `*schema.json` files are not
+/// templates.
+fn templates_in(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let is_json = path.extension().is_some_and(|e| e == "json");
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if is_json && !name.is_empty() && !name.ends_with("schema") {
+            let path = path.canonicalize().unwrap_or(path);
+            entries.push((name, path));
+        }
+    }
+    entries.sort();
+    Ok(entries)
 }
