@@ -13,7 +13,12 @@
 //! `cargo bench -p benches --bench router`; `ROUTER_BENCH_MESSAGES` (default 40000) sets
 //! the messages per run with 16 senders (a quarter of it with one sender);
 //! `ROUTER_BENCH_ONLY=file` (or `MLLP -> MLLP`, `baseline`, `store`, `syncfs`) runs only
-//! the matching routes, `ROUTER_BENCH_SENDERS=16` (or `1`) only that many senders.
+//! the matching routes, `ROUTER_BENCH_SENDERS=16` (or `1`) only that many senders. Name
+//! filters and `--list` work as in the criterion benches (`cargo bench -p benches --
+//! router/mllp_to_file/16`; ids are `router/ROUTE/SENDERS`, with ROUTE `baseline`,
+//! `store`, `mllp_to_file`, `mllp_to_file_syncfs`, `mllp_to_mllp`), so a filter meant for
+//! another bench does not start this one's full load; under `cargo test --benches` each
+//! route runs once with a few hundred messages.
 //! `queue store only` is the store without network or output: tasks append and wait for
 //! the commit, as senders wait for their ACK; it is the ceiling group commit on this disk
 //! sets for every durable route. `MLLP -> file (syncfs)` is the file output with `filesync =
@@ -289,13 +294,104 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
+/// Criterion's options that take a value: their values are not name filters.
+const VALUE_OPTIONS: &[&str] = &[
+    "--warm-up-time",
+    "--measurement-time",
+    "--sample-size",
+    "--save-baseline",
+    "--baseline",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--profile-time",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--nresamples",
+    "--output-format",
+    "--plotting-backend",
+    "--color",
+    "--format",
+];
+
+/// What the command line asks of this bench, read as criterion reads it, so that one
+/// `cargo bench` command line serves every bench of the package.
+struct Invocation {
+    /// `cargo bench` passes `--bench`; `cargo test --benches` does not: then each route
+    /// runs once, briefly, as criterion's benches do in test mode.
+    quick: bool,
+    /// `--list`: name the routes, run nothing.
+    list: bool,
+    /// Name filters (`cargo bench -- mllp_decode`): a route runs when its id contains
+    /// one of them, or when there are none.
+    filters: Vec<String>,
+}
+
+impl Invocation {
+    fn from_args(args: impl IntoIterator<Item = String>) -> Self {
+        let mut invocation = Self {
+            quick: true,
+            list: false,
+            filters: Vec::new(),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--bench" => invocation.quick = false,
+                "--list" => invocation.list = true,
+                option if VALUE_OPTIONS.contains(&option) => {
+                    args.next();
+                }
+                option if option.starts_with('-') => {}
+                filter => invocation.filters.push(filter.to_owned()),
+            }
+        }
+        invocation
+    }
+
+    fn wants(&self, id: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| id.contains(f.as_str()))
+    }
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing else useful.
-    let quick = std::env::args().any(|a| a == "--test");
+    let invocation = Invocation::from_args(std::env::args().skip(1));
+    let quick = invocation.quick;
     let total: usize = std::env::var("ROUTER_BENCH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 320 } else { 40_000 });
+    let only = std::env::var("ROUTER_BENCH_ONLY").unwrap_or_default();
+    let mut runs = Vec::new();
+    for (name, id, target) in [
+        ("baseline (no store)", "baseline", Target::Baseline),
+        ("queue store only", "store", Target::StoreOnly),
+        ("MLLP -> file (durable)", "mllp_to_file", Target::File),
+        (
+            "MLLP -> file (syncfs)",
+            "mllp_to_file_syncfs",
+            Target::FileSystemSync,
+        ),
+        ("MLLP -> MLLP (durable)", "mllp_to_mllp", Target::Mllp),
+    ] {
+        for senders in [1, 16] {
+            let id = format!("router/{id}/{senders}");
+            let senders_wanted =
+                std::env::var("ROUTER_BENCH_SENDERS").map_or(true, |v| v == senders.to_string());
+            if name.contains(only.as_str()) && senders_wanted && invocation.wants(&id) {
+                runs.push((name, id, target, senders));
+            }
+        }
+    }
+    if invocation.list {
+        for (_, id, _, _) in &runs {
+            println!("{id}: bench");
+        }
+        return;
+    }
+    if runs.is_empty() {
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -313,52 +409,37 @@ fn main() {
         "delivered msg/s",
         "CPU us/msg"
     );
-    let only = std::env::var("ROUTER_BENCH_ONLY").unwrap_or_default();
     let mut finished_dirs = Vec::new();
-    for (name, target) in [
-        ("baseline (no store)", Target::Baseline),
-        ("queue store only", Target::StoreOnly),
-        ("MLLP -> file (durable)", Target::File),
-        ("MLLP -> file (syncfs)", Target::FileSystemSync),
-        ("MLLP -> MLLP (durable)", Target::Mllp),
-    ] {
-        if !name.contains(only.as_str()) {
-            continue;
-        }
-        for senders in [1, 16] {
-            if std::env::var("ROUTER_BENCH_SENDERS").is_ok_and(|v| v != senders.to_string()) {
-                continue;
-            }
-            let per_sender = if senders == 1 {
-                total / 4
-            } else {
-                total / senders
-            };
-            let mut outcome = runtime.block_on(run(target, senders, per_sender));
-            outcome.latencies.sort_unstable();
-            let rate = outcome.messages as f64 / outcome.elapsed.as_secs_f64();
-            let ms = |d: Duration| d.as_secs_f64() * 1e3;
-            let delivered = match outcome.drained {
-                Some(d) => format!("{:.0}", outcome.messages as f64 / d.as_secs_f64()),
-                None => "-".to_owned(),
-            };
-            let cpu = match outcome.cpu {
-                Some(cpu) => format!("{:.1}", cpu.as_secs_f64() * 1e6 / outcome.messages as f64),
-                None => "-".to_owned(),
-            };
-            println!(
-                "{:<24} {:>7} {:>9} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>16} {:>14}",
-                name,
-                senders,
-                outcome.messages,
-                rate,
-                ms(percentile(&outcome.latencies, 0.50)),
-                ms(percentile(&outcome.latencies, 0.99)),
-                ms(*outcome.latencies.last().unwrap_or(&Duration::ZERO)),
-                delivered,
-                cpu,
-            );
-            finished_dirs.push(outcome.dir);
-        }
+    for (name, _, target, senders) in runs {
+        let per_sender = if senders == 1 {
+            total / 4
+        } else {
+            total / senders
+        };
+        let mut outcome = runtime.block_on(run(target, senders, per_sender));
+        outcome.latencies.sort_unstable();
+        let rate = outcome.messages as f64 / outcome.elapsed.as_secs_f64();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let delivered = match outcome.drained {
+            Some(d) => format!("{:.0}", outcome.messages as f64 / d.as_secs_f64()),
+            None => "-".to_owned(),
+        };
+        let cpu = match outcome.cpu {
+            Some(cpu) => format!("{:.1}", cpu.as_secs_f64() * 1e6 / outcome.messages as f64),
+            None => "-".to_owned(),
+        };
+        println!(
+            "{:<24} {:>7} {:>9} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>16} {:>14}",
+            name,
+            senders,
+            outcome.messages,
+            rate,
+            ms(percentile(&outcome.latencies, 0.50)),
+            ms(percentile(&outcome.latencies, 0.99)),
+            ms(*outcome.latencies.last().unwrap_or(&Duration::ZERO)),
+            delivered,
+            cpu,
+        );
+        finished_dirs.push(outcome.dir);
     }
 }
