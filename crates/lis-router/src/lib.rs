@@ -1,13 +1,6 @@
 //! The engine of a SocketReader-compatible m:n message router that never loses an
 //! acknowledged message.
 //!
-//! Inputs (MLLP sockets, polled directories) feed named queues; every output of a queue
-//! (MLLP sockets, directories) receives every message, in order per input, with its own
-//! cursor. Queues live in one [redb](https://docs.rs/redb) file; a socket input
-//! acknowledges a message only after the transaction holding it is committed with
-//! `Durability::Immediate`, and commits from all connections are grouped by a single
-//! writer thread so that many senders share one fsync.
-//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,6 +32,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Inputs (MLLP sockets, polled directories) feed named queues; every output of a queue
+//! (MLLP sockets, directories) receives every message, in order per input, with its own
+//! cursor. Queues live in one [redb](https://docs.rs/redb) file; a socket input
+//! acknowledges a message only after the transaction holding it is committed with
+//! `Durability::Immediate`, and commits from all connections are grouped by a single
+//! writer thread so that many senders share one fsync.
+//!
 //! Modules: [`config`] (model and INI loader), [`store`] (durable queues),
 //! [`filename`] (sanitised output names, file masks), [`Router`] (start / shutdown).
 
@@ -52,3 +52,8 @@ mod tls;
 
 pub use connector::file_in::ERROR_DIR;
 pub use router::{Router, StartError};
+
+/// The README's example, compiled and run as a doc-test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,21 +1,5 @@
 //! Laboratory analyzers as data.
 //!
-//! An analyzer is a JSON template in the OpenELIS analyzer mock's format. This crate loads
-//! templates (files, directories, or the set compiled in from the workspace's `templates/`),
-//! resolves profile-backed ones against an analyzer-profiles directory, validates them against the
-//! template schema with errors that name the file, the JSON path and the reason, and exposes a typed
-//! [`Template`]. From a template it generates:
-//!
-//! - ASTM E1394 / LIS2-A2 messages (built with [`astm_records`]),
-//! - HL7 v2 ORU^R01 messages (values escaped with [`mllp_hl7`]),
-//! - result files (CSV/TSV with the template's delimiter, XLSX, DT-Prime XML), and in [`files`]
-//!   whole runs in each instrument's own layout, published atomically into a folder,
-//! - and the QC variant of each, with values from [`qc_westgard_gen`].
-//!
-//! The default [`Layout::Standard`] follows LIS2-A2 field positions; [`Layout::OpenElis`]
-//! reproduces the reference mock's output byte for byte. A seed and a fixed clock make output
-//! byte-identical. Accessions are SiteYearNum ([`AccessionMinter`]).
-//!
 //! ```
 //! use lis_templates::{AccessionMinter, GenerateOptions, Layout, Output, TemplateSet, generate};
 //!
@@ -34,6 +18,22 @@
 //! assert_eq!(qc.segments[4], "OBX|1|NM|^^^GLU^LOT-GLU-N^NORMAL||117.5|mg/dL||N|||C|||||");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! An analyzer is a JSON template in the OpenELIS analyzer mock's format. This crate loads
+//! templates (files, directories, or the set compiled in from the workspace's `templates/`),
+//! resolves profile-backed ones against an analyzer-profiles directory, validates them against the
+//! template schema with errors that name the file, the JSON path and the reason, and exposes a typed
+//! [`Template`]. From a template it generates:
+//!
+//! - ASTM E1394 / LIS2-A2 messages (built with [`astm_records`]),
+//! - HL7 v2 ORU^R01 messages (values escaped with [`mllp_hl7`]),
+//! - result files (CSV/TSV with the template's delimiter, XLSX, DT-Prime XML), and in [`files`]
+//!   whole runs in each instrument's own layout, published atomically into a folder,
+//! - and the QC variant of each, with values from [`qc_westgard_gen`].
+//!
+//! The default [`Layout::Standard`] follows LIS2-A2 field positions; [`Layout::OpenElis`]
+//! reproduces the reference mock's output byte for byte. A seed and a fixed clock make output
+//! byte-identical. Accessions are SiteYearNum ([`AccessionMinter`]).
 
 /// The `chrono` crate, whose [`NaiveDateTime`](chrono::NaiveDateTime) sets
 /// [`GenerateOptions::now`], so a caller needs no `chrono` dependency of its own (nor the

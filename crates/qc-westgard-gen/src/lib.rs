@@ -1,18 +1,6 @@
 //! Quality-control (QC) values that follow real statistics, Westgard rules that judge them the way
 //! OpenELIS does, and Levey-Jennings charts a person can read at a glance.
 //!
-//! - [`sd_for`] and [`Category`]: the standard deviation of a control, from its own `sd` or a
-//!   percentage of the target by analyzer category (the OpenELIS mock's table).
-//! - [`QcGenerator`]: seeded Gaussian scatter, or an exact shift of k SD ([`Deviation`]).
-//! - [`SeriesSpec`]: N runs of one or more control levels with injected error patterns (shift, trend,
-//!   increased imprecision, random outliers) — what QC software is tested with.
-//! - [`Evaluator`] and [`RuleSet`]: Westgard evaluation of each value against the history of its control
-//!   lot (`1-2s`, `1-3s`, `2-2s`, `R-4s`, `3-1s`, `4-1s`, `7T`, `10x`, and optional `2of3-2s`, `6x`,
-//!   `8x`, `9x`, `12x`); [`MultiLevelEvaluator`] applies them per level and across levels.
-//! - [`ControlId`] and [`SampleNamePattern`]: the labels QC travels under (ASTM `Q.3`, HL7 specimen ID,
-//!   QC file sample names).
-//! - [`levey_jennings_svg`]: the chart.
-//!
 //! ```
 //! use qc_westgard_gen::{Deviation, Evaluator, QcGenerator, RuleSet, Status};
 //!
@@ -34,6 +22,18 @@
 //! assert_eq!(judged.violation_names(), vec!["1-2s", "1-3s"]);
 //! # Ok::<(), qc_westgard_gen::QcError>(())
 //! ```
+//!
+//! - [`sd_for`] and [`Category`]: the standard deviation of a control, from its own `sd` or a
+//!   percentage of the target by analyzer category (the OpenELIS mock's table).
+//! - [`QcGenerator`]: seeded Gaussian scatter, or an exact shift of k SD ([`Deviation`]).
+//! - [`SeriesSpec`]: N runs of one or more control levels with injected error patterns (shift, trend,
+//!   increased imprecision, random outliers) — what QC software is tested with.
+//! - [`Evaluator`] and [`RuleSet`]: Westgard evaluation of each value against the history of its control
+//!   lot (`1-2s`, `1-3s`, `2-2s`, `R-4s`, `3-1s`, `4-1s`, `7T`, `10x`, and optional `2of3-2s`, `6x`,
+//!   `8x`, `9x`, `12x`); [`MultiLevelEvaluator`] applies them per level and across levels.
+//! - [`ControlId`] and [`SampleNamePattern`]: the labels QC travels under (ASTM `Q.3`, HL7 specimen ID,
+//!   QC file sample names).
+//! - [`levey_jennings_svg`]: the chart.
 
 /// The `chrono` crate, whose [`NaiveDateTime`](chrono::NaiveDateTime) and
 /// [`Duration`](chrono::Duration) [`SeriesSpec`] takes (`start`, `interval`) and [`QcRun`]
@@ -72,3 +72,8 @@ pub use series::{
 pub use westgard::{
     Evaluation, Evaluator, MultiLevelEvaluator, Rule, RuleSet, Severity, Status, ZeroSide,
 };
+
+/// The README's example, compiled and run as a doc-test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
