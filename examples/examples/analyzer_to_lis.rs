@@ -24,8 +24,11 @@ R|1|^^^WBC|5.8|10*3/uL|4.0-10.0|N||F||||20240101120500\r\
 R|2|^^^HGB|13.1|g/dL|12.0-16.0|N||F||||20240101120500\r\
 L|1|N\r";
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The analyzer sends [`RESULT`] to the LIS; the results the LIS read, as
+/// `CODE = value units`.
+async fn run() -> Result<Vec<String>, Error> {
     // LIS1-A §8.2.1.1: the computer system listens, the instrument connects.
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -39,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Hand over H ... L at EOT.
         let config = LinkConfig::new(Role::Computer).with_assembly(Assembly::PerTransfer);
         let mut link = LinkDriver::new(stream, config);
+        let mut read = Vec::new();
         while let Some(text) = link.recv().await? {
             let message = Message::parse(&text)?;
             say(
@@ -49,18 +53,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ),
             );
             for result in message.results() {
-                say(
-                    std::io::stdout(),
-                    format_args!(
-                        "  {} = {} {}",
-                        result.test_code().as_deref().unwrap_or("?"),
-                        result.numeric_value().map_or(f64::NAN, |v| v.value),
-                        result.units_text()
-                    ),
+                let line = format!(
+                    "{} = {} {}",
+                    result.test_code().as_deref().unwrap_or("?"),
+                    result.numeric_value().map_or(f64::NAN, |v| v.value),
+                    result.units_text()
                 );
+                say(std::io::stdout(), format_args!("  {line}"));
+                read.push(line);
             }
         }
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        Ok::<_, Error>(read)
     });
 
     let stream = TcpStream::connect(address).await?;
@@ -71,15 +74,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         format_args!("analyzer: every frame acknowledged"),
     );
     drop(analyzer);
-    lis.await?.map_err(|e| e.to_string())?;
+    lis.await?
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    run().await?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    /// The example runs to its end: the result goes from the analyzer to the LIS.
+    /// The result goes from the analyzer to the LIS, and the LIS reads both values with
+    /// their units.
     #[test]
-    fn runs() {
-        super::main().unwrap();
+    fn the_lis_reads_both_results() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let read = runtime.block_on(super::run()).unwrap();
+        assert_eq!(read, ["WBC = 5.8 10*3/uL", "HGB = 13.1 g/dL"]);
     }
 }

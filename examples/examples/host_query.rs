@@ -31,11 +31,12 @@ const ORDERS: &[(&str, &[&str])] = &[("SPEC-1", &["WBC", "HGB"])];
 const MEASURED: &[(&str, &str, &str)] = &[("WBC", "5.8", "10^3/uL"), ("HGB", "13.1", "g/dL")];
 
 /// The LIS: answers each host query with the specimen's orders (O.26 `Q`), or with `Y` (no
-/// order on record), then takes the results.
-async fn lis(listener: TcpListener) -> Result<(), Error> {
+/// order on record), then takes the results; what it read, a line per query and result.
+async fn lis(listener: TcpListener) -> Result<Vec<String>, Error> {
     let (stream, _) = listener.accept().await?;
     let config = LinkConfig::new(Role::Computer).with_assembly(Assembly::PerTransfer);
     let mut link = LinkDriver::new(stream, config);
+    let mut read = Vec::new();
     while let Some(text) = link.recv().await? {
         let message = Message::parse(&text)?;
         let mut answer = MessageBuilder::new(HeaderBuilder::new().sender_name("LIS"))
@@ -46,6 +47,7 @@ async fn lis(listener: TcpListener) -> Result<(), Error> {
                 TypedRecord::Query(query) => {
                     asked = true;
                     let specimen = query.requested_specimen_id().unwrap_or_default();
+                    read.push(format!("query for {specimen}"));
                     say(format_args!("LIS: query for {specimen}"));
                     let order = OrderBuilder::new().specimen_id(specimen.as_ref());
                     answer.add(match ORDERS.iter().find(|(s, _)| *s == specimen) {
@@ -55,12 +57,16 @@ async fn lis(listener: TcpListener) -> Result<(), Error> {
                         None => order.report_type("Y"),
                     });
                 }
-                TypedRecord::Result(result) => say(format_args!(
-                    "LIS: result {} = {} {}",
-                    result.test_code().as_deref().unwrap_or("?"),
-                    result.value().text(),
-                    result.units_text()
-                )),
+                TypedRecord::Result(result) => {
+                    let line = format!(
+                        "result {} = {} {}",
+                        result.test_code().as_deref().unwrap_or("?"),
+                        result.value().text(),
+                        result.units_text()
+                    );
+                    say(format_args!("LIS: {line}"));
+                    read.push(line);
+                }
                 _ => {}
             }
         }
@@ -68,11 +74,11 @@ async fn lis(listener: TcpListener) -> Result<(), Error> {
             link.send(answer.build()?).await?;
         }
     }
-    Ok(())
+    Ok(read)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+/// One query, its orders and their results; what the LIS read (see [`lis`]).
+async fn run() -> Result<Vec<String>, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let lis = tokio::spawn(lis(listener));
@@ -133,15 +139,30 @@ async fn main() -> Result<(), Error> {
     analyzer.send(results.build()?).await?;
     say(format_args!("analyzer: results sent"));
     drop(analyzer);
-    lis.await??;
+    lis.await?
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    run().await?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    /// The example runs to its end: the query, the orders and the results go through.
+    /// The query reaches the LIS, and the results come back for exactly the tests it
+    /// ordered, with the analyzer's values.
     #[test]
-    fn runs() {
-        super::main().unwrap();
+    fn the_lis_gets_results_for_the_tests_it_ordered() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let read = runtime.block_on(super::run()).unwrap();
+        assert_eq!(
+            read,
+            [
+                "query for SPEC-1",
+                "result WBC = 5.8 10^3/uL",
+                "result HGB = 13.1 g/dL"
+            ]
+        );
     }
 }
