@@ -26,7 +26,10 @@ fn main() {
             panic!("no analyzer templates (*.json) in {}", dir.display())
         }
         Ok(entries) => entries,
-        Err(e) => panic!("cannot list the analyzer templates in {}: {e}", dir.display()),
+        Err(e) => panic!(
+            "cannot list the analyzer templates in {}: {e}",
+            dir.display()
+        ),
     };
     let mut code = String::from("&[\n");
     for (name, path) in &entries {
