@@ -306,7 +306,7 @@ pub(crate) fn port_map(app: &App) -> anyhow::Result<Vec<PortEntry>> {
         if entries.is_empty() {
             entries.push(PortEntry {
                 port: cli.port,
-                template: cli.template.clone(),
+                template: single_port_template(app)?,
             });
         }
         entries
@@ -335,6 +335,34 @@ pub(crate) fn port_map(app: &App) -> anyhow::Result<Vec<PortEntry>> {
     }
     entries.sort_by_key(|e| e.port);
     Ok(entries)
+}
+
+/// The template of single-port mode with an empty port map: `ASTM_TEMPLATE` (or
+/// `--template`) when it is an ASTM one. The reference serves only ASTM on that port, and
+/// another protocol's template there is warned about and ignored, leaving the legacy
+/// `fields.json` replies; so here too, from `ASTM_TEMPLATE`. `--template` on the command
+/// line keeps its extension: an HL7 template makes the port an HL7 one.
+fn single_port_template(app: &App) -> anyhow::Result<Option<String>> {
+    let cli = &app.cli;
+    let Some(name) = &cli.template else {
+        return Ok(None);
+    };
+    let kind = app
+        .template(name)
+        .with_context(|| format!("port {}", cli.port))?
+        .protocol
+        .kind;
+    if cli.template_from_env && !kind.is_astm() {
+        tracing::warn!(
+            "ASTM_TEMPLATE={name} is not an ASTM template (its protocol is {}): ignored, as in the \
+             reference; port {} answers with the legacy fields.json replies (for an HL7 port \
+             give --template {name} or --listen PORT={name})",
+            kind.as_str(),
+            cli.port
+        );
+        return Ok(None);
+    }
+    Ok(Some(name.clone()))
 }
 
 /// A bound listener.

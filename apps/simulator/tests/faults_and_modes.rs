@@ -350,6 +350,38 @@ async fn single_port_mode_with_template_flag_or_astm_template_env() {
     assert!(receive_records(&mut s).await[0].contains("ABX^PENTRA60"));
 }
 
+/// In single-port mode the reference takes `ASTM_TEMPLATE` only when it is an ASTM
+/// template; another (HL7 here) is warned about and ignored, and the port gives the legacy
+/// `fields.json` replies. It became an HL7 port, which a compose file written for the
+/// reference does not expect on its ASTM port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_astm_astm_template_is_ignored_in_single_port_mode() {
+    let mut cmd = command(&["-d", "0"]);
+    cmd.env("ASTM_TEMPLATE", "mindray_bc5380")
+        .env("PORT_TEMPLATES", "{}")
+        .env("ASTM_PORT", "0");
+    let logged = LoggedSim::start_with(cmd);
+    let sim = &logged.sim;
+    assert_eq!(sim.listeners.len(), 1, "{:?}", sim.listeners);
+    assert_eq!(sim.listeners[0].0, "ASTM", "{:?}", sim.listeners);
+    let mut s = connect(sim.port_of("-")).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||QuerySystem^Query^1.0|||||||LIS2-A2", "L|1|N"],
+    )
+    .await;
+    let records = receive_records(&mut s).await;
+    assert_eq!(
+        records[0], "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2",
+        "{records:?}"
+    );
+    let log = logged.log_holding(&["ASTM_TEMPLATE=mindray_bc5380"]);
+    assert!(
+        log.contains("ASTM_TEMPLATE=mindray_bc5380 is not an ASTM template (its protocol is HL7)"),
+        "{log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_reply_timeout_ends_the_session_with_eot() {
     let sim = stago_with(&["--link-timer-ms", "300"]);
