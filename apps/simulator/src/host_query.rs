@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use astm_frame::{Event, Link};
-use lis_templates::{AstmMessage, Generator, OrderedSample, ProtocolKind};
+use lis_templates::{
+    AstmMessage, AstmOrders, Generator, OrderedSample, OrderedSamples, ProtocolKind,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::app::App;
@@ -17,7 +19,6 @@ use crate::cli::Cli;
 use crate::console;
 use crate::link_io::LinkIo;
 use crate::push::{self, Destination};
-use crate::server::{SampleMerge, read_transfer};
 
 /// Host queries for some specimens, one at a time as analyzers ask (one barcode read, one
 /// query), and the generator of the results.
@@ -248,19 +249,23 @@ impl<'a> HostQuery<'a> {
                     answers.len()
                 );
             }
-            let mut orders = SampleMerge::default();
+            let mut orders = OrderedSamples::default();
             let mut cut_off = false;
             for answer in &answers {
                 self.app
                     .received
                     .push(port, peer.to_owned(), "ASTM", answer);
-                let transfer = read_transfer(answer);
-                cut_off |= transfer.unreadable.is_none() && !transfer.terminated;
-                let mut not_orders = transfer.withdrawn;
-                if let Some(why) = transfer.unreadable {
-                    not_orders.push(format!("an answer that cannot be read ({why})"));
-                }
-                for order in transfer.orders {
+                let (mut not_orders, ordered) = match AstmOrders::read(answer) {
+                    Ok(read) => {
+                        cut_off |= !read.terminated;
+                        (read.withdrawn, read.orders)
+                    }
+                    Err(why) => (
+                        vec![format!("an answer that cannot be read ({why})")],
+                        Vec::new(),
+                    ),
+                };
+                for order in ordered {
                     if order.sample_id != *specimen {
                         // Not on board: an analyzer has nothing to measure it in.
                         not_orders.push(format!(

@@ -1,16 +1,18 @@
 //! Server mode: the simulator is the instrument. ASTM ports run the `astm-frame` state machine;
 //! HL7 ports run an MLLP listener.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use astm_frame::{AbortReason, Event, Link, Role};
-use astm_records::{Charset, Message, Patient, RecordType, ReportType, TypedRecord};
 use futures_util::{SinkExt, StreamExt};
-use lis_templates::{Generator, Hl7Orders, OrderedPatient, OrderedSample, ProtocolKind};
+use lis_templates::{
+    AstmOrders, AstmQuery, Generator, Hl7Orders, OrderReadError, OrderedPatient, OrderedSamples,
+    ProtocolKind,
+};
 use mllp_hl7::{AckBuilder, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -435,30 +437,13 @@ async fn accept_loop(app: Arc<App>, bound: Bound) {
     }
 }
 
-/// What an ASTM transfer from the LIS asked for.
-#[derive(Debug, Default)]
+/// An ASTM transfer from the LIS: what it asks, or why it cannot be read, and the template
+/// its X record (ours) names.
+#[derive(Debug)]
 pub(crate) struct Transfer {
-    header: bool,
-    patient: bool,
-    /// One entry per Q record: the specimen (Q.3) and the test codes (Q.5) asked for.
-    queries: Vec<(Option<String>, Vec<String>)>,
-    pub(crate) orders: Vec<OrderedSample>,
-    /// O records that are no orders (O.12 `C` cancels one; O.26 `F`, `P`, `C`, `X`, `I`
-    /// report results, `Y`, `Z` say there is none) and Q records that abort the last request
-    /// (Q.13 `A`): none is answered with results.
-    pub(crate) withdrawn: Vec<String>,
+    pub(crate) read: Result<AstmOrders, OrderReadError>,
     template_override: Option<String>,
-    /// An L record ended it: without one the message is incomplete (the sender gave up, or
-    /// was cut off, after the frames that arrived).
-    pub(crate) terminated: bool,
-    /// Why the transfer was not read at all (no H record first, too many records).
-    pub(crate) unreadable: Option<String>,
 }
-
-/// Records one transfer may hold to be read. Parsing keeps about 175 bytes per record beside
-/// the text, so a 16 MiB transfer of 2-byte records took 1.4 GB; 100,000 order records are
-/// far beyond any work list and stay under 20 MB.
-const MAX_TRANSFER_RECORDS: usize = 100_000;
 
 /// The source address of an order's result push: the address the order came in on. On a
 /// dual-stack socket (`--bind ::`) an IPv4 peer reaches `::ffff:a.b.c.d`, which an IPv4
@@ -469,149 +454,16 @@ fn result_source(local: SocketAddr) -> std::net::IpAddr {
 
 /// Reads an ASTM transfer from the LIS (an order, a query, a cancellation).
 pub(crate) fn read_transfer(text: &[u8]) -> Transfer {
-    let mut t = Transfer::default();
-    let mut orders = SampleMerge::default();
-    let mut records = 0;
-    for record in text.split(|b| *b == b'\r' || *b == b'\n') {
-        records += usize::from(!record.is_empty());
-        if let Some(rest) = record.strip_prefix(b"X|") {
+    let template_override = text
+        .rsplit(|b| *b == b'\r' || *b == b'\n')
+        .find_map(|record| record.strip_prefix(b"X|"))
+        .map(|rest| {
             let name = rest.split(|b| *b == b'|').nth(1).unwrap_or_default();
-            t.template_override = Some(String::from_utf8_lossy(name).into_owned());
-        }
-    }
-    if records > MAX_TRANSFER_RECORDS {
-        t.unreadable = Some(format!(
-            "{records} records, more than the {MAX_TRANSFER_RECORDS} a transfer may hold"
-        ));
-        return t;
-    }
-    let message = match Message::parse(text) {
-        Ok(message) => message,
-        Err(e) => {
-            t.unreadable = Some(e.to_string());
-            return t;
-        }
-    };
-    for (index, record) in message.records().iter().enumerate() {
-        match record.typed() {
-            TypedRecord::Header(_) => t.header = true,
-            TypedRecord::Terminator(_) => t.terminated = true,
-            TypedRecord::Patient(_) => t.patient = true,
-            TypedRecord::Query(q) => {
-                let specimen = q
-                    .requested_specimen()
-                    .map(|c| c.text_as(Charset::Auto).into_owned());
-                if q.status_code()
-                    .component(1)
-                    .text()
-                    .eq_ignore_ascii_case("A")
-                {
-                    t.withdrawn.push(format!(
-                        "Q.13 A (abort the last request) for {}",
-                        specimen.as_deref().unwrap_or("all specimens")
-                    ));
-                    continue;
-                }
-                let codes = astm_records::test_ids(&q.universal_test_id())
-                    .filter_map(|id| id.test_code().map(|c| c.into_owned()))
-                    .filter(|c| !c.eq_ignore_ascii_case("ALL"))
-                    .collect();
-                t.queries.push((specimen, codes));
-            }
-            TypedRecord::Order(o) => {
-                let specimen = o
-                    .specimen_id()
-                    .component(1)
-                    .text_as(Charset::Auto)
-                    .into_owned();
-                if o.action_code()
-                    .component(1)
-                    .text()
-                    .eq_ignore_ascii_case("C")
-                {
-                    t.withdrawn
-                        .push(format!("O.12 C (cancel) for specimen {specimen}"));
-                    continue;
-                }
-                // `O` (an order), `Q` (orders answering a host query) or nothing is an order;
-                // an unknown letter is left to be one too, as before report types were read.
-                let not_an_order = match o.report_kind() {
-                    Some(kind) if kind.reports_results() => Some("results reported"),
-                    Some(ReportType::NoOrder | ReportType::NoPatient) => Some("no order on record"),
-                    _ => None,
-                };
-                if let Some(why) = not_an_order {
-                    t.withdrawn.push(format!(
-                        "O.26 {} ({why}, not an order) for specimen {specimen}",
-                        o.report_type().component(1).text()
-                    ));
-                    continue;
-                }
-                let codes: Vec<String> = o
-                    .test_ids()
-                    .filter_map(|id| id.test_code().map(|c| c.into_owned()))
-                    .collect();
-                if specimen.is_empty() || codes.is_empty() {
-                    continue;
-                }
-                // The P record the O record comes under, in its own message (a later H in
-                // the transfer starts afresh): its results carry that patient.
-                orders.add(specimen, codes, || {
-                    message
-                        .node(index)
-                        .ancestor(RecordType::Patient)
-                        .and_then(|p| Patient::new(p.record()))
-                        .map(|p| OrderedPatient::from_astm(&p))
-                });
-            }
-            _ => {}
-        }
-    }
-    t.orders = orders.into_samples();
-    t
-}
-
-/// Samples gathered from records, one per sample ID in order of first appearance, each with
-/// its test codes once. Indexed: a LIS may send tens of thousands of O or Q records in one
-/// transfer, and a search per record made reading it quadratic, which stalled the workers
-/// (and with them every port) for minutes.
-#[derive(Debug, Default)]
-pub(crate) struct SampleMerge {
-    samples: Vec<OrderedSample>,
-    index: HashMap<String, usize>,
-    codes: HashSet<(usize, String)>,
-}
-
-impl SampleMerge {
-    /// Adds `codes` to sample `sample_id`, created with `patient()` if new.
-    pub(crate) fn add(
-        &mut self,
-        sample_id: String,
-        codes: Vec<String>,
-        patient: impl FnOnce() -> Option<OrderedPatient>,
-    ) {
-        let at = match self.index.get(&sample_id) {
-            Some(&at) => at,
-            None => {
-                let at = self.samples.len();
-                self.index.insert(sample_id.clone(), at);
-                self.samples.push(OrderedSample {
-                    sample_id,
-                    codes: Vec::new(),
-                    patient: patient(),
-                });
-                at
-            }
-        };
-        for code in codes {
-            if self.codes.insert((at, code.clone())) {
-                self.samples[at].codes.push(code);
-            }
-        }
-    }
-
-    pub(crate) fn into_samples(self) -> Vec<OrderedSample> {
-        self.samples
+            String::from_utf8_lossy(name).into_owned()
+        });
+    Transfer {
+        read: AstmOrders::read(text),
+        template_override,
     }
 }
 
@@ -662,20 +514,23 @@ async fn serve_astm(
                 app.received
                     .push(local.port(), peer.to_string(), "ASTM", &text);
                 let transfer = read_transfer(&text);
-                if let Some(why) = &transfer.unreadable {
-                    if noise.admit() {
-                        tracing::warn!(
-                            "port {}: transfer from {peer} not read ({why}); kept in /received, \
-                             not answered",
-                            local.port()
-                        );
+                let asked = match &transfer.read {
+                    Ok(asked) => asked,
+                    Err(why) => {
+                        if noise.admit() {
+                            tracing::warn!(
+                                "port {}: transfer from {peer} not read ({why}); kept in \
+                                 /received, not answered",
+                                local.port()
+                            );
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                if !transfer.terminated
-                    && (!transfer.queries.is_empty()
-                        || !transfer.orders.is_empty()
-                        || !transfer.withdrawn.is_empty())
+                };
+                if !asked.terminated
+                    && (!asked.queries.is_empty()
+                        || !asked.orders.is_empty()
+                        || !asked.withdrawn.is_empty())
                 {
                     // §6.5.2.4 / E1394: a message is complete with its L record. Answering
                     // the orders that arrived would give results for part of a list.
@@ -698,7 +553,7 @@ async fn serve_astm(
                         _ => {}
                     }
                 }
-                if let Err(e) = answer(app, &mut io, &transfer, template.as_deref(), local).await {
+                if let Err(e) = answer(app, &mut io, asked, template.as_deref(), local).await {
                     tracing::warn!("port {}: cannot answer: {e:#}", local.port());
                 }
             }
@@ -749,7 +604,7 @@ async fn serve_astm(
 async fn answer(
     app: &Arc<App>,
     io: &mut LinkIo<TcpStream>,
-    transfer: &Transfer,
+    transfer: &AstmOrders,
     template: Option<&str>,
     local: SocketAddr,
 ) -> anyhow::Result<()> {
@@ -766,8 +621,8 @@ async fn answer(
         // per Q record (a request message may hold several).
         let reply = match template {
             Some(t) => {
-                let mut samples = SampleMerge::default();
-                for (specimen, codes) in &transfer.queries {
+                let mut samples = OrderedSamples::default();
+                for AstmQuery { specimen, codes } in &transfer.queries {
                     let sample_id = match specimen {
                         Some(s) => s.clone(),
                         None => app

@@ -180,3 +180,20 @@ pub enum FileError {
         error: std::io::Error,
     },
 }
+
+/// An ASTM transfer from a LIS could not be read for its orders ([`crate::AstmOrders`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrderReadError {
+    /// More records than [`crate::AstmOrders::MAX_RECORDS`].
+    #[error("{records} records, more than the {max} a transfer may hold")]
+    TooManyRecords {
+        /// Records in the transfer.
+        records: usize,
+        /// The most that are read.
+        max: usize,
+    },
+    /// The text is not ASTM records (no H record first, unusable delimiters).
+    #[error(transparent)]
+    Astm(#[from] astm_records::MessageError),
+}

@@ -49,12 +49,12 @@ mod pattern;
 mod schema;
 
 pub use accession::{AccessionMinter, DEFAULT_PREFIX, Lane, MAX_SEQUENCE};
-pub use error::{AccessionError, FileError, GenerateError, TemplateError};
+pub use error::{AccessionError, FileError, GenerateError, OrderReadError, TemplateError};
 pub use generate::files;
 pub use generate::{
-    AstmMessage, FileOutput, GenerateOptions, Generator, Hl7Message, Hl7Orders, Layout,
-    NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample, Output, TextEncoding,
-    UnknownEncoding, ValueMode, WITHDRAWING_ORDER_CONTROLS, generate,
+    AstmMessage, AstmOrders, AstmQuery, FileOutput, GenerateOptions, Generator, Hl7Message,
+    Hl7Orders, Layout, NOT_PERFORMED, OrderGroup, OrderedPatient, OrderedSample, OrderedSamples,
+    Output, TextEncoding, UnknownEncoding, ValueMode, WITHDRAWING_ORDER_CONTROLS, generate,
 };
 pub use loader::{Profiles, TemplateSet, load_file, load_str, template_files};
 pub use model::{

@@ -1,6 +1,7 @@
 //! Output generated from a template: ASTM messages, HL7 ORU^R01, result files, and their QC variants.
 
 mod astm;
+mod astm_orders;
 mod encoding;
 mod file;
 pub mod files;
@@ -17,6 +18,7 @@ use crate::model::{ProtocolKind, Template};
 use crate::{AccessionError, GenerateError};
 
 pub use astm::AstmMessage;
+pub use astm_orders::{AstmOrders, AstmQuery, OrderedSamples};
 pub use encoding::{TextEncoding, UnknownEncoding};
 pub use file::FileOutput;
 pub use hl7::Hl7Message;
