@@ -307,6 +307,30 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any text built from ASTM's record letters and delimiters reads without a panic,
+        /// and what it orders is merged: each specimen once, with codes, each code once.
+        #[test]
+        fn any_transfer_reads_into_merged_orders(
+            header in proptest::bool::weighted(0.9),
+            body in proptest::collection::vec(
+                proptest::sample::select(b"HPOQRLC|\\^&\r\nSAF1".to_vec()),
+                0..400,
+            )
+        ) {
+            let mut text = if header { b"H|\\^&\r".to_vec() } else { Vec::new() };
+            text.extend(body);
+            let Ok(read) = AstmOrders::read(&text) else { return Ok(()) };
+            let mut specimens = HashSet::new();
+            for order in &read.orders {
+                proptest::prop_assert!(specimens.insert(order.sample_id.clone()));
+                proptest::prop_assert!(!order.sample_id.is_empty() && !order.codes.is_empty());
+                let codes: HashSet<_> = order.codes.iter().collect();
+                proptest::prop_assert_eq!(codes.len(), order.codes.len());
+            }
+        }
+    }
+
     #[test]
     fn what_cannot_be_read_is_an_error() {
         assert!(matches!(
