@@ -73,6 +73,39 @@ async fn garbage_from_a_sender_is_logged_a_few_times_then_counted() {
     );
 }
 
+/// A router relaying from a socket input to a client output whose receiver is this test:
+/// `MINE` sent and acknowledged, then the receiver's end of the output's connection, the
+/// message read from it. `extra` is added to the output's section.
+async fn relaying_to_this_test(dir: &std::path::Path, extra: &str) -> (RouterProc, TcpStream) {
+    let port = free_port();
+    // Bound here, port 0: a port picked free and bound later may be taken meanwhile.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
+         createserversocket = False\nport = {peer_port}\n{extra}"
+    );
+    let router = RouterProc::start(dir, &config).await;
+    let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut framed = b"\x0b".to_vec();
+    framed.extend_from_slice(&oru("MINE", "LAB"));
+    framed.extend_from_slice(b"\x1c\r");
+    sender.write_all(&framed).await.unwrap();
+    read_frame(&mut sender).await;
+
+    let (mut link, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let got = read_frame(&mut link).await;
+    assert!(String::from_utf8_lossy(&got).contains("|MINE|"));
+    (router, link)
+}
+
 /// An HL7 ACK framed with the default MLLP delimiters, acknowledging `id`.
 fn framed_ack(code: &str, id: &str) -> Vec<u8> {
     format!("\x0bMSH|^~\\&|LIS|H|LAB|F|20240101||ACK|A{id}|P|2.5.1\rMSA|{code}|{id}\r\x1c\r")
@@ -88,32 +121,8 @@ fn framed_ack(code: &str, id: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_for_other_control_ids_are_named_when_the_ack_times_out() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    // Bound here, port 0: a port picked free and bound later may be taken meanwhile.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let peer_port = listener.local_addr().unwrap().port();
-    let config = format!(
-        "[general]\nuseconnections = in, out\n\
-         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
-         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
-         createserversocket = False\nport = {peer_port}\nacktimeout = 0.5\nretrydelay = 0.1\n"
-    );
-    let router = RouterProc::start(dir.path(), &config).await;
-    let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut framed = b"\x0b".to_vec();
-    framed.extend_from_slice(&oru("MINE", "LAB"));
-    framed.extend_from_slice(b"\x1c\r");
-    sender.write_all(&framed).await.unwrap();
-    read_frame(&mut sender).await;
-
-    let (mut link, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let got = read_frame(&mut link).await;
-    assert!(String::from_utf8_lossy(&got).contains("|MINE|"));
+    let (router, mut link) =
+        relaying_to_this_test(dir.path(), "acktimeout = 0.5\nretrydelay = 0.1\n").await;
     let mut replies = Vec::new();
     for i in 0..500 {
         replies.extend(framed_ack("AE", &format!("OLD{i}")));
@@ -563,30 +572,7 @@ fn forged(log: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acks_reason_cannot_forge_log_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let peer_port = listener.local_addr().unwrap().port();
-    let config = format!(
-        "[general]\nuseconnections = in, out\n\
-         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
-         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
-         createserversocket = False\nport = {peer_port}\nretrydelay = 5\n"
-    );
-    let router = RouterProc::start(dir.path(), &config).await;
-    let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut framed = b"\x0b".to_vec();
-    framed.extend_from_slice(&oru("MINE", "LAB"));
-    framed.extend_from_slice(b"\x1c\r");
-    sender.write_all(&framed).await.unwrap();
-    read_frame(&mut sender).await;
-
-    let (mut link, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    read_frame(&mut link).await;
+    let (router, mut link) = relaying_to_this_test(dir.path(), "retrydelay = 5\n").await;
     let reply = format!(
         "\x0bMSH|^~\\&|LIS|H|LAB|F|20240101||ACK|AMINE|P|2.5.1\r\
          MSA|AE|MINE|no\n{FORGED}\x1b[2J\r\x1c\r"
