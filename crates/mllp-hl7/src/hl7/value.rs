@@ -100,9 +100,31 @@ impl<'a> Segment<'a> {
         if self.is_header() { parts + 1 } else { parts }
     }
 
-    /// Fields 1 to [`field_count`](Self::field_count) in order.
+    /// Fields 1 to [`field_count`](Self::field_count) in order, as [`field`](Self::field)
+    /// gives them.
     pub fn fields(&self) -> impl Iterator<Item = Value<'a>> + '_ {
-        (1..=self.field_count()).filter_map(|n| self.field(n))
+        // One pass: looking each field up by number rescanned the segment from its start,
+        // quadratic in the number of fields.
+        let delimiters = self.delimiters;
+        let header = self.is_header();
+        let separator = self
+            .raw
+            .get(3..4)
+            .filter(|_| header)
+            .map(|raw| Value::atomic(raw, delimiters));
+        let rest = self
+            .raw
+            .split(move |b| *b == delimiters.field())
+            .skip(1)
+            .enumerate()
+            .map(move |(i, raw)| {
+                if header && i == 0 {
+                    Value::atomic(raw, delimiters)
+                } else {
+                    Value::new(raw, delimiters)
+                }
+            });
+        separator.into_iter().chain(rest)
     }
 }
 
@@ -197,9 +219,23 @@ impl<'a> Value<'a> {
         self.split(self.delimiters.repetition(), n)
     }
 
+    /// The parts `split` gives for 1, 2, ... in one pass (looking each up by number
+    /// rescanned the value from its start, quadratic in the number of parts).
+    fn parts(self, separator: Option<u8>) -> impl Iterator<Item = Self> + 'a {
+        let delimiters = self.delimiters;
+        let separator = separator.filter(|_| !self.atomic);
+        let whole = separator.is_none().then_some(self);
+        let split = separator.map(|separator| {
+            self.raw
+                .split(move |b| *b == separator)
+                .map(move |raw| Self::new(raw, delimiters))
+        });
+        whole.into_iter().chain(split.into_iter().flatten())
+    }
+
     /// All repetitions (one for a value without repetition separators).
     pub fn repetitions(&self) -> impl Iterator<Item = Self> + '_ {
-        (1..).map_while(|n| self.repetition(n))
+        self.parts(self.delimiters.repetition())
     }
 
     /// Component `n` of the first repetition.
@@ -211,7 +247,8 @@ impl<'a> Value<'a> {
 
     /// All components of the first repetition.
     pub fn components(&self) -> impl Iterator<Item = Self> + '_ {
-        (1..).map_while(|n| self.component(n))
+        self.first_repetition()
+            .parts(Some(self.delimiters.component()))
     }
 
     /// Subcomponent `n` of the first component of the first repetition.
