@@ -574,3 +574,48 @@ async fn connections_over_the_cap_are_closed_at_once() {
     }
     assert_ack_for(&served.expect("the freed slot was never reused"), 4);
 }
+
+/// In enhanced mode `auto_ack` answers as MSH-15 and MSH-16 ask: `NE`/`AL` got nothing
+/// (the default enhanced-mode code is CA, which NE refuses), so a sender asking for the
+/// application acknowledgement alone waited for ever; `AL`/`AL` got the CA only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_ack_answers_msh_15_and_msh_16_in_enhanced_mode() {
+    let address = auto_ack_server().await;
+    let stream = TcpStream::connect(address).await.unwrap();
+    let mut framed = Framed::new(stream, MllpCodec::new());
+    let mut codes_for = async |accept: &str, application: &str, id: &str| {
+        let message = format!(
+            "MSH|^~\\&|ANALYZER|LAB|LIS|HOSP|20240101||OUL^R22^OUL_R22|{id}|P|2.5.1|||{accept}|{application}\r"
+        );
+        framed.send(message.as_bytes()).await.unwrap();
+        // A marker in original mode after it: its AA ends what this message got.
+        framed.send(&oru(9)[..]).await.unwrap();
+        let mut codes = Vec::new();
+        loop {
+            let Some(Ok(MllpFrame::Message(payload))) =
+                tokio::time::timeout(Duration::from_secs(5), framed.next())
+                    .await
+                    .unwrap()
+            else {
+                panic!("no reply")
+            };
+            let ack = Message::parse(&payload).unwrap();
+            let msa = AckMessage::from_message(&ack).unwrap();
+            if msa.acknowledged_id.raw() == b"MSG9" {
+                return codes;
+            }
+            assert_eq!(msa.acknowledged_id.raw(), id.as_bytes());
+            codes.push(msa.code);
+        }
+    };
+    assert_eq!(
+        codes_for("NE", "AL", "A1").await,
+        [AckCode::ApplicationAccept]
+    );
+    assert_eq!(
+        codes_for("AL", "AL", "A2").await,
+        [AckCode::CommitAccept, AckCode::ApplicationAccept]
+    );
+    assert_eq!(codes_for("AL", "NE", "A3").await, [AckCode::CommitAccept]);
+    assert_eq!(codes_for("NE", "NE", "A4").await, []);
+}

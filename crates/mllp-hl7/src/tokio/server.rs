@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 
 use super::{CodecError, MllpCodec};
-use crate::ack::AckBuilder;
+use crate::ack::{AckBuilder, AckCode};
 use crate::fmt_bytes::Escaped;
 use crate::hl7::Message;
 use crate::mllp::{CommitAck, MllpFrame};
@@ -28,6 +28,9 @@ pub enum Response {
     Message(Vec<u8>),
     /// An MLLP release 2 commit acknowledgement block.
     Commit(CommitAck),
+    /// Several messages, each framed, sent in order: an enhanced-mode accept
+    /// acknowledgement and then the application one.
+    Messages(Vec<Vec<u8>>),
 }
 
 impl fmt::Debug for Response {
@@ -35,23 +38,35 @@ impl fmt::Debug for Response {
         match self {
             Self::Message(bytes) => f.debug_tuple("Message").field(&Escaped(bytes)).finish(),
             Self::Commit(commit) => f.debug_tuple("Commit").field(commit).finish(),
+            Self::Messages(messages) => f
+                .debug_tuple("Messages")
+                .field(&messages.iter().map(|m| Escaped(m)).collect::<Vec<_>>())
+                .finish(),
         }
     }
 }
 
 /// The handler for a server that positively acknowledges every HL7 message that asks
-/// for it: AA in original mode, CA in enhanced mode (honouring MSH-15). No reply for
-/// ACKs, junk, refused frames or payloads that are not HL7 (no usable MSH: nothing to put
-/// in MSA-2). A frame holding an FHS/BHS batch is answered for its first message only
-/// (see [`AckBuilder`]).
+/// for it: AA in original mode; in enhanced mode CA as MSH-15 asks, then AA as MSH-16
+/// asks (so `NE`/`AL` gets the application acknowledgement alone). No reply for ACKs,
+/// junk, refused frames or payloads that are not HL7 (no usable MSH: nothing to put in
+/// MSA-2). A frame holding an FHS/BHS batch is answered for its first message only (see
+/// [`AckBuilder`]).
 #[must_use]
 pub fn auto_ack(frame: &MllpFrame) -> Option<Response> {
     let MllpFrame::Message(payload) = frame else {
         return None;
     };
     let message = Message::parse(payload).ok()?;
-    let ack = AckBuilder::new(&message).build_if_required().ok()??;
-    Some(Response::Message(ack))
+    let mut acks = AckBuilder::new(&message)
+        .code(AckCode::ApplicationAccept)
+        .build_all_required()
+        .ok()?;
+    match acks.len() {
+        0 => None,
+        1 => acks.pop().map(Response::Message),
+        _ => Some(Response::Messages(acks)),
+    }
 }
 
 /// How long [`MllpServer::serve`] waits after an accept error that is not about one
@@ -180,6 +195,12 @@ impl MllpServer {
             let sent = match handler(frame?).await {
                 Some(Response::Message(reply)) => self.bounded(framed.send(&reply[..])).await,
                 Some(Response::Commit(commit)) => self.bounded(framed.send(commit)).await,
+                Some(Response::Messages(replies)) => {
+                    for reply in &replies {
+                        self.bounded(framed.send(&reply[..])).await??;
+                    }
+                    continue;
+                }
                 None => continue,
             };
             sent??;
