@@ -152,6 +152,50 @@ async fn a_late_ack_for_another_message_is_not_taken() {
     assert_eq!(client.stale_replies(), 1);
 }
 
+/// A receiver that cannot read a message cannot echo its control id: its AR with an empty
+/// MSA-2 answers the one message in flight. It was counted stale, and the sender saw a
+/// timeout (and would resend) instead of the refusal. An AA without an id still proves
+/// nothing and is not taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_ack_without_a_control_id_answers_the_only_message_in_flight() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(stream, MllpCodec::new());
+        let mut answers = [
+            &b"MSH|^~\\&|LIS||LAB||20240101||ACK|1|P|2.5\rMSA|AR||cannot parse message\r"[..],
+            b"MSH|^~\\&|LIS||LAB||20240101||ACK|2|P|2.5\rMSA|AA|\r",
+        ]
+        .into_iter();
+        while let Some(Ok(MllpFrame::Message(_))) = framed.next().await {
+            match answers.next() {
+                Some(answer) => framed.send(answer).await.unwrap(),
+                None => break,
+            }
+        }
+    });
+    let mut client = MllpClient::connect(address)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_millis(500));
+    let reply = client.send(&oru(1)).await.unwrap();
+    assert!(
+        matches!(
+            reply,
+            Reply::Ack {
+                code: AckCode::ApplicationReject,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    assert_eq!(client.stale_replies(), 0);
+    let error = client.send(&oru(2)).await.unwrap_err();
+    assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+    assert_eq!(client.stale_replies(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_2_commit_acknowledgements_over_tcp() {
     let address = start_server(|frame| async move {

@@ -389,6 +389,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                     .iter()
                     .zip(expected)
                     .position(|(reply, want)| reply.is_none() && want.is_none())
+            })
+            .or_else(|| {
+                // A receiver that could not read a message cannot echo its control id: an
+                // error ACK without one answers the only message awaiting a reply (with
+                // several it could be any of them). Left unmatched it became a timeout and
+                // a resend, for ever, of a message the receiver had refused.
+                let mut waiting = replies.iter().enumerate().filter(|(_, r)| r.is_none());
+                match (waiting.next(), waiting.next()) {
+                    (Some((only, _)), None)
+                        if ack.acknowledged_id.raw().is_empty() && !ack.code.is_success() =>
+                    {
+                        Some(only)
+                    }
+                    _ => None,
+                }
             })?;
         let code = ack.code;
         Some((slot, Reply::Ack { code, payload }))
