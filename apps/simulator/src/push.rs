@@ -371,7 +371,11 @@ fn mllp_reply(host_port: &str, reply: Result<Reply, mllp_hl7::ClientError>) -> a
 pub(crate) fn http_client(app: &App) -> anyhow::Result<reqwest::Client> {
     // reqwest is built without a default crypto provider (no aws-lc build); use ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    // Redirects are not followed: an OpenELIS that wants a login answers the POST with a
+    // redirect to its login page, whose 200 would count the message as delivered.
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = &app.cli.ca_cert {
         let pem = std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -441,6 +445,16 @@ pub(crate) async fn http(
     let status = response.status();
     if status.is_success() {
         Ok(())
+    } else if status.is_redirection() {
+        let to = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+            .unwrap_or_default();
+        bail!(
+            "HTTP push to {url} failed: status {status}, a redirect to {to:?} (not followed: \
+             the message was not taken; a login page? check --user/--password and the URL)"
+        )
     } else {
         bail!("HTTP push to {url} failed: status {status}")
     }

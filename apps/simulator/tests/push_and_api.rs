@@ -2641,3 +2641,43 @@ async fn out_of_range_counts_are_clamped_as_the_reference_does() {
     .await;
     assert_eq!((s, v["count"].as_u64()), (200, Some(1)), "{v}");
 }
+
+/// An OpenELIS that wants a login answers a push with a redirect to its login page. The
+/// redirect was followed, and the page's 200 counted the message as pushed (exit 0,
+/// `sent 1, failed 0`) while its body never arrived. A redirect is a failed push, named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_push_answered_with_a_redirect_failed() {
+    let posts: Arc<Mutex<Vec<String>>> = Arc::default();
+    let gets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (seen_posts, seen_gets) = (Arc::clone(&posts), Arc::clone(&gets));
+    let app = axum::Router::new()
+        .route(
+            "/login",
+            axum::routing::get(move || {
+                seen_gets.lock().unwrap().push("/login".into());
+                async { "<html>login page</html>" }
+            }),
+        )
+        .fallback(move |uri: axum::http::Uri| {
+            seen_posts.lock().unwrap().push(uri.path().to_owned());
+            async { axum::response::Redirect::to("/login") }
+        });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    let out =
+        tokio::task::spawn_blocking(move || run(&["--push", &base, "--template", "stago_start4"]))
+            .await
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("a redirect to \"/login\" (not followed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        *posts.lock().unwrap(),
+        ["/api/OpenELIS-Global/analyzer/astm"]
+    );
+    assert!(gets.lock().unwrap().is_empty(), "the redirect was followed");
+}
