@@ -473,11 +473,38 @@ fn count_field(body: &serde_json::Map<String, Value>) -> Result<u64, ApiError> {
                     // Saturating, as the clamp below would make it anyway.
                     .map(|f| f.trunc() as i64)
             }),
-        Value::String(text) => text.trim().parse::<i64>().ok(),
+        Value::String(text) => python_int(text),
         _ => None,
     };
     let n = n.ok_or_else(|| bad(format!("count must be an integer; got {value}")))?;
     Ok(u64::try_from(n.clamp(1, 1000)).unwrap_or(1))
+}
+
+/// A string read as Python's `int()` reads it (surrounding whitespace, a sign, digits with
+/// single underscores between them), saturated to `i64`: Python has no overflow, so a count
+/// of twenty digits is a number there, clamped like any other.
+fn python_int(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let well_formed = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return None;
+    }
+    let magnitude = digits
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 fn qc_fields(body: &serde_json::Map<String, Value>) -> Result<(bool, Option<f64>), ApiError> {
@@ -1208,7 +1235,7 @@ fn legacy_count(value: &Value) -> Result<u64, ApiError> {
     // As the push API read it, with int(): a number is truncated (2.0 is 2), a string must
     // be an integer.
     let n = match value {
-        Value::String(text) => text.trim().parse::<u64>().ok(),
+        Value::String(text) => python_int(text).and_then(|n| u64::try_from(n).ok()),
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
                 .filter(|f| f.is_finite() && *f >= 0.0)

@@ -2620,6 +2620,10 @@ async fn out_of_range_counts_are_clamped_as_the_reference_does() {
         (r#"{"count":"2"}"#, 2),
         (r#"{"count":2.7}"#, 2),
         (r#"{"count":5000}"#, 1000),
+        // Python's int() takes these: twenty digits, spaces, a sign, underscores.
+        (r#"{"count":"99999999999999999999"}"#, 1000),
+        (r#"{"count":" -7 "}"#, 1),
+        (r#"{"count":"+1_0"}"#, 10),
     ] {
         let (s, v) = call(Method::POST, u("/simulate/hl7/mindray_bs200"), Some(body)).await;
         assert_eq!(s, 200, "{body}: {v}");
