@@ -784,6 +784,12 @@ async fn astm_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     }))
 }
 
+/// Specimens one host-query request may ask about (as `count` allows 1000 messages).
+const MAX_HOST_QUERY_SPECIMENS: usize = 1000;
+
+/// Longest specimen ID a host query asks about: far beyond any barcode or accession.
+const MAX_SPECIMEN_ID_LEN: usize = 256;
+
 /// Plays an analyzer in query mode against the LIS at `destination`: the host query for
 /// `specimens` (or `sample_id`), the LIS's order download within `timeout` seconds (15), then
 /// results for exactly the tests ordered. A LIS that fails is a 502, one that does not answer
@@ -887,6 +893,20 @@ impl HostQueryRequest {
                 )));
             }
         };
+        // Each specimen becomes a query message built before the exchange: a 2 MiB body
+        // of short IDs (half a million) took 200 MB and seconds before a byte was sent.
+        if specimens.len() > MAX_HOST_QUERY_SPECIMENS {
+            return Err(bad(format!(
+                "specimens: {} given, at most {MAX_HOST_QUERY_SPECIMENS} per request",
+                specimens.len()
+            )));
+        }
+        if let Some(long) = specimens.iter().find(|s| s.len() > MAX_SPECIMEN_ID_LEN) {
+            return Err(bad(format!(
+                "specimens: an ID of {} bytes, at most {MAX_SPECIMEN_ID_LEN}",
+                long.len()
+            )));
+        }
         let wait = match body.get("timeout") {
             None | Some(Value::Null) => Duration::from_secs(15),
             Some(v) => v

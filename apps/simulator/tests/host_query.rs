@@ -454,6 +454,24 @@ async fn the_api_runs_a_host_query() {
         assert_eq!(status, 400, "{body}: {v}");
         assert!(v["error"].as_str().unwrap().contains(error), "{body}: {v}");
     }
+    // Each specimen is a query message built before the exchange: half a million in a
+    // 2 MiB body took 200 MB. At most 1000, of at most 256 bytes each.
+    let many = vec!["a"; 1001];
+    let long = "x".repeat(257);
+    for (body, error) in [
+        (
+            serde_json::json!({"destination": "tcp://127.0.0.1:1", "specimens": many}),
+            "specimens: 1001 given, at most 1000 per request",
+        ),
+        (
+            serde_json::json!({"destination": "tcp://127.0.0.1:1", "specimens": [long]}),
+            "specimens: an ID of 257 bytes, at most 256",
+        ),
+    ] {
+        let (status, v) = post_json(&url, body.to_string()).await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"], error, "{v}");
+    }
     let (status, _) = post_json(
         &sim.api_url("/simulate/astm/mindray_bs200/host-query"),
         r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S1"}"#.to_owned(),
