@@ -668,18 +668,9 @@ async fn the_legacy_field_query_reply_has_the_reference_records() {
     let mut cmd = command(&["-d", "0"]);
     cmd.env("PORT_TEMPLATES", "{}").env("ASTM_PORT", "0");
     let sim = Sim::start_with(cmd);
-    let mut s = connect(sim.port_of("-")).await;
-    send_records(
-        &mut s,
-        &["H|\\^&|||QuerySystem^Query^1.0|||||||LIS2-A2", "L|1|N"],
-    )
-    .await;
-    let records = receive_records(&mut s).await;
+    let records = field_query_reply(sim.port_of("-")).await;
     assert_eq!(records.len(), 12, "H, 10 HEMATOLOGY fields, L: {records:?}");
-    assert_eq!(
-        records[0],
-        "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2"
-    );
+    assert_eq!(records[0], LEGACY_HEADER);
     assert_eq!(records[1], "R|1|^^^WBC||10^3/\u{3bc}L|||NUMERIC");
     assert_eq!(records[4], "R|4|^^^HCT||%|||NUMERIC");
     assert_eq!(records[10], "R|10|^^^MPV||fL|||NUMERIC");
@@ -707,7 +698,7 @@ async fn the_legacy_results_query_reply_and_a_transfer_that_asks_nothing() {
     assert_eq!(
         records,
         [
-            "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2",
+            LEGACY_HEADER,
             "P|1|PAT-RESULTS||DOE^JANE",
             "O|1|ACC-RESULTS",
             "R|1|^^^GLUCOSE|102.5|mg/dL",

@@ -364,17 +364,8 @@ async fn a_non_astm_astm_template_is_ignored_in_single_port_mode() {
     let sim = &logged.sim;
     assert_eq!(sim.listeners.len(), 1, "{:?}", sim.listeners);
     assert_eq!(sim.listeners[0].0, "ASTM", "{:?}", sim.listeners);
-    let mut s = connect(sim.port_of("-")).await;
-    send_records(
-        &mut s,
-        &["H|\\^&|||QuerySystem^Query^1.0|||||||LIS2-A2", "L|1|N"],
-    )
-    .await;
-    let records = receive_records(&mut s).await;
-    assert_eq!(
-        records[0], "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2",
-        "{records:?}"
-    );
+    let records = field_query_reply(sim.port_of("-")).await;
+    assert_eq!(records[0], LEGACY_HEADER, "{records:?}");
     let log = logged.log_holding(&["ASTM_TEMPLATE=mindray_bc5380"]);
     assert!(
         log.contains("ASTM_TEMPLATE=mindray_bc5380 is not an ASTM template (its protocol is HL7)"),

@@ -250,6 +250,21 @@ pub async fn receive_records(s: &mut TcpStream) -> Vec<String> {
         .collect()
 }
 
+/// The H record of the reference's legacy (`fields.json`) replies.
+pub const LEGACY_HEADER: &str = "H|\\^&|||MockAnalyzer^ASTM-Mock^1.0|||||||LIS2-A2";
+
+/// Sends a field query (H + L, as the reference's query client does) to the ASTM port at
+/// `addr` and returns the records of the reply.
+pub async fn field_query_reply(addr: SocketAddr) -> Vec<String> {
+    let mut s = connect(addr).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||QuerySystem^Query^1.0|||||||LIS2-A2", "L|1|N"],
+    )
+    .await;
+    receive_records(&mut s).await
+}
+
 /// The simulator with its API on a free port (and one ASTM port), `extra` after.
 pub fn api_command(extra: &[&str]) -> Command {
     let mut args = vec![
