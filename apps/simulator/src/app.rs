@@ -14,6 +14,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 
 use crate::cli::{Cli, ContentionArg, LayoutArg, PushFramingArg};
 use crate::faults::FaultPlan;
+use crate::push;
 use crate::received::Received;
 
 /// The clock used with `--seed` when `--now` is not given, so a seed alone gives byte-identical
@@ -44,6 +45,8 @@ pub(crate) struct App {
     pub(crate) received: Received,
     /// Fault injection.
     pub(crate) faults: FaultPlan,
+    /// The origins `--user/--password` go to: `--push`'s (when http) and every `--auth-origin`.
+    auth_origins: Vec<String>,
     now: Option<chrono::NaiveDateTime>,
     generation: AtomicU64,
 }
@@ -90,8 +93,10 @@ impl App {
                 );
             }
         }
+        let auth_origins = auth_origins(&cli)?;
         Ok(Self {
             received: Received::new(cli.received_capacity),
+            auth_origins,
             cli,
             templates,
             minter,
@@ -99,6 +104,12 @@ impl App {
             now,
             generation: AtomicU64::new(0),
         })
+    }
+
+    /// Whether `--user/--password` may go with a request to `url`: only to the origins the
+    /// simulator's own configuration names, never to one an API caller chose.
+    pub(crate) fn may_send_credentials(&self, url: &str) -> bool {
+        push::http_origin(url).is_some_and(|origin| self.auth_origins.contains(&origin))
     }
 
     /// The template called `name`.
@@ -253,4 +264,29 @@ impl App {
         }
         config
     }
+}
+
+/// The origins `--user/--password` go to. An `--auth-origin` that is no http(s) URL is refused
+/// here; credentials that can go nowhere are warned about.
+fn auth_origins(cli: &Cli) -> anyhow::Result<Vec<String>> {
+    let mut origins = Vec::new();
+    for given in &cli.auth_origin {
+        if let Some(reason) = push::http_url_problem(given) {
+            bail!("--auth-origin {given:?} is not an http(s) URL: {reason}");
+        }
+        origins.extend(push::http_origin(given));
+    }
+    // A bare `--push host:port` is an https base, as `Destination::parse` reads it.
+    if let Some(Ok(push::Destination::Http(base))) =
+        cli.push.as_deref().map(push::Destination::parse)
+    {
+        origins.extend(push::http_origin(&base));
+    }
+    if cli.user.is_some() && origins.is_empty() {
+        tracing::warn!(
+            "--user/--password are sent to no destination: they go only to an http(s) --push \
+             URL's origin and to each --auth-origin"
+        );
+    }
+    Ok(origins)
 }

@@ -20,6 +20,10 @@ const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How much of the bridge's reply, and of a text file, the JSON reply shows.
 const PREVIEW_CHARS: usize = 500;
 
+/// The reference's bridge and OpenELIS base URLs.
+const DEFAULT_BRIDGE_URL: &str = "https://openelis-analyzer-bridge:8443";
+const DEFAULT_OE_URL: &str = "https://oe.openelis.org:8443";
+
 /// Most of OpenELIS's analyzer list read; a lab has tens of analyzers, not megabytes.
 const MAX_ANALYZER_LIST: usize = 8 << 20;
 /// Most of the bridge's reply read: the preview shows 500 characters of it.
@@ -162,17 +166,59 @@ pub(crate) fn requested(
             )));
         }
     }
+    // Credentials from the environment belong to the URL from the environment: sent to a URL
+    // of the caller's choosing, they would be anyone's who can reach the API (the reference
+    // sends them). The reference's defaults are public, so they still go anywhere.
+    for (url_key, url_var, default_url, credentials, used) in [
+        (
+            "bridge_url",
+            "BRIDGE_URL",
+            DEFAULT_BRIDGE_URL,
+            [
+                ("bridge_user", "BRIDGE_USER"),
+                ("bridge_pass", "BRIDGE_PASS"),
+            ],
+            true,
+        ),
+        (
+            "oe_url",
+            "OE_URL",
+            DEFAULT_OE_URL,
+            [("oe_user", "OE_USER"), ("oe_pass", "OE_PASS")],
+            lookup,
+        ),
+    ] {
+        let Some(url) = text(url_key)?.filter(|_| used) else {
+            continue;
+        };
+        let configured = push::http_origin(&env_or(url_var, default_url)).unwrap_or_default();
+        if push::http_origin(&url).as_ref() == Some(&configured) {
+            continue;
+        }
+        let mut from_env = Vec::new();
+        for (key, var) in credentials {
+            if text(key)?.is_none() && std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+                from_env.push(var);
+            }
+        }
+        if !from_env.is_empty() {
+            let [user_key, pass_key] = credentials.map(|(key, _)| key);
+            return Err(UploadError::Request(format!(
+                "bridge_upload.{url_key} {url:?} is not at {url_var}'s origin ({configured}), and \
+                 the simulator's {} {} sent only there; give bridge_upload.{user_key} and \
+                 bridge_upload.{pass_key} with this URL",
+                from_env.join(" and "),
+                if from_env.len() == 1 { "is" } else { "are" }
+            )));
+        }
+    }
     Ok(Some(Upload {
         analyzer_id: text("analyzer_id")?,
         test_code: text("test_code")?,
-        bridge_url: or_env(
-            "bridge_url",
-            "BRIDGE_URL",
-            "https://openelis-analyzer-bridge:8443",
-        )?,
+        bridge_url: or_env("bridge_url", "BRIDGE_URL", DEFAULT_BRIDGE_URL)?,
         bridge_user: or_env("bridge_user", "BRIDGE_USER", "bridge")?,
         bridge_pass: or_env("bridge_pass", "BRIDGE_PASS", "changeme")?,
-        oe_url: or_env("oe_url", "OE_URL", "https://oe.openelis.org:8443")?,
+        oe_url: or_env("oe_url", "OE_URL", DEFAULT_OE_URL)?,
         oe_user: or_env("oe_user", "OE_USER", "admin")?,
         oe_pass: or_env("oe_pass", "OE_PASS", "adminADMIN!")?,
     }))

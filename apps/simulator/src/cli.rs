@@ -176,6 +176,18 @@ pub(crate) struct Cli {
     #[arg(long, env = "SIMULATOR_PUSH_PASSWORD")]
     pub(crate) password: Option<String>,
 
+    /// Where `--user/--password` may also go: an http(s) origin (`https://oe.example:8443`) that
+    /// API requests push to. `--push`'s own origin needs none; a destination at any other origin
+    /// gets no credentials, so that an API caller cannot have them sent to a host of its choosing.
+    /// Repeatable; the variable takes a comma list.
+    #[arg(
+        long = "auth-origin",
+        env = "SIMULATOR_PUSH_AUTH_ORIGINS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub(crate) auth_origin: Vec<String>,
+
     /// Do not verify TLS certificates on HTTPS pushes.
     #[arg(long)]
     pub(crate) insecure: bool,

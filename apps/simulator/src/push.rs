@@ -64,6 +64,13 @@ pub(crate) fn http_url_problem(url: &str) -> Option<String> {
     }
 }
 
+/// The origin (`scheme://host[:port]`, the port only when not the scheme's default) of an
+/// http(s) URL: what credentials are bound to, as browsers and curl bind them.
+pub(crate) fn http_origin(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.origin().ascii_serialization())
+}
+
 impl Destination {
     /// Parses a `--push` value or an API `destination`. A value that cannot name a peer is
     /// refused here, saying what is wrong with it, rather than failing every message of a
@@ -435,7 +442,12 @@ pub(crate) async fn http(
         .post(url)
         .header("Content-Type", content_type)
         .body(body);
-    if let Some(user) = &app.cli.user {
+    let credentials = app
+        .cli
+        .user
+        .as_ref()
+        .filter(|_| app.may_send_credentials(url));
+    if let Some(user) = credentials {
         request = request.basic_auth(user, app.cli.password.as_deref());
     }
     let response = request
@@ -445,6 +457,15 @@ pub(crate) async fn http(
     let status = response.status();
     if status.is_success() {
         Ok(())
+    } else if matches!(status.as_u16(), 401 | 403)
+        && credentials.is_none()
+        && app.cli.user.is_some()
+    {
+        let origin = http_origin(url).unwrap_or_default();
+        bail!(
+            "HTTP push to {url} failed: status {status}; --user was not sent: {origin} is not \
+             --push's origin nor an --auth-origin (add --auth-origin {origin} to send it there)"
+        )
     } else if status.is_redirection() {
         let to = response
             .headers()

@@ -403,3 +403,85 @@ fn assert_tagged_qc_name(name: &str) {
         "{name}"
     );
 }
+
+/// Credentials from the environment (`BRIDGE_USER`/`BRIDGE_PASS`, `OE_USER`/`OE_PASS`) go only
+/// to the origin of the URL from the environment: a request naming another `bridge_url` or
+/// `oe_url` must bring its own, or it is a 400 and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_credentials_go_only_to_the_environments_origin() {
+    let (home, home_fake) = fake_servers().await;
+    let (other, other_fake) = fake_servers().await;
+    let mut cmd = command(&["--listen", "0=stago_start4", "--simulate-api-port", "0"]);
+    cmd.env("BRIDGE_URL", &home)
+        .env("OE_URL", &home)
+        .env("BRIDGE_USER", "env-bridge")
+        .env("BRIDGE_PASS", "env-bridge-secret")
+        .env("OE_USER", "env-admin")
+        .env("OE_PASS", "env-oe-secret")
+        .env_remove("QC_DEFAULT_FILE_TEST_CODE");
+    let sim = Sim::start_with(cmd);
+    let upload = |bridge_upload: String| {
+        let url = sim.api_url("/simulate/file/tecan_f50");
+        async move { post_json(url, &format!(r#"{{"bridge_upload":{bridge_upload}}}"#)).await }
+    };
+
+    for (bridge_upload, needle) in [
+        (
+            format!(r#"{{"analyzer_id":"3","bridge_url":"{other}"}}"#),
+            format!(
+                "bridge_upload.bridge_url \"{other}\" is not at BRIDGE_URL's origin ({home}), and \
+                 the simulator's BRIDGE_USER and BRIDGE_PASS are sent only there; give \
+                 bridge_upload.bridge_user and bridge_upload.bridge_pass with this URL"
+            ),
+        ),
+        (
+            format!(r#"{{"analyzer_id":"3","bridge_url":"{other}","bridge_user":"u"}}"#),
+            "the simulator's BRIDGE_PASS is sent only there".to_owned(),
+        ),
+        // The lookup's credentials likewise, whatever the bridge's.
+        (
+            format!(
+                r#"{{"oe_url":"{other}","bridge_url":"{other}","bridge_user":"u","bridge_pass":"p"}}"#
+            ),
+            format!(
+                "bridge_upload.oe_url \"{other}\" is not at OE_URL's origin ({home}), and the \
+                 simulator's OE_USER and OE_PASS are sent only there"
+            ),
+        ),
+    ] {
+        let (s, v) = upload(bridge_upload.clone()).await;
+        assert_eq!(s, 400, "{bridge_upload}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains(&needle),
+            "{bridge_upload}: {v}"
+        );
+    }
+    assert!(other_fake.uploads.lock().unwrap().is_empty());
+    assert!(other_fake.lookups.lock().unwrap().is_empty());
+    assert!(home_fake.uploads.lock().unwrap().is_empty());
+
+    // Its own credentials with another origin: sent there, as given.
+    let (s, v) = upload(format!(
+        r#"{{"oe_url":"{other}","oe_user":"a","oe_pass":"b","bridge_url":"{other}","bridge_user":"u","bridge_pass":"p"}}"#
+    ))
+    .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("uploaded")), "{v}");
+    assert_eq!(*other_fake.lookups.lock().unwrap(), [basic("a", "b")]);
+    assert_eq!(
+        other_fake.uploads.lock().unwrap()[0].authorization,
+        basic("u", "p")
+    );
+
+    // The environment's origin, however the URL is spelled (a trailing slash, an unused
+    // `oe_url` when the id is given): the environment's credentials.
+    let (s, v) = upload(format!(
+        r#"{{"analyzer_id":"3","bridge_url":"{home}/","oe_url":"{other}"}}"#
+    ))
+    .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("uploaded")), "{v}");
+    assert_eq!(
+        home_fake.uploads.lock().unwrap()[0].authorization,
+        basic("env-bridge", "env-bridge-secret")
+    );
+    assert_eq!(other_fake.lookups.lock().unwrap().len(), 1);
+}

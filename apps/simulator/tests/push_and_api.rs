@@ -679,6 +679,89 @@ async fn http_push_with_basic_auth() {
     );
 }
 
+/// `--user/--password` go to `--push`'s origin and to each `--auth-origin`, never to an origin
+/// an API caller names: the API (on 0.0.0.0 in the container image) must not hand them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_go_only_to_the_configured_origins() {
+    let seen: Seen = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, stub(Arc::clone(&seen))).into_future());
+    let base = format!("http://{addr}");
+    let body = format!(r#"{{"destination":"{base}"}}"#);
+    let credentials = ["--user", "user", "--password", "pass"];
+
+    // No origin configured: the API's destination gets no credentials, and the failure
+    // says why and what to add.
+    let sim = api_sim(&credentials);
+    let (status, v) = post_json(&sim.api_url("/simulate/astm/stago_start4"), body.clone()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["pushed"], 0, "{v}");
+    let error = v["results"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("status 401")
+            && error.contains(&format!(
+                "--user was not sent: {base} is not --push's origin nor an --auth-origin \
+                 (add --auth-origin {base} to send it there)"
+            )),
+        "{error}"
+    );
+    drop(sim);
+    assert_eq!(seen.lock().unwrap().last().unwrap().0, None);
+
+    // The same origin named by --auth-origin (with a path and a trailing slash: only the
+    // origin counts) gets them.
+    let origin = format!("{base}/api/");
+    let mut args = credentials.to_vec();
+    args.extend([
+        "--auth-origin",
+        "http://other.invalid:1",
+        "--auth-origin",
+        &origin,
+    ]);
+    let sim = api_sim(&args);
+    let (status, v) = post_json(&sim.api_url("/simulate/astm/stago_start4"), body.clone()).await;
+    assert_eq!((status, v["pushed"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap().0.as_deref(),
+        Some("Basic dXNlcjpwYXNz")
+    );
+    // Another port of the same host is another origin.
+    let elsewhere = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_base = format!("http://{}", elsewhere.local_addr().unwrap());
+    tokio::spawn(axum::serve(elsewhere, stub(Arc::clone(&seen))).into_future());
+    let (_, v) = post_json(
+        &sim.api_url("/simulate/astm/stago_start4"),
+        format!(r#"{{"destination":"{elsewhere_base}"}}"#),
+    )
+    .await;
+    assert_eq!(v["pushed"], 0, "{v}");
+    assert_eq!(seen.lock().unwrap().last().unwrap().0, None);
+    drop(sim);
+
+    // The legacy push API: `--push`'s origin is in scope without --auth-origin.
+    let mut legacy = command(&["--push", &base, "--api-port", "0", "-d", "0"]);
+    legacy.args(credentials);
+    let sim = Sim::start_with(legacy);
+    let (status, v) = post_json(&sim.api_url("/push"), r#"{"count":1}"#.to_owned()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap().0.as_deref(),
+        Some("Basic dXNlcjpwYXNz"),
+        "{v}"
+    );
+    drop(sim);
+
+    assert_refused(
+        &[(
+            &["--auth-origin", "oe.example:8443"],
+            "--auth-origin \"oe.example:8443\" is not an http(s) URL: scheme oe.example:// is not http:// or https://",
+        )],
+        &["--dry-run", "--template", "stago_start4"],
+    )
+    .await;
+}
+
 struct TlsListener {
     tcp: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
