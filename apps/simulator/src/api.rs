@@ -25,6 +25,7 @@ use crate::app::{App, Overrides};
 use crate::bridge;
 use crate::host_query::{self, HostQuery};
 use crate::host_query_hl7::{self, Hl7HostQuery};
+use crate::json_body;
 use crate::push::{self, Destination};
 use crate::server::{Gate, MinuteBudget};
 use crate::write_stall::WriteStallLimit;
@@ -302,8 +303,13 @@ async fn received(
                 ))
             })?,
     };
-    // Serialized straight into the reply: a JSON value would hold a string per record.
-    Ok((StatusCode::OK, axum::Json(app.received.list(limit))).into_response())
+    // Streamed: whole, the JSON of a full store can be twelve times its 64 MiB.
+    Ok((
+        StatusCode::OK,
+        [(CONTENT_TYPE, "application/json")],
+        json_body::streamed(app.received.list(limit)),
+    )
+        .into_response())
 }
 
 /// `{name}` must be a plain template name.

@@ -14,6 +14,7 @@ mod console;
 mod faults;
 mod host_query;
 mod host_query_hl7;
+mod json_body;
 mod legacy;
 mod link_io;
 mod push;

@@ -104,6 +104,44 @@ async fn messages_of_many_short_segments_do_not_multiply_in_the_received_store()
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
+/// `GET /received` is written while it is serialized: a message of control characters, each
+/// six bytes of JSON (`\u0001`) in both `text` and `records`, lists as twelve times its size,
+/// and the whole list used to be built in memory first (768 MB for a full 64 MiB store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_the_received_store_does_not_hold_its_json() {
+    let sim = hl7_port_and_api();
+    let mut s = connect(sim.port_of("mindray_bc5380")).await;
+    let mut message = b"MSH|^~\\&|A|B|C|D|20260101||ORU^R01|CTL1|P|2.5\rOBX|1|TX|||".to_vec();
+    message.extend(b"\x01".repeat(7_000_000));
+    let reply = mllp_exchange(&mut s, &message).await;
+    assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|CTL1"));
+    let before = peak_rss_kib(&sim);
+    let mut listing = http().get(sim.api_url("/received")).send().await.unwrap();
+    assert_eq!(
+        listing.headers()["content-type"],
+        "application/json",
+        "{:?}",
+        listing.headers()
+    );
+    let (mut length, mut head, mut tail) = (0, Vec::new(), Vec::new());
+    while let Some(chunk) = listing.chunk().await.unwrap() {
+        length += chunk.len();
+        if head.len() < 64 {
+            head.extend_from_slice(&chunk[..chunk.len().min(64)]);
+        }
+        tail = chunk.to_vec();
+    }
+    assert!(length > 12 * 7_000_000, "{length} bytes listed");
+    assert!(head.starts_with(b"[{\"peer\":\"127.0.0.1:"), "{head:?}");
+    assert!(tail.ends_with(b"\"}]"), "{tail:?}");
+    let grown_mib = (peak_rss_kib(&sim) - before) / 1024;
+    eprintln!("peak resident memory grew by {grown_mib} MiB listing {length} bytes");
+    assert!(
+        grown_mib < 32,
+        "peak resident memory grew by {grown_mib} MiB listing {length} bytes"
+    );
+}
+
 /// Waits until the peer closes `s` (EOF or reset), reading and dropping what comes; `false`
 /// when it is still open after `limit`.
 async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
