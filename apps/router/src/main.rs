@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -14,6 +14,8 @@ use lis_router::Router;
 use lis_router::config::{self, LogLevel, RouterConfig};
 use tracing::level_filters::LevelFilter;
 use tracing::{error, info, warn};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::writer::MutexGuardWriter;
 
 /// `eprintln!` that cannot panic: stderr may be a pipe whose reader has gone (`router 2>&1 |
 /// head -1`), and `eprintln!` panics when the write fails. A line that cannot be written is
@@ -92,14 +94,17 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    if let Err(e) = init_logging(&loaded.config) {
-        say!("router: {e:#}");
-        return ExitCode::from(2);
-    }
+    let log_file = match init_logging(&loaded.config) {
+        Ok(log_file) => log_file,
+        Err(e) => {
+            say!("router: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     for warning in &loaded.warnings {
         warn!("{warning}");
     }
-    match run(&loaded.config) {
+    match run(&loaded.config, log_file.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -128,7 +133,7 @@ fn config_path(given: Option<PathBuf>) -> Result<PathBuf> {
 
 /// Log lines: UTC timestamp, level, connection (span), message. Not SocketReader's layout
 /// (`local time - thread - LEVEL - message`); docs/router.md says so.
-fn init_logging(config: &RouterConfig) -> Result<()> {
+fn init_logging(config: &RouterConfig) -> Result<Option<LogFile>> {
     let level = match config.general.loglvl {
         LogLevel::Debug => LevelFilter::DEBUG,
         LogLevel::Info => LevelFilter::INFO,
@@ -141,30 +146,78 @@ fn init_logging(config: &RouterConfig) -> Result<()> {
         .with_target(false);
     match &config.general.logfile {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open logfile {}", path.display()))?;
-            builder.with_writer(Mutex::new(file)).init();
+            let file = LogFile::open(path)?;
+            builder
+                .with_writer(SharedFile(Arc::clone(&file.file)))
+                .init();
+            Ok(Some(file))
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => {
+            builder.with_writer(std::io::stderr).init();
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
-fn run(config: &RouterConfig) -> Result<()> {
+/// The log lines' writer: the file [`LogFile::reopen`] may swap.
+struct SharedFile(Arc<Mutex<std::fs::File>>);
+
+impl<'a> MakeWriter<'a> for SharedFile {
+    type Writer = MutexGuardWriter<'a, std::fs::File>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.0.make_writer()
+    }
+}
+
+/// The `logfile`, which SIGHUP opens again at its path (after logrotate moved it away).
+struct LogFile {
+    path: PathBuf,
+    file: Arc<Mutex<std::fs::File>>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> Result<Self> {
+        Ok(Self {
+            path: path.to_owned(),
+            file: Arc::new(Mutex::new(Self::append_to(path)?)),
+        })
+    }
+
+    fn append_to(path: &Path) -> Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open logfile {}", path.display()))
+    }
+
+    /// Lines from now on go to a file opened anew at the path; on an error, to the old one.
+    fn reopen(&self) -> Result<()> {
+        let file = Self::append_to(&self.path)?;
+        *self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = file;
+        Ok(())
+    }
+}
+
+fn run(config: &RouterConfig, log_file: Option<&LogFile>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("router")
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Watched before the readiness line: a signal sent on seeing it must not find the
+        // default action (SIGHUP's ends the process).
+        let signals = Signals::watch()?;
         let router = Router::start(config).await?;
         // Printed after every server socket is bound: a readiness line for scripts.
         say!("router: started ({} connection(s))", config.connections.len());
         info!("started with {} connection(s)", config.connections.len());
-        wait_for_signal().await?;
+        signals.wait_for_stop(&router, log_file).await?;
         info!("stopping: no new connections; finishing in-flight writes");
         if tokio::time::timeout(SHUTDOWN_LIMIT, router.shutdown())
             .await
@@ -176,23 +229,87 @@ fn run(config: &RouterConfig) -> Result<()> {
     })
 }
 
+/// The signals that stop the router, and SIGHUP.
 #[cfg(unix)]
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = int.recv() => info!("SIGINT received"),
-    }
-    Ok(())
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
+#[cfg(unix)]
+impl Signals {
+    fn watch() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            hangup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; on SIGHUP, meanwhile, opens the logfile again and reads
+    /// the TLS files again.
+    async fn wait_for_stop(mut self, router: &Router, log_file: Option<&LogFile>) -> Result<()> {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => break info!("SIGTERM received"),
+                _ = self.int.recv() => break info!("SIGINT received"),
+                _ = self.hangup.recv() => tokio::task::block_in_place(|| {
+                    reopen_log(log_file);
+                    reload_tls(router);
+                }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// SIGHUP: a rotated logfile is let go (logrotate's `postrotate`), not written on unseen.
+#[cfg(unix)]
+fn reopen_log(log_file: Option<&LogFile>) {
+    let Some(log_file) = log_file else { return };
+    match log_file.reopen() {
+        Ok(()) => info!("SIGHUP: logfile opened again"),
+        Err(e) => error!("SIGHUP: {e:#}; writing on to the file already open"),
+    }
+}
+
+/// SIGHUP: renewed certificates are taken without a restart. The rest of the configuration
+/// is not read again (a changed queue or port needs the restart that also re-checks it all).
+#[cfg(unix)]
+fn reload_tls(router: &Router) {
+    let report = router.reload_tls();
+    for failed in &report.failed {
+        error!("SIGHUP: {failed}; keeping the certificates in use");
+    }
+    if report.reloaded.is_empty() && report.failed.is_empty() {
+        info!(
+            "SIGHUP: no connection uses TLS, nothing to read again (other settings need a restart)"
+        );
+    } else if !report.reloaded.is_empty() {
+        info!(
+            "SIGHUP: TLS files read again for {}; new connections use them (other settings need a restart)",
+            report.reloaded.join(", ")
+        );
+    }
+}
+
+/// Ctrl-C stops the router.
 #[cfg(not(unix))]
-async fn wait_for_signal() -> Result<()> {
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot watch Ctrl-C")?;
-    info!("Ctrl-C received");
-    Ok(())
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn watch() -> Result<Self> {
+        Ok(Self)
+    }
+
+    async fn wait_for_stop(self, _router: &Router, _log_file: Option<&LogFile>) -> Result<()> {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot watch Ctrl-C")?;
+        info!("Ctrl-C received");
+        Ok(())
+    }
 }

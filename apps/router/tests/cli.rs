@@ -1,5 +1,5 @@
 //! The command line: --check with good and bad configs (the table of errors), default
-//! config file names, --version.
+//! config file names, --version; SIGHUP's reopening of the logfile.
 
 mod common;
 
@@ -397,4 +397,49 @@ fn a_closed_output_pipe_does_not_panic() {
     assert_eq!(out.status.code(), Some(0));
     let out = router_into_closed_pipe(dir.path(), &["-c", "missing.cfg"], false);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// SIGHUP opens the logfile again at its path, so that logrotate can move it away without
+/// `copytruncate` (lines went on into the moved file before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_opens_the_logfile_again_after_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let config = format!(
+        "[general]\nlogfile = router.log\nloglvl = info\nuseconnections = in, files\n\
+         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = q\nport = {port}\n\
+         [files]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let mut router = common::RouterProc::start(dir.path(), &config).await;
+    let log = dir.path().join("router.log");
+    let rotated = dir.path().join("router.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    router.signal(rustix::process::Signal::HUP);
+    common::wait_until("the new logfile", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("SIGHUP: logfile opened again"))
+    })
+    .await;
+    let mut client = common::client(port).await;
+    common::assert_acknowledges(
+        client.send(&common::oru("AFTER", "LAB")).await.unwrap(),
+        b"AFTER",
+    );
+    common::wait_until("the message's log line", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("connection from"))
+    })
+    .await;
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("started with 2 connection(s)"), "{old}");
+    assert!(!old.contains("connection from"), "{old}");
+    // Without TLS, SIGHUP says there was nothing else to read.
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        new.contains("SIGHUP: no connection uses TLS, nothing to read again"),
+        "{new}"
+    );
+    assert!(
+        router
+            .terminate(std::time::Duration::from_secs(10))
+            .success()
+    );
 }

@@ -522,3 +522,78 @@ async fn a_server_refusing_the_routers_certificate_loses_no_unacknowledged_messa
     .await;
     assert_eq!(*lis.received.lock().unwrap(), [never("NE1"), never("NE2")]);
 }
+
+/// SIGHUP reads the TLS files again: connections opened afterwards get the renewed
+/// certificate, one already open goes on, and files that cannot be used (a certificate
+/// replaced before its key) leave the certificate in use, with an error naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_takes_renewed_certificates_and_keeps_the_old_ones_when_the_new_do_not_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let renewed_dir = dir.path().join("renewed");
+    std::fs::create_dir(&renewed_dir).unwrap();
+    let renewed = Pki::new(&renewed_dir);
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, files\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = q\nport = {port}\n\
+         usetls = True\ntlscert = server.pem\ntlskey = server.key\n\
+         [files]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let mut router = RouterProc::start(dir.path(), &config).await;
+    let presented = |client: &MllpClient<tokio_rustls::client::TlsStream<TcpStream>>| {
+        client.get_ref().get_ref().1.peer_certificates().unwrap()[0].clone()
+    };
+
+    let mut before = tls_client(&pki, port, false).await.unwrap();
+    assert_eq!(presented(&before), pki.server.0);
+    assert_acknowledges(before.send(&oru("OLD1", "LAB")).await.unwrap(), b"OLD1");
+
+    // The renewed pair, put in place as certbot's deploy hook would, then SIGHUP.
+    for file in ["server.pem", "server.key"] {
+        std::fs::copy(renewed_dir.join(file), dir.path().join(file)).unwrap();
+    }
+    router.signal(rustix::process::Signal::HUP);
+    wait_until("the reload line", || {
+        router
+            .log_text()
+            .contains("SIGHUP: TLS files read again for in; new connections use them")
+    })
+    .await;
+    let mut after = tls_client(&renewed, port, false).await.unwrap();
+    assert_eq!(presented(&after), renewed.server.0);
+    assert_acknowledges(after.send(&oru("NEW1", "LAB")).await.unwrap(), b"NEW1");
+    // Trusting only the old CA (whose name the new one shares), a new client now refuses
+    // the router.
+    let refused = match tls_client(&pki, port, false).await {
+        Err(e) => e.to_string(),
+        Ok(mut c) => format!("{:?}", c.send(&oru("X", "LAB")).await),
+    };
+    assert!(refused.contains("invalid peer certificate"), "{refused}");
+    // The connection opened before the reload goes on with its session.
+    assert_acknowledges(before.send(&oru("OLD2", "LAB")).await.unwrap(), b"OLD2");
+
+    // A certificate without its key (the old key is still there): refused, the renewed
+    // pair stays in use.
+    std::fs::copy(
+        dir.path().join("impostor.pem"),
+        dir.path().join("server.pem"),
+    )
+    .unwrap();
+    router.signal(rustix::process::Signal::HUP);
+    wait_until("the failed reload line", || {
+        router
+            .log_text()
+            .contains("SIGHUP: [in] tlskey: does not go with tlscert: ")
+    })
+    .await;
+    let log = router.log_text();
+    assert!(log.contains("; keeping the certificates in use"), "{log}");
+    let mut still = tls_client(&renewed, port, false).await.unwrap();
+    assert_eq!(presented(&still), renewed.server.0);
+    assert_acknowledges(still.send(&oru("NEW2", "LAB")).await.unwrap(), b"NEW2");
+
+    let out = dir.path().join("out");
+    wait_until("4 files", || files_in(&out).len() == 4).await;
+    assert!(router.terminate(Duration::from_secs(10)).success());
+}

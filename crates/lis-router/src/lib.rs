@@ -51,7 +51,7 @@ pub mod store;
 mod tls;
 
 pub use connector::file_in::ERROR_DIR;
-pub use router::{Router, StartError};
+pub use router::{Router, StartError, TlsReload, TlsReloadError};
 
 /// The README's example, compiled and run as a doc-test.
 #[doc = include_str!("../README.md")]

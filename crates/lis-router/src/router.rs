@@ -17,6 +17,7 @@ use crate::connector::socket_in::SocketIn;
 use crate::connector::socket_out::SocketOut;
 use crate::filename::{MAX_PART_LEN, sanitize};
 use crate::store::{QueueStore, StoreError};
+use crate::tls::TlsSource;
 
 /// Why a router could not start.
 #[derive(Debug, Error)]
@@ -49,6 +50,31 @@ pub enum StartError {
     },
 }
 
+/// A connection whose TLS files could not be used when they were read again (see
+/// [`Router::reload_tls`]); it goes on with what it had.
+#[derive(Debug, Clone, Error)]
+#[error("[{connection}] {key}: {message}")]
+#[non_exhaustive]
+pub struct TlsReloadError {
+    /// The connection (section) name.
+    pub connection: String,
+    /// The config key at fault.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What [`Router::reload_tls`] did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TlsReload {
+    /// The connections whose certificates, keys and CAs were read again: their new
+    /// connections use them.
+    pub reloaded: Vec<String>,
+    /// The connections whose files could not be used: they keep the ones they had.
+    pub failed: Vec<TlsReloadError>,
+}
+
 /// A running router.
 ///
 /// ```no_run
@@ -65,6 +91,8 @@ pub struct Router {
     tasks: TaskTracker,
     store: Arc<QueueStore>,
     addresses: HashMap<String, SocketAddr>,
+    /// Every `usetls` connection's TLS side, by connection name, in config order.
+    tls: Vec<(String, Arc<TlsSource>)>,
 }
 
 impl Router {
@@ -109,21 +137,26 @@ impl Router {
             listeners.insert(connection.name.clone(), listener);
         }
 
-        let mut tls = HashMap::new();
+        let mut tls_sources = Vec::new();
         for connection in &config.connections {
             if let ConnectorKind::SocketIn(s) | ConnectorKind::SocketOut(s) = &connection.kind
                 && let Some(settings) = &s.tls
             {
-                let side = crate::tls::setup(settings, s.server, &s.host).map_err(|e| {
-                    StartError::Tls {
+                let side =
+                    TlsSource::new(settings, s.server, &s.host).map_err(|e| StartError::Tls {
                         connection: connection.name.clone(),
                         key: e.key.to_owned(),
                         message: e.message,
-                    }
-                })?;
-                tls.insert(connection.name.clone(), side);
+                    })?;
+                tls_sources.push((connection.name.clone(), Arc::new(side)));
             }
         }
+        let tls = |name: &str| {
+            tls_sources
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, side)| Arc::clone(side))
+        };
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -142,7 +175,7 @@ impl Router {
                         appender: store.appender(&connection.queue)?,
                         shutdown: shutdown.clone(),
                         log_failed_content,
-                        tls: tls.remove(&connection.name),
+                        tls: tls(&connection.name),
                     };
                     match listener {
                         Some(listener) => tasks.spawn(input.serve(listener).instrument(span)),
@@ -162,7 +195,7 @@ impl Router {
                             .datadir
                             .join("undeliverable")
                             .join(sanitize(&c.name, MAX_PART_LEN)),
-                        tls: tls.remove(&connection.name),
+                        tls: tls(&connection.name),
                         receivers: None,
                     };
                     tasks.spawn(output.run().instrument(span));
@@ -194,7 +227,28 @@ impl Router {
             tasks,
             store,
             addresses,
+            tls: tls_sources,
         })
+    }
+
+    /// Reads every `usetls` connection's certificate, key and CA files again (renewed
+    /// certificates, say), for the connections opened from now on; open connections keep
+    /// theirs. A connection whose files cannot be used keeps the ones it had. This blocks
+    /// while the files are read.
+    #[must_use = "a failed reload should be reported"]
+    pub fn reload_tls(&self) -> TlsReload {
+        let mut report = TlsReload::default();
+        for (name, side) in &self.tls {
+            match side.reload() {
+                Ok(()) => report.reloaded.push(name.clone()),
+                Err(e) => report.failed.push(TlsReloadError {
+                    connection: name.clone(),
+                    key: e.key.to_owned(),
+                    message: e.message,
+                }),
+            }
+        }
+        report
     }
 
     /// The bound address of a server connector (useful with port 0 in tests).

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -63,6 +63,52 @@ impl std::fmt::Debug for Tls {
             Self::Server { mutual, .. } => write!(f, "Tls::Server {{ mutual: {mutual} }}"),
             Self::Client { name, .. } => write!(f, "Tls::Client({name:?})"),
         }
+    }
+}
+
+/// A connector's TLS side and the settings it was built from, so that it can be built again
+/// from the same files (renewed certificates, on SIGHUP) while connections are being opened:
+/// each new connection takes the side current when it opens.
+#[derive(Debug)]
+pub(crate) struct TlsSource {
+    settings: TlsSettings,
+    server: bool,
+    host: String,
+    current: RwLock<Tls>,
+}
+
+impl TlsSource {
+    /// Builds the side as [`setup`] does.
+    pub(crate) fn new(
+        settings: &TlsSettings,
+        server: bool,
+        host: &str,
+    ) -> Result<Self, SetupError> {
+        Ok(Self {
+            current: RwLock::new(setup(settings, server, host)?),
+            settings: settings.clone(),
+            server,
+            host: host.to_owned(),
+        })
+    }
+
+    /// The side a connection opened now uses.
+    pub(crate) fn current(&self) -> Tls {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the files again. On an error the side in use is kept, whole: a certificate
+    /// replaced before its key must not leave the connector with neither.
+    pub(crate) fn reload(&self) -> Result<(), SetupError> {
+        let side = setup(&self.settings, self.server, &self.host)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = side;
+        Ok(())
     }
 }
 
@@ -264,7 +310,7 @@ pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
 pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 impl Stream {
-    /// Secures a fresh TCP connection with `tls` (the handshake, within
+    /// Secures a fresh TCP connection with `tls` as it is now (the handshake, within
     /// [`HANDSHAKE_TIMEOUT`]), or keeps it plain without.
     ///
     /// # Errors
@@ -273,15 +319,15 @@ impl Stream {
     /// of TLS when it can be told (plain MLLP or ASTM).
     pub(crate) async fn open(
         tcp: TcpStream,
-        tls: Option<&Tls>,
+        tls: Option<&TlsSource>,
         peer: SocketAddr,
     ) -> Result<Self, String> {
         let _ = tcp.set_nodelay(true);
-        let Some(tls) = tls else {
+        let Some(tls) = tls.map(TlsSource::current) else {
             return Ok(Self::Plain(tcp));
         };
         let handshake = async {
-            match tls {
+            match &tls {
                 Tls::Server { acceptor, mutual } => {
                     plain_text_refused(&tcp).await?;
                     acceptor
@@ -527,8 +573,8 @@ mod tests {
     /// Runs one connection between a server with `server.pem` and a client set up
     /// with `client`: the client's error, or `Ok` once a line went each way.
     async fn exchange(dir: &Path, client: &TlsSettings) -> Result<(), String> {
-        let server = setup(&server_settings(dir), true, "127.0.0.1").unwrap();
-        let client = setup(client, false, "127.0.0.1").map_err(|e| e.message)?;
+        let server = TlsSource::new(&server_settings(dir), true, "127.0.0.1").unwrap();
+        let client = TlsSource::new(client, false, "127.0.0.1").map_err(|e| e.message)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let served = tokio::spawn(async move {
@@ -606,7 +652,7 @@ mod tests {
     async fn a_server_names_what_a_peer_sent_instead_of_tls() {
         let dir = tempfile::tempdir().unwrap();
         identity(dir.path(), "server");
-        let server = setup(&server_settings(dir.path()), true, "127.0.0.1").unwrap();
+        let server = TlsSource::new(&server_settings(dir.path()), true, "127.0.0.1").unwrap();
         for (opening, expected) in [
             (&b"\x0bMSH|"[..], "sent plain MLLP (VT) to a TLS port"),
             (b"\x05", "sent ASTM ENQ in the clear"),

@@ -223,6 +223,12 @@ impl RouterProc {
         child.wait().unwrap();
     }
 
+    /// Sends `signal` to the running router.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.pid()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, signal).expect("signal the router");
+    }
+
     /// SIGTERM, then waits (bounded) for the exit status.
     pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
         let mut child = self.child.take().unwrap();

@@ -19,7 +19,7 @@ use tracing::{Instrument, debug, error, info, warn};
 use super::{ACCEPT_RETRY, Backoff, ENQ, NoiseLog, printable, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{Appender, StoreError};
-use crate::tls::{Stream, Tls, WriteHalf};
+use crate::tls::{Stream, TlsSource, WriteHalf};
 
 /// The read half of an input connection, warning at once when the peer's first byte is
 /// ENQ: an ASTM E1381 sender (an analyzer, or a simulator's `tcp://` push) pointed at an
@@ -67,7 +67,7 @@ pub(crate) struct SocketIn {
     pub(crate) shutdown: CancellationToken,
     pub(crate) log_failed_content: bool,
     /// `usetls`: every connection is secured with this first.
-    pub(crate) tls: Option<Tls>,
+    pub(crate) tls: Option<Arc<TlsSource>>,
 }
 
 /// A reply owed to the peer, in arrival order.
@@ -238,7 +238,7 @@ impl SocketIn {
     async fn secure(&self, stream: tokio::net::TcpStream, peer: SocketAddr) -> Option<Stream> {
         let opened = tokio::select! {
             () = self.shutdown.cancelled() => return None,
-            opened = Stream::open(stream, self.tls.as_ref(), peer) => opened,
+            opened = Stream::open(stream, self.tls.as_deref(), peer) => opened,
         };
         opened.map_err(|e| warn!("{e}")).ok()
     }

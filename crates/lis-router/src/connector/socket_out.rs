@@ -20,7 +20,7 @@ use super::{
 };
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
-use crate::tls::{Stream, Tls};
+use crate::tls::{Stream, TlsSource};
 
 /// What one socket output needs.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ pub(crate) struct SocketOut {
     /// Where messages this output can never frame are kept (see [`undeliverable`]).
     pub(crate) undeliverable: PathBuf,
     /// `usetls`: every connection is secured with this first.
-    pub(crate) tls: Option<Tls>,
+    pub(crate) tls: Option<Arc<TlsSource>>,
     /// Server mode, once running: receivers that connected and finished their handshake
     /// (see [`SocketOut::accept_receivers`]).
     pub(crate) receivers: Option<mpsc::Receiver<(Stream, SocketAddr)>>,
@@ -107,7 +107,7 @@ impl SocketOut {
                         async move {
                             let opened = tokio::select! {
                                 () = shutdown.cancelled() => return,
-                                opened = Stream::open(tcp, tls.as_ref(), peer) => opened,
+                                opened = Stream::open(tcp, tls.as_deref(), peer) => opened,
                             };
                             drop(permit);
                             match opened {
@@ -380,7 +380,7 @@ impl SocketOut {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let opened = tokio::select! {
             () = self.shutdown.cancelled() => return None,
-            opened = Stream::open(stream, self.tls.as_ref(), peer) => opened,
+            opened = Stream::open(stream, self.tls.as_deref(), peer) => opened,
         };
         match opened {
             Ok(stream) => self.framed(stream),
