@@ -430,6 +430,13 @@ async fn sighup_opens_the_logfile_again_after_rotation() {
     .await;
     let old = std::fs::read_to_string(&rotated).unwrap();
     assert!(old.contains("started with 2 connection(s)"), "{old}");
+    // Like every line about a connection, in its span.
+    assert!(
+        old.contains(&format!(
+            "INFO conn{{name=in}}: listening on 127.0.0.1:{port}"
+        )),
+        "{old}"
+    );
     assert!(!old.contains("connection from"), "{old}");
     // Without TLS, SIGHUP says there was nothing else to read.
     let new = std::fs::read_to_string(&log).unwrap();

@@ -131,7 +131,9 @@ impl Router {
             }
             let listener = bind(&connection.name, s).await?;
             if let Ok(address) = listener.local_addr() {
-                info!(connection = %connection.name, "listening on {address}");
+                // In the connection's span, as every other line about it.
+                error_span!("conn", name = %connection.name)
+                    .in_scope(|| info!("listening on {address}"));
                 addresses.insert(connection.name.clone(), address);
             }
             listeners.insert(connection.name.clone(), listener);
