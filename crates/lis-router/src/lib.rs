@@ -40,7 +40,7 @@
 //! writer thread so that many senders share one fsync.
 //!
 //! Modules: [`config`] (model and INI loader), [`store`] (durable queues),
-//! [`filename`] (sanitised output names, file masks), [`Router`] (start / shutdown).
+//! [`filename`] (sanitised output names, file masks), [`Router`] (start, TLS reload, shutdown).
 
 pub mod config;
 mod connector;
