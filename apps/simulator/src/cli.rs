@@ -316,8 +316,8 @@ pub(crate) struct Cli {
     pub(crate) max_connections: u32,
 
     /// E1381 timers in milliseconds (reply to ENQ and frames, receive, retry waits), all at once;
-    /// the standard's values by default. For tests of timeouts.
-    #[arg(long = "link-timer-ms", hide = true)]
+    /// the standard's values (15 s, 30 s, ...) by default. For testing a LIS's timeouts quickly.
+    #[arg(long = "link-timer-ms", value_name = "MS")]
     pub(crate) link_timer_ms: Option<u64>,
 }
 

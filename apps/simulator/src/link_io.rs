@@ -239,10 +239,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             // ENQ for junk before a frame) used to show nothing until the message failed
             // after six ENQs, 140 s later.
             self.unanswered_enqs += 1;
+            let most = self.link.config().max_enq_attempts;
+            let next = if self.unanswered_enqs < most {
+                format!("ENQ again after the hold-off, the message failing after {most}")
+            } else {
+                "the message fails".to_owned()
+            };
             tracing::warn!(
-                "{label}: no reply to ENQ ({} in a row); EOT sent, ENQ again after the \
-                 hold-off, the message failing after 6. A port that never answers ENQ may \
-                 not speak ASTM E1381 (an MLLP port, say)",
+                "{label}: no reply to ENQ ({} in a row); EOT sent, {next}. A port that never \
+                 answers ENQ may not speak ASTM E1381 (an MLLP port, say)",
                 self.unanswered_enqs
             );
         } else if byte != ENQ {

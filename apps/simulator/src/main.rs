@@ -362,6 +362,13 @@ fn print_dry_run(app: &App) -> anyhow::Result<ExitCode> {
 async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
     let dest = Destination::parse(dest_text)?;
+    if !dest_text.contains("://") {
+        // The reference's reading, kept; but `host:port` more often means a forgotten tcp://.
+        tracing::warn!(
+            "--push {dest_text} names no scheme: taken as https://{dest_text}, as the reference \
+             does; for ASTM over TCP give tcp://{dest_text}, for HL7 over MLLP mllp://{dest_text}"
+        );
+    }
     if !cli.host_query.is_empty() {
         return if cli.hl7 {
             host_query_hl7::run_mllp(app, &dest, dest_text, shutdown_signal()).await

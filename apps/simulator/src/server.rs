@@ -383,8 +383,17 @@ pub(crate) async fn bind_all(app: &App, entries: Vec<PortEntry>) -> anyhow::Resu
     let mut bound = Vec::new();
     for entry in entries {
         let protocol = match &entry.template {
-            Some(name) if app.template(name)?.protocol.kind == ProtocolKind::Hl7 => "HL7",
-            _ => "ASTM",
+            Some(name) => match app.template(name)?.protocol.kind {
+                ProtocolKind::Hl7 => "HL7",
+                ProtocolKind::File => bail!(
+                    "port {}: template {name:?} writes result files (protocol FILE) and \
+                     cannot answer on a port; give an ASTM or HL7 template, or generate its \
+                     files with --generate-files or the API's /simulate/file",
+                    entry.port
+                ),
+                _ => "ASTM",
+            },
+            None => "ASTM",
         };
         let addr = SocketAddr::new(app.cli.bind, entry.port);
         let listener = TcpListener::bind(addr)

@@ -622,6 +622,44 @@ fn an_astm_push_names_each_unanswered_enq() {
     assert_eq!(silent.join().unwrap(), [0x05, 0x04], "ENQ, then EOT");
 }
 
+/// The last unanswered ENQ says the message fails, not that another ENQ follows (timers cut to
+/// 50 ms, so six ENQs take well under a second).
+#[test]
+fn the_last_unanswered_enq_says_the_message_fails() {
+    let (dest, silent) = silent_lis();
+    let args = [
+        "--push",
+        &dest,
+        "--template",
+        "stago_start4",
+        "--link-timer-ms",
+        "50",
+    ];
+    let out = command(&args).output().expect("run the simulator");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let peer = &dest["tcp://".len()..];
+    assert!(
+        stderr.contains(&format!(
+            "push to {peer}: no reply to ENQ (5 in a row); EOT sent, ENQ again after the \
+             hold-off, the message failing after 6."
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "push to {peer}: no reply to ENQ (6 in a row); EOT sent, the message fails. A port \
+             that never answers ENQ"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("link not established after 6 ENQs"),
+        "{stderr}"
+    );
+    assert_eq!(silent.join().unwrap(), [0x05, 0x04].repeat(6));
+}
+
 /// Ctrl-C while a message waits for the LIS's answer says so in the summary: the message is
 /// neither sent nor failed, and it used to vanish from the counts.
 #[test]
@@ -761,6 +799,51 @@ fn a_port_given_twice_to_listen_is_refused_naming_both() {
         "{stderr}"
     );
     assert!(!stderr.contains("already in use"), "{stderr}");
+}
+
+/// A FILE template on a listening port was bound and then answered nothing ("not an ASTM
+/// template" at the first query); it is refused at start, as an unknown template is.
+#[test]
+fn a_file_template_on_a_port_is_refused_at_start() {
+    let out = run_within(
+        command(&["--listen", "0=tecan_f50", "--listen", "0=stago_start4"]),
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "port 0: template \"tecan_f50\" writes result files (protocol FILE) and cannot \
+             answer on a port"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+/// A bare `--push host:port` is read as the reference reads it (https://), with a warning that
+/// says so and what a forgotten scheme would have been.
+#[test]
+fn a_push_destination_without_a_scheme_is_warned_about() {
+    let out = run_within(
+        command(&[
+            "--push",
+            "127.0.0.1:9",
+            "--template",
+            "stago_start4",
+            "--dry-run",
+        ]),
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--push 127.0.0.1:9 names no scheme: taken as https://127.0.0.1:9, as the reference \
+             does; for ASTM over TCP give tcp://127.0.0.1:9, for HL7 over MLLP mllp://127.0.0.1:9"
+        ),
+        "{stderr}"
+    );
 }
 
 /// A negative number given to a numeric flag is refused naming the flag and what it takes;
