@@ -12,7 +12,10 @@ use std::time::Duration;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use mllp_hl7::{AckBuilder, Message, MllpClient, MllpCodec, MllpFrame, Reply};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
+    KeyIdMethod, KeyPair, RevocationReason, RevokedCertParams, SerialNumber,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -24,6 +27,8 @@ use tokio_util::codec::Framed;
 /// a second CA nobody trusts; every one also written as PEM files under `dir`.
 struct Pki {
     ca: CertificateDer<'static>,
+    /// The test CA's key and name, to sign revocation lists with.
+    issuer: Issuer<'static, KeyPair>,
     server: (CertificateDer<'static>, Vec<u8>),
     client: (CertificateDer<'static>, Vec<u8>),
     untrusted_server: (CertificateDer<'static>, Vec<u8>),
@@ -37,6 +42,7 @@ impl Pki {
             let key = KeyPair::generate().unwrap();
             let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
             params.distinguished_name.push(DnType::CommonName, name);
+            params.serial_number = Some(SerialNumber::from(leaf_serial(file)));
             let cert = params.signed_by(&key, issuer).unwrap();
             std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
             std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
@@ -48,11 +54,35 @@ impl Pki {
         let untrusted_server = leaf("impostor", "impostor", &other);
         Self {
             ca,
+            issuer,
             server,
             client,
             untrusted_server,
             dir: dir.to_owned(),
         }
+    }
+
+    /// Writes `file`: the test CA's revocation list, revoking the certificates written as
+    /// `revoked` (`server`, `client`).
+    fn write_crl(&self, file: &str, revoked: &[&str]) {
+        let params = CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2025, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(1_u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|name| RevokedCertParams {
+                    serial_number: SerialNumber::from(leaf_serial(name)),
+                    revocation_time: rcgen::date_time_ymd(2025, 6, 1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.issuer).unwrap();
+        std::fs::write(self.dir.join(file), crl.pem().unwrap()).unwrap();
     }
 
     fn path(&self, file: &str) -> String {
@@ -94,6 +124,15 @@ impl Pki {
             .with_single_cert(vec![identity.0.clone()], key(&identity.1))
             .unwrap();
         TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// The serial number of the test certificate written as `file` (`server`, `client`, ...).
+fn leaf_serial(file: &str) -> u64 {
+    match file {
+        "server" => 1001,
+        "client" => 1002,
+        _ => 1003,
     }
 }
 
@@ -356,6 +395,18 @@ fn tls_files_that_cannot_work_fail_the_check_with_their_key() {
             "usetls = True\n",
             &["[in] tlscert: missing: a TLS server socket needs tlscert"],
         ),
+        (
+            "usetls = True\ntlscert = server.pem\ntlskey = server.key\ntlscrl = crl.pem\n",
+            &["[in] tlscrl: needs tlsca = FILE"],
+        ),
+        (
+            "usetls = True\ntlscert = server.pem\ntlskey = server.key\ntlsca = ca.pem\n\
+             tlscrl = ca.pem\n",
+            &[
+                "[in] tlscrl:",
+                "ca.pem: no revocation list in it (a PEM \"BEGIN X509 CRL\"",
+            ],
+        ),
     ];
     for (lines, expected) in refused {
         let (code, err) = check(&base.replace("usetls = True\n", lines));
@@ -595,5 +646,62 @@ async fn sighup_takes_renewed_certificates_and_keeps_the_old_ones_when_the_new_d
 
     let out = dir.path().join("out");
     wait_until("4 files", || files_in(&out).len() == 4).await;
+    assert!(router.terminate(Duration::from_secs(10)).success());
+}
+
+/// `tlscrl` on a mutual-TLS input: a client certificate the CA has revoked is refused at the
+/// handshake and nothing it sends is stored; a revocation list renewed on disk counts from
+/// the next SIGHUP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_client_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    pki.write_crl("crl.pem", &[]);
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, files\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = q\nport = {port}\n\
+         usetls = True\ntlscert = server.pem\ntlskey = server.key\ntlsca = ca.pem\n\
+         tlscrl = crl.pem\n\
+         [files]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let mut router = RouterProc::start(dir.path(), &config).await;
+    let mut analyzer = tls_client(&pki, port, true).await.unwrap();
+    assert_acknowledges(
+        analyzer.send(&oru("BEFORE", "LAB")).await.unwrap(),
+        b"BEFORE",
+    );
+
+    pki.write_crl("crl.pem", &["client"]);
+    router.signal(rustix::process::Signal::HUP);
+    wait_until("the reload line", || {
+        router
+            .log_text()
+            .contains("SIGHUP: TLS files read again for in")
+    })
+    .await;
+    let refused = match tls_client(&pki, port, true).await {
+        Err(e) => e.to_string(),
+        Ok(mut c) => format!("{:?}", c.send(&oru("REVOKED", "LAB")).await),
+    };
+    assert!(
+        refused.contains("CertificateRevoked") || refused.contains("revoked"),
+        "{refused}"
+    );
+    wait_until("the revocation line", || {
+        router
+            .log_text()
+            .contains("(the client's certificate is revoked by a list in tlscrl)")
+    })
+    .await;
+
+    let out = dir.path().join("out");
+    wait_until("1 file", || files_in(&out).len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        files_in(&out).len(),
+        1,
+        "only the message sent before the revocation"
+    );
     assert!(router.terminate(Duration::from_secs(10)).success());
 }

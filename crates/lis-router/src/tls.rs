@@ -9,10 +9,13 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
     ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore, ServerConfig,
@@ -138,7 +141,13 @@ pub(crate) fn setup(settings: &TlsSettings, server: bool, host: &str) -> Result<
         let builder = match &settings.ca {
             Some(ca) => {
                 let roots = Arc::new(trust_anchors(ca)?);
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider)
+                let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+                if let Some(crl) = &settings.crl {
+                    verifier = verifier
+                        .with_crls(revocation_lists(crl)?)
+                        .only_check_end_entity_revocation();
+                }
+                let verifier = verifier
                     .build()
                     .map_err(|e| SetupError::new("tlsca", e.to_string()))?;
                 builder.with_client_cert_verifier(verifier)
@@ -163,7 +172,18 @@ pub(crate) fn setup(settings: &TlsSettings, server: bool, host: &str) -> Result<
                 provider.signature_verification_algorithms,
             )))
     } else if let Some(ca) = &settings.ca {
-        builder.with_root_certificates(trust_anchors(ca)?)
+        let roots = Arc::new(trust_anchors(ca)?);
+        match &settings.crl {
+            None => builder.with_root_certificates(roots),
+            Some(crl) => {
+                let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .with_crls(revocation_lists(crl)?)
+                    .only_check_end_entity_revocation()
+                    .build()
+                    .map_err(|e| SetupError::new("tlscrl", e.to_string()))?;
+                builder.with_webpki_verifier(verifier)
+            }
+        }
     } else {
         builder.with_platform_verifier().map_err(|e| {
             SetupError::new(
@@ -235,6 +255,24 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, SetupError> {
         };
         SetupError::new("tlskey", format!("{}: {why}", path.display()))
     })
+}
+
+/// Every certificate revocation list in the PEM file at `path` (`tlscrl`).
+fn revocation_lists(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, SetupError> {
+    let pem = read_pem(path, "tlscrl")?;
+    let lists = CertificateRevocationListDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SetupError::new("tlscrl", format!("{}: not PEM: {e}", path.display())))?;
+    if lists.is_empty() {
+        return Err(SetupError::new(
+            "tlscrl",
+            format!(
+                "{}: no revocation list in it (a PEM \"BEGIN X509 CRL\" block)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(lists)
 }
 
 /// The certificates of the `tlsca` file as trust anchors.
@@ -338,7 +376,13 @@ impl Stream {
                             unread: Vec::new(),
                         })
                         .map_err(|e| {
-                            let hint = if *mutual && e.to_string().contains("certificate") {
+                            let text = e.to_string();
+                            let hint = if text.contains("UnknownRevocationStatus") {
+                                " (tlscrl has no revocation list from the CA that issued the \
+                                 client's certificate)"
+                            } else if text.contains("Revoked") {
+                                " (the client's certificate is revoked by a list in tlscrl)"
+                            } else if *mutual && text.contains("certificate") {
                                 " (tlsca is set: every client must present a certificate \
                                  issued by a CA in that file)"
                             } else {
@@ -465,6 +509,14 @@ fn explain(error: &io::Error) -> String {
     } else if text.contains("not valid for name") || text.contains("NotValidForName") {
         "The server's certificate does not carry the name checked: set tlsservername = a name \
          it carries (the default is ipaddr)"
+    } else if text.contains("revocation list") {
+        "a revocation list in tlscrl names the server's CA as its issuer but that CA did not \
+         sign it (or it is damaged): put the CA's own CRL in the file"
+    } else if text.contains("UnknownRevocationStatus") {
+        "tlscrl has no revocation list from the CA that issued the server's certificate: add \
+         that CA's CRL to the file"
+    } else if text.contains("Revoked") {
+        "The server's certificate is revoked by a list in tlscrl"
     } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {
         "The server's certificate is not trusted: give tlsca = the PEM file of the server's \
          certificate or of its CA"
@@ -644,6 +696,97 @@ mod tests {
             ..trusting("other.pem")
         };
         exchange(dir.path(), &insecure).await.unwrap();
+    }
+
+    /// A client socket with `tlscrl` refuses a server certificate its CA revoked, and one
+    /// from a CA the file holds no list of, each with what to do; a list that revokes
+    /// another certificate lets the server in.
+    #[tokio::test]
+    async fn a_client_refuses_a_revoked_server_certificate() {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertificateRevocationListParams, IsCa, Issuer,
+            KeyIdMethod, KeyPair, RevokedCertParams, SerialNumber,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+        let authority = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            (Issuer::new(params, key), cert.pem())
+        };
+        let (issuer, ca) = authority("lab CA");
+        write("ca.pem", ca);
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.serial_number = Some(SerialNumber::from(7_u64));
+        write("server.pem", params.signed_by(&key, &issuer).unwrap().pem());
+        write("server.key", key.serialize_pem());
+        let crl = |issuer: &Issuer<'_, KeyPair>, serial: u64| {
+            CertificateRevocationListParams {
+                this_update: rcgen::date_time_ymd(2025, 1, 1),
+                next_update: rcgen::date_time_ymd(2099, 1, 1),
+                crl_number: SerialNumber::from(1_u64),
+                issuing_distribution_point: None,
+                revoked_certs: vec![RevokedCertParams {
+                    serial_number: SerialNumber::from(serial),
+                    revocation_time: rcgen::date_time_ymd(2025, 6, 1),
+                    reason_code: None,
+                    invalidity_date: None,
+                }],
+                key_identifier_method: KeyIdMethod::Sha256,
+            }
+            .signed_by(issuer)
+            .unwrap()
+            .pem()
+            .unwrap()
+        };
+        let checking = |list: &str| TlsSettings {
+            ca: Some(dir.path().join("ca.pem")),
+            crl: Some(dir.path().join(list)),
+            ..TlsSettings::default()
+        };
+
+        write("revoked.pem", crl(&issuer, 7));
+        let refused = exchange(dir.path(), &checking("revoked.pem"))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.contains("Revoked")
+                && refused.contains("The server's certificate is revoked by a list in tlscrl"),
+            "{refused}"
+        );
+
+        let (other, _) = authority("another CA");
+        write("other.pem", crl(&other, 7));
+        let unknown = exchange(dir.path(), &checking("other.pem"))
+            .await
+            .unwrap_err();
+        assert!(
+            unknown.contains("tlscrl has no revocation list from the CA that issued the server's"),
+            "{unknown}"
+        );
+
+        // A list that claims to be the lab CA's but another key signed.
+        let (impostor, _) = authority("lab CA");
+        write("forged.pem", crl(&impostor, 8));
+        let forged = exchange(dir.path(), &checking("forged.pem"))
+            .await
+            .unwrap_err();
+        assert!(
+            forged.contains("invalid certificate revocation list: BadSignature")
+                && forged.contains("a revocation list in tlscrl names the server's CA"),
+            "{forged}"
+        );
+
+        write("others-revoked.pem", crl(&issuer, 8));
+        exchange(dir.path(), &checking("others-revoked.pem"))
+            .await
+            .unwrap();
     }
 
     /// A peer that speaks something else than TLS to a TLS server socket is named for

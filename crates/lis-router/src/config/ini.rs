@@ -49,11 +49,19 @@ const SOCKET_KEYS: &[&str] = &[
     "tlscert",
     "tlskey",
     "tlsca",
+    "tlscrl",
     "tlsservername",
     "tlsinsecure",
 ];
 /// The keys that mean nothing without `usetls = True`.
-const TLS_DETAIL_KEYS: &[&str] = &["tlscert", "tlskey", "tlsca", "tlsservername", "tlsinsecure"];
+const TLS_DETAIL_KEYS: &[&str] = &[
+    "tlscert",
+    "tlskey",
+    "tlsca",
+    "tlscrl",
+    "tlsservername",
+    "tlsinsecure",
+];
 /// Read by socket inputs only; `maxconnections` by servers among them.
 const SOCKET_IN_KEYS: &[&str] = &["idletimeout"];
 const SOCKET_SERVER_IN_KEYS: &[&str] = &["maxconnections"];
@@ -1067,6 +1075,7 @@ fn tls(ctx: &mut Ctx, section: &Section<'_>, server: bool, input: bool) -> Optio
         cert: path("tlscert"),
         key: path("tlskey"),
         ca: path("tlsca"),
+        crl: path("tlscrl"),
         server_name: section
             .text("tlsservername")
             .map(|n| n.trim().to_owned())
@@ -1093,6 +1102,15 @@ fn tls(ctx: &mut Ctx, section: &Section<'_>, server: bool, input: bool) -> Optio
         ),
         _ => {}
     }
+    if settings.crl.is_some() && settings.ca.is_none() && !settings.insecure {
+        ctx.error(
+            name,
+            Some("tlscrl"),
+            "needs tlsca = FILE: revocation lists are checked for certificates from the CAs \
+             in tlsca"
+                .into(),
+        );
+    }
     if server && !input && settings.ca.is_none() {
         ctx.warn(
             name,
@@ -1115,12 +1133,14 @@ fn tls(ctx: &mut Ctx, section: &Section<'_>, server: bool, input: bool) -> Optio
             }
         }
     } else if settings.insecure {
-        if settings.ca.is_some() {
-            ctx.warn(
-                name,
-                Some("tlsca"),
-                "does nothing with tlsinsecure = True; ignored".into(),
-            );
+        for key in ["tlsca", "tlscrl"] {
+            if section.raw(key).is_some() {
+                ctx.warn(
+                    name,
+                    Some(key),
+                    "does nothing with tlsinsecure = True; ignored".into(),
+                );
+            }
         }
         ctx.warn(
             name,

@@ -281,6 +281,9 @@ pub struct TlsSettings {
     /// must lead to one of them (instead of the system's trusted roots); on a server
     /// socket, every client must present a certificate that leads to one (mutual TLS).
     pub ca: Option<PathBuf>,
+    /// `tlscrl` (needs `tlsca`): PEM certificate revocation lists. A peer's certificate
+    /// listed as revoked is refused, and so is one whose issuer has no list in the file.
+    pub crl: Option<PathBuf>,
     /// `tlsservername` (client sockets): the name the server's certificate must carry;
     /// `ipaddr` when absent.
     pub server_name: Option<String>,
