@@ -171,6 +171,7 @@ impl<'a> MakeWriter<'a> for SharedFile {
 }
 
 /// The `logfile`, which SIGHUP opens again at its path (after logrotate moved it away).
+#[cfg_attr(not(unix), allow(dead_code))]
 struct LogFile {
     path: PathBuf,
     file: Arc<Mutex<std::fs::File>>,
@@ -193,6 +194,7 @@ impl LogFile {
     }
 
     /// Lines from now on go to a file opened anew at the path; on an error, to the old one.
+    #[cfg(unix)]
     fn reopen(&self) -> Result<()> {
         let file = Self::append_to(&self.path)?;
         *self

@@ -270,7 +270,9 @@ impl App {
 /// here; credentials that can go nowhere are warned about.
 fn auth_origins(cli: &Cli) -> anyhow::Result<Vec<String>> {
     let mut origins = Vec::new();
-    for given in &cli.auth_origin {
+    // An empty entry (`SIMULATOR_PUSH_AUTH_ORIGINS=`, as compose files define unset
+    // variables, or a trailing comma) names nothing.
+    for given in cli.auth_origin.iter().filter(|o| !o.trim().is_empty()) {
         if let Some(reason) = push::http_url_problem(given) {
             bail!("--auth-origin {given:?} is not an http(s) URL: {reason}");
         }

@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 /// Bytes per chunk sent on.
 const CHUNK: usize = 64 * 1024;
-/// Chunks serialized ahead of the client: the most a slow reader makes the server hold.
+/// Chunks serialized ahead of what hyper has taken (which buffers a few hundred KiB more):
+/// what a slow reader makes the server hold, about 1 MiB a request in all.
 const CHUNKS_AHEAD: usize = 4;
 
 /// The JSON of `value` as a streamed body. It is serialized on a blocking thread, which stops

@@ -752,6 +752,13 @@ async fn credentials_go_only_to_the_configured_origins() {
     );
     drop(sim);
 
+    // An empty variable (a compose file's `VAR=${X:-}`) or a trailing comma names nothing.
+    let mut empty = command(&["--dry-run", "--template", "stago_start4"]);
+    empty.env("SIMULATOR_PUSH_AUTH_ORIGINS", "");
+    assert!(empty.output().unwrap().status.success());
+    let mut trailing = command(&["--dry-run", "--template", "stago_start4"]);
+    trailing.env("SIMULATOR_PUSH_AUTH_ORIGINS", "https://oe.example:8443,");
+    assert!(trailing.output().unwrap().status.success());
     assert_refused(
         &[(
             &["--auth-origin", "oe.example:8443"],
