@@ -68,7 +68,7 @@ pub struct TlsReloadError {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct TlsReload {
-    /// The connections whose certificates, keys and CAs were read again: their new
+    /// The connections whose certificates, keys, CAs and CRLs were read again: their new
     /// connections use them.
     pub reloaded: Vec<String>,
     /// The connections whose files could not be used: they keep the ones they had.
@@ -233,7 +233,7 @@ impl Router {
         })
     }
 
-    /// Reads every `usetls` connection's certificate, key and CA files again (renewed
+    /// Reads every `usetls` connection's certificate, key, CA and CRL files again (renewed
     /// certificates, say), for the connections opened from now on; open connections keep
     /// theirs. A connection whose files cannot be used keeps the ones it had. This blocks
     /// while the files are read.
