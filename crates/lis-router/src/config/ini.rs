@@ -46,14 +46,8 @@ const SOCKET_KEYS: &[&str] = &[
     "retrydelay",
     "retrymaxdelay",
     "usetls",
-    "tlscert",
-    "tlskey",
-    "tlsca",
-    "tlscrl",
-    "tlsservername",
-    "tlsinsecure",
 ];
-/// The keys that mean nothing without `usetls = True`.
+/// The keys that mean nothing without `usetls = True` (socket connectors).
 const TLS_DETAIL_KEYS: &[&str] = &[
     "tlscert",
     "tlskey",
@@ -86,6 +80,7 @@ const FILE_OUT_KEYS: &[&str] = &[
 const ALL_CONNECTION_KEYS: &[&[&str]] = &[
     COMMON_KEYS,
     SOCKET_KEYS,
+    TLS_DETAIL_KEYS,
     SOCKET_IN_KEYS,
     SOCKET_SERVER_IN_KEYS,
     SOCKET_OUT_KEYS,
@@ -912,17 +907,19 @@ fn connection(ctx: &mut Ctx, section: &Section<'_>, default_max_size: usize) -> 
                 let keys = [
                     COMMON_KEYS,
                     SOCKET_KEYS,
+                    TLS_DETAIL_KEYS,
                     SOCKET_IN_KEYS,
                     SOCKET_SERVER_IN_KEYS,
                 ];
                 section.warn_unknown(ctx, &keys, what);
             } else {
-                let keys = [COMMON_KEYS, SOCKET_KEYS, SOCKET_IN_KEYS];
+                let keys = [COMMON_KEYS, SOCKET_KEYS, TLS_DETAIL_KEYS, SOCKET_IN_KEYS];
                 section.warn_unknown(ctx, &keys, "a client socket input");
             }
             ConnectorKind::SocketIn(settings)
         } else {
-            section.warn_unknown(ctx, &[COMMON_KEYS, SOCKET_KEYS, SOCKET_OUT_KEYS], what);
+            let keys = [COMMON_KEYS, SOCKET_KEYS, TLS_DETAIL_KEYS, SOCKET_OUT_KEYS];
+            section.warn_unknown(ctx, &keys, what);
             let refusals = section.integer(ctx, "maxrefusals", 0, 0, 1_000_000);
             let mut settings = socket(ctx, section, default_max_size, false)?;
             settings.max_refusals = u32::try_from(refusals).ok().filter(|&n| n > 0);
