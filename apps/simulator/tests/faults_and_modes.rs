@@ -232,12 +232,8 @@ fn unknown_fault_scope_is_refused() {
 
 /// Runs a push in a blocking task; returns its output.
 async fn push(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        command(&args).output().expect("run simulator")
-    })
-    .await
-    .unwrap()
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_to_end(&args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

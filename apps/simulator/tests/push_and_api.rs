@@ -19,13 +19,7 @@ fn run(args: &[&str]) -> std::process::Output {
 /// Runs the simulator to the end off the async workers (the test's servers keep running) and
 /// checks that it succeeded.
 async fn run_ok(args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&args)
-    })
-    .await
-    .unwrap();
+    let out = run_to_end(args).await;
     assert!(
         out.status.success(),
         "{}",
@@ -665,10 +659,7 @@ async fn http_push_with_basic_auth() {
         "pass",
     ])
     .await;
-    let out =
-        tokio::task::spawn_blocking(move || run(&["--push", &base, "--template", "stago_start4"]))
-            .await
-            .unwrap();
+    let out = run_to_end(&["--push", &base, "--template", "stago_start4"]).await;
     assert!(!out.status.success(), "no credentials -> 401 -> failure");
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].1, "/api/OpenELIS-Global/analyzer/astm");
@@ -827,12 +818,8 @@ async fn https_push(base: &str, extra: &[&str]) -> std::process::Output {
     .chain(extra)
     .map(|s| (*s).to_owned())
     .collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&refs)
-    })
-    .await
-    .unwrap()
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_to_end(&refs).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1910,22 +1897,19 @@ async fn tcp_push_contention_by_role_and_yield() {
             }
         });
         let dest = format!("tcp://{addr}");
-        let out = tokio::task::spawn_blocking(move || {
-            run(&[
-                "--push",
-                &dest,
-                "--template",
-                "stago_start4",
-                "--seed",
-                "1",
-                "--contention",
-                policy,
-                "--link-timer-ms",
-                "300",
-            ])
-        })
-        .await
-        .unwrap();
+        let out = run_to_end(&[
+            "--push",
+            &dest,
+            "--template",
+            "stago_start4",
+            "--seed",
+            "1",
+            "--contention",
+            policy,
+            "--link-timer-ms",
+            "300",
+        ])
+        .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{policy}: {stderr}");
         assert_eq!(receiver.await.unwrap(), 9, "{policy}: H, P, O, 5 R, L");
@@ -2004,23 +1988,19 @@ async fn mllp_push_keeps_one_connection_with_keep_connection() {
             }
         });
         let dest = format!("mllp://{addr}");
-        let out = tokio::task::spawn_blocking(move || {
-            let mut args = vec![
-                "--hl7",
-                "--hl7-template",
-                "mindray_bs200",
-                "--push",
-                &dest,
-                "-c",
-                "3",
-            ];
-            if keep {
-                args.push("--keep-connection");
-            }
-            run(&args)
-        })
-        .await
-        .unwrap();
+        let mut args = vec![
+            "--hl7",
+            "--hl7-template",
+            "mindray_bs200",
+            "--push",
+            &dest,
+            "-c",
+            "3",
+        ];
+        if keep {
+            args.push("--keep-connection");
+        }
+        let out = run_to_end(&args).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(stderr.contains("summary: sent 3, failed 0"), "{stderr}");
@@ -2134,22 +2114,19 @@ async fn mllp_push_keeps_its_connection_with_keep_connection() {
         }
     });
     let dest = format!("mllp://{addr}");
-    let out = tokio::task::spawn_blocking(move || {
-        run(&[
-            "--hl7",
-            "--hl7-template",
-            "mindray_bs200",
-            "--push",
-            &dest,
-            "-c",
-            "5",
-            "-i",
-            "0.3",
-            "--keep-connection",
-        ])
-    })
-    .await
-    .unwrap();
+    let out = run_to_end(&[
+        "--hl7",
+        "--hl7-template",
+        "mindray_bs200",
+        "--push",
+        &dest,
+        "-c",
+        "5",
+        "-i",
+        "0.3",
+        "--keep-connection",
+    ])
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("summary: sent 5, failed 0"), "{stderr}");
@@ -2204,21 +2181,18 @@ async fn astm_push_with_keep_connection_reconnects_to_a_lis_closing_after_eot() 
             }
         });
         let dest = format!("tcp://{addr}");
-        let out = tokio::task::spawn_blocking(move || {
-            run(&[
-                "--template",
-                "stago_start4",
-                "--push",
-                &dest,
-                "-c",
-                "3",
-                "-i",
-                "0.3",
-                "--keep-connection",
-            ])
-        })
-        .await
-        .unwrap();
+        let out = run_to_end(&[
+            "--template",
+            "stago_start4",
+            "--push",
+            &dest,
+            "-c",
+            "3",
+            "-i",
+            "0.3",
+            "--keep-connection",
+        ])
+        .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(stderr.contains("summary: sent 3, failed 0"), "{stderr}");
@@ -2759,10 +2733,7 @@ async fn an_http_push_answered_with_a_redirect_failed() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, app).into_future());
-    let out =
-        tokio::task::spawn_blocking(move || run(&["--push", &base, "--template", "stago_start4"]))
-            .await
-            .unwrap();
+    let out = run_to_end(&["--push", &base, "--template", "stago_start4"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
