@@ -124,19 +124,6 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {out}")
 }
 
-async fn post_json(url: String, body: &str) -> (u16, Value) {
-    let response = http()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
     let (url, fake) = fake_servers().await;

@@ -396,7 +396,7 @@ async fn the_api_runs_an_hl7_host_query() {
 
     let (status, v) = post_json(
         &url,
-        r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S"}"#.into(),
+        r#"{"destination": "tcp://127.0.0.1:1", "sample_id": "S"}"#,
     )
     .await;
     assert_eq!(status, 400, "{v}");

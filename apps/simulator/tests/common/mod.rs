@@ -311,11 +311,14 @@ pub async fn run_to_end(args: &[&str]) -> std::process::Output {
 
 /// POSTs the JSON `body` to `url`; the status and the JSON reply (a reply that is not JSON
 /// fails the test).
-pub async fn post_json(url: &str, body: String) -> (u16, serde_json::Value) {
+pub async fn post_json(
+    url: impl reqwest::IntoUrl,
+    body: impl Into<String>,
+) -> (u16, serde_json::Value) {
     let reply = http()
         .post(url)
         .header("content-type", "application/json")
-        .body(body)
+        .body(body.into())
         .send()
         .await
         .unwrap();
