@@ -65,9 +65,14 @@ impl Pki {
     /// Writes `file`: the test CA's revocation list, revoking the certificates written as
     /// `revoked` (`server`, `client`).
     fn write_crl(&self, file: &str, revoked: &[&str]) {
+        self.write_crl_valid_until(file, revoked, (2099, 1, 1));
+    }
+
+    /// A revocation list whose nextUpdate is `(year, month, day)`.
+    fn write_crl_valid_until(&self, file: &str, revoked: &[&str], (y, m, d): (i32, u8, u8)) {
         let params = CertificateRevocationListParams {
             this_update: rcgen::date_time_ymd(2025, 1, 1),
-            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            next_update: rcgen::date_time_ymd(y, m, d),
             crl_number: SerialNumber::from(1_u64),
             issuing_distribution_point: None,
             revoked_certs: revoked
@@ -651,7 +656,7 @@ async fn sighup_takes_renewed_certificates_and_keeps_the_old_ones_when_the_new_d
 
 /// `tlscrl` on a mutual-TLS input: a client certificate the CA has revoked is refused at the
 /// handshake and nothing it sends is stored; a revocation list renewed on disk counts from
-/// the next SIGHUP.
+/// the next SIGHUP; one past its nextUpdate refuses every client of its CA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_client_certificate_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -692,6 +697,36 @@ async fn a_revoked_client_certificate_is_refused() {
         router
             .log_text()
             .contains("(the client's certificate is revoked by a list in tlscrl)")
+    })
+    .await;
+
+    // A list past its nextUpdate cannot tell what was revoked since: every client of that
+    // CA is refused, with the date and what to do.
+    pki.write_crl_valid_until("crl.pem", &[], (2025, 2, 1));
+    router.signal(rustix::process::Signal::HUP);
+    wait_until("the second reload line", || {
+        router
+            .log_text()
+            .matches("SIGHUP: TLS files read again for in")
+            .count()
+            == 2
+    })
+    .await;
+    let refused = match tls_client(&pki, port, true).await {
+        Err(e) => e.to_string(),
+        Ok(mut c) => format!("{:?}", c.send(&oru("EXPIRED", "LAB")).await),
+    };
+    assert!(
+        refused.contains("UnknownCA") || refused.contains("unknown"),
+        "{refused}"
+    );
+    wait_until("the expired-list line", || {
+        router.log_text().contains(
+            "(the revocation list in tlscrl from the CA that issued the client's certificate \
+             is out of date (past its nextUpdate since 2025-02-01 00:00:00 UTC), so the \
+             client is refused: put that CA's current CRL in the file and send the router \
+             SIGHUP)",
+        )
     })
     .await;
 

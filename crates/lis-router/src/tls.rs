@@ -18,8 +18,8 @@ use rustls::pki_types::{
 };
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore, ServerConfig,
-    SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore,
+    ServerConfig, SignatureScheme,
 };
 use rustls_platform_verifier::BuilderVerifierExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -145,7 +145,8 @@ pub(crate) fn setup(settings: &TlsSettings, server: bool, host: &str) -> Result<
                 if let Some(crl) = &settings.crl {
                     verifier = verifier
                         .with_crls(revocation_lists(crl)?)
-                        .only_check_end_entity_revocation();
+                        .only_check_end_entity_revocation()
+                        .enforce_revocation_expiration();
                 }
                 let verifier = verifier
                     .build()
@@ -179,6 +180,7 @@ pub(crate) fn setup(settings: &TlsSettings, server: bool, host: &str) -> Result<
                 let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
                     .with_crls(revocation_lists(crl)?)
                     .only_check_end_entity_revocation()
+                    .enforce_revocation_expiration()
                     .build()
                     .map_err(|e| SetupError::new("tlscrl", e.to_string()))?;
                 builder.with_webpki_verifier(verifier)
@@ -377,18 +379,23 @@ impl Stream {
                         })
                         .map_err(|e| {
                             let text = e.to_string();
-                            let hint = if text.contains("UnknownRevocationStatus") {
-                                " (tlscrl has no revocation list from the CA that issued the \
-                                 client's certificate)"
+                            let hint = if let Some(expired) = expired_revocation_list(&e, "client")
+                            {
+                                expired
+                            } else if text.contains("UnknownRevocationStatus") {
+                                "tlscrl has no revocation list from the CA that issued the \
+                                 client's certificate"
+                                    .to_owned()
                             } else if text.contains("Revoked") {
-                                " (the client's certificate is revoked by a list in tlscrl)"
+                                "the client's certificate is revoked by a list in tlscrl".to_owned()
                             } else if *mutual && text.contains("certificate") {
-                                " (tlsca is set: every client must present a certificate \
-                                 issued by a CA in that file)"
+                                "tlsca is set: every client must present a certificate issued \
+                                 by a CA in that file"
+                                    .to_owned()
                             } else {
-                                ""
+                                return format!("TLS handshake with {peer} failed: {e}");
                             };
-                            format!("TLS handshake with {peer} failed: {e}{hint}")
+                            format!("TLS handshake with {peer} failed: {e} ({hint})")
                         })
                 }
                 Tls::Client { connector, name } => {
@@ -500,6 +507,11 @@ async fn plain_text_refused(tcp: &TcpStream) -> Result<(), String> {
 /// A client handshake error, with what to do about it when that can be told.
 fn explain(error: &io::Error) -> String {
     let text = error.to_string();
+    if let Some(mut advice) = expired_revocation_list(error, "server") {
+        // A sentence of its own here, as the other advice is.
+        advice[..1].make_ascii_uppercase();
+        return format!("{text}. {advice}");
+    }
     let advice = if text.contains("CaUsedAsEndEntity") {
         "The server presents a CA certificate (CA:TRUE) as its own; it needs a certificate \
          with CA:FALSE"
@@ -531,6 +543,33 @@ fn explain(error: &io::Error) -> String {
         return text;
     };
     format!("{text}. {advice}")
+}
+
+/// When `error` is a handshake refused because the `peer`'s CA's list in `tlscrl` is past
+/// its nextUpdate: what happened, when, and what to do. An out-of-date list cannot tell
+/// whether a certificate was revoked since, so it counts as no list.
+fn expired_revocation_list(error: &io::Error, peer: &str) -> Option<String> {
+    let rustls::Error::InvalidCertificate(invalid) =
+        error.get_ref()?.downcast_ref::<rustls::Error>()?
+    else {
+        return None;
+    };
+    let since = match invalid {
+        CertificateError::ExpiredRevocationListContext { next_update, .. } => {
+            i64::try_from(next_update.as_secs())
+                .ok()
+                .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+                .map(|at| format!(" since {}", at.format("%Y-%m-%d %H:%M:%S UTC")))
+                .unwrap_or_default()
+        }
+        CertificateError::ExpiredRevocationList => String::new(),
+        _ => return None,
+    };
+    Some(format!(
+        "the revocation list in tlscrl from the CA that issued the {peer}'s certificate is \
+         out of date (past its nextUpdate{since}), so the {peer} is refused: put that CA's \
+         current CRL in the file and send the router SIGHUP"
+    ))
 }
 
 impl AsyncRead for Stream {
@@ -699,8 +738,8 @@ mod tests {
     }
 
     /// A client socket with `tlscrl` refuses a server certificate its CA revoked, and one
-    /// from a CA the file holds no list of, each with what to do; a list that revokes
-    /// another certificate lets the server in.
+    /// from a CA the file holds no list of, or from a list past its nextUpdate, each with
+    /// what to do; a current list that revokes another certificate lets the server in.
     #[tokio::test]
     async fn a_client_refuses_a_revoked_server_certificate() {
         use rcgen::{
@@ -726,10 +765,10 @@ mod tests {
         params.serial_number = Some(SerialNumber::from(7_u64));
         write("server.pem", params.signed_by(&key, &issuer).unwrap().pem());
         write("server.key", key.serialize_pem());
-        let crl = |issuer: &Issuer<'_, KeyPair>, serial: u64| {
+        let crl_until = |issuer: &Issuer<'_, KeyPair>, serial: u64, next_update_year: i32| {
             CertificateRevocationListParams {
                 this_update: rcgen::date_time_ymd(2025, 1, 1),
-                next_update: rcgen::date_time_ymd(2099, 1, 1),
+                next_update: rcgen::date_time_ymd(next_update_year, 1, 1),
                 crl_number: SerialNumber::from(1_u64),
                 issuing_distribution_point: None,
                 revoked_certs: vec![RevokedCertParams {
@@ -745,6 +784,7 @@ mod tests {
             .pem()
             .unwrap()
         };
+        let crl = |issuer: &Issuer<'_, KeyPair>, serial: u64| crl_until(issuer, serial, 2099);
         let checking = |list: &str| TlsSettings {
             ca: Some(dir.path().join("ca.pem")),
             crl: Some(dir.path().join(list)),
@@ -787,6 +827,22 @@ mod tests {
         exchange(dir.path(), &checking("others-revoked.pem"))
             .await
             .unwrap();
+
+        // The same list, out of date: it cannot tell what was revoked since.
+        write("expired.pem", crl_until(&issuer, 8, 2026));
+        let expired = exchange(dir.path(), &checking("expired.pem"))
+            .await
+            .unwrap_err();
+        assert!(
+            expired.contains("certificate revocation list expired: verification time")
+                && expired.contains(
+                    ". The revocation list in tlscrl from the CA that issued the server's \
+                 certificate is out of date (past its nextUpdate since 2026-01-01 00:00:00 \
+                 UTC), so the server is refused: put that CA's current CRL in the file and \
+                 send the router SIGHUP"
+                ),
+            "{expired}"
+        );
     }
 
     /// A peer that speaks something else than TLS to a TLS server socket is named for
