@@ -85,6 +85,10 @@ pub enum EncodeError {
         /// Offset in the payload.
         at: usize,
     },
+    /// The settings cannot delimit frames (an empty start block, say), so no receiver could
+    /// find this one.
+    #[error("{0}")]
+    Config(ConfigError),
 }
 
 /// Input that is not an HL7 v2 message.

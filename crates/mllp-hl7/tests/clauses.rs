@@ -68,8 +68,8 @@ fn commit_blocks_follow_custom_sequences_and_are_exactly_one_byte() {
         .with_end_block(b"<EB>".to_vec())
         .with_trailer(b"\r\n".to_vec());
     let mut wire = Vec::new();
-    config.encode_commit(CommitAck::Ack, &mut wire);
-    config.encode_commit(CommitAck::Nak, &mut wire);
+    config.encode_commit(CommitAck::Ack, &mut wire).unwrap();
+    config.encode_commit(CommitAck::Nak, &mut wire).unwrap();
     assert_eq!(wire, b"<SB>\x06<EB>\r\n<SB>\x15<EB>\r\n");
     config.encode(b"\x15\x15", &mut wire).unwrap();
     let mut decoder = MllpDecoder::with_config(config).unwrap();

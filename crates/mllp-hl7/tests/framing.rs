@@ -248,8 +248,12 @@ fn release_2_commit_blocks_encode_and_decode() {
     assert_eq!(CommitAck::Ack.to_block(), [0x0B, 0x06, 0x1C, 0x0D]);
     assert_eq!(CommitAck::Nak.to_block(), [0x0B, 0x15, 0x1C, 0x0D]);
     let mut wire = Vec::new();
-    MllpConfig::default().encode_commit(CommitAck::Ack, &mut wire);
-    MllpConfig::default().encode_commit(CommitAck::Nak, &mut wire);
+    MllpConfig::default()
+        .encode_commit(CommitAck::Ack, &mut wire)
+        .unwrap();
+    MllpConfig::default()
+        .encode_commit(CommitAck::Nak, &mut wire)
+        .unwrap();
     // mllp-rs 0.1.1 sends 0x0F as its NAK: not a commit block, so it stays a message.
     wire.extend_from_slice(&[0x0B, 0x0F, 0x1C, 0x0D]);
     let events = decode_chunked(&mut MllpDecoder::new(), &wire, 1);
@@ -317,6 +321,49 @@ fn invalid_configs_are_refused() {
             .to_string()
             .starts_with("mllp config: ")
     );
+}
+
+/// The sans-IO encoder refuses the same settings the decoder does, and writes nothing: a
+/// frame without a start block, or with start and end blocks alike, no receiver can find.
+#[test]
+fn encoding_with_invalid_settings_writes_nothing() {
+    for (config, expected) in [
+        (
+            MllpConfig::default().with_start_block(Vec::new()),
+            ConfigError::EmptyStartBlock,
+        ),
+        (
+            MllpConfig::default().with_end_block(Vec::new()),
+            ConfigError::EmptyEndBlock,
+        ),
+        (
+            MllpConfig::default().with_end_block(vec![VT]),
+            ConfigError::StartEqualsEnd,
+        ),
+        (
+            MllpConfig::default().with_max_message_size(0),
+            ConfigError::ZeroMaxMessageSize,
+        ),
+    ] {
+        let mut wire = Vec::new();
+        assert_eq!(
+            config.encode(b"MSH|^~\\&|A\r", &mut wire),
+            Err(EncodeError::Config(expected.clone()))
+        );
+        assert_eq!(
+            config.check_payload(b"MSH"),
+            Err(EncodeError::Config(expected.clone()))
+        );
+        assert_eq!(
+            config.encode_commit(CommitAck::Ack, &mut wire),
+            Err(EncodeError::Config(expected.clone()))
+        );
+        assert!(wire.is_empty(), "{expected}: wrote {wire:?}");
+        assert_eq!(
+            EncodeError::Config(expected.clone()).to_string(),
+            expected.to_string()
+        );
+    }
 }
 
 #[test]

@@ -192,6 +192,7 @@ impl MllpConfig {
     /// ));
     /// ```
     pub fn check_payload(&self, payload: &[u8]) -> Result<(), EncodeError> {
+        self.validate().map_err(EncodeError::Config)?;
         if payload.len() > self.max_message_size {
             return Err(EncodeError::TooLarge {
                 len: payload.len(),
@@ -255,7 +256,8 @@ impl MllpConfig {
     ///
     /// # Errors
     ///
-    /// [`EncodeError`] when the payload is larger than the maximum size or contains a
+    /// [`EncodeError`] when the settings fail [`validate`](Self::validate), or the payload
+    /// is larger than the maximum size or contains a
     /// sequence the receiver would take for a frame boundary (the start block, or the end
     /// block followed by the trailer; in lenient mode the end block alone), counting one
     /// that its last bytes form with the end block and trailer appended, and a start
@@ -272,11 +274,22 @@ impl MllpConfig {
 
     /// Writes an MLLP release 2 commit acknowledgement block (`<SB><ACK><EB><CR>` or
     /// `<SB><NAK><EB><CR>` with the default sequences).
-    pub fn encode_commit(&self, commit: CommitAck, out: &mut impl BufMut) {
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::Config`] when the settings fail [`validate`](Self::validate); nothing
+    /// is written then.
+    pub fn encode_commit(
+        &self,
+        commit: CommitAck,
+        out: &mut impl BufMut,
+    ) -> Result<(), EncodeError> {
+        self.validate().map_err(EncodeError::Config)?;
         out.put_slice(&self.start_block);
         out.put_u8(commit.byte());
         out.put_slice(&self.end_block);
         out.put_slice(&self.trailer);
+        Ok(())
     }
 
     /// The number of bytes a frame of `payload_len` bytes occupies on the wire.

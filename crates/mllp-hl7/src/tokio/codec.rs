@@ -132,7 +132,6 @@ impl Encoder<CommitAck> for MllpCodec {
     type Error = CodecError;
 
     fn encode(&mut self, commit: CommitAck, dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.config().encode_commit(commit, dst);
-        Ok(())
+        Ok(self.config().encode_commit(commit, dst)?)
     }
 }

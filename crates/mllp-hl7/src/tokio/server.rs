@@ -240,8 +240,9 @@ fn idle_error(idle: Duration) -> CodecError {
 /// connection whose `TCP_NODELAY` cannot be set is served without it.
 ///
 /// A LIS port that reads the results of each ORU (OBX-3 code, OBX-5 value, OBX-6 units)
-/// and answers AA, or AE when the message cannot be parsed; an analyzer sends to it with
-/// [`MllpClient`](crate::MllpClient):
+/// and answers AA, or AE when it holds no result; a payload that is not HL7 gets no reply
+/// (it has no MSH-10 to acknowledge), so its sender waits out its ACK timeout. An analyzer
+/// sends to it with [`MllpClient`](crate::MllpClient):
 ///
 /// ```
 /// use mllp_hl7::{AckBuilder, AckCode, Charset, Message, MllpClient, MllpCodec, MllpFrame, Reply, Response};
