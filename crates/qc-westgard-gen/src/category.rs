@@ -1,5 +1,6 @@
 //! Analyzer categories and the SD each implies when a control has no SD of its own.
 
+use crate::QcError;
 use std::fmt;
 use std::str::FromStr;
 
@@ -63,13 +64,13 @@ impl fmt::Display for Category {
 }
 
 impl FromStr for Category {
-    type Err = String;
+    type Err = QcError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|c| c.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown analyzer category {s:?}"))
+            .ok_or_else(|| QcError::UnknownCategory { name: s.to_owned() })
     }
 }
 

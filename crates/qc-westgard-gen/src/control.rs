@@ -45,11 +45,16 @@ impl ControlId {
         )
     }
 
-    /// HL7 QC specimen ID (ORC-2/3, OBR-2/3): `QC-{lot}-{level}`.
+    /// HL7 QC specimen ID (ORC-2/3, OBR-2/3): `QC-{lot}-{level}`, as text, not escaped:
+    /// unlike [`astm_q3`](Self::astm_q3), which builds components and so must escape its
+    /// parts, this is one value, and the delimiters to escape it for are the message's
+    /// (MSH-1 and MSH-2), which the caller knows. Escape it before putting it in a field,
+    /// or a `^` in a lot number adds a component.
     ///
     /// ```
     /// # use qc_westgard_gen::ControlId;
     /// assert_eq!(ControlId::new("GLU", "LOT-GLU-N", "NORMAL").hl7_specimen_id(), "QC-LOT-GLU-N-NORMAL");
+    /// assert_eq!(ControlId::new("GLU", "LOT^26", "N").hl7_specimen_id(), "QC-LOT^26-N");
     /// ```
     pub fn hl7_specimen_id(&self) -> String {
         format!("QC-{}-{}", self.lot, self.level)

@@ -57,6 +57,18 @@ pub enum QcError {
         /// Why it is rejected.
         reason: String,
     },
+    /// A Westgard rule name that [`Rule`](crate::Rule)'s `FromStr` does not know.
+    #[error("unknown westgard rule {name:?} (known: {}, or OpenELIS's codes)", crate::Rule::ALL.map(crate::Rule::name).join(", "))]
+    UnknownRule {
+        /// The name as given.
+        name: String,
+    },
+    /// An analyzer category that [`Category`](crate::Category)'s `FromStr` does not know.
+    #[error("unknown analyzer category {name:?} (known: {}; any case)", crate::Category::ALL.map(crate::Category::as_str).join(", "))]
+    UnknownCategory {
+        /// The name as given.
+        name: String,
+    },
     /// A run whose number of values differs from the number of control levels.
     #[error("run has {got} values but {expected} control levels are configured")]
     LevelCount {

@@ -53,6 +53,21 @@
 /// ```
 pub use chrono;
 
+/// The `rand` this crate is built with: [`QcGenerator::rng`] hands out its generator, and
+/// the traits to draw from it (`Rng`, `RngExt`) come from here, so a caller needs no `rand`
+/// dependency of its own (nor the same version) to draw IDs or choices from the seeded stream.
+///
+/// ```
+/// use qc_westgard_gen::QcGenerator;
+/// use qc_westgard_gen::rand::RngExt;
+///
+/// let mut first = QcGenerator::seeded(7);
+/// let mut again = QcGenerator::seeded(7);
+/// let pick: u32 = first.rng().random_range(0..1000);
+/// assert_eq!(pick, again.rng().random_range(0..1000));
+/// ```
+pub use rand;
+
 mod category;
 mod chart;
 mod control;

@@ -154,7 +154,7 @@ impl fmt::Display for Rule {
 }
 
 impl FromStr for Rule {
-    type Err = String;
+    type Err = QcError;
 
     /// Accepts the ASCII names (`1-2s`, case-insensitive, also `1_2s`, `12s`) and the OpenELIS codes.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -163,13 +163,7 @@ impl FromStr for Rule {
         Self::ALL
             .into_iter()
             .find(|r| squash(r.name()) == wanted || r.openelis_code() == Some(s))
-            .ok_or_else(|| {
-                let known: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
-                format!(
-                    "unknown westgard rule {s:?} (known: {}, or OpenELIS's codes)",
-                    known.join(", ")
-                )
-            })
+            .ok_or_else(|| QcError::UnknownRule { name: s.to_owned() })
     }
 }
 

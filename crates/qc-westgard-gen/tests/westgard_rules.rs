@@ -1,7 +1,7 @@
 //! Rule-by-rule Westgard tests on hand-made sequences (mean 100, SD 10, so z = (v − 100) / 10).
 
 use qc_westgard_gen::{
-    Evaluator, MultiLevelEvaluator, QcError, Rule, RuleSet, Severity, Status, ZeroSide,
+    Category, Evaluator, MultiLevelEvaluator, QcError, Rule, RuleSet, Severity, Status, ZeroSide,
 };
 
 fn run(rules: RuleSet, values: &[f64]) -> Vec<(Vec<&'static str>, Status)> {
@@ -262,11 +262,39 @@ fn rule_names_parse_back() {
     assert_eq!("1_2S".parse::<Rule>().unwrap(), Rule::OneTwoS);
     // The refusal lists what is known.
     let err = "1-4s".parse::<Rule>().unwrap_err();
+    assert_eq!(
+        err,
+        QcError::UnknownRule {
+            name: "1-4s".into()
+        }
+    );
+    let err = err.to_string();
     assert!(
         err.starts_with("unknown westgard rule \"1-4s\" (known: 1-2s, 1-3s, 2-2s"),
         "{err}"
     );
     assert!(err.contains(", 12x, or OpenELIS's codes)"), "{err}");
+}
+
+/// The names a caller reads from its own configuration convert with `?` into the crate's
+/// error, which names what is known.
+#[test]
+fn unknown_names_are_qc_errors() {
+    fn parse(rule: &str, category: &str) -> Result<(Rule, Category), QcError> {
+        Ok((rule.parse()?, category.parse()?))
+    }
+    assert_eq!(
+        parse("2of3-2s", "CHEMISTRY"),
+        Ok((Rule::TwoOfThreeTwoS, Category::Chemistry))
+    );
+    let err = parse("1-2s", "urology").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown analyzer category \"urology\" (known: HEMATOLOGY, CHEMISTRY, IMMUNOLOGY, \
+         MICROBIOLOGY, MOLECULAR, COAGULATION; any case)"
+    );
+    let source: &dyn std::error::Error = &err;
+    assert!(source.source().is_none());
 }
 
 #[test]
