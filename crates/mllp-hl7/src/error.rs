@@ -129,8 +129,10 @@ pub enum ParseError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum PathError {
-    /// The segment id is not 3 letters or digits.
-    #[error("hl7 path {path:?}: the segment id must be 3 letters or digits")]
+    /// The segment id is not 3 upper-case letters or digits.
+    #[error(
+        "hl7 path {path:?}: the segment id must be 3 upper-case letters or digits (OBX, not obx)"
+    )]
     BadSegment {
         /// The path given.
         path: String,

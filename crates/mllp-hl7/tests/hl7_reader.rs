@@ -499,6 +499,19 @@ fn paths_parse_and_refuse_nonsense() {
         "PI€-3".parse::<Path>(),
         Err(PathError::BadSegment { .. })
     ));
+    // A lower-case id is refused, not left to find nothing as if the field were absent.
+    let lower = "obx-5".parse::<Path>().unwrap_err();
+    assert_eq!(
+        lower.to_string(),
+        "hl7 path \"obx-5\": the segment id must be 3 upper-case letters or digits (OBX, not obx)"
+    );
+    let message = Message::parse(b"MSH|^~\\&|A\rOBX|1|NM|GLU||95\r").unwrap();
+    assert!(message.get("obx-5").is_err());
+    assert_eq!(
+        message.get("OBX-5").unwrap().map(|v| v.raw().to_vec()),
+        Some(b"95".to_vec())
+    );
+    assert!("Z01-1".parse::<Path>().is_ok());
 }
 
 #[test]

@@ -36,7 +36,12 @@ impl FromStr for Path {
         let segment: [u8; 3] = bytes
             .get(..3)
             .and_then(|id| id.try_into().ok())
-            .filter(|id: &[u8; 3]| id.iter().all(u8::is_ascii_alphanumeric))
+            // Upper case only: HL7 segment ids are, and `obx-5` would otherwise find
+            // nothing and look like an absent field.
+            .filter(|id: &[u8; 3]| {
+                id.iter()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            })
             .ok_or_else(|| PathError::BadSegment { path: owned() })?;
         let mut rest = &path[3..];
         let occurrence = take_index(&mut rest, path, "segment occurrence")?.unwrap_or(1);
