@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use nom::branch::alt;
 use nom::bytes::complete::{tag, tag_no_case, take_while, take_while1};
 use nom::character::complete::one_of;
-use nom::combinator::{all_consuming, map, opt, recognize, value};
+use nom::combinator::{all_consuming, map, map_opt, opt, recognize, value};
 use nom::sequence::{delimited, preceded};
 use nom::{IResult, Parser};
 
@@ -154,7 +154,15 @@ pub struct NumericValue {
 
 impl NumericValue {
     /// Parses `[<|<=|>|>=] number` with optional spaces (a decimal point or comma, and an optional
-    /// exponent: `1.23E+05`); `None` for anything else (`-----`, `Positive`).
+    /// exponent: `1.23E+05`); `None` for anything else (`-----`, `Positive`), and for a number
+    /// too large for an `f64` (`1E999`), which would read as infinity.
+    ///
+    /// ```
+    /// use astm_records::{Comparator, NumericValue};
+    /// let above = NumericValue::parse(b"> 1.5E+07").unwrap();
+    /// assert_eq!((above.comparator, above.value), (Some(Comparator::Greater), 1.5e7));
+    /// assert_eq!(NumericValue::parse(b"1E999"), None);
+    /// ```
     pub fn parse(text: &[u8]) -> Option<Self> {
         let (_, (comparator, value)) = all_consuming(delimited(
             spaces,
@@ -178,13 +186,15 @@ pub struct ReferenceRange {
 }
 
 impl ReferenceRange {
-    /// Parses range text; `None` when it is not a range this grammar knows.
+    /// Parses range text; `None` when it is not a range this grammar knows, or its low end
+    /// is above its high end (`10-4`: which end is wrong cannot be told).
     ///
     /// ```
     /// use astm_records::ReferenceRange;
     /// assert_eq!(ReferenceRange::parse(b"3.5 to 5.1"), Some(ReferenceRange { low: Some(3.5), high: Some(5.1) }));
     /// assert_eq!(ReferenceRange::parse(b"4.0-10.0"), Some(ReferenceRange { low: Some(4.0), high: Some(10.0) }));
     /// assert_eq!(ReferenceRange::parse(b"<5"), Some(ReferenceRange { low: None, high: Some(5.0) }));
+    /// assert_eq!(ReferenceRange::parse(b"10-4"), None);
     /// ```
     pub fn parse(text: &[u8]) -> Option<Self> {
         all_consuming(delimited(spaces, alt((two_sided, one_sided)), spaces))
@@ -196,7 +206,8 @@ impl ReferenceRange {
     /// Reads a range field: low and high in components 1 and 2 when both are numbers (`3.5^5.1`),
     /// an upper limit alone when component 1 is empty (`^5.1`), else range text in component 1
     /// (a non-numeric component 2 labels the range, as in Horiba Yumizen's
-    /// `0.15 - 0.40^REFERENCE_RANGE`).
+    /// `0.15 - 0.40^REFERENCE_RANGE`). `None` as for [`parse`](Self::parse), a low end above
+    /// the high end included.
     pub fn from_field(field: &Field<'_>) -> Option<Self> {
         let first = field.first();
         let (low, high) = (first.component(1), first.component(2));
@@ -210,7 +221,7 @@ impl ReferenceRange {
                 });
             }
             if let Some(low) = NumericValue::parse(&low.unescaped()) {
-                return Some(Self {
+                return (low.value <= high.value).then_some(Self {
                     low: Some(low.value),
                     high: Some(high.value),
                 });
@@ -235,14 +246,14 @@ fn number(input: &[u8]) -> IResult<&[u8], f64> {
         opt((one_of(".,"), digits())),
         opt(exponent),
     ));
-    map(text, |t: &[u8]| {
-        // The recognised text is ASCII digits, signs, one separator and an exponent, so this
-        // cannot fail in practice.
+    map_opt(text, |t: &[u8]| {
         let t: String = t
             .iter()
             .map(|&b| if b == b',' { '.' } else { char::from(b) })
             .collect();
-        t.parse::<f64>().unwrap_or(f64::NAN)
+        // The recognised text always reads as an f64, but one too large for it reads as
+        // infinity, which no instrument meant.
+        t.parse::<f64>().ok().filter(|n| n.is_finite())
     })
     .parse(input)
 }
@@ -263,11 +274,11 @@ fn two_sided(input: &[u8]) -> IResult<&[u8], ReferenceRange> {
         alt((tag_no_case("to"), tag(".."), tag("-"), tag("~"))),
         spaces,
     );
-    map((number, separator, number), |(low, _, high)| {
-        ReferenceRange {
+    map_opt((number, separator, number), |(low, _, high)| {
+        (low <= high).then_some(ReferenceRange {
             low: Some(low),
             high: Some(high),
-        }
+        })
     })
     .parse(input)
 }
@@ -573,7 +584,20 @@ mod tests {
         );
         assert_eq!(ReferenceRange::parse(b"<5"), range(None, Some(5.0)));
         assert_eq!(ReferenceRange::parse(b">= 10"), range(Some(10.0), None));
-        for bad in [&b""[..], b"normal", b"5", b"1-", b"1-2-3", b"a to b"] {
+        assert_eq!(ReferenceRange::parse(b"5-5"), range(Some(5.0), Some(5.0)));
+        // Reversed or unbounded ends are not a range.
+        for bad in [
+            &b""[..],
+            b"normal",
+            b"5",
+            b"1-",
+            b"1-2-3",
+            b"a to b",
+            b"10-4",
+            b"-1--5",
+            b"1-1e999",
+            b"<1E400",
+        ] {
             assert_eq!(ReferenceRange::parse(bad), None, "{bad:?}");
         }
     }
@@ -596,6 +620,8 @@ mod tests {
         assert_eq!(upper.reference_range(), range(None, Some(5.1)));
         let neither = Record::parse(b"R|1|^^^A|1||^", &Delimiters::STANDARD).unwrap();
         assert_eq!(ResultRecord::new(neither).unwrap().reference_range(), None);
+        let reversed = Record::parse(b"R|1|^^^A|1||5.1^3.5", &Delimiters::STANDARD).unwrap();
+        assert_eq!(ResultRecord::new(reversed).unwrap().reference_range(), None);
     }
 
     #[test]
@@ -607,6 +633,10 @@ mod tests {
         assert_eq!(n(b"<=0.1"), Some((Some(Comparator::LessOrEqual), 0.1)));
         assert_eq!(n(b"-3"), Some((None, -3.0)));
         assert_eq!(n(b"1.23E+05"), Some((None, 123_000.0)));
+        // Too large for an f64: not infinity.
+        assert_eq!(n(b"1E999"), None);
+        assert_eq!(n(&[b'9'; 400]), None);
+        assert_eq!(n(b"1E-999"), Some((None, 0.0)));
         assert_eq!(n(b"<2,0e1"), Some((Some(Comparator::Less), 20.0)));
         assert_eq!(n(b"5e-3"), Some((None, 0.005)));
         assert_eq!(n(b"5E"), None);
