@@ -142,6 +142,11 @@ impl FrameDecoder {
         self.buf.len() - self.start
     }
 
+    /// The bytes held that do not yet form an item.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
     /// Drops buffered bytes and the scan position (a new connection).
     pub fn reset(&mut self) {
         self.buf.clear();

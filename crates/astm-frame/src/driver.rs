@@ -211,15 +211,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
         }
     }
 
-    /// Waits for the next event of any kind; `None` when the peer has closed the connection.
-    /// Cancel safe, as [`recv`](Self::recv) is.
+    /// Waits for the next event of any kind; `None` when the peer has closed the connection,
+    /// after the events the close itself brings (a message it cut off, reported as
+    /// [`DiscardReason::ConnectionClosed`](crate::DiscardReason::ConnectionClosed)). Cancel
+    /// safe, as [`recv`](Self::recv) is.
     ///
     /// # Errors
     ///
     /// I/O errors.
     pub async fn next_event(&mut self) -> Result<Option<Event>, DriverError> {
         loop {
-            self.flush().await?;
+            if !self.closed {
+                self.flush().await?;
+            }
             if let Some(event) = self.events.pop_front() {
                 if is_diagnostic(&event) {
                     self.diagnostics -= 1;
@@ -228,6 +232,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             }
             match self.step().await {
                 Ok(()) => {}
+                // The events of the hang-up itself (a message cut off) come first.
+                Err(DriverError::Closed) if !self.events.is_empty() => {}
                 Err(DriverError::Closed) => return Ok(None),
                 Err(e) => return Err(e),
             }
@@ -253,6 +259,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             self.io.flush().await?;
             self.unflushed = false;
         }
+        self.collect_events();
+        Ok(())
+    }
+
+    /// Moves the link's events to `events`, keeping at most [`MAX_DIAGNOSTICS`] unread.
+    fn collect_events(&mut self) {
         while let Some(event) = self.link.poll_event() {
             if is_diagnostic(&event) {
                 self.diagnostics += 1;
@@ -265,7 +277,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             }
             self.events.push_back(event);
         }
-        Ok(())
     }
 
     /// Waits for input or the next timer, and feeds it to the link.
@@ -286,7 +297,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             read = self.io.read(&mut self.read_buf) => {
                 let n = read?;
                 if n == 0 {
+                    // A message cut off by the hang-up is reported as discarded, not lost
+                    // without a word; nothing is sent on the closed connection.
                     self.closed = true;
+                    self.link.handle_eof(Instant::now().into_std());
+                    self.collect_events();
                     return Err(DriverError::Closed);
                 }
                 self.link.handle_input(&self.read_buf[..n], Instant::now().into_std());

@@ -89,6 +89,7 @@ pub struct Frame<'a> {
     pub(crate) received: [u8; 2],
     pub(crate) checksum_ok: bool,
     pub(crate) defect: Option<FrameDefect>,
+    pub(crate) tolerated: Option<FrameDefect>,
 }
 
 impl<'a> Frame<'a> {
@@ -151,6 +152,21 @@ impl<'a> Frame<'a> {
         self.defect.is_none()
     }
 
+    /// For an acceptable frame, the checksum deviation the decoder's leniency let through: a
+    /// [`FrameDefect::LowercaseChecksum`] (with
+    /// [`Leniency::lowercase_checksum`](crate::Leniency::lowercase_checksum)), or a
+    /// [`FrameDefect::ChecksumMismatch`] or [`FrameDefect::MalformedChecksum`] (with
+    /// [`Leniency::unverified_checksum`](crate::Leniency::unverified_checksum)). `None` for
+    /// a frame that is standard, or not acceptable (see [`defect`](Self::defect)).
+    /// [`Link`](crate::Link) reports each as [`LinkError::Tolerated`](crate::LinkError).
+    #[must_use]
+    pub const fn tolerated_defect(&self) -> Option<FrameDefect> {
+        if self.defect.is_some() {
+            return None;
+        }
+        self.tolerated
+    }
+
     /// Builds the frame record from its parts; the decoder computes `defect` and `checksum_ok`.
     #[allow(clippy::too_many_arguments)] // one call site, in the scanner
     pub(crate) fn check(
@@ -167,10 +183,12 @@ impl<'a> Frame<'a> {
     ) -> Self {
         // The sum of FN and text, already taken by the scanner, plus the terminator.
         let computed = body_sum.wrapping_add(end.byte());
+        let mut tolerated = None;
         let (checksum_ok, checksum_defect) = match checksum::parse_hex(received[0], received[1]) {
             HexDigits::Upper(v) if v == computed => (true, None),
             HexDigits::Lower(v) if v == computed => {
                 if leniency.lowercase_checksum {
+                    tolerated = Some(FrameDefect::LowercaseChecksum(v));
                     (true, None)
                 } else {
                     (false, Some(FrameDefect::LowercaseChecksum(v)))
@@ -198,7 +216,7 @@ impl<'a> Frame<'a> {
                 offset,
                 byte: text[offset],
             })
-        } else if !leniency.unverified_checksum && checksum_defect.is_some() {
+        } else if checksum_defect.is_some() && !leniency.unverified_checksum {
             checksum_defect
         } else if !trailer_ok && !leniency.missing_trailer {
             Some(FrameDefect::MissingTrailer)
@@ -214,6 +232,7 @@ impl<'a> Frame<'a> {
             received,
             checksum_ok,
             defect,
+            tolerated: checksum_defect.or(tolerated),
         }
     }
 }
@@ -235,15 +254,24 @@ pub fn encode_frame(number: u8, text: &[u8], end: FrameEnd, out: &mut Vec<u8>) {
     out.push(LF);
 }
 
-/// The frame number that follows `number` (1, 2, ... 7, 0, 1, ...; §6.3.2).
+/// The frame number that follows `number` (1, 2, ... 7, 0, 1, ...; §6.3.2). Numbers count
+/// modulo 8, so any `u8` is taken modulo 8 first.
 #[must_use]
 pub const fn next_frame_number(number: u8) -> u8 {
-    (number + 1) % 8
+    (number % 8 + 1) % 8
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_numbers_wrap_for_any_byte() {
+        assert_eq!(next_frame_number(1), 2);
+        assert_eq!(next_frame_number(7), 0);
+        assert_eq!(next_frame_number(255), 0);
+        assert_eq!(next_frame_number(8), 1);
+    }
 
     #[test]
     fn encodes_the_python_astm_vector() {

@@ -343,6 +343,10 @@ pub enum DiscardReason {
     /// it whole later.
     #[error("transfer ended after a refused frame")]
     SenderAborted,
+    /// The connection closed in the middle of a message ([`Link::handle_eof`]). With
+    /// [`Assembly::PerTransfer`], in the middle of a transfer.
+    #[error("connection closed in the middle of a message")]
+    ConnectionClosed,
 }
 
 /// A problem on the link that does not end a message by itself.
@@ -360,6 +364,11 @@ pub enum LinkError {
         /// The number received.
         received: u8,
     },
+    /// A frame accepted although its checksum deviates from the standard, because the
+    /// decoder's [`Leniency`](crate::Leniency) allows it (a lower-case, wrong or malformed
+    /// checksum): one for each such frame, so the deviations can be counted.
+    #[error("frame accepted despite {0} (allowed by the link's leniency)")]
+    Tolerated(FrameDefect),
     /// A repeat of the last accepted frame: ACKed, not delivered twice.
     #[error("duplicate of frame {0} acknowledged again")]
     DuplicateFrame(u8),
@@ -809,6 +818,42 @@ impl Link {
         }
     }
 
+    /// Tells the link that the peer closed the connection. A message being received is
+    /// incomplete: it is discarded ([`Event::ReceiveDiscarded`] with
+    /// [`DiscardReason::ConnectionClosed`]; with [`Assembly::PerTransfer`], the whole transfer,
+    /// as when the receive timer runs out), and the bytes of an unfinished frame are reported
+    /// ([`LinkError::BrokenFrame`]). The link is then neutral.
+    ///
+    /// Messages to send stay queued, the one in flight included: take them back with
+    /// [`take_unsent`](Self::take_unsent), or keep the link for the next connection, where
+    /// they go out once [`handle_timeout`](Self::handle_timeout) is called.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use astm_frame::{DiscardReason, Event, Link, LinkConfig, Role};
+    ///
+    /// let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    /// // ENQ, then a first frame ending in ETB; the analyzer hangs up before the rest.
+    /// lis.handle_input(b"\x05\x021H|\\^&\r\x17F9\r\n", Instant::now());
+    /// lis.handle_eof(Instant::now());
+    /// assert_eq!(
+    ///     lis.poll_event(),
+    ///     Some(Event::ReceiveDiscarded { reason: DiscardReason::ConnectionClosed, len: 6 })
+    /// );
+    /// ```
+    pub fn handle_eof(&mut self, now: Instant) {
+        let unfinished = self.decoder.pending();
+        if !unfinished.is_empty() && !is_line_ends(unfinished) {
+            let len = unfinished.len();
+            self.core.error(LinkError::BrokenFrame {
+                len,
+                reason: BrokenReason::Unfinished,
+            });
+        }
+        self.decoder.reset();
+        self.core.on_eof(now);
+    }
+
     /// Tells the link that `now` has come; acts on every timer that has expired. A call before
     /// any timer is due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -989,6 +1034,33 @@ impl Core {
                 self.enter_neutral(now);
             }
         }
+    }
+
+    fn on_eof(&mut self, now: Instant) {
+        self.bare_skipping = false;
+        let bare = std::mem::take(&mut self.bare_records).len();
+        self.report_discarded(bare, DiscardReason::ConnectionClosed);
+        match self.state {
+            LinkState::Receiving => {
+                let len = std::mem::take(&mut self.transfer).len();
+                self.discard_partial_with(len, DiscardReason::ConnectionClosed);
+            }
+            // The message in flight stays at the front of the queue, and its next transfer
+            // starts from its first frame (as every transfer does). One taken back needs
+            // no EOT on a line that is gone.
+            LinkState::Sending => self.abandoned = false,
+            LinkState::Neutral | LinkState::Establishing | LinkState::ContentionYield => {}
+        }
+        self.transfer_spoiled = false;
+        self.last_accepted = None;
+        self.last_unchecked = None;
+        self.state = LinkState::Neutral;
+        self.interrupt_requested = false;
+        self.deadline = None;
+        self.noise_deadline = None;
+        // Nothing is sent on a closed connection: the queue waits for the next call.
+        self.enq_not_before = Some(now);
+        self.transmit.clear();
     }
 
     fn on_item(&mut self, item: Item<'_>, now: Instant) {
@@ -1283,6 +1355,9 @@ impl Core {
                     self.control(Control::Eot);
                 } else {
                     self.control(Control::Ack);
+                }
+                if let Some(tolerated) = frame.tolerated_defect() {
+                    self.error(LinkError::Tolerated(tolerated));
                 }
                 self.append(frame.text(), frame.end());
             }

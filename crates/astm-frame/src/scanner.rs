@@ -9,7 +9,8 @@ use crate::frame::{Frame, FrameEnd, LIS1_A_MAX_FRAME};
 /// Deviations from E1381 that real instruments need, each off by default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Leniency {
-    /// Accept lower-case hex checksums (`bf` for `BF`).
+    /// Accept lower-case hex checksums (`bf` for `BF`), each reported as
+    /// [`unverified_checksum`](Self::unverified_checksum)'s deviations are.
     pub lowercase_checksum: bool,
     /// Accept frames without the CR LF trailer, or with only CR or only LF.
     pub missing_trailer: bool,
@@ -17,7 +18,9 @@ pub struct Leniency {
     /// A frame that repeats the previous one's FN and bytes is still taken as a retransmission
     /// (acknowledged, delivered once); without an FN digit, repeats are delivered.
     pub unchecked_frame_numbers: bool,
-    /// Accept frames whose checksum does not match (the mismatch is still reported).
+    /// Accept frames whose checksum does not match, or is not two hex digits (the deviation
+    /// is still reported: [`Frame::tolerated_defect`], and by [`Link`](crate::Link) as
+    /// [`LinkError::Tolerated`](crate::LinkError::Tolerated)).
     pub unverified_checksum: bool,
     /// Accept bare records (`H|...<CR>` with no STX framing); a message ends with its L record.
     /// A header record or EOT before the L record drops the unfinished message (reported as

@@ -7,8 +7,8 @@ use common::*;
 use std::time::{Duration, Instant};
 
 use astm_frame::{
-    AbortReason, Assembly, BrokenReason, ContentionPolicy, DiscardReason, Event, FrameEnd,
-    Leniency, Link, LinkConfig, LinkError, LinkState, Role,
+    AbortReason, Assembly, BrokenReason, ContentionPolicy, DiscardReason, Event, FrameDefect,
+    FrameEnd, Leniency, Link, LinkConfig, LinkError, LinkState, Role,
 };
 
 /// A frame with no frame number at all: STX text ETX checksum CR LF.
@@ -1999,4 +1999,141 @@ fn a_frame_cut_by_eot_where_its_trailer_belongs_gets_no_reply() {
     // The second message's transfer started right after the 15 s reply timeout.
     assert_eq!(pair.received().last().unwrap(), b"L|1|N\r");
     assert!(pair.now - start < secs(20), "{:?}", pair.now - start);
+}
+
+/// Lenient checksums are accepted but not silently: each accepted frame whose checksum
+/// deviates is reported, so a deployment can count them (the note's "count each deviation").
+#[test]
+fn checksum_deviations_the_leniency_accepts_are_reported() {
+    let mut config = LinkConfig::new(Role::Computer);
+    config.decoder.leniency = Leniency {
+        unverified_checksum: true,
+        lowercase_checksum: true,
+        ..Leniency::STRICT
+    };
+    let mut lis = Link::new(config);
+    let t0 = Instant::now();
+    let mut wrong = frame(1, b"H|\\^&\r", FrameEnd::End);
+    let at = wrong.len() - 4;
+    wrong[at..at + 2].copy_from_slice(b"00");
+    let mut lower = frame(2, b"P|1\r", FrameEnd::End);
+    let at = lower.len() - 4;
+    lower[at..at + 2].make_ascii_lowercase();
+    let lowered = lower[at..at + 2].to_vec();
+    let standard = frame(3, b"L|1|N\r", FrameEnd::End);
+    lis.handle_input(&[ENQ], t0);
+    for f in [&wrong, &lower, &standard] {
+        lis.handle_input(f, t0);
+    }
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, ACK, ACK]);
+    let computed = astm_frame::checksum::checksum(Some(b'1'), b"H|\\^&\r", ETX);
+    let lower_value = u8::from_str_radix(std::str::from_utf8(&lowered).unwrap(), 16).unwrap();
+    assert_eq!(
+        events(&mut lis),
+        [
+            Event::LinkError(LinkError::Tolerated(FrameDefect::ChecksumMismatch {
+                received: 0,
+                computed,
+            })),
+            Event::MessageReceived(b"H|\\^&\r".to_vec()),
+            Event::LinkError(LinkError::Tolerated(FrameDefect::LowercaseChecksum(
+                lower_value
+            ))),
+            Event::MessageReceived(b"P|1\r".to_vec()),
+            Event::MessageReceived(b"L|1|N\r".to_vec()),
+        ]
+    );
+    assert_eq!(
+        LinkError::Tolerated(FrameDefect::ChecksumMismatch {
+            received: 0,
+            computed: 0xE5
+        })
+        .to_string(),
+        "frame accepted despite checksum mismatch: received 00, computed E5 (allowed by the \
+         link's leniency)"
+    );
+}
+
+/// A hang-up in the middle of a message is reported, in both assemblies, and leaves the
+/// link neutral; an unfinished frame's bytes are reported, line ends after a frame are not.
+#[test]
+fn a_hang_up_mid_message_discards_it_with_a_report() {
+    let t0 = Instant::now();
+    let header = frame(1, b"H|\\^&\r", FrameEnd::End);
+    let patient_start = frame(2, b"P|1|", FrameEnd::Intermediate);
+    for assembly in [Assembly::PerEndFrame, Assembly::PerTransfer] {
+        let mut lis = Link::new(LinkConfig::new(Role::Computer).with_assembly(assembly));
+        lis.handle_input(&[ENQ], t0);
+        lis.handle_input(&header, t0);
+        lis.handle_input(&patient_start, t0);
+        // Half of the next frame arrives before the hang-up.
+        lis.handle_input(b"\x023|2\r", t0);
+        assert_eq!(out(&mut lis), [ACK, ACK, ACK], "{assembly:?}");
+        lis.handle_eof(t0);
+        assert_eq!(lis.state(), LinkState::Neutral, "{assembly:?}");
+        let unfinished = Event::LinkError(LinkError::BrokenFrame {
+            len: 5,
+            reason: BrokenReason::Unfinished,
+        });
+        let expected = match assembly {
+            Assembly::PerEndFrame => vec![
+                Event::MessageReceived(b"H|\\^&\r".to_vec()),
+                unfinished,
+                Event::ReceiveDiscarded {
+                    reason: DiscardReason::ConnectionClosed,
+                    len: 4,
+                },
+            ],
+            // The message is the transfer: the header received whole goes with it.
+            _ => vec![
+                unfinished,
+                Event::ReceiveDiscarded {
+                    reason: DiscardReason::ConnectionClosed,
+                    len: 10,
+                },
+            ],
+        };
+        assert_eq!(events(&mut lis), expected, "{assembly:?}");
+        assert_eq!(lis.poll_timeout(), None);
+    }
+
+    // Line ends after the last frame are not a broken frame; nothing was cut off.
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&header, t0);
+    lis.handle_input(&[EOT], t0);
+    lis.handle_input(b"\r\n", t0);
+    lis.handle_eof(t0);
+    assert_eq!(
+        events(&mut lis),
+        [Event::MessageReceived(b"H|\\^&\r".to_vec())]
+    );
+}
+
+/// A hang-up while sending keeps the message queued and sends nothing on the closed line;
+/// on the next connection it goes out from its first frame.
+#[test]
+fn a_hang_up_while_sending_keeps_the_message_for_the_next_connection() {
+    let t0 = Instant::now();
+    let mut analyzer = Link::new(LinkConfig::new(Role::Instrument));
+    analyzer.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut analyzer), [ENQ]);
+    analyzer.handle_input(&[ACK], t0);
+    assert_eq!(
+        out(&mut analyzer),
+        frame(1, b"H|\\^&\r", FrameEnd::End),
+        "the first frame is in flight"
+    );
+    analyzer.handle_eof(t0);
+    assert!(out(&mut analyzer).is_empty());
+    assert!(events(&mut analyzer).is_empty());
+    assert_eq!(analyzer.state(), LinkState::Neutral);
+    assert_eq!(analyzer.queued(), 1);
+    // The next connection.
+    assert_eq!(analyzer.poll_timeout(), Some(t0));
+    analyzer.handle_timeout(t0);
+    assert_eq!(out(&mut analyzer), [ENQ]);
+    analyzer.handle_input(&[ACK], t0);
+    assert_eq!(out(&mut analyzer), frame(1, b"H|\\^&\r", FrameEnd::End));
 }

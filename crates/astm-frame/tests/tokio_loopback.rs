@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use astm_frame::codec::{AstmCodec, CodecItem, Outgoing};
 use astm_frame::driver::LinkDriver;
-use astm_frame::{Assembly, Control, FrameEnd, LinkConfig, Role};
+use astm_frame::{Assembly, Control, DiscardReason, Event, FrameEnd, LinkConfig, LinkState, Role};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
@@ -172,6 +172,58 @@ async fn a_message_the_peer_hung_up_on_is_taken_back_from_the_driver() {
         .map(|(_, text)| text)
         .collect();
     assert_eq!(taken, [message], "nothing given to send is lost");
+}
+
+/// A peer that hangs up in the middle of a message: the driver reports the message cut off
+/// before it reports the close, in both assemblies; it used to end with no word of the
+/// records already acknowledged (the whole transfer, with per-transfer assembly).
+#[tokio::test]
+async fn a_hang_up_mid_message_is_reported_before_the_close() {
+    for assembly in [Assembly::PerEndFrame, Assembly::PerTransfer] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let analyzer = tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let mut frames = vec![Control::Enq.byte()];
+            astm_frame::encode_frame(1, b"H|\\^&\r", FrameEnd::End, &mut frames);
+            astm_frame::encode_frame(2, b"P|1|", FrameEnd::Intermediate, &mut frames);
+            tokio::io::AsyncWriteExt::write_all(&mut stream, &frames)
+                .await
+                .unwrap();
+            // The LIS's three ACKs, then the hang-up.
+            let mut replies = [0u8; 3];
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut replies)
+                .await
+                .unwrap();
+            assert_eq!(replies, [Control::Ack.byte(); 3]);
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut lis = LinkDriver::new(
+            stream,
+            LinkConfig::new(Role::Computer).with_assembly(assembly),
+        );
+        let mut seen = Vec::new();
+        while let Some(event) = tokio::time::timeout(Duration::from_secs(10), lis.next_event())
+            .await
+            .expect("the close ends it")
+            .unwrap()
+        {
+            seen.push(event);
+        }
+        analyzer.await.unwrap();
+        let discarded = |len| Event::ReceiveDiscarded {
+            reason: DiscardReason::ConnectionClosed,
+            len,
+        };
+        let expected = match assembly {
+            Assembly::PerEndFrame => {
+                vec![Event::MessageReceived(b"H|\\^&\r".to_vec()), discarded(4)]
+            }
+            _ => vec![discarded(10)],
+        };
+        assert_eq!(seen, expected, "{assembly:?}");
+        assert_eq!(lis.link().state(), LinkState::Neutral);
+    }
 }
 
 /// A `recv` dropped while a frame is only partly written (the peer is slow to read, the
