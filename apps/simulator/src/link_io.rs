@@ -74,6 +74,8 @@ pub(crate) struct LinkIo<T> {
     enq_outstanding: bool,
     unanswered_enqs: u32,
     last_input: Instant,
+    /// The peer has closed the connection: nothing more is written.
+    closed: bool,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
@@ -91,6 +93,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             enq_outstanding: false,
             unanswered_enqs: 0,
             last_input: Instant::now(),
+            closed: false,
         }
     }
 
@@ -162,12 +165,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
     /// The next event; `Ok(None)` when the peer has closed the connection.
     pub(crate) async fn next_event(&mut self) -> Result<Option<Event>, LinkIoError> {
         loop {
-            self.flush().await?;
+            if !self.closed {
+                self.flush().await?;
+            }
             if let Some(event) = self.events.pop_front() {
                 return Ok(Some(event));
             }
+            if self.closed {
+                return Ok(None);
+            }
             match self.step().await {
                 Ok(()) => {}
+                // The events of the close itself (a message it cut off) come first.
+                Err(LinkIoError::Closed) if !self.events.is_empty() => {}
                 Err(LinkIoError::Closed) => return Ok(None),
                 Err(e) => return Err(e),
             }
@@ -182,9 +192,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
     /// Writes what the link has to send, transformed by the faults, and collects events.
     async fn flush(&mut self) -> Result<(), LinkIoError> {
         while self.link.poll_transmit(&mut self.out).is_some() {}
-        while let Some(event) = self.link.poll_event() {
-            self.events.push_back(event);
-        }
+        self.collect_events();
         if self.out.is_empty() {
             return Ok(());
         }
@@ -201,6 +209,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             self.write_item(item).await?;
         }
         Ok(())
+    }
+
+    fn collect_events(&mut self) {
+        while let Some(event) = self.link.poll_event() {
+            self.events.push_back(event);
+        }
     }
 
     async fn write_item(&mut self, item: &[u8]) -> Result<(), LinkIoError> {
@@ -296,6 +310,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             read = self.io.read(&mut self.read_buf) => {
                 let n = read?;
                 if n == 0 {
+                    // A message the close cut off is reported (ReceiveDiscarded), not lost
+                    // without a word.
+                    self.closed = true;
+                    self.link.handle_eof(Instant::now().into_std());
+                    self.collect_events();
                     return Err(LinkIoError::Closed);
                 }
                 self.last_input = Instant::now();

@@ -4,7 +4,7 @@ mod common;
 
 use astm_frame::FrameEnd;
 use common::*;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const STAGO: &[&str] = &[
     "--listen",
@@ -977,4 +977,34 @@ async fn a_transfer_too_long_or_without_a_header_is_logged_and_not_answered() {
         log.contains("not read (record 1 must be a header (H), found type \"P\")"),
         "{log}"
     );
+}
+
+/// A LIS that hangs up in the middle of a message (its first frame acknowledged, the rest
+/// never sent) is logged with what was lost; the port goes on answering. The cut-off
+/// message used to vanish without a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_cut_off_by_a_hang_up_is_logged() {
+    let sim = LoggedSim::start(&["--listen", "0=stago_start4", "-d", "0"]);
+    let addr = sim.sim.port_of("stago_start4");
+    let mut s = connect(addr).await;
+    s.write_all(&[ENQ]).await.unwrap();
+    assert_eq!(read_byte(&mut s).await, ACK);
+    s.write_all(&frame(
+        1,
+        b"H|\\^&|||LIS\rP|1\rO|1|",
+        FrameEnd::Intermediate,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(read_byte(&mut s).await, ACK);
+    drop(s);
+    let log = sim.log_holding(&["connection closed in the middle of a message"]);
+    assert!(
+        log.contains("bytes discarded: connection closed in the middle of a message"),
+        "{log}"
+    );
+    // The next LIS is answered as usual.
+    let mut s = connect(addr).await;
+    s.write_all(&[ENQ]).await.unwrap();
+    assert_eq!(read_byte(&mut s).await, ACK);
 }
