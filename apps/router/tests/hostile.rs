@@ -543,6 +543,62 @@ async fn a_file_that_cannot_be_deleted_is_queued_once() {
     assert!(inbox.join("r1.hl7").exists());
 }
 
+/// A file that cannot be read nor moved to `error/` is logged once and skipped while it
+/// stays unchanged: it was tried again every poll, with an error line each time, taking
+/// the poll's only `maxfiles` place, so the good file behind it was never read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_be_moved_to_error_does_not_block_the_files_after_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let as_root = rustix::process::getuid().is_root();
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let inbox = dir.path().join("in");
+    let error_dir = inbox.join("error");
+    std::fs::create_dir_all(&error_dir).unwrap();
+    std::fs::write(inbox.join("a1.hl7"), oru("A1", "LAB")).unwrap();
+    std::fs::write(inbox.join("b1.hl7"), oru("B1", "LAB")).unwrap();
+    let config = "[general]\nuseconnections = files, out\n\
+                  [files]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = in\n\
+                  cycletime = 0.2\nsettletime = 0.05\nmaxfiles = 1\n\
+                  [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
+    // a1.hl7 cannot be read, and error/ takes no file.
+    mode(&inbox.join("a1.hl7"), 0o000);
+    let prepare = if as_root {
+        // As nobody, which root's mode 000 file and 755 error/ keep out.
+        mode(dir.path(), 0o777);
+        mode(&inbox, 0o777);
+        mode(&inbox.join("b1.hl7"), 0o644);
+        mode(&error_dir, 0o755);
+        "exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\";"
+    } else {
+        mode(&error_dir, 0o555);
+        ""
+    };
+    let router = RouterProc::start_after_shell(dir.path(), config, prepare).await;
+    let out = dir.path().join("out");
+    wait_until("b1.hl7 is delivered", || {
+        out.is_dir() && common::files_in(&out).len() == 1
+    })
+    .await;
+    // Several more polls.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let log = router.log_text();
+    mode(&error_dir, 0o755);
+    mode(&inbox.join("a1.hl7"), 0o644);
+    assert_eq!(
+        std::fs::read(&common::files_in(&out)[0]).unwrap(),
+        oru("B1", "LAB")
+    );
+    assert_eq!(log.matches("cannot move it to error/").count(), 1, "{log}");
+    assert!(
+        log.contains("; it is not read again while it stays unchanged"),
+        "{log}"
+    );
+    assert!(inbox.join("a1.hl7").exists());
+}
+
 /// A missing output `messagedir` is created at start, as docs/router.md says; it was made
 /// only with the first message, so a folder that cannot be made went unnoticed until then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -780,6 +780,7 @@ fn build(
     check_queues(ctx, &connections, &spoiled_queues);
     check_ports(ctx, &connections);
     check_file_output_names(ctx, &connections);
+    check_file_input_dirs(ctx, &connections);
 
     let datadir = match general.text("datadir").filter(|d| !d.is_empty()) {
         Some(dir) => ctx.resolve(&dir),
@@ -1450,6 +1451,63 @@ fn check_file_output_names(ctx: &mut Ctx, connections: &[Connection]) {
     }
 }
 
+/// Two file inputs polling one directory race for its files: each file goes to whichever
+/// reads it first, some to both queues. Refused when their masks surely take the same
+/// files (equal, or one matching the other's text, as `*` does every mask); warned about
+/// otherwise, since masks such as `a*` and `*b` may still share names.
+fn check_file_input_dirs(ctx: &mut Ctx, connections: &[Connection]) {
+    let mut readers: Vec<(&PathBuf, &str, &str)> = Vec::new();
+    for c in connections {
+        let ConnectorKind::FileIn(settings) = &c.kind else {
+            continue;
+        };
+        let mask = settings.filemask.as_str();
+        for &(dir, other, other_mask) in &readers {
+            if *dir != settings.dir {
+                continue;
+            }
+            if literal_ends_differ(mask, other_mask) {
+                continue;
+            }
+            let overlap = crate::filename::mask_matches(mask, other_mask)
+                || crate::filename::mask_matches(other_mask, mask);
+            let message = format!(
+                "reads the same messagedir as [{other}] (filemask `{mask}` here, \
+                 `{other_mask}` there): a file both masks match goes to whichever reads it \
+                 first, or to both"
+            );
+            if overlap {
+                ctx.error(
+                    &c.name,
+                    Some("messagedir"),
+                    format!(
+                        "{message}; give each its own folder, or masks that match no file in common"
+                    ),
+                );
+            } else {
+                ctx.warn(
+                    &c.name,
+                    Some("messagedir"),
+                    format!("{message}; make sure no file name matches both masks"),
+                );
+            }
+        }
+        readers.push((&settings.dir, &c.name, mask));
+    }
+}
+
+/// Whether two masks can match no name in common for certain because their literal
+/// starts, or their literal ends, differ (`*.hl7` and `*.astm`; `res_*` and `qc_*`).
+fn literal_ends_differ(a: &str, b: &str) -> bool {
+    let wild = |c: &char| matches!(c, '*' | '?' | '[');
+    let differ = |a: &mut dyn Iterator<Item = char>, b: &mut dyn Iterator<Item = char>| {
+        a.zip(b)
+            .take_while(|(x, y)| !wild(x) && !wild(y))
+            .any(|(x, y)| x != y)
+    };
+    differ(&mut a.chars(), &mut b.chars()) || differ(&mut a.chars().rev(), &mut b.chars().rev())
+}
+
 /// Python 2.7 ConfigParser's inline comment rule: the first `;` on the key's own line
 /// starts a comment if whitespace precedes it; `#` never does, nor anything on
 /// continuation lines.
@@ -1870,6 +1928,56 @@ mod tests {
         );
         let apart = text.replacen("messagedir = /srv/out\n", "messagedir = /srv/other\n", 1);
         assert!(load_str(&apart, Path::new("r.cfg")).is_ok());
+    }
+
+    /// Two file inputs on one directory race for its files: refused when their masks take
+    /// the same files, warned about when they may.
+    #[test]
+    fn file_inputs_on_one_directory_need_masks_apart() {
+        let text = |mask_a: &str, mask_b: &str| {
+            format!(
+                "[general]\nuseconnections = a, b, out\n\
+                 [a]\ntranstech = file\ntransdir = in\nqueuename = q\nmessagedir = /srv/in\n\
+                 filemask = {mask_a}\n\
+                 [b]\ntranstech = file\ntransdir = in\nqueuename = r\nmessagedir = /srv/in\n\
+                 filemask = {mask_b}\n\
+                 [out]\ntranstech = socket\ntransdir = out\nqueuename = q\n\
+                 [out2]\ntranstech = socket\ntransdir = out\nqueuename = r\nport = 22223\n"
+            )
+            .replace(
+                "useconnections = a, b, out",
+                "useconnections = a, b, out, out2",
+            )
+        };
+        for (a, b) in [("*", "*.hl7"), ("*.hl7", "*.hl7"), ("*.hl7", "*")] {
+            let Err(ConfigError::Invalid { problems, .. }) =
+                load_str(&text(a, b), Path::new("r.cfg"))
+            else {
+                panic!("{a} {b}")
+            };
+            assert_eq!(
+                messages(&problems),
+                [format!(
+                    "r.cfg:13: [b] messagedir: reads the same messagedir as [a] (filemask `{b}` \
+                     here, `{a}` there): a file both masks match goes to whichever reads it \
+                     first, or to both; give each its own folder, or masks that match no file \
+                     in common"
+                )]
+            );
+        }
+        for (a, b) in [("*.hl7", "*.astm"), ("res_*", "qc_*"), ("a?.txt", "b?.txt")] {
+            let loaded = load_str(&text(a, b), Path::new("r.cfg")).unwrap();
+            assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        }
+        let loaded = load_str(&text("a*", "*b"), Path::new("r.cfg")).unwrap();
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "r.cfg:13: [b] messagedir: reads the same messagedir as [a] (filemask `*b` here, \
+              `a*` there): a file both masks match goes to whichever reads it first, or to \
+              both; make sure no file name matches both masks"
+            ]
+        );
     }
 
     /// An output with errors of its own does not make its queue look output-less.

@@ -119,7 +119,8 @@ impl FileIn {
             let skip = kept.contains_key(path);
             if skip {
                 debug!(
-                    "{} is queued already and could not be deleted; skipped",
+                    "{} could not be deleted after it was queued, or moved to {ERROR_DIR}/, \
+                     and is unchanged since; skipped",
                     printable_path(path)
                 );
             }
@@ -136,15 +137,9 @@ impl FileIn {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            if len as usize > self.settings.max_message_size {
-                self.quarantine(
-                    &path,
-                    &format!(
-                        "{len} bytes exceed maxmessagesize {}",
-                        self.settings.max_message_size
-                    ),
-                )
-                .await;
+            let max = self.settings.max_message_size;
+            if len > max as u64 {
+                self.quarantine(&path, &too_large(len, max), kept).await;
                 continue;
             }
             if !group.is_empty() && group_bytes + len as usize > GROUP_BYTES {
@@ -154,9 +149,25 @@ impl FileIn {
                 group_bytes = 0;
             }
             let read_path = path.clone();
-            let read = tokio::task::spawn_blocking(move || read(&read_path)).await;
+            let read = tokio::task::spawn_blocking(move || read(&read_path, max)).await;
             let (content, identity) = match read {
-                Ok(Ok(read)) => read,
+                Ok(Ok(Read::Content(content, identity))) => (content, identity),
+                Ok(Ok(Read::TooLarge(len))) => {
+                    // Grown, or a different file by now (a link retargeted): the size
+                    // listed is not what was opened.
+                    self.quarantine(&path, &too_large(len, max), kept).await;
+                    continue;
+                }
+                Ok(Ok(Read::NotAFile)) => {
+                    // A link retargeted to a FIFO or a device since the listing: not
+                    // read (a FIFO would block, a device never end); left alone.
+                    warn!(
+                        "{} is no longer a regular file (its link now leads elsewhere); \
+                         skipped",
+                        printable_path(&path)
+                    );
+                    continue;
+                }
                 Ok(Err(e)) => match read_failure(&e) {
                     ReadFailure::Vanished => {
                         info!(
@@ -177,7 +188,7 @@ impl FileIn {
                         break;
                     }
                     ReadFailure::Unreadable => {
-                        self.quarantine(&path, &format!("cannot be read: {e}"))
+                        self.quarantine(&path, &format!("cannot be read: {e}"), kept)
                             .await;
                         continue;
                     }
@@ -194,6 +205,7 @@ impl FileIn {
                 self.quarantine(
                     &path,
                     "holds only the newline that newline = True trims: no message",
+                    kept,
                 )
                 .await;
                 continue;
@@ -249,12 +261,18 @@ impl FileIn {
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
             match removed {
-                Ok(true) => {}
+                Ok(Removal::Removed) => {}
                 // Rewritten, or replaced by a new file of the same name, since it was read:
                 // deleting it would lose what was not read.
-                Ok(false) => warn!(
+                Ok(Removal::Changed) => warn!(
                     "queued {} as message {seq}, but it changed after it was read; left in \
                      place, to be read again",
+                    printable_path(path)
+                ),
+                // Another program (another input on this folder, say) took it meanwhile.
+                Ok(Removal::Gone) => info!(
+                    "queued {} as message {seq}; it was gone before it could be deleted \
+                     (another program took it)",
                     printable_path(path)
                 ),
                 Err(e) => {
@@ -294,8 +312,10 @@ impl FileIn {
         content
     }
 
-    /// Moves a file that cannot be queued to `error/`, never deleting it.
-    async fn quarantine(&self, path: &Path, why: &str) {
+    /// Moves a file that cannot be queued to `error/`, never deleting it. One that cannot
+    /// be moved either is skipped while it stays unchanged (in `kept`): retried every poll,
+    /// it would log an error each time and take a `maxfiles` place from good files.
+    async fn quarantine(&self, path: &Path, why: &str, kept: &mut Kept) {
         let target_dir = self.settings.dir.join(ERROR_DIR);
         let from = path.to_owned();
         let moved = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
@@ -303,16 +323,16 @@ impl FileIn {
             // The name as it is, not made UTF-8: two names differing only in invalid
             // bytes would otherwise become one, and the file's own name would be lost.
             let name = from.file_name().unwrap_or_default();
-            let mut target = target_dir.join(name);
-            let mut n = 1;
-            while target.exists() {
-                let mut numbered = name.to_owned();
-                numbered.push(format!(".{n}"));
-                target = target_dir.join(numbered);
+            let mut n = 0;
+            loop {
+                let target = target_dir.join(error_name(name, n));
                 n += 1;
+                match super::rename_no_replace(&from, &target) {
+                    Ok(()) => return Ok(target),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
             }
-            std::fs::rename(&from, &target)?;
-            Ok(target)
         })
         .await;
         match moved {
@@ -321,10 +341,16 @@ impl FileIn {
                 printable_path(path),
                 printable_path(&target)
             ),
-            Ok(Err(e)) => error!(
-                "{} {why}; cannot move it to {ERROR_DIR}/: {e}",
-                printable_path(path)
-            ),
+            Ok(Err(e)) => {
+                error!(
+                    "{} {why}; cannot move it to {ERROR_DIR}/: {e}; it is not read again \
+                     while it stays unchanged",
+                    printable_path(path)
+                );
+                if let Ok(identity) = identity_of(path) {
+                    kept.insert(path.to_owned(), identity);
+                }
+            }
             Err(e) => error!("{} {why}; {e}", printable_path(path)),
         }
     }
@@ -371,33 +397,111 @@ fn identity_of(path: &Path) -> std::io::Result<Identity> {
     ))
 }
 
-/// Reads a file, with its identity as it was before the read (a write during the read
-/// changes its modification time, so the file is then not deleted).
-fn read(path: &Path) -> std::io::Result<(Vec<u8>, Identity)> {
-    use std::io::Read;
-    let entry = std::fs::symlink_metadata(path)?;
-    let mut file = std::fs::File::open(path)?;
-    let identity = Identity::of(&entry, &file.metadata()?);
-    let mut content = Vec::new();
-    file.read_to_end(&mut content)?;
-    Ok((content, identity))
+/// What reading an input file found.
+#[derive(Debug)]
+enum Read {
+    /// Its content, with its identity as it was before the read (a write during the read
+    /// changes its modification time, so the file is then not deleted).
+    Content(Vec<u8>, Identity),
+    /// More than the maximum message size: at least this many bytes.
+    TooLarge(u64),
+    /// Not a regular file once opened (a link retargeted since the listing).
+    NotAFile,
 }
 
-/// Deletes `path` if it still names the file read, unchanged; false if it does not.
-fn remove_if_unchanged(path: &Path, read: &Identity) -> std::io::Result<bool> {
+fn too_large(len: u64, max: usize) -> String {
+    format!("{len} bytes exceed maxmessagesize {max}")
+}
+
+/// Reads a regular file of at most `max` bytes. The path may name something else than
+/// what was listed by now (a link retargeted): it is opened without blocking (a FIFO
+/// would wait for a writer for ever), checked to be a regular file, and read no further
+/// than `max` (`/dev/zero` never ends).
+fn read(path: &Path, max: usize) -> std::io::Result<Read> {
+    use std::io::Read as _;
     let entry = std::fs::symlink_metadata(path)?;
+    let mut options = std::fs::File::options();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
+        options.custom_flags(i32::try_from(flags.bits()).unwrap_or_default());
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Read::NotAFile);
+    }
+    if meta.len() > max as u64 {
+        return Ok(Read::TooLarge(meta.len()));
+    }
+    let identity = Identity::of(&entry, &meta);
+    let mut content = Vec::new();
+    file.take(max as u64 + 1).read_to_end(&mut content)?;
+    if content.len() > max {
+        return Ok(Read::TooLarge(content.len() as u64));
+    }
+    Ok(Read::Content(content, identity))
+}
+
+/// What became of an input file queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// Deleted.
+    Removed,
+    /// Left: it is not what was read any more.
+    Changed,
+    /// Not there any more: someone else took it.
+    Gone,
+}
+
+/// Deletes `path` if it still names the file read, unchanged.
+fn remove_if_unchanged(path: &Path, read: &Identity) -> std::io::Result<Removal> {
+    let entry = match std::fs::symlink_metadata(path) {
+        Ok(entry) => entry,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Removal::Gone),
+        Err(e) => return Err(e),
+    };
     let file = match std::fs::metadata(path) {
         Ok(file) => file,
         // A link whose file went away: not what was read either.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Removal::Changed),
         Err(e) => return Err(e),
     };
     let now = Identity::of(&entry, &file);
     if now != *read {
-        return Ok(false);
+        return Ok(Removal::Changed);
     }
-    std::fs::remove_file(path)?;
-    Ok(true)
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(Removal::Removed),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Removal::Gone),
+        Err(e) => Err(e),
+    }
+}
+
+/// `name`, or for `n` > 0 `name.n`, shortened where needed to fit a file name's 255 bytes
+/// (the error/ folder may already hold a file of a name that long).
+fn error_name(name: &std::ffi::OsStr, n: usize) -> std::ffi::OsString {
+    if n == 0 {
+        return name.to_owned();
+    }
+    let suffix = format!(".{n}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let bytes = name.as_bytes();
+        let keep = bytes.len().min(255 - suffix.len());
+        let mut numbered = bytes[..keep].to_vec();
+        numbered.extend_from_slice(suffix.as_bytes());
+        std::ffi::OsString::from_vec(numbered)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut numbered = name.to_owned();
+        numbered.push(suffix);
+        numbered
+    }
 }
 
 /// What a failed read of an input file means for it.
@@ -499,7 +603,9 @@ mod tests {
         let mut group = Vec::new();
         for path in [&same, &replaced, &rewritten] {
             std::fs::write(path, b"MSH|first").unwrap();
-            let (content, identity) = read(path).unwrap();
+            let Read::Content(content, identity) = read(path, 1024).unwrap() else {
+                panic!("not read");
+            };
             group.push((path.clone(), Bytes::from(content), identity));
         }
         // After the read, before the commit: a producer renames a new file over one name
@@ -520,6 +626,78 @@ mod tests {
         tokio::task::spawn_blocking(move || store.close())
             .await
             .unwrap();
+    }
+
+    /// By the time an input opens a name it may lead elsewhere than the file listed (a
+    /// link retargeted): a FIFO is not waited on (the input hung for good, and with it
+    /// shutdown), a device is not read (`/dev/zero` filled memory, whatever the cap), and a
+    /// regular file is read no further than the maximum message size.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_a_regular_file_within_the_size_cap_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.hl7");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(matches!(read(&fifo, 1000), Ok(Read::NotAFile)));
+        let zero = dir.path().join("zero.hl7");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        assert!(matches!(read(&zero, 1000), Ok(Read::NotAFile)));
+        let big = dir.path().join("big.hl7");
+        std::fs::write(&big, vec![b'x'; 1001]).unwrap();
+        assert!(matches!(read(&big, 1000), Ok(Read::TooLarge(1001))));
+        let fits = dir.path().join("fits.hl7");
+        std::fs::write(&fits, vec![b'x'; 1000]).unwrap();
+        assert!(matches!(read(&fits, 1000), Ok(Read::Content(c, _)) if c.len() == 1000));
+    }
+
+    /// A file queued that another program took before it could be deleted is gone, not
+    /// "changed" (it was logged as an error, as if it could not be deleted).
+    #[test]
+    fn a_file_taken_by_another_program_is_gone_not_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.hl7");
+        std::fs::write(&path, b"MSH|1").unwrap();
+        let Read::Content(_, identity) = read(&path, 100).unwrap() else {
+            panic!("not read");
+        };
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            remove_if_unchanged(&path, &identity).unwrap(),
+            Removal::Gone
+        );
+        std::fs::write(&path, b"MSH|2, longer").unwrap();
+        assert_eq!(
+            remove_if_unchanged(&path, &identity).unwrap(),
+            Removal::Changed
+        );
+        let Read::Content(_, identity) = read(&path, 100).unwrap() else {
+            panic!("not read");
+        };
+        assert_eq!(
+            remove_if_unchanged(&path, &identity).unwrap(),
+            Removal::Removed
+        );
+        assert!(!path.exists());
+    }
+
+    /// A name in error/ already, even one of the longest a file name can be, gets a
+    /// numbered one that still fits.
+    #[cfg(unix)]
+    #[test]
+    fn error_names_are_numbered_within_the_name_limit() {
+        use std::ffi::OsStr;
+        assert_eq!(error_name(OsStr::new("a.hl7"), 0), "a.hl7");
+        assert_eq!(error_name(OsStr::new("a.hl7"), 2), "a.hl7.2");
+        let long = "x".repeat(255);
+        let numbered = error_name(OsStr::new(&long), 12);
+        assert_eq!(numbered.len(), 255);
+        assert!(numbered.to_string_lossy().ends_with("x.12"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(&numbered), b"fits").unwrap();
     }
 
     /// A file another program took between the listing and the read is skipped, and a

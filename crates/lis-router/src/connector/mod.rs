@@ -102,6 +102,27 @@ pub(crate) fn numbered_name(stem: &str, attempt: usize, suffix: &str) -> String 
     }
 }
 
+/// Renames `from` to `to`, failing with `AlreadyExists` rather than replace a file there.
+/// On Linux one call (`RENAME_NOREPLACE`), so nothing created at `to` meanwhile is lost;
+/// where the file system does not support that, and elsewhere, a look first and then a
+/// plain rename, which cannot rule out replacing a file created in between.
+pub(crate) fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags};
+        use rustix::io::Errno;
+        match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+    }
+    std::fs::rename(from, to)
+}
+
 /// Makes a directory's entries durable (the names of files just created or linked).
 #[cfg(unix)]
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
