@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RouterProc, WAIT, free_port, oru, wait_until};
+use common::{RouterProc, WAIT, assert_acknowledges, client, files_in, free_port, oru, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -522,7 +522,7 @@ async fn a_file_that_cannot_be_deleted_is_queued_once() {
     let router = RouterProc::start_after_shell(dir.path(), config, prepare).await;
     let out = dir.path().join("out");
     wait_until("the message is written", || {
-        out.is_dir() && !common::files_in(&out).is_empty()
+        out.is_dir() && !files_in(&out).is_empty()
     })
     .await;
     wait_until("the error is logged", || {
@@ -531,7 +531,7 @@ async fn a_file_that_cannot_be_deleted_is_queued_once() {
     .await;
     // Several more polls.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let written = common::files_in(&out);
+    let written = files_in(&out);
     let log = router.log_text();
     mode(&inbox, 0o755);
     assert_eq!(written.len(), 1, "{written:?}\n{log}");
@@ -579,7 +579,7 @@ async fn a_file_that_cannot_be_moved_to_error_does_not_block_the_files_after_it(
     let router = RouterProc::start_after_shell(dir.path(), config, prepare).await;
     let out = dir.path().join("out");
     wait_until("b1.hl7 is delivered", || {
-        out.is_dir() && common::files_in(&out).len() == 1
+        out.is_dir() && files_in(&out).len() == 1
     })
     .await;
     // Several more polls.
@@ -587,16 +587,54 @@ async fn a_file_that_cannot_be_moved_to_error_does_not_block_the_files_after_it(
     let log = router.log_text();
     mode(&error_dir, 0o755);
     mode(&inbox.join("a1.hl7"), 0o644);
-    assert_eq!(
-        std::fs::read(&common::files_in(&out)[0]).unwrap(),
-        oru("B1", "LAB")
-    );
+    assert_eq!(std::fs::read(&files_in(&out)[0]).unwrap(), oru("B1", "LAB"));
     assert_eq!(log.matches("cannot move it to error/").count(), 1, "{log}");
     assert!(
         log.contains("; it is not read again while it stays unchanged"),
         "{log}"
     );
     assert!(inbox.join("a1.hl7").exists());
+}
+
+/// An output folder that disappears while the router runs (a share unmounted) is not
+/// made again: it was, silently, so files went under the mount point and were hidden
+/// from the consumer once the share came back, their messages counted as delivered. The
+/// messages now wait in the queue until the folder is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_folder_that_disappears_is_not_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = q\nport = {port}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = share/import\n\
+         retrydelay = 0.1\nretrymaxdelay = 0.2\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let out = dir.path().join("share").join("import");
+    let mut sender = client(port).await;
+    assert_acknowledges(sender.send(&oru("M1", "LAB")).await.unwrap(), b"M1");
+    wait_until("the first file", || {
+        out.is_dir() && files_in(&out).len() == 1
+    })
+    .await;
+    std::fs::remove_dir_all(&out).unwrap();
+    assert_acknowledges(sender.send(&oru("M2", "LAB")).await.unwrap(), b"M2");
+    wait_until("the gone folder is logged", || {
+        router.log_text().contains("the folder is gone")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!out.exists(), "the folder was made again");
+    let log = router.log_text();
+    assert!(
+        log.contains("conn{name=out}") && log.contains("the messages wait in the queue"),
+        "{log}"
+    );
+    // The share is back: the message waiting is delivered.
+    std::fs::create_dir(&out).unwrap();
+    wait_until("the second file", || files_in(&out).len() == 1).await;
+    assert_eq!(std::fs::read(&files_in(&out)[0]).unwrap(), oru("M2", "LAB"));
 }
 
 /// A missing output `messagedir` is created at start, as docs/router.md says; it was made
@@ -665,10 +703,7 @@ async fn input_file_names_cannot_forge_log_lines() {
                   cycletime = 0.3\nsettletime = 0.05\nmaxmessagesize = 150\n\
                   [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
     let router = RouterProc::start(dir.path(), config).await;
-    wait_until("both files are taken", || {
-        common::files_in(&inbox).is_empty()
-    })
-    .await;
+    wait_until("both files are taken", || files_in(&inbox).is_empty()).await;
     wait_until("the quarantine's log line", || {
         router.log_text().contains("moved to")
     })

@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{
-    Backoff, READ_BYTES, create_dir_all_synced, numbered_name, printable, resume_point, sync_dir,
+    Backoff, READ_BYTES, create_dir_all_synced, numbered_name, printable, rename_no_replace,
+    resume_point, sync_dir,
 };
 use crate::config::{Connection, FileNaming, FileOutSettings, FileSync};
 use crate::filename::{MAX_PART_LEN, hl7_name_head, sanitize_part};
@@ -116,8 +117,11 @@ impl FileOut {
                 break;
             };
             let (store, queue_name) = (Arc::clone(&self.store), queue.clone());
-            // Reading a batch copies up to a megabyte: off the async workers too.
+            // Reading a batch copies up to a megabyte: off the async workers too. In the
+            // connection's span, so that what the writer logs names the connection.
+            let span = tracing::Span::current();
             let joined = tokio::task::spawn_blocking(move || {
+                let _in_span = span.enter();
                 let outcome = store
                     .read_bounded(&queue_name, cursor, BATCH, READ_BYTES)
                     .map(|batch| {
@@ -209,9 +213,12 @@ impl FileOut {
 #[derive(Debug)]
 pub(crate) struct BatchWriter {
     namer: Namer,
-    /// Whether names are given by hard link (see [`place`]); cleared for good once the
-    /// file system refuses them.
-    links: bool,
+    /// Whether `messagedir` was there (or made) for a batch: after that it is never made
+    /// again, see [`BatchWriter::write`].
+    dir_ready: bool,
+    /// Temporary files of failed batches that could not be removed then; tried again
+    /// with each batch.
+    leftovers: Vec<PathBuf>,
     /// Whether to try unnamed files (`filesync = filesystem` on Linux); cleared for good
     /// once the file system refuses them.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -225,7 +232,8 @@ impl BatchWriter {
         let unnamed = cfg!(target_os = "linux") && settings.sync == FileSync::Filesystem;
         Self {
             namer: Namer::new(settings, owner),
-            links: true,
+            dir_ready: false,
+            leftovers: Vec::new(),
             unnamed,
         }
     }
@@ -233,13 +241,37 @@ impl BatchWriter {
     /// Writes the batch and makes it durable; returns the files' paths in queue order.
     /// On error nothing of the batch is left under a temporary name; files already in
     /// place stay (the batch is retried: at-least-once).
+    ///
+    /// A `messagedir` that vanishes once it was there is not made again: it is most often
+    /// a share that went away, and a folder made in its place would sit under the mount
+    /// point, its files hidden from the consumer once the share is back. The batch then
+    /// fails (`NotFound`) and is retried until the folder is back.
     pub(crate) fn write(&mut self, batch: &[StoredMessage]) -> std::io::Result<Vec<PathBuf>> {
         let dir = self.namer.settings.dir.clone();
-        create_dir_all_synced(&dir)?;
+        if !self.dir_ready {
+            create_dir_all_synced(&dir)?;
+            self.dir_ready = true;
+        } else if !dir.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the folder is gone (a share unmounted, or the folder deleted); not made \
+                 again, so no file lands under a mount point: the messages wait in the queue \
+                 until it is back (a restart makes it)",
+            ));
+        }
+        self.leftovers
+            .retain(|path| match std::fs::remove_file(path) {
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+                Ok(()) => false,
+            });
         match self.namer.settings.sync {
-            FileSync::File => {
-                write_named(&mut self.namer, &dir, batch, sync_files, &mut self.links)
-            }
+            FileSync::File => write_named(
+                &mut self.namer,
+                &dir,
+                batch,
+                sync_files,
+                &mut self.leftovers,
+            ),
             FileSync::Filesystem => {
                 #[cfg(target_os = "linux")]
                 if self.unnamed {
@@ -257,7 +289,7 @@ impl BatchWriter {
                     &dir,
                     batch,
                     sync_file_system,
-                    &mut self.links,
+                    &mut self.leftovers,
                 )
             }
         }
@@ -266,13 +298,13 @@ impl BatchWriter {
 
 /// Writes every message to a temporary name, makes their contents durable with `sync`,
 /// gives them their names in queue order, then fsyncs the directory once. On error the
-/// temporary files are removed.
+/// temporary files are removed; those that cannot be are added to `leftovers`.
 fn write_named(
     namer: &mut Namer,
     dir: &Path,
     batch: &[StoredMessage],
     sync: fn(&[File]) -> std::io::Result<()>,
-    links: &mut bool,
+    leftovers: &mut Vec<PathBuf>,
 ) -> std::io::Result<Vec<PathBuf>> {
     let mut temporaries = Vec::with_capacity(batch.len());
     let mut files = Vec::with_capacity(batch.len());
@@ -293,14 +325,17 @@ fn write_named(
         sync(&files)?;
         drop(std::mem::take(&mut files));
         for (stem, temp_path) in &temporaries {
-            placed.push(place(namer, dir, stem, temp_path, links)?);
+            placed.push(place(namer, dir, stem, temp_path)?);
         }
         sync_dir(dir)
     })();
     if let Err(e) = result {
         drop(files);
-        for (_, temp_path) in &temporaries {
-            let _ = std::fs::remove_file(temp_path);
+        for (_, temp_path) in temporaries {
+            match std::fs::remove_file(&temp_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => leftovers.push(temp_path),
+                _ => {}
+            }
         }
         return Err(e);
     }
@@ -308,48 +343,19 @@ fn write_named(
 }
 
 /// Gives a durable temporary file its name without replacing a file already there (another
-/// output, or another program, may write to the same directory): a hard link, which fails
-/// rather than replace, then the temporary name removed. Where the file system has no hard
-/// links (`links` is then cleared for good), a rename after looking.
-fn place(
-    namer: &Namer,
-    dir: &Path,
-    stem: &str,
-    temp_path: &Path,
-    links: &mut bool,
-) -> std::io::Result<PathBuf> {
+/// output, or another program, may write to the same directory; the next free name is
+/// taken then): a rename that refuses to replace ([`rename_no_replace`]). A rename, not a
+/// link: programs watching the folder (inotify's `IN_MOVED_TO`) see the file arrive.
+fn place(namer: &Namer, dir: &Path, stem: &str, temp_path: &Path) -> std::io::Result<PathBuf> {
     let mut attempt = 0;
     loop {
         let path = dir.join(namer.candidate(stem, attempt));
         attempt += 1;
-        if *links {
-            match std::fs::hard_link(temp_path, &path) {
-                Ok(()) => {
-                    std::fs::remove_file(temp_path)?;
-                    return Ok(path);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
-                    ) =>
-                {
-                    warn!(
-                        "{} has no hard links ({e}); renaming, which cannot rule out replacing \
-                         a file another writer creates at the same moment",
-                        dir.display()
-                    );
-                    *links = false;
-                }
-                Err(e) => return Err(e),
-            }
+        match rename_no_replace(temp_path, &path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
         }
-        if std::fs::symlink_metadata(&path).is_ok() {
-            continue;
-        }
-        std::fs::rename(temp_path, &path)?;
-        return Ok(path);
     }
 }
 
