@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RouterProc, WAIT, assert_acknowledges, client, files_in, free_port, oru, wait_until};
+use common::{RouterProc, WAIT, files_in, free_port, oru, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -495,12 +495,8 @@ async fn memory_stays_bounded_after_a_backlog_of_hundreds_of_megabytes() {
 /// root (root may delete anything), else with the folder made read-only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_cannot_be_deleted_is_queued_once() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let as_root = rustix::process::getuid().is_root();
-    let mode = |path: &std::path::Path, mode: u32| {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    };
     let inbox = dir.path().join("in");
     std::fs::create_dir(&inbox).unwrap();
     std::fs::write(inbox.join("r1.hl7"), oru("R1", "LAB")).unwrap();
@@ -511,12 +507,12 @@ async fn a_file_that_cannot_be_deleted_is_queued_once() {
     let prepare = if as_root {
         // The router, as nobody, writes its store and output here but cannot delete from
         // `in`, which stays root's.
-        mode(dir.path(), 0o777);
-        mode(&inbox, 0o755);
-        mode(&inbox.join("r1.hl7"), 0o644);
-        "exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\";"
+        set_mode(dir.path(), 0o777);
+        set_mode(&inbox, 0o755);
+        set_mode(&inbox.join("r1.hl7"), 0o644);
+        AS_NOBODY
     } else {
-        mode(&inbox, 0o555);
+        set_mode(&inbox, 0o555);
         ""
     };
     let router = RouterProc::start_after_shell(dir.path(), config, prepare).await;
@@ -533,7 +529,7 @@ async fn a_file_that_cannot_be_deleted_is_queued_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let written = files_in(&out);
     let log = router.log_text();
-    mode(&inbox, 0o755);
+    set_mode(&inbox, 0o755);
     assert_eq!(written.len(), 1, "{written:?}\n{log}");
     assert_eq!(log.matches("cannot delete it").count(), 1, "{log}");
     assert!(
@@ -548,12 +544,8 @@ async fn a_file_that_cannot_be_deleted_is_queued_once() {
 /// the poll's only `maxfiles` place, so the good file behind it was never read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_cannot_be_moved_to_error_does_not_block_the_files_after_it() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let as_root = rustix::process::getuid().is_root();
-    let mode = |path: &std::path::Path, mode: u32| {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    };
     let inbox = dir.path().join("in");
     let error_dir = inbox.join("error");
     std::fs::create_dir_all(&error_dir).unwrap();
@@ -564,16 +556,16 @@ async fn a_file_that_cannot_be_moved_to_error_does_not_block_the_files_after_it(
                   cycletime = 0.2\nsettletime = 0.05\nmaxfiles = 1\n\
                   [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n";
     // a1.hl7 cannot be read, and error/ takes no file.
-    mode(&inbox.join("a1.hl7"), 0o000);
+    set_mode(&inbox.join("a1.hl7"), 0o000);
     let prepare = if as_root {
         // As nobody, which root's mode 000 file and 755 error/ keep out.
-        mode(dir.path(), 0o777);
-        mode(&inbox, 0o777);
-        mode(&inbox.join("b1.hl7"), 0o644);
-        mode(&error_dir, 0o755);
-        "exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\";"
+        set_mode(dir.path(), 0o777);
+        set_mode(&inbox, 0o777);
+        set_mode(&inbox.join("b1.hl7"), 0o644);
+        set_mode(&error_dir, 0o755);
+        AS_NOBODY
     } else {
-        mode(&error_dir, 0o555);
+        set_mode(&error_dir, 0o555);
         ""
     };
     let router = RouterProc::start_after_shell(dir.path(), config, prepare).await;
@@ -585,8 +577,8 @@ async fn a_file_that_cannot_be_moved_to_error_does_not_block_the_files_after_it(
     // Several more polls.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let log = router.log_text();
-    mode(&error_dir, 0o755);
-    mode(&inbox.join("a1.hl7"), 0o644);
+    set_mode(&error_dir, 0o755);
+    set_mode(&inbox.join("a1.hl7"), 0o644);
     assert_eq!(std::fs::read(&files_in(&out)[0]).unwrap(), oru("B1", "LAB"));
     assert_eq!(log.matches("cannot move it to error/").count(), 1, "{log}");
     assert!(
@@ -596,46 +588,15 @@ async fn a_file_that_cannot_be_moved_to_error_does_not_block_the_files_after_it(
     assert!(inbox.join("a1.hl7").exists());
 }
 
-/// An output folder that disappears while the router runs (a share unmounted) is not
-/// made again: it was, silently, so files went under the mount point and were hidden
-/// from the consumer once the share came back, their messages counted as delivered. The
-/// messages now wait in the queue until the folder is back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_output_folder_that_disappears_is_not_made_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = format!(
-        "[general]\nuseconnections = in, out\n\
-         [in]\ntranstech = socket\ntransdir = in\nusehl7 = True\nqueuename = q\nport = {port}\n\
-         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = share/import\n\
-         retrydelay = 0.1\nretrymaxdelay = 0.2\n"
-    );
-    let router = RouterProc::start(dir.path(), &config).await;
-    let out = dir.path().join("share").join("import");
-    let mut sender = client(port).await;
-    assert_acknowledges(sender.send(&oru("M1", "LAB")).await.unwrap(), b"M1");
-    wait_until("the first file", || {
-        out.is_dir() && files_in(&out).len() == 1
-    })
-    .await;
-    std::fs::remove_dir_all(&out).unwrap();
-    assert_acknowledges(sender.send(&oru("M2", "LAB")).await.unwrap(), b"M2");
-    wait_until("the gone folder is logged", || {
-        router.log_text().contains("the folder is gone")
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!out.exists(), "the folder was made again");
-    let log = router.log_text();
-    assert!(
-        log.contains("conn{name=out}") && log.contains("the messages wait in the queue"),
-        "{log}"
-    );
-    // The share is back: the message waiting is delivered.
-    std::fs::create_dir(&out).unwrap();
-    wait_until("the second file", || files_in(&out).len() == 1).await;
-    assert_eq!(std::fs::read(&files_in(&out)[0]).unwrap(), oru("M2", "LAB"));
+/// Sets `path`'s permission bits.
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+/// The shell prefix that runs the router as nobody: a test run as root, whom permissions
+/// do not stop, takes them away this way.
+const AS_NOBODY: &str = "exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\";";
 
 /// A missing output `messagedir` is created at start, as docs/router.md says; it was made
 /// only with the first message, so a folder that cannot be made went unnoticed until then.

@@ -318,9 +318,11 @@ async fn connections_and_files_leave_no_open_file_behind() {
     }
 }
 
-/// The tracker's "Output Directory Error" (a share holding `messagedir` went away): the
-/// output writes the next message once the directory is there again, here by making it
-/// itself.
+/// The tracker's "Output Directory Error" (a VPN share holding `messagedir` went away):
+/// the output survives, and writes the next message once the directory is there again.
+/// It does not make the directory itself: made under the mount point, it would take files
+/// the consumer never sees once the share is back (it did, silently, counting them as
+/// delivered).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_directory_that_went_away_is_written_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -331,19 +333,33 @@ async fn an_output_directory_that_went_away_is_written_again() {
          [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = share/out\n\
          retrydelay = 0.05\nretrymaxdelay = 0.2\n"
     );
-    let _router = RouterProc::start(dir.path(), &config).await;
-    let out = dir.path().join("share/out");
+    let router = RouterProc::start(dir.path(), &config).await;
+    let share = dir.path().join("share");
+    let out = share.join("out");
     let mut c = client(port).await;
     assert_eq!(
         c.send(b"first").await.unwrap(),
         Reply::Commit(CommitAck::Ack)
     );
     wait_until("the first file", || files_in(&out).len() == 1).await;
-    std::fs::remove_dir_all(dir.path().join("share")).unwrap();
+    std::fs::remove_dir_all(&share).unwrap();
     assert_eq!(
         c.send(b"second").await.unwrap(),
         Reply::Commit(CommitAck::Ack)
     );
+    wait_until("the gone folder is logged", || {
+        router.log_text().contains("the folder is gone")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!share.exists(), "the folder was made again");
+    let log = router.log_text();
+    assert!(
+        log.contains("conn{name=out}") && log.contains("the messages wait in the queue"),
+        "{log}"
+    );
+    // The share is back.
+    std::fs::create_dir_all(&out).unwrap();
     wait_until("the second file", || files_in(&out).len() == 1).await;
     assert_eq!(std::fs::read(&files_in(&out)[0]).unwrap(), b"second");
 }
