@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use crate::build::{FieldBuf, RecordBuf};
 use crate::record::{Component, Field, Record, RecordType};
+use crate::text::Charset;
 use crate::values::{
     AbnormalFlag, NumericValue, ReferenceRange, ReportType, ResultStatus, TestId, test_ids,
 };
@@ -255,11 +256,32 @@ impl<'a> ResultRecord<'a> {
         self.test_id().test_code()
     }
 
+    /// [`test_code`](Self::test_code) decoded with the given character set.
+    pub fn test_code_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
+        self.test_id().test_code_as(charset)
+    }
+
     /// R.4 as text (escapes decoded, Latin-1): its first component, or its second when the
     /// first is empty or blank. GeneXpert writes `qualitative^quantitative`, so a Ct value comes as
     /// `^24.7`.
     pub fn value_text(&self) -> Cow<'a, str> {
-        self.result_value().text()
+        self.value_text_as(Charset::Latin1)
+    }
+
+    /// [`value_text`](Self::value_text) decoded with the given character set, for links that
+    /// agreed on UTF-8.
+    ///
+    /// ```
+    /// use astm_records::{Charset, Delimiters, Record, ResultRecord};
+    /// let raw = "R|1|^^^HBsAg|n\u{e9}gatif|\u{b5}mol/L";
+    /// let result = ResultRecord::new(Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?).unwrap();
+    /// assert_eq!(result.value_text_as(Charset::Auto), "n\u{e9}gatif");
+    /// assert_eq!(result.units_text_as(Charset::Auto), "\u{b5}mol/L");
+    /// assert_eq!(result.value_text(), "n\u{c3}\u{a9}gatif");
+    /// # Ok::<(), astm_records::RecordError>(())
+    /// ```
+    pub fn value_text_as(&self, charset: Charset) -> Cow<'a, str> {
+        self.result_value().text_as(charset)
     }
 
     /// R.4 read as a number, if it is one (`5.8`, `7,41`, `> 15000`, `1.2E+05`, GeneXpert's
@@ -283,9 +305,14 @@ impl<'a> ResultRecord<'a> {
         }
     }
 
-    /// R.5 as text.
+    /// R.5 component 1 as text (escapes decoded, Latin-1).
     pub fn units_text(&self) -> Cow<'a, str> {
-        self.units().component(1).text()
+        self.units_text_as(Charset::Latin1)
+    }
+
+    /// [`units_text`](Self::units_text) decoded with the given character set.
+    pub fn units_text_as(&self, charset: Charset) -> Cow<'a, str> {
+        self.units().component(1).text_as(charset)
     }
 
     /// R.6 read as a range, if this grammar knows its form.
@@ -363,7 +390,12 @@ impl<'a> Query<'a> {
     /// # Ok::<(), astm_records::RecordError>(())
     /// ```
     pub fn requested_specimen_id(&self) -> Option<Cow<'a, str>> {
-        self.requested_specimen().map(|c| c.text())
+        self.requested_specimen_id_as(Charset::Latin1)
+    }
+
+    /// [`requested_specimen_id`](Self::requested_specimen_id) decoded with the given character set.
+    pub fn requested_specimen_id_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
+        self.requested_specimen().map(|c| c.text_as(charset))
     }
 
     /// The component [`requested_specimen_id`](Self::requested_specimen_id) reads, to decode
@@ -409,9 +441,15 @@ impl<'a> Query<'a> {
     /// # Ok::<(), astm_records::RecordError>(())
     /// ```
     pub fn requested_patient_id(&self) -> Option<Cow<'a, str>> {
+        self.requested_patient_id_as(Charset::Latin1)
+    }
+
+    /// [`requested_patient_id`](Self::requested_patient_id) decoded with the given character set.
+    pub fn requested_patient_id_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
         let range = self.starting_range_id();
         let patient = range.component(1);
-        (range.first().components().count() > 1 && !patient.is_empty()).then(|| patient.text())
+        (range.first().components().count() > 1 && !patient.is_empty())
+            .then(|| patient.text_as(charset))
     }
 }
 

@@ -10,6 +10,7 @@ use nom::sequence::{delimited, preceded};
 use nom::{IResult, Parser};
 
 use crate::record::{Component, Field, Repeat};
+use crate::text::Charset;
 
 /// A universal test ID (O.5, R.3, Q.5): `universal ID ^ name ^ type ^ manufacturer's local code ^ …`.
 ///
@@ -82,6 +83,21 @@ impl<'a> TestId<'a> {
     /// # Ok::<(), astm_records::RecordError>(())
     /// ```
     pub fn test_code(&self) -> Option<Cow<'a, str>> {
+        self.test_code_as(Charset::Latin1)
+    }
+
+    /// [`test_code`](Self::test_code) decoded with the given character set.
+    ///
+    /// ```
+    /// use astm_records::{Charset, Delimiters, Record, ResultRecord};
+    /// let raw = "R|1|^^^B\u{e9}ta|5.8";
+    /// let record = Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?;
+    /// let result = ResultRecord::new(record).unwrap();
+    /// assert_eq!(result.test_id().test_code_as(Charset::Auto).as_deref(), Some("B\u{e9}ta"));
+    /// assert_eq!(result.test_id().test_code().as_deref(), Some("B\u{c3}\u{a9}ta"));
+    /// # Ok::<(), astm_records::RecordError>(())
+    /// ```
+    pub fn test_code_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
         let components: Vec<Component<'a>> = self.repeat.components().collect();
         let pick = |c: &&Component<'a>| !is_blank(c);
         let genexpert = match components.as_slice() {
@@ -93,20 +109,31 @@ impl<'a> TestId<'a> {
         genexpert
             .or_else(|| components.get(3..).and_then(|tail| tail.iter().find(pick)))
             .or_else(|| components.iter().take(3).find(pick))
-            .map(trimmed_text)
+            .map(|c| trimmed_text(c, charset))
     }
 
     /// Component 7, the result name in the Cepheid GeneXpert layout (`MTB`, `rpoB1`, `SPC`): one
     /// test sends several results told apart by this. Trimmed; `None` when empty.
     pub fn result_name(&self) -> Option<Cow<'a, str>> {
-        non_blank(self.component(7))
+        self.result_name_as(Charset::Latin1)
+    }
+
+    /// [`result_name`](Self::result_name) decoded with the given character set.
+    pub fn result_name_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
+        non_blank(self.component(7), charset)
     }
 
     /// Component 8, the complementary result name in the Cepheid GeneXpert layout (`Ct`, `EndPt`):
     /// which value of a result (cycle threshold, end point) the record carries. Trimmed; `None` when
     /// empty.
     pub fn complementary_result_name(&self) -> Option<Cow<'a, str>> {
-        non_blank(self.component(8))
+        self.complementary_result_name_as(Charset::Latin1)
+    }
+
+    /// [`complementary_result_name`](Self::complementary_result_name) decoded with the given
+    /// character set.
+    pub fn complementary_result_name_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
+        non_blank(self.component(8), charset)
     }
 }
 
@@ -114,12 +141,12 @@ fn is_blank(component: &Component<'_>) -> bool {
     component.raw().trim_ascii().is_empty()
 }
 
-fn non_blank<'a>(component: Component<'a>) -> Option<Cow<'a, str>> {
-    (!is_blank(&component)).then(|| trimmed_text(&component))
+fn non_blank<'a>(component: Component<'a>, charset: Charset) -> Option<Cow<'a, str>> {
+    (!is_blank(&component)).then(|| trimmed_text(&component, charset))
 }
 
-fn trimmed_text<'a>(component: &Component<'a>) -> Cow<'a, str> {
-    match component.text() {
+fn trimmed_text<'a>(component: &Component<'a>, charset: Charset) -> Cow<'a, str> {
+    match component.text_as(charset) {
         Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
         Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
     }

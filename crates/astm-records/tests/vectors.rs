@@ -233,3 +233,50 @@ fn flags_and_statuses_write_back_through_the_builder() {
         .unwrap();
     assert_eq!(bytes, b"R||||||||", "R.7 and R.9 empty");
 }
+
+#[test]
+fn typed_text_helpers_decode_with_the_links_character_set() {
+    use astm_records::{Query, ResultRecord};
+    let raw = "R|1|^Gr\u{fc}n^^Xpert^^^S\u{e4}ule^Ct|n\u{e9}g&S&atif^|\u{b5}mol/L";
+    let record = Record::parse(raw.as_bytes(), &Delimiters::STANDARD).unwrap();
+    let result = ResultRecord::new(record).unwrap();
+    for charset in [Charset::Auto, Charset::Utf8Lossy] {
+        assert_eq!(result.test_code_as(charset).as_deref(), Some("Gr\u{fc}n"));
+        assert_eq!(
+            result.test_id().result_name_as(charset).as_deref(),
+            Some("S\u{e4}ule")
+        );
+        assert_eq!(
+            result
+                .test_id()
+                .complementary_result_name_as(charset)
+                .as_deref(),
+            Some("Ct")
+        );
+        assert_eq!(result.value_text_as(charset), "n\u{e9}g^atif");
+        assert_eq!(result.units_text_as(charset), "\u{b5}mol/L");
+    }
+    // The plain helpers stay Latin-1: each UTF-8 byte becomes one character.
+    assert_eq!(result.test_code().as_deref(), Some("Gr\u{c3}\u{bc}n"));
+    assert_eq!(result.value_text(), "n\u{c3}\u{a9}g^atif");
+    assert_eq!(result.units_text(), "\u{c2}\u{b5}mol/L");
+    // Latin-1 bytes read as Auto fall back to Latin-1 rather than U+FFFD.
+    let latin = Record::parse(b"R|1|^^^GL\xdc|5|\xb5mol/L", &Delimiters::STANDARD).unwrap();
+    let latin = ResultRecord::new(latin).unwrap();
+    assert_eq!(
+        latin.test_code_as(Charset::Auto).as_deref(),
+        Some("GL\u{dc}")
+    );
+    assert_eq!(latin.units_text_as(Charset::Utf8Lossy), "\u{fffd}mol/L");
+
+    let raw = "Q|1|J\u{f6}rg^S-\u{e9}1||ALL||||||||O";
+    let query = Query::new(Record::parse(raw.as_bytes(), &Delimiters::STANDARD).unwrap()).unwrap();
+    assert_eq!(
+        query.requested_patient_id_as(Charset::Auto).as_deref(),
+        Some("J\u{f6}rg")
+    );
+    assert_eq!(
+        query.requested_specimen_id_as(Charset::Auto).as_deref(),
+        Some("S-\u{e9}1")
+    );
+}

@@ -168,7 +168,7 @@ impl AstmOrders {
                         continue;
                     }
                     let codes = astm_records::test_ids(&q.universal_test_id())
-                        .filter_map(|id| id.test_code().map(|c| c.into_owned()))
+                        .filter_map(|id| id.test_code_as(Charset::Auto).map(|c| c.into_owned()))
                         .filter(|c| !c.eq_ignore_ascii_case("ALL"))
                         .collect();
                     read.queries.push(AstmQuery { specimen, codes });
@@ -206,7 +206,7 @@ impl AstmOrders {
                     }
                     let codes: Vec<String> = o
                         .test_ids()
-                        .filter_map(|id| id.test_code().map(|c| c.into_owned()))
+                        .filter_map(|id| id.test_code_as(Charset::Auto).map(|c| c.into_owned()))
                         .collect();
                     if specimen.is_empty() || codes.is_empty() {
                         continue;
@@ -305,6 +305,22 @@ mod tests {
                 ("S-2", &["GLU".into()][..], "MRN-2"),
             ]
         );
+    }
+
+    #[test]
+    fn test_codes_decode_like_specimens() {
+        // A UTF-8 test code was read as Latin-1 while its specimen was read as UTF-8, so
+        // `Bêta` came back as `BÃªta` and matched no test of the template.
+        let read = AstmOrders::read(
+            "H|\\^&\rQ|1|^S-\u{e9}||^^^B\u{ea}ta\rP|1\rO|1|S-\u{e9}||^^^B\u{ea}ta\r".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(read.queries[0].codes, ["B\u{ea}ta"]);
+        assert_eq!(read.orders[0].sample_id, "S-\u{e9}");
+        assert_eq!(read.orders[0].codes, ["B\u{ea}ta"]);
+        // Latin-1 bytes still read as Latin-1.
+        let read = AstmOrders::read(b"H|\\^&\rP|1\rO|1|S-1||^^^B\xeata\r").unwrap();
+        assert_eq!(read.orders[0].codes, ["B\u{ea}ta"]);
     }
 
     proptest::proptest! {
