@@ -47,10 +47,12 @@ pub enum TemplateError {
         reason: String,
     },
     /// No template of that name.
-    #[error("no template named {name:?}")]
+    #[error("no template named {name:?}; the set has {}", known_names(known))]
     NotFound {
         /// The requested name.
         name: String,
+        /// The names the set does have, sorted (for the message and for a "did you mean").
+        known: Vec<String>,
     },
 }
 
@@ -196,4 +198,13 @@ pub enum OrderReadError {
     /// The text is not ASTM records (no H record first, unusable delimiters).
     #[error(transparent)]
     Astm(#[from] astm_records::MessageError),
+}
+
+/// The names a [`TemplateError::NotFound`] message lists: all of them, or none when the set is empty.
+fn known_names(known: &[String]) -> String {
+    if known.is_empty() {
+        "no templates".to_owned()
+    } else {
+        known.join(", ")
+    }
 }

@@ -529,6 +529,7 @@ impl TemplateSet {
             .get(name)
             .ok_or_else(|| TemplateError::NotFound {
                 name: name.to_owned(),
+                known: self.names().map(str::to_owned).collect(),
             })
     }
 

@@ -122,6 +122,27 @@ fn embedded_templates_cover_all_openelis_names_and_the_branch() {
 }
 
 #[test]
+fn an_unknown_name_is_answered_with_the_names_there_are() {
+    let set = TemplateSet::embedded().unwrap();
+    let e = set.get("genexpert-astm").unwrap_err();
+    let TemplateError::NotFound { name, known } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(name, "genexpert-astm");
+    assert_eq!(known.len(), 26);
+    let text = e.to_string();
+    assert!(
+        text.starts_with("no template named \"genexpert-astm\"; the set has "),
+        "{text}"
+    );
+    assert!(text.contains("genexpert_astm, "), "{text}");
+    assert_eq!(
+        TemplateSet::default().get("x").unwrap_err().to_string(),
+        "no template named \"x\"; the set has no templates"
+    );
+}
+
+#[test]
 fn embedded_templates_fix_the_reference_defects() {
     let set = TemplateSet::embedded().unwrap();
     let sysmex = set.get("sysmex_xn").unwrap();
