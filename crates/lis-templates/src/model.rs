@@ -243,18 +243,22 @@ impl NormalRange {
         Ok(Self::Between(lo, hi))
     }
 
-    /// The interval random values are drawn from (the reference's rule: `<x` → 0..0.9x,
-    /// `>x` → 1.1x..2x), or `None` when an end or the width is not a finite number: finite
-    /// bounds can still overflow (`>1e308` gives 2x = inf, `-1e308-1e308` a width of inf), and
-    /// no value can be drawn from such an interval.
+    /// The interval random values are drawn from, every value of it normal: `lo-hi` itself;
+    /// for a positive `x` the reference's rule, `<x` → 0..0.9x and `>x` → 1.1x..2x; for any `x`,
+    /// `<x` → x−s..x−0.1s and `>x` → x+0.1s..x+s with s = |x| (1 for 0), which is the same
+    /// rule for a positive `x`. (The reference's formulas put every draw of `>-5` below −5.)
+    /// `None` when an end or the width is not a finite number: finite bounds can still
+    /// overflow (`>1e308` gives 2x = inf, `-1e308-1e308` a width of inf), and no value can be
+    /// drawn from such an interval.
     pub fn draw_interval(self) -> Option<(f64, f64)> {
+        let span = |x: f64| if x == 0.0 { 1.0 } else { x.abs() };
         let (lo, hi) = match self {
             Self::Between(lo, hi) => (lo, hi),
-            Self::Below(x) => (0.0, 0.9 * x),
-            Self::Above(x) => (1.1 * x, 2.0 * x),
+            Self::Below(x) if x > 0.0 => (0.0, 0.9 * x),
+            Self::Above(x) if x > 0.0 => (1.1 * x, 2.0 * x),
+            Self::Below(x) => (x - span(x), x - 0.1 * span(x)),
+            Self::Above(x) => (x + 0.1 * span(x), x + span(x)),
         };
-        // A negative `<x` or `>x` gives a reversed interval; order it so the width is checked.
-        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
         (lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()).then_some((lo, hi))
     }
 

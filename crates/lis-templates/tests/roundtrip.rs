@@ -402,14 +402,14 @@ fn standard_astm_header_is_the_same_in_patient_qc_and_order_results() {
 }
 
 /// Finite bounds can still overflow the draw interval (`>1e308`: 2x is inf; `-1e308-1e308`: the
-/// width is inf) and the RNG panics on such an interval. The loader refuses these ranges; a
+/// width is inf; `<-1e308`: x - |x| is -inf) and the RNG panics on such an interval. The loader refuses these ranges; a
 /// template changed after loading gets an error from generation, never a panic.
 #[test]
 fn an_overflowing_normal_range_is_an_error_not_a_panic() {
     let set = TemplateSet::embedded().unwrap();
     let minter = AccessionMinter::with("DEV01", 26).unwrap();
     for name in ["mindray_ba88a", "mindray_bs360e", "wondfo_finecare"] {
-        for range in [">1e308", "-1e308-1e308", ">-1e308"] {
+        for range in [">1e308", "-1e308-1e308", "<-1e308"] {
             let mut template = set.get(name).unwrap().clone();
             template.fields[0].normal_range = Some(range.to_owned());
             template.fields[0].seed_value = None;
@@ -428,6 +428,52 @@ fn an_overflowing_normal_range_is_an_error_not_a_panic() {
             }
         }
     }
+}
+
+/// A numeric field without a seed value is drawn inside its normal range, so it is reported
+/// normal: bounds with more than two decimals keep the digits they need (two decimals made
+/// `0.001-0.004` read 0 or 0.01, flagged), and open ranges at or below zero draw on the
+/// normal side (the reference's 1.1x..2x put every draw of `>-5` below -5).
+#[test]
+fn values_drawn_in_the_normal_range_are_flagged_normal() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let mut checked = 0;
+    for range in [
+        "0.001-0.004",
+        "0.0125-0.0126",
+        ">-5",
+        "<-5",
+        ">0",
+        "<0",
+        "<0.01",
+        ">-0.002",
+        "3.5-5.1",
+        "<200",
+    ] {
+        let mut template = set.get("mindray_ba88a").unwrap().clone();
+        template.fields.truncate(1);
+        template.fields[0].normal_range = Some(range.to_owned());
+        template.fields[0].seed_value = None;
+        let normal = template.fields[0].range().unwrap();
+        for layout in [Layout::Standard, Layout::OpenElis] {
+            for seed in 0..40 {
+                let output = generate(&template, &minter, &options(layout, Some(seed)), false);
+                let Output::Astm(messages) = output.unwrap() else {
+                    panic!("not ASTM")
+                };
+                let bytes = messages[0].to_bytes();
+                let message = astm_records::Message::parse(&bytes).unwrap();
+                let result = message.results().next().unwrap();
+                let value: f64 = result.value_text().parse().unwrap();
+                let context = format!("{range} {layout:?} seed {seed}: {value}");
+                assert_eq!(normal.flag(value), "N", "{context}");
+                assert_eq!(result.abnormal_flags().text(), "N", "{context}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 10 * 2 * 40);
 }
 
 /// `hl7()` works for any template, but MSH-12 must be an HL7 version ID: an ASTM or file

@@ -88,21 +88,32 @@ impl Generator<'_> {
         }
     }
 
+    /// A value inside the field's normal range, so flagged `N`. It is rounded to two decimals
+    /// as the reference does, or to as many more (up to six) as bounds such as `0.001-0.004`
+    /// need to keep it inside: two decimals would give 0 or 0.01, both flagged.
     fn drawn_in_range(&mut self, field: &Field) -> f64 {
-        let (lo, hi) = field
-            .range()
+        let range = field.range();
+        let (lo, hi) = range
             .and_then(NormalRange::draw_interval)
             .unwrap_or((1.0, 100.0));
         let v = self.uniform(lo, hi);
-        self.round2(v)
+        let normal = |value: f64| range.is_none_or(|r| r.flag(value) == "N");
+        (2..=6)
+            .map(|decimals| self.round(v, decimals))
+            .find(|&rounded| normal(rounded))
+            .unwrap_or(v)
     }
 
     /// Two decimals: Python's rounding in the OpenELIS layout, decimal half-up otherwise.
     fn round2(&self, v: f64) -> f64 {
+        self.round(v, 2)
+    }
+
+    fn round(&self, v: f64, decimals: u32) -> f64 {
         if self.layout == Layout::OpenElis {
-            python_round(v, 2)
+            python_round(v, decimals)
         } else {
-            round_to(v, 2)
+            round_to(v, decimals)
         }
     }
 
