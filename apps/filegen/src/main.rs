@@ -191,7 +191,8 @@ fn fixture_bytes(template: &Template, templates_dir: Option<&Path>) -> Result<(S
     });
     if !confined {
         bail!(
-            "template {:?}: fixture.file {file:?} must be a relative path inside the templates'              parent folder (no `..`, no root)",
+            "template {:?}: fixture.file {file:?} must be a relative path inside the templates' \
+             parent folder (no `..`, no root)",
             template.name
         );
     }

@@ -511,7 +511,8 @@ fn a_fixture_outside_the_templates_parent_is_refused() {
         assert_eq!(o.status.code(), Some(1), "{fixture}: {}", stdout(&o));
         assert!(
             stderr(&o).contains(&format!(
-                "template \"acme_px\": fixture.file {fixture:?} must be a relative path inside"
+                "template \"acme_px\": fixture.file {fixture:?} must be a relative path inside \
+                 the templates' parent folder (no `..`, no root)"
             )),
             "{}",
             stderr(&o)
