@@ -1444,3 +1444,35 @@ fn generic_qc_files_skip_the_rows_their_patient_files_skip() {
     let sheets = Xlsx::new(Cursor::new(workbook)).unwrap();
     assert_eq!(sheets.sheet_names(), ["Run"]);
 }
+
+/// `generate`'s own file puts a template's `metadataBlock` before the header as the instrument
+/// does, with its date and time from the clock: the template's example `2026-03-05 14:23:45`
+/// contradicted the file's own timestamp column.
+#[test]
+fn generic_metadata_lines_carry_the_generation_time() {
+    let set = TemplateSet::embedded().unwrap();
+    let options = GenerateOptions {
+        seed: Some(1),
+        now: Some(at("20260102080000")),
+        ..GenerateOptions::default()
+    };
+    for (name, delimiter) in [("tecan_f50_magellan", "\t"), ("multiskan_fc_wells", ",")] {
+        let output = lis_templates::generate(set.get(name).unwrap(), &minter(), &options, false);
+        let Ok(lis_templates::Output::File(file)) = output else {
+            panic!("{name}: {output:?}")
+        };
+        let text = String::from_utf8(file.bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for line in [
+            format!("Date{delimiter}2026-01-02"),
+            format!("Time{delimiter}08:00:00"),
+        ] {
+            assert!(lines.contains(&line.as_str()), "{name}: {text}");
+        }
+        assert!(!text.contains("2026-03-05"), "{name}: {text}");
+        assert!(
+            lines[0].starts_with("Application") || lines[0].starts_with("Instrument"),
+            "{name}: {text}"
+        );
+    }
+}

@@ -125,8 +125,10 @@ impl Generator<'_> {
         }
     }
 
-    /// Metadata lines the reader skips (`file_config.skipRows`): the template's `metadataBlock`
-    /// entries, else a line naming the analyzer, padded to the number of rows to skip.
+    /// Lines before the header: the template's `metadataBlock` entries, as the instrument's
+    /// export has them (Magellan, SkanIt: readers find the header after them, the profiles'
+    /// `metadata_rows`), their dates and times from the clock; then, up to
+    /// `file_config.skipRows`, a line naming the analyzer and empty lines.
     fn preamble(&self, delimiter: &str) -> Vec<String> {
         let skip = self.file_config().skip_rows.unwrap_or(0) as usize;
         let mut lines: Vec<String> = self
@@ -138,12 +140,11 @@ impl Generator<'_> {
                 entries
                     .iter()
                     .map(|e| {
-                        let get =
-                            |k: &str| e.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+                        let (key, value) = super::files::metadata_entry(e, self.now);
                         format!(
                             "{}{delimiter}{}",
-                            quote(get("key"), delimiter),
-                            quote(get("value"), delimiter)
+                            quote(&key, delimiter),
+                            quote(&value, delimiter)
                         )
                     })
                     .collect()

@@ -212,24 +212,33 @@ fn metadata_rows(block: Option<&Value>, now: chrono::NaiveDateTime) -> Vec<Vec<C
             entries
                 .iter()
                 .map(|e| {
-                    let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-                    let value = e.get("value").and_then(Value::as_str).unwrap_or_default();
-                    let k = key.to_ascii_lowercase();
-                    let value =
-                        if k.contains("time") && k.contains("date") || k.contains("end time") {
-                            now.format("%Y-%m-%d %H:%M:%S").to_string()
-                        } else if k.contains("date") {
-                            now.format("%Y-%m-%d").to_string()
-                        } else if k == "time" {
-                            now.format("%H:%M:%S").to_string()
-                        } else {
-                            value.to_owned()
-                        };
+                    let (key, value) = metadata_entry(e, now);
                     vec![Cell::text(key), Cell::text(value)]
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// One `metadataBlock` entry as key and value, a date or time key valued from the generation
+/// clock rather than the template's fixed example (which would contradict the file's readings).
+pub(crate) fn metadata_entry(entry: &Value, now: chrono::NaiveDateTime) -> (String, String) {
+    let key = entry.get("key").and_then(Value::as_str).unwrap_or_default();
+    let value = entry
+        .get("value")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let k = key.to_ascii_lowercase();
+    let value = if k.contains("time") && k.contains("date") || k.contains("end time") {
+        now.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else if k.contains("date") {
+        now.format("%Y-%m-%d").to_string()
+    } else if k == "time" {
+        now.format("%H:%M:%S").to_string()
+    } else {
+        value.to_owned()
+    };
+    (key.to_owned(), value)
 }
 
 fn column_names(template: &Template) -> Vec<String> {

@@ -30,6 +30,7 @@
 //! ```
 
 mod layouts;
+pub(crate) use layouts::metadata_entry;
 pub(crate) use layouts::{MAX_METADATA_ROWS, xml_escape};
 mod replay;
 pub(in crate::generate) mod table;
