@@ -221,8 +221,15 @@ fn every_file_template_reads_back_with_its_columns_accessions_and_controls() {
             if layout == FileLayout::PlateGrid {
                 let numbers: Vec<String> = (1..=12).map(|c| c.to_string()).collect();
                 assert_eq!(header[1..], numbers[..], "{name}");
-                assert_eq!(data.len(), 8);
-                let readings = cells.iter().filter(|c| c.parse::<f64>().is_ok()).count();
+                // SkanIt's second grid (sample IDs) follows a blank line: see
+                // the_skanit_plate_grid_names_the_sample_of_every_reading.
+                let skanit = template.name.starts_with("multiskan");
+                assert_eq!(data.len(), if skanit { 18 } else { 8 }, "{name}");
+                let readings = data[..8]
+                    .iter()
+                    .flatten()
+                    .filter(|c| c.parse::<f64>().is_ok())
+                    .count();
                 assert_eq!(
                     readings,
                     5 + file.controls.len(),
@@ -1475,4 +1482,63 @@ fn generic_metadata_lines_carry_the_generation_time() {
             "{name}: {text}"
         );
     }
+}
+
+/// A SkanIt (Multiskan FC) plate export is a dual grid: OD readings under `Abs`, then the
+/// wells' sample IDs under `Echantillon` (the profile's `dual_grid`). Without the second grid
+/// no reading could be matched to the accessions the run reported. Magellan's plate export
+/// holds readings only.
+#[test]
+fn the_skanit_plate_grid_names_the_sample_of_every_reading() {
+    let set = TemplateSet::embedded().unwrap();
+    let file = files::render(
+        set.get("multiskan_fc_grid").unwrap(),
+        &minter(),
+        &options(8, 1),
+    )
+    .unwrap();
+    let rows = read_back(&file);
+    let header = file.header_row;
+    assert_eq!(rows[header][0], "Abs");
+    assert!(
+        rows[header + 9].iter().all(String::is_empty),
+        "a blank line"
+    );
+    assert_eq!(rows[header + 10][0], "Echantillon");
+    assert_eq!(rows[header + 10][1..], rows[header][1..]);
+    let readings = &rows[header + 1..header + 9];
+    let ids = &rows[header + 11..header + 19];
+    assert_eq!(rows.len(), header + 19);
+    let mut named = Vec::new();
+    for (reading_row, id_row) in readings.iter().zip(ids) {
+        assert_eq!(reading_row[0], id_row[0], "row letters A-H in both grids");
+        for (od, id) in reading_row[1..].iter().zip(&id_row[1..]) {
+            assert_eq!(od.is_empty(), id.is_empty(), "{od:?} / {id:?}");
+            if !id.is_empty() {
+                assert!(od.parse::<f64>().is_ok(), "{od}");
+                named.push(id.clone());
+            }
+        }
+    }
+    let mut expected: Vec<String> = file.accessions.clone();
+    expected.extend(file.controls.iter().cloned());
+    assert_eq!(file.accessions.len(), 8);
+    named.sort();
+    expected.sort();
+    assert_eq!(named, expected);
+
+    let tecan = files::render(
+        set.get("tecan_f50_grid").unwrap(),
+        &minter(),
+        &options(8, 1),
+    )
+    .unwrap();
+    let rows = read_back(&tecan);
+    assert_eq!(rows.len(), tecan.header_row + 9, "one grid");
+    assert!(
+        !tecan
+            .accessions
+            .iter()
+            .any(|a| rows.iter().flatten().any(|c| c == a))
+    );
 }

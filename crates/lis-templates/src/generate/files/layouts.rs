@@ -241,6 +241,18 @@ pub(crate) fn metadata_entry(entry: &Value, now: chrono::NaiveDateTime) -> (Stri
     (key.to_owned(), value)
 }
 
+/// A plate grid: the header (`corner`, then columns 1–12) and rows A–H.
+fn push_grid(rows: &mut Vec<Vec<Cell>>, corner: String, grid: Vec<Vec<Cell>>) {
+    let mut header = vec![Cell::text(corner)];
+    header.extend((1..=PLATE_COLUMNS).map(|c| Cell::text(c.to_string())));
+    rows.push(header);
+    for (r, cells) in grid.into_iter().enumerate() {
+        let mut row = vec![Cell::text(well_row(r * PLATE_COLUMNS).to_string())];
+        row.extend(cells);
+        rows.push(row);
+    }
+}
+
 fn column_names(template: &Template) -> Vec<String> {
     let mut columns = template.columns.clone();
     columns.sort_by_key(|c| c.index);
@@ -1170,7 +1182,18 @@ impl Generator<'_> {
         }
     }
 
+    /// Magellan and SkanIt plate exports: metadata block, blank line, an 8 × 12 grid of OD
+    /// readings. SkanIt (Multiskan) follows it with a second grid of the wells' sample IDs
+    /// (the profile's `dual_grid`, headed `Abs` and `Echantillon`), which is how a reader
+    /// knows whose reading each well holds; Magellan's export has no IDs (the plate map
+    /// stays in the LIS).
     fn plate_grid(&mut self, specimens: &[Specimen]) -> Sheet {
+        let dual = self
+            .template
+            .analyzer
+            .model
+            .to_ascii_lowercase()
+            .contains("multiskan");
         let mut rows = metadata_rows(self.template.extra.get("metadataBlock"), self.now);
         rows.push(Vec::new());
         let header_row = rows.len();
@@ -1180,23 +1203,23 @@ impl Generator<'_> {
             .iter()
             .find(|c| c.index == 0)
             .map(|c| c.name.clone())
-            .unwrap_or_default();
-        let mut header = vec![Cell::text(corner)];
-        header.extend((1..=PLATE_COLUMNS).map(|c| Cell::text(c.to_string())));
-        rows.push(header);
-        let mut grid = vec![vec![Cell::Empty; PLATE_COLUMNS]; 8];
+            .unwrap_or_else(|| if dual { "Abs".into() } else { String::new() });
+        let mut readings = vec![vec![Cell::Empty; PLATE_COLUMNS]; 8];
+        let mut ids = readings.clone();
         let field = self.template.fields.first().cloned();
         for specimen in specimens {
             let Some(field) = &field else { break };
             let (v, _) = self.elisa_reading(specimen, field, 0.5);
-            if let Some(row) = grid.get_mut(specimen.well / PLATE_COLUMNS) {
-                row[specimen.well % PLATE_COLUMNS] = Cell::fixed(v, 3);
+            let (row, column) = (specimen.well / PLATE_COLUMNS, specimen.well % PLATE_COLUMNS);
+            if let (Some(reading), Some(id)) = (readings.get_mut(row), ids.get_mut(row)) {
+                reading[column] = Cell::fixed(v, 3);
+                id[column] = Cell::text(specimen.id.clone());
             }
         }
-        for (r, cells) in grid.into_iter().enumerate() {
-            let mut row = vec![Cell::text(well_row(r * PLATE_COLUMNS).to_string())];
-            row.extend(cells);
-            rows.push(row);
+        push_grid(&mut rows, corner, readings);
+        if dual {
+            rows.push(Vec::new());
+            push_grid(&mut rows, "Echantillon".into(), ids);
         }
         Sheet {
             name: self.sheet_name(),

@@ -246,7 +246,8 @@ pub struct RenderedFile {
     pub header_row: usize,
     /// The column header as written (for XML: the element names of one cell).
     pub columns: Vec<String>,
-    /// Patient accessions (SiteYearNum), in well order.
+    /// Patient accessions (SiteYearNum), in well order. A Magellan plate grid holds readings
+    /// only; there these are the plate map (wells A1, A2, … in order).
     pub accessions: Vec<String>,
     /// Control and QC sample names as written (empty where the instrument writes none).
     pub controls: Vec<String>,
