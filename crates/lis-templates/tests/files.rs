@@ -1542,3 +1542,54 @@ fn the_skanit_plate_grid_names_the_sample_of_every_reading() {
             .any(|a| rows.iter().flatten().any(|c| c == a))
     );
 }
+
+/// Finecare's dates and fixed numbers are typed cells in XLSX (a date a spreadsheet or an
+/// importer reading cell types sees as a date, a number as a number), spelled as before in CSV.
+#[test]
+fn finecare_xlsx_dates_and_numbers_are_typed_cells() {
+    let set = TemplateSet::embedded().unwrap();
+    let finecare = set.get("wondfo_finecare").unwrap();
+    let mut xlsx = options(2, 1);
+    xlsx.format = Some(FileKind::Xlsx);
+    let workbook = files::render(finecare, &minter(), &xlsx).unwrap();
+    let mut book = Xlsx::new(Cursor::new(workbook.file.bytes)).unwrap();
+    let range = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<&[Data]> = range.rows().collect();
+    let header: Vec<String> = rows[workbook.header_row].iter().map(cell_text).collect();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let csv = files::render(finecare, &minter(), &options(2, 1)).unwrap();
+    let text = read_back(&csv);
+    let first = workbook.header_row + 1;
+    for (name, spelled) in [
+        // The clock is 2026-11-21 08:59:41; the first result is the earliest of the session.
+        ("Date/Time", "2026-11-21 08:"),
+        ("Calibration Date", "2026-10-22 00:00:00"),
+        ("Reagent Expiry", "2027-05-20 00:00:00"),
+    ] {
+        let Data::DateTime(at) = &rows[first][column(name)] else {
+            panic!("{name}: {:?}", rows[first][column(name)])
+        };
+        let (y, mo, d, h, mi, sec, _) = at.to_ymd_hms_milli();
+        let at = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{sec:02}");
+        assert!(at.starts_with(spelled), "{name}: {at}");
+        let csv_cell = &text[csv.header_row + 1][column(name)];
+        assert!(
+            at.starts_with(csv_cell.as_str()),
+            "{name}: {csv_cell} / {at}"
+        );
+    }
+    for (name, value, spelled) in [
+        ("Dilution Factor", 1.0, "1.0"),
+        ("Linearity Min", 0.05, "0.05"),
+        ("Linearity Max", 100.0, "100.0"),
+        ("Internal Temp", 36.8, "36.8"),
+    ] {
+        assert_eq!(rows[first][column(name)], Data::Float(value), "{name}");
+        assert_eq!(text[csv.header_row + 1][column(name)], spelled, "{name}");
+    }
+    assert!(
+        matches!(rows[0][20], Data::DateTime(_)),
+        "{:?}",
+        rows[0][20]
+    );
+}

@@ -1240,18 +1240,14 @@ impl Generator<'_> {
         // in the future, which an importer may refuse.
         let results: usize = specimens.iter().map(|s| self.fields_of(s).len()).sum();
         let started = self.now - Duration::minutes(7 * i64::try_from(results).unwrap_or(0));
-        metadata[20] = Cell::text(started.format("%Y-%m-%d %H:%M:%S").to_string());
+        metadata[20] = Cell::date_time(started);
         let mut rows = vec![
             metadata,
             FINECARE_COLUMNS.iter().map(|c| Cell::text(*c)).collect(),
         ];
         let year = self.now.format("%Y").to_string();
-        let calibrated = (self.now - Duration::days(30))
-            .format("%Y-%m-%d")
-            .to_string();
-        let expiry = (self.now + Duration::days(180))
-            .format("%Y-%m-%d")
-            .to_string();
+        let calibrated = (self.now - Duration::days(30)).date();
+        let expiry = (self.now + Duration::days(180)).date();
         let mut n = 0usize;
         for specimen in specimens {
             for field in self.fields_of(specimen) {
@@ -1295,7 +1291,7 @@ impl Generator<'_> {
                     Cell::text(field.normal_range.clone().unwrap_or_default()),
                 );
                 set("Method", Cell::text("FIA"));
-                set("Calibration Date", Cell::text(calibrated.clone()));
+                set("Calibration Date", Cell::date(calibrated));
                 set(
                     "Calibration Lot",
                     Cell::text(format!("CAL-{lot_code}-{year}A")),
@@ -1318,20 +1314,17 @@ impl Generator<'_> {
                 set("Instrument SN", Cell::text(serial.clone()));
                 set("Software Version", Cell::text("V3.2.1"));
                 set("Firmware Version", Cell::text("V1.8.0"));
-                set(
-                    "Date/Time",
-                    Cell::text(at.format("%Y-%m-%d %H:%M:%S").to_string()),
-                );
+                set("Date/Time", Cell::date_time(at));
                 set("Run Number", Cell::text(format!("R{n:03}")));
                 set("Reagent Lot", Cell::text(format!("LOT-{lot_code}-{year}A")));
-                set("Reagent Expiry", Cell::text(expiry.clone()));
+                set("Reagent Expiry", Cell::date(expiry));
                 set("Gender", Cell::text("U"));
                 set("Flag", Cell::text(flag));
-                set("Dilution Factor", Cell::text("1.0"));
-                set("Linearity Min", Cell::text("0.05"));
-                set("Linearity Max", Cell::text("100.0"));
+                set("Dilution Factor", Cell::fixed(1.0, 1));
+                set("Linearity Min", Cell::fixed(0.05, 2));
+                set("Linearity Max", Cell::fixed(100.0, 1));
                 set("Cartridge Type", Cell::text(field.code.clone()));
-                set("Internal Temp", Cell::text("36.8"));
+                set("Internal Temp", Cell::fixed(36.8, 1));
                 rows.push(row);
             }
         }

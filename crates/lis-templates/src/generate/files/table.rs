@@ -49,6 +49,33 @@ impl Cell {
         Self::Number(value, text)
     }
 
+    /// A date and time, `yyyy-mm-dd hh:mm:ss` in both text and XLSX (where it is a date a
+    /// reader sees as one); text where Excel has no serial for it (before 1900, after 9999).
+    pub(super) fn date_time(at: NaiveDateTime) -> Self {
+        Self::calendar(at, "yyyy-mm-dd hh:mm:ss", "%Y-%m-%d %H:%M:%S")
+    }
+
+    /// A calendar day, `yyyy-mm-dd`, as [`date_time`](Self::date_time).
+    pub(super) fn date(day: chrono::NaiveDate) -> Self {
+        Self::calendar(
+            day.and_time(chrono::NaiveTime::MIN),
+            "yyyy-mm-dd",
+            "%Y-%m-%d",
+        )
+    }
+
+    fn calendar(at: NaiveDateTime, format: &'static str, spelling: &str) -> Self {
+        let text = at.format(spelling).to_string();
+        match excel_date_time(at) {
+            Ok(serial) => Self::Date {
+                serial: serial.to_excel(),
+                format,
+                text,
+            },
+            Err(_) => Self::Text(text),
+        }
+    }
+
     pub(in crate::generate) fn as_str(&self) -> &str {
         match self {
             Self::Empty => "",
@@ -148,6 +175,12 @@ pub(super) fn encode_text(text: &str, label: &str) -> (Vec<u8>, &'static str) {
     (bytes.into_owned(), used.name())
 }
 
+fn excel_date_time(at: NaiveDateTime) -> Result<ExcelDateTime, rust_xlsxwriter::XlsxError> {
+    let year = u16::try_from(at.year()).unwrap_or(0);
+    ExcelDateTime::from_ymd(year, at.month() as u8, at.day() as u8)
+        .and_then(|d| d.and_hms(at.hour() as u16, at.minute() as u8, f64::from(at.second())))
+}
+
 /// An XLSX workbook. The document's creation time is the generation clock, so a fixed clock gives
 /// identical bytes.
 pub(in crate::generate) fn xlsx(
@@ -156,16 +189,7 @@ pub(in crate::generate) fn xlsx(
 ) -> Result<Vec<u8>, GenerateError> {
     let err = |e: rust_xlsxwriter::XlsxError| GenerateError::Xlsx(e.to_string());
     let mut workbook = Workbook::new();
-    let year = u16::try_from(now.year()).unwrap_or(2000);
-    let created = ExcelDateTime::from_ymd(year, now.month() as u8, now.day() as u8)
-        .and_then(|d| {
-            d.and_hms(
-                now.hour() as u16,
-                now.minute() as u8,
-                f64::from(now.second()),
-            )
-        })
-        .map_err(err)?;
+    let created = excel_date_time(now).map_err(err)?;
     workbook.set_properties(&DocProperties::new().set_creation_datetime(&created));
     for sheet in sheets {
         let worksheet = workbook.add_worksheet();
