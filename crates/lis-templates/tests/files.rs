@@ -1593,3 +1593,79 @@ fn finecare_xlsx_dates_and_numbers_are_typed_cells() {
         rows[0][20]
     );
 }
+
+/// Molecular calls that are neither detected nor not detected are written as such: a drawn
+/// `Invalid` (Hain) was written as Not Detected / Negative, a drawn `INDETERMINATE`
+/// (FluoroCycler XT) as DETECTED with a CP. An invalid run's internal control is the one that
+/// failed; an indeterminate target has a late CP.
+#[test]
+fn invalid_and_indeterminate_calls_are_written_as_drawn() {
+    let set = TemplateSet::embedded().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..6 {
+        let mut o = options(20, seed);
+        o.format = Some(FileKind::Csv);
+        let hain = files::render(set.get("hain_fluorocycler").unwrap(), &minter(), &o).unwrap();
+        let rows = read_back(&hain);
+        let column = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+        for row in &rows[1..] {
+            let pair = (
+                row[column("Result")].as_str(),
+                row[column("Interpretation")].as_str(),
+            );
+            assert!(
+                matches!(
+                    pair,
+                    ("Detected", "Positive")
+                        | ("Not Detected", "Negative")
+                        | ("Invalid", "Invalid")
+                ),
+                "{row:?}"
+            );
+            seen.insert(format!("hain {}", pair.0));
+        }
+
+        let xt = files::render(
+            set.get("fluorocycler_xt").unwrap(),
+            &minter(),
+            &options(20, seed),
+        )
+        .unwrap();
+        let rows = read_back(&xt);
+        let column = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+        // Each well has its target row, then its IC row.
+        for pair in rows[1..].chunks(2) {
+            let (target, ic) = (&pair[0], &pair[1]);
+            assert_eq!(ic[column("TargetName")], "IC");
+            let cp = |row: &Vec<String>| row[column("CP")].parse::<f64>().unwrap();
+            let call = target[column("Interpretation")].as_str();
+            let ic_call = ic[column("Interpretation")].as_str();
+            match call {
+                "DETECTED" => assert!(cp(target) > 0.0 && cp(target) < 38.0, "{target:?}"),
+                "NOT DETECTED" => assert_eq!(cp(target), -1.0, "{target:?}"),
+                "INDETERMINATE" => assert!(cp(target) >= 38.0, "{target:?}"),
+                "INVALID" => assert_eq!(cp(target), -1.0, "{target:?}"),
+                other => panic!("{other}"),
+            }
+            if call == "INVALID" {
+                assert_eq!((ic_call, cp(ic)), ("NOT DETECTED", -1.0), "{ic:?}");
+            } else {
+                assert_eq!(ic_call, "DETECTED", "{ic:?}");
+            }
+            seen.insert(format!("xt {call}"));
+        }
+    }
+    let expected = [
+        "hain Detected",
+        "hain Invalid",
+        "hain Not Detected",
+        "xt DETECTED",
+        "xt INDETERMINATE",
+        "xt INVALID",
+        "xt NOT DETECTED",
+    ];
+    assert_eq!(
+        seen.iter().map(String::as_str).collect::<Vec<_>>(),
+        expected
+    );
+}

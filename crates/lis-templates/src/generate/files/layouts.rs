@@ -39,6 +39,17 @@ enum Role {
     Qc { control: QcControl, task: String },
 }
 
+/// What a molecular run says of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Detected,
+    NotDetected,
+    /// The run cannot be read (its internal control failed).
+    Invalid,
+    /// A signal too weak or late to call either way.
+    Indeterminate,
+}
+
 /// One well (or one run, for readers without a plate).
 #[derive(Debug, Clone)]
 struct Specimen {
@@ -910,15 +921,28 @@ impl Generator<'_> {
     }
 
     /// A molecular call for a specimen: patient draws, controls by kind, QC positive.
-    fn call(&mut self, specimen: &Specimen, field: Option<&Field>) -> bool {
+    fn call(&mut self, specimen: &Specimen, field: Option<&Field>) -> Call {
+        let detected = |yes: bool| {
+            if yes {
+                Call::Detected
+            } else {
+                Call::NotDetected
+            }
+        };
         match &specimen.role {
             Role::Patient => {
                 let value = field.map(|f| self.qualitative(f)).unwrap_or_default();
                 let v = value.to_ascii_lowercase();
-                !(v.contains("not") || v.contains("neg") || v.contains("invalid") || v == "-")
+                if v.contains("invalid") {
+                    Call::Invalid
+                } else if v.contains("indeterminate") || v.contains("equivocal") {
+                    Call::Indeterminate
+                } else {
+                    detected(!(v.contains("not") || v.contains("neg") || v == "-"))
+                }
             }
-            Role::Control(c) => c.kind != Kind::Negative,
-            Role::Qc { control, .. } => !qc_control_is_negative(control),
+            Role::Control(c) => detected(c.kind != Kind::Negative),
+            Role::Qc { control, .. } => detected(!qc_control_is_negative(control)),
         }
     }
 
@@ -926,11 +950,18 @@ impl Generator<'_> {
         let mut rows = vec![HAIN_XLSX_COLUMNS.iter().map(|c| Cell::text(*c)).collect()];
         let result_field = self.template.fields.first().cloned();
         for specimen in specimens {
-            let positive = self.call(specimen, result_field.as_ref());
+            let call = self.call(specimen, result_field.as_ref());
+            let positive = call == Call::Detected;
             let concentration = match &specimen.role {
                 Role::Qc { control, .. } if positive => Cell::number(self.qc_number(control)),
                 _ if positive => Cell::number(self.draw(50.0, 1_000_000.0, 0)),
                 _ => Cell::Empty,
+            };
+            let (interpretation, internal_control) = match call {
+                Call::Detected => ("Positive", "Valid"),
+                Call::NotDetected => ("Negative", "Valid"),
+                // The run cannot be read: the internal control failed.
+                Call::Invalid | Call::Indeterminate => ("Invalid", "Invalid"),
             };
             let kind = match &specimen.role {
                 Role::Patient => "Unknown".to_owned(),
@@ -946,7 +977,7 @@ impl Generator<'_> {
                 id.clone(),
                 Cell::text(kind.clone()),
                 concentration,
-                Cell::text(if positive { "Positive" } else { "Negative" }),
+                Cell::text(interpretation),
             ]);
             // The internal-control channel of the same well.
             rows.push(vec![
@@ -955,7 +986,7 @@ impl Generator<'_> {
                 id,
                 Cell::text(kind),
                 Cell::Empty,
-                Cell::text("Valid"),
+                Cell::text(internal_control),
             ]);
         }
         Sheet {
@@ -976,11 +1007,10 @@ impl Generator<'_> {
         let result_field = self.template.fields.first().cloned();
         let mut rows = vec![columns.iter().map(|c| Cell::text(c.clone())).collect()];
         for specimen in specimens {
-            let positive = self.call(specimen, result_field.as_ref());
-            let (result, interpretation) = if positive {
-                ("Detected", "Positive")
-            } else {
-                ("Not Detected", "Negative")
+            let (result, interpretation) = match self.call(specimen, result_field.as_ref()) {
+                Call::Detected => ("Detected", "Positive"),
+                Call::NotDetected => ("Not Detected", "Negative"),
+                Call::Invalid | Call::Indeterminate => ("Invalid", "Invalid"),
             };
             rows.push(
                 columns
@@ -1029,16 +1059,23 @@ impl Generator<'_> {
         let run_id = format!("RUN-{}-001", self.now.format("%Y%m%d"));
         let mut rows = vec![columns.iter().map(|c| Cell::text(c.clone())).collect()];
         for specimen in specimens {
-            let positive = self.call(specimen, interpretation_field.as_ref());
-            let cp = match &specimen.role {
-                Role::Qc { control, .. } if positive => self.qc_number(control),
-                _ if positive => self.draw(12.0, 35.0, 2),
-                _ => -1.0,
+            let call = self.call(specimen, interpretation_field.as_ref());
+            let cp = match (&specimen.role, call) {
+                (Role::Qc { control, .. }, Call::Detected) => self.qc_number(control),
+                (_, Call::Detected) => self.draw(12.0, 35.0, 2),
+                // A late, weak curve the software will not call either way.
+                (_, Call::Indeterminate) => self.draw(38.0, 40.0, 2),
+                (_, Call::NotDetected | Call::Invalid) => -1.0,
             };
-            let ic_cp = self.draw(20.0, 25.0, 2);
-            for (target_name, target_no, cp, detected) in [
-                (target.as_str(), 0.0, cp, positive),
-                ("IC", 1.0, ic_cp, true),
+            // An invalid run is one whose internal control did not come up.
+            let (ic_cp, ic_call) = if call == Call::Invalid {
+                (-1.0, Call::NotDetected)
+            } else {
+                (self.draw(20.0, 25.0, 2), Call::Detected)
+            };
+            for (target_name, target_no, cp, call) in [
+                (target.as_str(), 0.0, cp, call),
+                ("IC", 1.0, ic_cp, ic_call),
             ] {
                 rows.push(
                     columns
@@ -1050,9 +1087,12 @@ impl Generator<'_> {
                             "TargetName" => Cell::text(target_name),
                             "TargetNo" => Cell::number(target_no),
                             "CP" => Cell::fixed(cp, 2),
-                            "Interpretation" => {
-                                Cell::text(if detected { "DETECTED" } else { "NOT DETECTED" })
-                            }
+                            "Interpretation" => Cell::text(match call {
+                                Call::Detected => "DETECTED",
+                                Call::NotDetected => "NOT DETECTED",
+                                Call::Invalid => "INVALID",
+                                Call::Indeterminate => "INDETERMINATE",
+                            }),
                             "RunDate" => Cell::text(run_date.clone()),
                             "RunID" => Cell::text(run_id.clone()),
                             _ => Cell::Empty,
