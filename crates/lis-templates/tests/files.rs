@@ -1669,3 +1669,54 @@ fn invalid_and_indeterminate_calls_are_written_as_drawn() {
         expected
     );
 }
+
+/// `generate`'s QC file follows the patient file's `file_config`: a TXT template's is `.txt`
+/// (it was `.csv`, which a poller globbing the template's pattern does not see) and without a
+/// header row when `has_header` is false (a reader took the header for a control).
+#[test]
+fn generic_qc_files_follow_the_format_and_header_of_patient_files() {
+    let template = |format: &str, header: bool| {
+        let json = format!(
+            r#"{{"analyzer":{{"name":"X","model":"PX","manufacturer":"Acme"}},
+            "protocol":{{"type":"FILE"}},
+            "file_config":{{"format":"{format}","delimiter":";","has_header":{header}}},
+            "fields":[{{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}}],
+            "qc_controls":[{{"field_code":"OD","lot_number":"L1","level":"N","target":1.0,"sd":0.1}}]}}"#
+        );
+        load_str(&json, Path::new("x.json"), &Profiles::None).unwrap()
+    };
+    let options = GenerateOptions {
+        seed: Some(1),
+        ..GenerateOptions::default()
+    };
+    let file = |format: &str, header: bool, qc: bool| {
+        let output = lis_templates::generate(&template(format, header), &minter(), &options, qc);
+        let Ok(lis_templates::Output::File(file)) = output else {
+            panic!("{format}: {output:?}")
+        };
+        file
+    };
+    for (format, ext) in [("TXT", ".txt"), ("CSV", ".csv"), ("TSV", ".tsv")] {
+        for header in [true, false] {
+            let patient = file(format, header, false);
+            let qc = file(format, header, true);
+            assert!(patient.file_name.ends_with(ext), "{}", patient.file_name);
+            assert!(qc.file_name.ends_with(ext), "{format}: {}", qc.file_name);
+            assert_eq!(qc.kind, patient.kind, "{format}");
+            let first = String::from_utf8(qc.bytes).unwrap();
+            let first = first.lines().next().unwrap().to_owned();
+            assert_eq!(
+                first.starts_with("QC-L1-N"),
+                !header,
+                "{format} {header}: {first}"
+            );
+            let patient_text = String::from_utf8(patient.bytes).unwrap();
+            let patient_first = patient_text.lines().next().unwrap();
+            assert_eq!(
+                patient_first.starts_with("DEV01"),
+                !header,
+                "{patient_first}"
+            );
+        }
+    }
+}

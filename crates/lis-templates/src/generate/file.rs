@@ -270,8 +270,9 @@ impl Generator<'_> {
     }
 
     /// The QC file: one row per control, sample name from `qc_sample_id_pattern` (default
-    /// `QC-{lot}-{level}`), a Task column (`task`, default `STANDARD`); CSV, TSV or XLSX by
-    /// `file_config.format` (XLS is written as XLSX).
+    /// `QC-{lot}-{level}`), a Task column (`task`, default `STANDARD`); CSV, TSV, TXT or XLSX by
+    /// `file_config.format` (XLS is written as XLSX, XML as CSV), with a header row unless
+    /// `file_config.has_header` is false (standard layout).
     pub fn file_qc(&mut self) -> Result<FileOutput, GenerateError> {
         let template = self.template;
         let controls = self.qc_controls_asked()?;
@@ -300,6 +301,11 @@ impl Generator<'_> {
         }
         let base = sanitize(&format!("qc-{}-{now}", template.name));
         let openelis = self.layout == Layout::OpenElis;
+        let config = self.file_config();
+        // As the patient file: a reader told there is no header takes the first row as data.
+        if !openelis && config.has_header == Some(false) {
+            rows.remove(0);
+        }
         // The standard layout writes the QC file as the patient file: the template's sheet
         // name, and the metadata lines a reader configured with `skipRows` skips (without
         // them it took the header for metadata and the first control for the header).
@@ -310,7 +316,6 @@ impl Generator<'_> {
                 self.preamble(delimiter)
             }
         };
-        let config = self.file_config();
         match config.format {
             Some(FileKind::Xls | FileKind::Xlsx) => {
                 let sheet = config
@@ -328,15 +333,21 @@ impl Generator<'_> {
                 kind: FileKind::Tsv,
                 bytes: delimited(&rows, "\t", &preamble("\t")),
             }),
-            _ => {
+            format => {
                 let delimiter = if openelis {
                     ",".to_owned()
                 } else {
                     self.delimiter()
                 };
+                // A TXT template's QC file is named as its patient files are; XML (DT-Prime)
+                // has no QC layout of its own and gets delimited text.
+                let (kind, ext) = match format {
+                    Some(FileKind::Txt) if !openelis => (FileKind::Txt, "txt"),
+                    _ => (FileKind::Csv, "csv"),
+                };
                 Ok(FileOutput {
-                    file_name: format!("{base}.csv"),
-                    kind: FileKind::Csv,
+                    file_name: format!("{base}.{ext}"),
+                    kind,
                     bytes: delimited(&rows, &delimiter, &preamble(&delimiter)),
                 })
             }
