@@ -476,6 +476,49 @@ fn values_drawn_in_the_normal_range_are_flagged_normal() {
     assert_eq!(checked, 10 * 2 * 40);
 }
 
+/// A numeric field with neither range nor seed value draws what its unit can hold: a Ct of
+/// 15–38 (it was 1–100, so a Ct of 81), an OD of 0.03–3; other units keep 1–100.
+#[test]
+fn fields_without_a_range_draw_what_their_unit_can_hold() {
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    for (unit, lo, hi) in [
+        ("Ct", 15.0, 38.0),
+        ("OD", 0.03, 3.0),
+        ("copies/mL", 50.0, 1e6),
+        ("mg/dL", 1.0, 100.0),
+    ] {
+        let json = format!(
+            r#"{{"analyzer":{{"name":"X","model":"X","manufacturer":"Acme"}},
+            "protocol":{{"type":"ASTM"}},
+            "fields":[{{"code":"T","name":"T","type":"NUMERIC","unit":"{unit}"}}]}}"#
+        );
+        let template =
+            lis_templates::load_str(&json, std::path::Path::new("x.json"), &Default::default())
+                .unwrap();
+        for seed in 0..30 {
+            let output = generate(
+                &template,
+                &minter,
+                &options(Layout::Standard, Some(seed)),
+                false,
+            );
+            let Output::Astm(messages) = output.unwrap() else {
+                panic!("not ASTM")
+            };
+            let bytes = messages[0].to_bytes();
+            let message = astm_records::Message::parse(&bytes).unwrap();
+            let value: f64 = message
+                .results()
+                .next()
+                .unwrap()
+                .value_text()
+                .parse()
+                .unwrap();
+            assert!((lo..=hi).contains(&value), "{unit}: {value}");
+        }
+    }
+}
+
 /// `hl7()` works for any template, but MSH-12 must be an HL7 version ID: an ASTM or file
 /// template's `protocol.version` (`LIS2-A2`, `CSV-1.0`) gives the default 2.5.1.
 #[test]

@@ -50,6 +50,22 @@ pub(super) fn hl7_number(n: &Number) -> String {
 /// Every field whose `normalRange` parses must have a finite draw interval: the loader refuses
 /// such templates, but a [`Template`](crate::Template)'s fields are public and can be changed
 /// after loading, so generation checks again and answers with an error instead of drawing.
+/// Where a field with neither range nor seed value draws from: what its unit can hold
+/// (a Ct of 81 is no PCR's), else 1–100.
+fn unit_interval(unit: &str) -> (f64, f64) {
+    match unit.trim().to_ascii_lowercase().as_str() {
+        // PCR cycle thresholds: a positive comes up within the usual 40 to 45 cycles.
+        "ct" | "cp" | "cycles" => (15.0, 38.0),
+        // Optical densities of an ELISA plate reader.
+        "od" | "abs" => (0.03, 3.0),
+        // Signal to cut-off ratios.
+        "s/co" | "coi" | "index" => (0.1, 10.0),
+        "copies/ml" | "cp/ml" | "iu/ml" => (50.0, 1_000_000.0),
+        "%" => (0.0, 100.0),
+        _ => (1.0, 100.0),
+    }
+}
+
 pub(super) fn check_draw_intervals(template: &crate::Template) -> Result<(), GenerateError> {
     for field in &template.fields {
         if let Some(range) = field.range()
@@ -95,7 +111,7 @@ impl Generator<'_> {
         let range = field.range();
         let (lo, hi) = range
             .and_then(NormalRange::draw_interval)
-            .unwrap_or((1.0, 100.0));
+            .unwrap_or_else(|| unit_interval(field.unit_str()));
         let v = self.uniform(lo, hi);
         let normal = |value: f64| range.is_none_or(|r| r.flag(value) == "N");
         (2..=6)
