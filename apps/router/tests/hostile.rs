@@ -73,6 +73,76 @@ async fn garbage_from_a_sender_is_logged_a_few_times_then_counted() {
     );
 }
 
+/// A message holding a start-block byte arrives as a frame interrupted by its own tail.
+/// The tail was stored and acknowledged, so the sender took its whole message for stored;
+/// now it is refused and nothing is stored. A whole message after it, on the same
+/// connection, is served: with `usehl7` even when it ends an interrupted frame itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tail_of_a_message_cut_by_a_start_block_is_refused_not_stored() {
+    for hl7 in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = format!(
+            "[general]\nuseconnections = in, out\n\
+             [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\n\
+             usehl7 = {}\n\
+             [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n",
+            if hl7 { "True" } else { "False" }
+        );
+        let mut router = RouterProc::start(dir.path(), &config).await;
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut cut = b"\x0b".to_vec();
+        cut.extend_from_slice(&oru("CUT", "LAB"));
+        cut.extend_from_slice(b"OBX|2|ED|PDF||A\x0bTAILDATA\r\x1c\r");
+        stream.write_all(&cut).await.unwrap();
+        assert_eq!(
+            read_frame(&mut stream).await,
+            b"\x0b\x15\x1c\r",
+            "hl7={hl7}"
+        );
+        // An empty tail would have been taken for a keep-alive and acknowledged.
+        stream.write_all(b"\x0bHEAD\x0b\x1c\r").await.unwrap();
+        assert_eq!(
+            read_frame(&mut stream).await,
+            b"\x0b\x15\x1c\r",
+            "hl7={hl7}"
+        );
+
+        let mut whole = b"\x0bGAVE UP\x0b".to_vec();
+        whole.extend_from_slice(&oru("WHOLE", "LAB"));
+        whole.extend_from_slice(b"\x1c\r");
+        stream.write_all(&whole).await.unwrap();
+        let reply = read_frame(&mut stream).await;
+        if hl7 {
+            assert!(
+                String::from_utf8_lossy(&reply).contains("MSA|AA|WHOLE"),
+                "{reply:?}"
+            );
+        } else {
+            // Without usehl7 the router cannot tell a tail from a message: refused too,
+            // and accepted when sent again.
+            assert_eq!(reply, b"\x0b\x15\x1c\r");
+            let mut again = b"\x0b".to_vec();
+            again.extend_from_slice(&oru("WHOLE", "LAB"));
+            again.extend_from_slice(b"\x1c\r");
+            stream.write_all(&again).await.unwrap();
+            assert_eq!(read_frame(&mut stream).await, b"\x0b\x06\x1c\r");
+        }
+        let out = dir.path().join("out");
+        wait_until("the whole message delivered", || files_in(&out).len() == 1).await;
+        let delivered = std::fs::read(&files_in(&out)[0]).unwrap();
+        assert_eq!(delivered, oru("WHOLE", "LAB"), "hl7={hl7}");
+        let log = router.log_text();
+        assert!(
+            log.contains("they may be the tail of a message holding a start-block byte"),
+            "{log}"
+        );
+        drop(stream);
+        assert!(router.terminate(Duration::from_secs(10)).success());
+        assert_eq!(files_in(&out).len(), 1, "hl7={hl7}: only the whole message");
+    }
+}
+
 /// A router relaying from a socket input to a client output whose receiver is this test:
 /// `MINE` sent and acknowledged, then the receiver's end of the output's connection, the
 /// message read from it. `extra` is added to the output's section.

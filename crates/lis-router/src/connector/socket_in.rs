@@ -84,6 +84,16 @@ enum Owed {
     Empty,
     /// A negative commit block for a refused frame, then close.
     RefuseAndClose,
+    /// A negative commit block for a refused frame; the connection stays open.
+    Refuse,
+}
+
+/// Whether `payload` begins as an HL7 message, batch or file does.
+fn starts_hl7(payload: &[u8]) -> bool {
+    let start = payload.trim_ascii_start();
+    [b"MSH", b"BHS", b"FHS"]
+        .iter()
+        .any(|h| start.starts_with(*h))
 }
 
 /// How many bytes of messages one connection may have read and not yet answered (at
@@ -276,6 +286,8 @@ impl SocketIn {
         let budget = Arc::new(Semaphore::new(in_flight));
         // Junk, broken frames and stray commit blocks: a few logged, the rest counted.
         let mut noise = NoiseLog::default();
+        // The last frame was cut short by a start block; see where it is read.
+        let mut after_interruption = false;
         const NOISE: &str = "framing problems";
         let replier = tokio::spawn(
             self.clone()
@@ -333,6 +345,27 @@ impl SocketIn {
                 Some(Some(Ok(frame))) => frame,
             };
             received |= matches!(frame, MllpFrame::Message(_));
+            // The frame that ends an interrupted one may be the tail of a single message
+            // that held a start-block byte: storing and acknowledging it told the sender its
+            // whole message was stored. Refused, unless with `usehl7` it is a message of
+            // its own (a sender that gave up on a frame and sent a whole message again).
+            if let MllpFrame::Message(payload) = &frame
+                && std::mem::take(&mut after_interruption)
+                && !(self.connection.use_hl7 && starts_hl7(payload))
+            {
+                warn!(
+                    "{peer}: refused the {} bytes that ended a frame interrupted by a start                      block: they may be the tail of a message holding a start-block byte                      (0x0b), which MLLP cannot carry; not stored",
+                    payload.len()
+                );
+                let owed = tokio::select! {
+                    () = closing.cancelled() => break,
+                    owed = owed_tx.send(Owed::Refuse) => owed,
+                };
+                if owed.is_err() {
+                    break;
+                }
+                continue;
+            }
             match frame {
                 // An empty frame carries nothing to deliver: some senders use one as a
                 // keep-alive. Queued, it became a 0-byte file, or a frame a receiver may
@@ -382,6 +415,7 @@ impl SocketIn {
                     break;
                 }
                 MllpFrame::Error(e) => {
+                    after_interruption = matches!(e, FrameError::Interrupted { .. });
                     if noise.admit(&peer, NOISE) {
                         warn!("{peer}: {e}");
                     }
@@ -465,11 +499,11 @@ impl SocketIn {
                     )
                 }
                 Owed::Empty => (self.acknowledgement(&[], true), false, None),
-                Owed::RefuseAndClose => (
+                Owed::RefuseAndClose | Owed::Refuse => (
                     self.settings
                         .use_ack
                         .then(|| Bytes::from(commit_payload(CommitAck::Nak))),
-                    true,
+                    matches!(item, Owed::RefuseAndClose),
                     None,
                 ),
             };
