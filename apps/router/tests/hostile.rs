@@ -747,3 +747,124 @@ async fn input_file_names_cannot_forge_log_lines() {
     );
     assert!(inbox.join("error").join(not_utf8).is_file(), "{log}");
 }
+
+/// An empty frame from the receiver is a keep-alive, as the socket input takes one: the
+/// output took it for an unreadable refusal and sent the acknowledged message again (with
+/// `maxrefusals`, set it aside), though the receiver answered AA right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_frame_from_the_receiver_is_not_taken_for_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut router, mut link) = relaying_to_this_test(
+        dir.path(),
+        "acktimeout = 5\nretrydelay = 0.05\nmaxrefusals = 1\n",
+    )
+    .await;
+    let mut reply = b"\x0b\x1c\r".to_vec();
+    reply.extend(framed_ack("AA", "MINE"));
+    link.write_all(&reply).await.unwrap();
+    // Sent again, it would arrive within the retry delay.
+    let mut buf = [0u8; 256];
+    let again = tokio::time::timeout(Duration::from_millis(800), link.read(&mut buf)).await;
+    assert!(
+        again.is_err(),
+        "read {:?} after the AA",
+        again.map(|r| r.map(|n| buf[..n.min(buf.len())].to_vec()))
+    );
+    assert!(router.terminate(WAIT).success());
+    let log = router.log_text();
+    assert!(!log.contains("failed"), "{log}");
+    assert!(
+        !dir.path().join("router-data/undeliverable").exists(),
+        "{log}"
+    );
+}
+
+/// A client output whose peer accepts and closes at once (a port forwarder whose back end
+/// is down) reconnected without pause: some 300 connections in 8 s. It now waits its
+/// backoff between such connections, as the client input does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_output_backs_off_from_a_peer_that_closes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
+         createserversocket = False\nport = {peer_port}\nretrydelay = 0.2\nretrymaxdelay = 1\n"
+    );
+    let mut router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut framed = b"\x0b".to_vec();
+    framed.extend_from_slice(&oru("MINE", "LAB"));
+    framed.extend_from_slice(b"\x1c\r");
+    sender.write_all(&framed).await.unwrap();
+    read_frame(&mut sender).await;
+    let mut accepted = 0;
+    let watch = tokio::time::sleep(Duration::from_secs(3));
+    tokio::pin!(watch);
+    loop {
+        tokio::select! {
+            () = &mut watch => break,
+            conn = listener.accept() => {
+                drop(conn.unwrap());
+                accepted += 1;
+            }
+        }
+    }
+    // 0.2 + 0.4 + 0.8 + 1 s of backoff: about 4 connections in 3 s.
+    assert!((2..=8).contains(&accepted), "{accepted} connections in 3 s");
+    assert!(router.terminate(WAIT).success());
+}
+
+/// A server output hands one receiver at a time over to its delivery. Receivers that
+/// connected while a delivery waited for its ACK each waited with an open socket: 2,000
+/// connections held 2,014 descriptors, and with the process's limit reached no input
+/// could accept. Now a newer receiver replaces the one waiting, which is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_queueing_at_a_server_output_hold_no_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, out_port) = (free_port(), free_port());
+    let config = format!(
+        "[general]\nuseconnections = in, out\nloglvl = info\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nusehl7 = True\nport = {port}\n\
+         [out]\ntranstech = socket\ntransdir = out\nqueuename = q\nusehl7 = True\n\
+         port = {out_port}\nacktimeout = 60\n"
+    );
+    let mut router = RouterProc::start(dir.path(), &config).await;
+    let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut framed = b"\x0b".to_vec();
+    framed.extend_from_slice(&oru("MINE", "LAB"));
+    framed.extend_from_slice(b"\x1c\r");
+    sender.write_all(&framed).await.unwrap();
+    read_frame(&mut sender).await;
+    // The receiver takes the message and never answers: the delivery waits 60 s.
+    let mut receiver = TcpStream::connect(("127.0.0.1", out_port)).await.unwrap();
+    read_frame(&mut receiver).await;
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", router.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let mut others = Vec::new();
+    for _ in 0..300 {
+        others.push(TcpStream::connect(("127.0.0.1", out_port)).await.unwrap());
+    }
+    // Give the router time to accept them all.
+    wait_until("the later receivers closed", || {
+        router.log_text().matches("connected after it").count() >= 299
+    })
+    .await;
+    let after = fds();
+    assert!(
+        after <= before + 3,
+        "{before} descriptors, {after} after 300 receivers"
+    );
+    // The newest one is served next: the delivery loop adopts it at its next attempt.
+    drop(others);
+    assert!(router.terminate(WAIT).success());
+}

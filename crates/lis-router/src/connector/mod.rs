@@ -66,6 +66,35 @@ pub(crate) const ENQ: u8 = 0x05;
 /// Pause after a failed `accept`.
 pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// Failed accepts in a row on one listener (out of file descriptors, say): the first is
+/// logged, then one line when they end, not one per [`ACCEPT_RETRY`] however long it lasts.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptFailures {
+    in_a_row: u64,
+}
+
+impl AcceptFailures {
+    pub(crate) fn failed(&mut self, e: &std::io::Error) {
+        self.in_a_row += 1;
+        if self.in_a_row == 1 {
+            tracing::warn!(
+                "accept failed: {e}; new connections wait until it works again \
+                 (retried every {ACCEPT_RETRY:?})"
+            );
+        }
+    }
+
+    pub(crate) fn succeeded(&mut self) {
+        if self.in_a_row > 0 {
+            tracing::warn!(
+                "accepting connections again after {} failed accept(s)",
+                self.in_a_row
+            );
+            self.in_a_row = 0;
+        }
+    }
+}
+
 /// How long a shutdown still waits for a peer: to take the ACKs owed to it (socket in), or
 /// to acknowledge the message in flight (socket out).
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
 
-use super::{ACCEPT_RETRY, Backoff, ENQ, NoiseLog, printable, shutdown_grace};
+use super::{ACCEPT_RETRY, AcceptFailures, Backoff, ENQ, NoiseLog, printable, shutdown_grace};
 use crate::config::{Connection, SocketSettings};
 use crate::store::{Appender, StoreError};
 use crate::tls::{Stream, TlsSource, WriteHalf};
@@ -116,8 +116,7 @@ impl SocketIn {
         let tracker = TaskTracker::new();
         let mut window = tokio::time::Instant::now();
         let (mut logged, mut unlogged) = (0_u32, 0_u64);
-        // Failed accepts in a row: the first is logged, then one line when they end.
-        let mut failing = 0_u64;
+        let mut failures = AcceptFailures::default();
         loop {
             let accepted = tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -125,22 +124,11 @@ impl SocketIn {
             };
             let (stream, peer) = match accepted {
                 Ok(pair) => {
-                    if failing > 0 {
-                        warn!("accepting connections again after {failing} failed accept(s)");
-                        failing = 0;
-                    }
+                    failures.succeeded();
                     pair
                 }
                 Err(e) => {
-                    // Out of file descriptors, say: pause rather than spin on it, and log
-                    // it once, not every pause, however long it lasts.
-                    failing += 1;
-                    if failing == 1 {
-                        warn!(
-                            "accept failed: {e}; new connections wait until it works again \
-                             (retried every {ACCEPT_RETRY:?})"
-                        );
-                    }
+                    failures.failed(&e);
                     tokio::select! {
                         () = self.shutdown.cancelled() => break,
                         () = tokio::time::sleep(ACCEPT_RETRY) => continue,

@@ -9,14 +9,14 @@ use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use mllp_hl7::{AckMessage, AckReadError, CommitAck, Message, MllpCodec, MllpFrame};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, warn};
 
 use super::{
-    ACCEPT_RETRY, Backoff, NoiseLog, READ_BYTES, printable, resume_point, shutdown_grace,
-    undeliverable,
+    ACCEPT_RETRY, AcceptFailures, Backoff, NoiseLog, READ_BYTES, printable, resume_point,
+    shutdown_grace, undeliverable,
 };
 use crate::config::{Connection, SocketSettings};
 use crate::store::{QueueStore, StoredMessage};
@@ -36,9 +36,50 @@ pub(crate) struct SocketOut {
     pub(crate) undeliverable: PathBuf,
     /// `usetls`: every connection is secured with this first.
     pub(crate) tls: Option<Arc<TlsSource>>,
-    /// Server mode, once running: receivers that connected and finished their handshake
-    /// (see [`SocketOut::accept_receivers`]).
-    pub(crate) receivers: Option<mpsc::Receiver<(Stream, SocketAddr)>>,
+    /// Server mode, once running: the receiver that connected last and finished its
+    /// handshake (see [`SocketOut::accept_receivers`]).
+    pub(crate) receivers: Option<Arc<Handover>>,
+}
+
+/// Server mode: the receiver that connected last, waiting to be taken over. One slot: a
+/// newer receiver replaces the one waiting, which is closed. Receivers connecting while a
+/// delivery waits for its ACK used to wait each with its socket open, so that one
+/// output's port could take every file descriptor of the process (2,000 connections held
+/// 2,014), and no input could accept.
+#[derive(Debug, Default)]
+pub(crate) struct Handover {
+    waiting: std::sync::Mutex<Option<(Stream, SocketAddr)>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Handover {
+    fn offer(&self, stream: Stream, peer: SocketAddr) {
+        let replaced = self
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace((stream, peer));
+        if let Some((_, earlier)) = replaced {
+            info!("receiver from {earlier} closed: {peer} connected after it");
+        }
+        self.arrived.notify_one();
+    }
+
+    fn take(&self) -> Option<(Stream, SocketAddr)> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    async fn next(&self) -> (Stream, SocketAddr) {
+        loop {
+            if let Some(receiver) = self.take() {
+                return receiver;
+            }
+            self.arrived.notified().await;
+        }
+    }
 }
 
 /// Server mode: at most this many connections may be in their TLS handshake at once;
@@ -73,14 +114,16 @@ impl SocketOut {
     /// Server mode: accepts receivers and secures each in a task of its own, handing over
     /// those that finished the handshake. A peer that connects and stalls its handshake
     /// (or sends nothing) then holds up neither the messages nor the next receiver.
-    fn accept_receivers(&mut self) -> Option<mpsc::Receiver<(Stream, SocketAddr)>> {
+    fn accept_receivers(&mut self) -> Option<Arc<Handover>> {
         let listener = self.listener.take()?;
-        let (ready, receivers) = mpsc::channel(4);
+        let receivers = Arc::new(Handover::default());
+        let ready = Arc::clone(&receivers);
         let tls = self.tls.clone();
         let shutdown = self.shutdown.clone();
         let pending = Arc::new(Semaphore::new(PENDING_HANDSHAKES));
         tokio::spawn(
             async move {
+                let mut failures = AcceptFailures::default();
                 loop {
                     let permit = tokio::select! {
                         () = shutdown.cancelled() => break,
@@ -92,17 +135,20 @@ impl SocketOut {
                         accepted = listener.accept() => accepted,
                     };
                     let (tcp, peer) = match accepted {
-                        Ok(pair) => pair,
+                        Ok(pair) => {
+                            failures.succeeded();
+                            pair
+                        }
                         Err(e) => {
-                            // Out of file descriptors, say: do not spin on it.
-                            warn!("accept failed: {e}");
+                            failures.failed(&e);
                             tokio::select! {
                                 () = shutdown.cancelled() => break,
                                 () = tokio::time::sleep(ACCEPT_RETRY) => continue,
                             }
                         }
                     };
-                    let (ready, tls, shutdown) = (ready.clone(), tls.clone(), shutdown.clone());
+                    let (ready, tls, shutdown) =
+                        (Arc::clone(&ready), tls.clone(), shutdown.clone());
                     tokio::spawn(
                         async move {
                             let opened = tokio::select! {
@@ -111,9 +157,7 @@ impl SocketOut {
                             };
                             drop(permit);
                             match opened {
-                                Ok(stream) => {
-                                    let _ = ready.send((stream, peer)).await;
-                                }
+                                Ok(stream) => ready.offer(stream, peer),
                                 Err(e) => warn!("{e}"),
                             }
                         }
@@ -158,9 +202,8 @@ impl SocketOut {
                     // takes over. The previous connection may be dead without a FIN
                     // (the receiving host restarted), which nothing would reveal until
                     // the next message's ACK timed out.
-                    adopted = next_receiver(self.receivers.as_mut()) => match adopted {
-                        Some((stream, peer)) => self.adopt(link, stream, peer).await,
-                        None => break,
+                    (stream, peer) = next_receiver(self.receivers.as_deref()) => {
+                        self.adopt(link, stream, peer).await;
                     }
                 }
                 continue;
@@ -201,10 +244,11 @@ impl SocketOut {
                 return false;
             }
             // Server mode: the receiver that connected last is the one served.
-            while let Some(Ok((stream, peer))) = self.receivers.as_mut().map(|r| r.try_recv()) {
+            if let Some((stream, peer)) = self.receivers.as_deref().and_then(Handover::take) {
                 self.adopt(link, stream, peer).await;
             }
-            if link.is_none() {
+            let fresh = link.is_none();
+            if fresh {
                 match self.open().await {
                     Some(framed) => *link = Some(framed),
                     None if self.shutdown.is_cancelled() => return false,
@@ -224,6 +268,12 @@ impl SocketOut {
             if let Some(why) = closed_by_peer(framed) {
                 info!("{why}; reconnecting");
                 *link = None;
+                // A connection that served earlier messages closed while idle: reconnect
+                // at once. One closed as soon as it was opened (a port forwarder whose
+                // back end is down) waits its backoff, or the output reconnects in a loop.
+                if fresh && !backoff.sleep(&self.shutdown).await {
+                    return false;
+                }
                 continue;
             }
             match self.attempt(framed, &message.payload).await {
@@ -326,10 +376,10 @@ impl SocketOut {
 
     /// Connects (client) or waits for the receiving system to connect (server).
     async fn open(&mut self) -> Option<Framed<Stream, MllpCodec>> {
-        if let Some(receivers) = self.receivers.as_mut() {
+        if let Some(receivers) = self.receivers.clone() {
             let (stream, peer) = tokio::select! {
                 () = self.shutdown.cancelled() => return None,
-                adopted = receivers.recv() => adopted?,
+                adopted = receivers.next() => adopted,
             };
             let mut link = None;
             self.adopt(&mut link, stream, peer).await;
@@ -459,6 +509,12 @@ impl SocketOut {
                             "negative commit acknowledgement (NAK)".into(),
                         ));
                     }
+                    // An empty frame is a keep-alive (as the socket input takes one), not
+                    // a reply: taken for an unreadable refusal, an acknowledged message was
+                    // sent again, or set aside with `maxrefusals`.
+                    MllpFrame::Message(reply) if reply.is_empty() => {
+                        debug!("ignoring an empty frame (keep-alive) while waiting for the ACK");
+                    }
                     MllpFrame::Message(reply) => {
                         match check_reply(&reply, expected_id.as_deref(), &mut late) {
                             Some(result) => return result,
@@ -498,11 +554,9 @@ impl SocketOut {
 }
 
 /// The next receiver ready to take over; never, without a listener (client mode).
-async fn next_receiver(
-    receivers: Option<&mut mpsc::Receiver<(Stream, SocketAddr)>>,
-) -> Option<(Stream, SocketAddr)> {
+async fn next_receiver(receivers: Option<&Handover>) -> (Stream, SocketAddr) {
     match receivers {
-        Some(receivers) => receivers.recv().await,
+        Some(receivers) => receivers.next().await,
         None => std::future::pending().await,
     }
 }
