@@ -184,7 +184,18 @@ impl SocketOut {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            let batch = match self.store.read_bounded(&queue, cursor, 64, READ_BYTES) {
+            // Up to 64 MiB read from disk: off the async workers, which on a small
+            // machine are all the other connectors have.
+            let store = Arc::clone(&self.store);
+            let read_queue = queue.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                store
+                    .read_bounded(&read_queue, cursor, 64, READ_BYTES)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let batch = match read {
                 Ok(batch) => batch,
                 Err(e) => {
                     error!("cannot read the queue: {e}");
