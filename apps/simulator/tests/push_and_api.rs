@@ -2196,6 +2196,12 @@ async fn astm_push_with_keep_connection_reconnects_to_a_lis_closing_after_eot() 
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(stderr.contains("summary: sent 3, failed 0"), "{stderr}");
+        // The simulator may exit before this test's reader has taken its last EOT.
+        let counted = || connections.lock().unwrap().iter().sum::<usize>();
+        let deadline = std::time::Instant::now() + WAIT;
+        while counted() < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let per_connection = connections.lock().unwrap().clone();
         let expected: &[usize] = if closes_after_eot { &[1, 1, 1] } else { &[3] };
         assert_eq!(
