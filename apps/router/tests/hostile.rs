@@ -24,6 +24,20 @@ async fn read_frame(stream: &mut TcpStream) -> Vec<u8> {
     got
 }
 
+/// `oru(id, msh3)` in an MLLP frame with the default delimiters.
+fn framed_oru(id: &str, msh3: &str) -> Vec<u8> {
+    let mut framed = b"\x0b".to_vec();
+    framed.extend_from_slice(&oru(id, msh3));
+    framed.extend_from_slice(b"\x1c\r");
+    framed
+}
+
+/// Sends [`framed_oru`] on `stream`; the reply frame.
+async fn send_oru(stream: &mut TcpStream, id: &str, msh3: &str) -> Vec<u8> {
+    stream.write_all(&framed_oru(id, msh3)).await.unwrap();
+    read_frame(stream).await
+}
+
 /// A sender that streams garbage (one junk byte and a start block, again and again: each
 /// pair is junk plus an interrupted frame) must not get a log line per two bytes it
 /// sends: before, 20 KB of it wrote 20,000 warnings, so a garbage stream could fill the
@@ -42,11 +56,7 @@ async fn garbage_from_a_sender_is_logged_a_few_times_then_counted() {
     let garbage = b"J\x0b".repeat(10_000);
     stream.write_all(&garbage).await.unwrap();
     // Still served: a real message after the garbage is stored and acknowledged.
-    let mut framed = b"\x0b".to_vec();
-    framed.extend_from_slice(&oru("AFTER-GARBAGE", "LAB"));
-    framed.extend_from_slice(b"\x1c\r");
-    stream.write_all(&framed).await.unwrap();
-    let ack = read_frame(&mut stream).await;
+    let ack = send_oru(&mut stream, "AFTER-GARBAGE", "LAB").await;
     assert!(
         String::from_utf8_lossy(&ack).contains("MSA|AA|AFTER-GARBAGE"),
         "{ack:?}"
@@ -122,11 +132,10 @@ async fn the_tail_of_a_message_cut_by_a_start_block_is_refused_not_stored() {
             // Without usehl7 the router cannot tell a tail from a message: refused too,
             // and accepted when sent again.
             assert_eq!(reply, b"\x0b\x15\x1c\r");
-            let mut again = b"\x0b".to_vec();
-            again.extend_from_slice(&oru("WHOLE", "LAB"));
-            again.extend_from_slice(b"\x1c\r");
-            stream.write_all(&again).await.unwrap();
-            assert_eq!(read_frame(&mut stream).await, b"\x0b\x06\x1c\r");
+            assert_eq!(
+                send_oru(&mut stream, "WHOLE", "LAB").await,
+                b"\x0b\x06\x1c\r"
+            );
         }
         let out = dir.path().join("out");
         wait_until("the whole message delivered", || files_in(&out).len() == 1).await;
@@ -161,11 +170,7 @@ async fn relaying_to_this_test(dir: &std::path::Path, extra: &str) -> (RouterPro
     );
     let router = RouterProc::start(dir, &config).await;
     let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut framed = b"\x0b".to_vec();
-    framed.extend_from_slice(&oru("MINE", "LAB"));
-    framed.extend_from_slice(b"\x1c\r");
-    sender.write_all(&framed).await.unwrap();
-    read_frame(&mut sender).await;
+    send_oru(&mut sender, "MINE", "LAB").await;
 
     let (mut link, _) = tokio::time::timeout(WAIT, listener.accept())
         .await
@@ -479,11 +484,7 @@ async fn a_message_refused_for_ever_is_logged_with_its_content_once() {
     );
     let router = RouterProc::start(dir.path(), &config).await;
     let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut framed = b"\x0b".to_vec();
-    framed.extend_from_slice(&oru("REFUSED", "CONTENT-MARKER"));
-    framed.extend_from_slice(b"\x1c\r");
-    sender.write_all(&framed).await.unwrap();
-    read_frame(&mut sender).await;
+    send_oru(&mut sender, "REFUSED", "CONTENT-MARKER").await;
     wait_until("five refusals", || peer.count() >= 5).await;
     wait_until("their log lines", || {
         router.log_text().matches("delivery of message").count() >= 4
@@ -798,11 +799,7 @@ async fn a_client_output_backs_off_from_a_peer_that_closes_at_once() {
     );
     let mut router = RouterProc::start(dir.path(), &config).await;
     let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut framed = b"\x0b".to_vec();
-    framed.extend_from_slice(&oru("MINE", "LAB"));
-    framed.extend_from_slice(b"\x1c\r");
-    sender.write_all(&framed).await.unwrap();
-    read_frame(&mut sender).await;
+    send_oru(&mut sender, "MINE", "LAB").await;
     let mut accepted = 0;
     let watch = tokio::time::sleep(Duration::from_secs(3));
     tokio::pin!(watch);
@@ -836,11 +833,7 @@ async fn receivers_queueing_at_a_server_output_hold_no_descriptors() {
     );
     let mut router = RouterProc::start(dir.path(), &config).await;
     let mut sender = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut framed = b"\x0b".to_vec();
-    framed.extend_from_slice(&oru("MINE", "LAB"));
-    framed.extend_from_slice(b"\x1c\r");
-    sender.write_all(&framed).await.unwrap();
-    read_frame(&mut sender).await;
+    send_oru(&mut sender, "MINE", "LAB").await;
     // The receiver takes the message and never answers: the delivery waits 60 s.
     let mut receiver = TcpStream::connect(("127.0.0.1", out_port)).await.unwrap();
     read_frame(&mut receiver).await;

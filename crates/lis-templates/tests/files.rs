@@ -1408,32 +1408,40 @@ fn the_generic_xml_file_holds_no_raw_control_characters() {
     assert!(text.contains("<result value=\"-\u{fffd}\"/>"), "{text}");
 }
 
+/// A FILE template with one numeric field `OD` and one QC control, with `file_config` made
+/// of `config` (its JSON members).
+fn od_template(config: &str) -> Template {
+    let json = format!(
+        r#"{{"analyzer":{{"name":"X","model":"PX","manufacturer":"Acme"}},
+        "protocol":{{"type":"FILE"}},
+        "file_config":{{{config}}},
+        "fields":[{{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}}],
+        "qc_controls":[{{"field_code":"OD","lot_number":"L1","level":"N","target":1.0,"sd":0.1}}]}}"#
+    );
+    load_str(&json, Path::new("x.json"), &Profiles::None).unwrap()
+}
+
+/// `generate`'s own file for `template` (seed 1), patient or QC.
+fn generic_file(template: &Template, qc: bool) -> lis_templates::FileOutput {
+    let options = GenerateOptions {
+        seed: Some(1),
+        ..GenerateOptions::default()
+    };
+    match lis_templates::generate(template, &minter(), &options, qc) {
+        Ok(lis_templates::Output::File(file)) => file,
+        other => panic!("{}: {other:?}", template.name),
+    }
+}
+
 /// In the standard layout `generate`'s QC file has the metadata lines of its patient file
 /// (`skipRows`) and its sheet name: without them, a reader skipping one row took the header
 /// for metadata and the first control for the header.
 #[test]
 fn generic_qc_files_skip_the_rows_their_patient_files_skip() {
-    let template = |format: &str| {
-        let json = format!(
-            r#"{{"analyzer":{{"name":"X","model":"PX","manufacturer":"Acme"}},
-            "protocol":{{"type":"FILE"}},
-            "file_config":{{"format":"{format}","delimiter":";","skipRows":1,"sheetName":"Run"}},
-            "fields":[{{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}}],
-            "qc_controls":[{{"field_code":"OD","lot_number":"L1","level":"N","target":1.0,"sd":0.1}}]}}"#
-        );
-        load_str(&json, Path::new("x.json"), &Profiles::None).unwrap()
-    };
-    let options = GenerateOptions {
-        seed: Some(1),
-        ..GenerateOptions::default()
-    };
     let file = |format: &str, qc: bool| {
-        let Ok(lis_templates::Output::File(file)) =
-            lis_templates::generate(&template(format), &minter(), &options, qc)
-        else {
-            panic!()
-        };
-        file
+        let config =
+            format!(r#""format":"{format}","delimiter":";","skipRows":1,"sheetName":"Run""#);
+        generic_file(&od_template(&config), qc)
     };
     for format in ["CSV", "TSV"] {
         let patient = String::from_utf8(file(format, false).bytes).unwrap();
@@ -1675,26 +1683,9 @@ fn invalid_and_indeterminate_calls_are_written_as_drawn() {
 /// header row when `has_header` is false (a reader took the header for a control).
 #[test]
 fn generic_qc_files_follow_the_format_and_header_of_patient_files() {
-    let template = |format: &str, header: bool| {
-        let json = format!(
-            r#"{{"analyzer":{{"name":"X","model":"PX","manufacturer":"Acme"}},
-            "protocol":{{"type":"FILE"}},
-            "file_config":{{"format":"{format}","delimiter":";","has_header":{header}}},
-            "fields":[{{"code":"OD","name":"OD","type":"NUMERIC","normalRange":"0.1-2.0"}}],
-            "qc_controls":[{{"field_code":"OD","lot_number":"L1","level":"N","target":1.0,"sd":0.1}}]}}"#
-        );
-        load_str(&json, Path::new("x.json"), &Profiles::None).unwrap()
-    };
-    let options = GenerateOptions {
-        seed: Some(1),
-        ..GenerateOptions::default()
-    };
     let file = |format: &str, header: bool, qc: bool| {
-        let output = lis_templates::generate(&template(format, header), &minter(), &options, qc);
-        let Ok(lis_templates::Output::File(file)) = output else {
-            panic!("{format}: {output:?}")
-        };
-        file
+        let config = format!(r#""format":"{format}","delimiter":";","has_header":{header}"#);
+        generic_file(&od_template(&config), qc)
     };
     for (format, ext) in [("TXT", ".txt"), ("CSV", ".csv"), ("TSV", ".tsv")] {
         for header in [true, false] {
