@@ -619,6 +619,14 @@ async fn each_order_of_an_orm_gets_its_own_group() {
 /// What the HTTP stub saw.
 type Seen = Arc<Mutex<Vec<(Option<String>, String, String)>>>;
 
+/// Serves [`stub`] on a fresh loopback port, recording into `seen`; its base URL.
+async fn serve_stub(seen: &Seen) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, stub(Arc::clone(seen))).into_future());
+    format!("http://{addr}")
+}
+
 fn stub(seen: Seen) -> axum::Router {
     use axum::http::{HeaderMap, StatusCode, Uri};
     axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
@@ -644,10 +652,7 @@ fn stub(seen: Seen) -> axum::Router {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_push_with_basic_auth() {
     let seen: Seen = Arc::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, stub(Arc::clone(&seen))).into_future());
-    let base = format!("http://{addr}");
+    let base = serve_stub(&seen).await;
     run_ok(&[
         "--push",
         &base,
@@ -675,10 +680,7 @@ async fn http_push_with_basic_auth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_go_only_to_the_configured_origins() {
     let seen: Seen = Arc::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, stub(Arc::clone(&seen))).into_future());
-    let base = format!("http://{addr}");
+    let base = serve_stub(&seen).await;
     let body = format!(r#"{{"destination":"{base}"}}"#);
     let credentials = ["--user", "user", "--password", "pass"];
 
@@ -718,9 +720,7 @@ async fn credentials_go_only_to_the_configured_origins() {
         Some("Basic dXNlcjpwYXNz")
     );
     // Another port of the same host is another origin.
-    let elsewhere = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let elsewhere_base = format!("http://{}", elsewhere.local_addr().unwrap());
-    tokio::spawn(axum::serve(elsewhere, stub(Arc::clone(&seen))).into_future());
+    let elsewhere_base = serve_stub(&seen).await;
     let (_, v) = post_json(
         &sim.api_url("/simulate/astm/stago_start4"),
         format!(r#"{{"destination":"{elsewhere_base}"}}"#),
