@@ -364,6 +364,75 @@ async fn an_output_directory_that_went_away_is_written_again() {
     assert_eq!(std::fs::read(&files_in(&out)[0]).unwrap(), b"second");
 }
 
+/// A share unmounted under a running router leaves its mount point, an empty folder on
+/// another file system, where `messagedir` was: the output does not write there (the
+/// consumer would never see those files once the share is back), it waits, and writes
+/// to the share when it is back. Emulated without root by a link to the "share" (a
+/// folder on tmpfs) that is turned to a folder on the test's own file system.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_directory_now_on_another_file_system_is_not_written_to() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(share) = tempfile::tempdir_in("/dev/shm").ok().filter(|shm| {
+        std::fs::metadata(shm.path()).unwrap().dev() != std::fs::metadata(dir.path()).unwrap().dev()
+    }) else {
+        panic!("this test needs /dev/shm on another file system than the temporary folder");
+    };
+    let mount_point = dir.path().join("mount-point");
+    std::fs::create_dir_all(mount_point.join("out")).unwrap();
+    std::fs::create_dir_all(share.path().join("out")).unwrap();
+    // `link` -> the share; turned to the mount point by a rename over it.
+    let point_link_to = |target: &Path| {
+        let staged = dir.path().join("link.new");
+        std::os::unix::fs::symlink(target, &staged).unwrap();
+        std::fs::rename(&staged, dir.path().join("link")).unwrap();
+    };
+    point_link_to(share.path());
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = link/out\n\
+         retrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut c = client(port).await;
+    assert_eq!(
+        c.send(b"first").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    let on_share = share.path().join("out");
+    wait_until("the first file", || files_in(&on_share).len() == 1).await;
+    point_link_to(&mount_point);
+    assert_eq!(
+        c.send(b"second").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    wait_until("the other file system is logged", || {
+        router.log_text().contains("on another file system")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        files_in(&mount_point.join("out")).is_empty(),
+        "written under the mount point"
+    );
+    assert!(
+        router.log_text().contains("the messages wait in the queue"),
+        "{}",
+        router.log_text()
+    );
+    // The share is back.
+    point_link_to(share.path());
+    wait_until("the second file", || files_in(&on_share).len() == 2).await;
+    let contents: Vec<Vec<u8>> = files_in(&on_share)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert!(contents.contains(&b"second".to_vec()), "{contents:?}");
+}
+
 /// README 4.1: levels critical, error, warning (the default), prod, info, debug from high
 /// to low; `prod` adds the failed transfers with their full content to `warning`, and
 /// `info` shows everything but `debug`, so it has them too; `error` has no warnings.

@@ -216,6 +216,9 @@ pub(crate) struct BatchWriter {
     /// Whether `messagedir` was there (or made) for a batch: after that it is never made
     /// again, see [`BatchWriter::write`].
     dir_ready: bool,
+    /// The file system (device number) `messagedir` was on for the first batch; a batch
+    /// finding it on another one waits, see [`BatchWriter::write`].
+    dir_device: Option<u64>,
     /// Temporary files of failed batches that could not be removed then; tried again
     /// with each batch.
     leftovers: Vec<PathBuf>,
@@ -233,6 +236,7 @@ impl BatchWriter {
         Self {
             namer: Namer::new(settings, owner),
             dir_ready: false,
+            dir_device: None,
             leftovers: Vec::new(),
             unnamed,
         }
@@ -245,12 +249,18 @@ impl BatchWriter {
     /// A `messagedir` that vanishes once it was there is not made again: it is most often
     /// a share that went away, and a folder made in its place would sit under the mount
     /// point, its files hidden from the consumer once the share is back. The batch then
-    /// fails (`NotFound`) and is retried until the folder is back.
+    /// fails (`NotFound`) and is retried until the folder is back. For the same reason a
+    /// `messagedir` found on another file system than for the first batch (the share
+    /// unmounted, its mount point holding a folder of the same name) is not written to:
+    /// the batch is retried until the folder is on its own file system again. The check
+    /// is by device number (Unix only), so a folder deleted and made again on the same
+    /// file system is written to.
     pub(crate) fn write(&mut self, batch: &[StoredMessage]) -> std::io::Result<Vec<PathBuf>> {
         let dir = self.namer.settings.dir.clone();
         if !self.dir_ready {
             create_dir_all_synced(&dir)?;
             self.dir_ready = true;
+            self.dir_device = device_of(&dir);
         } else if !dir.is_dir() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -258,6 +268,16 @@ impl BatchWriter {
                  again, so no file lands under a mount point: the messages wait in the queue \
                  until it is back (a restart makes it)",
             ));
+        }
+        if let (Some(first), Some(now)) = (self.dir_device, device_of(&dir)) {
+            if first != now {
+                return Err(std::io::Error::other(format!(
+                    "the folder is on another file system than at first (device {now:#x}, \
+                     was {first:#x}: a share unmounted, its mount point left?); not written \
+                     to, so no file lands under a mount point: the messages wait in the \
+                     queue until it is back (a restart takes the folder as it is then)"
+                )));
+            }
         }
         self.leftovers
             .retain(|path| match std::fs::remove_file(path) {
@@ -294,6 +314,19 @@ impl BatchWriter {
             }
         }
     }
+}
+
+/// The device number of the file system holding `dir` (following links), where there is
+/// one to compare.
+#[cfg(unix)]
+fn device_of(dir: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| m.dev())
+}
+
+#[cfg(not(unix))]
+fn device_of(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// Writes every message to a temporary name, makes their contents durable with `sync`,
