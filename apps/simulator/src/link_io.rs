@@ -144,6 +144,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
         }
     }
 
+    /// Takes back every message not yet sent in full ([`Link::take_unsent`]), for a caller
+    /// whose peer has gone.
+    pub(crate) fn take_unsent(&mut self) -> Vec<(MessageId, Vec<u8>)> {
+        self.link.take_unsent()
+    }
+
     /// The transport.
     pub(crate) fn get_ref(&self) -> &T {
         &self.io

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use astm_frame::{AbortReason, Event, Link, Role};
+use astm_frame::{AbortReason, Event, Link, MessageId, Role};
 use futures_util::{SinkExt, StreamExt};
 use lis_templates::{
     AstmOrders, AstmQuery, Generator, Hl7Orders, OrderReadError, OrderedPatient, OrderedSamples,
@@ -507,11 +507,22 @@ async fn serve_astm(
             }
         }
     }
+    // Order results queued on this link (`--order-results link`), by message, until sent.
+    let mut link_results = AstmLinkResults {
+        peer,
+        queued: Vec::new(),
+    };
     loop {
         let event = match io.next_event().await {
             Ok(Some(event)) => event,
-            Ok(None) => return Ok(()),
-            Err(e) => bail!("{e}"),
+            Ok(None) => {
+                link_results.lost(io.take_unsent());
+                return Ok(());
+            }
+            Err(e) => {
+                link_results.lost(io.take_unsent());
+                bail!("{e}")
+            }
         };
         match event {
             Event::MessageReceived(text) => {
@@ -562,17 +573,27 @@ async fn serve_astm(
                         _ => {}
                     }
                 }
-                if let Err(e) = answer(app, &mut io, asked, template.as_deref(), local).await {
+                let answered = answer(
+                    app,
+                    &mut io,
+                    asked,
+                    template.as_deref(),
+                    local,
+                    &mut link_results,
+                );
+                if let Err(e) = answered.await {
                     tracing::warn!("port {}: cannot answer: {e:#}", local.port());
                 }
             }
-            Event::MessageSent(_) => {
+            Event::MessageSent(id) => {
                 interrupts = 0;
-                tracing::info!("port {}: message sent to {peer}", local.port())
+                tracing::info!("port {}: message sent to {peer}", local.port());
+                link_results.take(id);
             }
             Event::MessageAborted {
                 reason: AbortReason::ReceiverInterrupt,
                 message,
+                id,
                 ..
             } if interrupts < MAX_INTERRUPTS => {
                 // §6.3.5.3: the LIS took the link to send its own message; the instrument
@@ -583,11 +604,19 @@ async fn serve_astm(
                     "port {}: receiver interrupt from {peer}; the message will be sent again",
                     local.port()
                 );
-                io.queue_first(message);
+                let again = io.queue_first(message);
+                for (queued, _) in &mut link_results.queued {
+                    if *queued == id {
+                        *queued = again;
+                    }
+                }
             }
-            Event::MessageAborted { reason, .. } => {
+            Event::MessageAborted { reason, id, .. } => {
+                let what = link_results
+                    .take(id)
+                    .map_or_else(String::new, |s| format!(" (order results for {s})"));
                 tracing::warn!(
-                    "port {}: message to {peer} not delivered: {reason}",
+                    "port {}: message to {peer}{what} not delivered: {reason}",
                     local.port()
                 );
             }
@@ -616,6 +645,7 @@ async fn answer(
     transfer: &AstmOrders,
     template: Option<&str>,
     local: SocketAddr,
+    link_results: &mut AstmLinkResults,
 ) -> anyhow::Result<()> {
     let template = template.map(|n| app.template(n)).transpose()?;
     for what in &transfer.withdrawn {
@@ -696,7 +726,14 @@ async fn answer(
     match app.cli.order_results {
         OrderResultsArg::Off => {}
         OrderResultsArg::Link => {
-            io.queue(reply);
+            let specimens: Vec<&str> = transfer
+                .orders
+                .iter()
+                .map(|o| o.sample_id.as_str())
+                .collect();
+            link_results
+                .queued
+                .push((io.queue(reply), specimens.join(", ")));
         }
         OrderResultsArg::Push => {
             let Some(dest) = crate::cli::order_result_destination(
@@ -727,6 +764,43 @@ async fn answer(
         }
     }
     Ok(())
+}
+
+/// Order results an ASTM connection has queued for its LIS (`--order-results link`), with
+/// the specimens they are for, until each is sent.
+struct AstmLinkResults {
+    peer: SocketAddr,
+    queued: Vec<(MessageId, String)>,
+}
+
+impl AstmLinkResults {
+    /// Forgets message `id` (sent, or reported lost); its specimens if it was order results.
+    fn take(&mut self, id: MessageId) -> Option<String> {
+        let at = self.queued.iter().position(|(queued, _)| *queued == id)?;
+        Some(self.queued.remove(at).1)
+    }
+
+    /// The connection has ended with `unsent` never delivered: says which order results
+    /// were among them (a LIS that hangs up after its order never gets them on this link).
+    fn lost(&mut self, unsent: Vec<(MessageId, Vec<u8>)>) {
+        let lost: Vec<&str> = self
+            .queued
+            .iter()
+            .filter(|(id, _)| unsent.iter().any(|(unsent, _)| unsent == id))
+            .map(|(_, specimens)| specimens.as_str())
+            .collect();
+        if !lost.is_empty() {
+            tracing::warn!(
+                "connection from {} ended with {} order result message(s) not sent on it \
+                 (specimens {}); with --order-results push they go to a port of the LIS's \
+                 choosing instead",
+                self.peer,
+                lost.len(),
+                lost.join("; ")
+            );
+        }
+        self.queued.clear();
+    }
 }
 
 /// The next MLLP event; `None` when the peer has closed the connection, or when a message it

@@ -517,6 +517,30 @@ async fn a_lower_case_checksum_is_accepted_as_the_reference_does_a_wrong_one_is_
     assert_eq!(read_byte(&mut s).await, NAK, "wrong checksum in lower case");
 }
 
+/// A LIS that hangs up after sending its order (as the OpenELIS bridge's forwarder does
+/// after EOT) never gets the results queued on the link: the simulator says so with the
+/// specimens, rather than dropping them with a debug line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_results_lost_with_the_connection_are_logged_with_their_specimens() {
+    let mut args = STAGO.to_vec();
+    args.extend_from_slice(&["--order-results", "link"]);
+    let sim = LoggedSim::start(&args);
+    let mut s = connect(sim.sim.port_of("stago_start4")).await;
+    send_records(
+        &mut s,
+        &["H|\\^&|||LIS", "P|1", "O|1|LOST-2||^^^PT|R", "L|1|N"],
+    )
+    .await;
+    // The simulator bids for the line to send the results; the LIS leaves instead.
+    assert_eq!(read_byte(&mut s).await, ENQ);
+    drop(s);
+    let log = sim.log_holding(&["ended with 1 order result message(s) not sent"]);
+    assert!(
+        log.contains("ended with 1 order result message(s) not sent on it (specimens LOST-2)"),
+        "{log}"
+    );
+}
+
 /// A transfer that ends without its L record (the LIS gave up after six refusals of a
 /// frame, or was cut off) is an incomplete message: it is kept in `/received` but not acted
 /// on, so a half-sent order list gets no results for the half that arrived. The next,
