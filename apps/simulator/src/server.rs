@@ -814,20 +814,31 @@ async fn next_mllp_frame(
         return framed.next().await;
     };
     let tick = limit.min(Duration::from_secs(1));
-    let mut buffered = framed.read_buffer().len();
+    // Bytes arrived so far, and whether a message is under way. An oversized frame being
+    // skipped is under way with nothing buffered: its bytes are consumed as they come.
+    let arrived = |framed: &Framed<TcpStream, MllpCodec>| {
+        let buffered = framed.read_buffer().len();
+        (
+            framed.codec().position() + buffered as u64,
+            buffered > 0 || framed.codec().in_frame(),
+        )
+    };
+    let mut seen = arrived(framed).0;
     let mut last_progress = tokio::time::Instant::now();
     loop {
         // `Framed` keeps what it has read: a wait cut short by the tick loses nothing.
         if let Ok(next) = tokio::time::timeout(tick, framed.next()).await {
             return next;
         }
-        let now_buffered = framed.read_buffer().len();
-        if now_buffered != buffered || now_buffered == 0 {
-            buffered = now_buffered;
+        let (now_seen, under_way) = arrived(framed);
+        if now_seen != seen || !under_way {
+            seen = now_seen;
             last_progress = tokio::time::Instant::now();
         } else if last_progress.elapsed() >= limit {
             tracing::info!(
-                "unfinished MLLP message ({now_buffered} bytes) idle for {limit:?}; connection closed"
+                "an MLLP message started and left without a new byte for {limit:?} ({} bytes \
+                 held); connection closed",
+                framed.read_buffer().len()
             );
             return None;
         }

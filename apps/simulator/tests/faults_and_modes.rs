@@ -1123,6 +1123,25 @@ async fn an_unfinished_mllp_message_is_closed_after_the_idle_timeout_an_idle_one
     assert!(n > 0 && buf[0] == 0x0b, "{:?}", &buf[..n]);
 }
 
+/// A message refused for its size is still unfinished while its bytes are skipped: a peer
+/// that sends more than the limit and then goes silent is closed after the idle timeout
+/// too (with nothing buffered, it held its connection slot for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_mllp_message_left_unfinished_is_closed_after_the_idle_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let sim = Sim::start(&["--listen", "0=mindray_bc5380", "--idle-timeout", "1"]);
+    let mut stalled = connect(sim.port_of("mindray_bc5380")).await;
+    let mut oversized = b"\x0bMSH|".to_vec();
+    oversized.resize(9 * 1024 * 1024, b'x');
+    write(&mut stalled, &oversized).await;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(WAIT, stalled.read_to_end(&mut received))
+        .await
+        .expect("the simulator closes a connection whose oversized message stalled");
+    read.expect("clean close");
+    assert_eq!(received, b"\x0b\x15\x1c\r", "the NAK block, then EOF");
+}
+
 #[tokio::test]
 async fn a_connection_beyond_max_connections_is_closed_and_the_slot_comes_back() {
     use tokio::io::AsyncReadExt as _;

@@ -156,6 +156,33 @@ fn oversized_frame_is_refused_and_decoding_resynchronises() {
     }
 }
 
+/// A reader timing out unfinished frames sees an oversized frame being skipped as still in
+/// a frame (its bytes are consumed, not buffered), and the stream position moving with them.
+#[test]
+fn an_oversized_frame_being_skipped_is_still_in_frame() {
+    let config = MllpConfig::default().with_max_message_size(10);
+    let mut decoder = MllpDecoder::with_config(config).unwrap();
+    let mut buf = BytesMut::from(&b"\x0bMSH|0123456789ABCDEF"[..]);
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Some(MllpFrame::Error(FrameError::TooLarge {
+            offset: 0,
+            max: 10
+        }))
+    );
+    assert_eq!(decoder.decode(&mut buf), None);
+    assert!(buf.is_empty(), "skipped bytes are not kept");
+    assert!(decoder.in_frame());
+    let before = decoder.position();
+    buf.extend_from_slice(b"more");
+    assert_eq!(decoder.decode(&mut buf), None);
+    assert!(decoder.in_frame());
+    assert_eq!(decoder.position(), before + 4);
+    buf.extend_from_slice(b"\x1c\x0d");
+    assert_eq!(decoder.decode(&mut buf), None);
+    assert!(!decoder.in_frame(), "the end block ends the skipped frame");
+}
+
 #[test]
 fn memory_stays_bounded_for_an_unterminated_frame() {
     let config = MllpConfig::default().with_max_message_size(4096);

@@ -296,10 +296,12 @@ impl MllpDecoder {
         self.position
     }
 
-    /// Whether the decoder is inside a frame (a start block was seen, no end yet).
+    /// Whether the decoder is inside a frame (a start block was seen, no end yet), including
+    /// an oversized frame it is skipping after reporting it: a reader timing out frames left
+    /// unfinished needs both, as the skipped bytes are consumed and no longer buffered.
     #[must_use]
     pub fn in_frame(&self) -> bool {
-        self.state == State::InFrame
+        self.state != State::Idle
     }
 
     /// Takes the next event out of `buf`, splitting off consumed bytes. Returns `None`

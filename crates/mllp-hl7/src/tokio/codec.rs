@@ -88,6 +88,20 @@ impl MllpCodec {
     pub fn unreported_junk(&self) -> usize {
         self.decoder.unreported_junk()
     }
+
+    /// Stream offset of the first byte not yet consumed ([`MllpDecoder::position`]): with
+    /// the bytes still buffered, how much of the stream has arrived.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.decoder.position()
+    }
+
+    /// Whether the decoder is inside a frame, or skipping an oversized one
+    /// ([`MllpDecoder::in_frame`]).
+    #[must_use]
+    pub fn in_frame(&self) -> bool {
+        self.decoder.in_frame()
+    }
 }
 
 impl Decoder for MllpCodec {
