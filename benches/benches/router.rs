@@ -7,14 +7,21 @@
 //! requires). The baseline in the same run is a non-durable MLLP server that ACKs at once,
 //! driven by the same load generator, so the cost of durability is visible. Also printed:
 //! how fast the output delivered everything (`delivered msg/s`, from the first send to
-//! the last file or MLLP ACK) and the process's CPU time per message while the senders
-//! ran (all threads, user + system; Linux only).
+//! the last file under its final name, or the last ACK the MLLP sink sent) and the
+//! process's CPU time per message while the senders ran (all threads, user + system;
+//! Linux only).
+//!
+//! Not a criterion bench: a route is one run of tens of thousands of messages through a
+//! store on disk, and repeating it for criterion's samples would measure a file system
+//! filling up and ext4's inode reuse more than the router. Each figure is one run, so
+//! compare runs made one after the other (docs/router.md shows two per route).
 //!
 //! `cargo bench -p benches --bench router`; `ROUTER_BENCH_MESSAGES` (default 40000) sets
 //! the messages per run with 16 senders (a quarter of it with one sender);
 //! `ROUTER_BENCH_ONLY=file` (or `MLLP -> MLLP`, `baseline`, `store`, `syncfs`) runs only
-//! the matching routes, `ROUTER_BENCH_SENDERS=16` (or `1`) only that many senders. Name
-//! filters and `--list` work as in the criterion benches (`cargo bench -p benches --
+//! the routes whose name contains it, `ROUTER_BENCH_SENDERS=16` (or `1`) only that many
+//! senders. Name filters, `--exact`, `--test` (each route once, briefly) and `--list`
+//! work as in the criterion benches (`cargo bench -p benches --
 //! router/mllp_to_file/16`; ids are `router/ROUTE/SENDERS`, with ROUTE `baseline`,
 //! `store`, `mllp_to_file`, `mllp_to_file_syncfs`, `mllp_to_mllp`), so a filter meant for
 //! another bench does not start this one's full load; under `cargo test --benches` each
@@ -33,7 +40,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use lis_router::store::{Appender, QueueStore};
 use lis_router::{Router, config};
-use mllp_hl7::{AckBuilder, Message, MllpClient, MllpCodec, MllpFrame, Reply};
+use mllp_hl7::{AckBuilder, AckCode, Message, MllpClient, MllpCodec, MllpFrame, Reply};
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
@@ -88,7 +95,6 @@ async fn ack_server(
             let mut framed = Framed::new(stream, MllpCodec::new());
             while let Some(Ok(frame)) = framed.next().await {
                 if let MllpFrame::Message(payload) = frame {
-                    received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Ok(message) = Message::parse(&payload) else {
                         break;
                     };
@@ -98,6 +104,9 @@ async fn ack_server(
                     if framed.send(Bytes::from(ack)).await.is_err() {
                         break;
                     }
+                    // Delivered once its ACK is out. Every sender sends the same message,
+                    // so a redelivery (none without a failure) would count too.
+                    received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         });
@@ -137,7 +146,18 @@ impl Sender {
         match self {
             Self::Mllp(client) => {
                 let reply = client.send(MESSAGE).await.expect("ACK");
-                assert!(matches!(reply, Reply::Ack { .. }), "{reply:?}");
+                // Only an accept counts: an AR (a commit that failed) is answered fast and
+                // would flatter both the rate and the latencies.
+                assert!(
+                    matches!(
+                        reply,
+                        Reply::Ack {
+                            code: AckCode::ApplicationAccept | AckCode::CommitAccept,
+                            ..
+                        }
+                    ),
+                    "{reply:?}"
+                );
             }
             Self::Store(appender) => {
                 appender
@@ -247,7 +267,18 @@ async fn run(target: Target, senders: usize, per_sender: usize) -> Outcome {
     let delivered = || match target {
         Target::Baseline | Target::StoreOnly => messages,
         Target::File | Target::FileSystemSync => {
-            std::fs::read_dir(dir.path().join("out")).map_or(0, |d| d.count())
+            // Final names only: a batch sits under temporary names (`.NAME@out.tmp`) until
+            // its contents are durable.
+            std::fs::read_dir(dir.path().join("out")).map_or(0, |d| {
+                d.filter(|entry| {
+                    entry.as_ref().is_ok_and(|e| {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        !name.starts_with('.') && name.ends_with(".hl7")
+                    })
+                })
+                .count()
+            })
         }
         Target::Mllp => received.load(std::sync::atomic::Ordering::Relaxed),
     };
@@ -325,6 +356,8 @@ struct Invocation {
     /// Name filters (`cargo bench -- mllp_decode`): a route runs when its id contains
     /// one of them, or when there are none.
     filters: Vec<String>,
+    /// `--exact`: a filter must be the whole id.
+    exact: bool,
 }
 
 impl Invocation {
@@ -333,12 +366,17 @@ impl Invocation {
             quick: true,
             list: false,
             filters: Vec::new(),
+            exact: false,
         };
+        let mut test_mode = false;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--bench" => invocation.quick = false,
+                // Criterion's smoke mode (`cargo bench -- --test`): run once, briefly.
+                "--test" => test_mode = true,
                 "--list" => invocation.list = true,
+                "--exact" => invocation.exact = true,
                 option if VALUE_OPTIONS.contains(&option) => {
                     args.next();
                 }
@@ -346,11 +384,19 @@ impl Invocation {
                 filter => invocation.filters.push(filter.to_owned()),
             }
         }
+        invocation.quick |= test_mode;
         invocation
     }
 
     fn wants(&self, id: &str) -> bool {
-        self.filters.is_empty() || self.filters.iter().any(|f| id.contains(f.as_str()))
+        self.filters.is_empty()
+            || self.filters.iter().any(|f| {
+                if self.exact {
+                    id == f
+                } else {
+                    id.contains(f.as_str())
+                }
+            })
     }
 }
 
@@ -364,7 +410,7 @@ fn main() {
     let only = std::env::var("ROUTER_BENCH_ONLY").unwrap_or_default();
     let mut runs = Vec::new();
     for (name, id, target) in [
-        ("baseline (no store)", "baseline", Target::Baseline),
+        ("baseline (ACK at once)", "baseline", Target::Baseline),
         ("queue store only", "store", Target::StoreOnly),
         ("MLLP -> file (durable)", "mllp_to_file", Target::File),
         (

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use astm_frame::driver::LinkDriver;
-use astm_frame::{Assembly, LinkConfig, Role};
+use astm_frame::{Assembly, FramedMessage, FramerConfig, LinkConfig, Role};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lis_templates::{AccessionMinter, GenerateOptions, Output, TemplateSet, generate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,6 +69,8 @@ async fn raw_sink(listener: TcpListener) {
                     break;
                 }
             }
+            // Closing tells the sender everything was read: its round trip.
+            let _ = stream.shutdown().await;
         });
     }
 }
@@ -94,6 +96,8 @@ fn push(c: &mut Criterion) {
         panic!("ASTM expected");
     };
     let message = messages[0].to_bytes();
+    // What the E1381 sender puts on the wire for it: the frames, without ENQ and EOT.
+    let wire = FramedMessage::new(message.clone(), FramerConfig::default()).encode_all(1);
     let (link_addr, raw_addr) = runtime.block_on(async {
         let a = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let b = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -104,14 +108,20 @@ fn push(c: &mut Criterion) {
     });
     let mut group = c.benchmark_group("simulator_push");
     group.throughput(Throughput::Elements(1));
-    // Baseline: the same bytes written on a fresh connection, no link protocol.
+    // Baseline: the same frames written on a fresh connection without the link protocol
+    // (no ENQ, no ACK per frame, no EOT), until the peer has read them all and closed: one
+    // round trip, where the E1381 session makes one per frame plus the ENQ's.
     group.bench_function("pentra60/baseline_raw_tcp", |b| {
         b.iter_custom(|iters| {
             runtime.block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let mut s = TcpStream::connect(raw_addr).await.expect("connect");
-                    s.write_all(&message).await.expect("write");
+                    s.set_nodelay(true).expect("nodelay");
+                    s.write_all(&wire).await.expect("write");
+                    s.shutdown().await.expect("shutdown");
+                    let mut rest = Vec::new();
+                    s.read_to_end(&mut rest).await.expect("the sink's close");
                 }
                 start.elapsed()
             })
