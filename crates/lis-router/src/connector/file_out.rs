@@ -269,15 +269,15 @@ impl BatchWriter {
                  until it is back (a restart makes it)",
             ));
         }
-        if let (Some(first), Some(now)) = (self.dir_device, device_of(&dir)) {
-            if first != now {
-                return Err(std::io::Error::other(format!(
-                    "the folder is on another file system than at first (device {now:#x}, \
-                     was {first:#x}: a share unmounted, its mount point left?); not written \
-                     to, so no file lands under a mount point: the messages wait in the \
-                     queue until it is back (a restart takes the folder as it is then)"
-                )));
-            }
+        if let (Some(first), Some(now)) = (self.dir_device, device_of(&dir))
+            && first != now
+        {
+            return Err(std::io::Error::other(format!(
+                "the folder is on another file system than at first (device {now:#x}, was \
+                 {first:#x}: a share unmounted, its mount point left?); not written to, so no \
+                 file lands under a mount point: the messages wait in the queue until it is \
+                 back (a restart takes the folder as it is then)"
+            )));
         }
         self.leftovers
             .retain(|path| match std::fs::remove_file(path) {
