@@ -153,6 +153,9 @@ pub(crate) fn bridge(port: Box<dyn SerialPort>) -> anyhow::Result<(DuplexStream,
                         }
                     }
                 }
+                // The link reads the end of its stream at once, rather than waiting for a
+                // timer to find the device gone (the writer thread keeps the pipe open).
+                let _ = runtime.block_on(to_link.shutdown());
             })
             .context("cannot start the serial reader")?
     };

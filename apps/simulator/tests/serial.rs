@@ -367,3 +367,50 @@ fn serial_host_query_gets_the_orders_and_sends_their_results() {
     );
     drop(slave);
 }
+
+/// A serial device that goes away mid-transfer (a USB adapter pulled: the line hangs up) ends
+/// the run at once with the cause, not when the next E1381 timer (15 s for a reply, or the
+/// host-query timeout) runs out.
+#[test]
+fn a_serial_device_that_goes_away_ends_the_run_at_once() {
+    let (inheritable_master, inheritable_slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    // `pair` opens both ends inheritable: the simulator would hold the master too, and the
+    // line would never hang up. Copies that close on exec stand in for them.
+    let mut master = inheritable_master.try_clone_native().expect("master copy");
+    let slave = inheritable_slave.try_clone_native().expect("slave copy");
+    drop((inheritable_master, inheritable_slave));
+    let path = slave.name().expect("slave path");
+    let mut child = serial_run(&path, &[]);
+    master.set_timeout(Duration::from_millis(50)).unwrap();
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    // The LIS accepts the ENQ, then the line hangs up once the first frame comes.
+    while !seen.contains(&0x02) {
+        assert!(started.elapsed() < WAIT, "no frame: {seen:?}");
+        let mut buf = [0u8; 256];
+        match master.read(&mut buf) {
+            Ok(n) => {
+                if buf[..n].contains(&0x05) {
+                    master.write_all(&[0x06]).unwrap();
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    drop((master, slave));
+    let gone = Instant::now();
+    while child.try_wait().unwrap().is_none() && gone.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        gone.elapsed() < Duration::from_secs(10),
+        "the run still waited 10 s after the device went away: {stderr}"
+    );
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("serial read"), "{stderr}");
+}
