@@ -264,7 +264,8 @@ impl<'a> Hl7HostQuery<'a> {
 
 /// The replies to the LIS's work order `message`: the `ORL^O34` (in enhanced mode after the
 /// accept ACK, each as MSH-15 and MSH-16 ask), and the work it orders. A work order for
-/// another specimen than the one asked for is refused with `AR`, as LAW asks of an analyzer.
+/// another specimen than the one asked for, or for others besides it, is refused with `AR`,
+/// as LAW asks of an analyzer.
 fn accept_work(
     message: &Message<'_>,
     specimen: &str,
@@ -276,7 +277,16 @@ fn accept_work(
     if let Some((code, trigger)) = kind.order_response() {
         reply = reply.response_type(code, trigger);
     }
-    let accepted = if read.specimens.is_empty() || read.specimens.iter().any(|id| id == specimen) {
+    // Every specimen it names must be the one asked for: its order groups carry no specimen
+    // of their own, so work for another specimen in the same message would be resulted
+    // under this one (LAW: the answer to a query for one specimen holds its work only).
+    let others: Vec<&str> = read
+        .specimens
+        .iter()
+        .map(String::as_str)
+        .filter(|id| *id != specimen)
+        .collect();
+    let accepted = if others.is_empty() {
         reply = reply.text("Work order accepted");
         Ok(Work {
             orders: read.orders,
@@ -284,10 +294,18 @@ fn accept_work(
             patient: OrderedPatient::from_hl7(message),
         })
     } else {
-        let why = format!(
-            "work order for specimen {}, not for {specimen}, the one asked for",
-            read.specimens.join(", ")
-        );
+        let why = if others.len() < read.specimens.len() {
+            format!(
+                "work order for specimen {specimen} also orders for {}; a work order answering \
+                 the query for one specimen holds that specimen's work only",
+                others.join(", ")
+            )
+        } else {
+            format!(
+                "work order for specimen {}, not for {specimen}, the one asked for",
+                others.join(", ")
+            )
+        };
         reply = reply.code(AckCode::ApplicationReject).text(why.clone());
         Err(anyhow::anyhow!(why))
     };

@@ -231,6 +231,40 @@ async fn a_work_order_for_another_specimen_is_refused() {
     );
 }
 
+/// A work order that holds the specimen asked for and another one besides is refused too:
+/// its second specimen's orders were resulted under the first (ALT for SPEC-1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_order_with_another_specimen_besides_the_one_asked_for_is_refused() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_side = async {
+        let mut s = accept(&lis).await;
+        let qbp = receive(&mut s).await;
+        send_owned(&mut s, &rsp(&qbp, "OK")).await;
+        send(
+            &mut s,
+            &[
+                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|W2|P|2.5.1",
+                "SPM|1|SPEC-1",
+                "ORC|NW|PL-1",
+                "OBR|1|PL-1||GLU",
+                "SPM|2|S-2",
+                "ORC|NW|PL-2",
+                "OBR|1|PL-2||ALT",
+            ],
+        )
+        .await;
+        receive(&mut s).await
+    };
+    let (out, orl) = tokio::join!(query(&lis, &["--host-query", "SPEC-1"]), lis_side);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(field(&orl, "MSA", 1), "AR", "{orl:?}");
+    assert!(
+        stderr.contains("work order for specimen SPEC-1 also orders for S-2"),
+        "{stderr}"
+    );
+}
+
 /// A LIS that refuses the query (MSA-1 `AE`) fails the run at once with its reason; one that
 /// acknowledges it but never sends the work order fails it after `--host-query-timeout`,
 /// saying what was missing.
