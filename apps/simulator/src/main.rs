@@ -535,10 +535,28 @@ fn control_ids(payloads: &[Vec<u8>], hl7: bool) -> String {
 /// well before).
 const SERIAL_RUN_LIMIT: Duration = Duration::from_secs(300);
 
+/// Upper bound of one host-query round on a serial line: each of its `specimens` may wait
+/// the whole `--host-query-timeout` for the LIS before its query is withdrawn (Q.13 `A`), on
+/// top of the E1381 transfers. A flat [`SERIAL_RUN_LIMIT`] cut a timeout above about 285 s
+/// short, and the query was never withdrawn.
+fn serial_round_limit(host_query_timeout: f64, specimens: usize) -> Duration {
+    let waits = Duration::try_from_secs_f64(host_query_timeout)
+        .unwrap_or(Duration::ZERO)
+        .saturating_mul(u32::try_from(specimens).unwrap_or(u32::MAX));
+    SERIAL_RUN_LIMIT.saturating_add(waits)
+}
+
 /// `--serial-port PATH`: the messages of `--serial-analyzer` over RS232 with the template's
 /// port settings, through the E1381 sender.
 async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
     let cli = &app.cli;
+    if cli.hl7 {
+        // The reference's mode precedence puts the serial line first; said, not silent.
+        tracing::warn!(
+            "--hl7 ignored: --serial-port sends ASTM (E1381) from --serial-analyzer ({})",
+            cli.serial_analyzer
+        );
+    }
     let t = app.template(&cli.serial_analyzer)?;
     let settings = serial::PortSettings::of(&t.name, t.serial_config.as_ref())?;
     // In query mode the analyzer asks for its orders first; its results depend on them.
@@ -622,7 +640,10 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         let run = host_query::repeat(
             cli.host_query.len(),
             rounds,
-            Some(SERIAL_RUN_LIMIT),
+            Some(serial_round_limit(
+                cli.host_query_timeout,
+                cli.host_query.len(),
+            )),
             shutdown_signal(),
             async || query.exchange(&mut io, path, 0).await,
         )
@@ -751,4 +772,21 @@ fn generate_files(app: &App, dir: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("--generate-files {}", dir.display()))?;
     console::status(format_args!("{}", path.display()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A round of two specimens with a 400 s host-query timeout may wait 800 s for the LIS
+    /// and still have the E1381 transfers' time to withdraw the last query.
+    #[test]
+    fn a_serial_round_leaves_room_for_every_host_query_timeout() {
+        assert_eq!(
+            serial_round_limit(400.0, 2),
+            Duration::from_secs(800) + SERIAL_RUN_LIMIT
+        );
+        assert_eq!(serial_round_limit(5.0, 0), SERIAL_RUN_LIMIT);
+        assert!(serial_round_limit(3600.0, usize::MAX) >= Duration::from_secs(3600));
+    }
 }

@@ -414,3 +414,19 @@ fn a_serial_device_that_goes_away_ends_the_run_at_once() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("serial read"), "{stderr}");
 }
+
+/// `--hl7` has no meaning on a serial line (serial mode comes first, as in the reference, and
+/// sends ASTM): it is said, not ignored silently.
+#[test]
+fn hl7_with_a_serial_port_is_warned_about() {
+    let out = command(&["--serial-port", "/dev/null", "--hl7", "--dry-run"])
+        .output()
+        .expect("run simulator");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--hl7 ignored: --serial-port sends ASTM (E1381) from --serial-analyzer (horiba_pentra60)"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("H|\\^&|"));
+}
