@@ -199,32 +199,39 @@ async fn a_law_work_order_is_accepted_and_its_results_follow() {
     );
 }
 
-/// A work order naming another specimen than the one asked for (SPM-2) is refused with
-/// ORL^O34 `AR`, as LAW asks, and the run fails saying why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_work_order_for_another_specimen_is_refused() {
+/// Queries SPEC-1, answers with the work order `segments`, and checks that the simulator
+/// refused it (ORL^O34 `AR` acknowledging it) and the run failed; returns the run's stderr.
+async fn refused_work_order(segments: &[&str]) -> String {
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lis_side = async {
         let mut s = accept(&lis).await;
         let qbp = receive(&mut s).await;
         send_owned(&mut s, &rsp(&qbp, "OK")).await;
-        send(
-            &mut s,
-            &[
-                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|W9|P|2.5.1",
-                "SPM|1|OTHER-9",
-                "ORC|NW|PL-9",
-                "OBR|1|PL-9||GLU",
-            ],
-        )
-        .await;
+        send(&mut s, segments).await;
         receive(&mut s).await
     };
     let (out, orl) = tokio::join!(query(&lis, &["--host-query", "SPEC-1"]), lis_side);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{stderr}");
     assert_eq!(field(&orl, "MSA", 1), "AR", "{orl:?}");
-    assert_eq!(field(&orl, "MSA", 2), "W9", "{orl:?}");
+    assert_eq!(
+        field(&orl, "MSA", 2),
+        field(&[segments[0].to_owned()], "MSH", 10)
+    );
+    stderr
+}
+
+/// A work order naming another specimen than the one asked for (SPM-2) is refused with
+/// ORL^O34 `AR`, as LAW asks, and the run fails saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_order_for_another_specimen_is_refused() {
+    let stderr = refused_work_order(&[
+        "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|W9|P|2.5.1",
+        "SPM|1|OTHER-9",
+        "ORC|NW|PL-9",
+        "OBR|1|PL-9||GLU",
+    ])
+    .await;
     assert!(
         stderr.contains("work order for specimen OTHER-9, not for SPEC-1, the one asked for"),
         "{stderr}"
@@ -235,30 +242,16 @@ async fn a_work_order_for_another_specimen_is_refused() {
 /// its second specimen's orders were resulted under the first (ALT for SPEC-1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_work_order_with_another_specimen_besides_the_one_asked_for_is_refused() {
-    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let lis_side = async {
-        let mut s = accept(&lis).await;
-        let qbp = receive(&mut s).await;
-        send_owned(&mut s, &rsp(&qbp, "OK")).await;
-        send(
-            &mut s,
-            &[
-                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|W2|P|2.5.1",
-                "SPM|1|SPEC-1",
-                "ORC|NW|PL-1",
-                "OBR|1|PL-1||GLU",
-                "SPM|2|S-2",
-                "ORC|NW|PL-2",
-                "OBR|1|PL-2||ALT",
-            ],
-        )
-        .await;
-        receive(&mut s).await
-    };
-    let (out, orl) = tokio::join!(query(&lis, &["--host-query", "SPEC-1"]), lis_side);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert_eq!(field(&orl, "MSA", 1), "AR", "{orl:?}");
+    let stderr = refused_work_order(&[
+        "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|W2|P|2.5.1",
+        "SPM|1|SPEC-1",
+        "ORC|NW|PL-1",
+        "OBR|1|PL-1||GLU",
+        "SPM|2|S-2",
+        "ORC|NW|PL-2",
+        "OBR|1|PL-2||ALT",
+    ])
+    .await;
     assert!(
         stderr.contains("work order for specimen SPEC-1 also orders for S-2"),
         "{stderr}"
