@@ -318,6 +318,44 @@ async fn connections_and_files_leave_no_open_file_behind() {
     }
 }
 
+/// Runs a socket-in -> file-out router in `dir` writing to `messagedir` (relative to
+/// `dir`): "first" is delivered to `first_out`, then `break_it` takes the folder away and
+/// "second" is sent; returns once the router has logged `logged` and half a second more
+/// has passed, so that a wrong write would have happened.
+async fn output_folder_taken_away(
+    dir: &Path,
+    messagedir: &str,
+    first_out: &Path,
+    break_it: impl FnOnce(),
+    logged: &str,
+) -> RouterProc {
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = {messagedir}\n\
+         retrydelay = 0.05\nretrymaxdelay = 0.2\n"
+    );
+    let router = RouterProc::start(dir, &config).await;
+    let mut c = client(port).await;
+    assert_eq!(
+        c.send(b"first").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    wait_until("the first file", || files_in(first_out).len() == 1).await;
+    break_it();
+    assert_eq!(
+        c.send(b"second").await.unwrap(),
+        Reply::Commit(CommitAck::Ack)
+    );
+    wait_until("the taken folder is logged", || {
+        router.log_text().contains(logged)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    router
+}
+
 /// The tracker's "Output Directory Error" (a VPN share holding `messagedir` went away):
 /// the output survives, and writes the next message once the directory is there again.
 /// It does not make the directory itself: made under the mount point, it would take files
@@ -326,32 +364,16 @@ async fn connections_and_files_leave_no_open_file_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_directory_that_went_away_is_written_again() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = format!(
-        "[general]\nuseconnections = in, out\n\
-         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\n\
-         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = share/out\n\
-         retrydelay = 0.05\nretrymaxdelay = 0.2\n"
-    );
-    let router = RouterProc::start(dir.path(), &config).await;
     let share = dir.path().join("share");
     let out = share.join("out");
-    let mut c = client(port).await;
-    assert_eq!(
-        c.send(b"first").await.unwrap(),
-        Reply::Commit(CommitAck::Ack)
-    );
-    wait_until("the first file", || files_in(&out).len() == 1).await;
-    std::fs::remove_dir_all(&share).unwrap();
-    assert_eq!(
-        c.send(b"second").await.unwrap(),
-        Reply::Commit(CommitAck::Ack)
-    );
-    wait_until("the gone folder is logged", || {
-        router.log_text().contains("the folder is gone")
-    })
+    let router = output_folder_taken_away(
+        dir.path(),
+        "share/out",
+        &out,
+        || std::fs::remove_dir_all(&share).unwrap(),
+        "the folder is gone",
+    )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!share.exists(), "the folder was made again");
     let log = router.log_text();
     assert!(
@@ -389,31 +411,15 @@ async fn an_output_directory_now_on_another_file_system_is_not_written_to() {
         std::fs::rename(&staged, dir.path().join("link")).unwrap();
     };
     point_link_to(share.path());
-    let port = free_port();
-    let config = format!(
-        "[general]\nuseconnections = in, out\n\
-         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\n\
-         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = link/out\n\
-         retrydelay = 0.05\nretrymaxdelay = 0.2\n"
-    );
-    let router = RouterProc::start(dir.path(), &config).await;
-    let mut c = client(port).await;
-    assert_eq!(
-        c.send(b"first").await.unwrap(),
-        Reply::Commit(CommitAck::Ack)
-    );
     let on_share = share.path().join("out");
-    wait_until("the first file", || files_in(&on_share).len() == 1).await;
-    point_link_to(&mount_point);
-    assert_eq!(
-        c.send(b"second").await.unwrap(),
-        Reply::Commit(CommitAck::Ack)
-    );
-    wait_until("the other file system is logged", || {
-        router.log_text().contains("on another file system")
-    })
+    let router = output_folder_taken_away(
+        dir.path(),
+        "link/out",
+        &on_share,
+        || point_link_to(&mount_point),
+        "on another file system",
+    )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         files_in(&mount_point.join("out")).is_empty(),
         "written under the mount point"
