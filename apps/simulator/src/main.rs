@@ -620,6 +620,15 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
             ),
             Err(e) => tracing::warn!("{owned_path}: cannot read the line settings back: {e}"),
         }
+        for holder in serial::other_holders(&owned_path) {
+            tracing::warn!(
+                "{owned_path} is also open in process {} ({}): it may read the LIS's replies \
+                 before the simulator does (a run would then end in reply timeouts); close it \
+                 there",
+                holder.pid,
+                holder.command
+            );
+        }
         anyhow::Ok(port)
     })
     .await

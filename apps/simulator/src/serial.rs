@@ -105,6 +105,75 @@ pub(crate) fn open(path: &str, settings: PortSettings) -> anyhow::Result<Box<dyn
         .with_context(|| format!("cannot open {path} with {}", settings.describe()))
 }
 
+/// A process other than this one that has the port's device open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Holder {
+    /// Its process ID.
+    pub(crate) pid: u32,
+    /// Its command name (`/proc/PID/comm`).
+    pub(crate) command: String,
+}
+
+/// Other processes with `path`'s device open, as far as this user may see their open files
+/// (Linux: `/proc/PID/fd`; elsewhere none are found).
+///
+/// The kernel lets two programs open a terminal at once unless the first asked for exclusive
+/// use, and a terminal program (minicom, screen) usually does not. Both then read from the
+/// line and each byte goes to one of them, so replies meant for the simulator vanish and the
+/// run ends in a reply timeout that names no cause.
+pub(crate) fn other_holders(path: &str) -> Vec<Holder> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let Ok(device) = std::fs::metadata(path) else {
+            return Vec::new();
+        };
+        if !device.file_type().is_char_device() {
+            return Vec::new();
+        }
+        let own = std::process::id();
+        let Ok(processes) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut holders = Vec::new();
+        for process in processes.flatten() {
+            let Some(pid) = process
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == own {
+                continue;
+            }
+            // Another user's processes are not readable: skipped.
+            let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
+                continue;
+            };
+            let holds = fds.flatten().any(|fd| {
+                // Only device files are looked at more closely (sockets and pipes are most).
+                std::fs::read_link(fd.path()).is_ok_and(|target| target.starts_with("/dev"))
+                    && std::fs::metadata(fd.path())
+                        .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == device.rdev())
+            });
+            if holds {
+                let command = std::fs::read_to_string(process.path().join("comm"))
+                    .map(|c| c.trim_end().to_owned())
+                    .unwrap_or_default();
+                holders.push(Holder { pid, command });
+            }
+        }
+        holders.sort_by_key(|h| h.pid);
+        holders
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        Vec::new()
+    }
+}
+
 /// The settings the device reports after opening (a pseudo-terminal, for one, always reports 8
 /// data bits without parity).
 pub(crate) fn read_back(port: &dyn SerialPort) -> anyhow::Result<PortSettings> {
@@ -218,4 +287,44 @@ fn is_transient(e: &std::io::Error) -> bool {
         e.kind(),
         ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
     )
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A process that has the port open is named; once it is gone it is not. This process
+    /// holds both ends too, and is never named.
+    #[test]
+    fn other_holders_names_the_processes_with_the_port_open() {
+        // `pair` opens both ends inheritable, so a child started now holds the port as well.
+        let (_master, slave) = serialport::TTYPort::pair().expect("pseudo-terminal pair");
+        let path = slave.name().expect("slave path");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("start sleep");
+        let holders = other_holders(&path);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            holders.contains(&Holder {
+                pid: child.id(),
+                command: "sleep".into()
+            }),
+            "{holders:?}"
+        );
+        assert!(
+            holders.iter().all(|h| h.pid != std::process::id()),
+            "{holders:?}"
+        );
+        let after = other_holders(&path);
+        assert!(after.iter().all(|h| h.pid != child.id()), "{after:?}");
+    }
+
+    #[test]
+    fn a_path_that_is_no_device_has_no_holders() {
+        assert_eq!(other_holders("/proc/self/status"), Vec::new());
+        assert_eq!(other_holders("/no/such/port"), Vec::new());
+    }
 }

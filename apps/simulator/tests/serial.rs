@@ -113,6 +113,14 @@ fn serial_mode_sends_with_the_template_port_settings() {
         )),
         "{stdout}"
     );
+    // Another program with the port open may take the replies: the test is one.
+    assert!(
+        stderr.contains(&format!(
+            "{path} is also open in process {} (",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
     // The template's settings are on the line (the reference applies only the baud rate). The
     // tty keeps the baud rate and stop bits; a Linux pseudo-terminal forces 8 data bits without
     // parity, which the simulator reads back and reports.
