@@ -137,6 +137,11 @@ pub(crate) struct Cli {
     )]
     pub(crate) hl7_template: String,
 
+    /// Whether `hl7_template` was given as `--hl7-template` (not from `HL7_TEMPLATE` or the
+    /// default).
+    #[arg(skip)]
+    pub(crate) hl7_template_on_command_line: bool,
+
     /// Address to listen on (the container image sets 0.0.0.0).
     #[arg(long, env = "SIMULATOR_BIND", default_value = "127.0.0.1")]
     pub(crate) bind: IpAddr,
@@ -329,6 +334,8 @@ impl Cli {
         let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         cli.template_from_env =
             matches.value_source("template") == Some(clap::parser::ValueSource::EnvVariable);
+        cli.hl7_template_on_command_line =
+            matches.value_source("hl7_template") == Some(clap::parser::ValueSource::CommandLine);
         cli
     }
 }

@@ -557,6 +557,20 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
             cli.serial_analyzer
         );
     }
+    // From the environment they may be meant for other modes (a compose file sets them).
+    if let Some(template) = cli.template.as_ref().filter(|_| !cli.template_from_env) {
+        tracing::warn!(
+            "--template {template} ignored: --serial-port sends --serial-analyzer ({})",
+            cli.serial_analyzer
+        );
+    }
+    if cli.hl7_template_on_command_line {
+        tracing::warn!(
+            "--hl7-template {} ignored: --serial-port sends ASTM from --serial-analyzer ({})",
+            cli.hl7_template,
+            cli.serial_analyzer
+        );
+    }
     let t = app.template(&cli.serial_analyzer)?;
     let settings = serial::PortSettings::of(&t.name, t.serial_config.as_ref())?;
     // In query mode the analyzer asks for its orders first; its results depend on them.

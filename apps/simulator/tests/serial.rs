@@ -442,3 +442,40 @@ fn hl7_with_a_serial_port_is_warned_about() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("H|\\^&|"));
 }
+
+/// `--template` and `--hl7-template` name no serial template (`--serial-analyzer` does): given
+/// on the command line they are warned about; from the environment, where a compose file sets
+/// them for other modes, they are not.
+#[test]
+fn templates_given_with_a_serial_port_are_warned_about() {
+    let args = [
+        "--serial-port",
+        "/dev/null",
+        "--dry-run",
+        "--template",
+        "stago_7e2",
+        "--hl7-template",
+        "mindray_bc5380",
+    ];
+    let out = command(&args).output().expect("run simulator");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--template stago_7e2 ignored: --serial-port sends --serial-analyzer (horiba_pentra60)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--hl7-template mindray_bc5380 ignored: --serial-port sends ASTM from --serial-analyzer (horiba_pentra60)"),
+        "{stderr}"
+    );
+    let out = command(&["--serial-port", "/dev/null", "--dry-run"])
+        .env("ASTM_TEMPLATE", "stago_7e2")
+        .env("HL7_TEMPLATE", "mindray_bc5380")
+        .output()
+        .expect("run simulator");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("ignored"), "{stderr}");
+}
