@@ -269,7 +269,10 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
     /// trigger}`, for a trigger event whose definition names its own acknowledgement (an
     /// `OML^O21` is answered by `ORL^O22`, an `OML^O33` by `ORL^O34`). MSH-9.3, the message
     /// structure, is `code_trigger` from v2.4, as for an ACK; the segments are the same (MSH,
-    /// MSA, ERR), which every such response starts with.
+    /// MSA, ERR), which every such response starts with. An accept acknowledgement (CA, CE, CR:
+    /// enhanced mode's default code) stays an `ACK`, as HL7 has it: the response type is the
+    /// application acknowledgement's, which
+    /// [`build_all_required`](Self::build_all_required) writes after it.
     ///
     /// ```
     /// use mllp_hl7::{AckBuilder, Message};
@@ -426,7 +429,13 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         out.push(fs); // MSH-8 security
         out.push(fs);
         let before = |major, minor| version.is_some_and(|v| v.cmp_minor(major, minor).is_lt());
-        match &self.response_type {
+        // An accept acknowledgement is an `ACK` whatever the message: the response type is the
+        // application acknowledgement's.
+        let response_type = self
+            .response_type
+            .as_ref()
+            .filter(|_| !self.code.is_commit());
+        match response_type {
             Some((code, trigger)) => {
                 let code = escape_text(code.as_bytes(), &delimiters);
                 out.extend_from_slice(&code);
@@ -475,7 +484,7 @@ impl<'m, 'a> AckBuilder<'m, 'a> {
         out.push(fs);
         out.extend_from_slice(self.code.as_str().as_bytes());
         out.push(fs);
-        copy_raw(&mut out, message.control_id().raw(), &delimiters);
+        copy_control_id(&mut out, message.control_id().raw(), &delimiters);
         let modern_err = !before(2, 5);
         // Before 2.5 an error's text sits in a subcomponent of ERR-1; a message that
         // declares no subcomponent separator cannot carry it there, so it goes to MSA-3.
@@ -598,10 +607,11 @@ fn escape_text<'t>(text: &'t [u8], d: &Delimiters) -> std::borrow::Cow<'t, [u8]>
 /// but which could keep the ACK from being framed: each becomes `\X0A\`, `\X0B\` or
 /// `\X1C\` (a space when no escape character is declared). Only those bytes are rewritten:
 /// the field's components, repetitions and escape sequences are kept, and every component
-/// or subcomponent decodes as before, and so does the whole field. A (malformed) escape
-/// sequence left open across such a byte cannot take a hexadecimal escape, and a lone
-/// escape character would pair with one written after it; such a part is unescaped and
-/// escaped again.
+/// or subcomponent decodes as before, and so does the whole field unless a (malformed)
+/// escape sequence spans a separator, which the two readings split differently. A
+/// (malformed) escape sequence left open across such a byte cannot take a hexadecimal
+/// escape, and a lone escape character would pair with one written after it; such a part
+/// is unescaped and escaped again.
 fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
     let rewritten = |b: u8| b == b'\n' || is_framing_byte(b);
     if !raw.iter().any(|&b| rewritten(b)) {
@@ -647,6 +657,23 @@ fn copy_raw(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
             }
         }
         out.extend(separator);
+    }
+}
+
+/// Copies MSH-10 into MSA-2 as [`copy_raw`] does, but keeping the whole field's decoding
+/// in every case, since that is what a sender compares with the control ID it sent
+/// ([`AckMessage::acknowledges`]): when an escape sequence spanning a separator (malformed)
+/// made the part-wise copy decode otherwise as a whole, the field is decoded whole and
+/// escaped again.
+fn copy_control_id(out: &mut Vec<u8>, raw: &[u8], delimiters: &Delimiters) {
+    let start = out.len();
+    copy_raw(out, raw, delimiters);
+    if out[start..] != *raw
+        && delimiters.escape().is_some()
+        && unescape(&out[start..], delimiters) != unescape(raw, delimiters)
+    {
+        out.truncate(start);
+        out.extend_from_slice(&escape(&unescape(raw, delimiters), delimiters));
     }
 }
 

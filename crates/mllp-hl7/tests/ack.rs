@@ -341,6 +341,46 @@ fn a_response_type_replaces_ack_in_msh9() {
     assert_eq!(structure, b"ORL_O22");
 }
 
+/// In enhanced mode the accept acknowledgement (CA, the default code there) is an `ACK`
+/// whatever the response type; the `ORL` is the application acknowledgement after it. It was
+/// one `ORL^O22` carrying `CA`, and no application acknowledgement at all.
+#[test]
+fn an_accept_acknowledgement_stays_an_ack_with_a_response_type() {
+    let msg =
+        Message::parse(b"MSH|^~\\&|LIS|LAB|SIM|LAB|20240101||OML^O21^OML_O21|7|P|2.5.1|||AL|AL")
+            .unwrap();
+    let accept_only = AckBuilder::new(&msg)
+        .response_type("ORL", "O22")
+        .control_id("R")
+        .timestamp("1")
+        .build_all_required()
+        .unwrap();
+    assert_eq!(
+        accept_only,
+        [b"MSH|^~\\&|SIM|LAB|LIS|LAB|1||ACK^O21^ACK|R|P|2.5.1\rMSA|CA|7\r".to_vec()]
+    );
+    let both = AckBuilder::new(&msg)
+        .code(AckCode::ApplicationAccept)
+        .response_type("ORL", "O22")
+        .build_all_required()
+        .unwrap();
+    let types: Vec<(Vec<u8>, AckCode)> = both
+        .iter()
+        .map(|raw| {
+            let reply = Message::parse(raw).unwrap();
+            let code = AckMessage::from_message(&reply).unwrap().code;
+            (reply.msh_field(9).raw().to_vec(), code)
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            (b"ACK^O21^ACK".to_vec(), AckCode::CommitAccept),
+            (b"ORL^O22^ORL_O22".to_vec(), AckCode::ApplicationAccept),
+        ]
+    );
+}
+
 #[test]
 fn hl7_2_8_with_truncation_character_and_custom_delimiters() {
     let msg =
@@ -478,6 +518,57 @@ fn captured_acks_from_other_implementations_decode() {
             AckBuilder::new(&theirs).build(),
             Err(AckError::IsAcknowledgement { .. })
         ));
+    }
+}
+
+/// An escape sequence spanning a subcomponent separator, with a raw LF in it: the part-wise
+/// copy decoded otherwise as a whole field, so the ACK did not match its message. MSA-2 now
+/// decodes as MSH-10 does, whatever the field holds (checked on random fields too).
+#[test]
+fn msa_2_decodes_as_msh_10_when_an_escape_spans_a_separator() {
+    let msg = Message::parse(b"MSH|^~\\&|S|F|R|F|1||ORU^R01|X\\&\n\\E\\|P|2.5.1\rPID|1").unwrap();
+    let ack = AckBuilder::new(&msg)
+        .control_id("A")
+        .timestamp("1")
+        .build()
+        .unwrap();
+    assert!(
+        AckMessage::parse(&ack)
+            .unwrap()
+            .acknowledges(&msg.control_id().decoded()),
+        "{}",
+        String::from_utf8_lossy(&ack)
+    );
+    let alphabet = b"X\\&^~\n\x0b\x1cE";
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 9) as usize;
+        let id: Vec<u8> = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        let mut raw = b"MSH|^~\\&|S|F|R|F|1||ORU^R01|".to_vec();
+        raw.extend_from_slice(&id);
+        raw.extend_from_slice(b"|P|2.5.1\rPID|1");
+        let Ok(msg) = Message::parse(&raw) else {
+            continue;
+        };
+        let Ok(ack) = AckBuilder::new(&msg).control_id("A").timestamp("1").build() else {
+            continue;
+        };
+        assert!(
+            AckMessage::parse(&ack)
+                .unwrap()
+                .acknowledges(&msg.control_id().decoded()),
+            "MSH-10 {:?}: {:?}",
+            String::from_utf8_lossy(&id),
+            String::from_utf8_lossy(&ack)
+        );
     }
 }
 
