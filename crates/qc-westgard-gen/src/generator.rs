@@ -68,7 +68,9 @@ impl QcGenerator {
 
     /// One QC value. `Shift(k)` is exact: `target + k × sd`. `Random` draws from N(target, sd).
     /// With either, an SD that is zero, negative or not finite yields the target (a negative
-    /// SD mirrored a shift, and NaN made the value NaN).
+    /// SD mirrored a shift, and NaN made the value NaN). The value is not finite when `target`
+    /// or `k` is not, or when `target + k × sd` (or the draw) exceeds the range of an `f64`:
+    /// callers that take these from outside check [`f64::is_finite`].
     pub fn value(&mut self, target: f64, sd: f64, deviation: Deviation) -> f64 {
         if !(sd.is_finite() && sd > 0.0) {
             return target;

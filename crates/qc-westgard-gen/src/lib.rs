@@ -85,7 +85,8 @@ pub use series::{
     ControlLevel, Disturbance, DisturbanceKind, MAX_SERIES_VALUES, QcRun, Scatter, SeriesSpec,
 };
 pub use westgard::{
-    Evaluation, Evaluator, MultiLevelEvaluator, Rule, RuleSet, Severity, Status, ZeroSide,
+    Evaluation, Evaluator, MultiLevelEvaluator, RangeScope, Rule, RuleSet, Severity, Status,
+    ZeroSide,
 };
 
 /// The README's example, compiled and run as a doc-test.

@@ -265,7 +265,8 @@ impl QcGenerator {
     /// [`QcError::InvalidDisturbance`] for a disturbance on a level that does not exist or with
     /// a parameter out of its domain, and [`QcError::InvalidSeries`] when the last run's time
     /// (`start + (runs - 1) × interval`) cannot be represented or the series would hold more
-    /// than [`MAX_SERIES_VALUES`] values.
+    /// than [`MAX_SERIES_VALUES`] values. While drawing, [`QcError::InvalidSeries`] again for a
+    /// value that is not finite: parameters each finite may still overflow together.
     ///
     /// ```
     /// use qc_westgard_gen::chrono::NaiveDate;
@@ -288,8 +289,22 @@ impl QcGenerator {
                 .levels
                 .iter()
                 .enumerate()
-                .map(|(level, control)| self.disturbed_value(spec, run, level, control))
-                .collect();
+                .map(|(level, control)| {
+                    let value = self.disturbed_value(spec, run, level, control);
+                    // Finite parameters can still overflow together (shifts of 1e308 SD).
+                    if value.is_finite() {
+                        Ok(value)
+                    } else {
+                        Err(QcError::InvalidSeries {
+                            reason: format!(
+                                "run {run}, level {level} ({}): the disturbances give {value}, \
+                                 not a finite number",
+                                control.name
+                            ),
+                        })
+                    }
+                })
+                .collect::<Result<_, _>>()?;
             runs.push(QcRun {
                 index: run,
                 timestamp,

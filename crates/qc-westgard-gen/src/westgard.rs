@@ -17,7 +17,10 @@ pub enum Rule {
     OneThreeS,
     /// Two consecutive values beyond 2 SD on the same side.
     TwoTwoS,
-    /// Two consecutive values differing by 4 SD or more.
+    /// A range of 4 SD or more: as OpenELIS has it, two consecutive results of a lot that
+    /// differ by 4 SD ([`RangeScope::ConsecutiveResults`]); as Westgard has it, one control of
+    /// a run beyond +2 SD and another beyond −2 SD ([`RangeScope::WithinRun`], judged by
+    /// [`MultiLevelEvaluator`]).
     RFourS,
     /// Three consecutive values beyond 1 SD on the same side.
     ThreeOneS,
@@ -275,6 +278,23 @@ pub struct RuleSet {
     /// representations of value, mean and SD, as `BigDecimal` does, so that a z of exactly 1.99995
     /// becomes 2.0. `None` keeps the full binary precision of `(value − mean) / sd`.
     pub z_decimals: Option<u32>,
+    /// Which results `R-4s` compares (OpenELIS: consecutive results of a lot, across runs).
+    pub r4s_scope: RangeScope,
+}
+
+/// Which results the range rule `R-4s` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RangeScope {
+    /// Each result with the lot's previous one, whichever run it came from: fires when the two
+    /// z-scores differ by 4 or more (OpenELIS's `Rule4RsEvaluator`). A result back in control
+    /// after a `1-3s` outlier is then rejected as well.
+    ConsecutiveResults,
+    /// Only the controls of one run with each other, as Westgard defines the rule (it "should
+    /// only be interpreted within-run"): one beyond +2 SD and another beyond −2 SD. Only
+    /// [`MultiLevelEvaluator`] sees a run's other levels, so a single-level [`Evaluator`] then
+    /// never fires `R-4s`.
+    WithinRun,
 }
 
 impl RuleSet {
@@ -296,6 +316,7 @@ impl RuleSet {
             history_limit: Some(15),
             zero_side: ZeroSide::Negative,
             z_decimals: Some(4),
+            r4s_scope: RangeScope::ConsecutiveResults,
         }
     }
 
@@ -329,6 +350,7 @@ impl RuleSet {
             history_limit: None,
             zero_side: ZeroSide::Negative,
             z_decimals: Some(4),
+            r4s_scope: RangeScope::ConsecutiveResults,
         }
     }
 
@@ -557,7 +579,10 @@ impl Evaluator {
             .rules()
             .iter()
             .map(|(r, _)| *r)
-            .filter(|r| r.violated(&window, self.rules.zero_side, self.rules.z_decimals))
+            .filter(|r| {
+                !(*r == Rule::RFourS && self.rules.r4s_scope == RangeScope::WithinRun)
+                    && r.violated(&window, self.rules.zero_side, self.rules.z_decimals)
+            })
             .collect();
         let keep = self
             .rules
@@ -610,6 +635,8 @@ const POOLED_RULES: [Rule; 8] = [
 /// +1 SD a `4-1s`. Within each run, `2-2s` and `R-4s` (if enabled) also compare the levels with
 /// each other, as Westgard defines them: two levels beyond 2 SD on the same side are a `2-2s`,
 /// one beyond +2 SD and another beyond −2 SD an `R-4s`; the levels involved get the violation.
+/// With [`RangeScope::WithinRun`] that is the only `R-4s` (Westgard's); with OpenELIS's
+/// [`RangeScope::ConsecutiveResults`] each level's consecutive results are compared as well.
 #[derive(Debug, Clone)]
 pub struct MultiLevelEvaluator {
     per_level: Vec<Evaluator>,

@@ -338,6 +338,25 @@ fn a_series_beyond_the_calendar_is_an_error() {
     assert!(runs[1].timestamp > runs[0].timestamp);
 }
 
+/// Disturbances each finite may overflow together: the series is refused, naming the run and
+/// level, rather than holding infinities (it held `[inf, inf, NaN, inf]`).
+#[test]
+fn a_series_whose_values_overflow_is_an_error() {
+    let level = vec![ControlLevel::new("HIGH", 1e308, 1e308)];
+    let mut spec = SeriesSpec::daily(3, level, start()).with(Disturbance::shift(1, 1.0));
+    spec.scatter = Scatter::None;
+    let err = QcGenerator::seeded(1).series(&spec).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid series: run 1, level 0 (HIGH): the disturbances give inf, not a finite number"
+    );
+    let level = vec![ControlLevel::new("N", 100.0, 5.0)];
+    let spec = SeriesSpec::daily(4, level, start())
+        .with(Disturbance::shift(0, 1e308))
+        .with(Disturbance::shift(0, 1e308));
+    assert!(QcGenerator::seeded(1).series(&spec).is_err());
+}
+
 proptest! {
     #[test]
     fn rounding_moves_a_value_by_at_most_half_a_unit(

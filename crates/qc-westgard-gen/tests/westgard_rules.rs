@@ -1,7 +1,8 @@
 //! Rule-by-rule Westgard tests on hand-made sequences (mean 100, SD 10, so z = (v − 100) / 10).
 
 use qc_westgard_gen::{
-    Category, Evaluator, MultiLevelEvaluator, QcError, Rule, RuleSet, Severity, Status, ZeroSide,
+    Category, Evaluator, MultiLevelEvaluator, QcError, RangeScope, Rule, RuleSet, Severity, Status,
+    ZeroSide,
 };
 
 fn run(rules: RuleSet, values: &[f64]) -> Vec<(Vec<&'static str>, Status)> {
@@ -177,6 +178,47 @@ fn across_level_rules_as_options_on_one_series() {
         (vec!["6x", "8x", "9x", "12x"], Status::Rejected)
     );
     assert_eq!(last(rules, &[101.0; 5]).0, Vec::<&str>::new());
+}
+
+/// OpenELIS compares each result with the lot's previous one, so a result back in control
+/// after an outlier is rejected too; Westgard's `R-4s` compares only the controls of one run
+/// (`RangeScope::WithinRun`).
+#[test]
+fn r4s_across_runs_as_openelis_or_within_the_run_as_westgard() {
+    // 141 (+4.1 SD) then 101 (+0.1 SD), both above the mean.
+    assert_eq!(
+        last(oe(), &[141.0, 101.0]),
+        (vec!["R-4s"], Status::Rejected)
+    );
+    let mut westgard = RuleSet::extended();
+    westgard.r4s_scope = RangeScope::WithinRun;
+    assert_eq!(
+        last(westgard.clone(), &[141.0, 101.0]),
+        (vec![], Status::Accepted)
+    );
+    assert_eq!(
+        last(westgard.clone(), &[125.0, 75.0]),
+        (vec!["1-2s"], Status::Warning)
+    );
+    // Two levels (100 ± 10, 200 ± 20): +2.5 SD then -2.5 SD on level 0 in consecutive runs is
+    // no range within a run; +2.5 SD and -2.5 SD in one run is.
+    let mut e = MultiLevelEvaluator::new(&[(100.0, 10.0), (200.0, 20.0)], westgard).unwrap();
+    e.push_run(&[125.0, 200.0]).unwrap();
+    let next = e.push_run(&[75.0, 200.0]).unwrap();
+    assert!(!next[0].violations.contains(&Rule::RFourS), "{next:?}");
+    let run = e.push_run(&[125.0, 150.0]).unwrap();
+    assert!(
+        run.iter()
+            .all(|level| level.violations.contains(&Rule::RFourS)),
+        "{run:?}"
+    );
+    assert!(run.iter().all(|level| level.status == Status::Rejected));
+    // OpenELIS's scope in the same multi-level evaluator: the across-run range fires.
+    let mut e =
+        MultiLevelEvaluator::new(&[(100.0, 10.0), (200.0, 20.0)], RuleSet::extended()).unwrap();
+    e.push_run(&[125.0, 200.0]).unwrap();
+    let next = e.push_run(&[75.0, 200.0]).unwrap();
+    assert!(next[0].violations.contains(&Rule::RFourS), "{next:?}");
 }
 
 #[test]
