@@ -103,7 +103,8 @@ pub struct Timers {
     /// Computer: wait after contention for the instrument's ENQ (20 s).
     pub contention_yield: Duration,
     /// Sender: how long a reply may still come after noise arrived in its place (2 s; not
-    /// in the standard). Then the noise counts as a garbled reply, that is a NAK
+    /// in the standard). Noise is anything but a control byte: bytes outside frames, a
+    /// broken frame (an STX is as likely a noise byte as any), a bare record, even a frame. Then the noise counts as a garbled reply, that is a NAK
     /// (§6.5.1.2). Resending at once would let the reply already on its way be taken
     /// for the resent frame's, and every later reply for the frame before its own. CR and LF
     /// are never noise: some receivers put them after their reply.
@@ -1219,11 +1220,21 @@ impl Core {
             } => {}
             // Line ends that some receivers put after their reply.
             Item::Junk(bytes) if is_line_ends(bytes) => {}
-            Item::Junk(bytes) => {
-                self.error(LinkError::Junk(bytes.len()));
-                if self.noise_deadline.is_none() {
-                    self.noise_deadline = Some(after(now, self.config.timers.reply_after_noise));
-                }
+            // Noise, whatever shape it took (an STX starts a broken frame, a CR ends a bare
+            // record): a NAK only if no reply follows (see `Timers::reply_after_noise`).
+            // Resent at once, the frame took the reply already on its way for its own.
+            Item::Junk(bytes) | Item::Record(bytes) => {
+                self.noise_in_place_of_reply(LinkError::Junk(bytes.len()), now);
+            }
+            Item::Frame(frame) => {
+                self.noise_in_place_of_reply(LinkError::Junk(frame.raw().len()), now);
+            }
+            Item::Broken { bytes, reason } => {
+                let error = LinkError::BrokenFrame {
+                    len: bytes.len(),
+                    reason,
+                };
+                self.noise_in_place_of_reply(error, now);
             }
             Item::Control(Control::Ack) => self.frame_accepted(now),
             Item::Control(Control::Eot) if !self.config.honor_interrupt => {
@@ -1243,6 +1254,15 @@ impl Core {
             }
             // §6.5.1.2: NAK or any other character.
             _ => self.frame_refused(now),
+        }
+    }
+
+    /// Reports noise that came where the frame's reply belongs, and gives the reply a while
+    /// to follow before the noise counts as a garbled reply.
+    fn noise_in_place_of_reply(&mut self, error: LinkError, now: Instant) {
+        self.error(error);
+        if self.noise_deadline.is_none() {
+            self.noise_deadline = Some(after(now, self.config.timers.reply_after_noise));
         }
     }
 

@@ -701,6 +701,52 @@ fn noise_before_a_reply_does_not_cause_a_resend() {
     assert!(matches!(evs.last(), Some(Event::MessageSent(_))), "{evs:?}");
 }
 
+/// Noise of any shape, not only bytes outside frames, waits for the reply that may follow
+/// it: an STX starts a broken frame, a CR ends a bare record (with `unframed_records`),
+/// and a whole frame may come where the reply belongs. Each was a NAK at once: the frame was
+/// resent and the reply already on its way taken for the resent frame's, so that every later
+/// reply answered the frame before its own, and a message whose last frame the receiver
+/// refused was reported sent.
+#[test]
+fn noise_of_any_shape_before_a_reply_does_not_cause_a_resend() {
+    let noises: [(&str, Vec<u8>); 5] = [
+        ("STX then LF", b"\x02\n".to_vec()),
+        ("STX, text, LF", b"\x021H|x\n".to_vec()),
+        ("a bare record", b"x\r".to_vec()),
+        ("a frame", frame(1, b"Q|1\r", FrameEnd::End)),
+        ("an over-long frame", [&[STX][..], &[b'a'; 70_000]].concat()),
+    ];
+    for (what, noise) in noises {
+        let mut config = LinkConfig::new(Role::Instrument);
+        config.decoder.leniency.unframed_records = true;
+        let t0 = Instant::now();
+        let mut link = Link::new(config);
+        link.send(b"H|\\^&\rP|1\rL|1|N\r".to_vec(), t0);
+        assert_eq!(out(&mut link), [ENQ]);
+        link.handle_input(&[ACK], t0);
+        let first = out(&mut link);
+        link.handle_input(&noise, t0);
+        assert_eq!(out(&mut link), [], "{what}: resent at once");
+        // The reply on its way answers the frame it was about.
+        link.handle_input(&[ACK], t0 + Duration::from_millis(300));
+        assert_eq!(out(&mut link), frame(2, b"P|1\r", FrameEnd::End), "{what}");
+        // Noise with no reply after it was the reply, garbled: a NAK after the grace.
+        link.handle_input(&noise, t0 + secs(1));
+        assert_eq!(out(&mut link), [], "{what}");
+        link.handle_timeout(t0 + secs(3));
+        assert_eq!(out(&mut link), frame(2, b"P|1\r", FrameEnd::End), "{what}");
+        let evs = events(&mut link);
+        assert_eq!(
+            evs.iter()
+                .filter(|e| matches!(e, Event::LinkError(LinkError::Retransmitting { .. })))
+                .count(),
+            1,
+            "{what}: {evs:?}"
+        );
+        assert_ne!(first, [], "{what}");
+    }
+}
+
 /// Two links, the receiver's every reply followed by a noise byte: the message arrives
 /// once and whole, with no frame resent.
 #[test]
