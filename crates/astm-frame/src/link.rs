@@ -341,7 +341,8 @@ pub enum DiscardReason {
     TooLong(usize),
     /// [`Assembly::PerTransfer`]: the transfer ended right after a frame was refused (the
     /// sender gave up on it, §6.5.1.2), so its message is incomplete; the sender repeats
-    /// it whole later.
+    /// it whole later. A broken frame (begun, never finished) counts only once refused
+    /// `max_transmissions` times in a row: once, it is as likely noise after the last frame.
     #[error("transfer ended after a refused frame")]
     SenderAborted,
     /// The connection closed in the middle of a message ([`Link::handle_eof`]). With
@@ -617,6 +618,9 @@ struct Core {
     discarded: usize,
     /// The last frame was answered with NAK: a transfer ending now is incomplete.
     last_frame_refused: bool,
+    /// Broken frames refused since the last frame: noise between the last frame and the EOT
+    /// is one, while a sender gives up on a frame only after `max_transmissions` refusals.
+    broken_since_frame: u32,
     /// The frame in flight belongs to a message taken back ([`Link::take_unsent`]): its
     /// reply, whatever it is, or its timer ends the transfer.
     abandoned: bool,
@@ -662,6 +666,7 @@ impl Link {
                 discarded: 0,
                 abandoned: false,
                 last_frame_refused: false,
+                broken_since_frame: 0,
                 transfer_spoiled: false,
                 bare_records: Vec::new(),
                 bare_skipping: false,
@@ -1148,6 +1153,7 @@ impl Core {
         self.last_accepted = None;
         self.last_unchecked = None;
         self.last_frame_refused = false;
+        self.broken_since_frame = 0;
         self.transfer_spoiled = false;
     }
 
@@ -1325,6 +1331,7 @@ impl Core {
                 // replies), not with noise, which could otherwise keep the link busy.
                 self.deadline = Some(after(now, self.config.timers.receive));
                 self.last_frame_refused = true;
+                self.broken_since_frame = 0;
                 if let Some(defect) = frame.defect() {
                     self.control(Control::Nak);
                     self.error(LinkError::FrameRejected(defect));
@@ -1389,9 +1396,14 @@ impl Core {
                     | BrokenReason::Interrupted(crate::control::ACK | crate::control::NAK)),
             } => {
                 // Too long, ended by an LF before its checksum, or an ACK or NAK byte inside:
-                // a frame spoilt by noise.
+                // a frame spoilt by noise, or noise alone. Noise after the last frame, before
+                // the EOT, must not make a complete transfer look given up: a sender gives up
+                // on a frame only once refused as often as it may send it.
                 self.deadline = Some(after(now, self.config.timers.receive));
-                self.last_frame_refused = true;
+                self.broken_since_frame = self.broken_since_frame.saturating_add(1);
+                if self.broken_since_frame >= self.config.max_transmissions {
+                    self.last_frame_refused = true;
+                }
                 self.control(Control::Nak);
                 self.error(LinkError::BrokenFrame {
                     len: bytes.len(),

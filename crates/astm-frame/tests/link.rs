@@ -1367,6 +1367,52 @@ fn per_transfer_oversize_discards_the_whole_transfer() {
     );
 }
 
+/// Noise between the last frame and the EOT (a broken frame: STX, a byte, LF) is refused,
+/// but the transfer is complete and is delivered; it was discarded as given up by its
+/// sender, which had every frame acknowledged and reported the message sent. A frame broken
+/// six times in a row is still a sender giving up.
+#[test]
+fn noise_before_the_eot_does_not_discard_a_complete_transfer() {
+    let t0 = Instant::now();
+    let mut lis = Link::new(LinkConfig::new(Role::Computer).with_assembly(Assembly::PerTransfer));
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), t0);
+    lis.handle_input(&frame(2, b"L|1|N\r", FrameEnd::End), t0);
+    lis.handle_input(b"\x02\x7f\n", t0);
+    lis.handle_input(&[EOT], t0);
+    assert_eq!(out(&mut lis), [ACK, ACK, ACK, NAK]);
+    let evs = events(&mut lis);
+    assert!(
+        evs.contains(&Event::MessageReceived(b"H|\\^&\rL|1|N\r".to_vec())),
+        "{evs:?}"
+    );
+
+    let mut lis = Link::new(LinkConfig::new(Role::Computer).with_assembly(Assembly::PerTransfer));
+    lis.handle_input(&[ENQ], t0);
+    lis.handle_input(&frame(1, b"H|\\^&\r", FrameEnd::End), t0);
+    // Frame 2 cut by an LF before its checksum, six times: the sender gave up.
+    let mut cut = frame(2, b"L|1|N\r", FrameEnd::End);
+    let at = cut.len() - 4;
+    cut[at] = b'\n';
+    cut.truncate(at + 1);
+    for _ in 0..6 {
+        lis.handle_input(&cut, t0);
+    }
+    lis.handle_input(&[EOT], t0);
+    let evs = events(&mut lis);
+    assert!(
+        evs.contains(&Event::ReceiveDiscarded {
+            reason: DiscardReason::SenderAborted,
+            len: 6
+        }),
+        "{evs:?}"
+    );
+    assert!(
+        !evs.iter().any(|e| matches!(e, Event::MessageReceived(_))),
+        "{evs:?}"
+    );
+}
+
 /// A transfer that ends right after a refused frame was given up by the sender (six
 /// failures): with [`Assembly::PerTransfer`] its message is incomplete and is not
 /// delivered (the sender repeats it whole); per end frame, the complete messages before
