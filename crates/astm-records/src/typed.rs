@@ -373,9 +373,17 @@ impl<'a> Query<'a> {
     /// component 2, and its component 3 is a sequence number, so a query without a sample ID
     /// (`^^3^0007^2^^SAMPLE^NORMAL`) still gives `None`.
     ///
+    /// Sysmex analyzers (XE, XN, XS) send four components, `rack^tube^sample number^attribute`,
+    /// the sample number right-justified in 22 characters and the attribute one letter (`B`
+    /// barcode, `M` manual, `A` automatic): with that shape component 3 is the specimen ID, and
+    /// there is no patient ID. Leading and trailing spaces are removed from the ID;
+    /// [`requested_specimen`](Self::requested_specimen) gives the component as sent.
+    ///
     /// ```
     /// use astm_records::{Delimiters, Query, Record};
     /// for (raw, id) in [
+    ///     ("Q|1|2^1^          1234567890^B||||20011001153000", Some("1234567890")),
+    ///     ("Q|1|^^                    27^M||||20240627135407", Some("27")),
     ///     ("Q|1|^0000040735||^^^ALL||||||||O", Some("0000040735")),
     ///     ("Q|1|^^000004^40^0^5^^S1^SC||ALL||||||||O", Some("000004")),
     ///     ("Q|1|^000002^3^@95^2^^SAMPLE^NORMAL||ALL||||||||O", Some("000002")),
@@ -395,7 +403,21 @@ impl<'a> Query<'a> {
 
     /// [`requested_specimen_id`](Self::requested_specimen_id) decoded with the given character set.
     pub fn requested_specimen_id_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
-        self.requested_specimen().map(|c| c.text_as(charset))
+        self.requested_specimen()
+            .map(|c| trim_spaces(c.text_as(charset)))
+    }
+
+    /// Q.3 in Sysmex's layout `rack^tube^sample number^attribute`: its sample number.
+    fn sysmex_sample_number(&self) -> Option<Component<'a>> {
+        let range = self.starting_range_id();
+        let attribute = range.component(4);
+        let attribute = attribute.raw().trim_ascii();
+        let sample = range.component(3);
+        (range.first().components().count() == 4
+            && attribute.len() == 1
+            && attribute[0].is_ascii_uppercase()
+            && !sample.raw().trim_ascii().is_empty())
+        .then_some(sample)
     }
 
     /// The component [`requested_specimen_id`](Self::requested_specimen_id) reads, to decode
@@ -411,6 +433,9 @@ impl<'a> Query<'a> {
     /// # Ok::<(), astm_records::RecordError>(())
     /// ```
     pub fn requested_specimen(&self) -> Option<Component<'a>> {
+        if let Some(sample) = self.sysmex_sample_number() {
+            return Some(sample);
+        }
         let range = self.starting_range_id();
         let components = range.first().components().count();
         let bare = (components == 1)
@@ -424,7 +449,8 @@ impl<'a> Query<'a> {
     }
 
     /// The patient ID the instrument asks about: Q.3 component 1 when Q.3 has components
-    /// (`PAT42^`, `PAT42^S1`). `None` when it is empty or Q.3 is one bare value, which
+    /// (`PAT42^`, `PAT42^S1`), except in Sysmex's layout (see
+    /// [`requested_specimen_id`](Self::requested_specimen_id)), whose component 1 is a rack. `None` when it is empty or Q.3 is one bare value, which
     /// [`requested_specimen_id`](Self::requested_specimen_id) reads as the specimen.
     ///
     /// ```
@@ -434,6 +460,8 @@ impl<'a> Query<'a> {
     ///     ("Q|1|PAT42^S1||ALL||||||||O", Some("PAT42")),
     ///     ("Q|1|^S1||ALL||||||||O", None),
     ///     ("Q|1|S1||ALL||||||||O", None),
+    ///     // Sysmex: rack^tube^sample number^attribute.
+    ///     ("Q|1|2^1^          1234567890^B||||20011001153000", None),
     /// ] {
     ///     let query = Query::new(Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?).unwrap();
     ///     assert_eq!(query.requested_patient_id().as_deref(), id);
@@ -448,8 +476,22 @@ impl<'a> Query<'a> {
     pub fn requested_patient_id_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
         let range = self.starting_range_id();
         let patient = range.component(1);
-        (range.first().components().count() > 1 && !patient.is_empty())
-            .then(|| patient.text_as(charset))
+        // Sysmex's component 1 is a rack number.
+        (range.first().components().count() > 1
+            && !patient.is_empty()
+            && self.sysmex_sample_number().is_none())
+        .then(|| patient.text_as(charset))
+    }
+}
+
+/// `text` without leading and trailing ASCII spaces (fixed-width senders pad IDs).
+fn trim_spaces(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(t) => Cow::Borrowed(t.trim_matches(' ')),
+        Cow::Owned(t) if t.starts_with(' ') || t.ends_with(' ') => {
+            Cow::Owned(t.trim_matches(' ').to_owned())
+        }
+        owned => owned,
     }
 }
 

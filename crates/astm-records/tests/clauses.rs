@@ -586,6 +586,30 @@ fn the_test_code_is_the_local_code_not_the_test_name() {
     }
 }
 
+/// Sysmex (XE, XN, XS) host queries carry `rack^tube^sample number^attribute` in Q.3, the
+/// sample number right-justified in 22 characters, as its O.3 and O.4 do (the XN-550
+/// captures). The tube position was read as the specimen and the rack as the patient.
+#[test]
+fn a_sysmex_query_asks_for_its_sample_number() {
+    let d = Delimiters::STANDARD;
+    for (raw, specimen) in [
+        ("Q|1|2^1^          1234567890^B||||20011001153000", "1234567890"),
+        ("Q|1|^^                    27^M||||20240627135407", "27"),
+        ("Q|1|^^            113^A||||20240723172452", "113"),
+    ] {
+        let query = Query::new(Record::parse(raw.as_bytes(), &d).unwrap()).unwrap();
+        assert_eq!(query.requested_specimen_id().as_deref(), Some(specimen), "{raw}");
+        assert_eq!(query.requested_patient_id(), None, "{raw}");
+        // The component as sent, padding included, for echoing it back.
+        let sent = query.requested_specimen().unwrap();
+        assert_eq!(sent.raw().trim_ascii_start(), specimen.as_bytes());
+    }
+    // Four components without Sysmex's attribute letter keep the standard reading.
+    let query = Query::new(Record::parse(b"Q|1|P1^S1^x^1||ALL", &d).unwrap()).unwrap();
+    assert_eq!(query.requested_specimen_id().as_deref(), Some("S1"));
+    assert_eq!(query.requested_patient_id().as_deref(), Some("P1"));
+}
+
 /// LIS2-A2 §12.1.3: Q.3 is `patient ID^specimen ID^…`. A query naming only the patient was
 /// read as a query for a specimen with the patient's ID, and `ALL` as a specimen named ALL.
 #[test]

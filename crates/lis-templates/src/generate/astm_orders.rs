@@ -154,8 +154,8 @@ impl AstmOrders {
                 TypedRecord::Patient(_) => read.patient = true,
                 TypedRecord::Query(q) => {
                     let specimen = q
-                        .requested_specimen()
-                        .map(|c| c.text_as(Charset::Auto).into_owned());
+                        .requested_specimen_id_as(Charset::Auto)
+                        .map(std::borrow::Cow::into_owned);
                     if q.status_code()
                         .component(1)
                         .text()
