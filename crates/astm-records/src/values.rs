@@ -62,9 +62,10 @@ impl<'a> TestId<'a> {
     ///
     /// In the Cepheid GeneXpert layout, eight components `^MTB-RIF^^Xpert^^^rpoB1^Ct` where
     /// component 4 is the system name shared by every result, component 2 (taken when there are
-    /// at least seven components, component 1 is empty and component 2 is not). Otherwise the
-    /// first non-empty component from component 4 onwards (the local code: `^Glucose^^GLU` gives
-    /// `GLU`, not the test name), else the first non-empty of components 1–3.
+    /// exactly eight components, components 1 and 3 are empty and component 2 is not: a
+    /// vendor-specific reading). Otherwise the first non-empty component from component 4
+    /// onwards (the local code: `^Glucose^^GLU` and `^Glucose^^GLU^^^P` give `GLU`, not the test
+    /// name), else the first non-empty of components 1–3.
     ///
     /// ```
     /// use astm_records::{Delimiters, Record, ResultRecord};
@@ -75,6 +76,7 @@ impl<'a> TestId<'a> {
     ///     ("R|1|^MTB-RIF^^Xpert^^^rpoB1^Ct|^0.0", "MTB-RIF"),
     ///     ("R|1|^MTB-RIF^^Xpert^^^^|MTB DETECTED", "MTB-RIF"),
     ///     ("R|1|^Glucose^^GLU|5.5", "GLU"),
+    ///     ("R|1|^Glucose^^GLU^^^P|5.5", "GLU"),
     /// ] {
     ///     let record = Record::parse(raw.as_bytes(), &Delimiters::STANDARD)?;
     ///     let result = ResultRecord::new(record).unwrap();
@@ -101,7 +103,9 @@ impl<'a> TestId<'a> {
         let components: Vec<Component<'a>> = self.repeat.components().collect();
         let pick = |c: &&Component<'a>| !is_blank(c);
         let genexpert = match components.as_slice() {
-            [first, second, _, _, _, _, _, ..] if is_blank(first) && !is_blank(second) => {
+            [first, second, third, _, _, _, _, _]
+                if is_blank(first) && !is_blank(second) && is_blank(third) =>
+            {
                 Some(second)
             }
             _ => None,

@@ -580,6 +580,11 @@ fn the_test_code_is_the_local_code_not_the_test_name() {
         ("R|1|^Glucose|5.5", "Glucose"),
         ("R|1|^MTB-RIF^^Xpert^^^rpoB1^Ct|^0.0", "MTB-RIF"),
         ("R|1|^MTB-RIF^^Xpert^^^^|MTB DETECTED", "MTB-RIF"),
+        // Name and local code both filled, and vendor components after them (ARCHITECT sends
+        // seven): the local code, not the name GeneXpert's layout would take.
+        ("R|1|^Glucose^^GLU^^^P|5.5", "GLU"),
+        ("R|1|^Beta-hCG^^651^_B-hCG^UNDILUTED^P|5", "651"),
+        ("R|1|^Beta-hCG^^651^_B-hCG^UNDILUTED^P^F^1|5", "651"),
     ] {
         let result = ResultRecord::new(Record::parse(raw.as_bytes(), &d).unwrap()).unwrap();
         assert_eq!(result.test_id().test_code().as_deref(), Some(code), "{raw}");
@@ -593,12 +598,19 @@ fn the_test_code_is_the_local_code_not_the_test_name() {
 fn a_sysmex_query_asks_for_its_sample_number() {
     let d = Delimiters::STANDARD;
     for (raw, specimen) in [
-        ("Q|1|2^1^          1234567890^B||||20011001153000", "1234567890"),
+        (
+            "Q|1|2^1^          1234567890^B||||20011001153000",
+            "1234567890",
+        ),
         ("Q|1|^^                    27^M||||20240627135407", "27"),
         ("Q|1|^^            113^A||||20240723172452", "113"),
     ] {
         let query = Query::new(Record::parse(raw.as_bytes(), &d).unwrap()).unwrap();
-        assert_eq!(query.requested_specimen_id().as_deref(), Some(specimen), "{raw}");
+        assert_eq!(
+            query.requested_specimen_id().as_deref(),
+            Some(specimen),
+            "{raw}"
+        );
         assert_eq!(query.requested_patient_id(), None, "{raw}");
         // The component as sent, padding included, for echoing it back.
         let sent = query.requested_specimen().unwrap();
