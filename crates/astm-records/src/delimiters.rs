@@ -146,6 +146,19 @@ impl Delimiters {
             .all(u8::is_ascii)
     }
 
+    /// True when two delimiters next to each other in the header are both non-ASCII: most
+    /// likely the bytes of one multi-byte character (a `¥` typed where the wire carries `\`,
+    /// `C2 A5` in UTF-8) rather than delimiters a sender chose. One non-ASCII delimiter among
+    /// ASCII ones is a legal single-byte (Latin-1) choice, which
+    /// [`MessageBuilder`](crate::MessageBuilder) may write.
+    pub fn looks_multi_byte(&self) -> bool {
+        let mut order = vec![self.field, self.repeat, self.component];
+        order.extend(self.escape);
+        order
+            .windows(2)
+            .any(|pair| !pair[0].is_ascii() && !pair[1].is_ascii())
+    }
+
     /// True when `byte` is one of the four delimiters.
     pub fn contains(&self, byte: u8) -> bool {
         byte == self.field
@@ -315,7 +328,25 @@ mod tests {
     fn yen_header_is_flagged_not_ascii() {
         let delims = Delimiters::from_header("H|¥^&|||".as_bytes()).unwrap();
         assert!(!delims.is_ascii());
+        assert!(delims.looks_multi_byte());
         assert!(Delimiters::STANDARD.is_ascii());
+        assert!(!Delimiters::STANDARD.looks_multi_byte());
         assert_eq!(Delimiters::STANDARD.definition(), b"\\^&");
+    }
+
+    /// One Latin-1 delimiter among ASCII ones is a sender's choice, not a broken character:
+    /// a message built with it passes the strict parse (it was refused as non-ASCII).
+    #[test]
+    fn a_single_latin1_delimiter_is_not_taken_for_a_multi_byte_character() {
+        let section = Delimiters::new(b'|', 0xA7, b'^', Some(b'&')).unwrap();
+        assert!(!section.looks_multi_byte());
+        let text = crate::MessageBuilder::with_delimiters(section, crate::HeaderBuilder::new())
+            .push(crate::PatientBuilder::new().laboratory_patient_id("P1"))
+            .build()
+            .unwrap();
+        assert!(crate::Message::parse_strict(&text).is_ok());
+        // Two in a row, as the two bytes of a UTF-8 character, are reported.
+        let two = Delimiters::new(b'|', 0xC2, 0xA5, Some(b'&')).unwrap();
+        assert!(two.looks_multi_byte());
     }
 }

@@ -53,7 +53,8 @@ pub enum ViolationKind {
         /// The type field as written (lossy).
         type_field: String,
     },
-    /// The header declares a non-ASCII delimiter, probably a multi-byte character such as `¥`.
+    /// The header declares two non-ASCII delimiters in a row, probably the bytes of one
+    /// multi-byte character such as `¥` ([`Delimiters::looks_multi_byte`]).
     #[error("header declares a non-ASCII delimiter (a multi-byte character such as the yen sign?)")]
     NonAsciiDelimiter,
 }
@@ -310,7 +311,7 @@ impl<'a> Message<'a> {
                 }
             }
             match kind {
-                RecordType::Header if !record.delimiters().is_ascii() => {
+                RecordType::Header if record.delimiters().looks_multi_byte() => {
                     violations.push(ViolationKind::NonAsciiDelimiter);
                 }
                 RecordType::Other => violations.push(ViolationKind::UnknownType {
