@@ -663,3 +663,66 @@ async fn auto_ack_answers_msh_15_and_msh_16_in_enhanced_mode() {
     assert_eq!(codes_for("AL", "NE", "A3").await, [AckCode::CommitAccept]);
     assert_eq!(codes_for("NE", "NE", "A4").await, []);
 }
+
+/// After a message in enhanced mode returned on its accept ACK, its application ACK comes
+/// while a payload without a control id waits: it is a late reply, not that payload's ACK
+/// (the payload took it, and reported success for a message never answered).
+#[tokio::test]
+async fn an_ack_naming_a_control_id_does_not_answer_a_payload_without_one() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let receiver = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut link = Framed::new(tcp, MllpCodec::new());
+        let Some(Ok(MllpFrame::Message(_))) = link.next().await else {
+            panic!("no message A");
+        };
+        link.send(&b"MSH|^~\\&|R|F|S|F|1||ACK|1|P|2.5.1\rMSA|CA|A1\r"[..])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        link.send(&b"MSH|^~\\&|R|F|S|F|1||ACK|2|P|2.5.1\rMSA|AA|A1\r"[..])
+            .await
+            .unwrap();
+        let Some(Ok(MllpFrame::Message(_))) = link.next().await else {
+            panic!("no payload B");
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // B's own reply: an ACK without a control id.
+        link.send(&b"MSH|^~\\&|R|F|S|F|1||ACK|3|P|2.5.1\rMSA|AE|\r"[..])
+            .await
+            .unwrap();
+        let _ = link.next().await;
+    });
+    let mut client = MllpClient::connect(addr)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(5));
+    let a = client
+        .send(b"MSH|^~\\&|S|F|R|F|1||ORU^R01|A1|P|2.5.1|||AL|AL\rPID|1\r")
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            a,
+            Reply::Ack {
+                code: AckCode::CommitAccept,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
+    let b = client.send(b"plain text payload, no MSH-10").await.unwrap();
+    assert!(
+        matches!(
+            b,
+            Reply::Ack {
+                code: AckCode::ApplicationError,
+                ..
+            }
+        ),
+        "{b:?}"
+    );
+    drop(client);
+    receiver.await.unwrap();
+}

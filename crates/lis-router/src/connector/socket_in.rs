@@ -342,7 +342,9 @@ impl SocketIn {
                 && !(self.connection.use_hl7 && starts_hl7(payload))
             {
                 warn!(
-                    "{peer}: refused the {} bytes that ended a frame interrupted by a start                      block: they may be the tail of a message holding a start-block byte                      (0x0b), which MLLP cannot carry; not stored",
+                    "{peer}: refused the {} bytes that ended a frame interrupted by a start \
+                     block: they may be the tail of a message holding a start-block byte \
+                     (0x0b), which MLLP cannot carry; not stored",
                     payload.len()
                 );
                 let owed = tokio::select! {

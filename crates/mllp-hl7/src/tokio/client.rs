@@ -91,7 +91,9 @@ impl Exchange<'_, '_> {
 ///
 /// An HL7 ACK is matched to its message by MSA-2 = MSH-10 (compared unescaped, each with
 /// its own message's delimiters), so a late ACK of an earlier, timed-out message is not
-/// taken for the current one (Mirth #1441); such stale replies are counted and skipped. Payloads without MSH-10 (non-HL7) take replies in order.
+/// taken for the current one (Mirth #1441); such stale replies are counted and skipped.
+/// Payloads without MSH-10 (non-HL7) take, in order, commit blocks and ACKs without a
+/// control ID (an ACK naming one answers a message that had one).
 /// Several messages can be pipelined with [`send_all`](Self::send_all).
 #[derive(Debug)]
 pub struct MllpClient<S> {
@@ -385,10 +387,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                 reply.is_none() && want.as_deref().is_some_and(|id| ack.acknowledges(id))
             })
             .or_else(|| {
+                // A payload without a control id takes a reply without one: an ACK naming
+                // an id answers a message that had one (an application ACK coming after
+                // the accept ACK its message was done with), not this payload.
+                let unnamed = ack.acknowledged_id.raw().is_empty();
                 replies
                     .iter()
                     .zip(expected)
-                    .position(|(reply, want)| reply.is_none() && want.is_none())
+                    .position(|(reply, want)| unnamed && reply.is_none() && want.is_none())
             })
             .or_else(|| {
                 // A receiver that could not read a message cannot echo its control id: an
