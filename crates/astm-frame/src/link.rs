@@ -104,7 +104,8 @@ pub struct Timers {
     pub contention_yield: Duration,
     /// Sender: how long a reply may still come after noise arrived in its place (2 s; not
     /// in the standard). Noise is anything but a control byte: bytes outside frames, a
-    /// broken frame (an STX is as likely a noise byte as any), a bare record, even a frame. Then the noise counts as a garbled reply, that is a NAK
+    /// broken frame (an STX is as likely a noise byte as any), a bare record, even a frame.
+    /// Then the noise counts as a garbled reply, that is a NAK
     /// (§6.5.1.2). Resending at once would let the reply already on its way be taken
     /// for the resent frame's, and every later reply for the frame before its own. CR and LF
     /// are never noise: some receivers put them after their reply.
