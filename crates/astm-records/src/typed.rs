@@ -404,7 +404,7 @@ impl<'a> Query<'a> {
     /// [`requested_specimen_id`](Self::requested_specimen_id) decoded with the given character set.
     pub fn requested_specimen_id_as(&self, charset: Charset) -> Option<Cow<'a, str>> {
         self.requested_specimen()
-            .map(|c| trim_spaces(c.text_as(charset)))
+            .map(|c| crate::values::trimmed_text(&c, charset))
     }
 
     /// Q.3 in Sysmex's layout `rack^tube^sample number^attribute`: its sample number.
@@ -481,17 +481,6 @@ impl<'a> Query<'a> {
             && !patient.is_empty()
             && self.sysmex_sample_number().is_none())
         .then(|| patient.text_as(charset))
-    }
-}
-
-/// `text` without leading and trailing ASCII spaces (fixed-width senders pad IDs).
-fn trim_spaces(text: Cow<'_, str>) -> Cow<'_, str> {
-    match text {
-        Cow::Borrowed(t) => Cow::Borrowed(t.trim_matches(' ')),
-        Cow::Owned(t) if t.starts_with(' ') || t.ends_with(' ') => {
-            Cow::Owned(t.trim_matches(' ').to_owned())
-        }
-        owned => owned,
     }
 }
 

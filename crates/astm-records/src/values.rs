@@ -149,7 +149,8 @@ fn non_blank<'a>(component: Component<'a>, charset: Charset) -> Option<Cow<'a, s
     (!is_blank(&component)).then(|| trimmed_text(&component, charset))
 }
 
-fn trimmed_text<'a>(component: &Component<'a>, charset: Charset) -> Cow<'a, str> {
+/// The component as text without leading and trailing whitespace (fixed-width senders pad).
+pub(crate) fn trimmed_text<'a>(component: &Component<'a>, charset: Charset) -> Cow<'a, str> {
     match component.text_as(charset) {
         Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
         Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),

@@ -789,4 +789,26 @@ impl<'a> AckMessage<'a> {
     pub fn acknowledges(&self, control_id: &[u8]) -> bool {
         self.acknowledged_id.decoded().as_ref() == control_id
     }
+
+    /// Whether this ACK can answer a message with `control_id` (its decoded MSH-10, `None`
+    /// when it has none): MSA-2 names that ID, or, for a message without one, is empty. An
+    /// ACK naming an ID never answers a message without one: it is a late reply to one that
+    /// had it (an application ACK coming after its message's accept ACK).
+    ///
+    /// ```
+    /// use mllp_hl7::AckMessage;
+    /// let named = AckMessage::parse(b"MSH|^~\\&|R|F|S|F|1||ACK|9|P|2.5.1\rMSA|AA|A1")?;
+    /// let unnamed = AckMessage::parse(b"MSH|^~\\&|R|F|S|F|1||ACK|9|P|2.5.1\rMSA|AE|")?;
+    /// assert!(named.answers(Some(b"A1")));
+    /// assert!(!named.answers(None));
+    /// assert!(unnamed.answers(None));
+    /// # Ok::<(), mllp_hl7::AckReadError>(())
+    /// ```
+    #[must_use]
+    pub fn answers(&self, control_id: Option<&[u8]>) -> bool {
+        match control_id {
+            Some(id) => self.acknowledges(id),
+            None => self.acknowledged_id.raw().is_empty(),
+        }
+    }
 }

@@ -611,15 +611,10 @@ fn check_reply(
         }
         Err(e) => return Some(Err(Failure::Refused(format!("reply is not an ACK: {e}")))),
     };
-    // A message without a control id is answered by an ACK without one: an ACK naming an id
-    // is a late reply to an earlier message (an enhanced-mode receiver's application ACK
-    // after its accept ACK), and taken for this one's it counted a message delivered that
-    // the receiver then refused.
-    let answers = match expected_id {
-        Some(id) => ack.acknowledges(id),
-        None => ack.acknowledged_id.raw().is_empty(),
-    };
-    if !answers {
+    // An ACK naming another id, or any id for a message without one, is a late reply to an
+    // earlier message (an enhanced-mode receiver's application ACK after its accept ACK):
+    // taken for this one's, it counted a message delivered that the receiver then refused.
+    if !ack.answers(expected_id) {
         // A receiver that cannot read the message cannot echo its control id: an error
         // ACK without one answers the message in hand (late replies to earlier attempts
         // are drained before each send), so it is a refusal, not a late reply to skip

@@ -380,22 +380,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         payload: Bytes,
     ) -> Option<(usize, Reply)> {
         let ack = AckMessage::parse(&payload).ok()?;
+        // A named ACK answers the message with that control id; one without an id, a
+        // payload without one (see `AckMessage::answers`).
         let slot = replies
             .iter()
             .zip(expected)
-            .position(|(reply, want)| {
-                reply.is_none() && want.as_deref().is_some_and(|id| ack.acknowledges(id))
-            })
-            .or_else(|| {
-                // A payload without a control id takes a reply without one: an ACK naming
-                // an id answers a message that had one (an application ACK coming after
-                // the accept ACK its message was done with), not this payload.
-                let unnamed = ack.acknowledged_id.raw().is_empty();
-                replies
-                    .iter()
-                    .zip(expected)
-                    .position(|(reply, want)| unnamed && reply.is_none() && want.is_none())
-            })
+            .position(|(reply, want)| reply.is_none() && ack.answers(want.as_deref()))
             .or_else(|| {
                 // A receiver that could not read a message cannot echo its control id: an
                 // error ACK without one answers the only message awaiting a reply (with
