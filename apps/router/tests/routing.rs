@@ -585,7 +585,7 @@ async fn a_receiver_that_never_reads_does_not_hang_the_output() {
     wait_until("the send timed out", || {
         router
             .log_text()
-            .contains("message not taken by the peer within")
+            .contains("the peer took none of the message for")
     })
     .await;
     let status = router.terminate(Duration::from_secs(5));

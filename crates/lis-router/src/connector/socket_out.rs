@@ -147,6 +147,7 @@ impl SocketOut {
                             }
                         }
                     };
+                    limit_unsent(&tcp);
                     let (ready, tls, shutdown) =
                         (Arc::clone(&ready), tls.clone(), shutdown.clone());
                     tokio::spawn(
@@ -439,6 +440,7 @@ impl SocketOut {
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        limit_unsent(&stream);
         let opened = tokio::select! {
             () = self.shutdown.cancelled() => return None,
             opened = Stream::open(stream, self.tls.as_deref(), peer) => opened,
@@ -469,18 +471,8 @@ impl SocketOut {
         payload: &[u8],
     ) -> Result<(), Failure> {
         let timeout = self.settings.ack_timeout;
-        // A receiver that stops reading must not hold the output (or a shutdown) for ever.
-        let send = tokio::time::timeout(timeout, framed.send(Bytes::copy_from_slice(payload)));
         tokio::select! {
-            sent = send => match sent {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Failure::Connection(format!("send failed: {e}"))),
-                Err(_) => {
-                    return Err(Failure::Connection(format!(
-                        "message not taken by the peer within {timeout:?}"
-                    )));
-                }
-            },
+            sent = send_while_taken(framed, payload, timeout) => sent?,
             () = shutdown_grace(&self.shutdown) => return Err(Failure::Shutdown),
         }
         if !self.settings.use_ack {
@@ -562,6 +554,52 @@ impl SocketOut {
             Err(Failure::Connection(why))
         })
     }
+}
+
+/// Writes one framed message. A receiver that stops reading must not hold the output (or
+/// a shutdown) for ever, but a large message on a slow link that keeps reading must get
+/// through however long it takes: so the send fails only after `timeout` in which the
+/// peer took none of it. (Bounding the whole write by `timeout` made a message too large
+/// to cross the link within it fail, and be resent from the start, for ever.)
+async fn send_while_taken(
+    framed: &mut Framed<Stream, MllpCodec>,
+    payload: &[u8],
+    timeout: std::time::Duration,
+) -> Result<(), Failure> {
+    let failed = |e: mllp_hl7::CodecError| Failure::Connection(format!("send failed: {e}"));
+    let not_taken =
+        || Failure::Connection(format!("the peer took none of the message for {timeout:?}"));
+    // Encodes into the write buffer; waits only if earlier bytes are still unsent.
+    tokio::time::timeout(timeout, framed.feed(Bytes::copy_from_slice(payload)))
+        .await
+        .map_err(|_| not_taken())?
+        .map_err(failed)?;
+    loop {
+        let unsent = framed.write_buffer().len();
+        match tokio::time::timeout(timeout, SinkExt::<Bytes>::flush(framed)).await {
+            Ok(flushed) => return flushed.map_err(failed),
+            // Dropping the flush loses nothing: what is unsent stays in the buffer.
+            Err(_) if framed.write_buffer().len() < unsent => {}
+            Err(_) => return Err(not_taken()),
+        }
+    }
+}
+
+/// Most bytes of a message the kernel holds unsent for the output (Linux), so that a
+/// message counts as written only once the receiver has (nearly) all of it. Without a
+/// limit the socket buffer grows to 4 MB, and the time a slow link takes to carry that
+/// tail was charged to the receiver's ACK: a large enough message timed out every time.
+#[cfg(target_os = "linux")]
+const UNSENT_LIMIT: u32 = 64 * 1024;
+
+/// Applies [`UNSENT_LIMIT`]; best effort (the ACK wait is then only less precise).
+fn limit_unsent(tcp: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(UNSENT_LIMIT) {
+        debug!("cannot limit unsent bytes (TCP_NOTSENT_LOWAT): {e}");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = tcp;
 }
 
 /// The next receiver ready to take over; never, without a listener (client mode).
