@@ -629,3 +629,45 @@ async fn messages_a_changed_configuration_leaves_undelivered_are_named_at_start(
     let log = stop(router);
     assert!(!log.contains("configuration"), "{log}");
 }
+
+/// A router restarted within a second of writing a file began counting its names from 0
+/// again, in the same second: its first message got the name of the previous run's
+/// first message of that second, which the consumer had taken (a LIS archiving files by
+/// name overwrote one). A new run's names are dated after the second it started in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_router_never_reuses_a_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\nsuffix = .hl7\n"
+    );
+    let out = dir.path().join("out");
+    let mut router = RouterProc::start(dir.path(), &config).await;
+    // Just after a full second, so that the rest runs within one second (on time).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into_second = Duration::from_nanos(u64::from(now.subsec_nanos()));
+    tokio::time::sleep(Duration::from_secs(1) - into_second + Duration::from_millis(5)).await;
+    let mut taken = Vec::new();
+    for (run, payload) in [&b"FIRST"[..], b"SECOND"].into_iter().enumerate() {
+        if run == 1 {
+            assert!(router.terminate(Duration::from_secs(5)).success());
+            router = RouterProc::restart(dir.path()).await;
+        }
+        let mut sender = client(port).await;
+        assert_eq!(
+            sender.send(payload).await.unwrap(),
+            Reply::Commit(CommitAck::Ack)
+        );
+        wait_until("the file", || files_in(&out).len() == 1).await;
+        // Taken by the consumer, as a LIS does, into its archive.
+        let file = files_in(&out).remove(0);
+        assert_eq!(std::fs::read(&file).unwrap(), payload);
+        taken.push(file.file_name().unwrap().to_owned());
+        std::fs::remove_file(&file).unwrap();
+    }
+    assert_ne!(taken[0], taken[1], "two messages under one file name");
+}

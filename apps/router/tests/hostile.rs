@@ -495,6 +495,43 @@ async fn a_message_refused_for_ever_is_logged_with_its_content_once() {
     peer.stop().await;
 }
 
+/// The same for a file output whose folder went away (a share unmounted for the night):
+/// it logged the content of every message of its batch at every retry. Each message's
+/// content is logged once, a message arriving during the failure included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_outputs_failed_messages_are_logged_with_their_content_once() {
+    use mllp_hl7::{CommitAck, Reply};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\nloglvl = prod\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = share/out\n\
+         retrydelay = 0.05\nretrymaxdelay = 0.1\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let out = dir.path().join("share").join("out");
+    let mut sender = common::client(port).await;
+    let accepted = Reply::Commit(CommitAck::Ack);
+    assert_eq!(sender.send(b"first").await.unwrap(), accepted);
+    wait_until("the first file", || files_in(&out).len() == 1).await;
+    std::fs::remove_dir_all(dir.path().join("share")).unwrap();
+    assert_eq!(sender.send(b"SECOND-MARKER").await.unwrap(), accepted);
+    wait_until("retries", || {
+        router.log_text().matches("cannot write").count() > 5
+    })
+    .await;
+    assert_eq!(sender.send(b"THIRD-MARKER").await.unwrap(), accepted);
+    let retries = router.log_text().matches("cannot write").count();
+    wait_until("more retries", || {
+        router.log_text().matches("cannot write").count() > retries + 5
+    })
+    .await;
+    let log = router.log_text();
+    assert_eq!(log.matches("SECOND-MARKER").count(), 1, "{log}");
+    assert_eq!(log.matches("THIRD-MARKER").count(), 1, "{log}");
+}
+
 /// The router's memory after a few hundred megabytes of messages held for an output
 /// that was down, then delivered: the store's page cache is bounded (redb's default,
 /// 1 GiB, filled with the backlog's pages as they were written and read back).

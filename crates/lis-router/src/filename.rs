@@ -52,6 +52,29 @@ pub(crate) fn sanitize_part(text: &str, max_len: usize) -> String {
     out
 }
 
+/// Whether Windows takes a file of this name for a device: `CON`, `PRN`, `AUX`, `NUL`,
+/// `COM0`-`COM9` or `LPT0`-`LPT9` (any case, trailing spaces ignored) before the first
+/// `.`, whatever follows. A message written under such a name on Windows, or to a share
+/// a Windows LIS reads, goes to the device.
+///
+/// ```
+/// use lis_router::filename::is_windows_device;
+///
+/// assert!(is_windows_device("NUL.x_FAC_LIS_HOSP_ORU_20240101120000_00000.hl7"));
+/// assert!(is_windows_device("com1 .hl7"));
+/// assert!(!is_windows_device("CON_FAC.hl7"));
+/// ```
+#[must_use]
+pub fn is_windows_device(name: &str) -> bool {
+    let base = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    let upper = base.to_ascii_uppercase();
+    match upper.as_bytes() {
+        [a, b, c] => matches!(&[*a, *b, *c], b"CON" | b"PRN" | b"AUX" | b"NUL"),
+        [a, b, c, digit] => matches!(&[*a, *b, *c], b"COM" | b"LPT") && digit.is_ascii_digit(),
+        _ => false,
+    }
+}
+
 /// The `MSH-3_MSH-4_MSH-5_MSH-6_TYPE` head of an `hl7prefix` output file name: the
 /// sending and receiving application and facility and MSH-9.1, each [`sanitize`]d and cut
 /// to [`MAX_PART_LEN`]. A payload that is not HL7 with an MSH segment, or has no message

@@ -15,10 +15,12 @@
 //!   temporary names are used as with `file`, with the file system synced instead of
 //!   each file.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -30,7 +32,7 @@ use super::{
     resume_point, sync_dir,
 };
 use crate::config::{Connection, FileNaming, FileOutSettings, FileSync};
-use crate::filename::{MAX_PART_LEN, hl7_name_head, sanitize_part};
+use crate::filename::{MAX_PART_LEN, hl7_name_head, is_windows_device, sanitize_part};
 use crate::store::{QueueStore, StoredMessage};
 
 /// Most messages written per directory fsync and cursor commit.
@@ -64,12 +66,22 @@ impl FileOut {
         };
         // Made at start, as the documentation says, so a folder that cannot be made is
         // said now rather than with the first message (the writer tries again then).
+        // The folder as it is now, there or made, is the one written to: one that is gone
+        // by the first message is not made again (see [`BatchWriter::write`]).
         let dir = self.settings.dir.clone();
-        match tokio::task::spawn_blocking(move || create_dir_all_synced(&dir)).await {
-            Ok(Ok(made)) if !made.is_empty() => {
-                info!("created {}", self.settings.dir.display());
+        let mut folder = Folder::default();
+        let made = tokio::task::spawn_blocking(move || {
+            create_dir_all_synced(&dir).map(|made| (made, Folder::found(&dir)))
+        })
+        .await;
+        match made {
+            Ok(Ok((made, found))) => {
+                if !made.is_empty() {
+                    info!("created {}", self.settings.dir.display());
+                }
+                folder = found;
             }
-            Ok(Ok(_)) | Err(_) => {}
+            Err(_) => {}
             Ok(Err(e)) => warn!(
                 "cannot create {}: {e}; tried again with the first message",
                 self.settings.dir.display()
@@ -81,7 +93,11 @@ impl FileOut {
             Ok(Ok(n)) => info!("removed {n} temporary file(s) left by an interrupted run"),
             Ok(Err(e)) => warn!("cannot clean up temporary files: {e}"),
         }
-        let mut writer = Some(BatchWriter::new(self.settings.clone(), &name));
+        let mut writer = Some(BatchWriter::new(self.settings.clone(), &name).with_folder(folder));
+        // With `loglvl = prod`: the messages up to this one had their content logged with
+        // a failure already; a retry logs only the failure (not a batch's content again at
+        // every retry, for as long as a share is gone).
+        let mut content_logged_through: Option<u64> = None;
         let mut backoff = Backoff::new(self.settings.retry_delay, self.settings.retry_max_delay);
         // Until when a short batch may wait to fill up (set when first seen short).
         let mut gathering: Option<Instant> = None;
@@ -133,11 +149,13 @@ impl FileOut {
             .await;
             let outcome = match joined {
                 Ok((outcome, returned)) => {
+                    folder = returned.folder;
                     writer = Some(returned);
                     outcome
                 }
                 Err(e) => {
-                    writer = Some(BatchWriter::new(self.settings.clone(), &name));
+                    writer =
+                        Some(BatchWriter::new(self.settings.clone(), &name).with_folder(folder));
                     Ok((Vec::new(), Err(std::io::Error::other(e.to_string()))))
                 }
             };
@@ -154,16 +172,24 @@ impl FileOut {
             let paths = match written {
                 Ok(paths) => paths,
                 Err(e) => {
+                    let through = content_logged_through;
+                    let unlogged = batch
+                        .iter()
+                        .filter(|m| through.is_none_or(|through| m.seq > through));
+                    let mut logged = false;
                     if self.log_failed_content {
-                        for message in &batch {
+                        for message in unlogged {
                             warn!(
                                 "cannot write message {} to {}: {e}; retrying: {}",
                                 message.seq,
                                 self.settings.dir.display(),
                                 printable(&message.payload)
                             );
+                            content_logged_through = Some(message.seq);
+                            logged = true;
                         }
-                    } else {
+                    }
+                    if !logged {
                         warn!(
                             "cannot write to {}: {e}; retrying",
                             self.settings.dir.display()
@@ -213,12 +239,7 @@ impl FileOut {
 #[derive(Debug)]
 pub(crate) struct BatchWriter {
     namer: Namer,
-    /// Whether `messagedir` was there (or made) for a batch: after that it is never made
-    /// again, see [`BatchWriter::write`].
-    dir_ready: bool,
-    /// The file system (device number) `messagedir` was on for the first batch; a batch
-    /// finding it on another one waits, see [`BatchWriter::write`].
-    dir_device: Option<u64>,
+    folder: Folder,
     /// Temporary files of failed batches that could not be removed then; tried again
     /// with each batch.
     leftovers: Vec<PathBuf>,
@@ -235,11 +256,16 @@ impl BatchWriter {
         let unnamed = cfg!(target_os = "linux") && settings.sync == FileSync::Filesystem;
         Self {
             namer: Namer::new(settings, owner),
-            dir_ready: false,
-            dir_device: None,
+            folder: Folder::default(),
             leftovers: Vec::new(),
             unnamed,
         }
+    }
+
+    /// A writer that knows `messagedir` as found before its first batch (at start).
+    pub(crate) fn with_folder(mut self, folder: Folder) -> Self {
+        self.folder = folder;
+        self
     }
 
     /// Writes the batch and makes it durable; returns the files' paths in queue order.
@@ -257,10 +283,9 @@ impl BatchWriter {
     /// file system is written to.
     pub(crate) fn write(&mut self, batch: &[StoredMessage]) -> std::io::Result<Vec<PathBuf>> {
         let dir = self.namer.settings.dir.clone();
-        if !self.dir_ready {
+        if !self.folder.ready {
             create_dir_all_synced(&dir)?;
-            self.dir_ready = true;
-            self.dir_device = device_of(&dir);
+            self.folder = Folder::found(&dir);
         } else if !dir.is_dir() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -269,7 +294,7 @@ impl BatchWriter {
                  until it is back (a restart makes it)",
             ));
         }
-        if let (Some(first), Some(now)) = (self.dir_device, device_of(&dir))
+        if let (Some(first), Some(now)) = (self.folder.device, device_of(&dir))
             && first != now
         {
             return Err(std::io::Error::other(format!(
@@ -312,6 +337,27 @@ impl BatchWriter {
                     &mut self.leftovers,
                 )
             }
+        }
+    }
+}
+
+/// What an output knows of its `messagedir`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Folder {
+    /// Whether it was there (or made), at start or for a batch: after that it is never
+    /// made again, see [`BatchWriter::write`].
+    ready: bool,
+    /// The file system (device number) it was on then; a batch finding it on another one
+    /// waits, see [`BatchWriter::write`].
+    device: Option<u64>,
+}
+
+impl Folder {
+    /// `dir` as it is now, just found or made.
+    fn found(dir: &Path) -> Self {
+        Self {
+            ready: true,
+            device: device_of(dir),
         }
     }
 }
@@ -560,17 +606,45 @@ pub(crate) struct Namer {
     suffix: String,
     /// The output's name, sanitised, for its temporary files.
     owner: String,
-    counter: u32,
+    /// Shared by the outputs writing to the same folder (see [`folder_counter`]).
+    counter: Arc<AtomicU32>,
+    /// The second (Unix time) before which no name may be dated (see [`first_second`]).
+    not_before: i64,
+}
+
+/// The naming counter of `dir`, shared by every output of the process writing there.
+/// Names are unique by second and counter; two outputs sharing a `messagedir`, each with
+/// its own counter, gave the same name to two messages written in one second once the
+/// consumer had taken the first file (placing never overwrites, but the name was reused).
+fn folder_counter(dir: &Path) -> Arc<AtomicU32> {
+    static COUNTERS: OnceLock<Mutex<HashMap<PathBuf, Arc<AtomicU32>>>> = OnceLock::new();
+    let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut counters = COUNTERS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(counters.entry(key).or_default())
+}
+
+/// The first second of this process's file names: the one after the second it began
+/// naming in. A router restarted within a second would otherwise date its first names
+/// like the previous run's last ones, counting again from 0 (the previous run has
+/// exited before this one opens the queue store, so its names are all dated earlier).
+fn first_second() -> i64 {
+    static BEGAN: OnceLock<i64> = OnceLock::new();
+    *BEGAN.get_or_init(|| chrono::Local::now().timestamp()) + 1
 }
 
 impl Namer {
     pub(crate) fn new(settings: FileOutSettings, owner: &str) -> Self {
         let suffix = sanitize_part(&settings.suffix, MAX_PART_LEN);
+        let counter = folder_counter(&settings.dir);
         Self {
             settings,
             suffix,
             owner: sanitize_part(owner, MAX_PART_LEN),
-            counter: 0,
+            counter,
+            not_before: first_second(),
         }
     }
 
@@ -580,14 +654,22 @@ impl Namer {
     }
 
     fn next_counter(&mut self) -> u32 {
-        let value = self.counter;
-        self.counter = (self.counter + 1) % 100_000;
-        value
+        self.counter.fetch_add(1, Ordering::Relaxed) % 100_000
     }
 
-    /// The stem of the next name (without suffix).
+    /// The stem of the next name (without suffix). In the second the process began
+    /// naming in, waits for the next (see [`first_second`]); it is called off the async
+    /// workers.
     pub(crate) fn name(&mut self, payload: &[u8]) -> String {
-        let timestamp = chrono::Local::now().format("%Y%m%d%H%M%S");
+        let mut now = chrono::Local::now();
+        if now.timestamp() < self.not_before {
+            let into_second = u64::from(now.timestamp_subsec_nanos());
+            std::thread::sleep(Duration::from_nanos(
+                1_000_000_000u64.saturating_sub(into_second),
+            ));
+            now = chrono::Local::now();
+        }
+        let timestamp = now.format("%Y%m%d%H%M%S");
         let counter = self.next_counter();
         // The head is what gets shortened when the name would be too long; the tail keeps
         // names apart.
@@ -602,9 +684,11 @@ impl Namer {
         let reserve = 1 + temporary_ending(&self.owner).len() + COLLISION_RESERVE;
         let room = MAX_NAME_LEN.saturating_sub(reserve + self.suffix.len() + tail.len());
         let stem = format!("{}{tail}", shorten(&head, room));
-        // No hidden files: a leading dot would also look like a temporary name.
+        // No hidden files: a leading dot would also look like a temporary name. And no
+        // Windows device names (an MSH-3 of `NUL.x`).
         match stem.strip_prefix('.') {
             Some(rest) => format!("_{rest}"),
+            None if is_windows_device(&stem) => format!("_{stem}"),
             None => stem,
         }
     }
@@ -636,6 +720,7 @@ mod tests {
     #[test]
     fn hl7_names_are_sanitised() {
         let mut namer = Namer::new(settings(FileNaming::Hl7), "out");
+        namer.counter = Arc::default();
         let name = namer.name(b"MSH|^~\\&|../../x|FAC/1|LIS|HOSP|20240101||ORU^R01|1|P|2.5\r");
         assert!(name.starts_with("____x_FAC_1_LIS_HOSP_ORU_"), "{name}");
         assert!(name.ends_with("_00000"), "{name}");
@@ -785,7 +870,7 @@ mod tests {
         let naming = writer.namer.settings.clone();
         let stem = |counter: u32| {
             let mut namer = Namer::new(naming.clone(), "out");
-            namer.counter = counter;
+            namer.counter = Arc::new(AtomicU32::new(counter));
             namer.name(b"")
         };
         for counter in 0..3 {
@@ -964,6 +1049,7 @@ mod tests {
     #[test]
     fn prefix_names() {
         let mut namer = Namer::new(settings(FileNaming::Prefix("lab-".into())), "out");
+        namer.counter = Arc::default();
         let name = namer.name(b"x");
         assert!(
             name.starts_with("lab-") && name.ends_with("_00000"),
@@ -977,7 +1063,7 @@ mod tests {
     #[test]
     fn the_counter_keeps_five_digits_and_wraps() {
         let mut namer = Namer::new(settings(FileNaming::Prefix(String::new())), "out");
-        namer.counter = 99_999;
+        namer.counter = Arc::new(AtomicU32::new(99_999));
         assert!(namer.name(b"x").ends_with("_99999"));
         assert!(namer.name(b"x").ends_with("_00000"));
         assert!(namer.name(b"x").ends_with("_00001"));
