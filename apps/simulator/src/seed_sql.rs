@@ -486,6 +486,9 @@ fn write_analyzer(w: &mut String, t: &Template, ts: &str, lots: &mut usize) -> s
     writeln!(w, "    -- 4. Analyzer fields (NUMERIC + CONTROL_TEST)")?;
     writeln!(w, "    -- 5. Field mappings (TEST + QC)")?;
     writeln!(w, "    -- 6. QC control lots + statistics")?;
+    // Fields whose first lot is written: a second lot (another control level of the same
+    // analyte) adds only its own rows.
+    let mut fields_with_a_lot: Vec<&str> = Vec::new();
     for control in &t.qc_controls {
         let Some(field) = t.fields.iter().find(|f| f.code == control.field_code) else {
             writeln!(w)?;
@@ -517,7 +520,9 @@ fn write_analyzer(w: &mut String, t: &Template, ts: &str, lots: &mut usize) -> s
             5,
         );
         *lots += 1;
-        write_qc_lot(w, t, field, control, target, sd)?;
+        let first_of_field = !fields_with_a_lot.contains(&field.code.as_str());
+        fields_with_a_lot.push(&field.code);
+        write_qc_lot(w, t, field, control, (target, sd), first_of_field)?;
     }
     Ok(())
 }
@@ -527,8 +532,8 @@ fn write_qc_lot(
     t: &Template,
     field: &Field,
     control: &lis_templates::QcControl,
-    target: f64,
-    sd: f64,
+    (target, sd): (f64, f64),
+    first_of_field: bool,
 ) -> std::fmt::Result {
     let a = &t.analyzer;
     let code = &field.code;
@@ -570,22 +575,33 @@ fn write_qc_lot(
             a.name
         )))
     )?;
-    writeln!(
-        w,
-        "    ELSIF NOT EXISTS (SELECT 1 FROM clinlims.analyzer_field WHERE analyzer_id = v_analyzer_id AND field_name = {}) THEN",
-        lit(code)
-    )?;
-    writeln!(w, "        v_field_id := gen_random_uuid()::text;")?;
-    writeln!(
-        w,
-        "        INSERT INTO clinlims.analyzer_field (id, analyzer_id, field_name, field_type, unit, is_active, last_updated, sys_user_id) VALUES (v_field_id, v_analyzer_id, {}, 'NUMERIC', {}, true, NOW(), v_sys_user_id::text);",
-        lit(code),
-        lit(field.unit_str())
-    )?;
-    writeln!(
-        w,
-        "        INSERT INTO clinlims.analyzer_field_mapping (id, analyzer_field_id, analyzer_id, openelis_field_id, openelis_field_type, mapping_type, is_active, is_required, version, last_updated, sys_user_id) VALUES (gen_random_uuid()::text, v_field_id, v_analyzer_id, v_test_id::text, 'TEST', 'TEST_LEVEL', true, false, 0, NOW(), v_sys_user_id::text);"
-    )?;
+    if first_of_field {
+        // The reference's block: the field, its test mapping and its first lot, once.
+        writeln!(
+            w,
+            "    ELSIF NOT EXISTS (SELECT 1 FROM clinlims.analyzer_field WHERE analyzer_id = v_analyzer_id AND field_name = {}) THEN",
+            lit(code)
+        )?;
+        writeln!(w, "        v_field_id := gen_random_uuid()::text;")?;
+        writeln!(
+            w,
+            "        INSERT INTO clinlims.analyzer_field (id, analyzer_id, field_name, field_type, unit, is_active, last_updated, sys_user_id) VALUES (v_field_id, v_analyzer_id, {}, 'NUMERIC', {}, true, NOW(), v_sys_user_id::text);",
+            lit(code),
+            lit(field.unit_str())
+        )?;
+        writeln!(
+            w,
+            "        INSERT INTO clinlims.analyzer_field_mapping (id, analyzer_field_id, analyzer_id, openelis_field_id, openelis_field_type, mapping_type, is_active, is_required, version, last_updated, sys_user_id) VALUES (gen_random_uuid()::text, v_field_id, v_analyzer_id, v_test_id::text, 'TEST', 'TEST_LEVEL', true, false, 0, NOW(), v_sys_user_id::text);"
+        )?;
+    } else {
+        // Another level of a field already written: the reference's guard (the field's
+        // row) would skip it, as the first lot made that row. Its own rows, once.
+        writeln!(
+            w,
+            "    ELSIF NOT EXISTS (SELECT 1 FROM clinlims.qc_control_lot WHERE instrument_id = v_analyzer_id AND lot_number = {}) THEN",
+            lit(&lot)
+        )?;
+    }
     writeln!(w, "        v_lot_field_id := gen_random_uuid()::text;")?;
     writeln!(
         w,

@@ -303,3 +303,169 @@ fn control_sds_are_rounded_as_python_rounds_them() {
     // In Python's spelling: `6e-05` (Rust's own is `6e-5`).
     assert!(lot.contains(", 20, 0.0013, 6e-05, NOW()"), "{lot}");
 }
+
+/// Every control lot of a field is created, also when the SQL runs twice. Each lot was
+/// guarded by "no analyzer_field named after the field code yet", and a field's first
+/// lot makes that row, so its second control level (QuantStudio 5's LOT-HPC-26B) never
+/// was. Run against a real PostgreSQL (a throwaway cluster on a Unix socket), where one
+/// is installed.
+#[test]
+fn seed_sql_creates_every_control_lot_of_a_field() {
+    let Some(pg) = Postgres::start() else {
+        eprintln!("PostgreSQL (initdb, pg_ctl, psql) not found; skipped");
+        return;
+    };
+    let out = command(&["seed-sql", "--seed", "1", "--now", "20260101120000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let seed = pg.dir.path().join("seed.sql");
+    std::fs::write(&seed, &out.stdout).unwrap();
+    let schema = pg.dir.path().join("schema.sql");
+    std::fs::write(&schema, SCHEMA).unwrap();
+    pg.psql_file(&schema);
+    let lots = "SELECT string_agg(l.lot_number, ',' ORDER BY l.lot_number) FROM clinlims.qc_control_lot l \
+         JOIN clinlims.analyzer a ON a.id = l.instrument_id WHERE a.name = 'QuantStudio 5'";
+    pg.psql_file(&seed);
+    assert_eq!(pg.query(lots).trim(), "LOT-HPC-26B,LOT-LPC-26B");
+    // Again, as on a database seeded before: nothing twice.
+    pg.psql_file(&seed);
+    assert_eq!(pg.query(lots).trim(), "LOT-HPC-26B,LOT-LPC-26B");
+    let per_lot = pg.query(
+        "SELECT count(*) FROM clinlims.qc_statistics s JOIN clinlims.qc_control_lot l \
+         ON l.id = s.control_lot_id GROUP BY l.id HAVING count(*) <> 1",
+    );
+    assert_eq!(
+        per_lot.trim(),
+        "",
+        "lots without exactly one statistics row"
+    );
+}
+
+/// The tables and sequences the seed SQL writes, as OpenELIS has them (columns it names).
+const SCHEMA: &str = "
+CREATE SCHEMA clinlims;
+CREATE SEQUENCE clinlims.analyzer_type_seq; CREATE SEQUENCE clinlims.test_seq;
+CREATE SEQUENCE clinlims.localization_seq; CREATE SEQUENCE clinlims.localization_value_seq;
+CREATE SEQUENCE clinlims.analyzer_seq;
+CREATE TABLE clinlims.analyzer_type (id int primary key, name text, description text, protocol text, plugin_class_name text, is_generic_plugin bool, is_active bool, last_updated timestamptz);
+CREATE TABLE clinlims.localization (id numeric primary key, description text, lastupdated timestamptz);
+CREATE TABLE clinlims.localization_value (id numeric primary key, localization_id numeric, locale text, value text, last_updated timestamptz);
+CREATE TABLE clinlims.test (id int primary key, name text, description text, loinc text, is_active text, is_reportable text, orderable bool, test_section_id int, lastupdated timestamptz, guid text, name_localization_id numeric, reporting_name_localization_id numeric);
+CREATE TABLE clinlims.analyzer (id int primary key, name text, machine_id text, description text, analyzer_type text, is_active bool, last_updated timestamptz, has_setup_page bool, analyzer_type_id int, identifier_pattern text, status text, protocol_version text, last_activated_date timestamptz);
+CREATE TABLE clinlims.analyzer_test_map (analyzer_id int, analyzer_test_name text, test_id int, last_updated timestamptz, primary key (analyzer_id, analyzer_test_name));
+CREATE TABLE clinlims.analyzer_field (id text primary key, analyzer_id int, field_name text, field_type text, unit text, is_active bool, last_updated timestamptz, sys_user_id text);
+CREATE TABLE clinlims.analyzer_field_mapping (id text primary key, analyzer_field_id text, analyzer_id int, openelis_field_id text, openelis_field_type text, mapping_type text, is_active bool, is_required bool, version int, last_updated timestamptz, sys_user_id text);
+CREATE TABLE clinlims.qc_control_lot (id text primary key, fhir_uuid uuid, product_name text, lot_number text, manufacturer text, control_level text, test_id int, instrument_id int, calculation_method text, initial_runs_count int, manufacturer_mean numeric, manufacturer_std_dev numeric, activation_date timestamptz, status text, sys_user_id int, last_updated timestamptz);
+CREATE TABLE clinlims.qc_statistics (id text primary key, control_lot_id text, calculation_date timestamptz, mean numeric, standard_deviation numeric, num_values int, calculation_method text, validity_start timestamptz, sys_user_id int, last_updated timestamptz);
+CREATE TABLE clinlims.westgard_rule_config (id text primary key, test_id int, instrument_id int, rule_code text, enabled bool, severity text, requires_corrective_action bool, sys_user_id int, last_updated timestamptz, unique (test_id, instrument_id, rule_code));
+";
+
+/// A throwaway PostgreSQL cluster on a Unix socket in a temporary directory (no TCP), run as
+/// `postgres` when the test runs as root (initdb refuses root).
+struct Postgres {
+    dir: tempfile::TempDir,
+    as_postgres: bool,
+}
+
+impl Postgres {
+    const PORT: &'static str = "55439";
+
+    fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
+        let mut cmd = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", program]);
+            c
+        } else {
+            std::process::Command::new(program)
+        };
+        cmd.args(args).output().expect(program)
+    }
+
+    fn start() -> Option<Self> {
+        let found = |p: &str| {
+            std::process::Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok()
+        };
+        if !(found("initdb") && found("pg_ctl") && found("psql")) {
+            return None;
+        }
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let dir = tempfile::tempdir().unwrap();
+        if root {
+            assert!(
+                std::process::Command::new("chown")
+                    .args(["postgres", &dir.path().display().to_string()])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let pg = Self {
+            dir,
+            as_postgres: root,
+        };
+        let data = pg.dir.path().join("data").display().to_string();
+        let sock = pg.dir.path().display().to_string();
+        let init = pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres"]);
+        assert!(init.status.success(), "{init:?}");
+        let opts = format!("-p {} -k {sock} -c listen_addresses=''", Self::PORT);
+        let log = pg.dir.path().join("log").display().to_string();
+        let up = pg.run(
+            "pg_ctl",
+            &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"],
+        );
+        assert!(up.status.success(), "{up:?}");
+        Some(pg)
+    }
+
+    fn psql(&self, args: &[&str]) -> String {
+        let sock = self.dir.path().display().to_string();
+        let mut all = vec![
+            "-h",
+            &sock,
+            "-p",
+            Self::PORT,
+            "-U",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qAt",
+        ];
+        all.extend_from_slice(args);
+        let out = self.run("psql", &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn psql_file(&self, file: &std::path::Path) {
+        let path = file.display().to_string();
+        if self.as_postgres {
+            // The file must be readable by postgres.
+            let _ = std::process::Command::new("chmod")
+                .args(["a+r", &path])
+                .status();
+        }
+        self.psql(&["-f", &path]);
+    }
+
+    fn query(&self, sql: &str) -> String {
+        self.psql(&["-c", sql])
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data").display().to_string();
+        let _ = self.run("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
+    }
+}
