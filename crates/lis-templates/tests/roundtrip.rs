@@ -345,6 +345,56 @@ fn standard_layout_puts_fields_where_lis2_a2_says() {
     assert!(text.contains("\nQ|1|PT^LOT-PT-N^N|"), "{text}");
 }
 
+/// The standard layout dates a run as finished when the message is made: ordered and collected
+/// (O.7, O.8), started (R.12) and completed (R.13) at or before the header's time (H.14), the
+/// run 5-30 minutes long. R.13, which the OpenELIS bridge takes for the result's time, was
+/// 5-30 minutes after H.14: results reported as completed in the future.
+#[test]
+fn standard_layout_results_are_completed_by_the_time_of_their_message() {
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let mut checked = 0;
+    for template in set.iter() {
+        for seed in 0..5 {
+            let Ok(Output::Astm(messages)) = generate(
+                template,
+                &minter,
+                &options(Layout::Standard, Some(seed)),
+                false,
+            ) else {
+                continue;
+            };
+            for m in &messages {
+                let bytes = m.to_bytes();
+                let parsed = astm_records::Message::parse(&bytes).unwrap();
+                let time =
+                    |record: &astm_records::Record<'_>, n: usize| at(&record.field(n).text());
+                let records = parsed.records();
+                let sent = time(&records[0], 14);
+                let o = records.iter().find(|r| r.field(1).text() == "O").unwrap();
+                let (ordered, collected) = (time(o, 7), time(o, 8));
+                for r in parsed.results() {
+                    let (started, completed) = (time(r.record(), 12), time(r.record(), 13));
+                    assert_eq!(completed, sent, "{}", template.name);
+                    let run = completed - started;
+                    assert!(
+                        (5..=30).contains(&run.num_minutes()),
+                        "{}: {run}",
+                        template.name
+                    );
+                    assert!(
+                        ordered <= started && collected <= started,
+                        "{}",
+                        template.name
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "{checked} results checked");
+}
+
 /// The standard layout's H record is the same in patient results, QC results and the results of
 /// an order: H.5 the sender as components, H.10 receiver, H.12 processing ID and H.13 version
 /// from `astm_config` (`P` and the protocol's version when it says nothing), H.14 the time. H.3,

@@ -156,9 +156,18 @@ impl Generator<'_> {
         format!("OP-{}", self.rng.rng().random_range(100..1000))
     }
 
+    /// The reference's result time: 5-30 minutes after the message's.
     fn completion(&mut self) -> chrono::NaiveDateTime {
-        let minutes = self.rng.rng().random_range(5..=30);
-        self.now + Duration::minutes(minutes)
+        self.now + self.run_length()
+    }
+
+    /// The standard layout's start of a run that ends as the message is made.
+    fn run_start(&mut self) -> chrono::NaiveDateTime {
+        self.now - self.run_length()
+    }
+
+    fn run_length(&mut self) -> Duration {
+        Duration::minutes(self.rng.rng().random_range(5..=30))
     }
 
     fn patient(&mut self) -> PatientData {
@@ -457,14 +466,20 @@ impl Generator<'_> {
             .set(8, patient.dob.as_str())
             .set(9, patient.sex.as_str());
         records.push(encode(&p)?);
+        // Drawn in the reference's order (operator, then the run's length). The run ends as
+        // the message is made and began 5-30 minutes before, with the specimen ordered and
+        // collected by then: no time after the header's (the reference dates the end 5-30
+        // minutes after it, and the OpenELIS bridge takes R.13 for the result's time).
+        let operator = self.operator();
+        let started = ts(self.run_start());
         let mut o = RecordBuf::new(b'O');
         let codes: Vec<String> = fields.iter().map(|f| f.code.clone()).collect();
         o.set_sequence(1)
             .set(3, accession)
             .set(5, FieldBuf::test_codes(codes))
             .set(6, "R")
-            .set(7, now.as_str())
-            .set(8, now.as_str())
+            .set(7, started.as_str())
+            .set(8, started.as_str())
             .set(12, action.as_str())
             .set(16, config.specimen_descriptor.clone().unwrap_or_default())
             .set(26, "F");
@@ -475,15 +490,13 @@ impl Generator<'_> {
             );
         }
         records.push(encode(&o)?);
-        let operator = self.operator();
-        let end = ts(self.completion());
         let mut seq = 0u32;
         for field in &fields {
             let value = self.field_value(field, Path::Astm);
             seq += 1;
-            records.push(encode(
-                &self.standard_result(seq, field, &value, None, &operator, &now, &end),
-            )?);
+            records.push(encode(&self.standard_result(
+                seq, field, &value, None, &operator, &started, &now,
+            ))?);
             // A C record comments on the record before it, so it must precede the
             // complementary results.
             if value.text == "ERROR" {
@@ -510,8 +523,8 @@ impl Generator<'_> {
                     &value,
                     Some(&comp.name),
                     &operator,
+                    &started,
                     &now,
-                    &end,
                 );
                 r.set(5, comp.unit.clone().unwrap_or_default())
                     .set(6, "")
