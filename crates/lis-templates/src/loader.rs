@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::TemplateError;
 use crate::generate::files::MAX_METADATA_ROWS;
-use crate::model::{NormalRange, Template};
+use crate::model::{FieldType, NormalRange, Template};
 use crate::schema;
 
 /// Where `"profile"` references (e.g. `hl7/mindray-bc5380`) are resolved.
@@ -392,11 +392,13 @@ fn check_fields(template: &Template) -> Option<(String, String)> {
                 format!("duplicate field code {:?} (also $.fields[{j}])", field.code),
             ));
         }
-        // An empty range means none, as in the reference.
+        // An empty range means none, as in the reference. Only a number is drawn from or
+        // flagged against a range: a qualitative or text field's (`NEGATIVE` for a rapid
+        // test, any string to the OpenELIS schema) is reported as written.
         let Some(text) = field
             .normal_range
             .as_deref()
-            .filter(|t| !t.trim().is_empty())
+            .filter(|t| !t.trim().is_empty() && field.kind == FieldType::Numeric)
         else {
             continue;
         };

@@ -564,3 +564,54 @@ fn a_profile_backed_template_without_analyzer_takes_it_from_the_profile() {
         .to_string();
     assert!(e.contains("missing required key \"analyzer\""), "{e}");
 }
+
+/// A QUALITATIVE field's `normalRange` is any text to the OpenELIS schema (a rapid test's
+/// `NEGATIVE`), and nothing is drawn from it: the template loads, and the standard layout
+/// reports the text as written. The loader took it for a numeric range and refused the
+/// whole template (and with `--templates-dir` the simulator would not start). A NUMERIC
+/// field's text range is still refused.
+#[test]
+fn a_text_range_on_a_qualitative_field_loads_and_is_reported_as_written() {
+    use lis_templates::{AccessionMinter, GenerateOptions, Output, generate};
+    let rapid = |kind: &str| {
+        format!(
+            r#"{{
+              "analyzer": {{"name": "Rapid HIV", "model": "RT", "manufacturer": "Acme", "category": "IMMUNOLOGY"}},
+              "protocol": {{"type": "ASTM", "version": "LIS2-A2"}},
+              "identification": {{"astm_header": "ACME^RT^1.0"}},
+              "fields": [
+                {{"code": "HIV", "name": "HIV 1/2", "type": "{kind}", "normalRange": "NEGATIVE",
+                 "possibleValues": ["NEGATIVE", "POSITIVE"], "seedQualitative": "NEGATIVE"}}
+              ]
+            }}"#
+        )
+    };
+    let template = load_str(
+        &rapid("QUALITATIVE"),
+        Path::new("rapid_hiv.json"),
+        &Profiles::None,
+    )
+    .unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    let Output::Astm(messages) =
+        generate(&template, &minter, &GenerateOptions::default(), false).unwrap()
+    else {
+        panic!("not ASTM")
+    };
+    let r = messages[0]
+        .records
+        .iter()
+        .find(|r| r.starts_with("R|"))
+        .unwrap();
+    assert_eq!(r.split('|').nth(5), Some("NEGATIVE"), "{r}");
+    let refused = load_str(
+        &rapid("NUMERIC"),
+        Path::new("rapid_hiv.json"),
+        &Profiles::None,
+    )
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("normalRange \"NEGATIVE\""),
+        "{refused}"
+    );
+}
