@@ -459,6 +459,21 @@ fn str_field(
     Ok(None)
 }
 
+/// As [`str_field`], an empty string counting as absent: the reference reads accession and
+/// patient with `get(a) or get(b)`, so `""` falls through to the next key, then to none (a
+/// generated one). A harness sending every key, empty ones included, was refused.
+fn non_empty_str_field(
+    body: &serde_json::Map<String, Value>,
+    keys: &[&str],
+) -> Result<Option<String>, ApiError> {
+    for key in keys {
+        if let Some(value) = str_field(body, &[key])?.filter(|v| !v.is_empty()) {
+            return Ok(Some(value));
+        }
+    }
+    Ok(None)
+}
+
 /// `count` of `POST /simulate/astm` and `/simulate/hl7`: read as the reference reads it, with
 /// `int()` (a number, truncated, or a numeric string), then clamped to 1..=1000 as the
 /// reference clamps it (its ASTM route to 1..=100; here the HL7 route's bound for both), so
@@ -519,12 +534,16 @@ fn qc_fields(body: &serde_json::Map<String, Value>) -> Result<(bool, Option<f64>
         Some(Value::Bool(b)) => *b,
         Some(v) => return Err(bad(format!("qc must be true or false; got {v}"))),
     };
+    // Read as the reference reads it, with `float()`: a number or a numeric string.
     let deviation = match body.get("qc_deviation") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
-            v.as_f64()
-                .filter(|d| d.is_finite())
-                .ok_or_else(|| bad(format!("qc_deviation must be a number; got {v}")))?,
+            match v {
+                Value::String(text) => text.trim().parse::<f64>().ok(),
+                other => other.as_f64(),
+            }
+            .filter(|d| d.is_finite())
+            .ok_or_else(|| bad(format!("qc_deviation must be a number; got {v}")))?,
         ),
     };
     // The reference echoes `qc_deviation` only in QC mode, and only QC uses it.
@@ -563,18 +582,23 @@ fn split_tests(list: &str) -> Vec<String> {
 /// `patientId`|`patient_id`, `tests`); the accession is checked here, the rest by the
 /// generator.
 fn body_overrides(app: &App, body: &serde_json::Map<String, Value>) -> Result<Overrides, ApiError> {
-    let sample_id = str_field(body, &["sampleId", "sample_id"])?;
+    let sample_id = non_empty_str_field(body, &["sampleId", "sample_id"])?;
     check_sample(app, sample_id.as_ref())?;
     Ok(Overrides {
         sample_id,
-        patient_id: str_field(body, &["patientId", "patient_id"])?,
+        patient_id: non_empty_str_field(body, &["patientId", "patient_id"])?,
         tests: tests_field(body)?,
     })
 }
 
-/// The same from a query string (`tests` comma-separated).
+/// The same from a query string (`tests` comma-separated; an empty value is none, as
+/// Python's `parse_qs` drops it).
 fn query_overrides(app: &App, query: &HashMap<String, String>) -> Result<Overrides, ApiError> {
-    let get = |keys: &[&str]| keys.iter().find_map(|k| query.get(*k)).cloned();
+    let get = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| query.get(*k).filter(|v| !v.is_empty()))
+            .cloned()
+    };
     let sample_id = get(&["sampleId", "sample_id"]);
     check_sample(app, sample_id.as_ref())?;
     Ok(Overrides {

@@ -1228,6 +1228,65 @@ async fn an_empty_destination_is_no_destination() {
     assert_eq!(v["destination"], "mllp://127.0.0.1:1", "{v}");
 }
 
+/// An empty `sampleId` / `sample_id` or `patientId` is none, as the reference reads them
+/// (`get("sampleId") or get("sample_id")`; `parse_qs` drops blank query values): an accession
+/// is minted. A harness that sends every key, empty ones included, got a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_sample_id_or_patient_id_is_none_as_in_the_reference() {
+    let sim = api_sim(&[]);
+    for (url, body) in [
+        ("/simulate/astm/stago_start4", r#"{"sample_id": ""}"#),
+        (
+            "/simulate/hl7/mindray_bs200",
+            r#"{"sampleId": "", "patientId": "", "count": 2}"#,
+        ),
+    ] {
+        let (s, v) = post_json(sim.api_url(url), body).await;
+        assert_eq!(s, 200, "POST {url} {body}: {v}");
+        let minted = v["results"][0]["sample_id"].as_str().unwrap_or_default();
+        assert!(minted.starts_with("DEV01") && minted.len() == 20, "{v}");
+    }
+    // An empty `sampleId` falls through to `sample_id`, as Python's `or` does.
+    let (s, v) = post_json(
+        sim.api_url("/simulate/hl7/mindray_bs200"),
+        r#"{"sampleId": "", "sample_id": "DEV01260000000000042"}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["sample_id"], "DEV01260000000000042", "{v}");
+    for url in [
+        "/simulate/astm/stago_start4?sampleId=",
+        "/simulate/hl7/mindray_bs200?sampleId=&patientId=",
+    ] {
+        let reply = http().get(sim.api_url(url)).send().await.unwrap();
+        let status = reply.status().as_u16();
+        let text = reply.text().await.unwrap();
+        assert_eq!(status, 200, "GET {url}: {text}");
+    }
+    // A sample id that is there but wrong is still refused.
+    let (s, v) = post_json(
+        sim.api_url("/simulate/astm/stago_start4"),
+        r#"{"sample_id": "BAD"}"#,
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+}
+
+/// `qc_deviation` is read as the reference reads it, with `float()`: `"3.5"` is 3.5 SD (as
+/// `count` is read with `int()`). Text that is no number is still a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_numeric_string_qc_deviation_is_read_as_a_number() {
+    let sim = api_sim(&[]);
+    let url = sim.api_url("/simulate/hl7/mindray_bs200");
+    let (s, v) = post_json(url.clone(), r#"{"qc": true, "qc_deviation": "3.5"}"#).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, number) = post_json(url.clone(), r#"{"qc": true, "qc_deviation": 3.5}"#).await;
+    assert_eq!(v["qc_deviation"], number["qc_deviation"], "{v} {number}");
+    let (s, v) = post_json(url, r#"{"qc": true, "qc_deviation": "lots"}"#).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("qc_deviation"), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_key_the_route_does_not_read_is_logged_not_dropped_silently() {
     // `sampleID` for `sampleId` used to be ignored without a word: the message went out with
