@@ -117,6 +117,14 @@ fn parse_now(text: &str) -> Result<NaiveDateTime, String> {
     .iter()
     .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
     .ok_or_else(|| "use a local date and time such as 2026-01-02T08:00:00".to_owned())
+    .and_then(|now| {
+        // Files carry dates a year around the clock, and XLSX dates stop at 1900 and 9999.
+        if (1901..=9998).contains(&now.year()) {
+            Ok(now)
+        } else {
+            Err(format!("{now} is outside the years 1901 to 9998"))
+        }
+    })
 }
 
 /// The folder holding `--templates-dir`, where fixtures and `analyzer-profiles` are looked up.

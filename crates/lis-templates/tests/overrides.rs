@@ -825,3 +825,29 @@ fn the_openelis_layout_escapes_ids_holding_delimiters() {
         .unwrap();
     assert_eq!(pid3(&oru.segments), id);
 }
+
+/// A clock the generated times cannot be computed from (a year before 1901 or after 9998:
+/// runs, calibrations and expiry dates reach a year around it, and XLSX dates stop at 1900
+/// and 9999) is an option error, not a panic or a late XLSX failure.
+#[test]
+fn a_clock_outside_the_years_files_can_hold_is_an_option_error() {
+    use lis_templates::chrono::NaiveDate;
+    let set = TemplateSet::embedded().unwrap();
+    let minter = AccessionMinter::with("DEV01", 26).unwrap();
+    for year in [1, 1900, 9999, 200_000] {
+        let now = NaiveDate::from_ymd_opt(year, 6, 1)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap();
+        let options = GenerateOptions {
+            now: Some(now),
+            ..GenerateOptions::default()
+        };
+        let error =
+            generate(set.get("stago_start4").unwrap(), &minter, &options, false).unwrap_err();
+        assert!(
+            error.to_string().contains("invalid option now"),
+            "{year}: {error}"
+        );
+    }
+}

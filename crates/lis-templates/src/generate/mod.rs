@@ -10,7 +10,7 @@ mod order;
 mod order_read;
 mod values;
 
-use chrono::NaiveDateTime;
+use chrono::{Datelike, NaiveDateTime};
 use qc_westgard_gen::QcGenerator;
 
 use crate::accession::{AccessionMinter, Lane};
@@ -144,6 +144,16 @@ impl<'a> Generator<'a> {
                 reason: format!(
                     "{k:?} is not a number of SD within -{MAX_QC_DEVIATION}..{MAX_QC_DEVIATION}"
                 ),
+            });
+        }
+        // Generated times reach a year before or after the clock (expiry, calibration, runs)
+        // and XLSX dates stop at 1900 and 9999: a clock outside would overflow or fail late.
+        if let Some(now) = options.now
+            && !(1901..=9998).contains(&now.year())
+        {
+            return Err(GenerateError::InvalidOption {
+                option: "now",
+                reason: format!("{now} is outside the years 1901 to 9998"),
             });
         }
         values::check_draw_intervals(template)?;
