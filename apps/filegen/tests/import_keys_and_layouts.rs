@@ -185,3 +185,38 @@ fn a_now_the_files_cannot_hold_is_refused_naming_the_option() {
         assert_eq!(names(dir.path()), Vec::<String>::new());
     }
 }
+
+/// A `file_pattern` whose only wildcard is in its extension (`aux.*`) named every file
+/// `aux.csv` (then `aux-1.csv` ...), without time, sequence or QC marker, and `aux` is a
+/// Windows device name. The stem now gets the time stamp and sequence.
+#[test]
+fn a_pattern_wildcard_only_in_the_extension_still_gives_unique_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    write_acme_px(
+        &templates,
+        r#""identification":{"file_pattern":"aux.*"},"file_config":{"format":"CSV"}"#,
+    );
+    let out = dir.path().join("out");
+    let o = filegen(&[
+        "--template",
+        "acme_px",
+        "--out",
+        out.to_str().unwrap(),
+        "--templates-dir",
+        templates.to_str().unwrap(),
+        "--count",
+        "2",
+        "--now",
+        "2026-03-15T10:00:00",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        names(&out),
+        [
+            "aux-20260315-100000-0001.csv",
+            "aux-20260315-100000-0002.csv"
+        ]
+    );
+}

@@ -328,14 +328,21 @@ fn sanitize(name: &str) -> String {
 }
 
 /// A file name the template's `file_pattern` glob matches where possible: the first `*` becomes
-/// `stamp-sequence`, the extension is the one written.
+/// `stamp-sequence`, the extension is the one written. A pattern whose only wildcard is in
+/// its extension (`aux.*`) gets `-stamp-sequence` after its stem: every file was named the
+/// same (`aux.csv`, then `aux-1.csv`, ...), without time or QC marker, and `aux`, `con` or
+/// `nul` alone is a Windows device name.
 fn file_name(template: &Template, stamp: &str, sequence: u32, marker: &str, ext: &str) -> String {
     let unique = format!("{stamp}-{sequence:04}{marker}");
     let stem = match template.identification.file_pattern.as_deref() {
         Some(pattern) if pattern.contains('*') => {
             let base = pattern.rsplit_once('.').map_or(pattern, |(b, _)| b);
-            base.replacen('*', &unique, 1)
-                .replace(['*', '?', '[', ']'], "")
+            if base.contains('*') {
+                base.replacen('*', &unique, 1)
+                    .replace(['*', '?', '[', ']'], "")
+            } else {
+                format!("{}-{unique}", base.replace(['?', '[', ']'], ""))
+            }
         }
         _ => format!("{}-{unique}", template.name),
     };
