@@ -898,3 +898,42 @@ async fn receivers_queueing_at_a_server_output_hold_no_descriptors() {
     drop(others);
     assert!(router.terminate(WAIT).success());
 }
+
+/// `idletimeout` closes a connection that completes no message in that time. The timer
+/// was restarted by every frame, so a peer sending a stray commit block (or junk) every
+/// half second completed no message but kept its connection, and a `maxconnections`
+/// slot, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_timeout_is_not_reset_by_frames_that_are_not_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "[general]\nuseconnections = in, out\n\
+         [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = {port}\nidletimeout = 1\n\
+         [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = out\n"
+    );
+    let router = RouterProc::start(dir.path(), &config).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut closed_after = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        if stream.write_all(b"\x0b\x06\x1c\r").await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await
+        {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.unwrap_or_else(|| {
+        panic!(
+            "no message in 5 s with idletimeout = 1, still open:\n{}",
+            router.log_text()
+        )
+    });
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+}

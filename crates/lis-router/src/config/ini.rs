@@ -808,6 +808,11 @@ fn queuedb_dir(
         .iter()
         .filter_map(|name| {
             let raw = sections.get(name)?.get("queuedb")?.as_ref()?;
+            // An empty one is none, as `datadir`'s is: resolved, it named the config
+            // file's own folder (`/etc/router`) as the store's.
+            if value::unquote(raw).trim().is_empty() {
+                return None;
+            }
             let path = ctx.resolve(value::unquote(raw));
             let dir = if path.is_dir() || raw.trim_end_matches(['"', '\'']).ends_with('/') {
                 path
@@ -1499,7 +1504,8 @@ fn check_file_input_dirs(ctx: &mut Ctx, connections: &[Connection]) {
 /// Whether two masks can match no name in common for certain because their literal
 /// starts, or their literal ends, differ (`*.hl7` and `*.astm`; `res_*` and `qc_*`).
 fn literal_ends_differ(a: &str, b: &str) -> bool {
-    let wild = |c: &char| matches!(c, '*' | '?' | '[');
+    // `]` too: read from the end, a character class ends there (`*.[hH][lL]7`).
+    let wild = |c: &char| matches!(c, '*' | '?' | '[' | ']');
     let differ = |a: &mut dyn Iterator<Item = char>, b: &mut dyn Iterator<Item = char>| {
         a.zip(b)
             .take_while(|(x, y)| !wild(x) && !wild(y))

@@ -283,10 +283,15 @@ impl SocketIn {
                 .in_current_span(),
         );
 
+        // Only a complete message (an empty keep-alive frame included) moves the idle
+        // deadline: a peer sending junk or stray commit blocks completes none, and must not
+        // hold its connection (and a `maxconnections` slot) for ever.
+        let idle_deadline = |idle: std::time::Duration| tokio::time::Instant::now() + idle;
+        let mut deadline = self.settings.idle_timeout.map(idle_deadline);
         loop {
             let next = async {
-                match self.settings.idle_timeout {
-                    Some(idle) => tokio::time::timeout(idle, frames.next()).await.ok(),
+                match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, frames.next()).await.ok(),
                     None => Some(frames.next().await),
                 }
             };
@@ -333,6 +338,9 @@ impl SocketIn {
                 Some(Some(Ok(frame))) => frame,
             };
             received |= matches!(frame, MllpFrame::Message(_));
+            if matches!(frame, MllpFrame::Message(_)) {
+                deadline = self.settings.idle_timeout.map(idle_deadline);
+            }
             // The frame that ends an interrupted one may be the tail of a single message
             // that held a start-block byte: storing and acknowledging it told the sender its
             // whole message was stored. Refused, unless with `usehl7` it is a message of
