@@ -1129,13 +1129,17 @@ impl Generator<'_> {
         (v, v >= cutoff)
     }
 
-    fn elisa_wells(&mut self, specimens: &[Specimen]) -> Sheet {
-        let skip = self
-            .template
+    /// `file_config.skipRows`: lines before the header a reader set up from the template skips.
+    fn skip_rows(&self) -> usize {
+        self.template
             .file_config
             .as_ref()
             .and_then(|c| c.skip_rows)
-            .unwrap_or(0) as usize;
+            .unwrap_or(0) as usize
+    }
+
+    fn elisa_wells(&mut self, specimens: &[Specimen]) -> Sheet {
+        let skip = self.skip_rows();
         let a = &self.template.analyzer;
         let instrument = format!("{} {}", a.manufacturer, a.model);
         let mut rows: Vec<Vec<Cell>> = (0..skip)
@@ -1401,12 +1405,7 @@ impl Generator<'_> {
         }
         // `skipRows` lines before the header, as a reader set up from the template skips
         // them: the metadata block, then an instrument line and empty lines.
-        let skip = self
-            .template
-            .file_config
-            .as_ref()
-            .and_then(|c| c.skip_rows)
-            .unwrap_or(0) as usize;
+        let skip = self.skip_rows();
         let mut rows = metadata_rows(self.template.extra.get("metadataBlock"), self.now);
         if rows.len() < skip {
             let a = &self.template.analyzer;
