@@ -1,25 +1,15 @@
 //! The file output's folder and names: a folder gone before the first message is not
 //! made again, and no name is given to two messages nor taken for a Windows device.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lis_router::{Router, config};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::{free_port, start};
 
 fn oru(id: usize) -> Vec<u8> {
     format!("MSH|^~\\&|LAB|FAC|LIS|HOSP|20240101||ORU^R01|M{id}|P|2.5.1\rPID|1\r").into_bytes()
-}
-
-async fn start(dir: &Path, text: &str) -> Router {
-    let loaded = config::load_str(text, &dir.join("router.cfg")).unwrap();
-    Router::start(&loaded.config).await.unwrap()
 }
 
 /// docs/router.md: "A `messagedir` that disappears while the router runs (a share

@@ -1,20 +1,16 @@
 //! The socket output over loopback against a receiver in enhanced mode: an ACK naming
 //! another message's control id never counts for a message without one.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use lis_router::{Router, config};
 use mllp_hl7::{MllpClient, MllpCodec, MllpFrame};
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::{free_port, start};
 
 fn oru(id: &str, msh15: &str, msh16: &str) -> Vec<u8> {
     format!("MSH|^~\\&|LAB|F|LIS|H|20240101||ORU^R01|{id}|P|2.5.1|||{msh15}|{msh16}\rPID|1||{id}\r")
@@ -41,8 +37,7 @@ async fn an_application_ack_after_the_accept_ack_is_not_taken_for_the_next_messa
          createserversocket = False\nport = {output}\nacktimeout = 3\nretrydelay = 0.2\n\
          retrymaxdelay = 1\n"
     );
-    let loaded = config::load_str(&text, &dir.path().join("router.cfg")).unwrap();
-    let router = Router::start(&loaded.config).await.unwrap();
+    let router = start(dir.path(), &text).await;
     let mut sender = MllpClient::connect(("127.0.0.1", input)).await.unwrap();
     sender.send(&oru("A1", "AL", "AL")).await.unwrap();
     sender

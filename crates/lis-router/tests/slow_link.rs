@@ -2,21 +2,17 @@
 //! message that takes longer than `acktimeout` to cross the link is still delivered, on
 //! the first connection.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
-use lis_router::{Router, config};
 use mllp_hl7::{MllpCodec, MllpConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio_util::codec::Framed;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::{free_port, start};
 
 /// 6 MB with a 1 s `acktimeout`, read as it arrives every 20 ms through a small receive
 /// window (about 1.5 MB/s): about 4 s. The whole write was bounded by `acktimeout`, so
@@ -39,8 +35,7 @@ async fn a_large_message_on_a_slow_link_that_keeps_reading_is_delivered() {
          [out]\ntranstech = socket\ntransdir = out\nqueuename = q\n\
          createserversocket = False\nport = {output}\nacktimeout = 1\nretrydelay = 0.1\n"
     );
-    let loaded = config::load_str(&text, &dir.path().join("router.cfg")).unwrap();
-    let router = Router::start(&loaded.config).await.unwrap();
+    let router = start(dir.path(), &text).await;
 
     let payload: Vec<u8> = (0..SIZE).map(|i| b'a' + (i % 26) as u8).collect();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", input))

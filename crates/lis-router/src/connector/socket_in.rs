@@ -337,8 +337,8 @@ impl SocketIn {
                 }
                 Some(Some(Ok(frame))) => frame,
             };
-            received |= matches!(frame, MllpFrame::Message(_));
             if matches!(frame, MllpFrame::Message(_)) {
+                received = true;
                 deadline = self.settings.idle_timeout.map(idle_deadline);
             }
             // The frame that ends an interrupted one may be the tail of a single message
