@@ -21,13 +21,26 @@ use tokio_util::sync::CancellationToken;
 /// Every wait in these tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released), never one handed out before in this test
+/// binary: the kernel may give a released port to the next caller, so two tests running in
+/// parallel got the same one, and one test's router took the other's messages (its peer
+/// waits for the port while that router holds it).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// An HL7 ORU with control id `id` and the given MSH-3.
