@@ -285,7 +285,7 @@ fn check_reads_continuation_lines_as_python_does() {
 }
 
 /// Python 2 reads config files as bytes: one written in a Windows code page (a German
-/// comment) works there, so it works here, read as Latin-1, with a warning.
+/// comment) works there, so it works here: that line is read as Latin-1, with a warning.
 #[test]
 fn check_reads_a_latin_1_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -296,8 +296,7 @@ fn check_reads_a_latin_1_config() {
     config.extend_from_slice(GOOD.replace('\n', "\r\n").as_bytes());
     let stderr = check_ok(dir.path(), &config, 4);
     assert!(
-        stderr
-            .contains("router.cfg:2: the file is not UTF-8 (first at this line); read as Latin-1"),
+        stderr.contains("router.cfg:2: this line is not UTF-8; read as Latin-1"),
         "{stderr}"
     );
 }

@@ -1,9 +1,9 @@
-//! Configuration edge cases found in review: an empty `queuedb`, and file masks with a
-//! character class that overlap another input's.
+//! Configuration edge cases found in review: an empty `queuedb`, file masks with a
+//! character class that overlap another input's, and files mixing UTF-8 and Latin-1 lines.
 
 use std::path::Path;
 
-use lis_router::config::load_str;
+use lis_router::config::{ConnectorKind, load_bytes, load_str};
 
 const BASE: &str = "[general]\nuseconnections = in, out\n\
     [in]\ntranstech = socket\ntransdir = in\nqueuename = q\nport = 23001\n\
@@ -46,4 +46,44 @@ fn overlapping_masks_with_a_character_class_are_noticed() {
             loaded.warnings
         ),
     }
+}
+
+/// A config saved partly in a Windows code page: a Latin-1 comment no longer turns the
+/// UTF-8 `messagedir` on another line into mojibake (`/srv/MÃ¼ller`), and a path on a
+/// Latin-1 line is its bytes, as Python 2 hands them to the operating system.
+#[test]
+fn latin_1_lines_leave_utf_8_paths_alone() {
+    let mut config =
+        b"# f\xfcr das Labor\n[general]\nlogfile = /var/log/r\xe9sultats.log\n".to_vec();
+    config.extend_from_slice(
+        BASE.replace("[general]\n", "")
+            .replace("messagedir = out", "messagedir = /srv/M\u{fc}ller")
+            .as_bytes(),
+    );
+
+    let loaded = load_bytes(&config, Path::new("/etc/router/router.cfg")).unwrap();
+    let out = loaded
+        .config
+        .connections
+        .iter()
+        .find(|c| c.name == "out")
+        .unwrap();
+    let ConnectorKind::FileOut(settings) = &out.kind else {
+        panic!("{:?}", out.kind)
+    };
+    assert_eq!(settings.dir, Path::new("/srv/M\u{fc}ller"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        let logfile = loaded.config.general.logfile.as_deref().unwrap();
+        assert_eq!(logfile.as_os_str().as_bytes(), b"/var/log/r\xe9sultats.log");
+    }
+    // One warning names the first Latin-1 line and how many more there are.
+    let warning = &loaded.warnings[0];
+    assert_eq!(warning.line, Some(1), "{warning:?}");
+    assert!(
+        warning.message.contains("and 1 more is not UTF-8"),
+        "{}",
+        warning.message
+    );
 }

@@ -1,7 +1,7 @@
 //! The SocketReader INI loader: configparser for the syntax, our own checks for the
 //! semantics, a line index so every problem names its line.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -128,27 +128,22 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, ConfigError> {
     // A UTF-8 byte-order mark (Notepad writes one) is not text, even in a file that is
     // otherwise read as Latin-1.
     let bytes = bytes.strip_prefix(UTF8_BOM.as_bytes()).unwrap_or(bytes);
-    let (text, not_utf8) = match std::str::from_utf8(bytes) {
-        Ok(text) => (std::borrow::Cow::Borrowed(text), None),
-        // Python 2's ConfigParser reads bytes, so SocketReader configs written on Windows
-        // (a `# für` comment, a path) work there; Latin-1 maps every byte to a character.
-        Err(e) => {
-            let bad_at = e.valid_up_to();
-            let line = bytes[..bad_at].iter().filter(|&&b| b == b'\n').count() + 1;
-            let text: String = bytes.iter().map(|&b| char::from(b)).collect();
-            (std::borrow::Cow::Owned(text), Some(line))
-        }
-    };
-    let mut result = load_str(&text, path);
-    if let Some(line) = not_utf8 {
+    let (text, latin1_lines) = decode_lines(bytes);
+    let mut result = load_text(&text, path, latin1_lines.clone());
+    if let Some(&line) = latin1_lines.iter().next() {
+        let more = match latin1_lines.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
         let warning = Diagnostic {
             file: path.to_owned(),
             line: Some(line),
             section: None,
             key: None,
-            message: "the file is not UTF-8 (first at this line); read as Latin-1, so a \
-                      non-ASCII path in it names the file by its Latin-1 characters"
-                .into(),
+            message: format!(
+                "this line{more} is not UTF-8; read as Latin-1 (a path there names the file \
+                 by its bytes, as in Python 2), the other lines as UTF-8"
+            ),
         };
         match &mut result {
             Ok(loaded) => loaded.warnings.insert(0, warning),
@@ -157,6 +152,30 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, ConfigError> {
         }
     }
     result
+}
+
+/// The text of a config file's bytes, line by line: a line that is UTF-8 as such, any
+/// other as Latin-1 (which maps every byte to a character), and the numbers of those
+/// lines. Deciding per line keeps a UTF-8 path (`/srv/Müller`) as written when a comment
+/// elsewhere was saved in a Windows code page.
+fn decode_lines(bytes: &[u8]) -> (String, BTreeSet<usize>) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return (text.to_owned(), BTreeSet::new());
+    }
+    let mut text = String::with_capacity(bytes.len() + bytes.len() / 8);
+    let mut latin1_lines = BTreeSet::new();
+    for (n, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        match std::str::from_utf8(line) {
+            Ok(line) => text.push_str(line),
+            Err(_) => {
+                // Python 2's ConfigParser reads bytes, so SocketReader configs written on
+                // Windows (a `# für` comment, a path) work there.
+                text.extend(line.iter().map(|&b| char::from(b)));
+                latin1_lines.insert(n + 1);
+            }
+        }
+    }
+    (text, latin1_lines)
 }
 
 /// Validates config text; `path` names it in messages and anchors relative paths (its
@@ -180,6 +199,15 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, ConfigError> {
 ///
 /// [`ConfigError::Invalid`] with every problem found.
 pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    load_text(text, path, BTreeSet::new())
+}
+
+/// [`load_str`] for text whose `latin1_lines` were decoded from Latin-1 bytes.
+fn load_text(
+    text: &str,
+    path: &Path,
+    latin1_lines: BTreeSet<usize>,
+) -> Result<Loaded, ConfigError> {
     // Left in, the mark would be part of the first line and hide a `[general]` there.
     let text = text.strip_prefix(UTF8_BOM).unwrap_or(text);
     let as_python_reads = python_2_lines(text);
@@ -189,6 +217,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         file: path.to_owned(),
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         index,
+        latin1_lines,
         default_keys: HashSet::new(),
         problems: Vec::new(),
         warnings: Vec::new(),
@@ -521,6 +550,8 @@ struct Ctx {
     file: PathBuf,
     base: PathBuf,
     index: LineIndex,
+    /// The lines read as Latin-1 (see `decode_lines`).
+    latin1_lines: BTreeSet<usize>,
     /// The keys of `[DEFAULT]`, which every section inherits.
     default_keys: HashSet<String>,
     problems: Vec<Diagnostic>,
@@ -528,21 +559,23 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The line that sets `key` in `section`, or in `[DEFAULT]` when the section inherits it.
+    fn key_line(&self, section: &str, key: &str) -> Option<usize> {
+        self.index
+            .keys
+            .get(&(section.to_owned(), key.to_owned()))
+            .or_else(|| {
+                self.index
+                    .keys
+                    .get(&(DEFAULTS_SECTION.to_owned(), key.to_owned()))
+            })
+            .copied()
+    }
+
     fn diagnostic(&self, section: &str, key: Option<&str>, message: String) -> Diagnostic {
-        let line = match key {
-            Some(key) => self
-                .index
-                .keys
-                .get(&(section.to_owned(), key.to_owned()))
-                .or_else(|| {
-                    self.index
-                        .keys
-                        .get(&(DEFAULTS_SECTION.to_owned(), key.to_owned()))
-                })
-                .or_else(|| self.index.sections.get(section))
-                .copied(),
-            None => self.index.sections.get(section).copied(),
-        };
+        let line = key
+            .and_then(|key| self.key_line(section, key))
+            .or_else(|| self.index.sections.get(section).copied());
         Diagnostic {
             file: self.file.clone(),
             line,
@@ -562,13 +595,37 @@ impl Ctx {
         self.warnings.push(diagnostic);
     }
 
-    fn resolve(&self, path: &str) -> PathBuf {
-        let path = Path::new(path);
+    /// The path that `key` of `section` names, relative to the config file's directory.
+    fn resolve(&self, section: &str, key: &str, path: &str) -> PathBuf {
+        let path = self.path_as_python_2_reads(section, key, path);
         if path.is_absolute() {
-            path.to_owned()
+            path
         } else {
             self.base.join(path)
         }
+    }
+
+    /// A path written on a Latin-1 line is the bytes written, as Python 2 passes them to
+    /// the operating system (`/srv/M\xfcller`), not their characters in UTF-8.
+    #[cfg(unix)]
+    fn path_as_python_2_reads(&self, section: &str, key: &str, path: &str) -> PathBuf {
+        use std::os::unix::ffi::OsStringExt as _;
+        let on_latin1_line = self
+            .key_line(section, key)
+            .is_some_and(|line| self.latin1_lines.contains(&line));
+        let bytes: Option<Vec<u8>> = on_latin1_line
+            .then(|| path.chars().map(|c| u8::try_from(c).ok()).collect())
+            .flatten();
+        match bytes {
+            Some(bytes) => PathBuf::from(std::ffi::OsString::from_vec(bytes)),
+            None => PathBuf::from(path),
+        }
+    }
+
+    /// Elsewhere a path is its characters (Windows takes Latin-1 ones as its code page's).
+    #[cfg(not(unix))]
+    fn path_as_python_2_reads(&self, _section: &str, _key: &str, path: &str) -> PathBuf {
+        PathBuf::from(path)
     }
 }
 
@@ -687,7 +744,7 @@ fn build(
     let logfile = general
         .text("logfile")
         .filter(|f| !f.is_empty())
-        .map(|f| ctx.resolve(&f));
+        .map(|f| ctx.resolve("general", "logfile", &f));
     let loglvl = general.parsed(
         ctx,
         "loglvl",
@@ -783,7 +840,7 @@ fn build(
     check_file_input_dirs(ctx, &connections);
 
     let datadir = match general.text("datadir").filter(|d| !d.is_empty()) {
-        Some(dir) => ctx.resolve(&dir),
+        Some(dir) => ctx.resolve("general", "datadir", &dir),
         None => queuedb_dir(ctx, sections, &names).unwrap_or_else(|| ctx.base.join("router-data")),
     };
 
@@ -813,7 +870,7 @@ fn queuedb_dir(
             if value::unquote(raw).trim().is_empty() {
                 return None;
             }
-            let path = ctx.resolve(value::unquote(raw));
+            let path = ctx.resolve(name, "queuedb", value::unquote(raw));
             let dir = if path.is_dir() || raw.trim_end_matches(['"', '\'']).ends_with('/') {
                 path
             } else {
@@ -1072,7 +1129,7 @@ fn tls(ctx: &mut Ctx, section: &Section<'_>, server: bool, input: bool) -> Optio
         section
             .text(key)
             .filter(|p| !p.trim().is_empty())
-            .map(|p| ctx.resolve(p.trim()))
+            .map(|p| ctx.resolve(section.name, key, p.trim()))
     };
     let settings = TlsSettings {
         cert: path("tlscert"),
@@ -1174,9 +1231,12 @@ fn backoff(ctx: &mut Ctx, section: &Section<'_>) -> (Duration, Duration) {
 fn message_dir(ctx: &mut Ctx, section: &Section<'_>) -> Option<PathBuf> {
     let dir = section
         .text("messagedir")
-        .or_else(|| section.text("outputdir"));
+        .map(|dir| ("messagedir", dir))
+        .or_else(|| section.text("outputdir").map(|dir| ("outputdir", dir)));
     match dir {
-        Some(dir) if !dir.trim().is_empty() => Some(ctx.resolve(dir.trim())),
+        Some((key, dir)) if !dir.trim().is_empty() => {
+            Some(ctx.resolve(section.name, key, dir.trim()))
+        }
         _ => {
             ctx.error(
                 section.name,
