@@ -82,7 +82,7 @@ fn check_accepts_a_socketreader_config_and_warns_about_unknowns() {
     );
     // An input's folder is not created (it is polled until it appears): worth a word.
     assert!(
-        stderr.contains("[file-in_1] messagedir: ")
+        stderr.contains("socketReader.cfg:34: [file-in_1] messagedir: ")
             && stderr.contains("in does not exist; the input polls it until it appears"),
         "{stderr}"
     );
@@ -319,7 +319,7 @@ fn version_and_help() {
 }
 
 /// Paths that cannot work on this machine fail `--check` as well as the start, naming the
-/// key: `--check` said "configuration OK" for a datadir that is a file, and the start then
+/// key and its line: `--check` said "configuration OK" for a datadir that is a file, and the start then
 /// failed with "cannot create data directory …: File exists".
 #[test]
 fn check_refuses_paths_that_cannot_work_naming_the_key() {
@@ -334,11 +334,11 @@ fn check_refuses_paths_that_cannot_work_naming_the_key() {
         .replace("messagedir = 'in'", "messagedir = in");
     std::fs::write(dir.path().join("router.cfg"), &config).unwrap();
     let expected = [
-        "router.cfg: [general] datadir: ",
+        "router.cfg:4: [general] datadir: ",
         "a-file/store cannot be created: ",
         "a-file is not a directory",
-        "router.cfg: [general] logfile: missing/router.log: its folder missing does not exist",
-        "router.cfg: [file-in_1] messagedir: ",
+        "router.cfg:3: [general] logfile: missing/router.log: its folder missing does not exist",
+        "router.cfg:35: [file-in_1] messagedir: ",
         "in exists and is not a directory",
     ];
     for args in [&["--check"][..], &[]] {

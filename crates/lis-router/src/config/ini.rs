@@ -457,6 +457,30 @@ fn inherit_defaults(
     sections
 }
 
+/// The line that sets each key: in its section, or in `[DEFAULT]` when the section
+/// inherits it. `messagedir` stands for its old name `outputdir` too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeyLines(HashMap<(String, String), usize>);
+
+impl KeyLines {
+    pub(crate) fn line(&self, section: &str, key: &str) -> Option<usize> {
+        Self::line_in(&self.0, section, key)
+    }
+
+    fn line_in(keys: &HashMap<(String, String), usize>, section: &str, key: &str) -> Option<usize> {
+        let in_section =
+            |section: &str, key: &str| keys.get(&(section.to_owned(), key.to_owned())).copied();
+        let also = match key {
+            "messagedir" => Some("outputdir"),
+            _ => None,
+        };
+        in_section(section, key)
+            .or_else(|| also.and_then(|other| in_section(section, other)))
+            .or_else(|| in_section(DEFAULTS_SECTION, key))
+            .or_else(|| also.and_then(|other| in_section(DEFAULTS_SECTION, other)))
+    }
+}
+
 /// Where sections and keys are, and what is defined twice.
 #[derive(Debug, Default)]
 struct LineIndex {
@@ -561,15 +585,7 @@ struct Ctx {
 impl Ctx {
     /// The line that sets `key` in `section`, or in `[DEFAULT]` when the section inherits it.
     fn key_line(&self, section: &str, key: &str) -> Option<usize> {
-        self.index
-            .keys
-            .get(&(section.to_owned(), key.to_owned()))
-            .or_else(|| {
-                self.index
-                    .keys
-                    .get(&(DEFAULTS_SECTION.to_owned(), key.to_owned()))
-            })
-            .copied()
+        KeyLines::line_in(&self.index.keys, section, key)
     }
 
     fn diagnostic(&self, section: &str, key: Option<&str>, message: String) -> Diagnostic {
@@ -852,6 +868,7 @@ fn build(
             datadir,
         },
         connections,
+        key_lines: KeyLines(ctx.index.keys.clone()),
     })
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Diagnostic};
+use ini::KeyLines;
 pub use ini::{Loaded, load_bytes, load_file, load_str};
 
 /// Default cap on one message (16 MiB).
@@ -31,6 +32,8 @@ pub struct RouterConfig {
     pub general: General,
     /// The connections named in `useconnections`, in that order.
     pub connections: Vec<Connection>,
+    /// The line that sets each key, for messages about paths found later.
+    key_lines: KeyLines,
 }
 
 impl RouterConfig {
@@ -44,7 +47,7 @@ impl RouterConfig {
     pub fn path_problems(&self, file: &Path) -> Vec<Diagnostic> {
         let problem = |section: &str, key: &str, message: String| Diagnostic {
             file: file.to_path_buf(),
-            line: None,
+            line: self.key_lines.line(section, key),
             section: Some(section.to_owned()),
             key: Some(key.to_owned()),
             message,
@@ -116,7 +119,7 @@ impl RouterConfig {
             .filter_map(|connection| match &connection.kind {
                 ConnectorKind::FileIn(settings) if !settings.dir.exists() => Some(Diagnostic {
                     file: file.to_path_buf(),
-                    line: None,
+                    line: self.key_lines.line(&connection.name, "messagedir"),
                     section: Some(connection.name.clone()),
                     key: Some("messagedir".to_owned()),
                     message: format!(
