@@ -791,6 +791,71 @@ fn generic_layout_fills_mapped_columns_before_guessing_by_name() {
     }
 }
 
+/// A generic template that says its files have no header (`has_header: false`): a reader
+/// set up from it takes the first line as data, so the header line would be read as a
+/// sample. `fileFormat.hasHeader` says the same when `file_config` is silent.
+#[test]
+fn generic_layout_without_a_header_writes_data_only() {
+    for members in [
+        r#""file_config":{"format":"CSV","has_header":false}"#,
+        r#""fileFormat":{"hasHeader":false},"file_config":{"format":"CSV"}"#,
+    ] {
+        let (_dir, out) = acme_px_files(members, &["--samples", "3"]);
+        let text = std::fs::read_to_string(out.join(&names(&out)[0])).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{members}: file as written:\n{text}");
+        for line in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            assert_eq!(cells[1], "OD", "{members}: file as written:\n{text}");
+            assert!(cells[2].parse::<f64>().is_ok(), "{members}: {text}");
+        }
+    }
+}
+
+/// A generic QC file whose columns include a `Task` (as QuantStudio's do) says each row's
+/// task: the control's own, else STANDARD. The column was left empty.
+#[test]
+fn generic_layout_fills_a_task_column() {
+    let (_dir, out) = acme_px_files(
+        r#""file_config":{"format":"CSV"},
+        "columns":[{"index":0,"name":"Sample Name"},{"index":1,"name":"Task"},{"index":2,"name":"Target"},{"index":3,"name":"Result"}],
+        "qc_controls":[{"field_code":"OD","lot_number":"L1","level":"N","target":1.0,"sd":0.1},
+                       {"field_code":"OD","lot_number":"L1","level":"P","target":1.5,"sd":0.1,"task":"NTC"}]"#,
+        &["--qc"],
+    );
+    let text = std::fs::read_to_string(out.join(&names(&out)[0])).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let tasks: Vec<String> = reader
+        .records()
+        .map(|row| row.unwrap()[1].to_owned())
+        .collect();
+    assert_eq!(tasks, ["STANDARD", "NTC"], "file as written:\n{text}");
+}
+
+/// `--format csv` of a TSV template writes a comma-separated `.csv`, not tabs under that
+/// name; `--format tsv` and the template's own format keep tabs.
+#[test]
+fn csv_asked_of_a_tsv_template_is_comma_separated() {
+    for (format, delimiter, ext) in [("csv", ',', "csv"), ("tsv", '\t', "tsv"), ("", '\t', "tsv")] {
+        let extra: &[&str] = if format.is_empty() {
+            &["--samples", "2"]
+        } else {
+            &["--samples", "2", "--format", format]
+        };
+        let (_dir, out) = acme_px_files(r#""file_config":{"format":"TSV"}"#, extra);
+        let name = names(&out)[0].clone();
+        assert!(name.ends_with(ext), "{format}: {name}");
+        let text = std::fs::read_to_string(out.join(&name)).unwrap();
+        for line in text.lines() {
+            assert_eq!(
+                line.split(delimiter).count(),
+                3,
+                "{format}: file as written:\n{text}"
+            );
+        }
+    }
+}
+
 /// A `--now` the files cannot hold is refused as the option's error (a usage error, exit 2),
 /// nothing written: far in the future Finecare's session times overflowed (a panic), and
 /// before 1900 every XLSX layout failed late with rust_xlsxwriter's words, not naming `--now`.

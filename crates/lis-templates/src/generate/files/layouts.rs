@@ -57,6 +57,8 @@ enum GenericColumn {
     Test,
     Result,
     Well,
+    /// The sample's task or type: `UNKNOWN` for a patient, the control's or QC's own.
+    Task,
     Other,
 }
 
@@ -580,13 +582,14 @@ impl Generator<'_> {
                 delimiter: None,
                 sheet: None,
                 header_row: 1,
+                header_written: true,
                 columns: vec!["cell".into(), "test".into(), "result".into()],
                 accessions,
                 controls,
                 data_rows: rows,
             });
         }
-        let sheet = match layout {
+        let mut sheet = match layout {
             FileLayout::QuantStudioResults => self.quantstudio_results(&specimens),
             FileLayout::QuantStudioExport => self.quantstudio_export(&specimens),
             FileLayout::HainFluoroCycler if kind == FileKind::Xlsx => self.hain_xlsx(&specimens),
@@ -607,6 +610,13 @@ impl Generator<'_> {
             .map(|r| r.iter().map(|c| c.as_str().to_owned()).collect())
             .unwrap_or_default();
         let data_rows = sheet.rows.len().saturating_sub(sheet.header_row + 1);
+        // A reader told the file has no header takes its first line as data: the generic
+        // layout leaves the header out then (the instrument layouts write what the
+        // instrument does).
+        let header_written = layout != FileLayout::Generic || self.has_header();
+        if !header_written && sheet.header_row < sheet.rows.len() {
+            sheet.rows.remove(sheet.header_row);
+        }
         let ext = match kind {
             FileKind::Xlsx | FileKind::Xls => "xlsx",
             FileKind::Tsv => "tsv",
@@ -626,6 +636,7 @@ impl Generator<'_> {
             delimiter: None,
             sheet: None,
             header_row: sheet.header_row,
+            header_written,
             columns,
             accessions,
             controls,
@@ -635,10 +646,12 @@ impl Generator<'_> {
             rendered.file.bytes = xlsx(std::slice::from_ref(&sheet), self.now)?;
             rendered.sheet = Some(sheet.name);
         } else {
-            let delimiter = if kind == FileKind::Tsv {
-                "\t".to_owned()
-            } else {
-                self.template_delimiter()
+            let delimiter = match kind {
+                FileKind::Tsv => "\t".to_owned(),
+                // CSV asked of a template whose files are TSV: commas, as the name says (a
+                // template that writes tabs into `.csv` files keeps them).
+                FileKind::Csv if layout.native_kind(template) == FileKind::Tsv => ",".to_owned(),
+                _ => self.template_delimiter(),
             };
             let line_ending = layout.line_ending();
             let text = delimited(&sheet, &delimiter, line_ending);
@@ -1129,6 +1142,17 @@ impl Generator<'_> {
         (v, v >= cutoff)
     }
 
+    /// `file_config.has_header`, else `fileFormat.hasHeader`, else true.
+    fn has_header(&self) -> bool {
+        let template = self.template;
+        template
+            .file_config
+            .as_ref()
+            .and_then(|c| c.has_header)
+            .or_else(|| template.file_format.as_ref().and_then(|f| f.has_header))
+            .unwrap_or(true)
+    }
+
     /// `file_config.skipRows`: lines before the header a reader set up from the template skips.
     fn skip_rows(&self) -> usize {
         self.template
@@ -1438,6 +1462,8 @@ impl Generator<'_> {
                 GenericColumn::Result
             } else if n.contains("well") || n.contains("position") {
                 GenericColumn::Well
+            } else if n.contains("task") {
+                GenericColumn::Task
             } else {
                 GenericColumn::Other
             }
@@ -1463,6 +1489,11 @@ impl Generator<'_> {
                             GenericColumn::Test => Cell::text(field.code.clone()),
                             GenericColumn::Result => value.clone(),
                             GenericColumn::Well => Cell::text(well_name(specimen.well, true)),
+                            GenericColumn::Task => Cell::text(match &specimen.role {
+                                Role::Patient => "UNKNOWN".to_owned(),
+                                Role::Control(c) => c.task.clone(),
+                                Role::Qc { task, .. } => task.clone(),
+                            }),
                             GenericColumn::Other => Cell::Empty,
                         })
                         .collect(),

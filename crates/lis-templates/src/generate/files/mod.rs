@@ -242,9 +242,14 @@ pub struct RenderedFile {
     pub delimiter: Option<String>,
     /// Sheet name of XLSX files.
     pub sheet: Option<String>,
-    /// Rows (lines) before the column header: the metadata a reader skips.
+    /// Rows (lines) before the column header (or, without one, before the data): the
+    /// metadata a reader skips.
     pub header_row: usize,
-    /// The column header as written (for XML: the element names of one cell).
+    /// Whether the column header is in the file: the generic layout leaves it out when the
+    /// template's `has_header` is false.
+    pub header_written: bool,
+    /// The column header as written, or as the template names the columns when it is not
+    /// (for XML: the element names of one cell).
     pub columns: Vec<String>,
     /// Patient accessions (SiteYearNum), in well order. A Magellan plate grid holds readings
     /// only; there these are the plate map (wells A1, A2, … in order).
