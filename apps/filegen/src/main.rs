@@ -234,6 +234,50 @@ fn progress(count: u32) -> ProgressBar {
     bar
 }
 
+/// Says how far a batch got when a file after the first fails (the files before it are
+/// written and stay).
+fn batch_progress(error: anyhow::Error, done: u32, count: u32) -> anyhow::Error {
+    if done == 0 {
+        error
+    } else {
+        error.context(format!(
+            "file {} of {count}; {done} written before it",
+            done + 1
+        ))
+    }
+}
+
+/// Refuses, before anything is written, a batch whose accessions would run past the last
+/// sequence number of a lane part-way: `first` is the first file's. Every file of a batch
+/// mints as many per lane as the first.
+fn check_sequences_last<'a>(first: impl IntoIterator<Item = &'a str>, args: &Args) -> Result<()> {
+    let mut per_lane: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for accession in first {
+        // Prefix, year, lane (2 digits), sequence (11 digits): the lane from the end.
+        if let Some(lane) = accession
+            .len()
+            .checked_sub(13)
+            .and_then(|at| accession.get(at..at + 2))
+        {
+            *per_lane.entry(lane).or_default() += 1;
+        }
+    }
+    for (lane, per_file) in per_lane {
+        let room = lis_templates::MAX_SEQUENCE - args.first_sequence + 1;
+        let fit = room / per_file;
+        if u64::from(args.count) > fit {
+            bail!(
+                "--count {} needs {} accessions on lane {lane} ({per_file} per file), but from \
+                 --first-sequence {} only {room} are left (at most {fit} file(s)); nothing written",
+                args.count,
+                u64::from(args.count) * per_file,
+                args.first_sequence,
+            );
+        }
+    }
+    Ok(())
+}
+
 fn run(args: &Args) -> Result<String> {
     if let Some(k) = args.qc_deviation
         && !k.is_finite()
@@ -261,8 +305,13 @@ fn run(args: &Args) -> Result<String> {
         for i in 0..args.count {
             let replayed =
                 files::replay_fixture(template, &name, &fixture, &minter, i + 1, args.now)
-                    .with_context(|| format!("replaying {name}"))?;
-            files::write_output(&replayed.file, &args.out)?;
+                    .with_context(|| format!("replaying {name}"))
+                    .map_err(|e| batch_progress(e, i, args.count))?;
+            if i == 0 {
+                check_sequences_last(replayed.replaced.iter().map(|(_, new)| new.as_str()), args)?;
+            }
+            files::write_output(&replayed.file, &args.out)
+                .map_err(|e| batch_progress(e.into(), i, args.count))?;
             bytes += replayed.file.bytes.len();
             samples += replayed.replaced.len();
             bar.inc(1);
@@ -293,7 +342,13 @@ fn run(args: &Args) -> Result<String> {
             qc: args.qc,
             sequence: i + 1,
         };
-        let (_, file) = files::write_file(template, &minter, &options, &args.out)?;
+        let file = files::render(template, &minter, &options)
+            .map_err(|e| batch_progress(e.into(), i, args.count))?;
+        if i == 0 {
+            check_sequences_last(file.accessions.iter().map(String::as_str), args)?;
+        }
+        files::write_output(&file.file, &args.out)
+            .map_err(|e| batch_progress(e.into(), i, args.count))?;
         bytes += file.file.bytes.len();
         samples += file.accessions.len();
         controls += file.controls.len();

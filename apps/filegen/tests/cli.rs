@@ -856,6 +856,53 @@ fn csv_asked_of_a_tsv_template_is_comma_separated() {
     }
 }
 
+/// A batch whose accessions would run out part-way (`--first-sequence` near the end) is
+/// refused before its first file, saying how many files fit: it used to write the files
+/// that fitted and then fail, leaving a partial batch in the import folder.
+#[test]
+fn a_batch_that_would_run_out_of_accessions_writes_nothing() {
+    for replay in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut args = vec![
+            "--template",
+            "tecan_f50",
+            "--out",
+            out.to_str().unwrap(),
+            "--count",
+            "4",
+            "--first-sequence",
+            "99999999990",
+        ];
+        args.extend_from_slice(if replay {
+            &["--replay-fixture"][..]
+        } else {
+            &["--samples", "4"][..]
+        });
+        let o = filegen(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "replay {replay}: {err}");
+        let per_file = if replay { 3 } else { 4 };
+        assert!(
+            err.contains(&format!(
+                "--count 4 needs {} accessions on lane",
+                4 * per_file
+            )) && err.contains(&format!(
+                "only 10 are left (at most {} file(s)); nothing written",
+                10 / per_file
+            )),
+            "replay {replay}: {err}"
+        );
+        assert!(!out.exists() || names(&out).is_empty(), "{:?}", names(&out));
+        // The files that fit are written whole.
+        let fit = (10 / per_file).to_string();
+        args[5] = &fit;
+        let o = filegen(&args);
+        assert!(o.status.success(), "replay {replay}: {}", stderr(&o));
+        assert_eq!(names(&out).len(), 10 / per_file as usize);
+    }
+}
+
 /// A `--now` the files cannot hold is refused as the option's error (a usage error, exit 2),
 /// nothing written: far in the future Finecare's session times overflowed (a panic), and
 /// before 1900 every XLSX layout failed late with rust_xlsxwriter's words, not naming `--now`.
