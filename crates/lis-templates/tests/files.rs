@@ -284,6 +284,10 @@ fn quantstudio_files_have_the_task_column_and_control_rows() {
             cneg.iter()
                 .all(|r| r[task] == "NTC" && r[ct] == "Undetermined")
         );
+        // As in the fixtures (`results.xls` A6): a quantity of 0, which a QC rule on the
+        // control reads; the row had none.
+        let quantity = rows[0].iter().position(|c| c == "Quantity Mean").unwrap();
+        assert!(cneg.iter().all(|r| r[quantity] == "0"), "{name}: {cneg:?}");
     }
     // The QuantStudio 7 export: 46 metadata rows, then the 31 columns.
     let template = TemplateSet::embedded()

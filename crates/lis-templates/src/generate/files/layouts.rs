@@ -800,13 +800,23 @@ impl Generator<'_> {
                 } else {
                     c.task.clone()
                 };
+                // As the QuantStudio 5 fixtures write a no-template control: no amplification,
+                // a quantity of 0 (a QC rule on the control reads it), no mean or SD. A
+                // template's own values for the control come first.
                 if c.kind == Kind::Negative {
+                    let ct = match c.data.get("ct") {
+                        Some(v) => json_cell(Some(v)),
+                        None => Cell::text("Undetermined"),
+                    };
                     return QuantStudioWell {
                         task,
-                        ct: Cell::text("Undetermined"),
-                        ct_mean: Cell::text("Undetermined"),
+                        ct,
+                        ct_mean: Cell::Empty,
                         ct_sd: Cell::Empty,
-                        quantity: Cell::Empty,
+                        quantity: match c.data.get("quantityMean") {
+                            Some(v) => json_cell(Some(v)),
+                            None => Cell::number(0.0),
+                        },
                     };
                 }
                 let ct = match c.data.get("ct").and_then(Value::as_f64) {
