@@ -381,3 +381,24 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::batch_progress;
+
+    /// A full disk part-way cannot be staged for the binary (the tests run as root), so the
+    /// message is checked here: the first file's error reads as it is, a later one's says
+    /// how many files stay written.
+    #[test]
+    fn a_later_files_error_says_how_many_were_written() {
+        let error = || anyhow::anyhow!("writing x.csv: No space left on device");
+        assert_eq!(
+            format!("{:#}", batch_progress(error(), 0, 10)),
+            "writing x.csv: No space left on device"
+        );
+        assert_eq!(
+            format!("{:#}", batch_progress(error(), 3, 10)),
+            "file 4 of 10; 3 written before it: writing x.csv: No space left on device"
+        );
+    }
+}
