@@ -43,6 +43,20 @@ struct Work {
     patient: Option<OrderedPatient>,
 }
 
+impl Work {
+    /// The work of two work orders for one specimen: every order of both; the later one's
+    /// patient, else the earlier one's.
+    fn merged(mut earlier: Self, later: Self) -> Self {
+        earlier.orders.extend(later.orders);
+        earlier.withdrawn.extend(later.withdrawn);
+        Self {
+            orders: earlier.orders,
+            withdrawn: earlier.withdrawn,
+            patient: later.patient.or(earlier.patient),
+        }
+    }
+}
+
 impl<'a> Hl7HostQuery<'a> {
     /// The queries for `specimens`, each answered within `wait`, of the HL7 template `name`,
     /// which also gives the results.
@@ -203,7 +217,13 @@ impl<'a> Hl7HostQuery<'a> {
                         .await
                         .with_context(|| format!("answering {peer}'s {kind}"))?;
                 }
-                work = Some(accepted.with_context(|| format!("{peer}'s {kind} refused"))?);
+                let accepted = accepted.with_context(|| format!("{peer}'s {kind} refused"))?;
+                // Each work order accepted (AA) is resulted: a second one before the RSP^K11
+                // adds to the first.
+                work = Some(match work.take() {
+                    Some(earlier) => Work::merged(earlier, accepted),
+                    None => accepted,
+                });
                 continue;
             }
             match AckMessage::from_message(&message) {
@@ -279,12 +299,14 @@ fn accept_work(
     }
     // Every specimen it names must be the one asked for: its order groups carry no specimen
     // of their own, so work for another specimen in the same message would be resulted
-    // under this one (LAW: the answer to a query for one specimen holds its work only).
+    // under this one (LAW: the answer to a query for one specimen holds its work only). A
+    // specimen is the one asked for when any of its IDs is: the LIS's filler ID or a
+    // container ID beside the placer ID name the same specimen.
     let others: Vec<&str> = read
         .specimens
         .iter()
-        .map(String::as_str)
-        .filter(|id| *id != specimen)
+        .filter(|ids| !ids.iter().any(|id| id == specimen))
+        .filter_map(|ids| ids.first().map(String::as_str))
         .collect();
     let accepted = if others.is_empty() {
         reply = reply.text("Work order accepted");

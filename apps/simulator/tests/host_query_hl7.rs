@@ -258,6 +258,90 @@ async fn a_work_order_with_another_specimen_besides_the_one_asked_for_is_refused
     );
 }
 
+/// A work order whose SPM-2 carries the LIS's filler ID beside the placer ID asked for
+/// (`SPEC-1&LIS^F-100&LAB`), and a container ID of its own, names one specimen: accepted
+/// (`AA`), not refused as "also orders for F-100".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_order_with_the_specimens_filler_and_container_ids_is_accepted() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_side = async {
+        let mut s = accept(&lis).await;
+        let qbp = receive(&mut s).await;
+        send_owned(&mut s, &rsp(&qbp, "OK")).await;
+        send(
+            &mut s,
+            &[
+                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|W1|P|2.5.1",
+                "PID|1||MRN-7||DOE^JANE",
+                "SPM|1|SPEC-1&LIS^F-100&LAB||SER",
+                "SAC|||TUBE-4",
+                "ORC|NW|PL-1",
+                "OBR|1|PL-1||GLU^Glucose^L",
+            ],
+        )
+        .await;
+        let orl = receive(&mut s).await;
+        let results = receive(&mut s).await;
+        (orl, results)
+    };
+    let (out, (orl, results)) = tokio::join!(
+        query(
+            &lis,
+            &["--host-query", "SPEC-1", "--host-query-timeout", "3"]
+        ),
+        lis_side
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(field(&orl, "MSA", 1), "AA", "ORL^O34: {orl:?}\n{stderr}");
+    assert!(
+        results
+            .iter()
+            .any(|s| s.starts_with("OBX|") && s.contains("|GLU^")),
+        "{results:?}"
+    );
+}
+
+/// Two work orders for the specimen before the RSP^K11, each answered `AA`: the tests of
+/// both are resulted. The second used to replace the first, whose accepted tests were
+/// never resulted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_work_order_is_resulted() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_side = async {
+        let mut s = accept(&lis).await;
+        let qbp = receive(&mut s).await;
+        let mut orls = Vec::new();
+        for (id, code) in [("W1", "GLU"), ("W2", "ALT")] {
+            let oml = [
+                format!("MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|{id}|P|2.5.1"),
+                "SPM|1|SPEC-1".to_owned(),
+                format!("ORC|NW|PL-{id}"),
+                format!("OBR|1|PL-{id}||{code}"),
+            ];
+            send_owned(&mut s, &oml).await;
+            orls.push(receive(&mut s).await);
+        }
+        send_owned(&mut s, &rsp(&qbp, "OK")).await;
+        let results = receive(&mut s).await;
+        let ack = [
+            "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||ACK^R01^ACK|A1|P|2.5.1".to_owned(),
+            format!("MSA|AA|{}", field(&results, "MSH", 10)),
+        ];
+        send_owned(&mut s, &ack).await;
+        (orls, results)
+    };
+    let (out, (orls, results)) = tokio::join!(query(&lis, &["--host-query", "SPEC-1"]), lis_side);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(orls.iter().all(|o| field(o, "MSA", 1) == "AA"), "{orls:?}");
+    let tests: Vec<&str> = results
+        .iter()
+        .filter(|s| s.starts_with("OBX|"))
+        .filter_map(|s| s.split('|').nth(3)?.split('^').next())
+        .collect();
+    assert_eq!(tests, ["GLU", "ALT"], "results: {results:?}\n{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}
+
 /// A LIS that refuses the query (MSA-1 `AE`) fails the run at once with its reason; one that
 /// acknowledges it but never sends the work order fails it after `--host-query-timeout`,
 /// saying what was missing.

@@ -88,10 +88,12 @@ pub struct Hl7Orders {
     /// The ORC-1 of each order group that withdraws its order
     /// ([`WITHDRAWING_ORDER_CONTROLS`]): its OBR segments order nothing.
     pub withdrawn: Vec<String>,
-    /// The specimens the message names (an OML^O33's SPM-2 placer and filler IDs and SAC-3
-    /// container IDs), unescaped, each once, empty ones left out: an analyzer checks them
-    /// against the specimen it asked about.
-    pub specimens: Vec<String>,
+    /// The specimens the message names, each as the IDs it goes by: an OML^O33's SPM-2
+    /// placer and filler IDs (one specimen, HL7 v2.5.1 §7.4.3.2) and the SAC-3 container
+    /// IDs of the containers after it (a SAC before any SPM is a specimen of its own);
+    /// unescaped, each once, empty ones left out. An analyzer checks them against the
+    /// specimen it asked about.
+    pub specimens: Vec<Vec<String>>,
 }
 
 impl Hl7Orders {
@@ -114,7 +116,7 @@ impl Hl7Orders {
     ///     b"MSH|^~\\&|LIS||LAB||20260101||OML^O33^OML_O33|2|P|2.5.1\rSPM|1|S-1&LIS^F-1\r\
     ///       SAC|||S-1\rORC|NW|PL-3\rOBR|1|PL-3||GLU",
     /// )?;
-    /// assert_eq!(Hl7Orders::read(&oml).specimens, ["S-1", "F-1"]);
+    /// assert_eq!(Hl7Orders::read(&oml).specimens, [["S-1", "F-1"]]);
     /// # Ok::<(), mllp_hl7::ParseError>(())
     /// ```
     #[must_use]
@@ -150,28 +152,32 @@ impl Hl7Orders {
         let mut read = Self::default();
         // Indexes into `read`: an ORM may carry tens of thousands of OBRs, and a search per
         // segment made reading it quadratic.
-        let mut specimens = HashSet::new();
+        // (opened by a SPM, its IDs), in the message's order.
+        let mut specimens: Vec<(bool, Vec<String>)> = Vec::new();
         let mut groups: HashMap<(Vec<String>, Vec<String>), usize> = HashMap::new();
         let mut codes = HashSet::new();
         let mut group: Option<(mllp_hl7::Segment<'_>, bool)> = None;
         for segment in message.segments() {
-            let specimen_ids = match segment.id() {
-                b"SPM" => {
-                    let id = segment.field_or_empty(2);
-                    vec![id.component(1), id.component(2)]
-                }
-                b"SAC" => vec![segment.field_or_empty(3).component(1)],
-                _ => Vec::new(),
+            let ids = |field: mllp_hl7::Value<'_>, components: &[usize]| -> Vec<String> {
+                components
+                    .iter()
+                    .filter_map(|&c| field.component(c))
+                    .filter_map(|v| v.subcomponent(1))
+                    .map(|v| hl7_text(&v))
+                    .filter(|id| !id.is_empty())
+                    .collect()
             };
-            for id in specimen_ids
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.subcomponent(1))
-                .map(|v| hl7_text(&v))
-            {
-                if !id.is_empty() && specimens.insert(id.clone()) {
-                    read.specimens.push(id);
+            match segment.id() {
+                // A specimen: its placer and filler IDs; the containers after it add theirs.
+                b"SPM" => specimens.push((true, ids(segment.field_or_empty(2), &[1, 2]))),
+                b"SAC" => {
+                    let container = ids(segment.field_or_empty(3), &[1]);
+                    match specimens.last_mut() {
+                        Some((true, of_specimen)) => of_specimen.extend(container),
+                        _ => specimens.push((false, container)),
+                    }
                 }
+                _ => {}
             }
             match segment.id() {
                 b"ORC" => {
@@ -237,6 +243,17 @@ impl Hl7Orders {
             .all(|o| o.placer.is_empty() && o.filler.is_empty())
         {
             read.orders.clear();
+        }
+        for (_, ids) in specimens {
+            let mut unique: Vec<String> = Vec::with_capacity(ids.len());
+            for id in ids {
+                if !unique.contains(&id) {
+                    unique.push(id);
+                }
+            }
+            if !unique.is_empty() && !read.specimens.contains(&unique) {
+                read.specimens.push(unique);
+            }
         }
         read
     }
