@@ -226,6 +226,17 @@ impl<'a> HostQuery<'a> {
             std::mem::take(&mut self.queries)
         };
         for (specimen, query) in self.specimens.iter().zip(&queries) {
+            // A message the LIS sent before this query went out (it interrupted the previous
+            // specimen's results to send it) cannot answer the query: kept for `GET
+            // /received`, and not taken for the answer, which the LIS has yet to send.
+            for early in io.take_received() {
+                tracing::info!(
+                    "{peer}: a message sent before the host query for {specimen} went out;                      kept, not taken as its answer"
+                );
+                self.app
+                    .received
+                    .push(port, peer.to_owned(), "ASTM", &early);
+            }
             io.send(query.to_bytes())
                 .await
                 .with_context(|| format!("host query for {specimen} not accepted by {peer}"))?;

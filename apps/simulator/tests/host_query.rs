@@ -904,3 +904,106 @@ async fn orders_for_a_specimen_not_asked_for_get_no_results() {
         "{stderr}"
     );
 }
+
+/// As `send_records`, but says whether the simulator took the message instead of panicking.
+async fn try_send_records(s: &mut TcpStream, records: &[&str]) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    async fn reply(s: &mut TcpStream) -> Option<u8> {
+        tokio::time::timeout(Duration::from_secs(5), s.read_u8())
+            .await
+            .ok()?
+            .ok()
+    }
+    if s.write_all(&[ENQ]).await.is_err() || reply(s).await != Some(ACK) {
+        return false;
+    }
+    for (i, r) in records.iter().enumerate() {
+        let text = format!("{r}\r");
+        let n = u8::try_from((i + 1) % 8).unwrap();
+        let sent = s
+            .write_all(&frame(n, text.as_bytes(), astm_frame::FrameEnd::End))
+            .await;
+        if sent.is_err() || reply(s).await != Some(ACK) {
+            return false;
+        }
+    }
+    s.write_all(&[EOT]).await.is_ok()
+}
+
+/// The LIS interrupts SPEC-1's results to send a message of its own (an order for
+/// OTHER-9). That message came before SPEC-2's query went out, so it is not SPEC-2's
+/// answer: it was taken for it, SPEC-2 got "order for OTHER-9" and no results, and the
+/// simulator hung up while the LIS sent SPEC-2's real order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_during_the_previous_results_is_not_the_next_querys_answer() {
+    let (lis, dest) = lis().await;
+    let lis_side = tokio::spawn(async move {
+        let (mut s, _) = lis.accept().await.unwrap();
+        let _q1 = receive_records(&mut s).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-1||^^^PT|R||||||N||||||||||||||Q",
+                "L|1|N",
+            ],
+        )
+        .await;
+        interrupt_the_query(&mut s).await;
+        send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|OTHER-9||^^^APTT|R||||||N||||||||||||||O",
+                "L|1|N",
+            ],
+        )
+        .await;
+        let r1 = receive_records(&mut s).await;
+        let q2 = receive_records(&mut s).await;
+        let answered = try_send_records(
+            &mut s,
+            &[
+                "H|\\^&|||LIS",
+                "P|1",
+                "O|1|SPEC-2||^^^INR|R||||||N||||||||||||||Q",
+                "L|1|N",
+            ],
+        )
+        .await;
+        let r2 = if answered {
+            receive_records(&mut s).await
+        } else {
+            Vec::new()
+        };
+        (r1, q2, answered, r2)
+    });
+    let out = query(
+        &dest,
+        &[
+            "--seed",
+            "1",
+            "--host-query",
+            "SPEC-1",
+            "--host-query",
+            "SPEC-2",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (r1, q2, answered, r2) = lis_side.await.unwrap();
+    assert!(r1.iter().any(|r| r.starts_with("O|1|SPEC-1|")), "{r1:?}");
+    assert_eq!(q2[1], "Q|1|^SPEC-2||^^^ALL||||||||O");
+    assert!(answered, "SPEC-2's answer was not taken:\n{stderr}");
+    assert!(r2.iter().any(|r| r.starts_with("O|1|SPEC-2|")), "{r2:?}");
+    assert!(
+        stderr.contains("summary: queried 2, results sent for SPEC-1 (PT); SPEC-2 (INR)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("a message sent before the host query for SPEC-2 went out"),
+        "{stderr}"
+    );
+}
