@@ -851,3 +851,33 @@ fn a_clock_outside_the_years_files_can_hold_is_an_option_error() {
         );
     }
 }
+
+/// An OML^O33's specimens are grouped as HL7 has them: SPM-2's placer and filler IDs and the
+/// SAC-3 container IDs after the SPM name one specimen; a SAC before any SPM is one of its
+/// own. A message naming tens of thousands of specimens is read in one pass (each set
+/// once), as its orders are.
+#[test]
+fn oml_specimens_are_grouped_by_spm() {
+    let oml = mllp_hl7::Message::parse(
+        b"MSH|^~\\&|LIS|LAB|SIM|SIM|20260101||OML^O33^OML_O33|C1|P|2.5.1\r\
+          SAC|||LOOSE-1\rSPM|1|S-1&LIS^F-1&LAB\rSAC|||T-1\rSAC|||S-1\r\
+          SPM|2|S-2\rORC|NW|PL-1\rOBR|1|PL-1||GLU\rSPM|3|S-1^F-1\r",
+    )
+    .unwrap();
+    assert_eq!(
+        lis_templates::Hl7Orders::read(&oml).specimens,
+        [
+            vec!["LOOSE-1"],
+            vec!["S-1", "F-1", "T-1"],
+            vec!["S-2"],
+            vec!["S-1", "F-1"]
+        ]
+    );
+    let mut many = b"MSH|^~\\&|LIS|LAB|SIM|SIM|20260101||OML^O33^OML_O33|C2|P|2.5.1\r".to_vec();
+    for n in 0..40_000 {
+        many.extend_from_slice(format!("SPM|{n}|S-{n}\rSAC|||T-{n}\r").as_bytes());
+    }
+    let read = lis_templates::Hl7Orders::read(&mllp_hl7::Message::parse(&many).unwrap());
+    assert_eq!(read.specimens.len(), 40_000);
+    assert_eq!(read.specimens[39_999], ["S-39999", "T-39999"]);
+}

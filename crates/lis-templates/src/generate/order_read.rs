@@ -244,14 +244,15 @@ impl Hl7Orders {
         {
             read.orders.clear();
         }
+        // Each specimen once, each of its IDs once (sets: a message may name thousands).
+        let mut seen = HashSet::new();
         for (_, ids) in specimens {
-            let mut unique: Vec<String> = Vec::with_capacity(ids.len());
-            for id in ids {
-                if !unique.contains(&id) {
-                    unique.push(id);
-                }
-            }
-            if !unique.is_empty() && !read.specimens.contains(&unique) {
+            let mut its_ids = HashSet::new();
+            let unique: Vec<String> = ids
+                .into_iter()
+                .filter(|id| its_ids.insert(id.clone()))
+                .collect();
+            if !unique.is_empty() && seen.insert(unique.clone()) {
                 read.specimens.push(unique);
             }
         }
