@@ -89,6 +89,19 @@ async fn send_owned(lis: &mut Lis, segments: &[String]) {
     send(lis, &borrowed).await;
 }
 
+/// The LIS's ACK (`AA`) of the simulator's `results`.
+async fn ack_results(lis: &mut Lis, results: &[String]) {
+    let ack = format!("MSA|AA|{}", field(results, "MSH", 10));
+    send(
+        lis,
+        &[
+            "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||ACK^R01^ACK|A1|P|2.5.1",
+            &ack,
+        ],
+    )
+    .await;
+}
+
 /// Two specimens queried in turn. For the first the LIS answers RSP^K11 (QAK-2 `OK`) and a
 /// work order (OML^O33: SPM, SAC, two ORC/OBR, one with a test the template does not know):
 /// the simulator answers ORL^O34 `AA` and sends results for exactly those tests (the unknown
@@ -117,15 +130,7 @@ async fn a_law_work_order_is_accepted_and_its_results_follow() {
         .await;
         let orl = receive(&mut s).await;
         let results = receive(&mut s).await;
-        let results_id = field(&results, "MSH", 10);
-        send(
-            &mut s,
-            &[
-                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||ACK^R01^ACK|A1|P|2.5.1",
-                &format!("MSA|AA|{results_id}"),
-            ],
-        )
-        .await;
+        ack_results(&mut s, &results).await;
         let second = receive(&mut s).await;
         send_owned(&mut s, &rsp(&second, "NF")).await;
         send(
@@ -323,11 +328,7 @@ async fn every_accepted_work_order_is_resulted() {
         }
         send_owned(&mut s, &rsp(&qbp, "OK")).await;
         let results = receive(&mut s).await;
-        let ack = [
-            "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||ACK^R01^ACK|A1|P|2.5.1".to_owned(),
-            format!("MSA|AA|{}", field(&results, "MSH", 10)),
-        ];
-        send_owned(&mut s, &ack).await;
+        ack_results(&mut s, &results).await;
         (orls, results)
     };
     let (out, (orls, results)) = tokio::join!(query(&lis, &["--host-query", "SPEC-1"]), lis_side);
@@ -463,15 +464,7 @@ async fn the_api_runs_an_hl7_host_query() {
         .await;
         receive(&mut s).await;
         let results = receive(&mut s).await;
-        let ack = format!("MSA|AA|{}", field(&results, "MSH", 10));
-        send(
-            &mut s,
-            &[
-                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||ACK^R01^ACK|A1|P|2.5.1",
-                &ack,
-            ],
-        )
-        .await;
+        ack_results(&mut s, &results).await;
         (qbp, results)
     };
     let body = format!(r#"{{"destination": "mllp://{addr}", "sample_id": "SPEC-1"}}"#);
