@@ -12,8 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lis_templates::chrono::{Datelike as _, NaiveDateTime};
 use lis_templates::files::{self, FileLayout, FileOptions};
 use lis_templates::{
-    AccessionMinter, DEFAULT_PREFIX, FileKind, GenerateOptions, Profiles, ProtocolKind, Template,
-    TemplateSet,
+    AccessionMinter, DEFAULT_PREFIX, FileKind, GenerateOptions, Lane, Profiles, ProtocolKind,
+    Template, TemplateSet,
 };
 
 /// Reference fixtures compiled in, under the paths the templates' `fixture.file` names.
@@ -250,20 +250,17 @@ fn batch_progress(error: anyhow::Error, done: u32, count: u32) -> anyhow::Error 
 /// Refuses, before anything is written, a batch whose accessions would run past the last
 /// sequence number of a lane part-way: `first` is the first file's. Every file of a batch
 /// mints as many per lane as the first.
-fn check_sequences_last<'a>(first: impl IntoIterator<Item = &'a str>, args: &Args) -> Result<()> {
-    let mut per_lane: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-    for accession in first {
-        // Prefix, year, lane (2 digits), sequence (11 digits): the lane from the end.
-        if let Some(lane) = accession
-            .len()
-            .checked_sub(13)
-            .and_then(|at| accession.get(at..at + 2))
-        {
-            *per_lane.entry(lane).or_default() += 1;
-        }
+fn check_sequences_last<'a>(
+    first: impl IntoIterator<Item = &'a str>,
+    minter: &AccessionMinter,
+    args: &Args,
+) -> Result<()> {
+    let mut per_lane: std::collections::BTreeMap<Lane, u64> = std::collections::BTreeMap::new();
+    for lane in first.into_iter().filter_map(|a| minter.lane_of(a)) {
+        *per_lane.entry(lane).or_default() += 1;
     }
+    let room = minter.sequences_per_lane();
     for (lane, per_file) in per_lane {
-        let room = lis_templates::MAX_SEQUENCE - args.first_sequence + 1;
         let fit = room / per_file;
         if u64::from(args.count) > fit {
             bail!(
@@ -308,7 +305,11 @@ fn run(args: &Args) -> Result<String> {
                     .with_context(|| format!("replaying {name}"))
                     .map_err(|e| batch_progress(e, i, args.count))?;
             if i == 0 {
-                check_sequences_last(replayed.replaced.iter().map(|(_, new)| new.as_str()), args)?;
+                check_sequences_last(
+                    replayed.replaced.iter().map(|(_, new)| new.as_str()),
+                    &minter,
+                    args,
+                )?;
             }
             files::write_output(&replayed.file, &args.out)
                 .map_err(|e| batch_progress(e.into(), i, args.count))?;
@@ -345,7 +346,7 @@ fn run(args: &Args) -> Result<String> {
         let file = files::render(template, &minter, &options)
             .map_err(|e| batch_progress(e.into(), i, args.count))?;
         if i == 0 {
-            check_sequences_last(file.accessions.iter().map(String::as_str), args)?;
+            check_sequences_last(file.accessions.iter().map(String::as_str), &minter, args)?;
         }
         files::write_output(&file.file, &args.out)
             .map_err(|e| batch_progress(e.into(), i, args.count))?;

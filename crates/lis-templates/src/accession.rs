@@ -196,6 +196,37 @@ impl AccessionMinter {
         ))
     }
 
+    /// The lane of `accession` when it has this minter's shape (its prefix, two year
+    /// digits, the lane, 11 sequence digits), else `None`.
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, Lane};
+    /// let minter = AccessionMinter::with("DEV01", 27)?;
+    /// assert_eq!(minter.lane_of("DEV01276100000000501"), Some(Lane::parse("61", "lane")?));
+    /// assert_eq!(minter.lane_of("NEG"), None);
+    /// # Ok::<(), lis_templates::AccessionError>(())
+    /// ```
+    pub fn lane_of(&self, accession: &str) -> Option<Lane> {
+        let digits = accession.strip_prefix(self.prefix.as_str())?;
+        if digits.len() != 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Lane::parse(&digits[2..4], "accession").ok()
+    }
+
+    /// How many accessions each lane can mint: the sequence numbers from the first
+    /// ([`first_sequence`](Self::first_sequence)) to [`MAX_SEQUENCE`].
+    ///
+    /// ```
+    /// use lis_templates::{AccessionMinter, MAX_SEQUENCE};
+    /// let minter = AccessionMinter::with("DEV01", 27)?.first_sequence(MAX_SEQUENCE - 9)?;
+    /// assert_eq!(minter.sequences_per_lane(), 10);
+    /// # Ok::<(), lis_templates::AccessionError>(())
+    /// ```
+    pub fn sequences_per_lane(&self) -> u64 {
+        MAX_SEQUENCE - self.first + 1
+    }
+
     /// Checks an explicit accession: this minter's prefix followed by exactly 15 digits. The year
     /// inside is not checked against the minter's, so fixtures from other years stay usable.
     pub fn validate(&self, value: &str, context: &str) -> Result<(), AccessionError> {

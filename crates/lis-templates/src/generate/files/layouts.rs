@@ -39,6 +39,17 @@ enum Role {
     Qc { control: QcControl, task: String },
 }
 
+impl Role {
+    /// The task or type label of the row: a control's or QC's own, `patient` for a patient.
+    fn task_or(&self, patient: &str) -> String {
+        match self {
+            Self::Patient => patient.to_owned(),
+            Self::Control(c) => c.task.clone(),
+            Self::Qc { task, .. } => task.clone(),
+        }
+    }
+}
+
 /// What a molecular run says of a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Call {
@@ -996,11 +1007,7 @@ impl Generator<'_> {
                 // The run cannot be read: the internal control failed.
                 Call::Invalid | Call::Indeterminate => ("Invalid", "Invalid"),
             };
-            let kind = match &specimen.role {
-                Role::Patient => "Unknown".to_owned(),
-                Role::Control(c) => c.task.clone(),
-                Role::Qc { task, .. } => task.clone(),
-            };
+            let kind = specimen.role.task_or("Unknown");
             let row = Cell::text(well_row(specimen.well).to_string());
             let col = Cell::number(well_col(specimen.well) as f64);
             let id = Cell::text(specimen.id.clone());
@@ -1499,11 +1506,7 @@ impl Generator<'_> {
                             GenericColumn::Test => Cell::text(field.code.clone()),
                             GenericColumn::Result => value.clone(),
                             GenericColumn::Well => Cell::text(well_name(specimen.well, true)),
-                            GenericColumn::Task => Cell::text(match &specimen.role {
-                                Role::Patient => "UNKNOWN".to_owned(),
-                                Role::Control(c) => c.task.clone(),
-                                Role::Qc { task, .. } => task.clone(),
-                            }),
+                            GenericColumn::Task => Cell::text(specimen.role.task_or("UNKNOWN")),
                             GenericColumn::Other => Cell::Empty,
                         })
                         .collect(),
