@@ -174,6 +174,13 @@ pub struct LinkConfig {
     pub max_transmissions: u32,
     /// ENQs per message (each answered by NAK or nothing) before the message is aborted.
     pub max_enq_attempts: u32,
+    /// Transfers of one message before it is aborted (three). A transfer fails when a frame
+    /// is refused `max_transmissions` times or gets no reply in time; the message is then kept
+    /// for a complete repeat later (§6.5.1.2, §6.5.2.3), sent again from its first frame after
+    /// the [`enq_retry`](Timers::enq_retry) hold-off, ahead of the messages queued after it.
+    /// The standard sets no limit; one keeps a receiver that refuses a message from getting
+    /// it forever. `1` aborts at the first failed transfer.
+    pub max_transfers: u32,
     /// Honour a receiver interrupt (EOT in place of ACK) by ending the transfer; when `false`, the
     /// EOT counts as an ACK (as cobas analyzers do).
     pub honor_interrupt: bool,
@@ -194,6 +201,7 @@ impl LinkConfig {
             assembly: Assembly::PerEndFrame,
             max_transmissions: 6,
             max_enq_attempts: 6,
+            max_transfers: 3,
             honor_interrupt: true,
             max_message_len: 16 * 1024 * 1024,
         }
@@ -257,6 +265,14 @@ impl LinkConfig {
     #[must_use]
     pub fn with_max_enq_attempts(mut self, max_enq_attempts: u32) -> Self {
         self.max_enq_attempts = max_enq_attempts;
+        self
+    }
+
+    /// Sets [`max_transfers`](Self::max_transfers): transfers of one message before it is
+    /// aborted.
+    #[must_use]
+    pub fn with_max_transfers(mut self, max_transfers: u32) -> Self {
+        self.max_transfers = max_transfers;
         self
     }
 
@@ -447,6 +463,17 @@ pub enum Event {
         /// The message text, to send again or store.
         message: Vec<u8>,
     },
+    /// A transfer of a message failed (see [`LinkConfig::max_transfers`]); the message stays
+    /// queued and is sent again, whole, after the hold-off. [`Event::MessageSent`] or
+    /// [`Event::MessageAborted`] still comes for it.
+    TransferFailed {
+        /// The message.
+        id: MessageId,
+        /// Why the transfer failed.
+        reason: AbortReason,
+        /// Transfers of this message so far, this one included.
+        transfers: u32,
+    },
     /// A partly received message was dropped.
     ReceiveDiscarded {
         /// Why.
@@ -502,6 +529,8 @@ struct Outgoing {
     number: u8,
     transmissions: u32,
     enq_attempts: u32,
+    /// Transfers that failed.
+    failed_transfers: u32,
 }
 
 /// One station of an E1381 link, either side, with time passed in (sans-IO).
@@ -752,6 +781,7 @@ impl Link {
             number: 1,
             transmissions: 0,
             enq_attempts: 0,
+            failed_transfers: 0,
         };
         let core = &mut self.core;
         if first {
@@ -966,6 +996,38 @@ impl Core {
         }
     }
 
+    /// The transfer of the front message failed: termination phase, then a complete repeat
+    /// after the hold-off (§6.5.2.3), or, after its last transfer, give it up.
+    fn transfer_failed(&mut self, reason: AbortReason, now: Instant) {
+        self.control(Control::Eot);
+        let max_transfers = self.config.max_transfers;
+        let repeat = self.queue.front_mut().and_then(|out| {
+            out.failed_transfers += 1;
+            (out.failed_transfers < max_transfers).then(|| {
+                out.index = 0;
+                out.number = 1;
+                out.transmissions = 0;
+                out.enq_attempts = 0;
+                (out.id, out.failed_transfers)
+            })
+        });
+        match repeat {
+            Some((id, transfers)) => {
+                self.events.push_back(Event::TransferFailed {
+                    id,
+                    reason,
+                    transfers,
+                });
+                // The receiver could not take the message: give it the wait a NAK to ENQ
+                // asks for (§6.2.6) before the repeat, or the next message.
+                self.enq_not_before = Some(after(now, self.config.timers.enq_retry));
+                self.interrupt_hold_off = false;
+            }
+            None => self.abort_front(reason),
+        }
+        self.enter_neutral(now);
+    }
+
     /// An ENQ went unanswered or was refused: retry later, or give up.
     fn enq_failed(&mut self, now: Instant) {
         let attempts = self.queue.front().map_or(0, |o| o.enq_attempts);
@@ -1026,9 +1088,7 @@ impl Core {
             LinkState::Sending => {
                 // §6.5.2.3: no reply to a frame -> abort, termination phase.
                 let frame_number = self.queue.front().map_or(0, |o| o.number);
-                self.control(Control::Eot);
-                self.abort_front(AbortReason::NoReplyToFrame { frame_number });
-                self.enter_neutral(now);
+                self.transfer_failed(AbortReason::NoReplyToFrame { frame_number }, now);
             }
             LinkState::Receiving => {
                 // §6.5.2.4: discard the incomplete message, back to neutral. With
@@ -1282,12 +1342,13 @@ impl Core {
         };
         let (frame_number, transmissions) = (out.number, out.transmissions);
         if transmissions >= self.config.max_transmissions {
-            self.control(Control::Eot);
-            self.abort_front(AbortReason::TooManyTransmissions {
-                frame_number,
-                transmissions,
-            });
-            self.enter_neutral(now);
+            self.transfer_failed(
+                AbortReason::TooManyTransmissions {
+                    frame_number,
+                    transmissions,
+                },
+                now,
+            );
         } else {
             self.error(LinkError::Retransmitting { frame_number });
             self.transmit_frame(now);

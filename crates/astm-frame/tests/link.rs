@@ -612,8 +612,9 @@ fn established_sender(message: &[u8]) -> (Link, Instant) {
 }
 
 #[test]
-fn sixth_failed_transmission_aborts_with_eot() {
-    let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
+fn sixth_failed_transmission_ends_the_transfer_with_eot() {
+    let message = b"H|\\^&\rL|1|N\r";
+    let (mut link, t0) = established_sender(message);
     let first = frame(1, b"H|\\^&\r", FrameEnd::End);
     assert_eq!(out(&mut link), first);
     for n in 2..=6 {
@@ -637,15 +638,134 @@ fn sixth_failed_transmission_aborts_with_eot() {
         })
         .count();
     assert_eq!(retransmissions, 5);
+    // §6.5.1.2: the message is kept for a complete repeat later.
     assert!(matches!(
         evs.last(),
-        Some(Event::MessageAborted {
-            reason: AbortReason::TooManyTransmissions { frame_number: 1, transmissions: 6 },
-            message,
+        Some(Event::TransferFailed {
+            reason: AbortReason::TooManyTransmissions {
+                frame_number: 1,
+                transmissions: 6
+            },
+            transfers: 1,
             ..
-        }) if message == b"H|\\^&\rL|1|N\r"
+        })
     ));
+    assert_eq!(link.queued(), 1);
+}
+
+/// §6.5.2.3: an aborted transfer keeps its message "for retransmission later". It was handed
+/// back as aborted, so a simulator or driver that did not repeat it itself dropped it.
+#[test]
+fn a_failed_transfer_is_repeated_whole_after_the_hold_off() {
+    let message = b"H|\\^&\rP|1\rL|1|N\r";
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    let id = link.send(message.to_vec(), t0);
+    let later = link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ACK], t0);
+    assert_eq!(out(&mut link), frame(1, b"H|\\^&\r", FrameEnd::End));
+    link.handle_input(&[ACK], t0);
+    assert_eq!(out(&mut link), frame(2, b"P|1\r", FrameEnd::End));
+    // Frame 2 gets no reply: EOT at 15 s, and no ENQ during the 10 s hold-off.
+    link.handle_timeout(t0 + secs(15));
+    assert_eq!(out(&mut link), [EOT]);
+    assert_eq!(
+        events(&mut link),
+        [Event::TransferFailed {
+            id,
+            reason: AbortReason::NoReplyToFrame { frame_number: 2 },
+            transfers: 1,
+        }]
+    );
+    assert_eq!(link.state(), LinkState::Neutral);
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(25)));
+    link.handle_timeout(t0 + secs(24));
+    assert_eq!(out(&mut link), []);
+    // Then the same message, from its first frame, numbered from 1, before the later one.
+    link.handle_timeout(t0 + secs(25));
+    assert_eq!(out(&mut link), [ENQ]);
+    let t1 = t0 + secs(25);
+    link.handle_input(&[ACK], t1);
+    assert_eq!(out(&mut link), frame(1, b"H|\\^&\r", FrameEnd::End));
+    link.handle_input(&[ACK], t1);
+    assert_eq!(out(&mut link), frame(2, b"P|1\r", FrameEnd::End));
+    link.handle_input(&[ACK], t1);
+    assert_eq!(out(&mut link), frame(3, b"L|1|N\r", FrameEnd::End));
+    link.handle_input(&[ACK], t1);
+    assert_eq!(out(&mut link), [EOT, ENQ]);
+    assert_eq!(events(&mut link), [Event::MessageSent(id)]);
+    link.handle_input(&[ACK], t1);
+    link.handle_input(&[ACK], t1);
+    link.handle_input(&[ACK], t1);
+    assert_eq!(events(&mut link), [Event::MessageSent(later)]);
+}
+
+/// After `max_transfers` failed transfers the message is given up, its text handed back.
+#[test]
+fn the_last_failed_transfer_aborts_the_message() {
+    let message = b"H|\\^&\rL|1|N\r";
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let mut now = Instant::now();
+    let id = link.send(message.to_vec(), now);
+    for transfer in 1..=3 {
+        assert_eq!(out(&mut link), [ENQ], "transfer {transfer}");
+        link.handle_input(&[ACK], now);
+        assert_eq!(out(&mut link), frame(1, b"H|\\^&\r", FrameEnd::End));
+        for _ in 0..6 {
+            link.handle_input(&[NAK], now);
+        }
+        let _ = out(&mut link);
+        let evs = events(&mut link);
+        let outcome = evs.last().unwrap();
+        if transfer < 3 {
+            assert!(
+                matches!(outcome, Event::TransferFailed { id: i, transfers, .. }
+                    if *i == id && *transfers == transfer),
+                "{evs:?}"
+            );
+            now = link.poll_timeout().unwrap();
+            link.handle_timeout(now);
+        } else {
+            assert_eq!(
+                outcome,
+                &Event::MessageAborted {
+                    id,
+                    reason: AbortReason::TooManyTransmissions {
+                        frame_number: 1,
+                        transmissions: 6,
+                    },
+                    message: message.to_vec(),
+                }
+            );
+        }
+    }
     assert!(link.is_idle());
+    assert_eq!(link.poll_timeout(), None);
+}
+
+/// The peer may send its own message during the hold-off before a repeat.
+#[test]
+fn the_peer_can_send_during_the_hold_off_before_a_repeat() {
+    let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
+    let _ = out(&mut link);
+    link.handle_timeout(t0 + secs(15));
+    assert_eq!(out(&mut link), [EOT]);
+    let t1 = t0 + secs(16);
+    link.handle_input(&[ENQ], t1);
+    assert_eq!(out(&mut link), [ACK]);
+    link.handle_input(&frame(1, b"H|\\^&\rL|1|N\r", FrameEnd::End), t1);
+    link.handle_input(&[EOT], t1);
+    assert_eq!(out(&mut link), [ACK]);
+    assert!(
+        events(&mut link)
+            .iter()
+            .any(|e| matches!(e, Event::MessageReceived(_)))
+    );
+    // The hold-off still runs from the failure.
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(25)));
+    link.handle_timeout(t0 + secs(25));
+    assert_eq!(out(&mut link), [ENQ]);
 }
 
 #[test]
@@ -823,7 +943,11 @@ fn a_reply_that_came_before_its_frame_left_is_not_its_reply() {
 
 #[test]
 fn no_reply_to_a_frame_aborts_after_fifteen_seconds() {
-    let (mut link, t0) = established_sender(b"H|\\^&\rL|1|N\r");
+    let mut link = Link::new(LinkConfig::new(Role::Instrument).with_max_transfers(1));
+    let t0 = Instant::now();
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ACK], t0);
     let _ = out(&mut link);
     assert_eq!(link.poll_timeout(), Some(t0 + secs(15)));
     link.handle_timeout(t0 + secs(15));
@@ -835,6 +959,7 @@ fn no_reply_to_a_frame_aborts_after_fifteen_seconds() {
             ..
         }]
     ));
+    assert!(link.is_idle());
 }
 
 #[test]
@@ -1948,6 +2073,7 @@ fn config_builders_set_the_field_they_name() {
         assembly: Assembly::PerTransfer,
         max_transmissions: 3,
         max_enq_attempts: 9,
+        max_transfers: 1,
         honor_interrupt: false,
         max_message_len: 12_345,
     };
@@ -1962,6 +2088,7 @@ fn config_builders_set_the_field_they_name() {
     assert_ne!(standard.assembly, literal.assembly);
     assert_ne!(standard.max_transmissions, literal.max_transmissions);
     assert_ne!(standard.max_enq_attempts, literal.max_enq_attempts);
+    assert_ne!(standard.max_transfers, literal.max_transfers);
     assert_ne!(standard.honor_interrupt, literal.honor_interrupt);
     assert_ne!(standard.max_message_len, literal.max_message_len);
 
@@ -1974,6 +2101,7 @@ fn config_builders_set_the_field_they_name() {
         .with_assembly(Assembly::PerTransfer)
         .with_max_transmissions(3)
         .with_max_enq_attempts(9)
+        .with_max_transfers(1)
         .with_honor_interrupt(false)
         .with_max_message_len(12_345);
     assert_eq!(chained, literal);
@@ -2030,6 +2158,13 @@ fn config_builders_set_the_field_they_name() {
             },
         ),
         (
+            standard.with_max_transfers(1),
+            LinkConfig {
+                max_transfers: 1,
+                ..standard
+            },
+        ),
+        (
             standard.with_honor_interrupt(false),
             LinkConfig {
                 honor_interrupt: false,
@@ -2053,13 +2188,12 @@ fn config_builders_set_the_field_they_name() {
 /// A frame whose CR LF never comes (here the LF is lost) is ended by the sender's EOT when
 /// its reply timer runs out. The receiver NAKed the frame on seeing that EOT, on a line
 /// already back to neutral: the instrument took the NAK for a refusal of its next ENQ and
-/// waited 10 s more, ignored the real ACK, and its second message went out at 45 s instead
-/// of 15 s.
+/// waited 10 s more, ignored the real ACK, and its next transfer went out 10 s late.
 #[test]
 fn a_frame_cut_by_eot_where_its_trailer_belongs_gets_no_reply() {
     let mut pair = Pair::standard();
     let start = pair.now;
-    pair.instrument.send(b"H|\\^&\rL|1|N\r".to_vec(), pair.now);
+    let first = pair.instrument.send(b"H|\\^&\rL|1|N\r".to_vec(), pair.now);
     let second = pair
         .instrument
         .send(b"H|\\^&\rP|1\rL|1|N\r".to_vec(), pair.now);
@@ -2083,14 +2217,17 @@ fn a_frame_cut_by_eot_where_its_trailer_belongs_gets_no_reply() {
         .flat_map(|(_, b)| b.clone())
         .collect();
     assert!(!computer_sent.contains(&NAK), "{computer_sent:?}");
-    assert!(
-        pair.instrument_events.contains(&Event::MessageSent(second)),
-        "{:?}",
-        pair.instrument_events
-    );
-    // The second message's transfer started right after the 15 s reply timeout.
+    for id in [first, second] {
+        assert!(
+            pair.instrument_events.contains(&Event::MessageSent(id)),
+            "{:?}",
+            pair.instrument_events
+        );
+    }
+    // The first message's repeat started right after the 15 s reply timeout and the 10 s
+    // hold-off, and the second message followed it.
     assert_eq!(pair.received().last().unwrap(), b"L|1|N\r");
-    assert!(pair.now - start < secs(20), "{:?}", pair.now - start);
+    assert!(pair.now - start < secs(30), "{:?}", pair.now - start);
 }
 
 /// Lenient checksums are accepted but not silently: each accepted frame whose checksum
