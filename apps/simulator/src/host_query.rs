@@ -231,7 +231,8 @@ impl<'a> HostQuery<'a> {
             // /received`, and not taken for the answer, which the LIS has yet to send.
             for early in io.take_received() {
                 tracing::info!(
-                    "{peer}: a message sent before the host query for {specimen} went out;                      kept, not taken as its answer"
+                    "{peer}: a message sent before the host query for {specimen} went out; \
+                     kept, not taken as its answer"
                 );
                 self.app
                     .received
@@ -356,7 +357,9 @@ fn check_specimens(specimens: &[String]) -> anyhow::Result<()> {
 
 /// Runs `round` (one host query per specimen, `specimens` of them) round after round as
 /// `rounds` says, until the rounds are done or `stop` completes (Ctrl-C: the round under way is
-/// cut short, and is not counted). Each round must finish within `round_limit`, if any.
+/// cut short, and is not counted). `round` is given the pause to keep before it (zero for the
+/// first), so that it can keep its link running meanwhile (see [`push::serve_during`]). Each
+/// round must finish within `round_limit` after its pause, if any.
 ///
 /// A run of one round fails as its round does. In a run of several, a failed round is
 /// reported and, with [`AfterFailure::NextRound`], the next one follows, as a push goes on
@@ -369,7 +372,7 @@ pub(crate) async fn repeat(
     rounds: Rounds,
     round_limit: Option<Duration>,
     stop: impl Future<Output = ()>,
-    mut round: impl AsyncFnMut() -> anyhow::Result<Outcome>,
+    mut round: impl AsyncFnMut(Duration) -> anyhow::Result<Outcome>,
 ) -> anyhow::Result<RunOutcome> {
     tokio::pin!(stop);
     let mut tally = Tally::default();
@@ -380,20 +383,18 @@ pub(crate) async fn repeat(
     };
     let mut interrupted = false;
     while rounds.count.is_none_or(|n| tally.rounds() < n) {
-        let wait = pause(&failure_pause);
-        if tally.rounds() > 0 && !wait.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = &mut stop => { interrupted = true; break; }
-            }
-        }
+        let wait = if tally.rounds() > 0 {
+            pause(&failure_pause)
+        } else {
+            Duration::ZERO
+        };
         let number = tally.rounds() + 1;
         let limited = async {
             match round_limit {
-                Some(limit) => tokio::time::timeout(limit, round())
+                Some(limit) => tokio::time::timeout(limit + wait, round(wait))
                     .await
                     .unwrap_or_else(|_| Err(anyhow!("host query not finished after {limit:?}"))),
-                None => round().await,
+                None => round(wait).await,
             }
         };
         let result = tokio::select! {
@@ -495,27 +496,34 @@ pub(crate) async fn run_tcp(
     // session leaves the link in an unknown state.
     let mut connection: Option<LinkIo<tokio::net::TcpStream>> = None;
     let specimens = host_query.specimens.len();
-    let run = repeat(specimens, Rounds::from_cli(cli), None, stop, async || {
-        // A LIS may close the connection between rounds (after EOT, an idle timeout).
-        if connection
-            .as_ref()
-            .is_some_and(|io| push::peer_closed(io.get_ref()))
-        {
-            connection = None;
-        }
-        let io = match &mut connection {
-            Some(io) => io,
-            None => connection.insert(connect(app, host_port, cli.source_ip).await?),
-        };
-        let local_port = io.get_ref().local_addr().map_or(0, |a| a.port());
-        let outcome = host_query.exchange(io, host_port, local_port).await;
-        if outcome.is_err()
-            && let Some(mut broken) = connection.take()
-        {
-            broken.shutdown().await;
-        }
-        outcome
-    })
+    let run = repeat(
+        specimens,
+        Rounds::from_cli(cli),
+        None,
+        stop,
+        async |pause| {
+            // A LIS may close the connection between rounds (after EOT, an idle timeout).
+            push::pause_on_kept(app, &mut connection, host_port, pause).await;
+            if connection
+                .as_ref()
+                .is_some_and(|io| push::peer_closed(io.get_ref()))
+            {
+                connection = None;
+            }
+            let io = match &mut connection {
+                Some(io) => io,
+                None => connection.insert(connect(app, host_port, cli.source_ip).await?),
+            };
+            let local_port = io.get_ref().local_addr().map_or(0, |a| a.port());
+            let outcome = host_query.exchange(io, host_port, local_port).await;
+            if outcome.is_err()
+                && let Some(mut broken) = connection.take()
+            {
+                broken.shutdown().await;
+            }
+            outcome
+        },
+    )
     .await;
     if let Some(mut io) = connection {
         io.shutdown().await;

@@ -401,20 +401,28 @@ pub(crate) async fn run_mllp(
     // hold a late reply.
     let mut connection = None;
     let specimens = host_query.specimens.len();
-    let run = repeat(specimens, Rounds::from_cli(cli), None, stop, async || {
-        let open = match &mut connection {
-            Some(open) => open,
-            None => connection.insert(connect(host_port, cli.source_ip).await?),
-        };
-        let local_port = open.get_ref().local_addr().map_or(0, |a| a.port());
-        let outcome = host_query.exchange(open, host_port, local_port).await;
-        if outcome.is_err()
-            && let Some(broken) = connection.take()
-        {
-            close(broken).await;
-        }
-        outcome
-    })
+    let run = repeat(
+        specimens,
+        Rounds::from_cli(cli),
+        None,
+        stop,
+        async |pause| {
+            // The MLLP connection is read only during a round (see docs/simulator.md).
+            tokio::time::sleep(pause).await;
+            let open = match &mut connection {
+                Some(open) => open,
+                None => connection.insert(connect(host_port, cli.source_ip).await?),
+            };
+            let local_port = open.get_ref().local_addr().map_or(0, |a| a.port());
+            let outcome = host_query.exchange(open, host_port, local_port).await;
+            if outcome.is_err()
+                && let Some(broken) = connection.take()
+            {
+                close(broken).await;
+            }
+            outcome
+        },
+    )
     .await;
     if let Some(open) = connection {
         close(open).await;

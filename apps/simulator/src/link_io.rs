@@ -144,6 +144,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
         }
     }
 
+    /// Keeps the link running until `deadline`: between the simulator's own messages (a pause
+    /// of `-i`, between rounds) the LIS's ENQ is answered and what it sends is received, left
+    /// for [`LinkIo::take_received`], instead of its ENQ going unanswered until its timer
+    /// gives up. Returns early if the peer closes the connection (`Closed`) or on an error.
+    pub(crate) async fn serve_until(&mut self, deadline: Instant) -> Result<(), LinkIoError> {
+        loop {
+            self.flush().await?;
+            if self.closed {
+                return Err(LinkIoError::Closed);
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            self.step_until(Some(deadline)).await?;
+        }
+    }
+
     /// Takes back every message not yet sent in full ([`Link::take_unsent`]), for a caller
     /// whose peer has gone.
     pub(crate) fn take_unsent(&mut self) -> Vec<(MessageId, Vec<u8>)> {
@@ -219,6 +236,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
 
     fn collect_events(&mut self) {
         while let Some(event) = self.link.poll_event() {
+            if let Event::TransferFailed {
+                reason, transfers, ..
+            } = &event
+            {
+                // The message stays queued; its MessageSent or MessageAborted comes later.
+                tracing::warn!(
+                    "{}: transfer {transfers} of {} failed ({reason}); the message will be sent \
+                     again, whole, after the hold-off",
+                    self.options.label,
+                    self.link.config().max_transfers
+                );
+                continue;
+            }
             self.events.push_back(event);
         }
     }
@@ -301,6 +331,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
 
     /// Waits for input or the next timer, and feeds it to the link.
     async fn step(&mut self) -> Result<(), LinkIoError> {
+        self.step_until(None).await
+    }
+
+    /// [`LinkIo::step`], returning at `wake_at` at the latest.
+    async fn step_until(&mut self, wake_at: Option<Instant>) -> Result<(), LinkIoError> {
         let link_deadline = self.link.poll_timeout().map(Instant::from_std);
         let idle_deadline = self.options.idle.map(|d| self.last_input + d);
         let deadline = match (link_deadline, idle_deadline) {
@@ -312,6 +347,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             (Some(a), None) | (None, Some(a)) => a,
             (None, None) => Instant::now() + Duration::from_secs(3600),
         };
+        let deadline = wake_at.map_or(deadline, |at| at.min(deadline));
         tokio::select! {
             read = self.io.read(&mut self.read_buf) => {
                 let n = read?;

@@ -411,6 +411,11 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
     let (mut sent, mut failed) = (0u64, 0u64);
     // With --keep-connection, every message goes on one E1381 or MLLP connection.
     let mut connections = PushConnections::default();
+    // How a kept ASTM connection's peer is named in logs and `GET /received`.
+    let dest_peer = match &dest {
+        Destination::Tcp(host_port) => host_port.as_str(),
+        _ => dest_text,
+    };
     let mut interrupted = false;
     // Set when Ctrl-C came while a message was on its way: the LIS may or may not have it.
     let mut unconfirmed = false;
@@ -432,7 +437,7 @@ async fn run_push(app: &Arc<App>, dest_text: &str) -> anyhow::Result<ExitCode> {
         };
         if i > 0 && pause > Duration::ZERO {
             tokio::select! {
-                () = tokio::time::sleep(pause) => {}
+                () = push::pause_on_kept(app, &mut connections.astm, dest_peer, pause) => {}
                 () = &mut shutdown => { interrupted = true; break; }
             }
         }
@@ -668,7 +673,10 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
                 cli.host_query.len(),
             )),
             shutdown_signal(),
-            async || query.exchange(&mut io, path, 0).await,
+            async |pause| {
+                push::serve_during(app, &mut io, 0, path, pause).await?;
+                query.exchange(&mut io, path, 0).await
+            },
         )
         .await;
         Ok(run.map(|run| run.report()))
@@ -681,9 +689,14 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         let mut outcome = Ok(Ok(ExitCode::SUCCESS));
         while runs.is_none_or(|n| run < n) {
             if run > 0 && interval > Duration::ZERO {
-                tokio::select! {
-                    () = tokio::time::sleep(interval) => {}
+                let served = tokio::select! {
+                    served = push::serve_during(app, &mut io, 0, path, interval) => served,
                     () = &mut shutdown => break,
+                };
+                if let Err(e) = served {
+                    outcome = Ok(Err(anyhow::Error::new(e)
+                        .context(format!("between run {run} and run {}", run + 1))));
+                    break;
                 }
             }
             run += 1;

@@ -13,7 +13,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::app::App;
 use crate::faults::Faults;
-use crate::link_io::{LinkIo, LinkIoOptions};
+use crate::link_io::{LinkIo, LinkIoError, LinkIoOptions};
 
 /// The pause a `--push-continuous` run keeps after failed messages, whatever its
 /// `--push-interval`: a LIS that is down is retried a few times a second at first, then every
@@ -287,6 +287,47 @@ pub(crate) async fn astm_tcp_on(
         }
     }
     Ok(())
+}
+
+/// Waits `pause` with `io`'s link running, so the LIS's ENQ is answered and what it sends is
+/// kept (`GET /received`, see [`keep_received`]) as during a session. Without this, a LIS that
+/// opened the line during a pause (`-i`, between rounds) saw its ENQ go unanswered until its
+/// reply timer gave up. `port` and `peer` are as for [`keep_received`]. Returns before the end
+/// of `pause` if the connection closes or fails.
+pub(crate) async fn serve_during<T>(
+    app: &App,
+    io: &mut LinkIo<T>,
+    port: u16,
+    peer: &str,
+    pause: Duration,
+) -> Result<(), LinkIoError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let served = io.serve_until(tokio::time::Instant::now() + pause).await;
+    keep_received(app, io, port, peer);
+    served
+}
+
+/// Waits `pause` as [`serve_during`] on a kept connection, if there is one; one that the LIS
+/// closes or that fails meanwhile is dropped, and the next message opens a new one.
+pub(crate) async fn pause_on_kept(
+    app: &App,
+    connection: &mut AstmConnection,
+    host_port: &str,
+    pause: Duration,
+) {
+    let end = tokio::time::Instant::now() + pause;
+    if let Some(io) = connection.as_mut() {
+        let port = io.get_ref().local_addr().map_or(0, |a| a.port());
+        if let Err(e) = serve_during(app, io, port, host_port, pause).await {
+            if !matches!(e, LinkIoError::Closed) {
+                tracing::info!("{host_port}: {e}; the next message opens a new connection");
+            }
+            *connection = None;
+        }
+    }
+    tokio::time::sleep_until(end).await;
 }
 
 /// Keeps what the LIS sent on a sending connection (after interrupting the simulator's

@@ -188,6 +188,38 @@ async fn a_duplicated_corrupted_frame_nakd_twice_leaves_the_next_session_alone()
     );
 }
 
+/// §6.5.2.3: a transfer the LIS stops answering ends with EOT, and the message is sent again,
+/// whole, after the hold-off. It used to be dropped with "not delivered".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_the_lis_stops_answering_is_repeated_whole_later() {
+    let logged = LoggedSim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "0",
+        "--seed",
+        "1",
+        "--link-timer-ms",
+        "300",
+    ]);
+    let mut s = connect(logged.sim.port_of("stago_start4")).await;
+    field_query(&mut s).await;
+    assert_eq!(read_byte(&mut s).await, STX);
+    let first = read_frame_rest(&mut s).await;
+    assert!(first.starts_with(b"\x021H|"), "{first:?}");
+    // No reply: the simulator gives up on the transfer at its reply timer.
+    assert_eq!(read_byte(&mut s).await, EOT);
+    let repeat = receive_bytes(&mut s).await;
+    assert!(repeat.starts_with(&first[2..first.len() - 5]), "{repeat:?}");
+    assert!(repeat.ends_with(b"L|1|N\r"), "{repeat:?}");
+    let log = logged.log_holding(&["message sent to"]);
+    assert!(
+        log.contains("transfer 1 of 3 failed (no reply to frame 1 within the reply timer)"),
+        "{log}"
+    );
+    assert!(!log.contains("not delivered"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_fault_applies_only_to_its_template() {
     let sim = Sim::start(&[

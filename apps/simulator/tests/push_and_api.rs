@@ -2270,6 +2270,63 @@ async fn astm_push_with_keep_connection_reconnects_to_a_lis_closing_after_eot() 
     }
 }
 
+/// A LIS that opens the line on a kept connection during the `-i` pause gets its ACK at once
+/// and its message is taken. The link was not read during the pause, so the LIS's ENQ went
+/// unanswered until the next message went out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn astm_push_with_keep_connection_answers_the_lis_during_the_pause() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dest = format!("tcp://{}", lis.local_addr().unwrap());
+    let run = tokio::spawn(async move {
+        run_to_end(&[
+            "--template",
+            "stago_start4",
+            "--push",
+            &dest,
+            "-c",
+            "2",
+            "-i",
+            "3",
+            "--keep-connection",
+        ])
+        .await
+    });
+    let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let first = receive_bytes(&mut s).await;
+    assert!(first.starts_with(b"H|"), "{first:?}");
+    // The pause has begun: the LIS opens the line and sends an order.
+    write(&mut s, &[ENQ]).await;
+    let reply =
+        tokio::time::timeout(std::time::Duration::from_millis(1500), read_byte(&mut s)).await;
+    assert_eq!(
+        reply.ok(),
+        Some(ACK),
+        "no ACK to the LIS's ENQ during the pause"
+    );
+    write(
+        &mut s,
+        &frame(
+            1,
+            b"H|\\^&|||LIS\rO|1|SPEC-7||^^^PT|R\rL|1|N\r",
+            astm_frame::FrameEnd::End,
+        ),
+    )
+    .await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    write(&mut s, &[EOT]).await;
+    // The second message still comes, on the same connection.
+    let second = receive_bytes(&mut s).await;
+    assert!(second.starts_with(b"H|"), "{second:?}");
+    let out = run.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("summary: sent 2, failed 0"), "{stderr}");
+    assert!(stderr.contains("bytes received from the LIS"), "{stderr}");
+}
+
 async fn next_message(framed: &mut Framed<tokio::net::TcpStream, MllpCodec>) -> bytes::Bytes {
     let frame = tokio::time::timeout(WAIT, framed.next())
         .await

@@ -20,6 +20,10 @@ struct Lis {
     /// Every byte that came in.
     raw: Vec<u8>,
     out: Vec<u8>,
+    /// Frames still to lose (from the STX on, what a read brings is not taken in).
+    frames_to_lose: u32,
+    /// Messages of its own the LIS has sent.
+    sent: usize,
 }
 
 impl Lis {
@@ -32,6 +36,8 @@ impl Lis {
             messages: Vec::new(),
             raw: Vec::new(),
             out: Vec::new(),
+            frames_to_lose: 0,
+            sent: 0,
         }
     }
 
@@ -49,7 +55,14 @@ impl Lis {
         match port.read(&mut buf) {
             Ok(n) => {
                 self.raw.extend_from_slice(&buf[..n]);
-                self.link.handle_input(&buf[..n], Instant::now());
+                let mut taken = &buf[..n];
+                if self.frames_to_lose > 0
+                    && let Some(stx) = taken.iter().position(|&b| b == 0x02)
+                {
+                    self.frames_to_lose -= 1;
+                    taken = &taken[..stx];
+                }
+                self.link.handle_input(taken, Instant::now());
             }
             Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
             Err(e) => panic!("read: {e}"),
@@ -63,8 +76,10 @@ impl Lis {
 
     fn collect(&mut self) {
         while let Some(event) = self.link.poll_event() {
-            if let Event::MessageReceived(message) = event {
-                self.messages.push(message);
+            match event {
+                Event::MessageReceived(message) => self.messages.push(message),
+                Event::MessageSent(_) => self.sent += 1,
+                _ => {}
             }
         }
     }
@@ -248,19 +263,45 @@ fn serial_fault_duplicate_frame_is_sent_twice_and_delivered_once() {
     drop(slave);
 }
 
-/// A corrupted checksum on every frame: the LIS NAKs each one, the sender gives up after six
-/// tries and the run fails with the reason; a fault scoped to pushes stays off the serial link.
+/// A corrupted checksum on every frame: the LIS NAKs each one, the sender ends the transfer
+/// after six tries and repeats the message whole after the hold-off (§6.5.1.2), three transfers
+/// in all; then the run fails with the reason. A fault scoped to pushes stays off the serial
+/// link.
 #[test]
 fn serial_fault_bad_checksum_ends_in_a_clear_failure() {
     let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
     let path = slave.name().expect("slave path");
-    let child = serial_run(&path, &["--fault", "serial:bad-checksum=1"]);
+    let child = serial_run(
+        &path,
+        &[
+            "--fault",
+            "serial:bad-checksum=1",
+            "--link-timer-ms",
+            "1000",
+        ],
+    );
     let (lis, status, stderr) = serve_until_exit(&mut master, child);
     assert!(!status.success(), "{stderr}");
     assert!(lis.messages.is_empty());
     let raw = lis.raw;
     let frames = raw.iter().filter(|&&b| b == 0x02).count();
-    assert_eq!(frames, 6, "{:?}", String::from_utf8_lossy(&raw));
+    assert_eq!(frames, 18, "{:?}", String::from_utf8_lossy(&raw));
+    let transfers = raw.split(|&b| b == 0x04).filter(|t| t.contains(&0x02));
+    assert!(
+        transfers
+            .map(|t| t.iter().filter(|&&b| b == 0x02).count())
+            .eq([6, 6, 6]),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    for transfer in 1..=2 {
+        assert!(
+            stderr.contains(&format!(
+                "transfer {transfer} of 3 failed (frame 1 not accepted"
+            )),
+            "{stderr}"
+        );
+    }
     assert!(stderr.contains("fault injected: bad-checksum"), "{stderr}");
     assert!(
         stderr.contains("message 1/1 not accepted by the serial peer"),
@@ -272,6 +313,40 @@ fn serial_fault_bad_checksum_ends_in_a_clear_failure() {
     assert!(status.success(), "{stderr}");
     assert_eq!(lis.messages.len(), 1);
     assert!(!stderr.contains("fault injected"), "{stderr}");
+    drop(slave);
+}
+
+/// A LIS that misses a frame (no reply: §6.5.2.3) gets the message again, whole, after the
+/// hold-off, and the run succeeds. The aborted message used to be dropped and the run failed.
+#[test]
+fn serial_transfer_without_a_reply_is_repeated_whole_later() {
+    let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("slave path");
+    let mut child = serial_run(&path, &["--link-timer-ms", "1000"]);
+    let mut lis = Lis::new();
+    // The LIS takes the ENQ, then loses the first frame: it never answers it.
+    lis.frames_to_lose = 1;
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < 2 * WAIT, "simulator did not exit");
+        lis.step(&mut master);
+    }
+    lis.collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(lis.frames_to_lose, 0);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(lis.messages.len(), 1, "{stderr}");
+    let message = &lis.messages[0];
+    assert!(
+        message.starts_with(b"H|") && message.ends_with(b"L|1|N\r"),
+        "{:?}",
+        String::from_utf8_lossy(message)
+    );
+    assert!(
+        stderr.contains("transfer 1 of 3 failed (no reply to frame 1 within the reply timer)"),
+        "{stderr}"
+    );
     drop(slave);
 }
 
@@ -310,6 +385,49 @@ fn serial_receiver_interrupt_gets_the_lis_message_through_and_the_result_sent_ag
         String::from_utf8_lossy(last)
     );
     assert!(stderr.contains("receiver interrupt"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path}: 38 bytes received from the LIS")),
+        "{stderr}"
+    );
+    drop(slave);
+}
+
+/// The LIS may open the line between two runs (`-i`): its ENQ is answered and its message
+/// taken at once. The line was not read during the pause, so the LIS's ENQ went unanswered
+/// until the next run.
+#[test]
+fn serial_lis_can_send_between_runs() {
+    let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("slave path");
+    let mut child = serial_run(&path, &["-c", "2", "-i", "3"]);
+    let mut lis = Lis::new();
+    let mut asked_at = None;
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < 2 * WAIT, "simulator did not exit");
+        if asked_at.is_none() && lis.messages.len() == 1 {
+            asked_at = Some(Instant::now());
+            lis.link.send(
+                b"H|\\^&|||LIS\rO|1|SPEC-9||^^^PT|R\rL|1|N\r".to_vec(),
+                Instant::now(),
+            );
+        }
+        lis.step(&mut master);
+        if let Some(at) = asked_at
+            && lis.sent == 0
+        {
+            assert!(
+                at.elapsed() < Duration::from_millis(1500),
+                "the LIS's message was not taken during the pause"
+            );
+            assert_eq!(lis.messages.len(), 1, "the next run came first");
+        }
+    }
+    lis.collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!((lis.sent, lis.messages.len()), (1, 2), "{stderr}");
     assert!(
         stderr.contains(&format!("{path}: 38 bytes received from the LIS")),
         "{stderr}"
