@@ -48,6 +48,11 @@ pub const MAX_DIAGNOSTICS: usize = 1024;
 /// [`MAX_DIAGNOSTICS`] not yet taken are kept, so a caller that only calls `recv` on a noisy
 /// line does not pile them up for ever; messages and send outcomes are always kept.
 ///
+/// The link's timers run even while a write waits on a peer that has stopped reading, so
+/// [`send`](Self::send) ends when the reply timer gives up instead of waiting for ever. A read
+/// error (a reset) ends the connection as a close does: [`next_event`](Self::next_event)
+/// returns the events it brings (a message it cut off) before the error.
+///
 /// ```no_run
 /// use astm_frame::{LinkConfig, Role, driver::LinkDriver};
 ///
@@ -71,6 +76,9 @@ pub struct LinkDriver<T> {
     /// Bytes were written since the transport was last flushed.
     unflushed: bool,
     closed: bool,
+    /// The read error that ended the connection, returned once the events the end brought
+    /// (a message it cut off) have been taken.
+    read_error: Option<DriverError>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
@@ -90,6 +98,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             write_buf: Vec::new(),
             unflushed: false,
             closed: false,
+            read_error: None,
         }
     }
 
@@ -218,7 +227,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     ///
     /// # Errors
     ///
-    /// I/O errors.
+    /// I/O errors; a read error only once the events it brought have been returned.
     pub async fn next_event(&mut self) -> Result<Option<Event>, DriverError> {
         loop {
             if !self.closed {
@@ -235,6 +244,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
                 // The events of the hang-up itself (a message cut off) come first.
                 Err(DriverError::Closed) if !self.events.is_empty() => {}
                 Err(DriverError::Closed) => return Ok(None),
+                // A reset, likewise: its events first, then the error.
+                Err(e @ DriverError::Io(_)) if self.closed && !self.events.is_empty() => {
+                    self.read_error = Some(e);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -245,15 +258,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
     /// Bytes leave `write_buf` as each write completes, so a caller that drops a
     /// [`recv`](Self::recv) in the middle of a long frame (a `select!` branch losing) has the
     /// rest written by its next call, not the whole frame again after the part already sent.
+    ///
+    /// The link's timers run while a write waits (a peer that stops reading): when one brings
+    /// events (its reply timer gives up on the transfer), it returns with the bytes still to
+    /// write, so that a caller waiting for a message's outcome gets one instead of waiting on
+    /// the write for ever. The next call writes them.
     async fn flush(&mut self) -> Result<(), DriverError> {
         while self.link.poll_transmit(&mut self.write_buf).is_some() {}
         while !self.write_buf.is_empty() {
-            let written = self.io.write(&self.write_buf).await?;
-            if written == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            let deadline = self.timer_deadline();
+            tokio::select! {
+                written = self.io.write(&self.write_buf) => {
+                    let written = written?;
+                    if written == 0 {
+                        return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                    }
+                    self.write_buf.drain(..written);
+                    self.unflushed = true;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    self.link.handle_timeout(Instant::now().into_std());
+                    while self.link.poll_transmit(&mut self.write_buf).is_some() {}
+                    if self.collect_events() > 0 {
+                        return Ok(());
+                    }
+                }
             }
-            self.write_buf.drain(..written);
-            self.unflushed = true;
         }
         if self.unflushed {
             self.io.flush().await?;
@@ -263,9 +293,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
         Ok(())
     }
 
-    /// Moves the link's events to `events`, keeping at most [`MAX_DIAGNOSTICS`] unread.
-    fn collect_events(&mut self) {
+    /// Moves the link's events to `events`, keeping at most [`MAX_DIAGNOSTICS`] unread;
+    /// returns how many there were.
+    fn collect_events(&mut self) -> usize {
+        let mut collected = 0;
         while let Some(event) = self.link.poll_event() {
+            collected += 1;
             if is_diagnostic(&event) {
                 self.diagnostics += 1;
                 if self.diagnostics > MAX_DIAGNOSTICS {
@@ -277,25 +310,39 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
             }
             self.events.push_back(event);
         }
+        collected
+    }
+
+    /// When the link's next timer is due. Nothing due: wake up now and then anyway; costs
+    /// nothing and bounds any surprise. A deadline further off is capped the same way: a
+    /// timer set to "never" puts it at the end of the clock, where tokio's timer arithmetic
+    /// would overflow, and waking before a deadline does nothing.
+    fn timer_deadline(&self) -> Instant {
+        let wake_up = Instant::now() + Duration::from_secs(3600);
+        self.link
+            .poll_timeout()
+            .map_or(wake_up, |due| Instant::from_std(due).min(wake_up))
     }
 
     /// Waits for input or the next timer, and feeds it to the link.
     async fn step(&mut self) -> Result<(), DriverError> {
         if self.closed {
-            return Err(DriverError::Closed);
+            return Err(self.read_error.take().unwrap_or(DriverError::Closed));
         }
-        // Nothing due: wake up now and then anyway; costs nothing and bounds any surprise.
-        // A deadline further off is capped the same way: a timer set to "never" puts it at
-        // the end of the clock, where tokio's timer arithmetic would overflow, and waking
-        // before a deadline does nothing.
-        let wake_up = Instant::now() + Duration::from_secs(3600);
-        let deadline = self
-            .link
-            .poll_timeout()
-            .map_or(wake_up, |due| Instant::from_std(due).min(wake_up));
+        let deadline = self.timer_deadline();
         tokio::select! {
             read = self.io.read(&mut self.read_buf) => {
-                let n = read?;
+                let n = match read {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // A reset ends the connection as a close does: a message it cut off
+                        // is reported (ReceiveDiscarded), then the error.
+                        self.closed = true;
+                        self.link.handle_eof(Instant::now().into_std());
+                        self.collect_events();
+                        return Err(e.into());
+                    }
+                };
                 if n == 0 {
                     // A message cut off by the hang-up is reported as discarded, not lost
                     // without a word; nothing is sent on the closed connection.

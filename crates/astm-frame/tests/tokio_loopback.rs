@@ -226,6 +226,109 @@ async fn a_hang_up_mid_message_is_reported_before_the_close() {
     }
 }
 
+/// A reset in the middle of a message (the analyzer's process killed, its cable pulled behind
+/// a terminal server) is reported as an orderly close is: the message it cut off as
+/// discarded, then the error. The error came alone, and the cut-off message went unreported.
+#[tokio::test]
+async fn a_reset_mid_message_is_reported_before_the_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let analyzer = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut frames = vec![Control::Enq.byte()];
+        astm_frame::encode_frame(1, b"H|\\^&\r", FrameEnd::Intermediate, &mut frames);
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &frames)
+            .await
+            .unwrap();
+        let mut replies = [0u8; 2];
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut replies)
+            .await
+            .unwrap();
+        assert_eq!(replies, [Control::Ack.byte(); 2]);
+        stream.set_zero_linger().unwrap();
+        drop(stream);
+    });
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut lis = LinkDriver::new(stream, LinkConfig::new(Role::Computer));
+    let mut seen = Vec::new();
+    let error = loop {
+        match tokio::time::timeout(Duration::from_secs(10), lis.next_event())
+            .await
+            .expect("the reset ends it")
+        {
+            Ok(Some(event)) => seen.push(event),
+            Ok(None) => panic!("a reset taken for an orderly close: {seen:?}"),
+            Err(e) => break e,
+        }
+    };
+    analyzer.await.unwrap();
+    assert_eq!(
+        seen,
+        [Event::ReceiveDiscarded {
+            reason: DiscardReason::ConnectionClosed,
+            len: 6,
+        }]
+    );
+    assert!(
+        matches!(&error, astm_frame::DriverError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{error:?}"
+    );
+    assert_eq!(lis.link().state(), LinkState::Neutral);
+    // The end is reported once; afterwards the connection is closed.
+    assert!(matches!(lis.next_event().await, Ok(None)));
+}
+
+/// A peer that stops reading leaves the driver's write waiting; the link's reply timer still
+/// gives up on the transfer, so `send` returns the message as not delivered. It waited on
+/// the write for ever.
+#[tokio::test]
+async fn send_to_a_peer_that_stops_reading_ends_at_the_reply_timer() {
+    // Room for the ENQ, not for a frame.
+    let (ours, theirs) = tokio::io::duplex(4);
+    let timers = astm_frame::Timers {
+        frame_reply: Duration::from_millis(200),
+        ..astm_frame::Timers::default()
+    };
+    let mut instrument = LinkDriver::new(
+        ours,
+        LinkConfig::new(Role::Instrument)
+            .with_timers(timers)
+            .with_max_transfers(1),
+    );
+    // The peer answers the ENQ, then reads nothing more.
+    let peer = tokio::spawn(async move {
+        let mut theirs = theirs;
+        let mut enq = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut theirs, &mut enq)
+            .await
+            .unwrap();
+        assert_eq!(enq, [Control::Enq.byte()]);
+        tokio::io::AsyncWriteExt::write_all(&mut theirs, &[Control::Ack.byte()])
+            .await
+            .unwrap();
+        theirs
+    });
+    let record = format!("R|1|^^^WBC|{}\r", "9".repeat(200));
+    let message = format!("H|\\^&\r{}L|1|N\r", record.repeat(5)).into_bytes();
+    let sent = tokio::time::timeout(Duration::from_secs(10), instrument.send(message.clone()))
+        .await
+        .expect("send came back");
+    match sent {
+        Err(astm_frame::DriverError::Aborted {
+            reason,
+            message: back,
+        }) => {
+            assert_eq!(
+                reason,
+                astm_frame::AbortReason::NoReplyToFrame { frame_number: 1 }
+            );
+            assert_eq!(back, message);
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(peer.await.unwrap());
+}
+
 /// A `recv` dropped while a frame is only partly written (the peer is slow to read, the
 /// caller's `select!` takes another branch) leaves the rest to the next call: the frame
 /// reaches the peer once, intact. The whole frame used to be written again after the part
