@@ -301,6 +301,84 @@ async fn no_ack_is_awaited_when_msh_15_asks_for_none() {
     assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
 }
 
+/// A receiver in enhanced mode that sends, for each message, its commit accept (CA, when
+/// MSH-15 asks for one) and then, on the same connection, its application ACK (here AE).
+async fn enhanced_mode_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(stream, MllpCodec::new());
+        while let Some(Ok(MllpFrame::Message(payload))) = framed.next().await {
+            let message = Message::parse(&payload).unwrap();
+            if message.acknowledged_on_success() {
+                let accept = AckBuilder::new(&message)
+                    .code(AckCode::CommitAccept)
+                    .build()
+                    .unwrap();
+                framed.send(&accept[..]).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let application = AckBuilder::new(&message)
+                .code(AckCode::ApplicationError)
+                .build()
+                .unwrap();
+            framed.send(&application[..]).await.unwrap();
+        }
+    });
+    address
+}
+
+/// With `with_application_acks`, a message whose MSH-16 asks for an application ACK gets it
+/// as its reply: after NE (no accept ACK) it was `NotRequested` and the AE that followed was
+/// skipped as stale; after AL the CA was taken and the AE skipped the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_acks_are_awaited_when_msh_16_asks_for_them() {
+    let enhanced = |id: &str, accept: &str, application: &str| {
+        format!(
+            "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|{id}|P|2.5.1|||{accept}|{application}\rPID|1\r"
+        )
+        .into_bytes()
+    };
+    let mut client = MllpClient::connect(enhanced_mode_server().await)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(5))
+        .with_accept_ack_types(true)
+        .with_application_acks(true);
+    for (id, accept) in [("N1", "NE"), ("A1", "AL")] {
+        let reply = client.send(&enhanced(id, accept, "AL")).await.unwrap();
+        let Reply::Ack { code, payload } = &reply else {
+            panic!("{id}: {reply:?}");
+        };
+        assert_eq!(*code, AckCode::ApplicationError, "{id}");
+        let ack = AckMessage::parse(payload).unwrap();
+        assert_eq!(ack.acknowledged_id.raw(), id.as_bytes());
+    }
+    assert_eq!(client.stale_replies(), 0);
+
+    // Without the option, as before: the accept ACK (or none) is the reply, and the
+    // application ACK that follows is stale.
+    let mut accept_only = MllpClient::connect(enhanced_mode_server().await)
+        .await
+        .unwrap()
+        .with_ack_timeout(Duration::from_secs(5))
+        .with_accept_ack_types(true);
+    let reply = accept_only.send(&enhanced("N2", "NE", "AL")).await.unwrap();
+    assert_eq!(reply, Reply::NotRequested);
+    let reply = accept_only.send(&enhanced("A2", "AL", "AL")).await.unwrap();
+    assert!(
+        matches!(
+            reply,
+            Reply::Ack {
+                code: AckCode::CommitAccept,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
 /// A batch with a payload that cannot be framed fails before anything is queued. Before,
 /// the messages ahead of it stayed in the write buffer and went out, unasked, with the next
 /// send, and their ACKs were counted as stale (the caller, told the batch failed, would

@@ -14,7 +14,7 @@ use tokio_util::codec::Framed;
 
 use super::{CodecError, MllpCodec};
 use crate::ack::{AckCode, AckMessage};
-use crate::hl7::Message;
+use crate::hl7::{AckCondition, Message};
 use crate::mllp::{CommitAck, MllpFrame};
 
 /// Why a send did not get its acknowledgement.
@@ -67,7 +67,9 @@ pub enum Reply {
     /// [`with_accept_ack_types`](MllpClient::with_accept_ack_types)): the message's
     /// MSH-15 is NE (never send an accept ACK) or ER (only on error), so a receiver
     /// following the standard sends nothing on success. An error ACK that comes later
-    /// is skipped and counted in [`stale_replies`](MllpClient::stale_replies).
+    /// is skipped and counted in [`stale_replies`](MllpClient::stale_replies), and so is an
+    /// application ACK unless [`with_application_acks`](MllpClient::with_application_acks)
+    /// has the client wait for it.
     NotRequested,
 }
 
@@ -75,6 +77,9 @@ pub enum Reply {
 struct Exchange<'m, 'r> {
     messages: &'m [&'m [u8]],
     expected: &'r [Option<Vec<u8>>],
+    /// Per message: its reply is the application ACK, and a commit accept (CA) before it is
+    /// not the end ([`MllpClient::with_application_acks`]).
+    application: &'r [bool],
     replies: &'r mut [Option<Reply>],
     /// Messages handed to the codec so far.
     queued: usize,
@@ -101,6 +106,7 @@ pub struct MllpClient<S> {
     ack_timeout: Duration,
     stale_replies: u64,
     accept_ack_types: bool,
+    application_acks: bool,
 }
 
 /// Refuses a TCP connection that reached itself, for any TCP client (an MLLP sender, a
@@ -162,6 +168,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
             ack_timeout: Duration::from_secs(30),
             stale_replies: 0,
             accept_ack_types: false,
+            application_acks: false,
         }
     }
 
@@ -174,6 +181,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
     #[must_use]
     pub fn with_accept_ack_types(mut self, honour: bool) -> Self {
         self.accept_ack_types = honour;
+        self
+    }
+
+    /// Honours MSH-16 (enhanced mode): a message asking for an application ACK on success
+    /// (AL, SU) waits for it, and its reply is that ACK (MSA-1 AA, AE or AR). A commit accept
+    /// (CA) that comes first is skipped; a commit error or reject (CE, CR) is the reply, as
+    /// the message goes no further. With [`with_accept_ack_types`](Self::with_accept_ack_types),
+    /// MSH-15 NE with MSH-16 AL is then awaited rather than [`Reply::NotRequested`], and
+    /// its application ACK is no longer skipped as stale.
+    ///
+    /// Off by default: a receiver may send its application ACKs later, on a connection of
+    /// its own (HL7 v2 allows it), and every send would then time out; so does one that
+    /// answers only with a commit ACK whatever MSH-16 asks (such as this crate's
+    /// [`auto_ack`](crate::auto_ack) and a router's socket input).
+    #[must_use]
+    pub fn with_application_acks(mut self, wait: bool) -> Self {
+        self.application_acks = wait;
         self
     }
 
@@ -272,13 +296,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                 .check_payload(payload)
                 .map_err(CodecError::from)?;
         }
-        let mut replies: Vec<Option<Reply>> = messages
+        let application: Vec<bool> = messages
             .iter()
             .map(|payload| {
+                self.application_acks
+                    && Message::parse(payload).is_ok_and(|m| {
+                        m.msh().is_some()
+                            && !m.is_ack()
+                            && matches!(
+                                m.application_ack_type(),
+                                Some(AckCondition::Always | AckCondition::Success)
+                            )
+                    })
+            })
+            .collect();
+        let mut replies: Vec<Option<Reply>> = messages
+            .iter()
+            .zip(&application)
+            .map(|(payload, &application)| {
                 Message::parse(payload)
                     .ok()
                     .filter(|m| {
                         self.accept_ack_types
+                            && !application
                             && m.msh().is_some()
                             && (!m.acknowledged_on_success() || m.is_ack())
                     })
@@ -294,6 +334,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         let mut exchange = Exchange {
             messages,
             expected: &expected,
+            application: &application,
             replies: &mut replies,
             queued: 0,
             flushed: false,
@@ -363,6 +404,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                 _ => continue,
             };
             match slot {
+                // The receiver has the message; its application ACK is still to come.
+                Some((
+                    i,
+                    Reply::Ack {
+                        code: AckCode::CommitAccept,
+                        ..
+                    },
+                )) if exchange.application[i] => {}
                 Some((i, reply)) => exchange.replies[i] = Some(reply),
                 None => self.stale_replies += 1,
             }
