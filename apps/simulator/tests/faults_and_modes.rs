@@ -9,10 +9,15 @@ use common::*;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-fn stago_with(extra: &[&str]) -> Sim {
+/// The arguments of a simulator with one `stago_start4` port, `extra` after.
+fn stago_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--listen", "0=stago_start4", "-d", "0", "--seed", "1"];
     args.extend_from_slice(extra);
-    Sim::start(&args)
+    args
+}
+
+fn stago_with(extra: &[&str]) -> Sim {
+    Sim::start(&stago_args(extra))
 }
 
 /// Asks the simulator for its message (a field query) and acknowledges its ENQ.
@@ -192,16 +197,7 @@ async fn a_duplicated_corrupted_frame_nakd_twice_leaves_the_next_session_alone()
 /// whole, after the hold-off. It used to be dropped with "not delivered".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_the_lis_stops_answering_is_repeated_whole_later() {
-    let logged = LoggedSim::start(&[
-        "--listen",
-        "0=stago_start4",
-        "-d",
-        "0",
-        "--seed",
-        "1",
-        "--link-timer-ms",
-        "300",
-    ]);
+    let logged = LoggedSim::start(&stago_args(&["--link-timer-ms", "300"]));
     let mut s = connect(logged.sim.port_of("stago_start4")).await;
     field_query(&mut s).await;
     assert_eq!(read_byte(&mut s).await, STX);
