@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::net::{TcpListener, TcpStream};
 
+/// The LIS's answer to a query: header, patient, `orders`, terminator.
+fn orders<'a>(orders: &[&'a str]) -> Vec<&'a str> {
+    let mut records = vec!["H|\\^&|||LIS", "P|1"];
+    records.extend_from_slice(orders);
+    records.push("L|1|N");
+    records
+}
+
 /// A LIS listening on loopback, and the destination naming it.
 async fn lis() -> (TcpListener, String) {
     let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,12 +124,7 @@ async fn the_lis_orders_and_the_results_follow_on_the_same_connection() {
                 "O|1|SPEC-1|SPEC-1^R1^2|^^^PT\\^^^XYZ|R||||||A||||||||||||||Q",
                 "L|1|N",
             ],
-            vec![
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-2||^^^INR|R||||||N||||||||||||||Q",
-                "L|1|N",
-            ],
+            orders(&["O|1|SPEC-2||^^^INR|R||||||N||||||||||||||Q"]),
         ],
     );
     let out = query(
@@ -232,12 +235,7 @@ async fn no_order_on_record_gets_no_results() {
         let (mut s, _) = accept_query(&lis).await;
         send_records(
             &mut s,
-            &[
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-9||^^^ALL|R||||||||||||||||||||Z",
-                "L|1|N",
-            ],
+            &orders(&["O|1|SPEC-9||^^^ALL|R||||||||||||||||||||Z"]),
         )
         .await;
         // Nothing more: the simulator closes the connection.
@@ -364,18 +362,8 @@ async fn the_api_runs_a_host_query() {
     let lis_side = lis_answering(
         lis,
         vec![
-            vec![
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-1||^^^PT|R||||||||||||||||||||Q",
-                "L|1|N",
-            ],
-            vec![
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-2||^^^ALL|R||||||||||||||||||||Y",
-                "L|1|N",
-            ],
+            orders(&["O|1|SPEC-1||^^^PT|R||||||||||||||||||||Q"]),
+            orders(&["O|1|SPEC-2||^^^ALL|R||||||||||||||||||||Y"]),
         ],
     );
     let body = format!(r#"{{"destination": "tcp://{addr}", "specimens": ["SPEC-1", "SPEC-2"]}}"#);
@@ -520,9 +508,7 @@ async fn a_lis_hanging_up_after_the_query_fails_the_run_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounds_ask_for_every_specimen_again_after_the_pause() {
     let (lis, dest) = lis().await;
-    let order = |specimen: &'static str| -> Vec<&'static str> {
-        vec!["H|\\^&|||LIS", "P|1", specimen, "L|1|N"]
-    };
+    let order = |specimen: &'static str| orders(&[specimen]);
     let no_order = "O|1|SPEC-2||^^^ALL|R||||||||||||||||||||Y";
     let lis_side = tokio::spawn(async move {
         let (mut s, _) = tokio::time::timeout(WAIT, lis.accept())
@@ -603,12 +589,7 @@ async fn rounds_ask_for_every_specimen_again_after_the_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lis_can_send_between_rounds() {
     let (lis, dest) = lis().await;
-    let no_order = [
-        "H|\\^&|||LIS",
-        "P|1",
-        "O|1|SPEC-1||^^^ALL|R||||||||||||||||||||Y",
-        "L|1|N",
-    ];
+    let no_order = orders(&["O|1|SPEC-1||^^^ALL|R||||||||||||||||||||Y"]);
     let lis_side = tokio::spawn(async move {
         let (mut s, first) = accept_query(&lis).await;
         send_records(&mut s, &no_order).await;
@@ -653,7 +634,7 @@ async fn the_next_round_reconnects_to_a_lis_that_closed_the_connection() {
             let (mut s, query) = accept_query(&lis).await;
             assert_eq!(query[1], "Q|1|^SPEC-1||^^^ALL||||||||O");
             let order = format!("O|1|SPEC-1||^^^{test}|R||||||N||||||||||||||Q");
-            send_records(&mut s, &["H|\\^&|||LIS", "P|1", &order, "L|1|N"]).await;
+            send_records(&mut s, &orders(&[&order])).await;
             results.push(receive_records(&mut s).await);
             drop(s); // closes the connection after the round
         }
@@ -692,12 +673,7 @@ async fn continuous_rounds_stop_on_ctrl_c_with_the_rounds_done() {
             receive_records(&mut s).await;
             send_records(
                 &mut s,
-                &[
-                    "H|\\^&|||LIS",
-                    "P|1",
-                    "O|1|SPEC-3||^^^ALL|R||||||||||||||||||||Z",
-                    "L|1|N",
-                ],
+                &orders(&["O|1|SPEC-3||^^^ALL|R||||||||||||||||||||Z"]),
             )
             .await;
         }
@@ -739,12 +715,7 @@ async fn a_failed_round_is_reported_and_the_next_asks_again_on_a_new_connection(
         let (mut second, query) = accept_query(&lis).await;
         send_records(
             &mut second,
-            &[
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-1||^^^PT|R||||||N||||||||||||||Q",
-                "L|1|N",
-            ],
+            &orders(&["O|1|SPEC-1||^^^PT|R||||||N||||||||||||||Q"]),
         )
         .await;
         (query, receive_records(&mut second).await)
@@ -794,12 +765,7 @@ async fn continuous_rounds_back_off_while_the_lis_fails_them() {
         gaps.push(last.unwrap().elapsed());
         send_records(
             &mut s,
-            &[
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-1||^^^ALL|R||||||||||||||||||||Y",
-                "L|1|N",
-            ],
+            &orders(&["O|1|SPEC-1||^^^ALL|R||||||||||||||||||||Y"]),
         )
         .await;
         // The next round comes at once (-i 0): the pause was reset.
@@ -869,23 +835,13 @@ async fn every_message_the_lis_sent_while_the_query_went_out_is_read() {
         interrupt_the_query(&mut s).await;
         send_records(
             &mut s,
-            &[
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-1||^^^ALL|R||||||||||||||||||||Z",
-                "L|1|N",
-            ],
+            &orders(&["O|1|SPEC-1||^^^ALL|R||||||||||||||||||||Z"]),
         )
         .await;
         interrupt_the_query(&mut s).await;
         send_records(
             &mut s,
-            &[
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-1||^^^PT|R||||||A||||||||||||||Q",
-                "L|1|N",
-            ],
+            &orders(&["O|1|SPEC-1||^^^PT|R||||||A||||||||||||||Q"]),
         )
         .await;
         let query = receive_records(&mut s).await;
@@ -919,13 +875,10 @@ async fn orders_for_a_specimen_not_asked_for_get_no_results() {
     let (lis, dest) = lis().await;
     let lis_side = lis_answering(
         lis,
-        vec![vec![
-            "H|\\^&|||LIS",
-            "P|1",
+        vec![orders(&[
             "O|1|OTHER-9||^^^INR|R||||||N||||||||||||||Q",
             "O|2|SPEC-1||^^^PT|R||||||N||||||||||||||Q",
-            "L|1|N",
-        ]],
+        ])],
     );
     let out = query(&dest, &["--host-query", "SPEC-1", "--seed", "1"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -987,35 +940,20 @@ async fn a_message_sent_during_the_previous_results_is_not_the_next_querys_answe
         let _q1 = receive_records(&mut s).await;
         send_records(
             &mut s,
-            &[
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-1||^^^PT|R||||||N||||||||||||||Q",
-                "L|1|N",
-            ],
+            &orders(&["O|1|SPEC-1||^^^PT|R||||||N||||||||||||||Q"]),
         )
         .await;
         interrupt_the_query(&mut s).await;
         send_records(
             &mut s,
-            &[
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|OTHER-9||^^^APTT|R||||||N||||||||||||||O",
-                "L|1|N",
-            ],
+            &orders(&["O|1|OTHER-9||^^^APTT|R||||||N||||||||||||||O"]),
         )
         .await;
         let r1 = receive_records(&mut s).await;
         let q2 = receive_records(&mut s).await;
         let answered = try_send_records(
             &mut s,
-            &[
-                "H|\\^&|||LIS",
-                "P|1",
-                "O|1|SPEC-2||^^^INR|R||||||N||||||||||||||Q",
-                "L|1|N",
-            ],
+            &orders(&["O|1|SPEC-2||^^^INR|R||||||N||||||||||||||Q"]),
         )
         .await;
         let r2 = if answered {
