@@ -76,6 +76,9 @@ pub(crate) struct LinkIo<T> {
     last_input: Instant,
     /// The peer has closed the connection: nothing more is written.
     closed: bool,
+    /// The read error (a reset) that closed the connection, returned by
+    /// [`LinkIo::next_event`] after the events of the close.
+    read_error: Option<std::io::Error>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
@@ -94,6 +97,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             unanswered_enqs: 0,
             last_input: Instant::now(),
             closed: false,
+            read_error: None,
         }
     }
 
@@ -185,7 +189,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
         received
     }
 
-    /// The next event; `Ok(None)` when the peer has closed the connection.
+    /// The next event; `Ok(None)` when the peer has closed the connection. A reset is
+    /// returned as the error after the events of the close (a message it cut off).
     pub(crate) async fn next_event(&mut self) -> Result<Option<Event>, LinkIoError> {
         loop {
             if !self.closed {
@@ -195,13 +200,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
                 return Ok(Some(event));
             }
             if self.closed {
-                return Ok(None);
+                return self.read_error.take().map_or(Ok(None), |e| Err(e.into()));
             }
             match self.step().await {
                 Ok(()) => {}
                 // The events of the close itself (a message it cut off) come first.
                 Err(LinkIoError::Closed) if !self.events.is_empty() => {}
                 Err(LinkIoError::Closed) => return Ok(None),
+                Err(LinkIoError::Io(e)) if self.closed && !self.events.is_empty() => {
+                    self.read_error = Some(e);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -350,13 +358,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
         let deadline = wake_at.map_or(deadline, |at| at.min(deadline));
         tokio::select! {
             read = self.io.read(&mut self.read_buf) => {
-                let n = read?;
+                let n = match read {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // A reset ends the connection as a close does: the message it cut
+                        // off is reported too.
+                        self.end_of_input();
+                        return Err(e.into());
+                    }
+                };
                 if n == 0 {
                     // A message the close cut off is reported (ReceiveDiscarded), not lost
                     // without a word.
-                    self.closed = true;
-                    self.link.handle_eof(Instant::now().into_std());
-                    self.collect_events();
+                    self.end_of_input();
                     return Err(LinkIoError::Closed);
                 }
                 self.last_input = Instant::now();
@@ -375,6 +389,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             }
         }
         Ok(())
+    }
+
+    fn end_of_input(&mut self) {
+        self.closed = true;
+        self.link.handle_eof(Instant::now().into_std());
+        self.collect_events();
     }
 
     async fn on_input(&mut self, input: &[u8]) -> Result<(), LinkIoError> {

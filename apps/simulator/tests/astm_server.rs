@@ -1032,3 +1032,35 @@ async fn a_message_cut_off_by_a_hang_up_is_logged() {
     s.write_all(&[ENQ]).await.unwrap();
     assert_eq!(read_byte(&mut s).await, ACK);
 }
+
+/// A LIS whose connection is reset in the middle of a message (its process killed) is logged
+/// as a hang-up is: with what was lost, then the reset. The reset was logged alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_cut_off_by_a_reset_is_logged() {
+    let sim = LoggedSim::start(&["--listen", "0=stago_start4", "-d", "0"]);
+    let addr = sim.sim.port_of("stago_start4");
+    let mut s = connect(addr).await;
+    s.write_all(&[ENQ]).await.unwrap();
+    assert_eq!(read_byte(&mut s).await, ACK);
+    s.write_all(&frame(1, b"H|\\^&|||LIS\rP|1\r", FrameEnd::Intermediate))
+        .await
+        .unwrap();
+    assert_eq!(read_byte(&mut s).await, ACK);
+    s.set_zero_linger().unwrap();
+    drop(s);
+    let log = sim.log_holding(&["bytes discarded", "reset"]);
+    assert!(
+        log.contains("16 bytes discarded: connection closed in the middle of a message"),
+        "{log}"
+    );
+    let discarded = log.find("bytes discarded").unwrap();
+    let reset = log.find("reset").unwrap();
+    assert!(
+        discarded < reset,
+        "the loss is logged before the reset: {log}"
+    );
+    // The next LIS is answered as usual.
+    let mut s = connect(addr).await;
+    s.write_all(&[ENQ]).await.unwrap();
+    assert_eq!(read_byte(&mut s).await, ACK);
+}
