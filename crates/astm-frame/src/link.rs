@@ -373,8 +373,16 @@ pub enum DiscardReason {
 #[non_exhaustive]
 pub enum LinkError {
     /// A frame was rejected with NAK.
-    #[error("frame rejected: {0}")]
-    FrameRejected(FrameDefect),
+    #[error(
+        "frame {} rejected: {defect}",
+        frame_number.map_or_else(|| "without a valid number".to_owned(), |n| n.to_string())
+    )]
+    FrameRejected {
+        /// The frame's number, `None` if it has no valid one.
+        frame_number: Option<u8>,
+        /// Why it was rejected.
+        defect: FrameDefect,
+    },
     /// A frame number was neither the last accepted nor the next (NAKed).
     #[error("unexpected frame number {received} (expected {expected})")]
     UnexpectedFrameNumber {
@@ -1396,7 +1404,10 @@ impl Core {
                 self.broken_since_frame = 0;
                 if let Some(defect) = frame.defect() {
                     self.control(Control::Nak);
-                    self.error(LinkError::FrameRejected(defect));
+                    self.error(LinkError::FrameRejected {
+                        frame_number: frame.number(),
+                        defect,
+                    });
                     return;
                 }
                 if !self.config.decoder.leniency.unchecked_frame_numbers {

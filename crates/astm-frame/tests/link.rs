@@ -1029,6 +1029,8 @@ fn receiver_naks_bad_frames() {
     let _ = out(&mut lis);
     // Wrong checksum.
     lis.handle_input(b"\x021H|\\^&\r\x0300\r\n", t0);
+    // No frame number.
+    lis.handle_input(b"\x02xH|\\^&\r\x0300\r\n", t0);
     // Frame number neither last nor next.
     lis.handle_input(&frame(3, b"H|\\^&\r", FrameEnd::End), t0);
     // An LF inside the text: the frame ends there (§6.6), and the rest is noise.
@@ -1037,29 +1039,46 @@ fn receiver_naks_bad_frames() {
     let mut huge = vec![0x02, b'1'];
     huge.extend(std::iter::repeat_n(b'x', 64_000));
     lis.handle_input(&huge, t0);
-    assert_eq!(out(&mut lis), [NAK, NAK, NAK, NAK]);
-    let evs = events(&mut lis);
+    assert_eq!(out(&mut lis), [NAK, NAK, NAK, NAK, NAK]);
+    let mut evs = events(&mut lis);
     assert!(matches!(
         evs[0],
-        Event::LinkError(LinkError::FrameRejected(_))
+        Event::LinkError(LinkError::FrameRejected {
+            frame_number: Some(1),
+            ..
+        })
     ));
+    let rejected: Vec<String> = evs
+        .drain(..2)
+        .map(|e| match e {
+            Event::LinkError(e @ LinkError::FrameRejected { .. }) => e.to_string(),
+            other => panic!("not a rejected frame: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            "frame 1 rejected: checksum mismatch: received 00, computed E5",
+            "frame without a valid number rejected: frame number 0x78 is not a digit 0-7",
+        ]
+    );
     assert!(matches!(
-        evs[1],
+        evs[0],
         Event::LinkError(LinkError::UnexpectedFrameNumber {
             expected: 1,
             received: 3
         })
     ));
     assert!(matches!(
-        evs[2],
+        evs[1],
         Event::LinkError(LinkError::BrokenFrame {
             len: 5,
             reason: BrokenReason::EndedEarly
         })
     ));
-    assert!(matches!(evs[3], Event::LinkError(LinkError::Junk(6))));
+    assert!(matches!(evs[2], Event::LinkError(LinkError::Junk(6))));
     assert!(matches!(
-        evs[4],
+        evs[3],
         Event::LinkError(LinkError::BrokenFrame {
             reason: BrokenReason::TooLong(_),
             ..
