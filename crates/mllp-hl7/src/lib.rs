@@ -73,8 +73,8 @@ pub use mllp::{
 };
 #[cfg(feature = "tokio")]
 pub use tokio::{
-    ClientError, CodecError, MllpClient, MllpCodec, MllpServer, Reply, Response, auto_ack,
-    refuse_self_connect, serve, serve_connection,
+    ClientError, CodecError, MllpClient, MllpCodec, MllpServer, Reply, Response, Unframed,
+    auto_ack, refuse_self_connect, serve, serve_connection,
 };
 
 /// The README's example, compiled and run as a doc-test.

@@ -129,9 +129,52 @@ async fn a_missing_ack_times_out() {
         .with_ack_timeout(Duration::from_millis(200));
     let error = client.send(&oru(1)).await.unwrap_err();
     assert!(
-        matches!(error, ClientError::Timeout { pending: 1, .. }),
-        "{error}"
+        matches!(error, ClientError::Timeout { pending: 1, ref unframed, .. } if unframed.is_empty()),
+        "{error:?}"
     );
+    assert_eq!(
+        error.to_string(),
+        "mllp client: 1 acknowledgement(s) still missing after 200ms"
+    );
+}
+
+/// A peer that answers, but not in the client's framing (a bare `ACK`, or MLLP with another
+/// end block), makes the timeout say so. It read as a peer that never answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_names_what_came_outside_mllp_frames() {
+    for (answer, says) in [
+        (&b"ACK\r"[..], "the peer sent 4 byte(s) outside MLLP frames"),
+        (
+            &b"\x0bMSH|^~\\&|LIS\x03\r"[..],
+            "the peer sent a frame begun and not ended",
+        ),
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 4096];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            stream.write_all(answer).await.unwrap();
+            // Held open until the client gives up.
+            let _ = stream.read(&mut buf).await;
+        });
+        let mut client = MllpClient::connect(address)
+            .await
+            .unwrap()
+            .with_ack_timeout(Duration::from_millis(300));
+        let error = client.send(&oru(1)).await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("mllp client: 1 acknowledgement(s) still missing after 300ms; ")
+                && message.contains(says)
+                && message.contains(r#"this client expects frames as "\x0B" ... "\x1C\r""#),
+            "{message}"
+        );
+        drop(client);
+        peer.await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use tokio_util::codec::Framed;
 
 use super::{CodecError, MllpCodec};
 use crate::ack::{AckCode, AckMessage};
+use crate::fmt_bytes::Escaped;
 use crate::hl7::{AckCondition, Message};
 use crate::mllp::{CommitAck, MllpFrame};
 
@@ -29,12 +30,18 @@ pub enum ClientError {
     /// what the codec had already queued goes out ahead of the next send's messages and
     /// the rest is not sent; late ACKs are counted in
     /// [`stale_replies`](MllpClient::stale_replies).
-    #[error("mllp client: {pending} acknowledgement(s) still missing after {after:?}")]
+    #[error(
+        "mllp client: {pending} acknowledgement(s) still missing after {after:?}{}",
+        unframed.hint()
+    )]
     Timeout {
         /// The ACK timeout.
         after: Duration,
         /// Messages still unacknowledged.
         pending: usize,
+        /// What the peer sent meanwhile that was no MLLP frame: the usual cause of a
+        /// timeout with a peer that did answer (other start or end blocks, a bare `ACK`).
+        unframed: Unframed,
     },
     /// The peer closed the connection.
     #[error("mllp client: connection closed with {pending} acknowledgement(s) missing")]
@@ -42,6 +49,54 @@ pub enum ClientError {
         /// Messages still unacknowledged.
         pending: usize,
     },
+}
+
+/// What came from the peer during a send but was not a frame the client could read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unframed {
+    /// Bytes outside any frame (no start block before them).
+    pub junk_bytes: usize,
+    /// Frames refused (too large, interrupted by a new start block).
+    pub refused_frames: usize,
+    /// A frame was begun (its start block seen) and not ended when the wait ended.
+    pub open_frame: bool,
+    /// The start block the client's codec expects.
+    pub start_block: Vec<u8>,
+    /// The end block and trailer the client's codec expects.
+    pub end_block: Vec<u8>,
+}
+
+impl Unframed {
+    /// Whether anything unreadable came.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.junk_bytes == 0 && self.refused_frames == 0 && !self.open_frame
+    }
+
+    /// The tail of a timeout message: empty, or what came and what it suggests.
+    fn hint(&self) -> String {
+        let mut parts = Vec::new();
+        if self.junk_bytes > 0 {
+            parts.push(format!("{} byte(s) outside MLLP frames", self.junk_bytes));
+        }
+        if self.refused_frames > 0 {
+            parts.push(format!("{} refused frame(s)", self.refused_frames));
+        }
+        if self.open_frame {
+            parts.push("a frame begun and not ended".to_owned());
+        }
+        if parts.is_empty() {
+            return String::new();
+        }
+        format!(
+            "; the peer sent {} (this client expects frames as {:?} ... {:?}: check the \
+             peer's start and end blocks, or whether it speaks MLLP at all)",
+            parts.join(", "),
+            Escaped(&self.start_block),
+            Escaped(&self.end_block),
+        )
+    }
 }
 
 impl From<io::Error> for ClientError {
@@ -84,6 +139,9 @@ struct Exchange<'m, 'r> {
     /// Messages handed to the codec so far.
     queued: usize,
     flushed: bool,
+    /// Junk bytes and refused frames reported by the codec meanwhile.
+    junk_bytes: usize,
+    refused_frames: usize,
 }
 
 impl Exchange<'_, '_> {
@@ -338,6 +396,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
             replies: &mut replies,
             queued: 0,
             flushed: false,
+            junk_bytes: 0,
+            refused_frames: 0,
         };
         let outcome = tokio::time::timeout(
             self.ack_timeout,
@@ -348,9 +408,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         match outcome {
             Ok(result) => result?,
             Err(_) => {
+                let codec = self.framed.codec();
+                let config = codec.config();
+                let unframed = Unframed {
+                    junk_bytes: exchange.junk_bytes + codec.unreported_junk(),
+                    refused_frames: exchange.refused_frames,
+                    open_frame: codec.in_frame(),
+                    start_block: config.start_block().to_vec(),
+                    end_block: [config.end_block(), config.trailer()].concat(),
+                };
                 return Err(ClientError::Timeout {
                     after: self.ack_timeout,
                     pending,
+                    unframed,
                 });
             }
         }
@@ -401,7 +471,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                 MllpFrame::Message(payload) => {
                     Self::match_ack(exchange.replies, exchange.expected, payload)
                 }
-                _ => continue,
+                MllpFrame::Junk { len, .. } => {
+                    exchange.junk_bytes += len;
+                    continue;
+                }
+                MllpFrame::Error(_) => {
+                    exchange.refused_frames += 1;
+                    continue;
+                }
             };
             match slot {
                 // The receiver has the message; its application ACK is still to come.

@@ -4,6 +4,6 @@ mod client;
 mod codec;
 mod server;
 
-pub use client::{ClientError, MllpClient, Reply, refuse_self_connect};
+pub use client::{ClientError, MllpClient, Reply, Unframed, refuse_self_connect};
 pub use codec::{CodecError, MllpCodec};
 pub use server::{MllpServer, Response, auto_ack, serve, serve_connection};
