@@ -288,6 +288,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkDriver<T> {
         if self.unflushed {
             self.io.flush().await?;
             self.unflushed = false;
+            // A write that waited for the peer to read: its reply timer runs from now.
+            self.link.handle_transmitted(Instant::now().into_std());
         }
         self.collect_events();
         Ok(())

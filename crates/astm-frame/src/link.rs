@@ -619,6 +619,10 @@ struct Core {
     config: LinkConfig,
     state: LinkState,
     deadline: Option<Instant>,
+    /// The `deadline` is a timer the standard starts on a transmission (ENQ, frame, reply):
+    /// the instant it was counted from, and the deadline it gave, for
+    /// [`Link::handle_transmitted`].
+    timer_start: Option<(Instant, Instant)>,
     /// While sending: when the noise received in place of a reply counts as a NAK.
     noise_deadline: Option<Instant>,
     /// No ENQ before this instant (after NAK, contention, interrupt, unanswered ENQ).
@@ -682,6 +686,7 @@ impl Link {
                 config,
                 state: LinkState::Neutral,
                 deadline: None,
+                timer_start: None,
                 noise_deadline: None,
                 enq_not_before: None,
                 interrupt_hold_off: false,
@@ -916,6 +921,38 @@ impl Link {
         Some(n)
     }
 
+    /// Tells the link that the bytes taken with [`poll_transmit`](Self::poll_transmit) went
+    /// on the wire at `now`, later than the call that produced them: after a deliberate
+    /// response delay, or a write that waited. E1381 starts the ENQ and frame reply timers and
+    /// the receive timer on transmission (§6.5.2), so the one running is started again from
+    /// `now`: a delay before a frame no longer uses up the time the peer has to reply. Other
+    /// timers are not moved, and a call with nothing sent since does nothing.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use astm_frame::{Link, LinkConfig, Role};
+    ///
+    /// let mut analyzer = Link::new(LinkConfig::new(Role::Instrument));
+    /// let t0 = Instant::now();
+    /// analyzer.send(b"H|\\^&\r".to_vec(), t0);
+    /// let mut out = Vec::new();
+    /// let _ = analyzer.poll_transmit(&mut out);
+    /// // The ENQ went out 5 s late: its 15 s reply timer runs from then.
+    /// analyzer.handle_transmitted(t0 + Duration::from_secs(5));
+    /// assert_eq!(analyzer.poll_timeout(), Some(t0 + Duration::from_secs(20)));
+    /// ```
+    pub fn handle_transmitted(&mut self, now: Instant) {
+        let core = &mut self.core;
+        if let Some((from, deadline)) = core.timer_start
+            && core.deadline == Some(deadline)
+            && now > from
+        {
+            let moved = after(deadline, now - from);
+            core.deadline = Some(moved);
+            core.timer_start = Some((now, moved));
+        }
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -964,6 +1001,14 @@ impl Core {
         self.events.push_back(Event::LinkError(error));
     }
 
+    /// Starts a timer that runs from a transmission queued now (see
+    /// [`Link::handle_transmitted`]).
+    fn start_timer_on_transmit(&mut self, now: Instant, wait: Duration) {
+        let deadline = after(now, wait);
+        self.deadline = Some(deadline);
+        self.timer_start = Some((now, deadline));
+    }
+
     fn enter_neutral(&mut self, now: Instant) {
         self.state = LinkState::Neutral;
         self.interrupt_requested = false;
@@ -990,7 +1035,7 @@ impl Core {
         self.control(Control::Enq);
         self.queued_this_input = true;
         self.state = LinkState::Establishing;
-        self.deadline = Some(after(now, self.config.timers.enq_reply));
+        self.start_timer_on_transmit(now, self.config.timers.enq_reply);
     }
 
     /// Gives up the message at the front of the queue.
@@ -1057,7 +1102,7 @@ impl Core {
         let _ = out.framed.encode_frame(index, number, &mut self.transmit);
         self.queued_this_input = true;
         self.state = LinkState::Sending;
-        self.deadline = Some(after(now, self.config.timers.frame_reply));
+        self.start_timer_on_transmit(now, self.config.timers.frame_reply);
         self.noise_deadline = None;
     }
 
@@ -1217,7 +1262,7 @@ impl Core {
         }
         self.control(Control::Ack);
         self.state = LinkState::Receiving;
-        self.deadline = Some(after(now, self.config.timers.receive));
+        self.start_timer_on_transmit(now, self.config.timers.receive);
         self.expected_number = 1;
         self.last_accepted = None;
         self.last_unchecked = None;
@@ -1399,7 +1444,7 @@ impl Core {
             Item::Frame(frame) => {
                 // §6.5.2.4: the timer restarts with each reply to a frame (every branch
                 // replies), not with noise, which could otherwise keep the link busy.
-                self.deadline = Some(after(now, self.config.timers.receive));
+                self.start_timer_on_transmit(now, self.config.timers.receive);
                 self.last_frame_refused = true;
                 self.broken_since_frame = 0;
                 if let Some(defect) = frame.defect() {
@@ -1472,7 +1517,7 @@ impl Core {
                 // a frame spoilt by noise, or noise alone. Noise after the last frame, before
                 // the EOT, must not make a complete transfer look given up: a sender gives up
                 // on a frame only once refused as often as it may send it.
-                self.deadline = Some(after(now, self.config.timers.receive));
+                self.start_timer_on_transmit(now, self.config.timers.receive);
                 self.broken_since_frame = self.broken_since_frame.saturating_add(1);
                 if self.broken_since_frame >= self.config.max_transmissions {
                     self.last_frame_refused = true;

@@ -207,6 +207,59 @@ fn no_reply_to_enq_times_out_retries_and_gives_up() {
     assert_eq!(link.poll_timeout(), None);
 }
 
+/// A frame that went on the wire late (a response delay, a slow write) gets its whole 15 s
+/// reply timer from then (§6.5.2: the timer starts on transmission). The delay used up part
+/// of the peer's time to reply: a 10 s delay left it 5 s.
+#[test]
+fn reply_timers_run_from_when_the_bytes_went_out() {
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    let t0 = Instant::now();
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    assert_eq!(out(&mut link), [ENQ]);
+    link.handle_input(&[ACK], t0);
+    assert_eq!(out(&mut link)[0], STX);
+    link.handle_transmitted(t0 + secs(10));
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(25)));
+    link.handle_timeout(t0 + secs(16));
+    assert!(
+        out(&mut link).is_empty(),
+        "the frame's timer did not run out"
+    );
+    assert_eq!(link.state(), LinkState::Sending);
+    // Written in pieces: each call restarts it from the latest.
+    link.handle_transmitted(t0 + secs(11));
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(26)));
+    // An earlier instant does not move it back.
+    link.handle_transmitted(t0 + secs(1));
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(26)));
+    link.handle_timeout(t0 + secs(26));
+    assert_eq!(out(&mut link), [EOT], "then it runs out as usual");
+
+    // The receive timer, too: an ENQ answered 20 s late leaves the sender 30 s from then.
+    let mut lis = Link::new(LinkConfig::new(Role::Computer));
+    lis.handle_input(&[ENQ], t0);
+    assert_eq!(out(&mut lis), [ACK]);
+    lis.handle_transmitted(t0 + secs(20));
+    lis.handle_timeout(t0 + secs(40));
+    assert_eq!(lis.state(), LinkState::Receiving);
+    lis.handle_input(&frame(1, b"H|\\^&\rL|1|N\r", FrameEnd::End), t0 + secs(40));
+    assert_eq!(out(&mut lis), [ACK]);
+    lis.handle_input(&[EOT], t0 + secs(40));
+    assert!(
+        events(&mut lis)
+            .iter()
+            .any(|e| matches!(e, Event::MessageReceived(_)))
+    );
+
+    // Timers not started by a transmission stay: the hold-off after a NAKed ENQ.
+    let mut link = Link::new(LinkConfig::new(Role::Instrument));
+    link.send(b"H|\\^&\rL|1|N\r".to_vec(), t0);
+    let _ = out(&mut link);
+    link.handle_input(&[NAK], t0);
+    link.handle_transmitted(t0 + secs(5));
+    assert_eq!(link.poll_timeout(), Some(t0 + secs(10)));
+}
+
 #[test]
 fn nak_to_enq_waits_ten_seconds() {
     let mut link = Link::new(LinkConfig::new(Role::Instrument));

@@ -329,6 +329,47 @@ async fn send_to_a_peer_that_stops_reading_ends_at_the_reply_timer() {
     drop(peer.await.unwrap());
 }
 
+/// A frame whose write waited for a slow reader gets its whole reply timer once written
+/// (§6.5.2: the timer starts on transmission). The wait used up the peer's time to reply:
+/// a reader 600 ms late that answered 700 ms after reading missed a 1 s timer.
+#[tokio::test(start_paused = true)]
+async fn a_slow_write_does_not_use_up_the_reply_timer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Room for the ENQ, not for a frame.
+    let (ours, mut theirs) = tokio::io::duplex(4);
+    let timers = astm_frame::Timers {
+        frame_reply: Duration::from_secs(1),
+        ..astm_frame::Timers::default()
+    };
+    let mut instrument = LinkDriver::new(
+        ours,
+        LinkConfig::new(Role::Instrument)
+            .with_timers(timers)
+            .with_max_transfers(1),
+    );
+    let message = b"H|\\^&\r".to_vec();
+    let frame_len = {
+        let mut f = Vec::new();
+        astm_frame::encode_frame(1, &message, FrameEnd::End, &mut f);
+        f.len()
+    };
+    let peer = tokio::spawn(async move {
+        let mut byte = [0u8; 1];
+        theirs.read_exact(&mut byte).await.unwrap();
+        assert_eq!(byte, [Control::Enq.byte()]);
+        theirs.write_all(&[Control::Ack.byte()]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut frame = vec![0u8; frame_len];
+        theirs.read_exact(&mut frame).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        theirs.write_all(&[Control::Ack.byte()]).await.unwrap();
+        theirs.read_exact(&mut byte).await.unwrap();
+        assert_eq!(byte, [Control::Eot.byte()]);
+    });
+    instrument.send(message).await.expect("delivered");
+    peer.await.unwrap();
+}
+
 /// A `recv` dropped while a frame is only partly written (the peer is slow to read, the
 /// caller's `select!` takes another branch) leaves the rest to the next call: the frame
 /// reaches the peer once, intact. The whole frame used to be written again after the part
