@@ -239,6 +239,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo<T> {
             rest = tail;
             self.write_item(item).await?;
         }
+        // The response delay and the delay fault held the bytes back: the peer's time to
+        // reply (and our receive timer) runs from when they went out.
+        self.link.handle_transmitted(Instant::now().into_std());
         Ok(())
     }
 

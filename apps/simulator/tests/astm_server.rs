@@ -396,6 +396,27 @@ async fn response_delay_applies_to_control_bytes() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
 }
 
+/// The response delay does not use up the LIS's time to send: the receive timer runs from
+/// the ACK the simulator sent, not from the ENQ it answered. With a 1 s timer and an 800 ms
+/// delay, a LIS sending its frame 700 ms after the ACK found the transfer given up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_delay_does_not_use_up_the_receive_timer() {
+    let sim = Sim::start(&[
+        "--listen",
+        "0=stago_start4",
+        "-d",
+        "800",
+        "--link-timer-ms",
+        "1000",
+    ]);
+    let mut s = connect(sim.port_of("stago_start4")).await;
+    write(&mut s, &[ENQ]).await;
+    assert_eq!(read_byte(&mut s).await, ACK);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    write(&mut s, &frame(1, b"H|\\^&|||LIS\r", FrameEnd::End)).await;
+    assert_eq!(read_byte(&mut s).await, ACK, "the frame is taken");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_nak_enq_and_drop_ack() {
     let sim = Sim::start(&[
