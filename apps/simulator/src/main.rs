@@ -659,6 +659,8 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         astm_frame::Link::new(app.sender_link_config()),
         push::sender_options(app.faults.for_serial(), format!("serial to {path}")),
     );
+    // Ctrl-C came during a message: it is finished, then the run stops.
+    let mut stopping = false;
     let sent = if let Some(query) = query_mode.as_mut() {
         let rounds = host_query::Rounds {
             after_failure: host_query::AfterFailure::Stop,
@@ -691,7 +693,10 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
             if run > 0 && interval > Duration::ZERO {
                 let served = tokio::select! {
                     served = push::serve_during(app, &mut io, 0, path, interval) => served,
-                    () = &mut shutdown => break,
+                    () = &mut shutdown => {
+                        stopping = true;
+                        break;
+                    }
                 };
                 if let Err(e) = served {
                     outcome = Ok(Err(anyhow::Error::new(e)
@@ -712,28 +717,59 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
             };
             let in_run = messages.len();
             // The limit is on each run: a -C run may last any time.
-            let sent = tokio::select! {
-                sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
-                    for (i, message) in messages.iter().enumerate() {
-                        let sent = io.send(message.to_bytes()).await;
-                        push::keep_received(app, &mut io, 0, path);
-                        sent.with_context(|| {
-                            let of_run = if runs == Some(1) {
-                                String::new()
-                            } else {
-                                format!(" of run {run}")
-                            };
-                            format!("message {}/{in_run}{of_run} not accepted by the serial peer", i + 1)
-                        })?;
-                        count += 1;
+            let sent = tokio::time::timeout(SERIAL_RUN_LIMIT, async {
+                for (i, message) in messages.iter().enumerate() {
+                    let which = if runs == Some(1) {
+                        format!("message {}/{in_run}", i + 1)
+                    } else {
+                        format!("message {}/{in_run} of run {run}", i + 1)
+                    };
+                    let sent = {
+                        let send = io.send(message.to_bytes());
+                        tokio::pin!(send);
+                        if stopping {
+                            send.await
+                        } else {
+                            tokio::select! {
+                                sent = &mut send => sent,
+                                () = &mut shutdown => {
+                                    // A serial line has no close to tell the LIS: a message
+                                    // cut off is only discarded when its receive timer runs
+                                    // out, so the one in flight is finished first.
+                                    stopping = true;
+                                    tracing::warn!(
+                                        "interrupted during {which}: finishing it, then \
+                                         stopping (Ctrl-C again to stop at once)"
+                                    );
+                                    tokio::select! {
+                                        sent = &mut send => sent,
+                                        () = shutdown_signal() => bail!(
+                                            "stopped in the middle of {which}: the LIS \
+                                             discards the part it has when its receive timer \
+                                             runs out (no EOT was sent, which would end the \
+                                             transfer on an incomplete message)"
+                                        ),
+                                    }
+                                }
+                            }
+                        }
+                    };
+                    push::keep_received(app, &mut io, 0, path);
+                    sent.with_context(|| format!("{which} not accepted by the serial peer"))?;
+                    count += 1;
+                    if stopping {
+                        break;
                     }
-                    anyhow::Ok(ExitCode::SUCCESS)
-                }) => sent,
-                () = &mut shutdown => break,
-            };
+                }
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+            .await;
             if !matches!(sent, Ok(Ok(_))) {
                 // No connection to start afresh on a serial line: a failure ends the run.
                 outcome = sent;
+                break;
+            }
+            if stopping {
                 break;
             }
             if runs != Some(1) {
@@ -759,9 +795,10 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
         Ok(Ok(code)) => {
             if query_mode.is_none() {
                 console::status(format_args!(
-                    "serial: sent {count} message(s) from {} to {path} at {}",
+                    "serial: sent {count} message(s) from {} to {path} at {}{}",
                     t.name,
-                    settings.describe()
+                    settings.describe(),
+                    if stopping { " (interrupted)" } else { "" }
                 ));
             }
             Ok(code)

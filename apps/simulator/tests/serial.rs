@@ -350,6 +350,76 @@ fn serial_transfer_without_a_reply_is_repeated_whole_later() {
     drop(slave);
 }
 
+/// Runs the LIS for a simulator that loses its first frame, with Ctrl-C (SIGINT) sent
+/// `interrupts` times, 300 ms apart, once that frame is on the line (the transfer in flight).
+/// What the LIS got, the exit status, stdout and stderr.
+fn interrupt_mid_transfer(interrupts: usize) -> (Lis, std::process::ExitStatus, String, String) {
+    let (mut master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("slave path");
+    let mut child = serial_run(&path, &["-c", "3", "-i", "0", "--link-timer-ms", "1000"]);
+    let mut lis = Lis::new();
+    lis.frames_to_lose = 1;
+    let started = Instant::now();
+    let mut signalled = 0;
+    let mut next_signal = None;
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < 2 * WAIT, "simulator did not exit");
+        lis.step(&mut master);
+        if lis.frames_to_lose == 0 && next_signal.is_none() {
+            next_signal = Some(Instant::now());
+        }
+        if signalled < interrupts && next_signal.is_some_and(|at| Instant::now() >= at) {
+            rustix::process::kill_process(
+                rustix::process::Pid::from_child(&child),
+                rustix::process::Signal::INT,
+            )
+            .expect("SIGINT");
+            signalled += 1;
+            next_signal = Some(Instant::now() + Duration::from_millis(300));
+        }
+    }
+    lis.collect();
+    let out = child.wait_with_output().unwrap();
+    drop(slave);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (lis, out.status, text(&out.stdout), text(&out.stderr))
+}
+
+/// Ctrl-C in the middle of a transfer finishes the message in flight (a serial line has no
+/// close to tell the LIS it was cut off), then stops the run. The run stopped at once, the
+/// LIS left holding part of a message, and exited 0 as if all had gone out.
+#[test]
+fn serial_ctrl_c_mid_transfer_finishes_the_message_then_stops() {
+    let (lis, status, stdout, stderr) = interrupt_mid_transfer(1);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(lis.messages.len(), 1, "{stderr}");
+    assert!(lis.messages[0].ends_with(b"L|1|N\r"));
+    assert!(
+        stderr.contains(
+            "interrupted during message 1/1 of run 1: finishing it, then stopping (Ctrl-C again \
+             to stop at once)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stdout.starts_with("serial: sent 1 message(s) from stago_7e2")
+            && stdout.trim_end().ends_with("(interrupted)"),
+        "{stdout}"
+    );
+}
+
+/// A second Ctrl-C stops at once; the run fails, naming the message cut off.
+#[test]
+fn serial_second_ctrl_c_stops_at_once_and_fails() {
+    let (lis, status, _, stderr) = interrupt_mid_transfer(2);
+    assert!(!status.success(), "{stderr}");
+    assert!(lis.messages.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("stopped in the middle of message 1/1 of run 1: the LIS discards the part"),
+        "{stderr}"
+    );
+}
+
 /// The LIS interrupts the simulator's transfer (EOT in place of the first frame's ACK) to
 /// send its own message: the simulator takes it (logged, as the run has no API to show it)
 /// and then sends its interrupted message again, whole; the run succeeds.
