@@ -245,6 +245,19 @@ fn load_text(
                 .into(),
         });
     }
+    for (section, key, line, header) in ctx.index.indented_headers.clone() {
+        ctx.problems.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: Some(line),
+            section: Some(section),
+            key: Some(key),
+            message: format!(
+                "`{header}` is indented under this key: Python's ConfigParser (SocketReader) \
+                 reads it as part of the key's value, not as a section header; remove the \
+                 indentation to make it one"
+            ),
+        });
+    }
     for (section, key, first, again) in ctx.index.duplicate_keys.clone() {
         ctx.warnings.push(Diagnostic {
             file: ctx.file.clone(),
@@ -491,6 +504,9 @@ struct LineIndex {
     /// Indented lines that look like `key = value` but continue the value above them:
     /// (section, continued key, line).
     continued_keys: Vec<(String, String, usize)>,
+    /// Indented lines that look like `[section]` under a key: Python reads them as part
+    /// of its value, the INI reader as a header. (section, key, line, text).
+    indented_headers: Vec<(String, String, usize, String)>,
     /// Lines Python 2.7's ConfigParser refuses: (section, line, text). Section `None`:
     /// before the first section header (a `MissingSectionHeaderError` there); otherwise
     /// a line without `=` or `:` (a `ParsingError`).
@@ -515,6 +531,19 @@ impl LineIndex {
                 continue;
             }
             let indent = line.len() - line.trim_start().len();
+            if let Some((key, key_indent)) = &current
+                && indent > *key_indent
+                && trimmed.starts_with('[')
+                // `[]` is refused on its own (`empty_section_header`).
+                && trimmed[1..].find(']').is_some_and(|end| end > 0)
+            {
+                index.indented_headers.push((
+                    section.clone(),
+                    key.clone(),
+                    number,
+                    trimmed.to_owned(),
+                ));
+            }
             if let Some((key, key_indent)) = &current
                 && indent > *key_indent
                 && !trimmed.starts_with('[')
@@ -1846,6 +1875,29 @@ mod tests {
         assert_eq!(problems[0].line, Some(7));
         let fixed = text.replace("port = 80", "port = 2575");
         assert!(load_str(&fixed, Path::new("r.cfg")).is_ok());
+    }
+
+    /// An indented `[section]` under a key continues the key's value in Python 2.7, so
+    /// SocketReader never sees that section; it is refused with its line, not read as the
+    /// header it looks like (a config that worked here and nowhere else).
+    #[test]
+    fn an_indented_section_header_under_a_key_is_refused() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    \x20 [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n";
+        let Err(ConfigError::Invalid { problems, .. }) = load_str(text, Path::new("r.cfg")) else {
+            panic!("the indented header is refused");
+        };
+        assert_eq!(
+            messages(&problems),
+            [
+                "r.cfg:3: [general] useconnections: `[in]` is indented under this key: Python's \
+              ConfigParser (SocketReader) reads it as part of the key's value, not as a section \
+              header; remove the indentation to make it one"
+            ]
+        );
+        // Not indented, it is a header.
+        assert!(load_str(&text.replace("  [in]", "[in]"), Path::new("r.cfg")).is_ok());
     }
 
     /// `[]x]` and `[]` name no section in Python 2.7 (a parsing error there); they are
