@@ -343,6 +343,7 @@ fn load_text(
         .collect();
 
     warn_interpolation(&mut ctx, &sections);
+    warn_comment_taken_for_a_value(&mut ctx, &sections);
     let sections = inherit_defaults(&mut ctx, sections);
     let config = build(&mut ctx, &sections);
     match config {
@@ -425,6 +426,34 @@ fn warn_interpolation(ctx: &mut Ctx, sections: &BTreeMap<String, HashMap<String,
                     "`%(...)s` is not expanded (no ConfigParser interpolation); the value is \
                      used as written"
                         .into(),
+                );
+            }
+        }
+    }
+}
+
+/// `key = ; note`: Python 2.7 takes `;` for a comment only after whitespace, and the
+/// whitespace after `=` is not part of the value, so the value is `; note` (with Windows line
+/// ends it becomes empty instead, a quirk of its rule). Used as Python reads it on Linux,
+/// with a warning, since a comment was surely meant.
+fn warn_comment_taken_for_a_value(
+    ctx: &mut Ctx,
+    sections: &BTreeMap<String, HashMap<String, Option<String>>>,
+) {
+    for (section, keys) in sections {
+        let mut keys: Vec<_> = keys.iter().collect();
+        keys.sort();
+        for (key, value) in keys {
+            if let Some(value) = value.as_deref().filter(|v| v.starts_with(';')) {
+                let first_line = value.lines().next().unwrap_or_default();
+                ctx.warn(
+                    section,
+                    Some(key),
+                    format!(
+                        "the value is `{first_line}`: a `;` right after `=` is text, not a \
+                         comment (as in Python's ConfigParser); for an empty value with a \
+                         comment, put the comment on a line of its own"
+                    ),
                 );
             }
         }
@@ -1637,6 +1666,31 @@ fn strip_inline_comment(value: String) -> String {
 mod tests {
     use super::*;
     use crate::config::ConnectorKind;
+
+    /// `suffix = ; none` sets the suffix `; none` (then sanitised), as in Python 2.7 (with LF line ends; with
+    /// CRLF, Python's rule makes it empty), whatever the line ends: with a warning naming the
+    /// line, since a comment was meant. It was taken silently.
+    #[test]
+    fn a_comment_right_after_the_equals_sign_is_a_value_with_a_warning() {
+        for ending in ["\n", "\r\n"] {
+            let text = "[general]\nuseconnections = in, out\n\
+                        [in]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                        [out]\ntranstech = file\ntransdir = out\nqueuename = q\nmessagedir = /srv/out\n\
+                        suffix = ; none\n"
+                .replace('\n', ending);
+            let loaded = load_str(&text, Path::new("r.cfg")).unwrap();
+            assert_eq!(
+                messages(&loaded.warnings),
+                [
+                    "r.cfg:12: [out] suffix: the value is `; none`: a `;` right after `=` is \
+                     text, not a comment (as in Python's ConfigParser); for an empty value with \
+                     a comment, put the comment on a line of its own",
+                    "r.cfg:12: [out] suffix: `; none` is written `__none`: file names keep \
+                     letters, digits, '.', '_' and '-'"
+                ]
+            );
+        }
+    }
 
     /// Python 2.7's rule, which SocketReader configs are written for: `#` inside a value is
     /// text, `;` too unless whitespace precedes it; full-line comments still work.
