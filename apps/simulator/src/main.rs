@@ -727,29 +727,25 @@ async fn run_serial(app: &Arc<App>, path: &str) -> anyhow::Result<ExitCode> {
                     let sent = {
                         let send = io.send(message.to_bytes());
                         tokio::pin!(send);
-                        if stopping {
-                            send.await
-                        } else {
-                            tokio::select! {
-                                sent = &mut send => sent,
-                                () = &mut shutdown => {
-                                    // A serial line has no close to tell the LIS: a message
-                                    // cut off is only discarded when its receive timer runs
-                                    // out, so the one in flight is finished first.
-                                    stopping = true;
-                                    tracing::warn!(
-                                        "interrupted during {which}: finishing it, then \
-                                         stopping (Ctrl-C again to stop at once)"
-                                    );
-                                    tokio::select! {
-                                        sent = &mut send => sent,
-                                        () = shutdown_signal() => bail!(
-                                            "stopped in the middle of {which}: the LIS \
-                                             discards the part it has when its receive timer \
-                                             runs out (no EOT was sent, which would end the \
-                                             transfer on an incomplete message)"
-                                        ),
-                                    }
+                        tokio::select! {
+                            sent = &mut send => sent,
+                            () = &mut shutdown => {
+                                // A serial line has no close to tell the LIS: a message cut
+                                // off is only discarded when its receive timer runs out, so
+                                // the one in flight is finished first.
+                                stopping = true;
+                                tracing::warn!(
+                                    "interrupted during {which}: finishing it, then stopping \
+                                     (Ctrl-C again to stop at once)"
+                                );
+                                tokio::select! {
+                                    sent = &mut send => sent,
+                                    () = shutdown_signal() => bail!(
+                                        "stopped in the middle of {which}: the LIS discards \
+                                         the part it has when its receive timer runs out (no \
+                                         EOT was sent, which would end the transfer on an \
+                                         incomplete message)"
+                                    ),
                                 }
                             }
                         }

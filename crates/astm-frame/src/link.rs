@@ -925,8 +925,8 @@ impl Link {
     /// on the wire at `now`, later than the call that produced them: after a deliberate
     /// response delay, or a write that waited. E1381 starts the ENQ and frame reply timers and
     /// the receive timer on transmission (§6.5.2), so the one running is started again from
-    /// `now`: a delay before a frame no longer uses up the time the peer has to reply. Other
-    /// timers are not moved, and a call with nothing sent since does nothing.
+    /// `now`: a delay before a frame no longer uses up the time the peer has to reply. The
+    /// other waits (hold-offs, contention) are not moved.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
