@@ -278,23 +278,28 @@ async fn a_reset_mid_message_is_reported_before_the_error() {
     assert!(matches!(lis.next_event().await, Ok(None)));
 }
 
+/// An instrument (one transfer per message, `frame_reply` as its reply timer) on a pipe
+/// with room for the ENQ but not for a frame, and the pipe's other end.
+fn instrument_on_a_narrow_pipe(
+    frame_reply: Duration,
+) -> (LinkDriver<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+    let (ours, theirs) = tokio::io::duplex(4);
+    let timers = astm_frame::Timers {
+        frame_reply,
+        ..astm_frame::Timers::default()
+    };
+    let config = LinkConfig::new(Role::Instrument)
+        .with_timers(timers)
+        .with_max_transfers(1);
+    (LinkDriver::new(ours, config), theirs)
+}
+
 /// A peer that stops reading leaves the driver's write waiting; the link's reply timer still
 /// gives up on the transfer, so `send` returns the message as not delivered. It waited on
 /// the write for ever.
 #[tokio::test]
 async fn send_to_a_peer_that_stops_reading_ends_at_the_reply_timer() {
-    // Room for the ENQ, not for a frame.
-    let (ours, theirs) = tokio::io::duplex(4);
-    let timers = astm_frame::Timers {
-        frame_reply: Duration::from_millis(200),
-        ..astm_frame::Timers::default()
-    };
-    let mut instrument = LinkDriver::new(
-        ours,
-        LinkConfig::new(Role::Instrument)
-            .with_timers(timers)
-            .with_max_transfers(1),
-    );
+    let (mut instrument, theirs) = instrument_on_a_narrow_pipe(Duration::from_millis(200));
     // The peer answers the ENQ, then reads nothing more.
     let peer = tokio::spawn(async move {
         let mut theirs = theirs;
@@ -335,18 +340,7 @@ async fn send_to_a_peer_that_stops_reading_ends_at_the_reply_timer() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_write_does_not_use_up_the_reply_timer() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // Room for the ENQ, not for a frame.
-    let (ours, mut theirs) = tokio::io::duplex(4);
-    let timers = astm_frame::Timers {
-        frame_reply: Duration::from_secs(1),
-        ..astm_frame::Timers::default()
-    };
-    let mut instrument = LinkDriver::new(
-        ours,
-        LinkConfig::new(Role::Instrument)
-            .with_timers(timers)
-            .with_max_transfers(1),
-    );
+    let (mut instrument, mut theirs) = instrument_on_a_narrow_pipe(Duration::from_secs(1));
     let message = b"H|\\^&\r".to_vec();
     let frame_len = {
         let mut f = Vec::new();
