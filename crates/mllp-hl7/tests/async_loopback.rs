@@ -181,20 +181,14 @@ async fn a_timeout_names_what_came_outside_mllp_frames() {
 async fn a_late_ack_for_another_message_is_not_taken() {
     // The server first answers with an ACK for a message that is not in flight (a late
     // ACK of an earlier, timed-out message), then with the right one.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut framed = Framed::new(stream, MllpCodec::new());
-        while let Some(Ok(MllpFrame::Message(payload))) = framed.next().await {
-            let message = Message::parse(&payload).unwrap();
-            let stale = Message::parse(b"MSH|^~\\&|A||B||1||ORU^R01|OLD-1|P|2.5").unwrap();
-            let stale_ack = AckBuilder::new(&stale).build().unwrap();
-            framed.send(&stale_ack[..]).await.unwrap();
-            let ack = AckBuilder::new(&message).build().unwrap();
-            framed.send(&ack[..]).await.unwrap();
-        }
-    });
+    let address = server_answering(|message| {
+        let stale = Message::parse(b"MSH|^~\\&|A||B||1||ORU^R01|OLD-1|P|2.5").unwrap();
+        vec![
+            AckBuilder::new(&stale).build().unwrap(),
+            AckBuilder::new(message).build().unwrap(),
+        ]
+    })
+    .await;
     let mut client = MllpClient::connect(address)
         .await
         .unwrap()
@@ -346,6 +340,25 @@ async fn no_ack_is_awaited_when_msh_15_asks_for_none() {
 /// A receiver in enhanced mode that sends, for each message, its commit accept (CA, when
 /// MSH-15 asks for one) and then, on the same connection, its application ACK (here AE).
 async fn enhanced_mode_server() -> SocketAddr {
+    server_answering(|message| {
+        let mut replies = Vec::new();
+        if message.acknowledged_on_success() {
+            let accept = AckBuilder::new(message).code(AckCode::CommitAccept);
+            replies.push(accept.build().unwrap());
+        }
+        let application = AckBuilder::new(message).code(AckCode::ApplicationError);
+        replies.push(application.build().unwrap());
+        replies
+    })
+    .await
+}
+
+/// A receiver of one connection that answers each message with `replies(message)`, 50 ms
+/// apart (so a client sees them in separate reads).
+async fn server_answering<F>(replies: F) -> SocketAddr
+where
+    F: Fn(&Message<'_>) -> Vec<Vec<u8>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -353,19 +366,12 @@ async fn enhanced_mode_server() -> SocketAddr {
         let mut framed = Framed::new(stream, MllpCodec::new());
         while let Some(Ok(MllpFrame::Message(payload))) = framed.next().await {
             let message = Message::parse(&payload).unwrap();
-            if message.acknowledged_on_success() {
-                let accept = AckBuilder::new(&message)
-                    .code(AckCode::CommitAccept)
-                    .build()
-                    .unwrap();
-                framed.send(&accept[..]).await.unwrap();
+            for (i, reply) in replies(&message).iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                framed.send(&reply[..]).await.unwrap();
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let application = AckBuilder::new(&message)
-                .code(AckCode::ApplicationError)
-                .build()
-                .unwrap();
-            framed.send(&application[..]).await.unwrap();
         }
     });
     address
