@@ -293,9 +293,53 @@ async fn closed_connection_is_reported() {
     let mut client = MllpClient::connect(address).await.unwrap();
     let error = client.send(&oru(1)).await.unwrap_err();
     assert!(
-        matches!(error, ClientError::Closed { pending: 1 }),
-        "{error}"
+        matches!(error, ClientError::Closed { pending: 1, ref unframed } if unframed.is_empty()),
+        "{error:?}"
     );
+    assert_eq!(
+        error.to_string(),
+        "mllp client: connection closed with 1 acknowledgement(s) missing"
+    );
+}
+
+/// A peer that answers in another framing and hangs up: the close names what it sent,
+/// as a timeout does. Before, it read as a peer that closed without answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_names_what_came_outside_mllp_frames() {
+    for (answer, says) in [
+        (&b"ACK\r"[..], "the peer sent 4 byte(s) outside MLLP frames"),
+        (
+            &b"\x0bMSH|^~\\&|LIS\x03\r"[..],
+            "the peer sent a frame begun and not ended",
+        ),
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 4096];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            stream.write_all(answer).await.unwrap();
+        });
+        let mut client = MllpClient::connect(address)
+            .await
+            .unwrap()
+            .with_ack_timeout(Duration::from_secs(10));
+        let error = client.send(&oru(1)).await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, ClientError::Closed { pending: 1, ref unframed } if !unframed.is_empty()),
+            "{error:?}"
+        );
+        assert!(
+            message
+                .starts_with("mllp client: connection closed with 1 acknowledgement(s) missing; ")
+                && message.contains(says)
+                && message.contains(r#"this client expects frames as "\x0B" ... "\x1C\r""#),
+            "{message}"
+        );
+    }
 }
 
 /// A message whose MSH-15 asks for no accept ACK (NE, or ER on success), or an ACK, gets

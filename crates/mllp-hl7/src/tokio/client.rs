@@ -14,6 +14,7 @@ use tokio_util::codec::Framed;
 
 use super::{CodecError, MllpCodec};
 use crate::ack::{AckCode, AckMessage};
+use crate::error::FrameError;
 use crate::fmt_bytes::Escaped;
 use crate::hl7::{AckCondition, Message};
 use crate::mllp::{CommitAck, MllpFrame};
@@ -44,10 +45,17 @@ pub enum ClientError {
         unframed: Unframed,
     },
     /// The peer closed the connection.
-    #[error("mllp client: connection closed with {pending} acknowledgement(s) missing")]
+    #[error(
+        "mllp client: connection closed with {pending} acknowledgement(s) missing{}",
+        unframed.hint()
+    )]
     Closed {
         /// Messages still unacknowledged.
         pending: usize,
+        /// What the peer sent before closing that was no MLLP frame: a peer that answers
+        /// in another framing and then hangs up looks, without it, like one that hung up
+        /// without answering.
+        unframed: Unframed,
     },
 }
 
@@ -74,7 +82,7 @@ impl Unframed {
         self.junk_bytes == 0 && self.refused_frames == 0 && !self.open_frame
     }
 
-    /// The tail of a timeout message: empty, or what came and what it suggests.
+    /// The tail of a timeout or close message: empty, or what came and what it suggests.
     fn hint(&self) -> String {
         let mut parts = Vec::new();
         if self.junk_bytes > 0 {
@@ -142,11 +150,25 @@ struct Exchange<'m, 'r> {
     /// Junk bytes and refused frames reported by the codec meanwhile.
     junk_bytes: usize,
     refused_frames: usize,
+    /// The stream ended inside a frame (the codec reports that frame only at the end).
+    truncated_frame: bool,
 }
 
 impl Exchange<'_, '_> {
     fn pending(&self) -> usize {
         self.replies.iter().filter(|r| r.is_none()).count()
+    }
+
+    /// What came so far that was no frame, with what the codec still holds.
+    fn unframed(&self, codec: &MllpCodec) -> Unframed {
+        let config = codec.config();
+        Unframed {
+            junk_bytes: self.junk_bytes + codec.unreported_junk(),
+            refused_frames: self.refused_frames,
+            open_frame: self.truncated_frame || codec.in_frame(),
+            start_block: config.start_block().to_vec(),
+            end_block: [config.end_block(), config.trailer()].concat(),
+        }
     }
 }
 
@@ -323,7 +345,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
     /// [`ClientError`] on transport failure, timeout or close.
     pub async fn send(&mut self, message: &[u8]) -> Result<Reply, ClientError> {
         let mut replies = self.send_all(&[message]).await?;
-        replies.pop().ok_or(ClientError::Closed { pending: 1 })
+        // Not reached: `send_all` answers each message it was given, or fails.
+        replies.pop().ok_or_else(|| ClientError::Closed {
+            pending: 1,
+            unframed: Unframed::default(),
+        })
     }
 
     /// Sends all messages at once (pipelined) and returns their acknowledgements in the
@@ -398,6 +424,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
             flushed: false,
             junk_bytes: 0,
             refused_frames: 0,
+            truncated_frame: false,
         };
         let outcome = tokio::time::timeout(
             self.ack_timeout,
@@ -408,19 +435,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
         match outcome {
             Ok(result) => result?,
             Err(_) => {
-                let codec = self.framed.codec();
-                let config = codec.config();
-                let unframed = Unframed {
-                    junk_bytes: exchange.junk_bytes + codec.unreported_junk(),
-                    refused_frames: exchange.refused_frames,
-                    open_frame: codec.in_frame(),
-                    start_block: config.start_block().to_vec(),
-                    end_block: [config.end_block(), config.trailer()].concat(),
-                };
                 return Err(ClientError::Timeout {
                     after: self.ack_timeout,
                     pending,
-                    unframed,
+                    unframed: exchange.unframed(self.framed.codec()),
                 });
             }
         }
@@ -459,7 +477,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
             let frame = match Pin::new(&mut self.framed).poll_next(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error.into())),
-                Poll::Ready(None) => return Poll::Ready(Err(ClientError::Closed { pending })),
+                Poll::Ready(None) => {
+                    return Poll::Ready(Err(ClientError::Closed {
+                        pending,
+                        unframed: exchange.unframed(self.framed.codec()),
+                    }));
+                }
                 Poll::Pending => break,
             };
             let slot = match frame {
@@ -473,6 +496,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MllpClient<S> {
                 }
                 MllpFrame::Junk { len, .. } => {
                     exchange.junk_bytes += len;
+                    continue;
+                }
+                MllpFrame::Error(FrameError::Truncated { .. }) => {
+                    exchange.truncated_frame = true;
                     continue;
                 }
                 MllpFrame::Error(_) => {
