@@ -258,6 +258,36 @@ fn load_text(
             ),
         });
     }
+    for (section, key, line) in ctx.index.indented_comments.clone() {
+        ctx.warnings.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: Some(line),
+            section: Some(section),
+            key: Some(key),
+            message: "this indented comment is part of this key's value in Python's \
+                      ConfigParser (SocketReader), which takes `;` and `#` as comments only \
+                      from the first column; read here as a comment; remove the indentation"
+                .into(),
+        });
+    }
+    for (section, line, stray) in ctx.index.stray_indents.clone() {
+        let key = match &stray {
+            StrayIndent::Key(key) => Some(key.clone()),
+            StrayIndent::Header(_) | StrayIndent::Comment => None,
+        };
+        ctx.warnings.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: Some(line),
+            section,
+            key,
+            message: format!(
+                "this line is indented with no key above it to continue: Python's \
+                 ConfigParser (SocketReader) refuses it; read here as {}; remove the \
+                 indentation",
+                stray.read_as()
+            ),
+        });
+    }
     for (section, key, first, again) in ctx.index.duplicate_keys.clone() {
         ctx.warnings.push(Diagnostic {
             file: ctx.file.clone(),
@@ -536,6 +566,14 @@ struct LineIndex {
     /// Indented lines that look like `[section]` under a key: Python reads them as part
     /// of its value, the INI reader as a header. (section, key, line, text).
     indented_headers: Vec<(String, String, usize, String)>,
+    /// Indented comments under a key: Python 2.7 takes `;` and `#` as comments only
+    /// from the first column, so it reads them as part of the value; the INI reader
+    /// skips them. (section, key, line).
+    indented_comments: Vec<(String, String, usize)>,
+    /// Indented lines with no key above them to continue (a section's first line, or
+    /// before any section): Python 2.7 refuses them, the INI reader takes them as they
+    /// read. (section, line, what they are read as).
+    stray_indents: Vec<(Option<String>, usize, StrayIndent)>,
     /// Lines Python 2.7's ConfigParser refuses: (section, line, text). Section `None`:
     /// before the first section header (a `MissingSectionHeaderError` there); otherwise
     /// a line without `=` or `:` (a `ParsingError`).
@@ -543,6 +581,24 @@ struct LineIndex {
     /// How a key given more than once was written the last time, by (section, lowercase
     /// key): the INI reader keeps `Port` and `port` apart, Python keeps the last one.
     last_spelling: HashMap<(String, String), String>,
+}
+
+/// What an indented line that continues no key is read as.
+#[derive(Debug, Clone)]
+enum StrayIndent {
+    Header(String),
+    Key(String),
+    Comment,
+}
+
+impl StrayIndent {
+    fn read_as(&self) -> String {
+        match self {
+            Self::Header(name) => format!("the section header `[{name}]`"),
+            Self::Key(_) => "a key".to_owned(),
+            Self::Comment => "a comment".to_owned(),
+        }
+    }
 }
 
 impl LineIndex {
@@ -556,10 +612,26 @@ impl LineIndex {
         for (n, line) in text.lines().enumerate() {
             let number = n + 1;
             let trimmed = line.trim();
-            if trimmed.is_empty() || trimmed.starts_with([';', '#']) {
+            if trimmed.is_empty() {
                 continue;
             }
             let indent = line.len() - line.trim_start().len();
+            // Python 2.7 continues the last key's value on any indented line (it has no
+            // key above it after a section header), and refuses an indented line otherwise.
+            let continued = current
+                .as_ref()
+                .filter(|(_, key_indent)| indent > *key_indent)
+                .map(|(key, _)| key.clone());
+            let stray = indent > 0 && continued.is_none();
+            if trimmed.starts_with([';', '#']) {
+                if let Some(key) = continued {
+                    index.indented_comments.push((section.clone(), key, number));
+                } else if stray {
+                    let at = in_section.then(|| section.clone());
+                    index.stray_indents.push((at, number, StrayIndent::Comment));
+                }
+                continue;
+            }
             if let Some((key, key_indent)) = &current
                 && indent > *key_indent
                 && trimmed.starts_with('[')
@@ -590,6 +662,13 @@ impl LineIndex {
                 current = None;
                 in_section = true;
                 section = rest[..end].trim().to_owned();
+                if stray {
+                    index.stray_indents.push((
+                        Some(section.clone()),
+                        number,
+                        StrayIndent::Header(section.clone()),
+                    ));
+                }
                 if let Some(&first) = index.sections.get(&section) {
                     index
                         .duplicate_sections
@@ -614,6 +693,13 @@ impl LineIndex {
             };
             let spelling = trimmed[..at].trim();
             let key = spelling.to_ascii_lowercase();
+            if stray && in_section {
+                index.stray_indents.push((
+                    Some(section.clone()),
+                    number,
+                    StrayIndent::Key(key.clone()),
+                ));
+            }
             index
                 .last_spelling
                 .insert((section.clone(), key.clone()), spelling.to_owned());
@@ -1952,6 +2038,65 @@ mod tests {
         );
         // Not indented, it is a header.
         assert!(load_str(&text.replace("  [in]", "[in]"), Path::new("r.cfg")).is_ok());
+    }
+
+    /// Python 2.7 refuses an indented line with no key above it to continue, and reads an
+    /// indented comment under a key as part of the value. Both are read here as they look
+    /// (no meaning is lost), with a warning naming the line, since the file would not load
+    /// in SocketReader or would load with another value.
+    #[test]
+    fn indented_lines_python_reads_otherwise_are_warned() {
+        let text = "  [general]\nuseconnections = in, out\n  ; the LIS side\n\
+                    [in]\n  # port 2575 is taken\n  transtech = socket\ntransdir = in\n\
+                    queuename = q\n\
+                    [out]\ntranstech = file\ntransdir = out\nqueuename = q\n\
+                    messagedir = /srv/out\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        let refused = "with no key above it to continue: Python's ConfigParser (SocketReader) \
+                       refuses it; read here as";
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "r.cfg:3: [general] useconnections: this indented comment is part of this \
+                 key's value in Python's ConfigParser (SocketReader), which takes `;` and `#` \
+                 as comments only from the first column; read here as a comment; remove the \
+                 indentation"
+                    .to_owned(),
+                format!(
+                    "r.cfg:1: [general]: this line is indented {refused} the section header \
+                     `[general]`; remove the indentation"
+                ),
+                format!(
+                    "r.cfg:5: [in]: this line is indented {refused} a comment; remove the \
+                     indentation"
+                ),
+                format!(
+                    "r.cfg:6: [in] transtech: this line is indented {refused} a key; remove \
+                     the indentation"
+                ),
+            ]
+        );
+        // Read as they look: both connections, the comment not in the list.
+        assert_eq!(loaded.config.connections.len(), 2);
+        assert_eq!(loaded.config.connections[0].name, "in");
+        // Under a key, deeper lines that are not comments still continue it, unwarned
+        // (Python does the same).
+        let continued = text.replace("in, out\n  ; the LIS side", "in,\n  out");
+        let loaded = load_str(&continued, Path::new("r.cfg")).unwrap();
+        assert!(
+            !messages(&loaded.warnings)
+                .iter()
+                .any(|w| w.starts_with("r.cfg:3:")),
+            "{:?}",
+            loaded.warnings
+        );
+        // Unindented, nothing is warned.
+        let plain: String = text
+            .lines()
+            .map(|l| format!("{}\n", l.trim_start()))
+            .collect();
+        let loaded = load_str(&plain, Path::new("r.cfg")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
 
     /// `[]x]` and `[]` name no section in Python 2.7 (a parsing error there); they are
