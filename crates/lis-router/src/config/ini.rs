@@ -288,6 +288,20 @@ fn load_text(
             ),
         });
     }
+    for (section, line, written) in ctx.index.spaced_headers.clone() {
+        ctx.warnings.push(Diagnostic {
+            file: ctx.file.clone(),
+            line: Some(line),
+            message: format!(
+                "`[{written}]` has spaces around the section name: Python's ConfigParser \
+                 (SocketReader) keeps them, so its section is `{written}`, which \
+                 `useconnections = {section}` does not name; read here as `[{section}]`; \
+                 remove the spaces"
+            ),
+            section: Some(section),
+            key: None,
+        });
+    }
     for (section, key, first, again) in ctx.index.duplicate_keys.clone() {
         ctx.warnings.push(Diagnostic {
             file: ctx.file.clone(),
@@ -574,6 +588,9 @@ struct LineIndex {
     /// before any section): Python 2.7 refuses them, the INI reader takes them as they
     /// read. (section, line, what they are read as).
     stray_indents: Vec<(Option<String>, usize, StrayIndent)>,
+    /// Section headers with spaces inside the brackets, around the name: Python keeps
+    /// them as part of the name, the INI reader trims them. (section, line, as written).
+    spaced_headers: Vec<(String, usize, String)>,
     /// Lines Python 2.7's ConfigParser refuses: (section, line, text). Section `None`:
     /// before the first section header (a `MissingSectionHeaderError` there); otherwise
     /// a line without `=` or `:` (a `ParsingError`).
@@ -662,6 +679,11 @@ impl LineIndex {
                 current = None;
                 in_section = true;
                 section = rest[..end].trim().to_owned();
+                if section.len() != end {
+                    index
+                        .spaced_headers
+                        .push((section.clone(), number, rest[..end].to_owned()));
+                }
                 if stray {
                     index.stray_indents.push((
                         Some(section.clone()),
@@ -2095,6 +2117,34 @@ mod tests {
             .lines()
             .map(|l| format!("{}\n", l.trim_start()))
             .collect();
+        let loaded = load_str(&plain, Path::new("r.cfg")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+
+    /// Python 2.7 keeps the spaces inside a header's brackets in the section's name, so
+    /// SocketReader finds no `[ in ]` for `useconnections = in`; the name is read trimmed
+    /// here, with a warning naming the line (it was trimmed silently: found by comparing
+    /// the loader with Python 2.7's ConfigParser on generated files).
+    #[test]
+    fn a_section_name_with_spaces_around_it_is_warned() {
+        let text = "[general]\nuseconnections = in, out\n\
+                    [ in ]\ntranstech = socket\ntransdir = in\nqueuename = q\n\
+                    [out\t] ; files\ntranstech = file\ntransdir = out\nqueuename = q\n\
+                    messagedir = /srv/out\n";
+        let loaded = load_str(text, Path::new("r.cfg")).unwrap();
+        assert_eq!(
+            messages(&loaded.warnings),
+            [
+                "r.cfg:3: [in]: `[ in ]` has spaces around the section name: Python's \
+                 ConfigParser (SocketReader) keeps them, so its section is ` in `, which \
+                 `useconnections = in` does not name; read here as `[in]`; remove the spaces",
+                "r.cfg:7: [out]: `[out\t]` has spaces around the section name: Python's \
+                 ConfigParser (SocketReader) keeps them, so its section is `out\t`, which \
+                 `useconnections = out` does not name; read here as `[out]`; remove the spaces",
+            ]
+        );
+        assert_eq!(loaded.config.connections.len(), 2);
+        let plain = text.replace("[ in ]", "[in]").replace("[out\t]", "[out]");
         let loaded = load_str(&plain, Path::new("r.cfg")).unwrap();
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
