@@ -7,6 +7,7 @@
 
 mod error;
 mod ini;
+mod lines;
 mod value;
 
 use std::path::{Path, PathBuf};
