@@ -317,9 +317,15 @@ async fn a_close_names_what_came_outside_mllp_frames() {
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0; 4096];
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0);
+            // The whole frame first: bytes left unread at the close would turn it into a
+            // reset, and the client might lose the answer.
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 256];
+            while !seen.ends_with(b"\x1c\x0d") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                seen.extend_from_slice(&buf[..n]);
+            }
             stream.write_all(answer).await.unwrap();
         });
         let mut client = MllpClient::connect(address)
