@@ -138,40 +138,62 @@ async fn a_missing_ack_times_out() {
     );
 }
 
-/// A peer that answers, but not in the client's framing (a bare `ACK`, or MLLP with another
-/// end block), makes the timeout say so. It read as a peer that never answered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timeout_names_what_came_outside_mllp_frames() {
-    for (answer, says) in [
-        (&b"ACK\r"[..], "the peer sent 4 byte(s) outside MLLP frames"),
-        (
-            &b"\x0bMSH|^~\\&|LIS\x03\r"[..],
-            "the peer sent a frame begun and not ended",
-        ),
-    ] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let peer = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0; 4096];
+/// Answers in another framing than the client's (a bare `ACK`, or MLLP with another end
+/// block), and what the client's error says of each.
+const UNFRAMED_ANSWERS: [(&[u8], &str); 2] = [
+    (b"ACK\r", "the peer sent 4 byte(s) outside MLLP frames"),
+    (
+        b"\x0bMSH|^~\\&|LIS\x03\r",
+        "the peer sent a frame begun and not ended",
+    ),
+];
+
+/// A peer that reads one whole frame, writes `answer`, then holds the connection open
+/// until the client closes it, or closes it at once. The whole frame is read first: bytes
+/// left unread at a close would turn it into a reset, and the client might lose the answer.
+async fn peer_answering_once(
+    answer: &'static [u8],
+    hold_open: bool,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !seen.ends_with(b"\x1c\x0d") {
             let n = stream.read(&mut buf).await.unwrap();
             assert!(n > 0);
-            stream.write_all(answer).await.unwrap();
-            // Held open until the client gives up.
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stream.write_all(answer).await.unwrap();
+        if hold_open {
             let _ = stream.read(&mut buf).await;
-        });
+        }
+    });
+    (address, peer)
+}
+
+/// Whether an error message opens with `opening` and then names what came unframed.
+fn names_unframed(message: &str, opening: &str, says: &str) -> bool {
+    message.starts_with(opening)
+        && message.contains(says)
+        && message.contains(r#"this client expects frames as "\x0B" ... "\x1C\r""#)
+}
+
+/// A peer that answers, but not in the client's framing, makes the timeout say so. It read
+/// as a peer that never answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_names_what_came_outside_mllp_frames() {
+    for (answer, says) in UNFRAMED_ANSWERS {
+        let (address, peer) = peer_answering_once(answer, true).await;
         let mut client = MllpClient::connect(address)
             .await
             .unwrap()
             .with_ack_timeout(Duration::from_millis(300));
-        let error = client.send(&oru(1)).await.unwrap_err();
-        let message = error.to_string();
-        assert!(
-            message.starts_with("mllp client: 1 acknowledgement(s) still missing after 300ms; ")
-                && message.contains(says)
-                && message.contains(r#"this client expects frames as "\x0B" ... "\x1C\r""#),
-            "{message}"
-        );
+        let message = client.send(&oru(1)).await.unwrap_err().to_string();
+        let opening = "mllp client: 1 acknowledgement(s) still missing after 300ms; ";
+        assert!(names_unframed(&message, opening, says), "{message}");
         drop(client);
         peer.await.unwrap();
     }
@@ -277,19 +299,8 @@ async fn release_2_commit_acknowledgements_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_connection_is_reported() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        // Read the whole frame, then drop the connection without replying.
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        while !seen.ends_with(b"\x1c\x0d") {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0);
-            seen.extend_from_slice(&buf[..n]);
-        }
-    });
+    // The whole frame read, then the connection dropped without a reply.
+    let (address, _) = peer_answering_once(b"", false).await;
     let mut client = MllpClient::connect(address).await.unwrap();
     let error = client.send(&oru(1)).await.unwrap_err();
     assert!(
@@ -306,45 +317,19 @@ async fn closed_connection_is_reported() {
 /// as a timeout does. Before, it read as a peer that closed without answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_names_what_came_outside_mllp_frames() {
-    for (answer, says) in [
-        (&b"ACK\r"[..], "the peer sent 4 byte(s) outside MLLP frames"),
-        (
-            &b"\x0bMSH|^~\\&|LIS\x03\r"[..],
-            "the peer sent a frame begun and not ended",
-        ),
-    ] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            // The whole frame first: bytes left unread at the close would turn it into a
-            // reset, and the client might lose the answer.
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 256];
-            while !seen.ends_with(b"\x1c\x0d") {
-                let n = stream.read(&mut buf).await.unwrap();
-                assert!(n > 0);
-                seen.extend_from_slice(&buf[..n]);
-            }
-            stream.write_all(answer).await.unwrap();
-        });
+    for (answer, says) in UNFRAMED_ANSWERS {
+        let (address, _) = peer_answering_once(answer, false).await;
         let mut client = MllpClient::connect(address)
             .await
             .unwrap()
             .with_ack_timeout(Duration::from_secs(10));
         let error = client.send(&oru(1)).await.unwrap_err();
-        let message = error.to_string();
         assert!(
             matches!(error, ClientError::Closed { pending: 1, ref unframed } if !unframed.is_empty()),
             "{error:?}"
         );
-        assert!(
-            message
-                .starts_with("mllp client: connection closed with 1 acknowledgement(s) missing; ")
-                && message.contains(says)
-                && message.contains(r#"this client expects frames as "\x0B" ... "\x1C\r""#),
-            "{message}"
-        );
+        let opening = "mllp client: connection closed with 1 acknowledgement(s) missing; ";
+        assert!(names_unframed(&error.to_string(), opening, says), "{error}");
     }
 }
 
