@@ -150,8 +150,9 @@ impl LineIndex {
                 continue;
             }
             let indent = line.len() - line.trim_start().len();
-            // Python 2.7 continues the last key's value on any indented line (it has no
-            // key above it after a section header), and refuses an indented line otherwise.
+            // Python 2.7 continues the last key's value on any indented line, and refuses
+            // an indented line with no key to continue (a section's first line, or before
+            // the first section).
             let continued = current
                 .as_ref()
                 .filter(|(_, key_indent)| indent > *key_indent)
@@ -166,29 +167,19 @@ impl LineIndex {
                 }
                 continue;
             }
-            if let Some((key, key_indent)) = &current
-                && indent > *key_indent
-                && trimmed.starts_with('[')
-                // `[]` is refused on its own (`empty_section_header`).
-                && trimmed[1..].find(']').is_some_and(|end| end > 0)
-            {
-                index.indented_headers.push((
-                    section.clone(),
-                    key.clone(),
-                    number,
-                    trimmed.to_owned(),
-                ));
-            }
-            if let Some((key, key_indent)) = &current
-                && indent > *key_indent
-                && !trimmed.starts_with('[')
-            {
-                if trimmed.contains(['=', ':']) {
-                    index
-                        .continued_keys
-                        .push((section.clone(), key.clone(), number));
+            if let Some(key) = continued {
+                if !trimmed.starts_with('[') {
+                    if trimmed.contains(['=', ':']) {
+                        index.continued_keys.push((section.clone(), key, number));
+                    }
+                    continue;
                 }
-                continue;
+                // `[]` is refused on its own (`empty_section_header`).
+                if trimmed[1..].find(']').is_some_and(|end| end > 0) {
+                    index
+                        .indented_headers
+                        .push((section.clone(), key, number, trimmed.to_owned()));
+                }
             }
             if let Some(rest) = trimmed.strip_prefix('[')
                 && let Some(end) = rest.find(']')
