@@ -120,15 +120,16 @@ pub(super) struct LineIndex {
 /// What an indented line that continues no key is read as.
 #[derive(Debug, Clone)]
 enum StrayIndent {
-    Header(String),
+    /// The header of the section the line is filed under.
+    Header,
     Key(String),
     Comment,
 }
 
 impl StrayIndent {
-    fn read_as(&self) -> String {
+    fn read_as(&self, section: Option<&str>) -> String {
         match self {
-            Self::Header(name) => format!("the section header `[{name}]`"),
+            Self::Header => format!("the section header `[{}]`", section.unwrap_or_default()),
             Self::Key(_) => "a key".to_owned(),
             Self::Comment => "a comment".to_owned(),
         }
@@ -193,11 +194,9 @@ impl LineIndex {
                         .push((section.clone(), number, rest[..end].to_owned()));
                 }
                 if stray {
-                    index.stray_indents.push((
-                        Some(section.clone()),
-                        number,
-                        StrayIndent::Header(section.clone()),
-                    ));
+                    index
+                        .stray_indents
+                        .push((Some(section.clone()), number, StrayIndent::Header));
                 }
                 if let Some(&first) = index.sections.get(&section) {
                     index
@@ -248,7 +247,7 @@ impl LineIndex {
     pub(super) fn diagnostics(&self, file: &Path) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
-        for (name, first, again) in self.duplicate_sections.clone() {
+        for (name, first, again) in self.duplicate_sections.iter().cloned() {
             problems.push(Diagnostic {
                 file: file.to_owned(),
                 line: Some(again),
@@ -259,7 +258,7 @@ impl LineIndex {
                 ),
             });
         }
-        for (section, key, line) in self.continued_keys.clone() {
+        for (section, key, line) in self.continued_keys.iter().cloned() {
             warnings.push(Diagnostic {
                 file: file.to_owned(),
                 line: Some(line),
@@ -271,7 +270,7 @@ impl LineIndex {
                     .into(),
             });
         }
-        for (section, key, line, header) in self.indented_headers.clone() {
+        for (section, key, line, header) in self.indented_headers.iter().cloned() {
             problems.push(Diagnostic {
                 file: file.to_owned(),
                 line: Some(line),
@@ -284,7 +283,7 @@ impl LineIndex {
                 ),
             });
         }
-        for (section, key, line) in self.indented_comments.clone() {
+        for (section, key, line) in self.indented_comments.iter().cloned() {
             warnings.push(Diagnostic {
                 file: file.to_owned(),
                 line: Some(line),
@@ -296,11 +295,12 @@ impl LineIndex {
                     .into(),
             });
         }
-        for (section, line, stray) in self.stray_indents.clone() {
+        for (section, line, stray) in self.stray_indents.iter().cloned() {
             let key = match &stray {
                 StrayIndent::Key(key) => Some(key.clone()),
-                StrayIndent::Header(_) | StrayIndent::Comment => None,
+                StrayIndent::Header | StrayIndent::Comment => None,
             };
+            let read_as = stray.read_as(section.as_deref());
             warnings.push(Diagnostic {
                 file: file.to_owned(),
                 line: Some(line),
@@ -308,13 +308,12 @@ impl LineIndex {
                 key,
                 message: format!(
                     "this line is indented with no key above it to continue: Python's \
-                     ConfigParser (SocketReader) refuses it; read here as {}; remove the \
-                     indentation",
-                    stray.read_as()
+                     ConfigParser (SocketReader) refuses it; read here as {read_as}; remove \
+                     the indentation"
                 ),
             });
         }
-        for (section, line, written) in self.spaced_headers.clone() {
+        for (section, line, written) in self.spaced_headers.iter().cloned() {
             warnings.push(Diagnostic {
                 file: file.to_owned(),
                 line: Some(line),
@@ -328,7 +327,7 @@ impl LineIndex {
                 key: None,
             });
         }
-        for (section, key, first, again) in self.duplicate_keys.clone() {
+        for (section, key, first, again) in self.duplicate_keys.iter().cloned() {
             warnings.push(Diagnostic {
                 file: file.to_owned(),
                 line: Some(again),
@@ -338,7 +337,7 @@ impl LineIndex {
             });
         }
 
-        for (section, line, text) in self.unreadable.clone() {
+        for (section, line, text) in self.unreadable.iter().cloned() {
             let message = match &section {
                 None => format!(
                     "`{text}` comes before the first section header; put it in a section such \
