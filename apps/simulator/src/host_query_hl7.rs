@@ -172,6 +172,58 @@ impl<'a> Hl7HostQuery<'a> {
         Ok(outcome)
     }
 
+    /// Waits out `pause` before a round, reading the connection kept from the last round as
+    /// a listening port would. A message the LIS sends unasked is logged and kept for `GET
+    /// /received`, not answered (it answers no query), as within a round. A connection the
+    /// LIS closes (an idle timeout, a restart) or breaks is dropped, so that the round opens
+    /// a new one instead of failing on it. With no pause, what has arrived already is read.
+    async fn pause_on_kept(
+        &self,
+        connection: &mut Option<Connection>,
+        pause: Duration,
+        peer: &str,
+    ) {
+        let deadline = Instant::now() + pause;
+        while let Some(open) = connection {
+            let port = open.get_ref().local_addr().map_or(0, |a| a.port());
+            let frame = tokio::select! {
+                biased;
+                frame = open.next() => frame,
+                () = tokio::time::sleep_until(deadline) => break,
+            };
+            let lost = match frame {
+                Some(Ok(MllpFrame::Message(payload))) => {
+                    self.app
+                        .received
+                        .push(port, peer.to_owned(), "HL7", &payload);
+                    match Message::parse(&payload) {
+                        Ok(message) => tracing::warn!(
+                            "{peer} sent {} (MSH-10 {}) between host-query rounds, unasked; \
+                             not answered",
+                            message.message_type(),
+                            text(&message.control_id())
+                        ),
+                        Err(e) => tracing::warn!(
+                            "{peer} sent a frame that is no HL7 message between host-query \
+                             rounds ({e}); not answered"
+                        ),
+                    }
+                    continue;
+                }
+                // A commit ACK block or a stray byte outside frames: nothing to keep.
+                Some(Ok(MllpFrame::Error(e))) => format!("sent a frame that cannot be read ({e})"),
+                Some(Ok(_)) => continue,
+                None => "closed the connection".to_owned(),
+                Some(Err(e)) => format!("broke the connection ({e})"),
+            };
+            tracing::info!(
+                "{peer} {lost} between host-query rounds; the next round opens a new one"
+            );
+            *connection = None;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+
     /// The LIS's answer to the query `control` for `specimen`: its `RSP^K11` (a query it
     /// refuses, MSA-1 or QAK-2 `AE`/`AR`, is an error) and its `OML^O33`, in either order,
     /// both within the wait.
@@ -407,8 +459,9 @@ pub(crate) async fn run_mllp(
         None,
         stop,
         async |pause| {
-            // The MLLP connection is read only during a round (see docs/simulator.md).
-            tokio::time::sleep(pause).await;
+            host_query
+                .pause_on_kept(&mut connection, pause, host_port)
+                .await;
             let open = match &mut connection {
                 Some(open) => open,
                 None => connection.insert(connect(host_port, cli.source_ip).await?),

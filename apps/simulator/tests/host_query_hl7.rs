@@ -555,3 +555,67 @@ async fn a_refused_round_is_followed_by_the_next_on_a_new_connection() {
         "{stderr}"
     );
 }
+
+/// The LIS's answer when it has no work for the query `qbp` (RSP^K11 QAK-2 `NF`, a work
+/// order with ORC-1 `DC`); returns the simulator's ORL^O34.
+async fn answer_no_work(lis: &mut Lis, qbp: &[String]) -> Vec<String> {
+    send_owned(lis, &rsp(qbp, "NF")).await;
+    send(
+        lis,
+        &[
+            "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||OML^O33^OML_O33|W1|P|2.5.1",
+            "SPM|1|SPEC-1",
+            "ORC|DC",
+        ],
+    )
+    .await;
+    receive(lis).await
+}
+
+/// `-c 2 -i 1`: between the rounds the LIS sends a message nobody asked for and closes the
+/// connection (an idle timeout, a restart). The simulator reads the connection while it
+/// pauses, as a listening port would: the message is logged, and the second round asks
+/// again on a new connection, instead of failing on the closed one. Exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_lis_closes_between_rounds_is_opened_again() {
+    let lis = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_side = async {
+        let mut first = accept(&lis).await;
+        let qbp = receive(&mut first).await;
+        let orl = answer_no_work(&mut first, &qbp).await;
+        send(
+            &mut first,
+            &[
+                "MSH|^~\\&|LIS|LAB|MINDRAY|BS200|20261122||ADT^A08^ADT_A01|U1|P|2.5.1",
+                "PID|1||PAT-1",
+            ],
+        )
+        .await;
+        drop(first);
+        let mut second = accept(&lis).await;
+        let again = receive(&mut second).await;
+        answer_no_work(&mut second, &again).await;
+        (qbp, orl, again)
+    };
+    let (out, (qbp, orl, again)) = tokio::join!(
+        query(&lis, &["--host-query", "SPEC-1", "-c", "2", "-i", "1"]),
+        lis_side
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(field(&orl, "MSA", 1), "AA", "{orl:?}");
+    assert_eq!(field(&again, "QPD", 3), "SPEC-1");
+    assert_ne!(field(&qbp, "MSH", 10), field(&again, "MSH", 10));
+    assert!(
+        stderr.contains("ADT^A08^ADT_A01 (MSH-10 U1) between host-query rounds"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("closed the connection between host-query rounds"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("summary: 2 round(s), queried 2, results sent for 0\n"),
+        "{stderr}"
+    );
+}
