@@ -1,5 +1,5 @@
-//! Embeds the analyzer templates (`templates/*.json`) so the library (and the simulator) run
-//! anywhere.
+//! Embeds the analyzer templates (`templates/*.json`) and the instrument exports they name as
+//! fixtures (`templates/fixtures/`) so the library (and the simulator) run anywhere.
 //!
 //! `templates/` beside this file is, in the workspace, a symbolic link to the top-level
 //! `templates/` (which `cargo package` follows, so a packaged crate carries real copies).
@@ -40,10 +40,52 @@ fn main() {
         );
     }
     code.push_str("]\n");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("embedded.rs");
+    write_out("embedded.rs", &code);
+    let mut fixtures = Vec::new();
+    if let Err(e) = files_under(&dir.join("fixtures"), "fixtures", &mut fixtures) {
+        panic!("cannot list the fixtures in {}: {e}", dir.display());
+    }
+    fixtures.sort();
+    let mut code = String::from("&[\n");
+    for (name, path) in &fixtures {
+        let _ = writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        );
+    }
+    code.push_str("]\n");
+    write_out("embedded_fixtures.rs", &code);
+}
+
+fn write_out(name: &str, code: &str) {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join(name);
     if let Err(e) = std::fs::write(&out, code) {
         panic!("cannot write {}: {e}", out.display());
     }
+}
+
+/// Every file under `dir` (none if it does not exist), named by its path from the templates'
+/// folder with `/` between components (`fixtures/tecan-f50/results.csv`), as templates name
+/// their fixtures.
+fn files_under(dir: &Path, name: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+            continue;
+        };
+        let child = format!("{name}/{file}");
+        if path.is_dir() {
+            files_under(&path, &child, out)?;
+        } else {
+            let path = path.canonicalize().unwrap_or(path);
+            out.push((child, path));
+        }
+    }
+    Ok(())
 }
 
 /// The templates in `dir` by name (file stem), sorted; `*schema.json` files are not

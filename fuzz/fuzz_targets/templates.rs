@@ -8,7 +8,8 @@
 //!   (`astm-records`, `mllp-hl7`) with one record or segment per line written: no value may
 //!   break the framing. A standard-layout HL7 message must decode in the character set its
 //!   MSH-18 names, to the text generated.
-//! - Feed the rest as the bytes of a fixture file (CSV, TXT, XLSX, XML) to `replay_fixture`.
+//! - Feed the rest as the bytes of a fixture file (CSV, TXT, XLSX, XML) to `replay_fixture`,
+//!   and to the template's `fixture` reader (`Fixture::results`).
 //!
 //! No panic on any input.
 #![no_main]
@@ -360,6 +361,10 @@ fn replay(data: &[u8]) {
     ][usize::from(*extension) % 7];
     let minter = AccessionMinter::new();
     let _ = files::replay_fixture(template, name, bytes, &minter, 1, None);
+    // The same bytes as the template's fixture export, read for `/simulate/file`'s metadata.
+    if let Ok(Some(fixture)) = files::Fixture::of(template) {
+        let _ = fixture.results(bytes);
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

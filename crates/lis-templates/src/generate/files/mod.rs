@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod fixture;
 mod layouts;
 pub(crate) use layouts::metadata_entry;
 pub(crate) use layouts::{MAX_METADATA_ROWS, xml_escape};
@@ -44,6 +45,7 @@ use crate::{FileError, GenerateError};
 
 use super::{FileOutput, GenerateOptions, Generator};
 
+pub use fixture::{Fixture, FixtureResult};
 pub use replay::{ReplayedFile, replay_fixture};
 pub use table::LineEnding;
 pub use write::{replace_output, write_output};
