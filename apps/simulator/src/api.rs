@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, Overrides};
 use crate::bridge;
+use crate::fixture_file::{FixtureError, FixtureFile};
 use crate::host_query::{self, HostQuery};
 use crate::host_query_hl7::{self, Hl7HostQuery};
 use crate::json_body;
@@ -1131,10 +1132,25 @@ async fn file_get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Repl
     check_name(&name, "template")?;
     let t = template(&app, &name)?;
     let f = file_generate(&app, t, false, None)?;
-    ok(json!({
+    let mut reply = json!({
         "status": "generated", "template": name, "file_name": f.file_name,
         "format": format!("{:?}", f.kind).to_ascii_uppercase(), "content": f.text()
-    }))
+    });
+    // As the reference: a template with a fixture answers with the export's results.
+    if let Some(fixture) = fixture_of(&app, t)? {
+        reply["metadata"] = fixture.metadata;
+    }
+    ok(reply)
+}
+
+fn fixture_of(app: &App, t: &Template) -> Result<Option<FixtureFile>, ApiError> {
+    FixtureFile::of(app, t).map_err(|e| match e {
+        FixtureError::Missing(file) => ApiError(
+            StatusCode::NOT_FOUND,
+            format!("Fixture file not found: {file}"),
+        ),
+        FixtureError::Broken(why) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, why),
+    })
 }
 
 /// A plain file name: ASCII letters, digits, `-`, `_`, `.` and spaces (not at either end), not
@@ -1196,7 +1212,14 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     let target = str_field(&body, &["target_dir"])?;
     let filename = str_field(&body, &["filename"])?;
     let upload = bridge::requested(&body, t, qc).map_err(upload_error)?;
-    let f = file_generate(&app, t, qc, deviation)?;
+    // As the reference: without QC, a template with a fixture writes or uploads the export
+    // itself (the layout the bridge reads), not the generic generated file.
+    let fixture = if qc { None } else { fixture_of(&app, t)? };
+    let f = match &fixture {
+        Some(fixture) => fixture.file.clone(),
+        None => file_generate(&app, t, qc, deviation)?,
+    };
+    let metadata = fixture.as_ref().map(|f| f.metadata.clone());
     if let Some(upload) = upload {
         // As in the reference, an uploaded file is not also written to `target_dir`.
         let uploaded = bridge::upload(&app, t, &f, qc, &upload)
@@ -1214,8 +1237,12 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
             json!(format!("{:?}", f.kind).to_ascii_uppercase()),
         );
         reply.extend(uploaded.into_iter().filter(|(k, _)| k != "status"));
+        if let Some(metadata) = metadata {
+            reply.insert("metadata".into(), metadata);
+        }
         return ok(Value::Object(reply));
     }
+    let mut f = f;
     let written = match target {
         None => None,
         Some(dir) => {
@@ -1229,27 +1256,37 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
                     ))
                 })?,
                 // As the reference: a QC file is named with a random tag, so that two
-                // written in the same second do not replace each other.
-                None if qc => bridge::tagged_file_name(&app, t, &f, true),
+                // written in the same second do not replace each other. So is a fixture
+                // (`tecan_f50-1f2e3d4c.csv`, which the template's file mask matches).
+                None if qc || fixture.is_some() => bridge::tagged_file_name(&app, t, &f, qc),
                 None => f.file_name.clone(),
             };
             // A same-named file is replaced, as the reference does; a symlink planted under
             // the name (the temporary directory is a default root, writable by anyone) is
             // replaced too, never followed out of the roots.
-            let named = lis_templates::FileOutput {
-                file_name: name,
-                ..f.clone()
+            let named = match &fixture {
+                Some(fixture) => fixture.to_write(name),
+                None => lis_templates::FileOutput {
+                    file_name: name,
+                    ..f.clone()
+                },
             };
             let path = lis_templates::files::replace_output(&named, &dir)
                 .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            // `content` is what was written.
+            f = named;
             Some(path.display().to_string())
         }
     };
-    ok(json!({
+    let mut reply = json!({
         "status": "completed", "template": name, "qc": qc, "qc_deviation": deviation,
         "written_path": written, "format": format!("{:?}", f.kind).to_ascii_uppercase(),
         "content": f.text()
-    }))
+    });
+    if let Some(metadata) = metadata {
+        reply["metadata"] = metadata;
+    }
+    ok(reply)
 }
 
 fn upload_error(error: bridge::UploadError) -> ApiError {

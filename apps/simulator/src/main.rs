@@ -12,6 +12,7 @@ mod bridge;
 mod cli;
 mod console;
 mod faults;
+mod fixture_file;
 mod host_query;
 mod host_query_hl7;
 mod json_body;

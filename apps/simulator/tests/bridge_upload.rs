@@ -239,7 +239,7 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
     }
 
     // An explicit analyzer id (a number, as OpenELIS writes ids) and credentials; no lookup;
-    // a patient CSV, with its text preview.
+    // the template's export (a CSV), with its text preview and results.
     let (s, v) = post_json(
         sim.api_url("/simulate/file/tecan_f50"),
         r#"{"bridge_upload":{"analyzer_id":42,"test_code":"HIV","bridge_user":"u","bridge_pass":"p"}}"#,
@@ -261,6 +261,13 @@ async fn files_are_uploaded_to_the_bridge_as_the_reference_does() {
         assert_eq!(up.analyzer_id.as_deref(), Some("42"));
         assert_eq!(up.test_code.as_deref(), Some("HIV"));
         assert_eq!(up.content_type.as_deref(), Some("text/csv"));
+        // tecan_f50 has a fixture: its export is what is uploaded, as in the reference.
+        let templates = lis_templates::TemplateSet::embedded().unwrap();
+        let fixture = lis_templates::files::Fixture::of(templates.get("tecan_f50").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(up.bytes, fixture.embedded_bytes().unwrap());
+        assert_eq!(v["metadata"]["fixture"], "fixtures/tecan-f50/results.csv");
         let text = String::from_utf8(up.bytes.clone()).unwrap();
         assert_eq!(
             v["content_preview"],
