@@ -31,34 +31,26 @@ fn main() {
             dir.display()
         ),
     };
-    let mut code = String::from("&[\n");
-    for (name, path) in &entries {
-        let _ = writeln!(
-            code,
-            "    ({name:?}, include_str!({:?})),",
-            path.display().to_string()
-        );
-    }
-    code.push_str("]\n");
-    write_out("embedded.rs", &code);
+    write_table("embedded.rs", "include_str", &entries);
     let mut fixtures = Vec::new();
     if let Err(e) = files_under(&dir.join("fixtures"), "fixtures", &mut fixtures) {
         panic!("cannot list the fixtures in {}: {e}", dir.display());
     }
     fixtures.sort();
+    write_table("embedded_fixtures.rs", "include_bytes", &fixtures);
+}
+
+/// Writes `OUT_DIR/name`: a slice of `(name, include(path))` for `entries`.
+fn write_table(name: &str, include: &str, entries: &[(String, PathBuf)]) {
     let mut code = String::from("&[\n");
-    for (name, path) in &fixtures {
+    for (entry, path) in entries {
         let _ = writeln!(
             code,
-            "    ({name:?}, include_bytes!({:?})),",
+            "    ({entry:?}, {include}!({:?})),",
             path.display().to_string()
         );
     }
     code.push_str("]\n");
-    write_out("embedded_fixtures.rs", &code);
-}
-
-fn write_out(name: &str, code: &str) {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join(name);
     if let Err(e) = std::fs::write(&out, code) {
         panic!("cannot write {}: {e}", out.display());

@@ -1214,7 +1214,11 @@ async fn file_post(State(app): State<Arc<App>>, Path(name): Path<String>, body: 
     let upload = bridge::requested(&body, t, qc).map_err(upload_error)?;
     // As the reference: without QC, a template with a fixture writes or uploads the export
     // itself (the layout the bridge reads), not the generic generated file.
-    let fixture = if qc { None } else { fixture_of(&app, t)? };
+    let fixture = if qc || t.protocol.kind != ProtocolKind::File {
+        None
+    } else {
+        fixture_of(&app, t)?
+    };
     let f = match &fixture {
         Some(fixture) => fixture.file.clone(),
         None => file_generate(&app, t, qc, deviation)?,
