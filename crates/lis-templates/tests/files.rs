@@ -8,21 +8,12 @@ use std::io::Cursor;
 use std::path::Path;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_auto_from_rs};
-use common::{at, reference_template};
+use common::{at, fixture, reference_template};
 use lis_templates::files::{self, FileLayout, FileOptions, LineEnding, RenderedFile};
 use lis_templates::{
     AccessionMinter, FileError, FileKind, GenerateError, GenerateOptions, Profiles, ProtocolKind,
     Template, TemplateSet, load_str,
 };
-
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/fixtures")
-            .join(path),
-    )
-    .unwrap()
-}
 
 fn options(samples: usize, seed: u64) -> FileOptions {
     FileOptions {

@@ -10,13 +10,11 @@ use lis_templates::files::{Fixture, FixtureResult};
 use lis_templates::{GenerateError, Profiles, TemplateSet, load_str};
 use serde_json::{Value, json};
 
+mod common;
+
+/// The reference export at `path` (`fixtures/...`, as templates name it) under `tests/data`.
 fn reference_fixture(path: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data")
-            .join(path),
-    )
-    .unwrap()
+    common::fixture(path.strip_prefix("fixtures/").unwrap())
 }
 
 /// The embedded template `name`'s fixture and its results.

@@ -10,6 +10,16 @@ pub fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openelis")
 }
 
+/// The bytes of a reference instrument export, `path` under `tests/data/fixtures`.
+pub fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/fixtures")
+            .join(path),
+    )
+    .unwrap()
+}
+
 pub fn profiles() -> Profiles {
     Profiles::Dir(data().join("analyzer-profiles"))
 }

@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use crate::GenerateError;
 use crate::model::{FileKind, Template};
 
-/// Sample IDs starting with one of these (in any case) are controls, not results.
-const CONTROL_PREFIXES: [&str; 10] = [
+/// Sample IDs starting with one of these (in any case) are controls, not results: the
+/// reference's `fixture_parser` list, which the file layouts' control check extends.
+pub(super) const CONTROL_PREFIXES: [&str; 10] = [
     "CNEG", "CPOS", "NTC", "PTC", "NEG", "POS", "NC", "PC", "BLANC", "BLANK",
 ];
 

@@ -157,11 +157,13 @@ fn kind_of(name: &str, hint: &str) -> Kind {
 /// Control rows as importers recognise them (the reference's prefix list plus standards, QC
 /// and DT-Prime's `C-`/`C+`); an empty name is a SkanIt control well without an ID.
 fn is_control_name(name: &str) -> bool {
-    const PREFIXES: [&str; 13] = [
-        "CNEG", "CPOS", "NTC", "PTC", "NEG", "POS", "NC", "PC", "BLAN", "STD", "QC", "C-", "C+",
-    ];
+    const MORE_PREFIXES: [&str; 5] = ["BLAN", "STD", "QC", "C-", "C+"];
     let upper = name.to_ascii_uppercase();
-    name.is_empty() || PREFIXES.iter().any(|p| upper.starts_with(p))
+    name.is_empty()
+        || super::fixture::CONTROL_PREFIXES
+            .iter()
+            .chain(&MORE_PREFIXES)
+            .any(|p| upper.starts_with(p))
 }
 
 fn control(name: &str, kind: Kind, task: &str) -> Control {
